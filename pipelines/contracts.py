@@ -1,0 +1,111 @@
+"""The contracts shared by the pipeline definitions, the step scripts and the local runtime.
+
+Standard library only: step scripts import this inside SageMaker containers (Python 3.9+),
+so nothing here may pull in the SDK, pandas or the local engine.
+"""
+from __future__ import annotations
+
+# --- training pipeline step names (public: they appear in Studio and in property paths) ---
+STEP_PREPARE = "PrepareData"
+STEP_AUTOML = "AutoML"
+STEP_BACKTEST = "BacktestForecast"
+STEP_EVALUATE = "Evaluate"
+STEP_GATE = "QualityGate"
+STEP_REGISTER = "RegisterModel"
+STEP_DEPLOY = "Deploy"
+STEP_FAIL = "QualityTooLow"
+
+# --- batch pipeline step names ---
+STEP_RESOLVE_MODEL = "ResolveModel"
+STEP_CREATE_MODEL = "CreateModel"
+STEP_PREPARE_BATCH = "PrepareBatchInput"
+STEP_BATCH_FORECAST = "BatchForecast"
+STEP_REPORT = "Report"
+
+# --- container layout ---
+PROCESSING_ROOT = "/opt/ml/processing"
+CODE_DIR = PROCESSING_ROOT + "/code"          # the uploaded project bundle (PYTHONPATH)
+INPUT_DIR = PROCESSING_ROOT + "/input"
+OUTPUT_DIR = PROCESSING_ROOT + "/output"
+
+# --- PrepareData outputs: output name -> file written inside it ---
+PREP_TRAIN = "train"            # train/train.csv: the AutoML training CSV (header present)
+PREP_HOLDOUT = "holdout"        # holdout/holdout.csv: actuals of the last ForecastHorizon periods
+PREP_BACKTEST = "backtest"      # backtest/part-*.csv: history + holdout rows with empty target
+PREP_PROFILE = "profile"        # profile/profile.json: data profile
+TRAIN_FILE = "train.csv"
+HOLDOUT_FILE = "holdout.csv"
+PROFILE_FILE = "profile.json"
+
+# --- forecast output layout (Autopilot batch transform, `<input>.out`) ---
+MEAN_COLUMN = "mean"
+DEFAULT_QUANTILES = ("p10", "p50", "p90")
+
+# --- AutoML step result (a property file read with JsonGet) ---
+AUTOML_RESULT_NAME = "AutoMLResult"
+AUTOML_RESULT_FILE = "automl_result.json"
+# keys: job_name, job_arn, best_candidate_name, model_name, inference_containers (list of
+# {Image, ModelDataUrl, Environment}), objective_metric {name, value}, reports {...}
+
+# --- Evaluate step result (a property file read with JsonGet) ---
+EVALUATION_RESULT_NAME = "EvaluationReport"
+EVALUATION_FILE = "evaluation.json"
+QUALITY_GATE_VALUE_PATH = "quality_gate.value"   # JsonGet path the QualityGate reads
+QUALITY_METRICS = {  # QualityMetric parameter value -> key in forecast_metrics
+    "WAPE": "wape", "MAPE": "mape", "MASE": "mase", "RMSE": "rmse", "MAE": "mae", "WQL": "wql",
+}
+
+# --- RegisterModel step result ---
+REGISTRATION_RESULT_NAME = "Registration"
+REGISTRATION_FILE = "registration.json"
+MODEL_PACKAGE_ARN_PATH = "model_package_arn"
+
+# --- ResolveModel step result (batch) ---
+RESOLVED_MODEL_NAME = "ResolvedModel"
+RESOLVED_MODEL_FILE = "resolved_model.json"
+
+# --- Autopilot ForecastFrequency -> pandas offset alias and seasonal period ---
+_FREQ_UNITS = {
+    # unit: (pandas alias, season length used by seasonal naive and MASE)
+    "min": ("min", 60),
+    "H": ("h", 24),
+    "D": ("D", 7),
+    "W": ("W-SUN", 52),
+    "M": ("MS", 12),
+    "Y": ("YS", 1),
+}
+
+
+def split_frequency(freq: str) -> tuple[int, str]:
+    """'3D' -> (3, 'D'); raises ValueError naming the accepted forms."""
+    freq = freq.strip()
+    for unit in sorted(_FREQ_UNITS, key=len, reverse=True):
+        if freq.endswith(unit):
+            count = freq[: -len(unit)] or "1"
+            if count.isdigit() and int(count) >= 1:
+                return int(count), unit
+    raise ValueError(
+        f"ForecastFrequency {freq!r} is not one of Autopilot's forms: "
+        "an optional count followed by min, H, D, W, M or Y (for example D, 1H, 15min, W)"
+    )
+
+
+def pandas_frequency(freq: str) -> str:
+    """The pandas offset alias for an Autopilot ForecastFrequency ('D' -> 'D', 'W' -> 'W-SUN')."""
+    count, unit = split_frequency(freq)
+    alias = _FREQ_UNITS[unit][0]
+    return alias if count == 1 else f"{count}{alias}"
+
+
+def season_length(freq: str) -> int:
+    """Seasonal period for seasonal-naive forecasts and MASE: 7 daily, 52 weekly, 12 monthly..."""
+    count, unit = split_frequency(freq)
+    base = _FREQ_UNITS[unit][1]
+    return max(1, base // count) if base % count == 0 else 1
+
+
+def parse_list(value: str | None) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']: pipeline parameters carry lists as comma-separated strings."""
+    if not value:
+        return []
+    return [part.strip() for part in str(value).split(",") if part.strip()]

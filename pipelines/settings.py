@@ -1,0 +1,174 @@
+"""Settings, resolved once: CLI flags > FORECAST_* environment > config file > defaults.
+
+Standard library only (step scripts resolve settings inside containers too). Everything
+else in the project receives a `Settings` object instead of reading the environment.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+CONFIG_FILE_NAME = "forecast.toml"
+LOCAL_ACCOUNT = "000000000000"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    target: str = "local"                 # "local" or "sagemaker"
+    target_reason: str = "default"        # why this target was chosen (printed first by the CLI)
+    region: Optional[str] = None
+    role_arn: Optional[str] = None
+    bucket: Optional[str] = None
+    prefix: str = "demand-forecasting"
+    training_pipeline_name: str = "DemandForecastTraining"
+    batch_pipeline_name: str = "DemandForecastBatch"
+    model_package_group: str = "demand-forecasting"
+    endpoint_name: str = "demand-forecast"
+    deploy_function_name: str = "demand-forecast-deploy"
+    tags: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"project": "demand-forecasting"})
+    home: str = ".forecast"               # local state: object store, registry, executions
+    endpoint_port: int = 8080             # local endpoint (SageMaker container contract)
+    api_port: int = 8081                  # local real-time forecast API
+    config_file: Optional[str] = None
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def is_local(self) -> bool:
+        return self.target == "local"
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home).expanduser().resolve()
+
+    @property
+    def effective_region(self) -> str:
+        """Local runs need some region for ARNs; SageMaker runs must have one configured."""
+        return self.region or "us-east-1"
+
+    @property
+    def effective_bucket(self) -> str:
+        return self.bucket or ("forecast-local" if self.is_local else "")
+
+    @property
+    def effective_role_arn(self) -> str:
+        return self.role_arn or f"arn:aws:iam::{LOCAL_ACCOUNT}:role/forecast-local"
+
+    def s3_uri(self, *parts: str) -> str:
+        """s3://<bucket>/<prefix>/<parts...>"""
+        keys = [self.prefix.strip("/")] + [p.strip("/") for p in parts if p]
+        return "s3://" + self.effective_bucket + "/" + "/".join(k for k in keys if k)
+
+    def require_sagemaker(self) -> None:
+        """One-line errors saying how to set what the SageMaker target needs."""
+        if not self.region:
+            raise SettingsError("no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)")
+        if not self.role_arn:
+            raise SettingsError("no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN "
+                                "(python -m pipelines.bootstrap creates one)")
+        if not self.bucket:
+            raise SettingsError("no S3 bucket: pass --bucket or set FORECAST_BUCKET")
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says how to set it."""
+
+
+# environment variable -> field (AWS_* spellings are the ones the AWS CLI and SDKs use)
+ENVIRONMENT = {
+    "FORECAST_TARGET": "target",
+    "FORECAST_REGION": "region",
+    "AWS_REGION": "region",
+    "AWS_DEFAULT_REGION": "region",
+    "FORECAST_ROLE_ARN": "role_arn",
+    "FORECAST_BUCKET": "bucket",
+    "FORECAST_PREFIX": "prefix",
+    "FORECAST_TRAINING_PIPELINE_NAME": "training_pipeline_name",
+    "FORECAST_BATCH_PIPELINE_NAME": "batch_pipeline_name",
+    "FORECAST_MODEL_PACKAGE_GROUP": "model_package_group",
+    "FORECAST_ENDPOINT_NAME": "endpoint_name",
+    "FORECAST_DEPLOY_FUNCTION_NAME": "deploy_function_name",
+    "FORECAST_TAGS": "tags",
+    "FORECAST_HOME": "home",
+    "FORECAST_ENDPOINT_PORT": "endpoint_port",
+    "FORECAST_API_PORT": "api_port",
+}
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    if value is None:
+        return None
+    if name in ("endpoint_port", "api_port"):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{source}: {name} must be an integer port, got {value!r}") from None
+    if name == "tags":
+        if isinstance(value, Mapping):
+            return {str(k): str(v) for k, v in value.items()}
+        tags = {}
+        for pair in str(value).split(","):
+            if not pair.strip():
+                continue
+            key, sep, val = pair.partition("=")
+            if not sep or not key.strip():
+                raise SettingsError(f"{source}: tags must look like key=value,key=value; got {pair!r}")
+            tags[key.strip()] = val.strip()
+        return tags
+    if name == "target" and value not in ("local", "sagemaker"):
+        raise SettingsError(f"{source}: target must be 'local' or 'sagemaker', got {value!r}")
+    return str(value)
+
+
+def _read_config(path: Path) -> dict:
+    import tomllib  # Python 3.11+; only the CLI host reads config files
+
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path}: not valid TOML: {error}") from None
+    unknown = sorted(set(data) - set(_FIELDS) - {"target_reason", "config_file"})
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) {unknown}; known: {sorted(ENVIRONMENT.values())}")
+    return {key: _coerce(key, value, str(path)) for key, value in data.items()}
+
+
+def resolve(flags: Optional[Mapping[str, Any]] = None,
+            environ: Optional[Mapping[str, str]] = None,
+            config_file: Optional[str] = None) -> Settings:
+    """Resolve settings once. `flags` holds CLI values (None means not given)."""
+    environ = os.environ if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+
+    path_text = flags.get("config_file") or config_file or environ.get("FORECAST_CONFIG")
+    path = Path(path_text) if path_text else Path(CONFIG_FILE_NAME)
+    if path_text and not path.is_file():
+        raise SettingsError(f"config file {path} does not exist (from --config or FORECAST_CONFIG)")
+    values: dict = _read_config(path) if path.is_file() else {}
+    if path.is_file():
+        values["config_file"] = str(path)
+
+    env_values: dict = {}
+    for variable, name in ENVIRONMENT.items():
+        if environ.get(variable) and name not in env_values:  # first spelling listed wins
+            env_values[name] = _coerce(name, environ[variable], f"${variable}")
+    values.update(env_values)
+    values.update({k: _coerce(k, v, f"--{k.replace('_', '-')}") for k, v in flags.items()
+                   if k in _FIELDS and k != "config_file"})
+
+    explicit_target = flags.get("target") or env_values.get("target") or values.get("target")
+    if explicit_target:
+        origin = ("--target" if flags.get("target") else
+                  "FORECAST_TARGET" if env_values.get("target") else str(values.get("config_file")))
+        values["target"], values["target_reason"] = explicit_target, f"set by {origin}"
+    elif values.get("role_arn"):
+        values["target"], values["target_reason"] = "sagemaker", "a SageMaker role is configured"
+    else:
+        values["target"], values["target_reason"] = "local", "no SageMaker role is configured"
+    return Settings(**values)

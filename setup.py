@@ -1,0 +1,34 @@
+"""Demand forecasting on Amazon SageMaker Pipelines, with an embedded local runtime."""
+from setuptools import find_packages, setup
+
+setup(
+    name="sagemaker-demand-forecasting",
+    version="0.1.0",
+    description="Retail demand forecasting pipelines for SageMaker, runnable locally without AWS",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pipelines*", "processing*", "evaluation*", "deploy*", "forecasting*"]),
+    include_package_data=True,
+    package_data={"pipelines": ["policies/*.json"], "processing": ["requirements/*.txt"]},
+    install_requires=[
+        "sagemaker>=3.0,<4",
+        "boto3>=1.35",
+        "botocore>=1.35",
+        "pandas>=2.0,<3",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "scikit-learn>=1.3",
+        "statsforecast>=2.0,<3",
+        "lightgbm>=4.0",
+        "holidays>=0.50",
+        "pyarrow>=14",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "moto[server]>=5.0",
+            "requests>=2.31",
+        ],
+    },
+)

@@ -1,0 +1,42 @@
+"""Shared fixtures: a moto server on loopback, dummy AWS credentials, isolated FORECAST_HOME."""
+from __future__ import annotations
+
+import pytest
+
+FAKE_ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/forecast-pipeline"
+
+
+@pytest.fixture(autouse=True)
+def _offline_aws_environment(monkeypatch, tmp_path):
+    """No test may reach real AWS: dummy credentials, a fixed region, state under tmp_path."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "FORECAST_ROLE_ARN", "FORECAST_BUCKET",
+                 "FORECAST_TARGET", "FORECAST_CONFIG", "FORECAST_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "forecast-home"))
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real moto server on 127.0.0.1 (random port); yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(moto_server, monkeypatch):
+    """Point every boto3 client at the moto server (AWS_ENDPOINT_URL) and reset its state."""
+    import requests
+
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return moto_server
