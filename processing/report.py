@@ -1,0 +1,174 @@
+"""Report step of the batch pipeline: forecasts -> tables, summary, inventory, charts, HTML.
+
+    python -m processing.report --forecasts DIR --history PATH --model-dir DIR --out DIR \
+        [--item-id-column item_id] [--timestamp-column timestamp] [--target-column target_value] \
+        [--grouping-columns a,b] [--quantiles p10,p50,p90] [--service-level 0.9]
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import pandas as pd
+
+from pipelines.contracts import RESOLVED_MODEL_FILE, parse_list
+from processing import report_charts, reporting
+from processing.reporting import Columns, ReportInputError
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m processing.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--forecasts", required=True, type=Path, help="transform output (.out files) or a CSV")
+    parser.add_argument("--history", required=True, type=Path, help="the batch input: history + future rows")
+    parser.add_argument("--model-dir", type=Path, help=f"folder holding {RESOLVED_MODEL_FILE} (ResolveModel)")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--item-id-column", default="item_id")
+    parser.add_argument("--timestamp-column", default="timestamp")
+    parser.add_argument("--target-column", default="target_value")
+    parser.add_argument("--grouping-columns", default="")
+    parser.add_argument("--quantiles", default="p10,p50,p90")
+    parser.add_argument("--service-level", type=float, default=0.9)
+    return parser.parse_args(argv)
+
+
+def read_history(path: Path, columns: Columns) -> pd.DataFrame:
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet", ".gz")) \
+        if path.is_dir() else [path]
+    if not files:
+        raise ReportInputError(f"{path}: no history files (.csv, .csv.gz or .parquet)")
+    frames = [pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f, dtype={columns.item_id: str})
+              for f in files]
+    history = pd.concat(frames, ignore_index=True)
+    missing = [c for c in (columns.item_id, columns.timestamp, columns.target) if c not in history.columns]
+    if missing:
+        raise ReportInputError(f"{path}: history lacks column(s) {missing}; it has {list(history.columns)}")
+    history[columns.item_id] = history[columns.item_id].astype(str)
+    history[columns.timestamp] = pd.to_datetime(history[columns.timestamp])
+    return history
+
+
+def read_model_info(model_dir: Optional[Path]) -> dict:
+    if model_dir is None:
+        return {}
+    path = model_dir / RESOLVED_MODEL_FILE if model_dir.is_dir() else model_dir
+    if not path.is_file():
+        raise ReportInputError(f"{path}: the resolved model description is missing")
+    return json.loads(path.read_text())
+
+
+def write_report(args: argparse.Namespace) -> Path:
+    columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
+                      tuple(parse_list(args.grouping_columns)))
+    quantiles: List[str] = parse_list(args.quantiles)
+    for name in quantiles:
+        reporting.quantile_level(name)
+    forecasts = reporting.read_forecasts(args.forecasts, columns, quantiles)
+    forecasts[columns.item_id] = forecasts[columns.item_id].astype(str)
+    history = read_history(args.history, columns)
+    statics = reporting.static_attributes(history, columns)
+    table = reporting.tidy_table(forecasts, statics, columns, quantiles)
+    horizon = int(table.groupby(columns.item_id)[columns.timestamp].nunique().max())
+    model = read_model_info(args.model_dir)
+    summary = reporting.build_summary(table, history, statics, columns, quantiles, horizon, model)
+    inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level)
+    summary["service_level"] = args.service_level
+    summary["total_order_up_to"] = float(inventory["order_up_to_level"].sum())
+
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
+    try:
+        printable = table.assign(**{columns.timestamp: table[columns.timestamp].dt.strftime("%Y-%m-%d")})
+        printable.to_csv(staging / "forecasts.csv", index=False)
+        printable.to_parquet(staging / "forecasts.parquet", index=False)
+        inventory.to_csv(staging / "inventory.csv", index=False)
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        attributes = reporting.attribute_columns(table, columns, quantiles)
+        lower, upper, _ = reporting._interval_columns(quantiles)
+        history_with_attrs = history.merge(statics, on=columns.item_id, how="left", suffixes=("", "_static"))
+        charts = [report_charts.forecast_by_group(
+            table, history_with_attrs, attributes[0] if attributes else None, columns.timestamp,
+            columns.target, lower, upper, staging / "charts" / "forecast_by_group.png")]
+        moves = reporting.movers(reporting.item_totals(table, columns, quantiles),
+                                 reporting.last_period_totals(history, columns, horizon), columns)
+        charts.append(report_charts.top_movers(moves, columns.item_id, staging / "charts" / "top_movers.png"))
+        (staging / "report.html").write_text(render_html(summary, inventory, charts, staging))
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, classes="table", float_format=lambda v: f"{v:,.2f}")
+
+
+def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root: Path) -> str:
+    """A single self-describing page; charts are linked relative to the report folder."""
+    cards = [("Items forecast", summary["items_forecast"]), ("Horizon", summary["horizon"]),
+             ("Expected demand", f"{summary['total_expected_demand']:,.0f}"),
+             ("Order-up-to (all items)", f"{summary['total_order_up_to']:,.0f}"),
+             ("Service level", f"{summary['service_level']:.0%}")]
+    sections = []
+    for attribute, totals in summary["totals_by"].items():
+        frame = pd.DataFrame(totals).T.rename_axis(attribute).reset_index()
+        sections.append(f"<h3>Totals by {html.escape(attribute)}</h3>{_table_html(frame)}")
+    for key, title in (("demand_spikes", "Demand spikes"), ("demand_drops", "Demand drops"),
+                       ("most_uncertain", "Most uncertain items"),
+                       ("highest_relative_demand", "Highest demand relative to " + summary["relative_to"]),
+                       ("lowest_relative_demand", "Lowest demand relative to " + summary["relative_to"])):
+        rows = summary[key]
+        body = _table_html(pd.DataFrame(rows)) if rows else "<p>None.</p>"
+        sections.append(f"<h3>{html.escape(title)}</h3>{body}")
+    suspicious = summary["suspicious_forecasts"]
+    sections.append("<h3>Suspicious forecasts</h3>" + (
+        "<ul>" + "".join(f"<li>{html.escape(s['item_id'])}: {html.escape(', '.join(s['reasons']))}</li>"
+                         for s in suspicious) + "</ul>" if suspicious else "<p>None.</p>"))
+    images = "".join(f'<img src="{html.escape(str(c.relative_to(root)))}" alt="{html.escape(c.stem)}">'
+                     for c in charts)
+    top_inventory = inventory.sort_values("order_up_to_level", ascending=False).head(25)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Demand forecast report</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
+.cards{{display:flex;gap:1em;flex-wrap:wrap}}.card{{border:1px solid #ddd;border-radius:6px;padding:.6em 1em}}
+.card b{{display:block;font-size:1.4em}}img{{max-width:100%;margin:1em 0}}
+table.table{{border-collapse:collapse;font-size:.9em}}table.table td,table.table th{{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right}}</style>
+</head><body>
+<h1>Demand forecast report</h1>
+<p>{html.escape(summary['forecast_start'])} to {html.escape(summary['forecast_end'])} &middot;
+model package <code>{html.escape(str(summary.get('model_package_arn')))}</code></p>
+<div class="cards">{''.join(f'<div class="card">{html.escape(k)}<b>{html.escape(str(v))}</b></div>' for k, v in cards)}</div>
+{images}
+<h2>Inventory suggestions (top 25 by order-up-to level)</h2>
+<p>Order-up-to level: the {summary['service_level']:.0%} quantile of demand over the horizon
+(files: inventory.csv for every item, forecasts.csv / forecasts.parquet for the full table).</p>
+{_table_html(top_inventory)}
+<h2>Summary</h2>
+<p>{html.escape(summary['movement_basis'])}; uncertainty: {html.escape(summary['uncertainty_measure'])}.</p>
+{''.join(sections)}
+</body></html>
+"""
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        out = write_report(args)
+    except ReportInputError as error:
+        print(f"Report failed: {error}", file=sys.stderr)
+        return 2
+    print(f"Report written to {out} (report.html, summary.json, inventory.csv, forecasts.csv/.parquet, charts/)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

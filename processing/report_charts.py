@@ -1,0 +1,60 @@
+"""Charts for the batch report: forecast by group with bands, and the top movers."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pipelines.contracts import MEAN_COLUMN  # noqa: E402
+
+HISTORY_PERIODS_SHOWN = 56
+
+
+def forecast_by_group(table: pd.DataFrame, history: pd.DataFrame, group: Optional[str], timestamp: str,
+                      target: str, lower: str, upper: str, out: Path) -> Path:
+    """One panel per group: recent actuals, the summed mean forecast and the summed band."""
+    groups = sorted(table[group].dropna().unique()) if group else ["all items"]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(10, 2.6 * len(groups)), squeeze=False)
+    for axis, name in zip(axes[:, 0], groups):
+        rows = table[table[group] == name] if group else table
+        past = history[history[group] == name] if group else history
+        future = rows.groupby(timestamp)[[MEAN_COLUMN, lower, upper]].sum()
+        actual = past.dropna(subset=[target]).groupby(timestamp)[target].sum().tail(HISTORY_PERIODS_SHOWN)
+        axis.plot(actual.index, actual.values, color="#444444", linewidth=1.2, label="actual")
+        axis.fill_between(future.index, future[lower], future[upper], color="#ff9900", alpha=0.3,
+                          label=f"{lower}-{upper} (summed)")
+        axis.plot(future.index, future[MEAN_COLUMN], color="#d45500", linewidth=1.6, label="forecast mean")
+        axis.set_title(str(name), loc="left", fontsize=10)
+        axis.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def top_movers(moves: pd.DataFrame, item_id: str, out: Path, limit: int = 10) -> Path:
+    """Horizontal bars: the largest rises and falls against the last comparable period."""
+    ranked = moves.dropna(subset=["change"])
+    picked = pd.concat([ranked.nlargest(limit, "change"), ranked.nsmallest(limit, "change")]).drop_duplicates(item_id)
+    picked = picked.sort_values("change")
+    fig, axis = plt.subplots(figsize=(8, max(2.5, 0.32 * len(picked) + 1)))
+    colours: List[str] = ["#2b7bba" if value < 0 else "#d45500" for value in picked["change"]]
+    axis.barh(picked[item_id].astype(str), picked["change"] * 100, color=colours)
+    axis.axvline(0, color="#444444", linewidth=0.8)
+    axis.set_xlabel("change of expected demand vs last comparable period (%)")
+    axis.set_title("Top movers", loc="left")
+    axis.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _save(fig, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,230 @@
+"""Turn batch forecasts into what planners act on: tidy table, summary, inventory suggestions.
+
+Pure functions over pandas frames; `processing/report.py` is the thin step script and
+`processing/report_charts.py` draws the pictures. Runs in the processing container
+(pandas, numpy, scipy; pyarrow and matplotlib come from requirements/report.txt).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from pipelines.contracts import MEAN_COLUMN
+
+# A move of more than this share against the last comparable period is a spike or a drop.
+MOVE_THRESHOLD = 0.25
+TOP_N = 10
+
+
+class ReportInputError(ValueError):
+    """The forecasts or the history are not what the report needs; the message says why."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    item_id: str
+    timestamp: str
+    target: str
+    grouping: Sequence[str] = ()
+
+
+def quantile_level(name: str) -> float:
+    """'p10' -> 0.10: Autopilot names quantiles pNN."""
+    if not (name.startswith("p") and name[1:].isdigit() and 1 <= int(name[1:]) <= 99):
+        raise ReportInputError(f"quantile {name!r} is not of the form p1..p99 (for example p10, p50, p90)")
+    return int(name[1:]) / 100.0
+
+
+def read_forecasts(path: Path, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
+    """Read one forecast CSV or every `.out`/`.csv` file under a folder (transform output)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".out", ".csv")) \
+        if path.is_dir() else [path]
+    if not files:
+        raise ReportInputError(f"{path}: no forecast files (.out or .csv) found")
+    frames = []
+    for file in files:
+        frame = pd.read_csv(file, dtype={columns.item_id: str})
+        needed = [columns.item_id, columns.timestamp, *columns.grouping, *quantiles, MEAN_COLUMN]
+        missing = [name for name in needed if name not in frame.columns]
+        if missing:
+            raise ReportInputError(
+                f"{file}: forecast file lacks column(s) {missing}; it has {list(frame.columns)}. "
+                "Quantile columns are found by the configured names (ForecastQuantiles).")
+        frames.append(frame[needed])
+    table = pd.concat(frames, ignore_index=True)
+    table[columns.timestamp] = pd.to_datetime(table[columns.timestamp])
+    return table.sort_values([columns.item_id, columns.timestamp]).reset_index(drop=True)
+
+
+def static_attributes(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
+    """Non-numeric attributes constant per item (category, region...), one row per item."""
+    candidates = [c for c in history.columns
+                  if c not in (columns.item_id, columns.timestamp, columns.target, *columns.grouping)
+                  and not pd.api.types.is_numeric_dtype(history[c])]
+    if not candidates:
+        return pd.DataFrame({columns.item_id: history[columns.item_id].unique()})
+    per_item = history.groupby(columns.item_id)[candidates].nunique(dropna=False)
+    constant = [c for c in candidates if (per_item[c] <= 1).all()]
+    return history.groupby(columns.item_id, as_index=False)[constant].first()
+
+
+def tidy_table(forecasts: pd.DataFrame, statics: pd.DataFrame, columns: Columns,
+               quantiles: Sequence[str]) -> pd.DataFrame:
+    """One row per item and timestamp: item, attributes, grouping, timestamp, quantiles, mean."""
+    table = forecasts.merge(statics, on=columns.item_id, how="left")
+    attributes = [c for c in statics.columns if c != columns.item_id]
+    order = [columns.item_id, *attributes, *columns.grouping, columns.timestamp, *quantiles, MEAN_COLUMN]
+    return table[order]
+
+
+def attribute_columns(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str]) -> List[str]:
+    fixed = {columns.item_id, columns.timestamp, MEAN_COLUMN, *quantiles}
+    return [c for c in table.columns if c not in fixed]
+
+
+def totals_by(table: pd.DataFrame, attribute: str, quantiles: Sequence[str]) -> Dict[str, dict]:
+    """Horizon totals of the mean (and of each quantile column, summed) per attribute value."""
+    sums = table.groupby(attribute)[[MEAN_COLUMN, *quantiles]].sum()
+    return {str(key): {col: float(row[col]) for col in sums.columns} for key, row in sums.iterrows()}
+
+
+def item_totals(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
+    """Per item: horizon total of the mean, mean relative p10-p90 width, min quantile."""
+    lower, upper, middle = _interval_columns(quantiles)
+    frame = table.assign(_width=(table[upper] - table[lower]) / table[middle].where(table[middle] > 0))
+    grouped = frame.groupby(columns.item_id)
+    out = pd.DataFrame({
+        "expected_demand": grouped[MEAN_COLUMN].sum(),
+        "relative_interval_width": grouped["_width"].mean(),
+        "min_quantile": grouped[list(quantiles)].min().min(axis=1),
+        "max_quantile": grouped[list(quantiles)].max().max(axis=1),
+    })
+    return out.reset_index()
+
+
+def _interval_columns(quantiles: Sequence[str]):
+    ordered = sorted(quantiles, key=quantile_level)
+    middle = min(ordered, key=lambda q: abs(quantile_level(q) - 0.5))
+    return ordered[0], ordered[-1], middle
+
+
+def relative_to_group(totals: pd.DataFrame, statics: pd.DataFrame, columns: Columns,
+                      attribute: Optional[str]) -> pd.DataFrame:
+    """Each item's expected demand divided by the average item of its group (1.0 = typical)."""
+    frame = totals.merge(statics, on=columns.item_id, how="left")
+    if attribute is None:
+        frame["group"] = "all"
+        attribute = "group"
+    frame["relative_demand"] = frame["expected_demand"] / frame.groupby(attribute)["expected_demand"].transform("mean")
+    return frame[[columns.item_id, attribute, "expected_demand", "relative_demand"]]
+
+
+def last_period_totals(history: pd.DataFrame, columns: Columns, horizon: int) -> pd.Series:
+    """Actual demand over each item's last `horizon` observed periods: the comparable period."""
+    observed = history.dropna(subset=[columns.target]).sort_values([columns.item_id, columns.timestamp])
+    return observed.groupby(columns.item_id)[columns.target].apply(lambda s: float(s.tail(horizon).sum()))
+
+
+def movers(totals: pd.DataFrame, previous: pd.Series, columns: Columns) -> pd.DataFrame:
+    """Change of expected demand against the last comparable period, per item."""
+    frame = totals[[columns.item_id, "expected_demand"]].copy()
+    frame["previous_demand"] = frame[columns.item_id].map(previous)
+    frame["change"] = (frame["expected_demand"] - frame["previous_demand"]) / frame["previous_demand"].where(
+        frame["previous_demand"] > 0)
+    return frame
+
+
+def suspicious_items(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str]) -> List[dict]:
+    """Items whose forecast looks wrong: negative quantiles or every quantile flat at zero."""
+    found = []
+    for item, rows in table.groupby(columns.item_id):
+        values = rows[list(quantiles) + [MEAN_COLUMN]].to_numpy(dtype=float)
+        reasons = []
+        if (values < 0).any():
+            reasons.append("negative forecast values")
+        if np.allclose(values, 0.0):
+            reasons.append("forecast is flat zero")
+        if reasons:
+            found.append({"item_id": str(item), "reasons": reasons})
+    return found
+
+
+def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str],
+                          service_level: float) -> pd.DataFrame:
+    """Expected horizon demand and the order-up-to level covering it at `service_level`.
+
+    Each period's spread comes from its outer quantiles read as a normal distribution
+    (sigma = (p_hi - p_lo) / (z_hi - z_lo)); periods are summed as independent, so the
+    horizon total is normal with the summed mean and root-sum-square sigma. The order-up-to
+    level is that total's `service_level` quantile, never below the expected demand at
+    service levels above one half and never negative.
+    """
+    if not 0.5 <= service_level < 1.0:
+        raise ReportInputError(f"ServiceLevel {service_level} must be in [0.5, 1): the share of demand "
+                               "scenarios the stock should cover, for example 0.9")
+    lower, upper, _ = _interval_columns(quantiles)
+    z_span = norm.ppf(quantile_level(upper)) - norm.ppf(quantile_level(lower))
+    if z_span <= 0:
+        raise ReportInputError("inventory suggestions need at least two distinct forecast quantiles")
+    sigma = ((table[upper] - table[lower]).clip(lower=0) / z_span)
+    frame = table.assign(_var=sigma ** 2)
+    grouped = frame.groupby(columns.item_id)
+    expected = grouped[MEAN_COLUMN].sum().clip(lower=0)
+    total_sigma = np.sqrt(grouped["_var"].sum())
+    z = float(norm.ppf(service_level))
+    order_up_to = (expected + z * total_sigma).clip(lower=0)
+    out = pd.DataFrame({
+        "expected_demand": expected.round(2),
+        "demand_std": total_sigma.round(2),
+        "safety_stock": (order_up_to - expected).round(2),
+        "order_up_to_level": order_up_to.round(2),
+        "service_level": service_level,
+    })
+    return out.reset_index()
+
+
+def _records(frame: pd.DataFrame, limit: int = TOP_N) -> List[dict]:
+    frame = frame.head(limit).replace({np.nan: None})
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+
+
+def build_summary(table: pd.DataFrame, history: pd.DataFrame, statics: pd.DataFrame, columns: Columns,
+                  quantiles: Sequence[str], horizon: int, model: dict) -> dict:
+    """The planner's summary: totals, standouts, uncertainty, movers and suspicious forecasts."""
+    totals = item_totals(table, columns, quantiles)
+    attributes = attribute_columns(table, columns, quantiles)
+    group_attribute = attributes[0] if attributes else None
+    relative = relative_to_group(totals, statics, columns, group_attribute).sort_values("relative_demand")
+    moved = movers(totals, last_period_totals(history, columns, horizon), columns).dropna(subset=["change"])
+    uncertain = totals.dropna(subset=["relative_interval_width"]).sort_values(
+        "relative_interval_width", ascending=False)
+    lower, upper, _ = _interval_columns(quantiles)
+    return {
+        "items_forecast": int(table[columns.item_id].nunique()),
+        "rows": int(len(table)),
+        "horizon": int(horizon),
+        "forecast_start": str(table[columns.timestamp].min().date()),
+        "forecast_end": str(table[columns.timestamp].max().date()),
+        "quantiles": list(quantiles),
+        "model_package_arn": model.get("model_package_arn"),
+        "model_metrics": model.get("metrics", {}),
+        "total_expected_demand": float(table[MEAN_COLUMN].sum()),
+        "totals_by": {attribute: totals_by(table, attribute, quantiles) for attribute in attributes},
+        "relative_to": group_attribute or "all items",
+        "highest_relative_demand": _records(relative.iloc[::-1]),
+        "lowest_relative_demand": _records(relative),
+        "most_uncertain": _records(uncertain[[columns.item_id, "expected_demand", "relative_interval_width"]]),
+        "uncertainty_measure": f"mean over the horizon of ({upper} - {lower}) / p50",
+        "demand_spikes": _records(moved[moved["change"] > MOVE_THRESHOLD].sort_values("change", ascending=False)),
+        "demand_drops": _records(moved[moved["change"] < -MOVE_THRESHOLD].sort_values("change")),
+        "movement_basis": f"expected demand over the horizon against the last {horizon} observed periods; "
+                          f"a spike or drop is a change beyond {MOVE_THRESHOLD:.0%}",
+        "suspicious_forecasts": suspicious_items(table, columns, quantiles),
+    }

@@ -1,0 +1,115 @@
+"""The batch report: tidy table, summary arithmetic, inventory levels, charts, HTML."""
+from __future__ import annotations
+
+import json
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from processing import report, reporting
+from processing.reporting import Columns, ReportInputError
+
+COLUMNS = Columns("item_id", "timestamp", "target_value")
+QUANTILES = ["p10", "p50", "p90"]
+
+
+def make_history(days=60, future=7):
+    rows = []
+    dates = pd.date_range("2024-01-01", periods=days + future, freq="D")
+    for i, (category, region) in enumerate([("toys", "North"), ("toys", "South"), ("books", "North"), ("books", "South")]):
+        level = 10.0 * (i + 1)
+        for step, day in enumerate(dates):
+            rows.append({"item_id": f"item{i}", "timestamp": day.strftime("%Y-%m-%d"),
+                         "target_value": level if step < days else np.nan,
+                         "category": category, "region": region, "promotion": step % 5 == 0})
+    return pd.DataFrame(rows)
+
+
+def make_forecasts(history, scale=None):
+    future = history[history["target_value"].isna()]
+    scale = scale or {"item0": 2.0, "item1": 1.0, "item2": 1.0, "item3": 0.5}
+    frame = pd.DataFrame({"item_id": future["item_id"], "timestamp": future["timestamp"]})
+    base = np.array([10.0 * (int(i[-1]) + 1) * scale[i] for i in frame["item_id"]])
+    frame["p10"], frame["p50"], frame["p90"], frame["mean"] = base - 2, base, base + 2, base
+    return frame
+
+
+@pytest.fixture
+def report_inputs(tmp_path):
+    history = make_history()
+    history_path = tmp_path / "history.csv"
+    history.to_csv(history_path, index=False)
+    forecast_dir = tmp_path / "forecasts"
+    forecast_dir.mkdir()
+    make_forecasts(history).to_csv(forecast_dir / "part-00000.csv.out", index=False)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "resolved_model.json").write_text(json.dumps(
+        {"model_package_arn": "arn:aws:sagemaker:us-east-1:000000000000:model-package/g/3", "metrics": {"wape": 0.1}}))
+    return tmp_path, history_path, forecast_dir, model_dir
+
+
+def test_given_batch_forecasts_when_reporting_then_every_artifact_is_written_and_totals_match(report_inputs):
+    root, history_path, forecast_dir, model_dir = report_inputs
+    out = root / "report"
+    code = report.main(["--forecasts", str(forecast_dir), "--history", str(history_path),
+                        "--model-dir", str(model_dir), "--out", str(out), "--service-level", "0.9"])
+    assert code == 0
+    table = pd.read_csv(out / "forecasts.csv")
+    assert len(table) == 4 * 7 and table.groupby("item_id").size().eq(7).all()
+    assert list(table.columns) == ["item_id", "category", "region", "timestamp", "p10", "p50", "p90", "mean"]
+    assert pd.read_parquet(out / "forecasts.parquet").shape == table.shape
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["items_forecast"] == 4 and summary["horizon"] == 7
+    assert summary["model_package_arn"].endswith("/g/3")
+    # totals by category equal the table's sums
+    for category, sums in summary["totals_by"]["category"].items():
+        assert sums["mean"] == pytest.approx(table.loc[table.category == category, "mean"].sum())
+    assert summary["total_expected_demand"] == pytest.approx(table["mean"].sum())
+    # item0 doubles against its last 7 days (spike), item3 halves (drop)
+    assert [s["item_id"] for s in summary["demand_spikes"]] == ["item0"]
+    assert summary["demand_spikes"][0]["change"] == pytest.approx(1.0)
+    assert [d["item_id"] for d in summary["demand_drops"]] == ["item3"]
+    for chart in ("forecast_by_group.png", "top_movers.png"):
+        image = matplotlib.image.imread(out / "charts" / chart)
+        assert image.shape[0] > 100 and image.std() > 0.01
+    page = (out / "report.html").read_text()
+    assert "charts/top_movers.png" in page and "Inventory suggestions" in page
+
+
+def test_given_interval_when_suggesting_inventory_then_order_up_to_is_the_normal_quantile_of_the_total():
+    table = pd.DataFrame({"item_id": ["a"] * 4, "timestamp": pd.date_range("2024-01-01", periods=4),
+                          "p10": [8.0] * 4, "p50": [10.0] * 4, "p90": [12.0] * 4, "mean": [10.0] * 4})
+    out = reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 0.9).iloc[0]
+    # per period sigma = 4 / (2 * 1.28155) = 1.5606; total sigma = 1.5606 * sqrt(4) = 3.1213
+    assert out["expected_demand"] == 40.0
+    assert out["demand_std"] == pytest.approx(3.12, abs=0.01)
+    assert out["order_up_to_level"] == pytest.approx(40.0 + 1.28155 * 3.1213, abs=0.01)
+
+
+def test_given_service_level_out_of_range_when_suggesting_then_error_names_the_parameter():
+    table = make_forecasts(make_history(days=10, future=2))
+    with pytest.raises(ReportInputError, match="ServiceLevel 1.2"):
+        reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 1.2)
+
+
+def test_given_negative_or_flat_zero_forecasts_then_they_are_flagged():
+    table = pd.DataFrame({"item_id": ["neg", "neg", "zero", "zero", "ok", "ok"],
+                          "timestamp": list(pd.date_range("2024-01-01", periods=2)) * 3,
+                          "p10": [-1, 0, 0, 0, 1, 1], "p50": [0, 1, 0, 0, 2, 2], "p90": [1, 2, 0, 0, 3, 3],
+                          "mean": [0, 1, 0, 0, 2, 2]})
+    flagged = {s["item_id"]: s["reasons"] for s in reporting.suspicious_items(table, COLUMNS, QUANTILES)}
+    assert flagged == {"neg": ["negative forecast values"], "zero": ["forecast is flat zero"]}
+
+
+def test_given_forecasts_without_a_quantile_column_then_the_error_names_file_and_column(report_inputs, tmp_path):
+    root, history_path, forecast_dir, _ = report_inputs
+    bad = make_forecasts(make_history()).drop(columns=["p90"])
+    bad.to_csv(forecast_dir / "part-00000.csv.out", index=False)
+    with pytest.raises(ReportInputError, match=r"part-00000.csv.out: forecast file lacks column\(s\) \['p90'\]"):
+        reporting.read_forecasts(forecast_dir, COLUMNS, QUANTILES)
+    out = root / "report"
+    assert report.main(["--forecasts", str(forecast_dir), "--history", str(history_path), "--out", str(out)]) == 2
+    assert not out.exists()
