@@ -1,0 +1,88 @@
+"""The generator reproduces the seed recipe's script value for value, and its options behave."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from processing.generate import generate, generate_sales, main, us_holidays
+
+REPO = Path(__file__).resolve().parents[2]
+SEED_DIR = REPO / ".." / "shared" / "seed"
+
+
+def _recipe_script() -> str:
+    """The python between `cat > generate_training_data.py << 'EOF'` and `EOF`, dedented."""
+    docs = sorted(SEED_DIR.glob("*.md")) if SEED_DIR.is_dir() else []
+    for doc in docs:
+        match = re.search(r"cat > generate_training_data\.py << 'EOF'\n(.*?)\n[ \t]*EOF\n",
+                          doc.read_text(encoding="utf-8"), re.S)
+        if match:
+            return textwrap.dedent(match.group(1))
+    pytest.skip(f"seed recipe with generate_training_data.py not found under {SEED_DIR.resolve()}")
+
+
+def test_default_output_equals_the_recipe_script_value_for_value(tmp_path):
+    # given the recipe's own script, run in a scratch folder
+    (tmp_path / "generate_training_data.py").write_text(_recipe_script())
+    subprocess.run([sys.executable, "generate_training_data.py"], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
+    expected = pd.read_csv(tmp_path / "ecommerce_sales_data.csv")
+    # when our generator writes its default dataset
+    ours_path = tmp_path / "ours.csv"
+    assert main(["--out", str(ours_path)]) == 0
+    ours = pd.read_csv(ours_path)
+    # then every row and value is the same (and the bytes too)
+    pd.testing.assert_frame_equal(ours, expected, check_exact=True)
+    assert ours_path.read_bytes() == (tmp_path / "ecommerce_sales_data.csv").read_bytes()
+
+
+def test_holiday_rule_matches_the_recipe_calendar_and_works_for_any_year():
+    days = [d.strftime("%Y-%m-%d") for d in us_holidays([2021, 2022, 2023, 2024])]
+    assert days[:12] == ["2021-01-01", "2021-07-04", "2021-11-25", "2021-12-25",
+                         "2022-01-01", "2022-07-04", "2022-11-24", "2022-12-25",
+                         "2023-01-01", "2023-07-04", "2023-11-23", "2023-12-25"]
+    assert days[14] == "2024-11-28"
+
+
+def test_more_products_and_regions_get_generated_names_spread_over_categories():
+    frame = generate_sales(products=12, regions=6, start="2022-01-01", end="2022-01-10")
+    items = frame.drop_duplicates("item_id")
+    assert len(items) == 12 * 6
+    assert items.groupby("category")["product"].nunique().to_dict() == {
+        "books": 2, "clothing": 3, "electronics": 3, "home": 2, "sports": 2}
+    assert "Region6" in set(items["region"])
+    assert len(frame) == 72 * 10 and frame["target_value"].notna().all()
+
+
+def test_future_days_keep_history_and_carry_known_covariates_with_empty_target():
+    plain = generate_sales(start="2023-01-01", end="2023-12-31")
+    data = generate(start="2023-01-01", end="2023-12-31", future_days=7)
+    frame = data.frame
+    future = frame[frame["target_value"].isna()]
+    assert len(future) == 125 * 7
+    assert set(future["timestamp"]) == {f"2024-01-0{d}" for d in range(1, 8)}
+    assert (future.loc[future["timestamp"] == "2024-01-01", "is_holiday"] == 1).all()
+    history = frame[frame["target_value"].notna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(history, plain, check_exact=True)
+    assert len(data.truth) == 125 * 7 and data.truth["target_value"].notna().all()
+    assert (data.truth["target_value"] >= 0).all()
+    # each item's future rows follow its history
+    last = frame.groupby("item_id")["timestamp"].last()
+    assert (last == "2024-01-07").all()
+
+
+def test_cli_writes_parquet_and_truth(tmp_path):
+    out, truth = tmp_path / "sales.parquet", tmp_path / "truth.csv"
+    code = main(["--out", str(out), "--products", "5", "--regions", "1", "--start", "2022-01-01",
+                 "--end", "2022-03-31", "--future-days", "3", "--future-truth", str(truth)])
+    assert code == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == 5 * (90 + 3)
+    assert len(pd.read_csv(truth)) == 15
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sales.parquet", "truth.csv"]
