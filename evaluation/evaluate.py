@@ -1,0 +1,136 @@
+"""Evaluate step: score the backtest forecasts against the holdout and write the gate's input.
+
+    python -m evaluation.evaluate --forecasts F --actuals A --history H --out DIR \\
+        [--item-id-column item_id --timestamp-column timestamp --target-column target_value
+         --grouping-columns "" --frequency D --quantiles p10,p50,p90
+         --quality-metric WAPE --quality-threshold 0.3]
+
+Writes DIR/evaluation.json (the QualityGate reads ``quality_gate.value``), DIR/per_item.csv
+and DIR/plots/*.png. Runs in the SageMaker scikit-learn processing container (Python 3.9+,
+numpy, pandas, plus matplotlib from the step's requirements); no SDK or engine imports.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from evaluation import plots, scoring
+from evaluation.scoring import SERIES, Columns
+from pipelines import contracts
+
+PLOTS_DIR = "plots"
+PER_ITEM_FILE = "per_item.csv"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--forecasts", required=True, help="forecast CSV, or a folder of <input>.out / .csv files")
+    parser.add_argument("--actuals", required=True, help="holdout.csv or the folder holding it")
+    parser.add_argument("--history", required=True, help="train.csv (training history) or its folder")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--item-id-column", default="item_id")
+    parser.add_argument("--timestamp-column", default="timestamp")
+    parser.add_argument("--target-column", default="target_value")
+    parser.add_argument("--grouping-columns", default="", help="comma-separated; empty for none")
+    parser.add_argument("--frequency", default="D", help="Autopilot ForecastFrequency (D, W, M, 1H, ...)")
+    parser.add_argument("--quantiles", default=",".join(contracts.DEFAULT_QUANTILES))
+    parser.add_argument("--quality-metric", default="WAPE", help=f"one of {sorted(contracts.QUALITY_METRICS)}")
+    parser.add_argument("--quality-threshold", type=float, default=0.3,
+                        help="gate passes when the metric <= threshold (fractions for WAPE, MAPE, WQL)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the sample of items plotted")
+    return parser
+
+
+def run(args: argparse.Namespace, log=print) -> dict:
+    """Load, evaluate, write; returns the report (also written to evaluation.json)."""
+    started = time.time()
+    columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
+                      tuple(contracts.parse_list(args.grouping_columns)))
+    quantiles = contracts.parse_list(args.quantiles)
+    scoring.gate_metric(args.quality_metric)
+    contracts.season_length(args.frequency)
+
+    log(f"[evaluate] reading forecasts {args.forecasts}, actuals {args.actuals}, history {args.history}")
+    forecasts = scoring.load_forecasts(args.forecasts, columns, quantiles)
+    actuals = scoring.load_actuals(args.actuals, columns)
+    history = scoring.load_history(args.history, columns)
+    log(f"[evaluate] {forecasts[SERIES].nunique()} items, {len(actuals)} holdout points, "
+        f"{len(history)} history rows; scoring")
+    evaluation = scoring.evaluate(forecasts, actuals, history, columns, quantiles, args.frequency,
+                                  args.quality_metric, args.quality_threshold)
+    log("[evaluate] drawing plots")
+    write_outputs(evaluation, Path(args.out), columns, quantiles, seed=args.seed)
+
+    report = evaluation.report
+    gate = report["quality_gate"]
+    fm = report["forecast_metrics"]
+    log("[evaluate] " + "  ".join(f"{k.upper()}={_fmt(fm[k]['value'])}" for k in ("wape", "wql", "mape", "mase", "rmse")))
+    log(f"[evaluate] skill vs seasonal naive: WAPE {_fmt(report['skill']['wape']['value'])}, "
+        f"wQL {_fmt(report['skill']['wql']['value'])}")
+    for warning in report["warnings"]:
+        log(f"[evaluate] warning: {warning}")
+    log(f"[evaluate] quality gate: {gate['metric']} = {_fmt(gate['value'])} <= {gate['threshold']}: "
+        f"{'PASSED' if gate['passed'] else 'NOT PASSED'}")
+    log(f"[evaluate] wrote {args.out} in {time.time() - started:.1f}s")
+    return report
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "undefined" if value is None else f"{value:.4g}"
+
+
+def write_outputs(evaluation: scoring.Evaluation, out: Path, columns: Columns, quantiles: Sequence[str],
+                  seed: int = 0) -> None:
+    """Write everything into a staging folder, then move it into place.
+
+    A fresh ``out`` is renamed into place in one step. An existing ``out`` (a processing
+    output mount, or a rerun) is filled entry by entry with os.replace, evaluation.json
+    last, so a reader never sees a report without its CSV and plots.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not out.exists()
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=str(out.parent if fresh else out)))
+    os.chmod(stage, 0o755)  # mkdtemp makes 0700; the report is meant to be read by others
+    try:
+        per_item = evaluation.per_item.drop(columns=[SERIES])
+        per_item.to_csv(stage / PER_ITEM_FILE, index=False, float_format="%.6g")
+        plots.write_plots(evaluation, columns, quantiles, stage / PLOTS_DIR, seed=seed)
+        with open(stage / contracts.EVALUATION_FILE, "w") as handle:
+            json.dump(evaluation.report, handle, indent=2, allow_nan=False)
+        if fresh:
+            os.rename(stage, out)
+            return
+        for name in (PER_ITEM_FILE, PLOTS_DIR, contracts.EVALUATION_FILE):
+            target = out / name
+            if target.is_dir():
+                old = out / f".{name}.old-{os.getpid()}"
+                os.rename(target, old)
+                os.rename(stage / name, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(stage / name, target)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except ValueError as error:
+        print(f"[evaluate] error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

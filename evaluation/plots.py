@@ -1,0 +1,150 @@
+"""PNG charts for the evaluation: forecasts with their p10-p90 band, and error by attribute.
+
+Uses matplotlib's object API with the Agg canvas directly (no pyplot, no global backend
+switch), so it works headless in a processing container and never touches a user's
+interactive backend. matplotlib is installed by the step (processing/requirements).
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from evaluation.scoring import ACTUAL, SERIES, Columns, coverage_bounds
+from pipelines import contracts
+
+HISTORY_POINTS = 56   # history shown before the holdout (8 weeks of daily data)
+PANELS = 6            # series per forecast chart
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    """Write the PNG atomically (temp file then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fig.savefig(str(tmp), format="png")
+    os.replace(tmp, path)
+    return path
+
+
+def choose_items(per_item: pd.DataFrame, count: int = PANELS, seed: int = 0) -> Dict[str, List[str]]:
+    """Best and worst series by WAPE (series with no sales excluded), and a seeded sample."""
+    ranked = per_item.dropna(subset=["wape"]).sort_values(["wape", SERIES], kind="mergesort")
+    best = ranked[SERIES].head(count).tolist()
+    worst = ranked[SERIES].tail(count).tolist()[::-1]
+    rest = sorted(set(per_item[SERIES]) - set(best) - set(worst)) or sorted(per_item[SERIES])
+    sample = sorted(random.Random(seed).sample(rest, min(count, len(rest))))
+    return {"best": best, "worst": worst, "sample": sample}
+
+
+def plot_forecasts(joined: pd.DataFrame, history: pd.DataFrame, per_item: pd.DataFrame,
+                   items: Sequence[str], columns: Columns, quantiles: Sequence[str],
+                   title: str, path: Path, history_points: int = HISTORY_POINTS) -> Optional[Path]:
+    """One panel per series: recent history, holdout actuals, mean forecast, p10-p90 band."""
+    if not items:
+        return None
+    bounds = coverage_bounds(quantiles)
+    ncols = 2 if len(items) > 1 else 1
+    nrows = math.ceil(len(items) / ncols)
+    fig = _figure(7 * ncols, 2.8 * nrows + 0.6)
+    wape = per_item.set_index(SERIES)["wape"]
+    ts = columns.timestamp
+    for k, item in enumerate(items):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        hist = history[history[SERIES] == item].tail(history_points)
+        fut = joined[joined[SERIES] == item]
+        ax.plot(hist[ts], hist[columns.target], color="0.45", lw=1, label="history")
+        ax.plot(fut[ts], fut[ACTUAL], color="black", lw=1.5, marker=".", label="actual")
+        ax.plot(fut[ts], fut[contracts.MEAN_COLUMN], color="tab:blue", lw=1.5, label="forecast (mean)")
+        if bounds:
+            ax.fill_between(fut[ts].to_numpy(), fut[bounds[0]].to_numpy(dtype=float),
+                            fut[bounds[1]].to_numpy(dtype=float), color="tab:blue", alpha=0.25,
+                            label=f"{bounds[0]}-{bounds[1]}")
+        w = wape.get(item, float("nan"))
+        ax.set_title(f"{item}  (WAPE {w:.1%})" if np.isfinite(w) else f"{item}  (no sales in holdout)",
+                     fontsize=9)
+        ax.tick_params(labelsize=7)
+        if k == 0:
+            ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_error_by_attribute(by_attribute: Dict[str, Dict[str, Dict[str, float]]],
+                            path_for: Callable[[str], Path], metrics: Tuple[str, ...] = ("wape", "wql")) -> List[Path]:
+    """One bar chart per attribute (category, region, ...): WAPE and wQL per value."""
+    written = []
+    for attr, levels in by_attribute.items():
+        names = list(levels)
+        fig = _figure(max(6.0, 0.6 * len(names) * len(metrics) + 2), 4)
+        ax = fig.add_subplot(1, 1, 1)
+        x = np.arange(len(names))
+        width = 0.8 / len(metrics)
+        for j, metric in enumerate(metrics):
+            values = [levels[n].get(metric) for n in names]
+            values = [v if v is not None and np.isfinite(v) else 0.0 for v in values]
+            ax.bar(x + (j - (len(metrics) - 1) / 2) * width, values, width, label=metric.upper())
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=30 if len(names) > 5 else 0, ha="right" if len(names) > 5 else "center")
+        ax.set_ylabel("error (fraction of volume)")
+        ax.set_title(f"Forecast error by {attr}")
+        ax.legend()
+        fig.tight_layout()
+        written.append(_save(fig, path_for(attr)))
+    return written
+
+
+def plot_error_distribution(per_item: pd.DataFrame, path: Path) -> Path:
+    """Histogram of per-series WAPE, model vs seasonal-naive baseline."""
+    fig = _figure(7, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    model = per_item["wape"].replace([np.inf, -np.inf], np.nan).dropna()
+    base = per_item["baseline_wape"].replace([np.inf, -np.inf], np.nan).dropna()
+    upper = float(np.nanpercentile(pd.concat([model, base]), 99)) if len(model) + len(base) else 1.0
+    bins = np.linspace(0, max(upper, 1e-9), 30)
+    ax.hist(base.clip(upper=upper), bins=bins, alpha=0.5, label="seasonal naive", color="tab:orange")
+    ax.hist(model.clip(upper=upper), bins=bins, alpha=0.6, label="model", color="tab:blue")
+    ax.set_xlabel("WAPE per item")
+    ax.set_ylabel("items")
+    ax.set_title("Per-item WAPE: model vs seasonal-naive baseline")
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_plots(evaluation, columns: Columns, quantiles: Sequence[str], folder: Path,
+                seed: int = 0) -> List[Path]:
+    """All charts of one evaluation into ``folder``; returns the files written."""
+    folder = Path(folder)
+    written: List[Path] = []
+    per_item = evaluation.per_item
+    chosen = choose_items(per_item, seed=seed)
+    for kind, items in chosen.items():
+        path = plot_forecasts(evaluation.joined, evaluation.history, per_item, items, columns, quantiles,
+                              f"{kind.capitalize()} items by WAPE" if kind != "sample" else "Sample of items",
+                              folder / f"forecast_{kind}.png")
+        if path:
+            written.append(path)
+    written += plot_error_by_attribute(evaluation.report["by_attribute"],
+                                       lambda attr: folder / f"error_by_{_slug(attr)}.png")
+    written.append(plot_error_distribution(per_item, folder / "error_distribution.png"))
+    return written
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text)) or "attribute"
