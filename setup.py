@@ -13,6 +13,7 @@ setup(
         "sagemaker>=3.0,<4",
         "boto3>=1.35",
         "botocore>=1.35",
+        "regex>=2023.0",
         "pandas>=2.0,<3",
         "numpy>=1.26",
         "scipy>=1.11",

@@ -9,10 +9,15 @@ at execution time.
 from __future__ import annotations
 
 import datetime
-import re
-from typing import Any, Iterable
+import functools
+from typing import Any, Iterable, Optional
 
 import botocore.session
+
+try:  # botocore's patterns are Java regexes (\\p{L}, \\p{Alnum}); `regex` understands them
+    import regex as _re
+except ImportError:  # inside a processing container: fall back, skipping what `re` cannot compile
+    import re as _re  # type: ignore[no-redef]
 
 PIPELINE_EXPRESSION_KEYS = frozenset({"Get", "Std:Join", "Std:JsonGet"})
 _SESSION = None
@@ -97,8 +102,8 @@ def _check(shape, value: Any, path: str, problems: list[str]) -> None:
         _bounds(shape, len(value), "length", path, problems)
         if shape.enum and value not in shape.enum:
             problems.append(f"{path}: {value!r} is not one of {shape.enum}")
-        pattern = shape.metadata.get("pattern")
-        if pattern and not re.fullmatch(pattern, value, flags=re.DOTALL):
+        pattern = _compiled(shape.metadata.get("pattern"))
+        if pattern is not None and not pattern.fullmatch(value):
             problems.append(f"{path}: {value!r} does not match the pattern {pattern}")
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -119,6 +124,18 @@ def _check(shape, value: Any, path: str, problems: list[str]) -> None:
     elif kind == "blob":
         if not isinstance(value, (bytes, bytearray, str)) and not hasattr(value, "read"):
             problems.append(f"{path}: expected bytes, got {type(value).__name__}")
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(pattern: Optional[str]):
+    if not pattern:
+        return None
+    # Java's surrogate-pair range for "any character outside the BMP"
+    pattern = pattern.replace("\\uD800\\uDC00-\\uDBFF\\uDFFF", "\\U00010000-\\U0010FFFF")
+    try:
+        return _re.compile(pattern, flags=_re.DOTALL)
+    except _re.error:
+        return None  # a pattern this engine cannot read is left to the service
 
 
 def operations(service: str) -> Iterable[str]:

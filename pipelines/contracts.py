@@ -64,6 +64,10 @@ MODEL_PACKAGE_ARN_PATH = "model_package_arn"
 RESOLVED_MODEL_NAME = "ResolvedModel"
 RESOLVED_MODEL_FILE = "resolved_model.json"
 
+# --- CreateModel step result (batch) ---
+BATCH_MODEL_NAME = "BatchModel"
+BATCH_MODEL_FILE = "batch_model.json"     # {"model_name", "model_package_arn"}
+
 # --- Autopilot ForecastFrequency -> pandas offset alias and seasonal period ---
 _FREQ_UNITS = {
     # unit: (pandas alias, season length used by seasonal naive and MASE)

@@ -1,0 +1,136 @@
+"""PrepareBatchInput step: shape the batch input the way the transform job reads it.
+
+    python -m processing.batch_input --input PATH --output-dir DIR [--items-per-file 100] \
+        [--item-id-column item_id] [--timestamp-column timestamp] [--target-column target_value]
+
+Each output file holds whole series (history rows plus future rows with known covariates
+and an empty target), sorted by item and time, with at most `--items-per-file` items, so
+large catalogues are sharded by item and no series is split across files.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import pandas as pd
+
+MIN_HISTORY_POINTS = 4  # Autopilot needs at least this many observed points per item at inference
+
+
+class BatchInputError(ValueError):
+    """The batch input cannot be forecast; the message names the file, column or items."""
+
+
+def input_files(path: Path) -> List[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                       and (p.suffix in (".csv", ".parquet") or p.name.endswith(".csv.gz")))
+        if not files:
+            raise BatchInputError(f"{path}: no .csv, .csv.gz or .parquet files in this folder")
+        return files
+    if not path.is_file():
+        raise BatchInputError(f"{path}: no such file or folder (InputDataUrl)")
+    return [path]
+
+
+def read_input(path: Path, item_id: str) -> pd.DataFrame:
+    frames = []
+    for file in input_files(path):
+        frame = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(
+            file, dtype={item_id: str}, encoding="utf-8-sig")
+        if frames and list(frame.columns) != list(frames[0].columns):
+            raise BatchInputError(f"{file}: columns {list(frame.columns)} differ from the first file's "
+                                  f"{list(frames[0].columns)}; every file of the input needs the same schema")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def check_columns(frame: pd.DataFrame, required: Sequence[str], source: Path) -> None:
+    for name in required:
+        if name not in frame.columns:
+            close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise BatchInputError(f"{source}: column {name!r} is missing; the file has {list(frame.columns)}.{hint}")
+
+
+def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, source: Path):
+    """Sort, parse times, drop items with too little history; returns (frame, dropped items)."""
+    check_columns(frame, (item_id, timestamp, target), source)
+    frame = frame.copy()
+    frame[item_id] = frame[item_id].astype(str)
+    parsed = pd.to_datetime(frame[timestamp], errors="coerce")
+    bad = parsed.isna()
+    if bad.any():
+        rows = (frame.index[bad][:5] + 2).tolist()  # +2: one-based, after the header row
+        raise BatchInputError(f"{source}: column {timestamp!r} has {int(bad.sum())} value(s) that are not dates, "
+                              f"first at row(s) {rows}: {frame.loc[bad, timestamp].head(5).tolist()}")
+    frame["_ts"] = parsed
+    frame[target] = pd.to_numeric(frame[target], errors="coerce")
+    frame = frame.sort_values([item_id, "_ts"], kind="stable")
+    observed = frame.groupby(item_id)[target].count()
+    dropped = sorted(observed[observed < MIN_HISTORY_POINTS].index)
+    if dropped:
+        frame = frame[~frame[item_id].isin(dropped)]
+    if frame.empty:
+        raise BatchInputError(f"{source}: no item has the {MIN_HISTORY_POINTS} observed target values "
+                              "a forecast needs")
+    return frame.drop(columns="_ts"), dropped
+
+
+def write_shards(frame: pd.DataFrame, item_id: str, output_dir: Path, items_per_file: int) -> List[Path]:
+    """Write whole series, `items_per_file` items a file, into output_dir atomically."""
+    if items_per_file < 1:
+        raise BatchInputError(f"--items-per-file must be at least 1, got {items_per_file}")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    try:
+        items = frame[item_id].unique()
+        written = []
+        for index, start in enumerate(range(0, len(items), items_per_file)):
+            chunk = frame[frame[item_id].isin(items[start:start + items_per_file])]
+            path = staging / f"part-{index:05d}.csv"
+            chunk.to_csv(path, index=False)
+            written.append(output_dir / path.name)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        staging.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m processing.batch_input", description=__doc__.split("\n")[0])
+    parser.add_argument("--input", required=True, type=Path)
+    parser.add_argument("--output-dir", required=True, type=Path)
+    parser.add_argument("--items-per-file", type=int, default=100)
+    parser.add_argument("--item-id-column", default="item_id")
+    parser.add_argument("--timestamp-column", default="timestamp")
+    parser.add_argument("--target-column", default="target_value")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        frame = read_input(args.input, args.item_id_column)
+        frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, args.input)
+        files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file)
+    except BatchInputError as error:
+        print(f"PrepareBatchInput failed: {error}", file=sys.stderr)
+        return 2
+    if dropped:
+        print(f"Dropped {len(dropped)} item(s) with fewer than {MIN_HISTORY_POINTS} observed values: "
+              f"{dropped[:20]}{' ...' if len(dropped) > 20 else ''}")
+    print(f"Wrote {frame[args.item_id_column].nunique()} items in {len(files)} file(s) to {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

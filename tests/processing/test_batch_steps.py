@@ -1,0 +1,128 @@
+"""Batch pipeline steps: ResolveModel and CreateModel against a moto server, PrepareBatchInput on files."""
+from __future__ import annotations
+
+import json
+import re
+
+import boto3
+import pandas as pd
+import pytest
+
+from pipelines.aws_validation import request_problems
+from processing import batch_input, create_model, resolve_model
+
+GROUP = "demand-forecasting"
+CONTAINERS = [
+    {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/a:1", "ModelDataUrl": "s3://b/m1.tar.gz",
+     "Environment": {"A": "1"}},
+    {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/b:1", "ModelDataUrl": "s3://b/m2.tar.gz",
+     "Environment": {"B": "2"}},
+]
+
+
+def register(sm, status, metadata=None):
+    return sm.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]},
+        CustomerMetadataProperties=metadata or {})["ModelPackageArn"]
+
+
+@pytest.fixture
+def sagemaker(moto_endpoint):
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    return sm
+
+
+def test_given_no_approved_version_when_resolving_then_it_fails_saying_how_to_approve(sagemaker, tmp_path, capsys):
+    register(sagemaker, "PendingManualApproval")
+    code = resolve_model.main(["--model-package-group", GROUP, "--result-dir", str(tmp_path)], sagemaker=sagemaker)
+    assert code == 2
+    assert "has no Approved model package" in capsys.readouterr().err
+    assert not (tmp_path / "resolved_model.json").exists()
+
+
+def test_given_two_approved_versions_when_resolving_then_the_newest_is_chosen_with_its_metadata(sagemaker, tmp_path):
+    register(sagemaker, "Approved", {"wape": "0.2"})
+    newest = register(sagemaker, "Approved", {"wape": "0.1", "forecast_quantiles": "p10,p50,p90",
+                                              "forecast_horizon": "14"})
+    register(sagemaker, "Rejected")
+    assert resolve_model.main(["--model-package-group", GROUP, "--result-dir", str(tmp_path)],
+                              sagemaker=sagemaker) == 0
+    resolved = json.loads((tmp_path / "resolved_model.json").read_text())
+    assert resolved["model_package_arn"] == newest
+    assert resolved["metrics"] == {"wape": 0.1}
+    assert resolved["forecast_quantiles"] == "p10,p50,p90" and resolved["containers"] == 2
+
+
+def test_given_a_resolved_package_when_creating_the_model_then_it_names_the_package_and_is_retry_safe(
+        sagemaker, tmp_path):
+    arn = register(sagemaker, "Approved")
+    (tmp_path / "resolved_model.json").write_text(json.dumps({"model_package_arn": arn}))
+    argv = ["--resolved-dir", str(tmp_path), "--execution-id", "abc123", "--role-arn",
+            "arn:aws:iam::123456789012:role/forecast", "--result-dir", str(tmp_path / "out")]
+    assert create_model.main(argv, sagemaker=sagemaker) == 0
+    assert create_model.main(argv, sagemaker=sagemaker) == 0  # a retried step reuses the model
+    result = json.loads((tmp_path / "out" / "batch_model.json").read_text())
+    assert result["model_name"] == "fc-batch-abc123"
+    models = sagemaker.list_models()["Models"]
+    assert [m["ModelName"] for m in models] == ["fc-batch-abc123"]
+
+
+def test_create_model_request_validates_against_the_service_model():
+    request = create_model.create_model_request(
+        create_model.model_name_for("exec/with odd_chars" * 5),
+        "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3",
+        "arn:aws:iam::123456789012:role/forecast", {"project": "demand-forecasting"})
+    assert request_problems("sagemaker", "CreateModel", request) == []
+    assert len(request["ModelName"]) <= 63
+
+
+def make_input(items=5, history=10, future=3):
+    rows = []
+    for i in range(items):
+        for step, day in enumerate(pd.date_range("2024-01-01", periods=history + future)):
+            rows.append({"item_id": f"i{i}", "timestamp": day.strftime("%Y-%m-%d"),
+                         "target_value": float(step) if step < history else None, "promotion": 0})
+    return pd.DataFrame(rows)
+
+
+def test_given_many_items_when_sharding_then_each_file_holds_whole_series(tmp_path):
+    source = tmp_path / "input.csv"
+    make_input().sample(frac=1.0, random_state=0).to_csv(source, index=False)  # shuffled rows
+    out = tmp_path / "shards"
+    assert batch_input.main(["--input", str(source), "--output-dir", str(out), "--items-per-file", "2"]) == 0
+    files = sorted(out.glob("part-*.csv"))
+    assert [f.name for f in files] == ["part-00000.csv", "part-00001.csv", "part-00002.csv"]
+    seen = set()
+    for file in files:
+        frame = pd.read_csv(file)
+        assert frame.groupby("item_id").size().eq(13).all()  # whole series: 10 history + 3 future
+        assert frame["timestamp"].is_monotonic_increasing or frame.groupby("item_id")["timestamp"].apply(
+            lambda s: s.is_monotonic_increasing).all()
+        assert not seen & set(frame["item_id"])
+        seen |= set(frame["item_id"])
+    assert len(seen) == 5
+
+
+def test_given_items_with_too_little_history_then_they_are_dropped_and_named(tmp_path, capsys):
+    frame = pd.concat([make_input(items=2), make_input(items=1, history=3).assign(item_id="short")])
+    source = tmp_path / "input.csv"
+    frame.to_csv(source, index=False)
+    assert batch_input.main(["--input", str(source), "--output-dir", str(tmp_path / "out")]) == 0
+    assert "Dropped 1 item(s) with fewer than 4 observed values: ['short']" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda f: f.rename(columns={"timestamp": "timestmp"}), "column 'timestamp' is missing.*Did you mean 'timestmp'"),
+    (lambda f: f.assign(timestamp=["not a date"] + list(f["timestamp"][1:])),
+     r"column 'timestamp' has 1 value\(s\) that are not dates, first at row\(s\) \[2\]"),
+])
+def test_given_bad_input_then_the_error_names_the_column_and_nothing_is_written(tmp_path, capsys, mutate, message):
+    source = tmp_path / "input.csv"
+    mutate(make_input()).to_csv(source, index=False)
+    out = tmp_path / "out"
+    assert batch_input.main(["--input", str(source), "--output-dir", str(out)]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()
