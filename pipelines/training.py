@@ -1,0 +1,234 @@
+"""The training pipeline: prepare -> AutoML V2 -> backtest -> evaluate -> gate -> register -> deploy.
+
+```
+PrepareData ─┬─ train ──────────► AutoML (CreateAutoMLJobV2, waits; AutoMLResult.model_name)
+             ├─ backtest ───────► BacktestForecast (transform with that model)
+             ├─ holdout, train ─► Evaluate ◄── forecasts          (EvaluationReport)
+             └─ profile ────────► AutoML
+QualityGate: EvaluationReport quality_gate.value <= QualityThreshold
+   true  -> RegisterModel (Registration.model_package_arn) -> Deploy (Lambda: deploys Approved only)
+   false -> QualityTooLow (fails naming the metric, its value and the threshold)
+```
+
+Only Processing, Transform, Condition, Fail and Lambda steps: the local runtime executes
+exactly this definition. Rendering is offline and deterministic (pipelines.sdk).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from pipelines import contracts
+from pipelines.settings import Settings
+from pipelines.steps import (StepFactory, account_of, flag, input_path, json_get, output_path,
+                             output_uri, property_file)
+
+AUTOML_STEP_MAX_RUNTIME_SECONDS = 2 * 24 * 60 * 60   # the AutoML step waits for the whole job
+AUTOML_RESULT_OUTPUT = "result"
+EVALUATION_OUTPUT = "evaluation"
+REGISTRATION_OUTPUT = "result"
+BACKTEST_OUTPUT = "forecasts"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """A pipeline parameter: its public name, type and default, and what it tunes."""
+
+    name: str
+    kind: str          # "String", "Integer" or "Float"
+    default: Any
+    help: str
+
+
+def default_input_uri(settings: Settings) -> str:
+    """Where InputDataUrl points by default (the local runtime generates the seed's data there)."""
+    return settings.s3_uri("data", "sales") + "/"
+
+
+def parameter_specs(settings: Settings) -> list[ParameterSpec]:
+    """The training pipeline's parameters (public interface; defaults fit the seed's dataset)."""
+    return [
+        ParameterSpec("InputDataUrl", "String", default_input_uri(settings),
+                      "S3 URI (file or prefix) of the raw sales data: CSV or parquet, .gz ok"),
+        ParameterSpec("ItemIdColumn", "String", "item_id", "item identifier column"),
+        ParameterSpec("TimestampColumn", "String", "timestamp", "timestamp column"),
+        ParameterSpec("TargetColumn", "String", "target_value", "column to forecast"),
+        ParameterSpec("GroupingColumns", "String", "", "comma-separated grouping columns (up to 5), empty for none"),
+        ParameterSpec("ForecastFrequency", "String", "D", "Autopilot frequency: D, W, M, 1H, 15min..."),
+        ParameterSpec("ForecastHorizon", "Integer", 14, "periods to forecast (held out for the backtest)"),
+        ParameterSpec("ForecastQuantiles", "String", ",".join(contracts.DEFAULT_QUANTILES),
+                      "1 to 5 quantiles named p1..p99, comma-separated"),
+        ParameterSpec("HolidayCountry", "String", "US", "two-letter holiday calendar, empty for none"),
+        ParameterSpec("AutoMLAlgorithms", "String", "cnn-qr,deepar,prophet,npts,arima,ets",
+                      "candidate algorithms, comma-separated"),
+        ParameterSpec("ObjectiveMetric", "String", "AverageWeightedQuantileLoss",
+                      "AutoML objective: AverageWeightedQuantileLoss, MAPE, MASE, RMSE or WAPE"),
+        ParameterSpec("MaxAutoMLRuntimeSeconds", "Integer", 14400, "AutoML job time budget"),
+        ParameterSpec("QualityMetric", "String", "WAPE", "gate metric: WAPE, MAPE, MASE, RMSE, MAE or WQL"),
+        ParameterSpec("QualityThreshold", "Float", 0.3, "register only when the gate metric is <= this"),
+        ParameterSpec("ModelPackageGroupName", "String", settings.model_package_group,
+                      "Model Registry group"),
+        ParameterSpec("ModelApprovalStatus", "String", "PendingManualApproval",
+                      "status of the new model package: PendingManualApproval or Approved"),
+        ParameterSpec("ProcessingInstanceType", "String", "ml.m5.xlarge", "instance of the processing steps"),
+        ParameterSpec("TransformInstanceType", "String", "ml.m5.xlarge", "instance of the backtest transform"),
+        ParameterSpec("EndpointName", "String", settings.endpoint_name, "real-time endpoint the Deploy step updates"),
+    ]
+
+
+def make_parameters(settings: Settings) -> dict[str, Any]:
+    """name -> a real SDK Parameter object (overridable per execution)."""
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+
+    classes = {"String": ParameterString, "Integer": ParameterInteger, "Float": ParameterFloat}
+    return {spec.name: classes[spec.kind](name=spec.name, default_value=spec.default)
+            for spec in parameter_specs(settings)}
+
+
+def deploy_function_arn(settings: Settings) -> str:
+    return (f"arn:aws:lambda:{settings.effective_region}:{account_of(settings.effective_role_arn)}"
+            f":function:{settings.deploy_function_name}")
+
+
+def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
+    """The training Pipeline object (SDK v3). Offline: no upload, no AWS call."""
+    from pipelines.sdk import import_sdk
+
+    import_sdk(settings.effective_region)
+    from sagemaker.core.lambda_helper import Lambda
+    from sagemaker.core.workflow.conditions import ConditionLessThanOrEqualTo
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.lambda_step import LambdaStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.pipeline_experiment_config import PipelineExperimentConfig
+
+    factory = factory or StepFactory.create(settings)
+    p = make_parameters(settings)
+    columns = [flag("item-id-column", p["ItemIdColumn"]), flag("timestamp-column", p["TimestampColumn"]),
+               flag("target-column", p["TargetColumn"]), flag("grouping-columns", p["GroupingColumns"]),
+               flag("frequency", p["ForecastFrequency"])]
+
+    prepare = factory.processing_step(
+        contracts.STEP_PREPARE, "processing.prepare",
+        arguments=[flag("input", input_path("data")), flag("output-dir", contracts.OUTPUT_DIR), *columns,
+                   flag("horizon", p["ForecastHorizon"])],
+        inputs={"data": p["InputDataUrl"]},
+        outputs=[contracts.PREP_TRAIN, contracts.PREP_HOLDOUT, contracts.PREP_BACKTEST, contracts.PREP_PROFILE],
+        instance_type=p["ProcessingInstanceType"],
+        display_name="Prepare sales data",
+        description="Validate and clean the raw sales data, then split it into the AutoML training set, "
+                    "the held-out horizon, whole-series backtest inputs and a data profile.")
+
+    automl_result = property_file(contracts.AUTOML_RESULT_NAME, AUTOML_RESULT_OUTPUT, contracts.AUTOML_RESULT_FILE)
+    automl = factory.processing_step(
+        contracts.STEP_AUTOML, "processing.automl_job",
+        arguments=[flag("train-uri", output_uri(prepare, contracts.PREP_TRAIN)),
+                   flag("profile-dir", input_path(contracts.PREP_PROFILE)),
+                   flag("output-uri", factory.execution_uri(contracts.STEP_AUTOML, "job")),
+                   flag("execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID),
+                   flag("role-arn", settings.effective_role_arn),
+                   *columns,
+                   flag("horizon", p["ForecastHorizon"]), flag("quantiles", p["ForecastQuantiles"]),
+                   flag("holiday-country", p["HolidayCountry"]), flag("algorithms", p["AutoMLAlgorithms"]),
+                   flag("objective-metric", p["ObjectiveMetric"]),
+                   flag("max-runtime-seconds", p["MaxAutoMLRuntimeSeconds"]),
+                   flag("result-dir", output_path(AUTOML_RESULT_OUTPUT))],
+        inputs={contracts.PREP_PROFILE: output_uri(prepare, contracts.PREP_PROFILE)},
+        outputs=[AUTOML_RESULT_OUTPUT],
+        property_files=[automl_result],
+        instance_type=p["ProcessingInstanceType"],
+        max_runtime_seconds=AUTOML_STEP_MAX_RUNTIME_SECONDS,
+        display_name="Train with Autopilot (AutoML V2)",
+        description="Start (or re-attach to) a CreateAutoMLJobV2 time-series job named after the execution, "
+                    "wait for it, create the model with all of the best candidate's inference containers, "
+                    "and write automl_result.json.")
+
+    backtest = factory.transform_step(
+        contracts.STEP_BACKTEST,
+        model_name=json_get(automl, automl_result, "model_name"),
+        data=output_uri(prepare, contracts.PREP_BACKTEST),
+        output_path=factory.execution_uri(contracts.STEP_BACKTEST, BACKTEST_OUTPUT),
+        instance_type=p["TransformInstanceType"],
+        display_name="Forecast the held-out horizon",
+        description="Batch transform of whole series (history + holdout rows with empty target) with the "
+                    "AutoML model; writes <file>.out forecasts with the quantile and mean columns.")
+
+    evaluation_report = property_file(contracts.EVALUATION_RESULT_NAME, EVALUATION_OUTPUT, contracts.EVALUATION_FILE)
+    evaluate = factory.processing_step(
+        contracts.STEP_EVALUATE, "evaluation.evaluate",
+        arguments=[flag("forecasts", input_path("forecasts")), flag("actuals", input_path(contracts.PREP_HOLDOUT)),
+                   flag("history", input_path(contracts.PREP_TRAIN)), flag("out", output_path(EVALUATION_OUTPUT)),
+                   *columns, flag("quantiles", p["ForecastQuantiles"]),
+                   flag("quality-metric", p["QualityMetric"]), flag("quality-threshold", p["QualityThreshold"])],
+        inputs={"forecasts": backtest.properties.TransformOutput.S3OutputPath,
+                contracts.PREP_HOLDOUT: output_uri(prepare, contracts.PREP_HOLDOUT),
+                contracts.PREP_TRAIN: output_uri(prepare, contracts.PREP_TRAIN)},
+        outputs=[EVALUATION_OUTPUT],
+        property_files=[evaluation_report],
+        instance_type=p["ProcessingInstanceType"],
+        display_name="Evaluate the backtest",
+        description="Score the backtest against the holdout (WAPE, WQL, MAPE, MASE, RMSE, MAE, bias, coverage) "
+                    "against a seasonal-naive baseline; writes evaluation.json with the quality gate value.")
+
+    registration = property_file(contracts.REGISTRATION_RESULT_NAME, REGISTRATION_OUTPUT, contracts.REGISTRATION_FILE)
+    register = factory.processing_step(
+        contracts.STEP_REGISTER, "processing.register",
+        arguments=[flag("automl-result-dir", input_path("automl")),
+                   flag("evaluation-dir", input_path(EVALUATION_OUTPUT)),
+                   flag("evaluation-uri", Join(on="/", values=[output_uri(evaluate, EVALUATION_OUTPUT),
+                                                                contracts.EVALUATION_FILE])),
+                   flag("model-package-group", p["ModelPackageGroupName"]),
+                   flag("approval-status", p["ModelApprovalStatus"]),
+                   flag("execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID),
+                   flag("result-dir", output_path(REGISTRATION_OUTPUT))],
+        inputs={"automl": output_uri(automl, AUTOML_RESULT_OUTPUT),
+                EVALUATION_OUTPUT: output_uri(evaluate, EVALUATION_OUTPUT)},
+        outputs=[REGISTRATION_OUTPUT],
+        property_files=[registration],
+        instance_type=p["ProcessingInstanceType"],
+        display_name="Register the model",
+        description="Create a model package (all inference containers, evaluation report as model quality, "
+                    "key metrics as metadata) in the Model Registry with the requested approval status.")
+
+    deploy = LambdaStep(
+        name=contracts.STEP_DEPLOY,
+        lambda_func=Lambda(function_arn=deploy_function_arn(settings), session=factory.session),
+        inputs={"model_package_arn": json_get(register, registration, contracts.MODEL_PACKAGE_ARN_PATH),
+                "endpoint_name": p["EndpointName"]},
+        display_name="Deploy if approved",
+        description="Call the deploy function: it deploys the package to the endpoint only when it is "
+                    "Approved, otherwise it records that approval is pending.")
+
+    gate_value = json_get(evaluate, evaluation_report, contracts.QUALITY_GATE_VALUE_PATH)
+    too_low = FailStep(
+        name=contracts.STEP_FAIL,
+        error_message=Join(on=" ", values=["Forecast quality too low:", p["QualityMetric"], "=", gate_value,
+                                           "is above QualityThreshold", p["QualityThreshold"],
+                                           "- the model was not registered."]),
+        display_name="Quality too low",
+        description="Stop the execution: the backtest metric is worse than the threshold.")
+    gate = ConditionStep(
+        name=contracts.STEP_GATE,
+        conditions=[ConditionLessThanOrEqualTo(left=gate_value, right=p["QualityThreshold"])],
+        if_steps=[register, deploy],
+        else_steps=[too_low],
+        display_name="Quality gate",
+        description="Continue to registration only when the backtest QualityMetric <= QualityThreshold.")
+
+    return Pipeline(
+        name=settings.training_pipeline_name,
+        parameters=list(p.values()),
+        steps=[prepare, automl, backtest, evaluate, gate],
+        pipeline_experiment_config=PipelineExperimentConfig(ExecutionVariables.PIPELINE_NAME,
+                                                            ExecutionVariables.PIPELINE_EXECUTION_ID),
+        sagemaker_session=factory.session,
+    )
+
+
+def definition(settings: Settings) -> dict:
+    """The definition JSON (as a dict) that is upserted to SageMaker and run by the local runtime."""
+    return json.loads(get_pipeline(settings).definition())
