@@ -32,7 +32,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--timestamp-column", default="timestamp")
     parser.add_argument("--target-column", default="target_value")
     parser.add_argument("--grouping-columns", default="")
-    parser.add_argument("--quantiles", default="p10,p50,p90")
+    parser.add_argument("--quantiles", default="",
+                        help="quantile columns to read; default: the model's forecast_quantiles, else p10,p50,p90")
     parser.add_argument("--service-level", type=float, default=0.9)
     return parser.parse_args(argv)
 
@@ -65,7 +66,8 @@ def read_model_info(model_dir: Optional[Path]) -> dict:
 def write_report(args: argparse.Namespace) -> Path:
     columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
                       tuple(parse_list(args.grouping_columns)))
-    quantiles: List[str] = parse_list(args.quantiles)
+    model = read_model_info(args.model_dir)
+    quantiles: List[str] = parse_list(args.quantiles or model.get("forecast_quantiles") or "p10,p50,p90")
     for name in quantiles:
         reporting.quantile_level(name)
     forecasts = reporting.read_forecasts(args.forecasts, columns, quantiles)
@@ -74,7 +76,6 @@ def write_report(args: argparse.Namespace) -> Path:
     statics = reporting.static_attributes(history, columns)
     table = reporting.tidy_table(forecasts, statics, columns, quantiles)
     horizon = int(table.groupby(columns.item_id)[columns.timestamp].nunique().max())
-    model = read_model_info(args.model_dir)
     summary = reporting.build_summary(table, history, statics, columns, quantiles, horizon, model)
     inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level)
     summary["service_level"] = args.service_level

@@ -1,0 +1,117 @@
+"""The batch forecasting pipeline: every item, with the latest approved model, into reports.
+
+    ResolveModel ──> CreateModel ──┐
+                                   ├──> BatchForecast ──> Report
+    PrepareBatchInput ─────────────┘
+
+ResolveModel picks the newest Approved package of the group (and fails clearly when there
+is none); CreateModel makes a Model from the package ARN, which brings every container of
+the package; BatchForecast is a transform over whole-series shards; Report writes the
+tables, summary, inventory suggestions, charts and HTML page under OutputUrl.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines import contracts
+from pipelines.settings import Settings
+from pipelines.steps import StepFactory, flag, input_path, json_get, output_path, output_uri, property_file
+
+
+def batch_parameters(settings: Settings) -> dict:
+    """Every tunable of the batch pipeline, as real pipeline parameters."""
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+
+    return {
+        "InputDataUrl": ParameterString("InputDataUrl", default_value=settings.s3_uri("data", "batch")),
+        "ModelPackageGroupName": ParameterString("ModelPackageGroupName",
+                                                 default_value=settings.model_package_group),
+        "OutputUrl": ParameterString("OutputUrl", default_value=settings.s3_uri("reports", "latest")),
+        "ItemIdColumn": ParameterString("ItemIdColumn", default_value="item_id"),
+        "TimestampColumn": ParameterString("TimestampColumn", default_value="timestamp"),
+        "TargetColumn": ParameterString("TargetColumn", default_value="target_value"),
+        "GroupingColumns": ParameterString("GroupingColumns", default_value=""),
+        "ServiceLevel": ParameterFloat("ServiceLevel", default_value=0.9),
+        "ItemsPerFile": ParameterInteger("ItemsPerFile", default_value=100),
+        "ProcessingInstanceType": ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
+        "TransformInstanceType": ParameterString("TransformInstanceType", default_value="ml.m5.xlarge"),
+    }
+
+
+def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:
+    """The batch pipeline object; `.definition()` renders offline."""
+    from pipelines.sdk import import_sdk
+
+    import_sdk(settings.effective_region)
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.pipeline_experiment_config import PipelineExperimentConfig
+
+    factory = factory or StepFactory.create(settings)
+    p = batch_parameters(settings)
+    columns = [flag("item-id-column", p["ItemIdColumn"]), flag("timestamp-column", p["TimestampColumn"]),
+               flag("target-column", p["TargetColumn"])]
+
+    resolved_file = property_file(contracts.RESOLVED_MODEL_NAME, "result", contracts.RESOLVED_MODEL_FILE)
+    resolve_model = factory.processing_step(
+        contracts.STEP_RESOLVE_MODEL, "processing.resolve_model",
+        arguments=[flag("model-package-group", p["ModelPackageGroupName"]),
+                   flag("result-dir", output_path("result"))],
+        outputs=["result"], property_files=[resolved_file],
+        instance_type=p["ProcessingInstanceType"], max_runtime_seconds=15 * 60,
+        display_name="Resolve the approved model",
+        description="Finds the newest Approved model package in ModelPackageGroupName; fails when none is approved.")
+
+    prepare_input = factory.processing_step(
+        contracts.STEP_PREPARE_BATCH, "processing.batch_input",
+        arguments=[flag("input", input_path("data")), flag("output-dir", output_path("shards")),
+                   flag("items-per-file", p["ItemsPerFile"]), *columns],
+        inputs={"data": p["InputDataUrl"]}, outputs=["shards"],
+        instance_type=p["ProcessingInstanceType"],
+        display_name="Prepare batch input",
+        description="Sorts the input and shards it by item so each file holds whole series "
+                    "(history plus future rows with known covariates).")
+
+    model_file = property_file(contracts.BATCH_MODEL_NAME, "result", contracts.BATCH_MODEL_FILE)
+    create_model = factory.processing_step(
+        contracts.STEP_CREATE_MODEL, "processing.create_model",
+        arguments=[flag("resolved-dir", input_path("resolved")),
+                   flag("execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID),
+                   flag("role-arn", settings.effective_role_arn), flag("result-dir", output_path("result"))],
+        inputs={"resolved": output_uri(resolve_model, "result")}, outputs=["result"],
+        property_files=[model_file], instance_type=p["ProcessingInstanceType"], max_runtime_seconds=15 * 60,
+        display_name="Create the model",
+        description="Creates a SageMaker Model from the resolved package ARN, bringing all its containers.")
+
+    forecast = factory.transform_step(
+        contracts.STEP_BATCH_FORECAST,
+        model_name=json_get(create_model, model_file, "model_name"),
+        data=output_uri(prepare_input, "shards"),
+        output_path=factory.execution_uri(contracts.STEP_BATCH_FORECAST, "forecasts"),
+        instance_type=p["TransformInstanceType"],
+        display_name="Forecast every item",
+        description="Batch transform: one <file>.out per input shard with the mean and each quantile.")
+
+    report = factory.processing_step(
+        contracts.STEP_REPORT, "processing.report",
+        arguments=[flag("forecasts", input_path("forecasts")), flag("history", input_path("history")),
+                   flag("model-dir", input_path("model")), flag("out", output_path("report")),
+                   flag("grouping-columns", p["GroupingColumns"]), flag("service-level", p["ServiceLevel"]),
+                   *columns],
+        inputs={"forecasts": forecast.properties.TransformOutput.S3OutputPath,
+                "history": output_uri(prepare_input, "shards"),
+                "model": output_uri(resolve_model, "result")},
+        outputs={"report": p["OutputUrl"]},
+        instance_type=p["ProcessingInstanceType"],
+        display_name="Write the planner report",
+        description="Forecast table (CSV, Parquet), summary.json, inventory order-up-to levels at "
+                    "ServiceLevel, charts and report.html under OutputUrl.")
+
+    return Pipeline(
+        name=settings.batch_pipeline_name,
+        parameters=list(p.values()),
+        steps=[resolve_model, prepare_input, create_model, forecast, report],
+        pipeline_experiment_config=PipelineExperimentConfig(
+            ExecutionVariables.PIPELINE_NAME, ExecutionVariables.PIPELINE_EXECUTION_ID),
+        sagemaker_session=factory.session,
+    )
