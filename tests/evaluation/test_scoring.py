@@ -1,0 +1,163 @@
+"""evaluation.scoring: reading, joining, baseline, per-item and per-attribute scores, gate."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evaluation import metrics, scoring
+from evaluation.scoring import ACTUAL, SERIES, Columns
+from pipelines import contracts
+
+COLS = Columns()
+Q = ["p10", "p50", "p90"]
+
+
+def _load(ds):
+    return (scoring.load_forecasts(ds.forecasts, COLS, Q), scoring.load_actuals(ds.actuals, COLS),
+            scoring.load_history(ds.history, COLS))
+
+
+def test_given_history_when_static_attributes_then_category_and_region_only(dataset):
+    history = scoring.load_history(dataset.history, COLS)
+    # promo varies in time, price is a float, sku_name is unique per item: none is a breakdown
+    assert scoring.static_attributes(history, COLS) == ["category", "region"]
+
+
+def test_given_joined_frame_when_per_item_metrics_then_equal_to_metric_functions(dataset):
+    fc, act, hist = _load(dataset)
+    joined = scoring.join_forecasts(fc, act, COLS)
+    histories = {k: g.to_numpy() for k, g in hist.groupby(SERIES)["target_value"]}
+    scores = scoring.score(joined, histories, Q, season=7)
+    for item, rows in joined.groupby(SERIES):
+        a, f = rows[ACTUAL].to_numpy(), rows["mean"].to_numpy()
+        got = scores.per_item.loc[item]
+        assert got["mae"] == pytest.approx(metrics.mae(a, f))
+        assert got["rmse"] == pytest.approx(metrics.rmse(a, f))
+        assert got["bias"] == pytest.approx(metrics.bias(a, f))
+        assert got["coverage"] == pytest.approx(metrics.coverage(a, rows["p10"], rows["p90"]))
+        for key, fn in (("wape", metrics.wape), ("mape", metrics.mape), ("r2", metrics.r2)):
+            expected = fn(a, f)
+            assert (math.isnan(got[key]) and math.isnan(expected)) or got[key] == pytest.approx(expected)
+        expected_wql = metrics.wql(a, {q: rows[q] for q in Q})
+        assert (math.isnan(got["wql"]) and math.isnan(expected_wql)) or got["wql"] == pytest.approx(expected_wql)
+    # the never-selling item: WAPE undefined, all 7 MAPE points skipped, MASE scale 0 reported
+    zero = scores.per_item.loc["item_00"]
+    assert math.isnan(zero["wape"]) and zero["mape_skipped"] == 7 and zero["mase_scale"] == 0
+    assert scores.mase_zero_scale_items == ["item_00"]
+    assert scores.mape_skipped == 7
+
+
+def test_given_a_missing_item_when_joined_then_error_names_item_and_file(dataset):
+    fc, act, _ = _load(dataset)
+    fc = fc[fc["item_id"] != "item_05"]
+    with pytest.raises(ValueError, match=r"7 holdout point\(s\) in \[.*holdout.csv'\] have no forecast; "
+                                         r"items with no forecast at all: \['item_05'\]"):
+        scoring.join_forecasts(fc, act, COLS)
+
+
+def test_given_an_extra_timestamp_when_joined_then_error_names_forecast_file(dataset):
+    fc, act, _ = _load(dataset)
+    extra = fc.iloc[[0]].copy()
+    extra["timestamp"] = pd.Timestamp("2030-01-01")
+    with pytest.raises(ValueError, match=r"1 forecast row\(s\) in \[.*part-00000.csv.out'\] match no holdout "
+                                         r"actual \(first: item_00 @ 2030-01-01"):
+        scoring.join_forecasts(pd.concat([fc, extra], ignore_index=True), act, COLS)
+
+
+def test_given_forecasts_without_a_quantile_column_when_loaded_then_error_names_file_and_column(dataset):
+    path = dataset.forecasts / "part-00000.csv.out"
+    dataset.forecast_frame.drop(columns=["p90"]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"forecasts file .*part-00000.csv.out lacks column\(s\) \['p90'\]"):
+        scoring.load_forecasts(dataset.forecasts, COLS, Q)
+
+
+def test_given_nan_forecast_when_loaded_then_error_names_file_column_and_item(dataset):
+    frame = dataset.forecast_frame.copy()
+    frame.loc[3, "mean"] = np.nan
+    frame.to_csv(dataset.forecasts / "part-00000.csv.out", index=False)
+    with pytest.raises(ValueError, match=r"part-00000.csv.out: column 'mean' has 1 missing, non-numeric or "
+                                         r"infinite value\(s\) \(first: item 'item_00'"):
+        scoring.load_forecasts(dataset.forecasts, COLS, Q)
+
+
+def test_given_duplicate_rows_when_loaded_then_error(dataset):
+    frame = pd.concat([dataset.holdout_frame, dataset.holdout_frame.iloc[[0]]])
+    frame.to_csv(dataset.actuals, index=False)
+    with pytest.raises(ValueError, match=r"actuals file .*holdout.csv has 2 rows that repeat an item and timestamp"):
+        scoring.load_actuals(dataset.actuals, COLS)
+
+
+def test_given_empty_folder_when_read_then_error_says_what_was_expected(tmp_path):
+    with pytest.raises(ValueError, match="forecasts folder .* holds no .out, .csv"):
+        scoring.load_forecasts(tmp_path, COLS, Q)
+
+
+def test_given_history_when_seasonal_naive_then_repeats_last_season_with_residual_band():
+    # history 1,2,3,4,5,9 (season 3): last season [4,5,9] -> holdout h=1..4 gets 4,5,9,4
+    # seasonal differences y[t]-y[t-3] = [3,3,6]; quantiles: 0.1 -> 3, 0.5 -> 3, 0.9 -> 3 + 0.8*3 = 5.4
+    days = pd.date_range("2024-01-01", periods=10, freq="D")
+    history = pd.DataFrame({SERIES: "A", "timestamp": days[:6], "target_value": [1, 2, 3, 4, 5, 9.0]})
+    holdout = pd.DataFrame({SERIES: "A", "timestamp": days[6:]})
+    out = scoring.seasonal_naive_forecast(history, holdout, COLS, season=3, quantiles=Q)
+    assert out["mean"].tolist() == [4, 5, 9, 4]
+    assert out["p10"].tolist() == pytest.approx([7, 8, 12, 7])
+    assert out["p90"].tolist() == pytest.approx([9.4, 10.4, 14.4, 9.4])
+
+
+def test_given_grouping_columns_when_scored_then_each_item_and_group_is_a_series(tmp_path):
+    cols = Columns(grouping=("store",))
+    days = pd.date_range("2024-01-01", periods=10, freq="D").strftime("%Y-%m-%d")
+    hist = pd.DataFrame([{"item_id": "A", "store": s, "timestamp": d, "target_value": float(i + (s == "s2") * 10)}
+                         for s in ("s1", "s2") for i, d in enumerate(days[:8])])
+    hold = pd.DataFrame([{"item_id": "A", "store": s, "timestamp": d, "target_value": 5.0}
+                         for s in ("s1", "s2") for d in days[8:]])
+    fc = hold[["item_id", "store", "timestamp"]].copy()
+    fc["p10"], fc["p50"], fc["p90"], fc["mean"] = 4.0, 5.0, 6.0, np.where(fc["store"] == "s1", 5.0, 7.0)
+    hist.to_csv(tmp_path / "train.csv", index=False)
+    hold.to_csv(tmp_path / "holdout.csv", index=False)
+    fc.to_csv(tmp_path / "f.csv", index=False)
+    ev = scoring.evaluate(scoring.load_forecasts(tmp_path / "f.csv", cols, Q),
+                          scoring.load_actuals(tmp_path / "holdout.csv", cols),
+                          scoring.load_history(tmp_path / "train.csv", cols), cols, Q, "D", "MAE", 1.0)
+    per_item = ev.per_item.set_index(SERIES)
+    # s1 perfect, s2 off by 2 on both days -> MAE 0 and 2 ; overall MAE 1 -> gate at 1.0 passes (<=)
+    assert per_item.loc["A | s1", "mae"] == 0 and per_item.loc["A | s2", "mae"] == 2
+    assert list(ev.per_item.columns[:3]) == [SERIES, "item_id", "store"]
+    assert ev.report["quality_gate"] == {"metric": "MAE", "key": "mae", "value": 1.0, "threshold": 1.0, "passed": True}
+
+
+def test_given_model_and_baseline_when_skill_then_relative_improvement():
+    model = {"mae": 1.0, "rmse": 2.0, "mape": float("nan"), "mase": 0.5, "wape": 0.2, "wql": 0.3, "bias": -1.0}
+    base = {"mae": 2.0, "rmse": 2.0, "mape": 0.5, "mase": 0.0, "wape": 0.1, "wql": 0.6, "bias": 4.0}
+    got = scoring.skill(model, base)
+    # 1 - 1/2 = 0.5 ; 1 - 2/2 = 0 ; undefined model -> None ; zero baseline -> None ;
+    # 1 - 0.2/0.1 = -1 (worse) ; 1 - 0.3/0.6 = 0.5 ; bias on magnitudes 1 - 1/4 = 0.75
+    assert got == {"mae": 0.5, "rmse": 0.0, "mape": None, "mase": None, "wape": -1.0, "wql": 0.5, "bias": 0.75}
+
+
+@pytest.mark.parametrize("metric", ["WAPE", "wape", " Wql "])
+def test_given_metric_in_any_case_when_gate_then_maps_to_forecast_metric(metric):
+    gate = scoring.quality_gate({"wape": 0.25, "wql": 0.35}, metric, 0.3)
+    expected_key = contracts.QUALITY_METRICS[metric.strip().upper()]
+    assert gate["key"] == expected_key and gate["passed"] is (expected_key == "wape")
+
+
+def test_given_unknown_metric_when_gate_then_error_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown quality metric 'SMAPE'; valid QualityMetric values are "
+                                         r"\['MAE', 'MAPE', 'MASE', 'RMSE', 'WAPE', 'WQL'\]"):
+        scoring.quality_gate({"wape": 0.1}, "SMAPE", 0.3)
+
+
+def test_given_undefined_metric_when_gate_then_null_value_and_not_passed():
+    gate = scoring.quality_gate({"wape": float("nan")}, "WAPE", 0.3)
+    assert gate["value"] is None and gate["passed"] is False and "undefined" in gate["reason"]
+
+
+def test_given_nested_json_when_get_path_then_follows_dots_and_names_missing_key():
+    doc = {"quality_gate": {"value": 0.2}}
+    assert scoring.get_path(doc, contracts.QUALITY_GATE_VALUE_PATH) == 0.2
+    with pytest.raises(KeyError, match="no key 'value'"):
+        scoring.get_path({"quality_gate": {}}, "quality_gate.value")
