@@ -1,0 +1,599 @@
+"""The real-time forecast API: a Lambda-style handler over the deployed endpoint and real data.
+
+Request (API Gateway proxy event {"body": "<json>"}, or the JSON object itself):
+
+    {"item_id": "electronics_laptop_North",    required; string (an integer is read as its text)
+     "horizon": 7,                             optional; 1..the model's horizon (default: all of it)
+     "quantiles": ["p10", "p50", "p90"],       optional; a subset of the model's quantiles
+     "grouping": {"region": "North"},          optional; needed only when item ids repeat across groups
+     "covariates": {"promotion": [0, 1, ...]}} optional; known future values, one per future period
+
+Response 200:
+
+    {"item_id": ..., "horizon": 7, "frequency": "D", "quantiles": ["p10", "p50", "p90"],
+     "forecast": [{"timestamp": "2024-01-01", "p10": ..., "p50": ..., "p90": ..., "mean": ...}, ...],
+     "model_package_arn": "arn:aws:sagemaker:...:model-package/...", "endpoint_name": ...,
+     "generated_at": "2024-...Z", "history": {"source": ..., "points": ..., "last_timestamp": ...},
+     "future_covariates": {"columns": [...], "source": "request" | "assumed zero", "note": ...}}
+
+Errors: 400 malformed request (the message names the field), 404 unknown item, 502 the
+endpoint failed or is not running, 503 no prepared data found; always {"error": message},
+never a stack trace.
+
+Where the history comes from (never mock data): the LATEST PrepareData output of the
+training pipeline in the object store. Unless a data location is given (`--data`, or
+`data_uri`), the API lists `s3://<bucket>/<prefix>/` for `profile/profile.json` objects and
+takes the most recently written; its sibling folders hold `backtest/part-*.csv` (whole
+series with covariates; the holdout rows have an empty target) and `holdout/holdout.csv`
+(those targets). History = the backtest rows with the holdout targets filled in, i.e. every
+observed period up to the end of the data. Future rows repeat the item's grouping and static
+attributes; future covariates come from the request or are assumed zero (and the response
+says so). The same code runs on AWS Lambda (boto3 clients from the factory) and locally.
+
+    python -m deploy.api serve [--port P] [--data URI]      # POST /forecast on 127.0.0.1
+    python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90] [--url URL]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import datetime as dt
+import io
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+
+import pandas as pd
+
+from pipelines.contracts import MEAN_COLUMN, PREP_BACKTEST, PREP_HOLDOUT, PREP_PROFILE, PROFILE_FILE, pandas_frequency
+from pipelines.settings import Settings, resolve
+
+LOG = logging.getLogger("deploy.api")
+QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
+DATA_CACHE_SECONDS = 30.0      # how long a discovered data location is trusted before looking again
+TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is trusted
+PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[^:]*:\d*:model-package/.+")
+
+
+class ApiError(Exception):
+    """An answer other than 200: status code and a message for the caller."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------------------------
+# The request
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ForecastRequest:
+    item_id: str
+    horizon: Optional[int] = None
+    quantiles: Optional[tuple] = None
+    grouping: tuple = ()            # ((column, value), ...)
+    covariates: tuple = ()          # ((column, (values...)), ...)
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else {bool: "boolean", int: "integer", float: "number", str: "string",
+                                         list: "list", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def parse_request(event: Any) -> ForecastRequest:
+    """API Gateway proxy event (or the bare JSON object) -> ForecastRequest; ApiError(400) when malformed."""
+    body = event.get("body", event) if isinstance(event, dict) and "body" in event else event
+    if isinstance(event, dict) and event.get("isBase64Encoded") and isinstance(body, str):
+        body = base64.b64decode(body).decode("utf-8", errors="replace")
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", errors="replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body) if body.strip() else None
+        except ValueError as error:
+            raise ApiError(400, f"the request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, 'the request must be a JSON object like {"item_id": "A1", "horizon": 7}; '
+                            f"got {_type_name(body)}")
+    known = {"item_id", "horizon", "forecast_horizon", "quantiles", "grouping", "covariates"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ApiError(400, f"unknown field(s) {unknown}; the request takes {sorted(known - {'forecast_horizon'})}")
+
+    item_id = body.get("item_id")
+    if item_id is None or item_id == "":
+        raise ApiError(400, 'missing "item_id": name the item to forecast, e.g. {"item_id": "A1"}')
+    if isinstance(item_id, bool) or not isinstance(item_id, (str, int)):
+        raise ApiError(400, f'"item_id" must be a string, got {_type_name(item_id)} {item_id!r}')
+
+    horizon = body.get("horizon", body.get("forecast_horizon"))
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
+        raise ApiError(400, f'"horizon" must be a whole number of periods, got {_type_name(horizon)} {horizon!r}')
+    if horizon is not None and horizon < 1:
+        raise ApiError(400, f'"horizon" must be at least 1, got {horizon}')
+
+    quantiles = body.get("quantiles")
+    if quantiles is not None:
+        if not isinstance(quantiles, list) or not quantiles:
+            raise ApiError(400, f'"quantiles" must be a non-empty list like ["p10", "p50", "p90"], '
+                                f"got {_type_name(quantiles)}")
+        for name in quantiles:
+            if not isinstance(name, str) or not QUANTILE_NAME.match(name):
+                raise ApiError(400, f'"quantiles" entry {name!r} is not a quantile name: use p1..p99 '
+                                    '(e.g. "p10", "p50", "p90")')
+        if len(set(quantiles)) != len(quantiles):
+            raise ApiError(400, f'"quantiles" lists a quantile twice: {quantiles}')
+        quantiles = tuple(quantiles)
+
+    grouping = body.get("grouping") or {}
+    if not isinstance(grouping, dict) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                 for v in grouping.values()):
+        raise ApiError(400, '"grouping" must be an object of column -> value, e.g. {"region": "North"}')
+
+    covariates = body.get("covariates") or {}
+    if not isinstance(covariates, dict):
+        raise ApiError(400, '"covariates" must be an object of column -> list of future values, '
+                            'e.g. {"promotion": [0, 1, 0]}')
+    for column, values in covariates.items():
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in values):
+            raise ApiError(400, f'"covariates.{column}" must be a list of numbers, one per future period')
+    return ForecastRequest(str(item_id), horizon, quantiles,
+                           tuple(sorted((str(k), str(v)) for k, v in grouping.items())),
+                           tuple(sorted((str(k), tuple(v)) for k, v in covariates.items())))
+
+
+# --------------------------------------------------------------------------------------------
+# The serving data: the latest prepared data, indexed by series
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ServingData:
+    source: str                      # the prepared-data folder URI (or local path)
+    version: str                     # changes when the data is rewritten
+    profile: dict
+    series: dict                     # series key tuple -> DataFrame (history rows, user columns)
+    by_item: dict                    # item id -> [series keys]
+
+    @property
+    def columns(self) -> dict:
+        return self.profile["columns"]
+
+    @property
+    def horizon(self) -> int:
+        return int(self.profile["horizon"])
+
+    @property
+    def frequency(self) -> str:
+        return str(self.profile["frequency"])
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def _list_keys(s3: Any, bucket: str, prefix: str) -> list[dict]:
+    objects, token = [], None
+    while True:
+        params = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            params["ContinuationToken"] = token
+        page = s3.list_objects_v2(**params)
+        objects.extend(page.get("Contents", []))
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            return objects
+
+
+def _modified(item: dict) -> float:
+    value = item.get("LastModified")
+    return value.timestamp() if hasattr(value, "timestamp") else float(value or 0)
+
+
+def discover_prepared_data(settings: Settings, s3: Any) -> tuple[str, str]:
+    """(folder URI, version) of the most recently written PrepareData output under the prefix."""
+    bucket = settings.effective_bucket
+    prefix = settings.prefix.strip("/") + "/"
+    suffix = f"{PREP_PROFILE}/{PROFILE_FILE}"
+    try:
+        profiles = [o for o in _list_keys(s3, bucket, prefix) if o["Key"].endswith("/" + suffix)]
+    except Exception as error:  # noqa: BLE001 - a missing bucket or denied listing: say where we looked
+        raise ApiError(503, f"cannot list s3://{bucket}/{prefix} for prepared data: {error}") from None
+    if not profiles:
+        raise ApiError(503, f"no prepared data under s3://{bucket}/{prefix} (no */{suffix}): run the training "
+                            "pipeline (python -m pipelines.run) or pass --data <PrepareData output folder>")
+    latest = max(profiles, key=_modified)
+    folder = latest["Key"][: -len(suffix)].rstrip("/")
+    return f"s3://{bucket}/{folder}", f"{latest['Key']}@{_modified(latest)}"
+
+
+class _Reader:
+    """Reads files of a prepared-data folder through the S3 client (s3://) or the file system."""
+
+    def __init__(self, root: str, s3: Any):
+        self.root, self.s3 = root.rstrip("/"), s3
+
+    def files(self, folder: str) -> list[str]:
+        if self.root.startswith("s3://"):
+            bucket, key = _split_uri(f"{self.root}/{folder}/")
+            return sorted(f"s3://{bucket}/{o['Key']}" for o in _list_keys(self.s3, bucket, key)
+                          if o["Key"].endswith((".csv", ".csv.gz")))
+        from pathlib import Path
+
+        directory = Path(self.root) / folder
+        return sorted(str(p) for p in directory.glob("*.csv*")) if directory.is_dir() else []
+
+    def read(self, location: str) -> bytes:
+        if location.startswith("s3://"):
+            bucket, key = _split_uri(location)
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        with open(location, "rb") as stream:
+            return stream.read()
+
+
+def load_serving_data(root: str, version: str, s3: Any) -> ServingData:
+    """History per series: backtest rows (covariates) with the holdout targets filled in."""
+    reader = _Reader(root, s3)
+    try:
+        profile = json.loads(reader.read(f"{reader.root}/{PREP_PROFILE}/{PROFILE_FILE}"))
+    except Exception as error:  # noqa: BLE001 - any read failure means no usable data here
+        raise ApiError(503, f"cannot read {root}/{PREP_PROFILE}/{PROFILE_FILE}: {error}") from None
+    columns = profile["columns"]
+    item, ts, target = columns["item_id"], columns["timestamp"], columns["target"]
+    keys = [item] + list(columns.get("grouping") or [])
+    parts = reader.files(PREP_BACKTEST)
+    if not parts:
+        raise ApiError(503, f"{root}/{PREP_BACKTEST}/ has no part-*.csv files; rerun PrepareData")
+    string_columns = {name: str for name in keys + [ts]}
+    frame = pd.concat([pd.read_csv(io.BytesIO(reader.read(p)), dtype=string_columns,
+                                   compression="gzip" if p.endswith(".gz") else None) for p in parts],
+                      ignore_index=True)
+    holdout_files = reader.files(PREP_HOLDOUT)
+    if holdout_files:
+        holdout = pd.concat([pd.read_csv(io.BytesIO(reader.read(p)), dtype=string_columns,
+                                         compression="gzip" if p.endswith(".gz") else None)
+                             for p in holdout_files], ignore_index=True)
+        actual = holdout.set_index(keys + [ts])[target]
+        actual = actual[~actual.index.duplicated()]
+        index = pd.MultiIndex.from_frame(frame[keys + [ts]])
+        frame[target] = frame[target].fillna(pd.Series(actual.reindex(index).to_numpy(), index=frame.index))
+    frame = frame[frame[target].notna()]     # history = observed periods only
+    series, by_item = {}, {}
+    for key, rows in frame.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        series[key] = rows.reset_index(drop=True)
+        by_item.setdefault(key[0], []).append(key)
+    LOG.info("serving data %s: %d series", root, len(series))
+    return ServingData(root, version, profile, series, by_item)
+
+
+# --------------------------------------------------------------------------------------------
+# The API
+# --------------------------------------------------------------------------------------------
+class ForecastApi:
+    """The handler's state: clients, the data cache and the endpoint's model package ARN cache."""
+
+    def __init__(self, settings: Settings, data_uri: Optional[str] = None,
+                 endpoint_name: Optional[str] = None, history_periods: Optional[int] = None):
+        self.settings = settings
+        self.data_uri = data_uri
+        self.endpoint_name = endpoint_name or settings.endpoint_name
+        self.history_periods = history_periods
+        self._lock = threading.Lock()
+        self._data: Optional[ServingData] = None
+        self._data_checked = 0.0
+        self._package: tuple[float, Optional[str]] = (0.0, None)
+        self._clients: dict = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            from pipelines.clients import client
+
+            self._clients[service] = client(service, self.settings)
+        return self._clients[service]
+
+    # -- data --
+    def data(self) -> ServingData:
+        with self._lock:
+            if self._data is not None and time.monotonic() - self._data_checked < DATA_CACHE_SECONDS:
+                return self._data
+            s3 = self.client("s3") if (self.data_uri or "s3://").startswith("s3://") else None
+            if self.data_uri:
+                root, version = self.data_uri, self.data_uri
+            else:
+                root, version = discover_prepared_data(self.settings, s3)
+            if self._data is None or (self._data.source, self._data.version) != (root, version):
+                self._data = load_serving_data(root, version, s3)
+            self._data_checked = time.monotonic()
+            return self._data
+
+    # -- model package ARN from the endpoint's tags --
+    def model_package_arn(self) -> Optional[str]:
+        checked, arn = self._package
+        if time.monotonic() - checked < TAGS_CACHE_SECONDS:
+            return arn
+        try:
+            sagemaker = self.client("sagemaker")
+            endpoint_arn = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)["EndpointArn"]
+            tags = sagemaker.list_tags(ResourceArn=endpoint_arn).get("Tags", [])
+            arn = next((t["Value"] for t in tags if PACKAGE_ARN.match(str(t.get("Value", "")))), None)
+        except Exception as error:  # noqa: BLE001 - the forecast is still valid without the ARN
+            LOG.warning("cannot read the model package ARN from the endpoint's tags: %s", error)
+            arn = None
+        self._package = (time.monotonic(), arn)
+        return arn
+
+    # -- one forecast --
+    def forecast(self, request: ForecastRequest) -> dict:
+        data = self.data()
+        columns = data.columns
+        ts_col = columns["timestamp"]
+        horizon = request.horizon or data.horizon
+        if horizon > data.horizon:
+            raise ApiError(400, f'"horizon" {horizon} is beyond the model\'s forecast horizon of {data.horizon} '
+                                f"periods ({data.frequency}); ask for at most {data.horizon}")
+        key = self._series_key(data, request)
+        history = data.series[key]
+        if self.history_periods:
+            history = history.tail(self.history_periods)
+        future, covariate_note = self._future_rows(data, history, request)
+        context = pd.concat([history, future], ignore_index=True)
+        body = context.to_csv(index=False)
+        output = self._invoke(body)
+        quantiles = self._quantiles(output, request)
+        output = output.sort_values(ts_col, kind="stable").head(horizon) if ts_col in output else output.head(horizon)
+        records = [{"timestamp": str(row[ts_col]), **{q: float(row[q]) for q in quantiles},
+                    MEAN_COLUMN: float(row[MEAN_COLUMN])} for _, row in output.iterrows()]
+        response = {
+            "item_id": request.item_id,
+            "horizon": horizon,
+            "frequency": data.frequency,
+            "quantiles": list(quantiles),
+            "forecast": records,
+            "model_package_arn": self.model_package_arn(),
+            "endpoint_name": self.endpoint_name,
+            "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "history": {"source": data.source, "points": int(len(history)),
+                        "first_timestamp": str(history[ts_col].iloc[0]),
+                        "last_timestamp": str(history[ts_col].iloc[-1])},
+            "future_covariates": covariate_note,
+        }
+        grouping = columns.get("grouping") or []
+        if grouping:
+            response["grouping"] = dict(zip(grouping, key[1:]))
+        return response
+
+    def _series_key(self, data: ServingData, request: ForecastRequest) -> tuple:
+        keys = data.by_item.get(request.item_id)
+        if not keys:
+            raise ApiError(404, f"unknown item_id {request.item_id!r}: it is not in the latest prepared data "
+                                f"({data.source}, {len(data.by_item)} items)")
+        grouping = list(data.columns.get("grouping") or [])
+        wanted = dict(request.grouping)
+        unknown = sorted(set(wanted) - set(grouping))
+        if unknown:
+            raise ApiError(400, f'"grouping" column(s) {unknown} are not grouping columns of this model '
+                                f"({grouping or 'it has none'})")
+        matches = [k for k in keys if all(dict(zip(grouping, k[1:])).get(c) == v for c, v in wanted.items())]
+        if not matches:
+            raise ApiError(404, f"item_id {request.item_id!r} has no series with grouping {wanted}; it has "
+                                f"{[dict(zip(grouping, k[1:])) for k in keys]}")
+        if len(matches) > 1:
+            raise ApiError(400, f"item_id {request.item_id!r} has {len(matches)} series; add \"grouping\" with "
+                                f"one of {[dict(zip(grouping, k[1:])) for k in matches]}")
+        return matches[0]
+
+    def _future_rows(self, data: ServingData, history: pd.DataFrame, request: ForecastRequest):
+        """The model's horizon of future rows: attributes repeated, covariates given or zero, empty target."""
+        columns = data.columns
+        ts_col, target_col = columns["timestamp"], columns["target"]
+        covariates = list(columns.get("covariates") or [])
+        given = dict(request.covariates)
+        unknown = sorted(set(given) - set(covariates))
+        if unknown:
+            raise ApiError(400, f'"covariates" {unknown} are not covariates of this model ({covariates or "none"})')
+        for column, values in given.items():
+            if len(values) < data.horizon:
+                raise ApiError(400, f'"covariates.{column}" has {len(values)} value(s); give one per future '
+                                    f"period: {data.horizon}")
+        last = pd.Timestamp(history[ts_col].iloc[-1])
+        stamps = pd.date_range(last, periods=data.horizon + 1, freq=pandas_frequency(data.frequency))[1:]
+        text = "%Y-%m-%d" if all(s == s.normalize() for s in stamps) else "%Y-%m-%d %H:%M:%S"
+        future = pd.DataFrame([history.iloc[-1].to_dict()] * data.horizon, columns=history.columns)
+        future[ts_col] = [s.strftime(text) for s in stamps]
+        future[target_col] = float("nan")
+        for column in covariates:
+            future[column] = list(given[column][: data.horizon]) if column in given else 0
+        assumed = [c for c in covariates if c not in given]
+        note = {"columns": covariates,
+                "source": "request" if not assumed else ("assumed zero" if not given else "request and assumed zero"),
+                "assumed_zero": assumed}
+        if assumed:
+            note["note"] = (f"no future values were given for {assumed}; the forecast assumes 0 for every "
+                            "future period. Pass \"covariates\": {\"<column>\": [...]} to plan e.g. promotions.")
+        return future, note
+
+    def _invoke(self, body: str) -> pd.DataFrame:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client("sagemaker-runtime").invoke_endpoint(
+                EndpointName=self.endpoint_name, Body=body.encode(), ContentType="text/csv", Accept="text/csv")
+            payload = response["Body"].read()
+        except ClientError as error:
+            raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} failed: "
+                                f"{error.response.get('Error', {}).get('Message', error)}") from None
+        except BotoCoreError as error:
+            raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} is unreachable: {error}") from None
+        try:
+            output = pd.read_csv(io.BytesIO(payload), dtype=str)
+        except (ValueError, pd.errors.ParserError) as error:
+            raise ApiError(502, f"the endpoint answered something that is not a forecast CSV: {error}") from None
+        if MEAN_COLUMN not in output.columns:
+            raise ApiError(502, f"the endpoint's answer has no {MEAN_COLUMN!r} column (columns: "
+                                f"{list(output.columns)})")
+        return output
+
+    @staticmethod
+    def _quantiles(output: pd.DataFrame, request: ForecastRequest) -> tuple:
+        available = tuple(c for c in output.columns if QUANTILE_NAME.match(str(c)))
+        if request.quantiles is None:
+            return available
+        missing = [q for q in request.quantiles if q not in available]
+        if missing:
+            raise ApiError(400, f'"quantiles" {missing} are not produced by the deployed model; it forecasts '
+                                f"{list(available)}")
+        return request.quantiles
+
+
+def respond(status: int, document: dict) -> dict:
+    return {"statusCode": status,
+            "headers": {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"},
+            "body": json.dumps(document)}
+
+
+_API: Optional[ForecastApi] = None
+_API_LOCK = threading.Lock()
+
+
+def default_api() -> ForecastApi:
+    """One ForecastApi per process (per Lambda container): its caches survive between calls."""
+    global _API
+    with _API_LOCK:
+        if _API is None:
+            settings = resolve()
+            _API = ForecastApi(settings, data_uri=getattr(settings, "serving_data_uri", None))
+        return _API
+
+
+def handler(event: Any, context: Any = None, api: Optional[ForecastApi] = None) -> dict:
+    """Lambda entry point: API Gateway proxy event in, proxy response out; never raises."""
+    try:
+        request = parse_request(event)
+        return respond(200, (api or default_api()).forecast(request))
+    except ApiError as error:
+        return respond(error.status, {"error": str(error)})
+    except Exception as error:  # noqa: BLE001 - the caller gets a message, the log gets the traceback
+        LOG.exception("forecast request failed")
+        return respond(500, {"error": f"internal error ({type(error).__name__}); see the API log"})
+
+
+lambda_handler = handler
+
+
+# --------------------------------------------------------------------------------------------
+# Local HTTP server and CLI
+# --------------------------------------------------------------------------------------------
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, api: ForecastApi, port: int, host: str = "127.0.0.1"):
+        super().__init__((host, port), _ApiHandler)
+        self.api = api
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server_address[0]}:{self.server_address[1]}"
+
+
+class _ApiHandler(BaseHTTPRequestHandler):
+    server: ApiServer
+    server_version = "forecast-api/1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        LOG.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, response: dict) -> None:
+        body = response["body"].encode()
+        self.send_response(response["statusCode"])
+        for name, value in response.get("headers", {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path.split("?")[0] != "/forecast":
+            self._send(respond(404, {"error": f"no route POST {self.path}; use POST /forecast"}))
+            return
+        self._send(handler({"body": body.decode("utf-8", errors="replace")}, None, self.server.api))
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.split("?")[0] == "/health":
+            self._send(respond(200, {"status": "ok", "endpoint_name": self.server.api.endpoint_name}))
+        else:
+            self._send(respond(404, {"error": f"no route GET {self.path}; use POST /forecast"}))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deploy.api", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="HTTP API on loopback: POST /forecast")
+    serve.add_argument("--port", type=int, default=None, help="default: settings api_port (FORECAST_API_PORT)")
+    invoke = commands.add_parser("invoke", help="one forecast; prints the response JSON")
+    invoke.add_argument("--item-id", required=True)
+    invoke.add_argument("--horizon", type=int, default=None)
+    invoke.add_argument("--quantiles", default=None, help="comma-separated, e.g. p10,p50,p90")
+    invoke.add_argument("--url", default=None, help="call a running API (python -m deploy.api serve) "
+                                                    "instead of the handler in-process")
+    for sub in (serve, invoke):
+        sub.add_argument("--data", default=None, help="PrepareData output folder (s3:// URI or local path); "
+                                                      "default: the latest one under the bucket/prefix")
+        sub.add_argument("--endpoint-name", default=None, help="default: settings endpoint_name")
+        sub.add_argument("--history-periods", type=int, default=None,
+                         help="send at most this many recent periods to the endpoint (default: all)")
+        sub.add_argument("--home", default=None, help="local state folder (default: FORECAST_HOME)")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    settings = resolve({"home": args.home})
+    api = ForecastApi(settings, data_uri=args.data or getattr(settings, "serving_data_uri", None),
+                      endpoint_name=args.endpoint_name, history_periods=args.history_periods)
+    if args.command == "serve":
+        server = ApiServer(api, args.port if args.port is not None else settings.api_port)
+        print(f"forecast API on {server.url}/forecast (endpoint {api.endpoint_name!r}); Ctrl-C to stop",
+              flush=True)
+        try:
+            server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        return 0
+    request: dict = {"item_id": args.item_id}
+    if args.horizon is not None:
+        request["horizon"] = args.horizon
+    if args.quantiles:
+        request["quantiles"] = [q.strip() for q in args.quantiles.split(",") if q.strip()]
+    if args.url:
+        from deploy.endpoint import http_request
+
+        try:
+            status, _, body = http_request(args.url.rstrip("/") + "/forecast", "POST", json.dumps(request).encode(),
+                                           {"Content-Type": "application/json"})
+        except OSError as error:
+            print(json.dumps({"error": f"cannot reach {args.url}: {error}"}))
+            return 1
+        document = json.loads(body)
+    else:
+        response = handler({"body": json.dumps(request)}, None, api)
+        status, document = response["statusCode"], json.loads(response["body"])
+    print(json.dumps(document, indent=2))
+    return 0 if status == 200 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
