@@ -1,0 +1,298 @@
+"""Model governance from the command line: list, approve, reject and roll back model versions.
+
+    python -m deploy.approve list [--group G] [--json]
+    python -m deploy.approve approve ARN|VERSION [--reason TEXT]
+    python -m deploy.approve approve --latest [--reason TEXT]
+    python -m deploy.approve reject ARN|VERSION [--reason TEXT]
+    python -m deploy.approve rollback [--reason TEXT]
+
+The same functions run against SageMaker's Model Registry and the local SQLite registry: the
+client comes from pipelines.clients. Approving IS deploying: on SageMaker, the EventBridge rule
+("SageMaker Model Package State Change" to Approved) invokes the deploy Lambda; locally, its
+counterpart is this command calling deploy.handler.lambda_handler in-process with the same
+EventBridge-shaped event.
+
+Rollback rejects the version the endpoint serves and deploys the previous approved one (an
+already-approved version emits no state-change event, so rollback runs the deploy handler
+itself, on both targets).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+from typing import Any, Callable, Optional
+
+from botocore.exceptions import ClientError
+
+from deploy.handler import PACKAGE_TAG, DeployError
+from pipelines import clients
+from pipelines.settings import Settings, SettingsError, resolve
+
+EVENT_SOURCE = "aws.sagemaker"
+METRIC_PREFIXES = ("metric_", "quality_gate_")
+EXECUTION_KEYS = ("pipeline_execution_arn", "pipeline_execution_id")
+
+Deployer = Callable[[dict], dict]
+
+
+class ApprovalError(RuntimeError):
+    """A governance action cannot be done; the message says why and what to do instead."""
+
+
+# --- reading the registry ----------------------------------------------------------------------
+def _summaries(sm: Any, group: str, status: Optional[str] = None) -> list[dict]:
+    """Every version summary of the group, newest first (follows NextToken)."""
+    params: dict = {"ModelPackageGroupName": group, "SortBy": "CreationTime", "SortOrder": "Descending",
+                    "MaxResults": 100}
+    if status:
+        params["ModelApprovalStatus"] = status
+    summaries: list[dict] = []
+    while True:
+        try:
+            page = sm.list_model_packages(**params)
+        except ClientError as error:
+            raise ApprovalError(f"cannot list model group {group}: {error}") from None
+        summaries.extend(page.get("ModelPackageSummaryList", []))
+        if not page.get("NextToken"):
+            break
+        params["NextToken"] = page["NextToken"]
+    return sorted(summaries, key=lambda s: s.get("ModelPackageVersion", 0), reverse=True)
+
+
+def key_metrics(properties: dict) -> dict:
+    """The metrics RegisterModel puts in CustomerMetadataProperties (metric_*, quality_gate_*)."""
+    return {key: value for key, value in (properties or {}).items() if key.startswith(METRIC_PREFIXES)}
+
+
+def pipeline_execution(package: dict) -> Optional[str]:
+    """The pipeline execution that produced the version (lineage), if recorded."""
+    generated_by = (package.get("MetadataProperties") or {}).get("GeneratedBy")
+    if generated_by:
+        return generated_by
+    properties = package.get("CustomerMetadataProperties") or {}
+    return next((properties[key] for key in EXECUTION_KEYS if properties.get(key)), None)
+
+
+def describe(sm: Any, arn: str) -> dict:
+    try:
+        return sm.describe_model_package(ModelPackageName=arn)
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", "")
+        raise ApprovalError(f"model package {arn} not found in the registry ({message}); "
+                            "`python -m deploy.approve list` shows the versions") from None
+
+
+def list_versions(sm: Any, group: str, deployed_arn: Optional[str] = None) -> list[dict]:
+    """Versions of `group`, newest first, with status, key metrics, creation time and lineage."""
+    rows = []
+    for summary in _summaries(sm, group):
+        package = describe(sm, summary["ModelPackageArn"])
+        rows.append({
+            "version": package.get("ModelPackageVersion"),
+            "arn": package["ModelPackageArn"],
+            "status": package.get("ModelApprovalStatus"),
+            "created": _iso(package.get("CreationTime")),
+            "approval_description": package.get("ApprovalDescription"),
+            "metrics": key_metrics(package.get("CustomerMetadataProperties") or {}),
+            "pipeline_execution": pipeline_execution(package),
+            "deployed": bool(deployed_arn) and package["ModelPackageArn"] == deployed_arn,
+        })
+    return rows
+
+
+def _iso(value: Any) -> Optional[str]:
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else str(value)
+
+
+def resolve_arn(sm: Any, group: str, reference: Optional[str], latest: bool = False) -> str:
+    """An ARN, a version number or <group>/<version> -> the version's ARN (checked to exist)."""
+    if latest:
+        summaries = _summaries(sm, group)
+        if not summaries:
+            raise ApprovalError(f"model group {group} has no versions yet; run the training pipeline first")
+        return summaries[0]["ModelPackageArn"]
+    if not reference:
+        raise ApprovalError("name the version to act on (its ARN or version number), or pass --latest")
+    if reference.startswith("arn:"):
+        return describe(sm, reference)["ModelPackageArn"]
+    match = re.fullmatch(r"(?:(?P<group>[A-Za-z0-9-]+)/)?(?P<version>[0-9]+)", reference)
+    if not match:
+        raise ApprovalError(f"{reference!r} is neither a model package ARN nor a version number")
+    wanted_group, version = match.group("group") or group, int(match.group("version"))
+    for summary in _summaries(sm, wanted_group):
+        if summary.get("ModelPackageVersion") == version:
+            return summary["ModelPackageArn"]
+    raise ApprovalError(f"model group {wanted_group} has no version {version}; "
+                        "`python -m deploy.approve list` shows the versions")
+
+
+def deployed_package(sm: Any, endpoint_name: str) -> Optional[str]:
+    """The model package ARN the endpoint is tagged with (set by the deploy handler), if any."""
+    try:
+        endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
+        tags = sm.list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
+    except (ClientError, AttributeError, KeyError):
+        return None
+    return next((tag["Value"] for tag in tags if tag.get("Key") == PACKAGE_TAG), None)
+
+
+# --- acting --------------------------------------------------------------------------------------
+def state_change_event(package: dict, settings: Settings) -> dict:
+    """The EventBridge event SageMaker emits for a model package state change."""
+    return {
+        "version": "0", "id": "local", "detail-type": "SageMaker Model Package State Change",
+        "source": EVENT_SOURCE, "account": package["ModelPackageArn"].split(":")[4],
+        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": settings.effective_region, "resources": [package["ModelPackageArn"]],
+        "detail": {
+            "ModelPackageGroupName": package.get("ModelPackageGroupName"),
+            "ModelPackageVersion": package.get("ModelPackageVersion"),
+            "ModelPackageArn": package["ModelPackageArn"],
+            "ModelApprovalStatus": package.get("ModelApprovalStatus"),
+            "CreationTime": _iso(package.get("CreationTime")),
+        },
+    }
+
+
+def in_process_deployer(settings: Settings) -> Deployer:
+    """Run the deploy handler here (locally it stands in for EventBridge -> Lambda)."""
+    from deploy.handler import lambda_handler
+
+    return lambda event: lambda_handler(event, settings=settings)
+
+
+def set_status(sm: Any, arn: str, status: str, reason: Optional[str]) -> dict:
+    params = {"ModelPackageArn": arn, "ModelApprovalStatus": status}
+    if reason:
+        params["ApprovalDescription"] = reason[:1024]
+    sm.update_model_package(**params)
+    return describe(sm, arn)
+
+
+def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
+            deployer: Optional[Deployer] = None, log: Callable[[str], None] = print) -> dict:
+    """Approve `arn`; locally deploy it through the handler, on SageMaker EventBridge does."""
+    package = set_status(sm, arn, "Approved", reason or "approved with deploy.approve")
+    log(f"approved version {package.get('ModelPackageVersion')}: {arn}")
+    result: dict = {"model_package_arn": arn, "status": "Approved"}
+    if deployer is None and settings.is_local:
+        deployer = in_process_deployer(settings)
+    if deployer is not None:
+        result["deployment"] = deployer(state_change_event(package, settings))
+    else:
+        log(f"the EventBridge rule invokes {settings.deploy_function_name} to deploy it to "
+            f"{settings.endpoint_name}; follow with: aws logs tail /aws/lambda/{settings.deploy_function_name}")
+    return result
+
+
+def reject(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
+           log: Callable[[str], None] = print) -> dict:
+    package = set_status(sm, arn, "Rejected", reason or "rejected with deploy.approve")
+    log(f"rejected version {package.get('ModelPackageVersion')}: {arn}")
+    if deployed_package(sm, settings.endpoint_name) == arn:
+        log(f"note: endpoint {settings.endpoint_name} still serves this version; "
+            "`python -m deploy.approve rollback` deploys the previous approved one")
+    return {"model_package_arn": arn, "status": "Rejected"}
+
+
+def rollback(sm: Any, settings: Settings, reason: Optional[str] = None,
+             deployer: Optional[Deployer] = None, log: Callable[[str], None] = print) -> dict:
+    """Reject the version in service and deploy the previous approved one."""
+    group = settings.model_package_group
+    approved = _summaries(sm, group, status="Approved")
+    if not approved:
+        raise ApprovalError(f"nothing to roll back to: model group {group} has no approved version")
+    current = deployed_package(sm, settings.endpoint_name) or approved[0]["ModelPackageArn"]
+    current_version = describe(sm, current).get("ModelPackageVersion", 0)
+    previous = [s for s in approved if s.get("ModelPackageVersion", 0) < current_version]
+    if not previous:
+        raise ApprovalError(f"nothing to roll back to: no approved version older than version "
+                            f"{current_version} in model group {group}")
+    target = previous[0]
+    note = reason or f"rolled back to version {target['ModelPackageVersion']}"
+    set_status(sm, current, "Rejected", note)
+    log(f"rejected version {current_version} ({note})")
+    package = set_status(sm, target["ModelPackageArn"], "Approved",
+                         f"restored by rollback from version {current_version}")
+    deployer = deployer or in_process_deployer(settings)
+    deployment = deployer(state_change_event(package, settings))
+    log(f"deployed version {target['ModelPackageVersion']}: {deployment.get('message', deployment)}")
+    return {"rolled_back_from": current, "model_package_arn": target["ModelPackageArn"],
+            "deployment": deployment}
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+def format_table(rows: list[dict]) -> str:
+    if not rows:
+        return "no versions"
+    header = ("", "VERSION", "STATUS", "CREATED", "KEY METRICS", "PIPELINE EXECUTION")
+    lines = [header]
+    for row in rows:
+        metrics = ", ".join(f"{k.removeprefix('metric_')}={v}" for k, v in list(row["metrics"].items())[:6])
+        lines.append(("*" if row["deployed"] else "", str(row["version"]), row["status"] or "",
+                      row["created"] or "", metrics or "-", (row["pipeline_execution"] or "-").split("/")[-1]))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+    return text + "\n(* = serving on the endpoint)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deploy.approve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--group", dest="model_package_group", default=None,
+                        help="model package group (default: settings model_package_group)")
+    parser.add_argument("--endpoint-name", default=None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="versions with status, key metrics, creation time, lineage")
+    listing.add_argument("--group", dest="model_package_group", default=argparse.SUPPRESS)
+    listing.add_argument("--json", action="store_true")
+    for name in ("approve", "reject"):
+        command = commands.add_parser(name)
+        command.add_argument("package", nargs="?", help="model package ARN or version number")
+        if name == "approve":
+            command.add_argument("--latest", action="store_true", help="the newest version of the group")
+        command.add_argument("--reason", default=None, help="stored as the ApprovalDescription")
+    command = commands.add_parser("rollback", help="deploy the previous approved version")
+    command.add_argument("--reason", default=None)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = resolve({"target": args.target, "region": args.region,
+                            "model_package_group": args.model_package_group,
+                            "endpoint_name": args.endpoint_name})
+        if not settings.is_local and not settings.region:
+            raise SettingsError("no AWS region: pass --region or set AWS_REGION")
+        sm = clients.client("sagemaker", settings)
+        group = settings.model_package_group
+        if args.command == "list":
+            rows = list_versions(sm, group, deployed_package(sm, settings.endpoint_name))
+            print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+        elif args.command == "approve":
+            if args.package and args.latest:
+                raise ApprovalError("pass either a version or --latest, not both")
+            arn = resolve_arn(sm, group, args.package, latest=args.latest)
+            print(json.dumps(approve(sm, settings, arn, args.reason), indent=2, default=str))
+        elif args.command == "reject":
+            print(json.dumps(reject(sm, settings, resolve_arn(sm, group, args.package), args.reason), indent=2))
+        elif args.command == "rollback":
+            print(json.dumps(rollback(sm, settings, args.reason), indent=2, default=str))
+    except (ApprovalError, SettingsError, DeployError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ClientError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Deploy an approved model package to the real-time endpoint (the deploy Lambda's handler).
+
+Triggered three ways with the same code:
+  - the training pipeline's Deploy (Lambda) step: {"model_package_arn": ..., "endpoint_name": ...};
+  - the EventBridge rule on "SageMaker Model Package State Change" to Approved:
+    {"detail-type": "SageMaker Model Package State Change",
+     "detail": {"ModelPackageArn": ..., "ModelApprovalStatus": "Approved", ...}};
+  - locally, `python -m deploy.approve` calls it in-process with the EventBridge shape.
+
+The package's CURRENT status is read from the registry (events can be stale or replayed):
+anything but Approved is a no-op that says so. For an approved package:
+
+    CreateModel  <endpoint>-v<version>-<hash>   Containers=[{"ModelPackageName": arn}]
+                 (a model made from the package ARN carries ALL of the package's containers)
+    CreateEndpointConfig  same name, one variant "AllTraffic"
+    CreateEndpoint, or UpdateEndpoint in place (SageMaker's blue/green: no downtime)
+    AddTags      model-package-arn=<arn> on the endpoint
+
+Idempotent: names are derived from the package, so a repeated event reuses the model and the
+config, and does nothing when the endpoint already runs (or is moving to) that config.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any, Callable, Optional
+
+from botocore.exceptions import ClientError
+
+from pipelines import clients
+from pipelines.settings import Settings, resolve
+
+EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
+PACKAGE_TAG = "model-package-arn"
+VERSION_TAG = "model-package-version"
+VARIANT_NAME = "AllTraffic"
+DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+DEFAULT_INSTANCE_COUNT = 1
+ACTIVE_STATUSES = ("InService", "Creating", "Updating", "SystemUpdating")
+BUSY_STATUSES = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+NAME_LIMIT = 63
+
+
+class DeployError(RuntimeError):
+    """The deployment cannot proceed; the message says why and what to do."""
+
+
+def resource_name(endpoint_name: str, version: Any, *identity: str) -> str:
+    """<endpoint>-v<version>-<8 hex>: readable, unique per package and settings, <= 63 characters."""
+    digest = hashlib.sha256("|".join(identity).encode()).hexdigest()[:8]
+    suffix = f"-v{version}-{digest}"
+    stem = endpoint_name[: NAME_LIMIT - len(suffix)].rstrip("-")
+    return stem + suffix
+
+
+def parse_event(event: dict, settings: Settings) -> dict:
+    """Normalise the two event shapes to {model_package_arn, endpoint_name, event_status, source}."""
+    if not isinstance(event, dict):
+        raise DeployError(f"the deploy handler expects a JSON object event, got {type(event).__name__}")
+    if event.get("detail-type") == EVENT_DETAIL_TYPE or "detail" in event:
+        detail = event.get("detail") or {}
+        arn = detail.get("ModelPackageArn")
+        if not arn:
+            raise DeployError("EventBridge event without detail.ModelPackageArn; "
+                              f"expected a {EVENT_DETAIL_TYPE!r} event")
+        return {"model_package_arn": arn, "endpoint_name": settings.endpoint_name,
+                "event_status": detail.get("ModelApprovalStatus"), "source": "eventbridge",
+                "instance_type": DEFAULT_INSTANCE_TYPE, "instance_count": DEFAULT_INSTANCE_COUNT}
+    arn = event.get("model_package_arn") or event.get("ModelPackageArn")
+    if not arn:
+        raise DeployError("event has no model_package_arn (pipeline step) nor detail.ModelPackageArn "
+                          f"(EventBridge); got keys {sorted(event)}")
+    try:
+        count = int(event.get("instance_count") or DEFAULT_INSTANCE_COUNT)
+    except (TypeError, ValueError):
+        raise DeployError(f"instance_count must be an integer, got {event.get('instance_count')!r}") from None
+    return {"model_package_arn": arn, "endpoint_name": event.get("endpoint_name") or settings.endpoint_name,
+            "event_status": None, "source": "pipeline",
+            "instance_type": event.get("instance_type") or DEFAULT_INSTANCE_TYPE, "instance_count": count}
+
+
+def _error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def _missing(error: ClientError) -> bool:
+    """SageMaker answers a Describe* of an unknown resource with ValidationException 'Could not find'."""
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return (_error_code(error) in ("ResourceNotFound", "ResourceNotFoundException", "ValidationException")
+            and ("could not find" in message or "does not exist" in message or "not found" in message))
+
+
+def _describe_or_none(call: Callable[..., dict], **params: Any) -> Optional[dict]:
+    try:
+        return call(**params)
+    except ClientError as error:
+        if _missing(error):
+            return None
+        raise
+
+
+def _tags(settings: Settings, **extra: str) -> list[dict]:
+    tags = {**dict(settings.tags), **extra}
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def _wait_until_settled(sm: Any, endpoint_name: str, deadline: float, sleep: Callable[[float], None],
+                        log: Callable[[str], None]) -> dict:
+    """An endpoint that is Creating/Updating cannot be updated: wait (bounded) for it to settle."""
+    while True:
+        endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
+        if endpoint["EndpointStatus"] not in BUSY_STATUSES:
+            return endpoint
+        if time.monotonic() >= deadline:
+            raise DeployError(f"endpoint {endpoint_name} is still {endpoint['EndpointStatus']}; "
+                              "retry the deployment when it is InService")
+        log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; waiting")
+        sleep(15)
+
+
+def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], None] = print,
+           wait_seconds: float = 600, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Deploy request['model_package_arn'] if it is approved; return a LambdaStep-friendly dict."""
+    arn = request["model_package_arn"]
+    endpoint_name = request["endpoint_name"]
+    try:
+        package = sm.describe_model_package(ModelPackageName=arn)
+    except ClientError as error:
+        if _missing(error):
+            raise DeployError(f"model package {arn} does not exist in the registry "
+                              "(python -m deploy.approve list shows the versions)") from None
+        raise
+    status = package.get("ModelApprovalStatus", "")
+    version = package.get("ModelPackageVersion", 0)
+    base = {"model_package_arn": arn, "model_package_version": version, "approval_status": status,
+            "endpoint_name": endpoint_name}
+    if status != "Approved":
+        message = (f"model package {arn} is {status or 'without an approval status'}, not Approved: "
+                   "nothing deployed")
+        log(message)
+        return {"status": "skipped", **base, "message": message}
+
+    role = settings.role_arn or (settings.effective_role_arn if settings.is_local else None)
+    if not role:
+        raise DeployError("no SageMaker execution role for the model: set FORECAST_ROLE_ARN "
+                          "(the deploy Lambda gets it from its environment)")
+    identity = (arn, role, request["instance_type"], str(request["instance_count"]))
+    name = resource_name(endpoint_name, version, *identity)
+    result = {**base, "model_name": name, "endpoint_config_name": name}
+
+    endpoint = _describe_or_none(sm.describe_endpoint, EndpointName=endpoint_name)
+    if endpoint is not None:
+        pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        if (endpoint.get("EndpointConfigName") == name or pending == name) and \
+                endpoint["EndpointStatus"] in ACTIVE_STATUSES:
+            message = (f"endpoint {endpoint_name} already serves {arn} "
+                       f"(config {name}, {endpoint['EndpointStatus']}): nothing to do")
+            log(message)
+            return {"status": "skipped", **result, "endpoint_status": endpoint["EndpointStatus"],
+                    "message": message}
+        if endpoint["EndpointStatus"] == "Failed":
+            raise DeployError(f"endpoint {endpoint_name} is Failed ({endpoint.get('FailureReason', 'no reason')}) "
+                              "and cannot be updated; delete it (python -m deploy.teardown) and approve again")
+
+    if _describe_or_none(sm.describe_model, ModelName=name) is None:
+        log(f"creating model {name} from {arn}")
+        sm.create_model(ModelName=name, Containers=[{"ModelPackageName": arn}], ExecutionRoleArn=role,
+                        Tags=_tags(settings, **{PACKAGE_TAG: arn}))
+    else:
+        log(f"reusing model {name}")
+    if _describe_or_none(sm.describe_endpoint_config, EndpointConfigName=name) is None:
+        log(f"creating endpoint config {name} ({request['instance_count']} x {request['instance_type']})")
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[{"VariantName": VARIANT_NAME, "ModelName": name,
+                                 "InitialInstanceCount": request["instance_count"],
+                                 "InstanceType": request["instance_type"]}],
+            Tags=_tags(settings, **{PACKAGE_TAG: arn}))
+    else:
+        log(f"reusing endpoint config {name}")
+
+    package_tags = {PACKAGE_TAG: arn, VERSION_TAG: str(version)}
+    if endpoint is None:
+        log(f"creating endpoint {endpoint_name}")
+        created = sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name,
+                                     Tags=_tags(settings, **package_tags))
+        endpoint_arn, action = created["EndpointArn"], "created"
+    else:
+        endpoint = _wait_until_settled(sm, endpoint_name, time.monotonic() + wait_seconds, sleep, log)
+        log(f"updating endpoint {endpoint_name}: {endpoint.get('EndpointConfigName')} -> {name}")
+        updated = sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
+        endpoint_arn, action = updated["EndpointArn"], "updated"
+        sm.add_tags(ResourceArn=endpoint_arn, Tags=[{"Key": k, "Value": v} for k, v in package_tags.items()])
+    message = f"{action} endpoint {endpoint_name} with model package {arn} (version {version})"
+    log(message)
+    return {"status": "deployed", "action": action, **result, "endpoint_arn": endpoint_arn, "message": message}
+
+
+def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Settings] = None) -> dict:
+    """The Lambda entry point (also called in-process by the local runtime and deploy.approve)."""
+    settings = settings or resolve()
+    request = parse_event(event, settings)
+    sm = clients.client("sagemaker", settings)
+    wait_seconds = 600.0
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        wait_seconds = max(0.0, context.get_remaining_time_in_millis() / 1000.0 - 60.0)
+    print(json.dumps({"event_source": request["source"], "model_package_arn": request["model_package_arn"],
+                      "endpoint_name": request["endpoint_name"], "target": settings.target}))
+    return deploy(sm, settings, request, wait_seconds=wait_seconds)

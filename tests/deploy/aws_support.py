@@ -1,0 +1,189 @@
+"""Test support for the AWS-facing deploy code: capture and validate every boto3 request.
+
+`aws_requests` wraps pipelines.clients.client so that every boto3 client the code under test
+gets registers a `before-parameter-build` hook: each request is recorded and validated against
+botocore's service model (pipelines.aws_validation) BEFORE it is sent to the moto server.
+
+moto 5 does not implement UpdateEndpoint, DeleteModelPackage nor DeleteModelPackageGroup. For
+those operations only, a `before-call` hook answers in moto's place and applies the change to
+moto's in-process backend (the ThreadedMotoServer shares it), so later calls see the effect.
+The request is still validated and recorded like every other.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any, Callable
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+
+from pipelines import clients
+from pipelines.aws_validation import validate_request
+from pipelines.local.sagemaker_registry import RegistryMixin
+from pipelines.settings import Settings
+
+MOTO_ACCOUNT = "123456789012"
+ROLE_ARN = "arn:aws:iam::123456789012:role/forecast-pipeline"
+
+
+@dataclasses.dataclass
+class Recorded:
+    calls: list = dataclasses.field(default_factory=list)   # (service, operation, params)
+
+    def operations(self, service: str | None = None) -> list[str]:
+        return [op for svc, op, _ in self.calls if service is None or svc == service]
+
+    def params(self, operation: str) -> list[dict]:
+        return [params for _, op, params in self.calls if op == operation]
+
+
+def _sagemaker_backend(region: str):
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[MOTO_ACCOUNT][region]
+
+
+def _answer(parsed: dict) -> tuple:
+    return AWSResponse("http://moto", 200, {}, None), {**parsed, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+def _moto_update_endpoint(params: dict, region: str) -> tuple:
+    backend = _sagemaker_backend(region)
+    endpoint = backend.endpoints[params["EndpointName"]]
+    config = backend.describe_endpoint_config(params["EndpointConfigName"])
+    endpoint.endpoint_config_name = params["EndpointConfigName"]
+    endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+    endpoint.last_modified_time = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return _answer({"EndpointArn": endpoint.arn})
+
+
+def _moto_delete_model_package(params: dict, region: str) -> tuple:
+    backend = _sagemaker_backend(region)
+    name = params["ModelPackageName"]
+    for key, package in list(backend.model_packages.items()):
+        if name in (key, package.arn):
+            del backend.model_packages[key]
+    return _answer({})
+
+
+def _moto_delete_model_package_group(params: dict, region: str) -> tuple:
+    backend = _sagemaker_backend(region)
+    backend.model_package_groups.pop(params["ModelPackageGroupName"], None)
+    return _answer({})
+
+
+MOTO_GAPS: dict[str, Callable[[dict, str], tuple]] = {
+    "UpdateEndpoint": _moto_update_endpoint,
+    "DeleteModelPackage": _moto_delete_model_package,
+    "DeleteModelPackageGroup": _moto_delete_model_package_group,
+}
+
+
+def instrument(client: Any, recorded: Recorded) -> Any:
+    """Record + validate every request of a boto3 client; fill moto's gaps."""
+    service = client.meta.service_model.service_name
+    region = client.meta.region_name
+
+    def check(params: dict, model: Any, **_: Any) -> None:
+        recorded.calls.append((service, model.name, dict(params)))
+        validate_request(service, model.name, params)
+
+    client.meta.events.register("before-parameter-build.*.*", check)
+    if service == "sagemaker":
+        for operation, answer in MOTO_GAPS.items():
+            client.meta.events.register(
+                f"before-call.sagemaker.{operation}",
+                lambda params, answer=answer, **_: answer(_decoded(params), region))
+    return client
+
+
+def _decoded(request_dict: dict) -> dict:
+    import json
+
+    body = request_dict.get("body") or b"{}"
+    return json.loads(body.decode() if isinstance(body, bytes) else body)
+
+
+@pytest.fixture
+def aws_requests(monkeypatch) -> Recorded:
+    """Every boto3 client from pipelines.clients.client is recorded and validated."""
+    recorded = Recorded()
+    real_client = clients.client
+
+    def client(service: str, settings: Settings) -> Any:
+        made = real_client(service, settings)
+        return made if settings.is_local else instrument(made, recorded)
+
+    monkeypatch.setattr(clients, "client", client)
+    return recorded
+
+
+@pytest.fixture
+def sagemaker_target(moto_endpoint, monkeypatch) -> Settings:
+    """Settings for the SageMaker target, pointed at the moto server."""
+    from pipelines.settings import resolve
+
+    monkeypatch.setenv("FORECAST_TARGET", "sagemaker")
+    monkeypatch.setenv("FORECAST_ROLE_ARN", ROLE_ARN)
+    monkeypatch.setenv("FORECAST_BUCKET", "forecast-test-bucket")
+    return resolve()
+
+
+class RegistryOnlyClient(RegistryMixin):
+    """The registry part of the local SageMaker client (used when the other mixins are absent)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.region = settings.effective_region
+        self.account = "000000000000"
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
+
+
+def local_sagemaker(settings: Settings) -> Any:
+    try:
+        return clients.client("sagemaker", settings)
+    except ImportError:
+        return RegistryOnlyClient(settings)
+
+
+CONTAINERS = [
+    {"Image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/sagemaker-forecasting:1",
+     "ModelDataUrl": "s3://forecast-test-bucket/models/model.tar.gz",
+     "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform"}},
+    {"Image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/sagemaker-forecasting-predict:1",
+     "ModelDataUrl": "s3://forecast-test-bucket/models/model.tar.gz",
+     "Environment": {"AUTOML_INFERENCE_MODE": "predict"}},
+]
+
+
+def register_version(sm: Any, group: str, status: str = "PendingManualApproval", wape: str = "0.2",
+                     execution: str = "exec-1") -> str:
+    """A model package as RegisterModel creates it (every container, metrics, lineage)."""
+    request = {
+        "ModelPackageGroupName": group, "ModelApprovalStatus": status,
+        "ModelPackageDescription": "AutoML time-series model",
+        "InferenceSpecification": {"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
+                                   "SupportedResponseMIMETypes": ["text/csv"]},
+        "ModelMetrics": {"ModelQuality": {"Statistics": {
+            "ContentType": "application/json",
+            "S3Uri": f"s3://forecast-test-bucket/evaluation/{execution}/evaluation.json"}}},
+        "CustomerMetadataProperties": {"metric_wape": wape, "quality_gate_passed": "true",
+                                       "pipeline_execution_id": execution},
+        "MetadataProperties": {
+            "GeneratedBy": f"arn:aws:sagemaker:us-east-1:{MOTO_ACCOUNT}:pipeline/demandforecasttraining/execution/{execution}"},
+    }
+    validate_request("sagemaker", "CreateModelPackage", request)
+    return sm.create_model_package(**request)["ModelPackageArn"]
+
+
+def ensure_group(sm: Any, group: str) -> None:
+    try:
+        sm.describe_model_package_group(ModelPackageGroupName=group)
+    except ClientError as error:  # not found, on either backend
+        if "exist" not in str(error) and "not found" not in str(error).lower():
+            raise
+        sm.create_model_package_group(ModelPackageGroupName=group)

@@ -1,0 +1,134 @@
+"""The deploy handler against a moto server on loopback; every request validated against botocore."""
+from __future__ import annotations
+
+import pytest
+
+from deploy import handler
+from deploy.handler import PACKAGE_TAG, DeployError, lambda_handler, resource_name
+from pipelines import clients
+from tests.deploy.aws_support import (aws_requests, ensure_group, register_version,  # noqa: F401 - fixtures
+                                      sagemaker_target)
+
+GROUP = "demand-forecasting"
+
+
+def eventbridge(arn: str, status: str = "Approved") -> dict:
+    return {"version": "0", "detail-type": "SageMaker Model Package State Change", "source": "aws.sagemaker",
+            "detail": {"ModelPackageGroupName": GROUP, "ModelPackageArn": arn, "ModelApprovalStatus": status}}
+
+
+@pytest.fixture
+def sm(sagemaker_target, aws_requests):
+    client = clients.client("sagemaker", sagemaker_target)
+    ensure_group(client, GROUP)
+    return client
+
+
+def endpoint_tags(sm, name: str) -> dict:
+    arn = sm.describe_endpoint(EndpointName=name)["EndpointArn"]
+    return {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+
+
+def test_given_an_approved_package_when_the_event_arrives_then_model_config_and_endpoint_are_created(
+        sm, aws_requests):
+    arn = register_version(sm, GROUP, status="Approved")
+
+    result = lambda_handler(eventbridge(arn))
+
+    assert result["status"] == "deployed" and result["action"] == "created"
+    model = sm.describe_model(ModelName=result["model_name"])
+    assert model["Containers"] == [{"ModelPackageName": arn}]
+    assert model["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/forecast-pipeline"
+    config = sm.describe_endpoint_config(EndpointConfigName=result["endpoint_config_name"])
+    assert config["ProductionVariants"][0]["ModelName"] == result["model_name"]
+    endpoint = sm.describe_endpoint(EndpointName="demand-forecast")
+    assert endpoint["EndpointConfigName"] == result["endpoint_config_name"]
+    assert endpoint_tags(sm, "demand-forecast")[PACKAGE_TAG] == arn
+    assert {"CreateModel", "CreateEndpointConfig", "CreateEndpoint"} <= set(aws_requests.operations("sagemaker"))
+
+
+def test_given_a_pending_package_when_the_handler_runs_then_nothing_is_created(sm, aws_requests):
+    arn = register_version(sm, GROUP, status="PendingManualApproval")
+
+    result = lambda_handler({"model_package_arn": arn, "endpoint_name": "demand-forecast"})
+
+    assert result["status"] == "skipped"
+    assert "PendingManualApproval" in result["message"]
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert not {"CreateModel", "CreateEndpoint", "UpdateEndpoint"} & set(aws_requests.operations())
+
+
+def test_given_a_stale_approved_event_for_a_rejected_package_then_the_registry_status_wins(sm):
+    arn = register_version(sm, GROUP, status="Rejected")
+
+    result = lambda_handler(eventbridge(arn, status="Approved"))
+
+    assert result["status"] == "skipped" and result["approval_status"] == "Rejected"
+
+
+def test_given_a_deployed_package_when_the_event_repeats_then_nothing_changes(sm, aws_requests):
+    arn = register_version(sm, GROUP, status="Approved")
+    lambda_handler(eventbridge(arn))
+    before = len(aws_requests.calls)
+
+    again = lambda_handler(eventbridge(arn))
+    pipeline_step = lambda_handler({"model_package_arn": arn, "endpoint_name": "demand-forecast"})
+
+    assert again["status"] == "skipped" and pipeline_step["status"] == "skipped"
+    assert "already serves" in again["message"]
+    later = [op for _, op, _ in aws_requests.calls[before:]]
+    assert not {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint"} & set(later)
+
+
+def test_given_a_second_approved_version_then_the_endpoint_is_updated_in_place_and_retagged(sm, aws_requests):
+    first = register_version(sm, GROUP, status="Approved", execution="exec-1")
+    created = lambda_handler(eventbridge(first))
+    second = register_version(sm, GROUP, status="Approved", execution="exec-2")
+
+    updated = lambda_handler(eventbridge(second))
+
+    assert updated["status"] == "deployed" and updated["action"] == "updated"
+    assert updated["endpoint_config_name"] != created["endpoint_config_name"]
+    update = aws_requests.params("UpdateEndpoint")
+    assert update == [{"EndpointName": "demand-forecast", "EndpointConfigName": updated["endpoint_config_name"]}]
+    assert sm.describe_endpoint(EndpointName="demand-forecast")["EndpointConfigName"] == \
+        updated["endpoint_config_name"]
+    assert endpoint_tags(sm, "demand-forecast")[PACKAGE_TAG] == second
+    assert len(sm.list_models()["Models"]) == 2
+
+
+def test_given_a_model_left_by_a_failed_attempt_when_retried_then_it_is_reused(sm, aws_requests):
+    arn = register_version(sm, GROUP, status="Approved")
+    settings = handler.resolve()
+    version = sm.describe_model_package(ModelPackageName=arn)["ModelPackageVersion"]
+    name = resource_name("demand-forecast", version, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
+    sm.create_model(ModelName=name, Containers=[{"ModelPackageName": arn}], ExecutionRoleArn=settings.role_arn)
+    before = len(aws_requests.params("CreateModel"))
+
+    result = lambda_handler(eventbridge(arn))
+
+    assert result["status"] == "deployed" and result["model_name"] == name
+    assert len(aws_requests.params("CreateModel")) == before
+
+
+def test_given_an_unknown_package_then_the_error_names_it(sm):
+    missing = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/42"
+
+    with pytest.raises(DeployError, match="model-package/demand-forecasting/42 does not exist"):
+        lambda_handler(eventbridge(missing))
+
+
+def test_given_an_event_without_a_package_arn_then_the_error_says_what_is_expected():
+    with pytest.raises(DeployError, match="no model_package_arn"):
+        lambda_handler({"endpoint_name": "x"})
+
+
+@pytest.mark.parametrize("endpoint_name", ["demand-forecast", "e" * 63, "a-very-long-endpoint-name-" * 3])
+def test_resource_names_fit_sagemakers_limits_and_pattern(endpoint_name):
+    from pipelines.aws_validation import request_problems
+
+    name = resource_name(endpoint_name, 123456789, "arn", "role", "ml.m5.xlarge", "1")
+
+    assert len(name) <= 63 and name.endswith("-v123456789-" + name[-8:])
+    assert request_problems("sagemaker", "DescribeModel", {"ModelName": name}) == []
+    assert request_problems("sagemaker", "DescribeEndpointConfig", {"EndpointConfigName": name}) == []
