@@ -1,0 +1,361 @@
+"""The AutoML step: start (or re-attach to) an Autopilot V2 time-series job, wait, create the model.
+
+    python -m processing.automl_job --train-uri s3://.../train/ --profile-dir DIR \
+        --output-uri s3://.../automl --execution-id <PIPELINE_EXECUTION_ID> --role-arn ARN \
+        --result-dir DIR [--item-id-column ... --horizon 14 --quantiles p10,p50,p90 ...]
+
+The job name is derived from the pipeline execution id, so a retried step finds the job it
+started and waits for it instead of paying for a second one. On success the SageMaker Model is
+created with ALL of the best candidate's inference containers (each with its Environment) and
+`<result-dir>/automl_result.json` (contracts.AUTOML_RESULT_FILE) is written for JsonGet.
+
+Runs inside the SageMaker processing container: standard library + boto3 + the project bundle.
+The client comes from pipelines.clients.client, so the same code drives AWS, a moto server and
+the local runtime (whose create_auto_ml_job_v2 trains synchronously).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from botocore.exceptions import ClientError
+
+from pipelines import contracts
+from pipelines.aws_validation import validate_request
+from processing import automl_request
+
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity")
+CONTAINER_KEYS = ("Image", "ModelDataUrl", "Environment")
+PREFERRED_PROCESSING_UNIT = "CPU"
+REQUEST_FILE = "automl_request.json"  # the request sent, kept next to the result for audits
+
+Log = Callable[[str], None]
+
+
+class AutoMLJobFailed(RuntimeError):
+    """The AutoML job ended Failed or Stopped; the message carries the job's FailureReason."""
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def is_not_found(error: ClientError) -> bool:
+    """boto3 reports a missing AutoML job as ResourceNotFound and a missing model as a
+    ValidationException 'Could not find model'; the local stand-ins say 'does not exist'."""
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "").lower()
+    if code in NOT_FOUND_CODES:
+        return True
+    return code == "ValidationException" and any(
+        phrase in message for phrase in ("could not find", "does not exist", "not found"))
+
+
+def _is_already_exists(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "").lower()
+    return code in ("ResourceInUse", "ResourceInUseException") or (
+        code == "ValidationException" and "already exist" in message)
+
+
+# --- start / re-attach -----------------------------------------------------------------------
+def describe_job(sm: Any, job_name: str) -> Optional[dict]:
+    """DescribeAutoMLJobV2, or None when there is no such job."""
+    try:
+        return sm.describe_auto_ml_job_v2(AutoMLJobName=job_name)
+    except ClientError as error:
+        if is_not_found(error):
+            return None
+        raise
+
+
+def start_or_attach(sm: Any, request: dict, log: Log = _log) -> dict:
+    """Create the job unless one of that name exists (a retried step): then re-attach to it.
+
+    Returns {"job_name", "job_arn", "attached": bool}.
+    """
+    name = request["AutoMLJobName"]
+    existing = describe_job(sm, name)
+    if existing is None:
+        try:
+            response = sm.create_auto_ml_job_v2(**request)
+            log(f"AutoML job {name} created: {response['AutoMLJobArn']}")
+            return {"job_name": name, "job_arn": response["AutoMLJobArn"], "attached": False}
+        except ClientError as error:
+            if not _is_already_exists(error):
+                raise
+            existing = describe_job(sm, name)  # lost a race with another attempt of this step
+            if existing is None:
+                raise
+    log(f"AutoML job {name} already exists ({existing.get('AutoMLJobStatus')}): re-attaching "
+        "instead of starting a second job")
+    return {"job_name": name, "job_arn": existing["AutoMLJobArn"], "attached": True}
+
+
+def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = _log,
+                 sleep: Callable[[float], None] = time.sleep,
+                 max_wait_seconds: Optional[float] = None) -> dict:
+    """Poll DescribeAutoMLJobV2 until the job ends; one log line per status change.
+
+    Raises AutoMLJobFailed (with FailureReason) when it ends Failed or Stopped, TimeoutError
+    when `max_wait_seconds` passes first.
+    """
+    started = time.monotonic()
+    last: Optional[tuple] = None
+    while True:
+        description = sm.describe_auto_ml_job_v2(AutoMLJobName=job_name)
+        state = (description["AutoMLJobStatus"], description.get("AutoMLJobSecondaryStatus", ""))
+        if state != last:
+            elapsed = int(time.monotonic() - started)
+            log(f"AutoML job {job_name}: {state[0]} / {state[1]} (after {elapsed} s)")
+            last = state
+        if state[0] in TERMINAL_STATUSES:
+            if state[0] != "Completed":
+                raise AutoMLJobFailed(failure_message(description))
+            return description
+        if max_wait_seconds is not None and time.monotonic() - started > max_wait_seconds:
+            raise TimeoutError(f"AutoML job {job_name} still {state[0]} after {max_wait_seconds} s")
+        sleep(poll_seconds)
+
+
+def failure_message(description: dict) -> str:
+    """What went wrong, in the job's own words (FailureReason and partial failures)."""
+    name = description.get("AutoMLJobName", "?")
+    status = description.get("AutoMLJobStatus", "?")
+    reason = description.get("FailureReason") or "no FailureReason given"
+    partial = [p.get("PartialFailureMessage", "") for p in description.get("PartialFailureReasons") or []]
+    partial = [p for p in partial if p]
+    text = f"AutoML job {name} ended {status}: {reason}"
+    if partial:
+        text += " (partial failures: " + "; ".join(partial) + ")"
+    if status == "Stopped":
+        text += ". The job was stopped; start a new pipeline execution to train again"
+    return text
+
+
+# --- the best candidate ---------------------------------------------------------------------
+def best_inference_containers(description: dict) -> list[dict]:
+    """ALL of the best candidate's inference containers, each with its Environment.
+
+    Time-series candidates list them in BestCandidate.InferenceContainers; newer responses may
+    only carry InferenceContainerDefinitions (per processing unit), then the CPU set is used.
+    """
+    candidate = description.get("BestCandidate") or {}
+    containers = candidate.get("InferenceContainers")
+    if not containers:
+        definitions = candidate.get("InferenceContainerDefinitions") or {}
+        containers = definitions.get(PREFERRED_PROCESSING_UNIT) or next(iter(definitions.values()), None)
+    if not containers:
+        raise AutoMLJobFailed(f"AutoML job {description.get('AutoMLJobName')} completed but its best "
+                              "candidate has no inference containers (BestCandidate.InferenceContainers)")
+    return [{key: (dict(c[key]) if key == "Environment" else c[key]) for key in CONTAINER_KEYS if key in c}
+            for c in containers]
+
+
+def model_name_for(job_name: str) -> str:
+    """One model per AutoML job, so a retried step finds the model it created."""
+    return f"{job_name}-model"
+
+
+def create_model_request(model_name: str, containers: Sequence[dict], role_arn: str,
+                         tags: Optional[dict] = None) -> dict:
+    request: dict = {
+        "ModelName": model_name,
+        "Containers": [dict(c) for c in containers],
+        "ExecutionRoleArn": role_arn,
+    }
+    if tags:
+        request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
+    validate_request("sagemaker", "CreateModel", request)
+    return request
+
+
+def create_model(sm: Any, model_name: str, containers: Sequence[dict], role_arn: str,
+                 tags: Optional[dict] = None, log: Log = _log) -> dict:
+    """CreateModel with every container; an existing model of that name (a retry) is reused."""
+    request = create_model_request(model_name, containers, role_arn, tags)
+    try:
+        sm.describe_model(ModelName=model_name)
+        log(f"model {model_name} already exists: reusing it")
+        return {"model_name": model_name, "created": False}
+    except ClientError as error:
+        if not is_not_found(error):
+            raise
+    try:
+        sm.create_model(**request)
+    except ClientError as error:
+        if not _is_already_exists(error):
+            raise
+        log(f"model {model_name} already exists: reusing it")
+        return {"model_name": model_name, "created": False}
+    log(f"model {model_name} created with {len(containers)} container(s): "
+        + ", ".join(c.get("Image", "?") for c in containers))
+    return {"model_name": model_name, "created": True}
+
+
+def result_document(description: dict, model_name: str) -> dict:
+    """The AutoMLResult property file (CONTRACTS.md 'AutoML step result JSON')."""
+    candidate = description.get("BestCandidate") or {}
+    metric = candidate.get("FinalAutoMLJobObjectiveMetric") or {}
+    locations = (candidate.get("CandidateProperties") or {}).get("CandidateArtifactLocations") or {}
+    candidate_metrics = (candidate.get("CandidateProperties") or {}).get("CandidateMetrics") or []
+    return {
+        "status": description["AutoMLJobStatus"],
+        "job_name": description["AutoMLJobName"],
+        "job_arn": description["AutoMLJobArn"],
+        "best_candidate_name": candidate.get("CandidateName", ""),
+        "model_name": model_name,
+        "inference_containers": best_inference_containers(description),
+        "objective_metric": {"name": metric.get("MetricName", ""), "value": metric.get("Value")},
+        "candidate_metrics": {m["MetricName"]: m.get("Value") for m in candidate_metrics if "MetricName" in m},
+        "reports": {
+            "explainability": locations.get("Explainability", ""),
+            "model_insights": locations.get("ModelInsights", ""),
+            "backtest_results": locations.get("BacktestResults", ""),
+        },
+        "output_path": (description.get("OutputDataConfig") or {}).get("S3OutputPath", ""),
+    }
+
+
+def write_json_atomic(path: Path, document: dict) -> Path:
+    """Write JSON to a temp file in the same folder, then os.replace: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, indent=2, sort_keys=False, default=str)
+            stream.write("\n")
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    return path
+
+
+# --- profile ----------------------------------------------------------------------------------
+def read_profile(profile_dir: Optional[str]) -> dict:
+    """The PrepareData profile (covariates, static columns, time steps); {} when not given."""
+    if not profile_dir:
+        return {}
+    path = Path(profile_dir)
+    if path.is_dir():
+        path = path / contracts.PROFILE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--profile-dir: {path} does not exist; pass the PrepareData "
+                                f"'{contracts.PREP_PROFILE}' output folder")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def profile_timesteps(profile: dict) -> Optional[int]:
+    """Time steps of the training data, for the 'horizon <= 1/4 of the time steps' limit."""
+    for key in ("train_periods", "periods"):
+        value = profile.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+# --- the step ---------------------------------------------------------------------------------
+def request_from_args(args: argparse.Namespace, settings: Any = None) -> dict:
+    profile = read_profile(args.profile_dir)
+    columns = profile.get("columns") or {}
+    filling = json.loads(args.filling) if args.filling else None
+    tags = dict(settings.tags) if settings is not None else None
+    if tags is not None:
+        tags["pipeline-execution-id"] = args.execution_id
+    return automl_request.build_request(
+        train_uri=args.train_uri, output_uri=args.output_uri,
+        job_name=args.job_name or automl_request.job_name_for_execution(args.execution_id),
+        role_arn=args.role_arn, item_id_column=args.item_id_column,
+        timestamp_column=args.timestamp_column, target_column=args.target_column,
+        grouping_columns=args.grouping_columns, frequency=args.frequency, horizon=args.horizon,
+        quantiles=args.quantiles, holiday_country=args.holiday_country, algorithms=args.algorithms,
+        objective_metric=args.objective_metric, max_runtime_seconds=args.max_runtime_seconds,
+        covariates=columns.get("covariates") or (), static_columns=columns.get("static") or (),
+        filling=filling, aggregation=args.aggregation, timesteps=profile_timesteps(profile),
+        tags=tags)
+
+
+def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log = _log,
+        sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Build the request, start or re-attach, wait, create the model, write the result file."""
+    if sm is None:
+        from pipelines.clients import client
+        from pipelines.settings import resolve
+
+        settings = settings or resolve()
+        sm = client("sagemaker", settings)
+    request = request_from_args(args, settings)
+    log(f"AutoML request: {json.dumps(request, default=str)}")
+    write_json_atomic(Path(args.result_dir) / REQUEST_FILE, request)
+    job = start_or_attach(sm, request, log)
+    description = wait_for_job(sm, job["job_name"], poll_seconds=args.poll_seconds, log=log, sleep=sleep,
+                               max_wait_seconds=args.max_wait_seconds)
+    containers = best_inference_containers(description)
+    model = create_model(sm, model_name_for(job["job_name"]), containers, args.role_arn,
+                         tags=dict(settings.tags) if settings is not None else None, log=log)
+    document = result_document(description, model["model_name"])
+    path = write_json_atomic(Path(args.result_dir) / contracts.AUTOML_RESULT_FILE, document)
+    metric = document["objective_metric"]
+    log(f"best candidate {document['best_candidate_name']}: {metric['name']} = {metric['value']}; "
+        f"result written to {path}")
+    return document
+
+
+def parser() -> argparse.ArgumentParser:
+    d = automl_request.DEFAULTS
+    p = argparse.ArgumentParser(prog="python -m processing.automl_job", description=__doc__.split("\n\n")[0])
+    p.add_argument("--train-uri", required=True, help="S3 prefix of the training CSV (PrepareData 'train')")
+    p.add_argument("--output-uri", required=True, help="S3 prefix for Autopilot's output")
+    p.add_argument("--execution-id", required=True, help="pipeline execution id (names the job: retry-safe)")
+    p.add_argument("--role-arn", required=True, help="role Autopilot and the model run as")
+    p.add_argument("--result-dir", required=True, help=f"folder for {contracts.AUTOML_RESULT_FILE}")
+    p.add_argument("--profile-dir", default=None, help="PrepareData 'profile' folder (covariates, static columns)")
+    p.add_argument("--job-name", default=None, help="override the job name derived from --execution-id")
+    p.add_argument("--item-id-column", default=d["item_id_column"])
+    p.add_argument("--timestamp-column", default=d["timestamp_column"])
+    p.add_argument("--target-column", default=d["target_column"])
+    p.add_argument("--grouping-columns", default=d["grouping_columns"], help="comma-separated, may be empty")
+    p.add_argument("--frequency", default=d["frequency"])
+    p.add_argument("--horizon", default=str(d["horizon"]))
+    p.add_argument("--quantiles", default=d["quantiles"])
+    p.add_argument("--holiday-country", default=d["holiday_country"], help="two-letter code, empty for none")
+    p.add_argument("--algorithms", default=d["algorithms"], help="comma-separated, empty for all")
+    p.add_argument("--objective-metric", default=d["objective_metric"])
+    p.add_argument("--max-runtime-seconds", default=str(d["max_runtime_seconds"]))
+    p.add_argument("--aggregation", default=d["aggregation"])
+    p.add_argument("--filling", default=None, help="JSON {column: {rule: method}} overriding the defaults")
+    p.add_argument("--poll-seconds", type=float, default=60.0)
+    p.add_argument("--max-wait-seconds", type=float, default=None)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
+    """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr. `sm` is for tests."""
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        run(args, sm=sm)
+    except (AutoMLJobFailed, automl_request.AutoMLRequestError, ValueError, FileNotFoundError,
+            TimeoutError) as error:
+        print(f"AutoML step failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    except ClientError as error:
+        print(f"AutoML step failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

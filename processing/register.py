@@ -1,0 +1,281 @@
+"""The RegisterModel step: register the AutoML model as a version in the Model Registry.
+
+    python -m processing.register --automl-result-dir DIR --evaluation-dir DIR \
+        --evaluation-uri s3://.../evaluation.json --model-package-group NAME \
+        --approval-status PendingManualApproval --execution-id ID --result-dir DIR
+
+Creates the model package group if missing, then a model package whose inference
+specification carries ALL containers of the AutoML result with their Environment (a model
+later created from the package ARN gets every one of them), the evaluation report as
+ModelQuality statistics, and the key metrics in CustomerMetadataProperties. Writes
+`<result-dir>/registration.json` (contracts.REGISTRATION_FILE) with "model_package_arn".
+
+A retried step reuses the package it registered: the ClientToken is derived from the
+execution id, and the group's latest versions are searched for this execution first.
+
+Runs inside the SageMaker processing container: standard library + boto3 + the project bundle.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from botocore.exceptions import ClientError
+
+from pipelines import contracts
+from pipelines.aws_validation import validate_request
+from processing.automl_job import is_not_found, write_json_atomic
+
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+CONTENT_TYPES = ["text/csv"]
+RESPONSE_TYPES = ["text/csv"]
+DEFAULT_TRANSFORM_INSTANCE_TYPES = "ml.m5.xlarge,ml.m5.2xlarge,ml.m5.4xlarge"
+DEFAULT_REALTIME_INSTANCE_TYPES = "ml.m5.large,ml.m5.xlarge,ml.m5.2xlarge"
+EXECUTION_KEY = "pipeline_execution_id"
+SEARCH_LATEST_VERSIONS = 20
+MAX_METADATA_VALUE = 256
+
+Log = Callable[[str], None]
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+class RegistrationError(ValueError):
+    """The inputs of the registration are missing or malformed; the message says which."""
+
+
+def _read_json(folder_or_file: str, file_name: str, flag: str) -> dict:
+    path = Path(folder_or_file)
+    if path.is_dir():
+        path = path / file_name
+    if not path.is_file():
+        raise RegistrationError(f"{flag}: {path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise RegistrationError(f"{path}: not valid JSON ({error})") from None
+
+
+def _metric_text(value: Any) -> Optional[str]:
+    """Metrics as short strings (CustomerMetadataProperties values are strings)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return f"{value:.6g}"
+    if isinstance(value, str) and value:
+        return value[:MAX_METADATA_VALUE]
+    return None
+
+
+def customer_metadata(evaluation: dict, automl_result: dict, execution_id: str) -> dict:
+    """Key metrics and provenance, as the string map the registry shows in Studio."""
+    properties: dict = {EXECUTION_KEY: execution_id}
+    for name, value in (evaluation.get("forecast_metrics") or {}).items():
+        text = _metric_text(value)
+        if text is not None and not isinstance(value, (dict, list)):
+            properties[f"metric_{name}"] = text
+    gate = evaluation.get("quality_gate") or {}
+    for key in ("metric", "value", "threshold", "passed"):
+        text = _metric_text(gate.get(key))
+        if text is not None:
+            properties[f"quality_gate_{key}"] = text
+    skill = evaluation.get("skill")
+    if isinstance(skill, dict):
+        for name, value in skill.items():
+            text = _metric_text(value)
+            if text is not None:
+                properties[f"skill_{name}"] = text
+    objective = automl_result.get("objective_metric") or {}
+    if objective.get("name"):
+        properties["automl_objective_metric"] = str(objective["name"])
+        value = _metric_text(objective.get("value"))
+        if value is not None:
+            properties["automl_objective_value"] = value
+    for key in ("job_name", "best_candidate_name", "model_name"):
+        if automl_result.get(key):
+            properties[f"automl_{key}"] = str(automl_result[key])[:MAX_METADATA_VALUE]
+    return dict(list(properties.items())[:50])  # the API accepts at most 50 entries
+
+
+def client_token(execution_id: str, group: str) -> str:
+    """Idempotency token of CreateModelPackage for this execution (<= 36 chars, [a-zA-Z0-9-])."""
+    return hashlib.sha1(f"{group}/{execution_id}".encode("utf-8")).hexdigest()[:32]
+
+
+def package_request(*, automl_result: dict, evaluation: dict, evaluation_uri: str, group: str,
+                    approval_status: str, execution_id: str,
+                    transform_instance_types: Sequence[str], realtime_instance_types: Sequence[str],
+                    tags: Optional[dict] = None) -> dict:
+    """The CreateModelPackage request: every container with its Environment, metrics, status."""
+    if approval_status not in APPROVAL_STATUSES:
+        raise RegistrationError(f"--approval-status {approval_status!r} is not one of {', '.join(APPROVAL_STATUSES)} "
+                                "(ModelApprovalStatus parameter)")
+    containers = automl_result.get("inference_containers") or []
+    if not containers:
+        raise RegistrationError(f"{contracts.AUTOML_RESULT_FILE} has no inference_containers: nothing to register")
+    for index, container in enumerate(containers):
+        missing = [k for k in ("Image", "ModelDataUrl") if not container.get(k)]
+        if missing:
+            raise RegistrationError(f"{contracts.AUTOML_RESULT_FILE}: inference_containers[{index}] lacks "
+                                    f"{', '.join(missing)}")
+    gate = evaluation.get("quality_gate") or {}
+    objective = automl_result.get("objective_metric") or {}
+    description = (f"Demand forecasting model from AutoML job {automl_result.get('job_name', '?')} "
+                   f"(candidate {automl_result.get('best_candidate_name', '?')}, "
+                   f"{objective.get('name', 'objective')} {_metric_text(objective.get('value'))}); "
+                   f"{gate.get('metric', 'quality')} {_metric_text(gate.get('value'))} on the holdout; "
+                   f"pipeline execution {execution_id}.")
+    request: dict = {
+        "ModelPackageGroupName": group,
+        "ModelPackageDescription": description[:1024],
+        "InferenceSpecification": {
+            "Containers": [
+                {key: (dict(c[key]) if key == "Environment" else c[key])
+                 for key in ("Image", "ModelDataUrl", "Environment") if key in c}
+                for c in containers
+            ],
+            "SupportedContentTypes": list(CONTENT_TYPES),
+            "SupportedResponseMIMETypes": list(RESPONSE_TYPES),
+            "SupportedTransformInstanceTypes": list(transform_instance_types),
+            "SupportedRealtimeInferenceInstanceTypes": list(realtime_instance_types),
+        },
+        "ModelApprovalStatus": approval_status,
+        "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
+                                                         "S3Uri": evaluation_uri}}},
+        "CustomerMetadataProperties": customer_metadata(evaluation, automl_result, execution_id),
+        "ClientToken": client_token(execution_id, group),
+    }
+    if tags:
+        request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
+    validate_request("sagemaker", "CreateModelPackage", request)
+    return request
+
+
+def group_request(group: str, tags: Optional[dict] = None) -> dict:
+    request: dict = {"ModelPackageGroupName": group,
+                     "ModelPackageGroupDescription": "Demand forecasting models trained by the training pipeline"}
+    if tags:
+        request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
+    validate_request("sagemaker", "CreateModelPackageGroup", request)
+    return request
+
+
+def ensure_group(sm: Any, group: str, tags: Optional[dict] = None, log: Log = _log) -> bool:
+    """Create the model package group unless it exists; True when it was created."""
+    try:
+        sm.describe_model_package_group(ModelPackageGroupName=group)
+        return False
+    except ClientError as error:
+        if not is_not_found(error):
+            raise
+    try:
+        sm.create_model_package_group(**group_request(group, tags))
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", "").lower()
+        if "already exist" not in message:
+            raise
+        return False
+    log(f"model package group {group} created")
+    return True
+
+
+def find_registered(sm: Any, group: str, execution_id: str) -> Optional[dict]:
+    """A version of `group` already registered by this execution (a retried step), if any."""
+    response = sm.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime",
+                                      SortOrder="Descending", MaxResults=SEARCH_LATEST_VERSIONS)
+    for summary in response.get("ModelPackageSummaryList", []):
+        package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        if (package.get("CustomerMetadataProperties") or {}).get(EXECUTION_KEY) == execution_id:
+            return package
+    return None
+
+
+def register(sm: Any, *, automl_result: dict, evaluation: dict, evaluation_uri: str, group: str,
+             approval_status: str, execution_id: str,
+             transform_instance_types: Sequence[str] = tuple(DEFAULT_TRANSFORM_INSTANCE_TYPES.split(",")),
+             realtime_instance_types: Sequence[str] = tuple(DEFAULT_REALTIME_INSTANCE_TYPES.split(",")),
+             tags: Optional[dict] = None, log: Log = _log) -> dict:
+    """Register (or find, on retry) the model package; returns the registration.json document."""
+    request = package_request(automl_result=automl_result, evaluation=evaluation,
+                              evaluation_uri=evaluation_uri, group=group, approval_status=approval_status,
+                              execution_id=execution_id, transform_instance_types=transform_instance_types,
+                              realtime_instance_types=realtime_instance_types, tags=tags)
+    ensure_group(sm, group, tags, log)
+    existing = find_registered(sm, group, execution_id)
+    if existing is not None:
+        arn, created = existing["ModelPackageArn"], False
+        status = existing.get("ModelApprovalStatus", approval_status)
+        log(f"execution {execution_id} already registered {arn}: reusing it")
+    else:
+        arn, created, status = sm.create_model_package(**request)["ModelPackageArn"], True, approval_status
+        log(f"registered {arn} ({status}) with {len(request['InferenceSpecification']['Containers'])} container(s)")
+    version = arn.rsplit("/", 1)[-1]
+    return {
+        contracts.MODEL_PACKAGE_ARN_PATH: arn,
+        "model_package_group": group,
+        "model_package_version": int(version) if version.isdigit() else None,
+        "approval_status": status,
+        "created": created,
+        "pipeline_execution_id": execution_id,
+        "containers": len(request["InferenceSpecification"]["Containers"]),
+        "model_metrics_uri": evaluation_uri,
+        "customer_metadata": request["CustomerMetadataProperties"],
+    }
+
+
+def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log = _log) -> dict:
+    if sm is None:
+        from pipelines.clients import client
+        from pipelines.settings import resolve
+
+        settings = settings or resolve()
+        sm = client("sagemaker", settings)
+    automl_result = _read_json(args.automl_result_dir, contracts.AUTOML_RESULT_FILE, "--automl-result-dir")
+    evaluation = _read_json(args.evaluation_dir, contracts.EVALUATION_FILE, "--evaluation-dir")
+    document = register(
+        sm, automl_result=automl_result, evaluation=evaluation, evaluation_uri=args.evaluation_uri,
+        group=args.model_package_group, approval_status=args.approval_status, execution_id=args.execution_id,
+        transform_instance_types=contracts.parse_list(args.transform_instance_types),
+        realtime_instance_types=contracts.parse_list(args.realtime_instance_types),
+        tags=dict(settings.tags) if settings is not None else None, log=log)
+    path = write_json_atomic(Path(args.result_dir) / contracts.REGISTRATION_FILE, document)
+    log(f"registration written to {path}")
+    return document
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m processing.register", description=__doc__.split("\n\n")[0])
+    p.add_argument("--automl-result-dir", required=True, help=f"folder (or file) of {contracts.AUTOML_RESULT_FILE}")
+    p.add_argument("--evaluation-dir", required=True, help=f"folder (or file) of {contracts.EVALUATION_FILE}")
+    p.add_argument("--evaluation-uri", required=True, help="S3 URI of evaluation.json (ModelQuality statistics)")
+    p.add_argument("--model-package-group", required=True)
+    p.add_argument("--approval-status", default="PendingManualApproval", choices=APPROVAL_STATUSES)
+    p.add_argument("--execution-id", required=True)
+    p.add_argument("--result-dir", required=True, help=f"folder for {contracts.REGISTRATION_FILE}")
+    p.add_argument("--transform-instance-types", default=DEFAULT_TRANSFORM_INSTANCE_TYPES)
+    p.add_argument("--realtime-instance-types", default=DEFAULT_REALTIME_INSTANCE_TYPES)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
+    """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr. `sm` is for tests."""
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        run(args, sm=sm)
+    except (RegistrationError, ValueError, ClientError) as error:
+        print(f"RegisterModel failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

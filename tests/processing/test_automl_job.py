@@ -1,0 +1,267 @@
+"""The AutoML step against botocore's Stubber (AutoML V2 responses) and a moto server.
+
+moto's AutoML V2 jobs never complete and carry placeholder containers, so the job life cycle
+(polling, failure, two-container candidates) is driven by Stubber on a real boto3 client, which
+checks every request and response against the service model. Re-attaching to an existing job
+and registration run against the moto server on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from pipelines import contracts
+from pipelines.aws_validation import request_problems
+from processing import automl_job, automl_request, register
+
+ROLE = "arn:aws:iam::123456789012:role/forecast-pipeline"
+ACCOUNT_ARN = "arn:aws:sagemaker:us-east-1:123456789012"
+EXECUTION_ID = "k2m9x4q7z1ab"
+JOB = "fc-" + EXECUTION_ID
+TRAIN_URI = f"s3://bucket/prefix/executions/{EXECUTION_ID}/PrepareData/train"
+OUTPUT_URI = f"s3://bucket/prefix/executions/{EXECUTION_ID}/AutoML/output"
+WHEN = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+TWO_CONTAINERS = [
+    {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-sklearn-automl:2.5-1-cpu-py3",
+     "ModelDataUrl": f"{OUTPUT_URI}/{JOB}/data-processor-models/dpp0/output/model.tar.gz",
+     "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform", "SAGEMAKER_PROGRAM": "sagemaker_serve",
+                     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}},
+    {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-forecasting-automl:1.0-cpu",
+     "ModelDataUrl": f"{OUTPUT_URI}/{JOB}/tuning/ensemble/output/model.tar.gz",
+     "Environment": {"AUTOML_INFERENCE_QUANTILES": "p10,p50,p90", "MAX_CONTENT_LENGTH": "20971520"}},
+]
+
+
+def _sagemaker():
+    return boto3.session.Session(region_name="us-east-1").client("sagemaker")
+
+
+def _args(*extra):
+    return automl_job.parser().parse_args([
+        f"--train-uri={TRAIN_URI}", f"--output-uri={OUTPUT_URI}", f"--execution-id={EXECUTION_ID}",
+        f"--role-arn={ROLE}", "--poll-seconds=0", "--grouping-columns=", *extra])
+
+
+def _describe(status, secondary, *, containers=None, failure=None, definitions=None):
+    response = {
+        "AutoMLJobName": JOB, "AutoMLJobArn": f"{ACCOUNT_ARN}:automl-job/{JOB}",
+        "AutoMLJobInputDataConfig": [{"ChannelType": "training", "ContentType": "text/csv;header=present",
+                                      "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                                      "S3Uri": TRAIN_URI}}}],
+        "OutputDataConfig": {"S3OutputPath": OUTPUT_URI}, "RoleArn": ROLE,
+        "CreationTime": WHEN, "LastModifiedTime": WHEN,
+        "AutoMLJobStatus": status, "AutoMLJobSecondaryStatus": secondary,
+    }
+    if failure:
+        response["FailureReason"] = failure
+    if containers or definitions:
+        candidate = {
+            "CandidateName": "ensemble-candidate-1",
+            "FinalAutoMLJobObjectiveMetric": {"MetricName": "AverageWeightedQuantileLoss", "Value": 0.0512},
+            "ObjectiveStatus": "Succeeded",
+            "CandidateSteps": [{"CandidateStepType": "AWS::SageMaker::TrainingJob",
+                                "CandidateStepArn": f"{ACCOUNT_ARN}:training-job/{JOB}-ens",
+                                "CandidateStepName": f"{JOB}-ens"}],
+            "CandidateStatus": "Completed", "CreationTime": WHEN, "LastModifiedTime": WHEN,
+            "CandidateProperties": {
+                "CandidateArtifactLocations": {"Explainability": f"{OUTPUT_URI}/{JOB}/explainability",
+                                               "ModelInsights": f"{OUTPUT_URI}/{JOB}/model-insights",
+                                               "BacktestResults": f"{OUTPUT_URI}/{JOB}/backtest"},
+                "CandidateMetrics": [{"MetricName": "WAPE", "Value": 0.21, "Set": "Validation"}]},
+        }
+        if containers:
+            candidate["InferenceContainers"] = containers
+        if definitions:
+            candidate["InferenceContainerDefinitions"] = definitions
+        response["BestCandidate"] = candidate
+    return response
+
+
+def _expected_request():
+    return automl_request.build_request(train_uri=TRAIN_URI, output_uri=OUTPUT_URI, job_name=JOB,
+                                        role_arn=ROLE, grouping_columns="")
+
+
+def _no_job(stub):
+    stub.add_client_error("describe_auto_ml_job_v2", service_error_code="ResourceNotFound",
+                          service_message=f"Could not find AutoML job with name {JOB}",
+                          expected_params={"AutoMLJobName": JOB})
+
+
+def _no_model(stub):
+    stub.add_client_error("describe_model", service_error_code="ValidationException",
+                          service_message=f"Could not find model \"{ACCOUNT_ARN}:model/{JOB}-model\".",
+                          expected_params={"ModelName": f"{JOB}-model"})
+
+
+def test_given_a_two_container_candidate_when_the_job_completes_then_model_and_package_carry_both(
+        tmp_path, moto_endpoint):
+    sm = _sagemaker()
+    logs = []
+    with Stubber(sm) as stub:
+        _no_job(stub)
+        stub.add_response("create_auto_ml_job_v2", {"AutoMLJobArn": f"{ACCOUNT_ARN}:automl-job/{JOB}"},
+                          expected_params=_expected_request())
+        for status, secondary in [("InProgress", "AnalyzingData"), ("InProgress", "AnalyzingData"),
+                                  ("InProgress", "TrainingModels")]:
+            stub.add_response("describe_auto_ml_job_v2", _describe(status, secondary), {"AutoMLJobName": JOB})
+        stub.add_response("describe_auto_ml_job_v2", _describe("Completed", "Completed", containers=TWO_CONTAINERS),
+                          {"AutoMLJobName": JOB})
+        _no_model(stub)
+        stub.add_response("create_model", {"ModelArn": f"{ACCOUNT_ARN}:model/{JOB}-model"},
+                          expected_params={"ModelName": f"{JOB}-model", "Containers": TWO_CONTAINERS,
+                                           "ExecutionRoleArn": ROLE})
+
+        result = automl_job.run(_args(f"--result-dir={tmp_path / 'automl'}"), sm=sm, log=logs.append)
+        stub.assert_no_pending_responses()
+
+    written = json.loads((tmp_path / "automl" / contracts.AUTOML_RESULT_FILE).read_text())
+    assert written == result
+    assert written["inference_containers"] == TWO_CONTAINERS
+    assert written["model_name"] == f"{JOB}-model"
+    assert written["best_candidate_name"] == "ensemble-candidate-1"
+    assert written["objective_metric"] == {"name": "AverageWeightedQuantileLoss", "value": 0.0512}
+    assert written["reports"]["backtest_results"].endswith("/backtest")
+    status_lines = [line for line in logs if line.startswith(f"AutoML job {JOB}: ")]
+    assert [line.split(": ")[1].split(" (")[0] for line in status_lines] == [
+        "InProgress / AnalyzingData", "InProgress / TrainingModels", "Completed / Completed"]
+
+    # and the registered package (moto server) carries the same two containers with Environment
+    evaluation_dir = tmp_path / "evaluation"
+    evaluation_dir.mkdir()
+    (evaluation_dir / contracts.EVALUATION_FILE).write_text(json.dumps(
+        {"forecast_metrics": {"wape": 0.2, "wql": 0.05},
+         "quality_gate": {"metric": "WAPE", "value": 0.2, "threshold": 0.3, "passed": True}}))
+    registry = boto3.session.Session(region_name="us-east-1").client("sagemaker")
+    registration = register.run(register.parser().parse_args([
+        f"--automl-result-dir={tmp_path / 'automl'}", f"--evaluation-dir={evaluation_dir}",
+        "--evaluation-uri=s3://bucket/prefix/evaluation.json", "--model-package-group=demand-forecasting",
+        f"--execution-id={EXECUTION_ID}", f"--result-dir={tmp_path / 'registration'}"]),
+        sm=registry, log=logs.append)
+    package = registry.describe_model_package(ModelPackageName=registration["model_package_arn"])
+    assert package["InferenceSpecification"]["Containers"] == TWO_CONTAINERS
+
+
+def test_given_a_job_of_that_name_exists_when_the_step_is_retried_then_it_re_attaches(tmp_path):
+    sm = _sagemaker()
+    logs = []
+    with Stubber(sm) as stub:  # Stubber fails on any call not queued: a second create would
+        stub.add_response("describe_auto_ml_job_v2", _describe("InProgress", "TrainingModels"), {"AutoMLJobName": JOB})
+        stub.add_response("describe_auto_ml_job_v2", _describe("InProgress", "TrainingModels"), {"AutoMLJobName": JOB})
+        stub.add_response("describe_auto_ml_job_v2", _describe("Completed", "Completed", containers=TWO_CONTAINERS),
+                          {"AutoMLJobName": JOB})
+        stub.add_response("describe_model", {"ModelName": f"{JOB}-model", "CreationTime": WHEN,
+                                             "ModelArn": f"{ACCOUNT_ARN}:model/{JOB}-model"},
+                          {"ModelName": f"{JOB}-model"})
+
+        result = automl_job.run(_args(f"--result-dir={tmp_path}"), sm=sm, log=logs.append)
+        stub.assert_no_pending_responses()
+
+    assert result["model_name"] == f"{JOB}-model"
+    assert any("re-attaching" in line for line in logs)
+    assert any("reusing" in line for line in logs)
+
+
+def test_given_a_concurrent_attempt_created_the_job_when_creating_then_it_re_attaches():
+    sm = _sagemaker()
+    with Stubber(sm) as stub:
+        _no_job(stub)
+        stub.add_client_error("create_auto_ml_job_v2", service_error_code="ResourceInUse",
+                              service_message=f"Auto ML Job with name {JOB} already exists.")
+        stub.add_response("describe_auto_ml_job_v2", _describe("InProgress", "Starting"), {"AutoMLJobName": JOB})
+
+        job = automl_job.start_or_attach(sm, _expected_request(), log=lambda _: None)
+
+    assert job == {"job_name": JOB, "job_arn": f"{ACCOUNT_ARN}:automl-job/{JOB}", "attached": True}
+
+
+def test_given_the_moto_server_when_starting_twice_then_one_job_exists(moto_endpoint):
+    sm = _sagemaker()
+    request = _expected_request()
+
+    first = automl_job.start_or_attach(sm, request, log=lambda _: None)
+    second = automl_job.start_or_attach(sm, request, log=lambda _: None)
+
+    assert (first["attached"], second["attached"]) == (False, True)
+    assert first["job_arn"] == second["job_arn"]
+    assert [j["AutoMLJobName"] for j in sm.list_auto_ml_jobs()["AutoMLJobSummaries"]] == [JOB]
+
+
+@pytest.mark.parametrize("status, secondary", [("Failed", "Failed"), ("Stopped", "Stopped")])
+def test_given_the_job_fails_when_running_the_cli_then_it_exits_non_zero_with_the_reason(
+        tmp_path, capsys, status, secondary):
+    reason = "ClientError: The dataset has fewer than 4 time steps for 3 items; provide more history."
+    sm = _sagemaker()
+    with Stubber(sm) as stub:
+        _no_job(stub)
+        stub.add_response("create_auto_ml_job_v2", {"AutoMLJobArn": f"{ACCOUNT_ARN}:automl-job/{JOB}"},
+                          expected_params=_expected_request())
+        stub.add_response("describe_auto_ml_job_v2", _describe(status, secondary, failure=reason),
+                          {"AutoMLJobName": JOB})
+
+        code = automl_job.main([a for a in _cli_args(tmp_path)], sm=sm)
+
+    assert code == 1
+    error = capsys.readouterr().err
+    assert f"AutoML job {JOB} ended {status}" in error
+    assert reason in error
+    assert not (tmp_path / contracts.AUTOML_RESULT_FILE).exists()
+
+
+def _cli_args(tmp_path):
+    return [f"--train-uri={TRAIN_URI}", f"--output-uri={OUTPUT_URI}", f"--execution-id={EXECUTION_ID}",
+            f"--role-arn={ROLE}", "--poll-seconds=0", "--grouping-columns=", f"--result-dir={tmp_path}"]
+
+
+def test_given_a_bad_parameter_when_running_the_cli_then_nothing_is_started_and_the_parameter_is_named(
+        tmp_path, capsys):
+    sm = _sagemaker()
+    with Stubber(sm):  # no call queued: any AWS call would fail the test
+        code = automl_job.main(_cli_args(tmp_path) + ["--quantiles=0.1,0.5,0.9"], sm=sm)
+
+    assert code == 1
+    assert "ForecastQuantiles: '0.1'" in capsys.readouterr().err
+
+
+def test_given_only_container_definitions_per_processing_unit_then_the_cpu_set_is_used():
+    gpu = [dict(TWO_CONTAINERS[1], Image="123456789012.dkr.ecr.us-east-1.amazonaws.com/forecast:gpu")]
+    description = _describe("Completed", "Completed", definitions={"GPU": gpu, "CPU": TWO_CONTAINERS})
+
+    assert automl_job.best_inference_containers(description) == TWO_CONTAINERS
+
+
+def test_given_a_completed_job_without_containers_then_the_step_fails_clearly():
+    with pytest.raises(automl_job.AutoMLJobFailed, match="no inference containers"):
+        automl_job.best_inference_containers(_describe("Completed", "Completed"))
+
+
+def test_given_two_containers_when_building_create_model_then_the_request_validates():
+    request = automl_job.create_model_request(f"{JOB}-model", TWO_CONTAINERS, ROLE, tags={"project": "demand"})
+
+    assert request_problems("sagemaker", "CreateModel", request) == []
+    assert request["Containers"] == TWO_CONTAINERS
+
+
+def test_given_a_profile_with_covariates_when_building_from_args_then_they_are_zero_filled(tmp_path):
+    (tmp_path / contracts.PROFILE_FILE).write_text(json.dumps({
+        "columns": {"item_id": "item_id", "timestamp": "timestamp", "target": "target_value", "grouping": [],
+                    "covariates": ["promotion", "price"], "static": ["category"]},
+        "periods": 365}))
+
+    request = automl_job.request_from_args(_args(f"--result-dir={tmp_path}", f"--profile-dir={tmp_path}"))
+
+    filling = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]["Transformations"]["Filling"]
+    assert filling["promotion"] == {"middlefill": "zero", "backfill": "zero", "futurefill": "zero"}
+    assert set(filling) == {"target_value", "promotion", "price"}
+
+
+def test_given_a_missing_profile_folder_when_running_then_the_error_names_the_flag(tmp_path, capsys):
+    code = automl_job.main(_cli_args(tmp_path) + [f"--profile-dir={tmp_path / 'nope'}"], sm=_sagemaker())
+
+    assert code == 1
+    assert "--profile-dir" in capsys.readouterr().err

@@ -1,0 +1,137 @@
+"""RegisterModel against a moto server on 127.0.0.1 and botocore's service model."""
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from pipelines import contracts
+from pipelines.aws_validation import request_problems
+from processing import register
+
+GROUP = "demand-forecasting"
+EVALUATION_URI = "s3://bucket/prefix/executions/abc/Evaluate/evaluation/evaluation.json"
+CONTAINERS = [
+    {"Image": "111.dkr.ecr.us-east-1.amazonaws.com/automl-dpp:2.5", "ModelDataUrl": "s3://b/dpp/model.tar.gz",
+     "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform"}},
+    {"Image": "111.dkr.ecr.us-east-1.amazonaws.com/automl-forecast:1.0", "ModelDataUrl": "s3://b/ens/model.tar.gz",
+     "Environment": {"AUTOML_INFERENCE_QUANTILES": "p10,p50,p90"}},
+]
+AUTOML_RESULT = {
+    "status": "Completed", "job_name": "fc-abc", "job_arn": "arn:aws:sagemaker:us-east-1:123456789012:automl-job/fc-abc",
+    "best_candidate_name": "ensemble-1", "model_name": "fc-abc-model", "inference_containers": CONTAINERS,
+    "objective_metric": {"name": "AverageWeightedQuantileLoss", "value": 0.0512},
+    "reports": {"explainability": "", "model_insights": "", "backtest_results": ""},
+}
+EVALUATION = {
+    "forecast_metrics": {"wape": 0.2134, "mape": 0.25, "mase": 0.81, "rmse": 4.5, "mae": 3.2, "wql": 0.052,
+                         "coverage": 0.79},
+    "quality_gate": {"metric": "WAPE", "value": 0.2134, "threshold": 0.3, "passed": True},
+}
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    (tmp_path / "automl").mkdir()
+    (tmp_path / "automl" / contracts.AUTOML_RESULT_FILE).write_text(json.dumps(AUTOML_RESULT))
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / contracts.EVALUATION_FILE).write_text(json.dumps(EVALUATION))
+    return tmp_path
+
+
+def _cli(tmp_path, *extra, execution_id="abc"):
+    return [f"--automl-result-dir={tmp_path / 'automl'}", f"--evaluation-dir={tmp_path / 'evaluation'}",
+            f"--evaluation-uri={EVALUATION_URI}", f"--model-package-group={GROUP}",
+            f"--execution-id={execution_id}", f"--result-dir={tmp_path / 'out'}", *extra]
+
+
+def _sagemaker():
+    return boto3.session.Session(region_name="us-east-1").client("sagemaker")
+
+
+def _request(**overrides):
+    values = dict(automl_result=AUTOML_RESULT, evaluation=EVALUATION, evaluation_uri=EVALUATION_URI, group=GROUP,
+                  approval_status="PendingManualApproval", execution_id="abc",
+                  transform_instance_types=["ml.m5.xlarge"], realtime_instance_types=["ml.m5.large"],
+                  tags={"project": "demand-forecasting"})
+    values.update(overrides)
+    return register.package_request(**values)
+
+
+def test_given_the_automl_result_when_building_the_package_request_then_it_validates_with_every_container():
+    request = _request()
+
+    assert request_problems("sagemaker", "CreateModelPackage", request) == []
+    spec = request["InferenceSpecification"]
+    assert spec["Containers"] == CONTAINERS
+    assert spec["SupportedContentTypes"] == ["text/csv"] and spec["SupportedResponseMIMETypes"] == ["text/csv"]
+    assert request["ModelMetrics"]["ModelQuality"]["Statistics"] == {"ContentType": "application/json",
+                                                                      "S3Uri": EVALUATION_URI}
+    metadata = request["CustomerMetadataProperties"]
+    assert metadata["pipeline_execution_id"] == "abc"
+    assert metadata["metric_wape"] == "0.2134" and metadata["quality_gate_passed"] == "true"
+    assert all(isinstance(v, str) for v in metadata.values())
+
+
+def test_given_a_group_name_when_building_the_group_request_then_it_validates():
+    assert request_problems("sagemaker", "CreateModelPackageGroup",
+                            register.group_request(GROUP, {"project": "demand-forecasting"})) == []
+
+
+def test_given_no_group_when_registering_on_moto_then_group_and_package_are_created(inputs, moto_endpoint):
+    sm = _sagemaker()
+
+    code = register.main(_cli(inputs), sm=sm)
+
+    assert code == 0
+    registration = json.loads((inputs / "out" / contracts.REGISTRATION_FILE).read_text())
+    arn = registration[contracts.MODEL_PACKAGE_ARN_PATH]
+    package = sm.describe_model_package(ModelPackageName=arn)
+    assert package["ModelPackageGroupName"] == GROUP
+    assert package["ModelApprovalStatus"] == "PendingManualApproval" == registration["approval_status"]
+    assert package["InferenceSpecification"]["Containers"] == CONTAINERS
+    assert package["CustomerMetadataProperties"]["metric_wql"] == "0.052"
+    assert package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == EVALUATION_URI
+
+
+def test_given_the_step_is_retried_when_registering_again_then_the_same_package_is_reused(inputs, moto_endpoint):
+    sm = _sagemaker()
+
+    assert register.main(_cli(inputs), sm=sm) == 0
+    first = json.loads((inputs / "out" / contracts.REGISTRATION_FILE).read_text())
+    assert register.main(_cli(inputs), sm=sm) == 0
+    second = json.loads((inputs / "out" / contracts.REGISTRATION_FILE).read_text())
+    assert register.main(_cli(inputs, execution_id="def"), sm=sm) == 0
+    third = json.loads((inputs / "out" / contracts.REGISTRATION_FILE).read_text())
+
+    assert second["model_package_arn"] == first["model_package_arn"] and second["created"] is False
+    assert third["model_package_arn"] != first["model_package_arn"]
+    packages = sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
+    assert len(packages) == 2
+
+
+def test_given_an_approved_status_when_registering_then_the_package_is_approved(inputs, moto_endpoint):
+    sm = _sagemaker()
+
+    register.main(_cli(inputs, "--approval-status=Approved"), sm=sm)
+
+    arn = json.loads((inputs / "out" / contracts.REGISTRATION_FILE).read_text())["model_package_arn"]
+    assert sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Approved"
+
+
+def test_given_an_unknown_approval_status_when_building_then_the_error_names_the_parameter():
+    with pytest.raises(register.RegistrationError, match="ModelApprovalStatus"):
+        _request(approval_status="Pending")
+
+
+def test_given_a_result_without_containers_when_building_then_nothing_is_registered():
+    with pytest.raises(register.RegistrationError, match="no inference_containers"):
+        _request(automl_result=dict(AUTOML_RESULT, inference_containers=[]))
+
+
+def test_given_no_evaluation_file_when_registering_then_the_error_names_the_flag(inputs, capsys):
+    (inputs / "evaluation" / contracts.EVALUATION_FILE).unlink()
+
+    assert register.main(_cli(inputs), sm=_sagemaker()) == 1
+    assert "--evaluation-dir" in capsys.readouterr().err
