@@ -1,0 +1,840 @@
+"""Data preparation for the training pipeline: read, validate, align, fill, split, profile.
+
+Pure functions shared by the PrepareData step script (processing/prepare.py), the local
+runtime and the tests. Runs inside the SageMaker scikit-learn processing container: standard
+library, numpy and pandas only (pandas 1.x compatible), plus pipelines.contracts.
+
+Rules (docs/data.md has the user-facing version):
+- Series = item id + grouping columns. Extra numeric columns that vary within a series are
+  covariates (related time series); columns constant within every series are static.
+  Text columns that vary in time are dropped with a warning (Autopilot takes numeric ones).
+- Timestamps are aligned to the ForecastFrequency grid (floored to the period; weekly periods
+  are labelled by their Sunday, monthly by the 1st); rows falling into the same period of a
+  series are aggregated: target with the Aggregation rule (sum default; avg, first, min, max),
+  covariates by mean, static columns by first value.
+- Filling follows Autopilot's Transformations.Filling: every series runs from its first
+  observation (frontfill none) to the dataset's last timestamp; gaps inside a series use
+  middlefill, periods after the series' last observation use backfill. Defaults: target
+  middlefill=zero, backfill=zero; covariates middlefill=zero, backfill=zero, futurefill=zero.
+  mean/median/min/max use the 64 most recent observed entries before the gap; 'nan' (target
+  only) leaves the period out of the training data.
+- Series with fewer than MIN_HISTORY_PERIODS (or `horizon`, if larger) periods before the
+  holdout are dropped and listed with the reason; no surviving series is an error.
+- Horizon: at most 500 and at most a quarter of the dataset's timesteps (Autopilot's limits).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import gzip
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from pipelines import contracts
+
+MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
+MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
+STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 most recent entries
+SHOW_ROWS = 5                    # offending rows quoted in an error message
+AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+FILL_METHODS = ("zero", "value", "median", "mean", "min", "max", "nan")
+FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
+DUPLICATE_POLICIES = ("aggregate", "reject")
+NEGATIVE_POLICIES = ("reject", "clip", "keep")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".snappy.parquet")
+BACKTEST_ROWS_PER_FILE = 500_000
+
+
+class DataValidationError(ValueError):
+    """Bad input: the message names the file, column and rows, and says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepConfig:
+    item_id: str = "item_id"
+    timestamp: str = "timestamp"
+    target: str = "target_value"
+    grouping: Tuple[str, ...] = ()
+    frequency: str = "D"
+    horizon: int = 14
+    aggregation: str = "sum"
+    filling: Optional[Mapping[str, Mapping[str, Any]]] = None   # user overrides, Autopilot format
+    duplicates: str = "aggregate"
+    negative_targets: str = "clip"
+    backtest_rows_per_file: int = BACKTEST_ROWS_PER_FILE
+
+    @property
+    def keys(self) -> List[str]:
+        return [self.item_id] + list(self.grouping)
+
+
+@dataclasses.dataclass
+class InputTable:
+    """Rows of all input files, with where each row came from (for error messages)."""
+    frame: pd.DataFrame
+    files: List[str]                  # display names
+    file_index: np.ndarray            # per row: index into files
+    row_number: np.ndarray            # per row: 1-based line in a CSV (header = line 1) / row in Parquet
+    parquet: List[bool]
+    warnings: List[str]
+
+    def where(self, rows: np.ndarray) -> List[str]:
+        """'sales.csv line 7' for each row position given."""
+        out = []
+        for r in rows:
+            f = int(self.file_index[r])
+            word = "row" if self.parquet[f] else "line"
+            out.append(f"{self.files[f]} {word} {int(self.row_number[r])}")
+        return out
+
+
+@dataclasses.dataclass
+class PrepResult:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    backtest: pd.DataFrame
+    profile: Dict[str, Any]
+    config: PrepConfig
+
+
+# --------------------------------------------------------------------------------- reading
+def list_input_files(path: str | os.PathLike) -> List[Path]:
+    """One file, or every csv/parquet (optionally .gz) file under a folder, in name order."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataValidationError(f"input {path}: no such file or folder. Fix: pass --input a CSV/Parquet "
+                                  "file or a folder of them.")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+        part.startswith((".", "_")) for part in p.relative_to(path).parts) and _kind(p))
+    if not files:
+        raise DataValidationError(f"input folder {path}: no .csv, .csv.gz or .parquet files in it. Fix: put the "
+                                  "sales data there (one or more files with the same columns).")
+    return files
+
+
+def _kind(path: Path) -> Optional[str]:
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return None
+
+
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def read_input(path: str | os.PathLike, config: PrepConfig) -> InputTable:
+    """Read a file or folder; all files must share one schema (same column names)."""
+    root = Path(path)
+    files = list_input_files(root)
+    names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
+    frames, warnings, parquet = [], [], []
+    text_columns = set(config.keys)
+    for f, name in zip(files, names):
+        frame, file_warnings = _read_one(f, name, text_columns)
+        frames.append(frame)
+        warnings += file_warnings
+        parquet.append(_kind(f) == "parquet")
+    first_cols = list(frames[0].columns)
+    for frame, name in zip(frames[1:], names[1:]):
+        if set(frame.columns) != set(first_cols):
+            missing = sorted(set(first_cols) - set(frame.columns))
+            extra = sorted(set(frame.columns) - set(first_cols))
+            raise DataValidationError(
+                f"input folder {root}: files have different columns. {name} vs {names[0]}: "
+                f"missing {missing or 'none'}, extra {extra or 'none'}. Fix: give every file the same "
+                "header (same column names), or point --input at one dataset only.")
+    row_number = np.concatenate([np.arange(len(fr)) + (1 if p else 2) for fr, p in zip(frames, parquet)])
+    file_index = np.concatenate([np.full(len(fr), i) for i, fr in enumerate(frames)])
+    frame = frames[0] if len(frames) == 1 else pd.concat([fr[first_cols] for fr in frames], ignore_index=True)
+    return InputTable(frame, names, file_index, row_number, parquet, warnings)
+
+
+def _read_one(path: Path, name: str, text_columns) -> Tuple[pd.DataFrame, List[str]]:
+    warnings: List[str] = []
+    if _kind(path) == "parquet":
+        frame = pd.read_parquet(path)
+        if len(frame) == 0:
+            raise DataValidationError(f"{name}: the file has no rows. Fix: export the sales data again.")
+        for col in text_columns & set(frame.columns):
+            if not pd.api.types.is_string_dtype(frame[col]) or frame[col].dtype != object:
+                frame[col] = frame[col].astype(object).where(frame[col].notna(), None).map(
+                    lambda v: v if v is None else str(v))
+        return frame, warnings
+    with _open_bytes(path) as handle:
+        head = handle.read(65536)
+    if not head.strip():
+        raise DataValidationError(f"{name}: the file is empty. Fix: export the sales data again with a header "
+                                  "line and at least one data row.")
+    if head.startswith(b"\xef\xbb\xbf"):
+        warnings.append(f"{name}: starts with a UTF-8 byte-order mark (BOM); it was ignored.")
+    first_line = head.decode("utf-8-sig", errors="replace").splitlines()[0]
+    header = pd.read_csv(path, nrows=0, encoding="utf-8-sig")
+    columns = [str(c) for c in header.columns]
+    if len(columns) == 1:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if sep in first_line:
+                raise DataValidationError(
+                    f"{name}: the header has a single column {first_line[:80]!r}; the file looks separated by "
+                    f"{label}, not commas. Fix: save it as comma-separated CSV (sep=',').")
+    dtype = {c: str for c in text_columns if c in columns}
+    frame = pd.read_csv(path, encoding="utf-8-sig", dtype=dtype, low_memory=False)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if len(frame) == 0:
+        raise DataValidationError(f"{name}: the file has a header but no data rows. Fix: export the sales "
+                                  "data again.")
+    return frame, warnings
+
+
+# ------------------------------------------------------------------------------ validation
+def _missing_column_error(table: InputTable, column: str, parameter: str, flag: str) -> DataValidationError:
+    available = [str(c) for c in table.frame.columns]
+    lowered = {c.lower(): c for c in available}
+    close = difflib.get_close_matches(column, available, n=1, cutoff=0.5) or \
+        [lowered[m] for m in difflib.get_close_matches(column.lower(), list(lowered), n=1, cutoff=0.5)]
+    hint = f" Did you mean {close[0]!r}? Pass {flag} {close[0]} ({parameter})." if close else \
+        f" Fix: pass {flag} <column> ({parameter}) naming one of the columns."
+    return DataValidationError(f"{', '.join(table.files[:3])}: required column {column!r} ({parameter}) is "
+                               f"missing; the columns are {available}.{hint}")
+
+
+def check_columns(table: InputTable, config: PrepConfig) -> None:
+    required = [(config.item_id, "ItemIdColumn", "--item-id-column"),
+                (config.timestamp, "TimestampColumn", "--timestamp-column"),
+                (config.target, "TargetColumn", "--target-column")]
+    required += [(g, "GroupingColumns", "--grouping-columns") for g in config.grouping]
+    for column, parameter, flag in required:
+        if column not in table.frame.columns:
+            raise _missing_column_error(table, column, parameter, flag)
+    if len(config.grouping) > 5:
+        raise DataValidationError(f"--grouping-columns: {len(config.grouping)} columns given; Autopilot accepts "
+                                  "at most 5. Fix: keep the 5 that matter most.")
+
+
+def _rows_message(table: InputTable, positions: np.ndarray, values=None) -> str:
+    shown = positions[:SHOW_ROWS]
+    parts = table.where(shown)
+    if values is not None:
+        parts = [f"{p} ({v!r})" for p, v in zip(parts, values[:SHOW_ROWS])]
+    more = f" and {len(positions) - SHOW_ROWS} more" if len(positions) > SHOW_ROWS else ""
+    return ", ".join(parts) + more
+
+
+def _guess_format(value: str) -> Optional[str]:
+    try:
+        from pandas.tseries.api import guess_datetime_format
+    except ImportError:  # pandas 1.x
+        from pandas._libs.tslibs.parsing import guess_datetime_format
+    try:
+        return guess_datetime_format(value)
+    except Exception:   # pandas raises on odd inputs in some versions
+        return None
+
+
+def parse_timestamps(table: InputTable, column: str) -> np.ndarray:
+    """datetime64[ns] per row; one format for the whole column (the first value's)."""
+    series = table.frame[column]
+    if pd.api.types.is_datetime64_any_dtype(series):
+        values = series
+        if getattr(series.dt, "tz", None) is not None:
+            values = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        bad = np.flatnonzero(values.isna().to_numpy())
+        if len(bad):
+            raise DataValidationError(f"column {column!r} (TimestampColumn): {len(bad)} empty timestamps: "
+                                      f"{_rows_message(table, bad)}. Fix: fill in or remove those rows.")
+        return values.to_numpy(dtype="datetime64[ns]")
+    codes, uniques = pd.factorize(series)
+    empty = np.flatnonzero(codes < 0)
+    if len(empty):
+        raise DataValidationError(f"column {column!r} (TimestampColumn): {len(empty)} empty timestamps: "
+                                  f"{_rows_message(table, empty)}. Fix: fill in or remove those rows.")
+    texts = pd.Index([str(u).strip() for u in uniques])
+    fmt = _guess_format(texts[0])
+    if fmt is not None:
+        parsed = pd.to_datetime(texts, format=fmt, errors="coerce")
+    else:
+        parsed = pd.to_datetime(texts, errors="coerce")
+    bad_unique = np.flatnonzero(parsed.isna())
+    if len(bad_unique):
+        bad_rows = np.flatnonzero(np.isin(codes, bad_unique))
+        values = [texts[c] for c in codes[bad_rows[:SHOW_ROWS]]]
+        other = [v for v in values if _guess_format(v) is not None]
+        kind = "mixed date formats" if other and fmt else "unparseable dates"
+        first = table.where(np.array([0]))[0]
+        expected = f"the format of the first row ({texts[codes[0]]!r} at {first}, read as {fmt})" if fmt \
+            else "a date"
+        raise DataValidationError(
+            f"column {column!r} (TimestampColumn): {kind}: {len(bad_rows)} rows do not match {expected}: "
+            f"{_rows_message(table, bad_rows, values)}. Fix: write every timestamp in one format, "
+            "preferably YYYY-MM-DD or YYYY-MM-DD HH:MM:SS.")
+    return np.asarray(parsed.values, dtype="datetime64[ns]")[codes]
+
+
+def parse_target(table: InputTable, column: str) -> np.ndarray:
+    """Float target per row; text and infinity are errors, empty cells are NaN (checked later)."""
+    series = table.frame[column]
+    if pd.api.types.is_bool_dtype(series):
+        series = series.astype(float)
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype=float)
+    else:
+        numeric = pd.to_numeric(series, errors="coerce")
+        text = np.flatnonzero((numeric.isna() & series.notna()).to_numpy())
+        if len(text):
+            raise DataValidationError(
+                f"column {column!r} (TargetColumn): {len(text)} values are not numbers: "
+                f"{_rows_message(table, text, series.to_numpy()[text])}. Fix: make the target a plain number "
+                "(decimal point '.', no thousands separators, currency or units), or remove those rows.")
+        values = numeric.to_numpy(dtype=float)
+    infinite = np.flatnonzero(np.isinf(values))
+    if len(infinite):
+        raise DataValidationError(
+            f"column {column!r} (TargetColumn): {len(infinite)} values are infinite: "
+            f"{_rows_message(table, infinite, values[infinite])}. Fix: replace them with the real quantity "
+            "or remove those rows.")
+    return values
+
+
+# ------------------------------------------------------------------------- frequency grid
+def period_ordinals(timestamps: np.ndarray, frequency: str) -> Tuple[np.ndarray, int]:
+    """Integer period per timestamp (base unit) and the frequency's multiple."""
+    count, unit = contracts.split_frequency(frequency)
+    ts = np.asarray(timestamps, dtype="datetime64[ns]")
+    if unit == "min":
+        ords = ts.astype("datetime64[m]").astype(np.int64)
+    elif unit == "H":
+        ords = ts.astype("datetime64[h]").astype(np.int64)
+    elif unit == "D":
+        ords = ts.astype("datetime64[D]").astype(np.int64)
+    elif unit == "W":
+        ords = (ts.astype("datetime64[D]").astype(np.int64) + 3) // 7   # Monday-to-Sunday weeks
+    elif unit == "M":
+        ords = ts.astype("datetime64[M]").astype(np.int64)
+    else:
+        ords = ts.astype("datetime64[Y]").astype(np.int64)
+    return ords, count
+
+
+def period_labels(ordinals: np.ndarray, frequency: str) -> np.ndarray:
+    """The timestamp that labels each base-unit period (the inverse of period_ordinals)."""
+    _, unit = contracts.split_frequency(frequency)
+    ords = np.asarray(ordinals, dtype=np.int64)
+    numpy_unit = {"min": "m", "H": "h", "D": "D", "M": "M", "Y": "Y"}
+    if unit == "W":
+        return (ords * 7 + 3).astype("datetime64[D]").astype("datetime64[ns]")   # the Sunday
+    return ords.astype(f"datetime64[{numpy_unit[unit]}]").astype("datetime64[ns]")
+
+
+def format_timestamps(values: np.ndarray) -> np.ndarray:
+    """'%Y-%m-%d' when every time is midnight, else '%Y-%m-%d %H:%M:%S' (object array)."""
+    index = pd.DatetimeIndex(values)
+    codes, uniques = pd.factorize(index)
+    uniques = pd.DatetimeIndex(uniques)
+    midnight = bool((uniques == uniques.normalize()).all())
+    texts = np.asarray(uniques.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S"), dtype=object)
+    return texts[codes]
+
+
+# -------------------------------------------------------------------------------- filling
+def default_filling(target: str, covariates: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """Autopilot Transformations.Filling for the defaults this step applies (the AutoML request reuses it)."""
+    filling = {target: {"middlefill": "zero", "backfill": "zero"}}
+    for column in covariates:
+        filling[column] = {"middlefill": "zero", "backfill": "zero", "futurefill": "zero"}
+    return filling
+
+
+def resolve_filling(user: Optional[Mapping[str, Mapping[str, Any]]], target: str,
+                    covariates: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """Defaults overridden per column and key by the user's Filling; validated like Autopilot does."""
+    filling = default_filling(target, covariates)
+    for column, rules in (user or {}).items():
+        if column not in filling:
+            close = difflib.get_close_matches(column, list(filling), n=1)
+            raise DataValidationError(
+                f"--filling: column {column!r} is neither the target nor a covariate (numeric column varying in "
+                f"time); fillable columns are {sorted(filling)}." + (f" Did you mean {close[0]!r}?" if close else ""))
+        if not isinstance(rules, Mapping):
+            raise DataValidationError(f"--filling: {column!r} must map to a dict such as "
+                                      '{"middlefill": "zero", "backfill": "value", "backfill_value": "0"}')
+        merged = dict(filling[column])
+        merged.update({str(k): str(v) for k, v in rules.items()})
+        filling[column] = merged
+    for column, rules in filling.items():
+        is_target = column == target
+        for key, method in rules.items():
+            if key.endswith("_value"):
+                if key[: -len("_value")] not in FILL_KEYS:
+                    raise DataValidationError(f"--filling: {column}.{key} is not a filling key ({FILL_KEYS}).")
+                try:
+                    float(method)
+                except ValueError:
+                    raise DataValidationError(f"--filling: {column}.{key}={method!r} is not a number.") from None
+                continue
+            if key not in FILL_KEYS:
+                raise DataValidationError(f"--filling: {column}.{key} is not one of {FILL_KEYS} (or <key>_value).")
+            if key == "frontfill":
+                if not is_target or method != "none":
+                    raise DataValidationError(f"--filling: {column}.frontfill={method!r}: Autopilot accepts "
+                                              "frontfill only for the target and only 'none'.")
+                continue
+            if key == "futurefill" and is_target:
+                raise DataValidationError(f"--filling: {column}.futurefill: the target has no future filling "
+                                          "(it is what is forecast); futurefill is for covariates.")
+            allowed = FILL_METHODS if is_target else tuple(m for m in FILL_METHODS if m != "nan")
+            if method not in allowed:
+                raise DataValidationError(f"--filling: {column}.{key}={method!r} is not one of {allowed}.")
+            if method == "value" and f"{key}_value" not in rules:
+                raise DataValidationError(f"--filling: {column}.{key}='value' needs {key}_value (the number).")
+    return filling
+
+
+def rolling_statistic(values: np.ndarray, codes: np.ndarray, observed: np.ndarray, method: str) -> np.ndarray:
+    """Per position: the statistic of the 64 most recent observed entries of its series so far."""
+    obs = pd.Series(values[observed])
+    rolled = obs.groupby(codes[observed]).rolling(STAT_WINDOW, min_periods=1)
+    stat = getattr(rolled, method)().reset_index(level=0, drop=True).sort_index().to_numpy()
+    full = pd.Series(np.full(len(values), np.nan))
+    full.iloc[np.flatnonzero(observed)] = stat
+    grouped = full.groupby(codes)
+    return grouped.ffill().fillna(grouped.bfill()).to_numpy()   # leading gaps: the first window
+
+
+def apply_fill(values: np.ndarray, codes: np.ndarray, missing: np.ndarray, region: np.ndarray,
+               method: str, value: Optional[str]) -> np.ndarray:
+    """Fill values[missing & region] with one Autopilot method; returns a new array."""
+    todo = missing & region
+    out = values.copy()
+    if not todo.any() or method == "nan":
+        return out
+    if method == "zero":
+        out[todo] = 0.0
+    elif method == "value":
+        out[todo] = float(value)
+    else:
+        stat = rolling_statistic(values, codes, ~missing, {"mean": "mean", "median": "median",
+                                                           "min": "min", "max": "max"}[method])
+        out[todo] = stat[todo]
+    return out
+
+
+# ------------------------------------------------------------------------------- the core
+def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
+    """Validate, align, fill and split. Raises DataValidationError; writes nothing."""
+    _check_config(config)
+    check_columns(table, config)
+    warnings = list(table.warnings)
+    frame = table.frame
+    keys = config.keys
+    n_in = len(frame)
+
+    for key in keys:
+        empty = np.flatnonzero(frame[key].isna().to_numpy())
+        if len(empty):
+            raise DataValidationError(f"column {key!r}: {len(empty)} rows have an empty value: "
+                                      f"{_rows_message(table, empty)}. Fix: fill in the identifier or remove "
+                                      "those rows.")
+    timestamps = parse_timestamps(table, config.timestamp)
+    target = parse_target(table, config.target)
+
+    # future rows (empty target after the last observed timestamp) are not history
+    has_target = ~np.isnan(target)
+    if not has_target.any():
+        raise DataValidationError(f"column {config.target!r} (TargetColumn): every value is empty. Fix: "
+                                  "provide the sales history.")
+    last_observed = timestamps[has_target].max()
+    future = ~has_target & (timestamps > last_observed)
+    if future.any():
+        warnings.append(f"{int(future.sum())} rows after the last observed timestamp have an empty target; they "
+                        "were treated as future rows and left out of training.")
+    missing_target = np.flatnonzero(~has_target & ~future)
+    if len(missing_target):
+        raise DataValidationError(
+            f"column {config.target!r} (TargetColumn): {len(missing_target)} rows have an empty or NaN target: "
+            f"{_rows_message(table, missing_target)}. Fix: remove those rows (missing periods are filled with "
+            "the Filling rules: zero by default) or put the real value in.")
+    keep_rows = np.flatnonzero(~future)
+
+    # series codes, in sorted key order
+    key_frame = frame[keys].iloc[keep_rows]
+    codes = key_frame.groupby(keys, sort=True).ngroup().to_numpy()
+    ts = timestamps[keep_rows]
+    y = target[keep_rows]
+    rows = keep_rows                                   # positions in the input table
+
+    # sortedness (warn only) then stable sort by series, time
+    ts_int = ts.view(np.int64)
+    order = np.lexsort((ts_int, codes))
+    if not np.array_equal(order, np.arange(len(order))):
+        by_code = np.argsort(codes, kind="stable")
+        in_order = np.all((np.diff(codes[by_code]) != 0) | (np.diff(ts_int[by_code]) >= 0))
+        blocks = int((np.diff(codes) != 0).sum()) + 1
+        if not in_order or blocks != codes.max() + 1:
+            warnings.append("rows were not sorted by item and timestamp; they were sorted.")
+    codes, ts, ts_int, y, rows = codes[order], ts[order], ts_int[order], y[order], rows[order]
+
+    # exact duplicates (same series and timestamp)
+    same_prev = np.r_[False, (codes[1:] == codes[:-1]) & (ts_int[1:] == ts_int[:-1])]
+    if same_prev.any():
+        dup_rows = rows[same_prev]
+        if config.duplicates == "reject":
+            first_dup = np.flatnonzero(same_prev)[:SHOW_ROWS]
+            pairs = [f"{a} = {b}" for a, b in zip(table.where(rows[first_dup - 1]), table.where(rows[first_dup]))]
+            raise DataValidationError(
+                f"columns {keys + [config.timestamp]}: {len(dup_rows)} duplicate rows (same item"
+                f"{', grouping' if config.grouping else ''} and timestamp): {'; '.join(pairs)}"
+                f"{' and more' if len(dup_rows) > SHOW_ROWS else ''}. Fix: remove the duplicates, or run with "
+                f"--duplicates aggregate to combine them with the Aggregation rule ({config.aggregation}).")
+        warnings.append(f"{len(dup_rows)} duplicate rows (same item and timestamp, first: "
+                        f"{_rows_message(table, dup_rows)}) were combined with aggregation '{config.aggregation}'.")
+
+    # negative targets
+    negative = y < 0
+    if negative.any():
+        neg_rows = rows[negative]
+        shown = _rows_message(table, neg_rows, y[negative])
+        if config.negative_targets == "reject":
+            raise DataValidationError(
+                f"column {config.target!r} (TargetColumn): {len(neg_rows)} negative values: {shown}. Fix: correct "
+                "them (returns are usually booked separately from demand), or run with --negative-targets clip "
+                "(set them to 0) or keep.")
+        if config.negative_targets == "clip":
+            y = np.where(negative, 0.0, y)
+            warnings.append(f"{len(neg_rows)} negative target values were set to 0 (--negative-targets clip): {shown}.")
+        else:
+            warnings.append(f"{len(neg_rows)} negative target values were kept (--negative-targets keep): {shown}.")
+
+    # column roles
+    reserved = set(keys) | {config.timestamp, config.target}
+    extra = [c for c in frame.columns if c not in reserved]
+    covariates, static, dropped_columns = [], [], []
+    boundary = np.r_[True, codes[1:] != codes[:-1]]
+    for column in extra:
+        values = frame[column].to_numpy()[rows]
+        if values.dtype == bool:
+            values = values.astype(np.int64)
+        nulls = pd.isna(values)
+        same = (values[1:] == values[:-1]) | (nulls[1:] & nulls[:-1])
+        varies = bool(np.any(~same & ~boundary[1:]))
+        numeric = pd.api.types.is_numeric_dtype(values.dtype)
+        if not varies:
+            static.append(column)
+        elif numeric:
+            covariates.append(column)
+        else:
+            dropped_columns.append(column)
+    if dropped_columns:
+        warnings.append(f"text columns {dropped_columns} change over time within items; Autopilot takes only numeric "
+                        "related time series, so they were left out. Encode them as numbers to use them.")
+    for column in covariates:
+        values = frame[column].to_numpy(dtype=float)[rows]
+        bad = np.flatnonzero(np.isinf(values))
+        if len(bad):
+            raise DataValidationError(f"column {column!r} (covariate): {len(bad)} infinite values: "
+                                      f"{_rows_message(table, rows[bad])}. Fix: replace or remove them.")
+    filling = resolve_filling(config.filling, config.target, covariates)
+
+    # align to the frequency grid
+    base_ord, multiple = period_ordinals(ts, config.frequency)
+    anchor = int(base_ord.min())
+    steps = (base_ord - anchor) // multiple
+    labels_moved = int((period_labels(anchor + steps * multiple, config.frequency).view(np.int64) != ts_int).sum())
+    if labels_moved:
+        warnings.append(f"{labels_moved} timestamps were not on the {config.frequency} grid; they were moved to the "
+                        "label of their period (and combined with the aggregation rule where they met).")
+    cov_values = {c: frame[c].to_numpy(dtype=float)[rows] for c in covariates}
+    static_values = {c: frame[c].to_numpy()[rows] for c in static}
+    collide = np.r_[False, (codes[1:] == codes[:-1]) & (steps[1:] == steps[:-1])]
+    if collide.any():
+        codes, steps, y, rows, cov_values, static_values = _aggregate(
+            codes, steps, y, rows, cov_values, static_values, config.aggregation)
+
+    n_series = int(codes.max()) + 1
+    first_idx = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    last_idx = np.r_[first_idx[1:] - 1, len(codes) - 1]
+    first_step = steps[first_idx]
+    last_step = steps[last_idx]
+    obs_count = np.diff(np.r_[first_idx, len(codes)])
+    global_end = int(steps.max())
+    periods = global_end + 1
+
+    # Autopilot's horizon limits
+    horizon = config.horizon
+    if horizon > MAX_HORIZON:
+        raise DataValidationError(f"--horizon {horizon}: Autopilot's ForecastHorizon is at most {MAX_HORIZON}. "
+                                  "Fix: forecast fewer periods, or a coarser --frequency.")
+    if horizon * 4 > periods:
+        raise DataValidationError(
+            f"--horizon {horizon}: the data spans {periods} timesteps at frequency {config.frequency}; Autopilot "
+            f"requires the horizon to be at most a quarter of them ({periods // 4}). Fix: lower --horizon to "
+            f"{max(1, periods // 4)} or less, or provide at least {horizon * 4} periods of history.")
+
+    # series lengths and who is dropped
+    target_rules = filling[config.target]
+    back_nan = target_rules.get("backfill") == "nan"
+    series_end = last_step if back_nan else np.full(n_series, global_end)
+    length = series_end - first_step + 1
+    min_history = max(MIN_HISTORY_PERIODS, horizon)
+    key_table = frame[keys].iloc[rows[first_idx]].reset_index(drop=True)
+    labels_all = period_labels(anchor + np.arange(periods) * multiple, config.frequency)
+    label_text = format_timestamps(labels_all)
+    dropped_items = []
+    drop = np.zeros(n_series, dtype=bool)
+    single = obs_count == 1
+    short = length - horizon < min_history
+    for s in np.flatnonzero(single | short):
+        drop[s] = True
+        ident = _series_name(key_table, s, keys)
+        if single[s]:
+            reason = (f"a single row ({label_text[first_step[s]]}); needs at least {min_history + horizon} periods "
+                      f"({min_history} history + {horizon} holdout)")
+        else:
+            reason = (f"{int(length[s])} periods ({label_text[first_step[s]]} to {label_text[series_end[s]]}); "
+                      f"needs at least {min_history + horizon} ({min_history} history + {horizon} holdout)")
+        dropped_items.append({"item_id": ident, "reason": reason, **(
+            {"grouping": {g: _plain(key_table.at[s, g]) for g in config.grouping}} if config.grouping else {})})
+    if drop.all():
+        raise DataValidationError(
+            f"no item has enough history: every one of the {n_series} items has fewer than {min_history + horizon} "
+            f"periods ({min_history} history + {horizon} holdout at frequency {config.frequency}); first: "
+            f"{dropped_items[0]['item_id']}: {dropped_items[0]['reason']}. Fix: provide more history or lower "
+            "--horizon.")
+    if drop.any():
+        warnings.append(f"{int(drop.sum())} items with too little history were dropped (see dropped_items).")
+
+    # build the full grid of kept series
+    kept = np.flatnonzero(~drop)
+    grid_len = length[kept]
+    total = int(grid_len.sum())
+    offsets = np.r_[0, np.cumsum(grid_len)[:-1]]
+    g_series = np.repeat(kept, grid_len)
+    g_step = np.repeat(first_step[kept], grid_len) + (np.arange(total) - np.repeat(offsets, grid_len))
+    offset_of = np.full(n_series, -1)
+    offset_of[kept] = offsets
+    obs_keep = ~drop[codes] & (steps <= series_end[codes])
+    pos = offset_of[codes[obs_keep]] + (steps[obs_keep] - first_step[codes[obs_keep]])
+    observed = np.zeros(total, dtype=bool)
+    observed[pos] = True
+    g_last = np.repeat(last_step[kept], grid_len)
+    middle = g_step <= g_last
+    back = ~middle
+
+    g_y = np.full(total, np.nan)
+    g_y[pos] = y[obs_keep]
+    missing = ~observed
+    g_y = apply_fill(g_y, g_series, missing, middle, target_rules.get("middlefill", "zero"),
+                     target_rules.get("middlefill_value"))
+    g_y = apply_fill(g_y, g_series, missing, back, target_rules.get("backfill", "zero"),
+                     target_rules.get("backfill_value"))
+    filled_counts = {config.target: int(missing.sum())}
+
+    g_cov = {}
+    for column in covariates:
+        values = np.full(total, np.nan)
+        values[pos] = cov_values[column][obs_keep]
+        gaps = np.isnan(values)
+        rules = filling[column]
+        values = apply_fill(values, g_series, gaps, middle, rules.get("middlefill", "zero"), rules.get("middlefill_value"))
+        values = apply_fill(values, g_series, gaps, back, rules.get("backfill", "zero"), rules.get("backfill_value"))
+        filled_counts[column] = int(gaps.sum())
+        original = frame[column]
+        if pd.api.types.is_integer_dtype(original.dtype) or pd.api.types.is_bool_dtype(original.dtype):
+            if np.all(values == np.round(values)):
+                values = values.astype(np.int64)
+        g_cov[column] = values
+
+    # per position from the end: the holdout is the last `horizon` periods of each series
+    from_end = np.repeat(offsets + grid_len, grid_len) - 1 - np.arange(total)
+    in_holdout = from_end < horizon
+    valid = ~np.isnan(g_y)
+
+    # columns of the output frames
+    g_keys = {k: key_table[k].to_numpy()[g_series] for k in keys}
+    g_label = labels_all[g_step]
+    g_static = {}
+    for column in static:
+        first_values = static_values[column][first_idx]
+        g_static[column] = first_values[g_series]
+        if frame[column].dtype.kind in "iub" and not pd.isna(first_values).any():
+            g_static[column] = g_static[column].astype(frame[column].dtype)
+    train_columns = [config.item_id, config.timestamp, config.target] + list(config.grouping) + covariates + static
+    full = pd.DataFrame({config.item_id: g_keys[config.item_id], config.timestamp: g_label, config.target: g_y,
+                         **{g: g_keys[g] for g in config.grouping}, **g_cov, **g_static}, columns=train_columns)
+    train = full[~in_holdout & valid].reset_index(drop=True)
+    holdout = full.loc[in_holdout & valid, [config.item_id] + list(config.grouping)
+                       + [config.timestamp, config.target]].reset_index(drop=True)
+    backtest = full[(~in_holdout & valid) | in_holdout].copy()
+    backtest.loc[in_holdout[((~in_holdout & valid) | in_holdout)], config.target] = np.nan
+    backtest = backtest.reset_index(drop=True)
+
+    # all-zero items: kept, reported
+    observed_sum = np.bincount(codes, weights=np.abs(y), minlength=n_series)
+    all_zero = np.flatnonzero((observed_sum == 0) & ~drop)
+    if len(all_zero):
+        names = [_series_name(key_table, s, keys) for s in all_zero[:SHOW_ROWS]]
+        warnings.append(f"{len(all_zero)} items have only zero sales (kept; expect zero forecasts): "
+                        f"{', '.join(names)}{' and more' if len(all_zero) > SHOW_ROWS else ''}.")
+
+    kept_y = g_y[valid]
+    profile = {
+        "columns": {"item_id": config.item_id, "timestamp": config.timestamp, "target": config.target,
+                    "grouping": list(config.grouping), "covariates": covariates, "static": static,
+                    "ignored": dropped_columns},
+        "frequency": config.frequency,
+        "horizon": horizon,
+        "items": int(len(kept)),
+        "periods": int(periods),
+        "start": str(label_text[0]),
+        "end": str(label_text[global_end]),
+        "train_end": str(label_text[global_end - horizon]),
+        "holdout_start": str(label_text[global_end - horizon + 1]),
+        "share_of_zeros": round(float(np.mean(kept_y == 0)) if len(kept_y) else 0.0, 6),
+        "dropped_items": dropped_items,
+        "warnings": warnings,
+        "rows_in": int(n_in),
+        "rows_train": int(len(train)),
+        "rows_holdout": int(len(holdout)),
+        "filled_values": filled_counts,
+        "aggregation": config.aggregation,
+        "filling": filling,
+        "duplicates": config.duplicates,
+        "negative_targets": config.negative_targets,
+        "min_history_periods": int(min_history),
+        "all_zero_items": int(len(all_zero)),
+        "target": {"mean": _num(np.mean(kept_y)), "std": _num(np.std(kept_y)), "min": _num(np.min(kept_y)),
+                   "max": _num(np.max(kept_y))} if len(kept_y) else {},
+        "source_files": table.files,
+    }
+    return PrepResult(train=train, holdout=holdout, backtest=backtest, profile=profile, config=config)
+
+
+def _check_config(config: PrepConfig) -> None:
+    try:
+        contracts.split_frequency(config.frequency)
+    except ValueError as error:
+        raise DataValidationError(f"--frequency: {error}") from None
+    if int(config.horizon) < 1:
+        raise DataValidationError(f"--horizon {config.horizon}: must be a whole number of periods, at least 1.")
+    if config.aggregation not in AGGREGATIONS:
+        raise DataValidationError(f"--aggregation {config.aggregation!r}: use one of {AGGREGATIONS}.")
+    if config.duplicates not in DUPLICATE_POLICIES:
+        raise DataValidationError(f"--duplicates {config.duplicates!r}: use one of {DUPLICATE_POLICIES}.")
+    if config.negative_targets not in NEGATIVE_POLICIES:
+        raise DataValidationError(f"--negative-targets {config.negative_targets!r}: use one of {NEGATIVE_POLICIES}.")
+
+
+def _aggregate(codes, steps, y, rows, cov_values, static_values, aggregation):
+    """Combine rows of one series that fall into the same period (already sorted)."""
+    new_group = np.r_[True, (codes[1:] != codes[:-1]) | (steps[1:] != steps[:-1])]
+    group = np.cumsum(new_group) - 1
+    how = {"avg": "mean"}.get(aggregation, aggregation)
+    y_agg = getattr(pd.Series(y).groupby(group), how)().to_numpy()
+    first = np.flatnonzero(new_group)
+    covs = {c: pd.Series(v).groupby(group).mean().to_numpy() for c, v in cov_values.items()}
+    statics = {c: v[first] for c, v in static_values.items()}
+    return codes[first], steps[first], y_agg, rows[first], covs, statics
+
+
+def _series_name(key_table: pd.DataFrame, s: int, keys: List[str]) -> str:
+    values = [str(key_table.at[s, k]) for k in keys]
+    return values[0] if len(values) == 1 else values[0] + " (" + ", ".join(
+        f"{k}={v}" for k, v in zip(keys[1:], values[1:])) + ")"
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _num(value) -> Optional[float]:
+    value = float(value)
+    return round(value, 6) if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------------- writing
+def _to_csv(frame: pd.DataFrame, path: Path, timestamp_column: str) -> None:
+    out = frame.copy(deep=False)
+    out[timestamp_column] = format_timestamps(frame[timestamp_column].to_numpy())
+    out.to_csv(path, index=False)
+
+
+def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str, Path]:
+    """Write train/holdout/backtest/profile into a temp sibling, then move each folder into place."""
+    config = result.config
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=output_dir))
+    names = [contracts.PREP_TRAIN, contracts.PREP_HOLDOUT, contracts.PREP_BACKTEST, contracts.PREP_PROFILE]
+    try:
+        for name in names:
+            (staging / name).mkdir()
+        _to_csv(result.train, staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, config.timestamp)
+        _to_csv(result.holdout, staging / contracts.PREP_HOLDOUT / contracts.HOLDOUT_FILE, config.timestamp)
+        parts = _backtest_parts(result.backtest, config)
+        for i, part in enumerate(parts):
+            _to_csv(part, staging / contracts.PREP_BACKTEST / f"part-{i:05d}.csv", config.timestamp)
+        profile = dict(result.profile, backtest_files=len(parts))
+        with open(staging / contracts.PREP_PROFILE / contracts.PROFILE_FILE, "w", encoding="utf-8") as handle:
+            json.dump(profile, handle, indent=2, default=str)
+        for name in names:
+            _replace_dir(staging / name, output_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name: output_dir / name for name in names}
+
+
+def _backtest_parts(backtest: pd.DataFrame, config: PrepConfig) -> List[pd.DataFrame]:
+    """Whole series per file, about rows_per_file rows each."""
+    if len(backtest) <= config.backtest_rows_per_file:
+        return [backtest]
+    series_start = np.flatnonzero(np.r_[True, (backtest[config.keys].iloc[1:].to_numpy()
+                                               != backtest[config.keys].iloc[:-1].to_numpy()).any(axis=1)])
+    parts, begin = [], 0
+    for start in series_start[1:]:
+        if start - begin >= config.backtest_rows_per_file:
+            parts.append(backtest.iloc[begin:start])
+            begin = start
+    parts.append(backtest.iloc[begin:])
+    return parts
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    """Rename source over target (an existing target, even non-empty, is swapped out)."""
+    if target.exists():
+        try:
+            os.rmdir(target)             # an empty output folder (the container creates them)
+        except OSError:
+            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+    try:
+        os.replace(source, target)
+    except OSError:                      # another filesystem (a mounted output folder)
+        shutil.copytree(source, target)
+
+
+def run(input_path: str | os.PathLike, output_dir: str | os.PathLike, config: PrepConfig,
+        log=print) -> Dict[str, Any]:
+    """Read, prepare, write; returns the profile. Nothing is written when validation fails."""
+    table = read_input(input_path, config)
+    log(f"read {len(table.frame)} rows from {len(table.files)} file(s)")
+    result = prepare(table, config)
+    write_outputs(result, output_dir)
+    profile = result.profile
+    log(f"prepared {profile['items']} items x {profile['periods']} periods ({profile['start']} to {profile['end']}): "
+        f"train {profile['rows_train']} rows, holdout {profile['rows_holdout']} rows -> {output_dir}")
+    for warning in profile["warnings"]:
+        log(f"warning: {warning}")
+    return profile
