@@ -72,8 +72,12 @@ def _media_type(header: Optional[str]) -> str:
     return (header or "").split(";")[0].strip().lower()
 
 
-def parse_body(body: bytes, content_type: Optional[str]):
-    """Inference input -> DataFrame. CSV (header present) by default; JSON by content type."""
+def parse_body(body: bytes, content_type: Optional[str], text_columns: tuple = ()):
+    """Inference input -> DataFrame. CSV (header present) by default; JSON by content type.
+
+    `text_columns` (the model's item id, grouping and timestamp columns) are read as text, so
+    an item called "007" stays "007" instead of becoming the number 7.
+    """
     import pandas as pd
 
     if not body or not body.strip():
@@ -81,12 +85,16 @@ def parse_body(body: bytes, content_type: Optional[str]):
                          "(CSV with a header, or JSON {\"instances\": [...]})")
     media = _media_type(content_type)
     if media in ("application/json", "application/jsonlines", "text/json"):
-        return _parse_json(body)
+        frame = _parse_json(body)
+        for column in text_columns:
+            if column in frame.columns:
+                frame[column] = frame[column].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+        return frame
     if media not in ("", "text/csv", "text/plain", "application/octet-stream", "*/*"):
         raise BadRequest(f"unsupported Content-Type {content_type!r}: use text/csv (header present) "
                          "or application/json")
     try:
-        frame = pd.read_csv(io.BytesIO(body))
+        frame = pd.read_csv(io.BytesIO(body), dtype={c: str for c in text_columns})
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise BadRequest(f"the body is not a CSV with a header row: {error}") from None
     if frame.empty:
@@ -152,6 +160,10 @@ def resolve_model_dir(path: Path, cache_root: Path) -> Path:
     """A model directory from what a ModelDataUrl points at: a directory or a model.tar.gz."""
     path = Path(path)
     if path.is_dir():
+        # a training output folder (leaderboard.csv + model/) rather than the artifact itself
+        nested = path / "model"
+        if nested.is_dir() and not any(p.suffix in (".joblib", ".pkl") for p in path.iterdir()):
+            return nested
         return path
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
         stat = path.stat()
@@ -335,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
             if loaded is None:
                 self._send_json(503, {"error": "no model is loaded yet; retry when GET /ping answers 200"})
                 return 503
-            context = parse_body(body, self.headers.get("Content-Type"))
+            context = parse_body(body, self.headers.get("Content-Type"), _text_columns(loaded.model))
             try:
                 forecast = loaded.model.predict(context)
             except (ValueError, KeyError, TypeError) as problem:
@@ -374,6 +386,14 @@ class _Handler(BaseHTTPRequestHandler):
             "model_reloads": self.server.slot.reloads,
         }
         return document
+
+
+def _text_columns(model: Any) -> tuple:
+    """The identifier columns of the model's data (read as text), when the model says which."""
+    config = getattr(model, "config", None)
+    names = [getattr(config, "item_id_column", None), getattr(config, "timestamp_column", None),
+             *(getattr(config, "grouping_columns", None) or ())]
+    return tuple(n for n in names if isinstance(n, str))
 
 
 def _iso(seconds: float) -> str:
