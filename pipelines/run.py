@@ -1,0 +1,321 @@
+"""`python -m pipelines.run`: render, upsert and start a pipeline on SageMaker or run it locally.
+
+    python -m pipelines.run                                   # local run (no AWS role configured)
+    python -m pipelines.run --target sagemaker --role-arn ... --bucket ... --region ... --wait
+    python -m pipelines.run --param ForecastHorizon=28 --param QualityThreshold=0.25
+    python -m pipelines.run --definition-only out/            # training.json + automl_request.json
+    python -m pipelines.run --list                            # executions (local target)
+
+Settings resolve once (flags > FORECAST_* environment > forecast.toml > defaults); the first
+line printed says which target runs and why. Both targets use the same definition JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from pipelines import contracts
+from pipelines.settings import Settings, SettingsError, resolve
+
+PIPELINES = ("training", "batch")
+TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
+
+
+class RunError(RuntimeError):
+    """A user-facing failure: printed as one line, exit code 1 (or 2 for bad usage)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+# --- arguments ---------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", choices=("local", "sagemaker"), default=None,
+                   help="where to run (default: sagemaker when a role is configured, else local)")
+    p.add_argument("--pipeline", choices=PIPELINES, default="training")
+    p.add_argument("--param", action="append", default=[], metavar="Name=Value",
+                   help="override a pipeline parameter for this execution (repeatable)")
+    p.add_argument("--wait", action="store_true", help="SageMaker: follow the execution until it ends")
+    p.add_argument("--no-start", action="store_true", help="only upsert the pipeline (SageMaker) / only render")
+    p.add_argument("--definition-only", metavar="DIR", default=None,
+                   help="write DIR/training.json, DIR/automl_request.json (and DIR/batch.json); no network")
+    p.add_argument("--list", action="store_true", help="list executions (local target)")
+    p.add_argument("--role-arn", default=None, help="SageMaker execution role (or FORECAST_ROLE_ARN)")
+    p.add_argument("--bucket", default=None, help="S3 bucket (or FORECAST_BUCKET)")
+    p.add_argument("--region", default=None, help="AWS region (or AWS_REGION / AWS_DEFAULT_REGION)")
+    p.add_argument("--prefix", default=None, help="S3 key prefix (or FORECAST_PREFIX)")
+    p.add_argument("--config", default=None, help="config file (default ./forecast.toml, or FORECAST_CONFIG)")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> Settings:
+    return resolve({"target": args.target, "role_arn": args.role_arn, "bucket": args.bucket,
+                    "region": args.region, "prefix": args.prefix, "config_file": args.config},
+                   environ=environ)
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise RunError(f"--param {pair!r}: expected Name=Value, for example --param ForecastHorizon=28", 2)
+        overrides[name.strip()] = value
+    return overrides
+
+
+def check_overrides(definition: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+    """Overrides typed like the definition's parameters; unknown names and bad numbers fail clearly."""
+    declared = {p["Name"]: p["Type"] for p in definition.get("Parameters", [])}
+    typed: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if name not in declared:
+            raise RunError(f"--param {name}: not a parameter of this pipeline; known: {', '.join(sorted(declared))}", 2)
+        kind = declared[name]
+        try:
+            typed[name] = int(value) if kind == "Integer" else float(value) if kind == "Float" else value
+        except ValueError:
+            raise RunError(f"--param {name}={value!r}: {name} is an {kind} parameter; "
+                           f"give a number, for example --param {name}={'14' if kind == 'Integer' else '0.3'}",
+                           2) from None
+    return typed
+
+
+# --- rendering -------------------------------------------------------------------------------
+def get_pipeline(name: str, settings: Settings) -> Any:
+    if name == "training":
+        from pipelines.training import get_pipeline as training_pipeline
+
+        return training_pipeline(settings)
+    try:
+        batch = importlib.import_module("pipelines.batch")
+    except ModuleNotFoundError as error:
+        if error.name != "pipelines.batch":
+            raise
+        raise RunError("the batch pipeline is not available (pipelines/batch.py is missing)") from None
+    return batch.get_batch_pipeline(settings)
+
+
+def pipeline_name(name: str, settings: Settings) -> str:
+    return settings.training_pipeline_name if name == "training" else settings.batch_pipeline_name
+
+
+def render(name: str, settings: Settings) -> str:
+    """The definition JSON text, exactly as upserted."""
+    return get_pipeline(name, settings).definition()
+
+
+def default_automl_request(settings: Settings, execution_id: str = "definition-only") -> dict:
+    """The CreateAutoMLJobV2 request the AutoML step sends with default parameters.
+
+    Built by processing.automl_request (the code the step runs), with the data locations of
+    this definition's layout: executions/<id>/PrepareData/train and executions/<id>/AutoML/job.
+    """
+    from processing import automl_request
+
+    return automl_request.default_request(
+        settings, execution_id=execution_id,
+        train_uri=settings.s3_uri("executions", execution_id, contracts.STEP_PREPARE, contracts.PREP_TRAIN),
+        output_uri=settings.s3_uri("executions", execution_id, contracts.STEP_AUTOML, "job"))
+
+
+def write_definitions(directory: Path, settings: Settings, log: Callable[[str], None] = print) -> list[Path]:
+    """--definition-only: training.json, automl_request.json and batch.json when it exists."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [_write(directory / "training.json", render("training", settings))]
+    written.append(_write(directory / "automl_request.json",
+                          json.dumps(default_automl_request(settings), indent=2, sort_keys=True) + "\n"))
+    try:
+        batch_text = render("batch", settings)
+    except RunError as error:
+        log(f"note: {error}; batch.json not written")
+    else:
+        written.append(_write(directory / "batch.json", batch_text))
+    for path in written:
+        log(f"wrote {path}")
+    return written
+
+
+def _write(path: Path, text: str) -> Path:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+    return path
+
+
+# --- SageMaker target ------------------------------------------------------------------------
+def upsert(sm: Any, name: str, definition: str, settings: Settings, log: Callable[[str], None] = print) -> str:
+    """Create the pipeline, or update it when it exists; returns its ARN."""
+    description = f"Demand forecasting ({name}); managed by python -m pipelines.run"
+    tags = [{"Key": k, "Value": v} for k, v in settings.tags.items()]
+    try:
+        sm.describe_pipeline(PipelineName=name)
+    except Exception as error:  # botocore ClientError: ResourceNotFound
+        if _error_code(error) not in ("ResourceNotFound", "ValidationException"):
+            raise
+        arn = sm.create_pipeline(PipelineName=name, PipelineDisplayName=name, PipelineDescription=description,
+                                 PipelineDefinition=definition, RoleArn=settings.role_arn,
+                                 Tags=tags)["PipelineArn"]
+        log(f"created pipeline {name}: {arn}")
+        return arn
+    arn = sm.update_pipeline(PipelineName=name, PipelineDisplayName=name, PipelineDescription=description,
+                             PipelineDefinition=definition, RoleArn=settings.role_arn)["PipelineArn"]
+    if tags:
+        sm.add_tags(ResourceArn=arn, Tags=tags)
+    log(f"updated pipeline {name}: {arn}")
+    return arn
+
+
+def _error_code(error: Exception) -> Optional[str]:
+    return getattr(error, "response", {}).get("Error", {}).get("Code")
+
+
+def start(sm: Any, name: str, parameters: Mapping[str, Any]) -> str:
+    request: dict = {"PipelineName": name,
+                     "PipelineExecutionDisplayName": f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"}
+    if parameters:
+        request["PipelineParameters"] = [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
+    return sm.start_pipeline_execution(**request)["PipelineExecutionArn"]
+
+
+def studio_link(settings: Settings, execution_arn: str) -> str:
+    """Console link to the execution (opens in SageMaker Studio's pipeline view)."""
+    region = settings.region
+    name, execution_id = execution_arn.split(":pipeline/", 1)[-1].split("/execution/")
+    return (f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}"
+            f"#/pipelines/{name}/executions/{execution_id}")
+
+
+def wait(sm: Any, execution_arn: str, poll_seconds: float = 30.0, log: Callable[[str], None] = print,
+         sleep: Callable[[float], None] = time.sleep) -> int:
+    """Follow step statuses until the execution ends; non-zero with the failed step's reason."""
+    seen: dict[str, str] = {}
+    while True:
+        steps = _list_steps(sm, execution_arn)
+        for step in reversed(steps):  # the API lists the newest first
+            status = step.get("StepStatus", "?")
+            if seen.get(step["StepName"]) != status:
+                seen[step["StepName"]] = status
+                log(f"  {step['StepName']}: {status}")
+        status = sm.describe_pipeline_execution(PipelineExecutionArn=execution_arn)["PipelineExecutionStatus"]
+        if status in TERMINAL_STATUSES:
+            break
+        sleep(poll_seconds)
+    if status == "Succeeded":
+        log(f"execution succeeded: {execution_arn}")
+        return 0
+    failed = [s for s in steps if s.get("StepStatus") == "Failed"]
+    reason = "; ".join(f"{s['StepName']}: {s.get('FailureReason', 'no reason given')}" for s in failed)
+    if not reason:
+        description = sm.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        reason = description.get("FailureReason", "no failed step reported")
+    log(f"execution {status.lower()}: {reason}")
+    return 1
+
+
+def _list_steps(sm: Any, execution_arn: str) -> list[dict]:
+    steps, token = [], None
+    while True:
+        request = {"PipelineExecutionArn": execution_arn}
+        if token:
+            request["NextToken"] = token
+        page = sm.list_pipeline_execution_steps(**request)
+        steps += page.get("PipelineExecutionSteps", [])
+        token = page.get("NextToken")
+        if not token:
+            return steps
+
+
+def ensure_deploy_function(settings: Settings, log: Callable[[str], None] = print) -> None:
+    """The Deploy step's Lambda function (deploy.infrastructure, REGISTRY), when that module exists."""
+    try:
+        infrastructure = importlib.import_module("deploy.infrastructure")
+    except ModuleNotFoundError as error:
+        if error.name not in ("deploy.infrastructure", "deploy"):
+            raise
+        log("note: deploy/infrastructure.py is missing: the deploy Lambda function is not created or updated")
+        return
+    infrastructure.ensure_deploy_function(settings)
+
+
+def run_sagemaker(args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str],
+                  log: Callable[[str], None] = print) -> int:
+    from pipelines import code_bundle
+    from pipelines.clients import client
+
+    settings.require_sagemaker()
+    definition = render(args.pipeline, settings)
+    parameters = check_overrides(json.loads(definition), overrides)
+    code_bundle.upload(settings, log=log)
+    if args.pipeline == "training":
+        ensure_deploy_function(settings, log)
+    sm = client("sagemaker", settings)
+    name = pipeline_name(args.pipeline, settings)
+    upsert(sm, name, definition, settings, log)
+    if args.no_start:
+        return 0
+    arn = start(sm, name, parameters)
+    log(f"started execution {arn}")
+    log(f"follow it in SageMaker Studio: {studio_link(settings, arn)}")
+    return wait(sm, arn, log=log) if args.wait else 0
+
+
+# --- local target ------------------------------------------------------------------------------
+def _runtime() -> Any:
+    try:
+        return importlib.import_module("pipelines.local.runtime")
+    except ModuleNotFoundError as error:
+        if error.name != "pipelines.local.runtime":
+            raise
+        raise RunError("the local runtime is not available (pipelines/local/runtime.py is missing)") from None
+
+
+def run_local(args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str],
+              log: Callable[[str], None] = print) -> int:
+    from pipelines import code_bundle
+
+    if args.list:
+        result = _runtime().list_executions(settings)
+        return result if isinstance(result, int) else 0
+    definition = json.loads(render(args.pipeline, settings))
+    parameters = check_overrides(definition, overrides)
+    code_bundle.upload(settings, log=log)
+    if args.no_start:
+        log("--no-start: definition rendered and code bundle stored; nothing started")
+        return 0
+    return int(_runtime().run_local(definition, parameters, settings))
+
+
+# --- main --------------------------------------------------------------------------------------
+def main(argv: Optional[Sequence[str]] = None, log: Callable[[str], None] = print) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        log(f"target: {settings.target} ({settings.target_reason})")
+        overrides = parse_overrides(args.param)
+        if args.definition_only:
+            if not settings.is_local:
+                settings.require_sagemaker()  # the definition names the role, region and bucket
+            write_definitions(Path(args.definition_only), settings, log)
+            return 0
+        if args.list and not settings.is_local:
+            raise RunError("--list shows local executions; on SageMaker use Studio or "
+                           "aws sagemaker list-pipeline-executions", 2)
+        if settings.is_local:
+            return run_local(args, settings, overrides, log)
+        return run_sagemaker(args, settings, overrides, log)
+    except (SettingsError, RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return getattr(error, "code", 2 if isinstance(error, SettingsError) else 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
