@@ -138,7 +138,8 @@ def deployed_package(sm: Any, endpoint_name: str) -> Optional[str]:
         tags = sm.list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
     except (ClientError, AttributeError, KeyError):
         return None
-    return next((tag["Value"] for tag in tags if tag.get("Key") == PACKAGE_TAG), None)
+    values = [tag["Value"] for tag in tags if tag.get("Key") == PACKAGE_TAG]
+    return values[-1] if values else None  # the last one: AddTags overwrites a key (moto appends)
 
 
 # --- acting --------------------------------------------------------------------------------------

@@ -1,0 +1,188 @@
+"""The approval CLI functions, run unchanged against the local SQLite registry and a moto server."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deploy import approve as cli
+from deploy.approve import ApprovalError
+from deploy.handler import PACKAGE_TAG
+from pipelines import clients
+from pipelines.aws_validation import request_problems
+from pipelines.settings import resolve
+from tests.deploy.aws_support import (aws_requests, ensure_group, local_sagemaker,  # noqa: F401 - fixtures
+                                      register_version, sagemaker_target)
+
+GROUP = "demand-forecasting"
+
+
+class RecordingDeployer:
+    """Stands in for EventBridge -> Lambda when only the registry is under test."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+
+    def __call__(self, event: dict) -> dict:
+        self.events.append(event)
+        return {"status": "deployed", "message": "recorded"}
+
+
+@pytest.fixture(params=["local", "moto"])
+def backend(request, monkeypatch):
+    """(settings, sagemaker client) for the local registry or the moto server."""
+    if request.param == "local":
+        monkeypatch.setenv("FORECAST_TARGET", "local")
+        settings = resolve()
+        sm = local_sagemaker(settings)
+    else:
+        settings = request.getfixturevalue("sagemaker_target")
+        request.getfixturevalue("aws_requests")
+        sm = clients.client("sagemaker", settings)
+    ensure_group(sm, GROUP)
+    return settings, sm
+
+
+def test_given_three_versions_when_listed_then_newest_first_with_metrics_and_lineage(backend):
+    settings, sm = backend
+    arns = [register_version(sm, GROUP, wape=w, execution=f"exec-{i}") for i, w in enumerate(["0.3", "0.2", "0.1"])]
+
+    rows = cli.list_versions(sm, GROUP)
+
+    assert [row["arn"] for row in rows] == arns[::-1]
+    assert [row["version"] for row in rows] == [3, 2, 1]
+    assert rows[0]["status"] == "PendingManualApproval"
+    assert rows[0]["metrics"] == {"metric_wape": "0.1", "quality_gate_passed": "true"}
+    assert rows[0]["pipeline_execution"].endswith("/execution/exec-2")
+    assert rows[0]["created"].endswith("Z")
+    assert "metric_wape" not in cli.format_table([])
+    assert "wape=0.1" in cli.format_table(rows)
+
+
+def test_given_pending_versions_when_the_latest_is_approved_then_only_it_changes(backend):
+    settings, sm = backend
+    first = register_version(sm, GROUP)
+    latest = register_version(sm, GROUP)
+    deployer = RecordingDeployer()
+
+    arn = cli.resolve_arn(sm, GROUP, None, latest=True)
+    cli.approve(sm, settings, arn, reason="better WAPE than v1", deployer=deployer)
+
+    assert arn == latest
+    package = sm.describe_model_package(ModelPackageName=latest)
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert package["ApprovalDescription"] == "better WAPE than v1"
+    assert sm.describe_model_package(ModelPackageName=first)["ModelApprovalStatus"] == "PendingManualApproval"
+    [event] = deployer.events
+    assert event["detail-type"] == "SageMaker Model Package State Change"
+    assert event["detail"] == {"ModelPackageGroupName": GROUP, "ModelPackageVersion": 2, "ModelPackageArn": latest,
+                               "ModelApprovalStatus": "Approved", "CreationTime": event["detail"]["CreationTime"]}
+
+
+def test_given_a_version_number_when_rejected_then_the_reason_is_recorded(backend):
+    settings, sm = backend
+    register_version(sm, GROUP)
+    arn = cli.resolve_arn(sm, GROUP, "1")
+
+    cli.reject(sm, settings, arn, reason="bias on new stores")
+
+    package = sm.describe_model_package(ModelPackageName=arn)
+    assert (package["ModelApprovalStatus"], package["ApprovalDescription"]) == ("Rejected", "bias on new stores")
+
+
+def test_given_an_unknown_arn_or_version_then_the_error_says_how_to_find_one(backend):
+    settings, sm = backend
+    register_version(sm, GROUP)
+    account = "000000000000" if settings.is_local else "123456789012"
+
+    with pytest.raises(ApprovalError, match="model-package/demand-forecasting/9 not found in the registry"):
+        cli.resolve_arn(sm, GROUP, f"arn:aws:sagemaker:us-east-1:{account}:model-package/demand-forecasting/9")
+    with pytest.raises(ApprovalError, match="has no version 7"):
+        cli.resolve_arn(sm, GROUP, "7")
+    with pytest.raises(ApprovalError, match="neither a model package ARN nor a version number"):
+        cli.resolve_arn(sm, GROUP, "latest-one")
+
+
+def test_given_an_empty_group_when_approving_the_latest_then_the_error_says_so(backend):
+    settings, sm = backend
+
+    with pytest.raises(ApprovalError, match="has no versions yet"):
+        cli.resolve_arn(sm, GROUP, None, latest=True)
+
+
+def test_given_two_approved_versions_when_rolling_back_then_the_older_is_deployed_and_the_newer_rejected(backend):
+    settings, sm = backend
+    older = register_version(sm, GROUP, status="Approved")
+    newer = register_version(sm, GROUP, status="Approved")
+    deployer = RecordingDeployer()
+
+    result = cli.rollback(sm, settings, reason="forecasts drifted", deployer=deployer)
+
+    assert result["model_package_arn"] == older and result["rolled_back_from"] == newer
+    assert sm.describe_model_package(ModelPackageName=newer)["ModelApprovalStatus"] == "Rejected"
+    assert sm.describe_model_package(ModelPackageName=newer)["ApprovalDescription"] == "forecasts drifted"
+    assert [e["detail"]["ModelPackageArn"] for e in deployer.events] == [older]
+
+
+def test_given_a_single_approved_version_when_rolling_back_then_nothing_to_roll_back_to(backend):
+    settings, sm = backend
+    register_version(sm, GROUP, status="Rejected")
+    register_version(sm, GROUP, status="Approved")
+
+    with pytest.raises(ApprovalError, match="nothing to roll back to: no approved version older than version 2"):
+        cli.rollback(sm, settings, deployer=RecordingDeployer())
+
+
+def test_given_no_approved_version_when_rolling_back_then_nothing_to_roll_back_to(backend):
+    settings, sm = backend
+    register_version(sm, GROUP)
+
+    with pytest.raises(ApprovalError, match="has no approved version"):
+        cli.rollback(sm, settings, deployer=RecordingDeployer())
+
+
+# --- SageMaker target end to end through the real deploy handler (moto) ----------------------------
+def test_on_sagemaker_approve_leaves_deployment_to_eventbridge(sagemaker_target, aws_requests, capsys):
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    arn = register_version(sm, GROUP)
+
+    cli.approve(sm, sagemaker_target, arn)
+
+    assert "EventBridge rule invokes demand-forecast-deploy" in capsys.readouterr().out
+    assert "CreateModel" not in aws_requests.operations()
+
+
+def test_on_sagemaker_rollback_redeploys_the_previous_version_through_the_handler(sagemaker_target, aws_requests):
+    from deploy.handler import lambda_handler
+
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    v1 = register_version(sm, GROUP, status="Approved")
+    lambda_handler({"model_package_arn": v1})
+    v2 = register_version(sm, GROUP, status="Approved")
+    lambda_handler({"model_package_arn": v2})
+    assert cli.deployed_package(sm, "demand-forecast") == v2
+
+    cli.rollback(sm, sagemaker_target)
+
+    assert cli.deployed_package(sm, "demand-forecast") == v1
+    rows = cli.list_versions(sm, GROUP, cli.deployed_package(sm, "demand-forecast"))
+    assert [(r["version"], r["status"], r["deployed"]) for r in rows] == [(2, "Rejected", False), (1, "Approved", True)]
+    assert all(request_problems(service, op, params) == [] for service, op, params in aws_requests.calls)
+    assert PACKAGE_TAG == "model-package-arn"
+
+
+def test_cli_lists_as_json_and_fails_clearly_on_a_bad_reference(sagemaker_target, aws_requests, capsys):
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    register_version(sm, GROUP)
+
+    assert cli.main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["version"] for r in rows] == [1]
+
+    assert cli.main(["approve", "12"]) == 2
+    assert "has no version 12" in capsys.readouterr().err
+    assert cli.main(["approve", "1", "--latest"]) == 2
+    assert "not both" in capsys.readouterr().err
