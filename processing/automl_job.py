@@ -259,19 +259,31 @@ def read_profile(profile_dir: Optional[str]) -> dict:
 
 
 def profile_timesteps(profile: dict) -> Optional[int]:
-    """Time steps of the training data, for the 'horizon <= 1/4 of the time steps' limit."""
-    for key in ("train_periods", "periods"):
-        value = profile.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    """Time steps of the training data (the profile's periods minus the holdout), for the
+    'horizon <= 1/4 of the time steps' limit; None when the profile does not say."""
+    periods, horizon = profile.get("periods"), profile.get("horizon")
+    if not isinstance(periods, int) or periods <= 0:
+        return None
+    return periods - horizon if isinstance(horizon, int) and 0 < horizon < periods else periods
 
 
 # --- the step ---------------------------------------------------------------------------------
+def _parse_filling(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"--filling is not valid JSON ({error}); expected "
+                         '{"column": {"middlefill": "zero", "futurefill": "value", "futurefill_value": "0"}}') from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--filling must be a JSON object mapping columns to fill rules, got {text!r}")
+    return value
+
+
 def request_from_args(args: argparse.Namespace, settings: Any = None) -> dict:
     profile = read_profile(args.profile_dir)
     columns = profile.get("columns") or {}
-    filling = json.loads(args.filling) if args.filling else None
+    # the rules PrepareData applied (profile) unless --filling overrides them
+    filling = _parse_filling(args.filling) if args.filling else profile.get("filling")
     tags = dict(settings.tags) if settings is not None else None
     if tags is not None:
         tags["pipeline-execution-id"] = args.execution_id

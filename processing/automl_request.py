@@ -15,6 +15,10 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pipelines import contracts
 from pipelines.aws_validation import validate_request
+from processing.data_prep import default_filling  # one definition of the default rules: PrepareData's
+
+__all__ = ["build_request", "default_request", "default_filling", "job_name_for_execution",
+           "limit_problems", "filling_problems", "AutoMLRequestError"]
 
 # --- Autopilot time-series limits (docs: "Time-series forecasting resource limits") -------
 MAX_HORIZON = 500
@@ -119,16 +123,6 @@ def _as_int(value: Any, parameter: str, problems: list[str]) -> Optional[int]:
 
 
 # --- filling and aggregation ----------------------------------------------------------------
-def default_filling(target_column: str, covariates: Iterable[str] = ()) -> dict:
-    """Autopilot's documented target default (middle/back fill zero) made explicit, plus zero
-    filling for related time series including their future values (a missing promotion flag
-    means no promotion)."""
-    filling = {target_column: {"middlefill": "zero", "backfill": "zero"}}
-    for column in covariates:
-        filling[column] = {"middlefill": "zero", "backfill": "zero", "futurefill": "zero"}
-    return filling
-
-
 def filling_problems(filling: Mapping[str, Any], target_column: str,
                      known_columns: Optional[Iterable[str]] = None) -> list[str]:
     """Every way `filling` breaks Autopilot's per-column fill rules."""
@@ -246,7 +240,7 @@ def build_request(*, train_uri: str, output_uri: str, job_name: str, role_arn: s
 
     `covariates` are the numeric time-varying columns (related time series) and
     `static_columns` the per-item constants, both from the PrepareData profile. `filling`
-    overrides the default per-column rules column by column. Raises AutoMLRequestError for
+    overrides the default rules (processing.data_prep.default_filling) rule by rule. Raises AutoMLRequestError for
     broken Autopilot limits and RequestValidationError for anything botocore's model rejects.
     """
     grouping = _as_list(grouping_columns)
@@ -267,8 +261,11 @@ def build_request(*, train_uri: str, output_uri: str, job_name: str, role_arn: s
         problems.append(str(error))
 
     rules = default_filling(target_column, covariate_names)
-    for column, column_rules in (filling or {}).items():
-        rules[column] = dict(column_rules) if isinstance(column_rules, Mapping) else column_rules
+    for column, column_rules in (filling or {}).items():  # merged rule by rule, as PrepareData does
+        if isinstance(column_rules, Mapping):
+            rules[column] = {**rules.get(column, {}), **{str(k): str(v) for k, v in column_rules.items()}}
+        else:
+            rules[column] = column_rules
     known = [target_column] + covariate_names + static_names if (covariate_names or static_names) else None
     problems += filling_problems(rules, target_column, known_columns=known)
     if problems:

@@ -260,6 +260,33 @@ def test_given_a_profile_with_covariates_when_building_from_args_then_they_are_z
     assert set(filling) == {"target_value", "promotion", "price"}
 
 
+def test_given_a_profile_with_the_filling_prepare_data_applied_then_the_request_carries_it(tmp_path):
+    applied = {"target_value": {"middlefill": "nan", "backfill": "zero"},
+               "price": {"middlefill": "mean", "backfill": "mean", "futurefill": "value", "futurefill_value": "0"}}
+    (tmp_path / contracts.PROFILE_FILE).write_text(json.dumps({
+        "columns": {"covariates": ["price"], "static": []}, "periods": 100, "horizon": 14, "filling": applied}))
+
+    request = automl_job.request_from_args(_args(f"--result-dir={tmp_path}", f"--profile-dir={tmp_path}"))
+
+    assert request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]["Transformations"]["Filling"] == applied
+
+
+def test_given_a_horizon_over_a_quarter_of_the_training_steps_then_no_job_is_started(tmp_path, capsys):
+    (tmp_path / contracts.PROFILE_FILE).write_text(json.dumps({
+        "columns": {"covariates": [], "static": []}, "periods": 60, "horizon": 14}))
+
+    with Stubber(_sagemaker()) as stub:
+        code = automl_job.main(_cli_args(tmp_path) + [f"--profile-dir={tmp_path}"], sm=stub.client)
+
+    assert code == 1
+    assert "quarter of the 46 time steps" in capsys.readouterr().err
+
+
+def test_given_filling_that_is_not_json_when_running_then_the_flag_is_named(tmp_path, capsys):
+    assert automl_job.main(_cli_args(tmp_path) + ["--filling={price: zero}"], sm=_sagemaker()) == 1
+    assert "--filling is not valid JSON" in capsys.readouterr().err
+
+
 def test_given_a_missing_profile_folder_when_running_then_the_error_names_the_flag(tmp_path, capsys):
     code = automl_job.main(_cli_args(tmp_path) + [f"--profile-dir={tmp_path / 'nope'}"], sm=_sagemaker())
 

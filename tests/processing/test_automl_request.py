@@ -57,14 +57,15 @@ def test_given_covariates_and_grouping_when_building_then_filling_is_a_rule_map_
     assert config["ForecastHorizon"] == 28
 
 
-def test_given_a_filling_override_when_building_then_it_replaces_that_column_only():
+def test_given_a_filling_override_when_building_then_it_is_merged_rule_by_rule_like_prepare_data():
     request = _request(covariates=["price"],
                        filling={"price": {"futurefill": "value", "futurefill_value": "0",
                                           "middlefill": "median"}})
 
     filling = _time_series_config(request)["Transformations"]["Filling"]
-    assert filling["price"] == {"futurefill": "value", "futurefill_value": "0", "middlefill": "median"}
-    assert filling["target_value"] == default_filling("target_value")["target_value"]
+    assert filling["price"] == {"futurefill": "value", "futurefill_value": "0", "middlefill": "median",
+                                "backfill": "zero"}
+    assert filling["target_value"] == default_filling("target_value", [])["target_value"]
 
 
 def test_given_empty_holiday_country_and_algorithms_when_building_then_they_are_omitted():
