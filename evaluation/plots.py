@@ -61,6 +61,8 @@ def plot_forecasts(joined: pd.DataFrame, history: pd.DataFrame, per_item: pd.Dat
     nrows = math.ceil(len(items) / ncols)
     fig = _figure(7 * ncols, 2.8 * nrows + 0.6)
     wape = per_item.set_index(SERIES)["wape"]
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
     ts = columns.timestamp
     for k, item in enumerate(items):
         ax = fig.add_subplot(nrows, ncols, k + 1)
@@ -77,11 +79,15 @@ def plot_forecasts(joined: pd.DataFrame, history: pd.DataFrame, per_item: pd.Dat
         ax.set_title(f"{item}  (WAPE {w:.1%})" if np.isfinite(w) else f"{item}  (no sales in holdout)",
                      fontsize=9)
         ax.tick_params(labelsize=7)
+        locator = AutoDateLocator(maxticks=5)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
         if k == 0:
             ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(title)
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    # fixed margins: tight_layout costs a full extra draw per figure
+    fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.55 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        hspace=0.45, wspace=0.15)
     return _save(fig, path)
 
 
@@ -91,14 +97,19 @@ def plot_error_by_attribute(by_attribute: Dict[str, Dict[str, Dict[str, float]]]
     written = []
     for attr, levels in by_attribute.items():
         names = list(levels)
-        fig = _figure(max(6.0, 0.6 * len(names) * len(metrics) + 2), 4)
+        fig = _figure(min(14.0, max(6.0, 0.35 * len(names) * len(metrics) + 2)), 4.5)
         ax = fig.add_subplot(1, 1, 1)
         x = np.arange(len(names))
         width = 0.8 / len(metrics)
         for j, metric in enumerate(metrics):
-            values = [levels[n].get(metric) for n in names]
-            values = [v if v is not None and np.isfinite(v) else 0.0 for v in values]
-            ax.bar(x + (j - (len(metrics) - 1) / 2) * width, values, width, label=metric.upper())
+            raw = [levels[n].get(metric) for n in names]
+            defined = [v is not None and np.isfinite(v) for v in raw]
+            values = [v if ok else 0.0 for v, ok in zip(raw, defined)]
+            pos = x + (j - (len(metrics) - 1) / 2) * width
+            ax.bar(pos, values, width, label=metric.upper())
+            for p, ok in zip(pos, defined):
+                if not ok:  # no sales in the holdout: the ratio is undefined, not zero
+                    ax.text(p, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
         ax.set_xticks(x)
         ax.set_xticklabels(names, rotation=30 if len(names) > 5 else 0, ha="right" if len(names) > 5 else "center")
         ax.set_ylabel("error (fraction of volume)")
