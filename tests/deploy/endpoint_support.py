@@ -1,7 +1,6 @@
 """Small synthetic sales, the PrepareData folder layout, and tiny engine models for endpoint/API tests."""
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 
@@ -35,26 +34,17 @@ def sales(days: int = 84, scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def write_prepared(frame: pd.DataFrame, root: Path, horizon: int = HORIZON) -> Path:
-    """The PrepareData output layout (train/, holdout/, backtest/, profile/) for `frame`."""
-    frame = frame.sort_values(["item_id", "timestamp"]).reset_index(drop=True)
-    last = frame.groupby("item_id")["timestamp"].transform(lambda s: s.rank(method="first", ascending=False))
-    in_holdout = last <= horizon
-    for name in ("train", "holdout", "backtest", "profile"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    frame[~in_holdout].to_csv(root / "train" / "train.csv", index=False)
-    frame.loc[in_holdout, ["item_id", "timestamp", "target_value"]].to_csv(root / "holdout" / "holdout.csv",
-                                                                          index=False)
-    backtest = frame.copy()
-    backtest.loc[in_holdout, "target_value"] = np.nan
-    backtest.to_csv(root / "backtest" / "part-00000.csv", index=False)
-    profile = {"columns": {"item_id": "item_id", "timestamp": "timestamp", "target": "target_value",
-                           "grouping": [], "covariates": ["promotion"], "static": ["category"]},
-               "frequency": "D", "horizon": horizon, "items": int(frame["item_id"].nunique()),
-               "periods": int(frame["timestamp"].nunique()), "start": frame["timestamp"].min(),
-               "end": frame["timestamp"].max(), "dropped_items": [], "warnings": []}
-    (root / "profile" / "profile.json").write_text(json.dumps(profile))
-    return root
+def prepare(frame: pd.DataFrame, output_dir: Path, horizon: int = HORIZON) -> Path:
+    """Run the real PrepareData (processing.prepare) on `frame`; returns its output folder."""
+    from processing.prepare import main
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    raw = output_dir.parent / f"{output_dir.name}-input.csv"
+    frame.to_csv(raw, index=False)
+    code = main(["--input", str(raw), "--output-dir", str(output_dir), "--horizon", str(horizon),
+                 "--frequency", "D"])
+    assert code == 0, f"PrepareData failed with exit code {code}"
+    return output_dir
 
 
 def engine_config(horizon: int = HORIZON, quantiles: tuple = QUANTILES):
@@ -82,3 +72,37 @@ def inference_csv(frame: pd.DataFrame, horizon: int = HORIZON) -> bytes:
                                "target_value": np.nan, "promotion": 0, "category": rows["category"].iloc[-1]})
         parts += [rows, future]
     return pd.concat(parts, ignore_index=True).to_csv(index=False).encode()
+
+
+def package_arn(version: int) -> str:
+    return f"arn:aws:sagemaker:us-east-1:000000000000:model-package/demand-forecasting/{version}"
+
+
+def deploy(settings, model_dir: Path, version: int, endpoint_name: str | None = None) -> dict:
+    """Deploy like the deploy handler: model (ModelDataUrl in the local store) -> config -> endpoint + tags."""
+    import shutil
+
+    from botocore.exceptions import ClientError
+
+    from pipelines.clients import client
+    from pipelines.local.store import local_path
+
+    sm = client("sagemaker", settings)
+    name = endpoint_name or settings.endpoint_name
+    uri = settings.s3_uri("models", name, f"v{version}")
+    shutil.copytree(model_dir, local_path(uri, settings), dirs_exist_ok=True)
+    model_name = config_name = f"{name}-v{version}"
+    sm.create_model(ModelName=model_name, ExecutionRoleArn=settings.effective_role_arn,
+                    PrimaryContainer={"Image": "local/forecasting", "ModelDataUrl": uri})
+    sm.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large"}])
+    tags = [{"Key": "model-package-arn", "Value": package_arn(version)}]
+    try:
+        sm.describe_endpoint(EndpointName=name)
+    except ClientError:   # not there yet: create it
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=config_name, Tags=tags)
+    else:
+        arn = sm.update_endpoint(EndpointName=name, EndpointConfigName=config_name)["EndpointArn"]
+        sm.add_tags(ResourceArn=arn, Tags=tags)
+    return sm.describe_endpoint(EndpointName=name)

@@ -1,0 +1,208 @@
+"""The real-time forecast API: real prepared data in the local store, a real endpoint process, a real model."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from deploy import api, endpoint
+from pipelines.local.store import local_path
+from pipelines.settings import resolve
+from tests.deploy import endpoint_support as support
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def prepared_uri(settings, execution: str) -> str:
+    return settings.s3_uri("executions", execution, "PrepareData")
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """Training pipeline outputs in a local home: PrepareData of one execution, a model, the endpoint."""
+    home = tmp_path_factory.mktemp("api-home")
+    settings = resolve({"home": str(home), "endpoint_port": support.free_port()})
+    frame = support.sales()
+    prepared = support.prepare(frame, local_path(prepared_uri(settings, "exec-1"), settings))
+    model_dir = support.train_model(pd.read_csv(prepared / "train" / "train.csv"), home / "training")
+    try:
+        support.deploy(settings, model_dir, version=1)
+        yield {"settings": settings, "frame": frame, "model_dir": model_dir, "home": home}
+    finally:
+        endpoint.stop(home, settings.endpoint_name)
+
+
+@pytest.fixture
+def forecast_api(deployed):
+    return api.ForecastApi(deployed["settings"])
+
+
+def call(forecast_api, request) -> tuple[int, dict]:
+    response = forecast_api and api.handler({"body": json.dumps(request) if not isinstance(request, str) else request},
+                                            None, forecast_api)
+    assert response["headers"]["Content-Type"] == "application/json"
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_given_a_known_item_when_forecast_then_real_history_quantiles_mean_and_package_arn(forecast_api, deployed):
+    status, body = call(forecast_api, {"item_id": "bread", "horizon": 3, "quantiles": ["p10", "p90"]})
+
+    assert status == 200, body
+    assert [row["timestamp"] for row in body["forecast"]] == ["2024-03-25", "2024-03-26", "2024-03-27"]
+    assert all(set(row) == {"timestamp", "p10", "p90", "mean"} for row in body["forecast"])
+    assert all(row["p10"] <= row["p90"] for row in body["forecast"])
+    assert body["model_package_arn"] == support.package_arn(1)
+    assert body["history"]["last_timestamp"] == "2024-03-24"        # includes the holdout actuals
+    assert body["history"]["points"] == 84
+    assert body["future_covariates"]["assumed_zero"] == ["promotion"] and "assumes 0" in body["future_covariates"]["note"]
+    generated = dt.datetime.fromisoformat(body["generated_at"].replace("Z", "+00:00"))
+    assert abs((dt.datetime.now(dt.timezone.utc) - generated).total_seconds()) < 60
+
+
+def test_given_a_known_item_when_forecast_then_values_equal_the_model_on_the_items_real_history(forecast_api, deployed):
+    from forecasting import load_model
+
+    status, body = call(forecast_api, {"item_id": "milk"})
+
+    history = deployed["frame"][deployed["frame"]["item_id"] == "milk"]
+    context = pd.read_csv(pd.io.common.BytesIO(support.inference_csv(history)), dtype={"item_id": str})
+    expected = load_model(deployed["model_dir"]).predict(context)
+    assert status == 200 and body["horizon"] == support.HORIZON and body["quantiles"] == list(support.QUANTILES)
+    got = pd.DataFrame(body["forecast"])
+    assert got["timestamp"].tolist() == expected["timestamp"].tolist()
+    for column in ("p10", "p50", "p90", "mean"):
+        assert got[column].round(6).tolist() == expected[column].round(6).tolist()
+
+
+def test_given_future_covariates_in_the_request_when_forecast_then_the_response_says_they_were_used(forecast_api):
+    status, body = call(forecast_api, {"item_id": "apple", "covariates": {"promotion": [1] * support.HORIZON}})
+
+    assert status == 200
+    assert body["future_covariates"]["source"] == "request" and body["future_covariates"]["assumed_zero"] == []
+
+
+@pytest.mark.parametrize("request_body, message", [
+    ({"horizon": 3}, 'missing "item_id"'),
+    ({"item_id": ["apple"]}, '"item_id" must be a string, got list'),
+    ({"item_id": True}, '"item_id" must be a string, got boolean'),
+    ({"item_id": "apple", "horizon": "3"}, '"horizon" must be a whole number of periods, got string'),
+    ({"item_id": "apple", "horizon": 2.5}, '"horizon" must be a whole number'),
+    ({"item_id": "apple", "horizon": 0}, '"horizon" must be at least 1'),
+    ({"item_id": "apple", "horizon": support.HORIZON + 1}, "beyond the model's forecast horizon of 7"),
+    ({"item_id": "apple", "quantiles": "p10"}, '"quantiles" must be a non-empty list'),
+    ({"item_id": "apple", "quantiles": ["0.1"]}, "is not a quantile name"),
+    ({"item_id": "apple", "quantiles": ["p10", "p10"]}, "lists a quantile twice"),
+    ({"item_id": "apple", "quantiles": ["p95"]}, "not produced by the deployed model"),
+    ({"item_id": "apple", "colour": "red"}, "unknown field(s) ['colour']"),
+    ({"item_id": "apple", "covariates": {"promotion": [1]}}, "give one per future period: 7"),
+    ({"item_id": "apple", "covariates": {"price": [1] * 7}}, "not covariates of this model"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+])
+def test_given_a_malformed_request_when_forecast_then_400_naming_the_field(forecast_api, request_body, message):
+    status, body = call(forecast_api, request_body)
+
+    assert status == 400 and message in body["error"]
+    assert "Traceback" not in body["error"]
+
+
+def test_given_an_unknown_item_when_forecast_then_404(forecast_api):
+    status, body = call(forecast_api, {"item_id": "caviar"})
+
+    assert status == 404 and "unknown item_id 'caviar'" in body["error"]
+
+
+def test_given_a_newer_prepared_dataset_when_forecast_then_the_latest_data_is_used(deployed, tmp_path):
+    settings = deployed["settings"]
+    longer = support.sales(days=91)
+    support.prepare(longer, local_path(prepared_uri(settings, "exec-2"), settings))
+    try:
+        status, body = call(api.ForecastApi(settings), {"item_id": "apple", "horizon": 1})
+    finally:
+        import shutil
+
+        shutil.rmtree(local_path(prepared_uri(settings, "exec-2"), settings))
+    assert status == 200
+    assert body["history"]["last_timestamp"] == "2024-03-31" and "exec-2" in body["history"]["source"]
+    assert body["forecast"][0]["timestamp"] == "2024-04-01"
+
+
+def test_given_no_prepared_data_when_forecast_then_503_saying_how_to_get_some(tmp_path):
+    settings = resolve({"home": str(tmp_path / "empty")})
+    local_path(settings.s3_uri(), settings).mkdir(parents=True)
+
+    status, body = call(api.ForecastApi(settings), {"item_id": "apple"})
+
+    assert status == 503 and "no prepared data" in body["error"] and "pipelines.run" in body["error"]
+
+
+def test_given_a_stopped_endpoint_when_forecast_then_502(deployed):
+    settings = deployed["settings"]
+    support.deploy(settings, deployed["model_dir"], version=1, endpoint_name="stopped-endpoint")
+    endpoint.stop(deployed["home"], "stopped-endpoint")
+
+    status, body = call(api.ForecastApi(settings, endpoint_name="stopped-endpoint"), {"item_id": "apple"})
+
+    assert status == 502 and "stopped-endpoint" in body["error"]
+
+
+def test_given_a_second_approved_version_when_deployed_then_the_api_serves_it(deployed, tmp_path):
+    settings = deployed["settings"]
+    name = "swap-endpoint"
+    support.deploy(settings, deployed["model_dir"], version=1, endpoint_name=name)
+    try:
+        v2 = support.train_model(deployed["frame"], tmp_path / "v2", quantiles=("p25", "p50", "p75"))
+        status_before, before = call(api.ForecastApi(settings, endpoint_name=name), {"item_id": "apple"})
+        described = support.deploy(settings, v2, version=2, endpoint_name=name)
+        status_after, after = call(api.ForecastApi(settings, endpoint_name=name), {"item_id": "apple"})
+    finally:
+        endpoint.stop(deployed["home"], name)
+    assert (status_before, status_after) == (200, 200)
+    assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == f"{name}-v2"
+    assert before["quantiles"] == ["p10", "p50", "p90"] and before["model_package_arn"] == support.package_arn(1)
+    assert after["quantiles"] == ["p25", "p50", "p75"] and after["model_package_arn"] == support.package_arn(2)
+
+
+def run_cli(deployed, *args):
+    return subprocess.run([sys.executable, "-m", "deploy.api", *args, "--home", str(deployed["home"])],
+                          capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "FORECAST_ENDPOINT_PORT": str(deployed["settings"].endpoint_port)})
+
+
+def test_given_the_invoke_cli_when_the_item_is_known_then_it_prints_the_forecast_and_exits_0(deployed):
+    result = run_cli(deployed, "invoke", "--item-id", "apple", "--horizon", "2", "--quantiles", "p50")
+
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert len(body["forecast"]) == 2 and set(body["forecast"][0]) == {"timestamp", "p50", "mean"}
+
+
+@pytest.mark.parametrize("args, message", [(("--item-id", "caviar"), "unknown item_id"),
+                                           (("--item-id", "apple", "--horizon", "99"), "beyond")])
+def test_given_the_invoke_cli_when_the_request_fails_then_it_prints_the_error_and_exits_non_zero(deployed, args,
+                                                                                               message):
+    result = run_cli(deployed, "invoke", *args)
+
+    assert result.returncode == 1 and message in json.loads(result.stdout)["error"]
+
+
+def test_given_the_api_server_when_posted_then_it_answers_like_the_handler(deployed):
+    port = support.free_port()
+    server = subprocess.Popen([sys.executable, "-m", "deploy.api", "serve", "--port", str(port),
+                               "--home", str(deployed["home"])], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert "/forecast" in server.stdout.readline().decode()
+        url = f"http://127.0.0.1:{port}"
+        status, _, body = endpoint.http_request(url + "/forecast", "POST", b'{"item_id": "bread", "horizon": 2}')
+        bad_status, _, bad = endpoint.http_request(url + "/forecast", "POST", b'{"horizon": 2}')
+        via_cli = run_cli(deployed, "invoke", "--item-id", "bread", "--url", url)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert status == 200 and len(json.loads(body)["forecast"]) == 2
+    assert bad_status == 400 and "item_id" in json.loads(bad)["error"]
+    assert via_cli.returncode == 0 and json.loads(via_cli.stdout)["item_id"] == "bread"
