@@ -1,0 +1,195 @@
+"""The local executor on hand-written definitions: DAG checks, processing, conditions, fail, Ctrl-C."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.local import runtime
+from pipelines.local.runtime import DefinitionError, list_executions, load_definition, run_local
+from pipelines.settings import resolve
+from tests.pipelines.local.handwritten import (definition, gated_pipeline, install_scripts, output_ref,
+                                               processing, read_text)
+
+
+@pytest.fixture
+def settings():
+    settings = resolve()
+    install_scripts(settings)
+    return settings
+
+
+def run(definition_, settings, parameters=None):
+    lines: list = []
+    code = run_local(definition_, parameters or {}, settings, out=lines.append)
+    return code, "\n".join(lines), runtime.load_executions(settings)[0]
+
+
+def statuses(record):
+    return [(s["name"], s["status"]) for s in record["steps"]]
+
+
+# --- DAG checks at load time ------------------------------------------------------------------
+def test_unknown_depends_on_is_named():
+    bad = definition([processing("A", "produce.py", outputs=["result"], depends_on=["Prepare"])], [])
+    with pytest.raises(DefinitionError, match="step A: DependsOn names unknown step 'Prepare'; steps are A"):
+        load_definition(bad)
+
+
+def test_unknown_step_in_a_get_is_named():
+    bad = definition([processing("A", "consume.py", inputs={"x": output_ref("Missing", "result")})], [])
+    with pytest.raises(DefinitionError, match="step A: references unknown step 'Missing' in a Get"):
+        load_definition(bad)
+
+
+def test_cycles_are_reported_with_the_loop():
+    a = processing("A", "produce.py", outputs=["result"], inputs={"x": output_ref("B", "result")})
+    b = processing("B", "produce.py", outputs=["result"], inputs={"x": output_ref("A", "result")})
+    with pytest.raises(DefinitionError, match="cycle: A -> B -> A"):
+        load_definition(definition([a, b], []))
+
+
+def test_wrong_output_name_in_a_property_path_fails_before_anything_runs(settings):
+    a = processing("A", "produce.py", outputs=["result"])
+    b = processing("B", "consume.py", inputs={"x": output_ref("A", "reslt")})
+    lines: list = []
+    assert run_local(definition([a, b], []), {}, settings, out=lines.append) == 2
+    assert ("step B: Steps.A.ProcessingOutputConfig.Outputs['reslt'].S3Output.S3Uri: "
+            "ProcessingOutputConfig.Outputs has no entry named 'reslt'; it has 'result'") in "\n".join(lines)
+    assert runtime.load_executions(settings) == []
+
+
+def test_wrong_member_in_a_property_path_lists_the_members():
+    a = processing("A", "produce.py", outputs=["result"])
+    b = processing("B", "consume.py", inputs={"x": {"Get": "Steps.A.ProcessingOutputConfig.Outputs['result'].S3Uri"}})
+    with pytest.raises(DefinitionError, match=r"Outputs\['result'\] has no member 'S3Uri'; members are "
+                                              r"OutputName, S3Output"):
+        load_definition(definition([a, b], []))
+
+
+def test_unknown_property_file_is_named():
+    a = processing("A", "produce.py", outputs=["result"], property_files=[("Metrics", "result", "m.json")])
+    fail = {"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:JsonGet": {
+        "PropertyFile": {"Get": "Steps.A.PropertyFiles.Metric"}, "Path": "x"}}}}
+    with pytest.raises(DefinitionError, match="step A declares property files 'Metrics'"):
+        load_definition(definition([a, fail], []))
+
+
+def test_execution_order_follows_dependencies_then_definition_order():
+    a = processing("A", "produce.py", outputs=["result"])
+    b = processing("B", "consume.py", inputs={"x": output_ref("C", "result")}, outputs=["result"])
+    c = processing("C", "produce.py", outputs=["result"])
+    assert load_definition(definition([a, b, c], [])).order == ["A", "C", "B"]
+
+
+# --- running -------------------------------------------------------------------------------------
+def test_gate_passes_runs_the_if_branch_and_records_everything(settings):
+    code, output, record = run(gated_pipeline(threshold=0.5), settings, {"Label": "nightly"})
+
+    assert code == 0, output
+    assert statuses(record) == [("Produce", "Succeeded"), ("Consume", "Succeeded"), ("Gate", "Succeeded"),
+                                ("AfterGate", "Succeeded"), ("TooLow", "NotExecuted")]
+    assert record["status"] == "Succeeded" and record["parameters"]["Label"] == "nightly"
+    produce_log = Path(record["steps"][0]["log"]).read_text()
+    assert "target local install 0" in produce_log                 # FORECAST_TARGET=local, no pip installs
+    assert f"label nightly-{record['execution_id']}" in produce_log  # Std:Join with an execution variable
+    consume_uri = record["steps"][1]["outputs"]["count"]
+    assert consume_uri.endswith(f"/{record['execution_id']}/Consume/count")
+    assert read_text(settings, consume_uri + "/count.txt") == "2"  # read the Produce output through its input
+    assert record["properties"]["Gate"] == {"Outcome": True}
+    home = settings.home_path / "executions" / record["execution_id"]
+    assert json.loads((home / "execution.json").read_text())["status"] == "Succeeded"
+    report = (home / "report.html").read_text()
+    assert "<svg" in report and "AfterGate" in report
+    assert "Produce" in output and "Succeeded" in output
+
+
+def test_gate_fails_runs_the_fail_step_with_its_message_and_exits_non_zero(settings):
+    code, output, record = run(gated_pipeline(threshold=0.5), settings, {"Score": "0.9"})
+
+    assert code == 1
+    assert statuses(record)[-2:] == [("AfterGate", "NotExecuted"), ("TooLow", "Failed")]
+    assert record["status"] == "Failed"
+    assert record["failure_reason"] == "Quality too low: score 0.9 above threshold 0.5"
+    assert "Failure: Quality too low: score 0.9 above threshold 0.5" in output
+
+
+def test_each_run_is_a_new_execution_and_list_shows_them(settings):
+    run(gated_pipeline(), settings)
+    run(gated_pipeline(), settings, {"Score": "0.9"})
+    records = runtime.load_executions(settings)
+    assert len({r["execution_id"] for r in records}) == 2
+    lines: list = []
+    list_executions(settings, out=lines.append)
+    table = "\n".join(lines)
+    assert table.splitlines()[0].split() == ["EXECUTION", "PIPELINE", "STATUS", "STARTED", "(UTC)", "DURATION",
+                                             "DETAIL"]
+    assert all(r["execution_id"] in table for r in records)
+    assert "Quality too low" in table
+
+
+def test_failing_step_stops_its_dependents_and_prints_the_log_tail(settings):
+    crash = processing("Crash", "crash.py", outputs=["result"])
+    after = processing("After", "consume.py", inputs={"x": output_ref("Crash", "result")})
+    code, output, record = run(definition([crash, after], []), settings)
+
+    assert code == 1
+    assert statuses(record) == [("Crash", "Failed"), ("After", "NotExecuted")]
+    assert "column 'target_value' is missing from sales.csv" in record["steps"][0]["failure_reason"]
+    assert "--- last lines of" in output and "about to fail" in output
+    assert "Step Crash failed:" in output
+
+
+def test_unknown_lambda_function_fails_clearly(settings):
+    lam = {"Name": "Notify", "Type": "Lambda", "FunctionArn": "arn:aws:lambda:us-east-1:1:function:send-mail",
+           "Arguments": {"x": 1}, "OutputParameters": []}
+    code, output, record = run(definition([lam], []), settings)
+    assert code == 1
+    assert record["steps"][0]["failure_reason"] == (
+        "Lambda function arn:aws:lambda:us-east-1:1:function:send-mail has no local stand-in: the local runtime "
+        f"runs function:{settings.deploy_function_name} (deploy.handler.lambda_handler) only")
+
+
+def test_bad_parameter_override_exits_2_listing_the_parameters(settings):
+    lines: list = []
+    assert run_local(gated_pipeline(), {"Treshold": "1"}, settings, out=lines.append) == 2
+    assert "unknown parameter(s) Treshold; this pipeline's parameters are: Label, Score, Threshold" in lines[0]
+
+
+def test_ctrl_c_kills_the_step_and_records_a_stopped_execution(settings, tmp_path):
+    """Given a long step, when the runner gets SIGINT, then it exits 130 and the record says Stopped."""
+    script = tmp_path / "drive.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        from pipelines.local.runtime import run_local
+        from pipelines.settings import resolve
+        sys.exit(run_local(json.load(open({str(tmp_path / 'def.json')!r})), {{}}, resolve()))
+    """))
+    (tmp_path / "def.json").write_text(json.dumps(definition([processing("Sleep", "sleep.py")], [])))
+    env = dict(os.environ, PYTHONPATH=str(runtime.PROJECT_ROOT))
+    process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        records = runtime.load_executions(settings)
+        if records and records[0]["steps"][0]["status"] == "Executing" and \
+                "sleeping" in Path(records[0]["steps"][0]["log"]).read_text():
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 130, output
+    record = runtime.load_executions(settings)[0]
+    assert record["status"] == "Stopped"
+    assert statuses(record) == [("Sleep", "Stopped")]
+    assert "stopped (Ctrl-C)" in output
+    leftover = subprocess.run(["pgrep", "-f", f"{record['execution_id']}/steps/Sleep"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
