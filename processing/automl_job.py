@@ -296,7 +296,7 @@ def request_from_args(args: argparse.Namespace, settings: Any = None) -> dict:
         quantiles=args.quantiles, holiday_country=args.holiday_country, algorithms=args.algorithms,
         objective_metric=args.objective_metric, max_runtime_seconds=args.max_runtime_seconds,
         covariates=columns.get("covariates") or (), static_columns=columns.get("static") or (),
-        filling=filling, aggregation=args.aggregation, timesteps=profile_timesteps(profile),
+        filling=filling, aggregation=args.aggregation or profile.get("aggregation") or "sum", timesteps=profile_timesteps(profile),
         tags=tags)
 
 
@@ -309,6 +309,9 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
 
         settings = settings or resolve()
         sm = client("sagemaker", settings)
+    if not hasattr(sm, "create_auto_ml_job_v2"):
+        raise AutoMLJobFailed("this boto3 has no create_auto_ml_job_v2: install boto3>=1.34 in the step "
+                              "(processing/requirements/automl_job.txt)")
     request = request_from_args(args, settings)
     log(f"AutoML request: {json.dumps(request, default=str)}")
     write_json_atomic(Path(args.result_dir) / REQUEST_FILE, request)
@@ -347,7 +350,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithms", default=d["algorithms"], help="comma-separated, empty for all")
     p.add_argument("--objective-metric", default=d["objective_metric"])
     p.add_argument("--max-runtime-seconds", default=str(d["max_runtime_seconds"]))
-    p.add_argument("--aggregation", default=d["aggregation"])
+    p.add_argument("--aggregation", default=None,
+                   help="target aggregation: sum, avg, first, min, max (default: what PrepareData applied, else sum)")
     p.add_argument("--filling", default=None, help="JSON {column: {rule: method}} overriding the defaults")
     p.add_argument("--poll-seconds", type=float, default=60.0)
     p.add_argument("--max-wait-seconds", type=float, default=None)

@@ -316,8 +316,8 @@ def build_request(*, train_uri: str, output_uri: str, job_name: str, role_arn: s
 def default_request(settings: Any = None, execution_id: str = DEFAULT_EXECUTION_ID, **overrides: Any) -> dict:
     """The request the AutoML step sends with the pipeline's default parameters.
 
-    Data locations follow the pipeline's layout under the settings' bucket and prefix; the
-    training channel is the PrepareData `train` output of the execution.
+    Data locations follow the pipeline's layout, <prefix>/executions/<id>/<step>/<output>
+    (pipelines.steps.execution_uri); the training channel is PrepareData's `train` output.
     """
     if settings is None:
         from pipelines.settings import resolve
@@ -325,8 +325,8 @@ def default_request(settings: Any = None, execution_id: str = DEFAULT_EXECUTION_
         settings = resolve()
     values: dict = dict(DEFAULTS)
     values.update(
-        train_uri=settings.s3_uri(execution_id, contracts.STEP_PREPARE, contracts.PREP_TRAIN),
-        output_uri=settings.s3_uri(execution_id, contracts.STEP_AUTOML, "output"),
+        train_uri=settings.s3_uri("executions", execution_id, contracts.STEP_PREPARE, contracts.PREP_TRAIN),
+        output_uri=settings.s3_uri("executions", execution_id, contracts.STEP_AUTOML, "job"),
         job_name=job_name_for_execution(execution_id),
         role_arn=settings.effective_role_arn,
         tags=dict(settings.tags),

@@ -292,3 +292,24 @@ def test_given_a_missing_profile_folder_when_running_then_the_error_names_the_fl
 
     assert code == 1
     assert "--profile-dir" in capsys.readouterr().err
+
+
+def test_given_a_profile_aggregation_and_no_flag_then_the_request_uses_what_prepare_data_applied(tmp_path):
+    (tmp_path / contracts.PROFILE_FILE).write_text(json.dumps({"columns": {}, "aggregation": "max"}))
+
+    request = automl_job.request_from_args(_args(f"--result-dir={tmp_path}", f"--profile-dir={tmp_path}"))
+
+    aggregation = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]["Transformations"]["Aggregation"]
+    assert aggregation == {"target_value": "max"}
+
+
+def test_given_the_container_boundary_when_importing_the_step_scripts_then_only_allowed_packages_load():
+    import subprocess
+    import sys
+
+    code = ("import sys, processing.automl_job, processing.register; "
+            "print(sorted({m.split('.')[0] for m in sys.modules}))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    for forbidden in ("sagemaker", "forecasting", "sklearn", "scipy", "statsforecast", "lightgbm", "moto"):
+        assert f"'{forbidden}'" not in loaded
