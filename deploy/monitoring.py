@@ -1,0 +1,181 @@
+"""Endpoint monitoring: a CloudWatch dashboard and alarms that notify an SNS topic.
+
+    python -m deploy.monitoring [--email ops@example.com] [--latency-ms 2000] [--errors 5]
+
+SageMaker publishes endpoint invocation metrics in the `AWS/SageMaker` namespace with the
+dimensions EndpointName AND VariantName (the recipe's `AWS/SageMaker/Endpoints` namespace
+and EndpointName-only dimensions match no metric, so its alarm never fires). Instance
+metrics (CPU, memory) live in `/aws/sagemaker/Endpoints`. ModelLatency is in MICROseconds.
+
+Creates or updates, idempotently (CloudWatch's put calls and SNS CreateTopic are upserts):
+  - SNS topic `<endpoint>-alarms` (+ an email subscription with --email);
+  - dashboard `<endpoint>`: invocations, 4XX/5XX errors, model and overhead latency, CPU/memory;
+  - alarms `<endpoint>-5xx-errors`, `<endpoint>-4xx-errors`, `<endpoint>-model-latency-p90`,
+    `<endpoint>-no-invocations` (missing data counts as breaching: no traffic means no data).
+
+Locally there is no CloudWatch: the command prints the local endpoint's /metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Optional
+
+from pipelines import clients
+from pipelines.settings import Settings, SettingsError, resolve
+
+NAMESPACE = "AWS/SageMaker"
+INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+VARIANT_NAME = "AllTraffic"   # deploy.handler's single variant
+Log = Callable[[str], None]
+
+
+def topic_name(settings: Settings) -> str:
+    return f"{settings.endpoint_name}-alarms"
+
+
+def dashboard_name(settings: Settings) -> str:
+    return settings.endpoint_name
+
+
+def alarm_names(settings: Settings) -> list[str]:
+    return [f"{settings.endpoint_name}-{suffix}"
+            for suffix in ("5xx-errors", "4xx-errors", "model-latency-p90", "no-invocations")]
+
+
+def _dimensions(settings: Settings) -> list[dict]:
+    return [{"Name": "EndpointName", "Value": settings.endpoint_name}, {"Name": "VariantName", "Value": VARIANT_NAME}]
+
+
+def dashboard_body(settings: Settings) -> dict:
+    endpoint, region = settings.endpoint_name, settings.region
+
+    def metric(namespace: str, name: str, **options: Any) -> list:
+        return [namespace, name, "EndpointName", endpoint, "VariantName", VARIANT_NAME, options]
+
+    def widget(title: str, metrics: list, x: int, y: int, stat: str, **properties: Any) -> dict:
+        return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+                "properties": {"title": title, "metrics": metrics, "view": "timeSeries", "region": region,
+                               "period": 60, "stat": stat, **properties}}
+
+    return {"widgets": [
+        widget("Invocations", [metric(NAMESPACE, "Invocations", label="Invocations")], 0, 0, "Sum"),
+        widget("Errors", [metric(NAMESPACE, "Invocation4XXErrors", label="4XX"),
+                          metric(NAMESPACE, "Invocation5XXErrors", label="5XX")], 12, 0, "Sum"),
+        widget("Latency (microseconds)", [metric(NAMESPACE, "ModelLatency", stat="p50", label="model p50"),
+                                          metric(NAMESPACE, "ModelLatency", stat="p90", label="model p90"),
+                                          metric(NAMESPACE, "OverheadLatency", stat="Average",
+                                                 label="overhead avg")], 0, 6, "Average"),
+        widget("Instances (%)", [metric(INSTANCE_NAMESPACE, "CPUUtilization", label="CPU"),
+                                 metric(INSTANCE_NAMESPACE, "MemoryUtilization", label="memory")], 12, 6, "Average"),
+    ]}
+
+
+def alarm_requests(settings: Settings, topic_arn: str, *, errors: int = 5, client_errors: int = 50,
+                   latency_ms: float = 2000.0, quiet_hours: int = 24) -> list[dict]:
+    """PutMetricAlarm requests; thresholds are per 5 minutes (errors) or per hour (traffic)."""
+    endpoint = settings.endpoint_name
+    five_xx, four_xx, latency, silent = alarm_names(settings)
+    common = {"Namespace": NAMESPACE, "Dimensions": _dimensions(settings), "AlarmActions": [topic_arn],
+              "OKActions": [topic_arn], "ActionsEnabled": True}
+    return [
+        {**common, "AlarmName": five_xx, "MetricName": "Invocation5XXErrors", "Statistic": "Sum",
+         "AlarmDescription": f"{endpoint}: model errors (5XX) over {errors} in 5 minutes",
+         "Period": 300, "EvaluationPeriods": 1, "Threshold": float(errors),
+         "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching"},
+        {**common, "AlarmName": four_xx, "MetricName": "Invocation4XXErrors", "Statistic": "Sum",
+         "AlarmDescription": f"{endpoint}: rejected requests (4XX) over {client_errors} in 5 minutes, twice",
+         "Period": 300, "EvaluationPeriods": 2, "Threshold": float(client_errors),
+         "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching"},
+        {**common, "AlarmName": latency, "MetricName": "ModelLatency", "ExtendedStatistic": "p90",
+         "AlarmDescription": f"{endpoint}: p90 model latency above {latency_ms:g} ms for 15 minutes",
+         "Period": 300, "EvaluationPeriods": 3, "DatapointsToAlarm": 3, "Threshold": latency_ms * 1000.0,
+         "Unit": "Microseconds", "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"},
+        {**common, "AlarmName": silent, "MetricName": "Invocations", "Statistic": "Sum",
+         "AlarmDescription": f"{endpoint}: no invocations for {quiet_hours} hours",
+         "Period": 3600, "EvaluationPeriods": quiet_hours, "Threshold": 1.0,
+         "ComparisonOperator": "LessThanThreshold", "TreatMissingData": "breaching"},
+    ]
+
+
+def ensure_monitoring(settings: Settings, *, email: Optional[str] = None, log: Log = print,
+                      **thresholds: Any) -> dict:
+    """Create or update the topic, dashboard and alarms for settings.endpoint_name."""
+    if settings.is_local:
+        raise ValueError("CloudWatch exists on the SageMaker target only; locally read the endpoint's "
+                         "/metrics (python -m deploy.monitoring prints them)")
+    if not settings.region:
+        raise SettingsError("no AWS region: pass --region or set AWS_REGION")
+    sns = clients.client("sns", settings)
+    cloudwatch = clients.client("cloudwatch", settings)
+    topic_arn = sns.create_topic(Name=topic_name(settings),
+                                 Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()])["TopicArn"]
+    if email:
+        subscribed = _subscribed(sns, topic_arn)
+        if email not in subscribed:
+            sns.subscribe(TopicArn=topic_arn, Protocol="email", Endpoint=email)
+            log(f"subscribed {email} to {topic_arn} (confirm from the email AWS sends)")
+    cloudwatch.put_dashboard(DashboardName=dashboard_name(settings),
+                             DashboardBody=json.dumps(dashboard_body(settings)))
+    for request in alarm_requests(settings, topic_arn, **thresholds):
+        cloudwatch.put_metric_alarm(**request)
+    log(f"dashboard {dashboard_name(settings)} and {len(alarm_names(settings))} alarms notify {topic_arn}")
+    return {"topic_arn": topic_arn, "dashboard": dashboard_name(settings), "alarms": alarm_names(settings)}
+
+
+def _subscribed(sns: Any, topic_arn: str) -> set[str]:
+    endpoints, params = set(), {"TopicArn": topic_arn}
+    while True:
+        page = sns.list_subscriptions_by_topic(**params)
+        endpoints |= {s.get("Endpoint") for s in page.get("Subscriptions", [])}
+        if not page.get("NextToken"):
+            return endpoints
+        params["NextToken"] = page["NextToken"]
+
+
+def local_metrics(settings: Settings) -> Optional[dict]:
+    """The running local endpoint's /metrics document, or None when it is not running."""
+    from deploy import endpoint
+
+    state = endpoint.running_state(settings.home_path, settings.endpoint_name)
+    if not state:
+        return None
+    status, _, body = endpoint.http_request(state["url"] + "/metrics", timeout=5)
+    if status != 200:
+        raise RuntimeError(f"{state['url']}/metrics answered HTTP {status}: {body[:200]!r}")
+    return json.loads(body)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.monitoring", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--endpoint-name", default=None)
+    parser.add_argument("--email", default=None, help="subscribe this address to the alarm topic")
+    parser.add_argument("--errors", type=int, default=5, help="5XX errors in 5 minutes that raise the alarm")
+    parser.add_argument("--latency-ms", type=float, default=2000.0, help="p90 model latency alarm threshold")
+    parser.add_argument("--quiet-hours", type=int, default=24, help="hours without invocations before alarming")
+    args = parser.parse_args(argv)
+    try:
+        settings = resolve({"target": args.target, "region": args.region, "endpoint_name": args.endpoint_name})
+        if settings.is_local:
+            metrics = local_metrics(settings)
+            if metrics is None:
+                print(f"the local endpoint {settings.endpoint_name} is not running: approve a model "
+                      "(python -m deploy.approve approve --latest) to start it; "
+                      "CloudWatch dashboards and alarms exist on the SageMaker target (--target sagemaker)")
+                return 1
+            print(json.dumps(metrics, indent=2))
+            return 0
+        result = ensure_monitoring(settings, email=args.email, errors=args.errors, latency_ms=args.latency_ms,
+                                   quiet_hours=args.quiet_hours)
+        print(json.dumps(result, indent=2))
+    except (SettingsError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Monitoring: dashboard, alarms and topic against moto; every request validated."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deploy import monitoring
+from pipelines import clients
+from tests.deploy.aws_support import aws_requests, sagemaker_target  # noqa: F401 - fixtures
+
+
+def quiet(_: str) -> None:
+    return None
+
+
+def test_given_an_endpoint_when_monitoring_is_set_up_then_alarms_watch_the_real_metric_names(
+        sagemaker_target, aws_requests):
+    result = monitoring.ensure_monitoring(sagemaker_target, email="ops@example.com", log=quiet)
+
+    cloudwatch = clients.client("cloudwatch", sagemaker_target)
+    alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="demand-forecast-")["MetricAlarms"]}
+    assert sorted(alarms) == sorted(result["alarms"])
+    for alarm in alarms.values():
+        assert alarm["Namespace"] == "AWS/SageMaker"
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"EndpointName": "demand-forecast",
+                                                                       "VariantName": "AllTraffic"}
+        assert alarm["AlarmActions"] == [result["topic_arn"]]
+    assert alarms["demand-forecast-5xx-errors"]["MetricName"] == "Invocation5XXErrors"
+    assert alarms["demand-forecast-no-invocations"]["TreatMissingData"] == "breaching"
+    assert alarms["demand-forecast-model-latency-p90"]["Threshold"] == 2_000_000.0  # microseconds
+    body = json.loads(cloudwatch.get_dashboard(DashboardName="demand-forecast")["DashboardBody"])
+    metric_names = {m[1] for w in body["widgets"] for m in w["properties"]["metrics"]}
+    assert {"Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency"} <= metric_names
+    assert all(m[2:6] == ["EndpointName", "demand-forecast", "VariantName", "AllTraffic"]
+               for w in body["widgets"] for m in w["properties"]["metrics"])
+    subscriptions = clients.client("sns", sagemaker_target).list_subscriptions_by_topic(TopicArn=result["topic_arn"])
+    assert [s["Endpoint"] for s in subscriptions["Subscriptions"]] == ["ops@example.com"]
+    assert {"PutDashboard", "PutMetricAlarm", "CreateTopic", "Subscribe"} <= set(aws_requests.operations())
+
+
+def test_given_monitoring_exists_when_run_again_then_it_converges_without_duplicates(sagemaker_target, aws_requests):
+    first = monitoring.ensure_monitoring(sagemaker_target, email="ops@example.com", log=quiet)
+
+    second = monitoring.ensure_monitoring(sagemaker_target, email="ops@example.com", log=quiet, latency_ms=500)
+
+    assert second["topic_arn"] == first["topic_arn"]
+    cloudwatch = clients.client("cloudwatch", sagemaker_target)
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix="demand-forecast-")["MetricAlarms"]
+    assert len(alarms) == 4
+    latency = next(a for a in alarms if a["AlarmName"].endswith("latency-p90"))
+    assert latency["Threshold"] == 500_000.0
+    assert aws_requests.operations().count("Subscribe") == 1
+
+
+def test_on_the_local_target_without_a_running_endpoint_it_says_how_to_start_one(capsys, monkeypatch):
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+
+    assert monitoring.main([]) == 1
+    assert "approve --latest" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="SageMaker target only"):
+        monitoring.ensure_monitoring(monitoring.resolve())
