@@ -34,6 +34,9 @@ TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity")
 CONTAINER_KEYS = ("Image", "ModelDataUrl", "Environment")
 PREFERRED_PROCESSING_UNIT = "CPU"
+TRANSIENT_CODES = ("ThrottlingException", "Throttling", "ServiceUnavailable", "InternalFailure",
+                   "InternalServerError", "RequestTimeout")
+MAX_TRANSIENT_ERRORS = 10
 REQUEST_FILE = "automl_request.json"  # the request sent, kept next to the result for audits
 
 Log = Callable[[str], None]
@@ -109,8 +112,20 @@ def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = 
     """
     started = time.monotonic()
     last: Optional[tuple] = None
+    transient_in_a_row = 0
     while True:
-        description = sm.describe_auto_ml_job_v2(AutoMLJobName=job_name)
+        try:
+            description = sm.describe_auto_ml_job_v2(AutoMLJobName=job_name)
+            transient_in_a_row = 0
+        except ClientError as error:  # hours of polling meet throttling; the job runs on regardless
+            code = error.response.get("Error", {}).get("Code", "")
+            transient_in_a_row += 1
+            if code not in TRANSIENT_CODES or transient_in_a_row > MAX_TRANSIENT_ERRORS:
+                raise
+            log(f"AutoML job {job_name}: {code} while polling ({transient_in_a_row}/{MAX_TRANSIENT_ERRORS}); "
+                "trying again")
+            sleep(poll_seconds)
+            continue
         state = (description["AutoMLJobStatus"], description.get("AutoMLJobSecondaryStatus", ""))
         if state != last:
             elapsed = int(time.monotonic() - started)

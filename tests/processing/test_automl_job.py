@@ -313,3 +313,30 @@ def test_given_the_container_boundary_when_importing_the_step_scripts_then_only_
 
     for forbidden in ("sagemaker", "forecasting", "sklearn", "scipy", "statsforecast", "lightgbm", "moto"):
         assert f"'{forbidden}'" not in loaded
+
+
+def test_given_throttling_while_polling_when_waiting_then_it_keeps_polling_until_completion():
+    sm = _sagemaker()
+    logs = []
+    with Stubber(sm) as stub:
+        stub.add_response("describe_auto_ml_job_v2", _describe("InProgress", "TrainingModels"), {"AutoMLJobName": JOB})
+        stub.add_client_error("describe_auto_ml_job_v2", service_error_code="ThrottlingException",
+                              service_message="Rate exceeded", http_status_code=400)
+        stub.add_response("describe_auto_ml_job_v2", _describe("Completed", "Completed", containers=TWO_CONTAINERS),
+                          {"AutoMLJobName": JOB})
+
+        description = automl_job.wait_for_job(sm, JOB, poll_seconds=0, log=logs.append, sleep=lambda _: None)
+
+    assert description["AutoMLJobStatus"] == "Completed"
+    assert any("ThrottlingException while polling" in line for line in logs)
+
+
+def test_given_access_denied_while_polling_when_waiting_then_the_error_is_raised():
+    from botocore.exceptions import ClientError
+
+    sm = _sagemaker()
+    with Stubber(sm) as stub:
+        stub.add_client_error("describe_auto_ml_job_v2", service_error_code="AccessDeniedException",
+                              service_message="not authorized to perform sagemaker:DescribeAutoMLJobV2")
+        with pytest.raises(ClientError, match="DescribeAutoMLJobV2"):
+            automl_job.wait_for_job(sm, JOB, poll_seconds=0, log=lambda _: None, sleep=lambda _: None)
