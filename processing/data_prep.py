@@ -99,11 +99,43 @@ class InputTable:
 
 @dataclasses.dataclass
 class PrepResult:
-    train: pd.DataFrame
-    holdout: pd.DataFrame
-    backtest: pd.DataFrame
+    """The aligned, filled grid (train column order) plus masks; frames are built on demand."""
+    columns: Dict[str, np.ndarray]
+    in_holdout: np.ndarray            # last `horizon` periods of each series
+    valid: np.ndarray                 # target present (not left out by a 'nan' fill)
+    series: np.ndarray                # series number per grid row (rows of a series are contiguous)
     profile: Dict[str, Any]
     config: PrepConfig
+
+    @property
+    def train_mask(self) -> np.ndarray:
+        return ~self.in_holdout & self.valid
+
+    @property
+    def backtest_mask(self) -> np.ndarray:
+        return self.train_mask | self.in_holdout
+
+    @property
+    def holdout_columns(self) -> List[str]:
+        c = self.config
+        return [c.item_id] + list(c.grouping) + [c.timestamp, c.target]
+
+    def _frame(self, mask: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
+        return pd.DataFrame({n: self.columns[n][mask] for n in names}, columns=list(names))
+
+    @property
+    def train(self) -> pd.DataFrame:
+        return self._frame(self.train_mask, list(self.columns))
+
+    @property
+    def holdout(self) -> pd.DataFrame:
+        return self._frame(self.in_holdout & self.valid, self.holdout_columns)
+
+    @property
+    def backtest(self) -> pd.DataFrame:
+        frame = self._frame(self.backtest_mask, list(self.columns))
+        frame.loc[self.in_holdout[self.backtest_mask], self.config.target] = np.nan
+        return frame
 
 
 # --------------------------------------------------------------------------------- reading
@@ -441,12 +473,15 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
     keys = config.keys
     n_in = len(frame)
 
+    key_codes = []
     for key in keys:
-        empty = np.flatnonzero(frame[key].isna().to_numpy())
+        codes_k, _ = pd.factorize(frame[key], sort=True)
+        empty = np.flatnonzero(codes_k < 0)
         if len(empty):
             raise DataValidationError(f"column {key!r}: {len(empty)} rows have an empty value: "
                                       f"{_rows_message(table, empty)}. Fix: fill in the identifier or remove "
                                       "those rows.")
+        key_codes.append(codes_k)
     timestamps = parse_timestamps(table, config.timestamp)
     target = parse_target(table, config.target)
 
@@ -469,8 +504,13 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
     keep_rows = np.flatnonzero(~future)
 
     # series codes, in sorted key order
-    key_frame = frame[keys].iloc[keep_rows]
-    codes = key_frame.groupby(keys, sort=True).ngroup().to_numpy()
+    if len(keys) == 1:
+        codes = key_codes[0][keep_rows]
+        _, codes = np.unique(codes, return_inverse=True)      # dense 0..n-1, in sorted key order
+    else:
+        codes = pd.DataFrame({i: c[keep_rows] for i, c in enumerate(key_codes)}).groupby(
+            list(range(len(keys))), sort=True).ngroup().to_numpy()
+    codes = codes.astype(np.int64).reshape(-1)
     ts = timestamps[keep_rows]
     y = target[keep_rows]
     rows = keep_rows                                   # positions in the input table
@@ -523,13 +563,10 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
     covariates, static, dropped_columns = [], [], []
     boundary = np.r_[True, codes[1:] != codes[:-1]]
     for column in extra:
-        values = frame[column].to_numpy()[rows]
-        if values.dtype == bool:
-            values = values.astype(np.int64)
-        nulls = pd.isna(values)
-        same = (values[1:] == values[:-1]) | (nulls[1:] & nulls[:-1])
-        varies = bool(np.any(~same & ~boundary[1:]))
-        numeric = pd.api.types.is_numeric_dtype(values.dtype)
+        column_codes, _ = pd.factorize(frame[column])
+        values = column_codes[rows]
+        varies = bool(np.any((values[1:] != values[:-1]) & ~boundary[1:]))
+        numeric = pd.api.types.is_numeric_dtype(frame[column].dtype)
         if not varies:
             static.append(column)
         elif numeric:
@@ -671,14 +708,11 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         if frame[column].dtype.kind in "iub" and not pd.isna(first_values).any():
             g_static[column] = g_static[column].astype(frame[column].dtype)
     train_columns = [config.item_id, config.timestamp, config.target] + list(config.grouping) + covariates + static
-    full = pd.DataFrame({config.item_id: g_keys[config.item_id], config.timestamp: g_label, config.target: g_y,
-                         **{g: g_keys[g] for g in config.grouping}, **g_cov, **g_static}, columns=train_columns)
-    train = full[~in_holdout & valid].reset_index(drop=True)
-    holdout = full.loc[in_holdout & valid, [config.item_id] + list(config.grouping)
-                       + [config.timestamp, config.target]].reset_index(drop=True)
-    backtest = full[(~in_holdout & valid) | in_holdout].copy()
-    backtest.loc[in_holdout[((~in_holdout & valid) | in_holdout)], config.target] = np.nan
-    backtest = backtest.reset_index(drop=True)
+    grid = {config.item_id: g_keys[config.item_id], config.timestamp: g_label, config.target: g_y,
+            **{g: g_keys[g] for g in config.grouping}, **g_cov, **g_static}
+    grid = {name: grid[name] for name in train_columns}
+    n_train = int((~in_holdout & valid).sum())
+    n_holdout = int((in_holdout & valid).sum())
 
     # all-zero items: kept, reported
     observed_sum = np.bincount(codes, weights=np.abs(y), minlength=n_series)
@@ -705,8 +739,8 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         "dropped_items": dropped_items,
         "warnings": warnings,
         "rows_in": int(n_in),
-        "rows_train": int(len(train)),
-        "rows_holdout": int(len(holdout)),
+        "rows_train": n_train,
+        "rows_holdout": n_holdout,
         "filled_values": filled_counts,
         "aggregation": config.aggregation,
         "filling": filling,
@@ -718,7 +752,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
                    "max": _num(np.max(kept_y))} if len(kept_y) else {},
         "source_files": table.files,
     }
-    return PrepResult(train=train, holdout=holdout, backtest=backtest, profile=profile, config=config)
+    return PrepResult(columns=grid, in_holdout=in_holdout, valid=valid, series=g_series, profile=profile, config=config)
 
 
 def _check_config(config: PrepConfig) -> None:
@@ -764,10 +798,44 @@ def _num(value) -> Optional[float]:
 
 
 # --------------------------------------------------------------------------------- writing
-def _to_csv(frame: pd.DataFrame, path: Path, timestamp_column: str) -> None:
-    out = frame.copy(deep=False)
-    out[timestamp_column] = format_timestamps(frame[timestamp_column].to_numpy())
-    out.to_csv(path, index=False)
+def csv_cell_texts(values: np.ndarray) -> np.ndarray:
+    """CSV text per value (object array), as pandas writes it: repr floats, empty for missing,
+    minimal quoting. Each distinct value is formatted once (factorize): cheap for millions of rows."""
+    values = np.asarray(values)
+    if values.dtype.kind == "M":
+        return format_timestamps(values)
+    codes, uniques = pd.factorize(values)
+    kind = values.dtype.kind
+    if kind == "f":
+        texts = [repr(float(u)) for u in uniques.tolist()]
+    elif kind in "iub":
+        texts = [str(u) for u in uniques.tolist()]
+    else:
+        texts = [_quote(str(u)) for u in uniques.tolist()]
+    table = np.array(texts + [""], dtype=object)
+    return table[codes]
+
+
+def _quote(text: str) -> str:
+    if any(ch in text for ch in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def write_csv(path: Path, names: Sequence[str], cells: Sequence[np.ndarray], rows: Optional[np.ndarray] = None) -> None:
+    """Write a header plus the given rows (positions; all when None) of per-column cell texts."""
+    columns = [c if rows is None else c[rows] for c in cells]
+    lines = list(map(",".join, zip(*[c.tolist() for c in columns])))
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(_quote(str(n)) for n in names) + "\n")
+        if lines:
+            handle.write("\n".join(lines))
+            handle.write("\n")
+
+
+def write_frame_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """A DataFrame as CSV without index, the fast way (same text as DataFrame.to_csv for plain types)."""
+    write_csv(Path(path), list(frame.columns), [csv_cell_texts(frame[c].to_numpy()) for c in frame.columns])
 
 
 def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str, Path]:
@@ -780,11 +848,20 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str
     try:
         for name in names:
             (staging / name).mkdir()
-        _to_csv(result.train, staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, config.timestamp)
-        _to_csv(result.holdout, staging / contracts.PREP_HOLDOUT / contracts.HOLDOUT_FILE, config.timestamp)
-        parts = _backtest_parts(result.backtest, config)
+        columns = list(result.columns)
+        cells = {n: csv_cell_texts(v) for n, v in result.columns.items()}
+        train_rows = np.flatnonzero(result.train_mask)
+        write_csv(staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, columns,
+                  [cells[n] for n in columns], train_rows)
+        holdout_rows = np.flatnonzero(result.in_holdout & result.valid)
+        write_csv(staging / contracts.PREP_HOLDOUT / contracts.HOLDOUT_FILE, result.holdout_columns,
+                  [cells[n] for n in result.holdout_columns], holdout_rows)
+        cells[config.target] = np.where(result.in_holdout, "", cells[config.target]).astype(object)
+        backtest_rows = np.flatnonzero(result.backtest_mask)
+        parts = _backtest_parts(result, backtest_rows)
         for i, part in enumerate(parts):
-            _to_csv(part, staging / contracts.PREP_BACKTEST / f"part-{i:05d}.csv", config.timestamp)
+            write_csv(staging / contracts.PREP_BACKTEST / f"part-{i:05d}.csv", columns,
+                      [cells[n] for n in columns], part)
         profile = dict(result.profile, backtest_files=len(parts))
         with open(staging / contracts.PREP_PROFILE / contracts.PROFILE_FILE, "w", encoding="utf-8") as handle:
             json.dump(profile, handle, indent=2, default=str)
@@ -795,18 +872,19 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str
     return {name: output_dir / name for name in names}
 
 
-def _backtest_parts(backtest: pd.DataFrame, config: PrepConfig) -> List[pd.DataFrame]:
-    """Whole series per file, about rows_per_file rows each."""
-    if len(backtest) <= config.backtest_rows_per_file:
-        return [backtest]
-    series_start = np.flatnonzero(np.r_[True, (backtest[config.keys].iloc[1:].to_numpy()
-                                               != backtest[config.keys].iloc[:-1].to_numpy()).any(axis=1)])
+def _backtest_parts(result: PrepResult, rows: np.ndarray) -> List[np.ndarray]:
+    """Whole series per file, about backtest_rows_per_file rows each."""
+    limit = result.config.backtest_rows_per_file
+    if len(rows) <= limit:
+        return [rows]
+    series = result.series[rows]
+    starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
     parts, begin = [], 0
-    for start in series_start[1:]:
-        if start - begin >= config.backtest_rows_per_file:
-            parts.append(backtest.iloc[begin:start])
+    for start in starts[1:].tolist():
+        if start - begin >= limit:
+            parts.append(rows[begin:start])
             begin = start
-    parts.append(backtest.iloc[begin:])
+    parts.append(rows[begin:])
     return parts
 
 

@@ -28,6 +28,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from processing.data_prep import write_frame_csv
+
 # The recipe's catalogue, in the recipe's order (the order fixes the random draws).
 CATEGORIES = {
     "electronics": ["laptop", "smartphone", "tablet", "headphones", "camera"],
@@ -229,8 +231,10 @@ def write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     try:
         if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
             frame.to_parquet(tmp, index=False)
-        elif suffixes.endswith(".csv") or suffixes.endswith(".csv.gz"):
-            frame.to_csv(tmp, index=False, compression="gzip" if suffixes.endswith(".gz") else None)
+        elif suffixes.endswith(".csv.gz"):
+            frame.to_csv(tmp, index=False, compression="gzip")
+        elif suffixes.endswith(".csv"):
+            write_frame_csv(frame, tmp)   # same text as DataFrame.to_csv, several times faster
         else:
             raise ValueError(f"output {path}: use a .csv, .csv.gz or .parquet file name")
         os.replace(tmp, path)
