@@ -14,7 +14,8 @@ Response 200:
      "forecast": [{"timestamp": "2024-01-01", "p10": ..., "p50": ..., "p90": ..., "mean": ...}, ...],
      "model_package_arn": "arn:aws:sagemaker:...:model-package/...", "endpoint_name": ...,
      "generated_at": "2024-...Z", "history": {"source": ..., "points": ..., "last_timestamp": ...},
-     "future_covariates": {"columns": [...], "source": "request" | "assumed zero", "note": ...}}
+     "future_covariates": {"columns": [...], "from_request": [...], "from_calendar": {"day_of_week": ...},
+                           "assumed_zero": [...], "note": "..."}}
 
 Errors: 400 malformed request (the message names the field), 404 unknown item, 502 the
 endpoint failed or is not running, 503 no prepared data found; always {"error": message},
@@ -27,8 +28,9 @@ takes the most recently written; its sibling folders hold `backtest/part-*.csv` 
 series with covariates; the holdout rows have an empty target) and `holdout/holdout.csv`
 (those targets). History = the backtest rows with the holdout targets filled in, i.e. every
 observed period up to the end of the data. Future rows repeat the item's grouping and static
-attributes; future covariates come from the request or are assumed zero (and the response
-says so). The same code runs on AWS Lambda (boto3 clients from the factory) and locally.
+attributes; future covariates come from the request, from the calendar when a column is a
+calendar feature (it equals e.g. the day of week in every history row), or are assumed zero
+(and the response says which). The same code runs on AWS Lambda (boto3 clients from the factory) and locally.
 
     python -m deploy.api serve [--port P] [--data URI]      # POST /forecast on 127.0.0.1
     python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90] [--url URL]
@@ -59,6 +61,34 @@ QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
 DATA_CACHE_SECONDS = 30.0      # how long a discovered data location is trusted before looking again
 TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is trusted
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[^:]*:\d*:model-package/.+")
+
+
+# Calendar covariates the API can compute for future periods: a history column that equals one
+# of these for every observed row (e.g. the seed data's day_of_week, month, quarter) is derived.
+CALENDAR_RULES = {
+    "day_of_week": lambda ts: ts.dayofweek,
+    "day_of_month": lambda ts: ts.day,
+    "day_of_year": lambda ts: ts.dayofyear,
+    "week_of_year": lambda ts: ts.isocalendar().week.astype(int),
+    "month": lambda ts: ts.month,
+    "quarter": lambda ts: ts.quarter,
+    "year": lambda ts: ts.year,
+    "hour": lambda ts: ts.hour,
+    "is_weekend": lambda ts: (ts.dayofweek >= 5).astype(int),
+}
+
+
+def calendar_rule(timestamps: pd.Series, values: pd.Series) -> Optional[str]:
+    """The calendar rule `values` follow in every history row (None if none fits or too few rows)."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if len(numeric) < 14 or numeric.isna().any() or numeric.nunique() < 2:
+        return None
+    stamps = pd.Series(pd.to_datetime(timestamps).to_numpy())
+    for name, rule in CALENDAR_RULES.items():
+        derived = pd.Series(pd.Index(rule(pd.DatetimeIndex(stamps))).to_numpy(), dtype=float)
+        if (derived.to_numpy() == numeric.to_numpy(dtype=float)).all():
+            return name
+    return None
 
 
 class ApiError(Exception):
@@ -159,6 +189,7 @@ class ServingData:
     profile: dict
     series: dict                     # series key tuple -> DataFrame (history rows, user columns)
     by_item: dict                    # item id -> [series keys]
+    calendar: dict = dataclasses.field(default_factory=dict)   # covariate -> CALENDAR_RULES name
 
     @property
     def columns(self) -> dict:
@@ -269,8 +300,11 @@ def load_serving_data(root: str, version: str, s3: Any) -> ServingData:
         key = key if isinstance(key, tuple) else (key,)
         series[key] = rows.reset_index(drop=True)
         by_item.setdefault(key[0], []).append(key)
-    LOG.info("serving data %s: %d series", root, len(series))
-    return ServingData(root, version, profile, series, by_item)
+    sample = frame.head(5000)
+    calendar = {c: rule for c in (columns.get("covariates") or [])
+                if (rule := calendar_rule(sample[ts], sample[c])) is not None}
+    LOG.info("serving data %s: %d series; calendar covariates %s", root, len(series), calendar or "none")
+    return ServingData(root, version, profile, series, by_item, calendar)
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,11 +442,19 @@ class ForecastApi:
         future = pd.DataFrame([history.iloc[-1].to_dict()] * data.horizon, columns=history.columns)
         future[ts_col] = [s.strftime(text) for s in stamps]
         future[target_col] = float("nan")
+        derived, assumed = {}, []
         for column in covariates:
-            future[column] = list(given[column][: data.horizon]) if column in given else 0
-        assumed = [c for c in covariates if c not in given]
-        note = {"columns": covariates,
-                "source": "request" if not assumed else ("assumed zero" if not given else "request and assumed zero"),
+            if column in given:
+                future[column] = list(given[column][: data.horizon])
+                continue
+            rule = data.calendar.get(column)
+            if rule:
+                future[column] = pd.Index(CALENDAR_RULES[rule](stamps)).to_numpy()
+                derived[column] = rule
+            else:
+                future[column] = 0
+                assumed.append(column)
+        note = {"columns": covariates, "from_request": sorted(given), "from_calendar": derived,
                 "assumed_zero": assumed}
         if assumed:
             note["note"] = (f"no future values were given for {assumed}; the forecast assumes 0 for every "

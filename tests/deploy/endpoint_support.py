@@ -19,7 +19,7 @@ def free_port() -> int:
 
 
 def sales(days: int = 84, scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
-    """Daily sales of a few items: weekly pattern, a promotion covariate, a static category."""
+    """Daily sales of a few items: weekly pattern, promotion and day-of-week covariates, a static category."""
     rng = np.random.default_rng(seed)
     stamps = pd.date_range("2024-01-01", periods=days, freq="D")
     rows = []
@@ -30,6 +30,7 @@ def sales(days: int = 84, scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
         target = np.round(scale * (level * weekly * (1 + 0.5 * promotion) + rng.normal(0, 1, days)), 2)
         rows.append(pd.DataFrame({"item_id": item, "timestamp": stamps.strftime("%Y-%m-%d"),
                                   "target_value": np.maximum(target, 0), "promotion": promotion,
+                                  "day_of_week": stamps.dayofweek,
                                   "category": "food" if item != "apple" else "fruit"}))
     return pd.concat(rows, ignore_index=True)
 
@@ -67,9 +68,10 @@ def inference_csv(frame: pd.DataFrame, horizon: int = HORIZON) -> bytes:
     parts = []
     for item, rows in frame.groupby("item_id"):
         last = pd.Timestamp(rows["timestamp"].iloc[-1])
-        future = pd.DataFrame({"item_id": item,
-                               "timestamp": pd.date_range(last, periods=horizon + 1, freq="D")[1:].strftime("%Y-%m-%d"),
-                               "target_value": np.nan, "promotion": 0, "category": rows["category"].iloc[-1]})
+        stamps = pd.date_range(last, periods=horizon + 1, freq="D")[1:]
+        future = pd.DataFrame({"item_id": item, "timestamp": stamps.strftime("%Y-%m-%d"),
+                               "target_value": np.nan, "promotion": 0, "day_of_week": stamps.dayofweek,
+                               "category": rows["category"].iloc[-1]})
         parts += [rows, future]
     return pd.concat(parts, ignore_index=True).to_csv(index=False).encode()
 

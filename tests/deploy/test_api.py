@@ -58,7 +58,9 @@ def test_given_a_known_item_when_forecast_then_real_history_quantiles_mean_and_p
     assert body["model_package_arn"] == support.package_arn(1)
     assert body["history"]["last_timestamp"] == "2024-03-24"        # includes the holdout actuals
     assert body["history"]["points"] == 84
-    assert body["future_covariates"]["assumed_zero"] == ["promotion"] and "assumes 0" in body["future_covariates"]["note"]
+    covariates = body["future_covariates"]
+    assert covariates["assumed_zero"] == ["promotion"] and "assumes 0" in covariates["note"]
+    assert covariates["from_calendar"] == {"day_of_week": "day_of_week"}
     generated = dt.datetime.fromisoformat(body["generated_at"].replace("Z", "+00:00"))
     assert abs((dt.datetime.now(dt.timezone.utc) - generated).total_seconds()) < 60
 
@@ -78,11 +80,23 @@ def test_given_a_known_item_when_forecast_then_values_equal_the_model_on_the_ite
         assert got[column].round(6).tolist() == expected[column].round(6).tolist()
 
 
+@pytest.mark.parametrize("column, stamps, values, rule", [
+    ("dow", pd.date_range("2024-01-01", periods=21, freq="D"), lambda s: s.dayofweek, "day_of_week"),
+    ("m", pd.date_range("2024-01-01", periods=20, freq="W-SUN"), lambda s: s.month, "month"),
+    ("q", pd.date_range("2024-01-01", periods=30, freq="MS"), lambda s: s.quarter, "quarter"),
+    ("promo", pd.date_range("2024-01-01", periods=21, freq="D"), lambda s: [0, 1, 0] * 7, None),
+    ("short", pd.date_range("2024-01-01", periods=5, freq="D"), lambda s: s.dayofweek, None),
+])
+def test_given_a_covariate_column_when_checked_against_the_calendar_then_only_exact_rules_match(column, stamps,
+                                                                                                values, rule):
+    assert api.calendar_rule(pd.Series(stamps.strftime("%Y-%m-%d")), pd.Series(list(values(stamps)))) == rule
+
+
 def test_given_future_covariates_in_the_request_when_forecast_then_the_response_says_they_were_used(forecast_api):
     status, body = call(forecast_api, {"item_id": "apple", "covariates": {"promotion": [1] * support.HORIZON}})
 
     assert status == 200
-    assert body["future_covariates"]["source"] == "request" and body["future_covariates"]["assumed_zero"] == []
+    assert body["future_covariates"]["from_request"] == ["promotion"] and body["future_covariates"]["assumed_zero"] == []
 
 
 @pytest.mark.parametrize("request_body, message", [
