@@ -260,7 +260,8 @@ def _rows_message(table: InputTable, positions: np.ndarray, values=None) -> str:
     shown = positions[:SHOW_ROWS]
     parts = table.where(shown)
     if values is not None:
-        parts = [f"{p} ({v!r})" for p, v in zip(parts, values[:SHOW_ROWS])]
+        shown_values = np.asarray(values[:SHOW_ROWS]).tolist()      # plain Python values: 3.0, 'abc'
+        parts = [f"{p} ({v!r})" for p, v in zip(parts, shown_values)]
     more = f" and {len(positions) - SHOW_ROWS} more" if len(positions) > SHOW_ROWS else ""
     return ", ".join(parts) + more
 
