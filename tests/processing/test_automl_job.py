@@ -340,3 +340,17 @@ def test_given_access_denied_while_polling_when_waiting_then_the_error_is_raised
                               service_message="not authorized to perform sagemaker:DescribeAutoMLJobV2")
         with pytest.raises(ClientError, match="DescribeAutoMLJobV2"):
             automl_job.wait_for_job(sm, JOB, poll_seconds=0, log=lambda _: None, sleep=lambda _: None)
+
+
+def test_given_the_local_target_and_no_training_data_when_running_the_cli_then_the_failure_reason_is_shown(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FORECAST_TARGET", "local")  # the factory hands out the local SageMaker client
+
+    code = automl_job.main([f"--train-uri=s3://forecast-local/nothing-here/train", f"--output-uri={OUTPUT_URI}",
+                            f"--execution-id={EXECUTION_ID}", f"--role-arn={ROLE}", "--poll-seconds=0",
+                            f"--result-dir={tmp_path}"])
+
+    assert code == 1
+    error = capsys.readouterr().err
+    assert f"AutoML job {JOB} ended Failed" in error
+    assert "no training data" in error
