@@ -145,8 +145,11 @@ def write_plots(evaluation, columns: Columns, quantiles: Sequence[str], folder: 
     written: List[Path] = []
     per_item = evaluation.per_item
     chosen = choose_items(per_item, seed=seed)
+    wanted = sorted({item for items in chosen.values() for item in items})
+    history = evaluation.history[evaluation.history[SERIES].isin(wanted)]   # filter the long frame once
+    joined = evaluation.joined[evaluation.joined[SERIES].isin(wanted)]
     for kind, items in chosen.items():
-        path = plot_forecasts(evaluation.joined, evaluation.history, per_item, items, columns, quantiles,
+        path = plot_forecasts(joined, history, per_item, items, columns, quantiles,
                               f"{kind.capitalize()} items by WAPE" if kind != "sample" else "Sample of items",
                               folder / f"forecast_{kind}.png")
         if path:

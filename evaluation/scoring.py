@@ -259,34 +259,42 @@ def seasonal_naive_forecast(history: pd.DataFrame, holdout: pd.DataFrame, column
     Quantiles = the point forecast plus that quantile of the series' in-sample seasonal
     differences ``y_t - y_{t-m}`` (clipped at 0 when the history never goes negative), so
     wQL and coverage have a fair probabilistic baseline. Gaps (NaN) in the history are
-    front-filled for this purpose. Returns the holdout keys with ``mean`` and quantile columns.
+    filled forward (then backward) for this purpose. Returns the holdout keys with ``mean`` and quantile columns.
     """
     levels = [metrics.quantile_level(q) for q in quantiles]
-    target = columns.target
-    hist = history[[SERIES, columns.timestamp, target]]
-    out = holdout[[SERIES, columns.timestamp]].sort_values([SERIES, columns.timestamp], kind="mergesort")
+    ts = columns.timestamp
+    # all series in one flat array with offsets (no per-series Python loop)
+    codes, uniques = pd.factorize(history[SERIES])
+    order = np.lexsort((history[ts].to_numpy(), codes))
+    codes = codes[order]
+    y = history[columns.target].to_numpy(dtype=float)[order]
+    y = pd.Series(y).groupby(codes).ffill().groupby(codes).bfill().to_numpy()
+    counts = np.bincount(codes, minlength=len(uniques))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    if np.isnan(y).any():
+        raise ValueError(f"item {uniques[codes[np.isnan(y)][0]]!r} has no observed target in the training history")
+    lag = np.where(counts > season, season, 1)
+
+    out = holdout[[SERIES, ts]].sort_values([SERIES, ts], kind="mergesort")
     step = out.groupby(SERIES, sort=False).cumcount().to_numpy()
-    series_of_row = out[SERIES].to_numpy()
-    point = np.empty(len(out))
-    bands = np.empty((len(out), len(levels)))
-    groups = {key: g[target].to_numpy(dtype=float) for key, g in hist.groupby(SERIES, sort=False)}
-    for key in pd.unique(series_of_row):
-        if key not in groups:
-            raise ValueError(f"item {key!r} is in the holdout but not in the training history; "
-                             "pass the train.csv written by the same PrepareData run")
-        y = pd.Series(groups[key]).ffill().bfill().to_numpy()
-        if np.isnan(y).all():
-            raise ValueError(f"item {key!r} has no observed target in the training history")
-        rows = np.flatnonzero(series_of_row == key)
-        m = _effective_season(len(y), season)
-        last = y[-m:]
-        point[rows] = last[step[rows] % m]
-        diffs = y[m:] - y[:-m] if len(y) > m else np.zeros(1)
-        offsets = np.quantile(diffs, levels)
-        band = point[rows, None] + offsets[None, :]
-        if np.nanmin(y) >= 0:
-            band = np.maximum(band, 0.0)
-        bands[rows] = band
+    row_code = pd.Index(uniques).get_indexer(out[SERIES])
+    if (row_code < 0).any():
+        missing = sorted(set(out[SERIES][row_code < 0]))
+        raise ValueError(f"item(s) {missing[:10]} are in the holdout but not in the training history; "
+                         "pass the train.csv written by the same PrepareData run")
+    point = y[starts[row_code] + counts[row_code] - lag[row_code] + step % lag[row_code]]
+
+    position = np.arange(len(y)) - starts[codes]          # index within its series
+    valid = np.flatnonzero(position >= lag[codes])
+    diffs = pd.Series(y[valid] - y[valid - lag[codes[valid]]])
+    offsets = np.zeros((len(uniques), len(levels)))
+    for j, level in enumerate(levels):
+        per_series = diffs.groupby(codes[valid]).quantile(level)
+        offsets[per_series.index.to_numpy(dtype=int), j] = per_series.to_numpy()
+    bands = point[:, None] + offsets[row_code]
+    non_negative = pd.Series(y).groupby(codes).min().to_numpy() >= 0
+    bands = np.where(non_negative[row_code][:, None], np.maximum(bands, 0.0), bands)
+
     result = out.copy()
     result[contracts.MEAN_COLUMN] = point
     for j, name in enumerate(quantiles):

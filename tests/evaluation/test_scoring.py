@@ -107,6 +107,28 @@ def test_given_history_when_seasonal_naive_then_repeats_last_season_with_residua
     assert out["p90"].tolist() == pytest.approx([9.4, 10.4, 14.4, 9.4])
 
 
+def test_given_unsorted_series_and_a_short_one_when_seasonal_naive_then_each_uses_its_own_lag():
+    # A (6 points, season 3): last season [4,5,9] -> 4,5 ; B (2 points <= season): lag 1 -> last value 7, 7
+    # B's lag-1 differences [7-3] = [4] -> every quantile offset 4 -> band 11 ; gap in A filled forward
+    days = pd.date_range("2024-01-01", periods=8, freq="D")
+    history = pd.DataFrame({SERIES: ["B", "A", "A", "A", "A", "A", "A", "B"],
+                            "timestamp": [days[0], days[5], days[4], days[3], days[2], days[1], days[0], days[1]],
+                            "target_value": [3.0, 9.0, 5.0, 4.0, np.nan, 2.0, 1.0, 7.0]})
+    holdout = pd.DataFrame({SERIES: ["B", "A", "B", "A"], "timestamp": [days[2], days[6], days[3], days[7]]})
+    out = scoring.seasonal_naive_forecast(history, holdout, COLS, season=3, quantiles=Q)
+    assert out[SERIES].tolist() == ["A", "A", "B", "B"]
+    assert out["mean"].tolist() == [4, 5, 7, 7]
+    assert out["p50"].tolist()[2:] == [11, 11]
+
+
+def test_given_holdout_item_missing_from_history_when_baseline_then_error_names_it():
+    days = pd.date_range("2024-01-01", periods=3, freq="D")
+    history = pd.DataFrame({SERIES: ["A", "A"], "timestamp": days[:2], "target_value": [1.0, 2.0]})
+    holdout = pd.DataFrame({SERIES: ["Z"], "timestamp": days[2:]})
+    with pytest.raises(ValueError, match=r"item\(s\) \['Z'\] are in the holdout but not in the training history"):
+        scoring.seasonal_naive_forecast(history, holdout, COLS, season=7, quantiles=Q)
+
+
 def test_given_grouping_columns_when_scored_then_each_item_and_group_is_a_series(tmp_path):
     cols = Columns(grouping=("store",))
     days = pd.date_range("2024-01-01", periods=10, freq="D").strftime("%Y-%m-%d")
