@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import warnings
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from pipelines.settings import Settings
 
@@ -61,6 +61,7 @@ def import_sdk(region: str = "us-east-1") -> None:
     with offline_environment(region):
         import sagemaker.core.workflow.pipeline_context  # noqa: F401
         import sagemaker.mlops.workflow.pipeline  # noqa: F401
+    _validate_defaults_once()
     # "Running within a PipelineSession ..." and "Popping out 'ProcessingJobName' ..." are
     # expected when rendering; they only add noise to the CLI output.
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
@@ -68,6 +69,30 @@ def import_sdk(region: str = "us-east-1") -> None:
     for name in ("sagemaker.core.workflow.utilities", "sagemaker.config", "sagemaker.core.config"):
         logging.getLogger(name).setLevel(logging.ERROR)
     _IMPORTED = True
+
+
+def _validate_defaults_once() -> None:
+    """Validate SDK_DEFAULTS against the SDK's config schema once instead of at every lookup.
+
+    The SDK re-runs jsonschema validation (schema check included, ~0.5 s) on every config
+    lookup, and rendering the training pipeline does ~75 lookups: a minute per render on a
+    busy machine. Our defaults are a constant, so validating them once is enough; any other
+    config (a user's config.yaml) is still validated by the SDK as usual.
+    """
+    from sagemaker.core.config.config_manager import SageMakerConfig
+
+    original = SageMakerConfig.validate_sagemaker_config
+    if getattr(original, "_forecast_validated_once", False):
+        return
+    original(SDK_DEFAULTS)
+
+    def validate(sagemaker_config: Optional[dict] = None) -> None:
+        if sagemaker_config is SDK_DEFAULTS:
+            return
+        original(sagemaker_config)
+
+    validate._forecast_validated_once = True  # type: ignore[attr-defined]
+    SageMakerConfig.validate_sagemaker_config = staticmethod(validate)
 
 
 def pipeline_session(settings: Settings) -> Any:

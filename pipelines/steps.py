@@ -139,12 +139,13 @@ class StepFactory:
     image_uri: str
 
     @classmethod
-    def create(cls, settings: Settings, session: Any = None) -> "StepFactory":
+    def create(cls, settings: Settings, session: Any = None, code_uri: Optional[str] = None) -> "StepFactory":
+        """code_uri defaults to the content-addressed bundle URI of the working tree."""
         from pipelines.code_bundle import bundle_uri
         from pipelines.sdk import pipeline_session
 
         return cls(settings=settings, session=session or pipeline_session(settings),
-                   code_uri=bundle_uri(settings), image_uri=sklearn_image_uri(settings.effective_region))
+                   code_uri=code_uri or bundle_uri(settings), image_uri=sklearn_image_uri(settings.effective_region))
 
     @property
     def role(self) -> str:

@@ -1,0 +1,262 @@
+"""python -m pipelines.run: definition-only offline, upsert + start on a moto server, --wait, errors."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from pipelines import run
+from pipelines.aws_validation import request_problems
+from tests.pipelines.definition_support import (BLOCK_SOCKETS_PRELUDE, BUCKET, REGION, ROLE, sagemaker_settings,
+                                                 training_text)
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = Path("/work/shared/seed/sagemaker-automl-time-series-forecasting-recipe.md")
+
+# The recipe's CreateAutoMLJobV2 request (seed step 3, automl_job_config.json), verbatim.
+RECIPE_AUTOML_REQUEST = textwrap.dedent('''\
+{
+    "AutoMLJobName": "${AUTOML_JOB_NAME}",
+    "AutoMLJobInputDataConfig": [
+        {
+            "ChannelName": "training",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": "s3://${FORECAST_BUCKET}/automl-data/train/",
+                    "S3DataDistributionType": "FullyReplicated"
+                }
+            },
+            "ContentType": "text/csv",
+            "CompressionType": "None",
+            "TargetAttributeName": "target_value"
+        }
+    ],
+    "AutoMLJobOutputDataConfig": {
+        "S3OutputPath": "s3://${FORECAST_BUCKET}/automl-output/"
+    },
+    "RoleArn": "${SAGEMAKER_ROLE_ARN}",
+    "AutoMLProblemTypeConfig": {
+        "TimeSeriesForecastingJobConfig": {
+            "ForecastFrequency": "D",
+            "ForecastHorizon": 14,
+            "TimeSeriesConfig": {
+                "TargetAttributeName": "target_value",
+                "TimestampAttributeName": "timestamp",
+                "ItemIdentifierAttributeName": "item_id"
+            },
+            "ForecastQuantiles": ["0.1", "0.5", "0.9"],
+            "Transformations": {
+                "Filling": {
+                    "target_value": "mean"
+                },
+                "Aggregation": {
+                    "target_value": "sum"
+                }
+            },
+            "CandidateGenerationConfig": {
+                "AlgorithmsConfig": [
+                    {
+                        "AutoMLAlgorithms": [
+                            "cnn-qr",
+                            "deepar",
+                            "prophet",
+                            "npts",
+                            "arima",
+                            "ets"
+                        ]
+                    }
+                ]
+            }
+        }
+    },
+    "AutoMLJobObjective": {
+        "MetricName": "MAPE"
+    },
+    "ModelDeployConfig": {
+        "AutoGenerateEndpointName": true,
+        "EndpointName": "automl-forecast-endpoint-${RANDOM_SUFFIX}"
+    }
+}''')
+
+
+def _recipe_request() -> dict:
+    values = {"AUTOML_JOB_NAME": "retail-demand-forecast-abc123", "FORECAST_BUCKET": "automl-forecasting-abc123",
+              "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/AutoMLForecastingRole", "RANDOM_SUFFIX": "abc123"}
+    return json.loads(re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], RECIPE_AUTOML_REQUEST))
+
+
+def _cli(*args: str, env_extra: dict | None = None, prelude: str = "") -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FORECAST_"))}
+    env.update({"PYTHONPATH": str(ROOT)}, **(env_extra or {}))
+    code = prelude + f"\nimport sys\nfrom pipelines.run import main\nsys.exit(main({list(args)!r}))\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=240)
+
+
+# --- definition-only ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def definition_dir(tmp_path_factory):
+    """One offline --definition-only run in a fresh interpreter: no credentials, sockets blocked."""
+    out = tmp_path_factory.mktemp("definition")
+    result = _cli("--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE,
+                  "--definition-only", str(out), prelude=BLOCK_SOCKETS_PRELUDE,
+                  env_extra={"FORECAST_HOME": str(out / "home")})
+    return out, result
+
+
+def test_given_no_network_when_rendering_definition_only_then_files_are_written_without_any_connection(definition_dir):
+    out, result = definition_dir
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "target: sagemaker (set by --target)"
+    assert "NETWORK-ATTEMPTS=0 " in result.stdout, result.stdout
+    assert {p.name for p in out.iterdir()} >= {"training.json", "automl_request.json"}
+
+
+def test_given_definition_only_then_training_json_is_the_rendered_definition(definition_dir):
+    out, _ = definition_dir
+    written = json.loads((out / "training.json").read_text())
+    assert re.sub(r"/code/[0-9a-f]{16}/", "/code/X/", json.dumps(written)) == \
+        re.sub(r"/code/[0-9a-f]{16}/", "/code/X/", json.dumps(json.loads(training_text())))
+
+
+def test_given_definition_only_then_our_automl_request_passes_botocore_and_the_recipes_has_nine_violations(definition_dir):
+    out, _ = definition_dir
+    ours = json.loads((out / "automl_request.json").read_text())
+    assert request_problems("sagemaker", "CreateAutoMLJobV2", ours) == []
+    assert ours["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]["ForecastQuantiles"] == ["p10", "p50", "p90"]
+    assert ours["RoleArn"] == ROLE and ours["OutputDataConfig"]["S3OutputPath"].startswith(f"s3://{BUCKET}/")
+    recipe_problems = request_problems("sagemaker", "CreateAutoMLJobV2", _recipe_request())
+    assert len(recipe_problems) == 9, recipe_problems
+
+
+@pytest.mark.skipif(not SEED.is_file(), reason="seed recipe not available")
+def test_given_the_seed_markdown_then_the_embedded_recipe_request_is_verbatim():
+    block = re.search(r"cat > automl_job_config.json << EOF\n(.*?)\n\s*EOF\n", SEED.read_text(), re.S).group(1)
+    assert textwrap.dedent(block) == RECIPE_AUTOML_REQUEST
+
+
+def test_given_sagemaker_target_without_region_when_definition_only_then_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    code = run.main(["--target", "sagemaker", "--bucket", BUCKET, "--role-arn", ROLE,
+                     "--definition-only", str(tmp_path)], log=lambda line: None)
+    assert code == 2
+    assert capsys.readouterr().err.strip() == \
+        "error: no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_given_sagemaker_target_without_role_then_the_error_says_how_to_set_it(monkeypatch, capsys):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    code = run.main(["--target", "sagemaker", "--bucket", BUCKET, "--region", REGION, "--no-start"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == ("error: no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN "
+                   "(python -m pipelines.bootstrap creates one)")
+
+
+# --- parameters -------------------------------------------------------------------------------------
+def test_given_overrides_then_they_are_typed_like_the_parameters():
+    definition = json.loads(training_text())
+    typed = run.check_overrides(definition, run.parse_overrides(
+        ["ForecastHorizon=28", "QualityThreshold=0.25", "GroupingColumns=", "HolidayCountry=DE"]))
+    assert typed == {"ForecastHorizon": 28, "QualityThreshold": 0.25, "GroupingColumns": "", "HolidayCountry": "DE"}
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("Horizon=3", "--param Horizon: not a parameter of this pipeline; known: AutoMLAlgorithms"),
+    ("ForecastHorizon=two", "--param ForecastHorizon='two': ForecastHorizon is an Integer parameter"),
+    ("ForecastHorizon", "--param 'ForecastHorizon': expected Name=Value"),
+])
+def test_given_a_bad_override_then_the_error_names_it(pair, message):
+    definition = json.loads(training_text())
+    with pytest.raises(run.RunError, match=re.escape(message)):
+        run.check_overrides(definition, run.parse_overrides([pair]))
+
+
+# --- SageMaker target against moto ------------------------------------------------------------------
+def _sagemaker_client():
+    return boto3.session.Session(region_name=REGION).client("sagemaker")
+
+
+def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_with_overrides(moto_endpoint, monkeypatch):
+    monkeypatch.setattr(run, "render", lambda name, settings: training_text())  # rendered once per session
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    s3 = boto3.session.Session(region_name=REGION).client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    lines: list[str] = []
+    base = ["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]
+
+    assert run.main(base + ["--no-start"], log=lines.append) == 0
+    assert lines[0] == "target: sagemaker (set by --target)"
+    assert any(line.startswith("created pipeline DemandForecastTraining") for line in lines)
+    assert any("code bundle:" in line and "uploaded" in line for line in lines)
+    sm = _sagemaker_client()
+    described = sm.describe_pipeline(PipelineName="DemandForecastTraining")
+    assert json.loads(described["PipelineDefinition"]) == json.loads(training_text())
+    assert described["RoleArn"] == ROLE
+
+    lines.clear()
+    assert run.main(base + ["--param", "ForecastHorizon=28", "--param", "QualityThreshold=0.2"],
+                    log=lines.append) == 0
+    assert any(line.startswith("updated pipeline DemandForecastTraining") for line in lines)
+    assert any("already uploaded" in line for line in lines)
+    (started,) = [line.split()[-1] for line in lines if line.startswith("started execution ")]
+    assert any(line.startswith("follow it in SageMaker Studio: https://") for line in lines)
+
+    executions = sm.list_pipeline_executions(PipelineName="DemandForecastTraining")["PipelineExecutionSummaries"]
+    assert [e["PipelineExecutionArn"] for e in executions] == [started]
+    parameters = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=started)["PipelineParameters"]
+    assert {p["Name"]: p["Value"] for p in parameters} == {"ForecastHorizon": "28", "QualityThreshold": "0.2"}
+    assert sm.describe_pipeline_execution(PipelineExecutionArn=started)["PipelineExecutionStatus"] in (
+        "Executing", "Succeeded")
+    tags = sm.list_tags(ResourceArn=described["PipelineArn"])["Tags"]
+    assert {"Key": "project", "Value": "demand-forecasting"} in tags
+
+
+# --- --wait -----------------------------------------------------------------------------------------
+EXECUTION_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/demandforecasttraining/execution/abc123"
+
+
+def test_given_a_failing_execution_when_waiting_then_step_changes_are_logged_and_the_reason_returned():
+    sm = _sagemaker_client()
+    stubber = Stubber(sm)
+    by_arn = {"PipelineExecutionArn": EXECUTION_ARN}
+    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "PrepareData", "StepStatus": "Executing"}]}, by_arn)
+    stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Executing"}, by_arn)
+    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "AutoML", "StepStatus": "Failed", "FailureReason": "ClientError: AutoML job failed: bad data"},
+        {"StepName": "PrepareData", "StepStatus": "Succeeded"}]}, by_arn)
+    stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Failed"}, by_arn)
+    lines: list[str] = []
+    with stubber:
+        code = run.wait(sm, EXECUTION_ARN, poll_seconds=0, log=lines.append, sleep=lambda s: None)
+    assert code == 1
+    assert lines == ["  PrepareData: Executing", "  PrepareData: Succeeded", "  AutoML: Failed",
+                     "execution failed: AutoML: ClientError: AutoML job failed: bad data"]
+
+
+def test_given_a_succeeding_execution_when_waiting_then_exit_code_zero():
+    sm = _sagemaker_client()
+    stubber = Stubber(sm)
+    by_arn = {"PipelineExecutionArn": EXECUTION_ARN}
+    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "QualityGate", "StepStatus": "Succeeded"}]}, by_arn)
+    stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Succeeded"}, by_arn)
+    with stubber:
+        assert run.wait(sm, EXECUTION_ARN, log=lambda line: None, sleep=lambda s: None) == 0
+
+
+def test_given_an_execution_arn_then_the_studio_link_names_pipeline_and_execution():
+    link = run.studio_link(sagemaker_settings(), EXECUTION_ARN)
+    assert link.startswith(f"https://{REGION}.console.aws.amazon.com/sagemaker/home?region={REGION}#")
+    assert link.endswith("/pipelines/demandforecasttraining/executions/abc123")

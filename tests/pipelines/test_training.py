@@ -1,0 +1,213 @@
+"""The training definition: step order and wiring, parameters, botocore shapes, CLI contracts."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from pipelines import contracts
+from pipelines.aws_validation import request_problems
+from tests.pipelines.definition_support import (BUCKET, REGION, all_steps, default_parameters,
+                                                 resolve_expression, step, training_definition,
+                                                 training_text)
+
+OPERATIONS = {"Processing": ("CreateProcessingJob", "ProcessingJobName"),
+              "Transform": ("CreateTransformJob", "TransformJobName")}
+
+ISSUE_PARAMETERS = {  # issue 2: name -> (type, default); None = no default fixed by the issue
+    "InputDataUrl": ("String", None), "ItemIdColumn": ("String", "item_id"),
+    "TimestampColumn": ("String", "timestamp"), "TargetColumn": ("String", "target_value"),
+    "GroupingColumns": ("String", ""), "ForecastFrequency": ("String", "D"),
+    "ForecastHorizon": ("Integer", 14), "ForecastQuantiles": ("String", "p10,p50,p90"),
+    "HolidayCountry": ("String", "US"), "AutoMLAlgorithms": ("String", "cnn-qr,deepar,prophet,npts,arima,ets"),
+    "ObjectiveMetric": ("String", "AverageWeightedQuantileLoss"), "MaxAutoMLRuntimeSeconds": ("Integer", None),
+    "QualityMetric": ("String", "WAPE"), "QualityThreshold": ("Float", 0.3),
+    "ModelPackageGroupName": ("String", None), "ModelApprovalStatus": ("String", "PendingManualApproval"),
+    "ProcessingInstanceType": ("String", None), "TransformInstanceType": ("String", None),
+    "EndpointName": ("String", None),
+}
+
+
+@pytest.fixture(scope="module")
+def definition():
+    return training_definition()
+
+
+def job_args(s: dict) -> dict:
+    operation, name_member = OPERATIONS[s["Type"]]
+    return {name_member: "job-name-set-by-the-pipeline", **s["Arguments"]}
+
+
+def test_given_the_definition_when_listing_steps_then_order_types_and_branches_match_the_issue(definition):
+    top = [(s["Name"], s["Type"]) for s in definition["Steps"]]
+    assert top == [("PrepareData", "Processing"), ("AutoML", "Processing"), ("BacktestForecast", "Transform"),
+                   ("Evaluate", "Processing"), ("QualityGate", "Condition")]
+    gate = step(definition, "QualityGate")["Arguments"]
+    assert [(s["Name"], s["Type"]) for s in gate["IfSteps"]] == [("RegisterModel", "Processing"), ("Deploy", "Lambda")]
+    assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("QualityTooLow", "Fail")]
+    for s in all_steps(definition["Steps"]):
+        assert s["Type"] in {"Processing", "Transform", "Condition", "Fail", "Lambda"}
+        assert s.get("DisplayName") and s.get("Description"), f"{s['Name']} lacks a display name or description"
+    assert definition["PipelineExperimentConfig"] == {"ExperimentName": {"Get": "Execution.PipelineName"},
+                                                      "TrialName": {"Get": "Execution.PipelineExecutionId"}}
+
+
+@pytest.mark.parametrize("name", ["PrepareData", "AutoML", "BacktestForecast", "Evaluate", "RegisterModel"])
+def test_given_a_job_step_when_validated_against_botocore_then_it_has_no_problem(definition, name):
+    s = step(definition, name)
+    operation, _ = OPERATIONS[s["Type"]]
+    assert request_problems("sagemaker", operation, job_args(s)) == []
+
+
+def test_given_a_broken_step_when_validated_then_the_validator_reports_it(definition):
+    broken = job_args(step(definition, "PrepareData"))
+    broken["ProcessingResources"]["ClusterConfig"]["VolumeSizeInGB"] = "30"
+    broken["AppSpecification"]["Entrypoint"] = ["python3"]
+    problems = request_problems("sagemaker", "CreateProcessingJob", broken)
+    assert any("VolumeSizeInGB: expected an integer" in p for p in problems)
+    assert any("unknown member Entrypoint" in p for p in problems)
+
+
+def test_given_the_deploy_step_then_it_invokes_the_deploy_function_of_the_role_account(definition):
+    deploy = step(definition, "Deploy")
+    assert deploy["FunctionArn"] == f"arn:aws:lambda:{REGION}:123456789012:function:demand-forecast-deploy"
+    assert request_problems("lambda", "Invoke", {"FunctionName": deploy["FunctionArn"]}) == []
+    assert deploy["Arguments"] == {
+        "model_package_arn": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.RegisterModel.PropertyFiles.Registration"},
+                                              "Path": contracts.MODEL_PACKAGE_ARN_PATH}},
+        "endpoint_name": {"Get": "Parameters.EndpointName"}}
+
+
+def test_given_the_parameters_then_names_types_and_defaults_are_the_issues(definition):
+    declared = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definition["Parameters"]}
+    assert set(declared) == set(ISSUE_PARAMETERS)
+    for name, (kind, default) in ISSUE_PARAMETERS.items():
+        assert declared[name][0] == kind, name
+        if default is not None:
+            assert declared[name][1] == default, name
+    assert declared["InputDataUrl"][1].startswith(f"s3://{BUCKET}/")
+
+
+def test_given_each_parameter_then_some_step_reads_it_so_overrides_take_effect(definition):
+    steps_text = json.dumps(definition["Steps"])
+    unused = [p["Name"] for p in definition["Parameters"] if f'"Parameters.{p["Name"]}"' not in steps_text]
+    assert unused == []
+
+
+def test_given_the_quality_gate_then_it_reads_the_evaluate_property_file_at_the_contract_path(definition):
+    evaluate = step(definition, "Evaluate")
+    assert evaluate["PropertyFiles"] == [{"PropertyFileName": contracts.EVALUATION_RESULT_NAME,
+                                          "OutputName": "evaluation", "FilePath": contracts.EVALUATION_FILE}]
+    (condition,) = step(definition, "QualityGate")["Arguments"]["Conditions"]
+    assert condition["Type"] == "LessThanOrEqualTo"
+    assert condition["LeftValue"] == {"Std:JsonGet": {
+        "PropertyFile": {"Get": f"Steps.Evaluate.PropertyFiles.{contracts.EVALUATION_RESULT_NAME}"},
+        "Path": contracts.QUALITY_GATE_VALUE_PATH}}
+    assert condition["RightValue"] == {"Get": "Parameters.QualityThreshold"}
+
+
+def test_given_the_fail_step_then_its_message_names_metric_value_and_threshold(definition):
+    message = step(definition, "QualityTooLow")["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    text = json.dumps(message)
+    assert '"Parameters.QualityMetric"' in text and '"Parameters.QualityThreshold"' in text
+    assert contracts.QUALITY_GATE_VALUE_PATH in text
+
+
+def test_given_the_backtest_then_it_transforms_prepare_output_with_the_automl_model(definition):
+    automl = step(definition, "AutoML")
+    assert automl["PropertyFiles"] == [{"PropertyFileName": contracts.AUTOML_RESULT_NAME,
+                                        "OutputName": "result", "FilePath": contracts.AUTOML_RESULT_FILE}]
+    args = step(definition, "BacktestForecast")["Arguments"]
+    assert args["ModelName"] == {"Std:JsonGet": {
+        "PropertyFile": {"Get": f"Steps.AutoML.PropertyFiles.{contracts.AUTOML_RESULT_NAME}"}, "Path": "model_name"}}
+    assert args["TransformInput"]["ContentType"] == "text/csv"
+    assert args["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {
+        "Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['backtest'].S3Output.S3Uri"}
+
+
+def test_given_every_output_then_it_goes_under_the_execution_folder_of_its_step(definition):
+    for s in all_steps(definition["Steps"]):
+        if s["Type"] == "Processing":
+            destinations = [(o["OutputName"], o["S3Output"]["S3Uri"]) for o in s["Arguments"]["ProcessingOutputConfig"]["Outputs"]]
+        elif s["Type"] == "Transform":
+            destinations = [("forecasts", s["Arguments"]["TransformOutput"]["S3OutputPath"])]
+        else:
+            continue
+        for output, uri in destinations:
+            resolved = resolve_expression(uri, {}, execution_id="abc123")
+            assert resolved == f"s3://{BUCKET}/demand-forecasting/executions/abc123/{s['Name']}/{output}"
+
+
+def test_given_processing_steps_then_code_bundle_entrypoint_and_pythonpath_are_set(definition):
+    for s in all_steps(definition["Steps"]):
+        if s["Type"] != "Processing":
+            continue
+        args = s["Arguments"]
+        code = [i for i in args["ProcessingInputs"] if i["InputName"] == "code"]
+        assert code and code[0]["S3Input"]["LocalPath"] == contracts.CODE_DIR
+        assert re.fullmatch(rf"s3://{BUCKET}/demand-forecasting/code/[0-9a-f]{{16}}/", code[0]["S3Input"]["S3Uri"])
+        assert args["AppSpecification"]["ContainerEntrypoint"][:3] == ["python3", "-m", "processing.entry"]
+        assert args["Environment"]["PYTHONPATH"] == contracts.CODE_DIR
+        assert args["AppSpecification"]["ImageUri"].endswith(f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3")
+
+
+def test_given_two_renders_with_the_same_code_then_the_definitions_are_identical():
+    from pipelines.steps import StepFactory
+    from pipelines.training import get_pipeline
+    from tests.pipelines.definition_support import sagemaker_settings
+
+    settings = sagemaker_settings()
+    code = f"s3://{BUCKET}/demand-forecasting/code/0123456789abcdef/"
+    first = get_pipeline(settings, StepFactory.create(settings, code_uri=code)).definition()
+    second = get_pipeline(settings, StepFactory.create(settings, code_uri=code)).definition()
+    assert first == second
+    assert first.replace(code, "") == re.sub(r"s3://[^\"]*/code/[0-9a-f]{16}/", "", training_text())
+
+
+def _container_args(definition, name, parameters, properties=None):
+    s = step(definition, name)
+    return [resolve_expression(a, parameters, "exec-1", properties)
+            for a in s["Arguments"]["AppSpecification"]["ContainerArguments"]]
+
+
+PREP_PROPERTIES = {f"Steps.PrepareData.ProcessingOutputConfig.Outputs['{o}'].S3Output.S3Uri":
+                   f"s3://{BUCKET}/demand-forecasting/executions/exec-1/PrepareData/{o}"
+                   for o in ("train", "holdout", "backtest", "profile")}
+
+
+def test_given_default_parameters_when_the_automl_step_parses_its_arguments_then_it_builds_the_definition_only_request(definition):
+    from pipelines.run import default_automl_request
+    from processing import automl_job
+    from tests.pipelines.definition_support import sagemaker_settings
+
+    args = automl_job.parser().parse_args(_container_args(definition, "AutoML", default_parameters(definition),
+                                                          PREP_PROPERTIES))
+    args.profile_dir = None  # no profile in this test: same as the definition-only request
+    from_step = automl_job.request_from_args(args)
+    expected = default_automl_request(sagemaker_settings(), execution_id="exec-1")
+    assert from_step["AutoMLProblemTypeConfig"] == expected["AutoMLProblemTypeConfig"]
+    assert from_step["AutoMLJobInputDataConfig"] == expected["AutoMLJobInputDataConfig"]
+    assert from_step["OutputDataConfig"] == expected["OutputDataConfig"]
+    assert from_step["AutoMLJobName"] == expected["AutoMLJobName"]
+
+
+def test_given_grouping_columns_overridden_when_parsed_then_empty_and_set_values_both_arrive(definition):
+    from processing import automl_job
+
+    for grouping in ("", "category,region"):
+        parameters = {**default_parameters(definition), "GroupingColumns": grouping}
+        args = automl_job.parser().parse_args(_container_args(definition, "AutoML", parameters, PREP_PROPERTIES))
+        assert args.grouping_columns == grouping
+
+
+def test_given_default_parameters_when_register_parses_its_arguments_then_every_flag_is_known(definition):
+    from processing import register
+
+    properties = {
+        "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri":
+            f"s3://{BUCKET}/demand-forecasting/executions/exec-1/Evaluate/evaluation"}
+    args = register.parser().parse_args(_container_args(definition, "RegisterModel", default_parameters(definition),
+                                                        properties))
+    assert args.evaluation_uri == f"s3://{BUCKET}/demand-forecasting/executions/exec-1/Evaluate/evaluation/evaluation.json"
+    assert args.approval_status == "PendingManualApproval" and args.execution_id == "exec-1"
