@@ -501,6 +501,15 @@ def quality_gate(forecast_metrics: Mapping[str, float], metric: str, threshold: 
     return gate
 
 
+def crossing_rows(frame: pd.DataFrame, quantiles: Sequence[str]) -> int:
+    """Rows where a lower quantile exceeds a higher one (Autopilot's never cross; a bug if so)."""
+    ordered = sorted(quantiles, key=metrics.quantile_level)
+    bad = np.zeros(len(frame), dtype=bool)
+    for low, high in zip(ordered, ordered[1:]):
+        bad |= frame[low].to_numpy(dtype=float) > frame[high].to_numpy(dtype=float)
+    return int(bad.sum())
+
+
 # ----------------------------------------------------------------------------- the whole evaluation
 @dataclass
 class Evaluation:
@@ -550,6 +559,10 @@ def evaluate(forecasts: pd.DataFrame, actuals: pd.DataFrame, history: pd.DataFra
     if model.mase_short_history_items:
         warnings.append(f"MASE excludes {len(model.mase_short_history_items)} item(s) with fewer than two "
                         f"history points: {model.mase_short_history_items[:10]}")
+    crossing = crossing_rows(joined, quantiles)
+    if crossing:
+        warnings.append(f"{crossing} forecast row(s) have crossing quantiles (a lower quantile above a "
+                        "higher one); wQL and coverage are computed as given")
     for key, value in model.overall.items():
         if not math.isfinite(value):
             warnings.append(f"{key} is undefined on this holdout and is reported as null")
@@ -584,6 +597,7 @@ def evaluate(forecasts: pd.DataFrame, actuals: pd.DataFrame, history: pd.DataFra
             if coverage_bounds(quantiles) else None,
             "wql_by_quantile": model.wql_by_quantile,
             "mape_skipped_points": model.mape_skipped,
+            "crossing_quantile_rows": crossing,
             "mase_zero_scale_items": model.mase_zero_scale_items,
             "mase_short_history_items": model.mase_short_history_items,
             "attributes": attrs,

@@ -183,3 +183,11 @@ def test_given_nested_json_when_get_path_then_follows_dots_and_names_missing_key
     assert scoring.get_path(doc, contracts.QUALITY_GATE_VALUE_PATH) == 0.2
     with pytest.raises(KeyError, match="no key 'value'"):
         scoring.get_path({"quality_gate": {}}, "quality_gate.value")
+
+
+def test_given_crossing_quantiles_when_evaluated_then_counted_and_warned(dataset):
+    fc, act, hist = _load(dataset)
+    fc.loc[:2, "p10"] = fc.loc[:2, "p90"] + 1      # 3 rows with p10 above p90 (and p50)
+    ev = scoring.evaluate(fc, act, hist, COLS, Q, "D", "WAPE", 0.3)
+    assert ev.report["details"]["crossing_quantile_rows"] == 3
+    assert any(w.startswith("3 forecast row(s) have crossing quantiles") for w in ev.report["warnings"])
