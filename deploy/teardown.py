@@ -1,0 +1,279 @@
+"""Remove what the project created (the recipe's cleanup, as one command).
+
+    python -m deploy.teardown [--yes] [--include-data] [--target local|sagemaker]
+
+SageMaker target: the approval rule and its target, the deploy Lambda and its role, the
+alarms, dashboard and alarm topic, the endpoint, its endpoint configs and models
+(`<endpoint>-v<version>-<hash>`, named by deploy.handler), and the training and batch
+pipelines. With --include-data also: every model package version and the model package group,
+the bucket (every object version, then the bucket) and the SageMaker execution role.
+
+Local target: stops the local endpoint and removes the local state under FORECAST_HOME
+(executions, endpoints, models...), keeping the object store (`s3/`) and the model registry
+unless --include-data, which removes the whole folder.
+
+The list is shown first and nothing is deleted without confirmation (--yes skips it).
+Resources that are already gone are skipped, so a second run finds nothing to do.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from botocore.exceptions import ClientError
+
+from deploy import infrastructure, monitoring
+from pipelines import clients
+from pipelines.settings import Settings, SettingsError, resolve
+
+KEPT_LOCALLY = ("s3", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm")
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class Resource:
+    kind: str
+    name: str
+    delete: Callable[[], None]
+
+    def __str__(self) -> str:
+        return f"{self.kind:<24} {self.name}"
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def _exists(call: Callable[[], Any]) -> Any:
+    """The call's answer, or None when the resource does not exist (any service's not-found)."""
+    try:
+        return call()
+    except ClientError as error:
+        message = str(error).lower()
+        if _code(error) in ("ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "NotFound", "404") or \
+                "not found" in message or "does not exist" in message or "could not find" in message:
+            return None
+        raise
+
+
+# --- SageMaker target ------------------------------------------------------------------------------
+def _prefixed(items: list[str], prefix: str) -> list[str]:
+    return sorted(name for name in items if name.startswith(prefix))
+
+
+def _paginate(call: Callable[..., dict], key: str, token: str = "NextToken", **params: Any) -> list:
+    items: list = []
+    while True:
+        page = call(**params)
+        items.extend(page.get(key, []))
+        if not page.get(token):
+            return items
+        params[token] = page[token]
+
+
+def _delete_role(iam: Any, name: str) -> None:
+    for policy in _paginate(iam.list_attached_role_policies, "AttachedPolicies", "Marker", RoleName=name):
+        iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    for policy_name in _paginate(iam.list_role_policies, "PolicyNames", "Marker", RoleName=name):
+        iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+    for profile in _paginate(iam.list_instance_profiles_for_role, "InstanceProfiles", "Marker", RoleName=name):
+        iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
+    iam.delete_role(RoleName=name)
+
+
+def _empty_and_delete_bucket(s3: Any, bucket: str) -> None:
+    params: dict = {"Bucket": bucket}
+    while True:
+        page = s3.list_object_versions(**params)
+        objects = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                   for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        for start in range(0, len(objects), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start:start + 1000], "Quiet": True})
+        if not page.get("IsTruncated"):
+            break
+        params = {"Bucket": bucket, "KeyMarker": page.get("NextKeyMarker", "")}
+        if page.get("NextVersionIdMarker"):
+            params["VersionIdMarker"] = page["NextVersionIdMarker"]
+    s3.delete_bucket(Bucket=bucket)
+
+
+def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resource]:
+    """Every project resource that exists now, in a safe deletion order."""
+    sm = clients.client("sagemaker", settings)
+    lam = clients.client("lambda", settings)
+    events = clients.client("events", settings)
+    iam = clients.client("iam", settings)
+    cloudwatch = clients.client("cloudwatch", settings)
+    sns = clients.client("sns", settings)
+    plan: list[Resource] = []
+    endpoint = settings.endpoint_name
+
+    rule = infrastructure.rule_name(settings)
+    if _exists(lambda: events.describe_rule(Name=rule)):
+        def delete_rule() -> None:
+            targets = [t["Id"] for t in events.list_targets_by_rule(Rule=rule).get("Targets", [])]
+            if targets:
+                events.remove_targets(Rule=rule, Ids=targets)
+            events.delete_rule(Name=rule)
+        plan.append(Resource("EventBridge rule", rule, delete_rule))
+    function = settings.deploy_function_name
+    if _exists(lambda: lam.get_function(FunctionName=function)):
+        plan.append(Resource("Lambda function", function, lambda: lam.delete_function(FunctionName=function)))
+    role = infrastructure.function_role_name(settings)
+    if _exists(lambda: iam.get_role(RoleName=role)):
+        plan.append(Resource("IAM role (deploy Lambda)", role, lambda: _delete_role(iam, role)))
+
+    alarms = [a["AlarmName"] for a in cloudwatch.describe_alarms(
+        AlarmNames=monitoring.alarm_names(settings)).get("MetricAlarms", [])]
+    for alarm in alarms:
+        plan.append(Resource("CloudWatch alarm", alarm, lambda a=alarm: cloudwatch.delete_alarms(AlarmNames=[a])))
+    dashboard = monitoring.dashboard_name(settings)
+    if any(d["DashboardName"] == dashboard for d in cloudwatch.list_dashboards(
+            DashboardNamePrefix=dashboard).get("DashboardEntries", [])):
+        plan.append(Resource("CloudWatch dashboard", dashboard,
+                             lambda: cloudwatch.delete_dashboards(DashboardNames=[dashboard])))
+    topics = [t["TopicArn"] for t in _paginate(sns.list_topics, "Topics")
+              if t["TopicArn"].split(":")[-1] == monitoring.topic_name(settings)]
+    for topic in topics:
+        plan.append(Resource("SNS topic", topic, lambda t=topic: sns.delete_topic(TopicArn=t)))
+
+    if _exists(lambda: sm.describe_endpoint(EndpointName=endpoint)):
+        plan.append(Resource("SageMaker endpoint", endpoint, lambda: sm.delete_endpoint(EndpointName=endpoint)))
+    configs = _prefixed([c["EndpointConfigName"] for c in _paginate(
+        sm.list_endpoint_configs, "EndpointConfigs", NameContains=endpoint[:63])], f"{endpoint}-v")
+    for config in configs:
+        plan.append(Resource("endpoint config", config,
+                             lambda c=config: sm.delete_endpoint_config(EndpointConfigName=c)))
+    models = _prefixed([m["ModelName"] for m in _paginate(sm.list_models, "Models", NameContains=endpoint[:63])],
+                       f"{endpoint}-v")
+    for model in models:
+        plan.append(Resource("SageMaker model", model, lambda m=model: sm.delete_model(ModelName=m)))
+    for pipeline in (settings.training_pipeline_name, settings.batch_pipeline_name):
+        if _exists(lambda p=pipeline: sm.describe_pipeline(PipelineName=p)):
+            plan.append(Resource("SageMaker pipeline", pipeline, lambda p=pipeline: sm.delete_pipeline(
+                PipelineName=p, ClientRequestToken=str(uuid.uuid4()))))
+
+    if include_data:
+        group = settings.model_package_group
+        if _exists(lambda: sm.describe_model_package_group(ModelPackageGroupName=group)):
+            packages = _paginate(sm.list_model_packages, "ModelPackageSummaryList", ModelPackageGroupName=group)
+            for package in packages:
+                arn = package["ModelPackageArn"]
+                plan.append(Resource("model package", arn, lambda a=arn: sm.delete_model_package(ModelPackageName=a)))
+            plan.append(Resource("model package group", group,
+                                 lambda: sm.delete_model_package_group(ModelPackageGroupName=group)))
+        if settings.bucket:
+            s3 = clients.client("s3", settings)
+            if _exists(lambda: s3.head_bucket(Bucket=settings.bucket)):
+                plan.append(Resource("S3 bucket (all objects)", settings.bucket,
+                                     lambda: _empty_and_delete_bucket(s3, settings.bucket)))
+        if settings.role_arn:
+            execution_role = settings.role_arn.rsplit("/", 1)[-1]
+            if _exists(lambda: iam.get_role(RoleName=execution_role)):
+                plan.append(Resource("IAM role (SageMaker)", execution_role, lambda: _delete_role(iam, execution_role)))
+    return plan
+
+
+# --- local target ----------------------------------------------------------------------------------
+def local_plan(settings: Settings, include_data: bool = False) -> list[Resource]:
+    home = settings.home_path
+    plan: list[Resource] = []
+    try:
+        from deploy import endpoint as local_endpoint
+    except ImportError:  # no local endpoint support installed
+        local_endpoint = None
+    if local_endpoint is not None and local_endpoint.running_state(home, settings.endpoint_name):
+        plan.append(Resource("local endpoint process", settings.endpoint_name,
+                             lambda: local_endpoint.stop(home, settings.endpoint_name)))
+    if not home.exists():
+        return plan
+    if include_data:
+        plan.append(Resource("local state (everything)", str(home), lambda: shutil.rmtree(home)))
+        return plan
+    for entry in sorted(home.iterdir()):
+        if entry.name in KEPT_LOCALLY:
+            continue
+        plan.append(Resource("local state", str(entry), lambda e=entry: _remove(e)))
+    return plan
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+# --- running -------------------------------------------------------------------------------------
+def plan_for(settings: Settings, include_data: bool = False) -> list[Resource]:
+    if settings.is_local:
+        return local_plan(settings, include_data)
+    if not settings.region:
+        raise SettingsError("no AWS region: pass --region or set AWS_REGION")
+    return sagemaker_plan(settings, include_data)
+
+
+def execute(plan: list[Resource], log: Log = print) -> list[tuple[Resource, str]]:
+    """Delete in order; a failure is reported and the rest still goes. Returns the failures."""
+    failures = []
+    for resource in plan:
+        try:
+            resource.delete()
+            log(f"deleted  {resource}")
+        except (ClientError, OSError) as error:
+            failures.append((resource, str(error)))
+            log(f"FAILED   {resource}: {error}")
+    return failures
+
+
+def teardown(settings: Settings, *, include_data: bool = False, yes: bool = False,
+             ask: Callable[[str], str] = input, log: Log = print) -> int:
+    plan = plan_for(settings, include_data)
+    where = "local" if settings.is_local else f"SageMaker ({settings.region})"
+    if not plan:
+        log(f"nothing to delete on {where}")
+        return 0
+    log(f"{len(plan)} resource(s) on {where} will be deleted:")
+    for resource in plan:
+        log(f"  {resource}")
+    if settings.is_local and not include_data:
+        log(f"kept: {', '.join(KEPT_LOCALLY[:2])} under {settings.home_path} (--include-data removes them)")
+    if not yes:
+        try:
+            answer = ask("delete them? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            log("nothing deleted (pass --yes to skip this question)")
+            return 1
+    failures = execute(plan, log)
+    if failures:
+        log(f"{len(failures)} deletion(s) failed; fix the cause and run the command again")
+        return 1
+    log("done")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.teardown", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--include-data", action="store_true",
+                        help="also the model registry, the bucket and the SageMaker role (local: the whole home)")
+    args = parser.parse_args(argv)
+    try:
+        settings = resolve({"target": args.target, "region": args.region})
+        return teardown(settings, include_data=args.include_data, yes=args.yes)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

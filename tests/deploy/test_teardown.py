@@ -1,0 +1,101 @@
+"""Teardown against moto (everything the project creates) and on the local target."""
+from __future__ import annotations
+
+import json
+
+from deploy import infrastructure, monitoring, teardown
+from deploy.handler import lambda_handler
+from pipelines import clients
+from pipelines.settings import resolve
+from tests.deploy.aws_support import (ROLE_ARN, aws_requests, ensure_group,  # noqa: F401 - fixtures
+                                      register_version, sagemaker_target)
+
+GROUP = "demand-forecasting"
+
+
+def quiet(_: str) -> None:
+    return None
+
+
+def build_project(settings) -> None:
+    """What a full project run leaves on AWS: role, bucket, pipelines, registry, endpoint, Lambda, alarms."""
+    iam = clients.client("iam", settings)
+    iam.create_role(RoleName="forecast-pipeline", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                 "Principal": {"Service": "sagemaker.amazonaws.com"}}]}))
+    policy = iam.create_policy(PolicyName="forecast-pipeline-s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    iam.attach_role_policy(RoleName="forecast-pipeline", PolicyArn=policy["Policy"]["Arn"])
+    s3 = clients.client("s3", settings)
+    s3.create_bucket(Bucket=settings.bucket)
+    s3.put_bucket_versioning(Bucket=settings.bucket, VersioningConfiguration={"Status": "Enabled"})
+    for body in (b"a", b"b"):
+        s3.put_object(Bucket=settings.bucket, Key="demand-forecasting/data/sales.csv", Body=body)
+    sm = clients.client("sagemaker", settings)
+    for name in (settings.training_pipeline_name, settings.batch_pipeline_name):
+        sm.create_pipeline(PipelineName=name, RoleArn=ROLE_ARN, ClientRequestToken=f"create-{name}".ljust(40, "0"),
+                           PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}))
+    ensure_group(sm, GROUP)
+    for _ in range(2):
+        lambda_handler({"model_package_arn": register_version(sm, GROUP, status="Approved")})
+    infrastructure.ensure_deploy_function(settings, log=quiet, sleep=lambda _: None)
+    monitoring.ensure_monitoring(settings, log=quiet)
+
+
+def test_given_a_deployed_project_when_torn_down_with_data_then_nothing_is_left(sagemaker_target, aws_requests):
+    build_project(sagemaker_target)
+    plan = teardown.plan_for(sagemaker_target, include_data=True)
+    kinds = [r.kind for r in plan]
+    assert kinds.count("endpoint config") == 2 and kinds.count("SageMaker model") == 2
+    assert kinds.count("CloudWatch alarm") == 4 and kinds.count("SageMaker pipeline") == 2
+    assert {"EventBridge rule", "Lambda function", "IAM role (deploy Lambda)", "CloudWatch dashboard", "SNS topic",
+            "SageMaker endpoint", "model package group", "S3 bucket (all objects)", "IAM role (SageMaker)"} <= set(kinds)
+
+    assert teardown.teardown(sagemaker_target, include_data=True, yes=True, log=quiet) == 0
+
+    assert teardown.plan_for(sagemaker_target, include_data=True) == []
+    sm = clients.client("sagemaker", sagemaker_target)
+    assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []
+    assert clients.client("s3", sagemaker_target).list_buckets()["Buckets"] == []
+    assert "DeleteRule" in aws_requests.operations() and "DeleteObjects" in aws_requests.operations()
+
+
+def test_given_no_data_flag_then_registry_bucket_and_role_are_kept(sagemaker_target, aws_requests):
+    build_project(sagemaker_target)
+
+    assert teardown.teardown(sagemaker_target, yes=True, log=quiet) == 0
+
+    sm = clients.client("sagemaker", sagemaker_target)
+    assert len(sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]) == 2
+    assert clients.client("s3", sagemaker_target).head_bucket(Bucket=sagemaker_target.bucket)
+    assert clients.client("iam", sagemaker_target).get_role(RoleName="forecast-pipeline")
+    assert sm.list_endpoints()["Endpoints"] == []
+
+
+def test_given_a_no_answer_then_nothing_is_deleted(sagemaker_target, aws_requests):
+    build_project(sagemaker_target)
+    before = len(teardown.plan_for(sagemaker_target))
+    lines: list[str] = []
+
+    assert teardown.teardown(sagemaker_target, ask=lambda _: "n", log=lines.append) == 1
+
+    assert "nothing deleted (pass --yes to skip this question)" in lines
+    assert any("demand-forecast-deploy-on-approval" in line for line in lines)
+    assert len(teardown.plan_for(sagemaker_target)) == before
+    assert not [op for op in aws_requests.operations() if op.startswith("Delete")]
+
+
+def test_on_the_local_target_state_goes_but_data_and_registry_stay_unless_asked(monkeypatch):
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    settings = resolve()
+    home = settings.home_path
+    for relative in ("s3/forecast-local/data.csv", "executions/x/log.txt", "registry.sqlite", "sagemaker/m.json"):
+        (home / relative).parent.mkdir(parents=True, exist_ok=True)
+        (home / relative).write_text("x")
+
+    assert teardown.teardown(settings, yes=True, log=quiet) == 0
+    assert sorted(p.name for p in home.iterdir()) == ["registry.sqlite", "s3"]
+
+    assert teardown.teardown(settings, include_data=True, yes=True, log=quiet) == 0
+    assert not home.exists()
+    assert teardown.plan_for(settings) == []
