@@ -324,6 +324,7 @@ class ForecastApi:
         self._data_checked = 0.0
         self._package: tuple[float, Optional[str]] = (0.0, None)
         self._clients: dict = {}
+        self._csv_cache: dict = {}
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -377,8 +378,7 @@ class ForecastApi:
         if self.history_periods:
             history = history.tail(self.history_periods)
         future, covariate_note = self._future_rows(data, history, request)
-        context = pd.concat([history, future], ignore_index=True)
-        body = context.to_csv(index=False)
+        body = self._history_csv(data, key, history) + future.to_csv(index=False, header=False)
         output = self._invoke(body)
         quantiles = self._quantiles(output, request)
         output = output.sort_values(ts_col, kind="stable").head(horizon) if ts_col in output else output.head(horizon)
@@ -402,6 +402,16 @@ class ForecastApi:
         if grouping:
             response["grouping"] = dict(zip(grouping, key[1:]))
         return response
+
+    def _history_csv(self, data: ServingData, key: tuple, history: pd.DataFrame) -> str:
+        """The series' history as CSV text (with header), rendered once per data version."""
+        cache_key = (data.source, data.version, key)
+        text = self._csv_cache.get(cache_key)
+        if text is None:
+            if len(self._csv_cache) > 100_000:
+                self._csv_cache.clear()
+            text = self._csv_cache[cache_key] = history.to_csv(index=False)
+        return text
 
     def _series_key(self, data: ServingData, request: ForecastRequest) -> tuple:
         keys = data.by_item.get(request.item_id)

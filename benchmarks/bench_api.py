@@ -1,0 +1,180 @@
+"""Load benchmark of the local real-time forecast API: N concurrent clients for S seconds on loopback.
+
+    python benchmarks/bench_api.py                    # reuse FORECAST_HOME's running endpoint, else build one
+    python benchmarks/bench_api.py --build            # always build: seed data -> PrepareData -> engine -> endpoint
+    python benchmarks/bench_api.py --clients 8 --seconds 30 [--model-dir M --data D]
+
+Each client loops POST /forecast {"item_id": <random seed item>} against `python -m deploy.api
+serve` (a separate process, as users run it), which looks up the item's real history and
+calls the endpoint process. Prints p50/p90/p99 latency and throughput; exits 1 on any error.
+Building trains the engine's "fast" preset on the seed recipe's data (125 items x 3 years,
+horizon 14) within --train-seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deploy import endpoint  # noqa: E402
+from pipelines.settings import resolve  # noqa: E402
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build(home: Path, train_seconds: float, model_dir: str | None, data: str | None) -> tuple[Path, str]:
+    """Seed data -> PrepareData (in the local store, as the pipeline writes it) -> engine model."""
+    from pipelines.local.store import local_path
+
+    settings = resolve({"home": str(home)})
+    prepared = local_path(settings.s3_uri("executions", "bench", "PrepareData"), settings)
+    if data:
+        shutil.copytree(data, prepared)
+    else:
+        raw = home / "seed.csv"
+        print("generating the seed recipe's sales data ...", flush=True)
+        subprocess.run([sys.executable, "-m", "processing.generate", "--out", str(raw)], check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "processing.prepare", "--input", str(raw), "--output-dir",
+                        str(prepared), "--horizon", "14", "--frequency", "D"], check=True, cwd=ROOT)
+    if model_dir:
+        return Path(model_dir), str(prepared)
+    from forecasting import EngineConfig, train
+
+    print(f"training the engine (fast preset, {train_seconds:.0f}s limit) ...", flush=True)
+    profile = json.loads((prepared / "profile" / "profile.json").read_text())
+    config = EngineConfig(horizon=int(profile["horizon"]), frequency=profile["frequency"], preset="fast")
+    result = train(prepared / "train" / "train.csv", config, home / "training", time_limit_seconds=train_seconds,
+                   log=lambda line: None)
+    print(f"trained {result.best_candidate_name} ({result.objective_metric} {result.objective_value:.4f})",
+          flush=True)
+    return Path(result.model_dir), str(prepared)
+
+
+def run_load(url: str, items: list[str], clients: int, seconds: float, seed: int = 0) -> dict:
+    """`clients` threads posting single-item requests until `seconds` pass; latencies and failures."""
+    deadline = time.monotonic() + seconds
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        rng = random.Random(seed + index)
+        while time.monotonic() < deadline:
+            body = json.dumps({"item_id": rng.choice(items)}).encode()
+            started = time.perf_counter()
+            try:
+                status, _, answer = endpoint.http_request(url + "/forecast", "POST", body,
+                                                          {"Content-Type": "application/json"}, timeout=30)
+            except OSError as error:
+                status, answer = 0, str(error).encode()
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                if status != 200:
+                    failures.append(f"{status}: {answer[:200]!r}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 60)     # bounded even if a request hangs
+    wall = time.perf_counter() - started
+    values = np.array(latencies) * 1000.0
+    return {"requests": len(latencies), "errors": len(failures), "first_errors": failures[:5],
+            "seconds": round(wall, 2), "throughput_rps": round(len(latencies) / wall, 2),
+            "latency_ms": {f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 90, 99)}
+            | {"max": round(float(values.max()), 1)} if values.size else {}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--build", action="store_true", help="build a fresh deployment in a temporary home")
+    parser.add_argument("--model-dir", default=None, help="with --build: serve this trained model")
+    parser.add_argument("--data", default=None, help="with --build: a PrepareData output folder to serve")
+    parser.add_argument("--train-seconds", type=float, default=150.0)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary home (prints its path)")
+    args = parser.parse_args(argv)
+
+    settings = resolve()
+    reuse = (not args.build and not args.model_dir and
+             endpoint.running_state(settings.home_path, settings.endpoint_name) is not None)
+    home = settings.home_path if reuse else Path(tempfile.mkdtemp(prefix="bench-api-"))
+    started_endpoint, api_process = False, None
+    try:
+        if reuse:
+            print(f"reusing the running endpoint {settings.endpoint_name!r} and the latest data in {home}")
+            data_args: list[str] = []
+        else:
+            model_dir, prepared = build(home, args.train_seconds, args.model_dir, args.data)
+            state = endpoint.start("bench", model_dir, home=home, port=free_port())
+            started_endpoint = True
+            print(f"endpoint on {state['url']} serving {model_dir}")
+            data_args = ["--endpoint-name", "bench", "--data", prepared]
+        port = free_port()
+        api_process = subprocess.Popen([sys.executable, "-m", "deploy.api", "serve", "--port", str(port),
+                                        "--home", str(home), *data_args], cwd=ROOT,
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        api_process.stdout.readline()           # the "forecast API on ..." line: it is listening
+        url = f"http://127.0.0.1:{port}"
+        items = discover_items(url, home, data_args)
+        warm = endpoint.http_request(url + "/forecast", "POST", json.dumps({"item_id": items[0]}).encode())
+        if warm[0] != 200:
+            print(f"warm-up request failed ({warm[0]}): {warm[2][:300]!r}")
+            return 1
+        print(f"{args.clients} clients x {args.seconds:.0f}s, single-item requests over {len(items)} items ...",
+              flush=True)
+        result = run_load(url, items, args.clients, args.seconds)
+        endpoint_name = "bench" if started_endpoint else settings.endpoint_name
+        state = endpoint.running_state(home, endpoint_name)
+        if state:
+            metrics = json.loads(endpoint.http_request(state["url"] + "/metrics")[2])
+            result["endpoint_latency_ms"] = metrics["latency_ms"]
+        print(json.dumps(result, indent=2))
+        print(f"\nAPI: {result['requests']} requests, {result['errors']} errors, {result['throughput_rps']} req/s, "
+              f"p50 {result['latency_ms'].get('p50')} ms, p99 {result['latency_ms'].get('p99')} ms")
+        return 0 if result["errors"] == 0 and result["requests"] > 0 else 1
+    finally:
+        if api_process is not None:
+            api_process.terminate()
+            api_process.wait(timeout=10)
+        if started_endpoint:
+            endpoint.stop(home, "bench")
+        if not reuse and not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+        elif not reuse:
+            print(f"kept {home}")
+
+
+def discover_items(url: str, home: Path, data_args: list[str]) -> list[str]:
+    """The item ids the API serves (read the same way the API does)."""
+    from deploy.api import ForecastApi
+
+    settings = resolve({"home": str(home)})
+    data_uri = data_args[data_args.index("--data") + 1] if "--data" in data_args else None
+    data = ForecastApi(settings, data_uri=data_uri).data()
+    return sorted(data.by_item)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
