@@ -102,7 +102,12 @@ def write_outputs(evaluation: scoring.Evaluation, out: Path, columns: Columns, q
     try:
         per_item = evaluation.per_item.drop(columns=[SERIES])
         per_item.to_csv(stage / PER_ITEM_FILE, index=False, float_format="%.6g")
-        plots.write_plots(evaluation, columns, quantiles, stage / PLOTS_DIR, seed=seed)
+        try:
+            plots.write_plots(evaluation, columns, quantiles, stage / PLOTS_DIR, seed=seed)
+        except ImportError as error:  # charts are a convenience; the gate must not depend on them
+            evaluation.report["warnings"].append(
+                f"plots skipped: {error}; install matplotlib (processing/requirements/evaluate.txt)")
+            (stage / PLOTS_DIR).mkdir(exist_ok=True)
         with open(stage / contracts.EVALUATION_FILE, "w") as handle:
             json.dump(evaluation.report, handle, indent=2, allow_nan=False)
         if fresh:

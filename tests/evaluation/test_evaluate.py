@@ -131,3 +131,12 @@ def test_given_the_module_when_run_as_a_script_then_it_works_without_sdk_or_engi
 @pytest.mark.parametrize("module", sorted((ROOT / "evaluation").glob("*.py")), ids=lambda p: p.name)
 def test_given_evaluation_sources_when_parsed_as_python39_then_valid(module):
     ast.parse(module.read_text(), filename=str(module), feature_version=(3, 9))
+
+
+def test_given_no_matplotlib_when_script_runs_then_report_is_written_with_a_warning(dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import now fails
+    out = tmp_path / "evaluation"
+    assert evaluate.main(_args(dataset, out)) == 0
+    report = json.loads((out / contracts.EVALUATION_FILE).read_text())
+    assert any(w.startswith("plots skipped:") and "install matplotlib" in w for w in report["warnings"])
+    assert report["quality_gate"]["value"] is not None and list((out / "plots").iterdir()) == []
