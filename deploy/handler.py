@@ -100,6 +100,19 @@ def _describe_or_none(call: Callable[..., dict], **params: Any) -> Optional[dict
         raise
 
 
+def _already_exists(error: ClientError) -> bool:
+    return "already exist" in str(error.response.get("Error", {}).get("Message", "")).lower()
+
+
+def _create_unless_exists(call: Callable[..., dict], **params: Any) -> None:
+    """Create, accepting that a concurrent invocation created the same (same-named) resource first."""
+    try:
+        call(**params)
+    except ClientError as error:
+        if not _already_exists(error):
+            raise
+
+
 def _tags(settings: Settings, **extra: str) -> list[dict]:
     tags = {**dict(settings.tags), **extra}
     return [{"Key": key, "Value": value} for key, value in tags.items()]
@@ -165,14 +178,14 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
 
     if _describe_or_none(sm.describe_model, ModelName=name) is None:
         log(f"creating model {name} from {arn}")
-        sm.create_model(ModelName=name, Containers=[{"ModelPackageName": arn}], ExecutionRoleArn=role,
-                        Tags=_tags(settings, **{PACKAGE_TAG: arn}))
+        _create_unless_exists(sm.create_model, ModelName=name, Containers=[{"ModelPackageName": arn}],
+                              ExecutionRoleArn=role, Tags=_tags(settings, **{PACKAGE_TAG: arn}))
     else:
         log(f"reusing model {name}")
     if _describe_or_none(sm.describe_endpoint_config, EndpointConfigName=name) is None:
         log(f"creating endpoint config {name} ({request['instance_count']} x {request['instance_type']})")
-        sm.create_endpoint_config(
-            EndpointConfigName=name,
+        _create_unless_exists(
+            sm.create_endpoint_config, EndpointConfigName=name,
             ProductionVariants=[{"VariantName": VARIANT_NAME, "ModelName": name,
                                  "InitialInstanceCount": request["instance_count"],
                                  "InstanceType": request["instance_type"]}],
@@ -183,11 +196,27 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
     package_tags = {PACKAGE_TAG: arn, VERSION_TAG: str(version)}
     if endpoint is None:
         log(f"creating endpoint {endpoint_name}")
-        created = sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name,
-                                     Tags=_tags(settings, **package_tags))
-        endpoint_arn, action = created["EndpointArn"], "created"
-    else:
+        try:
+            created = sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name,
+                                         Tags=_tags(settings, **package_tags))
+        except ClientError as error:
+            if not _already_exists(error):
+                raise
+            # a concurrent invocation (pipeline Deploy step + EventBridge rule) created it first
+            endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
+            if endpoint.get("EndpointConfigName") == name:
+                message = f"endpoint {endpoint_name} was just created with {arn} by a concurrent deployment"
+                log(message)
+                return {"status": "skipped", **result, "endpoint_status": endpoint["EndpointStatus"],
+                        "message": message}
+        else:
+            endpoint_arn, action = created["EndpointArn"], "created"
+    if endpoint is not None:
         endpoint = _wait_until_settled(sm, endpoint_name, time.monotonic() + wait_seconds, sleep, log)
+        if endpoint.get("EndpointConfigName") == name:
+            message = f"endpoint {endpoint_name} already serves {arn} (deployed concurrently): nothing to do"
+            log(message)
+            return {"status": "skipped", **result, "endpoint_status": endpoint["EndpointStatus"], "message": message}
         log(f"updating endpoint {endpoint_name}: {endpoint.get('EndpointConfigName')} -> {name}")
         updated = sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
         endpoint_arn, action = updated["EndpointArn"], "updated"

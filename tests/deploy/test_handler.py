@@ -132,3 +132,58 @@ def test_resource_names_fit_sagemakers_limits_and_pattern(endpoint_name):
     assert len(name) <= 63 and name.endswith("-v123456789-" + name[-8:])
     assert request_problems("sagemaker", "DescribeModel", {"ModelName": name}) == []
     assert request_problems("sagemaker", "DescribeEndpointConfig", {"EndpointConfigName": name}) == []
+
+
+
+def test_given_a_concurrent_deployment_creating_the_endpoint_first_then_the_handler_skips(sagemaker_target):
+    """The pipeline's Deploy step and the EventBridge rule both fire for a package registered Approved.
+
+    moto lets CreateEndpoint overwrite an existing endpoint (SageMaker refuses), so this runs on a
+    botocore Stubber playing SageMaker's answers, with every request's parameters expected exactly.
+    """
+    import datetime
+
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from tests.deploy.aws_support import Recorded, instrument
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
+    settings = sagemaker_target
+    name = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sm = instrument(boto3.session.Session(region_name="us-east-1").client("sagemaker"), Recorded())
+    missing = {"service_error_code": "ValidationException", "http_status_code": 400}
+    with Stubber(sm) as stub:
+        stub.add_response("describe_model_package", {
+            "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 3,
+            "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": arn})
+        stub.add_client_error("describe_endpoint", service_message='Could not find endpoint "demand-forecast".',
+                              expected_params={"EndpointName": "demand-forecast"}, **missing)
+        stub.add_client_error("describe_model", service_message=f'Could not find model "{name}".',
+                              expected_params={"ModelName": name}, **missing)
+        stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}"},
+                          {"ModelName": name, "Containers": [{"ModelPackageName": arn}],
+                           "ExecutionRoleArn": settings.role_arn, "Tags": ANY})
+        stub.add_client_error("describe_endpoint_config", service_message="Could not find endpoint configuration",
+                              expected_params={"EndpointConfigName": name}, **missing)
+        stub.add_response("create_endpoint_config", {
+            "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}"},
+            {"EndpointConfigName": name, "Tags": ANY, "ProductionVariants": [
+                {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
+                 "InstanceType": "ml.m5.xlarge"}]})
+        stub.add_client_error("create_endpoint", service_error_code="ValidationException",
+                              service_message="Cannot create already existing endpoint "
+                                              '"arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast".',
+                              expected_params={"EndpointName": "demand-forecast", "EndpointConfigName": name,
+                                               "Tags": ANY})
+        stub.add_response("describe_endpoint", {
+            "EndpointName": "demand-forecast", "EndpointConfigName": name, "EndpointStatus": "Creating",
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast",
+            "CreationTime": now, "LastModifiedTime": now}, {"EndpointName": "demand-forecast"})
+
+        result = handler.deploy(sm, settings, handler.parse_event(eventbridge(arn), settings), log=lambda _: None)
+
+        stub.assert_no_pending_responses()
+    assert result["status"] == "skipped" and "concurrent" in result["message"]
