@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from pipelines.settings import Settings
 
@@ -72,20 +72,21 @@ def upload(settings: Settings, root: Path = PROJECT_ROOT, log: Callable[[str], N
     SageMaker target: upload to S3 unless the bundle's marker object is already there.
     Local target: copy into the local object store (<home>/s3/<bucket>/<key>), atomically.
     """
-    uri = bundle_uri(settings, root)
+    prefix = bundle_prefix(settings, root)
+    uri = f"s3://{settings.effective_bucket}/{prefix}"
     files = bundle_files(root)
     if settings.is_local:
-        _copy_local(settings, uri, files, log)
+        _copy_local(settings, prefix, uri, files, log)
     else:
-        _upload_s3(settings, uri, files, log)
+        _upload_s3(settings, prefix, uri, files, log)
     return uri
 
 
 MARKER = ".complete"  # written last: its presence means every file of the bundle is there
 
 
-def _copy_local(settings: Settings, uri: str, files: list[tuple[str, Path]], log) -> None:
-    target = settings.home_path / "s3" / settings.effective_bucket / bundle_prefix(settings)
+def _copy_local(settings: Settings, prefix: str, uri: str, files: list[tuple[str, Path]], log) -> None:
+    target = settings.home_path / "s3" / settings.effective_bucket / prefix
     if (target / MARKER).is_file():
         log(f"code bundle {uri} already in the local store")
         return
@@ -106,19 +107,19 @@ def _copy_local(settings: Settings, uri: str, files: list[tuple[str, Path]], log
     log(f"code bundle: {len(files)} files copied to {target}")
 
 
-def _upload_s3(settings: Settings, uri: str, files: list[tuple[str, Path]], log,
-               s3: Optional[object] = None) -> None:
+def _upload_s3(settings: Settings, prefix: str, uri: str, files: list[tuple[str, Path]], log) -> None:
+    from botocore.exceptions import ClientError
+
     from pipelines.clients import client
 
-    s3 = s3 or client("s3", settings)
-    bucket, prefix = settings.effective_bucket, bundle_prefix(settings)
+    s3 = client("s3", settings)
+    bucket = settings.effective_bucket
     try:
         s3.head_object(Bucket=bucket, Key=prefix + MARKER)
         log(f"code bundle {uri} already uploaded")
         return
-    except Exception as error:  # botocore ClientError 404: not there yet
-        code = getattr(error, "response", {}).get("Error", {}).get("Code")
-        if code not in ("404", "NoSuchKey", "NotFound"):
+    except ClientError as error:  # 404: not there yet
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
             raise
     for relative, path in files:
         s3.upload_file(str(path), bucket, prefix + relative)

@@ -1,0 +1,77 @@
+"""The content-addressed code bundle: contents, hash, local copy and S3 upload (moto)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import boto3
+
+from pipelines import code_bundle
+from pipelines.settings import resolve
+from tests.pipelines.definition_support import BUCKET, REGION, sagemaker_settings
+
+
+def _tree(root: Path) -> Path:
+    for relative, text in {"processing/__init__.py": "", "processing/prepare.py": "print('prep')\n",
+                           "processing/requirements/prepare.txt": "pyarrow\n",
+                           "processing/__pycache__/prepare.cpython-311.pyc": "x",
+                           "evaluation/evaluate.py": "print('eval')\n", "pipelines/__init__.py": "",
+                           "pipelines/contracts.py": "A = 1\n", "pipelines/run.py": "import sagemaker\n",
+                           "forecasting/engine.py": "import lightgbm\n"}.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_given_the_project_then_the_bundle_holds_step_code_only():
+    files = dict(code_bundle.bundle_files())
+    assert {"processing/entry.py", "pipelines/contracts.py", "pipelines/settings.py", "pipelines/clients.py",
+            "pipelines/aws_validation.py", "processing/requirements/evaluate.txt"} <= set(files)
+    assert not any(p.startswith(("forecasting/", "tests/", "deploy/")) or "__pycache__" in p for p in files)
+    assert "pipelines/run.py" not in files and "pipelines/training.py" not in files
+
+
+def test_given_a_tree_when_a_file_changes_then_the_hash_changes_and_only_then(tmp_path):
+    root = _tree(tmp_path / "project")
+    first = code_bundle.bundle_hash(root)
+    assert code_bundle.bundle_hash(root) == first
+    (root / "forecasting" / "engine.py").write_text("changed\n")     # not bundled
+    assert code_bundle.bundle_hash(root) == first
+    (root / "processing" / "prepare.py").write_text("print('v2')\n")
+    assert code_bundle.bundle_hash(root) != first
+    settings = sagemaker_settings()
+    assert code_bundle.bundle_uri(settings, root) == \
+        f"s3://{BUCKET}/demand-forecasting/code/{code_bundle.bundle_hash(root)}/"
+
+
+def test_given_the_local_target_when_uploading_twice_then_files_land_in_the_store_once(tmp_path):
+    root = _tree(tmp_path / "project")
+    settings = resolve({"home": str(tmp_path / "home")}, environ={})
+    lines: list[str] = []
+    uri = code_bundle.upload(settings, root, log=lines.append)
+    folder = tmp_path / "home" / "s3" / "forecast-local" / code_bundle.bundle_prefix(settings, root)
+    assert uri == f"s3://forecast-local/{code_bundle.bundle_prefix(settings, root)}"
+    assert (folder / "processing" / "prepare.py").read_text() == "print('prep')\n"
+    assert (folder / "processing" / "requirements" / "prepare.txt").is_file()
+    assert not (folder / "pipelines" / "run.py").exists()
+    code_bundle.upload(settings, root, log=lines.append)
+    assert lines[-1].endswith("already in the local store")
+
+
+def test_given_moto_when_uploading_twice_then_the_second_upload_is_skipped(tmp_path, moto_endpoint):
+    root = _tree(tmp_path / "project")
+    settings = sagemaker_settings()
+    s3 = boto3.session.Session(region_name=REGION).client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    lines: list[str] = []
+    uri = code_bundle.upload(settings, root, log=lines.append)
+    prefix = code_bundle.bundle_prefix(settings, root)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
+    assert keys == {prefix + p for p in ("processing/__init__.py", "processing/prepare.py",
+                                         "processing/requirements/prepare.txt", "evaluation/evaluate.py",
+                                         "pipelines/__init__.py", "pipelines/contracts.py", code_bundle.MARKER)}
+    first_modified = s3.head_object(Bucket=BUCKET, Key=prefix + "processing/prepare.py")["LastModified"]
+    code_bundle.upload(settings, root, log=lines.append)
+    assert lines[-1] == f"code bundle {uri} already uploaded"
+    assert s3.head_object(Bucket=BUCKET, Key=prefix + "processing/prepare.py")["LastModified"] == first_modified
