@@ -60,6 +60,7 @@ LOG = logging.getLogger("deploy.api")
 QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
 DATA_CACHE_SECONDS = 30.0      # how long a discovered data location is trusted before looking again
 TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is trusted
+PACKAGE_TAG = "model-package-arn"   # the endpoint tag the deploy handler writes (any model-package ARN value counts)
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[^:]*:\d*:model-package/.+")
 
 
@@ -357,7 +358,9 @@ class ForecastApi:
             sagemaker = self.client("sagemaker")
             endpoint_arn = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)["EndpointArn"]
             tags = sagemaker.list_tags(ResourceArn=endpoint_arn).get("Tags", [])
-            arn = next((t["Value"] for t in tags if PACKAGE_ARN.match(str(t.get("Value", "")))), None)
+            values = [str(t.get("Value", "")) for t in tags if t.get("Key") == PACKAGE_TAG]
+            values += [str(t.get("Value", "")) for t in tags if t.get("Key") != PACKAGE_TAG]
+            arn = next((value for value in values if PACKAGE_ARN.match(value)), None)
         except Exception as error:  # noqa: BLE001 - the forecast is still valid without the ARN
             LOG.warning("cannot read the model package ARN from the endpoint's tags: %s", error)
             arn = None

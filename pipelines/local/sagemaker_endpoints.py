@@ -33,6 +33,7 @@ from pipelines.local.errors import LocalClientError
 from pipelines.settings import Settings
 
 DEFAULT_VARIANT = "AllTraffic"
+PACKAGE_TAG = "model-package-arn"     # the tag the deploy handler puts on models, configs and endpoints
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,7 +362,19 @@ class EndpointsMixin:
             raise LocalClientError("ValidationException", f"model {variant['ModelName']!r} has no container "
                                    "with a ModelDataUrl to serve", operation)
         container = with_data[0]
+        if package_arn is None:   # a model built from the package's containers: the deploy handler tags it
+            package_arn = self._tagged_package_arn(model.get("ModelArn") or self.arn("model", variant["ModelName"]),
+                                                   config.get("EndpointConfigArn"))
         return local_model_path(container["ModelDataUrl"], self.settings), package_arn, container.get("Image")
+
+    def _tagged_package_arn(self, *arns: Optional[str]) -> Optional[str]:
+        for arn in arns:
+            if not arn:
+                continue
+            for tag in self.list_tags(ResourceArn=arn).get("Tags", []):
+                if tag["Key"] == PACKAGE_TAG:
+                    return tag["Value"]
+        return None
 
 
 def local_model_path(uri: str, settings: Settings) -> Path:

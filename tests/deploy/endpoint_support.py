@@ -96,10 +96,10 @@ def deploy(settings, model_dir: Path, version: int, endpoint_name: str | None = 
     model_name = config_name = f"{name}-v{version}"
     sm.create_model(ModelName=model_name, ExecutionRoleArn=settings.effective_role_arn,
                     PrimaryContainer={"Image": "local/forecasting", "ModelDataUrl": uri})
-    sm.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[
+    tags = [{"Key": "model-package-arn", "Value": package_arn(version)}]
+    sm.create_endpoint_config(EndpointConfigName=config_name, Tags=tags, ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": 1,
          "InstanceType": "ml.m5.large"}])
-    tags = [{"Key": "model-package-arn", "Value": package_arn(version)}]
     try:
         sm.describe_endpoint(EndpointName=name)
     except ClientError:   # not there yet: create it

@@ -41,8 +41,14 @@ def served(settings, model_dir):
 
 
 def test_given_a_model_when_an_endpoint_config_is_created_then_it_is_described_and_listed(sm, settings, model_dir):
+    import shutil
+
+    from pipelines.local.store import local_path
+
+    uri = settings.s3_uri("models", "m1")
+    shutil.copytree(model_dir, local_path(uri, settings))
     sm.create_model(ModelName="m1", ExecutionRoleArn=settings.effective_role_arn,
-                    PrimaryContainer={"Image": "local", "ModelDataUrl": str(model_dir)})
+                    PrimaryContainer={"Image": "local", "ModelDataUrl": uri})
     variants = [{"VariantName": "AllTraffic", "ModelName": "m1", "InitialInstanceCount": 1,
                  "InstanceType": "ml.m5.large"}]
 
@@ -124,7 +130,8 @@ def test_given_a_running_endpoint_when_updated_then_the_new_model_serves_without
 
     assert described["EndpointStatus"] == "InService"
     assert described["EndpointConfigName"] == f"{settings.endpoint_name}-v2"
-    assert endpoint.running_state(settings.home_path, settings.endpoint_name)["pid"] == pid
+    state = endpoint.running_state(settings.home_path, settings.endpoint_name)
+    assert state["pid"] == pid and state["model_package_arn"] == support.package_arn(2)
     body = client("sagemaker-runtime", settings).invoke_endpoint(
         EndpointName=settings.endpoint_name, ContentType="text/csv", Body=support.inference_csv(support.sales()))
     assert list(pd.read_csv(body["Body"]).columns)[-4:] == ["p25", "p50", "p75", "mean"]
