@@ -243,7 +243,7 @@ def ensure_deploy_function(settings: Settings, log: Callable[[str], None] = prin
             raise
         log("note: deploy/infrastructure.py is missing: the deploy Lambda function is not created or updated")
         return
-    infrastructure.ensure_deploy_function(settings)
+    infrastructure.ensure_deploy_function(settings, log=log)
 
 
 def run_sagemaker(args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str],

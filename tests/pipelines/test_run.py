@@ -203,6 +203,10 @@ def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_w
     described = sm.describe_pipeline(PipelineName="DemandForecastTraining")
     assert json.loads(described["PipelineDefinition"]) == json.loads(training_text())
     assert described["RoleArn"] == ROLE
+    function = boto3.session.Session(region_name=REGION).client("lambda").get_function(
+        FunctionName="demand-forecast-deploy")["Configuration"]
+    assert json.loads(described["PipelineDefinition"])["Steps"][-1]["Arguments"]["IfSteps"][-1]["FunctionArn"] == \
+        function["FunctionArn"]
 
     lines.clear()
     assert run.main(base + ["--param", "ForecastHorizon=28", "--param", "QualityThreshold=0.2"],
