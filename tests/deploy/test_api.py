@@ -220,3 +220,43 @@ def test_given_the_api_server_when_posted_then_it_answers_like_the_handler(deplo
     assert status == 200 and len(json.loads(body)["forecast"]) == 2
     assert bad_status == 400 and "item_id" in json.loads(bad)["error"]
     assert via_cli.returncode == 0 and json.loads(via_cli.stdout)["item_id"] == "bread"
+
+
+def test_given_two_registered_versions_when_each_is_approved_then_the_endpoint_and_api_serve_it(tmp_path):
+    """Local end to end: PrepareData -> engine -> registry -> approve (deploy handler) -> endpoint -> API."""
+    from deploy.approve import approve
+    from pipelines.clients import client
+    from pipelines.local.store import to_uri
+
+    settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})
+    sm = client("sagemaker", settings)
+    prepared = support.prepare(support.sales(), local_path(prepared_uri(settings, "exec-9"), settings))
+    train = pd.read_csv(prepared / "train" / "train.csv")
+    sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
+    arns = []
+    for version, quantiles in ((1, ("p10", "p50", "p90")), (2, ("p25", "p50", "p75"))):
+        model_dir = support.train_model(train, local_path(settings.s3_uri("automl", f"v{version}"), settings),
+                                        quantiles=quantiles)
+        arns.append(sm.create_model_package(
+            ModelPackageGroupName=settings.model_package_group, ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={"Containers": [{"Image": "local/forecasting",
+                                                    "ModelDataUrl": to_uri(model_dir, settings)}],
+                                    "SupportedContentTypes": ["text/csv"],
+                                    "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"])
+    try:
+        first = approve(sm, settings, arns[0], log=lambda *_: None)
+        state = endpoint.running_state(settings.home_path, settings.endpoint_name)
+        assert first["deployment"]["status"] == "deployed" and endpoint.ping(state["url"])
+        status, _, body = endpoint.http_request(state["url"] + "/invocations", "POST",
+                                                support.inference_csv(support.sales()), {"Content-Type": "text/csv"})
+        assert status == 200 and b"p10,p50,p90,mean" in body
+        status_1, answer_1 = call(api.ForecastApi(settings), {"item_id": "apple"})
+
+        approve(sm, settings, arns[1], log=lambda *_: None)
+        status_2, answer_2 = call(api.ForecastApi(settings), {"item_id": "apple"})
+        same_server = endpoint.running_state(settings.home_path, settings.endpoint_name)["pid"] == state["pid"]
+    finally:
+        endpoint.stop(settings.home_path, settings.endpoint_name)
+    assert (status_1, answer_1["model_package_arn"], answer_1["quantiles"]) == (200, arns[0], ["p10", "p50", "p90"])
+    assert (status_2, answer_2["model_package_arn"], answer_2["quantiles"]) == (200, arns[1], ["p25", "p50", "p75"])
+    assert same_server     # updated in place, no restart
