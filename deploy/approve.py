@@ -85,10 +85,10 @@ def describe(sm: Any, arn: str) -> dict:
                             "`python -m deploy.approve list` shows the versions") from None
 
 
-def list_versions(sm: Any, group: str, deployed_arn: Optional[str] = None) -> list[dict]:
+def list_versions(sm: Any, group: str, deployed_arn: Optional[str] = None, limit: Optional[int] = None) -> list[dict]:
     """Versions of `group`, newest first, with status, key metrics, creation time and lineage."""
     rows = []
-    for summary in _summaries(sm, group):
+    for summary in _summaries(sm, group)[:limit]:
         package = describe(sm, summary["ModelPackageArn"])
         rows.append({
             "version": package.get("ModelPackageVersion"),
@@ -188,7 +188,23 @@ def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
     else:
         log(f"the EventBridge rule invokes {settings.deploy_function_name} to deploy it to "
             f"{settings.endpoint_name}; follow with: aws logs tail /aws/lambda/{settings.deploy_function_name}")
+        if not approval_rule_exists(settings):
+            log("warning: the approval rule does not exist, so nothing will deploy this version: run "
+                "`python -m pipelines.run --target sagemaker` (it creates the deploy function and rule)")
     return result
+
+
+def approval_rule_exists(settings: Settings) -> bool:
+    """Whether the EventBridge rule that turns approvals into deployments is there."""
+    from deploy.infrastructure import rule_name
+
+    try:
+        clients.client("events", settings).describe_rule(Name=rule_name(settings))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return False
+        raise
+    return True
 
 
 def reject(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
@@ -253,6 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="versions with status, key metrics, creation time, lineage")
     listing.add_argument("--group", dest="model_package_group", default=argparse.SUPPRESS)
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--limit", type=int, default=20, help="newest N versions (default 20; 0 = all)")
     for name in ("approve", "reject"):
         command = commands.add_parser(name)
         command.add_argument("package", nargs="?", help="model package ARN or version number")
@@ -275,7 +292,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         sm = clients.client("sagemaker", settings)
         group = settings.model_package_group
         if args.command == "list":
-            rows = list_versions(sm, group, deployed_package(sm, settings.endpoint_name))
+            rows = list_versions(sm, group, deployed_package(sm, settings.endpoint_name), args.limit or None)
             print(json.dumps(rows, indent=2) if args.json else format_table(rows))
         elif args.command == "approve":
             if args.package and args.latest:

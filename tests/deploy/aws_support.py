@@ -23,7 +23,6 @@ from botocore.exceptions import ClientError
 
 from pipelines import clients
 from pipelines.aws_validation import validate_request
-from pipelines.local.sagemaker_registry import RegistryMixin
 from pipelines.settings import Settings
 
 MOTO_ACCOUNT = "123456789012"
@@ -148,23 +147,9 @@ def sagemaker_target(moto_endpoint, monkeypatch) -> Settings:
     return resolve()
 
 
-class RegistryOnlyClient(RegistryMixin):
-    """The registry part of the local SageMaker client (used when the other mixins are absent)."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.region = settings.effective_region
-        self.account = "000000000000"
-
-    def arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
-
-
 def local_sagemaker(settings: Settings) -> Any:
-    try:
-        return clients.client("sagemaker", settings)
-    except ImportError:
-        return RegistryOnlyClient(settings)
+    """The local SageMaker stand-in, from the same factory the code uses."""
+    return clients.client("sagemaker", settings)
 
 
 CONTAINERS = [

@@ -149,8 +149,22 @@ def test_on_sagemaker_approve_leaves_deployment_to_eventbridge(sagemaker_target,
 
     cli.approve(sm, sagemaker_target, arn)
 
-    assert "EventBridge rule invokes demand-forecast-deploy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "EventBridge rule invokes demand-forecast-deploy" in out
+    assert "warning: the approval rule does not exist" in out
     assert "CreateModel" not in aws_requests.operations()
+
+
+def test_on_sagemaker_with_the_rule_in_place_approve_does_not_warn(sagemaker_target, aws_requests, capsys):
+    from deploy.infrastructure import ensure_deploy_function
+
+    ensure_deploy_function(sagemaker_target, log=lambda _: None, sleep=lambda _: None)
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+
+    cli.approve(sm, sagemaker_target, register_version(sm, GROUP))
+
+    assert "warning" not in capsys.readouterr().out
 
 
 def test_on_sagemaker_rollback_redeploys_the_previous_version_through_the_handler(sagemaker_target, aws_requests):
@@ -181,6 +195,9 @@ def test_cli_lists_as_json_and_fails_clearly_on_a_bad_reference(sagemaker_target
     assert cli.main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["version"] for r in rows] == [1]
+    register_version(sm, GROUP)
+    assert cli.main(["list", "--json", "--limit", "1"]) == 0
+    assert [r["version"] for r in json.loads(capsys.readouterr().out)] == [2]
 
     assert cli.main(["approve", "12"]) == 2
     assert "has no version 12" in capsys.readouterr().err
