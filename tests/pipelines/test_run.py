@@ -264,3 +264,24 @@ def test_given_an_execution_arn_then_the_studio_link_names_pipeline_and_executio
     link = run.studio_link(sagemaker_settings(), EXECUTION_ARN)
     assert link.startswith(f"https://{REGION}.console.aws.amazon.com/sagemaker/home?region={REGION}#")
     assert link.endswith("/pipelines/demandforecasttraining/executions/abc123")
+
+
+# --- local target -----------------------------------------------------------------------------------
+def test_given_no_role_when_running_with_no_start_then_local_target_and_the_bundle_is_in_the_local_store():
+    from pipelines import code_bundle
+    from pipelines.settings import resolve
+
+    lines: list[str] = []
+    assert run.main(["--no-start"], log=lines.append) == 0
+    assert lines[0] == "target: local (no SageMaker role is configured)"
+    settings = resolve()
+    bundle = settings.home_path / "s3" / "forecast-local" / code_bundle.bundle_prefix(settings)
+    assert (bundle / "processing" / "entry.py").is_file() and (bundle / "pipelines" / "contracts.py").is_file()
+    assert not (settings.home_path / "executions").exists()
+    assert lines[-1] == "--no-start: definition rendered and code bundle stored; nothing started"
+
+
+def test_given_list_on_the_sagemaker_target_then_the_error_points_to_studio(capsys):
+    assert run.main(["--list", "--target", "sagemaker", "--region", REGION, "--bucket", BUCKET,
+                     "--role-arn", ROLE], log=lambda line: None) == 2
+    assert "--list shows local executions" in capsys.readouterr().err
