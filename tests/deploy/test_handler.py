@@ -187,3 +187,81 @@ def test_given_a_concurrent_deployment_creating_the_endpoint_first_then_the_hand
 
         stub.assert_no_pending_responses()
     assert result["status"] == "skipped" and "concurrent" in result["message"]
+
+
+def test_given_an_endpoint_still_updating_then_the_handler_waits_before_updating(sagemaker_target):
+    """SageMaker refuses UpdateEndpoint while an update runs (moto has no such state): Stubber plays it."""
+    import datetime
+
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from tests.deploy.aws_support import Recorded, instrument
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/5"
+    settings = sagemaker_target
+    name = resource_name("demand-forecast", 5, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    endpoint_arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast"
+
+    def endpoint(status: str, config: str = "demand-forecast-v4-0123abcd") -> dict:
+        return {"EndpointName": "demand-forecast", "EndpointArn": endpoint_arn, "EndpointConfigName": config,
+                "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now}
+
+    sm = instrument(boto3.session.Session(region_name="us-east-1").client("sagemaker"), Recorded())
+    sleeps: list[float] = []
+    with Stubber(sm) as stub:
+        stub.add_response("describe_model_package", {
+            "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 5,
+            "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": arn})
+        stub.add_response("describe_endpoint", endpoint("Updating"), {"EndpointName": "demand-forecast"})
+        stub.add_response("describe_model", {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:us-east-1:"
+                                             f"123456789012:model/{name}", "CreationTime": now,
+                                             "ExecutionRoleArn": settings.role_arn}, {"ModelName": name})
+        stub.add_response("describe_endpoint_config", {
+            "EndpointConfigName": name, "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
+            f"endpoint-config/{name}", "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name}],
+            "CreationTime": now}, {"EndpointConfigName": name})
+        stub.add_response("describe_endpoint", endpoint("Updating"), {"EndpointName": "demand-forecast"})
+        stub.add_response("describe_endpoint", endpoint("InService"), {"EndpointName": "demand-forecast"})
+        stub.add_response("update_endpoint", {"EndpointArn": endpoint_arn},
+                          {"EndpointName": "demand-forecast", "EndpointConfigName": name})
+        stub.add_response("add_tags", {"Tags": []}, {"ResourceArn": endpoint_arn, "Tags": ANY})
+
+        result = handler.deploy(sm, settings, handler.parse_event({"model_package_arn": arn}, settings),
+                                log=lambda _: None, sleep=sleeps.append)
+
+        stub.assert_no_pending_responses()
+    assert result["status"] == "deployed" and result["action"] == "updated"
+    assert sleeps == [15]
+
+
+def test_given_an_endpoint_that_never_settles_then_the_error_says_to_retry(sagemaker_target):
+    import datetime
+
+    import boto3
+    from botocore.stub import Stubber
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/5"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sm = boto3.session.Session(region_name="us-east-1").client("sagemaker")
+    busy = {"EndpointName": "demand-forecast", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/"
+            "demand-forecast", "EndpointConfigName": "old", "EndpointStatus": "Creating", "CreationTime": now,
+            "LastModifiedTime": now}
+    with Stubber(sm) as stub:
+        stub.add_response("describe_model_package", {
+            "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 5,
+            "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []}})
+        stub.add_response("describe_endpoint", busy)
+        stub.add_response("describe_model", {"ModelName": "m", "ModelArn": "arn:aws:sagemaker:us-east-1:"
+                                             "123456789012:model/m", "CreationTime": now})
+        stub.add_response("describe_endpoint_config", {
+            "EndpointConfigName": "c", "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
+            "endpoint-config/c", "ProductionVariants": [{"VariantName": "AllTraffic"}], "CreationTime": now})
+        stub.add_response("describe_endpoint", busy)
+
+        with pytest.raises(DeployError, match="still Creating; retry the deployment when it is InService"):
+            handler.deploy(sm, sagemaker_target, handler.parse_event({"model_package_arn": arn}, sagemaker_target),
+                           log=lambda _: None, wait_seconds=0, sleep=lambda _: None)
