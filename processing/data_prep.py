@@ -511,7 +511,8 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
     # series codes, in sorted key order
     if len(keys) == 1:
         codes = key_codes[0][keep_rows]
-        _, codes = np.unique(codes, return_inverse=True)      # dense 0..n-1, in sorted key order
+        if len(keep_rows) < len(frame):                      # dense 0..n-1 again, in sorted key order
+            _, codes = np.unique(codes, return_inverse=True)
     else:
         codes = pd.DataFrame({i: c[keep_rows] for i, c in enumerate(key_codes)}).groupby(
             list(range(len(keys))), sort=True).ngroup().to_numpy()
@@ -598,11 +599,9 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         warnings.append(f"{labels_moved} timestamps were not on the {config.frequency} grid; they were moved to the "
                         "label of their period (and combined with the aggregation rule where they met).")
     cov_values = {c: frame[c].to_numpy(dtype=float)[rows] for c in covariates}
-    static_values = {c: frame[c].to_numpy()[rows] for c in static}
     collide = np.r_[False, (codes[1:] == codes[:-1]) & (steps[1:] == steps[:-1])]
     if collide.any():
-        codes, steps, y, rows, cov_values, static_values = _aggregate(
-            codes, steps, y, rows, cov_values, static_values, config.aggregation)
+        codes, steps, y, rows, cov_values = _aggregate(codes, steps, y, rows, cov_values, config.aggregation)
 
     n_series = int(codes.max()) + 1
     first_idx = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
@@ -709,7 +708,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
     g_label = labels_all[g_step]
     g_static = {}
     for column in static:
-        first_values = static_values[column][first_idx]
+        first_values = frame[column].iloc[rows[first_idx]].to_numpy()   # static: the first row's value
         per_series[column] = first_values
         g_static[column] = first_values[g_series]
         if frame[column].dtype.kind in "iub" and not pd.isna(first_values).any():
@@ -778,7 +777,7 @@ def _check_config(config: PrepConfig) -> None:
         raise DataValidationError(f"--negative-targets {config.negative_targets!r}: use one of {NEGATIVE_POLICIES}.")
 
 
-def _aggregate(codes, steps, y, rows, cov_values, static_values, aggregation):
+def _aggregate(codes, steps, y, rows, cov_values, aggregation):
     """Combine rows of one series that fall into the same period (already sorted)."""
     new_group = np.r_[True, (codes[1:] != codes[:-1]) | (steps[1:] != steps[:-1])]
     group = np.cumsum(new_group) - 1
@@ -786,8 +785,7 @@ def _aggregate(codes, steps, y, rows, cov_values, static_values, aggregation):
     y_agg = getattr(pd.Series(y).groupby(group), how)().to_numpy()
     first = np.flatnonzero(new_group)
     covs = {c: pd.Series(v).groupby(group).mean().to_numpy() for c, v in cov_values.items()}
-    statics = {c: v[first] for c, v in static_values.items()}
-    return codes[first], steps[first], y_agg, rows[first], covs, statics
+    return codes[first], steps[first], y_agg, rows[first], covs
 
 
 def _series_name(key_table: pd.DataFrame, s: int, keys: List[str]) -> str:
