@@ -220,6 +220,7 @@ class Metrics:
         self.statuses: collections.Counter = collections.Counter()
         self.invocations = 0
         self.invocation_errors = 0
+        self.invocation_statuses: collections.Counter = collections.Counter()   # "4xx"/"5xx", like SageMaker
         self.last_error: Optional[str] = None
         self._latencies: collections.deque = collections.deque(maxlen=LATENCY_WINDOW)
 
@@ -232,6 +233,7 @@ class Metrics:
                 self._latencies.append(seconds)
                 if status >= 400:
                     self.invocation_errors += 1
+                    self.invocation_statuses[f"{status // 100}xx"] += 1
             if error:
                 self.last_error = error
 
@@ -243,14 +245,14 @@ class Metrics:
             counts = dict(self.requests)
             statuses = dict(self.statuses)
             invocations, errors, last_error = self.invocations, self.invocation_errors, self.last_error
+            by_class = dict(self.invocation_statuses)
         percentiles = ({f"p{q}": round(float(np.percentile(latencies, q)), 3) for q in (50, 90, 99)}
                        | {"max": round(float(latencies.max()), 3)} if latencies.size else {})
         return {
             "uptime_seconds": round(time.time() - self.started, 3),
             "requests": sum(counts.values()), "requests_by_route": counts, "responses_by_status": statuses,
             "invocations": invocations, "invocation_errors": errors,
-            "errors_4xx": sum(v for k, v in statuses.items() if k.startswith("4")),
-            "errors_5xx": sum(v for k, v in statuses.items() if k.startswith("5")),
+            "errors_4xx": by_class.get("4xx", 0), "errors_5xx": by_class.get("5xx", 0),   # of /invocations
             "latency_ms": percentiles | {"window": int(latencies.size)},
             "last_error": last_error,
         }
@@ -291,14 +293,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing --
     def _send(self, status: int, body: bytes, content_type: str) -> None:
+        """Stage the response: it is written after the metrics count it (a reader never lags a client)."""
+        self._response = (status, body, content_type)
+
+    def _send_json(self, status: int, document: dict) -> None:
+        self._send(status, json.dumps(document, default=str).encode(), "application/json")
+
+    def _write(self) -> None:
+        status, body, content_type = self._response
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def _send_json(self, status: int, document: dict) -> None:
-        self._send(status, json.dumps(document, default=str).encode(), "application/json")
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -309,20 +316,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         route = self.path.split("?")[0]
         started = time.perf_counter()
-        status, error = 500, None
+        error = None
+        self._response = (500, b'{"error": "no response"}', "application/json")
         try:
-            status = self._dispatch(method, route)
-        except (BrokenPipeError, ConnectionResetError):
-            status, error = 499, "the client closed the connection"
+            self._dispatch(method, route)
         except BadRequest as problem:
-            status, error = 400, str(problem)
+            error = str(problem)
             self._send_json(400, {"error": error})
         except Exception as problem:  # noqa: BLE001 - the server answers 500 instead of dying
-            status, error = 500, f"{type(problem).__name__}: {problem}"
+            error = f"{type(problem).__name__}: {problem}"
             LOG.exception("request %s %s failed", method, route)
             self._send_json(500, {"error": f"the model failed to forecast: {error}"})
-        finally:
-            self.server.metrics.record(route, status, time.perf_counter() - started, error)
+        self.server.metrics.record(route, self._response[0], time.perf_counter() - started, error)
+        try:
+            self._write()
+        except (BrokenPipeError, ConnectionResetError):
+            LOG.info("client closed the connection before the %s %s response", method, route)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._route("GET")
