@@ -4,8 +4,8 @@
 
 SageMaker target: the approval rule and its target, the deploy Lambda and its role, the
 alarms, dashboard and alarm topic, the endpoint, its endpoint configs and models
-(`<endpoint>-v<version>-<hash>`, named by deploy.handler), and the training and batch
-pipelines. With --include-data also: every model package version and the model package group,
+(`<endpoint>-v<version>-<hash>`, named by deploy.handler), the models the pipelines created
+(`fc-...`, only those carrying the project's tags), and the training and batch pipelines. With --include-data also: every model package version and the model package group,
 the bucket (every object version, then the bucket) and the SageMaker execution role.
 
 Local target: stops the local endpoint and removes the local state under FORECAST_HOME
@@ -31,6 +31,7 @@ from deploy import infrastructure, monitoring
 from pipelines import clients
 from pipelines.settings import Settings, SettingsError, resolve
 
+PIPELINE_MODEL_PREFIX = "fc-"   # processing.automl_request.JOB_NAME_PREFIX: AutoML and batch models
 KEPT_LOCALLY = ("s3", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm")
 Log = Callable[[str], None]
 
@@ -102,6 +103,22 @@ def _empty_and_delete_bucket(s3: Any, bucket: str) -> None:
     s3.delete_bucket(Bucket=bucket)
 
 
+def _pipeline_models(sm: Any, settings: Settings) -> list[str]:
+    """Models the pipelines created (AutoML `fc-...-model`, batch `fc-batch-...`) carrying the project's tags.
+
+    Only models tagged with every project tag are taken, so an unrelated `fc-` model stays.
+    """
+    wanted = dict(settings.tags)
+    names = []
+    for model in _paginate(sm.list_models, "Models", NameContains=PIPELINE_MODEL_PREFIX):
+        if not model["ModelName"].startswith(PIPELINE_MODEL_PREFIX):
+            continue
+        tags = {t["Key"]: t["Value"] for t in _paginate(sm.list_tags, "Tags", ResourceArn=model["ModelArn"])}
+        if wanted and all(tags.get(key) == value for key, value in wanted.items()):
+            names.append(model["ModelName"])
+    return sorted(names)
+
+
 def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resource]:
     """Every project resource that exists now, in a safe deletion order."""
     sm = clients.client("sagemaker", settings)
@@ -151,6 +168,7 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
                              lambda c=config: sm.delete_endpoint_config(EndpointConfigName=c)))
     models = _prefixed([m["ModelName"] for m in _paginate(sm.list_models, "Models", NameContains=endpoint[:63])],
                        f"{endpoint}-v")
+    models += _pipeline_models(sm, settings)
     for model in models:
         plan.append(Resource("SageMaker model", model, lambda m=model: sm.delete_model(ModelName=m)))
     for pipeline in (settings.training_pipeline_name, settings.batch_pipeline_name):

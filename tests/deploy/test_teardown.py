@@ -35,6 +35,10 @@ def build_project(settings) -> None:
     for name in (settings.training_pipeline_name, settings.batch_pipeline_name):
         sm.create_pipeline(PipelineName=name, RoleArn=ROLE_ARN, ClientRequestToken=f"create-{name}".ljust(40, "0"),
                            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}))
+    for name, tags in (("fc-batch-exec-1", [{"Key": "project", "Value": "demand-forecasting"}]),
+                       ("fc-someone-else", [{"Key": "project", "Value": "other"}])):
+        sm.create_model(ModelName=name, ExecutionRoleArn=ROLE_ARN, Tags=tags,
+                        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"})
     ensure_group(sm, GROUP)
     for _ in range(2):
         lambda_handler({"model_package_arn": register_version(sm, GROUP, status="Approved")})
@@ -46,7 +50,8 @@ def test_given_a_deployed_project_when_torn_down_with_data_then_nothing_is_left(
     build_project(sagemaker_target)
     plan = teardown.plan_for(sagemaker_target, include_data=True)
     kinds = [r.kind for r in plan]
-    assert kinds.count("endpoint config") == 2 and kinds.count("SageMaker model") == 2
+    assert kinds.count("endpoint config") == 2 and kinds.count("SageMaker model") == 3
+    assert "fc-batch-exec-1" in [r.name for r in plan] and "fc-someone-else" not in [r.name for r in plan]
     assert kinds.count("CloudWatch alarm") == 4 and kinds.count("SageMaker pipeline") == 2
     assert {"EventBridge rule", "Lambda function", "IAM role (deploy Lambda)", "CloudWatch dashboard", "SNS topic",
             "SageMaker endpoint", "model package group", "S3 bucket (all objects)", "IAM role (SageMaker)"} <= set(kinds)
@@ -55,7 +60,8 @@ def test_given_a_deployed_project_when_torn_down_with_data_then_nothing_is_left(
 
     assert teardown.plan_for(sagemaker_target, include_data=True) == []
     sm = clients.client("sagemaker", sagemaker_target)
-    assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["fc-someone-else"]
     assert clients.client("s3", sagemaker_target).list_buckets()["Buckets"] == []
     assert "DeleteRule" in aws_requests.operations() and "DeleteObjects" in aws_requests.operations()
 
