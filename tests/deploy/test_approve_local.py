@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from deploy import approve as cli
-from deploy import teardown
+from deploy import monitoring, teardown
 from deploy.endpoint import http_request, running_state
 from pipelines import clients
 from pipelines.settings import resolve
@@ -44,7 +44,7 @@ def served_package(settings) -> str:
 
 
 @pytest.mark.timeout(300)
-def test_approving_locally_deploys_swaps_rolls_back_and_teardown_stops_the_endpoint(tiny_model, monkeypatch):
+def test_approving_locally_deploys_swaps_rolls_back_and_teardown_stops_the_endpoint(tiny_model, monkeypatch, capsys):
     frame, model_dir = tiny_model
     monkeypatch.setenv("FORECAST_TARGET", "local")
     monkeypatch.setenv("FORECAST_ENDPOINT_PORT", str(free_port()))
@@ -55,6 +55,7 @@ def test_approving_locally_deploys_swaps_rolls_back_and_teardown_stops_the_endpo
     try:
         # approve v1 -> the deploy handler runs in-process and starts the endpoint
         assert cli.main(["approve", "--latest", "--reason", "first model"]) == 0
+        capsys.readouterr()
         state = running_state(settings.home_path, settings.endpoint_name)
         assert state is not None
         assert http_request(state["url"] + "/ping", timeout=10)[0] == 200
@@ -62,6 +63,8 @@ def test_approving_locally_deploys_swaps_rolls_back_and_teardown_stops_the_endpo
                                        {"Content-Type": "text/csv"}, timeout=60)
         assert status == 200 and body.decode().splitlines()[0].split(",")[-1] == "mean"
         assert served_package(settings) == first
+        assert monitoring.main([]) == 0   # locally: the endpoint's own /metrics
+        assert json.loads(capsys.readouterr().out)["model_package_arn"] == first
 
         # approving v2 updates the endpoint in place
         second = register_local(sm, settings, model_dir, "exec-2")
