@@ -478,8 +478,7 @@ class ForecastApi:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            response = self.client("sagemaker-runtime").invoke_endpoint(
-                EndpointName=self.endpoint_name, Body=body.encode(), ContentType="text/csv", Accept="text/csv")
+            response = self.client("sagemaker-runtime").invoke_endpoint(**invoke_params(self.endpoint_name, body))
             payload = response["Body"].read()
         except ClientError as error:
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} failed: "
@@ -505,6 +504,11 @@ class ForecastApi:
             raise ApiError(400, f'"quantiles" {missing} are not produced by the deployed model; it forecasts '
                                 f"{list(available)}")
         return request.quantiles
+
+
+def invoke_params(endpoint_name: str, body: str) -> dict:
+    """The InvokeEndpoint request: Autopilot's inference CSV in, its forecast CSV out."""
+    return {"EndpointName": endpoint_name, "Body": body.encode(), "ContentType": "text/csv", "Accept": "text/csv"}
 
 
 def respond(status: int, document: dict) -> dict:

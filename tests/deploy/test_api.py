@@ -260,3 +260,54 @@ def test_given_two_registered_versions_when_each_is_approved_then_the_endpoint_a
     assert (status_1, answer_1["model_package_arn"], answer_1["quantiles"]) == (200, arns[0], ["p10", "p50", "p90"])
     assert (status_2, answer_2["model_package_arn"], answer_2["quantiles"]) == (200, arns[1], ["p25", "p50", "p75"])
     assert same_server     # updated in place, no restart
+
+
+def test_given_the_invoke_request_then_it_validates_against_the_botocore_model():
+    from pipelines.aws_validation import request_problems
+
+    params = api.invoke_params("demand-forecast", support.inference_csv(support.sales()).decode())
+
+    assert request_problems("sagemaker-runtime", "InvokeEndpoint", params) == []
+
+
+def test_given_the_sagemaker_target_when_forecast_then_s3_data_the_endpoint_and_its_tags_are_used(moto_endpoint,
+                                                                                                    tmp_path):
+    """The AWS path against a moto server on loopback: boto3 clients from the factory, nothing local."""
+    import boto3
+    import requests
+
+    from tests.conftest import FAKE_ACCOUNT_ROLE
+
+    settings = resolve({"target": "sagemaker", "region": "us-east-1", "bucket": "forecast-api-test",
+                        "role_arn": FAKE_ACCOUNT_ROLE})
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=settings.bucket)
+    frame = support.sales()
+    prepared = support.prepare(frame, tmp_path / "prep")
+    prefix = f"{settings.prefix}/executions/e-1/PrepareData"
+    for path in prepared.rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), settings.bucket, f"{prefix}/{path.relative_to(prepared).as_posix()}")
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    sm.create_model(ModelName="m1", ExecutionRoleArn=FAKE_ACCOUNT_ROLE, PrimaryContainer={
+        "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/forecast:1",
+        "ModelDataUrl": f"s3://{settings.bucket}/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName="c1", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "m1", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=settings.endpoint_name, EndpointConfigName="c1",
+                       Tags=[{"Key": "model-package-arn", "Value": support.package_arn(5)}])
+    model = support.train_model(frame, tmp_path / "model")
+    from forecasting import load_model
+
+    apple = frame[frame["item_id"] == "apple"]
+    context = pd.read_csv(pd.io.common.BytesIO(support.inference_csv(apple)), dtype={"item_id": str})
+    forecast_csv = load_model(model).predict(context).to_csv(index=False)
+    requests.post(f"{moto_endpoint}/moto-api/static/sagemaker/endpoint-results", timeout=10,
+                  json={"results": [{"Body": forecast_csv, "ContentType": "text/csv"}]})
+
+    status, body = call(api.ForecastApi(settings), {"item_id": "apple", "horizon": 2})
+
+    assert status == 200, body
+    assert body["history"]["source"] == f"s3://{settings.bucket}/{prefix}" and body["history"]["points"] == 84
+    assert body["model_package_arn"] == support.package_arn(5)
+    assert [row["timestamp"] for row in body["forecast"]] == ["2024-03-25", "2024-03-26"]
