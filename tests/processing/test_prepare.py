@@ -197,3 +197,38 @@ def test_script_runs_as_a_module_and_prints_no_traceback_on_bad_input(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("PrepareData failed: bad.csv: the header has a single column")
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_parquet_folder_with_future_rows_from_the_generator(tmp_path, capsys):
+    # given the generator's output with 7 future rows per item, split over two Parquet files
+    from processing.generate import generate_sales
+    frame = generate_sales(products=5, regions=2, start="2023-01-01", end="2023-04-30", future_days=7)
+    source = tmp_path / "input"
+    source.mkdir()
+    half = frame["item_id"].isin(sorted(frame["item_id"].unique())[:5])
+    frame[half].to_parquet(source / "part1.parquet", index=False)
+    frame[~half].to_parquet(source / "part2.parquet", index=False)
+    # when prepared
+    out = tmp_path / "out"
+    assert main(["--input", str(source), "--output-dir", str(out), "--horizon", "7"]) == 0
+    # then the future rows are recognised and left out, and the history is split as usual
+    profile = json.loads((out / "profile" / "profile.json").read_text())
+    assert any("70 rows after the last observed timestamp" in w for w in profile["warnings"])
+    assert (profile["items"], profile["periods"], profile["end"]) == (10, 120, "2023-04-30")
+    assert profile["columns"]["static"] == ["category", "product", "region"]
+    assert profile["columns"]["covariates"] == ["promotion", "is_holiday", "day_of_week", "month", "quarter"]
+    holdout = pd.read_csv(out / "holdout" / "holdout.csv")
+    history = frame.dropna(subset=["target_value"])
+    expected = history[history["timestamp"] >= "2023-04-24"].sort_values(["item_id", "timestamp"])
+    assert holdout["target_value"].tolist() == expected["target_value"].tolist()
+
+
+def test_weekly_frequency_sums_days_into_sunday_labelled_weeks(tmp_path, capsys):
+    code, _, err, out = run_prepare(tmp_path, {"sales.csv": sales_csv(days=56, start="2023-01-02")},
+                                    "--frequency", "W", "--horizon", "2", capsys=capsys)
+    assert code == 0, err
+    train = pd.read_csv(out / "train" / "train.csv")
+    assert train["timestamp"].iloc[:2].tolist() == ["2023-01-08", "2023-01-15"]
+    daily = pd.read_csv(pd.io.common.StringIO(sales_csv(days=56, start="2023-01-02")))
+    assert train["target_value"].iloc[0] == pytest.approx(daily["target_value"].iloc[:7].sum())
+    assert len(train) == 2 * 6
