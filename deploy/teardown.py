@@ -5,7 +5,8 @@
 SageMaker target: the approval rule and its target, the deploy Lambda and its role, the
 alarms, dashboard and alarm topic, the endpoint, its endpoint configs and models
 (`<endpoint>-v<version>-<hash>`, named by deploy.handler), the models the pipelines created
-(`fc-...`, only those carrying the project's tags), and the training and batch pipelines. With --include-data also: every model package version and the model package group,
+(`fc-...`, only those carrying the project's tags), and the training and batch pipelines.
+With --include-data also: every model package version and the model package group,
 the bucket (every object version, then the bucket) and the SageMaker execution role.
 
 Local target: stops the local endpoint and removes the local state under FORECAST_HOME

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from pipelines.aws_validation import RequestValidationError, validate_request
 from pipelines.local.errors import LocalClientError
-from pipelines.local.registry import Registry, RegistryError, to_datetime
+from pipelines.local.registry import Registry, RegistryError
 
 DEFAULT_MAX_RESULTS = 10
 _VERSIONED = re.compile(r"^(?:arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:model-package/)?"
@@ -252,5 +252,3 @@ class RegistryMixin:
         group, version = self._versioned(model_package_arn, "ModelPackageHistory")
         return self.registry.history(group, version)
 
-
-__all__ = ["RegistryMixin", "to_datetime"]

@@ -1,9 +1,10 @@
 """Test support for the AWS-facing deploy code: capture and validate every boto3 request.
 
 `aws_requests` wraps pipelines.clients.client so that every boto3 client the code under test
-gets (built like the factory builds it, but from one shared botocore session and reused within
-a test, which makes the tests several times faster) registers a `before-parameter-build` hook: each request is recorded and validated against
+gets registers a `before-parameter-build` hook: each request is recorded and validated against
 botocore's service model (pipelines.aws_validation) BEFORE it is sent to the moto server.
+The clients are built like the factory builds them, but from one boto3 session per region and
+reused within a test (service models are parsed once: the tests run several times faster).
 
 moto 5 does not implement UpdateEndpoint, DeleteModelPackage nor DeleteModelPackageGroup. For
 those operations only, a `before-call` hook answers in moto's place and applies the change to
@@ -176,7 +177,8 @@ def register_version(sm: Any, group: str, status: str = "PendingManualApproval",
         "CustomerMetadataProperties": {"metric_wape": wape, "quality_gate_passed": "true",
                                        "pipeline_execution_id": execution},
         "MetadataProperties": {
-            "GeneratedBy": f"arn:aws:sagemaker:us-east-1:{MOTO_ACCOUNT}:pipeline/demandforecasttraining/execution/{execution}"},
+            "GeneratedBy": f"arn:aws:sagemaker:us-east-1:{MOTO_ACCOUNT}:pipeline/demandforecasttraining/"
+                           f"execution/{execution}"},
     }
     validate_request("sagemaker", "CreateModelPackage", request)
     return sm.create_model_package(**request)["ModelPackageArn"]

@@ -54,7 +54,8 @@ def test_given_a_deployed_project_when_torn_down_with_data_then_nothing_is_left(
     assert "fc-batch-exec-1" in [r.name for r in plan] and "fc-someone-else" not in [r.name for r in plan]
     assert kinds.count("CloudWatch alarm") == 4 and kinds.count("SageMaker pipeline") == 2
     assert {"EventBridge rule", "Lambda function", "IAM role (deploy Lambda)", "CloudWatch dashboard", "SNS topic",
-            "SageMaker endpoint", "model package group", "S3 bucket (all objects)", "IAM role (SageMaker)"} <= set(kinds)
+            "SageMaker endpoint", "model package group", "S3 bucket (all objects)",
+            "IAM role (SageMaker)"} <= set(kinds)
 
     assert teardown.teardown(sagemaker_target, include_data=True, yes=True, log=quiet) == 0
 
