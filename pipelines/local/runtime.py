@@ -848,14 +848,12 @@ def ensure_seed_data(definition: Mapping[str, Any], parameters: Mapping[str, Any
         note = f"No InputDataUrl given: using the seed dataset already in the local store at {default}"
         out(note)
         return note
-    from processing.generate import generate_sales
+    from processing.generate import generate_sales, write_frame
 
     out("No InputDataUrl given: generating the seed dataset (processing.generate) ...")
     frame = generate_sales()
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    atomic_write_bytes(file_target, buffer.getvalue().encode("utf-8"))
-    items = frame.iloc[:, 0].nunique() if len(frame.columns) else 0
+    write_frame(frame, file_target)
+    items = frame["item_id"].nunique() if "item_id" in frame.columns else "?"
     note = (f"No InputDataUrl given: generated the seed dataset ({len(frame)} rows, {items} items) at "
             f"{default} ({file_target}); pass --param InputDataUrl=... to use your own data")
     out(note)

@@ -1,0 +1,154 @@
+"""The local SageMaker jobs: AutoML V2 on the local engine, models, and batch transform."""
+from __future__ import annotations
+
+import datetime
+
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+
+from pipelines.local.sagemaker import LocalSageMakerClient
+from pipelines.local.store import LocalS3Client, local_path
+from pipelines.settings import resolve
+from processing.automl_request import build_request
+from processing.generate import generate_sales
+
+HORIZON = 7
+ROLE = "arn:aws:iam::000000000000:role/forecast-local"
+ENGINE_CONTAINER_KEYS = {"Image", "ModelDataUrl", "Environment"}
+
+
+def sales(items_per_region: int = 3, regions: int = 1, days: int = 120) -> pd.DataFrame:
+    end = (pd.Timestamp("2024-01-01") + pd.Timedelta(days=days - 1)).strftime("%Y-%m-%d")
+    frame = generate_sales(products=items_per_region, regions=regions, start="2024-01-01", end=end)
+    return frame[["item_id", "timestamp", "target_value", "promotion"]]
+
+
+def put_csv(s3: LocalS3Client, frame: pd.DataFrame, key: str) -> None:
+    s3.put_object(Bucket="b", Key=key, Body=frame.to_csv(index=False))
+
+
+def request(job_name: str, train_uri: str = "s3://b/train/") -> dict:
+    return build_request(train_uri=train_uri, output_uri="s3://b/automl", job_name=job_name, role_arn=ROLE,
+                         horizon=HORIZON, algorithms="npts", holiday_country="", max_runtime_seconds=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small job trained once for the module: 3 items x 120 days, NPTS + seasonal naive."""
+    settings = resolve(flags={"home": str(tmp_path_factory.mktemp("jobs-home"))})
+    sm, s3 = LocalSageMakerClient(settings), LocalS3Client(settings)
+    frame = sales()
+    history = frame.groupby("item_id").head(120 - HORIZON)
+    put_csv(s3, history, "train/train.csv")
+    sm.create_auto_ml_job_v2(**request("job-small"))
+    return settings, sm, s3, frame, sm.describe_auto_ml_job_v2(AutoMLJobName="job-small")
+
+
+def test_automl_job_completes_with_a_boto3_shaped_best_candidate(trained):
+    settings, sm, _, _, described = trained
+    assert described["AutoMLJobStatus"] == "Completed", described.get("FailureReason")
+    assert described["AutoMLJobSecondaryStatus"] == "Completed"
+    assert described["AutoMLProblemTypeConfigName"] == "TimeSeriesForecasting"
+    assert isinstance(described["CreationTime"], datetime.datetime) and described["EndTime"] >= described["CreationTime"]
+    best = described["BestCandidate"]
+    assert best["FinalAutoMLJobObjectiveMetric"]["MetricName"] == "AverageWeightedQuantileLoss"
+    assert 0 <= best["FinalAutoMLJobObjectiveMetric"]["Value"] < 1
+    [container] = best["InferenceContainers"]
+    assert set(container) == ENGINE_CONTAINER_KEYS
+    assert local_path(container["ModelDataUrl"], settings).is_dir()
+    leaderboard = best["CandidateProperties"]["CandidateArtifactLocations"]["BacktestResults"]
+    assert "candidate" in pd.read_csv(local_path(leaderboard, settings)).columns
+
+
+def test_a_second_job_with_the_same_name_is_resource_in_use(trained):
+    _, sm, _, _, _ = trained
+    with pytest.raises(ClientError, match=r"ResourceInUse.*Job with name job-small already exists"):
+        sm.create_auto_ml_job_v2(**request("job-small"))
+
+
+def test_unknown_job_is_resource_not_found(trained):
+    _, sm, _, _, _ = trained
+    with pytest.raises(ClientError, match="ResourceNotFound"):
+        sm.describe_auto_ml_job_v2(AutoMLJobName="never-started")
+
+
+def test_invalid_request_is_rejected_before_training(trained):
+    _, sm, _, _, _ = trained
+    bad = request("job-bad")
+    bad["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]["ForecastQuantiles"] = ["0.1"]
+    with pytest.raises(ClientError, match=r"(?s)ValidationException.*ForecastQuantiles\[0\]: .0.1. does not match"):
+        sm.create_auto_ml_job_v2(**bad)
+
+
+def test_job_without_training_data_fails_with_a_reason_naming_the_uri(trained):
+    _, sm, _, _, _ = trained
+    sm.create_auto_ml_job_v2(**request("job-nodata", train_uri="s3://b/empty/"))
+    described = sm.describe_auto_ml_job_v2(AutoMLJobName="job-nodata")
+    assert described["AutoMLJobStatus"] == "Failed"
+    assert "no training data (csv or parquet) under s3://b/empty/" in described["FailureReason"]
+
+
+def test_models_create_describe_list_delete(trained):
+    _, sm, _, _, described = trained
+    containers = described["BestCandidate"]["InferenceContainers"]
+    sm.create_model(ModelName="m-one", Containers=containers, ExecutionRoleArn=ROLE)
+    with pytest.raises(ClientError, match="Cannot create already existing model"):
+        sm.create_model(ModelName="m-one", Containers=containers, ExecutionRoleArn=ROLE)
+    assert sm.describe_model(ModelName="m-one")["Containers"] == containers
+    assert "m-one" in [m["ModelName"] for m in sm.list_models(NameContains="one")["Models"]]
+    sm.delete_model(ModelName="m-one")
+    with pytest.raises(ClientError, match='Could not find model'):
+        sm.describe_model(ModelName="m-one")
+
+
+def transform(sm, name, model, source, output):
+    sm.create_transform_job(TransformJobName=name, ModelName=model,
+                            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
+                                            "ContentType": "text/csv", "SplitType": "None"},
+                            TransformOutput={"S3OutputPath": output, "Accept": "text/csv", "AssembleWith": "None"},
+                            TransformResources={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1})
+    return sm.describe_transform_job(TransformJobName=name)
+
+
+def test_transform_of_a_model_package_model_writes_out_files_per_input(trained):
+    """Given a model created from a registered package, the transform forecasts each input file."""
+    settings, sm, s3, frame, described = trained
+    containers = described["BestCandidate"]["InferenceContainers"]
+    sm.create_model_package_group(ModelPackageGroupName="g")
+    package = sm.create_model_package(ModelPackageGroupName="g", ModelApprovalStatus="Approved",
+                                      InferenceSpecification={"Containers": containers,
+                                                              "SupportedContentTypes": ["text/csv"],
+                                                              "SupportedResponseMIMETypes": ["text/csv"]})
+    sm.create_model(ModelName="from-package", Containers=[{"ModelPackageName": package["ModelPackageArn"]}],
+                    ExecutionRoleArn=ROLE)
+    context = frame.copy()
+    context.loc[context.groupby("item_id").cumcount() >= 120 - HORIZON, "target_value"] = None
+    items = sorted(context["item_id"].unique())
+    put_csv(s3, context[context["item_id"].isin(items[:2])], "backtest/part-00000.csv")
+    put_csv(s3, context[context["item_id"].isin(items[2:])], "backtest/sub/part-00001.csv")
+
+    job = transform(sm, "tx-1", "from-package", "s3://b/backtest/", "s3://b/forecasts")
+
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    first = pd.read_csv(local_path("s3://b/forecasts/part-00000.csv.out", settings))
+    second = pd.read_csv(local_path("s3://b/forecasts/sub/part-00001.csv.out", settings))
+    assert list(first.columns) == ["item_id", "timestamp", "p10", "p50", "p90", "mean"]
+    assert len(first) == 2 * HORIZON and len(second) == (len(items) - 2) * HORIZON
+    assert (first["p10"] <= first["p50"]).all() and (first["p50"] <= first["p90"]).all()
+
+
+def test_transform_with_unreadable_input_fails_with_the_reason(trained):
+    _, sm, s3, _, described = trained
+    sm.create_model(ModelName="m-bad-input", Containers=described["BestCandidate"]["InferenceContainers"],
+                    ExecutionRoleArn=ROLE)
+    s3.put_object(Bucket="b", Key="junk/part-0.csv", Body="a,b\n1,2\n")
+    job = transform(sm, "tx-bad", "m-bad-input", "s3://b/junk/", "s3://b/junk-out")
+    assert job["TransformJobStatus"] == "Failed"
+    assert "item_id" in job["FailureReason"]
+
+
+def test_transform_needs_an_existing_model(trained):
+    _, sm, _, _, _ = trained
+    with pytest.raises(ClientError, match='Could not find model'):
+        transform(sm, "tx-none", "no-such-model", "s3://b/backtest/", "s3://b/x")
