@@ -75,3 +75,63 @@ def test_given_moto_when_uploading_twice_then_the_second_upload_is_skipped(tmp_p
     code_bundle.upload(settings, root, log=lines.append)
     assert lines[-1] == f"code bundle {uri} already uploaded"
     assert s3.head_object(Bucket=BUCKET, Key=prefix + "processing/prepare.py")["LastModified"] == first_modified
+
+
+# --- the container boundary --------------------------------------------------------------------------
+import ast  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+
+CONTAINER_PACKAGES = {"numpy", "pandas", "scipy", "sklearn", "boto3", "botocore"}   # scikit-learn image
+BUNDLE_MODULES = {"processing", "evaluation", "pipelines", "pipelines.contracts", "pipelines.settings",
+                  "pipelines.clients", "pipelines.aws_validation"}
+
+
+def _required_packages() -> set[str]:
+    names = set()
+    for path in (code_bundle.PROJECT_ROOT / "processing" / "requirements").glob("*.txt"):
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                names.add(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def _imports(tree: ast.Module):
+    """(module name, where) for imports at module level ('top') and inside functions ('lazy');
+    imports guarded by try/except ImportError are optional and skipped."""
+    def names(node):
+        if isinstance(node, ast.Import):
+            return [a.name for a in node.names]
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
+            return [node.module]
+        return []
+
+    for node in tree.body:
+        if isinstance(node, ast.Try):
+            continue
+        for name in names(node):
+            yield name, "top"
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                for name in names(inner):
+                    yield name, "lazy"
+
+
+def test_given_the_bundle_then_every_import_is_available_in_the_processing_container():
+    allowed_third_party = CONTAINER_PACKAGES | _required_packages()
+    problems = []
+    for relative, path in code_bundle.bundle_files():
+        if not relative.endswith(".py"):
+            continue
+        for name, where in _imports(ast.parse(path.read_text())):
+            root = name.split(".")[0]
+            if root in sys.stdlib_module_names or root in allowed_third_party:
+                continue
+            if name in BUNDLE_MODULES or root in ("processing", "evaluation"):
+                continue
+            if relative == "pipelines/clients.py" and where == "lazy" and name.startswith("pipelines.local"):
+                continue  # clients.py: the local stand-ins, only on the local target
+            problems.append(f"{relative}: imports {name} ({where})")
+    assert problems == [], "imports the scikit-learn processing container cannot satisfy:\n" + "\n".join(problems)
