@@ -155,10 +155,11 @@ def generate(products: int = 25, regions: int = 5, start: str = DEFAULT_START,
     promo = np.empty((n_items, n_days), dtype=np.int64)
     noise = np.empty((n_items, n_days))
     rand = py_random.random
-    for k in range(n_items):   # per item (not per row): the recipe's draw order
+    # Python's stream is separate from numpy's: all promotion draws at once, item-major, like the loops
+    draws = np.array([rand() for _ in range(n_items * n_days)]).reshape(n_items, n_days)
+    promo[:] = draws < PROMOTION_PROBABILITY
+    for k in range(n_items):   # per item (not per row): numpy's draw order is uniform, then the day noises
         base[k] = np_state.uniform(low[k], high[k])
-        draws = np.fromiter((rand() for _ in range(n_days)), dtype=float, count=n_days)
-        promo[k] = draws < PROMOTION_PROBABILITY
         noise[k] = np_state.normal(0, 5, n_days)
 
     all_days = n_days + max(0, future_days)
@@ -192,6 +193,9 @@ def generate(products: int = 25, regions: int = 5, start: str = DEFAULT_START,
 def _frame(items: pd.DataFrame, dates: pd.DatetimeIndex, target: np.ndarray, promo: np.ndarray,
            holidays: Sequence[datetime]) -> pd.DataFrame:
     """Rows in the recipe's column order, sorted by item_id then timestamp like the recipe."""
+    order = np.argsort(items["item_id"].to_numpy().astype(str), kind="stable")   # the recipe sorts by item_id
+    items = items.iloc[order]
+    target, promo = target[order], promo[order]
     n_items, n_days = len(items), len(dates)
     holiday_days = pd.DatetimeIndex(holidays)
     day_columns = {
@@ -200,7 +204,7 @@ def _frame(items: pd.DataFrame, dates: pd.DatetimeIndex, target: np.ndarray, pro
         "month": dates.month.to_numpy().astype(np.int64),
         "quarter": ((dates.month.to_numpy() - 1) // 3 + 1).astype(np.int64),
     }
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "timestamp": np.tile(np.asarray(dates.strftime("%Y-%m-%d"), dtype=object), n_items),
         "target_value": target.reshape(-1),
         "item_id": np.repeat(items["item_id"].to_numpy(), n_days),
@@ -210,9 +214,6 @@ def _frame(items: pd.DataFrame, dates: pd.DatetimeIndex, target: np.ndarray, pro
         "promotion": promo.reshape(-1),
         **{name: np.tile(values, n_items) for name, values in day_columns.items()},
     }, columns=COLUMNS)
-    order = np.lexsort((np.tile(np.arange(n_days), n_items),
-                        np.repeat(items["item_id"].rank(method="dense").to_numpy(), n_days)))
-    return frame.iloc[order].reset_index(drop=True)
 
 
 def generate_sales(products: int = 25, regions: int = 5, start: str = DEFAULT_START,
