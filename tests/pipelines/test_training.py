@@ -211,3 +211,14 @@ def test_given_default_parameters_when_register_parses_its_arguments_then_every_
                                                         properties))
     assert args.evaluation_uri == f"s3://{BUCKET}/demand-forecasting/executions/exec-1/Evaluate/evaluation/evaluation.json"
     assert args.approval_status == "PendingManualApproval" and args.execution_id == "exec-1"
+
+
+def test_given_the_docs_then_the_parameter_table_lists_every_parameter_with_its_type():
+    from pathlib import Path
+
+    from pipelines.training import parameter_specs
+    from tests.pipelines.definition_support import sagemaker_settings
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sagemaker.md").read_text()
+    for spec in parameter_specs(sagemaker_settings()):
+        assert re.search(rf"^\| {spec.name} \| {spec.kind} \|", docs, re.M), f"{spec.name} missing from docs/sagemaker.md"
