@@ -197,6 +197,26 @@ def read_input(path: str | os.PathLike, config: PrepConfig) -> InputTable:
 
 
 def _read_one(path: Path, name: str, text_columns, target_column: str) -> Tuple[pd.DataFrame, List[str]]:
+    """Read one file; parser failures become DataValidationError naming the file and line."""
+    try:
+        return _read_one_unchecked(path, name, text_columns, target_column)
+    except DataValidationError:
+        raise
+    except UnicodeDecodeError as error:
+        raise DataValidationError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason}). Fix: save the file "
+                                  "as UTF-8 CSV.") from None
+    except pd.errors.ParserError as error:
+        detail = str(error).strip().splitlines()[-1]
+        hint = " (the header is line 1)" if "line" in detail else ""
+        raise DataValidationError(f"{name}: cannot be parsed as CSV: {detail}{hint}. Fix: quote fields that contain "
+                                  "commas, and give every row as many fields as the header.") from None
+    except (OSError, ValueError, ImportError) as error:
+        kind = "Parquet" if _kind(path) == "parquet" else "CSV"
+        raise DataValidationError(f"{name}: cannot be read as {kind}: {error}. Fix: check the file is a complete, "
+                                  f"valid {kind} file (gzip-compressed CSV must end in .gz).") from None
+
+
+def _read_one_unchecked(path: Path, name: str, text_columns, target_column: str) -> Tuple[pd.DataFrame, List[str]]:
     warnings: List[str] = []
     if _kind(path) == "parquet":
         frame = pd.read_parquet(path)

@@ -92,6 +92,11 @@ BAD_INPUTS = [
     ("empty item id", {"sales.csv": with_line(GOOD, 10, ",2023-01-09,1.0,0,R0")}, [],
      ["column 'item_id'", "1 rows have an empty value", "sales.csv line 10"]),
     ("bad filling json", {"sales.csv": GOOD}, ["--filling", "{middlefill"], ["--filling is not valid JSON"]),
+    ("ragged row", {"sales.csv": with_line(GOOD, 7, "a,2023-01-06,1,234,0,R0")}, [],
+     ["sales.csv: cannot be parsed as CSV", "line 7", "quote fields that contain commas"]),
+    ("not utf-8", {"sales.csv": GOOD.replace("R0", "Rø").encode("latin-1")}, [],
+     ["sales.csv: not UTF-8 text", "save the file as UTF-8"]),
+    ("broken gzip", {"sales.csv.gz": b"not gzip at all"}, [], ["sales.csv.gz: cannot be read as CSV"]),
 ]
 
 
