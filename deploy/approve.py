@@ -177,11 +177,18 @@ def set_status(sm: Any, arn: str, status: str, reason: Optional[str]) -> dict:
 
 def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
             deployer: Optional[Deployer] = None, log: Callable[[str], None] = print) -> dict:
-    """Approve `arn`; locally deploy it through the handler, on SageMaker EventBridge does."""
+    """Approve `arn`; locally deploy it through the handler, on SageMaker EventBridge does.
+
+    Re-approving an Approved version changes nothing, so SageMaker emits no event: the handler
+    then runs here (on both targets) so that `approve` always ends with the version deployed.
+    """
+    already = describe(sm, arn).get("ModelApprovalStatus") == "Approved"
     package = set_status(sm, arn, "Approved", reason or "approved with deploy.approve")
     log(f"approved version {package.get('ModelPackageVersion')}: {arn}")
     result: dict = {"model_package_arn": arn, "status": "Approved"}
-    if deployer is None and settings.is_local:
+    if deployer is None and (settings.is_local or already):
+        if already and not settings.is_local:
+            log("it was already Approved, so no state-change event fires: deploying it from here")
         deployer = in_process_deployer(settings)
     if deployer is not None:
         result["deployment"] = deployer(state_change_event(package, settings))

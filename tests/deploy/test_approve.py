@@ -203,3 +203,15 @@ def test_cli_lists_as_json_and_fails_clearly_on_a_bad_reference(sagemaker_target
     assert "has no version 12" in capsys.readouterr().err
     assert cli.main(["approve", "1", "--latest"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_on_sagemaker_reapproving_an_approved_version_deploys_it_directly(sagemaker_target, aws_requests, capsys):
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    arn = register_version(sm, GROUP, status="Approved")   # e.g. its first deployment failed
+
+    result = cli.approve(sm, sagemaker_target, arn)
+
+    assert "no state-change event fires" in capsys.readouterr().out
+    assert result["deployment"]["status"] == "deployed"
+    assert cli.deployed_package(sm, "demand-forecast") == arn
