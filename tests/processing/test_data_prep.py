@@ -155,3 +155,18 @@ def test_items_with_too_little_history_are_dropped_with_the_reason():
     assert result.profile["items"] == 1
     (dropped,) = result.profile["dropped_items"]
     assert dropped["item_id"] == "short" and "needs at least 10 (5 history + 5 holdout)" in dropped["reason"]
+
+
+def test_timestamps_keep_their_time_only_when_some_time_is_not_midnight():
+    from processing.data_prep import format_timestamps
+    days = np.array(["2024-01-01", "2024-01-02"], dtype="datetime64[ns]")
+    hours = np.array(["2024-01-01T00:00", "2024-01-01T13:30"], dtype="datetime64[ns]")
+    assert format_timestamps(days).tolist() == ["2024-01-01", "2024-01-02"]
+    assert format_timestamps(hours).tolist() == ["2024-01-01 00:00:00", "2024-01-01 13:30:00"]
+
+
+def test_hourly_frequency_keeps_hours_in_the_output():
+    hours = pd.date_range("2023-01-01", periods=100, freq="h").strftime("%Y-%m-%d %H:%M:%S")
+    frame = pd.DataFrame({"item_id": "a", "timestamp": hours, "target_value": np.arange(100.0)})
+    result = prepare(table(frame), PrepConfig(frequency="H", horizon=24))
+    assert len(result.holdout) == 24 and result.profile["end"] == "2023-01-05 03:00:00"

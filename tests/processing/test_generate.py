@@ -86,3 +86,18 @@ def test_cli_writes_parquet_and_truth(tmp_path):
     assert len(frame) == 5 * (90 + 3)
     assert len(pd.read_csv(truth)) == 15
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sales.parquet", "truth.csv"]
+
+
+def test_legacy_normal_draws_are_the_same_one_by_one_or_as_a_vector():
+    # the vectorised generator relies on this property of numpy's legacy RandomState
+    import numpy as np
+    one, many = np.random.RandomState(42), np.random.RandomState(42)
+    scalars = []
+    for _ in range(3):
+        scalars.append(one.uniform(20, 60))
+        scalars += [one.normal(0, 5) for _ in range(7)]      # odd count: a cached Gaussian carries over
+    vectors = []
+    for _ in range(3):
+        vectors.append(many.uniform(20, 60))
+        vectors += many.normal(0, 5, 7).tolist()
+    assert scalars == vectors
