@@ -140,3 +140,30 @@ def test_given_no_matplotlib_when_script_runs_then_report_is_written_with_a_warn
     report = json.loads((out / contracts.EVALUATION_FILE).read_text())
     assert any(w.startswith("plots skipped:") and "install matplotlib" in w for w in report["warnings"])
     assert report["quality_gate"]["value"] is not None and list((out / "plots").iterdir()) == []
+
+
+def test_given_the_training_definition_when_evaluate_parses_its_arguments_then_flags_and_paths_agree():
+    """The rendered Evaluate step's arguments parse with this script's parser; its --out is the
+    output that holds the EvaluationReport property file the QualityGate reads at our path."""
+    pytest.importorskip("sagemaker")
+    from tests.pipelines.definition_support import (default_parameters, resolve_expression, step,
+                                                    training_definition)
+
+    definition = training_definition()
+    evaluate_step = step(definition, contracts.STEP_EVALUATE)
+    parameters = default_parameters(definition)
+    argv = [resolve_expression(a, parameters) for a in evaluate_step["Arguments"]["AppSpecification"]["ContainerArguments"]]
+    args = evaluate.build_parser().parse_args(argv)
+    assert (args.quality_metric, args.quality_threshold, args.frequency) == ("WAPE", 0.3, "D")
+    assert args.quantiles == "p10,p50,p90" and args.grouping_columns == ""
+
+    (prop_file,) = evaluate_step["PropertyFiles"]
+    assert prop_file["FilePath"] == contracts.EVALUATION_FILE
+    outputs = {o["OutputName"]: o["S3Output"]["LocalPath"]
+               for o in evaluate_step["Arguments"]["ProcessingOutputConfig"]["Outputs"]}
+    assert outputs[prop_file["OutputName"]] == args.out
+
+    gate = step(definition, contracts.STEP_GATE)
+    left = gate["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]
+    assert left["Path"] == contracts.QUALITY_GATE_VALUE_PATH
+    assert left["PropertyFile"] == {"Get": f"Steps.{contracts.STEP_EVALUATE}.PropertyFiles.{prop_file['PropertyFileName']}"}
