@@ -708,7 +708,8 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         values[pos] = cov_values[column][obs_keep]
         gaps = np.isnan(values)
         rules = filling[column]
-        values = apply_fill(values, g_series, gaps, middle, rules.get("middlefill", "zero"), rules.get("middlefill_value"))
+        values = apply_fill(values, g_series, gaps, middle, rules.get("middlefill", "zero"),
+                            rules.get("middlefill_value"))
         values = apply_fill(values, g_series, gaps, back, rules.get("backfill", "zero"), rules.get("backfill_value"))
         filled_counts[column] = int(gaps.sum())
         original = frame[column]

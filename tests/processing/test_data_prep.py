@@ -138,11 +138,13 @@ def test_split_holds_out_the_last_horizon_periods_and_backtest_carries_covariate
     backtest = result.backtest[result.backtest["item_id"] == "b"]
     assert backtest["target_value"].iloc[-4:].isna().all() and backtest["target_value"].iloc[:-4].notna().all()
     assert backtest["price"].iloc[-4:].tolist() == [39.0, 40.5, 42.0, 43.5]
-    assert (profile["train_end"], profile["holdout_start"], profile["end"]) == ("2023-01-26", "2023-01-27", "2023-01-30")
+    assert (profile["train_end"], profile["holdout_start"], profile["end"]) == (
+        "2023-01-26", "2023-01-27", "2023-01-30")
 
 
 def test_grouping_columns_identify_series_with_the_item():
-    frame = pd.concat([daily("a", "2023-01-01", [1.0] * 20, store="s1"), daily("a", "2023-01-01", [2.0] * 20, store="s2")])
+    frame = pd.concat([daily("a", "2023-01-01", [1.0] * 20, store="s1"),
+                       daily("a", "2023-01-01", [2.0] * 20, store="s2")])
     result = prepare(table(frame), PrepConfig(horizon=2, grouping=("store",)))
     assert list(result.holdout.columns) == ["item_id", "store", "timestamp", "target_value"]
     assert result.holdout["target_value"].tolist() == [1.0, 1.0, 2.0, 2.0]
