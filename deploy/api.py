@@ -552,6 +552,7 @@ lambda_handler = handler
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
     def __init__(self, api: ForecastApi, port: int, host: str = "127.0.0.1"):
         super().__init__((host, port), _ApiHandler)

@@ -6,6 +6,7 @@ Approving a model locally deploys it here, the way SageMaker hosts an Autopilot 
     POST /invocations      Autopilot's inference input -> Autopilot's output layout
     GET  /metrics          requests, errors, latency percentiles, model package ARN, uptime
     POST /admin/reload     {"model_dir": ..., "model_package_arn": ...}: swap the model
+                           (header X-Admin-Token: the token in the server's 0600 state file)
 
 /invocations input (the same rows a batch transform reads; history rows carry the target,
 future rows carry known covariates and an EMPTY target):
@@ -39,6 +40,7 @@ import json
 import logging
 import os
 import shutil
+import secrets
 import signal
 import subprocess
 import sys
@@ -52,6 +54,7 @@ from typing import Any, Callable, Optional
 
 LOG = logging.getLogger("deploy.endpoint")
 HOST = "127.0.0.1"
+ADMIN_HEADER = "X-Admin-Token"
 MAX_BODY_BYTES = 64 * 1024 * 1024        # SageMaker real-time payloads are capped far lower (6 MB)
 LATENCY_WINDOW = 10_000                  # recent invocations kept for the percentiles
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -268,11 +271,15 @@ class EndpointServer(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, name: str, slot: ModelSlot, host: str = HOST):
+    request_queue_size = 128   # many clients connecting at once must queue, not be refused
+
+    def __init__(self, port: int, name: str, slot: ModelSlot, host: str = HOST,
+                 admin_token: Optional[str] = None):
         super().__init__((host, port), _Handler)
         self.name = name
         self.slot = slot
         self.metrics = Metrics()
+        self.admin_token = admin_token   # when set, /admin/reload needs it (it is in the 0600 state file)
 
     @property
     def port(self) -> int:
@@ -365,6 +372,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, payload, content_type)
             return 200
         if method == "POST" and route == "/admin/reload":
+            token = self.server.admin_token
+            if token and not secrets.compare_digest(self.headers.get(ADMIN_HEADER, ""), token):
+                self._read_body()
+                self._send_json(403, {"error": f"reloading needs the {ADMIN_HEADER} header from the state file"})
+                return 403
             return self._reload()
         self._read_body()
         self._send_json(404, {"error": f"no route {method} {route}; routes: GET /ping, POST /invocations, "
@@ -578,8 +590,8 @@ def reload(home: Path, name: str, model_dir: str | Path, model_package_arn: Opti
         raise EndpointError(f"endpoint {name!r} is not running; start it with "
                             f"python -m deploy.endpoint start --name {name} --model-dir {model_dir}")
     body = json.dumps({"model_dir": str(model_dir), "model_package_arn": model_package_arn}).encode()
-    status, _, answer = http_request(state["url"] + "/admin/reload", "POST", body,
-                                     {"Content-Type": "application/json"}, timeout=timeout)
+    headers = {"Content-Type": "application/json", ADMIN_HEADER: state.get("admin_token", "")}
+    status, _, answer = http_request(state["url"] + "/admin/reload", "POST", body, headers, timeout=timeout)
     if status != 200:
         raise EndpointError(f"endpoint {name!r} refused the new model {model_dir}: "
                             f"{_error_message(answer)} (it keeps serving the previous model)")
@@ -599,17 +611,19 @@ def serve(model_dir: str | Path, *, home: Path, name: str, port: int,
     """Bind, load the model, write the state file, serve until SIGTERM/SIGINT, clean up."""
     home = Path(home)
     slot = ModelSlot(loader, endpoints_dir(home) / "models")
+    token = secrets.token_hex(16)
     try:
-        server = EndpointServer(port, name, slot)
+        server = EndpointServer(port, name, slot, admin_token=token)
     except OSError as error:
         if not any_port_if_busy:
             raise EndpointError(f"cannot listen on {HOST}:{port}: {error}; pick another --port "
                                 "(or FORECAST_ENDPOINT_PORT)") from None
         print(f"port {port} is busy ({error}); listening on a free port instead", flush=True)
-        server = EndpointServer(0, name, slot)
+        server = EndpointServer(0, name, slot, admin_token=token)
     path = state_path(home, name)
     _STATE_FILES[id(server)] = path
     state = {"name": name, "pid": os.getpid(), "host": HOST, "port": server.port, "url": server.url,
+             "admin_token": server.admin_token,
              "started_at": _iso(time.time()), "log": str(endpoints_dir(home) / f"{name}.log"),
              "model_dir": str(model_dir), "model_package_arn": model_package_arn}
     _write_json_atomically(path, state)
@@ -698,7 +712,7 @@ def _status(home: Path, name: str) -> int:
     if state is None:
         print(f"endpoint {name!r} is not running (no live server in {endpoints_dir(home)})")
         return 1
-    document = {"state": state}
+    document = {"state": {k: v for k, v in state.items() if k != "admin_token"}}
     try:
         status, _, body = http_request(state["url"] + "/metrics", timeout=5)
         document["metrics"] = json.loads(body) if status == 200 else {"error": body.decode(errors="replace")}

@@ -187,9 +187,7 @@ class EndpointsMixin:
                 self.add_tags(ResourceArn=arn, Tags=params["Tags"])
             try:
                 model_dir, package_arn, image = self._serving_model(config, "CreateEndpoint")
-                state = self._endpoint_module().start(
-                    name, model_dir, home=self.settings.home_path, port=self.settings.endpoint_port,
-                    model_package_arn=package_arn)
+                state = self._serve(name, model_dir, package_arn)
                 record |= {"EndpointStatus": "InService", "DeployedImage": image, "LocalUrl": state["url"]}
             except Exception as error:  # noqa: BLE001 - like SageMaker: the failure shows in describe
                 record |= {"EndpointStatus": "Failed", "FailureReason": f"{type(error).__name__}: {error}"[:1024]}
@@ -210,15 +208,9 @@ class EndpointsMixin:
             previous = dict(record)
             record |= {"EndpointStatus": "Updating", "LastModifiedTime": _now().isoformat()}
             _write_json(self._endpoint_path(name), record)
-            module = self._endpoint_module()
             try:
                 model_dir, package_arn, image = self._serving_model(config, "UpdateEndpoint")
-                if module.running_state(self.settings.home_path, name):
-                    module.reload(self.settings.home_path, name, model_dir, package_arn)
-                    state = module.read_state(self.settings.home_path, name)
-                else:
-                    state = module.start(name, model_dir, home=self.settings.home_path,
-                                         port=self.settings.endpoint_port, model_package_arn=package_arn)
+                state = self._serve(name, model_dir, package_arn)
                 record = previous | {"EndpointConfigName": config_name, "EndpointStatus": "InService",
                                      "DeployedImage": image, "LocalUrl": state["url"]}
                 record.pop("FailureReason", None)
@@ -320,6 +312,15 @@ class EndpointsMixin:
         return _EndpointWaiter(self, name)
 
     # -- internals --
+    def _serve(self, name: str, model_dir: Path, package_arn: Optional[str]) -> dict:
+        """Swap the model of a running server (no downtime), or start one; returns its state."""
+        module, home = self._endpoint_module(), self.settings.home_path
+        if module.running_state(home, name):
+            module.reload(home, name, model_dir, package_arn)
+            return module.read_state(home, name)
+        return module.start(name, model_dir, home=home, port=self.settings.endpoint_port,
+                            model_package_arn=package_arn)
+
     @staticmethod
     def _endpoint_module():
         from deploy import endpoint  # the server module (stdlib + pandas); the engine loads in the server

@@ -210,6 +210,11 @@ def test_given_the_cli_when_started_then_status_reports_it_and_stop_ends_it(mode
         assert endpoint.ping(state["url"])
         status = run("status")
         assert status.returncode == 0 and json.loads(status.stdout)["metrics"]["model_loaded"] is True
+        anonymous = endpoint.http_request(state["url"] + "/admin/reload", "POST",
+                                          json.dumps({"model_dir": str(models["b"])}).encode())
+        assert anonymous[0] == 403 and "X-Admin-Token" in json.loads(anonymous[2])["error"]
+        reloaded = run("reload", "--model-dir", str(models["b"]))
+        assert reloaded.returncode == 0 and json.loads(reloaded.stdout)["reloads"] == 1
     finally:
         stopped = run("stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
