@@ -52,6 +52,21 @@ def property_file_document(record: Mapping[str, Any], name: str, settings: Setti
     return None, None
 
 
+def metric_value(value: Any) -> Optional[float]:
+    """A metric as a number: evaluation.json stores {"value": x} (SageMaker model-quality style)."""
+    if isinstance(value, Mapping):
+        value = value.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _metric_items(values: Any) -> list:
+    if not isinstance(values, Mapping):
+        return []
+    return [(k, metric_value(v)) for k, v in values.items() if metric_value(v) is not None]
+
+
 def evaluation_lines(evaluation: Mapping[str, Any]) -> list:
     lines = []
     gate = evaluation.get("quality_gate") or {}
@@ -59,15 +74,19 @@ def evaluation_lines(evaluation: Mapping[str, Any]) -> list:
         verdict = "passed" if gate.get("passed") else "failed"
         lines.append(f"  quality gate: {gate.get('metric')} = {_fmt_value(gate.get('value'))} "
                      f"(threshold {_fmt_value(gate.get('threshold'))}) -> {verdict}")
-    metrics = evaluation.get("forecast_metrics") or {}
-    if isinstance(metrics, Mapping) and metrics:
-        shown = [f"{k} {_fmt_value(v)}" for k, v in metrics.items() if isinstance(v, (int, float))]
-        lines.append("  forecast metrics: " + ", ".join(shown))
-    skill = evaluation.get("skill")
-    if isinstance(skill, Mapping) and skill:
-        shown = [f"{k} {_fmt_value(v)}" for k, v in skill.items() if isinstance(v, (int, float))]
-        if shown:
-            lines.append("  skill vs seasonal naive: " + ", ".join(shown))
+    metrics = _metric_items(evaluation.get("forecast_metrics"))
+    if metrics:
+        lines.append("  forecast metrics: " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in metrics))
+    baseline = evaluation.get("baseline") or {}
+    base_metrics = dict(_metric_items(baseline.get("forecast_metrics") if isinstance(baseline, Mapping) else None))
+    if base_metrics:
+        shown = [f"{k} {_fmt_value(base_metrics[k])}" for k, _ in metrics if k in base_metrics]
+        lines.append(f"  baseline ({baseline.get('method', 'seasonal naive')}): " + ", ".join(shown))
+    skill = _metric_items(evaluation.get("skill"))
+    if skill:
+        lines.append("  skill vs baseline (1 - model/baseline): " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in skill))
+    for warning in evaluation.get("warnings") or []:
+        lines.append(f"  note: {warning}")
     return lines
 
 
@@ -217,13 +236,17 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
             sections.append(f"<p>Quality gate: {html.escape(str(gate.get('metric')))} = "
                             f"{_fmt_value(gate.get('value'))}, threshold {_fmt_value(gate.get('threshold'))}: "
                             f"<b>{'passed' if gate.get('passed') else 'failed'}</b></p>")
-        for section in ("forecast_metrics", "regression_metrics", "baseline", "skill"):
-            values = evaluation.get(section)
-            if isinstance(values, Mapping) and values:
-                rows = [(html.escape(str(k)), html.escape(_fmt_value(v) if not isinstance(v, (dict, list))
-                                                          else json.dumps(v)[:200]))
-                        for k, v in values.items()]
-                sections.append(f"<h3>{html.escape(section.replace('_', ' '))}</h3>" + _table(rows, ("metric", "value")))
+        model_metrics = _metric_items(evaluation.get("forecast_metrics"))
+        baseline = evaluation.get("baseline") if isinstance(evaluation.get("baseline"), Mapping) else {}
+        base_metrics = dict(_metric_items(baseline.get("forecast_metrics")))
+        skill = dict(_metric_items(evaluation.get("skill")))
+        rows = [(html.escape(k), _fmt_value(v), _fmt_value(base_metrics[k]) if k in base_metrics else "-",
+                 _fmt_value(skill[k]) if k in skill else "-") for k, v in model_metrics]
+        if rows:
+            sections.append(_table(rows, ("metric", "model", f"baseline ({baseline.get('method', '-')})",
+                                          "skill (1 - model/baseline)")))
+        for warning in evaluation.get("warnings") or []:
+            sections.append(f"<p class='note'>{html.escape(str(warning))}</p>")
         sections.append(f"<p class='small'>{html.escape(str(eval_path))}</p>")
     registration = registration_info(record, settings)
     if registration:

@@ -659,7 +659,7 @@ class Execution:
     # Transform, Model, RegisterModel -----------------------------------------------------
     def _in_process(self, log, function: Callable[[], Any]) -> Any:
         """Run an in-process stand-in, capturing what it prints into the step log."""
-        buffer = _TeeWriter(lambda line: self._log(log, line))
+        buffer = _TeeWriter(lambda line: self._log(log, line), passthrough=sys.stdout)
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             try:
                 return function()
@@ -782,21 +782,35 @@ class Execution:
 
 
 class _TeeWriter(io.TextIOBase):
-    def __init__(self, emit: Callable[[str], None]):
+    """Line-buffered stdout stand-in; what the emitter itself prints goes to the real stream."""
+
+    def __init__(self, emit: Callable[[str], None], passthrough: Any = None):
         self.emit = emit
         self.pending = ""
+        self.passthrough = passthrough
+        self.busy = False
 
     def write(self, text: str) -> int:
+        if self.busy:
+            return self.passthrough.write(text) if self.passthrough is not None else len(text)
         self.pending += text
         while "\n" in self.pending:
             line, self.pending = self.pending.split("\n", 1)
-            self.emit(line)
+            self.busy = True
+            try:
+                self.emit(line)
+            finally:
+                self.busy = False
         return len(text)
 
     def flush_rest(self) -> None:
         if self.pending:
-            self.emit(self.pending)
-            self.pending = ""
+            line, self.pending = self.pending, ""
+            self.busy = True
+            try:
+                self.emit(line)
+            finally:
+                self.busy = False
 
 
 def _tail(path: Path, lines: int) -> str:
