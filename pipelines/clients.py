@@ -5,7 +5,8 @@ code runs against AWS, against a moto server (AWS_ENDPOINT_URL) and on the local
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Optional
 
 from pipelines.settings import Settings
 
@@ -21,6 +22,12 @@ def client(service: str, settings: Settings) -> Any:
         from pipelines.local.services import local_client  # heavy imports only on the local path
 
         return local_client(service, settings)
+    return _boto3_session(settings.region).client(service)
+
+
+@functools.lru_cache(maxsize=None)
+def _boto3_session(region: Optional[str]) -> Any:
+    """One boto3 session per region: building one reads config and credentials (slow)."""
     import boto3
 
-    return boto3.session.Session(region_name=settings.region).client(service)
+    return boto3.session.Session(region_name=region)
