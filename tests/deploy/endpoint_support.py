@@ -35,7 +35,7 @@ def sales(days: int = 84, scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def prepare(frame: pd.DataFrame, output_dir: Path, horizon: int = HORIZON) -> Path:
+def prepare(frame: pd.DataFrame, output_dir: Path, horizon: int = HORIZON, grouping: tuple = ()) -> Path:
     """Run the real PrepareData (processing.prepare) on `frame`; returns its output folder."""
     from processing.prepare import main
 
@@ -43,23 +43,24 @@ def prepare(frame: pd.DataFrame, output_dir: Path, horizon: int = HORIZON) -> Pa
     raw = output_dir.parent / f"{output_dir.name}-input.csv"
     frame.to_csv(raw, index=False)
     code = main(["--input", str(raw), "--output-dir", str(output_dir), "--horizon", str(horizon),
-                 "--frequency", "D"])
+                 "--frequency", "D", f"--grouping-columns={','.join(grouping)}"])
     assert code == 0, f"PrepareData failed with exit code {code}"
     return output_dir
 
 
-def engine_config(horizon: int = HORIZON, quantiles: tuple = QUANTILES):
+def engine_config(horizon: int = HORIZON, quantiles: tuple = QUANTILES, grouping: tuple = ()):
     from forecasting import EngineConfig
 
-    return EngineConfig(horizon=horizon, frequency="D", quantiles=quantiles,
+    return EngineConfig(horizon=horizon, frequency="D", quantiles=quantiles, grouping_columns=grouping,
                         algorithms=("SeasonalNaive", "NPTS"), backtest_windows=1)
 
 
-def train_model(frame: pd.DataFrame, out_dir: Path, horizon: int = HORIZON, quantiles: tuple = QUANTILES) -> Path:
+def train_model(frame: pd.DataFrame, out_dir: Path, horizon: int = HORIZON, quantiles: tuple = QUANTILES,
+                grouping: tuple = ()) -> Path:
     """A tiny real engine model trained on all of `frame`; returns its model directory."""
     from forecasting import train
 
-    result = train(frame, engine_config(horizon, quantiles), out_dir, time_limit_seconds=60, log=lambda *a, **k: None)
+    result = train(frame, engine_config(horizon, quantiles, grouping), out_dir, time_limit_seconds=60, log=lambda *a, **k: None)
     return Path(result.model_dir)
 
 

@@ -311,3 +311,29 @@ def test_given_the_sagemaker_target_when_forecast_then_s3_data_the_endpoint_and_
     assert body["history"]["source"] == f"s3://{settings.bucket}/{prefix}" and body["history"]["points"] == 84
     assert body["model_package_arn"] == support.package_arn(5)
     assert [row["timestamp"] for row in body["forecast"]] == ["2024-03-25", "2024-03-26"]
+
+
+def test_given_items_sold_in_several_stores_when_forecast_then_grouping_picks_the_series(tmp_path):
+    settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})
+    north, south = support.sales(), support.sales(scale=3.0, seed=1)
+    frame = pd.concat([north.assign(store="north"), south.assign(store="south")], ignore_index=True)
+    prepared = support.prepare(frame, local_path(prepared_uri(settings, "exec-g"), settings), grouping=("store",))
+    model_dir = support.train_model(pd.read_csv(prepared / "train" / "train.csv"), tmp_path / "model",
+                                    grouping=("store",))
+    support.deploy(settings, model_dir, version=1)
+    forecast_api = api.ForecastApi(settings)
+    try:
+        ambiguous = call(forecast_api, {"item_id": "apple"})
+        north_status, north_body = call(forecast_api, {"item_id": "apple", "grouping": {"store": "north"}})
+        south_status, south_body = call(forecast_api, {"item_id": "apple", "grouping": {"store": "south"}})
+        missing = call(forecast_api, {"item_id": "apple", "grouping": {"store": "east"}})
+        wrong_column = call(forecast_api, {"item_id": "apple", "grouping": {"region": "north"}})
+    finally:
+        endpoint.stop(settings.home_path, settings.endpoint_name)
+    assert ambiguous[0] == 400 and "has 2 series" in ambiguous[1]["error"] and "'store': 'south'" in ambiguous[1]["error"]
+    assert (north_status, south_status) == (200, 200)
+    assert north_body["grouping"] == {"store": "north"} and south_body["grouping"] == {"store": "south"}
+    mean = lambda body: sum(row["mean"] for row in body["forecast"])  # noqa: E731
+    assert mean(south_body) > 2 * mean(north_body)       # the south store sells three times as much
+    assert missing[0] == 404 and "no series with grouping {'store': 'east'}" in missing[1]["error"]
+    assert wrong_column[0] == 400 and "not grouping columns of this model (['store'])" in wrong_column[1]["error"]
