@@ -104,7 +104,7 @@ def _check(shape, value: Any, path: str, problems: list[str]) -> None:
             problems.append(f"{path}: {value!r} is not one of {shape.enum}")
         pattern = _compiled(shape.metadata.get("pattern"))
         if pattern is not None and not pattern.fullmatch(value):
-            problems.append(f"{path}: {value!r} does not match the pattern {pattern}")
+            problems.append(f"{path}: {value!r} does not match the pattern {shape.metadata['pattern']}")
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             problems.append(f"{path}: expected an integer ({shape.name}), got {type(value).__name__} {value!r}")

@@ -23,4 +23,4 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+    return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")

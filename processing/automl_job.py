@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -29,6 +27,7 @@ from botocore.exceptions import ClientError
 from pipelines import contracts
 from pipelines.aws_validation import validate_request
 from processing import automl_request
+from processing.atomic import write_json_atomic
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity")
@@ -237,23 +236,6 @@ def result_document(description: dict, model_name: str) -> dict:
         },
         "output_path": (description.get("OutputDataConfig") or {}).get("S3OutputPath", ""),
     }
-
-
-def write_json_atomic(path: Path, document: dict) -> Path:
-    """Write JSON to a temp file in the same folder, then os.replace: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=2, sort_keys=False, default=str)
-            stream.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-    return path
 
 
 # --- profile ----------------------------------------------------------------------------------

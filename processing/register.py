@@ -29,7 +29,8 @@ from botocore.exceptions import ClientError
 
 from pipelines import contracts
 from pipelines.aws_validation import validate_request
-from processing.automl_job import is_not_found, write_json_atomic
+from processing.atomic import write_json_atomic
+from processing.automl_job import REQUEST_FILE, is_not_found
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 CONTENT_TYPES = ["text/csv"]
@@ -76,12 +77,43 @@ def _metric_text(value: Any) -> Optional[str]:
     return None
 
 
-def customer_metadata(evaluation: dict, automl_result: dict, execution_id: str) -> dict:
-    """Key metrics and provenance, as the string map the registry shows in Studio."""
+def _unwrap(value: Any) -> Any:
+    """evaluation.json writes each metric as {"value": x}."""
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def forecast_configuration(request: Optional[dict]) -> dict:
+    """What a consumer of the package must know to feed it and read its forecasts.
+
+    Taken from the CreateAutoMLJobV2 request the AutoML step sent (kept beside its result);
+    the batch pipeline's ResolveModel and Report read these keys.
+    """
+    config = ((request or {}).get("AutoMLProblemTypeConfig") or {}).get("TimeSeriesForecastingJobConfig") or {}
+    if not config:
+        return {}
+    series = config.get("TimeSeriesConfig") or {}
+    values = {
+        "forecast_frequency": config.get("ForecastFrequency"),
+        "forecast_horizon": config.get("ForecastHorizon"),
+        "forecast_quantiles": ",".join(config.get("ForecastQuantiles") or []),
+        "item_id_column": series.get("ItemIdentifierAttributeName"),
+        "timestamp_column": series.get("TimestampAttributeName"),
+        "target_column": series.get("TargetAttributeName"),
+        "grouping_columns": ",".join(series.get("GroupingAttributeNames") or []),
+    }
+    # metadata values may not hold commas (pattern [\p{L}\p{Z}\p{N}_.:/=+\-@]*): lists are space-separated
+    return {key: str(value).replace(",", " ")[:MAX_METADATA_VALUE]
+            for key, value in values.items() if value not in (None, "")}
+
+
+def customer_metadata(evaluation: dict, automl_result: dict, execution_id: str,
+                      request: Optional[dict] = None) -> dict:
+    """Key metrics, forecast configuration and provenance, as the string map Studio shows."""
     properties: dict = {EXECUTION_KEY: execution_id}
+    properties.update(forecast_configuration(request))
     for name, value in (evaluation.get("forecast_metrics") or {}).items():
-        text = _metric_text(value)
-        if text is not None and not isinstance(value, (dict, list)):
+        text = _metric_text(_unwrap(value))
+        if text is not None:
             properties[f"metric_{name}"] = text
     gate = evaluation.get("quality_gate") or {}
     for key in ("metric", "value", "threshold", "passed"):
@@ -91,7 +123,7 @@ def customer_metadata(evaluation: dict, automl_result: dict, execution_id: str) 
     skill = evaluation.get("skill")
     if isinstance(skill, dict):
         for name, value in skill.items():
-            text = _metric_text(value)
+            text = _metric_text(_unwrap(value))
             if text is not None:
                 properties[f"skill_{name}"] = text
     objective = automl_result.get("objective_metric") or {}
@@ -114,7 +146,7 @@ def client_token(execution_id: str, group: str) -> str:
 def package_request(*, automl_result: dict, evaluation: dict, evaluation_uri: str, group: str,
                     approval_status: str, execution_id: str,
                     transform_instance_types: Sequence[str], realtime_instance_types: Sequence[str],
-                    tags: Optional[dict] = None) -> dict:
+                    tags: Optional[dict] = None, automl_request: Optional[dict] = None) -> dict:
     """The CreateModelPackage request: every container with its Environment, metrics, status."""
     if approval_status not in APPROVAL_STATUSES:
         raise RegistrationError(f"--approval-status {approval_status!r} is not one of {', '.join(APPROVAL_STATUSES)} "
@@ -151,7 +183,7 @@ def package_request(*, automl_result: dict, evaluation: dict, evaluation_uri: st
         "ModelApprovalStatus": approval_status,
         "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
                                                          "S3Uri": evaluation_uri}}},
-        "CustomerMetadataProperties": customer_metadata(evaluation, automl_result, execution_id),
+        "CustomerMetadataProperties": customer_metadata(evaluation, automl_result, execution_id, automl_request),
         "ClientToken": client_token(execution_id, group),
     }
     if tags:
@@ -203,12 +235,13 @@ def register(sm: Any, *, automl_result: dict, evaluation: dict, evaluation_uri: 
              approval_status: str, execution_id: str,
              transform_instance_types: Sequence[str] = tuple(DEFAULT_TRANSFORM_INSTANCE_TYPES.split(",")),
              realtime_instance_types: Sequence[str] = tuple(DEFAULT_REALTIME_INSTANCE_TYPES.split(",")),
-             tags: Optional[dict] = None, log: Log = _log) -> dict:
+             tags: Optional[dict] = None, log: Log = _log, automl_request: Optional[dict] = None) -> dict:
     """Register (or find, on retry) the model package; returns the registration.json document."""
     request = package_request(automl_result=automl_result, evaluation=evaluation,
                               evaluation_uri=evaluation_uri, group=group, approval_status=approval_status,
                               execution_id=execution_id, transform_instance_types=transform_instance_types,
-                              realtime_instance_types=realtime_instance_types, tags=tags)
+                              realtime_instance_types=realtime_instance_types, tags=tags,
+                              automl_request=automl_request)
     ensure_group(sm, group, tags, log)
     existing = find_registered(sm, group, execution_id)
     if existing is not None:
@@ -241,12 +274,16 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
         sm = client("sagemaker", settings)
     automl_result = _read_json(args.automl_result_dir, contracts.AUTOML_RESULT_FILE, "--automl-result-dir")
     evaluation = _read_json(args.evaluation_dir, contracts.EVALUATION_FILE, "--evaluation-dir")
+    request_path = Path(args.automl_result_dir)
+    request_path = request_path / REQUEST_FILE if request_path.is_dir() else request_path.with_name(REQUEST_FILE)
+    automl_request = _read_json(str(request_path), REQUEST_FILE, "--automl-result-dir") \
+        if request_path.is_file() else None
     document = register(
         sm, automl_result=automl_result, evaluation=evaluation, evaluation_uri=args.evaluation_uri,
         group=args.model_package_group, approval_status=args.approval_status, execution_id=args.execution_id,
         transform_instance_types=contracts.parse_list(args.transform_instance_types),
         realtime_instance_types=contracts.parse_list(args.realtime_instance_types),
-        tags=dict(settings.tags) if settings is not None else None, log=log)
+        tags=dict(settings.tags) if settings is not None else None, log=log, automl_request=automl_request)
     path = write_json_atomic(Path(args.result_dir) / contracts.REGISTRATION_FILE, document)
     log(f"registration written to {path}")
     return document

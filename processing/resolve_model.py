@@ -8,7 +8,6 @@ model's forecast configuration from its metadata). Fails clearly when nothing is
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -49,9 +48,9 @@ def describe_resolved(package: dict) -> dict:
     """The subset later steps and the report need, with metrics as numbers."""
     metadata = dict(package.get("CustomerMetadataProperties") or {})
     metrics = {}
-    for key in METRIC_KEYS:
+    for key in METRIC_KEYS:  # RegisterModel writes them as metric_<name>
         try:
-            metrics[key] = float(metadata[key])
+            metrics[key] = float(metadata[f"metric_{key}"])
         except (KeyError, ValueError):
             continue
     return {
@@ -61,7 +60,7 @@ def describe_resolved(package: dict) -> dict:
         "approval_status": package.get("ModelApprovalStatus"),
         "created": str(package.get("CreationTime")),
         "metrics": metrics,
-        "forecast_quantiles": metadata.get("forecast_quantiles", ""),
+        "forecast_quantiles": ",".join(metadata.get("forecast_quantiles", "").replace(",", " ").split()),
         "forecast_horizon": metadata.get("forecast_horizon", ""),
         "forecast_frequency": metadata.get("forecast_frequency", ""),
         "containers": len(package.get("InferenceSpecification", {}).get("Containers", [])),

@@ -44,8 +44,8 @@ def test_given_no_approved_version_when_resolving_then_it_fails_saying_how_to_ap
 
 
 def test_given_two_approved_versions_when_resolving_then_the_newest_is_chosen_with_its_metadata(sagemaker, tmp_path):
-    register(sagemaker, "Approved", {"wape": "0.2"})
-    newest = register(sagemaker, "Approved", {"wape": "0.1", "forecast_quantiles": "p10,p50,p90",
+    register(sagemaker, "Approved", {"metric_wape": "0.2"})
+    newest = register(sagemaker, "Approved", {"metric_wape": "0.1", "forecast_quantiles": "p10 p50 p90",
                                               "forecast_horizon": "14"})
     register(sagemaker, "Rejected")
     assert resolve_model.main(["--model-package-group", GROUP, "--result-dir", str(tmp_path)],

@@ -25,16 +25,25 @@ AUTOML_RESULT = {
     "reports": {"explainability": "", "model_insights": "", "backtest_results": ""},
 }
 EVALUATION = {
-    "forecast_metrics": {"wape": 0.2134, "mape": 0.25, "mase": 0.81, "rmse": 4.5, "mae": 3.2, "wql": 0.052,
-                         "coverage": 0.79},
+    # evaluation.json's format: every metric as {"value": ...}
+    "forecast_metrics": {name: {"value": value} for name, value in
+                         {"wape": 0.2134, "mape": 0.25, "mase": 0.81, "rmse": 4.5, "mae": 3.2, "wql": 0.052,
+                          "coverage": 0.79}.items()},
+    "skill": {"wape": {"value": 0.31}},
     "quality_gate": {"metric": "WAPE", "value": 0.2134, "threshold": 0.3, "passed": True},
 }
+
+AUTOML_REQUEST = {"AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": {
+    "ForecastFrequency": "D", "ForecastHorizon": 14, "ForecastQuantiles": ["p10", "p50", "p90"],
+    "TimeSeriesConfig": {"TargetAttributeName": "target_value", "TimestampAttributeName": "timestamp",
+                         "ItemIdentifierAttributeName": "item_id"}}}}
 
 
 @pytest.fixture
 def inputs(tmp_path):
     (tmp_path / "automl").mkdir()
     (tmp_path / "automl" / contracts.AUTOML_RESULT_FILE).write_text(json.dumps(AUTOML_RESULT))
+    (tmp_path / "automl" / "automl_request.json").write_text(json.dumps(AUTOML_REQUEST))
     (tmp_path / "evaluation").mkdir()
     (tmp_path / "evaluation" / contracts.EVALUATION_FILE).write_text(json.dumps(EVALUATION))
     return tmp_path
@@ -71,7 +80,17 @@ def test_given_the_automl_result_when_building_the_package_request_then_it_valid
     metadata = request["CustomerMetadataProperties"]
     assert metadata["pipeline_execution_id"] == "abc"
     assert metadata["metric_wape"] == "0.2134" and metadata["quality_gate_passed"] == "true"
+    assert metadata["metric_coverage"] == "0.79" and metadata["skill_wape"] == "0.31"
     assert all(isinstance(v, str) for v in metadata.values())
+
+
+def test_given_the_automl_request_when_building_then_the_forecast_configuration_is_in_the_metadata():
+    metadata = _request(automl_request=AUTOML_REQUEST)["CustomerMetadataProperties"]
+
+    assert {k: metadata[k] for k in ("forecast_frequency", "forecast_horizon", "forecast_quantiles",
+                                     "item_id_column", "target_column")} == {
+        "forecast_frequency": "D", "forecast_horizon": "14", "forecast_quantiles": "p10 p50 p90",
+        "item_id_column": "item_id", "target_column": "target_value"}
 
 
 def test_given_a_group_name_when_building_the_group_request_then_it_validates():
