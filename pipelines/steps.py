@@ -161,7 +161,7 @@ class StepFactory:
         *,
         arguments: Sequence[Any] = (),
         inputs: Optional[Mapping[str, Any]] = None,
-        outputs: Iterable[str] = (),
+        outputs: Union[Iterable[str], Mapping[str, Any]] = (),
         property_files: Sequence[Any] = (),
         instance_type: Union[str, Any] = "ml.m5.xlarge",
         display_name: Optional[str] = None,
@@ -173,8 +173,10 @@ class StepFactory:
         """A ProcessingStep running `python3 -m processing.entry <module> <arguments>`.
 
         inputs: input name -> S3 URI (str or pipeline variable), mounted at input_path(name).
-        outputs: output names; each written from output_path(name) to
-        execution_uri(name-of-step, output). Inputs named "code" are reserved for the bundle.
+        outputs: output names, each written from output_path(name) to
+        execution_uri(name-of-step, output); or a mapping name -> destination URI (str or
+        pipeline variable) for outputs that go where the user says (the batch report's
+        OutputUrl). Inputs named "code" are reserved for the bundle.
         """
         from sagemaker.core.processing import Processor
         from sagemaker.core.shapes import (ProcessingInput, ProcessingOutput, ProcessingS3Input,
@@ -209,11 +211,13 @@ class StepFactory:
                 input_name=input_name,
                 s3_input=ProcessingS3Input(s3_uri=uri, local_path=input_path(input_name),
                                            s3_data_type="S3Prefix", s3_input_mode="File")))
+        destinations = dict(outputs) if isinstance(outputs, Mapping) else {
+            output: self.execution_uri(name, output) for output in outputs}
         processing_outputs = [ProcessingOutput(
             output_name=output,
-            s3_output=ProcessingS3Output(s3_uri=self.execution_uri(name, output),
-                                         local_path=output_path(output), s3_upload_mode="EndOfJob"))
-            for output in outputs]
+            s3_output=ProcessingS3Output(s3_uri=destination, local_path=output_path(output),
+                                         s3_upload_mode="EndOfJob"))
+            for output, destination in destinations.items()]
         step_args = processor.run(inputs=processing_inputs, outputs=processing_outputs,
                                   arguments=list(arguments) or None)
         with offline_environment(self.settings.effective_region):
