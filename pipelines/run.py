@@ -12,11 +12,13 @@ line printed says which target runs and why. Both targets use the same definitio
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -153,21 +155,31 @@ def _write(path: Path, text: str) -> Path:
 
 # --- SageMaker target ------------------------------------------------------------------------
 def upsert(sm: Any, name: str, definition: str, settings: Settings, log: Callable[[str], None] = print) -> str:
-    """Create the pipeline, or update it when it exists; returns its ARN."""
-    description = f"Demand forecasting ({name}); managed by python -m pipelines.run"
+    """Create the pipeline, or update it when it exists; returns its ARN.
+
+    Requests are checked against botocore's model first (pipelines.aws_validation), so a bad
+    pipeline name or tag fails here with every problem listed instead of one at a time on AWS.
+    """
+    from pipelines.aws_validation import validate_request
+
+    common = {"PipelineName": name, "PipelineDisplayName": name,
+              "PipelineDescription": f"Demand forecasting ({name}); managed by python -m pipelines.run",
+              "PipelineDefinition": definition, "RoleArn": settings.role_arn}
     tags = [{"Key": k, "Value": v} for k, v in settings.tags.items()]
     try:
         sm.describe_pipeline(PipelineName=name)
     except Exception as error:  # botocore ClientError: ResourceNotFound
         if _error_code(error) not in ("ResourceNotFound", "ValidationException"):
             raise
-        arn = sm.create_pipeline(PipelineName=name, PipelineDisplayName=name, PipelineDescription=description,
-                                 PipelineDefinition=definition, RoleArn=settings.role_arn,
-                                 Tags=tags)["PipelineArn"]
+        # A token derived from name + definition: a retried create of the same thing is idempotent.
+        token = hashlib.sha256((name + "\0" + definition).encode()).hexdigest()
+        request = {**common, "ClientRequestToken": token, **({"Tags": tags} if tags else {})}
+        validate_request("sagemaker", "CreatePipeline", request)
+        arn = sm.create_pipeline(**request)["PipelineArn"]
         log(f"created pipeline {name}: {arn}")
         return arn
-    arn = sm.update_pipeline(PipelineName=name, PipelineDisplayName=name, PipelineDescription=description,
-                             PipelineDefinition=definition, RoleArn=settings.role_arn)["PipelineArn"]
+    validate_request("sagemaker", "UpdatePipeline", common)
+    arn = sm.update_pipeline(**common)["PipelineArn"]
     if tags:
         sm.add_tags(ResourceArn=arn, Tags=tags)
     log(f"updated pipeline {name}: {arn}")
@@ -178,11 +190,21 @@ def _error_code(error: Exception) -> Optional[str]:
     return getattr(error, "response", {}).get("Error", {}).get("Code")
 
 
-def start(sm: Any, name: str, parameters: Mapping[str, Any]) -> str:
-    request: dict = {"PipelineName": name,
-                     "PipelineExecutionDisplayName": f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"}
+def start_request(name: str, parameters: Mapping[str, Any], now: Optional[time.struct_time] = None) -> dict:
+    """StartPipelineExecution request: a readable display name and the overrides as strings."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", now or time.gmtime())
+    request: dict = {"PipelineName": name, "PipelineExecutionDisplayName": f"{name}-{stamp}"[-82:].lstrip("-"),
+                     "ClientRequestToken": str(uuid.uuid4())}  # one per start: a retried call starts once
     if parameters:
         request["PipelineParameters"] = [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
+    return request
+
+
+def start(sm: Any, name: str, parameters: Mapping[str, Any]) -> str:
+    from pipelines.aws_validation import validate_request
+
+    request = start_request(name, parameters)
+    validate_request("sagemaker", "StartPipelineExecution", request)
     return sm.start_pipeline_execution(**request)["PipelineExecutionArn"]
 
 
