@@ -30,6 +30,28 @@ def training_definition() -> dict:
     return json.loads(training_text())
 
 
+@functools.lru_cache(maxsize=None)
+def batch_text(region: str = REGION, bucket: str = BUCKET, role_arn: str = ROLE) -> str:
+    from pipelines.batch import get_batch_pipeline
+
+    return get_batch_pipeline(sagemaker_settings(region=region, bucket=bucket, role_arn=role_arn)).definition()
+
+
+def batch_definition() -> dict:
+    return json.loads(batch_text())
+
+
+# step type -> (the API operation its Arguments are sent to, the job-name member the service fills in)
+JOB_OPERATIONS = {"Processing": ("CreateProcessingJob", "ProcessingJobName"),
+                  "Transform": ("CreateTransformJob", "TransformJobName")}
+
+
+def job_request(s: dict) -> tuple:
+    """(operation, request) for a job step: its Arguments plus the job name the pipeline sets."""
+    operation, name_member = JOB_OPERATIONS[s["Type"]]
+    return operation, {name_member: "job-name-set-by-the-pipeline", **s["Arguments"]}
+
+
 def all_steps(steps: list) -> Iterator[dict]:
     """Every step, including those nested in condition branches."""
     for step in steps:
