@@ -44,6 +44,7 @@ import datetime as dt
 import io
 import json
 import logging
+import math
 import re
 import sys
 import threading
@@ -343,7 +344,13 @@ class ForecastApi:
             if self.data_uri:
                 root, version = self.data_uri, self.data_uri
             else:
-                root, version = discover_prepared_data(self.settings, s3)
+                try:
+                    root, version = discover_prepared_data(self.settings, s3)
+                except ApiError as error:
+                    if self._data is None:
+                        raise
+                    LOG.warning("keeping %s: looking for newer prepared data failed: %s", self._data.source, error)
+                    root, version = self._data.source, self._data.version
             if self._data is None or (self._data.source, self._data.version) != (root, version):
                 self._data = load_serving_data(root, version, s3)
             self._data_checked = time.monotonic()
@@ -385,8 +392,8 @@ class ForecastApi:
         output = self._invoke(body)
         quantiles = self._quantiles(output, request)
         output = output.sort_values(ts_col, kind="stable").head(horizon) if ts_col in output else output.head(horizon)
-        records = [{"timestamp": str(row[ts_col]), **{q: float(row[q]) for q in quantiles},
-                    MEAN_COLUMN: float(row[MEAN_COLUMN])} for _, row in output.iterrows()]
+        records = [{"timestamp": str(row[ts_col]), **{q: _number(row[q]) for q in quantiles},
+                    MEAN_COLUMN: _number(row[MEAN_COLUMN])} for _, row in output.iterrows()]
         response = {
             "item_id": request.item_id,
             "horizon": horizon,
@@ -504,6 +511,15 @@ class ForecastApi:
             raise ApiError(400, f'"quantiles" {missing} are not produced by the deployed model; it forecasts '
                                 f"{list(available)}")
         return request.quantiles
+
+
+def _number(text: Any) -> Optional[float]:
+    """A forecast cell as a JSON number (null when the endpoint left it empty or non-finite)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def invoke_params(endpoint_name: str, body: str) -> dict:

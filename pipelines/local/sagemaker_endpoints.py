@@ -68,7 +68,7 @@ def _validate(operation: str, params: dict) -> None:
         raise LocalClientError("ValidationException", "; ".join(problems), operation)
 
 
-def _page(items: list, params: dict, key: str, sort_keys: dict, operation: str) -> dict:
+def _page(items: list, params: dict, key: str, sort_keys: dict) -> dict:
     """Filter/sort/paginate a list of summaries the way SageMaker's List* calls do."""
     name_key = next(iter(sort_keys.values()))
     if params.get("NameContains"):
@@ -166,7 +166,7 @@ class EndpointsMixin:
                               "EndpointConfigArn": record["EndpointConfigArn"],
                               "CreationTime": _to_datetime(record["CreationTime"])})
         return _page(items, params, "EndpointConfigs",
-                     {"Name": "EndpointConfigName", "CreationTime": "CreationTime"}, "ListEndpointConfigs")
+                     {"Name": "EndpointConfigName", "CreationTime": "CreationTime"})
 
     # -- endpoints --
     def create_endpoint(self, **params: Any) -> dict:
@@ -268,8 +268,7 @@ class EndpointsMixin:
                                                          "LastModifiedTime", "EndpointStatus")})
         if params.get("StatusEquals"):
             items = [i for i in items if i["EndpointStatus"] == params["StatusEquals"]]
-        return _page(items, params, "Endpoints", {"Name": "EndpointName", "CreationTime": "CreationTime"},
-                     "ListEndpoints")
+        return _page(items, params, "Endpoints", {"Name": "EndpointName", "CreationTime": "CreationTime"})
 
     # -- tags (any ARN) --
     def _tags_path(self) -> Path:

@@ -337,3 +337,20 @@ def test_given_items_sold_in_several_stores_when_forecast_then_grouping_picks_th
     assert mean(south_body) > 2 * mean(north_body)       # the south store sells three times as much
     assert missing[0] == 404 and "no series with grouping {'store': 'east'}" in missing[1]["error"]
     assert wrong_column[0] == 400 and "not grouping columns of this model (['store'])" in wrong_column[1]["error"]
+
+
+def test_given_loaded_data_when_the_next_lookup_finds_none_then_the_api_keeps_serving_what_it_has(deployed):
+    import shutil
+
+    settings = deployed["settings"].replace(prefix="copied")
+    source = local_path(prepared_uri(deployed["settings"], "exec-1"), settings)
+    shutil.copytree(source, local_path(prepared_uri(settings, "exec-1"), settings))
+    forecast_api = api.ForecastApi(settings)
+    first = call(forecast_api, {"item_id": "apple", "horizon": 1})
+    shutil.rmtree(local_path(settings.s3_uri(), settings))
+    forecast_api._data_checked = 0.0          # the 30 s re-check is due now
+
+    second = call(forecast_api, {"item_id": "apple", "horizon": 1})
+
+    assert first[0] == second[0] == 200 and first[1]["forecast"] == second[1]["forecast"]
+    assert call(api.ForecastApi(settings), {"item_id": "apple"})[0] == 503   # a fresh API has nothing to serve
