@@ -22,7 +22,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from pipelines import contracts
+from pipelines.aws_validation import RequestValidationError
 from pipelines.settings import Settings, SettingsError, resolve
 
 PIPELINES = ("training", "batch")
@@ -337,6 +340,10 @@ def main(argv: Optional[Sequence[str]] = None, log: Callable[[str], None] = prin
     except (SettingsError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return getattr(error, "code", 2 if isinstance(error, SettingsError) else 1)
+    except (BotoCoreError, ClientError, RequestValidationError) as error:
+        # AWS said no (or would have): one readable message instead of a traceback.
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -68,6 +68,10 @@ def import_sdk(region: str = "us-east-1") -> None:
     warnings.filterwarnings("ignore", message="Lambda function won.t be updated")
     for name in ("sagemaker.core.workflow.utilities", "sagemaker.config", "sagemaker.core.config"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # The SDK configures the root logger at INFO on import; botocore then announces where it
+    # found credentials and endpoints on every client. Keep the CLI output to what we print.
+    for name in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     _IMPORTED = True
 
 

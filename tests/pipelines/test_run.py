@@ -307,3 +307,14 @@ def test_given_a_pipeline_name_sagemaker_rejects_when_upserting_then_every_probl
     with pytest.raises(RequestValidationError, match=r"CreatePipeline: 2 problem\(s\):\n  CreatePipeline.PipelineName: 'demand_forecast training' does not match"):
         run.upsert(_sagemaker_client(), "demand_forecast training", training_text(), settings, log=lambda line: None)
     assert _sagemaker_client().list_pipelines()["PipelineSummaries"] == []
+
+
+def test_given_aws_unreachable_when_running_on_sagemaker_then_one_line_error_and_exit_code_one(monkeypatch, capsys):
+    monkeypatch.setattr(run, "render", lambda name, settings: training_text())
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")   # nothing listens on the discard port
+    code = run.main(["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE,
+                     "--no-start"], log=lambda line: None)
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err.startswith('error: EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:9/')
+    assert "\n" not in err
