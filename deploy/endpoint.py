@@ -56,6 +56,7 @@ LOG = logging.getLogger("deploy.endpoint")
 HOST = "127.0.0.1"
 ADMIN_HEADER = "X-Admin-Token"
 MAX_BODY_BYTES = 64 * 1024 * 1024        # SageMaker real-time payloads are capped far lower (6 MB)
+STATE_WATCH_SECONDS = 2.0                # a server whose state file disappears stops itself
 LATENCY_WINDOW = 10_000                  # recent invocations kept for the percentiles
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -637,6 +638,7 @@ def serve(model_dir: str | Path, *, home: Path, name: str, port: int,
     loader_thread = threading.Thread(target=_initial_load, args=(server, model_dir, model_package_arn),
                                      daemon=True)
     loader_thread.start()
+    threading.Thread(target=_watch_state_file, args=(server, path), daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
@@ -645,6 +647,23 @@ def serve(model_dir: str | Path, *, home: Path, name: str, port: int,
         if current and current.get("pid") == os.getpid():
             path.unlink(missing_ok=True)
         print(f"endpoint {name!r} stopped", flush=True)
+
+
+def _watch_state_file(server: EndpointServer, path: Path, every: float = STATE_WATCH_SECONDS) -> None:
+    """Stop when the state file is gone or names another process (local state removed, home deleted):
+    nothing could find or stop this server any more, so it must not linger."""
+    while True:
+        time.sleep(every)
+        try:
+            owner = json.loads(path.read_text()).get("pid")
+        except FileNotFoundError:
+            owner = None
+        except ValueError:
+            continue
+        if owner != os.getpid():
+            print(f"state file {path} is gone or taken over; stopping", flush=True)
+            server.shutdown()
+            return
 
 
 def _initial_load(server: EndpointServer, model_dir, model_package_arn) -> None:

@@ -234,3 +234,17 @@ def test_given_a_busy_port_when_started_then_it_listens_on_a_free_port_and_says_
         finally:
             assert endpoint.stop(tmp_path, "busy") is True
     assert endpoint.running_state(tmp_path, "busy") is None
+
+
+def test_given_a_running_server_when_its_state_file_is_removed_then_it_stops_itself(models, tmp_path):
+    state = endpoint.start("orphan", models["a"], home=tmp_path, port=support.free_port())
+    try:
+        endpoint.state_path(tmp_path, "orphan").unlink()     # e.g. the local state was deleted
+
+        deadline = time.monotonic() + 15
+        while endpoint.pid_alive(state["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not endpoint.pid_alive(state["pid"]) and not endpoint.ping(state["url"])
+    finally:
+        if endpoint.pid_alive(state["pid"]):
+            endpoint._terminate(state["pid"])
