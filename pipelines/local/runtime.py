@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import heapq
+import queue
 import io
 import json
 import os
@@ -43,6 +44,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUPPORTED_TYPES = ("Processing", "Transform", "Model", "RegisterModel", "Lambda", "Condition", "Fail")
 PROCESSING_PREFIX = contracts.PROCESSING_ROOT
 LOG_TAIL_LINES = 30
+HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
 EXIT_INTERRUPTED = 130
 PRELOAD_ENV = "FORECAST_LOCAL_PRELOAD"       # extra modules the step subprocesses import first (tests)
 
@@ -628,9 +630,28 @@ class Execution:
         self.process = subprocess.Popen(command, cwd=str(cwd), env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True, text=True, errors="replace", bufsize=1)
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+        def pump(stream) -> None:  # a thread, so the main thread can report progress while a step is quiet
+            for text in stream:
+                lines.put(text)
+            lines.put(None)
+
+        assert self.process.stdout is not None
+        threading.Thread(target=pump, args=(self.process.stdout,), daemon=True).start()
+        started = last_output = time.monotonic()
         try:
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
+            while True:
+                try:
+                    line = lines.get(timeout=1.0)
+                except queue.Empty:
+                    if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
+                        self.out(f"    ... still Executing ({_fmt_seconds(time.monotonic() - started)} elapsed)")
+                        last_output = time.monotonic()
+                    continue
+                if line is None:
+                    break
+                last_output = time.monotonic()
                 log.write(line)
                 log.flush()
                 if self.stream_logs:
