@@ -91,7 +91,7 @@ def attribute_columns(table: pd.DataFrame, columns: Columns, quantiles: Sequence
 def totals_by(table: pd.DataFrame, attribute: str, quantiles: Sequence[str]) -> Dict[str, dict]:
     """Horizon totals of the mean (and of each quantile column, summed) per attribute value."""
     sums = table.groupby(attribute)[[MEAN_COLUMN, *quantiles]].sum()
-    return {str(key): {col: float(row[col]) for col in sums.columns} for key, row in sums.iterrows()}
+    return {str(key): {col: round(float(row[col]), 4) for col in sums.columns} for key, row in sums.iterrows()}
 
 
 def item_totals(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
@@ -215,7 +215,7 @@ def build_summary(table: pd.DataFrame, history: pd.DataFrame, statics: pd.DataFr
         "quantiles": list(quantiles),
         "model_package_arn": model.get("model_package_arn"),
         "model_metrics": model.get("metrics", {}),
-        "total_expected_demand": float(table[MEAN_COLUMN].sum()),
+        "total_expected_demand": round(float(table[MEAN_COLUMN].sum()), 4),
         "totals_by": {attribute: totals_by(table, attribute, quantiles) for attribute in attributes},
         "relative_to": group_attribute or "all items",
         "highest_relative_demand": _records(relative.iloc[::-1]),
