@@ -10,7 +10,7 @@ from processing import entry
 
 def test_given_step_modules_then_requirements_files_are_found_by_last_component():
     assert entry.requirements_file("evaluation.evaluate").name == "evaluate.txt"
-    assert entry.requirements_file("processing.automl_job") is None
+    assert entry.requirements_file("processing.no_such_step") is None
 
 
 @pytest.mark.parametrize("environ, expected", [
