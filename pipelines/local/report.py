@@ -123,6 +123,15 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     registration = registration_info(record, settings)
     if registration:
         lines.append(f"\nRegistered model package: {registration['arn']}\n  approval status: {registration['status']}")
+    if not registration and record.get("status") == "Succeeded":
+        from pipelines.local.store import local_path
+
+        last = next((st for st in reversed(steps) if st.get("status") == "Succeeded" and st.get("outputs")), None)
+        if last:
+            lines.append(f"\nOutputs of {last['name']}:")
+            for name, uri in last["outputs"].items():
+                where = f" ({local_path(uri, settings)})" if str(uri).startswith("s3://") else ""
+                lines.append(f"  {name}: {uri}{where}")
     report = record.get("report")
     if report:
         lines.append(f"\nReport: {report}")

@@ -44,6 +44,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUPPORTED_TYPES = ("Processing", "Transform", "Model", "RegisterModel", "Lambda", "Condition", "Fail")
 PROCESSING_PREFIX = contracts.PROCESSING_ROOT
 LOG_TAIL_LINES = 30
+SEED_FUTURE_DAYS = 14                        # the training pipeline's default ForecastHorizon
 HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
 EXIT_INTERRUPTED = 130
 PRELOAD_ENV = "FORECAST_LOCAL_PRELOAD"       # extra modules the step subprocesses import first (tests)
@@ -885,11 +886,15 @@ def ensure_seed_data(definition: Mapping[str, Any], parameters: Mapping[str, Any
         return note
     from processing.generate import generate_sales, write_frame
 
+    # A pipeline that trains (it has a ForecastHorizon) gets the history; one that only forecasts
+    # (batch) gets the history plus the next SEED_FUTURE_DAYS days with known covariates.
+    future_days = 0 if "ForecastHorizon" in declared else SEED_FUTURE_DAYS
     out("No InputDataUrl given: generating the seed dataset (processing.generate) ...")
-    frame = generate_sales()
+    frame = generate_sales(future_days=future_days)
     write_frame(frame, file_target)
     items = frame["item_id"].nunique() if "item_id" in frame.columns else "?"
-    note = (f"No InputDataUrl given: generated the seed dataset ({len(frame)} rows, {items} items) at "
+    future = f", plus {future_days} future days with known covariates" if future_days else ""
+    note = (f"No InputDataUrl given: generated the seed dataset ({len(frame)} rows, {items} items{future}) at "
             f"{default} ({file_target}); pass --param InputDataUrl=... to use your own data")
     out(note)
     return note

@@ -193,3 +193,24 @@ def test_ctrl_c_kills_the_step_and_records_a_stopped_execution(settings, tmp_pat
     assert "stopped (Ctrl-C)" in output
     leftover = subprocess.run(["pgrep", "-f", f"{record['execution_id']}/steps/Sleep"], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
+
+
+def test_without_input_data_url_the_seed_dataset_is_generated_at_the_default_and_reused(settings):
+    """Given a pipeline whose InputDataUrl is not overridden, the seed's data is put at its default."""
+    count = processing("Count", "consume.py", inputs={"data": {"Get": "Parameters.InputDataUrl"}})
+    count["Arguments"]["AppSpecification"]["ContainerEntrypoint"] = [
+        "python3", "-c", "import sys, pathlib; rows = pathlib.Path('/opt/ml/processing/input/data/sales.csv')"
+                         ".read_text().splitlines(); print('rows', len(rows) - 1)"]
+    parameters = [{"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://test-bucket/data/sales/"},
+                  {"Name": "ForecastHorizon", "Type": "Integer", "DefaultValue": 14}]
+    code, output, record = run(definition([count], parameters), settings)
+
+    assert code == 0, output
+    assert "No InputDataUrl given: generated the seed dataset (136875 rows, 125 items) at " \
+           "s3://test-bucket/data/sales/" in output
+    assert record["notes"] and "seed dataset" in record["notes"][0]
+    assert "rows 136875" in Path(record["steps"][0]["log"]).read_text()
+
+    code, output, _ = run(definition([count], parameters), settings)
+    assert code == 0
+    assert "using the seed dataset already in the local store at s3://test-bucket/data/sales/" in output
