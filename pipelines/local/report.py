@@ -157,7 +157,7 @@ def graph_svg(steps: list) -> str:
     columns: dict = {}
     for step in steps:
         columns.setdefault(depth[step["name"]], []).append(step["name"])
-    box_w, box_h, gap_x, gap_y = 170, 46, 60, 22
+    box_w, box_h, gap_x, gap_y = 215, 46, 40, 22
     position = {}
     for column, names in columns.items():
         for row, name in enumerate(names):
