@@ -181,3 +181,12 @@ def test_referenced_steps_finds_data_dependencies_in_nested_expressions():
     value = {"a": [{"Std:Join": {"On": "", "Values": [{"Get": "Steps.A.ProcessingJobName"}]}}],
              "b": GATE, "c": {"Get": "Parameters.X"}}
     assert ex.referenced_steps(value) == ["A", "Evaluate"]
+
+
+def test_json_get_on_an_s3_uri_reads_that_object():
+    documents = {"s3://b/exec/abc/result.json": {"model_name": "m-1"}}
+    ctx = context(json_reader=documents.__getitem__)
+    value = ex.resolve({"Std:JsonGet": {"S3Uri": {"Std:Join": {"On": "/", "Values": ["s3://b/exec", "abc",
+                                                                                       "result.json"]}},
+                                        "Path": "model_name"}}, ctx)
+    assert value == "m-1"

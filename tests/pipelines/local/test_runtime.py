@@ -214,3 +214,21 @@ def test_without_input_data_url_the_seed_dataset_is_generated_at_the_default_and
     code, output, _ = run(definition([count], parameters), settings)
     assert code == 0
     assert "using the seed dataset already in the local store at s3://test-bucket/data/sales/" in output
+
+
+def test_model_step_creates_the_model_and_its_properties_feed_later_steps(settings):
+    model = {"Name": "MakeModel", "Type": "Model", "Arguments": {
+        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r",
+        "PrimaryContainer": {"Image": "forecast-local-engine:latest", "ModelDataUrl": "s3://test-bucket/model/",
+                             "Environment": {"A": "1"}}}}
+    report = {"Name": "Report", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Join": {
+        "On": " ", "Values": ["created", {"Get": "Steps.MakeModel.ModelName"},
+                              {"Get": "Steps.MakeModel.PrimaryContainer.Environment['A']"}]}}}}
+    code, output, record = run(definition([model, report], []), settings)
+
+    name = record["properties"]["MakeModel"]["ModelName"]
+    assert name == f"pipelines-{record['execution_id']}-MakeModel"
+    assert record["failure_reason"] == f"created {name} 1"
+    from pipelines.local.sagemaker import LocalSageMakerClient
+
+    assert LocalSageMakerClient(settings).describe_model(ModelName=name)["PrimaryContainer"]["Environment"] == {"A": "1"}
