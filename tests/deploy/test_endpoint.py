@@ -248,3 +248,15 @@ def test_given_a_running_server_when_its_state_file_is_removed_then_it_stops_its
     finally:
         if endpoint.pid_alive(state["pid"]):
             endpoint._terminate(state["pid"])
+
+
+def test_given_concurrent_requests_for_different_items_then_each_gets_the_same_forecast_as_alone(loaded, models):
+    frame = models["frame"]
+    bodies = {item: support.inference_csv(frame[frame["item_id"] == item]) for item in support.ITEMS}
+    alone = {item: post(loaded, body)[2] for item, body in bodies.items()}
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda item: (item, post(loaded, bodies[item])[2]), list(support.ITEMS) * 6))
+
+    assert all(answer == alone[item] for item, answer in together)
+    assert len(set(alone.values())) == len(support.ITEMS)     # distinct items, distinct forecasts
