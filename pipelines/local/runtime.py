@@ -486,6 +486,9 @@ class Execution:
             if current:
                 rec = self.records[current]
                 rec["status"], rec["end_time"] = STOPPED, _iso(_now())
+                if rec.get("start_time"):
+                    started = datetime.datetime.fromisoformat(rec["start_time"])
+                    rec["duration_seconds"] = round((_now() - started).total_seconds(), 1)
                 rec["failure_reason"] = "stopped by the user (Ctrl-C)"
             for rec in self.records.values():
                 if rec["status"] == "Pending":

@@ -190,6 +190,7 @@ def test_ctrl_c_kills_the_step_and_records_a_stopped_execution(settings, tmp_pat
     record = runtime.load_executions(settings)[0]
     assert record["status"] == "Stopped"
     assert statuses(record) == [("Sleep", "Stopped")]
+    assert record["steps"][0]["duration_seconds"] is not None
     assert "stopped (Ctrl-C)" in output
     leftover = subprocess.run(["pgrep", "-f", f"{record['execution_id']}/steps/Sleep"], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
