@@ -543,7 +543,7 @@ def default_api() -> ForecastApi:
     with _API_LOCK:
         if _API is None:
             settings = resolve()
-            _API = ForecastApi(settings, data_uri=getattr(settings, "serving_data_uri", None))
+            _API = ForecastApi(settings, data_uri=settings.serving_data_uri)
         return _API
 
 
@@ -636,7 +636,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     settings = resolve({"home": args.home})
-    api = ForecastApi(settings, data_uri=args.data or getattr(settings, "serving_data_uri", None),
+    api = ForecastApi(settings, data_uri=args.data or settings.serving_data_uri,
                       endpoint_name=args.endpoint_name, history_periods=args.history_periods)
     if args.command == "serve":
         server = ApiServer(api, args.port if args.port is not None else settings.api_port)

@@ -31,6 +31,7 @@ class Settings:
     home: str = ".forecast"               # local state: object store, registry, executions
     endpoint_port: int = 8080             # local endpoint (SageMaker container contract)
     api_port: int = 8081                  # local real-time forecast API
+    serving_data_uri: Optional[str] = None  # forecast API history; default: the latest PrepareData output
     config_file: Optional[str] = None
 
     # --- derived -------------------------------------------------------------------------
@@ -96,6 +97,7 @@ ENVIRONMENT = {
     "FORECAST_HOME": "home",
     "FORECAST_ENDPOINT_PORT": "endpoint_port",
     "FORECAST_API_PORT": "api_port",
+    "FORECAST_SERVING_DATA": "serving_data_uri",
 }
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
