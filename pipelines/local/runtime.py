@@ -606,7 +606,7 @@ class Execution:
         env = dict(os.environ)
         exported = {}
         for variable, name in ENVIRONMENT.items():
-            if variable.startswith("FORECAST_") and variable not in exported.values():
+            if variable.startswith("FORECAST_") and name not in exported:  # one FORECAST_ spelling per setting
                 value = getattr(self.settings, name, None)
                 if value is None or name in ("target",):
                     continue
