@@ -6,6 +6,7 @@ what exists instead, because a wrong path here is a wrong path on AWS too.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -71,8 +72,10 @@ def resolve_parameters(definition: Mapping[str, Any], overrides: Optional[Mappin
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
+        hints = [f"{name} -> {close[0]}?" for name in unknown
+                 for close in [difflib.get_close_matches(name, list(declared), n=1)] if close]
         raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; this pipeline's parameters are: "
-                             + ", ".join(sorted(declared)))
+                             + ", ".join(sorted(declared)) + (f" (did you mean {'; '.join(hints)})" if hints else ""))
     values = {}
     for name, spec in declared.items():
         kind = spec.get("Type", "String")

@@ -116,6 +116,7 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
                      f"{_fmt_seconds(step.get('duration_seconds'))}")
     if record.get("failure_reason"):
         lines.append(f"\nFailure: {record['failure_reason']}")
+        lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))
     evaluation, path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
         lines.append(f"\nEvaluation ({path}):")
@@ -141,6 +142,18 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
             lines.append(f"  {NEXT_COMMANDS[0]}      # approve the new version (deploys it to the local endpoint)")
         lines.append(f"  {NEXT_COMMANDS[1]}      # forecast every item with the latest approved model")
     return "\n".join(lines)
+
+
+def rerun_command(record: Mapping[str, Any], settings: Settings) -> str:
+    """The command that starts this execution again with the same parameter overrides."""
+    import shlex
+
+    parts = ["python", "-m", "pipelines.run"]
+    if record.get("pipeline_name") == settings.batch_pipeline_name:
+        parts += ["--pipeline", "batch"]
+    for name, value in (record.get("overrides") or {}).items():
+        parts += ["--param", f"{name}={value}"]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 # --- HTML ------------------------------------------------------------------------------------
@@ -226,7 +239,8 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
                             f'{html.escape(step["status"])}</span>',
                             _fmt_seconds(seconds), bar, log_link, detail))
     sections = [
-        f"<h1>{html.escape(str(record.get('pipeline_name')))} · execution {html.escape(str(record.get('execution_id')))}</h1>",
+        f"<h1>{html.escape(str(record.get('pipeline_name')))} · execution "
+        f"{html.escape(str(record.get('execution_id')))}</h1>",
         f"<p>Status <b style='color:{STATUS_COLOURS.get(record.get('status'), '#333')}'>"
         f"{html.escape(str(record.get('status')))}</b>, started {html.escape(str(record.get('start_time')))}, "
         f"duration {_fmt_seconds(record.get('duration_seconds'))}. Target: local runtime.</p>",
@@ -279,8 +293,10 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
     style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}"
              "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;font-size:13px}"
              ".bar{height:10px}.failure{color:#c62828;font-weight:bold}.note{color:#555}"
-             "img{max-width:560px;border:1px solid #eee}figure{display:inline-block;margin:6px}.small{color:#777;font-size:12px}")
-    document = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(str(record.get('execution_id')))}"
+             "img{max-width:560px;border:1px solid #eee}figure{display:inline-block;margin:6px}"
+             ".small{color:#777;font-size:12px}")
+    document = (f"<!doctype html><html><head><meta charset='utf-8'>"
+                f"<title>{html.escape(str(record.get('execution_id')))}"
                 f"</title><style>{style}</style></head><body>{''.join(sections)}</body></html>")
     atomic_write_bytes(path, document.encode("utf-8"))
     return path

@@ -142,7 +142,7 @@ def load_definition(definition: Any) -> PipelineGraph:
         for ref in explicit:
             if ref not in steps:
                 problems.append(f"step {spec.name}: DependsOn names unknown step {ref!r}; steps are "
-                                + ", ".join(names))
+                                + ", ".join(names) + _did_you_mean(ref, names))
         try:
             data = ex.referenced_steps(_own_content(spec))
         except ex.ExpressionError as error:
@@ -151,7 +151,7 @@ def load_definition(definition: Any) -> PipelineGraph:
         for ref in data:
             if ref not in steps:
                 problems.append(f"step {spec.name}: references unknown step {ref!r} in a Get; steps are "
-                                + ", ".join(names))
+                                + ", ".join(names) + _did_you_mean(ref, names))
         deps = [d for d in list(explicit) + data if d in steps and d != spec.name]
         if spec.condition:
             deps.append(spec.condition)
@@ -163,6 +163,13 @@ def load_definition(definition: Any) -> PipelineGraph:
     if problems:
         raise DefinitionError("wrong property reference(s):\n  " + "\n  ".join(problems))
     return PipelineGraph(steps=steps, order=order)
+
+
+def _did_you_mean(name: str, candidates: list) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _topological(steps: dict) -> list:
@@ -353,6 +360,7 @@ class Execution:
         self.definition = dict(definition)
         self.graph = load_definition(self.definition)
         self.parameters = ex.resolve_parameters(self.definition, parameters)
+        self.overrides = {k: str(v) for k, v in dict(parameters).items()}
         self.settings = settings
         self.out = out
         self.stream_logs = stream_logs
@@ -392,7 +400,7 @@ class Execution:
             "status": self.status, "failure_reason": self.failure_reason,
             "start_time": _iso(self.started), "end_time": _iso(_now()) if ended else None,
             "duration_seconds": round((_now() - self.started).total_seconds(), 1) if ended else None,
-            "parameters": self.parameters, "notes": self.notes,
+            "parameters": self.parameters, "overrides": self.overrides, "notes": self.notes,
             "definition": str(self.dir / "definition.json"),
             "report": str(self.dir / "report.html"),
             "steps": [self.records[name] for name in self.graph.order],

@@ -157,8 +157,8 @@ class JobsMixin:
         record.update(AutoMLJobSecondaryStatus="TrainingModels", LastModifiedTime=_now())
         self._save("automl", name, record)
         started = time.monotonic()
-        print(f"[local automl] job {name}: training the local forecasting engine on {data if isinstance(data, Path) else 'the training files'}",
-              flush=True)
+        source = data if isinstance(data, Path) else "the training files"
+        print(f"[local automl] job {name}: training the local forecasting engine on {source}", flush=True)
         result = train(data, config, output_dir, time_limit_seconds=limit, log=lambda m: print(m, flush=True))
         print(f"[local automl] job {name}: done in {time.monotonic() - started:.1f}s", flush=True)
         model_uri = to_uri(result.model_dir, self.settings).rstrip("/") + "/"
@@ -255,8 +255,8 @@ class JobsMixin:
         path.unlink()
         return {}
 
-    def list_models(self, NameContains: str = "", SortBy: str = "CreationTime", SortOrder: str = "Descending",  # noqa: N803
-                    MaxResults: int = 100, CreationTimeBefore=None, CreationTimeAfter=None, **_: Any) -> dict:
+    def list_models(self, NameContains: str = "", SortBy: str = "CreationTime",  # noqa: N803
+                    SortOrder: str = "Descending", MaxResults: int = 100, CreationTimeBefore=None, CreationTimeAfter=None, **_: Any) -> dict:
         models = [m for m in self._all("model") if NameContains.lower() in m["ModelName"].lower()]
         if CreationTimeBefore is not None:
             models = [m for m in models if m["CreationTime"] < CreationTimeBefore]

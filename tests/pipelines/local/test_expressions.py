@@ -163,7 +163,8 @@ def test_comparisons(kind, right, expected):
 
 def test_in_not_or_and_the_implicit_and_of_a_condition_list():
     ctx = context()
-    is_wape = {"Type": "In", "QueryValue": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
+    report = {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    is_wape = {"Type": "In", "QueryValue": {"Std:JsonGet": {"PropertyFile": report,
                                               "Path": "quality_gate.metric"}}, "Values": ["MAPE", "WAPE"]}
     short = {"Type": "LessThan", "LeftValue": {"Get": "Parameters.ForecastHorizon"}, "RightValue": 7}
     assert ex.evaluate_condition(is_wape, ctx) is True

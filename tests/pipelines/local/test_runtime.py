@@ -39,14 +39,16 @@ def statuses(record):
 # --- DAG checks at load time ------------------------------------------------------------------
 def test_unknown_depends_on_is_named():
     bad = definition([processing("A", "produce.py", outputs=["result"], depends_on=["Prepare"])], [])
-    with pytest.raises(DefinitionError, match="step A: DependsOn names unknown step 'Prepare'; steps are A"):
+    with pytest.raises(DefinitionError, match="step A: DependsOn names unknown step 'Prepare'; steps are A$"):
         load_definition(bad)
 
 
-def test_unknown_step_in_a_get_is_named():
-    bad = definition([processing("A", "consume.py", inputs={"x": output_ref("Missing", "result")})], [])
-    with pytest.raises(DefinitionError, match="step A: references unknown step 'Missing' in a Get"):
-        load_definition(bad)
+def test_unknown_step_in_a_get_is_named_with_a_suggestion():
+    a = processing("Prepare", "produce.py", outputs=["result"])
+    b = processing("B", "consume.py", inputs={"x": output_ref("Prepar", "result")})
+    with pytest.raises(DefinitionError, match=r"step B: references unknown step 'Prepar' in a Get; steps are "
+                                              r"Prepare, B \(did you mean Prepare\?\)"):
+        load_definition(definition([a, b], []))
 
 
 def test_cycles_are_reported_with_the_loop():
@@ -119,6 +121,7 @@ def test_gate_fails_runs_the_fail_step_with_its_message_and_exits_non_zero(setti
     assert record["status"] == "Failed"
     assert record["failure_reason"] == "Quality too low: score 0.9 above threshold 0.5"
     assert "Failure: Quality too low: score 0.9 above threshold 0.5" in output
+    assert "To run again after fixing it (a new execution): python -m pipelines.run --param Score=0.9" in output
 
 
 def test_each_run_is_a_new_execution_and_list_shows_them(settings):
@@ -160,7 +163,8 @@ def test_unknown_lambda_function_fails_clearly(settings):
 def test_bad_parameter_override_exits_2_listing_the_parameters(settings):
     lines: list = []
     assert run_local(gated_pipeline(), {"Treshold": "1"}, settings, out=lines.append) == 2
-    assert "unknown parameter(s) Treshold; this pipeline's parameters are: Label, Score, Threshold" in lines[0]
+    assert "unknown parameter(s) Treshold; this pipeline's parameters are: Label, Score, Threshold " \
+           "(did you mean Treshold -> Threshold?)" in lines[0]
 
 
 def test_ctrl_c_kills_the_step_and_records_a_stopped_execution(settings, tmp_path):
@@ -232,4 +236,5 @@ def test_model_step_creates_the_model_and_its_properties_feed_later_steps(settin
     assert record["failure_reason"] == f"created {name} 1"
     from pipelines.local.sagemaker import LocalSageMakerClient
 
-    assert LocalSageMakerClient(settings).describe_model(ModelName=name)["PrimaryContainer"]["Environment"] == {"A": "1"}
+    described = LocalSageMakerClient(settings).describe_model(ModelName=name)
+    assert described["PrimaryContainer"]["Environment"] == {"A": "1"}

@@ -50,7 +50,8 @@ def test_automl_job_completes_with_a_boto3_shaped_best_candidate(trained):
     assert described["AutoMLJobStatus"] == "Completed", described.get("FailureReason")
     assert described["AutoMLJobSecondaryStatus"] == "Completed"
     assert described["AutoMLProblemTypeConfigName"] == "TimeSeriesForecasting"
-    assert isinstance(described["CreationTime"], datetime.datetime) and described["EndTime"] >= described["CreationTime"]
+    assert isinstance(described["CreationTime"], datetime.datetime)
+    assert described["EndTime"] >= described["CreationTime"]
     best = described["BestCandidate"]
     assert best["FinalAutoMLJobObjectiveMetric"]["MetricName"] == "AverageWeightedQuantileLoss"
     assert 0 <= best["FinalAutoMLJobObjectiveMetric"]["Value"] < 1
