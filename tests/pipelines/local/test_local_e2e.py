@@ -140,6 +140,8 @@ def test_training_pipeline_runs_end_to_end_offline(sales_csv, no_network, capsys
     assert code == 0, output[-3000:]
     assert [s["name"] for s in record["steps"]] == DEFINITION_ORDER
     assert [s["status"] for s in record["steps"]] == ["Succeeded"] * 7 + ["NotExecuted"]
+    executed = [s for s in record["steps"] if s["status"] == "Succeeded"]
+    assert all(a["end_time"] <= b["start_time"] for a, b in zip(executed, executed[1:]))  # one after another
     assert not no_network.exists(), no_network.read_text()
 
     settings = resolve()
