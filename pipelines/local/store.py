@@ -156,19 +156,28 @@ def copy_in(uri: str, destination: Union[str, Path], settings: Settings) -> list
     return written
 
 
+def _destination(uri: str, settings: Settings) -> Path:
+    """Where an output URI lands: the store for s3://, the folder itself for paths and file://."""
+    return _source_path(uri) if is_local_source(uri) else local_path(uri, settings)
+
+
 def copy_out(source: Union[str, Path], uri: str, settings: Settings) -> list[str]:
-    """Upload a folder's files (or one file) to the prefix `uri`; returns the object URIs."""
+    """Upload a folder's files (or one file) to the prefix `uri`; returns the object URIs.
+
+    On the local target an output may also go to a plain path or file:// URL (the batch
+    report's OutputUrl), written there file by file, atomically.
+    """
     source = Path(source)
     prefix = uri.rstrip("/")
     if source.is_file():
-        atomic_copy_file(source, local_path(prefix + "/" + source.name, settings))
+        atomic_copy_file(source, _destination(prefix + "/" + source.name, settings))
         return [prefix + "/" + source.name]
     uris = []
     if source.is_dir():
         for file in _files_under(source):
             relative = file.relative_to(source).as_posix()
             target_uri = prefix + "/" + relative
-            atomic_copy_file(file, local_path(target_uri, settings))
+            atomic_copy_file(file, _destination(target_uri, settings))
             uris.append(target_uri)
     return uris
 

@@ -91,6 +91,19 @@ def test_copy_out_then_copy_in_keeps_the_folder_layout(settings, tmp_path):
     assert single == [tmp_path / "one" / "evaluation.json"]
 
 
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_given_a_local_destination_when_copying_out_then_files_land_in_that_folder(settings, tmp_path, scheme):
+    produced = tmp_path / "produced"
+    (produced / "charts").mkdir(parents=True)
+    (produced / "summary.json").write_text("{}")
+    (produced / "charts" / "a.png").write_bytes(b"\x89PNG")
+    target = tmp_path / "report"
+    copy_out(produced, f"{scheme}{target}", settings)
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
+        ["charts/a.png", "summary.json"]
+    assert not (settings.home_path / "s3").exists()  # nothing went into the object store
+
+
 def test_copy_in_of_nothing_names_the_uri(settings, tmp_path):
     with pytest.raises(FileNotFoundError, match="no data at s3://b/absent/"):
         copy_in("s3://b/absent/", tmp_path / "x", settings)
