@@ -1,0 +1,91 @@
+"""End to end: train an Approved model locally, then the batch pipeline forecasts every item.
+
+Small on purpose (10 items x 300 days, two fast candidate algorithms).
+"""
+from __future__ import annotations
+
+import json
+import socket
+
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from deploy import endpoint
+from pipelines.local import runtime
+from pipelines.run import main as run_main
+from pipelines.settings import resolve
+from processing.generate import generate_sales, write_frame
+
+pytestmark = pytest.mark.timeout(600)
+FUTURE_DAYS = 14
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    """History for training, and the same history plus 14 future rows per item for the batch."""
+    monkeypatch.setenv("FORECAST_ENDPOINT_PORT", str(_free_port()))
+    frame = generate_sales(products=5, regions=2, start="2023-01-01", end="2023-10-27", future_days=FUTURE_DAYS)
+    history = frame[frame["target_value"].notna()]
+    yield write_frame(history, tmp_path / "history.csv"), write_frame(frame, tmp_path / "batch.csv"), frame
+    endpoint.stop(resolve().home_path, resolve().endpoint_name)  # the Deploy step started one
+
+
+def run(args, capsys):
+    code = run_main(args)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err, runtime.load_executions(resolve())[0]
+
+
+def test_given_an_approved_model_when_the_batch_pipeline_runs_then_every_item_is_forecast_and_reported(
+        data, tmp_path, capsys):
+    history, batch, frame = data
+    code, output, _ = run(["--param", f"InputDataUrl={history}", "--param", "AutoMLAlgorithms=npts,ets",
+                           "--param", "ModelApprovalStatus=Approved"], capsys)
+    assert code == 0, output[-3000:]
+
+    report_dir = tmp_path / "report"
+    code, output, record = run(["--pipeline", "batch", "--param", f"InputDataUrl={batch}",
+                                "--param", f"OutputUrl={report_dir}"], capsys)
+    assert code == 0, output[-3000:]
+    assert [(s["name"], s["status"]) for s in record["steps"]] == [
+        ("ResolveModel", "Succeeded"), ("PrepareBatchInput", "Succeeded"), ("CreateModel", "Succeeded"),
+        ("BatchForecast", "Succeeded"), ("Report", "Succeeded")]
+
+    table = pd.read_csv(report_dir / "forecasts.csv")
+    future = frame[frame["target_value"].isna()]
+    expected = set(zip(future["item_id"], future["timestamp"]))
+    assert set(zip(table["item_id"], table["timestamp"])) == expected and len(table) == len(expected)
+    assert (table["p10"] <= table["p50"]).all() and (table["p50"] <= table["p90"]).all()
+
+    summary = json.loads((report_dir / "summary.json").read_text())
+    assert summary["items_forecast"] == 10 and summary["horizon"] == FUTURE_DAYS
+    assert summary["model_package_arn"].endswith("model-package/demand-forecasting/1")
+    assert summary["total_expected_demand"] == pytest.approx(table["mean"].sum(), rel=1e-9, abs=1e-3)
+    for attribute in ("category", "region"):
+        for value, totals in summary["totals_by"][attribute].items():
+            assert totals["mean"] == pytest.approx(table.loc[table[attribute] == value, "mean"].sum(), abs=1e-3)
+    inventory = pd.read_csv(report_dir / "inventory.csv")
+    assert len(inventory) == 10 and (inventory["order_up_to_level"] >= 0).all()
+    for chart in ("forecast_by_group.png", "top_movers.png"):
+        image = matplotlib.image.imread(report_dir / "charts" / chart)
+        assert image.shape[0] > 100 and image.std() > 0.01
+    assert "charts/forecast_by_group.png" in (report_dir / "report.html").read_text()
+
+
+def test_given_no_approved_model_when_the_batch_pipeline_runs_then_it_fails_saying_how_to_approve(
+        data, tmp_path, capsys):
+    _, batch, _ = data
+    code, output, record = run(["--pipeline", "batch", "--param", f"InputDataUrl={batch}",
+                                "--param", f"OutputUrl={tmp_path / 'report'}"], capsys)
+    assert code != 0
+    statuses = {s["name"]: s["status"] for s in record["steps"]}
+    assert statuses["ResolveModel"] == "Failed" and statuses["Report"] == "NotExecuted"
+    assert "has no Approved model package" in output and "deploy.approve approve --latest" in output
+    assert not (tmp_path / "report").exists()
