@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import pandas as pd
+
+from processing.atomic import staged_directory
 
 MIN_HISTORY_POINTS = 4  # Autopilot needs at least this many observed points per item at inference
 
@@ -86,22 +86,14 @@ def write_shards(frame: pd.DataFrame, item_id: str, output_dir: Path, items_per_
     """Write whole series, `items_per_file` items a file, into output_dir atomically."""
     if items_per_file < 1:
         raise BatchInputError(f"--items-per-file must be at least 1, got {items_per_file}")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
-    try:
+    written = []
+    with staged_directory(output_dir) as staging:
         items = frame[item_id].unique()
-        written = []
         for index, start in enumerate(range(0, len(items), items_per_file)):
             chunk = frame[frame[item_id].isin(items[start:start + items_per_file])]
             path = staging / f"part-{index:05d}.csv"
             chunk.to_csv(path, index=False)
             written.append(output_dir / path.name)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return written
 
 

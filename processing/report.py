@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -19,6 +17,7 @@ import pandas as pd
 
 from pipelines.contracts import RESOLVED_MODEL_FILE, parse_list
 from processing import report_charts, reporting
+from processing.atomic import staged_directory
 from processing.reporting import Columns, ReportInputError
 
 
@@ -54,6 +53,12 @@ def read_history(path: Path, columns: Columns) -> pd.DataFrame:
     return history
 
 
+def format_timestamps(values: pd.Series) -> pd.Series:
+    """Dates when every time is midnight, else date and time (the layout PrepareData writes)."""
+    midnight = (values.dt.normalize() == values).all()
+    return values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S")
+
+
 def read_model_info(model_dir: Optional[Path]) -> dict:
     if model_dir is None:
         return {}
@@ -76,36 +81,27 @@ def write_report(args: argparse.Namespace) -> Path:
     statics = reporting.static_attributes(history, columns)
     table = reporting.tidy_table(forecasts, statics, columns, quantiles)
     horizon = int(table.groupby(columns.item_id)[columns.timestamp].nunique().max())
-    summary = reporting.build_summary(table, history, statics, columns, quantiles, horizon, model)
+    totals = reporting.item_totals(table, columns, quantiles)
+    moves = reporting.movers(totals, reporting.last_period_totals(history, columns, horizon), columns)
+    summary = reporting.build_summary(table, totals, moves, statics, columns, quantiles, horizon, model)
     inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level)
     summary["service_level"] = args.service_level
     summary["total_order_up_to"] = float(inventory["order_up_to_level"].sum())
 
     out = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
-    try:
-        printable = table.assign(**{columns.timestamp: table[columns.timestamp].dt.strftime("%Y-%m-%d")})
+    with staged_directory(out) as staging:
+        printable = table.assign(**{columns.timestamp: format_timestamps(table[columns.timestamp])})
         printable.to_csv(staging / "forecasts.csv", index=False)
         printable.to_parquet(staging / "forecasts.parquet", index=False)
         inventory.to_csv(staging / "inventory.csv", index=False)
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         attributes = reporting.attribute_columns(table, columns, quantiles)
-        lower, upper, _ = reporting._interval_columns(quantiles)
-        history_with_attrs = history.merge(statics, on=columns.item_id, how="left", suffixes=("", "_static"))
+        lower, upper, _ = reporting.interval_columns(quantiles)
         charts = [report_charts.forecast_by_group(
-            table, history_with_attrs, attributes[0] if attributes else None, columns.timestamp,
+            table, history, attributes[0] if attributes else None, columns.timestamp,
             columns.target, lower, upper, staging / "charts" / "forecast_by_group.png")]
-        moves = reporting.movers(reporting.item_totals(table, columns, quantiles),
-                                 reporting.last_period_totals(history, columns, horizon), columns)
         charts.append(report_charts.top_movers(moves, columns.item_id, staging / "charts" / "top_movers.png"))
         (staging / "report.html").write_text(render_html(summary, inventory, charts, staging))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -96,7 +96,7 @@ def totals_by(table: pd.DataFrame, attribute: str, quantiles: Sequence[str]) -> 
 
 def item_totals(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
     """Per item: horizon total of the mean, mean relative p10-p90 width, min quantile."""
-    lower, upper, middle = _interval_columns(quantiles)
+    lower, upper, middle = interval_columns(quantiles)
     frame = table.assign(_width=(table[upper] - table[lower]) / table[middle].where(table[middle] > 0))
     grouped = frame.groupby(columns.item_id)
     out = pd.DataFrame({
@@ -108,7 +108,7 @@ def item_totals(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str])
     return out.reset_index()
 
 
-def _interval_columns(quantiles: Sequence[str]):
+def interval_columns(quantiles: Sequence[str]):
     ordered = sorted(quantiles, key=quantile_level)
     middle = min(ordered, key=lambda q: abs(quantile_level(q) - 0.5))
     return ordered[0], ordered[-1], middle
@@ -128,7 +128,7 @@ def relative_to_group(totals: pd.DataFrame, statics: pd.DataFrame, columns: Colu
 def last_period_totals(history: pd.DataFrame, columns: Columns, horizon: int) -> pd.Series:
     """Actual demand over each item's last `horizon` observed periods: the comparable period."""
     observed = history.dropna(subset=[columns.target]).sort_values([columns.item_id, columns.timestamp])
-    return observed.groupby(columns.item_id)[columns.target].apply(lambda s: float(s.tail(horizon).sum()))
+    return observed.groupby(columns.item_id).tail(horizon).groupby(columns.item_id)[columns.target].sum()
 
 
 def movers(totals: pd.DataFrame, previous: pd.Series, columns: Columns) -> pd.DataFrame:
@@ -168,7 +168,7 @@ def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequ
     if not 0.5 <= service_level < 1.0:
         raise ReportInputError(f"ServiceLevel {service_level} must be in [0.5, 1): the share of demand "
                                "scenarios the stock should cover, for example 0.9")
-    lower, upper, _ = _interval_columns(quantiles)
+    lower, upper, _ = interval_columns(quantiles)
     z_span = norm.ppf(quantile_level(upper)) - norm.ppf(quantile_level(lower))
     if z_span <= 0:
         raise ReportInputError("inventory suggestions need at least two distinct forecast quantiles")
@@ -195,17 +195,19 @@ def _records(frame: pd.DataFrame, limit: int = TOP_N) -> List[dict]:
             for row in frame.to_dict(orient="records")]
 
 
-def build_summary(table: pd.DataFrame, history: pd.DataFrame, statics: pd.DataFrame, columns: Columns,
-                  quantiles: Sequence[str], horizon: int, model: dict) -> dict:
-    """The planner's summary: totals, standouts, uncertainty, movers and suspicious forecasts."""
-    totals = item_totals(table, columns, quantiles)
+def build_summary(table: pd.DataFrame, totals: pd.DataFrame, moves: pd.DataFrame, statics: pd.DataFrame,
+                  columns: Columns, quantiles: Sequence[str], horizon: int, model: dict) -> dict:
+    """The planner's summary: totals, standouts, uncertainty, movers and suspicious forecasts.
+
+    `totals` comes from item_totals, `moves` from movers (computed once, also charted).
+    """
     attributes = attribute_columns(table, columns, quantiles)
     group_attribute = attributes[0] if attributes else None
     relative = relative_to_group(totals, statics, columns, group_attribute).sort_values("relative_demand")
-    moved = movers(totals, last_period_totals(history, columns, horizon), columns).dropna(subset=["change"])
+    moved = moves.dropna(subset=["change"])
     uncertain = totals.dropna(subset=["relative_interval_width"]).sort_values(
         "relative_interval_width", ascending=False)
-    lower, upper, _ = _interval_columns(quantiles)
+    lower, upper, _ = interval_columns(quantiles)
     return {
         "items_forecast": int(table[columns.item_id].nunique()),
         "rows": int(len(table)),
