@@ -74,7 +74,8 @@ SCRIPTS = {
                                                       "items": [{"name": "a"}, {"name": "b"}]}))
         (out / "data" ).mkdir(exist_ok=True)
         (out / "data" / "rows.csv").write_text("x\\n1\\n2\\n")
-        print("target", os.environ.get("FORECAST_TARGET"), "install", os.environ.get("FORECAST_INSTALL_REQUIREMENTS"))
+        print("target", os.environ.get("FORECAST_TARGET"), "install", os.environ.get("FORECAST_INSTALL_REQUIREMENTS"),
+              "omp", os.environ.get("OMP_WAIT_POLICY"))
         print("label", args.get("--label"))
     """,
     # reads the previous step's data through its mapped input folder

@@ -100,7 +100,7 @@ def test_gate_passes_runs_the_if_branch_and_records_everything(settings):
                                 ("AfterGate", "Succeeded"), ("TooLow", "NotExecuted")]
     assert record["status"] == "Succeeded" and record["parameters"]["Label"] == "nightly"
     produce_log = Path(record["steps"][0]["log"]).read_text()
-    assert "target local install 0" in produce_log                 # FORECAST_TARGET=local, no pip installs
+    assert "target local install 0 omp PASSIVE" in produce_log     # local target, no pip installs, no spinning
     assert f"label nightly-{record['execution_id']}" in produce_log  # Std:Join with an execution variable
     consume_uri = record["steps"][1]["outputs"]["count"]
     assert consume_uri.endswith(f"/{record['execution_id']}/Consume/count")
