@@ -1,0 +1,186 @@
+"""The fitted model: artifact directory (model.joblib + metadata.json + leaderboard.csv) and prediction.
+
+Prediction input is a context in the user's columns: each item's history plus its future rows
+(empty target) carrying the known covariates. Output is Autopilot's batch layout: item id,
+grouping columns, timestamp, one column per quantile, then `mean`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from pipelines.contracts import MEAN_COLUMN
+
+from .config import EngineConfig
+from .data import ColumnRoles, Panel, build_panel, read_table, static_frame, to_long_frame
+from .models.base import finalize
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+LEADERBOARD_FILE = "leaderboard.csv"
+FORMAT_VERSION = 1
+
+
+class ForecastModel:
+    """Weighted ensemble of fitted candidates; weights per output (quantile or mean)."""
+
+    def __init__(self, config: EngineConfig, roles: ColumnRoles, static: pd.DataFrame,
+                 candidates: dict, weights: dict, metadata: Optional[dict] = None):
+        self.config = config
+        self.roles = roles
+        self.static = static            # training-time static attributes by series (fallback)
+        self.candidates = candidates    # name -> fitted Candidate
+        self.weights = weights          # name -> array (n_quantiles + 1,)
+        self.metadata = metadata or {}
+
+    # --- prediction ---------------------------------------------------------------------
+    def predict(self, context: pd.DataFrame, source: str = "prediction input") -> pd.DataFrame:
+        config = self.config
+        long = to_long_frame(context, config, self.roles, source, training=False)
+        ids = static_frame(context, config, ColumnRoles([], [c for c in self.roles.static if c in context.columns], []))
+        history, future = self._split(long, ids, source)
+        values = self.predict_arrays(history, future)
+        return self._to_frame(values, future, ids)
+
+    def predict_arrays(self, history: Panel, future: Panel) -> np.ndarray:
+        total = None
+        for name, w in self.weights.items():
+            if not np.any(w > 0):
+                continue
+            values = self.candidates[name].predict(history, future)
+            total = values * w if total is None else total + values * w
+        return finalize(total)
+
+    def predict_file(self, in_path, out_path) -> Path:
+        frame = self.predict(read_table(in_path), source=str(in_path))
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            frame.to_csv(tmp, index=False)
+            os.replace(tmp, out_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return out_path
+
+    def _split(self, long: pd.DataFrame, ids: pd.DataFrame, source: str):
+        config, H = self.config, self.config.horizon
+        known = long["y"].notna().to_numpy()
+        uid = long["unique_id"].to_numpy()
+        hist_parts, fut_parts = [], []
+        offset = pd.tseries.frequencies.to_offset(config.pandas_frequency)
+        for u, part in long.groupby("unique_id", sort=False):
+            k = part["y"].notna().to_numpy()
+            if not k.any():
+                raise ValueError(f"{source}: item {u!r} has no history (every target is empty); "
+                                 "the context must contain past values of the target")
+            last = int(np.flatnonzero(k)[-1])
+            hist = part.iloc[: last + 1]
+            fut = part.iloc[last + 1: last + 1 + H]
+            if len(fut) < H:
+                if self.roles.covariates and not all("futurefill" in config.filling.get(c, {})
+                                                     for c in self.roles.covariates):
+                    raise ValueError(
+                        f"{source}: item {u!r} has {len(fut)} future rows but the forecast horizon is {H}; "
+                        f"add rows for the next {H} periods with an empty target and the values of "
+                        f"{self.roles.covariates} (or set a futurefill rule for them)")
+                start = (fut["ds"].iloc[-1] if len(fut) else hist["ds"].iloc[-1])
+                extra = pd.date_range(start, periods=H - len(fut) + 1, freq=offset)[1:]
+                add = pd.DataFrame({"unique_id": u, "ds": extra, "y": np.nan})
+                for c in self.roles.covariates:
+                    rule = config.filling[c]
+                    add[c] = 0.0 if rule["futurefill"] == "zero" else float(rule.get("futurefill_value", 0.0) or 0.0)
+                fut = pd.concat([fut, add], ignore_index=True)
+            if fut[self.roles.covariates].isna().any().any() if self.roles.covariates else False:
+                col = fut[self.roles.covariates].columns[fut[self.roles.covariates].isna().any()][0]
+                raise ValueError(f"{source}: item {u!r} has empty future values of covariate {col!r}; "
+                                 "the future rows must carry every related time series")
+            hist_parts.append(hist)
+            fut_parts.append(fut)
+        del known, uid
+        static = self._static_for(ids)
+        history = build_panel(pd.concat(hist_parts, ignore_index=True), self.roles.covariates, static)
+        future = build_panel(pd.concat(fut_parts, ignore_index=True), self.roles.covariates, static)
+        return history, future
+
+    def _static_for(self, ids: pd.DataFrame) -> pd.DataFrame:
+        columns = list(self.roles.static)
+        out = pd.DataFrame(index=ids.index)
+        for c in columns:
+            if c in ids.columns:
+                out[c] = ids[c].astype(str)
+            else:
+                out[c] = self.static[c].reindex(ids.index).astype(str) if c in self.static.columns else "nan"
+        return out
+
+    def _to_frame(self, values: np.ndarray, future: Panel, ids: pd.DataFrame) -> pd.DataFrame:
+        config = self.config
+        rows = []
+        for i, u in enumerate(future.uids):
+            h = int(future.lengths[i])
+            ds = future.ds[future.indptr[i]:future.indptr[i + 1]]
+            part = {config.item_id_column: np.repeat(ids.loc[u, config.item_id_column], h)}
+            for g in config.grouping_columns:
+                part[g] = np.repeat(ids.loc[u, g], h)
+            part[config.timestamp_column] = ds
+            for j, q in enumerate(config.quantiles):
+                part[q] = values[i, :h, j]
+            part[MEAN_COLUMN] = values[i, :h, -1]
+            rows.append(pd.DataFrame(part))
+        frame = pd.concat(rows, ignore_index=True)
+        ts = pd.to_datetime(frame[config.timestamp_column])
+        fmt = "%Y-%m-%d" if (ts == ts.dt.normalize()).all() else "%Y-%m-%d %H:%M:%S"
+        frame[config.timestamp_column] = ts.dt.strftime(fmt)
+        return frame
+
+    # --- persistence --------------------------------------------------------------------
+    def save(self, model_dir, leaderboard: Optional[pd.DataFrame] = None) -> Path:
+        """Write atomically: a temp sibling folder renamed into place."""
+        model_dir = Path(model_dir)
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=f".{model_dir.name}."))
+        try:
+            joblib.dump(self, tmp / MODEL_FILE, compress=3)
+            meta = {"format_version": FORMAT_VERSION, "config": self.config.to_dict(),
+                    "covariates": self.roles.covariates, "static": self.roles.static,
+                    "dropped_columns": self.roles.dropped,
+                    "weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
+                    "outputs": list(self.config.quantiles) + [MEAN_COLUMN],
+                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.metadata}
+            (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
+            if leaderboard is not None:
+                leaderboard.to_csv(tmp / LEADERBOARD_FILE, index=False)
+            if model_dir.exists():
+                old = model_dir.with_name(f".{model_dir.name}.old.{os.getpid()}")
+                os.replace(model_dir, old)
+                os.replace(tmp, model_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, model_dir)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return model_dir
+
+
+def load_model(model_dir) -> ForecastModel:
+    model_dir = Path(model_dir)
+    path = model_dir / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{model_dir}: no {MODEL_FILE}; pass the model directory written by "
+                                "forecasting.train (output_dir/model)")
+    model = joblib.load(path)
+    if not isinstance(model, ForecastModel):
+        raise ValueError(f"{path} does not hold a forecasting model")
+    return model

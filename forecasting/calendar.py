@@ -1,0 +1,89 @@
+"""Calendar and holiday features of timestamps: what a global model needs to know about dates.
+
+Holiday proximity (days to the next and since the last holiday of the configured country,
+and which holiday is nearest) lets a model learn effects that spread around the day itself,
+which a 0/1 "is holiday" flag cannot express.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+PROXIMITY_CAP = 45  # days; beyond this a holiday is "far"
+
+
+def calendar_features(ds: np.ndarray, unit: str) -> dict:
+    """Features varying within the season of this frequency unit (numbers, NaN-free)."""
+    idx = pd.DatetimeIndex(ds)
+    out = {}
+    if unit in ("min",):
+        out["minute"] = idx.minute.to_numpy(float)
+    if unit in ("min", "H"):
+        out["hour"] = idx.hour.to_numpy(float)
+    if unit in ("min", "H", "D"):
+        out["day_of_week"] = idx.dayofweek.to_numpy(float)
+        out["day_of_month"] = idx.day.to_numpy(float)
+    if unit in ("D", "W"):
+        out["day_of_year"] = idx.dayofyear.to_numpy(float)
+        out["week_of_year"] = idx.isocalendar().week.to_numpy(float)
+    out["month"] = idx.month.to_numpy(float)
+    return out
+
+
+def holiday_table(country: Optional[str], years) -> pd.DataFrame:
+    """(date, name) of the country's holidays; '(observed)' days share the holiday's name."""
+    if not country:
+        return pd.DataFrame({"date": pd.to_datetime([]), "name": []})
+    import holidays
+
+    try:
+        table = holidays.country_holidays(country, years=sorted(set(int(y) for y in years)))
+    except NotImplementedError:
+        raise ValueError(f"HolidayConfig CountryCode {country!r} is not known to the holidays package; "
+                         "use an ISO 3166-1 alpha-2 code such as US, DE, GB") from None
+    rows = sorted((pd.Timestamp(d), str(n).replace(" (observed)", "").split(";")[0].strip())
+                  for d, n in table.items())
+    return pd.DataFrame(rows, columns=["date", "name"])
+
+
+class HolidayFeaturizer:
+    """Signed day distances to the nearest holidays and the nearest holiday's identity."""
+
+    def __init__(self, country: Optional[str]):
+        self.country = country
+        self.names: list = []
+
+    def fit(self, ds: np.ndarray) -> "HolidayFeaturizer":
+        if self.country and len(ds):
+            years = range(pd.Timestamp(ds.min()).year - 1, pd.Timestamp(ds.max()).year + 3)
+            self.names = sorted(set(holiday_table(self.country, years)["name"]))
+        return self
+
+    def transform(self, ds: np.ndarray) -> dict:
+        if not self.country or not len(ds):
+            return {}
+        days = pd.DatetimeIndex(ds).normalize()
+        years = range(days.min().year - 1, days.max().year + 2)
+        table = holiday_table(self.country, years)
+        hdays = table["date"].to_numpy("datetime64[D]").astype(np.int64)
+        code = {n: i for i, n in enumerate(self.names)}
+        hcodes = np.array([code.get(n, np.nan) for n in table["name"]], float)
+        d = days.to_numpy("datetime64[D]").astype(np.int64)
+        nxt = np.searchsorted(hdays, d, side="left")
+        prv = nxt - 1
+        nxt_c = np.clip(nxt, 0, len(hdays) - 1)
+        prv_c = np.clip(prv, 0, len(hdays) - 1)
+        to_next = np.where(nxt < len(hdays), hdays[nxt_c] - d, PROXIMITY_CAP).astype(float)
+        since_last = np.where(prv >= 0, d - hdays[prv_c], PROXIMITY_CAP).astype(float)
+        # the holiday itself: distance 0 both ways
+        on = (nxt < len(hdays)) & (to_next == 0)
+        since_last = np.where(on, 0.0, since_last)
+        near_next = to_next <= since_last
+        nearest_code = np.where(near_next, hcodes[nxt_c], hcodes[prv_c])
+        return {
+            "days_to_holiday": np.minimum(to_next, PROXIMITY_CAP),
+            "days_since_holiday": np.minimum(since_last, PROXIMITY_CAP),
+            "nearest_holiday": np.where(np.minimum(to_next, since_last) < PROXIMITY_CAP, nearest_code, np.nan),
+        }

@@ -1,0 +1,142 @@
+"""Engine configuration, read from the same CreateAutoMLJobV2 request SageMaker receives.
+
+The request is the single source of truth: the local engine must behave like Autopilot for
+the job the pipeline would submit, so we parse Autopilot's own fields instead of inventing
+parallel settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Mapping, Optional
+
+from pipelines.contracts import DEFAULT_QUANTILES, pandas_frequency, season_length, split_frequency
+
+OBJECTIVES = ("AverageWeightedQuantileLoss", "MAPE", "WAPE", "RMSE", "MASE")
+AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+_QUANTILE_NAME = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+
+
+def quantile_level(name: str) -> float:
+    """'p10' -> 0.1 ; Autopilot names quantiles p1..p99 (decimals allowed, e.g. p99.9)."""
+    match = _QUANTILE_NAME.match(str(name).strip())
+    if not match or not 0 < float(match.group(1)) < 100:
+        raise ValueError(f"ForecastQuantiles entry {name!r} is not of the form pNN with 0 < NN < 100 "
+                         "(for example p10, p50, p90)")
+    return float(match.group(1)) / 100.0
+
+
+@dataclasses.dataclass
+class EngineConfig:
+    """Everything the engine needs to know about the job (user column names kept as given)."""
+
+    item_id_column: str = "item_id"
+    timestamp_column: str = "timestamp"
+    target_column: str = "target_value"
+    grouping_columns: tuple = ()
+    frequency: str = "D"
+    horizon: int = 14
+    quantiles: tuple = DEFAULT_QUANTILES
+    objective: str = "AverageWeightedQuantileLoss"
+    algorithms: Optional[tuple] = None          # Autopilot names; None = the default preset
+    holiday_country: Optional[str] = None
+    filling: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    aggregation: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    max_runtime_seconds: Optional[float] = None
+    backtest_windows: int = 2
+    preset: str = "default"
+    seed: int = 0
+
+    def __post_init__(self):
+        self.grouping_columns = tuple(self.grouping_columns or ())
+        self.quantiles = tuple(self.quantiles or DEFAULT_QUANTILES)
+        split_frequency(self.frequency)  # raises a clear error for bad frequencies
+        for q in self.quantiles:
+            quantile_level(q)
+        if int(self.horizon) < 1:
+            raise ValueError(f"ForecastHorizon must be a positive integer, got {self.horizon!r}")
+        self.horizon = int(self.horizon)
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"AutoMLJobObjective.MetricName {self.objective!r} is not supported; "
+                             f"use one of {', '.join(OBJECTIVES)}")
+        for column, how in dict(self.aggregation).items():
+            if how not in AGGREGATIONS:
+                raise ValueError(f"Transformations.Aggregation[{column!r}] = {how!r}; "
+                                 f"use one of {', '.join(AGGREGATIONS)}")
+        if self.backtest_windows < 1:
+            raise ValueError("backtest_windows must be at least 1")
+
+    # --- derived -----------------------------------------------------------------------
+    @property
+    def pandas_frequency(self) -> str:
+        return pandas_frequency(self.frequency)
+
+    @property
+    def season_length(self) -> int:
+        return season_length(self.frequency)
+
+    @property
+    def frequency_unit(self) -> str:
+        return split_frequency(self.frequency)[1]
+
+    @property
+    def quantile_levels(self) -> tuple:
+        return tuple(quantile_level(q) for q in self.quantiles)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["grouping_columns"] = list(self.grouping_columns)
+        out["quantiles"] = list(self.quantiles)
+        out["algorithms"] = list(self.algorithms) if self.algorithms is not None else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EngineConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown EngineConfig fields {sorted(unknown)}; known: {sorted(fields)}")
+        data = dict(data)
+        if data.get("algorithms") is not None:
+            data["algorithms"] = tuple(data["algorithms"])
+        return cls(**data)
+
+    @classmethod
+    def from_automl_request(cls, request: Mapping[str, Any], **overrides) -> "EngineConfig":
+        """Read a CreateAutoMLJobV2 request dict (AutoMLProblemTypeConfig.TimeSeriesForecastingJobConfig)."""
+        try:
+            ts = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]
+        except (KeyError, TypeError):
+            raise ValueError("the request has no AutoMLProblemTypeConfig.TimeSeriesForecastingJobConfig: "
+                             "pass the CreateAutoMLJobV2 request of a time-series forecasting job") from None
+        names = ts.get("TimeSeriesConfig") or {}
+        missing = [k for k in ("TargetAttributeName", "TimestampAttributeName", "ItemIdentifierAttributeName")
+                   if not names.get(k)]
+        if missing:
+            raise ValueError(f"TimeSeriesForecastingJobConfig.TimeSeriesConfig is missing {', '.join(missing)}")
+        if "ForecastFrequency" not in ts or "ForecastHorizon" not in ts:
+            raise ValueError("TimeSeriesForecastingJobConfig needs ForecastFrequency and ForecastHorizon")
+        transformations = ts.get("Transformations") or {}
+        holiday = ts.get("HolidayConfig") or []
+        algorithms = None
+        for entry in ((ts.get("CandidateGenerationConfig") or {}).get("AlgorithmsConfig") or []):
+            algorithms = tuple(entry.get("AutoMLAlgorithms") or ()) or None
+        completion = ts.get("CompletionCriteria") or request.get("AutoMLJobConfig", {}).get("CompletionCriteria") or {}
+        objective = (request.get("AutoMLJobObjective") or {}).get("MetricName") or "AverageWeightedQuantileLoss"
+        values = dict(
+            item_id_column=names["ItemIdentifierAttributeName"],
+            timestamp_column=names["TimestampAttributeName"],
+            target_column=names["TargetAttributeName"],
+            grouping_columns=tuple(names.get("GroupingAttributeNames") or ()),
+            frequency=ts["ForecastFrequency"],
+            horizon=int(ts["ForecastHorizon"]),
+            quantiles=tuple(ts.get("ForecastQuantiles") or DEFAULT_QUANTILES),
+            objective=objective,
+            algorithms=algorithms,
+            holiday_country=(holiday[0].get("CountryCode") if holiday else None),
+            filling=dict(transformations.get("Filling") or {}),
+            aggregation=dict(transformations.get("Aggregation") or {}),
+            max_runtime_seconds=completion.get("MaxAutoMLJobRuntimeInSeconds"),
+        )
+        values.update(overrides)
+        return cls(**values)

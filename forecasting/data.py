@@ -1,0 +1,311 @@
+"""Data entering the engine: user columns mapped ONCE to one long sorted frame, then flat arrays.
+
+Inside the engine a series is identified by `unique_id` (item id plus grouping values), its
+time by `ds`, its target by `y`. `Panel` keeps every series in flat numpy arrays with offsets
+(statsforecast's GroupedArray idea) so hot paths never loop over pandas groups.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .config import EngineConfig
+
+UID_SEP = "|"
+
+
+@dataclasses.dataclass
+class ColumnRoles:
+    """Autopilot's column rules, decided on the training data and reused at prediction."""
+
+    covariates: list          # numeric, varying in time: future values arrive with the input
+    static: list              # constant per item: metadata (treated as categories)
+    dropped: list             # columns the engine cannot use (non-numeric and time-varying)
+
+
+@dataclasses.dataclass
+class Panel:
+    """Series in flat arrays: rows of series i are indptr[i]:indptr[i+1], sorted by time."""
+
+    uids: np.ndarray
+    indptr: np.ndarray
+    ds: np.ndarray            # datetime64[ns]
+    y: np.ndarray             # float64 (NaN where unknown: the future)
+    X: np.ndarray             # (rows, n_covariates) float64
+    covariate_names: list
+    static: pd.DataFrame      # index = uids, one column per static attribute (strings)
+
+    @property
+    def n_series(self) -> int:
+        return len(self.uids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def series_y(self, i: int) -> np.ndarray:
+        return self.y[self.indptr[i]:self.indptr[i + 1]]
+
+    def take_rows(self, rows: np.ndarray, indptr: np.ndarray, uids: Optional[np.ndarray] = None) -> "Panel":
+        uids = self.uids if uids is None else uids
+        return Panel(uids, indptr, self.ds[rows], self.y[rows], self.X[rows], self.covariate_names,
+                     self.static.loc[uids] if len(self.static.columns) else self.static.reindex(uids))
+
+    def split_tail(self, n_tail: int, keep: int) -> tuple["Panel", "Panel"]:
+        """Cut the last `n_tail` rows of each series off; return (head, the first `keep` cut rows).
+
+        Series too short to keep at least 2 rows of history are dropped from both parts.
+        """
+        lengths = self.lengths
+        ok = lengths - n_tail >= 2
+        heads, tails, hl, tl = [], [], [0], [0]
+        for i in np.flatnonzero(ok):
+            start, end = self.indptr[i], self.indptr[i + 1]
+            cut = end - n_tail
+            heads.append(np.arange(start, cut))
+            tails.append(np.arange(cut, min(cut + keep, end)))
+            hl.append(hl[-1] + cut - start)
+            tl.append(tl[-1] + len(tails[-1]))
+        uids = self.uids[ok]
+        empty = np.array([], dtype=int)
+        head = self.take_rows(np.concatenate(heads) if heads else empty, np.array(hl), uids)
+        tail = self.take_rows(np.concatenate(tails) if tails else empty, np.array(tl), uids)
+        return head, tail
+
+    def subset(self, index: Sequence[int]) -> "Panel":
+        index = np.asarray(index, dtype=int)
+        rows = [np.arange(self.indptr[i], self.indptr[i + 1]) for i in index]
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(int)
+        return self.take_rows(np.concatenate(rows) if rows else np.array([], dtype=int), indptr,
+                              self.uids[index])
+
+
+def read_table(path) -> pd.DataFrame:
+    """CSV or parquet (a file or a folder of them; .gz fine); clear error when nothing is there."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+        if not files:
+            raise FileNotFoundError(f"{path}: folder has no data files")
+        return pd.concat([read_table(p) for p in files], ignore_index=True)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if ".parquet" in path.suffixes or path.suffix == ".pq":
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def _check_columns(df: pd.DataFrame, config: EngineConfig, source: str, need_target: bool = True):
+    needed = [config.item_id_column, config.timestamp_column, *config.grouping_columns]
+    if need_target:
+        needed.append(config.target_column)
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing}; found {list(df.columns)}. Check the "
+                         "TimeSeriesConfig attribute names (item id, timestamp, target, grouping).")
+
+
+def infer_roles(df: pd.DataFrame, config: EngineConfig) -> ColumnRoles:
+    """Numeric columns varying within an item are covariates; columns constant per item are static."""
+    keys = {config.item_id_column, config.timestamp_column, config.target_column, *config.grouping_columns}
+    others = [c for c in df.columns if c not in keys]
+    uid = _uid_series(df, config)
+    covariates, static, dropped = [], [], []
+    for column in others:
+        varies = (df.groupby(uid.values, sort=False)[column].nunique(dropna=False) > 1).any()
+        if not varies:
+            static.append(column)
+        elif pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(df[column]):
+            covariates.append(column)
+        else:
+            dropped.append(column)
+    return ColumnRoles(covariates, static, dropped)
+
+
+def _uid_series(df: pd.DataFrame, config: EngineConfig) -> pd.Series:
+    uid = df[config.item_id_column].astype(str)
+    for column in config.grouping_columns:
+        uid = uid + UID_SEP + df[column].astype(str)
+    return uid
+
+
+def _parse_timestamps(values: pd.Series, source: str, column: str) -> pd.Series:
+    parsed = pd.to_datetime(values, errors="coerce")
+    bad = parsed.isna() & values.notna()
+    if bad.any() or values.isna().any():
+        row = int(np.flatnonzero((bad | values.isna()).to_numpy())[0])
+        raise ValueError(f"{source}: column {column!r} row {row + 2} has an unreadable or empty timestamp "
+                         f"({values.iloc[row]!r}); use ISO dates such as 2023-12-31 or 2023-12-31 23:00:00")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed
+
+
+def _fill_value(values: np.ndarray, rule: str, explicit: Optional[str]) -> float:
+    if rule in ("zero",):
+        return 0.0
+    if rule in ("nan", "none"):
+        return np.nan
+    if rule == "value":
+        return float(explicit) if explicit is not None else 0.0
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return 0.0
+    return float({"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[rule](finite))
+
+
+_AGG = {"sum": "sum", "avg": "mean", "first": "first", "min": "min", "max": "max"}
+
+
+def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, source: str,
+                  training: bool) -> pd.DataFrame:
+    """Map user columns to unique_id/ds/y(+covariates), aggregate duplicates, regularise the grid.
+
+    Missing periods inside a series get the Filling rules (Autopilot defaults: target and
+    covariates middlefill zero). Rows with an empty target are kept only for prediction input.
+    """
+    _check_columns(df, config, source, need_target=training or config.target_column in df.columns)
+    missing_cov = [c for c in roles.covariates if c not in df.columns]
+    if missing_cov:
+        raise ValueError(f"{source}: covariate column(s) {missing_cov} seen at training are missing; "
+                         "the inference input must carry every related time series, including future rows")
+    long = pd.DataFrame({
+        "unique_id": _uid_series(df, config).to_numpy(),
+        "ds": _parse_timestamps(df[config.timestamp_column], source, config.timestamp_column).to_numpy(),
+    })
+    target = df[config.target_column] if config.target_column in df.columns else pd.Series(np.nan, index=df.index)
+    y = pd.to_numeric(target, errors="coerce")
+    bad = y.isna() & target.notna() & (target.astype(str).str.strip() != "")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(f"{source}: column {config.target_column!r} row {row + 2} is not a number "
+                         f"({target.iloc[row]!r}); targets must be numeric (empty = unknown)")
+    long["y"] = y.astype(float).to_numpy()
+    for column in roles.covariates:
+        long[column] = pd.to_numeric(df[column], errors="coerce").astype(float).to_numpy()
+    if config.frequency_unit in ("D", "H", "min"):
+        long["ds"] = long["ds"].dt.floor(config.pandas_frequency)
+    else:  # weekly/monthly/yearly: label by period start so every row of a period aggregates together
+        long["ds"] = long["ds"].dt.to_period(config.pandas_frequency).dt.start_time
+        if config.frequency_unit == "W":
+            long["ds"] = long["ds"] + pd.Timedelta(days=6)  # W-SUN labels weeks by their Sunday
+    if long.duplicated(["unique_id", "ds"]).any():
+        how = {"y": _AGG[config.aggregation.get(config.target_column, "sum")]}
+        for column in roles.covariates:
+            how[column] = _AGG[config.aggregation.get(column, "avg")]
+        if not training:
+            # the future rows have no target: summing NaNs must stay NaN
+            how["y"] = (lambda s, f=how["y"]: s.agg(f) if s.notna().any() else np.nan)
+        long = long.groupby(["unique_id", "ds"], sort=False).agg(how).reset_index()
+    long = long.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    long = _regularise(long, config, roles, training)
+    return long
+
+
+def _regularise(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, training: bool) -> pd.DataFrame:
+    """Insert missing periods (one regular grid per series) and apply the Filling rules."""
+    freq = config.pandas_frequency
+    offset = pd.tseries.frequencies.to_offset(freq)
+    ds = long["ds"].to_numpy()
+    uid = long["unique_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]])
+    ends = np.r_[starts[1:], len(long)]
+    regular = True
+    try:
+        step = pd.Timedelta(offset).to_timedelta64()
+        diffs = np.diff(ds)
+        same = uid[1:] == uid[:-1]
+        regular = bool(np.all(diffs[same] == step))
+    except ValueError:  # calendar offsets (months, years) have no fixed length
+        regular = False
+    if not regular:
+        pieces = []
+        for s, e in zip(starts, ends):
+            part = long.iloc[s:e]
+            grid = pd.date_range(part["ds"].iloc[0], part["ds"].iloc[-1], freq=freq)
+            if len(grid) != len(part) or not np.array_equal(grid.values, part["ds"].values):
+                part = part.set_index("ds").reindex(grid.union(pd.DatetimeIndex(part["ds"])))
+                part.index.name = "ds"
+                part = part.reset_index()
+                part["unique_id"] = uid[s]
+                part["_filled"] = part["y"].isna()
+            pieces.append(part)
+        long = pd.concat(pieces, ignore_index=True)
+    long.pop("_filled") if "_filled" in long.columns else None
+    return _apply_filling(long, config, roles, training)
+
+
+def _apply_filling(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, training: bool) -> pd.DataFrame:
+    """Autopilot's Filling: middlefill inside the history (default zero), futurefill after it.
+
+    Training data: trailing empty targets are not history and are dropped. Prediction input:
+    rows after each series' last known target are the future and keep an empty target.
+    """
+    known = long["y"].notna().to_numpy()
+    uid = long["unique_id"].to_numpy()
+    codes = pd.factorize(uid)[0]
+    position = np.arange(len(long))
+    last_known = np.full(codes.max() + 1 if len(codes) else 0, -1)
+    np.maximum.at(last_known, codes[known], position[known])
+    in_history = position <= last_known[codes]
+    if training:
+        long = long[in_history].reset_index(drop=True)
+        in_history = np.ones(len(long), bool)
+    for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
+        rule = config.filling.get(user, {})
+        values = long[internal].to_numpy(float).copy()
+        missing = np.isnan(values)
+        mid = missing & in_history
+        if mid.any():
+            values[mid] = _fill_value(values, rule.get("middlefill", "zero"), rule.get("middlefill_value"))
+        fut = missing & ~in_history
+        if internal != "y" and fut.any() and "futurefill" in rule:
+            values[fut] = _fill_value(values, rule["futurefill"], rule.get("futurefill_value"))
+        long[internal] = values
+    return long
+
+
+def build_panel(long: pd.DataFrame, covariates: list, static: pd.DataFrame) -> Panel:
+    uid = long["unique_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]]) if len(uid) else np.array([], dtype=int)
+    indptr = np.r_[starts, len(uid)].astype(int)
+    uids = uid[starts] if len(uid) else np.array([], dtype=object)
+    X = long[covariates].to_numpy(float) if covariates else np.zeros((len(long), 0))
+    static = static.reindex(uids) if len(static.columns) else pd.DataFrame(index=uids)
+    return Panel(uids.astype(object), indptr, long["ds"].to_numpy("datetime64[ns]"),
+                 long["y"].to_numpy(float), X, list(covariates), static)
+
+
+def static_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles) -> pd.DataFrame:
+    """One row per series: the static attributes as strings, plus the user's id/grouping values."""
+    uid = _uid_series(df, config)
+    keep = [config.item_id_column, *config.grouping_columns, *roles.static]
+    frame = df[keep].copy()
+    frame.index = uid.to_numpy()
+    frame = frame[~frame.index.duplicated(keep="first")]
+    for column in roles.static:
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+def check_training_panel(panel: Panel, config: EngineConfig, source: str):
+    if panel.n_series == 0:
+        raise ValueError(f"{source}: no rows with a target; the training data must contain history")
+    y = panel.y
+    if not np.isfinite(y).all():
+        bad = int(np.flatnonzero(~np.isfinite(y))[0])
+        series = panel.uids[np.searchsorted(panel.indptr, bad, side="right") - 1]
+        raise ValueError(f"{source}: series {series!r} has an empty target at {pd.Timestamp(panel.ds[bad])} "
+                         "after filling; set Transformations.Filling for the target (e.g. middlefill zero)")
+    if not np.isfinite(panel.X).all():
+        col = int(np.flatnonzero(~np.isfinite(panel.X).all(axis=0))[0])
+        raise ValueError(f"{source}: covariate {panel.covariate_names[col]!r} has empty values in the history; "
+                         "fill them or set Transformations.Filling for it")
+    short = panel.lengths < 2
+    if short.all():
+        raise ValueError(f"{source}: every series has fewer than 2 observations; "
+                         f"forecasting {config.horizon} periods ahead needs history")

@@ -1,0 +1,217 @@
+"""train(): candidates -> rolling-origin backtests -> greedy ensemble -> refit -> artifact.
+
+Backtest windows sit at the end of the training data, each one horizon long (W = 2 here):
+
+    series:  |==================== history ====================|
+    window 2 |=========== fit ===========|-- H --|
+    window 1 |================ fit ===============|-- H --|
+    refit    |======================== fit =================|-- H --> (the real forecast)
+
+Each candidate is fitted on the data before a window and forecasts it; the objective metric
+over all windows ranks candidates, and the same backtest forecasts choose the ensemble weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from .artifact import LEADERBOARD_FILE, ForecastModel
+from .config import EngineConfig
+from .data import build_panel, check_training_panel, infer_roles, read_table, static_frame, to_long_frame
+from .ensemble import caruana_weights, pinball_loss, point_loss
+from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
+from .models import TimeBudgetExceeded, candidate_names, create, display_name
+
+ENSEMBLE_NAME = "WeightedEnsemble"
+REFIT_SHARE = 0.25  # of the time limit kept for the final refit and saving
+
+
+@dataclasses.dataclass
+class TrainResult:
+    best_candidate_name: str
+    objective_metric: str
+    objective_value: float
+    leaderboard: pd.DataFrame
+    model_dir: Path
+
+
+def _prepare(data, config: EngineConfig, source: str):
+    df = data if isinstance(data, pd.DataFrame) else read_table(data)
+    roles = infer_roles(df, config)
+    long = to_long_frame(df, config, roles, source, training=True)
+    static = static_frame(df, config, roles)
+    panel = build_panel(long, roles.covariates, static[roles.static])
+    check_training_panel(panel, config, source)
+    return df, roles, static, panel
+
+
+def backtest_windows(panel, config: EngineConfig, log):
+    """[(history, future_without_target, actual (series, H), mase scales)] oldest window first."""
+    H, out = config.horizon, []
+    for k in range(config.backtest_windows, 0, -1):
+        head, tail = panel.split_tail(k * H, H)
+        if head.n_series == 0:
+            log(f"  backtest window {k}: no series long enough (need > {k * H + 1} periods); skipped")
+            continue
+        actual = tail.y.reshape(tail.n_series, H).copy()
+        future = dataclasses.replace(tail, y=np.full_like(tail.y, np.nan))
+        scales = seasonal_naive_scales([head.series_y(i) for i in range(head.n_series)], config.season_length)
+        out.append((head, future, actual, scales))
+    if not out:
+        raise ValueError(f"training data too short for backtesting: every series needs more than "
+                         f"{config.horizon + 1} periods (horizon {config.horizon}); provide longer history")
+    return out
+
+
+def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[float] = None,
+          log: Callable[[str], None] = print, candidates: Optional[list] = None,
+          candidate_params: Optional[dict] = None) -> TrainResult:
+    """Train the engine on an AutoML training CSV (path or DataFrame) and write output_dir/model."""
+    started = time.monotonic()
+    limit = time_limit_seconds if time_limit_seconds is not None else config.max_runtime_seconds
+    deadline = started + float(limit) if limit else None
+    source = str(data) if not isinstance(data, pd.DataFrame) else "training data"
+    df, roles, static, panel = _prepare(data, config, source)
+    log(f"[engine] {panel.n_series} series, {len(panel.y)} rows, frequency {config.frequency}, "
+        f"horizon {config.horizon}, quantiles {','.join(config.quantiles)}, objective {config.objective}")
+    log(f"[engine] covariates {roles.covariates or '-'}; static {roles.static or '-'}"
+        + (f"; ignored non-numeric time-varying {roles.dropped}" if roles.dropped else ""))
+    names = list(candidates) if candidates else candidate_names(config.algorithms, config.preset)
+    params = candidate_params or {}
+    windows = backtest_windows(panel, config, log)
+    objective_key = OBJECTIVE_KEYS[config.objective]
+    results = {}
+    bt_deadline = (started + float(limit) * (1 - REFIT_SHARE)) if limit else None
+    for position, name in enumerate(names):
+        label = display_name(name, config.algorithms)
+        remaining = len(names) - position
+        cand_deadline = None
+        if bt_deadline is not None and name != "SeasonalNaive":
+            cand_deadline = time.monotonic() + max(bt_deadline - time.monotonic(), 0) / remaining * 2
+            cand_deadline = min(cand_deadline, bt_deadline)
+        record = {"name": name, "label": label, "forecasts": [], "fit_s": 0.0, "predict_s": 0.0, "status": "ok"}
+        try:
+            model = None
+            for w, (head, future, actual, scales) in enumerate(windows, 1):
+                if model is None or model.refit_every_window:
+                    model = create(name, config, **params.get(name, {}))
+                    model.fit(head, deadline=cand_deadline)
+                    record["fit_s"] += model.fit_seconds
+                values = model.predict(head, future, deadline=cand_deadline)
+                record["predict_s"] += model.predict_seconds
+                record["forecasts"].append(values)
+                s = score_all(actual, values, config.quantiles, scales)
+                log(f"  {label:<48} window {w}/{len(windows)}: {objective_key} {s[objective_key]:.4f}  "
+                    f"(fit {model.fit_seconds:.1f}s, predict {model.predict_seconds:.1f}s)")
+        except TimeBudgetExceeded as exc:
+            record["status"] = f"skipped: {exc}"
+        except Exception as exc:  # contained: one candidate's failure never stops the job
+            if name == "SeasonalNaive":
+                raise
+            record["status"] = f"failed: {type(exc).__name__}: {exc}"
+            log("".join(traceback.format_exception_only(type(exc), exc)).strip())
+        if record["status"] != "ok":
+            log(f"  {label:<48} {record['status']}")
+        results[name] = record
+    ok = [n for n in names if results[n]["status"] == "ok"]
+    actual_all = [w[2] for w in windows]
+    scales_all = [w[3] for w in windows]
+    for n in ok:
+        results[n]["scores"] = _score_windows(actual_all, results[n]["forecasts"], scales_all, config)
+    weights = _ensemble(ok, results, windows, config)
+    ens_values = [sum(weights[n][None, None, :] * results[n]["forecasts"][w] for n in ok) for w in range(len(windows))]
+    ens_values = [np.concatenate([np.sort(v[:, :, :-1], axis=2), v[:, :, -1:]], axis=2) for v in ens_values]
+    ens_scores = _score_windows(actual_all, ens_values, scales_all, config)
+
+    # refit the members on all data
+    fitted = {}
+    for n in ok:
+        if not np.any(weights[n] > 0):
+            continue
+        try:
+            fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == "SeasonalNaive" else deadline)
+            log(f"[engine] refit {results[n]['label']} on all data ({fitted[n].fit_seconds:.1f}s)")
+        except Exception as exc:
+            if n == "SeasonalNaive":
+                raise
+            log(f"[engine] refit of {n} failed ({type(exc).__name__}: {exc}); dropped from the ensemble")
+            weights[n] = np.zeros_like(weights[n])
+    weights = _renormalise({n: weights[n] for n in fitted}, fitted)
+
+    leaderboard = _leaderboard(names, results, weights, ens_scores, config)
+    best_name = ENSEMBLE_NAME if len([n for n in weights if weights[n].any()]) > 1 else \
+        next(n for n in weights if weights[n].any())
+    best_value = ens_scores[objective_key] if best_name == ENSEMBLE_NAME else results[best_name]["scores"][objective_key]
+    if best_name != ENSEMBLE_NAME:
+        best_name = results[best_name]["label"]
+    output_dir = Path(output_dir)
+    model = ForecastModel(config, roles, static, fitted, weights, metadata={
+        "best_candidate_name": best_name, "objective_metric": config.objective, "objective_value": best_value,
+        "series": int(panel.n_series), "train_end": str(pd.Timestamp(panel.ds.max())),
+        "backtest_windows": len(windows), "train_seconds": round(time.monotonic() - started, 2)})
+    model_dir = model.save(output_dir / "model", leaderboard)
+    tmp = output_dir / f".{LEADERBOARD_FILE}.tmp"
+    leaderboard.to_csv(tmp, index=False)
+    tmp.replace(output_dir / LEADERBOARD_FILE)
+    log("[engine] leaderboard (backtest, lower is better):")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        log(leaderboard.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    log(f"[engine] best: {best_name} ({config.objective} {best_value:.4f}); model at {model_dir}; "
+        f"total {time.monotonic() - started:.1f}s")
+    return TrainResult(best_name, config.objective, float(best_value), leaderboard, model_dir)
+
+
+def _score_windows(actuals, forecasts, scales, config) -> dict:
+    """Metrics over all windows pooled (the series x steps of every window together)."""
+    actual = np.concatenate(actuals, axis=0)
+    values = np.concatenate(forecasts, axis=0)
+    return score_all(actual, values, config.quantiles, np.concatenate(scales))
+
+
+def _ensemble(ok, results, windows, config) -> dict:
+    """Weights per output column by greedy selection on the pooled backtest forecasts."""
+    actual = np.concatenate([w[2] for w in windows], axis=0).ravel()
+    scale = np.concatenate([np.repeat(w[3], w[2].shape[1]) for w in windows])
+    n_out = len(config.quantiles) + 1
+    weights = {n: np.zeros(n_out) for n in ok}
+    for j in range(n_out):
+        preds = np.stack([np.concatenate(results[n]["forecasts"], axis=0)[:, :, j].ravel() for n in ok])
+        if j < len(config.quantiles):
+            loss = pinball_loss(actual, config.quantile_levels[j])
+        else:
+            loss = point_loss(actual, config.objective, scale)
+        for n, w in zip(ok, caruana_weights(preds, loss)):
+            weights[n][j] = w
+    return weights
+
+
+def _renormalise(weights: dict, fitted: dict) -> dict:
+    total = sum(weights.values())
+    if not np.all(total > 0):  # every member of some output was dropped: fall back to the baseline
+        weights = {n: np.zeros_like(w) for n, w in weights.items()}
+        weights["SeasonalNaive"] = np.ones_like(next(iter(weights.values())))
+        total = sum(weights.values())
+    return {n: w / total for n, w in weights.items()}
+
+
+def _leaderboard(names, results, weights, ens_scores, config) -> pd.DataFrame:
+    rows = []
+    for n in names:
+        r = results[n]
+        s = r.get("scores", {})
+        rows.append({"candidate": r["label"], "wQL": s.get("wQL"), "WAPE": s.get("WAPE"), "MAPE": s.get("MAPE"),
+                     "MASE": s.get("MASE"), "RMSE": s.get("RMSE"), "fit_seconds": round(r["fit_s"], 2),
+                     "predict_seconds": round(r["predict_s"], 2),
+                     "ensemble_weight": float(np.mean(weights[n])) if n in weights else 0.0,
+                     "status": r["status"]})
+    rows.append({"candidate": ENSEMBLE_NAME, **ens_scores, "fit_seconds": np.nan, "predict_seconds": np.nan,
+                 "ensemble_weight": np.nan, "status": "ok"})
+    board = pd.DataFrame(rows)
+    key = OBJECTIVE_KEYS[config.objective]
+    return board.sort_values(key, na_position="last", kind="stable").reset_index(drop=True)

@@ -1,0 +1,208 @@
+"""One LightGBM model across all series, direct multi-horizon, quantiles learned directly.
+
+Direct strategy without leakage: a training row is a (target time s, horizon h) pair whose
+features use the target only up to the origin o = s - h, exactly as at prediction time, where
+o is the last observed period and s = o + 1 ... o + H. Each training target gets a seeded random
+h in 1..H, so one model covers every horizon without multiplying the rows by H.
+
+Targets and lags are scaled per row: (y - recent level) / recent mean |y|. Trees cannot
+extrapolate levels, so the model learns shapes and changes, and the level is added back.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..calendar import HolidayFeaturizer, calendar_features
+from .base import Candidate, TimeBudgetExceeded
+
+_LONG_PERIODS = {"D": (364, 365), "H": (168,), "min": (), "W": (52,), "M": (), "Y": ()}
+
+
+def _level_window(m: int) -> int:
+    return m if 2 <= m <= 28 else (4 if m > 28 else 1)
+
+
+class FeatureBuilder:
+    """Vectorised features over flat arrays (rows of all series, offsets by series)."""
+
+    def __init__(self, config, covariate_names, static: pd.DataFrame):
+        self.config = config
+        self.m = config.season_length
+        self.L = _level_window(self.m)
+        self.W = max(4 * self.L, 28 if self.m >= 7 else 8)
+        self.unit = config.frequency_unit
+        self.long_periods = _LONG_PERIODS.get(self.unit, ())
+        self.covariate_names = list(covariate_names)
+        self.static_columns = list(static.columns)
+        self.static_categories = {c: sorted(static[c].astype(str).unique()) for c in self.static_columns}
+        self.holidays = HolidayFeaturizer(config.holiday_country if self.unit in ("D", "H", "min") else None)
+
+    def fit(self, ds):
+        self.holidays.fit(ds)
+        return self
+
+    def static_codes(self, static: pd.DataFrame) -> np.ndarray:
+        cols = []
+        for c in self.static_columns:
+            cats = pd.Categorical(static[c].astype(str), categories=self.static_categories[c])
+            codes = cats.codes.astype(float)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+        return np.column_stack(cols) if cols else np.zeros((len(static), 0))
+
+    @property
+    def categorical(self) -> list:
+        return ["nearest_holiday"] * bool(self.holidays.country) + [f"static_{c}" for c in self.static_columns]
+
+    def build(self, y, X, ds, starts, static_codes_rows, s, h) -> pd.DataFrame:
+        """y, X, ds: flat arrays; starts: series start index of every row; s/h: target rows, horizons."""
+        cs = np.concatenate([[0.0], np.cumsum(np.nan_to_num(y))])
+        cabs = np.concatenate([[0.0], np.cumsum(np.abs(np.nan_to_num(y)))])
+        csq = np.concatenate([[0.0], np.cumsum(np.nan_to_num(y) ** 2)])
+        st = starts[s]
+        o = s - h
+
+        def wmean(arr, end, width):
+            a = np.maximum(st, end - width + 1)
+            n = end - a + 1
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(n > 0, (arr[end + 1] - arr[np.maximum(a, 0)]) / np.maximum(n, 1), np.nan)
+
+        def value(idx):
+            ok = idx >= st
+            return np.where(ok, y[np.clip(idx, 0, len(y) - 1)], np.nan)
+
+        level = wmean(cs, o, self.L)
+        scale = wmean(cabs, o, self.W)
+        scale = np.where(np.isfinite(scale) & (scale > 1e-9), scale, 1.0)
+        f = {"h": h.astype(float)}
+        for j in range(self.L):
+            f[f"lag_{j}"] = (value(o - j) - level) / scale
+        k = np.ceil(h / self.m).astype(int) if self.m > 1 else h
+        step = self.m if self.m > 1 else 1
+        for extra in range(3):
+            f[f"season_lag_{extra}"] = (value(s - (k + extra) * step) - level) / scale
+        prev_ok = (o - self.L) >= st
+        prev = np.where(prev_ok, wmean(cs, np.maximum(o - self.L, 0), self.L), np.nan)
+        slope = (level - prev) / self.L / scale
+        f["slope"] = slope
+        f["trend_h"] = slope * (h + (self.L - 1) / 2)
+        f["long_mean"] = (wmean(cs, o, self.W) - level) / scale
+        var = wmean(csq, o, self.W) - wmean(cs, o, self.W) ** 2
+        f["std"] = np.sqrt(np.maximum(var, 0)) / scale
+        f["log_scale"] = np.log1p(scale)
+        for P in self.long_periods:
+            ok = (s - P >= st) & (P >= h)
+            po = np.maximum(o - P, 0)
+            plevel = np.where(ok & (po >= st), wmean(cs, po, self.L), np.nan)
+            pscale = np.where(ok & (po >= st), wmean(cabs, po, self.W), np.nan)
+            pscale = np.where(pscale > 1e-9, pscale, np.nan)
+            f[f"yoy_{P}"] = (value(np.where(ok, s - P, -1)) - plevel) / pscale
+        for name, col in calendar_features(ds[s], self.unit).items():
+            f[name] = col
+        for name, col in self.holidays.transform(ds[s]).items():
+            f[name] = col
+        for j, name in enumerate(self.covariate_names):
+            f[f"cov_{name}"] = X[s, j]
+            lag_idx = s - k * step
+            f[f"cov_{name}_season_lag"] = np.where(lag_idx >= st, X[np.clip(lag_idx, 0, len(y) - 1), j], np.nan)
+        for j, name in enumerate(self.static_columns):
+            f[f"static_{name}"] = static_codes_rows[s, j] if static_codes_rows.shape[1] else np.nan
+        frame = pd.DataFrame(f)
+        return frame, level, scale
+
+
+class LightGBMGlobal(Candidate):
+    name = "LightGBM"
+    autopilot_names = ()
+    refit_every_window = False   # one fit before the oldest backtest window serves every window
+
+    @classmethod
+    def default_params(cls, config):
+        # one thread: on shared/busy cores OpenMP spinning makes 2 threads several times slower
+        return {"num_boost_round": 150, "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 30,
+                "feature_fraction": 0.9, "bagging_fraction": 0.7, "lambda_l2": 1.0, "max_bin": 63,
+                "max_rows": 100_000, "max_history": 1100, "seed": config.seed, "num_threads": 1}
+
+    def _lgb_params(self, objective, alpha=None):
+        p = self.params
+        params = {"objective": objective, "learning_rate": p["learning_rate"], "num_leaves": p["num_leaves"],
+                  "min_data_in_leaf": p["min_data_in_leaf"], "feature_fraction": p["feature_fraction"],
+                  "bagging_fraction": p["bagging_fraction"], "bagging_freq": 1, "lambda_l2": p["lambda_l2"],
+                  "max_bin": p["max_bin"], "verbose": -1, "seed": p["seed"], "deterministic": True,
+                  "num_threads": p["num_threads"]}
+        if alpha is not None:
+            params["alpha"] = alpha
+        return params
+
+    def _fit(self, train):
+        import lightgbm as lgb
+
+        H = self.config.horizon
+        self.features = FeatureBuilder(self.config, train.covariate_names, train.static).fit(train.ds)
+        rng = np.random.default_rng(self.params["seed"])
+        lengths = train.lengths
+        starts = np.repeat(train.indptr[:-1], lengths)
+        pos = np.arange(len(train.y)) - starts
+        end_pos = np.repeat(lengths, lengths) - pos  # 1 for the last row
+        eligible = np.flatnonzero((pos >= 2) & (end_pos <= self.params["max_history"]))
+        draws = int(np.clip(self.params["max_rows"] // max(len(eligible), 1), 1, 3))
+        s = np.tile(eligible, draws)
+        if len(s) > self.params["max_rows"]:
+            s = np.sort(rng.choice(s, self.params["max_rows"], replace=False))
+        h = rng.integers(1, H + 1, size=len(s))
+        h = np.minimum(h, pos[s])  # the origin must be inside the series
+        static_rows = np.repeat(self.features.static_codes(train.static), lengths, axis=0)
+        frame, level, scale = self.features.build(train.y, train.X, train.ds, starts, static_rows, s, h)
+        target = (train.y[s] - level) / scale
+        keep = np.isfinite(target)
+        frame, target = frame[keep], target[keep]
+        self.feature_names = list(frame.columns)
+        categorical = [c for c in self.features.categorical if c in frame.columns]
+        dataset = lgb.Dataset(frame, target, categorical_feature=categorical, free_raw_data=False,
+                              params={"max_bin": self.params["max_bin"], "verbose": -1})
+
+        def budget(env):
+            self.check_time()
+
+        self.boosters = []
+        objectives = [("quantile", q) for q in self.config.quantile_levels] + [("regression", None)]
+        for objective, alpha in objectives:
+            self.boosters.append(lgb.train(self._lgb_params(objective, alpha), dataset,
+                                           num_boost_round=self.params["num_boost_round"], callbacks=[budget]))
+        self.n_train_rows = int(len(target))
+
+    def _predict(self, history, future):
+        H = int(future.lengths.max(initial=0))
+        nh, nf = history.lengths, future.lengths
+        total = nh + nf
+        indptr = np.concatenate([[0], np.cumsum(total)])
+        rows_h = np.concatenate([np.arange(indptr[i], indptr[i] + nh[i]) for i in range(history.n_series)])
+        rows_f = np.concatenate([np.arange(indptr[i] + nh[i], indptr[i + 1]) for i in range(history.n_series)])
+        n = indptr[-1]
+        y = np.full(n, np.nan)
+        y[rows_h] = history.y
+        X = np.zeros((n, history.X.shape[1]))
+        X[rows_h] = history.X
+        X[rows_f] = future.X
+        ds = np.empty(n, dtype="datetime64[ns]")
+        ds[rows_h] = history.ds
+        ds[rows_f] = future.ds
+        starts = np.repeat(indptr[:-1], total)
+        static_rows = np.repeat(self.features.static_codes(history.static), total, axis=0)
+        h = np.concatenate([np.arange(1, k + 1) for k in nf])
+        frame, level, scale = self.features.build(y, X, ds, starts, static_rows, rows_f, h)
+        frame = frame[self.feature_names]
+        preds = np.column_stack([b.predict(frame, num_threads=1) for b in self.boosters])
+        values = level[:, None] + scale[:, None] * preds
+        out = np.full((history.n_series, H, preds.shape[1]), np.nan)
+        offsets = np.concatenate([[0], np.cumsum(nf)])
+        for i in range(history.n_series):
+            k = nf[i]
+            out[i, :k] = values[offsets[i]:offsets[i + 1]]
+            if k < H:
+                out[i, k:] = out[i, k - 1] if k else 0.0
+        return out

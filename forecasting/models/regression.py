@@ -1,0 +1,112 @@
+"""Dynamic regression, Prophet-style: per-series ridge on trend + Fourier seasonality + holiday
+windows + known covariates, fitted on a recent window (two years for daily data).
+
+It plays Prophet's part (same model family: additive trend with changepoints, Fourier
+seasonalities, holiday effects around each holiday, extra regressors) without the Stan
+dependency, and is named as a stand-in in the leaderboard.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..calendar import holiday_table
+from .base import Candidate, per_series
+
+# frequency unit -> (fit window in periods, [(seasonal period, Fourier order)])
+_SETUP = {
+    "D": (730, [(7, 3), (365.25, 8)]),
+    "H": (24 * 7 * 6, [(24, 4), (168, 3)]),
+    "min": (60 * 24 * 4, [(60, 3)]),
+    "W": (156, [(52.18, 6)]),
+    "M": (72, [(12, 4)]),
+    "Y": (30, []),
+}
+HOLIDAY_BANDS = ((-1, 1), (-7, -2), (2, 7))   # days relative to the holiday: the day, the week before/after
+
+
+def _holiday_design(ds: pd.DatetimeIndex, country) -> np.ndarray:
+    """One column per (holiday name, band): 1 when the date lies in that band around it."""
+    if not country or not len(ds):
+        return np.zeros((len(ds), 0))
+    days = ds.normalize().to_numpy("datetime64[D]").astype(np.int64)
+    table = holiday_table(country, range(ds.min().year - 1, ds.max().year + 2))
+    cols = []
+    for name, part in table.groupby("name", sort=True):
+        hd = part["date"].to_numpy("datetime64[D]").astype(np.int64)
+        diff = days[:, None] - hd[None, :]
+        for lo, hi in HOLIDAY_BANDS:
+            cols.append(((diff >= lo) & (diff <= hi)).any(axis=1).astype(float))
+    return np.column_stack(cols)
+
+
+_CACHE: dict = {}
+
+
+def _cached_holidays(idx: pd.DatetimeIndex, country) -> np.ndarray:
+    key = (idx[0], idx[-1], len(idx), country) if len(idx) else None
+    if key not in _CACHE:
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        _CACHE[key] = _holiday_design(idx, country)
+    return _CACHE[key]
+
+
+class DynamicRegression(Candidate):
+    name = "DynamicRegression"
+    autopilot_names = ("prophet",)
+
+    @classmethod
+    def default_params(cls, config):
+        window, seasons = _SETUP.get(config.frequency_unit, (200, []))
+        return {"window": window, "seasons": seasons, "ridge": 1.0}
+
+    def _design(self, ds: np.ndarray, t: np.ndarray, n_fit: int, X: np.ndarray) -> np.ndarray:
+        idx = pd.DatetimeIndex(ds)
+        tt = t / max(n_fit, 1)
+        cols = [np.ones_like(tt), tt, np.maximum(tt - 0.5, 0), np.maximum(tt - 0.8, 0)]
+        for period, order in self.params["seasons"]:
+            if period * 1.5 > n_fit:
+                continue  # a seasonality needs more than one cycle of data
+            phase = 2 * np.pi * t / period
+            for k in range(1, order + 1):
+                cols += [np.sin(k * phase), np.cos(k * phase)]
+        design = np.column_stack(cols)
+        if self.config.frequency_unit in ("D", "H", "min"):
+            design = np.column_stack([design, _cached_holidays(idx, self.config.holiday_country)])
+        if X.shape[1]:
+            design = np.column_stack([design, X])
+        return design
+
+    def _predict(self, history, future):
+        levels = np.asarray(self.config.quantile_levels)
+        window, ridge = self.params["window"], self.params["ridge"]
+
+        def one(y, h, i):
+            n = min(len(y), window)
+            yy = y[-n:]
+            hs, he = history.indptr[i], history.indptr[i + 1]
+            ds_all = np.concatenate([history.ds[he - n:he], future.ds[future.indptr[i]:future.indptr[i] + h]])
+            X_all = np.concatenate([history.X[he - n:he], future.X[future.indptr[i]:future.indptr[i] + h]])
+            varying = np.ptp(X_all[:n], axis=0) > 0 if X_all.shape[1] else np.zeros(0, bool)
+            t = np.arange(n + h, dtype=float)
+            A = self._design(ds_all, t, n, X_all[:, varying])
+            scale = np.mean(np.abs(yy)) or 1.0
+            col_scale = np.maximum(np.abs(A[:n]).max(axis=0), 1e-9)
+            A = A / col_scale
+            keep = np.abs(A[:n]).sum(axis=0) > 0
+            A = A[:, keep]
+            penalty = np.full(A.shape[1], ridge)
+            penalty[0] = 0.0
+            fit_A = A[:n]
+            beta = np.linalg.solve(fit_A.T @ fit_A + np.diag(penalty), fit_A.T @ (yy / scale))
+            fitted = fit_A @ beta * scale
+            pred = A[n:] @ beta * scale
+            resid = yy - fitted
+            dof = max(n - A.shape[1], 1)
+            inflate = np.sqrt(n / dof)
+            q = np.quantile(resid, levels) * inflate
+            out = np.column_stack([pred[:, None] + q[None, :], pred])
+            return out
+
+        return per_series(self, history, future, one)

@@ -1,0 +1,36 @@
+"""CLI: python -m forecasting.train --request R.json --train T.csv --out DIR [--time-limit S]"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import EngineConfig
+from .engine import train
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m forecasting.train", description=__doc__)
+    parser.add_argument("--request", required=True, help="CreateAutoMLJobV2 request JSON file")
+    parser.add_argument("--train", required=True, help="AutoML training CSV (file or folder)")
+    parser.add_argument("--out", required=True, help="output folder (model/ and leaderboard.csv)")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds (default: the request's)")
+    parser.add_argument("--preset", default=None, help="candidate preset when the request lists no algorithms")
+    args = parser.parse_args(argv)
+    path = Path(args.request)
+    try:
+        request = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        parser.error(f"--request {path}: cannot read JSON ({exc})")
+    overrides = {"preset": args.preset} if args.preset else {}
+    config = EngineConfig.from_automl_request(request, **overrides)
+    result = train(args.train, config, args.out, time_limit_seconds=args.time_limit)
+    print(json.dumps({"best_candidate_name": result.best_candidate_name,
+                      "objective_metric": {"name": result.objective_metric, "value": result.objective_value},
+                      "model_dir": str(result.model_dir)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
