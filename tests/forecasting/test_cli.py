@@ -1,0 +1,35 @@
+"""The two CLIs, called in-process with real files."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from forecasting import predict as predict_cli
+from forecasting import train as train_cli
+
+from .conftest import make_frame, split_context
+
+
+def test_given_a_request_and_a_training_csv_when_the_clis_run_then_a_forecast_file_is_written(tmp_path, capsys):
+    frame = make_frame(n_items=2, n_days=60, kind="covariate")
+    history, context, _ = split_context(frame, 7)
+    history.to_csv(tmp_path / "train.csv", index=False)
+    context.to_csv(tmp_path / "context.csv", index=False)
+    request = {"AutoMLJobName": "local", "AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": {
+        "ForecastFrequency": "D", "ForecastHorizon": 7, "ForecastQuantiles": ["p10", "p50", "p90"],
+        "TimeSeriesConfig": {"TargetAttributeName": "target_value", "TimestampAttributeName": "timestamp",
+                             "ItemIdentifierAttributeName": "item_id"},
+        "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]}}}}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+
+    assert train_cli.main(["--request", str(tmp_path / "request.json"), "--train", str(tmp_path / "train.csv"),
+                           "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["objective_metric"]["name"] == "AverageWeightedQuantileLoss"
+    assert predict_cli.main(["--model", summary["model_dir"], "--input", str(tmp_path / "context.csv"),
+                             "--output", str(tmp_path / "pred" / "forecast.csv")]) == 0
+    out = pd.read_csv(tmp_path / "pred" / "forecast.csv")
+    assert list(out.columns) == ["item_id", "timestamp", "p10", "p50", "p90", "mean"]
+    assert out.groupby("item_id").size().tolist() == [7, 7]
+    assert not list((tmp_path / "pred").glob(".*"))  # no temp files left behind

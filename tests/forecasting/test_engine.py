@@ -1,0 +1,137 @@
+"""train(): backtests, ensemble, failures contained, artifact round trip, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting import EngineConfig, load_model, train
+from forecasting.ensemble import caruana_weights, pinball_loss
+from forecasting.models import CANDIDATES
+from forecasting.models.naive import SeasonalNaive
+
+from .conftest import FAST_LGB, make_frame, split_context
+
+
+def test_given_one_clearly_best_candidate_when_selecting_then_it_gets_nearly_all_weight():
+    rng = np.random.default_rng(0)
+    actual = rng.normal(100, 10, 500)
+    predictions = np.stack([actual + rng.normal(0, 0.1, 500), actual + 15, actual - 20 + rng.normal(0, 5, 500)])
+    weights = caruana_weights(predictions, pinball_loss(actual, 0.5))
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[0] >= 0.9
+
+
+def test_given_two_opposite_biases_when_selecting_then_the_ensemble_mixes_them():
+    actual = np.linspace(0, 100, 200)
+    predictions = np.stack([actual + 10, actual - 10])
+    weights = caruana_weights(predictions, pinball_loss(actual, 0.5))
+    assert weights == pytest.approx([0.5, 0.5], abs=0.1)
+
+
+def test_given_an_exact_weekly_pattern_when_trained_then_seasonal_naive_takes_all_weight(tmp_path, config):
+    frame = make_frame(n_items=3, n_days=70, kind="seasonal", noise=0.0).drop(columns=["promotion"])
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"],
+                   log=lambda *_: None)
+    board = result.leaderboard.set_index("candidate")
+    assert board.loc["SeasonalNaive", "ensemble_weight"] == pytest.approx(1.0)
+    assert board.loc["SeasonalNaive", "wQL"] == pytest.approx(0.0, abs=1e-9)
+    assert result.best_candidate_name == "SeasonalNaive"
+    assert (tmp_path / "leaderboard.csv").exists() and (tmp_path / "model" / "leaderboard.csv").exists()
+
+
+class _Broken(SeasonalNaive):
+    name = "Broken"
+    is_baseline = False
+
+    def _predict(self, history, future):
+        raise RuntimeError("boom: this candidate always fails")
+
+
+def test_given_a_candidate_that_raises_when_trained_then_it_is_skipped_and_logged(tmp_path, config, monkeypatch):
+    monkeypatch.setitem(CANDIDATES, "Broken", _Broken)
+    lines = []
+    frame = make_frame(n_items=2, n_days=60)
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "Broken", "NPTS"], log=lines.append)
+    board = result.leaderboard.set_index("candidate")
+    assert board.loc["Broken", "status"].startswith("failed: RuntimeError: boom")
+    assert board.loc["Broken", "ensemble_weight"] == 0
+    assert any("boom" in line for line in lines)
+    model = load_model(result.model_dir)
+    assert "Broken" not in model.candidates and "SeasonalNaive" in model.candidates
+
+
+def test_given_an_exhausted_time_limit_when_trained_then_only_the_baseline_survives(tmp_path, config):
+    frame = make_frame(n_items=2, n_days=80)
+    result = train(frame, config, tmp_path, time_limit_seconds=1e-6, candidates=["SeasonalNaive", "NPTS", "LightGBM"],
+                   log=lambda *_: None)
+    board = result.leaderboard.set_index("candidate")
+    assert board.loc["NPTS", "status"].startswith("skipped")
+    assert board.loc[board.index.str.startswith("LightGBM")]["status"].str.startswith("skipped").all()
+    assert result.best_candidate_name == "SeasonalNaive"
+
+
+def test_given_a_trained_model_when_saved_and_loaded_then_it_predicts_identical_numbers(tmp_path, config):
+    frame = make_frame(n_items=3, n_days=120, kind="covariate")
+    history, context, _ = split_context(frame, config.horizon)
+    result = train(history, config, tmp_path / "run", candidates=["SeasonalNaive", "DynamicRegression", "LightGBM"],
+                   candidate_params=FAST_LGB, log=lambda *_: None)
+    meta = json.loads((result.model_dir / "metadata.json").read_text())
+    assert meta["covariates"] == ["promotion"] and meta["static"] == ["category"]
+    first = load_model(result.model_dir).predict(context)
+    context.to_csv(tmp_path / "context.csv", index=False)
+    load_model(result.model_dir).predict_file(tmp_path / "context.csv", tmp_path / "out.csv")
+    second = pd.read_csv(tmp_path / "out.csv")
+    assert list(second.columns) == ["item_id", "timestamp", "p10", "p50", "p90", "mean"]
+    assert len(second) == 3 * config.horizon
+    np.testing.assert_allclose(second[["p10", "p50", "p90", "mean"]].to_numpy(),
+                               first[["p10", "p50", "p90", "mean"]].to_numpy(), rtol=1e-12)
+    assert (np.diff(second[["p10", "p50", "p90"]].to_numpy(), axis=1) >= 0).all()
+
+
+def test_given_grouping_columns_when_predicted_then_output_keeps_them_and_the_user_column_names(tmp_path):
+    config = EngineConfig(item_id_column="sku", timestamp_column="date", target_column="units",
+                          grouping_columns=("store",), frequency="D", horizon=5, quantiles=("p20", "p80"))
+    frame = make_frame(n_items=2, n_days=50).drop(columns=["promotion"])
+    frame = frame.rename(columns={"item_id": "sku", "timestamp": "date", "target_value": "units"})
+    frame = pd.concat([frame.assign(store="s1"), frame.assign(store="s2", units=frame["units"] * 2)])
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive"], log=lambda *_: None)
+    out = load_model(result.model_dir).predict(frame)  # no covariates: future dates are generated
+    assert list(out.columns) == ["sku", "store", "date", "p20", "p80", "mean"]
+    assert len(out) == 4 * 5
+    assert out["date"].min() == "2023-02-20" and out["date"].max() == "2023-02-24"
+    s2 = out[(out["sku"] == "item_0") & (out["store"] == "s2")]["mean"].to_numpy()
+    s1 = out[(out["sku"] == "item_0") & (out["store"] == "s1")]["mean"].to_numpy()
+    np.testing.assert_allclose(s2, 2 * s1, rtol=0.05)  # the grouping keeps the series apart
+
+
+def test_given_missing_future_covariates_when_predicted_then_the_error_says_what_to_add(tmp_path, config):
+    frame = make_frame(n_items=2, n_days=60, kind="covariate")
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive"], log=lambda *_: None)
+    with pytest.raises(ValueError, match=r"item 'item_0' has 0 future rows but the forecast horizon is 7.*promotion"):
+        load_model(result.model_dir).predict(frame)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda f: f.drop(columns=["target_value"]), r"missing column\(s\) \['target_value'\]"),
+    (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 5, "not a date")), r"column 'timestamp' row 7"),
+    (lambda f: f.assign(target_value=f["target_value"].astype(object).where(f.index != 3, "abc")),
+     r"column 'target_value' row 5 is not a number"),
+])
+def test_given_bad_training_data_when_trained_then_the_error_names_column_and_row(tmp_path, config, mutate, message):
+    frame = mutate(make_frame(n_items=2, n_days=40))
+    with pytest.raises(ValueError, match=message):
+        train(frame, config, tmp_path, candidates=["SeasonalNaive"], log=lambda *_: None)
+
+
+def test_given_too_short_history_when_trained_then_it_says_how_long_it_must_be(tmp_path, config):
+    frame = make_frame(n_items=2, n_days=8)
+    with pytest.raises(ValueError, match="training data too short for backtesting"):
+        train(frame, config, tmp_path, candidates=["SeasonalNaive"], log=lambda *_: None)
+
+
+def test_given_a_missing_model_dir_when_loaded_then_it_says_what_to_pass(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model.joblib"):
+        load_model(tmp_path)

@@ -1,0 +1,78 @@
+"""Each candidate on tiny synthetic series with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forecasting.engine import _prepare
+from forecasting.models import create
+
+from .conftest import FAST_LGB, make_frame, split_context
+
+
+def _panels(frame, config):
+    from forecasting.artifact import ForecastModel
+    history, context, actual = split_context(frame, config.horizon)
+    _, roles, static, train_panel = _prepare(history, config, "test")
+    model = ForecastModel(config, roles, static, {}, {})
+    from forecasting.data import static_frame, to_long_frame, ColumnRoles
+    long = to_long_frame(context, config, roles, "ctx", training=False)
+    ids = static_frame(context, config, ColumnRoles([], roles.static, []))
+    hist, fut = model._split(long, ids, "ctx")
+    truth = actual.sort_values(["item_id", "timestamp"])["target_value"].to_numpy().reshape(hist.n_series, -1)
+    return train_panel, hist, fut, truth
+
+
+@pytest.mark.parametrize("name", ["SeasonalNaive", "ETS", "Theta", "NPTS", "DynamicRegression", "LightGBM"])
+def test_given_a_pure_weekly_season_when_forecast_then_each_candidate_follows_it(name, config):
+    frame = make_frame(n_items=4, n_days=140, kind="seasonal", noise=0.3)
+    train, hist, fut, truth = _panels(frame, config)
+    model = create(name, config, **FAST_LGB.get(name, {})).fit(train)
+    values = model.predict(hist, fut)
+    assert values.shape == (4, 7, 4)
+    mae = np.mean(np.abs(values[:, :, 1] - truth))   # p50
+    assert mae < 2.5, f"{name} p50 error {mae:.2f} on a season of amplitude 10"
+
+
+@pytest.mark.parametrize("name", ["ETS", "Theta", "DynamicRegression", "LightGBM"])
+def test_given_a_linear_trend_when_forecast_then_the_candidate_extrapolates_it(name, config):
+    frame = make_frame(n_items=4, n_days=150, kind="trend", noise=0.3)
+    train, hist, fut, truth = _panels(frame, config)
+    values = create(name, config, **FAST_LGB.get(name, {})).fit(train).predict(hist, fut)
+    naive_error = np.mean(np.abs(hist.y[hist.indptr[1:] - 1][:, None] - truth))  # last value repeated
+    error = np.mean(np.abs(values[:, :, -1] - truth))
+    assert error < 0.5 * naive_error, f"{name}: {error:.2f} vs flat forecast {naive_error:.2f}"
+
+
+@pytest.mark.parametrize("name", ["DynamicRegression", "LightGBM"])
+def test_given_a_promotion_effect_when_forecast_then_promoted_days_are_forecast_higher(name, config):
+    frame = make_frame(n_items=4, n_days=200, kind="covariate", noise=0.5)
+    train, hist, fut, truth = _panels(frame, config)
+    params = {"LightGBM": {"num_boost_round": 60, "min_data_in_leaf": 5}}.get(name, {})
+    values = create(name, config, **params).fit(train).predict(hist, fut)
+    promo = fut.X[:, 0].reshape(values.shape[:2]) == 1
+    assert promo.any() and (~promo).any()
+    lift = values[:, :, -1][promo].mean() - values[:, :, -1][~promo].mean()
+    assert 20 < lift < 40, f"{name} learned a lift of {lift:.1f}, the truth is 30"
+
+
+@pytest.mark.parametrize("name", ["SeasonalNaive", "ETS", "NPTS", "DynamicRegression", "LightGBM"])
+def test_given_noisy_series_when_forecast_then_quantiles_never_cross(name, config):
+    frame = make_frame(n_items=3, n_days=100, kind="seasonal", noise=8.0, seed=3)
+    train, hist, fut, _ = _panels(frame, config)
+    values = create(name, config, **FAST_LGB.get(name, {})).fit(train).predict(hist, fut)
+    assert np.all(np.diff(values[:, :, :-1], axis=2) >= 0)
+    assert np.all(values[:, :, 2] > values[:, :, 0])  # a real interval, not a point
+
+
+def test_given_the_seasonal_naive_when_forecast_then_the_median_repeats_last_week_exactly(config):
+    frame = make_frame(n_items=2, n_days=60, kind="seasonal", noise=0.0)
+    train, hist, fut, truth = _panels(frame, config)
+    values = create("SeasonalNaive", config).predict(hist, fut)
+    last_week = np.stack([hist.series_y(i)[-7:] for i in range(hist.n_series)])
+    np.testing.assert_allclose(values[:, :, -1], last_week)
+
+
+def test_given_an_unknown_model_name_when_created_then_the_error_lists_the_registry(config):
+    with pytest.raises(ValueError, match=r"Unknown model: 'Foo', available models are: \['ARIMA'"):
+        create("Foo", config)
