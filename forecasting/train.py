@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
 from pathlib import Path
 
 from .config import EngineConfig
@@ -31,6 +32,17 @@ def main(argv=None) -> int:
                       "model_dir": str(result.model_dir)}))
     return 0
 
+
+class _CallableModule(types.ModuleType):
+    """Importing this CLI module sets `forecasting.train` to the module (Python's import system
+    does that for submodules), shadowing the `train` function of the package API. The module
+    stays callable as that function, so `from forecasting import train` keeps working."""
+
+    def __call__(self, *args, **kwargs):
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,8 +5,10 @@ import json
 
 import pandas as pd
 
-from forecasting import predict as predict_cli
-from forecasting import train as train_cli
+import importlib
+
+predict_cli = importlib.import_module("forecasting.predict")
+train_cli = importlib.import_module("forecasting.train")
 
 from .conftest import make_frame, split_context
 
@@ -33,3 +35,13 @@ def test_given_a_request_and_a_training_csv_when_the_clis_run_then_a_forecast_fi
     assert list(out.columns) == ["item_id", "timestamp", "p10", "p50", "p90", "mean"]
     assert out.groupby("item_id").size().tolist() == [7, 7]
     assert not list((tmp_path / "pred").glob(".*"))  # no temp files left behind
+
+
+def test_given_the_cli_module_imported_when_the_package_api_is_used_then_train_still_trains(tmp_path):
+    import forecasting
+    from forecasting import EngineConfig
+
+    frame = make_frame(n_items=2, n_days=40).drop(columns=["promotion"])
+    result = forecasting.train(frame, EngineConfig(horizon=7), tmp_path, candidates=["SeasonalNaive"],
+                               log=lambda *_: None)
+    assert result.model_dir.exists()
