@@ -28,15 +28,10 @@ QUANTILES = ("p10", "p50", "p90")
 KEEP = ["item_id", "timestamp", "target_value", "promotion", "is_holiday", "category", "region"]
 
 
-def load_seed(products_per_category=None) -> pd.DataFrame:
-    try:
-        from processing.generate import generate_sales  # the DATA engineer's generator
-        kwargs = {} if products_per_category is None else {"products_per_category": products_per_category}
-        df = generate_sales(**kwargs)
-    except (ImportError, TypeError):
-        from benchmarks._seed_data import generate_sales
-        df = generate_sales(products_per_category=products_per_category)
-    return df[KEEP].copy()
+def load_seed(products=25) -> pd.DataFrame:
+    """The seed recipe's data (25 products x 5 regions by default) from the project's generator."""
+    from processing.generate import generate_sales
+    return generate_sales(products=products)[KEEP].copy()
 
 
 def score(actual: pd.DataFrame, forecast: pd.DataFrame, history: pd.DataFrame) -> dict:
@@ -99,11 +94,11 @@ def benchmark(skip_ets: bool, quiet: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def scale_run(products_per_category: int):
+def scale_run(products: int):
     """Train time and peak memory for products x 5 regions series over 3 years."""
     from forecasting import EngineConfig, train
     t0 = time.perf_counter()
-    df = load_seed(products_per_category)
+    df = load_seed(products)
     print(f"generated {df['item_id'].nunique()} series x {df['timestamp'].nunique()} days "
           f"in {time.perf_counter() - t0:.0f}s", flush=True)
     config = EngineConfig(frequency="D", horizon=HORIZON, quantiles=QUANTILES, holiday_country="US")
@@ -119,8 +114,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-ets", action="store_true", help="skip the (slow) AutoETS baseline")
     parser.add_argument("--quiet", action="store_true", help="hide the engine's progress output")
-    parser.add_argument("--scale", type=int, default=None, metavar="PRODUCTS_PER_CATEGORY",
-                        help="instead: time training on 5 categories x N products x 5 regions (100 -> 2,500 series)")
+    parser.add_argument("--scale", type=int, default=None, metavar="PRODUCTS",
+                        help="instead: time training on PRODUCTS x 5 regions x 3 years (500 -> 2,500 series)")
     args = parser.parse_args(argv)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)

@@ -22,6 +22,7 @@ from pipelines.contracts import MEAN_COLUMN
 
 from .config import EngineConfig
 from .data import ColumnRoles, Panel, build_panel, read_table, static_frame, to_long_frame
+from .ensemble import apply_interval_scales
 from .models.base import finalize
 
 MODEL_FILE = "model.joblib"
@@ -34,13 +35,16 @@ class ForecastModel:
     """Weighted ensemble of fitted candidates; weights per output (quantile or mean)."""
 
     def __init__(self, config: EngineConfig, roles: ColumnRoles, static: pd.DataFrame,
-                 candidates: dict, weights: dict, metadata: Optional[dict] = None):
+                 candidates: dict, weights: dict, metadata: Optional[dict] = None,
+                 interval_factors: Optional[np.ndarray] = None):
         self.config = config
         self.roles = roles
         self.static = static            # training-time static attributes by series (fallback)
         self.candidates = candidates    # name -> fitted Candidate
         self.weights = weights          # name -> array (n_quantiles + 1,)
         self.metadata = metadata or {}
+        self.interval_factors = (np.ones(len(config.quantiles)) if interval_factors is None
+                                 else np.asarray(interval_factors, float))
 
     # --- prediction ---------------------------------------------------------------------
     def predict(self, context: pd.DataFrame, source: str = "prediction input") -> pd.DataFrame:
@@ -58,7 +62,7 @@ class ForecastModel:
                 continue
             values = self.candidates[name].predict(history, future)
             total = values * w if total is None else total + values * w
-        return finalize(total)
+        return finalize(apply_interval_scales(total, self.interval_factors, self.config.quantile_levels))
 
     def predict_file(self, in_path, out_path) -> Path:
         frame = self.predict(read_table(in_path), source=str(in_path))
@@ -156,6 +160,7 @@ class ForecastModel:
                     "covariates": self.roles.covariates, "static": self.roles.static,
                     "dropped_columns": self.roles.dropped,
                     "weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
+                    "interval_factors": [float(x) for x in self.interval_factors],
                     "outputs": list(self.config.quantiles) + [MEAN_COLUMN],
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.metadata}
             (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))

@@ -24,9 +24,10 @@ import pandas as pd
 from .artifact import LEADERBOARD_FILE, ForecastModel
 from .config import EngineConfig
 from .data import build_panel, check_training_panel, infer_roles, read_table, static_frame, to_long_frame
-from .ensemble import caruana_weights, pinball_loss, point_loss
+from .ensemble import apply_interval_scales, caruana_weights, interval_scales, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
 from .models import TimeBudgetExceeded, candidate_names, create, display_name
+from .models.base import finalize
 
 ENSEMBLE_NAME = "WeightedEnsemble"
 REFIT_SHARE = 0.25  # of the time limit kept for the final refit and saving
@@ -126,7 +127,11 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
         results[n]["scores"] = _score_windows(actual_all, results[n]["forecasts"], scales_all, config)
     weights = _ensemble(ok, results, windows, config)
     ens_values = [sum(weights[n][None, None, :] * results[n]["forecasts"][w] for n in ok) for w in range(len(windows))]
-    ens_values = [np.concatenate([np.sort(v[:, :, :-1], axis=2), v[:, :, -1:]], axis=2) for v in ens_values]
+    levels = config.quantile_levels
+    factors = interval_scales(np.concatenate(ens_values), np.concatenate(actual_all), levels)
+    log(f"[engine] interval calibration on the backtests: " +
+        ", ".join(f"{q} x{f:.2f}" for q, f in zip(config.quantiles, factors)))
+    ens_values = [finalize(apply_interval_scales(v, factors, levels)) for v in ens_values]
     ens_scores = _score_windows(actual_all, ens_values, scales_all, config)
 
     # refit the members on all data
@@ -151,7 +156,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     if best_name != ENSEMBLE_NAME:
         best_name = results[best_name]["label"]
     output_dir = Path(output_dir)
-    model = ForecastModel(config, roles, static, fitted, weights, metadata={
+    model = ForecastModel(config, roles, static, fitted, weights, interval_factors=factors, metadata={
         "best_candidate_name": best_name, "objective_metric": config.objective, "objective_value": best_value,
         "series": int(panel.n_series), "train_end": str(pd.Timestamp(panel.ds.max())),
         "backtest_windows": len(windows), "train_seconds": round(time.monotonic() - started, 2)})

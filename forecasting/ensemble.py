@@ -47,3 +47,36 @@ def point_loss(actual: np.ndarray, objective: str, scale: np.ndarray) -> Callabl
         s = np.where(scale > 0, scale, 1.0)
         return lambda f: float(np.mean(np.abs(actual - f) / s))
     return lambda f: float(np.sum(np.abs(actual - f)))
+
+
+def interval_scales(values: np.ndarray, actual: np.ndarray, levels, grid=np.linspace(1.0, 3.0, 41)) -> np.ndarray:
+    """Per quantile, the factor c >= 1 on its distance from the centre minimising pinball loss.
+
+    values: (..., q + 1) backtest forecasts (quantiles then mean); the centre is the quantile
+    nearest 0.5 (or the mean). Backtest forecasts are out of sample, so this widens intervals
+    that proved too narrow (conformal-style, one number per quantile). It never narrows them:
+    a few backtest windows are too little evidence to promise more certainty than the models do.
+    """
+    levels = np.asarray(levels, float)
+    centre = _centre(values, levels)
+    factors = np.ones(len(levels))
+    for j, q in enumerate(levels):
+        dev = values[..., j] - centre
+        if not np.any(dev):
+            continue
+        losses = [np.sum(np.maximum(q * (actual - centre - c * dev), (q - 1) * (actual - centre - c * dev)))
+                  for c in grid]
+        factors[j] = float(grid[int(np.argmin(losses))])
+    return factors
+
+
+def apply_interval_scales(values: np.ndarray, factors: np.ndarray, levels) -> np.ndarray:
+    centre = _centre(values, np.asarray(levels, float))
+    out = values.copy()
+    out[..., :-1] = centre[..., None] + factors * (values[..., :-1] - centre[..., None])
+    return out
+
+
+def _centre(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    nearest = int(np.argmin(np.abs(levels - 0.5)))
+    return values[..., nearest] if abs(levels[nearest] - 0.5) < 1e-9 else values[..., -1]

@@ -135,3 +135,18 @@ def test_given_too_short_history_when_trained_then_it_says_how_long_it_must_be(t
 def test_given_a_missing_model_dir_when_loaded_then_it_says_what_to_pass(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model.joblib"):
         load_model(tmp_path)
+
+
+def test_given_intervals_too_narrow_on_backtests_when_calibrated_then_they_are_widened():
+    from forecasting.ensemble import apply_interval_scales, interval_scales
+
+    rng = np.random.default_rng(1)
+    actual = rng.normal(0, 1, (400, 25))
+    z = 1.2816  # N(0,1) p90; the forecast claims half the true spread
+    values = np.stack([np.full_like(actual, -z / 2), np.zeros_like(actual), np.full_like(actual, z / 2),
+                       np.zeros_like(actual)], axis=-1)
+    factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
+    assert factors[0] == pytest.approx(2.0, abs=0.15) and factors[2] == pytest.approx(2.0, abs=0.15)
+    widened = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
+    inside = ((actual >= widened[..., 0]) & (actual <= widened[..., 2])).mean()
+    assert 0.7 < inside < 0.9
