@@ -33,13 +33,18 @@ def calendar_features(ds: np.ndarray, unit: str) -> dict:
 
 
 def holiday_table(country: Optional[str], years) -> pd.DataFrame:
-    """(date, name) of the country's holidays; '(observed)' days share the holiday's name."""
+    """(date, name) of the country's holidays on their actual dates.
+
+    Observed days off (a Sunday holiday moved to Monday) are left out: demand follows the
+    holiday itself (Christmas is Dec 25 whatever day the offices close), and mixing both
+    would blur the distance features by a day in some years.
+    """
     if not country:
         return pd.DataFrame({"date": pd.to_datetime([]), "name": []})
     import holidays
 
     try:
-        table = holidays.country_holidays(country, years=sorted(set(int(y) for y in years)))
+        table = holidays.country_holidays(country, years=sorted(set(int(y) for y in years)), observed=False)
     except NotImplementedError:
         raise ValueError(f"HolidayConfig CountryCode {country!r} is not known to the holidays package; "
                          "use an ISO 3166-1 alpha-2 code such as US, DE, GB") from None
