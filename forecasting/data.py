@@ -190,7 +190,8 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
     if config.frequency_unit in ("D", "H", "min"):
         long["ds"] = long["ds"].dt.floor(config.pandas_frequency)
     else:  # weekly/monthly/yearly: label by period start so every row of a period aggregates together
-        long["ds"] = long["ds"].dt.to_period(config.pandas_frequency).dt.start_time
+        period = config.pandas_frequency.replace("MS", "M").replace("YS", "Y")  # period aliases
+        long["ds"] = long["ds"].dt.to_period(period).dt.start_time
         if config.frequency_unit == "W":
             long["ds"] = long["ds"] + pd.Timedelta(days=6)  # W-SUN labels weeks by their Sunday
     if long.duplicated(["unique_id", "ds"]).any():

@@ -150,3 +150,21 @@ def test_given_intervals_too_narrow_on_backtests_when_calibrated_then_they_are_w
     widened = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
     inside = ((actual >= widened[..., 0]) & (actual <= widened[..., 2])).mean()
     assert 0.7 < inside < 0.9
+
+
+@pytest.mark.parametrize("freq, pandas_freq, n", [("H", "h", 24 * 12), ("W", "W-SUN", 120), ("M", "MS", 60),
+                                                  ("15min", "15min", 400)])
+def test_given_other_frequencies_when_trained_and_predicted_then_the_next_periods_are_forecast(tmp_path, freq,
+                                                                                            pandas_freq, n):
+    config = EngineConfig(frequency=freq, horizon=4, holiday_country="US")
+    stamps = pd.date_range("2020-01-05", periods=n, freq=pandas_freq)
+    rng = np.random.default_rng(0)
+    season = config.season_length
+    frame = pd.concat([pd.DataFrame({"item_id": f"i{k}", "timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+                                     "target_value": 20 + k + 5 * np.sin(2 * np.pi * np.arange(n) / season)
+                                     + rng.normal(0, 0.2, n)}) for k in range(3)])
+    result = train(frame, config, tmp_path, candidate_params=FAST_LGB, log=lambda *_: None)
+    out = load_model(result.model_dir).predict(frame)
+    expected = pd.date_range(stamps[-1], periods=5, freq=pandas_freq)[1:]
+    assert sorted(pd.to_datetime(out["timestamp"]).unique()) == list(expected)
+    assert len(out) == 3 * 4 and np.isfinite(out[["p10", "p50", "p90", "mean"]].to_numpy()).all()
