@@ -50,6 +50,8 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
             names.extend(n for n in mapped if n not in names)
     if "SeasonalNaive" not in names:
         names.insert(0, "SeasonalNaive")
+    # cheapest first: under a time limit the expensive ones are the ones cut
+    names = sorted(names, key=lambda n: CANDIDATES[n].relative_cost)
     return [n for n in names if CANDIDATES[n].available()]
 
 

@@ -28,6 +28,7 @@ class Candidate:
     autopilot_names: tuple = ()     # Autopilot algorithm names this candidate answers to
     is_baseline: bool = False
     refit_every_window: bool = True  # False: global models fit once, before the oldest backtest window
+    relative_cost: int = 0           # rough training cost rank: cheap candidates run first
 
     def __init__(self, config: EngineConfig, **params):
         self.config = config

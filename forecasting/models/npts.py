@@ -38,6 +38,7 @@ def npts_forecast(y: np.ndarray, h: int, season: int, levels, decay: float, wind
 
 class NPTS(Candidate):
     name = "NPTS"
+    relative_cost = 1
     autopilot_names = ("npts",)
 
     @classmethod

@@ -54,6 +54,7 @@ def _cached_holidays(idx: pd.DatetimeIndex, country) -> np.ndarray:
 
 class DynamicRegression(Candidate):
     name = "DynamicRegression"
+    relative_cost = 2
     autopilot_names = ("prophet",)
 
     @classmethod

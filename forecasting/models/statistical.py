@@ -68,6 +68,7 @@ class _StatsForecastModel(Candidate):
 
 class ETS(_StatsForecastModel):
     name = "ETS"
+    relative_cost = 5
     autopilot_names = ("ets",)
 
     def _make(self, m):
@@ -78,6 +79,7 @@ class ETS(_StatsForecastModel):
 
 class Theta(_StatsForecastModel):
     name = "Theta"
+    relative_cost = 4
     autopilot_names = ()
 
     def _make(self, m):
@@ -89,6 +91,7 @@ class ARIMA(_StatsForecastModel):
     """AutoARIMA with the known covariates as exogenous regressors (when they vary)."""
 
     name = "ARIMA"
+    relative_cost = 6
     autopilot_names = ("arima",)
     window = 120
 

@@ -37,7 +37,7 @@ def test_given_a_v2_request_when_parsed_then_every_field_is_read():
 
 def test_given_autopilot_algorithms_when_mapped_then_stand_ins_are_named_honestly():
     names = candidate_names(("ets", "npts", "cnn-qr", "deepar"))
-    assert names == ["SeasonalNaive", "ETS", "NPTS", "LightGBM"]
+    assert names == ["SeasonalNaive", "NPTS", "LightGBM", "ETS"]  # cheapest first
     assert "stands in for cnn-qr/deepar" in display_name("LightGBM")
 
 
