@@ -40,6 +40,22 @@ def _holiday_design(ds: pd.DatetimeIndex, country) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def residual_carry(resid: np.ndarray, h: int, m: int) -> np.ndarray:
+    """Carry the recent residual level forward, decaying as the residuals' own persistence.
+
+    A regression misses slow movements it has no term for (a cycle of unknown period, a level
+    shift); the mean of the last season's residuals, decayed by their lag-m autocorrelation per
+    season, corrects the next periods without touching the long-run forecast.
+    """
+    if len(resid) < 4 * m:
+        return np.zeros(h)
+    a, b = resid[m:], resid[:-m]
+    denom = np.sqrt(np.sum(a * a) * np.sum(b * b))
+    phi = float(np.clip(np.sum(a * b) / denom, 0.0, 0.98)) if denom > 0 else 0.0
+    level = float(np.mean(resid[-m:]))
+    return level * phi ** (np.arange(1, h + 1) / m)
+
+
 _CACHE: dict = {}
 
 
@@ -104,6 +120,7 @@ class DynamicRegression(Candidate):
             fitted = fit_A @ beta * scale
             pred = A[n:] @ beta * scale
             resid = yy - fitted
+            pred = pred + residual_carry(resid, h, max(self.config.season_length, 1))
             dof = max(n - A.shape[1], 1)
             inflate = np.sqrt(n / dof)
             q = np.quantile(resid, levels) * inflate
