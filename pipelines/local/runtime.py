@@ -366,6 +366,9 @@ class Execution:
         self.parameters = ex.resolve_parameters(self.definition, parameters)
         self.overrides = {k: str(v) for k, v in dict(parameters).items()}
         self.settings = settings
+        if out is print:  # bind the console now: in-process steps redirect sys.stdout into their log
+            console = sys.stdout
+            out = lambda text: print(text, file=console, flush=True)  # noqa: E731
         self.out = out
         self.stream_logs = stream_logs
         self.id = new_execution_id()
@@ -699,10 +702,19 @@ class Execution:
     def _in_process(self, log, function: Callable[[], Any]) -> Any:
         """Run an in-process stand-in, capturing what it prints into the step log."""
         buffer = _TeeWriter(lambda line: self._log(log, line), passthrough=sys.stdout)
+        done = threading.Event()
+        started = time.monotonic()
+
+        def heartbeat() -> None:
+            while not done.wait(HEARTBEAT_SECONDS):
+                self.out(f"    ... still Executing ({_fmt_seconds(time.monotonic() - started)} elapsed)")
+
+        threading.Thread(target=heartbeat, daemon=True).start()
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             try:
                 return function()
             finally:
+                done.set()
                 buffer.flush_rest()
 
     def _client_error(self, error: Exception) -> str:
