@@ -105,6 +105,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
                     model.fit(head, deadline=cand_deadline)
                     record["fit_s"] += model.fit_seconds
                 values = model.predict(head, future, deadline=cand_deadline)
+                record["model"] = model
                 record["predict_s"] += model.predict_seconds
                 record["forecasts"].append(values)
                 s = score_all(actual, values, config.quantiles, scales)
@@ -140,6 +141,13 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
         if not np.any(weights[n] > 0):
             continue
         try:
+            latest = results[n].get("model")
+            if getattr(latest, "reuses_backtest_selection", False):
+                # model forms chosen on the latest window are kept; parameters are re-estimated
+                # on each prediction's context anyway, so a second search would buy little
+                fitted[n] = latest
+                log(f"[engine] {results[n]['label']}: keeps the model forms selected on the latest window")
+                continue
             fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == "SeasonalNaive" else deadline)
             log(f"[engine] refit {results[n]['label']} on all data ({fitted[n].fit_seconds:.1f}s)")
         except Exception as exc:

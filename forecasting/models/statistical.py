@@ -19,51 +19,90 @@ _Z = norm.ppf(0.5 + _LEVEL / 200)
 
 
 class _StatsForecastModel(Candidate):
-    # Windows and model spaces are chosen for speed (~10-100 ms per series on a busy core):
-    # these refit per series at every prediction, including the real-time endpoint's.
+    """Model selection (the expensive search over model forms) happens in `fit`, per series, and
+    is stored; `predict` re-estimates only the selected form on the recent context, which is
+    several times cheaper (the real-time endpoint pays only that). Unknown series get the search.
+    """
+    # Windows and model spaces are chosen for speed (~10-100 ms per series on a busy core).
     window = 150
+    reuses_backtest_selection = True  # the refit keeps the forms chosen on the latest backtest window
 
     @classmethod
     def default_params(cls, config):
         return {"window": cls.window}
 
-    def _make(self, m: int):
+    def _make(self, m: int, spec=None):
         raise NotImplementedError
 
-    def _one(self, y: np.ndarray, h: int, X=None, X_future=None) -> np.ndarray:
+    def _spec_of(self, fitted) -> object:
+        raise NotImplementedError
+
+    def _season(self, y):
         m = self.config.season_length
+        return m if len(y) >= 2 * m + 2 else 1
+
+    def _window(self, history, i, y, with_covariates: bool):
         y = y[-self.params["window"]:]
-        if X is not None:
-            X = X[-len(y):]
-        season = m if len(y) >= 2 * m + 2 else 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence chatter; bad fits fall back per series
-            out = self._make(season).forecast(y=y.astype(float), h=h, X=X, X_future=X_future, level=[_LEVEL])
-        mean = np.asarray(out["mean"], float)
-        sigma = np.maximum((np.asarray(out[f"hi-{_LEVEL}"], float) - mean) / _Z, 0.0)
-        return gaussian_quantiles(mean, sigma, self.config.quantile_levels)
+        if not with_covariates or not history.X.shape[1]:
+            return y, None
+        X = history.X[history.indptr[i + 1] - len(y):history.indptr[i + 1]]
+        varying = np.ptp(X, axis=0) > 0
+        return y, (X[:, varying], varying) if varying.any() else None
+
+    def _fit(self, train):
+        self.specs = {}
+        for i in range(train.n_series):
+            self.check_time()
+            y = train.series_y(i)
+            if len(y) < 8:
+                continue
+            y, xinfo = self._window(train, i, y, self.uses_covariates)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fitted = self._make(self._season(y)).fit(y.astype(float), X=None if xinfo is None else xinfo[0])
+                self.specs[train.uids[i]] = (self._spec_of(fitted), None if xinfo is None else xinfo[1])
+            except Exception:  # contained: the series gets the search (or the fallback) at predict
+                continue
+
+    uses_covariates = False
 
     def _predict(self, history, future):
         self.fallbacks = 0
         m, levels = self.config.season_length, self.config.quantile_levels
+        specs = getattr(self, "specs", {})
 
         def one(y, h, i):
-            if len(y) < 8:
-                self.fallbacks += 1
-                return seasonal_naive_quantiles(y, h, m, levels)
-            try:
-                values = self._one_with_covariates(y, h, i, history, future)
-                if np.isfinite(values).all():
-                    return values
-            except Exception:  # contained per series: statsforecast raises on degenerate input
-                pass
+            if len(y) >= 8:
+                try:
+                    values = self._forecast(y, h, i, history, future, specs.get(history.uids[i]))
+                    if np.isfinite(values).all():
+                        return values
+                except Exception:  # contained per series: statsforecast raises on degenerate input
+                    pass
             self.fallbacks += 1
             return seasonal_naive_quantiles(y, h, m, levels)
 
         return per_series(self, history, future, one)
 
-    def _one_with_covariates(self, y, h, i, history, future):
-        return self._one(y, h)
+    def _forecast(self, y, h, i, history, future, spec):
+        y, xinfo = self._window(history, i, y, self.uses_covariates)
+        X = Xf = None
+        if spec is not None:
+            spec, varying = spec
+            if varying is not None and history.X.shape[1]:
+                X = history.X[history.indptr[i + 1] - len(y):history.indptr[i + 1]][:, varying]
+                Xf = future.X[future.indptr[i]:future.indptr[i] + h][:, varying]
+        elif xinfo is not None:
+            X = xinfo[0]
+            Xf = future.X[future.indptr[i]:future.indptr[i] + h][:, xinfo[1]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter; bad fits fall back per series
+            out = self._make(self._season(y), spec).forecast(y=y.astype(float), h=h, X=X, X_future=Xf,
+                                                            level=[_LEVEL])
+        mean = np.asarray(out["mean"], float)
+        sigma = np.maximum((np.asarray(out[f"hi-{_LEVEL}"], float) - mean) / _Z, 0.0)
+        return gaussian_quantiles(mean, sigma, self.config.quantile_levels)
 
 
 class ETS(_StatsForecastModel):
@@ -71,10 +110,15 @@ class ETS(_StatsForecastModel):
     relative_cost = 5
     autopilot_names = ("ets",)
 
-    def _make(self, m):
+    def _make(self, m, spec=None):
         from statsforecast.models import AutoETS
+        if spec is not None and (spec[2] == "N") == (m == 1):
+            return AutoETS(season_length=m, model=spec[:3], damped=spec[3] == "D")
         # error and trend chosen by AICc; additive seasonality (multiplicative rarely wins on short windows)
         return AutoETS(season_length=m, model="ZZA" if m > 1 else "ZZN")
+
+    def _spec_of(self, fitted):
+        return str(fitted.model_["components"])
 
 
 class Theta(_StatsForecastModel):
@@ -82,9 +126,14 @@ class Theta(_StatsForecastModel):
     relative_cost = 4
     autopilot_names = ()
 
-    def _make(self, m):
+    reuses_backtest_selection = False  # AutoTheta's selection is cheap; it simply refits
+
+    def _make(self, m, spec=None):
         from statsforecast.models import AutoTheta
         return AutoTheta(season_length=m)
+
+    def _fit(self, train):
+        self.specs = {}
 
 
 class ARIMA(_StatsForecastModel):
@@ -95,20 +144,17 @@ class ARIMA(_StatsForecastModel):
     autopilot_names = ("arima",)
     window = 120
 
-    def _make(self, m):
+    uses_covariates = True
+
+    def _make(self, m, spec=None):
+        from statsforecast.models import ARIMA as FixedARIMA
         from statsforecast.models import AutoARIMA
+        if spec is not None and spec[4] == m:
+            p, q, P, Q, s, d, D, mean, drift = spec
+            return FixedARIMA(order=(p, d, q), seasonal_order=(P, D, Q), season_length=s,
+                              include_mean=mean, include_drift=drift)
         return AutoARIMA(season_length=m, approximation=True, max_p=2, max_q=2, max_P=1, max_Q=1, nmodels=20)
 
-    def _one_with_covariates(self, y, h, i, history, future):
-        if not history.X.shape[1]:
-            return self._one(y, h)
-        n = min(len(y), self.params["window"])
-        X = history.X[history.indptr[i]:history.indptr[i + 1]][-n:]
-        Xf = future.X[future.indptr[i]:future.indptr[i] + h]
-        varying = np.ptp(X, axis=0) > 0
-        if not varying.any():
-            return self._one(y, h)
-        try:
-            return self._one(y, h, X[:, varying], Xf[:, varying])
-        except Exception:
-            return self._one(y, h)
+    def _spec_of(self, fitted):
+        coef = fitted.model_["coef"]
+        return tuple(int(v) for v in fitted.model_["arma"]) + ("intercept" in coef, "drift" in coef)

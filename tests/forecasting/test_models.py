@@ -76,3 +76,14 @@ def test_given_the_seasonal_naive_when_forecast_then_the_median_repeats_last_wee
 def test_given_an_unknown_model_name_when_created_then_the_error_lists_the_registry(config):
     with pytest.raises(ValueError, match=r"Unknown model: 'Foo', available models are: \['ARIMA'"):
         create("Foo", config)
+
+
+@pytest.mark.parametrize("name", ["ETS", "ARIMA"])
+def test_given_a_fitted_statistical_model_when_predicting_then_it_reuses_the_selected_forms(name, config):
+    frame = make_frame(n_items=3, n_days=120, kind="seasonal", noise=0.5)
+    train, hist, fut, truth = _panels(frame, config)
+    model = create(name, config).fit(train)
+    assert set(model.specs) == set(train.uids)
+    values = model.predict(hist, fut)
+    assert model.fallbacks == 0
+    assert np.mean(np.abs(values[:, :, 1] - truth)) < 2.5
