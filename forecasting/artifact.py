@@ -62,7 +62,8 @@ class ForecastModel:
                 continue
             values = self.candidates[name].predict(history, future)
             total = values * w if total is None else total + values * w
-        return finalize(apply_interval_scales(total, self.interval_factors, self.config.quantile_levels))
+        return finalize(apply_interval_scales(total, self.interval_factors, self.config.quantile_levels),
+                        bool(self.metadata.get("non_negative", False)))
 
     def predict_file(self, in_path, out_path) -> Path:
         frame = self.predict(read_table(in_path), source=str(in_path))

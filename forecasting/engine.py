@@ -132,7 +132,9 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     factors = interval_scales(np.concatenate(ens_values), np.concatenate(actual_all), levels)
     log(f"[engine] interval calibration on the backtests: " +
         ", ".join(f"{q} x{f:.2f}" for q, f in zip(config.quantiles, factors)))
-    ens_values = [finalize(apply_interval_scales(v, factors, levels)) for v in ens_values]
+    # a target that is never negative in training (demand) gets forecasts that never are either
+    non_negative = bool(np.nanmin(panel.y) >= 0) if np.isfinite(panel.y).any() else False
+    ens_values = [finalize(apply_interval_scales(v, factors, levels), non_negative) for v in ens_values]
     ens_scores = _score_windows(actual_all, ens_values, scales_all, config)
 
     # refit the members on all data
@@ -167,7 +169,8 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     model = ForecastModel(config, roles, static, fitted, weights, interval_factors=factors, metadata={
         "best_candidate_name": best_name, "objective_metric": config.objective, "objective_value": best_value,
         "series": int(panel.n_series), "train_end": str(pd.Timestamp(panel.ds.max())),
-        "backtest_windows": len(windows), "train_seconds": round(time.monotonic() - started, 2)})
+        "backtest_windows": len(windows), "train_seconds": round(time.monotonic() - started, 2),
+        "non_negative": non_negative})
     model_dir = model.save(output_dir / "model", leaderboard)
     tmp = output_dir / f".{LEADERBOARD_FILE}.tmp"
     leaderboard.to_csv(tmp, index=False)

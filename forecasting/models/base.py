@@ -86,10 +86,16 @@ class Candidate:
         raise NotImplementedError
 
 
-def finalize(values: np.ndarray) -> np.ndarray:
-    """Quantiles sorted per row (never crossing); the mean kept as is."""
+def finalize(values: np.ndarray, non_negative: bool = False) -> np.ndarray:
+    """Quantiles sorted per row (never crossing); the mean kept as is.
+
+    non_negative clips quantiles and mean at zero (for targets that never go below it);
+    clipping keeps the order of the quantiles.
+    """
     out = values.copy()
     out[:, :, :-1] = np.sort(out[:, :, :-1], axis=2)
+    if non_negative:
+        np.maximum(out, 0.0, out=out)
     return out
 
 

@@ -168,3 +168,25 @@ def test_given_other_frequencies_when_trained_and_predicted_then_the_next_period
     expected = pd.date_range(stamps[-1], periods=5, freq=pandas_freq)[1:]
     assert sorted(pd.to_datetime(out["timestamp"]).unique()) == list(expected)
     assert len(out) == 3 * 4 and np.isfinite(out[["p10", "p50", "p90", "mean"]].to_numpy()).all()
+
+
+def test_given_a_target_that_never_goes_negative_when_forecast_then_no_quantile_or_mean_does(tmp_path, config):
+    # intermittent demand near zero: the noisy candidates' lower quantiles would dip below zero
+    frame = make_frame(n_items=3, n_days=90, noise=3.0).drop(columns=["promotion"])
+    frame["target_value"] = (frame["target_value"] - 55).clip(lower=0)
+    assert (frame["target_value"] == 0).mean() > 0.3
+    history, context, _ = split_context(frame, config.horizon)
+    result = train(history, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"],
+                   log=lambda *_: None)
+    forecast = load_model(result.model_dir).predict(context)
+    assert json.loads((result.model_dir / "metadata.json").read_text())["non_negative"] is True
+    assert (forecast[["p10", "p50", "p90", "mean"]].to_numpy() >= 0).all()
+    assert (np.diff(forecast[["p10", "p50", "p90"]].to_numpy(), axis=1) >= 0).all()
+
+
+def test_finalize_clips_at_zero_only_when_asked_and_keeps_quantiles_ordered():
+    from forecasting.models.base import finalize
+
+    values = np.array([[[-2.0, 1.0, -5.0, -1.0]]])  # p10, p50, p90 (crossing), mean
+    assert finalize(values).tolist() == [[[-5.0, -2.0, 1.0, -1.0]]]
+    assert finalize(values, non_negative=True).tolist() == [[[0.0, 0.0, 1.0, 0.0]]]
