@@ -51,6 +51,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Optional
+from processing.atomic import write_text_atomic
 
 LOG = logging.getLogger("deploy.endpoint")
 HOST = "127.0.0.1"
@@ -441,11 +442,7 @@ def read_state(home: Path, name: str) -> Optional[dict]:
 
 
 def _write_json_atomically(path: Path, document: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(document, stream, indent=2, default=str)
-    os.replace(temp, path)
+    write_text_atomic(path, json.dumps(document, indent=2, default=str))
 
 
 _STATE_FILES: dict[int, Path] = {}   # id(server) -> its state file (servers run by serve())

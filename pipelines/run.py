@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import importlib
 import json
-import os
 import sys
 import time
 import uuid
@@ -27,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipelines import contracts
 from pipelines.aws_validation import RequestValidationError
 from pipelines.settings import Settings, SettingsError, resolve
+from processing.atomic import write_text_atomic
 
 PIPELINES = ("training", "batch")
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
@@ -150,10 +150,7 @@ def write_definitions(directory: Path, settings: Settings, log: Callable[[str], 
 
 
 def _write(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-    return path
+    return write_text_atomic(path, text)
 
 
 # --- SageMaker target ------------------------------------------------------------------------

@@ -19,8 +19,6 @@ import datetime as dt
 import fcntl
 import io
 import json
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +29,7 @@ from botocore.response import StreamingBody
 from pipelines.aws_validation import request_problems
 from pipelines.local.errors import LocalClientError
 from pipelines.settings import Settings
+from processing.atomic import write_text_atomic
 
 DEFAULT_VARIANT = "AllTraffic"
 PACKAGE_TAG = "model-package-arn"     # the tag the deploy handler puts on models, configs and endpoints
@@ -48,11 +47,8 @@ def _to_datetime(value: Any) -> Any:
 
 
 def _write_json(path: Path, document: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(document, stream, indent=2, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
-    os.replace(temp, path)
+    write_text_atomic(path, json.dumps(
+        document, indent=2, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
 
 
 def _read_json(path: Path) -> Optional[dict]:
