@@ -1,6 +1,7 @@
 """Shared helpers for the definition tests: render once, walk steps, resolve expressions, block sockets."""
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import socket
@@ -47,9 +48,12 @@ JOB_OPERATIONS = {"Processing": ("CreateProcessingJob", "ProcessingJobName"),
 
 
 def job_request(s: dict) -> tuple:
-    """(operation, request) for a job step: its Arguments plus the job name the pipeline sets."""
+    """(operation, request) for a job step: its Arguments plus the job name the pipeline sets.
+
+    A deep copy: tests may break the request without touching the shared definition.
+    """
     operation, name_member = JOB_OPERATIONS[s["Type"]]
-    return operation, {name_member: "job-name-set-by-the-pipeline", **s["Arguments"]}
+    return operation, {name_member: "job-name-set-by-the-pipeline", **copy.deepcopy(s["Arguments"])}
 
 
 def all_steps(steps: list) -> Iterator[dict]:

@@ -8,12 +8,9 @@ import pytest
 
 from pipelines import contracts
 from pipelines.aws_validation import request_problems
-from tests.pipelines.definition_support import (BUCKET, REGION, all_steps, default_parameters,
+from tests.pipelines.definition_support import (BUCKET, REGION, all_steps, default_parameters, job_request,
                                                  resolve_expression, step, training_definition,
                                                  training_text)
-
-OPERATIONS = {"Processing": ("CreateProcessingJob", "ProcessingJobName"),
-              "Transform": ("CreateTransformJob", "TransformJobName")}
 
 ISSUE_PARAMETERS = {  # issue 2: name -> (type, default); None = no default fixed by the issue
     "InputDataUrl": ("String", None), "ItemIdColumn": ("String", "item_id"),
@@ -34,10 +31,6 @@ def definition():
     return training_definition()
 
 
-def job_args(s: dict) -> dict:
-    operation, name_member = OPERATIONS[s["Type"]]
-    return {name_member: "job-name-set-by-the-pipeline", **s["Arguments"]}
-
 
 def test_given_the_definition_when_listing_steps_then_order_types_and_branches_match_the_issue(definition):
     top = [(s["Name"], s["Type"]) for s in definition["Steps"]]
@@ -56,12 +49,12 @@ def test_given_the_definition_when_listing_steps_then_order_types_and_branches_m
 @pytest.mark.parametrize("name", ["PrepareData", "AutoML", "BacktestForecast", "Evaluate", "RegisterModel"])
 def test_given_a_job_step_when_validated_against_botocore_then_it_has_no_problem(definition, name):
     s = step(definition, name)
-    operation, _ = OPERATIONS[s["Type"]]
-    assert request_problems("sagemaker", operation, job_args(s)) == []
+    operation, request = job_request(s)
+    assert request_problems("sagemaker", operation, request) == []
 
 
 def test_given_a_broken_step_when_validated_then_the_validator_reports_it(definition):
-    broken = job_args(step(definition, "PrepareData"))
+    _, broken = job_request(step(definition, "PrepareData"))
     broken["ProcessingResources"]["ClusterConfig"]["VolumeSizeInGB"] = "30"
     broken["AppSpecification"]["Entrypoint"] = ["python3"]
     problems = request_problems("sagemaker", "CreateProcessingJob", broken)
