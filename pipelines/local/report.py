@@ -21,7 +21,8 @@ NEXT_COMMANDS = ("python -m deploy.approve approve --latest", "python -m pipelin
 MAX_PLOTS = 12
 
 
-def _fmt_seconds(seconds: Optional[float]) -> str:
+def format_duration(seconds: Optional[float]) -> str:
+    """1.2s, 4m05s: how long steps took, for people."""
     if seconds is None:
         return "-"
     if seconds < 60:
@@ -108,12 +109,12 @@ def registration_info(record: Mapping[str, Any], settings: Settings) -> Optional
 def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     steps = record.get("steps") or []
     lines = ["", f"Execution {record.get('execution_id')} of {record.get('pipeline_name')}: "
-                 f"{record.get('status')} in {_fmt_seconds(record.get('duration_seconds'))}"]
+                 f"{record.get('status')} in {format_duration(record.get('duration_seconds'))}"]
     width = max([len(s["name"]) for s in steps] + [4])
     lines.append(f"  {'STEP'.ljust(width)}  {'TYPE'.ljust(10)}  {'STATUS'.ljust(11)}  DURATION")
     for step in steps:
         lines.append(f"  {step['name'].ljust(width)}  {step['type'].ljust(10)}  {step['status'].ljust(11)}  "
-                     f"{_fmt_seconds(step.get('duration_seconds'))}")
+                     f"{format_duration(step.get('duration_seconds'))}")
     if record.get("failure_reason"):
         lines.append(f"\nFailure: {record['failure_reason']}")
         lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))
@@ -202,7 +203,7 @@ def graph_svg(steps: list) -> str:
                      f'fill="white" stroke="{colour}" stroke-width="3"/>'
                      f'<text x="{x + 10}" y="{y + 19}" font-weight="bold">{html.escape(step["name"])}</text>'
                      f'<text x="{x + 10}" y="{y + 36}" fill="{colour}">{html.escape(step["type"])} · '
-                     f'{html.escape(step["status"])} · {_fmt_seconds(step.get("duration_seconds"))}</text></g>')
+                     f'{html.escape(step["status"])} · {format_duration(step.get("duration_seconds"))}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -237,13 +238,13 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
         timing_rows.append((html.escape(step["name"]), html.escape(step["type"]),
                             f'<span style="color:{STATUS_COLOURS.get(step["status"], "#757575")}">'
                             f'{html.escape(step["status"])}</span>',
-                            _fmt_seconds(seconds), bar, log_link, detail))
+                            format_duration(seconds), bar, log_link, detail))
     sections = [
         f"<h1>{html.escape(str(record.get('pipeline_name')))} · execution "
         f"{html.escape(str(record.get('execution_id')))}</h1>",
         f"<p>Status <b style='color:{STATUS_COLOURS.get(record.get('status'), '#333')}'>"
         f"{html.escape(str(record.get('status')))}</b>, started {html.escape(str(record.get('start_time')))}, "
-        f"duration {_fmt_seconds(record.get('duration_seconds'))}. Target: local runtime.</p>",
+        f"duration {format_duration(record.get('duration_seconds'))}. Target: local runtime.</p>",
     ]
     if record.get("failure_reason"):
         sections.append(f"<p class='failure'>{html.escape(record['failure_reason'])}</p>")

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from pipelines import contracts
 from pipelines.local import expressions as ex
+from pipelines.local.report import format_duration
 from pipelines.local.store import atomic_write_bytes, copy_in, copy_out, local_path
 from pipelines.settings import ENVIRONMENT, Settings
 
@@ -345,15 +346,6 @@ def _job_name(execution_id: str, step: str) -> str:
     return name[:63].rstrip("-")
 
 
-def _fmt_seconds(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{rest:02d}s"
-
-
 # --- the executor -------------------------------------------------------------------------
 class Execution:
     """One run of a definition. `run()` returns the process exit code (0, 1 or 130)."""
@@ -548,7 +540,7 @@ class Execution:
         elapsed = time.monotonic() - started
         record.update(end_time=_iso(_now()), duration_seconds=round(elapsed, 1))
         self.save()
-        self.out(f"[{index}/{total}] {spec.name}: {record['status']} in {_fmt_seconds(elapsed)}")
+        self.out(f"[{index}/{total}] {spec.name}: {record['status']} in {format_duration(elapsed)}")
         if record["status"] == FAILED and spec.type != "Fail":
             tail = _tail(log_path, LOG_TAIL_LINES if not self.stream_logs else 12)
             if tail:
@@ -667,7 +659,7 @@ class Execution:
                     line = lines.get(timeout=1.0)
                 except queue.Empty:
                     if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
-                        self.out(f"    ... still Executing ({_fmt_seconds(time.monotonic() - started)} elapsed)")
+                        self.out(f"    ... still Executing ({format_duration(time.monotonic() - started)} elapsed)")
                         last_output = time.monotonic()
                     continue
                 if line is None:
@@ -707,7 +699,7 @@ class Execution:
 
         def heartbeat() -> None:
             while not done.wait(HEARTBEAT_SECONDS):
-                self.out(f"    ... still Executing ({_fmt_seconds(time.monotonic() - started)} elapsed)")
+                self.out(f"    ... still Executing ({format_duration(time.monotonic() - started)} elapsed)")
 
         threading.Thread(target=heartbeat, daemon=True).start()
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
@@ -991,7 +983,7 @@ def list_executions(settings: Settings, out: Callable[[str], None] = print) -> N
     for r in records:
         detail = r.get("failure_reason") or ""
         rows.append((r.get("execution_id", "?"), r.get("pipeline_name", "?"), r.get("status", "?"),
-                     (r.get("start_time") or "")[:19].replace("T", " "), _fmt_seconds(r.get("duration_seconds")),
+                     (r.get("start_time") or "")[:19].replace("T", " "), format_duration(r.get("duration_seconds")),
                      detail[:70]))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
