@@ -3,6 +3,7 @@
     python -m benchmarks.bench_engine                 # both windows, engine + baselines
     python -m benchmarks.bench_engine --skip-ets      # faster iteration
     python -m benchmarks.bench_engine --scale 500     # 500 products x 5 regions x 3 years: train time, memory
+    python -m benchmarks.bench_engine --algorithms cnn-qr,deepar,prophet,npts,arima,ets   # the pipeline's default list
 
 Windows: history up to 2023-12-03 and up to 2023-12-17, 14-day horizon, p10/p50/p90;
 promotion and is_holiday are known covariates, category and region static attributes.
@@ -48,9 +49,15 @@ def score(actual: pd.DataFrame, forecast: pd.DataFrame, history: pd.DataFrame) -
             "coverage": float(((y >= m["p10"]) & (y <= m["p90"])).mean())}
 
 
-def run_engine(history: pd.DataFrame, context: pd.DataFrame, workdir: str, log) -> pd.DataFrame:
-    from forecasting import EngineConfig, load_model, train
-    config = EngineConfig(frequency="D", horizon=HORIZON, quantiles=QUANTILES, holiday_country="US")
+def engine_config(algorithms=None):
+    from forecasting import EngineConfig
+    return EngineConfig(frequency="D", horizon=HORIZON, quantiles=QUANTILES, holiday_country="US",
+                        algorithms=tuple(algorithms) if algorithms else None)
+
+
+def run_engine(history: pd.DataFrame, context: pd.DataFrame, workdir: str, log, algorithms=None) -> pd.DataFrame:
+    from forecasting import load_model, train
+    config = engine_config(algorithms)
     result = train(history, config, workdir, log=log)
     return load_model(result.model_dir).predict(context)
 
@@ -70,7 +77,7 @@ def run_statsforecast(history: pd.DataFrame, which: str) -> pd.DataFrame:
     return out[["item_id", "timestamp", *QUANTILES, "mean"]]
 
 
-def benchmark(skip_ets: bool, quiet: bool) -> pd.DataFrame:
+def benchmark(skip_ets: bool, quiet: bool, algorithms=None) -> pd.DataFrame:
     df = load_seed()
     rows = []
     log = (lambda *_: None) if quiet else print
@@ -80,7 +87,8 @@ def benchmark(skip_ets: bool, quiet: bool) -> pd.DataFrame:
         window = df[(df["timestamp"] > cutoff) & (df["timestamp"] <= end)]
         actual = window[["item_id", "timestamp", "target_value"]]
         context = pd.concat([history, window.assign(target_value=np.nan)]).sort_values(["item_id", "timestamp"])
-        methods = [("engine", lambda: run_engine(history, context, tempfile.mkdtemp(prefix="bench-engine-"), log)),
+        methods = [("engine", lambda: run_engine(history, context, tempfile.mkdtemp(prefix="bench-engine-"), log,
+                                                 algorithms)),
                    ("seasonal naive", lambda: run_statsforecast(history, "naive"))]
         if not skip_ets:
             methods.append(("AutoETS", lambda: run_statsforecast(history, "ets")))
@@ -94,20 +102,23 @@ def benchmark(skip_ets: bool, quiet: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def scale_run(products: int):
+def scale_run(products: int, algorithms=None):
     """Train time and peak memory for products x 5 regions series over 3 years."""
-    from forecasting import EngineConfig, train
+    from forecasting import train
     t0 = time.perf_counter()
     df = load_seed(products)
     print(f"generated {df['item_id'].nunique()} series x {df['timestamp'].nunique()} days "
           f"in {time.perf_counter() - t0:.0f}s", flush=True)
-    config = EngineConfig(frequency="D", horizon=HORIZON, quantiles=QUANTILES, holiday_country="US")
+    config = engine_config(algorithms)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         train(df, config, tmp)
     wall = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    print(f"scale: {df['item_id'].nunique()} series trained in {wall:.0f}s, peak RSS {peak_gb:.2f} GB")
+    worker_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+    print(f"scale: {df['item_id'].nunique()} series trained in {wall:.0f}s, peak RSS {peak_gb:.2f} GB"
+          + (f" (largest worker process {worker_gb:.2f} GB; forked, pages shared with the parent)"
+             if worker_gb else ""))
 
 
 def main(argv=None) -> int:
@@ -116,13 +127,19 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="hide the engine's progress output")
     parser.add_argument("--scale", type=int, default=None, metavar="PRODUCTS",
                         help="instead: time training on PRODUCTS x 5 regions x 3 years (500 -> 2,500 series)")
+    parser.add_argument("--algorithms", default=None, metavar="LIST",
+                        help="comma-separated Autopilot algorithm names (default: the engine's default preset), "
+                             "e.g. cnn-qr,deepar,prophet,npts,arima,ets as the training pipeline requests")
     args = parser.parse_args(argv)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
+    if algorithms:
+        print(f"algorithms: {','.join(algorithms)}", flush=True)
     if args.scale:
-        scale_run(args.scale)
+        scale_run(args.scale, algorithms)
         return 0
-    table = benchmark(args.skip_ets, args.quiet)
+    table = benchmark(args.skip_ets, args.quiet, algorithms)
     summary = table.groupby("method", sort=False).agg(wQL=("wQL", "mean"), WAPE=("WAPE", "mean"),
                                                       MASE=("MASE", "mean"), coverage=("coverage", "mean"),
                                                       wall_s=("wall_s", "sum"))

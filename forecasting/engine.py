@@ -26,7 +26,7 @@ from .config import EngineConfig
 from .data import build_panel, check_training_panel, infer_roles, read_table, static_frame, to_long_frame
 from .ensemble import apply_interval_scales, caruana_weights, interval_scales, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
-from .models import TimeBudgetExceeded, candidate_names, create, display_name
+from .models import CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
 from .models.base import finalize
 
 ENSEMBLE_NAME = "WeightedEnsemble"
@@ -96,6 +96,11 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
         if bt_deadline is not None and name != "SeasonalNaive":
             cand_deadline = time.monotonic() + max(bt_deadline - time.monotonic(), 0) / remaining * 2
             cand_deadline = min(cand_deadline, bt_deadline)
+        if getattr(CANDIDATES.get(name), "per_series_statistical", False) and config.statistical_budget_seconds:
+            # per-series searches grow with the series count: a default budget keeps a job without a
+            # tight limit (Autopilot's default is days) from spending an hour on a minor member
+            own = time.monotonic() + float(config.statistical_budget_seconds)
+            cand_deadline = own if cand_deadline is None else min(cand_deadline, own)
         record = {"name": name, "label": label, "forecasts": [], "fit_s": 0.0, "predict_s": 0.0, "status": "ok"}
         try:
             model = None
@@ -108,6 +113,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
                 record["model"] = model
                 record["predict_s"] += model.predict_seconds
                 record["forecasts"].append(values)
+                _check_projection(model, name, cand_deadline, record, w, len(windows))
                 s = score_all(actual, values, config.quantiles, scales)
                 log(f"  {label:<48} window {w}/{len(windows)}: {objective_key} {s[objective_key]:.4f}  "
                     f"(fit {model.fit_seconds:.1f}s, predict {model.predict_seconds:.1f}s)")
@@ -181,6 +187,17 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     log(f"[engine] best: {best_name} ({config.objective} {best_value:.4f}); model at {model_dir}; "
         f"total {time.monotonic() - started:.1f}s")
     return TrainResult(best_name, config.objective, float(best_value), leaderboard, model_dir)
+
+
+def _check_projection(model, name, deadline, record, done: int, total: int):
+    """Skip now rather than at the deadline when the windows done so far say the rest won't fit."""
+    if deadline is None or done >= total or name == "SeasonalNaive" or not model.refit_every_window:
+        return
+    per_window = (record["fit_s"] + record["predict_s"]) / done
+    left = deadline - time.monotonic()
+    if per_window * (total - done) > left:
+        raise TimeBudgetExceeded(f"{model.name} needs ~{per_window:.0f}s per backtest window, "
+                                 f"{total - done} more window(s) would exceed its time budget ({max(left, 0):.0f}s left)")
 
 
 def _score_windows(actuals, forecasts, scales, config) -> dict:

@@ -1,0 +1,66 @@
+"""Per-series statistical candidates: parallel workers, time budgets."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from forecasting import train
+from forecasting.models import TimeBudgetExceeded, create
+from forecasting.models import statistical
+
+from .conftest import make_frame
+from .test_models import _panels
+
+
+@pytest.mark.parametrize("name", ["ETS", "ARIMA"])
+def test_given_worker_processes_when_fitting_and_predicting_then_results_equal_the_serial_ones(
+        name, config, monkeypatch):
+    # given: a few series with covariates, and the parallel path switched on for so few series
+    monkeypatch.setattr(statistical, "PARALLEL_MIN_SERIES", 2)
+    frame = make_frame(n_items=6, n_days=90, kind="covariate", noise=2.0)
+    train_panel, hist, fut, _ = _panels(frame, config)
+    # when
+    serial = create(name, config, n_jobs=1).fit(train_panel)
+    parallel = create(name, config, n_jobs=2).fit(train_panel)
+    # then: the same forms per series and the same forecasts, in series order
+    assert list(parallel.specs) == list(serial.specs) == list(train_panel.uids)
+    for uid in serial.specs:
+        assert parallel.specs[uid][0] == serial.specs[uid][0]
+    np.testing.assert_array_equal(parallel.predict(hist, fut), serial.predict(hist, fut))
+    assert parallel.fallbacks == serial.fallbacks
+
+
+def test_given_a_past_deadline_when_workers_fit_then_the_budget_error_comes_back(config, monkeypatch):
+    monkeypatch.setattr(statistical, "PARALLEL_MIN_SERIES", 2)
+    train_panel, *_ = _panels(make_frame(n_items=4, n_days=60), config)
+    with pytest.raises(TimeBudgetExceeded, match="ETS exceeded its time budget"):
+        create("ETS", config, n_jobs=2).fit(train_panel, deadline=time.monotonic() - 1)
+
+
+def test_given_slow_progress_when_projected_past_the_deadline_then_it_stops_early(config):
+    model = create("ARIMA", config)
+    now = time.monotonic()
+    # 1 of 10 series took 10 s; 90 s more cannot fit in the 5 s left
+    with pytest.raises(TimeBudgetExceeded, match=r"ARIMA: projected ~90s more for 9 of 10 series"):
+        model._check_projection(now - 10, 1, 10, now + 5)
+    model._check_projection(now - 1, 9, 10, now + 5)  # on pace: no error
+
+
+def test_given_a_tiny_statistical_budget_when_trained_then_the_skip_is_logged_and_the_baseline_kept(
+        tmp_path, config):
+    # given: a job without a time limit, but a statistical budget nothing can meet
+    config = dataclasses.replace(config, statistical_budget_seconds=1e-9)
+    frame = make_frame(n_items=3, n_days=90)
+    lines = []
+    # when
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "ARIMA"], log=lines.append)
+    # then: ARIMA is on the leaderboard as skipped, NPTS (no such budget) ran, the baseline is kept
+    board = result.leaderboard.set_index("candidate")
+    assert board.loc["ARIMA", "status"].startswith("skipped: ARIMA")
+    assert "time budget" in board.loc["ARIMA", "status"]
+    assert board.loc["NPTS", "status"] == "ok"
+    assert board.loc["SeasonalNaive", "status"] == "ok"
+    assert any("ARIMA" in line and "skipped" in line for line in lines)
