@@ -114,10 +114,12 @@ def scale_run(products: int, algorithms=None):
     with tempfile.TemporaryDirectory() as tmp:
         train(df, config, tmp)
     wall = time.perf_counter() - start
+    from forecasting.models.statistical import shutdown_pools
+    shutdown_pools(wait=True)  # finished workers report their peak memory to RUSAGE_CHILDREN
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     worker_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
     print(f"scale: {df['item_id'].nunique()} series trained in {wall:.0f}s, peak RSS {peak_gb:.2f} GB"
-          + (f" (largest worker process {worker_gb:.2f} GB; forked, pages shared with the parent)"
+          + (f" (+ largest worker process {worker_gb:.2f} GB, forked: pages shared with the parent count in both)"
              if worker_gb else ""))
 
 

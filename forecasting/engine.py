@@ -107,6 +107,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
             for w, (head, future, actual, scales) in enumerate(windows, 1):
                 if model is None or model.refit_every_window:
                     model = create(name, config, **params.get(name, {}))
+                    model.windows_after = len(windows) - w  # lets a budgeted model project its whole cost
                     model.fit(head, deadline=cand_deadline)
                     record["fit_s"] += model.fit_seconds
                 values = model.predict(head, future, deadline=cand_deadline)

@@ -40,40 +40,55 @@ def default_jobs() -> int:
     return max(1, min(4, cores))
 
 
-def _pool(n_jobs: int) -> ProcessPoolExecutor:
-    """One pool per size, kept for the life of the process (worker start-up is not free).
+def _pool(n_jobs: int):
+    """(pool, cancel flag) per size, kept for the life of the process (worker start-up is not free).
 
     Forked workers where the platform has fork (as statsforecast's own n_jobs does): a spawned
     worker re-imports the caller's main module, which breaks scripts without a main guard.
+    The shared cancel flag holds the number of the last abandoned map: chunks of that map that
+    already reached a worker stop at their next series instead of running on in the background.
     """
     if n_jobs not in _POOL:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        _POOL[n_jobs] = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context(method),
-                                            initializer=_init_worker)
+        context = multiprocessing.get_context(method)
+        cancelled = context.Value("q", 0)
+        pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_init_worker,
+                                   initargs=(cancelled,))
+        _POOL[n_jobs] = (pool, cancelled)
     return _POOL[n_jobs]
 
 
-def _init_worker():
+_CANCELLED = None   # in workers: the shared cancel flag
+_MAP_COUNT = [0]    # in the parent: numbers the parallel maps
+
+
+def _init_worker(cancelled):
     """One BLAS/OpenMP thread per worker: the workers already fill the cores."""
+    global _CANCELLED
     from threadpoolctl import threadpool_limits
+    _CANCELLED = cancelled
     for k in _THREAD_VARS:
         os.environ[k] = "1"
     threadpool_limits(1)
 
 
 @atexit.register
-def _shutdown_pools():
-    for pool in _POOL.values():
-        pool.shutdown(wait=False, cancel_futures=True)
+def shutdown_pools(wait: bool = False):
+    """Stop the worker processes (at exit, or when a caller wants their resources back)."""
+    for pool, _ in _POOL.values():
+        pool.shutdown(wait=wait, cancel_futures=True)
     _POOL.clear()
 
 
-def _run_chunk(model: "_StatsForecastModel", method: str, items: list, deadline: Optional[float]) -> list:
+def _run_chunk(model: "_StatsForecastModel", method: str, items: list, deadline: Optional[float],
+               map_id: int = 0) -> list:
     """Worker side: one model method over a chunk of series, checking the shared deadline."""
     model._deadline = deadline
     out = []
     for item in items:
         model.check_time()  # time.monotonic is system-wide on Linux, so the parent's deadline holds
+        if _CANCELLED is not None and map_id and _CANCELLED.value >= map_id:
+            raise TimeBudgetExceeded(f"{model.name}: abandoned by the engine")
         out.append(getattr(model, method)(*item))
     return out
 
@@ -112,7 +127,7 @@ class _StatsForecastModel(Candidate):
         return y, (X[:, varying], varying) if varying.any() else None
 
     # --- the parallel map -------------------------------------------------------------
-    def _map(self, method: str, items: list) -> list:
+    def _map(self, method: str, items: list, repeats: int = 0) -> list:
         """[getattr(self, method)(*item) for item in items], in worker processes when worth it."""
         n_jobs = int(self.params.get("n_jobs") or 1)
         deadline = self._deadline
@@ -121,8 +136,10 @@ class _StatsForecastModel(Candidate):
         # a few chunks per worker balance uneven series; contiguous chunks keep the series order
         n_chunks = min(len(items), n_jobs * 4)
         bounds = np.linspace(0, len(items), n_chunks + 1).astype(int)
-        pool = _pool(n_jobs)
-        futures = [pool.submit(_run_chunk, self, method, items[a:b], deadline)
+        pool, cancelled = _pool(n_jobs)
+        _MAP_COUNT[0] += 1
+        map_id = _MAP_COUNT[0]
+        futures = [pool.submit(_run_chunk, self, method, items[a:b], deadline, map_id)
                    for a, b in zip(bounds[:-1], bounds[1:])]
         out, started = [], time.monotonic()
         try:
@@ -131,22 +148,28 @@ class _StatsForecastModel(Candidate):
                 finished = [k for k, f in enumerate(futures) if f.done()]
                 if len(finished) >= n_jobs:  # the workers' pace is known once each has delivered once
                     done = int(sum(bounds[k + 1] - bounds[k] for k in finished))
-                    self._check_projection(started, done, len(items), deadline)
+                    self._check_projection(started, done, len(items), deadline, repeats)
         except BaseException:
+            with cancelled.get_lock():
+                cancelled.value = max(cancelled.value, map_id)
             for fut in futures:
                 fut.cancel()
             raise
         return out
 
-    def _check_projection(self, started: float, done: int, total: int, deadline: Optional[float]):
-        """Stop early when the series done so far say the rest cannot finish before the deadline."""
+    def _check_projection(self, started: float, done: int, total: int, deadline: Optional[float],
+                          repeats: int = 0):
+        """Stop early when the series done so far say the rest (and `repeats` more passes over all
+        of them) cannot finish before the deadline."""
         if deadline is None or done >= total:
             return
         now = time.monotonic()
-        needed = (now - started) / done * (total - done)
+        per_series = (now - started) / done
+        needed = per_series * ((total - done) + repeats * total)
         if now + needed > deadline:
-            raise TimeBudgetExceeded(f"{self.name}: projected ~{needed:.0f}s more for {total - done} of {total} series "
-                                     f"would exceed its time budget ({max(deadline - now, 0):.0f}s left)")
+            more = f" and {repeats} more backtest window(s)" if repeats else ""
+            raise TimeBudgetExceeded(f"{self.name}: projected ~{needed:.0f}s more for {total - done} of {total} series"
+                                     f"{more}, would exceed its time budget ({max(deadline - now, 0):.0f}s left)")
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -167,7 +190,9 @@ class _StatsForecastModel(Candidate):
             y, xinfo = self._window(train, i, y, self.uses_covariates)
             items.append((y.astype(float), xinfo))
             keys.append(train.uids[i])
-        specs = self._map("_select_one", items)
+        # the engine says how many more backtest windows will repeat this search: their cost
+        # counts in the projection (a lower bound: it leaves out their predictions)
+        specs = self._map("_select_one", items, repeats=int(getattr(self, "windows_after", 0) or 0))
         self.specs = {k: s for k, s in zip(keys, specs) if s is not None}
 
     def _select_one(self, y, xinfo):

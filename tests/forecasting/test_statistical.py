@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -47,6 +48,9 @@ def test_given_slow_progress_when_projected_past_the_deadline_then_it_stops_earl
     with pytest.raises(TimeBudgetExceeded, match=r"ARIMA: projected ~90s more for 9 of 10 series"):
         model._check_projection(now - 10, 1, 10, now + 5)
     model._check_projection(now - 1, 9, 10, now + 5)  # on pace: no error
+    # the same pace, but another backtest window will repeat the work: 10 s more do not fit in 5 s
+    with pytest.raises(TimeBudgetExceeded, match=r"projected ~11s more for 1 of 10 series and 1 more backtest"):
+        model._check_projection(now - 9, 9, 10, now + 5, repeats=1)
 
 
 def test_given_a_tiny_statistical_budget_when_trained_then_the_skip_is_logged_and_the_baseline_kept(
@@ -64,3 +68,35 @@ def test_given_a_tiny_statistical_budget_when_trained_then_the_skip_is_logged_an
     assert board.loc["NPTS", "status"] == "ok"
     assert board.loc["SeasonalNaive", "status"] == "ok"
     assert any("ARIMA" in line and "skipped" in line for line in lines)
+
+
+class _SlowETS(statistical.ETS):
+    """ETS whose search takes a known time per series and leaves a marker file per series."""
+
+    def _select_one(self, y, xinfo):
+        time.sleep(0.1)
+        marker_dir = self.params["marker_dir"]
+        with open(f"{marker_dir}/{os.getpid()}-{time.monotonic_ns()}", "w"):
+            pass
+        return None
+
+
+def test_given_an_abandoned_parallel_fit_when_it_stops_then_the_workers_stop_too(config, monkeypatch, tmp_path):
+    # given: 80 slow series in 8 chunks, and a projection that gives up after the first chunk
+    monkeypatch.setattr(statistical, "PARALLEL_MIN_SERIES", 2)
+
+    def give_up(self, *args, **kwargs):
+        raise TimeBudgetExceeded("ETS: projected too long")
+
+    monkeypatch.setattr(statistical._StatsForecastModel, "_check_projection", give_up)
+    train_panel, *_ = _panels(make_frame(n_items=80, n_days=30), config)
+    model = _SlowETS(config, n_jobs=2, marker_dir=str(tmp_path))
+    # when
+    with pytest.raises(TimeBudgetExceeded, match="projected too long"):
+        model.fit(train_panel, deadline=time.monotonic() + 600)
+    time.sleep(0.5)  # the series in progress finish
+    before = len(os.listdir(tmp_path))
+    time.sleep(1.5)
+    # then: no worker starts another series of the abandoned fit (without the flag: ~30 more)
+    assert len(os.listdir(tmp_path)) == before
+    assert before < 80
