@@ -45,7 +45,7 @@ class EngineConfig:
     max_runtime_seconds: Optional[float] = None
     # backtest budget of each per-series statistical candidate (ETS, ARIMA, Theta) when the job's
     # own limit does not give a tighter one: past it the candidate is skipped and logged
-    statistical_budget_seconds: Optional[float] = 180.0
+    statistical_budget_seconds: Optional[float] = 240.0
     backtest_windows: int = 2
     preset: str = "default"
     seed: int = 0
