@@ -166,15 +166,15 @@ def upsert(sm: Any, name: str, definition: str, settings: Settings, log: Callabl
               "PipelineDescription": f"Demand forecasting ({name}); managed by python -m pipelines.run",
               "PipelineDefinition": definition, "RoleArn": settings.role_arn}
     tags = [{"Key": k, "Value": v} for k, v in settings.tags.items()]
+    # A token derived from name + definition: a retried create of the same thing is idempotent.
+    token = hashlib.sha256((name + "\0" + definition).encode()).hexdigest()
+    request = {**common, "ClientRequestToken": token, **({"Tags": tags} if tags else {})}
+    validate_request("sagemaker", "CreatePipeline", request)  # before any call, even the describe
     try:
         sm.describe_pipeline(PipelineName=name)
     except Exception as error:  # botocore ClientError: ResourceNotFound
         if _error_code(error) not in ("ResourceNotFound", "ValidationException"):
             raise
-        # A token derived from name + definition: a retried create of the same thing is idempotent.
-        token = hashlib.sha256((name + "\0" + definition).encode()).hexdigest()
-        request = {**common, "ClientRequestToken": token, **({"Tags": tags} if tags else {})}
-        validate_request("sagemaker", "CreatePipeline", request)
         arn = sm.create_pipeline(**request)["PipelineArn"]
         log(f"created pipeline {name}: {arn}")
         return arn

@@ -20,6 +20,25 @@ def _offline_aws_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "forecast-home"))
 
 
+@pytest.fixture(autouse=True)
+def _every_aws_request_matches_the_service_model(monkeypatch):
+    """Whatever a test drives (scripts, handlers, CLIs; moto, Stubber or local stand-ins behind
+    them), each boto3 request is checked against botocore's service model before it is made."""
+    import botocore.client
+
+    from pipelines.aws_validation import request_problems
+
+    original = botocore.client.BaseClient._make_api_call
+
+    def checked(self, operation_name, api_params):
+        problems = request_problems(self.meta.service_model.service_name, operation_name, api_params)
+        if problems:
+            raise AssertionError(f"invalid AWS request {operation_name}: " + "; ".join(problems))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", checked)
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """A real moto server on 127.0.0.1 (random port); yields its endpoint URL."""

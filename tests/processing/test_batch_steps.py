@@ -21,11 +21,11 @@ CONTAINERS = [
 
 
 def register(sm, status, metadata=None):
+    extra = {"CustomerMetadataProperties": metadata} if metadata else {}  # the API refuses an empty map
     return sm.create_model_package(
         ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
         InferenceSpecification={"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
-                                "SupportedResponseMIMETypes": ["text/csv"]},
-        CustomerMetadataProperties=metadata or {})["ModelPackageArn"]
+                                "SupportedResponseMIMETypes": ["text/csv"]}, **extra)["ModelPackageArn"]
 
 
 @pytest.fixture
