@@ -75,6 +75,17 @@ def to_datetime(seconds: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
 
 
+def _where(*conditions: tuple) -> tuple:
+    """A SQL WHERE clause and its values from (clause, value) pairs; empty values are left out."""
+    kept = [(clause, value) for clause, value in conditions if value is not None and value != ""]
+    return ("WHERE " + " AND ".join(c for c, _ in kept)) if kept else "", [v for _, v in kept]
+
+
+def _created_between(after: Any, before: Any) -> tuple:
+    """The CreationTimeAfter / CreationTimeBefore filters, as _where pairs."""
+    return ("created_at > ?", _epoch(after)), ("created_at < ?", _epoch(before))
+
+
 def _epoch(value: Any) -> Optional[float]:
     if value is None:
         return None
@@ -159,17 +170,8 @@ class Registry:
     def list_groups(self, name_contains: Optional[str] = None, created_after: Any = None,
                     created_before: Any = None, sort_by: str = "CreationTime",
                     sort_order: str = "Descending") -> list[dict]:
-        clauses, values = [], []
-        if name_contains:
-            clauses.append("instr(lower(name), lower(?)) > 0")
-            values.append(name_contains)
-        if created_after is not None:
-            clauses.append("created_at > ?")
-            values.append(_epoch(created_after))
-        if created_before is not None:
-            clauses.append("created_at < ?")
-            values.append(_epoch(created_before))
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, values = _where(("instr(lower(name), lower(?)) > 0", name_contains),
+                               *_created_between(created_after, created_before))
         column = "name" if sort_by == "Name" else "created_at"
         direction = "ASC" if sort_order == "Ascending" else "DESC"
         with self._connect() as connection:
@@ -246,23 +248,9 @@ class Registry:
                       created_after: Any = None, created_before: Any = None,
                       name_contains: Optional[str] = None, sort_by: str = "CreationTime",
                       sort_order: str = "Ascending") -> list[dict]:
-        clauses, values = [], []
-        if group:
-            clauses.append("group_name = ?")
-            values.append(group)
-        if approval_status:
-            clauses.append("approval_status = ?")
-            values.append(approval_status)
-        if created_after is not None:
-            clauses.append("created_at > ?")
-            values.append(_epoch(created_after))
-        if created_before is not None:
-            clauses.append("created_at < ?")
-            values.append(_epoch(created_before))
-        if name_contains:
-            clauses.append("instr(lower(group_name), lower(?)) > 0")
-            values.append(name_contains)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, values = _where(("group_name = ?", group), ("approval_status = ?", approval_status),
+                               *_created_between(created_after, created_before),
+                               ("instr(lower(group_name), lower(?)) > 0", name_contains))
         direction = "ASC" if sort_order == "Ascending" else "DESC"
         order = (f"group_name {direction}, version {direction}" if sort_by == "Name"
                  else f"created_at {direction}, version {direction}")

@@ -120,3 +120,21 @@ def test_given_concurrent_writer_processes_then_every_version_number_is_unique(t
     assert [writer.wait(timeout=60) for writer in writers] == [0, 0, 0, 0]
     versions = sorted(p["version"] for p in Registry(path).list_packages("demand-forecasting"))
     assert versions == list(range(1, 61))
+
+
+def test_given_filters_when_listing_then_status_time_window_and_name_narrow_the_result(registry):
+    registry.create_group("other-models")
+    first = registry.create_package("demand-forecasting", approval_status="Approved")
+    second = registry.create_package("demand-forecasting")
+    registry.create_package("other-models", approval_status="Approved")
+
+    def versions(**filters):
+        return [(p["group_name"], p["version"]) for p in registry.list_packages(**filters)]
+
+    assert versions(group="demand-forecasting", approval_status="Approved") == [("demand-forecasting", 1)]
+    assert versions(group="demand-forecasting", created_after=first["created_at"]) == [("demand-forecasting", 2)]
+    assert versions(group="demand-forecasting", created_before=second["created_at"]) == [("demand-forecasting", 1)]
+    assert versions(name_contains="OTHER") == [("other-models", 1)]
+    assert [g["name"] for g in registry.list_groups(name_contains="demand")] == ["demand-forecasting"]
+    assert registry.list_groups(created_after=datetime.datetime.now(datetime.timezone.utc)
+                                + datetime.timedelta(days=1)) == []
