@@ -14,7 +14,6 @@ import contextlib
 import datetime
 import json
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -73,6 +72,15 @@ class RegistryError(Exception):
 def to_datetime(seconds: float) -> datetime.datetime:
     """Stored epoch seconds -> the timezone-aware datetime boto3 returns."""
     return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+
+
+def _now() -> float:
+    """The current time at the microsecond precision the API's datetimes carry.
+
+    Stored times then round-trip exactly, so CreationTimeAfter=<a version's CreationTime>
+    excludes that version, as on SageMaker.
+    """
+    return datetime.datetime.now(datetime.timezone.utc).timestamp()
 
 
 def _where(*conditions: tuple) -> tuple:
@@ -158,7 +166,7 @@ class Registry:
                 raise RegistryError("ValidationException", f"Model Package Group already exists: {name}")
             connection.execute(
                 "INSERT INTO model_package_groups (name, description, tags, created_at) VALUES (?, ?, ?, ?)",
-                (name, description, json.dumps(tags or []), time.time()))
+                (name, description, json.dumps(tags or []), _now()))
             row = connection.execute("SELECT * FROM model_package_groups WHERE name = ?", (name,)).fetchone()
         return self._row(row)
 
@@ -205,7 +213,7 @@ class Registry:
         if approval_status not in APPROVAL_STATUSES:
             raise RegistryError("ValidationException",
                                 f"ModelApprovalStatus {approval_status!r} is not one of {APPROVAL_STATUSES}")
-        now = time.time()
+        now = _now()
         lineage = (metadata_properties or {}).get("GeneratedBy")
         with self.transaction() as connection:
             group_row = connection.execute("SELECT * FROM model_package_groups WHERE name = ?", (group,)).fetchone()
@@ -267,7 +275,7 @@ class Registry:
         if approval_status is not None and approval_status not in APPROVAL_STATUSES:
             raise RegistryError("ValidationException",
                                 f"ModelApprovalStatus {approval_status!r} is not one of {APPROVAL_STATUSES}")
-        now = time.time()
+        now = _now()
         with self.transaction() as connection:
             row = self._row(connection.execute(
                 "SELECT * FROM model_packages WHERE group_name = ? AND version = ?", (group, version)).fetchone())
