@@ -49,9 +49,14 @@ def main() -> int:
     if args.algorithms:
         train_args += ["--param", f"AutoMLAlgorithms={args.algorithms}"]
     started = time.perf_counter()
-    if run(train_args) != 0:
-        print("training run failed", file=sys.stderr)
-        return 1
+    try:
+        if run(train_args) != 0:
+            print("training run failed", file=sys.stderr)
+            return 1
+    finally:  # the Approved model's Deploy step started a local endpoint; the batch doesn't need it
+        from deploy import endpoint
+
+        endpoint.stop(resolve().home_path, resolve().endpoint_name)
     trained = time.perf_counter() - started
 
     started = time.perf_counter()
