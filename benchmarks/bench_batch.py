@@ -71,8 +71,8 @@ def main() -> int:
           f"(generated in {generated:.1f} s)")
     print(f"training pipeline (model to approve): {trained:.1f} s")
     print()
-    print(f"| batch step | status | wall (s) |")
-    print(f"|---|---|---|")
+    print("| batch step | status | wall (s) |")
+    print("|---|---|---|")
     for step in record["steps"]:
         print(f"| {step['name']} | {step['status']} | {step.get('duration_seconds') or 0:.1f} |")
     print(f"| **batch pipeline, end to end** | {'Succeeded' if code == 0 else 'Failed'} | **{batch:.1f}** |")
