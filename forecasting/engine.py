@@ -137,7 +137,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     ens_values = [sum(weights[n][None, None, :] * results[n]["forecasts"][w] for n in ok) for w in range(len(windows))]
     levels = config.quantile_levels
     factors = interval_scales(np.concatenate(ens_values), np.concatenate(actual_all), levels)
-    log(f"[engine] interval calibration on the backtests: " +
+    log("[engine] interval calibration on the backtests: " +
         ", ".join(f"{q} x{f:.2f}" for q, f in zip(config.quantiles, factors)))
     # a target that is never negative in training (demand) gets forecasts that never are either
     non_negative = bool(np.nanmin(panel.y) >= 0) if np.isfinite(panel.y).any() else False

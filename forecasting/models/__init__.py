@@ -58,7 +58,6 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 def display_name(name: str, algorithms=None) -> str:
     """Leaderboard label: says when a candidate stands in for an Autopilot algorithm."""
     if name in STAND_INS:
-        cls = CANDIDATES[name]
         kind = {"LightGBM": "global", "DynamicRegression": "Prophet-style"}[name]
         return f"{name} ({kind}, stands in for {STAND_INS[name]})"
     return name

@@ -10,13 +10,11 @@ extrapolate levels, so the model learns shapes and changes, and the level is add
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 
 from ..calendar import HolidayFeaturizer, calendar_features
-from .base import Candidate, TimeBudgetExceeded
+from .base import Candidate
 
 _LONG_PERIODS = {"D": (364, 365), "H": (168,), "min": (), "W": (52,), "M": (), "Y": ()}
 

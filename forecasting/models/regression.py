@@ -102,7 +102,7 @@ class DynamicRegression(Candidate):
         def one(y, h, i):
             n = min(len(y), window)
             yy = y[-n:]
-            hs, he = history.indptr[i], history.indptr[i + 1]
+            he = history.indptr[i + 1]
             ds_all = np.concatenate([history.ds[he - n:he], future.ds[future.indptr[i]:future.indptr[i] + h]])
             X_all = np.concatenate([history.X[he - n:he], future.X[future.indptr[i]:future.indptr[i] + h]])
             varying = np.ptp(X_all[:n], axis=0) > 0 if X_all.shape[1] else np.zeros(0, bool)
