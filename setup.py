@@ -25,6 +25,10 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
+        # optional engine candidates: the real Prophet for Autopilot's `prophet`, a DeepAR-style
+        # network for `deepar`; without them stand-ins play those parts (docs/engine.md)
+        "prophet": ["prophet>=1.1"],
+        "deepar": ["torch>=2.1"],
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",

@@ -2,30 +2,37 @@
 from __future__ import annotations
 
 from .base import Candidate, TimeBudgetExceeded
+from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal
 from .naive import SeasonalNaive
 from .npts import NPTS
+from .prophet_model import Prophet
 from .regression import DynamicRegression
 from .statistical import ARIMA, ETS, Theta
 
-CANDIDATES = {cls.name: cls for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal)}
+CANDIDATES = {cls.name: cls for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal,
+                                         Prophet, DeepAR)}
 
-# Autopilot algorithm -> the local candidates that play its part (honestly labelled when a stand-in)
+# Autopilot algorithm -> local candidates in order of preference: the first one installed plays
+# its part. Prophet and DeepAR need optional packages (the `prophet` and `deepar` extras).
 AUTOPILOT_ALGORITHMS = {
     "ets": ("ETS",),
     "arima": ("ARIMA",),
     "npts": ("NPTS",),
-    "prophet": ("DynamicRegression",),   # Prophet itself is not a dependency; same model family
+    "prophet": ("Prophet", "DynamicRegression"),
     "cnn-qr": ("LightGBM",),
-    "deepar": ("LightGBM",),
+    "deepar": ("DeepAR", "LightGBM"),
 }
-STAND_INS = {"DynamicRegression": "prophet", "LightGBM": "cnn-qr/deepar"}
+# the candidate that IS the algorithm; anything else playing its part is labelled a stand-in
+GENUINE = {"ets": "ETS", "arima": "ARIMA", "npts": "NPTS", "prophet": "Prophet", "deepar": "DeepAR"}
+KINDS = {"LightGBM": "global", "DynamicRegression": "Prophet-style", "DeepAR": "DeepAR-style RNN, torch"}
 
 PRESETS = {
     # order matters: cheap first, so a tight time limit still gets the useful ones
     # default: the accurate and fast ones; per-series statsforecast fits cost ~0.1-1 s per series
     "default": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM"),
-    "best_quality": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM", "Theta", "ETS", "ARIMA"),
+    "best_quality": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM", "Theta", "ETS", "ARIMA",
+                     "Prophet", "DeepAR"),   # the last two only when installed
     "statistical": ("SeasonalNaive", "ETS", "Theta", "ARIMA", "NPTS"),
 }
 
@@ -41,7 +48,7 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
         for algo in algorithms:
             key = str(algo).strip().lower()
             if key in AUTOPILOT_ALGORITHMS:
-                mapped = AUTOPILOT_ALGORITHMS[key]
+                mapped = (playing(key),)
             elif str(algo) in CANDIDATES:
                 mapped = (str(algo),)
             else:
@@ -55,12 +62,24 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
     return [n for n in names if CANDIDATES[n].available()]
 
 
+def playing(algorithm: str) -> str:
+    """The installed candidate that plays an Autopilot algorithm's part."""
+    options = AUTOPILOT_ALGORITHMS[algorithm]
+    return next((n for n in options if CANDIDATES[n].available()), options[-1])
+
+
+def stands_in_for(name: str) -> list:
+    """Autopilot algorithms this candidate plays without being them (empty for the genuine ones)."""
+    return [algo for algo in AUTOPILOT_ALGORITHMS if playing(algo) == name and GENUINE.get(algo) != name]
+
+
 def display_name(name: str, algorithms=None) -> str:
-    """Leaderboard label: says when a candidate stands in for an Autopilot algorithm."""
-    if name in STAND_INS:
-        kind = {"LightGBM": "global", "DynamicRegression": "Prophet-style"}[name]
-        return f"{name} ({kind}, stands in for {STAND_INS[name]})"
-    return name
+    """Leaderboard label: what the candidate is, and which Autopilot algorithm it stands in for."""
+    kind = KINDS.get(name)
+    standing = stands_in_for(name)
+    if standing:
+        return f"{name} ({kind}, stands in for {'/'.join(standing)})"
+    return f"{name} ({kind})" if kind else name
 
 
 def create(name: str, config, **params) -> Candidate:

@@ -4,7 +4,7 @@ import pytest
 
 from forecasting import EngineConfig
 from forecasting.config import quantile_level
-from forecasting.models import candidate_names, display_name
+from forecasting.models import DeepAR, Prophet, candidate_names, display_name
 
 
 def _request(**ts_overrides):
@@ -35,10 +35,35 @@ def test_given_a_v2_request_when_parsed_then_every_field_is_read():
     assert config.max_runtime_seconds == 3600
 
 
-def test_given_autopilot_algorithms_when_mapped_then_stand_ins_are_named_honestly():
-    names = candidate_names(("ets", "npts", "cnn-qr", "deepar"))
-    assert names == ["SeasonalNaive", "NPTS", "LightGBM", "ETS"]  # cheapest first
-    assert "stands in for cnn-qr/deepar" in display_name("LightGBM")
+def _installed(monkeypatch, prophet: bool, torch: bool):
+    monkeypatch.setattr(Prophet, "available", classmethod(lambda cls: prophet))
+    monkeypatch.setattr(DeepAR, "available", classmethod(lambda cls: torch))
+
+
+def test_given_no_optional_packages_when_mapped_then_stand_ins_play_and_are_named_honestly(monkeypatch):
+    _installed(monkeypatch, prophet=False, torch=False)
+    names = candidate_names(("ets", "npts", "cnn-qr", "deepar", "prophet"))
+    assert names == ["SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM", "ETS"]  # cheapest first
+    assert display_name("LightGBM") == "LightGBM (global, stands in for cnn-qr/deepar)"
+    assert display_name("DynamicRegression") == "DynamicRegression (Prophet-style, stands in for prophet)"
+    assert "Prophet" not in candidate_names(preset="best_quality")
+
+
+def test_given_the_optional_packages_when_mapped_then_the_genuine_models_play_their_parts(monkeypatch):
+    _installed(monkeypatch, prophet=True, torch=True)
+    names = candidate_names(("cnn-qr", "deepar", "prophet"))
+    assert names == ["SeasonalNaive", "LightGBM", "DeepAR", "Prophet"]
+    assert display_name("LightGBM") == "LightGBM (global, stands in for cnn-qr)"
+    assert display_name("DynamicRegression") == "DynamicRegression (Prophet-style)"
+    assert display_name("Prophet") == "Prophet"
+    assert display_name("DeepAR") == "DeepAR (DeepAR-style RNN, torch)"
+    assert {"Prophet", "DeepAR"} <= set(candidate_names(preset="best_quality"))
+
+
+def test_given_one_optional_package_when_mapped_then_only_its_algorithm_changes_hands(monkeypatch):
+    _installed(monkeypatch, prophet=False, torch=True)
+    assert candidate_names(("deepar", "prophet")) == ["SeasonalNaive", "DynamicRegression", "DeepAR"]
+    assert display_name("LightGBM") == "LightGBM (global, stands in for cnn-qr)"
 
 
 def test_given_an_unknown_algorithm_when_mapped_then_the_error_lists_valid_names():
