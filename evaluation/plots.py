@@ -7,7 +7,6 @@ interactive backend. matplotlib is installed by the step (processing/requirement
 from __future__ import annotations
 
 import math
-import os
 import random
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -17,6 +16,7 @@ import pandas as pd
 
 from evaluation.scoring import ACTUAL, SERIES, Columns, coverage_bounds
 from pipelines import contracts
+from processing.atomic import staged_file
 
 HISTORY_POINTS = 56   # history shown before the holdout (8 weeks of daily data)
 PANELS = 6            # series per forecast chart
@@ -32,11 +32,8 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    """Write the PNG atomically (temp file then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.savefig(str(tmp), format="png")
-    os.replace(tmp, path)
+    with staged_file(path) as tmp:
+        fig.savefig(str(tmp), format="png")
     return path
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.contracts import MEAN_COLUMN
+from processing.atomic import staged_file
 
 from .config import EngineConfig
 from .data import ColumnRoles, Panel, build_panel, read_table, static_frame, to_long_frame
@@ -67,17 +68,9 @@ class ForecastModel:
 
     def predict_file(self, in_path, out_path) -> Path:
         frame = self.predict(read_table(in_path), source=str(in_path))
-        out_path = Path(out_path)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with staged_file(out_path) as tmp:
             frame.to_csv(tmp, index=False)
-            os.replace(tmp, out_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return out_path
+        return Path(out_path)
 
     def _split(self, long: pd.DataFrame, ids: pd.DataFrame, source: str):
         config, H = self.config, self.config.horizon

@@ -10,18 +10,29 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
+@contextlib.contextmanager
+def staged_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; on success it replaces `path`.
+
+    On any exception the temporary file is removed and `path` is left as it was. For writers
+    that want a file name (pandas, matplotlib, parquet) rather than a string.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        yield Path(temporary)
         os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return path
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    with staged_file(path) as temporary:
+        temporary.write_text(text)
+    return Path(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:

@@ -19,7 +19,6 @@ import dataclasses
 import os
 import random
 import sys
-import tempfile
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from processing.data_prep import write_frame_csv
+from processing.atomic import staged_file
 
 # The recipe's catalogue, in the recipe's order (the order fixes the random draws).
 CATEGORIES = {
@@ -225,23 +225,16 @@ def generate_sales(products: int = 25, regions: int = 5, start: str = DEFAULT_ST
 def write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write CSV (optionally .gz) or Parquet by extension, atomically (temp file + os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffixes = "".join(path.suffixes[-2:]).lower()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
+    if not suffixes.endswith((".parquet", ".pq", ".csv.gz", ".csv")):
+        raise ValueError(f"output {path}: use a .csv, .csv.gz or .parquet file name")
+    with staged_file(path) as tmp:
+        if suffixes.endswith((".parquet", ".pq")):
             frame.to_parquet(tmp, index=False)
         elif suffixes.endswith(".csv.gz"):
             frame.to_csv(tmp, index=False, compression="gzip")
-        elif suffixes.endswith(".csv"):
-            write_frame_csv(frame, tmp)   # same text as DataFrame.to_csv, several times faster
         else:
-            raise ValueError(f"output {path}: use a .csv, .csv.gz or .parquet file name")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            write_frame_csv(frame, tmp)   # same text as DataFrame.to_csv, several times faster
     return path
 
 

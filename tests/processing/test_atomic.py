@@ -1,0 +1,46 @@
+"""Atomic writes: a failed writer leaves the old file or folder exactly as it was, and no litter."""
+from __future__ import annotations
+
+import pytest
+
+from processing.atomic import staged_directory, staged_file, write_json_atomic, write_text_atomic
+
+
+def test_given_a_writer_that_fails_when_staged_then_the_old_file_stays_and_no_temp_is_left(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with staged_file(target) as tmp:
+            tmp.write_text("half of the new")
+            raise RuntimeError("writer died")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_given_a_writer_that_succeeds_when_staged_then_the_file_is_replaced_in_a_new_folder(tmp_path):
+    target = tmp_path / "deep" / "er" / "out.txt"
+    with staged_file(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".out.txt.")
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+
+def test_given_text_and_json_when_written_then_they_read_back(tmp_path):
+    assert write_text_atomic(tmp_path / "a.txt", "x").read_text() == "x"
+    assert write_json_atomic(tmp_path / "a.json", {"k": 1}).read_text() == '{\n  "k": 1\n}\n'
+
+
+def test_given_a_folder_build_that_fails_when_staged_then_the_old_folder_survives(tmp_path):
+    target = tmp_path / "report"
+    target.mkdir()
+    (target / "index.html").write_text("old")
+    with pytest.raises(ValueError):
+        with staged_directory(target) as staging:
+            (staging / "index.html").write_text("new")
+            raise ValueError("chart failed")
+    assert (target / "index.html").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+    with staged_directory(target) as staging:
+        (staging / "index.html").write_text("new")
+    assert (target / "index.html").read_text() == "new"
