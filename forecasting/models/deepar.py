@@ -1,23 +1,348 @@
 """A DeepAR-style network in torch (global autoregressive RNN with a likelihood head).
 
+Salinas et al. (2020), "DeepAR: probabilistic forecasting with autoregressive recurrent networks":
+one LSTM across all series. At each step its input is the scaled lagged target (lag 1 and the
+seasonal lags m and 2m, each with an "observed" flag, so series shorter than the context are
+padded rather than dropped), the known covariates, calendar features (sin/cos), holiday proximity,
+embeddings of the static categories and of the nearest holiday, and the log of the series scale.
+Its output parameterises a Student-t on the scaled target; training maximises the likelihood on
+random windows (context + horizon) with teacher forcing. Prediction runs the network over each
+series' context, then samples paths ancestrally (the sampled value becomes the next step's lag),
+batched across series; quantiles and the mean come from the samples.
+
+Scale per series (DeepAR's): mean |y| over the context window + 1; targets and lags are divided
+by it and forecasts multiplied back.
+
+Reproducible: the torch RNG is forked and seeded from config.seed for fitting and again at every
+prediction, so a fitted model always predicts the same numbers. The fitted weights are kept as a
+CPU state_dict (no optimizer), so joblib artifacts load and predict identically.
+
 Optional: the core install does not need torch; without it `deepar` maps to the LightGBM stand-in.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import math
 
+import numpy as np
+import pandas as pd
+
+from ..calendar import PROXIMITY_CAP, HolidayFeaturizer, calendar_features
 from .base import Candidate
+
+# period of each calendar feature, for its sin/cos encoding
+_CAL_PERIODS = {"minute": 60, "hour": 24, "day_of_week": 7, "day_of_month": 31, "day_of_year": 366,
+                "week_of_year": 53, "month": 12}
+
+
+Z_CLIP = 50.0   # sampled scaled values (y / mean |y|) beyond this are clipped
+
+
+def _context_length(horizon: int, m: int) -> int:
+    return int(min(max(4 * horizon, 2 * m + horizon, 30), 400))
+
+
+def _lags(m: int) -> list:
+    return [1, m, 2 * m] if m > 1 else [1, 2, 3]
+
+
+def _embedding_dim(n: int) -> int:
+    return int(min(8, max(2, math.ceil(math.sqrt(n)))))
+
+
+@contextlib.contextmanager
+def _torch_session(seed: int, threads: int):
+    """Own thread count and a forked, seeded RNG: no side effects on the caller's torch state."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            yield torch
+    finally:
+        torch.set_num_threads(old)
+
+
+def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropout: float):
+    import torch
+    from torch import nn
+
+    class DeepARNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embeddings = nn.ModuleList(nn.Embedding(n, _embedding_dim(n)) for n in cardinalities)
+            n_in = n_real + sum(_embedding_dim(n) for n in cardinalities)
+            self.rnn = nn.LSTM(n_in, hidden, num_layers=layers, batch_first=True,
+                               dropout=dropout if layers > 1 else 0.0)
+            self.head = nn.Linear(hidden, 3)
+
+        def forward(self, real, cats, state=None):
+            parts = [real] + [emb(cats[..., k]) for k, emb in enumerate(self.embeddings)]
+            out, state = self.rnn(torch.cat(parts, dim=-1), state)
+            raw = self.head(out)
+            df = 2.0 + nn.functional.softplus(raw[..., 0])
+            loc = raw[..., 1]
+            scale = nn.functional.softplus(raw[..., 2]) + 1e-3
+            return (df, loc, scale), state
+
+    return DeepARNet()
 
 
 class DeepAR(Candidate):
     name = "DeepAR"
     relative_cost = 7
     autopilot_names = ("deepar",)
-    refit_every_window = False
+    refit_every_window = False   # a global model: one fit before the oldest backtest window
 
     @classmethod
     def available(cls) -> bool:
         return importlib.util.find_spec("torch") is not None
 
+    @classmethod
+    def default_params(cls, config):
+        return {"hidden": 32, "layers": 2, "dropout": 0.0, "steps": 600, "batch_size": 64,
+                "learning_rate": 3e-3, "num_samples": 200, "context_length": None, "num_threads": 1,
+                "chunk_rows": 40_000, "seed": config.seed}
+
+    # --- state for pickling: the network is rebuilt from the state_dict ----------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_net", None)
+        return state
+
+    # --- features ------------------------------------------------------------------------
+    def _time_features(self, ds: np.ndarray, X: np.ndarray):
+        """Rows -> (real features without lags and scale, categorical holiday code)."""
+        cols = []
+        if len(self.cov_mean):
+            cols.append((np.nan_to_num(X) - self.cov_mean) / self.cov_std)
+        for name, value in calendar_features(ds, self.unit).items():
+            angle = 2 * np.pi * value / _CAL_PERIODS.get(name, 12)
+            cols.append(np.column_stack([np.sin(angle), np.cos(angle)]))
+        hol = self.holidays.transform(ds)
+        if hol:
+            cols.append(np.column_stack([hol["days_to_holiday"], hol["days_since_holiday"]]) / PROXIMITY_CAP)
+            code = hol["nearest_holiday"]
+            code = np.where(np.isfinite(code), code + 1, 0).astype(np.int64)
+        else:
+            code = np.zeros(len(ds), dtype=np.int64)
+        real = np.concatenate(cols, axis=1) if cols else np.zeros((len(ds), 0))
+        return real.astype(np.float32), code
+
+    def _static_codes(self, static: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(static), len(self.static_columns)), dtype=np.int64)
+        for j, c in enumerate(self.static_columns):
+            values = static[c].astype(str) if c in static.columns else pd.Series(["nan"] * len(static))
+            cats = pd.Categorical(values, categories=self.static_categories[c])
+            out[:, j] = cats.codes.astype(np.int64) + 1    # unknown (-1) -> the reserved 0
+        return out
+
+    def _inputs(self, lag_vals, lag_ok, exog, log_scale):
+        """Assemble real inputs (..., T, F): lags, their observed flags, exogenous, log scale."""
+        return np.concatenate([lag_vals, lag_ok, exog, np.broadcast_to(log_scale, lag_vals.shape[:-1] + (1,))],
+                              axis=-1).astype(np.float32)
+
+    # --- fit -------------------------------------------------------------------------------
+    def _fit(self, train):
+        p = self.params
+        cfg = self.config
+        self.m = cfg.season_length
+        self.unit = cfg.frequency_unit
+        H = cfg.horizon
+        self.C = int(p["context_length"] or _context_length(H, self.m))
+        self.lags = _lags(self.m)
+        self.covariate_names = list(train.covariate_names)
+        X = np.nan_to_num(train.X.astype(float))
+        self.cov_mean = X.mean(axis=0) if X.shape[1] else np.zeros(0)
+        std = X.std(axis=0) if X.shape[1] else np.zeros(0)
+        self.cov_std = np.where(std > 1e-9, std, 1.0)
+        self.static_columns = list(train.static.columns)
+        self.static_categories = {c: sorted(train.static[c].astype(str).unique()) for c in self.static_columns}
+        self.holidays = HolidayFeaturizer(cfg.holiday_country if self.unit in ("D", "H", "min") else None)
+        self.holidays.fit(train.ds)
+
+        exog, hcode = self._time_features(train.ds, train.X)
+        lengths = train.lengths
+        starts = train.indptr[:-1]
+        y = train.y.astype(float)
+        # log-scale normalisation from each series' last context
+        tail_scale = np.array([np.nanmean(np.abs(y[max(s, e - self.C):e])) if e > s else 0.0
+                               for s, e in zip(starts, train.indptr[1:])])
+        log_tail = np.log(np.nan_to_num(tail_scale) + 1.0)
+        self.log_scale_mean = float(log_tail.mean()) if len(log_tail) else 0.0
+        self.log_scale_std = float(log_tail.std()) if len(log_tail) > 1 and log_tail.std() > 1e-6 else 1.0
+        cardinalities = [len(self.holiday_names_or_empty()) + 1] + \
+            [len(self.static_categories[c]) + 1 for c in self.static_columns]
+        static_codes = self._static_codes(train.static)
+        n_lags = len(self.lags)
+        self.n_real = 2 * n_lags + exog.shape[1] + 1
+        self.cardinalities = cardinalities
+
+        T = self.C + H
+        row_series = np.repeat(np.arange(train.n_series), lengths)
+        pos = np.arange(len(y)) - np.repeat(starts, lengths)
+        eligible = np.flatnonzero((pos >= np.minimum(H, np.repeat(lengths, lengths) - 1)) & (pos >= 1))
+        if not len(eligible):
+            raise ValueError("DeepAR: no training series has at least two periods")
+        rng = np.random.default_rng(int(p["seed"]))
+        offs = np.arange(T) - (T - 1)
+
+        with _torch_session(p["seed"], p["num_threads"]) as torch:
+            net = _build_net(self.n_real, cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]))
+            opt = torch.optim.Adam(net.parameters(), lr=float(p["learning_rate"]))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(p["steps"]), 1),
+                                                               eta_min=float(p["learning_rate"]) / 10)
+            net.train()
+            for step in range(int(p["steps"])):
+                self.check_time()
+                ends = eligible[rng.integers(0, len(eligible), size=int(p["batch_size"]))]
+                sid = row_series[ends]
+                st = starts[sid][:, None]
+                rel = pos[ends][:, None] + offs[None, :]                      # (B, T) position in series
+                valid = rel >= 0
+                rows = np.where(valid, st + rel, 0)
+                target = np.where(valid, y[rows], np.nan)
+                lag_vals, lag_ok = [], []
+                for lag in self.lags:
+                    r = rel - lag
+                    v = np.where(r >= 0, y[np.where(r >= 0, st + r, 0)], np.nan)
+                    lag_ok.append(np.isfinite(v))
+                    lag_vals.append(v)
+                ctx = np.abs(target[:, :self.C])
+                cnt = np.isfinite(ctx).sum(axis=1)
+                whole = np.abs(np.nan_to_num(target))
+                n_whole = np.isfinite(target).sum(axis=1)
+                scale = np.where(cnt > 0, np.nansum(ctx, axis=1) / np.maximum(cnt, 1),
+                                 whole.sum(axis=1) / np.maximum(n_whole, 1))
+                scale = np.nan_to_num(scale) + 1.0
+                lv = np.nan_to_num(np.stack(lag_vals, -1) / scale[:, None, None])
+                lo = np.stack(lag_ok, -1).astype(float)
+                ex = np.where(valid[..., None], exog[rows], 0.0)
+                ls = ((np.log(scale) - self.log_scale_mean) / self.log_scale_std)[:, None, None]
+                real = self._inputs(lv, lo, ex, ls)
+                cats = np.concatenate([np.where(valid, hcode[rows], 0)[..., None],
+                                       np.broadcast_to(static_codes[sid][:, None, :],
+                                                       (len(sid), T, static_codes.shape[1]))], axis=-1)
+                z = target / scale[:, None]
+                mask = np.isfinite(z)
+                (df, loc, sc), _ = net(torch.from_numpy(real), torch.from_numpy(np.ascontiguousarray(cats)))
+                dist = torch.distributions.StudentT(df, loc, sc)
+                zt = torch.from_numpy(np.nan_to_num(z).astype(np.float32))
+                mt = torch.from_numpy(mask.astype(np.float32))
+                loss = -(dist.log_prob(zt) * mt).sum() / mt.sum().clamp(min=1.0)
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+                opt.step()
+                sched.step()
+            self.final_loss = float(loss.detach())
+            self.state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        net.eval()
+        self._net = net
+
+    def holiday_names_or_empty(self) -> list:
+        return list(self.holidays.names) if self.holidays.country else []
+
+    def _network(self):
+        net = getattr(self, "_net", None)
+        if net is None:
+            p = self.params
+            net = _build_net(self.n_real, self.cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]))
+            net.load_state_dict(self.state)
+            net.eval()
+            self._net = net
+        return net
+
+    # --- predict ---------------------------------------------------------------------------
     def _predict(self, history, future):
-        raise NotImplementedError("being built")
+        p = self.params
+        S = history.n_series
+        H = int(future.lengths.max(initial=0))
+        nq = len(self.config.quantiles)
+        out = np.zeros((S, H, nq + 1))
+        if S == 0 or H == 0:
+            return out
+        C, P = self.C, max(self.lags)
+        nh, nf = history.lengths, future.lengths
+        # target buffer: P + C history values right-aligned, then H future slots (NaN)
+        L = P + C + H
+        ybuf = np.full((S, L), np.nan)
+        seq_rows_h = np.full((S, C), -1)
+        for i in range(S):
+            yi = history.series_y(i)
+            k = min(len(yi), P + C)
+            ybuf[i, P + C - k:P + C] = yi[len(yi) - k:]
+            kc = min(len(yi), C)
+            seq_rows_h[i, C - kc:] = np.arange(history.indptr[i + 1] - kc, history.indptr[i + 1])
+        ctx = np.abs(ybuf[:, P:P + C])
+        cnt = np.isfinite(ctx).sum(axis=1)
+        scale = np.nan_to_num(np.nansum(ctx, axis=1) / np.maximum(cnt, 1)) + 1.0
+        zbuf = ybuf / scale[:, None]
+
+        # exogenous features over the C + H steps
+        exog_h, code_h = self._time_features(history.ds, history.X)
+        exog_f, code_f = self._time_features(future.ds, future.X)
+        valid_h = seq_rows_h >= 0
+        rows_h = np.where(valid_h, seq_rows_h, 0)
+        ex_ctx = np.where(valid_h[..., None], exog_h[rows_h], 0.0) if len(exog_h) else \
+            np.zeros((S, C, exog_f.shape[1]))
+        cd_ctx = np.where(valid_h, code_h[rows_h], 0) if len(code_h) else np.zeros((S, C), np.int64)
+        fut_rows = np.zeros((S, H), dtype=int)
+        for i in range(S):
+            k = int(nf[i])
+            r = np.arange(future.indptr[i], future.indptr[i] + max(k, 1))
+            fut_rows[i] = r[np.minimum(np.arange(H), max(k, 1) - 1)] if k else future.indptr[i]
+        has_fut = len(exog_f) > 0
+        ex_fut = exog_f[np.minimum(fut_rows, max(len(exog_f) - 1, 0))] if has_fut else np.zeros((S, H, ex_ctx.shape[2]))
+        cd_fut = code_f[np.minimum(fut_rows, max(len(code_f) - 1, 0))] if has_fut else np.zeros((S, H), np.int64)
+        static_codes = self._static_codes(history.static)
+        ls = ((np.log(scale) - self.log_scale_mean) / self.log_scale_std)[:, None, None]
+
+        # context inputs (teacher forced): step t of the context reads buffer positions P + t - lag
+        t_ctx = P + np.arange(C)
+        lv = np.stack([zbuf[:, t_ctx - lag] for lag in self.lags], -1)
+        lo = np.isfinite(lv).astype(float)
+        real_ctx = self._inputs(np.nan_to_num(lv), lo, ex_ctx, ls)
+        cats_ctx = np.concatenate([cd_ctx[..., None], np.broadcast_to(static_codes[:, None, :],
+                                                                       (S, C, static_codes.shape[1]))], -1)
+        N = int(p["num_samples"])
+        levels = np.asarray(self.config.quantile_levels, float)
+        chunk = max(1, int(p["chunk_rows"]) // N)
+        with _torch_session(p["seed"], p["num_threads"]) as torch:
+            net = self._network()
+            torch.manual_seed(int(p["seed"]))   # rebuilding a loaded network drew from the RNG
+            with torch.no_grad():
+                for a in range(0, S, chunk):
+                    self.check_time()
+                    b = min(S, a + chunk)
+                    n = b - a
+                    _, state = net(torch.from_numpy(real_ctx[a:b]), torch.from_numpy(np.ascontiguousarray(cats_ctx[a:b])))
+                    state = tuple(s.repeat_interleave(N, dim=1) for s in state)
+                    paths = torch.from_numpy(zbuf[a:b].astype(np.float32)).repeat_interleave(N, dim=0)
+                    ex_f = torch.from_numpy(ex_fut[a:b].astype(np.float32)).repeat_interleave(N, dim=0)
+                    ls_f = torch.from_numpy(np.broadcast_to(ls[a:b], (n, 1, 1)).astype(np.float32)).repeat_interleave(N, dim=0)
+                    cats_f = torch.from_numpy(np.concatenate(
+                        [cd_fut[a:b][..., None], np.broadcast_to(static_codes[a:b, None, :], (n, H, static_codes.shape[1]))],
+                        -1).astype(np.int64)).repeat_interleave(N, dim=0)
+                    for h in range(H):
+                        self.check_time()
+                        t = P + C + h
+                        lagv = torch.stack([paths[:, t - lag] for lag in self.lags], -1)
+                        ok = torch.isfinite(lagv)
+                        real = torch.cat([torch.nan_to_num(lagv), ok.float(), ex_f[:, h], ls_f[:, 0]], -1)[:, None, :]
+                        (df, loc, sc), state = net(real, cats_f[:, h:h + 1], state)
+                        sample = torch.distributions.StudentT(df[:, 0], loc[:, 0], sc[:, 0]).sample()
+                        # heavy tails fed back as lags can run away: keep paths within a wide band
+                        paths[:, t] = sample.clamp(-Z_CLIP, Z_CLIP)
+                    z = paths[:, P + C:].reshape(n, N, H).double().numpy()
+                    samples = z * scale[a:b, None, None]
+                    out[a:b, :, :nq] = np.moveaxis(np.quantile(samples, levels, axis=1), 0, -1)
+                    out[a:b, :, nq] = samples.mean(axis=1)
+        for i in range(S):
+            k = int(nf[i])
+            if 0 < k < H:
+                out[i, k:] = out[i, k - 1]
+        return out
