@@ -2,22 +2,148 @@
 
 Optional: the core install does not need prophet; without it `prophet` maps to the
 DynamicRegression stand-in.
+
+A local model like ETS/ARIMA: each series is fitted inside `predict` (MAP fit, no MCMC) on a
+recent window of its context (two years for daily data), so backtests, batch and the one-item
+real-time endpoint share one code path. It rides on the statsforecast candidates' machinery:
+the parallel per-series map, the time-budget projection and the per-series seasonal-naive
+fallback. Nothing is selected in `fit`.
+
+- Seasonalities by data spacing: daily (sub-daily data), weekly (sub-weekly data), yearly; each
+  only when the window holds at least 1.5 of its cycles.
+- Country holidays (config.holiday_country) for daily and sub-daily data.
+- Each known covariate that varies in the fit window is an extra regressor; its future values
+  come from the future rows.
+- Quantiles from Prophet's predictive samples; the mean is Prophet's yhat. Prophet draws from
+  numpy's global generator: it is seeded per series from config.seed and the series id (so one
+  series gets the same forecast alone, in a batch, serially or in a worker) and the caller's
+  generator state is restored afterwards.
 """
 from __future__ import annotations
 
 import importlib.util
+import logging
+import tempfile
+import warnings
+import zlib
 
-from .base import Candidate
+import numpy as np
+import pandas as pd
+
+from .regression import _SETUP
+from .statistical import _StatsForecastModel
+
+# (name, period in days, Fourier order): Prophet's own defaults
+_SEASONS = (("daily", 1.0, 4), ("weekly", 7.0, 3), ("yearly", 365.25, 10))
+_HOLIDAY_UNITS = ("D", "H", "min")
+_QUIET = [False]
 
 
-class Prophet(Candidate):
+def _quiet():
+    """Keep prophet and cmdstanpy quiet (INFO per fit, 'Importing plotly failed' at import);
+    only their own loggers are touched. Runs in each process (workers may import prophet first)."""
+    if _QUIET[0]:
+        return
+    # the plotly message is logged at ERROR while prophet.plot is imported: silence that logger only
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+    logging.getLogger("prophet").setLevel(logging.WARNING)
+    from cmdstanpy.utils import get_logger  # installs cmdstanpy's handler (level DEBUG) once
+    get_logger().setLevel(logging.WARNING)
+    _QUIET[0] = True
+
+
+class Prophet(_StatsForecastModel):
     name = "Prophet"
     relative_cost = 8
     autopilot_names = ("prophet",)
+
+    uses_covariates = True
+    reuses_backtest_selection = False  # nothing is selected: the refit is free
 
     @classmethod
     def available(cls) -> bool:
         return importlib.util.find_spec("prophet") is not None
 
+    @classmethod
+    def default_params(cls, config):
+        window = _SETUP.get(config.frequency_unit, (200, []))[0]
+        return {**super().default_params(config), "window": window, "samples": 300}
+
+    def _fit(self, train):
+        self.specs = {}
+
     def _predict(self, history, future):
-        raise NotImplementedError("being built")
+        if self._uses_holidays():
+            # an unknown country would make every series fall back to seasonal naive unseen: say so
+            _quiet()
+            from prophet.make_holidays import make_holidays_df
+            try:
+                make_holidays_df([2020], self.config.holiday_country)
+            except Exception:
+                raise ValueError(f"HolidayConfig CountryCode {self.config.holiday_country!r} is not known to "
+                                 "prophet's holidays; use an ISO 3166-1 alpha-2 code such as US, DE, GB") from None
+        return super()._predict(history, future)
+
+    def _uses_holidays(self) -> bool:
+        return bool(self.config.holiday_country) and self.config.frequency_unit in _HOLIDAY_UNITS
+
+    def _design(self, history, future, i, y, h, spec):
+        """X = (window dates, varying covariates or None), Xf likewise for the future; spec = the seed."""
+        yw, xinfo = self._window(history, i, y, True)
+        end = history.indptr[i + 1]
+        ds = history.ds[end - len(yw):end]
+        ds_future = future.ds[future.indptr[i]:future.indptr[i] + h]
+        X = Xf = None
+        if xinfo is not None:
+            X = xinfo[0]
+            Xf = future.X[future.indptr[i]:future.indptr[i] + h][:, xinfo[1]]
+        seed = zlib.crc32(f"{self.config.seed}|{history.uids[i]}".encode()) & 0x7FFFFFFF
+        return (ds, X), (ds_future, Xf), seed
+
+    def _seasonalities(self, ds: np.ndarray):
+        step = np.median(np.diff(ds)) / np.timedelta64(1, "D") if len(ds) > 1 else 1.0
+        span = (ds[-1] - ds[0]) / np.timedelta64(1, "D") if len(ds) > 1 else 0.0
+        out = []
+        for name, period, order in _SEASONS:
+            per_cycle = period / step
+            if per_cycle < 2 or span < 1.5 * period:
+                continue  # not resolvable at this spacing, or less than 1.5 cycles of data
+            out.append((name, period, int(min(order, max(1, per_cycle // 2 - 1)))))
+        return out
+
+    def _forecast(self, y, h, X, Xf, spec):
+        _quiet()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from prophet import Prophet as _Prophet
+        (ds, Xh), (ds_future, Xfut) = X, Xf
+        df = pd.DataFrame({"ds": pd.DatetimeIndex(ds), "y": y})
+        fut = pd.DataFrame({"ds": pd.DatetimeIndex(ds_future)})
+        model = _Prophet(yearly_seasonality=False, weekly_seasonality=False, daily_seasonality=False,
+                         mcmc_samples=0, uncertainty_samples=int(self.params["samples"]))
+        for name, period, order in self._seasonalities(np.asarray(ds)):
+            model.add_seasonality(name=name, period=period, fourier_order=order)
+        if self._uses_holidays():
+            model.add_country_holidays(country_name=self.config.holiday_country)
+        if Xh is not None:
+            for j in range(Xh.shape[1]):
+                model.add_regressor(f"covariate_{j}")
+                df[f"covariate_{j}"] = Xh[:, j]
+                fut[f"covariate_{j}"] = Xfut[:, j]
+        state = np.random.get_state()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # cmdstanpy's files of this fit go to a directory removed right after (by default
+                # they pile up in its process-wide temp folder, which forked workers never clear)
+                with tempfile.TemporaryDirectory(prefix="prophet-") as output_dir:
+                    model.fit(df, output_dir=output_dir)
+                np.random.seed(spec)
+                samples = model.predictive_samples(fut)["yhat"]    # (h, samples)
+                model.uncertainty_samples = 0                        # yhat only: no second draw
+                mean = model.predict(fut)["yhat"].to_numpy(float)
+        finally:
+            np.random.set_state(state)
+        levels = np.asarray(self.config.quantile_levels, float)
+        q = np.quantile(samples, levels, axis=1).T                   # (h, q)
+        return np.column_stack([q, mean])
