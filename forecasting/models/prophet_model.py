@@ -9,7 +9,7 @@ real-time endpoint share one code path. It rides on the statsforecast candidates
 the parallel per-series map, the time-budget projection and the per-series seasonal-naive
 fallback. Nothing is selected in `fit`.
 
-- Seasonalities by data spacing: daily (sub-daily data), weekly (sub-weekly data), yearly; each
+- Seasonalities by data spacing: hourly (sub-hourly data), daily (sub-daily data), weekly (sub-weekly data), yearly; each
   only when the window holds at least 1.5 of its cycles.
 - Country holidays (config.holiday_country) for daily and sub-daily data.
 - Each known covariate that varies in the fit window is an extra regressor; its future values
@@ -33,8 +33,8 @@ import pandas as pd
 from .regression import _SETUP
 from .statistical import _StatsForecastModel
 
-# (name, period in days, Fourier order): Prophet's own defaults
-_SEASONS = (("daily", 1.0, 4), ("weekly", 7.0, 3), ("yearly", 365.25, 10))
+# (name, period in days, Fourier order): Prophet's own defaults, plus an hourly cycle for sub-hourly data
+_SEASONS = (("hourly", 1 / 24, 3), ("daily", 1.0, 4), ("weekly", 7.0, 3), ("yearly", 365.25, 10))
 _HOLIDAY_UNITS = ("D", "H", "min")
 _QUIET = [False]
 
@@ -108,7 +108,8 @@ class Prophet(_StatsForecastModel):
             per_cycle = period / step
             if per_cycle < 2 or span < 1.5 * period:
                 continue  # not resolvable at this spacing, or less than 1.5 cycles of data
-            out.append((name, period, int(min(order, max(1, per_cycle // 2 - 1)))))
+            # at most (points per cycle - 1) / 2 harmonics are identifiable (3 for a week of days)
+            out.append((name, period, int(min(order, max(1, (per_cycle - 1) // 2)))))
         return out
 
     def _forecast(self, y, h, X, Xf, spec):
