@@ -13,6 +13,14 @@ batched across series; quantiles and the mean come from the samples.
 Scale per series (DeepAR's): mean |y| over the context window + 1; targets and lags are divided
 by it and forecasts multiplied back.
 
+Two deviations from the paper, both measured on the seed benchmark (lower wQL): the lags are
+1, 2, 3, m, 2m, 3m (the paper's lag sets are longer still; m alone left the season to the LSTM's
+memory), and the Student-t location has a linear skip from the step's inputs (LSTNet's
+"highway"): retail series scaled by their mean sit near 1 with changes of a few per cent, and an
+exact linear combination of lags is hard for an LSTM to learn in a few hundred steps, easy for a
+linear term. Training cost is bounded by a fixed number of steps (not by the data size);
+prediction is batched across series in chunks of at most `chunk_rows` sample paths.
+
 Reproducible: the torch RNG is forked and seeded from config.seed for fitting and again at every
 prediction, so a fitted model always predicts the same numbers. The fitted weights are kept as a
 CPU state_dict (no optimizer), so joblib artifacts load and predict identically.
@@ -43,8 +51,10 @@ def _context_length(horizon: int, m: int) -> int:
     return int(min(max(4 * horizon, 2 * m + horizon, 30), 400))
 
 
-def _lags(m: int) -> list:
-    return [1, m, 2 * m] if m > 1 else [1, 2, 3]
+def _lags(m: int, extended: bool) -> list:
+    if m <= 1:
+        return [1, 2, 3]
+    return sorted({1, 2, 3, m, 2 * m, 3 * m}) if extended else [1, m, 2 * m]
 
 
 def _embedding_dim(n: int) -> int:
@@ -66,7 +76,7 @@ def _torch_session(seed: int, threads: int):
         torch.set_num_threads(old)
 
 
-def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropout: float):
+def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropout: float, skip: bool):
     import torch
     from torch import nn
 
@@ -78,13 +88,15 @@ def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropo
             self.rnn = nn.LSTM(n_in, hidden, num_layers=layers, batch_first=True,
                                dropout=dropout if layers > 1 else 0.0)
             self.head = nn.Linear(hidden, 3)
+            # linear autoregressive skip (LSTNet's highway): loc = linear(lags, features) + LSTM part
+            self.skip = nn.Linear(n_real, 1) if skip else None
 
         def forward(self, real, cats, state=None):
             parts = [real] + [emb(cats[..., k]) for k, emb in enumerate(self.embeddings)]
             out, state = self.rnn(torch.cat(parts, dim=-1), state)
             raw = self.head(out)
             df = 2.0 + nn.functional.softplus(raw[..., 0])
-            loc = raw[..., 1]
+            loc = raw[..., 1] if self.skip is None else raw[..., 1] + self.skip(real)[..., 0]
             scale = nn.functional.softplus(raw[..., 2]) + 1e-3
             return (df, loc, scale), state
 
@@ -103,9 +115,10 @@ class DeepAR(Candidate):
 
     @classmethod
     def default_params(cls, config):
-        return {"hidden": 32, "layers": 2, "dropout": 0.0, "steps": 600, "batch_size": 64,
-                "learning_rate": 3e-3, "num_samples": 200, "context_length": None, "num_threads": 1,
-                "chunk_rows": 40_000, "seed": config.seed}
+        return {"hidden": 40, "layers": 2, "dropout": 0.0, "steps": 1000, "batch_size": 64,
+                "learning_rate": 2e-3, "num_samples": 200, "context_length": None, "num_threads": 1,
+                "chunk_rows": 40_000, "linear_skip": True, "extended_lags": True,
+                "seed": config.seed}
 
     # --- state for pickling: the network is rebuilt from the state_dict ----------------
     def __getstate__(self):
@@ -153,7 +166,7 @@ class DeepAR(Candidate):
         self.unit = cfg.frequency_unit
         H = cfg.horizon
         self.C = int(p["context_length"] or _context_length(H, self.m))
-        self.lags = _lags(self.m)
+        self.lags = _lags(self.m, bool(p["extended_lags"]))
         self.covariate_names = list(train.covariate_names)
         X = np.nan_to_num(train.X.astype(float))
         self.cov_mean = X.mean(axis=0) if X.shape[1] else np.zeros(0)
@@ -191,7 +204,8 @@ class DeepAR(Candidate):
         offs = np.arange(T) - (T - 1)
 
         with _torch_session(p["seed"], p["num_threads"]) as torch:
-            net = _build_net(self.n_real, cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]))
+            net = _build_net(self.n_real, cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]),
+                             bool(p["linear_skip"]))
             opt = torch.optim.Adam(net.parameters(), lr=float(p["learning_rate"]))
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(p["steps"]), 1),
                                                                eta_min=float(p["learning_rate"]) / 10)
@@ -250,7 +264,8 @@ class DeepAR(Candidate):
         net = getattr(self, "_net", None)
         if net is None:
             p = self.params
-            net = _build_net(self.n_real, self.cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]))
+            net = _build_net(self.n_real, self.cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]),
+                             bool(p["linear_skip"]))
             net.load_state_dict(self.state)
             net.eval()
             self._net = net
@@ -283,13 +298,14 @@ class DeepAR(Candidate):
         zbuf = ybuf / scale[:, None]
 
         # exogenous features over the C + H steps
-        exog_h, code_h = self._time_features(history.ds, history.X)
-        exog_f, code_f = self._time_features(future.ds, future.X)
         valid_h = seq_rows_h >= 0
-        rows_h = np.where(valid_h, seq_rows_h, 0)
-        ex_ctx = np.where(valid_h[..., None], exog_h[rows_h], 0.0) if len(exog_h) else \
-            np.zeros((S, C, exog_f.shape[1]))
-        cd_ctx = np.where(valid_h, code_h[rows_h], 0) if len(code_h) else np.zeros((S, C), np.int64)
+        rows_h = seq_rows_h[valid_h]                       # only the context rows, not all history
+        exog_v, code_v = self._time_features(history.ds[rows_h], history.X[rows_h])
+        exog_f, code_f = self._time_features(future.ds, future.X)
+        ex_ctx = np.zeros((S, C, exog_f.shape[1]), dtype=np.float32)
+        ex_ctx[valid_h] = exog_v
+        cd_ctx = np.zeros((S, C), dtype=np.int64)
+        cd_ctx[valid_h] = code_v
         fut_rows = np.zeros((S, H), dtype=int)
         for i in range(S):
             k = int(nf[i])
