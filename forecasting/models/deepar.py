@@ -115,7 +115,9 @@ class DeepAR(Candidate):
 
     @classmethod
     def default_params(cls, config):
-        return {"hidden": 40, "layers": 2, "dropout": 0.0, "steps": 1000, "batch_size": 64,
+        # steps None: 1000 for windows of up to 70 periods (daily, horizon 14), fewer for longer
+        # windows (each step costs ~ the window length), so fitting stays ~20-40 s on a busy core
+        return {"hidden": 40, "layers": 2, "dropout": 0.0, "steps": None, "batch_size": 64,
                 "learning_rate": 2e-3, "num_samples": 200, "context_length": None, "num_threads": 1,
                 "chunk_rows": 40_000, "linear_skip": True, "extended_lags": True,
                 "seed": config.seed}
@@ -195,6 +197,8 @@ class DeepAR(Candidate):
         self.cardinalities = cardinalities
 
         T = self.C + H
+        steps = int(p["steps"]) if p["steps"] is not None else int(max(250, round(1000 * min(1.0, 70 / T))))
+        self.steps = steps
         row_series = np.repeat(np.arange(train.n_series), lengths)
         pos = np.arange(len(y)) - np.repeat(starts, lengths)
         eligible = np.flatnonzero((pos >= np.minimum(H, np.repeat(lengths, lengths) - 1)) & (pos >= 1))
@@ -207,10 +211,10 @@ class DeepAR(Candidate):
             net = _build_net(self.n_real, cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]),
                              bool(p["linear_skip"]))
             opt = torch.optim.Adam(net.parameters(), lr=float(p["learning_rate"]))
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(p["steps"]), 1),
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1),
                                                                eta_min=float(p["learning_rate"]) / 10)
             net.train()
-            for step in range(int(p["steps"])):
+            for step in range(steps):
                 self.check_time()
                 ends = eligible[rng.integers(0, len(eligible), size=int(p["batch_size"]))]
                 sid = row_series[ends]
@@ -281,7 +285,7 @@ class DeepAR(Candidate):
         if S == 0 or H == 0:
             return out
         C, P = self.C, max(self.lags)
-        nh, nf = history.lengths, future.lengths
+        nf = future.lengths
         # target buffer: P + C history values right-aligned, then H future slots (NaN)
         L = P + C + H
         ybuf = np.full((S, L), np.nan)
@@ -335,14 +339,19 @@ class DeepAR(Candidate):
                     self.check_time()
                     b = min(S, a + chunk)
                     n = b - a
-                    _, state = net(torch.from_numpy(real_ctx[a:b]), torch.from_numpy(np.ascontiguousarray(cats_ctx[a:b])))
+                    _, state = net(torch.from_numpy(real_ctx[a:b]),
+                                   torch.from_numpy(np.ascontiguousarray(cats_ctx[a:b])))
+                    # N sample paths per series: rows a*N .. b*N, series-major
                     state = tuple(s.repeat_interleave(N, dim=1) for s in state)
-                    paths = torch.from_numpy(zbuf[a:b].astype(np.float32)).repeat_interleave(N, dim=0)
-                    ex_f = torch.from_numpy(ex_fut[a:b].astype(np.float32)).repeat_interleave(N, dim=0)
-                    ls_f = torch.from_numpy(np.broadcast_to(ls[a:b], (n, 1, 1)).astype(np.float32)).repeat_interleave(N, dim=0)
-                    cats_f = torch.from_numpy(np.concatenate(
-                        [cd_fut[a:b][..., None], np.broadcast_to(static_codes[a:b, None, :], (n, H, static_codes.shape[1]))],
-                        -1).astype(np.int64)).repeat_interleave(N, dim=0)
+
+                    def per_path(arr, dtype=np.float32):
+                        return torch.from_numpy(np.ascontiguousarray(arr, dtype=dtype)).repeat_interleave(N, dim=0)
+
+                    paths = per_path(zbuf[a:b])
+                    ex_f = per_path(ex_fut[a:b])
+                    ls_f = per_path(np.broadcast_to(ls[a:b], (n, 1, 1)))
+                    cats_f = per_path(np.concatenate([cd_fut[a:b][..., None], np.broadcast_to(
+                        static_codes[a:b, None, :], (n, H, static_codes.shape[1]))], -1), np.int64)
                     for h in range(H):
                         self.check_time()
                         t = P + C + h

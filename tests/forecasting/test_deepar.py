@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import joblib
+import pandas as pd
 import numpy as np
 import pytest
 
@@ -131,3 +132,20 @@ def test_given_torch_missing_when_deepar_is_requested_then_lightgbm_stands_in(tm
     labels = list(result.leaderboard["candidate"])
     assert "LightGBM (global, stands in for cnn-qr/deepar)" in labels
     assert not any(label.startswith("DeepAR") for label in labels)
+
+
+@pytest.mark.parametrize("frequency, horizon, periods, country", [("H", 24, 400, "US"), ("W", 4, 120, None),
+                                                                  ("M", 3, 40, None)])
+def test_given_other_frequencies_when_forecast_then_shapes_and_values_are_sane(frequency, horizon, periods, country):
+    from forecasting import EngineConfig
+    config = EngineConfig(frequency=frequency, horizon=horizon, quantiles=("p10", "p50", "p90"),
+                          holiday_country=country)
+    frame = make_frame(n_items=2, n_days=periods, kind="seasonal", noise=1.0).drop(columns=["promotion"])
+    frame["timestamp"] = np.tile(pd.date_range("2023-01-01", periods=periods, freq=config.pandas_frequency)
+                                 .strftime("%Y-%m-%d %H:%M:%S"), 2)
+    train_panel, hist, fut, truth = _panels(frame, config)
+    model = create("DeepAR", config, steps=30, num_samples=50).fit(train_panel)
+    assert model.lags[:3] == [1, 2, 3] and model.C >= horizon
+    values = model.predict(hist, fut)
+    assert values.shape == (2, horizon, 4) and np.isfinite(values).all()
+    assert np.all(np.abs(values[:, :, 1] - truth.mean()) < 60)   # the level of the series (50..60), not nonsense
