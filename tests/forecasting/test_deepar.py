@@ -149,3 +149,10 @@ def test_given_other_frequencies_when_forecast_then_shapes_and_values_are_sane(f
     values = model.predict(hist, fut)
     assert values.shape == (2, horizon, 4) and np.isfinite(values).all()
     assert np.all(np.abs(values[:, :, 1] - truth.mean()) < 60)   # the level of the series (50..60), not nonsense
+
+
+def test_given_one_item_alone_or_in_a_batch_when_predicted_then_its_forecast_is_the_same(seasonal):
+    _, model, _, hist, fut, _ = seasonal
+    batch = model.predict(hist, fut)
+    alone = model.predict(hist.subset([3]), fut.subset([3]))
+    np.testing.assert_allclose(alone[0], batch[3], rtol=1e-4)   # per-series sampling streams
