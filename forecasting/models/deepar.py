@@ -14,8 +14,8 @@ Scale per series (DeepAR's): mean |y| over the context window + 1; targets and l
 by it and forecasts multiplied back.
 
 Two deviations from the paper, both measured on the seed benchmark (lower wQL): the lags are
-1, 2, 3, m, 2m, 3m rather than 1, m, 2m (the paper's lag sets are longer still), and the Student-t location has a linear skip from the step's inputs (LSTNet's
-"highway"): retail series scaled by their mean sit near 1 with changes of a few per cent, and an
+1, 2, 3, m, 2m, 3m rather than 1, m, 2m (the paper's lag sets are longer still), and the
+Student-t location has a linear skip from the step's inputs (LSTNet's "highway"): retail series scaled by their mean sit near 1 with changes of a few per cent, and an
 exact linear combination of lags is hard for an LSTM to learn in a few hundred steps, easy for a
 linear term. Training cost is bounded by a fixed number of steps (not by the data size);
 prediction is batched across series in chunks of at most `chunk_rows` sample paths.
