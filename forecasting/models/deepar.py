@@ -15,10 +15,11 @@ by it and forecasts multiplied back.
 
 Two deviations from the paper, both measured on the seed benchmark (lower wQL): the lags are
 1, 2, 3, m, 2m, 3m rather than 1, m, 2m (the paper's lag sets are longer still), and the
-Student-t location has a linear skip from the step's inputs (LSTNet's "highway"): retail series scaled by their mean sit near 1 with changes of a few per cent, and an
-exact linear combination of lags is hard for an LSTM to learn in a few hundred steps, easy for a
-linear term. Training cost is bounded by a fixed number of steps (not by the data size);
-prediction is batched across series in chunks of at most `chunk_rows` sample paths.
+Student-t location has a linear skip from the step's inputs (LSTNet's "highway"): retail series
+scaled by their mean sit near 1 with changes of a few per cent, and an exact linear combination
+of lags is hard for an LSTM to learn in a few hundred steps, easy for a linear term. Training
+cost is bounded by a fixed number of steps (not by the data size); prediction is batched across
+series in chunks of at most `chunk_rows` sample paths.
 
 Reproducible: fitting runs on a forked torch RNG seeded from config.seed (window draws from a
 numpy generator with the same seed). Sampling maps uniforms through the Student-t inverse CDF;
