@@ -134,22 +134,34 @@ class DeepAR(Candidate):
 
     # --- features ------------------------------------------------------------------------
     def _time_features(self, ds: np.ndarray, X: np.ndarray):
-        """Rows -> (real features without lags and scale, categorical holiday code)."""
-        cols = []
-        if len(self.cov_mean):
-            cols.append((np.nan_to_num(X) - self.cov_mean) / self.cov_std)
-        for name, value in calendar_features(ds, self.unit).items():
+        """Rows -> (real features without lags and scale, categorical holiday code).
+
+        Dates repeat across series: calendar and holiday features are computed once per distinct
+        timestamp and gathered, and the output is float32 filled in place (2,500 series x 3
+        years would otherwise hold several float64 copies of every feature).
+        """
+        dates, inverse = np.unique(ds, return_inverse=True)
+        cal = calendar_features(dates, self.unit)
+        hol = self.holidays.transform(dates)
+        n_cov = len(self.cov_mean)
+        width = n_cov + 2 * len(cal) + (2 if hol else 0)
+        real = np.empty((len(ds), width), dtype=np.float32)
+        if n_cov:
+            real[:, :n_cov] = (np.nan_to_num(X) - self.cov_mean) / self.cov_std
+        col = n_cov
+        for name, value in cal.items():
             angle = 2 * np.pi * value / _CAL_PERIODS.get(name, 12)
-            cols.append(np.column_stack([np.sin(angle), np.cos(angle)]))
-        hol = self.holidays.transform(ds)
+            real[:, col] = np.sin(angle).astype(np.float32)[inverse]
+            real[:, col + 1] = np.cos(angle).astype(np.float32)[inverse]
+            col += 2
         if hol:
-            cols.append(np.column_stack([hol["days_to_holiday"], hol["days_since_holiday"]]) / PROXIMITY_CAP)
+            real[:, col] = (hol["days_to_holiday"] / PROXIMITY_CAP).astype(np.float32)[inverse]
+            real[:, col + 1] = (hol["days_since_holiday"] / PROXIMITY_CAP).astype(np.float32)[inverse]
             code = hol["nearest_holiday"]
-            code = np.where(np.isfinite(code), code + 1, 0).astype(np.int64)
+            code = np.where(np.isfinite(code), code + 1, 0).astype(np.int64)[inverse]
         else:
             code = np.zeros(len(ds), dtype=np.int64)
-        real = np.concatenate(cols, axis=1) if cols else np.zeros((len(ds), 0))
-        return real.astype(np.float32), code
+        return real, code
 
     def _static_codes(self, static: pd.DataFrame) -> np.ndarray:
         out = np.zeros((len(static), len(self.static_columns)), dtype=np.int64)
