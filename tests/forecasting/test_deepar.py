@@ -21,7 +21,7 @@ FAST = {"steps": 250, "num_samples": 100}
 
 
 @pytest.fixture(scope="module")
-def seasonal(request):
+def seasonal():
     from forecasting import EngineConfig
     config = EngineConfig(frequency="D", horizon=7, quantiles=("p10", "p50", "p90"))
     frame = make_frame(n_items=4, n_days=140, kind="seasonal", noise=0.3)
