@@ -158,7 +158,11 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
                 log(f"[engine] {results[n]['label']}: keeps the model forms selected on the latest window")
                 continue
             fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == "SeasonalNaive" else deadline)
-            log(f"[engine] refit {results[n]['label']} on all data ({fitted[n].fit_seconds:.1f}s)")
+            if fitted[n].fits_per_prediction:
+                log(f"[engine] {results[n]['label']}: nothing global to refit; each series is fitted on its context "
+                    "at prediction")
+            else:
+                log(f"[engine] refit {results[n]['label']} on all data ({fitted[n].fit_seconds:.1f}s)")
         except Exception as exc:
             if n == "SeasonalNaive":
                 raise

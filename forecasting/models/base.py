@@ -29,6 +29,7 @@ class Candidate:
     is_baseline: bool = False
     refit_every_window: bool = True  # False: global models fit once, before the oldest backtest window
     relative_cost: int = 0           # rough training cost rank: cheap candidates run first
+    fits_per_prediction: bool = False  # True: nothing global to learn; each series is fitted on the context
 
     def __init__(self, config: EngineConfig, **params):
         self.config = config

@@ -32,6 +32,7 @@ def seasonal_naive_quantiles(y: np.ndarray, h: int, season: int, levels, window:
 class SeasonalNaive(Candidate):
     name = "SeasonalNaive"
     relative_cost = 0
+    fits_per_prediction = True
     autopilot_names = ()
     is_baseline = True
 

@@ -39,6 +39,7 @@ def npts_forecast(y: np.ndarray, h: int, season: int, levels, decay: float, wind
 class NPTS(Candidate):
     name = "NPTS"
     relative_cost = 1
+    fits_per_prediction = True
     autopilot_names = ("npts",)
 
     @classmethod

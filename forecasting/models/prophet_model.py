@@ -59,6 +59,7 @@ class Prophet(_StatsForecastModel):
 
     uses_covariates = True
     reuses_backtest_selection = False  # nothing is selected: the refit is free
+    fits_per_prediction = True
 
     @classmethod
     def available(cls) -> bool:

@@ -71,6 +71,7 @@ def _cached_holidays(idx: pd.DatetimeIndex, country) -> np.ndarray:
 class DynamicRegression(Candidate):
     name = "DynamicRegression"
     relative_cost = 2
+    fits_per_prediction = True
     autopilot_names = ("prophet",)
 
     @classmethod

@@ -286,6 +286,7 @@ class Theta(_StatsForecastModel):
     autopilot_names = ()
 
     reuses_backtest_selection = False  # AutoTheta's selection is cheap; it simply refits
+    fits_per_prediction = True
 
     def _make(self, m, spec=None):
         from statsforecast.models import AutoTheta

@@ -76,8 +76,13 @@ def test_given_an_exhausted_time_limit_when_trained_then_only_the_baseline_survi
 def test_given_a_trained_model_when_saved_and_loaded_then_it_predicts_identical_numbers(tmp_path, config):
     frame = make_frame(n_items=3, n_days=120, kind="covariate")
     history, context, _ = split_context(frame, config.horizon)
+    lines = []
     result = train(history, config, tmp_path / "run", candidates=["SeasonalNaive", "DynamicRegression", "LightGBM"],
-                   candidate_params=FAST_LGB, log=lambda *_: None)
+                   candidate_params=FAST_LGB, log=lines.append)
+    # only the global model learns in fit; the local one is said to fit per series at prediction
+    assert [line.split(" (")[0] for line in lines if line.startswith("[engine] refit ")] == \
+        ["[engine] refit LightGBM"]
+    assert any(line.startswith("[engine] DynamicRegression") and "nothing global to refit" in line for line in lines)
     meta = json.loads((result.model_dir / "metadata.json").read_text())
     assert meta["covariates"] == ["promotion"] and meta["static"] == ["category"]
     first = load_model(result.model_dir).predict(context)
