@@ -6,9 +6,11 @@ setup(
     version="0.1.0",
     description="Retail demand forecasting pipelines for SageMaker, runnable locally without AWS",
     python_requires=">=3.11",
-    packages=find_packages(include=["pipelines*", "processing*", "evaluation*", "deploy*", "forecasting*"]),
+    # the two data folders are listed as packages so their files install with the code
+    packages=find_packages(include=["pipelines*", "processing*", "evaluation*", "deploy*", "forecasting*"])
+    + ["pipelines.policies", "processing.requirements"],
     include_package_data=True,
-    package_data={"pipelines": ["policies/*.json"], "processing": ["requirements/*.txt"]},
+    package_data={"pipelines.policies": ["*.json"], "processing.requirements": ["*.txt"]},
     install_requires=[
         "sagemaker>=3.0,<4",
         "boto3>=1.35",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -63,7 +64,9 @@ def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, sour
     check_columns(frame, (item_id, timestamp, target), source)
     frame = frame.copy()
     frame[item_id] = frame[item_id].astype(str)
-    parsed = pd.to_datetime(frame[timestamp], errors="coerce")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pandas' format-inference notice; bad values are reported below
+        parsed = pd.to_datetime(frame[timestamp], errors="coerce")
     bad = parsed.isna()
     if bad.any():
         rows = (frame.index[bad][:5] + 2).tolist()  # +2: one-based, after the header row
