@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import tempfile
+import threading
 import warnings
 import zlib
 
@@ -37,6 +39,16 @@ from .statistical import _StatsForecastModel
 _SEASONS = (("hourly", 1 / 24, 3), ("daily", 1.0, 4), ("weekly", 7.0, 3), ("yearly", 365.25, 10))
 _HOLIDAY_UNITS = ("D", "H", "min")
 _QUIET = [False]
+_GLOBAL_RNG = threading.Lock()   # guards numpy's global generator, which Prophet samples from
+
+
+def _new_lock_in_child():
+    """A worker forked while another thread held the lock would wait on it forever."""
+    global _GLOBAL_RNG
+    _GLOBAL_RNG = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def _quiet():
@@ -132,20 +144,22 @@ class Prophet(_StatsForecastModel):
                 model.add_regressor(f"covariate_{j}")
                 df[f"covariate_{j}"] = Xh[:, j]
                 fut[f"covariate_{j}"] = Xfut[:, j]
-        state = np.random.get_state()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # cmdstanpy's files of this fit go to a directory removed right after (by default
-                # they pile up in its process-wide temp folder, which forked workers never clear)
-                with tempfile.TemporaryDirectory(prefix="prophet-") as output_dir:
-                    model.fit(df, output_dir=output_dir)
-                np.random.seed(spec)
-                samples = model.predictive_samples(fut)["yhat"]    # (h, samples)
-                model.uncertainty_samples = 0                        # yhat only: no second draw
-                mean = model.predict(fut)["yhat"].to_numpy(float)
-        finally:
-            np.random.set_state(state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # cmdstanpy's files of this fit go to a directory removed right after (by default
+            # they pile up in its process-wide temp folder, which forked workers never clear)
+            with tempfile.TemporaryDirectory(prefix="prophet-") as output_dir:
+                model.fit(df, output_dir=output_dir)
+            # the endpoint predicts on several threads: one seeded draw at a time
+            with _GLOBAL_RNG:
+                state = np.random.get_state()
+                try:
+                    np.random.seed(spec)
+                    samples = model.predictive_samples(fut)["yhat"]    # (h, samples)
+                finally:
+                    np.random.set_state(state)
+            model.uncertainty_samples = 0                            # yhat only: no draw
+            mean = model.predict(fut)["yhat"].to_numpy(float)
         levels = np.asarray(self.config.quantile_levels, float)
         q = np.quantile(samples, levels, axis=1).T                   # (h, q)
         return np.column_stack([q, mean])

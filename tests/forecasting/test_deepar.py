@@ -1,6 +1,7 @@
 """DeepAR (torch): known answers on tiny synthetic series, reproducibility, artifacts, engine labels."""
 from __future__ import annotations
 
+import pickle
 import time
 
 import joblib
@@ -156,3 +157,17 @@ def test_given_one_item_alone_or_in_a_batch_when_predicted_then_its_forecast_is_
     batch = model.predict(hist, fut)
     alone = model.predict(hist.subset([3]), fut.subset([3]))
     np.testing.assert_allclose(alone[0], batch[3], rtol=1e-4)   # per-series sampling streams
+
+
+def test_given_concurrent_requests_when_predicted_then_each_gets_its_serial_numbers(seasonal):
+    """The endpoint serves requests on threads (and a loaded model rebuilds its network lazily)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, model, _, hist, fut, _ = seasonal
+    expected = [model.predict(hist.subset([i]), fut.subset([i]))[0] for i in range(4)]
+    loaded = pickle.loads(pickle.dumps(model))   # no network yet: threads race to rebuild it
+    with ThreadPoolExecutor(4) as pool:
+        for candidate in (model, loaded):
+            got = list(pool.map(lambda i: candidate.predict(hist.subset([i]), fut.subset([i]))[0], range(4)))
+            for i in range(4):
+                np.testing.assert_allclose(got[i], expected[i], rtol=1e-6)

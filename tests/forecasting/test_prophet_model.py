@@ -92,6 +92,22 @@ def test_given_worker_processes_when_forecast_then_results_equal_the_serial_ones
     np.testing.assert_array_equal(alone[0], serial.predict(hist, fut)[2])
 
 
+def test_given_concurrent_requests_when_forecast_then_each_gets_its_serial_numbers(config):
+    """The endpoint serves requests on threads; Prophet's draws from numpy's global generator
+    must not interleave between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frame = make_frame(n_items=4, n_days=90, kind="covariate", noise=2.0)
+    train_panel, hist, fut, _ = _panels(frame, config)
+    model = create("Prophet", config, n_jobs=1).fit(train_panel)
+    expected = [model.predict(hist.subset([i]), fut.subset([i]))[0] for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(2):
+            got = list(pool.map(lambda i: model.predict(hist.subset([i]), fut.subset([i]))[0], range(4)))
+            for i in range(4):
+                np.testing.assert_array_equal(got[i], expected[i])
+
+
 def test_given_a_pickled_candidate_when_loaded_then_it_predicts_identical_numbers(config):
     frame = make_frame(n_items=2, n_days=100, kind="seasonal")
     train_panel, hist, fut, _ = _panels(frame, config)
