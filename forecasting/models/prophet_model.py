@@ -9,15 +9,15 @@ real-time endpoint share one code path. It rides on the statsforecast candidates
 the parallel per-series map, the time-budget projection and the per-series seasonal-naive
 fallback. Nothing is selected in `fit`.
 
-- Seasonalities by data spacing: hourly (sub-hourly data), daily (sub-daily data), weekly (sub-weekly data), yearly; each
-  only when the window holds at least 1.5 of its cycles.
+- Seasonalities by data spacing: hourly (sub-hourly data), daily (sub-daily data), weekly
+  (sub-weekly data), yearly; each only when the window holds at least 1.5 of its cycles.
 - Country holidays (config.holiday_country) for daily and sub-daily data.
 - Each known covariate that varies in the fit window is an extra regressor; its future values
   come from the future rows.
 - Quantiles from Prophet's predictive samples; the mean is Prophet's yhat. Prophet draws from
   numpy's global generator: it is seeded per series from config.seed and the series id (so one
   series gets the same forecast alone, in a batch, serially or in a worker) and the caller's
-  generator state is restored afterwards.
+  generator state is restored afterwards; a lock keeps concurrent requests' draws apart.
 """
 from __future__ import annotations
 
