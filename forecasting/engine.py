@@ -111,13 +111,14 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
                     model.fit(head, deadline=cand_deadline)
                     record["fit_s"] += model.fit_seconds
                 values = model.predict(head, future, deadline=cand_deadline)
+                fell_back = _fallback_note(model, name, head.n_series)
                 record["model"] = model
                 record["predict_s"] += model.predict_seconds
                 record["forecasts"].append(values)
                 _check_projection(model, name, cand_deadline, record, w, len(windows))
                 s = score_all(actual, values, config.quantiles, scales)
                 log(f"  {label:<48} window {w}/{len(windows)}: {objective_key} {s[objective_key]:.4f}  "
-                    f"(fit {model.fit_seconds:.1f}s, predict {model.predict_seconds:.1f}s)")
+                    f"(fit {model.fit_seconds:.1f}s, predict {model.predict_seconds:.1f}s){fell_back}")
         except TimeBudgetExceeded as exc:
             record["status"] = f"skipped: {exc}"
         except Exception as exc:  # contained: one candidate's failure never stops the job
@@ -192,6 +193,18 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     log(f"[engine] best: {best_name} ({config.objective} {best_value:.4f}); model at {model_dir}; "
         f"total {time.monotonic() - started:.1f}s")
     return TrainResult(best_name, config.objective, float(best_value), leaderboard, model_dir)
+
+
+def _fallback_note(model, name: str, n_series: int) -> str:
+    """Per-series models stand seasonal naive in for series they cannot fit: say how many, and
+    fail the candidate when that is every series (a broken install must not pass as the model)."""
+    fell = int(getattr(model, "fallbacks", 0) or 0)
+    if not fell:
+        return ""
+    if fell >= n_series:
+        raise RuntimeError(f"{name} fell back to seasonal naive on every series; "
+                           f"first reason: {model.fallback_reason}")
+    return f"; {fell} of {n_series} series fell back to seasonal naive ({model.fallback_reason})"
 
 
 def _check_projection(model, name, deadline, record, done: int, total: int):

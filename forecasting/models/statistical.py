@@ -223,9 +223,10 @@ class _StatsForecastModel(Candidate):
             rows.append((i, h))
         results = self._map("_forecast_one", items)
         out = np.full((history.n_series, h_max, len(self.config.quantiles) + 1), np.nan)
-        self.fallbacks = 0
-        for (i, h), (values, fell_back) in zip(rows, results):
-            self.fallbacks += fell_back
+        reasons = [reason for _, reason in results if reason is not None]
+        self.fallbacks = len(reasons)
+        self.fallback_reason = reasons[0] if reasons else None
+        for (i, h), (values, _) in zip(rows, results):
             out[i, :h] = values
             out[i, h:] = out[i, h - 1]
         return out
@@ -245,15 +246,17 @@ class _StatsForecastModel(Candidate):
         return X, Xf, spec
 
     def _forecast_one(self, y, X, Xf, h, spec):
-        """((h, q + 1) values, 1 if seasonal naive had to stand in else 0)."""
+        """((h, q + 1) values, None; or why seasonal naive had to stand in for this series)."""
+        reason = "fewer than 8 points"
         if len(y) >= 8:
             try:
                 values = self._forecast(y[-self.params["window"]:], h, X, Xf, spec)
                 if np.isfinite(values).all():
-                    return values, 0
-            except Exception:  # contained per series: statsforecast raises on degenerate input
-                pass
-        return seasonal_naive_quantiles(y, h, self.config.season_length, self.config.quantile_levels), 1
+                    return values, None
+                reason = "non-finite forecast"
+            except Exception as exc:  # contained per series: statsforecast raises on degenerate input
+                reason = f"{type(exc).__name__}: {exc}"
+        return seasonal_naive_quantiles(y, h, self.config.season_length, self.config.quantile_levels), reason
 
     def _forecast(self, y, h, X, Xf, spec):
         with warnings.catch_warnings():

@@ -63,6 +63,43 @@ def test_given_a_candidate_that_raises_when_trained_then_it_is_skipped_and_logge
     assert "Broken" not in model.candidates and "SeasonalNaive" in model.candidates
 
 
+def test_given_a_per_series_model_that_cannot_fit_any_series_when_trained_then_it_fails_not_passes(
+        tmp_path, config, monkeypatch):
+    """A broken install (say, prophet without its Stan backend) must not pass as the model."""
+    from forecasting.models.statistical import Theta
+
+    def broken(self, y, h, X, Xf, spec):
+        raise ValueError("no backend")
+
+    monkeypatch.setattr(Theta, "_forecast", broken)
+    frame = make_frame(n_items=3, n_days=60)
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lambda *_: None)
+    status = result.leaderboard.set_index("candidate").loc["Theta", "status"]
+    assert status == ("failed: RuntimeError: Theta fell back to seasonal naive on every series; "
+                      "first reason: ValueError: no backend")
+
+
+def test_given_a_per_series_model_that_fails_on_some_series_when_trained_then_the_log_counts_them(
+        tmp_path, config, monkeypatch):
+    from forecasting.models.statistical import Theta
+
+    real = Theta._forecast
+
+    def picky(self, y, h, X, Xf, spec):
+        if y.mean() > 65:            # make_frame levels: 50, 60, 70: only the third series
+            raise ValueError("degenerate")
+        return real(self, y, h, X, Xf, spec)
+
+    monkeypatch.setattr(Theta, "_forecast", picky)
+    lines = []
+    frame = make_frame(n_items=3, n_days=60)
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lines.append)
+    assert result.leaderboard.set_index("candidate").loc["Theta", "status"] == "ok"
+    theta = [line for line in lines if line.strip().startswith("Theta") and "window" in line]
+    assert theta and all("; 1 of 3 series fell back to seasonal naive (ValueError: degenerate)" in line
+                         for line in theta)
+
+
 def test_given_an_exhausted_time_limit_when_trained_then_only_the_baseline_survives(tmp_path, config):
     frame = make_frame(n_items=2, n_days=80)
     result = train(frame, config, tmp_path, time_limit_seconds=1e-6, candidates=["SeasonalNaive", "NPTS", "LightGBM"],
