@@ -248,9 +248,13 @@ class _StatsForecastModel(Candidate):
     def _forecast_one(self, y, X, Xf, h, spec):
         """((h, q + 1) values, None; or why seasonal naive had to stand in for this series)."""
         reason = "fewer than 8 points"
+        window = y[-self.params["window"]:]
+        if len(y) >= 8 and np.ptp(window) == 0:
+            # constant (e.g. no sales lately): nothing to model, and ARIMA's estimation fails on it
+            return np.full((h, len(self.config.quantiles) + 1), window[-1]), None
         if len(y) >= 8:
             try:
-                values = self._forecast(y[-self.params["window"]:], h, X, Xf, spec)
+                values = self._forecast(window, h, X, Xf, spec)
                 if np.isfinite(values).all():
                     return values, None
                 reason = "non-finite forecast"
@@ -326,6 +330,18 @@ class ARIMA(_StatsForecastModel):
 
     def _selection_X(self, xinfo):
         return None
+
+    def _forecast(self, y, h, X, Xf, spec):
+        """With the covariates first; when that estimation breaks down (it can give a negative
+        variance), the chosen order without them, which is how it was selected."""
+        if X is not None:
+            try:
+                values = super()._forecast(y, h, X, Xf, spec)
+                if np.isfinite(values).all():
+                    return values
+            except Exception:  # contained: the order alone is tried next
+                pass
+        return super()._forecast(y, h, None, None, spec)
 
     def _spec_of(self, fitted):
         coef = fitted.model_["coef"]

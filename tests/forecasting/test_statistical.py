@@ -100,3 +100,16 @@ def test_given_an_abandoned_parallel_fit_when_it_stops_then_the_workers_stop_too
     # then: no worker starts another series of the abandoned fit (without the flag: ~30 more)
     assert len(os.listdir(tmp_path)) == before
     assert before < 80
+
+
+@pytest.mark.parametrize("name", ["ARIMA", "ETS", "Theta"])
+def test_given_a_series_with_no_sales_lately_when_forecast_then_it_is_flat_zero_not_a_fallback(name, config):
+    # ARIMA's estimation fails on a constant window (all residuals missing); that is not a model failure
+    frame = make_frame(n_items=3, n_days=300, kind="covariate", noise=2.0)
+    frame.loc[(frame["item_id"] == "item_1") & (frame.index % 300 >= 120), "target_value"] = 0.0
+    train_panel, hist, fut, _ = _panels(frame, config)
+    model = create(name, config, n_jobs=1).fit(train_panel)
+    values = model.predict(hist, fut)
+    assert model.fallbacks == 0
+    np.testing.assert_array_equal(values[1], 0.0)
+    assert values[0].mean() > 10
