@@ -35,11 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--actuals", required=True, help="holdout.csv or the folder holding it")
     parser.add_argument("--history", required=True, help="train.csv (training history) or its folder")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--item-id-column", default="item_id")
-    parser.add_argument("--timestamp-column", default="timestamp")
-    parser.add_argument("--target-column", default="target_value")
-    parser.add_argument("--grouping-columns", default="", help="comma-separated; empty for none")
-    parser.add_argument("--frequency", default="D", help="Autopilot ForecastFrequency (D, W, M, 1H, ...)")
+    contracts.add_column_arguments(parser)
     parser.add_argument("--quantiles", default=",".join(contracts.DEFAULT_QUANTILES))
     parser.add_argument("--quality-metric", default="WAPE", help=f"one of {sorted(contracts.QUALITY_METRICS)}")
     parser.add_argument("--quality-threshold", type=float, default=0.3,

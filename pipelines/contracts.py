@@ -113,3 +113,15 @@ def parse_list(value: str | None) -> list[str]:
     if not value:
         return []
     return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def add_column_arguments(parser, grouping: bool = True, frequency: bool = True) -> None:
+    """The column flags the definitions pass to every step script (`columns` in training.py and
+    batch.py), declared once with the pipeline parameters' defaults."""
+    parser.add_argument("--item-id-column", default="item_id")
+    parser.add_argument("--timestamp-column", default="timestamp")
+    parser.add_argument("--target-column", default="target_value")
+    if grouping:
+        parser.add_argument("--grouping-columns", default="", help="comma-separated; empty for none")
+    if frequency:
+        parser.add_argument("--frequency", default="D", help="Autopilot ForecastFrequency (D, W, M, 1H, 15min, ...)")

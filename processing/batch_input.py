@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence
 
 import pandas as pd
 
+from pipelines.contracts import add_column_arguments
 from processing.atomic import staged_directory
 
 MIN_HISTORY_POINTS = 4  # Autopilot needs at least this many observed points per item at inference
@@ -105,9 +106,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--items-per-file", type=int, default=100)
-    parser.add_argument("--item-id-column", default="item_id")
-    parser.add_argument("--timestamp-column", default="timestamp")
-    parser.add_argument("--target-column", default="target_value")
+    add_column_arguments(parser, grouping=False, frequency=False)
     return parser.parse_args(argv)
 
 

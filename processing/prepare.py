@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from pipelines.contracts import parse_list
+from pipelines.contracts import add_column_arguments, parse_list
 from processing.data_prep import (AGGREGATIONS, DUPLICATE_POLICIES, NEGATIVE_POLICIES, DataValidationError,
                                   PrepConfig, run)
 
@@ -26,11 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Validate, align, fill and split sales data for AutoML training.")
     parser.add_argument("--input", required=True, help="CSV/Parquet file or folder of them (.gz ok)")
     parser.add_argument("--output-dir", required=True, help="writes train/, holdout/, backtest/, profile/ here")
-    parser.add_argument("--item-id-column", default="item_id")
-    parser.add_argument("--timestamp-column", default="timestamp")
-    parser.add_argument("--target-column", default="target_value")
-    parser.add_argument("--grouping-columns", default="", help="comma-separated (empty: none)")
-    parser.add_argument("--frequency", default="D", help="Autopilot ForecastFrequency (D, W, M, 1H, 15min...)")
+    add_column_arguments(parser)
     parser.add_argument("--horizon", type=int, default=14, help="ForecastHorizon: periods held out and forecast")
     parser.add_argument("--aggregation", default="sum", choices=AGGREGATIONS,
                         help="target rule for rows in the same period (default sum)")

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import pandas as pd
 
-from pipelines.contracts import RESOLVED_MODEL_FILE, parse_list
+from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing import report_charts, reporting
 from processing.atomic import staged_directory
 from processing.reporting import Columns, ReportInputError
@@ -27,10 +27,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--history", required=True, type=Path, help="the batch input: history + future rows")
     parser.add_argument("--model-dir", type=Path, help=f"folder holding {RESOLVED_MODEL_FILE} (ResolveModel)")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--item-id-column", default="item_id")
-    parser.add_argument("--timestamp-column", default="timestamp")
-    parser.add_argument("--target-column", default="target_value")
-    parser.add_argument("--grouping-columns", default="")
+    add_column_arguments(parser, frequency=False)
     parser.add_argument("--quantiles", default="",
                         help="quantile columns to read; default: the model's forecast_quantiles, else p10,p50,p90")
     parser.add_argument("--service-level", type=float, default=0.9)
