@@ -90,7 +90,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     results = {}
     bt_deadline = (started + float(limit) * (1 - REFIT_SHARE)) if limit else None
     for position, name in enumerate(names):
-        label = display_name(name, config.algorithms)
+        label = display_name(name)
         remaining = len(names) - position
         cand_deadline = None
         if bt_deadline is not None and name != "SeasonalNaive":

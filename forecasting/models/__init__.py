@@ -73,7 +73,7 @@ def stands_in_for(name: str) -> list:
     return [algo for algo in AUTOPILOT_ALGORITHMS if playing(algo) == name and GENUINE.get(algo) != name]
 
 
-def display_name(name: str, algorithms=None) -> str:
+def display_name(name: str) -> str:
     """Leaderboard label: what the candidate is, and which Autopilot algorithm it stands in for."""
     kind = KINDS.get(name)
     standing = stands_in_for(name)

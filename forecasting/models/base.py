@@ -25,7 +25,6 @@ class TimeBudgetExceeded(RuntimeError):
 
 class Candidate:
     name: str = "abstract"          # leaderboard name (honest about what it is)
-    autopilot_names: tuple = ()     # Autopilot algorithm names this candidate answers to
     is_baseline: bool = False
     refit_every_window: bool = True  # False: global models fit once, before the oldest backtest window
     relative_cost: int = 0           # rough training cost rank: cheap candidates run first

@@ -110,7 +110,6 @@ def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropo
 class DeepAR(Candidate):
     name = "DeepAR"
     relative_cost = 7
-    autopilot_names = ("deepar",)
     refit_every_window = False   # a global model: one fit before the oldest backtest window
 
     @classmethod

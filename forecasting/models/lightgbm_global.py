@@ -116,7 +116,6 @@ class FeatureBuilder:
 class LightGBMGlobal(Candidate):
     name = "LightGBM"
     relative_cost = 3
-    autopilot_names = ()
     refit_every_window = False   # one fit before the oldest backtest window serves every window
 
     @classmethod

@@ -33,7 +33,6 @@ class SeasonalNaive(Candidate):
     name = "SeasonalNaive"
     relative_cost = 0
     fits_per_prediction = True
-    autopilot_names = ()
     is_baseline = True
 
     def _predict(self, history, future):

@@ -40,7 +40,6 @@ class NPTS(Candidate):
     name = "NPTS"
     relative_cost = 1
     fits_per_prediction = True
-    autopilot_names = ("npts",)
 
     @classmethod
     def default_params(cls, config):

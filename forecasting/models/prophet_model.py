@@ -67,7 +67,6 @@ def _quiet():
 class Prophet(_StatsForecastModel):
     name = "Prophet"
     relative_cost = 8
-    autopilot_names = ("prophet",)
 
     uses_covariates = True
     reuses_backtest_selection = False  # nothing is selected: the refit is free

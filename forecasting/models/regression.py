@@ -72,7 +72,6 @@ class DynamicRegression(Candidate):
     name = "DynamicRegression"
     relative_cost = 2
     fits_per_prediction = True
-    autopilot_names = ("prophet",)
 
     @classmethod
     def default_params(cls, config):

@@ -247,12 +247,13 @@ class _StatsForecastModel(Candidate):
 
     def _forecast_one(self, y, X, Xf, h, spec):
         """((h, q + 1) values, None; or why seasonal naive had to stand in for this series)."""
-        reason = "fewer than 8 points"
         window = y[-self.params["window"]:]
-        if len(y) >= 8 and np.ptp(window) == 0:
+        if len(y) < 8:
+            reason = "fewer than 8 points"
+        elif np.ptp(window) == 0:
             # constant (e.g. no sales lately): nothing to model, and ARIMA's estimation fails on it
             return np.full((h, len(self.config.quantiles) + 1), window[-1]), None
-        if len(y) >= 8:
+        else:
             try:
                 values = self._forecast(window, h, X, Xf, spec)
                 if np.isfinite(values).all():
@@ -274,7 +275,6 @@ class _StatsForecastModel(Candidate):
 class ETS(_StatsForecastModel):
     name = "ETS"
     relative_cost = 5
-    autopilot_names = ("ets",)
 
     def _make(self, m, spec=None):
         from statsforecast.models import AutoETS
@@ -290,7 +290,6 @@ class ETS(_StatsForecastModel):
 class Theta(_StatsForecastModel):
     name = "Theta"
     relative_cost = 4
-    autopilot_names = ()
 
     reuses_backtest_selection = False  # AutoTheta's selection is cheap; it simply refits
     fits_per_prediction = True
@@ -314,7 +313,6 @@ class ARIMA(_StatsForecastModel):
 
     name = "ARIMA"
     relative_cost = 6
-    autopilot_names = ("arima",)
     window = 120
 
     uses_covariates = True
