@@ -82,11 +82,10 @@ class Prophet(_StatsForecastModel):
         return {**super().default_params(config), "window": window, "samples": 300}
 
     def _fit(self, train):
+        """Nothing is selected; the holiday country is checked here, once per training rather than
+        on every prediction (an unknown one would make every series fall back unseen)."""
         self.specs = {}
-
-    def _predict(self, history, future):
         if self._uses_holidays():
-            # an unknown country would make every series fall back to seasonal naive unseen: say so
             _quiet()
             from prophet.make_holidays import make_holidays_df
             try:
@@ -94,7 +93,6 @@ class Prophet(_StatsForecastModel):
             except Exception:
                 raise ValueError(f"HolidayConfig CountryCode {self.config.holiday_country!r} is not known to "
                                  "prophet's holidays; use an ISO 3166-1 alpha-2 code such as US, DE, GB") from None
-        return super()._predict(history, future)
 
     def _uses_holidays(self) -> bool:
         return bool(self.config.holiday_country) and self.config.frequency_unit in _HOLIDAY_UNITS
