@@ -36,6 +36,9 @@ setup(
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "requests>=2.31",
+            # the IAM test (tests/pipelines/test_iam.py): IAM actions, resource types, policy lint
+            "policy_sentry>=0.15",
+            "parliament>=1.6",
         ],
     },
 )
