@@ -2,8 +2,9 @@
 
     python -m deploy.teardown [--yes] [--include-data] [--target local|sagemaker]
 
-SageMaker target: the approval rule and its target, the deploy Lambda and its role, the
-alarms, dashboard and alarm topic, the endpoint, its endpoint configs and models
+SageMaker target: the schedules (pipelines.schedule) and their role, the approval rule and
+its target, the deploy Lambda and its role, the forecast API Lambda (its URL goes with it) and
+its role, the alarms, dashboard and alarm topic, the endpoint, its endpoint configs and models
 (`<endpoint>-v<version>-<hash>`, named by deploy.handler), the models the pipelines created
 (`fc-...`, only those carrying the project's tags), and the training and batch pipelines.
 With --include-data also: every model package version and the model package group,
@@ -28,7 +29,7 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
-from deploy import infrastructure, monitoring
+from deploy import api_infrastructure, infrastructure, monitoring
 from pipelines import clients
 from pipelines.settings import Settings, SettingsError, resolve
 
@@ -145,6 +146,13 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
     role = infrastructure.function_role_name(settings)
     if _exists(lambda: iam.get_role(RoleName=role)):
         plan.append(Resource("IAM role (deploy Lambda)", role, lambda: _delete_role(iam, role)))
+    api_function = api_infrastructure.function_name(settings)
+    if _exists(lambda: lam.get_function(FunctionName=api_function)):
+        plan.append(Resource("Lambda function (API)", api_function,
+                             lambda: lam.delete_function(FunctionName=api_function)))  # its URL goes with it
+    api_role = api_infrastructure.function_role_name(settings)
+    if _exists(lambda: iam.get_role(RoleName=api_role)):
+        plan.append(Resource("IAM role (forecast API)", api_role, lambda: _delete_role(iam, api_role)))
 
     alarms = [a["AlarmName"] for a in cloudwatch.describe_alarms(
         AlarmNames=monitoring.alarm_names(settings)).get("MetricAlarms", [])]

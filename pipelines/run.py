@@ -268,6 +268,13 @@ def ensure_deploy_function(settings: Settings, log: Callable[[str], None] = prin
     infrastructure.ensure_deploy_function(settings, log=log)
 
 
+def ensure_forecast_api(settings: Settings, log: Callable[[str], None] = print) -> None:
+    """The real-time forecast API's Lambda, role, throttle and IAM-authenticated URL (deploy.api_infrastructure)."""
+    from deploy.api_infrastructure import ensure_forecast_api as ensure
+
+    ensure(settings, log=log)
+
+
 def run_sagemaker(args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str],
                   log: Callable[[str], None] = print) -> int:
     from pipelines import code_bundle
@@ -279,6 +286,7 @@ def run_sagemaker(args: argparse.Namespace, settings: Settings, overrides: Mappi
     code_bundle.upload(settings, log=log)
     if args.pipeline == "training":
         ensure_deploy_function(settings, log)
+        ensure_forecast_api(settings, log)
     sm = client("sagemaker", settings)
     name = pipeline_name(args.pipeline, settings)
     upsert(sm, name, definition, settings, log)

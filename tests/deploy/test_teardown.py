@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from deploy import infrastructure, monitoring, teardown
+from deploy import api_infrastructure, infrastructure, monitoring, teardown
 from deploy.handler import lambda_handler
 from pipelines import clients
 from pipelines.settings import resolve
@@ -11,6 +11,7 @@ from tests.deploy.aws_support import (ROLE_ARN, aws_requests, ensure_group,  # n
                                       register_version, sagemaker_target)
 
 GROUP = "demand-forecasting"
+EMPTY_ZIP = b"PK\x05\x06" + b"\0" * 18
 
 
 def quiet(_: str) -> None:
@@ -43,6 +44,9 @@ def build_project(settings) -> None:
     for _ in range(2):
         lambda_handler({"model_package_arn": register_version(sm, GROUP, status="Approved")})
     infrastructure.ensure_deploy_function(settings, log=quiet, sleep=lambda _: None)
+    layer = clients.client("lambda", settings).publish_layer_version(
+        LayerName="AWSSDKPandas-Python312", Content={"ZipFile": EMPTY_ZIP})["LayerVersionArn"]
+    api_infrastructure.ensure_forecast_api(settings, layer_arn=layer, log=quiet, sleep=lambda _: None)
     monitoring.ensure_monitoring(settings, log=quiet)
 
 
@@ -53,7 +57,8 @@ def test_given_a_deployed_project_when_torn_down_with_data_then_nothing_is_left(
     assert kinds.count("endpoint config") == 2 and kinds.count("SageMaker model") == 3
     assert "fc-batch-exec-1" in [r.name for r in plan] and "fc-someone-else" not in [r.name for r in plan]
     assert kinds.count("CloudWatch alarm") == 4 and kinds.count("SageMaker pipeline") == 2
-    assert {"EventBridge rule", "Lambda function", "IAM role (deploy Lambda)", "CloudWatch dashboard", "SNS topic",
+    assert {"EventBridge rule", "Lambda function", "IAM role (deploy Lambda)", "Lambda function (API)",
+            "IAM role (forecast API)", "CloudWatch dashboard", "SNS topic",
             "SageMaker endpoint", "model package group", "S3 bucket (all objects)",
             "IAM role (SageMaker)"} <= set(kinds)
 

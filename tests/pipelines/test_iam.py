@@ -161,6 +161,38 @@ def test_deploy_role_grants_exactly_what_the_handler_needs():
     assert iam.check_role({"deploy-endpoint": deploy_role_policy(settings)}, deploy_role_needs(settings)) == []
 
 
+def api_role_needs(settings) -> list[iam.Need]:
+    endpoint = f"{SAGEMAKER}:endpoint/{settings.endpoint_name}"
+    prefix = settings.prefix.strip("/")
+    needs = iam.needs_for_calls(iam.boto3_calls("deploy.api"), "forecast API Lambda")
+    needs += [iam.Need(a, "the Lambda runtime writes the function's logs",
+                       f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/demand-forecast-api:log-stream:x")
+              for a in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")]
+    needs += [iam.Need("sagemaker:InvokeEndpoint", "forecasts from the configured endpoint", endpoint),
+              iam.Need("sagemaker:DescribeEndpoint", "the serving model package", endpoint),
+              iam.Need("s3:ListBucket", "finds the latest PrepareData output", f"arn:aws:s3:::{BUCKET}"),
+              iam.Need("s3:GetObject", "reads it",
+                       f"arn:aws:s3:::{BUCKET}/{prefix}/executions/e1/PrepareData/profile/profile.json")]
+    return needs
+
+
+def test_forecast_api_role_grants_exactly_what_the_handler_needs():
+    from deploy.api_infrastructure import api_role_policy
+
+    settings = sagemaker_settings()
+    assert iam.check_role({"forecast-api": api_role_policy(settings)}, api_role_needs(settings)) == []
+
+
+def test_forecast_api_role_does_not_reach_another_endpoint():
+    from deploy.api_infrastructure import api_role_policy
+
+    settings = sagemaker_settings()
+    other = [iam.Need("sagemaker:InvokeEndpoint", "another endpoint", f"{SAGEMAKER}:endpoint/someone-elses")]
+    assert iam.check_role({"forecast-api": api_role_policy(settings)}, api_role_needs(settings) + other) == [
+        f"sagemaker:InvokeEndpoint on {SAGEMAKER}:endpoint/someone-elses is needed (another endpoint) but "
+        "forecast-api/ConfiguredEndpoint grant(s) it on other resources only"]
+
+
 def shipped_documents() -> dict[str, dict]:
     """Every permissions policy the project ships (trust policies have no Resource by design)."""
     from deploy.infrastructure import deploy_role_policy

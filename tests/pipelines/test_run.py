@@ -192,6 +192,10 @@ def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_w
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     s3 = boto3.session.Session(region_name=REGION).client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    lam = boto3.session.Session(region_name=REGION).client("lambda")
+    layer = lam.publish_layer_version(LayerName="AWSSDKPandas-Python312", Content={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+                                      CompatibleRuntimes=["python3.12"])["LayerVersionArn"]
+    monkeypatch.setenv("FORECAST_PANDAS_LAYER_ARN", layer)
     lines: list[str] = []
     base = ["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]
 
@@ -210,6 +214,10 @@ def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_w
         FunctionName="demand-forecast-deploy")["Configuration"]
     assert json.loads(described["PipelineDefinition"])["Steps"][-1]["Arguments"]["IfSteps"][-1]["FunctionArn"] == \
         function["FunctionArn"]
+    api = lam.get_function(FunctionName="demand-forecast-api")["Configuration"]
+    assert api["Handler"] == "deploy.api.handler" and [x["Arn"] for x in api["Layers"]] == [layer]
+    assert lam.get_function_url_config(FunctionName="demand-forecast-api")["AuthType"] == "AWS_IAM"
+    assert any(line.startswith("forecast API: ") for line in lines)
 
     lines.clear()
     assert run.main(base + ["--param", "ForecastHorizon=28", "--param", "QualityThreshold=0.2"],
