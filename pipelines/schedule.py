@@ -1,0 +1,351 @@
+"""`python -m pipelines.schedule`: start the training or batch pipeline on a schedule.
+
+    python -m pipelines.schedule create weekly-retrain --pipeline training --expression "cron(0 6 ? * MON *)"
+    python -m pipelines.schedule create nightly-batch --pipeline batch --expression "rate(1 day)" \\
+        --param InputDataUrl=s3://my-bucket/demand-forecasting/batch/ --timezone Europe/Berlin
+    python -m pipelines.schedule list
+    python -m pipelines.schedule delete weekly-retrain
+
+On SageMaker: EventBridge Scheduler schedules in the project's schedule group (named after the
+prefix), each with the templated SageMaker StartPipelineExecution target (the pipeline ARN plus
+SageMakerPipelineParameters, so `--param` overrides are typed and checked against the
+pipeline's definition), run by one least-privilege role (`<group>-scheduler`): trusted by
+scheduler.amazonaws.com for this account only, allowed sagemaker:StartPipelineExecution on the
+two pipelines and nothing else. `create` on an existing name updates it.
+
+On the local target nothing is scheduled: `create` prints the crontab line that runs the same
+pipeline with the same parameters (`python -m pipelines.run --target local ...`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+import zoneinfo
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from botocore.exceptions import ClientError
+
+from pipelines.settings import Settings, SettingsError, resolve
+
+PIPELINES = ("training", "batch")
+TARGET_OPERATION = ("sagemaker", "StartPipelineExecution")   # what the templated target calls
+ROLE_POLICY_NAME = "start-pipelines"
+Log = Callable[[str], None]
+
+RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+CRON = re.compile(r"^cron\((.*)\)$")
+AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+# cron(minutes hours day-of-month month day-of-week year): characters each field may hold
+CRON_FIELDS = (("minutes", r"[0-9,\-*/]+"), ("hours", r"[0-9,\-*/]+"), ("day-of-month", r"[0-9,\-*/?LW]+"),
+               ("month", r"[0-9A-Za-z,\-*/]+"), ("day-of-week", r"[0-9A-Za-z,\-*/?L#]+"), ("year", r"[0-9,\-*/]+"))
+EXAMPLES = 'for example "rate(1 day)", "rate(6 hours)" or "cron(0 6 ? * MON *)" (06:00 every Monday)'
+
+
+class ScheduleError(ValueError):
+    """Bad schedule input: printed as one line, exit code 2."""
+
+
+# --- names, ARNs, expressions ---------------------------------------------------------------------
+def group_name(settings: Settings) -> str:
+    return re.sub(r"[^0-9A-Za-z_.-]", "-", settings.prefix.strip("/"))[:64] or "demand-forecasting"
+
+
+def role_name(settings: Settings) -> str:
+    return f"{group_name(settings)}-scheduler"[:64]
+
+
+def _account(settings: Settings) -> str:
+    """The account id, read from the execution role ARN (no STS call needed)."""
+    parts = (settings.role_arn or "").split(":")
+    if len(parts) < 6 or not parts[4].isdigit():
+        raise SettingsError(f"FORECAST_ROLE_ARN {settings.role_arn!r} is not an IAM role ARN "
+                            "(arn:aws:iam::<account>:role/<name>)")
+    return parts[4]
+
+
+def pipeline_arn(settings: Settings, pipeline: str) -> str:
+    """SageMaker lower-cases pipeline names in ARNs."""
+    from pipelines.run import pipeline_name
+
+    return f"arn:aws:sagemaker:{settings.region}:{_account(settings)}:pipeline/{pipeline_name(pipeline, settings).lower()}"
+
+
+def check_expression(expression: str) -> str:
+    """rate(), cron() or at() as EventBridge Scheduler accepts them; a clear error otherwise."""
+    text = expression.strip()
+    rate = RATE.match(text)
+    if rate:
+        value, unit = int(rate.group(1)), rate.group(2)
+        if value < 1:
+            raise ScheduleError(f"--expression {expression!r}: the rate must be at least 1, {EXAMPLES}")
+        if (value == 1) != (not unit.endswith("s")):
+            fixed = f"rate({value} {unit.rstrip('s') if value == 1 else unit + 's'})"
+            raise ScheduleError(f"--expression {expression!r}: a rate of 1 takes a singular unit and others a "
+                                f"plural one; did you mean {fixed!r}?")
+        return text
+    cron = CRON.match(text)
+    if cron:
+        fields = cron.group(1).split()
+        if len(fields) != 6:
+            raise ScheduleError(f"--expression {expression!r}: cron() takes 6 fields (minutes hours day-of-month "
+                                f"month day-of-week year), got {len(fields)}; {EXAMPLES}")
+        for value, (name, allowed) in zip(fields, CRON_FIELDS):
+            if not re.fullmatch(allowed, value):
+                raise ScheduleError(f"--expression {expression!r}: {name} field {value!r} is not valid")
+        if (fields[2] == "?") == (fields[4] == "?"):
+            raise ScheduleError(f"--expression {expression!r}: exactly one of day-of-month and day-of-week must be "
+                                "'?' (the other names the days); for example cron(0 6 ? * MON *)")
+        return text
+    if AT.match(text):
+        return text
+    raise ScheduleError(f"--expression {expression!r}: not a schedule expression; {EXAMPLES}, "
+                        "or at(2025-01-31T06:00:00) once")
+
+
+def check_timezone(timezone: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(f"--timezone {timezone!r}: not an IANA time zone (for example UTC, Europe/Berlin, "
+                            "America/New_York)") from None
+    return timezone
+
+
+def typed_parameters(settings: Settings, pipeline: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """--param Name=Value overrides, checked against the pipeline's rendered definition (offline)."""
+    from pipelines import run
+
+    if pipeline not in PIPELINES:
+        raise ScheduleError(f"--pipeline {pipeline!r}: choose one of {', '.join(PIPELINES)}")
+    overrides = run.parse_overrides(pairs)
+    if not overrides:
+        return {}
+    return run.check_overrides(json.loads(run.render(pipeline, settings)), overrides)
+
+
+# --- the role -------------------------------------------------------------------------------------
+def scheduler_trust_policy(settings: Settings) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": _account(settings)}}}]}
+
+
+def scheduler_role_policy(settings: Settings) -> dict:
+    """Only StartPipelineExecution, only on this project's two pipelines."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "StartTheProjectPipelines", "Effect": "Allow", "Action": "sagemaker:StartPipelineExecution",
+        "Resource": [pipeline_arn(settings, name) for name in PIPELINES]}]}
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def ensure_role(settings: Settings, log: Log = print) -> str:
+    from pipelines.clients import client
+
+    iam = client("iam", settings)
+    name, trust = role_name(settings), json.dumps(scheduler_trust_policy(settings))
+    try:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+    except ClientError as error:
+        if _code(error) != "NoSuchEntity":
+            raise
+        log(f"creating IAM role {name} for EventBridge Scheduler")
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust,
+                              Description="EventBridge Scheduler starts the demand-forecasting pipelines",
+                              Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()])["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName=ROLE_POLICY_NAME,
+                        PolicyDocument=json.dumps(scheduler_role_policy(settings)))
+    return arn
+
+
+def ensure_group(settings: Settings, scheduler: Any, log: Log = print) -> str:
+    name = group_name(settings)
+    try:
+        scheduler.get_schedule_group(Name=name)
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        log(f"creating schedule group {name}")
+        request = {"Name": name}
+        if settings.tags:
+            request["Tags"] = [{"Key": k, "Value": v} for k, v in settings.tags.items()]
+        scheduler.create_schedule_group(**request)
+    return name
+
+
+# --- commands ------------------------------------------------------------------------------------
+def schedule_request(settings: Settings, name: str, pipeline: str, expression: str, parameters: Mapping[str, Any],
+                     role_arn: str, timezone: str = "UTC", enabled: bool = True) -> dict:
+    """The CreateSchedule / UpdateSchedule request (validated against botocore's model before sending)."""
+    target: dict = {"Arn": pipeline_arn(settings, pipeline), "RoleArn": role_arn,
+                    "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 5}}
+    if parameters:
+        target["SageMakerPipelineParameters"] = {
+            "PipelineParameterList": [{"Name": k, "Value": str(v)} for k, v in parameters.items()]}
+    return {"Name": name, "GroupName": group_name(settings), "ScheduleExpression": expression,
+            "ScheduleExpressionTimezone": timezone, "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": "ENABLED" if enabled else "DISABLED", "Target": target,
+            "Description": f"Start {pipeline} pipeline; managed by python -m pipelines.schedule"}
+
+
+def create(settings: Settings, name: str, pipeline: str, expression: str, params: Sequence[str] = (),
+           timezone: str = "UTC", enabled: bool = True, log: Log = print) -> str:
+    """Create or update a schedule; returns its ARN (SageMaker) or the crontab line (local)."""
+    from pipelines.aws_validation import validate_request
+    from pipelines.clients import client
+
+    expression, timezone = check_expression(expression), check_timezone(timezone)
+    parameters = typed_parameters(settings, pipeline, params)
+    if settings.is_local:
+        line = crontab_line(expression, pipeline, parameters)
+        log("local target: nothing is scheduled; add this line to your crontab (crontab -e):")
+        log(line)
+        return line
+    settings.require_sagemaker()
+    request = schedule_request(settings, name, pipeline, expression, parameters, "arn:aws:iam::000000000000:role/x",
+                               timezone, enabled)
+    validate_request("scheduler", "CreateSchedule", request)      # before anything is created
+    scheduler = client("scheduler", settings)
+    request["Target"]["RoleArn"] = ensure_role(settings, log)
+    ensure_group(settings, scheduler, log)
+    try:
+        scheduler.get_schedule(Name=name, GroupName=request["GroupName"])
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        arn = scheduler.create_schedule(**request)["ScheduleArn"]
+        log(f"created schedule {name}: {expression} ({timezone}) starts the {pipeline} pipeline")
+        return arn
+    validate_request("scheduler", "UpdateSchedule", request)
+    arn = scheduler.update_schedule(**request)["ScheduleArn"]
+    log(f"updated schedule {name}: {expression} ({timezone}) starts the {pipeline} pipeline")
+    return arn
+
+
+def list_schedules(settings: Settings, scheduler: Optional[Any] = None) -> list[dict]:
+    """The project group's schedules, each with its expression, target and parameters."""
+    from pipelines.clients import client
+
+    scheduler = scheduler or client("scheduler", settings)
+    group = group_name(settings)
+    summaries, token = [], None
+    while True:
+        request: dict = {"GroupName": group}
+        if token:
+            request["NextToken"] = token
+        try:
+            page = scheduler.list_schedules(**request)
+        except ClientError as error:
+            if _code(error) == "ResourceNotFoundException":
+                return []
+            raise
+        summaries += page.get("Schedules", [])
+        token = page.get("NextToken")
+        if not token:
+            break
+    return [scheduler.get_schedule(Name=s["Name"], GroupName=group) for s in summaries]
+
+
+def delete(settings: Settings, name: str, log: Log = print) -> bool:
+    from pipelines.clients import client
+
+    try:
+        client("scheduler", settings).delete_schedule(Name=name, GroupName=group_name(settings))
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        log(f"no schedule {name} in group {group_name(settings)}")
+        return False
+    log(f"deleted schedule {name}")
+    return True
+
+
+# --- the local equivalent ------------------------------------------------------------------------
+_DAY_NUMBERS = {str(n): str(n - 1) for n in range(1, 8)}   # AWS: 1 = SUN ... 7 = SAT; crontab: 0 = SUN
+
+
+def crontab_line(expression: str, pipeline: str, parameters: Mapping[str, Any], home: str = "$HOME/demand-forecasting") -> str:
+    """The crontab(5) line that runs the same pipeline locally on the same schedule."""
+    rate, cron = RATE.match(expression), CRON.match(expression)
+    if rate:
+        value, unit = int(rate.group(1)), rate.group(2).rstrip("s")
+        when = {"minute": f"*/{value} * * * *", "hour": f"0 */{value} * * *", "day": f"0 0 */{value} * *"}[unit]
+    elif cron:
+        minutes, hours, dom, month, dow, year = cron.group(1).split()
+        if year not in ("*", "?"):
+            raise ScheduleError(f"--expression {expression!r}: crontab has no year field; use '*' for the year")
+        dow = re.sub(r"\b[1-7]\b", lambda m: _DAY_NUMBERS[m.group(0)], dow)
+        when = " ".join(f.replace("?", "*") for f in (minutes, hours, dom, month, dow))
+    else:
+        raise ScheduleError(f"--expression {expression!r}: a one-time at() schedule has no crontab form; "
+                            "run the command at that time instead (the Unix `at` command can)")
+    command = ["python", "-m", "pipelines.run", "--target", "local", "--pipeline", pipeline]
+    for key, value in parameters.items():
+        command += ["--param", f"{key}={value}"]
+    return f"{when} cd {home} && {shlex.join(command)} >> .forecast/schedule.log 2>&1"
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipelines.schedule", description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", choices=("local", "sagemaker"), default=None)
+    p.add_argument("--region", default=None)
+    p.add_argument("--config", default=None)
+    commands = p.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("create", help="create or update a schedule")
+    make.add_argument("name", help="schedule name (letters, digits, - _ .; at most 64)")
+    make.add_argument("--pipeline", choices=PIPELINES, default="training")
+    make.add_argument("--expression", required=True, help=EXAMPLES)
+    make.add_argument("--timezone", default="UTC", help="IANA time zone of a cron expression (default UTC)")
+    make.add_argument("--param", action="append", default=[], metavar="Name=Value",
+                      help="pipeline parameter for every execution (repeatable)")
+    make.add_argument("--disabled", action="store_true", help="create it paused")
+    commands.add_parser("list", help="the project's schedules")
+    remove = commands.add_parser("delete", help="delete a schedule")
+    remove.add_argument("name")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
+    from pipelines.aws_validation import RequestValidationError
+    from pipelines.run import RunError
+
+    args = parser().parse_args(argv)
+    try:
+        settings = resolve({"target": args.target, "region": args.region, "config_file": args.config})
+        if args.command == "create":
+            create(settings, args.name, args.pipeline, args.expression, args.param, args.timezone,
+                   not args.disabled, log)
+            return 0
+        if settings.is_local:
+            raise ScheduleError("the local target keeps no schedules: use the crontab line "
+                                "`python -m pipelines.schedule --target local create ...` prints")
+        settings.require_sagemaker()
+        if args.command == "list":
+            schedules = list_schedules(settings)
+            if not schedules:
+                log(f"no schedules in group {group_name(settings)}")
+            for s in schedules:
+                pipeline = s["Target"]["Arn"].rsplit("/", 1)[-1]
+                params = ", ".join(f"{p['Name']}={p['Value']}" for p in s["Target"].get(
+                    "SageMakerPipelineParameters", {}).get("PipelineParameterList", []))
+                log(f"{s['Name']:<24} {s['State']:<9} {s['ScheduleExpression']} "
+                    f"({s.get('ScheduleExpressionTimezone', 'UTC')}) -> {pipeline} {params}".rstrip())
+            return 0
+        return 0 if delete(settings, args.name, log) else 1
+    except (ScheduleError, SettingsError, RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return getattr(error, "code", 2)
+    except (ClientError, RequestValidationError) as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""EventBridge Scheduler schedules for the pipelines: validation, moto, the local crontab line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipelines import clients, schedule
+from pipelines.run import RunError
+from tests.deploy.aws_support import aws_requests, sagemaker_target  # noqa: F401 - fixtures
+from tests.pipelines.definition_support import sagemaker_settings
+
+ACCOUNT = "123456789012"
+
+
+def quiet(_: str) -> None:
+    return None
+
+
+@pytest.mark.parametrize("expression", ["rate(1 day)", "rate(6 hours)", "rate(30 minutes)", "cron(0 6 ? * MON *)",
+                                        "cron(15 2 1 * ? *)", "cron(0 6 ? * MON-FRI *)", "at(2030-01-31T06:00:00)"])
+def test_valid_expressions_pass(expression):
+    assert schedule.check_expression(expression) == expression
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("rate(1 days)", "did you mean 'rate(1 day)'"),
+    ("rate(2 hour)", "did you mean 'rate(2 hours)'"),
+    ("rate(0 days)", "at least 1"),
+    ("cron(0 6 * * MON *)", "exactly one of day-of-month and day-of-week must be '?'"),
+    ("cron(0 6 * *)", "cron() takes 6 fields"),
+    ("cron(0 25x ? * MON *)", "hours field '25x' is not valid"),
+    ("every monday", "not a schedule expression"),
+])
+def test_invalid_expressions_fail_with_a_message_naming_the_flag(expression, message):
+    with pytest.raises(schedule.ScheduleError, match="--expression") as error:
+        schedule.check_expression(expression)
+    assert message in str(error.value)
+
+
+def test_an_unknown_time_zone_is_refused():
+    with pytest.raises(schedule.ScheduleError, match="--timezone 'Mars/Olympus'"):
+        schedule.check_timezone("Mars/Olympus")
+
+
+def test_the_role_may_only_start_the_two_project_pipelines_and_only_scheduler_of_this_account_assumes_it():
+    settings = sagemaker_settings()
+    [statement] = schedule.scheduler_role_policy(settings)["Statement"]
+    assert statement["Action"] == "sagemaker:StartPipelineExecution"
+    assert statement["Resource"] == [f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:pipeline/demandforecasttraining",
+                                     f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:pipeline/demandforecastbatch"]
+    [trust] = schedule.scheduler_trust_policy(settings)["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def test_given_moto_when_created_updated_listed_and_deleted_then_the_schedule_follows(sagemaker_target, aws_requests):
+    arn = schedule.create(sagemaker_target, "weekly-retrain", "training", "cron(0 6 ? * MON *)",
+                          ["ForecastHorizon=28", "QualityThreshold=0.25"], timezone="Europe/Berlin", log=quiet)
+
+    scheduler = clients.client("scheduler", sagemaker_target)
+    got = scheduler.get_schedule(Name="weekly-retrain", GroupName="demand-forecasting")
+    assert got["Arn"] == arn and got["State"] == "ENABLED"
+    assert got["ScheduleExpression"] == "cron(0 6 ? * MON *)" and got["ScheduleExpressionTimezone"] == "Europe/Berlin"
+    target = got["Target"]
+    assert target["Arn"] == f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/demandforecasttraining"
+    assert target["SageMakerPipelineParameters"]["PipelineParameterList"] == [
+        {"Name": "ForecastHorizon", "Value": "28"}, {"Name": "QualityThreshold", "Value": "0.25"}]
+    iam = clients.client("iam", sagemaker_target)
+    role = iam.get_role(RoleName="demand-forecasting-scheduler")["Role"]
+    assert target["RoleArn"] == role["Arn"]
+    assert iam.get_role_policy(RoleName="demand-forecasting-scheduler", PolicyName="start-pipelines")[
+        "PolicyDocument"] == schedule.scheduler_role_policy(sagemaker_target)
+
+    schedule.create(sagemaker_target, "weekly-retrain", "training", "rate(7 days)", log=quiet)
+    assert aws_requests.operations().count("CreateSchedule") == 1
+    [update] = aws_requests.params("UpdateSchedule")
+    assert update["ScheduleExpression"] == "rate(7 days)" and "SageMakerPipelineParameters" not in update["Target"]
+    schedule.create(sagemaker_target, "nightly-batch", "batch", "rate(1 day)", log=quiet)
+
+    listed = schedule.list_schedules(sagemaker_target)
+    assert sorted(s["Name"] for s in listed) == ["nightly-batch", "weekly-retrain"]
+
+    assert schedule.delete(sagemaker_target, "weekly-retrain", log=quiet) is True
+    assert [s["Name"] for s in schedule.list_schedules(sagemaker_target)] == ["nightly-batch"]
+    assert schedule.delete(sagemaker_target, "weekly-retrain", log=quiet) is False
+
+
+def test_an_unknown_parameter_fails_before_any_aws_call(sagemaker_target, aws_requests):
+    with pytest.raises(RunError, match="--param Horizon: not a parameter of this pipeline"):
+        schedule.create(sagemaker_target, "s", "training", "rate(1 day)", ["Horizon=28"], log=quiet)
+    assert aws_requests.calls == []
+
+
+def test_a_bad_name_is_refused_by_the_service_model_before_any_aws_call(sagemaker_target, aws_requests):
+    from pipelines.aws_validation import RequestValidationError
+
+    with pytest.raises(RequestValidationError, match="Name"):
+        schedule.create(sagemaker_target, "weekly retrain!", "training", "rate(1 day)", log=quiet)
+    assert aws_requests.calls == []
+
+
+@pytest.mark.parametrize("expression, when", [
+    ("cron(0 6 ? * MON *)", "0 6 * * MON"),
+    ("cron(30 5 ? * 2-6 *)", "30 5 * * 1-5"),      # AWS counts SUN=1, crontab SUN=0
+    ("cron(0 3 1 * ? *)", "0 3 1 * *"),
+    ("rate(6 hours)", "0 */6 * * *"),
+    ("rate(1 day)", "0 0 */1 * *"),
+])
+def test_the_local_equivalent_is_a_crontab_line_running_pipelines_run(expression, when):
+    line = schedule.crontab_line(expression, "batch", {"ForecastHorizon": 28})
+    assert line.startswith(when + " cd ")
+    assert "python -m pipelines.run --target local --pipeline batch --param ForecastHorizon=28" in line
+
+
+def test_on_the_local_target_create_prints_the_crontab_line_and_calls_nothing(aws_requests):
+    lines: list[str] = []
+    assert schedule.main(["--target", "local", "create", "weekly", "--expression", "cron(0 6 ? * MON *)",
+                          "--param", "ForecastHorizon=28"], log=lines.append) == 0
+    assert lines[-1].startswith("0 6 * * MON cd ") and "--param ForecastHorizon=28" in lines[-1]
+    assert aws_requests.calls == []
+
+
+def test_the_cli_reports_a_bad_expression_in_one_line(capsys):
+    assert schedule.main(["--target", "local", "create", "x", "--expression", "rate(1 days)"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: --expression 'rate(1 days)'")
+
+
+def test_the_cli_lists_schedules(sagemaker_target, aws_requests):
+    schedule.create(sagemaker_target, "nightly-batch", "batch", "rate(1 day)", ["ItemsPerFile=50"], log=quiet)
+    lines: list[str] = []
+    assert schedule.main(["list"], log=lines.append) == 0
+    assert lines == ["nightly-batch            ENABLED   rate(1 day) (UTC) -> demandforecastbatch ItemsPerFile=50"]
