@@ -121,6 +121,23 @@ def _pipeline_models(sm: Any, settings: Settings) -> list[str]:
     return sorted(names)
 
 
+def _schedule_plan(settings: Settings, iam: Any) -> list[Resource]:
+    """The project's EventBridge Scheduler schedules, their group and the scheduler's role."""
+    from pipelines import schedule
+
+    scheduler = clients.client("scheduler", settings)
+    group = schedule.group_name(settings)
+    plan = [Resource("EventBridge schedule", s["Name"],
+                     lambda n=s["Name"]: scheduler.delete_schedule(Name=n, GroupName=group))
+            for s in schedule.list_schedules(settings, scheduler)]
+    if _exists(lambda: scheduler.get_schedule_group(Name=group)):
+        plan.append(Resource("schedule group", group, lambda: scheduler.delete_schedule_group(Name=group)))
+    role = schedule.role_name(settings)
+    if _exists(lambda: iam.get_role(RoleName=role)):
+        plan.append(Resource("IAM role (scheduler)", role, lambda: _delete_role(iam, role)))
+    return plan
+
+
 def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resource]:
     """Every project resource that exists now, in a safe deletion order."""
     sm = clients.client("sagemaker", settings)
@@ -132,6 +149,7 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
     plan: list[Resource] = []
     endpoint = settings.endpoint_name
 
+    plan += _schedule_plan(settings, iam)
     rule = infrastructure.rule_name(settings)
     if _exists(lambda: events.describe_rule(Name=rule)):
         def delete_rule() -> None:

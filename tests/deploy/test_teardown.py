@@ -5,7 +5,7 @@ import json
 
 from deploy import api_infrastructure, infrastructure, monitoring, teardown
 from deploy.handler import lambda_handler
-from pipelines import clients
+from pipelines import clients, schedule
 from pipelines.settings import resolve
 from tests.deploy.aws_support import (ROLE_ARN, aws_requests, ensure_group,  # noqa: F401 - fixtures
                                       register_version, sagemaker_target)
@@ -48,6 +48,7 @@ def build_project(settings) -> None:
         LayerName="AWSSDKPandas-Python312", Content={"ZipFile": EMPTY_ZIP})["LayerVersionArn"]
     api_infrastructure.ensure_forecast_api(settings, layer_arn=layer, log=quiet, sleep=lambda _: None)
     monitoring.ensure_monitoring(settings, log=quiet)
+    schedule.create(settings, "weekly-retrain", "training", "rate(7 days)", log=quiet)
 
 
 def test_given_a_deployed_project_when_torn_down_with_data_then_nothing_is_left(sagemaker_target, aws_requests):
@@ -58,7 +59,8 @@ def test_given_a_deployed_project_when_torn_down_with_data_then_nothing_is_left(
     assert "fc-batch-exec-1" in [r.name for r in plan] and "fc-someone-else" not in [r.name for r in plan]
     assert kinds.count("CloudWatch alarm") == 4 and kinds.count("SageMaker pipeline") == 2
     assert {"EventBridge rule", "Lambda function", "IAM role (deploy Lambda)", "Lambda function (API)",
-            "IAM role (forecast API)", "CloudWatch dashboard", "SNS topic",
+            "IAM role (forecast API)", "EventBridge schedule", "schedule group", "IAM role (scheduler)",
+            "CloudWatch dashboard", "SNS topic",
             "SageMaker endpoint", "model package group", "S3 bucket (all objects)",
             "IAM role (SageMaker)"} <= set(kinds)
 

@@ -193,6 +193,24 @@ def test_forecast_api_role_does_not_reach_another_endpoint():
         "forecast-api/ConfiguredEndpoint grant(s) it on other resources only"]
 
 
+def scheduler_role_needs(settings) -> list[iam.Need]:
+    """The templated target makes the one call; each project pipeline is a target."""
+    from pipelines import schedule
+
+    action = iam.operation_action(*schedule.TARGET_OPERATION)
+    return [iam.Need(action, f"a schedule of the {name} pipeline", schedule.pipeline_arn(settings, name))
+            for name in schedule.PIPELINES]
+
+
+def test_scheduler_role_grants_exactly_starting_the_two_pipelines():
+    from pipelines import schedule
+
+    settings = sagemaker_settings()
+    assert iam.check_role({"scheduler": schedule.scheduler_role_policy(settings)}, scheduler_role_needs(settings)) == []
+    assert schedule.schedule_request(settings, "s", "batch", "rate(1 day)", {}, ROLE)["Target"]["Arn"] == \
+        schedule.pipeline_arn(settings, "batch")
+
+
 def shipped_documents() -> dict[str, dict]:
     """Every permissions policy the project ships (trust policies have no Resource by design)."""
     from deploy.infrastructure import deploy_role_policy
