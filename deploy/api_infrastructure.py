@@ -49,6 +49,8 @@ DEFAULT_CONCURRENCY = 10
 ROLE_POLICY_NAME = "forecast-api"
 PANDAS_SDK_VERSION = "3.11.0"  # an AWS SDK for pandas release with a python3.12 layer in every region
 PANDAS_LAYER_ENV = "FORECAST_PANDAS_LAYER_ARN"
+# imported by deploy.api's CLI only (`invoke --url`), never on Lambda; it would pull in the engine
+NOT_BUNDLED = ("deploy.endpoint", "pipelines.local")
 Log = Callable[[str], None]
 
 
@@ -93,7 +95,7 @@ def _module_file(name: str, root: Path) -> Optional[Path]:
 def bundle_files(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list[str]:
     """The entry module, every project module it imports (transitively) and their packages'
     __init__ files, as paths relative to the root. Read with `ast`, so a new import in the
-    handler's code is bundled without anyone updating a list. The local runtime stays out."""
+    handler's code is bundled without anyone updating a list; NOT_BUNDLED stays out."""
     found: dict[str, Path] = {}
     pending = [entry]
     while pending:
@@ -106,14 +108,18 @@ def bundle_files(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list[s
         found[name] = path
         parts = name.split(".")
         pending += [".".join(parts[:i]) for i in range(1, len(parts))]   # parent packages
+        package = name if path.name == "__init__.py" else ".".join(parts[:-1])
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            pending += [n for n in names if n.split(".")[0] in PROJECT_PACKAGES
-                        and not n.startswith("pipelines.local")]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:   # relative: from .artifact import x
+                    anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            pending += [n for n in names if n.split(".")[0] in PROJECT_PACKAGES and not n.startswith(NOT_BUNDLED)]
     return sorted(str(path.relative_to(root)) for path in found.values())
 
 

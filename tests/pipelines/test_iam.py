@@ -127,10 +127,20 @@ def test_every_call_of_a_step_script_is_found_in_the_code():
     assert not any(call.where.startswith("pipelines.local") for call in iam.boto3_calls("processing.register"))
 
 
-def test_a_new_call_without_a_policy_change_fails(monkeypatch):
-    needs = pipeline_role_needs() + [iam.Need("sagemaker:ListCandidatesForAutoMLJob", "a new call")]
-    problems = iam.check_role(_pipeline_documents(), needs)
-    assert problems == ["sagemaker:ListCandidatesForAutoMLJob is needed (a new call) but no statement allows it"]
+def test_a_new_call_in_a_step_script_without_a_policy_change_fails(tmp_path, monkeypatch):
+    """A step script that starts calling StopAutoMLJob, read by the same scanner, is a missing grant."""
+    (tmp_path / "processing").mkdir()
+    (tmp_path / "processing" / "__init__.py").write_text("")
+    (tmp_path / "processing" / "stopper.py").write_text(
+        "from pipelines.clients import client\n"
+        "def stop(settings, name):\n"
+        "    client('sagemaker', settings).stop_auto_ml_job(AutoMLJobName=name)\n")
+    needs = pipeline_role_needs()
+    monkeypatch.setattr(iam, "ROOT", tmp_path)
+    needs += iam.needs_for_calls(iam.boto3_calls("processing.stopper"), "new step")
+    assert iam.check_role(_pipeline_documents(), needs) == [
+        "sagemaker:StopAutoMLJob is needed (new step: sagemaker.StopAutoMLJob at processing.stopper:3) "
+        "but no statement allows it"]
 
 
 def test_pipeline_role_grants_exactly_what_the_steps_and_the_automl_job_need():
