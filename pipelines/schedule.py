@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import sys
@@ -203,9 +204,13 @@ def create(settings: Settings, name: str, pipeline: str, expression: str, params
     expression, timezone = check_expression(expression), check_timezone(timezone)
     parameters = typed_parameters(settings, pipeline, params)
     if settings.is_local:
-        line = crontab_line(expression, pipeline, parameters)
+        # this checkout and this interpreter: cron's PATH is minimal
+        line = crontab_line(expression, pipeline, parameters, home=os.getcwd(), python=sys.executable)
         log("local target: nothing is scheduled; add this line to your crontab (crontab -e):")
         log(line)
+        if timezone != "UTC":
+            log(f"note: cron uses the machine's time zone; put CRON_TZ={timezone} above the line where your "
+                "cron supports it")
         return line
     settings.require_sagemaker()
     request = schedule_request(settings, name, pipeline, expression, parameters, "arn:aws:iam::000000000000:role/x",
@@ -270,7 +275,8 @@ def delete(settings: Settings, name: str, log: Log = print) -> bool:
 _DAY_NUMBERS = {str(n): str(n - 1) for n in range(1, 8)}   # AWS: 1 = SUN ... 7 = SAT; crontab: 0 = SUN
 
 
-def crontab_line(expression: str, pipeline: str, parameters: Mapping[str, Any], home: str = "$HOME/demand-forecasting") -> str:
+def crontab_line(expression: str, pipeline: str, parameters: Mapping[str, Any],
+                 home: str = "$HOME/demand-forecasting", python: str = "python") -> str:
     """The crontab(5) line that runs the same pipeline locally on the same schedule."""
     rate, cron = RATE.match(expression), CRON.match(expression)
     if rate:
@@ -285,10 +291,10 @@ def crontab_line(expression: str, pipeline: str, parameters: Mapping[str, Any], 
     else:
         raise ScheduleError(f"--expression {expression!r}: a one-time at() schedule has no crontab form; "
                             "run the command at that time instead (the Unix `at` command can)")
-    command = ["python", "-m", "pipelines.run", "--target", "local", "--pipeline", pipeline]
+    command = [python, "-m", "pipelines.run", "--target", "local", "--pipeline", pipeline]
     for key, value in parameters.items():
         command += ["--param", f"{key}={value}"]
-    return f"{when} cd {home} && {shlex.join(command)} >> .forecast/schedule.log 2>&1"
+    return f"{when} cd {shlex.quote(home) if home[:1] != '$' else home} && {shlex.join(command)} >> schedule.log 2>&1"
 
 
 # --- CLI -----------------------------------------------------------------------------------------
