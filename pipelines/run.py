@@ -269,10 +269,18 @@ def ensure_deploy_function(settings: Settings, log: Callable[[str], None] = prin
 
 
 def ensure_forecast_api(settings: Settings, log: Callable[[str], None] = print) -> None:
-    """The real-time forecast API's Lambda, role, throttle and IAM-authenticated URL (deploy.api_infrastructure)."""
+    """The real-time forecast API's Lambda, role, throttle and IAM-authenticated URL (deploy.api_infrastructure).
+
+    The pipeline does not need the API: when it cannot be set up (no pandas layer found, access
+    denied), the run goes on and says how to retry.
+    """
     from deploy.api_infrastructure import ensure_forecast_api as ensure
 
-    ensure(settings, log=log)
+    try:
+        ensure(settings, log=log)
+    except (SettingsError, ClientError) as error:
+        log(f"warning: the forecast API was not created or updated: {error}; the pipeline does not need it "
+            "(retry with python -m deploy.api_infrastructure)")
 
 
 def run_sagemaker(args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str],

@@ -238,6 +238,23 @@ def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_w
     assert {"Key": "project", "Value": "demand-forecasting"} in tags
 
 
+def test_given_no_pandas_layer_when_running_on_sagemaker_then_the_api_is_skipped_with_a_warning(moto_endpoint, monkeypatch):
+    """moto has no AWS public SSM parameters: the layer lookup fails, the pipeline is still upserted."""
+    monkeypatch.setattr(run, "render", lambda name, settings: training_text())
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("FORECAST_PANDAS_LAYER_ARN", raising=False)
+    boto3.session.Session(region_name=REGION).client("s3").create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    lines: list[str] = []
+
+    assert run.main(["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE,
+                     "--no-start"], log=lines.append) == 0
+
+    [warning] = [line for line in lines if line.startswith("warning: the forecast API")]
+    assert "FORECAST_PANDAS_LAYER_ARN" in warning and "python -m deploy.api_infrastructure" in warning
+    assert any(line.startswith("created pipeline DemandForecastTraining") for line in lines)
+
+
 # --- --wait -----------------------------------------------------------------------------------------
 EXECUTION_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/demandforecasttraining/execution/abc123"
 
