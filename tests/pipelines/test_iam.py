@@ -103,7 +103,7 @@ def pipeline_role_needs() -> list[iam.Need]:
             if step["Type"] == "Processing" and "processing.automl_job" in \
                     arguments["AppSpecification"]["ContainerEntrypoint"]:
                 needs += [iam.Need(a, f"the AutoML job started by {why} {reason}") for a, reason in AUTOML_JOB]
-                needs += [iam.Need(a, f"the AutoML job's own jobs") for a in JOB_CONTAINER]
+                needs += [iam.Need(a, "the AutoML job's own jobs") for a in JOB_CONTAINER]
     return needs
 
 

@@ -1,8 +1,6 @@
 """EventBridge Scheduler schedules for the pipelines: validation, moto, the local crontab line."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from pipelines import clients, schedule
