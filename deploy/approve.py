@@ -192,6 +192,11 @@ def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
         deployer = in_process_deployer(settings)
     if deployer is not None:
         result["deployment"] = deployer(state_change_event(package, settings))
+        name = (result["deployment"] or {}).get("endpoint_name") or settings.endpoint_name
+        url = endpoint_url(settings, name)
+        if url:
+            result["endpoint_url"] = url
+            log(f"endpoint {name} listens on {url} (POST {url}/invocations)")
     else:
         log(f"the EventBridge rule invokes {settings.deploy_function_name} to deploy it to "
             f"{settings.endpoint_name}; follow with: aws logs tail /aws/lambda/{settings.deploy_function_name}")
@@ -199,6 +204,18 @@ def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
             log("warning: the approval rule does not exist, so nothing will deploy this version: run "
                 "`python -m pipelines.run --target sagemaker` (it creates the deploy function and rule)")
     return result
+
+
+def endpoint_url(settings: Settings, name: str) -> Optional[str]:
+    """Where the endpoint answers: the local server's URL (it may have taken a free port when the
+    configured one was busy), or SageMaker Runtime's invocation URL."""
+    if not settings.is_local:
+        region = settings.effective_region
+        return f"https://runtime.sagemaker.{region}.amazonaws.com/endpoints/{name}"
+    from deploy import endpoint
+
+    state = endpoint.running_state(settings.home_path, name)
+    return state.get("url") if state else None
 
 
 def approval_rule_exists(settings: Settings) -> bool:
