@@ -18,6 +18,7 @@ from pipelines.settings import Settings
 
 STATUS_COLOURS = graph_layout.STATUS_COLOURS
 NEXT_COMMANDS = ("python -m deploy.approve approve --latest", "python -m pipelines.run --pipeline batch")
+STUDIO_COMMAND = "python -m pipelines.studio"
 
 
 format_duration = graph_layout.format_duration
@@ -78,9 +79,47 @@ def evaluation_lines(evaluation: Mapping[str, Any]) -> list:
     skill = _metric_items(evaluation.get("skill"))
     if skill:
         lines.append("  skill vs baseline (1 - model/baseline): " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in skill))
+    explained = mase_explanation(dict(metrics), base_metrics, dict(skill))
+    if explained:
+        lines.append("  " + explained)
     for warning in evaluation.get("warnings") or []:
         lines.append(f"  note: {warning}")
     return lines
+
+
+def mase_explanation(metrics: Mapping[str, float], baseline: Mapping[str, float],
+                     skill: Mapping[str, float]) -> Optional[str]:
+    """Why MASE here, MASE on the AutoML leaderboard and the MASE skill can all look different."""
+    if "mase" not in metrics:
+        return None
+    text = (f"MASE {_fmt_value(metrics['mase'])}: the model's holdout MAE per item divided by that item's "
+            f"in-sample seasonal-naive MAE on its training history (1 = as large as that in-sample error")
+    if "mase" in baseline:
+        text += f"; seasonal naive scores {_fmt_value(baseline['mase'])} on the same holdout"
+    if "mase" in skill:
+        text += f", so skill {_fmt_value(skill['mase'])} = {abs(skill['mase']):.0%} " + (
+            "less" if skill["mase"] >= 0 else "more") + " error than it"
+    return (text + "). The AutoML leaderboard's MASE uses the same formula on its backtest windows inside the "
+            "training data (earlier periods), so it differs from this holdout figure (docs/metrics.md).")
+
+
+def planner_report_path(record: Mapping[str, Any], settings: Settings) -> Optional[Path]:
+    """The batch run's report.html (the Report step's output: OutputUrl), when it was written."""
+    from pipelines.local.store import local_path
+
+    for step in record.get("steps") or []:
+        if step.get("name") != contracts.STEP_REPORT or step.get("status") != "Succeeded":
+            continue
+        for uri in (step.get("outputs") or {}).values():
+            text = str(uri)
+            try:
+                folder = (local_path(text, settings) if text.startswith("s3://") else
+                          Path(text[len("file://"):] if text.startswith("file://") else text).expanduser())
+            except ValueError:
+                continue
+            if (folder / "report.html").is_file():
+                return folder / "report.html"
+    return None
 
 
 def registration_info(record: Mapping[str, Any], settings: Settings) -> Optional[dict]:
@@ -129,11 +168,21 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     report = record.get("report")
     if report:
         lines.append(f"\nReport: {report}")
+    planner = planner_report_path(record, settings)
+    if planner is not None:
+        lines.append(f"Planner report: {planner}\n  (forecasts.csv, inventory.csv, summary.json and charts/ beside it)")
     if record.get("status") == "Succeeded" and registration:
         lines.append("\nNext:")
         if registration["status"] != "Approved":
             lines.append(f"  {NEXT_COMMANDS[0]}      # approve the new version (deploys it to the local endpoint)")
         lines.append(f"  {NEXT_COMMANDS[1]}      # forecast every item with the latest approved model")
+        lines.append(f"  {STUDIO_COMMAND}                        # browse runs, approve versions, endpoints")
+    elif record.get("status") == "Succeeded" and planner is not None:
+        lines.append("\nNext:")
+        lines.append(f"  open {planner}      # the planner report: forecasts, order-up-to levels, movers")
+        lines.append("  python -m deploy.api invoke --item-id <item> --horizon 7      # one item's forecast, "
+                     "real time")
+        lines.append(f"  {STUDIO_COMMAND}                        # browse runs, approve versions, endpoints")
     return "\n".join(lines)
 
 

@@ -152,13 +152,8 @@ def output_location(uri: Any, settings: Settings) -> Optional[Path]:
 
 def planner_report_dir(record: Mapping[str, Any], settings: Settings) -> Optional[Path]:
     """The folder with the batch run's report.html (the Report step's output), when it exists."""
-    for step in record.get("steps") or []:
-        if step.get("name") == contracts.STEP_REPORT and step.get("status") == "Succeeded":
-            for uri in (step.get("outputs") or {}).values():
-                folder = output_location(uri, settings)
-                if folder is not None and (folder / "report.html").is_file():
-                    return folder
-    return None
+    path = report.planner_report_path(record, settings)
+    return path.parent if path is not None else None
 
 
 def contained_file(root: Path, relative: str) -> Optional[Path]:
