@@ -181,9 +181,27 @@ def layout(steps: list) -> dict:
             else:  # a dummy: pass straight through its slot
                 points.extend([(cx, y), (cx, y + h)])
         edges.append((chain[0], chain[-1], points))
+    _spread_ports(edges, nodes)
     total_h = MARGIN * 2 + layer_count * BOX_H + max(0, layer_count - 1) * GAP_Y
     return {"nodes": {k: v for k, v in nodes.items() if not k.startswith("\0")}, "edges": edges,
             "width": round(total_w), "height": total_h}
+
+
+def _spread_ports(edges: list, nodes: dict) -> None:
+    """Several edges into (or out of) one box meet its border side by side, in the order of the
+    boxes at their other end, instead of all at the centre: each arrow visibly lands on its box."""
+    for end, neighbour in ((-1, -2), (0, 1)):      # arrival ports on top, then departure ports below
+        ends: dict = {}
+        for index, (source, target, points) in enumerate(edges):
+            ends.setdefault(target if end == -1 else source, []).append(index)
+        for name, indices in ends.items():
+            if len(indices) < 2:
+                continue
+            x, _, w, _ = nodes[name]
+            ordered = sorted(indices, key=lambda i: edges[i][2][neighbour][0])  # by where the edge comes from
+            for slot, i in enumerate(ordered, start=1):
+                points = edges[i][2]
+                points[end] = (x + w * slot / (len(ordered) + 1), points[end][1])
 
 
 def _path(points: list) -> str:
@@ -242,11 +260,12 @@ def graph_svg(steps: list, branch_of: Optional[Mapping[str, tuple]] = None, link
                 style = 'stroke="#555" stroke-width="1.6" stroke-dasharray="5,4"'
         parts.append(f'<path class="edge" data-from="{html.escape(source)}" data-to="{html.escape(target)}" '
                      f'd="{_path(points)}" fill="none" {style} marker-end="url(#{marker})"/>')
-        if label:
+        if label:  # beside the edge's midpoint, on the side it bends away from
             (x1, y1), (x2, y2) = points[0], points[-1]
             lx, ly = (x1 + x2) / 2, (y1 + y2) / 2
-            parts.append(f'<text class="edge-label" x="{lx + 6:.1f}" y="{ly + 4:.1f}" fill="#444" '
-                         f'font-size="11" paint-order="stroke" stroke="white" stroke-width="3">'
+            anchor, dx = ("end", -8) if x2 < x1 else ("start", 8)
+            parts.append(f'<text class="edge-label" x="{lx + dx:.1f}" y="{ly + 4:.1f}" text-anchor="{anchor}" '
+                         f'fill="#444" font-size="11" paint-order="stroke" stroke="white" stroke-width="3">'
                          f'{html.escape(label)}</text>')
     for name, (x, y, w, h) in placed["nodes"].items():
         step = by_name[name]

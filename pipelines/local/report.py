@@ -61,7 +61,7 @@ def _metric_items(values: Any) -> list:
     return [(k, metric_value(v)) for k, v in values.items() if metric_value(v) is not None]
 
 
-def evaluation_lines(evaluation: Mapping[str, Any]) -> list:
+def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mapping[str, Any]] = None) -> list:
     lines = []
     gate = evaluation.get("quality_gate") or {}
     if gate:
@@ -79,7 +79,8 @@ def evaluation_lines(evaluation: Mapping[str, Any]) -> list:
     skill = _metric_items(evaluation.get("skill"))
     if skill:
         lines.append("  skill vs baseline (1 - model/baseline): " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in skill))
-    explained = mase_explanation(dict(metrics), base_metrics, dict(skill))
+    explained = mase_explanation(dict(metrics), base_metrics, dict(skill),
+                                 metric_value((leaderboard or {}).get("MASE")))
     if explained:
         lines.append("  " + explained)
     for warning in evaluation.get("warnings") or []:
@@ -88,19 +89,22 @@ def evaluation_lines(evaluation: Mapping[str, Any]) -> list:
 
 
 def mase_explanation(metrics: Mapping[str, float], baseline: Mapping[str, float],
-                     skill: Mapping[str, float]) -> Optional[str]:
+                     skill: Mapping[str, float], leaderboard_mase: Optional[float] = None) -> Optional[str]:
     """Why MASE here, MASE on the AutoML leaderboard and the MASE skill can all look different."""
     if "mase" not in metrics:
         return None
-    text = (f"MASE {_fmt_value(metrics['mase'])}: the model's holdout MAE per item divided by that item's "
-            f"in-sample seasonal-naive MAE on its training history (1 = as large as that in-sample error")
+    lines = [f"MASE {_fmt_value(metrics['mase'])} = each item's holdout MAE / its in-sample seasonal-naive MAE "
+             "on the training history, averaged (1 = as large as that in-sample error)"]
     if "mase" in baseline:
-        text += f"; seasonal naive scores {_fmt_value(baseline['mase'])} on the same holdout"
-    if "mase" in skill:
-        text += f", so skill {_fmt_value(skill['mase'])} = {abs(skill['mase']):.0%} " + (
-            "less" if skill["mase"] >= 0 else "more") + " error than it"
-    return (text + "). The AutoML leaderboard's MASE uses the same formula on its backtest windows inside the "
-            "training data (earlier periods), so it differs from this holdout figure (docs/metrics.md).")
+        line = f"  seasonal naive scores {_fmt_value(baseline['mase'])} on the same holdout"
+        if "mase" in skill:
+            line += (f": skill {_fmt_value(skill['mase'])} = {abs(skill['mase']):.0%} "
+                     f"{'less' if skill['mase'] >= 0 else 'more'} error than seasonal naive")
+        lines.append(line)
+    board = f" ({_fmt_value(leaderboard_mase)} for the chosen candidate)" if leaderboard_mase is not None else ""
+    lines.append(f"  the AutoML leaderboard's MASE{board} is the same formula on its backtest windows inside the "
+                 "training data (earlier periods), not on this holdout (docs/metrics.md)")
+    return "\n  ".join(lines)
 
 
 def planner_report_path(record: Mapping[str, Any], settings: Settings) -> Optional[Path]:
@@ -114,7 +118,7 @@ def planner_report_path(record: Mapping[str, Any], settings: Settings) -> Option
             text = str(uri)
             try:
                 folder = (local_path(text, settings) if text.startswith("s3://") else
-                          Path(text[len("file://"):] if text.startswith("file://") else text).expanduser())
+                          Path(text[len("file://"):] if text.startswith("file://") else text).expanduser().resolve())
             except ValueError:
                 continue
             if (folder / "report.html").is_file():
@@ -151,8 +155,10 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
         lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))
     evaluation, path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
+        automl, _ = property_file_document(record, contracts.AUTOML_RESULT_NAME, settings)
+        candidate = (automl or {}).get("candidate_metrics") if isinstance(automl, Mapping) else None
         lines.append(f"\nEvaluation ({path}):")
-        lines.extend(evaluation_lines(evaluation))
+        lines.extend(evaluation_lines(evaluation, candidate if isinstance(candidate, Mapping) else None))
     registration = registration_info(record, settings)
     if registration:
         lines.append(f"\nRegistered model package: {registration['arn']}\n  approval status: {registration['status']}")

@@ -27,12 +27,13 @@ main{max-width:1360px;margin:0 auto;padding:18px 24px 48px}
 h1{font-size:20px;margin:8px 0 4px}h2{font-size:16px;margin:22px 0 8px}h3{font-size:14px;margin:14px 0 6px}
 .card{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:14px 16px;margin:12px 0}
 table{border-collapse:collapse;width:100%;background:#fff}
-th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #eaecef;vertical-align:top;overflow-wrap:anywhere}
-th{font-size:12px;text-transform:uppercase;color:#57606a;letter-spacing:.3px;background:#fafbfc}
+th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #eaecef;vertical-align:top;overflow-wrap:break-word}
+td.wrap,td.mono{overflow-wrap:anywhere}td.nowrap{white-space:nowrap}
+th{white-space:nowrap;font-size:12px;text-transform:uppercase;color:#57606a;letter-spacing:.3px;background:#fafbfc}
 .pill{display:inline-block;padding:1px 9px;border-radius:10px;color:#fff;font-size:12px;white-space:nowrap}
 .muted{color:#6a737d}.small{font-size:12px}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .params code{background:#f1f3f5;border-radius:4px;padding:0 4px;margin-right:4px;font-size:12px;white-space:nowrap}
-.layout{display:grid;grid-template-columns:minmax(320px,0.9fr) 1.1fr;gap:18px;align-items:start}
+.layout{display:grid;grid-template-columns:minmax(300px,540px) minmax(0,1fr);gap:18px;align-items:start}
 .graph{overflow-x:auto;text-align:center}.graph svg{max-width:100%;height:auto}
 pre{background:#0d1117;color:#e6edf3;padding:10px;border-radius:6px;overflow:auto;max-height:420px;
 font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
@@ -41,7 +42,7 @@ details{border-top:1px solid #eaecef;padding:6px 0}summary{cursor:pointer;font-w
 .failure{color:#c62828;font-weight:600}.better{color:#2e7d32}.worse{color:#c62828}
 button{font:inherit;padding:4px 12px;border-radius:6px;border:1px solid #8c959f;background:#fff;cursor:pointer}
 button.approve{background:#2e7d32;border-color:#2e7d32;color:#fff}button.reject{color:#c62828;border-color:#c62828}
-form.inline{display:inline}.flash{background:#e8f5e9;border:1px solid #a5d6a7;border-radius:6px;padding:8px 12px}
+form.inline{display:inline}.flash{white-space:pre-line;background:#e8f5e9;border:1px solid #a5d6a7;border-radius:6px;padding:8px 12px}
 .flash.error{background:#ffebee;border-color:#ef9a9a}
 a{color:#0969da}
 @media (max-width:1000px){.layout{grid-template-columns:1fr}}
@@ -92,10 +93,10 @@ def executions_page(settings: Settings) -> str:
         params = "".join(f"<code>{esc(str(k))}={esc(str(v))}</code> " for k, v in state.key_parameters(record, settings).items())
         failure = record.get("failure_reason")
         rows.append(
-            f"<tr data-execution='{esc(execution_id)}'><td><a href='/executions/{quote(execution_id)}'>"
+            f"<tr data-execution='{esc(execution_id)}'><td class='nowrap mono'><a href='/executions/{quote(execution_id)}'>"
             f"{esc(execution_id)}</a></td><td>{esc(str(record.get('pipeline_name')))}</td>"
-            f"<td>{pill(record.get('status'))}</td><td class='small'>{_started(record)}</td>"
-            f"<td>{graph_layout.format_duration(state.elapsed(record))}</td><td class='params'>{params}</td>"
+            f"<td>{pill(record.get('status'))}</td><td class='small nowrap'>{_started(record)}</td>"
+            f"<td class='nowrap'>{graph_layout.format_duration(state.elapsed(record))}</td><td class='params'>{params}</td>"
             f"<td>{gate_html}</td><td class='small failure'>{esc(str(failure or ''))[:160]}</td></tr>")
     if rows:
         table = ("<table id='executions'><tr><th>Execution</th><th>Pipeline</th><th>Status</th><th>Started (UTC)</th>"
@@ -118,11 +119,12 @@ def live_fragment(record: Mapping[str, Any], settings: Settings) -> dict:
     rows = []
     for step in steps:
         detail = step.get("failure_reason") or step.get("note") or ""
-        rows.append(f"<tr data-step='{esc(step['name'])}'><td><a href='#step-{esc(step['name'])}'>{esc(step['name'])}</a>"
-                    f"</td><td>{esc(step['type'])}</td><td>{pill(step.get('status'))}</td>"
-                    f"<td>{graph_layout.format_duration(step.get('duration_seconds'))}</td>"
-                    f"<td class='small'>{esc(str(step.get('start_time') or '')[11:19])}</td>"
-                    f"<td class='small'>{esc(str(detail))}</td></tr>")
+        rows.append(f"<tr data-step='{esc(step['name'])}'><td class='nowrap'><a href='#step-{esc(step['name'])}'>"
+                    f"{esc(step['name'])}</a></td><td class='nowrap'>{esc(step['type'])}</td>"
+                    f"<td class='status'>{pill(step.get('status'))}</td>"
+                    f"<td class='nowrap duration'>{graph_layout.format_duration(step.get('duration_seconds'))}</td>"
+                    f"<td class='small nowrap'>{esc(str(step.get('start_time') or '')[11:19])}</td>"
+                    f"<td class='small wrap'>{esc(str(detail))}</td></tr>")
     table = ("<table id='steps'><tr><th>Step</th><th>Type</th><th>Status</th><th>Duration</th><th>Started</th>"
              "<th>Detail</th></tr>" + "".join(rows) + "</table>")
     return {"execution_id": execution_id, "status": record.get("status"),
@@ -243,7 +245,12 @@ def steps_section(record: Mapping[str, Any], settings: Settings) -> str:
 
 
 # --- /registry -----------------------------------------------------------------------------------
-SHOWN_METRICS = ("wape", "wql", "mase", "mape", "rmse", "coverage_p10_p90")
+SHOWN_METRICS = ("wape", "wql", "mase", "mape", "rmse", "coverage")
+
+
+def _number(text: Any) -> str:
+    value = state.metric_number(text)
+    return f"{value:.4g}" if value is not None else esc(str(text)) if text is not None else "-"
 
 
 def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = None, error: bool = False) -> str:
@@ -272,10 +279,10 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                 if compared and compared[2] is not None:
                     mark = (f" <span class='{'better' if compared[2] else 'worse'}' title='champion: "
                             f"{compared[1]:.4g}'>{'&#9660;' if compared[2] else '&#9650;'} {compared[1]:.4g}</span>")
-                cells.append(f"<td>{esc(str(value)) if value is not None else '-'}{mark}</td>")
+                cells.append(f"<td class='nowrap'>{_number(value)}{mark}</td>")
             gate = row["metrics"].get("quality_gate_metric")
-            gate_text = (f"{esc(gate)} {esc(str(row['metrics'].get('quality_gate_value')))} / "
-                         f"{esc(str(row['metrics'].get('quality_gate_threshold')))}") if gate else "-"
+            gate_text = (f"{esc(gate)} {_number(row['metrics'].get('quality_gate_value'))} &le; "
+                         f"{_number(row['metrics'].get('quality_gate_threshold'))}") if gate else "-"
             execution = (row.get("pipeline_execution") or "").rsplit("/", 1)[-1]
             execution_link = (f"<a href='/executions/{quote(execution)}'>{esc(execution)}</a>"
                               if state.EXECUTION_ID.match(execution or "") else "-")
@@ -291,7 +298,8 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                                f"{label}</button></form> ")
             rows.append(f"<tr data-version='{esc(str(row['version']))}'><td><b>{esc(str(row['version']))}</b>"
                         f"{' <span class=small>(serving)</span>' if row['deployed'] else ''}</td>"
-                        f"<td class='status'>{pill(row['status'])}</td><td class='small'>{esc(str(row['created'] or ''))}</td>"
+                        f"<td class='status'>{pill(row['status'])}</td><td class='small nowrap'>"
+                        f"{esc(str(row['created'] or '').replace('T', ' ').rstrip('Z'))}</td>"
                         f"{''.join(cells)}<td class='small'>{gate_text}</td><td class='small'>{execution_link}</td>"
                         f"<td style='white-space:nowrap'>{''.join(actions)}</td></tr>")
         parts.append(title + "<div class='card'><table class='versions'><tr><th>Version</th><th>Status</th>"
@@ -310,11 +318,12 @@ def endpoints_page(settings: Settings) -> str:
         latency_text = (f"p50 {latency['p50']:.1f} ms · p90 {latency['p90']:.1f} ms · max {latency['max']:.1f} ms"
                         if "p50" in latency else "-")
         url = row.get("url")
+        url_cell = f"<a href='{esc(url)}/ping'>{esc(url)}</a>" if url else "-"
         rows.append(f"<tr data-endpoint='{esc(row['name'])}'><td><b>{esc(row['name'])}</b></td>"
                     f"<td class='status'>{pill(row['status'])}</td>"
                     f"<td>{esc(str(row.get('model_version') or '-'))}</td>"
                     f"<td class='mono small'>{esc(str(row.get('model_package_arn') or '-'))}</td>"
-                    f"<td class='mono'>{esc(url) if url else '-'}</td>"
+                    f"<td class='mono url'>{url_cell}</td>"
                     f"<td>{metrics.get('invocations', '-')}</td><td>{metrics.get('invocation_errors', '-')}</td>"
                     f"<td class='small'>{latency_text}</td><td class='small failure'>"
                     f"{esc(str(row.get('failure_reason') or ''))}</td></tr>")

@@ -225,17 +225,20 @@ class _Handler(BaseHTTPRequestHandler):
                 sm = state.sagemaker_client(settings)
                 arn = governance.describe(sm, arn)["ModelPackageArn"]
                 if action == "approve":
-                    result = governance.approve(sm, settings, arn, "approved in the local Studio", log=lines.append)
+                    result = governance.approve(sm, settings, arn, "approved in the local Studio",
+                                                log=lambda line: None)
+                    version = arn.rsplit("/", 1)[-1]
                     deployment = result.get("deployment") or {}
-                    url = governance.endpoint_url(settings, deployment.get("endpoint_name") or settings.endpoint_name)
-                    lines.append(deployment.get("message") or "")
-                    if url:
-                        lines.append(f"endpoint URL: {url}")
+                    lines.append(f"Approved version {version}.")
+                    if deployment.get("message"):
+                        lines.append(f"Deploy: {deployment['message']}.")
+                    if result.get("endpoint_url"):
+                        lines.append(f"Endpoint URL: {result['endpoint_url']} (POST /invocations)")
                 else:
                     governance.reject(sm, settings, arn, "rejected in the local Studio", log=lines.append)
             except (governance.ApprovalError, DeployError, ClientError) as failure:
                 return f"{action} failed: {failure}", True
-        return " ".join(line for line in lines if line), False
+        return "\n".join(line for line in lines if line), False
 
 
 def make_server(settings: Settings, port: Optional[int] = None) -> StudioServer:
