@@ -36,6 +36,8 @@ setup(
             "pytest-timeout>=2.3",
             "moto[server]>=5.0",
             "requests>=2.31",
+            # browser tests of the local Studio drive Debian's chromium (apt), never a downloaded one
+            "playwright>=1.40",
         ],
     },
 )
