@@ -337,12 +337,23 @@ def run_local(args: argparse.Namespace, settings: Settings, overrides: Mapping[s
         result = _runtime().list_executions(settings)
         return result if isinstance(result, int) else 0
     definition = json.loads(render(args.pipeline, settings))
-    parameters = check_overrides(definition, overrides)
+    parameters = absolute_local_paths(check_overrides(definition, overrides))
     code_bundle.upload(settings, log=log)
     if args.no_start:
         log("--no-start: definition rendered and code bundle stored; nothing started")
         return 0
     return int(_runtime().run_local(definition, parameters, settings))
+
+
+def absolute_local_paths(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Local runs: a *Url parameter given as a relative path (OutputUrl=./report) becomes absolute,
+    so the execution record, the Studio and a rerun from another folder all find the same place."""
+    fixed = dict(parameters)
+    for name, value in parameters.items():
+        text = str(value)
+        if name.endswith("Url") and text and not text.startswith(("s3://", "file://", "http://", "https://")):
+            fixed[name] = str(Path(text).expanduser().resolve())
+    return fixed
 
 
 # --- main --------------------------------------------------------------------------------------

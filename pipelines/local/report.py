@@ -264,6 +264,12 @@ LIGHTBOX_JS = ("<script>(function(){var box=document.getElementById('lightbox');
 def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path: Path) -> Path:
     from pipelines.local.store import atomic_write_bytes
 
+    atomic_write_bytes(path, render_report(record, graph, settings).encode("utf-8"))
+    return path
+
+
+def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> str:
+    """The execution report as one self-contained HTML page (plots embedded)."""
     steps = record.get("steps") or []
     longest = max([s.get("duration_seconds") or 0 for s in steps] + [1])
     timing_rows = []
@@ -342,5 +348,4 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
                 f"<title>{html.escape(str(record.get('execution_id')))}"
                 f"</title><style>{style}</style></head><body>{''.join(sections)}{LIGHTBOX_JS}</body></html>")
-    atomic_write_bytes(path, document.encode("utf-8"))
-    return path
+    return document

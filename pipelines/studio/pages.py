@@ -319,11 +319,11 @@ def endpoints_page(settings: Settings) -> str:
                         if "p50" in latency else "-")
         url = row.get("url")
         url_cell = f"<a href='{esc(url)}/ping'>{esc(url)}</a>" if url else "-"
-        rows.append(f"<tr data-endpoint='{esc(row['name'])}'><td><b>{esc(row['name'])}</b></td>"
+        rows.append(f"<tr data-endpoint='{esc(row['name'])}'><td class='nowrap'><b>{esc(row['name'])}</b></td>"
                     f"<td class='status'>{pill(row['status'])}</td>"
                     f"<td>{esc(str(row.get('model_version') or '-'))}</td>"
                     f"<td class='mono small'>{esc(str(row.get('model_package_arn') or '-'))}</td>"
-                    f"<td class='mono url'>{url_cell}</td>"
+                    f"<td class='mono url nowrap'>{url_cell}</td>"
                     f"<td>{metrics.get('invocations', '-')}</td><td>{metrics.get('invocation_errors', '-')}</td>"
                     f"<td class='small'>{latency_text}</td><td class='small failure'>"
                     f"{esc(str(row.get('failure_reason') or ''))}</td></tr>")

@@ -166,8 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not rest:
             self._html(200, pages.execution_page(record, settings))
             return
-        if rest == ["record"] and record.get("report") and Path(record["report"]).is_file():
-            self._file(Path(record["report"]), "text/html")
+        if rest == ["record"]:  # rendered now, so a record written by an older version reads like a new one
+            self._html(200, pages.report.render_report(record, None, settings))
             return
         if len(rest) == 2 and rest[0] == "plots" and rest[1].isdigit():
             images = pages.report.plots(record, settings)

@@ -185,6 +185,14 @@ def test_given_a_bad_override_then_the_error_names_it(pair, message):
         run.check_overrides(definition, run.parse_overrides([pair]))
 
 
+def test_given_relative_local_paths_for_url_parameters_then_local_runs_record_them_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixed = run.absolute_local_paths({"OutputUrl": "./report", "InputDataUrl": "s3://b/k", "ForecastHorizon": 7,
+                                      "ItemIdColumn": "sku"})
+    assert fixed == {"OutputUrl": str(tmp_path / "report"), "InputDataUrl": "s3://b/k", "ForecastHorizon": 7,
+                     "ItemIdColumn": "sku"}
+
+
 def test_given_help_then_both_pipelines_parameters_are_listed_with_type_default_and_meaning(capsys):
     with pytest.raises(SystemExit):
         run.main(["--help"])

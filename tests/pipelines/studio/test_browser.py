@@ -148,7 +148,7 @@ def test_a_plot_opens_full_size(studio, page):
     assert enlarged.bounding_box()["width"] == pytest.approx(natural, abs=2) and natural > shown
     page.keyboard.press("Escape")
     assert page.locator("#lightbox.open").count() == 0
-    response = page.request.get(thumbnail.get_attribute("data-full"))
+    response = page.request.get(url + thumbnail.get_attribute("data-full"))
     assert response.ok and response.headers["content-type"] == "image/png"
 
 
