@@ -28,7 +28,7 @@ h1{font-size:20px;margin:8px 0 4px}h2{font-size:16px;margin:22px 0 8px}h3{font-s
 .card{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:14px 16px;margin:12px 0}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #eaecef;vertical-align:top;overflow-wrap:break-word}
-td.wrap,td.mono{overflow-wrap:anywhere}td.nowrap{white-space:nowrap}
+td.wrap,td.mono{overflow-wrap:anywhere}td.nowrap,td.metric div{white-space:nowrap}
 th{white-space:nowrap;font-size:12px;text-transform:uppercase;color:#57606a;letter-spacing:.3px;background:#fafbfc}
 .pill{display:inline-block;padding:1px 9px;border-radius:10px;color:#fff;font-size:12px;white-space:nowrap}
 .muted{color:#6a737d}.small{font-size:12px}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
@@ -277,9 +277,9 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                 compared = row["comparison"].get(metric)
                 mark = ""
                 if compared and compared[2] is not None:
-                    mark = (f" <span class='{'better' if compared[2] else 'worse'}' title='champion: "
-                            f"{compared[1]:.4g}'>{'&#9660;' if compared[2] else '&#9650;'} {compared[1]:.4g}</span>")
-                cells.append(f"<td class='nowrap'>{_number(value)}{mark}</td>")
+                    mark = (f"<div class='small {'better' if compared[2] else 'worse'}' title='champion: "
+                            f"{compared[1]:.4g}'>{'&#9660;' if compared[2] else '&#9650;'} vs {compared[1]:.4g}</div>")
+                cells.append(f"<td class='metric'>{_number(value)}{mark}</td>")
             gate = row["metrics"].get("quality_gate_metric")
             gate_text = (f"{esc(gate)} {_number(row['metrics'].get('quality_gate_value'))} &le; "
                          f"{_number(row['metrics'].get('quality_gate_threshold'))}") if gate else "-"
