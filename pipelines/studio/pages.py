@@ -139,7 +139,10 @@ document.getElementById('graph').innerHTML=d.graph;document.getElementById('step
 document.getElementById('exec-status').innerHTML=d.status_html;document.getElementById('exec-duration').textContent=d.duration;
 if(d.status==='Executing'){setTimeout(poll,%d);}else if(was==='Executing'){location.reload();}
 }).catch(function(){setTimeout(poll,%d);});}
-if(was==='Executing'){setTimeout(poll,%d);}})();</script>"""
+if(was==='Executing'){setTimeout(poll,%d);}
+function openHash(){var d=document.getElementById(decodeURIComponent(location.hash.slice(1)));
+if(d&&d.tagName==='DETAILS'){d.open=true;}}
+window.addEventListener('hashchange',openHash);openHash();})();</script>"""
 
 
 def execution_page(record: Mapping[str, Any], settings: Settings) -> str:

@@ -29,6 +29,7 @@ from pipelines.studio import pages, state
 
 HOST = "127.0.0.1"
 MAX_FORM_BYTES = 16 * 1024
+MAX_MESSAGES = 100
 
 
 class StudioServer(ThreadingHTTPServer):
@@ -104,8 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
         referer = self.headers.get("Referer")
         if referer:
             return urlsplit(referer).netloc.lower() in self.server.allowed_hosts()
-        return False
-        # neither header: not a browser form post from this page; refused
+        return False  # neither header: not a form posted from the Studio's own page
 
     # -- routing
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
@@ -208,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         arn = form.get("arn", [""])[0]
         message, error = self._act(path.rsplit("/", 1)[-1], arn)
         key = secrets.token_urlsafe(8)
+        while len(self.server.messages) >= MAX_MESSAGES:   # messages nobody came back for
+            self.server.messages.pop(next(iter(self.server.messages)))
         self.server.messages[key] = (message, error)
         self._redirect(f"/registry?m={quote(key)}")
 

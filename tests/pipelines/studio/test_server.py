@@ -170,3 +170,26 @@ def test_given_a_busy_port_then_main_says_how_to_pick_another(settings, capsys, 
 def test_given_the_environment_then_the_port_setting_comes_from_forecast_studio_port():
     assert resolve(environ={}).studio_port == 8090
     assert resolve(environ={"FORECAST_STUDIO_PORT": "9123"}).studio_port == 9123
+
+
+def test_given_a_batch_run_then_its_planner_report_and_charts_are_served_and_linked(running, settings, tmp_path):
+    folder = tmp_path / "report"
+    (folder / "charts").mkdir(parents=True)
+    (folder / "report.html").write_text("<html><img src='charts/top.png'></html>")
+    (folder / "charts" / "top.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "outside.txt").write_text("not in the report")
+    record_dir = settings.home_path / "executions" / "batch123"
+    record_dir.mkdir(parents=True)
+    (record_dir / "execution.json").write_text(json.dumps({
+        "execution_id": "batch123", "pipeline_name": settings.batch_pipeline_name, "status": "Succeeded",
+        "steps": [{"name": "Report", "type": "Processing", "status": "Succeeded", "depends_on": [],
+                   "outputs": {"report": str(folder)}}]}))
+    page = request(running, "GET", "/executions/batch123")[2].decode()
+    assert "href='/executions/batch123/planner/report.html'" in page
+    status, headers, body = request(running, "GET", "/executions/batch123/planner/report.html")
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and b"charts/top.png" in body
+    status, headers, _ = request(running, "GET", "/executions/batch123/planner/charts/top.png")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert request(running, "GET", "/executions/batch123/planner/..%2Foutside.txt")[0] == 404
+    status, _, body = request(running, "GET", "/executions/batch123/record")
+    assert status == 200 and b"<svg" in body and b"Report" in body
