@@ -317,6 +317,11 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
         for warning in evaluation.get("warnings") or []:
             sections.append(f"<p class='note'>{html.escape(str(warning))}</p>")
         sections.append(f"<p class='small'>{html.escape(str(eval_path))}</p>")
+    planner = planner_report_path(record, settings)
+    if planner is not None:
+        sections.append(f"<h2>Planner report</h2><p><a href='{html.escape(planner.as_uri())}'>"
+                        f"{html.escape(str(planner))}</a>: forecasts, inventory order-up-to levels, movers, charts "
+                        f"(forecasts.csv, inventory.csv, summary.json beside it)</p>")
     registration = registration_info(record, settings)
     if registration:
         sections.append(f"<h2>Model registry</h2><p>{html.escape(registration['arn'])}: "

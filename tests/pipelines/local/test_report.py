@@ -109,6 +109,8 @@ def test_given_a_batch_run_then_the_summary_prints_the_planner_report_and_the_ne
     assert f"Planner report: {folder / 'report.html'}" in summary
     assert f"open {folder / 'report.html'}" in summary
     assert "python -m deploy.api invoke" in summary and "python -m pipelines.studio" in summary
+    page = report.render_report(record, None, settings)
+    assert f"href='{(folder / 'report.html').as_uri()}'" in page
 
 
 def test_given_a_batch_run_writing_to_the_store_then_the_planner_report_is_found_there(settings):
