@@ -177,18 +177,20 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     planner = planner_report_path(record, settings)
     if planner is not None:
         lines.append(f"Planner report: {planner}\n  (forecasts.csv, inventory.csv, summary.json and charts/ beside it)")
+    browse = (STUDIO_COMMAND, "browse runs, approve versions, endpoints")
+    following: list = []
     if record.get("status") == "Succeeded" and registration:
-        lines.append("\nNext:")
         if registration["status"] != "Approved":
-            lines.append(f"  {NEXT_COMMANDS[0]}      # approve the new version (deploys it to the local endpoint)")
-        lines.append(f"  {NEXT_COMMANDS[1]}      # forecast every item with the latest approved model")
-        lines.append(f"  {STUDIO_COMMAND}                        # browse runs, approve versions, endpoints")
+            following.append((NEXT_COMMANDS[0], "approve the new version (deploys it to the local endpoint)"))
+        following += [(NEXT_COMMANDS[1], "forecast every item with the latest approved model"), browse]
     elif record.get("status") == "Succeeded" and planner is not None:
+        following += [(f"open {planner}", "the planner report: forecasts, order-up-to levels, movers"),
+                      ("python -m deploy.api invoke --item-id <item> --horizon 7", "one item's forecast, real time"),
+                      browse]
+    if following:
+        width = max(len(command) for command, _ in following)
         lines.append("\nNext:")
-        lines.append(f"  open {planner}      # the planner report: forecasts, order-up-to levels, movers")
-        lines.append("  python -m deploy.api invoke --item-id <item> --horizon 7      # one item's forecast, "
-                     "real time")
-        lines.append(f"  {STUDIO_COMMAND}                        # browse runs, approve versions, endpoints")
+        lines.extend(f"  {command.ljust(width)}   # {why}" for command, why in following)
     return "\n".join(lines)
 
 
