@@ -305,6 +305,9 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                         f"{esc(str(row['created'] or '').replace('T', ' ').rstrip('Z'))}</td>"
                         f"{''.join(cells)}<td class='small'>{gate_text}</td><td class='small'>{execution_link}</td>"
                         f"<td style='white-space:nowrap'>{''.join(actions)}</td></tr>")
+        if len(group["versions"]) >= state.MAX_VERSIONS:
+            title += (f"<p class='small muted'>The newest {state.MAX_VERSIONS} versions; "
+                      "<code>python -m deploy.approve list --limit 0</code> lists all.</p>")
         parts.append(title + "<div class='card'><table class='versions'><tr><th>Version</th><th>Status</th>"
                      f"<th>Created (UTC)</th>{header}<th>Quality gate</th><th>Execution</th><th></th></tr>"
                      + "".join(rows) + "</table></div>")

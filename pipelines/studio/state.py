@@ -25,6 +25,7 @@ KEY_PARAMETERS = {  # shown in the executions list (besides the overrides)
 }
 LOWER_IS_BETTER = ("wape", "wql", "mape", "mase", "rmse", "mae")
 LOG_TAIL_CHARS = 60_000
+MAX_VERSIONS = 50          # newest versions shown per group (`python -m deploy.approve list --limit 0`: all)
 
 
 def executions_root(settings: Settings) -> Path:
@@ -185,7 +186,7 @@ def registry_groups(settings: Settings) -> list:
     deployed = approve.deployed_package(sm, settings.endpoint_name)
     groups = []
     for name in names:
-        versions = approve.list_versions(sm, name, deployed)
+        versions = approve.list_versions(sm, name, deployed, limit=MAX_VERSIONS)
         for row in versions:
             package = sm.describe_model_package(ModelPackageName=row["arn"])
             row["metadata"] = dict(package.get("CustomerMetadataProperties") or {})
