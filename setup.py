@@ -39,6 +39,8 @@ setup(
             # the IAM test (tests/pipelines/test_iam.py): IAM actions, resource types, policy lint
             "policy_sentry>=0.15",
             "parliament>=1.6",
+            # browser tests of the local Studio drive Debian's chromium (apt), never a downloaded one
+            "playwright>=1.40",
         ],
     },
 )

@@ -192,6 +192,11 @@ def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
         deployer = in_process_deployer(settings)
     if deployer is not None:
         result["deployment"] = deployer(state_change_event(package, settings))
+        name = (result["deployment"] or {}).get("endpoint_name") or settings.endpoint_name
+        url = endpoint_url(settings, name)
+        if url:
+            result["endpoint_url"] = url
+            log(f"endpoint {name} listens on {url} (POST {url}/invocations)")
     else:
         log(f"the EventBridge rule invokes {settings.deploy_function_name} to deploy it to "
             f"{settings.endpoint_name}; follow with: aws logs tail /aws/lambda/{settings.deploy_function_name}")
@@ -199,6 +204,18 @@ def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
             log("warning: the approval rule does not exist, so nothing will deploy this version: run "
                 "`python -m pipelines.run --target sagemaker` (it creates the deploy function and rule)")
     return result
+
+
+def endpoint_url(settings: Settings, name: str) -> Optional[str]:
+    """Where the endpoint answers: the local server's URL (it may have taken a free port when the
+    configured one was busy), or SageMaker Runtime's invocation URL."""
+    if not settings.is_local:
+        region = settings.effective_region
+        return f"https://runtime.sagemaker.{region}.amazonaws.com/endpoints/{name}"
+    from deploy import endpoint
+
+    state = endpoint.running_state(settings.home_path, name)
+    return state.get("url") if state else None
 
 
 def approval_rule_exists(settings: Settings) -> bool:
@@ -273,17 +290,28 @@ def _parser() -> argparse.ArgumentParser:
                         help="model package group (default: settings model_package_group)")
     parser.add_argument("--endpoint-name", default=None)
     commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="versions with status, key metrics, creation time, lineage")
+    described = "versions with status, key metrics, creation time, lineage (* = serving on the endpoint)"
+    listing = commands.add_parser("list", help=described, description=f"List the model group's {described}.")
     listing.add_argument("--group", dest="model_package_group", default=argparse.SUPPRESS)
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--limit", type=int, default=20, help="newest N versions (default 20; 0 = all)")
+    descriptions = {
+        "approve": "Approve a version: set it Approved and deploy it to the endpoint (locally the deploy handler "
+                   "runs here and prints the endpoint's URL; on SageMaker the EventBridge rule invokes the deploy "
+                   "Lambda).",
+        "reject": "Reject a version (it is never deployed; an endpoint already serving it keeps serving until "
+                  "`rollback` or a new approval).",
+    }
     for name in ("approve", "reject"):
-        command = commands.add_parser(name)
+        short = {"approve": "approve a version: deploys it", "reject": "reject a version"}[name]
+        command = commands.add_parser(name, help=short, description=descriptions[name])
         command.add_argument("package", nargs="?", help="model package ARN or version number")
         if name == "approve":
             command.add_argument("--latest", action="store_true", help="the newest version of the group")
         command.add_argument("--reason", default=None, help="stored as the ApprovalDescription")
-    command = commands.add_parser("rollback", help="deploy the previous approved version")
+    command = commands.add_parser("rollback", help="deploy the previous approved version",
+                                  description="Reject the version the endpoint serves and deploy the previous "
+                                              "approved one.")
     command.add_argument("--reason", default=None)
     return parser
 

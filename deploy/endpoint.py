@@ -680,8 +680,17 @@ def _initial_load(server: EndpointServer, model_dir, model_package_arn) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy.endpoint", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    descriptions = {
+        "serve": "Run the endpoint server in the foreground (GET /ping, POST /invocations, GET /metrics).",
+        "start": "Start the endpoint server in the background and wait until /ping answers; prints its state "
+                 "(URL, pid, port).",
+        "reload": "Swap the running endpoint's model without dropping requests.",
+        "status": "Print the running endpoint's state and /metrics (requests, errors, latency).",
+        "stop": "Stop the running endpoint server.",
+    }
     for command in ("serve", "start", "reload"):
-        sub = commands.add_parser(command)
+        sub = commands.add_parser(command, help=descriptions[command].split(" (")[0].rstrip("."),
+                                  description=descriptions[command])
         sub.add_argument("--model-dir", required=True, help="the engine's model directory (or model.tar.gz)")
         sub.add_argument("--model-package-arn", default=None, help="reported by /metrics and the API")
         if command != "reload":
@@ -689,7 +698,8 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--any-port-if-busy", action="store_true",
                              help="listen on a free port when --port is taken (the state file says which)")
     for command in ("status", "stop"):
-        commands.add_parser(command)
+        commands.add_parser(command, help=descriptions[command].split(" (")[0].rstrip("."),
+                            description=descriptions[command])
     for sub in commands.choices.values():
         sub.add_argument("--name", default=None, help="endpoint name (default: settings endpoint_name)")
         sub.add_argument("--home", default=None, help="local state folder (default: FORECAST_HOME)")

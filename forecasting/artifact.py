@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.contracts import MEAN_COLUMN
-from processing.atomic import staged_file
+from processing.atomic import staged_file, usual_permissions
 
 from .config import EngineConfig
 from .data import ColumnRoles, Panel, build_panel, read_table, static_frame, to_long_frame
@@ -148,6 +148,7 @@ class ForecastModel:
         model_dir = Path(model_dir)
         model_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=f".{model_dir.name}."))
+        usual_permissions(tmp, directory=True)  # the model folder reads like the user's other folders
         try:
             joblib.dump(self, tmp / MODEL_FILE, compress=3)
             meta = {"format_version": FORMAT_VERSION, "config": self.config.to_dict(),

@@ -18,24 +18,34 @@ from pipelines.settings import Settings
 from pipelines.steps import StepFactory, flag, input_path, json_get, output_path, output_uri, property_file
 
 
+def parameter_specs(settings: Settings) -> list:
+    """The batch pipeline's parameters: name, type, default and meaning (the --help table)."""
+    from pipelines.training import ParameterSpec
+
+    return [
+        ParameterSpec("InputDataUrl", "String", settings.s3_uri("data", "batch"),
+                      "history + future rows (known covariates, empty target): file, folder or S3 URI"),
+        ParameterSpec("ModelPackageGroupName", "String", settings.model_package_group,
+                      "Model Registry group whose latest Approved version forecasts"),
+        ParameterSpec("OutputUrl", "String", settings.s3_uri("reports", "latest"),
+                      "where the report goes (S3 URI; locally also a folder such as ./report)"),
+        ParameterSpec("ItemIdColumn", "String", "item_id", "item identifier column"),
+        ParameterSpec("TimestampColumn", "String", "timestamp", "timestamp column"),
+        ParameterSpec("TargetColumn", "String", "target_value", "column forecast (empty on future rows)"),
+        ParameterSpec("GroupingColumns", "String", "", "comma-separated grouping columns, empty for none"),
+        ParameterSpec("ServiceLevel", "Float", 0.9, "inventory service level: order-up-to = this quantile of demand"),
+        ParameterSpec("ItemsPerFile", "Integer", 100, "items per transform input file (whole series per file)"),
+        ParameterSpec("ProcessingInstanceType", "String", "ml.m5.xlarge", "instance of the processing steps"),
+        ParameterSpec("TransformInstanceType", "String", "ml.m5.xlarge", "instance of the batch transform"),
+    ]
+
+
 def batch_parameters(settings: Settings) -> dict:
     """Every tunable of the batch pipeline, as real pipeline parameters."""
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
 
-    return {
-        "InputDataUrl": ParameterString("InputDataUrl", default_value=settings.s3_uri("data", "batch")),
-        "ModelPackageGroupName": ParameterString("ModelPackageGroupName",
-                                                 default_value=settings.model_package_group),
-        "OutputUrl": ParameterString("OutputUrl", default_value=settings.s3_uri("reports", "latest")),
-        "ItemIdColumn": ParameterString("ItemIdColumn", default_value="item_id"),
-        "TimestampColumn": ParameterString("TimestampColumn", default_value="timestamp"),
-        "TargetColumn": ParameterString("TargetColumn", default_value="target_value"),
-        "GroupingColumns": ParameterString("GroupingColumns", default_value=""),
-        "ServiceLevel": ParameterFloat("ServiceLevel", default_value=0.9),
-        "ItemsPerFile": ParameterInteger("ItemsPerFile", default_value=100),
-        "ProcessingInstanceType": ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
-        "TransformInstanceType": ParameterString("TransformInstanceType", default_value="ml.m5.xlarge"),
-    }
+    classes = {"String": ParameterString, "Integer": ParameterInteger, "Float": ParameterFloat}
+    return {spec.name: classes[spec.kind](spec.name, default_value=spec.default) for spec in parameter_specs(settings)}
 
 
 def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipelines.settings import Settings
+from processing.atomic import usual_permissions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("processing", "evaluation")
@@ -92,6 +93,7 @@ def _copy_local(settings: Settings, prefix: str, uri: str, files: list[tuple[str
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=target.parent))
+    usual_permissions(staging, directory=True)
     try:
         for relative, path in files:
             destination = staging / relative

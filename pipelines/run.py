@@ -41,8 +41,28 @@ class RunError(RuntimeError):
 
 
 # --- arguments ---------------------------------------------------------------------------
+def parameters_help(settings: Optional[Settings] = None) -> str:
+    """Both pipelines' parameters (name, type, default, meaning) for --help: the overridable ones."""
+    from pipelines.batch import parameter_specs as batch_specs
+    from pipelines.training import parameter_specs as training_specs
+
+    settings = settings or Settings()
+    lines = ["pipeline parameters (--param Name=Value):"]
+    for title, specs in (("training (--pipeline training, the default)", training_specs(settings)),
+                         ("batch (--pipeline batch)", batch_specs(settings))):
+        lines.append(f"  {title}:")
+        width = max(len(spec.name) for spec in specs)
+        for spec in specs:
+            default = repr(spec.default) if spec.default == "" else str(spec.default)
+            lines.append(f"    {spec.name.ljust(width)}  {spec.kind:<7}  default {default}")
+            lines.append(f"    {'':{width}}  {spec.help}")
+    lines.append("  (defaults shown for the local target; the S3 ones follow --bucket and --prefix)")
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__.split("\n\n")[0],
+                                epilog=parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", choices=("local", "sagemaker"), default=None,
                    help="where to run (default: sagemaker when a role is configured, else local)")
     p.add_argument("--pipeline", choices=PIPELINES, default="training")
@@ -83,7 +103,16 @@ def check_overrides(definition: Mapping[str, Any], overrides: Mapping[str, str])
     typed: dict[str, Any] = {}
     for name, value in overrides.items():
         if name not in declared:
-            raise RunError(f"--param {name}: not a parameter of this pipeline; known: {', '.join(sorted(declared))}", 2)
+            import difflib
+
+            close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6) or \
+                difflib.get_close_matches(name.lower(), {d.lower(): d for d in declared}, n=1, cutoff=0.6)
+            hint = ""
+            if close:
+                suggestion = next((d for d in declared if d.lower() == close[0]), close[0])
+                hint = f"; did you mean --param {suggestion}={value}?"
+            raise RunError(f"--param {name}: not a parameter of this pipeline{hint} "
+                           f"(known: {', '.join(sorted(declared))}; python -m pipelines.run --help describes them)", 2)
         kind = declared[name]
         try:
             typed[name] = int(value) if kind == "Integer" else float(value) if kind == "Float" else value
@@ -324,12 +353,23 @@ def run_local(args: argparse.Namespace, settings: Settings, overrides: Mapping[s
         result = _runtime().list_executions(settings)
         return result if isinstance(result, int) else 0
     definition = json.loads(render(args.pipeline, settings))
-    parameters = check_overrides(definition, overrides)
+    parameters = absolute_local_paths(check_overrides(definition, overrides))
     code_bundle.upload(settings, log=log)
     if args.no_start:
         log("--no-start: definition rendered and code bundle stored; nothing started")
         return 0
     return int(_runtime().run_local(definition, parameters, settings))
+
+
+def absolute_local_paths(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Local runs: a *Url parameter given as a relative path (OutputUrl=./report) becomes absolute,
+    so the execution record, the Studio and a rerun from another folder all find the same place."""
+    fixed = dict(parameters)
+    for name, value in parameters.items():
+        text = str(value)
+        if name.endswith("Url") and text and not text.startswith(("s3://", "file://", "http://", "https://")):
+            fixed[name] = str(Path(text).expanduser().resolve())
+    return fixed
 
 
 # --- main --------------------------------------------------------------------------------------

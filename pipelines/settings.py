@@ -31,6 +31,7 @@ class Settings:
     home: str = ".forecast"               # local state: object store, registry, executions
     endpoint_port: int = 8080             # local endpoint (SageMaker container contract)
     api_port: int = 8081                  # local real-time forecast API
+    studio_port: int = 8090               # local Studio (python -m pipelines.studio)
     serving_data_uri: Optional[str] = None  # forecast API history; default: the latest PrepareData output
     config_file: Optional[str] = None
 
@@ -97,6 +98,7 @@ ENVIRONMENT = {
     "FORECAST_HOME": "home",
     "FORECAST_ENDPOINT_PORT": "endpoint_port",
     "FORECAST_API_PORT": "api_port",
+    "FORECAST_STUDIO_PORT": "studio_port",
     "FORECAST_SERVING_DATA": "serving_data_uri",
 }
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -105,7 +107,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 def _coerce(name: str, value: Any, source: str) -> Any:
     if value is None:
         return None
-    if name in ("endpoint_port", "api_port"):
+    if name in ("endpoint_port", "api_port", "studio_port"):
         try:
             return int(value)
         except (TypeError, ValueError):

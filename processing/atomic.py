@@ -10,6 +10,26 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def current_umask() -> int:
+    """The process umask (read without changing it where Linux tells it; else set and restore)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def usual_permissions(path: Path, directory: bool = False) -> None:
+    """Give a mkstemp/mkdtemp product the mode a plain open()/mkdir() would have (0644/0755 under
+    umask 022) instead of 0600/0700: outputs are meant to be read like the user's other files."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 @contextlib.contextmanager
 def staged_file(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write; on success it replaces `path`.
@@ -21,6 +41,7 @@ def staged_file(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    usual_permissions(Path(temporary))
     try:
         yield Path(temporary)
         os.replace(temporary, path)
@@ -49,6 +70,7 @@ def staged_directory(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    usual_permissions(staging, directory=True)
     try:
         yield staging
         if target.exists():

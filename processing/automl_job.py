@@ -310,8 +310,11 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
         raise AutoMLJobFailed("this boto3 has no create_auto_ml_job_v2: install boto3>=1.34 in the step "
                               "(processing/requirements/automl_job.txt)")
     request = request_from_args(args, settings)
-    log(f"AutoML request: {json.dumps(request, default=str)}")
-    write_json_atomic(Path(args.result_dir) / REQUEST_FILE, request)
+    # the request is long (filling rules per column): readable JSON in a file, its path in the log
+    request_path = write_json_atomic(Path(args.result_dir) / REQUEST_FILE, request)
+    config = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]
+    log(f"AutoML request {request['AutoMLJobName']} (horizon {config.get('ForecastHorizon')}, frequency "
+        f"{config.get('ForecastFrequency')}): {request_path}")
     job = start_or_attach(sm, request, log)
     description = wait_for_job(sm, job["job_name"], poll_seconds=args.poll_seconds, log=log, sleep=sleep,
                                max_wait_seconds=args.max_wait_seconds)

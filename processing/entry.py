@@ -45,7 +45,9 @@ def main(argv: Sequence[str], environ: Mapping[str, str] = os.environ,
     if requirements is not None and should_install(environ):
         print(f"[entry] installing {requirements.name} for {module}", flush=True)
         run(install_command(requirements), check=True)
-    print(f"[entry] running {module} {' '.join(arguments)}", flush=True)
+    # the arguments are in the job's description (AppSpecification) and, locally, on the runtime's
+    # "[runtime] <command>" line just above: printing them again made every command appear twice
+    print(f"[entry] running {module} ({len(arguments)} arguments)", flush=True)
     sys.argv = [module] + arguments
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -56,6 +56,15 @@ def format_timestamps(values: pd.Series) -> pd.Series:
     return values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S")
 
 
+CSV_DECIMALS = 2   # demand in units: hundredths are far finer than any forecast's accuracy
+
+
+def rounded(frame: pd.DataFrame, decimals: int = CSV_DECIMALS) -> pd.DataFrame:
+    """Float columns rounded for the CSVs people open in a spreadsheet (the parquet keeps every digit)."""
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    return frame.assign(**{c: frame[c].round(decimals) for c in floats})
+
+
 def read_model_info(model_dir: Optional[Path]) -> dict:
     if model_dir is None:
         return {}
@@ -88,9 +97,9 @@ def write_report(args: argparse.Namespace) -> Path:
     out = args.out
     with staged_directory(out) as staging:
         printable = table.assign(**{columns.timestamp: format_timestamps(table[columns.timestamp])})
-        printable.to_csv(staging / "forecasts.csv", index=False)
-        printable.to_parquet(staging / "forecasts.parquet", index=False)
-        inventory.to_csv(staging / "inventory.csv", index=False)
+        printable.to_parquet(staging / "forecasts.parquet", index=False)   # full precision
+        rounded(printable).to_csv(staging / "forecasts.csv", index=False)
+        rounded(inventory).to_csv(staging / "inventory.csv", index=False)
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         attributes = reporting.attribute_columns(table, columns, quantiles)
         lower, upper, _ = reporting.interval_columns(quantiles)

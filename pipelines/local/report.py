@@ -13,22 +13,15 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from pipelines import contracts
+from pipelines.local import graph_layout
 from pipelines.settings import Settings
 
-STATUS_COLOURS = {"Succeeded": "#2e7d32", "Failed": "#c62828", "Stopped": "#ef6c00", "Executing": "#1565c0",
-                  "NotExecuted": "#9e9e9e", "Pending": "#bdbdbd"}
+STATUS_COLOURS = graph_layout.STATUS_COLOURS
 NEXT_COMMANDS = ("python -m deploy.approve approve --latest", "python -m pipelines.run --pipeline batch")
-MAX_PLOTS = 12
+STUDIO_COMMAND = "python -m pipelines.studio"
 
 
-def format_duration(seconds: Optional[float]) -> str:
-    """1.2s, 4m05s: how long steps took, for people."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{rest:02d}s"
+format_duration = graph_layout.format_duration
 
 
 def _fmt_value(value: Any) -> str:
@@ -68,7 +61,7 @@ def _metric_items(values: Any) -> list:
     return [(k, metric_value(v)) for k, v in values.items() if metric_value(v) is not None]
 
 
-def evaluation_lines(evaluation: Mapping[str, Any]) -> list:
+def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mapping[str, Any]] = None) -> list:
     lines = []
     gate = evaluation.get("quality_gate") or {}
     if gate:
@@ -86,9 +79,51 @@ def evaluation_lines(evaluation: Mapping[str, Any]) -> list:
     skill = _metric_items(evaluation.get("skill"))
     if skill:
         lines.append("  skill vs baseline (1 - model/baseline): " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in skill))
+    explained = mase_explanation(dict(metrics), base_metrics, dict(skill),
+                                 metric_value((leaderboard or {}).get("MASE")))
+    if explained:
+        lines.append("  " + explained)
     for warning in evaluation.get("warnings") or []:
         lines.append(f"  note: {warning}")
     return lines
+
+
+def mase_explanation(metrics: Mapping[str, float], baseline: Mapping[str, float],
+                     skill: Mapping[str, float], leaderboard_mase: Optional[float] = None) -> Optional[str]:
+    """Why MASE here, MASE on the AutoML leaderboard and the MASE skill can all look different."""
+    if "mase" not in metrics:
+        return None
+    lines = [f"MASE {_fmt_value(metrics['mase'])} = each item's holdout MAE / its in-sample seasonal-naive MAE "
+             "on the training history, averaged (1 = as large as that in-sample error)"]
+    if "mase" in baseline:
+        line = f"  seasonal naive scores {_fmt_value(baseline['mase'])} on the same holdout"
+        if "mase" in skill:
+            line += (f": skill {_fmt_value(skill['mase'])} = {abs(skill['mase']):.0%} "
+                     f"{'less' if skill['mase'] >= 0 else 'more'} error than seasonal naive")
+        lines.append(line)
+    board = f" ({_fmt_value(leaderboard_mase)} for the chosen candidate)" if leaderboard_mase is not None else ""
+    lines.append(f"  the AutoML leaderboard's MASE{board} is the same formula on its backtest windows inside the "
+                 "training data (earlier periods), not on this holdout (docs/metrics.md)")
+    return "\n  ".join(lines)
+
+
+def planner_report_path(record: Mapping[str, Any], settings: Settings) -> Optional[Path]:
+    """The batch run's report.html (the Report step's output: OutputUrl), when it was written."""
+    from pipelines.local.store import local_path
+
+    for step in record.get("steps") or []:
+        if step.get("name") != contracts.STEP_REPORT or step.get("status") != "Succeeded":
+            continue
+        for uri in (step.get("outputs") or {}).values():
+            text = str(uri)
+            try:
+                folder = (local_path(text, settings) if text.startswith("s3://") else
+                          Path(text[len("file://"):] if text.startswith("file://") else text).expanduser().resolve())
+            except ValueError:
+                continue
+            if (folder / "report.html").is_file():
+                return folder / "report.html"
+    return None
 
 
 def registration_info(record: Mapping[str, Any], settings: Settings) -> Optional[dict]:
@@ -120,8 +155,10 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
         lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))
     evaluation, path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
+        automl, _ = property_file_document(record, contracts.AUTOML_RESULT_NAME, settings)
+        candidate = (automl or {}).get("candidate_metrics") if isinstance(automl, Mapping) else None
         lines.append(f"\nEvaluation ({path}):")
-        lines.extend(evaluation_lines(evaluation))
+        lines.extend(evaluation_lines(evaluation, candidate if isinstance(candidate, Mapping) else None))
     registration = registration_info(record, settings)
     if registration:
         lines.append(f"\nRegistered model package: {registration['arn']}\n  approval status: {registration['status']}")
@@ -137,11 +174,23 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     report = record.get("report")
     if report:
         lines.append(f"\nReport: {report}")
+    planner = planner_report_path(record, settings)
+    if planner is not None:
+        lines.append(f"Planner report: {planner}\n  (forecasts.csv, inventory.csv, summary.json and charts/ beside it)")
+    browse = (STUDIO_COMMAND, "browse runs, approve versions, endpoints")
+    following: list = []
     if record.get("status") == "Succeeded" and registration:
-        lines.append("\nNext:")
         if registration["status"] != "Approved":
-            lines.append(f"  {NEXT_COMMANDS[0]}      # approve the new version (deploys it to the local endpoint)")
-        lines.append(f"  {NEXT_COMMANDS[1]}      # forecast every item with the latest approved model")
+            following.append((NEXT_COMMANDS[0], "approve the new version (deploys it to the local endpoint)"))
+        following += [(NEXT_COMMANDS[1], "forecast every item with the latest approved model"), browse]
+    elif record.get("status") == "Succeeded" and planner is not None:
+        following += [(f"open {planner}", "the planner report: forecasts, order-up-to levels, movers"),
+                      ("python -m deploy.api invoke --item-id <item> --horizon 7", "one item's forecast, real time"),
+                      browse]
+    if following:
+        width = max(len(command) for command, _ in following)
+        lines.append("\nNext:")
+        lines.extend(f"  {command.ljust(width)}   # {why}" for command, why in following)
     return "\n".join(lines)
 
 
@@ -158,54 +207,9 @@ def rerun_command(record: Mapping[str, Any], settings: Settings) -> str:
 
 
 # --- HTML ------------------------------------------------------------------------------------
-def _layers(steps: list) -> dict:
-    depth: dict = {}
-    for step in steps:  # steps are in execution (topological) order
-        depth[step["name"]] = 1 + max([depth.get(d, -1) for d in step.get("depends_on") or []] + [-1])
-    return depth
-
-
-def graph_svg(steps: list) -> str:
-    """A layered left-to-right drawing of the pipeline, boxes coloured by status."""
-    depth = _layers(steps)
-    columns: dict = {}
-    for step in steps:
-        columns.setdefault(depth[step["name"]], []).append(step["name"])
-    box_w, box_h, gap_x, gap_y = 215, 46, 40, 22
-    position = {}
-    for column, names in columns.items():
-        for row, name in enumerate(names):
-            position[name] = (20 + column * (box_w + gap_x), 20 + row * (box_h + gap_y))
-    width = 40 + (max(columns) + 1 if columns else 1) * (box_w + gap_x)
-    height = 40 + max([len(v) for v in columns.values()] + [1]) * (box_h + gap_y)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="12">',
-             '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="4" orient="auto">'
-             '<path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>']
-    by_name = {s["name"]: s for s in steps}
-    for step in steps:
-        x2, y2 = position[step["name"]]
-        for dep in step.get("depends_on") or []:
-            if dep not in position:
-                continue
-            x1, y1 = position[dep]
-            sx, sy, ex_, ey = x1 + box_w, y1 + box_h / 2, x2, y2 + box_h / 2
-            mid = (sx + ex_) / 2
-            dashed = ' stroke-dasharray="4,3"' if by_name[dep]["type"] == "Condition" else ""
-            parts.append(f'<path d="M{sx},{sy} C{mid},{sy} {mid},{ey} {ex_ - 2},{ey}" fill="none" '
-                         f'stroke="#555"{dashed} marker-end="url(#arrow)"/>')
-    for step in steps:
-        x, y = position[step["name"]]
-        colour = STATUS_COLOURS.get(step["status"], "#757575")
-        title = html.escape(f"{step['name']} ({step['type']}): {step['status']}"
-                            + (f" - {step['failure_reason']}" if step.get("failure_reason") else ""))
-        parts.append(f'<g><title>{title}</title><rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" '
-                     f'fill="white" stroke="{colour}" stroke-width="3"/>'
-                     f'<text x="{x + 10}" y="{y + 19}" font-weight="bold">{html.escape(step["name"])}</text>'
-                     f'<text x="{x + 10}" y="{y + 36}" fill="{colour}">{html.escape(step["type"])} · '
-                     f'{html.escape(step["status"])} · {format_duration(step.get("duration_seconds"))}</text></g>')
-    parts.append("</svg>")
-    return "".join(parts)
+def graph_svg(steps: list, branch_of: Optional[Mapping[str, tuple]] = None) -> str:
+    """The pipeline graph (pipelines.local.graph_layout, shared with the Studio)."""
+    return graph_layout.graph_svg(steps, branch_of)
 
 
 def _table(rows: list, header: tuple) -> str:
@@ -214,17 +218,60 @@ def _table(rows: list, header: tuple) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _plots(record: Mapping[str, Any], settings: Settings) -> list:
-    """PNG files written by the evaluation step (its output folder's plots)."""
+def plots(record: Mapping[str, Any], settings: Settings) -> list:
+    """Every PNG written by the evaluation step (its output folder's plots)."""
     _, path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if path is None:
         return []
-    return sorted(path.parent.rglob("*.png"))[:MAX_PLOTS]
+    return sorted(path.parent.rglob("*.png"))
+
+
+def branch_map(record: Mapping[str, Any], graph: Any = None) -> dict:
+    """{step: (condition, IfSteps|ElseSteps)} from the loaded graph, else the recorded definition."""
+    steps = getattr(graph, "steps", None)
+    if isinstance(steps, Mapping):
+        return {name: (spec.condition, spec.branch) for name, spec in steps.items()
+                if getattr(spec, "condition", None)}
+    definition = record.get("definition")
+    if definition and Path(definition).is_file():
+        try:
+            return graph_layout.branches(json.loads(Path(definition).read_text()))
+        except (OSError, json.JSONDecodeError):
+            return {}
+    return {}
+
+
+# Plots open full size in an overlay (a click, or Enter); Escape or a click closes it.
+LIGHTBOX_CSS = (".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:14px}"
+                ".plots figure{margin:0;border:1px solid #e3e3e3;border-radius:6px;padding:6px;background:#fff}"
+                ".plots img{width:100%;height:auto;cursor:zoom-in;display:block}"
+                ".plots figcaption{font-size:12px;color:#555;margin-top:4px}"
+                "#lightbox{position:fixed;inset:0;background:rgba(0,0,0,.82);display:none;z-index:10;"
+                "overflow:auto;cursor:zoom-out;padding:24px;box-sizing:border-box}"
+                "#lightbox.open{display:block}#lightbox img{display:block;margin:0 auto;max-width:none;"
+                "background:#fff}#lightbox p{color:#eee;text-align:center;font-size:13px;margin:6px}")
+LIGHTBOX_HTML = "<div id='lightbox' role='dialog' aria-label='plot, full size'><p></p><img alt=''></div>"
+LIGHTBOX_JS = ("<script>(function(){var box=document.getElementById('lightbox');if(!box)return;"
+               "var big=box.querySelector('img'),cap=box.querySelector('p');"
+               "function open(img){big.src=img.dataset.full||img.src;big.alt=img.alt;"
+               "cap.textContent=img.alt+' (full size; Escape or click to close)';box.classList.add('open');}"
+               "document.querySelectorAll('.plots img').forEach(function(img){img.tabIndex=0;"
+               "img.addEventListener('click',function(){open(img);});"
+               "img.addEventListener('keydown',function(e){if(e.key==='Enter')open(img);});});"
+               "box.addEventListener('click',function(){box.classList.remove('open');});"
+               "document.addEventListener('keydown',function(e){if(e.key==='Escape')box.classList.remove('open');});"
+               "})();</script>")
 
 
 def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path: Path) -> Path:
     from pipelines.local.store import atomic_write_bytes
 
+    atomic_write_bytes(path, render_report(record, graph, settings).encode("utf-8"))
+    return path
+
+
+def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> str:
+    """The execution report as one self-contained HTML page (plots embedded)."""
     steps = record.get("steps") or []
     longest = max([s.get("duration_seconds") or 0 for s in steps] + [1])
     timing_rows = []
@@ -250,7 +297,7 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
         sections.append(f"<p class='failure'>{html.escape(record['failure_reason'])}</p>")
     for note in record.get("notes") or []:
         sections.append(f"<p class='note'>{html.escape(note)}</p>")
-    sections += ["<h2>Pipeline graph</h2>", graph_svg(steps),
+    sections += ["<h2>Pipeline graph</h2>", f"<div class='graph'>{graph_svg(steps, branch_map(record, graph))}</div>",
                  "<h2>Steps</h2>", _table(timing_rows, ("Step", "Type", "Status", "Duration", "", "Log", "Detail"))]
     evaluation, eval_path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
@@ -272,17 +319,25 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
         for warning in evaluation.get("warnings") or []:
             sections.append(f"<p class='note'>{html.escape(str(warning))}</p>")
         sections.append(f"<p class='small'>{html.escape(str(eval_path))}</p>")
+    planner = planner_report_path(record, settings)
+    if planner is not None:
+        sections.append(f"<h2>Planner report</h2><p><a href='{html.escape(planner.as_uri())}'>"
+                        f"{html.escape(str(planner))}</a>: forecasts, inventory order-up-to levels, movers, charts "
+                        f"(forecasts.csv, inventory.csv, summary.json beside it)</p>")
     registration = registration_info(record, settings)
     if registration:
         sections.append(f"<h2>Model registry</h2><p>{html.escape(registration['arn'])}: "
                         f"<b>{html.escape(str(registration['status']))}</b></p>")
-    plots = _plots(record, settings)
-    if plots:
-        sections.append("<h2>Evaluation plots</h2>")
-        for plot in plots:
+    images = plots(record, settings)
+    if images:
+        sections.append("<h2>Evaluation plots</h2><p class='small'>Click a plot to see it full size.</p>"
+                        "<div class='plots'>")
+        for plot in images:
             data = base64.b64encode(plot.read_bytes()).decode("ascii")
             sections.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(plot.name)}'>"
-                            f"<figcaption>{html.escape(plot.name)}</figcaption></figure>")
+                            f"<figcaption>{html.escape(plot.name)} · <a href='{html.escape(plot.as_uri())}'>"
+                            f"file</a></figcaption></figure>")
+        sections.append("</div>" + LIGHTBOX_HTML)
     parameter_rows = [(html.escape(k), html.escape(str(v))) for k, v in (record.get("parameters") or {}).items()]
     sections += ["<h2>Parameters</h2>", _table(parameter_rows, ("name", "value"))]
     output_rows = []
@@ -291,13 +346,13 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
             output_rows.append((html.escape(step["name"]), html.escape(str(name)), html.escape(str(uri))))
     if output_rows:
         sections += ["<h2>Outputs</h2>", _table(output_rows, ("step", "output", "location"))]
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;font-size:13px}"
+    style = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em}"
+             "table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;font-size:13px;overflow-wrap:anywhere}"
              ".bar{height:10px}.failure{color:#c62828;font-weight:bold}.note{color:#555}"
-             "img{max-width:560px;border:1px solid #eee}figure{display:inline-block;margin:6px}"
-             ".small{color:#777;font-size:12px}")
+             ".graph{overflow-x:auto}.small{color:#777;font-size:12px}" + LIGHTBOX_CSS)
     document = (f"<!doctype html><html><head><meta charset='utf-8'>"
+                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
                 f"<title>{html.escape(str(record.get('execution_id')))}"
-                f"</title><style>{style}</style></head><body>{''.join(sections)}</body></html>")
-    atomic_write_bytes(path, document.encode("utf-8"))
-    return path
+                f"</title><style>{style}</style></head><body>{''.join(sections)}{LIGHTBOX_JS}</body></html>")
+    return document

@@ -215,3 +215,17 @@ def test_on_sagemaker_reapproving_an_approved_version_deploys_it_directly(sagema
     assert "no state-change event fires" in capsys.readouterr().out
     assert result["deployment"]["status"] == "deployed"
     assert cli.deployed_package(sm, "demand-forecast") == arn
+
+
+def test_every_subcommand_has_a_description_and_a_help_line():
+    import argparse
+
+    from deploy import approve as approve_cli
+    from deploy import endpoint as endpoint_cli
+
+    for parser in (approve_cli._parser(), endpoint_cli._parser()):
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        helps = {choice.dest: choice.help for choice in commands._choices_actions}
+        for name, sub in commands.choices.items():
+            assert sub.description and len(sub.description) > 20, (parser.prog, name)
+            assert helps.get(name), (parser.prog, name)

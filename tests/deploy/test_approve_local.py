@@ -55,9 +55,12 @@ def test_approving_locally_deploys_swaps_rolls_back_and_teardown_stops_the_endpo
     try:
         # approve v1 -> the deploy handler runs in-process and starts the endpoint
         assert cli.main(["approve", "--latest", "--reason", "first model"]) == 0
-        capsys.readouterr()
+        printed = capsys.readouterr().out
         state = running_state(settings.home_path, settings.endpoint_name)
         assert state is not None
+        # it says where the endpoint listens (a free port when the configured one is busy)
+        assert f"endpoint {settings.endpoint_name} listens on {state['url']}" in printed
+        assert json.loads(printed[printed.index("\n{\n") + 1:])["endpoint_url"] == state["url"]
         assert http_request(state["url"] + "/ping", timeout=10)[0] == 200
         status, _, body = http_request(state["url"] + "/invocations", "POST", inference_csv(frame),
                                        {"Content-Type": "text/csv"}, timeout=60)

@@ -172,7 +172,10 @@ def test_given_overrides_then_they_are_typed_like_the_parameters():
 
 
 @pytest.mark.parametrize("pair, message", [
-    ("Horizon=3", "--param Horizon: not a parameter of this pipeline; known: AutoMLAlgorithms"),
+    ("Horizon=3", "--param Horizon: not a parameter of this pipeline; did you mean --param ForecastHorizon=3?"),
+    ("QualityTreshold=0.2", "did you mean --param QualityThreshold=0.2?"),
+    ("forecasthorizon=7", "did you mean --param ForecastHorizon=7?"),
+    ("Zzz=1", "--param Zzz: not a parameter of this pipeline (known: AutoMLAlgorithms"),
     ("ForecastHorizon=two", "--param ForecastHorizon='two': ForecastHorizon is an Integer parameter"),
     ("ForecastHorizon", "--param 'ForecastHorizon': expected Name=Value"),
 ])
@@ -180,6 +183,38 @@ def test_given_a_bad_override_then_the_error_names_it(pair, message):
     definition = json.loads(training_text())
     with pytest.raises(run.RunError, match=re.escape(message)):
         run.check_overrides(definition, run.parse_overrides([pair]))
+
+
+def test_given_relative_local_paths_for_url_parameters_then_local_runs_record_them_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixed = run.absolute_local_paths({"OutputUrl": "./report", "InputDataUrl": "s3://b/k", "ForecastHorizon": 7,
+                                      "ItemIdColumn": "sku"})
+    assert fixed == {"OutputUrl": str(tmp_path / "report"), "InputDataUrl": "s3://b/k", "ForecastHorizon": 7,
+                     "ItemIdColumn": "sku"}
+
+
+def test_given_help_then_both_pipelines_parameters_are_listed_with_type_default_and_meaning(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--help"])
+    text = capsys.readouterr().out
+    from pipelines.batch import parameter_specs as batch_specs
+    from pipelines.training import parameter_specs as training_specs
+
+    settings = run.Settings()
+    for spec in training_specs(settings) + batch_specs(settings):
+        line = next((l for l in text.splitlines() if l.split()[:1] == [spec.name]), None)
+        assert line is not None, spec.name
+        assert spec.kind in line and "default" in line
+        assert spec.help in text
+    assert "training (--pipeline training" in text and "batch (--pipeline batch)" in text
+    assert "ServiceLevel" in text and "Float    default 0.9" in text
+
+
+def test_given_the_batch_specs_then_the_definition_declares_exactly_those_parameters():
+    from pipelines.batch import parameter_specs
+
+    declared = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in json.loads(run.render("batch", run.Settings()))["Parameters"]}
+    assert declared == {s.name: (s.kind, s.default) for s in parameter_specs(run.Settings())}
 
 
 # --- SageMaker target against moto ------------------------------------------------------------------

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from processing.atomic import staged_directory, staged_file, write_json_atomic, write_text_atomic
+import os
+import stat
+
+from processing.atomic import current_umask, staged_directory, staged_file, write_json_atomic, write_text_atomic
 
 
 def test_given_a_writer_that_fails_when_staged_then_the_old_file_stays_and_no_temp_is_left(tmp_path):
@@ -44,3 +47,34 @@ def test_given_a_folder_build_that_fails_when_staged_then_the_old_folder_survive
     with staged_directory(target) as staging:
         (staging / "index.html").write_text("new")
     assert (target / "index.html").read_text() == "new"
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_given_umask_022_when_writing_atomically_then_files_are_0644_and_folders_0755_like_plain_writes(
+        tmp_path, umask_022):
+    assert current_umask() == 0o022
+    written = write_text_atomic(tmp_path / "a.csv", "x")
+    with staged_file(tmp_path / "b.png") as temporary:
+        temporary.write_bytes(b"png")
+    with staged_directory(tmp_path / "report") as folder:
+        (folder / "inside.txt").write_text("y")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("z")
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(written) == mode(tmp_path / "b.png") == mode(plain) == 0o644
+    assert mode(tmp_path / "report") == 0o755
+
+
+def test_given_a_stricter_umask_then_atomic_writes_follow_it(tmp_path):
+    previous = os.umask(0o077)
+    try:
+        written = write_text_atomic(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600

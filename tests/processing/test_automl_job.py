@@ -127,6 +127,11 @@ def test_given_a_two_container_candidate_when_the_job_completes_then_model_and_p
     assert written["best_candidate_name"] == "ensemble-candidate-1"
     assert written["objective_metric"] == {"name": "AverageWeightedQuantileLoss", "value": 0.0512}
     assert written["reports"]["backtest_results"].endswith("/backtest")
+    request_file = tmp_path / "automl" / automl_job.REQUEST_FILE
+    assert [line for line in logs if str(request_file) in line] == [
+        f"AutoML request {JOB} (horizon 14, frequency D): {request_file}"]
+    assert not any("{" in line for line in logs)                    # no request JSON on one long line
+    assert request_file.read_text().startswith('{\n  "')               # indented, readable
     status_lines = [line for line in logs if line.startswith(f"AutoML job {JOB}: ")]
     assert [line.split(": ")[1].split(" (")[0] for line in status_lines] == [
         "InProgress / AnalyzingData", "InProgress / TrainingModels", "Completed / Completed"]

@@ -39,6 +39,13 @@ def test_given_a_module_and_arguments_when_run_then_the_module_sees_them_as_its_
     assert calls == []
 
 
+def test_given_a_step_then_the_entry_names_it_without_repeating_the_command_line(tmp_path, monkeypatch, capsys):
+    _step_module(tmp_path, monkeypatch)
+    entry.main(["fake_step", f"--out={tmp_path / 'seen.txt'}", "--grouping-columns="], environ={}, run=print)
+    printed = capsys.readouterr().out
+    assert "[entry] running fake_step (2 arguments)" in printed and "--out=" not in printed
+
+
 def test_given_requirements_in_a_container_when_run_then_pip_installs_them_first(tmp_path, monkeypatch):
     _step_module(tmp_path, monkeypatch, "evaluate")
     calls = []

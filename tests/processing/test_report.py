@@ -57,10 +57,13 @@ def test_given_batch_forecasts_when_reporting_then_every_artifact_is_written_and
     code = report.main(["--forecasts", str(forecast_dir), "--history", str(history_path),
                         "--model-dir", str(model_dir), "--out", str(out), "--service-level", "0.9"])
     assert code == 0
-    table = pd.read_csv(out / "forecasts.csv")
-    assert len(table) == 4 * 7 and table.groupby("item_id").size().eq(7).all()
-    assert list(table.columns) == ["item_id", "category", "region", "timestamp", "p10", "p50", "p90", "mean"]
-    assert pd.read_parquet(out / "forecasts.parquet").shape == table.shape
+    printed = pd.read_csv(out / "forecasts.csv")
+    assert len(printed) == 4 * 7 and printed.groupby("item_id").size().eq(7).all()
+    assert list(printed.columns) == ["item_id", "category", "region", "timestamp", "p10", "p50", "p90", "mean"]
+    table = pd.read_parquet(out / "forecasts.parquet")          # every digit; the CSV is rounded
+    assert table.shape == printed.shape
+    for column in ("p10", "p50", "p90", "mean"):
+        assert (printed[column] - table[column]).abs().max() <= 0.005 + 1e-9
     summary = json.loads((out / "summary.json").read_text())
     assert summary["items_forecast"] == 4 and summary["horizon"] == 7
     assert summary["model_package_arn"].endswith("/g/3")
@@ -113,3 +116,20 @@ def test_given_forecasts_without_a_quantile_column_then_the_error_names_file_and
     out = root / "report"
     assert report.main(["--forecasts", str(forecast_dir), "--history", str(history_path), "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_given_forecasts_with_long_decimals_then_the_csvs_hold_two_decimals_and_the_parquet_all(report_inputs):
+    root, history_path, forecast_dir, model_dir = report_inputs
+    frame = pd.read_csv(forecast_dir / "part-00000.csv.out")
+    for column in ("p10", "p50", "p90", "mean"):
+        frame[column] = frame[column] + 0.123456789
+    frame.to_csv(forecast_dir / "part-00000.csv.out", index=False)
+    out = root / "report"
+    assert report.main(["--forecasts", str(forecast_dir), "--history", str(history_path),
+                        "--model-dir", str(model_dir), "--out", str(out)]) == 0
+    for name in ("forecasts.csv", "inventory.csv"):
+        body = (out / name).read_text().splitlines()[1:]
+        decimals = [len(cell.split(".")[1]) for line in body for cell in line.split(",")
+                    if cell.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in cell]
+        assert decimals and max(decimals) <= 2, name
+    assert (pd.read_parquet(out / "forecasts.parquet")["mean"] % 0.01).round(6).ne(0).any()

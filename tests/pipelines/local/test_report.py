@@ -1,0 +1,121 @@
+"""The console summary and the per-execution HTML report."""
+from __future__ import annotations
+
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from pipelines import contracts  # noqa: E402
+from pipelines.local import report  # noqa: E402
+from pipelines.settings import resolve  # noqa: E402
+
+EVALUATION = {
+    "quality_gate": {"metric": "WAPE", "value": 0.0123, "threshold": 0.3, "passed": True},
+    "forecast_metrics": {"wape": {"value": 0.0123}, "mase": {"value": 1.47}, "wql": {"value": 0.006}},
+    "baseline": {"method": "seasonal_naive", "forecast_metrics": {"wape": 0.045, "mase": 3.27, "wql": 0.031}},
+    "skill": {"wape": 0.727, "mase": 0.55, "wql": 0.8},
+}
+TRAINING_STEPS = [("PrepareData", "Processing", []), ("AutoML", "Processing", ["PrepareData"]),
+                  ("Evaluate", "Processing", ["AutoML"]), ("QualityGate", "Condition", ["Evaluate"]),
+                  ("RegisterModel", "Processing", ["QualityGate"]), ("Deploy", "Lambda", ["RegisterModel"]),
+                  ("QualityTooLow", "Fail", ["QualityGate"])]
+
+
+@pytest.fixture
+def settings():
+    return resolve()
+
+
+def store_file(settings, key, data: bytes) -> str:
+    path = settings.home_path / "s3" / "forecast-local" / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return f"s3://forecast-local/{key}"
+
+
+def plot(path, width_px=1600):
+    figure = plt.figure(figsize=(width_px / 100, 4), dpi=100)
+    figure.gca().plot([1, 3, 2])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def training_record(settings, plots=14):
+    evaluation_uri = store_file(settings, "x/Evaluate/evaluation/evaluation.json", json.dumps(EVALUATION).encode())
+    automl_uri = store_file(settings, "x/AutoML/result/automl_result.json",
+                            json.dumps({"candidate_metrics": {"MASE": 0.61}}).encode())
+    folder = settings.home_path / "s3" / "forecast-local" / "x" / "Evaluate" / "evaluation" / "plots"
+    for i in range(plots):
+        plot(folder / f"plot_{i:02d}.png")
+    steps = []
+    for name, kind, deps in TRAINING_STEPS:
+        step = {"name": name, "type": kind, "depends_on": deps, "status": "Succeeded", "duration_seconds": 3.0,
+                "outputs": {}, "log": None}
+        if name == "Evaluate":
+            step["property_files"] = {contracts.EVALUATION_RESULT_NAME: evaluation_uri}
+        if name == "AutoML":
+            step["property_files"] = {contracts.AUTOML_RESULT_NAME: automl_uri}
+        if name == "QualityGate":
+            step["outputs"] = {"Outcome": True}
+        if name == "QualityTooLow":
+            step.update(status="NotExecuted", duration_seconds=None, note="branch not taken (ElseSteps of QualityGate)")
+        steps.append(step)
+    definition = settings.home_path / "definition.json"
+    definition.write_text(json.dumps({"Steps": [
+        {"Name": "QualityGate", "Type": "Condition", "Arguments": {
+            "IfSteps": [{"Name": "RegisterModel", "Type": "Processing"}, {"Name": "Deploy", "Type": "Lambda"}],
+            "ElseSteps": [{"Name": "QualityTooLow", "Type": "Fail"}]}}]}))
+    return {"execution_id": "abc123def456", "pipeline_name": settings.training_pipeline_name, "status": "Succeeded",
+            "start_time": "2026-01-01T00:00:00+00:00", "duration_seconds": 90.0, "parameters": {}, "steps": steps,
+            "definition": str(definition)}
+
+
+def test_given_an_execution_when_the_report_is_written_then_the_graph_fits_and_every_plot_opens_full_size(
+        settings, tmp_path):
+    record = training_record(settings, plots=14)
+    path = report.write_report(record, None, settings, tmp_path / "report.html")
+    page = path.read_text()
+    svg = re.search(r"<svg[^>]*>", page).group(0)
+    width = int(re.search(r'width="(\d+)"', svg).group(1))
+    assert width <= 1200 and "max-width:100%" in svg and "viewBox" in svg
+    assert "max-width:560px" not in page
+    assert page.count("data:image/png;base64,") == 14               # every plot, no cap at 12
+    assert "id='lightbox'" in page and "cursor:zoom-in" in page and "classList.add('open')" in page
+    assert "if true (taken)" in page and "else (not taken)" in page
+
+
+def test_given_an_evaluation_then_the_summary_explains_its_mase_next_to_the_leaderboards(settings):
+    summary = report.execution_summary(training_record(settings, plots=0), settings)
+    assert "MASE 1.47 = each item's holdout MAE / its in-sample seasonal-naive MAE" in summary
+    assert "seasonal naive scores 3.27 on the same holdout: skill 0.55 = 55% less error" in summary
+    assert "the AutoML leaderboard's MASE (0.61 for the chosen candidate)" in summary
+
+
+def test_given_a_batch_run_then_the_summary_prints_the_planner_report_and_the_next_commands(settings, tmp_path):
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "report.html").write_text("<html></html>")
+    record = {"execution_id": "b1", "pipeline_name": settings.batch_pipeline_name, "status": "Succeeded",
+              "duration_seconds": 30.0, "report": str(tmp_path / "record.html"),
+              "steps": [{"name": contracts.STEP_REPORT, "type": "Processing", "status": "Succeeded",
+                         "duration_seconds": 2.0, "outputs": {"report": str(folder)}}]}
+    summary = report.execution_summary(record, settings)
+    assert f"Planner report: {folder / 'report.html'}" in summary
+    assert f"open {folder / 'report.html'}" in summary
+    assert "python -m deploy.api invoke" in summary and "python -m pipelines.studio" in summary
+    page = report.render_report(record, None, settings)
+    assert f"href='{(folder / 'report.html').as_uri()}'" in page
+
+
+def test_given_a_batch_run_writing_to_the_store_then_the_planner_report_is_found_there(settings):
+    uri = store_file(settings, "demand-forecasting/reports/latest/report.html", b"<html></html>")
+    record = {"steps": [{"name": contracts.STEP_REPORT, "status": "Succeeded",
+                         "outputs": {"report": uri.rsplit("/", 1)[0]}}]}
+    assert report.planner_report_path(record, settings) == \
+        settings.home_path / "s3" / "forecast-local" / "demand-forecasting" / "reports" / "latest" / "report.html"

@@ -1,0 +1,195 @@
+"""The Studio over HTTP: pages on an empty or small state, cross-site refusals, safe file routes."""
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+from urllib.parse import urlencode
+
+import pytest
+
+from pipelines.local.sagemaker import LocalSageMakerClient
+from pipelines.settings import resolve
+from pipelines.studio import server as studio
+from pipelines.studio import state
+
+GROUP = "demand-forecasting"
+
+
+@pytest.fixture
+def settings():
+    return resolve().replace(endpoint_port=0)
+
+
+@pytest.fixture
+def running(settings):
+    """A Studio on 127.0.0.1, a random port; yields the server."""
+    server = studio.make_server(settings, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def request(server, method, path, body=b"", headers=None):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    base = {"Host": f"127.0.0.1:{server.port}"}
+    connection.request(method, path, body=body or None, headers={**base, **(headers or {})})
+    response = connection.getresponse()
+    result = response.status, dict(response.getheaders()), response.read()
+    connection.close()
+    return result
+
+
+def post_form(server, path, fields, origin=True, **headers):
+    extra = {"Content-Type": "application/x-www-form-urlencoded"}
+    if origin:
+        extra["Origin"] = f"http://127.0.0.1:{server.port}"
+    return request(server, "POST", path, urlencode(fields).encode(), {**extra, **headers})
+
+
+def register(settings, metrics: dict, status="PendingManualApproval") -> str:
+    sm = LocalSageMakerClient(settings)
+    try:
+        sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    except Exception:  # noqa: BLE001 - the group exists already
+        pass
+    return sm.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{"Image": "forecast-local-engine:latest"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+        CustomerMetadataProperties={f"metric_{k}": str(v) for k, v in metrics.items()})["ModelPackageArn"]
+
+
+def test_given_an_empty_home_then_every_page_says_what_to_do(running):
+    for path, text in (("/", "python -m pipelines.run"), ("/registry", "a training run registers one"),
+                       ("/endpoints", "approve a version")):
+        status, headers, body = request(running, "GET", path)
+        assert status == 200 and text in body.decode(), path
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+        assert not re.search(r"""(src|href)=["']https?://""", body.decode()), path   # nothing from the internet
+
+
+def test_given_another_host_header_then_pages_are_refused(running):
+    status, _, _ = request(running, "GET", "/", headers={"Host": "attacker.example:80"})
+    assert status == 421
+
+
+def test_given_posts_without_token_or_from_another_origin_then_they_are_refused_and_nothing_changes(
+        running, settings):
+    arn = register(settings, {"wape": 0.1})
+    cases = [
+        ({"arn": arn}, {}),                                                     # no token
+        ({"arn": arn, "csrf": "guess"}, {}),                                    # wrong token
+        ({"arn": arn, "csrf": running.csrf_token}, {"Origin": "http://evil.example"}),   # right token, other site
+    ]
+    for fields, headers in cases:
+        status, _, body = post_form(running, "/registry/reject", fields, **headers)
+        assert status == 403, body
+    status, _, _ = post_form(running, "/registry/reject", {"arn": arn, "csrf": running.csrf_token}, origin=False)
+    assert status == 403                                                        # neither Origin nor Referer
+    assert LocalSageMakerClient(settings).describe_model_package(
+        ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
+    status, _, _ = request(running, "GET", "/registry/reject?" + urlencode({"arn": arn, "csrf": running.csrf_token}))
+    assert status == 404                                                        # no state change over GET
+
+
+def test_given_a_form_from_the_registry_page_then_reject_goes_through_deploy_approve(running, settings):
+    arn = register(settings, {"wape": 0.1})
+    page = request(running, "GET", "/registry")[2].decode()
+    token = re.search(r"name='csrf' value='([^']+)'", page).group(1)
+    assert token == running.csrf_token
+    status, headers, _ = post_form(running, "/registry/reject", {"arn": arn, "csrf": token})
+    assert status == 303 and headers["Location"].startswith("/registry?m=")
+    assert LocalSageMakerClient(settings).describe_model_package(
+        ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
+    page = request(running, "GET", headers["Location"])[2].decode()
+    assert "rejected version 1" in page
+
+
+def test_given_an_unknown_version_when_approving_then_the_page_shows_the_approval_error(running, settings):
+    register(settings, {"wape": 0.1})
+    missing = "arn:aws:sagemaker:us-east-1:000000000000:model-package/demand-forecasting/9"
+    status, headers, _ = post_form(running, "/registry/approve", {"arn": missing, "csrf": running.csrf_token})
+    page = request(running, "GET", headers["Location"])[2].decode()
+    assert status == 303 and "flash error" in page and "not found in the registry" in page
+
+
+def test_given_a_champion_then_each_version_is_compared_with_it(settings):
+    register(settings, {"wape": 0.2, "mase": 0.9}, status="Approved")
+    register(settings, {"wape": 0.1, "mase": 1.1})
+    groups = state.registry_groups(settings)
+    newest, champion = groups[0]["versions"]
+    assert groups[0]["champion"]["version"] == champion["version"] == 1
+    assert newest["comparison"]["wape"] == (0.1, 0.2, True)      # better than the champion
+    assert newest["comparison"]["mase"] == (1.1, 0.9, False)     # worse
+    assert champion["comparison"] == {}
+
+
+def test_given_path_tricks_then_no_file_outside_the_execution_is_served(running, settings):
+    record_dir = settings.home_path / "executions" / "abc123"
+    record_dir.mkdir(parents=True)
+    (record_dir / "execution.json").write_text(json.dumps({"execution_id": "abc123", "steps": []}))
+    (settings.home_path / "secret.txt").write_text("secret")
+    for path in ("/executions/..%2Fsecret.txt", "/executions/abc123/planner/..%2F..%2Fsecret.txt",
+                 "/executions/abc123/plots/0", "/executions/abc123/steps/x/log", "/executions/nope"):
+        status, _, body = request(running, "GET", path)
+        assert status == 404 and b"secret" not in body.replace(b"secret.txt", b""), path
+
+
+def test_given_a_running_execution_then_the_json_endpoint_reports_live_elapsed_times(running, settings):
+    record_dir = settings.home_path / "executions" / "live123"
+    record_dir.mkdir(parents=True)
+    record = {"execution_id": "live123", "pipeline_name": "DemandForecastTraining", "status": "Executing",
+              "start_time": "2026-01-01T00:00:00+00:00",
+              "steps": [{"name": "PrepareData", "type": "Processing", "status": "Executing", "depends_on": [],
+                         "start_time": "2026-01-01T00:00:00+00:00", "duration_seconds": None}]}
+    (record_dir / "execution.json").write_text(json.dumps(record))
+    status, headers, body = request(running, "GET", "/api/executions/live123")
+    live = json.loads(body)
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert live["status"] == "Executing" and live["step_status"] == {"PrepareData": "Executing"}
+    assert 'data-status="Executing"' in live["graph"] and "Executing" in live["steps"]
+    assert re.search(r"\d+m\d\ds", live["duration"])               # elapsed so far, not "-"
+    page = request(running, "GET", "/")[2].decode()
+    assert '<meta http-equiv="refresh" content="3">' in page     # the list refreshes while one runs
+
+
+def test_given_a_busy_port_then_main_says_how_to_pick_another(settings, capsys, monkeypatch):
+    blocker = studio.make_server(settings, port=0)
+    try:
+        monkeypatch.setenv("FORECAST_STUDIO_PORT", str(blocker.port))
+        assert studio.main([]) == 1
+        assert f"cannot listen on 127.0.0.1:{blocker.port}" in capsys.readouterr().err
+    finally:
+        blocker.server_close()
+
+
+def test_given_the_environment_then_the_port_setting_comes_from_forecast_studio_port():
+    assert resolve(environ={}).studio_port == 8090
+    assert resolve(environ={"FORECAST_STUDIO_PORT": "9123"}).studio_port == 9123
+
+
+def test_given_a_batch_run_then_its_planner_report_and_charts_are_served_and_linked(running, settings, tmp_path):
+    folder = tmp_path / "report"
+    (folder / "charts").mkdir(parents=True)
+    (folder / "report.html").write_text("<html><img src='charts/top.png'></html>")
+    (folder / "charts" / "top.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "outside.txt").write_text("not in the report")
+    record_dir = settings.home_path / "executions" / "batch123"
+    record_dir.mkdir(parents=True)
+    (record_dir / "execution.json").write_text(json.dumps({
+        "execution_id": "batch123", "pipeline_name": settings.batch_pipeline_name, "status": "Succeeded",
+        "steps": [{"name": "Report", "type": "Processing", "status": "Succeeded", "depends_on": [],
+                   "outputs": {"report": str(folder)}}]}))
+    page = request(running, "GET", "/executions/batch123")[2].decode()
+    assert "href='/executions/batch123/planner/report.html'" in page
+    status, headers, body = request(running, "GET", "/executions/batch123/planner/report.html")
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and b"charts/top.png" in body
+    status, headers, _ = request(running, "GET", "/executions/batch123/planner/charts/top.png")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert request(running, "GET", "/executions/batch123/planner/..%2Foutside.txt")[0] == 404
+    status, _, body = request(running, "GET", "/executions/batch123/record")
+    assert status == 200 and b"<svg" in body and b"Report" in body
