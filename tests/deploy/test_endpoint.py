@@ -33,6 +33,7 @@ def server(models, tmp_path):
     """An endpoint server in this process (thread) serving model A on a free port; always shut down."""
     slot = endpoint.ModelSlot(endpoint.engine_loader, tmp_path / "cache")
     instance = endpoint.EndpointServer(0, "test", slot)
+    instance.start_follower()
     thread = threading.Thread(target=instance.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield instance
@@ -42,7 +43,7 @@ def server(models, tmp_path):
 
 @pytest.fixture
 def loaded(server, models):
-    server.slot.load(models["a"], "arn:aws:sagemaker:us-east-1:000000000000:model-package/demand/1")
+    server.coordinate_load(str(models["a"]), "arn:aws:sagemaker:us-east-1:000000000000:model-package/demand/1")
     return server
 
 
@@ -140,7 +141,7 @@ def test_given_some_traffic_when_metrics_read_then_counts_latency_and_package_ar
     assert status == 200
     assert metrics["invocations"] == 4 and metrics["invocation_errors"] == 1
     assert metrics["errors_4xx"] == 1 and metrics["errors_5xx"] == 0
-    assert metrics["latency_ms"]["window"] == 4
+    assert metrics["latency_ms"]["count"] == 4 and metrics["workers"] == 1
     assert 0 < metrics["latency_ms"]["p50"] <= metrics["latency_ms"]["p99"]
     assert metrics["model_package_arn"].endswith("model-package/demand/1")
     assert metrics["uptime_seconds"] > 0
