@@ -455,6 +455,7 @@ class SharedBoard:
         live = self.live()
         return {
             "workers": len(live), "worker_pids": [self.get(i, "pid") for i in live],
+            "invocations_by_worker": {str(self.get(i, "pid")): self.get(i, "invocations") for i in live},
             "uptime_seconds": round(time.time() - self._header("started_at_ms") / 1000.0, 3),
             "requests": totals["requests"],
             "requests_by_route": {k: v for k, v in routes.items() if v},

@@ -50,6 +50,8 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         except AttributeError:
             short, long = "Error", ""
         text = message or short
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"    # a garbled request line still gets a status line
         if explain:
             text = f"{text}: {explain}"
         self.close_connection = True
@@ -113,8 +115,10 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         parts, remaining = [], length
         try:
             while remaining:
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise TimeoutError
+                self.connection.settimeout(min(left, self.timeout or left))
                 chunk = self.rfile.read1(min(remaining, _CHUNK)) if hasattr(self.rfile, "read1") else \
                     self.rfile.read(min(remaining, _CHUNK))
                 if not chunk:
