@@ -112,7 +112,7 @@ def test_given_future_covariates_in_the_request_when_forecast_then_the_response_
     ({"item_id": "apple", "quantiles": ["p10", "p10"]}, "lists a quantile twice"),
     ({"item_id": "apple", "quantiles": ["p95"]}, "not produced by the deployed model"),
     ({"item_id": "apple", "colour": "red"}, "unknown field(s) ['colour']"),
-    ({"item_id": "apple", "covariates": {"promotion": [1]}}, "give one per future period: 7"),
+    ({"item_id": "apple", "covariates": {"promotion": [1]}}, "give one per forecast period: 7"),
     ({"item_id": "apple", "covariates": {"price": [1] * 7}}, "not covariates of this model"),
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must be a JSON object"),
