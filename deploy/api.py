@@ -229,7 +229,8 @@ def parse_request(event: Any) -> ForecastRequest:
             raise ApiError(400, f'"covariates.{column}" must be a list of numbers, one per future period')
         for index, value in enumerate(values):
             if abs(value) > MAX_ABS_VALUE or not math.isfinite(value):
-                raise ApiError(400, f'"covariates.{column}"[{index}] is {value!r}: covariates must be finite '
+                shown = f"{value!r:.24}" + ("..." if len(repr(value)) > 24 else "")
+                raise ApiError(400, f'"covariates.{column}"[{index}] is {shown}: covariates must be finite '
                                     f"numbers within ±{MAX_ABS_VALUE:g}")
     return ForecastRequest(str(item_id), horizon, quantiles,
                            tuple(sorted((str(k), str(v)) for k, v in grouping.items())),
