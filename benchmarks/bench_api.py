@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +72,26 @@ def build(home: Path, train_seconds: float, model_dir: str | None, data: str | N
     print(f"trained {result.best_candidate_name} ({result.objective_metric} {result.objective_value:.4f})",
           flush=True)
     return Path(result.model_dir), str(prepared)
+
+
+def deploy_local(home: Path, model_dir: Path, workers: int | None) -> Any:
+    """Deploy as approving a version does: CreateModel -> CreateEndpointConfig -> CreateEndpoint, locally."""
+    from pipelines.clients import client
+    from pipelines.local.store import local_path
+
+    settings = resolve({"home": str(home), "endpoint_port": free_port()}).replace(endpoint_workers=workers)
+    sm = client("sagemaker", settings)
+    uri = settings.s3_uri("models", "bench")
+    shutil.copytree(model_dir, local_path(uri, settings))
+    sm.create_model(ModelName="bench", ExecutionRoleArn=settings.effective_role_arn,
+                    PrimaryContainer={"Image": "local/forecasting", "ModelDataUrl": uri})
+    sm.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+    described = sm.describe_endpoint(EndpointName="bench")
+    if described["EndpointStatus"] != "InService":
+        raise SystemExit(f"the endpoint did not start: {described.get('FailureReason')}")
+    return sm
 
 
 def run_load(url: str, items: list[str], clients: int, seconds: float, seed: int = 0,
@@ -135,16 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     reuse = (not args.build and not args.model_dir and
              endpoint.running_state(settings.home_path, settings.endpoint_name) is not None)
     home = settings.home_path if reuse else Path(tempfile.mkdtemp(prefix="bench-api-"))
-    started_endpoint, api_process = False, None
+    started_endpoint, api_process, sm = False, None, None
     try:
         if reuse:
             print(f"reusing the running endpoint {settings.endpoint_name!r} and the latest data in {home}")
             data_args: list[str] = []
         else:
             model_dir, prepared = build(home, args.train_seconds, args.model_dir, args.data, args.preset)
-            state = endpoint.start("bench", model_dir, home=home, port=free_port(), workers=args.workers)
+            sm = deploy_local(home, model_dir, args.workers)
             started_endpoint = True
-            print(f"endpoint on {state['url']} serving {model_dir}")
+            print(f"endpoint 'bench' on {endpoint.running_state(home, 'bench')['url']} serving {model_dir}")
             data_args = ["--endpoint-name", "bench", "--data", prepared]
         port = free_port()
         api_process = subprocess.Popen([sys.executable, "-m", "deploy.api", "serve", "--port", str(port),
@@ -186,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             api_process.terminate()
             api_process.wait(timeout=10)
         if started_endpoint:
-            endpoint.stop(home, "bench")
+            sm.delete_endpoint(EndpointName="bench")
         if not reuse and not args.keep:
             shutil.rmtree(home, ignore_errors=True)
         elif not reuse:

@@ -278,7 +278,7 @@ class ModelSlot:
 # --------------------------------------------------------------------------------------------
 # The board: what every worker shares (desired model, counters, latency histogram)
 # --------------------------------------------------------------------------------------------
-_HEADER = ("seq", "generation", "record_length", "reloads", "started_at_ms", "spare1", "spare2", "spare3")
+_HEADER = ("seq", "generation", "record_length", "reloads", "started_at_ms", "ready", "spare2", "spare3")
 _SLOT = ("pid", "loaded_generation", "failed_generation", "requests", "invocations", "invocation_errors",
          "errors_4xx", "errors_5xx", "cache_hits", "cache_misses", "cache_entries", "latency_count",
          "latency_sum_us", "latency_max_us", "last_error_at_ms")
@@ -347,6 +347,21 @@ class SharedBoard:
     @property
     def reloads(self) -> int:
         return self._header("reloads")
+
+    @property
+    def generation(self) -> int:
+        return self._header("generation")
+
+    @property
+    def ready(self) -> bool:
+        """Every worker has loaded a model once (set the first time it is true; a respawn does not undo it)."""
+        if self._header("ready"):
+            return True
+        live = self.live()
+        if live and all(self.get(i, "loaded_generation") > 0 for i in live):
+            self._ints[_HEADER.index("ready")] = 1
+            return True
+        return False
 
     @contextlib.contextmanager
     def reload_lock(self, timeout: float) -> Iterator[None]:
@@ -546,9 +561,8 @@ class EndpointServer(ThreadingHTTPServer):
 
     @property
     def ready(self) -> bool:
-        """This worker serves a model and every live worker has loaded one."""
-        live = self.board.live()
-        return self.slot.current is not None and all(self.board.get(i, "loaded_generation") > 0 for i in live)
+        """This worker serves a model and every worker has loaded one (a replaced worker accepts only once loaded)."""
+        return self.slot.current is not None and self.board.ready
 
     # -- following the board --
     def start_follower(self, parent_pid: Optional[int] = None, exit_on_first_failure: bool = False) -> None:
@@ -572,9 +586,11 @@ class EndpointServer(ThreadingHTTPServer):
                 LOG.exception("worker %d: following the model board failed", self.index)
 
     def follow_once(self, exit_on_first_failure: bool = False) -> None:
+        seen = (self.board.get(self.index, "loaded_generation"), self.board.get(self.index, "failed_generation"))
+        if self.board.generation in seen:
+            return
         generation, record = self.board.desired()
-        if record is None or generation in (self.board.get(self.index, "loaded_generation"),
-                                            self.board.get(self.index, "failed_generation")):
+        if record is None or generation in seen:
             return
         current = self.slot.current
         loaded = self._offered.pop(generation, None)
@@ -1152,11 +1168,17 @@ class _Supervisor:
 
 def _worker_main(sock: socket.socket, board: SharedBoard, index: int, *, name: str, token: str,
                  state_file: Path, loader: Callable[[Path], Any], cache_root: Path, parent_pid: int) -> int:
-    """One worker: a threaded HTTP server on the shared socket plus the thread that follows the board."""
+    """One worker: a threaded HTTP server on the shared socket plus the thread that follows the board.
+
+    It loads the model before it accepts any connection, so a replacement worker never answers
+    "no model loaded" while the others serve.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)    # until the server exists, SIGTERM just ends us
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the supervisor, which stops us
     board.set(index, "pid", os.getpid())
     server = EndpointServer(0, name, ModelSlot(loader, cache_root), admin_token=token, board=board, index=index,
                             sock=sock, state_file=state_file)
+    server.follow_once(exit_on_first_failure=True)
 
     def _shutdown(signum, frame):  # noqa: ARG001 - signal handler signature
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -71,6 +71,10 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
 
     def method_not_allowed(self) -> None:
         allow = ", ".join(self.allowed_methods)
+        try:                      # read what was sent, so the client gets the answer, not a reset
+            self.read_body(DRAIN_LIMIT_BYTES)
+        except HttpError:
+            pass
         self.close_connection = True
         self.on_method_not_allowed(self.command)
         self.send_json_error(405, f"method {self.command} is not allowed on {self.path.split('?')[0]}; "

@@ -579,3 +579,11 @@ def test_given_malformed_and_good_requests_at_once_then_the_api_gives_no_5xx_and
 
     assert good_statuses and set(good_statuses) == {200}
     assert bad_statuses and all(400 <= s < 500 for s in bad_statuses)
+
+
+def test_given_an_oversized_body_when_handled_as_lambda_then_413():
+    body = '{"item_id": "apple"' + " " * api.MAX_REQUEST_BYTES + "}"
+
+    response = api.handler({"body": body}, None, api.ForecastApi(resolve({"home": "/nonexistent"})))
+
+    assert response["statusCode"] == 413 and "exceeds the limit" in json.loads(response["body"])["error"]
