@@ -6,7 +6,8 @@ Request (API Gateway proxy event {"body": "<json>"}, or the JSON object itself):
      "horizon": 7,                             optional; 1..the model's horizon (default: all of it)
      "quantiles": ["p10", "p50", "p90"],       optional; a subset of the model's quantiles
      "grouping": {"region": "North"},          optional; needed only when item ids repeat across groups
-     "covariates": {"promotion": [0, 1, ...]}} optional; known future values, one per future period
+     "covariates": {"promotion": [0, 1, ...]}} optional; known future values, one per period asked for
+                                               (or per period of the model's horizon); finite, within ±1e15
 
 Response 200:
 
@@ -15,11 +16,18 @@ Response 200:
      "model_package_arn": "arn:aws:sagemaker:...:model-package/...", "endpoint_name": ...,
      "generated_at": "2024-...Z", "history": {"source": ..., "points": ..., "last_timestamp": ...},
      "future_covariates": {"columns": [...], "from_request": [...], "from_calendar": {"day_of_week": ...},
-                           "assumed_zero": [...], "note": "..."}}
+                           "holiday_columns": ["is_holiday"],
+                           "from_holiday_calendar": {"is_holiday": {"country": "US", "dates": [...]}},
+                           "assumed_zero": [...], "note": "..."},
+     "cache": "hit" | "miss"}
 
-Errors: 400 malformed request (the message names the field), 404 unknown item, 502 the
-endpoint failed or is not running, 503 no prepared data found; always {"error": message},
-never a stack trace.
+Errors: 400 malformed request (the message names the field), 404 unknown item, 405 another
+method, 408 a body slower than the read timeout, 413 a body over MAX_REQUEST_BYTES, 502 the
+endpoint failed or is not running, 503 no prepared data found, 504 the endpoint timed out;
+always {"error": message}, never a stack trace.
+
+Repeated requests (same endpoint model identity, data version, series, horizon, quantiles and
+covariates) are answered from a bounded cache, emptied when the endpoint's model changes.
 
 Where the history comes from (never mock data): the LATEST PrepareData output of the
 training pipeline in the object store. Unless a data location is given (`--data`, or
@@ -28,12 +36,14 @@ takes the most recently written; its sibling folders hold `backtest/part-*.csv` 
 series with covariates; the holdout rows have an empty target) and `holdout/holdout.csv`
 (those targets). History = the backtest rows with the holdout targets filled in, i.e. every
 observed period up to the end of the data. Future rows repeat the item's grouping and static
-attributes; future covariates come from the request, from the calendar when a column is a
-calendar feature (it equals e.g. the day of week in every history row), or are assumed zero
-(and the response says which). The same code runs on AWS Lambda (boto3 clients from the factory) and locally.
+attributes; future covariates come from the request, from the holiday calendar for the configured
+holiday-flag columns (settings holiday_country, holiday_columns), from the calendar when a
+column is a calendar feature (it equals e.g. the day of week in every history row), or are
+assumed zero (and the response says which). The same code runs on AWS Lambda (boto3 clients from the factory) and locally.
 
     python -m deploy.api serve [--port P] [--data URI]      # POST /forecast on 127.0.0.1
-    python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90] [--url URL]
+    python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90]
+                                [--covariate promotion=0,0,1,...] [--url URL]
 """
 from __future__ import annotations
 
