@@ -383,6 +383,9 @@ def holiday_calendar(frame: pd.DataFrame, ts_col: str, covariates: list, setting
     except (NotImplementedError, KeyError):
         return HolidayCalendar("", columns, problem=f"holiday_country {country!r} is not known to the holidays "
                                                     "package; holiday flags are assumed 0 (set FORECAST_HOLIDAY_COUNTRY)")
+    except ImportError:
+        return HolidayCalendar("", columns, problem="the holidays package is not installed here; holiday flags "
+                                                    "are assumed 0 (pip install holidays)")
     days = stamps.dt.date
     excluded = {}
     for column in columns:
