@@ -587,3 +587,33 @@ def test_given_an_oversized_body_when_handled_as_lambda_then_413():
     response = api.handler({"body": body}, None, api.ForecastApi(resolve({"home": "/nonexistent"})))
 
     assert response["statusCode"] == 413 and "exceeds the limit" in json.loads(response["body"])["error"]
+
+
+def test_given_a_model_with_is_holiday_when_forecast_from_new_year_then_the_endpoint_gets_the_flag(holiday_data,
+                                                                                                 tmp_path):
+    """End to end: the forecast equals the model's own forecast on inference rows flagging 2024-01-01."""
+    from forecasting import load_model
+
+    settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})
+    prepared = local_path(prepared_uri(settings, "exec-h"), settings)
+    import shutil
+
+    shutil.copytree(holiday_data.source, prepared)
+    model_dir = support.train_model(pd.read_csv(prepared / "train" / "train.csv"), tmp_path / "model")
+    support.deploy(settings, model_dir, version=1)
+    try:
+        status, body = call(api.ForecastApi(settings), {"item_id": "apple", "horizon": 2})
+    finally:
+        endpoint.stop(settings.home_path, settings.endpoint_name)
+
+    history = holiday_data.series[("apple",)]
+    future = history.tail(1).loc[[history.index[-1]] * support.HORIZON].reset_index(drop=True)
+    future["timestamp"] = pd.date_range("2024-01-01", periods=support.HORIZON, freq="D").strftime("%Y-%m-%d")
+    future["target_value"], future["promotion"] = float("nan"), 0
+    future["day_of_week"] = pd.date_range("2024-01-01", periods=support.HORIZON, freq="D").dayofweek
+    future["is_holiday"] = [1] + [0] * (support.HORIZON - 1)
+    expected = load_model(model_dir).predict(pd.concat([history, future], ignore_index=True))
+    assert status == 200, body
+    assert body["future_covariates"]["from_holiday_calendar"] == {"is_holiday": {"country": "US",
+                                                                                 "dates": ["2024-01-01"]}}
+    assert [row["mean"] for row in body["forecast"]] == pytest.approx(expected["mean"].head(2).tolist())
