@@ -1133,7 +1133,7 @@ class _Supervisor:
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
-            if code == 3:   # the model cannot be loaded at all: nothing to serve
+            if code == 3 and not self.board.ready:   # the model cannot be loaded at all: nothing to serve
                 print(f"worker {index} could not load the model; stopping the endpoint", flush=True)
                 self.exit_code, self.stopping = 3, True
                 return
