@@ -543,6 +543,7 @@ class EndpointServer(ThreadingHTTPServer):
         self.slot = slot
         self.board = board or SharedBoard(1)
         self.index = index
+        self._owns_board = board is None
         if board is None:
             self.board.set(0, "pid", os.getpid())
         self.admin_token = admin_token   # when set, /admin/reload needs it (it is in the 0600 state file)
@@ -573,6 +574,9 @@ class EndpointServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         self._stopping.set()
         super().server_close()
+        if self._owns_board:
+            with contextlib.suppress(OSError):
+                os.unlink(self.board.lock_path)
 
     def _follow(self, parent_pid: Optional[int], exit_on_first_failure: bool) -> None:
         while not self._stopping.wait(FOLLOW_SECONDS):
