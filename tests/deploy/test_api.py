@@ -617,3 +617,32 @@ def test_given_a_model_with_is_holiday_when_forecast_from_new_year_then_the_endp
     assert body["future_covariates"]["from_holiday_calendar"] == {"is_holiday": {"country": "US",
                                                                                  "dates": ["2024-01-01"]}}
     assert [row["mean"] for row in body["forecast"]] == pytest.approx(expected["mean"].head(2).tolist())
+
+
+def test_given_a_slow_data_recheck_in_one_request_then_other_requests_are_served_meanwhile(deployed, monkeypatch):
+    import threading
+
+    forecast_api = api.ForecastApi(deployed["settings"])
+    assert call(forecast_api, {"item_id": "apple", "horizon": 1})[0] == 200     # data loaded once
+    entered, release = threading.Event(), threading.Event()
+    real_discover = api.discover_prepared_data
+
+    def slow_discover(settings, s3):      # the re-check's listing of the bucket takes its time
+        entered.set()
+        release.wait(30)
+        return real_discover(settings, s3)
+
+    monkeypatch.setattr(api, "discover_prepared_data", slow_discover)
+    forecast_api._data_checked = 0.0                                             # a re-check is due
+    slow = threading.Thread(target=call, args=(forecast_api, {"item_id": "bread", "horizon": 1}))
+    slow.start()
+    try:
+        assert entered.wait(30)
+        started = time.perf_counter()
+        status, body = call(forecast_api, {"item_id": "milk", "horizon": 2})
+        waited = time.perf_counter() - started
+    finally:
+        release.set()
+        slow.join(30)
+    assert status == 200 and len(body["forecast"]) == 2 and waited < 10
+    assert not slow.is_alive()
