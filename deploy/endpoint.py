@@ -1076,7 +1076,7 @@ class _Supervisor:
             self._reap()
             if not announced and self.board.live() and all(
                     self.board.get(i, "loaded_generation") > 0 for i in self.board.live()):
-                generation, record = self.board.desired()
+                _, record = self.board.desired()
                 print(f"model loaded from {record['model_dir']} by {len(self.board.live())} worker(s); "
                       "/ping answers 200", flush=True)
                 announced = True

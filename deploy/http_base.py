@@ -45,11 +45,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     # -- what the standard library would answer in HTML --
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """JSON instead of the standard library's HTML error page."""
-        try:
-            short, long = self.responses.get(code, ("Error", ""))
-        except AttributeError:
-            short, long = "Error", ""
-        text = message or short
+        text = message or self.responses.get(code, ("Error", ""))[0]
         if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
             self.request_version = "HTTP/1.0"    # a garbled request line still gets a status line
         if explain:
