@@ -6,7 +6,8 @@ Request (API Gateway proxy event {"body": "<json>"}, or the JSON object itself):
      "horizon": 7,                             optional; 1..the model's horizon (default: all of it)
      "quantiles": ["p10", "p50", "p90"],       optional; a subset of the model's quantiles
      "grouping": {"region": "North"},          optional; needed only when item ids repeat across groups
-     "covariates": {"promotion": [0, 1, ...]}} optional; known future values, one per future period
+     "covariates": {"promotion": [0, 1, ...]}} optional; known future values, one per period asked for
+                                               (or per period of the model's horizon); finite, within ±1e15
 
 Response 200:
 
@@ -15,11 +16,18 @@ Response 200:
      "model_package_arn": "arn:aws:sagemaker:...:model-package/...", "endpoint_name": ...,
      "generated_at": "2024-...Z", "history": {"source": ..., "points": ..., "last_timestamp": ...},
      "future_covariates": {"columns": [...], "from_request": [...], "from_calendar": {"day_of_week": ...},
-                           "assumed_zero": [...], "note": "..."}}
+                           "holiday_columns": ["is_holiday"],
+                           "from_holiday_calendar": {"is_holiday": {"country": "US", "dates": [...]}},
+                           "assumed_zero": [...], "note": "..."},
+     "cache": "hit" | "miss"}
 
-Errors: 400 malformed request (the message names the field), 404 unknown item, 502 the
-endpoint failed or is not running, 503 no prepared data found; always {"error": message},
-never a stack trace.
+Errors: 400 malformed request (the message names the field), 404 unknown item, 405 another
+method, 408 a body slower than the read timeout, 413 a body over MAX_REQUEST_BYTES, 502 the
+endpoint failed or is not running, 503 no prepared data found, 504 the endpoint timed out;
+always {"error": message}, never a stack trace.
+
+Repeated requests (same endpoint model identity, data version, series, horizon, quantiles and
+covariates) are answered from a bounded cache, emptied when the endpoint's model changes.
 
 Where the history comes from (never mock data): the LATEST PrepareData output of the
 training pipeline in the object store. Unless a data location is given (`--data`, or
@@ -28,18 +36,22 @@ takes the most recently written; its sibling folders hold `backtest/part-*.csv` 
 series with covariates; the holdout rows have an empty target) and `holdout/holdout.csv`
 (those targets). History = the backtest rows with the holdout targets filled in, i.e. every
 observed period up to the end of the data. Future rows repeat the item's grouping and static
-attributes; future covariates come from the request, from the calendar when a column is a
-calendar feature (it equals e.g. the day of week in every history row), or are assumed zero
-(and the response says which). The same code runs on AWS Lambda (boto3 clients from the factory) and locally.
+attributes; future covariates come from the request, from the holiday calendar for the configured
+holiday-flag columns (settings holiday_country, holiday_columns), from the calendar when a
+column is a calendar feature (it equals e.g. the day of week in every history row), or are
+assumed zero (and the response says which). The same code runs on AWS Lambda (boto3 clients from the factory) and locally.
 
     python -m deploy.api serve [--port P] [--data URI]      # POST /forecast on 127.0.0.1
-    python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90] [--url URL]
+    python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90]
+                                [--covariate promotion=0,0,1,...] [--url URL]
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import dataclasses
+import functools
 import datetime as dt
 import io
 import json
@@ -49,11 +61,12 @@ import re
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Optional
 
 import pandas as pd
 
+from deploy.http_base import HttpError, JsonRequestHandler
 from pipelines.contracts import MEAN_COLUMN, PREP_BACKTEST, PREP_HOLDOUT, PREP_PROFILE, PROFILE_FILE, pandas_frequency
 from pipelines.settings import Settings, resolve
 
@@ -63,6 +76,9 @@ DATA_CACHE_SECONDS = 30.0      # how long a discovered data location is trusted 
 TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is trusted
 PACKAGE_TAG = "model-package-arn"   # the endpoint tag the deploy handler writes (any model-package ARN value counts)
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[^:]*:\d*:model-package/.+")
+MAX_REQUEST_BYTES = 1024 * 1024   # a forecast request is a small JSON object; anything larger is refused (413)
+MAX_ABS_VALUE = 1e15              # the endpoint's bound: larger covariates overflow the models' arithmetic
+CACHE_ENTRIES = 4096              # forecasts kept (LRU) for repeated requests of the same model and data
 
 
 # Calendar covariates the API can compute for future periods: a history column that equals one
@@ -93,6 +109,44 @@ def calendar_rule(timestamps: pd.Series, values: pd.Series) -> Optional[str]:
     return None
 
 
+class ForecastCache:
+    """A bounded LRU of forecast responses; its keys name the model identity and the data version."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> Optional[dict]:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: tuple, response: dict) -> None:
+        with self._lock:
+            self._items[key] = response
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "entries": len(self._items)}
+
+
+def _now_text() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class ApiError(Exception):
     """An answer other than 200: status code and a message for the caller."""
 
@@ -118,6 +172,10 @@ def _type_name(value: Any) -> str:
                                          list: "list", dict: "object"}.get(type(value), type(value).__name__)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (use a finite number)")
+
+
 def parse_request(event: Any) -> ForecastRequest:
     """API Gateway proxy event (or the bare JSON object) -> ForecastRequest; ApiError(400) when malformed."""
     body = event.get("body", event) if isinstance(event, dict) and "body" in event else event
@@ -126,8 +184,11 @@ def parse_request(event: Any) -> ForecastRequest:
     if isinstance(body, (bytes, bytearray)):
         body = body.decode("utf-8", errors="replace")
     if isinstance(body, str):
+        if len(body) > MAX_REQUEST_BYTES:
+            raise ApiError(413, f"the request body of {len(body)} characters exceeds the limit of "
+                                f"{MAX_REQUEST_BYTES} bytes")
         try:
-            body = json.loads(body) if body.strip() else None
+            body = json.loads(body, parse_constant=_refuse_constant) if body.strip() else None
         except ValueError as error:
             raise ApiError(400, f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
@@ -176,6 +237,11 @@ def parse_request(event: Any) -> ForecastRequest:
         if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                    for v in values):
             raise ApiError(400, f'"covariates.{column}" must be a list of numbers, one per future period')
+        for index, value in enumerate(values):
+            if abs(value) > MAX_ABS_VALUE or not math.isfinite(value):
+                shown = f"{value!r:.24}" + ("..." if len(repr(value)) > 24 else "")
+                raise ApiError(400, f'"covariates.{column}"[{index}] is {shown}: covariates must be finite '
+                                    f"numbers within ±{MAX_ABS_VALUE:g}")
     return ForecastRequest(str(item_id), horizon, quantiles,
                            tuple(sorted((str(k), str(v)) for k, v in grouping.items())),
                            tuple(sorted((str(k), tuple(v)) for k, v in covariates.items())))
@@ -192,6 +258,7 @@ class ServingData:
     series: dict                     # series key tuple -> DataFrame (history rows, user columns)
     by_item: dict                    # item id -> [series keys]
     calendar: dict = dataclasses.field(default_factory=dict)   # covariate -> CALENDAR_RULES name
+    holidays: "HolidayCalendar" = dataclasses.field(default_factory=lambda: HolidayCalendar("", ()))
 
     @property
     def columns(self) -> dict:
@@ -270,7 +337,67 @@ class _Reader:
             return stream.read()
 
 
-def load_serving_data(root: str, version: str, s3: Any) -> ServingData:
+@functools.lru_cache(maxsize=64)
+def _holiday_dates(country: str, years: tuple) -> dict:
+    """{date: {holiday names}} of the country's holidays on their actual dates (not observed days off)."""
+    import holidays
+
+    table = holidays.country_holidays(country, years=list(years), observed=False)
+    dates: dict = {}
+    for day, names in table.items():
+        dates.setdefault(day, set()).update(n.replace(" (observed)", "").strip() for n in str(names).split(";"))
+    return dates
+
+
+@dataclasses.dataclass(frozen=True)
+class HolidayCalendar:
+    """Future values of holiday-flag covariates from the configured calendar (the `holidays` package).
+
+    Which holidays a column flags is learnt from the history: a holiday of the calendar that the
+    history shows unflagged on its dates (and never flagged) is left out, so a column that flags
+    only the big days (the seed data flags New Year, 4 July, Thanksgiving and Christmas) gets
+    exactly those; holidays the history does not cover are flagged.
+    """
+
+    country: str                     # ISO 3166 code; "" for none
+    columns: tuple                   # holiday-flag covariates of this model
+    excluded: dict = dataclasses.field(default_factory=dict)   # column -> holiday names it never flags
+    problem: Optional[str] = None
+
+    def flags(self, column: str, stamps: pd.DatetimeIndex) -> list:
+        dates = _holiday_dates(self.country, tuple(sorted({int(y) for y in stamps.year})))
+        excluded = self.excluded.get(column, frozenset())
+        return [int(bool(dates.get(day)) and not dates[day] <= excluded) for day in stamps.date]
+
+
+def holiday_calendar(frame: pd.DataFrame, ts_col: str, covariates: list, settings: Optional[Settings]) -> HolidayCalendar:
+    """The calendar for the holiday-flag columns configured in the settings, checked against the history."""
+    wanted = tuple(settings.holiday_columns) if settings is not None else ("is_holiday",)
+    columns = tuple(c for c in covariates if c in wanted)
+    country = (settings.holiday_country if settings is not None else "US") or ""
+    if not columns or not country:
+        return HolidayCalendar("", columns)
+    stamps = pd.to_datetime(frame[ts_col])
+    try:
+        dates = _holiday_dates(country, tuple(range(int(stamps.dt.year.min()), int(stamps.dt.year.max()) + 1)))
+    except (NotImplementedError, KeyError):
+        return HolidayCalendar("", columns, problem=f"holiday_country {country!r} is not known to the holidays "
+                                                    "package; holiday flags are assumed 0 (set FORECAST_HOLIDAY_COUNTRY)")
+    except ImportError:
+        return HolidayCalendar("", columns, problem="the holidays package is not installed here; holiday flags "
+                                                    "are assumed 0 (pip install holidays)")
+    days = stamps.dt.date
+    excluded = {}
+    for column in columns:
+        flagged_days = set(days[pd.to_numeric(frame[column], errors="coerce") == 1])
+        seen_days = set(days)
+        flagged = set().union(*(dates[d] for d in flagged_days if d in dates))
+        unflagged = set().union(*(dates[d] for d in seen_days - flagged_days if d in dates))
+        excluded[column] = frozenset(unflagged - flagged)
+    return HolidayCalendar(country, columns, excluded)
+
+
+def load_serving_data(root: str, version: str, s3: Any, settings: Optional[Settings] = None) -> ServingData:
     """History per series: backtest rows (covariates) with the holdout targets filled in."""
     reader = _Reader(root, s3)
     try:
@@ -305,8 +432,12 @@ def load_serving_data(root: str, version: str, s3: Any) -> ServingData:
     sample = frame.head(5000)
     calendar = {c: rule for c in (columns.get("covariates") or [])
                 if (rule := calendar_rule(sample[ts], sample[c])) is not None}
-    LOG.info("serving data %s: %d series; calendar covariates %s", root, len(series), calendar or "none")
-    return ServingData(root, version, profile, series, by_item, calendar)
+    covariates = list(columns.get("covariates") or [])
+    holidays = holiday_calendar(frame, ts, covariates, settings)
+    calendar = {c: rule for c, rule in calendar.items() if c not in holidays.columns}
+    LOG.info("serving data %s: %d series; calendar covariates %s; holiday flags %s (%s)", root, len(series),
+             calendar or "none", list(holidays.columns) or "none", holidays.country or "no calendar")
+    return ServingData(root, version, profile, series, by_item, calendar, holidays)
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,58 +452,88 @@ class ForecastApi:
         self.data_uri = data_uri
         self.endpoint_name = endpoint_name or settings.endpoint_name
         self.history_periods = history_periods
-        self._lock = threading.Lock()
+        self._first_load = threading.Lock()     # only while nothing is loaded: every request needs it
+        self._refreshing = threading.Lock()     # one re-check at a time; the others serve what is loaded
+        self._clients_lock = threading.Lock()
         self._data: Optional[ServingData] = None
         self._data_checked = 0.0
-        self._package: tuple[float, Optional[str]] = (0.0, None)
+        self._package: tuple[float, Optional[str], Optional[str]] = (0.0, None, None)   # checked, ARN, identity
         self._clients: dict = {}
         self._csv_cache: dict = {}
+        self.cache = ForecastCache(CACHE_ENTRIES)
 
     def client(self, service: str) -> Any:
-        if service not in self._clients:
+        found = self._clients.get(service)
+        if found is None:
             from pipelines.clients import client
 
-            self._clients[service] = client(service, self.settings)
-        return self._clients[service]
+            with self._clients_lock:           # building a boto3 client is not thread-safe
+                found = self._clients.get(service) or client(service, self.settings)
+                self._clients[service] = found
+        return found
 
     # -- data --
     def data(self) -> ServingData:
-        with self._lock:
-            if self._data is not None and time.monotonic() - self._data_checked < DATA_CACHE_SECONDS:
+        """The serving data; a due re-check runs in one request while the others use what is loaded."""
+        data = self._data
+        if data is not None and time.monotonic() - self._data_checked < DATA_CACHE_SECONDS:
+            return data
+        if data is None:
+            with self._first_load:
+                if self._data is None:
+                    self._refresh()
                 return self._data
-            s3 = self.client("s3") if (self.data_uri or "s3://").startswith("s3://") else None
-            if self.data_uri:
-                root, version = self.data_uri, self.data_uri
-            else:
-                try:
-                    root, version = discover_prepared_data(self.settings, s3)
-                except ApiError as error:
-                    if self._data is None:
-                        raise
-                    LOG.warning("keeping %s: looking for newer prepared data failed: %s", self._data.source, error)
-                    root, version = self._data.source, self._data.version
-            if self._data is None or (self._data.source, self._data.version) != (root, version):
-                self._data = load_serving_data(root, version, s3)
-            self._data_checked = time.monotonic()
-            return self._data
+        if self._refreshing.acquire(blocking=False):
+            try:
+                self._refresh()
+            finally:
+                self._refreshing.release()
+        return self._data
+
+    def _refresh(self) -> None:
+        s3 = self.client("s3") if (self.data_uri or "s3://").startswith("s3://") else None
+        current = self._data
+        if self.data_uri:
+            root, version = self.data_uri, self.data_uri
+        else:
+            try:
+                root, version = discover_prepared_data(self.settings, s3)
+            except ApiError as error:
+                if current is None:
+                    raise
+                LOG.warning("keeping %s: looking for newer prepared data failed: %s", current.source, error)
+                root, version = current.source, current.version
+        if current is None or (current.source, current.version) != (root, version):
+            self._data = load_serving_data(root, version, s3, self.settings)
+        self._data_checked = time.monotonic()
 
     # -- model package ARN from the endpoint's tags --
     def model_package_arn(self) -> Optional[str]:
-        checked, arn = self._package
+        return self._model()[0]
+
+    def model_identity(self) -> Optional[str]:
+        """What the endpoint serves (its endpoint config and package ARN): forecasts are cached per identity."""
+        return self._model()[1]
+
+    def _model(self) -> tuple[Optional[str], Optional[str]]:
+        checked, arn, identity = self._package
         if time.monotonic() - checked < TAGS_CACHE_SECONDS:
-            return arn
+            return arn, identity
         try:
             sagemaker = self.client("sagemaker")
-            endpoint_arn = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)["EndpointArn"]
-            tags = sagemaker.list_tags(ResourceArn=endpoint_arn).get("Tags", [])
+            described = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
+            tags = sagemaker.list_tags(ResourceArn=described["EndpointArn"]).get("Tags", [])
             values = [str(t.get("Value", "")) for t in tags if t.get("Key") == PACKAGE_TAG]
             values += [str(t.get("Value", "")) for t in tags if t.get("Key") != PACKAGE_TAG]
             arn = next((value for value in values if PACKAGE_ARN.match(value)), None)
+            identity = f"{described.get('EndpointConfigName')}|{arn}|{described.get('LastModifiedTime')}"
         except Exception as error:  # noqa: BLE001 - the forecast is still valid without the ARN
             LOG.warning("cannot read the model package ARN from the endpoint's tags: %s", error)
-            arn = None
-        self._package = (time.monotonic(), arn)
-        return arn
+            arn = identity = None
+        if identity != self._package[2]:
+            self.cache.clear()                 # another model (or none known): nothing cached still holds
+        self._package = (time.monotonic(), arn, identity)
+        return arn, identity
 
     # -- one forecast --
     def forecast(self, request: ForecastRequest) -> dict:
@@ -384,10 +545,16 @@ class ForecastApi:
             raise ApiError(400, f'"horizon" {horizon} is beyond the model\'s forecast horizon of {data.horizon} '
                                 f"periods ({data.frequency}); ask for at most {data.horizon}")
         key = self._series_key(data, request)
+        identity = self.model_identity()
+        cache_key = (identity, data.source, data.version, key, horizon, request.quantiles, request.covariates,
+                     self.history_periods)
+        cached = self.cache.get(cache_key) if identity is not None else None
+        if cached is not None:
+            return cached | {"generated_at": _now_text(), "cache": "hit"}
         history = data.series[key]
         if self.history_periods:
             history = history.tail(self.history_periods)
-        future, covariate_note = self._future_rows(data, history, request)
+        future, covariate_note = self._future_rows(data, history, request, horizon)
         body = self._history_csv(data, key, history) + future.to_csv(index=False, header=False)
         output = self._invoke(body)
         quantiles = self._quantiles(output, request)
@@ -402,7 +569,7 @@ class ForecastApi:
             "forecast": records,
             "model_package_arn": self.model_package_arn(),
             "endpoint_name": self.endpoint_name,
-            "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "generated_at": _now_text(),
             "history": {"source": data.source, "points": int(len(history)),
                         "first_timestamp": str(history[ts_col].iloc[0]),
                         "last_timestamp": str(history[ts_col].iloc[-1])},
@@ -411,7 +578,9 @@ class ForecastApi:
         grouping = columns.get("grouping") or []
         if grouping:
             response["grouping"] = dict(zip(grouping, key[1:]))
-        return response
+        if identity is not None and identity == self.model_identity():
+            self.cache.put(cache_key, response)
+        return response | {"cache": "miss"}
 
     def _history_csv(self, data: ServingData, key: tuple, history: pd.DataFrame) -> str:
         """The series' history as CSV text (with header), rendered once per data version."""
@@ -443,43 +612,67 @@ class ForecastApi:
                                 f"one of {[dict(zip(grouping, k[1:])) for k in matches]}")
         return matches[0]
 
-    def _future_rows(self, data: ServingData, history: pd.DataFrame, request: ForecastRequest):
-        """The model's horizon of future rows: attributes repeated, covariates given or zero, empty target."""
+    def _future_rows(self, data: ServingData, history: pd.DataFrame, request: ForecastRequest,
+                     horizon: Optional[int] = None):
+        """The model's horizon of future rows: attributes repeated, covariates given, from the calendars, or 0.
+
+        A covariate given in the request has one value per period asked for (`horizon`) or per period
+        of the model's horizon; periods beyond the ones given follow the calendar rule or 0.
+        """
         columns = data.columns
         ts_col, target_col = columns["timestamp"], columns["target"]
         covariates = list(columns.get("covariates") or [])
+        horizon = horizon or data.horizon
         given = dict(request.covariates)
         unknown = sorted(set(given) - set(covariates))
         if unknown:
             raise ApiError(400, f'"covariates" {unknown} are not covariates of this model ({covariates or "none"})')
         for column, values in given.items():
-            if len(values) < data.horizon:
-                raise ApiError(400, f'"covariates.{column}" has {len(values)} value(s); give one per future '
-                                    f"period: {data.horizon}")
+            if len(values) not in (horizon, data.horizon):
+                counts = f"{horizon} (the horizon asked for) or {data.horizon} (the model's)" \
+                    if horizon != data.horizon else f"{data.horizon}"
+                raise ApiError(400, f'"covariates.{column}" has {len(values)} value(s); give one per forecast '
+                                    f"period: {counts}")
         last = pd.Timestamp(history[ts_col].iloc[-1])
         stamps = pd.date_range(last, periods=data.horizon + 1, freq=pandas_frequency(data.frequency))[1:]
         text = "%Y-%m-%d" if all(s == s.normalize() for s in stamps) else "%Y-%m-%d %H:%M:%S"
         future = pd.DataFrame([history.iloc[-1].to_dict()] * data.horizon, columns=history.columns)
         future[ts_col] = [s.strftime(text) for s in stamps]
         future[target_col] = float("nan")
-        derived, assumed = {}, []
+        derived, holidays_used, assumed = {}, {}, []
         for column in covariates:
+            fallback, source = self._known_future(data, column, stamps)
             if column in given:
-                future[column] = list(given[column][: data.horizon])
+                values = list(given[column])
+                future[column] = values + list(fallback[len(values):])
                 continue
-            rule = data.calendar.get(column)
-            if rule:
-                future[column] = pd.Index(CALENDAR_RULES[rule](stamps)).to_numpy()
-                derived[column] = rule
+            future[column] = fallback
+            if source == "holidays":
+                flagged = [stamp for stamp, flag in zip(future[ts_col], fallback) if flag]
+                holidays_used[column] = {"country": data.holidays.country, "dates": flagged}
+            elif source:
+                derived[column] = source
             else:
-                future[column] = 0
                 assumed.append(column)
         note = {"columns": covariates, "from_request": sorted(given), "from_calendar": derived,
+                "holiday_columns": list(data.holidays.columns), "from_holiday_calendar": holidays_used,
                 "assumed_zero": assumed}
+        if data.holidays.problem:
+            note["holiday_calendar_problem"] = data.holidays.problem
         if assumed:
             note["note"] = (f"no future values were given for {assumed}; the forecast assumes 0 for every "
                             "future period. Pass \"covariates\": {\"<column>\": [...]} to plan e.g. promotions.")
         return future, note
+
+    @staticmethod
+    def _known_future(data: ServingData, column: str, stamps: pd.DatetimeIndex) -> tuple[list, Optional[str]]:
+        """(values, source) of a covariate the API can know: a holiday flag, a calendar feature, else 0."""
+        if column in data.holidays.columns and data.holidays.country:
+            return data.holidays.flags(column, stamps), "holidays"
+        rule = data.calendar.get(column)
+        if rule:
+            return list(pd.Index(CALENDAR_RULES[rule](stamps)).to_numpy()), rule
+        return [0] * len(stamps), None
 
     def _invoke(self, body: str) -> pd.DataFrame:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -488,8 +681,14 @@ class ForecastApi:
             response = self.client("sagemaker-runtime").invoke_endpoint(**invoke_params(self.endpoint_name, body))
             payload = response["Body"].read()
         except ClientError as error:
-            raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} failed: "
-                                f"{error.response.get('Error', {}).get('Message', error)}") from None
+            message = error.response.get("Error", {}).get("Message", str(error))
+            if "timed out" in message:
+                raise ApiError(504, f"the forecast endpoint {self.endpoint_name!r} did not answer in time: "
+                                    f"{message}") from None
+            if error.response.get("Error", {}).get("Code") == "413":
+                message += (" (the item's history is too long for one real-time request: serve fewer periods "
+                            "with --history-periods)")
+            raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} failed: {message}") from None
         except BotoCoreError as error:
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} is unreachable: {error}") from None
         try:
@@ -527,10 +726,11 @@ def invoke_params(endpoint_name: str, body: str) -> dict:
     return {"EndpointName": endpoint_name, "Body": body.encode(), "ContentType": "text/csv", "Accept": "text/csv"}
 
 
+JSON_HEADERS = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+
+
 def respond(status: int, document: dict) -> dict:
-    return {"statusCode": status,
-            "headers": {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"},
-            "body": json.dumps(document)}
+    return {"statusCode": status, "headers": dict(JSON_HEADERS), "body": json.dumps(document)}
 
 
 _API: Optional[ForecastApi] = None
@@ -579,7 +779,9 @@ class ApiServer(ThreadingHTTPServer):
         return f"http://{self.server_address[0]}:{self.server_address[1]}"
 
 
-class _ApiHandler(BaseHTTPRequestHandler):
+class _ApiHandler(JsonRequestHandler):
+    """POST /forecast and GET /health; every request's work runs in its own thread, under no shared lock."""
+
     server: ApiServer
     server_version = "forecast-api/1"
 
@@ -593,21 +795,58 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            LOG.info("client closed the connection before the response")
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if self.path.split("?")[0] != "/forecast":
-            self._send(respond(404, {"error": f"no route POST {self.path}; use POST /forecast"}))
+        route = self.path.split("?")[0]
+        try:
+            body = self.read_body(MAX_REQUEST_BYTES)
+        except HttpError as error:
+            self._send(respond(error.status, {"error": str(error)}) | {"headers": {**JSON_HEADERS, **error.headers}})
+            return
+        if route != "/forecast":
+            status = 405 if route == "/health" else 404
+            self._send(respond(status, {"error": f"no route POST {route}; use POST /forecast"}))
             return
         self._send(handler({"body": body.decode("utf-8", errors="replace")}, None, self.server.api))
 
     def do_GET(self) -> None:  # noqa: N802
-        if self.path.split("?")[0] == "/health":
-            self._send(respond(200, {"status": "ok", "endpoint_name": self.server.api.endpoint_name}))
+        route = self.path.split("?")[0]
+        if route == "/health":
+            self._send(respond(200, {"status": "ok", "endpoint_name": self.server.api.endpoint_name,
+                                     "cache": self.server.api.cache.stats()}))
+        elif route == "/forecast":
+            self._send(respond(405, {"error": "use POST /forecast with a JSON body"}) |
+                       {"headers": {**JSON_HEADERS, "Allow": "POST"}})
         else:
-            self._send(respond(404, {"error": f"no route GET {self.path}; use POST /forecast"}))
+            self._send(respond(404, {"error": f"no route GET {route}; use POST /forecast"}))
+
+
+def parse_covariate_flags(flags: list[str]) -> dict:
+    """["promotion=0,0,1", ...] -> {"promotion": [0.0, 0.0, 1.0]}; ValueError naming the flag."""
+    covariates: dict = {}
+    for flag in flags:
+        name, sep, text = flag.partition("=")
+        name = name.strip()
+        if not sep or not name or not text.strip():
+            raise ValueError(f"--covariate {flag!r}: expected NAME=V1,V2,... (one value per forecast period), "
+                             "e.g. --covariate promotion=0,0,1")
+        if name in covariates:
+            raise ValueError(f"--covariate {name}: given twice")
+        values = []
+        for position, item in enumerate(text.split(","), start=1):
+            try:
+                value = float(item)
+            except ValueError:
+                raise ValueError(f"--covariate {name}: value {position} ({item.strip()!r}) is not a number") from None
+            if not math.isfinite(value):
+                raise ValueError(f"--covariate {name}: value {position} ({item.strip()!r}) is not a finite number")
+            values.append(int(value) if value.is_integer() else value)
+        covariates[name] = values
+    return covariates
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -619,6 +858,9 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--item-id", required=True)
     invoke.add_argument("--horizon", type=int, default=None)
     invoke.add_argument("--quantiles", default=None, help="comma-separated, e.g. p10,p50,p90")
+    invoke.add_argument("--covariate", action="append", default=[], metavar="NAME=V1,V2,...",
+                        help="known future values of a covariate, one per forecast period, e.g. "
+                             "--covariate promotion=0,0,1,0,0,0,0 (repeat for several)")
     invoke.add_argument("--url", default=None, help="call a running API (python -m deploy.api serve) "
                                                     "instead of the handler in-process")
     for sub in (serve, invoke):
@@ -654,6 +896,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         request["horizon"] = args.horizon
     if args.quantiles:
         request["quantiles"] = [q.strip() for q in args.quantiles.split(",") if q.strip()]
+    if args.covariate:
+        try:
+            request["covariates"] = parse_covariate_flags(args.covariate)
+        except ValueError as error:
+            print(json.dumps({"error": str(error)}))
+            return 2
     if args.url:
         from deploy.endpoint import http_request
 

@@ -32,6 +32,9 @@ class Settings:
     endpoint_port: int = 8080             # local endpoint (SageMaker container contract)
     api_port: int = 8081                  # local real-time forecast API
     studio_port: int = 8090               # local Studio (python -m pipelines.studio)
+    endpoint_workers: Optional[int] = None  # local endpoint model worker processes; default: the cores
+    holiday_country: str = "US"           # the API's holiday calendar (the training pipeline's HolidayCountry)
+    holiday_columns: tuple = ("is_holiday",)  # covariates that are holiday flags (filled from the calendar)
     serving_data_uri: Optional[str] = None  # forecast API history; default: the latest PrepareData output
     config_file: Optional[str] = None
 
@@ -48,6 +51,10 @@ class Settings:
     def effective_region(self) -> str:
         """Local runs need some region for ARNs; SageMaker runs must have one configured."""
         return self.region or "us-east-1"
+
+    @property
+    def effective_endpoint_workers(self) -> int:
+        return self.endpoint_workers or os.cpu_count() or 1
 
     @property
     def effective_bucket(self) -> str:
@@ -100,6 +107,9 @@ ENVIRONMENT = {
     "FORECAST_API_PORT": "api_port",
     "FORECAST_STUDIO_PORT": "studio_port",
     "FORECAST_SERVING_DATA": "serving_data_uri",
+    "FORECAST_ENDPOINT_WORKERS": "endpoint_workers",
+    "FORECAST_HOLIDAY_COUNTRY": "holiday_country",
+    "FORECAST_HOLIDAY_COLUMNS": "holiday_columns",
 }
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
@@ -112,6 +122,26 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise SettingsError(f"{source}: {name} must be an integer port, got {value!r}") from None
+    if name == "endpoint_workers":
+        try:
+            workers = int(value)
+        except (TypeError, ValueError):
+            workers = 0
+        if workers < 1:
+            raise SettingsError(f"{source}: endpoint_workers must be a whole number of processes, at least 1; "
+                                f"got {value!r}")
+        return workers
+    if name == "holiday_columns":
+        names = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        return tuple(str(n).strip() for n in names if str(n).strip())
+    if name == "holiday_country":
+        country = str(value).strip().upper()
+        if country == "NONE":
+            return ""
+        if country and (len(country) != 2 or not country.isalpha()):
+            raise SettingsError(f"{source}: holiday_country must be a two-letter ISO 3166 code such as US "
+                                f"(or empty for none), got {value!r}")
+        return country
     if name == "tags":
         if isinstance(value, Mapping):
             return {str(k): str(v) for k, v in value.items()}

@@ -32,6 +32,11 @@ from pipelines.settings import Settings
 from processing.atomic import write_text_atomic
 
 DEFAULT_VARIANT = "AllTraffic"
+# SageMaker's real-time limits (InvokeEndpoint): the request body and the time the container may take
+REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
+INVOCATION_TIMEOUT_SECONDS = 60.0
+TIMEOUT_MESSAGE = ("Your invocation timed out while waiting for a response from container primary. Review the "
+                   "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
 PACKAGE_TAG = "model-package-arn"     # the tag the deploy handler puts on models, configs and endpoints
 
 
@@ -314,7 +319,7 @@ class EndpointsMixin:
             module.reload(home, name, model_dir, package_arn)
             return module.read_state(home, name)
         return module.start(name, model_dir, home=home, port=self.settings.endpoint_port,
-                            model_package_arn=package_arn)
+                            model_package_arn=package_arn, workers=self.settings.endpoint_workers)
 
     @staticmethod
     def _endpoint_module():
@@ -443,23 +448,38 @@ class LocalSageMakerRuntimeClient:
                                    "package or start one with python -m deploy.endpoint start)", operation)
         payload = Body.read() if hasattr(Body, "read") else Body
         payload = payload.encode() if isinstance(payload, str) else bytes(payload)
+        if len(payload) > REALTIME_PAYLOAD_LIMIT_BYTES:   # refused by SageMaker's front end, as on AWS
+            error = LocalClientError("413", f"HTTP content length exceeded {REALTIME_PAYLOAD_LIMIT_BYTES} bytes.",
+                                     operation)
+            error.response["ResponseMetadata"] = {"HTTPStatusCode": 413}
+            raise error
         headers = {"Content-Type": ContentType}
         if Accept:
             headers["Accept"] = Accept
         try:
             status, response_headers, answer = endpoint.http_request(
-                state["url"] + "/invocations", "POST", payload, headers, timeout=60)
+                state["url"] + "/invocations", "POST", payload, headers, timeout=INVOCATION_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise self._model_error(EndpointName, 0, TIMEOUT_MESSAGE, "server") from None
         except OSError as error:
             raise LocalClientError("ServiceUnavailable", f"the local endpoint {EndpointName} at {state['url']} "
                                    f"did not answer: {error}", operation) from None
         if status != 200:
             message = endpoint._error_message(answer)
-            kind = "client" if status < 500 else "server"
-            error = LocalClientError("ModelError", f"Received {kind} error ({status}) from primary with message "
-                                     f'"{message}".', operation)
-            error.response |= {"OriginalStatusCode": status, "OriginalMessage": message}
-            raise error
+            raise self._model_error(EndpointName, status, message, "client" if status < 500 else "server")
         content_type = response_headers.get("content-type", "text/csv")
         return {"Body": StreamingBody(io.BytesIO(answer), len(answer)), "ContentType": content_type,
                 "InvokedProductionVariant": DEFAULT_VARIANT,
                 "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": response_headers}}
+
+    def _model_error(self, name: str, status: int, message: str, kind: str) -> LocalClientError:
+        """SageMaker's ModelError (HTTP 424): the container failed, answered an error or timed out."""
+        region = self.settings.effective_region
+        logs = (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
+                f"group=/aws/sagemaker/Endpoints/{name} in account 000000000000 for more information.")
+        error = LocalClientError("ModelError", f'Received {kind} error ({status}) from primary with message '
+                                 f'"{message}". See {logs}', "InvokeEndpoint")
+        error.response |= {"OriginalStatusCode": status, "OriginalMessage": message,
+                           "LogStreamArn": f"arn:aws:logs:{region}:000000000000:log-group:/aws/sagemaker/Endpoints/{name}"}
+        error.response["ResponseMetadata"] = {"HTTPStatusCode": 424}
+        return error

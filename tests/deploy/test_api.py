@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import time
 import sys
 
 import pandas as pd
@@ -112,7 +113,7 @@ def test_given_future_covariates_in_the_request_when_forecast_then_the_response_
     ({"item_id": "apple", "quantiles": ["p10", "p10"]}, "lists a quantile twice"),
     ({"item_id": "apple", "quantiles": ["p95"]}, "not produced by the deployed model"),
     ({"item_id": "apple", "colour": "red"}, "unknown field(s) ['colour']"),
-    ({"item_id": "apple", "covariates": {"promotion": [1]}}, "give one per future period: 7"),
+    ({"item_id": "apple", "covariates": {"promotion": [1]}}, "give one per forecast period: 7"),
     ({"item_id": "apple", "covariates": {"price": [1] * 7}}, "not covariates of this model"),
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must be a JSON object"),
@@ -354,3 +355,294 @@ def test_given_loaded_data_when_the_next_lookup_finds_none_then_the_api_keeps_se
 
     assert first[0] == second[0] == 200 and first[1]["forecast"] == second[1]["forecast"]
     assert call(api.ForecastApi(settings), {"item_id": "apple"})[0] == 503   # a fresh API has nothing to serve
+
+
+# --------------------------------------------------------------------------------------------
+# Repeated requests are served from the cache
+# --------------------------------------------------------------------------------------------
+def test_given_a_repeated_request_when_forecast_then_the_cache_answers_in_about_a_millisecond(forecast_api):
+    request = {"item_id": "bread", "horizon": 3, "covariates": {"promotion": [0, 1, 0]}}
+    first_status, first = call(forecast_api, request)
+
+    started = time.perf_counter()
+    repeats = [call(forecast_api, request) for _ in range(50)]
+    per_request = (time.perf_counter() - started) / 50
+
+    assert first_status == 200 and first["cache"] == "miss"
+    assert all(status == 200 and body["cache"] == "hit" for status, body in repeats)
+    assert all(body["forecast"] == first["forecast"] for _, body in repeats)
+    assert per_request < 0.005, per_request                # the endpoint round trip alone costs more
+    other = call(forecast_api, request | {"covariates": {"promotion": [1, 1, 1]}})[1]
+    assert other["cache"] == "miss" and forecast_api.cache.stats()["hits"] == 50
+
+
+def test_given_a_cached_forecast_when_the_model_is_swapped_then_the_cache_is_emptied(deployed, monkeypatch,
+                                                                                  tmp_path):
+    monkeypatch.setattr(api, "TAGS_CACHE_SECONDS", 0.0)       # re-read the endpoint's identity every time
+    settings = deployed["settings"]
+    name = "cache-swap"
+    support.deploy(settings, deployed["model_dir"], version=1, endpoint_name=name)
+    forecast_api = api.ForecastApi(settings, endpoint_name=name)
+    try:
+        before = [call(forecast_api, {"item_id": "apple"})[1]["cache"] for _ in range(2)]
+        v2 = support.train_model(deployed["frame"], tmp_path / "v2", quantiles=("p25", "p50", "p75"))
+        support.deploy(settings, v2, version=2, endpoint_name=name)
+        status, after = call(forecast_api, {"item_id": "apple"})
+    finally:
+        endpoint.stop(deployed["home"], name)
+    assert before == ["miss", "hit"]
+    assert status == 200 and after["cache"] == "miss" and after["quantiles"] == ["p25", "p50", "p75"]
+    assert forecast_api.cache.stats()["entries"] == 1             # only the new model's forecast
+
+
+# --------------------------------------------------------------------------------------------
+# Holiday flags from the configured calendar
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def holiday_data(tmp_path_factory):
+    """A year of sales ending 2023-12-31 with the seed generator's is_holiday flags, prepared."""
+    from processing.generate import us_holidays
+
+    root = tmp_path_factory.mktemp("holidays")
+    frame = support.sales(days=365)
+    stamps = pd.date_range("2023-01-01", periods=365, freq="D")
+    flags = pd.DatetimeIndex(stamps).isin(pd.DatetimeIndex(us_holidays([2023]))).astype(int)
+    frame["timestamp"] = list(stamps.strftime("%Y-%m-%d")) * len(support.ITEMS)
+    frame["day_of_week"] = list(stamps.dayofweek) * len(support.ITEMS)
+    frame["is_holiday"] = list(flags) * len(support.ITEMS)
+    prepared = support.prepare(frame, root / "prep")
+    return api.load_serving_data(str(prepared), "v1", None, resolve({"home": str(root)}))
+
+
+def test_given_no_covariates_on_new_years_day_then_is_holiday_comes_from_the_calendar(holiday_data):
+    data = holiday_data
+    forecast_api = api.ForecastApi(resolve({"home": "/nonexistent"}), data_uri="unused")
+    history = data.series[("apple",)]
+
+    future, note = forecast_api._future_rows(data, history, api.ForecastRequest("apple"))
+
+    assert "is_holiday" in data.columns["covariates"] and history["timestamp"].iloc[-1] == "2023-12-31"
+    assert future["timestamp"].iloc[0] == "2024-01-01"
+    assert future["is_holiday"].tolist() == [1, 0, 0, 0, 0, 0, 0]
+    assert note["holiday_columns"] == ["is_holiday"]
+    assert note["from_holiday_calendar"] == {"is_holiday": {"country": "US", "dates": ["2024-01-01"]}}
+    assert "is_holiday" not in note["assumed_zero"] and note["assumed_zero"] == ["promotion"]
+
+
+def test_given_a_flag_column_that_skips_minor_holidays_then_the_calendar_flags_only_the_ones_it_marks(holiday_data):
+    days = pd.DatetimeIndex(["2024-01-15", "2024-05-27", "2024-07-04", "2024-11-28", "2024-12-25", "2024-12-26"])
+
+    flags = holiday_data.holidays.flags("is_holiday", days)
+
+    # MLK and Memorial Day are US holidays the history shows unflagged; 4 July, Thanksgiving, Christmas flagged
+    assert flags == [0, 0, 1, 1, 1, 0]
+
+
+def test_given_holiday_flags_in_the_request_then_they_win_over_the_calendar(holiday_data):
+    forecast_api = api.ForecastApi(resolve({"home": "/nonexistent"}), data_uri="unused")
+    request = api.ForecastRequest("apple", covariates=(("is_holiday", (0,) * 7),))
+
+    future, note = forecast_api._future_rows(holiday_data, holiday_data.series[("apple",)], request)
+
+    assert future["is_holiday"].tolist() == [0] * 7 and note["from_request"] == ["is_holiday"]
+
+
+def test_given_no_holiday_country_then_the_flags_are_assumed_zero_and_said_so(tmp_path, holiday_data):
+    settings = resolve({"home": str(tmp_path)}, environ={"FORECAST_HOLIDAY_COUNTRY": "none"})
+    prepared = holiday_data.source
+    data = api.load_serving_data(prepared, "v1", None, settings)
+
+    future, note = api.ForecastApi(settings, data_uri="unused")._future_rows(data, data.series[("apple",)],
+                                                                            api.ForecastRequest("apple"))
+    assert future["is_holiday"].tolist() == [0] * 7 and "is_holiday" in note["assumed_zero"]
+
+
+# --------------------------------------------------------------------------------------------
+# Covariates from the CLI; values that break the arithmetic
+# --------------------------------------------------------------------------------------------
+def test_given_covariate_flags_when_invoked_then_the_request_uses_them(deployed):
+    result = run_cli(deployed, "invoke", "--item-id", "apple", "--horizon", "3", "--covariate", "promotion=1,0,1")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    body = json.loads(result.stdout)
+    assert body["future_covariates"]["from_request"] == ["promotion"] and len(body["forecast"]) == 3
+
+
+@pytest.mark.parametrize("flag, code, message", [
+    ("promotion=1,0", 1, "has 2 value(s); give one per forecast period: 3 (the horizon asked for) or 7"),
+    ("promotion=1,x,0", 2, "--covariate promotion: value 2 ('x') is not a number"),
+    ("promotion", 2, "expected NAME=V1,V2"),
+    ("promotion=1,inf,0", 2, "is not a finite number"),
+])
+def test_given_bad_covariate_flags_when_invoked_then_a_clear_error(deployed, flag, code, message):
+    result = run_cli(deployed, "invoke", "--item-id", "apple", "--horizon", "3", "--covariate", flag)
+
+    assert result.returncode == code and message in json.loads(result.stdout)["error"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"item_id": "apple", "covariates": {"promotion": [Infinity, 0, 0, 0, 0, 0, 0]}}', "Infinity is not a JSON number"),
+    ('{"item_id": "apple", "covariates": {"promotion": [NaN, 0, 0, 0, 0, 0, 0]}}', "NaN is not a JSON number"),
+    ('{"item_id": "apple", "covariates": {"promotion": [1e308, 0, 0, 0, 0, 0, 0]}}', '"covariates.promotion"[0] is 1e+308'),
+    ('{"item_id": "apple", "covariates": {"promotion": [1' + "0" * 400 + ', 0, 0, 0, 0, 0, 0]}}', "must be finite"),
+])
+def test_given_a_covariate_that_breaks_the_arithmetic_then_400_not_a_server_error(forecast_api, body, message):
+    status, answer = call(forecast_api, body)
+
+    assert status == 400 and message in answer["error"]
+
+
+# --------------------------------------------------------------------------------------------
+# The API server under hostile and concurrent requests
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def api_server(deployed):
+    import threading
+
+    server = api.ApiServer(api.ForecastApi(deployed["settings"]), 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+API_HOSTILE = [
+    (b"POST /forecast HTTP/1.0\r\nContent-Length: abc\r\n\r\n", 400),
+    (b"POST /forecast HTTP/1.0\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"PUT /forecast HTTP/1.0\r\nContent-Length: 0\r\n\r\n", 405),
+    (b"DELETE /forecast HTTP/1.0\r\n\r\n", 405),
+    (b"OPTIONS /forecast HTTP/1.0\r\n\r\n", 405),
+    (b"HEAD /forecast HTTP/1.0\r\n\r\n", 405),
+    (b"POST /forecast HTTP/1.0\r\nContent-Length: 20000000\r\n\r\n" + b" " * 19_999_990 + b'{"a": 1}  ', 413),
+    (b'POST /forecast HTTP/1.0\r\nContent-Length: 80\r\n\r\n'
+     + b'{"item_id": "apple", "covariates": {"promotion": [Infinity,0,0,0,0,0,0]}}'.ljust(80), 400),
+    (b'POST /forecast HTTP/1.0\r\nContent-Length: 80\r\n\r\n'
+     + b'{"item_id": "apple", "covariates": {"promotion": [1e308,0,0,0,0,0,0]}}'.ljust(80), 400),
+    (b"POST /forecast HTTP/1.0\r\nContent-Length: 5\r\n\r\n{\"ite", 400),
+]
+
+
+@pytest.mark.parametrize("data, status", API_HOSTILE, ids=[f"{h[0][:40]!r}" for h in API_HOSTILE])
+def test_given_a_hostile_request_when_sent_to_the_api_then_a_4xx_with_a_json_error(api_server, data, status):
+    from tests.deploy.test_endpoint import raw_exchange
+
+    got, headers, body = raw_exchange(api_server.url, data)
+
+    assert got == status and headers["content-type"] == "application/json"
+    if not data.startswith(b"HEAD"):
+        assert json.loads(body)["error"]
+    if status == 405:
+        assert "POST" in headers["allow"]
+
+
+def test_given_a_slow_client_then_the_api_answers_408_and_keeps_serving(api_server, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(api._ApiHandler, "read_timeout", 0.5)
+    host, port = api_server.url.split("://")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as slow:
+        slow.sendall(b"POST /forecast HTTP/1.0\r\nContent-Length: 100\r\n\r\n{\"item")
+        good = endpoint.http_request(api_server.url + "/forecast", "POST", b'{"item_id": "milk", "horizon": 1}')
+        answer = b""
+        while chunk := slow.recv(65536):
+            answer += chunk
+    assert good[0] == 200 and answer.startswith(b"HTTP/1.0 408")
+
+
+def test_given_malformed_and_good_requests_at_once_then_the_api_gives_no_5xx_and_never_hangs(api_server):
+    import concurrent.futures
+
+    from tests.deploy.test_endpoint import raw_exchange
+
+    deadline = time.monotonic() + 4
+
+    def good_client(k):
+        statuses = []
+        while time.monotonic() < deadline:
+            promotion = [(len(statuses) + k) % 2] + [0] * 6      # new and repeated requests
+            body = json.dumps({"item_id": support.ITEMS[k % 3], "covariates": {"promotion": promotion}}).encode()
+            statuses.append(endpoint.http_request(api_server.url + "/forecast", "POST", body, timeout=30)[0])
+        return statuses
+
+    def bad_client():
+        statuses = []
+        while time.monotonic() < deadline:
+            statuses += [raw_exchange(api_server.url, data, timeout=30)[0] for data, _ in API_HOSTILE]
+        return statuses
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        goods = [pool.submit(good_client, k) for k in range(6)]
+        bads = [pool.submit(bad_client) for _ in range(2)]
+        good_statuses = [s for f in goods for s in f.result(timeout=90)]
+        bad_statuses = [s for f in bads for s in f.result(timeout=90)]
+
+    assert good_statuses and set(good_statuses) == {200}
+    assert bad_statuses and all(400 <= s < 500 for s in bad_statuses)
+
+
+def test_given_an_oversized_body_when_handled_as_lambda_then_413():
+    body = '{"item_id": "apple"' + " " * api.MAX_REQUEST_BYTES + "}"
+
+    response = api.handler({"body": body}, None, api.ForecastApi(resolve({"home": "/nonexistent"})))
+
+    assert response["statusCode"] == 413 and "exceeds the limit" in json.loads(response["body"])["error"]
+
+
+def test_given_a_model_with_is_holiday_when_forecast_from_new_year_then_the_endpoint_gets_the_flag(holiday_data,
+                                                                                                 tmp_path):
+    """End to end: the forecast equals the model's own forecast on inference rows flagging 2024-01-01."""
+    from forecasting import load_model
+
+    settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})
+    prepared = local_path(prepared_uri(settings, "exec-h"), settings)
+    import shutil
+
+    shutil.copytree(holiday_data.source, prepared)
+    model_dir = support.train_model(pd.read_csv(prepared / "train" / "train.csv"), tmp_path / "model")
+    support.deploy(settings, model_dir, version=1)
+    try:
+        status, body = call(api.ForecastApi(settings), {"item_id": "apple", "horizon": 2})
+    finally:
+        endpoint.stop(settings.home_path, settings.endpoint_name)
+
+    history = holiday_data.series[("apple",)]
+    future = history.tail(1).loc[[history.index[-1]] * support.HORIZON].reset_index(drop=True)
+    future["timestamp"] = pd.date_range("2024-01-01", periods=support.HORIZON, freq="D").strftime("%Y-%m-%d")
+    future["target_value"], future["promotion"] = float("nan"), 0
+    future["day_of_week"] = pd.date_range("2024-01-01", periods=support.HORIZON, freq="D").dayofweek
+    future["is_holiday"] = [1] + [0] * (support.HORIZON - 1)
+    expected = load_model(model_dir).predict(pd.concat([history, future], ignore_index=True))
+    assert status == 200, body
+    assert body["future_covariates"]["from_holiday_calendar"] == {"is_holiday": {"country": "US",
+                                                                                 "dates": ["2024-01-01"]}}
+    assert [row["mean"] for row in body["forecast"]] == pytest.approx(expected["mean"].head(2).tolist())
+
+
+def test_given_a_slow_data_recheck_in_one_request_then_other_requests_are_served_meanwhile(deployed, monkeypatch):
+    import threading
+
+    forecast_api = api.ForecastApi(deployed["settings"])
+    assert call(forecast_api, {"item_id": "apple", "horizon": 1})[0] == 200     # data loaded once
+    entered, release = threading.Event(), threading.Event()
+    real_discover = api.discover_prepared_data
+
+    def slow_discover(settings, s3):      # the re-check's listing of the bucket takes its time
+        entered.set()
+        release.wait(30)
+        return real_discover(settings, s3)
+
+    monkeypatch.setattr(api, "discover_prepared_data", slow_discover)
+    forecast_api._data_checked = 0.0                                             # a re-check is due
+    slow = threading.Thread(target=call, args=(forecast_api, {"item_id": "bread", "horizon": 1}))
+    slow.start()
+    try:
+        assert entered.wait(30)
+        started = time.perf_counter()
+        status, body = call(forecast_api, {"item_id": "milk", "horizon": 2})
+        waited = time.perf_counter() - started
+    finally:
+        release.set()
+        slow.join(30)
+    assert status == 200 and len(body["forecast"]) == 2 and waited < 10
+    assert not slow.is_alive()

@@ -1,6 +1,7 @@
 """The local endpoint's SageMaker container contract, over real HTTP on 127.0.0.1, with real engine models."""
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import io
 import json
@@ -33,6 +34,7 @@ def server(models, tmp_path):
     """An endpoint server in this process (thread) serving model A on a free port; always shut down."""
     slot = endpoint.ModelSlot(endpoint.engine_loader, tmp_path / "cache")
     instance = endpoint.EndpointServer(0, "test", slot)
+    instance.start_follower()
     thread = threading.Thread(target=instance.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield instance
@@ -42,7 +44,7 @@ def server(models, tmp_path):
 
 @pytest.fixture
 def loaded(server, models):
-    server.slot.load(models["a"], "arn:aws:sagemaker:us-east-1:000000000000:model-package/demand/1")
+    server.coordinate_load(str(models["a"]), "arn:aws:sagemaker:us-east-1:000000000000:model-package/demand/1")
     return server
 
 
@@ -140,7 +142,7 @@ def test_given_some_traffic_when_metrics_read_then_counts_latency_and_package_ar
     assert status == 200
     assert metrics["invocations"] == 4 and metrics["invocation_errors"] == 1
     assert metrics["errors_4xx"] == 1 and metrics["errors_5xx"] == 0
-    assert metrics["latency_ms"]["window"] == 4
+    assert metrics["latency_ms"]["count"] == 4 and metrics["workers"] == 1
     assert 0 < metrics["latency_ms"]["p50"] <= metrics["latency_ms"]["p99"]
     assert metrics["model_package_arn"].endswith("model-package/demand/1")
     assert metrics["uptime_seconds"] > 0
@@ -260,3 +262,311 @@ def test_given_concurrent_requests_for_different_items_then_each_gets_the_same_f
 
     assert all(answer == alone[item] for item, answer in together)
     assert len(set(alone.values())) == len(support.ITEMS)     # distinct items, distinct forecasts
+
+
+# --------------------------------------------------------------------------------------------
+# Several worker processes behind one port
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def two_workers(models, tmp_path):
+    """`python -m deploy.endpoint serve --workers 2` in the background, serving model A."""
+    state = endpoint.start("multi", models["a"], home=tmp_path, port=support.free_port(), workers=2,
+                           model_package_arn="arn:a")
+    try:
+        yield state
+    finally:
+        endpoint.stop(tmp_path, "multi")
+
+
+def metrics_of(state) -> dict:
+    return json.loads(endpoint.http_request(state["url"] + "/metrics")[2])
+
+
+def invoke(state, body, timeout=60):
+    return endpoint.http_request(state["url"] + "/invocations", "POST", body, {"Content-Type": "text/csv"},
+                                 timeout=timeout)
+
+
+def test_given_two_workers_when_clients_call_concurrently_then_both_serve_and_metrics_sum_them(two_workers,
+                                                                                               models):
+    frame = models["frame"]
+    bodies = [support.inference_csv(frame[frame["item_id"] == item], horizon=support.HORIZON)
+              for item in support.ITEMS]
+    # distinct bodies (no cache hits): each request is real model work
+    bodies = [body.replace(b"\n", b"\n", 1) + b"\n" * k for k in range(8) for body in bodies]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = [answer[0] for answer in pool.map(lambda b: invoke(two_workers, b), bodies)]
+
+    metrics = metrics_of(two_workers)
+    assert set(statuses) == {200}
+    assert metrics["workers"] == 2 and len(set(metrics["worker_pids"])) == 2
+    assert two_workers["pid"] not in metrics["worker_pids"]           # the supervisor serves nothing itself
+    assert metrics["invocations"] == len(bodies) == sum(metrics["invocations_by_worker"].values())
+    assert all(count > 0 for count in metrics["invocations_by_worker"].values()), metrics["invocations_by_worker"]
+    assert metrics["errors_5xx"] == 0 and metrics["latency_ms"]["count"] == len(bodies)
+
+
+def test_given_two_workers_and_traffic_when_swapped_then_nothing_fails_and_every_worker_serves_the_new_model(
+        two_workers, models, tmp_path):
+    body = support.inference_csv(models["frame"])
+    stop = threading.Event()
+
+    def hammer(k):
+        statuses = []
+        while not stop.is_set():
+            try:
+                statuses.append(invoke(two_workers, body + b"\n" * (len(statuses) % 5 + k * 5), timeout=30)[0])
+            except OSError as error:      # a refused or hung connection counts as a failure
+                statuses.append(repr(error))
+        return statuses
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        clients = [pool.submit(hammer, k) for k in range(4)]
+        time.sleep(0.5)
+        answer = endpoint.reload(tmp_path, "multi", models["b"], "arn:b")
+        stop.set()
+        statuses = [s for future in clients for s in future.result()]
+    after = [pd.read_csv(io.BytesIO(invoke(two_workers, body + b"\n" * k)[2])) for k in range(10)]
+
+    assert answer["reloads"] == 1 and answer["workers"] == 2 and answer["model_package_arn"] == "arn:b"
+    assert len(statuses) > 4 and set(statuses) == {200}, collections.Counter(statuses)
+    assert all(list(frame.columns) == ["item_id", "timestamp", "p25", "p50", "p75", "mean"] for frame in after)
+    metrics = metrics_of(two_workers)
+    assert metrics["model_package_arn"] == "arn:b" and metrics["model_reloads"] == 1
+    assert endpoint.read_state(tmp_path, "multi")["model_package_arn"] == "arn:b"
+
+
+def test_given_a_repeated_request_when_invoked_then_the_cache_answers_and_a_swap_empties_it(two_workers, models,
+                                                                                           tmp_path):
+    body = support.inference_csv(models["frame"])
+    answers = [invoke(two_workers, body) for _ in range(8)]
+    before = metrics_of(two_workers)["cache"]
+
+    endpoint.reload(tmp_path, "multi", models["b"], "arn:b")
+    emptied = metrics_of(two_workers)["cache"]
+    first_after = invoke(two_workers, body)
+
+    assert {a[0] for a in answers} == {200} and len({a[2] for a in answers}) == 1
+    hits = [a[1]["x-forecast-cache"] for a in answers]
+    assert hits[0] == "miss" and hits.count("hit") >= 8 - 2              # at most one miss per worker
+    assert before["hits"] == hits.count("hit") and before["entries"] >= 1
+    assert emptied["entries"] == 0
+    assert first_after[1]["x-forecast-cache"] == "miss" and b"p25" in first_after[2]
+
+
+def test_given_a_repeated_request_then_it_costs_about_a_millisecond(loaded, models):
+    body = support.inference_csv(models["frame"])
+    post(loaded, body)
+    started = time.perf_counter()
+    for _ in range(20):
+        status, headers, _ = post(loaded, body)
+        assert status == 200 and headers["x-forecast-cache"] == "hit"
+    per_request = (time.perf_counter() - started) / 20
+    assert per_request < 0.02, per_request          # a model call here costs tens of ms
+
+
+def test_given_a_killed_worker_then_the_supervisor_replaces_it_and_the_endpoint_keeps_serving(two_workers, models):
+    import os
+    import signal
+
+    victim = metrics_of(two_workers)["worker_pids"][0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pids = metrics_of(two_workers)["worker_pids"]
+        if len(pids) == 2 and victim not in pids and endpoint.ping(two_workers["url"]):
+            break
+        time.sleep(0.2)
+    assert len(pids) == 2 and victim not in pids
+    assert invoke(two_workers, support.inference_csv(models["frame"]))[0] == 200
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile requests: 4xx with JSON, never a hang, never a 5xx
+# --------------------------------------------------------------------------------------------
+def raw_exchange(url: str, data: bytes, timeout: float = 20.0, shutdown_write: bool = False) -> tuple[int, dict, bytes]:
+    """Send raw bytes, read the whole answer: (status, headers, body)."""
+    import socket
+
+    host, port = url.split("://")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(data)
+        if shutdown_write:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+HOSTILE = [
+    (b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: abc\r\n\r\n", 400, "Content-Length"),
+    (b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: -1\r\n\r\n", 400, "Content-Length"),
+    (b"PUT /invocations HTTP/1.0\r\nContent-Length: 0\r\n\r\n", 405, "not allowed"),
+    (b"DELETE /invocations HTTP/1.0\r\n\r\n", 405, "not allowed"),
+    (b"OPTIONS /invocations HTTP/1.0\r\n\r\n", 405, "not allowed"),
+    (b"PATCH /ping HTTP/1.0\r\n\r\n", 405, "not allowed"),
+    (b"BREW /ping HTTP/1.0\r\n\r\n", 405, "not allowed"),
+    (b"GET /invocations HTTP/1.0\r\n\r\n", 405, "use POST"),
+    (b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411, "Content-Length"),
+    (b"GARBAGE\r\n\r\n", 400, "Bad request"),
+]
+
+
+@pytest.mark.parametrize("data, status, message", HOSTILE, ids=[h[0].split(b"\r\n")[0].decode() for h in HOSTILE])
+def test_given_a_hostile_request_when_sent_then_a_4xx_with_a_json_error(loaded, data, status, message):
+    got, headers, body = raw_exchange(loaded.url, data)
+
+    assert got == status and headers["content-type"] == "application/json"
+    assert message in json.loads(body)["error"]
+    if status == 405:
+        assert headers["allow"] in ("GET, POST", "POST", "GET")
+
+
+def test_given_head_when_sent_then_405_with_allow_and_no_body(loaded):
+    got, headers, body = raw_exchange(loaded.url, b"HEAD /ping HTTP/1.0\r\n\r\n")
+
+    assert got == 405 and headers["allow"] == "GET, POST" and body == b""
+
+
+def test_given_a_body_over_the_realtime_limit_then_413_like_sagemaker(loaded):
+    padded = b"item_id,timestamp,target_value\n" + b" " * (endpoint.MAX_BODY_BYTES + 10)
+
+    status, _, body = post(loaded, padded)
+
+    assert status == 413 and json.loads(body)["error"] == "HTTP content length exceeded 6291456 bytes."
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-inf", "1e308"])
+def test_given_a_covariate_that_breaks_the_arithmetic_then_400_naming_column_and_row(loaded, models, value):
+    frame = pd.read_csv(io.BytesIO(support.inference_csv(models["frame"])))
+    frame["promotion"] = frame["promotion"].astype(object)
+    frame.loc[len(frame) - 1, "promotion"] = value
+
+    status, _, body = post(loaded, frame.to_csv(index=False).encode())
+
+    error = json.loads(body)["error"]
+    assert status == 400 and "column 'promotion'" in error and f"row {len(frame)}" in error and "finite" in error
+
+
+def test_given_a_slow_client_then_it_gets_408_and_the_server_keeps_serving(loaded, models, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(endpoint._Handler, "read_timeout", 0.5)
+    host, port = loaded.url.split("://")[1].split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=20) as slow:
+        slow.sendall(b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\nitem")
+        good = post(loaded, support.inference_csv(models["frame"]))   # served meanwhile
+        answer = b""
+        while chunk := slow.recv(65536):
+            answer += chunk
+    assert good[0] == 200
+    assert answer.startswith(b"HTTP/1.0 408") and b"did not arrive within" in answer
+    assert time.monotonic() - started < 5          # the per-request deadline, not the 10 s socket timeout
+
+
+def test_given_malformed_and_good_requests_at_once_then_no_5xx_and_no_hang(two_workers, models):
+    """Bounded load: 6 clients send good requests while hostile ones arrive; every answer comes, none is 5xx."""
+    good_body = support.inference_csv(models["frame"])
+    deadline = time.monotonic() + 4
+    hostile = [h[0] for h in HOSTILE] + [
+        b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: 20000000\r\n\r\n"
+        + b" " * 20_000_000,
+        b"POST /invocations HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"instances\": 1e}",
+    ]
+
+    def good_client(k):
+        statuses = []
+        while time.monotonic() < deadline:
+            statuses.append(invoke(two_workers, good_body + b"\n" * (len(statuses) % 3), timeout=30)[0])
+        return statuses
+
+    def bad_client():
+        statuses = []
+        while time.monotonic() < deadline:
+            for data in hostile:
+                statuses.append(raw_exchange(two_workers["url"], data, timeout=30)[0])
+        return statuses
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        goods = [pool.submit(good_client, k) for k in range(6)]
+        bads = [pool.submit(bad_client) for _ in range(2)]
+        good_statuses = [s for f in goods for s in f.result(timeout=90)]
+        bad_statuses = [s for f in bads for s in f.result(timeout=90)]
+
+    assert good_statuses and set(good_statuses) == {200}
+    assert bad_statuses and all(400 <= s < 500 for s in bad_statuses), collections.Counter(bad_statuses)
+    metrics = metrics_of(two_workers)
+    assert metrics["errors_5xx"] == 0 and "500" not in metrics["responses_by_status"]
+
+
+# --------------------------------------------------------------------------------------------
+# SageMaker's real-time limits through the local InvokeEndpoint
+# --------------------------------------------------------------------------------------------
+class SlowModel:
+    """Answers after `seconds`, like a model past the invocation timeout."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def predict(self, frame):
+        time.sleep(self.seconds)
+        return frame.head(1)
+
+
+@pytest.fixture
+def runtime_over(tmp_path):
+    """A runtime client and an in-process endpoint registered under `slow` in a local home."""
+    from pipelines.local.sagemaker_endpoints import LocalSageMakerRuntimeClient
+    from pipelines.settings import resolve
+
+    settings = resolve({"home": str(tmp_path)})
+    slot = endpoint.ModelSlot(lambda directory: SlowModel(1.0), tmp_path / "cache")
+    server = endpoint.EndpointServer(0, "slow", slot)
+    (tmp_path / "model").mkdir()
+    server.coordinate_load(str(tmp_path / "model"))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    endpoint._write_json_atomically(endpoint.state_path(settings.home_path, "slow"),
+                                    {"pid": __import__("os").getpid(), "url": server.url})
+    yield LocalSageMakerRuntimeClient(settings)
+    server.shutdown()
+    server.server_close()
+
+
+def test_given_a_model_slower_than_the_invocation_timeout_then_sagemakers_timeout_model_error(runtime_over,
+                                                                                              monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from pipelines.local import sagemaker_endpoints
+
+    monkeypatch.setattr(sagemaker_endpoints, "INVOCATION_TIMEOUT_SECONDS", 0.3)
+    with pytest.raises(ClientError) as raised:
+        runtime_over.invoke_endpoint(EndpointName="slow", Body=b"a,b\n1,2\n", ContentType="text/csv")
+
+    error = raised.value.response
+    assert error["Error"]["Code"] == "ModelError" and error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert "Received server error (0) from primary" in error["Error"]["Message"]
+    assert "Your invocation timed out while waiting for a response from container primary" in error["Error"]["Message"]
+    assert sagemaker_endpoints.INVOCATION_TIMEOUT_SECONDS == 0.3 and endpoint  # the limit is the named constant
+
+
+def test_given_a_body_over_6_mb_then_invoke_endpoint_fails_as_sagemaker_does_before_reaching_the_model(runtime_over):
+    from botocore.exceptions import ClientError
+
+    body = b"a,b\n" + b"1,2\n" * (6 * 1024 * 1024 // 4)
+    with pytest.raises(ClientError) as raised:
+        runtime_over.invoke_endpoint(EndpointName="slow", Body=body, ContentType="text/csv")
+
+    error = raised.value.response
+    assert error["Error"] == {"Code": "413", "Message": "HTTP content length exceeded 6291456 bytes."}
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 413

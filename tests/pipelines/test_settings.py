@@ -72,3 +72,26 @@ def test_given_the_cli_flags_then_run_resolves_the_same_precedence(config):
     settings = settings_from_args(args, environ={"FORECAST_BUCKET": "from-env"})
     assert (settings.prefix, settings.bucket, settings.region) == ("flag-prefix", "from-env", "ap-south-1")
     assert settings.target == "sagemaker" and settings.target_reason == "a SageMaker role is configured"
+
+
+def test_given_no_worker_setting_then_the_endpoint_uses_every_core():
+    import os
+
+    assert resolve(environ={}).effective_endpoint_workers == (os.cpu_count() or 1)
+    assert resolve(environ={"FORECAST_ENDPOINT_WORKERS": "3"}).effective_endpoint_workers == 3
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_given_a_bad_worker_count_then_the_error_names_the_variable(value):
+    with pytest.raises(SettingsError, match=r"\$FORECAST_ENDPOINT_WORKERS: endpoint_workers must be a whole number"):
+        resolve(environ={"FORECAST_ENDPOINT_WORKERS": value})
+
+
+def test_given_holiday_settings_then_country_and_columns_are_normalised():
+    settings = resolve(environ={"FORECAST_HOLIDAY_COUNTRY": "de", "FORECAST_HOLIDAY_COLUMNS": "is_holiday, closed"})
+
+    assert (settings.holiday_country, settings.holiday_columns) == ("DE", ("is_holiday", "closed"))
+    assert resolve(environ={}).holiday_country == "US"
+    assert resolve(environ={"FORECAST_HOLIDAY_COUNTRY": "none"}).holiday_country == ""
+    with pytest.raises(SettingsError, match="holiday_country must be a two-letter ISO 3166 code"):
+        resolve(environ={"FORECAST_HOLIDAY_COUNTRY": "USA"})
