@@ -184,15 +184,18 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
                    flag("model-package-group", p["ModelPackageGroupName"]),
                    flag("approval-status", p["ModelApprovalStatus"]),
                    flag("execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID),
-                   flag("result-dir", output_path(REGISTRATION_OUTPUT))],
+                   flag("result-dir", output_path(REGISTRATION_OUTPUT)),
+                   flag("profile-dir", input_path(contracts.PREP_PROFILE))],
         inputs={"automl": output_uri(automl, AUTOML_RESULT_OUTPUT),
-                EVALUATION_OUTPUT: output_uri(evaluate, EVALUATION_OUTPUT)},
+                EVALUATION_OUTPUT: output_uri(evaluate, EVALUATION_OUTPUT),
+                contracts.PREP_PROFILE: output_uri(prepare, contracts.PREP_PROFILE)},
         outputs=[REGISTRATION_OUTPUT],
         property_files=[registration],
         instance_type=p["ProcessingInstanceType"],
         display_name="Register the model",
         description="Create a model package (all inference containers, evaluation report as model quality, "
-                    "key metrics as metadata) in the Model Registry with the requested approval status.")
+                    "key metrics and the training schema as metadata) in the Model Registry with the "
+                    "requested approval status.")
 
     deploy = LambdaStep(
         name=contracts.STEP_DEPLOY,

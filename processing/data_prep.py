@@ -51,7 +51,6 @@ DUPLICATE_POLICIES = ("aggregate", "reject")
 NEGATIVE_POLICIES = ("reject", "clip", "keep")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".snappy.parquet")
-BACKTEST_ROWS_PER_FILE = 500_000
 
 
 class DataValidationError(ValueError):
@@ -70,7 +69,7 @@ class PrepConfig:
     filling: Optional[Mapping[str, Mapping[str, Any]]] = None   # user overrides, Autopilot format
     duplicates: str = "aggregate"
     negative_targets: str = "clip"
-    backtest_rows_per_file: int = BACKTEST_ROWS_PER_FILE
+    backtest_max_bytes: int = contracts.TRANSFORM_FILE_MAX_BYTES   # one transform request per file
 
     @property
     def keys(self) -> List[str]:
@@ -754,6 +753,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         "columns": {"item_id": config.item_id, "timestamp": config.timestamp, "target": config.target,
                     "grouping": list(config.grouping), "covariates": covariates, "static": static,
                     "ignored": dropped_columns},
+        "train_columns": list(train_columns),     # the training CSV's header, in order (the inference schema)
         "frequency": config.frequency,
         "horizon": horizon,
         "items": int(len(kept)),
@@ -899,12 +899,9 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str
         train_positions = np.flatnonzero(~result.in_holdout[backtest_rows])
         header = ",".join(_quote(str(n)) for n in columns)
         _write_lines(staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, header, lines[train_positions])
-        parts = _backtest_parts(result, backtest_rows)
-        begin = 0
-        for i, part in enumerate(parts):
-            _write_lines(staging / contracts.PREP_BACKTEST / f"part-{i:05d}.csv", header,
-                         lines[begin:begin + len(part)])
-            begin += len(part)
+        parts = _backtest_parts(result, backtest_rows, lines, header)
+        for i, (begin, end) in enumerate(parts):
+            _write_lines(staging / contracts.PREP_BACKTEST / f"part-{i:05d}.csv", header, lines[begin:end])
         profile = dict(result.profile, backtest_files=len(parts))
         with open(staging / contracts.PREP_PROFILE / contracts.PROFILE_FILE, "w", encoding="utf-8") as handle:
             json.dump(profile, handle, indent=2, default=str)
@@ -915,20 +912,24 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str
     return {name: output_dir / name for name in names}
 
 
-def _backtest_parts(result: PrepResult, rows: np.ndarray) -> List[np.ndarray]:
-    """Whole series per file, about backtest_rows_per_file rows each."""
-    limit = result.config.backtest_rows_per_file
-    if len(rows) <= limit:
-        return [rows]
-    series = result.series[rows]
-    starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
-    parts, begin = [], 0
-    for start in starts[1:].tolist():
-        if start - begin >= limit:
-            parts.append(rows[begin:start])
-            begin = start
-    parts.append(rows[begin:])
-    return parts
+def _backtest_parts(result: PrepResult, rows: np.ndarray, lines: np.ndarray, header: str) -> List[Tuple[int, int]]:
+    """[begin, end) line ranges: whole series per file, each file at most backtest_max_bytes.
+
+    Each backtest file is one BacktestForecast transform request (SplitType None), so files
+    are cut by their encoded size (processing.sharding); a single series larger than the
+    budget gets a file of its own and a warning in the log.
+    """
+    from processing.sharding import group_series, line_bytes, series_sizes
+
+    budget = result.config.backtest_max_bytes
+    starts, sizes = series_sizes(line_bytes(lines), result.series[rows])
+    ranges = group_series(sizes, budget, header_bytes=len(header.encode("utf-8")) + 1)
+    bounds = np.r_[starts, len(rows)]
+    oversized = int((sizes + len(header) + 1 > budget).sum())
+    if oversized:
+        print(f"warning: {oversized} series are each larger than {budget} bytes on their own; each is a "
+              "backtest file (one transform request) of its own", flush=True)
+    return [(int(bounds[a]), int(bounds[b])) for a, b in ranges] or [(0, 0)]
 
 
 def _replace_dir(source: Path, target: Path) -> None:

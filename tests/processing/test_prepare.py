@@ -186,11 +186,19 @@ def test_backtest_is_split_into_whole_series_files(tmp_path):
     from processing.data_prep import PrepConfig, prepare, read_input, write_outputs
     source = tmp_path / "sales.csv"
     source.write_text(sales_csv(items=("a", "b", "c")))
-    config = PrepConfig(horizon=7, backtest_rows_per_file=50)
+    probe = PrepConfig(horizon=7)
+    whole = tmp_path / "whole"
+    write_outputs(prepare(read_input(source, probe), probe), whole)
+    one_series = len((whole / "backtest" / "part-00000.csv").read_bytes()) // 3
+    # a budget that holds one series (plus header) but not two
+    config = PrepConfig(horizon=7, backtest_max_bytes=int(one_series * 1.5))
     write_outputs(prepare(read_input(source, config), config), tmp_path / "out")
     parts = sorted((tmp_path / "out" / "backtest").glob("part-*.csv"))
     assert [p.name for p in parts] == ["part-00000.csv", "part-00001.csv", "part-00002.csv"]
     assert [pd.read_csv(p)["item_id"].unique().tolist() for p in parts] == [["a"], ["b"], ["c"]]
+    assert all(p.stat().st_size <= config.backtest_max_bytes for p in parts)
+    assert b"".join(p.read_bytes().split(b"\n", 1)[1] for p in parts) == \
+        (whole / "backtest" / "part-00000.csv").read_bytes().split(b"\n", 1)[1]
 
 
 def test_script_runs_as_a_module_and_prints_no_traceback_on_bad_input(tmp_path):
