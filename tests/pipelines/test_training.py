@@ -13,6 +13,8 @@ from tests.pipelines.definition_support import (BUCKET, REGION, all_steps, defau
                                                  training_text)
 
 ISSUE_PARAMETERS = {  # issue 2: name -> (type, default); None = no default fixed by the issue
+    # (issue 18: ModelPackageGroupName and EndpointName are settings, not parameters; see
+    # test_given_the_deploy_scope_then_the_definition_uses_the_same_group_and_endpoint)
     "InputDataUrl": ("String", None), "ItemIdColumn": ("String", "item_id"),
     "TimestampColumn": ("String", "timestamp"), "TargetColumn": ("String", "target_value"),
     "GroupingColumns": ("String", ""), "ForecastFrequency": ("String", "D"),
@@ -20,9 +22,8 @@ ISSUE_PARAMETERS = {  # issue 2: name -> (type, default); None = no default fixe
     "HolidayCountry": ("String", "US"), "AutoMLAlgorithms": ("String", "cnn-qr,deepar,prophet,npts,arima,ets"),
     "ObjectiveMetric": ("String", "AverageWeightedQuantileLoss"), "MaxAutoMLRuntimeSeconds": ("Integer", None),
     "QualityMetric": ("String", "WAPE"), "QualityThreshold": ("Float", 0.3),
-    "ModelPackageGroupName": ("String", None), "ModelApprovalStatus": ("String", "PendingManualApproval"),
+    "ModelApprovalStatus": ("String", "PendingManualApproval"),
     "ProcessingInstanceType": ("String", None), "TransformInstanceType": ("String", None),
-    "EndpointName": ("String", None),
 }
 
 
@@ -69,7 +70,28 @@ def test_given_the_deploy_step_then_it_invokes_the_deploy_function_of_the_role_a
     assert deploy["Arguments"] == {
         "model_package_arn": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.RegisterModel.PropertyFiles.Registration"},
                                               "Path": contracts.MODEL_PACKAGE_ARN_PATH}},
-        "endpoint_name": {"Get": "Parameters.EndpointName"}}
+        "endpoint_name": "demand-forecast"}
+    assert deploy["OutputParameters"] == [{"OutputName": "status", "OutputType": "String"},
+                                          {"OutputName": "endpoint_status", "OutputType": "String"}]
+
+
+def test_given_the_deploy_scope_then_the_definition_uses_the_same_group_and_endpoint(definition):
+    """Overriding the group or the endpoint per execution broke deployment (issue 18): the deploy role and
+    the approval rule are scoped to the configured names, so the definition offers no such override and
+    uses exactly the names they are scoped to."""
+    from deploy.infrastructure import approval_event_pattern, deploy_role_policy
+    from tests.pipelines.definition_support import sagemaker_settings
+
+    settings = sagemaker_settings()
+    declared = {p["Name"] for p in definition["Parameters"]}
+    assert not {"EndpointName", "ModelPackageGroupName"} & declared
+    register_args = step(definition, "RegisterModel")["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert f"--model-package-group={settings.model_package_group}" in register_args
+    assert approval_event_pattern(settings)["detail"]["ModelPackageGroupName"] == [settings.model_package_group]
+    endpoint = step(definition, "Deploy")["Arguments"]["endpoint_name"]
+    resources = json.dumps(deploy_role_policy(settings))
+    assert f":endpoint/{endpoint}\"" in resources
+    assert f":model-package/{settings.model_package_group}/*" in resources
 
 
 def test_given_the_parameters_then_names_types_and_defaults_are_the_issues(definition):
