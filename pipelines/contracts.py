@@ -60,7 +60,10 @@ AUTOML_RESULT_FILE = "automl_result.json"
 # --- Evaluate step result (a property file read with JsonGet) ---
 EVALUATION_RESULT_NAME = "EvaluationReport"
 EVALUATION_FILE = "evaluation.json"
-QUALITY_GATE_VALUE_PATH = "quality_gate.value"   # JsonGet path the QualityGate reads
+QUALITY_GATE_VALUE_PATH = "quality_gate.value"   # JsonGet path the QualityGate reads (always a number)
+QUALITY_GATE_MESSAGE_PATH = "quality_gate.message"   # why the gate passed or not (QualityTooLow quotes it)
+# the gate value of an undefined metric: a number (JSON null cannot be compared) no threshold admits
+QUALITY_GATE_UNDEFINED_VALUE = 1.7976931348623157e308   # the largest double (sys.float_info.max)
 QUALITY_METRICS = {  # QualityMetric parameter value -> key in forecast_metrics
     "WAPE": "wape", "MAPE": "mape", "MASE": "mase", "RMSE": "rmse", "MAE": "mae", "WQL": "wql",
 }

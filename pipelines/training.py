@@ -5,9 +5,11 @@ PrepareData ─┬─ train ──────────► AutoML (CreateAuto
              ├─ backtest ───────► BacktestForecast (transform with that model)
              ├─ holdout, train ─► Evaluate ◄── forecasts          (EvaluationReport)
              └─ profile ────────► AutoML
-QualityGate: EvaluationReport quality_gate.value <= QualityThreshold
+QualityGate: EvaluationReport quality_gate.value <= QualityThreshold (always a number; an undefined
+             metric is a value no threshold admits, with quality_gate.defined false)
    true  -> RegisterModel (Registration.model_package_arn) -> Deploy (Lambda: deploys Approved only)
-   false -> QualityTooLow (fails naming the metric, its value and the threshold)
+   false -> QualityTooLow (fails quoting quality_gate.message: the metric, its value and the threshold,
+            or why the metric is undefined)
 ```
 
 Only Processing, Transform, Condition, Fail and Lambda steps: the local runtime executes
@@ -214,10 +216,10 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
                     "10 minutes and reports the endpoint's state; a Failed endpoint fails the step.")
 
     gate_value = json_get(evaluate, evaluation_report, contracts.QUALITY_GATE_VALUE_PATH)
+    gate_message = json_get(evaluate, evaluation_report, contracts.QUALITY_GATE_MESSAGE_PATH)
     too_low = FailStep(
         name=contracts.STEP_FAIL,
-        error_message=Join(on=" ", values=["Forecast quality too low:", p["QualityMetric"], "=", gate_value,
-                                           "is above QualityThreshold", p["QualityThreshold"],
+        error_message=Join(on=" ", values=["Forecast quality too low:", gate_message,
                                            "- the model was not registered."]),
         display_name="Quality too low",
         description="Stop the execution: the backtest metric is worse than the threshold.")
