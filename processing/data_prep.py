@@ -16,8 +16,8 @@ Rules (docs/data.md has the user-facing version):
   observation (frontfill none) to the dataset's last timestamp; gaps inside a series use
   middlefill, periods after the series' last observation use backfill. Defaults: target
   middlefill=zero, backfill=zero; covariates middlefill=zero, backfill=zero, futurefill=zero.
-  mean/median/min/max use the 64 most recent observed entries before the gap; 'nan' (target
-  only) leaves the period out of the training data.
+  mean/median/min/max use the 64 most recent observed entries before the gap. Methods are
+  Autopilot's (zero, value, median, mean, min, max); Amazon Forecast's 'nan' is refused.
 - Series with fewer than MIN_HISTORY_PERIODS (or `horizon`, if larger) periods before the
   holdout are dropped and listed with the reason; no surviving series is an error.
 - Horizon: at most 500 and at most a quarter of the dataset's timesteps (Autopilot's limits).
@@ -45,7 +45,7 @@ MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
 STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 most recent entries
 SHOW_ROWS = 5                    # offending rows quoted in an error message
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")
-FILL_METHODS = ("zero", "value", "median", "mean", "min", "max", "nan")
+FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")   # TimeSeriesTransformations.Filling
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
 DUPLICATE_POLICIES = ("aggregate", "reject")
 NEGATIVE_POLICIES = ("reject", "clip", "keep")
@@ -101,7 +101,7 @@ class PrepResult:
     """The aligned, filled grid (train column order) plus masks; frames are built on demand."""
     columns: Dict[str, np.ndarray]
     in_holdout: np.ndarray            # last `horizon` periods of each series
-    valid: np.ndarray                 # target present (not left out by a 'nan' fill)
+    valid: np.ndarray                 # target present (every filled period is)
     series: np.ndarray                # series number per grid row (rows of a series are contiguous)
     per_series: Dict[str, np.ndarray]  # key and static columns: one value per series number
     profile: Dict[str, Any]
@@ -450,9 +450,12 @@ def resolve_filling(user: Optional[Mapping[str, Mapping[str, Any]]], target: str
             if key == "futurefill" and is_target:
                 raise DataValidationError(f"--filling: {column}.futurefill: the target has no future filling "
                                           "(it is what is forecast); futurefill is for covariates.")
-            allowed = FILL_METHODS if is_target else tuple(m for m in FILL_METHODS if m != "nan")
-            if method not in allowed:
-                raise DataValidationError(f"--filling: {column}.{key}={method!r} is not one of {allowed}.")
+            if method not in FILL_METHODS:
+                hint = (" ('nan' is an Amazon Forecast method; Autopilot's Filling has no such option: use "
+                        "'zero', or 'value' with a number)" if method == "nan" else "")
+                raise DataValidationError(f"--filling: {column}.{key}={method!r} is not one of {FILL_METHODS}, "
+                                          f"the methods Autopilot's TimeSeriesTransformations.Filling accepts."
+                                          + hint)
             if method == "value" and f"{key}_value" not in rules:
                 raise DataValidationError(f"--filling: {column}.{key}='value' needs {key}_value (the number).")
     return filling
@@ -474,7 +477,7 @@ def apply_fill(values: np.ndarray, codes: np.ndarray, missing: np.ndarray, regio
     """Fill values[missing & region] with one Autopilot method; returns a new array."""
     todo = missing & region
     out = values.copy()
-    if not todo.any() or method == "nan":
+    if not todo.any():
         return out
     if method == "zero":
         out[todo] = 0.0
@@ -644,8 +647,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
 
     # series lengths and who is dropped
     target_rules = filling[config.target]
-    back_nan = target_rules.get("backfill") == "nan"
-    series_end = last_step if back_nan else np.full(n_series, global_end)
+    series_end = np.full(n_series, global_end)     # every series runs to the dataset's end (backfill)
     length = series_end - first_step + 1
     min_history = max(MIN_HISTORY_PERIODS, horizon)
     key_table = frame[keys].iloc[rows[first_idx]].reset_index(drop=True)
