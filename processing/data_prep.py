@@ -919,7 +919,7 @@ def _backtest_parts(result: PrepResult, rows: np.ndarray, lines: np.ndarray, hea
 
     Each backtest file is one BacktestForecast transform request (SplitType None), so files
     are cut by their encoded size (processing.sharding); a single series larger than the
-    budget gets a file of its own and a warning in the log.
+    budget gets a file of its own and a warning in the profile.
     """
     from processing.sharding import group_series, line_bytes, series_sizes
 
@@ -928,9 +928,10 @@ def _backtest_parts(result: PrepResult, rows: np.ndarray, lines: np.ndarray, hea
     ranges = group_series(sizes, budget, header_bytes=len(header.encode("utf-8")) + 1)
     bounds = np.r_[starts, len(rows)]
     oversized = int((sizes + len(header) + 1 > budget).sum())
-    if oversized:
-        print(f"warning: {oversized} series are each larger than {budget} bytes on their own; each is a "
-              "backtest file (one transform request) of its own", flush=True)
+    if oversized:  # reported with the other warnings (run() logs them, profile.json keeps them)
+        result.profile["warnings"].append(
+            f"{oversized} series are each larger than {budget} bytes on their own; each is a backtest file "
+            "(one transform request) of its own")
     return [(int(bounds[a]), int(bounds[b])) for a, b in ranges] or [(0, 0)]
 
 

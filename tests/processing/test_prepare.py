@@ -244,3 +244,17 @@ def test_weekly_frequency_sums_days_into_sunday_labelled_weeks(tmp_path, capsys)
     daily = pd.read_csv(pd.io.common.StringIO(sales_csv(days=56, start="2023-01-02")))
     assert train["target_value"].iloc[0] == pytest.approx(daily["target_value"].iloc[:7].sum())
     assert len(train) == 2 * 6
+
+
+def test_a_series_larger_than_the_backtest_budget_gets_its_own_file_and_a_warning(tmp_path):
+    import json
+
+    from processing.data_prep import PrepConfig, prepare, read_input, write_outputs
+    source = tmp_path / "sales.csv"
+    source.write_text(sales_csv(items=("a", "b")))
+    config = PrepConfig(horizon=7, backtest_max_bytes=100)      # smaller than one series
+    write_outputs(prepare(read_input(source, config), config), tmp_path / "out")
+    parts = sorted((tmp_path / "out" / "backtest").glob("part-*.csv"))
+    assert [pd.read_csv(p)["item_id"].unique().tolist() for p in parts] == [["a"], ["b"]]
+    profile = json.loads((tmp_path / "out" / "profile" / "profile.json").read_text())
+    assert "2 series are each larger than 100 bytes on their own" in " ".join(profile["warnings"])
