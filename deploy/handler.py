@@ -18,6 +18,12 @@ anything but Approved is a no-op that says so. For an approved package:
 
 Idempotent: names are derived from the package, so a repeated event reuses the model and the
 config, and does nothing when the endpoint already runs (or is moving to) that config.
+
+It then waits for the endpoint's outcome within its time budget and reports the real state
+(`endpoint_status`): InService is "deployed"; Failed (or an update rolled back) raises, so
+the pipeline's Deploy step fails; still Creating/Updating when the budget runs out is
+"in_progress" with that status. The budget is the Lambda's remaining time less a margin,
+and never more than the pipeline Lambda step's 10 minutes when the step invoked it.
 """
 from __future__ import annotations
 
@@ -40,6 +46,10 @@ DEFAULT_INSTANCE_COUNT = 1
 ACTIVE_STATUSES = ("InService", "Creating", "Updating", "SystemUpdating")
 BUSY_STATUSES = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 NAME_LIMIT = 63
+PIPELINE_STEP_SECONDS = 600      # SageMaker Pipelines stops waiting for a Lambda step after 10 minutes
+RETURN_MARGIN_SECONDS = 30       # time kept to report back before the deadline
+DEFAULT_WAIT_SECONDS = PIPELINE_STEP_SECONDS - RETURN_MARGIN_SECONDS
+POLL_SECONDS = 15
 
 
 class DeployError(RuntimeError):
@@ -71,6 +81,12 @@ def parse_event(event: dict, settings: Settings) -> dict:
     if not arn:
         raise DeployError("event has no model_package_arn (pipeline step) nor detail.ModelPackageArn "
                           f"(EventBridge); got keys {sorted(event)}")
+    requested = event.get("endpoint_name")
+    if requested and requested != settings.endpoint_name:
+        raise DeployError(f"endpoint_name {requested!r}: this deploy function, its IAM role and the approval rule "
+                          f"are scoped to endpoint {settings.endpoint_name!r} (FORECAST_ENDPOINT_NAME); to deploy "
+                          f"to {requested!r}, set FORECAST_ENDPOINT_NAME={requested} and run "
+                          "`python -m pipelines.run --target sagemaker` again")
     try:
         count = int(event.get("instance_count") or DEFAULT_INSTANCE_COUNT)
     except (TypeError, ValueError):
@@ -129,12 +145,39 @@ def _wait_until_settled(sm: Any, endpoint_name: str, deadline: float, sleep: Cal
             raise DeployError(f"endpoint {endpoint_name} is still {endpoint['EndpointStatus']}; "
                               "retry the deployment when it is InService")
         log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; waiting")
-        sleep(15)
+        sleep(POLL_SECONDS)
+
+
+def _wait_for_outcome(sm: Any, endpoint_name: str, deadline: float, sleep: Callable[[float], None],
+                      log: Callable[[str], None]) -> dict:
+    """Poll the endpoint until it leaves the busy states or the deadline passes; its last description."""
+    while True:
+        endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
+        if endpoint["EndpointStatus"] not in BUSY_STATUSES or time.monotonic() + POLL_SECONDS > deadline:
+            return endpoint
+        log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; waiting for it to be InService")
+        sleep(POLL_SECONDS)
+
+
+def wait_budget(context: Any, source: str) -> float:
+    """Seconds the handler may wait: the Lambda's time left less a margin, within the pipeline step's limit."""
+    remaining = float(PIPELINE_STEP_SECONDS)
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        remaining = context.get_remaining_time_in_millis() / 1000.0
+    if source == "pipeline":  # the function may have 15 minutes, the step that waits for it has 10
+        remaining = min(remaining, float(PIPELINE_STEP_SECONDS))
+    return max(0.0, remaining - RETURN_MARGIN_SECONDS)
 
 
 def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], None] = print,
-           wait_seconds: float = 600, sleep: Callable[[float], None] = time.sleep) -> dict:
-    """Deploy request['model_package_arn'] if it is approved; return a LambdaStep-friendly dict."""
+           wait_seconds: float = DEFAULT_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Deploy request['model_package_arn'] if it is approved; return a LambdaStep-friendly dict.
+
+    Every result has "status" (deployed, in_progress, skipped) and "endpoint_status" (the
+    endpoint's state when the handler returned; empty when nothing was deployed). A Failed
+    endpoint raises DeployError. All waiting shares one deadline, wait_seconds from now.
+    """
+    deadline = time.monotonic() + wait_seconds
     arn = request["model_package_arn"]
     endpoint_name = request["endpoint_name"]
     try:
@@ -152,7 +195,7 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         message = (f"model package {arn} is {status or 'without an approval status'}, not Approved: "
                    "nothing deployed")
         log(message)
-        return {"status": "skipped", **base, "message": message}
+        return {"status": "skipped", **base, "endpoint_status": "", "message": message}
 
     role = settings.role_arn or (settings.effective_role_arn if settings.is_local else None)
     if not role:
@@ -212,7 +255,7 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         else:
             endpoint_arn, action = created["EndpointArn"], "created"
     if endpoint is not None:
-        endpoint = _wait_until_settled(sm, endpoint_name, time.monotonic() + wait_seconds, sleep, log)
+        endpoint = _wait_until_settled(sm, endpoint_name, deadline, sleep, log)
         if endpoint.get("EndpointConfigName") == name:
             message = f"endpoint {endpoint_name} already serves {arn} (deployed concurrently): nothing to do"
             log(message)
@@ -221,9 +264,30 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         updated = sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
         endpoint_arn, action = updated["EndpointArn"], "updated"
         sm.add_tags(ResourceArn=endpoint_arn, Tags=[{"Key": k, "Value": v} for k, v in package_tags.items()])
-    message = f"{action} endpoint {endpoint_name} with model package {arn} (version {version})"
+    return _outcome(sm, endpoint_name, name, action, {**result, "endpoint_arn": endpoint_arn}, deadline, sleep, log)
+
+
+def _outcome(sm: Any, endpoint_name: str, name: str, action: str, result: dict, deadline: float,
+             sleep: Callable[[float], None], log: Callable[[str], None]) -> dict:
+    """Wait (within the deadline) for the endpoint to serve config `name`; report, or raise when it failed."""
+    arn, version = result["model_package_arn"], result["model_package_version"]
+    endpoint = _wait_for_outcome(sm, endpoint_name, deadline, sleep, log)
+    status = endpoint["EndpointStatus"]
+    reason = endpoint.get("FailureReason") or "no reason given"
+    if status == "Failed":
+        raise DeployError(f"endpoint {endpoint_name} is Failed after it was {action} with model package {arn}: "
+                          f"{reason}. Delete it (python -m deploy.teardown) and approve again")
+    if status in BUSY_STATUSES:
+        message = (f"{action} endpoint {endpoint_name} with model package {arn} (version {version}); it is still "
+                   f"{status} (the deploy function's time is up): check it with describe-endpoint")
+        log(message)
+        return {"status": "in_progress", "action": action, **result, "endpoint_status": status, "message": message}
+    if endpoint.get("EndpointConfigName") != name:
+        raise DeployError(f"endpoint {endpoint_name} is {status} but serves {endpoint.get('EndpointConfigName')}, "
+                          f"not {name}: the {action[:-1]} to model package {arn} failed ({reason})")
+    message = f"{action} endpoint {endpoint_name} with model package {arn} (version {version}): {status}"
     log(message)
-    return {"status": "deployed", "action": action, **result, "endpoint_arn": endpoint_arn, "message": message}
+    return {"status": "deployed", "action": action, **result, "endpoint_status": status, "message": message}
 
 
 def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Settings] = None) -> dict:
@@ -231,9 +295,7 @@ def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Setti
     settings = settings or resolve()
     request = parse_event(event, settings)
     sm = clients.client("sagemaker", settings)
-    wait_seconds = 600.0
-    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-        wait_seconds = max(0.0, context.get_remaining_time_in_millis() / 1000.0 - 60.0)
+    wait_seconds = wait_budget(context, request["source"])
     print(json.dumps({"event_source": request["source"], "model_package_arn": request["model_package_arn"],
                       "endpoint_name": request["endpoint_name"], "target": settings.target}))
     return deploy(sm, settings, request, wait_seconds=wait_seconds)

@@ -72,8 +72,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
         f"wQL {_fmt(report['skill']['wql']['value'])}")
     for warning in report["warnings"]:
         log(f"[evaluate] warning: {warning}")
-    log(f"[evaluate] quality gate: {gate['metric']} = {_fmt(gate['value'])} <= {gate['threshold']}: "
-        f"{'PASSED' if gate['passed'] else 'NOT PASSED'}")
+    log(f"[evaluate] quality gate: {gate['message']}: {'PASSED' if gate['passed'] else 'NOT PASSED'}")
     log(f"[evaluate] wrote {args.out} in {time.time() - started:.1f}s")
     return report
 

@@ -488,16 +488,30 @@ def gate_metric(metric: str) -> Tuple[str, str]:
 def quality_gate(forecast_metrics: Mapping[str, float], metric: str, threshold: float) -> Dict[str, Any]:
     """The QualityGate's input: the chosen metric's value and whether it is within threshold.
 
-    ``passed = value <= threshold`` (every gate metric is lower-is-better). An undefined
-    value (e.g. WAPE of an all-zero holdout) is written as null and does not pass.
+    ``passed = value <= threshold`` (every gate metric is lower-is-better). The value the
+    gate compares is always a number, on SageMaker and locally: an undefined metric (WAPE of
+    an all-zero holdout, say) is written as contracts.QUALITY_GATE_UNDEFINED_VALUE, which no
+    threshold admits, with ``defined: false``; ``message`` says why, and the QualityTooLow
+    step quotes it.
     """
     name, key = gate_metric(metric)
     value = forecast_metrics[key]
     defined = value is not None and math.isfinite(value)
-    gate = {"metric": name, "key": key, "value": float(value) if defined else None,
-            "threshold": float(threshold), "passed": bool(defined and value <= float(threshold))}
+    threshold = float(threshold)
+    passed = bool(defined and value <= threshold)
     if not defined:
-        gate["reason"] = f"{name} is undefined on this holdout (see warnings); the gate does not pass"
+        message = (f"{name} is undefined on this holdout (see the evaluation warnings: for example every actual "
+                   f"is zero, so {name} has no denominator); the gate does not pass. Choose a QualityMetric that "
+                   "is defined on such data (MAE, RMSE)")
+    elif passed:
+        message = f"{name} = {value:.6g} is within QualityThreshold {threshold:g}"
+    else:
+        message = f"{name} = {value:.6g} is above QualityThreshold {threshold:g}"
+    gate = {"metric": name, "key": key,
+            "value": float(value) if defined else contracts.QUALITY_GATE_UNDEFINED_VALUE,
+            "defined": bool(defined), "threshold": threshold, "passed": passed, "message": message}
+    if not defined:
+        gate["reason"] = message
     return gate
 
 

@@ -1,12 +1,13 @@
 """The batch forecasting pipeline: every item, with the latest approved model, into reports.
 
-    ResolveModel ──> CreateModel ──┐
-                                   ├──> BatchForecast ──> Report
-    PrepareBatchInput ─────────────┘
+    ResolveModel ─┬─> CreateModel ──────┐
+                  │                     ├──> BatchForecast ──> Report
+                  └─> PrepareBatchInput ┘
 
 ResolveModel picks the newest Approved package of the group (and fails clearly when there
 is none); CreateModel makes a Model from the package ARN, which brings every container of
-the package; BatchForecast is a transform over whole-series shards; Report writes the
+the package; PrepareBatchInput writes the package's training schema, in whole-series files
+cut by bytes; BatchForecast is a transform over those files (one request each); Report writes the
 tables, summary, inventory suggestions, charts and HTML page under OutputUrl.
 """
 from __future__ import annotations
@@ -75,12 +76,13 @@ def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:
     prepare_input = factory.processing_step(
         contracts.STEP_PREPARE_BATCH, "processing.batch_input",
         arguments=[flag("input", input_path("data")), flag("output-dir", output_path("shards")),
-                   flag("items-per-file", p["ItemsPerFile"]), *columns],
-        inputs={"data": p["InputDataUrl"]}, outputs=["shards"],
+                   flag("items-per-file", p["ItemsPerFile"]), flag("model-dir", input_path("model")), *columns],
+        inputs={"data": p["InputDataUrl"], "model": output_uri(resolve_model, "result")}, outputs=["shards"],
         instance_type=p["ProcessingInstanceType"],
         display_name="Prepare batch input",
-        description="Sorts the input and shards it by item so each file holds whole series "
-                    "(history plus future rows with known covariates).")
+        description="Writes the input with exactly the model's training columns, sorted and cut into files of "
+                    "whole series (history plus future rows with known covariates), each within the "
+                    "transform request size.")
 
     model_file = property_file(contracts.BATCH_MODEL_NAME, "result", contracts.BATCH_MODEL_FILE)
     create_model = factory.processing_step(

@@ -41,6 +41,16 @@ PROFILE_FILE = "profile.json"
 MEAN_COLUMN = "mean"
 DEFAULT_QUANTILES = ("p10", "p50", "p90")
 
+# --- batch transform requests (both transform steps; docs/batch.md) ---
+# As AWS's Autopilot time-series batch transform sample (amazon-sagemaker-examples,
+# autopilot/autopilot_time_series.ipynb): MaxPayloadInMB 0 streams each whole-series file
+# (at most 100 MB an invocation), InvocationsTimeoutInSeconds 3600 (the API's maximum).
+TRANSFORM_MAX_PAYLOAD_MB = 0
+TRANSFORM_INVOCATIONS_TIMEOUT_SECONDS = 3600
+# Input files are cut by bytes, whole series per file, to at most this size: under the
+# 6 MB default payload even where streaming is not available, and many requests per job.
+TRANSFORM_FILE_MAX_BYTES = 5 * 1024 * 1024
+
 # --- AutoML step result (a property file read with JsonGet) ---
 AUTOML_RESULT_NAME = "AutoMLResult"
 AUTOML_RESULT_FILE = "automl_result.json"
@@ -50,7 +60,10 @@ AUTOML_RESULT_FILE = "automl_result.json"
 # --- Evaluate step result (a property file read with JsonGet) ---
 EVALUATION_RESULT_NAME = "EvaluationReport"
 EVALUATION_FILE = "evaluation.json"
-QUALITY_GATE_VALUE_PATH = "quality_gate.value"   # JsonGet path the QualityGate reads
+QUALITY_GATE_VALUE_PATH = "quality_gate.value"   # JsonGet path the QualityGate reads (always a number)
+QUALITY_GATE_MESSAGE_PATH = "quality_gate.message"   # why the gate passed or not (QualityTooLow quotes it)
+# the gate value of an undefined metric: a number (JSON null cannot be compared) no threshold admits
+QUALITY_GATE_UNDEFINED_VALUE = 1.7976931348623157e308   # the largest double (sys.float_info.max)
 QUALITY_METRICS = {  # QualityMetric parameter value -> key in forecast_metrics
     "WAPE": "wape", "MAPE": "mape", "MASE": "mase", "RMSE": "rmse", "MAE": "mae", "WQL": "wql",
 }
@@ -125,3 +138,67 @@ def add_column_arguments(parser, grouping: bool = True, frequency: bool = True) 
         parser.add_argument("--grouping-columns", default="", help="comma-separated; empty for none")
     if frequency:
         parser.add_argument("--frequency", default="D", help="Autopilot ForecastFrequency (D, W, M, 1H, 15min, ...)")
+
+
+# --- the training schema, carried in the model package's CustomerMetadataProperties ---
+# Autopilot requires inference input with exactly the training data's columns (same names,
+# same order). RegisterModel writes them, ResolveModel reads them, PrepareBatchInput writes
+# exactly them. A metadata value is at most 256 characters of [\p{L}\p{Z}\p{N}_.:/=+\-@]:
+# names are space-separated, other characters escaped as =XX (UTF-8 bytes), and a long list
+# continues in training_columns_2, training_columns_3, ...
+TRAINING_COLUMNS_KEY = "training_columns"
+_METADATA_VALUE_LIMIT = 256
+_PLAIN_PUNCTUATION = set("_.:/+-@")
+
+
+def _escape_column(name: str) -> str:
+    return "".join(ch if (ch.isalnum() or ch in _PLAIN_PUNCTUATION) else
+                   "".join(f"={byte:02X}" for byte in ch.encode("utf-8")) for ch in str(name))
+
+
+def _unescape_column(text: str) -> str:
+    out, index = bytearray(), 0
+    while index < len(text):
+        if text[index] == "=" and _is_hex(text[index + 1:index + 3]):
+            out.append(int(text[index + 1:index + 3], 16))
+            index += 3
+        else:
+            out.extend(text[index].encode("utf-8"))
+            index += 1
+    return out.decode("utf-8")
+
+
+def _is_hex(pair: str) -> bool:
+    return len(pair) == 2 and all(ch in "0123456789ABCDEFabcdef" for ch in pair)
+
+
+def encode_training_columns(columns) -> dict:
+    """CustomerMetadataProperties entries holding the column list (order kept)."""
+    entries, current = [], ""
+    for name in columns:
+        token = _escape_column(name)
+        if len(token) > _METADATA_VALUE_LIMIT:
+            raise ValueError(f"column name {name!r} is too long to register ({len(token)} > "
+                             f"{_METADATA_VALUE_LIMIT} characters once escaped)")
+        candidate = f"{current} {token}" if current else token
+        if len(candidate) > _METADATA_VALUE_LIMIT:
+            entries.append(current)
+            candidate = token
+        current = candidate
+    if current:
+        entries.append(current)
+    return {(TRAINING_COLUMNS_KEY if i == 0 else f"{TRAINING_COLUMNS_KEY}_{i + 1}"): value
+            for i, value in enumerate(entries)}
+
+
+def decode_training_columns(metadata) -> list:
+    """The column list from CustomerMetadataProperties ([] when the package has none)."""
+    metadata = dict(metadata or {})
+    values, index = [], 1
+    while True:
+        key = TRAINING_COLUMNS_KEY if index == 1 else f"{TRAINING_COLUMNS_KEY}_{index}"
+        if key not in metadata:
+            break
+        values.append(str(metadata[key]))
+        index += 1
+    return [_unescape_column(token) for value in values for token in value.split()]

@@ -241,7 +241,9 @@ class StepFactory:
         """A TransformStep over an S3 prefix of whole-series CSV files (one request per file).
 
         Autopilot time-series models read a file per request (SplitType None) and write
-        `<input file>.out`; the local runtime writes the same layout.
+        `<input file>.out`; the local runtime writes the same layout. MaxPayloadInMB and the
+        invocation timeout are set as AWS's Autopilot time-series sample sets them
+        (contracts.TRANSFORM_*); the steps writing the input cut files by bytes.
         """
         from sagemaker.core.transformer import Transformer
         from sagemaker.mlops.workflow.steps import TransformStep
@@ -255,11 +257,13 @@ class StepFactory:
             output_path=output_path,
             accept=content_type,
             assemble_with="None",
+            max_payload=contracts.TRANSFORM_MAX_PAYLOAD_MB,
             base_transform_job_name=name,
             sagemaker_session=self.session,
         )
-        step_args = transformer.transform(data=data, data_type="S3Prefix", content_type=content_type,
-                                          split_type="None")
+        step_args = transformer.transform(
+            data=data, data_type="S3Prefix", content_type=content_type, split_type="None",
+            model_client_config={"InvocationsTimeoutInSeconds": contracts.TRANSFORM_INVOCATIONS_TIMEOUT_SECONDS})
         with offline_environment(self.settings.effective_region):
             return TransformStep(name, step_args=step_args, display_name=display_name,
                                  description=description,

@@ -5,9 +5,11 @@ PrepareData ─┬─ train ──────────► AutoML (CreateAuto
              ├─ backtest ───────► BacktestForecast (transform with that model)
              ├─ holdout, train ─► Evaluate ◄── forecasts          (EvaluationReport)
              └─ profile ────────► AutoML
-QualityGate: EvaluationReport quality_gate.value <= QualityThreshold
+QualityGate: EvaluationReport quality_gate.value <= QualityThreshold (always a number; an undefined
+             metric is a value no threshold admits, with quality_gate.defined false)
    true  -> RegisterModel (Registration.model_package_arn) -> Deploy (Lambda: deploys Approved only)
-   false -> QualityTooLow (fails naming the metric, its value and the threshold)
+   false -> QualityTooLow (fails quoting quality_gate.message: the metric, its value and the threshold,
+            or why the metric is undefined)
 ```
 
 Only Processing, Transform, Condition, Fail and Lambda steps: the local runtime executes
@@ -29,6 +31,7 @@ AUTOML_RESULT_OUTPUT = "result"
 EVALUATION_OUTPUT = "evaluation"
 REGISTRATION_OUTPUT = "result"
 BACKTEST_OUTPUT = "forecasts"
+DEPLOY_OUTPUTS = ("status", "endpoint_status")   # deploy.handler's result: deployed/in_progress/skipped, InService...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,14 @@ def default_input_uri(settings: Settings) -> str:
 
 
 def parameter_specs(settings: Settings) -> list[ParameterSpec]:
-    """The training pipeline's parameters (public interface; defaults fit the seed's dataset)."""
+    """The training pipeline's parameters (public interface; defaults fit the seed's dataset).
+
+    The model package group and the endpoint are settings (FORECAST_MODEL_PACKAGE_GROUP,
+    FORECAST_ENDPOINT_NAME), not parameters: the deploy function's role, its environment and
+    the approval rule are scoped to them when the pipeline is upserted, so an execution that
+    named others could register where no rule listens and deploy where the role may not
+    (docs/sagemaker.md).
+    """
     return [
         ParameterSpec("InputDataUrl", "String", default_input_uri(settings),
                       "S3 URI (file or prefix) of the raw sales data: CSV or parquet, .gz ok"),
@@ -67,13 +77,10 @@ def parameter_specs(settings: Settings) -> list[ParameterSpec]:
         ParameterSpec("MaxAutoMLRuntimeSeconds", "Integer", 14400, "AutoML job time budget"),
         ParameterSpec("QualityMetric", "String", "WAPE", "gate metric: WAPE, MAPE, MASE, RMSE, MAE or WQL"),
         ParameterSpec("QualityThreshold", "Float", 0.3, "register only when the gate metric is <= this"),
-        ParameterSpec("ModelPackageGroupName", "String", settings.model_package_group,
-                      "Model Registry group"),
         ParameterSpec("ModelApprovalStatus", "String", "PendingManualApproval",
                       "status of the new model package: PendingManualApproval or Approved"),
         ParameterSpec("ProcessingInstanceType", "String", "ml.m5.xlarge", "instance of the processing steps"),
         ParameterSpec("TransformInstanceType", "String", "ml.m5.xlarge", "instance of the backtest transform"),
-        ParameterSpec("EndpointName", "String", settings.endpoint_name, "real-time endpoint the Deploy step updates"),
     ]
 
 
@@ -102,7 +109,7 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
     from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.fail_step import FailStep
-    from sagemaker.mlops.workflow.lambda_step import LambdaStep
+    from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaStep
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.pipeline_experiment_config import PipelineExperimentConfig
 
@@ -181,33 +188,38 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
                    flag("evaluation-dir", input_path(EVALUATION_OUTPUT)),
                    flag("evaluation-uri", Join(on="/", values=[output_uri(evaluate, EVALUATION_OUTPUT),
                                                                 contracts.EVALUATION_FILE])),
-                   flag("model-package-group", p["ModelPackageGroupName"]),
+                   flag("model-package-group", settings.model_package_group),
                    flag("approval-status", p["ModelApprovalStatus"]),
                    flag("execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID),
-                   flag("result-dir", output_path(REGISTRATION_OUTPUT))],
+                   flag("result-dir", output_path(REGISTRATION_OUTPUT)),
+                   flag("profile-dir", input_path(contracts.PREP_PROFILE))],
         inputs={"automl": output_uri(automl, AUTOML_RESULT_OUTPUT),
-                EVALUATION_OUTPUT: output_uri(evaluate, EVALUATION_OUTPUT)},
+                EVALUATION_OUTPUT: output_uri(evaluate, EVALUATION_OUTPUT),
+                contracts.PREP_PROFILE: output_uri(prepare, contracts.PREP_PROFILE)},
         outputs=[REGISTRATION_OUTPUT],
         property_files=[registration],
         instance_type=p["ProcessingInstanceType"],
         display_name="Register the model",
         description="Create a model package (all inference containers, evaluation report as model quality, "
-                    "key metrics as metadata) in the Model Registry with the requested approval status.")
+                    "key metrics and the training schema as metadata) in the Model Registry with the "
+                    "requested approval status.")
 
     deploy = LambdaStep(
         name=contracts.STEP_DEPLOY,
         lambda_func=Lambda(function_arn=deploy_function_arn(settings), session=factory.session),
         inputs={"model_package_arn": json_get(register, registration, contracts.MODEL_PACKAGE_ARN_PATH),
-                "endpoint_name": p["EndpointName"]},
+                "endpoint_name": settings.endpoint_name},
+        outputs=[LambdaOutput(output_name=name) for name in DEPLOY_OUTPUTS],
         display_name="Deploy if approved",
         description="Call the deploy function: it deploys the package to the endpoint only when it is "
-                    "Approved, otherwise it records that approval is pending.")
+                    "Approved (otherwise it records that approval is pending), waits within the Lambda step's "
+                    "10 minutes and reports the endpoint's state; a Failed endpoint fails the step.")
 
     gate_value = json_get(evaluate, evaluation_report, contracts.QUALITY_GATE_VALUE_PATH)
+    gate_message = json_get(evaluate, evaluation_report, contracts.QUALITY_GATE_MESSAGE_PATH)
     too_low = FailStep(
         name=contracts.STEP_FAIL,
-        error_message=Join(on=" ", values=["Forecast quality too low:", p["QualityMetric"], "=", gate_value,
-                                           "is above QualityThreshold", p["QualityThreshold"],
+        error_message=Join(on=" ", values=["Forecast quality too low:", gate_message,
                                            "- the model was not registered."]),
         display_name="Quality too low",
         description="Stop the execution: the backtest metric is worse than the threshold.")

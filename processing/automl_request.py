@@ -36,11 +36,11 @@ TIME_SERIES_ALGORITHMS = ("cnn-qr", "deepar", "prophet", "npts", "arima", "ets")
 TIME_SERIES_OBJECTIVES = ("AverageWeightedQuantileLoss", "MAPE", "MASE", "RMSE", "WAPE")
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")
 
-# Filling rules (docs: "Handle missing values"): frontfill only 'none'; the target may also use
-# 'nan' and has no futurefill (its future is what is forecast).
+# Filling rules (API reference, TimeSeriesTransformations.Filling): frontfill only 'none', target
+# only; middlefill, backfill and futurefill: zero, value, median, mean, min, max ('nan' is Amazon
+# Forecast's, not Autopilot's); the target has no futurefill (its future is what is forecast).
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")
-FILL_RULES_TARGET = {"frontfill": ("none",), "middlefill": FILL_METHODS + ("nan",),
-                     "backfill": FILL_METHODS + ("nan",)}
+FILL_RULES_TARGET = {"frontfill": ("none",), "middlefill": FILL_METHODS, "backfill": FILL_METHODS}
 FILL_RULES_FEATURE = {"frontfill": ("none",), "middlefill": FILL_METHODS,
                       "backfill": FILL_METHODS, "futurefill": FILL_METHODS}
 FILL_VALUE_PATTERN = re.compile(r"^[a-zA-Z0-9_\-]+$")  # FillingTransformationValue in the API model

@@ -1,25 +1,36 @@
 """PrepareBatchInput step: shape the batch input the way the transform job reads it.
 
-    python -m processing.batch_input --input PATH --output-dir DIR [--items-per-file 100] \
+    python -m processing.batch_input --input PATH --output-dir DIR [--model-dir DIR] \
+        [--items-per-file 100] [--max-file-bytes 5242880] \
         [--item-id-column item_id] [--timestamp-column timestamp] [--target-column target_value]
 
 Each output file holds whole series (history rows plus future rows with known covariates
-and an empty target), sorted by item and time, with at most `--items-per-file` items, so
-large catalogues are sharded by item and no series is split across files.
+and an empty target), sorted by item and time. Each file is one BatchForecast transform
+request (SplitType None), so files are cut by bytes: at most `--max-file-bytes` (a single
+series larger than that gets a file of its own) and at most `--items-per-file` items; no
+series is split across files.
+
+Autopilot requires the inference input to have exactly the training data's columns: with
+`--model-dir` (ResolveModel's output), the files hold exactly the model package's training
+schema, in its order; a missing column is an error, columns training did not use are left
+out (and listed).
 """
 from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
 
-from pipelines.contracts import add_column_arguments
+from pipelines.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
 from processing.atomic import staged_directory
+from processing.sharding import group_series, line_bytes, series_sizes
 
 MIN_HISTORY_POINTS = 4  # Autopilot needs at least this many observed points per item at inference
 
@@ -86,26 +97,88 @@ def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, sour
     return frame.drop(columns="_ts"), dropped
 
 
-def write_shards(frame: pd.DataFrame, item_id: str, output_dir: Path, items_per_file: int) -> List[Path]:
-    """Write whole series, `items_per_file` items a file, into output_dir atomically."""
+def training_schema(model_dir: Optional[Path]) -> List[str]:
+    """The model package's training columns from ResolveModel's resolved_model.json ([] when unknown)."""
+    if model_dir is None:
+        return []
+    path = model_dir / RESOLVED_MODEL_FILE if model_dir.is_dir() else model_dir
+    if not path.is_file():
+        raise BatchInputError(f"--model-dir: {path} does not exist; pass ResolveModel's result folder")
+    try:
+        resolved = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise BatchInputError(f"{path}: not valid JSON ({error})") from None
+    return [str(c) for c in resolved.get("training_columns") or []]
+
+
+def apply_schema(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> Tuple[pd.DataFrame, List[str]]:
+    """Exactly `columns`, in their order; returns (frame, columns left out)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        close = {m: difflib.get_close_matches(m, [str(c) for c in frame.columns], n=1) for m in missing}
+        hints = "".join(f" Did you mean {c[0]!r} for {m!r}?" for m, c in close.items() if c)
+        raise BatchInputError(f"{source}: column(s) {missing} of the model's training data are missing; "
+                              f"the model was trained on {list(columns)} and Autopilot needs exactly these "
+                              f"columns at inference; the file has {list(frame.columns)}.{hints}")
+    extra = [str(c) for c in frame.columns if c not in set(columns)]
+    return frame[list(columns)], extra
+
+
+def write_shards(frame: pd.DataFrame, item_id: str, output_dir: Path, items_per_file: int,
+                 max_file_bytes: int = TRANSFORM_FILE_MAX_BYTES) -> List[Path]:
+    """Write whole series into output_dir atomically: files of at most max_file_bytes and items_per_file items.
+
+    Rows must be sorted by item (prepare does). The CSV is rendered once and cut at series
+    boundaries, so each file's size is known exactly before it is written.
+    """
     if items_per_file < 1:
         raise BatchInputError(f"--items-per-file must be at least 1, got {items_per_file}")
+    if max_file_bytes < 1:
+        raise BatchInputError(f"--max-file-bytes must be at least 1, got {max_file_bytes}")
+    header, lines = _csv_lines(frame)
+    starts, sizes = series_sizes(line_bytes(lines), frame[item_id].to_numpy())
+    header_bytes = len(header.encode("utf-8")) + 1
+    ranges = group_series(sizes, max_file_bytes, header_bytes=header_bytes, max_items=items_per_file)
+    bounds = np.r_[starts, len(lines)]
+    oversized = int((sizes + header_bytes > max_file_bytes).sum())
+    if oversized:
+        print(f"warning: {oversized} item(s) are each larger than {max_file_bytes} bytes; each is a file "
+              "(one transform request) of its own")
     written = []
     with staged_directory(output_dir) as staging:
-        items = frame[item_id].unique()
-        for index, start in enumerate(range(0, len(items), items_per_file)):
-            chunk = frame[frame[item_id].isin(items[start:start + items_per_file])]
+        for index, (first, last) in enumerate(ranges):
             path = staging / f"part-{index:05d}.csv"
-            chunk.to_csv(path, index=False)
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                handle.write(header + "\n")
+                chunk = lines[int(bounds[first]):int(bounds[last])]
+                if chunk:
+                    handle.write("\n".join(chunk) + "\n")
             written.append(output_dir / path.name)
     return written
+
+
+def _csv_lines(frame: pd.DataFrame) -> Tuple[str, List[str]]:
+    """The CSV text of frame as (header, one line per row)."""
+    text = frame.to_csv(index=False, lineterminator="\n")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) != len(frame) + 1:   # a quoted value holds a line break: render row by row
+        rows = [frame.iloc[[i]].to_csv(index=False, header=False, lineterminator="\n").rstrip("\n")
+                for i in range(len(frame))]
+        return lines[0], rows
+    return lines[0], lines[1:]
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m processing.batch_input", description=__doc__.split("\n")[0])
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--output-dir", required=True, type=Path)
-    parser.add_argument("--items-per-file", type=int, default=100)
+    parser.add_argument("--items-per-file", type=int, default=100, help="at most this many items a file")
+    parser.add_argument("--max-file-bytes", type=int, default=TRANSFORM_FILE_MAX_BYTES,
+                        help="at most this many bytes a file (one transform request each)")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help=f"ResolveModel's result ({RESOLVED_MODEL_FILE}): write exactly its training columns")
     add_column_arguments(parser, grouping=False, frequency=False)
     return parser.parse_args(argv)
 
@@ -115,14 +188,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         frame = read_input(args.input, args.item_id_column)
         frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, args.input)
-        files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file)
+        schema = training_schema(args.model_dir)
+        left_out: List[str] = []
+        if schema:
+            frame, left_out = apply_schema(frame, schema, args.input)
+        elif args.model_dir is not None:
+            print("warning: the model package records no training schema (registered before it was recorded); "
+                  "the input's columns are passed as they are")
+        files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file,
+                             args.max_file_bytes)
     except BatchInputError as error:
         print(f"PrepareBatchInput failed: {error}", file=sys.stderr)
         return 2
     if dropped:
         print(f"Dropped {len(dropped)} item(s) with fewer than {MIN_HISTORY_POINTS} observed values: "
               f"{dropped[:20]}{' ...' if len(dropped) > 20 else ''}")
-    print(f"Wrote {frame[args.item_id_column].nunique()} items in {len(files)} file(s) to {args.output_dir}")
+    if left_out:
+        print(f"Left out column(s) the model was not trained on: {left_out}")
+    sizes = [f.stat().st_size for f in files]
+    print(f"Wrote {frame[args.item_id_column].nunique()} items in {len(files)} file(s) to {args.output_dir} "
+          f"(largest {max(sizes) / 1048576:.2f} MB; at most {args.max_file_bytes / 1048576:.2f} MB a file)")
     return 0
 
 

@@ -16,8 +16,8 @@ Rules (docs/data.md has the user-facing version):
   observation (frontfill none) to the dataset's last timestamp; gaps inside a series use
   middlefill, periods after the series' last observation use backfill. Defaults: target
   middlefill=zero, backfill=zero; covariates middlefill=zero, backfill=zero, futurefill=zero.
-  mean/median/min/max use the 64 most recent observed entries before the gap; 'nan' (target
-  only) leaves the period out of the training data.
+  mean/median/min/max use the 64 most recent observed entries before the gap. Methods are
+  Autopilot's (zero, value, median, mean, min, max); Amazon Forecast's 'nan' is refused.
 - Series with fewer than MIN_HISTORY_PERIODS (or `horizon`, if larger) periods before the
   holdout are dropped and listed with the reason; no surviving series is an error.
 - Horizon: at most 500 and at most a quarter of the dataset's timesteps (Autopilot's limits).
@@ -45,13 +45,12 @@ MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
 STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 most recent entries
 SHOW_ROWS = 5                    # offending rows quoted in an error message
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")
-FILL_METHODS = ("zero", "value", "median", "mean", "min", "max", "nan")
+FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")   # TimeSeriesTransformations.Filling
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
 DUPLICATE_POLICIES = ("aggregate", "reject")
 NEGATIVE_POLICIES = ("reject", "clip", "keep")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".snappy.parquet")
-BACKTEST_ROWS_PER_FILE = 500_000
 
 
 class DataValidationError(ValueError):
@@ -70,7 +69,7 @@ class PrepConfig:
     filling: Optional[Mapping[str, Mapping[str, Any]]] = None   # user overrides, Autopilot format
     duplicates: str = "aggregate"
     negative_targets: str = "clip"
-    backtest_rows_per_file: int = BACKTEST_ROWS_PER_FILE
+    backtest_max_bytes: int = contracts.TRANSFORM_FILE_MAX_BYTES   # one transform request per file
 
     @property
     def keys(self) -> List[str]:
@@ -102,7 +101,7 @@ class PrepResult:
     """The aligned, filled grid (train column order) plus masks; frames are built on demand."""
     columns: Dict[str, np.ndarray]
     in_holdout: np.ndarray            # last `horizon` periods of each series
-    valid: np.ndarray                 # target present (not left out by a 'nan' fill)
+    valid: np.ndarray                 # target present (every filled period is)
     series: np.ndarray                # series number per grid row (rows of a series are contiguous)
     per_series: Dict[str, np.ndarray]  # key and static columns: one value per series number
     profile: Dict[str, Any]
@@ -451,9 +450,12 @@ def resolve_filling(user: Optional[Mapping[str, Mapping[str, Any]]], target: str
             if key == "futurefill" and is_target:
                 raise DataValidationError(f"--filling: {column}.futurefill: the target has no future filling "
                                           "(it is what is forecast); futurefill is for covariates.")
-            allowed = FILL_METHODS if is_target else tuple(m for m in FILL_METHODS if m != "nan")
-            if method not in allowed:
-                raise DataValidationError(f"--filling: {column}.{key}={method!r} is not one of {allowed}.")
+            if method not in FILL_METHODS:
+                hint = (" ('nan' is an Amazon Forecast method; Autopilot's Filling has no such option: use "
+                        "'zero', or 'value' with a number)" if method == "nan" else "")
+                raise DataValidationError(f"--filling: {column}.{key}={method!r} is not one of {FILL_METHODS}, "
+                                          f"the methods Autopilot's TimeSeriesTransformations.Filling accepts."
+                                          + hint)
             if method == "value" and f"{key}_value" not in rules:
                 raise DataValidationError(f"--filling: {column}.{key}='value' needs {key}_value (the number).")
     return filling
@@ -475,7 +477,7 @@ def apply_fill(values: np.ndarray, codes: np.ndarray, missing: np.ndarray, regio
     """Fill values[missing & region] with one Autopilot method; returns a new array."""
     todo = missing & region
     out = values.copy()
-    if not todo.any() or method == "nan":
+    if not todo.any():
         return out
     if method == "zero":
         out[todo] = 0.0
@@ -645,8 +647,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
 
     # series lengths and who is dropped
     target_rules = filling[config.target]
-    back_nan = target_rules.get("backfill") == "nan"
-    series_end = last_step if back_nan else np.full(n_series, global_end)
+    series_end = np.full(n_series, global_end)     # every series runs to the dataset's end (backfill)
     length = series_end - first_step + 1
     min_history = max(MIN_HISTORY_PERIODS, horizon)
     key_table = frame[keys].iloc[rows[first_idx]].reset_index(drop=True)
@@ -754,6 +755,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         "columns": {"item_id": config.item_id, "timestamp": config.timestamp, "target": config.target,
                     "grouping": list(config.grouping), "covariates": covariates, "static": static,
                     "ignored": dropped_columns},
+        "train_columns": list(train_columns),     # the training CSV's header, in order (the inference schema)
         "frequency": config.frequency,
         "horizon": horizon,
         "items": int(len(kept)),
@@ -899,12 +901,9 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str
         train_positions = np.flatnonzero(~result.in_holdout[backtest_rows])
         header = ",".join(_quote(str(n)) for n in columns)
         _write_lines(staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, header, lines[train_positions])
-        parts = _backtest_parts(result, backtest_rows)
-        begin = 0
-        for i, part in enumerate(parts):
-            _write_lines(staging / contracts.PREP_BACKTEST / f"part-{i:05d}.csv", header,
-                         lines[begin:begin + len(part)])
-            begin += len(part)
+        parts = _backtest_parts(result, backtest_rows, lines, header)
+        for i, (begin, end) in enumerate(parts):
+            _write_lines(staging / contracts.PREP_BACKTEST / f"part-{i:05d}.csv", header, lines[begin:end])
         profile = dict(result.profile, backtest_files=len(parts))
         with open(staging / contracts.PREP_PROFILE / contracts.PROFILE_FILE, "w", encoding="utf-8") as handle:
             json.dump(profile, handle, indent=2, default=str)
@@ -915,20 +914,25 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str
     return {name: output_dir / name for name in names}
 
 
-def _backtest_parts(result: PrepResult, rows: np.ndarray) -> List[np.ndarray]:
-    """Whole series per file, about backtest_rows_per_file rows each."""
-    limit = result.config.backtest_rows_per_file
-    if len(rows) <= limit:
-        return [rows]
-    series = result.series[rows]
-    starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
-    parts, begin = [], 0
-    for start in starts[1:].tolist():
-        if start - begin >= limit:
-            parts.append(rows[begin:start])
-            begin = start
-    parts.append(rows[begin:])
-    return parts
+def _backtest_parts(result: PrepResult, rows: np.ndarray, lines: np.ndarray, header: str) -> List[Tuple[int, int]]:
+    """[begin, end) line ranges: whole series per file, each file at most backtest_max_bytes.
+
+    Each backtest file is one BacktestForecast transform request (SplitType None), so files
+    are cut by their encoded size (processing.sharding); a single series larger than the
+    budget gets a file of its own and a warning in the profile.
+    """
+    from processing.sharding import group_series, line_bytes, series_sizes
+
+    budget = result.config.backtest_max_bytes
+    starts, sizes = series_sizes(line_bytes(lines), result.series[rows])
+    ranges = group_series(sizes, budget, header_bytes=len(header.encode("utf-8")) + 1)
+    bounds = np.r_[starts, len(rows)]
+    oversized = int((sizes + len(header) + 1 > budget).sum())
+    if oversized:  # reported with the other warnings (run() logs them, profile.json keeps them)
+        result.profile["warnings"].append(
+            f"{oversized} series are each larger than {budget} bytes on their own; each is a backtest file "
+            "(one transform request) of its own")
+    return [(int(bounds[a]), int(bounds[b])) for a, b in ranges] or [(0, 0)]
 
 
 def _replace_dir(source: Path, target: Path) -> None:

@@ -44,7 +44,7 @@ def config_from_args(args: argparse.Namespace) -> PrepConfig:
             filling = json.loads(args.filling)
         except json.JSONDecodeError as error:
             raise DataValidationError(f"--filling is not valid JSON ({error}); example: "
-                                      '{"target_value": {"middlefill": "nan"}}') from None
+                                      '{"target_value": {"middlefill": "mean"}}') from None
         if not isinstance(filling, dict):
             raise DataValidationError("--filling must be a JSON object mapping column names to fill rules")
     return PrepConfig(item_id=args.item_id_column, timestamp=args.timestamp_column, target=args.target_column,

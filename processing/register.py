@@ -106,10 +106,26 @@ def forecast_configuration(request: Optional[dict]) -> dict:
             for key, value in values.items() if value not in (None, "")}
 
 
+def training_columns(profile: Optional[dict]) -> list:
+    """The training CSV's columns in order, from the PrepareData profile ([] when unknown)."""
+    profile = profile or {}
+    if profile.get("train_columns"):
+        return [str(c) for c in profile["train_columns"]]
+    columns = profile.get("columns") or {}
+    if not columns.get("item_id"):
+        return []
+    return ([columns["item_id"], columns["timestamp"], columns["target"]] + list(columns.get("grouping") or [])
+            + list(columns.get("covariates") or []) + list(columns.get("static") or []))
+
+
 def customer_metadata(evaluation: dict, automl_result: dict, execution_id: str,
-                      request: Optional[dict] = None) -> dict:
-    """Key metrics, forecast configuration and provenance, as the string map Studio shows."""
+                      request: Optional[dict] = None, columns: Sequence[str] = ()) -> dict:
+    """Key metrics, forecast configuration and provenance, as the string map Studio shows.
+
+    The training schema comes first so that the 50-entry cap never cuts it.
+    """
     properties: dict = {EXECUTION_KEY: execution_id}
+    properties.update(contracts.encode_training_columns(columns))
     properties.update(forecast_configuration(request))
     for name, value in (evaluation.get("forecast_metrics") or {}).items():
         text = _metric_text(_unwrap(value))
@@ -146,7 +162,8 @@ def client_token(execution_id: str, group: str) -> str:
 def package_request(*, automl_result: dict, evaluation: dict, evaluation_uri: str, group: str,
                     approval_status: str, execution_id: str,
                     transform_instance_types: Sequence[str], realtime_instance_types: Sequence[str],
-                    tags: Optional[dict] = None, automl_request: Optional[dict] = None) -> dict:
+                    tags: Optional[dict] = None, automl_request: Optional[dict] = None,
+                    columns: Sequence[str] = ()) -> dict:
     """The CreateModelPackage request: every container with its Environment, metrics, status."""
     if approval_status not in APPROVAL_STATUSES:
         raise RegistrationError(f"--approval-status {approval_status!r} is not one of {', '.join(APPROVAL_STATUSES)} "
@@ -183,7 +200,8 @@ def package_request(*, automl_result: dict, evaluation: dict, evaluation_uri: st
         "ModelApprovalStatus": approval_status,
         "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
                                                          "S3Uri": evaluation_uri}}},
-        "CustomerMetadataProperties": customer_metadata(evaluation, automl_result, execution_id, automl_request),
+        "CustomerMetadataProperties": customer_metadata(evaluation, automl_result, execution_id, automl_request,
+                                                        columns),
         "ClientToken": client_token(execution_id, group),
     }
     if tags:
@@ -235,13 +253,14 @@ def register(sm: Any, *, automl_result: dict, evaluation: dict, evaluation_uri: 
              approval_status: str, execution_id: str,
              transform_instance_types: Sequence[str] = tuple(DEFAULT_TRANSFORM_INSTANCE_TYPES.split(",")),
              realtime_instance_types: Sequence[str] = tuple(DEFAULT_REALTIME_INSTANCE_TYPES.split(",")),
-             tags: Optional[dict] = None, log: Log = _log, automl_request: Optional[dict] = None) -> dict:
+             tags: Optional[dict] = None, log: Log = _log, automl_request: Optional[dict] = None,
+             columns: Sequence[str] = ()) -> dict:
     """Register (or find, on retry) the model package; returns the registration.json document."""
     request = package_request(automl_result=automl_result, evaluation=evaluation,
                               evaluation_uri=evaluation_uri, group=group, approval_status=approval_status,
                               execution_id=execution_id, transform_instance_types=transform_instance_types,
                               realtime_instance_types=realtime_instance_types, tags=tags,
-                              automl_request=automl_request)
+                              automl_request=automl_request, columns=columns)
     ensure_group(sm, group, tags, log)
     existing = find_registered(sm, group, execution_id)
     if existing is not None:
@@ -278,12 +297,18 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
     request_path = request_path / REQUEST_FILE if request_path.is_dir() else request_path.with_name(REQUEST_FILE)
     automl_request = _read_json(str(request_path), REQUEST_FILE, "--automl-result-dir") \
         if request_path.is_file() else None
+    profile = _read_json(args.profile_dir, contracts.PROFILE_FILE, "--profile-dir") if args.profile_dir else None
+    columns = training_columns(profile)
+    if not columns:
+        log("warning: no PrepareData profile (--profile-dir): the package records no training schema, "
+            "so the batch pipeline cannot check its input columns against it")
     document = register(
         sm, automl_result=automl_result, evaluation=evaluation, evaluation_uri=args.evaluation_uri,
         group=args.model_package_group, approval_status=args.approval_status, execution_id=args.execution_id,
         transform_instance_types=contracts.parse_list(args.transform_instance_types),
         realtime_instance_types=contracts.parse_list(args.realtime_instance_types),
-        tags=dict(settings.tags) if settings is not None else None, log=log, automl_request=automl_request)
+        tags=dict(settings.tags) if settings is not None else None, log=log, automl_request=automl_request,
+        columns=columns)
     path = write_json_atomic(Path(args.result_dir) / contracts.REGISTRATION_FILE, document)
     log(f"registration written to {path}")
     return document
@@ -298,6 +323,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--approval-status", default="PendingManualApproval", choices=APPROVAL_STATUSES)
     p.add_argument("--execution-id", required=True)
     p.add_argument("--result-dir", required=True, help=f"folder for {contracts.REGISTRATION_FILE}")
+    p.add_argument("--profile-dir", default=None,
+                   help=f"PrepareData profile folder ({contracts.PROFILE_FILE}): the training schema to record")
     p.add_argument("--transform-instance-types", default=DEFAULT_TRANSFORM_INSTANCE_TYPES)
     p.add_argument("--realtime-instance-types", default=DEFAULT_REALTIME_INSTANCE_TYPES)
     return p

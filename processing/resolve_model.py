@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 from botocore.exceptions import ClientError
 
 from pipelines.clients import client
-from pipelines.contracts import RESOLVED_MODEL_FILE
+from pipelines.contracts import RESOLVED_MODEL_FILE, decode_training_columns
 from pipelines.settings import resolve
 from processing.atomic import write_json_atomic
 
@@ -64,6 +64,8 @@ def describe_resolved(package: dict) -> dict:
         "forecast_horizon": metadata.get("forecast_horizon", ""),
         "forecast_frequency": metadata.get("forecast_frequency", ""),
         "containers": len(package.get("InferenceSpecification", {}).get("Containers", [])),
+        # the training schema (RegisterModel): PrepareBatchInput writes exactly these columns
+        "training_columns": decode_training_columns(metadata),
     }
 
 

@@ -66,7 +66,7 @@ def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mappin
     gate = evaluation.get("quality_gate") or {}
     if gate:
         verdict = "passed" if gate.get("passed") else "failed"
-        lines.append(f"  quality gate: {gate.get('metric')} = {_fmt_value(gate.get('value'))} "
+        lines.append(f"  quality gate: {gate.get('metric')} = {(_fmt_value(gate.get('value')) if gate.get('defined', True) else 'undefined')} "
                      f"(threshold {_fmt_value(gate.get('threshold'))}) -> {verdict}")
     metrics = _metric_items(evaluation.get("forecast_metrics"))
     if metrics:
@@ -305,7 +305,7 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
         gate = evaluation.get("quality_gate") or {}
         if gate:
             sections.append(f"<p>Quality gate: {html.escape(str(gate.get('metric')))} = "
-                            f"{_fmt_value(gate.get('value'))}, threshold {_fmt_value(gate.get('threshold'))}: "
+                            f"{(_fmt_value(gate.get('value')) if gate.get('defined', True) else 'undefined')}, threshold {_fmt_value(gate.get('threshold'))}: "
                             f"<b>{'passed' if gate.get('passed') else 'failed'}</b></p>")
         model_metrics = _metric_items(evaluation.get("forecast_metrics"))
         baseline = evaluation.get("baseline") if isinstance(evaluation.get("baseline"), Mapping) else {}

@@ -8,7 +8,7 @@ a time in dependency order (definition order among independent steps):
   mapped to a per-step folder, inputs copied from the local object store and outputs copied
   back to their S3 destinations, the definition's environment plus FORECAST_TARGET=local;
 - Transform / Model / RegisterModel: the local SageMaker client (pipelines.local.sagemaker);
-- Lambda: the deploy handler, in-process;
+- Lambda: the deploy handler, in-process, within the Lambda step's 10 minutes;
 - Condition and Fail with SageMaker's semantics (the branch not taken does not run).
 
 Every execution is recorded under <FORECAST_HOME>/executions/<id>/ (execution.json, step
@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from pipelines import contracts
 from pipelines.local import expressions as ex
+from pipelines.local import limits
 from pipelines.local.report import format_duration
 from pipelines.local.store import atomic_write_bytes, copy_in, copy_out, local_path
 from pipelines.settings import ENVIRONMENT, Settings
@@ -588,7 +589,7 @@ class Execution:
         command = entry + [mapped(str(a)) for a in app.get("ContainerArguments") or []]
         env = self._environment(arguments.get("Environment") or {}, mapped, code_dir)
         self._log(log, "[runtime] " + " ".join(command))
-        returncode = self._spawn(command, env, step_dir, log)
+        returncode = self._spawn(command, env, step_dir, log, max_runtime=limits.processing_max_runtime(arguments))
         if returncode != 0:
             raise StepFailed(f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: "
                              + _last_error_line(Path(record["log"])))
@@ -639,7 +640,8 @@ class Execution:
         })
         return env
 
-    def _spawn(self, command: list, env: dict, cwd: Path, log) -> int:
+    def _spawn(self, command: list, env: dict, cwd: Path, log, max_runtime: Optional[int] = None) -> int:
+        """Run the step's process, streaming its output; past max_runtime it is stopped and the step fails."""
         self.process = subprocess.Popen(command, cwd=str(cwd), env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True, text=True, errors="replace", bufsize=1)
@@ -658,6 +660,9 @@ class Execution:
                 try:
                     line = lines.get(timeout=1.0)
                 except queue.Empty:
+                    if max_runtime is not None and time.monotonic() - started > max_runtime:
+                        self.stop_process()
+                        raise StepFailed(limits.processing_timeout_message(max_runtime))
                     if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
                         self.out(f"    ... still Executing ({format_duration(time.monotonic() - started)} elapsed)")
                         last_output = time.monotonic()
@@ -665,6 +670,9 @@ class Execution:
                 if line is None:
                     break
                 last_output = time.monotonic()
+                if max_runtime is not None and last_output - started > max_runtime:
+                    self.stop_process()
+                    raise StepFailed(limits.processing_timeout_message(max_runtime))
                 log.write(line)
                 log.flush()
                 if self.stream_logs:
@@ -767,7 +775,13 @@ class Execution:
         from deploy.handler import lambda_handler
 
         self._log(log, f"[runtime] deploy.handler.lambda_handler({json.dumps(event, default=str)})")
-        result = self._in_process(log, lambda: lambda_handler(event, None))
+        seconds = limits.LAMBDA_STEP_TIMEOUT_SECONDS
+        try:  # the handler gets a Lambda context with the time left (get_remaining_time_in_millis)
+            result = self._in_process(log, lambda: limits.call_with_deadline(
+                lambda context: lambda_handler(event, context), seconds, f"Lambda function {function}",
+                f"the pipeline Lambda step's limit ({seconds} s)"))
+        except limits.LimitExceeded as error:
+            raise StepFailed(str(error)) from None
         self._log(log, f"[runtime] returned {json.dumps(result, default=str)}")
         outputs = {}
         for declared in spec.body.get("OutputParameters") or []:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pipelines.aws_validation import RequestValidationError, validate_request
+from pipelines.local import limits
 from pipelines.local.errors import LocalClientError
 from pipelines.local.store import atomic_write_bytes, list_prefix, local_path, to_uri
 
@@ -290,6 +291,10 @@ class JobsMixin:
         if self._load("transform", name) is not None:
             raise LocalClientError("ResourceInUse", f"Job with name {name} already exists.", operation)
         self.describe_model(ModelName=request["ModelName"])  # a missing model is a request error on AWS too
+        try:
+            limits.payload_limit_mb(request)                  # AWS refuses MaxPayloadInMB > 100 at create
+        except limits.LimitExceeded as error:
+            raise LocalClientError("ValidationException", str(error), operation) from None
         record = dict(request, TransformJobArn=arn, TransformJobStatus="InProgress", CreationTime=_now())
         record["TransformStartTime"] = record["CreationTime"]
         self._save("transform", name, record)
@@ -320,11 +325,15 @@ class JobsMixin:
         files = list_prefix(source, self.settings)
         if not files:
             raise ValueError(f"no input files under {source} (local store: {local_path(source, self.settings)})")
+        for relative, path in files:  # SageMaker fails the job on the first request over the limit
+            limits.check_transform_payload(request, Path(path).stat().st_size, f"{source.rstrip('/')}/{relative}")
         written = []
         started = time.monotonic()
         for position, (relative, path) in enumerate(files, start=1):
             target = local_path(f"{output}/{relative}.out", self.settings)
+            invoked = time.monotonic()
             model.predict_file(path, target)
+            limits.check_invocation_time(request, time.monotonic() - invoked, f"{source.rstrip('/')}/{relative}")
             written.append(target)
             print(f"[local transform] {position}/{len(files)} {relative} -> {output}/{relative}.out", flush=True)
         print(f"[local transform] {len(files)} file(s) in {time.monotonic() - started:.1f}s", flush=True)

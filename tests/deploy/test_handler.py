@@ -228,12 +228,14 @@ def test_given_an_endpoint_still_updating_then_the_handler_waits_before_updating
         stub.add_response("update_endpoint", {"EndpointArn": endpoint_arn},
                           {"EndpointName": "demand-forecast", "EndpointConfigName": name})
         stub.add_response("add_tags", {"Tags": []}, {"ResourceArn": endpoint_arn, "Tags": ANY})
+        stub.add_response("describe_endpoint", endpoint("InService", name), {"EndpointName": "demand-forecast"})
 
         result = handler.deploy(sm, settings, handler.parse_event({"model_package_arn": arn}, settings),
                                 log=lambda _: None, sleep=sleeps.append)
 
         stub.assert_no_pending_responses()
     assert result["status"] == "deployed" and result["action"] == "updated"
+    assert result["endpoint_status"] == "InService"
     assert sleeps == [15]
 
 
@@ -265,3 +267,119 @@ def test_given_an_endpoint_that_never_settles_then_the_error_says_to_retry(sagem
         with pytest.raises(DeployError, match="still Creating; retry the deployment when it is InService"):
             handler.deploy(sm, sagemaker_target, handler.parse_event({"model_package_arn": arn}, sagemaker_target),
                            log=lambda _: None, wait_seconds=0, sleep=lambda _: None)
+
+
+def _stub_first_deployment(stub, arn, name, settings, now):
+    """SageMaker's answers up to a successful CreateEndpoint of a new endpoint (Stubber, exact parameters)."""
+    from botocore.stub import ANY
+
+    missing = {"service_error_code": "ValidationException", "http_status_code": 400}
+    stub.add_response("describe_model_package", {
+        "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 3,
+        "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": arn})
+    stub.add_client_error("describe_endpoint", service_message='Could not find endpoint "demand-forecast".',
+                          expected_params={"EndpointName": "demand-forecast"}, **missing)
+    stub.add_client_error("describe_model", service_message=f'Could not find model "{name}".',
+                          expected_params={"ModelName": name}, **missing)
+    stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}"},
+                      {"ModelName": name, "Containers": [{"ModelPackageName": arn}],
+                       "ExecutionRoleArn": settings.role_arn, "Tags": ANY})
+    stub.add_client_error("describe_endpoint_config", service_message="Could not find endpoint configuration",
+                          expected_params={"EndpointConfigName": name}, **missing)
+    stub.add_response("create_endpoint_config", {
+        "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}"},
+        {"EndpointConfigName": name, "Tags": ANY, "ProductionVariants": [
+            {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.xlarge"}]})
+    stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
+                      {"EndpointName": "demand-forecast", "EndpointConfigName": name, "Tags": ANY})
+
+
+ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast"
+
+
+def _endpoint(status, config, now, reason=None):
+    answer = {"EndpointName": "demand-forecast", "EndpointArn": ENDPOINT_ARN, "EndpointConfigName": config,
+              "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now}
+    return dict(answer, FailureReason=reason) if reason else answer
+
+
+@pytest.mark.parametrize("wait_seconds, answers, expected", [
+    (600, ["Creating", "InService"], ("deployed", "InService")),
+    (0, ["Creating"], ("in_progress", "Creating")),
+])
+def test_given_a_new_endpoint_then_the_result_is_its_real_state_within_the_budget(
+        sagemaker_target, wait_seconds, answers, expected):
+    import datetime
+
+    import boto3
+    from botocore.stub import Stubber
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
+    settings = sagemaker_target
+    name = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sm = boto3.session.Session(region_name="us-east-1").client("sagemaker")
+    sleeps: list = []
+    with Stubber(sm) as stub:
+        _stub_first_deployment(stub, arn, name, settings, now)
+        for status in answers:
+            stub.add_response("describe_endpoint", _endpoint(status, name, now), {"EndpointName": "demand-forecast"})
+
+        result = handler.deploy(sm, settings, handler.parse_event({"model_package_arn": arn}, settings),
+                                log=lambda _: None, wait_seconds=wait_seconds, sleep=sleeps.append)
+
+        stub.assert_no_pending_responses()
+    assert (result["status"], result["endpoint_status"]) == expected
+    assert len(sleeps) == len(answers) - 1
+    if expected[0] == "in_progress":
+        assert "still Creating" in result["message"]
+
+
+def test_given_a_new_endpoint_that_fails_then_the_handler_raises_with_the_reason(sagemaker_target):
+    """A Deploy step must not stay green over a Failed endpoint: the handler raises, the Lambda step fails."""
+    import datetime
+
+    import boto3
+    from botocore.stub import Stubber
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
+    settings = sagemaker_target
+    name = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sm = boto3.session.Session(region_name="us-east-1").client("sagemaker")
+    with Stubber(sm) as stub:
+        _stub_first_deployment(stub, arn, name, settings, now)
+        stub.add_response("describe_endpoint", _endpoint("Creating", name, now), {"EndpointName": "demand-forecast"})
+        stub.add_response("describe_endpoint", _endpoint("Failed", name, now, "The primary container did not pass "
+                                                         "the ping health check."), {"EndpointName": "demand-forecast"})
+        with pytest.raises(DeployError, match="endpoint demand-forecast is Failed after it was created with model "
+                                              "package .*did not pass the ping health check"):
+            handler.deploy(sm, settings, handler.parse_event({"model_package_arn": arn}, settings),
+                           log=lambda _: None, sleep=lambda _: None)
+        stub.assert_no_pending_responses()
+
+
+class _Context:
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self):
+        return int(self.seconds * 1000)
+
+
+def test_the_wait_budget_stays_within_the_pipeline_lambda_steps_10_minutes():
+    # the function has 15 minutes; the pipeline step that invoked it waits 10
+    assert handler.wait_budget(_Context(900), "pipeline") == 600 - handler.RETURN_MARGIN_SECONDS
+    assert handler.wait_budget(_Context(900), "eventbridge") == 900 - handler.RETURN_MARGIN_SECONDS
+    assert handler.wait_budget(_Context(100), "pipeline") == 100 - handler.RETURN_MARGIN_SECONDS
+    assert handler.wait_budget(None, "pipeline") == 600 - handler.RETURN_MARGIN_SECONDS
+    assert handler.wait_budget(_Context(10), "pipeline") == 0
+
+
+def test_given_an_endpoint_the_function_is_not_scoped_to_then_the_error_says_how_to_rescope(sagemaker_target):
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
+    with pytest.raises(DeployError, match="endpoint_name 'other-endpoint': this deploy function, its IAM role and "
+                                          "the approval rule are scoped to endpoint 'demand-forecast'"):
+        handler.parse_event({"model_package_arn": arn, "endpoint_name": "other-endpoint"}, sagemaker_target)

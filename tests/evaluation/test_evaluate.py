@@ -40,8 +40,9 @@ def test_given_small_files_when_script_runs_then_json_csv_and_plots_are_written(
     # forecast = 1.1 x actual + noise: about 10% over-forecast, so WAPE ~ 0.1 and positive bias
     wape = report["forecast_metrics"]["wape"]["value"]
     assert 0.05 < wape < 0.2 and report["forecast_metrics"]["bias"]["value"] > 0
-    assert report["quality_gate"] == {"metric": "WAPE", "key": "wape", "value": wape, "threshold": 0.3,
-                                      "passed": True}
+    assert report["quality_gate"] == {"metric": "WAPE", "key": "wape", "value": wape, "defined": True,
+                                      "threshold": 0.3, "passed": True,
+                                      "message": f"WAPE = {wape:.6g} is within QualityThreshold 0.3"}
     assert report["baseline"]["season_length"] == 7
     assert set(report["by_attribute"]) == {"category", "region"}
     assert set(report["by_attribute"]["category"]) == {"Books", "Toys"}

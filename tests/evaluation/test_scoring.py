@@ -148,7 +148,8 @@ def test_given_grouping_columns_when_scored_then_each_item_and_group_is_a_series
     # s1 perfect, s2 off by 2 on both days -> MAE 0 and 2 ; overall MAE 1 -> gate at 1.0 passes (<=)
     assert per_item.loc["A | s1", "mae"] == 0 and per_item.loc["A | s2", "mae"] == 2
     assert list(ev.per_item.columns[:3]) == [SERIES, "item_id", "store"]
-    assert ev.report["quality_gate"] == {"metric": "MAE", "key": "mae", "value": 1.0, "threshold": 1.0, "passed": True}
+    assert ev.report["quality_gate"] == {"metric": "MAE", "key": "mae", "value": 1.0, "defined": True, "threshold": 1.0,
+                                         "passed": True, "message": "MAE = 1 is within QualityThreshold 1"}
 
 
 def test_given_model_and_baseline_when_skill_then_relative_improvement():
@@ -173,9 +174,15 @@ def test_given_unknown_metric_when_gate_then_error_lists_valid_ones():
         scoring.quality_gate({"wape": 0.1}, "SMAPE", 0.3)
 
 
-def test_given_undefined_metric_when_gate_then_null_value_and_not_passed():
+def test_given_undefined_metric_when_gate_then_a_number_no_threshold_admits_a_flag_and_the_reason():
+    import json
+
     gate = scoring.quality_gate({"wape": float("nan")}, "WAPE", 0.3)
-    assert gate["value"] is None and gate["passed"] is False and "undefined" in gate["reason"]
+    assert gate["value"] == contracts.QUALITY_GATE_UNDEFINED_VALUE and gate["defined"] is False
+    assert gate["passed"] is False and gate["message"].startswith("WAPE is undefined on this holdout")
+    # what the QualityGate reads is a JSON number, comparable with any threshold
+    assert isinstance(json.loads(json.dumps(gate))["value"], float)
+    assert not gate["value"] <= 1e300
 
 
 def test_given_nested_json_when_get_path_then_follows_dots_and_names_missing_key():

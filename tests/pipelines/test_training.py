@@ -13,6 +13,8 @@ from tests.pipelines.definition_support import (BUCKET, REGION, all_steps, defau
                                                  training_text)
 
 ISSUE_PARAMETERS = {  # issue 2: name -> (type, default); None = no default fixed by the issue
+    # (issue 18: ModelPackageGroupName and EndpointName are settings, not parameters; see
+    # test_given_the_deploy_scope_then_the_definition_uses_the_same_group_and_endpoint)
     "InputDataUrl": ("String", None), "ItemIdColumn": ("String", "item_id"),
     "TimestampColumn": ("String", "timestamp"), "TargetColumn": ("String", "target_value"),
     "GroupingColumns": ("String", ""), "ForecastFrequency": ("String", "D"),
@@ -20,9 +22,8 @@ ISSUE_PARAMETERS = {  # issue 2: name -> (type, default); None = no default fixe
     "HolidayCountry": ("String", "US"), "AutoMLAlgorithms": ("String", "cnn-qr,deepar,prophet,npts,arima,ets"),
     "ObjectiveMetric": ("String", "AverageWeightedQuantileLoss"), "MaxAutoMLRuntimeSeconds": ("Integer", None),
     "QualityMetric": ("String", "WAPE"), "QualityThreshold": ("Float", 0.3),
-    "ModelPackageGroupName": ("String", None), "ModelApprovalStatus": ("String", "PendingManualApproval"),
+    "ModelApprovalStatus": ("String", "PendingManualApproval"),
     "ProcessingInstanceType": ("String", None), "TransformInstanceType": ("String", None),
-    "EndpointName": ("String", None),
 }
 
 
@@ -69,7 +70,28 @@ def test_given_the_deploy_step_then_it_invokes_the_deploy_function_of_the_role_a
     assert deploy["Arguments"] == {
         "model_package_arn": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.RegisterModel.PropertyFiles.Registration"},
                                               "Path": contracts.MODEL_PACKAGE_ARN_PATH}},
-        "endpoint_name": {"Get": "Parameters.EndpointName"}}
+        "endpoint_name": "demand-forecast"}
+    assert deploy["OutputParameters"] == [{"OutputName": "status", "OutputType": "String"},
+                                          {"OutputName": "endpoint_status", "OutputType": "String"}]
+
+
+def test_given_the_deploy_scope_then_the_definition_uses_the_same_group_and_endpoint(definition):
+    """Overriding the group or the endpoint per execution broke deployment (issue 18): the deploy role and
+    the approval rule are scoped to the configured names, so the definition offers no such override and
+    uses exactly the names they are scoped to."""
+    from deploy.infrastructure import approval_event_pattern, deploy_role_policy
+    from tests.pipelines.definition_support import sagemaker_settings
+
+    settings = sagemaker_settings()
+    declared = {p["Name"] for p in definition["Parameters"]}
+    assert not {"EndpointName", "ModelPackageGroupName"} & declared
+    register_args = step(definition, "RegisterModel")["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert f"--model-package-group={settings.model_package_group}" in register_args
+    assert approval_event_pattern(settings)["detail"]["ModelPackageGroupName"] == [settings.model_package_group]
+    endpoint = step(definition, "Deploy")["Arguments"]["endpoint_name"]
+    resources = json.dumps(deploy_role_policy(settings))
+    assert f":endpoint/{endpoint}\"" in resources
+    assert f":model-package/{settings.model_package_group}/*" in resources
 
 
 def test_given_the_parameters_then_names_types_and_defaults_are_the_issues(definition):
@@ -103,8 +125,10 @@ def test_given_the_quality_gate_then_it_reads_the_evaluate_property_file_at_the_
 def test_given_the_fail_step_then_its_message_names_metric_value_and_threshold(definition):
     message = step(definition, "QualityTooLow")["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     text = json.dumps(message)
-    assert '"Parameters.QualityMetric"' in text and '"Parameters.QualityThreshold"' in text
-    assert contracts.QUALITY_GATE_VALUE_PATH in text
+    # Evaluate writes the message from the QualityMetric and QualityThreshold it was given (its flags)
+    assert contracts.QUALITY_GATE_MESSAGE_PATH in text
+    evaluate_args = json.dumps(step(definition, "Evaluate")["Arguments"]["AppSpecification"]["ContainerArguments"])
+    assert '"Parameters.QualityMetric"' in evaluate_args and '"Parameters.QualityThreshold"' in evaluate_args
 
 
 def test_given_the_backtest_then_it_transforms_prepare_output_with_the_automl_model(definition):
@@ -215,3 +239,27 @@ def test_given_the_docs_then_the_parameter_table_lists_every_parameter_with_its_
     docs = (Path(__file__).resolve().parents[2] / "docs" / "sagemaker.md").read_text()
     for spec in parameter_specs(sagemaker_settings()):
         assert re.search(rf"^\| {spec.name} \| {spec.kind} \|", docs, re.M), f"{spec.name} missing from docs/sagemaker.md"
+
+
+@pytest.mark.parametrize("wape, outcome, message", [
+    (None, False, "Forecast quality too low: WAPE is undefined on this holdout"),
+    (0.5, False, "Forecast quality too low: WAPE = 0.5 is above QualityThreshold 0.3 - the model was not registered."),
+    (0.2, True, None),
+])
+def test_given_the_evaluation_then_the_gate_outcome_is_defined_and_the_fail_message_says_why(
+        definition, wape, outcome, message):
+    """An all-zero holdout used to give `condition LessThanOrEqualTo cannot compare None with 0.3` (issue 18)."""
+    from evaluation import scoring
+    from pipelines.local import expressions as ex
+
+    gate = scoring.quality_gate({"wape": float("nan") if wape is None else wape}, "WAPE", 0.3)
+    document = json.loads(json.dumps({"quality_gate": gate}))       # as the property file holds it
+    ctx = ex.Context(parameters=ex.resolve_parameters(definition, {}), execution={"PipelineExecutionId": "e"},
+                     property_file=lambda step_name, name: (document, "/evaluation.json"),
+                     step_names=tuple(s["Name"] for s in all_steps(definition["Steps"])),
+                     current_step="QualityGate")
+    conditions = step(definition, "QualityGate")["Arguments"]["Conditions"]
+    assert ex.evaluate_conditions(conditions, ctx) is outcome
+    if message:
+        text = ex.resolve(step(definition, "QualityTooLow")["Arguments"]["ErrorMessage"], ctx)
+        assert text.startswith(message)

@@ -266,7 +266,7 @@ def test_given_a_profile_with_covariates_when_building_from_args_then_they_are_z
 
 
 def test_given_a_profile_with_the_filling_prepare_data_applied_then_the_request_carries_it(tmp_path):
-    applied = {"target_value": {"middlefill": "nan", "backfill": "zero"},
+    applied = {"target_value": {"middlefill": "median", "backfill": "zero"},
                "price": {"middlefill": "mean", "backfill": "mean", "futurefill": "value", "futurefill_value": "0"}}
     (tmp_path / contracts.PROFILE_FILE).write_text(json.dumps({
         "columns": {"covariates": ["price"], "static": []}, "periods": 100, "horizon": 14, "filling": applied}))

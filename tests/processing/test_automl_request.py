@@ -143,3 +143,12 @@ def test_given_long_or_odd_execution_ids_when_naming_then_names_fit_the_pattern_
 def test_given_no_execution_id_when_naming_then_the_error_says_what_to_pass():
     with pytest.raises(AutoMLRequestError, match="--execution-id"):
         job_name_for_execution("")
+
+
+def test_nan_is_not_a_target_fill_method_of_the_automl_request():
+    """The API allows zero, value, median, mean, min, max for middlefill and backfill (issue 18)."""
+    from processing.automl_request import filling_problems
+
+    problems = filling_problems({"target_value": {"middlefill": "nan", "backfill": "nan"}}, "target_value")
+    assert problems == ["filling['target_value']: middlefill='nan' is not one of zero, value, median, mean, min, max",
+                        "filling['target_value']: backfill='nan' is not one of zero, value, median, mean, min, max"]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from pipelines.aws_validation import request_problems
+from pipelines import contracts
 from processing import batch_input, create_model, resolve_model
 
 GROUP = "demand-forecasting"
@@ -126,3 +127,62 @@ def test_given_bad_input_then_the_error_names_the_column_and_nothing_is_written(
     assert batch_input.main(["--input", str(source), "--output-dir", str(out)]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_given_a_byte_budget_when_sharding_then_files_fit_it_and_hold_whole_series(tmp_path):
+    source = tmp_path / "input.csv"
+    make_input(items=12).to_csv(source, index=False)
+    out = tmp_path / "shards"
+    whole = tmp_path / "whole"
+    assert batch_input.main(["--input", str(source), "--output-dir", str(whole), "--items-per-file", "100"]) == 0
+    header, *rows = (whole / "part-00000.csv").read_bytes().splitlines(keepends=True)
+    sizes = pd.Series([len(r) for r in rows]).groupby([r.split(b",")[0] for r in rows]).sum()
+    budget = len(header) + 2 * int(sizes.max())      # two items fit, three do not
+    assert len(header) + 3 * int(sizes.min()) > budget
+    assert batch_input.main(["--input", str(source), "--output-dir", str(out), "--items-per-file", "100",
+                             "--max-file-bytes", str(budget)]) == 0
+    files = sorted(out.glob("part-*.csv"))
+    assert len(files) == 6
+    assert all(f.stat().st_size <= budget for f in files)
+    frames = [pd.read_csv(f) for f in files]
+    assert all(f.groupby("item_id").size().eq(13).all() for f in frames)
+    assert sorted(i for f in frames for i in f["item_id"].unique()) == sorted(f"i{i}" for i in range(12))
+
+
+def write_resolved(folder, columns):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "resolved_model.json").write_text(json.dumps({"model_package_arn": "arn", "training_columns": columns}))
+
+
+def test_given_the_model_training_schema_then_shards_hold_exactly_those_columns_in_order(tmp_path, capsys):
+    # the batch input has another column order and a text column training dropped
+    frame = make_input().assign(note="weekly deal")[["promotion", "note", "timestamp", "target_value", "item_id"]]
+    source = tmp_path / "input.csv"
+    frame.to_csv(source, index=False)
+    write_resolved(tmp_path / "model", ["item_id", "timestamp", "target_value", "promotion"])
+    out = tmp_path / "shards"
+    assert batch_input.main(["--input", str(source), "--output-dir", str(out),
+                             "--model-dir", str(tmp_path / "model")]) == 0
+    for file in out.glob("part-*.csv"):
+        assert file.read_text().splitlines()[0] == "item_id,timestamp,target_value,promotion"
+    assert "Left out column(s) the model was not trained on: ['note']" in capsys.readouterr().out
+
+
+def test_given_a_training_column_missing_from_the_batch_input_then_it_is_named(tmp_path, capsys):
+    source = tmp_path / "input.csv"
+    make_input().drop(columns="promotion").to_csv(source, index=False)
+    write_resolved(tmp_path / "model", ["item_id", "timestamp", "target_value", "promotion"])
+    out = tmp_path / "out"
+    assert batch_input.main(["--input", str(source), "--output-dir", str(out),
+                             "--model-dir", str(tmp_path / "model")]) == 2
+    assert "column(s) ['promotion'] of the model's training data are missing" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_resolve_model_reads_the_training_schema_from_the_package_metadata():
+    metadata = {"pipeline_execution_id": "x", **contracts.encode_training_columns(["item_id", "timestamp",
+                                                                                   "target_value", "unit price"])}
+    package = {"ModelPackageArn": "arn:aws:sagemaker:us-east-1:1:model-package/g/1",
+               "CustomerMetadataProperties": metadata}
+    resolved = resolve_model.describe_resolved(package)
+    assert resolved["training_columns"] == ["item_id", "timestamp", "target_value", "unit price"]

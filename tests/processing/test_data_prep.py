@@ -97,11 +97,14 @@ def test_middle_fill_methods_use_the_64_most_recent_entries(method, expected):
     assert series_of(result.train, "a")[70] == pytest.approx(expected)
 
 
-def test_nan_fill_leaves_the_missing_periods_out_of_training():
+@pytest.mark.parametrize("key", ["middlefill", "backfill"])
+def test_nan_fill_of_the_target_is_refused_naming_the_parameter(key):
+    """Autopilot's Filling allows zero, value, median, mean, min, max; 'nan' is Amazon Forecast's (issue 18)."""
     frame = daily("a", "2023-01-01", [1.0] * 30).drop(index=[10, 11])
-    result = prepare(table(frame), PrepConfig(horizon=3, filling={"target_value": {"middlefill": "nan"}}))
-    assert len(result.train) == 25 and result.train["target_value"].notna().all()
-    assert len(result.backtest) == 28
+    with pytest.raises(DataValidationError, match=rf"--filling: target_value.{key}='nan' is not one of "
+                                                  r"\('zero', 'value', 'median', 'mean', 'min', 'max'\).*Amazon "
+                                                  "Forecast method"):
+        prepare(table(frame), PrepConfig(horizon=3, filling={"target_value": {key: "nan"}}))
 
 
 def test_covariate_gaps_use_their_own_rules_and_keep_integer_type():

@@ -186,11 +186,19 @@ def test_backtest_is_split_into_whole_series_files(tmp_path):
     from processing.data_prep import PrepConfig, prepare, read_input, write_outputs
     source = tmp_path / "sales.csv"
     source.write_text(sales_csv(items=("a", "b", "c")))
-    config = PrepConfig(horizon=7, backtest_rows_per_file=50)
+    probe = PrepConfig(horizon=7)
+    whole = tmp_path / "whole"
+    write_outputs(prepare(read_input(source, probe), probe), whole)
+    one_series = len((whole / "backtest" / "part-00000.csv").read_bytes()) // 3
+    # a budget that holds one series (plus header) but not two
+    config = PrepConfig(horizon=7, backtest_max_bytes=int(one_series * 1.5))
     write_outputs(prepare(read_input(source, config), config), tmp_path / "out")
     parts = sorted((tmp_path / "out" / "backtest").glob("part-*.csv"))
     assert [p.name for p in parts] == ["part-00000.csv", "part-00001.csv", "part-00002.csv"]
     assert [pd.read_csv(p)["item_id"].unique().tolist() for p in parts] == [["a"], ["b"], ["c"]]
+    assert all(p.stat().st_size <= config.backtest_max_bytes for p in parts)
+    assert b"".join(p.read_bytes().split(b"\n", 1)[1] for p in parts) == \
+        (whole / "backtest" / "part-00000.csv").read_bytes().split(b"\n", 1)[1]
 
 
 def test_script_runs_as_a_module_and_prints_no_traceback_on_bad_input(tmp_path):
@@ -236,3 +244,17 @@ def test_weekly_frequency_sums_days_into_sunday_labelled_weeks(tmp_path, capsys)
     daily = pd.read_csv(pd.io.common.StringIO(sales_csv(days=56, start="2023-01-02")))
     assert train["target_value"].iloc[0] == pytest.approx(daily["target_value"].iloc[:7].sum())
     assert len(train) == 2 * 6
+
+
+def test_a_series_larger_than_the_backtest_budget_gets_its_own_file_and_a_warning(tmp_path):
+    import json
+
+    from processing.data_prep import PrepConfig, prepare, read_input, write_outputs
+    source = tmp_path / "sales.csv"
+    source.write_text(sales_csv(items=("a", "b")))
+    config = PrepConfig(horizon=7, backtest_max_bytes=100)      # smaller than one series
+    write_outputs(prepare(read_input(source, config), config), tmp_path / "out")
+    parts = sorted((tmp_path / "out" / "backtest").glob("part-*.csv"))
+    assert [pd.read_csv(p)["item_id"].unique().tolist() for p in parts] == [["a"], ["b"]]
+    profile = json.loads((tmp_path / "out" / "profile" / "profile.json").read_text())
+    assert "2 series are each larger than 100 bytes on their own" in " ".join(profile["warnings"])

@@ -171,3 +171,24 @@ def test_given_the_local_target_when_registering_twice_then_one_version_carries_
     assert len(packages) == 1
     package = sm.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
     assert package["InferenceSpecification"]["Containers"] == CONTAINERS
+
+
+def test_given_the_prepare_profile_when_registering_on_moto_then_the_training_schema_is_in_the_metadata(
+        inputs, moto_endpoint):
+    columns = ["item_id", "timestamp", "target_value", "region", "price", "promotion", "store size"]
+    (inputs / "profile").mkdir()
+    (inputs / "profile" / contracts.PROFILE_FILE).write_text(json.dumps({"train_columns": columns}))
+    sm = _sagemaker()
+
+    assert register.main(_cli(inputs, f"--profile-dir={inputs / 'profile'}"), sm=sm) == 0
+
+    arn = json.loads((inputs / "out" / contracts.REGISTRATION_FILE).read_text())[contracts.MODEL_PACKAGE_ARN_PATH]
+    metadata = sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    assert contracts.decode_training_columns(metadata) == columns
+
+
+def test_given_many_long_column_names_then_the_schema_survives_the_metadata_limits():
+    columns = ["item_id", "timestamp", "target_value"] + [f"related series {i:02d}, EUR=" for i in range(25)]
+    request = _request(columns=columns)
+    assert request_problems("sagemaker", "CreateModelPackage", request) == []
+    assert contracts.decode_training_columns(request["CustomerMetadataProperties"]) == columns
