@@ -215,3 +215,45 @@ def test_transform_needs_an_existing_model(trained):
     _, sm, _, _, _ = trained
     with pytest.raises(ClientError, match='Could not find model'):
         transform(sm, "tx-none", "no-such-model", "s3://b/backtest/", "s3://b/x")
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a reaper."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_training_process_whose_runtime_is_killed_stops_itself(trained, tmp_path):
+    """Even a SIGKILLed runtime (no atexit, no cleanup) leaves no training process behind."""
+    import json
+    import subprocess
+    import sys
+
+    settings, _, _, _, _ = trained
+    owner = tmp_path / "owner.py"
+    owner.write_text(
+        "import json, sys, time\n"
+        "from pipelines.local import automl_worker\n"
+        "from pipelines.local.sagemaker import LocalSageMakerClient\n"
+        "from pipelines.settings import resolve\n"
+        f"settings = resolve(flags={{'home': {str(settings.home_path)!r}}})\n"
+        f"LocalSageMakerClient(settings).create_auto_ml_job_v2(**json.loads({json.dumps(json.dumps(request('job-owner-killed')))}))\n"
+        "print(automl_worker._JOBS[(str(settings.home_path), 'job-owner-killed')].process.pid, flush=True)\n"
+        "time.sleep(120)\n")
+    runner = subprocess.Popen([sys.executable, str(owner)], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(automl_worker.PROJECT_ROOT)))
+    try:
+        worker_pid = int(runner.stdout.readline())
+        assert _running(worker_pid)
+        runner.kill()
+        runner.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _running(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert not _running(worker_pid)
