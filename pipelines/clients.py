@@ -1,7 +1,9 @@
-"""The one place that hands out AWS clients: boto3 on SageMaker, local stand-ins otherwise.
+"""AWS clients for code that runs in the user's process: boto3 on SageMaker, local stand-ins otherwise.
 
-Every script and handler asks this factory instead of calling boto3 directly, so the same
-code runs against AWS, against a moto server (AWS_ENDPOINT_URL) and on the local runtime.
+CLIs and handlers (deploy.approve, deploy.api, teardown, ...) ask this factory, so the same
+code runs against AWS, a moto server (AWS_ENDPOINT_URL) and the local runtime's state.
+Processing steps never do: they call plain boto3, and the local runtime serves the API they
+use on loopback (pipelines.local.aws_api), so this module is not part of the step bundle.
 """
 from __future__ import annotations
 

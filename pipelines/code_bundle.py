@@ -8,7 +8,7 @@ PYTHONPATH. The key is a hash of the files, so:
 
 Contents (the container boundary: stdlib + numpy/pandas/scipy/scikit-learn/boto3 + these):
 processing/**.py, processing/requirements/*.txt, evaluation/**.py, and from pipelines/ only
-__init__, contracts, settings, clients and aws_validation.
+__init__, contracts, settings and aws_validation (steps call AWS through plain boto3).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from processing.atomic import usual_permissions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("processing", "evaluation")
-PIPELINES_FILES = ("__init__.py", "contracts.py", "settings.py", "clients.py", "aws_validation.py")
+PIPELINES_FILES = ("__init__.py", "contracts.py", "settings.py", "aws_validation.py")
 HASH_LENGTH = 16
 
 

@@ -105,8 +105,8 @@ def json_get(step: Any, prop_file: Any, json_path: str) -> Any:
 def container_environment(settings: Settings) -> dict[str, str]:
     """What step scripts need to resolve() the same settings in the container.
 
-    The local runtime overrides FORECAST_TARGET=local and FORECAST_HOME (and scripts then get
-    local stand-in clients); entry.py skips requirement installs there.
+    The local runtime passes it as is; it points the steps' boto3 at its loopback SageMaker
+    API (AWS_ENDPOINT_URL_SAGEMAKER) and turns requirement installs off.
     """
     env = {
         "PYTHONPATH": contracts.CODE_DIR,

@@ -10,14 +10,18 @@ created with ALL of the best candidate's inference containers (each with its Env
 `<result-dir>/automl_result.json` (contracts.AUTOML_RESULT_FILE) is written for JsonGet.
 
 Runs inside the SageMaker processing container: standard library + boto3 + the project bundle.
-The client comes from pipelines.clients.client, so the same code drives AWS, a moto server and
-the local runtime (whose create_auto_ml_job_v2 trains synchronously).
+It calls SageMaker through plain boto3; the local runtime serves the same API on loopback
+(AWS_ENDPOINT_URL_SAGEMAKER), with its AutoML job training behind it, so there is no local
+branch here. When the pipeline is stopped, SageMaker sends the step SIGTERM: the step then
+stops the AutoML job (StopAutoMLJob), so nothing trains and bills on, and exits non-zero.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -36,6 +40,9 @@ PREFERRED_PROCESSING_UNIT = "CPU"
 TRANSIENT_CODES = ("ThrottlingException", "Throttling", "ServiceUnavailable", "InternalFailure",
                    "InternalServerError", "RequestTimeout")
 MAX_TRANSIENT_ERRORS = 10
+FIRST_POLL_SECONDS = 2.0   # polls start this often and grow by POLL_GROWTH up to --poll-seconds:
+POLL_GROWTH = 1.25         # a short job is seen done within seconds, an hours-long one costs few calls
+EXIT_TERMINATED = 143      # 128 + SIGTERM
 REQUEST_FILE = "automl_request.json"  # the request sent, kept next to the result for audits
 
 Log = Callable[[str], None]
@@ -43,6 +50,10 @@ Log = Callable[[str], None]
 
 class AutoMLJobFailed(RuntimeError):
     """The AutoML job ended Failed or Stopped; the message carries the job's FailureReason."""
+
+
+class StepTerminated(BaseException):
+    """SIGTERM arrived (the pipeline is being stopped). BaseException: no `except Exception` eats it."""
 
 
 def _log(message: str) -> None:
@@ -106,10 +117,12 @@ def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = 
                  max_wait_seconds: Optional[float] = None) -> dict:
     """Poll DescribeAutoMLJobV2 until the job ends; one log line per status change.
 
+    The interval starts at FIRST_POLL_SECONDS and grows by POLL_GROWTH up to `poll_seconds`.
     Raises AutoMLJobFailed (with FailureReason) when it ends Failed or Stopped, TimeoutError
     when `max_wait_seconds` passes first.
     """
     started = time.monotonic()
+    interval = min(FIRST_POLL_SECONDS, poll_seconds)
     last: Optional[tuple] = None
     transient_in_a_row = 0
     while True:
@@ -136,7 +149,21 @@ def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = 
             return description
         if max_wait_seconds is not None and time.monotonic() - started > max_wait_seconds:
             raise TimeoutError(f"AutoML job {job_name} still {state[0]} after {max_wait_seconds} s")
-        sleep(poll_seconds)
+        sleep(interval)
+        interval = min(interval * POLL_GROWTH, poll_seconds)
+
+
+def stop_job(sm: Any, job_name: str, log: Log = _log) -> bool:
+    """StopAutoMLJob when the job still runs; True when a stop was requested."""
+    description = describe_job(sm, job_name)
+    if description is None or description["AutoMLJobStatus"] in TERMINAL_STATUSES:
+        state = "does not exist" if description is None else f"already ended {description['AutoMLJobStatus']}"
+        log(f"AutoML job {job_name} {state}: nothing to stop")
+        return False
+    sm.stop_auto_ml_job(AutoMLJobName=job_name)
+    log(f"AutoML job {job_name}: StopAutoMLJob requested (it was {description['AutoMLJobStatus']} / "
+        f"{description.get('AutoMLJobSecondaryStatus', '')})")
+    return True
 
 
 def failure_message(description: dict) -> str:
@@ -301,11 +328,12 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
         sleep: Callable[[float], None] = time.sleep) -> dict:
     """Build the request, start or re-attach, wait, create the model, write the result file."""
     if sm is None:
-        from pipelines.clients import client
+        import boto3
+
         from pipelines.settings import resolve
 
         settings = settings or resolve()
-        sm = client("sagemaker", settings)
+        sm = boto3.client("sagemaker", region_name=settings.effective_region)
     if not hasattr(sm, "create_auto_ml_job_v2"):
         raise AutoMLJobFailed("this boto3 has no create_auto_ml_job_v2: install boto3>=1.34 in the step "
                               "(processing/requirements/automl_job.txt)")
@@ -315,9 +343,14 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
     config = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]
     log(f"AutoML request {request['AutoMLJobName']} (horizon {config.get('ForecastHorizon')}, frequency "
         f"{config.get('ForecastFrequency')}): {request_path}")
-    job = start_or_attach(sm, request, log)
-    description = wait_for_job(sm, job["job_name"], poll_seconds=args.poll_seconds, log=log, sleep=sleep,
-                               max_wait_seconds=args.max_wait_seconds)
+    try:
+        job = start_or_attach(sm, request, log)
+        description = wait_for_job(sm, job["job_name"], poll_seconds=args.poll_seconds, log=log, sleep=sleep,
+                                   max_wait_seconds=args.max_wait_seconds)
+    except StepTerminated:
+        log("SIGTERM received (the pipeline is stopping): stopping the AutoML job")
+        stop_job(sm, request["AutoMLJobName"], log)
+        raise
     containers = best_inference_containers(description)
     model = create_model(sm, model_name_for(job["job_name"]), containers, args.role_arn,
                          tags=dict(settings.tags) if settings is not None else None, log=log)
@@ -354,11 +387,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise StepTerminated()
+
+
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
-    """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr. `sm` is for tests."""
+    """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr, 143 on SIGTERM. `sm` is for tests."""
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         run(args, sm=sm)
+    except StepTerminated:
+        print("AutoML step stopped by SIGTERM", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
     except (AutoMLJobFailed, automl_request.AutoMLRequestError, ValueError, FileNotFoundError,
             TimeoutError) as error:
         print(f"AutoML step failed: {error}", file=sys.stderr, flush=True)

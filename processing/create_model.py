@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import boto3
 from botocore.exceptions import ClientError
 
 from pipelines.aws_validation import validate_request
-from pipelines.clients import client
 from pipelines.contracts import BATCH_MODEL_FILE, RESOLVED_MODEL_FILE
 from pipelines.settings import resolve
 from processing.atomic import write_json_atomic
@@ -71,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None, sagemaker: Any = None) -> int:
     package_arn = json.loads(resolved_path.read_text())["model_package_arn"]
     request = create_model_request(model_name_for(args.execution_id), package_arn, args.role_arn,
                                    dict(settings.tags))
-    name = ensure_model(sagemaker or client("sagemaker", settings), request)
+    name = ensure_model(sagemaker or boto3.client("sagemaker", region_name=settings.effective_region), request)
     write_json_atomic(args.result_dir / BATCH_MODEL_FILE, {"model_name": name, "model_package_arn": package_arn})
     return 0
 

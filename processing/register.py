@@ -286,11 +286,12 @@ def register(sm: Any, *, automl_result: dict, evaluation: dict, evaluation_uri: 
 
 def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log = _log) -> dict:
     if sm is None:
-        from pipelines.clients import client
+        import boto3
+
         from pipelines.settings import resolve
 
         settings = settings or resolve()
-        sm = client("sagemaker", settings)
+        sm = boto3.client("sagemaker", region_name=settings.effective_region)
     automl_result = _read_json(args.automl_result_dir, contracts.AUTOML_RESULT_FILE, "--automl-result-dir")
     evaluation = _read_json(args.evaluation_dir, contracts.EVALUATION_FILE, "--evaluation-dir")
     request_path = Path(args.automl_result_dir)

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import boto3
 from botocore.exceptions import ClientError
 
-from pipelines.clients import client
 from pipelines.contracts import RESOLVED_MODEL_FILE, decode_training_columns
 from pipelines.settings import resolve
 from processing.atomic import write_json_atomic
@@ -78,7 +78,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None, sagemaker: Any = None) -> int:
     args = parse_args(argv)
-    sagemaker = sagemaker or client("sagemaker", resolve())
+    sagemaker = sagemaker or boto3.client("sagemaker", region_name=resolve().effective_region)
     try:
         resolved = describe_resolved(latest_approved(sagemaker, args.model_package_group))
     except NoApprovedModel as error:

@@ -59,3 +59,19 @@ def moto_endpoint(moto_server, monkeypatch):
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     return moto_server
+
+
+@pytest.fixture
+def local_api(monkeypatch):
+    """The local runtime's loopback SageMaker API (127.0.0.1, random port), with boto3 in this
+    process pointed at it the way the runtime points its steps at it; stopped afterwards."""
+    from pipelines.local.aws_api import LocalAWSServer
+    from pipelines.settings import resolve
+
+    server = LocalAWSServer(resolve()).start()
+    for name in LocalAWSServer.UNSET_IN_STEPS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in server.step_environment().items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.close()

@@ -6,7 +6,9 @@ a time in dependency order (definition order among independent steps):
 
 - Processing: the step's entrypoint as a subprocess of this Python, with /opt/ml/processing
   mapped to a per-step folder, inputs copied from the local object store and outputs copied
-  back to their S3 destinations, the definition's environment plus FORECAST_TARGET=local;
+  back to their S3 destinations, the definition's environment; their boto3 reaches the
+  SageMaker API this runtime serves on loopback for the execution (pipelines.local.aws_api),
+  with the local AutoML jobs, registry and models behind it;
 - Transform / Model / RegisterModel: the local SageMaker client (pipelines.local.sagemaker);
 - Lambda: the deploy handler, in-process, within the Lambda step's 10 minutes;
 - Condition and Fail with SageMaker's semantics (the branch not taken does not run).
@@ -49,7 +51,6 @@ LOG_TAIL_LINES = 30
 SEED_FUTURE_DAYS = 14                        # the training pipeline's default ForecastHorizon
 HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
 EXIT_INTERRUPTED = 130
-PRELOAD_ENV = "FORECAST_LOCAL_PRELOAD"       # extra modules the step subprocesses import first (tests)
 # OpenMP threads that spin while waiting make LightGBM 50x slower when the cores are shared
 # (measured: 250 rounds on 8,500 rows, 2 threads, busy machine: 96 s spinning, 2 s passive).
 # Local runs share the machine with the user's other work, so waiting threads sleep instead.
@@ -391,6 +392,7 @@ class Execution:
         self.notes = list(notes)
         self.process: Optional[subprocess.Popen] = None
         self._client = None
+        self.api = None          # the loopback AWS API the steps call (started by run())
 
     # -- records
     def record(self) -> dict:
@@ -460,6 +462,13 @@ class Execution:
 
     # -- running
     def run(self) -> int:
+        """Run with the loopback AWS API up; leaving stops it and any AutoML job still training."""
+        from pipelines.local.aws_api import LocalAWSServer
+
+        with LocalAWSServer(self.settings) as self.api:
+            return self._run()
+
+    def _run(self) -> int:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.dir / "definition.json", self.definition)
         self.save()
@@ -529,6 +538,7 @@ class Execution:
                 runner(spec, record, step_dir, log, skipped)
                 record["status"] = SUCCEEDED if record["status"] == EXECUTING else record["status"]
             except KeyboardInterrupt:
+                self._record_calls(record, log)
                 raise
             except (StepFailed, ex.ExpressionError, ex.ParameterError, FileNotFoundError) as error:
                 record["status"], record["failure_reason"] = FAILED, str(error)
@@ -538,6 +548,7 @@ class Execution:
 
                 log.write(traceback.format_exc())
                 record["status"], record["failure_reason"] = FAILED, f"{type(error).__name__}: {error}"
+            self._record_calls(record, log)
         elapsed = time.monotonic() - started
         record.update(end_time=_iso(_now()), duration_seconds=round(elapsed, 1))
         self.save()
@@ -547,6 +558,15 @@ class Execution:
             if tail:
                 self.out(f"--- last lines of {log_path} ---\n{tail}\n---")
             self.out(f"Step {spec.name} failed: {record['failure_reason']}\n(full log: {log_path})")
+
+    def _record_calls(self, record: dict, log) -> None:
+        """The AWS API calls the step made (served by the loopback API), in the log and the record."""
+        calls = self.api.take_calls() if self.api is not None else []
+        if calls:
+            record["aws_calls"] = calls
+            log.write("[runtime] AWS API calls: " + ", ".join(
+                f"{c['service']} {c['operation']} {c['status']}{' ' + c['error'] if c['error'] else ''}"
+                + (f" x{c['count']}" if c["count"] > 1 else "") for c in calls) + "\n")
 
     def _log(self, log, text: str) -> None:
         log.write(text + ("" if text.endswith("\n") else "\n"))
@@ -624,20 +644,18 @@ class Execution:
                 exported[name] = variable
         env.update({k: str(mapped(v)) for k, v in definition_env.items()})
         paths = [str(code_dir)] if code_dir else []
-        paths.append(str(_shim_dir()))
-        paths.append(str(PROJECT_ROOT))
         if os.environ.get("PYTHONPATH"):
             paths.append(os.environ["PYTHONPATH"])
         for name, value in THREADING_ENV.items():
             env.setdefault(name, value)
         env.update({
-            "FORECAST_TARGET": "local",
-            "FORECAST_HOME": str(self.settings.home_path),
             "FORECAST_INSTALL_REQUIREMENTS": "0",      # processing.entry: the local env has every dependency
             "PYTHONPATH": os.pathsep.join(paths),
             "PYTHONUNBUFFERED": "1",
-            "FORECAST_LOCAL_PROJECT_ROOT": str(PROJECT_ROOT),
         })
+        for name in self.api.UNSET_IN_STEPS:  # steps reach AWS only through the loopback API
+            env.pop(name, None)
+        env.update(self.api.step_environment())
         return env
 
     def _spawn(self, command: list, env: dict, cwd: Path, log, max_runtime: Optional[int] = None) -> int:
@@ -646,6 +664,8 @@ class Execution:
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True, text=True, errors="replace", bufsize=1)
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        if self.api is not None:  # the API's calls and the AutoML job's output join the step's log
+            self.api.sink = lambda text: lines.put(text.rstrip("\n") + "\n")
 
         def pump(stream) -> None:  # a thread, so the main thread can report progress while a step is quiet
             for text in stream:
@@ -682,6 +702,8 @@ class Execution:
             if self.process.poll() is None:
                 self.stop_process()
             self.process = None
+            if self.api is not None:
+                self.api.sink = None
 
     def stop_process(self) -> None:
         """Terminate the running step subprocess (its whole process group), then kill it."""
@@ -883,11 +905,6 @@ def _last_error_line(path: Path) -> str:
         if re.match(r"^([A-Za-z_.]+(Error|Exception|Exit)|error:|Error:)", line) or "Error:" in line:
             return line
     return lines[-1] if lines else "(no output)"
-
-
-def _shim_dir() -> Path:
-    """A folder with a sitecustomize for step subprocesses (see pipelines/local/_shim)."""
-    return Path(__file__).resolve().parent / "_shim"
 
 
 def _pipeline_name(definition: Mapping[str, Any], settings: Settings) -> str:

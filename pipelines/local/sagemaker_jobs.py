@@ -1,15 +1,18 @@
 """AutoML V2 jobs, models and transform jobs of the local SageMaker client.
 
-Autopilot's part is played by the local forecasting engine (`forecasting`), run
-synchronously inside create_auto_ml_job_v2: when the call returns, describe says Completed
-or Failed, exactly the states the AutoML step's polling loop waits for. Requests are checked
+Autopilot's part is played by the local forecasting engine (`forecasting`), trained in its
+own process (`automl_worker`): create_auto_ml_job_v2 returns at once with the job InProgress,
+describe follows it to Completed or Failed, stop_auto_ml_job kills it (Stopped), as on AWS. Requests are checked
 against botocore's service model first, so a request that works here is one AWS accepts.
 State is one JSON record per resource under <FORECAST_HOME>/sagemaker/<kind>/<name>.json.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -17,14 +20,10 @@ from typing import Any, Optional
 
 from pipelines.aws_validation import RequestValidationError, validate_request
 from pipelines.local import limits
+from pipelines.local import automl_worker
 from pipelines.local.errors import LocalClientError
-from pipelines.local.store import atomic_write_bytes, list_prefix, local_path, to_uri
+from pipelines.local.store import atomic_write_bytes, list_prefix, local_path
 
-ENGINE_IMAGE = "forecast-local-engine:latest"   # stands in for Autopilot's inference images
-DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".parquet.gz")
-# leaderboard column -> Autopilot metric name
-LEADERBOARD_METRICS = {"wQL": "AverageWeightedQuantileLoss", "WAPE": "WAPE", "MAPE": "MAPE", "MASE": "MASE",
-                       "RMSE": "RMSE"}
 
 
 def _now() -> datetime.datetime:
@@ -52,7 +51,7 @@ def _from_json(value: Any) -> Any:
 
 
 class JobsMixin:
-    """create/describe_auto_ml_job_v2, create/describe/delete/list_models, create/describe_transform_job.
+    """create/describe/stop_auto_ml_job_v2, create/describe/delete/list_models, create/describe_transform_job.
 
     Expects `self.settings`, `self.home`, `self.arn(kind, name)` (LocalSageMakerClient) and,
     for containers that name a model package, `self.describe_model_package` (RegistryMixin).
@@ -92,8 +91,10 @@ class JobsMixin:
             raise LocalClientError("ValidationException", str(error), operation) from None
 
     # -- AutoML V2 ------------------------------------------------------------------------------
+    automl_output = None  # where the training process's lines go besides its job log (the runtime sets it)
+
     def create_auto_ml_job_v2(self, **request: Any) -> dict:
-        """Validate, then train the local engine synchronously; failures land in FailureReason."""
+        """Validate, record the job InProgress and start its training process; returns at once."""
         operation = "CreateAutoMLJobV2"
         self._validate(operation, request)
         name = request["AutoMLJobName"]
@@ -107,94 +108,62 @@ class JobsMixin:
         arn = self.arn("automl-job", name)
         record = {"request": request, "AutoMLJobName": name, "AutoMLJobArn": arn, "CreationTime": created,
                   "LastModifiedTime": created, "AutoMLJobStatus": "InProgress",
-                  "AutoMLJobSecondaryStatus": "AnalyzingData"}
+                  "AutoMLJobSecondaryStatus": "AnalyzingData",
+                  "JobLog": str(automl_worker.job_log_path(self.settings, name))}
         self._save("automl", name, record)
-        try:
-            record.update(self._train_engine(request, record))
-            record.update(AutoMLJobStatus="Completed", AutoMLJobSecondaryStatus="Completed")
-        except KeyboardInterrupt:
-            record.update(AutoMLJobStatus="Stopped", AutoMLJobSecondaryStatus="Stopped",
-                          FailureReason="stopped while training (interrupted)")
-            record["EndTime"] = record["LastModifiedTime"] = _now()
-            self._save("automl", name, record)
-            raise
-        except Exception as error:  # the job fails; the caller reads FailureReason like on AWS
-            print(traceback.format_exc(), flush=True)
-            record.update(AutoMLJobStatus="Failed", AutoMLJobSecondaryStatus="Failed",
-                          FailureReason=f"{type(error).__name__}: {error}")
-        record["EndTime"] = record["LastModifiedTime"] = _now()
-        self._save("automl", name, record)
+        process = automl_worker.launch(self.settings, name, sink=self.automl_output)
+        record["WorkerPid"] = process.pid
+        latest = self._load("automl", name) or record  # the worker may have written already
+        if latest.get("AutoMLJobStatus") == "InProgress":
+            latest["WorkerPid"] = process.pid
+            self._save("automl", name, latest)
         return {"AutoMLJobArn": arn}
 
-    def _training_file(self, request: dict) -> Any:
-        channels = request.get("AutoMLJobInputDataConfig") or []
-        training = [c for c in channels if c.get("ChannelType", "training") == "training"]
-        if not training:
-            raise ValueError("AutoMLJobInputDataConfig has no training channel")
-        uri = training[0]["DataSource"]["S3DataSource"]["S3Uri"]
-        files = [path for relative, path in list_prefix(uri, self.settings)
-                 if relative.lower().endswith(DATA_SUFFIXES)]
-        if not files:
-            raise ValueError(f"no training data (csv or parquet) under {uri} "
-                             f"(local store: {local_path(uri, self.settings)})")
-        if len(files) == 1:
-            return files[0]
-        import pandas as pd
+    def stop_auto_ml_job(self, AutoMLJobName: str) -> dict:  # noqa: N803 (boto3 names)
+        """Kill the job's training process; the job ends Stopped (a job already ended stays as it is)."""
+        record = self._load("automl", AutoMLJobName)
+        if record is None:
+            raise LocalClientError("ResourceNotFound", f"Job {AutoMLJobName} not found.", "StopAutoMLJob")
+        if record["AutoMLJobStatus"] != "InProgress":
+            return {}
+        record.update(AutoMLJobSecondaryStatus="Stopping", LastModifiedTime=_now())
+        self._save("automl", AutoMLJobName, record)
+        if not automl_worker.stop(self.settings, AutoMLJobName) and automl_worker.pid_alive(record.get("WorkerPid")):
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # launched by another process
+                os.killpg(record["WorkerPid"], signal.SIGKILL)
+        record = self._load("automl", AutoMLJobName) or record
+        if record["AutoMLJobStatus"] == "InProgress":
+            record.update(AutoMLJobStatus="Stopped", AutoMLJobSecondaryStatus="Stopped")
+            record["EndTime"] = record["LastModifiedTime"] = _now()
+            self._save("automl", AutoMLJobName, record)
+        return {}
 
-        from forecasting.data import read_table
-
-        return pd.concat([read_table(f) for f in files], ignore_index=True)
-
-    def _train_engine(self, request: dict, record: dict) -> dict:
-        from forecasting import EngineConfig, train
-
-        name = request["AutoMLJobName"]
-        data = self._training_file(request)
-        output_uri = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + "/" + name
-        output_dir = local_path(output_uri, self.settings)
-        config = EngineConfig.from_automl_request(request)
-        limit = ((request.get("AutoMLProblemTypeConfig", {}).get("TimeSeriesForecastingJobConfig", {})
-                  .get("CompletionCriteria") or {}).get("MaxAutoMLJobRuntimeInSeconds"))
-        record.update(AutoMLJobSecondaryStatus="TrainingModels", LastModifiedTime=_now())
-        self._save("automl", name, record)
-        started = time.monotonic()
-        source = data if isinstance(data, Path) else "the training files"
-        print(f"[local automl] job {name}: training the local forecasting engine on {source}", flush=True)
-        result = train(data, config, output_dir, time_limit_seconds=limit, log=lambda m: print(m, flush=True))
-        print(f"[local automl] job {name}: done in {time.monotonic() - started:.1f}s", flush=True)
-        model_uri = to_uri(result.model_dir, self.settings).rstrip("/") + "/"
-        leaderboard_uri = output_uri + "/leaderboard.csv"
-        metrics = []
-        best_rows = result.leaderboard[result.leaderboard["candidate"] == result.best_candidate_name] \
-            if "candidate" in result.leaderboard else []
-        if len(best_rows):
-            row = best_rows.iloc[0]
-            for column, metric in LEADERBOARD_METRICS.items():
-                if column in row and row[column] == row[column]:
-                    metrics.append({"MetricName": metric, "Value": float(row[column]), "Set": "Validation",
-                                    "StandardMetricName": metric})
-        finished = _now()
-        container = {"Image": ENGINE_IMAGE, "ModelDataUrl": model_uri,
-                     "Environment": {"FORECAST_ENGINE": "forecasting", "FORECAST_CANDIDATE": result.best_candidate_name,
-                                     "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}}
-        candidate_name = _candidate_name(name, result.best_candidate_name)
-        return {"BestCandidate": {
-            "CandidateName": candidate_name,
-            "FinalAutoMLJobObjectiveMetric": {"Type": "Minimize", "MetricName": result.objective_metric,
-                                              "Value": float(result.objective_value),
-                                              "StandardMetricName": result.objective_metric},
-            "ObjectiveStatus": "Succeeded", "CandidateSteps": [], "CandidateStatus": "Completed",
-            "InferenceContainers": [container],
-            "CreationTime": record["CreationTime"], "EndTime": finished, "LastModifiedTime": finished,
-            "CandidateProperties": {"CandidateArtifactLocations": {
-                "Explainability": output_uri + "/", "ModelInsights": leaderboard_uri,
-                "BacktestResults": leaderboard_uri}, "CandidateMetrics": metrics},
-        }, "EngineCandidate": result.best_candidate_name}
+    def _settle(self, record: dict) -> dict:
+        """An InProgress job whose training process is gone without a word ends Failed, not InProgress forever."""
+        name = record["AutoMLJobName"]
+        if automl_worker.is_ours(self.settings, name):
+            code = automl_worker.exit_code(self.settings, name)
+            if code is None:
+                return record
+            record = self._load("automl", name) or record  # what the worker wrote last
+            reason = f"the local training process exited with code {code}"
+        elif automl_worker.pid_alive(record.get("WorkerPid")):
+            return record
+        else:
+            reason = f"the local training process {record.get('WorkerPid')} is gone (its runtime exited)"
+        if record["AutoMLJobStatus"] == "InProgress":
+            record.update(AutoMLJobStatus="Failed", AutoMLJobSecondaryStatus="Failed",
+                          FailureReason=f"{reason}; see {record.get('JobLog')}")
+            record["EndTime"] = record["LastModifiedTime"] = _now()
+            self._save("automl", name, record)
+        return record
 
     def describe_auto_ml_job_v2(self, AutoMLJobName: str) -> dict:  # noqa: N803 (boto3 names)
         record = self._load("automl", AutoMLJobName)
         if record is None:
             raise LocalClientError("ResourceNotFound", f"Job {AutoMLJobName} not found.", "DescribeAutoMLJobV2")
+        if record["AutoMLJobStatus"] == "InProgress":
+            record = self._settle(record)
         request = record["request"]
         response = {
             "AutoMLJobName": record["AutoMLJobName"], "AutoMLJobArn": record["AutoMLJobArn"],
@@ -360,8 +329,3 @@ class JobsMixin:
                                    "TransformJobStatus", "FailureReason") if j.get(k) is not None}
             for j in jobs[:MaxResults]]}
 
-
-def _candidate_name(job_name: str, engine_candidate: str) -> str:
-    """Autopilot-like candidate name (pattern-safe) that still says which engine candidate won."""
-    slug = "".join(ch if ch.isalnum() else "-" for ch in engine_candidate).strip("-")[:40] or "candidate"
-    return f"{job_name[:20]}-{slug}"

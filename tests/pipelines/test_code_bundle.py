@@ -26,8 +26,9 @@ def _tree(root: Path) -> Path:
 
 def test_given_the_project_then_the_bundle_holds_step_code_only():
     files = dict(code_bundle.bundle_files())
-    assert {"processing/entry.py", "pipelines/contracts.py", "pipelines/settings.py", "pipelines/clients.py",
+    assert {"processing/entry.py", "pipelines/contracts.py", "pipelines/settings.py",
             "pipelines/aws_validation.py", "processing/requirements/evaluate.txt"} <= set(files)
+    assert "pipelines/clients.py" not in files  # steps call AWS through plain boto3, never the local factory
     assert not any(p.startswith(("forecasting/", "tests/", "deploy/")) or "__pycache__" in p for p in files)
     assert "pipelines/run.py" not in files and "pipelines/training.py" not in files
 

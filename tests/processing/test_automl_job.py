@@ -12,6 +12,7 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from pipelines import contracts
@@ -347,15 +348,99 @@ def test_given_access_denied_while_polling_when_waiting_then_the_error_is_raised
             automl_job.wait_for_job(sm, JOB, poll_seconds=0, log=lambda _: None, sleep=lambda _: None)
 
 
-def test_given_the_local_target_and_no_training_data_when_running_the_cli_then_the_failure_reason_is_shown(
-        tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("FORECAST_TARGET", "local")  # the factory hands out the local SageMaker client
-
+def test_given_the_local_api_and_no_training_data_when_running_the_cli_then_the_failure_reason_is_shown(
+        tmp_path, local_api, capsys):
+    """Plain boto3 against the runtime's loopback API: the local job fails and says why."""
     code = automl_job.main([f"--train-uri=s3://forecast-local/nothing-here/train", f"--output-uri={OUTPUT_URI}",
-                            f"--execution-id={EXECUTION_ID}", f"--role-arn={ROLE}", "--poll-seconds=0",
+                            f"--execution-id={EXECUTION_ID}", f"--role-arn={ROLE}", "--poll-seconds=0.2",
                             f"--result-dir={tmp_path}"])
 
     assert code == 1
     error = capsys.readouterr().err
     assert f"AutoML job {JOB} ended Failed" in error
     assert "no training data" in error
+    served = [(c["operation"], c["status"]) for c in local_api.take_calls()]
+    assert served[:2] == [("DescribeAutoMLJobV2", 400), ("CreateAutoMLJobV2", 200)]
+    assert served[-1] == ("DescribeAutoMLJobV2", 200)
+
+
+def test_given_a_slow_job_when_waiting_then_polls_start_at_seconds_and_grow_to_poll_seconds():
+    """Seconds of latency for a short local job, at most --poll-seconds between calls on AWS."""
+    sm = _sagemaker()
+    slept = []
+    with Stubber(sm) as stub:
+        for _ in range(12):
+            stub.add_response("describe_auto_ml_job_v2", _describe("InProgress", "TrainingModels"), {"AutoMLJobName": JOB})
+        stub.add_response("describe_auto_ml_job_v2", _describe("Completed", "Completed", containers=TWO_CONTAINERS),
+                          {"AutoMLJobName": JOB})
+        automl_job.wait_for_job(sm, JOB, poll_seconds=10, log=lambda _: None, sleep=slept.append)
+
+    assert slept[0] == automl_job.FIRST_POLL_SECONDS
+    assert all(b >= a for a, b in zip(slept, slept[1:])) and slept[1] > slept[0]
+    assert max(slept) == 10 and slept[-1] == 10
+
+
+def _bundle(tmp_path):
+    """The step code bundle alone (what a processing container mounts), outside the checkout."""
+    import shutil
+
+    from pipelines import code_bundle
+
+    root = tmp_path / "code"
+    for relative, path in code_bundle.bundle_files():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, root / relative)
+    return root
+
+
+def test_given_a_job_in_progress_when_the_step_gets_sigterm_then_it_stops_the_job(tmp_path, local_api):
+    """The pipeline is stopped while AutoML trains: the step process (the bundle and boto3 only)
+    calls StopAutoMLJob, the job ends Stopped, its training process is gone, the step exits non-zero."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pipelines.local import automl_worker
+    from pipelines.local.store import LocalS3Client
+    from processing.generate import generate_sales
+
+    settings = local_api.settings
+    frame = generate_sales(products=15, regions=2, start="2023-01-01", end="2024-02-04")
+    LocalS3Client(settings).put_object(Bucket="b", Key="train/train.csv", Body=frame.to_csv(index=False))
+    env = dict(os.environ, PYTHONPATH=str(_bundle(tmp_path)), PYTHONUNBUFFERED="1")
+    step = subprocess.Popen(
+        [sys.executable, "-m", "processing.automl_job", "--train-uri=s3://b/train/", "--output-uri=s3://b/automl",
+         f"--execution-id={EXECUTION_ID}", f"--role-arn={ROLE}", f"--result-dir={tmp_path / 'result'}",
+         "--algorithms=arima,ets", "--holiday-country=", "--poll-seconds=1"],
+        cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    try:
+        deadline = time.monotonic() + 180
+        while True:  # until the engine is training
+            assert step.poll() is None, step.communicate()
+            try:
+                state = sm.describe_auto_ml_job_v2(AutoMLJobName=JOB)["AutoMLJobSecondaryStatus"]
+            except ClientError:
+                state = None
+            if state == "TrainingModels":
+                break
+            assert state in (None, "AnalyzingData") and time.monotonic() < deadline, state
+            time.sleep(0.2)
+        worker = automl_worker._JOBS[(str(settings.home_path), JOB)].process
+
+        step.send_signal(signal.SIGTERM)
+        out, err = step.communicate(timeout=60)
+    finally:
+        if step.poll() is None:
+            step.kill()
+
+    assert step.returncode == automl_job.EXIT_TERMINATED, (out, err)
+    assert "SIGTERM received (the pipeline is stopping): stopping the AutoML job" in out
+    assert f"AutoML job {JOB}: StopAutoMLJob requested (it was InProgress / TrainingModels)" in out
+    assert "AutoML step stopped by SIGTERM" in err
+    described = sm.describe_auto_ml_job_v2(AutoMLJobName=JOB)
+    assert (described["AutoMLJobStatus"], described["AutoMLJobSecondaryStatus"]) == ("Stopped", "Stopped")
+    assert worker.poll() is not None and not automl_worker.pid_alive(worker.pid)
+    assert ("StopAutoMLJob", 200) in [(c["operation"], c["status"]) for c in local_api.take_calls()]

@@ -156,17 +156,12 @@ def test_given_no_evaluation_file_when_registering_then_the_error_names_the_flag
     assert "--evaluation-dir" in capsys.readouterr().err
 
 
-def test_given_the_local_target_when_registering_twice_then_one_version_carries_every_container(
-        inputs, monkeypatch):
-    from pipelines.clients import client
-    from pipelines.settings import resolve
-
-    monkeypatch.setenv("FORECAST_TARGET", "local")  # the CLI takes the local registry from the factory
-
+def test_given_the_local_api_when_registering_twice_then_one_version_carries_every_container(inputs, local_api):
+    """The CLI's plain boto3 reaches the local registry through the runtime's loopback API."""
     assert register.main(_cli(inputs)) == 0
     assert register.main(_cli(inputs)) == 0
 
-    sm = client("sagemaker", resolve())
+    sm = local_api.client
     packages = sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
     assert len(packages) == 1
     package = sm.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])

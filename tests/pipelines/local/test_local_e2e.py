@@ -88,13 +88,16 @@ def sales_csv(tmp_path) -> Path:
 
 @pytest.fixture
 def no_network(tmp_path, monkeypatch):
-    """Refuse non-loopback connections here and in every step subprocess; yields the attempt log."""
+    """Refuse non-loopback connections in this process (the runtime) and, through a sitecustomize on
+    PYTHONPATH, in the processes it starts with its own environment (the AutoML training process);
+    yields the attempt log. Steps reach AWS only through the runtime's loopback API (asserted from
+    what that API served)."""
     guard_dir = tmp_path / "guard"
     guard_dir.mkdir()
     (guard_dir / "nonet_guard.py").write_text(textwrap.dedent(GUARD))
+    (guard_dir / "sitecustomize.py").write_text("import nonet_guard\n")
     attempts = tmp_path / "network-attempts.log"
     monkeypatch.setenv("NONET_LOG", str(attempts))
-    monkeypatch.setenv(runtime.PRELOAD_ENV, "nonet_guard")
     monkeypatch.setenv("PYTHONPATH", str(guard_dir) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.syspath_prepend(str(guard_dir))
     import socket
@@ -114,24 +117,41 @@ def run_cli(args, capsys):
     return code, captured.out + captured.err, runtime.load_executions(resolve())[0]
 
 
-def test_the_guard_refuses_other_hosts_inside_step_subprocesses(no_network):
-    """The no-network proof is only worth something if the guard really bites in subprocesses."""
-    settings = resolve()
-    execution = object.__new__(runtime.Execution)
-    execution.settings = settings
-    env = runtime.Execution._environment(execution, {}, lambda value: value, None)
+def test_the_guard_bites_in_processes_the_runtime_starts_and_steps_reach_only_loopback(no_network):
+    """The no-network proof is only worth something if the guard really bites where it is claimed."""
+    from pipelines.local.aws_api import LocalAWSServer
+
     probes = {"import socket; socket.socket().connect(('192.0.2.1', 443))":
               "network disabled by the test: connect ('192.0.2.1', 443)",
               "import socket; socket.getaddrinfo('api.sagemaker.us-east-1.amazonaws.com', 443)":
               "network disabled by the test: getaddrinfo api.sagemaker.us-east-1.amazonaws.com"}
-    for probe, refusal in probes.items():
-        result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    for probe, refusal in probes.items():  # a child with the runtime's environment, like the AutoML worker
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
         assert result.returncode != 0 and refusal in result.stderr
     assert "192.0.2.1" in no_network.read_text()
-    loopback = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); " \
-               "c = socket.socket(); c.connect(s.getsockname()); print('ok')"
-    result = subprocess.run([sys.executable, "-c", loopback], env=env, capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "ok", result.stderr
+    no_network.unlink()
+
+    settings = resolve()
+    execution = runtime.Execution({"Version": "2020-12-01", "Steps": []}, {}, settings)
+    with LocalAWSServer(settings) as execution.api:
+        env = execution._environment({}, lambda value: value, None)
+        env["PYTHONPATH"] = ""  # no guard in the step: any AWS call must still end on loopback
+        probe = ("import boto3, botocore.exceptions\n"
+                 "for service in ('sts', 's3', 'sagemaker-runtime'):\n"
+                 "    client = boto3.client(service)\n"
+                 "    call = {'sts': lambda: client.get_caller_identity(), 's3': lambda: client.list_buckets(),\n"
+                 "            'sagemaker-runtime': lambda: client.invoke_endpoint(EndpointName='e', Body=b'x')}[service]\n"
+                 "    try:\n"
+                 "        call()\n"
+                 "    except botocore.exceptions.ClientError as error:\n"
+                 "        print(service, error.response['Error']['Code'])\n")
+        result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+        calls = execution.api.take_calls()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["sts", "NotServedLocally", "s3", "NotServedLocally",
+                                     "sagemaker-runtime", "NotServedLocally"]
+    assert [c["service"] for c in calls] == ["sts", "s3", "sagemaker"]
+    assert not no_network.exists(), no_network.read_text()
 
 
 def test_training_pipeline_runs_end_to_end_offline(sales_csv, no_network, capsys):
@@ -143,6 +163,18 @@ def test_training_pipeline_runs_end_to_end_offline(sales_csv, no_network, capsys
     executed = [s for s in record["steps"] if s["status"] == "Succeeded"]
     assert all(a["end_time"] <= b["start_time"] for a, b in zip(executed, executed[1:]))  # one after another
     assert not no_network.exists(), no_network.read_text()
+    # the steps' AWS calls: all SageMaker, all answered by the loopback API, none to anything else
+    calls = {s["name"]: s.get("aws_calls", []) for s in record["steps"]}
+    assert {c["service"] for step_calls in calls.values() for c in step_calls} == {"sagemaker"}
+    assert not [c for step_calls in calls.values() for c in step_calls if c["error"] == "NotServedLocally"]
+    automl = [(c["operation"], c["status"]) for c in calls[contracts.STEP_AUTOML]]
+    assert automl[:2] == [("DescribeAutoMLJobV2", 400), ("CreateAutoMLJobV2", 200)]  # not found, so created
+    assert ("CreateModel", 200) in automl and ("DescribeAutoMLJobV2", 200) in automl
+    assert ("CreateModelPackage", 200) in [(c["operation"], c["status"]) for c in calls[contracts.STEP_REGISTER]]
+    automl_log = Path(record["steps"][1]["log"]).read_text()
+    assert "[aws api] sagemaker CreateAutoMLJobV2 -> 200" in automl_log
+    assert "[automl job fc-" in automl_log and "[engine]" in automl_log  # the job's output, in the step's log
+    assert "[runtime] AWS API calls: sagemaker DescribeAutoMLJobV2 400 ResourceNotFound" in automl_log
 
     settings = resolve()
     sm = LocalSageMakerClient(settings)

@@ -100,7 +100,8 @@ def test_gate_passes_runs_the_if_branch_and_records_everything(settings):
                                 ("AfterGate", "Succeeded"), ("TooLow", "NotExecuted")]
     assert record["status"] == "Succeeded" and record["parameters"]["Label"] == "nightly"
     produce_log = Path(record["steps"][0]["log"]).read_text()
-    assert "target local install 0 omp PASSIVE" in produce_log     # local target, no pip installs, no spinning
+    # the definition's own environment (no FORECAST_TARGET=local trick), no pip installs, no spinning
+    assert "target sagemaker install 0 omp PASSIVE" in produce_log
     assert f"label nightly-{record['execution_id']}" in produce_log  # Std:Join with an execution variable
     consume_uri = record["steps"][1]["outputs"]["count"]
     assert consume_uri.endswith(f"/{record['execution_id']}/Consume/count")
@@ -238,3 +239,40 @@ def test_model_step_creates_the_model_and_its_properties_feed_later_steps(settin
 
     described = LocalSageMakerClient(settings).describe_model(ModelName=name)
     assert described["PrimaryContainer"]["Environment"] == {"A": "1"}
+
+
+def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot_import_the_runtime(
+        settings, tmp_path, monkeypatch):
+    """Steps get the bundle and boto3 pointed at 127.0.0.1; nothing puts pipelines.local within reach."""
+    from pipelines import code_bundle
+    from pipelines.local.aws_api import LocalAWSServer
+
+    code = tmp_path / "code"
+    for relative, path in code_bundle.bundle_files():
+        (code / relative).parent.mkdir(parents=True, exist_ok=True)
+        (code / relative).write_bytes(path.read_bytes())
+    execution = runtime.Execution(definition([processing("Produce", "produce.py")], []), {}, settings)
+    with LocalAWSServer(settings) as execution.api:
+        monkeypatch.setenv("AWS_PROFILE", "someones-real-profile")  # the user's: never a step's
+        env = execution._environment({"FORECAST_TARGET": "sagemaker"}, lambda v: v, code)
+
+        url = execution.api.url
+        assert env["AWS_ENDPOINT_URL_SAGEMAKER"] == env["AWS_ENDPOINT_URL"] == url
+        assert env["FORECAST_TARGET"] == "sagemaker" and "AWS_PROFILE" not in env
+        assert not any(name.startswith("FORECAST_LOCAL") for name in env)
+        assert str(runtime.PROJECT_ROOT) not in env["PYTHONPATH"].split(os.pathsep)
+        # the host interpreter's editable install of the project maps pipelines.* to its checkout: that is
+        # the interpreter's doing (steps in the image's own environment do not have it), so the probe
+        # drops that finder and asks what the step's environment alone makes importable
+        probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+                 "import importlib.util, pipelines, boto3\n"
+                 "print('pipelines from', pipelines.__file__)\n"
+                 "print('local', importlib.util.find_spec('pipelines.local'))\n"
+                 "print('clients', importlib.util.find_spec('pipelines.clients'))\n"
+                 "print('endpoint', boto3.client('sagemaker').meta.endpoint_url)\n")
+        result = subprocess.run([sys.executable, "-c", probe], env=env, cwd=str(tmp_path), capture_output=True,
+                                text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"pipelines from {code / 'pipelines' / '__init__.py'}" in result.stdout
+    assert "local None" in result.stdout and "clients None" in result.stdout
+    assert f"endpoint {url}" in result.stdout

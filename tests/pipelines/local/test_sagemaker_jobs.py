@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import datetime
+import os
+import signal
+import time
 
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
+from pipelines.local import automl_worker
 from pipelines.local.sagemaker import LocalSageMakerClient
 from pipelines.local.store import LocalS3Client, local_path
 from pipelines.settings import resolve
@@ -33,6 +37,19 @@ def request(job_name: str, train_uri: str = "s3://b/train/") -> dict:
                          horizon=HORIZON, algorithms="npts", holiday_country="", max_runtime_seconds=600)
 
 
+def wait_until_ended(sm, name: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sm.describe_auto_ml_job_v2(AutoMLJobName=name)
+        if described["AutoMLJobStatus"] not in ("InProgress", "Stopping"):
+            return described
+        assert time.monotonic() < deadline, f"job {name} still {described['AutoMLJobStatus']} after {timeout} s"
+        time.sleep(0.5)
+
+
+RIGHT_AFTER_CREATE: dict = {}
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One small job trained once for the module: 3 items x 120 days, NPTS + seasonal naive."""
@@ -42,7 +59,52 @@ def trained(tmp_path_factory):
     history = frame.groupby("item_id").head(120 - HORIZON)
     put_csv(s3, history, "train/train.csv")
     sm.create_auto_ml_job_v2(**request("job-small"))
-    return settings, sm, s3, frame, sm.describe_auto_ml_job_v2(AutoMLJobName="job-small")
+    RIGHT_AFTER_CREATE["job-small"] = sm.describe_auto_ml_job_v2(AutoMLJobName="job-small")
+    return settings, sm, s3, frame, wait_until_ended(sm, "job-small")
+
+
+def test_create_returns_at_once_with_the_job_in_progress_in_its_own_process(trained):
+    """As on Autopilot: the job trains after CreateAutoMLJobV2 returned, in a process of its own."""
+    settings, _, _, _, described = trained
+    first = RIGHT_AFTER_CREATE["job-small"]
+    assert first["AutoMLJobStatus"] == "InProgress"
+    assert first["AutoMLJobSecondaryStatus"] in ("AnalyzingData", "TrainingModels")
+    assert "EndTime" not in first and "BestCandidate" not in first
+    log = automl_worker.job_log_path(settings, "job-small").read_text()
+    assert "[local automl] job job-small: training the local forecasting engine" in log
+    assert "[engine]" in log
+
+
+def test_stop_kills_the_training_process_and_the_job_ends_stopped(trained):
+    settings, sm, _, _, _ = trained
+    sm.create_auto_ml_job_v2(**request("job-stopped"))
+    pid = automl_worker._JOBS[(str(settings.home_path), "job-stopped")].process.pid
+    assert automl_worker.pid_alive(pid)
+
+    sm.stop_auto_ml_job(AutoMLJobName="job-stopped")
+
+    described = sm.describe_auto_ml_job_v2(AutoMLJobName="job-stopped")
+    assert (described["AutoMLJobStatus"], described["AutoMLJobSecondaryStatus"]) == ("Stopped", "Stopped")
+    assert described["EndTime"] >= described["CreationTime"]
+    assert not automl_worker.pid_alive(pid)
+    sm.stop_auto_ml_job(AutoMLJobName="job-stopped")  # stopping an ended job changes nothing
+    assert sm.describe_auto_ml_job_v2(AutoMLJobName="job-stopped")["AutoMLJobStatus"] == "Stopped"
+    with pytest.raises(ClientError, match="ResourceNotFound"):
+        sm.stop_auto_ml_job(AutoMLJobName="never-started")
+
+
+def test_a_training_process_that_dies_without_a_word_leaves_the_job_failed(trained):
+    settings, sm, _, _, _ = trained
+    sm.create_auto_ml_job_v2(**request("job-killed"))
+    process = automl_worker._JOBS[(str(settings.home_path), "job-killed")].process
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+    described = sm.describe_auto_ml_job_v2(AutoMLJobName="job-killed")
+
+    assert described["AutoMLJobStatus"] == "Failed"
+    assert f"exited with code {-signal.SIGKILL}" in described["FailureReason"]
+    assert str(automl_worker.job_log_path(settings, "job-killed")) in described["FailureReason"]
 
 
 def test_automl_job_completes_with_a_boto3_shaped_best_candidate(trained):
@@ -85,7 +147,7 @@ def test_invalid_request_is_rejected_before_training(trained):
 def test_job_without_training_data_fails_with_a_reason_naming_the_uri(trained):
     _, sm, _, _, _ = trained
     sm.create_auto_ml_job_v2(**request("job-nodata", train_uri="s3://b/empty/"))
-    described = sm.describe_auto_ml_job_v2(AutoMLJobName="job-nodata")
+    described = wait_until_ended(sm, "job-nodata")
     assert described["AutoMLJobStatus"] == "Failed"
     assert "no training data (csv or parquet) under s3://b/empty/" in described["FailureReason"]
 
@@ -153,3 +215,45 @@ def test_transform_needs_an_existing_model(trained):
     _, sm, _, _, _ = trained
     with pytest.raises(ClientError, match='Could not find model'):
         transform(sm, "tx-none", "no-such-model", "s3://b/backtest/", "s3://b/x")
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a reaper."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_training_process_whose_runtime_is_killed_stops_itself(trained, tmp_path):
+    """Even a SIGKILLed runtime (no atexit, no cleanup) leaves no training process behind."""
+    import json
+    import subprocess
+    import sys
+
+    settings, _, _, _, _ = trained
+    owner = tmp_path / "owner.py"
+    owner.write_text(
+        "import json, sys, time\n"
+        "from pipelines.local import automl_worker\n"
+        "from pipelines.local.sagemaker import LocalSageMakerClient\n"
+        "from pipelines.settings import resolve\n"
+        f"settings = resolve(flags={{'home': {str(settings.home_path)!r}}})\n"
+        f"LocalSageMakerClient(settings).create_auto_ml_job_v2(**json.loads({json.dumps(json.dumps(request('job-owner-killed')))}))\n"
+        "print(automl_worker._JOBS[(str(settings.home_path), 'job-owner-killed')].process.pid, flush=True)\n"
+        "time.sleep(120)\n")
+    runner = subprocess.Popen([sys.executable, str(owner)], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(automl_worker.PROJECT_ROOT)))
+    try:
+        worker_pid = int(runner.stdout.readline())
+        assert _running(worker_pid)
+        runner.kill()
+        runner.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _running(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert not _running(worker_pid)

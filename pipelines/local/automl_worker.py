@@ -1,0 +1,263 @@
+"""The local AutoML V2 job: the forecasting engine in its own process, as Autopilot runs it.
+
+CreateAutoMLJobV2 (local) writes the job record and calls `launch`; the job then trains in a
+child process of the runtime (the host interpreter: the engine needs statsforecast and
+LightGBM, which the processing image lacks) and returns at once, InProgress, like AWS. The
+worker moves the record through AnalyzingData -> TrainingModels -> Completed | Failed;
+StopAutoMLJob calls `stop`, which kills the process group and leaves the job Stopped. The
+owner stops every job it launched when it exits (`stop_all`, also registered with atexit),
+and a worker whose owner disappears stops itself, so no training outlives the runtime.
+
+    python -m pipelines.local.automl_worker '<settings JSON>' <job name>
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from pipelines.local.store import list_prefix, local_path, to_uri
+from pipelines.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENGINE_IMAGE = "forecast-local-engine:latest"   # stands in for Autopilot's inference images
+DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".parquet.gz")
+# leaderboard column -> Autopilot metric name
+LEADERBOARD_METRICS = {"wQL": "AverageWeightedQuantileLoss", "WAPE": "WAPE", "MAPE": "MAPE", "MASE": "MASE",
+                       "RMSE": "RMSE"}
+STOP_GRACE_SECONDS = 10
+ORPHAN_CHECK_SECONDS = 2.0
+
+Sink = Callable[[str], None]
+
+
+# --- the owner's side ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Job:
+    process: subprocess.Popen
+    log_path: Path
+    pump: threading.Thread
+
+
+_JOBS: dict = {}          # (home, job name) -> _Job, for jobs launched by this process
+_LOCK = threading.Lock()
+
+
+def job_log_path(settings: Settings, name: str) -> Path:
+    return settings.home_path / "sagemaker" / "automl" / f"{name}.log"
+
+
+def launch(settings: Settings, name: str, sink: Optional[Sink] = None) -> subprocess.Popen:
+    """Start the training process of job `name` (its record must exist); output -> job log + sink."""
+    log_path = job_log_path(settings, name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.local.automl_worker", json.dumps(dataclasses.asdict(settings)), name],
+        cwd=str(PROJECT_ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True, text=True, errors="replace", bufsize=1)
+
+    def pump() -> None:
+        assert process.stdout is not None
+        with open(log_path, "a", encoding="utf-8") as log:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if sink is not None:
+                    with contextlib.suppress(Exception):  # a closed step log must not kill the pump
+                        sink(f"[automl job {name}] {line.rstrip()}")
+
+    thread = threading.Thread(target=pump, name=f"automl-{name}", daemon=True)
+    thread.start()
+    with _LOCK:
+        _JOBS[(str(settings.home_path), name)] = _Job(process, log_path, thread)
+    return process
+
+
+def exit_code(settings: Settings, name: str) -> Optional[int]:
+    """The training process's exit code once it has ended, None while it runs or when not ours."""
+    job = _JOBS.get((str(settings.home_path), name))
+    if job is None:
+        return None
+    code = job.process.poll()
+    if code is not None:
+        job.pump.join(timeout=5)  # its last lines are in the log before anyone reads the record
+    return code
+
+
+def is_ours(settings: Settings, name: str) -> bool:
+    return (str(settings.home_path), name) in _JOBS
+
+
+def stop(settings: Settings, name: str) -> bool:
+    """Kill job `name`'s training process group (SIGTERM, then SIGKILL); True when one was running."""
+    job = _JOBS.get((str(settings.home_path), name))
+    if job is None or job.process.poll() is not None:
+        return False
+    _kill(job.process)
+    job.pump.join(timeout=5)
+    return True
+
+
+def stop_all(settings: Optional[Settings] = None) -> list:
+    """Stop every job this process launched (under `settings`' home) that still trains; their names."""
+    home = str(settings.home_path) if settings is not None else None
+    with _LOCK:
+        running = [(key, job) for key, job in _JOBS.items()
+                   if job.process.poll() is None and home in (None, key[0])]
+    for _, job in running:
+        _kill(job.process)
+    return [key[1] for key, _ in running]
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except (ProcessLookupError, PermissionError):
+        pass
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+atexit.register(stop_all)
+
+
+# --- the worker's side ---------------------------------------------------------------------------
+def training_data(request: dict, settings: Settings) -> Any:
+    """The training channel's file (or the concatenation of its files)."""
+    channels = request.get("AutoMLJobInputDataConfig") or []
+    training = [c for c in channels if c.get("ChannelType", "training") == "training"]
+    if not training:
+        raise ValueError("AutoMLJobInputDataConfig has no training channel")
+    uri = training[0]["DataSource"]["S3DataSource"]["S3Uri"]
+    files = [path for relative, path in list_prefix(uri, settings) if relative.lower().endswith(DATA_SUFFIXES)]
+    if not files:
+        raise ValueError(f"no training data (csv or parquet) under {uri} "
+                         f"(local store: {local_path(uri, settings)})")
+    if len(files) == 1:
+        return files[0]
+    import pandas as pd
+
+    from forecasting.data import read_table
+
+    return pd.concat([read_table(f) for f in files], ignore_index=True)
+
+
+def train_job(request: dict, record: dict, settings: Settings, save: Callable[[dict], None],
+              now: Callable[[], Any]) -> dict:
+    """Train the engine for `request`; returns the record fields of a completed job."""
+    from forecasting import EngineConfig, train
+
+    name = request["AutoMLJobName"]
+    data = training_data(request, settings)
+    output_uri = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + "/" + name
+    output_dir = local_path(output_uri, settings)
+    config = EngineConfig.from_automl_request(request)
+    limit = ((request.get("AutoMLProblemTypeConfig", {}).get("TimeSeriesForecastingJobConfig", {})
+              .get("CompletionCriteria") or {}).get("MaxAutoMLJobRuntimeInSeconds"))
+    record.update(AutoMLJobSecondaryStatus="TrainingModels", LastModifiedTime=now())
+    save(record)
+    started = time.monotonic()
+    source = data if isinstance(data, Path) else "the training files"
+    print(f"[local automl] job {name}: training the local forecasting engine on {source}", flush=True)
+    result = train(data, config, output_dir, time_limit_seconds=limit, log=lambda m: print(m, flush=True))
+    print(f"[local automl] job {name}: done in {time.monotonic() - started:.1f}s", flush=True)
+    model_uri = to_uri(result.model_dir, settings).rstrip("/") + "/"
+    leaderboard_uri = output_uri + "/leaderboard.csv"
+    metrics = []
+    best_rows = result.leaderboard[result.leaderboard["candidate"] == result.best_candidate_name] \
+        if "candidate" in result.leaderboard else []
+    if len(best_rows):
+        row = best_rows.iloc[0]
+        for column, metric in LEADERBOARD_METRICS.items():
+            if column in row and row[column] == row[column]:
+                metrics.append({"MetricName": metric, "Value": float(row[column]), "Set": "Validation",
+                                "StandardMetricName": metric})
+    finished = now()
+    container = {"Image": ENGINE_IMAGE, "ModelDataUrl": model_uri,
+                 "Environment": {"FORECAST_ENGINE": "forecasting", "FORECAST_CANDIDATE": result.best_candidate_name,
+                                 "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}}
+    return {"BestCandidate": {
+        "CandidateName": candidate_name(name, result.best_candidate_name),
+        "FinalAutoMLJobObjectiveMetric": {"Type": "Minimize", "MetricName": result.objective_metric,
+                                          "Value": float(result.objective_value),
+                                          "StandardMetricName": result.objective_metric},
+        "ObjectiveStatus": "Succeeded", "CandidateSteps": [], "CandidateStatus": "Completed",
+        "InferenceContainers": [container],
+        "CreationTime": record["CreationTime"], "EndTime": finished, "LastModifiedTime": finished,
+        "CandidateProperties": {"CandidateArtifactLocations": {
+            "Explainability": output_uri + "/", "ModelInsights": leaderboard_uri,
+            "BacktestResults": leaderboard_uri}, "CandidateMetrics": metrics},
+    }, "EngineCandidate": result.best_candidate_name}
+
+
+def candidate_name(job_name: str, engine_candidate: str) -> str:
+    """Autopilot-like candidate name (pattern-safe) that still says which engine candidate won."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in engine_candidate).strip("-")[:40] or "candidate"
+    return f"{job_name[:20]}-{slug}"
+
+
+def _exit_when_orphaned(owner: int) -> None:
+    """The owner (runtime) is gone: stop training rather than run on unobserved."""
+    while True:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+        if os.getppid() != owner:
+            print("[local automl] the runtime that owns this job exited: stopping", flush=True)
+            os._exit(143)
+
+
+def main(argv: list) -> int:
+    from pipelines.local.sagemaker import LocalSageMakerClient
+    from pipelines.local.sagemaker_jobs import _now
+
+    settings_json, name = argv
+    settings = Settings(**json.loads(settings_json))
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    jobs = LocalSageMakerClient(settings)
+    record = jobs._load("automl", name)
+    if record is None:
+        print(f"[local automl] no job record for {name} under {settings.home_path}", flush=True)
+        return 2
+    save = lambda r: jobs._save("automl", name, r)  # noqa: E731
+    try:
+        record.update(train_job(record["request"], record, settings, save, _now))
+        record.update(AutoMLJobStatus="Completed", AutoMLJobSecondaryStatus="Completed")
+        code = 0
+    except Exception as error:  # the job fails; the caller reads FailureReason like on AWS
+        print(traceback.format_exc(), flush=True)
+        record.update(AutoMLJobStatus="Failed", AutoMLJobSecondaryStatus="Failed",
+                      FailureReason=f"{type(error).__name__}: {error}")
+        code = 1
+    record["EndTime"] = record["LastModifiedTime"] = _now()
+    save(record)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""The loopback SageMaker API against real boto3 clients and raw requests in its wire protocol."""
+from __future__ import annotations
+
+import datetime
+import json
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore.parsers
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError
+
+from pipelines.local.aws_api import CONTENT_TYPE, LocalAWSServer
+
+GROUP = "demand-forecasting"
+
+
+@pytest.fixture
+def sm(local_api):
+    return boto3.client("sagemaker", region_name="us-east-1")
+
+
+def raw(server: LocalAWSServer, operation: str, body: bytes) -> tuple:
+    """POST one request the way botocore frames it; returns (status, headers, body)."""
+    request = urllib.request.Request(server.url + "/", data=body, method="POST", headers={
+        "Content-Type": CONTENT_TYPE, "X-Amz-Target": f"SageMaker.{operation}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def parsed_error(status: int, headers: dict, body: bytes, operation: str) -> dict:
+    """What botocore makes of the reply (its own json parser, as a client would)."""
+    model = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation)
+    response = {"status_code": status, "headers": headers, "body": body}
+    return botocore.parsers.create_parser("json").parse(response, model.output_shape)["Error"]
+
+
+def test_describe_of_a_missing_job_is_resource_not_found(sm, local_api):
+    with pytest.raises(ClientError) as raised:
+        sm.describe_auto_ml_job_v2(AutoMLJobName="never-started")
+
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "never-started" in raised.value.response["Error"]["Message"]
+    assert sm.exceptions.ResourceNotFound is type(raised.value)  # botocore's modelled exception class
+    assert local_api.take_calls() == [{"service": "sagemaker", "operation": "DescribeAutoMLJobV2", "status": 400,
+                                       "error": "ResourceNotFound", "count": 1}]
+
+
+def test_a_request_breaking_the_service_model_is_a_validation_exception(local_api):
+    """botocore itself skips patterns and some bounds; the server checks them like AWS does."""
+    body = json.dumps({"ModelPackageGroupName": "no spaces allowed", "Tags": [{"Key": "k"}]}).encode()
+
+    status, headers, reply = raw(local_api, "CreateModelPackageGroup", body)
+
+    assert status == 400 and headers["x-amzn-ErrorType"] == "ValidationException"
+    error = parsed_error(status, headers, reply, "CreateModelPackageGroup")
+    assert error["Code"] == "ValidationException"
+    assert "ModelPackageGroupName" in error["Message"] and "does not match the pattern" in error["Message"]
+    assert "Tags[0]: missing required member Value" in error["Message"]
+
+
+def test_a_body_that_is_not_json_is_a_serialization_exception(local_api):
+    status, headers, reply = raw(local_api, "DescribeModel", b"{not json")
+    assert status == 400
+    assert parsed_error(status, headers, reply, "DescribeModel")["Code"] == "SerializationException"
+
+
+def test_datetimes_round_trip_as_epoch_seconds(sm, local_api):
+    sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+
+    described = sm.describe_model_package_group(ModelPackageGroupName=GROUP)
+
+    created = described["CreationTime"]
+    assert isinstance(created, datetime.datetime) and created.tzinfo is not None
+    assert before <= created <= datetime.datetime.now(datetime.timezone.utc)
+    status, _, body = raw(local_api, "DescribeModelPackageGroup",
+                          json.dumps({"ModelPackageGroupName": GROUP}).encode())
+    assert status == 200 and isinstance(json.loads(body)["CreationTime"], (int, float))  # epoch seconds on the wire
+    # and a timestamp sent in a request arrives as one: groups created after `before` include ours
+    listed = sm.list_model_package_groups(CreationTimeAfter=before)["ModelPackageGroupSummaryList"]
+    assert [g["ModelPackageGroupName"] for g in listed] == [GROUP]
+    assert sm.list_model_package_groups(CreationTimeAfter=created + datetime.timedelta(hours=1))[
+        "ModelPackageGroupSummaryList"] == []
+
+
+def test_an_operation_it_does_not_serve_is_named(sm):
+    with pytest.raises(ClientError) as raised:
+        sm.list_pipelines()
+    assert raised.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert "does not serve SageMaker ListPipelines" in raised.value.response["Error"]["Message"]
+    assert "CreateAutoMLJobV2" in raised.value.response["Error"]["Message"]  # ... and says what it serves
+
+
+@pytest.mark.parametrize("service, call, named", [
+    ("s3", lambda c: c.list_objects_v2(Bucket="forecast-local"), "s3 GET /forecast-local"),
+    ("sts", lambda c: c.get_caller_identity(), "sts GetCallerIdentity"),
+    ("lambda", lambda c: c.list_functions(), "lambda GET /2015-03-31/functions"),
+    ("logs", lambda c: c.describe_log_groups(), "logs Logs_20140328.DescribeLogGroups"),
+])
+def test_any_other_aws_service_lands_on_loopback_and_fails_naming_the_call(local_api, service, call, named):
+    """AWS_ENDPOINT_URL sends every other service here too: a step can reach no AWS at all."""
+    with pytest.raises(ClientError) as raised:
+        call(boto3.client(service, region_name="us-east-1"))
+    assert raised.value.response["Error"]["Code"] == "NotServedLocally"
+    assert f"this step called {named}" in raised.value.response["Error"]["Message"]
+    [served] = local_api.take_calls()
+    assert (served["service"], served["status"], served["error"]) == (service, 400, "NotServedLocally")
+
+
+def test_a_step_environment_points_boto3_at_loopback_with_dummy_credentials(local_api):
+    env = local_api.step_environment()
+    assert env["AWS_ENDPOINT_URL_SAGEMAKER"] == env["AWS_ENDPOINT_URL"] == local_api.url
+    assert local_api.url.startswith("http://127.0.0.1:")
+    assert env["AWS_EC2_METADATA_DISABLED"] == "true" and env["AWS_REGION"] == "us-east-1"
+    assert boto3.client("sagemaker", region_name="us-east-1").meta.endpoint_url == local_api.url
+
+
+def test_closing_the_server_stops_the_automl_jobs_it_started(sm, local_api, tmp_path):
+    """No training process outlives the runtime that owns it."""
+    from pipelines.local import automl_worker
+    from processing.automl_request import build_request
+
+    request = build_request(train_uri="s3://b/train/", output_uri="s3://b/automl", job_name="job-orphan",
+                            role_arn="arn:aws:iam::000000000000:role/forecast-local", horizon=7,
+                            algorithms="npts", holiday_country="", max_runtime_seconds=600)
+    sm.create_auto_ml_job_v2(**request)
+    process = automl_worker._JOBS[(str(local_api.settings.home_path), "job-orphan")].process
+    assert sm.describe_auto_ml_job_v2(AutoMLJobName="job-orphan")["AutoMLJobStatus"] == "InProgress"
+
+    assert local_api.close() == ["job-orphan"]
+
+    assert process.poll() is not None
+    assert local_api.client.describe_auto_ml_job_v2(AutoMLJobName="job-orphan")["AutoMLJobStatus"] == "Stopped"
