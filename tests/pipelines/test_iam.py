@@ -128,18 +128,18 @@ def test_every_call_of_a_step_script_is_found_in_the_code():
 
 
 def test_a_new_call_in_a_step_script_without_a_policy_change_fails(tmp_path, monkeypatch):
-    """A step script that starts calling StopAutoMLJob, read by the same scanner, is a missing grant."""
+    """A step script that starts calling DeleteModelPackageGroup, read by the same scanner, is a missing grant."""
     (tmp_path / "processing").mkdir()
     (tmp_path / "processing" / "__init__.py").write_text("")
     (tmp_path / "processing" / "stopper.py").write_text(
         "from pipelines.clients import client\n"
         "def stop(settings, name):\n"
-        "    client('sagemaker', settings).stop_auto_ml_job(AutoMLJobName=name)\n")
+        "    client('sagemaker', settings).delete_model_package_group(ModelPackageGroupName=name)\n")
     needs = pipeline_role_needs()
     monkeypatch.setattr(iam, "ROOT", tmp_path)
     needs += iam.needs_for_calls(iam.boto3_calls("processing.stopper"), "new step")
     assert iam.check_role(_pipeline_documents(), needs) == [
-        "sagemaker:StopAutoMLJob is needed (new step: sagemaker.StopAutoMLJob at processing.stopper:3) "
+        "sagemaker:DeleteModelPackageGroup is needed (new step: sagemaker.DeleteModelPackageGroup at processing.stopper:3) "
         "but no statement allows it"]
 
 
