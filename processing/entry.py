@@ -47,10 +47,11 @@ def should_install(environ: Mapping[str, str]) -> bool:
     return environ.get(INSTALL_ENV, "0") == "1" and environ.get("FORECAST_TARGET") != "local"
 
 
-def install_command(path: Path) -> List[str]:
+def install_command(path: Path, python: str = sys.executable) -> List[str]:
     """Exactly the pinned wheels, nothing else: no dependency resolution (the file names every
-    package the image lacks), no source builds (the image has no compiler), few retries."""
-    return [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+    package the image lacks), no source builds (the image has no compiler), few retries.
+    The local runtime installs step overlays with the same flags (plus --target)."""
+    return [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--no-input", "--no-deps", "--only-binary=:all:", "--retries", "1", "--timeout", "15",
             "-r", str(path)]
 

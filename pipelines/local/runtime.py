@@ -4,9 +4,11 @@ It runs the exact JSON that would be upserted to SageMaker, so a wrong property 
 missing step reference or a bad JsonGet fails here, offline, in seconds. Steps run one at
 a time in dependency order (definition order among independent steps):
 
-- Processing: the step's entrypoint as a subprocess of this Python, with /opt/ml/processing
-  mapped to a per-step folder, inputs copied from the local object store and outputs copied
-  back to their S3 destinations, the definition's environment plus FORECAST_TARGET=local;
+- Processing: the step's entrypoint as a subprocess run by the processing image's environment
+  (pipelines/local/step_env.py: its Python version and pins, the step's requirements overlay,
+  only the code bundle importable), with /opt/ml/processing mapped to a per-step folder, inputs
+  copied from the local object store and outputs copied back to their S3 destinations, the
+  definition's environment plus FORECAST_TARGET=local;
 - Transform / Model / RegisterModel: the local SageMaker client (pipelines.local.sagemaker);
 - Lambda: the deploy handler, in-process;
 - Condition and Fail with SageMaker's semantics (the branch not taken does not run).
@@ -53,6 +55,12 @@ PRELOAD_ENV = "FORECAST_LOCAL_PRELOAD"       # extra modules the step subprocess
 # (measured: 250 rounds on 8,500 rows, 2 threads, busy machine: 96 s spinning, 2 s passive).
 # Local runs share the machine with the user's other work, so waiting threads sleep instead.
 THREADING_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# Step modules that still reach SageMaker through the local stand-ins in pipelines.local (the
+# project's code), so they run with this Python and the project importable. Every other
+# processing step runs in the processing image's environment with only its code bundle
+# (pipelines/local/step_env.py). Empty once steps call a loopback SageMaker API with plain boto3.
+LOCAL_CLIENT_MODULES = frozenset({"processing.automl_job", "processing.register", "processing.resolve_model",
+                                  "processing.create_model"})
 
 # Step statuses (SageMaker's names, plus NotExecuted for steps that never started)
 EXECUTING, SUCCEEDED, FAILED, STOPPED, NOT_EXECUTED = "Executing", "Succeeded", "Failed", "Stopped", "NotExecuted"
@@ -390,6 +398,7 @@ class Execution:
         self.notes = list(notes)
         self.process: Optional[subprocess.Popen] = None
         self._client = None
+        self._step_env = None            # the processing steps' interpreter, resolved at the first one
 
     # -- records
     def record(self) -> dict:
@@ -583,10 +592,15 @@ class Execution:
         if not entry:
             raise StepFailed("the step has no ContainerEntrypoint; the local runtime cannot run an image's "
                              "default entrypoint")
+        interpreter, overlay = None, None
         if Path(entry[0]).name in ("python", "python3") or re.fullmatch(r"python3(\.\d+)?", entry[0]):
-            entry[0] = sys.executable
+            interpreter, overlay = self._step_interpreter(spec, entry, code_dir, record, log)
+            entry[0] = interpreter.python if interpreter else sys.executable
         command = entry + [mapped(str(a)) for a in app.get("ContainerArguments") or []]
-        env = self._environment(arguments.get("Environment") or {}, mapped, code_dir)
+        env = self._environment(arguments.get("Environment") or {}, mapped, code_dir,
+                                bundle_only=interpreter is not None, overlay=overlay)
+        self._log(log, f"[runtime] environment: {record['environment']['label']}"
+                  if record.get("environment") else "[runtime] environment: this Python (the project importable)")
         self._log(log, "[runtime] " + " ".join(command))
         returncode = self._spawn(command, env, step_dir, log)
         if returncode != 0:
@@ -609,7 +623,48 @@ class Execution:
             ProcessingJobStatus="Completed", ExitMessage="", ProcessingStartTime=record["start_time"],
             ProcessingEndTime=now, CreationTime=record["start_time"], LastModifiedTime=now))
 
-    def _environment(self, definition_env: Mapping[str, str], mapped: Callable, code_dir: Optional[Path]) -> dict:
+    def _step_interpreter(self, spec: StepSpec, entry: list, code_dir: Optional[Path], record: dict,
+                          log) -> tuple:
+        """(StepEnvironment, requirements overlay) for a python step, or (None, None) for the steps
+        that still need the project importable (LOCAL_CLIENT_MODULES)."""
+        from pipelines.local import step_env
+
+        module = None                       # the step module: python3 -m processing.entry <module>
+        if len(entry) > 3 and entry[1:3] == ["-m", "processing.entry"]:
+            module = entry[3]
+        elif len(entry) > 2 and entry[1] == "-m":
+            module = entry[2]
+        if module in LOCAL_CLIENT_MODULES:
+            record["environment"] = {"kind": "host+project", "label": "this Python, project importable "
+                                     "(calls the local SageMaker stand-ins)", "python": sys.executable,
+                                     "matches_image": False}
+            return None, None
+        if self._step_env is None:
+            try:
+                self._step_env = step_env.resolve(self.settings, out=self.out)
+            except step_env.StepEnvironmentError as error:
+                raise StepFailed(str(error)) from None
+        interpreter = self._step_env
+        overlay, requirements = None, None
+        if module and code_dir is not None:
+            from processing.entry import requirements_file
+
+            requirements = requirements_file(module, code_dir / "processing" / "requirements")
+        if requirements is not None:
+            try:
+                overlay = step_env.overlay(interpreter, requirements, self.settings, out=self.out)
+            except step_env.StepEnvironmentError as error:
+                if self.settings.step_env == "strict":
+                    raise StepFailed(f"{requirements.name}: {error}") from None
+                self._log(log, f"[runtime] could not install {requirements.name} ({error}): {module} runs "
+                               "without it, as on SageMaker when the install fails")
+        record["environment"] = interpreter.record(overlay, requirements.name if requirements else None)
+        return interpreter, overlay
+
+    def _environment(self, definition_env: Mapping[str, str], mapped: Callable, code_dir: Optional[Path],
+                     bundle_only: bool = False, overlay: Optional[Path] = None) -> dict:
+        """The step's environment variables. bundle_only: PYTHONPATH is the code bundle (and the
+        step's requirements overlay) and nothing else, as in the container."""
         env = dict(os.environ)
         exported = {}
         for variable, name in ENVIRONMENT.items():
@@ -623,10 +678,15 @@ class Execution:
                 exported[name] = variable
         env.update({k: str(mapped(v)) for k, v in definition_env.items()})
         paths = [str(code_dir)] if code_dir else []
-        paths.append(str(_shim_dir()))
-        paths.append(str(PROJECT_ROOT))
-        if os.environ.get("PYTHONPATH"):
-            paths.append(os.environ["PYTHONPATH"])
+        if bundle_only:
+            paths += [str(overlay)] if overlay else []
+            env.pop("FORECAST_LOCAL_PROJECT_ROOT", None)
+            env["PYTHONNOUSERSITE"] = "1"
+        else:
+            paths.append(str(_shim_dir()))
+            paths.append(str(PROJECT_ROOT))
+            if os.environ.get("PYTHONPATH"):
+                paths.append(os.environ["PYTHONPATH"])
         for name, value in THREADING_ENV.items():
             env.setdefault(name, value)
         env.update({
@@ -635,8 +695,9 @@ class Execution:
             "FORECAST_INSTALL_REQUIREMENTS": "0",      # processing.entry: the local env has every dependency
             "PYTHONPATH": os.pathsep.join(paths),
             "PYTHONUNBUFFERED": "1",
-            "FORECAST_LOCAL_PROJECT_ROOT": str(PROJECT_ROOT),
         })
+        if not bundle_only:
+            env["FORECAST_LOCAL_PROJECT_ROOT"] = str(PROJECT_ROOT)
         return env
 
     def _spawn(self, command: list, env: dict, cwd: Path, log) -> int:
