@@ -111,10 +111,12 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     lines = ["", f"Execution {record.get('execution_id')} of {record.get('pipeline_name')}: "
                  f"{record.get('status')} in {format_duration(record.get('duration_seconds'))}"]
     width = max([len(s["name"]) for s in steps] + [4])
-    lines.append(f"  {'STEP'.ljust(width)}  {'TYPE'.ljust(10)}  {'STATUS'.ljust(11)}  DURATION")
+    lines.append(f"  {'STEP'.ljust(width)}  {'TYPE'.ljust(10)}  {'STATUS'.ljust(11)}  {'DURATION'.ljust(8)}  "
+                 "ENVIRONMENT")
     for step in steps:
-        lines.append(f"  {step['name'].ljust(width)}  {step['type'].ljust(10)}  {step['status'].ljust(11)}  "
-                     f"{format_duration(step.get('duration_seconds'))}")
+        environment = (step.get("environment") or {}).get("label", "")
+        lines.append((f"  {step['name'].ljust(width)}  {step['type'].ljust(10)}  {step['status'].ljust(11)}  "
+                      f"{format_duration(step.get('duration_seconds')).ljust(8)}  {environment}").rstrip())
     if record.get("failure_reason"):
         lines.append(f"\nFailure: {record['failure_reason']}")
         lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))

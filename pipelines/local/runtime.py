@@ -25,6 +25,7 @@ import queue
 import io
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -599,8 +600,10 @@ class Execution:
         command = entry + [mapped(str(a)) for a in app.get("ContainerArguments") or []]
         env = self._environment(arguments.get("Environment") or {}, mapped, code_dir,
                                 bundle_only=interpreter is not None, overlay=overlay)
-        self._log(log, f"[runtime] environment: {record['environment']['label']}"
-                  if record.get("environment") else "[runtime] environment: this Python (the project importable)")
+        described = record.get("environment") or {}
+        self._log(log, "[runtime] environment: " + (described.get("label") or "this Python (the project importable)")
+                  + (f"; {described['note']}" if described.get("kind") == "host+project" else "")
+                  + (f"; requirements overlay {described['overlay']}" if described.get("overlay") else ""))
         self._log(log, "[runtime] " + " ".join(command))
         returncode = self._spawn(command, env, step_dir, log)
         if returncode != 0:
@@ -635,15 +638,18 @@ class Execution:
         elif len(entry) > 2 and entry[1] == "-m":
             module = entry[2]
         if module in LOCAL_CLIENT_MODULES:
-            record["environment"] = {"kind": "host+project", "label": "this Python, project importable "
-                                     "(calls the local SageMaker stand-ins)", "python": sys.executable,
-                                     "matches_image": False}
+            record["environment"] = {"kind": "host+project", "python": sys.executable,
+                                     "label": f"host+project (Python {platform.python_version()})",
+                                     "python_version": platform.python_version(), "matches_image": False,
+                                     "note": "this Python with the project importable: the step calls the "
+                                             "local SageMaker stand-ins in pipelines.local"}
             return None, None
         if self._step_env is None:
             try:
                 self._step_env = step_env.resolve(self.settings, out=self.out)
             except step_env.StepEnvironmentError as error:
                 raise StepFailed(str(error)) from None
+            self.out(f"    processing steps run in the {self._step_env.label}: {self._step_env.python}")
         interpreter = self._step_env
         overlay, requirements = None, None
         if module and code_dir is not None:

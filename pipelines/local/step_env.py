@@ -81,6 +81,8 @@ class StepEnvironment:
         if requirements:
             entry["requirements"] = requirements
             entry["overlay"] = str(overlay) if overlay else None
+            if overlay:
+                entry["label"] += f" + {requirements}"
         if self.note:
             entry["note"] = self.note
         return entry
@@ -304,9 +306,10 @@ def fallback_warning(image: processing_image.ProcessingImage, reason: str) -> st
 
 
 def resolve(settings: Settings, out: Callable[[str], None] = print,
-            find: Callable[[str], Optional[tuple[str, str]]] = find_python) -> StepEnvironment:
+            find: Optional[Callable[[str], Optional[tuple[str, str]]]] = None) -> StepEnvironment:
     """The environment for this run's processing steps (builds the image env on first use)."""
     image = processing_image.load()
+    find = find or find_python
     if settings.step_python:
         probed = probe(settings.step_python)
         if probed is None:
