@@ -381,3 +381,27 @@ def overlay(env: StepEnvironment, requirements: Path, settings: Settings,
             shutil.rmtree(staging, ignore_errors=True)
         out(f"Installed {Path(requirements).name} in {time.monotonic() - started:.0f}s")
         return folder
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m pipelines.local.step_env`: build (or find) the step environment and say which it is."""
+    import argparse
+
+    from pipelines.settings import SettingsError
+    from pipelines.settings import resolve as resolve_settings
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.local.step_env",
+                                     description="Build the processing image's environment for local steps "
+                                                 "(once; cached) and print which interpreter steps run with.")
+    parser.parse_args(argv)
+    try:
+        env = resolve(resolve_settings())
+    except (StepEnvironmentError, SettingsError) as error:
+        print(f"error: {error}")
+        return 1
+    print(f"processing steps run in the {env.label}: {env.python}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

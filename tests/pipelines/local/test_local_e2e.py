@@ -108,6 +108,14 @@ def no_network(tmp_path, monkeypatch):
     return attempts
 
 
+def expected_step_environment() -> str:
+    """The image's environment wherever a Python of its version exists (CI: pyenv's, and strict)."""
+    from pipelines import processing_image
+    from pipelines.local import step_env
+
+    return "image" if step_env.find_python(processing_image.load().python) else "host fallback"
+
+
 def run_cli(args, capsys):
     code = run_main(args)
     captured = capsys.readouterr()
@@ -143,6 +151,8 @@ def test_training_pipeline_runs_end_to_end_offline(sales_csv, no_network, capsys
     executed = [s for s in record["steps"] if s["status"] == "Succeeded"]
     assert all(a["end_time"] <= b["start_time"] for a, b in zip(executed, executed[1:]))  # one after another
     assert not no_network.exists(), no_network.read_text()
+    kinds = {s["name"]: (s.get("environment") or {}).get("kind") for s in record["steps"]}
+    assert kinds[contracts.STEP_PREPARE] == kinds[contracts.STEP_EVALUATE] == expected_step_environment()
 
     settings = resolve()
     sm = LocalSageMakerClient(settings)
