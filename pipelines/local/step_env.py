@@ -49,6 +49,7 @@ IMAGE, STEP_PYTHON, HOST_FALLBACK, HOST = "image", "FORECAST_STEP_PYTHON", "host
 MARKER = "environment.json"          # written last: its presence means the folder is complete
 PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.executable)"
 PIP_TIMEOUT_SECONDS = 900
+HEARTBEAT_SECONDS = 30
 
 
 class StepEnvironmentError(RuntimeError):
@@ -186,22 +187,36 @@ def _write_marker(folder: Path, document: dict) -> None:
     os.replace(temporary, folder / MARKER)
 
 
-def _pip(python: str, arguments: Sequence[str], log_path: Path) -> None:
+def _pip(python: str, arguments: Sequence[str], log_path: Path,
+         out: Optional[Callable[[str], None]] = None) -> None:
+    """pip with its output in log_path; a line every HEARTBEAT_SECONDS so a long download shows life."""
     command = [python, "-m", "pip", *arguments]
+    started = time.monotonic()
     with open(log_path, "a") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    timeout=PIP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            raise StepEnvironmentError(f"pip {arguments[0]} did not finish in {PIP_TIMEOUT_SECONDS}s "
-                                       f"(log: {log_path})") from None
-    if result.returncode != 0:
+            while True:
+                try:
+                    returncode = process.wait(timeout=HEARTBEAT_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    elapsed = time.monotonic() - started
+                    if elapsed > PIP_TIMEOUT_SECONDS:
+                        raise StepEnvironmentError(f"pip {arguments[0]} did not finish in {PIP_TIMEOUT_SECONDS}s "
+                                                   f"(log: {log_path})") from None
+                    if out is not None:
+                        out(f"    ... pip {arguments[0]} still running ({elapsed:.0f}s; log: {log_path})")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    if returncode != 0:
         lines = [line for line in log_path.read_text(errors="replace").splitlines()
                  if line.strip() and not line.startswith("WARNING: Location")]
         last = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "")
-        raise StepEnvironmentError(f"pip {arguments[0]} failed (exit {result.returncode}): {last.strip()} "
+        raise StepEnvironmentError(f"pip {arguments[0]} failed (exit {returncode}): {last.strip()} "
                                    f"(log: {log_path})")
 
 
@@ -232,7 +247,7 @@ def build_image_environment(python: str, python_version: str, settings: Settings
                            timeout=300, stdin=subprocess.DEVNULL)
             venv_python = str(folder / "bin" / "python")
             _pip(venv_python, ["install", "--quiet", "--disable-pip-version-check", "--no-input", "--no-deps",
-                               "--only-binary=:all:", *image.requirements()], log_path)
+                               "--only-binary=:all:", *image.requirements()], log_path, out)
             _pip(venv_python, ["check"], log_path)   # the pins are complete: every requirement met
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
             shutil.rmtree(folder, ignore_errors=True)
@@ -372,7 +387,7 @@ def overlay(env: StepEnvironment, requirements: Path, settings: Settings,
         log_path.write_text("")
         command = install_command(Path(requirements), python=env.python)
         try:
-            _pip(env.python, [*command[3:], "--target", str(staging)], log_path)
+            _pip(env.python, [*command[3:], "--target", str(staging)], log_path, out)
             _write_marker(staging, {"requirements": text, "python": env.python})
             if folder.exists():
                 shutil.rmtree(folder)

@@ -292,3 +292,27 @@ def test_given_the_image_env_then_evaluation_code_raises_no_deprecation_warning(
                             env={**os.environ, "PYTHONPATH": str(tmp_path / "code")})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "[1.0, nan, 3.0]" and "refused:" in result.stdout
+
+
+def test_given_the_step_requirements_cannot_be_installed_then_the_step_runs_without_them_and_says_so(
+        cache, monkeypatch):
+    """Offline (no index reachable): as on SageMaker in a VPC without internet access."""
+    monkeypatch.setenv("FORECAST_STEP_PYTHON", sys.executable)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")               # pip fails at once, without the network
+    found, record, output = _run_probe(resolve(), module="processing.evaluate")
+    environment = record["steps"][0]["environment"]
+    assert environment["requirements"] == "evaluate.txt" and environment["overlay"] is None
+    log = Path(record["steps"][0]["log"]).read_text()
+    assert "[runtime] could not install evaluate.txt (pip install failed" in log
+    assert "processing.evaluate runs without it, as on SageMaker when the install fails" in log
+
+
+def test_given_strict_mode_when_the_step_requirements_cannot_be_installed_then_the_step_fails(cache, monkeypatch):
+    monkeypatch.setenv("FORECAST_STEP_PYTHON", sys.executable)
+    monkeypatch.setenv("FORECAST_STEP_ENV", "strict")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    settings = resolve()
+    assert runtime.run_local(_probe_pipeline(settings, "processing.evaluate"), {}, settings,
+                             out=lambda line: None) == 1
+    step = runtime.load_executions(settings)[0]["steps"][0]
+    assert step["status"] == "Failed" and step["failure_reason"].startswith("evaluate.txt: pip install failed")
