@@ -57,6 +57,8 @@ def test_given_a_changed_pin_then_the_cache_key_changes_and_only_then(tmp_path):
     assert step_env.environment_key(IMAGE, "3.12.2", python) != key          # another interpreter
     assert key.startswith("py3.12.1-")
     assert step_env.overlay_key("matplotlib==3.11.2\n") != step_env.overlay_key("matplotlib==3.11.1\n")
+    assert step_env.overlay_key("# the plots\nmatplotlib==3.11.2\ncycler==0.12.1\n") == \
+        step_env.overlay_key("# the charts\ncycler==0.12.1\nmatplotlib==3.11.2\n")   # same pins, one overlay
 
 
 # --- finding the interpreter -----------------------------------------------------------------------
