@@ -698,7 +698,7 @@ class Execution:
         env.update({
             "FORECAST_TARGET": "local",
             "FORECAST_HOME": str(self.settings.home_path),
-            "FORECAST_INSTALL_REQUIREMENTS": "0",      # processing.entry: the local env has every dependency
+            "FORECAST_INSTALL_REQUIREMENTS": "0",      # processing.entry: the runtime provides them (overlay)
             "PYTHONPATH": os.pathsep.join(paths),
             "PYTHONUNBUFFERED": "1",
         })

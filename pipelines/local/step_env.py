@@ -336,8 +336,11 @@ def resolve(settings: Settings, out: Callable[[str], None] = print,
                                        "(expected the path of a Python interpreter)")
         env = StepEnvironment(kind=STEP_PYTHON, python=settings.step_python, python_version=probed[0])
         if not probed[0].startswith(image.python + "."):
-            out(f"warning: FORECAST_STEP_PYTHON={settings.step_python} is Python {probed[0]}; the scikit-learn "
-                f"{image.version} image has Python {image.python}")
+            message = (f"FORECAST_STEP_PYTHON={settings.step_python} is Python {probed[0]}; the scikit-learn "
+                       f"{image.version} image has Python {image.python}")
+            if settings.step_env == "strict":
+                raise StepEnvironmentError(message + " (FORECAST_STEP_ENV=strict)")
+            out("warning: " + message)
         return env
     if settings.step_env == "host":
         return host_environment(settings, kind=HOST)

@@ -131,9 +131,18 @@ def test_given_an_unknown_step_env_mode_then_the_setting_is_refused(monkeypatch)
 
 def test_given_a_step_python_then_it_is_used_as_is(cache, monkeypatch):
     monkeypatch.setenv("FORECAST_STEP_PYTHON", sys.executable)
+    monkeypatch.setenv("FORECAST_STEP_ENV", "image")     # this Python is not 3.12: strict (CI) would refuse it
     env = step_env.resolve(resolve(), out=lambda line: None, find=lambda minor: pytest.fail("not searched"))
     assert (env.kind, env.python, env.python_version) == ("FORECAST_STEP_PYTHON", sys.executable,
                                                           platform.python_version())
+
+
+def test_given_strict_mode_and_a_step_python_of_another_version_then_it_is_an_error(cache, monkeypatch, tmp_path):
+    monkeypatch.setenv("FORECAST_STEP_PYTHON", str(_fake_python(tmp_path / "python3.9", "3.9.18")))
+    monkeypatch.setenv("FORECAST_STEP_ENV", "strict")
+    with pytest.raises(step_env.StepEnvironmentError, match=r"is Python 3\.9\.18; the scikit-learn 1\.9-0 image "
+                                                           r"has Python 3\.12 \(FORECAST_STEP_ENV=strict\)"):
+        step_env.resolve(resolve(), out=lambda line: None)
 
 
 def test_given_a_step_python_that_does_not_run_then_the_error_names_it(cache, monkeypatch, tmp_path):
@@ -209,6 +218,7 @@ def test_given_the_host_python_then_a_step_still_cannot_import_outside_its_bundl
 
 def test_given_a_step_python_then_the_log_shows_it_and_the_record_says_so(cache, monkeypatch):
     monkeypatch.setenv("FORECAST_STEP_PYTHON", sys.executable)
+    monkeypatch.setenv("FORECAST_STEP_ENV", "image")
     found, record, output = _run_probe(resolve())
     environment = record["steps"][0]["environment"]
     assert environment["kind"] == "FORECAST_STEP_PYTHON" and environment["python"] == sys.executable
@@ -296,25 +306,39 @@ def test_given_the_image_env_then_evaluation_code_raises_no_deprecation_warning(
     assert result.stdout.splitlines()[0] == "[1.0, nan, 3.0]" and "refused:" in result.stdout
 
 
+OFFLINE_MODULE = "processing.probe_offline"
+
+
+def _offline_requirements(settings) -> None:
+    """A requirements file of its own (a pin no other test installs), so no cached overlay answers."""
+    uri = code_bundle.upload(settings, log=lambda line: None)
+    (local_path(uri, settings) / "processing" / "requirements" / "probe_offline.txt").write_text("cycler==0.11.0\n")
+
+
 def test_given_the_step_requirements_cannot_be_installed_then_the_step_runs_without_them_and_says_so(
         cache, monkeypatch):
     """Offline (no index reachable): as on SageMaker in a VPC without internet access."""
     monkeypatch.setenv("FORECAST_STEP_PYTHON", sys.executable)
+    monkeypatch.setenv("FORECAST_STEP_ENV", "image")
     monkeypatch.setenv("PIP_NO_INDEX", "1")               # pip fails at once, without the network
-    found, record, output = _run_probe(resolve(), module="processing.evaluate")
-    environment = record["steps"][0]["environment"]
-    assert environment["requirements"] == "evaluate.txt" and environment["overlay"] is None
-    log = Path(record["steps"][0]["log"]).read_text()
-    assert "[runtime] could not install evaluate.txt (pip install failed" in log
-    assert "processing.evaluate runs without it, as on SageMaker when the install fails" in log
-
-
-def test_given_strict_mode_when_the_step_requirements_cannot_be_installed_then_the_step_fails(cache, monkeypatch):
-    monkeypatch.setenv("FORECAST_STEP_PYTHON", sys.executable)
-    monkeypatch.setenv("FORECAST_STEP_ENV", "strict")
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
     settings = resolve()
-    assert runtime.run_local(_probe_pipeline(settings, "processing.evaluate"), {}, settings,
-                             out=lambda line: None) == 1
+    _offline_requirements(settings)
+    found, record, output = _run_probe(settings, module=OFFLINE_MODULE)
+    environment = record["steps"][0]["environment"]
+    assert environment["requirements"] == "probe_offline.txt" and environment["overlay"] is None
+    log = Path(record["steps"][0]["log"]).read_text()
+    assert "[runtime] could not install probe_offline.txt (pip install failed" in log
+    assert f"{OFFLINE_MODULE} runs without it, as on SageMaker when the install fails" in log
+
+
+@pytest.mark.slow
+def test_given_strict_mode_when_the_step_requirements_cannot_be_installed_then_the_step_fails(monkeypatch):
+    _image_python_or_skip()
+    monkeypatch.setenv("FORECAST_STEP_ENV", "strict")
+    settings = resolve()
+    step_env.resolve(settings, out=print)                 # the base environment (cached), before going offline
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    _offline_requirements(settings)
+    assert runtime.run_local(_probe_pipeline(settings, OFFLINE_MODULE), {}, settings, out=lambda line: None) == 1
     step = runtime.load_executions(settings)[0]["steps"][0]
-    assert step["status"] == "Failed" and step["failure_reason"].startswith("evaluate.txt: pip install failed")
+    assert step["status"] == "Failed" and step["failure_reason"].startswith("probe_offline.txt: pip install failed")
