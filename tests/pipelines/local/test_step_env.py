@@ -285,25 +285,40 @@ def test_given_the_image_env_then_pip_check_passes_and_the_versions_are_the_pins
     assert extra == set(), f"the step environment has packages the pins do not name: {extra}"
 
 
-@pytest.mark.slow
-def test_given_the_image_env_then_evaluation_code_raises_no_deprecation_warning(tmp_path):
-    """Python 3.12 deprecates ~ on bool (scoring._numeric used it): warnings are errors here."""
+def _run_in_image_env(tmp_path, code: str) -> subprocess.CompletedProcess:
+    """`code` in the image's environment with the code bundle (only) importable; warnings are errors."""
     _image_python_or_skip()
     env = step_env.resolve(resolve().replace(step_env="strict"), out=print)
     for relative, path in code_bundle.bundle_files():
         target = tmp_path / "code" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-    probe = ("import pandas as pd; from evaluation.scoring import SERIES, SOURCE, _numeric\n"
-             "frame = pd.DataFrame({'y': ['1', None, '3'], SOURCE: 'holdout.csv', SERIES: 'a'})\n"
-             "print(_numeric(frame, 'y', 'target', allow_missing=True).tolist())\n"
-             "try:\n    _numeric(frame, 'y', 'target', allow_missing=False)\n"
-             "except ValueError as error:\n    print('refused:', error)\n")
-    result = subprocess.run([env.python, "-W", "error::DeprecationWarning", "-c", probe], capture_output=True,
-                            text=True, timeout=120, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(tmp_path / "code")})
+    return subprocess.run([env.python, "-W", "error::DeprecationWarning", "-W", "error::FutureWarning", "-c", code],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "code")})
+
+
+@pytest.mark.slow
+def test_given_the_image_env_then_evaluation_code_raises_no_deprecation_warning(tmp_path):
+    """Python 3.12 deprecates ~ on bool (scoring._numeric used it): warnings are errors here."""
+    result = _run_in_image_env(tmp_path, (
+        "import pandas as pd; from evaluation.scoring import SERIES, SOURCE, _numeric\n"
+        "frame = pd.DataFrame({'y': ['1', None, '3'], SOURCE: 'holdout.csv', SERIES: 'a'})\n"
+        "print(_numeric(frame, 'y', 'target', allow_missing=True).tolist())\n"
+        "try:\n    _numeric(frame, 'y', 'target', allow_missing=False)\n"
+        "except ValueError as error:\n    print('refused:', error)\n"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "[1.0, nan, 3.0]" and "refused:" in result.stdout
+
+
+@pytest.mark.slow
+def test_given_the_image_pandas_then_prepare_guesses_timestamp_formats(tmp_path):
+    """On the 1.2-1 image's pandas 1.1.3 this import failed on every CSV input (issue 18)."""
+    result = _run_in_image_env(tmp_path, (
+        "import pandas; from processing.data_prep import _guess_format\n"
+        "print(pandas.__version__, _guess_format('2023-01-31'), _guess_format('31/01/2023 10:30'))\n"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2.2.3", "%Y-%m-%d", "%d/%m/%Y", "%H:%M"]
 
 
 OFFLINE_MODULE = "processing.probe_offline"
