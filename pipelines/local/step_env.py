@@ -28,7 +28,6 @@ import dataclasses
 import glob
 import hashlib
 import json
-import logging
 import os
 import platform
 import re
@@ -42,8 +41,6 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from pipelines import processing_image
 from pipelines.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 IMAGE, STEP_PYTHON, HOST_FALLBACK, HOST = "image", "FORECAST_STEP_PYTHON", "host fallback", "host"
 MARKER = "environment.json"          # written last: its presence means the folder is complete
@@ -251,7 +248,8 @@ def build_image_environment(python: str, python_version: str, settings: Settings
             # --no-compile: byte-compiling every module of scipy/pandas/sklearn doubled the build on
             # two busy cores; the image does not ship .pyc files either (PYTHONDONTWRITEBYTECODE=1)
             _pip(venv_python, ["install", "--quiet", "--disable-pip-version-check", "--no-input", "--no-deps",
-                               "--no-compile", "--only-binary=:all:", *image.requirements()], log_path, out)
+                               "--no-compile", "--only-binary=:all:", "--retries", "2", *image.requirements()],
+                 log_path, out)
             _pip(venv_python, ["check"], log_path)   # the pins are complete: every requirement met
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
             shutil.rmtree(folder, ignore_errors=True)
@@ -360,8 +358,7 @@ def resolve(settings: Settings, out: Callable[[str], None] = print,
                                    f"with another Python (install Python {image.python}, e.g. "
                                    f"`pyenv install {image.python}`, or set FORECAST_STEP_PYTHON)")
     warning = fallback_warning(image, reason)
-    out(warning)
-    logger.warning(warning)
+    out(warning)                    # once: the runtime resolves the environment once per execution
     return host_environment(settings, kind=HOST_FALLBACK, note=warning)
 
 
