@@ -240,7 +240,8 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
         timing_rows.append((html.escape(step["name"]), html.escape(step["type"]),
                             f'<span style="color:{STATUS_COLOURS.get(step["status"], "#757575")}">'
                             f'{html.escape(step["status"])}</span>',
-                            format_duration(seconds), bar, log_link, detail))
+                            format_duration(seconds), bar, log_link,
+                            html.escape((step.get("environment") or {}).get("label", "")), detail))
     sections = [
         f"<h1>{html.escape(str(record.get('pipeline_name')))} · execution "
         f"{html.escape(str(record.get('execution_id')))}</h1>",
@@ -253,7 +254,8 @@ def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path
     for note in record.get("notes") or []:
         sections.append(f"<p class='note'>{html.escape(note)}</p>")
     sections += ["<h2>Pipeline graph</h2>", graph_svg(steps),
-                 "<h2>Steps</h2>", _table(timing_rows, ("Step", "Type", "Status", "Duration", "", "Log", "Detail"))]
+                 "<h2>Steps</h2>", _table(timing_rows, ("Step", "Type", "Status", "Duration", "", "Log", "Environment",
+                                                            "Detail"))]
     evaluation, eval_path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
         sections.append("<h2>Evaluation</h2>")

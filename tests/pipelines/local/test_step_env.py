@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -59,6 +60,20 @@ def test_given_a_changed_pin_then_the_cache_key_changes_and_only_then(tmp_path):
     assert step_env.overlay_key("matplotlib==3.11.2\n") != step_env.overlay_key("matplotlib==3.11.1\n")
     assert step_env.overlay_key("# the plots\nmatplotlib==3.11.2\ncycler==0.12.1\n") == \
         step_env.overlay_key("# the charts\ncycler==0.12.1\nmatplotlib==3.11.2\n")   # same pins, one overlay
+
+
+def test_given_a_held_lock_then_another_process_waits_for_it(tmp_path):
+    """Concurrent runs build one environment: the second waits for the first's lock."""
+    lock = tmp_path / "env.lock"
+    waiter = ("import sys, time; sys.path.insert(0, sys.argv[1]); from pipelines.local.step_env import file_lock\n"
+              "from pathlib import Path\nstarted = time.monotonic()\n"
+              "with file_lock(Path(sys.argv[2])):\n    print(round(time.monotonic() - started, 1))\n")
+    with step_env.file_lock(lock):
+        process = subprocess.Popen([sys.executable, "-c", waiter, str(runtime.PROJECT_ROOT), str(lock)],
+                                   stdout=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        assert process.poll() is None                     # still waiting
+    assert float(process.communicate(timeout=60)[0]) >= 1.0
 
 
 # --- finding the interpreter -----------------------------------------------------------------------
@@ -214,6 +229,7 @@ def test_given_the_host_python_then_a_step_still_cannot_import_outside_its_bundl
     assert found["python"] == "%d.%d" % sys.version_info[:2]
     assert record["steps"][0]["environment"]["kind"] == "host"
     assert "host (Python " in output                                  # the run summary names it
+    assert "<td>host (Python " in Path(record["report"]).read_text()    # and the HTML report
 
 
 def test_given_a_step_python_then_the_log_shows_it_and_the_record_says_so(cache, monkeypatch):
