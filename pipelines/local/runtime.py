@@ -650,6 +650,8 @@ class Execution:
             except step_env.StepEnvironmentError as error:
                 raise StepFailed(str(error)) from None
             self.out(f"    processing steps run in the {self._step_env.label}: {self._step_env.python}")
+            if self._step_env.note:          # the fallback warning: also in the record and the HTML report
+                self.notes.append(self._step_env.note)
         interpreter = self._step_env
         overlay, requirements = None, None
         if module and code_dir is not None:

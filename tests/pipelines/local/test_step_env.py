@@ -253,6 +253,16 @@ def test_given_strict_mode_without_the_image_python_then_the_step_fails_saying_w
     assert "FORECAST_STEP_ENV=strict forbids" in record["steps"][0]["failure_reason"]
 
 
+def test_given_no_python_of_the_image_version_when_running_then_the_record_keeps_the_warning(cache, monkeypatch):
+    monkeypatch.setenv("FORECAST_STEP_ENV", "image")
+    monkeypatch.setattr(step_env, "find_python", lambda minor, environ=None: None)
+    found, record, output = _run_probe(resolve())
+    assert output.count("warning: no Python 3.12 found") == 1
+    assert record["steps"][0]["environment"]["kind"] == "host fallback"
+    assert any(note.startswith("warning: no Python 3.12 found") for note in record["notes"])
+    _assert_only_the_bundle_is_importable(found, record)
+
+
 # --- the image environment itself (built once per machine, then cached) ------------------------------
 def _image_python_or_skip():
     if step_env.find_python(IMAGE.python) is None:
