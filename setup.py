@@ -10,7 +10,7 @@ setup(
     packages=find_packages(include=["pipelines*", "processing*", "evaluation*", "deploy*", "forecasting*"])
     + ["pipelines.policies", "processing.requirements"],
     include_package_data=True,
-    package_data={"pipelines.policies": ["*.json"], "processing.requirements": ["*.txt"]},
+    package_data={"pipelines": ["processing_image.toml"], "pipelines.policies": ["*.json"], "processing.requirements": ["*.txt"]},
     install_requires=[
         "sagemaker>=3.0,<4",
         "boto3>=1.35",

@@ -6,8 +6,9 @@
          --quality-metric WAPE --quality-threshold 0.3]
 
 Writes DIR/evaluation.json (the QualityGate reads ``quality_gate.value``), DIR/per_item.csv
-and DIR/plots/*.png. Runs in the SageMaker scikit-learn processing container (Python 3.9+,
-numpy, pandas, plus matplotlib from the step's requirements); no SDK or engine imports.
+and DIR/plots/*.png. Runs in the SageMaker scikit-learn processing container (numpy, pandas; the
+image's pins: pipelines/processing_image.toml), plus matplotlib from the step's requirements,
+which is optional: without it the plots are skipped and the log says so. No SDK or engine imports.
 """
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def write_outputs(evaluation: scoring.Evaluation, out: Path, columns: Columns, q
             plots.write_plots(evaluation, columns, quantiles, stage / PLOTS_DIR, seed=seed)
         except ImportError as error:  # charts are a convenience; the gate must not depend on them
             evaluation.report["warnings"].append(
-                f"plots skipped: {error}; install matplotlib (processing/requirements/evaluate.txt)")
+                f"plots skipped: {error} (matplotlib comes from processing/requirements/evaluate.txt, which "
+                "could not be installed); the metrics and the quality gate are complete")
             (stage / PLOTS_DIR).mkdir(exist_ok=True)
         with open(stage / contracts.EVALUATION_FILE, "w") as handle:
             json.dump(evaluation.report, handle, indent=2, allow_nan=False)

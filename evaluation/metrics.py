@@ -2,7 +2,7 @@
 
 Pure functions on arrays: the Evaluate step, the local engine (model selection) and the
 tests all use the same definitions, so a number means the same thing everywhere.
-Container-safe: numpy and the standard library only (Python 3.9+).
+Container-safe: numpy and the standard library only.
 
 Conventions
 -----------

@@ -109,7 +109,7 @@ def _parse_timestamps(data: pd.DataFrame, column: str, role: str) -> pd.Series:
 def _numeric(data: pd.DataFrame, column: str, role: str, allow_missing: bool) -> pd.Series:
     values = pd.to_numeric(data[column], errors="coerce")
     text = values.isna() & data[column].notna()
-    bad = text | (~allow_missing & values.isna()) | np.isinf(values.fillna(0.0))
+    bad = text | ((not allow_missing) & values.isna()) | np.isinf(values.fillna(0.0))
     if bad.any():
         row = data.index[bad][0]
         raise ValueError(

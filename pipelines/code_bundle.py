@@ -6,7 +6,8 @@ PYTHONPATH. The key is a hash of the files, so:
 - an upsert that changes no code uploads nothing, and a changed file gives a new key, so a
   running execution never sees code swapped under it.
 
-Contents (the container boundary: stdlib + numpy/pandas/scipy/scikit-learn/boto3 + these):
+Contents (the container boundary: stdlib + the processing image's packages, pinned in
+pipelines/processing_image.toml, + these):
 processing/**.py, processing/requirements/*.txt, evaluation/**.py, and from pipelines/ only
 __init__, contracts, settings and aws_validation (steps call AWS through plain boto3).
 """

@@ -1,6 +1,6 @@
 """The contracts shared by the pipeline definitions, the step scripts and the local runtime.
 
-Standard library only: step scripts import this inside SageMaker containers (Python 3.9+),
+Standard library only: step scripts import this inside SageMaker containers (Python 3.12),
 so nothing here may pull in the SDK, pandas or the local engine.
 """
 from __future__ import annotations

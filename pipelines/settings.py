@@ -36,6 +36,12 @@ class Settings:
     holiday_country: str = "US"           # the API's holiday calendar (the training pipeline's HolidayCountry)
     holiday_columns: tuple = ("is_holiday",)  # covariates that are holiday flags (filled from the calendar)
     serving_data_uri: Optional[str] = None  # forecast API history; default: the latest PrepareData output
+    # local processing steps: "image" (the processing image's environment, built once; the host's
+    # Python with a warning when no Python of the image's version is found), "strict" (that
+    # fallback is an error: CI), "host" (this machine's Python and packages, steps still isolated)
+    step_env: str = "image"
+    step_python: Optional[str] = None     # an interpreter to run local steps with, as is
+    cache_dir: Optional[str] = None       # the step environment's cache; default ~/.cache/sagemaker-demand-forecasting
     config_file: Optional[str] = None
 
     # --- derived -------------------------------------------------------------------------
@@ -63,6 +69,14 @@ class Settings:
     @property
     def effective_role_arn(self) -> str:
         return self.role_arn or f"arn:aws:iam::{LOCAL_ACCOUNT}:role/forecast-local"
+
+    @property
+    def cache_path(self) -> Path:
+        """Where built things that outlive FORECAST_HOME go (the local step environment)."""
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser().resolve()
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base).expanduser().resolve() / "sagemaker-demand-forecasting"
 
     def s3_uri(self, *parts: str) -> str:
         """s3://<bucket>/<prefix>/<parts...>"""
@@ -110,7 +124,11 @@ ENVIRONMENT = {
     "FORECAST_ENDPOINT_WORKERS": "endpoint_workers",
     "FORECAST_HOLIDAY_COUNTRY": "holiday_country",
     "FORECAST_HOLIDAY_COLUMNS": "holiday_columns",
+    "FORECAST_STEP_ENV": "step_env",
+    "FORECAST_STEP_PYTHON": "step_python",
+    "FORECAST_CACHE_DIR": "cache_dir",
 }
+STEP_ENV_MODES = ("image", "strict", "host")
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
@@ -156,6 +174,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return tags
     if name == "target" and value not in ("local", "sagemaker"):
         raise SettingsError(f"{source}: target must be 'local' or 'sagemaker', got {value!r}")
+    if name == "step_env" and value not in STEP_ENV_MODES:
+        raise SettingsError(f"{source}: step_env must be one of {', '.join(STEP_ENV_MODES)}, got {value!r}")
     return str(value)
 
 

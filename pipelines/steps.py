@@ -27,12 +27,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from pipelines import contracts
+from pipelines import contracts, processing_image
 from pipelines.settings import Settings
 
-# Scikit-learn processing image (Python 3.9, pandas 1.x). Retrieved from the SDK's offline
-# image table (sagemaker/core/image_uri_config/sklearn.json); no network.
-SKLEARN_VERSION = "1.2-1"
+# The scikit-learn processing image (version and Python environment: pipelines/processing_image.toml,
+# which the local runtime reads too). Its URI comes from the SDK's offline image table
+# (sagemaker/core/image_uri_config/sklearn.json); no network.
+SKLEARN_VERSION = processing_image.load().version
 CODE_INPUT = "code"
 ENTRY_MODULE = "processing.entry"
 DEFAULT_MAX_RUNTIME_SECONDS = 2 * 60 * 60
@@ -46,7 +47,8 @@ def sklearn_image_uri(region: str) -> str:
     import_sdk(region)
     from sagemaker.core import image_uris
 
-    return image_uris.retrieve("sklearn", region=region, version=SKLEARN_VERSION,
+    image = processing_image.load()
+    return image_uris.retrieve(image.framework, region=region, version=image.version,
                                py_version="py3", instance_type="ml.m5.xlarge", image_scope="training")
 
 

@@ -335,8 +335,8 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
         settings = settings or resolve()
         sm = boto3.client("sagemaker", region_name=settings.effective_region)
     if not hasattr(sm, "create_auto_ml_job_v2"):
-        raise AutoMLJobFailed("this boto3 has no create_auto_ml_job_v2: install boto3>=1.34 in the step "
-                              "(processing/requirements/automl_job.txt)")
+        raise AutoMLJobFailed("this boto3 has no create_auto_ml_job_v2 (boto3>=1.34 has it; the processing "
+                              "image's pins are in pipelines/processing_image.toml)")
     request = request_from_args(args, settings)
     # the request is long (filling rules per column): readable JSON in a file, its path in the log
     request_path = write_json_atomic(Path(args.result_dir) / REQUEST_FILE, request)

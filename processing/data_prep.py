@@ -2,7 +2,8 @@
 
 Pure functions shared by the PrepareData step script (processing/prepare.py), the local
 runtime and the tests. Runs inside the SageMaker scikit-learn processing container: standard
-library, numpy and pandas only (pandas 1.x compatible), plus pipelines.contracts.
+library, numpy and pandas only (the image's pins: pipelines/processing_image.toml), plus
+pipelines.contracts.
 
 Rules (docs/data.md has the user-facing version):
 - Series = item id + grouping columns. Extra numeric columns that vary within a series are
@@ -290,10 +291,8 @@ def _rows_message(table: InputTable, positions: np.ndarray, values=None) -> str:
 
 
 def _guess_format(value: str) -> Optional[str]:
-    try:
-        from pandas.tseries.api import guess_datetime_format
-    except ImportError:  # pandas 1.x
-        from pandas._libs.tslibs.parsing import guess_datetime_format
+    from pandas.tseries.api import guess_datetime_format  # public since pandas 2.1 (the image has 2.2.3)
+
     try:
         return guess_datetime_format(value)
     except Exception:   # pandas raises on odd inputs in some versions

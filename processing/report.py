@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
-from processing import report_charts, reporting
+from processing import reporting
 from processing.atomic import staged_directory
 from processing.reporting import Columns, ReportInputError
 
@@ -74,7 +74,7 @@ def read_model_info(model_dir: Optional[Path]) -> dict:
     return json.loads(path.read_text())
 
 
-def write_report(args: argparse.Namespace) -> Path:
+def write_report(args: argparse.Namespace, log=print) -> Path:
     columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
                       tuple(parse_list(args.grouping_columns)))
     model = read_model_info(args.model_dir)
@@ -100,13 +100,23 @@ def write_report(args: argparse.Namespace) -> Path:
         printable.to_parquet(staging / "forecasts.parquet", index=False)   # full precision
         rounded(printable).to_csv(staging / "forecasts.csv", index=False)
         rounded(inventory).to_csv(staging / "inventory.csv", index=False)
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         attributes = reporting.attribute_columns(table, columns, quantiles)
         lower, upper, _ = reporting.interval_columns(quantiles)
-        charts = [report_charts.forecast_by_group(
-            table, history, attributes[0] if attributes else None, columns.timestamp,
-            columns.target, lower, upper, staging / "charts" / "forecast_by_group.png")]
-        charts.append(report_charts.top_movers(moves, columns.item_id, staging / "charts" / "top_movers.png"))
+        try:
+            from processing import report_charts  # matplotlib: optional (requirements/report.txt)
+        except ImportError as error:
+            charts, charts_note = [], (f"charts not drawn: {error} (matplotlib comes from "
+                                       "processing/requirements/report.txt, which could not be installed)")
+            log(f"[report] {charts_note}; the tables, summary and inventory are complete")
+        else:
+            charts_note = None
+            charts = [report_charts.forecast_by_group(
+                table, history, attributes[0] if attributes else None, columns.timestamp,
+                columns.target, lower, upper, staging / "charts" / "forecast_by_group.png")]
+            charts.append(report_charts.top_movers(moves, columns.item_id, staging / "charts" / "top_movers.png"))
+        if charts_note:
+            summary["charts_note"] = charts_note
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         (staging / "report.html").write_text(render_html(summary, inventory, charts, staging))
     return out
 
@@ -138,6 +148,9 @@ def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root
                          for s in suspicious) + "</ul>" if suspicious else "<p>None.</p>"))
     images = "".join(f'<img src="{html.escape(str(c.relative_to(root)))}" alt="{html.escape(c.stem)}">'
                      for c in charts)
+    if summary.get("charts_note"):
+        images += f'<p class="note">{html.escape(summary["charts_note"][:1].upper() + summary["charts_note"][1:])}.</p>'
+
     top_inventory = inventory.sort_values("order_up_to_level", ascending=False).head(25)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Demand forecast report</title>
@@ -169,7 +182,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ReportInputError as error:
         print(f"Report failed: {error}", file=sys.stderr)
         return 2
-    print(f"Report written to {out} (report.html, summary.json, inventory.csv, forecasts.csv/.parquet, charts/)")
+    charts = ", charts/" if (Path(out) / "charts").is_dir() else " (no charts)"
+    print(f"Report written to {out} (report.html, summary.json, inventory.csv, forecasts.csv/.parquet{charts})")
     return 0
 
 

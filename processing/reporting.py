@@ -2,7 +2,7 @@
 
 Pure functions over pandas frames; `processing/report.py` is the thin step script and
 `processing/report_charts.py` draws the pictures. Runs in the processing container
-(pandas, numpy, scipy; pyarrow and matplotlib come from requirements/report.txt).
+(pandas, numpy, scipy, pyarrow; the charts' matplotlib comes from requirements/report.txt).
 """
 from __future__ import annotations
 

@@ -146,10 +146,12 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     lines = ["", f"Execution {record.get('execution_id')} of {record.get('pipeline_name')}: "
                  f"{record.get('status')} in {format_duration(record.get('duration_seconds'))}"]
     width = max([len(s["name"]) for s in steps] + [4])
-    lines.append(f"  {'STEP'.ljust(width)}  {'TYPE'.ljust(10)}  {'STATUS'.ljust(11)}  DURATION")
+    lines.append(f"  {'STEP'.ljust(width)}  {'TYPE'.ljust(10)}  {'STATUS'.ljust(11)}  {'DURATION'.ljust(8)}  "
+                 "ENVIRONMENT")
     for step in steps:
-        lines.append(f"  {step['name'].ljust(width)}  {step['type'].ljust(10)}  {step['status'].ljust(11)}  "
-                     f"{format_duration(step.get('duration_seconds'))}")
+        environment = (step.get("environment") or {}).get("label", "")
+        lines.append((f"  {step['name'].ljust(width)}  {step['type'].ljust(10)}  {step['status'].ljust(11)}  "
+                      f"{format_duration(step.get('duration_seconds')).ljust(8)}  {environment}").rstrip())
     if record.get("failure_reason"):
         lines.append(f"\nFailure: {record['failure_reason']}")
         lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))
@@ -285,7 +287,8 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
         timing_rows.append((html.escape(step["name"]), html.escape(step["type"]),
                             f'<span style="color:{STATUS_COLOURS.get(step["status"], "#757575")}">'
                             f'{html.escape(step["status"])}</span>',
-                            format_duration(seconds), bar, log_link, detail))
+                            format_duration(seconds), bar, log_link,
+                            html.escape((step.get("environment") or {}).get("label", "")), detail))
     sections = [
         f"<h1>{html.escape(str(record.get('pipeline_name')))} · execution "
         f"{html.escape(str(record.get('execution_id')))}</h1>",
@@ -298,7 +301,8 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
     for note in record.get("notes") or []:
         sections.append(f"<p class='note'>{html.escape(note)}</p>")
     sections += ["<h2>Pipeline graph</h2>", f"<div class='graph'>{graph_svg(steps, branch_map(record, graph))}</div>",
-                 "<h2>Steps</h2>", _table(timing_rows, ("Step", "Type", "Status", "Duration", "", "Log", "Detail"))]
+                 "<h2>Steps</h2>", _table(timing_rows, ("Step", "Type", "Status", "Duration", "", "Log", "Environment",
+                                                            "Detail"))]
     evaluation, eval_path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
         sections.append("<h2>Evaluation</h2>")

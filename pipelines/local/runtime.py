@@ -4,11 +4,13 @@ It runs the exact JSON that would be upserted to SageMaker, so a wrong property 
 missing step reference or a bad JsonGet fails here, offline, in seconds. Steps run one at
 a time in dependency order (definition order among independent steps):
 
-- Processing: the step's entrypoint as a subprocess of this Python, with /opt/ml/processing
-  mapped to a per-step folder, inputs copied from the local object store and outputs copied
-  back to their S3 destinations, the definition's environment; their boto3 reaches the
-  SageMaker API this runtime serves on loopback for the execution (pipelines.local.aws_api),
-  with the local AutoML jobs, registry and models behind it;
+- Processing: the step's entrypoint as a subprocess run by the processing image's environment
+  (pipelines/local/step_env.py: its Python version and pins, the step's requirements overlay,
+  only the code bundle importable), with /opt/ml/processing mapped to a per-step folder, inputs
+  copied from the local object store and outputs copied back to their S3 destinations, the
+  definition's environment; their boto3 reaches the SageMaker API this runtime serves on
+  loopback for the execution (pipelines.local.aws_api), with the local AutoML jobs, registry
+  and models behind it;
 - Transform / Model / RegisterModel: the local SageMaker client (pipelines.local.sagemaker);
 - Lambda: the deploy handler, in-process, within the Lambda step's 10 minutes;
 - Condition and Fail with SageMaker's semantics (the branch not taken does not run).
@@ -25,6 +27,7 @@ import queue
 import io
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -393,6 +396,7 @@ class Execution:
         self.process: Optional[subprocess.Popen] = None
         self._client = None
         self.api = None          # the loopback AWS API the steps call (started by run())
+        self._step_env = None            # the processing steps' interpreter, resolved at the first one
 
     # -- records
     def record(self) -> dict:
@@ -604,10 +608,16 @@ class Execution:
         if not entry:
             raise StepFailed("the step has no ContainerEntrypoint; the local runtime cannot run an image's "
                              "default entrypoint")
+        interpreter, overlay = None, None
         if Path(entry[0]).name in ("python", "python3") or re.fullmatch(r"python3(\.\d+)?", entry[0]):
-            entry[0] = sys.executable
+            interpreter, overlay = self._step_interpreter(spec, entry, code_dir, record, log)
+            entry[0] = interpreter.python if interpreter else sys.executable
         command = entry + [mapped(str(a)) for a in app.get("ContainerArguments") or []]
-        env = self._environment(arguments.get("Environment") or {}, mapped, code_dir)
+        env = self._environment(arguments.get("Environment") or {}, mapped, code_dir,
+                                bundle_only=interpreter is not None, overlay=overlay)
+        described = record.get("environment") or {}
+        self._log(log, "[runtime] environment: " + (described.get("label") or "this Python (the project importable)")
+                  + (f"; requirements overlay {described['overlay']}" if described.get("overlay") else ""))
         self._log(log, "[runtime] " + " ".join(command))
         returncode = self._spawn(command, env, step_dir, log, max_runtime=limits.processing_max_runtime(arguments))
         if returncode != 0:
@@ -630,7 +640,46 @@ class Execution:
             ProcessingJobStatus="Completed", ExitMessage="", ProcessingStartTime=record["start_time"],
             ProcessingEndTime=now, CreationTime=record["start_time"], LastModifiedTime=now))
 
-    def _environment(self, definition_env: Mapping[str, str], mapped: Callable, code_dir: Optional[Path]) -> dict:
+    def _step_interpreter(self, spec: StepSpec, entry: list, code_dir: Optional[Path], record: dict,
+                          log) -> tuple:
+        """(StepEnvironment, requirements overlay) for a python step: the image's environment (or the
+        fallback step_env resolved), the step's requirements installed beside it."""
+        from pipelines.local import step_env
+
+        module = None                       # the step module: python3 -m processing.entry <module>
+        if len(entry) > 3 and entry[1:3] == ["-m", "processing.entry"]:
+            module = entry[3]
+        elif len(entry) > 2 and entry[1] == "-m":
+            module = entry[2]
+        if self._step_env is None:
+            try:
+                self._step_env = step_env.resolve(self.settings, out=self.out)
+            except step_env.StepEnvironmentError as error:
+                raise StepFailed(str(error)) from None
+            self.out(f"    processing steps run in the {self._step_env.label}: {self._step_env.python}")
+            if self._step_env.note:          # the fallback warning: also in the record and the HTML report
+                self.notes.append(self._step_env.note)
+        interpreter = self._step_env
+        overlay, requirements = None, None
+        if module and code_dir is not None:
+            from processing.entry import requirements_file
+
+            requirements = requirements_file(module, code_dir / "processing" / "requirements")
+        if requirements is not None:
+            try:
+                overlay = step_env.overlay(interpreter, requirements, self.settings, out=self.out)
+            except step_env.StepEnvironmentError as error:
+                if self.settings.step_env == "strict":
+                    raise StepFailed(f"{requirements.name}: {error}") from None
+                self._log(log, f"[runtime] could not install {requirements.name} ({error}): {module} runs "
+                               "without it, as on SageMaker when the install fails")
+        record["environment"] = interpreter.record(overlay, requirements.name if requirements else None)
+        return interpreter, overlay
+
+    def _environment(self, definition_env: Mapping[str, str], mapped: Callable, code_dir: Optional[Path],
+                     bundle_only: bool = False, overlay: Optional[Path] = None) -> dict:
+        """The step's environment variables. bundle_only: PYTHONPATH is the code bundle (and the
+        step's requirements overlay) and nothing else, as in the container."""
         env = dict(os.environ)
         exported = {}
         for variable, name in ENVIRONMENT.items():
@@ -644,12 +693,15 @@ class Execution:
                 exported[name] = variable
         env.update({k: str(mapped(v)) for k, v in definition_env.items()})
         paths = [str(code_dir)] if code_dir else []
-        if os.environ.get("PYTHONPATH"):
+        if bundle_only:
+            paths += [str(overlay)] if overlay else []
+            env["PYTHONNOUSERSITE"] = "1"
+        elif os.environ.get("PYTHONPATH"):
             paths.append(os.environ["PYTHONPATH"])
         for name, value in THREADING_ENV.items():
             env.setdefault(name, value)
         env.update({
-            "FORECAST_INSTALL_REQUIREMENTS": "0",      # processing.entry: the local env has every dependency
+            "FORECAST_INSTALL_REQUIREMENTS": "0",      # processing.entry: the runtime provides them (overlay)
             "PYTHONPATH": os.pathsep.join(paths),
             "PYTHONUNBUFFERED": "1",
         })

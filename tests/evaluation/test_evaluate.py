@@ -134,13 +134,16 @@ def test_given_evaluation_sources_when_parsed_as_python39_then_valid(module):
     ast.parse(module.read_text(), filename=str(module), feature_version=(3, 9))
 
 
-def test_given_no_matplotlib_when_script_runs_then_report_is_written_with_a_warning(dataset, tmp_path, monkeypatch):
+def test_given_no_matplotlib_when_script_runs_then_report_is_written_with_a_warning(dataset, tmp_path, monkeypatch,
+                                                                                    capsys):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import now fails
     out = tmp_path / "evaluation"
     assert evaluate.main(_args(dataset, out)) == 0
     report = json.loads((out / contracts.EVALUATION_FILE).read_text())
-    assert any(w.startswith("plots skipped:") and "install matplotlib" in w for w in report["warnings"])
+    assert any(w.startswith("plots skipped:") and "processing/requirements/evaluate.txt" in w
+               for w in report["warnings"])
     assert report["quality_gate"]["value"] is not None and list((out / "plots").iterdir()) == []
+    assert "[evaluate] warning: plots skipped: " in capsys.readouterr().out   # the step's log says so
 
 
 def test_given_the_training_definition_when_evaluate_parses_its_arguments_then_flags_and_paths_agree():

@@ -83,7 +83,17 @@ import ast  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 
-CONTAINER_PACKAGES = {"numpy", "pandas", "scipy", "sklearn", "boto3", "botocore"}   # scikit-learn image
+IMPORT_NAMES = {"scikit-learn": "sklearn", "python-dateutil": "dateutil", "pillow": "PIL", "pyyaml": "yaml"}
+
+
+def _container_packages() -> set[str]:
+    """Import names of what the processing image has (pipelines/processing_image.toml)."""
+    from pipelines import processing_image
+
+    return {IMPORT_NAMES.get(name, name.replace("-", "_")) for name in processing_image.load().packages}
+
+
+CONTAINER_PACKAGES = _container_packages()
 BUNDLE_MODULES = {"processing", "evaluation", "pipelines", "pipelines.contracts", "pipelines.settings",
                   "pipelines.clients", "pipelines.aws_validation"}
 

@@ -50,7 +50,20 @@ def test_given_the_reserved_code_input_then_the_step_is_refused(factory):
 
 def test_given_a_region_then_the_image_is_that_regions_scikit_learn_image():
     assert steps.sklearn_image_uri("eu-central-1") == \
-        "492215442770.dkr.ecr.eu-central-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+        "492215442770.dkr.ecr.eu-central-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+
+
+def test_given_the_environment_file_then_the_definition_uses_its_image_version(tmp_path, monkeypatch):
+    """The image in the definition is the one processing_image.toml names (the file the local
+    runtime builds its step environment from), not a constant of its own."""
+    from pipelines import processing_image
+
+    assert steps.SKLEARN_VERSION == processing_image.load().version == "1.9-0"
+    older = tmp_path / "processing_image.toml"
+    older.write_text(processing_image.ENV_FILE.read_text().replace('version = "1.9-0"', 'version = "1.2-1"'))
+    read = processing_image.load.__wrapped__
+    monkeypatch.setattr(processing_image, "load", lambda path=older: read(path))
+    assert steps.sklearn_image_uri("eu-west-1").endswith("/sagemaker-scikit-learn:1.2-1-cpu-py3")
 
 
 @pytest.mark.parametrize("arn, account", [("arn:aws:iam::123456789012:role/x", "123456789012"),

@@ -166,7 +166,7 @@ def test_given_processing_steps_then_code_bundle_entrypoint_and_pythonpath_are_s
         assert re.fullmatch(rf"s3://{BUCKET}/demand-forecasting/code/[0-9a-f]{{16}}/", code[0]["S3Input"]["S3Uri"])
         assert args["AppSpecification"]["ContainerEntrypoint"][:3] == ["python3", "-m", "processing.entry"]
         assert args["Environment"]["PYTHONPATH"] == contracts.CODE_DIR
-        assert args["AppSpecification"]["ImageUri"].endswith(f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3")
+        assert args["AppSpecification"]["ImageUri"].endswith(f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3")
 
 
 def test_given_two_renders_with_the_same_code_then_the_definitions_are_identical():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import matplotlib.image
 import numpy as np
@@ -133,3 +134,26 @@ def test_given_forecasts_with_long_decimals_then_the_csvs_hold_two_decimals_and_
                     if cell.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in cell]
         assert decimals and max(decimals) <= 2, name
     assert (pd.read_parquet(out / "forecasts.parquet")["mean"] % 0.01).round(6).ne(0).any()
+
+
+def test_given_no_matplotlib_when_reporting_then_tables_and_page_are_written_without_charts(
+        report_inputs, monkeypatch, capsys):
+    """The step's optional install failed (a VPC without internet access): the report still does its job."""
+    import processing
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)            # import matplotlib now fails
+    monkeypatch.setitem(sys.modules, "processing.report_charts", None)
+    monkeypatch.delattr(processing, "report_charts", raising=False)
+    root, history_path, forecast_dir, model_dir = report_inputs
+    out = root / "report"
+    code = report.main(["--forecasts", str(forecast_dir), "--history", str(history_path),
+                        "--model-dir", str(model_dir), "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "[report] charts not drawn: " in printed and "(no charts)" in printed
+    assert {p.name for p in out.iterdir()} == {"forecasts.csv", "forecasts.parquet", "inventory.csv",
+                                               "summary.json", "report.html"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["charts_note"].startswith("charts not drawn: ") and summary["items_forecast"] == 4
+    page = (out / "report.html").read_text()
+    assert "<img" not in page and "Charts not drawn: " in page and "Inventory suggestions" in page

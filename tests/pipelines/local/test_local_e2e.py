@@ -111,6 +111,14 @@ def no_network(tmp_path, monkeypatch):
     return attempts
 
 
+def expected_step_environment() -> str:
+    """The image's environment wherever a Python of its version exists (CI: pyenv's, and strict)."""
+    from pipelines import processing_image
+    from pipelines.local import step_env
+
+    return "image" if step_env.find_python(processing_image.load().python) else "host fallback"
+
+
 def run_cli(args, capsys):
     code = run_main(args)
     captured = capsys.readouterr()
@@ -175,6 +183,9 @@ def test_training_pipeline_runs_end_to_end_offline(sales_csv, no_network, capsys
     assert "[aws api] sagemaker CreateAutoMLJobV2 -> 200" in automl_log
     assert "[automl job fc-" in automl_log and "[engine]" in automl_log  # the job's output, in the step's log
     assert "[runtime] AWS API calls: sagemaker DescribeAutoMLJobV2 400 ResourceNotFound" in automl_log
+    kinds = {s["name"]: (s.get("environment") or {}).get("kind") for s in record["steps"]}
+    assert kinds[contracts.STEP_PREPARE] == kinds[contracts.STEP_EVALUATE] == expected_step_environment()
+    assert kinds[contracts.STEP_AUTOML] == kinds[contracts.STEP_REGISTER] == expected_step_environment()  # plain boto3
 
     settings = resolve()
     sm = LocalSageMakerClient(settings)
