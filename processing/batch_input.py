@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from pipelines.contracts import add_column_arguments
+from processing import tables
 from processing.atomic import staged_directory
 
 MIN_HISTORY_POINTS = 4  # Autopilot needs at least this many observed points per item at inference
@@ -28,28 +29,12 @@ class BatchInputError(ValueError):
     """The batch input cannot be forecast; the message names the file, column or items."""
 
 
-def input_files(path: Path) -> List[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                       and (p.suffix in (".csv", ".parquet") or p.name.endswith(".csv.gz")))
-        if not files:
-            raise BatchInputError(f"{path}: no .csv, .csv.gz or .parquet files in this folder")
-        return files
-    if not path.is_file():
-        raise BatchInputError(f"{path}: no such file or folder (InputDataUrl)")
-    return [path]
-
-
 def read_input(path: Path, item_id: str) -> pd.DataFrame:
-    frames = []
-    for file in input_files(path):
-        frame = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(
-            file, dtype={item_id: str}, encoding="utf-8-sig")
-        if frames and list(frame.columns) != list(frames[0].columns):
-            raise BatchInputError(f"{file}: columns {list(frame.columns)} differ from the first file's "
-                                  f"{list(frames[0].columns)}; every file of the input needs the same schema")
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    """Every input file through the one reader (processing.tables): item ids as text, one-line errors."""
+    try:
+        return tables.read_frame(path, [item_id], what="InputDataUrl")
+    except tables.TableError as error:
+        raise BatchInputError(str(error)) from None
 
 
 def check_columns(frame: pd.DataFrame, required: Sequence[str], source: Path) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import gzip
 import json
 import math
 import os
@@ -39,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import contracts
+from processing import tables
 
 MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
 MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
@@ -49,8 +49,9 @@ FILL_METHODS = ("zero", "value", "median", "mean", "min", "max", "nan")
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
 DUPLICATE_POLICIES = ("aggregate", "reject")
 NEGATIVE_POLICIES = ("reject", "clip", "keep")
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
-PARQUET_SUFFIXES = (".parquet", ".pq", ".snappy.parquet")
+CSV_SUFFIXES = tables.CSV_SUFFIXES
+PARQUET_SUFFIXES = tables.PARQUET_SUFFIXES
+DATA_SUFFIXES = tables.DATA_SUFFIXES
 BACKTEST_ROWS_PER_FILE = 500_000
 
 
@@ -77,24 +78,7 @@ class PrepConfig:
         return [self.item_id] + list(self.grouping)
 
 
-@dataclasses.dataclass
-class InputTable:
-    """Rows of all input files, with where each row came from (for error messages)."""
-    frame: pd.DataFrame
-    files: List[str]                  # display names
-    file_index: np.ndarray            # per row: index into files
-    row_number: np.ndarray            # per row: 1-based line in a CSV (header = line 1) / row in Parquet
-    parquet: List[bool]
-    warnings: List[str]
-
-    def where(self, rows: np.ndarray) -> List[str]:
-        """'sales.csv line 7' for each row position given."""
-        out = []
-        for r in rows:
-            f = int(self.file_index[r])
-            word = "row" if self.parquet[f] else "line"
-            out.append(f"{self.files[f]} {word} {int(self.row_number[r])}")
-        return out
+InputTable = tables.Table       # rows of all input files, with where each row came from
 
 
 @dataclasses.dataclass
@@ -142,117 +126,21 @@ class PrepResult:
 # --------------------------------------------------------------------------------- reading
 def list_input_files(path: str | os.PathLike) -> List[Path]:
     """One file, or every csv/parquet (optionally .gz) file under a folder, in name order."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataValidationError(f"input {path}: no such file or folder. Fix: pass --input a CSV/Parquet "
-                                  "file or a folder of them.")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
-        part.startswith((".", "_")) for part in p.relative_to(path).parts) and _kind(p))
-    if not files:
-        raise DataValidationError(f"input folder {path}: no .csv, .csv.gz or .parquet files in it. Fix: put the "
-                                  "sales data there (one or more files with the same columns).")
-    return files
-
-
-def _kind(path: Path) -> Optional[str]:
-    name = path.name.lower()
-    if name.endswith(CSV_SUFFIXES):
-        return "csv"
-    if name.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    return None
-
-
-def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    try:
+        return tables.list_files(path, DATA_SUFFIXES, "input")
+    except tables.TableError as error:
+        raise DataValidationError(f"{error}. Fix: pass InputDataUrl (--param InputDataUrl=) a CSV/Parquet "
+                                  "file or a folder of them (one or more files with the same columns).") from None
 
 
 def read_input(path: str | os.PathLike, config: PrepConfig) -> InputTable:
-    """Read a file or folder; all files must share one schema (same column names)."""
-    root = Path(path)
-    files = list_input_files(root)
-    names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
-    frames, warnings, parquet = [], [], []
-    text_columns = set(config.keys)
-    for f, name in zip(files, names):
-        frame, file_warnings = _read_one(f, name, text_columns, config.target)
-        frames.append(frame)
-        warnings += file_warnings
-        parquet.append(_kind(f) == "parquet")
-    first_cols = list(frames[0].columns)
-    for frame, name in zip(frames[1:], names[1:]):
-        if set(frame.columns) != set(first_cols):
-            missing = sorted(set(first_cols) - set(frame.columns))
-            extra = sorted(set(frame.columns) - set(first_cols))
-            raise DataValidationError(
-                f"input folder {root}: files have different columns. {name} vs {names[0]}: "
-                f"missing {missing or 'none'}, extra {extra or 'none'}. Fix: give every file the same "
-                "header (same column names), or point --input at one dataset only.")
-    row_number = np.concatenate([np.arange(len(fr)) + (1 if p else 2) for fr, p in zip(frames, parquet)])
-    file_index = np.concatenate([np.full(len(fr), i) for i, fr in enumerate(frames)])
-    frame = frames[0] if len(frames) == 1 else pd.concat([fr[first_cols] for fr in frames], ignore_index=True)
-    return InputTable(frame, names, file_index, row_number, parquet, warnings)
-
-
-def _read_one(path: Path, name: str, text_columns, target_column: str) -> Tuple[pd.DataFrame, List[str]]:
-    """Read one file; parser failures become DataValidationError naming the file and line."""
+    """Read a file or folder with the project's one reader (processing.tables): ids and grouping as text."""
+    list_input_files(path)
     try:
-        return _read_one_unchecked(path, name, text_columns, target_column)
-    except DataValidationError:
-        raise
-    except UnicodeDecodeError as error:
-        raise DataValidationError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason}). Fix: save the file "
-                                  "as UTF-8 CSV.") from None
-    except pd.errors.ParserError as error:
-        detail = str(error).strip().splitlines()[-1]
-        hint = " (the header is line 1)" if "line" in detail else ""
-        raise DataValidationError(f"{name}: cannot be parsed as CSV: {detail}{hint}. Fix: quote fields that contain "
-                                  "commas, and give every row as many fields as the header.") from None
-    except (OSError, ValueError, ImportError) as error:
-        kind = "Parquet" if _kind(path) == "parquet" else "CSV"
-        raise DataValidationError(f"{name}: cannot be read as {kind}: {error}. Fix: check the file is a complete, "
-                                  f"valid {kind} file (gzip-compressed CSV must end in .gz).") from None
-
-
-def _read_one_unchecked(path: Path, name: str, text_columns, target_column: str) -> Tuple[pd.DataFrame, List[str]]:
-    warnings: List[str] = []
-    if _kind(path) == "parquet":
-        frame = pd.read_parquet(path)
-        if len(frame) == 0:
-            raise DataValidationError(f"{name}: the file has no rows. Fix: export the sales data again.")
-        for col in text_columns & set(frame.columns):
-            if not pd.api.types.is_string_dtype(frame[col]) or frame[col].dtype != object:
-                frame[col] = frame[col].astype(object).where(frame[col].notna(), None).map(
-                    lambda v: v if v is None else str(v))
-        return frame, warnings
-    with _open_bytes(path) as handle:
-        head = handle.read(65536)
-    if not head.strip():
-        raise DataValidationError(f"{name}: the file is empty. Fix: export the sales data again with a header "
-                                  "line and at least one data row.")
-    if head.startswith(b"\xef\xbb\xbf"):
-        warnings.append(f"{name}: starts with a UTF-8 byte-order mark (BOM); it was ignored.")
-    first_line = head.decode("utf-8-sig", errors="replace").splitlines()[0]
-    header = pd.read_csv(path, nrows=0, encoding="utf-8-sig")
-    columns = [str(c) for c in header.columns]
-    if len(columns) == 1:
-        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if sep in first_line:
-                raise DataValidationError(
-                    f"{name}: the header has a single column {first_line[:80]!r}; the file looks separated by "
-                    f"{label}, not commas. Fix: save it as comma-separated CSV (sep=',').")
-    # text columns (identifiers, the timestamp, attributes) as categoricals: each distinct string
-    # becomes one Python object instead of one per row, which halves the reading time
-    sample = pd.read_csv(path, nrows=2000, encoding="utf-8-sig", dtype={c: str for c in text_columns if c in columns})
-    dtype = {c: "category" for c in sample.columns if sample[c].dtype == object and c != target_column}
-    frame = pd.read_csv(path, encoding="utf-8-sig", dtype=dtype, low_memory=False)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if len(frame) == 0:
-        raise DataValidationError(f"{name}: the file has a header but no data rows. Fix: export the sales "
-                                  "data again.")
-    return frame, warnings
+        return tables.read_table(path, config.keys, suffixes=DATA_SUFFIXES, categorical=True,
+                                 numeric=(config.target,))
+    except tables.TableError as error:
+        raise DataValidationError(str(error)) from None
 
 
 # ------------------------------------------------------------------------------ validation

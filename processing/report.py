@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
-from processing import report_charts, reporting
+from processing import report_charts, reporting, tables
 from processing.atomic import staged_directory
 from processing.reporting import Columns, ReportInputError
 
@@ -35,18 +35,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def read_history(path: Path, columns: Columns) -> pd.DataFrame:
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet", ".gz")) \
-        if path.is_dir() else [path]
-    if not files:
-        raise ReportInputError(f"{path}: no history files (.csv, .csv.gz or .parquet)")
-    frames = [pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f, dtype={columns.item_id: str})
-              for f in files]
-    history = pd.concat(frames, ignore_index=True)
+    """The batch input (history + future rows) through the one reader: ids and grouping as text."""
+    try:
+        history = tables.read_frame(path, [columns.item_id, *columns.grouping], what="history")
+    except tables.TableError as error:
+        raise ReportInputError(str(error)) from None
     missing = [c for c in (columns.item_id, columns.timestamp, columns.target) if c not in history.columns]
     if missing:
         raise ReportInputError(f"{path}: history lacks column(s) {missing}; it has {list(history.columns)}")
-    history[columns.item_id] = history[columns.item_id].astype(str)
-    history[columns.timestamp] = pd.to_datetime(history[columns.timestamp])
+    history[columns.timestamp] = pd.to_datetime(tables.local_time_texts(history[columns.timestamp]))
     return history
 
 

@@ -140,9 +140,11 @@ class JobsMixin:
             return files[0]
         import pandas as pd
 
+        from forecasting import EngineConfig
         from forecasting.data import read_table
 
-        return pd.concat([read_table(f) for f in files], ignore_index=True)
+        config = EngineConfig.from_automl_request(request)   # ids and grouping columns read as text
+        return pd.concat([read_table(f, config) for f in files], ignore_index=True)
 
     def _train_engine(self, request: dict, record: dict) -> dict:
         from forecasting import EngineConfig, train
