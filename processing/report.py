@@ -47,6 +47,25 @@ def read_history(path: Path, columns: Columns) -> pd.DataFrame:
     return history
 
 
+def check_every_series_forecast(history: pd.DataFrame, forecasts: pd.DataFrame, columns: Columns,
+                                source: Path) -> None:
+    """Every series sent to the transform has a forecast: a partial batch run fails, naming the missing ones.
+
+    Keys are compared as text, so an id that lost its leading zeros on the way ('007' -> '7') is
+    reported as missing instead of passing as another item.
+    """
+    keys = [columns.item_id, *[g for g in columns.grouping if g in history.columns and g in forecasts.columns]]
+    given = history[keys].astype(str).drop_duplicates()
+    got = set(map(tuple, forecasts[keys].astype(str).drop_duplicates().to_numpy().tolist()))
+    missing = [key for key in map(tuple, given.to_numpy().tolist()) if key not in got]
+    if missing:
+        shown = ", ".join(repr(k[0]) if len(k) == 1 else repr(k) for k in missing[:20])
+        raise ReportInputError(
+            f"{len(missing)} of {len(given)} series in the batch input ({source}) have no forecast: {shown}"
+            f"{' ...' if len(missing) > 20 else ''}. The transform output is incomplete; check the "
+            "BatchForecast step's log and rerun the batch pipeline.")
+
+
 def format_timestamps(values: pd.Series) -> pd.Series:
     """Dates when every time is midnight, else date and time (the layout PrepareData writes)."""
     midnight = (values.dt.normalize() == values).all()
@@ -72,6 +91,7 @@ def write_report(args: argparse.Namespace) -> Path:
     forecasts = reporting.read_forecasts(args.forecasts, columns, quantiles)
     forecasts[columns.item_id] = forecasts[columns.item_id].astype(str)
     history = read_history(args.history, columns)
+    check_every_series_forecast(history, forecasts, columns, args.history)
     statics = reporting.static_attributes(history, columns)
     table = reporting.tidy_table(forecasts, statics, columns, quantiles)
     horizon = int(table.groupby(columns.item_id)[columns.timestamp].nunique().max())

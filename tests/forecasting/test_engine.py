@@ -232,3 +232,18 @@ def test_finalize_clips_at_zero_only_when_asked_and_keeps_quantiles_ordered():
     values = np.array([[[-2.0, 1.0, -5.0, -1.0]]])  # p10, p50, p90 (crossing), mean
     assert finalize(values).tolist() == [[[-5.0, -2.0, 1.0, -1.0]]]
     assert finalize(values, non_negative=True).tolist() == [[[0.0, 0.0, 1.0, 0.0]]]
+
+
+def test_given_ids_with_leading_zeros_in_files_when_trained_and_predicted_then_every_id_survives_as_text(
+        tmp_path, config):
+    """'007' and '7' are two items: read from CSV files they must not merge into one item 7."""
+    frame = make_frame(n_items=4, n_days=40).drop(columns=["promotion"])
+    frame["item_id"] = frame["item_id"].map({"item_0": "007", "item_1": "7", "item_2": "0042", "item_3": "42"})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    result = train(tmp_path / "train.csv", config, tmp_path / "model", candidates=["SeasonalNaive"],
+                   log=lambda *_: None)
+    frame.to_csv(tmp_path / "context.csv", index=False)
+    out = pd.read_csv(load_model(result.model_dir).predict_file(tmp_path / "context.csv", tmp_path / "out.csv"),
+                      dtype={"item_id": str})
+    assert sorted(out["item_id"].unique()) == ["0042", "007", "42", "7"]
+    assert len(out) == 4 * config.horizon
