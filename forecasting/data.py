@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from processing import tables
+from processing.data_prep import MAX_ABS_VALUE
 
 from .config import EngineConfig
 
@@ -183,6 +184,13 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
     long["y"] = y.astype(float).to_numpy()
     for column in roles.covariates:
         long[column] = pd.to_numeric(df[column], errors="coerce").astype(float).to_numpy()
+    for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
+        with np.errstate(invalid="ignore"):
+            huge = np.flatnonzero(np.abs(long[internal].to_numpy()) > MAX_ABS_VALUE)
+        if len(huge):
+            raise ValueError(f"{source}: column {user!r} has {len(huge)} values beyond +-{MAX_ABS_VALUE:.0e} "
+                             f"(first: row {int(huge[0]) + 2}, {float(long[internal].iloc[huge[0]])!r}), a scale at which "
+                             "the forecasting arithmetic overflows; correct or rescale them")
     if config.frequency_unit in ("D", "H", "min"):
         long["ds"] = long["ds"].dt.floor(config.pandas_frequency)
     else:  # weekly/monthly/yearly: label by period start so every row of a period aggregates together

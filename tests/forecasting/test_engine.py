@@ -161,6 +161,10 @@ def test_given_missing_future_covariates_when_predicted_then_the_error_says_what
     (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 5, "not a date")), r"column 'timestamp' row 7"),
     (lambda f: f.assign(target_value=f["target_value"].astype(object).where(f.index != 3, "abc")),
      r"column 'target_value' row 5 is not a number"),
+    (lambda f: f.assign(target_value=f["target_value"].astype(float).where(f.index != 4, 1e308)),
+     r"column 'target_value' has 1 values beyond \+-1e\+15 \(first: row 6, 1e\+308\)"),
+    (lambda f: f.assign(promotion=f["promotion"].astype(float).where(f.index != 8, 1e300)),
+     r"column 'promotion' has 1 values beyond .*row 10"),
 ])
 def test_given_bad_training_data_when_trained_then_the_error_names_column_and_row(tmp_path, config, mutate, message):
     frame = mutate(make_frame(n_items=2, n_days=40))
