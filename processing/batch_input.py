@@ -37,12 +37,22 @@ def read_input(path: Path, item_id: str) -> pd.DataFrame:
         raise BatchInputError(str(error)) from None
 
 
+PARAMETERS = {0: "ItemIdColumn", 1: "TimestampColumn", 2: "TargetColumn"}  # position in `required`
+
+
 def check_columns(frame: pd.DataFrame, required: Sequence[str], source: Path) -> None:
-    for name in required:
+    """All missing columns at once, each with the pipeline parameter that names it."""
+    missing = []
+    for position, name in enumerate(required):
         if name not in frame.columns:
             close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise BatchInputError(f"{source}: column {name!r} is missing; the file has {list(frame.columns)}.{hint}")
+            parameter = PARAMETERS.get(position)
+            fix = f" (--param {parameter}={close[0] if close else '<column>'}" + (
+                f"; did you mean {close[0]!r}?)" if close else ")") if parameter else ""
+            missing.append(f"{name!r}{fix}")
+    if missing:
+        raise BatchInputError(f"{source}: column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                              f"missing; the file has {list(frame.columns)}")
 
 
 def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, source: Path):

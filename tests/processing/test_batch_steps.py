@@ -1,6 +1,7 @@
 """Batch pipeline steps: ResolveModel and CreateModel against a moto server, PrepareBatchInput on files."""
 from __future__ import annotations
 
+import gzip
 import json
 import re
 
@@ -115,7 +116,10 @@ def test_given_items_with_too_little_history_then_they_are_dropped_and_named(tmp
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda f: f.rename(columns={"timestamp": "timestmp"}), "column 'timestamp' is missing.*Did you mean 'timestmp'"),
+    (lambda f: f.rename(columns={"timestamp": "timestmp"}),
+     r"column 'timestamp' \(--param TimestampColumn=timestmp; did you mean 'timestmp'\?\) missing"),
+    (lambda f: f.rename(columns={"timestamp": "timestmp", "item_id": "sku"}),   # all at once
+     r"columns 'item_id' \(--param ItemIdColumn=.*\), 'timestamp' \(--param TimestampColumn=timestmp"),
     (lambda f: f.assign(timestamp=["not a date"] + list(f["timestamp"][1:])),
      r"column 'timestamp' has 1 value\(s\) that are not dates, first at row\(s\) \[2\]"),
 ])
@@ -126,3 +130,19 @@ def test_given_bad_input_then_the_error_names_the_column_and_nothing_is_written(
     assert batch_input.main(["--input", str(source), "--output-dir", str(out)]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_given_a_truncated_gzip_input_then_one_line_names_the_file_and_the_exit_code_is_2(tmp_path, capsys):
+    body = gzip.compress(make_input(items=50).to_csv(index=False).encode())
+    (tmp_path / "input.csv.gz").write_bytes(body[: len(body) // 2])
+    assert batch_input.main(["--input", str(tmp_path / "input.csv.gz"), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("PrepareBatchInput failed: input.csv.gz: cannot be read as CSV") and err.count("\n") == 1
+
+
+def test_given_ids_with_leading_zeros_then_the_shards_keep_them(tmp_path):
+    frame = pd.concat([make_input(items=1).assign(item_id=item) for item in ("007", "7")])
+    frame.to_csv(tmp_path / "input.csv", index=False)
+    assert batch_input.main(["--input", str(tmp_path / "input.csv"), "--output-dir", str(tmp_path / "out")]) == 0
+    shards = pd.concat(pd.read_csv(p, dtype=str) for p in sorted((tmp_path / "out").glob("*.csv")))
+    assert sorted(shards["item_id"].unique()) == ["007", "7"]
