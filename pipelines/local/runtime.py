@@ -39,7 +39,7 @@ from pipelines import contracts
 from pipelines.local import expressions as ex
 from pipelines.local.report import format_duration
 from pipelines.local.store import atomic_write_bytes, copy_in, copy_out, local_path
-from pipelines.settings import ENVIRONMENT, Settings
+from pipelines.settings import ENVIRONMENT, Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUPPORTED_TYPES = ("Processing", "Transform", "Model", "RegisterModel", "Lambda", "Condition", "Fail")
@@ -928,6 +928,7 @@ def run_local(definition: Any, parameters: Optional[Mapping[str, Any]], settings
     if isinstance(definition, (str, bytes)):
         definition = json.loads(definition)
     parameters = dict(parameters or {})
+    ensure_home(settings.home_path)                # with its marker: teardown --include-data recognises it
     for name, value in THREADING_ENV.items():  # before this process loads OpenMP (in-process transforms)
         os.environ.setdefault(name, value)
     try:
