@@ -48,6 +48,7 @@ LOG_TAIL_LINES = 30
 SEED_FUTURE_DAYS = 14                        # the training pipeline's default ForecastHorizon
 HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143                          # 128 + SIGTERM
 PRELOAD_ENV = "FORECAST_LOCAL_PRELOAD"       # extra modules the step subprocesses import first (tests)
 # OpenMP threads that spin while waiting make LightGBM 50x slower when the cores are shared
 # (measured: 250 rounds on 8,500 rows, 2 threads, busy machine: 96 s spinning, 2 s passive).
@@ -390,6 +391,7 @@ class Execution:
         self.notes = list(notes)
         self.process: Optional[subprocess.Popen] = None
         self._client = None
+        self.runtime_process = process_identity(os.getpid())
 
     # -- records
     def record(self) -> dict:
@@ -404,6 +406,8 @@ class Execution:
             "report": str(self.dir / "report.html"),
             "steps": [self.records[name] for name in self.graph.order],
             "properties": self.properties,
+            "runtime_process": self.runtime_process,   # lets a listing tell a live run from a killed one
+            "step_pid": self.process.pid if self.process is not None else None,
         }
 
     def save(self) -> None:
@@ -488,23 +492,25 @@ class Execution:
                     self.status = "Failed"
                     self.failure_reason = (record["failure_reason"] if spec.type == "Fail"
                                            else f"step {name} failed: {record['failure_reason']}")
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             self.stop_process()
+            how = interrupt.how if isinstance(interrupt, Interrupted) else "Ctrl-C"
+            reason = "stopped by SIGTERM" if how == "SIGTERM" else "stopped by the user (Ctrl-C)"
             if current:
                 rec = self.records[current]
                 rec["status"], rec["end_time"] = STOPPED, _iso(_now())
                 if rec.get("start_time"):
                     started = datetime.datetime.fromisoformat(rec["start_time"])
                     rec["duration_seconds"] = round((_now() - started).total_seconds(), 1)
-                rec["failure_reason"] = "stopped by the user (Ctrl-C)"
+                rec["failure_reason"] = reason
             for rec in self.records.values():
                 if rec["status"] == "Pending":
                     rec["status"] = NOT_EXECUTED
-            self.status, self.failure_reason = "Stopped", "stopped by the user (Ctrl-C)"
+            self.status, self.failure_reason = "Stopped", reason
             self.save()
             self._write_report()
-            self.out(f"\nExecution {self.id} stopped (Ctrl-C). Record: {self.dir / 'execution.json'}")
-            return EXIT_INTERRUPTED
+            self.out(f"\nExecution {self.id} stopped ({how}). Record: {self.dir / 'execution.json'}")
+            return EXIT_TERMINATED if how == "SIGTERM" else EXIT_INTERRUPTED
         if self.status == "Executing":
             self.status = "Succeeded"
         self.save()
@@ -643,6 +649,7 @@ class Execution:
         self.process = subprocess.Popen(command, cwd=str(cwd), env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True, text=True, errors="replace", bufsize=1)
+        self.save()                                    # records step_pid: the step's process group
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
 
         def pump(stream) -> None:  # a thread, so the main thread can report progress while a step is quiet
@@ -957,8 +964,82 @@ def run_local(definition: Any, parameters: Optional[Mapping[str, Any]], settings
             signal.signal(signal.SIGTERM, previous)
 
 
-def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: stop the step, record Stopped
-    raise KeyboardInterrupt
+class Interrupted(KeyboardInterrupt):
+    """A stop by signal; `how` names it ('SIGTERM') so the record says what happened."""
+
+    def __init__(self, how: str):
+        super().__init__(how)
+        self.how = how
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM stops the step like Ctrl-C does, and is recorded as SIGTERM
+    raise Interrupted(signal.Signals(signum).name)
+
+
+# --- noticing dead executions ---------------------------------------------------------------
+def process_identity(pid: int) -> dict:
+    """pid, host and the process's start time (Linux /proc), so a reused pid is not taken for the runtime."""
+    return {"pid": pid, "host": _hostname(), "started": _process_start(pid)}
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _process_start(pid: int) -> Optional[str]:
+    """Start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or None where there is no /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()   # after "(comm)": state is field 3, starttime field 22
+    return fields[19] if len(fields) > 19 else None
+
+
+def process_alive(identity: Optional[Mapping[str, Any]]) -> Optional[bool]:
+    """True/False for a runtime process on this host; None when it cannot be told (other host, no record)."""
+    if not identity or not identity.get("pid") or identity.get("host") != _hostname():
+        return None
+    pid = int(identity["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass                                           # exists, owned by someone else
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True if not Path("/proc/self/stat").exists() else False
+    if state[state.rindex(")") + 2:].split()[0] in ("Z", "X"):   # killed, not yet reaped
+        return False
+    started = identity.get("started")
+    return started is None or started == _process_start(pid)
+
+
+def mark_if_dead(record: dict, path: Path) -> dict:
+    """An Executing record whose runtime process is gone becomes Failed, with the reason, on disk too."""
+    if record.get("status") != "Executing" or process_alive(record.get("runtime_process")) is not False:
+        return record
+    pid = record["runtime_process"]["pid"]
+    running = [s["name"] for s in record.get("steps", []) if s.get("status") == EXECUTING]
+    where = f" while step {', '.join(running)} was Executing" if running else ""
+    reason = (f"the local runtime process (pid {pid}) is gone: it was killed or crashed{where}; "
+              "rerun with python -m pipelines.run")
+    ended = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+    for step in record.get("steps", []):
+        if step.get("status") == EXECUTING:
+            step.update(status=FAILED, failure_reason=reason, end_time=_iso(ended))
+        elif step.get("status") == "Pending":
+            step["status"] = NOT_EXECUTED
+    record.update(status=FAILED, failure_reason=reason, end_time=_iso(ended))
+    if record.get("start_time"):
+        started = datetime.datetime.fromisoformat(record["start_time"])
+        record["duration_seconds"] = round((ended - started).total_seconds(), 1)
+    write_json(path, record)
+    return record
 
 
 def load_executions(settings: Settings) -> list:
@@ -968,8 +1049,8 @@ def load_executions(settings: Settings) -> list:
     if root.is_dir():
         for path in root.glob("*/execution.json"):
             try:
-                records.append(json.loads(path.read_text()))
-            except (OSError, json.JSONDecodeError):
+                records.append(mark_if_dead(json.loads(path.read_text()), path))
+            except (OSError, json.JSONDecodeError, ValueError, KeyError):
                 continue
     return sorted(records, key=lambda r: r.get("start_time") or "", reverse=True)
 
