@@ -91,26 +91,54 @@ def read_file(path, text_columns: Iterable[str] = (), *, name: Optional[str] = N
     """
     path = Path(path)
     name = name or str(path)
-    try:
+    with _one_line_errors(name, "Parquet" if kind(path) == "parquet" else "CSV"):
         return _read(path, name, set(text_columns), categorical, set(numeric), require_rows,
                      warnings if warnings is not None else [])
-    except TableError:
-        raise
-    except UnicodeDecodeError as error:
-        raise TableError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason}). Fix: save the file "
-                         "as UTF-8 CSV.") from None
-    except pd.errors.ParserError as error:
-        detail = " ".join(str(error).split())
-        hint = " (the header is line 1)" if "line" in detail else ""
-        raise TableError(f"{name}: cannot be parsed as CSV: {detail}{hint}. Fix: quote fields that contain "
-                         "commas, and give every row as many fields as the header.") from None
-    except (EOFError, zlib.error, OSError, ValueError, ImportError, KeyError, TypeError) as error:
-        kind_name = "Parquet" if kind(path) == "parquet" else "CSV"
-        detail = " ".join(str(error).split()) or type(error).__name__
-        truncated = isinstance(error, EOFError) or "end-of-stream" in detail
-        fix = ("the compressed file is cut short; copy or export it again" if truncated
-               else f"check it is a complete, valid {kind_name} file (gzip-compressed CSV must end in .gz)")
-        raise TableError(f"{name}: cannot be read as {kind_name}: {detail}. Fix: {fix}.") from None
+
+
+def read_csv_bytes(payload: bytes, name: str, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """CSV content fetched from elsewhere (an S3 object), gzip when `name` ends in .gz; same rules and errors."""
+    import io
+
+    with _one_line_errors(name, "CSV"):
+        data = gzip.decompress(payload) if name.lower().endswith(".gz") else payload
+        if not data.strip():
+            raise TableError(f"{name}: the file is empty. Fix: export the data again with a header line.")
+        header = pd.read_csv(io.BytesIO(data), nrows=0, encoding="utf-8-sig")
+        text = {c: str for c in header.columns if str(c).strip() in set(text_columns)}
+        frame = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=text, low_memory=False)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return frame
+
+
+class _one_line_errors:
+    """Turn whatever pandas, gzip, zlib or pyarrow raise into a TableError naming the file."""
+
+    def __init__(self, name: str, kind_name: str):
+        self.name, self.kind_name = name, kind_name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind_of_error, error, _traceback) -> bool:
+        if error is None or isinstance(error, TableError):
+            return False
+        name, kind_name = self.name, self.kind_name
+        if isinstance(error, UnicodeDecodeError):
+            raise TableError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason}). Fix: save the file "
+                             "as UTF-8 CSV.") from None
+        if isinstance(error, pd.errors.ParserError):
+            detail = " ".join(str(error).split())
+            hint = " (the header is line 1)" if "line" in detail else ""
+            raise TableError(f"{name}: cannot be parsed as CSV: {detail}{hint}. Fix: quote fields that contain "
+                             "commas, and give every row as many fields as the header.") from None
+        if isinstance(error, (EOFError, zlib.error, OSError, ValueError, ImportError, KeyError, TypeError)):
+            detail = " ".join(str(error).split()) or type(error).__name__
+            truncated = isinstance(error, EOFError) or "end-of-stream" in detail
+            fix = ("the compressed file is cut short; copy or export it again" if truncated
+                   else f"check it is a complete, valid {kind_name} file (gzip-compressed CSV must end in .gz)")
+            raise TableError(f"{name}: cannot be read as {kind_name}: {detail}. Fix: {fix}.") from None
+        return False
 
 
 def _open_bytes(path: Path):

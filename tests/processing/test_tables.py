@@ -84,3 +84,11 @@ def test_split_utc_offsets_reads_each_timestamp_at_its_local_time():
     assert plain == ["2023-01-01T00:00:00", "2023-01-02T00:00:00", "2023-01-03 10:00:00", "2023-01-04",
                      "2023-01-05 10:00"]
     assert offsets == ["+00:00", "+02:00", "-05:00", None, None]
+
+
+def test_given_fetched_csv_bytes_then_ids_stay_text_and_a_cut_gzip_is_one_line_naming_the_object():
+    frame = tables.read_csv_bytes(gzip.compress(CSV.encode()), "s3://b/backtest/part-00000.csv.gz", ["item_id"])
+    assert sorted(frame["item_id"].unique()) == sorted(IDS)
+    body = gzip.compress((CSV * 500).encode())
+    with pytest.raises(tables.TableError, match=r"^s3://b/backtest/part-00000.csv.gz: cannot be read as CSV: .*cut short"):
+        tables.read_csv_bytes(body[:len(body) // 2], "s3://b/backtest/part-00000.csv.gz", ["item_id"])
