@@ -1012,7 +1012,7 @@ def process_alive(identity: Optional[Mapping[str, Any]]) -> Optional[bool]:
     try:
         state = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True if not Path("/proc/self/stat").exists() else False
+        return not Path("/proc/self/stat").exists()    # no /proc (macOS): os.kill said it exists
     if state[state.rindex(")") + 2:].split()[0] in ("Z", "X"):   # killed, not yet reaped
         return False
     started = identity.get("started")

@@ -251,3 +251,14 @@ def test_given_ids_with_leading_zeros_in_files_when_trained_and_predicted_then_e
                       dtype={"item_id": str})
     assert sorted(out["item_id"].unique()) == ["0042", "007", "42", "7"]
     assert len(out) == 4 * config.horizon
+
+
+def test_given_context_timestamps_with_mixed_utc_offsets_when_predicted_then_they_are_read_at_local_time(
+        tmp_path, config):
+    """PrepareData's rule in the engine too: 2023-01-02T00:00:00+02:00 is 2 January, not 1 January 22:00 UTC."""
+    frame = make_frame(n_items=2, n_days=40).drop(columns=["promotion"])
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive"], log=lambda *_: None)
+    model = load_model(result.model_dir)
+    offsets = np.where(np.arange(len(frame)) % 2 == 0, "T00:00:00Z", "T00:00:00+02:00")
+    shifted = frame.assign(timestamp=frame["timestamp"] + offsets)
+    pd.testing.assert_frame_equal(model.predict(shifted), model.predict(frame))
