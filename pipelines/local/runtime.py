@@ -47,6 +47,7 @@ PROCESSING_PREFIX = contracts.PROCESSING_ROOT
 LOG_TAIL_LINES = 30
 SEED_FUTURE_DAYS = 14                        # the training pipeline's default ForecastHorizon
 HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
+EXIT_BAD_INPUT = 2                             # the step scripts' code for input they refuse
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143                          # 128 + SIGTERM
 PRELOAD_ENV = "FORECAST_LOCAL_PRELOAD"       # extra modules the step subprocesses import first (tests)
@@ -69,7 +70,11 @@ class DefinitionError(ValueError):
 
 
 class StepFailed(RuntimeError):
-    """A step failed; the message is its failure reason."""
+    """A step failed; the message is its failure reason (exit_code: the step process's, when it ran one)."""
+
+    def __init__(self, message: str, exit_code: Optional[int] = None):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # --- loading and checking the definition -------------------------------------------------
@@ -516,7 +521,11 @@ class Execution:
         self.save()
         self._write_report()
         self.out(self.summary())
-        return 0 if self.status == "Succeeded" else 1
+        if self.status == "Succeeded":
+            return 0
+        # a step script that refused its input (exit 2: a bad file, column or value) makes the run exit 2 too
+        refused = any(r.get("exit_code") == EXIT_BAD_INPUT for r in self.records.values() if r["status"] == FAILED)
+        return EXIT_BAD_INPUT if refused else 1
 
     def _run_step(self, spec: StepSpec, record: dict, index: int, total: int, skipped: set) -> None:
         step_dir = self.dir / "steps" / spec.name
@@ -537,6 +546,8 @@ class Execution:
                 raise
             except (StepFailed, ex.ExpressionError, ex.ParameterError, FileNotFoundError) as error:
                 record["status"], record["failure_reason"] = FAILED, str(error)
+                if getattr(error, "exit_code", None) is not None:
+                    record["exit_code"] = error.exit_code
                 log.write(f"\n[runtime] step failed: {error}\n")
             except Exception as error:  # a bug in a step or a stand-in: still a clean step failure
                 import traceback
@@ -597,7 +608,7 @@ class Execution:
         returncode = self._spawn(command, env, step_dir, log)
         if returncode != 0:
             raise StepFailed(f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: "
-                             + _last_error_line(Path(record["log"])))
+                             + _last_error_line(Path(record["log"])), exit_code=returncode)
         for item in outputs:
             target_uri = item["S3Output"]["S3Uri"]
             uris = copy_out(Path(mapped(item["S3Output"]["LocalPath"])), target_uri, self.settings)
