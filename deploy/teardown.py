@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from deploy import infrastructure, monitoring
 from pipelines import clients
-from pipelines.settings import HOME_MARKER, Settings, SettingsError, is_home, resolve
+from pipelines.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve
 
 PIPELINE_MODEL_PREFIX = "fc-"   # processing.automl_request.JOB_NAME_PREFIX: AutoML and batch models
 KEPT_LOCALLY = ("s3", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", HOME_MARKER)
@@ -225,8 +225,8 @@ def local_plan(settings: Settings, include_data: bool = False) -> list[Resource]
                                  lambda e=entry: _remove(e)))
         plan.append(Resource("local home (now empty)", str(home), lambda: _remove_home(home)))
         return plan
-    for entry in sorted(home.iterdir()):
-        if entry.name in KEPT_LOCALLY:
+    for entry in sorted(home.iterdir()):   # only what the project puts there: a stranger's files stay
+        if entry.name in KEPT_LOCALLY or entry.name not in HOME_ENTRIES:
             continue
         plan.append(Resource("local state", str(entry), lambda e=entry: _remove(e)))
     return plan

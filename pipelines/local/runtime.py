@@ -942,7 +942,7 @@ def ensure_seed_data(definition: Mapping[str, Any], parameters: Mapping[str, Any
 # --- entry points (pipelines/run.py calls these) -------------------------------------------
 def run_local(definition: Any, parameters: Optional[Mapping[str, Any]], settings: Settings,
               out: Callable[[str], None] = print, stream_logs: bool = True) -> int:
-    """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C)."""
+    """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
     if isinstance(definition, (str, bytes)):
         definition = json.loads(definition)
     parameters = dict(parameters or {})

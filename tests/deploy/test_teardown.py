@@ -122,6 +122,8 @@ def test_given_a_folder_that_is_not_a_forecast_home_then_include_data_removes_no
     err = capsys.readouterr().err
     assert f"{mine} is not a forecast home" in err and ".forecast-home" in err
     assert (mine / "thesis" / "chapter1.tex").read_text() == "precious"
+    assert teardown.main(["--yes"]) == 0                 # without --include-data: only the project's entries
+    assert (mine / "thesis" / "chapter1.tex").read_text() == "precious"
 
 
 def test_given_a_forecast_home_then_include_data_lists_every_entry_before_removing_it(monkeypatch):
