@@ -7,7 +7,6 @@ time by `ds`, its target by `y`. `Panel` keeps every series in flat numpy arrays
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
