@@ -69,6 +69,7 @@ import pandas as pd
 from deploy.http_base import HttpError, JsonRequestHandler
 from pipelines.contracts import MEAN_COLUMN, PREP_BACKTEST, PREP_HOLDOUT, PREP_PROFILE, PROFILE_FILE, pandas_frequency
 from pipelines.settings import Settings, resolve
+from processing import tables
 
 LOG = logging.getLogger("deploy.api")
 QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
@@ -410,15 +411,16 @@ def load_serving_data(root: str, version: str, s3: Any, settings: Optional[Setti
     parts = reader.files(PREP_BACKTEST)
     if not parts:
         raise ApiError(503, f"{root}/{PREP_BACKTEST}/ has no part-*.csv files; rerun PrepareData")
-    string_columns = {name: str for name in keys + [ts]}
-    frame = pd.concat([pd.read_csv(io.BytesIO(reader.read(p)), dtype=string_columns,
-                                   compression="gzip" if p.endswith(".gz") else None) for p in parts],
-                      ignore_index=True)
-    holdout_files = reader.files(PREP_HOLDOUT)
-    if holdout_files:
-        holdout = pd.concat([pd.read_csv(io.BytesIO(reader.read(p)), dtype=string_columns,
-                                         compression="gzip" if p.endswith(".gz") else None)
-                             for p in holdout_files], ignore_index=True)
+    text_columns = keys + [ts]     # ids, grouping and timestamps as text ('007' is not item 7)
+    try:
+        frame = pd.concat([tables.read_csv_bytes(reader.read(p), p, text_columns) for p in parts],
+                          ignore_index=True)
+        holdout_files = reader.files(PREP_HOLDOUT)
+        holdout = pd.concat([tables.read_csv_bytes(reader.read(p), p, text_columns) for p in holdout_files],
+                            ignore_index=True) if holdout_files else None
+    except tables.TableError as error:
+        raise ApiError(503, f"cannot read the prepared history: {error}") from None
+    if holdout is not None:
         actual = holdout.set_index(keys + [ts])[target]
         actual = actual[~actual.index.duplicated()]
         index = pd.MultiIndex.from_frame(frame[keys + [ts]])

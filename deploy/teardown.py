@@ -12,7 +12,8 @@ the bucket (every object version, then the bucket) and the SageMaker execution r
 
 Local target: stops the local endpoint and removes the local state under FORECAST_HOME
 (executions, endpoints, models...), keeping the object store (`s3/`) and the model registry
-unless --include-data, which removes the whole folder.
+unless --include-data, which removes the whole folder, entry by entry, and only when it carries
+the marker (`.forecast-home`) written when the home was created.
 
 The list is shown first and nothing is deleted without confirmation (--yes skips it).
 Resources that are already gone are skipped, so a second run finds nothing to do.
@@ -31,10 +32,10 @@ from botocore.exceptions import ClientError
 
 from deploy import api_infrastructure, infrastructure, monitoring
 from pipelines import clients
-from pipelines.settings import Settings, SettingsError, resolve
+from pipelines.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve
 
 PIPELINE_MODEL_PREFIX = "fc-"   # processing.automl_request.JOB_NAME_PREFIX: AutoML and batch models
-KEPT_LOCALLY = ("s3", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm")
+KEPT_LOCALLY = ("s3", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", HOME_MARKER)
 Log = Callable[[str], None]
 
 
@@ -238,13 +239,29 @@ def local_plan(settings: Settings, include_data: bool = False) -> list[Resource]
     if not home.exists():
         return plan
     if include_data:
-        plan.append(Resource("local state (everything)", str(home), lambda: shutil.rmtree(home)))
+        if not is_home(home):
+            raise SettingsError(
+                f"{home} is not a forecast home (it has no {HOME_MARKER} marker, which the project writes when "
+                "it creates one), so --include-data will not remove it. Check FORECAST_HOME; to remove the "
+                "project's state only, run without --include-data.")
+        for entry in sorted(home.iterdir()):   # listed one by one, so the user sees what goes
+            if entry.name == HOME_MARKER:
+                continue
+            plan.append(Resource("local data" if entry.name in KEPT_LOCALLY else "local state", str(entry),
+                                 lambda e=entry: _remove(e)))
+        plan.append(Resource("local home (now empty)", str(home), lambda: _remove_home(home)))
         return plan
-    for entry in sorted(home.iterdir()):
-        if entry.name in KEPT_LOCALLY:
+    for entry in sorted(home.iterdir()):   # only what the project puts there: a stranger's files stay
+        if entry.name in KEPT_LOCALLY or entry.name not in HOME_ENTRIES:
             continue
         plan.append(Resource("local state", str(entry), lambda e=entry: _remove(e)))
     return plan
+
+
+def _remove_home(home: Path) -> None:
+    """The home itself, last: only the marker may be left (anything else appeared meanwhile and stays)."""
+    (home / HOME_MARKER).unlink(missing_ok=True)
+    home.rmdir()
 
 
 def _remove(path: Path) -> None:

@@ -19,11 +19,12 @@ import pandas as pd
 
 from evaluation import metrics
 from pipelines import contracts
+from processing import tables
 
 SERIES = "_series"        # internal series key column (item id + grouping values)
 SOURCE = "_source_file"   # internal column: which input file a row came from
 ACTUAL = "_actual"        # internal column: the holdout actual joined to a forecast row
-READABLE_SUFFIXES = (".out", ".csv", ".csv.gz", ".out.gz")
+READABLE_SUFFIXES = tables.OUTPUT_SUFFIXES
 
 # metrics where lower is better; skill = 1 - model / baseline (bias: on absolute values)
 LOWER_IS_BETTER = ("mae", "rmse", "mape", "mase", "wape", "wql")
@@ -49,37 +50,28 @@ class Columns:
 # ----------------------------------------------------------------------------- reading
 def input_files(path: "str | Path", role: str) -> List[Path]:
     """The CSV files behind a path: the file itself, or every .out/.csv file in a folder."""
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(READABLE_SUFFIXES))
-        if not files:
-            raise ValueError(
-                f"{role} folder {p} holds no {', '.join(READABLE_SUFFIXES)} files; "
-                f"pass the file or the folder the previous step wrote"
-            )
-        return files
-    raise ValueError(f"{role} path {p} does not exist")
+    try:
+        return tables.list_files(path, READABLE_SUFFIXES, role)
+    except tables.TableError as error:
+        raise ValueError(f"{error}; pass the file or the folder the previous step wrote") from None
 
 
 def read_inputs(path: "str | Path", role: str, columns: Columns, required: Sequence[str]) -> pd.DataFrame:
     """Read and concatenate CSV inputs, checking required columns per file (named in errors).
 
-    Id and grouping columns are read as strings so '007' and 7 never silently differ.
+    Read with the project's one reader (processing.tables): id and grouping columns are text,
+    so '007' and 7 never silently differ; a read error is one line naming the file.
     """
     frames = []
     for file in input_files(path, role):
-        try:
-            frame = pd.read_csv(file, dtype={c: str for c in columns.keys}, keep_default_na=True)
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{role} file {file} is empty; expected a CSV with a header row") from None
+        frame = tables.read_file(file, columns.keys, name=f"{role} file {file}", require_rows=False)
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise ValueError(
                 f"{role} file {file} lacks column(s) {missing}; it has {list(frame.columns)}. "
-                "Check the column-name parameters (--item-id-column, --timestamp-column, "
-                "--target-column, --grouping-columns, --quantiles) match the data."
+                "Check the pipeline parameters naming them match the data (--param ItemIdColumn=, "
+                "--param TimestampColumn=, --param TargetColumn=, --param GroupingColumns=, "
+                "--param ForecastQuantiles=)."
             )
         frame[SOURCE] = str(file)
         frames.append(frame)

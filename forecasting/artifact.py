@@ -67,7 +67,7 @@ class ForecastModel:
                         bool(self.metadata.get("non_negative", False)))
 
     def predict_file(self, in_path, out_path) -> Path:
-        frame = self.predict(read_table(in_path), source=str(in_path))
+        frame = self.predict(read_table(in_path, self.config), source=str(in_path))
         with staged_file(out_path) as tmp:
             frame.to_csv(tmp, index=False)
         return Path(out_path)

@@ -7,11 +7,13 @@ time by `ds`, its target by `y`. `Panel` keeps every series in flat numpy arrays
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
+
+from processing import tables
+from processing.data_prep import MAX_ABS_VALUE
 
 from .config import EngineConfig
 
@@ -84,19 +86,12 @@ class Panel:
                               self.uids[index])
 
 
-def read_table(path) -> pd.DataFrame:
-    """CSV or parquet (a file or a folder of them; .gz fine); clear error when nothing is there."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
-        if not files:
-            raise FileNotFoundError(f"{path}: folder has no data files")
-        return pd.concat([read_table(p) for p in files], ignore_index=True)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if ".parquet" in path.suffixes or path.suffix == ".pq":
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+def read_table(path, config: Optional[EngineConfig] = None) -> pd.DataFrame:
+    """CSV or parquet (a file or a folder of them; .gz fine) through the project's one reader
+    (processing.tables): the item id and grouping columns are read as text, so '007' stays '007'.
+    Read errors are one line naming the file (processing.tables.TableError, a ValueError)."""
+    text = [config.item_id_column, *config.grouping_columns] if config is not None else []
+    return tables.read_frame(path, text, suffixes=tables.DATA_SUFFIXES, what="data")
 
 
 def _check_columns(df: pd.DataFrame, config: EngineConfig, source: str, need_target: bool = True):
@@ -134,7 +129,8 @@ def _uid_series(df: pd.DataFrame, config: EngineConfig) -> pd.Series:
 
 
 def _parse_timestamps(values: pd.Series, source: str, column: str) -> pd.Series:
-    parsed = pd.to_datetime(values, errors="coerce")
+    """Timestamps at their local time: a UTC offset is dropped (PrepareData's rule, docs/data.md)."""
+    parsed = pd.to_datetime(tables.local_time_texts(values), errors="coerce")
     bad = parsed.isna() & values.notna()
     if bad.any() or values.isna().any():
         row = int(np.flatnonzero((bad | values.isna()).to_numpy())[0])
@@ -187,6 +183,13 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
     long["y"] = y.astype(float).to_numpy()
     for column in roles.covariates:
         long[column] = pd.to_numeric(df[column], errors="coerce").astype(float).to_numpy()
+    for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
+        with np.errstate(invalid="ignore"):
+            huge = np.flatnonzero(np.abs(long[internal].to_numpy()) > MAX_ABS_VALUE)
+        if len(huge):
+            raise ValueError(f"{source}: column {user!r} has {len(huge)} values beyond +-{MAX_ABS_VALUE:.0e} "
+                             f"(first: row {int(huge[0]) + 2}, {float(long[internal].iloc[huge[0]])!r}), a scale at which "
+                             "the forecasting arithmetic overflows; correct or rescale them")
     if config.frequency_unit in ("D", "H", "min"):
         long["ds"] = long["ds"].dt.floor(config.pandas_frequency)
     else:  # weekly/monthly/yearly: label by period start so every row of a period aggregates together

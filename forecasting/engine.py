@@ -43,7 +43,7 @@ class TrainResult:
 
 
 def _prepare(data, config: EngineConfig, source: str):
-    df = data if isinstance(data, pd.DataFrame) else read_table(data)
+    df = data if isinstance(data, pd.DataFrame) else read_table(data, config)
     roles = infer_roles(df, config)
     long = to_long_frame(df, config, roles, source, training=True)
     static = static_frame(df, config, roles)

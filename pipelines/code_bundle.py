@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from pipelines.settings import Settings
+from pipelines.settings import Settings, ensure_home
 from processing.atomic import usual_permissions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +88,7 @@ MARKER = ".complete"  # written last: its presence means every file of the bundl
 
 
 def _copy_local(settings: Settings, prefix: str, uri: str, files: list[tuple[str, Path]], log) -> None:
+    ensure_home(settings.home_path)
     target = settings.home_path / "s3" / settings.effective_bucket / prefix
     if (target / MARKER).is_file():
         log(f"code bundle {uri} already in the local store")

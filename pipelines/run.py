@@ -30,6 +30,8 @@ from processing.atomic import write_text_atomic
 
 PIPELINES = ("training", "batch")
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
+# checked before anything starts (a step would only find out after the earlier ones ran)
+PARAMETER_BOUNDS = {"ForecastHorizon": (1, 500, "periods to forecast; Autopilot accepts 1 to 500")}
 
 
 class RunError(RuntimeError):
@@ -120,6 +122,12 @@ def check_overrides(definition: Mapping[str, Any], overrides: Mapping[str, str])
             raise RunError(f"--param {name}={value!r}: {name} is an {kind} parameter; "
                            f"give a number, for example --param {name}={'14' if kind == 'Integer' else '0.3'}",
                            2) from None
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
+    for name, (low, high, why) in PARAMETER_BOUNDS.items():
+        value = typed.get(name, defaults.get(name))
+        if name in declared and value is not None and not low <= value <= high:
+            raise RunError(f"--param {name}={value}: {name} must be from {low} to {high} ({why}); nothing was "
+                           f"started. For example --param {name}=14", 2)
     return typed
 
 

@@ -14,6 +14,34 @@ CONFIG_FILE_NAME = "forecast.toml"
 LOCAL_ACCOUNT = "000000000000"
 
 
+HOME_MARKER = ".forecast-home"   # written when a local home is created; teardown --include-data needs it
+# what a local home holds (an older home without the marker is recognised by holding nothing else)
+HOME_ENTRIES = frozenset({HOME_MARKER, "s3", "executions", "sagemaker", "endpoints", "registry.sqlite",
+                          "registry.sqlite-wal", "registry.sqlite-shm", "registry.sqlite-journal"})
+
+
+def ensure_home(home: "Path | str") -> Path:
+    """Create the local home (FORECAST_HOME) with its marker file, and return it.
+
+    A folder that already exists is marked only when it is empty or holds nothing but what a
+    home holds, so pointing FORECAST_HOME at a folder of your own never makes it removable.
+    """
+    home = Path(home)
+    marker = home / HOME_MARKER
+    if marker.is_file():
+        return home
+    home.mkdir(parents=True, exist_ok=True)
+    if all(entry.name in HOME_ENTRIES for entry in home.iterdir()):
+        marker.write_text("This folder is a demand-forecasting local home (FORECAST_HOME); "
+                          "python -m deploy.teardown --include-data may remove it.\n")
+    return home
+
+
+def is_home(home: "Path | str") -> bool:
+    """True when the folder carries the marker ensure_home writes."""
+    return (Path(home) / HOME_MARKER).is_file()
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     target: str = "local"                 # "local" or "sagemaker"

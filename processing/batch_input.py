@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
+from processing import tables
 from processing.atomic import staged_directory
 from processing.sharding import group_series, line_bytes, series_sizes
 
@@ -39,36 +40,30 @@ class BatchInputError(ValueError):
     """The batch input cannot be forecast; the message names the file, column or items."""
 
 
-def input_files(path: Path) -> List[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                       and (p.suffix in (".csv", ".parquet") or p.name.endswith(".csv.gz")))
-        if not files:
-            raise BatchInputError(f"{path}: no .csv, .csv.gz or .parquet files in this folder")
-        return files
-    if not path.is_file():
-        raise BatchInputError(f"{path}: no such file or folder (InputDataUrl)")
-    return [path]
-
-
 def read_input(path: Path, item_id: str) -> pd.DataFrame:
-    frames = []
-    for file in input_files(path):
-        frame = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(
-            file, dtype={item_id: str}, encoding="utf-8-sig")
-        if frames and list(frame.columns) != list(frames[0].columns):
-            raise BatchInputError(f"{file}: columns {list(frame.columns)} differ from the first file's "
-                                  f"{list(frames[0].columns)}; every file of the input needs the same schema")
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    """Every input file through the one reader (processing.tables): item ids as text, one-line errors."""
+    try:
+        return tables.read_frame(path, [item_id], what="InputDataUrl")
+    except tables.TableError as error:
+        raise BatchInputError(str(error)) from None
+
+
+PARAMETERS = {0: "ItemIdColumn", 1: "TimestampColumn", 2: "TargetColumn"}  # position in `required`
 
 
 def check_columns(frame: pd.DataFrame, required: Sequence[str], source: Path) -> None:
-    for name in required:
+    """All missing columns at once, each with the pipeline parameter that names it."""
+    missing = []
+    for position, name in enumerate(required):
         if name not in frame.columns:
             close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise BatchInputError(f"{source}: column {name!r} is missing; the file has {list(frame.columns)}.{hint}")
+            parameter = PARAMETERS.get(position)
+            fix = f" (--param {parameter}={close[0] if close else '<column>'}" + (
+                f"; did you mean {close[0]!r}?)" if close else ")") if parameter else ""
+            missing.append(f"{name!r}{fix}")
+    if missing:
+        raise BatchInputError(f"{source}: column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                              f"missing; the file has {list(frame.columns)}")
 
 
 def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, source: Path):

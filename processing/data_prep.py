@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import gzip
 import json
 import math
 import os
@@ -40,18 +39,22 @@ import numpy as np
 import pandas as pd
 
 from pipelines import contracts
+from processing import tables
 
 MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
 MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
 STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 most recent entries
 SHOW_ROWS = 5                    # offending rows quoted in an error message
+MAX_ABS_VALUE = 1e15             # |target| and |covariate| at most this: float64 still holds whole units
+                                 # (2**53 ~ 9e15), squares and sums over a series stay far from overflow
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")   # TimeSeriesTransformations.Filling
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
 DUPLICATE_POLICIES = ("aggregate", "reject")
 NEGATIVE_POLICIES = ("reject", "clip", "keep")
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
-PARQUET_SUFFIXES = (".parquet", ".pq", ".snappy.parquet")
+CSV_SUFFIXES = tables.CSV_SUFFIXES
+PARQUET_SUFFIXES = tables.PARQUET_SUFFIXES
+DATA_SUFFIXES = tables.DATA_SUFFIXES
 
 
 class DataValidationError(ValueError):
@@ -77,24 +80,7 @@ class PrepConfig:
         return [self.item_id] + list(self.grouping)
 
 
-@dataclasses.dataclass
-class InputTable:
-    """Rows of all input files, with where each row came from (for error messages)."""
-    frame: pd.DataFrame
-    files: List[str]                  # display names
-    file_index: np.ndarray            # per row: index into files
-    row_number: np.ndarray            # per row: 1-based line in a CSV (header = line 1) / row in Parquet
-    parquet: List[bool]
-    warnings: List[str]
-
-    def where(self, rows: np.ndarray) -> List[str]:
-        """'sales.csv line 7' for each row position given."""
-        out = []
-        for r in rows:
-            f = int(self.file_index[r])
-            word = "row" if self.parquet[f] else "line"
-            out.append(f"{self.files[f]} {word} {int(self.row_number[r])}")
-        return out
+InputTable = tables.Table       # rows of all input files, with where each row came from
 
 
 @dataclasses.dataclass
@@ -142,142 +128,53 @@ class PrepResult:
 # --------------------------------------------------------------------------------- reading
 def list_input_files(path: str | os.PathLike) -> List[Path]:
     """One file, or every csv/parquet (optionally .gz) file under a folder, in name order."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataValidationError(f"input {path}: no such file or folder. Fix: pass --input a CSV/Parquet "
-                                  "file or a folder of them.")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
-        part.startswith((".", "_")) for part in p.relative_to(path).parts) and _kind(p))
-    if not files:
-        raise DataValidationError(f"input folder {path}: no .csv, .csv.gz or .parquet files in it. Fix: put the "
-                                  "sales data there (one or more files with the same columns).")
-    return files
-
-
-def _kind(path: Path) -> Optional[str]:
-    name = path.name.lower()
-    if name.endswith(CSV_SUFFIXES):
-        return "csv"
-    if name.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    return None
-
-
-def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    try:
+        return tables.list_files(path, DATA_SUFFIXES, "input")
+    except tables.TableError as error:
+        raise DataValidationError(f"{error}. Fix: pass InputDataUrl (--param InputDataUrl=) a CSV/Parquet "
+                                  "file or a folder of them (one or more files with the same columns).") from None
 
 
 def read_input(path: str | os.PathLike, config: PrepConfig) -> InputTable:
-    """Read a file or folder; all files must share one schema (same column names)."""
-    root = Path(path)
-    files = list_input_files(root)
-    names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
-    frames, warnings, parquet = [], [], []
-    text_columns = set(config.keys)
-    for f, name in zip(files, names):
-        frame, file_warnings = _read_one(f, name, text_columns, config.target)
-        frames.append(frame)
-        warnings += file_warnings
-        parquet.append(_kind(f) == "parquet")
-    first_cols = list(frames[0].columns)
-    for frame, name in zip(frames[1:], names[1:]):
-        if set(frame.columns) != set(first_cols):
-            missing = sorted(set(first_cols) - set(frame.columns))
-            extra = sorted(set(frame.columns) - set(first_cols))
-            raise DataValidationError(
-                f"input folder {root}: files have different columns. {name} vs {names[0]}: "
-                f"missing {missing or 'none'}, extra {extra or 'none'}. Fix: give every file the same "
-                "header (same column names), or point --input at one dataset only.")
-    row_number = np.concatenate([np.arange(len(fr)) + (1 if p else 2) for fr, p in zip(frames, parquet)])
-    file_index = np.concatenate([np.full(len(fr), i) for i, fr in enumerate(frames)])
-    frame = frames[0] if len(frames) == 1 else pd.concat([fr[first_cols] for fr in frames], ignore_index=True)
-    return InputTable(frame, names, file_index, row_number, parquet, warnings)
-
-
-def _read_one(path: Path, name: str, text_columns, target_column: str) -> Tuple[pd.DataFrame, List[str]]:
-    """Read one file; parser failures become DataValidationError naming the file and line."""
+    """Read a file or folder with the project's one reader (processing.tables): ids and grouping as text."""
+    list_input_files(path)
     try:
-        return _read_one_unchecked(path, name, text_columns, target_column)
-    except DataValidationError:
-        raise
-    except UnicodeDecodeError as error:
-        raise DataValidationError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason}). Fix: save the file "
-                                  "as UTF-8 CSV.") from None
-    except pd.errors.ParserError as error:
-        detail = str(error).strip().splitlines()[-1]
-        hint = " (the header is line 1)" if "line" in detail else ""
-        raise DataValidationError(f"{name}: cannot be parsed as CSV: {detail}{hint}. Fix: quote fields that contain "
-                                  "commas, and give every row as many fields as the header.") from None
-    except (OSError, ValueError, ImportError) as error:
-        kind = "Parquet" if _kind(path) == "parquet" else "CSV"
-        raise DataValidationError(f"{name}: cannot be read as {kind}: {error}. Fix: check the file is a complete, "
-                                  f"valid {kind} file (gzip-compressed CSV must end in .gz).") from None
-
-
-def _read_one_unchecked(path: Path, name: str, text_columns, target_column: str) -> Tuple[pd.DataFrame, List[str]]:
-    warnings: List[str] = []
-    if _kind(path) == "parquet":
-        frame = pd.read_parquet(path)
-        if len(frame) == 0:
-            raise DataValidationError(f"{name}: the file has no rows. Fix: export the sales data again.")
-        for col in text_columns & set(frame.columns):
-            if not pd.api.types.is_string_dtype(frame[col]) or frame[col].dtype != object:
-                frame[col] = frame[col].astype(object).where(frame[col].notna(), None).map(
-                    lambda v: v if v is None else str(v))
-        return frame, warnings
-    with _open_bytes(path) as handle:
-        head = handle.read(65536)
-    if not head.strip():
-        raise DataValidationError(f"{name}: the file is empty. Fix: export the sales data again with a header "
-                                  "line and at least one data row.")
-    if head.startswith(b"\xef\xbb\xbf"):
-        warnings.append(f"{name}: starts with a UTF-8 byte-order mark (BOM); it was ignored.")
-    first_line = head.decode("utf-8-sig", errors="replace").splitlines()[0]
-    header = pd.read_csv(path, nrows=0, encoding="utf-8-sig")
-    columns = [str(c) for c in header.columns]
-    if len(columns) == 1:
-        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if sep in first_line:
-                raise DataValidationError(
-                    f"{name}: the header has a single column {first_line[:80]!r}; the file looks separated by "
-                    f"{label}, not commas. Fix: save it as comma-separated CSV (sep=',').")
-    # text columns (identifiers, the timestamp, attributes) as categoricals: each distinct string
-    # becomes one Python object instead of one per row, which halves the reading time
-    sample = pd.read_csv(path, nrows=2000, encoding="utf-8-sig", dtype={c: str for c in text_columns if c in columns})
-    dtype = {c: "category" for c in sample.columns if sample[c].dtype == object and c != target_column}
-    frame = pd.read_csv(path, encoding="utf-8-sig", dtype=dtype, low_memory=False)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if len(frame) == 0:
-        raise DataValidationError(f"{name}: the file has a header but no data rows. Fix: export the sales "
-                                  "data again.")
-    return frame, warnings
+        return tables.read_table(path, config.keys, suffixes=DATA_SUFFIXES, categorical=True,
+                                 numeric=(config.target,))
+    except tables.TableError as error:
+        raise DataValidationError(str(error)) from None
 
 
 # ------------------------------------------------------------------------------ validation
-def _missing_column_error(table: InputTable, column: str, parameter: str, flag: str) -> DataValidationError:
-    available = [str(c) for c in table.frame.columns]
-    lowered = {c.lower(): c for c in available}
-    close = difflib.get_close_matches(column, available, n=1, cutoff=0.5) or \
-        [lowered[m] for m in difflib.get_close_matches(column.lower(), list(lowered), n=1, cutoff=0.5)]
-    hint = f" Did you mean {close[0]!r}? Pass {flag} {close[0]} ({parameter})." if close else \
-        f" Fix: pass {flag} <column> ({parameter}) naming one of the columns."
-    return DataValidationError(f"{', '.join(table.files[:3])}: required column {column!r} ({parameter}) is "
-                               f"missing; the columns are {available}.{hint}")
+def param(name: str) -> str:
+    """How a pipeline user sets a parameter: '--param ForecastHorizon=' (the step's own flag is not typeable)."""
+    return f"--param {name}="
 
 
 def check_columns(table: InputTable, config: PrepConfig) -> None:
-    required = [(config.item_id, "ItemIdColumn", "--item-id-column"),
-                (config.timestamp, "TimestampColumn", "--timestamp-column"),
-                (config.target, "TargetColumn", "--target-column")]
-    required += [(g, "GroupingColumns", "--grouping-columns") for g in config.grouping]
-    for column, parameter, flag in required:
-        if column not in table.frame.columns:
-            raise _missing_column_error(table, column, parameter, flag)
+    """Every required column present; all the missing ones are named at once, with a close match each."""
+    required = [(config.item_id, "ItemIdColumn"), (config.timestamp, "TimestampColumn"),
+                (config.target, "TargetColumn")] + [(g, "GroupingColumns") for g in config.grouping]
+    available = [str(c) for c in table.frame.columns]
+    lowered = {c.lower(): c for c in available}
+    missing, fixes = [], []
+    for column, parameter in required:
+        if column in table.frame.columns:
+            continue
+        missing.append(f"{column!r} ({parameter})")
+        close = difflib.get_close_matches(column, available, n=1, cutoff=0.5) or \
+            [lowered[m] for m in difflib.get_close_matches(column.lower(), list(lowered), n=1, cutoff=0.5)]
+        value = "<columns>" if parameter == "GroupingColumns" else close[0] if close else "<column>"
+        fixes.append(f"Did you mean {close[0]!r}? Pass {param(parameter)}{value}" if close
+                     else f"pass {param(parameter)}{value} naming {'existing columns' if value == '<columns>' else 'one of the columns'}")
+    if missing:
+        word = "column" if len(missing) == 1 else "columns"
+        raise DataValidationError(f"{', '.join(table.files[:3])}: required {word} {', '.join(missing)} "
+                                  f"{'is' if len(missing) == 1 else 'are'} missing; the columns are {available}. "
+                                  f"{'. '.join(dict.fromkeys(fixes))}.")
     if len(config.grouping) > 5:
-        raise DataValidationError(f"--grouping-columns: {len(config.grouping)} columns given; Autopilot accepts "
-                                  "at most 5. Fix: keep the 5 that matter most.")
+        raise DataValidationError(f"GroupingColumns ({param('GroupingColumns')}): {len(config.grouping)} columns "
+                                  "given; Autopilot accepts at most 5. Fix: keep the 5 that matter most.")
 
 
 def _rows_message(table: InputTable, positions: np.ndarray, values=None) -> str:
@@ -299,13 +196,20 @@ def _guess_format(value: str) -> Optional[str]:
         return None
 
 
-def parse_timestamps(table: InputTable, column: str) -> np.ndarray:
-    """datetime64[ns] per row; one format for the whole column (the first value's)."""
+def parse_timestamps(table: InputTable, column: str, frequency: str = "D",
+                     warnings: Optional[List[str]] = None) -> np.ndarray:
+    """datetime64[ns] per row; one format for the whole column (the first value's).
+
+    UTC offsets: every timestamp is read at its local (wall-clock) time, the offset dropped, so a
+    sale at 2023-01-02T00:00:00+02:00 stays on 2 January instead of moving into the UTC day
+    before (where it would be summed with that day's sales). At hourly or finer frequencies
+    that rule could merge or reorder instants, so different offsets there are refused.
+    """
     series = table.frame[column]
     if pd.api.types.is_datetime64_any_dtype(series):
         values = series
-        if getattr(series.dt, "tz", None) is not None:
-            values = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        if getattr(series.dt, "tz", None) is not None:   # one zone (Parquet): its local time
+            values = series.dt.tz_localize(None)
         bad = np.flatnonzero(values.isna().to_numpy())
         if len(bad):
             raise DataValidationError(f"column {column!r} (TimestampColumn): {len(bad)} empty timestamps: "
@@ -316,7 +220,9 @@ def parse_timestamps(table: InputTable, column: str) -> np.ndarray:
     if len(empty):
         raise DataValidationError(f"column {column!r} (TimestampColumn): {len(empty)} empty timestamps: "
                                   f"{_rows_message(table, empty)}. Fix: fill in or remove those rows.")
-    texts = pd.Index([str(u).strip() for u in uniques])
+    plain, offsets = tables.split_utc_offsets([str(u) for u in uniques])
+    _check_offsets(table, column, frequency, codes, offsets, warnings)
+    texts = pd.Index(plain)
     fmt = _guess_format(texts[0])
     if fmt is not None:
         parsed = pd.to_datetime(texts, format=fmt, errors="coerce")
@@ -336,6 +242,31 @@ def parse_timestamps(table: InputTable, column: str) -> np.ndarray:
             f"{_rows_message(table, bad_rows, values)}. Fix: write every timestamp in one format, "
             "preferably YYYY-MM-DD or YYYY-MM-DD HH:MM:SS.")
     return np.asarray(parsed.values, dtype="datetime64[ns]")[codes]
+
+
+def _check_offsets(table: InputTable, column: str, frequency: str, codes: np.ndarray,
+                   offsets: List[Optional[str]], warnings: Optional[List[str]]) -> None:
+    """Different UTC offsets: refused below daily frequency (naming rows), else a warning stating the rule."""
+    distinct = list(dict.fromkeys(offsets))
+    if distinct == [None] or len(distinct) == 1:
+        return
+    per_unique = np.array([o or "none" for o in offsets], dtype=object)
+    row_offsets = per_unique[codes]
+    first = row_offsets[0]
+    _, unit = contracts.split_frequency(frequency)
+    if unit in ("H", "min"):
+        other = np.flatnonzero(row_offsets != first)
+        raise DataValidationError(
+            f"column {column!r} (TimestampColumn): timestamps carry different UTC offsets "
+            f"({', '.join(str(o or 'none') for o in distinct)}); {len(other)} rows differ from the first row's "
+            f"({first}): {_rows_message(table, other, row_offsets[other])}. At frequency {frequency} reading them "
+            "at local time could merge or reorder instants. Fix: write every timestamp with one offset (for "
+            "example convert them all to UTC).")
+    if warnings is not None:
+        counts = pd.Series(row_offsets).value_counts()
+        warnings.append(f"column {column!r}: timestamps carry different UTC offsets "
+                        f"({', '.join(f'{o}: {n} rows' for o, n in counts.items())}); each was read at its local "
+                        "time (offset dropped), so every row stays in the period it was booked in.")
 
 
 def parse_target(table: InputTable, column: str) -> np.ndarray:
@@ -360,7 +291,20 @@ def parse_target(table: InputTable, column: str) -> np.ndarray:
             f"column {column!r} (TargetColumn): {len(infinite)} values are infinite: "
             f"{_rows_message(table, infinite, values[infinite])}. Fix: replace them with the real quantity "
             "or remove those rows.")
+    check_scale(table, column, "TargetColumn", values)
     return values
+
+
+def check_scale(table: InputTable, column: str, role: str, values: np.ndarray, rows: Optional[np.ndarray] = None):
+    """Refuse values beyond MAX_ABS_VALUE: sums, squares and float32 features overflow or lose every unit."""
+    with np.errstate(invalid="ignore"):
+        huge = np.flatnonzero(np.abs(values) > MAX_ABS_VALUE)
+    if len(huge):
+        positions = huge if rows is None else rows[huge]
+        raise DataValidationError(
+            f"column {column!r} ({role}): {len(huge)} values are beyond +-{MAX_ABS_VALUE:.0e}, a scale at which "
+            f"the forecasting arithmetic overflows or loses whole units: {_rows_message(table, positions, values[huge])}. "
+            "Fix: correct those values, or rescale the column (for example thousands of units).")
 
 
 # ------------------------------------------------------------------------- frequency grid
@@ -508,7 +452,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
                                       f"{_rows_message(table, empty)}. Fix: fill in the identifier or remove "
                                       "those rows.")
         key_codes.append(codes_k)
-    timestamps = parse_timestamps(table, config.timestamp)
+    timestamps = parse_timestamps(table, config.timestamp, config.frequency, warnings)
     target = parse_target(table, config.target)
 
     # future rows (empty target after the last observed timestamp) are not history
@@ -580,9 +524,9 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
                 "(set them to 0) or keep.")
         if config.negative_targets == "clip":
             y = np.where(negative, 0.0, y)
-            warnings.append(f"{len(neg_rows)} negative target values were set to 0 (--negative-targets clip): {shown}.")
+            warnings.append(f"{len(neg_rows)} negative target values were set to 0 (negative targets are clipped by default): {shown}.")
         else:
-            warnings.append(f"{len(neg_rows)} negative target values were kept (--negative-targets keep): {shown}.")
+            warnings.append(f"{len(neg_rows)} negative target values were kept (negative-targets rule: keep): {shown}.")
 
     # column roles
     reserved = set(keys) | {config.timestamp, config.target}
@@ -609,6 +553,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         if len(bad):
             raise DataValidationError(f"column {column!r} (covariate): {len(bad)} infinite values: "
                                       f"{_rows_message(table, rows[bad])}. Fix: replace or remove them.")
+        check_scale(table, column, "covariate", values, rows)
     filling = resolve_filling(config.filling, config.target, covariates)
 
     # align to the frequency grid
@@ -635,14 +580,18 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
 
     # Autopilot's horizon limits
     horizon = config.horizon
+    horizon_param = f"ForecastHorizon {horizon} ({param('ForecastHorizon')})"
     if horizon > MAX_HORIZON:
-        raise DataValidationError(f"--horizon {horizon}: Autopilot's ForecastHorizon is at most {MAX_HORIZON}. "
-                                  "Fix: forecast fewer periods, or a coarser --frequency.")
+        raise DataValidationError(f"{horizon_param}: Autopilot's ForecastHorizon is at most {MAX_HORIZON}. "
+                                  f"Fix: forecast fewer periods, or a coarser ForecastFrequency "
+                                  f"({param('ForecastFrequency')}).")
     if horizon * 4 > periods:
+        fix = (f"lower it ({param('ForecastHorizon')}{periods // 4} or less), or provide at least {horizon * 4} "
+               "periods of history" if periods >= 4 else
+               f"provide at least {horizon * 4} periods of history (the data has {periods})")
         raise DataValidationError(
-            f"--horizon {horizon}: the data spans {periods} timesteps at frequency {config.frequency}; Autopilot "
-            f"requires the horizon to be at most a quarter of them ({periods // 4}). Fix: lower --horizon to "
-            f"{max(1, periods // 4)} or less, or provide at least {horizon * 4} periods of history.")
+            f"{horizon_param}: the data spans {periods} timestep{'s' if periods != 1 else ''} at frequency "
+            f"{config.frequency}; Autopilot requires the horizon to be at most a quarter of them. Fix: {fix}.")
 
     # series lengths and who is dropped
     target_rules = filling[config.target]
@@ -671,8 +620,8 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         raise DataValidationError(
             f"no item has enough history: every one of the {n_series} items has fewer than {min_history + horizon} "
             f"periods ({min_history} history + {horizon} holdout at frequency {config.frequency}); first: "
-            f"{dropped_items[0]['item_id']}: {dropped_items[0]['reason']}. Fix: provide more history or lower "
-            "--horizon.")
+            f"{dropped_items[0]['item_id']}: {dropped_items[0]['reason']}. Fix: provide more history"
+            + (f" or lower ForecastHorizon ({param('ForecastHorizon')})." if horizon > 1 else "."))
     if drop.any():
         warnings.append(f"{int(drop.sum())} items with too little history were dropped (see dropped_items).")
 
@@ -788,9 +737,10 @@ def _check_config(config: PrepConfig) -> None:
     try:
         contracts.split_frequency(config.frequency)
     except ValueError as error:
-        raise DataValidationError(f"--frequency: {error}") from None
+        raise DataValidationError(f"ForecastFrequency ({param('ForecastFrequency')}): {error}") from None
     if int(config.horizon) < 1:
-        raise DataValidationError(f"--horizon {config.horizon}: must be a whole number of periods, at least 1.")
+        raise DataValidationError(f"ForecastHorizon {config.horizon} ({param('ForecastHorizon')}): must be a whole "
+                                  "number of periods, at least 1.")
     if config.aggregation not in AGGREGATIONS:
         raise DataValidationError(f"--aggregation {config.aggregation!r}: use one of {AGGREGATIONS}.")
     if config.duplicates not in DUPLICATE_POLICIES:

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
-from processing import reporting
+from processing import reporting, tables
 from processing.atomic import staged_directory
 from processing.reporting import Columns, ReportInputError
 
@@ -35,19 +35,35 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def read_history(path: Path, columns: Columns) -> pd.DataFrame:
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet", ".gz")) \
-        if path.is_dir() else [path]
-    if not files:
-        raise ReportInputError(f"{path}: no history files (.csv, .csv.gz or .parquet)")
-    frames = [pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f, dtype={columns.item_id: str})
-              for f in files]
-    history = pd.concat(frames, ignore_index=True)
+    """The batch input (history + future rows) through the one reader: ids and grouping as text."""
+    try:
+        history = tables.read_frame(path, [columns.item_id, *columns.grouping], what="history")
+    except tables.TableError as error:
+        raise ReportInputError(str(error)) from None
     missing = [c for c in (columns.item_id, columns.timestamp, columns.target) if c not in history.columns]
     if missing:
         raise ReportInputError(f"{path}: history lacks column(s) {missing}; it has {list(history.columns)}")
-    history[columns.item_id] = history[columns.item_id].astype(str)
-    history[columns.timestamp] = pd.to_datetime(history[columns.timestamp])
+    history[columns.timestamp] = pd.to_datetime(tables.local_time_texts(history[columns.timestamp]))
     return history
+
+
+def check_every_series_forecast(history: pd.DataFrame, forecasts: pd.DataFrame, columns: Columns,
+                                source: Path) -> None:
+    """Every series sent to the transform has a forecast: a partial batch run fails, naming the missing ones.
+
+    Keys are compared as text, so an id that lost its leading zeros on the way ('007' -> '7') is
+    reported as missing instead of passing as another item.
+    """
+    keys = [columns.item_id, *[g for g in columns.grouping if g in history.columns and g in forecasts.columns]]
+    given = history[keys].astype(str).drop_duplicates()
+    got = set(map(tuple, forecasts[keys].astype(str).drop_duplicates().to_numpy().tolist()))
+    missing = [key for key in map(tuple, given.to_numpy().tolist()) if key not in got]
+    if missing:
+        shown = ", ".join(repr(k[0]) if len(k) == 1 else repr(k) for k in missing[:20])
+        raise ReportInputError(
+            f"{len(missing)} of {len(given)} series in the batch input ({source}) have no forecast: {shown}"
+            f"{' ...' if len(missing) > 20 else ''}. The transform output is incomplete; check the "
+            "BatchForecast step's log and rerun the batch pipeline.")
 
 
 def format_timestamps(values: pd.Series) -> pd.Series:
@@ -84,6 +100,7 @@ def write_report(args: argparse.Namespace, log=print) -> Path:
     forecasts = reporting.read_forecasts(args.forecasts, columns, quantiles)
     forecasts[columns.item_id] = forecasts[columns.item_id].astype(str)
     history = read_history(args.history, columns)
+    check_every_series_forecast(history, forecasts, columns, args.history)
     statics = reporting.static_attributes(history, columns)
     table = reporting.tidy_table(forecasts, statics, columns, quantiles)
     horizon = int(table.groupby(columns.item_id)[columns.timestamp].nunique().max())

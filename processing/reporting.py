@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from pipelines.contracts import MEAN_COLUMN
+from processing import tables
 
 # A move of more than this share against the last comparable period is a spike or a drop.
 MOVE_THRESHOLD = 0.25
@@ -42,14 +43,13 @@ def quantile_level(name: str) -> float:
 
 def read_forecasts(path: Path, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
     """Read one forecast CSV or every `.out`/`.csv` file under a folder (transform output)."""
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".out", ".csv")) \
-        if path.is_dir() else [path]
-    if not files:
-        raise ReportInputError(f"{path}: no forecast files (.out or .csv) found")
+    try:   # the one reader (processing.tables): ids and grouping as text, one-line errors naming the file
+        files = tables.list_files(path, tables.OUTPUT_SUFFIXES, "forecasts")
+        read = [tables.read_file(file, [columns.item_id, *columns.grouping]) for file in files]
+    except tables.TableError as error:
+        raise ReportInputError(str(error)) from None
     frames = []
-    for file in files:
-        frame = pd.read_csv(file, dtype={columns.item_id: str})
+    for file, frame in zip(files, read):
         needed = [columns.item_id, columns.timestamp, *columns.grouping, *quantiles, MEAN_COLUMN]
         missing = [name for name in needed if name not in frame.columns]
         if missing:

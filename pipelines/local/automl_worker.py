@@ -164,9 +164,11 @@ def training_data(request: dict, settings: Settings) -> Any:
         return files[0]
     import pandas as pd
 
+    from forecasting import EngineConfig
     from forecasting.data import read_table
 
-    return pd.concat([read_table(f) for f in files], ignore_index=True)
+    config = EngineConfig.from_automl_request(request)   # ids and grouping columns read as text
+    return pd.concat([read_table(f, config) for f in files], ignore_index=True)
 
 
 def train_job(request: dict, record: dict, settings: Settings, save: Callable[[dict], None],

@@ -120,7 +120,9 @@ class Registry:
 
     @classmethod
     def at_home(cls, home: Path | str) -> "Registry":
-        return cls(Path(home) / DATABASE_FILE)
+        from pipelines.settings import ensure_home
+
+        return cls(ensure_home(home) / DATABASE_FILE)
 
     # --- plumbing --------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -45,7 +45,7 @@ from pipelines.local import expressions as ex
 from pipelines.local import limits
 from pipelines.local.report import format_duration
 from pipelines.local.store import atomic_write_bytes, copy_in, copy_out, local_path
-from pipelines.settings import ENVIRONMENT, Settings
+from pipelines.settings import ENVIRONMENT, Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUPPORTED_TYPES = ("Processing", "Transform", "Model", "RegisterModel", "Lambda", "Condition", "Fail")
@@ -53,7 +53,9 @@ PROCESSING_PREFIX = contracts.PROCESSING_ROOT
 LOG_TAIL_LINES = 30
 SEED_FUTURE_DAYS = 14                        # the training pipeline's default ForecastHorizon
 HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
+EXIT_BAD_INPUT = 2                             # the step scripts' code for input they refuse
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143                          # 128 + SIGTERM
 # OpenMP threads that spin while waiting make LightGBM 50x slower when the cores are shared
 # (measured: 250 rounds on 8,500 rows, 2 threads, busy machine: 96 s spinning, 2 s passive).
 # Local runs share the machine with the user's other work, so waiting threads sleep instead.
@@ -73,7 +75,11 @@ class DefinitionError(ValueError):
 
 
 class StepFailed(RuntimeError):
-    """A step failed; the message is its failure reason."""
+    """A step failed; the message is its failure reason (exit_code: the step process's, when it ran one)."""
+
+    def __init__(self, message: str, exit_code: Optional[int] = None):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # --- loading and checking the definition -------------------------------------------------
@@ -397,6 +403,7 @@ class Execution:
         self._client = None
         self.api = None          # the loopback AWS API the steps call (started by run())
         self._step_env = None            # the processing steps' interpreter, resolved at the first one
+        self.runtime_process = process_identity(os.getpid())
 
     # -- records
     def record(self) -> dict:
@@ -411,6 +418,8 @@ class Execution:
             "report": str(self.dir / "report.html"),
             "steps": [self.records[name] for name in self.graph.order],
             "properties": self.properties,
+            "runtime_process": self.runtime_process,   # lets a listing tell a live run from a killed one
+            "step_pid": self.process.pid if self.process is not None else None,
         }
 
     def save(self) -> None:
@@ -502,29 +511,35 @@ class Execution:
                     self.status = "Failed"
                     self.failure_reason = (record["failure_reason"] if spec.type == "Fail"
                                            else f"step {name} failed: {record['failure_reason']}")
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             self.stop_process()
+            how = interrupt.how if isinstance(interrupt, Interrupted) else "Ctrl-C"
+            reason = "stopped by SIGTERM" if how == "SIGTERM" else "stopped by the user (Ctrl-C)"
             if current:
                 rec = self.records[current]
                 rec["status"], rec["end_time"] = STOPPED, _iso(_now())
                 if rec.get("start_time"):
                     started = datetime.datetime.fromisoformat(rec["start_time"])
                     rec["duration_seconds"] = round((_now() - started).total_seconds(), 1)
-                rec["failure_reason"] = "stopped by the user (Ctrl-C)"
+                rec["failure_reason"] = reason
             for rec in self.records.values():
                 if rec["status"] == "Pending":
                     rec["status"] = NOT_EXECUTED
-            self.status, self.failure_reason = "Stopped", "stopped by the user (Ctrl-C)"
+            self.status, self.failure_reason = "Stopped", reason
             self.save()
             self._write_report()
-            self.out(f"\nExecution {self.id} stopped (Ctrl-C). Record: {self.dir / 'execution.json'}")
-            return EXIT_INTERRUPTED
+            self.out(f"\nExecution {self.id} stopped ({how}). Record: {self.dir / 'execution.json'}")
+            return EXIT_TERMINATED if how == "SIGTERM" else EXIT_INTERRUPTED
         if self.status == "Executing":
             self.status = "Succeeded"
         self.save()
         self._write_report()
         self.out(self.summary())
-        return 0 if self.status == "Succeeded" else 1
+        if self.status == "Succeeded":
+            return 0
+        # a step script that refused its input (exit 2: a bad file, column or value) makes the run exit 2 too
+        refused = any(r.get("exit_code") == EXIT_BAD_INPUT for r in self.records.values() if r["status"] == FAILED)
+        return EXIT_BAD_INPUT if refused else 1
 
     def _run_step(self, spec: StepSpec, record: dict, index: int, total: int, skipped: set) -> None:
         step_dir = self.dir / "steps" / spec.name
@@ -546,6 +561,8 @@ class Execution:
                 raise
             except (StepFailed, ex.ExpressionError, ex.ParameterError, FileNotFoundError) as error:
                 record["status"], record["failure_reason"] = FAILED, str(error)
+                if getattr(error, "exit_code", None) is not None:
+                    record["exit_code"] = error.exit_code
                 log.write(f"\n[runtime] step failed: {error}\n")
             except Exception as error:  # a bug in a step or a stand-in: still a clean step failure
                 import traceback
@@ -622,7 +639,7 @@ class Execution:
         returncode = self._spawn(command, env, step_dir, log, max_runtime=limits.processing_max_runtime(arguments))
         if returncode != 0:
             raise StepFailed(f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: "
-                             + _last_error_line(Path(record["log"])))
+                             + _last_error_line(Path(record["log"])), exit_code=returncode)
         for item in outputs:
             target_uri = item["S3Output"]["S3Uri"]
             uris = copy_out(Path(mapped(item["S3Output"]["LocalPath"])), target_uri, self.settings)
@@ -715,6 +732,7 @@ class Execution:
         self.process = subprocess.Popen(command, cwd=str(cwd), env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True, text=True, errors="replace", bufsize=1)
+        self.save()                                    # records step_pid: the step's process group
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
         if self.api is not None:  # the API's calls and the AutoML job's output join the step's log
             self.api.sink = lambda text: lines.put(text.rstrip("\n") + "\n")
@@ -1007,10 +1025,11 @@ def ensure_seed_data(definition: Mapping[str, Any], parameters: Mapping[str, Any
 # --- entry points (pipelines/run.py calls these) -------------------------------------------
 def run_local(definition: Any, parameters: Optional[Mapping[str, Any]], settings: Settings,
               out: Callable[[str], None] = print, stream_logs: bool = True) -> int:
-    """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C)."""
+    """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
     if isinstance(definition, (str, bytes)):
         definition = json.loads(definition)
     parameters = dict(parameters or {})
+    ensure_home(settings.home_path)                # with its marker: teardown --include-data recognises it
     for name, value in THREADING_ENV.items():  # before this process loads OpenMP (in-process transforms)
         os.environ.setdefault(name, value)
     try:
@@ -1039,8 +1058,82 @@ def run_local(definition: Any, parameters: Optional[Mapping[str, Any]], settings
             signal.signal(signal.SIGTERM, previous)
 
 
-def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: stop the step, record Stopped
-    raise KeyboardInterrupt
+class Interrupted(KeyboardInterrupt):
+    """A stop by signal; `how` names it ('SIGTERM') so the record says what happened."""
+
+    def __init__(self, how: str):
+        super().__init__(how)
+        self.how = how
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM stops the step like Ctrl-C does, and is recorded as SIGTERM
+    raise Interrupted(signal.Signals(signum).name)
+
+
+# --- noticing dead executions ---------------------------------------------------------------
+def process_identity(pid: int) -> dict:
+    """pid, host and the process's start time (Linux /proc), so a reused pid is not taken for the runtime."""
+    return {"pid": pid, "host": _hostname(), "started": _process_start(pid)}
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _process_start(pid: int) -> Optional[str]:
+    """Start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or None where there is no /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()   # after "(comm)": state is field 3, starttime field 22
+    return fields[19] if len(fields) > 19 else None
+
+
+def process_alive(identity: Optional[Mapping[str, Any]]) -> Optional[bool]:
+    """True/False for a runtime process on this host; None when it cannot be told (other host, no record)."""
+    if not identity or not identity.get("pid") or identity.get("host") != _hostname():
+        return None
+    pid = int(identity["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass                                           # exists, owned by someone else
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return not Path("/proc/self/stat").exists()    # no /proc (macOS): os.kill said it exists
+    if state[state.rindex(")") + 2:].split()[0] in ("Z", "X"):   # killed, not yet reaped
+        return False
+    started = identity.get("started")
+    return started is None or started == _process_start(pid)
+
+
+def mark_if_dead(record: dict, path: Path) -> dict:
+    """An Executing record whose runtime process is gone becomes Failed, with the reason, on disk too."""
+    if record.get("status") != "Executing" or process_alive(record.get("runtime_process")) is not False:
+        return record
+    pid = record["runtime_process"]["pid"]
+    running = [s["name"] for s in record.get("steps", []) if s.get("status") == EXECUTING]
+    where = f" while step {', '.join(running)} was Executing" if running else ""
+    reason = (f"the local runtime process (pid {pid}) is gone: it was killed or crashed{where}; "
+              "rerun with python -m pipelines.run")
+    ended = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+    for step in record.get("steps", []):
+        if step.get("status") == EXECUTING:
+            step.update(status=FAILED, failure_reason=reason, end_time=_iso(ended))
+        elif step.get("status") == "Pending":
+            step["status"] = NOT_EXECUTED
+    record.update(status=FAILED, failure_reason=reason, end_time=_iso(ended))
+    if record.get("start_time"):
+        started = datetime.datetime.fromisoformat(record["start_time"])
+        record["duration_seconds"] = round((ended - started).total_seconds(), 1)
+    write_json(path, record)
+    return record
 
 
 def load_executions(settings: Settings) -> list:
@@ -1050,8 +1143,8 @@ def load_executions(settings: Settings) -> list:
     if root.is_dir():
         for path in root.glob("*/execution.json"):
             try:
-                records.append(json.loads(path.read_text()))
-            except (OSError, json.JSONDecodeError):
+                records.append(mark_if_dead(json.loads(path.read_text()), path))
+            except (OSError, json.JSONDecodeError, ValueError, KeyError):
                 continue
     return sorted(records, key=lambda r: r.get("start_time") or "", reverse=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pipelines.local.sagemaker_endpoints import EndpointsMixin
 from pipelines.local.sagemaker_jobs import JobsMixin
 from pipelines.local.sagemaker_registry import RegistryMixin
-from pipelines.settings import Settings
+from pipelines.settings import Settings, ensure_home
 
 
 class LocalSageMakerClient(JobsMixin, RegistryMixin, EndpointsMixin):
@@ -12,7 +12,7 @@ class LocalSageMakerClient(JobsMixin, RegistryMixin, EndpointsMixin):
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.home = settings.home_path
+        self.home = ensure_home(settings.home_path)
         self.region = settings.effective_region
         self.account = "000000000000"
 

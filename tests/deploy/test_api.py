@@ -646,3 +646,23 @@ def test_given_a_slow_data_recheck_in_one_request_then_other_requests_are_served
         slow.join(30)
     assert status == 200 and len(body["forecast"]) == 2 and waited < 10
     assert not slow.is_alive()
+
+
+def test_given_item_ids_with_leading_zeros_when_forecast_then_007_and_7_are_two_items(tmp_path):
+    """The API's history reader keeps ids as text: '007' is not item 7."""
+    settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})
+    frame = support.sales()
+    codes = dict(zip(sorted(frame["item_id"].unique()), ["007", "7", "0042", "42"]))
+    frame["item_id"] = frame["item_id"].map(codes)
+    prepared = support.prepare(frame, local_path(prepared_uri(settings, "exec-z"), settings))
+    model_dir = support.train_model(pd.read_csv(prepared / "train" / "train.csv", dtype={"item_id": str}),
+                                    tmp_path / "model")
+    support.deploy(settings, model_dir, version=1)
+    forecast_api = api.ForecastApi(settings)
+    try:
+        answers = {item: call(forecast_api, {"item_id": item}) for item in ("007", "7")}
+    finally:
+        endpoint.stop(settings.home_path, settings.endpoint_name)
+    assert [answers[item][0] for item in ("007", "7")] == [200, 200], answers
+    assert answers["007"][1]["item_id"] == "007" and answers["7"][1]["item_id"] == "7"
+    assert answers["007"][1]["forecast"] != answers["7"][1]["forecast"]

@@ -6,7 +6,7 @@ import json
 from deploy import api_infrastructure, infrastructure, monitoring, teardown
 from deploy.handler import lambda_handler
 from pipelines import clients, schedule
-from pipelines.settings import resolve
+from pipelines.settings import ensure_home, resolve
 from tests.deploy.aws_support import (ROLE_ARN, aws_requests, ensure_group,  # noqa: F401 - fixtures
                                       register_version, sagemaker_target)
 
@@ -102,14 +102,62 @@ def test_given_a_no_answer_then_nothing_is_deleted(sagemaker_target, aws_request
 def test_on_the_local_target_state_goes_but_data_and_registry_stay_unless_asked(monkeypatch):
     monkeypatch.setenv("FORECAST_TARGET", "local")
     settings = resolve()
-    home = settings.home_path
+    home = ensure_home(settings.home_path)          # what every local command does first
     for relative in ("s3/forecast-local/data.csv", "executions/x/log.txt", "registry.sqlite", "sagemaker/m.json"):
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_text("x")
 
     assert teardown.teardown(settings, yes=True, log=quiet) == 0
-    assert sorted(p.name for p in home.iterdir()) == ["registry.sqlite", "s3"]
+    assert sorted(p.name for p in home.iterdir()) == [".forecast-home", "registry.sqlite", "s3"]
 
     assert teardown.teardown(settings, include_data=True, yes=True, log=quiet) == 0
     assert not home.exists()
     assert teardown.plan_for(settings) == []
+
+
+def test_given_a_folder_that_is_not_a_forecast_home_then_include_data_removes_nothing(monkeypatch, tmp_path, capsys):
+    """FORECAST_HOME pointed at a folder of your own: --include-data --yes refuses and deletes nothing."""
+    mine = tmp_path / "my-documents"
+    (mine / "thesis").mkdir(parents=True)
+    (mine / "thesis" / "chapter1.tex").write_text("precious")
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    monkeypatch.setenv("FORECAST_HOME", str(mine))
+    ensure_home(mine)                                   # a project command run there does not adopt it
+    assert not (mine / ".forecast-home").exists()
+
+    assert teardown.main(["--include-data", "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert f"{mine} is not a forecast home" in err and ".forecast-home" in err
+    assert (mine / "thesis" / "chapter1.tex").read_text() == "precious"
+    assert teardown.main(["--yes"]) == 0                 # without --include-data: only the project's entries
+    assert (mine / "thesis" / "chapter1.tex").read_text() == "precious"
+
+
+def test_given_a_forecast_home_then_include_data_lists_every_entry_before_removing_it(monkeypatch):
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    settings = resolve()
+    home = ensure_home(settings.home_path)
+    for relative in ("s3/b/k.csv", "registry.sqlite", "executions/e/execution.json"):
+        (home / relative).parent.mkdir(parents=True, exist_ok=True)
+        (home / relative).write_text("x")
+    lines: list = []
+    answers: list = []
+
+    def ask(question):
+        answers.append(question)
+        assert home.exists() and (home / "s3" / "b" / "k.csv").exists()   # nothing removed before the answer
+        return "y"
+
+    assert teardown.teardown(settings, include_data=True, ask=ask, log=lines.append) == 0
+    listed = [line for line in lines if line.startswith("  ")]
+    assert [line.split()[-1] for line in listed] == [str(home / "executions"), str(home / "registry.sqlite"),
+                                                     str(home / "s3"), str(home)]
+    assert answers and not home.exists()
+
+
+def test_given_an_older_home_without_marker_then_the_next_command_marks_it(tmp_path):
+    home = tmp_path / "old-home"
+    (home / "s3").mkdir(parents=True)
+    (home / "registry.sqlite").write_text("")
+    ensure_home(home)
+    assert (home / ".forecast-home").is_file()

@@ -91,7 +91,7 @@ def test_given_duplicate_rows_when_loaded_then_error(dataset):
 
 
 def test_given_empty_folder_when_read_then_error_says_what_was_expected(tmp_path):
-    with pytest.raises(ValueError, match="forecasts folder .* holds no .out, .csv"):
+    with pytest.raises(ValueError, match="forecasts folder .*: no .out, .out.gz, .csv"):
         scoring.load_forecasts(tmp_path, COLS, Q)
 
 

@@ -161,6 +161,10 @@ def test_given_missing_future_covariates_when_predicted_then_the_error_says_what
     (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 5, "not a date")), r"column 'timestamp' row 7"),
     (lambda f: f.assign(target_value=f["target_value"].astype(object).where(f.index != 3, "abc")),
      r"column 'target_value' row 5 is not a number"),
+    (lambda f: f.assign(target_value=f["target_value"].astype(float).where(f.index != 4, 1e308)),
+     r"column 'target_value' has 1 values beyond \+-1e\+15 \(first: row 6, 1e\+308\)"),
+    (lambda f: f.assign(promotion=f["promotion"].astype(float).where(f.index != 8, 1e300)),
+     r"column 'promotion' has 1 values beyond .*row 10"),
 ])
 def test_given_bad_training_data_when_trained_then_the_error_names_column_and_row(tmp_path, config, mutate, message):
     frame = mutate(make_frame(n_items=2, n_days=40))
@@ -232,3 +236,29 @@ def test_finalize_clips_at_zero_only_when_asked_and_keeps_quantiles_ordered():
     values = np.array([[[-2.0, 1.0, -5.0, -1.0]]])  # p10, p50, p90 (crossing), mean
     assert finalize(values).tolist() == [[[-5.0, -2.0, 1.0, -1.0]]]
     assert finalize(values, non_negative=True).tolist() == [[[0.0, 0.0, 1.0, 0.0]]]
+
+
+def test_given_ids_with_leading_zeros_in_files_when_trained_and_predicted_then_every_id_survives_as_text(
+        tmp_path, config):
+    """'007' and '7' are two items: read from CSV files they must not merge into one item 7."""
+    frame = make_frame(n_items=4, n_days=40).drop(columns=["promotion"])
+    frame["item_id"] = frame["item_id"].map({"item_0": "007", "item_1": "7", "item_2": "0042", "item_3": "42"})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    result = train(tmp_path / "train.csv", config, tmp_path / "model", candidates=["SeasonalNaive"],
+                   log=lambda *_: None)
+    frame.to_csv(tmp_path / "context.csv", index=False)
+    out = pd.read_csv(load_model(result.model_dir).predict_file(tmp_path / "context.csv", tmp_path / "out.csv"),
+                      dtype={"item_id": str})
+    assert sorted(out["item_id"].unique()) == ["0042", "007", "42", "7"]
+    assert len(out) == 4 * config.horizon
+
+
+def test_given_context_timestamps_with_mixed_utc_offsets_when_predicted_then_they_are_read_at_local_time(
+        tmp_path, config):
+    """PrepareData's rule in the engine too: 2023-01-02T00:00:00+02:00 is 2 January, not 1 January 22:00 UTC."""
+    frame = make_frame(n_items=2, n_days=40).drop(columns=["promotion"])
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive"], log=lambda *_: None)
+    model = load_model(result.model_dir)
+    offsets = np.where(np.arange(len(frame)) % 2 == 0, "T00:00:00Z", "T00:00:00+02:00")
+    shifted = frame.assign(timestamp=frame["timestamp"] + offsets)
+    pd.testing.assert_frame_equal(model.predict(shifted), model.predict(frame))

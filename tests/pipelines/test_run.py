@@ -178,6 +178,8 @@ def test_given_overrides_then_they_are_typed_like_the_parameters():
     ("Zzz=1", "--param Zzz: not a parameter of this pipeline (known: AutoMLAlgorithms"),
     ("ForecastHorizon=two", "--param ForecastHorizon='two': ForecastHorizon is an Integer parameter"),
     ("ForecastHorizon", "--param 'ForecastHorizon': expected Name=Value"),
+    ("ForecastHorizon=0", "--param ForecastHorizon=0: ForecastHorizon must be from 1 to 500"),
+    ("ForecastHorizon=501", "--param ForecastHorizon=501: ForecastHorizon must be from 1 to 500"),
 ])
 def test_given_a_bad_override_then_the_error_names_it(pair, message):
     definition = json.loads(training_text())
@@ -378,3 +380,12 @@ def test_given_aws_unreachable_when_running_on_sagemaker_then_one_line_error_and
     assert code == 1
     assert err.startswith('error: EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:9/')
     assert "\n" not in err
+
+
+def test_given_forecast_horizon_0_when_running_locally_then_it_is_refused_before_any_step_starts(capsys):
+    code = run.main(["--param", "ForecastHorizon=0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "ForecastHorizon must be from 1 to 500" in err and "nothing was started" in err
+    from pipelines.local import runtime
+    from pipelines.settings import resolve
+    assert runtime.load_executions(resolve()) == []

@@ -1,6 +1,7 @@
 """Batch pipeline steps: ResolveModel and CreateModel against a moto server, PrepareBatchInput on files."""
 from __future__ import annotations
 
+import gzip
 import json
 import re
 
@@ -116,7 +117,10 @@ def test_given_items_with_too_little_history_then_they_are_dropped_and_named(tmp
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda f: f.rename(columns={"timestamp": "timestmp"}), "column 'timestamp' is missing.*Did you mean 'timestmp'"),
+    (lambda f: f.rename(columns={"timestamp": "timestmp"}),
+     r"column 'timestamp' \(--param TimestampColumn=timestmp; did you mean 'timestmp'\?\) missing"),
+    (lambda f: f.rename(columns={"timestamp": "timestmp", "item_id": "sku"}),   # all at once
+     r"columns 'item_id' \(--param ItemIdColumn=.*\), 'timestamp' \(--param TimestampColumn=timestmp"),
     (lambda f: f.assign(timestamp=["not a date"] + list(f["timestamp"][1:])),
      r"column 'timestamp' has 1 value\(s\) that are not dates, first at row\(s\) \[2\]"),
 ])
@@ -186,3 +190,19 @@ def test_resolve_model_reads_the_training_schema_from_the_package_metadata():
                "CustomerMetadataProperties": metadata}
     resolved = resolve_model.describe_resolved(package)
     assert resolved["training_columns"] == ["item_id", "timestamp", "target_value", "unit price"]
+
+
+def test_given_a_truncated_gzip_input_then_one_line_names_the_file_and_the_exit_code_is_2(tmp_path, capsys):
+    body = gzip.compress(make_input(items=50).to_csv(index=False).encode())
+    (tmp_path / "input.csv.gz").write_bytes(body[: len(body) // 2])
+    assert batch_input.main(["--input", str(tmp_path / "input.csv.gz"), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("PrepareBatchInput failed: input.csv.gz: cannot be read as CSV") and err.count("\n") == 1
+
+
+def test_given_ids_with_leading_zeros_then_the_shards_keep_them(tmp_path):
+    frame = pd.concat([make_input(items=1).assign(item_id=item) for item in ("007", "7")])
+    frame.to_csv(tmp_path / "input.csv", index=False)
+    assert batch_input.main(["--input", str(tmp_path / "input.csv"), "--output-dir", str(tmp_path / "out")]) == 0
+    shards = pd.concat(pd.read_csv(p, dtype=str) for p in sorted((tmp_path / "out").glob("*.csv")))
+    assert sorted(shards["item_id"].unique()) == ["007", "7"]

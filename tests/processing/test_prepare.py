@@ -50,7 +50,23 @@ def written(out: Path) -> list:
     return sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
 
 
+def with_offsets(text: str, offsets=("+02:00", "Z"), time="T00:00:00") -> str:
+    """Timestamps with UTC offsets alternating row by row (an export that mixes zones)."""
+    lines = text.splitlines()
+    for i in range(1, len(lines)):
+        parts = lines[i].split(",")
+        parts[1] += time + offsets[i % len(offsets)]
+        lines[i] = ",".join(parts)
+    return "\n".join(lines) + "\n"
+
+
+def hourly_csv(hours=40) -> str:
+    stamps = pd.date_range("2023-01-01", periods=hours, freq="h").strftime("%Y-%m-%dT%H:%M:%S")
+    return "item_id,timestamp,target_value\n" + "".join(f"a,{t},{i % 5}\n" for i, t in enumerate(stamps))
+
+
 GOOD = sales_csv()
+_TRUNCATED = gzip.compress((GOOD * 40).encode())
 B_LINE = 62   # the first 'b' row: header (1) + 60 'a' rows
 
 BAD_INPUTS = [
@@ -59,7 +75,24 @@ BAD_INPUTS = [
     ("header only", {"sales.csv": "item_id,timestamp,target_value\n"}, [], ["sales.csv", "no data rows"]),
     ("missing column", {"sales.csv": GOOD.replace("timestamp", "time_stamp", 1)}, [],
      ["required column 'timestamp' (TimestampColumn) is missing", "Did you mean 'time_stamp'?",
-      "--timestamp-column time_stamp"]),
+      "--param TimestampColumn=time_stamp"]),
+    ("missing columns all at once", {"sales.csv": GOOD.replace("timestamp", "time_stamp", 1).replace(
+        "target_value", "units", 1)}, ["--grouping-columns", "store"],
+     ["required columns 'timestamp' (TimestampColumn), 'target_value' (TargetColumn), 'store' (GroupingColumns) "
+      "are missing", "Pass --param TimestampColumn=time_stamp", "pass --param TargetColumn=<column>",
+      "pass --param GroupingColumns=<columns>"]),
+    ("truncated gzip", {"sales.csv.gz": _TRUNCATED[: len(_TRUNCATED) // 2]}, [],
+     ["sales.csv.gz: cannot be read as CSV", "cut short"]),
+    ("mixed UTC offsets at hourly frequency", {"sales.csv": with_offsets(hourly_csv(), time="")},
+     ["--frequency", "H", "--horizon", "2"],
+     ["column 'timestamp' (TimestampColumn): timestamps carry different UTC offsets (+00:00, +02:00)",
+      "20 rows differ from the first row's (+00:00): sales.csv line 3 ('+02:00')", "one offset"]),
+    ("huge target values", {"sales.csv": with_line(with_line(GOOD, 5, "a,2023-01-04,1e308,0,R0"), 9,
+                                                   "a,2023-01-08,-2e16,0,R0")}, [],
+     ["column 'target_value' (TargetColumn): 2 values are beyond +-1e+15", "sales.csv line 5 (1e+308)",
+      "sales.csv line 9 (-2e+16)", "rescale"]),
+    ("huge covariate values", {"sales.csv": with_line(GOOD, 6, "a,2023-01-05,3.5,1e300,R0")}, [],
+     ["column 'promotion' (covariate): 1 values are beyond", "sales.csv line 6 (1e+300)"]),
     ("unparseable date", {"sales.csv": with_line(GOOD, 5, "a,2023-13-45,1.0,0,R0")}, [],
      ["column 'timestamp'", "unparseable dates", "1 rows", "sales.csv line 5 ('2023-13-45')", "one format"]),
     ("mixed date formats", {"sales.csv": with_line(with_line(GOOD, 6, "a,01/05/2023,1.0,0,R0"), 9,
@@ -77,7 +110,8 @@ BAD_INPUTS = [
     ("negative values rejected", {"sales.csv": with_line(GOOD, B_LINE, "b,2023-01-01,-3.0,0,R1")},
      ["--negative-targets", "reject"], ["1 negative values", f"sales.csv line {B_LINE} (-3.0)", "clip"]),
     ("single-row items only", {"sales.csv": "item_id,timestamp,target_value\na,2023-01-01,1\nb,2023-01-02,2\n"},
-     ["--horizon", "1"], ["horizon 1: the data spans 2 timesteps"]),
+     ["--horizon", "1"], ["ForecastHorizon 1 (--param ForecastHorizon=): the data spans 2 timesteps",
+                          "provide at least 4 periods of history (the data has 2)"]),
     ("every item a single row", {"sales.csv": "item_id,timestamp,target_value\na,2023-01-01,1\nb,2023-01-20,2\n"},
      ["--horizon", "1"], ["no item has enough history", "2 items", "a: a single row (2023-01-01)",
                           "needs at least 5 periods"]),
@@ -86,7 +120,8 @@ BAD_INPUTS = [
     ("folder with different schemas", {"part1.csv": GOOD, "part2.csv": GOOD.replace("promotion", "promo")}, [],
      ["files have different columns", "part2.csv vs part1.csv", "missing ['promotion']", "extra ['promo']"]),
     ("horizon over a quarter of history", {"sales.csv": GOOD}, ["--horizon", "16"],
-     ["--horizon 16", "60 timesteps", "at most a quarter of them (15)", "lower --horizon to 15"]),
+     ["ForecastHorizon 16 (--param ForecastHorizon=)", "60 timesteps", "at most a quarter of them",
+      "lower it (--param ForecastHorizon=15 or less)"]),
     ("horizon over 500", {"sales.csv": GOOD}, ["--horizon", "501"], ["at most 500"]),
     ("empty item id", {"sales.csv": with_line(GOOD, 10, ",2023-01-09,1.0,0,R0")}, [],
      ["column 'item_id'", "1 rows have an empty value", "sales.csv line 10"]),
@@ -104,8 +139,14 @@ def test_bad_input_fails_with_a_clear_message_and_writes_nothing(tmp_path, capsy
     code, _, err, out = run_prepare(tmp_path, files, *args, capsys=capsys)
     assert code == 2, err
     assert err.startswith("PrepareData failed: ") and "Traceback" not in err
+    assert err.count("\n") == 1, err                                   # one line
     for fragment in fragments:
         assert fragment in err, f"{case}: {fragment!r} not in {err!r}"
+    # a pipeline user types --param Name=Value, not the step's own flags
+    for flag in ("--horizon", "--frequency", "--input", "-column", "--grouping-columns"):
+        assert flag not in err.replace("Column=", "").replace("Columns=", ""), f"{case}: {flag} in {err!r}"
+    if "horizon" in case or "single" in case:
+        assert err.count("ForecastHorizon=1 ") == 0                    # no 'lower it to 1' for horizon 1
     assert written(out) == []
 
 
@@ -121,6 +162,8 @@ HANDLED = [
     ("duplicates aggregated", {"sales.csv": GOOD + "a,2023-01-02,9.0,0,R0\n"}, [], "combined with aggregation 'sum'"),
     ("negative clipped", {"sales.csv": with_line(GOOD, B_LINE, "b,2023-01-01,-3.0,0,R1")}, [], "set to 0"),
     ("gzip input", {"sales.csv.gz": gzip.compress(GOOD.encode())}, [], None),
+    ("mixed UTC offsets, daily", {"sales.csv": with_offsets(GOOD)}, [],
+     "each was read at its local time (offset dropped)"),
 ]
 
 

@@ -157,3 +157,19 @@ def test_given_no_matplotlib_when_reporting_then_tables_and_page_are_written_wit
     assert summary["charts_note"].startswith("charts not drawn: ") and summary["items_forecast"] == 4
     page = (out / "report.html").read_text()
     assert "<img" not in page and "Charts not drawn: " in page and "Inventory suggestions" in page
+
+
+def test_given_forecasts_for_fewer_items_than_the_batch_input_then_the_report_fails_naming_them(tmp_path, capsys):
+    """Leading zeros lost on the way ('007' forecast as 7) must not pass as a complete batch run."""
+    history = make_history(days=20, future=3)
+    history["item_id"] = history["item_id"].map({"item0": "007", "item1": "7", "item2": "0042", "item3": "42"})
+    history.to_csv(tmp_path / "history.csv", index=False)
+    forecasts = make_forecasts(history.assign(item_id=history["item_id"].str.lstrip("0")),
+                               scale={"7": 1.0, "42": 1.0})
+    forecasts.drop_duplicates(["item_id", "timestamp"]).to_csv(tmp_path / "part-00000.csv.out", index=False)
+    code = report.main(["--forecasts", str(tmp_path / "part-00000.csv.out"), "--history",
+                        str(tmp_path / "history.csv"), "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "2 of 4 series in the batch input" in err and "'007'" in err and "'0042'" in err
+    assert not (tmp_path / "report").exists()

@@ -95,3 +95,29 @@ def test_given_no_approved_model_when_the_batch_pipeline_runs_then_it_fails_sayi
     assert statuses["ResolveModel"] == "Failed" and statuses["Report"] == "NotExecuted"
     assert "has no Approved model package" in output and "deploy.approve approve --latest" in output
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.slow
+def test_given_item_ids_with_leading_zeros_when_trained_and_batch_forecast_then_every_id_survives(
+        tmp_path, capsys, monkeypatch):
+    """'007', '7', '0042' and '42' are four items through prep, engine, transform, evaluation and report."""
+    monkeypatch.setenv("FORECAST_ENDPOINT_PORT", str(_free_port()))
+    frame = generate_sales(products=2, regions=2, start="2023-01-01", end="2023-08-31", future_days=FUTURE_DAYS)
+    ids = dict(zip(sorted(frame["item_id"].unique()), ["007", "7", "0042", "42"]))
+    frame["item_id"] = frame["item_id"].map(ids)
+    history = write_frame(frame[frame["target_value"].notna()], tmp_path / "history.csv")
+    batch = write_frame(frame, tmp_path / "batch.csv")
+    try:
+        code, output, record = run(["--param", f"InputDataUrl={history}", "--param", "AutoMLAlgorithms=npts,ets",
+                                    "--param", "ModelApprovalStatus=Approved"], capsys)
+        assert code == 0, output[-3000:]
+        report_dir = tmp_path / "report"
+        code, output, _ = run(["--pipeline", "batch", "--param", f"InputDataUrl={batch}",
+                               "--param", f"OutputUrl={report_dir}"], capsys)
+        assert code == 0, output[-3000:]
+    finally:
+        endpoint.stop(resolve().home_path, resolve().endpoint_name)
+    table = pd.read_csv(report_dir / "forecasts.csv", dtype={"item_id": str})
+    assert sorted(table["item_id"].unique()) == ["0042", "007", "42", "7"]
+    assert len(table) == 4 * FUTURE_DAYS
+    assert json.loads((report_dir / "summary.json").read_text())["items_forecast"] == 4

@@ -219,3 +219,20 @@ def test_tight_quality_threshold_ends_in_the_fail_step(sales_csv, capsys):
     settings = resolve()
     packages = LocalSageMakerClient(settings).list_model_packages(ModelPackageGroupName=settings.model_package_group)
     assert packages["ModelPackageSummaryList"] == []
+
+
+def test_given_a_truncated_gzip_input_then_the_run_says_so_in_one_line_naming_the_file_and_exits_2(tmp_path, capsys):
+    import gzip
+
+    body = gzip.compress(generate_sales(products=2, regions=2).to_csv(index=False).encode())
+    source = tmp_path / "sales.csv.gz"
+    source.write_bytes(body[: len(body) // 2])
+    code, output, record = run_cli(["--param", f"InputDataUrl={source}", *FAST], capsys)
+
+    assert code == 2, output[-2000:]
+    assert "Traceback" not in output and "EOFError" not in output
+    prepare = record["steps"][0]
+    assert prepare["status"] == "Failed" and prepare["exit_code"] == 2
+    assert prepare["failure_reason"].endswith("PrepareData failed: sales.csv.gz: cannot be read as CSV: Compressed "
+                                              "file ended before the end-of-stream marker was reached. Fix: the "
+                                              "compressed file is cut short; copy or export it again.")

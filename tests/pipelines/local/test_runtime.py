@@ -1,13 +1,14 @@
 """The local executor on hand-written definitions: DAG checks, processing, conditions, fail, Ctrl-C."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -168,37 +169,117 @@ def test_bad_parameter_override_exits_2_listing_the_parameters(settings):
            "(did you mean Treshold -> Threshold?)" in lines[0]
 
 
+class Driver:
+    """A local run of one 60-second step in a child process, and the event "the step is executing".
+
+    The event comes from the child's own output (the step's "sleeping" line, streamed by the
+    runtime), read by a thread: the test signals only once the step runs, however slow the machine.
+    """
+
+    def __init__(self, tmp_path):
+        script = tmp_path / "drive.py"
+        # SIGINT as a terminal's Ctrl-C delivers it: a shell starting pytest in the background leaves
+        # SIGINT ignored, and children inherit that, so the driver restores Python's handler itself
+        script.write_text(textwrap.dedent(f"""
+            import json, signal, sys
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            from pipelines.local.runtime import run_local
+            from pipelines.settings import resolve
+            sys.exit(run_local(json.load(open({str(tmp_path / 'def.json')!r})), {{}}, resolve()))
+        """))
+        (tmp_path / "def.json").write_text(json.dumps(definition([processing("Sleep", "sleep.py")], [])))
+        env = dict(os.environ, PYTHONPATH=str(runtime.PROJECT_ROOT))
+        self.process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.lines: list = []
+        self.step_running = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if "| sleeping" in line:
+                self.step_running.set()
+
+    def wait_for_the_step(self, timeout=300):
+        if not self.step_running.wait(timeout):
+            self.process.kill()
+            self.process.wait()
+            pytest.fail("the step never started:\n" + "".join(self.lines))
+
+    def finish(self, timeout=120):
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=30)
+        return code, "".join(self.lines)
+
+
 def test_ctrl_c_kills_the_step_and_records_a_stopped_execution(settings, tmp_path):
     """Given a long step, when the runner gets SIGINT, then it exits 130 and the record says Stopped."""
-    script = tmp_path / "drive.py"
-    script.write_text(textwrap.dedent(f"""
-        import json, sys
-        from pipelines.local.runtime import run_local
-        from pipelines.settings import resolve
-        sys.exit(run_local(json.load(open({str(tmp_path / 'def.json')!r})), {{}}, resolve()))
-    """))
-    (tmp_path / "def.json").write_text(json.dumps(definition([processing("Sleep", "sleep.py")], [])))
-    env = dict(os.environ, PYTHONPATH=str(runtime.PROJECT_ROOT))
-    process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        records = runtime.load_executions(settings)
-        if records and records[0]["steps"][0]["status"] == "Executing" and \
-                "sleeping" in Path(records[0]["steps"][0]["log"]).read_text():
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
+    driver = Driver(tmp_path)
+    driver.wait_for_the_step()
+    driver.process.send_signal(signal.SIGINT)
+    code, output = driver.finish()
 
-    assert process.returncode == 130, output
+    assert code == 130, output
     record = runtime.load_executions(settings)[0]
-    assert record["status"] == "Stopped"
+    assert record["status"] == "Stopped" and record["failure_reason"] == "stopped by the user (Ctrl-C)"
     assert statuses(record) == [("Sleep", "Stopped")]
     assert record["steps"][0]["duration_seconds"] is not None
     assert "stopped (Ctrl-C)" in output
     leftover = subprocess.run(["pgrep", "-f", f"{record['execution_id']}/steps/Sleep"], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
+
+
+def test_sigterm_stops_the_step_and_is_recorded_as_sigterm(settings, tmp_path):
+    driver = Driver(tmp_path)
+    driver.wait_for_the_step()
+    driver.process.send_signal(signal.SIGTERM)
+    code, output = driver.finish()
+
+    assert code == 143, output
+    record = runtime.load_executions(settings)[0]
+    assert record["status"] == "Stopped" and record["failure_reason"] == "stopped by SIGTERM"
+    assert record["steps"][0]["failure_reason"] == "stopped by SIGTERM" and "Ctrl-C" not in output
+    assert "stopped (SIGTERM)" in output
+
+
+def test_a_killed_runtime_is_listed_as_failed_with_the_reason_not_executing_forever(settings, tmp_path):
+    """Given a run killed with SIGKILL mid-step, --list shows it Failed, naming the pid and the step."""
+    driver = Driver(tmp_path)
+    driver.wait_for_the_step()
+    before = runtime.load_executions(settings)[0]
+    assert before["status"] == "Executing"                  # alive: not touched
+    pid, step_pid = before["runtime_process"]["pid"], before["step_pid"]
+    assert pid == driver.process.pid and step_pid
+    driver.process.kill()
+    driver.finish()
+    try:
+        lines: list = []
+        list_executions(settings, out=lines.append)
+        record = runtime.load_executions(settings)[0]
+        assert record["status"] == "Failed"
+        assert record["failure_reason"].startswith(f"the local runtime process (pid {pid}) is gone: it was "
+                                                   "killed or crashed while step Sleep was Executing")
+        assert statuses(record) == [("Sleep", "Failed")] and record["end_time"]
+        assert "Failed" in lines[1] and "Executing" not in lines[1]
+        on_disk = json.loads((runtime.executions_dir(settings) / record["execution_id"] / "execution.json")
+                             .read_text())
+        assert on_disk["status"] == "Failed"                 # recorded, not only displayed
+    finally:
+        with contextlib.suppress(ProcessLookupError):         # the orphaned step (its own process group)
+            os.killpg(step_pid, signal.SIGKILL)
+
+
+def test_a_record_of_a_live_process_is_not_marked_and_a_reused_pid_is_not_taken_for_the_runtime(tmp_path):
+    me = runtime.process_identity(os.getpid())
+    assert runtime.process_alive(me) is True
+    assert runtime.process_alive(dict(me, started="1")) is False     # same pid, another process
+    assert runtime.process_alive(dict(me, host="elsewhere")) is None  # cannot tell: left as it is
+    record = {"status": "Executing", "runtime_process": me, "steps": []}
+    path = tmp_path / "execution.json"
+    path.write_text(json.dumps(record))
+    assert runtime.mark_if_dead(dict(record), path)["status"] == "Executing"
 
 
 def test_without_input_data_url_the_seed_dataset_is_generated_at_the_default_and_reused(settings):

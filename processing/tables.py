@@ -1,0 +1,271 @@
+"""The one reader of tabular files (CSV, gzip CSV, transform output, Parquet; a file or a folder).
+
+Every step and the engine read their inputs here, so they agree on what a folder holds
+(recursive; hidden and `_`-prefixed entries skipped; these suffixes only), on types (the item
+id and grouping columns are text: '007' stays '007', never 7) and on errors (one line naming
+the file, raised as TableError, a ValueError). Container-safe: stdlib, numpy, pandas
+(1.x and 2.x), pyarrow only for Parquet.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import re
+import zlib
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
+FORECAST_SUFFIXES = (".out", ".out.gz")          # batch transform output: CSV with a header
+PARQUET_SUFFIXES = (".parquet", ".pq", ".snappy.parquet")
+DATA_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+OUTPUT_SUFFIXES = FORECAST_SUFFIXES + CSV_SUFFIXES
+SAMPLE_ROWS = 2000                               # rows read to decide which text columns become categories
+# "2023-01-01T00:00:00Z", "... +02:00", "... +0200", "... -05"; the date alone never matches
+_OFFSET = re.compile(r"(?<=\d)\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+
+
+class TableError(ValueError):
+    """A file cannot be read as a table; the message is one line naming the file."""
+
+
+@dataclasses.dataclass
+class Table:
+    """Rows of all files, with where each row came from (for error messages)."""
+    frame: pd.DataFrame
+    files: List[str]                  # display names
+    file_index: np.ndarray            # per row: index into files
+    row_number: np.ndarray            # per row: 1-based line in a CSV (header = line 1) / row in Parquet
+    parquet: List[bool]
+    warnings: List[str]
+
+    def where(self, rows: Iterable[int]) -> List[str]:
+        """'sales.csv line 7' for each row position given."""
+        out = []
+        for r in rows:
+            f = int(self.file_index[r])
+            word = "row" if self.parquet[f] else "line"
+            out.append(f"{self.files[f]} {word} {int(self.row_number[r])}")
+        return out
+
+
+def kind(path: Path) -> Optional[str]:
+    """'csv', 'parquet', or None for a suffix no reader takes."""
+    name = Path(path).name.lower()
+    if name.endswith(CSV_SUFFIXES + FORECAST_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return None
+
+
+def list_files(path, suffixes: Sequence[str] = DATA_SUFFIXES, what: str = "input") -> List[Path]:
+    """One file (whatever its name), or every file under a folder whose name ends in `suffixes`.
+
+    Folders are searched recursively in path order; entries whose name starts with '.' or '_'
+    (and everything below them) are skipped, like Spark and SageMaker outputs' _SUCCESS markers.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise TableError(f"{what} {path}: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(tuple(suffixes))
+                   and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    if not files:
+        raise TableError(f"{what} folder {path}: no {', '.join(suffixes)} files in it")
+    return files
+
+
+def read_file(path, text_columns: Iterable[str] = (), *, name: Optional[str] = None, categorical: bool = False,
+              numeric: Iterable[str] = (), require_rows: bool = True,
+              warnings: Optional[List[str]] = None) -> pd.DataFrame:
+    """One CSV (gzip ok) or Parquet file; `text_columns` (ids, grouping) come back as strings.
+
+    categorical=True reads every other text column, except `numeric` ones, as a pandas category
+    (one Python object per distinct string instead of one per row: half the reading time on
+    large files); the text columns are then categories of strings. Any failure is a TableError.
+    """
+    path = Path(path)
+    name = name or str(path)
+    with _one_line_errors(name, "Parquet" if kind(path) == "parquet" else "CSV"):
+        return _read(path, name, set(text_columns), categorical, set(numeric), require_rows,
+                     warnings if warnings is not None else [])
+
+
+def read_csv_bytes(payload: bytes, name: str, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """CSV content fetched from elsewhere (an S3 object), gzip when `name` ends in .gz; same rules and errors."""
+    import io
+
+    with _one_line_errors(name, "CSV"):
+        data = gzip.decompress(payload) if name.lower().endswith(".gz") else payload
+        if not data.strip():
+            raise TableError(f"{name}: the file is empty. Fix: export the data again with a header line.")
+        header = pd.read_csv(io.BytesIO(data), nrows=0, encoding="utf-8-sig")
+        text = {c: str for c in header.columns if str(c).strip() in set(text_columns)}
+        frame = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=text, low_memory=False)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return frame
+
+
+class _one_line_errors:
+    """Turn whatever pandas, gzip, zlib or pyarrow raise into a TableError naming the file."""
+
+    def __init__(self, name: str, kind_name: str):
+        self.name, self.kind_name = name, kind_name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind_of_error, error, _traceback) -> bool:
+        if error is None or isinstance(error, TableError):
+            return False
+        name, kind_name = self.name, self.kind_name
+        if isinstance(error, UnicodeDecodeError):
+            raise TableError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason}). Fix: save the file "
+                             "as UTF-8 CSV.") from None
+        if isinstance(error, pd.errors.ParserError):
+            detail = " ".join(str(error).split())
+            hint = " (the header is line 1)" if "line" in detail else ""
+            raise TableError(f"{name}: cannot be parsed as CSV: {detail}{hint}. Fix: quote fields that contain "
+                             "commas, and give every row as many fields as the header.") from None
+        if isinstance(error, (EOFError, zlib.error, OSError, ValueError, ImportError, KeyError, TypeError)):
+            detail = " ".join(str(error).split()) or type(error).__name__
+            truncated = isinstance(error, EOFError) or "end-of-stream" in detail
+            fix = ("the compressed file is cut short; copy or export it again" if truncated
+                   else f"check it is a complete, valid {kind_name} file (gzip-compressed CSV must end in .gz)")
+            raise TableError(f"{name}: cannot be read as {kind_name}: {detail}. Fix: {fix}.") from None
+        return False
+
+
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _read(path: Path, name: str, text_columns: set, categorical: bool, numeric: set, require_rows: bool,
+          warnings: List[str]) -> pd.DataFrame:
+    if kind(path) == "parquet":
+        frame = pd.read_parquet(path)
+        if require_rows and len(frame) == 0:
+            raise TableError(f"{name}: the file has no rows. Fix: export the data again.")
+        for column in text_columns & set(frame.columns):
+            values = frame[column]
+            if values.dtype != object or not values.dropna().map(type).eq(str).all():
+                frame[column] = values.astype(object).where(values.notna(), None).map(
+                    lambda v: v if v is None else str(v))
+        return frame
+    with _open_bytes(path) as handle:
+        head = handle.read(65536)
+    if not head.strip():
+        raise TableError(f"{name}: the file is empty. Fix: export the data again with a header line"
+                         f"{' and at least one data row' if require_rows else ''}.")
+    if head.startswith(b"\xef\xbb\xbf"):
+        warnings.append(f"{name}: starts with a UTF-8 byte-order mark (BOM); it was ignored.")
+    first_line = head.decode("utf-8-sig", errors="replace").splitlines()[0]
+    header = pd.read_csv(path, nrows=0, encoding="utf-8-sig")
+    columns = [str(c) for c in header.columns]
+    if len(columns) == 1:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if sep in first_line:
+                raise TableError(
+                    f"{name}: the header has a single column {first_line[:80]!r}; the file looks separated by "
+                    f"{label}, not commas. Fix: save it as comma-separated CSV (sep=',').")
+    # dtype keys must match the raw header names (pandas strips nothing)
+    raw = {c.strip(): c for c in columns}
+    text = {raw[c]: str for c in text_columns if c in raw}
+    if categorical:
+        sample = pd.read_csv(path, nrows=SAMPLE_ROWS, encoding="utf-8-sig", dtype=text)
+        strip_numeric = {raw[c] for c in numeric if c in raw}
+        dtype = {c: "category" for c in sample.columns
+                 if sample[c].dtype == object and c not in strip_numeric}
+    else:
+        dtype = text
+    frame = pd.read_csv(path, encoding="utf-8-sig", dtype=dtype, low_memory=False)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if require_rows and len(frame) == 0:
+        raise TableError(f"{name}: the file has a header but no data rows. Fix: export the data again.")
+    return frame
+
+
+def read_table(path, text_columns: Iterable[str] = (), *, suffixes: Sequence[str] = DATA_SUFFIXES,
+               what: str = "input", categorical: bool = False, numeric: Iterable[str] = (),
+               require_rows: bool = True) -> Table:
+    """Read a file or every matching file of a folder; all files must have the same columns.
+
+    Display names are the file's name, or its path relative to the folder.
+    """
+    root = Path(path)
+    files = list_files(root, suffixes, what)
+    names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
+    text_columns = list(text_columns)
+    frames, warnings, parquet = [], [], []
+    for file, name in zip(files, names):
+        frames.append(read_file(file, text_columns, name=name, categorical=categorical, numeric=numeric,
+                                require_rows=require_rows, warnings=warnings))
+        parquet.append(kind(file) == "parquet")
+    first_cols = list(frames[0].columns)
+    for frame, name in zip(frames[1:], names[1:]):
+        if set(frame.columns) != set(first_cols):
+            missing = sorted(set(first_cols) - set(frame.columns))
+            extra = sorted(set(frame.columns) - set(first_cols))
+            raise TableError(
+                f"{what} folder {root}: files have different columns. {name} vs {names[0]}: "
+                f"missing {missing or 'none'}, extra {extra or 'none'}. Fix: give every file the same "
+                "header (same column names), or point at one dataset only.")
+    row_number = np.concatenate([np.arange(len(fr)) + (1 if p else 2) for fr, p in zip(frames, parquet)])
+    file_index = np.concatenate([np.full(len(fr), i) for i, fr in enumerate(frames)])
+    if len(frames) == 1:
+        frame = frames[0]
+    else:
+        frame = pd.concat([fr[first_cols] for fr in frames], ignore_index=True)
+        for column in first_cols:   # categories of different files concatenate to object: back to one category
+            if categorical and all(isinstance(fr[column].dtype, pd.CategoricalDtype) for fr in frames):
+                frame[column] = frame[column].astype("category")
+    return Table(frame, names, file_index, row_number, parquet, warnings)
+
+
+def read_frame(path, text_columns: Iterable[str] = (), **options) -> pd.DataFrame:
+    """read_table's rows only (for readers that need no row provenance)."""
+    return read_table(path, text_columns, **options).frame
+
+
+# ------------------------------------------------------------------------------ timestamps
+def split_utc_offsets(texts: Sequence[str]) -> Tuple[List[str], List[Optional[str]]]:
+    """Timestamp texts without their UTC offset, and each offset ('+02:00', 'Z' -> '+00:00', or None).
+
+    The project's rule for offsets: a timestamp is read at its local (wall-clock) time, so a sale
+    booked at 2023-01-02T00:00:00+02:00 belongs to 2 January, not to the UTC day before.
+    """
+    plain, offsets = [], []
+    for text in texts:
+        text = str(text).strip()
+        match = _OFFSET.search(text) if len(text) > 10 else None
+        if match is None:
+            plain.append(text)
+            offsets.append(None)
+            continue
+        plain.append(text[:match.start()].rstrip())
+        offsets.append(_normal_offset(match.group(1)))
+    return plain, offsets
+
+
+def _normal_offset(offset: str) -> str:
+    if offset.upper() in ("Z", "UTC"):
+        return "+00:00"
+    digits = offset[1:].replace(":", "")
+    return f"{offset[0]}{digits[:2]}:{(digits[2:] or '00')[:2]}"
+
+
+def local_time_texts(values: pd.Series) -> pd.Series:
+    """Text timestamps with any UTC offset removed (read at local time; see split_utc_offsets)."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values
+    codes, uniques = pd.factorize(values)
+    plain, offsets = split_utc_offsets([str(u) for u in uniques])
+    if all(o is None for o in offsets):
+        return values
+    table = np.array(plain + [None], dtype=object)
+    return pd.Series(table[codes], index=values.index, name=values.name)

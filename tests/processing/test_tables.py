@@ -1,0 +1,94 @@
+"""The one reader: ids as text in every format, one folder rule, one-line errors naming the file."""
+from __future__ import annotations
+
+import gzip
+
+import pandas as pd
+import pytest
+
+from processing import tables
+
+IDS = ["007", "7", "0042", "42"]
+CSV = "item_id,store,timestamp,target_value\n" + "".join(
+    f"{item},{store},2023-01-0{day},{day}.5\n" for item, store in zip(IDS, ["01", "1", "01", "1"]) for day in (1, 2))
+
+
+@pytest.mark.parametrize("name", ["sales.csv", "sales.csv.gz", "part-00000.csv.out", "sales.parquet"])
+def test_given_ids_with_leading_zeros_when_read_then_they_stay_text_in_every_format(tmp_path, name):
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(CSV.encode()))
+    elif name.endswith(".parquet"):
+        pd.DataFrame({"item_id": [7, 42], "store": [1, 1], "target_value": [1.0, 2.0]}).to_parquet(path)
+    else:
+        path.write_text(CSV)
+    frame = tables.read_frame(path, ["item_id", "store"], suffixes=tables.DATA_SUFFIXES + tables.FORECAST_SUFFIXES)
+    if name.endswith(".parquet"):   # numbers stored as numbers become their text
+        assert frame["item_id"].tolist() == ["7", "42"] and frame["store"].tolist() == ["1", "1"]
+    else:
+        assert sorted(frame["item_id"].unique()) == sorted(IDS)
+        assert sorted(frame["store"].unique()) == ["01", "1"]
+    assert frame["target_value"].dtype.kind == "f"
+
+
+def test_given_categorical_reading_then_ids_are_categories_of_the_original_text(tmp_path):
+    (tmp_path / "sales.csv").write_text(CSV)
+    table = tables.read_table(tmp_path / "sales.csv", ["item_id"], categorical=True, numeric=["target_value"])
+    assert sorted(table.frame["item_id"].cat.categories) == sorted(IDS)
+    assert table.where([0, 7]) == ["sales.csv line 2", "sales.csv line 9"]
+
+
+def test_given_a_folder_then_every_data_file_below_it_is_read_and_hidden_or_marker_files_are_not(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b.csv").write_text(CSV)
+    (tmp_path / "c.csv.gz").write_bytes(gzip.compress(CSV.encode()))
+    (tmp_path / "_SUCCESS").write_text("")
+    (tmp_path / ".hidden.csv").write_text("garbage")
+    (tmp_path / "notes.md").write_text("# not data")
+    table = tables.read_table(tmp_path, ["item_id"])
+    assert table.files == ["a/b.csv", "c.csv.gz"]
+    assert len(table.frame) == 16
+
+
+def test_given_a_truncated_gzip_file_then_the_error_is_one_line_naming_the_file(tmp_path):
+    body = gzip.compress((CSV * 2000).encode())
+    (tmp_path / "sales.csv.gz").write_bytes(body[: len(body) // 2])
+    with pytest.raises(tables.TableError) as caught:
+        tables.read_table(tmp_path / "sales.csv.gz", ["item_id"], categorical=True)
+    message = str(caught.value)
+    assert message.startswith("sales.csv.gz: cannot be read as CSV: ") and "cut short" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "the file is empty"),
+    (b"\x00\x01\x02garbage", "cannot be read as Parquet"),
+])
+def test_given_unreadable_files_then_the_error_names_the_file(tmp_path, content, expected):
+    path = tmp_path / ("bad.parquet" if content else "empty.csv")
+    path.write_bytes(content)
+    with pytest.raises(tables.TableError, match=rf"^{path.name}: .*{expected}"):
+        tables.read_table(path, ["item_id"])
+
+
+def test_given_files_with_different_columns_then_both_are_named(tmp_path):
+    (tmp_path / "a.csv").write_text(CSV)
+    (tmp_path / "b.csv").write_text("item_id,timestamp\n1,2023-01-01\n")
+    with pytest.raises(tables.TableError, match=r"b.csv vs a.csv: missing \['store', 'target_value'\]"):
+        tables.read_table(tmp_path, ["item_id"])
+
+
+def test_split_utc_offsets_reads_each_timestamp_at_its_local_time():
+    plain, offsets = tables.split_utc_offsets(["2023-01-01T00:00:00Z", "2023-01-02T00:00:00+02:00",
+                                               "2023-01-03 10:00:00-0500", "2023-01-04", "2023-01-05 10:00"])
+    assert plain == ["2023-01-01T00:00:00", "2023-01-02T00:00:00", "2023-01-03 10:00:00", "2023-01-04",
+                     "2023-01-05 10:00"]
+    assert offsets == ["+00:00", "+02:00", "-05:00", None, None]
+
+
+def test_given_fetched_csv_bytes_then_ids_stay_text_and_a_cut_gzip_is_one_line_naming_the_object():
+    frame = tables.read_csv_bytes(gzip.compress(CSV.encode()), "s3://b/backtest/part-00000.csv.gz", ["item_id"])
+    assert sorted(frame["item_id"].unique()) == sorted(IDS)
+    body = gzip.compress((CSV * 500).encode())
+    with pytest.raises(tables.TableError, match=r"^s3://b/backtest/part-00000.csv.gz: cannot be read as CSV: .*cut short"):
+        tables.read_csv_bytes(body[:len(body) // 2], "s3://b/backtest/part-00000.csv.gz", ["item_id"])
