@@ -272,3 +272,18 @@ def test_given_lightgbm_when_it_forecasts_then_its_own_mean_lies_inside_its_quan
     raw = np.asarray(model._predict(hist, fut))              # the model's output, not finalize's
     q = np.sort(raw[..., :-1], axis=2)
     assert ((raw[..., -1] >= q[..., 0]) & (raw[..., -1] <= q[..., -1])).all()
+
+
+def test_given_intervals_too_wide_on_backtests_when_calibrated_then_they_are_narrowed_to_cover_80_percent():
+    from forecasting.ensemble import apply_interval_scales, interval_scales
+
+    rng = np.random.default_rng(2)
+    actual = rng.normal(0, 1, (400, 25))
+    z = 1.2816  # the forecast claims 1.6 times the true spread
+    values = np.stack([np.full_like(actual, -1.6 * z), np.zeros_like(actual), np.full_like(actual, 1.6 * z),
+                       np.zeros_like(actual)], axis=-1)
+    factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
+    assert factors[0] == pytest.approx(1 / 1.6, abs=0.08) and factors[2] == pytest.approx(1 / 1.6, abs=0.08)
+    narrowed = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
+    inside = ((actual >= narrowed[..., 0]) & (actual <= narrowed[..., 2])).mean()
+    assert 0.75 < inside < 0.85
