@@ -24,6 +24,7 @@ from processing.atomic import staged_file
 from .config import EngineConfig
 from .data import ColumnRoles, Panel, build_panel, read_table, static_frame, to_long_frame
 from .ensemble import combine
+from .models.lightgbm_global import import_lightgbm
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -174,6 +175,7 @@ def load_model(model_dir) -> ForecastModel:
     if not path.exists():
         raise FileNotFoundError(f"{model_dir}: no {MODEL_FILE}; pass the model directory written by "
                                 "forecasting.train (output_dir/model)")
+    import_lightgbm()  # before unpickling boosters, which would import lightgbm the slow way
     model = joblib.load(path)
     if not isinstance(model, ForecastModel):
         raise ValueError(f"{path} does not hold a forecasting model")

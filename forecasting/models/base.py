@@ -12,6 +12,7 @@ inside the outer quantiles.
 from __future__ import annotations
 
 import time
+from statistics import NormalDist
 from typing import Callable, Optional
 
 import numpy as np
@@ -144,9 +145,7 @@ def quantile_mean(quantiles: np.ndarray, levels, lower_bound: Optional[float] = 
 
 def gaussian_quantiles(mean: np.ndarray, sigma: np.ndarray, levels) -> np.ndarray:
     """(h,) mean and sigma -> (h, q + 1) quantiles from the normal distribution, then the mean."""
-    from scipy.stats import norm
-
-    z = norm.ppf(np.asarray(levels, float))
+    z = np.array([NormalDist().inv_cdf(float(q)) for q in levels])
     return np.column_stack([mean[:, None] + sigma[:, None] * z[None, :], mean])
 
 
