@@ -56,14 +56,15 @@ def point_loss(actual: np.ndarray, objective: str, scale: np.ndarray) -> Callabl
     return lambda f: float(np.sum(np.abs(actual - f)))
 
 
-def interval_scales(values: np.ndarray, actual: np.ndarray, levels, grid=np.linspace(0.5, 3.0, 51)) -> np.ndarray:
+def interval_scales(values: np.ndarray, actual: np.ndarray, levels, grid=np.linspace(0.8, 3.0, 45)) -> np.ndarray:
     """Per quantile, the factor c on its distance from the centre minimising pinball loss.
 
     values: (..., q + 1) backtest forecasts (quantiles then mean); the centre is the quantile
     nearest 0.5 (or the mean). Backtest forecasts are out of sample, so this is conformal-style
     calibration, one number per quantile: it widens intervals that proved too narrow and narrows
-    (at most by half) those that proved too wide. Minimising each quantile's pinball loss aims
-    at its nominal level, so p10-p90 aims at 80% coverage.
+    those that proved too wide, by at most a fifth (a few windows are thin evidence for more
+    certainty). Minimising each quantile's pinball loss aims at its nominal level, so p10-p90
+    aims at 80% coverage.
     """
     levels = np.asarray(levels, float)
     centre = _centre(values, levels)

@@ -2,17 +2,17 @@
 
 Pure functions over pandas frames; `processing/report.py` is the thin step script and
 `processing/report_charts.py` draws the pictures. Runs in the processing container
-(pandas, numpy, scipy; pyarrow and matplotlib come from requirements/report.txt).
+(pandas, numpy; pyarrow and matplotlib come from requirements/report.txt).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from pipelines.contracts import MEAN_COLUMN
 
@@ -226,7 +226,7 @@ def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequ
         raise ReportInputError(f"ServiceLevel {service_level} must be in [0.5, 1): the share of demand "
                                "scenarios the stock should cover, for example 0.9")
     lower, upper, _ = interval_columns(quantiles)
-    z_span = norm.ppf(quantile_level(upper)) - norm.ppf(quantile_level(lower))
+    z_span = NormalDist().inv_cdf(quantile_level(upper)) - NormalDist().inv_cdf(quantile_level(lower))
     if z_span <= 0:
         raise ReportInputError("inventory suggestions need at least two distinct forecast quantiles")
     sigma = ((table[upper] - table[lower]).clip(lower=0) / z_span)
@@ -234,7 +234,7 @@ def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequ
     grouped = frame.groupby(columns.item_id)
     expected = grouped[MEAN_COLUMN].sum().clip(lower=0)
     total_sigma = np.sqrt(grouped["_var"].sum())
-    z = float(norm.ppf(service_level))
+    z = NormalDist().inv_cdf(service_level)
     order_up_to = (expected + z * total_sigma).clip(lower=0)
     out = pd.DataFrame({
         "expected_demand": expected.round(2),

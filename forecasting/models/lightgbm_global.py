@@ -12,14 +12,12 @@ extrapolate levels, so the model learns shapes and changes, and the level is add
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
 from ..calendar import HolidayFeaturizer, calendar_features
 from .base import Candidate, quantile_mean, straddles_median
-from .statistical import default_jobs
 
 _LONG_PERIODS = {"D": (364, 365), "H": (168,), "min": (), "W": (52,), "M": (), "Y": ()}
 
@@ -147,8 +145,7 @@ class LightGBMGlobal(Candidate):
         # one thread: on shared/busy cores OpenMP spinning makes 2 threads several times slower
         return {"num_boost_round": 150, "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 30,
                 "feature_fraction": 0.9, "bagging_fraction": 0.7, "lambda_l2": 1.0, "max_bin": 63,
-                "max_rows": 100_000, "max_history": 1100, "seed": config.seed, "num_threads": 1,
-                "parallel_boosters": default_jobs()}
+                "max_rows": 100_000, "max_history": 1100, "seed": config.seed, "num_threads": 1}
 
     def _lgb_params(self, objective, alpha=None):
         p = self.params
@@ -198,27 +195,12 @@ class LightGBMGlobal(Candidate):
         objectives = [("quantile", q) for q in self.config.quantile_levels]
         if not self.mean_from_quantiles:
             objectives.append(("regression", None))
-        # one Dataset per booster (binned here, serially; the first one's bins are shared), then the
-        # boosters train side by side in threads, one OpenMP thread each (LightGBM releases the GIL):
-        # same numbers as one after the other, about half the wall time on two free cores
-        binning = {"max_bin": self.params["max_bin"], "verbose": -1}
-        first = lgb.Dataset(frame, target, categorical_feature=categorical, free_raw_data=False,
-                            params=binning).construct()
-        datasets = [first] + [lgb.Dataset(frame, target, categorical_feature=categorical, reference=first,
-                                          free_raw_data=False, params=binning).construct()
-                              for _ in objectives[1:]]
-
-        def one(k):
-            objective, alpha = objectives[k]
-            return lgb.train(self._lgb_params(objective, alpha), datasets[k], num_boost_round=rounds,
-                             callbacks=[budget])
-
-        workers = max(1, min(len(objectives), int(self.params["parallel_boosters"])))
-        if workers == 1:
-            self.boosters = [one(k) for k in range(len(objectives))]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                self.boosters = list(pool.map(one, range(len(objectives))))
+        dataset = lgb.Dataset(frame, target, categorical_feature=categorical, free_raw_data=False,
+                              params={"max_bin": self.params["max_bin"], "verbose": -1})
+        # one after the other: boosters trained side by side in threads crashed LightGBM (a
+        # segfault in the test suite, with torch's OpenMP loaded in the same process)
+        self.boosters = [lgb.train(self._lgb_params(objective, alpha), dataset, num_boost_round=rounds,
+                                   callbacks=[budget]) for objective, alpha in objectives]
         self.n_train_rows = int(len(target))
 
     def _predict(self, history, future):
