@@ -289,3 +289,15 @@ def test_given_intervals_too_wide_on_backtests_when_calibrated_then_they_are_nar
     assert 0.75 < inside < 0.85
     # far too wide: narrowed by at most a fifth (a few backtest windows are thin evidence)
     assert (interval_scales(values * 2, actual, (0.1, 0.5, 0.9))[[0, 2]] == pytest.approx(0.8))
+
+
+def test_given_gaussian_noise_when_trained_then_calibrated_backtest_coverage_of_p10_p90_is_near_80_percent(
+        tmp_path):
+    # weekly season plus N(0, 2) noise on 12 series: the right p10-p90 covers 80%
+    config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"), backtest_windows=3)
+    frame = make_frame(n_items=12, n_days=240, kind="seasonal", noise=2.0).drop(columns=["promotion"])
+    lines = []
+    train(frame, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"], log=lines.append)
+    line = next(text for text in lines if "backtest coverage of p10-p90" in text)
+    coverage = float(line.rsplit(" ", 1)[1])
+    assert 0.72 <= coverage <= 0.88, line
