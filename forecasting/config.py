@@ -56,6 +56,8 @@ class EngineConfig:
         split_frequency(self.frequency)  # raises a clear error for bad frequencies
         for q in self.quantiles:
             quantile_level(q)
+        # ascending: the engine reads the outer quantiles as the first and last (p90,p10 -> p10,p90)
+        self.quantiles = tuple(sorted(self.quantiles, key=quantile_level))
         if int(self.horizon) < 1:
             raise ValueError(f"ForecastHorizon must be a positive integer, got {self.horizon!r}")
         self.horizon = int(self.horizon)

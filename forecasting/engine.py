@@ -24,10 +24,10 @@ import pandas as pd
 from .artifact import LEADERBOARD_FILE, ForecastModel
 from .config import EngineConfig
 from .data import build_panel, check_training_panel, infer_roles, read_table, static_frame, to_long_frame
-from .ensemble import apply_interval_scales, caruana_weights, interval_scales, pinball_loss, point_loss
+from .ensemble import caruana_weights, combine, interval_scales, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
 from .models import CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
-from .models.base import finalize
+from .models.base import straddles_median
 
 ENSEMBLE_NAME = "WeightedEnsemble"
 REFIT_SHARE = 0.25  # of the time limit kept for the final refit and saving
@@ -135,14 +135,19 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     for n in ok:
         results[n]["scores"] = _score_windows(actual_all, results[n]["forecasts"], scales_all, config)
     weights = _ensemble(ok, results, windows, config)
-    ens_values = [sum(weights[n][None, None, :] * results[n]["forecasts"][w] for n in ok) for w in range(len(windows))]
     levels = config.quantile_levels
-    factors = interval_scales(np.concatenate(ens_values), np.concatenate(actual_all), levels)
-    log("[engine] interval calibration on the backtests: " +
-        ", ".join(f"{q} x{f:.2f}" for q, f in zip(config.quantiles, factors)))
     # a target that is never negative in training (demand) gets forecasts that never are either
     non_negative = bool(np.nanmin(panel.y) >= 0) if np.isfinite(panel.y).any() else False
-    ens_values = [finalize(apply_interval_scales(v, factors, levels), non_negative) for v in ens_values]
+    raw = [combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels) for w in range(len(windows))]
+    factors = interval_scales(np.concatenate(raw), np.concatenate(actual_all), levels)
+    log("[engine] interval calibration on the backtests: " +
+        ", ".join(f"{q} x{f:.2f}" for q, f in zip(config.quantiles, factors)))
+    ens_values = [combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels, factors, non_negative)
+                  for w in range(len(windows))]
+    coverage = _coverage(np.concatenate(actual_all), np.concatenate(ens_values), levels)
+    if coverage is not None:
+        log(f"[engine] backtest coverage of {config.quantiles[0]}-{config.quantiles[-1]} after calibration: "
+            f"{coverage:.2f}")
     ens_scores = _score_windows(actual_all, ens_values, scales_all, config)
 
     # refit the members on all data
@@ -231,7 +236,14 @@ def _ensemble(ok, results, windows, config) -> dict:
     scale = np.concatenate([np.repeat(w[3], w[2].shape[1]) for w in windows])
     n_out = len(config.quantiles) + 1
     weights = {n: np.zeros(n_out) for n in ok}
+    derived_mean = straddles_median(config.quantile_levels)
     for j in range(n_out):
+        if j == n_out - 1 and derived_mean:
+            # the mean is that of the ensemble's quantiles (ensemble.combine); its weight column
+            # records each member's average share of them
+            for n in ok:
+                weights[n][j] = weights[n][:-1].mean()
+            continue
         preds = np.stack([np.concatenate(results[n]["forecasts"], axis=0)[:, :, j].ravel() for n in ok])
         if j < len(config.quantiles):
             loss = pinball_loss(actual, config.quantile_levels[j])
@@ -240,6 +252,13 @@ def _ensemble(ok, results, windows, config) -> dict:
         for n, w in zip(ok, caruana_weights(preds, loss)):
             weights[n][j] = w
     return weights
+
+
+def _coverage(actual, values, levels):
+    """Share of backtest actuals inside the outermost quantiles (None without a two-sided band)."""
+    if len(levels) < 2 or not straddles_median(levels):
+        return None
+    return float(np.mean((actual >= values[..., 0]) & (actual <= values[..., -2])))
 
 
 def _renormalise(weights: dict, fitted: dict) -> dict:

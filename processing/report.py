@@ -102,11 +102,14 @@ def write_report(args: argparse.Namespace, log=print) -> Path:
     history = read_history(args.history, columns)
     check_every_series_forecast(history, forecasts, columns, args.history)
     statics = reporting.static_attributes(history, columns)
+    forecasts, adjusted = reporting.coherent(forecasts, quantiles)
     table = reporting.tidy_table(forecasts, statics, columns, quantiles)
     horizon = int(table.groupby(columns.item_id)[columns.timestamp].nunique().max())
     totals = reporting.item_totals(table, columns, quantiles)
     moves = reporting.movers(totals, reporting.last_period_totals(history, columns, horizon), columns)
-    summary = reporting.build_summary(table, totals, moves, statics, columns, quantiles, horizon, model)
+    summary = reporting.build_summary(table, totals, moves, statics, columns, quantiles, horizon, model,
+                                      reporting.recent_history(history, columns, max(reporting.RECENT_PERIODS, 2 * horizon)))
+    summary["rows_made_coherent"] = adjusted
     inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level)
     summary["service_level"] = args.service_level
     summary["total_order_up_to"] = float(inventory["order_up_to_level"].sum())

@@ -2,17 +2,17 @@
 
 Pure functions over pandas frames; `processing/report.py` is the thin step script and
 `processing/report_charts.py` draws the pictures. Runs in the processing container
-(pandas, numpy, scipy, pyarrow; the charts' matplotlib comes from requirements/report.txt).
+(pandas, numpy, pyarrow; the charts' matplotlib comes from requirements/report.txt).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from pipelines.contracts import MEAN_COLUMN
 from processing import tables
@@ -20,6 +20,13 @@ from processing import tables
 # A move of more than this share against the last comparable period is a spike or a drop.
 MOVE_THRESHOLD = 0.25
 TOP_N = 10
+# An item whose average central forecast is below this share of the average item's (or not
+# positive) is "near zero": relative interval widths are meaningless there (division by ~0).
+NEAR_ZERO_SHARE = 0.01
+# A central forecast beyond the recent history's range by more than that range (at least
+# SUSPICIOUS_MIN_SPREAD units, or a quarter of the recent level) is far outside it.
+RECENT_PERIODS = 28
+SUSPICIOUS_MIN_SPREAD = 1.0
 
 
 class ReportInputError(ValueError):
@@ -94,14 +101,41 @@ def totals_by(table: pd.DataFrame, attribute: str, quantiles: Sequence[str]) -> 
     return {str(key): {col: round(float(row[col]), 4) for col in sums.columns} for key, row in sums.iterrows()}
 
 
+def coherent(table: pd.DataFrame, quantiles: Sequence[str]) -> tuple:
+    """(table, rows changed): quantiles sorted per row and the mean moved inside the outer ones.
+
+    The engine's forecasts already are one coherent distribution; forecasts from elsewhere
+    (an Autopilot model) may not be, and the inventory and the charts read them as one.
+    """
+    ordered = sorted(quantiles, key=quantile_level)
+    values = table[ordered].to_numpy(dtype=float)
+    fixed = np.sort(values, axis=1)
+    mean = table[MEAN_COLUMN].to_numpy(dtype=float)
+    inside = mean
+    if len(ordered) > 1 and quantile_level(ordered[0]) <= 0.5 <= quantile_level(ordered[-1]):
+        inside = np.clip(mean, fixed[:, 0], fixed[:, -1])
+    changed = (fixed != values).any(axis=1) | (inside != mean)
+    out = table.copy()
+    out[ordered] = fixed
+    out[MEAN_COLUMN] = inside
+    return out, int(changed.sum())
+
+
 def item_totals(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
-    """Per item: horizon total of the mean, mean relative p10-p90 width, min quantile."""
+    """Per item: horizon total of the mean, relative p_lo-p_hi width, min and max quantile.
+
+    The relative width is the horizon's summed interval width over its summed central quantile;
+    it is left empty for near-zero items (`near_zero`), whose ratio would divide by ~0.
+    """
     lower, upper, middle = interval_columns(quantiles)
-    frame = table.assign(_width=(table[upper] - table[lower]) / table[middle].where(table[middle] > 0))
+    frame = table.assign(_width=(table[upper] - table[lower]).clip(lower=0))
     grouped = frame.groupby(columns.item_id)
+    centre = grouped[middle].mean()
+    near_zero = (centre <= 0) | (centre < NEAR_ZERO_SHARE * centre.clip(lower=0).mean())
     out = pd.DataFrame({
         "expected_demand": grouped[MEAN_COLUMN].sum(),
-        "relative_interval_width": grouped["_width"].mean(),
+        "relative_interval_width": (grouped["_width"].sum() / grouped[middle].sum()).where(~near_zero),
+        "near_zero": near_zero,
         "min_quantile": grouped[list(quantiles)].min().min(axis=1),
         "max_quantile": grouped[list(quantiles)].max().max(axis=1),
     })
@@ -140,16 +174,38 @@ def movers(totals: pd.DataFrame, previous: pd.Series, columns: Columns) -> pd.Da
     return frame
 
 
-def suspicious_items(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str]) -> List[dict]:
-    """Items whose forecast looks wrong: negative quantiles or every quantile flat at zero."""
+def recent_history(history: pd.DataFrame, columns: Columns, periods: int = RECENT_PERIODS) -> pd.DataFrame:
+    """Per item: min, max and mean of the last `periods` observed values."""
+    observed = history.dropna(subset=[columns.target]).sort_values([columns.item_id, columns.timestamp])
+    recent = observed.groupby(columns.item_id).tail(periods).groupby(columns.item_id)[columns.target]
+    return pd.DataFrame({"low": recent.min(), "high": recent.max(), "level": recent.mean()})
+
+
+def suspicious_items(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str],
+                     recent: Optional[pd.DataFrame] = None) -> List[dict]:
+    """Items whose forecast looks wrong: negative values, flat zero after a non-zero history, or a
+    central forecast (mean or median) far outside the item's recent history (`recent_history`):
+    beyond its recent range by more than that range, at least SUSPICIOUS_MIN_SPREAD units or a
+    quarter of its recent level (a forecast of 9 after a month of zeros is flagged, 0.5 is not)."""
+    _, _, middle = interval_columns(quantiles)
     found = []
     for item, rows in table.groupby(columns.item_id):
         values = rows[list(quantiles) + [MEAN_COLUMN]].to_numpy(dtype=float)
+        central = rows[[middle, MEAN_COLUMN]].to_numpy(dtype=float)
+        past = recent.loc[item] if recent is not None and item in recent.index else None
         reasons = []
         if (values < 0).any():
             reasons.append("negative forecast values")
-        if np.allclose(values, 0.0):
+        if np.allclose(values, 0.0) and (past is None or past["high"] > 0):
             reasons.append("forecast is flat zero")
+        if past is not None:
+            spread = max(past["high"] - past["low"], SUSPICIOUS_MIN_SPREAD, 0.25 * abs(past["level"]))
+            if central.max() > past["high"] + spread:
+                reasons.append(f"forecast up to {central.max():.4g} against a recent range of "
+                               f"{past['low']:.4g} to {past['high']:.4g}")
+            elif central.min() < past["low"] - spread:
+                reasons.append(f"forecast down to {central.min():.4g} against a recent range of "
+                               f"{past['low']:.4g} to {past['high']:.4g}")
         if reasons:
             found.append({"item_id": str(item), "reasons": reasons})
     return found
@@ -159,8 +215,9 @@ def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequ
                           service_level: float) -> pd.DataFrame:
     """Expected horizon demand and the order-up-to level covering it at `service_level`.
 
-    Each period's spread comes from its outer quantiles read as a normal distribution
-    (sigma = (p_hi - p_lo) / (z_hi - z_lo)); periods are summed as independent, so the
+    Mean and spread come from the one forecast distribution per period (`coherent`: the mean
+    lies inside the outer quantiles): the spread from the outer quantiles read as a normal
+    distribution (sigma = (p_hi - p_lo) / (z_hi - z_lo)); periods are summed as independent, so the
     horizon total is normal with the summed mean and root-sum-square sigma. The order-up-to
     level is that total's `service_level` quantile, never below the expected demand at
     service levels above one half and never negative.
@@ -169,7 +226,7 @@ def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequ
         raise ReportInputError(f"ServiceLevel {service_level} must be in [0.5, 1): the share of demand "
                                "scenarios the stock should cover, for example 0.9")
     lower, upper, _ = interval_columns(quantiles)
-    z_span = norm.ppf(quantile_level(upper)) - norm.ppf(quantile_level(lower))
+    z_span = NormalDist().inv_cdf(quantile_level(upper)) - NormalDist().inv_cdf(quantile_level(lower))
     if z_span <= 0:
         raise ReportInputError("inventory suggestions need at least two distinct forecast quantiles")
     sigma = ((table[upper] - table[lower]).clip(lower=0) / z_span)
@@ -177,7 +234,7 @@ def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequ
     grouped = frame.groupby(columns.item_id)
     expected = grouped[MEAN_COLUMN].sum().clip(lower=0)
     total_sigma = np.sqrt(grouped["_var"].sum())
-    z = float(norm.ppf(service_level))
+    z = NormalDist().inv_cdf(service_level)
     order_up_to = (expected + z * total_sigma).clip(lower=0)
     out = pd.DataFrame({
         "expected_demand": expected.round(2),
@@ -196,10 +253,12 @@ def _records(frame: pd.DataFrame, limit: int = TOP_N) -> List[dict]:
 
 
 def build_summary(table: pd.DataFrame, totals: pd.DataFrame, moves: pd.DataFrame, statics: pd.DataFrame,
-                  columns: Columns, quantiles: Sequence[str], horizon: int, model: dict) -> dict:
+                  columns: Columns, quantiles: Sequence[str], horizon: int, model: dict,
+                  recent: Optional[pd.DataFrame] = None) -> dict:
     """The planner's summary: totals, standouts, uncertainty, movers and suspicious forecasts.
 
-    `totals` comes from item_totals, `moves` from movers (computed once, also charted).
+    `totals` comes from item_totals, `moves` from movers (computed once, also charted),
+    `recent` from recent_history.
     """
     attributes = attribute_columns(table, columns, quantiles)
     group_attribute = attributes[0] if attributes else None
@@ -207,7 +266,7 @@ def build_summary(table: pd.DataFrame, totals: pd.DataFrame, moves: pd.DataFrame
     moved = moves.dropna(subset=["change"])
     uncertain = totals.dropna(subset=["relative_interval_width"]).sort_values(
         "relative_interval_width", ascending=False)
-    lower, upper, _ = interval_columns(quantiles)
+    lower, upper, middle = interval_columns(quantiles)
     return {
         "items_forecast": int(table[columns.item_id].nunique()),
         "rows": int(len(table)),
@@ -223,10 +282,13 @@ def build_summary(table: pd.DataFrame, totals: pd.DataFrame, moves: pd.DataFrame
         "highest_relative_demand": _records(relative.iloc[::-1]),
         "lowest_relative_demand": _records(relative),
         "most_uncertain": _records(uncertain[[columns.item_id, "expected_demand", "relative_interval_width"]]),
-        "uncertainty_measure": f"mean over the horizon of ({upper} - {lower}) / p50",
+        "uncertainty_measure": f"({upper} - {lower}) / {middle}, summed over the horizon; items whose "
+                               f"forecast is near zero (below {NEAR_ZERO_SHARE:.0%} of the average item's) "
+                               "are left out",
+        "near_zero_items": int(totals["near_zero"].sum()),
         "demand_spikes": _records(moved[moved["change"] > MOVE_THRESHOLD].sort_values("change", ascending=False)),
         "demand_drops": _records(moved[moved["change"] < -MOVE_THRESHOLD].sort_values("change")),
         "movement_basis": f"expected demand over the horizon against the last {horizon} observed periods; "
                           f"a spike or drop is a change beyond {MOVE_THRESHOLD:.0%}",
-        "suspicious_forecasts": suspicious_items(table, columns, quantiles),
+        "suspicious_forecasts": suspicious_items(table, columns, quantiles, recent),
     }

@@ -6,11 +6,13 @@ future)` forecasts the `future` rows (known covariates, empty target) that follo
 context, so one code path serves backtests, batch and the one-item real-time endpoint.
 
 Forecasts are arrays (n_series, horizon, n_quantiles + 1): configured quantiles in order, then
-the mean. The base class sorts quantiles per row so they never cross.
+the mean. The base class sorts quantiles per row so they never cross, and keeps the mean
+inside the outer quantiles.
 """
 from __future__ import annotations
 
 import time
+from statistics import NormalDist
 from typing import Callable, Optional
 
 import numpy as np
@@ -71,7 +73,7 @@ class Candidate:
             raise RuntimeError(f"{self.name} returned forecasts of shape {values.shape}, expected {expected}")
         if not np.isfinite(values).all():
             raise RuntimeError(f"{self.name} produced non-finite forecasts")
-        return finalize(values)
+        return finalize(values, levels=self.config.quantile_levels)
 
     def check_time(self):
         """Models call this inside loops: a candidate past its budget stops, it does not hang."""
@@ -86,24 +88,64 @@ class Candidate:
         raise NotImplementedError
 
 
-def finalize(values: np.ndarray, non_negative: bool = False) -> np.ndarray:
-    """Quantiles sorted per row (never crossing); the mean kept as is.
+def finalize(values: np.ndarray, non_negative: bool = False, levels=None) -> np.ndarray:
+    """Quantiles sorted per row (never crossing); the mean kept inside the outer quantiles.
 
     non_negative clips quantiles and mean at zero (for targets that never go below it);
-    clipping keeps the order of the quantiles.
+    clipping keeps the order of the quantiles. With `levels` on both sides of the median
+    (p10 ... p90), a mean outside [lowest, highest quantile] is moved to the nearer bound: the
+    last guard of one coherent distribution (the sources, `quantile_mean` and one weight per
+    member, already keep it inside).
     """
     out = values.copy()
     out[:, :, :-1] = np.sort(out[:, :, :-1], axis=2)
     if non_negative:
         np.maximum(out, 0.0, out=out)
+    if levels is not None and straddles_median(levels) and out.shape[2] > 2:
+        out[:, :, -1] = np.clip(out[:, :, -1], out[:, :, 0], out[:, :, -2])
     return out
+
+
+def straddles_median(levels) -> bool:
+    """True when the quantile levels reach from at most 0.5 to at least 0.5 (p50 alone counts)."""
+    levels = np.asarray(levels, float)
+    return bool(len(levels)) and levels.min() <= 0.5 <= levels.max()
+
+
+def quantile_mean(quantiles: np.ndarray, levels, lower_bound: Optional[float] = None) -> np.ndarray:
+    """The mean of the distribution the quantiles describe: (..., k) sorted quantiles -> (...,).
+
+    The quantile function is taken as piecewise linear through (level, quantile), extended
+    into both tails with the slope of the outermost segment (clipped at `lower_bound`, e.g. 0
+    for demand); its integral over (0, 1) is the mean. For p10/p50/p90 that is
+    0.3125 p10 + 0.375 p50 + 0.3125 p90 (Swanson's 0.3/0.4/0.3 rule, nearly): exact for
+    symmetric distributions, and it follows skew. It always lies inside [p_lowest, p_highest]
+    when the levels straddle the median.
+    """
+    q = np.asarray(quantiles, float)
+    lv = np.asarray(levels, float)
+    if q.shape[-1] == 1:
+        return q[..., 0].copy()
+    mid = np.sum(np.diff(lv) * (q[..., 1:] + q[..., :-1]) / 2, axis=-1)
+    lo_slope = (q[..., 1] - q[..., 0]) / (lv[1] - lv[0])
+    hi_slope = (q[..., -1] - q[..., -2]) / (lv[-1] - lv[-2])
+    lo_w, hi_w = lv[0], 1 - lv[-1]
+    start = q[..., 0] - lo_w * lo_slope                 # the tail line's value at level 0
+    lower = lo_w * (q[..., 0] + start) / 2
+    if lower_bound is not None:
+        # the line crosses the bound inside the tail: integrate the clipped line
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crossing = np.where(lo_slope > 0, (q[..., 0] - lower_bound) / lo_slope, lo_w)
+        crossing = np.clip(crossing, 0, lo_w)
+        clipped = lower_bound * (lo_w - crossing) + crossing * (q[..., 0] + lower_bound) / 2
+        lower = np.where(start < lower_bound, clipped, lower)
+    upper = hi_w * q[..., -1] + hi_slope * hi_w ** 2 / 2
+    return mid + lower + upper
 
 
 def gaussian_quantiles(mean: np.ndarray, sigma: np.ndarray, levels) -> np.ndarray:
     """(h,) mean and sigma -> (h, q + 1) quantiles from the normal distribution, then the mean."""
-    from scipy.stats import norm
-
-    z = norm.ppf(np.asarray(levels, float))
+    z = np.array([NormalDist().inv_cdf(float(q)) for q in levels])
     return np.column_stack([mean[:, None] + sigma[:, None] * z[None, :], mean])
 
 

@@ -16,16 +16,16 @@ import os
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from statistics import NormalDist
 from typing import Optional
 
 import numpy as np
-from scipy.stats import norm
 
 from .base import Candidate, TimeBudgetExceeded, gaussian_quantiles
 from .naive import seasonal_naive_quantiles
 
 _LEVEL = 80
-_Z = norm.ppf(0.5 + _LEVEL / 200)
+_Z = NormalDist().inv_cdf(0.5 + _LEVEL / 200)  # stdlib: importing scipy.stats costs ~0.5 s per process
 PARALLEL_MIN_SERIES = 64      # below this, worker start-up costs more than it saves (e.g. endpoint calls)
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 _POOL: dict = {}

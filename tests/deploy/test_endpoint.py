@@ -75,6 +75,7 @@ def test_given_inference_csv_when_invoked_then_autopilot_layout_for_every_item_a
     last = models["frame"]["timestamp"].max()
     assert (out["timestamp"] > last).all()
     assert ((out["p10"] <= out["p50"]) & (out["p50"] <= out["p90"])).all()
+    assert ((out["p10"] <= out["mean"]) & (out["mean"] <= out["p90"])).all()   # one coherent distribution
 
 
 def test_given_json_instances_when_invoked_with_accept_json_then_same_forecast_as_csv(loaded, models):

@@ -96,3 +96,11 @@ def test_given_a_request_without_time_series_config_when_parsed_then_it_says_wha
 def test_quantile_names_map_to_levels():
     assert quantile_level("p10") == pytest.approx(0.1)
     assert quantile_level("p99.5") == pytest.approx(0.995)
+
+
+def test_given_quantiles_out_of_order_when_configured_then_they_are_kept_ascending():
+    # the engine reads the first and last quantile as the band's bounds; p90,p10 must not invert it
+    from forecasting import EngineConfig
+
+    config = EngineConfig(quantiles=("p90", "p10", "p50"))
+    assert config.quantiles == ("p10", "p50", "p90") and config.quantile_levels == (0.1, 0.5, 0.9)

@@ -68,6 +68,7 @@ def test_given_batch_forecasts_when_reporting_then_every_artifact_is_written_and
     summary = json.loads((out / "summary.json").read_text())
     assert summary["items_forecast"] == 4 and summary["horizon"] == 7
     assert summary["model_package_arn"].endswith("/g/3")
+    assert summary["rows_made_coherent"] == 0 and summary["near_zero_items"] == 0
     # totals by category equal the table's sums
     for category, sums in summary["totals_by"]["category"].items():
         assert sums["mean"] == pytest.approx(table.loc[table.category == category, "mean"].sum())
@@ -173,3 +174,54 @@ def test_given_forecasts_for_fewer_items_than_the_batch_input_then_the_report_fa
     assert code == 2
     assert "2 of 4 series in the batch input" in err and "'007'" in err and "'0042'" in err
     assert not (tmp_path / "report").exists()
+
+
+def test_given_incoherent_rows_when_made_coherent_then_quantiles_are_sorted_and_the_mean_is_inside():
+    table = pd.DataFrame({"item_id": ["a", "a", "b"], "p10": [8.0, 12.0, 1.0], "p50": [10.0, 10.0, 2.0],
+                          "p90": [12.0, 8.0, 3.0], "mean": [13.0, 10.0, 2.5]})
+    fixed, changed = reporting.coherent(table, QUANTILES)
+    assert changed == 2   # row 0: mean above p90; row 1: crossing quantiles; row 2 untouched
+    assert fixed["mean"].tolist() == [12.0, 10.0, 2.5]
+    assert fixed[["p10", "p50", "p90"]].values.tolist() == [[8, 10, 12], [8, 10, 12], [1, 2, 3]]
+
+
+def test_given_a_coherent_distribution_when_suggesting_inventory_then_order_up_to_covers_the_mean_and_band():
+    # mean 10 inside p10 8 / p90 14 (skewed): safety stock positive, order-up-to above expected demand
+    table = pd.DataFrame({"item_id": ["a"] * 7, "timestamp": pd.date_range("2024-01-01", periods=7),
+                          "p10": [8.0] * 7, "p50": [9.5] * 7, "p90": [14.0] * 7, "mean": [10.0] * 7})
+    out = reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 0.95).iloc[0]
+    sigma = 6.0 / (2 * 1.281552)
+    assert out["expected_demand"] == 70.0
+    assert out["demand_std"] == pytest.approx(sigma * np.sqrt(7), abs=0.01)
+    assert out["safety_stock"] == pytest.approx(1.644854 * sigma * np.sqrt(7), abs=0.01)
+    assert out["order_up_to_level"] == pytest.approx(out["expected_demand"] + out["safety_stock"], abs=0.01)
+
+
+def test_given_a_near_zero_item_when_totalling_then_its_relative_width_is_left_out():
+    table = pd.DataFrame({"item_id": ["zero"] * 2 + ["tiny"] * 2 + ["big"] * 2,
+                          "p10": [0.0, 0.0, 0.0, 0.0, 80.0, 90.0], "p50": [0.0, 0.0, 0.2, 0.1, 100.0, 100.0],
+                          "p90": [0.3, 0.2, 2.0, 2.0, 120.0, 110.0], "mean": [0.1, 0.1, 0.5, 0.5, 100.0, 100.0]})
+    totals = reporting.item_totals(table, COLUMNS, QUANTILES).set_index("item_id")
+    assert totals.loc["zero", "near_zero"] and totals.loc["tiny", "near_zero"] and not totals.loc["big", "near_zero"]
+    assert np.isnan(totals.loc["zero", "relative_interval_width"])
+    assert np.isnan(totals.loc["tiny", "relative_interval_width"])
+    assert totals.loc["big", "relative_interval_width"] == pytest.approx(60.0 / 200.0)
+
+
+def test_given_a_forecast_far_outside_recent_history_then_it_is_flagged_and_a_small_one_is_not():
+    days = pd.date_range("2024-01-01", periods=30)
+    history = pd.DataFrame({"item_id": ["books"] * 30 + ["toys"] * 30 + ["calm"] * 30,
+                            "timestamp": list(days) * 3,
+                            "target_value": [0.0] * 30 + [10.0, 14.0] * 15 + [0.0] * 30})
+    recent = reporting.recent_history(history, COLUMNS)
+    future = pd.date_range("2024-01-31", periods=3)
+    table = pd.DataFrame({"item_id": ["books"] * 3 + ["toys"] * 3 + ["calm"] * 3, "timestamp": list(future) * 3,
+                          "p10": [0, 0, 0, 9, 9, 9, 0, 0, 0], "p50": [0, 9, 0, 12, 13, 12, 0, 0, 0],
+                          "p90": [1, 12, 1, 15, 17, 16, 0.2, 1, 0.4], "mean": [0.3, 9, 0.3, 12, 13, 12, 0, 0.5, 0.1]})
+    flagged = {s["item_id"]: s["reasons"] for s in reporting.suspicious_items(table, COLUMNS, QUANTILES, recent)}
+    assert list(flagged) == ["books"]   # toys inside its range, calm's 0.5 within the 1-unit tolerance
+    assert "forecast up to 9 against a recent range of 0 to 0" in flagged["books"][0]
+    # a flat-zero forecast after a history of zeros is what it should be, not suspicious
+    zeros = table.assign(p10=0.0, p50=0.0, p90=0.0, mean=0.0)
+    assert "calm" not in {s["item_id"] for s in reporting.suspicious_items(zeros, COLUMNS, QUANTILES, recent)}
+    assert "toys" in {s["item_id"] for s in reporting.suspicious_items(zeros, COLUMNS, QUANTILES, recent)}
