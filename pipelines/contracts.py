@@ -24,6 +24,9 @@ STEP_CREATE_MODEL = "CreateModel"
 STEP_PREPARE_BATCH = "PrepareBatchInput"
 STEP_BATCH_FORECAST = "BatchForecast"
 STEP_REPORT = "Report"
+STEP_MONITOR = "MonitorForecasts"
+FORECAST_HISTORY_PREFIX = "forecast-history"   # <prefix>/forecast-history/<execution>/forecasts.csv
+ACCURACY_HISTORY_PREFIX = "accuracy-history"   # <prefix>/accuracy-history/<execution>/accuracy.json
 
 # --- container layout ---
 PROCESSING_ROOT = "/opt/ml/processing"
