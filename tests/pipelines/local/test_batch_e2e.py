@@ -56,7 +56,7 @@ def test_given_an_approved_model_when_the_batch_pipeline_runs_then_every_item_is
     assert code == 0, output[-3000:]
     assert [(s["name"], s["status"]) for s in record["steps"]] == [
         ("ResolveModel", "Succeeded"), ("PrepareBatchInput", "Succeeded"), ("CreateModel", "Succeeded"),
-        ("BatchForecast", "Succeeded"), ("Report", "Succeeded")]
+        ("BatchForecast", "Succeeded"), ("MonitorForecasts", "Succeeded"), ("Report", "Succeeded")]
 
     table = pd.read_csv(report_dir / "forecasts.csv")
     future = frame[frame["target_value"].isna()]
