@@ -113,3 +113,22 @@ def test_on_the_local_target_state_goes_but_data_and_registry_stay_unless_asked(
     assert teardown.teardown(settings, include_data=True, yes=True, log=quiet) == 0
     assert not home.exists()
     assert teardown.plan_for(settings) == []
+
+
+def test_given_the_forecast_accuracy_alarm_then_teardown_removes_it(sagemaker_target, aws_requests):
+    from tests.deploy.aws_support import CONTAINERS
+
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    sm.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]},
+        CustomerMetadataProperties={"metric_wql": "0.2"})
+    monitoring.ensure_monitoring(sagemaker_target, log=quiet)
+    alarm = monitoring.accuracy_alarm_name(sagemaker_target)
+    assert alarm in [r.name for r in teardown.plan_for(sagemaker_target) if r.kind == "CloudWatch alarm"]
+
+    assert teardown.teardown(sagemaker_target, yes=True, log=quiet) == 0
+
+    assert clients.client("cloudwatch", sagemaker_target).describe_alarms(AlarmNames=[alarm])["MetricAlarms"] == []
