@@ -33,6 +33,11 @@ def _number(value: float) -> Optional[float]:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+def _moment(value: pd.Timestamp) -> str:
+    """'2024-05-14' at midnight, else '2024-05-14 13:00:00' (hourly data keeps its hour)."""
+    return str(value.date()) if value == value.normalize() else str(value)
+
+
 def coverage_bounds(quantiles: Sequence[str]) -> Optional[tuple]:
     if len(quantiles) < 2:
         return None
@@ -83,9 +88,15 @@ def score_points(frame: pd.DataFrame, quantiles: Sequence[str]) -> Dict[str, Any
 
 
 def accuracy_of_previous_forecasts(runs: Sequence[tuple], actuals: pd.DataFrame, columns: Columns,
-                                   quantiles: Sequence[str]) -> Optional[Dict[str, Any]]:
-    """The summary's `accuracy_of_previous_forecasts`, or None when no stored forecast has an actual yet."""
+                                   quantiles: Sequence[str], after: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """The summary's `accuracy_of_previous_forecasts`, or None when no stored forecast has a new actual.
+
+    `after`: the last period an earlier batch run already scored (the accuracy history's
+    latest `end`); only later periods count, so each history line measures the actuals that
+    arrived since, and accuracy over time is not a cumulative average."""
     scored = join_actuals(latest_forecast_per_point(runs, columns), actuals, columns)
+    if after and not scored.empty:
+        scored = scored[scored[columns.timestamp] > pd.Timestamp(after)]
     if scored.empty:
         return None
     overall = score_points(scored, quantiles)
@@ -96,8 +107,8 @@ def accuracy_of_previous_forecasts(runs: Sequence[tuple], actuals: pd.DataFrame,
         **{k: overall[k] for k in ("wql", "wape", "bias", "coverage")},
         "coverage_interval": overall["coverage_interval"],
         "points": overall["points"],
-        "start": str(scored[columns.timestamp].min().date()),
-        "end": str(scored[columns.timestamp].max().date()),
+        "start": _moment(scored[columns.timestamp].min()),
+        "end": _moment(scored[columns.timestamp].max()),
         "model_package_arn": str(newest["model_package_arn"]),
         "forecast_executions": sorted(map(str, scored[RUN].unique())),
         "by_model_version": {},

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
 import pandas as pd
+from botocore.exceptions import ClientError
 
 from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing import accuracy, drift
@@ -66,16 +67,17 @@ def _read(s3: Any, bucket: str, key: str) -> bytes:
 def stored_runs(s3: Any, uri: str, columns: Columns, quantiles: Sequence[str], exclude: str) -> List[tuple]:
     """[(meta, forecasts)] of every earlier run kept under uri (this execution excluded)."""
     runs = []
-    objects = _objects(s3, uri, "--forecast-history-uri")
-    for bucket, key in objects:
+    for bucket, key in _objects(s3, uri, "--forecast-history-uri"):
         if not key.endswith("/" + accuracy.META_FILE):
             continue
-        meta = json.loads(_read(s3, bucket, key))
-        if meta.get("execution_id") == exclude:
-            continue
-        frame = accuracy.read_stored_forecasts(io.BytesIO(_read(s3, bucket, key.rsplit("/", 1)[0] + "/"
-                                                                 + accuracy.FORECASTS_FILE)), columns, quantiles)
-        runs.append((meta, frame))
+        try:
+            meta = json.loads(_read(s3, bucket, key))
+            if meta.get("execution_id") == exclude:
+                continue
+            body = _read(s3, bucket, key.rsplit("/", 1)[0] + "/" + accuracy.FORECASTS_FILE)
+            runs.append((meta, accuracy.read_stored_forecasts(io.BytesIO(body), columns, quantiles)))
+        except (ValueError, KeyError, ClientError) as error:  # one broken run must not stop forecasting
+            print(f"[monitor] skipped stored forecasts s3://{bucket}/{key.rsplit('/', 1)[0]}/: {error}", flush=True)
     return runs
 
 
@@ -151,16 +153,17 @@ def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log=
         "registered_metrics": model.get("metrics") or {}})
 
     runs = stored_runs(s3, args.forecast_history_uri, columns, quantiles, exclude=args.execution_id)
-    scored = accuracy.accuracy_of_previous_forecasts(runs, history, columns, quantiles)
-    records = accuracy_records(s3, args.accuracy_history_uri)
-    registered = {}
+    records = [r for r in accuracy_records(s3, args.accuracy_history_uri) if r.get("execution_id") != args.execution_id]
+    scored_until = max((str(r["end"]) for r in records if r.get("end")), default=None)
+    scored = accuracy.accuracy_of_previous_forecasts(runs, history, columns, quantiles, after=scored_until)
     if scored:
-        newest = max(runs, key=lambda r: (str(r[0].get("created")), r[0]["execution_id"]))[0]
-        registered = next((m.get("registered_metrics") or {} for m, _ in runs
-                           if m.get("model_package_arn") == scored["model_package_arn"]), newest.get("registered_metrics") or {})
+        # the metrics the model that made the newest scored forecasts had at registration
+        registered = next((m.get("registered_metrics") or {} for m, _ in sorted(
+            runs, key=lambda r: (str(r[0].get("created")), r[0]["execution_id"]), reverse=True)
+            if m.get("model_package_arn") == scored["model_package_arn"]), {})
         scored["registered_wql"] = registered.get("wql")
         record = accuracy.history_record(scored, args.execution_id, created, registered)
-        records = [r for r in records if r.get("execution_id") != args.execution_id] + [record]
+        records = records + [record]
         write_json_atomic(Path(args.record_dir) / ACCURACY_FILE, record)
         log(f"[monitor] scored {scored['points']} point(s) of {len(scored['forecast_executions'])} earlier run(s): "
             f"wQL {scored['wql']}, WAPE {scored['wape']}, bias {scored['bias']}, coverage {scored['coverage']}")
@@ -169,7 +172,8 @@ def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log=
                 f"CloudWatch metric value(s) to {NAMESPACE}")
     else:
         Path(args.record_dir).mkdir(parents=True, exist_ok=True)
-        log(f"[monitor] no earlier forecast has an actual in this input yet ({len(runs)} stored run(s))")
+        log(f"[monitor] no earlier forecast has a new actual in this input ({len(runs)} stored run(s); "
+            f"periods up to {scored_until or '-'} were scored before)")
 
     statement = drift.input_drift(evaluation_per_item(sm, s3, model), history, forecasts, columns, args.level_factor)
     out = Path(args.out)

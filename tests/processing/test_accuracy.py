@@ -61,3 +61,13 @@ def test_the_history_frame_is_oldest_first():
     frame = accuracy.history_frame([{"execution_id": "b", "created": "2024-02", "wql": np.float64(0.2)},
                                     {"execution_id": "a", "created": "2024-01", "wql": 0.1}])
     assert list(frame["execution_id"]) == ["a", "b"]
+
+
+def test_given_periods_scored_before_then_only_the_new_actuals_count():
+    run = ({"execution_id": "e1", "created": "2024-01-01", "model_package_arn": "arn/1", "model_package_version": 1},
+           _forecast(["a"], "2024-01-02", 6, 10.0))
+    actuals = _actuals(["a"], "2024-01-01", 7, 12.0)  # actuals up to 2024-01-07
+    everything = accuracy.accuracy_of_previous_forecasts([run], actuals, COLUMNS, Q)
+    later = accuracy.accuracy_of_previous_forecasts([run], actuals, COLUMNS, Q, after=everything["start"])
+    assert everything["periods"] == 6 and later["periods"] == 5 and later["start"] == "2024-01-03"
+    assert accuracy.accuracy_of_previous_forecasts([run], actuals, COLUMNS, Q, after=everything["end"]) is None

@@ -90,3 +90,22 @@ def test_given_an_empty_history_then_nothing_is_scored_and_nothing_published(aws
     assert result["accuracy"] is None
     assert cloudwatch.list_metrics(Namespace=monitor.NAMESPACE)["Metrics"] == []
     assert json.loads((tmp_path / "out" / "accuracy.json").read_text())["accuracy_of_previous_forecasts"] is None
+
+
+def test_given_periods_an_earlier_run_scored_then_they_are_not_scored_again(aws, tmp_path):
+    s3, sm, cloudwatch = aws
+    _files(tmp_path)
+    s3.put_object(Bucket=BUCKET, Key="p/forecast-history/e1/forecasts.csv",
+                  Body=b"item_id,timestamp,p10,p50,p90,mean\na,2024-01-07,9,12,15,12\na,2024-01-08,9,12,15,12\n")
+    s3.put_object(Bucket=BUCKET, Key="p/forecast-history/e1/forecast_meta.json",
+                  Body=json.dumps({"execution_id": "e1", "created": "2024-01-06", "model_package_arn": ARN}).encode())
+    s3.put_object(Bucket=BUCKET, Key="p/forecast-history/broken/forecast_meta.json", Body=b"{not json")
+    s3.put_object(Bucket=BUCKET, Key="p/accuracy-history/e0/accuracy.json",
+                  Body=json.dumps({"execution_id": "e0", "created": "2024-01-08T12:00:00", "end": "2024-01-07",
+                                   "wql": 0.3}).encode())
+
+    result = monitor.run(_args(tmp_path), s3, sm, cloudwatch, log=lambda _: None)
+
+    assert result["accuracy"]["periods"] == 1 and result["accuracy"]["start"] == "2024-01-08"
+    document = json.loads((tmp_path / "out" / "accuracy.json").read_text())
+    assert [r["execution_id"] for r in document["history"]] == ["e0", "e2"]
