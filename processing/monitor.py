@@ -144,12 +144,15 @@ def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log=
 
     keep = Path(args.keep_dir)
     keep.mkdir(parents=True, exist_ok=True)
-    printable = forecasts.assign(**{columns.timestamp: forecasts[columns.timestamp].dt.strftime("%Y-%m-%d %H:%M:%S")
-                                    .str.replace(" 00:00:00", "", regex=False)})
+    stamps = forecasts[columns.timestamp]
+    midnight = bool((stamps.dt.normalize() == stamps).all())  # dates, or dates and times (as the report writes)
+    printable = forecasts.assign(**{columns.timestamp: stamps.dt.strftime("%Y-%m-%d" if midnight
+                                                                          else "%Y-%m-%d %H:%M:%S")})
     printable.to_csv(keep / accuracy.FORECASTS_FILE, index=False)
     write_json_atomic(keep / accuracy.META_FILE, {
         "execution_id": args.execution_id, "created": created, "quantiles": quantiles,
-        "model_package_arn": model.get("model_package_arn"), "model_package_version": model.get("model_package_version"),
+        "model_package_arn": model.get("model_package_arn"),
+        "model_package_version": model.get("model_package_version"),
         "registered_metrics": model.get("metrics") or {}})
 
     runs = stored_runs(s3, args.forecast_history_uri, columns, quantiles, exclude=args.execution_id)
