@@ -3,10 +3,13 @@
 ```
 PrepareData ─┬─ train ──────────► AutoML (CreateAutoMLJobV2, waits; AutoMLResult.model_name)
              ├─ backtest ───────► BacktestForecast (transform with that model)
-             ├─ holdout, train ─► Evaluate ◄── forecasts          (EvaluationReport)
+             ├─ backtest ───────► ChampionForecast (newest Approved package, same files; champion.json)
+             ├─ holdout, train ─► Evaluate ◄── forecasts, champion (EvaluationReport)
              └─ profile ────────► AutoML
 QualityGate: EvaluationReport quality_gate.value <= QualityThreshold
-   true  -> RegisterModel (Registration.model_package_arn) -> Deploy (Lambda: deploys Approved only)
+   true  -> ChampionGate: champion.status != "compared" or champion.challenger_value <= champion.limit
+              true  -> RegisterModel (Registration.model_package_arn) -> Deploy (Lambda: deploys Approved only)
+              false -> ChallengerLost (fails naming the metric, both values and the champion's version)
    false -> QualityTooLow (fails naming the metric, its value and the threshold)
 ```
 
@@ -25,6 +28,7 @@ from pipelines.steps import (StepFactory, account_of, flag, input_path, json_get
                              output_uri, property_file)
 
 AUTOML_STEP_MAX_RUNTIME_SECONDS = 2 * 24 * 60 * 60   # the AutoML step waits for the whole job
+CHAMPION_STEP_MAX_RUNTIME_SECONDS = 8 * 60 * 60  # processing.champion waits up to 6 h for its transform
 AUTOML_RESULT_OUTPUT = "result"
 EVALUATION_OUTPUT = "evaluation"
 REGISTRATION_OUTPUT = "result"
@@ -172,7 +176,7 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
                    flag("result-dir", output_path(contracts.CHAMPION_OUTPUT))],
         outputs=[contracts.CHAMPION_OUTPUT],
         instance_type=p["ProcessingInstanceType"],
-        max_runtime_seconds=AUTOML_STEP_MAX_RUNTIME_SECONDS,
+        max_runtime_seconds=CHAMPION_STEP_MAX_RUNTIME_SECONDS,
         display_name="Forecast the holdout with the champion",
         description="When the group has an Approved version (the champion), create a model from it and "
                     "transform the same backtest files; writes champion.json (status none when there is "
