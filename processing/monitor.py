@@ -126,7 +126,7 @@ def evaluation_per_item(sm: Any, s3: Any, model: dict) -> Optional[pd.DataFrame]
         uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
         bucket, key = split_s3(uri, "ModelQuality statistics")
         body = _read(s3, bucket, key.rsplit("/", 1)[0] + "/per_item.csv")
-    except Exception as error:  # noqa: BLE001 - drift is informative; the report says it is unavailable
+    except (ClientError, KeyError, ValueError) as error:  # drift informs; the report says it is unavailable
         print(f"[monitor] no training per-item table for drift: {type(error).__name__}: {error}", flush=True)
         return None
     return pd.read_csv(io.BytesIO(body), dtype=str).astype({"n": float, "actual_sum": float})
@@ -171,8 +171,12 @@ def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log=
         log(f"[monitor] scored {scored['points']} point(s) of {len(scored['forecast_executions'])} earlier run(s): "
             f"wQL {scored['wql']}, WAPE {scored['wape']}, bias {scored['bias']}, coverage {scored['coverage']}")
         if cloudwatch is not None:
-            log(f"[monitor] published {publish(cloudwatch, scored, model.get('model_package_group'))} "
-                f"CloudWatch metric value(s) to {NAMESPACE}")
+            try:
+                log(f"[monitor] published {publish(cloudwatch, scored, model.get('model_package_group'))} "
+                    f"CloudWatch metric value(s) to {NAMESPACE}")
+            except ClientError as error:  # the forecasts and the report still matter more than the metric
+                log(f"[monitor] WARNING: accuracy metrics not published to CloudWatch ({error}); "
+                    "the accuracy alarm will not see this run. Check the role's cloudwatch:PutMetricData.")
     else:
         Path(args.record_dir).mkdir(parents=True, exist_ok=True)
         log(f"[monitor] no earlier forecast has a new actual in this input ({len(runs)} stored run(s); "
