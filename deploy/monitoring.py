@@ -13,6 +13,13 @@ Creates or updates, idempotently (CloudWatch's put calls and SNS CreateTopic are
   - alarms `<endpoint>-5xx-errors`, `<endpoint>-4xx-errors`, `<endpoint>-model-latency-p90`,
     `<endpoint>-no-invocations` (missing data counts as breaching: no traffic means no data).
 
+With an Approved model package whose registration recorded a wQL (metric_wql), also the alarm
+`<endpoint>-forecast-wql`: the batch pipeline's MonitorForecasts step publishes the wQL of
+earlier forecasts against their actuals (namespace DemandForecasting/Accuracy, metric WQL,
+per ModelPackageGroup and ModelPackageVersion); the alarm fires when that live wQL exceeds
+the registered wQL x --accuracy-factor (default 1.5). Missing data is not breaching (batch
+runs are days apart).
+
 Locally there is no CloudWatch: the command prints the local endpoint's /metrics.
 """
 from __future__ import annotations
@@ -28,6 +35,8 @@ from pipelines.settings import Settings, SettingsError, resolve
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 VARIANT_NAME = "AllTraffic"   # deploy.handler's single variant
+ACCURACY_NAMESPACE = "DemandForecasting/Accuracy"   # processing.monitor publishes here
+DEFAULT_ACCURACY_FACTOR = 1.5
 Log = Callable[[str], None]
 
 
@@ -118,10 +127,59 @@ def ensure_monitoring(settings: Settings, *, email: Optional[str] = None, log: L
             log(f"subscribed {email} to {topic_arn} (confirm from the email AWS sends)")
     cloudwatch.put_dashboard(DashboardName=dashboard_name(settings),
                              DashboardBody=json.dumps(dashboard_body(settings)))
-    for request in alarm_requests(settings, topic_arn, **thresholds):
+    accuracy_factor = thresholds.pop("accuracy_factor", DEFAULT_ACCURACY_FACTOR)
+    requests = alarm_requests(settings, topic_arn, **thresholds)
+    package = live_package(clients.client("sagemaker", settings), settings.model_package_group)
+    accuracy = accuracy_alarm_request(settings, topic_arn, package, accuracy_factor) if package else None
+    if accuracy:
+        requests.append(accuracy)
+    else:
+        log(f"no forecast-accuracy alarm: {settings.model_package_group} has no Approved package with a "
+            "registered wQL (metric_wql)")
+    for request in requests:
         cloudwatch.put_metric_alarm(**request)
-    log(f"dashboard {dashboard_name(settings)} and {len(alarm_names(settings))} alarms notify {topic_arn}")
-    return {"topic_arn": topic_arn, "dashboard": dashboard_name(settings), "alarms": alarm_names(settings)}
+    names = [r["AlarmName"] for r in requests]
+    log(f"dashboard {dashboard_name(settings)} and {len(names)} alarms notify {topic_arn}")
+    return {"topic_arn": topic_arn, "dashboard": dashboard_name(settings), "alarms": names}
+
+
+def accuracy_alarm_name(settings: Settings) -> str:
+    return f"{settings.endpoint_name}-forecast-wql"
+
+
+def accuracy_alarm_request(settings: Settings, topic_arn: str, package: dict,
+                           factor: float = DEFAULT_ACCURACY_FACTOR) -> Optional[dict]:
+    """PutMetricAlarm on the live wQL of `package`'s forecasts, or None without a registered wQL."""
+    if not factor > 1:
+        raise ValueError(f"--accuracy-factor {factor} must be > 1 (1.5: alarm at 50% worse than registered)")
+    try:
+        registered = float((package.get("CustomerMetadataProperties") or {})["metric_wql"])
+    except (KeyError, ValueError):
+        return None
+    version = str(package.get("ModelPackageVersion") or package["ModelPackageArn"].rsplit("/", 1)[-1])
+    group = package.get("ModelPackageGroupName") or settings.model_package_group
+    return {"AlarmName": accuracy_alarm_name(settings), "Namespace": ACCURACY_NAMESPACE, "MetricName": "WQL",
+            "Dimensions": [{"Name": "ModelPackageGroup", "Value": group},
+                           {"Name": "ModelPackageVersion", "Value": version}],
+            "Statistic": "Maximum", "Period": 86400, "EvaluationPeriods": 1,
+            "Threshold": registered * factor, "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching", "AlarmActions": [topic_arn], "OKActions": [topic_arn],
+            "ActionsEnabled": True,
+            "AlarmDescription": (f"{group} version {version}: wQL of batch forecasts against actuals above "
+                                 f"{factor:g} x the registered wQL {registered:.4g}")}
+
+
+def live_package(sm: Any, group: str) -> Optional[dict]:
+    """The newest Approved package of the group (what the endpoint and the batch pipeline use)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        listed = sm.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus="Approved",
+                                        SortBy="CreationTime", SortOrder="Descending", MaxResults=1)
+    except ClientError:
+        return None
+    summaries = listed.get("ModelPackageSummaryList") or []
+    return sm.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"]) if summaries else None
 
 
 def _subscribed(sns: Any, topic_arn: str) -> set[str]:
@@ -156,6 +214,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--errors", type=int, default=5, help="5XX errors in 5 minutes that raise the alarm")
     parser.add_argument("--latency-ms", type=float, default=2000.0, help="p90 model latency alarm threshold")
     parser.add_argument("--quiet-hours", type=int, default=24, help="hours without invocations before alarming")
+    parser.add_argument("--accuracy-factor", type=float, default=DEFAULT_ACCURACY_FACTOR,
+                        help="alarm when the live wQL of batch forecasts exceeds the registered wQL x this")
     args = parser.parse_args(argv)
     try:
         settings = resolve({"target": args.target, "region": args.region, "endpoint_name": args.endpoint_name})
@@ -169,7 +229,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(json.dumps(metrics, indent=2))
             return 0
         result = ensure_monitoring(settings, email=args.email, errors=args.errors, latency_ms=args.latency_ms,
-                                   quiet_hours=args.quiet_hours)
+                                   quiet_hours=args.quiet_hours, accuracy_factor=args.accuracy_factor)
         print(json.dumps(result, indent=2))
     except (SettingsError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

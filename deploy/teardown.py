@@ -174,7 +174,8 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
         plan.append(Resource("IAM role (forecast API)", api_role, lambda: _delete_role(iam, api_role)))
 
     alarms = [a["AlarmName"] for a in cloudwatch.describe_alarms(
-        AlarmNames=monitoring.alarm_names(settings)).get("MetricAlarms", [])]
+        AlarmNames=monitoring.alarm_names(settings) + [monitoring.accuracy_alarm_name(settings)]).get(
+        "MetricAlarms", [])]
     for alarm in alarms:
         plan.append(Resource("CloudWatch alarm", alarm, lambda a=alarm: cloudwatch.delete_alarms(AlarmNames=[a])))
     dashboard = monitoring.dashboard_name(settings)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from evaluation import plots, scoring
+from evaluation import champion, plots, scoring
 from evaluation.scoring import SERIES, Columns
 from pipelines import contracts
 
@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quality-metric", default="WAPE", help=f"one of {sorted(contracts.QUALITY_METRICS)}")
     parser.add_argument("--quality-threshold", type=float, default=0.3,
                         help="gate passes when the metric <= threshold (fractions for WAPE, MAPE, WQL)")
+    parser.add_argument("--champion", default="",
+                        help="folder of champion.json and the champion's forecasts (ChampionForecast step); "
+                             "empty: no champion")
+    parser.add_argument("--challenger-tolerance", type=float, default=0.0,
+                        help="the candidate passes when its metric <= champion's x (1 + tolerance)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample of items plotted")
     return parser
 
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     quantiles = contracts.parse_list(args.quantiles)
     scoring.gate_metric(args.quality_metric)
     contracts.season_length(args.frequency)
+    champion.check_tolerance(args.challenger_tolerance)
 
     log(f"[evaluate] reading forecasts {args.forecasts}, actuals {args.actuals}, history {args.history}")
     forecasts = scoring.load_forecasts(args.forecasts, columns, quantiles)
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
         f"{len(history)} history rows; scoring")
     evaluation = scoring.evaluate(forecasts, actuals, history, columns, quantiles, args.frequency,
                                   args.quality_metric, args.quality_threshold)
+    compare_with_champion(args, evaluation.report, actuals, history, columns, quantiles, log)
     log("[evaluate] drawing plots")
     write_outputs(evaluation, Path(args.out), columns, quantiles, seed=args.seed)
 
@@ -76,6 +83,27 @@ def run(args: argparse.Namespace, log=print) -> dict:
     log(f"[evaluate] quality gate: {gate['message']}: {'PASSED' if gate['passed'] else 'NOT PASSED'}")
     log(f"[evaluate] wrote {args.out} in {time.time() - started:.1f}s")
     return report
+
+
+def compare_with_champion(args: argparse.Namespace, report: dict, actuals, history, columns: Columns,
+                          quantiles: Sequence[str], log=print) -> dict:
+    """Score the champion's forecasts with the same code and add the `champion` section."""
+    info, scored, reason = ({"status": "none", "reason": "no champion folder given"}, None, "")
+    if args.champion:
+        info, scored, reason = champion.score_champion(args.champion, actuals, history, columns, quantiles,
+                                                       args.frequency, args.quality_metric,
+                                                       args.quality_threshold)
+    section = champion.comparison(report, scored.report if scored else None, info, args.quality_metric,
+                                  args.challenger_tolerance, reason)
+    champion.attach(report, section)
+    if section["status"] == "compared":
+        log(f"[evaluate] champion version {section['version']}: {section['metric']} "
+            f"challenger {_fmt(section['challenger_value'])} vs champion {_fmt(section['champion_value'])} "
+            f"(limit {_fmt(section['limit'])} with tolerance {section['tolerance']:g}): "
+            f"{'challenger wins' if section['passed'] else 'champion stays'}")
+    else:
+        log(f"[evaluate] no champion comparison ({section['status']}): {section['reason']}")
+    return section
 
 
 def _fmt(value: Optional[float]) -> str:

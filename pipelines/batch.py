@@ -1,7 +1,7 @@
 """The batch forecasting pipeline: every item, with the latest approved model, into reports.
 
     ResolveModel ─┬─> CreateModel ──────┐
-                  │                     ├──> BatchForecast ──> Report
+                  │                     ├──> BatchForecast ──> MonitorForecasts ──> Report
                   └─> PrepareBatchInput ┘
 
 ResolveModel picks the newest Approved package of the group (and fails clearly when there
@@ -9,6 +9,9 @@ is none); CreateModel makes a Model from the package ARN, which brings every con
 the package; PrepareBatchInput writes the package's training schema, in whole-series files
 cut by bytes; BatchForecast is a transform over those files (one request each); Report writes the
 tables, summary, inventory suggestions, charts and HTML page under OutputUrl.
+MonitorForecasts keeps this run's forecasts under `<prefix>/forecast-history/<execution>/`,
+scores earlier runs' forecasts against the actuals in this input (appending to
+`<prefix>/accuracy-history/`) and states the input's drift since training (issue 15).
 """
 from __future__ import annotations
 
@@ -104,15 +107,42 @@ def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:
         display_name="Forecast every item",
         description="Batch transform: one <file>.out per input shard with the mean and each quantile.")
 
+    from sagemaker.core.workflow.functions import Join
+
+    monitor = factory.processing_step(
+        contracts.STEP_MONITOR, "processing.monitor",
+        arguments=[flag("forecasts", input_path("forecasts")), flag("history", input_path("history")),
+                   flag("model-dir", input_path("model")),
+                   flag("forecast-history-uri", settings.s3_uri(contracts.FORECAST_HISTORY_PREFIX)),
+                   flag("accuracy-history-uri", settings.s3_uri(contracts.ACCURACY_HISTORY_PREFIX)),
+                   flag("execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID),
+                   flag("out", output_path("monitor")), flag("keep-dir", output_path("kept")),
+                   flag("record-dir", output_path("record")),
+                   flag("grouping-columns", p["GroupingColumns"]), *columns],
+        inputs={"forecasts": forecast.properties.TransformOutput.S3OutputPath,
+                "history": output_uri(prepare_input, "shards"),
+                "model": output_uri(resolve_model, "result")},
+        outputs={"monitor": factory.execution_uri(contracts.STEP_MONITOR, "monitor"),
+                 "kept": Join(on="/", values=[settings.s3_uri(contracts.FORECAST_HISTORY_PREFIX),
+                                              ExecutionVariables.PIPELINE_EXECUTION_ID]),
+                 "record": Join(on="/", values=[settings.s3_uri(contracts.ACCURACY_HISTORY_PREFIX),
+                                                ExecutionVariables.PIPELINE_EXECUTION_ID])},
+        instance_type=p["ProcessingInstanceType"],
+        display_name="Monitor forecast accuracy and input drift",
+        description="Keeps this run's forecasts; scores earlier runs' forecasts against the actuals in this "
+                    "input (wQL, WAPE, bias, coverage; CloudWatch metrics per model version on SageMaker); "
+                    "states items new since training, gone, or whose level moved.")
+
     report = factory.processing_step(
         contracts.STEP_REPORT, "processing.report",
         arguments=[flag("forecasts", input_path("forecasts")), flag("history", input_path("history")),
                    flag("model-dir", input_path("model")), flag("out", output_path("report")),
                    flag("grouping-columns", p["GroupingColumns"]), flag("service-level", p["ServiceLevel"]),
-                   *columns],
+                   flag("monitor-dir", input_path("monitor")), *columns],
         inputs={"forecasts": forecast.properties.TransformOutput.S3OutputPath,
                 "history": output_uri(prepare_input, "shards"),
-                "model": output_uri(resolve_model, "result")},
+                "model": output_uri(resolve_model, "result"),
+                "monitor": output_uri(monitor, "monitor")},
         outputs={"report": p["OutputUrl"]},
         instance_type=p["ProcessingInstanceType"],
         display_name="Write the planner report",
@@ -122,7 +152,7 @@ def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:
     return Pipeline(
         name=settings.batch_pipeline_name,
         parameters=list(p.values()),
-        steps=[resolve_model, prepare_input, create_model, forecast, report],
+        steps=[resolve_model, prepare_input, create_model, forecast, monitor, report],
         pipeline_experiment_config=PipelineExperimentConfig(
             ExecutionVariables.PIPELINE_NAME, ExecutionVariables.PIPELINE_EXECUTION_ID),
         sagemaker_session=factory.session,

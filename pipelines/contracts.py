@@ -14,6 +14,9 @@ STEP_GATE = "QualityGate"
 STEP_REGISTER = "RegisterModel"
 STEP_DEPLOY = "Deploy"
 STEP_FAIL = "QualityTooLow"
+STEP_CHAMPION = "ChampionForecast"          # issue 15: the Approved champion forecasts the same holdout
+STEP_CHAMPION_GATE = "ChampionGate"
+STEP_CHALLENGER_LOST = "ChallengerLost"
 
 # --- batch pipeline step names ---
 STEP_RESOLVE_MODEL = "ResolveModel"
@@ -21,6 +24,9 @@ STEP_CREATE_MODEL = "CreateModel"
 STEP_PREPARE_BATCH = "PrepareBatchInput"
 STEP_BATCH_FORECAST = "BatchForecast"
 STEP_REPORT = "Report"
+STEP_MONITOR = "MonitorForecasts"
+FORECAST_HISTORY_PREFIX = "forecast-history"   # <prefix>/forecast-history/<execution>/forecasts.csv
+ACCURACY_HISTORY_PREFIX = "accuracy-history"   # <prefix>/accuracy-history/<execution>/accuracy.json
 
 # --- container layout ---
 PROCESSING_ROOT = "/opt/ml/processing"
@@ -67,6 +73,16 @@ QUALITY_GATE_UNDEFINED_VALUE = 1.7976931348623157e308   # the largest double (sy
 QUALITY_METRICS = {  # QualityMetric parameter value -> key in forecast_metrics
     "WAPE": "wape", "MAPE": "mape", "MASE": "mase", "RMSE": "rmse", "MAE": "mae", "WQL": "wql",
 }
+
+# --- ChampionForecast step result (read by Evaluate) and the champion section of evaluation.json ---
+CHAMPION_OUTPUT = "champion"
+CHAMPION_FILE = "champion.json"            # {"status": "available"|"none"|"unavailable", ...}
+CHAMPION_FORECASTS_DIR = "forecasts"       # the champion's <file>.out forecasts, beside champion.json
+CHAMPION_STATUS_PATH = "champion.status"   # "compared" when the gate compares with the champion
+CHAMPION_CHALLENGER_VALUE_PATH = "champion.challenger_value"
+CHAMPION_VALUE_PATH = "champion.champion_value"
+CHAMPION_LIMIT_PATH = "champion.limit"     # champion_value x (1 + ChallengerTolerance)
+CHAMPION_VERSION_PATH = "champion.version"
 
 # --- RegisterModel step result ---
 REGISTRATION_RESULT_NAME = "Registration"

@@ -3,11 +3,14 @@
 ```
 PrepareData ─┬─ train ──────────► AutoML (CreateAutoMLJobV2, waits; AutoMLResult.model_name)
              ├─ backtest ───────► BacktestForecast (transform with that model)
-             ├─ holdout, train ─► Evaluate ◄── forecasts          (EvaluationReport)
+             ├─ backtest ───────► ChampionForecast (newest Approved package, same files; champion.json)
+             ├─ holdout, train ─► Evaluate ◄── forecasts, champion (EvaluationReport)
              └─ profile ────────► AutoML
 QualityGate: EvaluationReport quality_gate.value <= QualityThreshold (always a number; an undefined
              metric is a value no threshold admits, with quality_gate.defined false)
-   true  -> RegisterModel (Registration.model_package_arn) -> Deploy (Lambda: deploys Approved only)
+   true  -> ChampionGate: champion.status != "compared" or champion.challenger_value <= champion.limit
+              true  -> RegisterModel (Registration.model_package_arn) -> Deploy (Lambda: deploys Approved only)
+              false -> ChallengerLost (fails naming the metric, both values and the champion's version)
    false -> QualityTooLow (fails quoting quality_gate.message: the metric, its value and the threshold,
             or why the metric is undefined)
 ```
@@ -27,6 +30,7 @@ from pipelines.steps import (StepFactory, account_of, flag, input_path, json_get
                              output_uri, property_file)
 
 AUTOML_STEP_MAX_RUNTIME_SECONDS = 2 * 24 * 60 * 60   # the AutoML step waits for the whole job
+CHAMPION_STEP_MAX_RUNTIME_SECONDS = 8 * 60 * 60  # processing.champion waits up to 6 h for its transform
 AUTOML_RESULT_OUTPUT = "result"
 EVALUATION_OUTPUT = "evaluation"
 REGISTRATION_OUTPUT = "result"
@@ -77,6 +81,8 @@ def parameter_specs(settings: Settings) -> list[ParameterSpec]:
         ParameterSpec("MaxAutoMLRuntimeSeconds", "Integer", 14400, "AutoML job time budget"),
         ParameterSpec("QualityMetric", "String", "WAPE", "gate metric: WAPE, MAPE, MASE, RMSE, MAE or WQL"),
         ParameterSpec("QualityThreshold", "Float", 0.3, "register only when the gate metric is <= this"),
+        ParameterSpec("ChallengerTolerance", "Float", 0.0,
+                      "with an Approved champion: register only when the metric <= champion's x (1 + this)"),
         ParameterSpec("ModelApprovalStatus", "String", "PendingManualApproval",
                       "status of the new model package: PendingManualApproval or Approved"),
         ParameterSpec("ProcessingInstanceType", "String", "ml.m5.xlarge", "instance of the processing steps"),
@@ -164,14 +170,36 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
         description="Batch transform of whole series (history + holdout rows with empty target) with the "
                     "AutoML model; writes <file>.out forecasts with the quantile and mean columns.")
 
+    champion = factory.processing_step(
+        contracts.STEP_CHAMPION, "processing.champion",
+        arguments=[flag("model-package-group", settings.model_package_group),
+                   flag("backtest-uri", output_uri(prepare, contracts.PREP_BACKTEST)),
+                   flag("output-uri", factory.execution_uri(contracts.STEP_CHAMPION, "transform")),
+                   flag("execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID),
+                   flag("role-arn", settings.effective_role_arn),
+                   flag("instance-type", p["TransformInstanceType"]),
+                   flag("horizon", p["ForecastHorizon"]), flag("quantiles", p["ForecastQuantiles"]),
+                   flag("frequency", p["ForecastFrequency"]),
+                   flag("result-dir", output_path(contracts.CHAMPION_OUTPUT))],
+        outputs=[contracts.CHAMPION_OUTPUT],
+        instance_type=p["ProcessingInstanceType"],
+        max_runtime_seconds=CHAMPION_STEP_MAX_RUNTIME_SECONDS,
+        display_name="Forecast the holdout with the champion",
+        description="When the group has an Approved version (the champion), create a model from it and "
+                    "transform the same backtest files; writes champion.json (status none when there is "
+                    "no champion) and the champion's forecasts for Evaluate.")
+
     evaluation_report = property_file(contracts.EVALUATION_RESULT_NAME, EVALUATION_OUTPUT, contracts.EVALUATION_FILE)
     evaluate = factory.processing_step(
         contracts.STEP_EVALUATE, "evaluation.evaluate",
         arguments=[flag("forecasts", input_path("forecasts")), flag("actuals", input_path(contracts.PREP_HOLDOUT)),
                    flag("history", input_path(contracts.PREP_TRAIN)), flag("out", output_path(EVALUATION_OUTPUT)),
                    *columns, flag("quantiles", p["ForecastQuantiles"]),
-                   flag("quality-metric", p["QualityMetric"]), flag("quality-threshold", p["QualityThreshold"])],
+                   flag("quality-metric", p["QualityMetric"]), flag("quality-threshold", p["QualityThreshold"]),
+                   flag("champion", input_path(contracts.CHAMPION_OUTPUT)),
+                   flag("challenger-tolerance", p["ChallengerTolerance"])],
         inputs={"forecasts": backtest.properties.TransformOutput.S3OutputPath,
+                contracts.CHAMPION_OUTPUT: output_uri(champion, contracts.CHAMPION_OUTPUT),
                 contracts.PREP_HOLDOUT: output_uri(prepare, contracts.PREP_HOLDOUT),
                 contracts.PREP_TRAIN: output_uri(prepare, contracts.PREP_TRAIN)},
         outputs=[EVALUATION_OUTPUT],
@@ -223,10 +251,11 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
                                            "- the model was not registered."]),
         display_name="Quality too low",
         description="Stop the execution: the backtest metric is worse than the threshold.")
+    champion_gate = champion_gate_step(evaluate, evaluation_report, p, register, deploy)
     gate = ConditionStep(
         name=contracts.STEP_GATE,
         conditions=[ConditionLessThanOrEqualTo(left=gate_value, right=p["QualityThreshold"])],
-        if_steps=[register, deploy],
+        if_steps=[champion_gate],
         else_steps=[too_low],
         display_name="Quality gate",
         description="Continue to registration only when the backtest QualityMetric <= QualityThreshold.")
@@ -234,11 +263,45 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
     return Pipeline(
         name=settings.training_pipeline_name,
         parameters=list(p.values()),
-        steps=[prepare, automl, backtest, evaluate, gate],
+        steps=[prepare, automl, backtest, champion, evaluate, gate],
         pipeline_experiment_config=PipelineExperimentConfig(ExecutionVariables.PIPELINE_NAME,
                                                             ExecutionVariables.PIPELINE_EXECUTION_ID),
         sagemaker_session=factory.session,
     )
+
+
+def champion_gate_step(evaluate: Any, evaluation_report: Any, p: dict, register: Any, deploy: Any) -> Any:
+    """ChampionGate: with a compared champion, the challenger's metric must be <= the limit
+    Evaluate computed (champion x (1 + ChallengerTolerance)); otherwise ChallengerLost."""
+    from sagemaker.core.workflow.conditions import (ConditionEquals, ConditionLessThanOrEqualTo, ConditionNot,
+                                                    ConditionOr)
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+
+    def read(path: str) -> Any:
+        return json_get(evaluate, evaluation_report, path)
+
+    challenger, limit = read(contracts.CHAMPION_CHALLENGER_VALUE_PATH), read(contracts.CHAMPION_LIMIT_PATH)
+    lost = FailStep(
+        name=contracts.STEP_CHALLENGER_LOST,
+        error_message=Join(on=" ", values=[
+            "Challenger lost to the champion:", p["QualityMetric"], "=", challenger,
+            "is above the champion's", read(contracts.CHAMPION_VALUE_PATH),
+            "(model package version", read(contracts.CHAMPION_VERSION_PATH), ") x (1 + ChallengerTolerance",
+            p["ChallengerTolerance"], ") =", limit, "on the same holdout - the model was not registered."]),
+        display_name="Challenger lost",
+        description="Stop the execution: the Approved champion forecasts the same holdout better.")
+    return ConditionStep(
+        name=contracts.STEP_CHAMPION_GATE,
+        conditions=[ConditionOr(conditions=[
+            ConditionNot(expression=ConditionEquals(left=read(contracts.CHAMPION_STATUS_PATH), right="compared")),
+            ConditionLessThanOrEqualTo(left=challenger, right=limit)])],
+        if_steps=[register, deploy],
+        else_steps=[lost],
+        display_name="Champion gate",
+        description="With an Approved champion scored on the same holdout, continue only when the "
+                    "candidate's QualityMetric <= champion's x (1 + ChallengerTolerance).")
 
 
 def definition(settings: Settings) -> dict:

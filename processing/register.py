@@ -136,6 +136,7 @@ def customer_metadata(evaluation: dict, automl_result: dict, execution_id: str,
         text = _metric_text(gate.get(key))
         if text is not None:
             properties[f"quality_gate_{key}"] = text
+    properties.update(champion_metadata(evaluation.get("champion") or {}))
     skill = evaluation.get("skill")
     if isinstance(skill, dict):
         for name, value in skill.items():
@@ -152,6 +153,19 @@ def customer_metadata(evaluation: dict, automl_result: dict, execution_id: str,
         if automl_result.get(key):
             properties[f"automl_{key}"] = str(automl_result[key])[:MAX_METADATA_VALUE]
     return dict(list(properties.items())[:50])  # the API accepts at most 50 entries
+
+
+def champion_metadata(champion: dict) -> dict:
+    """The champion comparison (issue 15) as metadata: what this version beat, on the same holdout."""
+    if not champion.get("status"):
+        return {}
+    properties = {"champion_status": str(champion["status"])}
+    if champion["status"] == "compared":
+        for key in ("version", "champion_value", "challenger_value", "limit", "tolerance"):
+            text = _metric_text(champion.get(key))
+            if text is not None:
+                properties[f"champion_{key}" if not key.startswith("champion_") else key] = text
+    return properties
 
 
 def client_token(execution_id: str, group: str) -> str:

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
-from processing import reporting, tables
+from processing import monitor_report, reporting, tables
 from processing.atomic import staged_directory
 from processing.reporting import Columns, ReportInputError
 
@@ -31,6 +31,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--quantiles", default="",
                         help="quantile columns to read; default: the model's forecast_quantiles, else p10,p50,p90")
     parser.add_argument("--service-level", type=float, default=0.9)
+    parser.add_argument("--monitor-dir", type=Path, help="MonitorForecasts output (accuracy.json, drift.json)")
     return parser.parse_args(argv)
 
 
@@ -113,6 +114,8 @@ def write_report(args: argparse.Namespace, log=print) -> Path:
     inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level)
     summary["service_level"] = args.service_level
     summary["total_order_up_to"] = float(inventory["order_up_to_level"].sum())
+    accuracy_doc, drift = monitor_report.load(args.monitor_dir)
+    monitor_report.extend_summary(summary, accuracy_doc, drift)
 
     out = args.out
     with staged_directory(out) as staging:
@@ -128,16 +131,21 @@ def write_report(args: argparse.Namespace, log=print) -> Path:
             charts, charts_note = [], (f"charts not drawn: {error} (matplotlib comes from "
                                        "processing/requirements/report.txt, which could not be installed)")
             log(f"[report] {charts_note}; the tables, summary and inventory are complete")
+            accuracy_chart = None
         else:
             charts_note = None
             charts = [report_charts.forecast_by_group(
                 table, history, attributes[0] if attributes else None, columns.timestamp,
                 columns.target, lower, upper, staging / "charts" / "forecast_by_group.png")]
             charts.append(report_charts.top_movers(moves, columns.item_id, staging / "charts" / "top_movers.png"))
+            accuracy_chart = monitor_report.accuracy_chart(accuracy_doc,
+                                                           staging / "charts" / "accuracy_over_time.png")
         if charts_note:
             summary["charts_note"] = charts_note
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        (staging / "report.html").write_text(render_html(summary, inventory, charts, staging))
+        page = render_html(summary, inventory, charts, staging)
+        page = page.replace("</body>", monitor_report.html_sections(summary, accuracy_chart, staging) + "</body>")
+        (staging / "report.html").write_text(page)
     return out
 
 

@@ -83,6 +83,7 @@ def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mappin
                                  metric_value((leaderboard or {}).get("MASE")))
     if explained:
         lines.append("  " + explained)
+    lines.extend(champion_lines(evaluation))
     for warning in evaluation.get("warnings") or []:
         lines.append(f"  note: {warning}")
     return lines
@@ -124,6 +125,25 @@ def planner_report_path(record: Mapping[str, Any], settings: Settings) -> Option
             if (folder / "report.html").is_file():
                 return folder / "report.html"
     return None
+
+
+def champion_lines(evaluation: Mapping[str, Any]) -> list:
+    """Champion versus challenger side by side (issue 15), when a champion was compared."""
+    champion = evaluation.get("champion")
+    if not isinstance(champion, Mapping) or champion.get("status") != "compared":
+        return []
+    verdict = "challenger wins" if champion.get("passed") else "champion stays (challenger not registered)"
+    lines = [f"  champion (version {champion.get('version')}) vs challenger on the same holdout: "
+             f"{champion.get('metric')} {_fmt_value(champion.get('champion_value'))} vs "
+             f"{_fmt_value(champion.get('challenger_value'))}, limit {_fmt_value(champion.get('limit'))} "
+             f"(tolerance {_fmt_value(champion.get('tolerance'))}) -> {verdict}"]
+    theirs, ours = champion.get("champion_metrics") or {}, champion.get("challenger_metrics") or {}
+    shared = [k for k in ours if metric_value(ours.get(k)) is not None and metric_value(theirs.get(k)) is not None]
+    if shared:
+        lines.append(f"    {'metric'.ljust(8)}  {'champion'.rjust(10)}  {'challenger'.rjust(10)}")
+        lines += [f"    {k.ljust(8)}  {_fmt_value(theirs[k]).rjust(10)}  {_fmt_value(ours[k]).rjust(10)}"
+                  for k in shared]
+    return lines
 
 
 def registration_info(record: Mapping[str, Any], settings: Settings) -> Optional[dict]:
@@ -320,6 +340,9 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
         if rows:
             sections.append(_table(rows, ("metric", "model", f"baseline ({baseline.get('method', '-')})",
                                           "skill (1 - model/baseline)")))
+        champion = champion_lines(evaluation)
+        if champion:
+            sections.append("<h3>Champion versus challenger</h3><pre>" + html.escape("\n".join(champion)) + "</pre>")
         for warning in evaluation.get("warnings") or []:
             sections.append(f"<p class='note'>{html.escape(str(warning))}</p>")
         sections.append(f"<p class='small'>{html.escape(str(eval_path))}</p>")

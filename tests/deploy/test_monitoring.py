@@ -60,3 +60,36 @@ def test_on_the_local_target_without_a_running_endpoint_it_says_how_to_start_one
     assert "approve --latest" in capsys.readouterr().out
     with pytest.raises(ValueError, match="SageMaker target only"):
         monitoring.ensure_monitoring(monitoring.resolve())
+
+
+def test_given_an_approved_package_with_a_registered_wql_then_an_alarm_watches_its_live_wql(
+        sagemaker_target, aws_requests):
+    from tests.deploy.aws_support import CONTAINERS, ensure_group
+
+    sm = clients.client("sagemaker", sagemaker_target)
+    group = sagemaker_target.model_package_group
+    ensure_group(sm, group)
+    arn = sm.create_model_package(
+        ModelPackageGroupName=group, ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]},
+        CustomerMetadataProperties={"metric_wql": "0.2", "metric_wape": "0.25"})["ModelPackageArn"]
+
+    result = monitoring.ensure_monitoring(sagemaker_target, log=quiet, accuracy_factor=1.5)
+
+    assert "demand-forecast-forecast-wql" in result["alarms"]
+    [alarm] = clients.client("cloudwatch", sagemaker_target).describe_alarms(
+        AlarmNames=["demand-forecast-forecast-wql"])["MetricAlarms"]
+    assert alarm["Namespace"] == "DemandForecasting/Accuracy" and alarm["MetricName"] == "WQL"
+    assert alarm["Threshold"] == pytest.approx(0.3)
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+        "ModelPackageGroup": group, "ModelPackageVersion": arn.rsplit("/", 1)[-1]}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_given_no_approved_package_then_no_accuracy_alarm_is_made_and_the_factor_is_checked(
+        sagemaker_target, aws_requests):
+    result = monitoring.ensure_monitoring(sagemaker_target, log=quiet)
+    assert "demand-forecast-forecast-wql" not in result["alarms"]
+    with pytest.raises(ValueError, match="--accuracy-factor 1 must be > 1"):
+        monitoring.accuracy_alarm_request(sagemaker_target, "arn:topic", {"ModelPackageArn": "a/1"}, factor=1)

@@ -161,3 +161,22 @@ def test_given_an_older_home_without_marker_then_the_next_command_marks_it(tmp_p
     (home / "registry.sqlite").write_text("")
     ensure_home(home)
     assert (home / ".forecast-home").is_file()
+
+
+def test_given_the_forecast_accuracy_alarm_then_teardown_removes_it(sagemaker_target, aws_requests):
+    from tests.deploy.aws_support import CONTAINERS
+
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    sm.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]},
+        CustomerMetadataProperties={"metric_wql": "0.2"})
+    monitoring.ensure_monitoring(sagemaker_target, log=quiet)
+    alarm = monitoring.accuracy_alarm_name(sagemaker_target)
+    assert alarm in [r.name for r in teardown.plan_for(sagemaker_target) if r.kind == "CloudWatch alarm"]
+
+    assert teardown.teardown(sagemaker_target, yes=True, log=quiet) == 0
+
+    assert clients.client("cloudwatch", sagemaker_target).describe_alarms(AlarmNames=[alarm])["MetricAlarms"] == []

@@ -5,12 +5,12 @@ import pytest
 
 from pipelines import contracts
 from pipelines.aws_validation import request_problems
-from processing import batch_input, create_model, report, resolve_model
+from processing import batch_input, create_model, monitor, report, resolve_model
 from tests.pipelines.definition_support import (batch_definition, default_parameters, job_request,
                                                  resolve_expression, step)
 
 SCRIPTS = {contracts.STEP_RESOLVE_MODEL: resolve_model, contracts.STEP_PREPARE_BATCH: batch_input,
-           contracts.STEP_CREATE_MODEL: create_model, contracts.STEP_REPORT: report}
+           contracts.STEP_CREATE_MODEL: create_model, contracts.STEP_REPORT: report, contracts.STEP_MONITOR: monitor}
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,11 @@ def definition():
 def test_given_the_batch_definition_then_steps_are_the_issues_in_dependency_order(definition):
     assert [(s["Name"], s["Type"]) for s in definition["Steps"]] == [
         ("ResolveModel", "Processing"), ("PrepareBatchInput", "Processing"), ("CreateModel", "Processing"),
-        ("BatchForecast", "Transform"), ("Report", "Processing")]
+        ("BatchForecast", "Transform"), ("MonitorForecasts", "Processing"), ("Report", "Processing")]
 
 
-@pytest.mark.parametrize("name", ["ResolveModel", "PrepareBatchInput", "CreateModel", "BatchForecast", "Report"])
+@pytest.mark.parametrize("name", ["ResolveModel", "PrepareBatchInput", "CreateModel", "BatchForecast",
+                                  "MonitorForecasts", "Report"])
 def test_given_a_batch_step_when_validated_against_botocore_then_it_has_no_problem(definition, name):
     operation, request = job_request(step(definition, name))
     assert request_problems("sagemaker", operation, request) == []
@@ -54,6 +55,28 @@ def test_given_the_transform_then_it_uses_the_created_model_and_the_sharded_inpu
 def test_given_the_report_then_its_output_goes_to_the_output_url_parameter(definition):
     [output] = step(definition, contracts.STEP_REPORT)["Arguments"]["ProcessingOutputConfig"]["Outputs"]
     assert output["S3Output"]["S3Uri"] == {"Get": "Parameters.OutputUrl"}
+
+
+def test_given_the_monitor_step_then_it_keeps_forecasts_and_records_accuracy_under_the_prefix(definition):
+    s = step(definition, contracts.STEP_MONITOR)["Arguments"]
+    outputs = {o["OutputName"]: resolve_expression(o["S3Output"]["S3Uri"], {}, execution_id="e-7")
+               for o in s["ProcessingOutputConfig"]["Outputs"]}
+    assert outputs == {"monitor": "s3://forecast-test-bucket/demand-forecasting/executions/e-7/MonitorForecasts/monitor",
+                       "kept": "s3://forecast-test-bucket/demand-forecasting/forecast-history/e-7",
+                       "record": "s3://forecast-test-bucket/demand-forecasting/accuracy-history/e-7"}
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in s["ProcessingInputs"]}
+    assert inputs["forecasts"] == {"Get": f"Steps.{contracts.STEP_BATCH_FORECAST}.TransformOutput.S3OutputPath"}
+    # the stored history is read with boto3, never as a ProcessingInput (an empty prefix fails the job)
+    assert not any("history" in str(uri) and "forecast-history" in str(uri) for uri in inputs.values())
+    arguments = [resolve_expression(a, default_parameters(definition), "e-7")
+                 for a in s["AppSpecification"]["ContainerArguments"]]
+    parsed = monitor.parse_args(arguments)
+    assert parsed.forecast_history_uri == "s3://forecast-test-bucket/demand-forecasting/forecast-history"
+    assert parsed.accuracy_history_uri == "s3://forecast-test-bucket/demand-forecasting/accuracy-history"
+    report_inputs = {i["InputName"]: i["S3Input"]["S3Uri"]
+                     for i in step(definition, contracts.STEP_REPORT)["Arguments"]["ProcessingInputs"]}
+    assert report_inputs["monitor"] == {
+        "Get": f"Steps.{contracts.STEP_MONITOR}.ProcessingOutputConfig.Outputs['monitor'].S3Output.S3Uri"}
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

@@ -249,8 +249,9 @@ def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_w
     assert described["RoleArn"] == ROLE
     function = boto3.session.Session(region_name=REGION).client("lambda").get_function(
         FunctionName="demand-forecast-deploy")["Configuration"]
-    assert json.loads(described["PipelineDefinition"])["Steps"][-1]["Arguments"]["IfSteps"][-1]["FunctionArn"] == \
-        function["FunctionArn"]
+    from tests.pipelines.definition_support import step
+
+    assert step(json.loads(described["PipelineDefinition"]), "Deploy")["FunctionArn"] == function["FunctionArn"]
     api = lam.get_function(FunctionName="demand-forecast-api")["Configuration"]
     assert api["Handler"] == "deploy.api.handler" and [x["Arn"] for x in api["Layers"]] == [layer]
     assert lam.get_function_url_config(FunctionName="demand-forecast-api")["AuthType"] == "AWS_IAM"

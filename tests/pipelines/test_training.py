@@ -22,6 +22,7 @@ ISSUE_PARAMETERS = {  # issue 2: name -> (type, default); None = no default fixe
     "HolidayCountry": ("String", "US"), "AutoMLAlgorithms": ("String", "cnn-qr,deepar,prophet,npts,arima,ets"),
     "ObjectiveMetric": ("String", "AverageWeightedQuantileLoss"), "MaxAutoMLRuntimeSeconds": ("Integer", None),
     "QualityMetric": ("String", "WAPE"), "QualityThreshold": ("Float", 0.3),
+    "ChallengerTolerance": ("Float", 0.0),  # issue 15
     "ModelApprovalStatus": ("String", "PendingManualApproval"),
     "ProcessingInstanceType": ("String", None), "TransformInstanceType": ("String", None),
 }
@@ -36,10 +37,14 @@ def definition():
 def test_given_the_definition_when_listing_steps_then_order_types_and_branches_match_the_issue(definition):
     top = [(s["Name"], s["Type"]) for s in definition["Steps"]]
     assert top == [("PrepareData", "Processing"), ("AutoML", "Processing"), ("BacktestForecast", "Transform"),
-                   ("Evaluate", "Processing"), ("QualityGate", "Condition")]
+                   ("ChampionForecast", "Processing"), ("Evaluate", "Processing"), ("QualityGate", "Condition")]
     gate = step(definition, "QualityGate")["Arguments"]
-    assert [(s["Name"], s["Type"]) for s in gate["IfSteps"]] == [("RegisterModel", "Processing"), ("Deploy", "Lambda")]
+    assert [(s["Name"], s["Type"]) for s in gate["IfSteps"]] == [("ChampionGate", "Condition")]
     assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("QualityTooLow", "Fail")]
+    champion_gate = step(definition, "ChampionGate")["Arguments"]
+    assert [(s["Name"], s["Type"]) for s in champion_gate["IfSteps"]] == [("RegisterModel", "Processing"),
+                                                                          ("Deploy", "Lambda")]
+    assert [(s["Name"], s["Type"]) for s in champion_gate["ElseSteps"]] == [("ChallengerLost", "Fail")]
     for s in all_steps(definition["Steps"]):
         assert s["Type"] in {"Processing", "Transform", "Condition", "Fail", "Lambda"}
         assert s.get("DisplayName") and s.get("Description"), f"{s['Name']} lacks a display name or description"
@@ -47,7 +52,8 @@ def test_given_the_definition_when_listing_steps_then_order_types_and_branches_m
                                                       "TrialName": {"Get": "Execution.PipelineExecutionId"}}
 
 
-@pytest.mark.parametrize("name", ["PrepareData", "AutoML", "BacktestForecast", "Evaluate", "RegisterModel"])
+@pytest.mark.parametrize("name", ["PrepareData", "AutoML", "BacktestForecast", "ChampionForecast", "Evaluate",
+                                  "RegisterModel"])
 def test_given_a_job_step_when_validated_against_botocore_then_it_has_no_problem(definition, name):
     s = step(definition, name)
     operation, request = job_request(s)
@@ -129,6 +135,49 @@ def test_given_the_fail_step_then_its_message_names_metric_value_and_threshold(d
     assert contracts.QUALITY_GATE_MESSAGE_PATH in text
     evaluate_args = json.dumps(step(definition, "Evaluate")["Arguments"]["AppSpecification"]["ContainerArguments"])
     assert '"Parameters.QualityMetric"' in evaluate_args and '"Parameters.QualityThreshold"' in evaluate_args
+
+
+def _json_get(path):
+    return {"Std:JsonGet": {"PropertyFile": {"Get": f"Steps.Evaluate.PropertyFiles.{contracts.EVALUATION_RESULT_NAME}"},
+                            "Path": path}}
+
+
+def test_given_the_champion_gate_then_it_compares_only_a_compared_champion_at_the_contract_paths(definition):
+    (condition,) = step(definition, "ChampionGate")["Arguments"]["Conditions"]
+    assert condition["Type"] == "Or"
+    skip, compare = condition["Conditions"]
+    assert skip == {"Type": "Not", "Condition": {"Type": "Equals", "LeftValue": _json_get(contracts.CHAMPION_STATUS_PATH),
+                                                  "RightValue": "compared"}}
+    assert compare == {"Type": "LessThanOrEqualTo", "LeftValue": _json_get(contracts.CHAMPION_CHALLENGER_VALUE_PATH),
+                       "RightValue": _json_get(contracts.CHAMPION_LIMIT_PATH)}
+
+
+def test_given_the_challenger_lost_step_then_its_message_names_both_values_the_metric_and_the_version(definition):
+    text = json.dumps(step(definition, "ChallengerLost")["Arguments"]["ErrorMessage"])
+    for needle in ('"Parameters.QualityMetric"', '"Parameters.ChallengerTolerance"', contracts.CHAMPION_VALUE_PATH,
+                   contracts.CHAMPION_CHALLENGER_VALUE_PATH, contracts.CHAMPION_VERSION_PATH):
+        assert needle in text, needle
+
+
+def test_given_the_champion_step_then_it_forecasts_the_backtest_files_and_feeds_evaluate(definition):
+    from processing import champion
+
+    args = champion.parse_args(_container_args(definition, "ChampionForecast", default_parameters(definition), {
+        "Steps.PrepareData.ProcessingOutputConfig.Outputs['backtest'].S3Output.S3Uri": "s3://b/p/backtest"}))
+    assert args.backtest_uri == "s3://b/p/backtest" and args.horizon == 14 and args.quantiles == "p10,p50,p90"
+    assert args.output_uri == f"s3://{BUCKET}/demand-forecasting/executions/exec-1/ChampionForecast/transform"
+    from tests.pipelines.definition_support import sagemaker_settings
+
+    assert args.model_package_group == sagemaker_settings().model_package_group
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in
+              step(definition, "Evaluate")["Arguments"]["ProcessingInputs"]}
+    assert inputs["champion"] == {
+        "Get": "Steps.ChampionForecast.ProcessingOutputConfig.Outputs['champion'].S3Output.S3Uri"}
+    from evaluation import evaluate
+
+    parsed = evaluate.build_parser().parse_args(_container_args(definition, "Evaluate", default_parameters(definition),
+                                                                {}))
+    assert parsed.champion == "/opt/ml/processing/input/champion" and parsed.challenger_tolerance == 0.0
 
 
 def test_given_the_backtest_then_it_transforms_prepare_output_with_the_automl_model(definition):

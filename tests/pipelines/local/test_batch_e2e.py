@@ -56,7 +56,7 @@ def test_given_an_approved_model_when_the_batch_pipeline_runs_then_every_item_is
     assert code == 0, output[-3000:]
     assert [(s["name"], s["status"]) for s in record["steps"]] == [
         ("ResolveModel", "Succeeded"), ("PrepareBatchInput", "Succeeded"), ("CreateModel", "Succeeded"),
-        ("BatchForecast", "Succeeded"), ("Report", "Succeeded")]
+        ("BatchForecast", "Succeeded"), ("MonitorForecasts", "Succeeded"), ("Report", "Succeeded")]
     from tests.pipelines.local.test_local_e2e import expected_step_environment
 
     kinds = {s["name"]: (s.get("environment") or {}).get("kind") for s in record["steps"]}

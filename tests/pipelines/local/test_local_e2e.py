@@ -24,8 +24,9 @@ from processing.generate import generate_sales, write_frame
 
 pytestmark = pytest.mark.timeout(600)
 
-DEFINITION_ORDER = [contracts.STEP_PREPARE, contracts.STEP_AUTOML, contracts.STEP_BACKTEST, contracts.STEP_EVALUATE,
-                    contracts.STEP_GATE, contracts.STEP_REGISTER, contracts.STEP_DEPLOY, contracts.STEP_FAIL]
+DEFINITION_ORDER = [contracts.STEP_PREPARE, contracts.STEP_AUTOML, contracts.STEP_BACKTEST, contracts.STEP_CHAMPION,
+                    contracts.STEP_EVALUATE, contracts.STEP_GATE, contracts.STEP_CHAMPION_GATE, contracts.STEP_REGISTER,
+                    contracts.STEP_DEPLOY, contracts.STEP_CHALLENGER_LOST, contracts.STEP_FAIL]
 FAST = ["--param", "AutoMLAlgorithms=npts,ets"]
 
 GUARD = '''
@@ -167,7 +168,7 @@ def test_training_pipeline_runs_end_to_end_offline(sales_csv, no_network, capsys
 
     assert code == 0, output[-3000:]
     assert [s["name"] for s in record["steps"]] == DEFINITION_ORDER
-    assert [s["status"] for s in record["steps"]] == ["Succeeded"] * 7 + ["NotExecuted"]
+    assert [s["status"] for s in record["steps"]] == ["Succeeded"] * 9 + ["NotExecuted"] * 2
     executed = [s for s in record["steps"] if s["status"] == "Succeeded"]
     assert all(a["end_time"] <= b["start_time"] for a, b in zip(executed, executed[1:]))  # one after another
     assert not no_network.exists(), no_network.read_text()

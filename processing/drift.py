@@ -1,0 +1,90 @@
+"""Input drift, stated: what changed in the batch input since the model was trained.
+
+"What the model saw" is the Evaluate step's per_item.csv of the registered version (beside
+its evaluation.json, the package's ModelQuality statistics): every item of training, with
+its level over the last ForecastHorizon periods of training data (the holdout). Compared
+with the batch input:
+
+* new items (not in training): forecast by the model from their own history, or refused
+  (the transform returned no forecast for them) - said per item;
+* items that disappeared (trained on, absent from the input);
+* items whose recent level (mean of the same number of latest observed periods) moved by
+  more than `factor` x either way from the training level.
+
+Pure functions over pandas frames. Container-safe: stdlib, numpy, pandas.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import pandas as pd
+
+from processing.reporting import Columns
+
+DEFAULT_FACTOR = 2.0
+LIST_LIMIT = 50
+
+
+def training_levels(per_item: pd.DataFrame, columns: Columns) -> pd.DataFrame:
+    """per_item.csv -> item, training level (mean actual per period over the holdout), periods."""
+    missing = [c for c in (columns.item_id, "n", "actual_sum") if c not in per_item.columns]
+    if missing:
+        raise ValueError(f"the evaluation's per_item.csv lacks column(s) {missing}; it has {list(per_item.columns)}")
+    frame = per_item.assign(**{columns.item_id: per_item[columns.item_id].astype(str)})
+    grouped = frame.groupby(columns.item_id).agg(actual_sum=("actual_sum", "sum"), n=("n", "max"))
+    return pd.DataFrame({"training_level": grouped["actual_sum"] / grouped["n"].where(grouped["n"] > 0),
+                         "periods": grouped["n"]})
+
+
+def recent_levels(history: pd.DataFrame, columns: Columns, periods: int) -> pd.Series:
+    """Per item: mean of the target over its last `periods` observed timestamps."""
+    observed = history.dropna(subset=[columns.target]).sort_values([columns.item_id, columns.timestamp])
+    per_period = observed.groupby([columns.item_id, columns.timestamp])[columns.target].sum().reset_index()
+    return per_period.groupby(columns.item_id)[columns.target].apply(lambda s: float(s.tail(periods).mean()))
+
+
+def input_drift(per_item: Optional[pd.DataFrame], history: pd.DataFrame, forecasts: pd.DataFrame,
+                columns: Columns, factor: float = DEFAULT_FACTOR) -> Dict[str, Any]:
+    """The summary's `input_drift` section; `available` False (with a reason) without per_item."""
+    if per_item is None:
+        return {"available": False, "reason": "the model's evaluation has no per_item.csv to compare with"}
+    trained = training_levels(per_item, columns)
+    seen = set(trained.index)
+    present = set(history[columns.item_id].astype(str))
+    forecast = set(forecasts[columns.item_id].astype(str))
+    new = sorted(present - seen)
+    gone = sorted(seen - present)
+    periods = int(trained["periods"].max()) if len(trained) else 1
+    recent = recent_levels(history.assign(**{columns.item_id: history[columns.item_id].astype(str)}), columns,
+                           periods)
+    shifts = []
+    for item in sorted(seen & present):
+        before, now = trained.at[item, "training_level"], recent.get(item)
+        if now is None or pd.isna(before):
+            continue
+        if before == 0:
+            moved = now > 0
+            ratio = None
+        else:
+            ratio = now / before
+            moved = ratio > factor or ratio < 1.0 / factor
+        if moved:
+            shifts.append({"item_id": item, "training_level": round(float(before), 4),
+                           "recent_level": round(float(now), 4),
+                           "ratio": round(float(ratio), 3) if ratio is not None else None})
+    shifts.sort(key=lambda s: -abs((s["ratio"] or 1e9) - 1) if s["ratio"] != 0 else -1e9)
+    return {
+        "available": True,
+        "training_items": len(seen), "input_items": len(present),
+        "new_items": [{"item_id": item,
+                       "handling": ("forecast by the model from its own history (not seen in training)"
+                                    if item in forecast else "refused: the model returned no forecast")}
+                      for item in new[:LIST_LIMIT]],
+        "new_items_count": len(new),
+        "new_items_refused": sorted(i for i in new if i not in forecast)[:LIST_LIMIT],
+        "disappeared_items": gone[:LIST_LIMIT], "disappeared_items_count": len(gone),
+        "level_shifts": shifts[:LIST_LIMIT], "level_shifts_count": len(shifts),
+        "level_factor": factor, "level_periods": periods,
+        "level_basis": f"mean per period over the last {periods} observed periods, against the same "
+                       "window at the end of training (the holdout)",
+    }
