@@ -21,6 +21,7 @@ import pandas as pd
 
 from evaluation import metrics
 from pipelines.contracts import MEAN_COLUMN
+from processing import tables
 from processing.reporting import Columns, static_attributes
 
 FORECASTS_FILE = "forecasts.csv"
@@ -153,11 +154,12 @@ def tidy_forecasts(forecasts: pd.DataFrame, columns: Columns, quantiles: Sequenc
     return forecasts[keep].sort_values([columns.item_id, *columns.grouping, columns.timestamp]).reset_index(drop=True)
 
 
-def read_stored_forecasts(text_or_buffer: Any, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
-    frame = pd.read_csv(text_or_buffer, dtype={c: str for c in (columns.item_id, *columns.grouping)})
+def read_stored_forecasts(payload: bytes, name: str, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
+    """A kept forecasts.csv (S3 object bytes) through the one reader: ids and grouping as text."""
+    frame = tables.read_csv_bytes(payload, name, [columns.item_id, *columns.grouping])
     missing = [c for c in (columns.item_id, columns.timestamp, *quantiles, MEAN_COLUMN) if c not in frame.columns]
     if missing:
-        raise ValueError(f"stored forecasts lack column(s) {missing}; they have {list(frame.columns)}")
+        raise ValueError(f"{name}: stored forecasts lack column(s) {missing}; they have {list(frame.columns)}")
     frame[columns.timestamp] = pd.to_datetime(frame[columns.timestamp])
     for column in (*quantiles, MEAN_COLUMN):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)

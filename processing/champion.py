@@ -27,11 +27,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import boto3
 from botocore.exceptions import ClientError
 
 from pipelines import contracts
 from pipelines.aws_validation import validate_request
-from processing.atomic import write_json_atomic
+from pipelines.settings import resolve
+from processing.atomic import staged_file, write_json_atomic
 from processing.create_model import create_model_request, ensure_model
 from processing.resolve_model import describe_resolved
 
@@ -135,8 +137,8 @@ def download_forecasts(s3: Any, output_uri: str, folder: Path) -> int:
             if not key.endswith(".out"):
                 continue
             target = folder / key[len(prefix) + 1:]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, key, str(target))
+            with staged_file(target) as temporary:   # get_object: one plain GET per file
+                temporary.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             count += 1
     return count
 
@@ -194,12 +196,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None, s3: Any = None) -> int:
     args = parse_args(argv)
-    from pipelines.clients import client
-    from pipelines.settings import resolve
-
     settings = resolve()
+    region = settings.effective_region
     try:
-        document = forecast_with_champion(sm or client("sagemaker", settings), s3 or client("s3", settings),
+        document = forecast_with_champion(sm or boto3.client("sagemaker", region_name=region),
+                                          s3 or boto3.client("s3", region_name=region),
                                           args, tags=dict(settings.tags))
     except (ClientError, ValueError, TimeoutError) as error:
         print(f"ChampionForecast failed: {error}", file=sys.stderr, flush=True)

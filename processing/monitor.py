@@ -15,10 +15,11 @@ empty would fail a ProcessingInput), and writes three outputs:
 * --record-dir -> `<prefix>/accuracy-history/<execution>/`: accuracy.json, this run's line of
   the history (only when something was scored).
 
-On SageMaker the scores go to CloudWatch (namespace DemandForecasting/Accuracy, metrics WQL,
-WAPE, Bias, Coverage per ModelPackageGroup and ModelPackageVersion), where the alarm of
-`python -m deploy.monitoring` compares the live wQL with the registered one. Locally the same
-numbers go to the report and the history only.
+The scores go to CloudWatch (namespace DemandForecasting/Accuracy, metrics WQL, WAPE, Bias,
+Coverage per ModelPackageGroup and ModelPackageVersion), where the alarm of
+`python -m deploy.monitoring` compares the live wQL with the registered one. Locally the
+runtime's loopback API receives the same PutMetricData and appends it to
+<home>/cloudwatch/metrics.jsonl.
 """
 from __future__ import annotations
 
@@ -30,12 +31,15 @@ import sys
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
+import boto3
 import pandas as pd
 from botocore.exceptions import ClientError
 
 from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
+from pipelines.settings import resolve
 from processing import accuracy, drift
 from processing.atomic import write_json_atomic
+from processing.report import read_history
 from processing.reporting import Columns, read_forecasts
 
 NAMESPACE = "DemandForecasting/Accuracy"
@@ -74,8 +78,9 @@ def stored_runs(s3: Any, uri: str, columns: Columns, quantiles: Sequence[str], e
             meta = json.loads(_read(s3, bucket, key))
             if meta.get("execution_id") == exclude:
                 continue
-            body = _read(s3, bucket, key.rsplit("/", 1)[0] + "/" + accuracy.FORECASTS_FILE)
-            runs.append((meta, accuracy.read_stored_forecasts(io.BytesIO(body), columns, quantiles)))
+            forecasts_key = key.rsplit("/", 1)[0] + "/" + accuracy.FORECASTS_FILE
+            runs.append((meta, accuracy.read_stored_forecasts(_read(s3, bucket, forecasts_key),
+                                                              f"s3://{bucket}/{forecasts_key}", columns, quantiles)))
         except (ValueError, KeyError, ClientError) as error:  # one broken run must not stop forecasting
             print(f"[monitor] skipped stored forecasts s3://{bucket}/{key.rsplit('/', 1)[0]}/: {error}", flush=True)
     return runs
@@ -84,19 +89,6 @@ def stored_runs(s3: Any, uri: str, columns: Columns, quantiles: Sequence[str], e
 def accuracy_records(s3: Any, uri: str) -> List[dict]:
     return [json.loads(_read(s3, bucket, key)) for bucket, key in _objects(s3, uri, "--accuracy-history-uri")
             if key.endswith("/" + ACCURACY_FILE)]
-
-
-def read_input(path: Path, columns: Columns) -> pd.DataFrame:
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet", ".gz")) \
-        if path.is_dir() else [path]
-    if not files:
-        raise ValueError(f"{path}: no batch input files (.csv, .csv.gz or .parquet)")
-    frames = [pd.read_parquet(f) if f.suffix == ".parquet" else
-              pd.read_csv(f, dtype={c: str for c in (columns.item_id, *columns.grouping)}) for f in files]
-    data = pd.concat(frames, ignore_index=True)
-    data[columns.item_id] = data[columns.item_id].astype(str)
-    data[columns.timestamp] = pd.to_datetime(data[columns.timestamp])
-    return data
 
 
 def metric_data(accuracy_doc: dict, group: str, now: datetime.datetime) -> List[dict]:
@@ -139,7 +131,7 @@ def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log=
         if Path(args.model_dir).is_dir() else json.loads(Path(args.model_dir).read_text())
     quantiles = parse_list(args.quantiles or model.get("forecast_quantiles") or "p10,p50,p90")
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    history = read_input(Path(args.history), columns)
+    history = read_history(Path(args.history), columns)
     forecasts = accuracy.tidy_forecasts(read_forecasts(Path(args.forecasts), columns, quantiles), columns, quantiles)
 
     keep = Path(args.keep_dir)
@@ -217,14 +209,10 @@ def main(argv: Optional[Sequence[str]] = None, s3: Any = None, sm: Any = None, c
     if args.level_factor <= 1:
         print(f"MonitorForecasts failed: --level-factor={args.level_factor} must be > 1", file=sys.stderr)
         return 2
-    from pipelines.clients import client
-    from pipelines.settings import resolve
-
-    settings = resolve()
-    if cloudwatch is None and not settings.is_local:
-        cloudwatch = client("cloudwatch", settings)
+    region = resolve().effective_region
     try:
-        run(args, s3 or client("s3", settings), sm or client("sagemaker", settings), cloudwatch)
+        run(args, s3 or boto3.client("s3", region_name=region), sm or boto3.client("sagemaker", region_name=region),
+            cloudwatch or boto3.client("cloudwatch", region_name=region))
     except ValueError as error:
         print(f"MonitorForecasts failed: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""The SageMaker API on loopback, in boto3's own wire protocol, for the local runtime's steps.
+"""The SageMaker API (and the S3 and CloudWatch calls steps make) on loopback, in boto3's own
+wire protocols, for the local runtime's steps.
 
 Step scripts call SageMaker through plain boto3, with no local branch. For an execution the
 runtime starts this server on 127.0.0.1 and points the steps at it (`step_environment`:
@@ -12,6 +13,9 @@ here) with `{"__type": Code, "message": ...}` and `x-amzn-ErrorType`, which boto
 ClientError. Requests are checked against botocore's service model first (ValidationException,
 like AWS); an operation or service this server does not serve is answered with an error that
 names it. Every call is recorded (`take_calls`) and reported to `sink` as it happens.
+
+S3 (ListObjectsV2, GetObject, HeadObject, PutObject over the local store) and CloudWatch
+(PutMetricData into <home>/cloudwatch/metrics.jsonl) are served by pipelines.local.aws_services.
 """
 from __future__ import annotations
 
@@ -114,6 +118,10 @@ class LocalAWSServer:
         self.sink = sink
         self.client = LocalSageMakerClient(settings)
         self.client.automl_output = lambda line: self._emit(line)
+        from pipelines.local.aws_services import LocalCloudWatchService, LocalS3Service
+
+        self.s3 = LocalS3Service(settings)
+        self.cloudwatch = LocalCloudWatchService(settings)
         self.model = _service_model(SERVICE)
         self.calls: list = []
         self._taken = 0
@@ -267,9 +275,80 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
+    def _send(self, reply: Any) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("x-amzn-RequestId", "local-" + str(id(self)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+    def _other_service(self, service: str, operation: str, serve: Callable[[], Any], error_reply: Callable) -> None:
+        """S3 or CloudWatch: answer, record, and turn a failure into the service's own error format."""
+        from pipelines.local.aws_services import ServiceError
+
+        api = self.server_api
+        try:
+            reply = serve()
+        except ServiceError as error:
+            api._record(service, operation, error.status, APIError(error.code, error.message, error.status))
+            return self._send(error_reply(error))
+        except Exception as error:  # a bug in a stand-in: InternalError, like AWS's 500
+            import traceback
+
+            api._emit(traceback.format_exc())
+            failure = ServiceError("InternalError", f"{type(error).__name__}: {error}", 500)
+            api._record(service, operation, 500, APIError(failure.code, failure.message, 500))
+            return self._send(error_reply(failure))
+        api._record(service, operation, reply.status, None)
+        self._send(reply)
+
+    def _serve_s3(self, body: bytes) -> None:
+        from pipelines.local.aws_services import Reply, s3_error_body
+
+        s3 = self.server_api.s3
+
+        def error_reply(error):
+            return Reply(error.status, b"" if self.command == "HEAD" else s3_error_body(error, self.path),
+                         {"Content-Type": "application/xml"})
+
+        self._other_service("s3", s3.operation(self.command, self.path),
+                            lambda: s3.handle(self.command, self.path, self.headers, body), error_reply)
+
+    def _serve_cloudwatch(self, body: bytes) -> None:
+        from pipelines.local.aws_services import CBOR_HEADERS, Reply, cbor_text_map
+
+        cloudwatch = self.server_api.cloudwatch
+
+        def error_reply(error):
+            return Reply(error.status, cbor_text_map({"__type": error.code, "message": error.message}), CBOR_HEADERS)
+
+        self._other_service("cloudwatch", cloudwatch.operation(self.path),
+                            lambda: cloudwatch.handle(self.path, body), error_reply)
+
+    def _serve_cloudwatch_json(self, target: str, body: bytes) -> None:
+        from pipelines.local.aws_services import JSON_CONTENT_TYPE, Reply
+
+        def error_reply(error):
+            return Reply(error.status, json.dumps({"__type": error.code, "message": error.message}).encode(),
+                         {"Content-Type": JSON_CONTENT_TYPE, "x-amzn-ErrorType": error.code})
+
+        self._other_service("cloudwatch", target.partition(".")[2],
+                            lambda: self.server_api.cloudwatch.handle_json(target, body), error_reply)
+
     def do_POST(self) -> None:  # noqa: N802
         body = self._body()
         target = self.headers.get("X-Amz-Target")
+        if self._service() == "monitoring" and self.path.startswith("/service/"):
+            return self._serve_cloudwatch(body)
+        from pipelines.local.aws_services import JSON_TARGET_PREFIX
+
+        if self._service() == "monitoring" and (target or "").startswith(JSON_TARGET_PREFIX):
+            return self._serve_cloudwatch_json(target, body)
+        if self._service() == "s3":
+            return self._serve_s3(body)
         if not target or self._service() not in (SERVICE, "unknown"):
             return self._not_served(body)
         api = self.server_api
@@ -297,7 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not action:
             found = re.search(r"(?:^|&)Action=([A-Za-z0-9]+)", body.decode("utf-8", "replace"))
             action = found.group(1) if found else f"{self.command} {self.path.split('?')[0]}"
-        error = APIError("NotServedLocally", f"the local runtime serves only the SageMaker API to steps; this "
+        error = APIError("NotServedLocally", f"the local runtime serves the SageMaker API, S3 objects and "
+                         f"CloudWatch metrics to steps; this "
                          f"step called {service} {action}, which it does not serve")
         self.server_api._record(service, action, 400, error)
         content_type = self.headers.get("Content-Type", "")
@@ -312,6 +392,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(400, xml.encode("utf-8"), "text/xml")
 
     def do_GET(self) -> None:  # noqa: N802
-        self._not_served(self._body())
+        body = self._body()
+        if self._service() == "s3":
+            return self._serve_s3(body)
+        self._not_served(body)
 
     do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET

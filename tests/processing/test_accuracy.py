@@ -53,8 +53,14 @@ def test_given_no_actual_for_any_stored_forecast_then_there_is_nothing_to_report
 
 def test_given_stored_forecasts_without_a_quantile_then_the_error_names_it():
     frame = _forecast(["a"], "2024-01-01", 2, 1.0).drop(columns=["p90"])
-    with pytest.raises(ValueError, match=r"stored forecasts lack column\(s\) \['p90'\]"):
-        accuracy.read_stored_forecasts(pd.io.common.StringIO(frame.to_csv(index=False)), COLUMNS, Q)
+    with pytest.raises(ValueError, match=r"run-1/forecasts.csv: stored forecasts lack column\(s\) \['p90'\]"):
+        accuracy.read_stored_forecasts(frame.to_csv(index=False).encode(), "run-1/forecasts.csv", COLUMNS, Q)
+
+
+def test_given_stored_forecasts_then_item_ids_stay_text():
+    frame = _forecast(["007"], "2024-01-01", 2, 1.0)
+    read = accuracy.read_stored_forecasts(frame.to_csv(index=False).encode(), "f.csv", COLUMNS, Q)
+    assert list(read[COLUMNS.item_id].unique()) == ["007"]
 
 
 def test_the_history_frame_is_oldest_first():

@@ -99,7 +99,7 @@ def test_an_operation_it_does_not_serve_is_named(sm):
 
 
 @pytest.mark.parametrize("service, call, named", [
-    ("s3", lambda c: c.list_objects_v2(Bucket="forecast-local"), "s3 GET /forecast-local"),
+    ("s3", lambda c: c.delete_bucket(Bucket="forecast-local"), "s3 DELETE /forecast-local"),
     ("sts", lambda c: c.get_caller_identity(), "sts GetCallerIdentity"),
     ("lambda", lambda c: c.list_functions(), "lambda GET /2015-03-31/functions"),
     ("logs", lambda c: c.describe_log_groups(), "logs Logs_20140328.DescribeLogGroups"),
@@ -138,3 +138,100 @@ def test_closing_the_server_stops_the_automl_jobs_it_started(sm, local_api, tmp_
 
     assert process.poll() is not None
     assert local_api.client.describe_auto_ml_job_v2(AutoMLJobName="job-orphan")["AutoMLJobStatus"] == "Stopped"
+
+
+# --- S3 and CloudWatch, the calls ChampionForecast and MonitorForecasts make -----------------------
+def test_s3_objects_round_trip_through_the_local_store(local_api):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket="forecast-local", Key="p/forecast-history/e1/forecasts.csv", Body=b"item_id\n007\n")
+    s3.put_object(Bucket="forecast-local", Key="p/forecast-history/e2/meta & <odd>.json", Body=b"{}")
+    s3.put_object(Bucket="forecast-local", Key="other/x.csv", Body=b"x")
+
+    stored = local_api.settings.home_path / "s3" / "forecast-local" / "p" / "forecast-history" / "e1" / "forecasts.csv"
+    assert stored.read_bytes() == b"item_id\n007\n"
+    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket="forecast-local", Prefix="p/forecast-history/", PaginationConfig={"PageSize": 1})
+        for item in page.get("Contents") or []]
+    assert keys == ["p/forecast-history/e1/forecasts.csv", "p/forecast-history/e2/meta & <odd>.json"]
+    assert s3.list_objects_v2(Bucket="forecast-local", Prefix="p/", Delimiter="/")["CommonPrefixes"] == [
+        {"Prefix": "p/forecast-history/"}]
+    assert s3.list_objects_v2(Bucket="forecast-local", Prefix="empty/")["KeyCount"] == 0
+    body = s3.get_object(Bucket="forecast-local", Key="p/forecast-history/e1/forecasts.csv")["Body"].read()
+    assert body == b"item_id\n007\n"
+    ranged = s3.get_object(Bucket="forecast-local", Key="p/forecast-history/e1/forecasts.csv", Range="bytes=8-10")
+    assert ranged["Body"].read() == b"007" and ranged["ContentRange"] == "bytes 8-10/12"
+    assert s3.head_object(Bucket="forecast-local", Key="other/x.csv")["ContentLength"] == 1
+    with pytest.raises(ClientError) as raised:
+        s3.get_object(Bucket="forecast-local", Key="p/missing.csv")
+    assert raised.value.response["Error"]["Code"] == "NoSuchKey"
+    assert s3.exceptions.NoSuchKey is type(raised.value)
+    operations = [(c["service"], c["operation"], c["status"]) for c in local_api.take_calls()]
+    assert ("s3", "PutObject", 200) in operations and ("s3", "ListObjectsV2", 200) in operations
+    assert operations[-1] == ("s3", "GetObject", 404)
+
+
+def test_s3_download_file_uses_ranged_gets_that_the_server_serves(local_api, tmp_path):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    data = bytes(range(256)) * 40000            # 10 MB: s3transfer splits it into ranged GETs
+    s3.put_object(Bucket="forecast-local", Key="big.bin", Body=data)
+    s3.download_file("forecast-local", "big.bin", str(tmp_path / "big.bin"))
+    assert (tmp_path / "big.bin").read_bytes() == data
+
+
+def cloudwatch_model_speaking(protocol, tmp_path, monkeypatch):
+    """botocore's CloudWatch model with only `protocol`: a real client in that protocol whatever
+    this botocore prefers (botocore 1.43, the processing image's, speaks smithy-rpc-v2-cbor; 1.44 json)."""
+    loader = botocore.session.get_session().get_component("data_loader")
+    model = loader.load_service_model("cloudwatch", "service-2")
+    model["metadata"]["protocol"] = protocol
+    model["metadata"]["protocols"] = [protocol]
+    version = model["metadata"]["apiVersion"]
+    folder = tmp_path / "models" / "cloudwatch" / version
+    folder.mkdir(parents=True)
+    (folder / "service-2.json").write_text(json.dumps(model))
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path / "models"))
+
+
+@pytest.mark.parametrize("protocol", ["smithy-rpc-v2-cbor", "json"])
+def test_put_metric_data_lands_in_the_metrics_file_in_either_protocol(local_api, protocol, tmp_path, monkeypatch):
+    cloudwatch_model_speaking(protocol, tmp_path, monkeypatch)
+    cloudwatch = boto3.session.Session().client("cloudwatch", region_name="us-east-1")
+    sent = []
+    cloudwatch.meta.events.register("before-send", lambda request, **_: sent.append(dict(request.headers)))
+    stamp = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    cloudwatch.put_metric_data(Namespace="DemandForecasting/Accuracy", MetricData=[
+        {"MetricName": "WQL", "Value": 0.25, "Unit": "None", "Timestamp": stamp,
+         "Dimensions": [{"Name": "ModelPackageVersion", "Value": "3"}]}])
+
+    [datum] = local_api.cloudwatch.read()
+    assert datum["Namespace"] == "DemandForecasting/Accuracy" and datum["MetricName"] == "WQL"
+    assert datum["Value"] == 0.25 and datum["Dimensions"] == [{"Name": "ModelPackageVersion", "Value": "3"}]
+    assert datetime.datetime.fromisoformat(datum["Timestamp"]) == stamp
+    assert local_api.cloudwatch.path == local_api.settings.home_path / "cloudwatch" / "metrics.jsonl"
+    expected = b"application/cbor" if protocol == "smithy-rpc-v2-cbor" else b"application/x-amz-json-1.0"
+    assert sent[0]["Content-Type"] == expected
+    with pytest.raises(ClientError) as raised:
+        cloudwatch.list_metrics()
+    assert raised.value.response["Error"]["Code"] == "NotServedLocally"
+    assert [(c["service"], c["operation"], c["status"]) for c in local_api.take_calls()] == [
+        ("cloudwatch", "PutMetricData", 200), ("cloudwatch", "ListMetrics", 400)]
+
+
+def test_a_cbor_put_metric_data_breaking_the_model_is_rejected(local_api):
+    from botocore.serialize import RpcV2CBORSerializer
+
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    body = bytearray()
+    RpcV2CBORSerializer()._serialize_data_item(body, {"Namespace": "N", "MetricData": [{"Value": 1.0}]},
+                                               model.operation_model("PutMetricData").input_shape)
+    raw_request = urllib.request.Request(
+        local_api.url + "/service/GraniteServiceVersion20100801/operation/PutMetricData", data=bytes(body),
+        method="POST", headers={"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
+                                "Authorization": "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/monitoring/"
+                                                 "aws4_request, SignedHeaders=host, Signature=0"})
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(raw_request, timeout=30)
+    assert raised.value.code == 400 and raised.value.headers["Content-Type"] == "application/cbor"
+    error = botocore.parsers.RpcV2CBORParser().parse_data_item(__import__("io").BytesIO(raised.value.read()))
+    assert error["__type"] == "ValidationError" and "MetricName" in error["message"]
+    assert local_api.cloudwatch.read() == []
