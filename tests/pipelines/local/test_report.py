@@ -121,7 +121,7 @@ def test_given_a_batch_run_writing_to_the_store_then_the_planner_report_is_found
     assert report.planner_report_path(record, settings) == \
         settings.home_path / "s3" / "forecast-local" / "demand-forecasting" / "reports" / "latest" / "report.html"
 
-EVALUATION = {
+CHAMPION_EVALUATION = {
     "quality_gate": {"metric": "WAPE", "value": 0.2, "threshold": 0.3, "passed": True},
     "champion": {"status": "compared", "metric": "WAPE", "version": 4, "challenger_value": 0.2,
                  "champion_value": 0.15, "limit": 0.1575, "tolerance": 0.05, "passed": False,
@@ -131,12 +131,12 @@ EVALUATION = {
 
 
 def test_given_a_compared_champion_then_the_summary_shows_both_metric_sets_and_the_verdict():
-    lines = champion_lines(EVALUATION)
+    lines = champion_lines(CHAMPION_EVALUATION)
     assert lines[0] == ("  champion (version 4) vs challenger on the same holdout: WAPE 0.15 vs 0.2, limit 0.1575 "
                         "(tolerance 0.05) -> champion stays (challenger not registered)")
     assert lines[2].split() == ["wape", "0.15", "0.2"] and lines[3].split() == ["wql", "0.12", "0.17"]
     assert len(lines) == 4  # mase is undefined for the challenger: not shown
-    assert lines[0] in evaluation_lines(EVALUATION)
+    assert lines[0] in evaluation_lines(CHAMPION_EVALUATION)
 
 
 def test_given_no_champion_then_nothing_is_added():
