@@ -3,7 +3,7 @@
 Train on data up to 2023-04-30 (Approved), batch-forecast the next 14 days, then run the
 batch pipeline on input that carries those 14 days of actuals: the report's
 accuracy_of_previous_forecasts equals a wQL computed here from the first run's
-forecasts.csv and the actuals. The second input also drops one item, adds a new one and
+forecasts.parquet and the actuals. The second input also drops one item, adds a new one and
 moves one item's level, and the report states all three. Tiny data: 6 items.
 """
 from __future__ import annotations
@@ -86,7 +86,9 @@ def test_given_stored_forecasts_when_actuals_arrive_then_the_report_scores_them_
     summary = json.loads((second_report / "summary.json").read_text())
     accuracy = summary["accuracy_of_previous_forecasts"]
 
-    forecasts = pd.read_csv(first_report / "forecasts.csv", parse_dates=["timestamp"])
+    # forecasts.parquet: full precision (forecasts.csv is rounded for planners)
+    forecasts = pd.read_parquet(first_report / "forecasts.parquet")
+    forecasts["timestamp"] = pd.to_datetime(forecasts["timestamp"])
     actuals = second.dropna(subset=["target_value"])[["item_id", "timestamp", "target_value"]]
     joined = forecasts.merge(actuals, on=["item_id", "timestamp"])
     assert len(joined) == 14 * (len(items) - 1)
@@ -105,6 +107,16 @@ def test_given_stored_forecasts_when_actuals_arrive_then_the_report_scores_them_
     assert len(history) == 1
     assert json.loads(history[0].read_text())["wql"] == pytest.approx(expected_wql, rel=1e-6)
     assert (second_report / "charts" / "accuracy_over_time.png").is_file()
+    # MonitorForecasts made its S3 and CloudWatch calls with plain boto3; the loopback API served them
+    [monitor] = [s for s in record["steps"] if s["name"] == "MonitorForecasts"]
+    served = {(c["service"], c["operation"], c["status"]) for c in monitor["aws_calls"]}
+    assert {("s3", "ListObjectsV2", 200), ("s3", "GetObject", 200), ("cloudwatch", "PutMetricData", 200)} <= served
+    assert not [c for c in monitor["aws_calls"] if c["error"] == "NotServedLocally"]
+    metrics = [json.loads(line) for line in
+               (settings.home_path / "cloudwatch" / "metrics.jsonl").read_text().splitlines()]
+    [wql] = [m for m in metrics if m["MetricName"] == "WQL"]
+    assert wql["Namespace"] == "DemandForecasting/Accuracy" and wql["Value"] == pytest.approx(expected_wql, rel=1e-6)
+    assert {"Name": "ModelPackageVersion", "Value": "1"} in wql["Dimensions"]
 
     drift = summary["input_drift"]
     assert drift["disappeared_items"] == [gone]

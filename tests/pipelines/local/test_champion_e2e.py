@@ -80,6 +80,12 @@ def test_given_an_approved_champion_then_a_weaker_challenger_fails_and_an_equal_
     assert f"{champion['challenger_value']}" in reason and f"{champion['champion_value']}" in reason
     assert "model package version 1 " in reason
     assert len(packages(settings)) == 1
+    # ChampionForecast's calls, plain boto3, all served by the loopback API (S3 included)
+    [step] = [s for s in second["steps"] if s["name"] == contracts.STEP_CHAMPION]
+    served = {(c["service"], c["operation"], c["status"]) for c in step["aws_calls"]}
+    assert {("sagemaker", "ListModelPackages", 200), ("sagemaker", "CreateTransformJob", 200),
+            ("s3", "ListObjectsV2", 200), ("s3", "GetObject", 200)} <= served
+    assert not [c for c in step["aws_calls"] if c["error"] == "NotServedLocally"]
     assert "champion (version 1) vs challenger on the same holdout: WAPE" in output
 
     code, output, third = run([*data, *STRONG], capsys)
