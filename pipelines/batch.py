@@ -130,7 +130,7 @@ def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:
         instance_type=p["ProcessingInstanceType"],
         display_name="Monitor forecast accuracy and input drift",
         description="Keeps this run's forecasts; scores earlier runs' forecasts against the actuals in this "
-                    "input (wQL, WAPE, bias, coverage; CloudWatch metrics per model version on SageMaker); "
+                    "input (wQL, WAPE, bias, coverage; CloudWatch metrics per model version); "
                     "states items new since training, gone, or whose level moved.")
 
     report = factory.processing_step(
