@@ -92,6 +92,8 @@ def transform_request(name: str, model_name: str, data_uri: str, output_uri: str
                            "ContentType": "text/csv", "SplitType": "None"},
         "TransformOutput": {"S3OutputPath": output_uri, "Accept": "text/csv", "AssembleWith": "None"},
         "TransformResources": {"InstanceType": instance_type, "InstanceCount": 1},
+        "MaxPayloadInMB": contracts.TRANSFORM_MAX_PAYLOAD_MB,   # as BacktestForecast (contracts.TRANSFORM_*)
+        "ModelClientConfig": {"InvocationsTimeoutInSeconds": contracts.TRANSFORM_INVOCATIONS_TIMEOUT_SECONDS},
     }
     if tags:
         request["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]

@@ -91,3 +91,17 @@ def test_the_transform_request_is_the_backtest_transform_and_valid():
     assert request["TransformInput"]["SplitType"] == "None"
     assert request["TransformOutput"]["AssembleWith"] == "None"
     assert champion.job_name_for("a" * 80) == "fc-champion-" + "a" * 51
+
+
+def test_the_champion_transform_sets_what_the_backtest_forecast_step_sets():
+    """Same payload streaming and invocation timeout as BacktestForecast, so the champion is not
+    the one to fail on a large whole-series file."""
+    from tests.pipelines.definition_support import step, training_definition
+
+    backtest = step(training_definition(), "BacktestForecast")["Arguments"]
+    request = champion.transform_request("n", "m", "s3://b/in", "s3://b/out", "ml.m5.xlarge")
+    for key in ("MaxPayloadInMB", "ModelClientConfig"):
+        assert request[key] == backtest[key], key
+    for key in ("ContentType", "SplitType"):
+        assert request["TransformInput"][key] == backtest["TransformInput"][key], key
+    assert request["TransformOutput"]["AssembleWith"] == backtest["TransformOutput"]["AssembleWith"]
