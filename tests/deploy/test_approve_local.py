@@ -87,3 +87,54 @@ def test_approving_locally_deploys_swaps_rolls_back_and_teardown_stops_the_endpo
         assert teardown.teardown(settings, yes=True, log=lambda _: None) == 0
     assert running_state(settings.home_path, settings.endpoint_name) is None
     assert (settings.home_path / "registry.sqlite").exists()
+
+
+@pytest.fixture
+def local_backend(monkeypatch):
+    """Local target, a free endpoint port, one worker per endpoint (a light server on a shared machine)."""
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    monkeypatch.setenv("FORECAST_ENDPOINT_PORT", str(free_port()))
+    monkeypatch.setenv("FORECAST_ENDPOINT_WORKERS", "1")
+    settings = resolve()
+    sm = clients.client("sagemaker", settings)
+    sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    yield settings, sm
+    teardown.teardown(settings, yes=True, log=lambda _: None)
+
+
+@pytest.mark.timeout(300)
+def test_given_a_killed_endpoint_when_approved_again_then_it_is_restarted_and_answers(tiny_model, local_backend,
+                                                                                      capsys):
+    import os
+    import signal
+
+    from deploy import endpoint
+
+    frame, model_dir = tiny_model
+    settings, sm = local_backend
+    arn = register_local(sm, settings, model_dir, "exec-1")
+    assert cli.main(["approve", "--latest"]) == 0
+    dead = running_state(settings.home_path, settings.endpoint_name)
+    os.kill(dead["pid"], signal.SIGKILL)   # the supervisor: a crash, not a stop
+    for _ in range(100):
+        if running_state(settings.home_path, settings.endpoint_name) is None:
+            break
+        import time
+        time.sleep(0.05)
+    assert sm.describe_endpoint(EndpointName=settings.endpoint_name)["EndpointStatus"] == "OutOfService"
+    capsys.readouterr()
+    assert endpoint.main(["status"]) == 3
+    assert f"endpoint '{settings.endpoint_name}' is dead" in capsys.readouterr().out
+
+    assert cli.main(["approve", "--latest"]) == 0
+
+    printed = capsys.readouterr().out
+    assert "nothing to do" not in printed and "restarted endpoint" in printed
+    assert sm.describe_endpoint(EndpointName=settings.endpoint_name)["EndpointStatus"] == "InService"
+    state = running_state(settings.home_path, settings.endpoint_name)
+    assert state is not None and state["pid"] != dead["pid"]
+    status, _, body = http_request(state["url"] + "/invocations", "POST", inference_csv(frame),
+                                   {"Content-Type": "text/csv"}, timeout=60)
+    assert status == 200 and body.decode().splitlines()[0].split(",")[-1] == "mean"
+    assert served_package(settings) == arn
+    assert endpoint.main(["status"]) == 0
