@@ -224,7 +224,10 @@ class EndpointsMixin:
             previous = dict(record)
             if previous["EndpointStatus"] in ("Creating", "Updating"):   # left by a process that died
                 previous["EndpointStatus"] = "InService"
-            record |= {"EndpointStatus": "Updating", "LastModifiedTime": _now().isoformat()}
+            previous.pop("PendingDeploymentSummary", None)
+            now = _now().isoformat()
+            record |= {"EndpointStatus": "Updating", "LastModifiedTime": now,   # SageMaker shows where it goes
+                       "PendingDeploymentSummary": {"EndpointConfigName": config_name, "StartTime": now}}
             _write_json(self._endpoint_path(name), record)
             try:
                 model_dir, package_arn, image = self._serving_model(config, "UpdateEndpoint")
@@ -267,6 +270,10 @@ class EndpointsMixin:
                      "LastModifiedTime": _to_datetime(record["LastModifiedTime"])}
         if record.get("FailureReason"):
             response["FailureReason"] = record["FailureReason"]
+        if status == "Updating" and record.get("PendingDeploymentSummary"):
+            pending = record["PendingDeploymentSummary"]
+            response["PendingDeploymentSummary"] = {"EndpointConfigName": pending["EndpointConfigName"],
+                                                    "StartTime": _to_datetime(pending["StartTime"])}
         return response
 
     def delete_endpoint(self, EndpointName: str) -> dict:  # noqa: N803
