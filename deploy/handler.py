@@ -372,8 +372,9 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
             log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']} with config {name}: restarting it")
             action = "restarted"
         else:
-            action = "rolled back" if rollback else "updated"
-            log(f"{'rolling back' if rollback else 'updating'} endpoint {endpoint_name}: {previous} -> {name}")
+            older = rollback and (served_version(sm, endpoint) or 0) > version
+            action = "rolled back" if older else "updated"
+            log(f"{'rolling back' if older else 'updating'} endpoint {endpoint_name}: {previous} -> {name}")
         try:
             updated = sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
         except ClientError as error:
