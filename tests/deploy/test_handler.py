@@ -249,8 +249,8 @@ def test_given_an_endpoint_that_never_settles_then_the_error_says_to_retry(sagem
     now = datetime.datetime.now(datetime.timezone.utc)
     sm = boto3.session.Session(region_name="us-east-1").client("sagemaker")
     busy = {"EndpointName": "demand-forecast", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/"
-            "demand-forecast", "EndpointConfigName": "demand-forecast-v4-0123abcd", "EndpointStatus": "Creating", "CreationTime": now,
-            "LastModifiedTime": now}
+            "demand-forecast", "EndpointConfigName": "demand-forecast-v4-0123abcd", "EndpointStatus": "Creating",
+            "CreationTime": now, "LastModifiedTime": now}
     with Stubber(sm) as stub:
         stub.add_response("describe_model_package", {
             "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 5,
