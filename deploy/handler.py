@@ -19,7 +19,8 @@ anything but Approved is a no-op that says so. For an approved package:
 Idempotent: names are derived from the package, so a repeated event reuses the model and the
 config, and does nothing when the endpoint already serves (or is moving to) that config. An
 endpoint with that config that is not serving (OutOfService: its instances or, locally, its
-server process died) is restarted by an UpdateEndpoint to the same config.
+server process died) is restarted: UpdateEndpoint to a copy of that config (same model, new
+name `<endpoint>-v<version>-<hash>`: SageMaker deploys an update from a new EndpointConfig).
 
 Newest wins: an approved version never replaces a newer one the endpoint serves (read from the
 endpoint's config, `<endpoint>-v<version>-<hash>`, or its tags) unless the event says
@@ -303,17 +304,27 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         log(message)
         return {"status": "skipped", **result, "endpoint_status": endpoint["EndpointStatus"], "message": message}
 
+    def ours(config_name: Optional[str]) -> bool:
+        """This deployment's config, or a restart copy of it (same version, same model)."""
+        if config_name == name:
+            return True
+        match = CONFIG_NAME_VERSION.search(config_name or "")
+        if not match or int(match.group(1)) != version:
+            return False
+        config = _describe_or_none(sm.describe_endpoint_config, EndpointConfigName=config_name) or {}
+        return [v.get("ModelName") for v in config.get("ProductionVariants", [])] == [name]
+
     def verdict(endpoint: dict, concurrent: bool = False) -> Optional[dict]:
         """Skip (a result) or go on (None), judged on the endpoint as it is now."""
         state = endpoint["EndpointStatus"]
-        if target_config(endpoint) == name and (state in ACTIVE_STATUSES or state == "RollingBack"):
+        if ours(target_config(endpoint)) and (state in ACTIVE_STATUSES or state == "RollingBack"):
             how = "was just deployed with" if concurrent else "already serves"
             return skipped(f"endpoint {endpoint_name} {how} {arn} (config {name}, {state}"
                            f"{', by a concurrent deployment' if concurrent else ''}): nothing to do", endpoint)
         if state == "Failed":
             raise DeployError(f"endpoint {endpoint_name} is Failed ({endpoint.get('FailureReason', 'no reason')}) "
                               "and cannot be updated; delete it (python -m deploy.teardown) and approve again")
-        serving = served_version(sm, endpoint) if target_config(endpoint) != name else None
+        serving = served_version(sm, endpoint) if not ours(target_config(endpoint)) else None
         if serving is not None and serving > version and not rollback:
             return skipped(f"endpoint {endpoint_name} serves version {serving}, newer than version {version} "
                            f"({state}): not replacing it with an older version; to go back to version {version} "
@@ -368,15 +379,25 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         if decided is not None:
             return decided
         previous = endpoint.get("EndpointConfigName")
-        if previous == name:   # the right config, but the endpoint is not serving (OutOfService: crashed)
-            log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']} with config {name}: restarting it")
+        target = name
+        if ours(previous):   # the right model, but the endpoint is not serving (OutOfService: crashed)
+            # SageMaker deploys an update from a new EndpointConfig: a copy of this one, same model
+            target = resource_name(endpoint_name, version, *identity, f"restart-{time.time_ns()}")
+            log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']} with config {previous}: "
+                f"restarting it with config {target} (same model {name})")
+            _create_unless_exists(
+                sm.create_endpoint_config, EndpointConfigName=target,
+                ProductionVariants=[{"VariantName": VARIANT_NAME, "ModelName": name,
+                                     "InitialInstanceCount": request["instance_count"],
+                                     "InstanceType": request["instance_type"]}],
+                Tags=_tags(settings, **{PACKAGE_TAG: arn}))
             action = "restarted"
         else:
             older = rollback and (served_version(sm, endpoint) or 0) > version
             action = "rolled back" if older else "updated"
             log(f"{'rolling back' if older else 'updating'} endpoint {endpoint_name}: {previous} -> {name}")
         try:
-            updated = sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
+            updated = sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=target)
         except ClientError as error:
             if not _in_progress(error):
                 raise
@@ -389,7 +410,8 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
             continue
         sm.add_tags(ResourceArn=updated["EndpointArn"],
                     Tags=[{"Key": k, "Value": v} for k, v in package_tags.items()])
-        return _outcome(sm, endpoint_name, name, action, {**result, "endpoint_arn": updated["EndpointArn"]},
+        return _outcome(sm, endpoint_name, target, action,
+                        {**result, "endpoint_config_name": target, "endpoint_arn": updated["EndpointArn"]},
                         deadline, sleep, log, poll_seconds, previous=previous)
     raise DeployError(f"endpoint {endpoint_name} kept changing under {UPDATE_ATTEMPTS} concurrent deployments; "
                       f"approve version {version} again when it is InService")

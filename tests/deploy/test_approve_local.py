@@ -138,6 +138,8 @@ def test_given_a_killed_endpoint_when_approved_again_then_it_is_restarted_and_an
     assert status == 200 and body.decode().splitlines()[0].split(",")[-1] == "mean"
     assert served_package(settings) == arn
     assert endpoint.main(["status"]) == 0
+    # the restarted endpoint (a copy of the config, same model) is recognised as this version's
+    assert cli.approve(sm, settings, arn, log=lambda _: None)["deployment"]["status"] == "skipped"
 
 
 def deploy_concurrently(settings, arns: list, stagger: float) -> list:

@@ -454,9 +454,11 @@ def test_given_a_concurrent_newer_update_refused_as_in_progress_then_the_handler
     assert sleeps == []
 
 
-def test_given_an_out_of_service_endpoint_on_the_approved_config_then_it_is_restarted(sagemaker_target):
+def test_given_an_out_of_service_endpoint_on_the_approved_config_then_it_is_restarted(sagemaker_target,
+                                                                                      monkeypatch):
     """Approving again brings back an endpoint that stopped serving, instead of 'nothing to do'."""
     import datetime
+    import time
 
     import boto3
     from botocore.stub import ANY, Stubber
@@ -466,6 +468,9 @@ def test_given_an_out_of_service_endpoint_on_the_approved_config_then_it_is_rest
     settings = sagemaker_target
     arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
     name = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
+    monkeypatch.setattr(time, "time_ns", lambda: 42)
+    copy = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1",
+                         "restart-42")
     now = datetime.datetime.now(datetime.timezone.utc)
     sm = instrument(boto3.session.Session(region_name="us-east-1").client("sagemaker"), Recorded())
     with Stubber(sm) as stub:
@@ -476,18 +481,25 @@ def test_given_an_out_of_service_endpoint_on_the_approved_config_then_it_is_rest
         stub.add_response("describe_endpoint_config", {
             "EndpointConfigName": name, "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
             f"endpoint-config/{name}", "ProductionVariants": [{"VariantName": "AllTraffic"}], "CreationTime": now})
+        # "To update an endpoint, you must create a new EndpointConfig": a copy, same model and variant
+        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:"
+                                                     f"123456789012:endpoint-config/{copy}"},
+                          {"EndpointConfigName": copy, "Tags": ANY, "ProductionVariants": [
+                              {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
+                               "InstanceType": "ml.m5.xlarge"}]})
         stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                          {"EndpointName": "demand-forecast", "EndpointConfigName": name})
+                          {"EndpointName": "demand-forecast", "EndpointConfigName": copy})
         stub.add_response("add_tags", {"Tags": []}, {"ResourceArn": ENDPOINT_ARN, "Tags": ANY})
         stub.add_response("describe_endpoint", _endpoint("Updating", name, now))
-        stub.add_response("describe_endpoint", _endpoint("InService", name, now))
+        stub.add_response("describe_endpoint", _endpoint("InService", copy, now))
 
         result = handler.deploy(sm, settings, handler.parse_event(eventbridge(arn), settings),
                                 log=lambda _: None, sleep=lambda _: None)
 
         stub.assert_no_pending_responses()
     assert result["status"] == "deployed" and result["action"] == "restarted"
-    assert result["endpoint_status"] == "InService"
+    assert result["endpoint_status"] == "InService" and result["endpoint_config_name"] == copy
+    assert copy != name and handler.CONFIG_NAME_VERSION.search(copy).group(1) == "3"
 
 
 def test_given_a_rollback_flag_that_is_not_a_boolean_then_the_error_names_it(sagemaker_target):
