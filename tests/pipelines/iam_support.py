@@ -116,25 +116,12 @@ def _requested_services(tree: ast.AST) -> set[str]:
     return services
 
 
-def _regex_names(tree: ast.Module) -> set[str]:
-    """`re` and module-level names bound to re.compile(...): `_OFFSET.search(text)` is a regex, not
-    SageMaker Search."""
-    names = {"re"}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
-                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "compile" \
-                and isinstance(node.value.func.value, ast.Name) and node.value.func.value.id == "re":
-            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-    return names
-
-
 def boto3_calls(module: str) -> set[Call]:
     """Every boto3 operation the module (with its project imports) can call."""
     trees = import_closure(module)
     services = set().union(*(_requested_services(tree) for tree in trees.values()))
     calls = set()
     for name, tree in trees.items():
-        regexes = _regex_names(tree)
         keywords_at = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
@@ -142,6 +129,9 @@ def boto3_calls(module: str) -> set[Call]:
                 for inner in ast.walk(node):   # outer calls first: the innermost call wins
                     if isinstance(inner, ast.Attribute):
                         keywords_at[id(inner)] = keywords
+        # boto3 methods take keyword arguments only: `pattern.search(text)` is a regex, not SageMaker's Search
+        positional = {id(node.func) for node in ast.walk(tree)
+                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr == "get_paginator" and node.args \
@@ -150,9 +140,7 @@ def boto3_calls(module: str) -> set[Call]:
                     operation = operations(service).get(node.args[0].value)
                     if operation:
                         calls.add(Call(service, operation, f"{name}:{node.lineno}", frozenset()))
-            if not isinstance(node, ast.Attribute):
-                continue
-            if isinstance(node.value, ast.Name) and node.value.id in regexes:
+            if not isinstance(node, ast.Attribute) or id(node) in positional:
                 continue
             for service in services:
                 operation = operations(service).get(node.attr)
