@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from evaluation import scoring
-from pipelines import contracts
+from processing.kernel import contracts
 
 COMPARED_KEYS = ("wape", "wql", "mape", "mase", "rmse", "mae", "bias", "coverage")
 

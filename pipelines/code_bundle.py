@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from pipelines.settings import Settings, ensure_home
 from processing.atomic import usual_permissions
+from processing.kernel.settings import Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("processing", "evaluation")
@@ -114,7 +114,7 @@ def _copy_local(settings: Settings, prefix: str, uri: str, files: list[tuple[str
 def _upload_s3(settings: Settings, prefix: str, uri: str, files: list[tuple[str, Path]], log) -> None:
     from botocore.exceptions import ClientError
 
-    from pipelines.clients import client
+    from deploy.clients import client
 
     s3 = client("s3", settings)
     bucket = settings.effective_bucket

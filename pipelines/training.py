@@ -24,10 +24,9 @@ import dataclasses
 import json
 from typing import Any
 
-from pipelines import contracts
-from pipelines.settings import Settings
-from pipelines.steps import (StepFactory, account_of, flag, input_path, json_get, output_path,
-                             output_uri, property_file)
+from pipelines.steps import StepFactory, account_of, flag, input_path, json_get, output_path, output_uri, property_file
+from processing.kernel import contracts
+from processing.kernel.settings import Settings
 
 AUTOML_STEP_MAX_RUNTIME_SECONDS = 2 * 24 * 60 * 60   # the AutoML step waits for the whole job
 CHAMPION_STEP_MAX_RUNTIME_SECONDS = 8 * 60 * 60  # processing.champion waits up to 6 h for its transform
@@ -273,8 +272,12 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
 def champion_gate_step(evaluate: Any, evaluation_report: Any, p: dict, register: Any, deploy: Any) -> Any:
     """ChampionGate: with a compared champion, the challenger's metric must be <= the limit
     Evaluate computed (champion x (1 + ChallengerTolerance)); otherwise ChallengerLost."""
-    from sagemaker.core.workflow.conditions import (ConditionEquals, ConditionLessThanOrEqualTo, ConditionNot,
-                                                    ConditionOr)
+    from sagemaker.core.workflow.conditions import (
+        ConditionEquals,
+        ConditionLessThanOrEqualTo,
+        ConditionNot,
+        ConditionOr,
+    )
     from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.fail_step import FailStep

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from evaluation import metrics
-from pipelines.contracts import MEAN_COLUMN
 from processing import tables
+from processing.kernel.contracts import MEAN_COLUMN
 from processing.reporting import Columns, static_attributes
 
 FORECASTS_FILE = "forecasts.csv"

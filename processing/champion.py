@@ -30,11 +30,11 @@ from typing import Any, Callable, Optional, Sequence
 import boto3
 from botocore.exceptions import ClientError
 
-from pipelines import contracts
-from pipelines.aws_validation import validate_request
-from pipelines.settings import resolve
 from processing.atomic import staged_file, write_json_atomic
 from processing.create_model import create_model_request, ensure_model
+from processing.kernel import contracts
+from processing.kernel.aws_validation import validate_request
+from processing.kernel.settings import resolve
 from processing.resolve_model import describe_resolved
 
 POLL_SECONDS = 30

@@ -35,10 +35,10 @@ import boto3
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
-from pipelines.settings import resolve
 from processing import accuracy, drift
 from processing.atomic import write_json_atomic
+from processing.kernel.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
+from processing.kernel.settings import resolve
 from processing.report import read_history
 from processing.reporting import Columns, read_forecasts
 

@@ -25,8 +25,8 @@ import urllib.parse
 from typing import Any, Optional
 from xml.sax.saxutils import escape
 
-from pipelines.aws_validation import request_problems
-from pipelines.settings import Settings
+from processing.kernel.aws_validation import request_problems
+from processing.kernel.settings import Settings
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 CLOUDWATCH_PATH = "/service/GraniteServiceVersion20100801/operation/"

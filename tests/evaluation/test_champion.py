@@ -6,7 +6,7 @@ import json
 import pytest
 
 from evaluation import champion, evaluate
-from pipelines import contracts
+from processing.kernel import contracts
 
 from .test_evaluate import _args
 

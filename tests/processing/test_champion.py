@@ -6,8 +6,8 @@ import json
 import boto3
 import pytest
 
-from pipelines import contracts
 from processing import champion
+from processing.kernel import contracts
 from tests.deploy.aws_support import CONTAINERS, ROLE_ARN, ensure_group
 
 BUCKET = "forecast-test-bucket"

@@ -19,8 +19,8 @@ from deploy import endpoint
 from pipelines.local import runtime
 from pipelines.local.store import local_path
 from pipelines.run import main as run_main
-from pipelines.settings import resolve
 from processing.generate import generate_sales, write_frame
+from processing.kernel.settings import resolve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 TRAIN_END = pd.Timestamp("2023-04-30")

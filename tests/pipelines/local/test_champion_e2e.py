@@ -12,13 +12,13 @@ import socket
 import pytest
 
 from deploy import endpoint
-from pipelines import contracts
 from pipelines.local import runtime
 from pipelines.local.sagemaker import LocalSageMakerClient
 from pipelines.local.store import local_path
 from pipelines.run import main as run_main
-from pipelines.settings import resolve
 from processing.generate import generate_sales, write_frame
+from processing.kernel import contracts
+from processing.kernel.settings import resolve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 STRONG = ["--param", "AutoMLAlgorithms=ets,arima", "--param", "QualityThreshold=10"]
