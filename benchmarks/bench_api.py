@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from deploy import endpoint  # noqa: E402
-from pipelines.settings import resolve  # noqa: E402
+from processing.kernel.settings import resolve  # noqa: E402
 
 
 def free_port() -> int:
@@ -76,7 +76,7 @@ def build(home: Path, train_seconds: float, model_dir: str | None, data: str | N
 
 def deploy_local(home: Path, model_dir: Path, workers: int | None) -> Any:
     """Deploy as approving a version does: CreateModel -> CreateEndpointConfig -> CreateEndpoint, locally."""
-    from pipelines.clients import client
+    from deploy.clients import client
     from pipelines.local.store import local_path
 
     settings = resolve({"home": str(home), "endpoint_port": free_port()}).replace(endpoint_workers=workers)

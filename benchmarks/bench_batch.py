@@ -33,8 +33,8 @@ def main() -> int:
 
     from pipelines.local.runtime import load_executions
     from pipelines.run import main as run
-    from pipelines.settings import resolve
     from processing.generate import generate_sales, write_frame
+    from processing.kernel.settings import resolve
 
     started = time.perf_counter()
     frame = generate_sales(products=args.products, regions=args.regions, future_days=14)

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         os.environ.pop(name, None)
     from pipelines.local import runtime
     from pipelines.run import main as run_main
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
 
     cli = [item for pair in (("--param", p) for p in args.param) for item in pair]
     print(f"FORECAST_HOME={home}; running: python -m pipelines.run {' '.join(cli)}", flush=True)

@@ -105,6 +105,7 @@ def run_engine(data: Dataset, history: pd.DataFrame, context: pd.DataFrame, item
 def run_statsforecast(data: Dataset, history: pd.DataFrame, items, which: str, season: int) -> tuple:
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS, SeasonalNaive
+
     from forecasting.config import EngineConfig
     model = AutoETS(season_length=season) if which == "ets" else SeasonalNaive(season_length=season)
     frame = history.rename(columns={"item_id": "unique_id", "timestamp": "ds", "target_value": "y"})

@@ -51,8 +51,8 @@ import argparse
 import base64
 import collections
 import dataclasses
-import functools
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -67,9 +67,16 @@ from typing import Any, Optional
 import pandas as pd
 
 from deploy.http_base import HttpError, JsonRequestHandler
-from pipelines.contracts import MEAN_COLUMN, PREP_BACKTEST, PREP_HOLDOUT, PREP_PROFILE, PROFILE_FILE, pandas_frequency
-from pipelines.settings import Settings, resolve
 from processing import tables
+from processing.kernel.contracts import (
+    MEAN_COLUMN,
+    PREP_BACKTEST,
+    PREP_HOLDOUT,
+    PREP_PROFILE,
+    PROFILE_FILE,
+    pandas_frequency,
+)
+from processing.kernel.settings import Settings, resolve
 
 LOG = logging.getLogger("deploy.api")
 QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
@@ -467,7 +474,7 @@ class ForecastApi:
     def client(self, service: str) -> Any:
         found = self._clients.get(service)
         if found is None:
-            from pipelines.clients import client
+            from deploy.clients import client
 
             with self._clients_lock:           # building a boto3 client is not thread-safe
                 found = self._clients.get(service) or client(service, self.settings)

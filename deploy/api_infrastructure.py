@@ -34,9 +34,9 @@ from typing import Callable, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
+from deploy import clients
 from deploy.infrastructure import _account, _code, _wait_for_update, code_sha256, trust_policy
-from pipelines import clients
-from pipelines.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("pipelines", "processing", "evaluation", "deploy", "forecasting")

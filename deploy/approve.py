@@ -7,7 +7,7 @@
     python -m deploy.approve rollback [--reason TEXT]
 
 The same functions run against SageMaker's Model Registry and the local SQLite registry: the
-client comes from pipelines.clients. Approving IS deploying: on SageMaker, the EventBridge rule
+client comes from deploy.clients. Approving IS deploying: on SageMaker, the EventBridge rule
 ("SageMaker Model Package State Change" to Approved) invokes the deploy Lambda; locally, its
 counterpart is this command calling deploy.handler.lambda_handler in-process with the same
 EventBridge-shaped event.
@@ -27,9 +27,9 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
+from deploy import clients
 from deploy.handler import PACKAGE_TAG, DeployError
-from pipelines import clients
-from pipelines.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, resolve
 
 EVENT_SOURCE = "aws.sagemaker"
 METRIC_PREFIXES = ("metric_", "quality_gate_")

@@ -51,8 +51,8 @@ import json
 import logging
 import mmap
 import os
-import shutil
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -1232,7 +1232,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
 
     args = _parser().parse_args(argv)
     settings = resolve({"home": args.home})

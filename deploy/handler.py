@@ -34,8 +34,8 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
-from pipelines import clients
-from pipelines.settings import Settings, resolve
+from deploy import clients
+from processing.kernel.settings import Settings, resolve
 
 EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
 PACKAGE_TAG = "model-package-arn"

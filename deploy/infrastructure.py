@@ -28,13 +28,13 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
-from pipelines import clients
-from pipelines.settings import Settings
+from deploy import clients
+from processing.kernel.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# deploy.handler imports pipelines.clients and pipelines.settings, nothing else from the project
-BUNDLE_FILES = ("deploy/__init__.py", "deploy/handler.py", "pipelines/__init__.py",
-                "pipelines/settings.py", "pipelines/clients.py")
+# deploy.handler imports deploy.clients and processing.kernel.settings, nothing else from the project
+BUNDLE_FILES = ("deploy/__init__.py", "deploy/handler.py", "deploy/clients.py", "processing/__init__.py",
+                "processing/kernel/__init__.py", "processing/kernel/settings.py")
 HANDLER = "deploy.handler.lambda_handler"
 RUNTIME = "python3.12"
 TIMEOUT_SECONDS = 900          # room to wait for an endpoint that is still Updating

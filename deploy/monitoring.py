@@ -22,8 +22,8 @@ import json
 import sys
 from typing import Any, Callable, Optional
 
-from pipelines import clients
-from pipelines.settings import Settings, SettingsError, resolve
+from deploy import clients
+from processing.kernel.settings import Settings, SettingsError, resolve
 
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"

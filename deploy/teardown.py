@@ -30,9 +30,8 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
-from deploy import api_infrastructure, infrastructure, monitoring
-from pipelines import clients
-from pipelines.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve
+from deploy import api_infrastructure, clients, infrastructure, monitoring
+from processing.kernel.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve
 
 PIPELINE_MODEL_PREFIX = "fc-"   # processing.automl_request.JOB_NAME_PREFIX: AutoML and batch models
 KEPT_LOCALLY = ("s3", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", HOME_MARKER)

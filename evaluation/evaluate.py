@@ -24,7 +24,7 @@ from typing import List, Optional, Sequence
 
 from evaluation import plots, scoring
 from evaluation.scoring import SERIES, Columns
-from pipelines import contracts
+from processing.kernel import contracts
 
 PLOTS_DIR = "plots"
 PER_ITEM_FILE = "per_item.csv"

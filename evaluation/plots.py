@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from evaluation.scoring import ACTUAL, SERIES, Columns, coverage_bounds
-from pipelines import contracts
 from processing.atomic import staged_file
+from processing.kernel import contracts
 
 HISTORY_POINTS = 56   # history shown before the holdout (8 weeks of daily data)
 PANELS = 6            # series per forecast chart

@@ -2,7 +2,7 @@
 against a seasonal-naive baseline.
 
 Pure functions over pandas frames; ``evaluation.evaluate`` is the thin script around them.
-Container-safe: stdlib, numpy, pandas (1.x or 2.x APIs only), pipelines.contracts.
+Container-safe: stdlib, numpy, pandas (1.x or 2.x APIs only), processing.kernel.contracts.
 
 A *series* is an item id plus its grouping attributes (Autopilot's GroupingAttributeNames
 split an item into several series); "item" below means that series.
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from evaluation import metrics
-from pipelines import contracts
 from processing import tables
+from processing.kernel import contracts
 
 SERIES = "_series"        # internal series key column (item id + grouping values)
 SOURCE = "_source_file"   # internal column: which input file a row came from

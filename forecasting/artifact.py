@@ -18,8 +18,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from pipelines.contracts import MEAN_COLUMN
 from processing.atomic import staged_file, usual_permissions
+from processing.kernel.contracts import MEAN_COLUMN
 
 from .config import EngineConfig
 from .data import ColumnRoles, Panel, build_panel, read_table, static_frame, to_long_frame

@@ -10,7 +10,7 @@ import dataclasses
 import re
 from typing import Any, Mapping, Optional
 
-from pipelines.contracts import DEFAULT_QUANTILES, pandas_frequency, season_length, split_frequency
+from processing.kernel.contracts import DEFAULT_QUANTILES, pandas_frequency, season_length, split_frequency
 
 OBJECTIVES = ("AverageWeightedQuantileLoss", "MAPE", "WAPE", "RMSE", "MASE")
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")

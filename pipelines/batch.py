@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines import contracts
-from pipelines.settings import Settings
 from pipelines.steps import StepFactory, flag, input_path, json_get, output_path, output_uri, property_file
+from processing.kernel import contracts
+from processing.kernel.settings import Settings
 
 
 def parameter_specs(settings: Settings) -> list:

@@ -19,7 +19,7 @@ from pathlib import Path
 from string import Template
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from pipelines.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, resolve
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 TRUST_POLICY = "trust.json"

@@ -8,8 +8,9 @@ PYTHONPATH. The key is a hash of the files, so:
 
 Contents (the container boundary: stdlib + the processing image's packages, pinned in
 pipelines/processing_image.toml, + these):
-processing/**.py, processing/requirements/*.txt, evaluation/**.py, and from pipelines/ only
-__init__, contracts, settings and aws_validation (steps call AWS through plain boto3).
+processing/**.py (with the kernel, processing/kernel/), processing/requirements/*.txt and
+evaluation/**.py. Nothing from pipelines/: steps call AWS through plain boto3, and the layer
+contracts in pyproject.toml keep processing and evaluation from importing anything above them.
 """
 from __future__ import annotations
 
@@ -20,12 +21,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from pipelines.settings import Settings, ensure_home
 from processing.atomic import usual_permissions
+from processing.kernel.settings import Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("processing", "evaluation")
-PIPELINES_FILES = ("__init__.py", "contracts.py", "settings.py", "aws_validation.py")
 HASH_LENGTH = 16
 
 
@@ -42,10 +42,6 @@ def bundle_files(root: Path = PROJECT_ROOT) -> list[tuple[str, Path]]:
             relative = path.relative_to(root)
             if path.suffix == ".py" or relative.parts[:2] == ("processing", "requirements"):
                 found[relative.as_posix()] = path
-    for name in PIPELINES_FILES:
-        path = root / "pipelines" / name
-        if path.is_file():
-            found[f"pipelines/{name}"] = path
     return sorted(found.items())
 
 
@@ -114,7 +110,7 @@ def _copy_local(settings: Settings, prefix: str, uri: str, files: list[tuple[str
 def _upload_s3(settings: Settings, prefix: str, uri: str, files: list[tuple[str, Path]], log) -> None:
     from botocore.exceptions import ClientError
 
-    from pipelines.clients import client
+    from deploy.clients import client
 
     s3 = client("s3", settings)
     bucket = settings.effective_bucket

@@ -23,10 +23,10 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines import contracts
-from pipelines.aws_validation import RequestValidationError
-from pipelines.settings import Settings, SettingsError, resolve
 from processing.atomic import write_text_atomic
+from processing.kernel import contracts
+from processing.kernel.aws_validation import RequestValidationError
+from processing.kernel.settings import Settings, SettingsError, resolve
 
 PIPELINES = ("training", "batch")
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
@@ -194,10 +194,10 @@ def _write(path: Path, text: str) -> Path:
 def upsert(sm: Any, name: str, definition: str, settings: Settings, log: Callable[[str], None] = print) -> str:
     """Create the pipeline, or update it when it exists; returns its ARN.
 
-    Requests are checked against botocore's model first (pipelines.aws_validation), so a bad
+    Requests are checked against botocore's model first (processing.kernel.aws_validation), so a bad
     pipeline name or tag fails here with every problem listed instead of one at a time on AWS.
     """
-    from pipelines.aws_validation import validate_request
+    from processing.kernel.aws_validation import validate_request
 
     common = {"PipelineName": name, "PipelineDisplayName": name,
               "PipelineDescription": f"Demand forecasting ({name}); managed by python -m pipelines.run",
@@ -238,7 +238,7 @@ def start_request(name: str, parameters: Mapping[str, Any], now: Optional[time.s
 
 
 def start(sm: Any, name: str, parameters: Mapping[str, Any]) -> str:
-    from pipelines.aws_validation import validate_request
+    from processing.kernel.aws_validation import validate_request
 
     request = start_request(name, parameters)
     validate_request("sagemaker", "StartPipelineExecution", request)
@@ -322,8 +322,8 @@ def ensure_forecast_api(settings: Settings, log: Callable[[str], None] = print) 
 
 def run_sagemaker(args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str],
                   log: Callable[[str], None] = print) -> int:
+    from deploy.clients import client
     from pipelines import code_bundle
-    from pipelines.clients import client
 
     settings.require_sagemaker()
     definition = render(args.pipeline, settings)

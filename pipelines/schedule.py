@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
-from pipelines.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, resolve
 
 PIPELINES = ("training", "batch")
 TARGET_OPERATION = ("sagemaker", "StartPipelineExecution")   # what the templated target calls
@@ -146,7 +146,7 @@ def _code(error: ClientError) -> str:
 
 
 def ensure_role(settings: Settings, log: Log = print) -> str:
-    from pipelines.clients import client
+    from deploy.clients import client
 
     iam = client("iam", settings)
     name, trust = role_name(settings), json.dumps(scheduler_trust_policy(settings))
@@ -198,8 +198,8 @@ def schedule_request(settings: Settings, name: str, pipeline: str, expression: s
 def create(settings: Settings, name: str, pipeline: str, expression: str, params: Sequence[str] = (),
            timezone: str = "UTC", enabled: bool = True, log: Log = print) -> str:
     """Create or update a schedule; returns its ARN (SageMaker) or the crontab line (local)."""
-    from pipelines.aws_validation import validate_request
-    from pipelines.clients import client
+    from deploy.clients import client
+    from processing.kernel.aws_validation import validate_request
 
     expression, timezone = check_expression(expression), check_timezone(timezone)
     parameters = typed_parameters(settings, pipeline, params)
@@ -235,7 +235,7 @@ def create(settings: Settings, name: str, pipeline: str, expression: str, params
 
 def list_schedules(settings: Settings, scheduler: Optional[Any] = None) -> list[dict]:
     """The project group's schedules, each with its expression, target and parameters."""
-    from pipelines.clients import client
+    from deploy.clients import client
 
     scheduler = scheduler or client("scheduler", settings)
     group = group_name(settings)
@@ -258,7 +258,7 @@ def list_schedules(settings: Settings, scheduler: Optional[Any] = None) -> list[
 
 
 def delete(settings: Settings, name: str, log: Log = print) -> bool:
-    from pipelines.clients import client
+    from deploy.clients import client
 
     try:
         client("scheduler", settings).delete_schedule(Name=name, GroupName=group_name(settings))
@@ -319,8 +319,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
-    from pipelines.aws_validation import RequestValidationError
     from pipelines.run import RunError
+    from processing.kernel.aws_validation import RequestValidationError
 
     args = parser().parse_args(argv)
     try:

@@ -19,7 +19,7 @@ import os
 import warnings
 from typing import Any, Iterator, Optional
 
-from pipelines.settings import Settings
+from processing.kernel.settings import Settings
 
 # The SDK's defaults config (schema: sagemaker.core.config.config_schema); opting out of
 # telemetry there is the SDK's documented switch (TELEMETRY_OPT_OUT_PATH).

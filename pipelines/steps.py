@@ -27,8 +27,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from pipelines import contracts, processing_image
-from pipelines.settings import Settings
+from pipelines import processing_image
+from processing.kernel import contracts
+from processing.kernel.settings import Settings
 
 # The scikit-learn processing image (version and Python environment: pipelines/processing_image.toml,
 # which the local runtime reads too). Its URI comes from the SDK's offline image table
@@ -181,8 +182,7 @@ class StepFactory:
         OutputUrl). Inputs named "code" are reserved for the bundle.
         """
         from sagemaker.core.processing import Processor
-        from sagemaker.core.shapes import (ProcessingInput, ProcessingOutput, ProcessingS3Input,
-                                           ProcessingS3Output)
+        from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
         from sagemaker.mlops.workflow.steps import ProcessingStep
 
         from pipelines.sdk import offline_environment

@@ -21,10 +21,9 @@ import dataclasses
 import json
 from typing import Any
 
-from pipelines import contracts
-from pipelines.settings import Settings
-from pipelines.steps import (StepFactory, account_of, flag, input_path, json_get, output_path,
-                             output_uri, property_file)
+from pipelines.steps import StepFactory, account_of, flag, input_path, json_get, output_path, output_uri, property_file
+from processing.kernel import contracts
+from processing.kernel.settings import Settings
 
 AUTOML_STEP_MAX_RUNTIME_SECONDS = 2 * 24 * 60 * 60   # the AutoML step waits for the whole job
 AUTOML_RESULT_OUTPUT = "result"

@@ -28,10 +28,10 @@ from typing import Any, Callable, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
-from pipelines import contracts
-from pipelines.aws_validation import validate_request
 from processing import automl_request
 from processing.atomic import write_json_atomic
+from processing.kernel import contracts
+from processing.kernel.aws_validation import validate_request
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity")
@@ -330,7 +330,7 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
     if sm is None:
         import boto3
 
-        from pipelines.settings import resolve
+        from processing.kernel.settings import resolve
 
         settings = settings or resolve()
         sm = boto3.client("sagemaker", region_name=settings.effective_region)

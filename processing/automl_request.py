@@ -13,9 +13,9 @@ import hashlib
 import re
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from pipelines import contracts
-from pipelines.aws_validation import validate_request
 from processing.data_prep import default_filling  # one definition of the default rules: PrepareData's
+from processing.kernel import contracts
+from processing.kernel.aws_validation import validate_request
 
 __all__ = ["build_request", "default_request", "default_filling", "job_name_for_execution",
            "limit_problems", "filling_problems", "AutoMLRequestError"]
@@ -320,7 +320,7 @@ def default_request(settings: Any = None, execution_id: str = DEFAULT_EXECUTION_
     (pipelines.steps.execution_uri); the training channel is PrepareData's `train` output.
     """
     if settings is None:
-        from pipelines.settings import resolve
+        from processing.kernel.settings import resolve
 
         settings = resolve()
     values: dict = dict(DEFAULTS)

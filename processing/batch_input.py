@@ -28,9 +28,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from pipelines.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
 from processing import tables
 from processing.atomic import staged_directory
+from processing.kernel.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
 from processing.sharding import group_series, line_bytes, series_sizes
 
 MIN_HISTORY_POINTS = 4  # Autopilot needs at least this many observed points per item at inference

@@ -17,10 +17,10 @@ from typing import Any, Optional, Sequence
 import boto3
 from botocore.exceptions import ClientError
 
-from pipelines.aws_validation import validate_request
-from pipelines.contracts import BATCH_MODEL_FILE, RESOLVED_MODEL_FILE
-from pipelines.settings import resolve
 from processing.atomic import write_json_atomic
+from processing.kernel.aws_validation import validate_request
+from processing.kernel.contracts import BATCH_MODEL_FILE, RESOLVED_MODEL_FILE
+from processing.kernel.settings import resolve
 
 
 def model_name_for(execution_id: str) -> str:

@@ -3,7 +3,7 @@
 Pure functions shared by the PrepareData step script (processing/prepare.py), the local
 runtime and the tests. Runs inside the SageMaker scikit-learn processing container: standard
 library, numpy and pandas only (the image's pins: pipelines/processing_image.toml), plus
-pipelines.contracts.
+processing.kernel.contracts.
 
 Rules (docs/data.md has the user-facing version):
 - Series = item id + grouping columns. Extra numeric columns that vary within a series are
@@ -38,8 +38,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from pipelines import contracts
 from processing import tables
+from processing.kernel import contracts
 
 MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
 MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit

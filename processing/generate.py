@@ -27,8 +27,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from processing.data_prep import write_frame_csv
 from processing.atomic import staged_file
+from processing.data_prep import write_frame_csv
 
 # The recipe's catalogue, in the recipe's order (the order fixes the random draws).
 CATEGORIES = {

@@ -14,9 +14,15 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from pipelines.contracts import add_column_arguments, parse_list
-from processing.data_prep import (AGGREGATIONS, DUPLICATE_POLICIES, NEGATIVE_POLICIES, DataValidationError,
-                                  PrepConfig, run)
+from processing.data_prep import (
+    AGGREGATIONS,
+    DUPLICATE_POLICIES,
+    NEGATIVE_POLICIES,
+    DataValidationError,
+    PrepConfig,
+    run,
+)
+from processing.kernel.contracts import add_column_arguments, parse_list
 
 EXIT_BAD_INPUT = 2
 

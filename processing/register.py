@@ -27,10 +27,10 @@ from typing import Any, Callable, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
-from pipelines import contracts
-from pipelines.aws_validation import validate_request
 from processing.atomic import write_json_atomic
 from processing.automl_job import REQUEST_FILE, is_not_found
+from processing.kernel import contracts
+from processing.kernel.aws_validation import validate_request
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 CONTENT_TYPES = ["text/csv"]
@@ -288,7 +288,7 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
     if sm is None:
         import boto3
 
-        from pipelines.settings import resolve
+        from processing.kernel.settings import resolve
 
         settings = settings or resolve()
         sm = boto3.client("sagemaker", region_name=settings.effective_region)

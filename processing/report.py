@@ -15,9 +15,9 @@ from typing import List, Optional, Sequence
 
 import pandas as pd
 
-from pipelines.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing import reporting, tables
 from processing.atomic import staged_directory
+from processing.kernel.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing.reporting import Columns, ReportInputError
 
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipelines.contracts import MEAN_COLUMN  # noqa: E402
+from processing.kernel.contracts import MEAN_COLUMN  # noqa: E402
 
 HISTORY_PERIODS_SHOWN = 56
 

@@ -7,15 +7,15 @@ Pure functions over pandas frames; `processing/report.py` is the thin step scrip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from statistics import NormalDist
 from pathlib import Path
+from statistics import NormalDist
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from pipelines.contracts import MEAN_COLUMN
 from processing import tables
+from processing.kernel.contracts import MEAN_COLUMN
 
 # A move of more than this share against the last comparable period is a spike or a drop.
 MOVE_THRESHOLD = 0.25

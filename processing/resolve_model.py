@@ -15,9 +15,9 @@ from typing import Any, Optional, Sequence
 import boto3
 from botocore.exceptions import ClientError
 
-from pipelines.contracts import RESOLVED_MODEL_FILE, decode_training_columns
-from pipelines.settings import resolve
 from processing.atomic import write_json_atomic
+from processing.kernel.contracts import RESOLVED_MODEL_FILE, decode_training_columns
+from processing.kernel.settings import resolve
 
 METRIC_KEYS = ("wape", "wql", "mape", "mase", "rmse", "mae", "bias", "coverage")
 

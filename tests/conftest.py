@@ -26,7 +26,7 @@ def _every_aws_request_matches_the_service_model(monkeypatch):
     them), each boto3 request is checked against botocore's service model before it is made."""
     import botocore.client
 
-    from pipelines.aws_validation import request_problems
+    from processing.kernel.aws_validation import request_problems
 
     original = botocore.client.BaseClient._make_api_call
 
@@ -66,7 +66,7 @@ def local_api(monkeypatch):
     """The local runtime's loopback SageMaker API (127.0.0.1, random port), with boto3 in this
     process pointed at it the way the runtime points its steps at it; stopped afterwards."""
     from pipelines.local.aws_api import LocalAWSServer
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
 
     server = LocalAWSServer(resolve()).start()
     for name in LocalAWSServer.UNSET_IN_STEPS:

@@ -359,7 +359,7 @@ class DeepAR(Candidate):
         N = int(p["num_samples"])
         levels = np.asarray(self.config.quantile_levels, float)
         chunk = max(1, int(p["chunk_rows"]) // N)
-        from scipy.special import stdtrit   # Student-t inverse CDF
+        from scipy.special import stdtrit  # Student-t inverse CDF
 
         with _torch_session(p["seed"], p["num_threads"]) as torch:
             net = self._network()

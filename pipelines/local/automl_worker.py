@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from pipelines.local.store import list_prefix, local_path, to_uri
-from pipelines.settings import Settings
+from processing.kernel.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENGINE_IMAGE = "forecast-local-engine:latest"   # stands in for Autopilot's inference images

@@ -25,9 +25,9 @@ from typing import Any, Callable, Optional
 
 from botocore import xform_name
 
-from pipelines.aws_validation import request_problems
 from pipelines.local import automl_worker
-from pipelines.settings import Settings
+from processing.kernel.aws_validation import request_problems
+from processing.kernel.settings import Settings
 
 SERVICE = "sagemaker"
 TARGET_PREFIX = "SageMaker"
@@ -108,7 +108,7 @@ class LocalAWSServer:
 
     def __init__(self, settings: Settings, sink: Optional[Callable[[str], None]] = None):
         from pipelines.local.sagemaker import LocalSageMakerClient
-        from pipelines.aws_validation import _service_model
+        from processing.kernel.aws_validation import _service_model
 
         self.settings = settings
         self.sink = sink

@@ -120,7 +120,7 @@ class Registry:
 
     @classmethod
     def at_home(cls, home: Path | str) -> "Registry":
-        from pipelines.settings import ensure_home
+        from processing.kernel.settings import ensure_home
 
         return cls(ensure_home(home) / DATABASE_FILE)
 

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from pipelines import contracts
 from pipelines.local import graph_layout
-from pipelines.settings import Settings
+from processing.kernel import contracts
+from processing.kernel.settings import Settings
 
 STATUS_COLOURS = graph_layout.STATUS_COLOURS
 NEXT_COMMANDS = ("python -m deploy.approve approve --latest", "python -m pipelines.run --pipeline batch")

@@ -23,11 +23,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import heapq
-import queue
 import io
 import json
 import os
 import platform
+import queue
 import re
 import secrets
 import shutil
@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from pipelines import contracts
 from pipelines.local import expressions as ex
 from pipelines.local import limits
 from pipelines.local.report import format_duration
 from pipelines.local.store import atomic_write_bytes, copy_in, copy_out, local_path
-from pipelines.settings import ENVIRONMENT, Settings, ensure_home
+from processing.kernel import contracts
+from processing.kernel.settings import ENVIRONMENT, Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUPPORTED_TYPES = ("Processing", "Transform", "Model", "RegisterModel", "Lambda", "Condition", "Fail")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pipelines.local.sagemaker_endpoints import EndpointsMixin
 from pipelines.local.sagemaker_jobs import JobsMixin
 from pipelines.local.sagemaker_registry import RegistryMixin
-from pipelines.settings import Settings, ensure_home
+from processing.kernel.settings import Settings, ensure_home
 
 
 class LocalSageMakerClient(JobsMixin, RegistryMixin, EndpointsMixin):

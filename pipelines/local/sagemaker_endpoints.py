@@ -26,10 +26,10 @@ from typing import Any, Iterator, Optional
 
 from botocore.response import StreamingBody
 
-from pipelines.aws_validation import request_problems
 from pipelines.local.errors import LocalClientError
-from pipelines.settings import Settings
 from processing.atomic import write_text_atomic
+from processing.kernel.aws_validation import request_problems
+from processing.kernel.settings import Settings
 
 DEFAULT_VARIANT = "AllTraffic"
 # SageMaker's real-time limits (InvokeEndpoint): the request body and the time the container may take

@@ -18,12 +18,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-from pipelines.aws_validation import RequestValidationError, validate_request
-from pipelines.local import limits
-from pipelines.local import automl_worker
+from pipelines.local import automl_worker, limits
 from pipelines.local.errors import LocalClientError
 from pipelines.local.store import atomic_write_bytes, list_prefix, local_path
-
+from processing.kernel.aws_validation import RequestValidationError, validate_request
 
 
 def _now() -> datetime.datetime:

@@ -13,9 +13,9 @@ import re
 import uuid
 from typing import Any, Optional
 
-from pipelines.aws_validation import RequestValidationError, validate_request
 from pipelines.local.errors import LocalClientError
 from pipelines.local.registry import Registry, RegistryError
+from processing.kernel.aws_validation import RequestValidationError, validate_request
 
 DEFAULT_MAX_RESULTS = 10
 _VERSIONED = re.compile(r"^(?:arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:model-package/)?"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.settings import Settings
+from processing.kernel.settings import Settings
 
 
 def local_client(service: str, settings: Settings) -> Any:

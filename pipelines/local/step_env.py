@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 from pipelines import processing_image
-from pipelines.settings import Settings
+from processing.kernel.settings import Settings
 
 IMAGE, STEP_PYTHON, HOST_FALLBACK, HOST = "image", "FORECAST_STEP_PYTHON", "host fallback", "host"
 MARKER = "environment.json"          # written last: its presence means the folder is complete
@@ -406,8 +406,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """`python -m pipelines.local.step_env`: build (or find) the step environment and say which it is."""
     import argparse
 
-    from pipelines.settings import SettingsError
-    from pipelines.settings import resolve as resolve_settings
+    from processing.kernel.settings import SettingsError
+    from processing.kernel.settings import resolve as resolve_settings
 
     parser = argparse.ArgumentParser(prog="python -m pipelines.local.step_env",
                                      description="Build the processing image's environment for local steps "

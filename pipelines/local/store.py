@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Optional, Union
 
 from pipelines.local.errors import LocalClientError
-from pipelines.settings import Settings
+from processing.kernel.settings import Settings
 
 TMP_MARKER = ".tmp-"   # temp files carry this in their name and are never listed
 

@@ -6,10 +6,10 @@ import json
 from typing import Any, Mapping, Optional
 from urllib.parse import quote
 
-from pipelines import contracts
 from pipelines.local import graph_layout, report
-from pipelines.settings import Settings
 from pipelines.studio import state
+from processing.kernel import contracts
+from processing.kernel.settings import Settings
 
 esc = html.escape
 STATUS_COLOURS = dict(graph_layout.STATUS_COLOURS, InService="#2e7d32", Creating="#1565c0", Updating="#1565c0",

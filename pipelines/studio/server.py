@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from pipelines.settings import Settings, SettingsError, resolve
 from pipelines.studio import pages, state
+from processing.kernel.settings import Settings, SettingsError, resolve
 
 HOST = "127.0.0.1"
 MAX_FORM_BYTES = 16 * 1024

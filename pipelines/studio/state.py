@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from pipelines import contracts
 from pipelines.local import report
-from pipelines.settings import Settings
+from processing.kernel import contracts
+from processing.kernel.settings import Settings
 
 EXECUTION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 KEY_PARAMETERS = {  # shown in the executions list (besides the overrides)

@@ -1,8 +1,8 @@
 """Test support for the AWS-facing deploy code: capture and validate every boto3 request.
 
-`aws_requests` wraps pipelines.clients.client so that every boto3 client the code under test
+`aws_requests` wraps deploy.clients.client so that every boto3 client the code under test
 gets registers a `before-parameter-build` hook: each request is recorded and validated against
-botocore's service model (pipelines.aws_validation) BEFORE it is sent to the moto server.
+botocore's service model (processing.kernel.aws_validation) BEFORE it is sent to the moto server.
 The clients are built like the factory builds them, but from one boto3 session per region and
 reused within a test (service models are parsed once: the tests run several times faster).
 
@@ -22,9 +22,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from pipelines import clients
-from pipelines.aws_validation import validate_request
-from pipelines.settings import Settings
+from deploy import clients
+from processing.kernel.aws_validation import validate_request
+from processing.kernel.settings import Settings
 
 MOTO_ACCOUNT = "123456789012"
 ROLE_ARN = "arn:aws:iam::123456789012:role/forecast-pipeline"
@@ -120,7 +120,7 @@ def _boto3_session(region: str) -> Any:
 
 @pytest.fixture
 def aws_requests(monkeypatch) -> Recorded:
-    """Every boto3 client from pipelines.clients.client is recorded and validated."""
+    """Every boto3 client from deploy.clients.client is recorded and validated."""
     recorded = Recorded()
     real_client = clients.client
     made: dict = {}
@@ -140,7 +140,7 @@ def aws_requests(monkeypatch) -> Recorded:
 @pytest.fixture
 def sagemaker_target(moto_endpoint, monkeypatch) -> Settings:
     """Settings for the SageMaker target, pointed at the moto server."""
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
 
     monkeypatch.setenv("FORECAST_TARGET", "sagemaker")
     monkeypatch.setenv("FORECAST_ROLE_ARN", ROLE_ARN)

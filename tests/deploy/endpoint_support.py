@@ -87,7 +87,7 @@ def deploy(settings, model_dir: Path, version: int, endpoint_name: str | None = 
 
     from botocore.exceptions import ClientError
 
-    from pipelines.clients import client
+    from deploy.clients import client
     from pipelines.local.store import local_path
 
     sm = client("sagemaker", settings)

@@ -4,15 +4,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import time
 import sys
+import time
 
 import pandas as pd
 import pytest
 
 from deploy import api, endpoint
 from pipelines.local.store import local_path
-from pipelines.settings import resolve
+from processing.kernel.settings import resolve
 from tests.deploy import endpoint_support as support
 
 pytestmark = pytest.mark.timeout(300)
@@ -226,7 +226,7 @@ def test_given_the_api_server_when_posted_then_it_answers_like_the_handler(deplo
 def test_given_two_registered_versions_when_each_is_approved_then_the_endpoint_and_api_serve_it(tmp_path):
     """Local end to end: PrepareData -> engine -> registry -> approve (deploy handler) -> endpoint -> API."""
     from deploy.approve import approve
-    from pipelines.clients import client
+    from deploy.clients import client
     from pipelines.local.store import to_uri
 
     settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})
@@ -264,7 +264,7 @@ def test_given_two_registered_versions_when_each_is_approved_then_the_endpoint_a
 
 
 def test_given_the_invoke_request_then_it_validates_against_the_botocore_model():
-    from pipelines.aws_validation import request_problems
+    from processing.kernel.aws_validation import request_problems
 
     params = api.invoke_params("demand-forecast", support.inference_csv(support.sales()).decode())
 

@@ -11,9 +11,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from deploy import api_infrastructure
-from pipelines import clients
-from pipelines.settings import SettingsError, resolve
+from deploy import api_infrastructure, clients
+from processing.kernel.settings import SettingsError, resolve
 from tests.deploy.aws_support import aws_requests, sagemaker_target  # noqa: F401 - fixtures
 
 EMPTY_ZIP = b"PK\x05\x06" + b"\0" * 18
@@ -139,8 +138,8 @@ def test_the_bundle_is_deterministic_and_serves_a_request_from_the_zip_alone(tmp
     bundle = api_infrastructure.build_bundle()
     assert bundle == api_infrastructure.build_bundle()
     names = zipfile.ZipFile(io.BytesIO(bundle)).namelist()
-    assert {"deploy/__init__.py", "deploy/api.py", "pipelines/__init__.py", "pipelines/settings.py",
-            "pipelines/clients.py", "pipelines/contracts.py"} <= set(names)
+    assert {"deploy/__init__.py", "deploy/api.py", "processing/kernel/__init__.py", "processing/kernel/settings.py",
+            "deploy/clients.py", "processing/kernel/contracts.py"} <= set(names)
     assert not [n for n in names if n.startswith("pipelines/local/")] and "deploy/endpoint.py" not in names
     path = tmp_path / "function.zip"
     path.write_bytes(bundle)

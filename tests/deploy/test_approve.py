@@ -6,13 +6,12 @@ import json
 import pytest
 
 from deploy import approve as cli
+from deploy import clients
 from deploy.approve import ApprovalError
 from deploy.handler import PACKAGE_TAG
-from pipelines import clients
-from pipelines.aws_validation import request_problems
-from pipelines.settings import resolve
-from tests.deploy.aws_support import (aws_requests, ensure_group, local_sagemaker,  # noqa: F401 - fixtures
-                                      register_version, sagemaker_target)
+from processing.kernel.aws_validation import request_problems
+from processing.kernel.settings import resolve
+from tests.deploy.aws_support import aws_requests, ensure_group, local_sagemaker, register_version, sagemaker_target  # noqa: F401 - fixtures
 
 GROUP = "demand-forecasting"
 

@@ -8,10 +8,9 @@ import shutil
 import pytest
 
 from deploy import approve as cli
-from deploy import monitoring, teardown
+from deploy import clients, monitoring, teardown
 from deploy.endpoint import http_request, running_state
-from pipelines import clients
-from pipelines.settings import resolve
+from processing.kernel.settings import resolve
 from tests.deploy.endpoint_support import free_port, inference_csv, sales, train_model
 
 GROUP = "demand-forecasting"

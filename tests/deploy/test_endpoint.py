@@ -528,7 +528,7 @@ class SlowModel:
 def runtime_over(tmp_path):
     """A runtime client and an in-process endpoint registered under `slow` in a local home."""
     from pipelines.local.sagemaker_endpoints import LocalSageMakerRuntimeClient
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
 
     settings = resolve({"home": str(tmp_path)})
     slot = endpoint.ModelSlot(lambda directory: SlowModel(1.0), tmp_path / "cache")

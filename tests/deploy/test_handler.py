@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from deploy import handler
+from deploy import clients, handler
 from deploy.handler import PACKAGE_TAG, DeployError, lambda_handler, resource_name
-from pipelines import clients
-from tests.deploy.aws_support import (aws_requests, ensure_group, register_version,  # noqa: F401 - fixtures
-                                      sagemaker_target)
+from tests.deploy.aws_support import aws_requests, ensure_group, register_version, sagemaker_target  # noqa: F401 - fixtures
 
 GROUP = "demand-forecasting"
 
@@ -125,7 +123,7 @@ def test_given_an_event_without_a_package_arn_then_the_error_says_what_is_expect
 
 @pytest.mark.parametrize("endpoint_name", ["demand-forecast", "e" * 63, "a-very-long-endpoint-name-" * 3])
 def test_resource_names_fit_sagemakers_limits_and_pattern(endpoint_name):
-    from pipelines.aws_validation import request_problems
+    from processing.kernel.aws_validation import request_problems
 
     name = resource_name(endpoint_name, 123456789, "arn", "role", "ml.m5.xlarge", "1")
 

@@ -1,16 +1,15 @@
 """The deploy Lambda, its role and the approval rule, against moto (created, never invoked)."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import zipfile
-import io
 
 import pytest
 
-from deploy import infrastructure
-from pipelines import clients
+from deploy import clients, infrastructure
 from tests.deploy.aws_support import aws_requests, sagemaker_target  # noqa: F401 - fixtures
 
 
@@ -86,7 +85,7 @@ def test_the_bundle_is_deterministic_and_imports_the_handler_on_its_own(tmp_path
 
 
 def test_given_the_local_target_then_it_explains_there_is_no_lambda():
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
 
     with pytest.raises(ValueError, match="SageMaker target only"):
         infrastructure.ensure_deploy_function(resolve({"target": "local"}))

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from deploy import monitoring
-from pipelines import clients
+from deploy import clients, monitoring
 from tests.deploy.aws_support import aws_requests, sagemaker_target  # noqa: F401 - fixtures
 
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 
-from deploy import api_infrastructure, infrastructure, monitoring, teardown
+from deploy import api_infrastructure, clients, infrastructure, monitoring, teardown
 from deploy.handler import lambda_handler
-from pipelines import clients, schedule
-from pipelines.settings import ensure_home, resolve
-from tests.deploy.aws_support import (ROLE_ARN, aws_requests, ensure_group,  # noqa: F401 - fixtures
-                                      register_version, sagemaker_target)
+from pipelines import schedule
+from processing.kernel.settings import ensure_home, resolve
+from tests.deploy.aws_support import ROLE_ARN, aws_requests, ensure_group, register_version, sagemaker_target  # noqa: F401 - fixtures
 
 GROUP = "demand-forecasting"
 EMPTY_ZIP = b"PK\x05\x06" + b"\0" * 18

@@ -15,7 +15,7 @@ from matplotlib.image import imread
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from evaluation import evaluate, scoring
-from pipelines import contracts
+from processing.kernel import contracts
 
 from .conftest import build_dataset
 
@@ -150,8 +150,7 @@ def test_given_the_training_definition_when_evaluate_parses_its_arguments_then_f
     """The rendered Evaluate step's arguments parse with this script's parser; its --out is the
     output that holds the EvaluationReport property file the QualityGate reads at our path."""
     pytest.importorskip("sagemaker")
-    from tests.pipelines.definition_support import (default_parameters, resolve_expression, step,
-                                                    training_definition)
+    from tests.pipelines.definition_support import default_parameters, resolve_expression, step, training_definition
 
     definition = training_definition()
     evaluate_step = step(definition, contracts.STEP_EVALUATE)

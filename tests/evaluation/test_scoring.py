@@ -9,7 +9,7 @@ import pytest
 
 from evaluation import metrics, scoring
 from evaluation.scoring import ACTUAL, SERIES, Columns
-from pipelines import contracts
+from processing.kernel import contracts
 
 COLS = Columns()
 Q = ["p10", "p50", "p90"]

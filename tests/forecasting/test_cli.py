@@ -1,11 +1,10 @@
 """The two CLIs, called in-process with real files."""
 from __future__ import annotations
 
+import importlib
 import json
 
 import pandas as pd
-
-import importlib
 
 predict_cli = importlib.import_module("forecasting.predict")
 train_cli = importlib.import_module("forecasting.train")

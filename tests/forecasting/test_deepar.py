@@ -5,8 +5,8 @@ import pickle
 import time
 
 import joblib
-import pandas as pd
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("torch")

@@ -15,7 +15,7 @@ def _panels(frame, config):
     history, context, actual = split_context(frame, config.horizon)
     _, roles, static, train_panel = _prepare(history, config, "test")
     model = ForecastModel(config, roles, static, {}, {})
-    from forecasting.data import static_frame, to_long_frame, ColumnRoles
+    from forecasting.data import ColumnRoles, static_frame, to_long_frame
     long = to_long_frame(context, config, roles, "ctx", training=False)
     ids = static_frame(context, config, ColumnRoles([], roles.static, []))
     hist, fut = model._split(long, ids, "ctx")

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from forecasting import train
-from forecasting.models import TimeBudgetExceeded, create
-from forecasting.models import statistical
+from forecasting.models import TimeBudgetExceeded, create, statistical
 
 from .conftest import make_frame
 from .test_models import _panels

@@ -7,7 +7,7 @@ import json
 import socket
 from typing import Any, Iterator
 
-from pipelines.settings import resolve
+from processing.kernel.settings import resolve
 
 ROLE = "arn:aws:iam::123456789012:role/forecast-pipeline"
 BUCKET = "forecast-test-bucket"

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import contracts
-from pipelines.aws_validation import request_problems
 from processing import batch_input, create_model, report, resolve_model
-from tests.pipelines.definition_support import (batch_definition, default_parameters, job_request,
-                                                 resolve_expression, step)
+from processing.kernel import contracts
+from processing.kernel.aws_validation import request_problems
+from tests.pipelines.definition_support import (
+    batch_definition,
+    default_parameters,
+    job_request,
+    resolve_expression,
+    step,
+)
 
 SCRIPTS = {contracts.STEP_RESOLVE_MODEL: resolve_model, contracts.STEP_PREPARE_BATCH: batch_input,
            contracts.STEP_CREATE_MODEL: create_model, contracts.STEP_REPORT: report}

@@ -7,8 +7,8 @@ import boto3
 import pytest
 
 from pipelines import bootstrap
-from pipelines.aws_validation import request_problems
-from pipelines.settings import SettingsError
+from processing.kernel.aws_validation import request_problems
+from processing.kernel.settings import SettingsError
 from tests.pipelines.definition_support import BUCKET, REGION, sagemaker_settings
 
 

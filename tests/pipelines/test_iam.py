@@ -14,8 +14,15 @@ import importlib.util
 import pytest
 
 from tests.pipelines import iam_support as iam
-from tests.pipelines.definition_support import (BUCKET, REGION, ROLE, all_steps, batch_definition,
-                                                sagemaker_settings, training_definition)
+from tests.pipelines.definition_support import (
+    BUCKET,
+    REGION,
+    ROLE,
+    all_steps,
+    batch_definition,
+    sagemaker_settings,
+    training_definition,
+)
 
 pytest.importorskip("policy_sentry", reason="the dev extra installs policy_sentry")
 if importlib.util.find_spec("parliament") is None:  # imported through iam_support's shim
@@ -132,7 +139,7 @@ def test_a_new_call_in_a_step_script_without_a_policy_change_fails(tmp_path, mon
     (tmp_path / "processing").mkdir()
     (tmp_path / "processing" / "__init__.py").write_text("")
     (tmp_path / "processing" / "stopper.py").write_text(
-        "from pipelines.clients import client\n"
+        "from deploy.clients import client\n"
         "def stop(settings, name):\n"
         "    client('sagemaker', settings).delete_model_package_group(ModelPackageGroupName=name)\n")
     needs = pipeline_role_needs()

@@ -14,9 +14,15 @@ import pytest
 from botocore.stub import Stubber
 
 from pipelines import run
-from pipelines.aws_validation import request_problems
-from tests.pipelines.definition_support import (BLOCK_SOCKETS_PRELUDE, BUCKET, REGION, ROLE, sagemaker_settings,
-                                                 training_text)
+from processing.kernel.aws_validation import request_problems
+from tests.pipelines.definition_support import (
+    BLOCK_SOCKETS_PRELUDE,
+    BUCKET,
+    REGION,
+    ROLE,
+    sagemaker_settings,
+    training_text,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = Path("/work/shared/seed/sagemaker-automl-time-series-forecasting-recipe.md")
@@ -335,7 +341,7 @@ def test_given_an_execution_arn_then_the_studio_link_names_pipeline_and_executio
 # --- local target -----------------------------------------------------------------------------------
 def test_given_no_role_when_running_with_no_start_then_local_target_and_the_bundle_is_in_the_local_store():
     from pipelines import code_bundle
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
 
     lines: list[str] = []
     assert run.main(["--no-start"], log=lines.append) == 0
@@ -363,7 +369,7 @@ def test_given_overrides_then_the_start_request_passes_botocore_with_string_valu
 
 
 def test_given_a_pipeline_name_sagemaker_rejects_when_upserting_then_every_problem_is_listed_before_any_call(moto_endpoint):
-    from pipelines.aws_validation import RequestValidationError
+    from processing.kernel.aws_validation import RequestValidationError
 
     settings = sagemaker_settings()
     with pytest.raises(RequestValidationError, match=r"CreatePipeline: 2 problem\(s\):\n  CreatePipeline.PipelineName: 'demand_forecast training' does not match"):
@@ -387,5 +393,5 @@ def test_given_forecast_horizon_0_when_running_locally_then_it_is_refused_before
     err = capsys.readouterr().err
     assert code == 2 and "ForecastHorizon must be from 1 to 500" in err and "nothing was started" in err
     from pipelines.local import runtime
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
     assert runtime.load_executions(resolve()) == []

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import clients, schedule
+from deploy import clients
+from pipelines import schedule
 from pipelines.run import RunError
 from tests.deploy.aws_support import aws_requests, sagemaker_target  # noqa: F401 - fixtures
 from tests.pipelines.definition_support import sagemaker_settings
@@ -91,7 +92,7 @@ def test_an_unknown_parameter_fails_before_any_aws_call(sagemaker_target, aws_re
 
 
 def test_a_bad_name_is_refused_by_the_service_model_before_any_aws_call(sagemaker_target, aws_requests):
-    from pipelines.aws_validation import RequestValidationError
+    from processing.kernel.aws_validation import RequestValidationError
 
     with pytest.raises(RequestValidationError, match="Name"):
         schedule.create(sagemaker_target, "weekly retrain!", "training", "rate(1 day)", log=quiet)

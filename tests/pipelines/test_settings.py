@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.settings import SettingsError, resolve
+from processing.kernel.settings import SettingsError, resolve
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from pipelines import contracts, steps
+from pipelines import steps
 from pipelines.sdk import import_sdk
+from processing.kernel import contracts
 from tests.pipelines.definition_support import BUCKET, REGION, resolve_expression, sagemaker_settings
 
 

@@ -6,11 +6,19 @@ import re
 
 import pytest
 
-from pipelines import contracts
-from pipelines.aws_validation import request_problems
-from tests.pipelines.definition_support import (BUCKET, REGION, all_steps, default_parameters, job_request,
-                                                 resolve_expression, step, training_definition,
-                                                 training_text)
+from processing.kernel import contracts
+from processing.kernel.aws_validation import request_problems
+from tests.pipelines.definition_support import (
+    BUCKET,
+    REGION,
+    all_steps,
+    default_parameters,
+    job_request,
+    resolve_expression,
+    step,
+    training_definition,
+    training_text,
+)
 
 ISSUE_PARAMETERS = {  # issue 2: name -> (type, default); None = no default fixed by the issue
     # (issue 18: ModelPackageGroupName and EndpointName are settings, not parameters; see

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from pipelines import contracts
 from pipelines.local import limits
 from processing import batch_input, prepare
 from processing.generate import generate_sales
+from processing.kernel import contracts
 from tests.pipelines.definition_support import batch_definition, default_parameters, step, training_definition
 
 

@@ -1,10 +1,10 @@
 """Atomic writes: a failed writer leaves the old file or folder exactly as it was, and no litter."""
 from __future__ import annotations
 
-import pytest
-
 import os
 import stat
+
+import pytest
 
 from processing.atomic import current_umask, staged_directory, staged_file, write_json_atomic, write_text_atomic
 

@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from pipelines import contracts
-from pipelines.aws_validation import request_problems
 from processing import automl_job, automl_request, register
+from processing.kernel import contracts
+from processing.kernel.aws_validation import request_problems
 
 ROLE = "arn:aws:iam::123456789012:role/forecast-pipeline"
 ACCOUNT_ARN = "arn:aws:sagemaker:us-east-1:123456789012"

@@ -5,11 +5,16 @@ import re
 
 import pytest
 
-from pipelines.aws_validation import request_problems
-from pipelines.settings import resolve
 from processing import automl_request
-from processing.automl_request import (AutoMLRequestError, build_request, default_filling, default_request,
-                                       job_name_for_execution)
+from processing.automl_request import (
+    AutoMLRequestError,
+    build_request,
+    default_filling,
+    default_request,
+    job_name_for_execution,
+)
+from processing.kernel.aws_validation import request_problems
+from processing.kernel.settings import resolve
 
 ROLE = "arn:aws:iam::123456789012:role/forecast-pipeline"
 
@@ -114,7 +119,7 @@ def test_given_several_broken_limits_when_building_then_every_problem_is_reporte
 
 
 def test_given_the_limits_pass_but_botocore_rejects_when_building_then_the_model_error_is_raised():
-    from pipelines.aws_validation import RequestValidationError
+    from processing.kernel.aws_validation import RequestValidationError
 
     with pytest.raises(RequestValidationError, match="RoleArn"):
         _request(role_arn="not-a-role")

@@ -9,9 +9,9 @@ import boto3
 import pandas as pd
 import pytest
 
-from pipelines.aws_validation import request_problems
-from pipelines import contracts
 from processing import batch_input, create_model, resolve_model
+from processing.kernel import contracts
+from processing.kernel.aws_validation import request_problems
 
 GROUP = "demand-forecasting"
 CONTAINERS = [

@@ -5,8 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from processing.data_prep import (DataValidationError, InputTable, PrepConfig, default_filling, period_labels,
-                                  period_ordinals, prepare, resolve_filling)
+from processing.data_prep import (
+    DataValidationError,
+    InputTable,
+    PrepConfig,
+    default_filling,
+    period_labels,
+    period_ordinals,
+    prepare,
+    resolve_filling,
+)
 
 
 def table(frame: pd.DataFrame) -> InputTable:

@@ -6,9 +6,9 @@ import json
 import boto3
 import pytest
 
-from pipelines import contracts
-from pipelines.aws_validation import request_problems
 from processing import register
+from processing.kernel import contracts
+from processing.kernel.aws_validation import request_problems
 
 GROUP = "demand-forecasting"
 EVALUATION_URI = "s3://bucket/prefix/executions/abc/Evaluate/evaluation/evaluation.json"

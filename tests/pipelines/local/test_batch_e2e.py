@@ -14,8 +14,8 @@ import pytest
 from deploy import endpoint
 from pipelines.local import runtime
 from pipelines.run import main as run_main
-from pipelines.settings import resolve
 from processing.generate import generate_sales, write_frame
+from processing.kernel.settings import resolve
 
 pytestmark = pytest.mark.timeout(600)
 FUTURE_DAYS = 14

@@ -18,7 +18,7 @@ MB = 1024 * 1024
 
 @pytest.fixture
 def settings():
-    from pipelines.settings import resolve
+    from processing.kernel.settings import resolve
 
     settings = resolve()
     install_scripts(settings)

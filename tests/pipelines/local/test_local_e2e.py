@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import contracts
 from pipelines.local import runtime
 from pipelines.local.sagemaker import LocalSageMakerClient
 from pipelines.local.store import local_path
 from pipelines.run import main as run_main
-from pipelines.settings import resolve
 from processing.generate import generate_sales, write_frame
+from processing.kernel import contracts
+from processing.kernel.settings import resolve
 
 pytestmark = pytest.mark.timeout(600)
 

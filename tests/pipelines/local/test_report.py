@@ -10,9 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from pipelines import contracts  # noqa: E402
 from pipelines.local import report  # noqa: E402
-from pipelines.settings import resolve  # noqa: E402
+from processing.kernel import contracts  # noqa: E402
+from processing.kernel.settings import resolve  # noqa: E402
 
 EVALUATION = {
     "quality_gate": {"metric": "WAPE", "value": 0.0123, "threshold": 0.3, "passed": True},

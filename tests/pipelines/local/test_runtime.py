@@ -15,9 +15,15 @@ import pytest
 
 from pipelines.local import runtime
 from pipelines.local.runtime import DefinitionError, list_executions, load_definition, run_local
-from pipelines.settings import resolve
-from tests.pipelines.local.handwritten import (definition, gated_pipeline, install_scripts, output_ref,
-                                               processing, read_text)
+from processing.kernel.settings import resolve
+from tests.pipelines.local.handwritten import (
+    definition,
+    gated_pipeline,
+    install_scripts,
+    output_ref,
+    processing,
+    read_text,
+)
 
 
 @pytest.fixture
@@ -184,7 +190,7 @@ class Driver:
             import json, signal, sys
             signal.signal(signal.SIGINT, signal.default_int_handler)
             from pipelines.local.runtime import run_local
-            from pipelines.settings import resolve
+            from processing.kernel.settings import resolve
             sys.exit(run_local(json.load(open({str(tmp_path / 'def.json')!r})), {{}}, resolve()))
         """))
         (tmp_path / "def.json").write_text(json.dumps(definition([processing("Sleep", "sleep.py")], [])))
@@ -349,7 +355,7 @@ def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot
                  "import importlib.util, pipelines, boto3\n"
                  "print('pipelines from', pipelines.__file__)\n"
                  "print('local', importlib.util.find_spec('pipelines.local'))\n"
-                 "print('clients', importlib.util.find_spec('pipelines.clients'))\n"
+                 "print('clients', importlib.util.find_spec('deploy.clients'))\n"
                  "print('endpoint', boto3.client('sagemaker').meta.endpoint_url)\n")
         result = subprocess.run([sys.executable, "-c", probe], env=env, cwd=str(tmp_path), capture_output=True,
                                 text=True, timeout=120)

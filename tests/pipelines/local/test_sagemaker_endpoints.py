@@ -8,9 +8,9 @@ import pytest
 from botocore.exceptions import WaiterError
 
 from deploy import endpoint
-from pipelines.clients import client
+from deploy.clients import client
 from pipelines.local.errors import LocalClientError
-from pipelines.settings import resolve
+from processing.kernel.settings import resolve
 from tests.deploy import endpoint_support as support
 
 pytestmark = pytest.mark.timeout(300)

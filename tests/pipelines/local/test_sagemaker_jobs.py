@@ -13,9 +13,9 @@ from botocore.exceptions import ClientError
 from pipelines.local import automl_worker
 from pipelines.local.sagemaker import LocalSageMakerClient
 from pipelines.local.store import LocalS3Client, local_path
-from pipelines.settings import resolve
 from processing.automl_request import build_request
 from processing.generate import generate_sales
+from processing.kernel.settings import resolve
 
 HORIZON = 7
 ROLE = "arn:aws:iam::000000000000:role/forecast-local"
@@ -238,7 +238,7 @@ def test_a_training_process_whose_runtime_is_killed_stops_itself(trained, tmp_pa
         "import json, sys, time\n"
         "from pipelines.local import automl_worker\n"
         "from pipelines.local.sagemaker import LocalSageMakerClient\n"
-        "from pipelines.settings import resolve\n"
+        "from processing.kernel.settings import resolve\n"
         f"settings = resolve(flags={{'home': {str(settings.home_path)!r}}})\n"
         f"LocalSageMakerClient(settings).create_auto_ml_job_v2(**json.loads({json.dumps(json.dumps(request('job-owner-killed')))}))\n"
         "print(automl_worker._JOBS[(str(settings.home_path), 'job-owner-killed')].process.pid, flush=True)\n"

@@ -6,8 +6,8 @@ import datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines.aws_validation import _check, _service_model
-from pipelines.settings import resolve
+from processing.kernel.aws_validation import _check, _service_model
+from processing.kernel.settings import resolve
 from tests.deploy.aws_support import CONTAINERS, local_sagemaker, register_version
 
 GROUP = "demand-forecasting"

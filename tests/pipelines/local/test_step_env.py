@@ -18,7 +18,7 @@ import pytest
 from pipelines import code_bundle, processing_image
 from pipelines.local import runtime, step_env
 from pipelines.local.store import local_path
-from pipelines.settings import SettingsError, resolve
+from processing.kernel.settings import SettingsError, resolve
 from tests.pipelines.local.handwritten import definition, processing
 
 IMAGE = processing_image.load()
@@ -172,7 +172,7 @@ PROBE = """
     from pathlib import Path
     out = Path(sys.argv[1].split("=", 1)[1]); out.mkdir(parents=True, exist_ok=True)
     seen = {}
-    for name in ("pipelines.contracts", "processing.entry", "forecasting", "pipelines.local", "pipelines.local.runtime",
+    for name in ("processing.kernel.contracts", "processing.entry", "forecasting", "pipelines.local", "pipelines.local.runtime",
                  "deploy", "tests", "lightgbm", "statsforecast", "matplotlib"):
         try:
             seen[name] = getattr(importlib.import_module(name), "__file__", None) or "imported"
@@ -210,7 +210,7 @@ def _run_probe(settings, module: str = ""):
 def _assert_only_the_bundle_is_importable(found, record):
     seen = found["seen"]
     code_dir = Path(record["steps"][0]["log"]).parent / "processing" / "code"
-    for inside in ("pipelines.contracts", "processing.entry"):                      # the bundle, as mounted
+    for inside in ("processing.kernel.contracts", "processing.entry"):                      # the bundle, as mounted
         assert Path(seen[inside]).resolve().is_relative_to(code_dir.resolve()), (inside, seen[inside])
     for outside in ("forecasting", "pipelines.local", "pipelines.local.runtime", "deploy"):
         assert seen[outside] == "ImportError", (outside, seen[outside], found["path"])

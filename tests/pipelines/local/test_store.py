@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipelines.local.store import LocalS3Client, copy_in, copy_out, list_prefix, local_path, to_uri
-from pipelines.settings import resolve
+from processing.kernel.settings import resolve
 
 
 @pytest.fixture

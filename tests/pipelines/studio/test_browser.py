@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import resolve
+from processing.kernel.settings import resolve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 import pytest
 
 from pipelines.local.sagemaker import LocalSageMakerClient
-from pipelines.settings import resolve
 from pipelines.studio import server as studio
 from pipelines.studio import state
+from processing.kernel.settings import resolve
 
 GROUP = "demand-forecasting"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Optional
 
-from pipelines.settings import Settings
+from processing.kernel.settings import Settings
 
 LOCAL_SERVICES = ("s3", "sagemaker", "sagemaker-runtime")
 
