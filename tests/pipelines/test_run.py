@@ -210,7 +210,7 @@ def test_given_help_then_both_pipelines_parameters_are_listed_with_type_default_
 
     settings = run.Settings()
     for spec in training_specs(settings) + batch_specs(settings):
-        line = next((l for l in text.splitlines() if l.split()[:1] == [spec.name]), None)
+        line = next((s for s in text.splitlines() if s.split()[:1] == [spec.name]), None)
         assert line is not None, spec.name
         assert spec.kind in line and "default" in line
         assert spec.help in text
