@@ -68,6 +68,7 @@ import pandas as pd
 
 from deploy.http_base import HttpError, JsonRequestHandler
 from processing import tables
+from processing.kernel import contracts
 from processing.kernel.contracts import (
     MEAN_COLUMN,
     PREP_BACKTEST,
@@ -79,7 +80,7 @@ from processing.kernel.contracts import (
 from processing.kernel.settings import Settings, resolve
 
 LOG = logging.getLogger("deploy.api")
-QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
+QUANTILE_NAME = contracts.QUANTILE_NAME
 DATA_CACHE_SECONDS = 30.0      # how long a discovered data location is trusted before looking again
 TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is trusted
 PACKAGE_TAG = "model-package-arn"   # the endpoint tag the deploy handler writes (any model-package ARN value counts)

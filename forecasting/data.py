@@ -14,6 +14,7 @@ import pandas as pd
 
 from processing import tables
 from processing.data_prep import MAX_ABS_VALUE
+from processing.kernel import contracts
 
 from .config import EngineConfig
 
@@ -154,7 +155,7 @@ def _fill_value(values: np.ndarray, rule: str, explicit: Optional[str]) -> float
     return float({"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[rule](finite))
 
 
-_AGG = {"sum": "sum", "avg": "mean", "first": "first", "min": "min", "max": "max"}
+_AGG = contracts.PANDAS_AGGREGATION
 
 
 def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, source: str,

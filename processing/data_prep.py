@@ -47,7 +47,7 @@ STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 mo
 SHOW_ROWS = 5                    # offending rows quoted in an error message
 MAX_ABS_VALUE = 1e15             # |target| and |covariate| at most this: float64 still holds whole units
                                  # (2**53 ~ 9e15), squares and sums over a series stay far from overflow
-AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+AGGREGATIONS = contracts.AGGREGATIONS
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")   # TimeSeriesTransformations.Filling
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
 DUPLICATE_POLICIES = ("aggregate", "reject")
