@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from processing.atomic import usual_permissions
+from processing.kernel import aws_errors
 from processing.kernel.settings import Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +120,7 @@ def _upload_s3(settings: Settings, prefix: str, uri: str, files: list[tuple[str,
         log(f"code bundle {uri} already uploaded")
         return
     except ClientError as error:  # 404: not there yet
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        if not aws_errors.is_not_found(error):
             raise
     for relative, path in files:
         s3.upload_file(str(path), bucket, prefix + relative)
