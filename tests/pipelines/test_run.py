@@ -348,7 +348,7 @@ def test_given_no_role_when_running_with_no_start_then_local_target_and_the_bund
     assert lines[0] == "target: local (no SageMaker role is configured)"
     settings = resolve()
     bundle = settings.home_path / "s3" / "forecast-local" / code_bundle.bundle_prefix(settings)
-    assert (bundle / "processing" / "entry.py").is_file() and (bundle / "pipelines" / "contracts.py").is_file()
+    assert (bundle / "processing" / "entry.py").is_file() and (bundle / "processing" / "kernel" / "contracts.py").is_file()
     assert not (settings.home_path / "executions").exists()
     assert lines[-1] == "--no-start: definition rendered and code bundle stored; nothing started"
 
