@@ -15,13 +15,12 @@ contracts in pyproject.toml keep processing and evaluation from importing anythi
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
 
-from processing.atomic import usual_permissions
+from processing.atomic import replace_directory, usual_permissions
 from processing.kernel import aws_errors
 from processing.kernel.settings import Settings, ensure_home
 
@@ -99,9 +98,7 @@ def _copy_local(settings: Settings, prefix: str, uri: str, files: list[tuple[str
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, destination)
         (staging / MARKER).write_text("\n".join(relative for relative, _ in files) + "\n")
-        if target.exists():  # an incomplete earlier copy
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        replace_directory(staging, target)  # over an incomplete earlier copy, if any
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
