@@ -3,6 +3,7 @@
     python -m deploy.approve list [--group G] [--json]
     python -m deploy.approve approve ARN|VERSION [--reason TEXT]
     python -m deploy.approve approve --latest [--reason TEXT]
+    python -m deploy.approve approve VERSION --rollback [--reason TEXT]
     python -m deploy.approve reject ARN|VERSION [--reason TEXT]
     python -m deploy.approve rollback [--reason TEXT]
 
@@ -14,7 +15,9 @@ EventBridge-shaped event.
 
 Rollback rejects the version the endpoint serves and deploys the previous approved one (an
 already-approved version emits no state-change event, so rollback runs the deploy handler
-itself, on both targets).
+itself, on both targets). The deploy handler never replaces a newer version with an older one
+otherwise: `approve N --rollback` puts version N on the endpoint even when it serves a newer one
+(and leaves the newer versions' status alone).
 """
 from __future__ import annotations
 
@@ -144,9 +147,12 @@ def deployed_package(sm: Any, endpoint_name: str) -> Optional[str]:
 
 
 # --- acting --------------------------------------------------------------------------------------
-def state_change_event(package: dict, settings: Settings) -> dict:
-    """The EventBridge event SageMaker emits for a model package state change."""
-    return {
+def state_change_event(package: dict, settings: Settings, rollback: bool = False) -> dict:
+    """The EventBridge event SageMaker emits for a model package state change.
+
+    rollback=True adds the project's own top-level "rollback" key (SageMaker never sends it): the
+    handler then may put this version over a newer one."""
+    event = {
         "version": "0", "id": "local", "detail-type": "SageMaker Model Package State Change",
         "source": EVENT_SOURCE, "account": package["ModelPackageArn"].split(":")[4],
         "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -159,6 +165,9 @@ def state_change_event(package: dict, settings: Settings) -> dict:
             "CreationTime": _iso(package.get("CreationTime")),
         },
     }
+    if rollback:
+        event["rollback"] = True
+    return event
 
 
 def in_process_deployer(settings: Settings) -> Deployer:
@@ -177,22 +186,28 @@ def set_status(sm: Any, arn: str, status: str, reason: Optional[str]) -> dict:
 
 
 def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
-            deployer: Optional[Deployer] = None, log: Callable[[str], None] = print) -> dict:
+            deployer: Optional[Deployer] = None, log: Callable[[str], None] = print,
+            rollback: bool = False) -> dict:
     """Approve `arn`; locally deploy it through the handler, on SageMaker EventBridge does.
 
     Re-approving an Approved version changes nothing, so SageMaker emits no event: the handler
-    then runs here (on both targets) so that `approve` always ends with the version deployed.
+    then runs here (on both targets) so that `approve` always ends with the version deployed (or
+    restarted, when its endpoint is OutOfService). The handler never puts an older version over
+    a newer one; rollback=True asks for exactly that, and runs the handler here on both targets
+    (the EventBridge event carries no such request).
     """
     already = describe(sm, arn).get("ModelApprovalStatus") == "Approved"
     package = set_status(sm, arn, "Approved", reason or "approved with deploy.approve")
     log(f"approved version {package.get('ModelPackageVersion')}: {arn}")
     result: dict = {"model_package_arn": arn, "status": "Approved"}
-    if deployer is None and (settings.is_local or already):
+    if deployer is None and (settings.is_local or already or rollback):
         if already and not settings.is_local:
             log("it was already Approved, so no state-change event fires: deploying it from here")
+        elif rollback and not settings.is_local:
+            log("rolling back: deploying it from here")
         deployer = in_process_deployer(settings)
     if deployer is not None:
-        result["deployment"] = deployer(state_change_event(package, settings))
+        result["deployment"] = deployer(state_change_event(package, settings, rollback=rollback))
         name = (result["deployment"] or {}).get("endpoint_name") or settings.endpoint_name
         url = endpoint_url(settings, name)
         if url:
@@ -262,7 +277,7 @@ def rollback(sm: Any, settings: Settings, reason: Optional[str] = None,
     package = set_status(sm, target["ModelPackageArn"], "Approved",
                          f"restored by rollback from version {current_version}")
     deployer = deployer or in_process_deployer(settings)
-    deployment = deployer(state_change_event(package, settings))
+    deployment = deployer(state_change_event(package, settings, rollback=True))
     log(f"deployed version {target['ModelPackageVersion']}: {deployment.get('message', deployment)}")
     return {"rolled_back_from": current, "model_package_arn": target["ModelPackageArn"],
             "deployment": deployment}
@@ -309,6 +324,11 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("package", nargs="?", help="model package ARN or version number")
         if name == "approve":
             command.add_argument("--latest", action="store_true", help="the newest version of the group")
+            command.add_argument("--version", dest="version", default=None,
+                                 help="the version to approve (the same as the positional argument)")
+            command.add_argument("--rollback", action="store_true",
+                                 help="deploy it even when the endpoint serves a newer version (without it, "
+                                      "an older version never replaces a newer one)")
         command.add_argument("--reason", default=None, help="stored as the ApprovalDescription")
     command = commands.add_parser("rollback", help="deploy the previous approved version",
                                   description="Reject the version the endpoint serves and deploy the previous "
@@ -331,10 +351,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             rows = list_versions(sm, group, deployed_package(sm, settings.endpoint_name), args.limit or None)
             print(json.dumps(rows, indent=2) if args.json else format_table(rows))
         elif args.command == "approve":
-            if args.package and args.latest:
+            if args.package and args.version and args.package != args.version:
+                raise ApprovalError(f"two versions given ({args.package} and --version {args.version}): pass one")
+            reference = args.package or args.version
+            if reference and args.latest:
                 raise ApprovalError("pass either a version or --latest, not both")
-            arn = resolve_arn(sm, group, args.package, latest=args.latest)
-            print(json.dumps(approve(sm, settings, arn, args.reason), indent=2, default=str))
+            arn = resolve_arn(sm, group, reference, latest=args.latest)
+            print(json.dumps(approve(sm, settings, arn, args.reason, rollback=args.rollback), indent=2, default=str))
         elif args.command == "reject":
             print(json.dumps(reject(sm, settings, resolve_arn(sm, group, args.package), args.reason), indent=2))
         elif args.command == "rollback":

@@ -34,6 +34,8 @@ Process control (state file ``<home>/endpoints/<name>.json``, log ``<name>.log``
     python -m deploy.endpoint start --model-dir D [--port P] [--name N] [--workers W]   (background)
     python -m deploy.endpoint reload --model-dir D [--model-package-arn A]
     python -m deploy.endpoint status | stop
+`status` exits 0 for a live server, 1 for none, 3 for a dead one (its state file is left but its
+process was killed or crashed).
 """
 from __future__ import annotations
 
@@ -1263,6 +1265,15 @@ def main(argv: Optional[list[str]] = None) -> int:
 def _status(home: Path, name: str) -> int:
     state = running_state(home, name)
     if state is None:
+        left = read_state(home, name)
+        if left and left.get("pid"):   # a state file whose server is gone: killed or crashed, not stopped
+            package = left.get("model_package_arn")
+            again = (f"approving its version again restarts it: python -m deploy.approve approve "
+                     f"{package.rsplit('/', 1)[-1]}" if package else
+                     f"start it again: python -m deploy.endpoint start --name {name} --model-dir ...")
+            print(f"endpoint {name!r} is dead: its server process (pid {left['pid']}, {left.get('url', 'no url')}) "
+                  f"is gone (killed or crashed; `stop` was not used); {again}")
+            return 3
         print(f"endpoint {name!r} is not running (no live server in {endpoints_dir(home)})")
         return 1
     document = {"state": {k: v for k, v in state.items() if k != "admin_token"}}

@@ -17,7 +17,16 @@ anything but Approved is a no-op that says so. For an approved package:
     AddTags      model-package-arn=<arn> on the endpoint
 
 Idempotent: names are derived from the package, so a repeated event reuses the model and the
-config, and does nothing when the endpoint already runs (or is moving to) that config.
+config, and does nothing when the endpoint already serves (or is moving to) that config. An
+endpoint with that config that is not serving (OutOfService: its instances or, locally, its
+server process died) is restarted: UpdateEndpoint to a copy of that config (same model, new
+name `<endpoint>-v<version>-<hash>`: SageMaker deploys an update from a new EndpointConfig).
+
+Newest wins: an approved version never replaces a newer one the endpoint serves (read from the
+endpoint's config, `<endpoint>-v<version>-<hash>`, or its tags) unless the event says
+`"rollback": true` (deploy.approve's rollback). Concurrent invocations race, so the decision is
+taken again on the endpoint's own state after each wait and after UpdateEndpoint is refused
+because another update is in progress.
 
 It then waits for the endpoint's outcome within its time budget and reports the real state
 (`endpoint_status`): InService is "deployed"; Failed (or an update rolled back) raises, so
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from typing import Any, Callable, Optional
 
@@ -51,6 +61,9 @@ PIPELINE_STEP_SECONDS = 600      # SageMaker Pipelines stops waiting for a Lambd
 RETURN_MARGIN_SECONDS = 30       # time kept to report back before the deadline
 DEFAULT_WAIT_SECONDS = PIPELINE_STEP_SECONDS - RETURN_MARGIN_SECONDS
 POLL_SECONDS = 15
+LOCAL_POLL_SECONDS = 0.5         # the local stand-in's endpoints settle in seconds
+UPDATE_ATTEMPTS = 8              # decisions re-taken after concurrent deployments changed the endpoint
+CONFIG_NAME_VERSION = re.compile(r"-v([0-9]+)-[0-9a-f]{8}$")   # resource_name's suffix
 
 
 class DeployError(RuntimeError):
@@ -77,7 +90,8 @@ def parse_event(event: dict, settings: Settings) -> dict:
                               f"expected a {EVENT_DETAIL_TYPE!r} event")
         return {"model_package_arn": arn, "endpoint_name": settings.endpoint_name,
                 "event_status": detail.get("ModelApprovalStatus"), "source": "eventbridge",
-                "instance_type": DEFAULT_INSTANCE_TYPE, "instance_count": DEFAULT_INSTANCE_COUNT}
+                "instance_type": DEFAULT_INSTANCE_TYPE, "instance_count": DEFAULT_INSTANCE_COUNT,
+                "rollback": _flag(event.get("rollback"))}
     arn = event.get("model_package_arn") or event.get("ModelPackageArn")
     if not arn:
         raise DeployError("event has no model_package_arn (pipeline step) nor detail.ModelPackageArn "
@@ -94,7 +108,17 @@ def parse_event(event: dict, settings: Settings) -> dict:
         raise DeployError(f"instance_count must be an integer, got {event.get('instance_count')!r}") from None
     return {"model_package_arn": arn, "endpoint_name": event.get("endpoint_name") or settings.endpoint_name,
             "event_status": None, "source": "pipeline",
-            "instance_type": event.get("instance_type") or DEFAULT_INSTANCE_TYPE, "instance_count": count}
+            "instance_type": event.get("instance_type") or DEFAULT_INSTANCE_TYPE, "instance_count": count,
+            "rollback": _flag(event.get("rollback"))}
+
+
+def _flag(value: Any) -> bool:
+    """`rollback` in an event: only true (or "true") asks to put an older version over a newer one."""
+    if value in (None, False, "", "false", "False"):
+        return False
+    if value is True or value in ("true", "True"):
+        return True
+    raise DeployError(f"rollback must be true or false, got {value!r}")
 
 
 _error_code = aws_errors.error_code
@@ -129,8 +153,14 @@ def _tags(settings: Settings, **extra: str) -> list[dict]:
 
 
 def _wait_until_settled(sm: Any, endpoint_name: str, deadline: float, sleep: Callable[[float], None],
-                        log: Callable[[str], None]) -> dict:
-    """An endpoint that is Creating/Updating cannot be updated: wait (bounded) for it to settle."""
+                        log: Callable[[str], None], poll_seconds: float = POLL_SECONDS,
+                        at_least_once: bool = False) -> dict:
+    """An endpoint that is Creating/Updating cannot be updated: wait (bounded) for it to settle.
+
+    at_least_once: sleep once first (SageMaker refused an update as in progress, yet the endpoint
+    looked settled: the other update is starting)."""
+    if at_least_once:
+        sleep(poll_seconds)
     while True:
         endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
         if endpoint["EndpointStatus"] not in BUSY_STATUSES:
@@ -139,18 +169,18 @@ def _wait_until_settled(sm: Any, endpoint_name: str, deadline: float, sleep: Cal
             raise DeployError(f"endpoint {endpoint_name} is still {endpoint['EndpointStatus']}; "
                               "retry the deployment when it is InService")
         log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; waiting")
-        sleep(POLL_SECONDS)
+        sleep(poll_seconds)
 
 
 def _wait_for_outcome(sm: Any, endpoint_name: str, deadline: float, sleep: Callable[[float], None],
-                      log: Callable[[str], None]) -> dict:
+                      log: Callable[[str], None], poll_seconds: float = POLL_SECONDS) -> dict:
     """Poll the endpoint until it leaves the busy states or the deadline passes; its last description."""
     while True:
         endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
-        if endpoint["EndpointStatus"] not in BUSY_STATUSES or time.monotonic() + POLL_SECONDS > deadline:
+        if endpoint["EndpointStatus"] not in BUSY_STATUSES or time.monotonic() + poll_seconds > deadline:
             return endpoint
         log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; waiting for it to be InService")
-        sleep(POLL_SECONDS)
+        sleep(poll_seconds)
 
 
 def wait_budget(context: Any, source: str) -> float:
@@ -163,17 +193,82 @@ def wait_budget(context: Any, source: str) -> float:
     return max(0.0, remaining - RETURN_MARGIN_SECONDS)
 
 
+def _package_version(arn: Optional[str]) -> Optional[int]:
+    """The version number at the end of a model package ARN (.../model-package/<group>/<version>)."""
+    match = re.search(r"model-package/[^/]+/([0-9]+)$", arn or "")
+    return int(match.group(1)) if match else None
+
+
+def _tag_values(sm: Any, resource_arn: Optional[str]) -> dict:
+    if not resource_arn:
+        return {}
+    try:
+        tags = sm.list_tags(ResourceArn=resource_arn).get("Tags", [])
+    except ClientError:
+        return {}
+    return {tag["Key"]: tag["Value"] for tag in tags}   # the last wins: AddTags overwrites a key (moto appends)
+
+
+def config_version(sm: Any, config_name: Optional[str]) -> Optional[int]:
+    """The model package version an endpoint config serves: from its name (this handler's
+    `<endpoint>-v<version>-<hash>`), else from its `model-package-arn` tag; None when unknown."""
+    if not config_name:
+        return None
+    match = CONFIG_NAME_VERSION.search(config_name)
+    if match:
+        return int(match.group(1))
+    config = _describe_or_none(sm.describe_endpoint_config, EndpointConfigName=config_name) or {}
+    tags = _tag_values(sm, config.get("EndpointConfigArn"))
+    return _package_version(tags.get(PACKAGE_TAG)) or _int_or_none(tags.get(VERSION_TAG))
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def target_config(endpoint: dict) -> Optional[str]:
+    """The config the endpoint serves, or is moving to while an update runs."""
+    return (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") or \
+        endpoint.get("EndpointConfigName")
+
+
+def served_version(sm: Any, endpoint: dict) -> Optional[int]:
+    """The package version the endpoint serves (or is moving to), read from the endpoint's own state:
+    its config, else the version tags the handler puts on it."""
+    version = config_version(sm, target_config(endpoint))
+    if version is None and endpoint.get("EndpointConfigName") == target_config(endpoint):
+        tags = _tag_values(sm, endpoint.get("EndpointArn"))
+        version = _int_or_none(tags.get(VERSION_TAG)) or _package_version(tags.get(PACKAGE_TAG))
+    return version
+
+
+def _in_progress(error: ClientError) -> bool:
+    """SageMaker refuses UpdateEndpoint while the endpoint is Creating/Updating ('Cannot update in-progress')."""
+    message = aws_errors.error_message(error).lower()
+    return _error_code(error) == "ValidationException" and ("in-progress" in message or "in progress" in message)
+
+
 def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], None] = print,
-           wait_seconds: float = DEFAULT_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep) -> dict:
+           wait_seconds: float = DEFAULT_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep,
+           poll_seconds: float = POLL_SECONDS) -> dict:
     """Deploy request['model_package_arn'] if it is approved; return a LambdaStep-friendly dict.
 
     Every result has "status" (deployed, in_progress, skipped) and "endpoint_status" (the
     endpoint's state when the handler returned; empty when nothing was deployed). A Failed
     endpoint raises DeployError. All waiting shares one deadline, wait_seconds from now.
+
+    Never replaces a newer version with an older one unless request["rollback"] is true:
+    concurrent invocations (three runs approving at once) race, so the decision is taken on the
+    endpoint's own state, again after every wait and after SageMaker refuses an update because
+    another one is in progress.
     """
     deadline = time.monotonic() + wait_seconds
     arn = request["model_package_arn"]
     endpoint_name = request["endpoint_name"]
+    rollback = bool(request.get("rollback"))
     try:
         package = sm.describe_model_package(ModelPackageName=arn)
     except ClientError as error:
@@ -199,19 +294,42 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
     name = resource_name(endpoint_name, version, *identity)
     result = {**base, "model_name": name, "endpoint_config_name": name}
 
-    endpoint = _describe_or_none(sm.describe_endpoint, EndpointName=endpoint_name)
-    if endpoint is not None:
-        pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
-        if (endpoint.get("EndpointConfigName") == name or pending == name) and \
-                endpoint["EndpointStatus"] in ACTIVE_STATUSES:
-            message = (f"endpoint {endpoint_name} already serves {arn} "
-                       f"(config {name}, {endpoint['EndpointStatus']}): nothing to do")
-            log(message)
-            return {"status": "skipped", **result, "endpoint_status": endpoint["EndpointStatus"],
-                    "message": message}
-        if endpoint["EndpointStatus"] == "Failed":
+    def skipped(message: str, endpoint: dict) -> dict:
+        log(message)
+        return {"status": "skipped", **result, "endpoint_status": endpoint["EndpointStatus"], "message": message}
+
+    def ours(config_name: Optional[str]) -> bool:
+        """This deployment's config, or a restart copy of it (same version, same model)."""
+        if config_name == name:
+            return True
+        match = CONFIG_NAME_VERSION.search(config_name or "")
+        if not match or int(match.group(1)) != version:
+            return False
+        config = _describe_or_none(sm.describe_endpoint_config, EndpointConfigName=config_name) or {}
+        return [v.get("ModelName") for v in config.get("ProductionVariants", [])] == [name]
+
+    def verdict(endpoint: dict, concurrent: bool = False) -> Optional[dict]:
+        """Skip (a result) or go on (None), judged on the endpoint as it is now."""
+        state = endpoint["EndpointStatus"]
+        if ours(target_config(endpoint)) and (state in ACTIVE_STATUSES or state == "RollingBack"):
+            how = "was just deployed with" if concurrent else "already serves"
+            return skipped(f"endpoint {endpoint_name} {how} {arn} (config {name}, {state}"
+                           f"{', by a concurrent deployment' if concurrent else ''}): nothing to do", endpoint)
+        if state == "Failed":
             raise DeployError(f"endpoint {endpoint_name} is Failed ({endpoint.get('FailureReason', 'no reason')}) "
                               "and cannot be updated; delete it (python -m deploy.teardown) and approve again")
+        serving = served_version(sm, endpoint) if not ours(target_config(endpoint)) else None
+        if serving is not None and serving > version and not rollback:
+            return skipped(f"endpoint {endpoint_name} serves version {serving}, newer than version {version} "
+                           f"({state}): not replacing it with an older version; to go back to version {version} "
+                           f"on purpose: python -m deploy.approve approve {version} --rollback", endpoint)
+        return None
+
+    endpoint = _describe_or_none(sm.describe_endpoint, EndpointName=endpoint_name)
+    if endpoint is not None:
+        early = verdict(endpoint)
+        if early is not None:
+            return early
 
     if _describe_or_none(sm.describe_model, ModelName=name) is None:
         log(f"creating model {name} from {arn}")
@@ -231,41 +349,74 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         log(f"reusing endpoint config {name}")
 
     package_tags = {PACKAGE_TAG: arn, VERSION_TAG: str(version)}
-    if endpoint is None:
-        log(f"creating endpoint {endpoint_name}")
-        try:
-            created = sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name,
-                                         Tags=_tags(settings, **package_tags))
-        except ClientError as error:
-            if not _already_exists(error):
-                raise
-            # a concurrent invocation (pipeline Deploy step + EventBridge rule) created it first
-            endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
-            if endpoint.get("EndpointConfigName") == name:
-                message = f"endpoint {endpoint_name} was just created with {arn} by a concurrent deployment"
-                log(message)
-                return {"status": "skipped", **result, "endpoint_status": endpoint["EndpointStatus"],
-                        "message": message}
+    concurrent = False
+    for _ in range(UPDATE_ATTEMPTS):
+        if endpoint is None:
+            log(f"creating endpoint {endpoint_name}")
+            try:
+                created = sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name,
+                                             Tags=_tags(settings, **package_tags))
+            except ClientError as error:
+                if not _already_exists(error):
+                    raise
+                # a concurrent invocation (pipeline Deploy step, EventBridge rule, another run) was first
+                endpoint, concurrent = sm.describe_endpoint(EndpointName=endpoint_name), True
+                continue
+            return _outcome(sm, endpoint_name, name, "created",
+                            {**result, "endpoint_arn": created["EndpointArn"]}, deadline, sleep, log, poll_seconds)
+        if endpoint["EndpointStatus"] in BUSY_STATUSES:
+            early = verdict(endpoint, concurrent)   # moving to this very config, or to a newer one: done
+            if early is not None:
+                return early
+            endpoint = _wait_until_settled(sm, endpoint_name, deadline, sleep, log, poll_seconds)
+        decided = verdict(endpoint, concurrent)
+        if decided is not None:
+            return decided
+        previous = endpoint.get("EndpointConfigName")
+        target = name
+        if ours(previous):   # the right model, but the endpoint is not serving (OutOfService: crashed)
+            # SageMaker deploys an update from a new EndpointConfig: a copy of this one, same model
+            target = resource_name(endpoint_name, version, *identity, f"restart-{time.time_ns()}")
+            log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']} with config {previous}: "
+                f"restarting it with config {target} (same model {name})")
+            _create_unless_exists(
+                sm.create_endpoint_config, EndpointConfigName=target,
+                ProductionVariants=[{"VariantName": VARIANT_NAME, "ModelName": name,
+                                     "InitialInstanceCount": request["instance_count"],
+                                     "InstanceType": request["instance_type"]}],
+                Tags=_tags(settings, **{PACKAGE_TAG: arn}))
+            action = "restarted"
         else:
-            endpoint_arn, action = created["EndpointArn"], "created"
-    if endpoint is not None:
-        endpoint = _wait_until_settled(sm, endpoint_name, deadline, sleep, log)
-        if endpoint.get("EndpointConfigName") == name:
-            message = f"endpoint {endpoint_name} already serves {arn} (deployed concurrently): nothing to do"
-            log(message)
-            return {"status": "skipped", **result, "endpoint_status": endpoint["EndpointStatus"], "message": message}
-        log(f"updating endpoint {endpoint_name}: {endpoint.get('EndpointConfigName')} -> {name}")
-        updated = sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=name)
-        endpoint_arn, action = updated["EndpointArn"], "updated"
-        sm.add_tags(ResourceArn=endpoint_arn, Tags=[{"Key": k, "Value": v} for k, v in package_tags.items()])
-    return _outcome(sm, endpoint_name, name, action, {**result, "endpoint_arn": endpoint_arn}, deadline, sleep, log)
+            older = rollback and (served_version(sm, endpoint) or 0) > version
+            action = "rolled back" if older else "updated"
+            log(f"{'rolling back' if older else 'updating'} endpoint {endpoint_name}: {previous} -> {name}")
+        try:
+            updated = sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=target)
+        except ClientError as error:
+            if not _in_progress(error):
+                raise
+            # another deployment got its update in first: judge again once it has settled
+            log(f"endpoint {endpoint_name} is being updated by a concurrent deployment; deciding again after it")
+            endpoint, concurrent = sm.describe_endpoint(EndpointName=endpoint_name), True
+            if endpoint["EndpointStatus"] not in BUSY_STATUSES:
+                endpoint = _wait_until_settled(sm, endpoint_name, deadline, sleep, log, poll_seconds,
+                                               at_least_once=True)
+            continue
+        sm.add_tags(ResourceArn=updated["EndpointArn"],
+                    Tags=[{"Key": k, "Value": v} for k, v in package_tags.items()])
+        return _outcome(sm, endpoint_name, target, action,
+                        {**result, "endpoint_config_name": target, "endpoint_arn": updated["EndpointArn"]},
+                        deadline, sleep, log, poll_seconds, previous=previous)
+    raise DeployError(f"endpoint {endpoint_name} kept changing under {UPDATE_ATTEMPTS} concurrent deployments; "
+                      f"approve version {version} again when it is InService")
 
 
 def _outcome(sm: Any, endpoint_name: str, name: str, action: str, result: dict, deadline: float,
-             sleep: Callable[[float], None], log: Callable[[str], None]) -> dict:
+             sleep: Callable[[float], None], log: Callable[[str], None], poll_seconds: float = POLL_SECONDS,
+             previous: Optional[str] = None) -> dict:
     """Wait (within the deadline) for the endpoint to serve config `name`; report, or raise when it failed."""
     arn, version = result["model_package_arn"], result["model_package_version"]
-    endpoint = _wait_for_outcome(sm, endpoint_name, deadline, sleep, log)
+    endpoint = _wait_for_outcome(sm, endpoint_name, deadline, sleep, log, poll_seconds)
     status = endpoint["EndpointStatus"]
     reason = endpoint.get("FailureReason") or "no reason given"
     if status == "Failed":
@@ -276,9 +427,19 @@ def _outcome(sm: Any, endpoint_name: str, name: str, action: str, result: dict, 
                    f"{status} (the deploy function's time is up): check it with describe-endpoint")
         log(message)
         return {"status": "in_progress", "action": action, **result, "endpoint_status": status, "message": message}
-    if endpoint.get("EndpointConfigName") != name:
-        raise DeployError(f"endpoint {endpoint_name} is {status} but serves {endpoint.get('EndpointConfigName')}, "
-                          f"not {name}: the {action[:-1]} to model package {arn} failed ({reason})")
+    current = endpoint.get("EndpointConfigName")
+    if current != name:
+        serving = served_version(sm, endpoint) if current != previous else None
+        if serving is not None and serving > version:
+            message = (f"{action} endpoint {endpoint_name} with model package {arn} (version {version}); a concurrent "
+                       f"deployment has since put the newer version {serving} on it ({status})")
+            log(message)
+            return {"status": "skipped", "action": action, **result, "endpoint_status": status, "message": message}
+        raise DeployError(f"endpoint {endpoint_name} is {status} but serves {current}, "
+                          f"not {name}: the deployment ({action}) of model package {arn} failed ({reason})")
+    if status != "InService":
+        raise DeployError(f"endpoint {endpoint_name} is {status} after it was {action} with model package {arn} "
+                          f"({reason})")
     message = f"{action} endpoint {endpoint_name} with model package {arn} (version {version}): {status}"
     log(message)
     return {"status": "deployed", "action": action, **result, "endpoint_status": status, "message": message}
@@ -292,4 +453,5 @@ def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Setti
     wait_seconds = wait_budget(context, request["source"])
     print(json.dumps({"event_source": request["source"], "model_package_arn": request["model_package_arn"],
                       "endpoint_name": request["endpoint_name"], "target": settings.target}))
-    return deploy(sm, settings, request, wait_seconds=wait_seconds)
+    return deploy(sm, settings, request, wait_seconds=wait_seconds,
+                  poll_seconds=LOCAL_POLL_SECONDS if settings.is_local else POLL_SECONDS)

@@ -114,7 +114,7 @@ def deploy_role_policy(settings: Settings) -> dict:
         {"Sid": "Deploy", "Effect": "Allow",
          "Action": ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:CreateEndpointConfig",
                     "sagemaker:DescribeEndpointConfig", "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint",
-                    "sagemaker:DescribeEndpoint", "sagemaker:AddTags"],
+                    "sagemaker:DescribeEndpoint", "sagemaker:AddTags", "sagemaker:ListTags"],
          "Resource": [f"{sagemaker}:model/{endpoint}-*", f"{sagemaker}:endpoint-config/{endpoint}-*",
                       f"{sagemaker}:endpoint/{endpoint}"]},
         {"Sid": "PassExecutionRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": settings.role_arn,

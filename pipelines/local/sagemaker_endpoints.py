@@ -20,7 +20,7 @@ import fcntl
 import io
 import json
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -112,12 +112,15 @@ class EndpointsMixin:
         return self._sm_dir / "endpoints" / f"{name}.json"
 
     @contextmanager
-    def _locked(self, what: str) -> Iterator[None]:
-        """A process-wide lock (flock) so the CLI, the runtime and tests can't interleave updates."""
+    def _locked(self, what: str, wait: bool = True) -> Iterator[None]:
+        """A cross-process lock (flock) so the CLI, the runtime and tests can't interleave updates.
+
+        wait=False raises BlockingIOError at once when another caller holds it. The kernel drops a
+        dead holder's lock, so a held lock means a live operation."""
         path = self._sm_dir / "locks" / f"{what}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 yield
             finally:
@@ -197,17 +200,34 @@ class EndpointsMixin:
         return {"EndpointArn": arn}
 
     def update_endpoint(self, **params: Any) -> dict:
-        """Swap the running server to the new config's model; on failure keep serving the old one."""
+        """Swap the running server to the new config's model (or start it again when its process died,
+        even with the same config); on failure keep serving the old one.
+
+        Like SageMaker, an update while another create/update runs is refused at once ("Cannot update
+        in-progress endpoint"), not queued: concurrent deployers must decide again on what won.
+        """
         _validate("UpdateEndpoint", params)
         name, config_name = params["EndpointName"], params["EndpointConfigName"]
-        with self._locked(f"endpoint-{name}"):
+        lock = ExitStack()
+        try:
+            lock.enter_context(self._locked(f"endpoint-{name}", wait=False))
+        except BlockingIOError:
             record = self._endpoint_record_or_error(name, "UpdateEndpoint")
-            if record["EndpointStatus"] in ("Creating", "Updating", "Deleting"):
+            raise LocalClientError("ValidationException", f'Cannot update in-progress endpoint '
+                                   f'"{record["EndpointArn"]}".', "UpdateEndpoint") from None
+        with lock:   # no other operation runs now, so a Creating/Updating record is a dead process's
+            record = self._endpoint_record_or_error(name, "UpdateEndpoint")
+            if record["EndpointStatus"] == "Deleting":
                 raise LocalClientError("ValidationException", f'Cannot update in-progress endpoint '
                                        f'"{record["EndpointArn"]}".', "UpdateEndpoint")
             config = self._config_or_error(config_name, "UpdateEndpoint")
             previous = dict(record)
-            record |= {"EndpointStatus": "Updating", "LastModifiedTime": _now().isoformat()}
+            if previous["EndpointStatus"] in ("Creating", "Updating"):   # left by a process that died
+                previous["EndpointStatus"] = "InService"
+            previous.pop("PendingDeploymentSummary", None)
+            now = _now().isoformat()
+            record |= {"EndpointStatus": "Updating", "LastModifiedTime": now,   # SageMaker shows where it goes
+                       "PendingDeploymentSummary": {"EndpointConfigName": config_name, "StartTime": now}}
             _write_json(self._endpoint_path(name), record)
             try:
                 model_dir, package_arn, image = self._serving_model(config, "UpdateEndpoint")
@@ -224,10 +244,14 @@ class EndpointsMixin:
 
     def describe_endpoint(self, EndpointName: str) -> dict:  # noqa: N803
         record = self._endpoint_record_or_error(EndpointName, "DescribeEndpoint")
+        if record["EndpointStatus"] in ("Creating", "Updating"):
+            record = self._settled_record(EndpointName, record)
         status = record["EndpointStatus"]
         if status == "InService" and not self._endpoint_module().running_state(self.settings.home_path,
                                                                                  EndpointName):
-            status = "OutOfService"   # the server process is gone (stopped by hand or crashed)
+            # SageMaker: "OutOfService: Endpoint is not available to take incoming requests"; here the
+            # server process is gone (stopped by hand, killed, crashed). Approving again restarts it.
+            status = "OutOfService"
         response = {key: record[key] for key in ("EndpointName", "EndpointArn", "EndpointConfigName")}
         config = _read_json(self._config_path(record["EndpointConfigName"])) or {}
         response["ProductionVariants"] = [
@@ -246,6 +270,10 @@ class EndpointsMixin:
                      "LastModifiedTime": _to_datetime(record["LastModifiedTime"])}
         if record.get("FailureReason"):
             response["FailureReason"] = record["FailureReason"]
+        if status == "Updating" and record.get("PendingDeploymentSummary"):
+            pending = record["PendingDeploymentSummary"]
+            response["PendingDeploymentSummary"] = {"EndpointConfigName": pending["EndpointConfigName"],
+                                                    "StartTime": _to_datetime(pending["StartTime"])}
         return response
 
     def delete_endpoint(self, EndpointName: str) -> dict:  # noqa: N803
@@ -320,6 +348,23 @@ class EndpointsMixin:
             return module.read_state(home, name)
         return module.start(name, model_dir, home=home, port=self.settings.endpoint_port,
                             model_package_arn=package_arn, workers=self.settings.endpoint_workers)
+
+    def _settled_record(self, name: str, record: dict) -> dict:
+        """A Creating/Updating record whose operation no longer holds the endpoint's lock belongs to a
+        process that died mid-deploy: an update left the old server running, a create left nothing."""
+        lock = ExitStack()
+        try:
+            lock.enter_context(self._locked(f"endpoint-{name}", wait=False))
+        except BlockingIOError:
+            return record   # the operation is running
+        with lock:
+            record = self._endpoint_record_or_error(name, "DescribeEndpoint")   # it may have just finished
+        if record["EndpointStatus"] == "Updating":
+            return record | {"EndpointStatus": "InService"}
+        if record["EndpointStatus"] == "Creating":
+            return record | {"EndpointStatus": "Failed",
+                             "FailureReason": "the local process creating the endpoint died before it was InService"}
+        return record
 
     @staticmethod
     def _endpoint_module():

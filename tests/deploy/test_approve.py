@@ -228,3 +228,24 @@ def test_every_subcommand_has_a_description_and_a_help_line():
         for name, sub in commands.choices.items():
             assert sub.description and len(sub.description) > 20, (parser.prog, name)
             assert helps.get(name), (parser.prog, name)
+
+
+def test_on_sagemaker_approving_an_older_version_keeps_the_newer_unless_rollback_is_asked(sagemaker_target,
+                                                                                         aws_requests, capsys):
+    from deploy.handler import lambda_handler
+
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    v1 = register_version(sm, GROUP, status="Approved")
+    v2 = register_version(sm, GROUP, status="Approved")
+    lambda_handler({"model_package_arn": v2})
+
+    kept = cli.approve(sm, sagemaker_target, v1, log=lambda _: None)   # already Approved: runs the handler here
+
+    assert kept["deployment"]["status"] == "skipped" and cli.deployed_package(sm, "demand-forecast") == v2
+    assert cli.main(["--target", "sagemaker", "--region", "us-east-1", "approve", "--version", "1",
+                     "--rollback"]) == 0
+    assert cli.deployed_package(sm, "demand-forecast") == v1
+    assert sm.describe_model_package(ModelPackageName=v2)["ModelApprovalStatus"] == "Approved"   # left alone
+    assert cli.main(["--target", "sagemaker", "--region", "us-east-1", "approve", "1", "--version", "2"]) == 2
+    assert "two versions given" in capsys.readouterr().err

@@ -247,8 +247,8 @@ def test_given_an_endpoint_that_never_settles_then_the_error_says_to_retry(sagem
     now = datetime.datetime.now(datetime.timezone.utc)
     sm = boto3.session.Session(region_name="us-east-1").client("sagemaker")
     busy = {"EndpointName": "demand-forecast", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/"
-            "demand-forecast", "EndpointConfigName": "old", "EndpointStatus": "Creating", "CreationTime": now,
-            "LastModifiedTime": now}
+            "demand-forecast", "EndpointConfigName": "demand-forecast-v4-0123abcd", "EndpointStatus": "Creating",
+            "CreationTime": now, "LastModifiedTime": now}
     with Stubber(sm) as stub:
         stub.add_response("describe_model_package", {
             "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 5,
@@ -381,3 +381,126 @@ def test_given_an_endpoint_the_function_is_not_scoped_to_then_the_error_says_how
     with pytest.raises(DeployError, match="endpoint_name 'other-endpoint': this deploy function, its IAM role and "
                                           "the approval rule are scoped to endpoint 'demand-forecast'"):
         handler.parse_event({"model_package_arn": arn, "endpoint_name": "other-endpoint"}, sagemaker_target)
+
+
+def test_given_a_newer_version_served_when_an_older_one_is_approved_then_it_is_kept_unless_rolling_back(
+        sm, aws_requests):
+    older = register_version(sm, GROUP, status="Approved", execution="exec-1")
+    newer = register_version(sm, GROUP, status="Approved", execution="exec-2")
+    lambda_handler(eventbridge(newer))
+    before = len(aws_requests.calls)
+
+    late = lambda_handler(eventbridge(older))   # e.g. run 1's event delivered after run 2's
+
+    assert late["status"] == "skipped" and "serves version 2, newer than version 1" in late["message"]
+    assert "--rollback" in late["message"]
+    later = [op for _, op, _ in aws_requests.calls[before:]]
+    assert not {"CreateModel", "CreateEndpointConfig", "UpdateEndpoint"} & set(later)
+    assert endpoint_tags(sm, "demand-forecast")[PACKAGE_TAG] == newer
+
+    back = lambda_handler({**eventbridge(older), "rollback": True})
+
+    assert back["status"] == "deployed" and back["action"] == "rolled back"
+    assert endpoint_tags(sm, "demand-forecast")[PACKAGE_TAG] == older
+    assert sm.describe_endpoint(EndpointName="demand-forecast")["EndpointConfigName"] == \
+        back["endpoint_config_name"]
+
+
+def _package(arn, version, now):
+    return {"ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": version,
+            "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []}}
+
+
+def test_given_a_concurrent_newer_update_refused_as_in_progress_then_the_handler_decides_again_and_keeps_it(
+        sagemaker_target):
+    """Runs 1 and 2 both saw version 0 served; run 2's UpdateEndpoint got in first, so SageMaker refuses
+    run 1's ("Cannot update in-progress endpoint"); run 1 waits, sees version 2 and leaves it."""
+    import datetime
+
+    import boto3
+    from botocore.stub import Stubber
+
+    from tests.deploy.aws_support import Recorded, instrument
+
+    settings = sagemaker_target
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/1"
+    name = resource_name("demand-forecast", 1, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
+    newer = "demand-forecast-v2-0123abcd"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sm = instrument(boto3.session.Session(region_name="us-east-1").client("sagemaker"), Recorded())
+    sleeps: list = []
+    with Stubber(sm) as stub:
+        stub.add_response("describe_model_package", _package(arn, 1, now), {"ModelPackageName": arn})
+        stub.add_response("describe_endpoint", _endpoint("InService", "demand-forecast-v0-0123abcd", now))
+        stub.add_response("describe_model", {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:us-east-1:"
+                                             f"123456789012:model/{name}", "CreationTime": now})
+        stub.add_response("describe_endpoint_config", {
+            "EndpointConfigName": name, "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
+            f"endpoint-config/{name}", "ProductionVariants": [{"VariantName": "AllTraffic"}], "CreationTime": now})
+        stub.add_client_error("update_endpoint", service_error_code="ValidationException", http_status_code=400,
+                              service_message=f'Cannot update in-progress endpoint "{ENDPOINT_ARN}".',
+                              expected_params={"EndpointName": "demand-forecast", "EndpointConfigName": name})
+        stub.add_response("describe_endpoint", dict(_endpoint("Updating", "demand-forecast-v0-0123abcd", now),
+                                                    PendingDeploymentSummary={"EndpointConfigName": newer}))
+
+        result = handler.deploy(sm, settings, handler.parse_event(eventbridge(arn), settings),
+                                log=lambda _: None, sleep=sleeps.append)
+
+        stub.assert_no_pending_responses()
+    assert result["status"] == "skipped" and "serves version 2, newer than version 1" in result["message"]
+    assert sleeps == []
+
+
+def test_given_an_out_of_service_endpoint_on_the_approved_config_then_it_is_restarted(sagemaker_target,
+                                                                                      monkeypatch):
+    """Approving again brings back an endpoint that stopped serving, instead of 'nothing to do'."""
+    import datetime
+    import time
+
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from tests.deploy.aws_support import Recorded, instrument
+
+    settings = sagemaker_target
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
+    name = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
+    monkeypatch.setattr(time, "time_ns", lambda: 42)
+    copy = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1",
+                         "restart-42")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sm = instrument(boto3.session.Session(region_name="us-east-1").client("sagemaker"), Recorded())
+    with Stubber(sm) as stub:
+        stub.add_response("describe_model_package", _package(arn, 3, now), {"ModelPackageName": arn})
+        stub.add_response("describe_endpoint", _endpoint("OutOfService", name, now))
+        stub.add_response("describe_model", {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:us-east-1:"
+                                             f"123456789012:model/{name}", "CreationTime": now})
+        stub.add_response("describe_endpoint_config", {
+            "EndpointConfigName": name, "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
+            f"endpoint-config/{name}", "ProductionVariants": [{"VariantName": "AllTraffic"}], "CreationTime": now})
+        # "To update an endpoint, you must create a new EndpointConfig": a copy, same model and variant
+        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:"
+                                                     f"123456789012:endpoint-config/{copy}"},
+                          {"EndpointConfigName": copy, "Tags": ANY, "ProductionVariants": [
+                              {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
+                               "InstanceType": "ml.m5.xlarge"}]})
+        stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
+                          {"EndpointName": "demand-forecast", "EndpointConfigName": copy})
+        stub.add_response("add_tags", {"Tags": []}, {"ResourceArn": ENDPOINT_ARN, "Tags": ANY})
+        stub.add_response("describe_endpoint", _endpoint("Updating", name, now))
+        stub.add_response("describe_endpoint", _endpoint("InService", copy, now))
+
+        result = handler.deploy(sm, settings, handler.parse_event(eventbridge(arn), settings),
+                                log=lambda _: None, sleep=lambda _: None)
+
+        stub.assert_no_pending_responses()
+    assert result["status"] == "deployed" and result["action"] == "restarted"
+    assert result["endpoint_status"] == "InService" and result["endpoint_config_name"] == copy
+    assert copy != name and handler.CONFIG_NAME_VERSION.search(copy).group(1) == "3"
+
+
+def test_given_a_rollback_flag_that_is_not_a_boolean_then_the_error_names_it(sagemaker_target):
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
+    with pytest.raises(DeployError, match="rollback must be true or false, got 'yes'"):
+        handler.parse_event({"model_package_arn": arn, "rollback": "yes"}, sagemaker_target)

@@ -129,8 +129,11 @@ def boto3_calls(module: str) -> set[Call]:
                 for inner in ast.walk(node):   # outer calls first: the innermost call wins
                     if isinstance(inner, ast.Attribute):
                         keywords_at[id(inner)] = keywords
+        # boto3 methods take keyword arguments only: `pattern.search(text)` is a regex, not SageMaker's Search
+        positional = {id(node.func) for node in ast.walk(tree)
+                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args}
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute):
+            if not isinstance(node, ast.Attribute) or id(node) in positional:
                 continue
             for service in services:
                 operation = operations(service).get(node.attr)

@@ -187,3 +187,39 @@ def test_given_a_resource_when_tags_are_added_and_deleted_then_list_tags_follows
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "a", "Value": "3"}]
     with pytest.raises(LocalClientError, match="Tags"):
         sm.add_tags(ResourceArn=arn, Tags=[{"Key": "a"}])
+
+
+def test_given_an_update_in_progress_when_another_update_comes_then_it_is_refused_at_once_like_sagemaker(
+        served, sm, settings, model_dir):
+    import threading
+
+    support.deploy(settings, model_dir, version=2)   # creates config demand-forecast-v2 (and serves it)
+    outcome: list = []
+
+    def update_to_v1() -> None:
+        try:
+            outcome.append(sm.update_endpoint(EndpointName=settings.endpoint_name,
+                                              EndpointConfigName=f"{settings.endpoint_name}-v1"))
+        except LocalClientError as error:
+            outcome.append(error)
+
+    with sm._locked(f"endpoint-{settings.endpoint_name}"):   # what a running create/update holds
+        other = threading.Thread(target=update_to_v1)
+        other.start()
+        other.join(timeout=10)
+        refused_at_once = not other.is_alive()
+    other.join(timeout=120)
+    assert refused_at_once, "UpdateEndpoint waited behind the running update instead of refusing"
+    assert isinstance(outcome[0], LocalClientError) and "Cannot update in-progress endpoint" in str(outcome[0])
+    assert sm.describe_endpoint(EndpointName=settings.endpoint_name)["EndpointConfigName"] == \
+        f"{settings.endpoint_name}-v2"
+
+
+def test_given_an_update_whose_process_died_then_describe_reports_it_settled_and_an_update_works(
+        served, sm, settings, model_dir):
+    path = settings.home_path / "sagemaker" / "endpoints" / f"{settings.endpoint_name}.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(record | {"EndpointStatus": "Updating"}))   # killed mid-update: nobody holds the lock
+
+    assert sm.describe_endpoint(EndpointName=settings.endpoint_name)["EndpointStatus"] == "InService"
+    assert support.deploy(settings, model_dir, version=5)["EndpointStatus"] == "InService"
