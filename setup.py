@@ -43,6 +43,10 @@ setup(
             "parliament>=1.6",
             # browser tests of the local Studio drive Debian's chromium (apt), never a downloaded one
             "playwright>=1.40",
+            # the checks .ci/check runs (settings in pyproject.toml): lint and the layer contracts
+            "ruff>=0.6",
+            "import-linter>=2.0",
+            "pre-commit>=3.5",
         ],
     },
 )

@@ -68,6 +68,7 @@ import pandas as pd
 
 from deploy.http_base import HttpError, JsonRequestHandler
 from processing import tables
+from processing.kernel import aws_errors, contracts
 from processing.kernel.contracts import (
     MEAN_COLUMN,
     PREP_BACKTEST,
@@ -79,7 +80,7 @@ from processing.kernel.contracts import (
 from processing.kernel.settings import Settings, resolve
 
 LOG = logging.getLogger("deploy.api")
-QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
+QUANTILE_NAME = contracts.QUANTILE_NAME
 DATA_CACHE_SECONDS = 30.0      # how long a discovered data location is trusted before looking again
 TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is trusted
 PACKAGE_TAG = "model-package-arn"   # the endpoint tag the deploy handler writes (any model-package ARN value counts)
@@ -690,11 +691,11 @@ class ForecastApi:
             response = self.client("sagemaker-runtime").invoke_endpoint(**invoke_params(self.endpoint_name, body))
             payload = response["Body"].read()
         except ClientError as error:
-            message = error.response.get("Error", {}).get("Message", str(error))
+            message = aws_errors.error_message(error) or str(error)
             if "timed out" in message:
                 raise ApiError(504, f"the forecast endpoint {self.endpoint_name!r} did not answer in time: "
                                     f"{message}") from None
-            if error.response.get("Error", {}).get("Code") == "413":
+            if aws_errors.error_code(error) == "413":
                 message += (" (the item's history is too long for one real-time request: serve fewer periods "
                             "with --history-periods)")
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} failed: {message}") from None

@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from deploy import clients
 from deploy.handler import PACKAGE_TAG, DeployError
+from processing.kernel import aws_errors
 from processing.kernel.settings import Settings, SettingsError, resolve
 
 EVENT_SOURCE = "aws.sagemaker"
@@ -83,7 +84,7 @@ def describe(sm: Any, arn: str) -> dict:
     try:
         return sm.describe_model_package(ModelPackageName=arn)
     except ClientError as error:
-        message = error.response.get("Error", {}).get("Message", "")
+        message = aws_errors.error_message(error)
         raise ApprovalError(f"model package {arn} not found in the registry ({message}); "
                             "`python -m deploy.approve list` shows the versions") from None
 
@@ -240,7 +241,7 @@ def approval_rule_exists(settings: Settings) -> bool:
     try:
         clients.client("events", settings).describe_rule(Name=rule_name(settings))
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+        if aws_errors.is_not_found(error):
             return False
         raise
     return True

@@ -45,6 +45,7 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from deploy import clients
+from processing.kernel import aws_errors
 from processing.kernel.settings import Settings, resolve
 
 EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -120,15 +121,9 @@ def _flag(value: Any) -> bool:
     raise DeployError(f"rollback must be true or false, got {value!r}")
 
 
-def _error_code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
-
-
-def _missing(error: ClientError) -> bool:
-    """SageMaker answers a Describe* of an unknown resource with ValidationException 'Could not find'."""
-    message = str(error.response.get("Error", {}).get("Message", "")).lower()
-    return (_error_code(error) in ("ResourceNotFound", "ResourceNotFoundException", "ValidationException")
-            and ("could not find" in message or "does not exist" in message or "not found" in message))
+_error_code = aws_errors.error_code
+# SageMaker answers a Describe* of an unknown resource with ValidationException 'Could not find'
+_missing = aws_errors.is_not_found
 
 
 def _describe_or_none(call: Callable[..., dict], **params: Any) -> Optional[dict]:
@@ -140,8 +135,7 @@ def _describe_or_none(call: Callable[..., dict], **params: Any) -> Optional[dict
         raise
 
 
-def _already_exists(error: ClientError) -> bool:
-    return "already exist" in str(error.response.get("Error", {}).get("Message", "")).lower()
+_already_exists = aws_errors.already_exists
 
 
 def _create_unless_exists(call: Callable[..., dict], **params: Any) -> None:
@@ -253,7 +247,7 @@ def served_version(sm: Any, endpoint: dict) -> Optional[int]:
 
 def _in_progress(error: ClientError) -> bool:
     """SageMaker refuses UpdateEndpoint while the endpoint is Creating/Updating ('Cannot update in-progress')."""
-    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    message = aws_errors.error_message(error).lower()
     return _error_code(error) == "ValidationException" and ("in-progress" in message or "in progress" in message)
 
 

@@ -29,12 +29,13 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from deploy import clients
+from processing.kernel import aws_errors
 from processing.kernel.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# deploy.handler imports deploy.clients and processing.kernel.settings, nothing else from the project
-BUNDLE_FILES = ("deploy/__init__.py", "deploy/handler.py", "pipelines/__init__.py",
-                "processing/kernel/settings.py", "deploy/clients.py")
+# deploy.handler imports deploy.clients and the kernel's settings and aws_errors, nothing else from the project
+BUNDLE_FILES = ("deploy/__init__.py", "deploy/handler.py", "deploy/clients.py", "processing/__init__.py",
+                "processing/kernel/__init__.py", "processing/kernel/settings.py", "processing/kernel/aws_errors.py")
 HANDLER = "deploy.handler.lambda_handler"
 RUNTIME = "python3.12"
 TIMEOUT_SECONDS = 900          # room to wait for an endpoint that is still Updating
@@ -121,8 +122,7 @@ def deploy_role_policy(settings: Settings) -> dict:
     ]}
 
 
-def _code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
+_code = aws_errors.error_code
 
 
 def ensure_function_role(settings: Settings, log: Log = print) -> str:

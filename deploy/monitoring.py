@@ -35,7 +35,7 @@ from processing.kernel.settings import Settings, SettingsError, resolve
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 VARIANT_NAME = "AllTraffic"   # deploy.handler's single variant
-ACCURACY_NAMESPACE = "DemandForecasting/Accuracy"   # processing.monitor publishes here
+ACCURACY_NAMESPACE = "DemandForecasting/Accuracy"   # evaluation.monitor publishes here
 DEFAULT_ACCURACY_FACTOR = 1.5
 Log = Callable[[str], None]
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from deploy import api_infrastructure, clients, infrastructure, monitoring
+from processing.kernel import aws_errors
 from processing.kernel.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve
 
 PIPELINE_MODEL_PREFIX = "fc-"   # processing.automl_request.JOB_NAME_PREFIX: AutoML and batch models
@@ -48,8 +49,7 @@ class Resource:
         return f"{self.kind:<24} {self.name}"
 
 
-def _code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
+_code = aws_errors.error_code
 
 
 def _exists(call: Callable[[], Any]) -> Any:
@@ -57,9 +57,7 @@ def _exists(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except ClientError as error:
-        message = str(error).lower()
-        if _code(error) in ("ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "NotFound", "404") or \
-                "not found" in message or "does not exist" in message or "could not find" in message:
+        if aws_errors.is_not_found(error):
             return None
         raise
 

@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence
 
 from evaluation import champion, plots, scoring
 from evaluation.scoring import SERIES, Columns
+from processing.atomic import replace_directory
 from processing.kernel import contracts
 
 PLOTS_DIR = "plots"
@@ -141,10 +142,7 @@ def write_outputs(evaluation: scoring.Evaluation, out: Path, columns: Columns, q
         for name in (PER_ITEM_FILE, PLOTS_DIR, contracts.EVALUATION_FILE):
             target = out / name
             if target.is_dir():
-                old = out / f".{name}.old-{os.getpid()}"
-                os.rename(target, old)
-                os.rename(stage / name, target)
-                shutil.rmtree(old, ignore_errors=True)
+                replace_directory(stage / name, target)
             else:
                 os.replace(stage / name, target)
     finally:

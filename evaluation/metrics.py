@@ -17,10 +17,11 @@ Conventions
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, Hashable, List, Mapping, NamedTuple, Sequence
 
 import numpy as np
+
+from processing.kernel import contracts
 
 __all__ = [
     "quantile_level", "pinball_loss", "wql", "wape", "mae", "rmse", "bias", "relative_bias",
@@ -28,7 +29,6 @@ __all__ = [
     "mase", "MaseResult",
 ]
 
-_QUANTILE_NAME = re.compile(r"^p([1-9]\d?)$")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -65,12 +65,12 @@ def _ratio(num: float, den: float) -> float:
 # ----------------------------------------------------------------------------- quantiles
 def quantile_level(name: str) -> float:
     """'p10' -> 0.1, 'p5' -> 0.05, 'p99' -> 0.99 (Autopilot's quantile names, ^p[1-9]\\d?$)."""
-    match = _QUANTILE_NAME.match(str(name).strip())
-    if not match:
+    level = contracts.quantile_fraction(str(name).strip())
+    if level is None:
         raise ValueError(
             f"quantile name {name!r} is not of the form p1..p99 (for example p10, p50, p90)"
         )
-    return int(match.group(1)) / 100.0
+    return level
 
 
 def pinball_loss(actual: Any, forecast: Any, level: float) -> np.ndarray:

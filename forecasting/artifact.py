@@ -7,7 +7,6 @@ grouping columns, timestamp, one column per quantile, then `mean`.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -18,7 +17,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from processing.atomic import staged_file, usual_permissions
+from processing.atomic import replace_directory, staged_file, usual_permissions
 from processing.kernel.contracts import MEAN_COLUMN
 
 from .config import EngineConfig
@@ -157,13 +156,7 @@ class ForecastModel:
             (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
             if leaderboard is not None:
                 leaderboard.to_csv(tmp / LEADERBOARD_FILE, index=False)
-            if model_dir.exists():
-                old = model_dir.with_name(f".{model_dir.name}.old.{os.getpid()}")
-                os.replace(model_dir, old)
-                os.replace(tmp, model_dir)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, model_dir)
+            replace_directory(tmp, model_dir)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -7,23 +7,22 @@ parallel settings.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Mapping, Optional
 
+from processing.kernel import contracts
 from processing.kernel.contracts import DEFAULT_QUANTILES, pandas_frequency, season_length, split_frequency
 
 OBJECTIVES = ("AverageWeightedQuantileLoss", "MAPE", "WAPE", "RMSE", "MASE")
-AGGREGATIONS = ("sum", "avg", "first", "min", "max")
-_QUANTILE_NAME = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+AGGREGATIONS = contracts.AGGREGATIONS
 
 
 def quantile_level(name: str) -> float:
-    """'p10' -> 0.1 ; Autopilot names quantiles p1..p99 (decimals allowed, e.g. p99.9)."""
-    match = _QUANTILE_NAME.match(str(name).strip())
-    if not match or not 0 < float(match.group(1)) < 100:
+    """'p10' -> 0.1 ; Autopilot names quantiles p1..p99 (contracts.QUANTILE_NAME: no decimals)."""
+    level = contracts.quantile_fraction(str(name).strip())
+    if level is None:
         raise ValueError(f"ForecastQuantiles entry {name!r} is not of the form pNN with 0 < NN < 100 "
                          "(for example p10, p50, p90)")
-    return float(match.group(1)) / 100.0
+    return level
 
 
 @dataclasses.dataclass

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from processing import tables
-from processing.data_prep import MAX_ABS_VALUE
+from processing.data_prep import MAX_ABS_VALUE, apply_fill
+from processing.kernel import contracts
 
 from .config import EngineConfig
 
@@ -141,20 +142,18 @@ def _parse_timestamps(values: pd.Series, source: str, column: str) -> pd.Series:
     return parsed
 
 
-def _fill_value(values: np.ndarray, rule: str, explicit: Optional[str]) -> float:
-    if rule in ("zero",):
-        return 0.0
+def _fill(values: np.ndarray, codes: np.ndarray, region: np.ndarray, rule: str,
+          explicit: Optional[str]) -> np.ndarray:
+    """Fill the missing values in `region` the way the PrepareData step does (data_prep.apply_fill:
+    Autopilot's statistic over each series' 64 most recent observed values); nan/none keeps them empty."""
     if rule in ("nan", "none"):
-        return np.nan
-    if rule == "value":
-        return float(explicit) if explicit is not None else 0.0
-    finite = values[np.isfinite(values)]
-    if not len(finite):
-        return 0.0
-    return float({"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[rule](finite))
+        return values
+    missing = np.isnan(values)
+    filled = apply_fill(values, codes, missing, region, rule, explicit if explicit is not None else "0")
+    return np.where(np.isnan(filled) & missing & region, 0.0, filled)   # a series with no value at all
 
 
-_AGG = {"sum": "sum", "avg": "mean", "first": "first", "min": "min", "max": "max"}
+_AGG = contracts.PANDAS_AGGREGATION
 
 
 def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, source: str,
@@ -259,16 +258,17 @@ def _apply_filling(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles,
     if training:
         long = long[in_history].reset_index(drop=True)
         in_history = np.ones(len(long), bool)
+        codes = pd.factorize(long["unique_id"].to_numpy())[0]   # the rows left
     for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
         rule = config.filling.get(user, {})
         values = long[internal].to_numpy(float).copy()
         missing = np.isnan(values)
         mid = missing & in_history
         if mid.any():
-            values[mid] = _fill_value(values, rule.get("middlefill", "zero"), rule.get("middlefill_value"))
+            values = _fill(values, codes, mid, rule.get("middlefill", "zero"), rule.get("middlefill_value"))
         fut = missing & ~in_history
         if internal != "y" and fut.any() and "futurefill" in rule:
-            values[fut] = _fill_value(values, rule["futurefill"], rule.get("futurefill_value"))
+            values = _fill(values, codes, fut, rule["futurefill"], rule.get("futurefill_value"))
         long[internal] = values
     return long
 

@@ -13,6 +13,7 @@ over all windows ranks candidates, and the same backtest forecasts choose the en
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import traceback
 from pathlib import Path
@@ -28,6 +29,8 @@ from .ensemble import caruana_weights, combine, interval_scales, pinball_loss, p
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
 from .models import CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
 from .models.base import straddles_median
+
+logger = logging.getLogger(__name__)
 
 ENSEMBLE_NAME = "WeightedEnsemble"
 REFIT_SHARE = 0.25  # of the time limit kept for the final refit and saving
@@ -71,9 +74,12 @@ def backtest_windows(panel, config: EngineConfig, log):
 
 
 def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[float] = None,
-          log: Callable[[str], None] = print, candidates: Optional[list] = None,
+          log: Optional[Callable[[str], None]] = None, candidates: Optional[list] = None,
           candidate_params: Optional[dict] = None) -> TrainResult:
-    """Train the engine on an AutoML training CSV (path or DataFrame) and write output_dir/model."""
+    """Train the engine on an AutoML training CSV (path or DataFrame) and write output_dir/model.
+
+    Progress goes to `log` (the AutoML worker and the CLI pass print), else to this module's logger."""
+    log = log or logger.info
     started = time.monotonic()
     limit = time_limit_seconds if time_limit_seconds is not None else config.max_runtime_seconds
     deadline = started + float(limit) if limit else None

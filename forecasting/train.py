@@ -26,7 +26,7 @@ def main(argv=None) -> int:
         parser.error(f"--request {path}: cannot read JSON ({exc})")
     overrides = {"preset": args.preset} if args.preset else {}
     config = EngineConfig.from_automl_request(request, **overrides)
-    result = train(args.train, config, args.out, time_limit_seconds=args.time_limit)
+    result = train(args.train, config, args.out, time_limit_seconds=args.time_limit, log=print)  # a CLI prints
     print(json.dumps({"best_candidate_name": result.best_candidate_name,
                       "objective_metric": {"name": result.objective_metric, "value": result.objective_value},
                       "model_dir": str(result.model_dir)}))

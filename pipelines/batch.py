@@ -110,7 +110,7 @@ def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:
     from sagemaker.core.workflow.functions import Join
 
     monitor = factory.processing_step(
-        contracts.STEP_MONITOR, "processing.monitor",
+        contracts.STEP_MONITOR, "evaluation.monitor",
         arguments=[flag("forecasts", input_path("forecasts")), flag("history", input_path("history")),
                    flag("model-dir", input_path("model")),
                    flag("forecast-history-uri", settings.s3_uri(contracts.FORECAST_HISTORY_PREFIX)),

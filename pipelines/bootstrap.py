@@ -19,6 +19,7 @@ from pathlib import Path
 from string import Template
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from processing.kernel import aws_errors
 from processing.kernel.settings import Settings, SettingsError, resolve
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
@@ -101,8 +102,7 @@ def ensure_role(iam: Any, role_name: str, values: Mapping[str, str], tags: Mappi
     return arn
 
 
-def _code(error: Exception) -> Optional[str]:
-    return getattr(error, "response", {}).get("Error", {}).get("Code")
+_code = aws_errors.error_code
 
 
 def bootstrap(settings: Settings, role_name: Optional[str] = None, log: Callable[[str], None] = print) -> str:

@@ -8,24 +8,24 @@ PYTHONPATH. The key is a hash of the files, so:
 
 Contents (the container boundary: stdlib + the processing image's packages, pinned in
 pipelines/processing_image.toml, + these):
-processing/**.py, processing/requirements/*.txt, evaluation/**.py, and from pipelines/ only
-__init__, contracts, settings and aws_validation (steps call AWS through plain boto3).
+processing/**.py (with the kernel, processing/kernel/), processing/requirements/*.txt and
+evaluation/**.py. Nothing from pipelines/: steps call AWS through plain boto3, and the layer
+contracts in pyproject.toml keep processing and evaluation from importing anything above them.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
 
-from processing.atomic import usual_permissions
+from processing.atomic import replace_directory, usual_permissions
+from processing.kernel import aws_errors
 from processing.kernel.settings import Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("processing", "evaluation")
-PIPELINES_FILES = ("__init__.py", "contracts.py", "settings.py", "aws_validation.py")
 HASH_LENGTH = 16
 
 
@@ -42,10 +42,6 @@ def bundle_files(root: Path = PROJECT_ROOT) -> list[tuple[str, Path]]:
             relative = path.relative_to(root)
             if path.suffix == ".py" or relative.parts[:2] == ("processing", "requirements"):
                 found[relative.as_posix()] = path
-    for name in PIPELINES_FILES:
-        path = root / "pipelines" / name
-        if path.is_file():
-            found[f"pipelines/{name}"] = path
     return sorted(found.items())
 
 
@@ -102,9 +98,7 @@ def _copy_local(settings: Settings, prefix: str, uri: str, files: list[tuple[str
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, destination)
         (staging / MARKER).write_text("\n".join(relative for relative, _ in files) + "\n")
-        if target.exists():  # an incomplete earlier copy
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        replace_directory(staging, target)  # over an incomplete earlier copy, if any
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -123,7 +117,7 @@ def _upload_s3(settings: Settings, prefix: str, uri: str, files: list[tuple[str,
         log(f"code bundle {uri} already uploaded")
         return
     except ClientError as error:  # 404: not there yet
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        if not aws_errors.is_not_found(error):
             raise
     for relative, path in files:
         s3.upload_file(str(path), bucket, prefix + relative)

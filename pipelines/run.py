@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from processing.atomic import write_text_atomic
-from processing.kernel import contracts
+from processing.kernel import aws_errors, contracts
 from processing.kernel.aws_validation import RequestValidationError
 from processing.kernel.settings import Settings, SettingsError, resolve
 
@@ -223,8 +223,7 @@ def upsert(sm: Any, name: str, definition: str, settings: Settings, log: Callabl
     return arn
 
 
-def _error_code(error: Exception) -> Optional[str]:
-    return getattr(error, "response", {}).get("Error", {}).get("Code")
+_error_code = aws_errors.error_code
 
 
 def start_request(name: str, parameters: Mapping[str, Any], now: Optional[time.struct_time] = None) -> dict:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
+from processing.kernel import aws_errors
 from processing.kernel.settings import Settings, SettingsError, resolve
 
 PIPELINES = ("training", "batch")
@@ -141,8 +142,7 @@ def scheduler_role_policy(settings: Settings) -> dict:
         "Resource": [pipeline_arn(settings, name) for name in PIPELINES]}]}
 
 
-def _code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
+_code = aws_errors.error_code
 
 
 def ensure_role(settings: Settings, log: Log = print) -> str:

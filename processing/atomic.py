@@ -60,6 +60,32 @@ def write_json_atomic(path: Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+def replace_directory(source: Path, target: Path) -> Path:
+    """Move the folder `source` to `target`, swapping out an existing `target`, even a non-empty one.
+
+    The one folder swap of the project. An empty `target` (the output folder a container
+    creates) is removed; a full one is renamed aside first and deleted after, so `target` is
+    never half old, half new. Across filesystems (a mounted output folder) it copies instead.
+    """
+    source, target = Path(source), Path(target)
+    trash = None
+    if target.exists():
+        try:
+            os.rmdir(target)
+        except OSError:
+            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, trash)
+    try:
+        os.replace(source, target)
+    except OSError:
+        shutil.copytree(source, target)
+        shutil.rmtree(source, ignore_errors=True)
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    return target
+
+
 @contextlib.contextmanager
 def staged_directory(target: Path) -> Iterator[Path]:
     """Build a folder beside `target`, then swap it in: a failed step leaves no partial output.
@@ -73,9 +99,7 @@ def staged_directory(target: Path) -> Iterator[Path]:
     usual_permissions(staging, directory=True)
     try:
         yield staging
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

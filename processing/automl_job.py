@@ -30,11 +30,10 @@ from botocore.exceptions import ClientError
 
 from processing import automl_request
 from processing.atomic import write_json_atomic
-from processing.kernel import contracts
+from processing.kernel import aws_errors, contracts
 from processing.kernel.aws_validation import validate_request
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
-NOT_FOUND_CODES = ("ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity")
 CONTAINER_KEYS = ("Image", "ModelDataUrl", "Environment")
 PREFERRED_PROCESSING_UNIT = "CPU"
 TRANSIENT_CODES = ("ThrottlingException", "Throttling", "ServiceUnavailable", "InternalFailure",
@@ -60,22 +59,9 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def is_not_found(error: ClientError) -> bool:
-    """boto3 reports a missing AutoML job as ResourceNotFound and a missing model as a
-    ValidationException 'Could not find model'; the local stand-ins say 'does not exist'."""
-    code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "").lower()
-    if code in NOT_FOUND_CODES:
-        return True
-    return code == "ValidationException" and any(
-        phrase in message for phrase in ("could not find", "does not exist", "not found"))
-
-
-def _is_already_exists(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "").lower()
-    return code in ("ResourceInUse", "ResourceInUseException") or (
-        code == "ValidationException" and "already exist" in message)
+# a missing AutoML job is ResourceNotFound, a missing model a ValidationException 'Could not find model'
+is_not_found = aws_errors.is_not_found
+_is_already_exists = aws_errors.already_exists
 
 
 # --- start / re-attach -----------------------------------------------------------------------
@@ -130,7 +116,7 @@ def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = 
             description = sm.describe_auto_ml_job_v2(AutoMLJobName=job_name)
             transient_in_a_row = 0
         except ClientError as error:  # hours of polling meet throttling; the job runs on regardless
-            code = error.response.get("Error", {}).get("Code", "")
+            code = aws_errors.error_code(error)
             transient_in_a_row += 1
             if code not in TRANSIENT_CODES or transient_in_a_row > MAX_TRANSIENT_ERRORS:
                 raise

@@ -26,7 +26,7 @@ MAX_GROUPING_COLUMNS = 5
 MAX_NUMERIC_FEATURES = 13
 MAX_CATEGORICAL_FEATURES = 10
 MAX_QUANTILES = 5
-QUANTILE_PATTERN = re.compile(r"^p[1-9]\d?$")
+QUANTILE_PATTERN = contracts.QUANTILE_NAME
 COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")
 JOB_NAME_MAX = 32
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
@@ -34,7 +34,7 @@ JOB_NAME_PREFIX = "fc-"
 
 TIME_SERIES_ALGORITHMS = ("cnn-qr", "deepar", "prophet", "npts", "arima", "ets")
 TIME_SERIES_OBJECTIVES = ("AverageWeightedQuantileLoss", "MAPE", "MASE", "RMSE", "WAPE")
-AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+AGGREGATIONS = contracts.AGGREGATIONS
 
 # Filling rules (API reference, TimeSeriesTransformations.Filling): frontfill only 'none', target
 # only; middlefill, backfill and futurefill: zero, value, median, mean, min, max ('nan' is Amazon

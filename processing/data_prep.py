@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from processing import tables
+from processing import atomic, tables
 from processing.kernel import contracts
 
 MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
@@ -47,7 +47,7 @@ STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 mo
 SHOW_ROWS = 5                    # offending rows quoted in an error message
 MAX_ABS_VALUE = 1e15             # |target| and |covariate| at most this: float64 still holds whole units
                                  # (2**53 ~ 9e15), squares and sums over a series stay far from overflow
-AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+AGGREGATIONS = contracts.AGGREGATIONS
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")   # TimeSeriesTransformations.Filling
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
 DUPLICATE_POLICIES = ("aggregate", "reject")
@@ -884,19 +884,7 @@ def _backtest_parts(result: PrepResult, rows: np.ndarray, lines: np.ndarray, hea
     return [(int(bounds[a]), int(bounds[b])) for a, b in ranges] or [(0, 0)]
 
 
-def _replace_dir(source: Path, target: Path) -> None:
-    """Rename source over target (an existing target, even non-empty, is swapped out)."""
-    if target.exists():
-        try:
-            os.rmdir(target)             # an empty output folder (the container creates them)
-        except OSError:
-            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-    try:
-        os.replace(source, target)
-    except OSError:                      # another filesystem (a mounted output folder)
-        shutil.copytree(source, target)
+_replace_dir = atomic.replace_directory
 
 
 def run(input_path: str | os.PathLike, output_dir: str | os.PathLike, config: PrepConfig,

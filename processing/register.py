@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from processing.atomic import write_json_atomic
 from processing.automl_job import REQUEST_FILE, is_not_found
-from processing.kernel import contracts
+from processing.kernel import aws_errors, contracts
 from processing.kernel.aws_validation import validate_request
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -244,8 +244,7 @@ def ensure_group(sm: Any, group: str, tags: Optional[dict] = None, log: Log = _l
     try:
         sm.create_model_package_group(**group_request(group, tags))
     except ClientError as error:
-        message = error.response.get("Error", {}).get("Message", "").lower()
-        if "already exist" not in message:
+        if not aws_errors.already_exists(error):
             raise
         return False
     log(f"model package group {group} created")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from processing import tables
+from processing.kernel import contracts
 from processing.kernel.contracts import MEAN_COLUMN
 
 # A move of more than this share against the last comparable period is a spike or a drop.
@@ -43,9 +44,10 @@ class Columns:
 
 def quantile_level(name: str) -> float:
     """'p10' -> 0.10: Autopilot names quantiles pNN."""
-    if not (name.startswith("p") and name[1:].isdigit() and 1 <= int(name[1:]) <= 99):
+    level = contracts.quantile_fraction(name)
+    if level is None:
         raise ReportInputError(f"quantile {name!r} is not of the form p1..p99 (for example p10, p50, p90)")
-    return int(name[1:]) / 100.0
+    return level
 
 
 def read_forecasts(path: Path, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """The one candidate registry, Autopilot's algorithm names, and presets (plain data)."""
 from __future__ import annotations
 
-from .base import Candidate, TimeBudgetExceeded
+from .base import Candidate, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal
 from .naive import SeasonalNaive

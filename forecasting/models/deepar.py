@@ -229,7 +229,7 @@ class DeepAR(Candidate):
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1),
                                                                eta_min=float(p["learning_rate"]) / 10)
             net.train()
-            for step in range(steps):
+            for _step in range(steps):
                 self.check_time()
                 ends = eligible[rng.integers(0, len(eligible), size=int(p["batch_size"]))]
                 sid = row_series[ends]

@@ -32,7 +32,7 @@ def _holiday_design(ds: pd.DatetimeIndex, country) -> np.ndarray:
     days = ds.normalize().to_numpy("datetime64[D]").astype(np.int64)
     table = holiday_table(country, range(ds.min().year - 1, ds.max().year + 2))
     cols = []
-    for name, part in table.groupby("name", sort=True):
+    for _name, part in table.groupby("name", sort=True):
         hd = part["date"].to_numpy("datetime64[D]").astype(np.int64)
         diff = days[:, None] - hd[None, :]
         for lo, hi in HOLIDAY_BANDS:

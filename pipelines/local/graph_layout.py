@@ -192,7 +192,7 @@ def _spread_ports(edges: list, nodes: dict) -> None:
     boxes at their other end, instead of all at the centre: each arrow visibly lands on its box."""
     for end, neighbour in ((-1, -2), (0, 1)):      # arrival ports on top, then departure ports below
         ends: dict = {}
-        for index, (source, target, points) in enumerate(edges):
+        for index, (source, target, _points) in enumerate(edges):
             ends.setdefault(target if end == -1 else source, []).append(index)
         for name, indices in ends.items():
             if len(indices) < 2:

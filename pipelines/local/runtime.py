@@ -26,7 +26,6 @@ import heapq
 import io
 import json
 import os
-import platform
 import queue
 import re
 import secrets
@@ -465,7 +464,7 @@ class Execution:
         try:
             return json.loads(path.read_text()), str(path)
         except json.JSONDecodeError as error:
-            raise ex.ExpressionError(f"JsonGet: property file {name} of step {step} ({path}) is not JSON: {error}")
+            raise ex.ExpressionError(f"JsonGet: property file {name} of step {step} ({path}) is not JSON: {error}") from error
 
     def read_json_uri(self, uri: str) -> Any:
         path = local_path(uri, self.settings)
@@ -752,7 +751,7 @@ class Execution:
                 except queue.Empty:
                     if max_runtime is not None and time.monotonic() - started > max_runtime:
                         self.stop_process()
-                        raise StepFailed(limits.processing_timeout_message(max_runtime))
+                        raise StepFailed(limits.processing_timeout_message(max_runtime)) from None
                     if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
                         self.out(f"    ... still Executing ({format_duration(time.monotonic() - started)} elapsed)")
                         last_output = time.monotonic()
@@ -970,7 +969,7 @@ def _tail(path: Path, lines: int) -> str:
 
 def _last_error_line(path: Path) -> str:
     """The most telling line of a failed step's log: the last exception or error line."""
-    lines = [l.strip() for l in _tail(path, 200).splitlines() if l.strip() and not l.startswith("[runtime]")]
+    lines = [s.strip() for s in _tail(path, 200).splitlines() if s.strip() and not s.startswith("[runtime]")]
     for line in reversed(lines):
         if re.match(r"^([A-Za-z_.]+(Error|Exception|Exit)|error:|Error:)", line) or "Error:" in line:
             return line

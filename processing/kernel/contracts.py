@@ -5,6 +5,9 @@ so nothing here may pull in the SDK, pandas or the local engine.
 """
 from __future__ import annotations
 
+import re
+from typing import Optional
+
 # --- training pipeline step names (public: they appear in Studio and in property paths) ---
 STEP_PREPARE = "PrepareData"
 STEP_AUTOML = "AutoML"
@@ -46,6 +49,17 @@ PROFILE_FILE = "profile.json"
 # --- forecast output layout (Autopilot batch transform, `<input>.out`) ---
 MEAN_COLUMN = "mean"
 DEFAULT_QUANTILES = ("p10", "p50", "p90")
+# Autopilot's quantile names: the ForecastQuantile pattern of the API reference (and botocore's
+# model), p1..p99 with no leading zero and no decimals. Every layer checks names with this one.
+QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
+# Autopilot's aggregation methods (TimeSeriesTransformations.Aggregation) and their pandas names
+AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+PANDAS_AGGREGATION = {"sum": "sum", "avg": "mean", "first": "first", "min": "min", "max": "max"}
+
+
+def quantile_fraction(name: object) -> Optional[float]:
+    """'p10' -> 0.1; None for a name Autopilot refuses (p0, p100, p05, p99.9, 0.1)."""
+    return int(name[1:]) / 100.0 if isinstance(name, str) and QUANTILE_NAME.match(name) else None
 
 # --- batch transform requests (both transform steps; docs/batch.md) ---
 # As AWS's Autopilot time-series batch transform sample (amazon-sagemaker-examples,

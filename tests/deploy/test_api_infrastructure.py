@@ -138,7 +138,7 @@ def test_the_bundle_is_deterministic_and_serves_a_request_from_the_zip_alone(tmp
     bundle = api_infrastructure.build_bundle()
     assert bundle == api_infrastructure.build_bundle()
     names = zipfile.ZipFile(io.BytesIO(bundle)).namelist()
-    assert {"deploy/__init__.py", "deploy/api.py", "pipelines/__init__.py", "processing/kernel/settings.py",
+    assert {"deploy/__init__.py", "deploy/api.py", "processing/kernel/__init__.py", "processing/kernel/settings.py",
             "deploy/clients.py", "processing/kernel/contracts.py"} <= set(names)
     assert not [n for n in names if n.startswith("pipelines/local/")] and "deploy/endpoint.py" not in names
     path = tmp_path / "function.zip"

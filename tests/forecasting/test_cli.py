@@ -6,10 +6,10 @@ import json
 
 import pandas as pd
 
+from .conftest import make_frame, split_context
+
 predict_cli = importlib.import_module("forecasting.predict")
 train_cli = importlib.import_module("forecasting.train")
-
-from .conftest import make_frame, split_context
 
 
 def test_given_a_request_and_a_training_csv_when_the_clis_run_then_a_forecast_file_is_written(tmp_path, capsys):

@@ -331,3 +331,14 @@ def test_given_gaussian_noise_when_trained_then_calibrated_backtest_coverage_of_
     line = next(text for text in lines if "backtest coverage of p10-p90" in text)
     coverage = float(line.rsplit(" ", 1)[1])
     assert 0.72 <= coverage <= 0.88, line
+
+
+def test_given_no_log_callable_when_training_then_progress_goes_to_the_logger_not_stdout(tmp_path, caplog, capsys):
+    import logging
+
+    config = EngineConfig(frequency="D", horizon=5)
+    frame = make_frame(n_items=2, n_days=50).drop(columns=["promotion"])
+    with caplog.at_level(logging.INFO, logger="forecasting.engine"):
+        train(frame, config, tmp_path, candidates=["SeasonalNaive"])
+    assert any(r.name == "forecasting.engine" and "[engine] best: " in r.getMessage() for r in caplog.records)
+    assert capsys.readouterr().out == ""   # a library logs; only the CLIs print

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from processing import batch_input, create_model, monitor, report, resolve_model
+from evaluation import monitor
+from processing import batch_input, create_model, report, resolve_model
 from processing.kernel import contracts
 from processing.kernel.aws_validation import request_problems
 from tests.pipelines.definition_support import (

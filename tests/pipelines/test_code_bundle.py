@@ -30,7 +30,7 @@ def test_given_the_project_then_the_bundle_holds_step_code_only():
             "processing/kernel/aws_validation.py", "processing/requirements/evaluate.txt"} <= set(files)
     assert "deploy/clients.py" not in files  # steps call AWS through plain boto3, never the local factory
     assert not any(p.startswith(("forecasting/", "tests/", "deploy/")) or "__pycache__" in p for p in files)
-    assert "pipelines/run.py" not in files and "pipelines/training.py" not in files
+    assert not any(p.startswith("pipelines/") for p in files)  # the kernel moved into processing/kernel/
 
 
 def test_given_a_tree_when_a_file_changes_then_the_hash_changes_and_only_then(tmp_path):
@@ -71,7 +71,7 @@ def test_given_moto_when_uploading_twice_then_the_second_upload_is_skipped(tmp_p
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
     assert keys == {prefix + p for p in ("processing/__init__.py", "processing/prepare.py",
                                          "processing/requirements/prepare.txt", "evaluation/evaluate.py",
-                                         "pipelines/__init__.py", "processing/kernel/contracts.py", code_bundle.MARKER)}
+                                         "processing/kernel/contracts.py", code_bundle.MARKER)}
     first_modified = s3.head_object(Bucket=BUCKET, Key=prefix + "processing/prepare.py")["LastModified"]
     code_bundle.upload(settings, root, log=lines.append)
     assert lines[-1] == f"code bundle {uri} already uploaded"
@@ -94,8 +94,7 @@ def _container_packages() -> set[str]:
 
 
 CONTAINER_PACKAGES = _container_packages()
-BUNDLE_MODULES = {"processing", "evaluation", "pipelines", "processing.kernel.contracts", "processing.kernel.settings",
-                  "deploy.clients", "processing.kernel.aws_validation"}
+BUNDLE_MODULES = {"processing", "evaluation"}
 
 
 def _required_packages() -> set[str]:
@@ -142,7 +141,5 @@ def test_given_the_bundle_then_every_import_is_available_in_the_processing_conta
                 continue
             if name in BUNDLE_MODULES or root in ("processing", "evaluation"):
                 continue
-            if relative == "deploy/clients.py" and where == "lazy" and name.startswith("pipelines.local"):
-                continue  # clients.py: the local stand-ins, only on the local target
             problems.append(f"{relative}: imports {name} ({where})")
     assert problems == [], "imports the scikit-learn processing container cannot satisfy:\n" + "\n".join(problems)

@@ -210,7 +210,7 @@ def test_given_help_then_both_pipelines_parameters_are_listed_with_type_default_
 
     settings = run.Settings()
     for spec in training_specs(settings) + batch_specs(settings):
-        line = next((l for l in text.splitlines() if l.split()[:1] == [spec.name]), None)
+        line = next((s for s in text.splitlines() if s.split()[:1] == [spec.name]), None)
         assert line is not None, spec.name
         assert spec.kind in line and "default" in line
         assert spec.help in text
@@ -349,7 +349,7 @@ def test_given_no_role_when_running_with_no_start_then_local_target_and_the_bund
     assert lines[0] == "target: local (no SageMaker role is configured)"
     settings = resolve()
     bundle = settings.home_path / "s3" / "forecast-local" / code_bundle.bundle_prefix(settings)
-    assert (bundle / "processing" / "entry.py").is_file() and (bundle / "pipelines" / "contracts.py").is_file()
+    assert (bundle / "processing" / "entry.py").is_file() and (bundle / "processing" / "kernel" / "contracts.py").is_file()
     assert not (settings.home_path / "executions").exists()
     assert lines[-1] == "--no-start: definition rendered and code bundle stored; nothing started"
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,38 @@ def test_given_a_stricter_umask_then_atomic_writes_follow_it(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
+
+
+def test_replace_directory_swaps_a_full_folder_and_leaves_nothing_aside(tmp_path):
+    from processing.atomic import replace_directory
+
+    target, source = tmp_path / "out", tmp_path / "stage"
+    (target / "old").mkdir(parents=True)
+    (target / "old" / "a.csv").write_text("old")
+    source.mkdir()
+    (source / "b.csv").write_text("new")
+    assert replace_directory(source, target) == target
+    assert sorted(p.name for p in target.iterdir()) == ["b.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging, no renamed-aside folder
+
+
+def test_replace_directory_copies_when_a_rename_cannot_cross_filesystems(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from processing import atomic
+
+    source, target = tmp_path / "stage", tmp_path / "mounted"
+    source.mkdir()
+    (source / "x.txt").write_text("x")
+    target.mkdir()   # an empty output folder, as a container creates it
+    real_replace = os.replace
+
+    def replace(a, b):
+        if Path(a) == source:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    atomic.replace_directory(source, target)
+    assert (target / "x.txt").read_text() == "x" and not source.exists()

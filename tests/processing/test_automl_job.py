@@ -351,7 +351,7 @@ def test_given_access_denied_while_polling_when_waiting_then_the_error_is_raised
 def test_given_the_local_api_and_no_training_data_when_running_the_cli_then_the_failure_reason_is_shown(
         tmp_path, local_api, capsys):
     """Plain boto3 against the runtime's loopback API: the local job fails and says why."""
-    code = automl_job.main([f"--train-uri=s3://forecast-local/nothing-here/train", f"--output-uri={OUTPUT_URI}",
+    code = automl_job.main(["--train-uri=s3://forecast-local/nothing-here/train", f"--output-uri={OUTPUT_URI}",
                             f"--execution-id={EXECUTION_ID}", f"--role-arn={ROLE}", "--poll-seconds=0.2",
                             f"--result-dir={tmp_path}"])
 

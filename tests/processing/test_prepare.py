@@ -174,7 +174,7 @@ def test_handled_inputs_warn_in_the_profile_and_produce_correct_output(tmp_path,
     profile = json.loads((out / "profile" / "profile.json").read_text())
     if warning:
         assert any(warning in w for w in profile["warnings"]), profile["warnings"]
-        assert f"warning: " in stdout
+        assert "warning: " in stdout
     train = pd.read_csv(out / "train" / "train.csv")
     expected = pd.read_csv(pd.io.common.StringIO(GOOD))
     a_train = train[train["item_id"] == "a"].reset_index(drop=True)

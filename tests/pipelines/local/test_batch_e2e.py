@@ -17,7 +17,7 @@ from pipelines.run import main as run_main
 from processing.generate import generate_sales, write_frame
 from processing.kernel.settings import resolve
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # local pipeline runs end to end
 FUTURE_DAYS = 14
 
 

@@ -22,7 +22,7 @@ from processing.generate import generate_sales, write_frame
 from processing.kernel import contracts
 from processing.kernel.settings import resolve
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # local pipeline runs end to end
 
 DEFINITION_ORDER = [contracts.STEP_PREPARE, contracts.STEP_AUTOML, contracts.STEP_BACKTEST, contracts.STEP_CHAMPION,
                     contracts.STEP_EVALUATE, contracts.STEP_GATE, contracts.STEP_CHAMPION_GATE, contracts.STEP_REGISTER,

@@ -352,14 +352,14 @@ def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot
         # the interpreter's doing (steps in the image's own environment do not have it), so the probe
         # drops that finder and asks what the step's environment alone makes importable
         probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
-                 "import importlib.util, pipelines, boto3\n"
-                 "print('pipelines from', pipelines.__file__)\n"
-                 "print('local', importlib.util.find_spec('pipelines.local'))\n"
-                 "print('clients', importlib.util.find_spec('deploy.clients'))\n"
+                 "import importlib.util, processing.kernel.contracts, boto3\n"
+                 "print('kernel from', processing.kernel.contracts.__file__)\n"
+                 "print('pipelines', importlib.util.find_spec('pipelines'))\n"
+                 "print('clients', importlib.util.find_spec('deploy'))\n"
                  "print('endpoint', boto3.client('sagemaker').meta.endpoint_url)\n")
         result = subprocess.run([sys.executable, "-c", probe], env=env, cwd=str(tmp_path), capture_output=True,
                                 text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert f"pipelines from {code / 'pipelines' / '__init__.py'}" in result.stdout
-    assert "local None" in result.stdout and "clients None" in result.stdout
+    assert f"kernel from {code / 'processing' / 'kernel' / 'contracts.py'}" in result.stdout
+    assert "pipelines None" in result.stdout and "clients None" in result.stdout  # no pipelines/ in the bundle
     assert f"endpoint {url}" in result.stdout

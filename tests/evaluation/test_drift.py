@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from processing import drift
+from evaluation import drift
 from processing.reporting import Columns
 
 COLUMNS = Columns("item_id", "timestamp", "target_value")

@@ -1,7 +1,7 @@
 """MonitorForecasts step of the batch pipeline: keep this run's forecasts, score earlier runs'
 forecasts against the actuals in this input, and state the input's drift since training.
 
-    python -m processing.monitor --forecasts DIR --history DIR --model-dir DIR \\
+    python -m evaluation.monitor --forecasts DIR --history DIR --model-dir DIR \\
         --forecast-history-uri s3://b/p/forecast-history --accuracy-history-uri s3://b/p/accuracy-history \\
         --execution-id ID --out DIR --keep-dir DIR --record-dir DIR [columns] [--level-factor 2]
 
@@ -35,7 +35,7 @@ import boto3
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from processing import accuracy, drift
+from evaluation import accuracy, drift
 from processing.atomic import write_json_atomic
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing.kernel.settings import resolve
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log=
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m processing.monitor", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.monitor", description=__doc__.split("\n")[0])
     parser.add_argument("--forecasts", required=True, help="this run's transform output (.out files)")
     parser.add_argument("--history", required=True, help="the batch input (history with actuals + future rows)")
     parser.add_argument("--model-dir", required=True, help=f"folder of {RESOLVED_MODEL_FILE}")

@@ -8,7 +8,7 @@ recent forecast made for it before this run, using evaluation.metrics (the same 
 bias and coverage the Evaluate step uses): overall, per attribute value (category, region)
 and per model package version.
 
-Pure functions over pandas frames; processing/monitor.py does the S3 and CloudWatch I/O.
+Pure functions over pandas frames; evaluation/monitor.py does the S3 and CloudWatch I/O.
 Container-safe: stdlib, numpy, pandas.
 """
 from __future__ import annotations

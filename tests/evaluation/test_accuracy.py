@@ -5,8 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation import metrics
-from processing import accuracy
+from evaluation import accuracy, metrics
 from processing.reporting import Columns
 
 COLUMNS = Columns("item_id", "timestamp", "target_value")

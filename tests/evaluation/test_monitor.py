@@ -8,7 +8,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from processing import monitor
+from evaluation import monitor
 
 BUCKET = "forecast-test-bucket"
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand/4"
