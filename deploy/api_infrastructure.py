@@ -35,7 +35,7 @@ from typing import Callable, Optional, Sequence
 from botocore.exceptions import ClientError
 
 from deploy import clients
-from deploy.infrastructure import _account, _code, _wait_for_update, code_sha256, trust_policy
+from deploy.infrastructure import _account, _code, create_or_update_function, trust_policy
 from processing.kernel.settings import Settings, SettingsError, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -191,38 +191,7 @@ def ensure_function(settings: Settings, role_arn: str, layer_arn: str, log: Log 
               "MemorySize": MEMORY_MB, "Layers": [layer_arn],
               "Environment": {"Variables": function_environment(settings)},
               "Description": f"Real-time demand forecasts from endpoint {settings.endpoint_name}"}
-    try:
-        current = lam.get_function(FunctionName=name)["Configuration"]
-    except ClientError as error:
-        if _code(error) != "ResourceNotFoundException":
-            raise
-        current = None
-    if current is None:
-        log(f"creating Lambda function {name}")
-        for attempt in range(12):
-            try:
-                return lam.create_function(FunctionName=name, Code={"ZipFile": bundle}, Publish=False,
-                                           Tags=dict(settings.tags), **wanted)["FunctionArn"]
-            except ClientError as error:  # a new role takes a few seconds to be assumable
-                if _code(error) != "InvalidParameterValueException" or "role" not in str(error).lower() \
-                        or attempt == 11:
-                    raise
-                sleep(5)
-    if current.get("CodeSha256") != code_sha256(bundle):
-        log(f"updating the code of Lambda function {name}")
-        lam.update_function_code(FunctionName=name, ZipFile=bundle)
-        _wait_for_update(lam, name, sleep)
-    have = {"Role": current.get("Role"), "Handler": current.get("Handler"), "Runtime": current.get("Runtime"),
-            "Timeout": current.get("Timeout"), "MemorySize": current.get("MemorySize"),
-            "Layers": [layer["Arn"] for layer in current.get("Layers", [])],
-            "Environment": {"Variables": (current.get("Environment") or {}).get("Variables", {})},
-            "Description": current.get("Description")}
-    differs = sorted(key for key in wanted if have[key] != wanted[key])
-    if differs:
-        log(f"updating the configuration of Lambda function {name}: {', '.join(differs)}")
-        lam.update_function_configuration(FunctionName=name, **wanted)
-        _wait_for_update(lam, name, sleep)
-    return current["FunctionArn"]
+    return create_or_update_function(lam, name, bundle, wanted, dict(settings.tags), log, sleep)
 
 
 def ensure_concurrency(settings: Settings, concurrency: int, log: Log = print) -> None:

@@ -155,14 +155,21 @@ def _wait_for_update(lam: Any, name: str, sleep: Callable[[float], None], attemp
     raise TimeoutError(f"Lambda function {name} is still updating; run again in a minute")
 
 
-def ensure_function(settings: Settings, role_arn: str, log: Log = print,
-                    sleep: Callable[[float], None] = time.sleep) -> str:
-    lam = clients.client("lambda", settings)
-    name = settings.deploy_function_name
-    bundle = build_bundle()
-    wanted = {"Role": role_arn, "Handler": HANDLER, "Runtime": RUNTIME, "Timeout": TIMEOUT_SECONDS,
-              "MemorySize": MEMORY_MB, "Environment": {"Variables": function_environment(settings)},
-              "Description": "Deploys approved model packages to the real-time forecast endpoint"}
+def _configured(current: dict, key: str):
+    """A function's current value of an UpdateFunctionConfiguration member, in the request's form."""
+    if key == "Environment":
+        return {"Variables": (current.get("Environment") or {}).get("Variables", {})}
+    if key == "Layers":
+        return [layer["Arn"] for layer in current.get("Layers", [])]
+    return current.get(key)
+
+
+def create_or_update_function(lam, name: str, bundle: bytes, wanted: dict, tags: dict, log: Log = print,
+                              sleep: Callable[[float], None] = time.sleep) -> str:
+    """Create the Lambda function, or bring its code and configuration to `wanted`; its ARN.
+
+    Code is uploaded only when its hash changed, configuration only when a member differs.
+    """
     try:
         current = lam.get_function(FunctionName=name)["Configuration"]
     except ClientError as error:
@@ -174,7 +181,7 @@ def ensure_function(settings: Settings, role_arn: str, log: Log = print,
         for attempt in range(12):
             try:
                 return lam.create_function(FunctionName=name, Code={"ZipFile": bundle}, Publish=False,
-                                           Tags=dict(settings.tags), **wanted)["FunctionArn"]
+                                           Tags=tags, **wanted)["FunctionArn"]
             except ClientError as error:  # a new role takes a few seconds to be assumable
                 if _code(error) != "InvalidParameterValueException" or "role" not in str(error).lower() \
                         or attempt == 11:
@@ -184,14 +191,23 @@ def ensure_function(settings: Settings, role_arn: str, log: Log = print,
         log(f"updating the code of Lambda function {name}")
         lam.update_function_code(FunctionName=name, ZipFile=bundle)
         _wait_for_update(lam, name, sleep)
-    differs = {key: value for key, value in wanted.items()
-               if (current.get(key) if key != "Environment" else
-                   {"Variables": (current.get("Environment") or {}).get("Variables", {})}) != value}
+    differs = sorted(key for key, value in wanted.items() if _configured(current, key) != value)
     if differs:
-        log(f"updating the configuration of Lambda function {name}: {', '.join(sorted(differs))}")
+        log(f"updating the configuration of Lambda function {name}: {', '.join(differs)}")
         lam.update_function_configuration(FunctionName=name, **wanted)
         _wait_for_update(lam, name, sleep)
     return current["FunctionArn"]
+
+
+def ensure_function(settings: Settings, role_arn: str, log: Log = print,
+                    sleep: Callable[[float], None] = time.sleep) -> str:
+    lam = clients.client("lambda", settings)
+    name = settings.deploy_function_name
+    bundle = build_bundle()
+    wanted = {"Role": role_arn, "Handler": HANDLER, "Runtime": RUNTIME, "Timeout": TIMEOUT_SECONDS,
+              "MemorySize": MEMORY_MB, "Environment": {"Variables": function_environment(settings)},
+              "Description": "Deploys approved model packages to the real-time forecast endpoint"}
+    return create_or_update_function(lam, name, bundle, wanted, dict(settings.tags), log, sleep)
 
 
 def approval_event_pattern(settings: Settings) -> dict:
