@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import ast
 import io
-import json
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ from typing import Callable, Optional, Sequence
 from botocore.exceptions import ClientError
 
 from deploy import clients
-from deploy.infrastructure import _account, _code, create_or_update_function, trust_policy
+from deploy.infrastructure import _account, _code, create_or_update_function, ensure_service_role, trust_policy
 from processing.kernel.settings import Settings, SettingsError, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -157,21 +156,10 @@ def api_role_policy(settings: Settings) -> dict:
 
 
 def ensure_role(settings: Settings, log: Log = print) -> str:
-    iam = clients.client("iam", settings)
-    name = function_role_name(settings)
-    trust = json.dumps(trust_policy())
-    try:
-        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
-    except ClientError as error:
-        if _code(error) != "NoSuchEntity":
-            raise
-        log(f"creating IAM role {name} for the forecast API")
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust,
-                              Description="Forecast API Lambda: reads prepared data, invokes the endpoint",
-                              Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()])["Role"]["Arn"]
-    iam.put_role_policy(RoleName=name, PolicyName=ROLE_POLICY_NAME, PolicyDocument=json.dumps(api_role_policy(settings)))
-    return arn
+    return ensure_service_role(
+        clients.client("iam", settings), function_role_name(settings), trust_policy(), ROLE_POLICY_NAME,
+        api_role_policy(settings), "Forecast API Lambda: reads prepared data, invokes the endpoint",
+        settings.tags, "the forecast API", log)
 
 
 # --- function, throttling, URL ------------------------------------------------------------------

@@ -24,7 +24,7 @@ import json
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from botocore.exceptions import ClientError
 
@@ -125,23 +125,28 @@ def deploy_role_policy(settings: Settings) -> dict:
 _code = aws_errors.error_code
 
 
-def ensure_function_role(settings: Settings, log: Log = print) -> str:
-    iam = clients.client("iam", settings)
-    name = function_role_name(settings)
+def ensure_service_role(iam: Any, name: str, trust: dict, policy_name: str, policy: dict, description: str,
+                        tags: Mapping[str, str], purpose: str, log: Log = print) -> str:
+    """Create the role (or refresh its trust policy), then put its one inline policy; its ARN."""
     try:
         role_arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust_policy()))
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
     except ClientError as error:
         if _code(error) != "NoSuchEntity":
             raise
-        log(f"creating IAM role {name} for the deploy function")
+        log(f"creating IAM role {name} for {purpose}")
         role_arn = iam.create_role(
-            RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy()),
-            Description="Deploys approved demand-forecasting model packages to the endpoint",
-            Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()])["Role"]["Arn"]
-    iam.put_role_policy(RoleName=name, PolicyName="deploy-endpoint",
-                        PolicyDocument=json.dumps(deploy_role_policy(settings)))
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
     return role_arn
+
+
+def ensure_function_role(settings: Settings, log: Log = print) -> str:
+    return ensure_service_role(
+        clients.client("iam", settings), function_role_name(settings), trust_policy(), "deploy-endpoint",
+        deploy_role_policy(settings), "Deploys approved demand-forecasting model packages to the endpoint",
+        settings.tags, "the deploy function", log)
 
 
 def _wait_for_update(lam: Any, name: str, sleep: Callable[[float], None], attempts: int = 60) -> None:

@@ -147,22 +147,12 @@ _code = aws_errors.error_code
 
 def ensure_role(settings: Settings, log: Log = print) -> str:
     from deploy.clients import client
+    from deploy.infrastructure import ensure_service_role
 
-    iam = client("iam", settings)
-    name, trust = role_name(settings), json.dumps(scheduler_trust_policy(settings))
-    try:
-        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
-    except ClientError as error:
-        if _code(error) != "NoSuchEntity":
-            raise
-        log(f"creating IAM role {name} for EventBridge Scheduler")
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust,
-                              Description="EventBridge Scheduler starts the demand-forecasting pipelines",
-                              Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()])["Role"]["Arn"]
-    iam.put_role_policy(RoleName=name, PolicyName=ROLE_POLICY_NAME,
-                        PolicyDocument=json.dumps(scheduler_role_policy(settings)))
-    return arn
+    return ensure_service_role(
+        client("iam", settings), role_name(settings), scheduler_trust_policy(settings), ROLE_POLICY_NAME,
+        scheduler_role_policy(settings), "EventBridge Scheduler starts the demand-forecasting pipelines",
+        settings.tags, "EventBridge Scheduler", log)
 
 
 def ensure_group(settings: Settings, scheduler: Any, log: Log = print) -> str:
