@@ -121,7 +121,9 @@ def test_the_executions_list_shows_the_run_and_leads_to_its_graph_steps_metrics_
     for box in page.locator("svg.pipeline-graph g.step rect").all():
         bounds = box.bounding_box()
         assert bounds["x"] >= 0 and bounds["x"] + bounds["width"] <= 1400
-    assert page.locator("text=if true (taken)").count() == 1
+    # both gates passed (QualityGate, then ChampionGate with no champion yet): two branches taken, two not
+    assert page.locator("text=if true (taken)").count() == 2
+    assert page.locator("text=else (not taken)").count() == 2
     metrics = page.inner_text("#metrics").lower()
     assert metrics.count("\n") >= 5 and "baseline (seasonal_naive)" in metrics and "\nwape\t" in metrics
     page.click("#step-AutoML summary")
@@ -163,9 +165,10 @@ def test_a_running_execution_updates_live_without_reloading(studio, page):
     shutil.copytree(source, target)
     running = json.loads(json.dumps(finished), object_hook=None)
     running.update(execution_id=live_id, status="Executing", duration_seconds=None, end_time=None)
-    for step in running["steps"][4:]:
+    evaluate = [step["name"] for step in running["steps"]].index("Evaluate")
+    for step in running["steps"][evaluate + 1:]:
         step.update(status="Pending", duration_seconds=None, start_time=None)
-    running["steps"][3].update(status="Executing", duration_seconds=None)
+    running["steps"][evaluate].update(status="Executing", duration_seconds=None)
     (target / "execution.json").write_text(json.dumps(running))
     try:
         page.goto(f"{url}/executions/{live_id}")
