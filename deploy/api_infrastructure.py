@@ -34,8 +34,8 @@ from typing import Callable, Optional, Sequence
 from botocore.exceptions import ClientError
 
 from deploy import clients
-from deploy.infrastructure import _account, _code, create_or_update_function, ensure_service_role, trust_policy
-from processing.kernel.settings import Settings, SettingsError, resolve
+from deploy.infrastructure import _code, create_or_update_function, ensure_service_role, trust_policy
+from processing.kernel.settings import Settings, SettingsError, account_of, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("pipelines", "processing", "evaluation", "deploy", "forecasting")
@@ -137,7 +137,7 @@ def build_bundle(root: Path = PROJECT_ROOT) -> bytes:
 # --- role ---------------------------------------------------------------------------------------
 def api_role_policy(settings: Settings) -> dict:
     """Least privilege for deploy.api.handler on Lambda (docs/api.md)."""
-    account, region = _account(settings), settings.region
+    account, region = account_of(settings.role_arn), settings.region
     prefix = settings.prefix.strip("/")
     endpoint = f"arn:aws:sagemaker:{region}:{account}:endpoint/{settings.endpoint_name.lower()}"
     return {"Version": "2012-10-17", "Statement": [

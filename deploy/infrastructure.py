@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from deploy import clients
 from processing.kernel import aws_errors
-from processing.kernel.settings import Settings
+from processing.kernel.settings import Settings, account_of
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # deploy.handler imports deploy.clients and the kernel's settings and aws_errors, nothing else from the project
@@ -52,14 +52,6 @@ def function_role_name(settings: Settings) -> str:
 def rule_name(settings: Settings) -> str:
     return f"{settings.deploy_function_name}-on-approval"[:64]
 
-
-def _account(settings: Settings) -> str:
-    """The account id, read from the execution role ARN (no STS call needed)."""
-    parts = (settings.role_arn or "").split(":")
-    if len(parts) < 6 or not parts[4].isdigit():
-        raise ValueError(f"FORECAST_ROLE_ARN {settings.role_arn!r} is not an IAM role ARN "
-                         "(arn:aws:iam::<account>:role/<name>)")
-    return parts[4]
 
 
 def build_bundle(root: Path = PROJECT_ROOT) -> bytes:
@@ -102,7 +94,7 @@ def trust_policy() -> dict:
 
 def deploy_role_policy(settings: Settings) -> dict:
     """Least privilege for deploy.handler (documented in docs/deploy.md)."""
-    account, region = _account(settings), settings.region
+    account, region = account_of(settings.role_arn), settings.region
     sagemaker = f"arn:aws:sagemaker:{region}:{account}"
     endpoint = settings.endpoint_name.lower()
     return {"Version": "2012-10-17", "Statement": [

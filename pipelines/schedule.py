@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from botocore.exceptions import ClientError
 
 from processing.kernel import aws_errors
-from processing.kernel.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, account_of, resolve
 
 PIPELINES = ("training", "batch")
 TARGET_OPERATION = ("sagemaker", "StartPipelineExecution")   # what the templated target calls
@@ -59,20 +59,12 @@ def role_name(settings: Settings) -> str:
     return f"{group_name(settings)}-scheduler"[:64]
 
 
-def _account(settings: Settings) -> str:
-    """The account id, read from the execution role ARN (no STS call needed)."""
-    parts = (settings.role_arn or "").split(":")
-    if len(parts) < 6 or not parts[4].isdigit():
-        raise SettingsError(f"FORECAST_ROLE_ARN {settings.role_arn!r} is not an IAM role ARN "
-                            "(arn:aws:iam::<account>:role/<name>)")
-    return parts[4]
-
 
 def pipeline_arn(settings: Settings, pipeline: str) -> str:
     """SageMaker lower-cases pipeline names in ARNs."""
     from pipelines.run import pipeline_name
 
-    return f"arn:aws:sagemaker:{settings.region}:{_account(settings)}:pipeline/{pipeline_name(pipeline, settings).lower()}"
+    return f"arn:aws:sagemaker:{settings.region}:{account_of(settings.role_arn)}:pipeline/{pipeline_name(pipeline, settings).lower()}"
 
 
 def check_expression(expression: str) -> str:
@@ -132,7 +124,7 @@ def typed_parameters(settings: Settings, pipeline: str, pairs: Sequence[str]) ->
 def scheduler_trust_policy(settings: Settings) -> dict:
     return {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": _account(settings)}}}]}
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_of(settings.role_arn)}}}]}
 
 
 def scheduler_role_policy(settings: Settings) -> dict:

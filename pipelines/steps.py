@@ -124,13 +124,6 @@ def container_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def account_of(role_arn: str) -> str:
-    """The account id in an IAM ARN (arn:aws:iam::<account>:role/...)."""
-    parts = role_arn.split(":")
-    if len(parts) < 6 or not parts[4].isdigit():
-        raise ValueError(f"role ARN {role_arn!r} has no account id; expected arn:aws:iam::<account>:role/<name>")
-    return parts[4]
-
 
 @dataclasses.dataclass
 class StepFactory:

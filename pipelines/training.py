@@ -24,9 +24,9 @@ import dataclasses
 import json
 from typing import Any
 
-from pipelines.steps import StepFactory, account_of, flag, input_path, json_get, output_path, output_uri, property_file
+from pipelines.steps import StepFactory, flag, input_path, json_get, output_path, output_uri, property_file
 from processing.kernel import contracts
-from processing.kernel.settings import Settings
+from processing.kernel.settings import Settings, account_of
 
 AUTOML_STEP_MAX_RUNTIME_SECONDS = 2 * 24 * 60 * 60   # the AutoML step waits for the whole job
 CHAMPION_STEP_MAX_RUNTIME_SECONDS = 8 * 60 * 60  # processing.champion waits up to 6 h for its transform

@@ -129,6 +129,15 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message says how to set it."""
 
 
+def account_of(role_arn: Optional[str]) -> str:
+    """The account id in the role ARN (arn:aws:iam::<account>:role/...): no STS call needed."""
+    parts = (role_arn or "").split(":")
+    if len(parts) < 6 or not parts[4].isdigit():
+        raise SettingsError(f"FORECAST_ROLE_ARN {role_arn!r} has no account id; "
+                            "expected arn:aws:iam::<account>:role/<name>")
+    return parts[4]
+
+
 # environment variable -> field (AWS_* spellings are the ones the AWS CLI and SDKs use)
 ENVIRONMENT = {
     "FORECAST_TARGET": "target",

@@ -65,14 +65,3 @@ def test_given_the_environment_file_then_the_definition_uses_its_image_version(t
     read = processing_image.load.__wrapped__
     monkeypatch.setattr(processing_image, "load", lambda path=older: read(path))
     assert steps.sklearn_image_uri("eu-west-1").endswith("/sagemaker-scikit-learn:1.2-1-cpu-py3")
-
-
-@pytest.mark.parametrize("arn, account", [("arn:aws:iam::123456789012:role/x", "123456789012"),
-                                          ("arn:aws:iam::000000000000:role/a/b", "000000000000")])
-def test_given_a_role_arn_then_its_account_is_found(arn, account):
-    assert steps.account_of(arn) == account
-
-
-def test_given_a_role_name_instead_of_an_arn_then_the_error_shows_the_expected_form():
-    with pytest.raises(ValueError, match=r"expected arn:aws:iam::<account>:role/<name>"):
-        steps.account_of("MyRole")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from processing.kernel.settings import SettingsError, resolve
+from processing.kernel.settings import SettingsError, account_of, resolve
 
 
 @pytest.fixture
@@ -95,3 +95,14 @@ def test_given_holiday_settings_then_country_and_columns_are_normalised():
     assert resolve(environ={"FORECAST_HOLIDAY_COUNTRY": "none"}).holiday_country == ""
     with pytest.raises(SettingsError, match="holiday_country must be a two-letter ISO 3166 code"):
         resolve(environ={"FORECAST_HOLIDAY_COUNTRY": "USA"})
+
+
+@pytest.mark.parametrize("arn, account", [("arn:aws:iam::123456789012:role/x", "123456789012"),
+                                          ("arn:aws:iam::000000000000:role/a/b", "000000000000")])
+def test_given_a_role_arn_then_its_account_is_found(arn, account):
+    assert account_of(arn) == account
+
+
+def test_given_a_role_name_instead_of_an_arn_then_the_error_names_the_setting_and_the_expected_form():
+    with pytest.raises(SettingsError, match=r"FORECAST_ROLE_ARN 'MyRole' has no account id; expected arn:aws:iam::<account>:role/<name>"):
+        account_of("MyRole")
