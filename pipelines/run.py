@@ -5,6 +5,7 @@
     python -m pipelines.run --param ForecastHorizon=28 --param QualityThreshold=0.25
     python -m pipelines.run --definition-only out/            # training.json + automl_request.json
     python -m pipelines.run --list                            # executions (local target)
+    python -m pipelines.run --retry EXECUTION_ID              # rerun a Failed/Stopped one from its failed step
 
 Settings resolve once (flags > FORECAST_* environment > forecast.toml > defaults); the first
 line printed says which target runs and why. Both targets use the same definition JSON.
@@ -75,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--definition-only", metavar="DIR", default=None,
                    help="write DIR/training.json, DIR/automl_request.json (and DIR/batch.json); no network")
     p.add_argument("--list", action="store_true", help="list executions (local target)")
+    p.add_argument("--retry", metavar="EXECUTION_ID", default=None,
+                   help="rerun a Failed or Stopped execution from its first unsuccessful step, with the same "
+                        "parameters, reusing the steps that succeeded (SageMaker: RetryPipelineExecution; "
+                        "give the execution ARN or, with --pipeline, its id)")
     p.add_argument("--role-arn", default=None, help="SageMaker execution role (or FORECAST_ROLE_ARN)")
     p.add_argument("--bucket", default=None, help="S3 bucket (or FORECAST_BUCKET)")
     p.add_argument("--region", default=None, help="AWS region (or AWS_REGION / AWS_DEFAULT_REGION)")
@@ -244,6 +249,25 @@ def start(sm: Any, name: str, parameters: Mapping[str, Any]) -> str:
     return sm.start_pipeline_execution(**request)["PipelineExecutionArn"]
 
 
+def execution_arn(execution: str, pipeline: str, settings: Settings) -> str:
+    """An execution ARN as given, or built from an execution id, the pipeline name and the role's account."""
+    if execution.startswith("arn:"):
+        return execution
+    from processing.kernel.settings import account_of
+
+    return (f"arn:aws:sagemaker:{settings.region}:{account_of(settings.role_arn)}:pipeline/{pipeline.lower()}"
+            f"/execution/{execution}")
+
+
+def retry_sagemaker(sm: Any, arn: str) -> str:
+    """RetryPipelineExecution: SageMaker reruns the execution from its failed steps, same parameters."""
+    from processing.kernel.aws_validation import validate_request
+
+    request = {"PipelineExecutionArn": arn, "ClientRequestToken": str(uuid.uuid4())}
+    validate_request("sagemaker", "RetryPipelineExecution", request)
+    return sm.retry_pipeline_execution(**request)["PipelineExecutionArn"]
+
+
 def studio_link(settings: Settings, execution_arn: str) -> str:
     """Console link to the execution (opens in SageMaker Studio's pipeline view)."""
     region = settings.region
@@ -325,6 +349,11 @@ def run_sagemaker(args: argparse.Namespace, settings: Settings, overrides: Mappi
     from pipelines import code_bundle
 
     settings.require_sagemaker()
+    if args.retry:  # the same execution, definition and code: nothing is rendered or uploaded
+        sm = client("sagemaker", settings)
+        arn = retry_sagemaker(sm, execution_arn(args.retry, pipeline_name(args.pipeline, settings), settings))
+        log(f"retrying execution {arn} from its failed step")
+        return wait(sm, arn, log=log) if args.wait else 0
     definition = render(args.pipeline, settings)
     parameters = check_overrides(json.loads(definition), overrides)
     code_bundle.upload(settings, log=log)
@@ -359,6 +388,8 @@ def run_local(args: argparse.Namespace, settings: Settings, overrides: Mapping[s
     if args.list:
         result = _runtime().list_executions(settings)
         return result if isinstance(result, int) else 0
+    if args.retry:
+        return int(_runtime().retry_local(args.retry, settings))
     definition = json.loads(render(args.pipeline, settings))
     parameters = absolute_local_paths(check_overrides(definition, overrides))
     code_bundle.upload(settings, log=log)
@@ -386,6 +417,11 @@ def main(argv: Optional[Sequence[str]] = None, log: Callable[[str], None] = prin
         settings = settings_from_args(args)
         log(f"target: {settings.target} ({settings.target_reason})")
         overrides = parse_overrides(args.param)
+        if args.retry and (overrides or args.definition_only or args.list or args.no_start):
+            given = "--param" if overrides else "--definition-only" if args.definition_only else \
+                "--list" if args.list else "--no-start"
+            raise RunError(f"--retry reruns an execution with its own parameters and definition; it does not "
+                           f"take {given} (start a new execution to change them)", 2)
         if args.definition_only:
             if not settings.is_local:
                 settings.require_sagemaker()  # the definition names the role, region and bucket

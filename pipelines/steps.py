@@ -165,6 +165,7 @@ class StepFactory:
         max_runtime_seconds: int = DEFAULT_MAX_RUNTIME_SECONDS,
         environment: Optional[Mapping[str, Any]] = None,
         depends_on: Optional[Sequence[Any]] = None,
+        cache_expire_after: Optional[str] = None,
     ) -> Any:
         """A ProcessingStep running `python3 -m processing.entry <module> <arguments>`.
 
@@ -173,10 +174,12 @@ class StepFactory:
         execution_uri(name-of-step, output); or a mapping name -> destination URI (str or
         pipeline variable) for outputs that go where the user says (the batch report's
         OutputUrl). Inputs named "code" are reserved for the bundle.
+        cache_expire_after: an ISO 8601 duration ('P30D'): step caching on (CacheConfig), a run
+        with the same arguments and inputs within it reuses the earlier run's outputs.
         """
         from sagemaker.core.processing import Processor
         from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
-        from sagemaker.mlops.workflow.steps import ProcessingStep
+        from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep
 
         from pipelines.sdk import offline_environment
 
@@ -216,9 +219,10 @@ class StepFactory:
         step_args = processor.run(inputs=processing_inputs, outputs=processing_outputs,
                                   arguments=list(arguments) or None)
         with offline_environment(self.settings.effective_region):
+            cache = CacheConfig(enable_caching=True, expire_after=cache_expire_after) if cache_expire_after else None
             return ProcessingStep(name, step_args=step_args, display_name=display_name,
                                   description=description, property_files=list(property_files) or None,
-                                  depends_on=list(depends_on) if depends_on else None)
+                                  cache_config=cache, depends_on=list(depends_on) if depends_on else None)
 
     def transform_step(
         self,

@@ -75,16 +75,35 @@ def describe_job(sm: Any, job_name: str) -> Optional[dict]:
         raise
 
 
+def attempt_name(job_name: str, attempt: int) -> str:
+    """The job name of a step retry's `attempt`-th job: '<name>-r<attempt>' within the 32-character limit."""
+    if attempt <= 1:
+        return job_name
+    suffix = f"-r{attempt}"
+    return job_name[:automl_request.JOB_NAME_MAX - len(suffix)].rstrip("-") + suffix
+
+
 def start_or_attach(sm: Any, request: dict, log: Log = _log) -> dict:
     """Create the job unless one of that name exists (a retried step): then re-attach to it.
 
+    A job that is InProgress or Completed is re-attached to (waited for, or read), never paid for
+    twice. One that ended Failed or Stopped cannot run again under its name, so a retried step
+    starts the next attempt, '<name>-r2', '-r3', ... (and re-attaches to the newest of those).
     Returns {"job_name", "job_arn", "attached": bool}.
     """
-    name = request["AutoMLJobName"]
+    base = request["AutoMLJobName"]
+    attempt, name = 1, base
     existing = describe_job(sm, name)
+    while existing is not None and existing.get("AutoMLJobStatus") in ("Failed", "Stopped"):
+        attempt += 1
+        following = attempt_name(base, attempt)
+        later = describe_job(sm, following)
+        log(f"AutoML job {name} ended {existing.get('AutoMLJobStatus')}"
+            + (f"; {following} is its retry" if later is not None else f": starting a new job {following}"))
+        name, existing = following, later
     if existing is None:
         try:
-            response = sm.create_auto_ml_job_v2(**request)
+            response = sm.create_auto_ml_job_v2(**dict(request, AutoMLJobName=name))
             log(f"AutoML job {name} created: {response['AutoMLJobArn']}")
             return {"job_name": name, "job_arn": response["AutoMLJobArn"], "attached": False}
         except ClientError as error:
@@ -329,13 +348,14 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
     config = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]
     log(f"AutoML request {request['AutoMLJobName']} (horizon {config.get('ForecastHorizon')}, frequency "
         f"{config.get('ForecastFrequency')}): {request_path}")
+    job: Optional[dict] = None
     try:
         job = start_or_attach(sm, request, log)
         description = wait_for_job(sm, job["job_name"], poll_seconds=args.poll_seconds, log=log, sleep=sleep,
                                    max_wait_seconds=args.max_wait_seconds)
     except StepTerminated:
         log("SIGTERM received (the pipeline is stopping): stopping the AutoML job")
-        stop_job(sm, request["AutoMLJobName"], log)
+        stop_job(sm, job["job_name"] if job else request["AutoMLJobName"], log)
         raise
     containers = best_inference_containers(description)
     model = create_model(sm, model_name_for(job["job_name"]), containers, args.role_arn,

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from pipelines.local import caching, limits, supervision
 from pipelines.local import expressions as ex
-from pipelines.local import limits
 from pipelines.local.report import format_duration
 from pipelines.local.store import atomic_write_bytes, copy_in, copy_out, local_path
 from processing.kernel import contracts
@@ -171,6 +171,9 @@ def load_definition(definition: Any) -> PipelineGraph:
         if spec.condition:
             deps.append(spec.condition)
         spec.depends_on = list(dict.fromkeys(deps))
+        problem = caching.check(spec.body)
+        if problem:
+            problems.append(problem)
     if problems:
         raise DefinitionError("the definition cannot run:\n  " + "\n  ".join(problems))
     order = _topological(steps)
@@ -362,7 +365,9 @@ class Execution:
 
     def __init__(self, definition: Mapping[str, Any], parameters: Mapping[str, Any], settings: Settings,
                  out: Callable[[str], None] = print, stream_logs: bool = True,
-                 pipeline_name: Optional[str] = None, notes: Iterable[str] = ()):
+                 pipeline_name: Optional[str] = None, notes: Iterable[str] = (),
+                 resume: Optional[Mapping[str, Any]] = None):
+        """resume: the record of a Failed or Stopped execution to retry (same id, its succeeded steps reused)."""
         self.definition = dict(definition)
         self.graph = load_definition(self.definition)
         self.parameters = ex.resolve_parameters(self.definition, parameters)
@@ -373,10 +378,13 @@ class Execution:
             out = lambda text: print(text, file=console, flush=True)  # noqa: E731
         self.out = out
         self.stream_logs = stream_logs
-        self.id = new_execution_id()
-        self.pipeline_name = pipeline_name or _pipeline_name(self.definition, settings)
+        self.id = resume["execution_id"] if resume else new_execution_id()
+        self.pipeline_name = (resume or {}).get("pipeline_name") or pipeline_name or \
+            _pipeline_name(self.definition, settings)
         self.dir = executions_dir(settings) / self.id
-        self.started = _now()
+        self.started = datetime.datetime.fromisoformat(resume["start_time"]) if resume else _now()
+        self.attempt_started = _now()
+        self.attempt, self.attempts = 1, []          # this attempt; the earlier ones (a retry's)
         region, account = settings.effective_region, "000000000000"
         self.arn = f"arn:aws:sagemaker:{region}:{account}:pipeline/{self.pipeline_name.lower()}/execution/{self.id}"
         self.execution_vars = {
@@ -399,10 +407,53 @@ class Execution:
         self.failure_reason: Optional[str] = None
         self.notes = list(notes)
         self.process: Optional[subprocess.Popen] = None
+        self.step_process: Optional[dict] = None
         self._client = None
         self.api = None          # the loopback AWS API the steps call (started by run())
         self._step_env = None            # the processing steps' interpreter, resolved at the first one
         self.runtime_process = process_identity(os.getpid())
+        if resume:
+            self._resume(resume)
+
+    def _resume(self, previous: Mapping[str, Any]) -> None:
+        """A retry: the steps that succeeded keep their records and properties; the others run again."""
+        self.overrides = dict(previous.get("overrides") or {})
+        self.notes = list(previous.get("notes") or []) + [n for n in self.notes if n not in (previous.get("notes") or [])]
+        self.attempts = [dict(a) for a in previous.get("attempts") or []] or [{
+            "attempt": 1, "start_time": previous.get("start_time"), "end_time": previous.get("end_time"),
+            "status": previous.get("status"), "failure_reason": previous.get("failure_reason"),
+            "runtime_process": previous.get("runtime_process")}]
+        self.attempt = max(int(a.get("attempt") or 1) for a in self.attempts) + 1
+        properties = previous.get("properties") or {}
+        for step in previous.get("steps") or []:
+            name = step.get("name")
+            if name not in self.records:
+                continue
+            if step.get("status") == SUCCEEDED and name in properties:
+                self.records[name] = dict(step, reused=True, attempt=step.get("attempt") or 1)
+                self.properties[name] = properties[name]
+                continue
+            history = [dict(h) for h in step.get("attempts") or []]
+            if step.get("start_time"):                       # it ran (and failed or was stopped)
+                history.append({key: step.get(key) for key in
+                                ("status", "failure_reason", "start_time", "end_time", "duration_seconds", "log")}
+                               | {"attempt": step.get("attempt") or 1})
+            if history:
+                self.records[name]["attempts"] = history
+
+    @property
+    def retried_from(self) -> Optional[str]:
+        """The first step this attempt runs again (None on a first attempt)."""
+        if self.attempt == 1:
+            return None
+        return next((n for n in self.graph.order if not self.records[n].get("reused")), None)
+
+    def _attempt_record(self) -> dict:
+        ended = self.status != "Executing"
+        return {"attempt": self.attempt, "start_time": _iso(self.attempt_started),
+                "end_time": _iso(_now()) if ended else None, "status": self.status,
+                "failure_reason": self.failure_reason, "runtime_process": self.runtime_process,
+                **({"retried_from": self.retried_from} if self.attempt > 1 else {})}
 
     # -- records
     def record(self) -> dict:
@@ -419,6 +470,9 @@ class Execution:
             "properties": self.properties,
             "runtime_process": self.runtime_process,   # lets a listing tell a live run from a killed one
             "step_pid": self.process.pid if self.process is not None else None,
+            "step_process": self.step_process,          # its identity: a dead runtime's step is killed, not a reused pid
+            "attempt": self.attempt,
+            "attempts": self.attempts + [self._attempt_record()],
         }
 
     def save(self) -> None:
@@ -482,17 +536,29 @@ class Execution:
 
     def _run(self) -> int:
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.dir / "definition.json", self.definition)
+        if self.attempt == 1:
+            write_json(self.dir / "definition.json", self.definition)
         self.save()
         total = len(self.graph.order)
-        self.out(f"Execution {self.id} of {self.pipeline_name} (local runtime), {total} steps; "
-                 f"record: {self.dir}")
+        if self.attempt == 1:
+            self.out(f"Execution {self.id} of {self.pipeline_name} (local runtime), {total} steps; "
+                     f"record: {self.dir}")
+        else:
+            reused = [n for n in self.graph.order if self.records[n].get("reused")]
+            self.out(f"Retrying execution {self.id} of {self.pipeline_name} (local runtime), attempt "
+                     f"{self.attempt}: from step {self.retried_from}, reusing {len(reused)} succeeded "
+                     f"step(s); record: {self.dir}")
         skipped: set = set()
         current: Optional[str] = None
         try:
             for index, name in enumerate(self.graph.order, start=1):
                 spec = self.graph.steps[name]
                 record = self.records[name]
+                if record.get("reused"):
+                    self.out(f"[{index}/{total}] {name}: Succeeded (reused from attempt {record['attempt']})")
+                    if spec.type == "Condition":
+                        self._skip_branch_not_taken(spec, bool(self.properties[name].get("Outcome")), skipped)
+                    continue
                 blocked = [d for d in spec.depends_on if self.records[d]["status"] != SUCCEEDED]
                 if name in skipped or blocked or self.status != "Executing":
                     record["status"] = NOT_EXECUTED
@@ -512,6 +578,7 @@ class Execution:
                                            else f"step {name} failed: {record['failure_reason']}")
         except KeyboardInterrupt as interrupt:
             self.stop_process()
+            self.step_process = None
             how = interrupt.how if isinstance(interrupt, Interrupted) else "Ctrl-C"
             reason = "stopped by SIGTERM" if how == "SIGTERM" else "stopped by the user (Ctrl-C)"
             if current:
@@ -527,7 +594,8 @@ class Execution:
             self.status, self.failure_reason = "Stopped", reason
             self.save()
             self._write_report()
-            self.out(f"\nExecution {self.id} stopped ({how}). Record: {self.dir / 'execution.json'}")
+            self.out(f"\nExecution {self.id} stopped ({how}). Record: {self.dir / 'execution.json'}\n"
+                     f"Retry it from the stopped step: python -m pipelines.run --retry {self.id}")
             return EXIT_TERMINATED if how == "SIGTERM" else EXIT_INTERRUPTED
         if self.status == "Executing":
             self.status = "Succeeded"
@@ -536,24 +604,32 @@ class Execution:
         self.out(self.summary())
         if self.status == "Succeeded":
             return 0
+        self.out(f"Retry it from the failed step: python -m pipelines.run --retry {self.id}")
         # a step script that refused its input (exit 2: a bad file, column or value) makes the run exit 2 too
         refused = any(r.get("exit_code") == EXIT_BAD_INPUT for r in self.records.values() if r["status"] == FAILED)
         return EXIT_BAD_INPUT if refused else 1
 
     def _run_step(self, spec: StepSpec, record: dict, index: int, total: int, skipped: set) -> None:
         step_dir = self.dir / "steps" / spec.name
+        history = record.get("attempts") or []
+        if history and (step_dir / "log.txt").is_file():   # the failed attempt's log stays readable
+            kept = self.dir / "steps" / f"{spec.name}.attempt-{history[-1]['attempt']}.log"
+            os.replace(step_dir / "log.txt", kept)
+            history[-1]["log"] = str(kept)
         if step_dir.exists():
             shutil.rmtree(step_dir)
         step_dir.mkdir(parents=True)
         log_path = step_dir / "log.txt"
-        record.update(status=EXECUTING, start_time=_iso(_now()), log=str(log_path))
+        record.update(status=EXECUTING, start_time=_iso(_now()), log=str(log_path), attempt=self.attempt,
+                      attempt_count=len(history) + 1)
         self.save()
         started = time.monotonic()
         self.out(f"[{index}/{total}] {spec.name} ({spec.type}): {spec.display_name} ... Executing")
         with open(log_path, "a", encoding="utf-8") as log:
             try:
-                runner = getattr(self, f"_run_{spec.type.lower()}")
-                runner(spec, record, step_dir, log, skipped)
+                if not self._cache_hit(spec, record, log):
+                    runner = getattr(self, f"_run_{spec.type.lower()}")
+                    runner(spec, record, step_dir, log, skipped)
                 record["status"] = SUCCEEDED if record["status"] == EXECUTING else record["status"]
             except KeyboardInterrupt:
                 self._record_calls(record, log)
@@ -572,12 +648,40 @@ class Execution:
         elapsed = time.monotonic() - started
         record.update(end_time=_iso(_now()), duration_seconds=round(elapsed, 1))
         self.save()
-        self.out(f"[{index}/{total}] {spec.name}: {record['status']} in {format_duration(elapsed)}")
+        hit = record.get("CacheHitResult")
+        how = f" (cache hit: outputs of execution {hit['SourcePipelineExecutionArn'].rsplit('/', 1)[-1]})" if hit else ""
+        self.out(f"[{index}/{total}] {spec.name}: {record['status']}{how} in {format_duration(elapsed)}")
         if record["status"] == FAILED and spec.type != "Fail":
             tail = _tail(log_path, LOG_TAIL_LINES if not self.stream_logs else 12)
             if tail:
                 self.out(f"--- last lines of {log_path} ---\n{tail}\n---")
             self.out(f"Step {spec.name} failed: {record['failure_reason']}\n(full log: {log_path})")
+
+    def _cache_hit(self, spec: StepSpec, record: dict, log) -> bool:
+        """A step with caching enabled whose key matches an earlier successful run reuses that run."""
+        config = caching.cache_config(spec.body)
+        if config is None or not config.enabled:
+            return False
+        arguments = ex.resolve(spec.body.get("Arguments") or {}, self.context(spec.name))
+        key = caching.step_key(spec.type, arguments, self.settings)
+        if key is None:
+            self._log(log, f"[runtime] CacheConfig: the local runtime does not cache {spec.type} steps; running it")
+            return False
+        record["cache_key"] = key
+        hit = caching.find_hit(load_executions(self.settings), pipeline_name=self.pipeline_name, step_name=spec.name,
+                               key=key, expire_after=config.expire_after, settings=self.settings, exclude=self.id)
+        if hit is None:
+            self._log(log, f"[runtime] cache miss (key {key[:12]}; ExpireAfter {config.expire_text}): running the step")
+            return False
+        self.properties[spec.name] = hit.properties
+        record["outputs"] = dict(hit.step.get("outputs") or {})
+        if hit.step.get("property_files"):
+            record["property_files"] = dict(hit.step["property_files"])
+        record["CacheHitResult"] = {"SourcePipelineExecutionArn": hit.source_execution_arn}
+        self._log(log, f"[runtime] cache hit (key {key[:12]}): same arguments and input contents as in execution "
+                       f"{hit.source_execution_id} (ended {hit.step.get('end_time')}); reusing its outputs: "
+                       + ", ".join(f"{k} {v}" for k, v in record["outputs"].items()))
+        return True
 
     def _record_calls(self, record: dict, log) -> None:
         """The AWS API calls the step made (served by the loopback API), in the log and the record."""
@@ -728,9 +832,8 @@ class Execution:
 
     def _spawn(self, command: list, env: dict, cwd: Path, log, max_runtime: Optional[int] = None) -> int:
         """Run the step's process, streaming its output; past max_runtime it is stopped and the step fails."""
-        self.process = subprocess.Popen(command, cwd=str(cwd), env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True, text=True, errors="replace", bufsize=1)
+        self.process = supervision.spawn(command, cwd=cwd, env=env)
+        self.step_process = process_identity(self.process.pid)
         self.save()                                    # records step_pid: the step's process group
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
         if self.api is not None:  # the API's calls and the AutoML job's output join the step's log
@@ -771,23 +874,13 @@ class Execution:
             if self.process.poll() is None:
                 self.stop_process()
             self.process = None
+            self.step_process = None
             if self.api is not None:
                 self.api.sink = None
 
     def stop_process(self) -> None:
         """Terminate the running step subprocess (its whole process group), then kill it."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except (ProcessLookupError, PermissionError):
-            pass
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        supervision.stop(self.process)
 
     # Transform, Model, RegisterModel -----------------------------------------------------
     def _in_process(self, log, function: Callable[[], Any]) -> Any:
@@ -889,10 +982,7 @@ class Execution:
         ctx = self.context(spec.name)
         arguments = spec.body.get("Arguments") or {}
         outcome = ex.evaluate_conditions(arguments.get("Conditions") or [], ctx)
-        not_taken = "ElseSteps" if outcome else "IfSteps"
-        for name, other in self.graph.steps.items():
-            if other.condition == spec.name and other.branch == not_taken:
-                skipped.add(name)
+        self._skip_branch_not_taken(spec, outcome, skipped)
         details = []
         for condition in arguments.get("Conditions") or []:
             try:
@@ -906,6 +996,12 @@ class Execution:
         self.properties[spec.name] = {"Outcome": outcome}
         record["outputs"] = {"Outcome": outcome}
         self.out(f"    {spec.name}: {' and '.join(details)} is {outcome}")
+
+    def _skip_branch_not_taken(self, spec: StepSpec, outcome: bool, skipped: set) -> None:
+        not_taken = "ElseSteps" if outcome else "IfSteps"
+        for name, other in self.graph.steps.items():
+            if other.condition == spec.name and other.branch == not_taken:
+                skipped.add(name)
 
     def _run_fail(self, spec: StepSpec, record: dict, step_dir: Path, log, skipped: set) -> None:
         message = ex.resolve((spec.body.get("Arguments") or {}).get("ErrorMessage", ""), self.context(spec.name))
@@ -1047,6 +1143,11 @@ def run_local(definition: Any, parameters: Optional[Mapping[str, Any]], settings
     if note:
         notes.append(note)
     execution = Execution(definition, parameters, settings, out=out, stream_logs=stream_logs, notes=notes)
+    return _run_with_signals(execution)
+
+
+def _run_with_signals(execution: "Execution") -> int:
+    """SIGTERM stops the execution like Ctrl-C does (recorded as SIGTERM) while it runs."""
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -1055,6 +1156,78 @@ def run_local(definition: Any, parameters: Optional[Mapping[str, Any]], settings
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+
+
+class RetryRefused(ValueError):
+    """The execution cannot be retried (unknown, still running, already succeeded); the message says what to do."""
+
+
+def retry_local(execution_id: str, settings: Settings, out: Callable[[str], None] = print,
+                stream_logs: bool = True) -> int:
+    """Rerun a Failed or Stopped execution from its first unsuccessful step (SageMaker's RetryPipelineExecution).
+
+    Same id, definition and parameters; the steps that succeeded are reused (their properties and
+    outputs), the attempt is recorded on the same execution. Exit code as run_local (2: refused).
+    """
+    import fcntl
+
+    try:
+        path = _retry_record_path(execution_id, settings)
+    except RetryRefused as error:
+        out(f"error: {error}")
+        return 2
+    with open(path.parent / ".retry.lock", "a") as lock:   # one retry of an execution at a time
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            out(f"error: --retry {execution_id}: another process is retrying this execution right now; "
+                "wait for it (python -m pipelines.run --list shows its status)")
+            return 2
+        try:
+            record = _retryable(execution_id, path)
+            definition = json.loads((path.parent / "definition.json").read_text())
+            ensure_home(settings.home_path)
+            for name, value in THREADING_ENV.items():
+                os.environ.setdefault(name, value)
+            execution = Execution(definition, record.get("parameters") or {}, settings, out=out,
+                                  stream_logs=stream_logs, resume=record)
+        except RetryRefused as error:
+            out(f"error: {error}")
+            return 2
+        except (OSError, json.JSONDecodeError, DefinitionError, ex.ParameterError) as error:
+            out(f"error: --retry {execution_id}: its recorded definition cannot run again: {error}")
+            return 2
+        return _run_with_signals(execution)
+
+
+def _retry_record_path(execution_id: str, settings: Settings) -> Path:
+    root = executions_dir(settings)
+    path = root / str(execution_id) / "execution.json"
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", str(execution_id)) or not path.is_file():
+        recent = [r.get("execution_id") for r in load_executions(settings)[:3]]
+        hint = f"; the latest are {', '.join(map(str, recent))}" if recent else ""
+        raise RetryRefused(f"--retry {execution_id}: there is no local execution with that id under {root}{hint} "
+                           "(python -m pipelines.run --list shows them)")
+    return path
+
+
+def _retryable(execution_id: str, path: Path) -> dict:
+    """The record, when its execution may be retried (a dead runtime's is marked Failed first)."""
+    record = mark_if_dead(json.loads(path.read_text()), path)
+    status = record.get("status")
+    if status == "Executing":
+        pid = (record.get("runtime_process") or {}).get("pid")
+        raise RetryRefused(f"--retry {execution_id}: the execution is still Executing (runtime process {pid}); "
+                           f"wait for it to end, or stop it (Ctrl-C in its terminal, or kill -TERM {pid}), "
+                           "then retry")
+    if status == "Succeeded":
+        raise RetryRefused(f"--retry {execution_id}: the execution Succeeded, there is nothing to retry; "
+                           "start a new execution with python -m pipelines.run")
+    if status not in (FAILED, STOPPED):
+        raise RetryRefused(f"--retry {execution_id}: the execution is {status}; only a Failed or Stopped "
+                           "execution can be retried")
+    supervision.kill_group(record.get("step_process"), f"a step of execution {execution_id}, before its retry")
+    return record
 
 
 class Interrupted(KeyboardInterrupt):
@@ -1070,69 +1243,66 @@ def _raise_interrupt(signum, frame):  # SIGTERM stops the step like Ctrl-C does,
 
 
 # --- noticing dead executions ---------------------------------------------------------------
-def process_identity(pid: int) -> dict:
-    """pid, host and the process's start time (Linux /proc), so a reused pid is not taken for the runtime."""
-    return {"pid": pid, "host": _hostname(), "started": _process_start(pid)}
-
-
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
-
-
-def _process_start(pid: int) -> Optional[str]:
-    """Start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or None where there is no /proc."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()   # after "(comm)": state is field 3, starttime field 22
-    return fields[19] if len(fields) > 19 else None
-
-
-def process_alive(identity: Optional[Mapping[str, Any]]) -> Optional[bool]:
-    """True/False for a runtime process on this host; None when it cannot be told (other host, no record)."""
-    if not identity or not identity.get("pid") or identity.get("host") != _hostname():
-        return None
-    pid = int(identity["pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass                                           # exists, owned by someone else
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return not Path("/proc/self/stat").exists()    # no /proc (macOS): os.kill said it exists
-    if state[state.rindex(")") + 2:].split()[0] in ("Z", "X"):   # killed, not yet reaped
-        return False
-    started = identity.get("started")
-    return started is None or started == _process_start(pid)
+process_identity = supervision.process_identity
+process_alive = supervision.process_alive
+_hostname = supervision.hostname
+_process_start = supervision.process_start
 
 
 def mark_if_dead(record: dict, path: Path) -> dict:
-    """An Executing record whose runtime process is gone becomes Failed, with the reason, on disk too."""
+    """An Executing record whose runtime process is gone becomes Failed, with the reason, on disk too.
+
+    A step process the dead runtime left behind (its own process group) is killed on the way.
+    """
     if record.get("status") != "Executing" or process_alive(record.get("runtime_process")) is not False:
         return record
     pid = record["runtime_process"]["pid"]
+    supervision.kill_group(record.get("step_process"), f"a step of dead execution {record.get('execution_id')}")
     running = [s["name"] for s in record.get("steps", []) if s.get("status") == EXECUTING]
     where = f" while step {', '.join(running)} was Executing" if running else ""
     reason = (f"the local runtime process (pid {pid}) is gone: it was killed or crashed{where}; "
-              "rerun with python -m pipelines.run")
+              f"retry it from there with python -m pipelines.run --retry {record.get('execution_id')}")
     ended = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
     for step in record.get("steps", []):
         if step.get("status") == EXECUTING:
             step.update(status=FAILED, failure_reason=reason, end_time=_iso(ended))
         elif step.get("status") == "Pending":
             step["status"] = NOT_EXECUTED
-    record.update(status=FAILED, failure_reason=reason, end_time=_iso(ended))
+    record.update(status=FAILED, failure_reason=reason, end_time=_iso(ended), step_pid=None, step_process=None)
     if record.get("start_time"):
         started = datetime.datetime.fromisoformat(record["start_time"])
         record["duration_seconds"] = round((ended - started).total_seconds(), 1)
+    for attempt in record.get("attempts") or []:
+        if attempt.get("status") == "Executing":
+            attempt.update(status=FAILED, failure_reason=reason, end_time=_iso(ended))
     write_json(path, record)
     return record
+
+
+_STEP_STATUSES = {EXECUTING: "Executing", SUCCEEDED: "Succeeded", FAILED: "Failed", STOPPED: "Stopped"}
+
+
+def pipeline_execution_steps(record: Mapping[str, Any]) -> dict:
+    """The record's steps as ListPipelineExecutionSteps answers: newest first, with AttemptCount and
+    CacheHitResult; steps that never started are not listed, as on SageMaker."""
+    steps = []
+    for step in record.get("steps") or []:
+        if step.get("status") not in _STEP_STATUSES or not step.get("start_time"):
+            continue
+        entry: dict = {"StepName": step["name"], "StepDisplayName": step.get("display_name") or step["name"],
+                       "StepDescription": step.get("description") or "",
+                       "StartTime": datetime.datetime.fromisoformat(step["start_time"]),
+                       "StepStatus": _STEP_STATUSES[step["status"]],
+                       "AttemptCount": int(step.get("attempt_count") or 1)}
+        if step.get("end_time"):
+            entry["EndTime"] = datetime.datetime.fromisoformat(step["end_time"])
+        if step.get("failure_reason"):
+            entry["FailureReason"] = str(step["failure_reason"])[:1024]
+        if step.get("CacheHitResult"):
+            entry["CacheHitResult"] = dict(step["CacheHitResult"])
+        steps.append(entry)
+    steps.sort(key=lambda e: e["StartTime"], reverse=True)
+    return {"PipelineExecutionSteps": steps}
 
 
 def load_executions(settings: Settings) -> list:
@@ -1154,13 +1324,20 @@ def list_executions(settings: Settings, out: Callable[[str], None] = print) -> N
     if not records:
         out(f"No local executions yet under {executions_dir(settings)}; run: python -m pipelines.run")
         return
-    rows = [("EXECUTION", "PIPELINE", "STATUS", "STARTED (UTC)", "DURATION", "DETAIL")]
+    rows = [("EXECUTION", "PIPELINE", "STATUS", "ATTEMPT", "STARTED (UTC)", "DURATION", "DETAIL")]
     for r in records:
         detail = r.get("failure_reason") or ""
+        if not detail:
+            cached = [s["name"] for s in r.get("steps") or [] if s.get("CacheHitResult")]
+            if cached:
+                source = r["steps"][[s["name"] for s in r["steps"]].index(cached[0])]["CacheHitResult"]
+                detail = (f"cache hit: {', '.join(cached)} (from "
+                          f"{source['SourcePipelineExecutionArn'].rsplit('/', 1)[-1]})")
         rows.append((r.get("execution_id", "?"), r.get("pipeline_name", "?"), r.get("status", "?"),
-                     (r.get("start_time") or "")[:19].replace("T", " "), format_duration(r.get("duration_seconds")),
-                     detail[:70]))
+                     str(r.get("attempt") or 1), (r.get("start_time") or "")[:19].replace("T", " "),
+                     format_duration(r.get("duration_seconds")), detail[:70]))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    out(f"\nRecords and HTML reports: {executions_dir(settings)}/<execution>/")
+    out(f"\nRecords and HTML reports: {executions_dir(settings)}/<execution>/; retry a Failed or Stopped "
+        "one from its failed step: python -m pipelines.run --retry <execution>")

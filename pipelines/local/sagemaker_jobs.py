@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-from pipelines.local import automl_worker, limits
+from pipelines.local import automl_worker, limits, supervision
 from pipelines.local.errors import LocalClientError
 from pipelines.local.store import atomic_write_bytes, list_prefix, local_path
 from processing.kernel.aws_validation import RequestValidationError, validate_request
@@ -110,10 +110,13 @@ class JobsMixin:
                   "JobLog": str(automl_worker.job_log_path(self.settings, name))}
         self._save("automl", name, record)
         process = automl_worker.launch(self.settings, name, sink=self.automl_output)
-        record["WorkerPid"] = process.pid
+        # who trains it and who owns it: a worker whose owner (the runtime) died is not left running
+        owner = {"WorkerPid": process.pid, "WorkerProcess": supervision.process_identity(process.pid),
+                 "OwnerProcess": supervision.process_identity(os.getpid())}
+        record.update(owner)
         latest = self._load("automl", name) or record  # the worker may have written already
         if latest.get("AutoMLJobStatus") == "InProgress":
-            latest["WorkerPid"] = process.pid
+            latest.update(owner)
             self._save("automl", name, latest)
         return {"AutoMLJobArn": arn}
 
@@ -145,8 +148,13 @@ class JobsMixin:
                 return record
             record = self._load("automl", name) or record  # what the worker wrote last
             reason = f"the local training process exited with code {code}"
-        elif automl_worker.pid_alive(record.get("WorkerPid")):
-            return record
+        elif self._worker_alive(record):
+            if supervision.process_alive(record.get("OwnerProcess")) is not False:
+                return record
+            # its runtime died (killed, crashed): the training process stops with it, now rather than later
+            supervision.kill_group(record.get("WorkerProcess"), f"AutoML job {name}, whose runtime is gone")
+            reason = (f"the local runtime that owned it (pid {record['OwnerProcess'].get('pid')}) is gone, so its "
+                      f"training process {record.get('WorkerPid')} was stopped")
         else:
             reason = f"the local training process {record.get('WorkerPid')} is gone (its runtime exited)"
         if record["AutoMLJobStatus"] == "InProgress":
@@ -155,6 +163,13 @@ class JobsMixin:
             record["EndTime"] = record["LastModifiedTime"] = _now()
             self._save("automl", name, record)
         return record
+
+    @staticmethod
+    def _worker_alive(record: dict) -> bool:
+        identity = record.get("WorkerProcess")
+        if identity:
+            return supervision.process_alive(identity) is not False
+        return automl_worker.pid_alive(record.get("WorkerPid"))
 
     def describe_auto_ml_job_v2(self, AutoMLJobName: str) -> dict:  # noqa: N803 (boto3 names)
         record = self._load("automl", AutoMLJobName)

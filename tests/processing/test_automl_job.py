@@ -444,3 +444,29 @@ def test_given_a_job_in_progress_when_the_step_gets_sigterm_then_it_stops_the_jo
     assert (described["AutoMLJobStatus"], described["AutoMLJobSecondaryStatus"]) == ("Stopped", "Stopped")
     assert worker.poll() is not None and not automl_worker.pid_alive(worker.pid)
     assert ("StopAutoMLJob", 200) in [(c["operation"], c["status"]) for c in local_api.take_calls()]
+
+
+def test_given_a_failed_job_when_the_step_is_retried_then_it_starts_the_next_attempt_and_then_re_attaches_to_it():
+    """A Failed or Stopped job cannot run again under its name; a retry starts '-r2' once, then reuses it."""
+    sm = _sagemaker()
+    retry = automl_job.attempt_name(JOB, 2)
+    with Stubber(sm) as stub:
+        stub.add_response("describe_auto_ml_job_v2", _describe("Failed", "Failed", failure="worker gone"),
+                          {"AutoMLJobName": JOB})
+        stub.add_client_error("describe_auto_ml_job_v2", service_error_code="ResourceNotFound",
+                              service_message=f"Job {retry} not found.", expected_params={"AutoMLJobName": retry})
+        stub.add_response("create_auto_ml_job_v2", {"AutoMLJobArn": f"{ACCOUNT_ARN}:automl-job/{retry}"},
+                          dict(_expected_request(), AutoMLJobName=retry))
+        first = automl_job.start_or_attach(sm, _expected_request(), log=lambda _: None)
+        stub.add_response("describe_auto_ml_job_v2", _describe("Stopped", "Stopped"), {"AutoMLJobName": JOB})
+        stub.add_response("describe_auto_ml_job_v2", dict(_describe("InProgress", "TrainingModels"),
+                                                          AutoMLJobName=retry,
+                                                          AutoMLJobArn=f"{ACCOUNT_ARN}:automl-job/{retry}"),
+                          {"AutoMLJobName": retry})
+        second = automl_job.start_or_attach(sm, _expected_request(), log=lambda _: None)
+        stub.assert_no_pending_responses()
+
+    assert retry == f"{JOB}-r2" and len(retry) <= automl_request.JOB_NAME_MAX
+    assert first == {"job_name": retry, "job_arn": f"{ACCOUNT_ARN}:automl-job/{retry}", "attached": False}
+    assert second == {"job_name": retry, "job_arn": f"{ACCOUNT_ARN}:automl-job/{retry}", "attached": True}
+    assert automl_job.attempt_name("x" * 32, 12) == "x" * 28 + "-r12"

@@ -93,6 +93,27 @@ SCRIPTS = {
         print("about to fail")
         raise SystemExit("ValueError: column 'target_value' is missing from sales.csv")
     """,
+    # fails while the file --unless names does not exist (a fault fixed between attempts)
+    "flaky.py": """
+        import sys
+        from pathlib import Path
+        args = dict(a.split("=", 1) for a in sys.argv[1:])
+        if not Path(args["--unless"]).exists():
+            raise SystemExit("ValueError: the fault is still there")
+        out = Path(args["--out"]); out.mkdir(parents=True, exist_ok=True)
+        (out / "done.txt").write_text("done")
+        print("flaky step done")
+    """,
+    # sleeps (a step to kill) until the file --unless names exists, then returns at once
+    "sleep_unless.py": """
+        import sys, time
+        from pathlib import Path
+        args = dict(a.split("=", 1) for a in sys.argv[1:])
+        if not Path(args["--unless"]).exists():
+            print("sleeping", flush=True)
+            time.sleep(600)
+        print("awake")
+    """,
     "sleep.py": """
         import time, sys
         print("sleeping", flush=True)

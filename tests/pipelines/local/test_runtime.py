@@ -140,8 +140,8 @@ def test_each_run_is_a_new_execution_and_list_shows_them(settings):
     lines: list = []
     list_executions(settings, out=lines.append)
     table = "\n".join(lines)
-    assert table.splitlines()[0].split() == ["EXECUTION", "PIPELINE", "STATUS", "STARTED", "(UTC)", "DURATION",
-                                             "DETAIL"]
+    assert table.splitlines()[0].split() == ["EXECUTION", "PIPELINE", "STATUS", "ATTEMPT", "STARTED", "(UTC)",
+                                             "DURATION", "DETAIL"]
     assert all(r["execution_id"] in table for r in records)
     assert "Quality too low" in table
 
