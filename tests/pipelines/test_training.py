@@ -60,6 +60,15 @@ def test_given_the_definition_when_listing_steps_then_order_types_and_branches_m
                                                       "TrialName": {"Get": "Execution.PipelineExecutionId"}}
 
 
+def test_given_prepare_data_then_it_is_cached_and_no_step_that_starts_jobs_or_registers_is(definition):
+    """CacheConfig as SageMaker reads it; AutoML, RegisterModel and the rest must run every time."""
+    assert step(definition, "PrepareData")["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+    cached = [s["Name"] for s in all_steps(definition["Steps"]) if (s.get("CacheConfig") or {}).get("Enabled")]
+    assert cached == ["PrepareData"]
+    args = step(definition, "PrepareData")["Arguments"]
+    assert "PipelineExecutionId" not in str([args["AppSpecification"], args["Environment"], args["ProcessingInputs"]])
+
+
 @pytest.mark.parametrize("name", ["PrepareData", "AutoML", "BacktestForecast", "ChampionForecast", "Evaluate",
                                   "RegisterModel"])
 def test_given_a_job_step_when_validated_against_botocore_then_it_has_no_problem(definition, name):
