@@ -354,9 +354,11 @@ def executions_dir(settings: Settings) -> Path:
     return settings.home_path / "executions"
 
 
-def _job_name(execution_id: str, step: str) -> str:
+def _job_name(execution_id: str, step: str, attempt: int = 1) -> str:
+    """The job (or model) a step creates; a retried step's attempt gets its own (names cannot be reused)."""
+    suffix = f"-{attempt}" if attempt > 1 else ""
     name = re.sub(r"[^A-Za-z0-9-]", "-", f"pipelines-{execution_id}-{step}")
-    return name[:63].rstrip("-")
+    return name[:63 - len(suffix)].rstrip("-") + suffix
 
 
 # --- the executor -------------------------------------------------------------------------
@@ -491,10 +493,13 @@ class Execution:
         variables = dict(self.execution_vars, CurrentDateTime=_iso(_now()))
         spec = self.graph.steps[step]
         if spec.type == "Processing":
-            variables["ProcessingJobName"] = _job_name(self.id, step)
+            variables["ProcessingJobName"] = self._step_job_name(step)
         return ex.Context(parameters=self.parameters, execution=variables, steps=self.properties,
                           property_file=self.read_property_file, json_reader=self.read_json_uri,
                           step_names=tuple(self.graph.order), current_step=step)
+
+    def _step_job_name(self, step: str) -> str:
+        return _job_name(self.id, step, int(self.records[step].get("attempt_count") or 1))
 
     def read_property_file(self, step: str, name: str) -> tuple:
         spec = self.graph.steps.get(step)
@@ -754,9 +759,9 @@ class Execution:
             self._log(log, f"[runtime] output {item['OutputName']}: {len(uris)} file(s) -> {target_uri}")
         now = _iso(_now())
         self.properties[spec.name] = _plain(dict(
-            arguments, ProcessingJobName=_job_name(self.id, spec.name),
+            arguments, ProcessingJobName=self._step_job_name(spec.name),
             ProcessingJobArn=f"arn:aws:sagemaker:{self.settings.effective_region}:000000000000:processing-job/"
-                             + _job_name(self.id, spec.name),
+                             + self._step_job_name(spec.name),
             ProcessingJobStatus="Completed", ExitMessage="", ProcessingStartTime=record["start_time"],
             ProcessingEndTime=now, CreationTime=record["start_time"], LastModifiedTime=now))
 
@@ -911,7 +916,7 @@ class Execution:
         from botocore.exceptions import ClientError
 
         arguments = ex.resolve(spec.body.get("Arguments") or {}, self.context(spec.name))
-        arguments.setdefault("TransformJobName", _job_name(self.id, spec.name))
+        arguments.setdefault("TransformJobName", self._step_job_name(spec.name))
         self._log(log, f"[runtime] create_transform_job {arguments['TransformJobName']} with model "
                        f"{arguments.get('ModelName')}")
         try:
@@ -929,7 +934,7 @@ class Execution:
         from botocore.exceptions import ClientError
 
         arguments = ex.resolve(spec.body.get("Arguments") or {}, self.context(spec.name))
-        arguments.setdefault("ModelName", _job_name(self.id, spec.name))
+        arguments.setdefault("ModelName", self._step_job_name(spec.name))
         try:
             self._in_process(log, lambda: self.client.create_model(**arguments))
             self.properties[spec.name] = _plain(self.client.describe_model(ModelName=arguments["ModelName"]))

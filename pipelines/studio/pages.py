@@ -95,7 +95,7 @@ def executions_page(settings: Settings) -> str:
         rows.append(
             f"<tr data-execution='{esc(execution_id)}'><td class='nowrap mono'><a href='/executions/{quote(execution_id)}'>"
             f"{esc(execution_id)}</a></td><td>{esc(str(record.get('pipeline_name')))}</td>"
-            f"<td>{pill(record.get('status'))}</td><td class='small nowrap'>{_started(record)}</td>"
+            f"<td>{pill(record.get('status'))}{_attempt_note(record)}</td><td class='small nowrap'>{_started(record)}</td>"
             f"<td class='nowrap'>{graph_layout.format_duration(state.elapsed(record))}</td><td class='params'>{params}</td>"
             f"<td>{gate_html}</td><td class='small failure'>{esc(str(failure or ''))[:160]}</td></tr>")
     if rows:
@@ -110,6 +110,22 @@ def executions_page(settings: Settings) -> str:
     return page("Executions", body, "executions", refresh=3 if running else None)
 
 
+def _attempt_note(record: Mapping[str, Any]) -> str:
+    """A retried execution (python -m pipelines.run --retry) says which attempt its status is from."""
+    attempt = int(record.get("attempt") or 1)
+    return f" <span class='small'>attempt {attempt}</span>" if attempt > 1 else ""
+
+
+def _reuse_note(step: Mapping[str, Any]) -> str:
+    """A step that did not run in this attempt: a cache hit (CacheConfig) or reused by a retry."""
+    hit = step.get("CacheHitResult")
+    if hit:
+        return f"cache hit: outputs of execution {str(hit.get('SourcePipelineExecutionArn', '')).rsplit('/', 1)[-1]}"
+    if step.get("reused"):
+        return f"reused from attempt {step.get('attempt') or 1} (retry)"
+    return ""
+
+
 # --- /executions/<id> ---------------------------------------------------------------------------
 def live_fragment(record: Mapping[str, Any], settings: Settings) -> dict:
     """What the execution page polls: status, the graph and the step table, rendered."""
@@ -118,7 +134,7 @@ def live_fragment(record: Mapping[str, Any], settings: Settings) -> dict:
     svg = graph_layout.graph_svg(steps, report.branch_map(record), link="#step-{name}")
     rows = []
     for step in steps:
-        detail = step.get("failure_reason") or step.get("note") or ""
+        detail = step.get("failure_reason") or step.get("note") or _reuse_note(step)
         rows.append(f"<tr data-step='{esc(step['name'])}'><td class='nowrap'><a href='#step-{esc(step['name'])}'>"
                     f"{esc(step['name'])}</a></td><td class='nowrap'>{esc(step['type'])}</td>"
                     f"<td class='status'>{pill(step.get('status'))}</td>"
