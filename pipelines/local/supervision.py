@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import datetime
 import logging
 import os
 import signal
@@ -17,6 +18,8 @@ import socket
 import subprocess
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
+
+from pipelines.local import records
 
 logger = logging.getLogger(__name__)
 
@@ -120,4 +123,38 @@ def stop(process: Optional[subprocess.Popen], grace_seconds: float = 10) -> None
         process.wait()
 
 
-__all__ = ["process_identity", "process_alive", "process_start", "hostname", "kill_group", "spawn", "stop"]
+def mark_if_dead(record: dict, path: Path) -> dict:
+    """An Executing record whose runtime process is gone becomes Failed, with the reason, on disk too.
+
+    A step process the dead runtime left behind (its own process group) is killed on the way.
+    """
+    if record.get("status") != records.EXECUTING or process_alive(record.get("runtime_process")) is not False:
+        return record
+    typed = records.ExecutionRecord.from_dict(record)
+    pid = (typed.runtime_process or {}).get("pid")
+    kill_group(typed.step_process, f"a step of dead execution {typed.execution_id}")
+    running = [s.name for s in typed.steps if s.status == records.EXECUTING]
+    where = f" while step {', '.join(running)} was Executing" if running else ""
+    reason = (f"the local runtime process (pid {pid}) is gone: it was killed or crashed{where}; "
+              f"retry it from there with python -m pipelines.run --retry {typed.execution_id}")
+    ended = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+    for step in typed.steps:
+        if step.status == records.EXECUTING:
+            step.status, step.failure_reason, step.end_time = records.FAILED, reason, records.iso(ended)
+        elif step.status == records.PENDING:
+            step.status = records.NOT_EXECUTED
+    typed.status, typed.failure_reason, typed.end_time = records.FAILED, reason, records.iso(ended)
+    typed.step_pid = typed.step_process = None
+    if typed.start_time:
+        started = datetime.datetime.fromisoformat(typed.start_time)
+        typed.duration_seconds = round((ended - started).total_seconds(), 1)
+    for attempt in typed.attempts:
+        if attempt.status == records.EXECUTING:
+            attempt.status, attempt.failure_reason, attempt.end_time = records.FAILED, reason, records.iso(ended)
+    document = typed.to_dict()
+    records.write_json(path, document)
+    return document
+
+
+__all__ = ["process_identity", "process_alive", "process_start", "hostname", "kill_group", "mark_if_dead",
+           "spawn", "stop"]

@@ -207,4 +207,4 @@ def test_given_a_runtime_killed_mid_step_when_retried_then_the_step_died_with_it
     assert [(a["attempt"], a["status"]) for a in after["attempts"]] == [(1, "Failed"), (2, "Succeeded")]
     assert after["attempts"][0]["failure_reason"].startswith(
         f"the local runtime process (pid {run.process.pid}) is gone: it was killed or crashed while step Sleep")
-    assert after["steps"][0]["reused"] is True and after["step_process"] is None
+    assert after["steps"][0]["reused"] is True and after.get("step_process") is None

@@ -1,0 +1,511 @@
+"""Step executors: one small class per step type, each doing only its type's work.
+
+The execution (pipelines.local.runtime.Execution) owns the ceremony around a step: status,
+timings, the log file, caching, errors and the record. An executor gets a `StepRun` (the
+step's spec, its record, folder and log) and does the work, leaving the step's properties
+in `execution.properties` and what it produced in the record; it raises StepFailed (or an
+expression error) to fail the step.
+
+- Processing: the step's entrypoint as a subprocess run by the processing image's environment
+  (pipelines/local/step_env.py), /opt/ml/processing mapped to the step's folder, inputs copied
+  from the local object store, outputs copied back, AWS reached through the loopback API;
+- Transform / Model / RegisterModel: the local SageMaker client (pipelines.local.sagemaker);
+- Lambda: the deploy handler, in-process, within the Lambda step's 10 minutes;
+- Condition and Fail with SageMaker's semantics (the branch not taken does not run).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, TextIO
+
+from pipelines.local import expressions as ex
+from pipelines.local import limits, supervision
+from pipelines.local.graph import StepSpec
+from pipelines.local.records import FAILED, StepRecord, iso, now, plain
+from pipelines.local.report import format_duration
+from pipelines.local.store import copy_in, copy_out
+from processing.kernel import contracts
+from processing.kernel.settings import ENVIRONMENT
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipelines.local.runtime import Execution
+
+PROCESSING_PREFIX = contracts.PROCESSING_ROOT
+HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
+# OpenMP threads that spin while waiting make LightGBM 50x slower when the cores are shared
+# (measured: 250 rounds on 8,500 rows, 2 threads, busy machine: 96 s spinning, 2 s passive).
+# Local runs share the machine with the user's other work, so waiting threads sleep instead.
+THREADING_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+class StepFailed(RuntimeError):
+    """A step failed; the message is its failure reason (exit_code: the step process's, when it ran one)."""
+
+    def __init__(self, message: str, exit_code: Optional[int] = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class StepRun:
+    """One run of one step: what an executor works with."""
+
+    spec: StepSpec
+    record: StepRecord
+    step_dir: Path
+    log: TextIO
+    skipped: set = field(default_factory=set)   # steps of branches not taken (a Condition adds to it)
+
+
+def job_name(execution_id: str, step: str, attempt: int = 1) -> str:
+    """The job (or model) a step creates; a retried step's attempt gets its own (names cannot be reused)."""
+    suffix = f"-{attempt}" if attempt > 1 else ""
+    name = re.sub(r"[^A-Za-z0-9-]", "-", f"pipelines-{execution_id}-{step}")
+    return name[:63 - len(suffix)].rstrip("-") + suffix
+
+
+class StepExecutor:
+    """Runs the steps of one type (`type`) for an execution."""
+
+    type: ClassVar[str] = ""
+
+    def __init__(self, execution: "Execution"):
+        self.execution = execution
+
+    @property
+    def settings(self):
+        return self.execution.settings
+
+    def log(self, run: StepRun, text: str) -> None:
+        self.execution.log_line(run.log, text)
+
+    def arguments(self, run: StepRun) -> Any:
+        return ex.resolve(run.spec.body.get("Arguments") or {}, self.execution.context(run.spec.name))
+
+    def run(self, run: StepRun) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# --- Processing ----------------------------------------------------------------------------------
+class ProcessingExecutor(StepExecutor):
+    type = "Processing"
+
+    def run(self, run: StepRun) -> None:
+        execution, spec, record = self.execution, run.spec, run.record
+        arguments = self.arguments(run)
+        root = run.step_dir / "processing"
+
+        def mapped(text: Any) -> Any:
+            return text.replace(PROCESSING_PREFIX, str(root)) if isinstance(text, str) else text
+
+        code_dir = None
+        for item in arguments.get("ProcessingInputs") or []:
+            source = item.get("S3Input")
+            if not source:
+                raise StepFailed(f"input {item.get('InputName')}: only S3Input inputs run locally "
+                                 "(DatasetDefinition is not supported)")
+            target = Path(mapped(source["LocalPath"]))
+            files = copy_in(source["S3Uri"], target, self.settings)
+            self.log(run, f"[runtime] input {item.get('InputName')}: {source['S3Uri']} -> {target} "
+                          f"({len(files)} file(s))")
+            if item.get("InputName") == "code" or source["LocalPath"] == contracts.CODE_DIR:
+                code_dir = target
+        outputs = (arguments.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        for item in outputs:
+            Path(mapped(item["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
+        app = arguments.get("AppSpecification") or {}
+        entry = [mapped(str(a)) for a in app.get("ContainerEntrypoint") or []]
+        if not entry:
+            raise StepFailed("the step has no ContainerEntrypoint; the local runtime cannot run an image's "
+                             "default entrypoint")
+        interpreter, overlay = None, None
+        if Path(entry[0]).name in ("python", "python3") or re.fullmatch(r"python3(\.\d+)?", entry[0]):
+            interpreter, overlay = self.interpreter(run, entry, code_dir)
+            entry[0] = interpreter.python if interpreter else sys.executable
+        command = entry + [mapped(str(a)) for a in app.get("ContainerArguments") or []]
+        env = self.environment(arguments.get("Environment") or {}, mapped, code_dir,
+                               bundle_only=interpreter is not None, overlay=overlay)
+        described = record.environment or {}
+        self.log(run, "[runtime] environment: " + (described.get("label") or "this Python (the project importable)")
+                 + (f"; requirements overlay {described['overlay']}" if described.get("overlay") else ""))
+        self.log(run, "[runtime] " + " ".join(command))
+        returncode = self.spawn(command, env, run, max_runtime=limits.processing_max_runtime(arguments))
+        if returncode != 0:
+            raise StepFailed(f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: "
+                             + last_error_line(Path(record.log or "")), exit_code=returncode)
+        for item in outputs:
+            target_uri = item["S3Output"]["S3Uri"]
+            uris = copy_out(Path(mapped(item["S3Output"]["LocalPath"])), target_uri, self.settings)
+            record.outputs[item["OutputName"]] = target_uri
+            for pf in spec.body.get("PropertyFiles") or []:
+                if pf.get("OutputName") == item["OutputName"]:
+                    record.property_files = record.property_files or {}
+                    record.property_files[pf.get("PropertyFileName")] = \
+                        target_uri.rstrip("/") + "/" + pf.get("FilePath", "")
+            self.log(run, f"[runtime] output {item['OutputName']}: {len(uris)} file(s) -> {target_uri}")
+        ended = iso(now())
+        name = execution.step_job_name(spec.name)
+        execution.properties[spec.name] = plain(dict(
+            arguments, ProcessingJobName=name,
+            ProcessingJobArn=f"arn:aws:sagemaker:{self.settings.effective_region}:000000000000:processing-job/{name}",
+            ProcessingJobStatus="Completed", ExitMessage="", ProcessingStartTime=record.start_time,
+            ProcessingEndTime=ended, CreationTime=record.start_time, LastModifiedTime=ended))
+
+    def interpreter(self, run: StepRun, entry: list, code_dir: Optional[Path]) -> tuple:
+        """(StepEnvironment, requirements overlay) for a python step: the image's environment (or the
+        fallback step_env resolved), the step's requirements installed beside it."""
+        from pipelines.local import step_env
+
+        execution = self.execution
+        module = None                       # the step module: python3 -m processing.entry <module>
+        if len(entry) > 3 and entry[1:3] == ["-m", "processing.entry"]:
+            module = entry[3]
+        elif len(entry) > 2 and entry[1] == "-m":
+            module = entry[2]
+        if execution.step_env is None:
+            try:
+                execution.step_env = step_env.resolve(self.settings, out=execution.out)
+            except step_env.StepEnvironmentError as error:
+                raise StepFailed(str(error)) from None
+            execution.out(f"    processing steps run in the {execution.step_env.label}: {execution.step_env.python}")
+            if execution.step_env.note:          # the fallback warning: also in the record and the HTML report
+                execution.notes.append(execution.step_env.note)
+        interpreter = execution.step_env
+        overlay, requirements = None, None
+        if module and code_dir is not None:
+            from processing.entry import requirements_file
+
+            requirements = requirements_file(module, code_dir / "processing" / "requirements")
+        if requirements is not None:
+            try:
+                overlay = step_env.overlay(interpreter, requirements, self.settings, out=execution.out)
+            except step_env.StepEnvironmentError as error:
+                if self.settings.step_env == "strict":
+                    raise StepFailed(f"{requirements.name}: {error}") from None
+                self.log(run, f"[runtime] could not install {requirements.name} ({error}): {module} runs "
+                              "without it, as on SageMaker when the install fails")
+        run.record.environment = interpreter.record(overlay, requirements.name if requirements else None)
+        return interpreter, overlay
+
+    def environment(self, definition_env: Mapping[str, str], mapped: Callable, code_dir: Optional[Path],
+                    bundle_only: bool = False, overlay: Optional[Path] = None) -> dict:
+        """The step's environment variables. bundle_only: PYTHONPATH is the code bundle (and the
+        step's requirements overlay) and nothing else, as in the container."""
+        env = dict(os.environ)
+        exported: dict = {}
+        for variable, name in ENVIRONMENT.items():
+            if variable.startswith("FORECAST_") and name not in exported:  # one FORECAST_ spelling per setting
+                value = getattr(self.settings, name, None)
+                if value is None or name in ("target",):
+                    continue
+                if name == "tags":
+                    value = ",".join(f"{k}={v}" for k, v in dict(value).items())
+                env[variable] = str(value)
+                exported[name] = variable
+        env.update({k: str(mapped(v)) for k, v in definition_env.items()})
+        paths = [str(code_dir)] if code_dir else []
+        if bundle_only:
+            paths += [str(overlay)] if overlay else []
+            env["PYTHONNOUSERSITE"] = "1"
+        elif os.environ.get("PYTHONPATH"):
+            paths.append(os.environ["PYTHONPATH"])
+        for name, value in THREADING_ENV.items():
+            env.setdefault(name, value)
+        env.update({
+            "FORECAST_INSTALL_REQUIREMENTS": "0",      # processing.entry: the runtime provides them (overlay)
+            "PYTHONPATH": os.pathsep.join(paths),
+            "PYTHONUNBUFFERED": "1",
+        })
+        api = self.execution.api
+        for name in api.UNSET_IN_STEPS:  # steps reach AWS only through the loopback API
+            env.pop(name, None)
+        env.update(api.step_environment())
+        return env
+
+    def spawn(self, command: list, env: dict, run: StepRun, max_runtime: Optional[int] = None) -> int:
+        """Run the step's process, streaming its output; past max_runtime it is stopped and the step fails."""
+        execution = self.execution
+        process = execution.process = supervision.spawn(command, cwd=run.step_dir, env=env)
+        execution.step_process = supervision.process_identity(process.pid)
+        execution.save()                                    # records step_pid: the step's process group
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        api = execution.api
+        if api is not None:  # the API's calls and the AutoML job's output join the step's log
+            api.sink = lambda text: lines.put(text.rstrip("\n") + "\n")
+
+        def pump(stream) -> None:  # a thread, so the main thread can report progress while a step is quiet
+            for text in stream:
+                lines.put(text)
+            lines.put(None)
+
+        assert process.stdout is not None
+        threading.Thread(target=pump, args=(process.stdout,), daemon=True).start()
+        started = last_output = time.monotonic()
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=1.0)
+                except queue.Empty:
+                    if max_runtime is not None and time.monotonic() - started > max_runtime:
+                        execution.stop_process()
+                        raise StepFailed(limits.processing_timeout_message(max_runtime)) from None
+                    if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
+                        execution.out(f"    ... still Executing ({format_duration(time.monotonic() - started)} elapsed)")
+                        last_output = time.monotonic()
+                    continue
+                if line is None:
+                    break
+                last_output = time.monotonic()
+                if max_runtime is not None and last_output - started > max_runtime:
+                    execution.stop_process()
+                    raise StepFailed(limits.processing_timeout_message(max_runtime))
+                run.log.write(line)
+                run.log.flush()
+                if execution.stream_logs:
+                    execution.out(f"    | {line.rstrip()}")
+            return process.wait()
+        finally:
+            if process.poll() is None:
+                execution.stop_process()
+            execution.process = None
+            execution.step_process = None
+            if api is not None:
+                api.sink = None
+
+
+# --- Transform, Model, RegisterModel: the local SageMaker client, in-process ---------------------
+class InProcessExecutor(StepExecutor):
+    """A step whose stand-in runs in the runtime's process; what it prints goes to the step log."""
+
+    def call(self, run: StepRun, function: Callable[[], Any]) -> Any:
+        execution = self.execution
+        buffer = _TeeWriter(lambda line: self.log(run, line), passthrough=sys.stdout)
+        done = threading.Event()
+        started = time.monotonic()
+
+        def heartbeat() -> None:
+            while not done.wait(HEARTBEAT_SECONDS):
+                execution.out(f"    ... still Executing ({format_duration(time.monotonic() - started)} elapsed)")
+
+        threading.Thread(target=heartbeat, daemon=True).start()
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            try:
+                return function()
+            finally:
+                done.set()
+                buffer.flush_rest()
+
+
+def client_error(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, Mapping) and "Error" in response:
+        return f"{response['Error'].get('Code')}: {response['Error'].get('Message')}"
+    return str(error)
+
+
+class TransformExecutor(InProcessExecutor):
+    type = "Transform"
+
+    def run(self, run: StepRun) -> None:
+        from botocore.exceptions import ClientError
+
+        execution, client = self.execution, self.execution.client
+        arguments = self.arguments(run)
+        arguments.setdefault("TransformJobName", execution.step_job_name(run.spec.name))
+        name = arguments["TransformJobName"]
+        self.log(run, f"[runtime] create_transform_job {name} with model {arguments.get('ModelName')}")
+        try:
+            self.call(run, lambda: client.create_transform_job(**arguments))
+            described = client.describe_transform_job(TransformJobName=name)
+        except ClientError as error:
+            raise StepFailed(client_error(error)) from None
+        execution.properties[run.spec.name] = plain(described)
+        run.record.outputs["TransformOutput"] = (arguments.get("TransformOutput") or {}).get("S3OutputPath")
+        if described.get("TransformJobStatus") != "Completed":
+            raise StepFailed(f"transform job {name} {described.get('TransformJobStatus')}: "
+                             f"{described.get('FailureReason')}")
+
+
+class ModelExecutor(InProcessExecutor):
+    type = "Model"
+
+    def run(self, run: StepRun) -> None:
+        from botocore.exceptions import ClientError
+
+        execution, client = self.execution, self.execution.client
+        arguments = self.arguments(run)
+        arguments.setdefault("ModelName", execution.step_job_name(run.spec.name))
+        try:
+            self.call(run, lambda: client.create_model(**arguments))
+            execution.properties[run.spec.name] = plain(client.describe_model(ModelName=arguments["ModelName"]))
+        except ClientError as error:
+            raise StepFailed(client_error(error)) from None
+
+
+class RegisterModelExecutor(InProcessExecutor):
+    type = "RegisterModel"
+
+    def run(self, run: StepRun) -> None:
+        from botocore.exceptions import ClientError
+
+        execution, client = self.execution, self.execution.client
+        arguments = self.arguments(run)
+        try:
+            created = self.call(run, lambda: client.create_model_package(**arguments))
+            execution.properties[run.spec.name] = plain(client.describe_model_package(
+                ModelPackageName=created["ModelPackageArn"]))
+        except ClientError as error:
+            raise StepFailed(client_error(error)) from None
+
+
+# --- Lambda --------------------------------------------------------------------------------------
+class LambdaExecutor(InProcessExecutor):
+    type = "Lambda"
+
+    def run(self, run: StepRun) -> None:
+        execution, spec = self.execution, run.spec
+        ctx = execution.context(spec.name)
+        arn = str(ex.resolve(spec.body.get("FunctionArn", ""), ctx))
+        event = ex.resolve(spec.body.get("Arguments") or {}, ctx)
+        function = arn.split(":function:", 1)[1].split(":")[0] if ":function:" in arn else arn
+        if function != self.settings.deploy_function_name:
+            raise StepFailed(f"Lambda function {arn} has no local stand-in: the local runtime runs "
+                             f"function:{self.settings.deploy_function_name} (deploy.handler.lambda_handler) only")
+        from deploy.handler import lambda_handler
+
+        self.log(run, f"[runtime] deploy.handler.lambda_handler({json.dumps(event, default=str)})")
+        seconds = limits.LAMBDA_STEP_TIMEOUT_SECONDS
+        try:  # the handler gets a Lambda context with the time left (get_remaining_time_in_millis)
+            result = self.call(run, lambda: limits.call_with_deadline(
+                lambda context: lambda_handler(event, context), seconds, f"Lambda function {function}",
+                f"the pipeline Lambda step's limit ({seconds} s)"))
+        except limits.LimitExceeded as error:
+            raise StepFailed(str(error)) from None
+        self.log(run, f"[runtime] returned {json.dumps(result, default=str)}")
+        outputs = {}
+        for declared in spec.body.get("OutputParameters") or []:
+            name, kind = declared.get("OutputName"), declared.get("OutputType", "String")
+            if not isinstance(result, Mapping) or name not in result:
+                raise StepFailed(f"the Lambda response has no output parameter {name!r} "
+                                 f"(it returned keys: {', '.join(result) if isinstance(result, Mapping) else result})")
+            outputs[name] = ex.coerce_parameter(name, kind, result[name])
+        execution.properties[spec.name] = plain({"OutputParameters": outputs})
+        run.record.outputs = outputs
+
+
+# --- Condition and Fail --------------------------------------------------------------------------
+def skip_branch_not_taken(graph, condition: StepSpec, outcome: bool, skipped: set) -> None:
+    """The steps of the branch a Condition did not take never run (SageMaker's semantics)."""
+    not_taken = "ElseSteps" if outcome else "IfSteps"
+    for name, other in graph.steps.items():
+        if other.condition == condition.name and other.branch == not_taken:
+            skipped.add(name)
+
+
+class ConditionExecutor(StepExecutor):
+    type = "Condition"
+
+    def run(self, run: StepRun) -> None:
+        execution, spec = self.execution, run.spec
+        ctx = execution.context(spec.name)
+        arguments = spec.body.get("Arguments") or {}
+        outcome = ex.evaluate_conditions(arguments.get("Conditions") or [], ctx)
+        skip_branch_not_taken(execution.graph, spec, outcome, run.skipped)
+        details = []
+        for condition in arguments.get("Conditions") or []:
+            try:
+                left = ex.resolve(condition.get("LeftValue", condition.get("QueryValue")), ctx)
+                right = ex.resolve(condition.get("RightValue", condition.get("Values")), ctx)
+                details.append(f"{condition.get('Type')}({left!r}, {right!r})")
+            except ex.ExpressionError:
+                details.append(str(condition.get("Type")))
+        self.log(run, f"[runtime] conditions {' and '.join(details)} -> {outcome}; running "
+                      f"{'IfSteps' if outcome else 'ElseSteps'}")
+        execution.properties[spec.name] = {"Outcome": outcome}
+        run.record.outputs = {"Outcome": outcome}
+        execution.out(f"    {spec.name}: {' and '.join(details)} is {outcome}")
+
+
+class FailExecutor(StepExecutor):
+    type = "Fail"
+
+    def run(self, run: StepRun) -> None:
+        execution, spec = self.execution, run.spec
+        message = str(ex.resolve((spec.body.get("Arguments") or {}).get("ErrorMessage", ""),
+                                 execution.context(spec.name)))
+        self.log(run, f"[runtime] fail step: {message}")
+        run.record.status, run.record.failure_reason = FAILED, message
+        execution.properties[spec.name] = {}
+
+
+EXECUTORS: dict = {cls.type: cls for cls in (ProcessingExecutor, TransformExecutor, ModelExecutor,
+                                              RegisterModelExecutor, LambdaExecutor, ConditionExecutor, FailExecutor)}
+
+
+def executor_for(step_type: str, execution: "Execution") -> StepExecutor:
+    try:
+        return EXECUTORS[step_type](execution)
+    except KeyError:
+        raise StepFailed(f"the local runtime has no executor for {step_type} steps "
+                         f"(it runs {', '.join(EXECUTORS)})") from None
+
+
+# --- helpers -------------------------------------------------------------------------------------
+class _TeeWriter(io.TextIOBase):
+    """Line-buffered stdout stand-in; what the emitter itself prints goes to the real stream."""
+
+    def __init__(self, emit: Callable[[str], None], passthrough: Any = None):
+        self.emit = emit
+        self.pending = ""
+        self.passthrough = passthrough
+        self.busy = False
+
+    def write(self, text: str) -> int:
+        if self.busy:
+            return self.passthrough.write(text) if self.passthrough is not None else len(text)
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            self.busy = True
+            try:
+                self.emit(line)
+            finally:
+                self.busy = False
+        return len(text)
+
+    def flush_rest(self) -> None:
+        if self.pending:
+            line, self.pending = self.pending, ""
+            self.busy = True
+            try:
+                self.emit(line)
+            finally:
+                self.busy = False
+
+
+def tail(path: Path, lines: int) -> str:
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def last_error_line(path: Path) -> str:
+    """The most telling line of a failed step's log: the last exception or error line."""
+    lines = [s.strip() for s in tail(path, 200).splitlines() if s.strip() and not s.startswith("[runtime]")]
+    for line in reversed(lines):
+        if re.match(r"^([A-Za-z_.]+(Error|Exception|Exit)|error:|Error:)", line) or "Error:" in line:
+            return line
+    return lines[-1] if lines else "(no output)"
+
+
+__all__ = ["EXECUTORS", "StepExecutor", "StepFailed", "StepRun", "executor_for", "job_name", "THREADING_ENV"]
