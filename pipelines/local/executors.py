@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, TextIO
+from typing import Any, Callable, ClassVar, Mapping, Optional, Protocol, TextIO
 
 from pipelines.local import expressions as ex
 from pipelines.local import limits, supervision
@@ -37,15 +37,34 @@ from pipelines.local.store import copy_in, copy_out
 from processing.kernel import contracts
 from processing.kernel.settings import ENVIRONMENT
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pipelines.local.runtime import Execution
-
 PROCESSING_PREFIX = contracts.PROCESSING_ROOT
 HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
 # OpenMP threads that spin while waiting make LightGBM 50x slower when the cores are shared
 # (measured: 250 rounds on 8,500 rows, 2 threads, busy machine: 96 s spinning, 2 s passive).
 # Local runs share the machine with the user's other work, so waiting threads sleep instead.
 THREADING_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+class Execution(Protocol):
+    """What an executor uses of the execution it runs a step for (pipelines.local.runtime.Execution)."""
+
+    settings: Any
+    graph: Any                      # the PipelineGraph
+    properties: dict                # step name -> its properties (what Get reads)
+    notes: list
+    stream_logs: bool
+    api: Any                        # the loopback AWS API (LocalAWSServer)
+    process: Any                    # the running step's process, and its identity (supervision)
+    step_process: Optional[dict]
+    step_env: Any                   # the processing steps' interpreter, resolved at the first one
+    client: Any                     # the local SageMaker client
+
+    def out(self, text: str) -> None: ...
+    def context(self, step: str) -> ex.Context: ...
+    def step_job_name(self, step: str) -> str: ...
+    def log_line(self, log: Any, text: str) -> None: ...
+    def save(self) -> None: ...
+    def stop_process(self) -> None: ...
 
 
 class StepFailed(RuntimeError):
@@ -79,7 +98,7 @@ class StepExecutor:
 
     type: ClassVar[str] = ""
 
-    def __init__(self, execution: "Execution"):
+    def __init__(self, execution: Execution):
         self.execution = execution
 
     @property
@@ -452,7 +471,7 @@ EXECUTORS: dict = {cls.type: cls for cls in (ProcessingExecutor, TransformExecut
                                               RegisterModelExecutor, LambdaExecutor, ConditionExecutor, FailExecutor)}
 
 
-def executor_for(step_type: str, execution: "Execution") -> StepExecutor:
+def executor_for(step_type: str, execution: Execution) -> StepExecutor:
     try:
         return EXECUTORS[step_type](execution)
     except KeyError:

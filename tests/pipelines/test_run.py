@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from pipelines import run
 from processing.kernel.aws_validation import request_problems
@@ -396,3 +396,19 @@ def test_given_forecast_horizon_0_when_running_locally_then_it_is_refused_before
     from pipelines.local import runtime
     from processing.kernel.settings import resolve
     assert runtime.load_executions(resolve()) == []
+
+
+def test_given_retry_on_the_sagemaker_target_then_retry_pipeline_execution_is_called_for_the_execution_arn():
+    """An execution id becomes the ARN of that pipeline's execution (account from the role, no STS call)."""
+    settings = run.settings_from_args(run.parser().parse_args(
+        ["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]), environ={})
+    arn = run.execution_arn("abc123def456", "DemandForecastTraining", settings)
+    account = ROLE.split(":")[4]
+    assert arn == f"arn:aws:sagemaker:{REGION}:{account}:pipeline/demandforecasttraining/execution/abc123def456"
+    assert run.execution_arn(arn, "ignored", settings) == arn
+    sm = boto3.session.Session(region_name=REGION).client("sagemaker")
+    with Stubber(sm) as stub:
+        stub.add_response("retry_pipeline_execution", {"PipelineExecutionArn": arn},
+                          {"PipelineExecutionArn": arn, "ClientRequestToken": ANY})
+        assert run.retry_sagemaker(sm, arn) == arn
+        stub.assert_no_pending_responses()
