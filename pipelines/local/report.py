@@ -163,13 +163,20 @@ def registration_info(record: Mapping[str, Any], settings: Settings) -> Optional
 
 def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     steps = record.get("steps") or []
+    attempt = int(record.get("attempt") or 1)
     lines = ["", f"Execution {record.get('execution_id')} of {record.get('pipeline_name')}: "
-                 f"{record.get('status')} in {format_duration(record.get('duration_seconds'))}"]
+                 f"{record.get('status')} in {format_duration(record.get('duration_seconds'))}"
+                 + (f" (attempt {attempt})" if attempt > 1 else "")]
     width = max([len(s["name"]) for s in steps] + [4])
     lines.append(f"  {'STEP'.ljust(width)}  {'TYPE'.ljust(10)}  {'STATUS'.ljust(11)}  {'DURATION'.ljust(8)}  "
                  "ENVIRONMENT")
     for step in steps:
         environment = (step.get("environment") or {}).get("label", "")
+        hit = step.get("CacheHitResult")
+        if hit:     # not run: its outputs come from an earlier execution, or an earlier attempt of this one
+            environment = f"cache hit (outputs of {str(hit.get('SourcePipelineExecutionArn')).rsplit('/', 1)[-1]})"
+        elif step.get("reused"):
+            environment = f"reused from attempt {step.get('attempt') or 1}"
         lines.append((f"  {step['name'].ljust(width)}  {step['type'].ljust(10)}  {step['status'].ljust(11)}  "
                       f"{format_duration(step.get('duration_seconds')).ljust(8)}  {environment}").rstrip())
     if record.get("failure_reason"):

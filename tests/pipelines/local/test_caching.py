@@ -58,6 +58,7 @@ def test_given_the_same_arguments_and_inputs_then_the_second_run_is_a_cache_hit_
     assert second["properties"]["Produce"] == first["properties"]["Produce"]
     assert f"Produce: Succeeded (cache hit: outputs of execution {first['execution_id']})" in output
     assert "[runtime] cache hit" in open(produce["log"]).read()
+    assert f"cache hit (outputs of {first['execution_id']})" in output          # the summary table
     assert "produce.py" not in open(produce["log"]).read()                   # the script did not run
     assert step(second, "Consume")["status"] == "Succeeded" and "CacheHitResult" not in step(second, "Consume")
     assert "counted 2" in open(step(second, "Consume")["log"]).read()        # it read the reused outputs

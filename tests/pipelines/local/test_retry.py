@@ -88,6 +88,8 @@ def test_given_a_failed_step_when_retried_then_it_reruns_from_there_on_the_same_
     assert record["attempts"][1]["retried_from"] == "Flaky" and record["attempt"] == 2
     assert "Produce: Succeeded (reused from attempt 1)" in output
     assert "attempt 2: from step Flaky, reusing 1 succeeded step(s)" in output
+    assert f"Execution {first['execution_id']} of {first['pipeline_name']}: Succeeded in" in output
+    assert "(attempt 2)" in output and "reused from attempt 1" in output       # the summary table
 
     listing: list = []
     runtime.list_executions(settings, out=listing.append)

@@ -193,3 +193,24 @@ def test_given_a_batch_run_then_its_planner_report_and_charts_are_served_and_lin
     assert request(running, "GET", "/executions/batch123/planner/..%2Foutside.txt")[0] == 404
     status, _, body = request(running, "GET", "/executions/batch123/record")
     assert status == 200 and b"<svg" in body and b"Report" in body
+
+
+def test_given_a_retried_execution_with_a_cache_hit_then_the_pages_say_attempt_reused_and_cache_hit(running, settings):
+    record_dir = settings.home_path / "executions" / "retried1234"
+    record_dir.mkdir(parents=True)
+    source = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/source123456"
+    step = {"type": "Processing", "status": "Succeeded", "depends_on": [], "duration_seconds": 1.0,
+            "start_time": "2026-01-01T00:00:00+00:00", "end_time": "2026-01-01T00:00:01+00:00"}
+    record = {"execution_id": "retried1234", "pipeline_name": "DemandForecastTraining", "status": "Succeeded",
+              "start_time": "2026-01-01T00:00:00+00:00", "end_time": "2026-01-01T00:05:00+00:00",
+              "duration_seconds": 300.0, "attempt": 2,
+              "steps": [dict(step, name="PrepareData", CacheHitResult={"SourcePipelineExecutionArn": source},
+                             reused=True, attempt=1),
+                        dict(step, name="AutoML", depends_on=["PrepareData"], reused=True, attempt=1),
+                        dict(step, name="Evaluate", depends_on=["AutoML"], attempt=2, attempt_count=2)]}
+    (record_dir / "execution.json").write_text(json.dumps(record))
+    listing = request(running, "GET", "/")[2].decode()
+    assert "attempt 2" in listing
+    live = json.loads(request(running, "GET", "/api/executions/retried1234")[2])
+    assert "cache hit: outputs of execution source123456" in live["steps"]
+    assert "reused from attempt 1 (retry)" in live["steps"]
