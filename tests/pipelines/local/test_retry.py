@@ -210,3 +210,24 @@ def test_given_a_runtime_killed_mid_step_when_retried_then_the_step_died_with_it
     assert after["attempts"][0]["failure_reason"].startswith(
         f"the local runtime process (pid {run.process.pid}) is gone: it was killed or crashed while step Sleep")
     assert after["steps"][0]["reused"] is True and after.get("step_process") is None
+
+
+def test_given_a_stopped_execution_when_retried_then_the_stopped_step_runs_again_and_its_stop_is_in_its_history(
+        settings, tmp_path):
+    marker = tmp_path / "awake"
+    run = KilledRun(tmp_path, marker)
+    if not run.sleeping.wait(300):
+        run.process.kill()
+        pytest.fail("the step never started:\n" + "".join(run.lines))
+    run.process.send_signal(signal.SIGTERM)
+    assert run.process.wait(timeout=120) == 143
+    stopped = runtime.load_executions(settings)[0]
+    assert stopped["status"] == "Stopped"
+
+    marker.write_text("awake")
+    assert retry_local(stopped["execution_id"], settings, out=lambda _: None) == 0
+    after = load(settings, stopped["execution_id"])
+    sleep = after["steps"][1]
+    assert sleep["status"] == "Succeeded" and sleep["attempt_count"] == 2
+    assert [(a["status"], a["failure_reason"]) for a in sleep["attempts"]] == [("Stopped", "stopped by SIGTERM")]
+    assert [a["status"] for a in after["attempts"]] == ["Stopped", "Succeeded"]
