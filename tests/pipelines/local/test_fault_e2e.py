@@ -132,13 +132,13 @@ def leftovers(home: Path) -> list:
 
 
 def kill_during(run: Runtime, settings, step: str, also: Callable[[dict], bool] = lambda record: True,
-                execution_id: Optional[str] = None) -> dict:
+                execution_id: Optional[str] = None, every: float = 0.02) -> dict:
     """SIGKILL the runtime's process group while `step` is Executing and `also(record)` holds."""
     def ready():
         record = read_record(settings, execution_id)
         return record if step_of(record, step).get("status") == "Executing" and also(record) else None
 
-    wait_until(ready, f"{step} to be Executing", run)
+    wait_until(ready, f"{step} to be Executing", run, every=every)
     os.killpg(run.process.pid, signal.SIGSTOP)              # freeze it: the record cannot move on
     record = read_record(settings, execution_id)
     os.killpg(run.process.pid, signal.SIGKILL)
@@ -182,7 +182,8 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
         kill_during(retry(), settings, step, execution_id=execution_id)
         kills.append(step)
     # 7. RegisterModel, after it created the model package (the crash comes before it could say so)
-    kill_during(retry(), settings, contracts.STEP_REGISTER, lambda r: package_count(settings) == 1, execution_id)
+    kill_during(retry(), settings, contracts.STEP_REGISTER, lambda r: package_count(settings) == 1, execution_id,
+                every=0.005)   # the window between the package and the step's end is short: look often
     kills.append(contracts.STEP_REGISTER)
 
     last = retry()
