@@ -61,12 +61,11 @@ import re
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from typing import Any, Optional
 
 import pandas as pd
 
-from deploy.http_base import HttpError, JsonRequestHandler
+from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from processing import tables
 from processing.kernel import aws_errors, contracts
 from processing.kernel.contracts import (
@@ -200,6 +199,8 @@ def parse_request(event: Any) -> ForecastRequest:
             body = json.loads(body, parse_constant=_refuse_constant) if body.strip() else None
         except ValueError as error:
             raise ApiError(400, f"the request body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise ApiError(400, 'the request body is JSON nested too deeply; send {"item_id": "A1", ...}') from None
     if not isinstance(body, dict):
         raise ApiError(400, 'the request must be a JSON object like {"item_id": "A1", "horizon": 7}; '
                             f"got {_type_name(body)}")
@@ -233,12 +234,14 @@ def parse_request(event: Any) -> ForecastRequest:
             raise ApiError(400, f'"quantiles" lists a quantile twice: {quantiles}')
         quantiles = tuple(quantiles)
 
-    grouping = body.get("grouping") or {}
+    grouping = body.get("grouping")
+    grouping = {} if grouping is None else grouping
     if not isinstance(grouping, dict) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
                                                  for v in grouping.values()):
         raise ApiError(400, '"grouping" must be an object of column -> value, e.g. {"region": "North"}')
 
-    covariates = body.get("covariates") or {}
+    covariates = body.get("covariates")
+    covariates = {} if covariates is None else covariates
     if not isinstance(covariates, dict):
         raise ApiError(400, '"covariates" must be an object of column -> list of future values, '
                             'e.g. {"promotion": [0, 1, 0]}')
@@ -775,7 +778,7 @@ lambda_handler = handler
 # --------------------------------------------------------------------------------------------
 # Local HTTP server and CLI
 # --------------------------------------------------------------------------------------------
-class ApiServer(ThreadingHTTPServer):
+class ApiServer(JsonHttpServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -816,6 +819,11 @@ class _ApiHandler(JsonRequestHandler):
             body = self.read_body(MAX_REQUEST_BYTES)
         except HttpError as error:
             self._send(respond(error.status, {"error": str(error)}) | {"headers": {**JSON_HEADERS, **error.headers}})
+            return
+        except Exception as error:  # noqa: BLE001 - an answer, never an empty reply; the log gets the traceback
+            LOG.exception("reading the request body failed")
+            self.close_connection = True
+            self._send(respond(500, {"error": f"internal error reading the request ({type(error).__name__})"}))
             return
         if route != "/forecast":
             status = 405 if route == "/health" else 404

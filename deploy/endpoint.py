@@ -63,11 +63,10 @@ import tarfile
 import tempfile
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from deploy.http_base import HttpError, JsonRequestHandler
+from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from processing.atomic import write_text_atomic
 
 LOG = logging.getLogger("deploy.endpoint")
@@ -138,25 +137,43 @@ def _parse_json(body: bytes):
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise BadRequest("the body is JSON nested too deeply: send {\"instances\": [{...row...}, ...]}") from None
     if isinstance(document, dict) and "instances" in document:
         rows = document["instances"]
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
             raise BadRequest('"instances" must be a non-empty list of objects, one per row '
                              '({"item_id": ..., "timestamp": ..., "target_value": ...})')
+        for index, row in enumerate(rows, start=1):
+            for column, value in row.items():
+                _check_cell(index, column, value)
         return pd.DataFrame.from_records(rows)
     if isinstance(document, dict) and "columns" in document and "data" in document:
         columns, data = document["columns"], document["data"]
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise BadRequest('"columns" must be a list of column names')
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise BadRequest(f'"columns" names column {twice[0]!r} twice; name each column once')
         if not isinstance(data, list) or not data:
             raise BadRequest('"data" must be a non-empty list of rows')
         for index, row in enumerate(data):
             if not isinstance(row, list) or len(row) != len(columns):
                 raise BadRequest(f'"data" row {index} must be a list of {len(columns)} values '
                                  f"(one per column), got {row!r:.80}")
+            for column, value in zip(columns, row):
+                _check_cell(index + 1, column, value)
         return pd.DataFrame(data, columns=columns)
     raise BadRequest('JSON input must be {"instances": [{...row...}, ...]} or '
                      '{"columns": [...], "data": [[...], ...]}')
+
+
+def _check_cell(row: int, column: str, value: Any) -> None:
+    """A JSON cell is a string, a number, a boolean or null: a list or an object is no table cell."""
+    if isinstance(value, (list, dict)):
+        kind = "a list" if isinstance(value, list) else "an object"
+        raise BadRequest(f"row {row} column {column!r} is {kind} ({json.dumps(value)[:60]}); every cell must be "
+                         "a string, a number or null")
 
 
 def render_body(frame, accept: Optional[str]) -> tuple[bytes, str]:
@@ -267,9 +284,14 @@ class ModelSlot:
             return self._current
 
     def prepare(self, model_dir: str | Path, model_package_arn: Optional[str] = None) -> LoadedModel:
-        """Load a model without serving it yet (the slow part; no lock held)."""
+        """Load a model without serving it yet (the slow part; no lock held); BadRequest when it cannot be."""
         directory = resolve_model_dir(Path(model_dir), self._cache_root)
-        return LoadedModel(self._loader(directory), str(directory), model_package_arn, time.time(), str(model_dir))
+        try:
+            model = self._loader(directory)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError, EOFError) as error:
+            # a folder or archive that holds no loadable model is the caller's mistake, not the server's
+            raise BadRequest(f"cannot load a model from {model_dir}: {type(error).__name__}: {error}") from None
+        return LoadedModel(model, str(directory), model_package_arn, time.time(), str(model_dir))
 
     def swap(self, loaded: LoadedModel) -> Optional[LoadedModel]:
         with self._lock:
@@ -519,8 +541,8 @@ def check_values(frame) -> None:
 # --------------------------------------------------------------------------------------------
 # The HTTP server (one per worker process; all share the listening socket)
 # --------------------------------------------------------------------------------------------
-class EndpointServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer on loopback; joins in-flight requests when it closes.
+class EndpointServer(JsonHttpServer):
+    """A threaded HTTP server on loopback; joins in-flight requests when it closes.
 
     Standalone (tests, one process) it binds its own socket and has a one-slot board; as a
     pre-fork worker it takes the supervisor's listening socket and its slot on the shared board.
@@ -705,7 +727,8 @@ class _Handler(JsonRequestHandler):
         except Exception as problem:  # noqa: BLE001 - the server answers 500 instead of dying
             error = f"{type(problem).__name__}: {problem}"
             LOG.exception("request %s %s failed", method, route)
-            self._send_json(500, {"error": f"the model failed to forecast: {error}"})
+            what = "the model failed to forecast" if route == "/invocations" else f"{method} {route} failed"
+            self._send_json(500, {"error": f"{what}: {error}"})
         self.server.board.record(self.server.index, route, self._response[0], time.perf_counter() - started, error)
         try:
             self._write()
