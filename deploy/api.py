@@ -53,7 +53,6 @@ import collections
 import dataclasses
 import datetime as dt
 import functools
-import io
 import json
 import logging
 import math
@@ -65,8 +64,10 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from deploy.endpoint_codec import parse_forecast
 from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from processing import tables
+from processing.data_prep import MAX_ABS_VALUE  # the bound PrepareData, the engine and the endpoint refuse beyond
 from processing.kernel import aws_errors, contracts
 from processing.kernel.contracts import (
     MEAN_COLUMN,
@@ -85,7 +86,6 @@ TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is tr
 PACKAGE_TAG = "model-package-arn"   # the endpoint tag the deploy handler writes (any model-package ARN value counts)
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[^:]*:\d*:model-package/.+")
 MAX_REQUEST_BYTES = 1024 * 1024   # a forecast request is a small JSON object; anything larger is refused (413)
-MAX_ABS_VALUE = 1e15              # the endpoint's bound: larger covariates overflow the models' arithmetic
 CACHE_ENTRIES = 4096              # forecasts kept (LRU) for repeated requests of the same model and data
 
 
@@ -705,9 +705,9 @@ class ForecastApi:
         except BotoCoreError as error:
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} is unreachable: {error}") from None
         try:
-            output = pd.read_csv(io.BytesIO(payload), dtype=str)
-        except (ValueError, pd.errors.ParserError) as error:
-            raise ApiError(502, f"the endpoint answered something that is not a forecast CSV: {error}") from None
+            output = parse_forecast(payload, response.get("ContentType", "text/csv"))
+        except ValueError as error:
+            raise ApiError(502, f"the endpoint answered something that is not a forecast: {error}") from None
         if MEAN_COLUMN not in output.columns:
             raise ApiError(502, f"the endpoint's answer has no {MEAN_COLUMN!r} column (columns: "
                                 f"{list(output.columns)})")

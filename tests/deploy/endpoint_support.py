@@ -7,6 +7,7 @@ import dataclasses
 import io
 import itertools
 import json
+import re
 import socket
 import threading
 import time
@@ -287,7 +288,7 @@ def summary(outcomes: list[Outcome]) -> str:
     """One line per probe kind: how many were sent, their statuses, the slowest (for the test's output)."""
     by_probe: dict = collections.defaultdict(list)
     for outcome in outcomes:
-        by_probe[outcome.probe.rstrip("0123456789").rstrip("-")].append(outcome)
+        by_probe[re.sub(r"-\d+$", "", outcome.probe)].append(outcome)
     lines = []
     for name, group in sorted(by_probe.items()):
         statuses = collections.Counter(o.status for o in group)

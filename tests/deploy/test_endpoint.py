@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 
-from deploy import endpoint
+from deploy import endpoint, endpoint_server, model_slot
 from tests.deploy import endpoint_support as support
 
 pytestmark = pytest.mark.timeout(300)
@@ -32,8 +32,8 @@ def models(tmp_path_factory):
 @pytest.fixture
 def server(models, tmp_path):
     """An endpoint server in this process (thread) serving model A on a free port; always shut down."""
-    slot = endpoint.ModelSlot(endpoint.engine_loader, tmp_path / "cache")
-    instance = endpoint.EndpointServer(0, "test", slot)
+    slot = model_slot.ModelSlot(model_slot.engine_loader, tmp_path / "cache")
+    instance = endpoint_server.EndpointServer(0, "test", slot)
     instance.start_follower()
     thread = threading.Thread(target=instance.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -219,11 +219,11 @@ def test_given_a_model_archive_when_resolved_then_extracted_once(models, tmp_pat
         for path in models["a"].iterdir():
             tar.add(path, arcname=path.name)
 
-    first = endpoint.resolve_model_dir(archive, tmp_path / "cache")
-    second = endpoint.resolve_model_dir(archive, tmp_path / "cache")
+    first = model_slot.resolve_model_dir(archive, tmp_path / "cache")
+    second = model_slot.resolve_model_dir(archive, tmp_path / "cache")
 
     assert first == second and (first / "model.joblib").is_file()
-    assert endpoint.engine_loader(first).config.horizon == support.HORIZON
+    assert model_slot.engine_loader(first).config.horizon == support.HORIZON
 
 
 def test_given_the_cli_when_started_then_status_reports_it_and_stop_ends_it(models, tmp_path):
@@ -312,6 +312,31 @@ def metrics_of(state) -> dict:
 def invoke(state, body, timeout=60):
     return endpoint.http_request(state["url"] + "/invocations", "POST", body, {"Content-Type": "text/csv"},
                                  timeout=timeout)
+
+
+def test_importing_the_endpoint_starts_no_numpy_or_engine_before_the_workers_fork():
+    """The supervisor forks after importing this module: BLAS threads started before a fork are unsafe."""
+    code = ("import sys, deploy.endpoint; print(sorted(m for m in ('numpy', 'pandas', 'forecasting', "
+            "'processing.data_prep') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_given_a_started_endpoint_when_stopped_then_its_process_is_gone_not_a_zombie(models, tmp_path):
+    import pathlib
+
+    endpoints = endpoint.LocalEndpoints(tmp_path)
+    state = endpoints.start("reaped", models["a"], port=support.free_port(), workers=1)
+    assert endpoints.running_state("reaped")["pid"] == state["pid"]
+
+    assert endpoints.stop("reaped") is True
+    deadline = time.monotonic() + 10
+    while pathlib.Path(f"/proc/{state['pid']}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pathlib.Path(f"/proc/{state['pid']}").exists()      # reaped: no zombie left in the table
+    assert endpoints.running_state("reaped") is None and not endpoints.state_path("reaped").exists()
+    assert endpoint.LocalEndpoints(tmp_path).stop("reaped") is False
 
 
 def test_given_two_workers_when_clients_call_concurrently_then_both_serve_and_metrics_sum_them(two_workers,
@@ -452,7 +477,7 @@ def test_given_head_when_sent_then_405_with_allow_and_no_body(loaded):
 
 
 def test_given_a_body_over_the_realtime_limit_then_413_like_sagemaker(loaded):
-    padded = b"item_id,timestamp,target_value\n" + b" " * (endpoint.MAX_BODY_BYTES + 10)
+    padded = b"item_id,timestamp,target_value\n" + b" " * (endpoint_server.MAX_BODY_BYTES + 10)
 
     status, _, body = post(loaded, padded)
 
@@ -474,7 +499,7 @@ def test_given_a_covariate_that_breaks_the_arithmetic_then_400_naming_column_and
 def test_given_a_slow_client_then_it_gets_408_and_the_server_keeps_serving(loaded, models, monkeypatch):
     import socket
 
-    monkeypatch.setattr(endpoint._Handler, "read_timeout", 0.5)
+    monkeypatch.setattr(endpoint_server._Handler, "read_timeout", 0.5)
     host, port = loaded.url.split("://")[1].split(":")
     started = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=20) as slow:
@@ -492,7 +517,7 @@ def test_given_a_client_that_drips_its_headers_then_the_connection_is_closed_at_
     """A slow loris on the request head: every byte within the socket timeout, the whole head far too slow."""
     import socket
 
-    monkeypatch.setattr(endpoint._Handler, "read_timeout", 1.0)
+    monkeypatch.setattr(endpoint_server._Handler, "read_timeout", 1.0)
     host, port = loaded.url.split("://")[1].split(":")
     head = b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nX-Padding: " + b"a" * 200
     started, closed_after = time.monotonic(), None
@@ -554,13 +579,13 @@ def runtime_over(tmp_path):
     from processing.kernel.settings import resolve
 
     settings = resolve({"home": str(tmp_path)})
-    slot = endpoint.ModelSlot(lambda directory: SlowModel(1.0), tmp_path / "cache")
-    server = endpoint.EndpointServer(0, "slow", slot)
+    slot = model_slot.ModelSlot(lambda directory: SlowModel(1.0), tmp_path / "cache")
+    server = endpoint_server.EndpointServer(0, "slow", slot)
     (tmp_path / "model").mkdir()
     server.coordinate_load(str(tmp_path / "model"))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    endpoint._write_json_atomically(endpoint.state_path(settings.home_path, "slow"),
+    endpoint.write_state(endpoint.state_path(settings.home_path, "slow"),
                                     {"pid": __import__("os").getpid(), "url": server.url})
     yield LocalSageMakerRuntimeClient(settings)
     server.shutdown()

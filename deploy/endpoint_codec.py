@@ -1,0 +1,163 @@
+"""The endpoint's body codec: Autopilot's inference input in, its forecast layout out.
+
+What the local endpoint (and the API that calls it) agree on about bodies, in one place:
+
+/invocations input (the same rows a batch transform reads; history rows carry the target,
+future rows carry known covariates and an EMPTY target):
+  - ``text/csv`` (default): CSV with a header row.
+  - ``application/json``: ``{"instances": [{"item_id": "a", "timestamp": "...", ...}, ...]}``
+    (a missing or null target means "forecast this"), or the pandas "split" shape
+    ``{"columns": ["item_id", ...], "data": [["a", ...], ...]}``; every cell a string, a
+    number or null, every column named once.
+Output: CSV with a header (item id, grouping columns, timestamp, p10, p50, p90, mean), or,
+with ``Accept: application/json``, ``{"predictions": [{column: value, ...}, ...]}``.
+
+Malformed input raises `BadRequest` (answered 400) naming the row and column where it can;
+so do numbers no model's arithmetic survives (infinite, or beyond PrepareData's bound).
+pandas and numpy are imported inside the functions: the endpoint's supervisor imports this
+module before it forks its workers and must not start BLAS threads first.
+"""
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Optional
+
+JSON_TYPES = ("application/json", "application/jsonlines", "text/json")
+CSV_TYPES = ("", "text/csv", "text/plain", "application/octet-stream", "*/*")
+
+
+class BadRequest(ValueError):
+    """The caller's input is wrong (answered with 400 and this message)."""
+
+
+def media_type(header: Optional[str]) -> str:
+    return (header or "").split(";")[0].strip().lower()
+
+
+def parse_body(body: bytes, content_type: Optional[str], text_columns: tuple = ()):
+    """Inference input -> DataFrame. CSV (header present) by default; JSON by content type.
+
+    `text_columns` (the model's item id, grouping and timestamp columns) are read as text, so
+    an item called "007" stays "007" instead of becoming the number 7.
+    """
+    import pandas as pd
+
+    if not body or not body.strip():
+        raise BadRequest("empty request body: send the item's history rows and future rows "
+                         "(CSV with a header, or JSON {\"instances\": [...]})")
+    media = media_type(content_type)
+    if media in JSON_TYPES:
+        frame = _parse_json(body)
+        for column in text_columns:
+            if column in frame.columns:
+                frame[column] = frame[column].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+        return frame
+    if media not in CSV_TYPES:
+        raise BadRequest(f"unsupported Content-Type {content_type!r}: use text/csv (header present) "
+                         "or application/json")
+    try:
+        frame = pd.read_csv(io.BytesIO(body), dtype={c: str for c in text_columns})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise BadRequest(f"the body is not a CSV with a header row: {error}") from None
+    if frame.empty:
+        raise BadRequest("the CSV has a header but no rows: send history rows and future rows")
+    return frame
+
+
+def _parse_json(body: bytes):
+    import pandas as pd
+
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise BadRequest("the body is JSON nested too deeply: send {\"instances\": [{...row...}, ...]}") from None
+    if isinstance(document, dict) and "instances" in document:
+        rows = document["instances"]
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise BadRequest('"instances" must be a non-empty list of objects, one per row '
+                             '({"item_id": ..., "timestamp": ..., "target_value": ...})')
+        for index, row in enumerate(rows, start=1):
+            for column, value in row.items():
+                _check_cell(index, column, value)
+        return pd.DataFrame.from_records(rows)
+    if isinstance(document, dict) and "columns" in document and "data" in document:
+        columns, data = document["columns"], document["data"]
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise BadRequest('"columns" must be a list of column names')
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise BadRequest(f'"columns" names column {twice[0]!r} twice; name each column once')
+        if not isinstance(data, list) or not data:
+            raise BadRequest('"data" must be a non-empty list of rows')
+        for index, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise BadRequest(f'"data" row {index} must be a list of {len(columns)} values '
+                                 f"(one per column), got {row!r:.80}")
+            for column, value in zip(columns, row):
+                _check_cell(index + 1, column, value)
+        return pd.DataFrame(data, columns=columns)
+    raise BadRequest('JSON input must be {"instances": [{...row...}, ...]} or '
+                     '{"columns": [...], "data": [[...], ...]}')
+
+
+def _check_cell(row: int, column: str, value: Any) -> None:
+    """A JSON cell is a string, a number, a boolean or null: a list or an object is no table cell."""
+    if isinstance(value, (list, dict)):
+        kind = "a list" if isinstance(value, list) else "an object"
+        raise BadRequest(f"row {row} column {column!r} is {kind} ({json.dumps(value)[:60]}); every cell must be "
+                         "a string, a number or null")
+
+
+def render_body(frame, accept: Optional[str]) -> tuple[bytes, str]:
+    """Forecast frame -> (body, content type): CSV unless the caller accepts only JSON."""
+    media = media_type(accept)
+    if media in ("application/json", "text/json"):
+        records = json.loads(frame.to_json(orient="records", date_format="iso"))
+        return json.dumps({"predictions": records}).encode(), "application/json"
+    return frame.to_csv(index=False).encode(), "text/csv"
+
+
+def check_values(frame) -> None:
+    """BadRequest naming the column and row of an infinite or absurdly large number."""
+    import numpy as np
+
+    from processing.data_prep import MAX_ABS_VALUE  # the one bound PrepareData and the engine refuse beyond
+
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype.kind not in "fiu":
+            continue
+        values = series.to_numpy(dtype=float)
+        bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > MAX_ABS_VALUE)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            shown = ", ".join(f"row {r + 1} ({values[r]:g})" for r in rows[:3])
+            raise BadRequest(f"column {column!r}: {shown}{' and more' if len(rows) > 3 else ''}: values must be "
+                             f"finite and within ±{MAX_ABS_VALUE:g} (larger ones overflow the models' arithmetic)")
+
+
+def text_columns(model: Any) -> tuple:
+    """The identifier columns of the model's data (read as text), when the model says which."""
+    config = getattr(model, "config", None)
+    names = [getattr(config, "item_id_column", None), getattr(config, "timestamp_column", None),
+             *(getattr(config, "grouping_columns", None) or ())]
+    return tuple(n for n in names if isinstance(n, str))
+
+
+def parse_forecast(body: bytes, content_type: Optional[str] = "text/csv"):
+    """The endpoint's answer (as `render_body` wrote it) -> DataFrame of text cells; ValueError when it is not one."""
+    import pandas as pd
+
+    if media_type(content_type) in JSON_TYPES:
+        try:
+            records = json.loads(body)["predictions"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f'not a {{"predictions": [...]}} document: {error}') from None
+        return pd.DataFrame.from_records(records).astype(str)
+    try:
+        return pd.read_csv(io.BytesIO(body), dtype=str)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ValueError(f"not a forecast CSV: {error}") from None
