@@ -86,7 +86,24 @@ class LoadedModel:
 def engine_loader(model_dir: Path) -> Any:
     from forecasting import load_model  # the engine is heavy: import it only where it serves
 
-    return load_model(model_dir)
+    return for_serving(load_model(model_dir))
+
+
+def for_serving(model: Any) -> Any:
+    """The loaded model, set to predict in the calling thread: no per-series worker pool of its own.
+
+    A candidate trained with ``n_jobs`` > 1 (the statsforecast family) forks a process pool the
+    first time a request holds 64 series or more. In an endpoint worker that fork would happen
+    while other request threads run (locks they hold are copied locked into the children), and
+    the pool and its cancel flag are shared by every request of the process, so one request
+    that fails stops the chunks of another. The endpoint already runs one worker process per
+    core; each request predicts in its own thread.
+    """
+    for candidate in (getattr(model, "candidates", None) or {}).values():
+        params = getattr(candidate, "params", None)
+        if isinstance(params, dict) and int(params.get("n_jobs") or 1) > 1:
+            params["n_jobs"] = 1
+    return model
 
 
 def resolve_model_dir(path: Path, cache_root: Path) -> Path:

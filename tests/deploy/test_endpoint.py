@@ -211,6 +211,19 @@ def test_given_a_folder_that_holds_no_model_when_reloaded_then_400_and_the_old_m
     assert post(loaded, support.inference_csv(models["frame"]))[0] == 200
 
 
+def test_given_a_model_whose_candidates_fork_worker_pools_when_loaded_to_serve_then_they_predict_in_thread():
+    """A pool forked from a threaded endpoint worker copies other threads' locks; its cancel flag is shared."""
+    import types
+
+    from forecasting.models.statistical import ETS
+
+    candidate = ETS(support.engine_config(), n_jobs=4)
+    model = types.SimpleNamespace(candidates={"ETS": candidate})
+
+    assert model_slot.for_serving(model) is model
+    assert candidate.params["n_jobs"] == 1
+
+
 def test_given_a_model_archive_when_resolved_then_extracted_once(models, tmp_path):
     import tarfile
 
