@@ -295,15 +295,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     settings = resolve({"home": args.home})
     home, name = settings.home_path, args.name or settings.endpoint_name
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stdout)    # `serve`: the server's messages are its log (<name>.log)
+    port = settings.endpoint_port if getattr(args, "port", None) is None else args.port   # 0: any free port
+    # the server's messages (serve) go to stderr, which `start` sends to <home>/endpoints/<name>.log
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            return serve(args.model_dir, home=home, name=name, port=args.port or settings.endpoint_port,
+            return serve(args.model_dir, home=home, name=name, port=port,
                          model_package_arn=args.model_package_arn, any_port_if_busy=args.any_port_if_busy,
                          workers=args.workers or settings.effective_endpoint_workers)
         elif args.command == "start":
-            state = start(name, args.model_dir, home=home, port=args.port or settings.endpoint_port,
+            state = start(name, args.model_dir, home=home, port=port,
                           model_package_arn=args.model_package_arn, any_port_if_busy=args.any_port_if_busy,
                           workers=args.workers)
             print(json.dumps(state, indent=2))

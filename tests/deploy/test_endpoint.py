@@ -352,6 +352,17 @@ def test_given_a_started_endpoint_when_stopped_then_its_process_is_gone_not_a_zo
     assert endpoint.LocalEndpoints(tmp_path).stop("reaped") is False
 
 
+def test_given_port_0_when_started_from_the_cli_then_it_listens_on_a_free_port_not_the_default(models, tmp_path,
+                                                                                                capsys):
+    code = endpoint.main(["start", "--model-dir", str(models["a"]), "--port", "0", "--workers", "1",
+                          "--home", str(tmp_path), "--name", "any-port"])
+    try:
+        state = json.loads(capsys.readouterr().out)
+        assert code == 0 and state["port"] not in (0, 8080) and endpoint.ping(state["url"])
+    finally:
+        endpoint.stop(tmp_path, "any-port")
+
+
 def test_given_two_workers_when_clients_call_concurrently_then_both_serve_and_metrics_sum_them(two_workers,
                                                                                                models):
     frame = models["frame"]
