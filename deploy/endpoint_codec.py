@@ -19,6 +19,8 @@ module before it forks its workers and must not start BLAS threads first.
 """
 from __future__ import annotations
 
+import collections
+import csv
 import io
 import json
 from typing import Any, Optional
@@ -56,6 +58,7 @@ def parse_body(body: bytes, content_type: Optional[str], text_columns: tuple = (
     if media not in CSV_TYPES:
         raise BadRequest(f"unsupported Content-Type {content_type!r}: use text/csv (header present) "
                          "or application/json")
+    _check_width(_csv_header_width(body), "the CSV header")
     try:
         frame = pd.read_csv(io.BytesIO(body), dtype={c: str for c in text_columns})
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -79,15 +82,20 @@ def _parse_json(body: bytes):
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
             raise BadRequest('"instances" must be a non-empty list of objects, one per row '
                              '({"item_id": ..., "timestamp": ..., "target_value": ...})')
+        names: set = set()
         for index, row in enumerate(rows, start=1):
+            _check_width(len(row), f"row {index}")
+            names.update(row)
             for column, value in row.items():
                 _check_cell(index, column, value)
+        _check_width(len(names), "the rows together")   # from_records makes one column per name seen
         return pd.DataFrame.from_records(rows)
     if isinstance(document, dict) and "columns" in document and "data" in document:
         columns, data = document["columns"], document["data"]
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise BadRequest('"columns" must be a list of column names')
-        twice = sorted({c for c in columns if columns.count(c) > 1})
+        _check_width(len(columns), '"columns"')
+        twice = sorted({c for c, n in collections.Counter(columns).items() if n > 1})
         if twice:
             raise BadRequest(f'"columns" names column {twice[0]!r} twice; name each column once')
         if not isinstance(data, list) or not data:
@@ -101,6 +109,32 @@ def _parse_json(body: bytes):
         return pd.DataFrame(data, columns=columns)
     raise BadRequest('JSON input must be {"instances": [{...row...}, ...]} or '
                      '{"columns": [...], "data": [[...], ...]}')
+
+
+def max_columns() -> int:
+    """Twice the widest Autopilot time-series input (item id, timestamp, target, its grouping,
+    numeric and categorical limits): room for columns a model ignores, none for a frame so wide
+    that parsing it alone would hold a worker for minutes."""
+    from processing.automl_request import MAX_CATEGORICAL_FEATURES, MAX_GROUPING_COLUMNS, MAX_NUMERIC_FEATURES
+
+    return 2 * (3 + MAX_GROUPING_COLUMNS + MAX_NUMERIC_FEATURES + MAX_CATEGORICAL_FEATURES)
+
+
+def _check_width(count: int, what: str) -> None:
+    limit = max_columns()
+    if count > limit:
+        verb = "have" if what.endswith("together") else "has"
+        raise BadRequest(f"{what} {verb} {count} columns; the inference input takes at most {limit} (item id, "
+                         "timestamp, target, grouping columns, covariates and attributes)")
+
+
+def _csv_header_width(body: bytes) -> int:
+    """The number of fields in the CSV's first line, read without parsing the rest."""
+    line = body.lstrip()[: body.lstrip().find(b"\n") + 1 or None]
+    try:
+        return len(next(csv.reader([line.decode("utf-8-sig", errors="replace").rstrip("\r\n")]), []))
+    except csv.Error:
+        return 0     # pandas says what is wrong with it
 
 
 def _check_cell(row: int, column: str, value: Any) -> None:
