@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from deploy.endpoint_codec import BadRequest, check_values, parse_body, render_body, text_columns
+from deploy.endpoint_codec import BadRequest, check_span, check_values, parse_body, render_body, text_columns
 from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from deploy.model_slot import LoadedModel, ModelSlot, ResponseCache, SharedBoard, engine_loader
 from processing.atomic import write_text_atomic
@@ -298,6 +298,7 @@ class _Handler(JsonRequestHandler):
         board.add(index, "cache_misses")
         context = parse_body(body, content_type, text_columns(loaded.model))
         check_values(context)
+        check_span(context, loaded.model)
         try:
             forecast = loaded.model.predict(context)
         except (ValueError, KeyError, TypeError) as problem:

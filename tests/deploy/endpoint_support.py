@@ -87,6 +87,15 @@ def inference_csv(frame: pd.DataFrame, horizon: int = HORIZON) -> bytes:
     return pd.concat(parts, ignore_index=True).to_csv(index=False).encode()
 
 
+def sparse_centuries(items: int) -> bytes:
+    """Inference input whose items have two history rows 324 years apart: tiny body, huge daily grid."""
+    rows = ["item_id,timestamp,target_value,promotion,day_of_week,category"]
+    for k in range(items):
+        rows += [f"i{k},1700-01-01,5,0,4,food", f"i{k},2024-03-24,6,0,6,food"]
+        rows += [f"i{k},2024-03-{25 + d},,0,{d},food" for d in range(HORIZON)]
+    return ("\n".join(rows) + "\n").encode()
+
+
 def package_arn(version: int) -> str:
     return f"arn:aws:sagemaker:us-east-1:000000000000:model-package/demand-forecasting/{version}"
 

@@ -756,6 +756,7 @@ def endpoint_probes(frame: pd.DataFrame) -> list[support.Probe]:
         P("content-length-twice", post("/invocations", b"a,b\n1", "text/csv", length="5\r\nContent-Length: 3"),
           status=400),
         P("json-nested-deeply", post("/invocations", b"[" * 100_000 + b"]" * 100_000), status=400),
+        P("rows-centuries-apart", post("/invocations", support.sparse_centuries(20), "text/csv"), status=400),
         P("csv-600000-columns", post("/invocations", b",".join(b"c%d" % i for i in range(600_000)) + b"\n1\n",
                                      "text/csv"), status=400),
         *[P(method, post("/invocations", b"", method=method), status=405)
