@@ -181,28 +181,56 @@ def test_given_some_traffic_when_metrics_read_then_counts_latency_and_package_ar
     assert metrics["uptime_seconds"] > 0
 
 
-def test_given_traffic_when_the_model_is_swapped_then_no_request_fails_and_the_new_model_serves(loaded, models):
-    body = support.inference_csv(models["frame"])
-    stop = threading.Event()
+class Traffic:
+    """Clients that keep sending while something happens; `around` waits on answers, not on the clock.
 
-    def hammer():
+    Every client has its answers before the action starts and again after it ends, so the action
+    always happens under traffic however slow the machine is (a sleep-based version once saw only
+    the first answer of each client on a busy 2-core machine).
+    """
+
+    def __init__(self, send, clients: int = 4):
+        self.send, self.clients = send, clients
+        self.counts = [0] * clients
+        self.stop = threading.Event()
+
+    def _run(self, k):
         statuses = []
-        while not stop.is_set():
-            statuses.append(post(loaded, body)[0])
+        while not self.stop.is_set():
+            try:
+                statuses.append(self.send(k, len(statuses)))
+            except OSError as error:      # a refused or hung connection counts as a failure
+                statuses.append(repr(error))
+            self.counts[k] += 1
         return statuses
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        clients = [pool.submit(hammer) for _ in range(4)]
-        time.sleep(0.3)
-        status, _, answer = post(loaded, json.dumps({"model_dir": str(models["b"]),
-                                                     "model_package_arn": "arn:b"}).encode(),
-                                 "application/json", route="/admin/reload")
-        time.sleep(0.3)
-        stop.set()
-        statuses = [s for future in clients for s in future.result()]
+    def _wait(self, since: list, at_least: int, deadline: float) -> None:
+        while min(c - s for c, s in zip(self.counts, since)) < at_least and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def around(self, action, at_least: int = 2, timeout: float = 120.0):
+        """(action's result, every status the clients got)."""
+        deadline = time.monotonic() + timeout
+        with concurrent.futures.ThreadPoolExecutor(self.clients) as pool:
+            futures = [pool.submit(self._run, k) for k in range(self.clients)]
+            try:
+                self._wait([0] * self.clients, at_least, deadline)
+                result = action()
+                self._wait(list(self.counts), at_least, deadline)
+            finally:
+                self.stop.set()
+            return result, [s for future in futures for s in future.result()]
+
+
+def test_given_traffic_when_the_model_is_swapped_then_no_request_fails_and_the_new_model_serves(loaded, models):
+    body = support.inference_csv(models["frame"])
+    reload_body = json.dumps({"model_dir": str(models["b"]), "model_package_arn": "arn:b"}).encode()
+
+    (status, _, answer), statuses = Traffic(lambda k, n: post(loaded, body)[0]).around(
+        lambda: post(loaded, reload_body, "application/json", route="/admin/reload"))
 
     assert status == 200 and json.loads(answer)["reloads"] == 1
-    assert len(statuses) > 4 and set(statuses) == {200}
+    assert len(statuses) >= 16 and set(statuses) == {200}, collections.Counter(statuses)
     after = pd.read_csv(io.BytesIO(post(loaded, body)[2]))
     assert list(after.columns) == ["item_id", "timestamp", "p25", "p50", "p75", "mean"]   # model B answers
     metrics = json.loads(endpoint.http_request(loaded.url + "/metrics")[2])
@@ -404,27 +432,13 @@ def test_given_two_workers_when_clients_call_concurrently_then_both_serve_and_me
 def test_given_two_workers_and_traffic_when_swapped_then_nothing_fails_and_every_worker_serves_the_new_model(
         two_workers, models, tmp_path):
     body = support.inference_csv(models["frame"])
-    stop = threading.Event()
+    traffic = Traffic(lambda k, n: invoke(two_workers, body + b"\n" * (n % 5 + k * 5), timeout=30)[0])
 
-    def hammer(k):
-        statuses = []
-        while not stop.is_set():
-            try:
-                statuses.append(invoke(two_workers, body + b"\n" * (len(statuses) % 5 + k * 5), timeout=30)[0])
-            except OSError as error:      # a refused or hung connection counts as a failure
-                statuses.append(repr(error))
-        return statuses
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        clients = [pool.submit(hammer, k) for k in range(4)]
-        time.sleep(0.5)
-        answer = endpoint.reload(tmp_path, "multi", models["b"], "arn:b")
-        stop.set()
-        statuses = [s for future in clients for s in future.result()]
+    answer, statuses = traffic.around(lambda: endpoint.reload(tmp_path, "multi", models["b"], "arn:b"))
     after = [pd.read_csv(io.BytesIO(invoke(two_workers, body + b"\n" * k)[2])) for k in range(10)]
 
     assert answer["reloads"] == 1 and answer["workers"] == 2 and answer["model_package_arn"] == "arn:b"
-    assert len(statuses) > 4 and set(statuses) == {200}, collections.Counter(statuses)
+    assert len(statuses) >= 16 and set(statuses) == {200}, collections.Counter(statuses)
     assert all(list(frame.columns) == ["item_id", "timestamp", "p25", "p50", "p75", "mean"] for frame in after)
     metrics = metrics_of(two_workers)
     assert metrics["model_package_arn"] == "arn:b" and metrics["model_reloads"] == 1
