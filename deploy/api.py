@@ -53,7 +53,6 @@ import collections
 import dataclasses
 import datetime as dt
 import functools
-import io
 import json
 import logging
 import math
@@ -61,13 +60,14 @@ import re
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from typing import Any, Optional
 
 import pandas as pd
 
-from deploy.http_base import HttpError, JsonRequestHandler
+from deploy.endpoint_codec import parse_forecast
+from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from processing import tables
+from processing.data_prep import MAX_ABS_VALUE  # the bound PrepareData, the engine and the endpoint refuse beyond
 from processing.kernel import aws_errors, contracts
 from processing.kernel.contracts import (
     MEAN_COLUMN,
@@ -86,7 +86,6 @@ TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is tr
 PACKAGE_TAG = "model-package-arn"   # the endpoint tag the deploy handler writes (any model-package ARN value counts)
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[^:]*:\d*:model-package/.+")
 MAX_REQUEST_BYTES = 1024 * 1024   # a forecast request is a small JSON object; anything larger is refused (413)
-MAX_ABS_VALUE = 1e15              # the endpoint's bound: larger covariates overflow the models' arithmetic
 CACHE_ENTRIES = 4096              # forecasts kept (LRU) for repeated requests of the same model and data
 
 
@@ -200,6 +199,8 @@ def parse_request(event: Any) -> ForecastRequest:
             body = json.loads(body, parse_constant=_refuse_constant) if body.strip() else None
         except ValueError as error:
             raise ApiError(400, f"the request body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise ApiError(400, 'the request body is JSON nested too deeply; send {"item_id": "A1", ...}') from None
     if not isinstance(body, dict):
         raise ApiError(400, 'the request must be a JSON object like {"item_id": "A1", "horizon": 7}; '
                             f"got {_type_name(body)}")
@@ -233,12 +234,14 @@ def parse_request(event: Any) -> ForecastRequest:
             raise ApiError(400, f'"quantiles" lists a quantile twice: {quantiles}')
         quantiles = tuple(quantiles)
 
-    grouping = body.get("grouping") or {}
+    grouping = body.get("grouping")
+    grouping = {} if grouping is None else grouping
     if not isinstance(grouping, dict) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
                                                  for v in grouping.values()):
         raise ApiError(400, '"grouping" must be an object of column -> value, e.g. {"region": "North"}')
 
-    covariates = body.get("covariates") or {}
+    covariates = body.get("covariates")
+    covariates = {} if covariates is None else covariates
     if not isinstance(covariates, dict):
         raise ApiError(400, '"covariates" must be an object of column -> list of future values, '
                             'e.g. {"promotion": [0, 1, 0]}')
@@ -702,9 +705,9 @@ class ForecastApi:
         except BotoCoreError as error:
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} is unreachable: {error}") from None
         try:
-            output = pd.read_csv(io.BytesIO(payload), dtype=str)
-        except (ValueError, pd.errors.ParserError) as error:
-            raise ApiError(502, f"the endpoint answered something that is not a forecast CSV: {error}") from None
+            output = parse_forecast(payload, response.get("ContentType", "text/csv"))
+        except ValueError as error:
+            raise ApiError(502, f"the endpoint answered something that is not a forecast: {error}") from None
         if MEAN_COLUMN not in output.columns:
             raise ApiError(502, f"the endpoint's answer has no {MEAN_COLUMN!r} column (columns: "
                                 f"{list(output.columns)})")
@@ -775,7 +778,7 @@ lambda_handler = handler
 # --------------------------------------------------------------------------------------------
 # Local HTTP server and CLI
 # --------------------------------------------------------------------------------------------
-class ApiServer(ThreadingHTTPServer):
+class ApiServer(JsonHttpServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -816,6 +819,11 @@ class _ApiHandler(JsonRequestHandler):
             body = self.read_body(MAX_REQUEST_BYTES)
         except HttpError as error:
             self._send(respond(error.status, {"error": str(error)}) | {"headers": {**JSON_HEADERS, **error.headers}})
+            return
+        except Exception as error:  # noqa: BLE001 - an answer, never an empty reply; the log gets the traceback
+            LOG.exception("reading the request body failed")
+            self.close_connection = True
+            self._send(respond(500, {"error": f"internal error reading the request ({type(error).__name__})"}))
             return
         if route != "/forecast":
             status = 405 if route == "/health" else 404

@@ -91,6 +91,11 @@ def _module_file(name: str, root: Path) -> Optional[Path]:
     return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
 
 
+def _excluded(name: str) -> bool:
+    """In NOT_BUNDLED, by whole module names: deploy.endpoint is out, deploy.endpoint_codec is not."""
+    return any(name == module or name.startswith(module + ".") for module in NOT_BUNDLED)
+
+
 def bundle_files(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list[str]:
     """The entry module, every project module it imports (transitively) and their packages'
     __init__ files, as paths relative to the root. Read with `ast`, so a new import in the
@@ -118,7 +123,7 @@ def bundle_files(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list[s
                     anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                     base = ".".join(anchor + ([node.module] if node.module else []))
                 names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-            pending += [n for n in names if n.split(".")[0] in PROJECT_PACKAGES and not n.startswith(NOT_BUNDLED)]
+            pending += [n for n in names if n.split(".")[0] in PROJECT_PACKAGES and not _excluded(n)]
     return sorted(str(path.relative_to(root)) for path in found.values())
 
 

@@ -5,25 +5,32 @@ answer with an HTML page or a hang:
 
   - a method the server does not route (PUT, DELETE, HEAD, OPTIONS, PATCH, anything else):
     405 with an ``Allow`` header and a JSON body (none for HEAD);
-  - ``Content-Length`` that is not a whole number, or negative: 400; a body over the limit:
+  - ``Content-Length`` that is not a whole number of ASCII digits, negative, or given twice with
+    different values: 400; a body over the limit:
     413 (the body is drained first when that is cheap, so the client reads the answer
     instead of a reset connection); ``Transfer-Encoding`` without a length: 411;
   - a client that sends slower than the read timeout (per socket read, and in total for the
-    body): the connection is closed (headers) or answered 408 (body), so no worker thread
-    waits on a slow client for more than `READ_TIMEOUT_SECONDS`;
+    request line and headers, and again for the body): the connection is closed (headers) or
+    answered 408 (body), so no worker thread waits on a slow client, however it drips its bytes,
+    for much more than `READ_TIMEOUT_SECONDS` per phase;
   - errors the standard library raises itself (a malformed request line, too many headers):
     the same status with a JSON body.
 """
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
-from http.server import BaseHTTPRequestHandler
-from typing import Optional
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+
+LOG = logging.getLogger(__name__)
 
 READ_TIMEOUT_SECONDS = 10.0          # a client that sends nothing for this long is dropped
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # an oversized body up to this size is read and discarded before the 413
 _CHUNK = 256 * 1024
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)   # str.isdigit() also accepts '²', which int() refuses
 
 
 class HttpError(Exception):
@@ -35,12 +42,64 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
+class _HeadReader:
+    """The connection's reader, with one deadline for the request line and headers together.
+
+    A socket timeout bounds each read, not a head dripped one byte at a time; `readline` (all
+    http.server uses for the head) reads what one recv brings, checks the deadline, and goes on.
+    Everything else (the body's read1/read) goes straight to the buffered reader.
+    """
+
+    def __init__(self, rfile: Any, connection: Any, deadline: float):
+        self._rfile, self._connection, self.deadline = rfile, connection, deadline
+
+    def readline(self, limit: int = -1) -> bytes:
+        parts, size = [], 0
+        while limit < 0 or size < limit:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request line and headers did not arrive in time")
+            self._connection.settimeout(left)
+            chunk = self._rfile.peek(1)            # what is buffered, or one recv
+            if not chunk:
+                break
+            end = chunk.find(b"\n")
+            take = len(chunk) if end < 0 else end + 1
+            if limit >= 0:
+                take = min(take, limit - size)
+            data = self._rfile.read(take)          # from the buffer: no further recv
+            parts.append(data)
+            size += len(data)
+            if data.endswith(b"\n"):
+                break
+        return b"".join(parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rfile, name)
+
+
+class JsonHttpServer(ThreadingHTTPServer):
+    """A threaded server whose unexpected handler failures go to the log, not to stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        LOG.exception("unexpected failure while serving %s", client_address)
+
+
 class JsonRequestHandler(BaseHTTPRequestHandler):
-    """Base handler: JSON errors, 405 for unrouted methods, bounded and timed body reads."""
+    """Base handler: JSON errors, 405 for unrouted methods, bounded and timed head and body reads."""
 
     allowed_methods: tuple = ("GET", "POST")
     timeout = READ_TIMEOUT_SECONDS      # socket timeout of each connection (StreamRequestHandler)
     read_timeout = READ_TIMEOUT_SECONDS
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _HeadReader(self.rfile, self.connection, time.monotonic() + self.read_timeout)
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.connection.settimeout(self.timeout)   # the head is in: the body has its own deadline
+        return parsed
 
     # -- what the standard library would answer in HTML --
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
@@ -90,15 +149,19 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     # -- the body --
     def read_body(self, limit: int, limit_error: Optional[HttpError] = None) -> bytes:
         """The request body, at most `limit` bytes, within the read timeout; HttpError otherwise."""
-        text = self.headers.get("Content-Length")
+        values = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
+        if len(values) > 1:
+            self.close_connection = True
+            raise HttpError(400, f"Content-Length given {len(values)} times with different values "
+                                 f"({', '.join(sorted(values))}); send one")
+        text = values.pop() if values else None
         if text is None:
             if self.headers.get("Transfer-Encoding"):
                 self.close_connection = True
                 raise HttpError(411, "send the body with a Content-Length header (chunked transfer "
                                      "encoding is not accepted)")
             return b""
-        text = text.strip()
-        if not text.isdigit():
+        if not _DIGITS.fullmatch(text):
             self.close_connection = True
             raise HttpError(400, f"Content-Length must be a whole number of bytes, got {text!r}")
         length = int(text)

@@ -141,6 +141,7 @@ def test_the_bundle_is_deterministic_and_serves_a_request_from_the_zip_alone(tmp
     assert {"deploy/__init__.py", "deploy/api.py", "processing/kernel/__init__.py", "processing/kernel/settings.py",
             "deploy/clients.py", "processing/kernel/contracts.py"} <= set(names)
     assert not [n for n in names if n.startswith("pipelines/local/")] and "deploy/endpoint.py" not in names
+    assert "deploy/endpoint_codec.py" in names       # the API reads the endpoint's answer with its codec
     path = tmp_path / "function.zip"
     path.write_bytes(bundle)
 
