@@ -1,9 +1,10 @@
 """The one candidate registry, Autopilot's algorithm names, and presets (plain data)."""
 from __future__ import annotations
 
-from .base import Candidate, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
+from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal
+from .local import LocalModel  # noqa: F401  (the base of per-series models)
 from .naive import SeasonalNaive
 from .npts import NPTS
 from .prophet_model import Prophet

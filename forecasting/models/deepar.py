@@ -109,8 +109,7 @@ def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropo
 
 class DeepAR(Candidate):
     name = "DeepAR"
-    relative_cost = 7
-    refit_every_window = False   # a global model: one fit before the oldest backtest window
+    relative_cost = 7            # a global model (Candidate.is_global): one fit before the oldest window
 
     @classmethod
     def available(cls) -> bool:

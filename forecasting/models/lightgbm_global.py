@@ -138,7 +138,6 @@ class FeatureBuilder:
 class LightGBMGlobal(Candidate):
     name = "LightGBM"
     relative_cost = 3
-    refit_every_window = False   # one fit before the oldest backtest window serves every window
 
     @classmethod
     def default_params(cls, config):

@@ -90,6 +90,7 @@ def test_given_a_fitted_statistical_model_when_predicting_then_it_reuses_the_sel
     train, hist, fut, truth = _panels(frame, config)
     model = create(name, config).fit(train)
     assert set(model.specs) == set(train.uids)
-    values = model.predict(hist, fut)
-    assert model.fallbacks == 0
+    forecast = model.forecast(hist, fut)
+    values = forecast.values
+    assert forecast.fallbacks.count == 0
     assert np.mean(np.abs(values[:, :, 1] - truth)) < 2.5
