@@ -27,7 +27,7 @@ from .config import EngineConfig
 from .data import build_panel, check_training_panel, infer_roles, read_table, static_frame, to_long_frame
 from .ensemble import caruana_weights, combine, interval_scales, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
-from .models import CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
+from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
 from .models.base import Fallbacks, straddles_median
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
         label = display_name(name)
         remaining = len(names) - position
         cand_deadline = None
-        if bt_deadline is not None and name != "SeasonalNaive":
+        if bt_deadline is not None and name != BASELINE:
             cand_deadline = time.monotonic() + max(bt_deadline - time.monotonic(), 0) / remaining * 2
             cand_deadline = min(cand_deadline, bt_deadline)
         cls = CANDIDATES.get(name)   # an unknown name fails in create() below, as a contained failure
@@ -130,7 +130,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
         except TimeBudgetExceeded as exc:
             record["status"] = f"skipped: {exc}"
         except Exception as exc:  # contained: one candidate's failure never stops the job
-            if name == "SeasonalNaive":
+            if name == BASELINE:
                 raise
             record["status"] = f"failed: {type(exc).__name__}: {exc}"
             log("".join(traceback.format_exception_only(type(exc), exc)).strip())
@@ -171,14 +171,14 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
                 fitted[n] = latest
                 log(f"[engine] {results[n]['label']}: keeps the model forms selected on the latest window")
                 continue
-            fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == "SeasonalNaive" else deadline)
+            fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == BASELINE else deadline)
             if fitted[n].fits_per_prediction:
                 log(f"[engine] {results[n]['label']}: nothing global to refit; each series is fitted on its context "
                     "at prediction")
             else:
                 log(f"[engine] refit {results[n]['label']} on all data ({fitted[n].fit_seconds:.1f}s)")
         except Exception as exc:
-            if n == "SeasonalNaive":
+            if n == BASELINE:
                 raise
             log(f"[engine] refit of {n} failed ({type(exc).__name__}: {exc}); dropped from the ensemble")
             weights[n] = np.zeros_like(weights[n])
@@ -222,7 +222,7 @@ def _fallback_note(fallbacks: Fallbacks, name: str, n_series: int) -> str:
 
 def _check_projection(model, name, deadline, record, done: int, total: int):
     """Skip now rather than at the deadline when the windows done so far say the rest won't fit."""
-    if deadline is None or done >= total or name == "SeasonalNaive" or model.is_global:
+    if deadline is None or done >= total or name == BASELINE or model.is_global:
         return
     per_window = (record["fit_s"] + record["predict_s"]) / done
     left = deadline - time.monotonic()
@@ -273,7 +273,7 @@ def _renormalise(weights: dict, fitted: dict) -> dict:
     total = sum(weights.values())
     if not np.all(total > 0):  # every member of some output was dropped: fall back to the baseline
         weights = {n: np.zeros_like(w) for n, w in weights.items()}
-        weights["SeasonalNaive"] = np.ones_like(next(iter(weights.values())))
+        weights[BASELINE] = np.ones_like(next(iter(weights.values())))
         total = sum(weights.values())
     return {n: w / total for n, w in weights.items()}
 

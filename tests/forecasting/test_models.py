@@ -94,3 +94,12 @@ def test_given_a_fitted_statistical_model_when_predicting_then_it_reuses_the_sel
     values = forecast.values
     assert forecast.fallbacks.count == 0
     assert np.mean(np.abs(values[:, :, 1] - truth)) < 2.5
+
+
+def test_given_the_registry_then_exactly_one_candidate_is_the_baseline_and_every_job_runs_it_first():
+    from forecasting.models import BASELINE, CANDIDATES, candidate_names
+    from forecasting.models.naive import SeasonalNaive
+
+    assert [name for name, cls in CANDIDATES.items() if cls.is_baseline] == [BASELINE] == [SeasonalNaive.name]
+    assert candidate_names(["arima", "npts"])[0] == BASELINE
+    assert candidate_names(preset="default")[0] == BASELINE
