@@ -60,12 +60,16 @@ _CACHE: dict = {}
 
 
 def _cached_holidays(idx: pd.DatetimeIndex, country) -> np.ndarray:
+    """Shared by concurrent predictions (the endpoint's threads): the design is returned from a
+    local, so another thread clearing the cache in between cannot lose it."""
     key = (idx[0], idx[-1], len(idx), country) if len(idx) else None
-    if key not in _CACHE:
+    design = _CACHE.get(key)
+    if design is None:
+        design = _holiday_design(idx, country)
         if len(_CACHE) > 64:
             _CACHE.clear()
-        _CACHE[key] = _holiday_design(idx, country)
-    return _CACHE[key]
+        _CACHE[key] = design
+    return design
 
 
 class DynamicRegression(LocalModel):
