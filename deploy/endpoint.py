@@ -69,6 +69,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from deploy.http_base import HttpError, JsonRequestHandler
 from processing.atomic import write_text_atomic
+from processing.kernel.process_env import configure_threads
 
 LOG = logging.getLogger("deploy.endpoint")
 HOST = "127.0.0.1"
@@ -1011,6 +1012,7 @@ def serve(model_dir: str | Path, *, home: Path, name: str, port: int,
              "started_at": _iso(time.time()), "log": str(endpoints_dir(home) / f"{name}.log"),
              "model_dir": str(model_dir), "model_package_arn": model_package_arn}
     _write_json_atomically(path, state)
+    configure_threads()   # the workers load the model (LightGBM, torch) after this
     if workers > 1:   # one thread per model worker, as statsforecast pins BLAS in its worker processes
         for variable in THREAD_VARIABLES:
             os.environ.setdefault(variable, "1")

@@ -36,6 +36,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from processing.kernel.process_env import configure_threads
+
 from ..data import Panel
 from .base import (
     NAIVE_WINDOW,
@@ -108,12 +110,13 @@ _MAP_COUNT = [0]    # in the parent: numbers the parallel maps
 
 
 def _init_worker(cancelled):
-    """One BLAS/OpenMP thread per worker: the workers already fill the cores."""
+    """One BLAS/OpenMP thread per worker (the workers already fill the cores), idle threads asleep."""
     global _CANCELLED
     from threadpoolctl import threadpool_limits
     _CANCELLED = cancelled
     for k in _THREAD_VARS:
         os.environ[k] = "1"
+    configure_threads()
     threadpool_limits(1)
 
 
