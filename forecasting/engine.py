@@ -191,12 +191,12 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     if best_name != ENSEMBLE_NAME:
         best_name = results[best_name]["label"]
     output_dir = Path(output_dir)
-    model = ForecastModel(config, roles, static, fitted, weights, interval_factors=factors, metadata={
+    forecast_model = ForecastModel(config, roles, static, fitted, weights, interval_factors=factors, metadata={
         "best_candidate_name": best_name, "objective_metric": config.objective, "objective_value": best_value,
         "series": int(panel.n_series), "train_end": str(pd.Timestamp(panel.ds.max())),
         "backtest_windows": len(windows), "train_seconds": round(time.monotonic() - started, 2),
         "non_negative": non_negative})
-    model_dir = model.save(output_dir / "model", leaderboard)
+    model_dir = forecast_model.save(output_dir / "model", leaderboard)
     tmp = output_dir / f".{LEADERBOARD_FILE}.tmp"
     leaderboard.to_csv(tmp, index=False)
     tmp.replace(output_dir / LEADERBOARD_FILE)

@@ -216,7 +216,8 @@ class LocalModel(Candidate):
         """((h, q + 1) values, None), or the fallback's values and why it had to stand in."""
         if not self.falls_back:
             return self._predict_one(series, state), None
-        window = series.y[-self.context_length():] if self.context_length() else series.y
+        own = self.context_length()
+        window = series.y[-own:] if own else series.y
         if series.length < self.needs_min_length:
             reason = f"fewer than {self.needs_min_length} points"
         elif self.flat_when_constant and np.ptp(window) == 0:

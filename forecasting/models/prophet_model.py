@@ -28,6 +28,7 @@ import tempfile
 import threading
 import warnings
 import zlib
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -85,17 +86,20 @@ class Prophet(LocalModel):
         """Nothing is selected; the holiday country is checked here, once per training rather than
         on every prediction (an unknown one would make every series fall back unseen)."""
         super()._fit(train)
-        if self._uses_holidays():
+        country = self._holiday_country()
+        if country is not None:
             _quiet()
             from prophet.make_holidays import make_holidays_df
             try:
-                make_holidays_df([2020], self.config.holiday_country)
+                make_holidays_df([2020], country)
             except Exception:
-                raise ValueError(f"HolidayConfig CountryCode {self.config.holiday_country!r} is not known to "
+                raise ValueError(f"HolidayConfig CountryCode {country!r} is not known to "
                                  "prophet's holidays; use an ISO 3166-1 alpha-2 code such as US, DE, GB") from None
 
-    def _uses_holidays(self) -> bool:
-        return bool(self.config.holiday_country) and self.config.frequency_unit in _HOLIDAY_UNITS
+    def _holiday_country(self) -> Optional[str]:
+        """The country whose holidays the model uses: daily and sub-daily data only."""
+        country = self.config.holiday_country
+        return country if country and self.config.frequency_unit in _HOLIDAY_UNITS else None
 
     def _seasonalities(self, ds: np.ndarray):
         step = np.median(np.diff(ds)) / np.timedelta64(1, "D") if len(ds) > 1 else 1.0
@@ -127,8 +131,9 @@ class Prophet(LocalModel):
                          mcmc_samples=0, uncertainty_samples=int(self.params["samples"]))
         for name, period, order in self._seasonalities(np.asarray(ds)):
             model.add_seasonality(name=name, period=period, fourier_order=order)
-        if self._uses_holidays():
-            model.add_country_holidays(country_name=self.config.holiday_country)
+        country = self._holiday_country()
+        if country is not None:
+            model.add_country_holidays(country_name=country)
         if Xh is not None:
             for j in range(Xh.shape[1]):
                 model.add_regressor(f"covariate_{j}")
