@@ -247,8 +247,11 @@ class LocalModel(Candidate):
             f1 = f0 + int(future.lengths[i])
             ds_future = future.ds[f0:f1]
             X_future = future.X[f0:f1] if self.supports_covariates else future.X[f0:f1, :0]
-        return Series(panel.uids[i], panel.y[first:end].astype(float, copy=False), panel.ds[first:end], X, end - start,
-                      ds_future, X_future)
+        # y is copied: a fresh array (as a worker receives it), so an item gets the same numbers alone,
+        # in a batch and in a worker; statsforecast's sums over a view into the panel depended on
+        # where the series sat in memory (Theta differed by 3e-14)
+        y = np.array(panel.y[first:end], dtype=float)
+        return Series(panel.uids[i], y, panel.ds[first:end], X, end - start, ds_future, X_future)
 
     # --- the parallel map -------------------------------------------------------------
     def _map(self, method: str, items: list, repeats: int = 0) -> list:

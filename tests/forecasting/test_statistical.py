@@ -114,3 +114,14 @@ def test_given_a_series_with_no_sales_lately_when_forecast_then_it_is_flat_zero_
     assert forecast.fallbacks.count == 0
     np.testing.assert_array_equal(values[1], 0.0)
     assert values[0].mean() > 10
+
+
+@pytest.mark.parametrize("name", ["Theta", "ETS"])
+def test_given_one_item_alone_when_forecast_then_it_gets_exactly_its_numbers_from_the_batch(name, config):
+    # the endpoint forecasts one item; batch forecasts it among others (at another place in memory)
+    frame = make_frame(n_items=5, n_days=98, kind="covariate", noise=2.0)   # 91 points: odd offsets
+    train_panel, hist, fut, _ = _panels(frame, config)
+    model = create(name, config, n_jobs=1).fit(train_panel)
+    batch = model.predict(hist, fut)
+    for i in range(hist.n_series):
+        np.testing.assert_array_equal(model.predict(hist.subset([i]), fut.subset([i]))[0], batch[i])
