@@ -175,7 +175,7 @@ class LocalModel(Candidate):
         items = [(self._series(train, i, None, self.context_length()),) for i in keep]
         # the engine says how many more backtest windows will repeat this search: their cost
         # counts in the projection (a lower bound: it leaves out their predictions)
-        states = self._map("_fit_safe", items, repeats=int(self.windows_after or 0))
+        states = self._map("_fit_safe", items, repeats=self.windows_after)
         self.specs = {train.uids[i]: s for i, s in zip(keep, states) if s is not None}
 
     def _fit_safe(self, series: Series) -> Any:
