@@ -46,6 +46,7 @@ setup(
             # the checks .ci/check runs (settings in pyproject.toml): lint and the layer contracts
             "ruff>=0.6",
             "import-linter>=2.0",
+            "mypy>=1.10",   # type checks of the kernel and the engine ([tool.mypy] in pyproject.toml)
             "pre-commit>=3.5",
         ],
     },

@@ -139,6 +139,8 @@ def run_load(url: str, items: list[str], clients: int, seconds: float, seed: int
 
 
 def main(argv: list[str] | None = None) -> int:
+    from processing.kernel.process_env import configure_threads
+    configure_threads()   # before LightGBM loads OpenMP in this process
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", default="1,8", help="client counts to run one after the other (default 1,8)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds per client count (default 30)")

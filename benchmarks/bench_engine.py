@@ -124,6 +124,8 @@ def scale_run(products: int, algorithms=None):
 
 
 def main(argv=None) -> int:
+    from processing.kernel.process_env import configure_threads
+    configure_threads()   # before LightGBM loads OpenMP in this process
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-ets", action="store_true", help="skip the (slow) AutoETS baseline")
     parser.add_argument("--quiet", action="store_true", help="hide the engine's progress output")

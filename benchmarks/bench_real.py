@@ -156,6 +156,8 @@ def benchmark(names, windows: int, skip_ets: bool, quiet: bool) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
+    from processing.kernel.process_env import configure_threads
+    configure_threads()   # before LightGBM loads OpenMP in this process
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated, from: " + ", ".join(DATASETS))
     parser.add_argument("--windows", type=int, default=2, help="rolling windows per dataset (default 2)")

@@ -33,6 +33,7 @@ from deploy.endpoint_codec import BadRequest, check_span, check_values, parse_bo
 from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from deploy.model_slot import LoadedModel, ModelSlot, ResponseCache, SharedBoard, engine_loader
 from processing.atomic import write_text_atomic
+from processing.kernel.process_env import configure_threads
 
 LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -395,6 +396,7 @@ def serve(model_dir: str | Path, *, home: Path, name: str, port: int,
              "started_at": _iso(time.time()), "log": str(endpoints_dir(home) / f"{name}.log"),
              "model_dir": str(model_dir), "model_package_arn": model_package_arn}
     write_state(path, state)
+    configure_threads()   # the workers load the model (LightGBM, torch) after this
     if workers > 1:   # one thread per model worker, as statsforecast pins BLAS in its worker processes
         for variable in THREAD_VARIABLES:
             os.environ.setdefault(variable, "1")

@@ -5,15 +5,13 @@
     result = train("train.csv", config, "out/")
     model = load_model(result.model_dir)
     model.predict_file("context.csv", "forecast.csv")
+
+Importing it changes nothing in the process: the programs that run it set their threading
+environment when they start (processing.kernel.process_env: the CLIs, the worker processes,
+the AutoML worker, the endpoint, the local runtime).
 """
-import os
-
-# OpenMP threads that spin while idle made LightGBM ~50x slower on shared cores; every process
-# that loads the engine (pipeline steps, the endpoint server, the CLIs) sleeps them instead.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from .artifact import ForecastModel, load_model  # noqa: E402
-from .config import EngineConfig  # noqa: E402
-from .engine import TrainResult, train  # noqa: E402
+from .artifact import ForecastModel, load_model
+from .config import EngineConfig
+from .engine import TrainResult, train
 
 __all__ = ["EngineConfig", "ForecastModel", "TrainResult", "load_model", "train"]

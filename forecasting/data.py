@@ -7,7 +7,7 @@ time by `ds`, its target by `y`. `Panel` keeps every series in flat numpy arrays
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -80,11 +80,11 @@ class Panel:
         return head, tail
 
     def subset(self, index: Sequence[int]) -> "Panel":
-        index = np.asarray(index, dtype=int)
-        rows = [np.arange(self.indptr[i], self.indptr[i + 1]) for i in index]
+        chosen = np.asarray(index, dtype=int)
+        rows = [np.arange(self.indptr[i], self.indptr[i + 1]) for i in chosen]
         indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(int)
         return self.take_rows(np.concatenate(rows) if rows else np.array([], dtype=int), indptr,
-                              self.uids[index])
+                              self.uids[chosen])
 
 
 def read_table(path, config: Optional[EngineConfig] = None) -> pd.DataFrame:
@@ -197,7 +197,7 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
         if config.frequency_unit == "W":
             long["ds"] = long["ds"] + pd.Timedelta(days=6)  # W-SUN labels weeks by their Sunday
     if long.duplicated(["unique_id", "ds"]).any():
-        how = {"y": _AGG[config.aggregation.get(config.target_column, "sum")]}
+        how: dict[str, Any] = {"y": _AGG[config.aggregation.get(config.target_column, "sum")]}
         for column in roles.covariates:
             how[column] = _AGG[config.aggregation.get(column, "avg")]
         if not training:

@@ -27,8 +27,8 @@ from .config import EngineConfig
 from .data import build_panel, check_training_panel, infer_roles, read_table, static_frame, to_long_frame
 from .ensemble import caruana_weights, combine, interval_scales, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
-from .models import CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
-from .models.base import straddles_median
+from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
+from .models.base import Fallbacks, straddles_median
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +99,11 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
         label = display_name(name)
         remaining = len(names) - position
         cand_deadline = None
-        if bt_deadline is not None and name != "SeasonalNaive":
+        if bt_deadline is not None and name != BASELINE:
             cand_deadline = time.monotonic() + max(bt_deadline - time.monotonic(), 0) / remaining * 2
             cand_deadline = min(cand_deadline, bt_deadline)
-        if getattr(CANDIDATES.get(name), "per_series_statistical", False) and config.statistical_budget_seconds:
+        cls = CANDIDATES.get(name)   # an unknown name fails in create() below, as a contained failure
+        if cls is not None and cls.per_series_statistical and config.statistical_budget_seconds:
             # per-series searches grow with the series count: a default budget keeps a job without a
             # tight limit (Autopilot's default is days) from spending an hour on a minor member
             own = time.monotonic() + float(config.statistical_budget_seconds)
@@ -111,24 +112,25 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
         try:
             model = None
             for w, (head, future, actual, scales) in enumerate(windows, 1):
-                if model is None or model.refit_every_window:
+                if model is None or not model.is_global:
                     model = create(name, config, **params.get(name, {}))
                     model.windows_after = len(windows) - w  # lets a budgeted model project its whole cost
                     model.fit(head, deadline=cand_deadline)
                     record["fit_s"] += model.fit_seconds
-                values = model.predict(head, future, deadline=cand_deadline)
-                fell_back = _fallback_note(model, name, head.n_series)
+                forecast = model.forecast(head, future, deadline=cand_deadline)
+                values = forecast.values
+                fell_back = _fallback_note(forecast.fallbacks, name, head.n_series)
                 record["model"] = model
-                record["predict_s"] += model.predict_seconds
+                record["predict_s"] += forecast.seconds
                 record["forecasts"].append(values)
                 _check_projection(model, name, cand_deadline, record, w, len(windows))
                 s = score_all(actual, values, config.quantiles, scales)
                 log(f"  {label:<48} window {w}/{len(windows)}: {objective_key} {s[objective_key]:.4f}  "
-                    f"(fit {model.fit_seconds:.1f}s, predict {model.predict_seconds:.1f}s){fell_back}")
+                    f"(fit {model.fit_seconds:.1f}s, predict {forecast.seconds:.1f}s){fell_back}")
         except TimeBudgetExceeded as exc:
             record["status"] = f"skipped: {exc}"
         except Exception as exc:  # contained: one candidate's failure never stops the job
-            if name == "SeasonalNaive":
+            if name == BASELINE:
                 raise
             record["status"] = f"failed: {type(exc).__name__}: {exc}"
             log("".join(traceback.format_exception_only(type(exc), exc)).strip())
@@ -163,20 +165,20 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
             continue
         try:
             latest = results[n].get("model")
-            if getattr(latest, "reuses_backtest_selection", False):
+            if latest is not None and latest.reuses_backtest_selection:
                 # model forms chosen on the latest window are kept; parameters are re-estimated
                 # on each prediction's context anyway, so a second search would buy little
                 fitted[n] = latest
                 log(f"[engine] {results[n]['label']}: keeps the model forms selected on the latest window")
                 continue
-            fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == "SeasonalNaive" else deadline)
+            fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == BASELINE else deadline)
             if fitted[n].fits_per_prediction:
                 log(f"[engine] {results[n]['label']}: nothing global to refit; each series is fitted on its context "
                     "at prediction")
             else:
                 log(f"[engine] refit {results[n]['label']} on all data ({fitted[n].fit_seconds:.1f}s)")
         except Exception as exc:
-            if n == "SeasonalNaive":
+            if n == BASELINE:
                 raise
             log(f"[engine] refit of {n} failed ({type(exc).__name__}: {exc}); dropped from the ensemble")
             weights[n] = np.zeros_like(weights[n])
@@ -189,12 +191,12 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     if best_name != ENSEMBLE_NAME:
         best_name = results[best_name]["label"]
     output_dir = Path(output_dir)
-    model = ForecastModel(config, roles, static, fitted, weights, interval_factors=factors, metadata={
+    forecast_model = ForecastModel(config, roles, static, fitted, weights, interval_factors=factors, metadata={
         "best_candidate_name": best_name, "objective_metric": config.objective, "objective_value": best_value,
         "series": int(panel.n_series), "train_end": str(pd.Timestamp(panel.ds.max())),
         "backtest_windows": len(windows), "train_seconds": round(time.monotonic() - started, 2),
         "non_negative": non_negative})
-    model_dir = model.save(output_dir / "model", leaderboard)
+    model_dir = forecast_model.save(output_dir / "model", leaderboard)
     tmp = output_dir / f".{LEADERBOARD_FILE}.tmp"
     leaderboard.to_csv(tmp, index=False)
     tmp.replace(output_dir / LEADERBOARD_FILE)
@@ -206,21 +208,21 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     return TrainResult(best_name, config.objective, float(best_value), leaderboard, model_dir)
 
 
-def _fallback_note(model, name: str, n_series: int) -> str:
+def _fallback_note(fallbacks: Fallbacks, name: str, n_series: int) -> str:
     """Per-series models stand seasonal naive in for series they cannot fit: say how many, and
     fail the candidate when that is every series (a broken install must not pass as the model)."""
-    fell = int(getattr(model, "fallbacks", 0) or 0)
+    fell = fallbacks.count
     if not fell:
         return ""
     if fell >= n_series:
         raise RuntimeError(f"{name} fell back to seasonal naive on every series; "
-                           f"first reason: {model.fallback_reason}")
-    return f"; {fell} of {n_series} series fell back to seasonal naive ({model.fallback_reason})"
+                           f"first reason: {fallbacks.first_reason}")
+    return f"; {fell} of {n_series} series fell back to seasonal naive ({fallbacks.first_reason})"
 
 
 def _check_projection(model, name, deadline, record, done: int, total: int):
     """Skip now rather than at the deadline when the windows done so far say the rest won't fit."""
-    if deadline is None or done >= total or name == "SeasonalNaive" or not model.refit_every_window:
+    if deadline is None or done >= total or name == BASELINE or model.is_global:
         return
     per_window = (record["fit_s"] + record["predict_s"]) / done
     left = deadline - time.monotonic()
@@ -271,7 +273,7 @@ def _renormalise(weights: dict, fitted: dict) -> dict:
     total = sum(weights.values())
     if not np.all(total > 0):  # every member of some output was dropped: fall back to the baseline
         weights = {n: np.zeros_like(w) for n, w in weights.items()}
-        weights["SeasonalNaive"] = np.ones_like(next(iter(weights.values())))
+        weights[BASELINE] = np.ones_like(next(iter(weights.values())))
         total = sum(weights.values())
     return {n: w / total for n, w in weights.items()}
 

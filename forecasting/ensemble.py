@@ -99,10 +99,12 @@ def combine(members: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]
     of that distribution (when the levels straddle the median), clipped at zero for targets
     that never go below it; `finalize` keeps the mean inside the outer quantiles.
     """
-    total = None
+    total: Optional[np.ndarray] = None
     for name, values in members.items():
         w = np.asarray(weights[name], float)
         total = values * w if total is None else total + values * w
+    if total is None:
+        raise ValueError("combine() needs at least one member forecast")
     if factors is not None:
         total = apply_interval_scales(total, np.asarray(factors, float), levels)
     total = finalize(total, non_negative)

@@ -4,14 +4,14 @@ Objective values are "lower is better" for every metric the engine optimises.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 try:  # the EVAL engineer's shared implementation (same signatures)
-    from evaluation.metrics import mape, rmse, wape, wql  # type: ignore
+    from evaluation.metrics import mape, rmse, wape, wql
 except ImportError:  # pragma: no cover - only while evaluation/ is being written
-    def wql(actual, quantile_forecasts: Mapping[str, np.ndarray]) -> float:
+    def wql(actual: Any, quantile_forecasts: Mapping[str, Any]) -> float:
         actual = np.asarray(actual, float)
         denom = np.abs(actual).sum()
         losses = []
@@ -21,15 +21,15 @@ except ImportError:  # pragma: no cover - only while evaluation/ is being writte
             losses.append(2 * np.sum(np.maximum(q * diff, (q - 1) * diff)) / denom if denom else np.nan)
         return float(np.mean(losses))
 
-    def wape(actual, forecast) -> float:
+    def wape(actual: Any, forecast: Any) -> float:
         actual = np.asarray(actual, float)
         denom = np.abs(actual).sum()
         return float(np.abs(actual - np.asarray(forecast, float)).sum() / denom) if denom else float("nan")
 
-    def rmse(actual, forecast) -> float:
+    def rmse(actual: Any, forecast: Any) -> float:
         return float(np.sqrt(np.mean((np.asarray(actual, float) - np.asarray(forecast, float)) ** 2)))
 
-    def mape(actual, forecast) -> float:
+    def mape(actual: Any, forecast: Any) -> float:
         actual = np.asarray(actual, float)
         keep = actual != 0
         if not keep.any():

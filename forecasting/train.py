@@ -7,11 +7,14 @@ import sys
 import types
 from pathlib import Path
 
+from processing.kernel.process_env import configure_threads
+
 from .config import EngineConfig
 from .engine import train
 
 
 def main(argv=None) -> int:
+    configure_threads()   # before LightGBM loads OpenMP
     parser = argparse.ArgumentParser(prog="python -m forecasting.train", description=__doc__)
     parser.add_argument("--request", required=True, help="CreateAutoMLJobV2 request JSON file")
     parser.add_argument("--train", required=True, help="AutoML training CSV (file or folder)")

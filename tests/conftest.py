@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from processing.kernel.process_env import configure_threads
+
+configure_threads()   # the test process trains and serves models in-process: sleeping OpenMP threads
+
 FAKE_ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/forecast-pipeline"
 
 

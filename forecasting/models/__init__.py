@@ -1,9 +1,10 @@
 """The one candidate registry, Autopilot's algorithm names, and presets (plain data)."""
 from __future__ import annotations
 
-from .base import Candidate, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
+from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal
+from .local import LocalModel  # noqa: F401  (the base of per-series models)
 from .naive import SeasonalNaive
 from .npts import NPTS
 from .prophet_model import Prophet
@@ -12,6 +13,8 @@ from .statistical import ARIMA, ETS, Theta
 
 CANDIDATES = {cls.name: cls for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal,
                                          Prophet, DeepAR)}
+# the candidate that always runs first and survives: the job's floor and the ensemble's last resort
+BASELINE = next(name for name, cls in CANDIDATES.items() if cls.is_baseline)
 
 # Autopilot algorithm -> local candidates in order of preference: the first one installed plays
 # its part. Prophet and DeepAR need optional packages (the `prophet` and `deepar` extras).
@@ -44,7 +47,7 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
             raise ValueError(f"Unknown preset {preset!r}; available presets are: {sorted(PRESETS)}")
         names = list(PRESETS[preset])
     else:
-        names = ["SeasonalNaive"]
+        names = [BASELINE]
         for algo in algorithms:
             key = str(algo).strip().lower()
             if key in AUTOPILOT_ALGORITHMS:
@@ -55,8 +58,8 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
                 raise ValueError(f"Unknown algorithm {algo!r}; Autopilot names are {sorted(AUTOPILOT_ALGORITHMS)} "
                                  f"and local candidates are {sorted(CANDIDATES)}")
             names.extend(n for n in mapped if n not in names)
-    if "SeasonalNaive" not in names:
-        names.insert(0, "SeasonalNaive")
+    if BASELINE not in names:
+        names.insert(0, BASELINE)
     # cheapest first: under a time limit the expensive ones are the ones cut
     names = sorted(names, key=lambda n: CANDIDATES[n].relative_cost)
     return [n for n in names if CANDIDATES[n].available()]

@@ -2,8 +2,12 @@
 
 Contract: `fit(train)` learns whatever is global (a booster, chosen settings); `predict(history,
 future)` forecasts the `future` rows (known covariates, empty target) that follow each series of
-`history`. Local statistical models fit per series inside `_predict`, on a recent window of the
-context, so one code path serves backtests, batch and the one-item real-time endpoint.
+`history`. Per-series (local) models derive from `local.LocalModel`, which fits each series on a
+recent window of the context at prediction, so one code path serves backtests, batch and the
+one-item real-time endpoint.
+
+A prediction keeps nothing on the model: its deadline lives in a context variable and its report
+(seconds, fallbacks) comes back in a `Forecast`, so the threaded endpoint can share one model.
 
 Forecasts are arrays (n_series, horizon, n_quantiles + 1): configured quantiles in order, then
 the mean. The base class sorts quantiles per row so they never cross, and keeps the mean
@@ -11,9 +15,12 @@ inside the outer quantiles.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from statistics import NormalDist
-from typing import Callable, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -25,19 +32,65 @@ class TimeBudgetExceeded(RuntimeError):
     """A candidate ran past its deadline; the engine logs it and moves on."""
 
 
+# The deadline of the fit or prediction running in this thread (or worker): a context variable, not
+# an attribute, so one model can serve several threads at once (the endpoint) without sharing it.
+_DEADLINE: ContextVar[Optional[float]] = ContextVar("candidate_deadline", default=None)
+
+
+@contextmanager
+def deadline_scope(deadline: Optional[float]) -> Iterator[None]:
+    """`check_time` inside this block compares time.monotonic() with `deadline` (None: no limit)."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> Optional[float]:
+    return _DEADLINE.get()
+
+
+@dataclasses.dataclass(frozen=True)
+class Fallbacks:
+    """How many series of one prediction a local model left to seasonal naive, and the first reason."""
+
+    count: int = 0
+    first_reason: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Forecast:
+    """One prediction's result: the forecasts, and what happened while making them (per call, so
+    concurrent predictions on one model never see each other's figures)."""
+
+    values: np.ndarray               # (n_series, horizon, n_quantiles + 1)
+    seconds: float
+    fallbacks: Fallbacks = Fallbacks()
+
+
 class Candidate:
+    """A forecasting model the engine can backtest, ensemble and save.
+
+    What a model is and supports is declared in class attributes, which the engine reads (it
+    never probes with getattr); subclasses override the ones that differ.
+    """
     name: str = "abstract"          # leaderboard name (honest about what it is)
-    is_baseline: bool = False
-    refit_every_window: bool = True  # False: global models fit once, before the oldest backtest window
+    is_baseline: bool = False        # the one candidate that always survives (registry: BASELINE)
+    is_global: bool = True           # one model across all series: fitted once, before the oldest
+    #                                  backtest window; local models (LocalModel) refit every window
     relative_cost: int = 0           # rough training cost rank: cheap candidates run first
     fits_per_prediction: bool = False  # True: nothing global to learn; each series is fitted on the context
+    reuses_backtest_selection: bool = False  # True: the final refit keeps the latest window's fit
+    per_series_statistical: bool = False     # True: the engine gives it a default time budget (docs/engine.md)
+    supports_covariates: bool = True  # False: the known covariates are not used
+
+    windows_after: int = 0           # set by the engine before fit: backtest windows still to come
 
     def __init__(self, config: EngineConfig, **params):
         self.config = config
         self.params = {**self.default_params(config), **params}
-        self._deadline: Optional[float] = None
         self.fit_seconds = 0.0
-        self.predict_seconds = 0.0
 
     @classmethod
     def default_params(cls, config: EngineConfig) -> dict:
@@ -49,40 +102,45 @@ class Candidate:
 
     # --- public: ceremony -------------------------------------------------------------
     def fit(self, train: Panel, deadline: Optional[float] = None) -> "Candidate":
-        self._deadline = deadline
         start = time.perf_counter()
-        try:
+        with deadline_scope(deadline):
             self._fit(train)
-        finally:
-            self._deadline = None
         self.fit_seconds = time.perf_counter() - start
         return self
 
     def predict(self, history: Panel, future: Panel, deadline: Optional[float] = None) -> np.ndarray:
+        return self.forecast(history, future, deadline).values
+
+    def forecast(self, history: Panel, future: Panel, deadline: Optional[float] = None) -> Forecast:
+        """`predict` with its report: seconds taken and the series that fell back. Stateless:
+        nothing of the call is kept on the model."""
         if history.n_series != future.n_series or not np.array_equal(history.uids, future.uids):
             raise ValueError("history and future must hold the same series in the same order")
-        self._deadline = deadline
         start = time.perf_counter()
-        try:
-            values = np.asarray(self._predict(history, future), dtype=float)
-        finally:
-            self._deadline = None
-        self.predict_seconds = time.perf_counter() - start
+        with deadline_scope(deadline):
+            values, fallbacks = self._forecast_panel(history, future)
+        values = np.asarray(values, dtype=float)
+        seconds = time.perf_counter() - start
         expected = (future.n_series, int(future.lengths.max(initial=0)), len(self.config.quantiles) + 1)
         if values.shape != expected:
             raise RuntimeError(f"{self.name} returned forecasts of shape {values.shape}, expected {expected}")
         if not np.isfinite(values).all():
             raise RuntimeError(f"{self.name} produced non-finite forecasts")
-        return finalize(values, levels=self.config.quantile_levels)
+        return Forecast(finalize(values, levels=self.config.quantile_levels), seconds, fallbacks)
 
     def check_time(self):
         """Models call this inside loops: a candidate past its budget stops, it does not hang."""
-        if self._deadline is not None and time.monotonic() > self._deadline:
+        deadline = _DEADLINE.get()
+        if deadline is not None and time.monotonic() > deadline:
             raise TimeBudgetExceeded(f"{self.name} exceeded its time budget")
 
     # --- model-specific ---------------------------------------------------------------
     def _fit(self, train: Panel) -> None:
         """Most local models have nothing global to learn."""
+
+    def _forecast_panel(self, history: Panel, future: Panel) -> tuple[np.ndarray, Fallbacks]:
+        """Global models: `_predict`; LocalModel runs its per-series loop here."""
+        return self._predict(history, future), Fallbacks()
 
     def _predict(self, history: Panel, future: Panel) -> np.ndarray:
         raise NotImplementedError
@@ -149,15 +207,27 @@ def gaussian_quantiles(mean: np.ndarray, sigma: np.ndarray, levels) -> np.ndarra
     return np.column_stack([mean[:, None] + sigma[:, None] * z[None, :], mean])
 
 
-def per_series(model: Candidate, history: Panel, future: Panel,
-               one: Callable[[np.ndarray, int, int], np.ndarray]) -> np.ndarray:
-    """Loop helper for local models: one(y, h, i) -> (h, q + 1); NaN-padded to the longest horizon."""
-    h_max = int(future.lengths.max(initial=0))
-    out = np.full((history.n_series, h_max, len(model.config.quantiles) + 1), np.nan)
-    for i in range(history.n_series):
-        model.check_time()
-        h = int(future.lengths[i])
-        if h:
-            out[i, :h] = one(history.series_y(i), h, i)
-            out[i, h:] = out[i, h - 1]
+NAIVE_WINDOW = 400   # seasonal naive's residual quantiles read at most this many recent points
+
+
+def seasonal_naive_quantiles(y: np.ndarray, h: int, season: int, levels, window: int = NAIVE_WINDOW) -> np.ndarray:
+    """Repeat the last season; quantiles from the empirical k-season-ahead residuals.
+
+    The forecast for step j copies y[T + j - k*m] with k = ceil(j/m); its error is that of a
+    k-season difference, so residual quantiles are taken from in-sample differences at lag k*m.
+    """
+    m = season if len(y) >= season and season > 1 else 1
+    y = y[-max(window, 2 * m):] if len(y) > max(window, 2 * m) else y
+    steps = np.arange(1, h + 1)
+    k = np.ceil(steps / m).astype(int)
+    point = y[len(y) - m + (steps - 1) % m]   # m == 1: the last value repeated
+    out = np.empty((h, len(levels) + 1))
+    cache = {}
+    for j in range(h):
+        lag = int(k[j]) * m
+        if lag not in cache:
+            resid = y[lag:] - y[:-lag] if len(y) > lag else np.zeros(1)
+            cache[lag] = np.quantile(resid, levels) if len(resid) else np.zeros(len(levels))
+        out[j, :-1] = point[j] + cache[lag]
+    out[:, -1] = point
     return out

@@ -35,6 +35,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import math
+import os
+import threading
 import zlib
 
 import numpy as np
@@ -65,9 +67,31 @@ def _embedding_dim(n: int) -> int:
     return int(min(8, max(2, math.ceil(math.sqrt(n)))))
 
 
+_TORCH_STATE = threading.Lock()   # torch's thread count and RNG are process-wide: one session at a time
+
+
+def _new_lock_in_child():
+    """A process forked while another thread held the lock would wait on it forever."""
+    global _TORCH_STATE
+    _TORCH_STATE = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 @contextlib.contextmanager
 def _torch_session(seed: int, threads: int):
-    """Own thread count and a forked, seeded RNG: no side effects on the caller's torch state."""
+    """Own thread count and a forked, seeded RNG: no side effects on the caller's torch state.
+
+    Sessions take turns (the endpoint predicts on several threads): two interleaved sessions
+    would restore each other's thread count and RNG state in the wrong order."""
+    with _TORCH_STATE:
+        with _torch_session_unlocked(seed, threads) as torch:
+            yield torch
+
+
+@contextlib.contextmanager
+def _torch_session_unlocked(seed: int, threads: int):
     import torch
 
     old = torch.get_num_threads()
@@ -109,8 +133,7 @@ def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropo
 
 class DeepAR(Candidate):
     name = "DeepAR"
-    relative_cost = 7
-    refit_every_window = False   # a global model: one fit before the oldest backtest window
+    relative_cost = 7            # a global model (Candidate.is_global): one fit before the oldest window
 
     @classmethod
     def available(cls) -> bool:
@@ -130,6 +153,14 @@ class DeepAR(Candidate):
         state = self.__dict__.copy()
         state.pop("_net", None)
         return state
+
+    def __setstate__(self, state):
+        """Rebuilt when loaded, not lazily at the first prediction: predictions only read the model."""
+        self.__dict__.update(state)
+        if "state" in state:
+            p = self.params
+            with _torch_session(p["seed"], p["num_threads"]):   # building draws from torch's RNG
+                self._net = self._build_fitted()
 
     # --- features ------------------------------------------------------------------------
     def _time_features(self, ds: np.ndarray, X: np.ndarray):
@@ -279,15 +310,12 @@ class DeepAR(Candidate):
     def holiday_names_or_empty(self) -> list:
         return list(self.holidays.names) if self.holidays.country else []
 
-    def _network(self):
-        net = getattr(self, "_net", None)
-        if net is None:
-            p = self.params
-            net = _build_net(self.n_real, self.cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]),
-                             bool(p["linear_skip"]))
-            net.load_state_dict(self.state)
-            net.eval()
-            self._net = net
+    def _build_fitted(self):
+        p = self.params
+        net = _build_net(self.n_real, self.cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]),
+                         bool(p["linear_skip"]))
+        net.load_state_dict(self.state)
+        net.eval()
         return net
 
     # --- predict ---------------------------------------------------------------------------
@@ -362,8 +390,8 @@ class DeepAR(Candidate):
         from scipy.special import stdtrit  # Student-t inverse CDF
 
         with _torch_session(p["seed"], p["num_threads"]) as torch:
-            net = self._network()
-            torch.manual_seed(int(p["seed"]))   # rebuilding a loaded network drew from the RNG
+            net = self._net
+            torch.manual_seed(int(p["seed"]))   # as before networks were rebuilt when loaded
             with torch.no_grad():
                 for a in range(0, S, chunk):
                     self.check_time()

@@ -33,7 +33,9 @@ def import_lightgbm():
     if "lightgbm" in sys.modules or "sklearn" in sys.modules:
         import lightgbm
         return lightgbm
-    sys.modules["sklearn"] = None  # makes `import sklearn` inside lightgbm.compat raise ImportError
+    # None in sys.modules makes `import sklearn` inside lightgbm.compat raise ImportError (the import
+    # system's documented behaviour; typeshed types the mapping as modules only)
+    sys.modules["sklearn"] = None  # type: ignore[assignment]
     try:
         import lightgbm
     finally:
@@ -138,7 +140,6 @@ class FeatureBuilder:
 class LightGBMGlobal(Candidate):
     name = "LightGBM"
     relative_cost = 3
-    refit_every_window = False   # one fit before the oldest backtest window serves every window
 
     @classmethod
     def default_params(cls, config):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Candidate, per_series
+from .local import LocalModel
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels) -> np.ndarray:
@@ -36,17 +36,15 @@ def npts_forecast(y: np.ndarray, h: int, season: int, levels, decay: float, wind
     return out
 
 
-class NPTS(Candidate):
+class NPTS(LocalModel):
     name = "NPTS"
     relative_cost = 1
-    fits_per_prediction = True
 
     @classmethod
     def default_params(cls, config):
         return {"decay": 0.3, "window": 400}
 
-    def _predict(self, history, future):
-        m, levels = self.config.season_length, self.config.quantile_levels
+    def _predict_one(self, series, state):
         p = self.params
-        return per_series(self, history, future,
-                          lambda y, h, i: npts_forecast(y, h, m, levels, p["decay"], p["window"]))
+        return npts_forecast(series.y, series.h, self.config.season_length, self.config.quantile_levels,
+                             p["decay"], p["window"])

@@ -5,8 +5,8 @@ DynamicRegression stand-in.
 
 A local model like ETS/ARIMA: each series is fitted inside `predict` (MAP fit, no MCMC) on a
 recent window of its context (two years for daily data), so backtests, batch and the one-item
-real-time endpoint share one code path. It rides on the statsforecast candidates' machinery:
-the parallel per-series map, the time-budget projection and the per-series seasonal-naive
+real-time endpoint share one code path. The local-model base (`local.LocalModel`) runs the
+per-series loop, the worker processes, the time budget and the per-series seasonal-naive
 fallback. Nothing is selected in `fit`.
 
 - Seasonalities by data spacing: hourly (sub-hourly data), daily (sub-daily data), weekly
@@ -28,12 +28,13 @@ import tempfile
 import threading
 import warnings
 import zlib
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from .regression import _SETUP
-from .statistical import _StatsForecastModel
+from .local import LocalModel, default_jobs, recent_window
+from .regression import SEASONAL_SETUP
 
 # (name, period in days, Fourier order): Prophet's own defaults, plus an hourly cycle for sub-hourly data
 _SEASONS = (("hourly", 1 / 24, 3), ("daily", 1.0, 4), ("weekly", 7.0, 3), ("yearly", 365.25, 10))
@@ -64,13 +65,13 @@ def _quiet():
     _QUIET[0] = True
 
 
-class Prophet(_StatsForecastModel):
+class Prophet(LocalModel):
     name = "Prophet"
     relative_cost = 8
-
-    uses_covariates = True
-    reuses_backtest_selection = False  # nothing is selected: the refit is free
-    fits_per_prediction = True
+    supports_covariates = True
+    per_series_statistical = True     # the engine gives it the statistical time budget (docs/engine.md)
+    needs_min_length = 8
+    flat_when_constant = True
 
     @classmethod
     def available(cls) -> bool:
@@ -78,37 +79,27 @@ class Prophet(_StatsForecastModel):
 
     @classmethod
     def default_params(cls, config):
-        window = _SETUP.get(config.frequency_unit, (200, []))[0]
-        return {**super().default_params(config), "window": window, "samples": 300}
+        window = SEASONAL_SETUP.get(config.frequency_unit, (200, []))[0]
+        return {"window": window, "n_jobs": default_jobs(), "samples": 300}
 
     def _fit(self, train):
         """Nothing is selected; the holiday country is checked here, once per training rather than
         on every prediction (an unknown one would make every series fall back unseen)."""
-        self.specs = {}
-        if self._uses_holidays():
+        super()._fit(train)
+        country = self._holiday_country()
+        if country is not None:
             _quiet()
             from prophet.make_holidays import make_holidays_df
             try:
-                make_holidays_df([2020], self.config.holiday_country)
+                make_holidays_df([2020], country)
             except Exception:
-                raise ValueError(f"HolidayConfig CountryCode {self.config.holiday_country!r} is not known to "
+                raise ValueError(f"HolidayConfig CountryCode {country!r} is not known to "
                                  "prophet's holidays; use an ISO 3166-1 alpha-2 code such as US, DE, GB") from None
 
-    def _uses_holidays(self) -> bool:
-        return bool(self.config.holiday_country) and self.config.frequency_unit in _HOLIDAY_UNITS
-
-    def _design(self, history, future, i, y, h, spec):
-        """X = (window dates, varying covariates or None), Xf likewise for the future; spec = the seed."""
-        yw, xinfo = self._window(history, i, y, True)
-        end = history.indptr[i + 1]
-        ds = history.ds[end - len(yw):end]
-        ds_future = future.ds[future.indptr[i]:future.indptr[i] + h]
-        X = Xf = None
-        if xinfo is not None:
-            X = xinfo[0]
-            Xf = future.X[future.indptr[i]:future.indptr[i] + h][:, xinfo[1]]
-        seed = zlib.crc32(f"{self.config.seed}|{history.uids[i]}".encode()) & 0x7FFFFFFF
-        return (ds, X), (ds_future, Xf), seed
+    def _holiday_country(self) -> Optional[str]:
+        """The country whose holidays the model uses: daily and sub-daily data only."""
+        country = self.config.holiday_country
+        return country if country and self.config.frequency_unit in _HOLIDAY_UNITS else None
 
     def _seasonalities(self, ds: np.ndarray):
         step = np.median(np.diff(ds)) / np.timedelta64(1, "D") if len(ds) > 1 else 1.0
@@ -122,20 +113,27 @@ class Prophet(_StatsForecastModel):
             out.append((name, period, int(min(order, max(1, (per_cycle - 1) // 2)))))
         return out
 
-    def _forecast(self, y, h, X, Xf, spec):
+    def _predict_one(self, series, state):
+        """The window's dates and varying covariates; the draws seeded by (config seed, series id)."""
+        y, xinfo = recent_window(series, self.params["window"])
+        seed = zlib.crc32(f"{self.config.seed}|{series.uid}".encode()) & 0x7FFFFFFF
+        Xh, Xfut = (None, None) if xinfo is None else (xinfo[0], series.X_future[:, xinfo[1]])
+        return self._forecast(y, series.ds[-len(y):], series.ds_future, Xh, Xfut, seed)
+
+    def _forecast(self, y, ds, ds_future, Xh, Xfut, seed):
         _quiet()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from prophet import Prophet as _Prophet
-        (ds, Xh), (ds_future, Xfut) = X, Xf
         df = pd.DataFrame({"ds": pd.DatetimeIndex(ds), "y": y})
         fut = pd.DataFrame({"ds": pd.DatetimeIndex(ds_future)})
         model = _Prophet(yearly_seasonality=False, weekly_seasonality=False, daily_seasonality=False,
                          mcmc_samples=0, uncertainty_samples=int(self.params["samples"]))
         for name, period, order in self._seasonalities(np.asarray(ds)):
             model.add_seasonality(name=name, period=period, fourier_order=order)
-        if self._uses_holidays():
-            model.add_country_holidays(country_name=self.config.holiday_country)
+        country = self._holiday_country()
+        if country is not None:
+            model.add_country_holidays(country_name=country)
         if Xh is not None:
             for j in range(Xh.shape[1]):
                 model.add_regressor(f"covariate_{j}")
@@ -151,7 +149,7 @@ class Prophet(_StatsForecastModel):
             with _GLOBAL_RNG:
                 state = np.random.get_state()
                 try:
-                    np.random.seed(spec)
+                    np.random.seed(seed)
                     samples = model.predictive_samples(fut)["yhat"]    # (h, samples)
                 finally:
                     np.random.set_state(state)

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from ..calendar import holiday_table
-from .base import Candidate, per_series
+from .local import LocalModel
 
 # frequency unit -> (fit window in periods, [(seasonal period, Fourier order)])
-_SETUP = {
+SEASONAL_SETUP = {
     "D": (730, [(7, 3), (365.25, 8)]),
     "H": (24 * 7 * 6, [(24, 4), (168, 3)]),
     "min": (60 * 24 * 4, [(60, 3)]),
@@ -60,22 +60,26 @@ _CACHE: dict = {}
 
 
 def _cached_holidays(idx: pd.DatetimeIndex, country) -> np.ndarray:
+    """Shared by concurrent predictions (the endpoint's threads): the design is returned from a
+    local, so another thread clearing the cache in between cannot lose it."""
     key = (idx[0], idx[-1], len(idx), country) if len(idx) else None
-    if key not in _CACHE:
+    design = _CACHE.get(key)
+    if design is None:
+        design = _holiday_design(idx, country)
         if len(_CACHE) > 64:
             _CACHE.clear()
-        _CACHE[key] = _holiday_design(idx, country)
-    return _CACHE[key]
+        _CACHE[key] = design
+    return design
 
 
-class DynamicRegression(Candidate):
+class DynamicRegression(LocalModel):
     name = "DynamicRegression"
     relative_cost = 2
-    fits_per_prediction = True
+    supports_covariates = True
 
     @classmethod
     def default_params(cls, config):
-        window, seasons = _SETUP.get(config.frequency_unit, (200, []))
+        window, seasons = SEASONAL_SETUP.get(config.frequency_unit, (200, []))
         return {"window": window, "seasons": seasons, "ridge": 1.0}
 
     def _design(self, ds: np.ndarray, t: np.ndarray, n_fit: int, X: np.ndarray) -> np.ndarray:
@@ -95,36 +99,30 @@ class DynamicRegression(Candidate):
             design = np.column_stack([design, X])
         return design
 
-    def _predict(self, history, future):
+    def _predict_one(self, series, state):
         levels = np.asarray(self.config.quantile_levels)
-        window, ridge = self.params["window"], self.params["ridge"]
-
-        def one(y, h, i):
-            n = min(len(y), window)
-            yy = y[-n:]
-            he = history.indptr[i + 1]
-            ds_all = np.concatenate([history.ds[he - n:he], future.ds[future.indptr[i]:future.indptr[i] + h]])
-            X_all = np.concatenate([history.X[he - n:he], future.X[future.indptr[i]:future.indptr[i] + h]])
-            varying = np.ptp(X_all[:n], axis=0) > 0 if X_all.shape[1] else np.zeros(0, bool)
-            t = np.arange(n + h, dtype=float)
-            A = self._design(ds_all, t, n, X_all[:, varying])
-            scale = np.mean(np.abs(yy)) or 1.0
-            col_scale = np.maximum(np.abs(A[:n]).max(axis=0), 1e-9)
-            A = A / col_scale
-            keep = np.abs(A[:n]).sum(axis=0) > 0
-            A = A[:, keep]
-            penalty = np.full(A.shape[1], ridge)
-            penalty[0] = 0.0
-            fit_A = A[:n]
-            beta = np.linalg.solve(fit_A.T @ fit_A + np.diag(penalty), fit_A.T @ (yy / scale))
-            fitted = fit_A @ beta * scale
-            pred = A[n:] @ beta * scale
-            resid = yy - fitted
-            pred = pred + residual_carry(resid, h, max(self.config.season_length, 1))
-            dof = max(n - A.shape[1], 1)
-            inflate = np.sqrt(n / dof)
-            q = np.quantile(resid, levels) * inflate
-            out = np.column_stack([pred[:, None] + q[None, :], pred])
-            return out
-
-        return per_series(self, history, future, one)
+        window, ridge, h = self.params["window"], self.params["ridge"], series.h
+        n = min(len(series.y), window)
+        yy = series.y[-n:]
+        ds_all = np.concatenate([series.ds[-n:], series.ds_future])
+        X_all = np.concatenate([series.X[-n:], series.X_future])
+        varying = np.ptp(X_all[:n], axis=0) > 0 if X_all.shape[1] else np.zeros(0, bool)
+        t = np.arange(n + h, dtype=float)
+        A = self._design(ds_all, t, n, X_all[:, varying])
+        scale = np.mean(np.abs(yy)) or 1.0
+        col_scale = np.maximum(np.abs(A[:n]).max(axis=0), 1e-9)
+        A = A / col_scale
+        keep = np.abs(A[:n]).sum(axis=0) > 0
+        A = A[:, keep]
+        penalty = np.full(A.shape[1], ridge)
+        penalty[0] = 0.0
+        fit_A = A[:n]
+        beta = np.linalg.solve(fit_A.T @ fit_A + np.diag(penalty), fit_A.T @ (yy / scale))
+        fitted = fit_A @ beta * scale
+        pred = A[n:] @ beta * scale
+        resid = yy - fitted
+        pred = pred + residual_carry(resid, h, max(self.config.season_length, 1))
+        dof = max(n - A.shape[1], 1)
+        inflate = np.sqrt(n / dof)
+        q = np.quantile(resid, levels) * inflate
+        return np.column_stack([pred[:, None] + q[None, :], pred])

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from pipelines.local.store import list_prefix, local_path, to_uri
+from processing.kernel.process_env import configure_threads
 from processing.kernel.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -238,6 +239,7 @@ def main(argv: list) -> int:
     from pipelines.local.sagemaker import LocalSageMakerClient
     from pipelines.local.sagemaker_jobs import _now
 
+    configure_threads()   # this process trains the engine (LightGBM, torch): before OpenMP loads
     settings_json, name = argv
     settings = Settings(**json.loads(settings_json))
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()

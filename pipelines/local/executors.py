@@ -35,14 +35,11 @@ from pipelines.local.records import FAILED, StepRecord, iso, now, plain
 from pipelines.local.report import format_duration
 from pipelines.local.store import copy_in, copy_out
 from processing.kernel import contracts
+from processing.kernel.process_env import THREADING_ENV
 from processing.kernel.settings import ENVIRONMENT
 
 PROCESSING_PREFIX = contracts.PROCESSING_ROOT
 HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
-# OpenMP threads that spin while waiting make LightGBM 50x slower when the cores are shared
-# (measured: 250 rounds on 8,500 rows, 2 threads, busy machine: 96 s spinning, 2 s passive).
-# Local runs share the machine with the user's other work, so waiting threads sleep instead.
-THREADING_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 class Execution(Protocol):

@@ -17,7 +17,7 @@ import botocore.session
 try:  # botocore's patterns are Java regexes (\\p{L}, \\p{Alnum}); `regex` understands them
     import regex as _re
 except ImportError:  # inside a processing container: fall back, skipping what `re` cannot compile
-    import re as _re  # type: ignore[no-redef]
+    import re as _re
 
 PIPELINE_EXPRESSION_KEYS = frozenset({"Get", "Std:Join", "Std:JsonGet"})
 _SESSION = None
@@ -56,7 +56,7 @@ def validate_request(service: str, operation: str, params: dict) -> None:
         raise RequestValidationError(operation, problems)
 
 
-def _bounds(shape, size: int, what: str, path: str, problems: list[str]) -> None:
+def _bounds(shape, size: float, what: str, path: str, problems: list[str]) -> None:
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
     if low is not None and size < low:
         problems.append(f"{path}: {what} {size} is below the minimum {low}")

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from .conftest import make_frame, split_context
 
@@ -44,3 +49,19 @@ def test_given_the_cli_module_imported_when_the_package_api_is_used_then_train_s
     result = forecasting.train(frame, EngineConfig(horizon=7), tmp_path, candidates=["SeasonalNaive"],
                                log=lambda *_: None)
     assert result.model_dir.exists()
+
+
+def test_given_a_fresh_process_when_the_engine_is_imported_then_its_environment_is_untouched():
+    script = ("import os; os.environ.pop('OMP_WAIT_POLICY', None); import forecasting, forecasting.models; "
+              "print(os.environ.get('OMP_WAIT_POLICY'))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=str(Path(__file__).resolve().parents[2]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"
+
+
+def test_given_the_predict_cli_when_it_starts_then_it_sets_openmp_threads_to_sleep(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(FileNotFoundError, match="no model.joblib"):
+        predict_cli.main(["--model", str(tmp_path / "missing"), "--input", "x.csv", "--output", "y.csv"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"

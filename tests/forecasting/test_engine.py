@@ -10,7 +10,7 @@ import pytest
 from forecasting import EngineConfig, load_model, train
 from forecasting.ensemble import caruana_weights, pinball_loss
 from forecasting.models import CANDIDATES
-from forecasting.models.naive import SeasonalNaive
+from forecasting.models.base import Candidate
 
 from .conftest import FAST_LGB, make_frame, split_context
 
@@ -42,9 +42,9 @@ def test_given_an_exact_weekly_pattern_when_trained_then_seasonal_naive_takes_al
     assert (tmp_path / "leaderboard.csv").exists() and (tmp_path / "model" / "leaderboard.csv").exists()
 
 
-class _Broken(SeasonalNaive):
+class _Broken(Candidate):
+    """A global candidate that raises (a local one would fall back per series instead)."""
     name = "Broken"
-    is_baseline = False
 
     def _predict(self, history, future):
         raise RuntimeError("boom: this candidate always fails")

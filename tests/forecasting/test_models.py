@@ -90,6 +90,16 @@ def test_given_a_fitted_statistical_model_when_predicting_then_it_reuses_the_sel
     train, hist, fut, truth = _panels(frame, config)
     model = create(name, config).fit(train)
     assert set(model.specs) == set(train.uids)
-    values = model.predict(hist, fut)
-    assert model.fallbacks == 0
+    forecast = model.forecast(hist, fut)
+    values = forecast.values
+    assert forecast.fallbacks.count == 0
     assert np.mean(np.abs(values[:, :, 1] - truth)) < 2.5
+
+
+def test_given_the_registry_then_exactly_one_candidate_is_the_baseline_and_every_job_runs_it_first():
+    from forecasting.models import BASELINE, CANDIDATES, candidate_names
+    from forecasting.models.naive import SeasonalNaive
+
+    assert [name for name, cls in CANDIDATES.items() if cls.is_baseline] == [BASELINE] == [SeasonalNaive.name]
+    assert candidate_names(["arima", "npts"])[0] == BASELINE
+    assert candidate_names(preset="default")[0] == BASELINE

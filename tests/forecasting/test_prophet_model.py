@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("prophet")
 
 from forecasting import load_model, train  # noqa: E402
-from forecasting.models import Prophet, create, statistical  # noqa: E402
+from forecasting.models import Prophet, create, local  # noqa: E402
 
 from .conftest import make_frame, split_context  # noqa: E402
 from .test_models import _panels  # noqa: E402
@@ -24,9 +24,10 @@ def test_given_a_pure_weekly_season_when_forecast_then_prophet_follows_it(config
     frame = make_frame(n_items=4, n_days=140, kind="seasonal", noise=0.3)
     train_panel, hist, fut, truth = _panels(frame, config)
     model = create("Prophet", config, n_jobs=1).fit(train_panel)
-    values = model.predict(hist, fut)
+    forecast = model.forecast(hist, fut)
+    values = forecast.values
     assert values.shape == (4, 7, 4)
-    assert model.fallbacks == 0   # Prophet itself, not the seasonal naive fallback
+    assert forecast.fallbacks.count == 0   # Prophet itself, not the seasonal naive fallback
     mae = np.mean(np.abs(values[:, :, 1] - truth))   # p50
     assert mae < 1.0, f"Prophet p50 error {mae:.2f} on a season of amplitude 10"
 
@@ -80,13 +81,14 @@ def test_given_two_runs_when_forecast_then_numbers_are_identical_and_the_caller_
 
 
 def test_given_worker_processes_when_forecast_then_results_equal_the_serial_ones(config, monkeypatch):
-    monkeypatch.setattr(statistical, "PARALLEL_MIN_SERIES", 2)
+    monkeypatch.setattr(local, "PARALLEL_MIN_SERIES", 2)
     frame = make_frame(n_items=4, n_days=90, kind="covariate", noise=2.0)
     train_panel, hist, fut, _ = _panels(frame, config)
     serial = create("Prophet", config, n_jobs=1).fit(train_panel)
     parallel = create("Prophet", config, n_jobs=2).fit(train_panel)
-    np.testing.assert_array_equal(parallel.predict(hist, fut), serial.predict(hist, fut))
-    assert parallel.fallbacks == serial.fallbacks == 0
+    in_workers, alone = parallel.forecast(hist, fut), serial.forecast(hist, fut)
+    np.testing.assert_array_equal(in_workers.values, alone.values)
+    assert in_workers.fallbacks.count == alone.fallbacks.count == 0
     # one series alone (the real-time endpoint) gets the numbers it gets inside the batch
     alone = serial.predict(hist.subset([2]), fut.subset([2]))
     np.testing.assert_array_equal(alone[0], serial.predict(hist, fut)[2])
@@ -161,8 +163,7 @@ from tests.forecasting.test_models import _panels
 config = EngineConfig(frequency="D", horizon=7, quantiles=("p10", "p50", "p90"), holiday_country="US")
 train_panel, hist, fut, _ = _panels(make_frame(n_items=2, n_days=60), config)
 model = create("Prophet", config, n_jobs=1).fit(train_panel)
-model.predict(hist, fut)
-print("fallbacks", model.fallbacks)
+print("fallbacks", model.forecast(hist, fut).fallbacks.count)
 """
 
 

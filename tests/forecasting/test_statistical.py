@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from forecasting import train
-from forecasting.models import TimeBudgetExceeded, create, statistical
+from forecasting.models import TimeBudgetExceeded, create, local, statistical
 
 from .conftest import make_frame
 from .test_models import _panels
@@ -19,7 +19,7 @@ from .test_models import _panels
 def test_given_worker_processes_when_fitting_and_predicting_then_results_equal_the_serial_ones(
         name, config, monkeypatch):
     # given: a few series with covariates, and the parallel path switched on for so few series
-    monkeypatch.setattr(statistical, "PARALLEL_MIN_SERIES", 2)
+    monkeypatch.setattr(local, "PARALLEL_MIN_SERIES", 2)
     frame = make_frame(n_items=6, n_days=90, kind="covariate", noise=2.0)
     train_panel, hist, fut, _ = _panels(frame, config)
     # when
@@ -29,12 +29,13 @@ def test_given_worker_processes_when_fitting_and_predicting_then_results_equal_t
     assert list(parallel.specs) == list(serial.specs) == list(train_panel.uids)
     for uid in serial.specs:
         assert parallel.specs[uid][0] == serial.specs[uid][0]
-    np.testing.assert_array_equal(parallel.predict(hist, fut), serial.predict(hist, fut))
-    assert parallel.fallbacks == serial.fallbacks
+    in_workers, alone = parallel.forecast(hist, fut), serial.forecast(hist, fut)
+    np.testing.assert_array_equal(in_workers.values, alone.values)
+    assert in_workers.fallbacks == alone.fallbacks
 
 
 def test_given_a_past_deadline_when_workers_fit_then_the_budget_error_comes_back(config, monkeypatch):
-    monkeypatch.setattr(statistical, "PARALLEL_MIN_SERIES", 2)
+    monkeypatch.setattr(local, "PARALLEL_MIN_SERIES", 2)
     train_panel, *_ = _panels(make_frame(n_items=4, n_days=60), config)
     with pytest.raises(TimeBudgetExceeded, match="ETS exceeded its time budget"):
         create("ETS", config, n_jobs=2).fit(train_panel, deadline=time.monotonic() - 1)
@@ -72,7 +73,7 @@ def test_given_a_tiny_statistical_budget_when_trained_then_the_skip_is_logged_an
 class _SlowETS(statistical.ETS):
     """ETS whose search takes a known time per series and leaves a marker file per series."""
 
-    def _select_one(self, y, xinfo):
+    def _fit_one(self, series):
         time.sleep(0.1)
         marker_dir = self.params["marker_dir"]
         with open(f"{marker_dir}/{os.getpid()}-{time.monotonic_ns()}", "w"):
@@ -82,12 +83,12 @@ class _SlowETS(statistical.ETS):
 
 def test_given_an_abandoned_parallel_fit_when_it_stops_then_the_workers_stop_too(config, monkeypatch, tmp_path):
     # given: 80 slow series in 8 chunks, and a projection that gives up after the first chunk
-    monkeypatch.setattr(statistical, "PARALLEL_MIN_SERIES", 2)
+    monkeypatch.setattr(local, "PARALLEL_MIN_SERIES", 2)
 
     def give_up(self, *args, **kwargs):
         raise TimeBudgetExceeded("ETS: projected too long")
 
-    monkeypatch.setattr(statistical._StatsForecastModel, "_check_projection", give_up)
+    monkeypatch.setattr(local.LocalModel, "_check_projection", give_up)
     train_panel, *_ = _panels(make_frame(n_items=80, n_days=30), config)
     model = _SlowETS(config, n_jobs=2, marker_dir=str(tmp_path))
     # when
@@ -108,7 +109,19 @@ def test_given_a_series_with_no_sales_lately_when_forecast_then_it_is_flat_zero_
     frame.loc[(frame["item_id"] == "item_1") & (frame.index % 300 >= 120), "target_value"] = 0.0
     train_panel, hist, fut, _ = _panels(frame, config)
     model = create(name, config, n_jobs=1).fit(train_panel)
-    values = model.predict(hist, fut)
-    assert model.fallbacks == 0
+    forecast = model.forecast(hist, fut)
+    values = forecast.values
+    assert forecast.fallbacks.count == 0
     np.testing.assert_array_equal(values[1], 0.0)
     assert values[0].mean() > 10
+
+
+@pytest.mark.parametrize("name", ["Theta", "ETS"])
+def test_given_one_item_alone_when_forecast_then_it_gets_exactly_its_numbers_from_the_batch(name, config):
+    # the endpoint forecasts one item; batch forecasts it among others (at another place in memory)
+    frame = make_frame(n_items=5, n_days=98, kind="covariate", noise=2.0)   # 91 points: odd offsets
+    train_panel, hist, fut, _ = _panels(frame, config)
+    model = create(name, config, n_jobs=1).fit(train_panel)
+    batch = model.predict(hist, fut)
+    for i in range(hist.n_series):
+        np.testing.assert_array_equal(model.predict(hist.subset([i]), fut.subset([i]))[0], batch[i])
