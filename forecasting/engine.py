@@ -58,7 +58,7 @@ def _prepare(data, config: EngineConfig, source: str):
 def backtest_windows(panel, config: EngineConfig, log):
     """[(history, future_without_target, actual (series, H), mase scales)] oldest window first."""
     H, out = config.horizon, []
-    for k in range(config.backtest_windows, 0, -1):
+    for k in range(config.windows_for(panel.lengths), 0, -1):
         head, tail = panel.split_tail(k * H, H)
         if head.n_series == 0:
             log(f"  backtest window {k}: no series long enough (need > {k * H + 1} periods); skipped")
@@ -146,8 +146,8 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     non_negative = bool(np.nanmin(panel.y) >= 0) if np.isfinite(panel.y).any() else False
     raw = [combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels) for w in range(len(windows))]
     factors = interval_scales(np.concatenate(raw), np.concatenate(actual_all), levels)
-    log("[engine] interval calibration on the backtests: " +
-        ", ".join(f"{q} x{f:.2f}" for q, f in zip(config.quantiles, factors)))
+    log("[engine] interval calibration on the backtests (step 1 -> step H): " +
+        ", ".join(f"{q} x{f0:.2f}->{f1:.2f}" for q, f0, f1 in zip(config.quantiles, factors[0], factors[-1])))
     ens_values = [combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels, factors, non_negative)
                   for w in range(len(windows))]
     coverage = _coverage(np.concatenate(actual_all), np.concatenate(ens_values), levels)
