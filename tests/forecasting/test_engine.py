@@ -344,6 +344,8 @@ def test_given_intervals_too_wide_on_backtests_when_calibrated_then_they_are_nar
     assert 0.75 < inside < 0.85
     # far too wide: narrowed by at most a fifth (a few backtest windows are thin evidence)
     assert (interval_scales(values * 2, actual, (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(0.8))
+    # backtests of a few series (40 series-windows): too little evidence to narrow at all
+    assert (interval_scales(values[:40], actual[:40], (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(1.0))
 
 
 def test_given_gaussian_noise_when_trained_then_calibrated_backtest_coverage_of_p10_p90_is_near_80_percent(
