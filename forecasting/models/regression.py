@@ -82,7 +82,7 @@ class DynamicRegression(Candidate):
         # a multiple they shrink by its count (a quarter's year is 4 steps, not 12)
         count = split_frequency(config.frequency)[0]
         if count > 1:
-            window = max(int(window // count), 24)
+            window = max(int(window // count), 40)
             seasons = [(period / count, min(order, int(period / count // 2)))
                        for period, order in seasons if period / count >= 2]
         return {"window": window, "seasons": seasons, "ridge": 1.0}
