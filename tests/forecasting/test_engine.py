@@ -369,3 +369,23 @@ def test_given_no_log_callable_when_training_then_progress_goes_to_the_logger_no
         train(frame, config, tmp_path, candidates=["SeasonalNaive"])
     assert any(r.name == "forecasting.engine" and "[engine] best: " in r.getMessage() for r in caplog.records)
     assert capsys.readouterr().out == ""   # a library logs; only the CLIs print
+
+
+def test_given_few_short_series_when_trained_then_more_windows_back_the_weights_and_the_held_out_coverage_is_near_80_percent(
+        tmp_path):
+    # 6 series, weekly season plus N(0, 3) noise: 6 x 14 points a window is thin, so the engine
+    # takes 5 windows; the forecast of the next 14 days (never seen in training) covers ~80%
+    config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"))
+    frame = make_frame(n_items=6, n_days=200, kind="seasonal", noise=3.0, seed=4).drop(columns=["promotion"])
+    history, context, actual = split_context(frame, 14)
+    lines = []
+    result = train(history, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"],
+                   log=lines.append)
+    assert any("window 5/5" in text for text in lines)
+    assert json.loads((result.model_dir / "metadata.json").read_text())["backtest_windows"] == 5
+    forecast = load_model(result.model_dir).predict(context).merge(actual, on=["item_id", "timestamp"])
+    inside = (forecast["target_value"] >= forecast["p10"]) & (forecast["target_value"] <= forecast["p90"])
+    assert 0.7 <= inside.mean() <= 0.9, inside.mean()
+    factors = np.asarray(json.loads((result.model_dir / "metadata.json").read_text())["interval_factors"])
+    assert factors.shape == (14, 3)       # per horizon step and quantile
+    assert (factors >= 1.0).all()         # 6 series x 5 windows: too few to narrow on
