@@ -47,7 +47,8 @@ class EngineConfig:
     statistical_budget_seconds: Optional[float] = 240.0
     backtest_windows: int = 2
     # short panels get more windows (up to this many) until about `backtest_points` backtest
-    # forecasts: two horizons of 8 series are too few to choose weights and interval widths on
+    # forecasts: two horizons of 8 series are too few to choose weights and interval widths on.
+    # Only when every candidate is cheap per window (the default preset; not ETS/ARIMA/Theta/Prophet)
     max_backtest_windows: int = 5
     backtest_points: int = 1000
     preset: str = "default"

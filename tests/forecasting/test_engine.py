@@ -389,3 +389,17 @@ def test_given_few_short_series_when_trained_then_more_windows_back_the_weights_
     factors = np.asarray(json.loads((result.model_dir / "metadata.json").read_text())["interval_factors"])
     assert factors.shape == (14, 3)       # per horizon step and quantile
     assert (factors >= 1.0).all()         # 6 series x 5 windows: too few to narrow on
+
+
+def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep_the_configured_windows(tmp_path):
+    from forecasting.engine import backtest_windows
+    from forecasting.engine import _prepare as prepare
+
+    config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"))
+    frame = make_frame(n_items=2, n_days=200, kind="seasonal").drop(columns=["promotion"])
+    panel = prepare(frame, config, "test")[3]
+    assert len(backtest_windows(panel, config, print)) == 5
+    assert len(backtest_windows(panel, config, print, extra=False)) == 2
+    lines = []
+    train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lines.append)
+    assert any("window 2/2" in text for text in lines) and not any("window 3/" in text for text in lines)
