@@ -392,8 +392,8 @@ def test_given_few_short_series_when_trained_then_more_windows_back_the_weights_
 
 
 def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep_the_configured_windows(tmp_path):
-    from forecasting.engine import backtest_windows
     from forecasting.engine import _prepare as prepare
+    from forecasting.engine import backtest_windows
 
     config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"))
     frame = make_frame(n_items=2, n_days=200, kind="seasonal").drop(columns=["promotion"])
