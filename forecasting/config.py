@@ -46,6 +46,11 @@ class EngineConfig:
     # own limit does not give a tighter one: past it the candidate is skipped and logged
     statistical_budget_seconds: Optional[float] = 240.0
     backtest_windows: int = 2
+    # short panels get more windows (up to this many) until about `backtest_points` backtest
+    # forecasts: two horizons of 8 series are too few to choose weights and interval widths on.
+    # Only when every candidate is cheap per window (the default preset; not ETS/ARIMA/Theta/Prophet)
+    max_backtest_windows: int = 5
+    backtest_points: int = 1000
     preset: str = "default"
     seed: int = 0
 
@@ -69,6 +74,22 @@ class EngineConfig:
                                  f"use one of {', '.join(AGGREGATIONS)}")
         if self.backtest_windows < 1:
             raise ValueError("backtest_windows must be at least 1")
+        self.max_backtest_windows = max(int(self.max_backtest_windows), self.backtest_windows)
+
+    def windows_for(self, lengths) -> int:
+        """Backtest windows for series of these lengths: `backtest_windows`, more when the panel
+        is small, as long as every window leaves most series a history of several horizons
+        (and two seasons)."""
+        import numpy as np
+
+        lengths = np.asarray(lengths, int)
+        H = self.horizon
+        per_window = max(len(lengths) * H, 1)
+        wanted = int(np.clip(-(-self.backtest_points // per_window), self.backtest_windows, self.max_backtest_windows))
+        need = max(3 * H, 2 * self.season_length + 2)
+        typical = int(np.median(lengths)) if len(lengths) else 0
+        fits = (typical - need) // H
+        return int(max(self.backtest_windows, min(wanted, fits)))
 
     # --- derived -----------------------------------------------------------------------
     @property

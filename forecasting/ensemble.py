@@ -56,31 +56,68 @@ def point_loss(actual: np.ndarray, objective: str, scale: np.ndarray) -> Callabl
     return lambda f: float(np.sum(np.abs(actual - f)))
 
 
-def interval_scales(values: np.ndarray, actual: np.ndarray, levels, grid=np.linspace(0.8, 3.0, 45)) -> np.ndarray:
-    """Per quantile, the factor c on its distance from the centre minimising pinball loss.
+NARROWING_MIN_ROWS = 200  # (series, window) rows of backtests below which intervals are never narrowed
 
-    values: (..., q + 1) backtest forecasts (quantiles then mean); the centre is the quantile
-    nearest 0.5 (or the mean). Backtest forecasts are out of sample, so this is conformal-style
-    calibration, one number per quantile: it widens intervals that proved too narrow and narrows
-    those that proved too wide, by at most a fifth (a few windows are thin evidence for more
-    certainty). Minimising each quantile's pinball loss aims at its nominal level, so p10-p90
-    aims at 80% coverage.
+
+def interval_scales(values: np.ndarray, actual: np.ndarray, levels, grid=None, max_rows: int = 2000) -> np.ndarray:
+    """Per horizon step and quantile, the factor c on its distance from the centre minimising
+    pinball loss: (n, H, q + 1) backtest forecasts and (n, H) actuals -> (H, q) factors.
+
+    The centre is the quantile nearest 0.5 (or the mean). Backtest forecasts are out of sample,
+    so this is conformal-style calibration. Errors grow with the step ahead faster or slower
+    than a model's own intervals do, so one factor for all steps leaves the far steps too narrow
+    and the near ones too wide; a free factor per step would follow the noise of a few windows.
+    So the factor is linear in the step: chosen on a grid for the first and the last step (the
+    same grid for both gives the one-factor answer). It widens intervals that proved too narrow
+    and narrows those that proved too wide, by at most a fifth, and only with backtests of at
+    least NARROWING_MIN_ROWS (series, window) rows (a few windows are thin evidence for more
+    certainty). Minimising each quantile's pinball loss aims at its nominal level, so
+    p10-p90 aims at 80% coverage.
     """
     levels = np.asarray(levels, float)
+    values = np.asarray(values, float)
+    actual = np.asarray(actual, float)
+    if values.ndim == 2:  # (points, q + 1): no step axis
+        values, actual = values[:, None, :], actual[:, None]
+    if grid is None:
+        # narrowing needs evidence: on 5 windows of 8 series it was what left real data's
+        # intervals too narrow (aus_accommodation coverage 0.52, 0.54 without it)
+        low = 0.8 if values.shape[0] >= NARROWING_MIN_ROWS else 1.0
+        grid = np.linspace(low, 3.0, int(round((3.0 - low) / 0.05)) + 1)
+    if values.shape[0] > max_rows:  # thousands of series: a seeded sample fixes the factors as well
+        keep = np.sort(np.random.default_rng(0).choice(values.shape[0], max_rows, replace=False))
+        values, actual = values[keep], actual[keep]
+    H = values.shape[1]
     centre = _centre(values, levels)
-    factors = np.ones(len(levels))
+    resid = actual - centre
+    frac = np.linspace(0.0, 1.0, H) if H > 1 else np.zeros(1)
+    grid = np.asarray(grid, float)
+    factors = np.ones((H, len(levels)))
     for j, q in enumerate(levels):
         dev = values[..., j] - centre
         if not np.any(dev):
             continue
-        losses = [np.sum(np.maximum(q * (actual - centre - c * dev), (q - 1) * (actual - centre - c * dev)))
-                  for c in grid]
-        factors[j] = float(grid[int(np.argmin(losses))])
+        # c(step) = first + (last - first) * frac; loss for every (first, last) pair on the grid
+        best, best_loss = (1.0, 1.0), np.inf
+        for first in grid:
+            c = first + (grid[:, None] - first) * frac[None, :]             # (last, H)
+            diff = resid[None, :, :] - c[:, None, :] * dev[None, :, :]    # (last, n, H)
+            loss = np.sum(np.maximum(q * diff, (q - 1) * diff), axis=(1, 2))
+            k = int(np.argmin(loss))
+            if loss[k] < best_loss:
+                best, best_loss = (first, grid[k]), loss[k]
+        factors[:, j] = best[0] + (best[1] - best[0]) * frac
     return factors
 
 
 def apply_interval_scales(values: np.ndarray, factors: np.ndarray, levels) -> np.ndarray:
+    """factors: (q,) for every step, or (H, q) per step (steps past H keep the last step's)."""
     centre = _centre(values, np.asarray(levels, float))
+    factors = np.asarray(factors, float)
+    if factors.ndim == 2:
+        h = values.shape[-2]
+        rows = np.minimum(np.arange(h), factors.shape[0] - 1)
+        factors = factors[rows]                       # (h, q), broadcast over series
     out = values.copy()
     out[..., :-1] = centre[..., None] + factors * (values[..., :-1] - centre[..., None])
     return out

@@ -79,6 +79,7 @@ class Candidate:
     is_baseline: bool = False        # the one candidate that always survives (registry: BASELINE)
     is_global: bool = True           # one model across all series: fitted once, before the oldest
     #                                  backtest window; local models (LocalModel) refit every window
+    refit_every_window: bool = False  # a global model may ask, once fitted, to be refitted per window
     relative_cost: int = 0           # rough training cost rank: cheap candidates run first
     fits_per_prediction: bool = False  # True: nothing global to learn; each series is fitted on the context
     reuses_backtest_selection: bool = False  # True: the final refit keeps the latest window's fit

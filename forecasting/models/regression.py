@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from processing.kernel.contracts import split_frequency
+
 from ..calendar import holiday_table
 from .local import LocalModel
 
 # frequency unit -> (fit window in periods, [(seasonal period, Fourier order)])
-SEASONAL_SETUP = {
+SEASONAL_SETUP: dict[str, tuple[int, list[tuple[float, int]]]] = {
     "D": (730, [(7, 3), (365.25, 8)]),
     "H": (24 * 7 * 6, [(24, 4), (168, 3)]),
     "min": (60 * 24 * 4, [(60, 3)]),
@@ -80,6 +82,13 @@ class DynamicRegression(LocalModel):
     @classmethod
     def default_params(cls, config):
         window, seasons = SEASONAL_SETUP.get(config.frequency_unit, (200, []))
+        # periods and window are in units of the frequency's base (months for 3M): in steps of
+        # a multiple they shrink by its count (a quarter's year is 4 steps, not 12)
+        count = split_frequency(config.frequency)[0]
+        if count > 1:
+            window = max(int(window // count), 40)
+            seasons = [(period / count, min(order, int(period / count // 2)))
+                       for period, order in seasons if period / count >= 2]
         return {"window": window, "seasons": seasons, "ridge": 1.0}
 
     def _design(self, ds: np.ndarray, t: np.ndarray, n_fit: int, X: np.ndarray) -> np.ndarray:

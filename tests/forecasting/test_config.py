@@ -106,3 +106,16 @@ def test_given_quantiles_out_of_order_when_configured_then_they_are_kept_ascendi
 
     config = EngineConfig(quantiles=("p90", "p10", "p50"))
     assert config.quantiles == ("p10", "p50", "p90") and config.quantile_levels == (0.1, 0.5, 0.9)
+
+
+def test_given_a_short_panel_when_windows_are_chosen_then_it_gets_more_backtest_windows():
+    import numpy as np
+
+    quarterly = EngineConfig(frequency="3M", horizon=8)
+    assert quarterly.windows_for(np.full(20, 68)) == 5         # 20 series x 8 steps: 160 points a window
+    assert quarterly.windows_for(np.full(20, 44)) == 2         # a fifth window would leave < 3 horizons
+    daily = EngineConfig(frequency="D", horizon=14)
+    assert daily.windows_for(np.full(125, 1081)) == 2          # 1,750 points a window: the default is enough
+    assert daily.windows_for(np.full(1, 351)) == 5
+    assert EngineConfig(frequency="D", horizon=14, max_backtest_windows=3).windows_for(np.full(1, 351)) == 3
+    assert EngineConfig(frequency="D", horizon=14, backtest_windows=4).windows_for(np.full(125, 1081)) == 4

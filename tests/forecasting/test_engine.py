@@ -192,7 +192,8 @@ def test_given_intervals_too_narrow_on_backtests_when_calibrated_then_they_are_w
     values = np.stack([np.full_like(actual, -z / 2), np.zeros_like(actual), np.full_like(actual, z / 2),
                        np.zeros_like(actual)], axis=-1)
     factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
-    assert factors[0] == pytest.approx(2.0, abs=0.15) and factors[2] == pytest.approx(2.0, abs=0.15)
+    assert factors.shape == (25, 3)  # per step, per quantile
+    assert factors[:, 0] == pytest.approx(2.0, abs=0.15) and factors[:, 2] == pytest.approx(2.0, abs=0.15)
     widened = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
     inside = ((actual >= widened[..., 0]) & (actual <= widened[..., 2])).mean()
     assert 0.7 < inside < 0.9
@@ -304,6 +305,30 @@ def test_given_lightgbm_when_it_forecasts_then_its_own_mean_lies_inside_its_quan
     assert ((raw[..., -1] >= q[..., 0]) & (raw[..., -1] <= q[..., -1])).all()
 
 
+def test_given_errors_growing_with_the_step_when_calibrated_then_every_step_covers_80_percent():
+    from forecasting.ensemble import apply_interval_scales, interval_scales
+
+    # the true sigma grows from 1.8 at step 1 to 3 at step 14; the forecast claims sigma 2 throughout
+    rng = np.random.default_rng(3)
+    H, z = 14, 1.2816
+    sigma = np.linspace(1.8, 3.0, H)
+    actual = rng.normal(0, 1, (600, H)) * sigma
+    claimed = np.full((600, H), 2.0 * z)
+    values = np.stack([-claimed, np.zeros_like(actual), claimed, np.zeros_like(actual)], axis=-1)
+    factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
+    assert factors[0, 2] == pytest.approx(0.9, abs=0.1)       # 1.8/2
+    assert factors[-1, 2] == pytest.approx(1.5, abs=0.12)     # 3/2
+    calibrated = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
+    inside = (actual >= calibrated[..., 0]) & (actual <= calibrated[..., 2])
+    assert 0.74 < inside[:, :3].mean() < 0.86 and 0.74 < inside[:, -3:].mean() < 0.86   # near and far steps
+    one_factor = apply_interval_scales(values, factors.mean(axis=0), (0.1, 0.5, 0.9))   # one factor for all steps
+    inside_one = (actual >= one_factor[..., 0]) & (actual <= one_factor[..., 2])
+    assert inside_one[:, -3:].mean() < 0.74 < 0.86 < inside_one[:, :3].mean()
+    # predicting further than the backtests did keeps the last step's factor
+    longer = np.concatenate([values, values[:, -1:]], axis=1)
+    assert apply_interval_scales(longer, factors, (0.1, 0.5, 0.9))[:, -1, 2] == pytest.approx(calibrated[:, -1, 2])
+
+
 def test_given_intervals_too_wide_on_backtests_when_calibrated_then_they_are_narrowed_to_cover_80_percent():
     from forecasting.ensemble import apply_interval_scales, interval_scales
 
@@ -313,12 +338,14 @@ def test_given_intervals_too_wide_on_backtests_when_calibrated_then_they_are_nar
     values = np.stack([np.full_like(actual, -1.2 * z), np.zeros_like(actual), np.full_like(actual, 1.2 * z),
                        np.zeros_like(actual)], axis=-1)
     factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
-    assert factors[0] == pytest.approx(1 / 1.2, abs=0.06) and factors[2] == pytest.approx(1 / 1.2, abs=0.06)
+    assert factors[:, 0] == pytest.approx(1 / 1.2, abs=0.06) and factors[:, 2] == pytest.approx(1 / 1.2, abs=0.06)
     narrowed = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
     inside = ((actual >= narrowed[..., 0]) & (actual <= narrowed[..., 2])).mean()
     assert 0.75 < inside < 0.85
     # far too wide: narrowed by at most a fifth (a few backtest windows are thin evidence)
-    assert (interval_scales(values * 2, actual, (0.1, 0.5, 0.9))[[0, 2]] == pytest.approx(0.8))
+    assert (interval_scales(values * 2, actual, (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(0.8))
+    # backtests of a few series (40 series-windows): too little evidence to narrow at all
+    assert (interval_scales(values[:40], actual[:40], (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(1.0))
 
 
 def test_given_gaussian_noise_when_trained_then_calibrated_backtest_coverage_of_p10_p90_is_near_80_percent(
@@ -342,3 +369,37 @@ def test_given_no_log_callable_when_training_then_progress_goes_to_the_logger_no
         train(frame, config, tmp_path, candidates=["SeasonalNaive"])
     assert any(r.name == "forecasting.engine" and "[engine] best: " in r.getMessage() for r in caplog.records)
     assert capsys.readouterr().out == ""   # a library logs; only the CLIs print
+
+
+def test_given_few_short_series_when_trained_then_more_windows_back_the_weights_and_the_held_out_coverage_is_near_80_percent(
+        tmp_path):
+    # 6 series, weekly season plus N(0, 3) noise: 6 x 14 points a window is thin, so the engine
+    # takes 5 windows; the forecast of the next 14 days (never seen in training) covers ~80%
+    config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"))
+    frame = make_frame(n_items=6, n_days=200, kind="seasonal", noise=3.0, seed=4).drop(columns=["promotion"])
+    history, context, actual = split_context(frame, 14)
+    lines = []
+    result = train(history, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"],
+                   log=lines.append)
+    assert any("window 5/5" in text for text in lines)
+    assert json.loads((result.model_dir / "metadata.json").read_text())["backtest_windows"] == 5
+    forecast = load_model(result.model_dir).predict(context).merge(actual, on=["item_id", "timestamp"])
+    inside = (forecast["target_value"] >= forecast["p10"]) & (forecast["target_value"] <= forecast["p90"])
+    assert 0.7 <= inside.mean() <= 0.9, inside.mean()
+    factors = np.asarray(json.loads((result.model_dir / "metadata.json").read_text())["interval_factors"])
+    assert factors.shape == (14, 3)       # per horizon step and quantile
+    assert (factors >= 1.0).all()         # 6 series x 5 windows: too few to narrow on
+
+
+def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep_the_configured_windows(tmp_path):
+    from forecasting.engine import _prepare as prepare
+    from forecasting.engine import backtest_windows
+
+    config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"))
+    frame = make_frame(n_items=2, n_days=200, kind="seasonal").drop(columns=["promotion"])
+    panel = prepare(frame, config, "test")[3]
+    assert len(backtest_windows(panel, config, print)) == 5
+    assert len(backtest_windows(panel, config, print, extra=False)) == 2
+    lines = []
+    train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lines.append)
+    assert any("window 2/2" in text for text in lines) and not any("window 3/" in text for text in lines)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from forecasting.engine import _prepare
@@ -103,3 +104,27 @@ def test_given_the_registry_then_exactly_one_candidate_is_the_baseline_and_every
     assert [name for name, cls in CANDIDATES.items() if cls.is_baseline] == [BASELINE] == [SeasonalNaive.name]
     assert candidate_names(["arima", "npts"])[0] == BASELINE
     assert candidate_names(preset="default")[0] == BASELINE
+def test_given_quarterly_data_when_the_regression_forecasts_then_its_season_is_four_steps_long():
+    # 4-step season (amplitude 10) on a level of 100: the year of a 3M series is 4 steps, not 12
+    from forecasting import EngineConfig
+    config = EngineConfig(frequency="3M", horizon=8, quantiles=("p10", "p50", "p90"))
+    rng = np.random.default_rng(0)
+    rows = []
+    for item in ("a", "b"):
+        stamps = pd.date_range("2000-01-01", periods=60, freq="QS")
+        y = 100 + 10 * np.tile([1.0, -1.0, 0.5, -0.5], 15) + rng.normal(0, 0.3, 60)
+        rows.append(pd.DataFrame({"item_id": item, "timestamp": stamps.strftime("%Y-%m-%d"), "target_value": y}))
+    frame = pd.concat(rows, ignore_index=True)
+    train, hist, fut, truth = _panels(frame, config)
+    values = create("DynamicRegression", config).fit(train).predict(hist, fut)
+    mae = np.mean(np.abs(values[:, :, 1] - truth))
+    assert mae < 2.0, f"p50 error {mae:.2f} on a 4-step season of amplitude 10"
+
+
+def test_given_a_small_panel_when_lightgbm_is_fitted_then_it_refits_on_every_backtest_window(config):
+    small = make_frame(n_items=2, n_days=120, kind="seasonal")
+    train, _, _, _ = _panels(small, config)
+    model = create("LightGBM", config, **FAST_LGB["LightGBM"]).fit(train)
+    assert model.refit_every_window
+    big = create("LightGBM", config, **{**FAST_LGB["LightGBM"], "refit_below_rows": 100}).fit(train)
+    assert not big.refit_every_window
