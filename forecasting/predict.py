@@ -5,10 +5,13 @@ import argparse
 import sys
 import time
 
+from processing.kernel import console
+
 from .artifact import load_model
 
 
 def main(argv=None) -> int:
+    console.setup()
     parser = argparse.ArgumentParser(prog="python -m forecasting.predict", description=__doc__)
     parser.add_argument("--model", required=True, help="model directory written by forecasting.train")
     parser.add_argument("--input", required=True, help="context CSV: history + future rows with covariates")

@@ -28,18 +28,21 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
 from processing import atomic, tables
 from processing.kernel import contracts
+
+logger = logging.getLogger(__name__)
 
 MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
 MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
@@ -1058,7 +1061,7 @@ _replace_dir = atomic.replace_directory
 
 
 def run(input_path: str | os.PathLike, output_dir: str | os.PathLike, config: PrepConfig,
-        log=print) -> Dict[str, Any]:
+        log: Callable[[str], None] = logger.info) -> Dict[str, Any]:
     """Read, prepare, write; returns the profile. Nothing is written when validation fails."""
     table = read_input(input_path, config)
     log(f"read {len(table.frame)} rows from {len(table.files)} file(s)")

@@ -21,6 +21,15 @@ def _offline_aws_environment(monkeypatch, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _console_reset_after_each_test():
+    """A CLI a test runs sets up the console (processing.kernel.console); the next test starts without it."""
+    yield
+    from processing.kernel import console
+
+    console.reset()
+
+
+@pytest.fixture(autouse=True)
 def _every_aws_request_matches_the_service_model(monkeypatch):
     """Whatever a test drives (scripts, handlers, CLIs; moto, Stubber or local stand-ins behind
     them), each boto3 request is checked against botocore's service model before it is made."""
