@@ -1,6 +1,8 @@
 """SDK sessions: telemetry opted out, explicit region and bucket, no network while rendering."""
 from __future__ import annotations
 
+import pytest
+
 from pipelines import sdk
 from tests.pipelines.definition_support import BUCKET, REGION, block_network, sagemaker_settings
 
@@ -16,6 +18,7 @@ def test_given_a_pipeline_session_then_telemetry_is_opted_out_through_the_sdk_co
     assert session._default_bucket_name_override == BUCKET  # default_bucket() itself would ask S3
 
 
+@pytest.mark.integration
 def test_given_sockets_blocked_when_rendering_the_training_pipeline_then_no_connection_is_attempted(monkeypatch):
     from pipelines.training import get_pipeline
 
@@ -58,6 +61,7 @@ def _is_the_sdks_own(function) -> bool:
             and function.__qualname__ == "SageMakerConfig.validate_sagemaker_config")
 
 
+@pytest.mark.integration
 def test_given_the_sdk_imported_and_a_pipeline_rendered_then_the_sdks_validation_is_its_own_again():
     from pipelines.training import get_pipeline
 
