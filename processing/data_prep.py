@@ -48,8 +48,9 @@ MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the 
 MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
 STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 most recent entries
 SHOW_ROWS = 5                    # offending rows quoted in an error message
-MAX_ABS_VALUE = 1e15             # |target| and |covariate| at most this: float64 still holds whole units
-                                 # (2**53 ~ 9e15), squares and sums over a series stay far from overflow
+# |target| and |covariate| at most this: float64 still holds whole units (2**53 ~ 9e15), and
+# squares and sums over a series stay far from overflow
+MAX_ABS_VALUE = 1e15
 AGGREGATIONS = contracts.AGGREGATIONS
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")   # TimeSeriesTransformations.Filling
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")

@@ -6,6 +6,7 @@ and above then reach stdout as plain `%(message)s` lines, the text `print` wrote
 a user, a test or the local runtime's step log sees is unchanged. Standard library only: step
 scripts import it inside the processing container.
 """
+
 from __future__ import annotations
 
 import logging

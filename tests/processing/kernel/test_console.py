@@ -1,4 +1,5 @@
 """Libraries log, programs print: a program's console shows the project's log records as plain lines."""
+
 from __future__ import annotations
 
 import contextlib
