@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import io
+import logging
 import os
 import sys
 import time
@@ -35,7 +36,10 @@ from botocore.exceptions import ClientError
 
 from deploy import clients
 from deploy.infrastructure import _code, create_or_update_function, ensure_service_role, trust_policy
+from processing.kernel import console
 from processing.kernel.settings import Settings, SettingsError, account_of, resolve
+
+logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("pipelines", "processing", "evaluation", "deploy", "forecasting")
@@ -160,7 +164,7 @@ def api_role_policy(settings: Settings) -> dict:
     ]}
 
 
-def ensure_role(settings: Settings, log: Log = print) -> str:
+def ensure_role(settings: Settings, log: Log = logger.info) -> str:
     return ensure_service_role(
         clients.client("iam", settings), function_role_name(settings), trust_policy(), ROLE_POLICY_NAME,
         api_role_policy(settings), "Forecast API Lambda: reads prepared data, invokes the endpoint",
@@ -175,7 +179,7 @@ def function_environment(settings: Settings) -> dict:
     return {key: value for key, value in variables.items() if value}
 
 
-def ensure_function(settings: Settings, role_arn: str, layer_arn: str, log: Log = print,
+def ensure_function(settings: Settings, role_arn: str, layer_arn: str, log: Log = logger.info,
                     sleep: Callable[[float], None] = time.sleep) -> str:
     lam = clients.client("lambda", settings)
     name = function_name(settings)
@@ -187,7 +191,7 @@ def ensure_function(settings: Settings, role_arn: str, layer_arn: str, log: Log 
     return create_or_update_function(lam, name, bundle, wanted, dict(settings.tags), log, sleep)
 
 
-def ensure_concurrency(settings: Settings, concurrency: int, log: Log = print) -> None:
+def ensure_concurrency(settings: Settings, concurrency: int, log: Log = logger.info) -> None:
     """Reserved concurrency caps parallel executions: the throttle (429 beyond it)."""
     if concurrency < 1:
         raise SettingsError(f"--concurrency {concurrency}: give at least 1 (reserved concurrent executions)")
@@ -198,7 +202,7 @@ def ensure_concurrency(settings: Settings, concurrency: int, log: Log = print) -
         lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=concurrency)
 
 
-def ensure_url(settings: Settings, log: Log = print) -> str:
+def ensure_url(settings: Settings, log: Log = logger.info) -> str:
     """A function URL that only accepts SigV4-signed calls (AuthType AWS_IAM)."""
     lam = clients.client("lambda", settings)
     name = function_name(settings)
@@ -216,7 +220,7 @@ def ensure_url(settings: Settings, log: Log = print) -> str:
 
 
 def ensure_forecast_api(settings: Settings, *, concurrency: int = DEFAULT_CONCURRENCY,
-                        layer_arn: Optional[str] = None, log: Log = print,
+                        layer_arn: Optional[str] = None, log: Log = logger.info,
                         sleep: Callable[[float], None] = time.sleep) -> dict:
     """Create or update the API's role, function, throttle and URL; returns their identifiers."""
     if settings.is_local:
@@ -232,7 +236,7 @@ def ensure_forecast_api(settings: Settings, *, concurrency: int = DEFAULT_CONCUR
     return {"function_arn": function_arn, "role_arn": role_arn, "url": url, "layer_arn": layer}
 
 
-def remove_forecast_api(settings: Settings, log: Log = print) -> list[str]:
+def remove_forecast_api(settings: Settings, log: Log = logger.info) -> list[str]:
     """Delete the URL, the function and its role; what existed is returned (teardown lists these)."""
     lam, iam = clients.client("lambda", settings), clients.client("iam", settings)
     name, role = function_name(settings), function_role_name(settings)
@@ -253,6 +257,7 @@ def remove_forecast_api(settings: Settings, log: Log = print) -> list[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    console.setup()
     parser = argparse.ArgumentParser(prog="python -m deploy.api_infrastructure",
                                      description="Create or update (or --remove) the forecast API on AWS Lambda.")
     parser.add_argument("--region", default=None)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import re
 import sys
 from typing import Any, Callable, Optional
@@ -32,8 +33,10 @@ from botocore.exceptions import ClientError
 
 from deploy import clients
 from deploy.handler import PACKAGE_TAG, DeployError
-from processing.kernel import aws_errors
+from processing.kernel import aws_errors, console
 from processing.kernel.settings import Settings, SettingsError, resolve
+
+logger = logging.getLogger(__name__)
 
 EVENT_SOURCE = "aws.sagemaker"
 METRIC_PREFIXES = ("metric_", "quality_gate_")
@@ -186,7 +189,7 @@ def set_status(sm: Any, arn: str, status: str, reason: Optional[str]) -> dict:
 
 
 def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
-            deployer: Optional[Deployer] = None, log: Callable[[str], None] = print,
+            deployer: Optional[Deployer] = None, log: Callable[[str], None] = logger.info,
             rollback: bool = False) -> dict:
     """Approve `arn`; locally deploy it through the handler, on SageMaker EventBridge does.
 
@@ -248,7 +251,7 @@ def approval_rule_exists(settings: Settings) -> bool:
 
 
 def reject(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
-           log: Callable[[str], None] = print) -> dict:
+           log: Callable[[str], None] = logger.info) -> dict:
     package = set_status(sm, arn, "Rejected", reason or "rejected with deploy.approve")
     log(f"rejected version {package.get('ModelPackageVersion')}: {arn}")
     if deployed_package(sm, settings.endpoint_name) == arn:
@@ -258,7 +261,7 @@ def reject(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
 
 
 def rollback(sm: Any, settings: Settings, reason: Optional[str] = None,
-             deployer: Optional[Deployer] = None, log: Callable[[str], None] = print) -> dict:
+             deployer: Optional[Deployer] = None, log: Callable[[str], None] = logger.info) -> dict:
     """Reject the version in service and deploy the previous approved one."""
     group = settings.model_package_group
     approved = _summaries(sm, group, status="Approved")
@@ -338,6 +341,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    console.setup()
     args = _parser().parse_args(argv)
     try:
         settings = resolve({"target": args.target, "region": args.region,

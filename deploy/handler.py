@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from typing import Any, Callable, Optional
@@ -45,8 +46,10 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from deploy import clients
-from processing.kernel import aws_errors
+from processing.kernel import aws_errors, console
 from processing.kernel.settings import Settings, resolve
+
+logger = logging.getLogger(__name__)
 
 EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
 PACKAGE_TAG = "model-package-arn"
@@ -251,7 +254,7 @@ def _in_progress(error: ClientError) -> bool:
     return _error_code(error) == "ValidationException" and ("in-progress" in message or "in progress" in message)
 
 
-def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], None] = print,
+def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], None] = logger.info,
            wait_seconds: float = DEFAULT_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep,
            poll_seconds: float = POLL_SECONDS) -> dict:
     """Deploy request['model_package_arn'] if it is approved; return a LambdaStep-friendly dict.
@@ -447,6 +450,7 @@ def _outcome(sm: Any, endpoint_name: str, name: str, action: str, result: dict, 
 
 def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Settings] = None) -> dict:
     """The Lambda entry point (also called in-process by the local runtime and deploy.approve)."""
+    console.setup()
     settings = settings or resolve()
     request = parse_event(event, settings)
     sm = clients.client("sagemaker", settings)

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import time
 import zipfile
 from pathlib import Path
@@ -32,10 +33,13 @@ from deploy import clients
 from processing.kernel import aws_errors
 from processing.kernel.settings import Settings, account_of
 
+logger = logging.getLogger(__name__)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# deploy.handler imports deploy.clients and the kernel's settings and aws_errors, nothing else from the project
+# deploy.handler imports deploy.clients and the kernel's settings, aws_errors and console, nothing else from the project
 BUNDLE_FILES = ("deploy/__init__.py", "deploy/handler.py", "deploy/clients.py", "processing/__init__.py",
-                "processing/kernel/__init__.py", "processing/kernel/settings.py", "processing/kernel/aws_errors.py")
+                "processing/kernel/__init__.py", "processing/kernel/settings.py", "processing/kernel/aws_errors.py",
+                "processing/kernel/console.py")
 HANDLER = "deploy.handler.lambda_handler"
 RUNTIME = "python3.12"
 TIMEOUT_SECONDS = 900          # room to wait for an endpoint that is still Updating
@@ -118,7 +122,7 @@ _code = aws_errors.error_code
 
 
 def ensure_service_role(iam: Any, name: str, trust: dict, policy_name: str, policy: dict, description: str,
-                        tags: Mapping[str, str], purpose: str, log: Log = print) -> str:
+                        tags: Mapping[str, str], purpose: str, log: Log = logger.info) -> str:
     """Create the role (or refresh its trust policy), then put its one inline policy; its ARN."""
     try:
         role_arn = iam.get_role(RoleName=name)["Role"]["Arn"]
@@ -134,7 +138,7 @@ def ensure_service_role(iam: Any, name: str, trust: dict, policy_name: str, poli
     return role_arn
 
 
-def ensure_function_role(settings: Settings, log: Log = print) -> str:
+def ensure_function_role(settings: Settings, log: Log = logger.info) -> str:
     return ensure_service_role(
         clients.client("iam", settings), function_role_name(settings), trust_policy(), "deploy-endpoint",
         deploy_role_policy(settings), "Deploys approved demand-forecasting model packages to the endpoint",
@@ -161,7 +165,7 @@ def _configured(current: dict, key: str):
     return current.get(key)
 
 
-def create_or_update_function(lam, name: str, bundle: bytes, wanted: dict, tags: dict, log: Log = print,
+def create_or_update_function(lam, name: str, bundle: bytes, wanted: dict, tags: dict, log: Log = logger.info,
                               sleep: Callable[[float], None] = time.sleep) -> str:
     """Create the Lambda function, or bring its code and configuration to `wanted`; its ARN.
 
@@ -196,7 +200,7 @@ def create_or_update_function(lam, name: str, bundle: bytes, wanted: dict, tags:
     return current["FunctionArn"]
 
 
-def ensure_function(settings: Settings, role_arn: str, log: Log = print,
+def ensure_function(settings: Settings, role_arn: str, log: Log = logger.info,
                     sleep: Callable[[float], None] = time.sleep) -> str:
     lam = clients.client("lambda", settings)
     name = settings.deploy_function_name
@@ -213,7 +217,7 @@ def approval_event_pattern(settings: Settings) -> dict:
                        "ModelApprovalStatus": ["Approved"]}}
 
 
-def ensure_rule(settings: Settings, function_arn: str, log: Log = print) -> str:
+def ensure_rule(settings: Settings, function_arn: str, log: Log = logger.info) -> str:
     events = clients.client("events", settings)
     lam = clients.client("lambda", settings)
     name = rule_name(settings)
@@ -243,7 +247,7 @@ def _permission(lam: Any, function_name: str) -> Optional[dict]:
     return next((s for s in policy.get("Statement", []) if s.get("Sid") == PERMISSION_ID), None)
 
 
-def ensure_deploy_function(settings: Settings, log: Log = print,
+def ensure_deploy_function(settings: Settings, log: Log = logger.info,
                            sleep: Callable[[float], None] = time.sleep) -> dict:
     """Create or update the deploy Lambda, its role, the approval rule, target and permission."""
     if settings.is_local:

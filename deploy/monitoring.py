@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any, Callable, Optional
 
 from deploy import clients
+from processing.kernel import console
 from processing.kernel.settings import Settings, SettingsError, resolve
+
+logger = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -108,7 +112,7 @@ def alarm_requests(settings: Settings, topic_arn: str, *, errors: int = 5, clien
     ]
 
 
-def ensure_monitoring(settings: Settings, *, email: Optional[str] = None, log: Log = print,
+def ensure_monitoring(settings: Settings, *, email: Optional[str] = None, log: Log = logger.info,
                       **thresholds: Any) -> dict:
     """Create or update the topic, dashboard and alarms for settings.endpoint_name."""
     if settings.is_local:
@@ -206,6 +210,7 @@ def local_metrics(settings: Settings) -> Optional[dict]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    console.setup()
     parser = argparse.ArgumentParser(prog="python -m deploy.monitoring", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
     parser.add_argument("--region", default=None)

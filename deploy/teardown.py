@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import shutil
 import sys
 import uuid
@@ -31,8 +32,10 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from deploy import api_infrastructure, clients, infrastructure, monitoring
-from processing.kernel import aws_errors
+from processing.kernel import aws_errors, console
 from processing.kernel.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_MODEL_PREFIX = "fc-"   # processing.automl_request.JOB_NAME_PREFIX: AutoML and batch models
 KEPT_LOCALLY = ("s3", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", HOME_MARKER)
@@ -278,7 +281,7 @@ def plan_for(settings: Settings, include_data: bool = False) -> list[Resource]:
     return sagemaker_plan(settings, include_data)
 
 
-def execute(plan: list[Resource], log: Log = print) -> list[tuple[Resource, str]]:
+def execute(plan: list[Resource], log: Log = logger.info) -> list[tuple[Resource, str]]:
     """Delete in order; a failure is reported and the rest still goes. Returns the failures."""
     failures = []
     for resource in plan:
@@ -292,7 +295,7 @@ def execute(plan: list[Resource], log: Log = print) -> list[tuple[Resource, str]
 
 
 def teardown(settings: Settings, *, include_data: bool = False, yes: bool = False,
-             ask: Callable[[str], str] = input, log: Log = print) -> int:
+             ask: Callable[[str], str] = input, log: Log = logger.info) -> int:
     plan = plan_for(settings, include_data)
     where = "local" if settings.is_local else f"SageMaker ({settings.region})"
     if not plan:
@@ -320,6 +323,7 @@ def teardown(settings: Settings, *, include_data: bool = False, yes: bool = Fals
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    console.setup()
     parser = argparse.ArgumentParser(prog="python -m deploy.teardown", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
     parser.add_argument("--region", default=None)

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from evaluation import champion, plots, scoring
 from evaluation.scoring import SERIES, Columns
 from processing.atomic import replace_directory
-from processing.kernel import contracts
+from processing.kernel import console, contracts
+
+logger = logging.getLogger(__name__)
 
 PLOTS_DIR = "plots"
 PER_ITEM_FILE = "per_item.csv"
@@ -51,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace, log=print) -> dict:
+def run(args: argparse.Namespace, log: Callable[[str], None] = logger.info) -> dict:
     """Load, evaluate, write; returns the report (also written to evaluation.json)."""
     started = time.time()
     columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
 
 
 def compare_with_champion(args: argparse.Namespace, report: dict, actuals, history, columns: Columns,
-                          quantiles: Sequence[str], log=print) -> dict:
+                          quantiles: Sequence[str], log: Callable[[str], None] = logger.info) -> dict:
     """Score the champion's forecasts with the same code and add the `champion` section."""
     info, scored, reason = ({"status": "none", "reason": "no champion folder given"}, None, "")
     if args.champion:
@@ -151,6 +154,7 @@ def write_outputs(evaluation: scoring.Evaluation, out: Path, columns: Columns, q
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    console.setup()
     args = build_parser().parse_args(argv)
     try:
         run(args)

@@ -27,9 +27,10 @@ import argparse
 import datetime
 import io
 import json
+import logging
 import sys
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import boto3
 import pandas as pd
@@ -37,10 +38,13 @@ from botocore.exceptions import ClientError
 
 from evaluation import accuracy, drift
 from processing.atomic import write_json_atomic
+from processing.kernel import console
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing.kernel.settings import resolve
 from processing.report import read_history
 from processing.reporting import Columns, read_forecasts
+
+logger = logging.getLogger(__name__)
 
 NAMESPACE = "DemandForecasting/Accuracy"
 ACCURACY_FILE = "accuracy.json"
@@ -82,7 +86,7 @@ def stored_runs(s3: Any, uri: str, columns: Columns, quantiles: Sequence[str], e
             runs.append((meta, accuracy.read_stored_forecasts(_read(s3, bucket, forecasts_key),
                                                               f"s3://{bucket}/{forecasts_key}", columns, quantiles)))
         except (ValueError, KeyError, ClientError) as error:  # one broken run must not stop forecasting
-            print(f"[monitor] skipped stored forecasts s3://{bucket}/{key.rsplit('/', 1)[0]}/: {error}", flush=True)
+            logger.warning(f"[monitor] skipped stored forecasts s3://{bucket}/{key.rsplit('/', 1)[0]}/: {error}")
     return runs
 
 
@@ -119,12 +123,13 @@ def evaluation_per_item(sm: Any, s3: Any, model: dict) -> Optional[pd.DataFrame]
         bucket, key = split_s3(uri, "ModelQuality statistics")
         body = _read(s3, bucket, key.rsplit("/", 1)[0] + "/per_item.csv")
     except (ClientError, KeyError, ValueError) as error:  # drift informs; the report says it is unavailable
-        print(f"[monitor] no training per-item table for drift: {type(error).__name__}: {error}", flush=True)
+        logger.warning(f"[monitor] no training per-item table for drift: {type(error).__name__}: {error}")
         return None
     return pd.read_csv(io.BytesIO(body), dtype=str).astype({"n": float, "actual_sum": float})
 
 
-def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log=print) -> dict:
+def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None,
+        log: Callable[[str], None] = logger.info) -> dict:
     columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
                       tuple(parse_list(args.grouping_columns)))
     model = json.loads((Path(args.model_dir) / RESOLVED_MODEL_FILE).read_text()) \
@@ -205,6 +210,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None, s3: Any = None, sm: Any = None, cloudwatch: Any = None) -> int:
+    console.setup()
     args = parse_args(argv)
     if args.level_factor <= 1:
         print(f"MonitorForecasts failed: --level-factor={args.level_factor} must be > 1", file=sys.stderr)

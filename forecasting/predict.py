@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from processing.kernel import console
 from processing.kernel.process_env import configure_threads
 
 from .artifact import load_model
@@ -12,6 +13,7 @@ from .artifact import load_model
 
 def main(argv=None) -> int:
     configure_threads()   # before LightGBM loads OpenMP
+    console.setup()
     parser = argparse.ArgumentParser(prog="python -m forecasting.predict", description=__doc__)
     parser.add_argument("--model", required=True, help="model directory written by forecasting.train")
     parser.add_argument("--input", required=True, help="context CSV: history + future rows with covariates")

@@ -7,6 +7,7 @@ import sys
 import types
 from pathlib import Path
 
+from processing.kernel import console
 from processing.kernel.process_env import configure_threads
 
 from .config import EngineConfig
@@ -15,6 +16,7 @@ from .engine import train
 
 def main(argv=None) -> int:
     configure_threads()   # before LightGBM loads OpenMP
+    console.setup()
     parser = argparse.ArgumentParser(prog="python -m forecasting.train", description=__doc__)
     parser.add_argument("--request", required=True, help="CreateAutoMLJobV2 request JSON file")
     parser.add_argument("--train", required=True, help="AutoML training CSV (file or folder)")
@@ -29,7 +31,7 @@ def main(argv=None) -> int:
         parser.error(f"--request {path}: cannot read JSON ({exc})")
     overrides = {"preset": args.preset} if args.preset else {}
     config = EngineConfig.from_automl_request(request, **overrides)
-    result = train(args.train, config, args.out, time_limit_seconds=args.time_limit, log=print)  # a CLI prints
+    result = train(args.train, config, args.out, time_limit_seconds=args.time_limit)  # the engine logs
     print(json.dumps({"best_candidate_name": result.best_candidate_name,
                       "objective_metric": {"name": result.objective_metric, "value": result.objective_value},
                       "model_dir": str(result.model_dir)}))

@@ -54,11 +54,17 @@ def batch_parameters(settings: Settings) -> dict:
 
 def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:
     """The batch pipeline object; `.definition()` renders offline."""
-    from pipelines.sdk import import_sdk
+    from pipelines.sdk import defaults_validated_once
+
+    with defaults_validated_once(settings.effective_region):  # steps are built and rendered in it
+        return _batch_pipeline(settings, factory)
+
+
+def _batch_pipeline(settings: Settings, factory: Any) -> Any:
+    from pipelines.sdk import import_sdk, pipeline
 
     import_sdk(settings.effective_region)
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
-    from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.pipeline_experiment_config import PipelineExperimentConfig
 
     factory = factory or StepFactory.create(settings)
@@ -149,7 +155,7 @@ def get_batch_pipeline(settings: Settings, factory: Any = None) -> Any:
         description="Forecast table (CSV, Parquet), summary.json, inventory order-up-to levels at "
                     "ServiceLevel, charts and report.html under OutputUrl.")
 
-    return Pipeline(
+    return pipeline(
         name=settings.batch_pipeline_name,
         parameters=list(p.values()),
         steps=[resolve_model, prepare_input, create_model, forecast, monitor, report],

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from string import Template
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from processing.kernel import aws_errors
+from processing.kernel import aws_errors, console
 from processing.kernel.settings import Settings, SettingsError, resolve
+
+logger = logging.getLogger(__name__)
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 TRUST_POLICY = "trust.json"
@@ -105,7 +108,7 @@ def ensure_role(iam: Any, role_name: str, values: Mapping[str, str], tags: Mappi
 _code = aws_errors.error_code
 
 
-def bootstrap(settings: Settings, role_name: Optional[str] = None, log: Callable[[str], None] = print) -> str:
+def bootstrap(settings: Settings, role_name: Optional[str] = None, log: Callable[[str], None] = logger.info) -> str:
     """Create or update the bucket and the role; returns the role ARN."""
     import boto3
 
@@ -125,6 +128,7 @@ def bootstrap(settings: Settings, role_name: Optional[str] = None, log: Callable
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    console.setup()
     p = argparse.ArgumentParser(prog="python -m pipelines.bootstrap", description=__doc__.split("\n\n")[0])
     p.add_argument("--bucket", default=None)
     p.add_argument("--region", default=None)

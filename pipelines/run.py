@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from processing.atomic import write_text_atomic
-from processing.kernel import aws_errors, contracts
+from processing.kernel import aws_errors, console, contracts
 from processing.kernel.aws_validation import RequestValidationError
 from processing.kernel.settings import Settings, SettingsError, resolve
 
@@ -412,6 +412,7 @@ def absolute_local_paths(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- main --------------------------------------------------------------------------------------
 def main(argv: Optional[Sequence[str]] = None, log: Callable[[str], None] = print) -> int:
+    console.setup()
     args = parser().parse_args(argv)
     try:
         settings = settings_from_args(args)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shlex
@@ -29,8 +30,10 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
-from processing.kernel import aws_errors
+from processing.kernel import aws_errors, console
 from processing.kernel.settings import Settings, SettingsError, account_of, resolve
+
+logger = logging.getLogger(__name__)
 
 PIPELINES = ("training", "batch")
 TARGET_OPERATION = ("sagemaker", "StartPipelineExecution")   # what the templated target calls
@@ -137,7 +140,7 @@ def scheduler_role_policy(settings: Settings) -> dict:
 _code = aws_errors.error_code
 
 
-def ensure_role(settings: Settings, log: Log = print) -> str:
+def ensure_role(settings: Settings, log: Log = logger.info) -> str:
     from deploy.clients import client
     from deploy.infrastructure import ensure_service_role
 
@@ -147,7 +150,7 @@ def ensure_role(settings: Settings, log: Log = print) -> str:
         settings.tags, "EventBridge Scheduler", log)
 
 
-def ensure_group(settings: Settings, scheduler: Any, log: Log = print) -> str:
+def ensure_group(settings: Settings, scheduler: Any, log: Log = logger.info) -> str:
     name = group_name(settings)
     try:
         scheduler.get_schedule_group(Name=name)
@@ -178,7 +181,7 @@ def schedule_request(settings: Settings, name: str, pipeline: str, expression: s
 
 
 def create(settings: Settings, name: str, pipeline: str, expression: str, params: Sequence[str] = (),
-           timezone: str = "UTC", enabled: bool = True, log: Log = print) -> str:
+           timezone: str = "UTC", enabled: bool = True, log: Log = logger.info) -> str:
     """Create or update a schedule; returns its ARN (SageMaker) or the crontab line (local)."""
     from deploy.clients import client
     from processing.kernel.aws_validation import validate_request
@@ -239,7 +242,7 @@ def list_schedules(settings: Settings, scheduler: Optional[Any] = None) -> list[
     return [scheduler.get_schedule(Name=s["Name"], GroupName=group) for s in summaries]
 
 
-def delete(settings: Settings, name: str, log: Log = print) -> bool:
+def delete(settings: Settings, name: str, log: Log = logger.info) -> bool:
     from deploy.clients import client
 
     try:
@@ -301,6 +304,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
+    console.setup()
     from pipelines.run import RunError
     from processing.kernel.aws_validation import RequestValidationError
 

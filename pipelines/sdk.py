@@ -10,12 +10,17 @@ Three habits keep rendering free of network calls (checked by tests that block s
    session built here carries that config (`SDK_DEFAULTS`).
 3. A session given an explicit region and default bucket never asks STS for the account or
    S3 for a default bucket.
+
+Speed: building steps and rendering run inside `defaults_validated_once()`, which spares the
+SDK re-validating our constant config at every lookup, for the duration of those calls only
+(importing this module or the SDK changes nothing).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from typing import Any, Iterator, Optional
 
@@ -61,7 +66,6 @@ def import_sdk(region: str = "us-east-1") -> None:
     with offline_environment(region):
         import sagemaker.core.workflow.pipeline_context  # noqa: F401
         import sagemaker.mlops.workflow.pipeline  # noqa: F401
-    _validate_defaults_once()
     # "Running within a PipelineSession ..." and "Popping out 'ProcessingJobName' ..." are
     # expected when rendering; they only add noise to the CLI output.
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
@@ -75,28 +79,77 @@ def import_sdk(region: str = "us-east-1") -> None:
     _IMPORTED = True
 
 
-def _validate_defaults_once() -> None:
-    """Validate SDK_DEFAULTS against the SDK's config schema once instead of at every lookup.
+_scope_lock = threading.Lock()
+_scope_depth = 0
+_scope_saved: Any = None       # SageMakerConfig's own validate_sagemaker_config (the staticmethod)
+_defaults_valid = False
 
-    The SDK re-runs jsonschema validation (schema check included, ~0.5 s) on every config
-    lookup, and rendering the training pipeline does ~75 lookups: a minute per render on a
-    busy machine. Our defaults are a constant, so validating them once is enough; any other
-    config (a user's config.yaml) is still validated by the SDK as usual.
+
+@contextlib.contextmanager
+def defaults_validated_once(region: str = "us-east-1") -> Iterator[None]:
+    """Within this block the SDK does not re-validate SDK_DEFAULTS at every config lookup.
+
+    The SDK re-runs jsonschema validation (schema check included, ~0.5 s) on every config lookup
+    (SageMakerConfig.validate_sagemaker_config), and building and rendering the training pipeline
+    does ~90 lookups: a minute per render on a busy machine. SDK v3 has no setting to skip or
+    cache it, so inside this block (building steps, rendering a definition) the lookup skips our
+    constant SDK_DEFAULTS, which is validated for real once per process; any other config (a
+    user's config.yaml) is still validated as usual. On leaving the outermost block the SDK's own
+    function is put back: outside these calls, and for anyone else importing the SDK, nothing
+    changes. Re-entrant and thread-safe (nested blocks share one patch). Also usable as a decorator.
     """
+    global _scope_depth, _scope_saved, _defaults_valid
+    import_sdk(region)
     from sagemaker.core.config.config_manager import SageMakerConfig
 
-    original = SageMakerConfig.validate_sagemaker_config
-    if getattr(original, "_forecast_validated_once", False):
-        return
-    original(SDK_DEFAULTS)
+    with _scope_lock:
+        if not _defaults_valid:
+            SageMakerConfig.validate_sagemaker_config(SDK_DEFAULTS)
+            _defaults_valid = True
+        if _scope_depth == 0:
+            _scope_saved = SageMakerConfig.__dict__["validate_sagemaker_config"]
+            original = _scope_saved.__func__
 
-    def validate(sagemaker_config: Optional[dict] = None) -> None:
-        if sagemaker_config is SDK_DEFAULTS:
-            return
-        original(sagemaker_config)
+            def validate(sagemaker_config: Optional[dict] = None) -> None:
+                if sagemaker_config is SDK_DEFAULTS:
+                    return
+                original(sagemaker_config)
 
-    validate._forecast_validated_once = True  # type: ignore[attr-defined]
-    SageMakerConfig.validate_sagemaker_config = staticmethod(validate)
+            SageMakerConfig.validate_sagemaker_config = staticmethod(validate)
+        _scope_depth += 1
+    try:
+        yield
+    finally:
+        with _scope_lock:
+            _scope_depth -= 1
+            if _scope_depth == 0:
+                SageMakerConfig.validate_sagemaker_config = _scope_saved
+                _scope_saved = None
+
+
+def pipeline(*args: Any, **kwargs: Any) -> Any:
+    """An SDK Pipeline whose definition() (and so create/update/upsert) runs in defaults_validated_once()."""
+    return _pipeline_class()(*args, **kwargs)
+
+
+_PIPELINE_CLASS: Any = None
+
+
+def _pipeline_class() -> Any:
+    global _PIPELINE_CLASS
+    if _PIPELINE_CLASS is None:
+        import_sdk()
+        from sagemaker.mlops.workflow.pipeline import Pipeline
+
+        class ScopedPipeline(Pipeline):
+            """sagemaker.mlops.workflow.pipeline.Pipeline, rendering with SDK_DEFAULTS validated once."""
+
+            def definition(self) -> str:
+                with defaults_validated_once():
+                    return super().definition()
+
+        _PIPELINE_CLASS = ScopedPipeline
+    return _PIPELINE_CLASS
 
 
 def pipeline_session(settings: Settings) -> Any:

@@ -28,6 +28,7 @@ import dataclasses
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from pipelines import processing_image
+from pipelines.sdk import defaults_validated_once
 from processing.kernel import contracts
 from processing.kernel.settings import Settings
 
@@ -150,6 +151,7 @@ class StepFactory:
     def execution_uri(self, step: str, output: str) -> Any:
         return execution_uri(self.settings, step, output)
 
+    @defaults_validated_once()   # the SDK looks up its config for every processor and step
     def processing_step(
         self,
         name: str,
@@ -224,6 +226,7 @@ class StepFactory:
                                   description=description, property_files=list(property_files) or None,
                                   cache_config=cache, depends_on=list(depends_on) if depends_on else None)
 
+    @defaults_validated_once()
     def transform_step(
         self,
         name: str,

@@ -107,7 +107,14 @@ def deploy_function_arn(settings: Settings) -> str:
 
 def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
     """The training Pipeline object (SDK v3). Offline: no upload, no AWS call."""
-    from pipelines.sdk import import_sdk
+    from pipelines.sdk import defaults_validated_once
+
+    with defaults_validated_once(settings.effective_region):  # steps are built and rendered in it
+        return _training_pipeline(settings, factory)
+
+
+def _training_pipeline(settings: Settings, factory: StepFactory | None) -> Any:
+    from pipelines.sdk import import_sdk, pipeline
 
     import_sdk(settings.effective_region)
     from sagemaker.core.lambda_helper import Lambda
@@ -117,7 +124,6 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.fail_step import FailStep
     from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaStep
-    from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.pipeline_experiment_config import PipelineExperimentConfig
 
     factory = factory or StepFactory.create(settings)
@@ -262,7 +268,7 @@ def get_pipeline(settings: Settings, factory: StepFactory | None = None) -> Any:
         display_name="Quality gate",
         description="Continue to registration only when the backtest QualityMetric <= QualityThreshold.")
 
-    return Pipeline(
+    return pipeline(
         name=settings.training_pipeline_name,
         parameters=list(p.values()),
         steps=[prepare, automl, backtest, champion, evaluate, gate],

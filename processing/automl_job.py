@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -30,8 +31,10 @@ from botocore.exceptions import ClientError
 
 from processing import automl_request
 from processing.atomic import write_json_atomic
-from processing.kernel import aws_errors, contracts
+from processing.kernel import aws_errors, console, contracts
 from processing.kernel.aws_validation import validate_request
+
+logger = logging.getLogger(__name__)
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 CONTAINER_KEYS = ("Image", "ModelDataUrl", "Environment")
@@ -53,10 +56,6 @@ class AutoMLJobFailed(RuntimeError):
 
 class StepTerminated(BaseException):
     """SIGTERM arrived (the pipeline is being stopped). BaseException: no `except Exception` eats it."""
-
-
-def _log(message: str) -> None:
-    print(message, flush=True)
 
 
 # a missing AutoML job is ResourceNotFound, a missing model a ValidationException 'Could not find model'
@@ -83,7 +82,7 @@ def attempt_name(job_name: str, attempt: int) -> str:
     return job_name[:automl_request.JOB_NAME_MAX - len(suffix)].rstrip("-") + suffix
 
 
-def start_or_attach(sm: Any, request: dict, log: Log = _log) -> dict:
+def start_or_attach(sm: Any, request: dict, log: Log = logger.info) -> dict:
     """Create the job unless one of that name exists (a retried step): then re-attach to it.
 
     A job that is InProgress or Completed is re-attached to (waited for, or read), never paid for
@@ -117,7 +116,7 @@ def start_or_attach(sm: Any, request: dict, log: Log = _log) -> dict:
     return {"job_name": name, "job_arn": existing["AutoMLJobArn"], "attached": True}
 
 
-def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = _log,
+def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = logger.info,
                  sleep: Callable[[float], None] = time.sleep,
                  max_wait_seconds: Optional[float] = None) -> dict:
     """Poll DescribeAutoMLJobV2 until the job ends; one log line per status change.
@@ -158,7 +157,7 @@ def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = 
         interval = min(interval * POLL_GROWTH, poll_seconds)
 
 
-def stop_job(sm: Any, job_name: str, log: Log = _log) -> bool:
+def stop_job(sm: Any, job_name: str, log: Log = logger.info) -> bool:
     """StopAutoMLJob when the job still runs; True when a stop was requested."""
     description = describe_job(sm, job_name)
     if description is None or description["AutoMLJobStatus"] in TERMINAL_STATUSES:
@@ -224,7 +223,7 @@ def create_model_request(model_name: str, containers: Sequence[dict], role_arn: 
 
 
 def create_model(sm: Any, model_name: str, containers: Sequence[dict], role_arn: str,
-                 tags: Optional[dict] = None, log: Log = _log) -> dict:
+                 tags: Optional[dict] = None, log: Log = logger.info) -> dict:
     """CreateModel with every container; an existing model of that name (a retry) is reused."""
     request = create_model_request(model_name, containers, role_arn, tags)
     try:
@@ -329,7 +328,7 @@ def request_from_args(args: argparse.Namespace, settings: Any = None) -> dict:
         tags=tags)
 
 
-def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log = _log,
+def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log = logger.info,
         sleep: Callable[[float], None] = time.sleep) -> dict:
     """Build the request, start or re-attach, wait, create the model, write the result file."""
     if sm is None:
@@ -399,6 +398,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
     """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr, 143 on SIGTERM. `sm` is for tests."""
+    console.setup()
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -30,8 +31,11 @@ import pandas as pd
 
 from processing import tables
 from processing.atomic import staged_directory
+from processing.kernel import console
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
 from processing.sharding import group_series, line_bytes, series_sizes
+
+logger = logging.getLogger(__name__)
 
 MIN_HISTORY_POINTS = 4  # Autopilot needs at least this many observed points per item at inference
 
@@ -137,8 +141,8 @@ def write_shards(frame: pd.DataFrame, item_id: str, output_dir: Path, items_per_
     bounds = np.r_[starts, len(lines)]
     oversized = int((sizes + header_bytes > max_file_bytes).sum())
     if oversized:
-        print(f"warning: {oversized} item(s) are each larger than {max_file_bytes} bytes; each is a file "
-              "(one transform request) of its own")
+        logger.warning(f"warning: {oversized} item(s) are each larger than {max_file_bytes} bytes; each is a "
+                       "file (one transform request) of its own")
     written = []
     with staged_directory(output_dir) as staging:
         for index, (first, last) in enumerate(ranges):
@@ -179,6 +183,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    console.setup()
     args = parse_args(argv)
     try:
         frame = read_input(args.input, args.item_id_column)

@@ -21,6 +21,7 @@ id and an existing model or transform job is reused. Container-safe: stdlib + bo
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 import time
@@ -32,18 +33,16 @@ from botocore.exceptions import ClientError
 
 from processing.atomic import staged_file, write_json_atomic
 from processing.create_model import create_model_request, ensure_model
-from processing.kernel import contracts
+from processing.kernel import console, contracts
 from processing.kernel.aws_validation import validate_request
 from processing.kernel.settings import resolve
 from processing.resolve_model import describe_resolved
 
+logger = logging.getLogger(__name__)
+
 POLL_SECONDS = 30
 MAX_WAIT_SECONDS = 6 * 60 * 60
 Log = Callable[[str], None]
-
-
-def _log(message: str) -> None:
-    print(message, flush=True)
 
 
 def job_name_for(execution_id: str) -> str:
@@ -102,7 +101,7 @@ def transform_request(name: str, model_name: str, data_uri: str, output_uri: str
 
 
 def run_transform(sm: Any, request: dict, poll_seconds: float = POLL_SECONDS,
-                  max_wait_seconds: float = MAX_WAIT_SECONDS, log: Log = _log) -> dict:
+                  max_wait_seconds: float = MAX_WAIT_SECONDS, log: Log = logger.info) -> dict:
     """Start the transform (or re-attach on retry) and wait; returns its last description."""
     name = request["TransformJobName"]
     try:
@@ -146,7 +145,7 @@ def download_forecasts(s3: Any, output_uri: str, folder: Path) -> int:
 
 
 def forecast_with_champion(sm: Any, s3: Any, args: argparse.Namespace, tags: Optional[dict] = None,
-                           log: Log = _log, poll_seconds: float = POLL_SECONDS) -> dict:
+                           log: Log = logger.info, poll_seconds: float = POLL_SECONDS) -> dict:
     """Everything the step does; returns the champion.json document (forecasts written beside it)."""
     quantiles = contracts.parse_list(args.quantiles)
     package = newest_approved(sm, args.model_package_group)
@@ -197,6 +196,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None, s3: Any = None) -> int:
+    console.setup()
     args = parse_args(argv)
     settings = resolve()
     region = settings.effective_region

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -18,9 +19,12 @@ import boto3
 from botocore.exceptions import ClientError
 
 from processing.atomic import write_json_atomic
+from processing.kernel import console
 from processing.kernel.aws_validation import validate_request
 from processing.kernel.contracts import BATCH_MODEL_FILE, RESOLVED_MODEL_FILE
 from processing.kernel.settings import resolve
+
+logger = logging.getLogger(__name__)
 
 
 def model_name_for(execution_id: str) -> str:
@@ -45,10 +49,10 @@ def ensure_model(sagemaker: Any, request: dict) -> str:
     """Create the model unless a retry already did."""
     try:
         sagemaker.describe_model(ModelName=request["ModelName"])
-        print(f"Model {request['ModelName']} already exists (retried step): reusing it")
+        logger.info(f"Model {request['ModelName']} already exists (retried step): reusing it")
     except ClientError:
         sagemaker.create_model(**request)
-        print(f"Created model {request['ModelName']} from {request['Containers'][0]['ModelPackageName']}")
+        logger.info(f"Created model {request['ModelName']} from {request['Containers'][0]['ModelPackageName']}")
     return request["ModelName"]
 
 
@@ -62,6 +66,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None, sagemaker: Any = None) -> int:
+    console.setup()
     args = parse_args(argv)
     settings = resolve()
     resolved_path = args.resolved_dir / RESOLVED_MODEL_FILE

@@ -28,12 +28,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -41,12 +42,15 @@ import pandas as pd
 from processing import atomic, tables
 from processing.kernel import contracts
 
+logger = logging.getLogger(__name__)
+
 MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
 MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
 STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 most recent entries
 SHOW_ROWS = 5                    # offending rows quoted in an error message
-MAX_ABS_VALUE = 1e15             # |target| and |covariate| at most this: float64 still holds whole units
-                                 # (2**53 ~ 9e15), squares and sums over a series stay far from overflow
+# |target| and |covariate| at most this: float64 still holds whole units (2**53 ~ 9e15), and
+# squares and sums over a series stay far from overflow
+MAX_ABS_VALUE = 1e15
 AGGREGATIONS = contracts.AGGREGATIONS
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")   # TimeSeriesTransformations.Filling
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
@@ -434,15 +438,72 @@ def apply_fill(values: np.ndarray, codes: np.ndarray, missing: np.ndarray, regio
 
 
 # ------------------------------------------------------------------------------- the core
-def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
-    """Validate, align, fill and split. Raises DataValidationError; writes nothing."""
-    _check_config(config)
-    check_columns(table, config)
-    warnings = list(table.warnings)
-    frame = table.frame
-    keys = config.keys
-    n_in = len(frame)
+# prepare() is a short sequence of the sections below, in order: read (ids, timestamps, target;
+# future rows out; sorted), validate (duplicates, negatives, column roles), grid (align to the
+# frequency, series spans, horizon limits, short series dropped), fill, split, and the output
+# columns plus profile. Each section takes what the one before returns and writes nothing.
+@dataclasses.dataclass(frozen=True)
+class _Rows:
+    """The input rows that are history, sorted by series then time (one entry per row)."""
+    codes: np.ndarray      # series number, in sorted key order
+    ts: np.ndarray         # timestamp (datetime64[ns])
+    ts_int: np.ndarray     # the same as int64, for comparisons
+    y: np.ndarray          # target
+    rows: np.ndarray       # positions in the input table
 
+
+@dataclasses.dataclass(frozen=True)
+class _Roles:
+    """What each extra column is (Autopilot's column rules)."""
+    covariates: List[str]
+    static: List[str]
+    dropped: List[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Periods:
+    """Rows on the frequency grid (one per series and period, aggregated) and per-series spans."""
+    codes: np.ndarray
+    steps: np.ndarray                  # period number from the dataset's first period
+    y: np.ndarray
+    rows: np.ndarray                   # input-table position of each period's first row
+    cov_values: Dict[str, np.ndarray]
+    anchor: int                        # base-unit ordinal of period 0
+    multiple: int
+    n_series: int
+    first_idx: np.ndarray              # first entry of each series
+    first_step: np.ndarray
+    last_step: np.ndarray
+    obs_count: np.ndarray
+    global_end: int
+
+    @property
+    def periods(self) -> int:
+        return self.global_end + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """The full grid of the kept series: every period from a series' first observation to the end."""
+    kept: np.ndarray                   # series numbers kept
+    grid_len: np.ndarray               # grid rows per kept series
+    total: int
+    offsets: np.ndarray                # first grid row of each kept series
+    g_series: np.ndarray               # series number per grid row
+    g_step: np.ndarray                 # period number per grid row
+    obs_keep: np.ndarray               # which _Periods entries are on the grid
+    pos: np.ndarray                    # their grid rows
+    observed: np.ndarray               # grid row has an observation
+    middle: np.ndarray                 # up to the series' last observation (middlefill), else backfill
+
+
+def _min_history(horizon: int) -> int:
+    return max(MIN_HISTORY_PERIODS, horizon)
+
+
+def _key_codes(table: InputTable, keys: List[str]) -> List[np.ndarray]:
+    """Codes per key column (sorted order); an empty identifier is an error naming the rows."""
+    frame = table.frame
     key_codes = []
     for key in keys:
         codes_k, _ = pd.factorize(frame[key], sort=True)
@@ -452,10 +513,12 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
                                       f"{_rows_message(table, empty)}. Fix: fill in the identifier or remove "
                                       "those rows.")
         key_codes.append(codes_k)
-    timestamps = parse_timestamps(table, config.timestamp, config.frequency, warnings)
-    target = parse_target(table, config.target)
+    return key_codes
 
-    # future rows (empty target after the last observed timestamp) are not history
+
+def _history_rows(table: InputTable, config: PrepConfig, timestamps: np.ndarray, target: np.ndarray,
+                  warnings: List[str]) -> np.ndarray:
+    """Positions of the history rows: future rows (empty target after the last observed timestamp) are not."""
     has_target = ~np.isnan(target)
     if not has_target.any():
         raise DataValidationError(f"column {config.target!r} (TargetColumn): every value is empty. Fix: "
@@ -471,22 +534,24 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
             f"column {config.target!r} (TargetColumn): {len(missing_target)} rows have an empty or NaN target: "
             f"{_rows_message(table, missing_target)}. Fix: remove those rows (missing periods are filled with "
             "the Filling rules: zero by default) or put the real value in.")
-    keep_rows = np.flatnonzero(~future)
+    return np.flatnonzero(~future)
 
-    # series codes, in sorted key order
-    if len(keys) == 1:
+
+def _series_codes(key_codes: List[np.ndarray], keep_rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """Series number per kept row, in sorted key order."""
+    if len(key_codes) == 1:
         codes = key_codes[0][keep_rows]
-        if len(keep_rows) < len(frame):                      # dense 0..n-1 again, in sorted key order
+        if len(keep_rows) < n_rows:                          # dense 0..n-1 again, in sorted key order
             _, codes = np.unique(codes, return_inverse=True)
     else:
         codes = pd.DataFrame({i: c[keep_rows] for i, c in enumerate(key_codes)}).groupby(
-            list(range(len(keys))), sort=True).ngroup().to_numpy()
-    codes = codes.astype(np.int64).reshape(-1)
-    ts = timestamps[keep_rows]
-    y = target[keep_rows]
-    rows = keep_rows                                   # positions in the input table
+            list(range(len(key_codes))), sort=True).ngroup().to_numpy()
+    return codes.astype(np.int64).reshape(-1)
 
-    # sortedness (warn only) then stable sort by series, time
+
+def _sorted_rows(codes: np.ndarray, ts: np.ndarray, y: np.ndarray, rows: np.ndarray,
+                 warnings: List[str]) -> _Rows:
+    """Stable sort by series, time; unsorted input is only a warning."""
     ts_int = ts.view(np.int64)
     order = np.lexsort((ts_int, codes))
     if not np.array_equal(order, np.arange(len(order))):
@@ -495,9 +560,23 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         blocks = int((np.diff(codes) != 0).sum()) + 1
         if not in_order or blocks != codes.max() + 1:
             warnings.append("rows were not sorted by item and timestamp; they were sorted.")
-    codes, ts, ts_int, y, rows = codes[order], ts[order], ts_int[order], y[order], rows[order]
+    return _Rows(codes[order], ts[order], ts_int[order], y[order], rows[order])
 
-    # exact duplicates (same series and timestamp)
+
+def _read_rows(table: InputTable, config: PrepConfig, warnings: List[str]) -> _Rows:
+    """Identifiers, timestamps and target parsed and checked; future rows out; sorted by series, time."""
+    key_codes = _key_codes(table, config.keys)
+    timestamps = parse_timestamps(table, config.timestamp, config.frequency, warnings)
+    target = parse_target(table, config.target)
+    keep_rows = _history_rows(table, config, timestamps, target, warnings)
+    codes = _series_codes(key_codes, keep_rows, len(table.frame))
+    return _sorted_rows(codes, timestamps[keep_rows], target[keep_rows], keep_rows, warnings)
+
+
+def _check_duplicates(table: InputTable, obs: _Rows, config: PrepConfig, warnings: List[str]) -> None:
+    """Exact duplicates (same series and timestamp): refused, or a warning that they are aggregated."""
+    keys = config.keys
+    codes, ts_int, rows = obs.codes, obs.ts_int, obs.rows
     same_prev = np.r_[False, (codes[1:] == codes[:-1]) & (ts_int[1:] == ts_int[:-1])]
     if same_prev.any():
         dup_rows = rows[same_prev]
@@ -512,7 +591,10 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         warnings.append(f"{len(dup_rows)} duplicate rows (same item and timestamp, first: "
                         f"{_rows_message(table, dup_rows)}) were combined with aggregation '{config.aggregation}'.")
 
-    # negative targets
+
+def _negative_targets(table: InputTable, obs: _Rows, config: PrepConfig, warnings: List[str]) -> np.ndarray:
+    """The target after the negative-targets rule (reject, clip to 0, keep)."""
+    y, rows = obs.y, obs.rows
     negative = y < 0
     if negative.any():
         neg_rows = rows[negative]
@@ -527,9 +609,14 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
             warnings.append(f"{len(neg_rows)} negative target values were set to 0 (negative targets are clipped by default): {shown}.")
         else:
             warnings.append(f"{len(neg_rows)} negative target values were kept (negative-targets rule: keep): {shown}.")
+    return y
 
-    # column roles
-    reserved = set(keys) | {config.timestamp, config.target}
+
+def _column_roles(table: InputTable, obs: _Rows, config: PrepConfig, warnings: List[str]) -> _Roles:
+    """Extra columns: covariates (numeric, vary in time), static (constant per series), dropped (text varying)."""
+    frame = table.frame
+    codes, rows = obs.codes, obs.rows
+    reserved = set(config.keys) | {config.timestamp, config.target}
     extra = [c for c in frame.columns if c not in reserved]
     covariates, static, dropped_columns = [], [], []
     boundary = np.r_[True, codes[1:] != codes[:-1]]
@@ -554,9 +641,13 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
             raise DataValidationError(f"column {column!r} (covariate): {len(bad)} infinite values: "
                                       f"{_rows_message(table, rows[bad])}. Fix: replace or remove them.")
         check_scale(table, column, "covariate", values, rows)
-    filling = resolve_filling(config.filling, config.target, covariates)
+    return _Roles(covariates, static, dropped_columns)
 
-    # align to the frequency grid
+
+def _align(frame: pd.DataFrame, obs: _Rows, covariates: Sequence[str], config: PrepConfig,
+           warnings: List[str]) -> _Periods:
+    """Rows moved to the label of their period, rows meeting in a period aggregated; series spans."""
+    codes, ts, ts_int, y, rows = obs.codes, obs.ts, obs.ts_int, obs.y, obs.rows
     base_ord, multiple = period_ordinals(ts, config.frequency)
     anchor = int(base_ord.min())
     steps = (base_ord - anchor) // multiple
@@ -576,9 +667,13 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
     last_step = steps[last_idx]
     obs_count = np.diff(np.r_[first_idx, len(codes)])
     global_end = int(steps.max())
-    periods = global_end + 1
+    return _Periods(codes=codes, steps=steps, y=y, rows=rows, cov_values=cov_values, anchor=anchor, multiple=multiple,
+                    n_series=n_series, first_idx=first_idx, first_step=first_step, last_step=last_step,
+                    obs_count=obs_count, global_end=global_end)
 
-    # Autopilot's horizon limits
+
+def _check_horizon(config: PrepConfig, periods: int) -> None:
+    """Autopilot's horizon limits: at most MAX_HORIZON and at most a quarter of the timesteps."""
     horizon = config.horizon
     horizon_param = f"ForecastHorizon {horizon} ({param('ForecastHorizon')})"
     if horizon > MAX_HORIZON:
@@ -593,17 +688,18 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
             f"{horizon_param}: the data spans {periods} timestep{'s' if periods != 1 else ''} at frequency "
             f"{config.frequency}; Autopilot requires the horizon to be at most a quarter of them. Fix: {fix}.")
 
-    # series lengths and who is dropped
-    target_rules = filling[config.target]
-    series_end = np.full(n_series, global_end)     # every series runs to the dataset's end (backfill)
+
+def _short_series(per: _Periods, key_table: pd.DataFrame, label_text: np.ndarray, config: PrepConfig,
+                  warnings: List[str]) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
+    """Which series are dropped (a single row, or too little history before the holdout), with the reason each."""
+    keys = config.keys
+    horizon = config.horizon
+    n_series, first_step, series_end = per.n_series, per.first_step, _series_end(per)
     length = series_end - first_step + 1
-    min_history = max(MIN_HISTORY_PERIODS, horizon)
-    key_table = frame[keys].iloc[rows[first_idx]].reset_index(drop=True)
-    labels_all = period_labels(anchor + np.arange(periods) * multiple, config.frequency)
-    label_text = format_timestamps(labels_all)
+    min_history = _min_history(horizon)
     dropped_items = []
     drop = np.zeros(n_series, dtype=bool)
-    single = obs_count == 1
+    single = per.obs_count == 1
     short = length - horizon < min_history
     for s in np.flatnonzero(single | short):
         drop[s] = True
@@ -624,37 +720,59 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
             + (f" or lower ForecastHorizon ({param('ForecastHorizon')})." if horizon > 1 else "."))
     if drop.any():
         warnings.append(f"{int(drop.sum())} items with too little history were dropped (see dropped_items).")
+    return drop, dropped_items
 
-    # build the full grid of kept series
+
+def _series_end(per: _Periods) -> np.ndarray:
+    """Every series runs to the dataset's end (backfill)."""
+    return np.full(per.n_series, per.global_end)
+
+
+def _build_grid(per: _Periods, drop: np.ndarray) -> _Grid:
+    """Grid rows of the kept series, and where each observed period lands on it."""
+    codes, steps, first_step, series_end = per.codes, per.steps, per.first_step, _series_end(per)
+    length = series_end - first_step + 1
     kept = np.flatnonzero(~drop)
     grid_len = length[kept]
     total = int(grid_len.sum())
     offsets = np.r_[0, np.cumsum(grid_len)[:-1]]
     g_series = np.repeat(kept, grid_len)
     g_step = np.repeat(first_step[kept], grid_len) + (np.arange(total) - np.repeat(offsets, grid_len))
-    offset_of = np.full(n_series, -1)
+    offset_of = np.full(per.n_series, -1)
     offset_of[kept] = offsets
     obs_keep = ~drop[codes] & (steps <= series_end[codes])
     pos = offset_of[codes[obs_keep]] + (steps[obs_keep] - first_step[codes[obs_keep]])
     observed = np.zeros(total, dtype=bool)
     observed[pos] = True
-    g_last = np.repeat(last_step[kept], grid_len)
+    g_last = np.repeat(per.last_step[kept], grid_len)
     middle = g_step <= g_last
-    back = ~middle
+    return _Grid(kept=kept, grid_len=grid_len, total=total, offsets=offsets, g_series=g_series, g_step=g_step,
+                 obs_keep=obs_keep, pos=pos, observed=observed, middle=middle)
 
-    g_y = np.full(total, np.nan)
-    g_y[pos] = y[obs_keep]
-    missing = ~observed
+
+def _fill_target(per: _Periods, grid: _Grid, target_rules: Mapping[str, Any]) -> Tuple[np.ndarray, int]:
+    """The target on the grid, gaps filled (middlefill, then backfill); and how many were filled."""
+    g_series, middle = grid.g_series, grid.middle
+    back = ~middle
+    g_y = np.full(grid.total, np.nan)
+    g_y[grid.pos] = per.y[grid.obs_keep]
+    missing = ~grid.observed
     g_y = apply_fill(g_y, g_series, missing, middle, target_rules.get("middlefill", "zero"),
                      target_rules.get("middlefill_value"))
     g_y = apply_fill(g_y, g_series, missing, back, target_rules.get("backfill", "zero"),
                      target_rules.get("backfill_value"))
-    filled_counts = {config.target: int(missing.sum())}
+    return g_y, int(missing.sum())
 
-    g_cov = {}
+
+def _fill_covariates(frame: pd.DataFrame, per: _Periods, grid: _Grid, covariates: Sequence[str],
+                     filling: Mapping[str, Mapping[str, Any]]) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
+    """Each covariate on the grid, gaps filled by its rules; integer columns stay integer when whole."""
+    g_series, middle = grid.g_series, grid.middle
+    back = ~middle
+    g_cov, filled_counts = {}, {}
     for column in covariates:
-        values = np.full(total, np.nan)
-        values[pos] = cov_values[column][obs_keep]
+        values = np.full(grid.total, np.nan)
+        values[grid.pos] = per.cov_values[column][grid.obs_keep]
         gaps = np.isnan(values)
         rules = filling[column]
         values = apply_fill(values, g_series, gaps, middle, rules.get("middlefill", "zero"),
@@ -666,48 +784,67 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
             if np.all(values == np.round(values)):
                 values = values.astype(np.int64)
         g_cov[column] = values
+    return g_cov, filled_counts
 
-    # per position from the end: the holdout is the last `horizon` periods of each series
-    from_end = np.repeat(offsets + grid_len, grid_len) - 1 - np.arange(total)
-    in_holdout = from_end < horizon
-    valid = ~np.isnan(g_y)
 
-    # columns of the output frames
+def _holdout_mask(grid: _Grid, horizon: int) -> np.ndarray:
+    """Per position from the end: the holdout is the last `horizon` periods of each series."""
+    from_end = np.repeat(grid.offsets + grid.grid_len, grid.grid_len) - 1 - np.arange(grid.total)
+    return from_end < horizon
+
+
+def _output_columns(frame: pd.DataFrame, per: _Periods, grid: _Grid, key_table: pd.DataFrame,
+                    labels_all: np.ndarray, g_y: np.ndarray, g_cov: Mapping[str, np.ndarray], roles: _Roles,
+                    config: PrepConfig) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], List[str]]:
+    """The grid's columns in train order, the per-series (key and static) values, and that order."""
+    keys = config.keys
+    g_series = grid.g_series
     per_series = {k: key_table[k].to_numpy() for k in keys}
     g_keys = {k: per_series[k][g_series] for k in keys}
-    g_label = labels_all[g_step]
+    g_label = labels_all[grid.g_step]
     g_static = {}
-    for column in static:
-        first_values = frame[column].iloc[rows[first_idx]].to_numpy()   # static: the first row's value
+    for column in roles.static:
+        first_values = frame[column].iloc[per.rows[per.first_idx]].to_numpy()   # static: the first row's value
         per_series[column] = first_values
         g_static[column] = first_values[g_series]
         if frame[column].dtype.kind in "iub" and not pd.isna(first_values).any():
             g_static[column] = g_static[column].astype(frame[column].dtype)
-    train_columns = [config.item_id, config.timestamp, config.target] + list(config.grouping) + covariates + static
-    grid = {config.item_id: g_keys[config.item_id], config.timestamp: g_label, config.target: g_y,
-            **{g: g_keys[g] for g in config.grouping}, **g_cov, **g_static}
-    grid = {name: grid[name] for name in train_columns}
-    n_train = int((~in_holdout & valid).sum())
-    n_holdout = int((in_holdout & valid).sum())
+    train_columns = ([config.item_id, config.timestamp, config.target] + list(config.grouping) + roles.covariates
+                     + roles.static)
+    columns = {config.item_id: g_keys[config.item_id], config.timestamp: g_label, config.target: g_y,
+               **{g: g_keys[g] for g in config.grouping}, **g_cov, **g_static}
+    columns = {name: columns[name] for name in train_columns}
+    return columns, per_series, train_columns
 
-    # all-zero items: kept, reported
-    observed_sum = np.bincount(codes, weights=np.abs(y), minlength=n_series)
+
+def _all_zero_items(per: _Periods, drop: np.ndarray, key_table: pd.DataFrame, config: PrepConfig,
+                    warnings: List[str]) -> int:
+    """Items whose every sale is zero: kept, reported; returns how many."""
+    observed_sum = np.bincount(per.codes, weights=np.abs(per.y), minlength=per.n_series)
     all_zero = np.flatnonzero((observed_sum == 0) & ~drop)
     if len(all_zero):
-        names = [_series_name(key_table, s, keys) for s in all_zero[:SHOW_ROWS]]
+        names = [_series_name(key_table, s, config.keys) for s in all_zero[:SHOW_ROWS]]
         warnings.append(f"{len(all_zero)} items have only zero sales (kept; expect zero forecasts): "
                         f"{', '.join(names)}{' and more' if len(all_zero) > SHOW_ROWS else ''}.")
+    return int(len(all_zero))
 
-    kept_y = g_y[valid]
-    profile = {
+
+def _profile(table: InputTable, config: PrepConfig, roles: _Roles, train_columns: List[str], per: _Periods,
+             grid: _Grid, label_text: np.ndarray, kept_y: np.ndarray, counts: Mapping[str, int],
+             filled_counts: Mapping[str, int], filling: Mapping[str, Any], dropped_items: List[Dict[str, Any]],
+             warnings: List[str]) -> Dict[str, Any]:
+    """profile.json: what was read, kept, dropped, filled and warned about."""
+    horizon = config.horizon
+    global_end = per.global_end
+    return {
         "columns": {"item_id": config.item_id, "timestamp": config.timestamp, "target": config.target,
-                    "grouping": list(config.grouping), "covariates": covariates, "static": static,
-                    "ignored": dropped_columns},
+                    "grouping": list(config.grouping), "covariates": roles.covariates, "static": roles.static,
+                    "ignored": roles.dropped},
         "train_columns": list(train_columns),     # the training CSV's header, in order (the inference schema)
         "frequency": config.frequency,
         "horizon": horizon,
-        "items": int(len(kept)),
-        "periods": int(periods),
+        "items": int(len(grid.kept)),
+        "periods": int(per.periods),
         "start": str(label_text[0]),
         "end": str(label_text[global_end]),
         "train_end": str(label_text[global_end - horizon]),
@@ -715,21 +852,58 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         "share_of_zeros": round(float(np.mean(kept_y == 0)) if len(kept_y) else 0.0, 6),
         "dropped_items": dropped_items,
         "warnings": warnings,
-        "rows_in": int(n_in),
-        "rows_train": n_train,
-        "rows_holdout": n_holdout,
-        "filled_values": filled_counts,
+        "rows_in": int(len(table.frame)),
+        "rows_train": counts["train"],
+        "rows_holdout": counts["holdout"],
+        "filled_values": dict(filled_counts),
         "aggregation": config.aggregation,
         "filling": filling,
         "duplicates": config.duplicates,
         "negative_targets": config.negative_targets,
-        "min_history_periods": int(min_history),
-        "all_zero_items": int(len(all_zero)),
+        "min_history_periods": int(_min_history(horizon)),
+        "all_zero_items": counts["all_zero"],
         "target": {"mean": _num(np.mean(kept_y)), "std": _num(np.std(kept_y)), "min": _num(np.min(kept_y)),
                    "max": _num(np.max(kept_y))} if len(kept_y) else {},
         "source_files": table.files,
     }
-    return PrepResult(columns=grid, in_holdout=in_holdout, valid=valid, series=g_series,
+
+
+def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
+    """Validate, align, fill and split. Raises DataValidationError; writes nothing."""
+    # read and validate
+    _check_config(config)
+    check_columns(table, config)
+    warnings = list(table.warnings)
+    frame = table.frame
+    obs = _read_rows(table, config, warnings)
+    _check_duplicates(table, obs, config, warnings)
+    obs = dataclasses.replace(obs, y=_negative_targets(table, obs, config, warnings))
+    roles = _column_roles(table, obs, config, warnings)
+    filling = resolve_filling(config.filling, config.target, roles.covariates)
+
+    # the frequency grid, the horizon limits, the series too short to keep
+    per = _align(frame, obs, roles.covariates, config, warnings)
+    _check_horizon(config, per.periods)
+    key_table = frame[config.keys].iloc[per.rows[per.first_idx]].reset_index(drop=True)
+    labels_all = period_labels(per.anchor + np.arange(per.periods) * per.multiple, config.frequency)
+    label_text = format_timestamps(labels_all)
+    drop, dropped_items = _short_series(per, key_table, label_text, config, warnings)
+    grid = _build_grid(per, drop)
+
+    # fill, split
+    g_y, target_filled = _fill_target(per, grid, filling[config.target])
+    g_cov, cov_filled = _fill_covariates(frame, per, grid, roles.covariates, filling)
+    in_holdout = _holdout_mask(grid, config.horizon)
+    valid = ~np.isnan(g_y)
+
+    # the output columns and the profile
+    columns, per_series, train_columns = _output_columns(frame, per, grid, key_table, labels_all, g_y, g_cov,
+                                                         roles, config)
+    counts = {"train": int((~in_holdout & valid).sum()), "holdout": int((in_holdout & valid).sum()),
+              "all_zero": _all_zero_items(per, drop, key_table, config, warnings)}
+    profile = _profile(table, config, roles, train_columns, per, grid, label_text, g_y[valid], counts,
+                       {config.target: target_filled, **cov_filled}, filling, dropped_items, warnings)
+    return PrepResult(columns=columns, in_holdout=in_holdout, valid=valid, series=grid.g_series,
                       per_series=per_series, profile=profile, config=config)
 
 
@@ -888,7 +1062,7 @@ _replace_dir = atomic.replace_directory
 
 
 def run(input_path: str | os.PathLike, output_dir: str | os.PathLike, config: PrepConfig,
-        log=print) -> Dict[str, Any]:
+        log: Callable[[str], None] = logger.info) -> Dict[str, Any]:
     """Read, prepare, write; returns the profile. Nothing is written when validation fails."""
     table = read_input(input_path, config)
     log(f"read {len(table.frame)} rows from {len(table.files)} file(s)")

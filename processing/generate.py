@@ -29,6 +29,7 @@ import pandas as pd
 
 from processing.atomic import staged_file
 from processing.data_prep import write_frame_csv
+from processing.kernel import console
 
 # The recipe's catalogue, in the recipe's order (the order fixes the random draws).
 CATEGORIES = {
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    console.setup()
     args = build_parser().parse_args(argv)
     if args.future_truth and args.future_days <= 0:
         print("--future-truth needs --future-days N (N >= 1)", file=sys.stderr)

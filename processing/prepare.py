@@ -22,6 +22,7 @@ from processing.data_prep import (
     PrepConfig,
     run,
 )
+from processing.kernel import console
 from processing.kernel.contracts import add_column_arguments, parse_list
 
 EXIT_BAD_INPUT = 2
@@ -60,6 +61,7 @@ def config_from_args(args: argparse.Namespace) -> PrepConfig:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    console.setup()
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     try:

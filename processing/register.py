@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -29,8 +30,10 @@ from botocore.exceptions import ClientError
 
 from processing.atomic import write_json_atomic
 from processing.automl_job import REQUEST_FILE, is_not_found
-from processing.kernel import aws_errors, contracts
+from processing.kernel import aws_errors, console, contracts
 from processing.kernel.aws_validation import validate_request
+
+logger = logging.getLogger(__name__)
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 CONTENT_TYPES = ["text/csv"]
@@ -42,10 +45,6 @@ SEARCH_LATEST_VERSIONS = 20
 MAX_METADATA_VALUE = 256
 
 Log = Callable[[str], None]
-
-
-def _log(message: str) -> None:
-    print(message, flush=True)
 
 
 class RegistrationError(ValueError):
@@ -233,7 +232,7 @@ def group_request(group: str, tags: Optional[dict] = None) -> dict:
     return request
 
 
-def ensure_group(sm: Any, group: str, tags: Optional[dict] = None, log: Log = _log) -> bool:
+def ensure_group(sm: Any, group: str, tags: Optional[dict] = None, log: Log = logger.info) -> bool:
     """Create the model package group unless it exists; True when it was created."""
     try:
         sm.describe_model_package_group(ModelPackageGroupName=group)
@@ -266,7 +265,7 @@ def register(sm: Any, *, automl_result: dict, evaluation: dict, evaluation_uri: 
              approval_status: str, execution_id: str,
              transform_instance_types: Sequence[str] = tuple(DEFAULT_TRANSFORM_INSTANCE_TYPES.split(",")),
              realtime_instance_types: Sequence[str] = tuple(DEFAULT_REALTIME_INSTANCE_TYPES.split(",")),
-             tags: Optional[dict] = None, log: Log = _log, automl_request: Optional[dict] = None,
+             tags: Optional[dict] = None, log: Log = logger.info, automl_request: Optional[dict] = None,
              columns: Sequence[str] = ()) -> dict:
     """Register (or find, on retry) the model package; returns the registration.json document."""
     request = package_request(automl_result=automl_result, evaluation=evaluation,
@@ -297,7 +296,7 @@ def register(sm: Any, *, automl_result: dict, evaluation: dict, evaluation_uri: 
     }
 
 
-def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log = _log) -> dict:
+def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log = logger.info) -> dict:
     if sm is None:
         import boto3
 
@@ -346,6 +345,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
     """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr. `sm` is for tests."""
+    console.setup()
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         run(args, sm=sm)

@@ -9,16 +9,20 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import logging
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import pandas as pd
 
 from processing import monitor_report, reporting, tables
 from processing.atomic import staged_directory
+from processing.kernel import console
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing.reporting import Columns, ReportInputError
+
+logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -91,7 +95,7 @@ def read_model_info(model_dir: Optional[Path]) -> dict:
     return json.loads(path.read_text())
 
 
-def write_report(args: argparse.Namespace, log=print) -> Path:
+def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.info) -> Path:
     columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
                       tuple(parse_list(args.grouping_columns)))
     model = read_model_info(args.model_dir)
@@ -204,6 +208,7 @@ model package <code>{html.escape(str(summary.get('model_package_arn')))}</code><
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    console.setup()
     args = parse_args(argv)
     try:
         out = write_report(args)

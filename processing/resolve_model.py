@@ -16,6 +16,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from processing.atomic import write_json_atomic
+from processing.kernel import console
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, decode_training_columns
 from processing.kernel.settings import resolve
 
@@ -77,6 +78,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None, sagemaker: Any = None) -> int:
+    console.setup()
     args = parse_args(argv)
     sagemaker = sagemaker or boto3.client("sagemaker", region_name=resolve().effective_region)
     try:

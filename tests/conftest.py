@@ -25,6 +25,15 @@ def _offline_aws_environment(monkeypatch, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _console_reset_after_each_test():
+    """A CLI a test runs sets up the console (processing.kernel.console); the next test starts without it."""
+    yield
+    from processing.kernel import console
+
+    console.reset()
+
+
+@pytest.fixture(autouse=True)
 def _every_aws_request_matches_the_service_model(monkeypatch):
     """Whatever a test drives (scripts, handlers, CLIs; moto, Stubber or local stand-ins behind
     them), each boto3 request is checked against botocore's service model before it is made."""
@@ -79,3 +88,33 @@ def local_api(monkeypatch):
         monkeypatch.setenv(name, value)
     yield server
     server.close()
+
+
+# --- the fast subset ---------------------------------------------------------------------------
+# `integration` (pytest.ini) marks tests that start a loopback server, a subprocess or a local
+# pipeline run, render a definition afresh, or train a real network: correct and needed, but they
+# are what makes the suite take minutes. A test is integration when it carries the marker itself
+# or when it uses one of these fixtures (each starts a server, a process or a model build):
+INTEGRATION_FIXTURES = {
+    "moto_server",                    # the moto server on 127.0.0.1 (moto_endpoint, sagemaker_target)
+}   # (local_api, the runtime's loopback API in a thread of this process, starts in milliseconds: fast)
+# fixtures of one module (their names are local to it)
+INTEGRATION_MODULE_FIXTURES = {
+    "tests/deploy/test_api.py": {"deployed", "holiday_data", "api_server"},   # trained models, endpoint and API servers
+    "tests/deploy/test_endpoint.py": {"models"},                     # trained models behind endpoint servers
+    "tests/pipelines/local/test_sagemaker_jobs.py": {"trained"},     # AutoML jobs in training processes
+    "tests/pipelines/local/test_sagemaker_endpoints.py": {"model_dir", "served"},
+    "tests/pipelines/local/test_step_env.py": {"cache"},             # step interpreters and pip in subprocesses
+    "tests/pipelines/local/test_runtime.py": {"settings"},           # local pipeline runs (steps are processes)
+    "tests/pipelines/test_run.py": {"definition_dir"},               # the CLI in a fresh interpreter
+    "tests/pipelines/local/test_limits.py": {"trained", "settings"},  # a trained model; local pipeline runs
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        uses = set(getattr(item, "fixturenames", ()))
+        moto_param = "moto" in getattr(getattr(item, "callspec", None), "id", "").split("-")  # a backend fixture's moto side
+        if moto_param or uses & (INTEGRATION_FIXTURES | INTEGRATION_MODULE_FIXTURES.get(module, set())):
+            item.add_marker(pytest.mark.integration)

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -27,8 +28,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from pipelines.local.store import list_prefix, local_path, to_uri
+from processing.kernel import console
 from processing.kernel.process_env import configure_threads
 from processing.kernel.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENGINE_IMAGE = "forecast-local-engine:latest"   # stands in for Autopilot's inference images
@@ -188,9 +192,9 @@ def train_job(request: dict, record: dict, settings: Settings, save: Callable[[d
     save(record)
     started = time.monotonic()
     source = data if isinstance(data, Path) else "the training files"
-    print(f"[local automl] job {name}: training the local forecasting engine on {source}", flush=True)
-    result = train(data, config, output_dir, time_limit_seconds=limit, log=lambda m: print(m, flush=True))
-    print(f"[local automl] job {name}: done in {time.monotonic() - started:.1f}s", flush=True)
+    logger.info(f"[local automl] job {name}: training the local forecasting engine on {source}")
+    result = train(data, config, output_dir, time_limit_seconds=limit)  # the engine logs
+    logger.info(f"[local automl] job {name}: done in {time.monotonic() - started:.1f}s")
     model_uri = to_uri(result.model_dir, settings).rstrip("/") + "/"
     leaderboard_uri = output_uri + "/leaderboard.csv"
     metrics = []
@@ -231,11 +235,12 @@ def _exit_when_orphaned(owner: int) -> None:
     while True:
         time.sleep(ORPHAN_CHECK_SECONDS)
         if os.getppid() != owner:
-            print("[local automl] the runtime that owns this job exited: stopping", flush=True)
+            logger.warning("[local automl] the runtime that owns this job exited: stopping")
             os._exit(143)
 
 
 def main(argv: list) -> int:
+    console.setup()
     from pipelines.local.sagemaker import LocalSageMakerClient
     from pipelines.local.sagemaker_jobs import _now
 

@@ -138,7 +138,9 @@ class LocalAWSServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws-api", daemon=True)
+        # polled every 50 ms (not the default 0.5 s) so that close() returns at once when a run ends
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="local-aws-api", daemon=True)
         self._thread.start()
         return self
 

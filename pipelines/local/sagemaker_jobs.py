@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import logging
 import os
 import signal
 import time
@@ -22,6 +23,8 @@ from pipelines.local import automl_worker, limits, supervision
 from pipelines.local.errors import LocalClientError
 from pipelines.local.store import atomic_write_bytes, list_prefix, local_path
 from processing.kernel.aws_validation import RequestValidationError, validate_request
+
+logger = logging.getLogger(__name__)
 
 
 def _now() -> datetime.datetime:
@@ -288,7 +291,7 @@ class JobsMixin:
             self._save("transform", name, record)
             raise
         except Exception as error:
-            print(traceback.format_exc(), flush=True)
+            logger.error(traceback.format_exc())
             record.update(TransformJobStatus="Failed", FailureReason=f"{type(error).__name__}: {error}")
         record["TransformEndTime"] = _now()
         self._save("transform", name, record)
@@ -317,8 +320,8 @@ class JobsMixin:
             model.predict_file(path, target)
             limits.check_invocation_time(request, time.monotonic() - invoked, f"{source.rstrip('/')}/{relative}")
             written.append(target)
-            print(f"[local transform] {position}/{len(files)} {relative} -> {output}/{relative}.out", flush=True)
-        print(f"[local transform] {len(files)} file(s) in {time.monotonic() - started:.1f}s", flush=True)
+            logger.info(f"[local transform] {position}/{len(files)} {relative} -> {output}/{relative}.out")
+        logger.info(f"[local transform] {len(files)} file(s) in {time.monotonic() - started:.1f}s")
         return written
 
     def describe_transform_job(self, TransformJobName: str) -> dict:  # noqa: N803

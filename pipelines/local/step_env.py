@@ -28,6 +28,7 @@ import dataclasses
 import glob
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
@@ -40,7 +41,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 from pipelines import processing_image
+from processing.kernel import console
 from processing.kernel.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 IMAGE, STEP_PYTHON, HOST_FALLBACK, HOST = "image", "FORECAST_STEP_PYTHON", "host fallback", "host"
 MARKER = "environment.json"          # written last: its presence means the folder is complete
@@ -220,7 +224,7 @@ def _pip(python: str, arguments: Sequence[str], log_path: Path,
 
 
 def build_image_environment(python: str, python_version: str, settings: Settings,
-                            out: Callable[[str], None] = print,
+                            out: Callable[[str], None] = logger.info,
                             image: Optional[processing_image.ProcessingImage] = None) -> Path:
     """The cached venv with the image's pins for `python`; built once, under a lock."""
     image = image or processing_image.load()
@@ -322,7 +326,7 @@ def fallback_warning(image: processing_image.ProcessingImage, reason: str) -> st
             f"predict SageMaker (FORECAST_STEP_ENV=strict makes this an error)")
 
 
-def resolve(settings: Settings, out: Callable[[str], None] = print,
+def resolve(settings: Settings, out: Callable[[str], None] = logger.info,
             find: Optional[Callable[[str], Optional[tuple[str, str]]]] = None) -> StepEnvironment:
     """The environment for this run's processing steps (builds the image env on first use)."""
     image = processing_image.load()
@@ -363,7 +367,7 @@ def resolve(settings: Settings, out: Callable[[str], None] = print,
 
 
 def overlay(env: StepEnvironment, requirements: Path, settings: Settings,
-            out: Callable[[str], None] = print) -> Optional[Path]:
+            out: Callable[[str], None] = logger.info) -> Optional[Path]:
     """The step's requirements installed for `env` in a folder of their own (cached by content).
 
     Returns None for the host's own Python (it has the project's packages already). Raises
@@ -404,6 +408,7 @@ def overlay(env: StepEnvironment, requirements: Path, settings: Settings,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """`python -m pipelines.local.step_env`: build (or find) the step environment and say which it is."""
+    console.setup()
     import argparse
 
     from processing.kernel.settings import SettingsError

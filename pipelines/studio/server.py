@@ -25,6 +25,7 @@ from typing import Any, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pipelines.studio import pages, state
+from processing.kernel import console
 from processing.kernel.settings import Settings, SettingsError, resolve
 
 HOST = "127.0.0.1"
@@ -257,6 +258,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list] = None) -> int:
+    console.setup()
     args = parser().parse_args(argv)
     try:
         settings = resolve({"config_file": args.config, "target": "local"})

@@ -227,6 +227,7 @@ def test_given_the_api_server_when_posted_then_it_answers_like_the_handler(deplo
     assert via_cli.returncode == 0 and json.loads(via_cli.stdout)["item_id"] == "bread"
 
 
+@pytest.mark.integration
 def test_given_two_registered_versions_when_each_is_approved_then_the_endpoint_and_api_serve_it(tmp_path):
     """Local end to end: PrepareData -> engine -> registry -> approve (deploy handler) -> endpoint -> API."""
     from deploy.approve import approve
@@ -318,6 +319,7 @@ def test_given_the_sagemaker_target_when_forecast_then_s3_data_the_endpoint_and_
     assert [row["timestamp"] for row in body["forecast"]] == ["2024-03-25", "2024-03-26"]
 
 
+@pytest.mark.integration
 def test_given_items_sold_in_several_stores_when_forecast_then_grouping_picks_the_series(tmp_path):
     settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})
     north, south = support.sales(), support.sales(scale=3.0, seed=1)
@@ -637,6 +639,7 @@ def test_given_a_slow_data_recheck_in_one_request_then_other_requests_are_served
     assert not slow.is_alive()
 
 
+@pytest.mark.integration
 def test_given_item_ids_with_leading_zeros_when_forecast_then_007_and_7_are_two_items(tmp_path):
     """The API's history reader keeps ids as text: '007' is not item 7."""
     settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})

@@ -134,6 +134,7 @@ def test_a_given_layer_arn_is_used_as_is_and_a_malformed_one_refused(sagemaker_t
         api_infrastructure.pandas_layer_arn(sagemaker_target, "pandas")
 
 
+@pytest.mark.integration
 def test_the_bundle_is_deterministic_and_serves_a_request_from_the_zip_alone(tmp_path):
     bundle = api_infrastructure.build_bundle()
     assert bundle == api_infrastructure.build_bundle()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -141,29 +142,37 @@ def test_given_no_approved_version_when_rolling_back_then_nothing_to_roll_back_t
 
 
 # --- SageMaker target end to end through the real deploy handler (moto) ----------------------------
-def test_on_sagemaker_approve_leaves_deployment_to_eventbridge(sagemaker_target, aws_requests, capsys):
+def logged(caplog) -> str:
+    """What the library logged (a CLI's console shows these lines)."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("deploy."))
+
+
+def test_on_sagemaker_approve_leaves_deployment_to_eventbridge(sagemaker_target, aws_requests, caplog):
+    caplog.set_level(logging.INFO, logger="deploy")
     sm = clients.client("sagemaker", sagemaker_target)
     ensure_group(sm, GROUP)
     arn = register_version(sm, GROUP)
 
     cli.approve(sm, sagemaker_target, arn)
 
-    out = capsys.readouterr().out
+    out = logged(caplog)
     assert "EventBridge rule invokes demand-forecast-deploy" in out
     assert "warning: the approval rule does not exist" in out
     assert "CreateModel" not in aws_requests.operations()
 
 
-def test_on_sagemaker_with_the_rule_in_place_approve_does_not_warn(sagemaker_target, aws_requests, capsys):
+def test_on_sagemaker_with_the_rule_in_place_approve_does_not_warn(sagemaker_target, aws_requests, caplog):
     from deploy.infrastructure import ensure_deploy_function
 
+    caplog.set_level(logging.INFO, logger="deploy")
     ensure_deploy_function(sagemaker_target, log=lambda _: None, sleep=lambda _: None)
     sm = clients.client("sagemaker", sagemaker_target)
     ensure_group(sm, GROUP)
 
     cli.approve(sm, sagemaker_target, register_version(sm, GROUP))
 
-    assert "warning" not in capsys.readouterr().out
+    out = logged(caplog)
+    assert "EventBridge rule invokes" in out and "warning" not in out
 
 
 def test_on_sagemaker_rollback_redeploys_the_previous_version_through_the_handler(sagemaker_target, aws_requests):
@@ -204,14 +213,15 @@ def test_cli_lists_as_json_and_fails_clearly_on_a_bad_reference(sagemaker_target
     assert "not both" in capsys.readouterr().err
 
 
-def test_on_sagemaker_reapproving_an_approved_version_deploys_it_directly(sagemaker_target, aws_requests, capsys):
+def test_on_sagemaker_reapproving_an_approved_version_deploys_it_directly(sagemaker_target, aws_requests, caplog):
+    caplog.set_level(logging.INFO, logger="deploy")
     sm = clients.client("sagemaker", sagemaker_target)
     ensure_group(sm, GROUP)
     arn = register_version(sm, GROUP, status="Approved")   # e.g. its first deployment failed
 
     result = cli.approve(sm, sagemaker_target, arn)
 
-    assert "no state-change event fires" in capsys.readouterr().out
+    assert "no state-change event fires" in logged(caplog)
     assert result["deployment"]["status"] == "deployed"
     assert cli.deployed_package(sm, "demand-forecast") == arn
 

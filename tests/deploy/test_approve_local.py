@@ -13,6 +13,8 @@ from deploy.endpoint import http_request, running_state
 from processing.kernel.settings import resolve
 from tests.deploy.endpoint_support import free_port, inference_csv, sales, train_model
 
+pytestmark = pytest.mark.integration   # each test trains a model and runs local endpoint servers
+
 GROUP = "demand-forecasting"
 
 

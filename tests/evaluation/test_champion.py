@@ -31,6 +31,7 @@ def _run(dataset, tmp_path, *extra):
     return json.loads((out / contracts.EVALUATION_FILE).read_text())
 
 
+@pytest.mark.integration
 def test_given_no_champion_then_the_section_says_none_with_numeric_gate_values(dataset, tmp_path):
     report = _run(dataset, tmp_path)
     section = report["champion"]
@@ -39,6 +40,7 @@ def test_given_no_champion_then_the_section_says_none_with_numeric_gate_values(d
     assert section["challenger_value"] == pytest.approx(report["forecast_metrics"]["wape"]["value"])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("scale, tolerance, passed", [(2.0, 0.0, True), (0.5, 0.0, False), (0.5, 1.5, True)])
 def test_given_a_champion_then_both_are_scored_alike_and_the_limit_applies_the_tolerance(
         dataset, tmp_path, scale, tolerance, passed):
@@ -53,6 +55,7 @@ def test_given_a_champion_then_both_are_scored_alike_and_the_limit_applies_the_t
     assert section["champion_metrics"]["wql"] is not None and section["challenger_metrics"]["wape"] is not None
 
 
+@pytest.mark.integration
 def test_given_champion_forecasts_missing_holdout_points_then_it_is_unavailable_with_a_warning(dataset, tmp_path):
     folder = _champion_folder(tmp_path / "champion", dataset, 1.0)
     out_file = folder / contracts.CHAMPION_FORECASTS_DIR / "part-00000.csv.out"

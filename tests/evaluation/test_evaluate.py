@@ -27,6 +27,7 @@ def _args(ds, out, *extra):
             "--out", str(out), "--frequency", "D", "--quantiles", "p10,p50,p90", *extra]
 
 
+@pytest.mark.integration
 def test_given_small_files_when_script_runs_then_json_csv_and_plots_are_written(dataset, tmp_path):
     out = tmp_path / "evaluation"
     assert evaluate.main(_args(dataset, out, "--quality-metric", "WAPE", "--quality-threshold", "0.3")) == 0
@@ -63,6 +64,7 @@ def test_given_small_files_when_script_runs_then_json_csv_and_plots_are_written(
         assert float(np.std(image[..., :3])) > 0.02, f"{name} looks blank"
 
 
+@pytest.mark.integration
 def test_given_evaluation_json_when_read_by_the_gate_path_then_value_is_the_chosen_metric(dataset, tmp_path):
     # ties the pipeline's JsonGet path (contracts.QUALITY_GATE_VALUE_PATH) to what the script writes
     out = tmp_path / "evaluation"
@@ -74,6 +76,7 @@ def test_given_evaluation_json_when_read_by_the_gate_path_then_value_is_the_chos
     assert report["quality_gate"]["passed"] is False  # MASE well above 0.01
 
 
+@pytest.mark.integration
 def test_given_forecasts_with_known_errors_when_scored_then_report_matches_independent_computation(tmp_path):
     """Review: the JSON agrees with sklearn / plain numpy computed here, independently."""
     ds = build_dataset(tmp_path / "data", n_items=5, seed=11, zero_item=False)
@@ -103,6 +106,7 @@ def test_given_unknown_quality_metric_when_script_runs_then_exit_2_and_nothing_w
     assert not out.exists() and not list(tmp_path.glob(".evaluation*"))
 
 
+@pytest.mark.integration
 def test_given_a_previous_report_when_rerun_then_outputs_are_replaced_without_leftovers(dataset, tmp_path):
     out = tmp_path / "evaluation"
     out.mkdir()
@@ -113,6 +117,7 @@ def test_given_a_previous_report_when_rerun_then_outputs_are_replaced_without_le
     assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "per_item.csv", "plots"]
 
 
+@pytest.mark.integration
 def test_given_the_module_when_run_as_a_script_then_it_works_without_sdk_or_engine(dataset, tmp_path):
     """Container boundary: runs as `python -m evaluation.evaluate` and never imports sagemaker/forecasting."""
     out = tmp_path / "evaluation"

@@ -18,6 +18,8 @@ from forecasting.models.deepar import DeepAR  # noqa: E402
 from .conftest import make_frame, split_context  # noqa: E402
 from .test_models import _panels  # noqa: E402
 
+pytestmark = pytest.mark.integration   # every test trains the torch network
+
 FAST = {"steps": 250, "num_samples": 100}
 
 

@@ -199,8 +199,9 @@ def test_given_intervals_too_narrow_on_backtests_when_calibrated_then_they_are_w
     assert 0.7 < inside < 0.9
 
 
-@pytest.mark.parametrize("freq, pandas_freq, n", [("H", "h", 24 * 12), ("W", "W-SUN", 120), ("M", "MS", 60),
-                                                  ("15min", "15min", 400)])
+@pytest.mark.parametrize("freq, pandas_freq, n", [  # the long sub-daily series take seconds: integration
+    pytest.param("H", "h", 24 * 12, marks=pytest.mark.integration), ("W", "W-SUN", 120), ("M", "MS", 60),
+    pytest.param("15min", "15min", 400, marks=pytest.mark.integration)])
 def test_given_other_frequencies_when_trained_and_predicted_then_the_next_periods_are_forecast(tmp_path, freq,
                                                                                             pandas_freq, n):
     config = EngineConfig(frequency=freq, horizon=4, holiday_country="US")

@@ -85,7 +85,7 @@ def test_given_an_unknown_model_name_when_created_then_the_error_lists_the_regis
         create("Foo", config)
 
 
-@pytest.mark.parametrize("name", ["ETS", "ARIMA"])
+@pytest.mark.parametrize("name", ["ETS", pytest.param("ARIMA", marks=pytest.mark.integration)])  # ARIMA fits take seconds
 def test_given_a_fitted_statistical_model_when_predicting_then_it_reuses_the_selected_forms(name, config):
     frame = make_frame(n_items=3, n_days=120, kind="seasonal", noise=0.5)
     train, hist, fut, truth = _panels(frame, config)

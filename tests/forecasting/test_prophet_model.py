@@ -32,6 +32,7 @@ def test_given_a_pure_weekly_season_when_forecast_then_prophet_follows_it(config
     assert mae < 1.0, f"Prophet p50 error {mae:.2f} on a season of amplitude 10"
 
 
+@pytest.mark.integration
 def test_given_a_linear_trend_when_forecast_then_prophet_extrapolates_it(config):
     frame = make_frame(n_items=3, n_days=150, kind="trend", noise=0.3)
     train_panel, hist, fut, truth = _panels(frame, config)
@@ -41,6 +42,7 @@ def test_given_a_linear_trend_when_forecast_then_prophet_extrapolates_it(config)
     assert error < 0.1 * naive_error, f"Prophet: {error:.2f} vs flat forecast {naive_error:.2f}"
 
 
+@pytest.mark.integration
 def test_given_a_promotion_effect_when_forecast_then_the_regressor_lifts_promoted_days(config):
     frame = make_frame(n_items=3, n_days=200, kind="covariate", noise=0.5)
     train_panel, hist, fut, truth = _panels(frame, config)
@@ -54,6 +56,7 @@ def test_given_a_promotion_effect_when_forecast_then_the_regressor_lifts_promote
     assert np.mean(np.abs(values[:, :, -1] - truth)) < 2.0
 
 
+@pytest.mark.integration
 def test_given_noisy_series_when_forecast_then_quantiles_never_cross_and_form_an_interval(config):
     frame = make_frame(n_items=3, n_days=100, kind="seasonal", noise=8.0, seed=3)
     train_panel, hist, fut, truth = _panels(frame, config)
@@ -64,6 +67,7 @@ def test_given_noisy_series_when_forecast_then_quantiles_never_cross_and_form_an
     assert covered >= 0.5
 
 
+@pytest.mark.integration
 def test_given_two_runs_when_forecast_then_numbers_are_identical_and_the_caller_rng_untouched(config):
     frame = make_frame(n_items=2, n_days=120, kind="covariate", noise=2.0)
     train_panel, hist, fut, _ = _panels(frame, config)
@@ -80,6 +84,7 @@ def test_given_two_runs_when_forecast_then_numbers_are_identical_and_the_caller_
     np.testing.assert_allclose(first[:, :, -1], other[:, :, -1])
 
 
+@pytest.mark.integration
 def test_given_worker_processes_when_forecast_then_results_equal_the_serial_ones(config, monkeypatch):
     monkeypatch.setattr(local, "PARALLEL_MIN_SERIES", 2)
     frame = make_frame(n_items=4, n_days=90, kind="covariate", noise=2.0)
@@ -94,6 +99,7 @@ def test_given_worker_processes_when_forecast_then_results_equal_the_serial_ones
     np.testing.assert_array_equal(alone[0], serial.predict(hist, fut)[2])
 
 
+@pytest.mark.integration
 def test_given_concurrent_requests_when_forecast_then_each_gets_its_serial_numbers(config):
     """The endpoint serves requests on threads; Prophet's draws from numpy's global generator
     must not interleave between them."""
@@ -110,6 +116,7 @@ def test_given_concurrent_requests_when_forecast_then_each_gets_its_serial_numbe
                 np.testing.assert_array_equal(got[i], expected[i])
 
 
+@pytest.mark.integration
 def test_given_a_pickled_candidate_when_loaded_then_it_predicts_identical_numbers(config):
     frame = make_frame(n_items=2, n_days=100, kind="seasonal")
     train_panel, hist, fut, _ = _panels(frame, config)
@@ -118,6 +125,7 @@ def test_given_a_pickled_candidate_when_loaded_then_it_predicts_identical_number
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(hist, fut), before)
 
 
+@pytest.mark.integration
 def test_given_the_prophet_algorithm_when_trained_then_it_is_labelled_prophet_and_survives_save_load(
         tmp_path, config):
     # given: promotions seasonal naive cannot foresee, so Prophet earns ensemble weight
@@ -167,6 +175,7 @@ print("fallbacks", model.forecast(hist, fut).fallbacks.count)
 """
 
 
+@pytest.mark.integration
 def test_given_a_fresh_process_when_prophet_forecasts_then_nothing_is_printed():
     # a fresh interpreter without pytest's log capture: prophet's and cmdstanpy's own handlers
     # would print 'Importing plotly failed' and INFO lines per fit

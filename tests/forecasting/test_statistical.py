@@ -15,6 +15,7 @@ from .conftest import make_frame
 from .test_models import _panels
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["ETS", "ARIMA"])
 def test_given_worker_processes_when_fitting_and_predicting_then_results_equal_the_serial_ones(
         name, config, monkeypatch):
@@ -81,6 +82,7 @@ class _SlowETS(statistical.ETS):
         return None
 
 
+@pytest.mark.integration
 def test_given_an_abandoned_parallel_fit_when_it_stops_then_the_workers_stop_too(config, monkeypatch, tmp_path):
     # given: 80 slow series in 8 chunks, and a projection that gives up after the first chunk
     monkeypatch.setattr(local, "PARALLEL_MIN_SERIES", 2)
@@ -102,7 +104,7 @@ def test_given_an_abandoned_parallel_fit_when_it_stops_then_the_workers_stop_too
     assert before < 80
 
 
-@pytest.mark.parametrize("name", ["ARIMA", "ETS", "Theta"])
+@pytest.mark.parametrize("name", [pytest.param("ARIMA", marks=pytest.mark.integration), "ETS", "Theta"])  # ARIMA fits take seconds
 def test_given_a_series_with_no_sales_lately_when_forecast_then_it_is_flat_zero_not_a_fallback(name, config):
     # ARIMA's estimation fails on a constant window (all residuals missing); that is not a model failure
     frame = make_frame(n_items=3, n_days=300, kind="covariate", noise=2.0)

@@ -134,6 +134,7 @@ def test_every_call_of_a_step_script_is_found_in_the_code():
     assert not any(call.where.startswith("pipelines.local") for call in iam.boto3_calls("processing.register"))
 
 
+@pytest.mark.integration
 def test_a_new_call_in_a_step_script_without_a_policy_change_fails(tmp_path, monkeypatch):
     """A step script that starts calling DeleteModelPackageGroup, read by the same scanner, is a missing grant."""
     (tmp_path / "processing").mkdir()
@@ -150,10 +151,12 @@ def test_a_new_call_in_a_step_script_without_a_policy_change_fails(tmp_path, mon
         "but no statement allows it"]
 
 
+@pytest.mark.integration
 def test_pipeline_role_grants_exactly_what_the_steps_and_the_automl_job_need():
     assert iam.check_role(_pipeline_documents(), pipeline_role_needs()) == []
 
 
+@pytest.mark.integration
 def test_a_granted_action_nothing_needs_is_reported():
     documents = _pipeline_documents()
     documents["extra"] = {"Version": "2012-10-17", "Statement": [
@@ -171,6 +174,7 @@ def test_a_resource_of_the_wrong_type_is_reported():
                         "not a resource type it takes (*)"]
 
 
+@pytest.mark.integration
 def test_deploy_role_grants_exactly_what_the_handler_needs():
     from deploy.infrastructure import deploy_role_policy
 
@@ -193,6 +197,7 @@ def api_role_needs(settings) -> list[iam.Need]:
     return needs
 
 
+@pytest.mark.integration
 def test_forecast_api_role_grants_exactly_what_the_handler_needs():
     from deploy.api_infrastructure import api_role_policy
 
@@ -200,6 +205,7 @@ def test_forecast_api_role_grants_exactly_what_the_handler_needs():
     assert iam.check_role({"forecast-api": api_role_policy(settings)}, api_role_needs(settings)) == []
 
 
+@pytest.mark.integration
 def test_forecast_api_role_does_not_reach_another_endpoint():
     from deploy.api_infrastructure import api_role_policy
 

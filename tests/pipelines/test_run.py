@@ -218,6 +218,7 @@ def test_given_help_then_both_pipelines_parameters_are_listed_with_type_default_
     assert "ServiceLevel" in text and "Float    default 0.9" in text
 
 
+@pytest.mark.integration
 def test_given_the_batch_specs_then_the_definition_declares_exactly_those_parameters():
     from pipelines.batch import parameter_specs
 
@@ -340,6 +341,7 @@ def test_given_an_execution_arn_then_the_studio_link_names_pipeline_and_executio
 
 
 # --- local target -----------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_given_no_role_when_running_with_no_start_then_local_target_and_the_bundle_is_in_the_local_store():
     from pipelines import code_bundle
     from processing.kernel.settings import resolve
@@ -389,6 +391,7 @@ def test_given_aws_unreachable_when_running_on_sagemaker_then_one_line_error_and
     assert "\n" not in err
 
 
+@pytest.mark.integration
 def test_given_forecast_horizon_0_when_running_locally_then_it_is_refused_before_any_step_starts(capsys):
     code = run.main(["--param", "ForecastHorizon=0"])
     err = capsys.readouterr().err

@@ -112,6 +112,7 @@ def test_the_local_equivalent_is_a_crontab_line_running_pipelines_run(expression
     assert "python -m pipelines.run --target local --pipeline batch --param ForecastHorizon=28" in line
 
 
+@pytest.mark.integration
 def test_on_the_local_target_create_prints_the_crontab_line_and_calls_nothing(aws_requests):
     lines: list[str] = []
     assert schedule.main(["--target", "local", "create", "weekly", "--expression", "cron(0 6 ? * MON *)",

@@ -49,6 +49,7 @@ def test_given_the_reserved_code_input_then_the_step_is_refused(factory):
         factory.processing_step("Bad", "processing.report", inputs={"code": "s3://b/x/"})
 
 
+@pytest.mark.integration
 def test_given_a_region_then_the_image_is_that_regions_scikit_learn_image():
     assert steps.sklearn_image_uri("eu-central-1") == \
         "492215442770.dkr.ecr.eu-central-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"

@@ -235,6 +235,7 @@ def test_given_processing_steps_then_code_bundle_entrypoint_and_pythonpath_are_s
         assert args["AppSpecification"]["ImageUri"].endswith(f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3")
 
 
+@pytest.mark.integration
 def test_given_two_renders_with_the_same_code_then_the_definitions_are_identical():
     from pipelines.steps import StepFactory
     from pipelines.training import get_pipeline

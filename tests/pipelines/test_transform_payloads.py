@@ -16,6 +16,8 @@ from processing.generate import generate_sales
 from processing.kernel import contracts
 from tests.pipelines.definition_support import batch_definition, default_parameters, step, training_definition
 
+pytestmark = pytest.mark.integration   # prepares the seed dataset and runs its steps' code on it
+
 
 @pytest.fixture(scope="module")
 def seed_files(tmp_path_factory):

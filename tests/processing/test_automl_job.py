@@ -224,6 +224,7 @@ def _cli_args(tmp_path):
             f"--role-arn={ROLE}", "--poll-seconds=0", "--grouping-columns=", f"--result-dir={tmp_path}"]
 
 
+@pytest.mark.integration
 def test_given_a_bad_parameter_when_running_the_cli_then_nothing_is_started_and_the_parameter_is_named(
         tmp_path, capsys):
     sm = _sagemaker()
@@ -309,6 +310,7 @@ def test_given_a_profile_aggregation_and_no_flag_then_the_request_uses_what_prep
     assert aggregation == {"target_value": "max"}
 
 
+@pytest.mark.integration
 def test_given_the_container_boundary_when_importing_the_step_scripts_then_only_allowed_packages_load():
     import subprocess
     import sys
@@ -364,6 +366,7 @@ def test_given_the_local_api_and_no_training_data_when_running_the_cli_then_the_
     assert served[-1] == ("DescribeAutoMLJobV2", 200)
 
 
+@pytest.mark.integration
 def test_given_a_slow_job_when_waiting_then_polls_start_at_seconds_and_grow_to_poll_seconds():
     """Seconds of latency for a short local job, at most --poll-seconds between calls on AWS."""
     sm = _sagemaker()
@@ -393,6 +396,7 @@ def _bundle(tmp_path):
     return root
 
 
+@pytest.mark.integration
 def test_given_a_job_in_progress_when_the_step_gets_sigterm_then_it_stops_the_job(tmp_path, local_api):
     """The pipeline is stopped while AutoML trains: the step process (the bundle and boto3 only)
     calls StopAutoMLJob, the job ends Stopped, its training process is gone, the step exits non-zero."""

@@ -244,6 +244,7 @@ def test_backtest_is_split_into_whole_series_files(tmp_path):
         (whole / "backtest" / "part-00000.csv").read_bytes().split(b"\n", 1)[1]
 
 
+@pytest.mark.integration
 def test_script_runs_as_a_module_and_prints_no_traceback_on_bad_input(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("item_id;timestamp;target_value\na;2023-01-01;1\n")

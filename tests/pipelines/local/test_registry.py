@@ -104,6 +104,7 @@ def test_given_filters_then_listing_selects_and_sorts(registry):
     assert [p["version"] for p in registry.list_packages(sort_order="Ascending")] == [1, 2, 3]
 
 
+@pytest.mark.integration
 def test_given_concurrent_writer_processes_then_every_version_number_is_unique(tmp_path):
     path = tmp_path / "registry.sqlite"
     Registry(path).create_group("demand-forecasting")

@@ -77,6 +77,7 @@ def training_record(settings, plots=14):
             "definition": str(definition)}
 
 
+@pytest.mark.integration
 def test_given_an_execution_when_the_report_is_written_then_the_graph_fits_and_every_plot_opens_full_size(
         settings, tmp_path):
     record = training_record(settings, plots=14)

@@ -62,6 +62,7 @@ def test_given_a_changed_pin_then_the_cache_key_changes_and_only_then(tmp_path):
         step_env.overlay_key("# the charts\ncycler==0.12.1\nmatplotlib==3.11.2\n")   # same pins, one overlay
 
 
+@pytest.mark.integration
 def test_given_a_held_lock_then_another_process_waits_for_it(tmp_path):
     """Concurrent runs build one environment: the second waits for the first's lock."""
     lock = tmp_path / "env.lock"

@@ -1,0 +1,61 @@
+"""Libraries log, programs print: a program's console shows the project's log records as plain lines."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+
+from processing.kernel import console
+
+
+def test_given_no_console_when_a_library_logs_info_then_nothing_reaches_stdout(capsys):
+    logging.getLogger("processing.some_module").info("progress")
+    assert capsys.readouterr().out == ""
+
+
+def test_given_the_console_when_a_library_logs_then_stdout_has_the_bare_message(capsys):
+    console.setup()
+    logging.getLogger("processing.some_module").info("read 3 rows")
+    logging.getLogger("deploy.some_module").warning("warning: careful")
+    logging.getLogger("__main__").info("a step script run with python -m")
+    assert capsys.readouterr().out == "read 3 rows\nwarning: careful\na step script run with python -m\n"
+
+
+def test_given_the_console_when_stdout_is_redirected_later_then_records_follow_it(capsys):
+    # the local runtime redirects sys.stdout into a step's log around in-process steps
+    console.setup()
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        logging.getLogger("pipelines.local.sagemaker_jobs").info("[local transform] 1 file(s)")
+    assert buffer.getvalue() == "[local transform] 1 file(s)\n"
+    assert capsys.readouterr().out == ""
+
+
+def test_setup_twice_prints_each_record_once_and_third_party_info_stays_hidden(capsys):
+    console.setup()
+    console.setup()
+    logging.getLogger("forecasting.engine").info("once")
+    logging.getLogger("botocore.credentials").info("Found credentials in environment variables.")
+    assert capsys.readouterr().out == "once\n"
+
+
+def test_records_are_not_passed_on_to_a_root_handler_too(capsys):
+    # AWS Lambda's runtime (and logging.basicConfig) put a handler on the root logger
+    root_stream = io.StringIO()
+    handler = logging.StreamHandler(root_stream)
+    logging.getLogger().addHandler(handler)
+    try:
+        console.setup()
+        logging.getLogger("deploy.handler").info("deployed")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert capsys.readouterr().out == "deployed\n" and root_stream.getvalue() == ""
+
+
+def test_reset_restores_the_logging_defaults(capsys):
+    console.setup()
+    console.reset()
+    logging.getLogger("processing.some_module").info("hidden again")
+    assert capsys.readouterr().out == ""
+    assert logging.getLogger("processing").propagate and logging.getLogger("processing").level == logging.NOTSET
