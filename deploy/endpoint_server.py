@@ -41,6 +41,13 @@ ADMIN_HEADER = "X-Admin-Token"
 CACHE_HEADER = "X-Forecast-Cache"
 REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024   # SageMaker real-time InvokeEndpoint: 6 MB request body
 MAX_BODY_BYTES = REALTIME_PAYLOAD_LIMIT_BYTES    # the container refuses what SageMaker would never pass on
+# SageMaker real-time InvokeEndpoint: the container must answer /invocations within 60 s, after
+# which the client gets a ModelError ("Your invocation timed out ...") while the container computes on.
+INVOCATION_TIMEOUT_SECONDS = 60.0
+# A request's compute deadline: the invocation timeout less a margin for the last check, the
+# answer and its trip back, so the client reads our error (413) rather than SageMaker's timeout.
+COMPUTE_MARGIN_SECONDS = 5.0
+COMPUTE_SECONDS = INVOCATION_TIMEOUT_SECONDS - COMPUTE_MARGIN_SECONDS
 FOLLOW_SECONDS = 0.02                    # how often a worker looks for a new model on the board
 RELOAD_TIMEOUT_SECONDS = 300.0           # every worker must have loaded a new model within this
 STATE_WATCH_SECONDS = 2.0                # a server whose state file disappears stops itself
@@ -196,6 +203,7 @@ class _Handler(JsonRequestHandler):
     server: EndpointServer
     # HTTP/1.0: one request per connection, so closing the server never waits on idle keep-alives
     server_version = "forecast-local-endpoint/1"
+    compute_seconds = COMPUTE_SECONDS   # per /invocations request, from its arrival (tests lower it)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         LOG.debug("%s " + format, self.address_string(), *args)
@@ -284,6 +292,7 @@ class _Handler(JsonRequestHandler):
         return 404
 
     def _invoke(self, loaded: Optional[LoadedModel]) -> int:
+        deadline = time.monotonic() + self.compute_seconds
         body = self._read_body()
         if loaded is None:
             self._send_json(503, {"error": "no model is loaded yet; retry when GET /ping answers 200"})
@@ -301,9 +310,21 @@ class _Handler(JsonRequestHandler):
         check_values(context)
         check_span(context, loaded.model)
         try:
-            forecast = loaded.model.predict(context)
+            forecast = loaded.model.predict(context, deadline=deadline)
         except (ValueError, KeyError, TypeError) as problem:
             raise BadRequest(f"cannot forecast this input: {problem}") from None
+        except RuntimeError as problem:
+            from forecasting.models.base import TimeBudgetExceeded  # the engine: never imported before the fork
+
+            if not isinstance(problem, TimeBudgetExceeded):
+                raise
+            item = getattr(getattr(loaded.model, "config", None), "item_id_column", None)
+            items = f"{context[item].nunique()} items, " if item in context.columns else ""
+            # 413 (content larger than the server is able to process): the client's fix is a smaller request
+            raise HttpError(413, f"the request was too large to forecast within {self.compute_seconds:g} s "
+                                 f"({items}{len(context)} rows; SageMaker's real-time invocation "
+                                 f"timeout is {INVOCATION_TIMEOUT_SECONDS:g} s): send fewer items per "
+                                 "request, or use batch transform for large sets") from None
         payload, media = render_body(forecast, accept)
         loaded.cache.put(key, payload, media)
         if loaded is self.server.slot.current:

@@ -23,6 +23,7 @@ from processing.kernel.contracts import MEAN_COLUMN
 from .config import EngineConfig
 from .data import ColumnRoles, Panel, build_panel, read_table, static_frame, to_long_frame
 from .ensemble import combine
+from .models.base import TimeBudgetExceeded
 from .models.lightgbm_global import import_lightgbm
 
 MODEL_FILE = "model.joblib"
@@ -47,16 +48,19 @@ class ForecastModel:
                                  else np.asarray(interval_factors, float))
 
     # --- prediction ---------------------------------------------------------------------
-    def predict(self, context: pd.DataFrame, source: str = "prediction input") -> pd.DataFrame:
+    def predict(self, context: pd.DataFrame, source: str = "prediction input",
+                deadline: Optional[float] = None) -> pd.DataFrame:
+        """`deadline` (a time.monotonic() value, None: no limit): past it, TimeBudgetExceeded, so a
+        real-time request too large for its invocation timeout stops instead of computing on."""
         config = self.config
         long = to_long_frame(context, config, self.roles, source, training=False)
         ids = static_frame(context, config, ColumnRoles([], [c for c in self.roles.static if c in context.columns], []))
-        history, future = self._split(long, ids, source)
-        values = self.predict_arrays(history, future)
-        return self._to_frame(values, future, ids)
+        history, future = self._split(long, ids, source, deadline)
+        values = self.predict_arrays(history, future, deadline)
+        return self._to_frame(values, future, ids, deadline)
 
-    def predict_arrays(self, history: Panel, future: Panel) -> np.ndarray:
-        members = {name: self.candidates[name].predict(history, future)
+    def predict_arrays(self, history: Panel, future: Panel, deadline: Optional[float] = None) -> np.ndarray:
+        members = {name: self.candidates[name].predict(history, future, deadline=_checked(deadline))
                    for name, w in self.weights.items() if np.any(w > 0)}
         return combine(members, self.weights, self.config.quantile_levels, self.interval_factors,
                        bool(self.metadata.get("non_negative", False)))
@@ -67,13 +71,14 @@ class ForecastModel:
             frame.to_csv(tmp, index=False)
         return Path(out_path)
 
-    def _split(self, long: pd.DataFrame, ids: pd.DataFrame, source: str):
+    def _split(self, long: pd.DataFrame, ids: pd.DataFrame, source: str, deadline: Optional[float] = None):
         config, H = self.config, self.config.horizon
         known = long["y"].notna().to_numpy()
         uid = long["unique_id"].to_numpy()
         hist_parts, fut_parts = [], []
         offset = pd.tseries.frequencies.to_offset(config.pandas_frequency)
         for u, part in long.groupby("unique_id", sort=False):
+            _checked(deadline)
             k = part["y"].notna().to_numpy()
             if not k.any():
                 raise ValueError(f"{source}: item {u!r} has no history (every target is empty); "
@@ -117,10 +122,12 @@ class ForecastModel:
                 out[c] = self.static[c].reindex(ids.index).astype(str) if c in self.static.columns else "nan"
         return out
 
-    def _to_frame(self, values: np.ndarray, future: Panel, ids: pd.DataFrame) -> pd.DataFrame:
+    def _to_frame(self, values: np.ndarray, future: Panel, ids: pd.DataFrame,
+                  deadline: Optional[float] = None) -> pd.DataFrame:
         config = self.config
         rows = []
         for i, u in enumerate(future.uids):
+            _checked(deadline)
             h = int(future.lengths[i])
             ds = future.ds[future.indptr[i]:future.indptr[i + 1]]
             part = {config.item_id_column: np.repeat(ids.loc[u, config.item_id_column], h)}
@@ -161,6 +168,13 @@ class ForecastModel:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return model_dir
+
+
+def _checked(deadline: Optional[float]) -> Optional[float]:
+    """`deadline`, once it is known not to have passed (the per-item loops call this)."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeBudgetExceeded("the prediction ran past its deadline")
+    return deadline
 
 
 def load_model(model_dir) -> ForecastModel:

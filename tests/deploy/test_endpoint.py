@@ -552,6 +552,33 @@ def test_given_a_covariate_that_breaks_the_arithmetic_then_400_naming_column_and
     assert status == 400 and "column 'promotion'" in error and f"row {len(frame)}" in error and "finite" in error
 
 
+def many_items_csv(items: int) -> bytes:
+    """Valid inference input for `items` short series (14 days of history, HORIZON future rows each)."""
+    stamps = pd.date_range("2024-01-01", periods=14 + support.HORIZON, freq="D")
+    frame = pd.DataFrame({"item_id": [f"i{k}" for k in range(items) for _ in stamps],
+                          "timestamp": list(stamps.strftime("%Y-%m-%d")) * items,
+                          "target_value": ([5.0] * 14 + [None] * support.HORIZON) * items,
+                          "promotion": 0, "day_of_week": list(stamps.dayofweek) * items, "category": "food"})
+    return frame.to_csv(index=False).encode()
+
+
+def test_given_a_request_too_large_to_forecast_in_time_then_413_at_the_deadline_and_the_worker_serves_on(
+        loaded, models, monkeypatch):
+    monkeypatch.setattr(endpoint_server._Handler, "compute_seconds", 0.5)
+    body = many_items_csv(3000)   # seconds of work: far past 0.5 s
+
+    # the answer comes by the deadline plus the margin, or the client gives up (a socket timeout fails the test)
+    status, _, answer = endpoint.http_request(loaded.url + "/invocations", "POST", body, {"Content-Type": "text/csv"},
+                                              timeout=0.5 + endpoint_server.COMPUTE_MARGIN_SECONDS)
+
+    error = json.loads(answer)["error"]
+    assert status == 413 and "too large to forecast within 0.5 s" in error and "3000 items" in error
+    assert "send fewer items per request" in error
+    good = post(loaded, support.inference_csv(models["frame"]))            # the same (only) worker, free again
+    assert good[0] == 200 and len(pd.read_csv(io.BytesIO(good[2]))) == len(support.ITEMS) * support.HORIZON
+    assert endpoint_server.COMPUTE_SECONDS < endpoint_server.INVOCATION_TIMEOUT_SECONDS == 60.0
+
+
 def test_given_a_slow_client_then_it_gets_408_and_the_server_keeps_serving(loaded, models, monkeypatch):
     import socket
 
@@ -623,7 +650,7 @@ class SlowModel:
     def __init__(self, seconds: float):
         self.seconds = seconds
 
-    def predict(self, frame):
+    def predict(self, frame, deadline=None):
         time.sleep(self.seconds)
         return frame.head(1)
 

@@ -67,3 +67,18 @@ def test_given_concurrent_predictions_when_some_series_fall_back_then_each_call_
         np.testing.assert_array_equal(got.values, want.values)
         assert got.fallbacks == want.fallbacks
     assert not {"fallbacks", "fallback_reason", "predict_seconds", "_deadline"} & set(vars(model))
+
+
+def test_given_a_deadline_when_predicting_then_a_passed_one_stops_it_and_a_far_one_changes_nothing(config, tmp_path):
+    """The endpoint's per-request compute deadline: past it the prediction stops (it does not compute on)."""
+    import time
+
+    from forecasting.models.base import TimeBudgetExceeded
+
+    frame = make_frame(n_items=3, n_days=60, noise=2.0)
+    history, context, _ = split_context(frame, config.horizon)
+    model = _fitted(["SeasonalNaive", "NPTS"], config, history, tmp_path)
+
+    with pytest.raises(TimeBudgetExceeded, match="deadline"):
+        model.predict(context, deadline=time.monotonic() - 1.0)
+    pd.testing.assert_frame_equal(model.predict(context, deadline=time.monotonic() + 600), model.predict(context))
