@@ -131,15 +131,32 @@ def _uid_series(df: pd.DataFrame, config: EngineConfig) -> pd.Series:
 
 def _parse_timestamps(values: pd.Series, source: str, column: str) -> pd.Series:
     """Timestamps at their local time: a UTC offset is dropped (PrepareData's rule, docs/data.md)."""
-    parsed = pd.to_datetime(tables.local_time_texts(values), errors="coerce")
+    texts = tables.local_time_texts(values)
+    parsed = pd.to_datetime(texts, errors="coerce")
     bad = parsed.isna() & values.notna()
     if bad.any() or values.isna().any():
-        row = int(np.flatnonzero((bad | values.isna()).to_numpy())[0])
-        raise ValueError(f"{source}: column {column!r} row {row + 2} has an unreadable or empty timestamp "
-                         f"({values.iloc[row]!r}); use ISO dates such as 2023-12-31 or 2023-12-31 23:00:00")
+        row, usual = _odd_timestamp(texts, bad)
+        what = (f"({values.iloc[row]!r}) is not in the format of most rows ({usual}); write every timestamp in "
+                "one format," if usual else f"has an unreadable or empty timestamp ({values.iloc[row]!r}); use")
+        raise ValueError(f"{source}: column {column!r} row {row + 2} {what} ISO dates such as 2023-12-31 or "
+                         "2023-12-31 23:00:00")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     return parsed
+
+
+def _odd_timestamp(values: pd.Series, bad: pd.Series) -> tuple[int, Optional[str]]:
+    """(first row that is empty or not in the most common format, that format), not just the first
+    row pandas failed on: pandas reads all rows in the FIRST row's format, so an odd first row
+    made every good row look bad."""
+    from pandas.tseries.api import guess_datetime_format
+
+    codes, uniques = pd.factorize(values.astype(str).where(values.notna()))
+    formats = np.array([guess_datetime_format(u) for u in uniques] + [None], dtype=object)[codes]
+    counts = pd.Series(formats).value_counts()   # None (unreadable, empty) not counted
+    usual = counts.index[0] if len(counts) and (formats != counts.index[0]).any() else None
+    odd = (formats != usual) if usual else (bad | values.isna()).to_numpy()
+    return int(np.flatnonzero(odd)[0]), usual
 
 
 def _fill(values: np.ndarray, codes: np.ndarray, region: np.ndarray, rule: str,
@@ -151,6 +168,15 @@ def _fill(values: np.ndarray, codes: np.ndarray, region: np.ndarray, rule: str,
     missing = np.isnan(values)
     filled = apply_fill(values, codes, missing, region, rule, explicit if explicit is not None else "0")
     return np.where(np.isnan(filled) & missing & region, 0.0, filled)   # a series with no value at all
+
+
+def _booleans(values: pd.Series) -> np.ndarray:
+    """Where `values` holds True/False (a bool column, or bools among the numbers of an object one)."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.notna().to_numpy()
+    if values.dtype != object:
+        return np.zeros(len(values), bool)
+    return values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(bool)
 
 
 _AGG = contracts.PANDAS_AGGREGATION
@@ -179,9 +205,22 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ValueError(f"{source}: column {config.target_column!r} row {row + 2} is not a number "
                          f"({target.iloc[row]!r}); targets must be numeric (empty = unknown)")
+    flags = _booleans(target)
+    if flags.any():   # pandas reads true as 1: a JSON boolean would become a sale
+        row = int(np.flatnonzero(flags)[0])
+        raise ValueError(f"{source}: column {config.target_column!r} row {row + 2} is a boolean "
+                         f"({target.iloc[row]!r}), not a number; targets must be numeric (empty = unknown)")
     long["y"] = y.astype(float).to_numpy()
     for column in roles.covariates:
-        long[column] = pd.to_numeric(df[column], errors="coerce").astype(float).to_numpy()
+        raw = df[column]
+        numbers = pd.to_numeric(raw, errors="coerce")
+        text = numbers.isna() & raw.notna()
+        text &= (raw.astype(str).str.strip() != "") if text.any() else text   # blanks are empty values
+        if text.any():   # else "yes" became an empty value, filled as 0 or reported as missing
+            row = int(np.flatnonzero(text.to_numpy())[0])
+            raise ValueError(f"{source}: column {column!r} row {row + 2} is not a number ({raw.iloc[row]!r}); "
+                             "related time series must be numeric (true/false count as 1/0; a blank cell takes the fill rule)")
+        long[column] = numbers.astype(float).to_numpy()
     for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
         with np.errstate(invalid="ignore"):
             huge = np.flatnonzero(np.abs(long[internal].to_numpy()) > MAX_ABS_VALUE)

@@ -39,3 +39,56 @@ def test_zero_and_value_fills_are_unchanged():
     assert zero["y"].tolist() == [1.0, 0.0, 3.0, 0.0, 2.0]
     config = EngineConfig(filling={"target_value": {"middlefill": "value", "middlefill_value": "7"}})
     assert _apply_filling(long, config, ColumnRoles([], [], []), training=False)["y"].tolist() == [1.0, 7.0, 3.0, 7.0, 2.0]
+
+
+# --- bad input: one error naming the row (as the file numbers it: the header is row 1), column and value
+def _input(**columns):
+    frame = pd.DataFrame({"item_id": "a", "timestamp": [f"2024-01-0{d}" for d in range(1, 6)],
+                          "target_value": [1.0, 2.0, 3.0, 4.0, 5.0], "promotion": [0, 1, 0, 1, 0]})
+    for name, values in columns.items():
+        frame[name] = pd.Series(values, dtype=object)
+    return frame
+
+
+def _refusal(frame: pd.DataFrame, covariates=("promotion",)) -> str:
+    import pytest
+
+    from forecasting.data import to_long_frame
+
+    with pytest.raises(ValueError) as raised:
+        to_long_frame(frame, EngineConfig(horizon=2), ColumnRoles(list(covariates), [], []), "input.csv",
+                      training=False)
+    return str(raised.value)
+
+
+def test_given_mixed_timestamp_formats_then_the_first_odd_row_is_named_with_its_value():
+    stamps = ["2024-01-01 13:37:00", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+    message = _refusal(_input(timestamp=stamps))
+    assert "row 2" in message and "'2024-01-01 13:37:00'" in message
+    assert "row 3" not in message.split("'2024-01-01 13:37:00'")[0]   # the valid row 3 is not the culprit
+    assert "column 'timestamp'" in message and "one format" in message
+
+
+def test_given_an_unreadable_timestamp_after_good_ones_then_its_row_is_named():
+    message = _refusal(_input(timestamp=["2024-01-01", "2024-01-02", "soon", "2024-01-04", "2024-01-05"]))
+    assert "row 4" in message and "'soon'" in message
+
+
+def test_given_a_boolean_target_then_refused_naming_row_and_column():
+    message = _refusal(_input(target_value=[1.0, 2.0, True, 4.0, None]))
+    assert "column 'target_value'" in message and "row 4" in message and "True" in message
+
+
+def test_given_a_non_numeric_covariate_then_refused_as_such_naming_row_and_column():
+    message = _refusal(_input(promotion=[0, 1, 0, "yes", 0]))
+    assert "column 'promotion'" in message and "row 5" in message and "'yes'" in message
+    assert "not a number" in message and "empty future values" not in message
+
+
+def test_given_booleans_and_empty_cells_in_a_covariate_then_they_are_accepted():
+    from forecasting.data import to_long_frame
+
+    frame = _input(promotion=[True, False, None, 1, ""])
+    long = to_long_frame(frame, EngineConfig(horizon=2), ColumnRoles(["promotion"], [], []), "input.csv",
+                         training=False)
+    assert long["promotion"].tolist()[:2] == [1.0, 0.0] and long["promotion"].tolist()[3] == 1.0
