@@ -32,6 +32,7 @@ from processing.atomic import write_json_atomic
 from processing.automl_job import REQUEST_FILE, is_not_found
 from processing.kernel import aws_errors, console, contracts
 from processing.kernel.aws_validation import validate_request
+from processing.kernel.cli import step_main
 
 logger = logging.getLogger(__name__)
 
@@ -331,15 +332,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@step_main("RegisterModel failed", (ValueError, ClientError), code=1)   # RegistrationError is a ValueError
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
     """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr. `sm` is for tests."""
     console.setup()
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        run(args, sm=sm)
-    except (RegistrationError, ValueError, ClientError) as error:
-        print(f"RegisterModel failed: {error}", file=sys.stderr, flush=True)
-        return 1
+    run(args, sm=sm)
     return 0
 
 
