@@ -62,6 +62,7 @@ from deploy.endpoint_server import (  # noqa: F401 - importers reach the server'
     write_state,
 )
 from deploy.model_slot import ModelSlot, engine_loader, resolve_model_dir  # noqa: F401
+from processing.kernel.processes import pid_alive
 
 LOG = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -99,18 +100,9 @@ def _error_message(body: bytes) -> str:
         return body.decode(errors="replace")[:500]
 
 
-def pid_alive(pid: int) -> bool:
-    """The process exists and is no zombie (a zombie answers kill(0) but serves nothing)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+def server_alive(state: Optional[dict]) -> bool:
+    """The state file's server process still runs: its pid, and the start time it recorded (a reused pid is not it)."""
+    return bool(state and state.get("pid") and pid_alive(int(state["pid"]), state.get("process_start")))
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,7 +129,7 @@ class LocalEndpoints:
     def running_state(self, name: str) -> Optional[dict]:
         """The state of a live server called `name`, or None (stale state files are ignored)."""
         state = self.read_state(name)
-        if state and state.get("pid") and pid_alive(int(state["pid"])):
+        if server_alive(state):
             return state
         return None
 
@@ -181,9 +173,9 @@ class LocalEndpoints:
     def stop(self, name: str) -> bool:
         """Stop the server called `name`; False when none was running. Removes its state file."""
         state = self.read_state(name)
-        was_running = bool(state and state.get("pid") and pid_alive(int(state["pid"])))
+        was_running = server_alive(state)
         if was_running:
-            _terminate(int(state["pid"]))
+            _terminate(int(state["pid"]))  # type: ignore[index]  (server_alive: a state with a pid)
         self.state_path(name).unlink(missing_ok=True)
         return was_running
 

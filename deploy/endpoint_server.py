@@ -34,6 +34,7 @@ from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from deploy.model_slot import LoadedModel, ModelSlot, ResponseCache, SharedBoard, engine_loader
 from processing.atomic import write_text_atomic
 from processing.kernel.process_env import configure_threads
+from processing.kernel.processes import process_start
 
 LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -412,7 +413,9 @@ def serve(model_dir: str | Path, *, home: Path, name: str, port: int,
     url = f"http://{HOST}:{sock.getsockname()[1]}"
     path = state_path(home, name)
     token = secrets.token_hex(16)
-    state = {"name": name, "pid": os.getpid(), "host": HOST, "port": sock.getsockname()[1], "url": url,
+    # pid and its start time: deploy.endpoint tells this server from a later process given the same pid
+    state = {"name": name, "pid": os.getpid(), "process_start": process_start(os.getpid()),
+             "host": HOST, "port": sock.getsockname()[1], "url": url,
              "admin_token": token, "workers": workers,
              "started_at": _iso(time.time()), "log": str(endpoints_dir(home) / f"{name}.log"),
              "model_dir": str(model_dir), "model_package_arn": model_package_arn}

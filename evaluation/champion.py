@@ -21,12 +21,12 @@ Container-safe: stdlib, numpy, pandas (via scoring).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from evaluation import scoring
+from processing import tables
 from processing.kernel import contracts
 
 COMPARED_KEYS = ("wape", "wql", "mape", "mase", "rmse", "mae", "bias", "coverage")
@@ -42,15 +42,7 @@ def check_tolerance(tolerance: float) -> float:
 
 def read_champion(folder: "str | Path") -> dict:
     """champion.json written by the ChampionForecast step (a file or its folder)."""
-    path = Path(folder)
-    if path.is_dir():
-        path = path / contracts.CHAMPION_FILE
-    if not path.is_file():
-        raise ValueError(f"--champion: {path} does not exist (the ChampionForecast step writes it)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"--champion: {path} is not valid JSON ({error})") from None
+    return tables.read_json(folder, contracts.CHAMPION_FILE, "--champion", "the ChampionForecast step writes it")
 
 
 def _number(value: Any) -> Optional[float]:

@@ -27,6 +27,7 @@ from evaluation import champion, plots, scoring
 from evaluation.scoring import SERIES, Columns
 from processing.atomic import replace_directory
 from processing.kernel import console, contracts
+from processing.kernel.cli import step_main
 
 logger = logging.getLogger(__name__)
 
@@ -153,14 +154,11 @@ def write_outputs(evaluation: scoring.Evaluation, out: Path, columns: Columns, q
             shutil.rmtree(stage, ignore_errors=True)
 
 
+@step_main("[evaluate] error", ValueError)
 def main(argv: Optional[List[str]] = None) -> int:
     console.setup()
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except ValueError as error:
-        print(f"[evaluate] error: {error}", file=sys.stderr)
-        return 2
+    run(args)
     return 0
 
 

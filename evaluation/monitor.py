@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 from evaluation import accuracy, drift
 from processing.atomic import write_json_atomic
 from processing.kernel import console
+from processing.kernel.cli import step_main
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing.kernel.settings import resolve
 from processing.report import read_history
@@ -209,6 +210,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@step_main("MonitorForecasts failed", ValueError)
 def main(argv: Optional[Sequence[str]] = None, s3: Any = None, sm: Any = None, cloudwatch: Any = None) -> int:
     console.setup()
     args = parse_args(argv)
@@ -216,12 +218,8 @@ def main(argv: Optional[Sequence[str]] = None, s3: Any = None, sm: Any = None, c
         print(f"MonitorForecasts failed: --level-factor={args.level_factor} must be > 1", file=sys.stderr)
         return 2
     region = resolve().effective_region
-    try:
-        run(args, s3 or boto3.client("s3", region_name=region), sm or boto3.client("sagemaker", region_name=region),
-            cloudwatch or boto3.client("cloudwatch", region_name=region))
-    except ValueError as error:
-        print(f"MonitorForecasts failed: {error}", file=sys.stderr)
-        return 2
+    run(args, s3 or boto3.client("s3", region_name=region), sm or boto3.client("sagemaker", region_name=region),
+        cloudwatch or boto3.client("cloudwatch", region_name=region))
     return 0
 
 

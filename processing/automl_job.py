@@ -33,6 +33,7 @@ from processing import automl_request
 from processing.atomic import write_json_atomic
 from processing.kernel import aws_errors, console, contracts
 from processing.kernel.aws_validation import validate_request
+from processing.kernel.cli import step_main
 
 logger = logging.getLogger(__name__)
 
@@ -396,6 +397,8 @@ def _terminate(signum: int, frame: Any) -> None:
     raise StepTerminated()
 
 
+@step_main("AutoML step failed", (AutoMLJobFailed, automl_request.AutoMLRequestError, ValueError,
+                                  FileNotFoundError, TimeoutError, ClientError), code=1)
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
     """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr, 143 on SIGTERM. `sm` is for tests."""
     console.setup()
@@ -407,13 +410,6 @@ def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
     except StepTerminated:
         print("AutoML step stopped by SIGTERM", file=sys.stderr, flush=True)
         return EXIT_TERMINATED
-    except (AutoMLJobFailed, automl_request.AutoMLRequestError, ValueError, FileNotFoundError,
-            TimeoutError) as error:
-        print(f"AutoML step failed: {error}", file=sys.stderr, flush=True)
-        return 1
-    except ClientError as error:
-        print(f"AutoML step failed: {error}", file=sys.stderr, flush=True)
-        return 1
     return 0
 
 

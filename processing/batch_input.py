@@ -32,6 +32,7 @@ import pandas as pd
 from processing import tables
 from processing.atomic import staged_directory
 from processing.kernel import console
+from processing.kernel.cli import step_main
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
 from processing.sharding import group_series, line_bytes, series_sizes
 
@@ -182,24 +183,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@step_main("PrepareBatchInput failed", BatchInputError)
 def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = parse_args(argv)
-    try:
-        frame = read_input(args.input, args.item_id_column)
-        frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, args.input)
-        schema = training_schema(args.model_dir)
-        left_out: List[str] = []
-        if schema:
-            frame, left_out = apply_schema(frame, schema, args.input)
-        elif args.model_dir is not None:
-            print("warning: the model package records no training schema (registered before it was recorded); "
-                  "the input's columns are passed as they are")
-        files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file,
-                             args.max_file_bytes)
-    except BatchInputError as error:
-        print(f"PrepareBatchInput failed: {error}", file=sys.stderr)
-        return 2
+    frame = read_input(args.input, args.item_id_column)
+    frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, args.input)
+    schema = training_schema(args.model_dir)
+    left_out: List[str] = []
+    if schema:
+        frame, left_out = apply_schema(frame, schema, args.input)
+    elif args.model_dir is not None:
+        print("warning: the model package records no training schema (registered before it was recorded); "
+              "the input's columns are passed as they are")
+    files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file,
+                         args.max_file_bytes)
     if dropped:
         print(f"Dropped {len(dropped)} item(s) with fewer than {MIN_HISTORY_POINTS} observed values: "
               f"{dropped[:20]}{' ...' if len(dropped) > 20 else ''}")

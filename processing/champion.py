@@ -35,6 +35,7 @@ from processing.atomic import staged_file, write_json_atomic
 from processing.create_model import create_model_request, ensure_model
 from processing.kernel import console, contracts
 from processing.kernel.aws_validation import validate_request
+from processing.kernel.cli import step_main
 from processing.kernel.settings import resolve
 from processing.resolve_model import describe_resolved
 
@@ -195,18 +196,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@step_main("ChampionForecast failed", (ClientError, ValueError, TimeoutError), code=1)
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None, s3: Any = None) -> int:
     console.setup()
     args = parse_args(argv)
     settings = resolve()
     region = settings.effective_region
-    try:
-        document = forecast_with_champion(sm or boto3.client("sagemaker", region_name=region),
-                                          s3 or boto3.client("s3", region_name=region),
-                                          args, tags=dict(settings.tags))
-    except (ClientError, ValueError, TimeoutError) as error:
-        print(f"ChampionForecast failed: {error}", file=sys.stderr, flush=True)
-        return 1
+    document = forecast_with_champion(sm or boto3.client("sagemaker", region_name=region),
+                                      s3 or boto3.client("s3", region_name=region),
+                                      args, tags=dict(settings.tags))
     write_json_atomic(args.result_dir / contracts.CHAMPION_FILE, document)
     return 0
 

@@ -30,6 +30,7 @@ import pandas as pd
 from processing.atomic import staged_file
 from processing.data_prep import write_frame_csv
 from processing.kernel import console
+from processing.kernel.cli import step_main
 
 # The recipe's catalogue, in the recipe's order (the order fixes the random draws).
 CATEGORIES = {
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@step_main("error", ValueError)
 def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = build_parser().parse_args(argv)
@@ -260,14 +262,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("--future-truth needs --future-days N (N >= 1)", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    try:
-        data = generate(args.products, args.regions, args.start, args.end, args.seed, args.future_days)
-        write_frame(data.frame, args.out)
-        if args.future_truth:
-            write_frame(data.truth, args.future_truth)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    data = generate(args.products, args.regions, args.start, args.end, args.seed, args.future_days)
+    write_frame(data.frame, args.out)
+    if args.future_truth:
+        write_frame(data.truth, args.future_truth)
     frame = data.frame
     history = frame[frame["target_value"].notna()]
     print(f"Generated {len(frame)} rows of sales data for {frame['item_id'].nunique()} unique items "

@@ -23,6 +23,7 @@ from processing.data_prep import (
     run,
 )
 from processing.kernel import console
+from processing.kernel.cli import step_main
 from processing.kernel.contracts import add_column_arguments, parse_list
 
 EXIT_BAD_INPUT = 2
@@ -60,15 +61,12 @@ def config_from_args(args: argparse.Namespace) -> PrepConfig:
                       duplicates=args.duplicates, negative_targets=args.negative_targets)
 
 
+@step_main("PrepareData failed", DataValidationError, EXIT_BAD_INPUT)
 def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    try:
-        run(args.input, args.output_dir, config_from_args(args))
-    except DataValidationError as error:
-        print(f"PrepareData failed: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    run(args.input, args.output_dir, config_from_args(args))
     print(f"done in {time.perf_counter() - started:.1f}s")
     return 0
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import math
 import sys
@@ -28,10 +27,12 @@ from typing import Any, Callable, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
+from processing import tables
 from processing.atomic import write_json_atomic
 from processing.automl_job import REQUEST_FILE, is_not_found
 from processing.kernel import aws_errors, console, contracts
 from processing.kernel.aws_validation import validate_request
+from processing.kernel.cli import step_main
 
 logger = logging.getLogger(__name__)
 
@@ -49,18 +50,6 @@ Log = Callable[[str], None]
 
 class RegistrationError(ValueError):
     """The inputs of the registration are missing or malformed; the message says which."""
-
-
-def _read_json(folder_or_file: str, file_name: str, flag: str) -> dict:
-    path = Path(folder_or_file)
-    if path.is_dir():
-        path = path / file_name
-    if not path.is_file():
-        raise RegistrationError(f"{flag}: {path} does not exist")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise RegistrationError(f"{path}: not valid JSON ({error})") from None
 
 
 def _metric_text(value: Any) -> Optional[str]:
@@ -304,13 +293,13 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
 
         settings = settings or resolve()
         sm = boto3.client("sagemaker", region_name=settings.effective_region)
-    automl_result = _read_json(args.automl_result_dir, contracts.AUTOML_RESULT_FILE, "--automl-result-dir")
-    evaluation = _read_json(args.evaluation_dir, contracts.EVALUATION_FILE, "--evaluation-dir")
+    automl_result = tables.read_json(args.automl_result_dir, contracts.AUTOML_RESULT_FILE, "--automl-result-dir")
+    evaluation = tables.read_json(args.evaluation_dir, contracts.EVALUATION_FILE, "--evaluation-dir")
     request_path = Path(args.automl_result_dir)
     request_path = request_path / REQUEST_FILE if request_path.is_dir() else request_path.with_name(REQUEST_FILE)
-    automl_request = _read_json(str(request_path), REQUEST_FILE, "--automl-result-dir") \
+    automl_request = tables.read_json(str(request_path), REQUEST_FILE, "--automl-result-dir") \
         if request_path.is_file() else None
-    profile = _read_json(args.profile_dir, contracts.PROFILE_FILE, "--profile-dir") if args.profile_dir else None
+    profile = tables.read_json(args.profile_dir, contracts.PROFILE_FILE, "--profile-dir") if args.profile_dir else None
     columns = training_columns(profile)
     if not columns:
         log("warning: no PrepareData profile (--profile-dir): the package records no training schema, "
@@ -343,15 +332,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@step_main("RegisterModel failed", (ValueError, ClientError), code=1)   # RegistrationError is a ValueError
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
     """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr. `sm` is for tests."""
     console.setup()
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        run(args, sm=sm)
-    except (RegistrationError, ValueError, ClientError) as error:
-        print(f"RegisterModel failed: {error}", file=sys.stderr, flush=True)
-        return 1
+    run(args, sm=sm)
     return 0
 
 

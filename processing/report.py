@@ -19,6 +19,7 @@ import pandas as pd
 from processing import monitor_report, reporting, tables
 from processing.atomic import staged_directory
 from processing.kernel import console
+from processing.kernel.cli import step_main
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
 from processing.reporting import Columns, ReportInputError
 
@@ -207,14 +208,11 @@ model package <code>{html.escape(str(summary.get('model_package_arn')))}</code><
 """
 
 
+@step_main("Report failed", ReportInputError)
 def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = parse_args(argv)
-    try:
-        out = write_report(args)
-    except ReportInputError as error:
-        print(f"Report failed: {error}", file=sys.stderr)
-        return 2
+    out = write_report(args)
     charts = ", charts/" if (Path(out) / "charts").is_dir() else " (no charts)"
     print(f"Report written to {out} (report.html, summary.json, inventory.csv, forecasts.csv/.parquet{charts})")
     return 0

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from processing.atomic import write_json_atomic
 from processing.kernel import console
+from processing.kernel.cli import step_main
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, decode_training_columns
 from processing.kernel.settings import resolve
 
@@ -77,15 +78,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@step_main("ResolveModel failed", NoApprovedModel)
 def main(argv: Optional[Sequence[str]] = None, sagemaker: Any = None) -> int:
     console.setup()
     args = parse_args(argv)
     sagemaker = sagemaker or boto3.client("sagemaker", region_name=resolve().effective_region)
-    try:
-        resolved = describe_resolved(latest_approved(sagemaker, args.model_package_group))
-    except NoApprovedModel as error:
-        print(f"ResolveModel failed: {error}", file=sys.stderr)
-        return 2
+    resolved = describe_resolved(latest_approved(sagemaker, args.model_package_group))
     write_json_atomic(args.result_dir / RESOLVED_MODEL_FILE, resolved)
     print(f"Resolved {resolved['model_package_arn']} (version {resolved['model_package_version']}, "
           f"{resolved['containers']} container(s))")

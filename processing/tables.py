@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import re
 import zlib
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -78,6 +79,26 @@ def list_files(path, suffixes: Sequence[str] = DATA_SUFFIXES, what: str = "input
     if not files:
         raise TableError(f"{what} folder {path}: no {', '.join(suffixes)} files in it")
     return files
+
+
+def read_json(path, file_name: str, flag: str, hint: str = "") -> Dict[str, Any]:
+    """A step's JSON input (another step's result): the file itself, or the folder holding `file_name`.
+
+    Every failure is one line naming the flag and the file, raised as TableError; `hint` says which
+    step writes the file, for the "does not exist" case.
+    """
+    target = Path(path)
+    if target.is_dir():
+        target = target / file_name
+    if not target.is_file():
+        raise TableError(f"{flag}: {target} does not exist{'; ' + hint if hint else ''}")
+    try:
+        document = json.loads(target.read_text(encoding="utf-8"))
+    except ValueError as error:          # JSONDecodeError and UnicodeDecodeError alike
+        raise TableError(f"{flag}: {target} is not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise TableError(f"{flag}: {target} holds a JSON {type(document).__name__}, not an object")
+    return document
 
 
 def read_file(path, text_columns: Iterable[str] = (), *, name: Optional[str] = None, categorical: bool = False,

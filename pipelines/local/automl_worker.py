@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -30,6 +29,8 @@ from typing import Any, Callable, Optional
 from pipelines.local.store import list_prefix, local_path, to_uri
 from processing.kernel import console
 from processing.kernel.process_env import configure_threads
+from processing.kernel.processes import pid_alive as pid_alive  # the check sagemaker_jobs and tests call here
+from processing.kernel.processes import stop_group
 from processing.kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -127,27 +128,7 @@ def stop_all(settings: Optional[Settings] = None) -> list:
 
 
 def _kill(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    except (ProcessLookupError, PermissionError):
-        pass
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    stop_group(process, STOP_GRACE_SECONDS)
 
 
 atexit.register(stop_all)

@@ -132,7 +132,7 @@ class JobsMixin:
             return {}
         record.update(AutoMLJobSecondaryStatus="Stopping", LastModifiedTime=_now())
         self._save("automl", AutoMLJobName, record)
-        if not automl_worker.stop(self.settings, AutoMLJobName) and automl_worker.pid_alive(record.get("WorkerPid")):
+        if not automl_worker.stop(self.settings, AutoMLJobName) and self._worker_alive(record):
             with contextlib.suppress(ProcessLookupError, PermissionError):  # launched by another process
                 os.killpg(record["WorkerPid"], signal.SIGKILL)
         record = self._load("automl", AutoMLJobName) or record

@@ -7,75 +7,23 @@ when the dead execution is noticed (`reap`) or retried.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import datetime
 import logging
-import os
 import signal
-import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from pipelines.local import records
+
+# what "alive" means is the kernel's, shared with the AutoML worker and the local endpoint
+from processing.kernel.processes import hostname, kill_group, process_alive, process_identity, process_start, stop_group
 
 logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
-
-
-def process_identity(pid: int) -> dict:
-    """pid, host and the process's start time (Linux /proc), so a reused pid is not taken for the runtime."""
-    return {"pid": pid, "host": hostname(), "started": process_start(pid)}
-
-
-def hostname() -> str:
-    return socket.gethostname()
-
-
-def process_start(pid: int) -> Optional[str]:
-    """Start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or None where there is no /proc."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()   # after "(comm)": state is field 3, starttime field 22
-    return fields[19] if len(fields) > 19 else None
-
-
-def process_alive(identity: Optional[Mapping[str, Any]]) -> Optional[bool]:
-    """True/False for a process on this host; None when it cannot be told (other host, no record)."""
-    if not identity or not identity.get("pid") or identity.get("host") != hostname():
-        return None
-    pid = int(identity["pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass                                           # exists, owned by someone else
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return not Path("/proc/self/stat").exists()    # no /proc (macOS): os.kill said it exists
-    if state[state.rindex(")") + 2:].split()[0] in ("Z", "X"):   # killed, not yet reaped
-        return False
-    started = identity.get("started")
-    return started is None or started == process_start(pid)
-
-
-def kill_group(identity: Optional[Mapping[str, Any]], why: str) -> bool:
-    """SIGKILL the process group led by `identity` when that very process still runs; True if it did."""
-    if process_alive(identity) is not True:
-        return False
-    pid = int(identity["pid"])                     # type: ignore[index]
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-        logger.info("killed process group %s (%s)", pid, why)
-        return True
-    return False
 
 
 def _die_with_parent_hook() -> Optional[Callable[[], None]]:
@@ -112,15 +60,7 @@ def stop(process: Optional[subprocess.Popen], grace_seconds: float = 10) -> None
     """Terminate a running step process (its whole process group), then kill it."""
     if process is None or process.poll() is not None:
         return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=grace_seconds)
-    except (ProcessLookupError, PermissionError):
-        pass
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    stop_group(process, grace_seconds)
 
 
 def mark_if_dead(record: dict, path: Path) -> dict:

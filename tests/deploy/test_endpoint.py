@@ -702,3 +702,24 @@ def test_given_a_body_over_6_mb_then_invoke_endpoint_fails_as_sagemaker_does_bef
     error = raised.value.response
     assert error["Error"] == {"Code": "413", "Message": "HTTP content length exceeded 6291456 bytes."}
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+def test_given_a_state_file_whose_pid_now_names_another_process_then_no_server_is_running(tmp_path):
+    """A crashed server's pid, given by the kernel to a later process, is not taken for the server."""
+    from processing.kernel.processes import process_start
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # holds the "reused" pid
+    try:
+        path = endpoint.state_path(tmp_path, "reused")
+        endpoint.write_state(path, {"pid": other.pid, "process_start": str(int(process_start(other.pid)) + 1),
+                                    "url": "http://127.0.0.1:9"})
+        assert endpoint.running_state(tmp_path, "reused") is None
+        assert endpoint.LocalEndpoints(tmp_path).stop("reused") is False and not path.exists()
+        assert other.poll() is None                                  # the other process was not signalled
+
+        endpoint.write_state(path, {"pid": other.pid, "process_start": process_start(other.pid),
+                                    "url": "http://127.0.0.1:9"})
+        assert endpoint.running_state(tmp_path, "reused")["pid"] == other.pid
+    finally:
+        other.kill()
+        other.wait()

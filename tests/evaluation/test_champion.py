@@ -77,3 +77,16 @@ def test_given_an_undefined_champion_metric_then_nothing_is_compared():
                                   {"forecast_metrics": {"wape": {"value": None}}},
                                   {"status": "available", "model_package_version": 2}, "WAPE", 0.0)
     assert section["status"] == "unavailable" and "champion's WAPE is undefined" in section["reason"]
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "--champion: {path} does not exist; the ChampionForecast step writes it"),
+    ("{not json", "--champion: {path} is not valid JSON (Expecting property name"),
+])
+def test_given_a_missing_or_broken_champion_file_then_one_line_names_it(tmp_path, content, expected):
+    path = tmp_path / contracts.CHAMPION_FILE
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError) as raised:
+        champion.read_champion(tmp_path)
+    assert str(raised.value).startswith(expected.format(path=path)) and "\n" not in str(raised.value)

@@ -92,3 +92,25 @@ def test_given_fetched_csv_bytes_then_ids_stay_text_and_a_cut_gzip_is_one_line_n
     body = gzip.compress((CSV * 500).encode())
     with pytest.raises(tables.TableError, match=r"^s3://b/backtest/part-00000.csv.gz: cannot be read as CSV: .*cut short"):
         tables.read_csv_bytes(body[:len(body) // 2], "s3://b/backtest/part-00000.csv.gz", ["item_id"])
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "--evaluation-dir: {path} does not exist; the Evaluate step writes it"),
+    (b'{"wape": ', "--evaluation-dir: {path} is not valid JSON (Expecting value: line 1 column 10 (char 9))"),
+    (b"\xff\xfe{}", "--evaluation-dir: {path} is not valid JSON ('utf-8' codec can't decode"),
+    (b"[1, 2]", "--evaluation-dir: {path} holds a JSON list, not an object"),
+])
+def test_given_a_bad_json_input_then_the_error_is_one_line_naming_the_flag_and_the_file(tmp_path, content, expected):
+    path = tmp_path / "evaluation.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(tables.TableError) as raised:
+        tables.read_json(tmp_path, "evaluation.json", "--evaluation-dir", "the Evaluate step writes it")
+    message = str(raised.value)
+    assert message.startswith(expected.format(path=path)) and "\n" not in message
+
+
+def test_given_a_json_file_or_its_folder_then_both_read_the_same_document(tmp_path):
+    (tmp_path / "evaluation.json").write_text('{"wape": {"value": 0.1}}', encoding="utf-8")
+    assert tables.read_json(tmp_path, "evaluation.json", "--evaluation-dir") == {"wape": {"value": 0.1}}
+    assert tables.read_json(tmp_path / "evaluation.json", "other.json", "--evaluation-dir") == {"wape": {"value": 0.1}}

@@ -1,0 +1,98 @@
+"""Is this pid still the process that was started? And stopping a process group. Stdlib only.
+
+A pid alone is not an identity: once a process has exited, the kernel hands its pid to the next
+one. A process is therefore named by (pid, host, start time) where the start time is field 22 of
+/proc/<pid>/stat, and a zombie (exited, not yet reaped) counts as gone: it answers kill(pid, 0)
+but runs nothing. The local runtime's records, the local AutoML worker and the local endpoint's
+state files all ask here, so they agree on what "alive" means.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+logger = logging.getLogger(__name__)
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def _stat_fields(pid: int) -> Optional[list]:
+    """/proc/<pid>/stat after "(comm)": index 0 is the state (field 3), 19 the start time (field 22)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def process_start(pid: int) -> Optional[str]:
+    """Start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or None where there is no /proc."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
+
+
+def process_identity(pid: int) -> dict:
+    """pid, host and the process's start time (Linux /proc), so a reused pid is not taken for it later."""
+    return {"pid": pid, "host": hostname(), "started": process_start(pid)}
+
+
+def pid_alive(pid: Any, started: Optional[str] = None) -> bool:
+    """The process `pid` runs (no zombie); with `started` (process_start's value), it is that very process."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:   # kill(0 or -n) would signal a group
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass                                           # exists, owned by someone else
+    fields = _stat_fields(pid)
+    if fields is None:
+        return not Path("/proc/self/stat").exists()    # no /proc (macOS): os.kill said it exists
+    if not fields or fields[0] in ("Z", "X"):          # exited, not yet reaped
+        return False
+    return started is None or started == (fields[19] if len(fields) > 19 else None)
+
+
+def process_alive(identity: Optional[Mapping[str, Any]]) -> Optional[bool]:
+    """True/False for a process on this host; None when it cannot be told (other host, no record)."""
+    if not identity or not identity.get("pid") or identity.get("host") != hostname():
+        return None
+    return pid_alive(int(identity["pid"]), identity.get("started"))
+
+
+def kill_group(identity: Optional[Mapping[str, Any]], why: str) -> bool:
+    """SIGKILL the process group led by `identity` when that very process still runs; True if it did."""
+    if not identity or process_alive(identity) is not True:
+        return False
+    pid = int(identity["pid"])
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+        logger.info("killed process group %s (%s)", pid, why)
+        return True
+    return False
+
+
+def stop_group(process: subprocess.Popen, grace_seconds: float) -> None:
+    """SIGTERM the process group `process` leads (started with start_new_session), SIGKILL after the grace."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace_seconds)
+    except (ProcessLookupError, PermissionError):
+        pass
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+__all__ = ["hostname", "kill_group", "pid_alive", "process_alive", "process_identity", "process_start",
+           "stop_group"]
