@@ -106,3 +106,29 @@ def test_given_quantiles_out_of_order_when_configured_then_they_are_kept_ascendi
 
     config = EngineConfig(quantiles=("p90", "p10", "p50"))
     assert config.quantiles == ("p10", "p50", "p90") and config.quantile_levels == (0.1, 0.5, 0.9)
+
+
+def test_given_a_large_panel_when_planned_then_only_candidates_that_scale_are_left_in():
+    config = EngineConfig()   # the 240 s per-candidate budget, no job limit
+    per_series = ("ETS", "ARIMA", "Theta", "Prophet", "DeepAR")
+    # the seed's 125 series: every candidate may run
+    assert all(config.too_costly_for_panel(n, 125, 2) is None for n in per_series)
+    # 25,000 series: the per-series searches and DeepAR's sampling are left out before they start
+    reasons = {n: config.too_costly_for_panel(n, 25_000, 2) for n in per_series}
+    assert all(reasons.values()), reasons
+    assert "ETS: projected ~1200s of backtests for 25000 series x 2 window(s)" in reasons["ETS"]
+    assert "left out for this panel size" in reasons["ETS"]
+    # the ones whose cost is bounded (a row sample, milliseconds per series) always run
+    assert all(config.too_costly_for_panel(n, 25_000, 2) is None for n in ("SeasonalNaive", "NPTS", "LightGBM"))
+    # ARIMA, the dearest per series, goes first as the panel grows
+    assert config.too_costly_for_panel("ARIMA", 2_500, 2) and not config.too_costly_for_panel("ETS", 2_500, 2)
+
+
+def test_given_a_tight_job_limit_when_planned_then_the_limit_share_is_the_budget():
+    generous = EngineConfig(max_runtime_seconds=14_400)
+    tight = EngineConfig(max_runtime_seconds=60)
+    assert generous.candidate_budget_seconds(candidates=6) == 240.0          # the per-series budget is tighter
+    assert tight.candidate_budget_seconds(candidates=6) == pytest.approx(60 * 0.75 / 6 * 2)
+    assert generous.too_costly_for_panel("ETS", 1_000, 2, candidates=6) is None
+    assert tight.too_costly_for_panel("ETS", 1_000, 2, candidates=6)
+    assert EngineConfig(statistical_budget_seconds=None).too_costly_for_panel("ETS", 10 ** 6, 2) is None

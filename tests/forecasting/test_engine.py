@@ -342,3 +342,24 @@ def test_given_no_log_callable_when_training_then_progress_goes_to_the_logger_no
         train(frame, config, tmp_path, candidates=["SeasonalNaive"])
     assert any(r.name == "forecasting.engine" and "[engine] best: " in r.getMessage() for r in caplog.records)
     assert capsys.readouterr().out == ""   # a library logs; only the CLIs print
+
+
+def test_given_a_panel_too_large_for_a_candidate_when_trained_then_it_is_left_out_before_fitting(
+        tmp_path, config, monkeypatch):
+    # given a budget so small that ETS's per-series cost for 3 series x 2 windows is far past it
+    import dataclasses
+
+    from forecasting.models import ETS
+    config = dataclasses.replace(config, statistical_budget_seconds=0.001)
+    fitted = []
+    monkeypatch.setattr(ETS, "_fit", lambda self, train: fitted.append(train.n_series))
+    lines = []
+    result = train(make_frame(n_items=3, n_days=120), config, tmp_path, candidates=["SeasonalNaive", "ETS"],
+                   log=lines.append)
+    # then ETS never fits, the log and the leaderboard say why, and the baseline carries the job
+    assert fitted == []
+    board = result.leaderboard.set_index("candidate")
+    assert board.loc["ETS", "status"].startswith("skipped: ETS: projected")
+    assert "left out for this panel size" in board.loc["ETS", "status"]
+    assert any("left out for this panel size" in line for line in lines)
+    assert result.best_candidate_name == "SeasonalNaive"
