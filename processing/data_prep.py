@@ -40,6 +40,7 @@ import pandas as pd
 
 from processing import atomic, tables
 from processing.kernel import contracts
+from processing.kernel.contracts import default_filling  # noqa: F401  (re-exported: data_prep.default_filling)
 
 MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
 MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
@@ -348,14 +349,6 @@ def format_timestamps(values: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------- filling
-def default_filling(target: str, covariates: Sequence[str]) -> Dict[str, Dict[str, str]]:
-    """Autopilot Transformations.Filling for the defaults this step applies (the AutoML request reuses it)."""
-    filling = {target: {"middlefill": "zero", "backfill": "zero"}}
-    for column in covariates:
-        filling[column] = {"middlefill": "zero", "backfill": "zero", "futurefill": "zero"}
-    return filling
-
-
 def resolve_filling(user: Optional[Mapping[str, Mapping[str, Any]]], target: str,
                     covariates: Sequence[str]) -> Dict[str, Dict[str, str]]:
     """Defaults overridden per column and key by the user's Filling; validated like Autopilot does."""
