@@ -45,3 +45,18 @@ def test_given_the_offline_environment_then_it_is_restored_afterwards(monkeypatc
         assert os.environ["AWS_DEFAULT_REGION"] == "ap-south-1"
         assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
     assert "AWS_DEFAULT_REGION" not in os.environ and "AWS_EC2_METADATA_DISABLED" not in os.environ
+
+
+def test_steps_check_their_arguments_without_building_a_local_session_each():
+    # ProcessingStep/TransformStep build LocalSagemakerClient() only for a method name; a real
+    # one builds a LocalSession with boto3 clients (about a second per step on a busy machine)
+    from pipelines.sdk import import_sdk
+    import_sdk()
+    from sagemaker.core.local.local_session import LocalSagemakerClient
+    from sagemaker.mlops.workflow import steps
+
+    client = steps.LocalSagemakerClient()
+    assert client.sagemaker_session is None
+    assert isinstance(client, LocalSagemakerClient)
+    assert client.create_processing_job.__name__ == LocalSagemakerClient.create_processing_job.__name__
+    assert client.create_transform_job.__name__ == "create_transform_job"
