@@ -116,12 +116,13 @@ def test_given_a_large_panel_when_planned_then_only_candidates_that_scale_are_le
     # 25,000 series: the per-series searches and DeepAR's sampling are left out before they start
     reasons = {n: config.too_costly_for_panel(n, 25_000, 2) for n in per_series}
     assert all(reasons.values()), reasons
-    assert "ETS: projected ~1200s of backtests for 25000 series x 2 window(s)" in reasons["ETS"]
+    assert "ETS: projected ~6000s of backtests for 25000 series x 2 window(s)" in reasons["ETS"]
     assert "left out for this panel size" in reasons["ETS"]
     # the ones whose cost is bounded (a row sample, milliseconds per series) always run
     assert all(config.too_costly_for_panel(n, 25_000, 2) is None for n in ("SeasonalNaive", "NPTS", "LightGBM"))
-    # ARIMA, the dearest per series, goes first as the panel grows
-    assert config.too_costly_for_panel("ARIMA", 2_500, 2) and not config.too_costly_for_panel("ETS", 2_500, 2)
+    # Prophet, the dearest per series, goes first as the panel grows; DeepAR's sampling goes by 5,000
+    assert config.too_costly_for_panel("Prophet", 1_000, 2) and not config.too_costly_for_panel("ETS", 1_000, 2)
+    assert not config.too_costly_for_panel("DeepAR", 1_000, 2) and config.too_costly_for_panel("DeepAR", 5_000, 2)
 
 
 def test_given_a_tight_job_limit_when_planned_then_the_limit_share_is_the_budget():
