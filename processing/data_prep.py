@@ -140,10 +140,27 @@ def read_input(path: str | os.PathLike, config: PrepConfig) -> InputTable:
     """Read a file or folder with the project's one reader (processing.tables): ids and grouping as text."""
     list_input_files(path)
     try:
-        return tables.read_table(path, config.keys, suffixes=DATA_SUFFIXES, categorical=True,
-                                 numeric=(config.target,))
+        table = tables.read_table(path, config.keys, suffixes=DATA_SUFFIXES, categorical=True,
+                                  numeric=(config.target,))
     except tables.TableError as error:
         raise DataValidationError(str(error)) from None
+    frame = table.frame
+    for column in frame.columns:   # 0/1 flags and calendar numbers read as int64: 8 bytes a row each
+        if frame[column].dtype == np.int64:
+            frame[column] = frame[column].astype(lean_int_dtype(frame[column].to_numpy()))
+    return table
+
+
+def lean_int_dtype(values: np.ndarray) -> np.dtype:
+    """The smallest signed integer type that holds every value (the CSV text is the same)."""
+    if not len(values):
+        return np.dtype(np.int64)
+    low, high = int(np.min(values)), int(np.max(values))
+    for kind in (np.int8, np.int16, np.int32):
+        info = np.iinfo(kind)
+        if info.min <= low and high <= info.max:
+            return np.dtype(kind)
+    return np.dtype(np.int64)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -659,7 +676,7 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
         original = frame[column]
         if pd.api.types.is_integer_dtype(original.dtype) or pd.api.types.is_bool_dtype(original.dtype):
             if np.all(values == np.round(values)):
-                values = values.astype(np.int64)
+                values = values.astype(lean_int_dtype(values))
         g_cov[column] = values
 
     # per position from the end: the holdout is the last `horizon` periods of each series
