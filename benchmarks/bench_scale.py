@@ -122,10 +122,13 @@ def stop_endpoint(env: dict) -> None:
                    stdin=subprocess.DEVNULL, capture_output=True)
 
 
-def generate(series: int, folder: Path, env: dict) -> dict:
+def generate(series: int, folder: Path, env: dict, reuse: bool = False) -> dict:
     if series % REGIONS:
         raise SystemExit(f"series count {series} must be a multiple of {REGIONS} (products x {REGIONS} regions)")
     folder.mkdir(parents=True, exist_ok=True)
+    if reuse and (folder / "batch.csv").is_file() and (folder / "history.csv").is_file():
+        print(f"  reusing {folder / 'history.csv'} and batch.csv", flush=True)
+        return {"seconds": 0.0, "code": 0, "max_process_bytes": None}
     command = [sys.executable, "-m", "processing.generate", "--products", str(series // REGIONS),
                "--regions", str(REGIONS), "--years", str(YEARS), "--future-days", str(FUTURE_DAYS),
                "--out", str(folder / "batch.csv"), "--history-out", str(folder / "history.csv")]
@@ -231,6 +234,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--work", help="folder for data and FORECAST_HOMEs (default: a temp folder, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--reuse-data", action="store_true",
+                        help="keep history.csv and batch.csv already in the work folder (same sizes)")
     return parser.parse_args(argv)
 
 
@@ -246,7 +251,7 @@ def main(argv=None) -> int:
         for series in args.sizes:
             folder = work / f"s{series}"
             print(f"{series} series: generating ...", flush=True)
-            results[series] = {"generate": generate(series, folder, env)}
+            results[series] = {"generate": generate(series, folder, env, args.reuse_data)}
             runs = [("engine", args.algorithms)]
             if not args.no_baseline and series <= args.baseline_up_to:
                 runs.append(("baseline", BASELINE_ALGORITHMS))
