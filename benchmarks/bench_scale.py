@@ -48,8 +48,10 @@ GB = 1024 ** 3
 class TreeSampler:
     """Samples the summed RSS of a process and all its descendants (psutil) in a thread."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, limit_bytes: Optional[int] = None):
         self.root = psutil.Process(pid)
+        self.limit_bytes = limit_bytes     # past it the run is stopped: the machine is shared
+        self.stopped = False
         self.samples: List[tuple] = []      # (unix time, total rss bytes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -67,6 +69,13 @@ class TreeSampler:
                 except psutil.Error:
                     pass
             self.samples.append((time.time(), total))
+            if self.limit_bytes and total > self.limit_bytes and not self.stopped:
+                self.stopped = True
+                print(f"  memory {total / GB:.1f} GB > --max-gb: stopping the run (SIGINT)", flush=True)
+                try:
+                    self.root.send_signal(2)
+                except psutil.Error:
+                    pass
             self._stop.wait(SAMPLE_SECONDS)
 
     def __enter__(self) -> "TreeSampler":
@@ -82,13 +91,16 @@ class TreeSampler:
         return max(inside) if inside else None
 
 
+MAX_BYTES: Optional[int] = None   # --max-gb
+
+
 def run_measured(command: List[str], env: dict, log: Path) -> dict:
     """Run `command`, sampling its tree; wall seconds, exit code, sampled and kernel peaks."""
     started = time.time()
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(command, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
-        with TreeSampler(process.pid) as sampler:
+        with TreeSampler(process.pid, MAX_BYTES) as sampler:
             _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
     return {"seconds": time.time() - started, "code": process.returncode, "sampler": sampler,
@@ -234,6 +246,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--work", help="folder for data and FORECAST_HOMEs (default: a temp folder, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--max-gb", type=float, default=None,
+                        help="stop a run (SIGINT) whose processes together pass this many GB (shared machines)")
     parser.add_argument("--reuse-data", action="store_true",
                         help="keep history.csv and batch.csv already in the work folder (same sizes)")
     return parser.parse_args(argv)
@@ -241,6 +255,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    global MAX_BYTES
+    MAX_BYTES = int(args.max_gb * GB) if args.max_gb else None
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-scale-"))
     env = {k: v for k, v in os.environ.items() if k not in ("FORECAST_ROLE_ARN", "FORECAST_TARGET")}
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
