@@ -43,7 +43,7 @@ class BatchInputError(ValueError):
 def read_input(path: Path, item_id: str) -> pd.DataFrame:
     """Every input file through the one reader (processing.tables): item ids as text, one-line errors."""
     try:
-        return tables.read_frame(path, [item_id], what="InputDataUrl")
+        return tables.read_frame_shared_text(path, [item_id], what="InputDataUrl")
     except tables.TableError as error:
         raise BatchInputError(str(error)) from None
 

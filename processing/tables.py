@@ -234,6 +234,19 @@ def read_frame(path, text_columns: Iterable[str] = (), **options) -> pd.DataFram
     return read_table(path, text_columns, **options).frame
 
 
+def read_frame_shared_text(path, text_columns: Iterable[str] = (), numeric: Iterable[str] = (),
+                           **options) -> pd.DataFrame:
+    """read_frame with text columns as plain object columns whose rows share one string per
+    distinct value (read as categories, then turned back): the same frame as read_frame, in a
+    fraction of the memory for long inputs (25,000 daily series: 27M rows, a string per cell
+    otherwise), and the parser reads in chunks. `numeric` columns are never read as text."""
+    frame = read_frame(path, text_columns, categorical=True, numeric=numeric, **options)
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype(object)
+    return frame
+
+
 # ------------------------------------------------------------------------------ timestamps
 def split_utc_offsets(texts: Sequence[str]) -> Tuple[List[str], List[Optional[str]]]:
     """Timestamp texts without their UTC offset, and each offset ('+02:00', 'Z' -> '+00:00', or None).

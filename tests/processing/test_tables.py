@@ -92,3 +92,16 @@ def test_given_fetched_csv_bytes_then_ids_stay_text_and_a_cut_gzip_is_one_line_n
     body = gzip.compress((CSV * 500).encode())
     with pytest.raises(tables.TableError, match=r"^s3://b/backtest/part-00000.csv.gz: cannot be read as CSV: .*cut short"):
         tables.read_csv_bytes(body[:len(body) // 2], "s3://b/backtest/part-00000.csv.gz", ["item_id"])
+
+
+def test_shared_text_read_gives_the_same_frame_with_one_string_per_distinct_value(tmp_path):
+    from processing import tables
+    path = tmp_path / "sales.csv"
+    path.write_text("item_id,timestamp,target_value,region\n" + "".join(
+        f"007,2024-01-{d:02d},{d}.5,North\n" for d in range(1, 29)) + "8,2024-01-01,,South\n")
+    plain = tables.read_frame(path, ["item_id"])
+    shared = tables.read_frame_shared_text(path, ["item_id"], numeric=["target_value"])
+    pd.testing.assert_frame_equal(shared, plain)
+    assert shared["item_id"].iloc[0] == "007" and shared["target_value"].isna().sum() == 1
+    # the rows of a distinct value hold the same string object
+    assert len({id(v) for v in shared["region"]}) == 2
