@@ -38,7 +38,8 @@ def training_levels(per_item: pd.DataFrame, columns: Columns) -> pd.DataFrame:
 
 def recent_levels(history: pd.DataFrame, columns: Columns, periods: int) -> pd.Series:
     """Per item: mean of the target over its last `periods` observed timestamps."""
-    observed = history.dropna(subset=[columns.target]).sort_values([columns.item_id, columns.timestamp])
+    keep = [columns.item_id, columns.timestamp, columns.target]   # not a copy of every column of a long history
+    observed = history[keep].dropna(subset=[columns.target]).sort_values(keep[:2])
     per_period = observed.groupby([columns.item_id, columns.timestamp])[columns.target].sum().reset_index()
     return per_period.groupby(columns.item_id)[columns.target].apply(lambda s: float(s.tail(periods).mean()))
 
@@ -50,13 +51,14 @@ def input_drift(per_item: Optional[pd.DataFrame], history: pd.DataFrame, forecas
         return {"available": False, "reason": "the model's evaluation has no per_item.csv to compare with"}
     trained = training_levels(per_item, columns)
     seen = set(trained.index)
-    present = set(history[columns.item_id].astype(str))
+    present = set(map(str, history[columns.item_id].unique()))
     forecast = set(forecasts[columns.item_id].astype(str))
     new = sorted(present - seen)
     gone = sorted(seen - present)
     periods = int(trained["periods"].max()) if len(trained) else 1
-    recent = recent_levels(history.assign(**{columns.item_id: history[columns.item_id].astype(str)}), columns,
-                           periods)
+    slim = pd.DataFrame({columns.item_id: history[columns.item_id].astype(str),
+                         columns.timestamp: history[columns.timestamp], columns.target: history[columns.target]})
+    recent = recent_levels(slim, columns, periods)
     shifts = []
     for item in sorted(seen & present):
         before, now = trained.at[item, "training_level"], recent.get(item)

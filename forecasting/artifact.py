@@ -72,6 +72,46 @@ class ForecastModel:
         return Path(out_path)
 
     def _split(self, long: pd.DataFrame, ids: pd.DataFrame, source: str, deadline: Optional[float] = None):
+        """(history, future) panels: each series' rows up to its last known target, then the next H.
+
+        Array operations over all series at once (a per-series pandas loop cost ~13 ms a series:
+        5 minutes of a 25,000-series batch); a series with fewer than H future rows goes through
+        the per-series path (_split_per_series), which extends it or says what is missing."""
+        _checked(deadline)
+        H, covariates = self.config.horizon, list(self.roles.covariates)
+        uid = long["unique_id"].to_numpy()
+        n = len(uid)
+        if n == 0:
+            return self._split_per_series(long, ids, source, deadline)
+        starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]])
+        lengths = np.diff(np.r_[starts, n])
+        rows = np.arange(n)
+        last = np.maximum.reduceat(np.where(long["y"].notna().to_numpy(), rows, -1), starts)
+        no_history = np.flatnonzero(last < starts)
+        if len(no_history):
+            raise ValueError(f"{source}: item {uid[starts[no_history[0]]]!r} has no history (every target is "
+                             "empty); the context must contain past values of the target")
+        if np.any(starts + lengths - (last + 1) < H):
+            return self._split_per_series(long, ids, source, deadline)
+        last_of_row = np.repeat(last, lengths)
+        in_history = rows <= last_of_row
+        in_future = (rows > last_of_row) & (rows <= last_of_row + H)
+        if covariates:
+            empty = long.loc[in_future, covariates].isna().to_numpy()
+            if empty.any():
+                first = int(np.flatnonzero(empty.any(axis=1))[0])
+                item = uid[np.flatnonzero(in_future)[first]]
+                in_item = uid[in_future] == item
+                col = covariates[int(np.flatnonzero(empty[in_item].any(axis=0))[0])]
+                raise ValueError(f"{source}: item {item!r} has empty future values of covariate {col!r}; "
+                                 "the future rows must carry every related time series")
+        static = self._static_for(ids)
+        history = build_panel(long[in_history].reset_index(drop=True), covariates, static)
+        future = build_panel(long[in_future].reset_index(drop=True), covariates, static)
+        return history, future
+
+    def _split_per_series(self, long: pd.DataFrame, ids: pd.DataFrame, source: str,
+                          deadline: Optional[float] = None):
         config, H = self.config, self.config.horizon
         known = long["y"].notna().to_numpy()
         uid = long["unique_id"].to_numpy()
@@ -125,20 +165,18 @@ class ForecastModel:
     def _to_frame(self, values: np.ndarray, future: Panel, ids: pd.DataFrame,
                   deadline: Optional[float] = None) -> pd.DataFrame:
         config = self.config
-        rows = []
-        for i, u in enumerate(future.uids):
-            _checked(deadline)
-            h = int(future.lengths[i])
-            ds = future.ds[future.indptr[i]:future.indptr[i + 1]]
-            part = {config.item_id_column: np.repeat(ids.loc[u, config.item_id_column], h)}
-            for g in config.grouping_columns:
-                part[g] = np.repeat(ids.loc[u, g], h)
-            part[config.timestamp_column] = ds
-            for j, q in enumerate(config.quantiles):
-                part[q] = values[i, :h, j]
-            part[MEAN_COLUMN] = values[i, :h, -1]
-            rows.append(pd.DataFrame(part))
-        frame = pd.concat(rows, ignore_index=True)
+        _checked(deadline)
+        lengths = np.asarray(future.lengths, dtype=int)
+        if not len(lengths):
+            raise ValueError("no series to forecast")
+        flat = values[np.arange(values.shape[1])[None, :] < lengths[:, None]]   # series-major rows
+        part = {column: np.repeat(ids.loc[list(future.uids), column].to_numpy(), lengths)
+                for column in [config.item_id_column, *config.grouping_columns]}
+        part[config.timestamp_column] = future.ds[future.indptr[0]:future.indptr[-1]]
+        for j, q in enumerate(config.quantiles):
+            part[q] = flat[:, j]
+        part[MEAN_COLUMN] = flat[:, -1]
+        frame = pd.DataFrame(part)
         ts = pd.to_datetime(frame[config.timestamp_column])
         fmt = "%Y-%m-%d" if (ts == ts.dt.normalize()).all() else "%Y-%m-%d %H:%M:%S"
         frame[config.timestamp_column] = ts.dt.strftime(fmt)

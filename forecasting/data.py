@@ -92,7 +92,11 @@ def read_table(path, config: Optional[EngineConfig] = None) -> pd.DataFrame:
     (processing.tables): the item id and grouping columns are read as text, so '007' stays '007'.
     Read errors are one line naming the file (processing.tables.TableError, a ValueError)."""
     text = [config.item_id_column, *config.grouping_columns] if config is not None else []
-    return tables.read_frame(path, text, suffixes=tables.DATA_SUFFIXES, what="data")
+    # text columns as categories: one Python string per distinct value, not per row (the 27M rows
+    # of 25,000 daily series), and the parser works in chunks instead of holding the whole file
+    numeric = [config.target_column] if config is not None else []
+    return tables.read_frame(path, text, suffixes=tables.DATA_SUFFIXES, what="data", categorical=True,
+                             numeric=numeric)
 
 
 def _check_columns(df: pd.DataFrame, config: EngineConfig, source: str, need_target: bool = True):
@@ -109,10 +113,10 @@ def infer_roles(df: pd.DataFrame, config: EngineConfig) -> ColumnRoles:
     """Numeric columns varying within an item are covariates; columns constant per item are static."""
     keys = {config.item_id_column, config.timestamp_column, config.target_column, *config.grouping_columns}
     others = [c for c in df.columns if c not in keys]
-    uid = _uid_series(df, config)
+    codes = pd.factorize(_uid_series(df, config).to_numpy())[0]   # integer keys: grouping by strings costs 10x
     covariates, static, dropped = [], [], []
     for column in others:
-        varies = (df.groupby(uid.values, sort=False)[column].nunique(dropna=False) > 1).any()
+        varies = (df.groupby(codes, sort=False)[column].nunique(dropna=False) > 1).any()
         if not varies:
             static.append(column)
         elif pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_bool_dtype(df[column]):
@@ -122,15 +126,32 @@ def infer_roles(df: pd.DataFrame, config: EngineConfig) -> ColumnRoles:
     return ColumnRoles(covariates, static, dropped)
 
 
+def _text(values: pd.Series) -> pd.Series:
+    """values.astype(str); a category's texts are made once per category and shared by its rows."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and not values.isna().any():
+        texts = np.asarray(values.cat.categories.astype(str), dtype=object)
+        return pd.Series(texts[values.cat.codes.to_numpy()], index=values.index, name=values.name)
+    return values.astype(str)
+
+
 def _uid_series(df: pd.DataFrame, config: EngineConfig) -> pd.Series:
-    uid = df[config.item_id_column].astype(str)
+    uid = _text(df[config.item_id_column])
     for column in config.grouping_columns:
-        uid = uid + UID_SEP + df[column].astype(str)
+        uid = uid + UID_SEP + _text(df[column])
     return uid
 
 
 def _parse_timestamps(values: pd.Series, source: str, column: str) -> pd.Series:
     """Timestamps at their local time: a UTC offset is dropped (PrepareData's rule, docs/data.md)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and not values.isna().any():
+        # each distinct text parsed once (1,095 days, not 27M rows); any problem: the row-wise path names the row
+        categories = pd.Series(values.cat.categories.astype(str))
+        parsed = pd.to_datetime(tables.local_time_texts(categories), errors="coerce")
+        if not parsed.isna().any():
+            if getattr(parsed.dt, "tz", None) is not None:
+                parsed = parsed.dt.tz_localize(None)
+            return pd.Series(parsed.to_numpy()[values.cat.codes.to_numpy()], index=values.index, name=values.name)
+        values = values.astype(object)
     texts = tables.local_time_texts(values)
     parsed = pd.to_datetime(texts, errors="coerce")
     bad = parsed.isna() & values.notna()
@@ -200,7 +221,9 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
     })
     target = df[config.target_column] if config.target_column in df.columns else pd.Series(np.nan, index=df.index)
     y = pd.to_numeric(target, errors="coerce")
-    bad = y.isna() & target.notna() & (target.astype(str).str.strip() != "")
+    bad = y.isna() & target.notna()   # text that is not a number (blank text is an empty target)
+    if bad.any():
+        bad[bad] = (target[bad].astype(str).str.strip() != "").to_numpy(dtype=bool)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ValueError(f"{source}: column {config.target_column!r} row {row + 2} is not a number "
@@ -235,6 +258,10 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
         long["ds"] = long["ds"].dt.to_period(period).dt.start_time
         if config.frequency_unit == "W":
             long["ds"] = long["ds"] + pd.Timedelta(days=6)  # W-SUN labels weeks by their Sunday
+    uid, ds = long["unique_id"].to_numpy(), long["ds"].to_numpy()
+    if len(uid) > 1 and bool(np.all((uid[1:] > uid[:-1]) | ((uid[1:] == uid[:-1]) & (ds[1:] > ds[:-1])))):
+        # already in (unique_id, ds) order without duplicates (PrepareData's output): no sort of 27M strings
+        return _regularise(long, config, roles, training)
     if long.duplicated(["unique_id", "ds"]).any():
         how: dict[str, Any] = {"y": _AGG[config.aggregation.get(config.target_column, "sum")]}
         for column in roles.covariates:
@@ -330,6 +357,9 @@ def static_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles) -> 
     frame = df[keep].copy()
     frame.index = uid.to_numpy()
     frame = frame[~frame.index.duplicated(keep="first")]
+    for column in [config.item_id_column, *config.grouping_columns]:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):   # read as categories: plain text again
+            frame[column] = frame[column].astype(object)
     for column in roles.static:
         frame[column] = frame[column].astype(str)
     return frame

@@ -160,6 +160,50 @@ def render(name: str, settings: Settings) -> str:
     return get_pipeline(name, settings).definition()
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFINITION_SOURCES = ("pipelines", "processing", "evaluation", "forecasting", "deploy")
+DEFINITION_ENVIRONMENT = ("AWS_", "SAGEMAKER_", "FORECAST_")
+
+
+def definition_key(name: str, settings: Settings) -> str:
+    """What a rendered definition depends on: the project's sources (definitions and the step code
+    bundle), the SDK's version, the settings and the environment the SDK reads."""
+    import dataclasses
+    import os
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    try:
+        digest.update(metadata.version("sagemaker").encode())
+    except metadata.PackageNotFoundError:
+        pass
+    digest.update(json.dumps([name, dataclasses.asdict(settings),
+                              sorted((k, v) for k, v in os.environ.items() if k.startswith(DEFINITION_ENVIRONMENT))],
+                             sort_keys=True, default=str).encode())
+    for package in DEFINITION_SOURCES:
+        for path in sorted((PROJECT_ROOT / package).rglob("*")):
+            if path.suffix in (".py", ".toml", ".txt") and path.is_file():
+                digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:24]
+
+
+def render_local(name: str, settings: Settings) -> str:
+    """render(), kept under FORECAST_HOME for the next local run with the same sources and settings.
+
+    Rendering imports the SageMaker SDK (its pydantic shapes: 2-3 s on a quiet machine, 15 s on a
+    busy one) for a text that only changes when the code, the SDK or the settings do."""
+    path = settings.home_path / "cache" / "definitions" / f"{name}-{definition_key(name, settings)}.json"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    text = render(name, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
+    return text
+
+
 def default_automl_request(settings: Settings, execution_id: str = "definition-only") -> dict:
     """The CreateAutoMLJobV2 request the AutoML step sends with default parameters.
 
@@ -390,7 +434,7 @@ def run_local(args: argparse.Namespace, settings: Settings, overrides: Mapping[s
         return result if isinstance(result, int) else 0
     if args.retry:
         return int(_runtime().retry_local(args.retry, settings))
-    definition = json.loads(render(args.pipeline, settings))
+    definition = json.loads(render_local(args.pipeline, settings))
     parameters = absolute_local_paths(check_overrides(definition, overrides))
     code_bundle.upload(settings, log=log)
     if args.no_start:

@@ -13,9 +13,9 @@ import hashlib
 import re
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from processing.data_prep import default_filling  # one definition of the default rules: PrepareData's
 from processing.kernel import contracts
 from processing.kernel.aws_validation import validate_request
+from processing.kernel.contracts import default_filling  # one definition of the default rules: PrepareData's
 
 __all__ = ["build_request", "default_request", "default_filling", "job_name_for_execution",
            "limit_problems", "filling_problems", "AutoMLRequestError"]
@@ -240,7 +240,7 @@ def build_request(*, train_uri: str, output_uri: str, job_name: str, role_arn: s
 
     `covariates` are the numeric time-varying columns (related time series) and
     `static_columns` the per-item constants, both from the PrepareData profile. `filling`
-    overrides the default rules (processing.data_prep.default_filling) rule by rule. Raises AutoMLRequestError for
+    overrides the default rules (processing.kernel.contracts.default_filling) rule by rule. Raises AutoMLRequestError for
     broken Autopilot limits and RequestValidationError for anything botocore's model rejects.
     """
     grouping = _as_list(grouping_columns)

@@ -41,6 +41,7 @@ import pandas as pd
 
 from processing import atomic, tables
 from processing.kernel import contracts
+from processing.kernel.contracts import default_filling  # noqa: F401  (re-exported: data_prep.default_filling)
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +144,27 @@ def read_input(path: str | os.PathLike, config: PrepConfig) -> InputTable:
     """Read a file or folder with the project's one reader (processing.tables): ids and grouping as text."""
     list_input_files(path)
     try:
-        return tables.read_table(path, config.keys, suffixes=DATA_SUFFIXES, categorical=True,
-                                 numeric=(config.target,))
+        table = tables.read_table(path, config.keys, suffixes=DATA_SUFFIXES, categorical=True,
+                                  numeric=(config.target,))
     except tables.TableError as error:
         raise DataValidationError(str(error)) from None
+    frame = table.frame
+    for column in frame.columns:   # 0/1 flags and calendar numbers read as int64: 8 bytes a row each
+        if frame[column].dtype == np.int64:
+            frame[column] = frame[column].astype(lean_int_dtype(frame[column].to_numpy()))
+    return table
+
+
+def lean_int_dtype(values: np.ndarray) -> np.dtype:
+    """The smallest signed integer type that holds every value (the CSV text is the same)."""
+    if not len(values):
+        return np.dtype(np.int64)
+    low, high = int(np.min(values)), int(np.max(values))
+    for kind in (np.int8, np.int16, np.int32):
+        info = np.iinfo(kind)
+        if info.min <= low and high <= info.max:
+            return np.dtype(kind)
+    return np.dtype(np.int64)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -352,14 +370,6 @@ def format_timestamps(values: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------- filling
-def default_filling(target: str, covariates: Sequence[str]) -> Dict[str, Dict[str, str]]:
-    """Autopilot Transformations.Filling for the defaults this step applies (the AutoML request reuses it)."""
-    filling = {target: {"middlefill": "zero", "backfill": "zero"}}
-    for column in covariates:
-        filling[column] = {"middlefill": "zero", "backfill": "zero", "futurefill": "zero"}
-    return filling
-
-
 def resolve_filling(user: Optional[Mapping[str, Mapping[str, Any]]], target: str,
                     covariates: Sequence[str]) -> Dict[str, Dict[str, str]]:
     """Defaults overridden per column and key by the user's Filling; validated like Autopilot does."""
@@ -736,8 +746,9 @@ def _build_grid(per: _Periods, drop: np.ndarray) -> _Grid:
     grid_len = length[kept]
     total = int(grid_len.sum())
     offsets = np.r_[0, np.cumsum(grid_len)[:-1]]
-    g_series = np.repeat(kept, grid_len)
-    g_step = np.repeat(first_step[kept], grid_len) + (np.arange(total) - np.repeat(offsets, grid_len))
+    # int32 row indices: a 25,000-series daily grid has 27M rows, and every int64 array of it is 0.2 GB
+    g_series = np.repeat(kept.astype(np.int32), grid_len)
+    g_step = (np.repeat(first_step[kept], grid_len) + (np.arange(total) - np.repeat(offsets, grid_len))).astype(np.int32)
     offset_of = np.full(per.n_series, -1)
     offset_of[kept] = offsets
     obs_keep = ~drop[codes] & (steps <= series_end[codes])
@@ -772,7 +783,7 @@ def _fill_covariates(frame: pd.DataFrame, per: _Periods, grid: _Grid, covariates
     g_cov, filled_counts = {}, {}
     for column in covariates:
         values = np.full(grid.total, np.nan)
-        values[grid.pos] = per.cov_values[column][grid.obs_keep]
+        values[grid.pos] = per.cov_values.pop(column)[grid.obs_keep]   # each input column is freed once on the grid
         gaps = np.isnan(values)
         rules = filling[column]
         values = apply_fill(values, g_series, gaps, middle, rules.get("middlefill", "zero"),
@@ -782,7 +793,7 @@ def _fill_covariates(frame: pd.DataFrame, per: _Periods, grid: _Grid, covariates
         original = frame[column]
         if pd.api.types.is_integer_dtype(original.dtype) or pd.api.types.is_bool_dtype(original.dtype):
             if np.all(values == np.round(values)):
-                values = values.astype(np.int64)
+                values = values.astype(lean_int_dtype(values))
         g_cov[column] = values
     return g_cov, filled_counts
 
@@ -997,8 +1008,71 @@ def write_frame_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     write_csv(Path(path), list(frame.columns), [csv_cell_texts(frame[c].to_numpy()) for c in frame.columns])
 
 
-def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str, Path]:
-    """Write train/holdout/backtest/profile into a temp sibling, then move each folder into place."""
+WRITE_CHUNK_ROWS = 500_000   # rows formatted at a time: ~0.2 GB of cell texts, whatever the input size
+
+
+def _chunk_bounds(series: np.ndarray, chunk_rows: int) -> List[Tuple[int, int]]:
+    """[begin, end) row ranges of about chunk_rows rows that never split a series."""
+    n = len(series)
+    if n == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
+    bounds, begin = [], 0
+    while begin < n:
+        target = begin + max(1, chunk_rows)
+        if target >= n:
+            end = n
+        else:  # the first series start at or after the target (whole series per chunk)
+            at = int(np.searchsorted(starts, target))
+            end = int(starts[at]) if at < len(starts) else n
+        bounds.append((begin, end))
+        begin = end
+    return bounds
+
+
+class _BacktestFiles:
+    """Backtest files written as lines arrive: whole series per file, each file at most `budget`
+    bytes (processing.sharding.group_series' greedy rule, applied as the series stream by)."""
+
+    def __init__(self, folder: Path, header: str, budget: int):
+        self.folder, self.header, self.budget = folder, header, budget
+        self.header_bytes = len(header.encode("utf-8")) + 1
+        self.handle, self.files, self.size, self.count, self.oversized = None, 0, 0, 0, 0
+
+    def _open(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        self.handle = open(self.folder / f"part-{self.files:05d}.csv", "w", encoding="utf-8", newline="")
+        self.handle.write(self.header + "\n")
+        self.files += 1
+        self.size, self.count = self.header_bytes, 0
+
+    def add(self, lines: Sequence[str], series_of_line: np.ndarray) -> None:
+        from processing.sharding import line_bytes, series_sizes
+
+        starts, sizes = series_sizes(line_bytes(lines), series_of_line)
+        self.oversized += int((sizes + len(self.header) + 1 > self.budget).sum())
+        bounds = np.r_[starts, len(lines)]
+        for k, nbytes in enumerate(sizes.tolist()):
+            if self.handle is None or (self.count > 0 and self.size + nbytes > self.budget):
+                self._open()
+            self.handle.write("\n".join(lines[bounds[k]:bounds[k + 1]]) + "\n")
+            self.size += nbytes
+            self.count += 1
+
+    def close(self) -> int:
+        if self.handle is None:
+            self._open()          # no rows: one file with the header, as before
+        self.handle.close()
+        return self.files
+
+
+def write_outputs(result: PrepResult, output_dir: str | os.PathLike,
+                  chunk_rows: int = WRITE_CHUNK_ROWS) -> Dict[str, Path]:
+    """Write train/holdout/backtest/profile into a temp sibling, then move each folder into place.
+
+    Rows are formatted chunk_rows at a time (whole series per chunk), so memory stays flat
+    however large the input: formatting all 27M rows of 25,000 daily series at once took ~8 GB."""
     config = result.config
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -1008,26 +1082,40 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str
         for name in names:
             (staging / name).mkdir()
         columns = list(result.columns)
-        cells = {}
-        for name, values in result.columns.items():
-            if name in result.per_series:         # format once per series, not once per row
-                cells[name] = csv_cell_texts(result.per_series[name])[result.series]
-            else:
-                cells[name] = csv_cell_texts(values)
-        holdout_rows = np.flatnonzero(result.in_holdout & result.valid)
-        write_csv(staging / contracts.PREP_HOLDOUT / contracts.HOLDOUT_FILE, result.holdout_columns,
-                  [cells[n] for n in result.holdout_columns], holdout_rows)
-        # backtest lines = train lines + holdout lines with an empty target: build them once
-        cells[config.target] = np.where(result.in_holdout, "", cells[config.target]).astype(object)
-        backtest_rows = np.flatnonzero(result.backtest_mask)
-        lines = np.array(_lines([cells[n][backtest_rows] for n in columns]), dtype=object)
-        train_positions = np.flatnonzero(~result.in_holdout[backtest_rows])
+        per_series = {name: csv_cell_texts(result.per_series[name])   # format once per series, not per row
+                      for name in columns if name in result.per_series}
         header = ",".join(_quote(str(n)) for n in columns)
-        _write_lines(staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, header, lines[train_positions])
-        parts = _backtest_parts(result, backtest_rows, lines, header)
-        for i, (begin, end) in enumerate(parts):
-            _write_lines(staging / contracts.PREP_BACKTEST / f"part-{i:05d}.csv", header, lines[begin:end])
-        profile = dict(result.profile, backtest_files=len(parts))
+        backtest = _BacktestFiles(staging / contracts.PREP_BACKTEST, header, config.backtest_max_bytes)
+        holdout_mask = result.in_holdout & result.valid
+        backtest_mask = result.backtest_mask
+        with open(staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, "w", encoding="utf-8", newline="") as train, \
+                open(staging / contracts.PREP_HOLDOUT / contracts.HOLDOUT_FILE, "w", encoding="utf-8",
+                     newline="") as holdout:
+            train.write(header + "\n")
+            holdout.write(",".join(_quote(str(n)) for n in result.holdout_columns) + "\n")
+            for begin, end in _chunk_bounds(result.series, chunk_rows):
+                series = result.series[begin:end]
+                cells = {name: per_series[name][series] if name in per_series
+                         else csv_cell_texts(result.columns[name][begin:end]) for name in columns}
+                rows = np.flatnonzero(holdout_mask[begin:end])
+                if len(rows):
+                    holdout.write("\n".join(_lines([cells[n][rows] for n in result.holdout_columns])) + "\n")
+                # backtest lines = train lines + holdout lines with an empty target: build them once
+                in_holdout = result.in_holdout[begin:end]
+                cells[config.target] = np.where(in_holdout, "", cells[config.target]).astype(object)
+                rows = np.flatnonzero(backtest_mask[begin:end])
+                lines = _lines([cells[n][rows] for n in columns])
+                train_lines = [lines[i] for i in np.flatnonzero(~in_holdout[rows]).tolist()]
+                if train_lines:
+                    train.write("\n".join(train_lines) + "\n")
+                if lines:
+                    backtest.add(lines, series[rows])
+        files = backtest.close()
+        if backtest.oversized:  # reported with the other warnings (run() logs them, profile.json keeps them)
+            result.profile["warnings"].append(
+                f"{backtest.oversized} series are each larger than {config.backtest_max_bytes} bytes on their own; "
+                "each is a backtest file (one transform request) of its own")
+        profile = dict(result.profile, backtest_files=files)
         with open(staging / contracts.PREP_PROFILE / contracts.PROFILE_FILE, "w", encoding="utf-8") as handle:
             json.dump(profile, handle, indent=2, default=str)
         for name in names:
@@ -1035,27 +1123,6 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike) -> Dict[str
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {name: output_dir / name for name in names}
-
-
-def _backtest_parts(result: PrepResult, rows: np.ndarray, lines: np.ndarray, header: str) -> List[Tuple[int, int]]:
-    """[begin, end) line ranges: whole series per file, each file at most backtest_max_bytes.
-
-    Each backtest file is one BacktestForecast transform request (SplitType None), so files
-    are cut by their encoded size (processing.sharding); a single series larger than the
-    budget gets a file of its own and a warning in the profile.
-    """
-    from processing.sharding import group_series, line_bytes, series_sizes
-
-    budget = result.config.backtest_max_bytes
-    starts, sizes = series_sizes(line_bytes(lines), result.series[rows])
-    ranges = group_series(sizes, budget, header_bytes=len(header.encode("utf-8")) + 1)
-    bounds = np.r_[starts, len(rows)]
-    oversized = int((sizes + len(header) + 1 > budget).sum())
-    if oversized:  # reported with the other warnings (run() logs them, profile.json keeps them)
-        result.profile["warnings"].append(
-            f"{oversized} series are each larger than {budget} bytes on their own; each is a backtest file "
-            "(one transform request) of its own")
-    return [(int(bounds[a]), int(bounds[b])) for a, b in ranges] or [(0, 0)]
 
 
 _replace_dir = atomic.replace_directory

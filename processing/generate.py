@@ -11,24 +11,28 @@ Standard library, numpy and pandas only: it also runs inside the processing cont
 
     python -m processing.generate --out ecommerce_sales_data.csv
     python -m processing.generate --products 500 --future-days 14 --future-truth truth.csv
+    python -m processing.generate --products 5000 --years 3 --future-days 14 --out batch.csv \\
+        --history-out history.csv         # 25,000 series, written in chunks of 1,000 items
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import gzip
 import os
 import random
 import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
 from processing.atomic import staged_file
-from processing.data_prep import write_frame_csv
+from processing.data_prep import csv_cell_texts, write_frame_csv
 from processing.kernel import console
 from processing.kernel.cli import step_main
 
@@ -57,6 +61,7 @@ DEFAULT_END = "2023-12-31"
 DEFAULT_OUT = "ecommerce_sales_data.csv"
 PROMOTION_PROBABILITY = 0.05
 FUTURE_SEED_OFFSET = 1_000_003   # future promotions/noise come from their own seeded streams
+CHUNK_ITEMS = 1000               # items per written chunk: ~1.1M rows for 3 daily years
 
 
 @dataclasses.dataclass
@@ -135,9 +140,28 @@ def _demand(base, strength, trend, weather_on, i, annual, quarterly, weekly, wea
     return np.round(final, 2)   # round(np.float64, 2) in the recipe is numpy's rounding
 
 
-def generate(products: int = 25, regions: int = 5, start: str = DEFAULT_START,
-             end: str = DEFAULT_END, seed: int = 42, future_days: int = 0) -> GeneratedData:
-    """Generate the sales history (and optional future rows plus their true targets)."""
+@dataclasses.dataclass
+class _Draws:
+    """Every random draw and per-item parameter, in the recipe's order (small: items x days numbers)."""
+    items: pd.DataFrame
+    dates: pd.DatetimeIndex
+    base: np.ndarray
+    strength: np.ndarray
+    trend: np.ndarray
+    weather_on: np.ndarray
+    promo: np.ndarray            # int8 (items x days)
+    noise: np.ndarray
+    future_dates: Optional[pd.DatetimeIndex] = None
+    f_promo: Optional[np.ndarray] = None
+    f_noise: Optional[np.ndarray] = None
+
+
+def _uniform_draws(stream: random.Random, count: int) -> np.ndarray:
+    """`count` draws of Python's random() in order, without a list of `count` Python floats."""
+    return np.fromiter((stream.random() for _ in range(count)), dtype=float, count=count)
+
+
+def _draw(products: int, regions: int, start: str, end: str, seed: int, future_days: int) -> _Draws:
     items = catalogue(products, regions)
     dates = pd.date_range(start=pd.Timestamp(start), end=pd.Timestamp(end), freq="D")
     if len(dates) == 0:
@@ -154,50 +178,74 @@ def generate(products: int = 25, regions: int = 5, start: str = DEFAULT_START,
     weather_on = items["category"].isin(WEATHER_CATEGORIES).to_numpy()
 
     base = np.empty(n_items)
-    promo = np.empty((n_items, n_days), dtype=np.int64)
     noise = np.empty((n_items, n_days))
-    rand = py_random.random
     # Python's stream is separate from numpy's: all promotion draws at once, item-major, like the loops
-    draws = np.array([rand() for _ in range(n_items * n_days)]).reshape(n_items, n_days)
-    promo[:] = draws < PROMOTION_PROBABILITY
+    promo = (_uniform_draws(py_random, n_items * n_days) < PROMOTION_PROBABILITY).astype(np.int8)
+    promo = promo.reshape(n_items, n_days)
     for k in range(n_items):   # per item (not per row): numpy's draw order is uniform, then the day noises
         base[k] = np_state.uniform(low[k], high[k])
         noise[k] = np_state.normal(0, 5, n_days)
-
-    all_days = n_days + max(0, future_days)
-    annual, quarterly, weekly, weather = _day_terms(all_days)
-    hist_holidays = us_holidays(range(dates[0].year, dates[-1].year + 1))
-    i = np.arange(n_days)
-    target = _demand(base, strength, trend, weather_on, i, annual, quarterly, weekly, weather,
-                     _holiday_boost(dates, hist_holidays), promo, noise)
-    frame = _frame(items, dates, target, promo, hist_holidays)
-
-    truth = None
+    draws = _Draws(items, dates, base, strength, trend, weather_on, promo, noise)
     if future_days > 0:
-        future_dates = pd.date_range(dates[-1] + pd.Timedelta(days=1), periods=future_days, freq="D")
-        all_holidays = us_holidays(range(dates[0].year, future_dates[-1].year + 1))
+        draws.future_dates = pd.date_range(dates[-1] + pd.Timedelta(days=1), periods=future_days, freq="D")
         future_np = np.random.RandomState(seed + FUTURE_SEED_OFFSET)
         future_py = random.Random(seed + FUTURE_SEED_OFFSET)
-        f_promo = (np.array([future_py.random() for _ in range(n_items * future_days)])
-                   .reshape(n_items, future_days) < PROMOTION_PROBABILITY).astype(np.int64)
-        f_noise = future_np.normal(0, 5, (n_items, future_days))
-        fi = np.arange(n_days, all_days)
-        f_target = _demand(base, strength, trend, weather_on, fi, annual, quarterly, weekly, weather,
-                           _holiday_boost(future_dates, all_holidays), f_promo, f_noise)
-        future = _frame(items, future_dates, np.full(f_target.shape, np.nan), f_promo, all_holidays)
-        truth = _frame(items, future_dates, f_target, f_promo, all_holidays)[
-            ["item_id", "timestamp", "target_value"]].reset_index(drop=True)
-        frame = pd.concat([frame, future], ignore_index=True)
-        frame = frame.sort_values(["item_id", "timestamp"], kind="stable").reset_index(drop=True)
+        draws.f_promo = (_uniform_draws(future_py, n_items * future_days).reshape(n_items, future_days)
+                         < PROMOTION_PROBABILITY).astype(np.int8)
+        draws.f_noise = future_np.normal(0, 5, (n_items, future_days))
+    return draws
+
+
+def _chunks(draws: _Draws, chunk_items: int) -> Iterator[Tuple[pd.DataFrame, Optional[pd.DataFrame]]]:
+    """(sales rows, future truth rows) for consecutive runs of items in item_id order.
+
+    Rows of one item stay together (history, then its future rows), so the concatenation of
+    the chunks is the whole dataset in the recipe's order, and a writer never holds all of it.
+    """
+    items, dates = draws.items, draws.dates
+    n_days = len(dates)
+    future_days = 0 if draws.future_dates is None else len(draws.future_dates)
+    annual, quarterly, weekly, weather = _day_terms(n_days + future_days)
+    hist_holidays = us_holidays(range(dates[0].year, dates[-1].year + 1))
+    hist_boost = _holiday_boost(dates, hist_holidays)
+    i = np.arange(n_days)
+    if future_days:
+        all_holidays = us_holidays(range(dates[0].year, draws.future_dates[-1].year + 1))
+        future_boost = _holiday_boost(draws.future_dates, all_holidays)
+        fi = np.arange(n_days, n_days + future_days)
+    order = np.argsort(items["item_id"].to_numpy().astype(str), kind="stable")   # the recipe sorts by item_id
+    step = max(1, chunk_items)
+    for begin in range(0, len(order), step):
+        rows = order[begin:begin + step]
+        part = items.iloc[rows]
+        terms = (draws.base[rows], draws.strength[rows], draws.trend[rows], draws.weather_on[rows])
+        target = _demand(*terms, i, annual, quarterly, weekly, weather, hist_boost, draws.promo[rows],
+                         draws.noise[rows])
+        frame = _frame(part, dates, target, draws.promo[rows], hist_holidays)
+        truth = None
+        if future_days:
+            f_promo = draws.f_promo[rows]
+            f_target = _demand(*terms, fi, annual, quarterly, weekly, weather, future_boost, f_promo,
+                               draws.f_noise[rows])
+            future = _frame(part, draws.future_dates, np.full(f_target.shape, np.nan), f_promo, all_holidays)
+            truth = _frame(part, draws.future_dates, f_target, f_promo, all_holidays)[
+                ["item_id", "timestamp", "target_value"]].reset_index(drop=True)
+            frame = pd.concat([frame, future], ignore_index=True)
+            frame = frame.sort_values(["item_id", "timestamp"], kind="stable").reset_index(drop=True)
+        yield frame, truth
+
+
+def generate(products: int = 25, regions: int = 5, start: str = DEFAULT_START,
+             end: str = DEFAULT_END, seed: int = 42, future_days: int = 0) -> GeneratedData:
+    """Generate the sales history (and optional future rows plus their true targets) in memory."""
+    draws = _draw(products, regions, start, end, seed, future_days)
+    frame, truth = next(_chunks(draws, len(draws.items)))
     return GeneratedData(frame=frame, truth=truth)
 
 
 def _frame(items: pd.DataFrame, dates: pd.DatetimeIndex, target: np.ndarray, promo: np.ndarray,
            holidays: Sequence[datetime]) -> pd.DataFrame:
-    """Rows in the recipe's column order, sorted by item_id then timestamp like the recipe."""
-    order = np.argsort(items["item_id"].to_numpy().astype(str), kind="stable")   # the recipe sorts by item_id
-    items = items.iloc[order]
-    target, promo = target[order], promo[order]
+    """Rows in the recipe's column order, item by item (items given in item_id order), then by day."""
     n_items, n_days = len(items), len(dates)
     holiday_days = pd.DatetimeIndex(holidays)
     day_columns = {
@@ -213,7 +261,7 @@ def _frame(items: pd.DataFrame, dates: pd.DatetimeIndex, target: np.ndarray, pro
         "category": np.repeat(items["category"].to_numpy(), n_days),
         "product": np.repeat(items["product"].to_numpy(), n_days),
         "region": np.repeat(items["region"].to_numpy(), n_days),
-        "promotion": promo.reshape(-1),
+        "promotion": promo.reshape(-1).astype(np.int64),
         **{name: np.tile(values, n_items) for name, values in day_columns.items()},
     }, columns=COLUMNS)
 
@@ -224,20 +272,96 @@ def generate_sales(products: int = 25, regions: int = 5, start: str = DEFAULT_ST
     return generate(products, regions, start, end, seed, future_days).frame
 
 
+def _kind(path: Path) -> str:
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    for kind, endings in (("parquet", (".parquet", ".pq")), ("csv.gz", (".csv.gz",)), ("csv", (".csv",))):
+        if suffixes.endswith(endings):
+            return kind
+    raise ValueError(f"output {path}: use a .csv, .csv.gz or .parquet file name")
+
+
 def write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write CSV (optionally .gz) or Parquet by extension, atomically (temp file + os.replace)."""
     path = Path(path)
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    if not suffixes.endswith((".parquet", ".pq", ".csv.gz", ".csv")):
-        raise ValueError(f"output {path}: use a .csv, .csv.gz or .parquet file name")
+    kind = _kind(path)
     with staged_file(path) as tmp:
-        if suffixes.endswith((".parquet", ".pq")):
+        if kind == "parquet":
             frame.to_parquet(tmp, index=False)
-        elif suffixes.endswith(".csv.gz"):
+        elif kind == "csv.gz":
             frame.to_csv(tmp, index=False, compression="gzip")
         else:
             write_frame_csv(frame, tmp)   # same text as DataFrame.to_csv, several times faster
     return path
+
+
+class _ChunkWriter:
+    """Appends frames of the same columns to one CSV / CSV.gz / Parquet file being staged."""
+
+    def __init__(self, tmp: Path, kind: str):
+        self.tmp, self.kind, self.handle, self.parquet = tmp, kind, None, None
+
+    def append(self, frame: pd.DataFrame) -> None:
+        if self.kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False,
+                                         schema=self.parquet.schema if self.parquet else None)
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.tmp, table.schema)
+            self.parquet.write_table(table)
+            return
+        if self.handle is None:
+            opener = gzip.open if self.kind == "csv.gz" else open
+            self.handle = opener(self.tmp, "wt", encoding="utf-8", newline="")
+            self.handle.write(",".join(frame.columns) + "\n")
+        cells = [csv_cell_texts(frame[c].to_numpy()).tolist() for c in frame.columns]
+        if cells and len(cells[0]):
+            self.handle.write("\n".join(map(",".join, zip(*cells))) + "\n")
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        if self.handle is not None:
+            self.handle.close()
+
+
+def write_generated(out: str | os.PathLike, products: int = 25, regions: int = 5, start: str = DEFAULT_START,
+                    end: str = DEFAULT_END, seed: int = 42, future_days: int = 0,
+                    history_out: Optional[str] = None, truth_out: Optional[str] = None,
+                    chunk_items: int = CHUNK_ITEMS) -> dict:
+    """Generate and write chunk by chunk (memory: the draws plus one chunk, not the whole table).
+
+    The files hold exactly what `generate` returns (history_out: the rows with a target only;
+    truth_out: the future truth). Returns counts for the summary line."""
+    draws = _draw(products, regions, start, end, seed, future_days)
+    targets = [(Path(out), "frame")] + [(Path(p), what) for p, what in ((history_out, "history"),
+                                                                        (truth_out, "truth")) if p]
+    counts = {"rows": 0, "future_rows": 0, "items": len(draws.items), "first": str(draws.dates[0].date()),
+              "last": str(draws.dates[-1].date())}
+    with contextlib.ExitStack() as stack:
+        writers = {}
+        for path, what in targets:
+            writer = _ChunkWriter(stack.enter_context(staged_file(path)), _kind(path))
+            stack.callback(writer.close)     # closed before its staged file is moved into place
+            writers[what] = writer
+        for frame, truth in _chunks(draws, chunk_items):
+            writers["frame"].append(frame)
+            future = frame["target_value"].isna().to_numpy()
+            counts["rows"] += len(frame)
+            counts["future_rows"] += int(future.sum())
+            if "history" in writers:
+                writers["history"].append(frame[~future])
+            if "truth" in writers:
+                writers["truth"].append(truth)
+    return counts
+
+
+def end_of_years(start: str, years: int) -> str:
+    """The last day of `years` whole years from `start` (2021-01-01, 3 -> 2023-12-31)."""
+    if years < 1:
+        raise ValueError(f"--years must be at least 1, got {years}")
+    return str((pd.Timestamp(start) + pd.DateOffset(years=years) - pd.Timedelta(days=1)).date())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,11 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--products", type=int, default=25, help="products, spread over 5 categories (default 25)")
     parser.add_argument("--regions", type=int, default=5, help="regions per product (default 5)")
     parser.add_argument("--start", default=DEFAULT_START, help="first day (default %(default)s)")
-    parser.add_argument("--end", default=DEFAULT_END, help="last day of history (default %(default)s)")
+    parser.add_argument("--end", default=None, help=f"last day of history (default {DEFAULT_END})")
+    parser.add_argument("--years", type=int, default=None,
+                        help="history of N whole years from --start (instead of --end)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--future-days", type=int, default=0,
                         help="append N future rows per item with known covariates and an empty target")
     parser.add_argument("--future-truth", default=None, help="also write the true future targets here")
+    parser.add_argument("--history-out", default=None,
+                        help="also write the history alone (the rows with a target) here: a training input "
+                             "whose batch input is --out")
+    parser.add_argument("--chunk-items", type=int, default=CHUNK_ITEMS,
+                        help="items generated and written at a time (memory; default %(default)s)")
     return parser
 
 
@@ -258,19 +389,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = build_parser().parse_args(argv)
-    if args.future_truth and args.future_days <= 0:
-        print("--future-truth needs --future-days N (N >= 1)", file=sys.stderr)
+    for needs_future in ("future_truth", "history_out"):
+        if getattr(args, needs_future) and args.future_days <= 0:
+            print(f"--{needs_future.replace('_', '-')} needs --future-days N (N >= 1)", file=sys.stderr)
+            return 2
+    if args.years is not None and args.end is not None:
+        print("give --end or --years, not both", file=sys.stderr)
+        return 2
+    if args.chunk_items < 1:
+        print(f"--chunk-items must be at least 1, got {args.chunk_items}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    data = generate(args.products, args.regions, args.start, args.end, args.seed, args.future_days)
-    write_frame(data.frame, args.out)
-    if args.future_truth:
-        write_frame(data.truth, args.future_truth)
-    frame = data.frame
-    history = frame[frame["target_value"].notna()]
-    print(f"Generated {len(frame)} rows of sales data for {frame['item_id'].nunique()} unique items "
-          f"({len(frame) - len(history)} future rows) in {time.perf_counter() - started:.2f}s -> {args.out}")
-    print(f"Date range: {history['timestamp'].min()} to {history['timestamp'].max()}")
+    end = end_of_years(args.start, args.years) if args.years is not None else (args.end or DEFAULT_END)
+    counts = write_generated(args.out, args.products, args.regions, args.start, end, args.seed,
+                             args.future_days, args.history_out, args.future_truth, args.chunk_items)
+    print(f"Generated {counts['rows']} rows of sales data for {counts['items']} unique items "
+          f"({counts['future_rows']} future rows) in {time.perf_counter() - started:.2f}s -> {args.out}")
+    print(f"Date range: {counts['first']} to {counts['last']}")
     return 0
 
 

@@ -27,10 +27,9 @@ from typing import Any, Callable, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
-from processing import tables
 from processing.atomic import write_json_atomic
 from processing.automl_job import REQUEST_FILE, is_not_found
-from processing.kernel import aws_errors, console, contracts
+from processing.kernel import aws_errors, console, contracts, inputs
 from processing.kernel.aws_validation import validate_request
 from processing.kernel.cli import step_main
 
@@ -293,13 +292,13 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
 
         settings = settings or resolve()
         sm = boto3.client("sagemaker", region_name=settings.effective_region)
-    automl_result = tables.read_json(args.automl_result_dir, contracts.AUTOML_RESULT_FILE, "--automl-result-dir")
-    evaluation = tables.read_json(args.evaluation_dir, contracts.EVALUATION_FILE, "--evaluation-dir")
+    automl_result = inputs.read_json(args.automl_result_dir, contracts.AUTOML_RESULT_FILE, "--automl-result-dir")
+    evaluation = inputs.read_json(args.evaluation_dir, contracts.EVALUATION_FILE, "--evaluation-dir")
     request_path = Path(args.automl_result_dir)
     request_path = request_path / REQUEST_FILE if request_path.is_dir() else request_path.with_name(REQUEST_FILE)
-    automl_request = tables.read_json(str(request_path), REQUEST_FILE, "--automl-result-dir") \
+    automl_request = inputs.read_json(str(request_path), REQUEST_FILE, "--automl-result-dir") \
         if request_path.is_file() else None
-    profile = tables.read_json(args.profile_dir, contracts.PROFILE_FILE, "--profile-dir") if args.profile_dir else None
+    profile = inputs.read_json(args.profile_dir, contracts.PROFILE_FILE, "--profile-dir") if args.profile_dir else None
     columns = training_columns(profile)
     if not columns:
         log("warning: no PrepareData profile (--profile-dir): the package records no training schema, "

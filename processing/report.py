@@ -43,7 +43,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def read_history(path: Path, columns: Columns) -> pd.DataFrame:
     """The batch input (history + future rows) through the one reader: ids and grouping as text."""
     try:
-        history = tables.read_frame(path, [columns.item_id, *columns.grouping], what="history")
+        history = tables.read_frame_shared_text(path, [columns.item_id, *columns.grouping], what="history",
+                                                numeric=[columns.target])
     except tables.TableError as error:
         raise ReportInputError(str(error)) from None
     missing = [c for c in (columns.item_id, columns.timestamp, columns.target) if c not in history.columns]

@@ -161,9 +161,16 @@ def relative_to_group(totals: pd.DataFrame, statics: pd.DataFrame, columns: Colu
     return frame[[columns.item_id, attribute, "expected_demand", "relative_demand"]]
 
 
+def _observed(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
+    """The rows with an actual, by item and time: only the three columns read (a copy of every
+    column of a 27M-row history would be several GB)."""
+    keep = [columns.item_id, columns.timestamp, columns.target]
+    return history[keep].dropna(subset=[columns.target]).sort_values(keep[:2])
+
+
 def last_period_totals(history: pd.DataFrame, columns: Columns, horizon: int) -> pd.Series:
     """Actual demand over each item's last `horizon` observed periods: the comparable period."""
-    observed = history.dropna(subset=[columns.target]).sort_values([columns.item_id, columns.timestamp])
+    observed = _observed(history, columns)
     return observed.groupby(columns.item_id).tail(horizon).groupby(columns.item_id)[columns.target].sum()
 
 
@@ -178,7 +185,7 @@ def movers(totals: pd.DataFrame, previous: pd.Series, columns: Columns) -> pd.Da
 
 def recent_history(history: pd.DataFrame, columns: Columns, periods: int = RECENT_PERIODS) -> pd.DataFrame:
     """Per item: min, max and mean of the last `periods` observed values."""
-    observed = history.dropna(subset=[columns.target]).sort_values([columns.item_id, columns.timestamp])
+    observed = _observed(history, columns)
     recent = observed.groupby(columns.item_id).tail(periods).groupby(columns.item_id)[columns.target]
     return pd.DataFrame({"low": recent.min(), "high": recent.max(), "level": recent.mean()})
 

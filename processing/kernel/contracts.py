@@ -6,7 +6,7 @@ so nothing here may pull in the SDK, pandas or the local engine.
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
 # --- training pipeline step names (public: they appear in Studio and in property paths) ---
 STEP_PREPARE = "PrepareData"
@@ -54,6 +54,15 @@ DEFAULT_QUANTILES = ("p10", "p50", "p90")
 QUANTILE_NAME = re.compile(r"^p[1-9]\d?$")
 # Autopilot's aggregation methods (TimeSeriesTransformations.Aggregation) and their pandas names
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+
+
+def default_filling(target: str, covariates: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """Autopilot Transformations.Filling for the defaults PrepareData applies and the AutoML request
+    states (here, not in data_prep, so the AutoML and RegisterModel steps never import pandas)."""
+    filling = {target: {"middlefill": "zero", "backfill": "zero"}}
+    for column in covariates:
+        filling[column] = {"middlefill": "zero", "backfill": "zero", "futurefill": "zero"}
+    return filling
 PANDAS_AGGREGATION = {"sum": "sum", "avg": "mean", "first": "first", "min": "min", "max": "max"}
 
 

@@ -198,3 +198,20 @@ def test_given_crossing_quantiles_when_evaluated_then_counted_and_warned(dataset
     ev = scoring.evaluate(fc, act, hist, COLS, Q, "D", "WAPE", 0.3)
     assert ev.report["details"]["crossing_quantile_rows"] == 3
     assert any(w.startswith("3 forecast row(s) have crossing quantiles") for w in ev.report["warnings"])
+
+
+def test_given_a_history_file_when_loaded_then_text_is_categorical_and_attributes_come_back_plain(tmp_path):
+    # given two attributes of which only two of the four combinations occur
+    rows = ["item_id,timestamp,target_value,category,region"]
+    for item, category, region in (("a", "books", "North"), ("b", "toys", "South")):
+        rows += [f"{item},2024-01-0{d},{d}.5,{category},{region}" for d in range(1, 4)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    columns = Columns(item_id="item_id", timestamp="timestamp", target="target_value", grouping=())
+    # when the history is loaded (27M rows at 25,000 daily series: categories, not a string per row)
+    history = scoring.load_history(tmp_path / "train.csv", columns)
+    assert isinstance(history["category"].dtype, pd.CategoricalDtype)
+    assert history["target_value"].tolist() == [1.5, 2.5, 3.5] * 2
+    # then the per-series attribute table holds plain values: no unobserved combinations
+    table = scoring.attribute_table(history, ["category", "region"])
+    assert table["category"].dtype == object
+    assert table.groupby(["category", "region"]).size().to_dict() == {("books", "North"): 1, ("toys", "South"): 1}

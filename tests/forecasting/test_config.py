@@ -119,3 +119,28 @@ def test_given_a_short_panel_when_windows_are_chosen_then_it_gets_more_backtest_
     assert daily.windows_for(np.full(1, 351)) == 5
     assert EngineConfig(frequency="D", horizon=14, max_backtest_windows=3).windows_for(np.full(1, 351)) == 3
     assert EngineConfig(frequency="D", horizon=14, backtest_windows=4).windows_for(np.full(125, 1081)) == 4
+def test_given_a_large_panel_when_planned_then_only_candidates_that_scale_are_left_in():
+    config = EngineConfig()   # the 240 s per-candidate budget, no job limit
+    per_series = ("ETS", "ARIMA", "Theta", "Prophet", "DeepAR")
+    # the seed's 125 series: every candidate may run
+    assert all(config.too_costly_for_panel(n, 125, 2) is None for n in per_series)
+    # 25,000 series: the per-series searches and DeepAR's sampling are left out before they start
+    reasons = {n: config.too_costly_for_panel(n, 25_000, 2) for n in per_series}
+    assert all(reasons.values()), reasons
+    assert "ETS: projected ~6000s of backtests for 25000 series x 2 window(s)" in reasons["ETS"]
+    assert "left out for this panel size" in reasons["ETS"]
+    # the ones whose cost is bounded (a row sample, milliseconds per series) always run
+    assert all(config.too_costly_for_panel(n, 25_000, 2) is None for n in ("SeasonalNaive", "NPTS", "LightGBM"))
+    # Prophet, the dearest per series, goes first as the panel grows; DeepAR's sampling goes by 5,000
+    assert config.too_costly_for_panel("Prophet", 1_000, 2) and not config.too_costly_for_panel("ETS", 1_000, 2)
+    assert not config.too_costly_for_panel("DeepAR", 1_000, 2) and config.too_costly_for_panel("DeepAR", 5_000, 2)
+
+
+def test_given_a_tight_job_limit_when_planned_then_the_limit_share_is_the_budget():
+    generous = EngineConfig(max_runtime_seconds=14_400)
+    tight = EngineConfig(max_runtime_seconds=60)
+    assert generous.candidate_budget_seconds(candidates=6) == 240.0          # the per-series budget is tighter
+    assert tight.candidate_budget_seconds(candidates=6) == pytest.approx(60 * 0.75 / 6 * 2)
+    assert generous.too_costly_for_panel("ETS", 1_000, 2, candidates=6) is None
+    assert tight.too_costly_for_panel("ETS", 1_000, 2, candidates=6)
+    assert EngineConfig(statistical_budget_seconds=None).too_costly_for_panel("ETS", 10 ** 6, 2) is None

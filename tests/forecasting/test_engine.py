@@ -404,3 +404,50 @@ def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep
     lines = []
     train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lines.append)
     assert any("window 2/2" in text for text in lines) and not any("window 3/" in text for text in lines)
+def test_given_a_panel_too_large_for_a_candidate_when_trained_then_it_is_left_out_before_fitting(
+        tmp_path, config, monkeypatch):
+    # given a budget so small that ETS's per-series cost for 3 series x 2 windows is far past it
+    import dataclasses
+
+    from forecasting.models import ETS
+    config = dataclasses.replace(config, statistical_budget_seconds=0.001)
+    fitted = []
+    monkeypatch.setattr(ETS, "_fit", lambda self, train: fitted.append(train.n_series))
+    lines = []
+    result = train(make_frame(n_items=3, n_days=120), config, tmp_path, candidates=["SeasonalNaive", "ETS"],
+                   log=lines.append)
+    # then ETS never fits, the log and the leaderboard say why, and the baseline carries the job
+    assert fitted == []
+    board = result.leaderboard.set_index("candidate")
+    assert board.loc["ETS", "status"].startswith("skipped: ETS: projected")
+    assert "left out for this panel size" in board.loc["ETS", "status"]
+    assert any("left out for this panel size" in line for line in lines)
+    assert result.best_candidate_name == "SeasonalNaive"
+
+
+def test_given_whole_futures_when_split_then_the_array_path_equals_the_per_series_path(tmp_path, config):
+    # given a trained model and a context where every item carries its H future rows
+    frame = make_frame(n_items=4, n_days=90, kind="covariate")
+    history, context, _ = split_context(frame, config.horizon)
+    result = train(history, config, tmp_path / "run", candidates=["SeasonalNaive", "NPTS"], log=lambda *_: None)
+    model = load_model(result.model_dir)
+    from forecasting.data import ColumnRoles, static_frame, to_long_frame
+    long = to_long_frame(context, model.config, model.roles, "context", training=False)
+    ids = static_frame(context, model.config, ColumnRoles([], list(model.roles.static), []))
+    # when split with arrays (all series at once) and per series (the path for short futures)
+    fast, slow = model._split(long, ids, "context"), model._split_per_series(long, ids, "context")
+    # then both give the same panels, and a forecast row per item and future period
+    for a, b in zip(fast, slow):
+        assert list(a.uids) == list(b.uids)
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+        np.testing.assert_array_equal(a.ds, b.ds)
+        np.testing.assert_array_equal(a.y, b.y)
+        np.testing.assert_array_equal(a.X, b.X)
+    out = model.predict(context)
+    assert len(out) == 4 * config.horizon
+    assert out.groupby("item_id")["timestamp"].min().nunique() == 1
+    # and an empty future covariate is still named
+    broken = context.copy()
+    broken.loc[broken["target_value"].isna() & (broken["item_id"] == "item_2"), "promotion"] = np.nan
+    with pytest.raises(ValueError, match="item 'item_2' has empty future values of covariate 'promotion'"):
+        model.predict(broken)

@@ -415,3 +415,26 @@ def test_given_retry_on_the_sagemaker_target_then_retry_pipeline_execution_is_ca
                           {"PipelineExecutionArn": arn, "ClientRequestToken": ANY})
         assert run.retry_sagemaker(sm, arn) == arn
         stub.assert_no_pending_responses()
+def test_given_a_rendered_local_definition_when_run_again_then_it_comes_from_the_cache_until_settings_change(
+        tmp_path, monkeypatch):
+    import dataclasses
+
+    from processing.kernel.settings import resolve
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path))
+    settings = resolve()
+    rendered = []
+    monkeypatch.setattr(run, "render", lambda name, s: rendered.append(name) or json.dumps({"name": name,
+                                                                                            "bucket": s.bucket}))
+    # the first local run renders and keeps the text; the second reads it back without rendering
+    first = run.render_local("batch", settings)
+    assert run.render_local("batch", settings) == first and rendered == ["batch"]
+    assert len(list((tmp_path / "cache" / "definitions").glob("batch-*.json"))) == 1
+    # another setting (or pipeline) is another definition: rendered again
+    other = dataclasses.replace(settings, bucket="another-bucket")
+    assert json.loads(run.render_local("batch", other))["bucket"] == "another-bucket"
+    run.render_local("training", settings)
+    assert rendered == ["batch", "batch", "training"]
+    # so is a change of the SDK's environment
+    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(tmp_path / "config.yaml"))
+    run.render_local("batch", settings)
+    assert rendered[-1] == "batch" and len(rendered) == 4

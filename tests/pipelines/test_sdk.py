@@ -106,3 +106,18 @@ def test_an_error_inside_the_scope_still_puts_the_sdks_validation_back():
             assert not _is_the_sdks_own(_sdk_validate())
             raise RuntimeError("boom")
     assert _is_the_sdks_own(_sdk_validate())
+def test_steps_check_their_arguments_without_building_a_local_session_each():
+    # ProcessingStep/TransformStep build LocalSagemakerClient() only for a method name; a real
+    # one builds a LocalSession with boto3 clients (about a second per step on a busy machine)
+    from pipelines.sdk import import_sdk
+    import_sdk()
+    from sagemaker.core.local.local_session import LocalSagemakerClient
+    from sagemaker.mlops.workflow import steps
+
+    with sdk.defaults_validated_once():
+        client = steps.LocalSagemakerClient()
+    assert client.sagemaker_session is None
+    assert isinstance(client, LocalSagemakerClient)
+    assert client.create_processing_job.__name__ == LocalSagemakerClient.create_processing_job.__name__
+    assert client.create_transform_job.__name__ == "create_transform_job"
+    assert steps.LocalSagemakerClient is LocalSagemakerClient   # outside the scope: the SDK's own

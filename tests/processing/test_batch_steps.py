@@ -206,3 +206,19 @@ def test_given_ids_with_leading_zeros_then_the_shards_keep_them(tmp_path):
     assert batch_input.main(["--input", str(tmp_path / "input.csv"), "--output-dir", str(tmp_path / "out")]) == 0
     shards = pd.concat(pd.read_csv(p, dtype=str) for p in sorted((tmp_path / "out").glob("*.csv")))
     assert sorted(shards["item_id"].unique()) == ["007", "7"]
+
+
+def test_batch_lines_are_the_text_pandas_writes_on_the_fast_path_and_with_awkward_values():
+    import numpy as np
+    import pandas as pd
+
+    from processing.batch_input import _csv_lines
+    frame = pd.DataFrame({"item_id": ["007", "a,b", 'q"x'], "timestamp": ["2024-01-01"] * 3,
+                          "target_value": [1.5, np.nan, 1e-07], "promotion": [0, 1, 0]})
+    for case in (frame, frame.assign(item_id=["007", None, "z"]), frame.assign(item_id=["a\nb", "c", "d"])):
+        header, lines = _csv_lines(case)
+        text = case.to_csv(index=False, lineterminator="\n")
+        if "\nb" not in text:
+            assert [header] + lines == text.split("\n")[:-1]
+        else:   # a quoted line break: one line per row all the same
+            assert len(lines) == 3 and lines[0] == '"a\nb",2024-01-01,1.5,0'

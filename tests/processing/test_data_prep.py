@@ -115,11 +115,19 @@ def test_nan_fill_of_the_target_is_refused_naming_the_parameter(key):
         prepare(table(frame), PrepConfig(horizon=3, filling={"target_value": {key: "nan"}}))
 
 
+def test_lean_int_dtype_is_the_smallest_that_holds_the_values():
+    from processing.data_prep import lean_int_dtype
+    assert lean_int_dtype(np.array([0, 1])) == np.int8
+    assert lean_int_dtype(np.array([-129, 5])) == np.int16
+    assert lean_int_dtype(np.array([0, 2 ** 31])) == np.int64
+    assert lean_int_dtype(np.array([], dtype=np.int64)) == np.int64
+
+
 def test_covariate_gaps_use_their_own_rules_and_keep_integer_type():
     frame = daily("a", "2023-01-01", [1.0] * 20, promotion=[0, 1] * 10).drop(index=[4])
     result = prepare(table(frame), PrepConfig(horizon=2, filling={"promotion": {"middlefill": "max"}}))
     promotion = series_of(result.train, "a", "promotion")
-    assert promotion[4] == 1 and result.train["promotion"].dtype == np.int64
+    assert promotion[4] == 1 and result.train["promotion"].dtype.kind == "i"
 
 
 @pytest.mark.parametrize("filling, message", [

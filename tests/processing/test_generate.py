@@ -1,6 +1,7 @@
 """The generator reproduces the seed recipe's script value for value, and its options behave."""
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from processing.generate import generate, generate_sales, main, us_holidays
+from processing.generate import end_of_years, generate, generate_sales, main, us_holidays, write_frame
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_DIR = REPO / ".." / "shared" / "seed"
@@ -101,3 +102,39 @@ def test_legacy_normal_draws_are_the_same_one_by_one_or_as_a_vector():
         vectors.append(many.uniform(20, 60))
         vectors += many.normal(0, 5, 7).tolist()
     assert scalars == vectors
+
+
+def test_written_in_chunks_the_files_equal_the_in_memory_dataset(tmp_path):
+    # given the in-memory dataset with future rows
+    data = generate(products=7, regions=2, start="2023-01-01", end="2023-02-28", future_days=5)
+    for suffix in (".csv", ".csv.gz", ".parquet"):
+        out, history, truth = (tmp_path / f"{name}{suffix}" for name in ("batch", "history", "truth"))
+        # when the CLI writes it three items at a time (14 items: chunks of 3, 3, 3, 3, 2)
+        assert main(["--out", str(out), "--history-out", str(history), "--future-truth", str(truth),
+                     "--products", "7", "--regions", "2", "--start", "2023-01-01", "--end", "2023-02-28",
+                     "--future-days", "5", "--chunk-items", "3"]) == 0
+        read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
+        # then each file holds exactly the in-memory rows: all, history only, the truth
+        expected = data.frame
+        pd.testing.assert_frame_equal(read(out), expected if suffix == ".parquet" else
+                                      pd.read_csv(io.StringIO(expected.to_csv(index=False))), check_exact=True)
+        assert len(read(history)) == 14 * 59 and read(history)["target_value"].notna().all()
+        assert read(history)["timestamp"].astype(str).max() == "2023-02-28"
+        assert len(read(truth)) == 14 * 5
+    # and the plain CSV is byte for byte what the one-shot writer produces
+    one_shot = tmp_path / "one_shot.csv"
+    write_frame(data.frame, one_shot)
+    assert (tmp_path / "batch.csv").read_bytes() == one_shot.read_bytes()
+
+
+def test_years_give_whole_years_from_start_and_conflict_with_end(tmp_path, capsys):
+    assert end_of_years("2021-01-01", 3) == "2023-12-31"
+    assert end_of_years("2020-03-01", 1) == "2021-02-28"
+    out = tmp_path / "sales.csv"
+    assert main(["--out", str(out), "--products", "1", "--regions", "1", "--years", "2"]) == 0
+    frame = pd.read_csv(out)
+    assert (frame["timestamp"].min(), frame["timestamp"].max(), len(frame)) == ("2021-01-01", "2022-12-31", 730)
+    assert main(["--out", str(out), "--years", "2", "--end", "2022-12-31"]) == 2
+    assert "--end or --years" in capsys.readouterr().err
+    assert main(["--out", str(out), "--history-out", str(tmp_path / "h.csv")]) == 2
+    assert "--history-out needs --future-days" in capsys.readouterr().err

@@ -245,6 +245,34 @@ def test_backtest_is_split_into_whole_series_files(tmp_path):
 
 
 @pytest.mark.integration
+def test_outputs_written_a_few_rows_at_a_time_are_the_same_bytes_as_in_one_go(tmp_path):
+    # given five items and a backtest budget of about two series per file
+    from processing.data_prep import PrepConfig, prepare, read_input, write_outputs
+    source = tmp_path / "sales.csv"
+    source.write_text(sales_csv(items=("a", "b", "c", "d", "e")))
+    config = PrepConfig(horizon=7, backtest_max_bytes=2_500)
+    write_outputs(prepare(read_input(source, config), config), tmp_path / "one_go", chunk_rows=10 ** 9)
+    # when the rows are formatted and written 70 at a time (chunks never split a series: 60 rows each)
+    write_outputs(prepare(read_input(source, config), config), tmp_path / "chunked", chunk_rows=70)
+    # then every file is byte for byte the same, the backtest files cut at the same series
+    one_go = sorted(p.relative_to(tmp_path / "one_go") for p in (tmp_path / "one_go").rglob("*.*"))
+    chunked = sorted(p.relative_to(tmp_path / "chunked") for p in (tmp_path / "chunked").rglob("*.*"))
+    assert one_go == chunked and len([p for p in one_go if p.parts[0] == "backtest"]) > 1
+    for relative in one_go:
+        assert (tmp_path / "chunked" / relative).read_bytes() == (tmp_path / "one_go" / relative).read_bytes()
+
+
+def test_chunks_end_at_series_boundaries():
+    import numpy as np
+
+    from processing.data_prep import _chunk_bounds
+    series = np.repeat(np.arange(4), [3, 5, 2, 4])     # rows 0-2, 3-7, 8-9, 10-13
+    assert _chunk_bounds(series, 4) == [(0, 8), (8, 14)]
+    assert _chunk_bounds(series, 1) == [(0, 3), (3, 8), (8, 10), (10, 14)]
+    assert _chunk_bounds(series, 100) == [(0, 14)]
+    assert _chunk_bounds(series[:0], 4) == []
+
+
 def test_script_runs_as_a_module_and_prints_no_traceback_on_bad_input(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("item_id;timestamp;target_value\na;2023-01-01;1\n")

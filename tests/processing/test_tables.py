@@ -114,3 +114,14 @@ def test_given_a_json_file_or_its_folder_then_both_read_the_same_document(tmp_pa
     (tmp_path / "evaluation.json").write_text('{"wape": {"value": 0.1}}', encoding="utf-8")
     assert tables.read_json(tmp_path, "evaluation.json", "--evaluation-dir") == {"wape": {"value": 0.1}}
     assert tables.read_json(tmp_path / "evaluation.json", "other.json", "--evaluation-dir") == {"wape": {"value": 0.1}}
+def test_shared_text_read_gives_the_same_frame_with_one_string_per_distinct_value(tmp_path):
+    from processing import tables
+    path = tmp_path / "sales.csv"
+    path.write_text("item_id,timestamp,target_value,region\n" + "".join(
+        f"007,2024-01-{d:02d},{d}.5,North\n" for d in range(1, 29)) + "8,2024-01-01,,South\n")
+    plain = tables.read_frame(path, ["item_id"])
+    shared = tables.read_frame_shared_text(path, ["item_id"], numeric=["target_value"])
+    pd.testing.assert_frame_equal(shared, plain)
+    assert shared["item_id"].iloc[0] == "007" and shared["target_value"].isna().sum() == 1
+    # the rows of a distinct value hold the same string object
+    assert len({id(v) for v in shared["region"]}) == 2
