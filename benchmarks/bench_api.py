@@ -13,6 +13,7 @@ p50/p99 latency per client count and the 8-vs-1 scaling; exits 1 on any error.
 Building trains the engine's --preset (default: "default", what the pipeline trains) on the seed
 recipe's data (125 items x 3 years, horizon 14) within --train-seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def build(home: Path, train_seconds: float, model_dir: str | None, data: str | None,
-          preset: str = "default") -> tuple[Path, str]:
+def build(
+    home: Path, train_seconds: float, model_dir: str | None, data: str | None, preset: str = "default"
+) -> tuple[Path, str]:
     """Seed data -> PrepareData (in the local store, as the pipeline writes it) -> engine model."""
     from pipelines.local.store import local_path
 
@@ -58,8 +60,23 @@ def build(home: Path, train_seconds: float, model_dir: str | None, data: str | N
         raw = home / "seed.csv"
         print("generating the seed recipe's sales data ...", flush=True)
         subprocess.run([sys.executable, "-m", "processing.generate", "--out", str(raw)], check=True, cwd=ROOT)
-        subprocess.run([sys.executable, "-m", "processing.prepare", "--input", str(raw), "--output-dir",
-                        str(prepared), "--horizon", "14", "--frequency", "D"], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "processing.prepare",
+                "--input",
+                str(raw),
+                "--output-dir",
+                str(prepared),
+                "--horizon",
+                "14",
+                "--frequency",
+                "D",
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     if model_dir:
         return Path(model_dir), str(prepared)
     from forecasting import EngineConfig, train
@@ -67,10 +84,14 @@ def build(home: Path, train_seconds: float, model_dir: str | None, data: str | N
     print(f"training the engine ({preset} preset, {train_seconds:.0f}s limit) ...", flush=True)
     profile = json.loads((prepared / "profile" / "profile.json").read_text())
     config = EngineConfig(horizon=int(profile["horizon"]), frequency=profile["frequency"], preset=preset)
-    result = train(prepared / "train" / "train.csv", config, home / "training", time_limit_seconds=train_seconds,
-                   log=lambda line: None)
-    print(f"trained {result.best_candidate_name} ({result.objective_metric} {result.objective_value:.4f})",
-          flush=True)
+    result = train(
+        prepared / "train" / "train.csv",
+        config,
+        home / "training",
+        time_limit_seconds=train_seconds,
+        log=lambda line: None,
+    )
+    print(f"trained {result.best_candidate_name} ({result.objective_metric} {result.objective_value:.4f})", flush=True)
     return Path(result.model_dir), str(prepared)
 
 
@@ -83,10 +104,22 @@ def deploy_local(home: Path, model_dir: Path, workers: int | None) -> Any:
     sm = client("sagemaker", settings)
     uri = settings.s3_uri("models", "bench")
     shutil.copytree(model_dir, local_path(uri, settings))
-    sm.create_model(ModelName="bench", ExecutionRoleArn=settings.effective_role_arn,
-                    PrimaryContainer={"Image": "local/forecasting", "ModelDataUrl": uri})
-    sm.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[
-        {"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_model(
+        ModelName="bench",
+        ExecutionRoleArn=settings.effective_role_arn,
+        PrimaryContainer={"Image": "local/forecasting", "ModelDataUrl": uri},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="bench",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "bench",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
     sm.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
     described = sm.describe_endpoint(EndpointName="bench")
     if described["EndpointStatus"] != "InService":
@@ -94,8 +127,16 @@ def deploy_local(home: Path, model_dir: Path, workers: int | None) -> Any:
     return sm
 
 
-def run_load(url: str, items: list[str], clients: int, seconds: float, seed: int = 0,
-             covariates: tuple = (), horizon: int = 0, repeat: bool = False) -> dict:
+def run_load(
+    url: str,
+    items: list[str],
+    clients: int,
+    seconds: float,
+    seed: int = 0,
+    covariates: tuple = (),
+    horizon: int = 0,
+    repeat: bool = False,
+) -> dict:
     """`clients` threads posting single-item requests until `seconds` pass; latencies and failures.
 
     Each request carries a random 0/1 plan for the first covariate (new requests), unless `repeat`.
@@ -114,8 +155,9 @@ def run_load(url: str, items: list[str], clients: int, seconds: float, seed: int
             body = json.dumps(request).encode()
             started = time.perf_counter()
             try:
-                status, _, answer = endpoint.http_request(url + "/forecast", "POST", body,
-                                                          {"Content-Type": "application/json"}, timeout=30)
+                status, _, answer = endpoint.http_request(
+                    url + "/forecast", "POST", body, {"Content-Type": "application/json"}, timeout=30
+                )
             except OSError as error:
                 status, answer = 0, str(error).encode()
             elapsed = time.perf_counter() - started
@@ -129,23 +171,35 @@ def run_load(url: str, items: list[str], clients: int, seconds: float, seed: int
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=seconds + 60)     # bounded even if a request hangs
+        thread.join(timeout=seconds + 60)  # bounded even if a request hangs
     wall = time.perf_counter() - started
     values = np.array(latencies) * 1000.0
-    return {"requests": len(latencies), "errors": len(failures), "first_errors": failures[:5],
-            "seconds": round(wall, 2), "throughput_rps": round(len(latencies) / wall, 2),
-            "latency_ms": {f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 90, 99)}
-            | {"max": round(float(values.max()), 1)} if values.size else {}}
+    return {
+        "requests": len(latencies),
+        "errors": len(failures),
+        "first_errors": failures[:5],
+        "seconds": round(wall, 2),
+        "throughput_rps": round(len(latencies) / wall, 2),
+        "latency_ms": {f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 90, 99)}
+        | {"max": round(float(values.max()), 1)}
+        if values.size
+        else {},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     from processing.kernel.process_env import configure_threads
-    configure_threads()   # before LightGBM loads OpenMP in this process
+
+    configure_threads()  # before LightGBM loads OpenMP in this process
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", default="1,8", help="client counts to run one after the other (default 1,8)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds per client count (default 30)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="endpoint worker processes when building (default: the number of cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="endpoint worker processes when building (default: the number of cores)",
+    )
     parser.add_argument("--build", action="store_true", help="build a fresh deployment in a temporary home")
     parser.add_argument("--model-dir", default=None, help="with --build: serve this trained model")
     parser.add_argument("--data", default=None, help="with --build: a PrepareData output folder to serve")
@@ -155,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = resolve()
-    reuse = (not args.build and not args.model_dir and
-             endpoint.running_state(settings.home_path, settings.endpoint_name) is not None)
+    reuse = (
+        not args.build
+        and not args.model_dir
+        and endpoint.running_state(settings.home_path, settings.endpoint_name) is not None
+    )
     home = settings.home_path if reuse else Path(tempfile.mkdtemp(prefix="bench-api-"))
     started_endpoint, api_process, sm = False, None, None
     try:
@@ -170,10 +227,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"endpoint 'bench' on {endpoint.running_state(home, 'bench')['url']} serving {model_dir}")
             data_args = ["--endpoint-name", "bench", "--data", prepared]
         port = free_port()
-        api_process = subprocess.Popen([sys.executable, "-m", "deploy.api", "serve", "--port", str(port),
-                                        "--home", str(home), *data_args], cwd=ROOT,
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        api_process.stdout.readline()           # the "forecast API on ..." line: it is listening
+        api_process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.api", "serve", "--port", str(port), "--home", str(home), *data_args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        api_process.stdout.readline()  # the "forecast API on ..." line: it is listening
         url = f"http://127.0.0.1:{port}"
         items, covariates, horizon = discover_items(url, home, data_args)
         warm = endpoint.http_request(url + "/forecast", "POST", json.dumps({"item_id": items[0]}).encode())
@@ -185,23 +245,32 @@ def main(argv: list[str] | None = None) -> int:
         workers = json.loads(endpoint.http_request(state["url"] + "/metrics")[2]).get("workers") if state else "?"
         results = {}
         for clients in [int(c) for c in str(args.clients).split(",") if c.strip()]:
-            print(f"{clients} client(s) x {args.seconds:.0f}s, new single-item requests over {len(items)} items, "
-                  f"{workers} endpoint worker(s) ...", flush=True)
+            print(
+                f"{clients} client(s) x {args.seconds:.0f}s, new single-item requests over {len(items)} items, "
+                f"{workers} endpoint worker(s) ...",
+                flush=True,
+            )
             results[clients] = run_load(url, items, clients, args.seconds, covariates=covariates, horizon=horizon)
         cached = run_load(url, items, 1, min(args.seconds, 3.0), repeat=True)
         print(json.dumps({"runs": results, "repeated_request": cached}, indent=2))
         print(f"\n{'clients':>7} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
         for clients, result in results.items():
             latency = result["latency_ms"]
-            print(f"{clients:>7} {result['requests']:>9} {result['errors']:>7} {result['throughput_rps']:>8} "
-                  f"{latency.get('p50', '-'):>8} {latency.get('p99', '-'):>8}")
+            print(
+                f"{clients:>7} {result['requests']:>9} {result['errors']:>7} {result['throughput_rps']:>8} "
+                f"{latency.get('p50', '-'):>8} {latency.get('p99', '-'):>8}"
+            )
         counts = sorted(results)
         if len(counts) > 1 and results[counts[0]]["throughput_rps"]:
             ratio = results[counts[-1]]["throughput_rps"] / results[counts[0]]["throughput_rps"]
-            print(f"throughput with {counts[-1]} clients = {ratio:.2f}x that with {counts[0]} "
-                  f"({os.cpu_count()} cores, {workers} endpoint workers)")
-        print(f"a repeated request (cached): p50 {cached['latency_ms'].get('p50')} ms, "
-              f"{cached['throughput_rps']} req/s with 1 client")
+            print(
+                f"throughput with {counts[-1]} clients = {ratio:.2f}x that with {counts[0]} "
+                f"({os.cpu_count()} cores, {workers} endpoint workers)"
+            )
+        print(
+            f"a repeated request (cached): p50 {cached['latency_ms'].get('p50')} ms, "
+            f"{cached['throughput_rps']} req/s with 1 client"
+        )
         failed = any(r["errors"] or not r["requests"] for r in [*results.values(), cached])
         return 1 if failed else 0
     finally:

@@ -5,6 +5,7 @@
 Trains and approves a model with the local training pipeline first (timed separately), then
 runs the batch pipeline and prints a table of step durations from the execution record.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--products", type=int, default=500)
     parser.add_argument("--regions", type=int, default=5)
-    parser.add_argument("--algorithms", default="", help="AutoMLAlgorithms for the training run (default: the pipeline's)")
+    parser.add_argument(
+        "--algorithms", default="", help="AutoMLAlgorithms for the training run (default: the pipeline's)"
+    )
     parser.add_argument("--home", help="FORECAST_HOME to use (default: a fresh temporary folder)")
     args = parser.parse_args()
 
@@ -60,15 +63,27 @@ def main() -> int:
     trained = time.perf_counter() - started
 
     started = time.perf_counter()
-    code = run(["--pipeline", "batch", "--param", f"InputDataUrl={data / 'batch.csv'}",
-                "--param", f"OutputUrl={home / 'report'}"])
+    code = run(
+        [
+            "--pipeline",
+            "batch",
+            "--param",
+            f"InputDataUrl={data / 'batch.csv'}",
+            "--param",
+            f"OutputUrl={home / 'report'}",
+        ]
+    )
     batch = time.perf_counter() - started
     record = load_executions(resolve())[0]
 
     print()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"data: {series} series, {len(history):,} history rows + {len(frame) - len(history):,} future rows "
-          f"(generated in {generated:.1f} s)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"data: {series} series, {len(history):,} history rows + {len(frame) - len(history):,} future rows "
+        f"(generated in {generated:.1f} s)"
+    )
     print(f"training pipeline (model to approve): {trained:.1f} s")
     print()
     print("| batch step | status | wall (s) |")

@@ -3,6 +3,7 @@ Evaluate step end to end on synthetic data.
 
     python -m benchmarks.bench_evaluate [--items 125] [--days 1095] [--horizon 14]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,13 @@ def bench_metrics(points: int = 1_000_000) -> None:
     f = a * rng.normal(1, 0.2, points)
     q = {"p10": f * 0.7, "p50": f, "p90": f * 1.3}
     print(f"metrics on {points:,} points (best of 5)")
-    for name, fn in (("wape", lambda: metrics.wape(a, f)), ("mape", lambda: metrics.mape(a, f)),
-                     ("rmse", lambda: metrics.rmse(a, f)), ("wql (3 quantiles)", lambda: metrics.wql(a, q)),
-                     ("seasonal_naive_scale (season 7)", lambda: metrics.seasonal_naive_scale(a, 7))):
+    for name, fn in (
+        ("wape", lambda: metrics.wape(a, f)),
+        ("mape", lambda: metrics.mape(a, f)),
+        ("rmse", lambda: metrics.rmse(a, f)),
+        ("wql (3 quantiles)", lambda: metrics.wql(a, q)),
+        ("seasonal_naive_scale (season 7)", lambda: metrics.seasonal_naive_scale(a, 7)),
+    ):
         _timed(name, fn)
 
 
@@ -46,8 +51,14 @@ def synthetic_files(folder: Path, items: int, days: int, horizon: int, seed: int
     level = np.repeat(rng.gamma(2.0, 50.0, items), days)
     week = np.tile(np.sin(2 * np.pi * np.arange(days) / 7), items)
     y = np.maximum(level * (1 + 0.3 * week) + rng.normal(0, 5, items * days), 0).round(2)
-    frame = pd.DataFrame({"item_id": ids, "timestamp": stamps, "target_value": y,
-                          "category": np.repeat([f"cat{k % 5}" for k in range(items)], days)})
+    frame = pd.DataFrame(
+        {
+            "item_id": ids,
+            "timestamp": stamps,
+            "target_value": y,
+            "category": np.repeat([f"cat{k % 5}" for k in range(items)], days),
+        }
+    )
     holdout_mask = np.tile(np.arange(days) >= days - horizon, items)
     frame[~holdout_mask].to_csv(folder / "train.csv", index=False)
     hold = frame.loc[holdout_mask, ["item_id", "timestamp", "target_value"]]
@@ -62,13 +73,24 @@ def synthetic_files(folder: Path, items: int, days: int, horizon: int, seed: int
 def bench_step(items: int, days: int, horizon: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = synthetic_files(Path(tmp), items, days, horizon)
-        args = evaluate.build_parser().parse_args([
-            "--forecasts", str(paths["forecasts"]), "--actuals", str(paths["actuals"]),
-            "--history", str(paths["history"]), "--out", str(Path(tmp) / "out")])
+        args = evaluate.build_parser().parse_args(
+            [
+                "--forecasts",
+                str(paths["forecasts"]),
+                "--actuals",
+                str(paths["actuals"]),
+                "--history",
+                str(paths["history"]),
+                "--out",
+                str(Path(tmp) / "out"),
+            ]
+        )
         start = time.perf_counter()
         evaluate.run(args, log=lambda *_: None)
-        print(f"Evaluate step, {items} items x {days} days, horizon {horizon}: "
-              f"{time.perf_counter() - start:.2f} s (including 7 plots)")
+        print(
+            f"Evaluate step, {items} items x {days} days, horizon {horizon}: "
+            f"{time.perf_counter() - start:.2f} s (including 7 plots)"
+        )
 
 
 def main() -> None:

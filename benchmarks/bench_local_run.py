@@ -15,6 +15,7 @@ pipeline on them, and the fixed cost is printed: the run's wall time minus the e
 training (the AutoML job log's "done in") and the model's prediction (the transforms' "N file(s)
 in"), against the targets of 5 s for training and 3 s for batch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temp FORECAST_HOME")
     parser.add_argument("--param", action="append", default=[], help="Name=Value override (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="hide the step logs while running")
-    parser.add_argument("--tiny", action="store_true",
-                        help="2 items x 120 days, AutoMLAlgorithms=npts: the run is nearly all fixed cost")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="2 items x 120 days, AutoMLAlgorithms=npts: the run is nearly all fixed cost",
+    )
     parser.add_argument("--batch", action="store_true", help="then run the batch pipeline on the same items")
     return parser.parse_args(argv)
 
@@ -69,20 +73,38 @@ def fixed_cost_table(runs: list) -> str:
         model = model_seconds(record)
         fixed = wall - sum(model.values())
         target = FIXED_TARGETS.get(name)
-        rows.append((name, f"{wall:.1f}", f"{sum(model.values()):.1f}", f"{fixed:.1f}",
-                     f"{target:.0f}" if target else "-", "within" if target and fixed <= target else "OVER"))
+        rows.append(
+            (
+                name,
+                f"{wall:.1f}",
+                f"{sum(model.values()):.1f}",
+                f"{fixed:.1f}",
+                f"{target:.0f}" if target else "-",
+                "within" if target and fixed <= target else "OVER",
+            )
+        )
         for step in record["steps"]:
             seconds = step.get("duration_seconds")
             if seconds is None:
                 continue
             inside = model.get(step["name"], 0.0)
-            rows.append((f"  {step['name']}", f"{seconds:.1f}", f"{inside:.1f}" if inside else "",
-                         f"{seconds - inside:.1f}", "", ""))
+            rows.append(
+                (
+                    f"  {step['name']}",
+                    f"{seconds:.1f}",
+                    f"{inside:.1f}" if inside else "",
+                    f"{seconds - inside:.1f}",
+                    "",
+                    "",
+                )
+            )
         outside = wall - sum(s.get("duration_seconds") or 0.0 for s in record["steps"])
         rows.append(("  (start-up, rendering, bundle, between steps)", f"{outside:.1f}", "", f"{outside:.1f}", "", ""))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in rows]
+    lines = [
+        "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -103,14 +125,24 @@ def table(record: dict, total: float, seed_seconds: float) -> str:
     for step in record["steps"]:
         seconds = step.get("duration_seconds")
         share = f"{100 * seconds / total:.0f}%" if seconds else "-"
-        rows.append((step["name"], step["type"], step["status"], f"{seconds:.1f}" if seconds is not None else "-",
-                     share))
-    rows.append(("(rendering, bundle, seed data)", "", "", f"{total - (record.get('duration_seconds') or 0):.1f}",
-                 f"{100 * (total - (record.get('duration_seconds') or 0)) / total:.0f}%"))
+        rows.append(
+            (step["name"], step["type"], step["status"], f"{seconds:.1f}" if seconds is not None else "-", share)
+        )
+    rows.append(
+        (
+            "(rendering, bundle, seed data)",
+            "",
+            "",
+            f"{total - (record.get('duration_seconds') or 0):.1f}",
+            f"{100 * (total - (record.get('duration_seconds') or 0)) / total:.0f}%",
+        )
+    )
     rows.append(("TOTAL wall time", "", record["status"], f"{total:.1f}", "100%"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
-    lines = ["  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in rows]
+    lines = [
+        "  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     lines.insert(len(lines) - 1, "-" * len(lines[0]))
     return "\n".join(lines)
@@ -149,14 +181,17 @@ def main(argv=None) -> int:
     runs = [(record["pipeline_name"], total, record)]
     seed = next((n for n in record.get("notes") or [] if "seed dataset" in n), "")
     print()
-    print(f"Local run of {record['pipeline_name']} on {'the seed dataset' if seed else 'the given data'} "
-          f"(execution {record['execution_id']}, {os.cpu_count()} CPUs)")
+    print(
+        f"Local run of {record['pipeline_name']} on {'the seed dataset' if seed else 'the given data'} "
+        f"(execution {record['execution_id']}, {os.cpu_count()} CPUs)"
+    )
     print(table(record, total, 0.0))
     verdict = "within" if total <= TARGET_SECONDS else "OVER"
     print(f"\n{verdict} the {TARGET_SECONDS // 60}-minute target ({total:.0f}s); report: {record.get('report')}")
     if args.batch and code == 0:
         if args.tiny:  # the Approved model's Deploy step started a local endpoint: the batch does not use it
             from deploy import endpoint
+
             endpoint.stop(resolve().home_path, resolve().endpoint_name)
         batch_cli = ["--pipeline", "batch", "--param", f"OutputUrl={home / 'report'}"]
         if batch_input is not None:

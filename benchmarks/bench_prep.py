@@ -6,6 +6,7 @@
 Prep time = read the CSV + validate/align/fill/split + write all outputs (what the step does).
 Wall and CPU seconds are both shown: on a shared machine wall time depends on the load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,10 +50,18 @@ def bench(products: int, regions: int, workdir: Path) -> dict:
         result = prepare(table, config)
     with Clock() as write:
         write_outputs(result, workdir / f"out_{products}_{regions}")
-    return {"dataset": label, "rows": len(frame), "items": result.profile["items"],
-            "generate": gen.wall, "generate_csv": gen_write.wall,
-            "read": read.wall, "prepare": core.wall, "write": write.wall,
-            "prep_total": read.wall + core.wall + write.wall, "prep_cpu": read.cpu + core.cpu + write.cpu}
+    return {
+        "dataset": label,
+        "rows": len(frame),
+        "items": result.profile["items"],
+        "generate": gen.wall,
+        "generate_csv": gen_write.wall,
+        "read": read.wall,
+        "prepare": core.wall,
+        "write": write.wall,
+        "prep_total": read.wall + core.wall + write.wall,
+        "prep_cpu": read.cpu + core.cpu + write.cpu,
+    }
 
 
 def main(argv=None) -> int:
@@ -62,16 +71,22 @@ def main(argv=None) -> int:
     sizes = [(25, 5)] + ([] if args.quick else [(500, 5)])
     with tempfile.TemporaryDirectory(prefix="bench_prep_") as tmp:
         rows = [bench(p, r, Path(tmp)) for p, r in sizes]
-    header = (f"{'dataset':<34} {'rows':>10} {'items':>6} {'gen s':>7} {'gen csv s':>9} {'read s':>7} "
-              f"{'prep s':>7} {'write s':>8} {'PREP s':>7} {'prep cpu s':>10}")
+    header = (
+        f"{'dataset':<34} {'rows':>10} {'items':>6} {'gen s':>7} {'gen csv s':>9} {'read s':>7} "
+        f"{'prep s':>7} {'write s':>8} {'PREP s':>7} {'prep cpu s':>10}"
+    )
     print()
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['dataset']:<34} {r['rows']:>10,} {r['items']:>6} {r['generate']:>7.2f} {r['generate_csv']:>9.2f} "
-              f"{r['read']:>7.2f} {r['prepare']:>7.2f} {r['write']:>8.2f} {r['prep_total']:>7.2f} {r['prep_cpu']:>10.2f}")
-    print(f"\nPREP = read + prepare + write (the PrepareData step); limit for 500x5x3y: {PREP_LIMIT_SECONDS:.0f} s wall. "
-          f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
+        print(
+            f"{r['dataset']:<34} {r['rows']:>10,} {r['items']:>6} {r['generate']:>7.2f} {r['generate_csv']:>9.2f} "
+            f"{r['read']:>7.2f} {r['prepare']:>7.2f} {r['write']:>8.2f} {r['prep_total']:>7.2f} {r['prep_cpu']:>10.2f}"
+        )
+    print(
+        f"\nPREP = read + prepare + write (the PrepareData step); limit for 500x5x3y: {PREP_LIMIT_SECONDS:.0f} s wall. "
+        f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}"
+    )
     slow = [r for r in rows if r["prep_total"] > PREP_LIMIT_SECONDS]
     return 1 if slow else 0
 

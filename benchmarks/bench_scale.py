@@ -18,6 +18,7 @@ naive and NPTS), i.e. what every step but the engine costs at that size.
 Targets (issue 14): 25,000 series train in 30 minutes and forecast in 5 on two cores, with
 peak memory under 8 GB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,9 @@ REGIONS = 5
 YEARS = 3
 FUTURE_DAYS = 14
 SAMPLE_SECONDS = 0.5
-TARGETS = {"train_seconds": 30 * 60, "batch_seconds": 5 * 60, "peak_bytes": 8 * 1024 ** 3}
+TARGETS = {"train_seconds": 30 * 60, "batch_seconds": 5 * 60, "peak_bytes": 8 * 1024**3}
 BASELINE_ALGORITHMS = "npts"
-GB = 1024 ** 3
+GB = 1024**3
 
 
 class TreeSampler:
@@ -50,9 +51,9 @@ class TreeSampler:
 
     def __init__(self, pid: int, limit_bytes: Optional[int] = None):
         self.root = psutil.Process(pid)
-        self.limit_bytes = limit_bytes     # past it the run is stopped: the machine is shared
+        self.limit_bytes = limit_bytes  # past it the run is stopped: the machine is shared
         self.stopped = False
-        self.samples: List[tuple] = []      # (unix time, total rss bytes)
+        self.samples: List[tuple] = []  # (unix time, total rss bytes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -91,20 +92,25 @@ class TreeSampler:
         return max(inside) if inside else None
 
 
-MAX_BYTES: Optional[int] = None   # --max-gb
+MAX_BYTES: Optional[int] = None  # --max-gb
 
 
 def run_measured(command: List[str], env: dict, log: Path) -> dict:
     """Run `command`, sampling its tree; wall seconds, exit code, sampled and kernel peaks."""
     started = time.time()
     with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(command, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         with TreeSampler(process.pid, MAX_BYTES) as sampler:
             _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": time.time() - started, "code": process.returncode, "sampler": sampler,
-            "max_process_bytes": usage.ru_maxrss * 1024}   # Linux: KiB; covers reaped descendants
+    return {
+        "seconds": time.time() - started,
+        "code": process.returncode,
+        "sampler": sampler,
+        "max_process_bytes": usage.ru_maxrss * 1024,
+    }  # Linux: KiB; covers reaped descendants
 
 
 def latest_execution(home: Path) -> dict:
@@ -121,17 +127,32 @@ def step_rows(record: dict, sampler: TreeSampler) -> List[dict]:
             continue
         start = datetime.datetime.fromisoformat(step["start_time"]).timestamp()
         seconds = step.get("duration_seconds") or 0.0
-        rows.append({"step": step["name"], "status": step["status"], "seconds": seconds,
-                     "peak_bytes": sampler.peak(start, start + seconds + 1)})
+        rows.append(
+            {
+                "step": step["name"],
+                "status": step["status"],
+                "seconds": seconds,
+                "peak_bytes": sampler.peak(start, start + seconds + 1),
+            }
+        )
     return rows
 
 
 def stop_endpoint(env: dict) -> None:
     """The Approved model's Deploy step started a local endpoint; the benchmark does not use it."""
-    code = ("from deploy import endpoint; from processing.kernel.settings import resolve; "
-            "s = resolve(); endpoint.stop(s.home_path, s.endpoint_name)")
-    subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), env=env, check=False, timeout=60,
-                   stdin=subprocess.DEVNULL, capture_output=True)
+    code = (
+        "from deploy import endpoint; from processing.kernel.settings import resolve; "
+        "s = resolve(); endpoint.stop(s.home_path, s.endpoint_name)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=str(ROOT),
+        env=env,
+        check=False,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
 
 
 def generate(series: int, folder: Path, env: dict, reuse: bool = False) -> dict:
@@ -141,9 +162,23 @@ def generate(series: int, folder: Path, env: dict, reuse: bool = False) -> dict:
     if reuse and (folder / "batch.csv").is_file() and (folder / "history.csv").is_file():
         print(f"  reusing {folder / 'history.csv'} and batch.csv", flush=True)
         return {"seconds": 0.0, "code": 0, "max_process_bytes": None}
-    command = [sys.executable, "-m", "processing.generate", "--products", str(series // REGIONS),
-               "--regions", str(REGIONS), "--years", str(YEARS), "--future-days", str(FUTURE_DAYS),
-               "--out", str(folder / "batch.csv"), "--history-out", str(folder / "history.csv")]
+    command = [
+        sys.executable,
+        "-m",
+        "processing.generate",
+        "--products",
+        str(series // REGIONS),
+        "--regions",
+        str(REGIONS),
+        "--years",
+        str(YEARS),
+        "--future-days",
+        str(FUTURE_DAYS),
+        "--out",
+        str(folder / "batch.csv"),
+        "--history-out",
+        str(folder / "history.csv"),
+    ]
     result = run_measured(command, env, folder / "generate.log")
     if result["code"] != 0:
         raise SystemExit(f"generator failed; see {folder / 'generate.log'}")
@@ -156,12 +191,28 @@ def pipeline_run(label: str, folder: Path, env: dict, algorithms: Optional[str])
     shutil.rmtree(home, ignore_errors=True)
     env = dict(env, FORECAST_HOME=str(home))
     out: Dict[str, dict] = {}
-    train = [sys.executable, "-m", "pipelines.run", "--param", f"InputDataUrl={folder / 'history.csv'}",
-             "--param", "ModelApprovalStatus=Approved"]
+    train = [
+        sys.executable,
+        "-m",
+        "pipelines.run",
+        "--param",
+        f"InputDataUrl={folder / 'history.csv'}",
+        "--param",
+        "ModelApprovalStatus=Approved",
+    ]
     if algorithms:
         train += ["--param", f"AutoMLAlgorithms={algorithms}"]
-    batch = [sys.executable, "-m", "pipelines.run", "--pipeline", "batch",
-             "--param", f"InputDataUrl={folder / 'batch.csv'}", "--param", f"OutputUrl={folder / ('report-' + label)}"]
+    batch = [
+        sys.executable,
+        "-m",
+        "pipelines.run",
+        "--pipeline",
+        "batch",
+        "--param",
+        f"InputDataUrl={folder / 'batch.csv'}",
+        "--param",
+        f"OutputUrl={folder / ('report-' + label)}",
+    ]
     for pipeline, command in (("training", train), ("batch", batch)):
         print(f"  {label}: {pipeline} ...", flush=True)
         log = folder / f"{label}-{pipeline}.log"
@@ -171,8 +222,13 @@ def pipeline_run(label: str, folder: Path, env: dict, algorithms: Optional[str])
             if pipeline == "training":
                 stop_endpoint(env)
         record = latest_execution(home) if (home / "executions").is_dir() else {"steps": [], "status": "none"}
-        out[pipeline] = {**result, "status": record.get("status"), "steps": step_rows(record, result["sampler"]),
-                         "peak_bytes": result["sampler"].peak(), "log": str(log)}
+        out[pipeline] = {
+            **result,
+            "status": record.get("status"),
+            "steps": step_rows(record, result["sampler"]),
+            "peak_bytes": result["sampler"].peak(),
+            "log": str(log),
+        }
         print(f"  {label}: {pipeline} {record.get('status')} in {result['seconds']:.0f}s", flush=True)
         if result["code"] != 0:
             print(f"  {label}: {pipeline} exited {result['code']}; see {log}", flush=True)
@@ -186,8 +242,13 @@ def gb(value: Optional[int]) -> str:
 
 def format_table(rows: List[tuple]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(c).ljust(w) if i == 0 or i == 1 or i == 2 else str(c).rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+    lines = [
+        "  ".join(
+            str(c).ljust(w) if i == 0 or i == 1 or i == 2 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths))
+        )
+        for row in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -197,21 +258,47 @@ def step_table(results: dict) -> str:
     for series, runs in results.items():
         for label, pipelines in runs.items():
             if label == "generate":
-                rows.append((series, "generate", "processing.generate", f"{pipelines['seconds']:.1f}",
-                             gb(pipelines["max_process_bytes"])))
+                rows.append(
+                    (
+                        series,
+                        "generate",
+                        "processing.generate",
+                        f"{pipelines['seconds']:.1f}",
+                        gb(pipelines["max_process_bytes"]),
+                    )
+                )
                 continue
             for pipeline, result in pipelines.items():
                 for step in result["steps"]:
-                    rows.append((series, f"{label} {pipeline}", step["step"], f"{step['seconds']:.1f}",
-                                 gb(step["peak_bytes"])))
-                rows.append((series, f"{label} {pipeline}", "TOTAL (wall, incl. start-up)",
-                             f"{result['seconds']:.1f}", gb(result["peak_bytes"])))
+                    rows.append(
+                        (series, f"{label} {pipeline}", step["step"], f"{step['seconds']:.1f}", gb(step["peak_bytes"]))
+                    )
+                rows.append(
+                    (
+                        series,
+                        f"{label} {pipeline}",
+                        "TOTAL (wall, incl. start-up)",
+                        f"{result['seconds']:.1f}",
+                        gb(result["peak_bytes"]),
+                    )
+                )
     return format_table(rows)
 
 
 def curve_table(results: dict) -> str:
-    rows = [("series", "run", "rows", "train s", "train peak GB", "largest process GB", "batch s",
-             "batch peak GB", "verdict")]
+    rows = [
+        (
+            "series",
+            "run",
+            "rows",
+            "train s",
+            "train peak GB",
+            "largest process GB",
+            "batch s",
+            "batch peak GB",
+            "verdict",
+        )
+    ]
     for series, runs in results.items():
         for label, pipelines in runs.items():
             if label == "generate":
@@ -228,28 +315,51 @@ def curve_table(results: dict) -> str:
                 if max(train["peak_bytes"] or 0, batch["peak_bytes"] or 0) > TARGETS["peak_bytes"]:
                     fails.append("memory > 8 GB")
             largest = max((p["max_process_bytes"] for p in pipelines.values()), default=None)
-            rows.append((series, label, f"{series * (365 * YEARS):,}",
-                         f"{train['seconds']:.0f}" if train else "-", gb(train and train["peak_bytes"]), gb(largest),
-                         f"{batch['seconds']:.0f}" if batch else "-", gb(batch and batch["peak_bytes"]),
-                         "; ".join(fails) or "within targets"))
+            rows.append(
+                (
+                    series,
+                    label,
+                    f"{series * (365 * YEARS):,}",
+                    f"{train['seconds']:.0f}" if train else "-",
+                    gb(train and train["peak_bytes"]),
+                    gb(largest),
+                    f"{batch['seconds']:.0f}" if batch else "-",
+                    gb(batch and batch["peak_bytes"]),
+                    "; ".join(fails) or "within targets",
+                )
+            )
     return format_table(rows)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", nargs="+", type=int, help="series counts (multiples of 5), e.g. 1000 5000 25000")
-    parser.add_argument("--algorithms", default=None,
-                        help="AutoMLAlgorithms of the engine run (default: the pipeline's default)")
-    parser.add_argument("--no-baseline", action="store_true", help=f"skip the AutoMLAlgorithms={BASELINE_ALGORITHMS} run")
-    parser.add_argument("--baseline-up-to", type=int, default=5000,
-                        help="run the baseline only up to this many series (default %(default)s)")
+    parser.add_argument(
+        "--algorithms", default=None, help="AutoMLAlgorithms of the engine run (default: the pipeline's default)"
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help=f"skip the AutoMLAlgorithms={BASELINE_ALGORITHMS} run"
+    )
+    parser.add_argument(
+        "--baseline-up-to",
+        type=int,
+        default=5000,
+        help="run the baseline only up to this many series (default %(default)s)",
+    )
     parser.add_argument("--work", help="folder for data and FORECAST_HOMEs (default: a temp folder, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     parser.add_argument("--json", help="also write the figures here")
-    parser.add_argument("--max-gb", type=float, default=None,
-                        help="stop a run (SIGINT) whose processes together pass this many GB (shared machines)")
-    parser.add_argument("--reuse-data", action="store_true",
-                        help="keep history.csv and batch.csv already in the work folder (same sizes)")
+    parser.add_argument(
+        "--max-gb",
+        type=float,
+        default=None,
+        help="stop a run (SIGINT) whose processes together pass this many GB (shared machines)",
+    )
+    parser.add_argument(
+        "--reuse-data",
+        action="store_true",
+        help="keep history.csv and batch.csv already in the work folder (same sizes)",
+    )
     return parser.parse_args(argv)
 
 
@@ -279,18 +389,37 @@ def main(argv=None) -> int:
             print(step_table(results))
             print()
             print(curve_table(results))
-            print(f"\nbaseline = AutoMLAlgorithms={BASELINE_ALGORITHMS} (seasonal naive + NPTS); peak GB (tree) = "
-                  "largest sampled sum of RSS over the run's processes; largest process = wait4 ru_maxrss")
+            print(
+                f"\nbaseline = AutoMLAlgorithms={BASELINE_ALGORITHMS} (seasonal naive + NPTS); peak GB (tree) = "
+                "largest sampled sum of RSS over the run's processes; largest process = wait4 ru_maxrss"
+            )
         if args.json:
-            Path(args.json).write_text(json.dumps({
-                str(s): {label: ({"seconds": r["seconds"], "max_process_bytes": r["max_process_bytes"]}
-                                 if label == "generate" else
-                                 {p: {k: v for k, v in x.items() if k != "sampler"} for p, x in r.items()})
-                         for label, r in runs.items()} for s, runs in results.items()}, indent=2, default=str))
+            Path(args.json).write_text(
+                json.dumps(
+                    {
+                        str(s): {
+                            label: (
+                                {"seconds": r["seconds"], "max_process_bytes": r["max_process_bytes"]}
+                                if label == "generate"
+                                else {p: {k: v for k, v in x.items() if k != "sampler"} for p, x in r.items()}
+                            )
+                            for label, r in runs.items()
+                        }
+                        for s, runs in results.items()
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
         if not args.work and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    ok = all(p.get("code") == 0 for runs in results.values() for label, r in runs.items() if label != "generate"
-             for p in r.values())
+    ok = all(
+        p.get("code") == 0
+        for runs in results.values()
+        for label, r in runs.items()
+        if label != "generate"
+        for p in r.values()
+    )
     return 0 if ok else 1
 
 

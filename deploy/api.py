@@ -45,6 +45,7 @@ assumed zero (and the response says which). The same code runs on AWS Lambda (bo
     python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90]
                                 [--covariate promotion=0,0,1,...] [--url URL]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,12 +82,12 @@ from processing.kernel.settings import Settings, resolve
 
 LOG = logging.getLogger("deploy.api")
 QUANTILE_NAME = contracts.QUANTILE_NAME
-DATA_CACHE_SECONDS = 30.0      # how long a discovered data location is trusted before looking again
-TAGS_CACHE_SECONDS = 5.0       # how long the endpoint's model package ARN is trusted
-PACKAGE_TAG = "model-package-arn"   # the endpoint tag the deploy handler writes (any model-package ARN value counts)
+DATA_CACHE_SECONDS = 30.0  # how long a discovered data location is trusted before looking again
+TAGS_CACHE_SECONDS = 5.0  # how long the endpoint's model package ARN is trusted
+PACKAGE_TAG = "model-package-arn"  # the endpoint tag the deploy handler writes (any model-package ARN value counts)
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[^:]*:\d*:model-package/.+")
-MAX_REQUEST_BYTES = 1024 * 1024   # a forecast request is a small JSON object; anything larger is refused (413)
-CACHE_ENTRIES = 4096              # forecasts kept (LRU) for repeated requests of the same model and data
+MAX_REQUEST_BYTES = 1024 * 1024  # a forecast request is a small JSON object; anything larger is refused (413)
+CACHE_ENTRIES = 4096  # forecasts kept (LRU) for repeated requests of the same model and data
 
 
 # Calendar covariates the API can compute for future periods: a history column that equals one
@@ -171,13 +172,18 @@ class ForecastRequest:
     item_id: str
     horizon: Optional[int] = None
     quantiles: Optional[tuple] = None
-    grouping: tuple = ()            # ((column, value), ...)
-    covariates: tuple = ()          # ((column, (values...)), ...)
+    grouping: tuple = ()  # ((column, value), ...)
+    covariates: tuple = ()  # ((column, (values...)), ...)
 
 
 def _type_name(value: Any) -> str:
-    return "null" if value is None else {bool: "boolean", int: "integer", float: "number", str: "string",
-                                         list: "list", dict: "object"}.get(type(value), type(value).__name__)
+    return (
+        "null"
+        if value is None
+        else {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "object"}.get(
+            type(value), type(value).__name__
+        )
+    )
 
 
 def _refuse_constant(name: str) -> Any:
@@ -193,8 +199,9 @@ def parse_request(event: Any) -> ForecastRequest:
         body = body.decode("utf-8", errors="replace")
     if isinstance(body, str):
         if len(body) > MAX_REQUEST_BYTES:
-            raise ApiError(413, f"the request body of {len(body)} characters exceeds the limit of "
-                                f"{MAX_REQUEST_BYTES} bytes")
+            raise ApiError(
+                413, f"the request body of {len(body)} characters exceeds the limit of {MAX_REQUEST_BYTES} bytes"
+            )
         try:
             body = json.loads(body, parse_constant=_refuse_constant) if body.strip() else None
         except ValueError as error:
@@ -202,8 +209,9 @@ def parse_request(event: Any) -> ForecastRequest:
         except RecursionError:
             raise ApiError(400, 'the request body is JSON nested too deeply; send {"item_id": "A1", ...}') from None
     if not isinstance(body, dict):
-        raise ApiError(400, 'the request must be a JSON object like {"item_id": "A1", "horizon": 7}; '
-                            f"got {_type_name(body)}")
+        raise ApiError(
+            400, f'the request must be a JSON object like {{"item_id": "A1", "horizon": 7}}; got {_type_name(body)}'
+        )
     known = {"item_id", "horizon", "forecast_horizon", "quantiles", "grouping", "covariates"}
     unknown = sorted(set(body) - known)
     if unknown:
@@ -224,39 +232,51 @@ def parse_request(event: Any) -> ForecastRequest:
     quantiles = body.get("quantiles")
     if quantiles is not None:
         if not isinstance(quantiles, list) or not quantiles:
-            raise ApiError(400, f'"quantiles" must be a non-empty list like ["p10", "p50", "p90"], '
-                                f"got {_type_name(quantiles)}")
+            raise ApiError(
+                400, f'"quantiles" must be a non-empty list like ["p10", "p50", "p90"], got {_type_name(quantiles)}'
+            )
         for name in quantiles:
             if not isinstance(name, str) or not QUANTILE_NAME.match(name):
-                raise ApiError(400, f'"quantiles" entry {name!r} is not a quantile name: use p1..p99 '
-                                    '(e.g. "p10", "p50", "p90")')
+                raise ApiError(
+                    400, f'"quantiles" entry {name!r} is not a quantile name: use p1..p99 (e.g. "p10", "p50", "p90")'
+                )
         if len(set(quantiles)) != len(quantiles):
             raise ApiError(400, f'"quantiles" lists a quantile twice: {quantiles}')
         quantiles = tuple(quantiles)
 
     grouping = body.get("grouping")
     grouping = {} if grouping is None else grouping
-    if not isinstance(grouping, dict) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
-                                                 for v in grouping.values()):
+    if not isinstance(grouping, dict) or not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in grouping.values()
+    ):
         raise ApiError(400, '"grouping" must be an object of column -> value, e.g. {"region": "North"}')
 
     covariates = body.get("covariates")
     covariates = {} if covariates is None else covariates
     if not isinstance(covariates, dict):
-        raise ApiError(400, '"covariates" must be an object of column -> list of future values, '
-                            'e.g. {"promotion": [0, 1, 0]}')
+        raise ApiError(
+            400, '"covariates" must be an object of column -> list of future values, e.g. {"promotion": [0, 1, 0]}'
+        )
     for column, values in covariates.items():
-        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   for v in values):
+        if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
             raise ApiError(400, f'"covariates.{column}" must be a list of numbers, one per future period')
         for index, value in enumerate(values):
             if abs(value) > MAX_ABS_VALUE or not math.isfinite(value):
                 shown = f"{value!r:.24}" + ("..." if len(repr(value)) > 24 else "")
-                raise ApiError(400, f'"covariates.{column}"[{index}] is {shown}: covariates must be finite '
-                                    f"numbers within ±{MAX_ABS_VALUE:g}")
-    return ForecastRequest(str(item_id), horizon, quantiles,
-                           tuple(sorted((str(k), str(v)) for k, v in grouping.items())),
-                           tuple(sorted((str(k), tuple(v)) for k, v in covariates.items())))
+                raise ApiError(
+                    400,
+                    f'"covariates.{column}"[{index}] is {shown}: covariates must be finite '
+                    f"numbers within ±{MAX_ABS_VALUE:g}",
+                )
+    return ForecastRequest(
+        str(item_id),
+        horizon,
+        quantiles,
+        tuple(sorted((str(k), str(v)) for k, v in grouping.items())),
+        tuple(sorted((str(k), tuple(v)) for k, v in covariates.items())),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,12 +284,12 @@ def parse_request(event: Any) -> ForecastRequest:
 # --------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class ServingData:
-    source: str                      # the prepared-data folder URI (or local path)
-    version: str                     # changes when the data is rewritten
+    source: str  # the prepared-data folder URI (or local path)
+    version: str  # changes when the data is rewritten
     profile: dict
-    series: dict                     # series key tuple -> DataFrame (history rows, user columns)
-    by_item: dict                    # item id -> [series keys]
-    calendar: dict = dataclasses.field(default_factory=dict)   # covariate -> CALENDAR_RULES name
+    series: dict  # series key tuple -> DataFrame (history rows, user columns)
+    by_item: dict  # item id -> [series keys]
+    calendar: dict = dataclasses.field(default_factory=dict)  # covariate -> CALENDAR_RULES name
     holidays: "HolidayCalendar" = dataclasses.field(default_factory=lambda: HolidayCalendar("", ()))
 
     @property
@@ -286,7 +306,7 @@ class ServingData:
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 
 
@@ -318,8 +338,11 @@ def discover_prepared_data(settings: Settings, s3: Any) -> tuple[str, str]:
     except Exception as error:  # noqa: BLE001 - a missing bucket or denied listing: say where we looked
         raise ApiError(503, f"cannot list s3://{bucket}/{prefix} for prepared data: {error}") from None
     if not profiles:
-        raise ApiError(503, f"no prepared data under s3://{bucket}/{prefix} (no */{suffix}): run the training "
-                            "pipeline (python -m pipelines.run) or pass --data <PrepareData output folder>")
+        raise ApiError(
+            503,
+            f"no prepared data under s3://{bucket}/{prefix} (no */{suffix}): run the training "
+            "pipeline (python -m pipelines.run) or pass --data <PrepareData output folder>",
+        )
     latest = max(profiles, key=_modified)
     folder = latest["Key"][: -len(suffix)].rstrip("/")
     return f"s3://{bucket}/{folder}", f"{latest['Key']}@{_modified(latest)}"
@@ -334,8 +357,11 @@ class _Reader:
     def files(self, folder: str) -> list[str]:
         if self.root.startswith("s3://"):
             bucket, key = _split_uri(f"{self.root}/{folder}/")
-            return sorted(f"s3://{bucket}/{o['Key']}" for o in _list_keys(self.s3, bucket, key)
-                          if o["Key"].endswith((".csv", ".csv.gz")))
+            return sorted(
+                f"s3://{bucket}/{o['Key']}"
+                for o in _list_keys(self.s3, bucket, key)
+                if o["Key"].endswith((".csv", ".csv.gz"))
+            )
         from pathlib import Path
 
         directory = Path(self.root) / folder
@@ -371,9 +397,9 @@ class HolidayCalendar:
     exactly those; holidays the history does not cover are flagged.
     """
 
-    country: str                     # ISO 3166 code; "" for none
-    columns: tuple                   # holiday-flag covariates of this model
-    excluded: dict = dataclasses.field(default_factory=dict)   # column -> holiday names it never flags
+    country: str  # ISO 3166 code; "" for none
+    columns: tuple  # holiday-flag covariates of this model
+    excluded: dict = dataclasses.field(default_factory=dict)  # column -> holiday names it never flags
     problem: Optional[str] = None
 
     def flags(self, column: str, stamps: pd.DatetimeIndex) -> list:
@@ -382,7 +408,9 @@ class HolidayCalendar:
         return [int(bool(dates.get(day)) and not dates[day] <= excluded) for day in stamps.date]
 
 
-def holiday_calendar(frame: pd.DataFrame, ts_col: str, covariates: list, settings: Optional[Settings]) -> HolidayCalendar:
+def holiday_calendar(
+    frame: pd.DataFrame, ts_col: str, covariates: list, settings: Optional[Settings]
+) -> HolidayCalendar:
     """The calendar for the holiday-flag columns configured in the settings, checked against the history."""
     wanted = tuple(settings.holiday_columns) if settings is not None else ("is_holiday",)
     columns = tuple(c for c in covariates if c in wanted)
@@ -393,11 +421,18 @@ def holiday_calendar(frame: pd.DataFrame, ts_col: str, covariates: list, setting
     try:
         dates = _holiday_dates(country, tuple(range(int(stamps.dt.year.min()), int(stamps.dt.year.max()) + 1)))
     except (NotImplementedError, KeyError):
-        return HolidayCalendar("", columns, problem=f"holiday_country {country!r} is not known to the holidays "
-                                                    "package; holiday flags are assumed 0 (set FORECAST_HOLIDAY_COUNTRY)")
+        return HolidayCalendar(
+            "",
+            columns,
+            problem=f"holiday_country {country!r} is not known to the holidays "
+            "package; holiday flags are assumed 0 (set FORECAST_HOLIDAY_COUNTRY)",
+        )
     except ImportError:
-        return HolidayCalendar("", columns, problem="the holidays package is not installed here; holiday flags "
-                                                    "are assumed 0 (pip install holidays)")
+        return HolidayCalendar(
+            "",
+            columns,
+            problem="the holidays package is not installed here; holiday flags are assumed 0 (pip install holidays)",
+        )
     days = stamps.dt.date
     excluded = {}
     for column in columns:
@@ -422,13 +457,17 @@ def load_serving_data(root: str, version: str, s3: Any, settings: Optional[Setti
     parts = reader.files(PREP_BACKTEST)
     if not parts:
         raise ApiError(503, f"{root}/{PREP_BACKTEST}/ has no part-*.csv files; rerun PrepareData")
-    text_columns = keys + [ts]     # ids, grouping and timestamps as text ('007' is not item 7)
+    text_columns = keys + [ts]  # ids, grouping and timestamps as text ('007' is not item 7)
     try:
-        frame = pd.concat([tables.read_csv_bytes(reader.read(p), p, text_columns) for p in parts],
-                          ignore_index=True)
+        frame = pd.concat([tables.read_csv_bytes(reader.read(p), p, text_columns) for p in parts], ignore_index=True)
         holdout_files = reader.files(PREP_HOLDOUT)
-        holdout = pd.concat([tables.read_csv_bytes(reader.read(p), p, text_columns) for p in holdout_files],
-                            ignore_index=True) if holdout_files else None
+        holdout = (
+            pd.concat(
+                [tables.read_csv_bytes(reader.read(p), p, text_columns) for p in holdout_files], ignore_index=True
+            )
+            if holdout_files
+            else None
+        )
     except tables.TableError as error:
         raise ApiError(503, f"cannot read the prepared history: {error}") from None
     if holdout is not None:
@@ -436,20 +475,27 @@ def load_serving_data(root: str, version: str, s3: Any, settings: Optional[Setti
         actual = actual[~actual.index.duplicated()]
         index = pd.MultiIndex.from_frame(frame[keys + [ts]])
         frame[target] = frame[target].fillna(pd.Series(actual.reindex(index).to_numpy(), index=frame.index))
-    frame = frame[frame[target].notna()]     # history = observed periods only
+    frame = frame[frame[target].notna()]  # history = observed periods only
     series, by_item = {}, {}
     for key, rows in frame.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         series[key] = rows.reset_index(drop=True)
         by_item.setdefault(key[0], []).append(key)
     sample = frame.head(5000)
-    calendar = {c: rule for c in (columns.get("covariates") or [])
-                if (rule := calendar_rule(sample[ts], sample[c])) is not None}
+    calendar = {
+        c: rule for c in (columns.get("covariates") or []) if (rule := calendar_rule(sample[ts], sample[c])) is not None
+    }
     covariates = list(columns.get("covariates") or [])
     holidays = holiday_calendar(frame, ts, covariates, settings)
     calendar = {c: rule for c, rule in calendar.items() if c not in holidays.columns}
-    LOG.info("serving data %s: %d series; calendar covariates %s; holiday flags %s (%s)", root, len(series),
-             calendar or "none", list(holidays.columns) or "none", holidays.country or "no calendar")
+    LOG.info(
+        "serving data %s: %d series; calendar covariates %s; holiday flags %s (%s)",
+        root,
+        len(series),
+        calendar or "none",
+        list(holidays.columns) or "none",
+        holidays.country or "no calendar",
+    )
     return ServingData(root, version, profile, series, by_item, calendar, holidays)
 
 
@@ -459,18 +505,23 @@ def load_serving_data(root: str, version: str, s3: Any, settings: Optional[Setti
 class ForecastApi:
     """The handler's state: clients, the data cache and the endpoint's model package ARN cache."""
 
-    def __init__(self, settings: Settings, data_uri: Optional[str] = None,
-                 endpoint_name: Optional[str] = None, history_periods: Optional[int] = None):
+    def __init__(
+        self,
+        settings: Settings,
+        data_uri: Optional[str] = None,
+        endpoint_name: Optional[str] = None,
+        history_periods: Optional[int] = None,
+    ):
         self.settings = settings
         self.data_uri = data_uri
         self.endpoint_name = endpoint_name or settings.endpoint_name
         self.history_periods = history_periods
-        self._first_load = threading.Lock()     # only while nothing is loaded: every request needs it
-        self._refreshing = threading.Lock()     # one re-check at a time; the others serve what is loaded
+        self._first_load = threading.Lock()  # only while nothing is loaded: every request needs it
+        self._refreshing = threading.Lock()  # one re-check at a time; the others serve what is loaded
         self._clients_lock = threading.Lock()
         self._data: Optional[ServingData] = None
         self._data_checked = 0.0
-        self._package: tuple[float, Optional[str], Optional[str]] = (0.0, None, None)   # checked, ARN, identity
+        self._package: tuple[float, Optional[str], Optional[str]] = (0.0, None, None)  # checked, ARN, identity
         self._clients: dict = {}
         self._csv_cache: dict = {}
         self.cache = ForecastCache(CACHE_ENTRIES)
@@ -480,7 +531,7 @@ class ForecastApi:
         if found is None:
             from deploy.clients import client
 
-            with self._clients_lock:           # building a boto3 client is not thread-safe
+            with self._clients_lock:  # building a boto3 client is not thread-safe
                 found = self._clients.get(service) or client(service, self.settings)
                 self._clients[service] = found
         return found
@@ -544,7 +595,7 @@ class ForecastApi:
             LOG.warning("cannot read the model package ARN from the endpoint's tags: %s", error)
             arn = identity = None
         if identity != self._package[2]:
-            self.cache.clear()                 # another model (or none known): nothing cached still holds
+            self.cache.clear()  # another model (or none known): nothing cached still holds
         self._package = (time.monotonic(), arn, identity)
         return arn, identity
 
@@ -555,12 +606,23 @@ class ForecastApi:
         ts_col = columns["timestamp"]
         horizon = request.horizon or data.horizon
         if horizon > data.horizon:
-            raise ApiError(400, f'"horizon" {horizon} is beyond the model\'s forecast horizon of {data.horizon} '
-                                f"periods ({data.frequency}); ask for at most {data.horizon}")
+            raise ApiError(
+                400,
+                f'"horizon" {horizon} is beyond the model\'s forecast horizon of {data.horizon} '
+                f"periods ({data.frequency}); ask for at most {data.horizon}",
+            )
         key = self._series_key(data, request)
         identity = self.model_identity()
-        cache_key = (identity, data.source, data.version, key, horizon, request.quantiles, request.covariates,
-                     self.history_periods)
+        cache_key = (
+            identity,
+            data.source,
+            data.version,
+            key,
+            horizon,
+            request.quantiles,
+            request.covariates,
+            self.history_periods,
+        )
         cached = self.cache.get(cache_key) if identity is not None else None
         if cached is not None:
             return cached | {"generated_at": _now_text(), "cache": "hit"}
@@ -572,8 +634,14 @@ class ForecastApi:
         output = self._invoke(body)
         quantiles = self._quantiles(output, request)
         output = output.sort_values(ts_col, kind="stable").head(horizon) if ts_col in output else output.head(horizon)
-        records = [{"timestamp": str(row[ts_col]), **{q: _number(row[q]) for q in quantiles},
-                    MEAN_COLUMN: _number(row[MEAN_COLUMN])} for _, row in output.iterrows()]
+        records = [
+            {
+                "timestamp": str(row[ts_col]),
+                **{q: _number(row[q]) for q in quantiles},
+                MEAN_COLUMN: _number(row[MEAN_COLUMN]),
+            }
+            for _, row in output.iterrows()
+        ]
         response = {
             "item_id": request.item_id,
             "horizon": horizon,
@@ -583,9 +651,12 @@ class ForecastApi:
             "model_package_arn": self.model_package_arn(),
             "endpoint_name": self.endpoint_name,
             "generated_at": _now_text(),
-            "history": {"source": data.source, "points": int(len(history)),
-                        "first_timestamp": str(history[ts_col].iloc[0]),
-                        "last_timestamp": str(history[ts_col].iloc[-1])},
+            "history": {
+                "source": data.source,
+                "points": int(len(history)),
+                "first_timestamp": str(history[ts_col].iloc[0]),
+                "last_timestamp": str(history[ts_col].iloc[-1]),
+            },
             "future_covariates": covariate_note,
         }
         grouping = columns.get("grouping") or []
@@ -608,25 +679,37 @@ class ForecastApi:
     def _series_key(self, data: ServingData, request: ForecastRequest) -> tuple:
         keys = data.by_item.get(request.item_id)
         if not keys:
-            raise ApiError(404, f"unknown item_id {request.item_id!r}: it is not in the latest prepared data "
-                                f"({data.source}, {len(data.by_item)} items)")
+            raise ApiError(
+                404,
+                f"unknown item_id {request.item_id!r}: it is not in the latest prepared data "
+                f"({data.source}, {len(data.by_item)} items)",
+            )
         grouping = list(data.columns.get("grouping") or [])
         wanted = dict(request.grouping)
         unknown = sorted(set(wanted) - set(grouping))
         if unknown:
-            raise ApiError(400, f'"grouping" column(s) {unknown} are not grouping columns of this model '
-                                f"({grouping or 'it has none'})")
+            raise ApiError(
+                400,
+                f'"grouping" column(s) {unknown} are not grouping columns of this model ({grouping or "it has none"})',
+            )
         matches = [k for k in keys if all(dict(zip(grouping, k[1:])).get(c) == v for c, v in wanted.items())]
         if not matches:
-            raise ApiError(404, f"item_id {request.item_id!r} has no series with grouping {wanted}; it has "
-                                f"{[dict(zip(grouping, k[1:])) for k in keys]}")
+            raise ApiError(
+                404,
+                f"item_id {request.item_id!r} has no series with grouping {wanted}; it has "
+                f"{[dict(zip(grouping, k[1:])) for k in keys]}",
+            )
         if len(matches) > 1:
-            raise ApiError(400, f"item_id {request.item_id!r} has {len(matches)} series; add \"grouping\" with "
-                                f"one of {[dict(zip(grouping, k[1:])) for k in matches]}")
+            raise ApiError(
+                400,
+                f'item_id {request.item_id!r} has {len(matches)} series; add "grouping" with '
+                f"one of {[dict(zip(grouping, k[1:])) for k in matches]}",
+            )
         return matches[0]
 
-    def _future_rows(self, data: ServingData, history: pd.DataFrame, request: ForecastRequest,
-                     horizon: Optional[int] = None):
+    def _future_rows(
+        self, data: ServingData, history: pd.DataFrame, request: ForecastRequest, horizon: Optional[int] = None
+    ):
         """The model's horizon of future rows: attributes repeated, covariates given, from the calendars, or 0.
 
         A covariate given in the request has one value per period asked for (`horizon`) or per period
@@ -642,10 +725,14 @@ class ForecastApi:
             raise ApiError(400, f'"covariates" {unknown} are not covariates of this model ({covariates or "none"})')
         for column, values in given.items():
             if len(values) not in (horizon, data.horizon):
-                counts = f"{horizon} (the horizon asked for) or {data.horizon} (the model's)" \
-                    if horizon != data.horizon else f"{data.horizon}"
-                raise ApiError(400, f'"covariates.{column}" has {len(values)} value(s); give one per forecast '
-                                    f"period: {counts}")
+                counts = (
+                    f"{horizon} (the horizon asked for) or {data.horizon} (the model's)"
+                    if horizon != data.horizon
+                    else f"{data.horizon}"
+                )
+                raise ApiError(
+                    400, f'"covariates.{column}" has {len(values)} value(s); give one per forecast period: {counts}'
+                )
         last = pd.Timestamp(history[ts_col].iloc[-1])
         stamps = pd.date_range(last, periods=data.horizon + 1, freq=pandas_frequency(data.frequency))[1:]
         text = "%Y-%m-%d" if all(s == s.normalize() for s in stamps) else "%Y-%m-%d %H:%M:%S"
@@ -657,7 +744,7 @@ class ForecastApi:
             fallback, source = self._known_future(data, column, stamps)
             if column in given:
                 values = list(given[column])
-                future[column] = values + list(fallback[len(values):])
+                future[column] = values + list(fallback[len(values) :])
                 continue
             future[column] = fallback
             if source == "holidays":
@@ -667,14 +754,21 @@ class ForecastApi:
                 derived[column] = source
             else:
                 assumed.append(column)
-        note = {"columns": covariates, "from_request": sorted(given), "from_calendar": derived,
-                "holiday_columns": list(data.holidays.columns), "from_holiday_calendar": holidays_used,
-                "assumed_zero": assumed}
+        note = {
+            "columns": covariates,
+            "from_request": sorted(given),
+            "from_calendar": derived,
+            "holiday_columns": list(data.holidays.columns),
+            "from_holiday_calendar": holidays_used,
+            "assumed_zero": assumed,
+        }
         if data.holidays.problem:
             note["holiday_calendar_problem"] = data.holidays.problem
         if assumed:
-            note["note"] = (f"no future values were given for {assumed}; the forecast assumes 0 for every "
-                            "future period. Pass \"covariates\": {\"<column>\": [...]} to plan e.g. promotions.")
+            note["note"] = (
+                f"no future values were given for {assumed}; the forecast assumes 0 for every "
+                'future period. Pass "covariates": {"<column>": [...]} to plan e.g. promotions.'
+            )
         return future, note
 
     @staticmethod
@@ -696,11 +790,14 @@ class ForecastApi:
         except ClientError as error:
             message = aws_errors.error_message(error) or str(error)
             if "timed out" in message:
-                raise ApiError(504, f"the forecast endpoint {self.endpoint_name!r} did not answer in time: "
-                                    f"{message}") from None
+                raise ApiError(
+                    504, f"the forecast endpoint {self.endpoint_name!r} did not answer in time: {message}"
+                ) from None
             if aws_errors.error_code(error) == "413":
-                message += (" (the item's history is too long for one real-time request: serve fewer periods "
-                            "with --history-periods)")
+                message += (
+                    " (the item's history is too long for one real-time request: serve fewer periods "
+                    "with --history-periods)"
+                )
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} failed: {message}") from None
         except BotoCoreError as error:
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} is unreachable: {error}") from None
@@ -709,8 +806,9 @@ class ForecastApi:
         except ValueError as error:
             raise ApiError(502, f"the endpoint answered something that is not a forecast: {error}") from None
         if MEAN_COLUMN not in output.columns:
-            raise ApiError(502, f"the endpoint's answer has no {MEAN_COLUMN!r} column (columns: "
-                                f"{list(output.columns)})")
+            raise ApiError(
+                502, f"the endpoint's answer has no {MEAN_COLUMN!r} column (columns: {list(output.columns)})"
+            )
         return output
 
     @staticmethod
@@ -720,8 +818,9 @@ class ForecastApi:
             return available
         missing = [q for q in request.quantiles if q not in available]
         if missing:
-            raise ApiError(400, f'"quantiles" {missing} are not produced by the deployed model; it forecasts '
-                                f"{list(available)}")
+            raise ApiError(
+                400, f'"quantiles" {missing} are not produced by the deployed model; it forecasts {list(available)}'
+            )
         return request.quantiles
 
 
@@ -834,11 +933,21 @@ class _ApiHandler(JsonRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         route = self.path.split("?")[0]
         if route == "/health":
-            self._send(respond(200, {"status": "ok", "endpoint_name": self.server.api.endpoint_name,
-                                     "cache": self.server.api.cache.stats()}))
+            self._send(
+                respond(
+                    200,
+                    {
+                        "status": "ok",
+                        "endpoint_name": self.server.api.endpoint_name,
+                        "cache": self.server.api.cache.stats(),
+                    },
+                )
+            )
         elif route == "/forecast":
-            self._send(respond(405, {"error": "use POST /forecast with a JSON body"}) |
-                       {"headers": {**JSON_HEADERS, "Allow": "POST"}})
+            self._send(
+                respond(405, {"error": "use POST /forecast with a JSON body"})
+                | {"headers": {**JSON_HEADERS, "Allow": "POST"}}
+            )
         else:
             self._send(respond(404, {"error": f"no route GET {route}; use POST /forecast"}))
 
@@ -850,8 +959,10 @@ def parse_covariate_flags(flags: list[str]) -> dict:
         name, sep, text = flag.partition("=")
         name = name.strip()
         if not sep or not name or not text.strip():
-            raise ValueError(f"--covariate {flag!r}: expected NAME=V1,V2,... (one value per forecast period), "
-                             "e.g. --covariate promotion=0,0,1")
+            raise ValueError(
+                f"--covariate {flag!r}: expected NAME=V1,V2,... (one value per forecast period), "
+                "e.g. --covariate promotion=0,0,1"
+            )
         if name in covariates:
             raise ValueError(f"--covariate {name}: given twice")
         values = []
@@ -876,32 +987,47 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--item-id", required=True)
     invoke.add_argument("--horizon", type=int, default=None)
     invoke.add_argument("--quantiles", default=None, help="comma-separated, e.g. p10,p50,p90")
-    invoke.add_argument("--covariate", action="append", default=[], metavar="NAME=V1,V2,...",
-                        help="known future values of a covariate, one per forecast period, e.g. "
-                             "--covariate promotion=0,0,1,0,0,0,0 (repeat for several)")
-    invoke.add_argument("--url", default=None, help="call a running API (python -m deploy.api serve) "
-                                                    "instead of the handler in-process")
+    invoke.add_argument(
+        "--covariate",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="known future values of a covariate, one per forecast period, e.g. "
+        "--covariate promotion=0,0,1,0,0,0,0 (repeat for several)",
+    )
+    invoke.add_argument(
+        "--url", default=None, help="call a running API (python -m deploy.api serve) instead of the handler in-process"
+    )
     for sub in (serve, invoke):
-        sub.add_argument("--data", default=None, help="PrepareData output folder (s3:// URI or local path); "
-                                                      "default: the latest one under the bucket/prefix")
+        sub.add_argument(
+            "--data",
+            default=None,
+            help="PrepareData output folder (s3:// URI or local path); default: the latest one under the bucket/prefix",
+        )
         sub.add_argument("--endpoint-name", default=None, help="default: settings endpoint_name")
-        sub.add_argument("--history-periods", type=int, default=None,
-                         help="send at most this many recent periods to the endpoint (default: all)")
+        sub.add_argument(
+            "--history-periods",
+            type=int,
+            default=None,
+            help="send at most this many recent periods to the endpoint (default: all)",
+        )
         sub.add_argument("--home", default=None, help="local state folder (default: FORECAST_HOME)")
     return parser
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     settings = resolve({"home": args.home})
-    api = ForecastApi(settings, data_uri=args.data or settings.serving_data_uri,
-                      endpoint_name=args.endpoint_name, history_periods=args.history_periods)
+    api = ForecastApi(
+        settings,
+        data_uri=args.data or settings.serving_data_uri,
+        endpoint_name=args.endpoint_name,
+        history_periods=args.history_periods,
+    )
     if args.command == "serve":
         server = ApiServer(api, args.port if args.port is not None else settings.api_port)
-        print(f"forecast API on {server.url}/forecast (endpoint {api.endpoint_name!r}); Ctrl-C to stop",
-              flush=True)
+        print(f"forecast API on {server.url}/forecast (endpoint {api.endpoint_name!r}); Ctrl-C to stop", flush=True)
         try:
             server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:
@@ -924,8 +1050,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         from deploy.endpoint import http_request
 
         try:
-            status, _, body = http_request(args.url.rstrip("/") + "/forecast", "POST", json.dumps(request).encode(),
-                                           {"Content-Type": "application/json"})
+            status, _, body = http_request(
+                args.url.rstrip("/") + "/forecast",
+                "POST",
+                json.dumps(request).encode(),
+                {"Content-Type": "application/json"},
+            )
         except OSError as error:
             print(json.dumps({"error": f"cannot reach {args.url}: {error}"}))
             return 1

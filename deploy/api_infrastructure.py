@@ -19,6 +19,7 @@
 Why a layer and not a container image: the handler needs only pandas (boto3 is in the runtime),
 the managed layer is maintained by AWS for every region, and a zip deploys without Docker or ECR.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,8 @@ PROJECT_PACKAGES = ("pipelines", "processing", "evaluation", "deploy", "forecast
 ENTRY_MODULE = "deploy.api"
 HANDLER = "deploy.api.handler"
 RUNTIME = "python3.12"
-TIMEOUT_SECONDS = 90           # the endpoint's own invocation limit is 60 s, plus reading the data
-MEMORY_MB = 1024               # pandas and one prepared-data frame
+TIMEOUT_SECONDS = 90  # the endpoint's own invocation limit is 60 s, plus reading the data
+MEMORY_MB = 1024  # pandas and one prepared-data frame
 DEFAULT_CONCURRENCY = 10
 ROLE_POLICY_NAME = "forecast-api"
 PANDAS_SDK_VERSION = "3.11.0"  # an AWS SDK for pandas release with a python3.12 layer in every region
@@ -75,16 +76,20 @@ def pandas_layer_arn(settings: Settings, explicit: Optional[str] = None) -> str:
     arn = explicit or os.environ.get(PANDAS_LAYER_ENV)
     if arn:
         if ":layer:" not in arn or not arn.startswith("arn:aws"):
-            raise SettingsError(f"{PANDAS_LAYER_ENV} / --pandas-layer-arn {arn!r} is not a Lambda layer version ARN "
-                                "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>)")
+            raise SettingsError(
+                f"{PANDAS_LAYER_ENV} / --pandas-layer-arn {arn!r} is not a Lambda layer version ARN "
+                "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>)"
+            )
         return arn
     name = pandas_layer_parameter()
     try:
         return clients.client("ssm", settings).get_parameter(Name=name)["Parameter"]["Value"]
     except ClientError as error:
-        raise SettingsError(f"cannot read the AWS SDK for pandas layer ARN from SSM parameter {name} in "
-                            f"{settings.region}: {_code(error) or error}; pass --pandas-layer-arn or set "
-                            f"{PANDAS_LAYER_ENV}") from None
+        raise SettingsError(
+            f"cannot read the AWS SDK for pandas layer ARN from SSM parameter {name} in "
+            f"{settings.region}: {_code(error) or error}; pass --pandas-layer-arn or set "
+            f"{PANDAS_LAYER_ENV}"
+        ) from None
 
 
 # --- code ---------------------------------------------------------------------------------------
@@ -115,7 +120,7 @@ def bundle_files(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list[s
             continue
         found[name] = path
         parts = name.split(".")
-        pending += [".".join(parts[:i]) for i in range(1, len(parts))]   # parent packages
+        pending += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
         package = name if path.name == "__init__.py" else ".".join(parts[:-1])
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             names = []
@@ -123,7 +128,7 @@ def bundle_files(entry: str = ENTRY_MODULE, root: Path = PROJECT_ROOT) -> list[s
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
-                if node.level:   # relative: from .artifact import x
+                if node.level:  # relative: from .artifact import x
                     anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                     base = ".".join(anchor + ([node.module] if node.module else []))
                 names = [base] + [f"{base}.{alias.name}" for alias in node.names]
@@ -149,45 +154,84 @@ def api_role_policy(settings: Settings) -> dict:
     account, region = account_of(settings.role_arn), settings.region
     prefix = settings.prefix.strip("/")
     endpoint = f"arn:aws:sagemaker:{region}:{account}:endpoint/{settings.endpoint_name.lower()}"
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "OwnLogs", "Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function_name(settings)}:*"},
-        {"Sid": "ListServingDataPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
-         "Resource": f"arn:aws:s3:::{settings.bucket}",
-         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}}},
-        {"Sid": "ReadServingData", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": f"arn:aws:s3:::{settings.bucket}/{prefix}/*"},
-        {"Sid": "ConfiguredEndpoint", "Effect": "Allow",
-         "Action": ["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:ListTags"],
-         "Resource": endpoint},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function_name(settings)}:*",
+            },
+            {
+                "Sid": "ListServingDataPrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{settings.bucket}",
+                "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}},
+            },
+            {
+                "Sid": "ReadServingData",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{settings.bucket}/{prefix}/*",
+            },
+            {
+                "Sid": "ConfiguredEndpoint",
+                "Effect": "Allow",
+                "Action": ["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:ListTags"],
+                "Resource": endpoint,
+            },
+        ],
+    }
 
 
 def ensure_role(settings: Settings, log: Log = logger.info) -> str:
     return ensure_service_role(
-        clients.client("iam", settings), function_role_name(settings), trust_policy(), ROLE_POLICY_NAME,
-        api_role_policy(settings), "Forecast API Lambda: reads prepared data, invokes the endpoint",
-        settings.tags, "the forecast API", log)
+        clients.client("iam", settings),
+        function_role_name(settings),
+        trust_policy(),
+        ROLE_POLICY_NAME,
+        api_role_policy(settings),
+        "Forecast API Lambda: reads prepared data, invokes the endpoint",
+        settings.tags,
+        "the forecast API",
+        log,
+    )
 
 
 # --- function, throttling, URL ------------------------------------------------------------------
 def function_environment(settings: Settings) -> dict:
-    variables = {"FORECAST_TARGET": "sagemaker", "FORECAST_BUCKET": settings.bucket or "",
-                 "FORECAST_PREFIX": settings.prefix, "FORECAST_ENDPOINT_NAME": settings.endpoint_name,
-                 "FORECAST_SERVING_DATA": settings.serving_data_uri or ""}
+    variables = {
+        "FORECAST_TARGET": "sagemaker",
+        "FORECAST_BUCKET": settings.bucket or "",
+        "FORECAST_PREFIX": settings.prefix,
+        "FORECAST_ENDPOINT_NAME": settings.endpoint_name,
+        "FORECAST_SERVING_DATA": settings.serving_data_uri or "",
+    }
     return {key: value for key, value in variables.items() if value}
 
 
-def ensure_function(settings: Settings, role_arn: str, layer_arn: str, log: Log = logger.info,
-                    sleep: Callable[[float], None] = time.sleep) -> str:
+def ensure_function(
+    settings: Settings,
+    role_arn: str,
+    layer_arn: str,
+    log: Log = logger.info,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     lam = clients.client("lambda", settings)
     name = function_name(settings)
     bundle = build_bundle()
-    wanted = {"Role": role_arn, "Handler": HANDLER, "Runtime": RUNTIME, "Timeout": TIMEOUT_SECONDS,
-              "MemorySize": MEMORY_MB, "Layers": [layer_arn],
-              "Environment": {"Variables": function_environment(settings)},
-              "Description": f"Real-time demand forecasts from endpoint {settings.endpoint_name}"}
+    wanted = {
+        "Role": role_arn,
+        "Handler": HANDLER,
+        "Runtime": RUNTIME,
+        "Timeout": TIMEOUT_SECONDS,
+        "MemorySize": MEMORY_MB,
+        "Layers": [layer_arn],
+        "Environment": {"Variables": function_environment(settings)},
+        "Description": f"Real-time demand forecasts from endpoint {settings.endpoint_name}",
+    }
     return create_or_update_function(lam, name, bundle, wanted, dict(settings.tags), log, sleep)
 
 
@@ -219,13 +263,19 @@ def ensure_url(settings: Settings, log: Log = logger.info) -> str:
     return config["FunctionUrl"]
 
 
-def ensure_forecast_api(settings: Settings, *, concurrency: int = DEFAULT_CONCURRENCY,
-                        layer_arn: Optional[str] = None, log: Log = logger.info,
-                        sleep: Callable[[float], None] = time.sleep) -> dict:
+def ensure_forecast_api(
+    settings: Settings,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    layer_arn: Optional[str] = None,
+    log: Log = logger.info,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Create or update the API's role, function, throttle and URL; returns their identifiers."""
     if settings.is_local:
-        raise SettingsError("the forecast API Lambda exists on the SageMaker target only; locally run "
-                            "python -m deploy.api serve")
+        raise SettingsError(
+            "the forecast API Lambda exists on the SageMaker target only; locally run python -m deploy.api serve"
+        )
     settings.require_sagemaker()
     layer = pandas_layer_arn(settings, layer_arn)
     role_arn = ensure_role(settings, log)
@@ -241,10 +291,12 @@ def remove_forecast_api(settings: Settings, log: Log = logger.info) -> list[str]
     lam, iam = clients.client("lambda", settings), clients.client("iam", settings)
     name, role = function_name(settings), function_role_name(settings)
     removed = []
-    for what, call in (("function URL", lambda: lam.delete_function_url_config(FunctionName=name)),
-                       ("Lambda function", lambda: lam.delete_function(FunctionName=name)),
-                       ("IAM role policy", lambda: iam.delete_role_policy(RoleName=role, PolicyName=ROLE_POLICY_NAME)),
-                       ("IAM role", lambda: iam.delete_role(RoleName=role))):
+    for what, call in (
+        ("function URL", lambda: lam.delete_function_url_config(FunctionName=name)),
+        ("Lambda function", lambda: lam.delete_function(FunctionName=name)),
+        ("IAM role policy", lambda: iam.delete_role_policy(RoleName=role, PolicyName=ROLE_POLICY_NAME)),
+        ("IAM role", lambda: iam.delete_role(RoleName=role)),
+    ):
         try:
             call()
         except ClientError as error:
@@ -258,13 +310,22 @@ def remove_forecast_api(settings: Settings, log: Log = logger.info) -> list[str]
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
-    parser = argparse.ArgumentParser(prog="python -m deploy.api_infrastructure",
-                                     description="Create or update (or --remove) the forecast API on AWS Lambda.")
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.api_infrastructure",
+        description="Create or update (or --remove) the forecast API on AWS Lambda.",
+    )
     parser.add_argument("--region", default=None)
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                        help=f"reserved concurrent executions, the throttle (default {DEFAULT_CONCURRENCY})")
-    parser.add_argument("--pandas-layer-arn", default=None,
-                        help=f"the AWS SDK for pandas layer (default: from SSM; or {PANDAS_LAYER_ENV})")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"reserved concurrent executions, the throttle (default {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--pandas-layer-arn",
+        default=None,
+        help=f"the AWS SDK for pandas layer (default: from SSM; or {PANDAS_LAYER_ENV})",
+    )
     parser.add_argument("--remove", action="store_true", help="delete the URL, function and role")
     args = parser.parse_args(argv)
     try:

@@ -19,6 +19,7 @@ itself, on both targets). The deploy handler never replaces a newer version with
 otherwise: `approve N --rollback` puts version N on the endpoint even when it serves a newer one
 (and leaves the newer versions' status alone).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,12 @@ class ApprovalError(RuntimeError):
 # --- reading the registry ----------------------------------------------------------------------
 def _summaries(sm: Any, group: str, status: Optional[str] = None) -> list[dict]:
     """Every version summary of the group, newest first (follows NextToken)."""
-    params: dict = {"ModelPackageGroupName": group, "SortBy": "CreationTime", "SortOrder": "Descending",
-                    "MaxResults": 100}
+    params: dict = {
+        "ModelPackageGroupName": group,
+        "SortBy": "CreationTime",
+        "SortOrder": "Descending",
+        "MaxResults": 100,
+    }
     if status:
         params["ModelApprovalStatus"] = status
     summaries: list[dict] = []
@@ -88,8 +93,10 @@ def describe(sm: Any, arn: str) -> dict:
         return sm.describe_model_package(ModelPackageName=arn)
     except ClientError as error:
         message = aws_errors.error_message(error)
-        raise ApprovalError(f"model package {arn} not found in the registry ({message}); "
-                            "`python -m deploy.approve list` shows the versions") from None
+        raise ApprovalError(
+            f"model package {arn} not found in the registry ({message}); "
+            "`python -m deploy.approve list` shows the versions"
+        ) from None
 
 
 def list_versions(sm: Any, group: str, deployed_arn: Optional[str] = None, limit: Optional[int] = None) -> list[dict]:
@@ -97,16 +104,18 @@ def list_versions(sm: Any, group: str, deployed_arn: Optional[str] = None, limit
     rows = []
     for summary in _summaries(sm, group)[:limit]:
         package = describe(sm, summary["ModelPackageArn"])
-        rows.append({
-            "version": package.get("ModelPackageVersion"),
-            "arn": package["ModelPackageArn"],
-            "status": package.get("ModelApprovalStatus"),
-            "created": _iso(package.get("CreationTime")),
-            "approval_description": package.get("ApprovalDescription"),
-            "metrics": key_metrics(package.get("CustomerMetadataProperties") or {}),
-            "pipeline_execution": pipeline_execution(package),
-            "deployed": bool(deployed_arn) and package["ModelPackageArn"] == deployed_arn,
-        })
+        rows.append(
+            {
+                "version": package.get("ModelPackageVersion"),
+                "arn": package["ModelPackageArn"],
+                "status": package.get("ModelApprovalStatus"),
+                "created": _iso(package.get("CreationTime")),
+                "approval_description": package.get("ApprovalDescription"),
+                "metrics": key_metrics(package.get("CustomerMetadataProperties") or {}),
+                "pipeline_execution": pipeline_execution(package),
+                "deployed": bool(deployed_arn) and package["ModelPackageArn"] == deployed_arn,
+            }
+        )
     return rows
 
 
@@ -134,8 +143,9 @@ def resolve_arn(sm: Any, group: str, reference: Optional[str], latest: bool = Fa
     for summary in _summaries(sm, wanted_group):
         if summary.get("ModelPackageVersion") == version:
             return summary["ModelPackageArn"]
-    raise ApprovalError(f"model group {wanted_group} has no version {version}; "
-                        "`python -m deploy.approve list` shows the versions")
+    raise ApprovalError(
+        f"model group {wanted_group} has no version {version}; `python -m deploy.approve list` shows the versions"
+    )
 
 
 def deployed_package(sm: Any, endpoint_name: str) -> Optional[str]:
@@ -156,10 +166,14 @@ def state_change_event(package: dict, settings: Settings, rollback: bool = False
     rollback=True adds the project's own top-level "rollback" key (SageMaker never sends it): the
     handler then may put this version over a newer one."""
     event = {
-        "version": "0", "id": "local", "detail-type": "SageMaker Model Package State Change",
-        "source": EVENT_SOURCE, "account": package["ModelPackageArn"].split(":")[4],
+        "version": "0",
+        "id": "local",
+        "detail-type": "SageMaker Model Package State Change",
+        "source": EVENT_SOURCE,
+        "account": package["ModelPackageArn"].split(":")[4],
         "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": settings.effective_region, "resources": [package["ModelPackageArn"]],
+        "region": settings.effective_region,
+        "resources": [package["ModelPackageArn"]],
         "detail": {
             "ModelPackageGroupName": package.get("ModelPackageGroupName"),
             "ModelPackageVersion": package.get("ModelPackageVersion"),
@@ -188,9 +202,15 @@ def set_status(sm: Any, arn: str, status: str, reason: Optional[str]) -> dict:
     return describe(sm, arn)
 
 
-def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
-            deployer: Optional[Deployer] = None, log: Callable[[str], None] = logger.info,
-            rollback: bool = False) -> dict:
+def approve(
+    sm: Any,
+    settings: Settings,
+    arn: str,
+    reason: Optional[str] = None,
+    deployer: Optional[Deployer] = None,
+    log: Callable[[str], None] = logger.info,
+    rollback: bool = False,
+) -> dict:
     """Approve `arn`; locally deploy it through the handler, on SageMaker EventBridge does.
 
     Re-approving an Approved version changes nothing, so SageMaker emits no event: the handler
@@ -217,11 +237,15 @@ def approve(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
             result["endpoint_url"] = url
             log(f"endpoint {name} listens on {url} (POST {url}/invocations)")
     else:
-        log(f"the EventBridge rule invokes {settings.deploy_function_name} to deploy it to "
-            f"{settings.endpoint_name}; follow with: aws logs tail /aws/lambda/{settings.deploy_function_name}")
+        log(
+            f"the EventBridge rule invokes {settings.deploy_function_name} to deploy it to "
+            f"{settings.endpoint_name}; follow with: aws logs tail /aws/lambda/{settings.deploy_function_name}"
+        )
         if not approval_rule_exists(settings):
-            log("warning: the approval rule does not exist, so nothing will deploy this version: run "
-                "`python -m pipelines.run --target sagemaker` (it creates the deploy function and rule)")
+            log(
+                "warning: the approval rule does not exist, so nothing will deploy this version: run "
+                "`python -m pipelines.run --target sagemaker` (it creates the deploy function and rule)"
+            )
     return result
 
 
@@ -250,18 +274,26 @@ def approval_rule_exists(settings: Settings) -> bool:
     return True
 
 
-def reject(sm: Any, settings: Settings, arn: str, reason: Optional[str] = None,
-           log: Callable[[str], None] = logger.info) -> dict:
+def reject(
+    sm: Any, settings: Settings, arn: str, reason: Optional[str] = None, log: Callable[[str], None] = logger.info
+) -> dict:
     package = set_status(sm, arn, "Rejected", reason or "rejected with deploy.approve")
     log(f"rejected version {package.get('ModelPackageVersion')}: {arn}")
     if deployed_package(sm, settings.endpoint_name) == arn:
-        log(f"note: endpoint {settings.endpoint_name} still serves this version; "
-            "`python -m deploy.approve rollback` deploys the previous approved one")
+        log(
+            f"note: endpoint {settings.endpoint_name} still serves this version; "
+            "`python -m deploy.approve rollback` deploys the previous approved one"
+        )
     return {"model_package_arn": arn, "status": "Rejected"}
 
 
-def rollback(sm: Any, settings: Settings, reason: Optional[str] = None,
-             deployer: Optional[Deployer] = None, log: Callable[[str], None] = logger.info) -> dict:
+def rollback(
+    sm: Any,
+    settings: Settings,
+    reason: Optional[str] = None,
+    deployer: Optional[Deployer] = None,
+    log: Callable[[str], None] = logger.info,
+) -> dict:
     """Reject the version in service and deploy the previous approved one."""
     group = settings.model_package_group
     approved = _summaries(sm, group, status="Approved")
@@ -271,19 +303,20 @@ def rollback(sm: Any, settings: Settings, reason: Optional[str] = None,
     current_version = describe(sm, current).get("ModelPackageVersion", 0)
     previous = [s for s in approved if s.get("ModelPackageVersion", 0) < current_version]
     if not previous:
-        raise ApprovalError(f"nothing to roll back to: no approved version older than version "
-                            f"{current_version} in model group {group}")
+        raise ApprovalError(
+            f"nothing to roll back to: no approved version older than version {current_version} in model group {group}"
+        )
     target = previous[0]
     note = reason or f"rolled back to version {target['ModelPackageVersion']}"
     set_status(sm, current, "Rejected", note)
     log(f"rejected version {current_version} ({note})")
-    package = set_status(sm, target["ModelPackageArn"], "Approved",
-                         f"restored by rollback from version {current_version}")
+    package = set_status(
+        sm, target["ModelPackageArn"], "Approved", f"restored by rollback from version {current_version}"
+    )
     deployer = deployer or in_process_deployer(settings)
     deployment = deployer(state_change_event(package, settings, rollback=True))
     log(f"deployed version {target['ModelPackageVersion']}: {deployment.get('message', deployment)}")
-    return {"rolled_back_from": current, "model_package_arn": target["ModelPackageArn"],
-            "deployment": deployment}
+    return {"rolled_back_from": current, "model_package_arn": target["ModelPackageArn"], "deployment": deployment}
 
 
 # --- CLI -----------------------------------------------------------------------------------------
@@ -294,8 +327,16 @@ def format_table(rows: list[dict]) -> str:
     lines = [header]
     for row in rows:
         metrics = ", ".join(f"{k.removeprefix('metric_')}={v}" for k, v in list(row["metrics"].items())[:6])
-        lines.append(("*" if row["deployed"] else "", str(row["version"]), row["status"] or "",
-                      row["created"] or "", metrics or "-", (row["pipeline_execution"] or "-").split("/")[-1]))
+        lines.append(
+            (
+                "*" if row["deployed"] else "",
+                str(row["version"]),
+                row["status"] or "",
+                row["created"] or "",
+                metrics or "-",
+                (row["pipeline_execution"] or "-").split("/")[-1],
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
     return text + "\n(* = serving on the endpoint)"
@@ -305,8 +346,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy.approve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
     parser.add_argument("--region", default=None)
-    parser.add_argument("--group", dest="model_package_group", default=None,
-                        help="model package group (default: settings model_package_group)")
+    parser.add_argument(
+        "--group",
+        dest="model_package_group",
+        default=None,
+        help="model package group (default: settings model_package_group)",
+    )
     parser.add_argument("--endpoint-name", default=None)
     commands = parser.add_subparsers(dest="command", required=True)
     described = "versions with status, key metrics, creation time, lineage (* = serving on the endpoint)"
@@ -316,10 +361,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=20, help="newest N versions (default 20; 0 = all)")
     descriptions = {
         "approve": "Approve a version: set it Approved and deploy it to the endpoint (locally the deploy handler "
-                   "runs here and prints the endpoint's URL; on SageMaker the EventBridge rule invokes the deploy "
-                   "Lambda).",
+        "runs here and prints the endpoint's URL; on SageMaker the EventBridge rule invokes the deploy "
+        "Lambda).",
         "reject": "Reject a version (it is never deployed; an endpoint already serving it keeps serving until "
-                  "`rollback` or a new approval).",
+        "`rollback` or a new approval).",
     }
     for name in ("approve", "reject"):
         short = {"approve": "approve a version: deploys it", "reject": "reject a version"}[name]
@@ -327,15 +372,24 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("package", nargs="?", help="model package ARN or version number")
         if name == "approve":
             command.add_argument("--latest", action="store_true", help="the newest version of the group")
-            command.add_argument("--version", dest="version", default=None,
-                                 help="the version to approve (the same as the positional argument)")
-            command.add_argument("--rollback", action="store_true",
-                                 help="deploy it even when the endpoint serves a newer version (without it, "
-                                      "an older version never replaces a newer one)")
+            command.add_argument(
+                "--version",
+                dest="version",
+                default=None,
+                help="the version to approve (the same as the positional argument)",
+            )
+            command.add_argument(
+                "--rollback",
+                action="store_true",
+                help="deploy it even when the endpoint serves a newer version (without it, "
+                "an older version never replaces a newer one)",
+            )
         command.add_argument("--reason", default=None, help="stored as the ApprovalDescription")
-    command = commands.add_parser("rollback", help="deploy the previous approved version",
-                                  description="Reject the version the endpoint serves and deploy the previous "
-                                              "approved one.")
+    command = commands.add_parser(
+        "rollback",
+        help="deploy the previous approved version",
+        description="Reject the version the endpoint serves and deploy the previous approved one.",
+    )
     command.add_argument("--reason", default=None)
     return parser
 
@@ -344,9 +398,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     console.setup()
     args = _parser().parse_args(argv)
     try:
-        settings = resolve({"target": args.target, "region": args.region,
-                            "model_package_group": args.model_package_group,
-                            "endpoint_name": args.endpoint_name})
+        settings = resolve(
+            {
+                "target": args.target,
+                "region": args.region,
+                "model_package_group": args.model_package_group,
+                "endpoint_name": args.endpoint_name,
+            }
+        )
         if not settings.is_local and not settings.region:
             raise SettingsError("no AWS region: pass --region or set AWS_REGION")
         sm = clients.client("sagemaker", settings)

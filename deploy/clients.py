@@ -5,6 +5,7 @@ code runs against AWS, a moto server (AWS_ENDPOINT_URL) and the local runtime's 
 Processing steps never do: they call plain boto3, and the local runtime serves the API they
 use on loopback (pipelines.local.aws_api), so this module is not part of the step bundle.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,9 @@ def client(service: str, settings: Settings) -> Any:
     """A boto3-shaped client for `service` on the settings' target."""
     if settings.is_local:
         if service not in LOCAL_SERVICES:
-            raise ValueError(f"the local runtime has no stand-in for {service!r}; "
-                             f"it provides {', '.join(LOCAL_SERVICES)}")
+            raise ValueError(
+                f"the local runtime has no stand-in for {service!r}; it provides {', '.join(LOCAL_SERVICES)}"
+            )
         from pipelines.local.services import local_client  # heavy imports only on the local path
 
         return local_client(service, settings)

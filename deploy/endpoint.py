@@ -31,6 +31,7 @@ Process control (state file ``<home>/endpoints/<name>.json``, log ``<name>.log``
 `status` exits 0 for a live server, 1 for none, 3 for a dead one (its state file is left but its
 process was killed or crashed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # --------------------------------------------------------------------------------------------
 # Talking to a server
 # --------------------------------------------------------------------------------------------
-def http_request(url: str, method: str = "GET", body: bytes = b"", headers: Optional[dict] = None,
-                 timeout: float = 60.0) -> tuple[int, dict, bytes]:
+def http_request(
+    url: str, method: str = "GET", body: bytes = b"", headers: Optional[dict] = None, timeout: float = 60.0
+) -> tuple[int, dict, bytes]:
     """One HTTP exchange on loopback (stdlib only): (status, headers, body)."""
     address = url.split("://", 1)[-1]
     hostport, _, path = address.partition("/")
@@ -133,42 +135,72 @@ class LocalEndpoints:
             return state
         return None
 
-    def start(self, name: str, model_dir: str | Path, *, port: int, model_package_arn: Optional[str] = None,
-              timeout: float = 180.0, any_port_if_busy: bool = True, workers: Optional[int] = None) -> dict:
+    def start(
+        self,
+        name: str,
+        model_dir: str | Path,
+        *,
+        port: int,
+        model_package_arn: Optional[str] = None,
+        timeout: float = 180.0,
+        any_port_if_busy: bool = True,
+        workers: Optional[int] = None,
+    ) -> dict:
         """Start `serve` as a background process and wait until /ping answers 200; returns its state."""
         if self.running_state(name):
-            raise EndpointError(f"endpoint {name!r} is already running ({self.state_path(name)}); "
-                                "reload it with a new model or stop it first")
+            raise EndpointError(
+                f"endpoint {name!r} is already running ({self.state_path(name)}); "
+                "reload it with a new model or stop it first"
+            )
         directory = endpoints_dir(self.home)
         directory.mkdir(parents=True, exist_ok=True)
         self.state_path(name).unlink(missing_ok=True)
         log_path = directory / f"{name}.log"
-        command = [sys.executable, "-m", "deploy.endpoint", "serve", "--name", name, "--home", str(self.home),
-                   "--model-dir", str(model_dir), "--port", str(port)]
+        command = [
+            sys.executable,
+            "-m",
+            "deploy.endpoint",
+            "serve",
+            "--name",
+            name,
+            "--home",
+            str(self.home),
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            str(port),
+        ]
         if model_package_arn:
             command += ["--model-package-arn", model_package_arn]
         if any_port_if_busy:
             command.append("--any-port-if-busy")
         if workers:
             command += ["--workers", str(workers)]
-        env = dict(os.environ, FORECAST_HOME=str(self.home),
-                   PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p))
+        env = dict(
+            os.environ,
+            FORECAST_HOME=str(self.home),
+            PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p),
+        )
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=env, start_new_session=True)
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
         threading.Thread(target=process.wait, name=f"reap-endpoint-{process.pid}", daemon=True).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise EndpointError(f"endpoint {name!r} exited with code {process.returncode} while starting; "
-                                    f"log {log_path}:\n{_tail(log_path)}")
+                raise EndpointError(
+                    f"endpoint {name!r} exited with code {process.returncode} while starting; "
+                    f"log {log_path}:\n{_tail(log_path)}"
+                )
             state = self.read_state(name)
             if state and state.get("pid") == process.pid and ping(state["url"]):
                 return state
             time.sleep(0.2)
         _terminate(process.pid)
-        raise EndpointError(f"endpoint {name!r} did not answer /ping within {timeout:.0f}s; "
-                            f"log {log_path}:\n{_tail(log_path)}")
+        raise EndpointError(
+            f"endpoint {name!r} did not answer /ping within {timeout:.0f}s; log {log_path}:\n{_tail(log_path)}"
+        )
 
     def stop(self, name: str) -> bool:
         """Stop the server called `name`; False when none was running. Removes its state file."""
@@ -179,19 +211,24 @@ class LocalEndpoints:
         self.state_path(name).unlink(missing_ok=True)
         return was_running
 
-    def reload(self, name: str, model_dir: str | Path, model_package_arn: Optional[str] = None,
-               timeout: float = 300.0) -> dict:
+    def reload(
+        self, name: str, model_dir: str | Path, model_package_arn: Optional[str] = None, timeout: float = 300.0
+    ) -> dict:
         """Swap the running server's model (no downtime); raises EndpointError when it fails."""
         state = self.running_state(name)
         if state is None:
-            raise EndpointError(f"endpoint {name!r} is not running; start it with "
-                                f"python -m deploy.endpoint start --name {name} --model-dir {model_dir}")
+            raise EndpointError(
+                f"endpoint {name!r} is not running; start it with "
+                f"python -m deploy.endpoint start --name {name} --model-dir {model_dir}"
+            )
         body = json.dumps({"model_dir": str(model_dir), "model_package_arn": model_package_arn}).encode()
         headers = {"Content-Type": "application/json", ADMIN_HEADER: state.get("admin_token", "")}
         status, _, answer = http_request(state["url"] + "/admin/reload", "POST", body, headers, timeout=timeout)
         if status != 200:
-            raise EndpointError(f"endpoint {name!r} refused the new model {model_dir}: "
-                                f"{_error_message(answer)} (it keeps serving the previous model)")
+            raise EndpointError(
+                f"endpoint {name!r} refused the new model {model_dir}: "
+                f"{_error_message(answer)} (it keeps serving the previous model)"
+            )
         return json.loads(answer)
 
 
@@ -217,7 +254,7 @@ def _terminate(pid: int, timeout: float = 15.0) -> None:
         except ProcessLookupError:
             pass
     try:
-        os.waitpid(pid, os.WNOHANG)     # the reaper thread usually got there first
+        os.waitpid(pid, os.WNOHANG)  # the reaper thread usually got there first
     except ChildProcessError:
         pass
 
@@ -228,11 +265,27 @@ def running_state(home: Path, name: str) -> Optional[dict]:
     return LocalEndpoints(home).running_state(name)
 
 
-def start(name: str, model_dir: str | Path, *, home: Path, port: int, model_package_arn: Optional[str] = None,
-          timeout: float = 180.0, any_port_if_busy: bool = True, workers: Optional[int] = None) -> dict:
+def start(
+    name: str,
+    model_dir: str | Path,
+    *,
+    home: Path,
+    port: int,
+    model_package_arn: Optional[str] = None,
+    timeout: float = 180.0,
+    any_port_if_busy: bool = True,
+    workers: Optional[int] = None,
+) -> dict:
     """Start `serve` as a background process and wait until /ping answers 200; returns its state."""
-    return LocalEndpoints(home).start(name, model_dir, port=port, model_package_arn=model_package_arn,
-                                      timeout=timeout, any_port_if_busy=any_port_if_busy, workers=workers)
+    return LocalEndpoints(home).start(
+        name,
+        model_dir,
+        port=port,
+        model_package_arn=model_package_arn,
+        timeout=timeout,
+        any_port_if_busy=any_port_if_busy,
+        workers=workers,
+    )
 
 
 def stop(home: Path, name: str) -> bool:
@@ -240,8 +293,9 @@ def stop(home: Path, name: str) -> bool:
     return LocalEndpoints(home).stop(name)
 
 
-def reload(home: Path, name: str, model_dir: str | Path, model_package_arn: Optional[str] = None,
-           timeout: float = 300.0) -> dict:
+def reload(
+    home: Path, name: str, model_dir: str | Path, model_package_arn: Optional[str] = None, timeout: float = 300.0
+) -> dict:
     """Swap the running server's model (no downtime); raises EndpointError when it fails."""
     return LocalEndpoints(home).reload(name, model_dir, model_package_arn, timeout)
 
@@ -255,26 +309,35 @@ def _parser() -> argparse.ArgumentParser:
     descriptions = {
         "serve": "Run the endpoint server in the foreground (GET /ping, POST /invocations, GET /metrics).",
         "start": "Start the endpoint server in the background and wait until /ping answers; prints its state "
-                 "(URL, pid, port).",
+        "(URL, pid, port).",
         "reload": "Swap the running endpoint's model without dropping requests.",
         "status": "Print the running endpoint's state and /metrics (requests, errors, latency).",
         "stop": "Stop the running endpoint server.",
     }
     for command in ("serve", "start", "reload"):
-        sub = commands.add_parser(command, help=descriptions[command].split(" (")[0].rstrip("."),
-                                  description=descriptions[command])
+        sub = commands.add_parser(
+            command, help=descriptions[command].split(" (")[0].rstrip("."), description=descriptions[command]
+        )
         sub.add_argument("--model-dir", required=True, help="the engine's model directory (or model.tar.gz)")
         sub.add_argument("--model-package-arn", default=None, help="reported by /metrics and the API")
         if command != "reload":
             sub.add_argument("--port", type=int, default=None, help="default: settings endpoint_port")
-            sub.add_argument("--any-port-if-busy", action="store_true",
-                             help="listen on a free port when --port is taken (the state file says which)")
-            sub.add_argument("--workers", type=int, default=None,
-                             help="model worker processes (default: settings endpoint_workers, "
-                                  "FORECAST_ENDPOINT_WORKERS, else the number of cores)")
+            sub.add_argument(
+                "--any-port-if-busy",
+                action="store_true",
+                help="listen on a free port when --port is taken (the state file says which)",
+            )
+            sub.add_argument(
+                "--workers",
+                type=int,
+                default=None,
+                help="model worker processes (default: settings endpoint_workers, "
+                "FORECAST_ENDPOINT_WORKERS, else the number of cores)",
+            )
     for command in ("status", "stop"):
-        commands.add_parser(command, help=descriptions[command].split(" (")[0].rstrip("."),
-                            description=descriptions[command])
+        commands.add_parser(
+            command, help=descriptions[command].split(" (")[0].rstrip("."), description=descriptions[command]
+        )
     for sub in commands.choices.values():
         sub.add_argument("--name", default=None, help="endpoint name (default: settings endpoint_name)")
         sub.add_argument("--home", default=None, help="local state folder (default: FORECAST_HOME)")
@@ -287,18 +350,30 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     settings = resolve({"home": args.home})
     home, name = settings.home_path, args.name or settings.endpoint_name
-    port = settings.endpoint_port if getattr(args, "port", None) is None else args.port   # 0: any free port
+    port = settings.endpoint_port if getattr(args, "port", None) is None else args.port  # 0: any free port
     # the server's messages (serve) go to stderr, which `start` sends to <home>/endpoints/<name>.log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            return serve(args.model_dir, home=home, name=name, port=port,
-                         model_package_arn=args.model_package_arn, any_port_if_busy=args.any_port_if_busy,
-                         workers=args.workers or settings.effective_endpoint_workers)
+            return serve(
+                args.model_dir,
+                home=home,
+                name=name,
+                port=port,
+                model_package_arn=args.model_package_arn,
+                any_port_if_busy=args.any_port_if_busy,
+                workers=args.workers or settings.effective_endpoint_workers,
+            )
         elif args.command == "start":
-            state = start(name, args.model_dir, home=home, port=port,
-                          model_package_arn=args.model_package_arn, any_port_if_busy=args.any_port_if_busy,
-                          workers=args.workers)
+            state = start(
+                name,
+                args.model_dir,
+                home=home,
+                port=port,
+                model_package_arn=args.model_package_arn,
+                any_port_if_busy=args.any_port_if_busy,
+                workers=args.workers,
+            )
             print(json.dumps(state, indent=2))
         elif args.command == "reload":
             print(json.dumps(reload(home, name, args.model_dir, args.model_package_arn), indent=2))
@@ -316,13 +391,18 @@ def _status(home: Path, name: str) -> int:
     state = running_state(home, name)
     if state is None:
         left = read_state(home, name)
-        if left and left.get("pid"):   # a state file whose server is gone: killed or crashed, not stopped
+        if left and left.get("pid"):  # a state file whose server is gone: killed or crashed, not stopped
             package = left.get("model_package_arn")
-            again = (f"approving its version again restarts it: python -m deploy.approve approve "
-                     f"{package.rsplit('/', 1)[-1]}" if package else
-                     f"start it again: python -m deploy.endpoint start --name {name} --model-dir ...")
-            print(f"endpoint {name!r} is dead: its server process (pid {left['pid']}, {left.get('url', 'no url')}) "
-                  f"is gone (killed or crashed; `stop` was not used); {again}")
+            again = (
+                f"approving its version again restarts it: python -m deploy.approve approve "
+                f"{package.rsplit('/', 1)[-1]}"
+                if package
+                else f"start it again: python -m deploy.endpoint start --name {name} --model-dir ..."
+            )
+            print(
+                f"endpoint {name!r} is dead: its server process (pid {left['pid']}, {left.get('url', 'no url')}) "
+                f"is gone (killed or crashed; `stop` was not used); {again}"
+            )
             return 3
         print(f"endpoint {name!r} is not running (no live server in {endpoints_dir(home)})")
         return 1

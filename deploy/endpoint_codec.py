@@ -17,6 +17,7 @@ so do numbers no model's arithmetic survives (infinite, or beyond PrepareData's 
 pandas and numpy are imported inside the functions: the endpoint's supervisor imports this
 module before it forks its workers and must not start BLAS threads first.
 """
+
 from __future__ import annotations
 
 import collections
@@ -27,7 +28,7 @@ from typing import Any, Optional
 
 JSON_TYPES = ("application/json", "application/jsonlines", "text/json")
 CSV_TYPES = ("", "text/csv", "text/plain", "application/octet-stream", "*/*")
-MAX_GRID_PERIODS = 1_000_000   # periods the items span in all: the engine builds a dense grid of them
+MAX_GRID_PERIODS = 1_000_000  # periods the items span in all: the engine builds a dense grid of them
 
 
 class BadRequest(ValueError):
@@ -47,8 +48,10 @@ def parse_body(body: bytes, content_type: Optional[str], text_columns: tuple = (
     import pandas as pd
 
     if not body or not body.strip():
-        raise BadRequest("empty request body: send the item's history rows and future rows "
-                         "(CSV with a header, or JSON {\"instances\": [...]})")
+        raise BadRequest(
+            "empty request body: send the item's history rows and future rows "
+            '(CSV with a header, or JSON {"instances": [...]})'
+        )
     media = media_type(content_type)
     if media in JSON_TYPES:
         frame = _parse_json(body)
@@ -57,8 +60,9 @@ def parse_body(body: bytes, content_type: Optional[str], text_columns: tuple = (
                 frame[column] = frame[column].map(lambda v: v if v is None or isinstance(v, str) else str(v))
         return frame
     if media not in CSV_TYPES:
-        raise BadRequest(f"unsupported Content-Type {content_type!r}: use text/csv (header present) "
-                         "or application/json")
+        raise BadRequest(
+            f"unsupported Content-Type {content_type!r}: use text/csv (header present) or application/json"
+        )
     _check_width(_csv_header_width(body), "the CSV header")
     try:
         frame = pd.read_csv(io.BytesIO(body), dtype={c: str for c in text_columns})
@@ -77,19 +81,21 @@ def _parse_json(body: bytes):
     except (ValueError, UnicodeDecodeError) as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
     except RecursionError:
-        raise BadRequest("the body is JSON nested too deeply: send {\"instances\": [{...row...}, ...]}") from None
+        raise BadRequest('the body is JSON nested too deeply: send {"instances": [{...row...}, ...]}') from None
     if isinstance(document, dict) and "instances" in document:
         rows = document["instances"]
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-            raise BadRequest('"instances" must be a non-empty list of objects, one per row '
-                             '({"item_id": ..., "timestamp": ..., "target_value": ...})')
+            raise BadRequest(
+                '"instances" must be a non-empty list of objects, one per row '
+                '({"item_id": ..., "timestamp": ..., "target_value": ...})'
+            )
         names: set = set()
         for index, row in enumerate(rows, start=1):
             _check_width(len(row), f"row {index}")
             names.update(row)
             for column, value in row.items():
                 _check_cell(index, column, value)
-        _check_width(len(names), "the rows together")   # from_records makes one column per name seen
+        _check_width(len(names), "the rows together")  # from_records makes one column per name seen
         return pd.DataFrame.from_records(rows)
     if isinstance(document, dict) and "columns" in document and "data" in document:
         columns, data = document["columns"], document["data"]
@@ -103,13 +109,13 @@ def _parse_json(body: bytes):
             raise BadRequest('"data" must be a non-empty list of rows')
         for index, row in enumerate(data):
             if not isinstance(row, list) or len(row) != len(columns):
-                raise BadRequest(f'"data" row {index} must be a list of {len(columns)} values '
-                                 f"(one per column), got {row!r:.80}")
+                raise BadRequest(
+                    f'"data" row {index} must be a list of {len(columns)} values (one per column), got {row!r:.80}'
+                )
             for column, value in zip(columns, row):
                 _check_cell(index + 1, column, value)
         return pd.DataFrame(data, columns=columns)
-    raise BadRequest('JSON input must be {"instances": [{...row...}, ...]} or '
-                     '{"columns": [...], "data": [[...], ...]}')
+    raise BadRequest('JSON input must be {"instances": [{...row...}, ...]} or {"columns": [...], "data": [[...], ...]}')
 
 
 def max_columns() -> int:
@@ -125,8 +131,10 @@ def _check_width(count: int, what: str) -> None:
     limit = max_columns()
     if count > limit:
         verb = "have" if what.endswith("together") else "has"
-        raise BadRequest(f"{what} {verb} {count} columns; the inference input takes at most {limit} (item id, "
-                         "timestamp, target, grouping columns, covariates and attributes)")
+        raise BadRequest(
+            f"{what} {verb} {count} columns; the inference input takes at most {limit} (item id, "
+            "timestamp, target, grouping columns, covariates and attributes)"
+        )
 
 
 def _csv_header_width(body: bytes) -> int:
@@ -135,15 +143,17 @@ def _csv_header_width(body: bytes) -> int:
     try:
         return len(next(csv.reader([line.decode("utf-8-sig", errors="replace").rstrip("\r\n")]), []))
     except csv.Error:
-        return 0     # pandas says what is wrong with it
+        return 0  # pandas says what is wrong with it
 
 
 def _check_cell(row: int, column: str, value: Any) -> None:
     """A JSON cell is a string, a number, a boolean or null: a list or an object is no table cell."""
     if isinstance(value, (list, dict)):
         kind = "a list" if isinstance(value, list) else "an object"
-        raise BadRequest(f"row {row} column {column!r} is {kind} ({json.dumps(value)[:60]}); every cell must be "
-                         "a string, a number or null")
+        raise BadRequest(
+            f"row {row} column {column!r} is {kind} ({json.dumps(value)[:60]}); every cell must be "
+            "a string, a number or null"
+        )
 
 
 def render_body(frame, accept: Optional[str]) -> tuple[bytes, str]:
@@ -170,8 +180,10 @@ def check_values(frame) -> None:
         if bad.any():
             rows = np.flatnonzero(bad)
             shown = ", ".join(f"row {r + 1} ({values[r]:g})" for r in rows[:3])
-            raise BadRequest(f"column {column!r}: {shown}{' and more' if len(rows) > 3 else ''}: values must be "
-                             f"finite and within ±{MAX_ABS_VALUE:g} (larger ones overflow the models' arithmetic)")
+            raise BadRequest(
+                f"column {column!r}: {shown}{' and more' if len(rows) > 3 else ''}: values must be "
+                f"finite and within ±{MAX_ABS_VALUE:g} (larger ones overflow the models' arithmetic)"
+            )
 
 
 def check_span(frame, model: Any) -> None:
@@ -189,7 +201,7 @@ def check_span(frame, model: Any) -> None:
     if not isinstance(frequency, str) or item not in frame.columns or stamp not in frame.columns:
         return
     keys = [item] + [c for c in (getattr(config, "grouping_columns", None) or ()) if c in frame.columns]
-    try:   # unreadable stamps are the engine's to name; here they only count for nothing
+    try:  # unreadable stamps are the engine's to name; here they only count for nothing
         stamps = pd.to_datetime(frame[stamp], errors="coerce", format="mixed", utc=True)
     except (ValueError, TypeError, OverflowError):
         return
@@ -198,25 +210,30 @@ def check_span(frame, model: Any) -> None:
         return
     offset = pd.tseries.frequencies.to_offset(frequency)
     anchor = pd.Timestamp("2001-01-01")
-    step = (anchor + 12 * offset - anchor) / 12          # a calendar period's mean length (months, weeks)
+    step = (anchor + 12 * offset - anchor) / 12  # a calendar period's mean length (months, weeks)
     nanos = spans["max"].astype("int64").astype(float) - spans["min"].astype("int64").astype(float)
-    periods = nanos / float(step.value) + 1                # in floats: 300 years overflow int64 nanoseconds
+    periods = nanos / float(step.value) + 1  # in floats: 300 years overflow int64 nanoseconds
     total = float(periods.sum())
     if total > MAX_GRID_PERIODS:
         widest = periods.idxmax()
         name = widest if not isinstance(widest, tuple) or len(widest) > 1 else widest[0]
         first, last = spans.loc[widest, "min"], spans.loc[widest, "max"]
-        raise BadRequest(f"the items span {total:,.0f} {frequency} periods from their first to their last row, more "
-                         f"than the {MAX_GRID_PERIODS:,} the endpoint forecasts from (item {name!r} alone runs from "
-                         f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, {periods.max():,.0f} periods); send each item's "
-                         "recent history and its future rows")
+        raise BadRequest(
+            f"the items span {total:,.0f} {frequency} periods from their first to their last row, more "
+            f"than the {MAX_GRID_PERIODS:,} the endpoint forecasts from (item {name!r} alone runs from "
+            f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, {periods.max():,.0f} periods); send each item's "
+            "recent history and its future rows"
+        )
 
 
 def text_columns(model: Any) -> tuple:
     """The identifier columns of the model's data (read as text), when the model says which."""
     config = getattr(model, "config", None)
-    names = [getattr(config, "item_id_column", None), getattr(config, "timestamp_column", None),
-             *(getattr(config, "grouping_columns", None) or ())]
+    names = [
+        getattr(config, "item_id_column", None),
+        getattr(config, "timestamp_column", None),
+        *(getattr(config, "grouping_columns", None) or ()),
+    ]
     return tuple(n for n in names if isinstance(n, str))
 
 

@@ -13,6 +13,7 @@ Bodies are read and written by `deploy.endpoint_codec`; the model and the board 
 `deploy.model_slot`'s; the HTTP hygiene (JSON errors, 405, timed and bounded reads) is
 `deploy.http_base`'s.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,8 @@ LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 ADMIN_HEADER = "X-Admin-Token"
 CACHE_HEADER = "X-Forecast-Cache"
-REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024   # SageMaker real-time InvokeEndpoint: 6 MB request body
-MAX_BODY_BYTES = REALTIME_PAYLOAD_LIMIT_BYTES    # the container refuses what SageMaker would never pass on
+REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint: 6 MB request body
+MAX_BODY_BYTES = REALTIME_PAYLOAD_LIMIT_BYTES  # the container refuses what SageMaker would never pass on
 # SageMaker real-time InvokeEndpoint: the container must answer /invocations within 60 s, after
 # which the client gets a ModelError ("Your invocation timed out ...") while the container computes on.
 INVOCATION_TIMEOUT_SECONDS = 60.0
@@ -49,9 +50,9 @@ INVOCATION_TIMEOUT_SECONDS = 60.0
 # answer and its trip back, so the client reads our error (413) rather than SageMaker's timeout.
 COMPUTE_MARGIN_SECONDS = 5.0
 COMPUTE_SECONDS = INVOCATION_TIMEOUT_SECONDS - COMPUTE_MARGIN_SECONDS
-FOLLOW_SECONDS = 0.02                    # how often a worker looks for a new model on the board
-RELOAD_TIMEOUT_SECONDS = 300.0           # every worker must have loaded a new model within this
-STATE_WATCH_SECONDS = 2.0                # a server whose state file disappears stops itself
+FOLLOW_SECONDS = 0.02  # how often a worker looks for a new model on the board
+RELOAD_TIMEOUT_SECONDS = 300.0  # every worker must have loaded a new model within this
+STATE_WATCH_SECONDS = 2.0  # a server whose state file disappears stops itself
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -73,11 +74,20 @@ class EndpointServer(JsonHttpServer):
     block_on_close = True
     allow_reuse_address = True
 
-    request_queue_size = 128   # many clients connecting at once must queue, not be refused
+    request_queue_size = 128  # many clients connecting at once must queue, not be refused
 
-    def __init__(self, port: int, name: str, slot: ModelSlot, host: str = HOST,
-                 admin_token: Optional[str] = None, board: Optional[SharedBoard] = None, index: int = 0,
-                 sock: Optional[socket.socket] = None, state_file: Optional[Path] = None):
+    def __init__(
+        self,
+        port: int,
+        name: str,
+        slot: ModelSlot,
+        host: str = HOST,
+        admin_token: Optional[str] = None,
+        board: Optional[SharedBoard] = None,
+        index: int = 0,
+        sock: Optional[socket.socket] = None,
+        state_file: Optional[Path] = None,
+    ):
         if sock is None:
             super().__init__((host, port), _Handler)
         else:
@@ -91,7 +101,7 @@ class EndpointServer(JsonHttpServer):
         self._owns_board = board is None
         if board is None:
             self.board.set(0, "pid", os.getpid())
-        self.admin_token = admin_token   # when set, /admin/reload needs it (it is in the 0600 state file)
+        self.admin_token = admin_token  # when set, /admin/reload needs it (it is in the 0600 state file)
         self.state_file = state_file
         self._offered: dict[int, LoadedModel] = {}
         self._follower: Optional[threading.Thread] = None
@@ -112,8 +122,9 @@ class EndpointServer(JsonHttpServer):
 
     # -- following the board --
     def start_follower(self, parent_pid: Optional[int] = None, exit_on_first_failure: bool = False) -> None:
-        self._follower = threading.Thread(target=self._follow, args=(parent_pid, exit_on_first_failure),
-                                          name=f"follower-{self.index}", daemon=True)
+        self._follower = threading.Thread(
+            target=self._follow, args=(parent_pid, exit_on_first_failure), name=f"follower-{self.index}", daemon=True
+        )
         self._follower.start()
 
     def server_close(self) -> None:
@@ -144,9 +155,13 @@ class EndpointServer(JsonHttpServer):
         current = self.slot.current
         loaded = self._offered.pop(generation, None)
         try:
-            if loaded is None and current is not None and current.source == record["model_dir"] \
-                    and current.model_package_arn == record.get("model_package_arn"):
-                loaded = current                   # a roll-back to what this worker still serves
+            if (
+                loaded is None
+                and current is not None
+                and current.source == record["model_dir"]
+                and current.model_package_arn == record.get("model_package_arn")
+            ):
+                loaded = current  # a roll-back to what this worker still serves
             if loaded is None:
                 loaded = self.slot.prepare(record["model_dir"], record.get("model_package_arn"))
         except Exception as error:  # noqa: BLE001 - reported on the board; the old model keeps serving
@@ -164,11 +179,12 @@ class EndpointServer(JsonHttpServer):
         self.board.set(self.index, "loaded_generation", generation)
 
     # -- coordinating a swap across the workers --
-    def coordinate_load(self, model_dir: str, model_package_arn: Optional[str] = None,
-                        timeout: float = RELOAD_TIMEOUT_SECONDS) -> dict:
+    def coordinate_load(
+        self, model_dir: str, model_package_arn: Optional[str] = None, timeout: float = RELOAD_TIMEOUT_SECONDS
+    ) -> dict:
         """Load `model_dir` in every worker, then answer; on any failure all go back to the previous model."""
         with self.board.reload_lock(timeout):
-            loaded = self.slot.prepare(model_dir, model_package_arn)   # a bad model fails here, nobody swapped
+            loaded = self.slot.prepare(model_dir, model_package_arn)  # a bad model fails here, nobody swapped
             _, previous = self.board.desired()
             generation = self.board.publish({"model_dir": str(model_dir), "model_package_arn": model_package_arn})
             self._offered[generation] = loaded
@@ -177,17 +193,25 @@ class EndpointServer(JsonHttpServer):
                 reasons = "; ".join(f"worker {i}: {self.board.error_text(i)}" for i in failed)
                 if previous is not None:
                     self._wait_for(self.board.publish(previous), timeout)
-                raise HttpError(500, f"{len(failed)} worker(s) could not load the model ({reasons}); "
-                                     "every worker keeps serving the previous model")
+                raise HttpError(
+                    500,
+                    f"{len(failed)} worker(s) could not load the model ({reasons}); "
+                    "every worker keeps serving the previous model",
+                )
             reloads = self.board.count_reload() if previous is not None else self.board.reloads
         if self.state_file is not None:
             update_state(self.state_file, loaded)
-        return {"model_dir": loaded.model_dir, "model_package_arn": loaded.model_package_arn,
-                "reloads": reloads, "workers": len(self.board.live()), "generation": generation}
+        return {
+            "model_dir": loaded.model_dir,
+            "model_package_arn": loaded.model_package_arn,
+            "reloads": reloads,
+            "workers": len(self.board.live()),
+            "generation": generation,
+        }
 
     def _wait_for(self, generation: int, timeout: float) -> list[int]:
         deadline = time.monotonic() + timeout
-        if self._follower is None:            # a server without a follower thread follows here
+        if self._follower is None:  # a server without a follower thread follows here
             self.follow_once()
         while True:
             live = self.board.live()
@@ -204,7 +228,7 @@ class _Handler(JsonRequestHandler):
     server: EndpointServer
     # HTTP/1.0: one request per connection, so closing the server never waits on idle keep-alives
     server_version = "forecast-local-endpoint/1"
-    compute_seconds = COMPUTE_SECONDS   # per /invocations request, from its arrival (tests lower it)
+    compute_seconds = COMPUTE_SECONDS  # per /invocations request, from its arrival (tests lower it)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         LOG.debug("%s " + format, self.address_string(), *args)
@@ -288,8 +312,13 @@ class _Handler(JsonRequestHandler):
             allow = "GET" if route in ("/ping", "/metrics") else "POST"
             raise HttpError(405, f"method {method} is not allowed on {route}; use {allow}", {"Allow": allow})
         self._read_body()
-        self._send_json(404, {"error": f"no route {method} {route}; routes: GET /ping, POST /invocations, "
-                                       "GET /metrics, POST /admin/reload"})
+        self._send_json(
+            404,
+            {
+                "error": f"no route {method} {route}; routes: GET /ping, POST /invocations, "
+                "GET /metrics, POST /admin/reload"
+            },
+        )
         return 404
 
     def _invoke(self, loaded: Optional[LoadedModel]) -> int:
@@ -322,10 +351,13 @@ class _Handler(JsonRequestHandler):
             item = getattr(getattr(loaded.model, "config", None), "item_id_column", None)
             items = f"{context[item].nunique()} items, " if item in context.columns else ""
             # 413 (content larger than the server is able to process): the client's fix is a smaller request
-            raise HttpError(413, f"the request was too large to forecast within {self.compute_seconds:g} s "
-                                 f"({items}{len(context)} rows; SageMaker's real-time invocation "
-                                 f"timeout is {INVOCATION_TIMEOUT_SECONDS:g} s): send fewer items per "
-                                 "request, or use batch transform for large sets") from None
+            raise HttpError(
+                413,
+                f"the request was too large to forecast within {self.compute_seconds:g} s "
+                f"({items}{len(context)} rows; SageMaker's real-time invocation "
+                f"timeout is {INVOCATION_TIMEOUT_SECONDS:g} s): send fewer items per "
+                "request, or use batch transform for large sets",
+            ) from None
         payload, media = render_body(forecast, accept)
         loaded.cache.put(key, payload, media)
         if loaded is self.server.slot.current:
@@ -388,17 +420,28 @@ def update_state(path: Path, loaded: LoadedModel) -> None:
         state = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return
-    state |= {"model_dir": loaded.model_dir, "model_package_arn": loaded.model_package_arn,
-              "model_loaded_at": _iso(loaded.loaded_at)}
+    state |= {
+        "model_dir": loaded.model_dir,
+        "model_package_arn": loaded.model_package_arn,
+        "model_loaded_at": _iso(loaded.loaded_at),
+    }
     write_state(path, state)
 
 
 # --------------------------------------------------------------------------------------------
 # The pre-fork server: bind, fork the workers, supervise them
 # --------------------------------------------------------------------------------------------
-def serve(model_dir: str | Path, *, home: Path, name: str, port: int,
-          model_package_arn: Optional[str] = None, any_port_if_busy: bool = False,
-          workers: Optional[int] = None, loader: Callable[[Path], Any] = engine_loader) -> int:
+def serve(
+    model_dir: str | Path,
+    *,
+    home: Path,
+    name: str,
+    port: int,
+    model_package_arn: Optional[str] = None,
+    any_port_if_busy: bool = False,
+    workers: Optional[int] = None,
+    loader: Callable[[Path], Any] = engine_loader,
+) -> int:
     """Bind, fork `workers` server processes on the one socket, supervise them until SIGTERM/SIGINT.
 
     The supervisor imports no model code and starts no thread before forking (fork-safe); each
@@ -414,20 +457,31 @@ def serve(model_dir: str | Path, *, home: Path, name: str, port: int,
     path = state_path(home, name)
     token = secrets.token_hex(16)
     # pid and its start time: deploy.endpoint tells this server from a later process given the same pid
-    state = {"name": name, "pid": os.getpid(), "process_start": process_start(os.getpid()),
-             "host": HOST, "port": sock.getsockname()[1], "url": url,
-             "admin_token": token, "workers": workers,
-             "started_at": _iso(time.time()), "log": str(endpoints_dir(home) / f"{name}.log"),
-             "model_dir": str(model_dir), "model_package_arn": model_package_arn}
+    state = {
+        "name": name,
+        "pid": os.getpid(),
+        "process_start": process_start(os.getpid()),
+        "host": HOST,
+        "port": sock.getsockname()[1],
+        "url": url,
+        "admin_token": token,
+        "workers": workers,
+        "started_at": _iso(time.time()),
+        "log": str(endpoints_dir(home) / f"{name}.log"),
+        "model_dir": str(model_dir),
+        "model_package_arn": model_package_arn,
+    }
     write_state(path, state)
-    configure_threads()   # the workers load the model (LightGBM, torch) after this
-    if workers > 1:   # one thread per model worker, as statsforecast pins BLAS in its worker processes
+    configure_threads()  # the workers load the model (LightGBM, torch) after this
+    if workers > 1:  # one thread per model worker, as statsforecast pins BLAS in its worker processes
         for variable in THREAD_VARIABLES:
             os.environ.setdefault(variable, "1")
-    supervisor = WorkerPool(sock, board, name=name, token=token, state_file=path, loader=loader,
-                             cache_root=endpoints_dir(home) / "models")
-    LOG.info("endpoint %r listening on %s with %d worker process(es); loading model from %s", name, url, workers,
-             model_dir)
+    supervisor = WorkerPool(
+        sock, board, name=name, token=token, state_file=path, loader=loader, cache_root=endpoints_dir(home) / "models"
+    )
+    LOG.info(
+        "endpoint %r listening on %s with %d worker process(es); loading model from %s", name, url, workers, model_dir
+    )
     code = supervisor.run()
     try:
         os.unlink(board.lock_path)
@@ -450,15 +504,16 @@ def _listen(port: int, any_port_if_busy: bool) -> socket.socket:
             sock.close()
             raise
         sock.listen(EndpointServer.request_queue_size)
-        sock.setblocking(False)   # workers race to accept: the losers get EAGAIN instead of blocking
+        sock.setblocking(False)  # workers race to accept: the losers get EAGAIN instead of blocking
         return sock
 
     try:
         return bind(port)
     except OSError as error:
         if not any_port_if_busy:
-            raise EndpointError(f"cannot listen on {HOST}:{port}: {error}; pick another --port "
-                                "(or FORECAST_ENDPOINT_PORT)") from None
+            raise EndpointError(
+                f"cannot listen on {HOST}:{port}: {error}; pick another --port (or FORECAST_ENDPOINT_PORT)"
+            ) from None
         LOG.warning("port %d is busy (%s); listening on a free port instead", port, error)
         return bind(0)
 
@@ -466,12 +521,21 @@ def _listen(port: int, any_port_if_busy: bool) -> socket.socket:
 class WorkerPool:
     """Forks the workers, replaces the ones that die, stops them all on SIGTERM/SIGINT."""
 
-    def __init__(self, sock: socket.socket, board: SharedBoard, *, name: str, token: str, state_file: Path,
-                 loader: Callable[[Path], Any], cache_root: Path):
+    def __init__(
+        self,
+        sock: socket.socket,
+        board: SharedBoard,
+        *,
+        name: str,
+        token: str,
+        state_file: Path,
+        loader: Callable[[Path], Any],
+        cache_root: Path,
+    ):
         self.sock, self.board, self.name, self.token = sock, board, name, token
         self.state_file, self.loader, self.cache_root = state_file, loader, cache_root
-        self.children: dict[int, int] = {}        # pid -> slot
-        self.started: dict[int, float] = {}       # slot -> when its worker was forked
+        self.children: dict[int, int] = {}  # pid -> slot
+        self.started: dict[int, float] = {}  # slot -> when its worker was forked
         self.stopping = False
         self.exit_code = 0
 
@@ -486,11 +550,17 @@ class WorkerPool:
         announced, watched = False, time.monotonic()
         while not self.stopping:
             self._reap()
-            if not announced and self.board.live() and all(
-                    self.board.get(i, "loaded_generation") > 0 for i in self.board.live()):
+            if (
+                not announced
+                and self.board.live()
+                and all(self.board.get(i, "loaded_generation") > 0 for i in self.board.live())
+            ):
                 _, record = self.board.desired()
-                LOG.info("model loaded from %s by %d worker(s); /ping answers 200", record["model_dir"],
-                         len(self.board.live()))
+                LOG.info(
+                    "model loaded from %s by %d worker(s); /ping answers 200",
+                    record["model_dir"],
+                    len(self.board.live()),
+                )
                 announced = True
             if time.monotonic() - watched > STATE_WATCH_SECONDS:
                 watched = time.monotonic()
@@ -508,7 +578,7 @@ class WorkerPool:
         except FileNotFoundError:
             return False
         except ValueError:
-            return True   # being rewritten
+            return True  # being rewritten
 
     def _spawn(self, index: int) -> None:
         self.board.reset_slot(index)
@@ -516,12 +586,20 @@ class WorkerPool:
         sys.stderr.flush()
         parent = os.getpid()
         pid = os.fork()
-        if pid == 0:   # the worker
+        if pid == 0:  # the worker
             code = 1
             try:
-                code = _worker_main(self.sock, self.board, index, name=self.name, token=self.token,
-                                    state_file=self.state_file, loader=self.loader, cache_root=self.cache_root,
-                                    parent_pid=parent)
+                code = _worker_main(
+                    self.sock,
+                    self.board,
+                    index,
+                    name=self.name,
+                    token=self.token,
+                    state_file=self.state_file,
+                    loader=self.loader,
+                    cache_root=self.cache_root,
+                    parent_pid=parent,
+                )
             except BaseException:  # noqa: BLE001 - a worker reports and exits; never returns into the supervisor
                 import traceback
 
@@ -549,13 +627,13 @@ class WorkerPool:
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
-            if code == 3 and not self.board.ready:   # the model cannot be loaded at all: nothing to serve
+            if code == 3 and not self.board.ready:  # the model cannot be loaded at all: nothing to serve
                 LOG.error("worker %d could not load the model; stopping the endpoint", index)
                 self.exit_code, self.stopping = 3, True
                 return
             LOG.warning("worker %d (pid %d) exited with code %d; starting a new one", index, pid, code)
             if time.monotonic() - self.started.get(index, 0.0) < 1.0:
-                time.sleep(1.0)   # a worker dying at once: do not fork in a tight loop
+                time.sleep(1.0)  # a worker dying at once: do not fork in a tight loop
             self._spawn(index)
 
     def _stop_workers(self, timeout: float = 15.0) -> None:
@@ -582,18 +660,36 @@ class WorkerPool:
                 pass
 
 
-def _worker_main(sock: socket.socket, board: SharedBoard, index: int, *, name: str, token: str,
-                 state_file: Path, loader: Callable[[Path], Any], cache_root: Path, parent_pid: int) -> int:
+def _worker_main(
+    sock: socket.socket,
+    board: SharedBoard,
+    index: int,
+    *,
+    name: str,
+    token: str,
+    state_file: Path,
+    loader: Callable[[Path], Any],
+    cache_root: Path,
+    parent_pid: int,
+) -> int:
     """One worker: a threaded HTTP server on the shared socket plus the thread that follows the board.
 
     It loads the model before it accepts any connection, so a replacement worker never answers
     "no model loaded" while the others serve.
     """
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)    # until the server exists, SIGTERM just ends us
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the supervisor, which stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the server exists, SIGTERM just ends us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
     board.set(index, "pid", os.getpid())
-    server = EndpointServer(0, name, ModelSlot(loader, cache_root), admin_token=token, board=board, index=index,
-                            sock=sock, state_file=state_file)
+    server = EndpointServer(
+        0,
+        name,
+        ModelSlot(loader, cache_root),
+        admin_token=token,
+        board=board,
+        index=index,
+        sock=sock,
+        state_file=state_file,
+    )
     server.follow_once(exit_on_first_failure=True)
 
     def _shutdown(signum, frame):  # noqa: ARG001 - signal handler signature

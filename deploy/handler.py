@@ -34,6 +34,7 @@ the pipeline's Deploy step fails; still Creating/Updating when the budget runs o
 "in_progress" with that status. The budget is the Lambda's remaining time less a margin,
 and never more than the pipeline Lambda step's 10 minutes when the step invoked it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,13 +61,13 @@ DEFAULT_INSTANCE_COUNT = 1
 ACTIVE_STATUSES = ("InService", "Creating", "Updating", "SystemUpdating")
 BUSY_STATUSES = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 NAME_LIMIT = 63
-PIPELINE_STEP_SECONDS = 600      # SageMaker Pipelines stops waiting for a Lambda step after 10 minutes
-RETURN_MARGIN_SECONDS = 30       # time kept to report back before the deadline
+PIPELINE_STEP_SECONDS = 600  # SageMaker Pipelines stops waiting for a Lambda step after 10 minutes
+RETURN_MARGIN_SECONDS = 30  # time kept to report back before the deadline
 DEFAULT_WAIT_SECONDS = PIPELINE_STEP_SECONDS - RETURN_MARGIN_SECONDS
 POLL_SECONDS = 15
-LOCAL_POLL_SECONDS = 0.5         # the local stand-in's endpoints settle in seconds
-UPDATE_ATTEMPTS = 8              # decisions re-taken after concurrent deployments changed the endpoint
-CONFIG_NAME_VERSION = re.compile(r"-v([0-9]+)-[0-9a-f]{8}$")   # resource_name's suffix
+LOCAL_POLL_SECONDS = 0.5  # the local stand-in's endpoints settle in seconds
+UPDATE_ATTEMPTS = 8  # decisions re-taken after concurrent deployments changed the endpoint
+CONFIG_NAME_VERSION = re.compile(r"-v([0-9]+)-[0-9a-f]{8}$")  # resource_name's suffix
 
 
 class DeployError(RuntimeError):
@@ -89,30 +90,45 @@ def parse_event(event: dict, settings: Settings) -> dict:
         detail = event.get("detail") or {}
         arn = detail.get("ModelPackageArn")
         if not arn:
-            raise DeployError("EventBridge event without detail.ModelPackageArn; "
-                              f"expected a {EVENT_DETAIL_TYPE!r} event")
-        return {"model_package_arn": arn, "endpoint_name": settings.endpoint_name,
-                "event_status": detail.get("ModelApprovalStatus"), "source": "eventbridge",
-                "instance_type": DEFAULT_INSTANCE_TYPE, "instance_count": DEFAULT_INSTANCE_COUNT,
-                "rollback": _flag(event.get("rollback"))}
+            raise DeployError(
+                f"EventBridge event without detail.ModelPackageArn; expected a {EVENT_DETAIL_TYPE!r} event"
+            )
+        return {
+            "model_package_arn": arn,
+            "endpoint_name": settings.endpoint_name,
+            "event_status": detail.get("ModelApprovalStatus"),
+            "source": "eventbridge",
+            "instance_type": DEFAULT_INSTANCE_TYPE,
+            "instance_count": DEFAULT_INSTANCE_COUNT,
+            "rollback": _flag(event.get("rollback")),
+        }
     arn = event.get("model_package_arn") or event.get("ModelPackageArn")
     if not arn:
-        raise DeployError("event has no model_package_arn (pipeline step) nor detail.ModelPackageArn "
-                          f"(EventBridge); got keys {sorted(event)}")
+        raise DeployError(
+            "event has no model_package_arn (pipeline step) nor detail.ModelPackageArn "
+            f"(EventBridge); got keys {sorted(event)}"
+        )
     requested = event.get("endpoint_name")
     if requested and requested != settings.endpoint_name:
-        raise DeployError(f"endpoint_name {requested!r}: this deploy function, its IAM role and the approval rule "
-                          f"are scoped to endpoint {settings.endpoint_name!r} (FORECAST_ENDPOINT_NAME); to deploy "
-                          f"to {requested!r}, set FORECAST_ENDPOINT_NAME={requested} and run "
-                          "`python -m pipelines.run --target sagemaker` again")
+        raise DeployError(
+            f"endpoint_name {requested!r}: this deploy function, its IAM role and the approval rule "
+            f"are scoped to endpoint {settings.endpoint_name!r} (FORECAST_ENDPOINT_NAME); to deploy "
+            f"to {requested!r}, set FORECAST_ENDPOINT_NAME={requested} and run "
+            "`python -m pipelines.run --target sagemaker` again"
+        )
     try:
         count = int(event.get("instance_count") or DEFAULT_INSTANCE_COUNT)
     except (TypeError, ValueError):
         raise DeployError(f"instance_count must be an integer, got {event.get('instance_count')!r}") from None
-    return {"model_package_arn": arn, "endpoint_name": event.get("endpoint_name") or settings.endpoint_name,
-            "event_status": None, "source": "pipeline",
-            "instance_type": event.get("instance_type") or DEFAULT_INSTANCE_TYPE, "instance_count": count,
-            "rollback": _flag(event.get("rollback"))}
+    return {
+        "model_package_arn": arn,
+        "endpoint_name": event.get("endpoint_name") or settings.endpoint_name,
+        "event_status": None,
+        "source": "pipeline",
+        "instance_type": event.get("instance_type") or DEFAULT_INSTANCE_TYPE,
+        "instance_count": count,
+        "rollback": _flag(event.get("rollback")),
+    }
 
 
 def _flag(value: Any) -> bool:
@@ -155,9 +171,15 @@ def _tags(settings: Settings, **extra: str) -> list[dict]:
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
-def _wait_until_settled(sm: Any, endpoint_name: str, deadline: float, sleep: Callable[[float], None],
-                        log: Callable[[str], None], poll_seconds: float = POLL_SECONDS,
-                        at_least_once: bool = False) -> dict:
+def _wait_until_settled(
+    sm: Any,
+    endpoint_name: str,
+    deadline: float,
+    sleep: Callable[[float], None],
+    log: Callable[[str], None],
+    poll_seconds: float = POLL_SECONDS,
+    at_least_once: bool = False,
+) -> dict:
     """An endpoint that is Creating/Updating cannot be updated: wait (bounded) for it to settle.
 
     at_least_once: sleep once first (SageMaker refused an update as in progress, yet the endpoint
@@ -169,14 +191,22 @@ def _wait_until_settled(sm: Any, endpoint_name: str, deadline: float, sleep: Cal
         if endpoint["EndpointStatus"] not in BUSY_STATUSES:
             return endpoint
         if time.monotonic() >= deadline:
-            raise DeployError(f"endpoint {endpoint_name} is still {endpoint['EndpointStatus']}; "
-                              "retry the deployment when it is InService")
+            raise DeployError(
+                f"endpoint {endpoint_name} is still {endpoint['EndpointStatus']}; "
+                "retry the deployment when it is InService"
+            )
         log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; waiting")
         sleep(poll_seconds)
 
 
-def _wait_for_outcome(sm: Any, endpoint_name: str, deadline: float, sleep: Callable[[float], None],
-                      log: Callable[[str], None], poll_seconds: float = POLL_SECONDS) -> dict:
+def _wait_for_outcome(
+    sm: Any,
+    endpoint_name: str,
+    deadline: float,
+    sleep: Callable[[float], None],
+    log: Callable[[str], None],
+    poll_seconds: float = POLL_SECONDS,
+) -> dict:
     """Poll the endpoint until it leaves the busy states or the deadline passes; its last description."""
     while True:
         endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
@@ -209,7 +239,7 @@ def _tag_values(sm: Any, resource_arn: Optional[str]) -> dict:
         tags = sm.list_tags(ResourceArn=resource_arn).get("Tags", [])
     except ClientError:
         return {}
-    return {tag["Key"]: tag["Value"] for tag in tags}   # the last wins: AddTags overwrites a key (moto appends)
+    return {tag["Key"]: tag["Value"] for tag in tags}  # the last wins: AddTags overwrites a key (moto appends)
 
 
 def config_version(sm: Any, config_name: Optional[str]) -> Optional[int]:
@@ -234,8 +264,9 @@ def _int_or_none(value: Any) -> Optional[int]:
 
 def target_config(endpoint: dict) -> Optional[str]:
     """The config the endpoint serves, or is moving to while an update runs."""
-    return (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") or \
-        endpoint.get("EndpointConfigName")
+    return (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") or endpoint.get(
+        "EndpointConfigName"
+    )
 
 
 def served_version(sm: Any, endpoint: dict) -> Optional[int]:
@@ -254,9 +285,16 @@ def _in_progress(error: ClientError) -> bool:
     return _error_code(error) == "ValidationException" and ("in-progress" in message or "in progress" in message)
 
 
-def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], None] = logger.info,
-           wait_seconds: float = DEFAULT_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep,
-           poll_seconds: float = POLL_SECONDS) -> dict:
+def deploy(
+    sm: Any,
+    settings: Settings,
+    request: dict,
+    *,
+    log: Callable[[str], None] = logger.info,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = POLL_SECONDS,
+) -> dict:
     """Deploy request['model_package_arn'] if it is approved; return a LambdaStep-friendly dict.
 
     Every result has "status" (deployed, in_progress, skipped) and "endpoint_status" (the
@@ -276,23 +314,29 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         package = sm.describe_model_package(ModelPackageName=arn)
     except ClientError as error:
         if _missing(error):
-            raise DeployError(f"model package {arn} does not exist in the registry "
-                              "(python -m deploy.approve list shows the versions)") from None
+            raise DeployError(
+                f"model package {arn} does not exist in the registry (python -m deploy.approve list shows the versions)"
+            ) from None
         raise
     status = package.get("ModelApprovalStatus", "")
     version = package.get("ModelPackageVersion", 0)
-    base = {"model_package_arn": arn, "model_package_version": version, "approval_status": status,
-            "endpoint_name": endpoint_name}
+    base = {
+        "model_package_arn": arn,
+        "model_package_version": version,
+        "approval_status": status,
+        "endpoint_name": endpoint_name,
+    }
     if status != "Approved":
-        message = (f"model package {arn} is {status or 'without an approval status'}, not Approved: "
-                   "nothing deployed")
+        message = f"model package {arn} is {status or 'without an approval status'}, not Approved: nothing deployed"
         log(message)
         return {"status": "skipped", **base, "endpoint_status": "", "message": message}
 
     role = settings.role_arn or (settings.effective_role_arn if settings.is_local else None)
     if not role:
-        raise DeployError("no SageMaker execution role for the model: set FORECAST_ROLE_ARN "
-                          "(the deploy Lambda gets it from its environment)")
+        raise DeployError(
+            "no SageMaker execution role for the model: set FORECAST_ROLE_ARN "
+            "(the deploy Lambda gets it from its environment)"
+        )
     identity = (arn, role, request["instance_type"], str(request["instance_count"]))
     name = resource_name(endpoint_name, version, *identity)
     result = {**base, "model_name": name, "endpoint_config_name": name}
@@ -316,16 +360,24 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         state = endpoint["EndpointStatus"]
         if ours(target_config(endpoint)) and (state in ACTIVE_STATUSES or state == "RollingBack"):
             how = "was just deployed with" if concurrent else "already serves"
-            return skipped(f"endpoint {endpoint_name} {how} {arn} (config {name}, {state}"
-                           f"{', by a concurrent deployment' if concurrent else ''}): nothing to do", endpoint)
+            return skipped(
+                f"endpoint {endpoint_name} {how} {arn} (config {name}, {state}"
+                f"{', by a concurrent deployment' if concurrent else ''}): nothing to do",
+                endpoint,
+            )
         if state == "Failed":
-            raise DeployError(f"endpoint {endpoint_name} is Failed ({endpoint.get('FailureReason', 'no reason')}) "
-                              "and cannot be updated; delete it (python -m deploy.teardown) and approve again")
+            raise DeployError(
+                f"endpoint {endpoint_name} is Failed ({endpoint.get('FailureReason', 'no reason')}) "
+                "and cannot be updated; delete it (python -m deploy.teardown) and approve again"
+            )
         serving = served_version(sm, endpoint) if not ours(target_config(endpoint)) else None
         if serving is not None and serving > version and not rollback:
-            return skipped(f"endpoint {endpoint_name} serves version {serving}, newer than version {version} "
-                           f"({state}): not replacing it with an older version; to go back to version {version} "
-                           f"on purpose: python -m deploy.approve approve {version} --rollback", endpoint)
+            return skipped(
+                f"endpoint {endpoint_name} serves version {serving}, newer than version {version} "
+                f"({state}): not replacing it with an older version; to go back to version {version} "
+                f"on purpose: python -m deploy.approve approve {version} --rollback",
+                endpoint,
+            )
         return None
 
     endpoint = _describe_or_none(sm.describe_endpoint, EndpointName=endpoint_name)
@@ -336,18 +388,30 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
 
     if _describe_or_none(sm.describe_model, ModelName=name) is None:
         log(f"creating model {name} from {arn}")
-        _create_unless_exists(sm.create_model, ModelName=name, Containers=[{"ModelPackageName": arn}],
-                              ExecutionRoleArn=role, Tags=_tags(settings, **{PACKAGE_TAG: arn}))
+        _create_unless_exists(
+            sm.create_model,
+            ModelName=name,
+            Containers=[{"ModelPackageName": arn}],
+            ExecutionRoleArn=role,
+            Tags=_tags(settings, **{PACKAGE_TAG: arn}),
+        )
     else:
         log(f"reusing model {name}")
     if _describe_or_none(sm.describe_endpoint_config, EndpointConfigName=name) is None:
         log(f"creating endpoint config {name} ({request['instance_count']} x {request['instance_type']})")
         _create_unless_exists(
-            sm.create_endpoint_config, EndpointConfigName=name,
-            ProductionVariants=[{"VariantName": VARIANT_NAME, "ModelName": name,
-                                 "InitialInstanceCount": request["instance_count"],
-                                 "InstanceType": request["instance_type"]}],
-            Tags=_tags(settings, **{PACKAGE_TAG: arn}))
+            sm.create_endpoint_config,
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT_NAME,
+                    "ModelName": name,
+                    "InitialInstanceCount": request["instance_count"],
+                    "InstanceType": request["instance_type"],
+                }
+            ],
+            Tags=_tags(settings, **{PACKAGE_TAG: arn}),
+        )
     else:
         log(f"reusing endpoint config {name}")
 
@@ -357,18 +421,28 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
         if endpoint is None:
             log(f"creating endpoint {endpoint_name}")
             try:
-                created = sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=name,
-                                             Tags=_tags(settings, **package_tags))
+                created = sm.create_endpoint(
+                    EndpointName=endpoint_name, EndpointConfigName=name, Tags=_tags(settings, **package_tags)
+                )
             except ClientError as error:
                 if not _already_exists(error):
                     raise
                 # a concurrent invocation (pipeline Deploy step, EventBridge rule, another run) was first
                 endpoint, concurrent = sm.describe_endpoint(EndpointName=endpoint_name), True
                 continue
-            return _outcome(sm, endpoint_name, name, "created",
-                            {**result, "endpoint_arn": created["EndpointArn"]}, deadline, sleep, log, poll_seconds)
+            return _outcome(
+                sm,
+                endpoint_name,
+                name,
+                "created",
+                {**result, "endpoint_arn": created["EndpointArn"]},
+                deadline,
+                sleep,
+                log,
+                poll_seconds,
+            )
         if endpoint["EndpointStatus"] in BUSY_STATUSES:
-            early = verdict(endpoint, concurrent)   # moving to this very config, or to a newer one: done
+            early = verdict(endpoint, concurrent)  # moving to this very config, or to a newer one: done
             if early is not None:
                 return early
             endpoint = _wait_until_settled(sm, endpoint_name, deadline, sleep, log, poll_seconds)
@@ -377,17 +451,26 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
             return decided
         previous = endpoint.get("EndpointConfigName")
         target = name
-        if ours(previous):   # the right model, but the endpoint is not serving (OutOfService: crashed)
+        if ours(previous):  # the right model, but the endpoint is not serving (OutOfService: crashed)
             # SageMaker deploys an update from a new EndpointConfig: a copy of this one, same model
             target = resource_name(endpoint_name, version, *identity, f"restart-{time.time_ns()}")
-            log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']} with config {previous}: "
-                f"restarting it with config {target} (same model {name})")
+            log(
+                f"endpoint {endpoint_name} is {endpoint['EndpointStatus']} with config {previous}: "
+                f"restarting it with config {target} (same model {name})"
+            )
             _create_unless_exists(
-                sm.create_endpoint_config, EndpointConfigName=target,
-                ProductionVariants=[{"VariantName": VARIANT_NAME, "ModelName": name,
-                                     "InitialInstanceCount": request["instance_count"],
-                                     "InstanceType": request["instance_type"]}],
-                Tags=_tags(settings, **{PACKAGE_TAG: arn}))
+                sm.create_endpoint_config,
+                EndpointConfigName=target,
+                ProductionVariants=[
+                    {
+                        "VariantName": VARIANT_NAME,
+                        "ModelName": name,
+                        "InitialInstanceCount": request["instance_count"],
+                        "InstanceType": request["instance_type"],
+                    }
+                ],
+                Tags=_tags(settings, **{PACKAGE_TAG: arn}),
+            )
             action = "restarted"
         else:
             older = rollback and (served_version(sm, endpoint) or 0) > version
@@ -402,47 +485,76 @@ def deploy(sm: Any, settings: Settings, request: dict, *, log: Callable[[str], N
             log(f"endpoint {endpoint_name} is being updated by a concurrent deployment; deciding again after it")
             endpoint, concurrent = sm.describe_endpoint(EndpointName=endpoint_name), True
             if endpoint["EndpointStatus"] not in BUSY_STATUSES:
-                endpoint = _wait_until_settled(sm, endpoint_name, deadline, sleep, log, poll_seconds,
-                                               at_least_once=True)
+                endpoint = _wait_until_settled(
+                    sm, endpoint_name, deadline, sleep, log, poll_seconds, at_least_once=True
+                )
             continue
-        sm.add_tags(ResourceArn=updated["EndpointArn"],
-                    Tags=[{"Key": k, "Value": v} for k, v in package_tags.items()])
-        return _outcome(sm, endpoint_name, target, action,
-                        {**result, "endpoint_config_name": target, "endpoint_arn": updated["EndpointArn"]},
-                        deadline, sleep, log, poll_seconds, previous=previous)
-    raise DeployError(f"endpoint {endpoint_name} kept changing under {UPDATE_ATTEMPTS} concurrent deployments; "
-                      f"approve version {version} again when it is InService")
+        sm.add_tags(ResourceArn=updated["EndpointArn"], Tags=[{"Key": k, "Value": v} for k, v in package_tags.items()])
+        return _outcome(
+            sm,
+            endpoint_name,
+            target,
+            action,
+            {**result, "endpoint_config_name": target, "endpoint_arn": updated["EndpointArn"]},
+            deadline,
+            sleep,
+            log,
+            poll_seconds,
+            previous=previous,
+        )
+    raise DeployError(
+        f"endpoint {endpoint_name} kept changing under {UPDATE_ATTEMPTS} concurrent deployments; "
+        f"approve version {version} again when it is InService"
+    )
 
 
-def _outcome(sm: Any, endpoint_name: str, name: str, action: str, result: dict, deadline: float,
-             sleep: Callable[[float], None], log: Callable[[str], None], poll_seconds: float = POLL_SECONDS,
-             previous: Optional[str] = None) -> dict:
+def _outcome(
+    sm: Any,
+    endpoint_name: str,
+    name: str,
+    action: str,
+    result: dict,
+    deadline: float,
+    sleep: Callable[[float], None],
+    log: Callable[[str], None],
+    poll_seconds: float = POLL_SECONDS,
+    previous: Optional[str] = None,
+) -> dict:
     """Wait (within the deadline) for the endpoint to serve config `name`; report, or raise when it failed."""
     arn, version = result["model_package_arn"], result["model_package_version"]
     endpoint = _wait_for_outcome(sm, endpoint_name, deadline, sleep, log, poll_seconds)
     status = endpoint["EndpointStatus"]
     reason = endpoint.get("FailureReason") or "no reason given"
     if status == "Failed":
-        raise DeployError(f"endpoint {endpoint_name} is Failed after it was {action} with model package {arn}: "
-                          f"{reason}. Delete it (python -m deploy.teardown) and approve again")
+        raise DeployError(
+            f"endpoint {endpoint_name} is Failed after it was {action} with model package {arn}: "
+            f"{reason}. Delete it (python -m deploy.teardown) and approve again"
+        )
     if status in BUSY_STATUSES:
-        message = (f"{action} endpoint {endpoint_name} with model package {arn} (version {version}); it is still "
-                   f"{status} (the deploy function's time is up): check it with describe-endpoint")
+        message = (
+            f"{action} endpoint {endpoint_name} with model package {arn} (version {version}); it is still "
+            f"{status} (the deploy function's time is up): check it with describe-endpoint"
+        )
         log(message)
         return {"status": "in_progress", "action": action, **result, "endpoint_status": status, "message": message}
     current = endpoint.get("EndpointConfigName")
     if current != name:
         serving = served_version(sm, endpoint) if current != previous else None
         if serving is not None and serving > version:
-            message = (f"{action} endpoint {endpoint_name} with model package {arn} (version {version}); a concurrent "
-                       f"deployment has since put the newer version {serving} on it ({status})")
+            message = (
+                f"{action} endpoint {endpoint_name} with model package {arn} (version {version}); a concurrent "
+                f"deployment has since put the newer version {serving} on it ({status})"
+            )
             log(message)
             return {"status": "skipped", "action": action, **result, "endpoint_status": status, "message": message}
-        raise DeployError(f"endpoint {endpoint_name} is {status} but serves {current}, "
-                          f"not {name}: the deployment ({action}) of model package {arn} failed ({reason})")
+        raise DeployError(
+            f"endpoint {endpoint_name} is {status} but serves {current}, "
+            f"not {name}: the deployment ({action}) of model package {arn} failed ({reason})"
+        )
     if status != "InService":
-        raise DeployError(f"endpoint {endpoint_name} is {status} after it was {action} with model package {arn} "
-                          f"({reason})")
+        raise DeployError(
+            f"endpoint {endpoint_name} is {status} after it was {action} with model package {arn} ({reason})"
+        )
     message = f"{action} endpoint {endpoint_name} with model package {arn} (version {version}): {status}"
     log(message)
     return {"status": "deployed", "action": action, **result, "endpoint_status": status, "message": message}
@@ -455,7 +567,20 @@ def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Setti
     request = parse_event(event, settings)
     sm = clients.client("sagemaker", settings)
     wait_seconds = wait_budget(context, request["source"])
-    print(json.dumps({"event_source": request["source"], "model_package_arn": request["model_package_arn"],
-                      "endpoint_name": request["endpoint_name"], "target": settings.target}))
-    return deploy(sm, settings, request, wait_seconds=wait_seconds,
-                  poll_seconds=LOCAL_POLL_SECONDS if settings.is_local else POLL_SECONDS)
+    print(
+        json.dumps(
+            {
+                "event_source": request["source"],
+                "model_package_arn": request["model_package_arn"],
+                "endpoint_name": request["endpoint_name"],
+                "target": settings.target,
+            }
+        )
+    )
+    return deploy(
+        sm,
+        settings,
+        request,
+        wait_seconds=wait_seconds,
+        poll_seconds=LOCAL_POLL_SECONDS if settings.is_local else POLL_SECONDS,
+    )

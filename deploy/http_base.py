@@ -16,6 +16,7 @@ answer with an HTML page or a hang:
   - errors the standard library raises itself (a malformed request line, too many headers):
     the same status with a JSON body.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,10 @@ from typing import Any, Optional
 
 LOG = logging.getLogger(__name__)
 
-READ_TIMEOUT_SECONDS = 10.0          # a client that sends nothing for this long is dropped
+READ_TIMEOUT_SECONDS = 10.0  # a client that sends nothing for this long is dropped
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # an oversized body up to this size is read and discarded before the 413
 _CHUNK = 256 * 1024
-_DIGITS = re.compile(r"[0-9]+", re.ASCII)   # str.isdigit() also accepts '²', which int() refuses
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)  # str.isdigit() also accepts '²', which int() refuses
 
 
 class HttpError(Exception):
@@ -60,14 +61,14 @@ class _HeadReader:
             if left <= 0:
                 raise TimeoutError("the request line and headers did not arrive in time")
             self._connection.settimeout(left)
-            chunk = self._rfile.peek(1)            # what is buffered, or one recv
+            chunk = self._rfile.peek(1)  # what is buffered, or one recv
             if not chunk:
                 break
             end = chunk.find(b"\n")
             take = len(chunk) if end < 0 else end + 1
             if limit >= 0:
                 take = min(take, limit - size)
-            data = self._rfile.read(take)          # from the buffer: no further recv
+            data = self._rfile.read(take)  # from the buffer: no further recv
             parts.append(data)
             size += len(data)
             if data.endswith(b"\n"):
@@ -89,7 +90,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     """Base handler: JSON errors, 405 for unrouted methods, bounded and timed head and body reads."""
 
     allowed_methods: tuple = ("GET", "POST")
-    timeout = READ_TIMEOUT_SECONDS      # socket timeout of each connection (StreamRequestHandler)
+    timeout = READ_TIMEOUT_SECONDS  # socket timeout of each connection (StreamRequestHandler)
     read_timeout = READ_TIMEOUT_SECONDS
 
     def setup(self) -> None:
@@ -98,7 +99,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
 
     def parse_request(self) -> bool:
         parsed = super().parse_request()
-        self.connection.settimeout(self.timeout)   # the head is in: the body has its own deadline
+        self.connection.settimeout(self.timeout)  # the head is in: the body has its own deadline
         return parsed
 
     # -- what the standard library would answer in HTML --
@@ -106,7 +107,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         """JSON instead of the standard library's HTML error page."""
         text = message or self.responses.get(code, ("Error", ""))[0]
         if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
-            self.request_version = "HTTP/1.0"    # a garbled request line still gets a status line
+            self.request_version = "HTTP/1.0"  # a garbled request line still gets a status line
         if explain:
             text = f"{text}: {explain}"
         self.close_connection = True
@@ -126,14 +127,15 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
 
     def method_not_allowed(self) -> None:
         allow = ", ".join(self.allowed_methods)
-        try:                      # read what was sent, so the client gets the answer, not a reset
+        try:  # read what was sent, so the client gets the answer, not a reset
             self.read_body(DRAIN_LIMIT_BYTES)
         except HttpError:
             pass
         self.close_connection = True
         self.on_method_not_allowed(self.command)
-        self.send_json_error(405, f"method {self.command} is not allowed on {self.path.split('?')[0]}; "
-                                  f"use {allow}", {"Allow": allow})
+        self.send_json_error(
+            405, f"method {self.command} is not allowed on {self.path.split('?')[0]}; use {allow}", {"Allow": allow}
+        )
 
     def on_method_not_allowed(self, method: str) -> None:
         """Hook for counting the refusal (the endpoint's metrics)."""
@@ -152,14 +154,18 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         values = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
         if len(values) > 1:
             self.close_connection = True
-            raise HttpError(400, f"Content-Length given {len(values)} times with different values "
-                                 f"({', '.join(sorted(values))}); send one")
+            raise HttpError(
+                400,
+                f"Content-Length given {len(values)} times with different values "
+                f"({', '.join(sorted(values))}); send one",
+            )
         text = values.pop() if values else None
         if text is None:
             if self.headers.get("Transfer-Encoding"):
                 self.close_connection = True
-                raise HttpError(411, "send the body with a Content-Length header (chunked transfer "
-                                     "encoding is not accepted)")
+                raise HttpError(
+                    411, "send the body with a Content-Length header (chunked transfer encoding is not accepted)"
+                )
             return b""
         if not _DIGITS.fullmatch(text):
             self.close_connection = True
@@ -169,8 +175,9 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             if length <= DRAIN_LIMIT_BYTES:
                 self._drain(length)
-            raise limit_error or HttpError(413, f"the request body of {length} bytes exceeds the limit of "
-                                                f"{limit} bytes")
+            raise limit_error or HttpError(
+                413, f"the request body of {length} bytes exceeds the limit of {limit} bytes"
+            )
         return self._read_exactly(length)
 
     def _read_exactly(self, length: int) -> bytes:
@@ -182,18 +189,25 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
                 if left <= 0:
                     raise TimeoutError
                 self.connection.settimeout(min(left, self.timeout or left))
-                chunk = self.rfile.read1(min(remaining, _CHUNK)) if hasattr(self.rfile, "read1") else \
-                    self.rfile.read(min(remaining, _CHUNK))
+                chunk = (
+                    self.rfile.read1(min(remaining, _CHUNK))
+                    if hasattr(self.rfile, "read1")
+                    else self.rfile.read(min(remaining, _CHUNK))
+                )
                 if not chunk:
                     self.close_connection = True
-                    raise HttpError(400, f"the body ended after {length - remaining} of the {length} bytes "
-                                         "Content-Length announced")
+                    raise HttpError(
+                        400, f"the body ended after {length - remaining} of the {length} bytes Content-Length announced"
+                    )
                 parts.append(chunk)
                 remaining -= len(chunk)
-        except OSError:            # the socket timeout (TimeoutError) or a reset
+        except OSError:  # the socket timeout (TimeoutError) or a reset
             self.close_connection = True
-            raise HttpError(408, f"the request body did not arrive within {self.read_timeout:.0f} s "
-                                 f"({length - remaining} of {length} bytes)") from None
+            raise HttpError(
+                408,
+                f"the request body did not arrive within {self.read_timeout:.0f} s "
+                f"({length - remaining} of {length} bytes)",
+            ) from None
         return b"".join(parts)
 
     def _drain(self, length: int) -> None:

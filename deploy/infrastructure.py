@@ -15,6 +15,7 @@ creates or updates, idempotently:
     with ModelApprovalStatus Approved in the project's model package group, its target (the
     function), and the permission for events.amazonaws.com to invoke the function.
 """
+
 from __future__ import annotations
 
 import base64
@@ -37,12 +38,19 @@ logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # deploy.handler imports deploy.clients and the kernel's settings, aws_errors and console, nothing else from the project
-BUNDLE_FILES = ("deploy/__init__.py", "deploy/handler.py", "deploy/clients.py", "processing/__init__.py",
-                "processing/kernel/__init__.py", "processing/kernel/settings.py", "processing/kernel/aws_errors.py",
-                "processing/kernel/console.py")
+BUNDLE_FILES = (
+    "deploy/__init__.py",
+    "deploy/handler.py",
+    "deploy/clients.py",
+    "processing/__init__.py",
+    "processing/kernel/__init__.py",
+    "processing/kernel/settings.py",
+    "processing/kernel/aws_errors.py",
+    "processing/kernel/console.py",
+)
 HANDLER = "deploy.handler.lambda_handler"
 RUNTIME = "python3.12"
-TIMEOUT_SECONDS = 900          # room to wait for an endpoint that is still Updating
+TIMEOUT_SECONDS = 900  # room to wait for an endpoint that is still Updating
 MEMORY_MB = 256
 PERMISSION_ID = "eventbridge-model-package-approved"
 TARGET_ID = "deploy-function"
@@ -55,7 +63,6 @@ def function_role_name(settings: Settings) -> str:
 
 def rule_name(settings: Settings) -> str:
     return f"{settings.deploy_function_name}-on-approval"[:64]
-
 
 
 def build_bundle(root: Path = PROJECT_ROOT) -> bytes:
@@ -92,8 +99,12 @@ def function_environment(settings: Settings) -> dict:
 
 
 def trust_policy() -> dict:
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
 
 
 def deploy_role_policy(settings: Settings) -> dict:
@@ -101,28 +112,66 @@ def deploy_role_policy(settings: Settings) -> dict:
     account, region = account_of(settings.role_arn), settings.region
     sagemaker = f"arn:aws:sagemaker:{region}:{account}"
     endpoint = settings.endpoint_name.lower()
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "Logs", "Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{settings.deploy_function_name}:*"},
-        {"Sid": "ReadModelPackages", "Effect": "Allow", "Action": ["sagemaker:DescribeModelPackage"],
-         "Resource": f"{sagemaker}:model-package/{settings.model_package_group.lower()}/*"},
-        {"Sid": "Deploy", "Effect": "Allow",
-         "Action": ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:CreateEndpointConfig",
-                    "sagemaker:DescribeEndpointConfig", "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint",
-                    "sagemaker:DescribeEndpoint", "sagemaker:AddTags", "sagemaker:ListTags"],
-         "Resource": [f"{sagemaker}:model/{endpoint}-*", f"{sagemaker}:endpoint-config/{endpoint}-*",
-                      f"{sagemaker}:endpoint/{endpoint}"]},
-        {"Sid": "PassExecutionRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": settings.role_arn,
-         "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{settings.deploy_function_name}:*",
+            },
+            {
+                "Sid": "ReadModelPackages",
+                "Effect": "Allow",
+                "Action": ["sagemaker:DescribeModelPackage"],
+                "Resource": f"{sagemaker}:model-package/{settings.model_package_group.lower()}/*",
+            },
+            {
+                "Sid": "Deploy",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:CreateModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
+                ],
+                "Resource": [
+                    f"{sagemaker}:model/{endpoint}-*",
+                    f"{sagemaker}:endpoint-config/{endpoint}-*",
+                    f"{sagemaker}:endpoint/{endpoint}",
+                ],
+            },
+            {
+                "Sid": "PassExecutionRole",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": settings.role_arn,
+                "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            },
+        ],
+    }
 
 
 _code = aws_errors.error_code
 
 
-def ensure_service_role(iam: Any, name: str, trust: dict, policy_name: str, policy: dict, description: str,
-                        tags: Mapping[str, str], purpose: str, log: Log = logger.info) -> str:
+def ensure_service_role(
+    iam: Any,
+    name: str,
+    trust: dict,
+    policy_name: str,
+    policy: dict,
+    description: str,
+    tags: Mapping[str, str],
+    purpose: str,
+    log: Log = logger.info,
+) -> str:
     """Create the role (or refresh its trust policy), then put its one inline policy; its ARN."""
     try:
         role_arn = iam.get_role(RoleName=name)["Role"]["Arn"]
@@ -132,25 +181,37 @@ def ensure_service_role(iam: Any, name: str, trust: dict, policy_name: str, poli
             raise
         log(f"creating IAM role {name} for {purpose}")
         role_arn = iam.create_role(
-            RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description,
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["Role"]["Arn"]
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description=description,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )["Role"]["Arn"]
     iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
     return role_arn
 
 
 def ensure_function_role(settings: Settings, log: Log = logger.info) -> str:
     return ensure_service_role(
-        clients.client("iam", settings), function_role_name(settings), trust_policy(), "deploy-endpoint",
-        deploy_role_policy(settings), "Deploys approved demand-forecasting model packages to the endpoint",
-        settings.tags, "the deploy function", log)
+        clients.client("iam", settings),
+        function_role_name(settings),
+        trust_policy(),
+        "deploy-endpoint",
+        deploy_role_policy(settings),
+        "Deploys approved demand-forecasting model packages to the endpoint",
+        settings.tags,
+        "the deploy function",
+        log,
+    )
 
 
 def _wait_for_update(lam: Any, name: str, sleep: Callable[[float], None], attempts: int = 60) -> None:
     """Lambda refuses a second update while the first is InProgress."""
     for _ in range(attempts):
         configuration = lam.get_function_configuration(FunctionName=name)
-        if configuration.get("LastUpdateStatus", "Successful") != "InProgress" and \
-                configuration.get("State", "Active") != "Pending":
+        if (
+            configuration.get("LastUpdateStatus", "Successful") != "InProgress"
+            and configuration.get("State", "Active") != "Pending"
+        ):
             return
         sleep(5)
     raise TimeoutError(f"Lambda function {name} is still updating; run again in a minute")
@@ -165,8 +226,15 @@ def _configured(current: dict, key: str):
     return current.get(key)
 
 
-def create_or_update_function(lam, name: str, bundle: bytes, wanted: dict, tags: dict, log: Log = logger.info,
-                              sleep: Callable[[float], None] = time.sleep) -> str:
+def create_or_update_function(
+    lam,
+    name: str,
+    bundle: bytes,
+    wanted: dict,
+    tags: dict,
+    log: Log = logger.info,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Create the Lambda function, or bring its code and configuration to `wanted`; its ARN.
 
     Code is uploaded only when its hash changed, configuration only when a member differs.
@@ -181,11 +249,15 @@ def create_or_update_function(lam, name: str, bundle: bytes, wanted: dict, tags:
         log(f"creating Lambda function {name}")
         for attempt in range(12):
             try:
-                return lam.create_function(FunctionName=name, Code={"ZipFile": bundle}, Publish=False,
-                                           Tags=tags, **wanted)["FunctionArn"]
+                return lam.create_function(
+                    FunctionName=name, Code={"ZipFile": bundle}, Publish=False, Tags=tags, **wanted
+                )["FunctionArn"]
             except ClientError as error:  # a new role takes a few seconds to be assumable
-                if _code(error) != "InvalidParameterValueException" or "role" not in str(error).lower() \
-                        or attempt == 11:
+                if (
+                    _code(error) != "InvalidParameterValueException"
+                    or "role" not in str(error).lower()
+                    or attempt == 11
+                ):
                     raise
                 sleep(5)
     if current.get("CodeSha256") != code_sha256(bundle):
@@ -200,21 +272,30 @@ def create_or_update_function(lam, name: str, bundle: bytes, wanted: dict, tags:
     return current["FunctionArn"]
 
 
-def ensure_function(settings: Settings, role_arn: str, log: Log = logger.info,
-                    sleep: Callable[[float], None] = time.sleep) -> str:
+def ensure_function(
+    settings: Settings, role_arn: str, log: Log = logger.info, sleep: Callable[[float], None] = time.sleep
+) -> str:
     lam = clients.client("lambda", settings)
     name = settings.deploy_function_name
     bundle = build_bundle()
-    wanted = {"Role": role_arn, "Handler": HANDLER, "Runtime": RUNTIME, "Timeout": TIMEOUT_SECONDS,
-              "MemorySize": MEMORY_MB, "Environment": {"Variables": function_environment(settings)},
-              "Description": "Deploys approved model packages to the real-time forecast endpoint"}
+    wanted = {
+        "Role": role_arn,
+        "Handler": HANDLER,
+        "Runtime": RUNTIME,
+        "Timeout": TIMEOUT_SECONDS,
+        "MemorySize": MEMORY_MB,
+        "Environment": {"Variables": function_environment(settings)},
+        "Description": "Deploys approved model packages to the real-time forecast endpoint",
+    }
     return create_or_update_function(lam, name, bundle, wanted, dict(settings.tags), log, sleep)
 
 
 def approval_event_pattern(settings: Settings) -> dict:
-    return {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
-            "detail": {"ModelPackageGroupName": [settings.model_package_group],
-                       "ModelApprovalStatus": ["Approved"]}}
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": [settings.model_package_group], "ModelApprovalStatus": ["Approved"]},
+    }
 
 
 def ensure_rule(settings: Settings, function_arn: str, log: Log = logger.info) -> str:
@@ -222,9 +303,12 @@ def ensure_rule(settings: Settings, function_arn: str, log: Log = logger.info) -
     lam = clients.client("lambda", settings)
     name = rule_name(settings)
     rule_arn = events.put_rule(
-        Name=name, EventPattern=json.dumps(approval_event_pattern(settings)), State="ENABLED",
+        Name=name,
+        EventPattern=json.dumps(approval_event_pattern(settings)),
+        State="ENABLED",
         Description=f"Deploy approved versions of {settings.model_package_group} to {settings.endpoint_name}",
-        Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()])["RuleArn"]
+        Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()],
+    )["RuleArn"]
     events.put_targets(Rule=name, Targets=[{"Id": TARGET_ID, "Arn": function_arn}])
     statement = _permission(lam, settings.deploy_function_name)
     if statement is not None and rule_arn not in json.dumps(statement):
@@ -232,8 +316,13 @@ def ensure_rule(settings: Settings, function_arn: str, log: Log = logger.info) -
         statement = None
     if statement is None:
         log(f"allowing EventBridge rule {name} to invoke {settings.deploy_function_name}")
-        lam.add_permission(FunctionName=settings.deploy_function_name, StatementId=PERMISSION_ID,
-                           Action="lambda:InvokeFunction", Principal="events.amazonaws.com", SourceArn=rule_arn)
+        lam.add_permission(
+            FunctionName=settings.deploy_function_name,
+            StatementId=PERMISSION_ID,
+            Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com",
+            SourceArn=rule_arn,
+        )
     return rule_arn
 
 
@@ -247,16 +336,18 @@ def _permission(lam: Any, function_name: str) -> Optional[dict]:
     return next((s for s in policy.get("Statement", []) if s.get("Sid") == PERMISSION_ID), None)
 
 
-def ensure_deploy_function(settings: Settings, log: Log = logger.info,
-                           sleep: Callable[[float], None] = time.sleep) -> dict:
+def ensure_deploy_function(
+    settings: Settings, log: Log = logger.info, sleep: Callable[[float], None] = time.sleep
+) -> dict:
     """Create or update the deploy Lambda, its role, the approval rule, target and permission."""
     if settings.is_local:
-        raise ValueError("the deploy Lambda exists on the SageMaker target only; locally "
-                         "`python -m deploy.approve` calls deploy.handler in-process")
+        raise ValueError(
+            "the deploy Lambda exists on the SageMaker target only; locally "
+            "`python -m deploy.approve` calls deploy.handler in-process"
+        )
     settings.require_sagemaker()
     role_arn = ensure_function_role(settings, log)
     function_arn = ensure_function(settings, role_arn, log, sleep)
     rule_arn = ensure_rule(settings, function_arn, log)
     log(f"deploy function {function_arn} runs on {rule_name(settings)}")
-    return {"function_arn": function_arn, "role_arn": role_arn, "rule_arn": rule_arn,
-            "rule_name": rule_name(settings)}
+    return {"function_arn": function_arn, "role_arn": role_arn, "rule_arn": rule_arn, "rule_name": rule_name(settings)}

@@ -8,6 +8,7 @@ turns what a ModelDataUrl points at (a folder or a model.tar.gz) into a model fo
 `SharedBoard` is the shared memory (made before the workers fork) through which the workers
 of one endpoint agree on the model to serve and keep their counters, which /metrics sums.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -30,8 +31,8 @@ from typing import Any, Callable, Iterator, Optional
 from deploy.endpoint_codec import BadRequest, media_type
 from deploy.http_base import HttpError
 
-CACHE_ENTRIES = 2048                     # answers kept per worker and model (LRU) ...
-CACHE_BYTES = 64 * 1024 * 1024           # ... and at most this many bytes of them
+CACHE_ENTRIES = 2048  # answers kept per worker and model (LRU) ...
+CACHE_BYTES = 64 * 1024 * 1024  # ... and at most this many bytes of them
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,10 +77,10 @@ class ResponseCache:
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
     model: Any
-    model_dir: str                       # the resolved directory
+    model_dir: str  # the resolved directory
     model_package_arn: Optional[str]
     loaded_at: float
-    source: str = ""                     # what was asked for (a directory or a model.tar.gz)
+    source: str = ""  # what was asked for (a directory or a model.tar.gz)
     cache: ResponseCache = dataclasses.field(default_factory=ResponseCache, compare=False, repr=False)
 
 
@@ -123,16 +124,17 @@ def resolve_model_dir(path: Path, cache_root: Path) -> Path:
             staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache_root))
             with tarfile.open(path) as archive:
                 archive.extractall(staging, filter="data")
-            if target.exists():   # another loader (another worker) won the race
+            if target.exists():  # another loader (another worker) won the race
                 shutil.rmtree(staging, ignore_errors=True)
             else:
                 try:
                     os.replace(staging, target)
-                except OSError:   # the other worker renamed first
+                except OSError:  # the other worker renamed first
                     shutil.rmtree(staging, ignore_errors=True)
         return target
-    raise BadRequest(f"model artifact {path} does not exist (expected a model directory or "
-                     "model.tar.gz written by the AutoML step)")
+    raise BadRequest(
+        f"model artifact {path} does not exist (expected a model directory or model.tar.gz written by the AutoML step)"
+    )
 
 
 class ModelSlot:
@@ -141,7 +143,7 @@ class ModelSlot:
     def __init__(self, loader: Callable[[Path], Any], cache_root: Path):
         self._loader = loader
         self._cache_root = cache_root
-        self._lock = threading.Lock()          # guards the reference only
+        self._lock = threading.Lock()  # guards the reference only
         self._current: Optional[LoadedModel] = None
 
     @property
@@ -169,12 +171,26 @@ class ModelSlot:
 # The board: what every worker shares (desired model, counters, latency histogram)
 # --------------------------------------------------------------------------------------------
 _HEADER = ("seq", "generation", "record_length", "reloads", "started_at_ms", "ready", "spare2", "spare3")
-_SLOT = ("pid", "loaded_generation", "failed_generation", "requests", "invocations", "invocation_errors",
-         "errors_4xx", "errors_5xx", "cache_hits", "cache_misses", "cache_entries", "latency_count",
-         "latency_sum_us", "latency_max_us", "last_error_at_ms")
+_SLOT = (
+    "pid",
+    "loaded_generation",
+    "failed_generation",
+    "requests",
+    "invocations",
+    "invocation_errors",
+    "errors_4xx",
+    "errors_5xx",
+    "cache_hits",
+    "cache_misses",
+    "cache_entries",
+    "latency_count",
+    "latency_sum_us",
+    "latency_max_us",
+    "last_error_at_ms",
+)
 _ROUTES = ("/ping", "/invocations", "/metrics", "/admin/reload", "other")
 _STATUSES = ("200", "400", "403", "404", "405", "408", "411", "413", "415", "500", "503", "other")
-_LATENCY_EDGES_MS = tuple(0.05 * 1.1 ** k for k in range(180))       # 0.05 ms .. about 1.4 h, 10 % apart
+_LATENCY_EDGES_MS = tuple(0.05 * 1.1**k for k in range(180))  # 0.05 ms .. about 1.4 h, 10 % apart
 _RECORD_BYTES = 8192
 _ERROR_BYTES = 512
 
@@ -197,7 +213,7 @@ class SharedBoard:
         self._errors_at = self._record_at + _RECORD_BYTES
         self._map = mmap.mmap(-1, self._errors_at + workers * _ERROR_BYTES)
         self._ints = memoryview(self._map)[: self._record_at].cast("q")
-        self._lock = threading.Lock()          # this process's writers of its slot
+        self._lock = threading.Lock()  # this process's writers of its slot
         handle, self.lock_path = tempfile.mkstemp(prefix="endpoint-reload-", suffix=".lock")
         os.close(handle)
         self._ints[_HEADER.index("started_at_ms")] = int(time.time() * 1000)
@@ -212,7 +228,7 @@ class SharedBoard:
             before = self._header("seq")
             if before % 2 == 0:
                 generation, length = self._header("generation"), self._header("record_length")
-                data = bytes(self._map[self._record_at: self._record_at + length])
+                data = bytes(self._map[self._record_at : self._record_at + length])
                 if self._header("seq") == before:
                     return generation, (json.loads(data) if length else None)
             time.sleep(0.001)
@@ -222,16 +238,16 @@ class SharedBoard:
         if len(data) > _RECORD_BYTES:
             raise BadRequest(f"the model location is too long ({len(data)} bytes of JSON, at most {_RECORD_BYTES})")
         seq = _HEADER.index("seq")
-        self._ints[seq] += 1                       # odd: writing
-        self._map[self._record_at: self._record_at + len(data)] = data
+        self._ints[seq] += 1  # odd: writing
+        self._map[self._record_at : self._record_at + len(data)] = data
         self._ints[_HEADER.index("record_length")] = len(data)
         generation = self._header("generation") + 1
         self._ints[_HEADER.index("generation")] = generation
-        self._ints[seq] += 1                       # even: consistent
+        self._ints[seq] += 1  # even: consistent
         return generation
 
     def count_reload(self) -> int:
-        self._ints[_HEADER.index("reloads")] += 1   # only the coordinator (under the file lock) writes it
+        self._ints[_HEADER.index("reloads")] += 1  # only the coordinator (under the file lock) writes it
         return self._header("reloads")
 
     @property
@@ -319,18 +335,23 @@ class SharedBoard:
             if error:
                 text = error.encode("utf-8", "replace")[: _ERROR_BYTES - 2]
                 at = self._errors_at + index * _ERROR_BYTES
-                self._map[at: at + _ERROR_BYTES] = len(text).to_bytes(2, "little") + text.ljust(_ERROR_BYTES - 2, b"\0")
+                self._map[at : at + _ERROR_BYTES] = len(text).to_bytes(2, "little") + text.ljust(
+                    _ERROR_BYTES - 2, b"\0"
+                )
                 ints[base + _SLOT.index("last_error_at_ms")] = int(time.time() * 1000)
 
     def error_text(self, index: int) -> str:
         at = self._errors_at + index * _ERROR_BYTES
-        length = int.from_bytes(self._map[at: at + 2], "little")
-        return bytes(self._map[at + 2: at + 2 + length]).decode("utf-8", "replace")
+        length = int.from_bytes(self._map[at : at + 2], "little")
+        return bytes(self._map[at + 2 : at + 2 + length]).decode("utf-8", "replace")
 
     def snapshot(self) -> dict:
         """Every worker's counters summed; latency percentiles from the summed histogram (10 % buckets)."""
-        totals = {name: 0 for name in _SLOT if name not in ("pid", "loaded_generation", "failed_generation",
-                                                              "latency_max_us", "last_error_at_ms")}
+        totals = {
+            name: 0
+            for name in _SLOT
+            if name not in ("pid", "loaded_generation", "failed_generation", "latency_max_us", "last_error_at_ms")
+        }
         routes, statuses = collections.Counter(), collections.Counter()
         buckets = [0] * (len(_LATENCY_EDGES_MS) + 1)
         latency_max, last_error, last_error_at = 0, None, 0
@@ -353,23 +374,33 @@ class SharedBoard:
         count = totals["latency_count"]
         latency: dict = {"count": count}
         if count:
-            latency |= {f"p{q}": round(min(_bucket_value(buckets, count * q / 100.0), latency_max / 1000.0), 3)
-                        for q in (50, 90, 99)}
-            latency |= {"mean": round(totals["latency_sum_us"] / count / 1000.0, 3),
-                        "max": round(latency_max / 1000.0, 3)}
+            latency |= {
+                f"p{q}": round(min(_bucket_value(buckets, count * q / 100.0), latency_max / 1000.0), 3)
+                for q in (50, 90, 99)
+            }
+            latency |= {
+                "mean": round(totals["latency_sum_us"] / count / 1000.0, 3),
+                "max": round(latency_max / 1000.0, 3),
+            }
         live = self.live()
         return {
-            "workers": len(live), "worker_pids": [self.get(i, "pid") for i in live],
+            "workers": len(live),
+            "worker_pids": [self.get(i, "pid") for i in live],
             "invocations_by_worker": {str(self.get(i, "pid")): self.get(i, "invocations") for i in live},
             "uptime_seconds": round(time.time() - self._header("started_at_ms") / 1000.0, 3),
             "requests": totals["requests"],
             "requests_by_route": {k: v for k, v in routes.items() if v},
             "responses_by_status": {k: v for k, v in statuses.items() if v},
-            "invocations": totals["invocations"], "invocation_errors": totals["invocation_errors"],
-            "errors_4xx": totals["errors_4xx"], "errors_5xx": totals["errors_5xx"],   # of /invocations
+            "invocations": totals["invocations"],
+            "invocation_errors": totals["invocation_errors"],
+            "errors_4xx": totals["errors_4xx"],
+            "errors_5xx": totals["errors_5xx"],  # of /invocations
             "latency_ms": latency,
-            "cache": {"hits": totals["cache_hits"], "misses": totals["cache_misses"],
-                      "entries": totals["cache_entries"]},
+            "cache": {
+                "hits": totals["cache_hits"],
+                "misses": totals["cache_misses"],
+                "entries": totals["cache_entries"],
+            },
             "last_error": last_error,
         }
 

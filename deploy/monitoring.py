@@ -22,6 +22,7 @@ runs are days apart).
 
 Locally there is no CloudWatch: the command prints the local endpoint's /metrics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
-VARIANT_NAME = "AllTraffic"   # deploy.handler's single variant
-ACCURACY_NAMESPACE = "DemandForecasting/Accuracy"   # evaluation.monitor publishes here
+VARIANT_NAME = "AllTraffic"  # deploy.handler's single variant
+ACCURACY_NAMESPACE = "DemandForecasting/Accuracy"  # evaluation.monitor publishes here
 DEFAULT_ACCURACY_FACTOR = 1.5
 Log = Callable[[str], None]
 
@@ -53,8 +54,10 @@ def dashboard_name(settings: Settings) -> str:
 
 
 def alarm_names(settings: Settings) -> list[str]:
-    return [f"{settings.endpoint_name}-{suffix}"
-            for suffix in ("5xx-errors", "4xx-errors", "model-latency-p90", "no-invocations")]
+    return [
+        f"{settings.endpoint_name}-{suffix}"
+        for suffix in ("5xx-errors", "4xx-errors", "model-latency-p90", "no-invocations")
+    ]
 
 
 def _dimensions(settings: Settings) -> list[dict]:
@@ -68,69 +71,156 @@ def dashboard_body(settings: Settings) -> dict:
         return [namespace, name, "EndpointName", endpoint, "VariantName", VARIANT_NAME, options]
 
     def widget(title: str, metrics: list, x: int, y: int, stat: str, **properties: Any) -> dict:
-        return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
-                "properties": {"title": title, "metrics": metrics, "view": "timeSeries", "region": region,
-                               "period": 60, "stat": stat, **properties}}
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y,
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "metrics": metrics,
+                "view": "timeSeries",
+                "region": region,
+                "period": 60,
+                "stat": stat,
+                **properties,
+            },
+        }
 
-    return {"widgets": [
-        widget("Invocations", [metric(NAMESPACE, "Invocations", label="Invocations")], 0, 0, "Sum"),
-        widget("Errors", [metric(NAMESPACE, "Invocation4XXErrors", label="4XX"),
-                          metric(NAMESPACE, "Invocation5XXErrors", label="5XX")], 12, 0, "Sum"),
-        widget("Latency (microseconds)", [metric(NAMESPACE, "ModelLatency", stat="p50", label="model p50"),
-                                          metric(NAMESPACE, "ModelLatency", stat="p90", label="model p90"),
-                                          metric(NAMESPACE, "OverheadLatency", stat="Average",
-                                                 label="overhead avg")], 0, 6, "Average"),
-        widget("Instances (%)", [metric(INSTANCE_NAMESPACE, "CPUUtilization", label="CPU"),
-                                 metric(INSTANCE_NAMESPACE, "MemoryUtilization", label="memory")], 12, 6, "Average"),
-    ]}
+    return {
+        "widgets": [
+            widget("Invocations", [metric(NAMESPACE, "Invocations", label="Invocations")], 0, 0, "Sum"),
+            widget(
+                "Errors",
+                [
+                    metric(NAMESPACE, "Invocation4XXErrors", label="4XX"),
+                    metric(NAMESPACE, "Invocation5XXErrors", label="5XX"),
+                ],
+                12,
+                0,
+                "Sum",
+            ),
+            widget(
+                "Latency (microseconds)",
+                [
+                    metric(NAMESPACE, "ModelLatency", stat="p50", label="model p50"),
+                    metric(NAMESPACE, "ModelLatency", stat="p90", label="model p90"),
+                    metric(NAMESPACE, "OverheadLatency", stat="Average", label="overhead avg"),
+                ],
+                0,
+                6,
+                "Average",
+            ),
+            widget(
+                "Instances (%)",
+                [
+                    metric(INSTANCE_NAMESPACE, "CPUUtilization", label="CPU"),
+                    metric(INSTANCE_NAMESPACE, "MemoryUtilization", label="memory"),
+                ],
+                12,
+                6,
+                "Average",
+            ),
+        ]
+    }
 
 
-def alarm_requests(settings: Settings, topic_arn: str, *, errors: int = 5, client_errors: int = 50,
-                   latency_ms: float = 2000.0, quiet_hours: int = 24) -> list[dict]:
+def alarm_requests(
+    settings: Settings,
+    topic_arn: str,
+    *,
+    errors: int = 5,
+    client_errors: int = 50,
+    latency_ms: float = 2000.0,
+    quiet_hours: int = 24,
+) -> list[dict]:
     """PutMetricAlarm requests; thresholds are per 5 minutes (errors) or per hour (traffic)."""
     endpoint = settings.endpoint_name
     five_xx, four_xx, latency, silent = alarm_names(settings)
-    common = {"Namespace": NAMESPACE, "Dimensions": _dimensions(settings), "AlarmActions": [topic_arn],
-              "OKActions": [topic_arn], "ActionsEnabled": True}
+    common = {
+        "Namespace": NAMESPACE,
+        "Dimensions": _dimensions(settings),
+        "AlarmActions": [topic_arn],
+        "OKActions": [topic_arn],
+        "ActionsEnabled": True,
+    }
     return [
-        {**common, "AlarmName": five_xx, "MetricName": "Invocation5XXErrors", "Statistic": "Sum",
-         "AlarmDescription": f"{endpoint}: model errors (5XX) over {errors} in 5 minutes",
-         "Period": 300, "EvaluationPeriods": 1, "Threshold": float(errors),
-         "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching"},
-        {**common, "AlarmName": four_xx, "MetricName": "Invocation4XXErrors", "Statistic": "Sum",
-         "AlarmDescription": f"{endpoint}: rejected requests (4XX) over {client_errors} in 5 minutes, twice",
-         "Period": 300, "EvaluationPeriods": 2, "Threshold": float(client_errors),
-         "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching"},
-        {**common, "AlarmName": latency, "MetricName": "ModelLatency", "ExtendedStatistic": "p90",
-         "AlarmDescription": f"{endpoint}: p90 model latency above {latency_ms:g} ms for 15 minutes",
-         "Period": 300, "EvaluationPeriods": 3, "DatapointsToAlarm": 3, "Threshold": latency_ms * 1000.0,
-         "Unit": "Microseconds", "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"},
-        {**common, "AlarmName": silent, "MetricName": "Invocations", "Statistic": "Sum",
-         "AlarmDescription": f"{endpoint}: no invocations for {quiet_hours} hours",
-         "Period": 3600, "EvaluationPeriods": quiet_hours, "Threshold": 1.0,
-         "ComparisonOperator": "LessThanThreshold", "TreatMissingData": "breaching"},
+        {
+            **common,
+            "AlarmName": five_xx,
+            "MetricName": "Invocation5XXErrors",
+            "Statistic": "Sum",
+            "AlarmDescription": f"{endpoint}: model errors (5XX) over {errors} in 5 minutes",
+            "Period": 300,
+            "EvaluationPeriods": 1,
+            "Threshold": float(errors),
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            **common,
+            "AlarmName": four_xx,
+            "MetricName": "Invocation4XXErrors",
+            "Statistic": "Sum",
+            "AlarmDescription": f"{endpoint}: rejected requests (4XX) over {client_errors} in 5 minutes, twice",
+            "Period": 300,
+            "EvaluationPeriods": 2,
+            "Threshold": float(client_errors),
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            **common,
+            "AlarmName": latency,
+            "MetricName": "ModelLatency",
+            "ExtendedStatistic": "p90",
+            "AlarmDescription": f"{endpoint}: p90 model latency above {latency_ms:g} ms for 15 minutes",
+            "Period": 300,
+            "EvaluationPeriods": 3,
+            "DatapointsToAlarm": 3,
+            "Threshold": latency_ms * 1000.0,
+            "Unit": "Microseconds",
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+        {
+            **common,
+            "AlarmName": silent,
+            "MetricName": "Invocations",
+            "Statistic": "Sum",
+            "AlarmDescription": f"{endpoint}: no invocations for {quiet_hours} hours",
+            "Period": 3600,
+            "EvaluationPeriods": quiet_hours,
+            "Threshold": 1.0,
+            "ComparisonOperator": "LessThanThreshold",
+            "TreatMissingData": "breaching",
+        },
     ]
 
 
-def ensure_monitoring(settings: Settings, *, email: Optional[str] = None, log: Log = logger.info,
-                      **thresholds: Any) -> dict:
+def ensure_monitoring(
+    settings: Settings, *, email: Optional[str] = None, log: Log = logger.info, **thresholds: Any
+) -> dict:
     """Create or update the topic, dashboard and alarms for settings.endpoint_name."""
     if settings.is_local:
-        raise ValueError("CloudWatch exists on the SageMaker target only; locally read the endpoint's "
-                         "/metrics (python -m deploy.monitoring prints them)")
+        raise ValueError(
+            "CloudWatch exists on the SageMaker target only; locally read the endpoint's "
+            "/metrics (python -m deploy.monitoring prints them)"
+        )
     if not settings.region:
         raise SettingsError("no AWS region: pass --region or set AWS_REGION")
     sns = clients.client("sns", settings)
     cloudwatch = clients.client("cloudwatch", settings)
-    topic_arn = sns.create_topic(Name=topic_name(settings),
-                                 Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()])["TopicArn"]
+    topic_arn = sns.create_topic(
+        Name=topic_name(settings), Tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()]
+    )["TopicArn"]
     if email:
         subscribed = _subscribed(sns, topic_arn)
         if email not in subscribed:
             sns.subscribe(TopicArn=topic_arn, Protocol="email", Endpoint=email)
             log(f"subscribed {email} to {topic_arn} (confirm from the email AWS sends)")
-    cloudwatch.put_dashboard(DashboardName=dashboard_name(settings),
-                             DashboardBody=json.dumps(dashboard_body(settings)))
+    cloudwatch.put_dashboard(DashboardName=dashboard_name(settings), DashboardBody=json.dumps(dashboard_body(settings)))
     accuracy_factor = thresholds.pop("accuracy_factor", DEFAULT_ACCURACY_FACTOR)
     requests = alarm_requests(settings, topic_arn, **thresholds)
     package = live_package(clients.client("sagemaker", settings), settings.model_package_group)
@@ -138,8 +228,10 @@ def ensure_monitoring(settings: Settings, *, email: Optional[str] = None, log: L
     if accuracy:
         requests.append(accuracy)
     else:
-        log(f"no forecast-accuracy alarm: {settings.model_package_group} has no Approved package with a "
-            "registered wQL (metric_wql)")
+        log(
+            f"no forecast-accuracy alarm: {settings.model_package_group} has no Approved package with a "
+            "registered wQL (metric_wql)"
+        )
     for request in requests:
         cloudwatch.put_metric_alarm(**request)
     names = [r["AlarmName"] for r in requests]
@@ -151,8 +243,9 @@ def accuracy_alarm_name(settings: Settings) -> str:
     return f"{settings.endpoint_name}-forecast-wql"
 
 
-def accuracy_alarm_request(settings: Settings, topic_arn: str, package: dict,
-                           factor: float = DEFAULT_ACCURACY_FACTOR) -> Optional[dict]:
+def accuracy_alarm_request(
+    settings: Settings, topic_arn: str, package: dict, factor: float = DEFAULT_ACCURACY_FACTOR
+) -> Optional[dict]:
     """PutMetricAlarm on the live wQL of `package`'s forecasts, or None without a registered wQL."""
     if not factor > 1:
         raise ValueError(f"--accuracy-factor {factor} must be > 1 (1.5: alarm at 50% worse than registered)")
@@ -162,15 +255,28 @@ def accuracy_alarm_request(settings: Settings, topic_arn: str, package: dict,
         return None
     version = str(package.get("ModelPackageVersion") or package["ModelPackageArn"].rsplit("/", 1)[-1])
     group = package.get("ModelPackageGroupName") or settings.model_package_group
-    return {"AlarmName": accuracy_alarm_name(settings), "Namespace": ACCURACY_NAMESPACE, "MetricName": "WQL",
-            "Dimensions": [{"Name": "ModelPackageGroup", "Value": group},
-                           {"Name": "ModelPackageVersion", "Value": version}],
-            "Statistic": "Maximum", "Period": 86400, "EvaluationPeriods": 1,
-            "Threshold": registered * factor, "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching", "AlarmActions": [topic_arn], "OKActions": [topic_arn],
-            "ActionsEnabled": True,
-            "AlarmDescription": (f"{group} version {version}: wQL of batch forecasts against actuals above "
-                                 f"{factor:g} x the registered wQL {registered:.4g}")}
+    return {
+        "AlarmName": accuracy_alarm_name(settings),
+        "Namespace": ACCURACY_NAMESPACE,
+        "MetricName": "WQL",
+        "Dimensions": [
+            {"Name": "ModelPackageGroup", "Value": group},
+            {"Name": "ModelPackageVersion", "Value": version},
+        ],
+        "Statistic": "Maximum",
+        "Period": 86400,
+        "EvaluationPeriods": 1,
+        "Threshold": registered * factor,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": [topic_arn],
+        "OKActions": [topic_arn],
+        "ActionsEnabled": True,
+        "AlarmDescription": (
+            f"{group} version {version}: wQL of batch forecasts against actuals above "
+            f"{factor:g} x the registered wQL {registered:.4g}"
+        ),
+    }
 
 
 def live_package(sm: Any, group: str) -> Optional[dict]:
@@ -178,8 +284,13 @@ def live_package(sm: Any, group: str) -> Optional[dict]:
     from botocore.exceptions import ClientError
 
     try:
-        listed = sm.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-                                        SortBy="CreationTime", SortOrder="Descending", MaxResults=1)
+        listed = sm.list_model_packages(
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
     except ClientError:
         return None
     summaries = listed.get("ModelPackageSummaryList") or []
@@ -219,22 +330,34 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--errors", type=int, default=5, help="5XX errors in 5 minutes that raise the alarm")
     parser.add_argument("--latency-ms", type=float, default=2000.0, help="p90 model latency alarm threshold")
     parser.add_argument("--quiet-hours", type=int, default=24, help="hours without invocations before alarming")
-    parser.add_argument("--accuracy-factor", type=float, default=DEFAULT_ACCURACY_FACTOR,
-                        help="alarm when the live wQL of batch forecasts exceeds the registered wQL x this")
+    parser.add_argument(
+        "--accuracy-factor",
+        type=float,
+        default=DEFAULT_ACCURACY_FACTOR,
+        help="alarm when the live wQL of batch forecasts exceeds the registered wQL x this",
+    )
     args = parser.parse_args(argv)
     try:
         settings = resolve({"target": args.target, "region": args.region, "endpoint_name": args.endpoint_name})
         if settings.is_local:
             metrics = local_metrics(settings)
             if metrics is None:
-                print(f"the local endpoint {settings.endpoint_name} is not running: approve a model "
-                      "(python -m deploy.approve approve --latest) to start it; "
-                      "CloudWatch dashboards and alarms exist on the SageMaker target (--target sagemaker)")
+                print(
+                    f"the local endpoint {settings.endpoint_name} is not running: approve a model "
+                    "(python -m deploy.approve approve --latest) to start it; "
+                    "CloudWatch dashboards and alarms exist on the SageMaker target (--target sagemaker)"
+                )
                 return 1
             print(json.dumps(metrics, indent=2))
             return 0
-        result = ensure_monitoring(settings, email=args.email, errors=args.errors, latency_ms=args.latency_ms,
-                                   quiet_hours=args.quiet_hours, accuracy_factor=args.accuracy_factor)
+        result = ensure_monitoring(
+            settings,
+            email=args.email,
+            errors=args.errors,
+            latency_ms=args.latency_ms,
+            quiet_hours=args.quiet_hours,
+            accuracy_factor=args.accuracy_factor,
+        )
         print(json.dumps(result, indent=2))
     except (SettingsError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -18,6 +18,7 @@ the marker (`.forecast-home`) written when the home was created.
 The list is shown first and nothing is deleted without confirmation (--yes skips it).
 Resources that are already gone are skipped, so a second run finds nothing to do.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ from processing.kernel.settings import HOME_ENTRIES, HOME_MARKER, Settings, Sett
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_MODEL_PREFIX = "fc-"   # processing.automl_request.JOB_NAME_PREFIX: AutoML and batch models
+PIPELINE_MODEL_PREFIX = "fc-"  # processing.automl_request.JOB_NAME_PREFIX: AutoML and batch models
 KEPT_LOCALLY = ("s3", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm", HOME_MARKER)
 Log = Callable[[str], None]
 
@@ -94,10 +95,12 @@ def _empty_and_delete_bucket(s3: Any, bucket: str) -> None:
     params: dict = {"Bucket": bucket}
     while True:
         page = s3.list_object_versions(**params)
-        objects = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                   for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        objects = [
+            {"Key": o["Key"], "VersionId": o["VersionId"]}
+            for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         for start in range(0, len(objects), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start:start + 1000], "Quiet": True})
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True})
         if not page.get("IsTruncated"):
             break
         params = {"Bucket": bucket, "KeyMarker": page.get("NextKeyMarker", "")}
@@ -128,9 +131,12 @@ def _schedule_plan(settings: Settings, iam: Any) -> list[Resource]:
 
     scheduler = clients.client("scheduler", settings)
     group = schedule.group_name(settings)
-    plan = [Resource("EventBridge schedule", s["Name"],
-                     lambda n=s["Name"]: scheduler.delete_schedule(Name=n, GroupName=group))
-            for s in schedule.list_schedules(settings, scheduler)]
+    plan = [
+        Resource(
+            "EventBridge schedule", s["Name"], lambda n=s["Name"]: scheduler.delete_schedule(Name=n, GroupName=group)
+        )
+        for s in schedule.list_schedules(settings, scheduler)
+    ]
     if _exists(lambda: scheduler.get_schedule_group(Name=group)):
         plan.append(Resource("schedule group", group, lambda: scheduler.delete_schedule_group(Name=group)))
     role = schedule.role_name(settings)
@@ -153,11 +159,13 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
     plan += _schedule_plan(settings, iam)
     rule = infrastructure.rule_name(settings)
     if _exists(lambda: events.describe_rule(Name=rule)):
+
         def delete_rule() -> None:
             targets = [t["Id"] for t in events.list_targets_by_rule(Rule=rule).get("Targets", [])]
             if targets:
                 events.remove_targets(Rule=rule, Ids=targets)
             events.delete_rule(Name=rule)
+
         plan.append(Resource("EventBridge rule", rule, delete_rule))
     function = settings.deploy_function_name
     if _exists(lambda: lam.get_function(FunctionName=function)):
@@ -167,43 +175,67 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
         plan.append(Resource("IAM role (deploy Lambda)", role, lambda: _delete_role(iam, role)))
     api_function = api_infrastructure.function_name(settings)
     if _exists(lambda: lam.get_function(FunctionName=api_function)):
-        plan.append(Resource("Lambda function (API)", api_function,
-                             lambda: lam.delete_function(FunctionName=api_function)))  # its URL goes with it
+        plan.append(
+            Resource("Lambda function (API)", api_function, lambda: lam.delete_function(FunctionName=api_function))
+        )  # its URL goes with it
     api_role = api_infrastructure.function_role_name(settings)
     if _exists(lambda: iam.get_role(RoleName=api_role)):
         plan.append(Resource("IAM role (forecast API)", api_role, lambda: _delete_role(iam, api_role)))
 
-    alarms = [a["AlarmName"] for a in cloudwatch.describe_alarms(
-        AlarmNames=monitoring.alarm_names(settings) + [monitoring.accuracy_alarm_name(settings)]).get(
-        "MetricAlarms", [])]
+    alarms = [
+        a["AlarmName"]
+        for a in cloudwatch.describe_alarms(
+            AlarmNames=monitoring.alarm_names(settings) + [monitoring.accuracy_alarm_name(settings)]
+        ).get("MetricAlarms", [])
+    ]
     for alarm in alarms:
         plan.append(Resource("CloudWatch alarm", alarm, lambda a=alarm: cloudwatch.delete_alarms(AlarmNames=[a])))
     dashboard = monitoring.dashboard_name(settings)
-    if any(d["DashboardName"] == dashboard for d in cloudwatch.list_dashboards(
-            DashboardNamePrefix=dashboard).get("DashboardEntries", [])):
-        plan.append(Resource("CloudWatch dashboard", dashboard,
-                             lambda: cloudwatch.delete_dashboards(DashboardNames=[dashboard])))
-    topics = [t["TopicArn"] for t in _paginate(sns.list_topics, "Topics")
-              if t["TopicArn"].split(":")[-1] == monitoring.topic_name(settings)]
+    if any(
+        d["DashboardName"] == dashboard
+        for d in cloudwatch.list_dashboards(DashboardNamePrefix=dashboard).get("DashboardEntries", [])
+    ):
+        plan.append(
+            Resource(
+                "CloudWatch dashboard", dashboard, lambda: cloudwatch.delete_dashboards(DashboardNames=[dashboard])
+            )
+        )
+    topics = [
+        t["TopicArn"]
+        for t in _paginate(sns.list_topics, "Topics")
+        if t["TopicArn"].split(":")[-1] == monitoring.topic_name(settings)
+    ]
     for topic in topics:
         plan.append(Resource("SNS topic", topic, lambda t=topic: sns.delete_topic(TopicArn=t)))
 
     if _exists(lambda: sm.describe_endpoint(EndpointName=endpoint)):
         plan.append(Resource("SageMaker endpoint", endpoint, lambda: sm.delete_endpoint(EndpointName=endpoint)))
-    configs = _prefixed([c["EndpointConfigName"] for c in _paginate(
-        sm.list_endpoint_configs, "EndpointConfigs", NameContains=endpoint[:63])], f"{endpoint}-v")
+    configs = _prefixed(
+        [
+            c["EndpointConfigName"]
+            for c in _paginate(sm.list_endpoint_configs, "EndpointConfigs", NameContains=endpoint[:63])
+        ],
+        f"{endpoint}-v",
+    )
     for config in configs:
-        plan.append(Resource("endpoint config", config,
-                             lambda c=config: sm.delete_endpoint_config(EndpointConfigName=c)))
-    models = _prefixed([m["ModelName"] for m in _paginate(sm.list_models, "Models", NameContains=endpoint[:63])],
-                       f"{endpoint}-v")
+        plan.append(
+            Resource("endpoint config", config, lambda c=config: sm.delete_endpoint_config(EndpointConfigName=c))
+        )
+    models = _prefixed(
+        [m["ModelName"] for m in _paginate(sm.list_models, "Models", NameContains=endpoint[:63])], f"{endpoint}-v"
+    )
     models += _pipeline_models(sm, settings)
     for model in models:
         plan.append(Resource("SageMaker model", model, lambda m=model: sm.delete_model(ModelName=m)))
     for pipeline in (settings.training_pipeline_name, settings.batch_pipeline_name):
         if _exists(lambda p=pipeline: sm.describe_pipeline(PipelineName=p)):
-            plan.append(Resource("SageMaker pipeline", pipeline, lambda p=pipeline: sm.delete_pipeline(
-                PipelineName=p, ClientRequestToken=str(uuid.uuid4()))))
+            plan.append(
+                Resource(
+                    "SageMaker pipeline",
+                    pipeline,
+                    lambda p=pipeline: sm.delete_pipeline(PipelineName=p, ClientRequestToken=str(uuid.uuid4())),
+                )
+            )
 
     if include_data:
         group = settings.model_package_group
@@ -212,13 +244,21 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
             for package in packages:
                 arn = package["ModelPackageArn"]
                 plan.append(Resource("model package", arn, lambda a=arn: sm.delete_model_package(ModelPackageName=a)))
-            plan.append(Resource("model package group", group,
-                                 lambda: sm.delete_model_package_group(ModelPackageGroupName=group)))
+            plan.append(
+                Resource(
+                    "model package group", group, lambda: sm.delete_model_package_group(ModelPackageGroupName=group)
+                )
+            )
         if settings.bucket:
             s3 = clients.client("s3", settings)
             if _exists(lambda: s3.head_bucket(Bucket=settings.bucket)):
-                plan.append(Resource("S3 bucket (all objects)", settings.bucket,
-                                     lambda: _empty_and_delete_bucket(s3, settings.bucket)))
+                plan.append(
+                    Resource(
+                        "S3 bucket (all objects)",
+                        settings.bucket,
+                        lambda: _empty_and_delete_bucket(s3, settings.bucket),
+                    )
+                )
         if settings.role_arn:
             execution_role = settings.role_arn.rsplit("/", 1)[-1]
             if _exists(lambda: iam.get_role(RoleName=execution_role)):
@@ -235,8 +275,13 @@ def local_plan(settings: Settings, include_data: bool = False) -> list[Resource]
     except ImportError:  # no local endpoint support installed
         local_endpoint = None
     if local_endpoint is not None and local_endpoint.running_state(home, settings.endpoint_name):
-        plan.append(Resource("local endpoint process", settings.endpoint_name,
-                             lambda: local_endpoint.stop(home, settings.endpoint_name)))
+        plan.append(
+            Resource(
+                "local endpoint process",
+                settings.endpoint_name,
+                lambda: local_endpoint.stop(home, settings.endpoint_name),
+            )
+        )
     if not home.exists():
         return plan
     if include_data:
@@ -244,15 +289,21 @@ def local_plan(settings: Settings, include_data: bool = False) -> list[Resource]
             raise SettingsError(
                 f"{home} is not a forecast home (it has no {HOME_MARKER} marker, which the project writes when "
                 "it creates one), so --include-data will not remove it. Check FORECAST_HOME; to remove the "
-                "project's state only, run without --include-data.")
-        for entry in sorted(home.iterdir()):   # listed one by one, so the user sees what goes
+                "project's state only, run without --include-data."
+            )
+        for entry in sorted(home.iterdir()):  # listed one by one, so the user sees what goes
             if entry.name == HOME_MARKER:
                 continue
-            plan.append(Resource("local data" if entry.name in KEPT_LOCALLY else "local state", str(entry),
-                                 lambda e=entry: _remove(e)))
+            plan.append(
+                Resource(
+                    "local data" if entry.name in KEPT_LOCALLY else "local state",
+                    str(entry),
+                    lambda e=entry: _remove(e),
+                )
+            )
         plan.append(Resource("local home (now empty)", str(home), lambda: _remove_home(home)))
         return plan
-    for entry in sorted(home.iterdir()):   # only what the project puts there: a stranger's files stay
+    for entry in sorted(home.iterdir()):  # only what the project puts there: a stranger's files stay
         if entry.name in KEPT_LOCALLY or entry.name not in HOME_ENTRIES:
             continue
         plan.append(Resource("local state", str(entry), lambda e=entry: _remove(e)))
@@ -294,8 +345,14 @@ def execute(plan: list[Resource], log: Log = logger.info) -> list[tuple[Resource
     return failures
 
 
-def teardown(settings: Settings, *, include_data: bool = False, yes: bool = False,
-             ask: Callable[[str], str] = input, log: Log = logger.info) -> int:
+def teardown(
+    settings: Settings,
+    *,
+    include_data: bool = False,
+    yes: bool = False,
+    ask: Callable[[str], str] = input,
+    log: Log = logger.info,
+) -> int:
     plan = plan_for(settings, include_data)
     where = "local" if settings.is_local else f"SageMaker ({settings.region})"
     if not plan:
@@ -328,8 +385,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
     parser.add_argument("--region", default=None)
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    parser.add_argument("--include-data", action="store_true",
-                        help="also the model registry, the bucket and the SageMaker role (local: the whole home)")
+    parser.add_argument(
+        "--include-data",
+        action="store_true",
+        help="also the model registry, the bucket and the SageMaker role (local: the whole home)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = resolve({"target": args.target, "region": args.region})

@@ -11,6 +11,7 @@ and per model package version.
 Pure functions over pandas frames; evaluation/monitor.py does the S3 and CloudWatch I/O.
 Container-safe: stdlib, numpy, pandas.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,9 +52,16 @@ def latest_forecast_per_point(runs: Sequence[tuple], columns: Columns) -> pd.Dat
     recent run (by meta["created"], then execution id), with that run's model package."""
     frames = []
     for meta, frame in runs:
-        frames.append(frame.assign(**{RUN: meta["execution_id"], "_created": str(meta.get("created", "")),
-                                      "model_package_arn": meta.get("model_package_arn", ""),
-                                      "model_package_version": str(meta.get("model_package_version", ""))}))
+        frames.append(
+            frame.assign(
+                **{
+                    RUN: meta["execution_id"],
+                    "_created": str(meta.get("created", "")),
+                    "model_package_arn": meta.get("model_package_arn", ""),
+                    "model_package_version": str(meta.get("model_package_version", "")),
+                }
+            )
+        )
     if not frames:
         return pd.DataFrame()
     data = pd.concat(frames, ignore_index=True, sort=False)
@@ -82,14 +90,22 @@ def score_points(frame: pd.DataFrame, quantiles: Sequence[str]) -> Dict[str, Any
         "wql": _number(metrics.wql(a, {q: frame[q].to_numpy(dtype=float) for q in quantiles})) if quantiles else None,
         "wape": _number(metrics.wape(a, f)),
         "bias": _number(metrics.bias(a, f)),
-        "coverage": _number(metrics.coverage(a, frame[bounds[0]].to_numpy(dtype=float),
-                                             frame[bounds[1]].to_numpy(dtype=float))) if bounds else None,
+        "coverage": _number(
+            metrics.coverage(a, frame[bounds[0]].to_numpy(dtype=float), frame[bounds[1]].to_numpy(dtype=float))
+        )
+        if bounds
+        else None,
         "coverage_interval": list(bounds) if bounds else [],
     }
 
 
-def accuracy_of_previous_forecasts(runs: Sequence[tuple], actuals: pd.DataFrame, columns: Columns,
-                                   quantiles: Sequence[str], after: Optional[str] = None) -> Optional[Dict[str, Any]]:
+def accuracy_of_previous_forecasts(
+    runs: Sequence[tuple],
+    actuals: pd.DataFrame,
+    columns: Columns,
+    quantiles: Sequence[str],
+    after: Optional[str] = None,
+) -> Optional[Dict[str, Any]]:
     """The summary's `accuracy_of_previous_forecasts`, or None when no stored forecast has a new actual.
 
     `after`: the last period an earlier batch run already scored (the accuracy history's
@@ -116,35 +132,75 @@ def accuracy_of_previous_forecasts(runs: Sequence[tuple], actuals: pd.DataFrame,
         "by_attribute": {},
     }
     for (arn, version), part in scored.groupby(["model_package_arn", "model_package_version"], sort=True):
-        result["by_model_version"][str(version or arn)] = dict(score_points(part, quantiles), model_package_arn=arn,
-                                                               items=int(part[columns.item_id].nunique()))
+        result["by_model_version"][str(version or arn)] = dict(
+            score_points(part, quantiles), model_package_arn=arn, items=int(part[columns.item_id].nunique())
+        )
     statics = static_attributes(actuals, columns)
     attributes = [c for c in statics.columns if c != columns.item_id and c not in scored.columns]
     with_attributes = scored.merge(statics, on=columns.item_id, how="left")
     for attribute in [*columns.grouping, *attributes]:
         result["by_attribute"][attribute] = {
             str(level): dict(score_points(part, quantiles), items=int(part[columns.item_id].nunique()))
-            for level, part in with_attributes.groupby(attribute, sort=True)}
+            for level, part in with_attributes.groupby(attribute, sort=True)
+        }
     return result
 
 
-def history_record(accuracy: Mapping[str, Any], execution_id: str, created: str,
-                   registered_metrics: Mapping[str, Any]) -> Dict[str, Any]:
+def history_record(
+    accuracy: Mapping[str, Any], execution_id: str, created: str, registered_metrics: Mapping[str, Any]
+) -> Dict[str, Any]:
     """One line of the accuracy history: what this run measured, and the value at registration."""
-    return {"execution_id": execution_id, "created": created,
-            **{k: accuracy.get(k) for k in ("periods", "items", "points", "start", "end", "wql", "wape", "bias",
-                                            "coverage", "model_package_arn", "forecast_executions")},
-            "by_model_version": accuracy.get("by_model_version", {}),
-            "registered_wql": registered_metrics.get("wql"), "registered_wape": registered_metrics.get("wape")}
+    return {
+        "execution_id": execution_id,
+        "created": created,
+        **{
+            k: accuracy.get(k)
+            for k in (
+                "periods",
+                "items",
+                "points",
+                "start",
+                "end",
+                "wql",
+                "wape",
+                "bias",
+                "coverage",
+                "model_package_arn",
+                "forecast_executions",
+            )
+        },
+        "by_model_version": accuracy.get("by_model_version", {}),
+        "registered_wql": registered_metrics.get("wql"),
+        "registered_wape": registered_metrics.get("wape"),
+    }
 
 
 def history_frame(records: List[Mapping[str, Any]]) -> pd.DataFrame:
     """The accuracy history as a table, oldest first (for the report's chart)."""
     if not records:
         return pd.DataFrame(columns=["execution_id", "created", "end", "wql", "wape", "registered_wql"])
-    frame = pd.DataFrame([{k: r.get(k) for k in ("execution_id", "created", "start", "end", "periods", "items",
-                                                 "wql", "wape", "bias", "coverage", "model_package_arn",
-                                                 "registered_wql")} for r in records])
+    frame = pd.DataFrame(
+        [
+            {
+                k: r.get(k)
+                for k in (
+                    "execution_id",
+                    "created",
+                    "start",
+                    "end",
+                    "periods",
+                    "items",
+                    "wql",
+                    "wape",
+                    "bias",
+                    "coverage",
+                    "model_package_arn",
+                    "registered_wql",
+                )
+            }
+            for r in records
+        ]
+    )
     return frame.sort_values(["created", "execution_id"], kind="mergesort").reset_index(drop=True)
 
 

@@ -19,6 +19,7 @@ SageMaker whatever happened; ``status`` says whether the comparison applies:
 
 Container-safe: stdlib, numpy, pandas (via scoring).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,10 @@ COMPARED_KEYS = ("wape", "wql", "mape", "mase", "rmse", "mae", "bias", "coverage
 def check_tolerance(tolerance: float) -> float:
     value = float(tolerance)
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"--param ChallengerTolerance={tolerance} must be a number >= 0 "
-                         "(0.05 lets a challenger be up to 5% worse than the champion)")
+        raise ValueError(
+            f"--param ChallengerTolerance={tolerance} must be a number >= 0 "
+            "(0.05 lets a challenger be up to 5% worse than the champion)"
+        )
     return value
 
 
@@ -54,9 +57,14 @@ def _metrics(report: Mapping[str, Any]) -> Dict[str, Optional[float]]:
     return {k: _number((fm.get(k) or {}).get("value")) for k in COMPARED_KEYS}
 
 
-def comparison(challenger_report: Mapping[str, Any], champion_report: Optional[Mapping[str, Any]],
-               info: Mapping[str, Any], metric: str, tolerance: float,
-               reason: str = "") -> Dict[str, Any]:
+def comparison(
+    challenger_report: Mapping[str, Any],
+    champion_report: Optional[Mapping[str, Any]],
+    info: Mapping[str, Any],
+    metric: str,
+    tolerance: float,
+    reason: str = "",
+) -> Dict[str, Any]:
     """The champion section; ``champion_report`` is None when the champion could not be scored."""
     name, key = scoring.gate_metric(metric)
     tolerance = check_tolerance(tolerance)
@@ -64,9 +72,13 @@ def comparison(challenger_report: Mapping[str, Any], champion_report: Optional[M
     version = info.get("model_package_version")
     section: Dict[str, Any] = {
         "status": "none" if info.get("status") == "none" else "unavailable",
-        "metric": name, "key": key, "tolerance": tolerance,
+        "metric": name,
+        "key": key,
+        "tolerance": tolerance,
         "challenger_value": challenger[key] if challenger[key] is not None else 0.0,
-        "champion_value": 0.0, "limit": 0.0, "passed": True,
+        "champion_value": 0.0,
+        "limit": 0.0,
+        "passed": True,
         "model_package_arn": info.get("model_package_arn") or "",
         "version": version if version is not None else 0,
         "reason": reason or info.get("reason") or "",
@@ -83,13 +95,22 @@ def comparison(challenger_report: Mapping[str, Any], champion_report: Optional[M
         section["reason"] = f"the {side} {name} is undefined on this holdout; nothing to compare"
         return section
     limit = champion[key] * (1.0 + tolerance)
-    section.update(status="compared", champion_value=champion[key], limit=limit,
-                   passed=bool(challenger[key] <= limit), reason="")
+    section.update(
+        status="compared", champion_value=champion[key], limit=limit, passed=bool(challenger[key] <= limit), reason=""
+    )
     return section
 
 
-def score_champion(folder: "str | Path", actuals, history, columns: scoring.Columns, quantiles: Sequence[str],
-                   frequency: str, metric: str, threshold: float):
+def score_champion(
+    folder: "str | Path",
+    actuals,
+    history,
+    columns: scoring.Columns,
+    quantiles: Sequence[str],
+    frequency: str,
+    metric: str,
+    threshold: float,
+):
     """(champion.json, the champion's scoring.Evaluation or None, reason when None)."""
     info = read_champion(folder)
     if info.get("status") != "available":
@@ -108,4 +129,5 @@ def attach(report: Dict[str, Any], section: Dict[str, Any]) -> None:
     report["champion"] = scoring.json_safe(section)
     if section["status"] == "unavailable":
         report.setdefault("warnings", []).append(
-            f"champion version {section['version']} was not compared: {section['reason']}")
+            f"champion version {section['version']} was not compared: {section['reason']}"
+        )

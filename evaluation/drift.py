@@ -13,6 +13,7 @@ with the batch input:
 
 Pure functions over pandas frames. Container-safe: stdlib, numpy, pandas.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -32,20 +33,26 @@ def training_levels(per_item: pd.DataFrame, columns: Columns) -> pd.DataFrame:
         raise ValueError(f"the evaluation's per_item.csv lacks column(s) {missing}; it has {list(per_item.columns)}")
     frame = per_item.assign(**{columns.item_id: per_item[columns.item_id].astype(str)})
     grouped = frame.groupby(columns.item_id).agg(actual_sum=("actual_sum", "sum"), n=("n", "max"))
-    return pd.DataFrame({"training_level": grouped["actual_sum"] / grouped["n"].where(grouped["n"] > 0),
-                         "periods": grouped["n"]})
+    return pd.DataFrame(
+        {"training_level": grouped["actual_sum"] / grouped["n"].where(grouped["n"] > 0), "periods": grouped["n"]}
+    )
 
 
 def recent_levels(history: pd.DataFrame, columns: Columns, periods: int) -> pd.Series:
     """Per item: mean of the target over its last `periods` observed timestamps."""
-    keep = [columns.item_id, columns.timestamp, columns.target]   # not a copy of every column of a long history
+    keep = [columns.item_id, columns.timestamp, columns.target]  # not a copy of every column of a long history
     observed = history[keep].dropna(subset=[columns.target]).sort_values(keep[:2])
     per_period = observed.groupby([columns.item_id, columns.timestamp])[columns.target].sum().reset_index()
     return per_period.groupby(columns.item_id)[columns.target].apply(lambda s: float(s.tail(periods).mean()))
 
 
-def input_drift(per_item: Optional[pd.DataFrame], history: pd.DataFrame, forecasts: pd.DataFrame,
-                columns: Columns, factor: float = DEFAULT_FACTOR) -> Dict[str, Any]:
+def input_drift(
+    per_item: Optional[pd.DataFrame],
+    history: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    columns: Columns,
+    factor: float = DEFAULT_FACTOR,
+) -> Dict[str, Any]:
     """The summary's `input_drift` section; `available` False (with a reason) without per_item."""
     if per_item is None:
         return {"available": False, "reason": "the model's evaluation has no per_item.csv to compare with"}
@@ -56,8 +63,13 @@ def input_drift(per_item: Optional[pd.DataFrame], history: pd.DataFrame, forecas
     new = sorted(present - seen)
     gone = sorted(seen - present)
     periods = int(trained["periods"].max()) if len(trained) else 1
-    slim = pd.DataFrame({columns.item_id: history[columns.item_id].astype(str),
-                         columns.timestamp: history[columns.timestamp], columns.target: history[columns.target]})
+    slim = pd.DataFrame(
+        {
+            columns.item_id: history[columns.item_id].astype(str),
+            columns.timestamp: history[columns.timestamp],
+            columns.target: history[columns.target],
+        }
+    )
     recent = recent_levels(slim, columns, periods)
     shifts = []
     for item in sorted(seen & present):
@@ -71,22 +83,38 @@ def input_drift(per_item: Optional[pd.DataFrame], history: pd.DataFrame, forecas
             ratio = now / before
             moved = ratio > factor or ratio < 1.0 / factor
         if moved:
-            shifts.append({"item_id": item, "training_level": round(float(before), 4),
-                           "recent_level": round(float(now), 4),
-                           "ratio": round(float(ratio), 3) if ratio is not None else None})
+            shifts.append(
+                {
+                    "item_id": item,
+                    "training_level": round(float(before), 4),
+                    "recent_level": round(float(now), 4),
+                    "ratio": round(float(ratio), 3) if ratio is not None else None,
+                }
+            )
     shifts.sort(key=lambda s: -abs((s["ratio"] or 1e9) - 1) if s["ratio"] != 0 else -1e9)
     return {
         "available": True,
-        "training_items": len(seen), "input_items": len(present),
-        "new_items": [{"item_id": item,
-                       "handling": ("forecast by the model from its own history (not seen in training)"
-                                    if item in forecast else "refused: the model returned no forecast")}
-                      for item in new[:LIST_LIMIT]],
+        "training_items": len(seen),
+        "input_items": len(present),
+        "new_items": [
+            {
+                "item_id": item,
+                "handling": (
+                    "forecast by the model from its own history (not seen in training)"
+                    if item in forecast
+                    else "refused: the model returned no forecast"
+                ),
+            }
+            for item in new[:LIST_LIMIT]
+        ],
         "new_items_count": len(new),
         "new_items_refused": sorted(i for i in new if i not in forecast)[:LIST_LIMIT],
-        "disappeared_items": gone[:LIST_LIMIT], "disappeared_items_count": len(gone),
-        "level_shifts": shifts[:LIST_LIMIT], "level_shifts_count": len(shifts),
-        "level_factor": factor, "level_periods": periods,
+        "disappeared_items": gone[:LIST_LIMIT],
+        "disappeared_items_count": len(gone),
+        "level_shifts": shifts[:LIST_LIMIT],
+        "level_shifts_count": len(shifts),
+        "level_factor": factor,
+        "level_periods": periods,
         "level_basis": f"mean per period over the last {periods} observed periods, against the same "
-                       "window at the end of training (the holdout)",
+        "window at the end of training (the holdout)",
     }

@@ -10,6 +10,7 @@ and DIR/plots/*.png. Runs in the SageMaker scikit-learn processing container (nu
 image's pins: pipelines/processing_image.toml), plus matplotlib from the step's requirements,
 which is optional: without it the plots are skipped and the log says so. No SDK or engine imports.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     contracts.add_column_arguments(parser)
     parser.add_argument("--quantiles", default=",".join(contracts.DEFAULT_QUANTILES))
     parser.add_argument("--quality-metric", default="WAPE", help=f"one of {sorted(contracts.QUALITY_METRICS)}")
-    parser.add_argument("--quality-threshold", type=float, default=0.3,
-                        help="gate passes when the metric <= threshold (fractions for WAPE, MAPE, WQL)")
-    parser.add_argument("--champion", default="",
-                        help="folder of champion.json and the champion's forecasts (ChampionForecast step); "
-                             "empty: no champion")
-    parser.add_argument("--challenger-tolerance", type=float, default=0.0,
-                        help="the candidate passes when its metric <= champion's x (1 + tolerance)")
+    parser.add_argument(
+        "--quality-threshold",
+        type=float,
+        default=0.3,
+        help="gate passes when the metric <= threshold (fractions for WAPE, MAPE, WQL)",
+    )
+    parser.add_argument(
+        "--champion",
+        default="",
+        help="folder of champion.json and the champion's forecasts (ChampionForecast step); empty: no champion",
+    )
+    parser.add_argument(
+        "--challenger-tolerance",
+        type=float,
+        default=0.0,
+        help="the candidate passes when its metric <= champion's x (1 + tolerance)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample of items plotted")
     return parser
 
@@ -58,8 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, log: Callable[[str], None] = logger.info) -> dict:
     """Load, evaluate, write; returns the report (also written to evaluation.json)."""
     started = time.time()
-    columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
-                      tuple(contracts.parse_list(args.grouping_columns)))
+    columns = Columns(
+        args.item_id_column,
+        args.timestamp_column,
+        args.target_column,
+        tuple(contracts.parse_list(args.grouping_columns)),
+    )
     quantiles = contracts.parse_list(args.quantiles)
     scoring.gate_metric(args.quality_metric)
     contracts.season_length(args.frequency)
@@ -69,10 +84,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = logger.info) -> d
     forecasts = scoring.load_forecasts(args.forecasts, columns, quantiles)
     actuals = scoring.load_actuals(args.actuals, columns)
     history = scoring.load_history(args.history, columns)
-    log(f"[evaluate] {forecasts[SERIES].nunique()} items, {len(actuals)} holdout points, "
-        f"{len(history)} history rows; scoring")
-    evaluation = scoring.evaluate(forecasts, actuals, history, columns, quantiles, args.frequency,
-                                  args.quality_metric, args.quality_threshold)
+    log(
+        f"[evaluate] {forecasts[SERIES].nunique()} items, {len(actuals)} holdout points, "
+        f"{len(history)} history rows; scoring"
+    )
+    evaluation = scoring.evaluate(
+        forecasts, actuals, history, columns, quantiles, args.frequency, args.quality_metric, args.quality_threshold
+    )
     compare_with_champion(args, evaluation.report, actuals, history, columns, quantiles, log)
     log("[evaluate] drawing plots")
     write_outputs(evaluation, Path(args.out), columns, quantiles, seed=args.seed)
@@ -80,9 +98,14 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = logger.info) -> d
     report = evaluation.report
     gate = report["quality_gate"]
     fm = report["forecast_metrics"]
-    log("[evaluate] " + "  ".join(f"{k.upper()}={_fmt(fm[k]['value'])}" for k in ("wape", "wql", "mape", "mase", "rmse")))
-    log(f"[evaluate] skill vs seasonal naive: WAPE {_fmt(report['skill']['wape']['value'])}, "
-        f"wQL {_fmt(report['skill']['wql']['value'])}")
+    log(
+        "[evaluate] "
+        + "  ".join(f"{k.upper()}={_fmt(fm[k]['value'])}" for k in ("wape", "wql", "mape", "mase", "rmse"))
+    )
+    log(
+        f"[evaluate] skill vs seasonal naive: WAPE {_fmt(report['skill']['wape']['value'])}, "
+        f"wQL {_fmt(report['skill']['wql']['value'])}"
+    )
     for warning in report["warnings"]:
         log(f"[evaluate] warning: {warning}")
     log(f"[evaluate] quality gate: {gate['message']}: {'PASSED' if gate['passed'] else 'NOT PASSED'}")
@@ -90,22 +113,39 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = logger.info) -> d
     return report
 
 
-def compare_with_champion(args: argparse.Namespace, report: dict, actuals, history, columns: Columns,
-                          quantiles: Sequence[str], log: Callable[[str], None] = logger.info) -> dict:
+def compare_with_champion(
+    args: argparse.Namespace,
+    report: dict,
+    actuals,
+    history,
+    columns: Columns,
+    quantiles: Sequence[str],
+    log: Callable[[str], None] = logger.info,
+) -> dict:
     """Score the champion's forecasts with the same code and add the `champion` section."""
     info, scored, reason = ({"status": "none", "reason": "no champion folder given"}, None, "")
     if args.champion:
-        info, scored, reason = champion.score_champion(args.champion, actuals, history, columns, quantiles,
-                                                       args.frequency, args.quality_metric,
-                                                       args.quality_threshold)
-    section = champion.comparison(report, scored.report if scored else None, info, args.quality_metric,
-                                  args.challenger_tolerance, reason)
+        info, scored, reason = champion.score_champion(
+            args.champion,
+            actuals,
+            history,
+            columns,
+            quantiles,
+            args.frequency,
+            args.quality_metric,
+            args.quality_threshold,
+        )
+    section = champion.comparison(
+        report, scored.report if scored else None, info, args.quality_metric, args.challenger_tolerance, reason
+    )
     champion.attach(report, section)
     if section["status"] == "compared":
-        log(f"[evaluate] champion version {section['version']}: {section['metric']} "
+        log(
+            f"[evaluate] champion version {section['version']}: {section['metric']} "
             f"challenger {_fmt(section['challenger_value'])} vs champion {_fmt(section['champion_value'])} "
             f"(limit {_fmt(section['limit'])} with tolerance {section['tolerance']:g}): "
-            f"{'challenger wins' if section['passed'] else 'champion stays'}")
+            f"{'challenger wins' if section['passed'] else 'champion stays'}"
+        )
     else:
         log(f"[evaluate] no champion comparison ({section['status']}): {section['reason']}")
     return section
@@ -115,8 +155,9 @@ def _fmt(value: Optional[float]) -> str:
     return "undefined" if value is None else f"{value:.4g}"
 
 
-def write_outputs(evaluation: scoring.Evaluation, out: Path, columns: Columns, quantiles: Sequence[str],
-                  seed: int = 0) -> None:
+def write_outputs(
+    evaluation: scoring.Evaluation, out: Path, columns: Columns, quantiles: Sequence[str], seed: int = 0
+) -> None:
     """Write everything into a staging folder, then move it into place.
 
     A fresh ``out`` is renamed into place in one step. An existing ``out`` (a processing
@@ -136,7 +177,8 @@ def write_outputs(evaluation: scoring.Evaluation, out: Path, columns: Columns, q
         except ImportError as error:  # charts are a convenience; the gate must not depend on them
             evaluation.report["warnings"].append(
                 f"plots skipped: {error} (matplotlib comes from processing/requirements/evaluate.txt, which "
-                "could not be installed); the metrics and the quality gate are complete")
+                "could not be installed); the metrics and the quality gate are complete"
+            )
             (stage / PLOTS_DIR).mkdir(exist_ok=True)
         with open(stage / contracts.EVALUATION_FILE, "w") as handle:
             json.dump(evaluation.report, handle, indent=2, allow_nan=False)

@@ -15,6 +15,7 @@ Conventions
   report them (the Evaluate step writes ``null`` and says why).
 * A NaN or infinite forecast is a broken model output, not a value to skip: ValueError.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Hashable, List, Mapping, NamedTuple, Sequence
@@ -24,11 +25,23 @@ import numpy as np
 from processing.kernel import contracts
 
 __all__ = [
-    "quantile_level", "pinball_loss", "wql", "wape", "mae", "rmse", "bias", "relative_bias",
-    "r2", "mape", "mape_details", "MapeResult", "coverage", "seasonal_naive_scale",
-    "mase", "MaseResult",
+    "quantile_level",
+    "pinball_loss",
+    "wql",
+    "wape",
+    "mae",
+    "rmse",
+    "bias",
+    "relative_bias",
+    "r2",
+    "mape",
+    "mape_details",
+    "MapeResult",
+    "coverage",
+    "seasonal_naive_scale",
+    "mase",
+    "MaseResult",
 ]
-
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -67,9 +80,7 @@ def quantile_level(name: str) -> float:
     """'p10' -> 0.1, 'p5' -> 0.05, 'p99' -> 0.99 (Autopilot's quantile names, ^p[1-9]\\d?$)."""
     level = contracts.quantile_fraction(str(name).strip())
     if level is None:
-        raise ValueError(
-            f"quantile name {name!r} is not of the form p1..p99 (for example p10, p50, p90)"
-        )
+        raise ValueError(f"quantile name {name!r} is not of the form p1..p99 (for example p10, p50, p90)")
     return level
 
 
@@ -158,9 +169,9 @@ def r2(actual: Any, forecast: Any) -> float:
 class MapeResult(NamedTuple):
     """MAPE with the bookkeeping that makes it honest: how many zero actuals were skipped."""
 
-    value: float      # fraction (0.12 = 12%); nan when every actual is zero
-    used: int         # points with a non-zero actual
-    skipped: int      # points skipped because the actual is zero
+    value: float  # fraction (0.12 = 12%); nan when every actual is zero
+    used: int  # points with a non-zero actual
+    skipped: int  # points skipped because the actual is zero
 
 
 def mape_details(actual: Any, forecast: Any) -> MapeResult:
@@ -203,15 +214,16 @@ def seasonal_naive_scale(history: Any, season: int) -> float:
 class MaseResult(NamedTuple):
     """MASE over items, with the items it could not score and why."""
 
-    value: float                       # mean of per-item MASE over scorable items; nan if none
-    per_item: Dict[Hashable, float]    # item -> MASE (nan for unscorable items)
-    scales: Dict[Hashable, float]      # item -> seasonal-naive in-sample MAE of its history
-    zero_scale_items: List[Hashable]   # history constant (scale 0): MASE undefined, excluded
+    value: float  # mean of per-item MASE over scorable items; nan if none
+    per_item: Dict[Hashable, float]  # item -> MASE (nan for unscorable items)
+    scales: Dict[Hashable, float]  # item -> seasonal-naive in-sample MAE of its history
+    zero_scale_items: List[Hashable]  # history constant (scale 0): MASE undefined, excluded
     short_history_items: List[Hashable]  # fewer than two history points: scale undefined
 
 
-def mase(actual: Any, forecast: Any, item_ids: Sequence[Hashable],
-         histories: Mapping[Hashable, Any], season: int) -> MaseResult:
+def mase(
+    actual: Any, forecast: Any, item_ids: Sequence[Hashable], histories: Mapping[Hashable, Any], season: int
+) -> MaseResult:
     """Mean absolute scaled error, averaged over items.
 
     For each item i: ``MASE_i = MAE_i(holdout) / seasonal_naive_scale(training history_i, m)``;

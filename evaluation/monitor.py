@@ -21,6 +21,7 @@ Coverage per ModelPackageGroup and ModelPackageVersion), where the alarm of
 runtime's loopback API receives the same PutMetricData and appends it to
 <home>/cloudwatch/metrics.jsonl.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,7 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "DemandForecasting/Accuracy"
 ACCURACY_FILE = "accuracy.json"
 DRIFT_FILE = "drift.json"
-METRICS = (("WQL", "wql", "None"), ("WAPE", "wape", "None"), ("Bias", "bias", "None"),
-           ("Coverage", "coverage", "None"))
+METRICS = (("WQL", "wql", "None"), ("WAPE", "wape", "None"), ("Bias", "bias", "None"), ("Coverage", "coverage", "None"))
 
 
 def split_s3(uri: str, flag: str) -> tuple:
@@ -84,35 +84,53 @@ def stored_runs(s3: Any, uri: str, columns: Columns, quantiles: Sequence[str], e
             if meta.get("execution_id") == exclude:
                 continue
             forecasts_key = key.rsplit("/", 1)[0] + "/" + accuracy.FORECASTS_FILE
-            runs.append((meta, accuracy.read_stored_forecasts(_read(s3, bucket, forecasts_key),
-                                                              f"s3://{bucket}/{forecasts_key}", columns, quantiles)))
+            runs.append(
+                (
+                    meta,
+                    accuracy.read_stored_forecasts(
+                        _read(s3, bucket, forecasts_key), f"s3://{bucket}/{forecasts_key}", columns, quantiles
+                    ),
+                )
+            )
         except (ValueError, KeyError, ClientError) as error:  # one broken run must not stop forecasting
             logger.warning(f"[monitor] skipped stored forecasts s3://{bucket}/{key.rsplit('/', 1)[0]}/: {error}")
     return runs
 
 
 def accuracy_records(s3: Any, uri: str) -> List[dict]:
-    return [json.loads(_read(s3, bucket, key)) for bucket, key in _objects(s3, uri, "--accuracy-history-uri")
-            if key.endswith("/" + ACCURACY_FILE)]
+    return [
+        json.loads(_read(s3, bucket, key))
+        for bucket, key in _objects(s3, uri, "--accuracy-history-uri")
+        if key.endswith("/" + ACCURACY_FILE)
+    ]
 
 
 def metric_data(accuracy_doc: dict, group: str, now: datetime.datetime) -> List[dict]:
     """PutMetricData entries: overall per model package version of the scored forecasts."""
     data = []
     for version, scores in (accuracy_doc.get("by_model_version") or {}).items():
-        dimensions = [{"Name": "ModelPackageGroup", "Value": group or "unknown"},
-                      {"Name": "ModelPackageVersion", "Value": str(version)}]
+        dimensions = [
+            {"Name": "ModelPackageGroup", "Value": group or "unknown"},
+            {"Name": "ModelPackageVersion", "Value": str(version)},
+        ]
         for name, key, unit in METRICS:
             if scores.get(key) is not None:
-                data.append({"MetricName": name, "Dimensions": dimensions, "Timestamp": now,
-                             "Value": float(scores[key]), "Unit": unit})
+                data.append(
+                    {
+                        "MetricName": name,
+                        "Dimensions": dimensions,
+                        "Timestamp": now,
+                        "Value": float(scores[key]),
+                        "Unit": unit,
+                    }
+                )
     return data
 
 
 def publish(cloudwatch: Any, accuracy_doc: dict, group: str, now: Optional[datetime.datetime] = None) -> int:
     data = metric_data(accuracy_doc, group, now or datetime.datetime.now(datetime.timezone.utc))
     for start in range(0, len(data), 20):
-        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start:start + 20])
+        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + 20])
     return len(data)
 
 
@@ -129,12 +147,17 @@ def evaluation_per_item(sm: Any, s3: Any, model: dict) -> Optional[pd.DataFrame]
     return pd.read_csv(io.BytesIO(body), dtype=str).astype({"n": float, "actual_sum": float})
 
 
-def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None,
-        log: Callable[[str], None] = logger.info) -> dict:
-    columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
-                      tuple(parse_list(args.grouping_columns)))
-    model = json.loads((Path(args.model_dir) / RESOLVED_MODEL_FILE).read_text()) \
-        if Path(args.model_dir).is_dir() else json.loads(Path(args.model_dir).read_text())
+def run(
+    args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log: Callable[[str], None] = logger.info
+) -> dict:
+    columns = Columns(
+        args.item_id_column, args.timestamp_column, args.target_column, tuple(parse_list(args.grouping_columns))
+    )
+    model = (
+        json.loads((Path(args.model_dir) / RESOLVED_MODEL_FILE).read_text())
+        if Path(args.model_dir).is_dir()
+        else json.loads(Path(args.model_dir).read_text())
+    )
     quantiles = parse_list(args.quantiles or model.get("forecast_quantiles") or "p10,p50,p90")
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     history = read_history(Path(args.history), columns)
@@ -144,14 +167,21 @@ def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None,
     keep.mkdir(parents=True, exist_ok=True)
     stamps = forecasts[columns.timestamp]
     midnight = bool((stamps.dt.normalize() == stamps).all())  # dates, or dates and times (as the report writes)
-    printable = forecasts.assign(**{columns.timestamp: stamps.dt.strftime("%Y-%m-%d" if midnight
-                                                                          else "%Y-%m-%d %H:%M:%S")})
+    printable = forecasts.assign(
+        **{columns.timestamp: stamps.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S")}
+    )
     printable.to_csv(keep / accuracy.FORECASTS_FILE, index=False)
-    write_json_atomic(keep / accuracy.META_FILE, {
-        "execution_id": args.execution_id, "created": created, "quantiles": quantiles,
-        "model_package_arn": model.get("model_package_arn"),
-        "model_package_version": model.get("model_package_version"),
-        "registered_metrics": model.get("metrics") or {}})
+    write_json_atomic(
+        keep / accuracy.META_FILE,
+        {
+            "execution_id": args.execution_id,
+            "created": created,
+            "quantiles": quantiles,
+            "model_package_arn": model.get("model_package_arn"),
+            "model_package_version": model.get("model_package_version"),
+            "registered_metrics": model.get("metrics") or {},
+        },
+    )
 
     runs = stored_runs(s3, args.forecast_history_uri, columns, quantiles, exclude=args.execution_id)
     records = [r for r in accuracy_records(s3, args.accuracy_history_uri) if r.get("execution_id") != args.execution_id]
@@ -159,36 +189,55 @@ def run(args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None,
     scored = accuracy.accuracy_of_previous_forecasts(runs, history, columns, quantiles, after=scored_until)
     if scored:
         # the metrics the model that made the newest scored forecasts had at registration
-        registered = next((m.get("registered_metrics") or {} for m, _ in sorted(
-            runs, key=lambda r: (str(r[0].get("created")), r[0]["execution_id"]), reverse=True)
-            if m.get("model_package_arn") == scored["model_package_arn"]), {})
+        registered = next(
+            (
+                m.get("registered_metrics") or {}
+                for m, _ in sorted(runs, key=lambda r: (str(r[0].get("created")), r[0]["execution_id"]), reverse=True)
+                if m.get("model_package_arn") == scored["model_package_arn"]
+            ),
+            {},
+        )
         scored["registered_wql"] = registered.get("wql")
         record = accuracy.history_record(scored, args.execution_id, created, registered)
         records = records + [record]
         write_json_atomic(Path(args.record_dir) / ACCURACY_FILE, record)
-        log(f"[monitor] scored {scored['points']} point(s) of {len(scored['forecast_executions'])} earlier run(s): "
-            f"wQL {scored['wql']}, WAPE {scored['wape']}, bias {scored['bias']}, coverage {scored['coverage']}")
+        log(
+            f"[monitor] scored {scored['points']} point(s) of {len(scored['forecast_executions'])} earlier run(s): "
+            f"wQL {scored['wql']}, WAPE {scored['wape']}, bias {scored['bias']}, coverage {scored['coverage']}"
+        )
         if cloudwatch is not None:
             try:
-                log(f"[monitor] published {publish(cloudwatch, scored, model.get('model_package_group'))} "
-                    f"CloudWatch metric value(s) to {NAMESPACE}")
+                log(
+                    f"[monitor] published {publish(cloudwatch, scored, model.get('model_package_group'))} "
+                    f"CloudWatch metric value(s) to {NAMESPACE}"
+                )
             except ClientError as error:  # the forecasts and the report still matter more than the metric
-                log(f"[monitor] WARNING: accuracy metrics not published to CloudWatch ({error}); "
-                    "the accuracy alarm will not see this run. Check the role's cloudwatch:PutMetricData.")
+                log(
+                    f"[monitor] WARNING: accuracy metrics not published to CloudWatch ({error}); "
+                    "the accuracy alarm will not see this run. Check the role's cloudwatch:PutMetricData."
+                )
     else:
         Path(args.record_dir).mkdir(parents=True, exist_ok=True)
-        log(f"[monitor] no earlier forecast has a new actual in this input ({len(runs)} stored run(s); "
-            f"periods up to {scored_until or '-'} were scored before)")
+        log(
+            f"[monitor] no earlier forecast has a new actual in this input ({len(runs)} stored run(s); "
+            f"periods up to {scored_until or '-'} were scored before)"
+        )
 
     statement = drift.input_drift(evaluation_per_item(sm, s3, model), history, forecasts, columns, args.level_factor)
     out = Path(args.out)
-    write_json_atomic(out / ACCURACY_FILE, {"accuracy_of_previous_forecasts": scored,
-                                            "history": sorted(records, key=lambda r: (str(r.get("created")),
-                                                                                      str(r.get("execution_id"))))})
+    write_json_atomic(
+        out / ACCURACY_FILE,
+        {
+            "accuracy_of_previous_forecasts": scored,
+            "history": sorted(records, key=lambda r: (str(r.get("created")), str(r.get("execution_id")))),
+        },
+    )
     write_json_atomic(out / DRIFT_FILE, statement)
     if statement.get("available"):
-        log(f"[monitor] drift: {statement['new_items_count']} new item(s), {statement['disappeared_items_count']} "
-            f"disappeared, {statement['level_shifts_count']} level shift(s) beyond x{statement['level_factor']:g}")
+        log(
+            f"[monitor] drift: {statement['new_items_count']} new item(s), {statement['disappeared_items_count']} "
+            f"disappeared, {statement['level_shifts_count']} level shift(s) beyond x{statement['level_factor']:g}"
+        )
     return {"accuracy": scored, "drift": statement}
 
 
@@ -204,8 +253,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--keep-dir", required=True)
     parser.add_argument("--record-dir", required=True)
     parser.add_argument("--quantiles", default="")
-    parser.add_argument("--level-factor", type=float, default=drift.DEFAULT_FACTOR,
-                        help="a recent level above or below the training level by this factor is stated")
+    parser.add_argument(
+        "--level-factor",
+        type=float,
+        default=drift.DEFAULT_FACTOR,
+        help="a recent level above or below the training level by this factor is stated",
+    )
     add_column_arguments(parser, frequency=False)
     return parser.parse_args(argv)
 
@@ -218,8 +271,12 @@ def main(argv: Optional[Sequence[str]] = None, s3: Any = None, sm: Any = None, c
         print(f"MonitorForecasts failed: --level-factor={args.level_factor} must be > 1", file=sys.stderr)
         return 2
     region = resolve().effective_region
-    run(args, s3 or boto3.client("s3", region_name=region), sm or boto3.client("sagemaker", region_name=region),
-        cloudwatch or boto3.client("cloudwatch", region_name=region))
+    run(
+        args,
+        s3 or boto3.client("s3", region_name=region),
+        sm or boto3.client("sagemaker", region_name=region),
+        cloudwatch or boto3.client("cloudwatch", region_name=region),
+    )
     return 0
 
 

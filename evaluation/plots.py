@@ -4,6 +4,7 @@ Uses matplotlib's object API with the Agg canvas directly (no pyplot, no global 
 switch), so it works headless in a processing container and never touches a user's
 interactive backend. matplotlib is installed by the step (processing/requirements).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,8 @@ from evaluation.scoring import ACTUAL, SERIES, Columns, coverage_bounds
 from processing.atomic import staged_file
 from processing.kernel import contracts
 
-HISTORY_POINTS = 56   # history shown before the holdout (8 weeks of daily data)
-PANELS = 6            # series per forecast chart
+HISTORY_POINTS = 56  # history shown before the holdout (8 weeks of daily data)
+PANELS = 6  # series per forecast chart
 
 
 def _figure(width: float, height: float):
@@ -47,9 +48,17 @@ def choose_items(per_item: pd.DataFrame, count: int = PANELS, seed: int = 0) -> 
     return {"best": best, "worst": worst, "sample": sample}
 
 
-def plot_forecasts(joined: pd.DataFrame, history: pd.DataFrame, per_item: pd.DataFrame,
-                   items: Sequence[str], columns: Columns, quantiles: Sequence[str],
-                   title: str, path: Path, history_points: int = HISTORY_POINTS) -> Optional[Path]:
+def plot_forecasts(
+    joined: pd.DataFrame,
+    history: pd.DataFrame,
+    per_item: pd.DataFrame,
+    items: Sequence[str],
+    columns: Columns,
+    quantiles: Sequence[str],
+    title: str,
+    path: Path,
+    history_points: int = HISTORY_POINTS,
+) -> Optional[Path]:
     """One panel per series: recent history, holdout actuals, mean forecast, p10-p90 band."""
     if not items:
         return None
@@ -69,12 +78,16 @@ def plot_forecasts(joined: pd.DataFrame, history: pd.DataFrame, per_item: pd.Dat
         ax.plot(fut[ts], fut[ACTUAL], color="black", lw=1.5, marker=".", label="actual")
         ax.plot(fut[ts], fut[contracts.MEAN_COLUMN], color="tab:blue", lw=1.5, label="forecast (mean)")
         if bounds:
-            ax.fill_between(fut[ts].to_numpy(), fut[bounds[0]].to_numpy(dtype=float),
-                            fut[bounds[1]].to_numpy(dtype=float), color="tab:blue", alpha=0.25,
-                            label=f"{bounds[0]}-{bounds[1]}")
+            ax.fill_between(
+                fut[ts].to_numpy(),
+                fut[bounds[0]].to_numpy(dtype=float),
+                fut[bounds[1]].to_numpy(dtype=float),
+                color="tab:blue",
+                alpha=0.25,
+                label=f"{bounds[0]}-{bounds[1]}",
+            )
         w = wape.get(item, float("nan"))
-        ax.set_title(f"{item}  (WAPE {w:.1%})" if np.isfinite(w) else f"{item}  (no sales in holdout)",
-                     fontsize=9)
+        ax.set_title(f"{item}  (WAPE {w:.1%})" if np.isfinite(w) else f"{item}  (no sales in holdout)", fontsize=9)
         ax.tick_params(labelsize=7)
         locator = AutoDateLocator(maxticks=5)
         ax.xaxis.set_major_locator(locator)
@@ -83,13 +96,22 @@ def plot_forecasts(joined: pd.DataFrame, history: pd.DataFrame, per_item: pd.Dat
             ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(title)
     # fixed margins: tight_layout costs a full extra draw per figure
-    fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.55 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
-                        hspace=0.45, wspace=0.15)
+    fig.subplots_adjust(
+        left=0.06,
+        right=0.98,
+        top=1 - 0.55 / fig.get_figheight(),
+        bottom=0.5 / fig.get_figheight(),
+        hspace=0.45,
+        wspace=0.15,
+    )
     return _save(fig, path)
 
 
-def plot_error_by_attribute(by_attribute: Dict[str, Dict[str, Dict[str, float]]],
-                            path_for: Callable[[str], Path], metrics: Tuple[str, ...] = ("wape", "wql")) -> List[Path]:
+def plot_error_by_attribute(
+    by_attribute: Dict[str, Dict[str, Dict[str, float]]],
+    path_for: Callable[[str], Path],
+    metrics: Tuple[str, ...] = ("wape", "wql"),
+) -> List[Path]:
     """One bar chart per attribute (category, region, ...): WAPE and wQL per value."""
     written = []
     for attr, levels in by_attribute.items():
@@ -135,24 +157,31 @@ def plot_error_distribution(per_item: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_plots(evaluation, columns: Columns, quantiles: Sequence[str], folder: Path,
-                seed: int = 0) -> List[Path]:
+def write_plots(evaluation, columns: Columns, quantiles: Sequence[str], folder: Path, seed: int = 0) -> List[Path]:
     """All charts of one evaluation into ``folder``; returns the files written."""
     folder = Path(folder)
     written: List[Path] = []
     per_item = evaluation.per_item
     chosen = choose_items(per_item, seed=seed)
     wanted = sorted({item for items in chosen.values() for item in items})
-    history = evaluation.history[evaluation.history[SERIES].isin(wanted)]   # filter the long frame once
+    history = evaluation.history[evaluation.history[SERIES].isin(wanted)]  # filter the long frame once
     joined = evaluation.joined[evaluation.joined[SERIES].isin(wanted)]
     for kind, items in chosen.items():
-        path = plot_forecasts(joined, history, per_item, items, columns, quantiles,
-                              f"{kind.capitalize()} items by WAPE" if kind != "sample" else "Sample of items",
-                              folder / f"forecast_{kind}.png")
+        path = plot_forecasts(
+            joined,
+            history,
+            per_item,
+            items,
+            columns,
+            quantiles,
+            f"{kind.capitalize()} items by WAPE" if kind != "sample" else "Sample of items",
+            folder / f"forecast_{kind}.png",
+        )
         if path:
             written.append(path)
-    written += plot_error_by_attribute(evaluation.report["by_attribute"],
-                                       lambda attr: folder / f"error_by_{_slug(attr)}.png")
+    written += plot_error_by_attribute(
+        evaluation.report["by_attribute"], lambda attr: folder / f"error_by_{_slug(attr)}.png"
+    )
     written.append(plot_error_distribution(per_item, folder / "error_distribution.png"))
     return written
 

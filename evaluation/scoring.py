@@ -7,6 +7,7 @@ Container-safe: stdlib, numpy, pandas (1.x or 2.x APIs only), processing.kernel.
 A *series* is an item id plus its grouping attributes (Autopilot's GroupingAttributeNames
 split an item into several series); "item" below means that series.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,9 @@ from evaluation import metrics
 from processing import tables
 from processing.kernel import contracts
 
-SERIES = "_series"        # internal series key column (item id + grouping values)
-SOURCE = "_source_file"   # internal column: which input file a row came from
-ACTUAL = "_actual"        # internal column: the holdout actual joined to a forecast row
+SERIES = "_series"  # internal series key column (item id + grouping values)
+SOURCE = "_source_file"  # internal column: which input file a row came from
+ACTUAL = "_actual"  # internal column: the holdout actual joined to a forecast row
 READABLE_SUFFIXES = tables.OUTPUT_SUFFIXES
 
 # metrics where lower is better; skill = 1 - model / baseline (bias: on absolute values)
@@ -56,8 +57,9 @@ def input_files(path: "str | Path", role: str) -> List[Path]:
         raise ValueError(f"{error}; pass the file or the folder the previous step wrote") from None
 
 
-def read_inputs(path: "str | Path", role: str, columns: Columns, required: Sequence[str],
-                categorical: bool = False) -> pd.DataFrame:
+def read_inputs(
+    path: "str | Path", role: str, columns: Columns, required: Sequence[str], categorical: bool = False
+) -> pd.DataFrame:
     """Read and concatenate CSV inputs, checking required columns per file (named in errors).
 
     Read with the project's one reader (processing.tables): id and grouping columns are text,
@@ -67,8 +69,14 @@ def read_inputs(path: "str | Path", role: str, columns: Columns, required: Seque
     """
     frames = []
     for file in input_files(path, role):
-        frame = tables.read_file(file, columns.keys, name=f"{role} file {file}", require_rows=False,
-                                 categorical=categorical, numeric=[columns.target] if categorical else ())
+        frame = tables.read_file(
+            file,
+            columns.keys,
+            name=f"{role} file {file}",
+            require_rows=False,
+            categorical=categorical,
+            numeric=[columns.target] if categorical else (),
+        )
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise ValueError(
@@ -77,15 +85,18 @@ def read_inputs(path: "str | Path", role: str, columns: Columns, required: Seque
                 "--param TimestampColumn=, --param TargetColumn=, --param GroupingColumns=, "
                 "--param ForecastQuantiles=)."
             )
-        frame[SOURCE] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [str(file)]) \
-            if categorical else str(file)
+        frame[SOURCE] = (
+            pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [str(file)]) if categorical else str(file)
+        )
         frames.append(frame)
     data = pd.concat(frames, ignore_index=True, sort=False)
     for col in columns.keys:
         if data[col].isna().any():
             row = data.index[data[col].isna()][0]
-            raise ValueError(f"{role} file {data.at[row, SOURCE]} has an empty {col!r} on "
-                             f"{int(data[col].isna().sum())} row(s); every row needs its item id and grouping values")
+            raise ValueError(
+                f"{role} file {data.at[row, SOURCE]} has an empty {col!r} on "
+                f"{int(data[col].isna().sum())} row(s); every row needs its item id and grouping values"
+            )
     data[columns.timestamp] = _parse_timestamps(data, columns.timestamp, role)
     data[SERIES] = series_labels(data, columns)
     return data
@@ -186,7 +197,10 @@ def join_forecasts(forecasts: pd.DataFrame, actuals: pd.DataFrame, columns: Colu
     keys = [SERIES, columns.timestamp]
     merged = forecasts.merge(
         actuals[keys + [columns.target, SOURCE]].rename(columns={columns.target: ACTUAL, SOURCE: "_actual_file"}),
-        on=keys, how="outer", indicator=True, sort=False,
+        on=keys,
+        how="outer",
+        indicator=True,
+        sort=False,
     )
     problems = []
     only_actual = merged[merged["_merge"] == "right_only"]
@@ -195,7 +209,12 @@ def join_forecasts(forecasts: pd.DataFrame, actuals: pd.DataFrame, columns: Colu
         absent = sorted(set(only_actual[SERIES]) - set(forecasts[SERIES]))
         problems.append(
             f"{len(only_actual)} holdout point(s) in {sorted(set(only_actual['_actual_file']))} have no "
-            f"forecast" + (f"; items with no forecast at all: {absent[:10]}" + (" ..." if len(absent) > 10 else "") if absent else "")
+            f"forecast"
+            + (
+                f"; items with no forecast at all: {absent[:10]}" + (" ..." if len(absent) > 10 else "")
+                if absent
+                else ""
+            )
             + f" (first: {_examples(only_actual, columns)})"
         )
     if len(only_forecast):
@@ -217,8 +236,7 @@ def join_forecasts(forecasts: pd.DataFrame, actuals: pd.DataFrame, columns: Colu
 
 
 # ----------------------------------------------------------------------------- attributes
-def static_attributes(history: pd.DataFrame, columns: Columns,
-                      max_levels: int = MAX_ATTRIBUTE_LEVELS) -> List[str]:
+def static_attributes(history: pd.DataFrame, columns: Columns, max_levels: int = MAX_ATTRIBUTE_LEVELS) -> List[str]:
     """Attribute columns worth breaking errors down by (for the seed: category, region).
 
     Grouping columns, plus history columns that are constant per series, not float-valued
@@ -226,7 +244,7 @@ def static_attributes(history: pd.DataFrame, columns: Columns,
     between 2 and ``max_levels`` groups with fewer groups than series (an attribute unique
     per series is just another item id).
     """
-    codes = pd.factorize(history[SERIES])[0]   # integer keys: grouping 27M rows by strings costs 10x
+    codes = pd.factorize(history[SERIES])[0]  # integer keys: grouping 27M rows by strings costs 10x
     n_series = int(codes.max()) + 1 if len(codes) else 0
     skip = {columns.item_id, columns.timestamp, columns.target, SERIES, SOURCE}
     found = []
@@ -263,8 +281,9 @@ def _effective_season(n: int, season: int) -> int:
     return season if n > season else 1
 
 
-def seasonal_naive_forecast(history: pd.DataFrame, holdout: pd.DataFrame, columns: Columns,
-                            season: int, quantiles: Sequence[str]) -> pd.DataFrame:
+def seasonal_naive_forecast(
+    history: pd.DataFrame, holdout: pd.DataFrame, columns: Columns, season: int, quantiles: Sequence[str]
+) -> pd.DataFrame:
     """Seasonal-naive forecast of the holdout: repeat each series' last season of history.
 
     ``f(T+h) = y(T + h - m * ceil(h / m))`` for h = 1..H (the value one season earlier).
@@ -292,11 +311,13 @@ def seasonal_naive_forecast(history: pd.DataFrame, holdout: pd.DataFrame, column
     row_code = pd.Index(uniques).get_indexer(out[SERIES])
     if (row_code < 0).any():
         missing = sorted(set(out[SERIES][row_code < 0]))
-        raise ValueError(f"item(s) {missing[:10]} are in the holdout but not in the training history; "
-                         "pass the train.csv written by the same PrepareData run")
+        raise ValueError(
+            f"item(s) {missing[:10]} are in the holdout but not in the training history; "
+            "pass the train.csv written by the same PrepareData run"
+        )
     point = y[starts[row_code] + counts[row_code] - lag[row_code] + step % lag[row_code]]
 
-    position = np.arange(len(y)) - starts[codes]          # index within its series
+    position = np.arange(len(y)) - starts[codes]  # index within its series
     valid = np.flatnonzero(position >= lag[codes])
     diffs = pd.Series(y[valid] - y[valid - lag[codes[valid]]])
     offsets = np.zeros((len(uniques), len(levels)))
@@ -335,8 +356,7 @@ def coverage_bounds(quantiles: Sequence[str]) -> Optional[Tuple[str, str]]:
     return ordered[0], ordered[-1]
 
 
-def score(frame: pd.DataFrame, histories: Mapping[str, np.ndarray], quantiles: Sequence[str],
-          season: int) -> Scores:
+def score(frame: pd.DataFrame, histories: Mapping[str, np.ndarray], quantiles: Sequence[str], season: int) -> Scores:
     """Overall and per-series metrics of ``frame`` (one row per point: _series, _actual,
     mean, quantile columns). Point metrics on ``mean``, wQL and coverage on the quantiles."""
     a = frame[ACTUAL].to_numpy(dtype=float)
@@ -369,8 +389,7 @@ def score(frame: pd.DataFrame, histories: Mapping[str, np.ndarray], quantiles: S
     )
 
 
-def per_item_metrics(frame: pd.DataFrame, quantiles: Sequence[str],
-                     scales: Mapping[str, float]) -> pd.DataFrame:
+def per_item_metrics(frame: pd.DataFrame, quantiles: Sequence[str], scales: Mapping[str, float]) -> pd.DataFrame:
     """The same metrics per series, vectorised with one groupby (no per-item Python loop).
 
     Definitions match ``evaluation.metrics`` exactly (tests check this)."""
@@ -378,18 +397,20 @@ def per_item_metrics(frame: pd.DataFrame, quantiles: Sequence[str],
     f = frame[contracts.MEAN_COLUMN].to_numpy(dtype=float)
     err = f - a
     nonzero = a != 0
-    parts = pd.DataFrame({
-        SERIES: frame[SERIES].to_numpy(),
-        "n": 1,
-        "actual_sum": a,
-        "forecast_sum": f,
-        "_abs_actual": np.abs(a),
-        "_abs_err": np.abs(err),
-        "_sq_err": err ** 2,
-        "_err": err,
-        "_nonzero": nonzero.astype(int),
-        "_ape": np.where(nonzero, np.abs(err) / np.where(nonzero, np.abs(a), 1.0), 0.0),
-    })
+    parts = pd.DataFrame(
+        {
+            SERIES: frame[SERIES].to_numpy(),
+            "n": 1,
+            "actual_sum": a,
+            "forecast_sum": f,
+            "_abs_actual": np.abs(a),
+            "_abs_err": np.abs(err),
+            "_sq_err": err**2,
+            "_err": err,
+            "_nonzero": nonzero.astype(int),
+            "_ape": np.where(nonzero, np.abs(err) / np.where(nonzero, np.abs(a), 1.0), 0.0),
+        }
+    )
     for q in quantiles:
         parts["_pin_" + q] = metrics.pinball_loss(a, frame[q].to_numpy(dtype=float), metrics.quantile_level(q))
     bounds = coverage_bounds(quantiles)
@@ -426,8 +447,9 @@ def per_item_metrics(frame: pd.DataFrame, quantiles: Sequence[str],
     return out
 
 
-def group_metrics(frame: pd.DataFrame, per_item: pd.DataFrame, attributes: pd.DataFrame,
-                  quantiles: Sequence[str]) -> Dict[str, Dict[str, Dict[str, Any]]]:
+def group_metrics(
+    frame: pd.DataFrame, per_item: pd.DataFrame, attributes: pd.DataFrame, quantiles: Sequence[str]
+) -> Dict[str, Dict[str, Dict[str, Any]]]:
     """Pooled metrics per attribute value: {attribute: {value: {items, wape, wql, ...}}}.
 
     Volume metrics (WAPE, wQL, MAE, ...) pool the points of the group's series; MASE is the
@@ -491,8 +513,7 @@ def gate_metric(metric: str) -> Tuple[str, str]:
     name = str(metric).strip().upper()
     if name not in contracts.QUALITY_METRICS:
         raise ValueError(
-            f"unknown quality metric {metric!r}; valid QualityMetric values are "
-            f"{sorted(contracts.QUALITY_METRICS)}"
+            f"unknown quality metric {metric!r}; valid QualityMetric values are {sorted(contracts.QUALITY_METRICS)}"
         )
     return name, contracts.QUALITY_METRICS[name]
 
@@ -512,16 +533,24 @@ def quality_gate(forecast_metrics: Mapping[str, float], metric: str, threshold: 
     threshold = float(threshold)
     passed = bool(defined and value <= threshold)
     if not defined:
-        message = (f"{name} is undefined on this holdout (see the evaluation warnings: for example every actual "
-                   f"is zero, so {name} has no denominator); the gate does not pass. Choose a QualityMetric that "
-                   "is defined on such data (MAE, RMSE)")
+        message = (
+            f"{name} is undefined on this holdout (see the evaluation warnings: for example every actual "
+            f"is zero, so {name} has no denominator); the gate does not pass. Choose a QualityMetric that "
+            "is defined on such data (MAE, RMSE)"
+        )
     elif passed:
         message = f"{name} = {value:.6g} is within QualityThreshold {threshold:g}"
     else:
         message = f"{name} = {value:.6g} is above QualityThreshold {threshold:g}"
-    gate = {"metric": name, "key": key,
-            "value": float(value) if defined else contracts.QUALITY_GATE_UNDEFINED_VALUE,
-            "defined": bool(defined), "threshold": threshold, "passed": passed, "message": message}
+    gate = {
+        "metric": name,
+        "key": key,
+        "value": float(value) if defined else contracts.QUALITY_GATE_UNDEFINED_VALUE,
+        "defined": bool(defined),
+        "threshold": threshold,
+        "passed": passed,
+        "message": message,
+    }
     if not defined:
         gate["reason"] = message
     return gate
@@ -548,9 +577,16 @@ class Evaluation:
     attributes: pd.DataFrame
 
 
-def evaluate(forecasts: pd.DataFrame, actuals: pd.DataFrame, history: pd.DataFrame, columns: Columns,
-             quantiles: Sequence[str], frequency: str, quality_metric: str,
-             quality_threshold: float) -> Evaluation:
+def evaluate(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    history: pd.DataFrame,
+    columns: Columns,
+    quantiles: Sequence[str],
+    frequency: str,
+    quality_metric: str,
+    quality_threshold: float,
+) -> Evaluation:
     """Join, score model and seasonal-naive baseline, break down by attribute, gate."""
     quantiles = list(quantiles)
     season = contracts.season_length(frequency)
@@ -577,18 +613,26 @@ def evaluate(forecasts: pd.DataFrame, actuals: pd.DataFrame, history: pd.DataFra
 
     warnings = []
     if model.mape_skipped:
-        warnings.append(f"MAPE skipped {model.mape_skipped} of {len(joined)} points whose actual is zero; "
-                        "read WAPE and wQL for intermittent items")
+        warnings.append(
+            f"MAPE skipped {model.mape_skipped} of {len(joined)} points whose actual is zero; "
+            "read WAPE and wQL for intermittent items"
+        )
     if model.mase_zero_scale_items:
-        warnings.append(f"MASE excludes {len(model.mase_zero_scale_items)} item(s) whose training history "
-                        f"is constant (seasonal-naive scale 0): {model.mase_zero_scale_items[:10]}")
+        warnings.append(
+            f"MASE excludes {len(model.mase_zero_scale_items)} item(s) whose training history "
+            f"is constant (seasonal-naive scale 0): {model.mase_zero_scale_items[:10]}"
+        )
     if model.mase_short_history_items:
-        warnings.append(f"MASE excludes {len(model.mase_short_history_items)} item(s) with fewer than two "
-                        f"history points: {model.mase_short_history_items[:10]}")
+        warnings.append(
+            f"MASE excludes {len(model.mase_short_history_items)} item(s) with fewer than two "
+            f"history points: {model.mase_short_history_items[:10]}"
+        )
     crossing = crossing_rows(joined, quantiles)
     if crossing:
-        warnings.append(f"{crossing} forecast row(s) have crossing quantiles (a lower quantile above a "
-                        "higher one); wQL and coverage are computed as given")
+        warnings.append(
+            f"{crossing} forecast row(s) have crossing quantiles (a lower quantile above a "
+            "higher one); wQL and coverage are computed as given"
+        )
     for key, value in model.overall.items():
         if not math.isfinite(value):
             warnings.append(f"{key} is undefined on this holdout and is reported as null")
@@ -597,8 +641,10 @@ def evaluate(forecasts: pd.DataFrame, actuals: pd.DataFrame, history: pd.DataFra
     report: Dict[str, Any] = {
         "forecast_metrics": {k: {"value": overall[k]} for k in POINT_KEYS},
         "regression_metrics": {
-            k: {"value": overall[k], "standard_deviation": _nanstd(
-                model.per_item["rmse"] ** 2 if k == "mse" else model.per_item[k])}
+            k: {
+                "value": overall[k],
+                "standard_deviation": _nanstd(model.per_item["rmse"] ** 2 if k == "mse" else model.per_item[k]),
+            }
             for k in REGRESSION_KEYS
         },
         "baseline": {
@@ -618,24 +664,32 @@ def evaluate(forecasts: pd.DataFrame, actuals: pd.DataFrame, history: pd.DataFra
             "season_length": season,
             "quantiles": quantiles,
             "coverage_interval": list(coverage_bounds(quantiles) or []),
-            "coverage_nominal": (metrics.quantile_level(coverage_bounds(quantiles)[1])
-                                 - metrics.quantile_level(coverage_bounds(quantiles)[0]))
-            if coverage_bounds(quantiles) else None,
+            "coverage_nominal": (
+                metrics.quantile_level(coverage_bounds(quantiles)[1])
+                - metrics.quantile_level(coverage_bounds(quantiles)[0])
+            )
+            if coverage_bounds(quantiles)
+            else None,
             "wql_by_quantile": model.wql_by_quantile,
             "mape_skipped_points": model.mape_skipped,
             "crossing_quantile_rows": crossing,
             "mase_zero_scale_items": model.mase_zero_scale_items,
             "mase_short_history_items": model.mase_short_history_items,
             "attributes": attrs,
-            "columns": {"item_id": columns.item_id, "timestamp": columns.timestamp,
-                        "target": columns.target, "grouping": list(columns.grouping)},
+            "columns": {
+                "item_id": columns.item_id,
+                "timestamp": columns.timestamp,
+                "target": columns.target,
+                "grouping": list(columns.grouping),
+            },
             "point_forecast": contracts.MEAN_COLUMN,
             "fractions": ["mape", "wape", "wql", "relative_bias", "coverage"],
         },
         "warnings": warnings,
     }
-    return Evaluation(report=json_safe(report), per_item=per_item, joined=joined, history=history,
-                      attributes=attr_table)
+    return Evaluation(
+        report=json_safe(report), per_item=per_item, joined=joined, history=history, attributes=attr_table
+    )
 
 
 def json_safe(value: Any) -> Any:

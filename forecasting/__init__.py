@@ -10,6 +10,7 @@ Importing it changes nothing in the process: the programs that run it set their 
 environment when they start (processing.kernel.process_env: the CLIs, the worker processes,
 the AutoML worker, the endpoint, the local runtime).
 """
+
 from .artifact import ForecastModel, load_model
 from .config import EngineConfig
 from .engine import TrainResult, train

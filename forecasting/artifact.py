@@ -4,6 +4,7 @@ Prediction input is a context in the user's columns: each item's history plus it
 (empty target) carrying the known covariates. Output is Autopilot's batch layout: item id,
 grouping columns, timestamp, one column per quantile, then `mean`.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,21 +36,30 @@ FORMAT_VERSION = 1
 class ForecastModel:
     """Weighted ensemble of fitted candidates; weights per output (quantile or mean)."""
 
-    def __init__(self, config: EngineConfig, roles: ColumnRoles, static: pd.DataFrame,
-                 candidates: dict, weights: dict, metadata: Optional[dict] = None,
-                 interval_factors: Optional[np.ndarray] = None):
+    def __init__(
+        self,
+        config: EngineConfig,
+        roles: ColumnRoles,
+        static: pd.DataFrame,
+        candidates: dict,
+        weights: dict,
+        metadata: Optional[dict] = None,
+        interval_factors: Optional[np.ndarray] = None,
+    ):
         self.config = config
         self.roles = roles
-        self.static = static            # training-time static attributes by series (fallback)
-        self.candidates = candidates    # name -> fitted Candidate
-        self.weights = weights          # name -> array (n_quantiles + 1,)
+        self.static = static  # training-time static attributes by series (fallback)
+        self.candidates = candidates  # name -> fitted Candidate
+        self.weights = weights  # name -> array (n_quantiles + 1,)
         self.metadata = metadata or {}
-        self.interval_factors = (np.ones(len(config.quantiles)) if interval_factors is None
-                                 else np.asarray(interval_factors, float))
+        self.interval_factors = (
+            np.ones(len(config.quantiles)) if interval_factors is None else np.asarray(interval_factors, float)
+        )
 
     # --- prediction ---------------------------------------------------------------------
-    def predict(self, context: pd.DataFrame, source: str = "prediction input",
-                deadline: Optional[float] = None) -> pd.DataFrame:
+    def predict(
+        self, context: pd.DataFrame, source: str = "prediction input", deadline: Optional[float] = None
+    ) -> pd.DataFrame:
         """`deadline` (a time.monotonic() value, None: no limit): past it, TimeBudgetExceeded, so a
         real-time request too large for its invocation timeout stops instead of computing on."""
         config = self.config
@@ -60,10 +70,18 @@ class ForecastModel:
         return self._to_frame(values, future, ids, deadline)
 
     def predict_arrays(self, history: Panel, future: Panel, deadline: Optional[float] = None) -> np.ndarray:
-        members = {name: self.candidates[name].predict(history, future, deadline=_checked(deadline))
-                   for name, w in self.weights.items() if np.any(w > 0)}
-        return combine(members, self.weights, self.config.quantile_levels, self.interval_factors,
-                       bool(self.metadata.get("non_negative", False)))
+        members = {
+            name: self.candidates[name].predict(history, future, deadline=_checked(deadline))
+            for name, w in self.weights.items()
+            if np.any(w > 0)
+        }
+        return combine(
+            members,
+            self.weights,
+            self.config.quantile_levels,
+            self.interval_factors,
+            bool(self.metadata.get("non_negative", False)),
+        )
 
     def predict_file(self, in_path, out_path) -> Path:
         frame = self.predict(read_table(in_path, self.config), source=str(in_path))
@@ -89,8 +107,10 @@ class ForecastModel:
         last = np.maximum.reduceat(np.where(long["y"].notna().to_numpy(), rows, -1), starts)
         no_history = np.flatnonzero(last < starts)
         if len(no_history):
-            raise ValueError(f"{source}: item {uid[starts[no_history[0]]]!r} has no history (every target is "
-                             "empty); the context must contain past values of the target")
+            raise ValueError(
+                f"{source}: item {uid[starts[no_history[0]]]!r} has no history (every target is "
+                "empty); the context must contain past values of the target"
+            )
         if np.any(starts + lengths - (last + 1) < H):
             return self._split_per_series(long, ids, source, deadline)
         last_of_row = np.repeat(last, lengths)
@@ -103,15 +123,16 @@ class ForecastModel:
                 item = uid[np.flatnonzero(in_future)[first]]
                 in_item = uid[in_future] == item
                 col = covariates[int(np.flatnonzero(empty[in_item].any(axis=0))[0])]
-                raise ValueError(f"{source}: item {item!r} has empty future values of covariate {col!r}; "
-                                 "the future rows must carry every related time series")
+                raise ValueError(
+                    f"{source}: item {item!r} has empty future values of covariate {col!r}; "
+                    "the future rows must carry every related time series"
+                )
         static = self._static_for(ids)
         history = build_panel(long[in_history].reset_index(drop=True), covariates, static)
         future = build_panel(long[in_future].reset_index(drop=True), covariates, static)
         return history, future
 
-    def _split_per_series(self, long: pd.DataFrame, ids: pd.DataFrame, source: str,
-                          deadline: Optional[float] = None):
+    def _split_per_series(self, long: pd.DataFrame, ids: pd.DataFrame, source: str, deadline: Optional[float] = None):
         config, H = self.config, self.config.horizon
         known = long["y"].notna().to_numpy()
         uid = long["unique_id"].to_numpy()
@@ -121,19 +142,23 @@ class ForecastModel:
             _checked(deadline)
             k = part["y"].notna().to_numpy()
             if not k.any():
-                raise ValueError(f"{source}: item {u!r} has no history (every target is empty); "
-                                 "the context must contain past values of the target")
+                raise ValueError(
+                    f"{source}: item {u!r} has no history (every target is empty); "
+                    "the context must contain past values of the target"
+                )
             last = int(np.flatnonzero(k)[-1])
             hist = part.iloc[: last + 1]
-            fut = part.iloc[last + 1: last + 1 + H]
+            fut = part.iloc[last + 1 : last + 1 + H]
             if len(fut) < H:
-                if self.roles.covariates and not all("futurefill" in config.filling.get(c, {})
-                                                     for c in self.roles.covariates):
+                if self.roles.covariates and not all(
+                    "futurefill" in config.filling.get(c, {}) for c in self.roles.covariates
+                ):
                     raise ValueError(
                         f"{source}: item {u!r} has {len(fut)} future rows but the forecast horizon is {H}; "
                         f"add rows for the next {H} periods with an empty target and the values of "
-                        f"{self.roles.covariates} (or set a futurefill rule for them)")
-                start = (fut["ds"].iloc[-1] if len(fut) else hist["ds"].iloc[-1])
+                        f"{self.roles.covariates} (or set a futurefill rule for them)"
+                    )
+                start = fut["ds"].iloc[-1] if len(fut) else hist["ds"].iloc[-1]
                 extra = pd.date_range(start, periods=H - len(fut) + 1, freq=offset)[1:]
                 add = pd.DataFrame({"unique_id": u, "ds": extra, "y": np.nan})
                 for c in self.roles.covariates:
@@ -142,8 +167,10 @@ class ForecastModel:
                 fut = pd.concat([fut, add], ignore_index=True)
             if fut[self.roles.covariates].isna().any().any() if self.roles.covariates else False:
                 col = fut[self.roles.covariates].columns[fut[self.roles.covariates].isna().any()][0]
-                raise ValueError(f"{source}: item {u!r} has empty future values of covariate {col!r}; "
-                                 "the future rows must carry every related time series")
+                raise ValueError(
+                    f"{source}: item {u!r} has empty future values of covariate {col!r}; "
+                    "the future rows must carry every related time series"
+                )
             hist_parts.append(hist)
             fut_parts.append(fut)
         del known, uid
@@ -162,17 +189,20 @@ class ForecastModel:
                 out[c] = self.static[c].reindex(ids.index).astype(str) if c in self.static.columns else "nan"
         return out
 
-    def _to_frame(self, values: np.ndarray, future: Panel, ids: pd.DataFrame,
-                  deadline: Optional[float] = None) -> pd.DataFrame:
+    def _to_frame(
+        self, values: np.ndarray, future: Panel, ids: pd.DataFrame, deadline: Optional[float] = None
+    ) -> pd.DataFrame:
         config = self.config
         _checked(deadline)
         lengths = np.asarray(future.lengths, dtype=int)
         if not len(lengths):
             raise ValueError("no series to forecast")
-        flat = values[np.arange(values.shape[1])[None, :] < lengths[:, None]]   # series-major rows
-        part = {column: np.repeat(ids.loc[list(future.uids), column].to_numpy(), lengths)
-                for column in [config.item_id_column, *config.grouping_columns]}
-        part[config.timestamp_column] = future.ds[future.indptr[0]:future.indptr[-1]]
+        flat = values[np.arange(values.shape[1])[None, :] < lengths[:, None]]  # series-major rows
+        part = {
+            column: np.repeat(ids.loc[list(future.uids), column].to_numpy(), lengths)
+            for column in [config.item_id_column, *config.grouping_columns]
+        }
+        part[config.timestamp_column] = future.ds[future.indptr[0] : future.indptr[-1]]
         for j, q in enumerate(config.quantiles):
             part[q] = flat[:, j]
         part[MEAN_COLUMN] = flat[:, -1]
@@ -191,13 +221,18 @@ class ForecastModel:
         usual_permissions(tmp, directory=True)  # the model folder reads like the user's other folders
         try:
             joblib.dump(self, tmp / MODEL_FILE, compress=3)
-            meta = {"format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                    "covariates": self.roles.covariates, "static": self.roles.static,
-                    "dropped_columns": self.roles.dropped,
-                    "weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
-                    "interval_factors": np.asarray(self.interval_factors, float).tolist(),
-                    "outputs": list(self.config.quantiles) + [MEAN_COLUMN],
-                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.metadata}
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "config": self.config.to_dict(),
+                "covariates": self.roles.covariates,
+                "static": self.roles.static,
+                "dropped_columns": self.roles.dropped,
+                "weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
+                "interval_factors": np.asarray(self.interval_factors, float).tolist(),
+                "outputs": list(self.config.quantiles) + [MEAN_COLUMN],
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **self.metadata,
+            }
             (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=str))
             if leaderboard is not None:
                 leaderboard.to_csv(tmp / LEADERBOARD_FILE, index=False)
@@ -219,8 +254,9 @@ def load_model(model_dir) -> ForecastModel:
     model_dir = Path(model_dir)
     path = model_dir / MODEL_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{model_dir}: no {MODEL_FILE}; pass the model directory written by "
-                                "forecasting.train (output_dir/model)")
+        raise FileNotFoundError(
+            f"{model_dir}: no {MODEL_FILE}; pass the model directory written by forecasting.train (output_dir/model)"
+        )
     import_lightgbm()  # before unpickling boosters, which would import lightgbm the slow way
     model = joblib.load(path)
     if not isinstance(model, ForecastModel):

@@ -4,6 +4,7 @@ Holiday proximity (days to the next and since the last holiday of the configured
 and which holiday is nearest) lets a model learn effects that spread around the day itself,
 which a 0/1 "is holiday" flag cannot express.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -46,10 +47,11 @@ def holiday_table(country: Optional[str], years) -> pd.DataFrame:
     try:
         table = holidays.country_holidays(country, years=sorted(set(int(y) for y in years)), observed=False)
     except NotImplementedError:
-        raise ValueError(f"HolidayConfig CountryCode {country!r} is not known to the holidays package; "
-                         "use an ISO 3166-1 alpha-2 code such as US, DE, GB") from None
-    rows = sorted((pd.Timestamp(d), str(n).replace(" (observed)", "").split(";")[0].strip())
-                  for d, n in table.items())
+        raise ValueError(
+            f"HolidayConfig CountryCode {country!r} is not known to the holidays package; "
+            "use an ISO 3166-1 alpha-2 code such as US, DE, GB"
+        ) from None
+    rows = sorted((pd.Timestamp(d), str(n).replace(" (observed)", "").split(";")[0].strip()) for d, n in table.items())
     return pd.DataFrame(rows, columns=["date", "name"])
 
 

@@ -4,6 +4,7 @@ The request is the single source of truth: the local engine must behave like Aut
 the job the pipeline would submit, so we parse Autopilot's own fields instead of inventing
 parallel settings.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,8 +33,9 @@ def quantile_level(name: str) -> float:
     """'p10' -> 0.1 ; Autopilot names quantiles p1..p99 (contracts.QUANTILE_NAME: no decimals)."""
     level = contracts.quantile_fraction(str(name).strip())
     if level is None:
-        raise ValueError(f"ForecastQuantiles entry {name!r} is not of the form pNN with 0 < NN < 100 "
-                         "(for example p10, p50, p90)")
+        raise ValueError(
+            f"ForecastQuantiles entry {name!r} is not of the form pNN with 0 < NN < 100 (for example p10, p50, p90)"
+        )
     return level
 
 
@@ -49,7 +51,7 @@ class EngineConfig:
     horizon: int = 14
     quantiles: tuple = DEFAULT_QUANTILES
     objective: str = "AverageWeightedQuantileLoss"
-    algorithms: Optional[tuple] = None          # Autopilot names; None = the default preset
+    algorithms: Optional[tuple] = None  # Autopilot names; None = the default preset
     holiday_country: Optional[str] = None
     filling: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
     aggregation: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -78,12 +80,14 @@ class EngineConfig:
             raise ValueError(f"ForecastHorizon must be a positive integer, got {self.horizon!r}")
         self.horizon = int(self.horizon)
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"AutoMLJobObjective.MetricName {self.objective!r} is not supported; "
-                             f"use one of {', '.join(OBJECTIVES)}")
+            raise ValueError(
+                f"AutoMLJobObjective.MetricName {self.objective!r} is not supported; use one of {', '.join(OBJECTIVES)}"
+            )
         for column, how in dict(self.aggregation).items():
             if how not in AGGREGATIONS:
-                raise ValueError(f"Transformations.Aggregation[{column!r}] = {how!r}; "
-                                 f"use one of {', '.join(AGGREGATIONS)}")
+                raise ValueError(
+                    f"Transformations.Aggregation[{column!r}] = {how!r}; use one of {', '.join(AGGREGATIONS)}"
+                )
         if self.backtest_windows < 1:
             raise ValueError("backtest_windows must be at least 1")
         self.max_backtest_windows = max(int(self.max_backtest_windows), self.backtest_windows)
@@ -141,8 +145,10 @@ class EngineConfig:
         projected = FIXED_SECONDS.get(name, 0.0) + per_series * n_series * max(windows, 1)
         if projected <= UPFRONT_SKIP_FACTOR * budget:
             return None
-        return (f"{name}: projected ~{projected:.0f}s of backtests for {n_series} series x {windows} window(s), "
-                f"over {UPFRONT_SKIP_FACTOR:g}x its time budget ({budget:.0f}s); left out for this panel size")
+        return (
+            f"{name}: projected ~{projected:.0f}s of backtests for {n_series} series x {windows} window(s), "
+            f"over {UPFRONT_SKIP_FACTOR:g}x its time budget ({budget:.0f}s); left out for this panel size"
+        )
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -168,11 +174,16 @@ class EngineConfig:
         try:
             ts = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]
         except (KeyError, TypeError):
-            raise ValueError("the request has no AutoMLProblemTypeConfig.TimeSeriesForecastingJobConfig: "
-                             "pass the CreateAutoMLJobV2 request of a time-series forecasting job") from None
+            raise ValueError(
+                "the request has no AutoMLProblemTypeConfig.TimeSeriesForecastingJobConfig: "
+                "pass the CreateAutoMLJobV2 request of a time-series forecasting job"
+            ) from None
         names = ts.get("TimeSeriesConfig") or {}
-        missing = [k for k in ("TargetAttributeName", "TimestampAttributeName", "ItemIdentifierAttributeName")
-                   if not names.get(k)]
+        missing = [
+            k
+            for k in ("TargetAttributeName", "TimestampAttributeName", "ItemIdentifierAttributeName")
+            if not names.get(k)
+        ]
         if missing:
             raise ValueError(f"TimeSeriesForecastingJobConfig.TimeSeriesConfig is missing {', '.join(missing)}")
         if "ForecastFrequency" not in ts or "ForecastHorizon" not in ts:
@@ -180,7 +191,7 @@ class EngineConfig:
         transformations = ts.get("Transformations") or {}
         holiday = ts.get("HolidayConfig") or []
         algorithms = None
-        for entry in ((ts.get("CandidateGenerationConfig") or {}).get("AlgorithmsConfig") or []):
+        for entry in (ts.get("CandidateGenerationConfig") or {}).get("AlgorithmsConfig") or []:
             algorithms = tuple(entry.get("AutoMLAlgorithms") or ()) or None
         completion = ts.get("CompletionCriteria") or request.get("AutoMLJobConfig", {}).get("CompletionCriteria") or {}
         objective = (request.get("AutoMLJobObjective") or {}).get("MetricName") or "AverageWeightedQuantileLoss"

@@ -4,6 +4,7 @@ Inside the engine a series is identified by `unique_id` (item id plus grouping v
 time by `ds`, its target by `y`. `Panel` keeps every series in flat numpy arrays with offsets
 (statsforecast's GroupedArray idea) so hot paths never loop over pandas groups.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,9 +26,9 @@ UID_SEP = "|"
 class ColumnRoles:
     """Autopilot's column rules, decided on the training data and reused at prediction."""
 
-    covariates: list          # numeric, varying in time: future values arrive with the input
-    static: list              # constant per item: metadata (treated as categories)
-    dropped: list             # columns the engine cannot use (non-numeric and time-varying)
+    covariates: list  # numeric, varying in time: future values arrive with the input
+    static: list  # constant per item: metadata (treated as categories)
+    dropped: list  # columns the engine cannot use (non-numeric and time-varying)
 
 
 @dataclasses.dataclass
@@ -36,11 +37,11 @@ class Panel:
 
     uids: np.ndarray
     indptr: np.ndarray
-    ds: np.ndarray            # datetime64[ns]
-    y: np.ndarray             # float64 (NaN where unknown: the future)
-    X: np.ndarray             # (rows, n_covariates) float64
+    ds: np.ndarray  # datetime64[ns]
+    y: np.ndarray  # float64 (NaN where unknown: the future)
+    X: np.ndarray  # (rows, n_covariates) float64
     covariate_names: list
-    static: pd.DataFrame      # index = uids, one column per static attribute (strings)
+    static: pd.DataFrame  # index = uids, one column per static attribute (strings)
 
     @property
     def n_series(self) -> int:
@@ -51,12 +52,19 @@ class Panel:
         return np.diff(self.indptr)
 
     def series_y(self, i: int) -> np.ndarray:
-        return self.y[self.indptr[i]:self.indptr[i + 1]]
+        return self.y[self.indptr[i] : self.indptr[i + 1]]
 
     def take_rows(self, rows: np.ndarray, indptr: np.ndarray, uids: Optional[np.ndarray] = None) -> "Panel":
         uids = self.uids if uids is None else uids
-        return Panel(uids, indptr, self.ds[rows], self.y[rows], self.X[rows], self.covariate_names,
-                     self.static.loc[uids] if len(self.static.columns) else self.static.reindex(uids))
+        return Panel(
+            uids,
+            indptr,
+            self.ds[rows],
+            self.y[rows],
+            self.X[rows],
+            self.covariate_names,
+            self.static.loc[uids] if len(self.static.columns) else self.static.reindex(uids),
+        )
 
     def split_tail(self, n_tail: int, keep: int) -> tuple["Panel", "Panel"]:
         """Cut the last `n_tail` rows of each series off; return (head, the first `keep` cut rows).
@@ -83,8 +91,7 @@ class Panel:
         chosen = np.asarray(index, dtype=int)
         rows = [np.arange(self.indptr[i], self.indptr[i + 1]) for i in chosen]
         indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(int)
-        return self.take_rows(np.concatenate(rows) if rows else np.array([], dtype=int), indptr,
-                              self.uids[chosen])
+        return self.take_rows(np.concatenate(rows) if rows else np.array([], dtype=int), indptr, self.uids[chosen])
 
 
 def read_table(path, config: Optional[EngineConfig] = None) -> pd.DataFrame:
@@ -95,8 +102,7 @@ def read_table(path, config: Optional[EngineConfig] = None) -> pd.DataFrame:
     # text columns as categories: one Python string per distinct value, not per row (the 27M rows
     # of 25,000 daily series), and the parser works in chunks instead of holding the whole file
     numeric = [config.target_column] if config is not None else []
-    return tables.read_frame(path, text, suffixes=tables.DATA_SUFFIXES, what="data", categorical=True,
-                             numeric=numeric)
+    return tables.read_frame(path, text, suffixes=tables.DATA_SUFFIXES, what="data", categorical=True, numeric=numeric)
 
 
 def _check_columns(df: pd.DataFrame, config: EngineConfig, source: str, need_target: bool = True):
@@ -105,15 +111,17 @@ def _check_columns(df: pd.DataFrame, config: EngineConfig, source: str, need_tar
         needed.append(config.target_column)
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise ValueError(f"{source}: missing column(s) {missing}; found {list(df.columns)}. Check the "
-                         "TimeSeriesConfig attribute names (item id, timestamp, target, grouping).")
+        raise ValueError(
+            f"{source}: missing column(s) {missing}; found {list(df.columns)}. Check the "
+            "TimeSeriesConfig attribute names (item id, timestamp, target, grouping)."
+        )
 
 
 def infer_roles(df: pd.DataFrame, config: EngineConfig) -> ColumnRoles:
     """Numeric columns varying within an item are covariates; columns constant per item are static."""
     keys = {config.item_id_column, config.timestamp_column, config.target_column, *config.grouping_columns}
     others = [c for c in df.columns if c not in keys]
-    codes = pd.factorize(_uid_series(df, config).to_numpy())[0]   # integer keys: grouping by strings costs 10x
+    codes = pd.factorize(_uid_series(df, config).to_numpy())[0]  # integer keys: grouping by strings costs 10x
     covariates, static, dropped = [], [], []
     for column in others:
         varies = (df.groupby(codes, sort=False)[column].nunique(dropna=False) > 1).any()
@@ -157,10 +165,14 @@ def _parse_timestamps(values: pd.Series, source: str, column: str) -> pd.Series:
     bad = parsed.isna() & values.notna()
     if bad.any() or values.isna().any():
         row, usual = _odd_timestamp(texts, bad)
-        what = (f"({values.iloc[row]!r}) is not in the format of most rows ({usual}); write every timestamp in "
-                "one format," if usual else f"has an unreadable or empty timestamp ({values.iloc[row]!r}); use")
-        raise ValueError(f"{source}: column {column!r} row {row + 2} {what} ISO dates such as 2023-12-31 or "
-                         "2023-12-31 23:00:00")
+        what = (
+            f"({values.iloc[row]!r}) is not in the format of most rows ({usual}); write every timestamp in one format,"
+            if usual
+            else f"has an unreadable or empty timestamp ({values.iloc[row]!r}); use"
+        )
+        raise ValueError(
+            f"{source}: column {column!r} row {row + 2} {what} ISO dates such as 2023-12-31 or 2023-12-31 23:00:00"
+        )
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     return parsed
@@ -174,21 +186,20 @@ def _odd_timestamp(values: pd.Series, bad: pd.Series) -> tuple[int, Optional[str
 
     codes, uniques = pd.factorize(values.astype(str).where(values.notna()))
     formats = np.array([guess_datetime_format(u) for u in uniques] + [None], dtype=object)[codes]
-    counts = pd.Series(formats).value_counts()   # None (unreadable, empty) not counted
+    counts = pd.Series(formats).value_counts()  # None (unreadable, empty) not counted
     usual = counts.index[0] if len(counts) and (formats != counts.index[0]).any() else None
     odd = (formats != usual) if usual else (bad | values.isna()).to_numpy()
     return int(np.flatnonzero(odd)[0]), usual
 
 
-def _fill(values: np.ndarray, codes: np.ndarray, region: np.ndarray, rule: str,
-          explicit: Optional[str]) -> np.ndarray:
+def _fill(values: np.ndarray, codes: np.ndarray, region: np.ndarray, rule: str, explicit: Optional[str]) -> np.ndarray:
     """Fill the missing values in `region` the way the PrepareData step does (data_prep.apply_fill:
     Autopilot's statistic over each series' 64 most recent observed values); nan/none keeps them empty."""
     if rule in ("nan", "none"):
         return values
     missing = np.isnan(values)
     filled = apply_fill(values, codes, missing, region, rule, explicit if explicit is not None else "0")
-    return np.where(np.isnan(filled) & missing & region, 0.0, filled)   # a series with no value at all
+    return np.where(np.isnan(filled) & missing & region, 0.0, filled)  # a series with no value at all
 
 
 def _booleans(values: pd.Series) -> np.ndarray:
@@ -203,8 +214,9 @@ def _booleans(values: pd.Series) -> np.ndarray:
 _AGG = contracts.PANDAS_AGGREGATION
 
 
-def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, source: str,
-                  training: bool) -> pd.DataFrame:
+def to_long_frame(
+    df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, source: str, training: bool
+) -> pd.DataFrame:
     """Map user columns to unique_id/ds/y(+covariates), aggregate duplicates, regularise the grid.
 
     Missing periods inside a series get the Filling rules (Autopilot defaults: target and
@@ -213,44 +225,56 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
     _check_columns(df, config, source, need_target=training or config.target_column in df.columns)
     missing_cov = [c for c in roles.covariates if c not in df.columns]
     if missing_cov:
-        raise ValueError(f"{source}: covariate column(s) {missing_cov} seen at training are missing; "
-                         "the inference input must carry every related time series, including future rows")
-    long = pd.DataFrame({
-        "unique_id": _uid_series(df, config).to_numpy(),
-        "ds": _parse_timestamps(df[config.timestamp_column], source, config.timestamp_column).to_numpy(),
-    })
+        raise ValueError(
+            f"{source}: covariate column(s) {missing_cov} seen at training are missing; "
+            "the inference input must carry every related time series, including future rows"
+        )
+    long = pd.DataFrame(
+        {
+            "unique_id": _uid_series(df, config).to_numpy(),
+            "ds": _parse_timestamps(df[config.timestamp_column], source, config.timestamp_column).to_numpy(),
+        }
+    )
     target = df[config.target_column] if config.target_column in df.columns else pd.Series(np.nan, index=df.index)
     y = pd.to_numeric(target, errors="coerce")
-    bad = (y.isna() & target.notna()).to_numpy()   # text that is not a number (blank text is an empty target)
+    bad = (y.isna() & target.notna()).to_numpy()  # text that is not a number (blank text is an empty target)
     if bad.any():
         bad[bad] = (target[bad].astype(str).str.strip() != "").to_numpy(dtype=bool)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{source}: column {config.target_column!r} row {row + 2} is not a number "
-                         f"({target.iloc[row]!r}); targets must be numeric (empty = unknown)")
+        raise ValueError(
+            f"{source}: column {config.target_column!r} row {row + 2} is not a number "
+            f"({target.iloc[row]!r}); targets must be numeric (empty = unknown)"
+        )
     flags = _booleans(target)
-    if flags.any():   # pandas reads true as 1: a JSON boolean would become a sale
+    if flags.any():  # pandas reads true as 1: a JSON boolean would become a sale
         row = int(np.flatnonzero(flags)[0])
-        raise ValueError(f"{source}: column {config.target_column!r} row {row + 2} is a boolean "
-                         f"({target.iloc[row]!r}), not a number; targets must be numeric (empty = unknown)")
+        raise ValueError(
+            f"{source}: column {config.target_column!r} row {row + 2} is a boolean "
+            f"({target.iloc[row]!r}), not a number; targets must be numeric (empty = unknown)"
+        )
     long["y"] = y.astype(float).to_numpy()
     for column in roles.covariates:
         raw = df[column]
         numbers = pd.to_numeric(raw, errors="coerce")
         text = numbers.isna() & raw.notna()
-        text &= (raw.astype(str).str.strip() != "") if text.any() else text   # blanks are empty values
-        if text.any():   # else "yes" became an empty value, filled as 0 or reported as missing
+        text &= (raw.astype(str).str.strip() != "") if text.any() else text  # blanks are empty values
+        if text.any():  # else "yes" became an empty value, filled as 0 or reported as missing
             row = int(np.flatnonzero(text.to_numpy())[0])
-            raise ValueError(f"{source}: column {column!r} row {row + 2} is not a number ({raw.iloc[row]!r}); "
-                             "related time series must be numeric (true/false count as 1/0; a blank cell takes the fill rule)")
+            raise ValueError(
+                f"{source}: column {column!r} row {row + 2} is not a number ({raw.iloc[row]!r}); "
+                "related time series must be numeric (true/false count as 1/0; a blank cell takes the fill rule)"
+            )
         long[column] = numbers.astype(float).to_numpy()
     for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
         with np.errstate(invalid="ignore"):
             huge = np.flatnonzero(np.abs(long[internal].to_numpy()) > MAX_ABS_VALUE)
         if len(huge):
-            raise ValueError(f"{source}: column {user!r} has {len(huge)} values beyond +-{MAX_ABS_VALUE:.0e} "
-                             f"(first: row {int(huge[0]) + 2}, {float(long[internal].iloc[huge[0]])!r}), a scale at which "
-                             "the forecasting arithmetic overflows; correct or rescale them")
+            raise ValueError(
+                f"{source}: column {user!r} has {len(huge)} values beyond +-{MAX_ABS_VALUE:.0e} "
+                f"(first: row {int(huge[0]) + 2}, {float(long[internal].iloc[huge[0]])!r}), a scale at which "
+                "the forecasting arithmetic overflows; correct or rescale them"
+            )
     if config.frequency_unit in ("D", "H", "min"):
         long["ds"] = long["ds"].dt.floor(config.pandas_frequency)
     else:  # weekly/monthly/yearly: label by period start so every row of a period aggregates together
@@ -268,7 +292,7 @@ def to_long_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, so
             how[column] = _AGG[config.aggregation.get(column, "avg")]
         if not training:
             # the future rows have no target: summing NaNs must stay NaN
-            how["y"] = (lambda s, f=how["y"]: s.agg(f) if s.notna().any() else np.nan)
+            how["y"] = lambda s, f=how["y"]: s.agg(f) if s.notna().any() else np.nan
         long = long.groupby(["unique_id", "ds"], sort=False).agg(how).reset_index()
     long = long.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     long = _regularise(long, config, roles, training)
@@ -324,7 +348,7 @@ def _apply_filling(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles,
     if training:
         long = long[in_history].reset_index(drop=True)
         in_history = np.ones(len(long), bool)
-        codes = pd.factorize(long["unique_id"].to_numpy())[0]   # the rows left
+        codes = pd.factorize(long["unique_id"].to_numpy())[0]  # the rows left
     for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
         rule = config.filling.get(user, {})
         values = long[internal].to_numpy(float).copy()
@@ -346,8 +370,15 @@ def build_panel(long: pd.DataFrame, covariates: list, static: pd.DataFrame) -> P
     uids = uid[starts] if len(uid) else np.array([], dtype=object)
     X = long[covariates].to_numpy(float) if covariates else np.zeros((len(long), 0))
     static = static.reindex(uids) if len(static.columns) else pd.DataFrame(index=uids)
-    return Panel(uids.astype(object), indptr, long["ds"].to_numpy("datetime64[ns]"),
-                 long["y"].to_numpy(float), X, list(covariates), static)
+    return Panel(
+        uids.astype(object),
+        indptr,
+        long["ds"].to_numpy("datetime64[ns]"),
+        long["y"].to_numpy(float),
+        X,
+        list(covariates),
+        static,
+    )
 
 
 def static_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles) -> pd.DataFrame:
@@ -358,7 +389,7 @@ def static_frame(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles) -> 
     frame.index = uid.to_numpy()
     frame = frame[~frame.index.duplicated(keep="first")]
     for column in [config.item_id_column, *config.grouping_columns]:
-        if isinstance(frame[column].dtype, pd.CategoricalDtype):   # read as categories: plain text again
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):  # read as categories: plain text again
             frame[column] = frame[column].astype(object)
     for column in roles.static:
         frame[column] = frame[column].astype(str)
@@ -372,13 +403,19 @@ def check_training_panel(panel: Panel, config: EngineConfig, source: str):
     if not np.isfinite(y).all():
         bad = int(np.flatnonzero(~np.isfinite(y))[0])
         series = panel.uids[np.searchsorted(panel.indptr, bad, side="right") - 1]
-        raise ValueError(f"{source}: series {series!r} has an empty target at {pd.Timestamp(panel.ds[bad])} "
-                         "after filling; set Transformations.Filling for the target (e.g. middlefill zero)")
+        raise ValueError(
+            f"{source}: series {series!r} has an empty target at {pd.Timestamp(panel.ds[bad])} "
+            "after filling; set Transformations.Filling for the target (e.g. middlefill zero)"
+        )
     if not np.isfinite(panel.X).all():
         col = int(np.flatnonzero(~np.isfinite(panel.X).all(axis=0))[0])
-        raise ValueError(f"{source}: covariate {panel.covariate_names[col]!r} has empty values in the history; "
-                         "fill them or set Transformations.Filling for it")
+        raise ValueError(
+            f"{source}: covariate {panel.covariate_names[col]!r} has empty values in the history; "
+            "fill them or set Transformations.Filling for it"
+        )
     short = panel.lengths < 2
     if short.all():
-        raise ValueError(f"{source}: every series has fewer than 2 observations; "
-                         f"forecasting {config.horizon} periods ahead needs history")
+        raise ValueError(
+            f"{source}: every series has fewer than 2 observations; "
+            f"forecasting {config.horizon} periods ahead needs history"
+        )

@@ -10,6 +10,7 @@ Backtest windows sit at the end of the training data, each one horizon long (W =
 Each candidate is fitted on the data before a window and forecasts it; the objective metric
 over all windows ranks candidates, and the same backtest forecasts choose the ensemble weights.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,14 +72,22 @@ def backtest_windows(panel, config: EngineConfig, log, extra: bool = True):
         scales = seasonal_naive_scales([head.series_y(i) for i in range(head.n_series)], config.season_length)
         out.append((head, future, actual, scales))
     if not out:
-        raise ValueError(f"training data too short for backtesting: every series needs more than "
-                         f"{config.horizon + 1} periods (horizon {config.horizon}); provide longer history")
+        raise ValueError(
+            f"training data too short for backtesting: every series needs more than "
+            f"{config.horizon + 1} periods (horizon {config.horizon}); provide longer history"
+        )
     return out
 
 
-def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[float] = None,
-          log: Optional[Callable[[str], None]] = None, candidates: Optional[list] = None,
-          candidate_params: Optional[dict] = None) -> TrainResult:
+def train(
+    data,
+    config: EngineConfig,
+    output_dir,
+    time_limit_seconds: Optional[float] = None,
+    log: Optional[Callable[[str], None]] = None,
+    candidates: Optional[list] = None,
+    candidate_params: Optional[dict] = None,
+) -> TrainResult:
     """Train the engine on an AutoML training CSV (path or DataFrame) and write output_dir/model.
 
     Progress goes to `log` (the AutoML worker and the CLI pass print), else to this module's logger."""
@@ -88,11 +97,15 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     deadline = started + float(limit) if limit else None
     source = str(data) if not isinstance(data, pd.DataFrame) else "training data"
     df, roles, static, panel = _prepare(data, config, source)
-    del df   # the panel holds what training needs: the input frame is ~1.5 GB at 25,000 daily series
-    log(f"[engine] {panel.n_series} series, {len(panel.y)} rows, frequency {config.frequency}, "
-        f"horizon {config.horizon}, quantiles {','.join(config.quantiles)}, objective {config.objective}")
-    log(f"[engine] covariates {roles.covariates or '-'}; static {roles.static or '-'}"
-        + (f"; ignored non-numeric time-varying {roles.dropped}" if roles.dropped else ""))
+    del df  # the panel holds what training needs: the input frame is ~1.5 GB at 25,000 daily series
+    log(
+        f"[engine] {panel.n_series} series, {len(panel.y)} rows, frequency {config.frequency}, "
+        f"horizon {config.horizon}, quantiles {','.join(config.quantiles)}, objective {config.objective}"
+    )
+    log(
+        f"[engine] covariates {roles.covariates or '-'}; static {roles.static or '-'}"
+        + (f"; ignored non-numeric time-varying {roles.dropped}" if roles.dropped else "")
+    )
     names = list(candidates) if candidates else candidate_names(config.algorithms, config.preset)
     params = candidate_params or {}
     # extra windows only when every candidate is cheap per window: ETS/ARIMA/Theta/Prophet refit
@@ -108,7 +121,7 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
         if bt_deadline is not None and name != BASELINE:
             cand_deadline = time.monotonic() + max(bt_deadline - time.monotonic(), 0) / remaining * 2
             cand_deadline = min(cand_deadline, bt_deadline)
-        cls = CANDIDATES.get(name)   # an unknown name fails in create() below, as a contained failure
+        cls = CANDIDATES.get(name)  # an unknown name fails in create() below, as a contained failure
         if cls is not None and cls.per_series_statistical and config.statistical_budget_seconds:
             # per-series searches grow with the series count: a default budget keeps a job without a
             # tight limit (Autopilot's default is days) from spending an hour on a minor member
@@ -137,8 +150,10 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
                 record["forecasts"].append(values)
                 _check_projection(model, name, cand_deadline, record, w, len(windows))
                 s = score_all(actual, values, config.quantiles, scales)
-                log(f"  {label:<48} window {w}/{len(windows)}: {objective_key} {s[objective_key]:.4f}  "
-                    f"(fit {model.fit_seconds:.1f}s, predict {forecast.seconds:.1f}s){fell_back}")
+                log(
+                    f"  {label:<48} window {w}/{len(windows)}: {objective_key} {s[objective_key]:.4f}  "
+                    f"(fit {model.fit_seconds:.1f}s, predict {forecast.seconds:.1f}s){fell_back}"
+                )
         except TimeBudgetExceeded as exc:
             record["status"] = f"skipped: {exc}"
         except Exception as exc:  # contained: one candidate's failure never stops the job
@@ -160,14 +175,20 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     non_negative = bool(np.nanmin(panel.y) >= 0) if np.isfinite(panel.y).any() else False
     raw = [combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels) for w in range(len(windows))]
     factors = interval_scales(np.concatenate(raw), np.concatenate(actual_all), levels)
-    log("[engine] interval calibration on the backtests (step 1 -> step H): " +
-        ", ".join(f"{q} x{f0:.2f}->{f1:.2f}" for q, f0, f1 in zip(config.quantiles, factors[0], factors[-1])))
-    ens_values = [combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels, factors, non_negative)
-                  for w in range(len(windows))]
+    log(
+        "[engine] interval calibration on the backtests (step 1 -> step H): "
+        + ", ".join(f"{q} x{f0:.2f}->{f1:.2f}" for q, f0, f1 in zip(config.quantiles, factors[0], factors[-1]))
+    )
+    ens_values = [
+        combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels, factors, non_negative)
+        for w in range(len(windows))
+    ]
     coverage = _coverage(np.concatenate(actual_all), np.concatenate(ens_values), levels)
     if coverage is not None:
-        log(f"[engine] backtest coverage of {config.quantiles[0]}-{config.quantiles[-1]} after calibration: "
-            f"{coverage:.2f}")
+        log(
+            f"[engine] backtest coverage of {config.quantiles[0]}-{config.quantiles[-1]} after calibration: "
+            f"{coverage:.2f}"
+        )
     ens_scores = _score_windows(actual_all, ens_values, scales_all, config)
 
     # refit the members on all data
@@ -185,8 +206,10 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
                 continue
             fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == BASELINE else deadline)
             if fitted[n].fits_per_prediction:
-                log(f"[engine] {results[n]['label']}: nothing global to refit; each series is fitted on its context "
-                    "at prediction")
+                log(
+                    f"[engine] {results[n]['label']}: nothing global to refit; each series is fitted on its context "
+                    "at prediction"
+                )
             else:
                 log(f"[engine] refit {results[n]['label']} on all data ({fitted[n].fit_seconds:.1f}s)")
         except Exception as exc:
@@ -197,17 +220,35 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     weights = _renormalise({n: weights[n] for n in fitted}, fitted)
 
     leaderboard = _leaderboard(names, results, weights, ens_scores, config)
-    best_name = ENSEMBLE_NAME if len([n for n in weights if weights[n].any()]) > 1 else \
-        next(n for n in weights if weights[n].any())
-    best_value = ens_scores[objective_key] if best_name == ENSEMBLE_NAME else results[best_name]["scores"][objective_key]
+    best_name = (
+        ENSEMBLE_NAME
+        if len([n for n in weights if weights[n].any()]) > 1
+        else next(n for n in weights if weights[n].any())
+    )
+    best_value = (
+        ens_scores[objective_key] if best_name == ENSEMBLE_NAME else results[best_name]["scores"][objective_key]
+    )
     if best_name != ENSEMBLE_NAME:
         best_name = results[best_name]["label"]
     output_dir = Path(output_dir)
-    forecast_model = ForecastModel(config, roles, static, fitted, weights, interval_factors=factors, metadata={
-        "best_candidate_name": best_name, "objective_metric": config.objective, "objective_value": best_value,
-        "series": int(panel.n_series), "train_end": str(pd.Timestamp(panel.ds.max())),
-        "backtest_windows": len(windows), "train_seconds": round(time.monotonic() - started, 2),
-        "non_negative": non_negative})
+    forecast_model = ForecastModel(
+        config,
+        roles,
+        static,
+        fitted,
+        weights,
+        interval_factors=factors,
+        metadata={
+            "best_candidate_name": best_name,
+            "objective_metric": config.objective,
+            "objective_value": best_value,
+            "series": int(panel.n_series),
+            "train_end": str(pd.Timestamp(panel.ds.max())),
+            "backtest_windows": len(windows),
+            "train_seconds": round(time.monotonic() - started, 2),
+            "non_negative": non_negative,
+        },
+    )
     model_dir = forecast_model.save(output_dir / "model", leaderboard)
     tmp = output_dir / f".{LEADERBOARD_FILE}.tmp"
     leaderboard.to_csv(tmp, index=False)
@@ -215,8 +256,10 @@ def train(data, config: EngineConfig, output_dir, time_limit_seconds: Optional[f
     log("[engine] leaderboard (backtest, lower is better):")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         log(leaderboard.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    log(f"[engine] best: {best_name} ({config.objective} {best_value:.4f}); model at {model_dir}; "
-        f"total {time.monotonic() - started:.1f}s")
+    log(
+        f"[engine] best: {best_name} ({config.objective} {best_value:.4f}); model at {model_dir}; "
+        f"total {time.monotonic() - started:.1f}s"
+    )
     return TrainResult(best_name, config.objective, float(best_value), leaderboard, model_dir)
 
 
@@ -227,8 +270,9 @@ def _fallback_note(fallbacks: Fallbacks, name: str, n_series: int) -> str:
     if not fell:
         return ""
     if fell >= n_series:
-        raise RuntimeError(f"{name} fell back to seasonal naive on every series; "
-                           f"first reason: {fallbacks.first_reason}")
+        raise RuntimeError(
+            f"{name} fell back to seasonal naive on every series; first reason: {fallbacks.first_reason}"
+        )
     return f"; {fell} of {n_series} series fell back to seasonal naive ({fallbacks.first_reason})"
 
 
@@ -239,8 +283,10 @@ def _check_projection(model, name, deadline, record, done: int, total: int):
     per_window = (record["fit_s"] + record["predict_s"]) / done
     left = deadline - time.monotonic()
     if per_window * (total - done) > left:
-        raise TimeBudgetExceeded(f"{model.name} needs ~{per_window:.0f}s per backtest window, "
-                                 f"{total - done} more window(s) would exceed its time budget ({max(left, 0):.0f}s left)")
+        raise TimeBudgetExceeded(
+            f"{model.name} needs ~{per_window:.0f}s per backtest window, "
+            f"{total - done} more window(s) would exceed its time budget ({max(left, 0):.0f}s left)"
+        )
 
 
 def _score_windows(actuals, forecasts, scales, config) -> dict:
@@ -295,13 +341,30 @@ def _leaderboard(names, results, weights, ens_scores, config) -> pd.DataFrame:
     for n in names:
         r = results[n]
         s = r.get("scores", {})
-        rows.append({"candidate": r["label"], "wQL": s.get("wQL"), "WAPE": s.get("WAPE"), "MAPE": s.get("MAPE"),
-                     "MASE": s.get("MASE"), "RMSE": s.get("RMSE"), "fit_seconds": round(r["fit_s"], 2),
-                     "predict_seconds": round(r["predict_s"], 2),
-                     "ensemble_weight": float(np.mean(weights[n])) if n in weights else 0.0,
-                     "status": r["status"]})
-    rows.append({"candidate": ENSEMBLE_NAME, **ens_scores, "fit_seconds": np.nan, "predict_seconds": np.nan,
-                 "ensemble_weight": np.nan, "status": "ok"})
+        rows.append(
+            {
+                "candidate": r["label"],
+                "wQL": s.get("wQL"),
+                "WAPE": s.get("WAPE"),
+                "MAPE": s.get("MAPE"),
+                "MASE": s.get("MASE"),
+                "RMSE": s.get("RMSE"),
+                "fit_seconds": round(r["fit_s"], 2),
+                "predict_seconds": round(r["predict_s"], 2),
+                "ensemble_weight": float(np.mean(weights[n])) if n in weights else 0.0,
+                "status": r["status"],
+            }
+        )
+    rows.append(
+        {
+            "candidate": ENSEMBLE_NAME,
+            **ens_scores,
+            "fit_seconds": np.nan,
+            "predict_seconds": np.nan,
+            "ensemble_weight": np.nan,
+            "status": "ok",
+        }
+    )
     board = pd.DataFrame(rows)
     key = OBJECTIVE_KEYS[config.objective]
     return board.sort_values(key, na_position="last", kind="stable").reset_index(drop=True)

@@ -9,6 +9,7 @@ distribution. (Separate weights for the mean once put it above p90 in most batch
 Only when the quantiles do not straddle the median (say p90 alone) is the mean a weighted
 average of the members' means, with weights chosen by the objective's point loss.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Mapping, Optional
@@ -40,6 +41,7 @@ def pinball_loss(actual: np.ndarray, level: float) -> Callable[[np.ndarray], flo
     def loss(forecast):
         diff = actual - forecast
         return float(np.sum(np.maximum(level * diff, (level - 1) * diff)))
+
     return loss
 
 
@@ -100,8 +102,8 @@ def interval_scales(values: np.ndarray, actual: np.ndarray, levels, grid=None, m
         # c(step) = first + (last - first) * frac; loss for every (first, last) pair on the grid
         best, best_loss = (1.0, 1.0), np.inf
         for first in grid:
-            c = first + (grid[:, None] - first) * frac[None, :]             # (last, H)
-            diff = resid[None, :, :] - c[:, None, :] * dev[None, :, :]    # (last, n, H)
+            c = first + (grid[:, None] - first) * frac[None, :]  # (last, H)
+            diff = resid[None, :, :] - c[:, None, :] * dev[None, :, :]  # (last, n, H)
             loss = np.sum(np.maximum(q * diff, (q - 1) * diff), axis=(1, 2))
             k = int(np.argmin(loss))
             if loss[k] < best_loss:
@@ -117,7 +119,7 @@ def apply_interval_scales(values: np.ndarray, factors: np.ndarray, levels) -> np
     if factors.ndim == 2:
         h = values.shape[-2]
         rows = np.minimum(np.arange(h), factors.shape[0] - 1)
-        factors = factors[rows]                       # (h, q), broadcast over series
+        factors = factors[rows]  # (h, q), broadcast over series
     out = values.copy()
     out[..., :-1] = centre[..., None] + factors * (values[..., :-1] - centre[..., None])
     return out
@@ -128,8 +130,13 @@ def _centre(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return values[..., nearest] if abs(levels[nearest] - 0.5) < 1e-9 else values[..., -1]
 
 
-def combine(members: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray], levels,
-            factors: Optional[np.ndarray] = None, non_negative: bool = False) -> np.ndarray:
+def combine(
+    members: Mapping[str, np.ndarray],
+    weights: Mapping[str, np.ndarray],
+    levels,
+    factors: Optional[np.ndarray] = None,
+    non_negative: bool = False,
+) -> np.ndarray:
     """Members' (n, h, q + 1) forecasts -> the ensemble's coherent (n, h, q + 1) forecast.
 
     Weighted quantile averaging per level, the calibration factors, sorting, and then the mean

@@ -2,6 +2,7 @@
 
 Objective values are "lower is better" for every metric the engine optimises.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -11,6 +12,7 @@ import numpy as np
 try:  # the EVAL engineer's shared implementation (same signatures)
     from evaluation.metrics import mape, rmse, wape, wql
 except ImportError:  # pragma: no cover - only while evaluation/ is being written
+
     def wql(actual: Any, quantile_forecasts: Mapping[str, Any]) -> float:
         actual = np.asarray(actual, float)
         denom = np.abs(actual).sum()
@@ -73,5 +75,4 @@ def score_all(actual: np.ndarray, values: np.ndarray, quantile_names, scales: np
     }
 
 
-OBJECTIVE_KEYS = {"AverageWeightedQuantileLoss": "wQL", "WAPE": "WAPE", "MAPE": "MAPE", "MASE": "MASE",
-                  "RMSE": "RMSE"}
+OBJECTIVE_KEYS = {"AverageWeightedQuantileLoss": "wQL", "WAPE": "WAPE", "MAPE": "MAPE", "MASE": "MASE", "RMSE": "RMSE"}

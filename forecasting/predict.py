@@ -1,4 +1,5 @@
 """CLI: python -m forecasting.predict --model DIR --input X.csv --output Y.csv"""
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,7 @@ from .artifact import load_model
 
 
 def main(argv=None) -> int:
-    configure_threads()   # before LightGBM loads OpenMP
+    configure_threads()  # before LightGBM loads OpenMP
     console.setup()
     parser = argparse.ArgumentParser(prog="python -m forecasting.predict", description=__doc__)
     parser.add_argument("--model", required=True, help="model directory written by forecasting.train")

@@ -1,4 +1,5 @@
 """CLI: python -m forecasting.train --request R.json --train T.csv --out DIR [--time-limit S]"""
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ from .engine import train
 
 
 def main(argv=None) -> int:
-    configure_threads()   # before LightGBM loads OpenMP
+    configure_threads()  # before LightGBM loads OpenMP
     console.setup()
     parser = argparse.ArgumentParser(prog="python -m forecasting.train", description=__doc__)
     parser.add_argument("--request", required=True, help="CreateAutoMLJobV2 request JSON file")
@@ -32,9 +33,15 @@ def main(argv=None) -> int:
     overrides = {"preset": args.preset} if args.preset else {}
     config = EngineConfig.from_automl_request(request, **overrides)
     result = train(args.train, config, args.out, time_limit_seconds=args.time_limit)  # the engine logs
-    print(json.dumps({"best_candidate_name": result.best_candidate_name,
-                      "objective_metric": {"name": result.objective_metric, "value": result.objective_value},
-                      "model_dir": str(result.model_dir)}))
+    print(
+        json.dumps(
+            {
+                "best_candidate_name": result.best_candidate_name,
+                "objective_metric": {"name": result.objective_metric, "value": result.objective_value},
+                "model_dir": str(result.model_dir),
+            }
+        )
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ CreateAutoMLJobV2/DescribeAutoMLJobV2, iam:PassRole on itself, lambda:InvokeFunc
 deploy function, job logs) instead of AmazonSageMakerFullAccess + AmazonS3FullAccess.
 Running it again converges: existing resources are updated, nothing is duplicated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,14 @@ def role_name_for(settings: Settings, explicit: Optional[str] = None) -> str:
 
 
 def policy_values(settings: Settings, account: str, role_name: str) -> dict[str, str]:
-    return {"Bucket": settings.bucket or "", "Prefix": settings.prefix.strip("/"), "Region": settings.region or "",
-            "Account": account, "RoleName": role_name, "DeployFunction": settings.deploy_function_name}
+    return {
+        "Bucket": settings.bucket or "",
+        "Prefix": settings.prefix.strip("/"),
+        "Region": settings.region or "",
+        "Account": account,
+        "RoleName": role_name,
+        "DeployFunction": settings.deploy_function_name,
+    }
 
 
 def render_policy(path: Path, values: Mapping[str, str]) -> dict:
@@ -55,8 +62,11 @@ def render_policy(path: Path, values: Mapping[str, str]) -> dict:
 
 def role_policies(values: Mapping[str, str], directory: Path = POLICY_DIR) -> dict[str, dict]:
     """Inline policy name -> document, one per pipelines/policies/*.json except the trust policy."""
-    return {POLICY_NAME_PREFIX + path.stem: render_policy(path, values)
-            for path in sorted(directory.glob("*.json")) if path.name != TRUST_POLICY}
+    return {
+        POLICY_NAME_PREFIX + path.stem: render_policy(path, values)
+        for path in sorted(directory.glob("*.json"))
+        if path.name != TRUST_POLICY
+    }
 
 
 def ensure_bucket(s3: Any, bucket: str, region: str, tags: Mapping[str, str], log: Callable[[str], None]) -> None:
@@ -71,17 +81,34 @@ def ensure_bucket(s3: Any, bucket: str, region: str, tags: Mapping[str, str], lo
             raise
         log(f"bucket {bucket} exists")
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
-        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
-    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
     if tags:
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
     log(f"bucket {bucket}: versioning on, SSE-S3 default encryption, public access blocked")
 
 
-def ensure_role(iam: Any, role_name: str, values: Mapping[str, str], tags: Mapping[str, str],
-                log: Callable[[str], None], directory: Path = POLICY_DIR) -> str:
+def ensure_role(
+    iam: Any,
+    role_name: str,
+    values: Mapping[str, str],
+    tags: Mapping[str, str],
+    log: Callable[[str], None],
+    directory: Path = POLICY_DIR,
+) -> str:
     trust = json.dumps(render_policy(directory / TRUST_POLICY, values))
     try:
         arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
@@ -90,15 +117,21 @@ def ensure_role(iam: Any, role_name: str, values: Mapping[str, str], tags: Mappi
     except Exception as error:  # botocore ClientError
         if _code(error) != "NoSuchEntity":
             raise
-        arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust,
-                              Description="SageMaker Pipelines role for demand forecasting (least privilege)",
-                              Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["Role"]["Arn"]
+        arn = iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=trust,
+            Description="SageMaker Pipelines role for demand forecasting (least privilege)",
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )["Role"]["Arn"]
         log(f"created role {role_name}")
     policies = role_policies(values, directory)
     for name, document in policies.items():
         iam.put_role_policy(RoleName=role_name, PolicyName=name, PolicyDocument=json.dumps(document))
-    stale = [name for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-             if name.startswith(POLICY_NAME_PREFIX) and name not in policies]
+    stale = [
+        name
+        for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        if name.startswith(POLICY_NAME_PREFIX) and name not in policies
+    ]
     for name in stale:
         iam.delete_role_policy(RoleName=role_name, PolicyName=name)
     log(f"role {role_name}: inline policies {', '.join(sorted(policies))}")
@@ -137,8 +170,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--config", default=None)
     args = p.parse_args(argv)
     try:
-        settings = resolve({"bucket": args.bucket, "region": args.region, "prefix": args.prefix,
-                            "config_file": args.config})
+        settings = resolve(
+            {"bucket": args.bucket, "region": args.region, "prefix": args.prefix, "config_file": args.config}
+        )
         bootstrap(settings, args.role_name)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)

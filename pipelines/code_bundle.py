@@ -12,6 +12,7 @@ processing/**.py (with the kernel, processing/kernel/), processing/requirements/
 evaluation/**.py. Nothing from pipelines/: steps call AWS through plain boto3, and the layer
 contracts in pyproject.toml keep processing and evaluation from importing anything above them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -121,6 +122,7 @@ def _upload_s3(settings: Settings, prefix: str, uri: str, files: list[tuple[str,
             raise
     for relative, path in files:
         s3.upload_file(str(path), bucket, prefix + relative)
-    s3.put_object(Bucket=bucket, Key=prefix + MARKER,
-                  Body=("\n".join(relative for relative, _ in files) + "\n").encode())
+    s3.put_object(
+        Bucket=bucket, Key=prefix + MARKER, Body=("\n".join(relative for relative, _ in files) + "\n").encode()
+    )
     log(f"code bundle: {len(files)} files uploaded to {uri}")

@@ -10,6 +10,7 @@
 Settings resolve once (flags > FORECAST_* environment > forecast.toml > defaults); the first
 line printed says which target runs and why. Both targets use the same definition JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,10 @@ def parameters_help(settings: Optional[Settings] = None) -> str:
 
     settings = settings or Settings()
     lines = ["pipeline parameters (--param Name=Value):"]
-    for title, specs in (("training (--pipeline training, the default)", training_specs(settings)),
-                         ("batch (--pipeline batch)", batch_specs(settings))):
+    for title, specs in (
+        ("training (--pipeline training, the default)", training_specs(settings)),
+        ("batch (--pipeline batch)", batch_specs(settings)),
+    ):
         lines.append(f"  {title}:")
         width = max(len(spec.name) for spec in specs)
         for spec in specs:
@@ -64,22 +67,43 @@ def parameters_help(settings: Optional[Settings] = None) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipelines.run", description=__doc__.split("\n\n")[0],
-                                epilog=parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", choices=("local", "sagemaker"), default=None,
-                   help="where to run (default: sagemaker when a role is configured, else local)")
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.run",
+        description=__doc__.split("\n\n")[0],
+        epilog=parameters_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--target",
+        choices=("local", "sagemaker"),
+        default=None,
+        help="where to run (default: sagemaker when a role is configured, else local)",
+    )
     p.add_argument("--pipeline", choices=PIPELINES, default="training")
-    p.add_argument("--param", action="append", default=[], metavar="Name=Value",
-                   help="override a pipeline parameter for this execution (repeatable)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="Name=Value",
+        help="override a pipeline parameter for this execution (repeatable)",
+    )
     p.add_argument("--wait", action="store_true", help="SageMaker: follow the execution until it ends")
     p.add_argument("--no-start", action="store_true", help="only upsert the pipeline (SageMaker) / only render")
-    p.add_argument("--definition-only", metavar="DIR", default=None,
-                   help="write DIR/training.json, DIR/automl_request.json (and DIR/batch.json); no network")
+    p.add_argument(
+        "--definition-only",
+        metavar="DIR",
+        default=None,
+        help="write DIR/training.json, DIR/automl_request.json (and DIR/batch.json); no network",
+    )
     p.add_argument("--list", action="store_true", help="list executions (local target)")
-    p.add_argument("--retry", metavar="EXECUTION_ID", default=None,
-                   help="rerun a Failed or Stopped execution from its first unsuccessful step, with the same "
-                        "parameters, reusing the steps that succeeded (SageMaker: RetryPipelineExecution; "
-                        "give the execution ARN or, with --pipeline, its id)")
+    p.add_argument(
+        "--retry",
+        metavar="EXECUTION_ID",
+        default=None,
+        help="rerun a Failed or Stopped execution from its first unsuccessful step, with the same "
+        "parameters, reusing the steps that succeeded (SageMaker: RetryPipelineExecution; "
+        "give the execution ARN or, with --pipeline, its id)",
+    )
     p.add_argument("--role-arn", default=None, help="SageMaker execution role (or FORECAST_ROLE_ARN)")
     p.add_argument("--bucket", default=None, help="S3 bucket (or FORECAST_BUCKET)")
     p.add_argument("--region", default=None, help="AWS region (or AWS_REGION / AWS_DEFAULT_REGION)")
@@ -89,9 +113,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> Settings:
-    return resolve({"target": args.target, "role_arn": args.role_arn, "bucket": args.bucket,
-                    "region": args.region, "prefix": args.prefix, "config_file": args.config},
-                   environ=environ)
+    return resolve(
+        {
+            "target": args.target,
+            "role_arn": args.role_arn,
+            "bucket": args.bucket,
+            "region": args.region,
+            "prefix": args.prefix,
+            "config_file": args.config,
+        },
+        environ=environ,
+    )
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -112,27 +144,36 @@ def check_overrides(definition: Mapping[str, Any], overrides: Mapping[str, str])
         if name not in declared:
             import difflib
 
-            close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6) or \
-                difflib.get_close_matches(name.lower(), {d.lower(): d for d in declared}, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6) or difflib.get_close_matches(
+                name.lower(), {d.lower(): d for d in declared}, n=1, cutoff=0.6
+            )
             hint = ""
             if close:
                 suggestion = next((d for d in declared if d.lower() == close[0]), close[0])
                 hint = f"; did you mean --param {suggestion}={value}?"
-            raise RunError(f"--param {name}: not a parameter of this pipeline{hint} "
-                           f"(known: {', '.join(sorted(declared))}; python -m pipelines.run --help describes them)", 2)
+            raise RunError(
+                f"--param {name}: not a parameter of this pipeline{hint} "
+                f"(known: {', '.join(sorted(declared))}; python -m pipelines.run --help describes them)",
+                2,
+            )
         kind = declared[name]
         try:
             typed[name] = int(value) if kind == "Integer" else float(value) if kind == "Float" else value
         except ValueError:
-            raise RunError(f"--param {name}={value!r}: {name} is an {kind} parameter; "
-                           f"give a number, for example --param {name}={'14' if kind == 'Integer' else '0.3'}",
-                           2) from None
+            raise RunError(
+                f"--param {name}={value!r}: {name} is an {kind} parameter; "
+                f"give a number, for example --param {name}={'14' if kind == 'Integer' else '0.3'}",
+                2,
+            ) from None
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
     for name, (low, high, why) in PARAMETER_BOUNDS.items():
         value = typed.get(name, defaults.get(name))
         if name in declared and value is not None and not low <= value <= high:
-            raise RunError(f"--param {name}={value}: {name} must be from {low} to {high} ({why}); nothing was "
-                           f"started. For example --param {name}=14", 2)
+            raise RunError(
+                f"--param {name}={value}: {name} must be from {low} to {high} ({why}); nothing was "
+                f"started. For example --param {name}=14",
+                2,
+            )
     return typed
 
 
@@ -177,9 +218,17 @@ def definition_key(name: str, settings: Settings) -> str:
         digest.update(metadata.version("sagemaker").encode())
     except metadata.PackageNotFoundError:
         pass
-    digest.update(json.dumps([name, dataclasses.asdict(settings),
-                              sorted((k, v) for k, v in os.environ.items() if k.startswith(DEFINITION_ENVIRONMENT))],
-                             sort_keys=True, default=str).encode())
+    digest.update(
+        json.dumps(
+            [
+                name,
+                dataclasses.asdict(settings),
+                sorted((k, v) for k, v in os.environ.items() if k.startswith(DEFINITION_ENVIRONMENT)),
+            ],
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     for package in DEFINITION_SOURCES:
         for path in sorted((PROJECT_ROOT / package).rglob("*")):
             if path.suffix in (".py", ".toml", ".txt") and path.is_file():
@@ -213,17 +262,23 @@ def default_automl_request(settings: Settings, execution_id: str = "definition-o
     from processing import automl_request
 
     return automl_request.default_request(
-        settings, execution_id=execution_id,
+        settings,
+        execution_id=execution_id,
         train_uri=settings.s3_uri("executions", execution_id, contracts.STEP_PREPARE, contracts.PREP_TRAIN),
-        output_uri=settings.s3_uri("executions", execution_id, contracts.STEP_AUTOML, "job"))
+        output_uri=settings.s3_uri("executions", execution_id, contracts.STEP_AUTOML, "job"),
+    )
 
 
 def write_definitions(directory: Path, settings: Settings, log: Callable[[str], None] = print) -> list[Path]:
     """--definition-only: training.json, automl_request.json and batch.json when it exists."""
     directory.mkdir(parents=True, exist_ok=True)
     written = [_write(directory / "training.json", render("training", settings))]
-    written.append(_write(directory / "automl_request.json",
-                          json.dumps(default_automl_request(settings), indent=2, sort_keys=True) + "\n"))
+    written.append(
+        _write(
+            directory / "automl_request.json",
+            json.dumps(default_automl_request(settings), indent=2, sort_keys=True) + "\n",
+        )
+    )
     try:
         batch_text = render("batch", settings)
     except RunError as error:
@@ -248,9 +303,13 @@ def upsert(sm: Any, name: str, definition: str, settings: Settings, log: Callabl
     """
     from processing.kernel.aws_validation import validate_request
 
-    common = {"PipelineName": name, "PipelineDisplayName": name,
-              "PipelineDescription": f"Demand forecasting ({name}); managed by python -m pipelines.run",
-              "PipelineDefinition": definition, "RoleArn": settings.role_arn}
+    common = {
+        "PipelineName": name,
+        "PipelineDisplayName": name,
+        "PipelineDescription": f"Demand forecasting ({name}); managed by python -m pipelines.run",
+        "PipelineDefinition": definition,
+        "RoleArn": settings.role_arn,
+    }
     tags = [{"Key": k, "Value": v} for k, v in settings.tags.items()]
     # A token derived from name + definition: a retried create of the same thing is idempotent.
     token = hashlib.sha256((name + "\0" + definition).encode()).hexdigest()
@@ -278,8 +337,11 @@ _error_code = aws_errors.error_code
 def start_request(name: str, parameters: Mapping[str, Any], now: Optional[time.struct_time] = None) -> dict:
     """StartPipelineExecution request: a readable display name and the overrides as strings."""
     stamp = time.strftime("%Y%m%d-%H%M%S", now or time.gmtime())
-    request: dict = {"PipelineName": name, "PipelineExecutionDisplayName": f"{name}-{stamp}"[-82:].lstrip("-"),
-                     "ClientRequestToken": str(uuid.uuid4())}  # one per start: a retried call starts once
+    request: dict = {
+        "PipelineName": name,
+        "PipelineExecutionDisplayName": f"{name}-{stamp}"[-82:].lstrip("-"),
+        "ClientRequestToken": str(uuid.uuid4()),
+    }  # one per start: a retried call starts once
     if parameters:
         request["PipelineParameters"] = [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
     return request
@@ -299,8 +361,10 @@ def execution_arn(execution: str, pipeline: str, settings: Settings) -> str:
         return execution
     from processing.kernel.settings import account_of
 
-    return (f"arn:aws:sagemaker:{settings.region}:{account_of(settings.role_arn)}:pipeline/{pipeline.lower()}"
-            f"/execution/{execution}")
+    return (
+        f"arn:aws:sagemaker:{settings.region}:{account_of(settings.role_arn)}:pipeline/{pipeline.lower()}"
+        f"/execution/{execution}"
+    )
 
 
 def retry_sagemaker(sm: Any, arn: str) -> str:
@@ -316,12 +380,19 @@ def studio_link(settings: Settings, execution_arn: str) -> str:
     """Console link to the execution (opens in SageMaker Studio's pipeline view)."""
     region = settings.region
     name, execution_id = execution_arn.split(":pipeline/", 1)[-1].split("/execution/")
-    return (f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}"
-            f"#/pipelines/{name}/executions/{execution_id}")
+    return (
+        f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}"
+        f"#/pipelines/{name}/executions/{execution_id}"
+    )
 
 
-def wait(sm: Any, execution_arn: str, poll_seconds: float = 30.0, log: Callable[[str], None] = print,
-         sleep: Callable[[float], None] = time.sleep) -> int:
+def wait(
+    sm: Any,
+    execution_arn: str,
+    poll_seconds: float = 30.0,
+    log: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Follow step statuses until the execution ends; non-zero with the failed step's reason."""
     seen: dict[str, str] = {}
     while True:
@@ -383,12 +454,15 @@ def ensure_forecast_api(settings: Settings, log: Callable[[str], None] = print) 
     try:
         ensure(settings, log=log)
     except (SettingsError, ClientError) as error:
-        log(f"warning: the forecast API was not created or updated: {error}; the pipeline does not need it "
-            "(retry with python -m deploy.api_infrastructure)")
+        log(
+            f"warning: the forecast API was not created or updated: {error}; the pipeline does not need it "
+            "(retry with python -m deploy.api_infrastructure)"
+        )
 
 
-def run_sagemaker(args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str],
-                  log: Callable[[str], None] = print) -> int:
+def run_sagemaker(
+    args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str], log: Callable[[str], None] = print
+) -> int:
     from deploy.clients import client
     from pipelines import code_bundle
 
@@ -425,8 +499,9 @@ def _runtime() -> Any:
         raise RunError("the local runtime is not available (pipelines/local/runtime.py is missing)") from None
 
 
-def run_local(args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str],
-              log: Callable[[str], None] = print) -> int:
+def run_local(
+    args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str], log: Callable[[str], None] = print
+) -> int:
     from pipelines import code_bundle
 
     if args.list:
@@ -463,18 +538,29 @@ def main(argv: Optional[Sequence[str]] = None, log: Callable[[str], None] = prin
         log(f"target: {settings.target} ({settings.target_reason})")
         overrides = parse_overrides(args.param)
         if args.retry and (overrides or args.definition_only or args.list or args.no_start):
-            given = "--param" if overrides else "--definition-only" if args.definition_only else \
-                "--list" if args.list else "--no-start"
-            raise RunError(f"--retry reruns an execution with its own parameters and definition; it does not "
-                           f"take {given} (start a new execution to change them)", 2)
+            given = (
+                "--param"
+                if overrides
+                else "--definition-only"
+                if args.definition_only
+                else "--list"
+                if args.list
+                else "--no-start"
+            )
+            raise RunError(
+                f"--retry reruns an execution with its own parameters and definition; it does not "
+                f"take {given} (start a new execution to change them)",
+                2,
+            )
         if args.definition_only:
             if not settings.is_local:
                 settings.require_sagemaker()  # the definition names the role, region and bucket
             write_definitions(Path(args.definition_only), settings, log)
             return 0
         if args.list and not settings.is_local:
-            raise RunError("--list shows local executions; on SageMaker use Studio or "
-                           "aws sagemaker list-pipeline-executions", 2)
+            raise RunError(
+                "--list shows local executions; on SageMaker use Studio or aws sagemaker list-pipeline-executions", 2
+            )
         if settings.is_local:
             return run_local(args, settings, overrides, log)
         return run_sagemaker(args, settings, overrides, log)

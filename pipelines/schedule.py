@@ -16,6 +16,7 @@ two pipelines and nothing else. `create` on an existing name updates it.
 On the local target nothing is scheduled: `create` prints the crontab line that runs the same
 pipeline with the same parameters (`python -m pipelines.run --target local ...`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ from processing.kernel.settings import Settings, SettingsError, account_of, reso
 logger = logging.getLogger(__name__)
 
 PIPELINES = ("training", "batch")
-TARGET_OPERATION = ("sagemaker", "StartPipelineExecution")   # what the templated target calls
+TARGET_OPERATION = ("sagemaker", "StartPipelineExecution")  # what the templated target calls
 ROLE_POLICY_NAME = "start-pipelines"
 Log = Callable[[str], None]
 
@@ -44,8 +45,14 @@ RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 CRON = re.compile(r"^cron\((.*)\)$")
 AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 # cron(minutes hours day-of-month month day-of-week year): characters each field may hold
-CRON_FIELDS = (("minutes", r"[0-9,\-*/]+"), ("hours", r"[0-9,\-*/]+"), ("day-of-month", r"[0-9,\-*/?LW]+"),
-               ("month", r"[0-9A-Za-z,\-*/]+"), ("day-of-week", r"[0-9A-Za-z,\-*/?L#]+"), ("year", r"[0-9,\-*/]+"))
+CRON_FIELDS = (
+    ("minutes", r"[0-9,\-*/]+"),
+    ("hours", r"[0-9,\-*/]+"),
+    ("day-of-month", r"[0-9,\-*/?LW]+"),
+    ("month", r"[0-9A-Za-z,\-*/]+"),
+    ("day-of-week", r"[0-9A-Za-z,\-*/?L#]+"),
+    ("year", r"[0-9,\-*/]+"),
+)
 EXAMPLES = 'for example "rate(1 day)", "rate(6 hours)" or "cron(0 6 ? * MON *)" (06:00 every Monday)'
 
 
@@ -60,7 +67,6 @@ def group_name(settings: Settings) -> str:
 
 def role_name(settings: Settings) -> str:
     return f"{group_name(settings)}-scheduler"[:64]
-
 
 
 def pipeline_arn(settings: Settings, pipeline: str) -> str:
@@ -80,34 +86,42 @@ def check_expression(expression: str) -> str:
             raise ScheduleError(f"--expression {expression!r}: the rate must be at least 1, {EXAMPLES}")
         if (value == 1) != (not unit.endswith("s")):
             fixed = f"rate({value} {unit.rstrip('s') if value == 1 else unit + 's'})"
-            raise ScheduleError(f"--expression {expression!r}: a rate of 1 takes a singular unit and others a "
-                                f"plural one; did you mean {fixed!r}?")
+            raise ScheduleError(
+                f"--expression {expression!r}: a rate of 1 takes a singular unit and others a "
+                f"plural one; did you mean {fixed!r}?"
+            )
         return text
     cron = CRON.match(text)
     if cron:
         fields = cron.group(1).split()
         if len(fields) != 6:
-            raise ScheduleError(f"--expression {expression!r}: cron() takes 6 fields (minutes hours day-of-month "
-                                f"month day-of-week year), got {len(fields)}; {EXAMPLES}")
+            raise ScheduleError(
+                f"--expression {expression!r}: cron() takes 6 fields (minutes hours day-of-month "
+                f"month day-of-week year), got {len(fields)}; {EXAMPLES}"
+            )
         for value, (name, allowed) in zip(fields, CRON_FIELDS):
             if not re.fullmatch(allowed, value):
                 raise ScheduleError(f"--expression {expression!r}: {name} field {value!r} is not valid")
         if (fields[2] == "?") == (fields[4] == "?"):
-            raise ScheduleError(f"--expression {expression!r}: exactly one of day-of-month and day-of-week must be "
-                                "'?' (the other names the days); for example cron(0 6 ? * MON *)")
+            raise ScheduleError(
+                f"--expression {expression!r}: exactly one of day-of-month and day-of-week must be "
+                "'?' (the other names the days); for example cron(0 6 ? * MON *)"
+            )
         return text
     if AT.match(text):
         return text
-    raise ScheduleError(f"--expression {expression!r}: not a schedule expression; {EXAMPLES}, "
-                        "or at(2025-01-31T06:00:00) once")
+    raise ScheduleError(
+        f"--expression {expression!r}: not a schedule expression; {EXAMPLES}, or at(2025-01-31T06:00:00) once"
+    )
 
 
 def check_timezone(timezone: str) -> str:
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(f"--timezone {timezone!r}: not an IANA time zone (for example UTC, Europe/Berlin, "
-                            "America/New_York)") from None
+        raise ScheduleError(
+            f"--timezone {timezone!r}: not an IANA time zone (for example UTC, Europe/Berlin, America/New_York)"
+        ) from None
     return timezone
 
 
@@ -125,16 +139,32 @@ def typed_parameters(settings: Settings, pipeline: str, pairs: Sequence[str]) ->
 
 # --- the role -------------------------------------------------------------------------------------
 def scheduler_trust_policy(settings: Settings) -> dict:
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": account_of(settings.role_arn)}}}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_of(settings.role_arn)}},
+            }
+        ],
+    }
 
 
 def scheduler_role_policy(settings: Settings) -> dict:
     """Only StartPipelineExecution, only on this project's two pipelines."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "StartTheProjectPipelines", "Effect": "Allow", "Action": "sagemaker:StartPipelineExecution",
-        "Resource": [pipeline_arn(settings, name) for name in PIPELINES]}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StartTheProjectPipelines",
+                "Effect": "Allow",
+                "Action": "sagemaker:StartPipelineExecution",
+                "Resource": [pipeline_arn(settings, name) for name in PIPELINES],
+            }
+        ],
+    }
 
 
 _code = aws_errors.error_code
@@ -145,9 +175,16 @@ def ensure_role(settings: Settings, log: Log = logger.info) -> str:
     from deploy.infrastructure import ensure_service_role
 
     return ensure_service_role(
-        client("iam", settings), role_name(settings), scheduler_trust_policy(settings), ROLE_POLICY_NAME,
-        scheduler_role_policy(settings), "EventBridge Scheduler starts the demand-forecasting pipelines",
-        settings.tags, "EventBridge Scheduler", log)
+        client("iam", settings),
+        role_name(settings),
+        scheduler_trust_policy(settings),
+        ROLE_POLICY_NAME,
+        scheduler_role_policy(settings),
+        "EventBridge Scheduler starts the demand-forecasting pipelines",
+        settings.tags,
+        "EventBridge Scheduler",
+        log,
+    )
 
 
 def ensure_group(settings: Settings, scheduler: Any, log: Log = logger.info) -> str:
@@ -166,22 +203,48 @@ def ensure_group(settings: Settings, scheduler: Any, log: Log = logger.info) -> 
 
 
 # --- commands ------------------------------------------------------------------------------------
-def schedule_request(settings: Settings, name: str, pipeline: str, expression: str, parameters: Mapping[str, Any],
-                     role_arn: str, timezone: str = "UTC", enabled: bool = True) -> dict:
+def schedule_request(
+    settings: Settings,
+    name: str,
+    pipeline: str,
+    expression: str,
+    parameters: Mapping[str, Any],
+    role_arn: str,
+    timezone: str = "UTC",
+    enabled: bool = True,
+) -> dict:
     """The CreateSchedule / UpdateSchedule request (validated against botocore's model before sending)."""
-    target: dict = {"Arn": pipeline_arn(settings, pipeline), "RoleArn": role_arn,
-                    "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 5}}
+    target: dict = {
+        "Arn": pipeline_arn(settings, pipeline),
+        "RoleArn": role_arn,
+        "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 5},
+    }
     if parameters:
         target["SageMakerPipelineParameters"] = {
-            "PipelineParameterList": [{"Name": k, "Value": str(v)} for k, v in parameters.items()]}
-    return {"Name": name, "GroupName": group_name(settings), "ScheduleExpression": expression,
-            "ScheduleExpressionTimezone": timezone, "FlexibleTimeWindow": {"Mode": "OFF"},
-            "State": "ENABLED" if enabled else "DISABLED", "Target": target,
-            "Description": f"Start {pipeline} pipeline; managed by python -m pipelines.schedule"}
+            "PipelineParameterList": [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
+        }
+    return {
+        "Name": name,
+        "GroupName": group_name(settings),
+        "ScheduleExpression": expression,
+        "ScheduleExpressionTimezone": timezone,
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "State": "ENABLED" if enabled else "DISABLED",
+        "Target": target,
+        "Description": f"Start {pipeline} pipeline; managed by python -m pipelines.schedule",
+    }
 
 
-def create(settings: Settings, name: str, pipeline: str, expression: str, params: Sequence[str] = (),
-           timezone: str = "UTC", enabled: bool = True, log: Log = logger.info) -> str:
+def create(
+    settings: Settings,
+    name: str,
+    pipeline: str,
+    expression: str,
+    params: Sequence[str] = (),
+    timezone: str = "UTC",
+    enabled: bool = True,
+    log: Log = logger.info,
+) -> str:
     """Create or update a schedule; returns its ARN (SageMaker) or the crontab line (local)."""
     from deploy.clients import client
     from processing.kernel.aws_validation import validate_request
@@ -194,13 +257,16 @@ def create(settings: Settings, name: str, pipeline: str, expression: str, params
         log("local target: nothing is scheduled; add this line to your crontab (crontab -e):")
         log(line)
         if timezone != "UTC":
-            log(f"note: cron uses the machine's time zone; put CRON_TZ={timezone} above the line where your "
-                "cron supports it")
+            log(
+                f"note: cron uses the machine's time zone; put CRON_TZ={timezone} above the line where your "
+                "cron supports it"
+            )
         return line
     settings.require_sagemaker()
-    request = schedule_request(settings, name, pipeline, expression, parameters, "arn:aws:iam::000000000000:role/x",
-                               timezone, enabled)
-    validate_request("scheduler", "CreateSchedule", request)      # before anything is created
+    request = schedule_request(
+        settings, name, pipeline, expression, parameters, "arn:aws:iam::000000000000:role/x", timezone, enabled
+    )
+    validate_request("scheduler", "CreateSchedule", request)  # before anything is created
     scheduler = client("scheduler", settings)
     request["Target"]["RoleArn"] = ensure_role(settings, log)
     ensure_group(settings, scheduler, log)
@@ -257,11 +323,16 @@ def delete(settings: Settings, name: str, log: Log = logger.info) -> bool:
 
 
 # --- the local equivalent ------------------------------------------------------------------------
-_DAY_NUMBERS = {str(n): str(n - 1) for n in range(1, 8)}   # AWS: 1 = SUN ... 7 = SAT; crontab: 0 = SUN
+_DAY_NUMBERS = {str(n): str(n - 1) for n in range(1, 8)}  # AWS: 1 = SUN ... 7 = SAT; crontab: 0 = SUN
 
 
-def crontab_line(expression: str, pipeline: str, parameters: Mapping[str, Any],
-                 home: str = "$HOME/demand-forecasting", python: str = "python") -> str:
+def crontab_line(
+    expression: str,
+    pipeline: str,
+    parameters: Mapping[str, Any],
+    home: str = "$HOME/demand-forecasting",
+    python: str = "python",
+) -> str:
     """The crontab(5) line that runs the same pipeline locally on the same schedule."""
     rate, cron = RATE.match(expression), CRON.match(expression)
     if rate:
@@ -274,8 +345,10 @@ def crontab_line(expression: str, pipeline: str, parameters: Mapping[str, Any],
         dow = re.sub(r"\b[1-7]\b", lambda m: _DAY_NUMBERS[m.group(0)], dow)
         when = " ".join(f.replace("?", "*") for f in (minutes, hours, dom, month, dow))
     else:
-        raise ScheduleError(f"--expression {expression!r}: a one-time at() schedule has no crontab form; "
-                            "run the command at that time instead (the Unix `at` command can)")
+        raise ScheduleError(
+            f"--expression {expression!r}: a one-time at() schedule has no crontab form; "
+            "run the command at that time instead (the Unix `at` command can)"
+        )
     command = [python, "-m", "pipelines.run", "--target", "local", "--pipeline", pipeline]
     for key, value in parameters.items():
         command += ["--param", f"{key}={value}"]
@@ -294,8 +367,13 @@ def parser() -> argparse.ArgumentParser:
     make.add_argument("--pipeline", choices=PIPELINES, default="training")
     make.add_argument("--expression", required=True, help=EXAMPLES)
     make.add_argument("--timezone", default="UTC", help="IANA time zone of a cron expression (default UTC)")
-    make.add_argument("--param", action="append", default=[], metavar="Name=Value",
-                      help="pipeline parameter for every execution (repeatable)")
+    make.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="Name=Value",
+        help="pipeline parameter for every execution (repeatable)",
+    )
     make.add_argument("--disabled", action="store_true", help="create it paused")
     commands.add_parser("list", help="the project's schedules")
     remove = commands.add_parser("delete", help="delete a schedule")
@@ -312,12 +390,15 @@ def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
     try:
         settings = resolve({"target": args.target, "region": args.region, "config_file": args.config})
         if args.command == "create":
-            create(settings, args.name, args.pipeline, args.expression, args.param, args.timezone,
-                   not args.disabled, log)
+            create(
+                settings, args.name, args.pipeline, args.expression, args.param, args.timezone, not args.disabled, log
+            )
             return 0
         if settings.is_local:
-            raise ScheduleError("the local target keeps no schedules: use the crontab line "
-                                "`python -m pipelines.schedule --target local create ...` prints")
+            raise ScheduleError(
+                "the local target keeps no schedules: use the crontab line "
+                "`python -m pipelines.schedule --target local create ...` prints"
+            )
         settings.require_sagemaker()
         if args.command == "list":
             schedules = list_schedules(settings)
@@ -325,10 +406,14 @@ def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
                 log(f"no schedules in group {group_name(settings)}")
             for s in schedules:
                 pipeline = s["Target"]["Arn"].rsplit("/", 1)[-1]
-                params = ", ".join(f"{p['Name']}={p['Value']}" for p in s["Target"].get(
-                    "SageMakerPipelineParameters", {}).get("PipelineParameterList", []))
-                log(f"{s['Name']:<24} {s['State']:<9} {s['ScheduleExpression']} "
-                    f"({s.get('ScheduleExpressionTimezone', 'UTC')}) -> {pipeline} {params}".rstrip())
+                params = ", ".join(
+                    f"{p['Name']}={p['Value']}"
+                    for p in s["Target"].get("SageMakerPipelineParameters", {}).get("PipelineParameterList", [])
+                )
+                log(
+                    f"{s['Name']:<24} {s['State']:<9} {s['ScheduleExpression']} "
+                    f"({s.get('ScheduleExpressionTimezone', 'UTC')}) -> {pipeline} {params}".rstrip()
+                )
             return 0
         return 0 if delete(settings, args.name, log) else 1
     except (ScheduleError, SettingsError, RunError) as error:

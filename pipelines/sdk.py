@@ -15,6 +15,7 @@ Speed: building steps and rendering run inside `defaults_validated_once()`, whic
 SDK re-validating our constant config at every lookup, for the duration of those calls only
 (importing this module or the SDK changes nothing).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -96,7 +97,7 @@ def _names_only_client() -> Any:
 
 _scope_lock = threading.Lock()
 _scope_depth = 0
-_scope_saved: Any = None       # SageMakerConfig's own validate_sagemaker_config (the staticmethod)
+_scope_saved: Any = None  # SageMakerConfig's own validate_sagemaker_config (the staticmethod)
 _scope_saved_client: Any = None  # the SDK's steps.LocalSagemakerClient
 _defaults_valid = False
 

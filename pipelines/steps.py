@@ -22,6 +22,7 @@ Usage (see pipelines/training.py):
 Arguments use the single-token form `--name=value`, built with Join when the value is a
 pipeline variable, so an empty parameter value ("") still parses as a value.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,14 @@ def sklearn_image_uri(region: str) -> str:
     from sagemaker.core import image_uris
 
     image = processing_image.load()
-    return image_uris.retrieve(image.framework, region=region, version=image.version,
-                               py_version="py3", instance_type="ml.m5.xlarge", image_scope="training")
+    return image_uris.retrieve(
+        image.framework,
+        region=region,
+        version=image.version,
+        py_version="py3",
+        instance_type="ml.m5.xlarge",
+        image_scope="training",
+    )
 
 
 def input_path(name: str) -> str:
@@ -84,8 +91,7 @@ def execution_uri(settings: Settings, step: str, output: str) -> Any:
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
 
-    return Join(on="/", values=[settings.s3_uri("executions"), ExecutionVariables.PIPELINE_EXECUTION_ID,
-                                step, output])
+    return Join(on="/", values=[settings.s3_uri("executions"), ExecutionVariables.PIPELINE_EXECUTION_ID, step, output])
 
 
 def output_uri(step: Any, output: str) -> Any:
@@ -125,7 +131,6 @@ def container_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-
 @dataclasses.dataclass
 class StepFactory:
     """Builds steps sharing one session, role, image, code bundle and environment."""
@@ -141,8 +146,12 @@ class StepFactory:
         from pipelines.code_bundle import bundle_uri
         from pipelines.sdk import pipeline_session
 
-        return cls(settings=settings, session=session or pipeline_session(settings),
-                   code_uri=code_uri or bundle_uri(settings), image_uri=sklearn_image_uri(settings.effective_region))
+        return cls(
+            settings=settings,
+            session=session or pipeline_session(settings),
+            code_uri=code_uri or bundle_uri(settings),
+            image_uri=sklearn_image_uri(settings.effective_region),
+        )
 
     @property
     def role(self) -> str:
@@ -151,7 +160,7 @@ class StepFactory:
     def execution_uri(self, step: str, output: str) -> Any:
         return execution_uri(self.settings, step, output)
 
-    @defaults_validated_once()   # the SDK looks up its config for every processor and step
+    @defaults_validated_once()  # the SDK looks up its config for every processor and step
     def processing_step(
         self,
         name: str,
@@ -202,29 +211,51 @@ class StepFactory:
             sagemaker_session=self.session,
             env=env,
         )
-        processing_inputs = [ProcessingInput(
-            input_name=CODE_INPUT,
-            s3_input=ProcessingS3Input(s3_uri=self.code_uri, local_path=contracts.CODE_DIR,
-                                       s3_data_type="S3Prefix", s3_input_mode="File"))]
+        processing_inputs = [
+            ProcessingInput(
+                input_name=CODE_INPUT,
+                s3_input=ProcessingS3Input(
+                    s3_uri=self.code_uri, local_path=contracts.CODE_DIR, s3_data_type="S3Prefix", s3_input_mode="File"
+                ),
+            )
+        ]
         for input_name, uri in inputs.items():
-            processing_inputs.append(ProcessingInput(
-                input_name=input_name,
-                s3_input=ProcessingS3Input(s3_uri=uri, local_path=input_path(input_name),
-                                           s3_data_type="S3Prefix", s3_input_mode="File")))
-        destinations = dict(outputs) if isinstance(outputs, Mapping) else {
-            output: self.execution_uri(name, output) for output in outputs}
-        processing_outputs = [ProcessingOutput(
-            output_name=output,
-            s3_output=ProcessingS3Output(s3_uri=destination, local_path=output_path(output),
-                                         s3_upload_mode="EndOfJob"))
-            for output, destination in destinations.items()]
-        step_args = processor.run(inputs=processing_inputs, outputs=processing_outputs,
-                                  arguments=list(arguments) or None)
+            processing_inputs.append(
+                ProcessingInput(
+                    input_name=input_name,
+                    s3_input=ProcessingS3Input(
+                        s3_uri=uri, local_path=input_path(input_name), s3_data_type="S3Prefix", s3_input_mode="File"
+                    ),
+                )
+            )
+        destinations = (
+            dict(outputs)
+            if isinstance(outputs, Mapping)
+            else {output: self.execution_uri(name, output) for output in outputs}
+        )
+        processing_outputs = [
+            ProcessingOutput(
+                output_name=output,
+                s3_output=ProcessingS3Output(
+                    s3_uri=destination, local_path=output_path(output), s3_upload_mode="EndOfJob"
+                ),
+            )
+            for output, destination in destinations.items()
+        ]
+        step_args = processor.run(
+            inputs=processing_inputs, outputs=processing_outputs, arguments=list(arguments) or None
+        )
         with offline_environment(self.settings.effective_region):
             cache = CacheConfig(enable_caching=True, expire_after=cache_expire_after) if cache_expire_after else None
-            return ProcessingStep(name, step_args=step_args, display_name=display_name,
-                                  description=description, property_files=list(property_files) or None,
-                                  cache_config=cache, depends_on=list(depends_on) if depends_on else None)
+            return ProcessingStep(
+                name,
+                step_args=step_args,
+                display_name=display_name,
+                description=description,
+                property_files=list(property_files) or None,
+                cache_config=cache,
+                depends_on=list(depends_on) if depends_on else None,
+            )
 
     @defaults_validated_once()
     def transform_step(
@@ -264,9 +295,17 @@ class StepFactory:
             sagemaker_session=self.session,
         )
         step_args = transformer.transform(
-            data=data, data_type="S3Prefix", content_type=content_type, split_type="None",
-            model_client_config={"InvocationsTimeoutInSeconds": contracts.TRANSFORM_INVOCATIONS_TIMEOUT_SECONDS})
+            data=data,
+            data_type="S3Prefix",
+            content_type=content_type,
+            split_type="None",
+            model_client_config={"InvocationsTimeoutInSeconds": contracts.TRANSFORM_INVOCATIONS_TIMEOUT_SECONDS},
+        )
         with offline_environment(self.settings.effective_region):
-            return TransformStep(name, step_args=step_args, display_name=display_name,
-                                 description=description,
-                                 depends_on=list(depends_on) if depends_on else None)
+            return TransformStep(
+                name,
+                step_args=step_args,
+                display_name=display_name,
+                description=description,
+                depends_on=list(depends_on) if depends_on else None,
+            )

@@ -15,6 +15,7 @@ It calls SageMaker through plain boto3; the local runtime serves the same API on
 branch here. When the pipeline is stopped, SageMaker sends the step SIGTERM: the step then
 stops the AutoML job (StopAutoMLJob), so nothing trains and bills on, and exits non-zero.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,20 @@ logger = logging.getLogger(__name__)
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 CONTAINER_KEYS = ("Image", "ModelDataUrl", "Environment")
 PREFERRED_PROCESSING_UNIT = "CPU"
-TRANSIENT_CODES = ("ThrottlingException", "Throttling", "ServiceUnavailable", "InternalFailure",
-                   "InternalServerError", "RequestTimeout")
+TRANSIENT_CODES = (
+    "ThrottlingException",
+    "Throttling",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalServerError",
+    "RequestTimeout",
+)
 MAX_TRANSIENT_ERRORS = 10
-FIRST_POLL_SECONDS = 1.0   # polls start this often; then a POLL_SHARE of the time waited so far, up to
-POLL_SHARE = 0.1           # --poll-seconds: a job is seen done within 1 s or 10% of its run time (was
-                           # 2 s growing 1.25x per call: up to 25%, 18 s on a 380 s local job), an
-                           # hours-long one still costs a call a minute
-EXIT_TERMINATED = 143      # 128 + SIGTERM
+FIRST_POLL_SECONDS = 1.0  # polls start this often; then a POLL_SHARE of the time waited so far, up to
+POLL_SHARE = 0.1  # --poll-seconds: a job is seen done within 1 s or 10% of its run time (was
+# 2 s growing 1.25x per call: up to 25%, 18 s on a 380 s local job), an
+# hours-long one still costs a call a minute
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 REQUEST_FILE = "automl_request.json"  # the request sent, kept next to the result for audits
 
 Log = Callable[[str], None]
@@ -82,7 +89,7 @@ def attempt_name(job_name: str, attempt: int) -> str:
     if attempt <= 1:
         return job_name
     suffix = f"-r{attempt}"
-    return job_name[:automl_request.JOB_NAME_MAX - len(suffix)].rstrip("-") + suffix
+    return job_name[: automl_request.JOB_NAME_MAX - len(suffix)].rstrip("-") + suffix
 
 
 def start_or_attach(sm: Any, request: dict, log: Log = logger.info) -> dict:
@@ -100,8 +107,10 @@ def start_or_attach(sm: Any, request: dict, log: Log = logger.info) -> dict:
         attempt += 1
         following = attempt_name(base, attempt)
         later = describe_job(sm, following)
-        log(f"AutoML job {name} ended {existing.get('AutoMLJobStatus')}"
-            + (f"; {following} is its retry" if later is not None else f": starting a new job {following}"))
+        log(
+            f"AutoML job {name} ended {existing.get('AutoMLJobStatus')}"
+            + (f"; {following} is its retry" if later is not None else f": starting a new job {following}")
+        )
         name, existing = following, later
     if existing is None:
         try:
@@ -114,14 +123,21 @@ def start_or_attach(sm: Any, request: dict, log: Log = logger.info) -> dict:
             existing = describe_job(sm, name)  # lost a race with another attempt of this step
             if existing is None:
                 raise
-    log(f"AutoML job {name} already exists ({existing.get('AutoMLJobStatus')}): re-attaching "
-        "instead of starting a second job")
+    log(
+        f"AutoML job {name} already exists ({existing.get('AutoMLJobStatus')}): re-attaching "
+        "instead of starting a second job"
+    )
     return {"job_name": name, "job_arn": existing["AutoMLJobArn"], "attached": True}
 
 
-def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = logger.info,
-                 sleep: Callable[[float], None] = time.sleep,
-                 max_wait_seconds: Optional[float] = None) -> dict:
+def wait_for_job(
+    sm: Any,
+    job_name: str,
+    poll_seconds: float = 60.0,
+    log: Log = logger.info,
+    sleep: Callable[[float], None] = time.sleep,
+    max_wait_seconds: Optional[float] = None,
+) -> dict:
     """Poll DescribeAutoMLJobV2 until the job ends; one log line per status change.
 
     The interval is FIRST_POLL_SECONDS, or POLL_SHARE of the time waited so far when that is
@@ -130,7 +146,7 @@ def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = 
     when `max_wait_seconds` passes first.
     """
     started = time.monotonic()
-    waited = 0.0   # the sleeps asked for: the clock when `sleep` is a stand-in (tests)
+    waited = 0.0  # the sleeps asked for: the clock when `sleep` is a stand-in (tests)
     last: Optional[tuple] = None
     transient_in_a_row = 0
     while True:
@@ -142,8 +158,10 @@ def wait_for_job(sm: Any, job_name: str, poll_seconds: float = 60.0, log: Log = 
             transient_in_a_row += 1
             if code not in TRANSIENT_CODES or transient_in_a_row > MAX_TRANSIENT_ERRORS:
                 raise
-            log(f"AutoML job {job_name}: {code} while polling ({transient_in_a_row}/{MAX_TRANSIENT_ERRORS}); "
-                "trying again")
+            log(
+                f"AutoML job {job_name}: {code} while polling ({transient_in_a_row}/{MAX_TRANSIENT_ERRORS}); "
+                "trying again"
+            )
             sleep(poll_seconds)
             continue
         state = (description["AutoMLJobStatus"], description.get("AutoMLJobSecondaryStatus", ""))
@@ -171,8 +189,10 @@ def stop_job(sm: Any, job_name: str, log: Log = logger.info) -> bool:
         log(f"AutoML job {job_name} {state}: nothing to stop")
         return False
     sm.stop_auto_ml_job(AutoMLJobName=job_name)
-    log(f"AutoML job {job_name}: StopAutoMLJob requested (it was {description['AutoMLJobStatus']} / "
-        f"{description.get('AutoMLJobSecondaryStatus', '')})")
+    log(
+        f"AutoML job {job_name}: StopAutoMLJob requested (it was {description['AutoMLJobStatus']} / "
+        f"{description.get('AutoMLJobSecondaryStatus', '')})"
+    )
     return True
 
 
@@ -204,10 +224,14 @@ def best_inference_containers(description: dict) -> list[dict]:
         definitions = candidate.get("InferenceContainerDefinitions") or {}
         containers = definitions.get(PREFERRED_PROCESSING_UNIT) or next(iter(definitions.values()), None)
     if not containers:
-        raise AutoMLJobFailed(f"AutoML job {description.get('AutoMLJobName')} completed but its best "
-                              "candidate has no inference containers (BestCandidate.InferenceContainers)")
-    return [{key: (dict(c[key]) if key == "Environment" else c[key]) for key in CONTAINER_KEYS if key in c}
-            for c in containers]
+        raise AutoMLJobFailed(
+            f"AutoML job {description.get('AutoMLJobName')} completed but its best "
+            "candidate has no inference containers (BestCandidate.InferenceContainers)"
+        )
+    return [
+        {key: (dict(c[key]) if key == "Environment" else c[key]) for key in CONTAINER_KEYS if key in c}
+        for c in containers
+    ]
 
 
 def model_name_for(job_name: str) -> str:
@@ -215,8 +239,9 @@ def model_name_for(job_name: str) -> str:
     return f"{job_name}-model"
 
 
-def create_model_request(model_name: str, containers: Sequence[dict], role_arn: str,
-                         tags: Optional[dict] = None) -> dict:
+def create_model_request(
+    model_name: str, containers: Sequence[dict], role_arn: str, tags: Optional[dict] = None
+) -> dict:
     request: dict = {
         "ModelName": model_name,
         "Containers": [dict(c) for c in containers],
@@ -228,8 +253,14 @@ def create_model_request(model_name: str, containers: Sequence[dict], role_arn: 
     return request
 
 
-def create_model(sm: Any, model_name: str, containers: Sequence[dict], role_arn: str,
-                 tags: Optional[dict] = None, log: Log = logger.info) -> dict:
+def create_model(
+    sm: Any,
+    model_name: str,
+    containers: Sequence[dict],
+    role_arn: str,
+    tags: Optional[dict] = None,
+    log: Log = logger.info,
+) -> dict:
     """CreateModel with every container; an existing model of that name (a retry) is reused."""
     request = create_model_request(model_name, containers, role_arn, tags)
     try:
@@ -246,8 +277,10 @@ def create_model(sm: Any, model_name: str, containers: Sequence[dict], role_arn:
             raise
         log(f"model {model_name} already exists: reusing it")
         return {"model_name": model_name, "created": False}
-    log(f"model {model_name} created with {len(containers)} container(s): "
-        + ", ".join(c.get("Image", "?") for c in containers))
+    log(
+        f"model {model_name} created with {len(containers)} container(s): "
+        + ", ".join(c.get("Image", "?") for c in containers)
+    )
     return {"model_name": model_name, "created": True}
 
 
@@ -284,8 +317,9 @@ def read_profile(profile_dir: Optional[str]) -> dict:
     if path.is_dir():
         path = path / contracts.PROFILE_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"--profile-dir: {path} does not exist; pass the PrepareData "
-                                f"'{contracts.PREP_PROFILE}' output folder")
+        raise FileNotFoundError(
+            f"--profile-dir: {path} does not exist; pass the PrepareData '{contracts.PREP_PROFILE}' output folder"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
@@ -306,8 +340,10 @@ def _parse_filling(text: str) -> dict:
     try:
         value = json.loads(text)
     except ValueError as error:
-        raise ValueError(f"--filling is not valid JSON ({error}); expected "
-                         '{"column": {"middlefill": "zero", "futurefill": "value", "futurefill_value": "0"}}') from None
+        raise ValueError(
+            f"--filling is not valid JSON ({error}); expected "
+            '{"column": {"middlefill": "zero", "futurefill": "value", "futurefill_value": "0"}}'
+        ) from None
     if not isinstance(value, dict):
         raise ValueError(f"--filling must be a JSON object mapping columns to fill rules, got {text!r}")
     return value
@@ -322,20 +358,37 @@ def request_from_args(args: argparse.Namespace, settings: Any = None) -> dict:
     if tags is not None:
         tags["pipeline-execution-id"] = args.execution_id
     return automl_request.build_request(
-        train_uri=args.train_uri, output_uri=args.output_uri,
+        train_uri=args.train_uri,
+        output_uri=args.output_uri,
         job_name=args.job_name or automl_request.job_name_for_execution(args.execution_id),
-        role_arn=args.role_arn, item_id_column=args.item_id_column,
-        timestamp_column=args.timestamp_column, target_column=args.target_column,
-        grouping_columns=args.grouping_columns, frequency=args.frequency, horizon=args.horizon,
-        quantiles=args.quantiles, holiday_country=args.holiday_country, algorithms=args.algorithms,
-        objective_metric=args.objective_metric, max_runtime_seconds=args.max_runtime_seconds,
-        covariates=columns.get("covariates") or (), static_columns=columns.get("static") or (),
-        filling=filling, aggregation=args.aggregation or profile.get("aggregation") or "sum", timesteps=profile_timesteps(profile),
-        tags=tags)
+        role_arn=args.role_arn,
+        item_id_column=args.item_id_column,
+        timestamp_column=args.timestamp_column,
+        target_column=args.target_column,
+        grouping_columns=args.grouping_columns,
+        frequency=args.frequency,
+        horizon=args.horizon,
+        quantiles=args.quantiles,
+        holiday_country=args.holiday_country,
+        algorithms=args.algorithms,
+        objective_metric=args.objective_metric,
+        max_runtime_seconds=args.max_runtime_seconds,
+        covariates=columns.get("covariates") or (),
+        static_columns=columns.get("static") or (),
+        filling=filling,
+        aggregation=args.aggregation or profile.get("aggregation") or "sum",
+        timesteps=profile_timesteps(profile),
+        tags=tags,
+    )
 
 
-def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log = logger.info,
-        sleep: Callable[[float], None] = time.sleep) -> dict:
+def run(
+    args: argparse.Namespace,
+    sm: Any = None,
+    settings: Any = None,
+    log: Log = logger.info,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Build the request, start or re-attach, wait, create the model, write the result file."""
     if sm is None:
         import boto3
@@ -345,31 +398,49 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
         settings = settings or resolve()
         sm = boto3.client("sagemaker", region_name=settings.effective_region)
     if not hasattr(sm, "create_auto_ml_job_v2"):
-        raise AutoMLJobFailed("this boto3 has no create_auto_ml_job_v2 (boto3>=1.34 has it; the processing "
-                              "image's pins are in pipelines/processing_image.toml)")
+        raise AutoMLJobFailed(
+            "this boto3 has no create_auto_ml_job_v2 (boto3>=1.34 has it; the processing "
+            "image's pins are in pipelines/processing_image.toml)"
+        )
     request = request_from_args(args, settings)
     # the request is long (filling rules per column): readable JSON in a file, its path in the log
     request_path = write_json_atomic(Path(args.result_dir) / REQUEST_FILE, request)
     config = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]
-    log(f"AutoML request {request['AutoMLJobName']} (horizon {config.get('ForecastHorizon')}, frequency "
-        f"{config.get('ForecastFrequency')}): {request_path}")
+    log(
+        f"AutoML request {request['AutoMLJobName']} (horizon {config.get('ForecastHorizon')}, frequency "
+        f"{config.get('ForecastFrequency')}): {request_path}"
+    )
     job: Optional[dict] = None
     try:
         job = start_or_attach(sm, request, log)
-        description = wait_for_job(sm, job["job_name"], poll_seconds=args.poll_seconds, log=log, sleep=sleep,
-                                   max_wait_seconds=args.max_wait_seconds)
+        description = wait_for_job(
+            sm,
+            job["job_name"],
+            poll_seconds=args.poll_seconds,
+            log=log,
+            sleep=sleep,
+            max_wait_seconds=args.max_wait_seconds,
+        )
     except StepTerminated:
         log("SIGTERM received (the pipeline is stopping): stopping the AutoML job")
         stop_job(sm, job["job_name"] if job else request["AutoMLJobName"], log)
         raise
     containers = best_inference_containers(description)
-    model = create_model(sm, model_name_for(job["job_name"]), containers, args.role_arn,
-                         tags=dict(settings.tags) if settings is not None else None, log=log)
+    model = create_model(
+        sm,
+        model_name_for(job["job_name"]),
+        containers,
+        args.role_arn,
+        tags=dict(settings.tags) if settings is not None else None,
+        log=log,
+    )
     document = result_document(description, model["model_name"])
     path = write_json_atomic(Path(args.result_dir) / contracts.AUTOML_RESULT_FILE, document)
     metric = document["objective_metric"]
-    log(f"best candidate {document['best_candidate_name']}: {metric['name']} = {metric['value']}; "
-        f"result written to {path}")
+    log(
+        f"best candidate {document['best_candidate_name']}: {metric['name']} = {metric['value']}; "
+        f"result written to {path}"
+    )
     return document
 
 
@@ -390,8 +461,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithms", default=d["algorithms"], help="comma-separated, empty for all")
     p.add_argument("--objective-metric", default=d["objective_metric"])
     p.add_argument("--max-runtime-seconds", default=str(d["max_runtime_seconds"]))
-    p.add_argument("--aggregation", default=None,
-                   help="target aggregation: sum, avg, first, min, max (default: what PrepareData applied, else sum)")
+    p.add_argument(
+        "--aggregation",
+        default=None,
+        help="target aggregation: sum, avg, first, min, max (default: what PrepareData applied, else sum)",
+    )
     p.add_argument("--filling", default=None, help="JSON {column: {rule: method}} overriding the defaults")
     p.add_argument("--poll-seconds", type=float, default=60.0)
     p.add_argument("--max-wait-seconds", type=float, default=None)
@@ -402,8 +476,11 @@ def _terminate(signum: int, frame: Any) -> None:
     raise StepTerminated()
 
 
-@step_main("AutoML step failed", (AutoMLJobFailed, automl_request.AutoMLRequestError, ValueError,
-                                  FileNotFoundError, TimeoutError, ClientError), code=1)
+@step_main(
+    "AutoML step failed",
+    (AutoMLJobFailed, automl_request.AutoMLRequestError, ValueError, FileNotFoundError, TimeoutError, ClientError),
+    code=1,
+)
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
     """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr, 143 on SIGTERM. `sm` is for tests."""
     console.setup()

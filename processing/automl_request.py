@@ -7,6 +7,7 @@ parameter, before a job is paid for; then the request is checked against botocor
 
 Runs inside the SageMaker processing container: standard library + the project bundle.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,15 @@ from processing.kernel import contracts
 from processing.kernel.aws_validation import validate_request
 from processing.kernel.contracts import default_filling  # one definition of the default rules: PrepareData's
 
-__all__ = ["build_request", "default_request", "default_filling", "job_name_for_execution",
-           "limit_problems", "filling_problems", "AutoMLRequestError"]
+__all__ = [
+    "build_request",
+    "default_request",
+    "default_filling",
+    "job_name_for_execution",
+    "limit_problems",
+    "filling_problems",
+    "AutoMLRequestError",
+]
 
 # --- Autopilot time-series limits (docs: "Time-series forecasting resource limits") -------
 MAX_HORIZON = 500
@@ -41,8 +49,12 @@ AGGREGATIONS = contracts.AGGREGATIONS
 # Forecast's, not Autopilot's); the target has no futurefill (its future is what is forecast).
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")
 FILL_RULES_TARGET = {"frontfill": ("none",), "middlefill": FILL_METHODS, "backfill": FILL_METHODS}
-FILL_RULES_FEATURE = {"frontfill": ("none",), "middlefill": FILL_METHODS,
-                      "backfill": FILL_METHODS, "futurefill": FILL_METHODS}
+FILL_RULES_FEATURE = {
+    "frontfill": ("none",),
+    "middlefill": FILL_METHODS,
+    "backfill": FILL_METHODS,
+    "futurefill": FILL_METHODS,
+}
 FILL_VALUE_PATTERN = re.compile(r"^[a-zA-Z0-9_\-]+$")  # FillingTransformationValue in the API model
 
 CONTENT_TYPE = "text/csv;header=present"
@@ -82,8 +94,9 @@ def job_name_for_execution(execution_id: str, prefix: str = JOB_NAME_PREFIX) -> 
     """
     raw = str(execution_id or "").strip()
     if not raw:
-        raise AutoMLRequestError(["--execution-id is empty: pass the pipeline execution id "
-                                  "(ExecutionVariables.PIPELINE_EXECUTION_ID)"])
+        raise AutoMLRequestError(
+            ["--execution-id is empty: pass the pipeline execution id (ExecutionVariables.PIPELINE_EXECUTION_ID)"]
+        )
     if "/" in raw:  # a full execution ARN: keep its last part, the execution id
         raw = raw.rstrip("/").rsplit("/", 1)[-1]
     clean = re.sub(r"[^a-zA-Z0-9]+", "-", raw).strip("-")
@@ -123,8 +136,9 @@ def _as_int(value: Any, parameter: str, problems: list[str]) -> Optional[int]:
 
 
 # --- filling and aggregation ----------------------------------------------------------------
-def filling_problems(filling: Mapping[str, Any], target_column: str,
-                     known_columns: Optional[Iterable[str]] = None) -> list[str]:
+def filling_problems(
+    filling: Mapping[str, Any], target_column: str, known_columns: Optional[Iterable[str]] = None
+) -> list[str]:
     """Every way `filling` breaks Autopilot's per-column fill rules."""
     problems = []
     known = set(known_columns) if known_columns is not None else None
@@ -133,9 +147,11 @@ def filling_problems(filling: Mapping[str, Any], target_column: str,
         if known is not None and column not in known:
             problems.append(f"{where}: no such column in the training data (columns: {', '.join(sorted(known))})")
         if not isinstance(rules, Mapping) or not rules:
-            problems.append(f"{where}: expected a map of fill rules such as "
-                            "{\"middlefill\": \"zero\", \"backfill\": \"value\", \"backfill_value\": \"0\"}, "
-                            f"got {rules!r}")
+            problems.append(
+                f"{where}: expected a map of fill rules such as "
+                '{"middlefill": "zero", "backfill": "value", "backfill_value": "0"}, '
+                f"got {rules!r}"
+            )
             continue
         allowed = FILL_RULES_TARGET if column == target_column else FILL_RULES_FEATURE
         for key, rule in rules.items():
@@ -146,8 +162,10 @@ def filling_problems(filling: Mapping[str, Any], target_column: str,
                 elif rules.get(base) != "value":
                     problems.append(f"{where}: {key} is set but {base} is {rules.get(base)!r}, not 'value'")
                 if not FILL_VALUE_PATTERN.match(str(rule)):
-                    problems.append(f"{where}: {key}={rule!r} must be letters, digits, '_' or '-' "
-                                    "(the API accepts no decimal point)")
+                    problems.append(
+                        f"{where}: {key}={rule!r} must be letters, digits, '_' or '-' "
+                        "(the API accepts no decimal point)"
+                    )
                 continue
             if key not in allowed:
                 kind = "the target" if column == target_column else "a feature"
@@ -160,11 +178,21 @@ def filling_problems(filling: Mapping[str, Any], target_column: str,
 
 
 # --- the request ----------------------------------------------------------------------------
-def limit_problems(*, horizon: Any, grouping_columns: Sequence[str], quantiles: Sequence[str],
-                   holiday_country: str, algorithms: Sequence[str], objective_metric: str,
-                   numeric_features: Sequence[str], categorical_features: Sequence[str],
-                   aggregation: str, max_runtime_seconds: Any, job_name: str,
-                   timesteps: Optional[int] = None) -> list[str]:
+def limit_problems(
+    *,
+    horizon: Any,
+    grouping_columns: Sequence[str],
+    quantiles: Sequence[str],
+    holiday_country: str,
+    algorithms: Sequence[str],
+    objective_metric: str,
+    numeric_features: Sequence[str],
+    categorical_features: Sequence[str],
+    aggregation: str,
+    max_runtime_seconds: Any,
+    job_name: str,
+    timesteps: Optional[int] = None,
+) -> list[str]:
     """Autopilot's limits, phrased in terms of the pipeline parameters."""
     problems: list[str] = []
     h = _as_int(horizon, "ForecastHorizon", problems)
@@ -172,70 +200,95 @@ def limit_problems(*, horizon: Any, grouping_columns: Sequence[str], quantiles: 
         if h < 1 or h > MAX_HORIZON:
             problems.append(f"ForecastHorizon={h} is outside 1..{MAX_HORIZON} (Autopilot's maximum horizon)")
         elif timesteps is not None and h > timesteps // 4:
-            problems.append(f"ForecastHorizon={h} is more than a quarter of the {timesteps} time steps in the "
-                            f"training data; use at most {max(timesteps // 4, 0)} or provide more history")
+            problems.append(
+                f"ForecastHorizon={h} is more than a quarter of the {timesteps} time steps in the "
+                f"training data; use at most {max(timesteps // 4, 0)} or provide more history"
+            )
     if len(grouping_columns) > MAX_GROUPING_COLUMNS:
-        problems.append(f"GroupingColumns has {len(grouping_columns)} columns ({', '.join(grouping_columns)}); "
-                        f"Autopilot accepts at most {MAX_GROUPING_COLUMNS}")
+        problems.append(
+            f"GroupingColumns has {len(grouping_columns)} columns ({', '.join(grouping_columns)}); "
+            f"Autopilot accepts at most {MAX_GROUPING_COLUMNS}"
+        )
     if len(set(grouping_columns)) != len(grouping_columns):
         problems.append(f"GroupingColumns lists a column twice: {', '.join(grouping_columns)}")
     if not 1 <= len(quantiles) <= MAX_QUANTILES:
-        problems.append(f"ForecastQuantiles has {len(quantiles)} quantiles; use 1 to {MAX_QUANTILES}, "
-                        "for example p10,p50,p90")
+        problems.append(
+            f"ForecastQuantiles has {len(quantiles)} quantiles; use 1 to {MAX_QUANTILES}, for example p10,p50,p90"
+        )
     for q in quantiles:
         if not QUANTILE_PATTERN.match(q):
-            problems.append(f"ForecastQuantiles: {q!r} is not a quantile name like p10, p50 or p90 "
-                            "(pattern ^p[1-9]\\d?$; write 0.1 as p10)")
+            problems.append(
+                f"ForecastQuantiles: {q!r} is not a quantile name like p10, p50 or p90 "
+                "(pattern ^p[1-9]\\d?$; write 0.1 as p10)"
+            )
     if len(set(quantiles)) != len(quantiles):
         problems.append(f"ForecastQuantiles lists a quantile twice: {', '.join(quantiles)}")
     if holiday_country and not COUNTRY_PATTERN.match(holiday_country):
-        problems.append(f"HolidayCountry={holiday_country!r} must be one ISO 3166 two-letter upper-case code "
-                        "such as US or DE (or empty for none)")
+        problems.append(
+            f"HolidayCountry={holiday_country!r} must be one ISO 3166 two-letter upper-case code "
+            "such as US or DE (or empty for none)"
+        )
     unknown = [a for a in algorithms if a not in TIME_SERIES_ALGORITHMS]
     if unknown:
-        problems.append(f"AutoMLAlgorithms: {', '.join(unknown)} not time-series algorithm(s); "
-                        f"choose from {', '.join(TIME_SERIES_ALGORITHMS)}")
+        problems.append(
+            f"AutoMLAlgorithms: {', '.join(unknown)} not time-series algorithm(s); "
+            f"choose from {', '.join(TIME_SERIES_ALGORITHMS)}"
+        )
     if objective_metric not in TIME_SERIES_OBJECTIVES:
-        problems.append(f"ObjectiveMetric={objective_metric!r} is not a time-series objective; "
-                        f"choose from {', '.join(TIME_SERIES_OBJECTIVES)}")
+        problems.append(
+            f"ObjectiveMetric={objective_metric!r} is not a time-series objective; "
+            f"choose from {', '.join(TIME_SERIES_OBJECTIVES)}"
+        )
     if len(numeric_features) > MAX_NUMERIC_FEATURES:
-        problems.append(f"the training data has {len(numeric_features)} numeric features "
-                        f"({', '.join(numeric_features)}); Autopilot accepts at most {MAX_NUMERIC_FEATURES}: "
-                        "drop some columns from the input")
+        problems.append(
+            f"the training data has {len(numeric_features)} numeric features "
+            f"({', '.join(numeric_features)}); Autopilot accepts at most {MAX_NUMERIC_FEATURES}: "
+            "drop some columns from the input"
+        )
     if len(categorical_features) > MAX_CATEGORICAL_FEATURES:
-        problems.append(f"the training data has {len(categorical_features)} categorical features "
-                        f"({', '.join(categorical_features)}); Autopilot accepts at most "
-                        f"{MAX_CATEGORICAL_FEATURES}: drop some columns from the input")
+        problems.append(
+            f"the training data has {len(categorical_features)} categorical features "
+            f"({', '.join(categorical_features)}); Autopilot accepts at most "
+            f"{MAX_CATEGORICAL_FEATURES}: drop some columns from the input"
+        )
     if aggregation not in AGGREGATIONS:
         problems.append(f"aggregation={aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
     runtime = _as_int(max_runtime_seconds, "MaxAutoMLRuntimeSeconds", problems)
     if runtime is not None and runtime < 1:
         problems.append(f"MaxAutoMLRuntimeSeconds={runtime} must be at least 1")
     if not JOB_NAME_PATTERN.match(job_name or ""):
-        problems.append(f"AutoML job name {job_name!r} must be 1-{JOB_NAME_MAX} letters, digits and inner "
-                        "hyphens (pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,31})")
+        problems.append(
+            f"AutoML job name {job_name!r} must be 1-{JOB_NAME_MAX} letters, digits and inner "
+            "hyphens (pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,31})"
+        )
     return problems
 
 
-def build_request(*, train_uri: str, output_uri: str, job_name: str, role_arn: str,
-                  item_id_column: str = DEFAULTS["item_id_column"],
-                  timestamp_column: str = DEFAULTS["timestamp_column"],
-                  target_column: str = DEFAULTS["target_column"],
-                  grouping_columns: Any = DEFAULTS["grouping_columns"],
-                  frequency: str = DEFAULTS["frequency"],
-                  horizon: Any = DEFAULTS["horizon"],
-                  quantiles: Any = DEFAULTS["quantiles"],
-                  holiday_country: Optional[str] = DEFAULTS["holiday_country"],
-                  algorithms: Any = DEFAULTS["algorithms"],
-                  objective_metric: str = DEFAULTS["objective_metric"],
-                  max_runtime_seconds: Any = DEFAULTS["max_runtime_seconds"],
-                  covariates: Iterable[str] = (),
-                  static_columns: Iterable[str] = (),
-                  filling: Optional[Mapping[str, Mapping[str, str]]] = None,
-                  aggregation: str = DEFAULTS["aggregation"],
-                  timesteps: Optional[int] = None,
-                  tags: Optional[Mapping[str, str]] = None,
-                  validate: bool = True) -> dict:
+def build_request(
+    *,
+    train_uri: str,
+    output_uri: str,
+    job_name: str,
+    role_arn: str,
+    item_id_column: str = DEFAULTS["item_id_column"],
+    timestamp_column: str = DEFAULTS["timestamp_column"],
+    target_column: str = DEFAULTS["target_column"],
+    grouping_columns: Any = DEFAULTS["grouping_columns"],
+    frequency: str = DEFAULTS["frequency"],
+    horizon: Any = DEFAULTS["horizon"],
+    quantiles: Any = DEFAULTS["quantiles"],
+    holiday_country: Optional[str] = DEFAULTS["holiday_country"],
+    algorithms: Any = DEFAULTS["algorithms"],
+    objective_metric: str = DEFAULTS["objective_metric"],
+    max_runtime_seconds: Any = DEFAULTS["max_runtime_seconds"],
+    covariates: Iterable[str] = (),
+    static_columns: Iterable[str] = (),
+    filling: Optional[Mapping[str, Mapping[str, str]]] = None,
+    aggregation: str = DEFAULTS["aggregation"],
+    timesteps: Optional[int] = None,
+    tags: Optional[Mapping[str, str]] = None,
+    validate: bool = True,
+) -> dict:
     """The CreateAutoMLJobV2 request (TimeSeriesForecastingJobConfig) for these parameters.
 
     `covariates` are the numeric time-varying columns (related time series) and
@@ -250,11 +303,19 @@ def build_request(*, train_uri: str, output_uri: str, job_name: str, role_arn: s
     static_names = list(static_columns)
     country = (holiday_country or "").strip()
     problems = limit_problems(
-        horizon=horizon, grouping_columns=grouping, quantiles=quantile_names,
-        holiday_country=country, algorithms=algorithm_names, objective_metric=objective_metric,
-        numeric_features=covariate_names, categorical_features=static_names,
-        aggregation=aggregation, max_runtime_seconds=max_runtime_seconds, job_name=job_name,
-        timesteps=timesteps)
+        horizon=horizon,
+        grouping_columns=grouping,
+        quantiles=quantile_names,
+        holiday_country=country,
+        algorithms=algorithm_names,
+        objective_metric=objective_metric,
+        numeric_features=covariate_names,
+        categorical_features=static_names,
+        aggregation=aggregation,
+        max_runtime_seconds=max_runtime_seconds,
+        job_name=job_name,
+        timesteps=timesteps,
+    )
     try:
         contracts.split_frequency(frequency)
     except ValueError as error:
@@ -295,12 +356,14 @@ def build_request(*, train_uri: str, output_uri: str, job_name: str, role_arn: s
 
     request: dict = {
         "AutoMLJobName": job_name,
-        "AutoMLJobInputDataConfig": [{
-            "ChannelType": "training",
-            "ContentType": CONTENT_TYPE,
-            "CompressionType": "None",
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": train_uri}},
-        }],
+        "AutoMLJobInputDataConfig": [
+            {
+                "ChannelType": "training",
+                "ContentType": CONTENT_TYPE,
+                "CompressionType": "None",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": train_uri}},
+            }
+        ],
         "OutputDataConfig": {"S3OutputPath": output_uri},
         "AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": config},
         "RoleArn": role_arn,

@@ -15,6 +15,7 @@ Autopilot requires the inference input to have exactly the training data's colum
 schema, in its order; a missing column is an error, columns training did not use are left
 out (and listed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,18 +64,24 @@ def check_columns(frame: pd.DataFrame, required: Sequence[str], source: Path) ->
         if name not in frame.columns:
             close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=1)
             parameter = PARAMETERS.get(position)
-            fix = f" (--param {parameter}={close[0] if close else '<column>'}" + (
-                f"; did you mean {close[0]!r}?)" if close else ")") if parameter else ""
+            fix = (
+                f" (--param {parameter}={close[0] if close else '<column>'}"
+                + (f"; did you mean {close[0]!r}?)" if close else ")")
+                if parameter
+                else ""
+            )
             missing.append(f"{name!r}{fix}")
     if missing:
-        raise BatchInputError(f"{source}: column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                              f"missing; the file has {list(frame.columns)}")
+        raise BatchInputError(
+            f"{source}: column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"missing; the file has {list(frame.columns)}"
+        )
 
 
 def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, source: Path):
     """Sort, parse times, drop items with too little history; returns (frame, dropped items)."""
     check_columns(frame, (item_id, timestamp, target), source)
-    frame = frame.copy(deep=False)   # new columns below; the caller's frame keeps its own
+    frame = frame.copy(deep=False)  # new columns below; the caller's frame keeps its own
     frame[item_id] = frame[item_id].astype(str)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pandas' format-inference notice; bad values are reported below
@@ -82,20 +89,24 @@ def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, sour
     bad = parsed.isna()
     if bad.any():
         rows = (frame.index[bad][:5] + 2).tolist()  # +2: one-based, after the header row
-        raise BatchInputError(f"{source}: column {timestamp!r} has {int(bad.sum())} value(s) that are not dates, "
-                              f"first at row(s) {rows}: {frame.loc[bad, timestamp].head(5).tolist()}")
+        raise BatchInputError(
+            f"{source}: column {timestamp!r} has {int(bad.sum())} value(s) that are not dates, "
+            f"first at row(s) {rows}: {frame.loc[bad, timestamp].head(5).tolist()}"
+        )
     frame["_ts"] = parsed
     frame[target] = pd.to_numeric(frame[target], errors="coerce")
     items, times = frame[item_id].to_numpy(), frame["_ts"].to_numpy()
-    if not (len(items) < 2 or bool(np.all((items[1:] > items[:-1]) | ((items[1:] == items[:-1]) & (times[1:] >= times[:-1]))))):
-        frame = frame.sort_values([item_id, "_ts"], kind="stable")   # already in order: no copy of 27M rows
+    if not (
+        len(items) < 2
+        or bool(np.all((items[1:] > items[:-1]) | ((items[1:] == items[:-1]) & (times[1:] >= times[:-1]))))
+    ):
+        frame = frame.sort_values([item_id, "_ts"], kind="stable")  # already in order: no copy of 27M rows
     observed = frame.groupby(item_id)[target].count()
     dropped = sorted(observed[observed < MIN_HISTORY_POINTS].index)
     if dropped:
         frame = frame[~frame[item_id].isin(dropped)]
     if frame.empty:
-        raise BatchInputError(f"{source}: no item has the {MIN_HISTORY_POINTS} observed target values "
-                              "a forecast needs")
+        raise BatchInputError(f"{source}: no item has the {MIN_HISTORY_POINTS} observed target values a forecast needs")
     return frame.drop(columns="_ts"), dropped
 
 
@@ -119,15 +130,22 @@ def apply_schema(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> T
     if missing:
         close = {m: difflib.get_close_matches(m, [str(c) for c in frame.columns], n=1) for m in missing}
         hints = "".join(f" Did you mean {c[0]!r} for {m!r}?" for m, c in close.items() if c)
-        raise BatchInputError(f"{source}: column(s) {missing} of the model's training data are missing; "
-                              f"the model was trained on {list(columns)} and Autopilot needs exactly these "
-                              f"columns at inference; the file has {list(frame.columns)}.{hints}")
+        raise BatchInputError(
+            f"{source}: column(s) {missing} of the model's training data are missing; "
+            f"the model was trained on {list(columns)} and Autopilot needs exactly these "
+            f"columns at inference; the file has {list(frame.columns)}.{hints}"
+        )
     extra = [str(c) for c in frame.columns if c not in set(columns)]
     return frame[list(columns)], extra
 
 
-def write_shards(frame: pd.DataFrame, item_id: str, output_dir: Path, items_per_file: int,
-                 max_file_bytes: int = TRANSFORM_FILE_MAX_BYTES) -> List[Path]:
+def write_shards(
+    frame: pd.DataFrame,
+    item_id: str,
+    output_dir: Path,
+    items_per_file: int,
+    max_file_bytes: int = TRANSFORM_FILE_MAX_BYTES,
+) -> List[Path]:
     """Write whole series into output_dir atomically: files of at most max_file_bytes and items_per_file items.
 
     Rows must be sorted by item (prepare does). The CSV is rendered once and cut at series
@@ -161,15 +179,17 @@ def write_shards(frame: pd.DataFrame, item_id: str, output_dir: Path, items_per_
                         handle.write(header + "\n")
                         written.append(output_dir / path.name)
                         size, count = header_bytes, 0
-                    handle.write("\n".join(lines[bounds[k]:bounds[k + 1]]) + "\n")
+                    handle.write("\n".join(lines[bounds[k] : bounds[k + 1]]) + "\n")
                     size += nbytes
                     count += 1
         finally:
             if handle is not None:
                 handle.close()
     if oversized:
-        logger.warning(f"warning: {oversized} item(s) are each larger than {max_file_bytes} bytes; each is a "
-                       "file (one transform request) of its own")
+        logger.warning(
+            f"warning: {oversized} item(s) are each larger than {max_file_bytes} bytes; each is a "
+            "file (one transform request) of its own"
+        )
     return written
 
 
@@ -197,11 +217,14 @@ def _csv_lines(frame: pd.DataFrame) -> Tuple[str, List[str]]:
     Cells are formatted once per distinct value (data_prep.csv_cell_texts, the same text as
     DataFrame.to_csv for plain types; 5.5M rows: ~4x faster); other column types and text with
     line breaks go through pandas."""
-    plain = all(frame[c].dtype.kind in "iubf" or (frame[c].dtype == object and
-                                                   frame[c].map(type, na_action="ignore").isin([str]).all())
-                for c in frame.columns)
-    if plain and not any(frame[c].dtype == object and frame[c].str.contains("[\r\n]", regex=True, na=False).any()
-                         for c in frame.columns):
+    plain = all(
+        frame[c].dtype.kind in "iubf"
+        or (frame[c].dtype == object and frame[c].map(type, na_action="ignore").isin([str]).all())
+        for c in frame.columns
+    )
+    if plain and not any(
+        frame[c].dtype == object and frame[c].str.contains("[\r\n]", regex=True, na=False).any() for c in frame.columns
+    ):
         from processing.data_prep import _quote, csv_cell_texts
 
         cells = [csv_cell_texts(frame[c].to_numpy()).tolist() for c in frame.columns]
@@ -210,9 +233,11 @@ def _csv_lines(frame: pd.DataFrame) -> Tuple[str, List[str]]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    if len(lines) != len(frame) + 1:   # a quoted value holds a line break: render row by row
-        rows = [frame.iloc[[i]].to_csv(index=False, header=False, lineterminator="\n").rstrip("\n")
-                for i in range(len(frame))]
+    if len(lines) != len(frame) + 1:  # a quoted value holds a line break: render row by row
+        rows = [
+            frame.iloc[[i]].to_csv(index=False, header=False, lineterminator="\n").rstrip("\n")
+            for i in range(len(frame))
+        ]
         return lines[0], rows
     return lines[0], lines[1:]
 
@@ -222,10 +247,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--items-per-file", type=int, default=100, help="at most this many items a file")
-    parser.add_argument("--max-file-bytes", type=int, default=TRANSFORM_FILE_MAX_BYTES,
-                        help="at most this many bytes a file (one transform request each)")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help=f"ResolveModel's result ({RESOLVED_MODEL_FILE}): write exactly its training columns")
+    parser.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=TRANSFORM_FILE_MAX_BYTES,
+        help="at most this many bytes a file (one transform request each)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help=f"ResolveModel's result ({RESOLVED_MODEL_FILE}): write exactly its training columns",
+    )
     add_column_arguments(parser, grouping=False, frequency=False)
     return parser.parse_args(argv)
 
@@ -241,18 +274,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if schema:
         frame, left_out = apply_schema(frame, schema, args.input)
     elif args.model_dir is not None:
-        print("warning: the model package records no training schema (registered before it was recorded); "
-              "the input's columns are passed as they are")
-    files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file,
-                         args.max_file_bytes)
+        print(
+            "warning: the model package records no training schema (registered before it was recorded); "
+            "the input's columns are passed as they are"
+        )
+    files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file, args.max_file_bytes)
     if dropped:
-        print(f"Dropped {len(dropped)} item(s) with fewer than {MIN_HISTORY_POINTS} observed values: "
-              f"{dropped[:20]}{' ...' if len(dropped) > 20 else ''}")
+        print(
+            f"Dropped {len(dropped)} item(s) with fewer than {MIN_HISTORY_POINTS} observed values: "
+            f"{dropped[:20]}{' ...' if len(dropped) > 20 else ''}"
+        )
     if left_out:
         print(f"Left out column(s) the model was not trained on: {left_out}")
     sizes = [f.stat().st_size for f in files]
-    print(f"Wrote {frame[args.item_id_column].nunique()} items in {len(files)} file(s) to {args.output_dir} "
-          f"(largest {max(sizes) / 1048576:.2f} MB; at most {args.max_file_bytes / 1048576:.2f} MB a file)")
+    print(
+        f"Wrote {frame[args.item_id_column].nunique()} items in {len(files)} file(s) to {args.output_dir} "
+        f"(largest {max(sizes) / 1048576:.2f} MB; at most {args.max_file_bytes / 1048576:.2f} MB a file)"
+    )
     return 0
 
 

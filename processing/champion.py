@@ -18,6 +18,7 @@ Doing the model and transform inside this step keeps the DAG static: without a c
 nothing is created and the step still succeeds. Retry-safe: names derive from the execution
 id and an existing model or transform job is reused. Container-safe: stdlib + boto3.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,13 @@ def job_name_for(execution_id: str) -> str:
 def newest_approved(sm: Any, group: str) -> Optional[dict]:
     """The newest Approved package of `group`, or None (also when the group does not exist yet)."""
     try:
-        listed = sm.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-                                        SortBy="CreationTime", SortOrder="Descending", MaxResults=1)
+        listed = sm.list_model_packages(
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
     except ClientError as error:
         if "does not exist" in str(error).lower() or "not found" in str(error).lower():
             return None
@@ -82,17 +88,21 @@ def configuration_mismatch(resolved: dict, horizon: int, quantiles: Sequence[str
     return "the champion was trained for " + ", ".join(problems) if problems else None
 
 
-def transform_request(name: str, model_name: str, data_uri: str, output_uri: str, instance_type: str,
-                      tags: Optional[dict] = None) -> dict:
+def transform_request(
+    name: str, model_name: str, data_uri: str, output_uri: str, instance_type: str, tags: Optional[dict] = None
+) -> dict:
     """The same transform the BacktestForecast step runs, with the champion's model."""
     request: dict = {
         "TransformJobName": name,
         "ModelName": model_name,
-        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": data_uri}},
-                           "ContentType": "text/csv", "SplitType": "None"},
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": data_uri}},
+            "ContentType": "text/csv",
+            "SplitType": "None",
+        },
         "TransformOutput": {"S3OutputPath": output_uri, "Accept": "text/csv", "AssembleWith": "None"},
         "TransformResources": {"InstanceType": instance_type, "InstanceCount": 1},
-        "MaxPayloadInMB": contracts.TRANSFORM_MAX_PAYLOAD_MB,   # as BacktestForecast (contracts.TRANSFORM_*)
+        "MaxPayloadInMB": contracts.TRANSFORM_MAX_PAYLOAD_MB,  # as BacktestForecast (contracts.TRANSFORM_*)
         "ModelClientConfig": {"InvocationsTimeoutInSeconds": contracts.TRANSFORM_INVOCATIONS_TIMEOUT_SECONDS},
     }
     if tags:
@@ -101,8 +111,13 @@ def transform_request(name: str, model_name: str, data_uri: str, output_uri: str
     return request
 
 
-def run_transform(sm: Any, request: dict, poll_seconds: float = POLL_SECONDS,
-                  max_wait_seconds: float = MAX_WAIT_SECONDS, log: Log = logger.info) -> dict:
+def run_transform(
+    sm: Any,
+    request: dict,
+    poll_seconds: float = POLL_SECONDS,
+    max_wait_seconds: float = MAX_WAIT_SECONDS,
+    log: Log = logger.info,
+) -> dict:
     """Start the transform (or re-attach on retry) and wait; returns its last description."""
     name = request["TransformJobName"]
     try:
@@ -115,8 +130,9 @@ def run_transform(sm: Any, request: dict, poll_seconds: float = POLL_SECONDS,
     deadline = time.monotonic() + max_wait_seconds
     while described.get("TransformJobStatus") in ("InProgress", "Stopping"):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"transform job {name} still {described['TransformJobStatus']} "
-                               f"after {max_wait_seconds:.0f}s")
+            raise TimeoutError(
+                f"transform job {name} still {described['TransformJobStatus']} after {max_wait_seconds:.0f}s"
+            )
         time.sleep(poll_seconds)
         described = sm.describe_transform_job(TransformJobName=name)
     return described
@@ -138,26 +154,34 @@ def download_forecasts(s3: Any, output_uri: str, folder: Path) -> int:
             key = item["Key"]
             if not key.endswith(".out"):
                 continue
-            target = folder / key[len(prefix) + 1:]
-            with staged_file(target) as temporary:   # get_object: one plain GET per file
+            target = folder / key[len(prefix) + 1 :]
+            with staged_file(target) as temporary:  # get_object: one plain GET per file
                 temporary.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             count += 1
     return count
 
 
-def forecast_with_champion(sm: Any, s3: Any, args: argparse.Namespace, tags: Optional[dict] = None,
-                           log: Log = logger.info, poll_seconds: float = POLL_SECONDS) -> dict:
+def forecast_with_champion(
+    sm: Any,
+    s3: Any,
+    args: argparse.Namespace,
+    tags: Optional[dict] = None,
+    log: Log = logger.info,
+    poll_seconds: float = POLL_SECONDS,
+) -> dict:
     """Everything the step does; returns the champion.json document (forecasts written beside it)."""
     quantiles = contracts.parse_list(args.quantiles)
     package = newest_approved(sm, args.model_package_group)
     if package is None:
         log(f"model package group {args.model_package_group} has no Approved version: no champion")
-        return {"status": "none", "reason": f"model package group {args.model_package_group!r} "
-                                            "has no Approved version"}
+        return {"status": "none", "reason": f"model package group {args.model_package_group!r} has no Approved version"}
     resolved = describe_resolved(package)
-    document = {"status": "unavailable", "model_package_arn": resolved["model_package_arn"],
-                "model_package_version": resolved["model_package_version"],
-                "registered_metrics": resolved["metrics"]}
+    document = {
+        "status": "unavailable",
+        "model_package_arn": resolved["model_package_arn"],
+        "model_package_version": resolved["model_package_version"],
+        "registered_metrics": resolved["metrics"],
+    }
     log(f"champion: {resolved['model_package_arn']} (version {resolved['model_package_version']})")
     mismatch = configuration_mismatch(resolved, args.horizon, quantiles, args.frequency)
     if mismatch:
@@ -169,14 +193,15 @@ def forecast_with_champion(sm: Any, s3: Any, args: argparse.Namespace, tags: Opt
     described = run_transform(sm, request, poll_seconds=poll_seconds, log=log)
     document["transform_job_name"] = name
     if described.get("TransformJobStatus") != "Completed":
-        reason = (f"the champion's transform job {name} {described.get('TransformJobStatus')}: "
-                  f"{described.get('FailureReason', 'no reason given')}")
+        reason = (
+            f"the champion's transform job {name} {described.get('TransformJobStatus')}: "
+            f"{described.get('FailureReason', 'no reason given')}"
+        )
         log(reason)
         return dict(document, reason=reason)
     count = download_forecasts(s3, args.output_uri, Path(args.result_dir) / contracts.CHAMPION_FORECASTS_DIR)
     if not count:
-        return dict(document, reason=f"the champion's transform job {name} wrote no .out file "
-                                     f"under {args.output_uri}")
+        return dict(document, reason=f"the champion's transform job {name} wrote no .out file under {args.output_uri}")
     log(f"champion forecast {count} file(s)")
     return dict(document, status="available", reason="", forecast_files=count)
 
@@ -202,9 +227,12 @@ def main(argv: Optional[Sequence[str]] = None, sm: Any = None, s3: Any = None) -
     args = parse_args(argv)
     settings = resolve()
     region = settings.effective_region
-    document = forecast_with_champion(sm or boto3.client("sagemaker", region_name=region),
-                                      s3 or boto3.client("s3", region_name=region),
-                                      args, tags=dict(settings.tags))
+    document = forecast_with_champion(
+        sm or boto3.client("sagemaker", region_name=region),
+        s3 or boto3.client("s3", region_name=region),
+        args,
+        tags=dict(settings.tags),
+    )
     write_json_atomic(args.result_dir / contracts.CHAMPION_FILE, document)
     return 0
 

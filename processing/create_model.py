@@ -5,6 +5,7 @@
 A container that names the model package brings every container of the package with it,
 so nothing is dropped. Retry-safe: an existing model of the same name is reused.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,7 @@ def main(argv: Optional[Sequence[str]] = None, sagemaker: Any = None) -> int:
         print(f"CreateModel failed: {resolved_path} is missing (ResolveModel writes it)", file=sys.stderr)
         return 2
     package_arn = json.loads(resolved_path.read_text())["model_package_arn"]
-    request = create_model_request(model_name_for(args.execution_id), package_arn, args.role_arn,
-                                   dict(settings.tags))
+    request = create_model_request(model_name_for(args.execution_id), package_arn, args.role_arn, dict(settings.tags))
     name = ensure_model(sagemaker or boto3.client("sagemaker", region_name=settings.effective_region), request)
     write_json_atomic(args.result_dir / BATCH_MODEL_FILE, {"model_name": name, "model_package_arn": package_arn})
     return 0

@@ -23,6 +23,7 @@ Rules (docs/data.md has the user-facing version):
   holdout are dropped and listed with the reason; no surviving series is an error.
 - Horizon: at most 500 and at most a quarter of the dataset's timesteps (Autopilot's limits).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,15 +46,15 @@ from processing.kernel.contracts import default_filling  # noqa: F401  (re-expor
 
 logger = logging.getLogger(__name__)
 
-MIN_HISTORY_PERIODS = 4          # periods before the holdout, at least (or the horizon if larger)
-MAX_HORIZON = 500                # Autopilot's ForecastHorizon limit
-STAT_WINDOW = 64                 # Autopilot: mean/median/min/max over the 64 most recent entries
-SHOW_ROWS = 5                    # offending rows quoted in an error message
+MIN_HISTORY_PERIODS = 4  # periods before the holdout, at least (or the horizon if larger)
+MAX_HORIZON = 500  # Autopilot's ForecastHorizon limit
+STAT_WINDOW = 64  # Autopilot: mean/median/min/max over the 64 most recent entries
+SHOW_ROWS = 5  # offending rows quoted in an error message
 # |target| and |covariate| at most this: float64 still holds whole units (2**53 ~ 9e15), and
 # squares and sums over a series stay far from overflow
 MAX_ABS_VALUE = 1e15
 AGGREGATIONS = contracts.AGGREGATIONS
-FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")   # TimeSeriesTransformations.Filling
+FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")  # TimeSeriesTransformations.Filling
 FILL_KEYS = ("frontfill", "middlefill", "backfill", "futurefill")
 DUPLICATE_POLICIES = ("aggregate", "reject")
 NEGATIVE_POLICIES = ("reject", "clip", "keep")
@@ -75,26 +76,27 @@ class PrepConfig:
     frequency: str = "D"
     horizon: int = 14
     aggregation: str = "sum"
-    filling: Optional[Mapping[str, Mapping[str, Any]]] = None   # user overrides, Autopilot format
+    filling: Optional[Mapping[str, Mapping[str, Any]]] = None  # user overrides, Autopilot format
     duplicates: str = "aggregate"
     negative_targets: str = "clip"
-    backtest_max_bytes: int = contracts.TRANSFORM_FILE_MAX_BYTES   # one transform request per file
+    backtest_max_bytes: int = contracts.TRANSFORM_FILE_MAX_BYTES  # one transform request per file
 
     @property
     def keys(self) -> List[str]:
         return [self.item_id] + list(self.grouping)
 
 
-InputTable = tables.Table       # rows of all input files, with where each row came from
+InputTable = tables.Table  # rows of all input files, with where each row came from
 
 
 @dataclasses.dataclass
 class PrepResult:
     """The aligned, filled grid (train column order) plus masks; frames are built on demand."""
+
     columns: Dict[str, np.ndarray]
-    in_holdout: np.ndarray            # last `horizon` periods of each series
-    valid: np.ndarray                 # target present (every filled period is)
-    series: np.ndarray                # series number per grid row (rows of a series are contiguous)
+    in_holdout: np.ndarray  # last `horizon` periods of each series
+    valid: np.ndarray  # target present (every filled period is)
+    series: np.ndarray  # series number per grid row (rows of a series are contiguous)
     per_series: Dict[str, np.ndarray]  # key and static columns: one value per series number
     profile: Dict[str, Any]
     config: PrepConfig
@@ -136,20 +138,21 @@ def list_input_files(path: str | os.PathLike) -> List[Path]:
     try:
         return tables.list_files(path, DATA_SUFFIXES, "input")
     except tables.TableError as error:
-        raise DataValidationError(f"{error}. Fix: pass InputDataUrl (--param InputDataUrl=) a CSV/Parquet "
-                                  "file or a folder of them (one or more files with the same columns).") from None
+        raise DataValidationError(
+            f"{error}. Fix: pass InputDataUrl (--param InputDataUrl=) a CSV/Parquet "
+            "file or a folder of them (one or more files with the same columns)."
+        ) from None
 
 
 def read_input(path: str | os.PathLike, config: PrepConfig) -> InputTable:
     """Read a file or folder with the project's one reader (processing.tables): ids and grouping as text."""
     list_input_files(path)
     try:
-        table = tables.read_table(path, config.keys, suffixes=DATA_SUFFIXES, categorical=True,
-                                  numeric=(config.target,))
+        table = tables.read_table(path, config.keys, suffixes=DATA_SUFFIXES, categorical=True, numeric=(config.target,))
     except tables.TableError as error:
         raise DataValidationError(str(error)) from None
     frame = table.frame
-    for column in frame.columns:   # 0/1 flags and calendar numbers read as int64: 8 bytes a row each
+    for column in frame.columns:  # 0/1 flags and calendar numbers read as int64: 8 bytes a row each
         if frame[column].dtype == np.int64:
             frame[column] = frame[column].astype(lean_int_dtype(frame[column].to_numpy()))
     return table
@@ -175,8 +178,11 @@ def param(name: str) -> str:
 
 def check_columns(table: InputTable, config: PrepConfig) -> None:
     """Every required column present; all the missing ones are named at once, with a close match each."""
-    required = [(config.item_id, "ItemIdColumn"), (config.timestamp, "TimestampColumn"),
-                (config.target, "TargetColumn")] + [(g, "GroupingColumns") for g in config.grouping]
+    required = [
+        (config.item_id, "ItemIdColumn"),
+        (config.timestamp, "TimestampColumn"),
+        (config.target, "TargetColumn"),
+    ] + [(g, "GroupingColumns") for g in config.grouping]
     available = [str(c) for c in table.frame.columns]
     lowered = {c.lower(): c for c in available}
     missing, fixes = [], []
@@ -184,26 +190,34 @@ def check_columns(table: InputTable, config: PrepConfig) -> None:
         if column in table.frame.columns:
             continue
         missing.append(f"{column!r} ({parameter})")
-        close = difflib.get_close_matches(column, available, n=1, cutoff=0.5) or \
-            [lowered[m] for m in difflib.get_close_matches(column.lower(), list(lowered), n=1, cutoff=0.5)]
+        close = difflib.get_close_matches(column, available, n=1, cutoff=0.5) or [
+            lowered[m] for m in difflib.get_close_matches(column.lower(), list(lowered), n=1, cutoff=0.5)
+        ]
         value = "<columns>" if parameter == "GroupingColumns" else close[0] if close else "<column>"
-        fixes.append(f"Did you mean {close[0]!r}? Pass {param(parameter)}{value}" if close
-                     else f"pass {param(parameter)}{value} naming {'existing columns' if value == '<columns>' else 'one of the columns'}")
+        fixes.append(
+            f"Did you mean {close[0]!r}? Pass {param(parameter)}{value}"
+            if close
+            else f"pass {param(parameter)}{value} naming {'existing columns' if value == '<columns>' else 'one of the columns'}"
+        )
     if missing:
         word = "column" if len(missing) == 1 else "columns"
-        raise DataValidationError(f"{', '.join(table.files[:3])}: required {word} {', '.join(missing)} "
-                                  f"{'is' if len(missing) == 1 else 'are'} missing; the columns are {available}. "
-                                  f"{'. '.join(dict.fromkeys(fixes))}.")
+        raise DataValidationError(
+            f"{', '.join(table.files[:3])}: required {word} {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing; the columns are {available}. "
+            f"{'. '.join(dict.fromkeys(fixes))}."
+        )
     if len(config.grouping) > 5:
-        raise DataValidationError(f"GroupingColumns ({param('GroupingColumns')}): {len(config.grouping)} columns "
-                                  "given; Autopilot accepts at most 5. Fix: keep the 5 that matter most.")
+        raise DataValidationError(
+            f"GroupingColumns ({param('GroupingColumns')}): {len(config.grouping)} columns "
+            "given; Autopilot accepts at most 5. Fix: keep the 5 that matter most."
+        )
 
 
 def _rows_message(table: InputTable, positions: np.ndarray, values=None) -> str:
     shown = positions[:SHOW_ROWS]
     parts = table.where(shown)
     if values is not None:
-        shown_values = np.asarray(values[:SHOW_ROWS]).tolist()      # plain Python values: 3.0, 'abc'
+        shown_values = np.asarray(values[:SHOW_ROWS]).tolist()  # plain Python values: 3.0, 'abc'
         parts = [f"{p} ({v!r})" for p, v in zip(parts, shown_values)]
     more = f" and {len(positions) - SHOW_ROWS} more" if len(positions) > SHOW_ROWS else ""
     return ", ".join(parts) + more
@@ -214,12 +228,13 @@ def _guess_format(value: str) -> Optional[str]:
 
     try:
         return guess_datetime_format(value)
-    except Exception:   # pandas raises on odd inputs in some versions
+    except Exception:  # pandas raises on odd inputs in some versions
         return None
 
 
-def parse_timestamps(table: InputTable, column: str, frequency: str = "D",
-                     warnings: Optional[List[str]] = None) -> np.ndarray:
+def parse_timestamps(
+    table: InputTable, column: str, frequency: str = "D", warnings: Optional[List[str]] = None
+) -> np.ndarray:
     """datetime64[ns] per row; one format for the whole column (the first value's).
 
     UTC offsets: every timestamp is read at its local (wall-clock) time, the offset dropped, so a
@@ -230,18 +245,22 @@ def parse_timestamps(table: InputTable, column: str, frequency: str = "D",
     series = table.frame[column]
     if pd.api.types.is_datetime64_any_dtype(series):
         values = series
-        if getattr(series.dt, "tz", None) is not None:   # one zone (Parquet): its local time
+        if getattr(series.dt, "tz", None) is not None:  # one zone (Parquet): its local time
             values = series.dt.tz_localize(None)
         bad = np.flatnonzero(values.isna().to_numpy())
         if len(bad):
-            raise DataValidationError(f"column {column!r} (TimestampColumn): {len(bad)} empty timestamps: "
-                                      f"{_rows_message(table, bad)}. Fix: fill in or remove those rows.")
+            raise DataValidationError(
+                f"column {column!r} (TimestampColumn): {len(bad)} empty timestamps: "
+                f"{_rows_message(table, bad)}. Fix: fill in or remove those rows."
+            )
         return values.to_numpy(dtype="datetime64[ns]")
     codes, uniques = pd.factorize(series)
     empty = np.flatnonzero(codes < 0)
     if len(empty):
-        raise DataValidationError(f"column {column!r} (TimestampColumn): {len(empty)} empty timestamps: "
-                                  f"{_rows_message(table, empty)}. Fix: fill in or remove those rows.")
+        raise DataValidationError(
+            f"column {column!r} (TimestampColumn): {len(empty)} empty timestamps: "
+            f"{_rows_message(table, empty)}. Fix: fill in or remove those rows."
+        )
     plain, offsets = tables.split_utc_offsets([str(u) for u in uniques])
     _check_offsets(table, column, frequency, codes, offsets, warnings)
     texts = pd.Index(plain)
@@ -257,17 +276,23 @@ def parse_timestamps(table: InputTable, column: str, frequency: str = "D",
         other = [v for v in values if _guess_format(v) is not None]
         kind = "mixed date formats" if other and fmt else "unparseable dates"
         first = table.where(np.array([0]))[0]
-        expected = f"the format of the first row ({texts[codes[0]]!r} at {first}, read as {fmt})" if fmt \
-            else "a date"
+        expected = f"the format of the first row ({texts[codes[0]]!r} at {first}, read as {fmt})" if fmt else "a date"
         raise DataValidationError(
             f"column {column!r} (TimestampColumn): {kind}: {len(bad_rows)} rows do not match {expected}: "
             f"{_rows_message(table, bad_rows, values)}. Fix: write every timestamp in one format, "
-            "preferably YYYY-MM-DD or YYYY-MM-DD HH:MM:SS.")
+            "preferably YYYY-MM-DD or YYYY-MM-DD HH:MM:SS."
+        )
     return np.asarray(parsed.values, dtype="datetime64[ns]")[codes]
 
 
-def _check_offsets(table: InputTable, column: str, frequency: str, codes: np.ndarray,
-                   offsets: List[Optional[str]], warnings: Optional[List[str]]) -> None:
+def _check_offsets(
+    table: InputTable,
+    column: str,
+    frequency: str,
+    codes: np.ndarray,
+    offsets: List[Optional[str]],
+    warnings: Optional[List[str]],
+) -> None:
     """Different UTC offsets: refused below daily frequency (naming rows), else a warning stating the rule."""
     distinct = list(dict.fromkeys(offsets))
     if distinct == [None] or len(distinct) == 1:
@@ -283,12 +308,15 @@ def _check_offsets(table: InputTable, column: str, frequency: str, codes: np.nda
             f"({', '.join(str(o or 'none') for o in distinct)}); {len(other)} rows differ from the first row's "
             f"({first}): {_rows_message(table, other, row_offsets[other])}. At frequency {frequency} reading them "
             "at local time could merge or reorder instants. Fix: write every timestamp with one offset (for "
-            "example convert them all to UTC).")
+            "example convert them all to UTC)."
+        )
     if warnings is not None:
         counts = pd.Series(row_offsets).value_counts()
-        warnings.append(f"column {column!r}: timestamps carry different UTC offsets "
-                        f"({', '.join(f'{o}: {n} rows' for o, n in counts.items())}); each was read at its local "
-                        "time (offset dropped), so every row stays in the period it was booked in.")
+        warnings.append(
+            f"column {column!r}: timestamps carry different UTC offsets "
+            f"({', '.join(f'{o}: {n} rows' for o, n in counts.items())}); each was read at its local "
+            "time (offset dropped), so every row stays in the period it was booked in."
+        )
 
 
 def parse_target(table: InputTable, column: str) -> np.ndarray:
@@ -305,14 +333,16 @@ def parse_target(table: InputTable, column: str) -> np.ndarray:
             raise DataValidationError(
                 f"column {column!r} (TargetColumn): {len(text)} values are not numbers: "
                 f"{_rows_message(table, text, series.to_numpy()[text])}. Fix: make the target a plain number "
-                "(decimal point '.', no thousands separators, currency or units), or remove those rows.")
+                "(decimal point '.', no thousands separators, currency or units), or remove those rows."
+            )
         values = numeric.to_numpy(dtype=float)
     infinite = np.flatnonzero(np.isinf(values))
     if len(infinite):
         raise DataValidationError(
             f"column {column!r} (TargetColumn): {len(infinite)} values are infinite: "
             f"{_rows_message(table, infinite, values[infinite])}. Fix: replace them with the real quantity "
-            "or remove those rows.")
+            "or remove those rows."
+        )
     check_scale(table, column, "TargetColumn", values)
     return values
 
@@ -326,7 +356,8 @@ def check_scale(table: InputTable, column: str, role: str, values: np.ndarray, r
         raise DataValidationError(
             f"column {column!r} ({role}): {len(huge)} values are beyond +-{MAX_ABS_VALUE:.0e}, a scale at which "
             f"the forecasting arithmetic overflows or loses whole units: {_rows_message(table, positions, values[huge])}. "
-            "Fix: correct those values, or rescale the column (for example thousands of units).")
+            "Fix: correct those values, or rescale the column (for example thousands of units)."
+        )
 
 
 # ------------------------------------------------------------------------- frequency grid
@@ -341,7 +372,7 @@ def period_ordinals(timestamps: np.ndarray, frequency: str) -> Tuple[np.ndarray,
     elif unit == "D":
         ords = ts.astype("datetime64[D]").astype(np.int64)
     elif unit == "W":
-        ords = (ts.astype("datetime64[D]").astype(np.int64) + 3) // 7   # Monday-to-Sunday weeks
+        ords = (ts.astype("datetime64[D]").astype(np.int64) + 3) // 7  # Monday-to-Sunday weeks
     elif unit == "M":
         ords = ts.astype("datetime64[M]").astype(np.int64)
     else:
@@ -355,7 +386,7 @@ def period_labels(ordinals: np.ndarray, frequency: str) -> np.ndarray:
     ords = np.asarray(ordinals, dtype=np.int64)
     numpy_unit = {"min": "m", "H": "h", "D": "D", "M": "M", "Y": "Y"}
     if unit == "W":
-        return (ords * 7 + 3).astype("datetime64[D]").astype("datetime64[ns]")   # the Sunday
+        return (ords * 7 + 3).astype("datetime64[D]").astype("datetime64[ns]")  # the Sunday
     return ords.astype(f"datetime64[{numpy_unit[unit]}]").astype("datetime64[ns]")
 
 
@@ -370,8 +401,9 @@ def format_timestamps(values: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------- filling
-def resolve_filling(user: Optional[Mapping[str, Mapping[str, Any]]], target: str,
-                    covariates: Sequence[str]) -> Dict[str, Dict[str, str]]:
+def resolve_filling(
+    user: Optional[Mapping[str, Mapping[str, Any]]], target: str, covariates: Sequence[str]
+) -> Dict[str, Dict[str, str]]:
     """Defaults overridden per column and key by the user's Filling; validated like Autopilot does."""
     filling = default_filling(target, covariates)
     for column, rules in (user or {}).items():
@@ -379,10 +411,13 @@ def resolve_filling(user: Optional[Mapping[str, Mapping[str, Any]]], target: str
             close = difflib.get_close_matches(column, list(filling), n=1)
             raise DataValidationError(
                 f"--filling: column {column!r} is neither the target nor a covariate (numeric column varying in "
-                f"time); fillable columns are {sorted(filling)}." + (f" Did you mean {close[0]!r}?" if close else ""))
+                f"time); fillable columns are {sorted(filling)}." + (f" Did you mean {close[0]!r}?" if close else "")
+            )
         if not isinstance(rules, Mapping):
-            raise DataValidationError(f"--filling: {column!r} must map to a dict such as "
-                                      '{"middlefill": "zero", "backfill": "value", "backfill_value": "0"}')
+            raise DataValidationError(
+                f"--filling: {column!r} must map to a dict such as "
+                '{"middlefill": "zero", "backfill": "value", "backfill_value": "0"}'
+            )
         merged = dict(filling[column])
         merged.update({str(k): str(v) for k, v in rules.items()})
         filling[column] = merged
@@ -401,18 +436,27 @@ def resolve_filling(user: Optional[Mapping[str, Mapping[str, Any]]], target: str
                 raise DataValidationError(f"--filling: {column}.{key} is not one of {FILL_KEYS} (or <key>_value).")
             if key == "frontfill":
                 if not is_target or method != "none":
-                    raise DataValidationError(f"--filling: {column}.frontfill={method!r}: Autopilot accepts "
-                                              "frontfill only for the target and only 'none'.")
+                    raise DataValidationError(
+                        f"--filling: {column}.frontfill={method!r}: Autopilot accepts "
+                        "frontfill only for the target and only 'none'."
+                    )
                 continue
             if key == "futurefill" and is_target:
-                raise DataValidationError(f"--filling: {column}.futurefill: the target has no future filling "
-                                          "(it is what is forecast); futurefill is for covariates.")
+                raise DataValidationError(
+                    f"--filling: {column}.futurefill: the target has no future filling "
+                    "(it is what is forecast); futurefill is for covariates."
+                )
             if method not in FILL_METHODS:
-                hint = (" ('nan' is an Amazon Forecast method; Autopilot's Filling has no such option: use "
-                        "'zero', or 'value' with a number)" if method == "nan" else "")
-                raise DataValidationError(f"--filling: {column}.{key}={method!r} is not one of {FILL_METHODS}, "
-                                          f"the methods Autopilot's TimeSeriesTransformations.Filling accepts."
-                                          + hint)
+                hint = (
+                    " ('nan' is an Amazon Forecast method; Autopilot's Filling has no such option: use "
+                    "'zero', or 'value' with a number)"
+                    if method == "nan"
+                    else ""
+                )
+                raise DataValidationError(
+                    f"--filling: {column}.{key}={method!r} is not one of {FILL_METHODS}, "
+                    f"the methods Autopilot's TimeSeriesTransformations.Filling accepts." + hint
+                )
             if method == "value" and f"{key}_value" not in rules:
                 raise DataValidationError(f"--filling: {column}.{key}='value' needs {key}_value (the number).")
     return filling
@@ -426,11 +470,12 @@ def rolling_statistic(values: np.ndarray, codes: np.ndarray, observed: np.ndarra
     full = pd.Series(np.full(len(values), np.nan))
     full.iloc[np.flatnonzero(observed)] = stat
     grouped = full.groupby(codes)
-    return grouped.ffill().fillna(grouped.bfill()).to_numpy()   # leading gaps: the first window
+    return grouped.ffill().fillna(grouped.bfill()).to_numpy()  # leading gaps: the first window
 
 
-def apply_fill(values: np.ndarray, codes: np.ndarray, missing: np.ndarray, region: np.ndarray,
-               method: str, value: Optional[str]) -> np.ndarray:
+def apply_fill(
+    values: np.ndarray, codes: np.ndarray, missing: np.ndarray, region: np.ndarray, method: str, value: Optional[str]
+) -> np.ndarray:
     """Fill values[missing & region] with one Autopilot method; returns a new array."""
     todo = missing & region
     out = values.copy()
@@ -441,8 +486,9 @@ def apply_fill(values: np.ndarray, codes: np.ndarray, missing: np.ndarray, regio
     elif method == "value":
         out[todo] = float(value)
     else:
-        stat = rolling_statistic(values, codes, ~missing, {"mean": "mean", "median": "median",
-                                                           "min": "min", "max": "max"}[method])
+        stat = rolling_statistic(
+            values, codes, ~missing, {"mean": "mean", "median": "median", "min": "min", "max": "max"}[method]
+        )
         out[todo] = stat[todo]
     return out
 
@@ -455,16 +501,18 @@ def apply_fill(values: np.ndarray, codes: np.ndarray, missing: np.ndarray, regio
 @dataclasses.dataclass(frozen=True)
 class _Rows:
     """The input rows that are history, sorted by series then time (one entry per row)."""
-    codes: np.ndarray      # series number, in sorted key order
-    ts: np.ndarray         # timestamp (datetime64[ns])
-    ts_int: np.ndarray     # the same as int64, for comparisons
-    y: np.ndarray          # target
-    rows: np.ndarray       # positions in the input table
+
+    codes: np.ndarray  # series number, in sorted key order
+    ts: np.ndarray  # timestamp (datetime64[ns])
+    ts_int: np.ndarray  # the same as int64, for comparisons
+    y: np.ndarray  # target
+    rows: np.ndarray  # positions in the input table
 
 
 @dataclasses.dataclass(frozen=True)
 class _Roles:
     """What each extra column is (Autopilot's column rules)."""
+
     covariates: List[str]
     static: List[str]
     dropped: List[str]
@@ -473,15 +521,16 @@ class _Roles:
 @dataclasses.dataclass(frozen=True)
 class _Periods:
     """Rows on the frequency grid (one per series and period, aggregated) and per-series spans."""
+
     codes: np.ndarray
-    steps: np.ndarray                  # period number from the dataset's first period
+    steps: np.ndarray  # period number from the dataset's first period
     y: np.ndarray
-    rows: np.ndarray                   # input-table position of each period's first row
+    rows: np.ndarray  # input-table position of each period's first row
     cov_values: Dict[str, np.ndarray]
-    anchor: int                        # base-unit ordinal of period 0
+    anchor: int  # base-unit ordinal of period 0
     multiple: int
     n_series: int
-    first_idx: np.ndarray              # first entry of each series
+    first_idx: np.ndarray  # first entry of each series
     first_step: np.ndarray
     last_step: np.ndarray
     obs_count: np.ndarray
@@ -495,16 +544,17 @@ class _Periods:
 @dataclasses.dataclass(frozen=True)
 class _Grid:
     """The full grid of the kept series: every period from a series' first observation to the end."""
-    kept: np.ndarray                   # series numbers kept
-    grid_len: np.ndarray               # grid rows per kept series
+
+    kept: np.ndarray  # series numbers kept
+    grid_len: np.ndarray  # grid rows per kept series
     total: int
-    offsets: np.ndarray                # first grid row of each kept series
-    g_series: np.ndarray               # series number per grid row
-    g_step: np.ndarray                 # period number per grid row
-    obs_keep: np.ndarray               # which _Periods entries are on the grid
-    pos: np.ndarray                    # their grid rows
-    observed: np.ndarray               # grid row has an observation
-    middle: np.ndarray                 # up to the series' last observation (middlefill), else backfill
+    offsets: np.ndarray  # first grid row of each kept series
+    g_series: np.ndarray  # series number per grid row
+    g_step: np.ndarray  # period number per grid row
+    obs_keep: np.ndarray  # which _Periods entries are on the grid
+    pos: np.ndarray  # their grid rows
+    observed: np.ndarray  # grid row has an observation
+    middle: np.ndarray  # up to the series' last observation (middlefill), else backfill
 
 
 def _min_history(horizon: int) -> int:
@@ -519,31 +569,38 @@ def _key_codes(table: InputTable, keys: List[str]) -> List[np.ndarray]:
         codes_k, _ = pd.factorize(frame[key], sort=True)
         empty = np.flatnonzero(codes_k < 0)
         if len(empty):
-            raise DataValidationError(f"column {key!r}: {len(empty)} rows have an empty value: "
-                                      f"{_rows_message(table, empty)}. Fix: fill in the identifier or remove "
-                                      "those rows.")
+            raise DataValidationError(
+                f"column {key!r}: {len(empty)} rows have an empty value: "
+                f"{_rows_message(table, empty)}. Fix: fill in the identifier or remove "
+                "those rows."
+            )
         key_codes.append(codes_k)
     return key_codes
 
 
-def _history_rows(table: InputTable, config: PrepConfig, timestamps: np.ndarray, target: np.ndarray,
-                  warnings: List[str]) -> np.ndarray:
+def _history_rows(
+    table: InputTable, config: PrepConfig, timestamps: np.ndarray, target: np.ndarray, warnings: List[str]
+) -> np.ndarray:
     """Positions of the history rows: future rows (empty target after the last observed timestamp) are not."""
     has_target = ~np.isnan(target)
     if not has_target.any():
-        raise DataValidationError(f"column {config.target!r} (TargetColumn): every value is empty. Fix: "
-                                  "provide the sales history.")
+        raise DataValidationError(
+            f"column {config.target!r} (TargetColumn): every value is empty. Fix: provide the sales history."
+        )
     last_observed = timestamps[has_target].max()
     future = ~has_target & (timestamps > last_observed)
     if future.any():
-        warnings.append(f"{int(future.sum())} rows after the last observed timestamp have an empty target; they "
-                        "were treated as future rows and left out of training.")
+        warnings.append(
+            f"{int(future.sum())} rows after the last observed timestamp have an empty target; they "
+            "were treated as future rows and left out of training."
+        )
     missing_target = np.flatnonzero(~has_target & ~future)
     if len(missing_target):
         raise DataValidationError(
             f"column {config.target!r} (TargetColumn): {len(missing_target)} rows have an empty or NaN target: "
             f"{_rows_message(table, missing_target)}. Fix: remove those rows (missing periods are filled with "
-            "the Filling rules: zero by default) or put the real value in.")
+            "the Filling rules: zero by default) or put the real value in."
+        )
     return np.flatnonzero(~future)
 
 
@@ -551,16 +608,19 @@ def _series_codes(key_codes: List[np.ndarray], keep_rows: np.ndarray, n_rows: in
     """Series number per kept row, in sorted key order."""
     if len(key_codes) == 1:
         codes = key_codes[0][keep_rows]
-        if len(keep_rows) < n_rows:                          # dense 0..n-1 again, in sorted key order
+        if len(keep_rows) < n_rows:  # dense 0..n-1 again, in sorted key order
             _, codes = np.unique(codes, return_inverse=True)
     else:
-        codes = pd.DataFrame({i: c[keep_rows] for i, c in enumerate(key_codes)}).groupby(
-            list(range(len(key_codes))), sort=True).ngroup().to_numpy()
+        codes = (
+            pd.DataFrame({i: c[keep_rows] for i, c in enumerate(key_codes)})
+            .groupby(list(range(len(key_codes))), sort=True)
+            .ngroup()
+            .to_numpy()
+        )
     return codes.astype(np.int64).reshape(-1)
 
 
-def _sorted_rows(codes: np.ndarray, ts: np.ndarray, y: np.ndarray, rows: np.ndarray,
-                 warnings: List[str]) -> _Rows:
+def _sorted_rows(codes: np.ndarray, ts: np.ndarray, y: np.ndarray, rows: np.ndarray, warnings: List[str]) -> _Rows:
     """Stable sort by series, time; unsorted input is only a warning."""
     ts_int = ts.view(np.int64)
     order = np.lexsort((ts_int, codes))
@@ -597,9 +657,12 @@ def _check_duplicates(table: InputTable, obs: _Rows, config: PrepConfig, warning
                 f"columns {keys + [config.timestamp]}: {len(dup_rows)} duplicate rows (same item"
                 f"{', grouping' if config.grouping else ''} and timestamp): {'; '.join(pairs)}"
                 f"{' and more' if len(dup_rows) > SHOW_ROWS else ''}. Fix: remove the duplicates, or run with "
-                f"--duplicates aggregate to combine them with the Aggregation rule ({config.aggregation}).")
-        warnings.append(f"{len(dup_rows)} duplicate rows (same item and timestamp, first: "
-                        f"{_rows_message(table, dup_rows)}) were combined with aggregation '{config.aggregation}'.")
+                f"--duplicates aggregate to combine them with the Aggregation rule ({config.aggregation})."
+            )
+        warnings.append(
+            f"{len(dup_rows)} duplicate rows (same item and timestamp, first: "
+            f"{_rows_message(table, dup_rows)}) were combined with aggregation '{config.aggregation}'."
+        )
 
 
 def _negative_targets(table: InputTable, obs: _Rows, config: PrepConfig, warnings: List[str]) -> np.ndarray:
@@ -613,10 +676,13 @@ def _negative_targets(table: InputTable, obs: _Rows, config: PrepConfig, warning
             raise DataValidationError(
                 f"column {config.target!r} (TargetColumn): {len(neg_rows)} negative values: {shown}. Fix: correct "
                 "them (returns are usually booked separately from demand), or run with --negative-targets clip "
-                "(set them to 0) or keep.")
+                "(set them to 0) or keep."
+            )
         if config.negative_targets == "clip":
             y = np.where(negative, 0.0, y)
-            warnings.append(f"{len(neg_rows)} negative target values were set to 0 (negative targets are clipped by default): {shown}.")
+            warnings.append(
+                f"{len(neg_rows)} negative target values were set to 0 (negative targets are clipped by default): {shown}."
+            )
         else:
             warnings.append(f"{len(neg_rows)} negative target values were kept (negative-targets rule: keep): {shown}.")
     return y
@@ -642,20 +708,25 @@ def _column_roles(table: InputTable, obs: _Rows, config: PrepConfig, warnings: L
         else:
             dropped_columns.append(column)
     if dropped_columns:
-        warnings.append(f"text columns {dropped_columns} change over time within items; Autopilot takes only numeric "
-                        "related time series, so they were left out. Encode them as numbers to use them.")
+        warnings.append(
+            f"text columns {dropped_columns} change over time within items; Autopilot takes only numeric "
+            "related time series, so they were left out. Encode them as numbers to use them."
+        )
     for column in covariates:
         values = frame[column].to_numpy(dtype=float)[rows]
         bad = np.flatnonzero(np.isinf(values))
         if len(bad):
-            raise DataValidationError(f"column {column!r} (covariate): {len(bad)} infinite values: "
-                                      f"{_rows_message(table, rows[bad])}. Fix: replace or remove them.")
+            raise DataValidationError(
+                f"column {column!r} (covariate): {len(bad)} infinite values: "
+                f"{_rows_message(table, rows[bad])}. Fix: replace or remove them."
+            )
         check_scale(table, column, "covariate", values, rows)
     return _Roles(covariates, static, dropped_columns)
 
 
-def _align(frame: pd.DataFrame, obs: _Rows, covariates: Sequence[str], config: PrepConfig,
-           warnings: List[str]) -> _Periods:
+def _align(
+    frame: pd.DataFrame, obs: _Rows, covariates: Sequence[str], config: PrepConfig, warnings: List[str]
+) -> _Periods:
     """Rows moved to the label of their period, rows meeting in a period aggregated; series spans."""
     codes, ts, ts_int, y, rows = obs.codes, obs.ts, obs.ts_int, obs.y, obs.rows
     base_ord, multiple = period_ordinals(ts, config.frequency)
@@ -663,8 +734,10 @@ def _align(frame: pd.DataFrame, obs: _Rows, covariates: Sequence[str], config: P
     steps = (base_ord - anchor) // multiple
     labels_moved = int((period_labels(anchor + steps * multiple, config.frequency).view(np.int64) != ts_int).sum())
     if labels_moved:
-        warnings.append(f"{labels_moved} timestamps were not on the {config.frequency} grid; they were moved to the "
-                        "label of their period (and combined with the aggregation rule where they met).")
+        warnings.append(
+            f"{labels_moved} timestamps were not on the {config.frequency} grid; they were moved to the "
+            "label of their period (and combined with the aggregation rule where they met)."
+        )
     cov_values = {c: frame[c].to_numpy(dtype=float)[rows] for c in covariates}
     collide = np.r_[False, (codes[1:] == codes[:-1]) & (steps[1:] == steps[:-1])]
     if collide.any():
@@ -677,9 +750,21 @@ def _align(frame: pd.DataFrame, obs: _Rows, covariates: Sequence[str], config: P
     last_step = steps[last_idx]
     obs_count = np.diff(np.r_[first_idx, len(codes)])
     global_end = int(steps.max())
-    return _Periods(codes=codes, steps=steps, y=y, rows=rows, cov_values=cov_values, anchor=anchor, multiple=multiple,
-                    n_series=n_series, first_idx=first_idx, first_step=first_step, last_step=last_step,
-                    obs_count=obs_count, global_end=global_end)
+    return _Periods(
+        codes=codes,
+        steps=steps,
+        y=y,
+        rows=rows,
+        cov_values=cov_values,
+        anchor=anchor,
+        multiple=multiple,
+        n_series=n_series,
+        first_idx=first_idx,
+        first_step=first_step,
+        last_step=last_step,
+        obs_count=obs_count,
+        global_end=global_end,
+    )
 
 
 def _check_horizon(config: PrepConfig, periods: int) -> None:
@@ -687,20 +772,27 @@ def _check_horizon(config: PrepConfig, periods: int) -> None:
     horizon = config.horizon
     horizon_param = f"ForecastHorizon {horizon} ({param('ForecastHorizon')})"
     if horizon > MAX_HORIZON:
-        raise DataValidationError(f"{horizon_param}: Autopilot's ForecastHorizon is at most {MAX_HORIZON}. "
-                                  f"Fix: forecast fewer periods, or a coarser ForecastFrequency "
-                                  f"({param('ForecastFrequency')}).")
+        raise DataValidationError(
+            f"{horizon_param}: Autopilot's ForecastHorizon is at most {MAX_HORIZON}. "
+            f"Fix: forecast fewer periods, or a coarser ForecastFrequency "
+            f"({param('ForecastFrequency')})."
+        )
     if horizon * 4 > periods:
-        fix = (f"lower it ({param('ForecastHorizon')}{periods // 4} or less), or provide at least {horizon * 4} "
-               "periods of history" if periods >= 4 else
-               f"provide at least {horizon * 4} periods of history (the data has {periods})")
+        fix = (
+            f"lower it ({param('ForecastHorizon')}{periods // 4} or less), or provide at least {horizon * 4} "
+            "periods of history"
+            if periods >= 4
+            else f"provide at least {horizon * 4} periods of history (the data has {periods})"
+        )
         raise DataValidationError(
             f"{horizon_param}: the data spans {periods} timestep{'s' if periods != 1 else ''} at frequency "
-            f"{config.frequency}; Autopilot requires the horizon to be at most a quarter of them. Fix: {fix}.")
+            f"{config.frequency}; Autopilot requires the horizon to be at most a quarter of them. Fix: {fix}."
+        )
 
 
-def _short_series(per: _Periods, key_table: pd.DataFrame, label_text: np.ndarray, config: PrepConfig,
-                  warnings: List[str]) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
+def _short_series(
+    per: _Periods, key_table: pd.DataFrame, label_text: np.ndarray, config: PrepConfig, warnings: List[str]
+) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
     """Which series are dropped (a single row, or too little history before the holdout), with the reason each."""
     keys = config.keys
     horizon = config.horizon
@@ -715,19 +807,29 @@ def _short_series(per: _Periods, key_table: pd.DataFrame, label_text: np.ndarray
         drop[s] = True
         ident = _series_name(key_table, s, keys)
         if single[s]:
-            reason = (f"a single row ({label_text[first_step[s]]}); needs at least {min_history + horizon} periods "
-                      f"({min_history} history + {horizon} holdout)")
+            reason = (
+                f"a single row ({label_text[first_step[s]]}); needs at least {min_history + horizon} periods "
+                f"({min_history} history + {horizon} holdout)"
+            )
         else:
-            reason = (f"{int(length[s])} periods ({label_text[first_step[s]]} to {label_text[series_end[s]]}); "
-                      f"needs at least {min_history + horizon} ({min_history} history + {horizon} holdout)")
-        dropped_items.append({"item_id": ident, "reason": reason, **(
-            {"grouping": {g: _plain(key_table.at[s, g]) for g in config.grouping}} if config.grouping else {})})
+            reason = (
+                f"{int(length[s])} periods ({label_text[first_step[s]]} to {label_text[series_end[s]]}); "
+                f"needs at least {min_history + horizon} ({min_history} history + {horizon} holdout)"
+            )
+        dropped_items.append(
+            {
+                "item_id": ident,
+                "reason": reason,
+                **({"grouping": {g: _plain(key_table.at[s, g]) for g in config.grouping}} if config.grouping else {}),
+            }
+        )
     if drop.all():
         raise DataValidationError(
             f"no item has enough history: every one of the {n_series} items has fewer than {min_history + horizon} "
             f"periods ({min_history} history + {horizon} holdout at frequency {config.frequency}); first: "
             f"{dropped_items[0]['item_id']}: {dropped_items[0]['reason']}. Fix: provide more history"
-            + (f" or lower ForecastHorizon ({param('ForecastHorizon')})." if horizon > 1 else "."))
+            + (f" or lower ForecastHorizon ({param('ForecastHorizon')})." if horizon > 1 else ".")
+        )
     if drop.any():
         warnings.append(f"{int(drop.sum())} items with too little history were dropped (see dropped_items).")
     return drop, dropped_items
@@ -748,7 +850,9 @@ def _build_grid(per: _Periods, drop: np.ndarray) -> _Grid:
     offsets = np.r_[0, np.cumsum(grid_len)[:-1]]
     # int32 row indices: a 25,000-series daily grid has 27M rows, and every int64 array of it is 0.2 GB
     g_series = np.repeat(kept.astype(np.int32), grid_len)
-    g_step = (np.repeat(first_step[kept], grid_len) + (np.arange(total) - np.repeat(offsets, grid_len))).astype(np.int32)
+    g_step = (np.repeat(first_step[kept], grid_len) + (np.arange(total) - np.repeat(offsets, grid_len))).astype(
+        np.int32
+    )
     offset_of = np.full(per.n_series, -1)
     offset_of[kept] = offsets
     obs_keep = ~drop[codes] & (steps <= series_end[codes])
@@ -757,8 +861,18 @@ def _build_grid(per: _Periods, drop: np.ndarray) -> _Grid:
     observed[pos] = True
     g_last = np.repeat(per.last_step[kept], grid_len)
     middle = g_step <= g_last
-    return _Grid(kept=kept, grid_len=grid_len, total=total, offsets=offsets, g_series=g_series, g_step=g_step,
-                 obs_keep=obs_keep, pos=pos, observed=observed, middle=middle)
+    return _Grid(
+        kept=kept,
+        grid_len=grid_len,
+        total=total,
+        offsets=offsets,
+        g_series=g_series,
+        g_step=g_step,
+        obs_keep=obs_keep,
+        pos=pos,
+        observed=observed,
+        middle=middle,
+    )
 
 
 def _fill_target(per: _Periods, grid: _Grid, target_rules: Mapping[str, Any]) -> Tuple[np.ndarray, int]:
@@ -768,26 +882,30 @@ def _fill_target(per: _Periods, grid: _Grid, target_rules: Mapping[str, Any]) ->
     g_y = np.full(grid.total, np.nan)
     g_y[grid.pos] = per.y[grid.obs_keep]
     missing = ~grid.observed
-    g_y = apply_fill(g_y, g_series, missing, middle, target_rules.get("middlefill", "zero"),
-                     target_rules.get("middlefill_value"))
-    g_y = apply_fill(g_y, g_series, missing, back, target_rules.get("backfill", "zero"),
-                     target_rules.get("backfill_value"))
+    g_y = apply_fill(
+        g_y, g_series, missing, middle, target_rules.get("middlefill", "zero"), target_rules.get("middlefill_value")
+    )
+    g_y = apply_fill(
+        g_y, g_series, missing, back, target_rules.get("backfill", "zero"), target_rules.get("backfill_value")
+    )
     return g_y, int(missing.sum())
 
 
-def _fill_covariates(frame: pd.DataFrame, per: _Periods, grid: _Grid, covariates: Sequence[str],
-                     filling: Mapping[str, Mapping[str, Any]]) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
+def _fill_covariates(
+    frame: pd.DataFrame, per: _Periods, grid: _Grid, covariates: Sequence[str], filling: Mapping[str, Mapping[str, Any]]
+) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
     """Each covariate on the grid, gaps filled by its rules; integer columns stay integer when whole."""
     g_series, middle = grid.g_series, grid.middle
     back = ~middle
     g_cov, filled_counts = {}, {}
     for column in covariates:
         values = np.full(grid.total, np.nan)
-        values[grid.pos] = per.cov_values.pop(column)[grid.obs_keep]   # each input column is freed once on the grid
+        values[grid.pos] = per.cov_values.pop(column)[grid.obs_keep]  # each input column is freed once on the grid
         gaps = np.isnan(values)
         rules = filling[column]
-        values = apply_fill(values, g_series, gaps, middle, rules.get("middlefill", "zero"),
-                            rules.get("middlefill_value"))
+        values = apply_fill(
+            values, g_series, gaps, middle, rules.get("middlefill", "zero"), rules.get("middlefill_value")
+        )
         values = apply_fill(values, g_series, gaps, back, rules.get("backfill", "zero"), rules.get("backfill_value"))
         filled_counts[column] = int(gaps.sum())
         original = frame[column]
@@ -804,9 +922,17 @@ def _holdout_mask(grid: _Grid, horizon: int) -> np.ndarray:
     return from_end < horizon
 
 
-def _output_columns(frame: pd.DataFrame, per: _Periods, grid: _Grid, key_table: pd.DataFrame,
-                    labels_all: np.ndarray, g_y: np.ndarray, g_cov: Mapping[str, np.ndarray], roles: _Roles,
-                    config: PrepConfig) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], List[str]]:
+def _output_columns(
+    frame: pd.DataFrame,
+    per: _Periods,
+    grid: _Grid,
+    key_table: pd.DataFrame,
+    labels_all: np.ndarray,
+    g_y: np.ndarray,
+    g_cov: Mapping[str, np.ndarray],
+    roles: _Roles,
+    config: PrepConfig,
+) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], List[str]]:
     """The grid's columns in train order, the per-series (key and static) values, and that order."""
     keys = config.keys
     g_series = grid.g_series
@@ -815,43 +941,70 @@ def _output_columns(frame: pd.DataFrame, per: _Periods, grid: _Grid, key_table: 
     g_label = labels_all[grid.g_step]
     g_static = {}
     for column in roles.static:
-        first_values = frame[column].iloc[per.rows[per.first_idx]].to_numpy()   # static: the first row's value
+        first_values = frame[column].iloc[per.rows[per.first_idx]].to_numpy()  # static: the first row's value
         per_series[column] = first_values
         g_static[column] = first_values[g_series]
         if frame[column].dtype.kind in "iub" and not pd.isna(first_values).any():
             g_static[column] = g_static[column].astype(frame[column].dtype)
-    train_columns = ([config.item_id, config.timestamp, config.target] + list(config.grouping) + roles.covariates
-                     + roles.static)
-    columns = {config.item_id: g_keys[config.item_id], config.timestamp: g_label, config.target: g_y,
-               **{g: g_keys[g] for g in config.grouping}, **g_cov, **g_static}
+    train_columns = (
+        [config.item_id, config.timestamp, config.target] + list(config.grouping) + roles.covariates + roles.static
+    )
+    columns = {
+        config.item_id: g_keys[config.item_id],
+        config.timestamp: g_label,
+        config.target: g_y,
+        **{g: g_keys[g] for g in config.grouping},
+        **g_cov,
+        **g_static,
+    }
     columns = {name: columns[name] for name in train_columns}
     return columns, per_series, train_columns
 
 
-def _all_zero_items(per: _Periods, drop: np.ndarray, key_table: pd.DataFrame, config: PrepConfig,
-                    warnings: List[str]) -> int:
+def _all_zero_items(
+    per: _Periods, drop: np.ndarray, key_table: pd.DataFrame, config: PrepConfig, warnings: List[str]
+) -> int:
     """Items whose every sale is zero: kept, reported; returns how many."""
     observed_sum = np.bincount(per.codes, weights=np.abs(per.y), minlength=per.n_series)
     all_zero = np.flatnonzero((observed_sum == 0) & ~drop)
     if len(all_zero):
         names = [_series_name(key_table, s, config.keys) for s in all_zero[:SHOW_ROWS]]
-        warnings.append(f"{len(all_zero)} items have only zero sales (kept; expect zero forecasts): "
-                        f"{', '.join(names)}{' and more' if len(all_zero) > SHOW_ROWS else ''}.")
+        warnings.append(
+            f"{len(all_zero)} items have only zero sales (kept; expect zero forecasts): "
+            f"{', '.join(names)}{' and more' if len(all_zero) > SHOW_ROWS else ''}."
+        )
     return int(len(all_zero))
 
 
-def _profile(table: InputTable, config: PrepConfig, roles: _Roles, train_columns: List[str], per: _Periods,
-             grid: _Grid, label_text: np.ndarray, kept_y: np.ndarray, counts: Mapping[str, int],
-             filled_counts: Mapping[str, int], filling: Mapping[str, Any], dropped_items: List[Dict[str, Any]],
-             warnings: List[str]) -> Dict[str, Any]:
+def _profile(
+    table: InputTable,
+    config: PrepConfig,
+    roles: _Roles,
+    train_columns: List[str],
+    per: _Periods,
+    grid: _Grid,
+    label_text: np.ndarray,
+    kept_y: np.ndarray,
+    counts: Mapping[str, int],
+    filled_counts: Mapping[str, int],
+    filling: Mapping[str, Any],
+    dropped_items: List[Dict[str, Any]],
+    warnings: List[str],
+) -> Dict[str, Any]:
     """profile.json: what was read, kept, dropped, filled and warned about."""
     horizon = config.horizon
     global_end = per.global_end
     return {
-        "columns": {"item_id": config.item_id, "timestamp": config.timestamp, "target": config.target,
-                    "grouping": list(config.grouping), "covariates": roles.covariates, "static": roles.static,
-                    "ignored": roles.dropped},
-        "train_columns": list(train_columns),     # the training CSV's header, in order (the inference schema)
+        "columns": {
+            "item_id": config.item_id,
+            "timestamp": config.timestamp,
+            "target": config.target,
+            "grouping": list(config.grouping),
+            "covariates": roles.covariates,
+            "static": roles.static,
+            "ignored": roles.dropped,
+        },
+        "train_columns": list(train_columns),  # the training CSV's header, in order (the inference schema)
         "frequency": config.frequency,
         "horizon": horizon,
         "items": int(len(grid.kept)),
@@ -873,8 +1026,14 @@ def _profile(table: InputTable, config: PrepConfig, roles: _Roles, train_columns
         "negative_targets": config.negative_targets,
         "min_history_periods": int(_min_history(horizon)),
         "all_zero_items": counts["all_zero"],
-        "target": {"mean": _num(np.mean(kept_y)), "std": _num(np.std(kept_y)), "min": _num(np.min(kept_y)),
-                   "max": _num(np.max(kept_y))} if len(kept_y) else {},
+        "target": {
+            "mean": _num(np.mean(kept_y)),
+            "std": _num(np.std(kept_y)),
+            "min": _num(np.min(kept_y)),
+            "max": _num(np.max(kept_y)),
+        }
+        if len(kept_y)
+        else {},
         "source_files": table.files,
     }
 
@@ -908,14 +1067,38 @@ def prepare(table: InputTable, config: PrepConfig) -> PrepResult:
     valid = ~np.isnan(g_y)
 
     # the output columns and the profile
-    columns, per_series, train_columns = _output_columns(frame, per, grid, key_table, labels_all, g_y, g_cov,
-                                                         roles, config)
-    counts = {"train": int((~in_holdout & valid).sum()), "holdout": int((in_holdout & valid).sum()),
-              "all_zero": _all_zero_items(per, drop, key_table, config, warnings)}
-    profile = _profile(table, config, roles, train_columns, per, grid, label_text, g_y[valid], counts,
-                       {config.target: target_filled, **cov_filled}, filling, dropped_items, warnings)
-    return PrepResult(columns=columns, in_holdout=in_holdout, valid=valid, series=grid.g_series,
-                      per_series=per_series, profile=profile, config=config)
+    columns, per_series, train_columns = _output_columns(
+        frame, per, grid, key_table, labels_all, g_y, g_cov, roles, config
+    )
+    counts = {
+        "train": int((~in_holdout & valid).sum()),
+        "holdout": int((in_holdout & valid).sum()),
+        "all_zero": _all_zero_items(per, drop, key_table, config, warnings),
+    }
+    profile = _profile(
+        table,
+        config,
+        roles,
+        train_columns,
+        per,
+        grid,
+        label_text,
+        g_y[valid],
+        counts,
+        {config.target: target_filled, **cov_filled},
+        filling,
+        dropped_items,
+        warnings,
+    )
+    return PrepResult(
+        columns=columns,
+        in_holdout=in_holdout,
+        valid=valid,
+        series=grid.g_series,
+        per_series=per_series,
+        profile=profile,
+        config=config,
+    )
 
 
 def _check_config(config: PrepConfig) -> None:
@@ -924,8 +1107,10 @@ def _check_config(config: PrepConfig) -> None:
     except ValueError as error:
         raise DataValidationError(f"ForecastFrequency ({param('ForecastFrequency')}): {error}") from None
     if int(config.horizon) < 1:
-        raise DataValidationError(f"ForecastHorizon {config.horizon} ({param('ForecastHorizon')}): must be a whole "
-                                  "number of periods, at least 1.")
+        raise DataValidationError(
+            f"ForecastHorizon {config.horizon} ({param('ForecastHorizon')}): must be a whole "
+            "number of periods, at least 1."
+        )
     if config.aggregation not in AGGREGATIONS:
         raise DataValidationError(f"--aggregation {config.aggregation!r}: use one of {AGGREGATIONS}.")
     if config.duplicates not in DUPLICATE_POLICIES:
@@ -947,8 +1132,11 @@ def _aggregate(codes, steps, y, rows, cov_values, aggregation):
 
 def _series_name(key_table: pd.DataFrame, s: int, keys: List[str]) -> str:
     values = [str(key_table.at[s, k]) for k in keys]
-    return values[0] if len(values) == 1 else values[0] + " (" + ", ".join(
-        f"{k}={v}" for k, v in zip(keys[1:], values[1:])) + ")"
+    return (
+        values[0]
+        if len(values) == 1
+        else values[0] + " (" + ", ".join(f"{k}={v}" for k, v in zip(keys[1:], values[1:])) + ")"
+    )
 
 
 def _plain(value):
@@ -1008,7 +1196,7 @@ def write_frame_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     write_csv(Path(path), list(frame.columns), [csv_cell_texts(frame[c].to_numpy()) for c in frame.columns])
 
 
-WRITE_CHUNK_ROWS = 500_000   # rows formatted at a time: ~0.2 GB of cell texts, whatever the input size
+WRITE_CHUNK_ROWS = 500_000  # rows formatted at a time: ~0.2 GB of cell texts, whatever the input size
 
 
 def _chunk_bounds(series: np.ndarray, chunk_rows: int) -> List[Tuple[int, int]]:
@@ -1056,19 +1244,20 @@ class _BacktestFiles:
         for k, nbytes in enumerate(sizes.tolist()):
             if self.handle is None or (self.count > 0 and self.size + nbytes > self.budget):
                 self._open()
-            self.handle.write("\n".join(lines[bounds[k]:bounds[k + 1]]) + "\n")
+            self.handle.write("\n".join(lines[bounds[k] : bounds[k + 1]]) + "\n")
             self.size += nbytes
             self.count += 1
 
     def close(self) -> int:
         if self.handle is None:
-            self._open()          # no rows: one file with the header, as before
+            self._open()  # no rows: one file with the header, as before
         self.handle.close()
         return self.files
 
 
-def write_outputs(result: PrepResult, output_dir: str | os.PathLike,
-                  chunk_rows: int = WRITE_CHUNK_ROWS) -> Dict[str, Path]:
+def write_outputs(
+    result: PrepResult, output_dir: str | os.PathLike, chunk_rows: int = WRITE_CHUNK_ROWS
+) -> Dict[str, Path]:
     """Write train/holdout/backtest/profile into a temp sibling, then move each folder into place.
 
     Rows are formatted chunk_rows at a time (whole series per chunk), so memory stays flat
@@ -1082,21 +1271,31 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike,
         for name in names:
             (staging / name).mkdir()
         columns = list(result.columns)
-        per_series = {name: csv_cell_texts(result.per_series[name])   # format once per series, not per row
-                      for name in columns if name in result.per_series}
+        per_series = {
+            name: csv_cell_texts(result.per_series[name])  # format once per series, not per row
+            for name in columns
+            if name in result.per_series
+        }
         header = ",".join(_quote(str(n)) for n in columns)
         backtest = _BacktestFiles(staging / contracts.PREP_BACKTEST, header, config.backtest_max_bytes)
         holdout_mask = result.in_holdout & result.valid
         backtest_mask = result.backtest_mask
-        with open(staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, "w", encoding="utf-8", newline="") as train, \
-                open(staging / contracts.PREP_HOLDOUT / contracts.HOLDOUT_FILE, "w", encoding="utf-8",
-                     newline="") as holdout:
+        with (
+            open(staging / contracts.PREP_TRAIN / contracts.TRAIN_FILE, "w", encoding="utf-8", newline="") as train,
+            open(
+                staging / contracts.PREP_HOLDOUT / contracts.HOLDOUT_FILE, "w", encoding="utf-8", newline=""
+            ) as holdout,
+        ):
             train.write(header + "\n")
             holdout.write(",".join(_quote(str(n)) for n in result.holdout_columns) + "\n")
             for begin, end in _chunk_bounds(result.series, chunk_rows):
                 series = result.series[begin:end]
-                cells = {name: per_series[name][series] if name in per_series
-                         else csv_cell_texts(result.columns[name][begin:end]) for name in columns}
+                cells = {
+                    name: per_series[name][series]
+                    if name in per_series
+                    else csv_cell_texts(result.columns[name][begin:end])
+                    for name in columns
+                }
                 rows = np.flatnonzero(holdout_mask[begin:end])
                 if len(rows):
                     holdout.write("\n".join(_lines([cells[n][rows] for n in result.holdout_columns])) + "\n")
@@ -1114,7 +1313,8 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike,
         if backtest.oversized:  # reported with the other warnings (run() logs them, profile.json keeps them)
             result.profile["warnings"].append(
                 f"{backtest.oversized} series are each larger than {config.backtest_max_bytes} bytes on their own; "
-                "each is a backtest file (one transform request) of its own")
+                "each is a backtest file (one transform request) of its own"
+            )
         profile = dict(result.profile, backtest_files=files)
         with open(staging / contracts.PREP_PROFILE / contracts.PROFILE_FILE, "w", encoding="utf-8") as handle:
             json.dump(profile, handle, indent=2, default=str)
@@ -1128,16 +1328,22 @@ def write_outputs(result: PrepResult, output_dir: str | os.PathLike,
 _replace_dir = atomic.replace_directory
 
 
-def run(input_path: str | os.PathLike, output_dir: str | os.PathLike, config: PrepConfig,
-        log: Callable[[str], None] = logger.info) -> Dict[str, Any]:
+def run(
+    input_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    config: PrepConfig,
+    log: Callable[[str], None] = logger.info,
+) -> Dict[str, Any]:
     """Read, prepare, write; returns the profile. Nothing is written when validation fails."""
     table = read_input(input_path, config)
     log(f"read {len(table.frame)} rows from {len(table.files)} file(s)")
     result = prepare(table, config)
     write_outputs(result, output_dir)
     profile = result.profile
-    log(f"prepared {profile['items']} items x {profile['periods']} periods ({profile['start']} to {profile['end']}): "
-        f"train {profile['rows_train']} rows, holdout {profile['rows_holdout']} rows -> {output_dir}")
+    log(
+        f"prepared {profile['items']} items x {profile['periods']} periods ({profile['start']} to {profile['end']}): "
+        f"train {profile['rows_train']} rows, holdout {profile['rows_holdout']} rows -> {output_dir}"
+    )
     for warning in profile["warnings"]:
         log(f"warning: {warning}")
     return profile

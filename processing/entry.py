@@ -10,6 +10,7 @@ still runs, without them, and says so here and in its own log. The local runtime
 requirements itself (an overlay of the same pins), so installs are skipped there
 (FORECAST_TARGET=local, or the switch at 0).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,7 +24,7 @@ from typing import Callable, List, Mapping, Optional, Sequence
 
 INSTALL_ENV = "FORECAST_INSTALL_REQUIREMENTS"
 REQUIREMENTS_DIR = Path(__file__).resolve().parent / "requirements"
-INSTALL_TIMEOUT_SECONDS = 300   # a VPC without internet access makes pip wait; the step must go on
+INSTALL_TIMEOUT_SECONDS = 300  # a VPC without internet access makes pip wait; the step must go on
 
 
 def requirements_file(module: str, directory: Path = REQUIREMENTS_DIR) -> Optional[Path]:
@@ -51,9 +52,23 @@ def install_command(path: Path, python: str = sys.executable) -> List[str]:
     """Exactly the pinned wheels, nothing else: no dependency resolution (the file names every
     package the image lacks), no source builds (the image has no compiler), few retries.
     The local runtime installs step overlays with the same flags (plus --target)."""
-    return [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-input", "--no-deps", "--only-binary=:all:", "--retries", "1", "--timeout", "15",
-            "-r", str(path)]
+    return [
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--retries",
+        "1",
+        "--timeout",
+        "15",
+        "-r",
+        str(path),
+    ]
 
 
 def install(path: Path, module: str, run: Callable[..., object] = subprocess.run) -> bool:
@@ -63,19 +78,28 @@ def install(path: Path, module: str, run: Callable[..., object] = subprocess.run
         run(install_command(path), check=True, timeout=INSTALL_TIMEOUT_SECONDS)
         return True
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
-        reason = (f"pip exited with code {error.returncode}" if isinstance(error, subprocess.CalledProcessError)
-                  else f"pip did not finish in {INSTALL_TIMEOUT_SECONDS}s" if isinstance(error, subprocess.TimeoutExpired)
-                  else str(error))
-        print(f"[entry] could not install {path.name} ({reason}; no access to PyPI, e.g. a VPC without "
-              f"internet access?): {module} runs without {', '.join(requirement_names(path))}", flush=True)
+        reason = (
+            f"pip exited with code {error.returncode}"
+            if isinstance(error, subprocess.CalledProcessError)
+            else f"pip did not finish in {INSTALL_TIMEOUT_SECONDS}s"
+            if isinstance(error, subprocess.TimeoutExpired)
+            else str(error)
+        )
+        print(
+            f"[entry] could not install {path.name} ({reason}; no access to PyPI, e.g. a VPC without "
+            f"internet access?): {module} runs without {', '.join(requirement_names(path))}",
+            flush=True,
+        )
         return False
 
 
-def main(argv: Sequence[str], environ: Mapping[str, str] = os.environ,
-         run: Callable[..., object] = subprocess.run) -> None:
+def main(
+    argv: Sequence[str], environ: Mapping[str, str] = os.environ, run: Callable[..., object] = subprocess.run
+) -> None:
     if not argv:
-        raise SystemExit("usage: python3 -m processing.entry <module> [arguments...]  "
-                         "(for example processing.prepare --input ...)")
+        raise SystemExit(
+            "usage: python3 -m processing.entry <module> [arguments...]  (for example processing.prepare --input ...)"
+        )
     module, arguments = argv[0], list(argv[1:])
     requirements = requirements_file(module)
     if requirements is not None and should_install(environ):
@@ -83,8 +107,11 @@ def main(argv: Sequence[str], environ: Mapping[str, str] = os.environ,
             importlib.invalidate_caches()  # the running interpreter sees the new site-packages entries
     # the arguments are in the job's description (AppSpecification) and, locally, on the runtime's
     # "[runtime] <command>" line just above: printing them again made every command appear twice
-    print(f"[entry] running {module} ({len(arguments)} arguments) with Python {platform.python_version()} "
-          f"({sys.executable})", flush=True)
+    print(
+        f"[entry] running {module} ({len(arguments)} arguments) with Python {platform.python_version()} "
+        f"({sys.executable})",
+        flush=True,
+    )
     sys.argv = [module] + arguments
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

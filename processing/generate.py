@@ -14,6 +14,7 @@ Standard library, numpy and pandas only: it also runs inside the processing cont
     python -m processing.generate --products 5000 --years 3 --future-days 14 --out batch.csv \\
         --history-out history.csv         # 25,000 series, written in chunks of 1,000 items
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,21 +55,33 @@ CATEGORY_PARAMS = {
 }
 WEATHER_CATEGORIES = ("clothing", "sports")
 REGIONS = ["North", "South", "East", "West", "Central"]
-COLUMNS = ["timestamp", "target_value", "item_id", "category", "product", "region",
-           "promotion", "is_holiday", "day_of_week", "month", "quarter"]
+COLUMNS = [
+    "timestamp",
+    "target_value",
+    "item_id",
+    "category",
+    "product",
+    "region",
+    "promotion",
+    "is_holiday",
+    "day_of_week",
+    "month",
+    "quarter",
+]
 DEFAULT_START = "2021-01-01"
 DEFAULT_END = "2023-12-31"
 DEFAULT_OUT = "ecommerce_sales_data.csv"
 PROMOTION_PROBABILITY = 0.05
-FUTURE_SEED_OFFSET = 1_000_003   # future promotions/noise come from their own seeded streams
-CHUNK_ITEMS = 1000               # items per written chunk: ~1.1M rows for 3 daily years
+FUTURE_SEED_OFFSET = 1_000_003  # future promotions/noise come from their own seeded streams
+CHUNK_ITEMS = 1000  # items per written chunk: ~1.1M rows for 3 daily years
 
 
 @dataclasses.dataclass
 class GeneratedData:
     """The sales frame (history, plus future rows with an empty target) and the future truth."""
+
     frame: pd.DataFrame
-    truth: Optional[pd.DataFrame]   # item_id, timestamp, target_value of the future rows
+    truth: Optional[pd.DataFrame]  # item_id, timestamp, target_value of the future rows
 
 
 def us_holidays(years: Sequence[int]) -> List[datetime]:
@@ -77,8 +90,12 @@ def us_holidays(years: Sequence[int]) -> List[datetime]:
     for year in years:
         november_first = date(year, 11, 1)
         first_thursday = 1 + (3 - november_first.weekday()) % 7
-        days += [datetime(year, 1, 1), datetime(year, 7, 4),
-                 datetime(year, 11, first_thursday + 21), datetime(year, 12, 25)]
+        days += [
+            datetime(year, 1, 1),
+            datetime(year, 7, 4),
+            datetime(year, 11, first_thursday + 21),
+            datetime(year, 12, 25),
+        ]
     return days
 
 
@@ -109,7 +126,7 @@ def _day_terms(n_days: int):
     quarterly = np.empty(n_days)
     weekly = np.empty(n_days)
     weather = np.empty(n_days)
-    for i in range(n_days):   # per day, not per row: cheap, and bit-identical to the recipe
+    for i in range(n_days):  # per day, not per row: cheap, and bit-identical to the recipe
         annual[i] = np.sin(2 * np.pi * i / 365)
         quarterly[i] = 0.2 * np.sin(2 * np.pi * i / 90)
         weekly[i] = 0.3 * np.sin(2 * np.pi * i / 7)
@@ -127,29 +144,36 @@ def _holiday_boost(dates: pd.DatetimeIndex, holidays: Sequence[datetime]) -> np.
     return boost
 
 
-def _demand(base, strength, trend, weather_on, i, annual, quarterly, weekly, weather,
-            holiday, promo, noise):
+def _demand(base, strength, trend, weather_on, i, annual, quarterly, weekly, weather, holiday, promo, noise):
     """The recipe's demand formula on (items x days) arrays, in the recipe's operand order."""
     seasonal = strength[:, None] * annual[None, i]
-    multiplier = (1 + seasonal + quarterly[None, i] + weekly[None, i] + trend[:, None] * i[None, :]
-                  + holiday[None, :] + np.where(promo == 1, 0.7, 0.0))
+    multiplier = (
+        1
+        + seasonal
+        + quarterly[None, i]
+        + weekly[None, i]
+        + trend[:, None] * i[None, :]
+        + holiday[None, :]
+        + np.where(promo == 1, 0.7, 0.0)
+    )
     demand = base[:, None] * multiplier + noise
-    demand = np.where(demand > 0, demand, 0.0)            # max(0, demand) before the weather
+    demand = np.where(demand > 0, demand, 0.0)  # max(0, demand) before the weather
     weather_factor = np.where(weather_on[:, None], weather[None, i], 0.0)
     final = np.where(weather_on[:, None], demand * (1 + weather_factor), demand)
-    return np.round(final, 2)   # round(np.float64, 2) in the recipe is numpy's rounding
+    return np.round(final, 2)  # round(np.float64, 2) in the recipe is numpy's rounding
 
 
 @dataclasses.dataclass
 class _Draws:
     """Every random draw and per-item parameter, in the recipe's order (small: items x days numbers)."""
+
     items: pd.DataFrame
     dates: pd.DatetimeIndex
     base: np.ndarray
     strength: np.ndarray
     trend: np.ndarray
     weather_on: np.ndarray
-    promo: np.ndarray            # int8 (items x days)
+    promo: np.ndarray  # int8 (items x days)
     noise: np.ndarray
     future_dates: Optional[pd.DatetimeIndex] = None
     f_promo: Optional[np.ndarray] = None
@@ -182,7 +206,7 @@ def _draw(products: int, regions: int, start: str, end: str, seed: int, future_d
     # Python's stream is separate from numpy's: all promotion draws at once, item-major, like the loops
     promo = (_uniform_draws(py_random, n_items * n_days) < PROMOTION_PROBABILITY).astype(np.int8)
     promo = promo.reshape(n_items, n_days)
-    for k in range(n_items):   # per item (not per row): numpy's draw order is uniform, then the day noises
+    for k in range(n_items):  # per item (not per row): numpy's draw order is uniform, then the day noises
         base[k] = np_state.uniform(low[k], high[k])
         noise[k] = np_state.normal(0, 5, n_days)
     draws = _Draws(items, dates, base, strength, trend, weather_on, promo, noise)
@@ -190,8 +214,9 @@ def _draw(products: int, regions: int, start: str, end: str, seed: int, future_d
         draws.future_dates = pd.date_range(dates[-1] + pd.Timedelta(days=1), periods=future_days, freq="D")
         future_np = np.random.RandomState(seed + FUTURE_SEED_OFFSET)
         future_py = random.Random(seed + FUTURE_SEED_OFFSET)
-        draws.f_promo = (_uniform_draws(future_py, n_items * future_days).reshape(n_items, future_days)
-                         < PROMOTION_PROBABILITY).astype(np.int8)
+        draws.f_promo = (
+            _uniform_draws(future_py, n_items * future_days).reshape(n_items, future_days) < PROMOTION_PROBABILITY
+        ).astype(np.int8)
         draws.f_noise = future_np.normal(0, 5, (n_items, future_days))
     return draws
 
@@ -213,38 +238,48 @@ def _chunks(draws: _Draws, chunk_items: int) -> Iterator[Tuple[pd.DataFrame, Opt
         all_holidays = us_holidays(range(dates[0].year, draws.future_dates[-1].year + 1))
         future_boost = _holiday_boost(draws.future_dates, all_holidays)
         fi = np.arange(n_days, n_days + future_days)
-    order = np.argsort(items["item_id"].to_numpy().astype(str), kind="stable")   # the recipe sorts by item_id
+    order = np.argsort(items["item_id"].to_numpy().astype(str), kind="stable")  # the recipe sorts by item_id
     step = max(1, chunk_items)
     for begin in range(0, len(order), step):
-        rows = order[begin:begin + step]
+        rows = order[begin : begin + step]
         part = items.iloc[rows]
         terms = (draws.base[rows], draws.strength[rows], draws.trend[rows], draws.weather_on[rows])
-        target = _demand(*terms, i, annual, quarterly, weekly, weather, hist_boost, draws.promo[rows],
-                         draws.noise[rows])
+        target = _demand(
+            *terms, i, annual, quarterly, weekly, weather, hist_boost, draws.promo[rows], draws.noise[rows]
+        )
         frame = _frame(part, dates, target, draws.promo[rows], hist_holidays)
         truth = None
         if future_days:
             f_promo = draws.f_promo[rows]
-            f_target = _demand(*terms, fi, annual, quarterly, weekly, weather, future_boost, f_promo,
-                               draws.f_noise[rows])
+            f_target = _demand(
+                *terms, fi, annual, quarterly, weekly, weather, future_boost, f_promo, draws.f_noise[rows]
+            )
             future = _frame(part, draws.future_dates, np.full(f_target.shape, np.nan), f_promo, all_holidays)
             truth = _frame(part, draws.future_dates, f_target, f_promo, all_holidays)[
-                ["item_id", "timestamp", "target_value"]].reset_index(drop=True)
+                ["item_id", "timestamp", "target_value"]
+            ].reset_index(drop=True)
             frame = pd.concat([frame, future], ignore_index=True)
             frame = frame.sort_values(["item_id", "timestamp"], kind="stable").reset_index(drop=True)
         yield frame, truth
 
 
-def generate(products: int = 25, regions: int = 5, start: str = DEFAULT_START,
-             end: str = DEFAULT_END, seed: int = 42, future_days: int = 0) -> GeneratedData:
+def generate(
+    products: int = 25,
+    regions: int = 5,
+    start: str = DEFAULT_START,
+    end: str = DEFAULT_END,
+    seed: int = 42,
+    future_days: int = 0,
+) -> GeneratedData:
     """Generate the sales history (and optional future rows plus their true targets) in memory."""
     draws = _draw(products, regions, start, end, seed, future_days)
     frame, truth = next(_chunks(draws, len(draws.items)))
     return GeneratedData(frame=frame, truth=truth)
 
 
-def _frame(items: pd.DataFrame, dates: pd.DatetimeIndex, target: np.ndarray, promo: np.ndarray,
-           holidays: Sequence[datetime]) -> pd.DataFrame:
+def _frame(
+    items: pd.DataFrame, dates: pd.DatetimeIndex, target: np.ndarray, promo: np.ndarray, holidays: Sequence[datetime]
+) -> pd.DataFrame:
     """Rows in the recipe's column order, item by item (items given in item_id order), then by day."""
     n_items, n_days = len(items), len(dates)
     holiday_days = pd.DatetimeIndex(holidays)
@@ -254,20 +289,29 @@ def _frame(items: pd.DataFrame, dates: pd.DatetimeIndex, target: np.ndarray, pro
         "month": dates.month.to_numpy().astype(np.int64),
         "quarter": ((dates.month.to_numpy() - 1) // 3 + 1).astype(np.int64),
     }
-    return pd.DataFrame({
-        "timestamp": np.tile(np.asarray(dates.strftime("%Y-%m-%d"), dtype=object), n_items),
-        "target_value": target.reshape(-1),
-        "item_id": np.repeat(items["item_id"].to_numpy(), n_days),
-        "category": np.repeat(items["category"].to_numpy(), n_days),
-        "product": np.repeat(items["product"].to_numpy(), n_days),
-        "region": np.repeat(items["region"].to_numpy(), n_days),
-        "promotion": promo.reshape(-1).astype(np.int64),
-        **{name: np.tile(values, n_items) for name, values in day_columns.items()},
-    }, columns=COLUMNS)
+    return pd.DataFrame(
+        {
+            "timestamp": np.tile(np.asarray(dates.strftime("%Y-%m-%d"), dtype=object), n_items),
+            "target_value": target.reshape(-1),
+            "item_id": np.repeat(items["item_id"].to_numpy(), n_days),
+            "category": np.repeat(items["category"].to_numpy(), n_days),
+            "product": np.repeat(items["product"].to_numpy(), n_days),
+            "region": np.repeat(items["region"].to_numpy(), n_days),
+            "promotion": promo.reshape(-1).astype(np.int64),
+            **{name: np.tile(values, n_items) for name, values in day_columns.items()},
+        },
+        columns=COLUMNS,
+    )
 
 
-def generate_sales(products: int = 25, regions: int = 5, start: str = DEFAULT_START,
-                   end: str = DEFAULT_END, seed: int = 42, future_days: int = 0) -> pd.DataFrame:
+def generate_sales(
+    products: int = 25,
+    regions: int = 5,
+    start: str = DEFAULT_START,
+    end: str = DEFAULT_END,
+    seed: int = 42,
+    future_days: int = 0,
+) -> pd.DataFrame:
     """The sales frame only (future rows, if any, have an empty target_value)."""
     return generate(products, regions, start, end, seed, future_days).frame
 
@@ -290,7 +334,7 @@ def write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
         elif kind == "csv.gz":
             frame.to_csv(tmp, index=False, compression="gzip")
         else:
-            write_frame_csv(frame, tmp)   # same text as DataFrame.to_csv, several times faster
+            write_frame_csv(frame, tmp)  # same text as DataFrame.to_csv, several times faster
     return path
 
 
@@ -305,8 +349,9 @@ class _ChunkWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False,
-                                         schema=self.parquet.schema if self.parquet else None)
+            table = pa.Table.from_pandas(
+                frame, preserve_index=False, schema=self.parquet.schema if self.parquet else None
+            )
             if self.parquet is None:
                 self.parquet = pq.ParquetWriter(self.tmp, table.schema)
             self.parquet.write_table(table)
@@ -326,24 +371,38 @@ class _ChunkWriter:
             self.handle.close()
 
 
-def write_generated(out: str | os.PathLike, products: int = 25, regions: int = 5, start: str = DEFAULT_START,
-                    end: str = DEFAULT_END, seed: int = 42, future_days: int = 0,
-                    history_out: Optional[str] = None, truth_out: Optional[str] = None,
-                    chunk_items: int = CHUNK_ITEMS) -> dict:
+def write_generated(
+    out: str | os.PathLike,
+    products: int = 25,
+    regions: int = 5,
+    start: str = DEFAULT_START,
+    end: str = DEFAULT_END,
+    seed: int = 42,
+    future_days: int = 0,
+    history_out: Optional[str] = None,
+    truth_out: Optional[str] = None,
+    chunk_items: int = CHUNK_ITEMS,
+) -> dict:
     """Generate and write chunk by chunk (memory: the draws plus one chunk, not the whole table).
 
     The files hold exactly what `generate` returns (history_out: the rows with a target only;
     truth_out: the future truth). Returns counts for the summary line."""
     draws = _draw(products, regions, start, end, seed, future_days)
-    targets = [(Path(out), "frame")] + [(Path(p), what) for p, what in ((history_out, "history"),
-                                                                        (truth_out, "truth")) if p]
-    counts = {"rows": 0, "future_rows": 0, "items": len(draws.items), "first": str(draws.dates[0].date()),
-              "last": str(draws.dates[-1].date())}
+    targets = [(Path(out), "frame")] + [
+        (Path(p), what) for p, what in ((history_out, "history"), (truth_out, "truth")) if p
+    ]
+    counts = {
+        "rows": 0,
+        "future_rows": 0,
+        "items": len(draws.items),
+        "first": str(draws.dates[0].date()),
+        "last": str(draws.dates[-1].date()),
+    }
     with contextlib.ExitStack() as stack:
         writers = {}
         for path, what in targets:
             writer = _ChunkWriter(stack.enter_context(staged_file(path)), _kind(path))
-            stack.callback(writer.close)     # closed before its staged file is moved into place
+            stack.callback(writer.close)  # closed before its staged file is moved into place
             writers[what] = writer
         for frame, truth in _chunks(draws, chunk_items):
             writers["frame"].append(frame)
@@ -371,17 +430,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--regions", type=int, default=5, help="regions per product (default 5)")
     parser.add_argument("--start", default=DEFAULT_START, help="first day (default %(default)s)")
     parser.add_argument("--end", default=None, help=f"last day of history (default {DEFAULT_END})")
-    parser.add_argument("--years", type=int, default=None,
-                        help="history of N whole years from --start (instead of --end)")
+    parser.add_argument(
+        "--years", type=int, default=None, help="history of N whole years from --start (instead of --end)"
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--future-days", type=int, default=0,
-                        help="append N future rows per item with known covariates and an empty target")
+    parser.add_argument(
+        "--future-days",
+        type=int,
+        default=0,
+        help="append N future rows per item with known covariates and an empty target",
+    )
     parser.add_argument("--future-truth", default=None, help="also write the true future targets here")
-    parser.add_argument("--history-out", default=None,
-                        help="also write the history alone (the rows with a target) here: a training input "
-                             "whose batch input is --out")
-    parser.add_argument("--chunk-items", type=int, default=CHUNK_ITEMS,
-                        help="items generated and written at a time (memory; default %(default)s)")
+    parser.add_argument(
+        "--history-out",
+        default=None,
+        help="also write the history alone (the rows with a target) here: a training input whose batch input is --out",
+    )
+    parser.add_argument(
+        "--chunk-items",
+        type=int,
+        default=CHUNK_ITEMS,
+        help="items generated and written at a time (memory; default %(default)s)",
+    )
     return parser
 
 
@@ -401,10 +471,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     started = time.perf_counter()
     end = end_of_years(args.start, args.years) if args.years is not None else (args.end or DEFAULT_END)
-    counts = write_generated(args.out, args.products, args.regions, args.start, end, args.seed,
-                             args.future_days, args.history_out, args.future_truth, args.chunk_items)
-    print(f"Generated {counts['rows']} rows of sales data for {counts['items']} unique items "
-          f"({counts['future_rows']} future rows) in {time.perf_counter() - started:.2f}s -> {args.out}")
+    counts = write_generated(
+        args.out,
+        args.products,
+        args.regions,
+        args.start,
+        end,
+        args.seed,
+        args.future_days,
+        args.history_out,
+        args.future_truth,
+        args.chunk_items,
+    )
+    print(
+        f"Generated {counts['rows']} rows of sales data for {counts['items']} unique items "
+        f"({counts['future_rows']} future rows) in {time.perf_counter() - started:.2f}s -> {args.out}"
+    )
     print(f"Date range: {counts['first']} to {counts['last']}")
     return 0
 

@@ -6,6 +6,7 @@ Runs in the SageMaker scikit-learn processing container (stdlib, numpy, pandas; 
 for Parquet input) and locally with plain paths. Bad input prints one clear message (no
 traceback) to stderr and exits with status 2; nothing is written then.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,18 +31,28 @@ EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m processing.prepare",
-                                     description="Validate, align, fill and split sales data for AutoML training.")
+    parser = argparse.ArgumentParser(
+        prog="python -m processing.prepare",
+        description="Validate, align, fill and split sales data for AutoML training.",
+    )
     parser.add_argument("--input", required=True, help="CSV/Parquet file or folder of them (.gz ok)")
     parser.add_argument("--output-dir", required=True, help="writes train/, holdout/, backtest/, profile/ here")
     add_column_arguments(parser)
     parser.add_argument("--horizon", type=int, default=14, help="ForecastHorizon: periods held out and forecast")
-    parser.add_argument("--aggregation", default="sum", choices=AGGREGATIONS,
-                        help="target rule for rows in the same period (default sum)")
+    parser.add_argument(
+        "--aggregation",
+        default="sum",
+        choices=AGGREGATIONS,
+        help="target rule for rows in the same period (default sum)",
+    )
     parser.add_argument("--filling", default="", help="Autopilot Transformations.Filling JSON overriding defaults")
     parser.add_argument("--duplicates", default="aggregate", choices=DUPLICATE_POLICIES)
-    parser.add_argument("--negative-targets", default="clip", choices=NEGATIVE_POLICIES,
-                        help="negative sales: reject, clip to 0 (default) or keep")
+    parser.add_argument(
+        "--negative-targets",
+        default="clip",
+        choices=NEGATIVE_POLICIES,
+        help="negative sales: reject, clip to 0 (default) or keep",
+    )
     return parser
 
 
@@ -51,14 +62,23 @@ def config_from_args(args: argparse.Namespace) -> PrepConfig:
         try:
             filling = json.loads(args.filling)
         except json.JSONDecodeError as error:
-            raise DataValidationError(f"--filling is not valid JSON ({error}); example: "
-                                      '{"target_value": {"middlefill": "mean"}}') from None
+            raise DataValidationError(
+                f'--filling is not valid JSON ({error}); example: {{"target_value": {{"middlefill": "mean"}}}}'
+            ) from None
         if not isinstance(filling, dict):
             raise DataValidationError("--filling must be a JSON object mapping column names to fill rules")
-    return PrepConfig(item_id=args.item_id_column, timestamp=args.timestamp_column, target=args.target_column,
-                      grouping=tuple(parse_list(args.grouping_columns)), frequency=args.frequency,
-                      horizon=args.horizon, aggregation=args.aggregation, filling=filling,
-                      duplicates=args.duplicates, negative_targets=args.negative_targets)
+    return PrepConfig(
+        item_id=args.item_id_column,
+        timestamp=args.timestamp_column,
+        target=args.target_column,
+        grouping=tuple(parse_list(args.grouping_columns)),
+        frequency=args.frequency,
+        horizon=args.horizon,
+        aggregation=args.aggregation,
+        filling=filling,
+        duplicates=args.duplicates,
+        negative_targets=args.negative_targets,
+    )
 
 
 @step_main("PrepareData failed", DataValidationError, EXIT_BAD_INPUT)

@@ -15,6 +15,7 @@ execution id, and the group's latest versions are searched for this execution fi
 
 Runs inside the SageMaker processing container: standard library + boto3 + the project bundle.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,8 +90,11 @@ def forecast_configuration(request: Optional[dict]) -> dict:
         "grouping_columns": ",".join(series.get("GroupingAttributeNames") or []),
     }
     # metadata values may not hold commas (pattern [\p{L}\p{Z}\p{N}_.:/=+\-@]*): lists are space-separated
-    return {key: str(value).replace(",", " ")[:MAX_METADATA_VALUE]
-            for key, value in values.items() if value not in (None, "")}
+    return {
+        key: str(value).replace(",", " ")[:MAX_METADATA_VALUE]
+        for key, value in values.items()
+        if value not in (None, "")
+    }
 
 
 def training_columns(profile: Optional[dict]) -> list:
@@ -101,12 +105,21 @@ def training_columns(profile: Optional[dict]) -> list:
     columns = profile.get("columns") or {}
     if not columns.get("item_id"):
         return []
-    return ([columns["item_id"], columns["timestamp"], columns["target"]] + list(columns.get("grouping") or [])
-            + list(columns.get("covariates") or []) + list(columns.get("static") or []))
+    return (
+        [columns["item_id"], columns["timestamp"], columns["target"]]
+        + list(columns.get("grouping") or [])
+        + list(columns.get("covariates") or [])
+        + list(columns.get("static") or [])
+    )
 
 
-def customer_metadata(evaluation: dict, automl_result: dict, execution_id: str,
-                      request: Optional[dict] = None, columns: Sequence[str] = ()) -> dict:
+def customer_metadata(
+    evaluation: dict,
+    automl_result: dict,
+    execution_id: str,
+    request: Optional[dict] = None,
+    columns: Sequence[str] = (),
+) -> dict:
     """Key metrics, forecast configuration and provenance, as the string map Studio shows.
 
     The training schema comes first so that the 50-entry cap never cuts it.
@@ -160,37 +173,54 @@ def client_token(execution_id: str, group: str) -> str:
     return hashlib.sha1(f"{group}/{execution_id}".encode("utf-8")).hexdigest()[:32]
 
 
-def package_request(*, automl_result: dict, evaluation: dict, evaluation_uri: str, group: str,
-                    approval_status: str, execution_id: str,
-                    transform_instance_types: Sequence[str], realtime_instance_types: Sequence[str],
-                    tags: Optional[dict] = None, automl_request: Optional[dict] = None,
-                    columns: Sequence[str] = ()) -> dict:
+def package_request(
+    *,
+    automl_result: dict,
+    evaluation: dict,
+    evaluation_uri: str,
+    group: str,
+    approval_status: str,
+    execution_id: str,
+    transform_instance_types: Sequence[str],
+    realtime_instance_types: Sequence[str],
+    tags: Optional[dict] = None,
+    automl_request: Optional[dict] = None,
+    columns: Sequence[str] = (),
+) -> dict:
     """The CreateModelPackage request: every container with its Environment, metrics, status."""
     if approval_status not in APPROVAL_STATUSES:
-        raise RegistrationError(f"--approval-status {approval_status!r} is not one of {', '.join(APPROVAL_STATUSES)} "
-                                "(ModelApprovalStatus parameter)")
+        raise RegistrationError(
+            f"--approval-status {approval_status!r} is not one of {', '.join(APPROVAL_STATUSES)} "
+            "(ModelApprovalStatus parameter)"
+        )
     containers = automl_result.get("inference_containers") or []
     if not containers:
         raise RegistrationError(f"{contracts.AUTOML_RESULT_FILE} has no inference_containers: nothing to register")
     for index, container in enumerate(containers):
         missing = [k for k in ("Image", "ModelDataUrl") if not container.get(k)]
         if missing:
-            raise RegistrationError(f"{contracts.AUTOML_RESULT_FILE}: inference_containers[{index}] lacks "
-                                    f"{', '.join(missing)}")
+            raise RegistrationError(
+                f"{contracts.AUTOML_RESULT_FILE}: inference_containers[{index}] lacks {', '.join(missing)}"
+            )
     gate = evaluation.get("quality_gate") or {}
     objective = automl_result.get("objective_metric") or {}
-    description = (f"Demand forecasting model from AutoML job {automl_result.get('job_name', '?')} "
-                   f"(candidate {automl_result.get('best_candidate_name', '?')}, "
-                   f"{objective.get('name', 'objective')} {_metric_text(objective.get('value'))}); "
-                   f"{gate.get('metric', 'quality')} {_metric_text(gate.get('value'))} on the holdout; "
-                   f"pipeline execution {execution_id}.")
+    description = (
+        f"Demand forecasting model from AutoML job {automl_result.get('job_name', '?')} "
+        f"(candidate {automl_result.get('best_candidate_name', '?')}, "
+        f"{objective.get('name', 'objective')} {_metric_text(objective.get('value'))}); "
+        f"{gate.get('metric', 'quality')} {_metric_text(gate.get('value'))} on the holdout; "
+        f"pipeline execution {execution_id}."
+    )
     request: dict = {
         "ModelPackageGroupName": group,
         "ModelPackageDescription": description[:1024],
         "InferenceSpecification": {
             "Containers": [
-                {key: (dict(c[key]) if key == "Environment" else c[key])
-                 for key in ("Image", "ModelDataUrl", "Environment") if key in c}
+                {
+                    key: (dict(c[key]) if key == "Environment" else c[key])
+                    for key in ("Image", "ModelDataUrl", "Environment")
+                    if key in c
+                }
                 for c in containers
             ],
             "SupportedContentTypes": list(CONTENT_TYPES),
@@ -199,10 +229,10 @@ def package_request(*, automl_result: dict, evaluation: dict, evaluation_uri: st
             "SupportedRealtimeInferenceInstanceTypes": list(realtime_instance_types),
         },
         "ModelApprovalStatus": approval_status,
-        "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
-                                                         "S3Uri": evaluation_uri}}},
-        "CustomerMetadataProperties": customer_metadata(evaluation, automl_result, execution_id, automl_request,
-                                                        columns),
+        "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}},
+        "CustomerMetadataProperties": customer_metadata(
+            evaluation, automl_result, execution_id, automl_request, columns
+        ),
         "ClientToken": client_token(execution_id, group),
     }
     if tags:
@@ -212,8 +242,10 @@ def package_request(*, automl_result: dict, evaluation: dict, evaluation_uri: st
 
 
 def group_request(group: str, tags: Optional[dict] = None) -> dict:
-    request: dict = {"ModelPackageGroupName": group,
-                     "ModelPackageGroupDescription": "Demand forecasting models trained by the training pipeline"}
+    request: dict = {
+        "ModelPackageGroupName": group,
+        "ModelPackageGroupDescription": "Demand forecasting models trained by the training pipeline",
+    }
     if tags:
         request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
     validate_request("sagemaker", "CreateModelPackageGroup", request)
@@ -240,8 +272,9 @@ def ensure_group(sm: Any, group: str, tags: Optional[dict] = None, log: Log = lo
 
 def find_registered(sm: Any, group: str, execution_id: str) -> Optional[dict]:
     """A version of `group` already registered by this execution (a retried step), if any."""
-    response = sm.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime",
-                                      SortOrder="Descending", MaxResults=SEARCH_LATEST_VERSIONS)
+    response = sm.list_model_packages(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", MaxResults=SEARCH_LATEST_VERSIONS
+    )
     for summary in response.get("ModelPackageSummaryList", []):
         package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
         if (package.get("CustomerMetadataProperties") or {}).get(EXECUTION_KEY) == execution_id:
@@ -249,18 +282,36 @@ def find_registered(sm: Any, group: str, execution_id: str) -> Optional[dict]:
     return None
 
 
-def register(sm: Any, *, automl_result: dict, evaluation: dict, evaluation_uri: str, group: str,
-             approval_status: str, execution_id: str,
-             transform_instance_types: Sequence[str] = tuple(DEFAULT_TRANSFORM_INSTANCE_TYPES.split(",")),
-             realtime_instance_types: Sequence[str] = tuple(DEFAULT_REALTIME_INSTANCE_TYPES.split(",")),
-             tags: Optional[dict] = None, log: Log = logger.info, automl_request: Optional[dict] = None,
-             columns: Sequence[str] = ()) -> dict:
+def register(
+    sm: Any,
+    *,
+    automl_result: dict,
+    evaluation: dict,
+    evaluation_uri: str,
+    group: str,
+    approval_status: str,
+    execution_id: str,
+    transform_instance_types: Sequence[str] = tuple(DEFAULT_TRANSFORM_INSTANCE_TYPES.split(",")),
+    realtime_instance_types: Sequence[str] = tuple(DEFAULT_REALTIME_INSTANCE_TYPES.split(",")),
+    tags: Optional[dict] = None,
+    log: Log = logger.info,
+    automl_request: Optional[dict] = None,
+    columns: Sequence[str] = (),
+) -> dict:
     """Register (or find, on retry) the model package; returns the registration.json document."""
-    request = package_request(automl_result=automl_result, evaluation=evaluation,
-                              evaluation_uri=evaluation_uri, group=group, approval_status=approval_status,
-                              execution_id=execution_id, transform_instance_types=transform_instance_types,
-                              realtime_instance_types=realtime_instance_types, tags=tags,
-                              automl_request=automl_request, columns=columns)
+    request = package_request(
+        automl_result=automl_result,
+        evaluation=evaluation,
+        evaluation_uri=evaluation_uri,
+        group=group,
+        approval_status=approval_status,
+        execution_id=execution_id,
+        transform_instance_types=transform_instance_types,
+        realtime_instance_types=realtime_instance_types,
+        tags=tags,
+        automl_request=automl_request,
+        columns=columns,
+    )
     ensure_group(sm, group, tags, log)
     existing = find_registered(sm, group, execution_id)
     if existing is not None:
@@ -296,20 +347,31 @@ def run(args: argparse.Namespace, sm: Any = None, settings: Any = None, log: Log
     evaluation = inputs.read_json(args.evaluation_dir, contracts.EVALUATION_FILE, "--evaluation-dir")
     request_path = Path(args.automl_result_dir)
     request_path = request_path / REQUEST_FILE if request_path.is_dir() else request_path.with_name(REQUEST_FILE)
-    automl_request = inputs.read_json(str(request_path), REQUEST_FILE, "--automl-result-dir") \
-        if request_path.is_file() else None
+    automl_request = (
+        inputs.read_json(str(request_path), REQUEST_FILE, "--automl-result-dir") if request_path.is_file() else None
+    )
     profile = inputs.read_json(args.profile_dir, contracts.PROFILE_FILE, "--profile-dir") if args.profile_dir else None
     columns = training_columns(profile)
     if not columns:
-        log("warning: no PrepareData profile (--profile-dir): the package records no training schema, "
-            "so the batch pipeline cannot check its input columns against it")
+        log(
+            "warning: no PrepareData profile (--profile-dir): the package records no training schema, "
+            "so the batch pipeline cannot check its input columns against it"
+        )
     document = register(
-        sm, automl_result=automl_result, evaluation=evaluation, evaluation_uri=args.evaluation_uri,
-        group=args.model_package_group, approval_status=args.approval_status, execution_id=args.execution_id,
+        sm,
+        automl_result=automl_result,
+        evaluation=evaluation,
+        evaluation_uri=args.evaluation_uri,
+        group=args.model_package_group,
+        approval_status=args.approval_status,
+        execution_id=args.execution_id,
         transform_instance_types=contracts.parse_list(args.transform_instance_types),
         realtime_instance_types=contracts.parse_list(args.realtime_instance_types),
-        tags=dict(settings.tags) if settings is not None else None, log=log, automl_request=automl_request,
-        columns=columns)
+        tags=dict(settings.tags) if settings is not None else None,
+        log=log,
+        automl_request=automl_request,
+        columns=columns,
+    )
     path = write_json_atomic(Path(args.result_dir) / contracts.REGISTRATION_FILE, document)
     log(f"registration written to {path}")
     return document
@@ -324,14 +386,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--approval-status", default="PendingManualApproval", choices=APPROVAL_STATUSES)
     p.add_argument("--execution-id", required=True)
     p.add_argument("--result-dir", required=True, help=f"folder for {contracts.REGISTRATION_FILE}")
-    p.add_argument("--profile-dir", default=None,
-                   help=f"PrepareData profile folder ({contracts.PROFILE_FILE}): the training schema to record")
+    p.add_argument(
+        "--profile-dir",
+        default=None,
+        help=f"PrepareData profile folder ({contracts.PROFILE_FILE}): the training schema to record",
+    )
     p.add_argument("--transform-instance-types", default=DEFAULT_TRANSFORM_INSTANCE_TYPES)
     p.add_argument("--realtime-instance-types", default=DEFAULT_REALTIME_INSTANCE_TYPES)
     return p
 
 
-@step_main("RegisterModel failed", (ValueError, ClientError), code=1)   # RegistrationError is a ValueError
+@step_main("RegisterModel failed", (ValueError, ClientError), code=1)  # RegistrationError is a ValueError
 def main(argv: Optional[Sequence[str]] = None, sm: Any = None) -> int:
     """CLI: exit 0 on success, 1 with a one-paragraph reason on stderr. `sm` is for tests."""
     console.setup()

@@ -4,6 +4,7 @@
         [--item-id-column item_id] [--timestamp-column timestamp] [--target-column target_value] \
         [--grouping-columns a,b] [--quantiles p10,p50,p90] [--service-level 0.9]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, help=f"folder holding {RESOLVED_MODEL_FILE} (ResolveModel)")
     parser.add_argument("--out", required=True, type=Path)
     add_column_arguments(parser, frequency=False)
-    parser.add_argument("--quantiles", default="",
-                        help="quantile columns to read; default: the model's forecast_quantiles, else p10,p50,p90")
+    parser.add_argument(
+        "--quantiles",
+        default="",
+        help="quantile columns to read; default: the model's forecast_quantiles, else p10,p50,p90",
+    )
     parser.add_argument("--service-level", type=float, default=0.9)
     parser.add_argument("--monitor-dir", type=Path, help="MonitorForecasts output (accuracy.json, drift.json)")
     return parser.parse_args(argv)
@@ -43,8 +47,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def read_history(path: Path, columns: Columns) -> pd.DataFrame:
     """The batch input (history + future rows) through the one reader: ids and grouping as text."""
     try:
-        history = tables.read_frame_shared_text(path, [columns.item_id, *columns.grouping], what="history",
-                                                numeric=[columns.target])
+        history = tables.read_frame_shared_text(
+            path, [columns.item_id, *columns.grouping], what="history", numeric=[columns.target]
+        )
     except tables.TableError as error:
         raise ReportInputError(str(error)) from None
     missing = [c for c in (columns.item_id, columns.timestamp, columns.target) if c not in history.columns]
@@ -54,8 +59,7 @@ def read_history(path: Path, columns: Columns) -> pd.DataFrame:
     return history
 
 
-def check_every_series_forecast(history: pd.DataFrame, forecasts: pd.DataFrame, columns: Columns,
-                                source: Path) -> None:
+def check_every_series_forecast(history: pd.DataFrame, forecasts: pd.DataFrame, columns: Columns, source: Path) -> None:
     """Every series sent to the transform has a forecast: a partial batch run fails, naming the missing ones.
 
     Keys are compared as text, so an id that lost its leading zeros on the way ('007' -> '7') is
@@ -70,7 +74,8 @@ def check_every_series_forecast(history: pd.DataFrame, forecasts: pd.DataFrame, 
         raise ReportInputError(
             f"{len(missing)} of {len(given)} series in the batch input ({source}) have no forecast: {shown}"
             f"{' ...' if len(missing) > 20 else ''}. The transform output is incomplete; check the "
-            "BatchForecast step's log and rerun the batch pipeline.")
+            "BatchForecast step's log and rerun the batch pipeline."
+        )
 
 
 def format_timestamps(values: pd.Series) -> pd.Series:
@@ -79,7 +84,7 @@ def format_timestamps(values: pd.Series) -> pd.Series:
     return values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S")
 
 
-CSV_DECIMALS = 2   # demand in units: hundredths are far finer than any forecast's accuracy
+CSV_DECIMALS = 2  # demand in units: hundredths are far finer than any forecast's accuracy
 
 
 def rounded(frame: pd.DataFrame, decimals: int = CSV_DECIMALS) -> pd.DataFrame:
@@ -98,8 +103,9 @@ def read_model_info(model_dir: Optional[Path]) -> dict:
 
 
 def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.info) -> Path:
-    columns = Columns(args.item_id_column, args.timestamp_column, args.target_column,
-                      tuple(parse_list(args.grouping_columns)))
+    columns = Columns(
+        args.item_id_column, args.timestamp_column, args.target_column, tuple(parse_list(args.grouping_columns))
+    )
     model = read_model_info(args.model_dir)
     quantiles: List[str] = parse_list(args.quantiles or model.get("forecast_quantiles") or "p10,p50,p90")
     for name in quantiles:
@@ -114,8 +120,17 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
     horizon = int(table.groupby(columns.item_id)[columns.timestamp].nunique().max())
     totals = reporting.item_totals(table, columns, quantiles)
     moves = reporting.movers(totals, reporting.last_period_totals(history, columns, horizon), columns)
-    summary = reporting.build_summary(table, totals, moves, statics, columns, quantiles, horizon, model,
-                                      reporting.recent_history(history, columns, max(reporting.RECENT_PERIODS, 2 * horizon)))
+    summary = reporting.build_summary(
+        table,
+        totals,
+        moves,
+        statics,
+        columns,
+        quantiles,
+        horizon,
+        model,
+        reporting.recent_history(history, columns, max(reporting.RECENT_PERIODS, 2 * horizon)),
+    )
     summary["rows_made_coherent"] = adjusted
     inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level)
     summary["service_level"] = args.service_level
@@ -126,7 +141,7 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
     out = args.out
     with staged_directory(out) as staging:
         printable = table.assign(**{columns.timestamp: format_timestamps(table[columns.timestamp])})
-        printable.to_parquet(staging / "forecasts.parquet", index=False)   # full precision
+        printable.to_parquet(staging / "forecasts.parquet", index=False)  # full precision
         rounded(printable).to_csv(staging / "forecasts.csv", index=False)
         rounded(inventory).to_csv(staging / "inventory.csv", index=False)
         attributes = reporting.attribute_columns(table, columns, quantiles)
@@ -134,18 +149,31 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
         try:
             from processing import report_charts  # matplotlib: optional (requirements/report.txt)
         except ImportError as error:
-            charts, charts_note = [], (f"charts not drawn: {error} (matplotlib comes from "
-                                       "processing/requirements/report.txt, which could not be installed)")
+            charts, charts_note = (
+                [],
+                (
+                    f"charts not drawn: {error} (matplotlib comes from "
+                    "processing/requirements/report.txt, which could not be installed)"
+                ),
+            )
             log(f"[report] {charts_note}; the tables, summary and inventory are complete")
             accuracy_chart = None
         else:
             charts_note = None
-            charts = [report_charts.forecast_by_group(
-                table, history, attributes[0] if attributes else None, columns.timestamp,
-                columns.target, lower, upper, staging / "charts" / "forecast_by_group.png")]
+            charts = [
+                report_charts.forecast_by_group(
+                    table,
+                    history,
+                    attributes[0] if attributes else None,
+                    columns.timestamp,
+                    columns.target,
+                    lower,
+                    upper,
+                    staging / "charts" / "forecast_by_group.png",
+                )
+            ]
             charts.append(report_charts.top_movers(moves, columns.item_id, staging / "charts" / "top_movers.png"))
-            accuracy_chart = monitor_report.accuracy_chart(accuracy_doc,
-                                                           staging / "charts" / "accuracy_over_time.png")
+            accuracy_chart = monitor_report.accuracy_chart(accuracy_doc, staging / "charts" / "accuracy_over_time.png")
         if charts_note:
             summary["charts_note"] = charts_note
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -161,27 +189,41 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root: Path) -> str:
     """A single self-describing page; charts are linked relative to the report folder."""
-    cards = [("Items forecast", summary["items_forecast"]), ("Horizon", summary["horizon"]),
-             ("Expected demand", f"{summary['total_expected_demand']:,.0f}"),
-             ("Order-up-to (all items)", f"{summary['total_order_up_to']:,.0f}"),
-             ("Service level", f"{summary['service_level']:.0%}")]
+    cards = [
+        ("Items forecast", summary["items_forecast"]),
+        ("Horizon", summary["horizon"]),
+        ("Expected demand", f"{summary['total_expected_demand']:,.0f}"),
+        ("Order-up-to (all items)", f"{summary['total_order_up_to']:,.0f}"),
+        ("Service level", f"{summary['service_level']:.0%}"),
+    ]
     sections = []
     for attribute, totals in summary["totals_by"].items():
         frame = pd.DataFrame(totals).T.rename_axis(attribute).reset_index()
         sections.append(f"<h3>Totals by {html.escape(attribute)}</h3>{_table_html(frame)}")
-    for key, title in (("demand_spikes", "Demand spikes"), ("demand_drops", "Demand drops"),
-                       ("most_uncertain", "Most uncertain items"),
-                       ("highest_relative_demand", "Highest demand relative to " + summary["relative_to"]),
-                       ("lowest_relative_demand", "Lowest demand relative to " + summary["relative_to"])):
+    for key, title in (
+        ("demand_spikes", "Demand spikes"),
+        ("demand_drops", "Demand drops"),
+        ("most_uncertain", "Most uncertain items"),
+        ("highest_relative_demand", "Highest demand relative to " + summary["relative_to"]),
+        ("lowest_relative_demand", "Lowest demand relative to " + summary["relative_to"]),
+    ):
         rows = summary[key]
         body = _table_html(pd.DataFrame(rows)) if rows else "<p>None.</p>"
         sections.append(f"<h3>{html.escape(title)}</h3>{body}")
     suspicious = summary["suspicious_forecasts"]
-    sections.append("<h3>Suspicious forecasts</h3>" + (
-        "<ul>" + "".join(f"<li>{html.escape(s['item_id'])}: {html.escape(', '.join(s['reasons']))}</li>"
-                         for s in suspicious) + "</ul>" if suspicious else "<p>None.</p>"))
-    images = "".join(f'<img src="{html.escape(str(c.relative_to(root)))}" alt="{html.escape(c.stem)}">'
-                     for c in charts)
+    sections.append(
+        "<h3>Suspicious forecasts</h3>"
+        + (
+            "<ul>"
+            + "".join(
+                f"<li>{html.escape(s['item_id'])}: {html.escape(', '.join(s['reasons']))}</li>" for s in suspicious
+            )
+            + "</ul>"
+            if suspicious
+            else "<p>None.</p>"
+        )
+    )
+    images = "".join(f'<img src="{html.escape(str(c.relative_to(root)))}" alt="{html.escape(c.stem)}">' for c in charts)
     if summary.get("charts_note"):
         images += f'<p class="note">{html.escape(summary["charts_note"][:1].upper() + summary["charts_note"][1:])}.</p>'
 
@@ -194,17 +236,17 @@ def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root
 table.table{{border-collapse:collapse;font-size:.9em}}table.table td,table.table th{{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right}}</style>
 </head><body>
 <h1>Demand forecast report</h1>
-<p>{html.escape(summary['forecast_start'])} to {html.escape(summary['forecast_end'])} &middot;
-model package <code>{html.escape(str(summary.get('model_package_arn')))}</code></p>
-<div class="cards">{''.join(f'<div class="card">{html.escape(k)}<b>{html.escape(str(v))}</b></div>' for k, v in cards)}</div>
+<p>{html.escape(summary["forecast_start"])} to {html.escape(summary["forecast_end"])} &middot;
+model package <code>{html.escape(str(summary.get("model_package_arn")))}</code></p>
+<div class="cards">{"".join(f'<div class="card">{html.escape(k)}<b>{html.escape(str(v))}</b></div>' for k, v in cards)}</div>
 {images}
 <h2>Inventory suggestions (top 25 by order-up-to level)</h2>
-<p>Order-up-to level: the {summary['service_level']:.0%} quantile of demand over the horizon
+<p>Order-up-to level: the {summary["service_level"]:.0%} quantile of demand over the horizon
 (files: inventory.csv for every item, forecasts.csv / forecasts.parquet for the full table).</p>
 {_table_html(top_inventory)}
 <h2>Summary</h2>
-<p>{html.escape(summary['movement_basis'])}; uncertainty: {html.escape(summary['uncertainty_measure'])}.</p>
-{''.join(sections)}
+<p>{html.escape(summary["movement_basis"])}; uncertainty: {html.escape(summary["uncertainty_measure"])}.</p>
+{"".join(sections)}
 </body></html>
 """
 

@@ -1,4 +1,5 @@
 """Charts for the batch report: forecast by group with bands, and the top movers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,16 @@ from processing.kernel.contracts import MEAN_COLUMN  # noqa: E402
 HISTORY_PERIODS_SHOWN = 56
 
 
-def forecast_by_group(table: pd.DataFrame, history: pd.DataFrame, group: Optional[str], timestamp: str,
-                      target: str, lower: str, upper: str, out: Path) -> Path:
+def forecast_by_group(
+    table: pd.DataFrame,
+    history: pd.DataFrame,
+    group: Optional[str],
+    timestamp: str,
+    target: str,
+    lower: str,
+    upper: str,
+    out: Path,
+) -> Path:
     """One panel per group: recent actuals, the summed mean forecast and the summed band."""
     groups = sorted(table[group].dropna().unique()) if group else ["all items"]
     fig, axes = plt.subplots(len(groups), 1, figsize=(10, 2.6 * len(groups)), squeeze=False)
@@ -26,8 +35,9 @@ def forecast_by_group(table: pd.DataFrame, history: pd.DataFrame, group: Optiona
         future = rows.groupby(timestamp)[[MEAN_COLUMN, lower, upper]].sum()
         actual = past.dropna(subset=[target]).groupby(timestamp)[target].sum().tail(HISTORY_PERIODS_SHOWN)
         axis.plot(actual.index, actual.values, color="#444444", linewidth=1.2, label="actual")
-        axis.fill_between(future.index, future[lower], future[upper], color="#ff9900", alpha=0.3,
-                          label=f"{lower}-{upper} (summed)")
+        axis.fill_between(
+            future.index, future[lower], future[upper], color="#ff9900", alpha=0.3, label=f"{lower}-{upper} (summed)"
+        )
         axis.plot(future.index, future[MEAN_COLUMN], color="#d45500", linewidth=1.6, label="forecast mean")
         axis.set_title(str(name), loc="left", fontsize=10)
         axis.grid(alpha=0.3)

@@ -4,6 +4,7 @@ Pure functions over pandas frames; `processing/report.py` is the thin step scrip
 `processing/report_charts.py` draws the pictures. Runs in the processing container
 (pandas, numpy, pyarrow; the charts' matplotlib comes from requirements/report.txt).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ def quantile_level(name: str) -> float:
 
 def read_forecasts(path: Path, columns: Columns, quantiles: Sequence[str]) -> pd.DataFrame:
     """Read one forecast CSV or every `.out`/`.csv` file under a folder (transform output)."""
-    try:   # the one reader (processing.tables): ids and grouping as text, one-line errors naming the file
+    try:  # the one reader (processing.tables): ids and grouping as text, one-line errors naming the file
         files = tables.list_files(path, tables.OUTPUT_SUFFIXES, "forecasts")
         read = [tables.read_file(file, [columns.item_id, *columns.grouping]) for file in files]
     except tables.TableError as error:
@@ -64,7 +65,8 @@ def read_forecasts(path: Path, columns: Columns, quantiles: Sequence[str]) -> pd
         if missing:
             raise ReportInputError(
                 f"{file}: forecast file lacks column(s) {missing}; it has {list(frame.columns)}. "
-                "Quantile columns are found by the configured names (ForecastQuantiles).")
+                "Quantile columns are found by the configured names (ForecastQuantiles)."
+            )
         frames.append(frame[needed])
     table = pd.concat(frames, ignore_index=True)
     table[columns.timestamp] = pd.to_datetime(table[columns.timestamp])
@@ -73,9 +75,12 @@ def read_forecasts(path: Path, columns: Columns, quantiles: Sequence[str]) -> pd
 
 def static_attributes(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     """Non-numeric attributes constant per item (category, region...), one row per item."""
-    candidates = [c for c in history.columns
-                  if c not in (columns.item_id, columns.timestamp, columns.target, *columns.grouping)
-                  and not pd.api.types.is_numeric_dtype(history[c])]
+    candidates = [
+        c
+        for c in history.columns
+        if c not in (columns.item_id, columns.timestamp, columns.target, *columns.grouping)
+        and not pd.api.types.is_numeric_dtype(history[c])
+    ]
     if not candidates:
         return pd.DataFrame({columns.item_id: history[columns.item_id].unique()})
     per_item = history.groupby(columns.item_id)[candidates].nunique(dropna=False)
@@ -83,8 +88,9 @@ def static_attributes(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     return history.groupby(columns.item_id, as_index=False)[constant].first()
 
 
-def tidy_table(forecasts: pd.DataFrame, statics: pd.DataFrame, columns: Columns,
-               quantiles: Sequence[str]) -> pd.DataFrame:
+def tidy_table(
+    forecasts: pd.DataFrame, statics: pd.DataFrame, columns: Columns, quantiles: Sequence[str]
+) -> pd.DataFrame:
     """One row per item and timestamp: item, attributes, grouping, timestamp, quantiles, mean."""
     table = forecasts.merge(statics, on=columns.item_id, how="left")
     attributes = [c for c in statics.columns if c != columns.item_id]
@@ -134,13 +140,15 @@ def item_totals(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str])
     grouped = frame.groupby(columns.item_id)
     centre = grouped[middle].mean()
     near_zero = (centre <= 0) | (centre < NEAR_ZERO_SHARE * centre.clip(lower=0).mean())
-    out = pd.DataFrame({
-        "expected_demand": grouped[MEAN_COLUMN].sum(),
-        "relative_interval_width": (grouped["_width"].sum() / grouped[middle].sum()).where(~near_zero),
-        "near_zero": near_zero,
-        "min_quantile": grouped[list(quantiles)].min().min(axis=1),
-        "max_quantile": grouped[list(quantiles)].max().max(axis=1),
-    })
+    out = pd.DataFrame(
+        {
+            "expected_demand": grouped[MEAN_COLUMN].sum(),
+            "relative_interval_width": (grouped["_width"].sum() / grouped[middle].sum()).where(~near_zero),
+            "near_zero": near_zero,
+            "min_quantile": grouped[list(quantiles)].min().min(axis=1),
+            "max_quantile": grouped[list(quantiles)].max().max(axis=1),
+        }
+    )
     return out.reset_index()
 
 
@@ -150,8 +158,9 @@ def interval_columns(quantiles: Sequence[str]):
     return ordered[0], ordered[-1], middle
 
 
-def relative_to_group(totals: pd.DataFrame, statics: pd.DataFrame, columns: Columns,
-                      attribute: Optional[str]) -> pd.DataFrame:
+def relative_to_group(
+    totals: pd.DataFrame, statics: pd.DataFrame, columns: Columns, attribute: Optional[str]
+) -> pd.DataFrame:
     """Each item's expected demand divided by the average item of its group (1.0 = typical)."""
     frame = totals.merge(statics, on=columns.item_id, how="left")
     if attribute is None:
@@ -179,7 +188,8 @@ def movers(totals: pd.DataFrame, previous: pd.Series, columns: Columns) -> pd.Da
     frame = totals[[columns.item_id, "expected_demand"]].copy()
     frame["previous_demand"] = frame[columns.item_id].map(previous)
     frame["change"] = (frame["expected_demand"] - frame["previous_demand"]) / frame["previous_demand"].where(
-        frame["previous_demand"] > 0)
+        frame["previous_demand"] > 0
+    )
     return frame
 
 
@@ -190,8 +200,9 @@ def recent_history(history: pd.DataFrame, columns: Columns, periods: int = RECEN
     return pd.DataFrame({"low": recent.min(), "high": recent.max(), "level": recent.mean()})
 
 
-def suspicious_items(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str],
-                     recent: Optional[pd.DataFrame] = None) -> List[dict]:
+def suspicious_items(
+    table: pd.DataFrame, columns: Columns, quantiles: Sequence[str], recent: Optional[pd.DataFrame] = None
+) -> List[dict]:
     """Items whose forecast looks wrong: negative values, flat zero after a non-zero history, or a
     central forecast (mean or median) far outside the item's recent history (`recent_history`):
     beyond its recent range by more than that range, at least SUSPICIOUS_MIN_SPREAD units or a
@@ -210,18 +221,23 @@ def suspicious_items(table: pd.DataFrame, columns: Columns, quantiles: Sequence[
         if past is not None:
             spread = max(past["high"] - past["low"], SUSPICIOUS_MIN_SPREAD, 0.25 * abs(past["level"]))
             if central.max() > past["high"] + spread:
-                reasons.append(f"forecast up to {central.max():.4g} against a recent range of "
-                               f"{past['low']:.4g} to {past['high']:.4g}")
+                reasons.append(
+                    f"forecast up to {central.max():.4g} against a recent range of "
+                    f"{past['low']:.4g} to {past['high']:.4g}"
+                )
             elif central.min() < past["low"] - spread:
-                reasons.append(f"forecast down to {central.min():.4g} against a recent range of "
-                               f"{past['low']:.4g} to {past['high']:.4g}")
+                reasons.append(
+                    f"forecast down to {central.min():.4g} against a recent range of "
+                    f"{past['low']:.4g} to {past['high']:.4g}"
+                )
         if reasons:
             found.append({"item_id": str(item), "reasons": reasons})
     return found
 
 
-def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str],
-                          service_level: float) -> pd.DataFrame:
+def inventory_suggestions(
+    table: pd.DataFrame, columns: Columns, quantiles: Sequence[str], service_level: float
+) -> pd.DataFrame:
     """Expected horizon demand and the order-up-to level covering it at `service_level`.
 
     Mean and spread come from the one forecast distribution per period (`coherent`: the mean
@@ -232,38 +248,52 @@ def inventory_suggestions(table: pd.DataFrame, columns: Columns, quantiles: Sequ
     service levels above one half and never negative.
     """
     if not 0.5 <= service_level < 1.0:
-        raise ReportInputError(f"ServiceLevel {service_level} must be in [0.5, 1): the share of demand "
-                               "scenarios the stock should cover, for example 0.9")
+        raise ReportInputError(
+            f"ServiceLevel {service_level} must be in [0.5, 1): the share of demand "
+            "scenarios the stock should cover, for example 0.9"
+        )
     lower, upper, _ = interval_columns(quantiles)
     z_span = NormalDist().inv_cdf(quantile_level(upper)) - NormalDist().inv_cdf(quantile_level(lower))
     if z_span <= 0:
         raise ReportInputError("inventory suggestions need at least two distinct forecast quantiles")
-    sigma = ((table[upper] - table[lower]).clip(lower=0) / z_span)
-    frame = table.assign(_var=sigma ** 2)
+    sigma = (table[upper] - table[lower]).clip(lower=0) / z_span
+    frame = table.assign(_var=sigma**2)
     grouped = frame.groupby(columns.item_id)
     expected = grouped[MEAN_COLUMN].sum().clip(lower=0)
     total_sigma = np.sqrt(grouped["_var"].sum())
     z = NormalDist().inv_cdf(service_level)
     order_up_to = (expected + z * total_sigma).clip(lower=0)
-    out = pd.DataFrame({
-        "expected_demand": expected.round(2),
-        "demand_std": total_sigma.round(2),
-        "safety_stock": (order_up_to - expected).round(2),
-        "order_up_to_level": order_up_to.round(2),
-        "service_level": service_level,
-    })
+    out = pd.DataFrame(
+        {
+            "expected_demand": expected.round(2),
+            "demand_std": total_sigma.round(2),
+            "safety_stock": (order_up_to - expected).round(2),
+            "order_up_to_level": order_up_to.round(2),
+            "service_level": service_level,
+        }
+    )
     return out.reset_index()
 
 
 def _records(frame: pd.DataFrame, limit: int = TOP_N) -> List[dict]:
     frame = frame.head(limit).replace({np.nan: None})
-    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-            for row in frame.to_dict(orient="records")]
+    return [
+        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
 
 
-def build_summary(table: pd.DataFrame, totals: pd.DataFrame, moves: pd.DataFrame, statics: pd.DataFrame,
-                  columns: Columns, quantiles: Sequence[str], horizon: int, model: dict,
-                  recent: Optional[pd.DataFrame] = None) -> dict:
+def build_summary(
+    table: pd.DataFrame,
+    totals: pd.DataFrame,
+    moves: pd.DataFrame,
+    statics: pd.DataFrame,
+    columns: Columns,
+    quantiles: Sequence[str],
+    horizon: int,
+    model: dict,
+    recent: Optional[pd.DataFrame] = None,
+) -> dict:
     """The planner's summary: totals, standouts, uncertainty, movers and suspicious forecasts.
 
     `totals` comes from item_totals, `moves` from movers (computed once, also charted),
@@ -274,7 +304,8 @@ def build_summary(table: pd.DataFrame, totals: pd.DataFrame, moves: pd.DataFrame
     relative = relative_to_group(totals, statics, columns, group_attribute).sort_values("relative_demand")
     moved = moves.dropna(subset=["change"])
     uncertain = totals.dropna(subset=["relative_interval_width"]).sort_values(
-        "relative_interval_width", ascending=False)
+        "relative_interval_width", ascending=False
+    )
     lower, upper, middle = interval_columns(quantiles)
     return {
         "items_forecast": int(table[columns.item_id].nunique()),
@@ -292,12 +323,12 @@ def build_summary(table: pd.DataFrame, totals: pd.DataFrame, moves: pd.DataFrame
         "lowest_relative_demand": _records(relative),
         "most_uncertain": _records(uncertain[[columns.item_id, "expected_demand", "relative_interval_width"]]),
         "uncertainty_measure": f"({upper} - {lower}) / {middle}, summed over the horizon; items whose "
-                               f"forecast is near zero (below {NEAR_ZERO_SHARE:.0%} of the average item's) "
-                               "are left out",
+        f"forecast is near zero (below {NEAR_ZERO_SHARE:.0%} of the average item's) "
+        "are left out",
         "near_zero_items": int(totals["near_zero"].sum()),
         "demand_spikes": _records(moved[moved["change"] > MOVE_THRESHOLD].sort_values("change", ascending=False)),
         "demand_drops": _records(moved[moved["change"] < -MOVE_THRESHOLD].sort_values("change")),
         "movement_basis": f"expected demand over the horizon against the last {horizon} observed periods; "
-                          f"a spike or drop is a change beyond {MOVE_THRESHOLD:.0%}",
+        f"a spike or drop is a change beyond {MOVE_THRESHOLD:.0%}",
         "suspicious_forecasts": suspicious_items(table, columns, quantiles, recent),
     }

@@ -5,6 +5,7 @@
 Writes `resolved_model.json` (a property file: model_package_arn, version, metrics and the
 model's forecast configuration from its metadata). Fails clearly when nothing is approved.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,17 +33,23 @@ def latest_approved(sagemaker: Any, group: str) -> dict:
     """Describe the newest Approved model package of `group`."""
     try:
         listed = sagemaker.list_model_packages(
-            ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-            SortBy="CreationTime", SortOrder="Descending", MaxResults=1)
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
     except ClientError as error:
-        raise NoApprovedModel(f"model package group {group!r} could not be read: "
-                              f"{error.response['Error'].get('Message', error)}") from None
+        raise NoApprovedModel(
+            f"model package group {group!r} could not be read: {error.response['Error'].get('Message', error)}"
+        ) from None
     summaries = listed.get("ModelPackageSummaryList", [])
     if not summaries:
         raise NoApprovedModel(
             f"model package group {group!r} has no Approved model package. Approve one with "
             "`python -m deploy.approve approve --latest`, or train with "
-            "`python -m pipelines.run --param ModelApprovalStatus=Approved`.")
+            "`python -m pipelines.run --param ModelApprovalStatus=Approved`."
+        )
     return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
 
 
@@ -85,8 +92,10 @@ def main(argv: Optional[Sequence[str]] = None, sagemaker: Any = None) -> int:
     sagemaker = sagemaker or boto3.client("sagemaker", region_name=resolve().effective_region)
     resolved = describe_resolved(latest_approved(sagemaker, args.model_package_group))
     write_json_atomic(args.result_dir / RESOLVED_MODEL_FILE, resolved)
-    print(f"Resolved {resolved['model_package_arn']} (version {resolved['model_package_version']}, "
-          f"{resolved['containers']} container(s))")
+    print(
+        f"Resolved {resolved['model_package_arn']} (version {resolved['model_package_version']}, "
+        f"{resolved['containers']} container(s))"
+    )
     return 0
 
 

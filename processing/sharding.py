@@ -8,6 +8,7 @@ a file of its own (it cannot be split) and is reported by the caller.
 
 Standard library and numpy only (runs in the processing image).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
@@ -15,8 +16,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 
-def group_series(series_bytes: Sequence[int], max_bytes: int, header_bytes: int = 0,
-                 max_items: Optional[int] = None) -> List[Tuple[int, int]]:
+def group_series(
+    series_bytes: Sequence[int], max_bytes: int, header_bytes: int = 0, max_items: Optional[int] = None
+) -> List[Tuple[int, int]]:
     """[start, end) ranges of series indices, one per file, in order.
 
     series_bytes: the encoded size of each series' rows (lines with their newline);

@@ -6,6 +6,7 @@ id and grouping columns are text: '007' stays '007', never 7) and on errors (one
 the file, raised as TableError, a ValueError). Container-safe: stdlib, numpy, pandas
 (1.x and 2.x), pyarrow only for Parquet.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,11 +22,11 @@ import pandas as pd
 from processing.kernel.inputs import TableError, read_json  # noqa: F401 - the readers' names, here too
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
-FORECAST_SUFFIXES = (".out", ".out.gz")          # batch transform output: CSV with a header
+FORECAST_SUFFIXES = (".out", ".out.gz")  # batch transform output: CSV with a header
 PARQUET_SUFFIXES = (".parquet", ".pq", ".snappy.parquet")
 DATA_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
 OUTPUT_SUFFIXES = FORECAST_SUFFIXES + CSV_SUFFIXES
-SAMPLE_ROWS = 2000                               # rows read to decide which text columns become categories
+SAMPLE_ROWS = 2000  # rows read to decide which text columns become categories
 # "2023-01-01T00:00:00Z", "... +02:00", "... +0200", "... -05"; the date alone never matches
 _OFFSET = re.compile(r"(?<=\d)\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 
@@ -33,10 +34,11 @@ _OFFSET = re.compile(r"(?<=\d)\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 @dataclasses.dataclass
 class Table:
     """Rows of all files, with where each row came from (for error messages)."""
+
     frame: pd.DataFrame
-    files: List[str]                  # display names
-    file_index: np.ndarray            # per row: index into files
-    row_number: np.ndarray            # per row: 1-based line in a CSV (header = line 1) / row in Parquet
+    files: List[str]  # display names
+    file_index: np.ndarray  # per row: index into files
+    row_number: np.ndarray  # per row: 1-based line in a CSV (header = line 1) / row in Parquet
     parquet: List[bool]
     warnings: List[str]
 
@@ -71,16 +73,28 @@ def list_files(path, suffixes: Sequence[str] = DATA_SUFFIXES, what: str = "input
         return [path]
     if not path.is_dir():
         raise TableError(f"{what} {path}: no such file or folder")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(tuple(suffixes))
-                   and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and p.name.lower().endswith(tuple(suffixes))
+        and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+    )
     if not files:
         raise TableError(f"{what} folder {path}: no {', '.join(suffixes)} files in it")
     return files
 
 
-def read_file(path, text_columns: Iterable[str] = (), *, name: Optional[str] = None, categorical: bool = False,
-              numeric: Iterable[str] = (), require_rows: bool = True,
-              warnings: Optional[List[str]] = None) -> pd.DataFrame:
+def read_file(
+    path,
+    text_columns: Iterable[str] = (),
+    *,
+    name: Optional[str] = None,
+    categorical: bool = False,
+    numeric: Iterable[str] = (),
+    require_rows: bool = True,
+    warnings: Optional[List[str]] = None,
+) -> pd.DataFrame:
     """One CSV (gzip ok) or Parquet file; `text_columns` (ids, grouping) come back as strings.
 
     categorical=True reads every other text column, except `numeric` ones, as a pandas category
@@ -90,8 +104,15 @@ def read_file(path, text_columns: Iterable[str] = (), *, name: Optional[str] = N
     path = Path(path)
     name = name or str(path)
     with _one_line_errors(name, "Parquet" if kind(path) == "parquet" else "CSV"):
-        return _read(path, name, set(text_columns), categorical, set(numeric), require_rows,
-                     warnings if warnings is not None else [])
+        return _read(
+            path,
+            name,
+            set(text_columns),
+            categorical,
+            set(numeric),
+            require_rows,
+            warnings if warnings is not None else [],
+        )
 
 
 def read_csv_bytes(payload: bytes, name: str, text_columns: Iterable[str] = ()) -> pd.DataFrame:
@@ -123,18 +144,24 @@ class _one_line_errors:
             return False
         name, kind_name = self.name, self.kind_name
         if isinstance(error, UnicodeDecodeError):
-            raise TableError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason}). Fix: save the file "
-                             "as UTF-8 CSV.") from None
+            raise TableError(
+                f"{name}: not UTF-8 text (byte {error.start}: {error.reason}). Fix: save the file as UTF-8 CSV."
+            ) from None
         if isinstance(error, pd.errors.ParserError):
             detail = " ".join(str(error).split())
             hint = " (the header is line 1)" if "line" in detail else ""
-            raise TableError(f"{name}: cannot be parsed as CSV: {detail}{hint}. Fix: quote fields that contain "
-                             "commas, and give every row as many fields as the header.") from None
+            raise TableError(
+                f"{name}: cannot be parsed as CSV: {detail}{hint}. Fix: quote fields that contain "
+                "commas, and give every row as many fields as the header."
+            ) from None
         if isinstance(error, (EOFError, zlib.error, OSError, ValueError, ImportError, KeyError, TypeError)):
             detail = " ".join(str(error).split()) or type(error).__name__
             truncated = isinstance(error, EOFError) or "end-of-stream" in detail
-            fix = ("the compressed file is cut short; copy or export it again" if truncated
-                   else f"check it is a complete, valid {kind_name} file (gzip-compressed CSV must end in .gz)")
+            fix = (
+                "the compressed file is cut short; copy or export it again"
+                if truncated
+                else f"check it is a complete, valid {kind_name} file (gzip-compressed CSV must end in .gz)"
+            )
             raise TableError(f"{name}: cannot be read as {kind_name}: {detail}. Fix: {fix}.") from None
         return False
 
@@ -143,8 +170,9 @@ def _open_bytes(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
-def _read(path: Path, name: str, text_columns: set, categorical: bool, numeric: set, require_rows: bool,
-          warnings: List[str]) -> pd.DataFrame:
+def _read(
+    path: Path, name: str, text_columns: set, categorical: bool, numeric: set, require_rows: bool, warnings: List[str]
+) -> pd.DataFrame:
     if kind(path) == "parquet":
         frame = pd.read_parquet(path)
         if require_rows and len(frame) == 0:
@@ -152,14 +180,17 @@ def _read(path: Path, name: str, text_columns: set, categorical: bool, numeric: 
         for column in text_columns & set(frame.columns):
             values = frame[column]
             if values.dtype != object or not values.dropna().map(type).eq(str).all():
-                frame[column] = values.astype(object).where(values.notna(), None).map(
-                    lambda v: v if v is None else str(v))
+                frame[column] = (
+                    values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
+                )
         return frame
     with _open_bytes(path) as handle:
         head = handle.read(65536)
     if not head.strip():
-        raise TableError(f"{name}: the file is empty. Fix: export the data again with a header line"
-                         f"{' and at least one data row' if require_rows else ''}.")
+        raise TableError(
+            f"{name}: the file is empty. Fix: export the data again with a header line"
+            f"{' and at least one data row' if require_rows else ''}."
+        )
     if head.startswith(b"\xef\xbb\xbf"):
         warnings.append(f"{name}: starts with a UTF-8 byte-order mark (BOM); it was ignored.")
     first_line = head.decode("utf-8-sig", errors="replace").splitlines()[0]
@@ -170,15 +201,15 @@ def _read(path: Path, name: str, text_columns: set, categorical: bool, numeric: 
             if sep in first_line:
                 raise TableError(
                     f"{name}: the header has a single column {first_line[:80]!r}; the file looks separated by "
-                    f"{label}, not commas. Fix: save it as comma-separated CSV (sep=',').")
+                    f"{label}, not commas. Fix: save it as comma-separated CSV (sep=',')."
+                )
     # dtype keys must match the raw header names (pandas strips nothing)
     raw = {c.strip(): c for c in columns}
     text = {raw[c]: str for c in text_columns if c in raw}
     if categorical:
         sample = pd.read_csv(path, nrows=SAMPLE_ROWS, encoding="utf-8-sig", dtype=text)
         strip_numeric = {raw[c] for c in numeric if c in raw}
-        dtype = {c: "category" for c in sample.columns
-                 if sample[c].dtype == object and c not in strip_numeric}
+        dtype = {c: "category" for c in sample.columns if sample[c].dtype == object and c not in strip_numeric}
     else:
         dtype = text
     # categorical: large inputs; the parser then works in chunks (categories unioned) instead of
@@ -190,9 +221,16 @@ def _read(path: Path, name: str, text_columns: set, categorical: bool, numeric: 
     return frame
 
 
-def read_table(path, text_columns: Iterable[str] = (), *, suffixes: Sequence[str] = DATA_SUFFIXES,
-               what: str = "input", categorical: bool = False, numeric: Iterable[str] = (),
-               require_rows: bool = True) -> Table:
+def read_table(
+    path,
+    text_columns: Iterable[str] = (),
+    *,
+    suffixes: Sequence[str] = DATA_SUFFIXES,
+    what: str = "input",
+    categorical: bool = False,
+    numeric: Iterable[str] = (),
+    require_rows: bool = True,
+) -> Table:
     """Read a file or every matching file of a folder; all files must have the same columns.
 
     Display names are the file's name, or its path relative to the folder.
@@ -203,8 +241,17 @@ def read_table(path, text_columns: Iterable[str] = (), *, suffixes: Sequence[str
     text_columns = list(text_columns)
     frames, warnings, parquet = [], [], []
     for file, name in zip(files, names):
-        frames.append(read_file(file, text_columns, name=name, categorical=categorical, numeric=numeric,
-                                require_rows=require_rows, warnings=warnings))
+        frames.append(
+            read_file(
+                file,
+                text_columns,
+                name=name,
+                categorical=categorical,
+                numeric=numeric,
+                require_rows=require_rows,
+                warnings=warnings,
+            )
+        )
         parquet.append(kind(file) == "parquet")
     first_cols = list(frames[0].columns)
     for frame, name in zip(frames[1:], names[1:]):
@@ -214,14 +261,15 @@ def read_table(path, text_columns: Iterable[str] = (), *, suffixes: Sequence[str
             raise TableError(
                 f"{what} folder {root}: files have different columns. {name} vs {names[0]}: "
                 f"missing {missing or 'none'}, extra {extra or 'none'}. Fix: give every file the same "
-                "header (same column names), or point at one dataset only.")
+                "header (same column names), or point at one dataset only."
+            )
     row_number = np.concatenate([np.arange(len(fr)) + (1 if p else 2) for fr, p in zip(frames, parquet)])
     file_index = np.concatenate([np.full(len(fr), i) for i, fr in enumerate(frames)])
     if len(frames) == 1:
         frame = frames[0]
     else:
         frame = pd.concat([fr[first_cols] for fr in frames], ignore_index=True)
-        for column in first_cols:   # categories of different files concatenate to object: back to one category
+        for column in first_cols:  # categories of different files concatenate to object: back to one category
             if categorical and all(isinstance(fr[column].dtype, pd.CategoricalDtype) for fr in frames):
                 frame[column] = frame[column].astype("category")
     return Table(frame, names, file_index, row_number, parquet, warnings)
@@ -232,8 +280,9 @@ def read_frame(path, text_columns: Iterable[str] = (), **options) -> pd.DataFram
     return read_table(path, text_columns, **options).frame
 
 
-def read_frame_shared_text(path, text_columns: Iterable[str] = (), numeric: Iterable[str] = (),
-                           **options) -> pd.DataFrame:
+def read_frame_shared_text(
+    path, text_columns: Iterable[str] = (), numeric: Iterable[str] = (), **options
+) -> pd.DataFrame:
     """read_frame with text columns as plain object columns whose rows share one string per
     distinct value (read as categories, then turned back): the same frame as read_frame, in a
     fraction of the memory for long inputs (25,000 daily series: 27M rows, a string per cell
@@ -260,7 +309,7 @@ def split_utc_offsets(texts: Sequence[str]) -> Tuple[List[str], List[Optional[st
             plain.append(text)
             offsets.append(None)
             continue
-        plain.append(text[:match.start()].rstrip())
+        plain.append(text[: match.start()].rstrip())
         offsets.append(_normal_offset(match.group(1)))
     return plain, offsets
 

@@ -1,11 +1,12 @@
 """Shared fixtures: a moto server on loopback, dummy AWS credentials, isolated FORECAST_HOME."""
+
 from __future__ import annotations
 
 import pytest
 
 from processing.kernel.process_env import configure_threads
 
-configure_threads()   # the test process trains and serves models in-process: sleeping OpenMP threads
+configure_threads()  # the test process trains and serves models in-process: sleeping OpenMP threads
 
 FAKE_ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/forecast-pipeline"
 
@@ -13,8 +14,15 @@ FAKE_ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/forecast-pipeline"
 @pytest.fixture(autouse=True)
 def _offline_aws_environment(monkeypatch, tmp_path):
     """No test may reach real AWS: dummy credentials, a fixed region, state under tmp_path."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "FORECAST_ROLE_ARN", "FORECAST_BUCKET",
-                 "FORECAST_TARGET", "FORECAST_CONFIG", "FORECAST_REGION"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "FORECAST_ROLE_ARN",
+        "FORECAST_BUCKET",
+        "FORECAST_TARGET",
+        "FORECAST_CONFIG",
+        "FORECAST_REGION",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -96,17 +104,17 @@ def local_api(monkeypatch):
 # are what makes the suite take minutes. A test is integration when it carries the marker itself
 # or when it uses one of these fixtures (each starts a server, a process or a model build):
 INTEGRATION_FIXTURES = {
-    "moto_server",                    # the moto server on 127.0.0.1 (moto_endpoint, sagemaker_target)
-}   # (local_api, the runtime's loopback API in a thread of this process, starts in milliseconds: fast)
+    "moto_server",  # the moto server on 127.0.0.1 (moto_endpoint, sagemaker_target)
+}  # (local_api, the runtime's loopback API in a thread of this process, starts in milliseconds: fast)
 # fixtures of one module (their names are local to it)
 INTEGRATION_MODULE_FIXTURES = {
-    "tests/deploy/test_api.py": {"deployed", "holiday_data", "api_server"},   # trained models, endpoint and API servers
-    "tests/deploy/test_endpoint.py": {"models"},                     # trained models behind endpoint servers
-    "tests/pipelines/local/test_sagemaker_jobs.py": {"trained"},     # AutoML jobs in training processes
+    "tests/deploy/test_api.py": {"deployed", "holiday_data", "api_server"},  # trained models, endpoint and API servers
+    "tests/deploy/test_endpoint.py": {"models"},  # trained models behind endpoint servers
+    "tests/pipelines/local/test_sagemaker_jobs.py": {"trained"},  # AutoML jobs in training processes
     "tests/pipelines/local/test_sagemaker_endpoints.py": {"model_dir", "served"},
-    "tests/pipelines/local/test_step_env.py": {"cache"},             # step interpreters and pip in subprocesses
-    "tests/pipelines/local/test_runtime.py": {"settings"},           # local pipeline runs (steps are processes)
-    "tests/pipelines/test_run.py": {"definition_dir"},               # the CLI in a fresh interpreter
+    "tests/pipelines/local/test_step_env.py": {"cache"},  # step interpreters and pip in subprocesses
+    "tests/pipelines/local/test_runtime.py": {"settings"},  # local pipeline runs (steps are processes)
+    "tests/pipelines/test_run.py": {"definition_dir"},  # the CLI in a fresh interpreter
     "tests/pipelines/local/test_limits.py": {"trained", "settings"},  # a trained model; local pipeline runs
 }
 
@@ -115,6 +123,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.nodeid.split("::", 1)[0]
         uses = set(getattr(item, "fixturenames", ()))
-        moto_param = "moto" in getattr(getattr(item, "callspec", None), "id", "").split("-")  # a backend fixture's moto side
+        moto_param = "moto" in getattr(getattr(item, "callspec", None), "id", "").split(
+            "-"
+        )  # a backend fixture's moto side
         if moto_param or uses & (INTEGRATION_FIXTURES | INTEGRATION_MODULE_FIXTURES.get(module, set())):
             item.add_marker(pytest.mark.integration)

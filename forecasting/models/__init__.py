@@ -1,4 +1,5 @@
 """The one candidate registry, Autopilot's algorithm names, and presets (plain data)."""
+
 from __future__ import annotations
 
 from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
@@ -11,8 +12,10 @@ from .prophet_model import Prophet
 from .regression import DynamicRegression
 from .statistical import ARIMA, ETS, Theta
 
-CANDIDATES = {cls.name: cls for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal,
-                                         Prophet, DeepAR)}
+CANDIDATES = {
+    cls.name: cls
+    for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal, Prophet, DeepAR)
+}
 # the candidate that always runs first and survives: the job's floor and the ensemble's last resort
 BASELINE = next(name for name, cls in CANDIDATES.items() if cls.is_baseline)
 
@@ -34,8 +37,17 @@ PRESETS = {
     # order matters: cheap first, so a tight time limit still gets the useful ones
     # default: the accurate and fast ones; per-series statsforecast fits cost ~0.1-1 s per series
     "default": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM"),
-    "best_quality": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM", "Theta", "ETS", "ARIMA",
-                     "Prophet", "DeepAR"),   # the last two only when installed
+    "best_quality": (
+        "SeasonalNaive",
+        "NPTS",
+        "DynamicRegression",
+        "LightGBM",
+        "Theta",
+        "ETS",
+        "ARIMA",
+        "Prophet",
+        "DeepAR",
+    ),  # the last two only when installed
     "statistical": ("SeasonalNaive", "ETS", "Theta", "ARIMA", "NPTS"),
 }
 
@@ -55,8 +67,10 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
             elif str(algo) in CANDIDATES:
                 mapped = (str(algo),)
             else:
-                raise ValueError(f"Unknown algorithm {algo!r}; Autopilot names are {sorted(AUTOPILOT_ALGORITHMS)} "
-                                 f"and local candidates are {sorted(CANDIDATES)}")
+                raise ValueError(
+                    f"Unknown algorithm {algo!r}; Autopilot names are {sorted(AUTOPILOT_ALGORITHMS)} "
+                    f"and local candidates are {sorted(CANDIDATES)}"
+                )
             names.extend(n for n in mapped if n not in names)
     if BASELINE not in names:
         names.insert(0, BASELINE)

@@ -13,6 +13,7 @@ Forecasts are arrays (n_series, horizon, n_quantiles + 1): configured quantiles 
 the mean. The base class sorts quantiles per row so they never cross, and keeps the mean
 inside the outer quantiles.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,7 +65,7 @@ class Forecast:
     """One prediction's result: the forecasts, and what happened while making them (per call, so
     concurrent predictions on one model never see each other's figures)."""
 
-    values: np.ndarray               # (n_series, horizon, n_quantiles + 1)
+    values: np.ndarray  # (n_series, horizon, n_quantiles + 1)
     seconds: float
     fallbacks: Fallbacks = Fallbacks()
 
@@ -75,18 +76,19 @@ class Candidate:
     What a model is and supports is declared in class attributes, which the engine reads (it
     never probes with getattr); subclasses override the ones that differ.
     """
-    name: str = "abstract"          # leaderboard name (honest about what it is)
-    is_baseline: bool = False        # the one candidate that always survives (registry: BASELINE)
-    is_global: bool = True           # one model across all series: fitted once, before the oldest
+
+    name: str = "abstract"  # leaderboard name (honest about what it is)
+    is_baseline: bool = False  # the one candidate that always survives (registry: BASELINE)
+    is_global: bool = True  # one model across all series: fitted once, before the oldest
     #                                  backtest window; local models (LocalModel) refit every window
     refit_every_window: bool = False  # a global model may ask, once fitted, to be refitted per window
-    relative_cost: int = 0           # rough training cost rank: cheap candidates run first
+    relative_cost: int = 0  # rough training cost rank: cheap candidates run first
     fits_per_prediction: bool = False  # True: nothing global to learn; each series is fitted on the context
     reuses_backtest_selection: bool = False  # True: the final refit keeps the latest window's fit
-    per_series_statistical: bool = False     # True: the engine gives it a default time budget (docs/engine.md)
+    per_series_statistical: bool = False  # True: the engine gives it a default time budget (docs/engine.md)
     supports_covariates: bool = True  # False: the known covariates are not used
 
-    windows_after: int = 0           # set by the engine before fit: backtest windows still to come
+    windows_after: int = 0  # set by the engine before fit: backtest windows still to come
 
     def __init__(self, config: EngineConfig, **params):
         self.config = config
@@ -189,7 +191,7 @@ def quantile_mean(quantiles: np.ndarray, levels, lower_bound: Optional[float] = 
     lo_slope = (q[..., 1] - q[..., 0]) / (lv[1] - lv[0])
     hi_slope = (q[..., -1] - q[..., -2]) / (lv[-1] - lv[-2])
     lo_w, hi_w = lv[0], 1 - lv[-1]
-    start = q[..., 0] - lo_w * lo_slope                 # the tail line's value at level 0
+    start = q[..., 0] - lo_w * lo_slope  # the tail line's value at level 0
     lower = lo_w * (q[..., 0] + start) / 2
     if lower_bound is not None:
         # the line crosses the bound inside the tail: integrate the clipped line
@@ -198,7 +200,7 @@ def quantile_mean(quantiles: np.ndarray, levels, lower_bound: Optional[float] = 
         crossing = np.clip(crossing, 0, lo_w)
         clipped = lower_bound * (lo_w - crossing) + crossing * (q[..., 0] + lower_bound) / 2
         lower = np.where(start < lower_bound, clipped, lower)
-    upper = hi_w * q[..., -1] + hi_slope * hi_w ** 2 / 2
+    upper = hi_w * q[..., -1] + hi_slope * hi_w**2 / 2
     return mid + lower + upper
 
 
@@ -208,7 +210,7 @@ def gaussian_quantiles(mean: np.ndarray, sigma: np.ndarray, levels) -> np.ndarra
     return np.column_stack([mean[:, None] + sigma[:, None] * z[None, :], mean])
 
 
-NAIVE_WINDOW = 400   # seasonal naive's residual quantiles read at most this many recent points
+NAIVE_WINDOW = 400  # seasonal naive's residual quantiles read at most this many recent points
 
 
 def seasonal_naive_quantiles(y: np.ndarray, h: int, season: int, levels, window: int = NAIVE_WINDOW) -> np.ndarray:
@@ -218,10 +220,10 @@ def seasonal_naive_quantiles(y: np.ndarray, h: int, season: int, levels, window:
     k-season difference, so residual quantiles are taken from in-sample differences at lag k*m.
     """
     m = season if len(y) >= season and season > 1 else 1
-    y = y[-max(window, 2 * m):] if len(y) > max(window, 2 * m) else y
+    y = y[-max(window, 2 * m) :] if len(y) > max(window, 2 * m) else y
     steps = np.arange(1, h + 1)
     k = np.ceil(steps / m).astype(int)
-    point = y[len(y) - m + (steps - 1) % m]   # m == 1: the last value repeated
+    point = y[len(y) - m + (steps - 1) % m]  # m == 1: the last value repeated
     out = np.empty((h, len(levels) + 1))
     cache = {}
     for j in range(h):

@@ -30,6 +30,7 @@ kept as a CPU state_dict (no optimizer), so joblib artifacts load and predict id
 
 Optional: the core install does not need torch; without it `deepar` maps to the LightGBM stand-in.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,11 +47,18 @@ from ..calendar import PROXIMITY_CAP, HolidayFeaturizer, calendar_features
 from .base import Candidate
 
 # period of each calendar feature, for its sin/cos encoding
-_CAL_PERIODS = {"minute": 60, "hour": 24, "day_of_week": 7, "day_of_month": 31, "day_of_year": 366,
-                "week_of_year": 53, "month": 12}
+_CAL_PERIODS = {
+    "minute": 60,
+    "hour": 24,
+    "day_of_week": 7,
+    "day_of_month": 31,
+    "day_of_year": 366,
+    "week_of_year": 53,
+    "month": 12,
+}
 
 
-Z_CLIP = 50.0   # sampled scaled values (y / mean |y|) beyond this are clipped
+Z_CLIP = 50.0  # sampled scaled values (y / mean |y|) beyond this are clipped
 
 
 def _context_length(horizon: int, m: int) -> int:
@@ -67,7 +75,7 @@ def _embedding_dim(n: int) -> int:
     return int(min(8, max(2, math.ceil(math.sqrt(n)))))
 
 
-_TORCH_STATE = threading.Lock()   # torch's thread count and RNG are process-wide: one session at a time
+_TORCH_STATE = threading.Lock()  # torch's thread count and RNG are process-wide: one session at a time
 
 
 def _new_lock_in_child():
@@ -113,8 +121,9 @@ def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropo
             super().__init__()
             self.embeddings = nn.ModuleList(nn.Embedding(n, _embedding_dim(n)) for n in cardinalities)
             n_in = n_real + sum(_embedding_dim(n) for n in cardinalities)
-            self.rnn = nn.LSTM(n_in, hidden, num_layers=layers, batch_first=True,
-                               dropout=dropout if layers > 1 else 0.0)
+            self.rnn = nn.LSTM(
+                n_in, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+            )
             self.head = nn.Linear(hidden, 3)
             # linear autoregressive skip (LSTNet's highway): loc = linear(lags, features) + LSTM part
             self.skip = nn.Linear(n_real, 1) if skip else None
@@ -133,7 +142,7 @@ def _build_net(n_real: int, cardinalities: list, hidden: int, layers: int, dropo
 
 class DeepAR(Candidate):
     name = "DeepAR"
-    relative_cost = 7            # a global model (Candidate.is_global): one fit before the oldest window
+    relative_cost = 7  # a global model (Candidate.is_global): one fit before the oldest window
 
     @classmethod
     def available(cls) -> bool:
@@ -143,10 +152,21 @@ class DeepAR(Candidate):
     def default_params(cls, config):
         # steps None: 1000 for windows of up to 70 periods (daily, horizon 14), fewer for longer
         # windows (each step costs ~ the window length), so fitting stays ~20-40 s on a busy core
-        return {"hidden": 40, "layers": 2, "dropout": 0.0, "steps": None, "batch_size": 64,
-                "learning_rate": 2e-3, "num_samples": 200, "context_length": None, "num_threads": 1,
-                "chunk_rows": 40_000, "linear_skip": True, "extended_lags": True,
-                "seed": config.seed}
+        return {
+            "hidden": 40,
+            "layers": 2,
+            "dropout": 0.0,
+            "steps": None,
+            "batch_size": 64,
+            "learning_rate": 2e-3,
+            "num_samples": 200,
+            "context_length": None,
+            "num_threads": 1,
+            "chunk_rows": 40_000,
+            "linear_skip": True,
+            "extended_lags": True,
+            "seed": config.seed,
+        }
 
     # --- state for pickling: the network is rebuilt from the state_dict ----------------
     def __getstate__(self):
@@ -159,7 +179,7 @@ class DeepAR(Candidate):
         self.__dict__.update(state)
         if "state" in state:
             p = self.params
-            with _torch_session(p["seed"], p["num_threads"]):   # building draws from torch's RNG
+            with _torch_session(p["seed"], p["num_threads"]):  # building draws from torch's RNG
                 self._net = self._build_fitted()
 
     # --- features ------------------------------------------------------------------------
@@ -198,13 +218,14 @@ class DeepAR(Candidate):
         for j, c in enumerate(self.static_columns):
             values = static[c].astype(str) if c in static.columns else pd.Series(["nan"] * len(static))
             cats = pd.Categorical(values, categories=self.static_categories[c])
-            out[:, j] = cats.codes.astype(np.int64) + 1    # unknown (-1) -> the reserved 0
+            out[:, j] = cats.codes.astype(np.int64) + 1  # unknown (-1) -> the reserved 0
         return out
 
     def _inputs(self, lag_vals, lag_ok, exog, log_scale):
         """Assemble real inputs (..., T, F): lags, their observed flags, exogenous, log scale."""
-        return np.concatenate([lag_vals, lag_ok, exog, np.broadcast_to(log_scale, lag_vals.shape[:-1] + (1,))],
-                              axis=-1).astype(np.float32)
+        return np.concatenate(
+            [lag_vals, lag_ok, exog, np.broadcast_to(log_scale, lag_vals.shape[:-1] + (1,))], axis=-1
+        ).astype(np.float32)
 
     # --- fit -------------------------------------------------------------------------------
     def _fit(self, train):
@@ -230,13 +251,15 @@ class DeepAR(Candidate):
         starts = train.indptr[:-1]
         y = train.y.astype(float)
         # log-scale normalisation from each series' last context
-        tail_scale = np.array([np.nanmean(np.abs(y[max(s, e - self.C):e])) if e > s else 0.0
-                               for s, e in zip(starts, train.indptr[1:])])
+        tail_scale = np.array(
+            [np.nanmean(np.abs(y[max(s, e - self.C) : e])) if e > s else 0.0 for s, e in zip(starts, train.indptr[1:])]
+        )
         log_tail = np.log(np.nan_to_num(tail_scale) + 1.0)
         self.log_scale_mean = float(log_tail.mean()) if len(log_tail) else 0.0
         self.log_scale_std = float(log_tail.std()) if len(log_tail) > 1 and log_tail.std() > 1e-6 else 1.0
-        cardinalities = [len(self.holiday_names_or_empty()) + 1] + \
-            [len(self.static_categories[c]) + 1 for c in self.static_columns]
+        cardinalities = [len(self.holiday_names_or_empty()) + 1] + [
+            len(self.static_categories[c]) + 1 for c in self.static_columns
+        ]
         static_codes = self._static_codes(train.static)
         n_lags = len(self.lags)
         self.n_real = 2 * n_lags + exog.shape[1] + 1
@@ -254,18 +277,25 @@ class DeepAR(Candidate):
         offs = np.arange(T) - (T - 1)
 
         with _torch_session(p["seed"], p["num_threads"]) as torch:
-            net = _build_net(self.n_real, cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]),
-                             bool(p["linear_skip"]))
+            net = _build_net(
+                self.n_real,
+                cardinalities,
+                int(p["hidden"]),
+                int(p["layers"]),
+                float(p["dropout"]),
+                bool(p["linear_skip"]),
+            )
             opt = torch.optim.Adam(net.parameters(), lr=float(p["learning_rate"]))
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1),
-                                                               eta_min=float(p["learning_rate"]) / 10)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=max(steps, 1), eta_min=float(p["learning_rate"]) / 10
+            )
             net.train()
             for _step in range(steps):
                 self.check_time()
                 ends = eligible[rng.integers(0, len(eligible), size=int(p["batch_size"]))]
                 sid = row_series[ends]
                 st = starts[sid][:, None]
-                rel = pos[ends][:, None] + offs[None, :]                      # (B, T) position in series
+                rel = pos[ends][:, None] + offs[None, :]  # (B, T) position in series
                 valid = rel >= 0
                 rows = np.where(valid, st + rel, 0)
                 target = np.where(valid, y[rows], np.nan)
@@ -275,21 +305,26 @@ class DeepAR(Candidate):
                     v = np.where(r >= 0, y[np.where(r >= 0, st + r, 0)], np.nan)
                     lag_ok.append(np.isfinite(v))
                     lag_vals.append(v)
-                ctx = np.abs(target[:, :self.C])
+                ctx = np.abs(target[:, : self.C])
                 cnt = np.isfinite(ctx).sum(axis=1)
                 whole = np.abs(np.nan_to_num(target))
                 n_whole = np.isfinite(target).sum(axis=1)
-                scale = np.where(cnt > 0, np.nansum(ctx, axis=1) / np.maximum(cnt, 1),
-                                 whole.sum(axis=1) / np.maximum(n_whole, 1))
+                scale = np.where(
+                    cnt > 0, np.nansum(ctx, axis=1) / np.maximum(cnt, 1), whole.sum(axis=1) / np.maximum(n_whole, 1)
+                )
                 scale = np.nan_to_num(scale) + 1.0
                 lv = np.nan_to_num(np.stack(lag_vals, -1) / scale[:, None, None])
                 lo = np.stack(lag_ok, -1).astype(float)
                 ex = np.where(valid[..., None], exog[rows], 0.0)
                 ls = ((np.log(scale) - self.log_scale_mean) / self.log_scale_std)[:, None, None]
                 real = self._inputs(lv, lo, ex, ls)
-                cats = np.concatenate([np.where(valid, hcode[rows], 0)[..., None],
-                                       np.broadcast_to(static_codes[sid][:, None, :],
-                                                       (len(sid), T, static_codes.shape[1]))], axis=-1)
+                cats = np.concatenate(
+                    [
+                        np.where(valid, hcode[rows], 0)[..., None],
+                        np.broadcast_to(static_codes[sid][:, None, :], (len(sid), T, static_codes.shape[1])),
+                    ],
+                    axis=-1,
+                )
                 z = target / scale[:, None]
                 mask = np.isfinite(z)
                 (df, loc, sc), _ = net(torch.from_numpy(real), torch.from_numpy(np.ascontiguousarray(cats)))
@@ -312,8 +347,14 @@ class DeepAR(Candidate):
 
     def _build_fitted(self):
         p = self.params
-        net = _build_net(self.n_real, self.cardinalities, int(p["hidden"]), int(p["layers"]), float(p["dropout"]),
-                         bool(p["linear_skip"]))
+        net = _build_net(
+            self.n_real,
+            self.cardinalities,
+            int(p["hidden"]),
+            int(p["layers"]),
+            float(p["dropout"]),
+            bool(p["linear_skip"]),
+        )
         net.load_state_dict(self.state)
         net.eval()
         return net
@@ -329,7 +370,7 @@ class DeepAR(Candidate):
         out = np.empty((len(uids) * n_samples, horizon))
         for k, uid in enumerate(uids):
             rng = np.random.default_rng([seed, zlib.crc32(str(uid).encode())])
-            out[k * n_samples:(k + 1) * n_samples] = rng.random((n_samples, horizon))
+            out[k * n_samples : (k + 1) * n_samples] = rng.random((n_samples, horizon))
         return np.clip(out, 1e-6, 1 - 1e-6)
 
     def _predict(self, history, future):
@@ -349,17 +390,17 @@ class DeepAR(Candidate):
         for i in range(S):
             yi = history.series_y(i)
             k = min(len(yi), P + C)
-            ybuf[i, P + C - k:P + C] = yi[len(yi) - k:]
+            ybuf[i, P + C - k : P + C] = yi[len(yi) - k :]
             kc = min(len(yi), C)
-            seq_rows_h[i, C - kc:] = np.arange(history.indptr[i + 1] - kc, history.indptr[i + 1])
-        ctx = np.abs(ybuf[:, P:P + C])
+            seq_rows_h[i, C - kc :] = np.arange(history.indptr[i + 1] - kc, history.indptr[i + 1])
+        ctx = np.abs(ybuf[:, P : P + C])
         cnt = np.isfinite(ctx).sum(axis=1)
         scale = np.nan_to_num(np.nansum(ctx, axis=1) / np.maximum(cnt, 1)) + 1.0
         zbuf = ybuf / scale[:, None]
 
         # exogenous features over the C + H steps
         valid_h = seq_rows_h >= 0
-        rows_h = seq_rows_h[valid_h]                       # only the context rows, not all history
+        rows_h = seq_rows_h[valid_h]  # only the context rows, not all history
         exog_v, code_v = self._time_features(history.ds[rows_h], history.X[rows_h])
         exog_f, code_f = self._time_features(future.ds, future.X)
         ex_ctx = np.zeros((S, C, exog_f.shape[1]), dtype=np.float32)
@@ -382,8 +423,9 @@ class DeepAR(Candidate):
         lv = np.stack([zbuf[:, t_ctx - lag] for lag in self.lags], -1)
         lo = np.isfinite(lv).astype(float)
         real_ctx = self._inputs(np.nan_to_num(lv), lo, ex_ctx, ls)
-        cats_ctx = np.concatenate([cd_ctx[..., None], np.broadcast_to(static_codes[:, None, :],
-                                                                       (S, C, static_codes.shape[1]))], -1)
+        cats_ctx = np.concatenate(
+            [cd_ctx[..., None], np.broadcast_to(static_codes[:, None, :], (S, C, static_codes.shape[1]))], -1
+        )
         N = int(p["num_samples"])
         levels = np.asarray(self.config.quantile_levels, float)
         chunk = max(1, int(p["chunk_rows"]) // N)
@@ -391,14 +433,15 @@ class DeepAR(Candidate):
 
         with _torch_session(p["seed"], p["num_threads"]) as torch:
             net = self._net
-            torch.manual_seed(int(p["seed"]))   # as before networks were rebuilt when loaded
+            torch.manual_seed(int(p["seed"]))  # as before networks were rebuilt when loaded
             with torch.no_grad():
                 for a in range(0, S, chunk):
                     self.check_time()
                     b = min(S, a + chunk)
                     n = b - a
-                    _, state = net(torch.from_numpy(real_ctx[a:b]),
-                                   torch.from_numpy(np.ascontiguousarray(cats_ctx[a:b])))
+                    _, state = net(
+                        torch.from_numpy(real_ctx[a:b]), torch.from_numpy(np.ascontiguousarray(cats_ctx[a:b]))
+                    )
                     # N sample paths per series: rows a*N .. b*N, series-major
                     state = tuple(s.repeat_interleave(N, dim=1) for s in state)
 
@@ -409,21 +452,29 @@ class DeepAR(Candidate):
                     u = self._uniforms(history.uids[a:b], N, H)
                     ex_f = per_path(ex_fut[a:b])
                     ls_f = per_path(np.broadcast_to(ls[a:b], (n, 1, 1)))
-                    cats_f = per_path(np.concatenate([cd_fut[a:b][..., None], np.broadcast_to(
-                        static_codes[a:b, None, :], (n, H, static_codes.shape[1]))], -1), np.int64)
+                    cats_f = per_path(
+                        np.concatenate(
+                            [
+                                cd_fut[a:b][..., None],
+                                np.broadcast_to(static_codes[a:b, None, :], (n, H, static_codes.shape[1])),
+                            ],
+                            -1,
+                        ),
+                        np.int64,
+                    )
                     for h in range(H):
                         self.check_time()
                         t = P + C + h
                         lagv = torch.stack([paths[:, t - lag] for lag in self.lags], -1)
                         ok = torch.isfinite(lagv)
                         real = torch.cat([torch.nan_to_num(lagv), ok.float(), ex_f[:, h], ls_f[:, 0]], -1)[:, None, :]
-                        (df, loc, sc), state = net(real, cats_f[:, h:h + 1], state)
+                        (df, loc, sc), state = net(real, cats_f[:, h : h + 1], state)
                         # inverse-CDF sampling from per-series uniforms (see _uniforms)
                         q = stdtrit(df[:, 0].double().numpy(), u[:, h])
                         sample = loc[:, 0] + sc[:, 0] * torch.from_numpy(q.astype(np.float32))
                         # heavy tails fed back as lags can run away: keep paths within a wide band
                         paths[:, t] = sample.clamp(-Z_CLIP, Z_CLIP)
-                    z = paths[:, P + C:].reshape(n, N, H).double().numpy()
+                    z = paths[:, P + C :].reshape(n, N, H).double().numpy()
                     samples = z * scale[a:b, None, None]
                     out[a:b, :, :nq] = np.moveaxis(np.quantile(samples, levels, axis=1), 0, -1)
                     out[a:b, :, nq] = samples.mean(axis=1)

@@ -9,6 +9,7 @@ quantile; the mean is the mean of their distribution (`quantile_mean`).
 Targets and lags are scaled per row: (y - recent level) / recent mean |y|. Trees cannot
 extrapolate levels, so the model learns shapes and changes, and the level is added back.
 """
+
 from __future__ import annotations
 
 import sys
@@ -32,6 +33,7 @@ def import_lightgbm():
     """
     if "lightgbm" in sys.modules or "sklearn" in sys.modules:
         import lightgbm
+
         return lightgbm
     # None in sys.modules makes `import sklearn` inside lightgbm.compat raise ImportError (the import
     # system's documented behaviour; typeshed types the mapping as modules only)
@@ -144,17 +146,39 @@ class LightGBMGlobal(Candidate):
     @classmethod
     def default_params(cls, config):
         # one thread: on shared/busy cores OpenMP spinning makes 2 threads several times slower
-        return {"num_boost_round": 150, "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 30,
-                "feature_fraction": 0.9, "bagging_fraction": 0.7, "lambda_l2": 1.0, "max_bin": 63,
-                "max_rows": 100_000, "max_history": 1100, "refit_below_rows": 600, "seed": config.seed, "num_threads": 1}
+        return {
+            "num_boost_round": 150,
+            "learning_rate": 0.1,
+            "num_leaves": 31,
+            "min_data_in_leaf": 30,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.7,
+            "lambda_l2": 1.0,
+            "max_bin": 63,
+            "max_rows": 100_000,
+            "max_history": 1100,
+            "refit_below_rows": 600,
+            "seed": config.seed,
+            "num_threads": 1,
+        }
 
     def _lgb_params(self, objective, alpha=None):
         p = self.params
-        params = {"objective": objective, "learning_rate": p["learning_rate"], "num_leaves": p["num_leaves"],
-                  "min_data_in_leaf": p["min_data_in_leaf"], "feature_fraction": p["feature_fraction"],
-                  "bagging_fraction": p["bagging_fraction"], "bagging_freq": 1, "lambda_l2": p["lambda_l2"],
-                  "max_bin": p["max_bin"], "verbose": -1, "seed": p["seed"], "deterministic": True,
-                  "num_threads": p["num_threads"]}
+        params = {
+            "objective": objective,
+            "learning_rate": p["learning_rate"],
+            "num_leaves": p["num_leaves"],
+            "min_data_in_leaf": p["min_data_in_leaf"],
+            "feature_fraction": p["feature_fraction"],
+            "bagging_fraction": p["bagging_fraction"],
+            "bagging_freq": 1,
+            "lambda_l2": p["lambda_l2"],
+            "max_bin": p["max_bin"],
+            "verbose": -1,
+            "seed": p["seed"],
+            "deterministic": True,
+            "num_threads": p["num_threads"],
+        }
         if alpha is not None:
             params["alpha"] = alpha
         return params
@@ -188,6 +212,7 @@ class LightGBMGlobal(Candidate):
         frame, target = frame[keep], target[keep]
         self.feature_names = list(frame.columns)
         categorical = [c for c in self.features.categorical if c in frame.columns]
+
         def budget(env):
             self.check_time()
 
@@ -201,12 +226,19 @@ class LightGBMGlobal(Candidate):
         objectives = [("quantile", q) for q in self.config.quantile_levels]
         if not self.mean_from_quantiles:
             objectives.append(("regression", None))
-        dataset = lgb.Dataset(frame, target, categorical_feature=categorical, free_raw_data=False,
-                              params={"max_bin": self.params["max_bin"], "verbose": -1})
+        dataset = lgb.Dataset(
+            frame,
+            target,
+            categorical_feature=categorical,
+            free_raw_data=False,
+            params={"max_bin": self.params["max_bin"], "verbose": -1},
+        )
         # one after the other: boosters trained side by side in threads crashed LightGBM (a
         # segfault in the test suite, with torch's OpenMP loaded in the same process)
-        self.boosters = [lgb.train(self._lgb_params(objective, alpha), dataset, num_boost_round=rounds,
-                                   callbacks=[budget]) for objective, alpha in objectives]
+        self.boosters = [
+            lgb.train(self._lgb_params(objective, alpha), dataset, num_boost_round=rounds, callbacks=[budget])
+            for objective, alpha in objectives
+        ]
         self.n_train_rows = int(len(target))
 
     def _predict(self, history, future):
@@ -238,7 +270,7 @@ class LightGBMGlobal(Candidate):
         offsets = np.concatenate([[0], np.cumsum(nf)])
         for i in range(history.n_series):
             k = nf[i]
-            out[i, :k] = values[offsets[i]:offsets[i + 1]]
+            out[i, :k] = values[offsets[i] : offsets[i + 1]]
             if k < H:
                 out[i, k:] = out[i, k - 1] if k else 0.0
         return out

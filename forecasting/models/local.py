@@ -23,6 +23,7 @@ by a small pool of worker processes (BLAS/OpenMP pinned to one thread each, as s
 does); results come back in series order and equal the serial ones exactly. Only models that
 set `n_jobs` in their params use workers (the numpy models are faster without).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -51,7 +52,7 @@ from .base import (
 
 logger = logging.getLogger(__name__)
 
-PARALLEL_MIN_SERIES = 64      # below this, worker start-up costs more than it saves (e.g. endpoint calls)
+PARALLEL_MIN_SERIES = 64  # below this, worker start-up costs more than it saves (e.g. endpoint calls)
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 _POOL: dict = {}
 
@@ -99,20 +100,22 @@ def _pool(n_jobs: int):
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
         cancelled = context.Value("q", 0)
-        pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_init_worker,
-                                   initargs=(cancelled,))
+        pool = ProcessPoolExecutor(
+            max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(cancelled,)
+        )
         _POOL[n_jobs] = (pool, cancelled)
     return _POOL[n_jobs]
 
 
-_CANCELLED = None   # in workers: the shared cancel flag
-_MAP_COUNT = [0]    # in the parent: numbers the parallel maps
+_CANCELLED = None  # in workers: the shared cancel flag
+_MAP_COUNT = [0]  # in the parent: numbers the parallel maps
 
 
 def _init_worker(cancelled):
     """One BLAS/OpenMP thread per worker (the workers already fill the cores), idle threads asleep."""
     global _CANCELLED
     from threadpoolctl import threadpool_limits
+
     _CANCELLED = cancelled
     for k in _THREAD_VARS:
         os.environ[k] = "1"
@@ -128,8 +131,7 @@ def shutdown_pools(wait: bool = False):
     _POOL.clear()
 
 
-def _run_chunk(model: "LocalModel", method: str, items: list, deadline: Optional[float],
-               map_id: int = 0) -> list:
+def _run_chunk(model: "LocalModel", method: str, items: list, deadline: Optional[float], map_id: int = 0) -> list:
     """One model method over a chunk of series, checking the deadline (in a worker: the parent's)."""
     with deadline_scope(deadline):
         out = []
@@ -145,12 +147,12 @@ class LocalModel(Candidate):
     """A candidate fitted per series: subclasses write `_predict_one` (and `_fit_one`)."""
 
     is_global = False
-    fits_per_prediction = True       # nothing global to learn (unless it selects per series)
-    selects_per_series = False       # True: `_fit_one` chooses something per series at training
-    supports_covariates = False      # True: Series.X / X_future carry the known covariates
-    needs_min_length = 1             # shorter series fall back to seasonal naive
-    flat_when_constant = False       # True: a constant window is forecast flat (nothing to model)
-    falls_back = True                # False for the baseline itself: its errors are the candidate's
+    fits_per_prediction = True  # nothing global to learn (unless it selects per series)
+    selects_per_series = False  # True: `_fit_one` chooses something per series at training
+    supports_covariates = False  # True: Series.X / X_future carry the known covariates
+    needs_min_length = 1  # shorter series fall back to seasonal naive
+    flat_when_constant = False  # True: a constant window is forecast flat (nothing to model)
+    falls_back = True  # False for the baseline itself: its errors are the candidate's
 
     # --- hooks ------------------------------------------------------------------------
     def _fit_one(self, series: Series) -> Any:
@@ -188,7 +190,7 @@ class LocalModel(Candidate):
 
     # --- predict ------------------------------------------------------------------------
     def _forecast_panel(self, history: Panel, future: Panel) -> tuple[np.ndarray, Fallbacks]:
-        specs = getattr(self, "specs", None) or {}   # a model loaded from before `specs` existed has none
+        specs = getattr(self, "specs", None) or {}  # a model loaded from before `specs` existed has none
         h_max = int(future.lengths.max(initial=0))
         # the fallback reads the last NAIVE_WINDOW (or two seasons of) points; the model its own context
         own = self.context_length()
@@ -208,8 +210,13 @@ class LocalModel(Candidate):
             out[i, h:] = out[i, h - 1]
         fallbacks = Fallbacks(len(reasons), reasons[0] if reasons else None)
         if fallbacks.count:
-            logger.info("%s: %d of %d series fell back to seasonal naive (%s)", self.name, fallbacks.count,
-                        len(items), fallbacks.first_reason)
+            logger.info(
+                "%s: %d of %d series fell back to seasonal naive (%s)",
+                self.name,
+                fallbacks.count,
+                len(items),
+                fallbacks.first_reason,
+            )
         return out, fallbacks
 
     def _predict_safe(self, series: Series, state: Any) -> tuple[np.ndarray, Optional[str]]:
@@ -233,8 +240,9 @@ class LocalModel(Candidate):
                 raise
             except Exception as exc:  # contained per series: statsforecast raises on degenerate input
                 reason = f"{type(exc).__name__}: {exc}"
-        return seasonal_naive_quantiles(series.y, series.h, self.config.season_length,
-                                        self.config.quantile_levels), reason
+        return seasonal_naive_quantiles(
+            series.y, series.h, self.config.season_length, self.config.quantile_levels
+        ), reason
 
     def _series(self, panel: Panel, i: int, future: Optional[Panel], keep: Optional[int]) -> Series:
         start, end = int(panel.indptr[i]), int(panel.indptr[i + 1])
@@ -266,8 +274,9 @@ class LocalModel(Candidate):
         pool, cancelled = _pool(n_jobs)
         _MAP_COUNT[0] += 1
         map_id = _MAP_COUNT[0]
-        futures = [pool.submit(_run_chunk, self, method, items[a:b], deadline, map_id)
-                   for a, b in zip(bounds[:-1], bounds[1:])]
+        futures = [
+            pool.submit(_run_chunk, self, method, items[a:b], deadline, map_id) for a, b in zip(bounds[:-1], bounds[1:])
+        ]
         out: list = []
         started = time.monotonic()
         try:
@@ -285,8 +294,7 @@ class LocalModel(Candidate):
             raise
         return out
 
-    def _check_projection(self, started: float, done: int, total: int, deadline: Optional[float],
-                          repeats: int = 0):
+    def _check_projection(self, started: float, done: int, total: int, deadline: Optional[float], repeats: int = 0):
         """Stop early when the series done so far say the rest (and `repeats` more passes over all
         of them) cannot finish before the deadline."""
         if deadline is None or done >= total:
@@ -296,8 +304,10 @@ class LocalModel(Candidate):
         needed = per_series * ((total - done) + repeats * total)
         if now + needed > deadline:
             more = f" and {repeats} more backtest window(s)" if repeats else ""
-            raise TimeBudgetExceeded(f"{self.name}: projected ~{needed:.0f}s more for {total - done} of {total} series"
-                                     f"{more}, would exceed its time budget ({max(deadline - now, 0):.0f}s left)")
+            raise TimeBudgetExceeded(
+                f"{self.name}: projected ~{needed:.0f}s more for {total - done} of {total} series"
+                f"{more}, would exceed its time budget ({max(deadline - now, 0):.0f}s left)"
+            )
 
 
 def recent_window(series: Series, window: int) -> tuple[np.ndarray, Optional[tuple[np.ndarray, np.ndarray]]]:
@@ -305,6 +315,6 @@ def recent_window(series: Series, window: int) -> tuple[np.ndarray, Optional[tup
     y = series.y[-window:]
     if not series.X.shape[1]:
         return y, None
-    X = series.X[-len(y):]
+    X = series.X[-len(y) :]
     varying = np.ptp(X, axis=0) > 0
     return y, ((X[:, varying], varying) if varying.any() else None)

@@ -5,6 +5,7 @@ weighted by exp(-decay * seasons_back) so recent seasons count more. GluonTS dra
 paths from that distribution; we compute its quantiles and mean exactly (the limit of
 infinitely many samples), which is deterministic and cheaper.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,5 +47,6 @@ class NPTS(LocalModel):
 
     def _predict_one(self, series, state):
         p = self.params
-        return npts_forecast(series.y, series.h, self.config.season_length, self.config.quantile_levels,
-                             p["decay"], p["window"])
+        return npts_forecast(
+            series.y, series.h, self.config.season_length, self.config.quantile_levels, p["decay"], p["window"]
+        )

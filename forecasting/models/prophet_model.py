@@ -19,6 +19,7 @@ fallback. Nothing is selected in `fit`.
   series gets the same forecast alone, in a batch, serially or in a worker) and the caller's
   generator state is restored afterwards; a lock keeps concurrent requests' draws apart.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -40,7 +41,7 @@ from .regression import SEASONAL_SETUP
 _SEASONS = (("hourly", 1 / 24, 3), ("daily", 1.0, 4), ("weekly", 7.0, 3), ("yearly", 365.25, 10))
 _HOLIDAY_UNITS = ("D", "H", "min")
 _QUIET = [False]
-_GLOBAL_RNG = threading.Lock()   # guards numpy's global generator, which Prophet samples from
+_GLOBAL_RNG = threading.Lock()  # guards numpy's global generator, which Prophet samples from
 
 
 def _new_lock_in_child():
@@ -61,6 +62,7 @@ def _quiet():
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     logging.getLogger("prophet").setLevel(logging.WARNING)
     from cmdstanpy.utils import get_logger  # installs cmdstanpy's handler (level DEBUG) once
+
     get_logger().setLevel(logging.WARNING)
     _QUIET[0] = True
 
@@ -69,7 +71,7 @@ class Prophet(LocalModel):
     name = "Prophet"
     relative_cost = 8
     supports_covariates = True
-    per_series_statistical = True     # the engine gives it the statistical time budget (docs/engine.md)
+    per_series_statistical = True  # the engine gives it the statistical time budget (docs/engine.md)
     needs_min_length = 8
     flat_when_constant = True
 
@@ -90,11 +92,14 @@ class Prophet(LocalModel):
         if country is not None:
             _quiet()
             from prophet.make_holidays import make_holidays_df
+
             try:
                 make_holidays_df([2020], country)
             except Exception:
-                raise ValueError(f"HolidayConfig CountryCode {country!r} is not known to "
-                                 "prophet's holidays; use an ISO 3166-1 alpha-2 code such as US, DE, GB") from None
+                raise ValueError(
+                    f"HolidayConfig CountryCode {country!r} is not known to "
+                    "prophet's holidays; use an ISO 3166-1 alpha-2 code such as US, DE, GB"
+                ) from None
 
     def _holiday_country(self) -> Optional[str]:
         """The country whose holidays the model uses: daily and sub-daily data only."""
@@ -118,7 +123,7 @@ class Prophet(LocalModel):
         y, xinfo = recent_window(series, self.params["window"])
         seed = zlib.crc32(f"{self.config.seed}|{series.uid}".encode()) & 0x7FFFFFFF
         Xh, Xfut = (None, None) if xinfo is None else (xinfo[0], series.X_future[:, xinfo[1]])
-        return self._forecast(y, series.ds[-len(y):], series.ds_future, Xh, Xfut, seed)
+        return self._forecast(y, series.ds[-len(y) :], series.ds_future, Xh, Xfut, seed)
 
     def _forecast(self, y, ds, ds_future, Xh, Xfut, seed):
         _quiet()
@@ -127,8 +132,13 @@ class Prophet(LocalModel):
             from prophet import Prophet as _Prophet
         df = pd.DataFrame({"ds": pd.DatetimeIndex(ds), "y": y})
         fut = pd.DataFrame({"ds": pd.DatetimeIndex(ds_future)})
-        model = _Prophet(yearly_seasonality=False, weekly_seasonality=False, daily_seasonality=False,
-                         mcmc_samples=0, uncertainty_samples=int(self.params["samples"]))
+        model = _Prophet(
+            yearly_seasonality=False,
+            weekly_seasonality=False,
+            daily_seasonality=False,
+            mcmc_samples=0,
+            uncertainty_samples=int(self.params["samples"]),
+        )
         for name, period, order in self._seasonalities(np.asarray(ds)):
             model.add_seasonality(name=name, period=period, fourier_order=order)
         country = self._holiday_country()
@@ -150,11 +160,11 @@ class Prophet(LocalModel):
                 state = np.random.get_state()
                 try:
                     np.random.seed(seed)
-                    samples = model.predictive_samples(fut)["yhat"]    # (h, samples)
+                    samples = model.predictive_samples(fut)["yhat"]  # (h, samples)
                 finally:
                     np.random.set_state(state)
-            model.uncertainty_samples = 0                            # yhat only: no draw
+            model.uncertainty_samples = 0  # yhat only: no draw
             mean = model.predict(fut)["yhat"].to_numpy(float)
         levels = np.asarray(self.config.quantile_levels, float)
-        q = np.quantile(samples, levels, axis=1).T                   # (h, q)
+        q = np.quantile(samples, levels, axis=1).T  # (h, q)
         return np.column_stack([q, mean])

@@ -5,6 +5,7 @@ It plays Prophet's part (same model family: additive trend with changepoints, Fo
 seasonalities, holiday effects around each holiday, extra regressors) without the Stan
 dependency, and is named as a stand-in in the leaderboard.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,7 @@ SEASONAL_SETUP: dict[str, tuple[int, list[tuple[float, int]]]] = {
     "M": (72, [(12, 4)]),
     "Y": (30, []),
 }
-HOLIDAY_BANDS = ((-1, 1), (-7, -2), (2, 7))   # days relative to the holiday: the day, the week before/after
+HOLIDAY_BANDS = ((-1, 1), (-7, -2), (2, 7))  # days relative to the holiday: the day, the week before/after
 
 
 def _holiday_design(ds: pd.DatetimeIndex, country) -> np.ndarray:
@@ -87,8 +88,11 @@ class DynamicRegression(LocalModel):
         count = split_frequency(config.frequency)[0]
         if count > 1:
             window = max(int(window // count), 40)
-            seasons = [(period / count, min(order, int(period / count // 2)))
-                       for period, order in seasons if period / count >= 2]
+            seasons = [
+                (period / count, min(order, int(period / count // 2)))
+                for period, order in seasons
+                if period / count >= 2
+            ]
         return {"window": window, "seasons": seasons, "ridge": 1.0}
 
     def _design(self, ds: np.ndarray, t: np.ndarray, n_fit: int, X: np.ndarray) -> np.ndarray:

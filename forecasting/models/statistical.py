@@ -5,6 +5,7 @@ regime; prediction intervals become quantiles through the normal approximation t
 The loop over series, the worker processes, the time budget and the per-series seasonal-naive
 fallback are the local-model base's (`local.LocalModel`); these classes say what one series needs.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -24,14 +25,15 @@ class _StatsForecastModel(LocalModel):
     is stored; `predict` re-estimates only the selected form on the recent context, which is
     several times cheaper (the real-time endpoint pays only that). Unknown series get the search.
     """
+
     # Windows and model spaces are chosen for speed (~10-100 ms per series on a busy core).
     window = 150
     selects_per_series = True
     fits_per_prediction = False
     reuses_backtest_selection = True  # the refit keeps the forms chosen on the latest backtest window
-    per_series_statistical = True     # the engine gives these a default time budget (docs/engine.md)
+    per_series_statistical = True  # the engine gives these a default time budget (docs/engine.md)
     needs_min_length = 8
-    flat_when_constant = True         # ARIMA's estimation fails on a constant window
+    flat_when_constant = True  # ARIMA's estimation fails on a constant window
 
     @classmethod
     def default_params(cls, config):
@@ -63,7 +65,7 @@ class _StatsForecastModel(LocalModel):
     # --- predict: re-estimate the chosen form and forecast ----------------------------
     def _predict_one(self, series, state):
         X, Xf, spec = self._design(series, state)
-        return self._forecast(series.y[-self.params["window"]:], series.h, X, Xf, spec)
+        return self._forecast(series.y[-self.params["window"] :], series.h, X, Xf, spec)
 
     def _design(self, series, state):
         """(X, X_future, spec) for one series: the covariates the stored form was chosen with."""
@@ -72,7 +74,7 @@ class _StatsForecastModel(LocalModel):
         if state is not None:
             spec, varying = state
             if varying is not None and series.X.shape[1]:
-                X = series.X[-len(yw):][:, varying]
+                X = series.X[-len(yw) :][:, varying]
                 Xf = series.X_future[:, varying]
         elif xinfo is not None:
             X = xinfo[0]
@@ -94,6 +96,7 @@ class ETS(_StatsForecastModel):
 
     def _make(self, m, spec=None):
         from statsforecast.models import AutoETS
+
         if spec is not None and (spec[2] == "N") == (m == 1):
             return AutoETS(season_length=m, model=spec[:3], damped=spec[3] == "D")
         # error and trend chosen by AICc; additive seasonality (multiplicative rarely wins on short windows)
@@ -107,12 +110,13 @@ class Theta(_StatsForecastModel):
     name = "Theta"
     relative_cost = 4
 
-    selects_per_series = False         # AutoTheta's selection is cheap; it simply refits
+    selects_per_series = False  # AutoTheta's selection is cheap; it simply refits
     reuses_backtest_selection = False
     fits_per_prediction = True
 
     def _make(self, m, spec=None):
         from statsforecast.models import AutoTheta
+
         return AutoTheta(season_length=m)
 
 
@@ -133,10 +137,12 @@ class ARIMA(_StatsForecastModel):
     def _make(self, m, spec=None):
         from statsforecast.models import ARIMA as FixedARIMA
         from statsforecast.models import AutoARIMA
+
         if spec is not None and spec[4] == m:
             p, q, P, Q, s, d, D, mean, drift = spec
-            return FixedARIMA(order=(p, d, q), seasonal_order=(P, D, Q), season_length=s,
-                              include_mean=mean, include_drift=drift)
+            return FixedARIMA(
+                order=(p, d, q), seasonal_order=(P, D, Q), season_length=s, include_mean=mean, include_drift=drift
+            )
         return AutoARIMA(season_length=m, approximation=True, max_p=2, max_q=2, max_P=1, max_Q=1, nmodels=20)
 
     def _selection_X(self, xinfo):

@@ -10,6 +10,7 @@ and a worker whose owner disappears stops itself, so no training outlives the ru
 
     python -m pipelines.local.automl_worker '<settings JSON>' <job name>
 """
+
 from __future__ import annotations
 
 import atexit
@@ -36,11 +37,16 @@ from processing.kernel.settings import Settings
 logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ENGINE_IMAGE = "forecast-local-engine:latest"   # stands in for Autopilot's inference images
+ENGINE_IMAGE = "forecast-local-engine:latest"  # stands in for Autopilot's inference images
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".parquet.gz")
 # leaderboard column -> Autopilot metric name
-LEADERBOARD_METRICS = {"wQL": "AverageWeightedQuantileLoss", "WAPE": "WAPE", "MAPE": "MAPE", "MASE": "MASE",
-                       "RMSE": "RMSE"}
+LEADERBOARD_METRICS = {
+    "wQL": "AverageWeightedQuantileLoss",
+    "WAPE": "WAPE",
+    "MAPE": "MAPE",
+    "MASE": "MASE",
+    "RMSE": "RMSE",
+}
 STOP_GRACE_SECONDS = 10
 ORPHAN_CHECK_SECONDS = 2.0
 
@@ -55,7 +61,7 @@ class _Job:
     pump: threading.Thread
 
 
-_JOBS: dict = {}          # (home, job name) -> _Job, for jobs launched by this process
+_JOBS: dict = {}  # (home, job name) -> _Job, for jobs launched by this process
 _LOCK = threading.Lock()
 
 
@@ -67,12 +73,23 @@ def launch(settings: Settings, name: str, sink: Optional[Sink] = None) -> subpro
     """Start the training process of job `name` (its record must exist); output -> job log + sink."""
     log_path = job_log_path(settings, name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.local.automl_worker", json.dumps(dataclasses.asdict(settings)), name],
-        cwd=str(PROJECT_ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True, text=True, errors="replace", bufsize=1)
+        cwd=str(PROJECT_ROOT),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+        bufsize=1,
+    )
 
     def pump() -> None:
         assert process.stdout is not None
@@ -120,8 +137,7 @@ def stop_all(settings: Optional[Settings] = None) -> list:
     """Stop every job this process launched (under `settings`' home) that still trains; their names."""
     home = str(settings.home_path) if settings is not None else None
     with _LOCK:
-        running = [(key, job) for key, job in _JOBS.items()
-                   if job.process.poll() is None and home in (None, key[0])]
+        running = [(key, job) for key, job in _JOBS.items() if job.process.poll() is None and home in (None, key[0])]
     for _, job in running:
         _kill(job.process)
     return [key[1] for key, _ in running]
@@ -144,8 +160,7 @@ def training_data(request: dict, settings: Settings) -> Any:
     uri = training[0]["DataSource"]["S3DataSource"]["S3Uri"]
     files = [path for relative, path in list_prefix(uri, settings) if relative.lower().endswith(DATA_SUFFIXES)]
     if not files:
-        raise ValueError(f"no training data (csv or parquet) under {uri} "
-                         f"(local store: {local_path(uri, settings)})")
+        raise ValueError(f"no training data (csv or parquet) under {uri} (local store: {local_path(uri, settings)})")
     if len(files) == 1:
         return files[0]
     import pandas as pd
@@ -153,12 +168,13 @@ def training_data(request: dict, settings: Settings) -> Any:
     from forecasting import EngineConfig
     from forecasting.data import read_table
 
-    config = EngineConfig.from_automl_request(request)   # ids and grouping columns read as text
+    config = EngineConfig.from_automl_request(request)  # ids and grouping columns read as text
     return pd.concat([read_table(f, config) for f in files], ignore_index=True)
 
 
-def train_job(request: dict, record: dict, settings: Settings, save: Callable[[dict], None],
-              now: Callable[[], Any]) -> dict:
+def train_job(
+    request: dict, record: dict, settings: Settings, save: Callable[[dict], None], now: Callable[[], Any]
+) -> dict:
     """Train the engine for `request`; returns the record fields of a completed job."""
     from forecasting import EngineConfig, train
 
@@ -167,8 +183,10 @@ def train_job(request: dict, record: dict, settings: Settings, save: Callable[[d
     output_uri = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + "/" + name
     output_dir = local_path(output_uri, settings)
     config = EngineConfig.from_automl_request(request)
-    limit = ((request.get("AutoMLProblemTypeConfig", {}).get("TimeSeriesForecastingJobConfig", {})
-              .get("CompletionCriteria") or {}).get("MaxAutoMLJobRuntimeInSeconds"))
+    limit = (
+        request.get("AutoMLProblemTypeConfig", {}).get("TimeSeriesForecastingJobConfig", {}).get("CompletionCriteria")
+        or {}
+    ).get("MaxAutoMLJobRuntimeInSeconds")
     record.update(AutoMLJobSecondaryStatus="TrainingModels", LastModifiedTime=now())
     save(record)
     started = time.monotonic()
@@ -179,30 +197,60 @@ def train_job(request: dict, record: dict, settings: Settings, save: Callable[[d
     model_uri = to_uri(result.model_dir, settings).rstrip("/") + "/"
     leaderboard_uri = output_uri + "/leaderboard.csv"
     metrics = []
-    best_rows = result.leaderboard[result.leaderboard["candidate"] == result.best_candidate_name] \
-        if "candidate" in result.leaderboard else []
+    best_rows = (
+        result.leaderboard[result.leaderboard["candidate"] == result.best_candidate_name]
+        if "candidate" in result.leaderboard
+        else []
+    )
     if len(best_rows):
         row = best_rows.iloc[0]
         for column, metric in LEADERBOARD_METRICS.items():
             if column in row and row[column] == row[column]:
-                metrics.append({"MetricName": metric, "Value": float(row[column]), "Set": "Validation",
-                                "StandardMetricName": metric})
+                metrics.append(
+                    {
+                        "MetricName": metric,
+                        "Value": float(row[column]),
+                        "Set": "Validation",
+                        "StandardMetricName": metric,
+                    }
+                )
     finished = now()
-    container = {"Image": ENGINE_IMAGE, "ModelDataUrl": model_uri,
-                 "Environment": {"FORECAST_ENGINE": "forecasting", "FORECAST_CANDIDATE": result.best_candidate_name,
-                                 "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}}
-    return {"BestCandidate": {
-        "CandidateName": candidate_name(name, result.best_candidate_name),
-        "FinalAutoMLJobObjectiveMetric": {"Type": "Minimize", "MetricName": result.objective_metric,
-                                          "Value": float(result.objective_value),
-                                          "StandardMetricName": result.objective_metric},
-        "ObjectiveStatus": "Succeeded", "CandidateSteps": [], "CandidateStatus": "Completed",
-        "InferenceContainers": [container],
-        "CreationTime": record["CreationTime"], "EndTime": finished, "LastModifiedTime": finished,
-        "CandidateProperties": {"CandidateArtifactLocations": {
-            "Explainability": output_uri + "/", "ModelInsights": leaderboard_uri,
-            "BacktestResults": leaderboard_uri}, "CandidateMetrics": metrics},
-    }, "EngineCandidate": result.best_candidate_name}
+    container = {
+        "Image": ENGINE_IMAGE,
+        "ModelDataUrl": model_uri,
+        "Environment": {
+            "FORECAST_ENGINE": "forecasting",
+            "FORECAST_CANDIDATE": result.best_candidate_name,
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+        },
+    }
+    return {
+        "BestCandidate": {
+            "CandidateName": candidate_name(name, result.best_candidate_name),
+            "FinalAutoMLJobObjectiveMetric": {
+                "Type": "Minimize",
+                "MetricName": result.objective_metric,
+                "Value": float(result.objective_value),
+                "StandardMetricName": result.objective_metric,
+            },
+            "ObjectiveStatus": "Succeeded",
+            "CandidateSteps": [],
+            "CandidateStatus": "Completed",
+            "InferenceContainers": [container],
+            "CreationTime": record["CreationTime"],
+            "EndTime": finished,
+            "LastModifiedTime": finished,
+            "CandidateProperties": {
+                "CandidateArtifactLocations": {
+                    "Explainability": output_uri + "/",
+                    "ModelInsights": leaderboard_uri,
+                    "BacktestResults": leaderboard_uri,
+                },
+                "CandidateMetrics": metrics,
+            },
+        },
+        "EngineCandidate": result.best_candidate_name,
+    }
 
 
 def candidate_name(job_name: str, engine_candidate: str) -> str:
@@ -225,7 +273,7 @@ def main(argv: list) -> int:
     from pipelines.local.sagemaker import LocalSageMakerClient
     from pipelines.local.sagemaker_jobs import _now
 
-    configure_threads()   # this process trains the engine (LightGBM, torch): before OpenMP loads
+    configure_threads()  # this process trains the engine (LightGBM, torch): before OpenMP loads
     settings_json, name = argv
     settings = Settings(**json.loads(settings_json))
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
@@ -241,8 +289,11 @@ def main(argv: list) -> int:
         code = 0
     except Exception as error:  # the job fails; the caller reads FailureReason like on AWS
         print(traceback.format_exc(), flush=True)
-        record.update(AutoMLJobStatus="Failed", AutoMLJobSecondaryStatus="Failed",
-                      FailureReason=f"{type(error).__name__}: {error}")
+        record.update(
+            AutoMLJobStatus="Failed",
+            AutoMLJobSecondaryStatus="Failed",
+            FailureReason=f"{type(error).__name__}: {error}",
+        )
         code = 1
     record["EndTime"] = record["LastModifiedTime"] = _now()
     save(record)

@@ -17,6 +17,7 @@ names it. Every call is recorded (`take_calls`) and reported to `sink` as it hap
 S3 (ListObjectsV2, GetObject, HeadObject, PutObject over the local store) and CloudWatch
 (PutMetricData into <home>/cloudwatch/metrics.jsonl) are served by pipelines.local.aws_services.
 """
+
 from __future__ import annotations
 
 import base64
@@ -125,7 +126,7 @@ class LocalAWSServer:
         self.model = _service_model(SERVICE)
         self.calls: list = []
         self._taken = 0
-        self._lock = threading.Lock()   # one request at a time reaches the local client
+        self._lock = threading.Lock()  # one request at a time reaches the local client
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -139,8 +140,9 @@ class LocalAWSServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         # polled every 50 ms (not the default 0.5 s) so that close() returns at once when a run ends
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="local-aws-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-aws-api", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -170,21 +172,36 @@ class LocalAWSServer:
     def step_environment(self) -> dict:
         """What a step's boto3 needs to reach this server, and nothing that reaches AWS."""
         region = self.settings.effective_region
-        return {"AWS_ENDPOINT_URL_SAGEMAKER": self.url, "AWS_ENDPOINT_URL": self.url,
-                "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": "local-runtime",
-                "AWS_REGION": region, "AWS_DEFAULT_REGION": region, "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+        return {
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.url,
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": "local-runtime",
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
 
     # unset in a step's environment: they would pick the user's profile or bypass the endpoints
-    UNSET_IN_STEPS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                      "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                      "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")
+    UNSET_IN_STEPS = (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    )
 
     # -- calls
     def take_calls(self) -> list:
         """The calls served since the last take, consecutive repeats folded: [{operation, status, count}]."""
         with self._lock:
-            calls, self._taken = self.calls[self._taken:], len(self.calls)
+            calls, self._taken = self.calls[self._taken :], len(self.calls)
         folded: list = []
         for call in calls:
             key = {k: call[k] for k in ("service", "operation", "status", "error")}
@@ -201,8 +218,9 @@ class LocalAWSServer:
 
     def _record(self, service: str, operation: str, status: int, error: Optional[APIError]) -> None:
         with self._lock:
-            self.calls.append({"service": service, "operation": operation, "status": status,
-                               "error": error.code if error else None})
+            self.calls.append(
+                {"service": service, "operation": operation, "status": status, "error": error.code if error else None}
+            )
         detail = f" {error.code}: {error.message.splitlines()[0]}" if error else ""
         self._emit(f"[aws api] {service} {operation} -> {status}{detail}")
 
@@ -211,15 +229,19 @@ class LocalAWSServer:
         """One SageMaker JSON request -> the response document; raises APIError."""
         prefix, _, operation = target.partition(".")
         if prefix != TARGET_PREFIX:
-            raise APIError("UnknownOperationException", f"the local runtime serves SageMaker ({TARGET_PREFIX}.*) "
-                           f"on this endpoint, not {target!r}")
+            raise APIError(
+                "UnknownOperationException",
+                f"the local runtime serves SageMaker ({TARGET_PREFIX}.*) on this endpoint, not {target!r}",
+            )
         if operation not in self.model.operation_names:
             raise APIError("UnknownOperationException", f"SageMaker has no operation {operation!r}")
         method = getattr(self.client, xform_name(operation), None)
         if method is None:
-            raise APIError("UnknownOperationException",
-                           f"the local runtime does not serve SageMaker {operation}; it serves "
-                           + ", ".join(sorted(self.served_operations())))
+            raise APIError(
+                "UnknownOperationException",
+                f"the local runtime does not serve SageMaker {operation}; it serves "
+                + ", ".join(sorted(self.served_operations())),
+            )
         try:
             params = json.loads(body or b"{}")
         except ValueError as error:
@@ -228,8 +250,9 @@ class LocalAWSServer:
             raise APIError("SerializationException", f"{operation}: the body must be a JSON object")
         problems = request_problems(SERVICE, operation, params)
         if problems:
-            raise APIError("ValidationException", f"{len(problems)} validation error(s) detected: "
-                           + "; ".join(problems))
+            raise APIError(
+                "ValidationException", f"{len(problems)} validation error(s) detected: " + "; ".join(problems)
+            )
         operation_model = self.model.operation_model(operation)
         params = _from_wire(operation_model.input_shape, params)
         from botocore.exceptions import ClientError
@@ -264,8 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
         found = _SCOPE.search(self.headers.get("Authorization", ""))
         return found.group(1) if found else "unknown"
 
-    def _reply(self, status: int, document: Any, content_type: str = CONTENT_TYPE,
-               error_type: Optional[str] = None) -> None:
+    def _reply(
+        self, status: int, document: Any, content_type: str = CONTENT_TYPE, error_type: Optional[str] = None
+    ) -> None:
         payload = document if isinstance(document, bytes) else json.dumps(document).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -313,11 +337,18 @@ class _Handler(BaseHTTPRequestHandler):
         s3 = self.server_api.s3
 
         def error_reply(error):
-            return Reply(error.status, b"" if self.command == "HEAD" else s3_error_body(error, self.path),
-                         {"Content-Type": "application/xml"})
+            return Reply(
+                error.status,
+                b"" if self.command == "HEAD" else s3_error_body(error, self.path),
+                {"Content-Type": "application/xml"},
+            )
 
-        self._other_service("s3", s3.operation(self.command, self.path),
-                            lambda: s3.handle(self.command, self.path, self.headers, body), error_reply)
+        self._other_service(
+            "s3",
+            s3.operation(self.command, self.path),
+            lambda: s3.handle(self.command, self.path, self.headers, body),
+            error_reply,
+        )
 
     def _serve_cloudwatch(self, body: bytes) -> None:
         from pipelines.local.aws_services import CBOR_HEADERS, Reply, cbor_text_map
@@ -327,18 +358,26 @@ class _Handler(BaseHTTPRequestHandler):
         def error_reply(error):
             return Reply(error.status, cbor_text_map({"__type": error.code, "message": error.message}), CBOR_HEADERS)
 
-        self._other_service("cloudwatch", cloudwatch.operation(self.path),
-                            lambda: cloudwatch.handle(self.path, body), error_reply)
+        self._other_service(
+            "cloudwatch", cloudwatch.operation(self.path), lambda: cloudwatch.handle(self.path, body), error_reply
+        )
 
     def _serve_cloudwatch_json(self, target: str, body: bytes) -> None:
         from pipelines.local.aws_services import JSON_CONTENT_TYPE, Reply
 
         def error_reply(error):
-            return Reply(error.status, json.dumps({"__type": error.code, "message": error.message}).encode(),
-                         {"Content-Type": JSON_CONTENT_TYPE, "x-amzn-ErrorType": error.code})
+            return Reply(
+                error.status,
+                json.dumps({"__type": error.code, "message": error.message}).encode(),
+                {"Content-Type": JSON_CONTENT_TYPE, "x-amzn-ErrorType": error.code},
+            )
 
-        self._other_service("cloudwatch", target.partition(".")[2],
-                            lambda: self.server_api.cloudwatch.handle_json(target, body), error_reply)
+        self._other_service(
+            "cloudwatch",
+            target.partition(".")[2],
+            lambda: self.server_api.cloudwatch.handle_json(target, body),
+            error_reply,
+        )
 
     def do_POST(self) -> None:  # noqa: N802
         body = self._body()
@@ -359,8 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
             document = api.handle(target, body)
         except APIError as error:
             api._record(SERVICE, operation, error.status, error)
-            return self._reply(error.status, {"__type": error.code, "message": error.message},
-                               error_type=error.code)
+            return self._reply(error.status, {"__type": error.code, "message": error.message}, error_type=error.code)
         except Exception as error:  # a bug in a stand-in: InternalFailure, like AWS's 500
             import traceback
 
@@ -378,17 +416,27 @@ class _Handler(BaseHTTPRequestHandler):
         if not action:
             found = re.search(r"(?:^|&)Action=([A-Za-z0-9]+)", body.decode("utf-8", "replace"))
             action = found.group(1) if found else f"{self.command} {self.path.split('?')[0]}"
-        error = APIError("NotServedLocally", f"the local runtime serves the SageMaker API, S3 objects and "
-                         f"CloudWatch metrics to steps; this "
-                         f"step called {service} {action}, which it does not serve")
+        error = APIError(
+            "NotServedLocally",
+            f"the local runtime serves the SageMaker API, S3 objects and "
+            f"CloudWatch metrics to steps; this "
+            f"step called {service} {action}, which it does not serve",
+        )
         self.server_api._record(service, action, 400, error)
         content_type = self.headers.get("Content-Type", "")
-        if self.headers.get("X-Amz-Target") or "json" in content_type or service not in ("s3", "unknown") \
-                and "x-www-form-urlencoded" not in content_type:
-            return self._reply(400, {"__type": error.code, "message": error.message}, "application/json",
-                               error_type=error.code)
-        xml = (f"<ErrorResponse><Error><Code>{error.code}</Code><Message>{error.message}</Message></Error>"
-               f"<RequestId>local</RequestId></ErrorResponse>")
+        if (
+            self.headers.get("X-Amz-Target")
+            or "json" in content_type
+            or service not in ("s3", "unknown")
+            and "x-www-form-urlencoded" not in content_type
+        ):
+            return self._reply(
+                400, {"__type": error.code, "message": error.message}, "application/json", error_type=error.code
+            )
+        xml = (
+            f"<ErrorResponse><Error><Code>{error.code}</Code><Message>{error.message}</Message></Error>"
+            f"<RequestId>local</RequestId></ErrorResponse>"
+        )
         if service == "s3":
             xml = f"<Error><Code>{error.code}</Code><Message>{error.message}</Message></Error>"
         self._reply(400, xml.encode("utf-8"), "text/xml")

@@ -15,6 +15,7 @@ MonitorForecasts keeps forecasts and reads earlier runs) and that publish CloudW
 Requests are checked against botocore's service model, as on AWS; other operations of these
 services are answered with an error naming them.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -57,15 +58,18 @@ def _http_date(value: datetime.datetime) -> str:
 def _check(service: str, operation: str, params: dict) -> None:
     problems = request_problems(service, operation, params)
     if problems:
-        raise ServiceError("InvalidArgument" if service == "s3" else "ValidationError",
-                           f"{operation}: " + "; ".join(problems))
+        raise ServiceError(
+            "InvalidArgument" if service == "s3" else "ValidationError", f"{operation}: " + "; ".join(problems)
+        )
 
 
 # --- S3 -------------------------------------------------------------------------------------------
 def s3_error_body(error: ServiceError, resource: str = "") -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{escape(error.code)}</Code>'
-            f"<Message>{escape(error.message)}</Message><Resource>{escape(resource)}</Resource>"
-            "<RequestId>local</RequestId></Error>").encode("utf-8")
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{escape(error.code)}</Code>'
+        f"<Message>{escape(error.message)}</Message><Resource>{escape(resource)}</Resource>"
+        "<RequestId>local</RequestId></Error>"
+    ).encode("utf-8")
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -123,29 +127,42 @@ class LocalS3Service:
         except ClientError as error:
             code = error.response["Error"]["Code"]
             status = {"NoSuchKey": 404, "404": 404, "NoSuchBucket": 404}.get(code, 400)
-            raise ServiceError("NoSuchKey" if code == "404" else code, error.response["Error"]["Message"],
-                               status) from None
-        raise ServiceError("NotServedLocally", f"the local runtime serves S3 ListObjectsV2, GetObject, HeadObject "
-                           f"and PutObject to steps; this step called s3 {operation}, which it does not serve")
+            raise ServiceError(
+                "NoSuchKey" if code == "404" else code, error.response["Error"]["Message"], status
+            ) from None
+        raise ServiceError(
+            "NotServedLocally",
+            f"the local runtime serves S3 ListObjectsV2, GetObject, HeadObject "
+            f"and PutObject to steps; this step called s3 {operation}, which it does not serve",
+        )
 
     def _list(self, bucket: str, query: dict) -> Reply:
-        params = {"Bucket": bucket, "Prefix": query.get("prefix", ""), "Delimiter": query.get("delimiter", ""),
-                  "MaxKeys": int(query.get("max-keys", 1000)), "ContinuationToken": query.get("continuation-token", ""),
-                  "StartAfter": query.get("start-after", "")}
+        params = {
+            "Bucket": bucket,
+            "Prefix": query.get("prefix", ""),
+            "Delimiter": query.get("delimiter", ""),
+            "MaxKeys": int(query.get("max-keys", 1000)),
+            "ContinuationToken": query.get("continuation-token", ""),
+            "StartAfter": query.get("start-after", ""),
+        }
         _check("s3", "ListObjectsV2", {k: v for k, v in params.items() if v != ""})
         page = self.client.list_objects_v2(**params)
-        parts = [f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="{S3_NS}">',
-                 f"<Name>{escape(bucket)}</Name><Prefix>{escape(params['Prefix'])}</Prefix>",
-                 f"<KeyCount>{page['KeyCount']}</KeyCount><MaxKeys>{params['MaxKeys']}</MaxKeys>",
-                 f"<IsTruncated>{str(page['IsTruncated']).lower()}</IsTruncated>"]
+        parts = [
+            f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="{S3_NS}">',
+            f"<Name>{escape(bucket)}</Name><Prefix>{escape(params['Prefix'])}</Prefix>",
+            f"<KeyCount>{page['KeyCount']}</KeyCount><MaxKeys>{params['MaxKeys']}</MaxKeys>",
+            f"<IsTruncated>{str(page['IsTruncated']).lower()}</IsTruncated>",
+        ]
         if params["Delimiter"]:
             parts.append(f"<Delimiter>{escape(params['Delimiter'])}</Delimiter>")
         if params["ContinuationToken"]:
             parts.append(f"<ContinuationToken>{escape(params['ContinuationToken'])}</ContinuationToken>")
         for item in page.get("Contents") or []:
-            parts.append(f"<Contents><Key>{escape(item['Key'])}</Key><LastModified>{_iso(item['LastModified'])}"
-                         f"</LastModified><ETag>{escape(item['ETag'])}</ETag><Size>{item['Size']}</Size>"
-                         "<StorageClass>STANDARD</StorageClass></Contents>")
+            parts.append(
+                f"<Contents><Key>{escape(item['Key'])}</Key><LastModified>{_iso(item['LastModified'])}"
+                f"</LastModified><ETag>{escape(item['ETag'])}</ETag><Size>{item['Size']}</Size>"
+                "<StorageClass>STANDARD</StorageClass></Contents>"
+            )
         for prefix in page.get("CommonPrefixes") or []:
             parts.append(f"<CommonPrefixes><Prefix>{escape(prefix['Prefix'])}</Prefix></CommonPrefixes>")
         if page.get("NextContinuationToken"):
@@ -157,8 +174,12 @@ class LocalS3Service:
         _check("s3", "HeadObject" if head else "GetObject", {"Bucket": bucket, "Key": key})
         found = self.client.get_object(Bucket=bucket, Key=key)
         data = found["Body"].read()
-        reply_headers = {"ETag": found["ETag"], "Last-Modified": _http_date(found["LastModified"]),
-                         "Content-Type": "binary/octet-stream", "Accept-Ranges": "bytes"}
+        reply_headers = {
+            "ETag": found["ETag"],
+            "Last-Modified": _http_date(found["LastModified"]),
+            "Content-Type": "binary/octet-stream",
+            "Accept-Ranges": "bytes",
+        }
         wanted = headers.get("Range")
         if wanted and not head:
             unit, _, span = wanted.partition("=")
@@ -170,13 +191,14 @@ class LocalS3Service:
             if start >= len(data):
                 raise ServiceError("InvalidRange", f"GetObject: Range {wanted!r} starts beyond {len(data)} bytes", 416)
             reply_headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-            return Reply(206, data[start:end + 1], reply_headers)
+            return Reply(206, data[start : end + 1], reply_headers)
         return Reply(200, data, reply_headers)
 
 
 # --- CloudWatch (smithy-rpc-v2-cbor) --------------------------------------------------------------
 def cbor_text_map(values: dict) -> bytes:
     """A CBOR map of text to text (error bodies)."""
+
     def head(major: int, size: int) -> bytes:
         if size < 24:
             return bytes([major << 5 | size])
@@ -206,13 +228,16 @@ class LocalCloudWatchService:
 
     @staticmethod
     def operation(path: str) -> str:
-        return path.split("?")[0][len(CLOUDWATCH_PATH):] if path.startswith(CLOUDWATCH_PATH) else path
+        return path.split("?")[0][len(CLOUDWATCH_PATH) :] if path.startswith(CLOUDWATCH_PATH) else path
 
     @staticmethod
     def _served(operation: str) -> None:
         if operation != "PutMetricData":
-            raise ServiceError("NotServedLocally", "the local runtime serves CloudWatch PutMetricData to steps; "
-                               f"this step called cloudwatch {operation}, which it does not serve")
+            raise ServiceError(
+                "NotServedLocally",
+                "the local runtime serves CloudWatch PutMetricData to steps; "
+                f"this step called cloudwatch {operation}, which it does not serve",
+            )
 
     def handle(self, path: str, body: bytes) -> Reply:
         """smithy-rpc-v2-cbor (botocore 1.43, the processing image's)."""
@@ -250,8 +275,12 @@ class LocalCloudWatchService:
             stamp = datum.get("Timestamp")
             if isinstance(stamp, (int, float)):
                 stamp = datetime.datetime.fromtimestamp(stamp, tz=datetime.timezone.utc)
-            lines.append(json.dumps(dict(datum, Namespace=params["Namespace"],
-                                         Timestamp=stamp.isoformat() if stamp else None), default=str))
+            lines.append(
+                json.dumps(
+                    dict(datum, Namespace=params["Namespace"], Timestamp=stamp.isoformat() if stamp else None),
+                    default=str,
+                )
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write("".join(line + "\n" for line in lines))

@@ -9,6 +9,7 @@ The key follows SageMaker's default cache key attributes of a processing step (A
 Environment, ProcessingInputs), with one strengthening: each input's files are hashed by content,
 so data (or step code) edited in place under the same URI is a miss, not a stale hit.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -23,15 +24,18 @@ from processing.kernel.settings import Settings
 
 # the step types the local runtime caches, and the request members that make their cache key
 KEY_MEMBERS = {"Processing": ("AppSpecification", "Environment", "ProcessingInputs")}
-_DURATION = re.compile(r"^P?(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?"
-                       r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE)
+_DURATION = re.compile(
+    r"^P?(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?"
+    r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$",
+    re.IGNORECASE,
+)
 _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class CacheConfig:
     enabled: bool
-    expire_after: Optional[datetime.timedelta]   # None: no expiry given
+    expire_after: Optional[datetime.timedelta]  # None: no expiry given
     expire_text: Optional[str] = None
 
 
@@ -41,8 +45,9 @@ def parse_expire_after(text: str) -> datetime.timedelta:
     if not match or not any(match.groups()) or str(text).strip().upper().endswith("T"):
         raise ValueError(f"ExpireAfter {text!r} is not an ISO 8601 duration (for example P30D, PT12H, P4DT12H)")
     years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return datetime.timedelta(days=365 * years + 30 * months + 7 * weeks + days, hours=hours,
-                              minutes=minutes, seconds=seconds)
+    return datetime.timedelta(
+        days=365 * years + 30 * months + 7 * weeks + days, hours=hours, minutes=minutes, seconds=seconds
+    )
 
 
 def cache_config(step: Mapping[str, Any]) -> Optional[CacheConfig]:
@@ -51,9 +56,11 @@ def cache_config(step: Mapping[str, Any]) -> Optional[CacheConfig]:
     if not isinstance(config, Mapping):
         return None
     expire = config.get("ExpireAfter")
-    return CacheConfig(enabled=bool(config.get("Enabled")),
-                       expire_after=parse_expire_after(expire) if expire is not None else None,
-                       expire_text=expire)
+    return CacheConfig(
+        enabled=bool(config.get("Enabled")),
+        expire_after=parse_expire_after(expire) if expire is not None else None,
+        expire_text=expire,
+    )
 
 
 def check(step: Mapping[str, Any]) -> Optional[str]:
@@ -96,13 +103,21 @@ def step_key(step_type: str, arguments: Mapping[str, Any], settings: Settings) -
 class CacheHit:
     source_execution_id: str
     source_execution_arn: str
-    step: dict                 # the source's step record
-    properties: Any            # the source step's properties
+    step: dict  # the source's step record
+    properties: Any  # the source step's properties
 
 
-def find_hit(records: Iterable[Mapping[str, Any]], *, pipeline_name: str, step_name: str, key: str,
-             expire_after: Optional[datetime.timedelta], settings: Settings, exclude: str,
-             now: Optional[datetime.datetime] = None) -> Optional[CacheHit]:
+def find_hit(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    pipeline_name: str,
+    step_name: str,
+    key: str,
+    expire_after: Optional[datetime.timedelta],
+    settings: Settings,
+    exclude: str,
+    now: Optional[datetime.datetime] = None,
+) -> Optional[CacheHit]:
     """The most recent successful run of the step with this key, within the expiry, outputs still there."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     found: list = []
@@ -124,8 +139,7 @@ def find_hit(records: Iterable[Mapping[str, Any]], *, pipeline_name: str, step_n
     _, record, step, properties = max(found, key=lambda entry: entry[0])
     source = (step.get("CacheHitResult") or {}).get("SourcePipelineExecutionArn") or record["execution_arn"]
     source_id = source.rstrip("/").rsplit("/", 1)[-1]
-    return CacheHit(source_execution_id=source_id, source_execution_arn=source, step=dict(step),
-                    properties=properties)
+    return CacheHit(source_execution_id=source_id, source_execution_arn=source, step=dict(step), properties=properties)
 
 
 def _outputs_present(step: Mapping[str, Any], settings: Settings) -> bool:
@@ -138,5 +152,13 @@ def _outputs_present(step: Mapping[str, Any], settings: Settings) -> bool:
     return True
 
 
-__all__ = ["CacheConfig", "CacheHit", "cache_config", "check", "content_digest", "find_hit",
-           "parse_expire_after", "step_key"]
+__all__ = [
+    "CacheConfig",
+    "CacheHit",
+    "cache_config",
+    "check",
+    "content_digest",
+    "find_hit",
+    "parse_expire_after",
+    "step_key",
+]

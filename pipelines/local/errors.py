@@ -1,4 +1,5 @@
 """Errors raised by the local stand-ins, shaped like botocore's ClientError."""
+
 from __future__ import annotations
 
 from botocore.exceptions import ClientError

@@ -13,6 +13,7 @@ expression error) to fail the step.
 - Lambda: the deploy handler, in-process, within the Lambda step's 10 minutes;
 - Condition and Fail with SageMaker's semantics (the branch not taken does not run).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,22 +40,22 @@ from processing.kernel.process_env import THREADING_ENV
 from processing.kernel.settings import ENVIRONMENT
 
 PROCESSING_PREFIX = contracts.PROCESSING_ROOT
-HEARTBEAT_SECONDS = 30                       # a quiet step still shows it is alive
+HEARTBEAT_SECONDS = 30  # a quiet step still shows it is alive
 
 
 class Execution(Protocol):
     """What an executor uses of the execution it runs a step for (pipelines.local.runtime.Execution)."""
 
     settings: Any
-    graph: Any                      # the PipelineGraph
-    properties: dict                # step name -> its properties (what Get reads)
+    graph: Any  # the PipelineGraph
+    properties: dict  # step name -> its properties (what Get reads)
     notes: list
     stream_logs: bool
-    api: Any                        # the loopback AWS API (LocalAWSServer)
-    process: Any                    # the running step's process, and its identity (supervision)
+    api: Any  # the loopback AWS API (LocalAWSServer)
+    process: Any  # the running step's process, and its identity (supervision)
     step_process: Optional[dict]
-    step_env: Any                   # the processing steps' interpreter, resolved at the first one
-    client: Any                     # the local SageMaker client
+    step_env: Any  # the processing steps' interpreter, resolved at the first one
+    client: Any  # the local SageMaker client
 
     def out(self, text: str) -> None: ...
     def context(self, step: str) -> ex.Context: ...
@@ -80,14 +81,14 @@ class StepRun:
     record: StepRecord
     step_dir: Path
     log: TextIO
-    skipped: set = field(default_factory=set)   # steps of branches not taken (a Condition adds to it)
+    skipped: set = field(default_factory=set)  # steps of branches not taken (a Condition adds to it)
 
 
 def job_name(execution_id: str, step: str, attempt: int = 1) -> str:
     """The job (or model) a step creates; a retried step's attempt gets its own (names cannot be reused)."""
     suffix = f"-{attempt}" if attempt > 1 else ""
     name = re.sub(r"[^A-Za-z0-9-]", "-", f"pipelines-{execution_id}-{step}")
-    return name[:63 - len(suffix)].rstrip("-") + suffix
+    return name[: 63 - len(suffix)].rstrip("-") + suffix
 
 
 class StepExecutor:
@@ -128,12 +129,15 @@ class ProcessingExecutor(StepExecutor):
         for item in arguments.get("ProcessingInputs") or []:
             source = item.get("S3Input")
             if not source:
-                raise StepFailed(f"input {item.get('InputName')}: only S3Input inputs run locally "
-                                 "(DatasetDefinition is not supported)")
+                raise StepFailed(
+                    f"input {item.get('InputName')}: only S3Input inputs run locally "
+                    "(DatasetDefinition is not supported)"
+                )
             target = Path(mapped(source["LocalPath"]))
             files = copy_in(source["S3Uri"], target, self.settings)
-            self.log(run, f"[runtime] input {item.get('InputName')}: {source['S3Uri']} -> {target} "
-                          f"({len(files)} file(s))")
+            self.log(
+                run, f"[runtime] input {item.get('InputName')}: {source['S3Uri']} -> {target} ({len(files)} file(s))"
+            )
             if item.get("InputName") == "code" or source["LocalPath"] == contracts.CODE_DIR:
                 code_dir = target
         outputs = (arguments.get("ProcessingOutputConfig") or {}).get("Outputs") or []
@@ -142,23 +146,32 @@ class ProcessingExecutor(StepExecutor):
         app = arguments.get("AppSpecification") or {}
         entry = [mapped(str(a)) for a in app.get("ContainerEntrypoint") or []]
         if not entry:
-            raise StepFailed("the step has no ContainerEntrypoint; the local runtime cannot run an image's "
-                             "default entrypoint")
+            raise StepFailed(
+                "the step has no ContainerEntrypoint; the local runtime cannot run an image's default entrypoint"
+            )
         interpreter, overlay = None, None
         if Path(entry[0]).name in ("python", "python3") or re.fullmatch(r"python3(\.\d+)?", entry[0]):
             interpreter, overlay = self.interpreter(run, entry, code_dir)
             entry[0] = interpreter.python if interpreter else sys.executable
         command = entry + [mapped(str(a)) for a in app.get("ContainerArguments") or []]
-        env = self.environment(arguments.get("Environment") or {}, mapped, code_dir,
-                               bundle_only=interpreter is not None, overlay=overlay)
+        env = self.environment(
+            arguments.get("Environment") or {}, mapped, code_dir, bundle_only=interpreter is not None, overlay=overlay
+        )
         described = record.environment or {}
-        self.log(run, "[runtime] environment: " + (described.get("label") or "this Python (the project importable)")
-                 + (f"; requirements overlay {described['overlay']}" if described.get("overlay") else ""))
+        self.log(
+            run,
+            "[runtime] environment: "
+            + (described.get("label") or "this Python (the project importable)")
+            + (f"; requirements overlay {described['overlay']}" if described.get("overlay") else ""),
+        )
         self.log(run, "[runtime] " + " ".join(command))
         returncode = self.spawn(command, env, run, max_runtime=limits.processing_max_runtime(arguments))
         if returncode != 0:
-            raise StepFailed(f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: "
-                             + last_error_line(Path(record.log or "")), exit_code=returncode)
+            raise StepFailed(
+                f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: "
+                + last_error_line(Path(record.log or "")),
+                exit_code=returncode,
+            )
         for item in outputs:
             target_uri = item["S3Output"]["S3Uri"]
             uris = copy_out(Path(mapped(item["S3Output"]["LocalPath"])), target_uri, self.settings)
@@ -166,16 +179,25 @@ class ProcessingExecutor(StepExecutor):
             for pf in spec.body.get("PropertyFiles") or []:
                 if pf.get("OutputName") == item["OutputName"]:
                     record.property_files = record.property_files or {}
-                    record.property_files[pf.get("PropertyFileName")] = \
+                    record.property_files[pf.get("PropertyFileName")] = (
                         target_uri.rstrip("/") + "/" + pf.get("FilePath", "")
+                    )
             self.log(run, f"[runtime] output {item['OutputName']}: {len(uris)} file(s) -> {target_uri}")
         ended = iso(now())
         name = execution.step_job_name(spec.name)
-        execution.properties[spec.name] = plain(dict(
-            arguments, ProcessingJobName=name,
-            ProcessingJobArn=f"arn:aws:sagemaker:{self.settings.effective_region}:000000000000:processing-job/{name}",
-            ProcessingJobStatus="Completed", ExitMessage="", ProcessingStartTime=record.start_time,
-            ProcessingEndTime=ended, CreationTime=record.start_time, LastModifiedTime=ended))
+        execution.properties[spec.name] = plain(
+            dict(
+                arguments,
+                ProcessingJobName=name,
+                ProcessingJobArn=f"arn:aws:sagemaker:{self.settings.effective_region}:000000000000:processing-job/{name}",
+                ProcessingJobStatus="Completed",
+                ExitMessage="",
+                ProcessingStartTime=record.start_time,
+                ProcessingEndTime=ended,
+                CreationTime=record.start_time,
+                LastModifiedTime=ended,
+            )
+        )
 
     def interpreter(self, run: StepRun, entry: list, code_dir: Optional[Path]) -> tuple:
         """(StepEnvironment, requirements overlay) for a python step: the image's environment (or the
@@ -183,7 +205,7 @@ class ProcessingExecutor(StepExecutor):
         from pipelines.local import step_env
 
         execution = self.execution
-        module = None                       # the step module: python3 -m processing.entry <module>
+        module = None  # the step module: python3 -m processing.entry <module>
         if len(entry) > 3 and entry[1:3] == ["-m", "processing.entry"]:
             module = entry[3]
         elif len(entry) > 2 and entry[1] == "-m":
@@ -194,7 +216,7 @@ class ProcessingExecutor(StepExecutor):
             except step_env.StepEnvironmentError as error:
                 raise StepFailed(str(error)) from None
             execution.out(f"    processing steps run in the {execution.step_env.label}: {execution.step_env.python}")
-            if execution.step_env.note:          # the fallback warning: also in the record and the HTML report
+            if execution.step_env.note:  # the fallback warning: also in the record and the HTML report
                 execution.notes.append(execution.step_env.note)
         interpreter = execution.step_env
         overlay, requirements = None, None
@@ -208,13 +230,22 @@ class ProcessingExecutor(StepExecutor):
             except step_env.StepEnvironmentError as error:
                 if self.settings.step_env == "strict":
                     raise StepFailed(f"{requirements.name}: {error}") from None
-                self.log(run, f"[runtime] could not install {requirements.name} ({error}): {module} runs "
-                              "without it, as on SageMaker when the install fails")
+                self.log(
+                    run,
+                    f"[runtime] could not install {requirements.name} ({error}): {module} runs "
+                    "without it, as on SageMaker when the install fails",
+                )
         run.record.environment = interpreter.record(overlay, requirements.name if requirements else None)
         return interpreter, overlay
 
-    def environment(self, definition_env: Mapping[str, str], mapped: Callable, code_dir: Optional[Path],
-                    bundle_only: bool = False, overlay: Optional[Path] = None) -> dict:
+    def environment(
+        self,
+        definition_env: Mapping[str, str],
+        mapped: Callable,
+        code_dir: Optional[Path],
+        bundle_only: bool = False,
+        overlay: Optional[Path] = None,
+    ) -> dict:
         """The step's environment variables. bundle_only: PYTHONPATH is the code bundle (and the
         step's requirements overlay) and nothing else, as in the container."""
         env = dict(os.environ)
@@ -237,11 +268,13 @@ class ProcessingExecutor(StepExecutor):
             paths.append(os.environ["PYTHONPATH"])
         for name, value in THREADING_ENV.items():
             env.setdefault(name, value)
-        env.update({
-            "FORECAST_INSTALL_REQUIREMENTS": "0",      # processing.entry: the runtime provides them (overlay)
-            "PYTHONPATH": os.pathsep.join(paths),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "FORECAST_INSTALL_REQUIREMENTS": "0",  # processing.entry: the runtime provides them (overlay)
+                "PYTHONPATH": os.pathsep.join(paths),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         api = self.execution.api
         for name in api.UNSET_IN_STEPS:  # steps reach AWS only through the loopback API
             env.pop(name, None)
@@ -253,7 +286,7 @@ class ProcessingExecutor(StepExecutor):
         execution = self.execution
         process = execution.process = supervision.spawn(command, cwd=run.step_dir, env=env)
         execution.step_process = supervision.process_identity(process.pid)
-        execution.save()                                    # records step_pid: the step's process group
+        execution.save()  # records step_pid: the step's process group
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
         api = execution.api
         if api is not None:  # the API's calls and the AutoML job's output join the step's log
@@ -276,7 +309,9 @@ class ProcessingExecutor(StepExecutor):
                         execution.stop_process()
                         raise StepFailed(limits.processing_timeout_message(max_runtime)) from None
                     if time.monotonic() - last_output >= HEARTBEAT_SECONDS:
-                        execution.out(f"    ... still Executing ({format_duration(time.monotonic() - started)} elapsed)")
+                        execution.out(
+                            f"    ... still Executing ({format_duration(time.monotonic() - started)} elapsed)"
+                        )
                         last_output = time.monotonic()
                     continue
                 if line is None:
@@ -348,8 +383,9 @@ class TransformExecutor(InProcessExecutor):
         execution.properties[run.spec.name] = plain(described)
         run.record.outputs["TransformOutput"] = (arguments.get("TransformOutput") or {}).get("S3OutputPath")
         if described.get("TransformJobStatus") != "Completed":
-            raise StepFailed(f"transform job {name} {described.get('TransformJobStatus')}: "
-                             f"{described.get('FailureReason')}")
+            raise StepFailed(
+                f"transform job {name} {described.get('TransformJobStatus')}: {described.get('FailureReason')}"
+            )
 
 
 class ModelExecutor(InProcessExecutor):
@@ -378,8 +414,9 @@ class RegisterModelExecutor(InProcessExecutor):
         arguments = self.arguments(run)
         try:
             created = self.call(run, lambda: client.create_model_package(**arguments))
-            execution.properties[run.spec.name] = plain(client.describe_model_package(
-                ModelPackageName=created["ModelPackageArn"]))
+            execution.properties[run.spec.name] = plain(
+                client.describe_model_package(ModelPackageName=created["ModelPackageArn"])
+            )
         except ClientError as error:
             raise StepFailed(client_error(error)) from None
 
@@ -395,16 +432,24 @@ class LambdaExecutor(InProcessExecutor):
         event = ex.resolve(spec.body.get("Arguments") or {}, ctx)
         function = arn.split(":function:", 1)[1].split(":")[0] if ":function:" in arn else arn
         if function != self.settings.deploy_function_name:
-            raise StepFailed(f"Lambda function {arn} has no local stand-in: the local runtime runs "
-                             f"function:{self.settings.deploy_function_name} (deploy.handler.lambda_handler) only")
+            raise StepFailed(
+                f"Lambda function {arn} has no local stand-in: the local runtime runs "
+                f"function:{self.settings.deploy_function_name} (deploy.handler.lambda_handler) only"
+            )
         from deploy.handler import lambda_handler
 
         self.log(run, f"[runtime] deploy.handler.lambda_handler({json.dumps(event, default=str)})")
         seconds = limits.LAMBDA_STEP_TIMEOUT_SECONDS
         try:  # the handler gets a Lambda context with the time left (get_remaining_time_in_millis)
-            result = self.call(run, lambda: limits.call_with_deadline(
-                lambda context: lambda_handler(event, context), seconds, f"Lambda function {function}",
-                f"the pipeline Lambda step's limit ({seconds} s)"))
+            result = self.call(
+                run,
+                lambda: limits.call_with_deadline(
+                    lambda context: lambda_handler(event, context),
+                    seconds,
+                    f"Lambda function {function}",
+                    f"the pipeline Lambda step's limit ({seconds} s)",
+                ),
+            )
         except limits.LimitExceeded as error:
             raise StepFailed(str(error)) from None
         self.log(run, f"[runtime] returned {json.dumps(result, default=str)}")
@@ -412,8 +457,10 @@ class LambdaExecutor(InProcessExecutor):
         for declared in spec.body.get("OutputParameters") or []:
             name, kind = declared.get("OutputName"), declared.get("OutputType", "String")
             if not isinstance(result, Mapping) or name not in result:
-                raise StepFailed(f"the Lambda response has no output parameter {name!r} "
-                                 f"(it returned keys: {', '.join(result) if isinstance(result, Mapping) else result})")
+                raise StepFailed(
+                    f"the Lambda response has no output parameter {name!r} "
+                    f"(it returned keys: {', '.join(result) if isinstance(result, Mapping) else result})"
+                )
             outputs[name] = ex.coerce_parameter(name, kind, result[name])
         execution.properties[spec.name] = plain({"OutputParameters": outputs})
         run.record.outputs = outputs
@@ -445,8 +492,11 @@ class ConditionExecutor(StepExecutor):
                 details.append(f"{condition.get('Type')}({left!r}, {right!r})")
             except ex.ExpressionError:
                 details.append(str(condition.get("Type")))
-        self.log(run, f"[runtime] conditions {' and '.join(details)} -> {outcome}; running "
-                      f"{'IfSteps' if outcome else 'ElseSteps'}")
+        self.log(
+            run,
+            f"[runtime] conditions {' and '.join(details)} -> {outcome}; running "
+            f"{'IfSteps' if outcome else 'ElseSteps'}",
+        )
         execution.properties[spec.name] = {"Outcome": outcome}
         run.record.outputs = {"Outcome": outcome}
         execution.out(f"    {spec.name}: {' and '.join(details)} is {outcome}")
@@ -457,23 +507,35 @@ class FailExecutor(StepExecutor):
 
     def run(self, run: StepRun) -> None:
         execution, spec = self.execution, run.spec
-        message = str(ex.resolve((spec.body.get("Arguments") or {}).get("ErrorMessage", ""),
-                                 execution.context(spec.name)))
+        message = str(
+            ex.resolve((spec.body.get("Arguments") or {}).get("ErrorMessage", ""), execution.context(spec.name))
+        )
         self.log(run, f"[runtime] fail step: {message}")
         run.record.status, run.record.failure_reason = FAILED, message
         execution.properties[spec.name] = {}
 
 
-EXECUTORS: dict = {cls.type: cls for cls in (ProcessingExecutor, TransformExecutor, ModelExecutor,
-                                              RegisterModelExecutor, LambdaExecutor, ConditionExecutor, FailExecutor)}
+EXECUTORS: dict = {
+    cls.type: cls
+    for cls in (
+        ProcessingExecutor,
+        TransformExecutor,
+        ModelExecutor,
+        RegisterModelExecutor,
+        LambdaExecutor,
+        ConditionExecutor,
+        FailExecutor,
+    )
+}
 
 
 def executor_for(step_type: str, execution: Execution) -> StepExecutor:
     try:
         return EXECUTORS[step_type](execution)
     except KeyError:
-        raise StepFailed(f"the local runtime has no executor for {step_type} steps "
-                         f"(it runs {', '.join(EXECUTORS)})") from None
+        raise StepFailed(
+            f"the local runtime has no executor for {step_type} steps (it runs {', '.join(EXECUTORS)})"
+        ) from None
 
 
 # --- helpers -------------------------------------------------------------------------------------

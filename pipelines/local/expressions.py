@@ -4,6 +4,7 @@ Parameters (defaults + per-execution overrides), execution variables, `Get` prop
 paths, `Std:Join`, `Std:JsonGet` and conditions. Errors name the step, the expression and
 what exists instead, because a wrong path here is a wrong path on AWS too.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -14,8 +15,16 @@ from typing import Any, Callable, Mapping, Optional
 
 EXPRESSION_KEYS = ("Get", "Std:Join", "Std:JsonGet")
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
-EXECUTION_VARIABLES = ("PipelineExecutionId", "PipelineExecutionArn", "StartDateTime", "CurrentDateTime",
-                       "PipelineName", "PipelineArn", "TrainingJobName", "ProcessingJobName")
+EXECUTION_VARIABLES = (
+    "PipelineExecutionId",
+    "PipelineExecutionArn",
+    "StartDateTime",
+    "CurrentDateTime",
+    "PipelineName",
+    "PipelineArn",
+    "TrainingJobName",
+    "ProcessingJobName",
+)
 
 
 class ExpressionError(ValueError):
@@ -60,8 +69,12 @@ def coerce_parameter(name: str, kind: str, value: Any) -> Any:
                 return False
             raise ValueError
     except (TypeError, ValueError):
-        examples = {"String": "any text", "Integer": "a whole number such as 14",
-                    "Float": "a number such as 0.3", "Boolean": "true or false"}
+        examples = {
+            "String": "any text",
+            "Integer": "a whole number such as 14",
+            "Float": "a number such as 0.3",
+            "Boolean": "true or false",
+        }
         raise ParameterError(f"parameter {name} is of type {kind}: expected {examples[kind]}, got {value!r}") from None
     raise ParameterError(f"parameter {name} has unsupported type {kind!r} (known: {', '.join(PARAMETER_TYPES)})")
 
@@ -72,10 +85,17 @@ def resolve_parameters(definition: Mapping[str, Any], overrides: Optional[Mappin
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
-        hints = [f"{name} -> {close[0]}?" for name in unknown
-                 for close in [difflib.get_close_matches(name, list(declared), n=1)] if close]
-        raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; this pipeline's parameters are: "
-                             + ", ".join(sorted(declared)) + (f" (did you mean {'; '.join(hints)})" if hints else ""))
+        hints = [
+            f"{name} -> {close[0]}?"
+            for name in unknown
+            for close in [difflib.get_close_matches(name, list(declared), n=1)]
+            if close
+        ]
+        raise ParameterError(
+            f"unknown parameter(s) {', '.join(unknown)}; this pipeline's parameters are: "
+            + ", ".join(sorted(declared))
+            + (f" (did you mean {'; '.join(hints)})" if hints else "")
+        )
     values = {}
     for name, spec in declared.items():
         kind = spec.get("Type", "String")
@@ -101,7 +121,7 @@ class Key(str):
 
 
 def parse_path(path: str) -> list:
-    """"A.B['x'][0]" -> ['A', 'B', 'x', 0] (ints index lists; strings are keys or names)."""
+    """ "A.B['x'][0]" -> ['A', 'B', 'x', 0] (ints index lists; strings are keys or names)."""
     tokens: list = []
     position = 0
     while position < len(path):
@@ -109,8 +129,13 @@ def parse_path(path: str) -> list:
         if not match or match.end() == position:
             raise ExpressionError(f"cannot parse property path {path!r} at character {position}: {path[position:]!r}")
         name, index, quoted, dquoted = match.groups()
-        tokens.append(int(index) if index is not None else name if name is not None else
-                      Key(quoted if quoted is not None else dquoted))
+        tokens.append(
+            int(index)
+            if index is not None
+            else name
+            if name is not None
+            else Key(quoted if quoted is not None else dquoted)
+        )
         position = match.end()
     return tokens
 
@@ -121,8 +146,13 @@ def _describe_keys(value: Any) -> str:
     if isinstance(value, list):
         names = [_element_name(v) for v in value]
         named = [n for n in names if n is not None]
-        return (f"names {', '.join(repr(n) for n in named)}" if named else "") + \
-            (" / " if named else "") + f"indices 0..{len(value) - 1}" if value else "an empty list"
+        return (
+            (f"names {', '.join(repr(n) for n in named)}" if named else "")
+            + (" / " if named else "")
+            + f"indices 0..{len(value) - 1}"
+            if value
+            else "an empty list"
+        )
     return f"the value {value!r}"
 
 
@@ -144,12 +174,12 @@ def walk(value: Any, tokens: list, describe: str) -> Any:
             current = current[token]
         elif isinstance(current, list) and isinstance(token, int) and -len(current) <= token < len(current):
             current = current[token]
-        elif isinstance(current, list) and isinstance(token, str) and \
-                any(_element_name(e) == token for e in current):
+        elif isinstance(current, list) and isinstance(token, str) and any(_element_name(e) == token for e in current):
             current = next(e for e in current if _element_name(e) == token)
         else:
-            raise ExpressionError(f"{describe}: nothing at {_render(walked + [token])!r}; "
-                                  f"at {where} there is {_describe_keys(current)}")
+            raise ExpressionError(
+                f"{describe}: nothing at {_render(walked + [token])!r}; at {where} there is {_describe_keys(current)}"
+            )
         walked.append(token)
     return current
 
@@ -181,6 +211,7 @@ class Context:
     reads a step's property file and returns the parsed JSON; `step_types` lets errors say
     whether a referenced step exists at all or simply has not run.
     """
+
     parameters: dict
     execution: dict
     steps: dict = field(default_factory=dict)
@@ -201,13 +232,15 @@ def resolve_get(path: str, ctx: Context) -> Any:
     head = tokens[0]
     if head == "Parameters":
         if len(tokens) != 2 or tokens[1] not in ctx.parameters:
-            raise ExpressionError(f"{_where(ctx)}Get {path!r}: no such parameter; parameters are "
-                                  + ", ".join(sorted(ctx.parameters)))
+            raise ExpressionError(
+                f"{_where(ctx)}Get {path!r}: no such parameter; parameters are " + ", ".join(sorted(ctx.parameters))
+            )
         return ctx.parameters[tokens[1]]
     if head == "Execution":
         if len(tokens) != 2 or tokens[1] not in ctx.execution:
-            raise ExpressionError(f"{_where(ctx)}Get {path!r}: no such execution variable; known: "
-                                  + ", ".join(sorted(ctx.execution)))
+            raise ExpressionError(
+                f"{_where(ctx)}Get {path!r}: no such execution variable; known: " + ", ".join(sorted(ctx.execution))
+            )
         return ctx.execution[tokens[1]]
     if head == "Steps":
         if len(tokens) < 3:
@@ -215,10 +248,13 @@ def resolve_get(path: str, ctx: Context) -> Any:
         step = tokens[1]
         if step not in ctx.steps:
             if ctx.step_names and step not in ctx.step_names:
-                raise ExpressionError(f"{_where(ctx)}Get {path!r}: there is no step {step!r}; steps are "
-                                      + ", ".join(ctx.step_names))
-            raise ExpressionError(f"{_where(ctx)}Get {path!r}: step {step!r} has not run (yet) in this execution; "
-                                  "add it to DependsOn or reference it only from steps after it")
+                raise ExpressionError(
+                    f"{_where(ctx)}Get {path!r}: there is no step {step!r}; steps are " + ", ".join(ctx.step_names)
+                )
+            raise ExpressionError(
+                f"{_where(ctx)}Get {path!r}: step {step!r} has not run (yet) in this execution; "
+                "add it to DependsOn or reference it only from steps after it"
+            )
         return walk(ctx.steps[step], tokens[2:], f"{_where(ctx)}Get {path!r} (properties of step {step})")
     raise ExpressionError(f"{_where(ctx)}Get {path!r}: a path starts with Parameters., Execution. or Steps.")
 
@@ -242,8 +278,10 @@ def resolve_json_get(spec: Mapping[str, Any], ctx: Context) -> Any:
         get = reference.get("Get") if isinstance(reference, Mapping) else None
         tokens = parse_path(get) if isinstance(get, str) else []
         if len(tokens) != 4 or tokens[0] != "Steps" or tokens[2] != "PropertyFiles":
-            raise ExpressionError(f"{_where(ctx)}Std:JsonGet PropertyFile must be "
-                                  f"{{'Get': 'Steps.<Step>.PropertyFiles.<Name>'}}, got {reference!r}")
+            raise ExpressionError(
+                f"{_where(ctx)}Std:JsonGet PropertyFile must be "
+                f"{{'Get': 'Steps.<Step>.PropertyFiles.<Name>'}}, got {reference!r}"
+            )
         step, name = tokens[1], tokens[3]
         if ctx.property_file is None:
             raise ExpressionError(f"{_where(ctx)}Std:JsonGet: no property files available")
@@ -259,8 +297,10 @@ def resolve_json_get(spec: Mapping[str, Any], ctx: Context) -> Any:
         raise ExpressionError(f"{_where(ctx)}Std:JsonGet needs PropertyFile or S3Uri, got keys {sorted(spec)}")
     value = walk(document, json_path_tokens(json_path), describe)
     if isinstance(value, (dict, list)):
-        raise ExpressionError(f"{describe}: resolves to a {'list' if isinstance(value, list) else 'JSON object'}; "
-                              "JsonGet returns primitive values only (string, number, boolean)")
+        raise ExpressionError(
+            f"{describe}: resolves to a {'list' if isinstance(value, list) else 'JSON object'}; "
+            "JsonGet returns primitive values only (string, number, boolean)"
+        )
     return value
 
 
@@ -271,7 +311,7 @@ def is_expression(value: Any) -> bool:
 def resolve(value: Any, ctx: Context) -> Any:
     """`value` with every expression replaced by its value (recursively)."""
     if is_expression(value):
-        (kind, spec), = value.items()
+        ((kind, spec),) = value.items()
         if kind == "Get":
             if not isinstance(spec, str):
                 raise ExpressionError(f"{_where(ctx)}Get expects a string path, got {spec!r}")
@@ -300,6 +340,7 @@ _COMPARISONS = {
 
 def _comparable(left: Any, right: Any) -> tuple:
     """Numbers compare as numbers; a numeric string facing a number is read as a number."""
+
     def number(x):
         if isinstance(x, bool):
             return None
@@ -336,8 +377,9 @@ def evaluate_condition(condition: Mapping[str, Any], ctx: Context) -> bool:
         return any(evaluate_condition(c, ctx) for c in condition.get("Conditions") or [])
     if kind == "And":
         return all(evaluate_condition(c, ctx) for c in condition.get("Conditions") or [])
-    raise ExpressionError(f"{_where(ctx)}unknown condition type {kind!r}; known: "
-                          + ", ".join(list(_COMPARISONS) + ["In", "Not", "Or"]))
+    raise ExpressionError(
+        f"{_where(ctx)}unknown condition type {kind!r}; known: " + ", ".join(list(_COMPARISONS) + ["In", "Not", "Or"])
+    )
 
 
 def evaluate_conditions(conditions: list, ctx: Context) -> bool:

@@ -5,6 +5,7 @@ references, the branch's condition), orders the steps (dependencies first, defin
 among independent ones) and rejects what cannot run: unknown references, cycles, unsupported
 step types, property paths the step's Describe* output does not have, bad CacheConfigs.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -18,9 +19,13 @@ from pipelines.local import expressions as ex
 SUPPORTED_TYPES = ("Processing", "Transform", "Model", "RegisterModel", "Lambda", "Condition", "Fail")
 
 # Which Describe* response a step's properties follow (used to check Get paths at load time)
-DESCRIBE_OPERATION = {"Processing": "DescribeProcessingJob", "Transform": "DescribeTransformJob",
-                      "Model": "DescribeModel", "RegisterModel": "DescribeModelPackage",
-                      "Training": "DescribeTrainingJob"}
+DESCRIBE_OPERATION = {
+    "Processing": "DescribeProcessingJob",
+    "Transform": "DescribeTransformJob",
+    "Model": "DescribeModel",
+    "RegisterModel": "DescribeModelPackage",
+    "Training": "DescribeTrainingJob",
+}
 
 
 class DefinitionError(ValueError):
@@ -32,11 +37,11 @@ class DefinitionError(ValueError):
 class StepSpec:
     name: str
     type: str
-    body: dict                       # the step's JSON from the definition
-    order: int                       # position in the flattened definition
+    body: dict  # the step's JSON from the definition
+    order: int  # position in the flattened definition
     depends_on: list = field(default_factory=list)
     condition: Optional[str] = None  # the Condition step this step is a branch of
-    branch: Optional[str] = None     # "IfSteps" or "ElseSteps"
+    branch: Optional[str] = None  # "IfSteps" or "ElseSteps"
 
     @property
     def display_name(self) -> str:
@@ -45,8 +50,8 @@ class StepSpec:
 
 @dataclass
 class PipelineGraph:
-    steps: dict                      # name -> StepSpec
-    order: list                      # names in execution order
+    steps: dict  # name -> StepSpec
+    order: list  # names in execution order
 
     def dependents_closure(self, names: Iterable[str]) -> set:
         found, frontier = set(), list(names)
@@ -64,8 +69,9 @@ def _flatten(steps: list, order: list, condition: Optional[str] = None, branch: 
     for body in steps or []:
         if not isinstance(body, Mapping) or not body.get("Name") or not body.get("Type"):
             raise DefinitionError(f"every step needs a Name and a Type; got {str(body)[:200]}")
-        spec = StepSpec(name=body["Name"], type=body["Type"], body=dict(body), order=len(order),
-                        condition=condition, branch=branch)
+        spec = StepSpec(
+            name=body["Name"], type=body["Type"], body=dict(body), order=len(order), condition=condition, branch=branch
+        )
         order.append(spec.name)
         specs.append(spec)
         if spec.type == "Condition":
@@ -97,13 +103,18 @@ def load_definition(definition: Any) -> PipelineGraph:
     problems = []
     for spec in specs:
         if spec.type not in SUPPORTED_TYPES:
-            problems.append(f"step {spec.name}: type {spec.type} is not supported by the local runtime "
-                            f"(supported: {', '.join(SUPPORTED_TYPES)})")
+            problems.append(
+                f"step {spec.name}: type {spec.type} is not supported by the local runtime "
+                f"(supported: {', '.join(SUPPORTED_TYPES)})"
+            )
         explicit = spec.body.get("DependsOn") or []
         for ref in explicit:
             if ref not in steps:
-                problems.append(f"step {spec.name}: DependsOn names unknown step {ref!r}; steps are "
-                                + ", ".join(names) + _did_you_mean(ref, names))
+                problems.append(
+                    f"step {spec.name}: DependsOn names unknown step {ref!r}; steps are "
+                    + ", ".join(names)
+                    + _did_you_mean(ref, names)
+                )
         try:
             data = ex.referenced_steps(_own_content(spec))
         except ex.ExpressionError as error:
@@ -111,8 +122,11 @@ def load_definition(definition: Any) -> PipelineGraph:
             data = []
         for ref in data:
             if ref not in steps:
-                problems.append(f"step {spec.name}: references unknown step {ref!r} in a Get; steps are "
-                                + ", ".join(names) + _did_you_mean(ref, names))
+                problems.append(
+                    f"step {spec.name}: references unknown step {ref!r} in a Get; steps are "
+                    + ", ".join(names)
+                    + _did_you_mean(ref, names)
+                )
         deps = [d for d in list(explicit) + data if d in steps and d != spec.name]
         if spec.condition:
             deps.append(spec.condition)
@@ -162,7 +176,7 @@ def _find_cycle(steps: dict, stuck: list) -> list:
     while current not in path:
         path.append(current)
         current = next(d for d in steps[current].depends_on if d in stuck)
-    return path[path.index(current):] + [current]
+    return path[path.index(current) :] + [current]
 
 
 # --- static property path checks (botocore output shapes) -------------------------------
@@ -195,8 +209,10 @@ def check_property_path(spec: StepSpec, tokens: list) -> Optional[str]:
         outputs = [o.get("OutputName") for o in spec.body.get("OutputParameters") or []]
         if len(tokens) == 2 and tokens[0] == "OutputParameters" and tokens[1] in outputs:
             return None
-        return (f"{rendered}: Lambda step {spec.name} has properties OutputParameters['<name>'] for its "
-                f"OutputParameters: {', '.join(map(repr, outputs)) or 'none declared'}")
+        return (
+            f"{rendered}: Lambda step {spec.name} has properties OutputParameters['<name>'] for its "
+            f"OutputParameters: {', '.join(map(repr, outputs)) or 'none declared'}"
+        )
     if spec.type == "Fail":
         return f"{rendered}: a Fail step has no properties"
     operation = DESCRIBE_OPERATION.get(spec.type)
@@ -209,8 +225,7 @@ def check_property_path(spec: StepSpec, tokens: list) -> Optional[str]:
         where = ex._render(walked) or operation
         if shape.type_name == "structure":
             if not isinstance(token, str) or token not in shape.members:
-                return (f"{rendered}: {where} has no member {token!r}; members are "
-                        + ", ".join(shape.members))
+                return f"{rendered}: {where} has no member {token!r}; members are " + ", ".join(shape.members)
             shape = shape.members[token]
             arguments = arguments.get(token) if isinstance(arguments, Mapping) else None
         elif shape.type_name == "list":
@@ -245,22 +260,35 @@ def check_property_paths(steps: dict) -> list:
             if tokens[2] == "PropertyFiles":
                 files = [f.get("PropertyFileName") for f in target.body.get("PropertyFiles") or []]
                 if len(tokens) != 4 or tokens[3] not in files:
-                    problems.append(f"step {spec.name}: {path}: step {target.name} declares property files "
-                                    + (", ".join(map(repr, files)) or "none"))
+                    problems.append(
+                        f"step {spec.name}: {path}: step {target.name} declares property files "
+                        + (", ".join(map(repr, files)) or "none")
+                    )
                 continue
             problem = check_property_path(target, tokens[2:])
             if problem:
                 problems.append(f"step {spec.name}: {problem}")
     for spec in steps.values():
-        outputs = [o.get("OutputName") for o in
-                   ((spec.body.get("Arguments") or {}).get("ProcessingOutputConfig") or {}).get("Outputs") or []]
+        outputs = [
+            o.get("OutputName")
+            for o in ((spec.body.get("Arguments") or {}).get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        ]
         for pf in spec.body.get("PropertyFiles") or []:
             if spec.type == "Processing" and pf.get("OutputName") not in outputs:
-                problems.append(f"step {spec.name}: property file {pf.get('PropertyFileName')} reads output "
-                                f"{pf.get('OutputName')!r}, but the step's outputs are "
-                                + (", ".join(map(repr, outputs)) or "none"))
+                problems.append(
+                    f"step {spec.name}: property file {pf.get('PropertyFileName')} reads output "
+                    f"{pf.get('OutputName')!r}, but the step's outputs are " + (", ".join(map(repr, outputs)) or "none")
+                )
     return problems
 
 
-__all__ = ["DefinitionError", "StepSpec", "PipelineGraph", "load_definition", "check_property_path",
-           "check_property_paths", "SUPPORTED_TYPES", "DESCRIBE_OPERATION"]
+__all__ = [
+    "DefinitionError",
+    "StepSpec",
+    "PipelineGraph",
+    "load_definition",
+    "check_property_path",
+    "check_property_paths",
+    "SUPPORTED_TYPES",
+    "DESCRIBE_OPERATION",
+]

@@ -19,20 +19,27 @@ Edges leave a box at its bottom centre and end, arrow tip on the border, at the 
 box they feed. Edges out of a Condition step carry "if true" / "else"; once the condition
 has run, the branch taken is drawn solid and the other one faint and dashed.
 """
+
 from __future__ import annotations
 
 import html
 from typing import Any, Iterable, Mapping, Optional
 
-STATUS_COLOURS = {"Succeeded": "#2e7d32", "Failed": "#c62828", "Stopped": "#ef6c00", "Executing": "#1565c0",
-                  "NotExecuted": "#9e9e9e", "Pending": "#bdbdbd"}
+STATUS_COLOURS = {
+    "Succeeded": "#2e7d32",
+    "Failed": "#c62828",
+    "Stopped": "#ef6c00",
+    "Executing": "#1565c0",
+    "NotExecuted": "#9e9e9e",
+    "Pending": "#bdbdbd",
+}
 BOX_H = 48
 GAP_X = 36
 GAP_Y = 46
 MARGIN = 14
 DUMMY_W = 18
-NAME_CHAR_PX = 7.6     # 13px bold sans-serif, generous
-DETAIL_CHAR_PX = 6.3   # 11px sans-serif
+NAME_CHAR_PX = 7.6  # 13px bold sans-serif, generous
+DETAIL_CHAR_PX = 6.3  # 11px sans-serif
 SWEEPS = 4
 
 
@@ -86,8 +93,9 @@ def drawn_dependencies(steps: list) -> dict:
     """{step: the dependencies drawn}: the transitive reduction, so that PrepareData -> Evaluate is
     not drawn beside PrepareData -> AutoML -> BacktestForecast -> Evaluate (the order is the same)."""
     names = {s["name"] for s in steps}
-    parents = {s["name"]: [d for d in dict.fromkeys(s.get("depends_on") or []) if d in names and d != s["name"]]
-               for s in steps}
+    parents = {
+        s["name"]: [d for d in dict.fromkeys(s.get("depends_on") or []) if d in names and d != s["name"]] for s in steps
+    }
     ancestors: dict = {}
 
     def above(name: str, seen: frozenset = frozenset()) -> set:
@@ -140,6 +148,7 @@ def layout(steps: list) -> dict:
             linked = [position[n] for n in neighbours.get(name, []) if n in position]
             centre = sum(linked) / len(linked) if linked else position[name]
             return (centre, order_index[name])
+
         ordered = sorted(row, key=key)
         for i, name in enumerate(ordered):
             position[name] = float(i)
@@ -183,14 +192,18 @@ def layout(steps: list) -> dict:
         edges.append((chain[0], chain[-1], points))
     _spread_ports(edges, nodes)
     total_h = MARGIN * 2 + layer_count * BOX_H + max(0, layer_count - 1) * GAP_Y
-    return {"nodes": {k: v for k, v in nodes.items() if not k.startswith("\0")}, "edges": edges,
-            "width": round(total_w), "height": total_h}
+    return {
+        "nodes": {k: v for k, v in nodes.items() if not k.startswith("\0")},
+        "edges": edges,
+        "width": round(total_w),
+        "height": total_h,
+    }
 
 
 def _spread_ports(edges: list, nodes: dict) -> None:
     """Several edges into (or out of) one box meet its border side by side, in the order of the
     boxes at their other end, instead of all at the centre: each arrow visibly lands on its box."""
-    for end, neighbour in ((-1, -2), (0, 1)):      # arrival ports on top, then departure ports below
+    for end, neighbour in ((-1, -2), (0, 1)):  # arrival ports on top, then departure ports below
         ends: dict = {}
         for index, (source, target, _points) in enumerate(edges):
             ends.setdefault(target if end == -1 else source, []).append(index)
@@ -230,19 +243,21 @@ def graph_svg(steps: list, branch_of: Optional[Mapping[str, tuple]] = None, link
     for step in steps:  # older records: the runtime's note names the branch that was not taken
         note = str(step.get("note") or "")
         if step["name"] not in branch_of and note.startswith("branch not taken ("):
-            key, _, condition = note[len("branch not taken ("):].rstrip(")").partition(" of ")
+            key, _, condition = note[len("branch not taken (") :].rstrip(")").partition(" of ")
             branch_of[step["name"]] = (condition, key)
     placed = layout(steps)
     by_name = {s["name"]: s for s in steps}
     width, height = placed["width"], placed["height"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="pipeline-graph" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" style="max-width:100%;height:auto" '
-             f'font-family="system-ui,sans-serif" font-size="12" role="img" aria-label="pipeline graph">',
-             '<defs><marker id="arrow" viewBox="0 0 10 10" markerWidth="9" markerHeight="9" refX="10" refY="5" '
-             'orient="auto-start-reverse" markerUnits="userSpaceOnUse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/>'
-             '</marker><marker id="arrow-faint" viewBox="0 0 10 10" markerWidth="9" markerHeight="9" refX="10" '
-             'refY="5" orient="auto-start-reverse" markerUnits="userSpaceOnUse"><path d="M0,0 L10,5 L0,10 z" '
-             'fill="#c4c4c4"/></marker></defs>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="pipeline-graph" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" style="max-width:100%;height:auto" '
+        f'font-family="system-ui,sans-serif" font-size="12" role="img" aria-label="pipeline graph">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" markerWidth="9" markerHeight="9" refX="10" refY="5" '
+        'orient="auto-start-reverse" markerUnits="userSpaceOnUse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/>'
+        '</marker><marker id="arrow-faint" viewBox="0 0 10 10" markerWidth="9" markerHeight="9" refX="10" '
+        'refY="5" orient="auto-start-reverse" markerUnits="userSpaceOnUse"><path d="M0,0 L10,5 L0,10 z" '
+        'fill="#c4c4c4"/></marker></defs>',
+    ]
     for source, target, points in placed["edges"]:
         parent = by_name[source]
         style, marker, label = 'stroke="#555" stroke-width="1.6"', "arrow", ""
@@ -252,37 +267,48 @@ def graph_svg(steps: list, branch_of: Optional[Mapping[str, tuple]] = None, link
             outcome = (parent.get("outputs") or {}).get("Outcome")
             if parent.get("status") == "Succeeded" and isinstance(outcome, bool):
                 taken = outcome == (branch[1] == "IfSteps")
-                style = ('stroke="#2e7d32" stroke-width="2.6"' if taken else
-                         'stroke="#c4c4c4" stroke-width="1.4" stroke-dasharray="5,4"')
+                style = (
+                    'stroke="#2e7d32" stroke-width="2.6"'
+                    if taken
+                    else 'stroke="#c4c4c4" stroke-width="1.4" stroke-dasharray="5,4"'
+                )
                 marker = "arrow" if taken else "arrow-faint"
                 label += " (taken)" if taken else " (not taken)"
             else:
                 style = 'stroke="#555" stroke-width="1.6" stroke-dasharray="5,4"'
-        parts.append(f'<path class="edge" data-from="{html.escape(source)}" data-to="{html.escape(target)}" '
-                     f'd="{_path(points)}" fill="none" {style} marker-end="url(#{marker})"/>')
+        parts.append(
+            f'<path class="edge" data-from="{html.escape(source)}" data-to="{html.escape(target)}" '
+            f'd="{_path(points)}" fill="none" {style} marker-end="url(#{marker})"/>'
+        )
         if label:  # beside the edge's midpoint, on the side it bends away from
             (x1, y1), (x2, y2) = points[0], points[-1]
             lx, ly = (x1 + x2) / 2, (y1 + y2) / 2
             anchor, dx = ("end", -8) if x2 < x1 else ("start", 8)
-            parts.append(f'<text class="edge-label" x="{lx + dx:.1f}" y="{ly + 4:.1f}" text-anchor="{anchor}" '
-                         f'fill="#444" font-size="11" paint-order="stroke" stroke="white" stroke-width="3">'
-                         f'{html.escape(label)}</text>')
+            parts.append(
+                f'<text class="edge-label" x="{lx + dx:.1f}" y="{ly + 4:.1f}" text-anchor="{anchor}" '
+                f'fill="#444" font-size="11" paint-order="stroke" stroke="white" stroke-width="3">'
+                f"{html.escape(label)}</text>"
+            )
     for name, (x, y, w, h) in placed["nodes"].items():
         step = by_name[name]
         status = str(step.get("status") or "Pending")
         colour = STATUS_COLOURS.get(status, "#757575")
-        title = html.escape(f"{name} ({step.get('type')}): {status}"
-                            + (f" - {step['failure_reason']}" if step.get("failure_reason") else "")
-                            + (f" - {step['note']}" if step.get("note") else ""))
+        title = html.escape(
+            f"{name} ({step.get('type')}): {status}"
+            + (f" - {step['failure_reason']}" if step.get("failure_reason") else "")
+            + (f" - {step['note']}" if step.get("note") else "")
+        )
         fill = "#e3f2fd" if status == "Executing" else "#f5f5f5" if status in ("NotExecuted", "Pending") else "white"
-        box = (f'<g class="step" data-step="{html.escape(name)}" data-status="{html.escape(status)}">'
-               f'<title>{title}</title><rect x="{x}" y="{y}" width="{w}" height="{h}" rx="7" fill="{fill}" '
-               f'stroke="{colour}" stroke-width="2.5"/>'
-               f'<text x="{x + 12}" y="{y + 20}" font-weight="bold" font-size="13" fill="#222">'
-               f'{html.escape(name)}</text>'
-               f'<text x="{x + 12}" y="{y + 37}" font-size="11" fill="{colour}">'
-               f'{html.escape(str(step.get("type", "")))} · {html.escape(status)} · '
-               f'{format_duration(step.get("duration_seconds"))}</text></g>')
+        box = (
+            f'<g class="step" data-step="{html.escape(name)}" data-status="{html.escape(status)}">'
+            f'<title>{title}</title><rect x="{x}" y="{y}" width="{w}" height="{h}" rx="7" fill="{fill}" '
+            f'stroke="{colour}" stroke-width="2.5"/>'
+            f'<text x="{x + 12}" y="{y + 20}" font-weight="bold" font-size="13" fill="#222">'
+            f"{html.escape(name)}</text>"
+            f'<text x="{x + 12}" y="{y + 37}" font-size="11" fill="{colour}">'
+            f"{html.escape(str(step.get('type', '')))} · {html.escape(status)} · "
+            f"{format_duration(step.get('duration_seconds'))}</text></g>"
+        )
         if link:
             box = f'<a href="{html.escape(link.format(name=name))}">{box}</a>'
         parts.append(box)

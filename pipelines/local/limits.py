@@ -15,6 +15,7 @@ Each limit is a named constant with its source, and each has one checker that ra
   minutes (LambdaStep timeout, 600 s at most).
 - Processing job: StoppingCondition.MaxRuntimeInSeconds (SageMaker stops the job then).
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,11 +23,11 @@ import time
 from typing import Any, Callable, Mapping, Optional
 
 MB = 1024 * 1024
-DEFAULT_MAX_PAYLOAD_MB = 6              # MaxPayloadInMB when unset
-MAX_PAYLOAD_MB = 100                    # MaxPayloadInMB at most; also the per-invocation maximum when 0
-DEFAULT_INVOCATIONS_TIMEOUT_SECONDS = 600   # ModelClientConfig.InvocationsTimeoutInSeconds when unset
+DEFAULT_MAX_PAYLOAD_MB = 6  # MaxPayloadInMB when unset
+MAX_PAYLOAD_MB = 100  # MaxPayloadInMB at most; also the per-invocation maximum when 0
+DEFAULT_INVOCATIONS_TIMEOUT_SECONDS = 600  # ModelClientConfig.InvocationsTimeoutInSeconds when unset
 MAX_INVOCATIONS_TIMEOUT_SECONDS = 3600
-LAMBDA_STEP_TIMEOUT_SECONDS = 600       # a pipeline Lambda step's 10 minutes
+LAMBDA_STEP_TIMEOUT_SECONDS = 600  # a pipeline Lambda step's 10 minutes
 
 
 class LimitExceeded(RuntimeError):
@@ -41,13 +42,17 @@ def payload_limit_mb(request: Mapping[str, Any]) -> int:
         return DEFAULT_MAX_PAYLOAD_MB
     value = int(value)
     if value > MAX_PAYLOAD_MB:
-        raise LimitExceeded(f"MaxPayloadInMB={value}: SageMaker allows at most {MAX_PAYLOAD_MB} MB; "
-                            "lower MaxPayloadInMB and cut the input into smaller files")
+        raise LimitExceeded(
+            f"MaxPayloadInMB={value}: SageMaker allows at most {MAX_PAYLOAD_MB} MB; "
+            "lower MaxPayloadInMB and cut the input into smaller files"
+        )
     concurrent = int(request.get("MaxConcurrentTransforms") or 0)
     if concurrent and value and concurrent * value > MAX_PAYLOAD_MB:
-        raise LimitExceeded(f"MaxConcurrentTransforms x MaxPayloadInMB = {concurrent} x {value} MB exceeds "
-                            f"SageMaker's {MAX_PAYLOAD_MB} MB; lower one of them")
-    return value or MAX_PAYLOAD_MB      # 0: streamed, up to the per-invocation maximum
+        raise LimitExceeded(
+            f"MaxConcurrentTransforms x MaxPayloadInMB = {concurrent} x {value} MB exceeds "
+            f"SageMaker's {MAX_PAYLOAD_MB} MB; lower one of them"
+        )
+    return value or MAX_PAYLOAD_MB  # 0: streamed, up to the per-invocation maximum
 
 
 def split_type(request: Mapping[str, Any]) -> str:
@@ -60,12 +65,17 @@ def check_transform_payload(request: Mapping[str, Any], size_bytes: int, file_na
     if split_type(request) != "None" or size_bytes <= limit * MB:
         return
     setting = request.get("MaxPayloadInMB")
-    where = (f"MaxPayloadInMB={setting}" if setting is not None
-             else f"MaxPayloadInMB unset (default {DEFAULT_MAX_PAYLOAD_MB} MB)")
-    raise LimitExceeded(f"transform request {file_name} is {size_bytes / MB:.2f} MB, over the payload limit of "
-                        f"{limit} MB ({where}); with SplitType None each input file is one request: cut the "
-                        f"input into smaller files (whole series per file) or raise MaxPayloadInMB "
-                        f"(at most {MAX_PAYLOAD_MB})")
+    where = (
+        f"MaxPayloadInMB={setting}"
+        if setting is not None
+        else f"MaxPayloadInMB unset (default {DEFAULT_MAX_PAYLOAD_MB} MB)"
+    )
+    raise LimitExceeded(
+        f"transform request {file_name} is {size_bytes / MB:.2f} MB, over the payload limit of "
+        f"{limit} MB ({where}); with SplitType None each input file is one request: cut the "
+        f"input into smaller files (whole series per file) or raise MaxPayloadInMB "
+        f"(at most {MAX_PAYLOAD_MB})"
+    )
 
 
 def invocation_timeout_seconds(request: Mapping[str, Any]) -> int:
@@ -79,11 +89,16 @@ def check_invocation_time(request: Mapping[str, Any], seconds: float, file_name:
     if seconds <= limit:
         return
     setting = (request.get("ModelClientConfig") or {}).get("InvocationsTimeoutInSeconds")
-    where = (f"ModelClientConfig.InvocationsTimeoutInSeconds={setting}" if setting is not None else
-             f"ModelClientConfig.InvocationsTimeoutInSeconds unset (default {DEFAULT_INVOCATIONS_TIMEOUT_SECONDS} s)")
-    raise LimitExceeded(f"transform invocation for {file_name} took {seconds:.1f} s, over the invocation timeout of "
-                        f"{limit} s ({where}); cut the input into smaller files or raise "
-                        f"InvocationsTimeoutInSeconds (at most {MAX_INVOCATIONS_TIMEOUT_SECONDS})")
+    where = (
+        f"ModelClientConfig.InvocationsTimeoutInSeconds={setting}"
+        if setting is not None
+        else f"ModelClientConfig.InvocationsTimeoutInSeconds unset (default {DEFAULT_INVOCATIONS_TIMEOUT_SECONDS} s)"
+    )
+    raise LimitExceeded(
+        f"transform invocation for {file_name} took {seconds:.1f} s, over the invocation timeout of "
+        f"{limit} s ({where}); cut the input into smaller files or raise "
+        f"InvocationsTimeoutInSeconds (at most {MAX_INVOCATIONS_TIMEOUT_SECONDS})"
+    )
 
 
 # --- Lambda steps ------------------------------------------------------------------------------
@@ -117,9 +132,11 @@ def call_with_deadline(function: Callable[[Any], Any], seconds: float, what: str
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()))
     if worker.is_alive():
-        raise LimitExceeded(f"{what} did not return within {seconds:g} s, {limit_name}; SageMaker fails the step "
-                            "then. Make the function return sooner (it is handed the time left, "
-                            "context.get_remaining_time_in_millis())")
+        raise LimitExceeded(
+            f"{what} did not return within {seconds:g} s, {limit_name}; SageMaker fails the step "
+            "then. Make the function return sooner (it is handed the time left, "
+            "context.get_remaining_time_in_millis())"
+        )
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
@@ -133,6 +150,8 @@ def processing_max_runtime(arguments: Mapping[str, Any]) -> Optional[int]:
 
 
 def processing_timeout_message(seconds: int) -> str:
-    return (f"the step ran past StoppingCondition.MaxRuntimeInSeconds={seconds} and was stopped, as SageMaker "
-            "stops the processing job then; raise max_runtime_seconds of this step (pipelines/steps.py) "
-            "or make the step faster")
+    return (
+        f"the step ran past StoppingCondition.MaxRuntimeInSeconds={seconds} and was stopped, as SageMaker "
+        "stops the processing job then; raise max_runtime_seconds of this step (pipelines/steps.py) "
+        "or make the step faster"
+    )

@@ -1,4 +1,5 @@
 """Reading past executions: `--list`, the Studio, caching and retries all go through `load_executions`."""
+
 from __future__ import annotations
 
 import datetime
@@ -11,8 +12,12 @@ from pipelines.local.report import format_duration
 from pipelines.local.supervision import mark_if_dead
 from processing.kernel.settings import Settings
 
-_STEP_STATUSES = {records.EXECUTING: "Executing", records.SUCCEEDED: "Succeeded", records.FAILED: "Failed",
-                  records.STOPPED: "Stopped"}
+_STEP_STATUSES = {
+    records.EXECUTING: "Executing",
+    records.SUCCEEDED: "Succeeded",
+    records.FAILED: "Failed",
+    records.STOPPED: "Stopped",
+}
 
 
 def load_executions(settings: Settings) -> list:
@@ -35,10 +40,14 @@ def pipeline_execution_steps(record: Mapping[str, Any]) -> dict:
     for step in records.ExecutionRecord.from_dict(record).steps:
         if step.status not in _STEP_STATUSES or not step.start_time:
             continue
-        entry: dict = {"StepName": step.name, "StepDisplayName": step.display_name or step.name,
-                       "StepDescription": step.description or "",
-                       "StartTime": datetime.datetime.fromisoformat(step.start_time),
-                       "StepStatus": _STEP_STATUSES[step.status], "AttemptCount": int(step.attempt_count or 1)}
+        entry: dict = {
+            "StepName": step.name,
+            "StepDisplayName": step.display_name or step.name,
+            "StepDescription": step.description or "",
+            "StartTime": datetime.datetime.fromisoformat(step.start_time),
+            "StepStatus": _STEP_STATUSES[step.status],
+            "AttemptCount": int(step.attempt_count or 1),
+        }
         if step.end_time:
             entry["EndTime"] = datetime.datetime.fromisoformat(step.end_time)
         if step.failure_reason:
@@ -57,8 +66,7 @@ def _detail(record: Mapping[str, Any]) -> str:
         hit = step.get("CacheHitResult")
         if hit:
             cached = [s["name"] for s in record["steps"] if s.get("CacheHitResult")]
-            return (f"cache hit: {', '.join(cached)} "
-                    f"(from {hit['SourcePipelineExecutionArn'].rsplit('/', 1)[-1]})")
+            return f"cache hit: {', '.join(cached)} (from {hit['SourcePipelineExecutionArn'].rsplit('/', 1)[-1]})"
     return ""
 
 
@@ -70,14 +78,24 @@ def list_executions(settings: Settings, out: Callable[[str], None] = print) -> N
         return
     rows = [("EXECUTION", "PIPELINE", "STATUS", "ATTEMPT", "STARTED (UTC)", "DURATION", "DETAIL")]
     for r in found:
-        rows.append((r.get("execution_id", "?"), r.get("pipeline_name", "?"), r.get("status", "?"),
-                     str(r.get("attempt") or 1), (r.get("start_time") or "")[:19].replace("T", " "),
-                     format_duration(r.get("duration_seconds")), _detail(r)[:70]))
+        rows.append(
+            (
+                r.get("execution_id", "?"),
+                r.get("pipeline_name", "?"),
+                r.get("status", "?"),
+                str(r.get("attempt") or 1),
+                (r.get("start_time") or "")[:19].replace("T", " "),
+                format_duration(r.get("duration_seconds")),
+                _detail(r)[:70],
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    out(f"\nRecords and HTML reports: {executions_dir(settings)}/<execution>/; retry a Failed or Stopped "
-        "one from its failed step: python -m pipelines.run --retry <execution>")
+    out(
+        f"\nRecords and HTML reports: {executions_dir(settings)}/<execution>/; retry a Failed or Stopped "
+        "one from its failed step: python -m pipelines.run --retry <execution>"
+    )
 
 
 __all__ = ["list_executions", "load_executions", "pipeline_execution_steps"]

@@ -5,6 +5,7 @@ Studio as a plain JSON object; `ExecutionRecord.to_dict()` writes exactly that f
 `from_dict()` reads it back (keys it does not know are kept, so an older or newer record
 round-trips unchanged).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,7 +21,13 @@ from processing.kernel.settings import Settings
 
 # Step statuses (SageMaker's names, plus Pending and NotExecuted for steps that have not run)
 PENDING, EXECUTING, SUCCEEDED, FAILED, STOPPED, NOT_EXECUTED = (
-    "Pending", "Executing", "Succeeded", "Failed", "Stopped", "NotExecuted")
+    "Pending",
+    "Executing",
+    "Succeeded",
+    "Failed",
+    "Stopped",
+    "NotExecuted",
+)
 
 
 def now() -> datetime.datetime:
@@ -75,7 +82,7 @@ class _Record:
 
     def to_dict(self) -> dict:
         document: dict = {}
-        for item in dataclasses.fields(self):          # type: ignore[arg-type]
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
             if item.name == "extra":
                 continue
             value = getattr(self, item.name)
@@ -89,11 +96,14 @@ class _Record:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]):
-        keys = {cls.JSON_KEYS.get(f.name, f.name): f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                if f.name != "extra"}
+        keys = {
+            cls.JSON_KEYS.get(f.name, f.name): f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.name != "extra"
+        }
         known = {keys[k]: v for k, v in data.items() if k in keys}
         extra = {k: v for k, v in data.items() if k not in keys}
-        return cls(**cls._typed(known), extra=extra)   # type: ignore[call-arg]
+        return cls(**cls._typed(known), extra=extra)  # type: ignore[call-arg]
 
     @classmethod
     def _typed(cls, known: dict) -> dict:
@@ -119,8 +129,19 @@ class StepRecord(_Record):
     """One step of an execution: status, timings, outputs, log, and how it came to be (run, reused, cached)."""
 
     JSON_KEYS: ClassVar[dict] = {"cache_hit": "CacheHitResult"}
-    OPTIONAL: ClassVar[tuple] = ("note", "exit_code", "environment", "property_files", "aws_calls", "attempt",
-                                 "attempt_count", "attempts", "reused", "cache_key", "cache_hit")
+    OPTIONAL: ClassVar[tuple] = (
+        "note",
+        "exit_code",
+        "environment",
+        "property_files",
+        "aws_calls",
+        "attempt",
+        "attempt_count",
+        "attempts",
+        "reused",
+        "cache_key",
+        "cache_hit",
+    )
 
     name: str
     type: str
@@ -134,30 +155,37 @@ class StepRecord(_Record):
     log: Optional[str] = None
     outputs: dict = field(default_factory=dict)
     failure_reason: Optional[str] = None
-    note: Optional[str] = None                 # why it did not run (branch not taken, a dependency failed)
-    exit_code: Optional[int] = None            # the step process's, when it failed
-    environment: Optional[dict] = None         # the interpreter a processing step ran in
-    property_files: Optional[dict] = None      # property file name -> URI
-    aws_calls: Optional[list] = None           # the AWS API calls it made (loopback API)
-    attempt: Optional[int] = None              # the execution attempt it ran in
-    attempt_count: Optional[int] = None        # how many times it has run
-    attempts: Optional[list] = None            # earlier runs (StepAttempt)
-    reused: bool = False                       # succeeded in an earlier attempt; not run by this one
-    cache_key: Optional[str] = None            # its CacheConfig key
-    cache_hit: Optional[dict] = None           # SageMaker's CacheHitResult {SourcePipelineExecutionArn}
+    note: Optional[str] = None  # why it did not run (branch not taken, a dependency failed)
+    exit_code: Optional[int] = None  # the step process's, when it failed
+    environment: Optional[dict] = None  # the interpreter a processing step ran in
+    property_files: Optional[dict] = None  # property file name -> URI
+    aws_calls: Optional[list] = None  # the AWS API calls it made (loopback API)
+    attempt: Optional[int] = None  # the execution attempt it ran in
+    attempt_count: Optional[int] = None  # how many times it has run
+    attempts: Optional[list] = None  # earlier runs (StepAttempt)
+    reused: bool = False  # succeeded in an earlier attempt; not run by this one
+    cache_key: Optional[str] = None  # its CacheConfig key
+    cache_hit: Optional[dict] = None  # SageMaker's CacheHitResult {SourcePipelineExecutionArn}
     extra: dict = field(default_factory=dict)
 
     @classmethod
     def _typed(cls, known: dict) -> dict:
         if known.get("attempts"):
-            known["attempts"] = [a if isinstance(a, StepAttempt) else StepAttempt.from_dict(a)
-                                 for a in known["attempts"]]
+            known["attempts"] = [
+                a if isinstance(a, StepAttempt) else StepAttempt.from_dict(a) for a in known["attempts"]
+            ]
         return known
 
     def as_attempt(self) -> StepAttempt:
-        return StepAttempt(attempt=self.attempt or 1, status=self.status, failure_reason=self.failure_reason,
-                           start_time=self.start_time, end_time=self.end_time,
-                           duration_seconds=self.duration_seconds, log=self.log)
+        return StepAttempt(
+            attempt=self.attempt or 1,
+            status=self.status,
+            failure_reason=self.failure_reason,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            duration_seconds=self.duration_seconds,
+            log=self.log,
+        )
 
 
 @dataclass
@@ -172,7 +200,7 @@ class Attempt(_Record):
     status: Optional[str] = None
     failure_reason: Optional[str] = None
     runtime_process: Optional[dict] = None
-    retried_from: Optional[str] = None         # the first step a retry ran again
+    retried_from: Optional[str] = None  # the first step a retry ran again
     extra: dict = field(default_factory=dict)
 
 
@@ -193,22 +221,21 @@ class ExecutionRecord(_Record):
     parameters: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
-    definition: Optional[str] = None           # path of definition.json
-    report: Optional[str] = None               # path of report.html
+    definition: Optional[str] = None  # path of definition.json
+    report: Optional[str] = None  # path of report.html
     steps: list = field(default_factory=list)  # StepRecord, in execution order
     properties: dict = field(default_factory=dict)
-    runtime_process: Optional[dict] = None     # lets a listing tell a live run from a killed one
+    runtime_process: Optional[dict] = None  # lets a listing tell a live run from a killed one
     step_pid: Optional[int] = None
-    step_process: Optional[dict] = None        # its identity: a dead runtime's step is killed, not a reused pid
-    attempt: Optional[int] = None              # the current attempt (None: a record from before retries, 1)
-    attempts: list = field(default_factory=list)   # Attempt, the current one last
+    step_process: Optional[dict] = None  # its identity: a dead runtime's step is killed, not a reused pid
+    attempt: Optional[int] = None  # the current attempt (None: a record from before retries, 1)
+    attempts: list = field(default_factory=list)  # Attempt, the current one last
     extra: dict = field(default_factory=dict)
 
     @classmethod
     def _typed(cls, known: dict) -> dict:
         known["steps"] = [s if isinstance(s, StepRecord) else StepRecord.from_dict(s) for s in known.get("steps") or []]
-        known["attempts"] = [a if isinstance(a, Attempt) else Attempt.from_dict(a)
-                             for a in known.get("attempts") or []]
+        known["attempts"] = [a if isinstance(a, Attempt) else Attempt.from_dict(a) for a in known.get("attempts") or []]
         return known
 
     def step(self, name: str) -> Optional[StepRecord]:
@@ -218,8 +245,16 @@ class ExecutionRecord(_Record):
         """The attempts so far; a record written before retries existed counts as one attempt."""
         if self.attempts:
             return list(self.attempts)
-        return [Attempt(attempt=1, start_time=self.start_time, end_time=self.end_time, status=self.status,
-                        failure_reason=self.failure_reason, runtime_process=self.runtime_process)]
+        return [
+            Attempt(
+                attempt=1,
+                start_time=self.start_time,
+                end_time=self.end_time,
+                status=self.status,
+                failure_reason=self.failure_reason,
+                runtime_process=self.runtime_process,
+            )
+        ]
 
     def save(self, path: Path) -> None:
         write_json(path, self.to_dict())
@@ -229,6 +264,23 @@ def read_record(path: Path) -> ExecutionRecord:
     return ExecutionRecord.from_dict(json.loads(path.read_text()))
 
 
-__all__ = ["Attempt", "ExecutionRecord", "StepAttempt", "StepRecord", "PENDING", "EXECUTING", "SUCCEEDED",
-           "FAILED", "STOPPED", "NOT_EXECUTED", "executions_dir", "new_execution_id", "read_record",
-           "record_path", "write_json", "plain", "iso", "now"]
+__all__ = [
+    "Attempt",
+    "ExecutionRecord",
+    "StepAttempt",
+    "StepRecord",
+    "PENDING",
+    "EXECUTING",
+    "SUCCEEDED",
+    "FAILED",
+    "STOPPED",
+    "NOT_EXECUTED",
+    "executions_dir",
+    "new_execution_id",
+    "read_record",
+    "record_path",
+    "write_json",
+    "plain",
+    "iso",
+    "now",
+]

@@ -8,6 +8,7 @@ so readers never block the writer. Standard library only.
 Rows hold the request documents (inference specification, metrics, metadata) as JSON; the
 boto3 response shapes are built by `pipelines.local.sagemaker_registry`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,8 +58,14 @@ CREATE TABLE IF NOT EXISTS approval_history (
 );
 """
 
-_JSON_COLUMNS = ("inference_specification", "model_metrics", "customer_metadata",
-                 "metadata_properties", "extra", "tags")
+_JSON_COLUMNS = (
+    "inference_specification",
+    "model_metrics",
+    "customer_metadata",
+    "metadata_properties",
+    "extra",
+    "tags",
+)
 
 
 class RegistryError(Exception):
@@ -168,119 +175,177 @@ class Registry:
                 raise RegistryError("ValidationException", f"Model Package Group already exists: {name}")
             connection.execute(
                 "INSERT INTO model_package_groups (name, description, tags, created_at) VALUES (?, ?, ?, ?)",
-                (name, description, json.dumps(tags or []), _now()))
+                (name, description, json.dumps(tags or []), _now()),
+            )
             row = connection.execute("SELECT * FROM model_package_groups WHERE name = ?", (name,)).fetchone()
         return self._row(row)
 
     def get_group(self, name: str) -> Optional[dict]:
         with self._connect() as connection:
-            return self._row(connection.execute(
-                "SELECT * FROM model_package_groups WHERE name = ?", (name,)).fetchone())
+            return self._row(
+                connection.execute("SELECT * FROM model_package_groups WHERE name = ?", (name,)).fetchone()
+            )
 
-    def list_groups(self, name_contains: Optional[str] = None, created_after: Any = None,
-                    created_before: Any = None, sort_by: str = "CreationTime",
-                    sort_order: str = "Descending") -> list[dict]:
-        where, values = _where(("instr(lower(name), lower(?)) > 0", name_contains),
-                               *_created_between(created_after, created_before))
+    def list_groups(
+        self,
+        name_contains: Optional[str] = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        sort_by: str = "CreationTime",
+        sort_order: str = "Descending",
+    ) -> list[dict]:
+        where, values = _where(
+            ("instr(lower(name), lower(?)) > 0", name_contains), *_created_between(created_after, created_before)
+        )
         column = "name" if sort_by == "Name" else "created_at"
         direction = "ASC" if sort_order == "Ascending" else "DESC"
         with self._connect() as connection:
             rows = connection.execute(
-                f"SELECT * FROM model_package_groups {where} ORDER BY {column} {direction}, name {direction}",
-                values).fetchall()
+                f"SELECT * FROM model_package_groups {where} ORDER BY {column} {direction}, name {direction}", values
+            ).fetchall()
         return [self._row(row) for row in rows]
 
     def delete_group(self, name: str) -> None:
         with self.transaction() as connection:
             if not connection.execute("SELECT 1 FROM model_package_groups WHERE name = ?", (name,)).fetchone():
                 raise RegistryError("ValidationException", f"ModelPackageGroup {name} does not exist.")
-            count = connection.execute("SELECT count(*) FROM model_packages WHERE group_name = ?",
-                                       (name,)).fetchone()[0]
+            count = connection.execute("SELECT count(*) FROM model_packages WHERE group_name = ?", (name,)).fetchone()[
+                0
+            ]
             if count:
-                raise RegistryError("ConflictException",
-                                    f"Model Package Group {name} still has {count} model package version(s); "
-                                    "delete them first (DeleteModelPackage).")
+                raise RegistryError(
+                    "ConflictException",
+                    f"Model Package Group {name} still has {count} model package version(s); "
+                    "delete them first (DeleteModelPackage).",
+                )
             connection.execute("DELETE FROM model_package_groups WHERE name = ?", (name,))
 
     # --- packages --------------------------------------------------------------------------
-    def create_package(self, group: str, *, approval_status: str = "PendingManualApproval",
-                       description: Optional[str] = None,
-                       inference_specification: Optional[dict] = None,
-                       model_metrics: Optional[dict] = None,
-                       customer_metadata: Optional[dict] = None,
-                       metadata_properties: Optional[dict] = None,
-                       extra: Optional[dict] = None, tags: Optional[list] = None,
-                       client_token: Optional[str] = None) -> dict:
+    def create_package(
+        self,
+        group: str,
+        *,
+        approval_status: str = "PendingManualApproval",
+        description: Optional[str] = None,
+        inference_specification: Optional[dict] = None,
+        model_metrics: Optional[dict] = None,
+        customer_metadata: Optional[dict] = None,
+        metadata_properties: Optional[dict] = None,
+        extra: Optional[dict] = None,
+        tags: Optional[list] = None,
+        client_token: Optional[str] = None,
+    ) -> dict:
         """Allocate the group's next version number and store the package, atomically."""
         if approval_status not in APPROVAL_STATUSES:
-            raise RegistryError("ValidationException",
-                                f"ModelApprovalStatus {approval_status!r} is not one of {APPROVAL_STATUSES}")
+            raise RegistryError(
+                "ValidationException", f"ModelApprovalStatus {approval_status!r} is not one of {APPROVAL_STATUSES}"
+            )
         now = _now()
         lineage = (metadata_properties or {}).get("GeneratedBy")
         with self.transaction() as connection:
             group_row = connection.execute("SELECT * FROM model_package_groups WHERE name = ?", (group,)).fetchone()
             if group_row is None:
-                raise RegistryError("ValidationException",
-                                    f"Model Package Group {group} does not exist; create it with "
-                                    "CreateModelPackageGroup first.")
+                raise RegistryError(
+                    "ValidationException",
+                    f"Model Package Group {group} does not exist; create it with CreateModelPackageGroup first.",
+                )
             group = group_row["name"]
             if client_token:
                 existing = connection.execute(
-                    "SELECT * FROM model_packages WHERE group_name = ? AND client_token = ?",
-                    (group, client_token)).fetchone()
+                    "SELECT * FROM model_packages WHERE group_name = ? AND client_token = ?", (group, client_token)
+                ).fetchone()
                 if existing is not None:  # a retried request: answer with the package it created
                     return self._row(existing)
             version = group_row["next_version"]
-            connection.execute("UPDATE model_package_groups SET next_version = ? WHERE name = ?",
-                               (version + 1, group))
+            connection.execute("UPDATE model_package_groups SET next_version = ? WHERE name = ?", (version + 1, group))
             connection.execute(
                 "INSERT INTO model_packages (group_name, version, description, approval_status, "
                 "inference_specification, model_metrics, customer_metadata, metadata_properties, "
                 "pipeline_execution_arn, extra, tags, client_token, created_at, modified_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (group, version, description, approval_status,
-                 _dump(inference_specification), _dump(model_metrics), json.dumps(customer_metadata or {}),
-                 _dump(metadata_properties), lineage, json.dumps(extra or {}), json.dumps(tags or []),
-                 client_token, now, now))
+                (
+                    group,
+                    version,
+                    description,
+                    approval_status,
+                    _dump(inference_specification),
+                    _dump(model_metrics),
+                    json.dumps(customer_metadata or {}),
+                    _dump(metadata_properties),
+                    lineage,
+                    json.dumps(extra or {}),
+                    json.dumps(tags or []),
+                    client_token,
+                    now,
+                    now,
+                ),
+            )
             connection.execute(
                 "INSERT INTO approval_history (group_name, version, status, description, at) VALUES (?, ?, ?, ?, ?)",
-                (group, version, approval_status, "created", now))
-            row = connection.execute("SELECT * FROM model_packages WHERE group_name = ? AND version = ?",
-                                     (group, version)).fetchone()
+                (group, version, approval_status, "created", now),
+            )
+            row = connection.execute(
+                "SELECT * FROM model_packages WHERE group_name = ? AND version = ?", (group, version)
+            ).fetchone()
         return self._row(row)
 
     def get_package(self, group: str, version: int) -> Optional[dict]:
         with self._connect() as connection:
-            return self._row(connection.execute(
-                "SELECT * FROM model_packages WHERE group_name = ? AND version = ?", (group, version)).fetchone())
+            return self._row(
+                connection.execute(
+                    "SELECT * FROM model_packages WHERE group_name = ? AND version = ?", (group, version)
+                ).fetchone()
+            )
 
-    def list_packages(self, group: Optional[str] = None, approval_status: Optional[str] = None,
-                      created_after: Any = None, created_before: Any = None,
-                      name_contains: Optional[str] = None, sort_by: str = "CreationTime",
-                      sort_order: str = "Ascending") -> list[dict]:
-        where, values = _where(("group_name = ?", group), ("approval_status = ?", approval_status),
-                               *_created_between(created_after, created_before),
-                               ("instr(lower(group_name), lower(?)) > 0", name_contains))
+    def list_packages(
+        self,
+        group: Optional[str] = None,
+        approval_status: Optional[str] = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        name_contains: Optional[str] = None,
+        sort_by: str = "CreationTime",
+        sort_order: str = "Ascending",
+    ) -> list[dict]:
+        where, values = _where(
+            ("group_name = ?", group),
+            ("approval_status = ?", approval_status),
+            *_created_between(created_after, created_before),
+            ("instr(lower(group_name), lower(?)) > 0", name_contains),
+        )
         direction = "ASC" if sort_order == "Ascending" else "DESC"
-        order = (f"group_name {direction}, version {direction}" if sort_by == "Name"
-                 else f"created_at {direction}, version {direction}")
+        order = (
+            f"group_name {direction}, version {direction}"
+            if sort_by == "Name"
+            else f"created_at {direction}, version {direction}"
+        )
         with self._connect() as connection:
             rows = connection.execute(f"SELECT * FROM model_packages {where} ORDER BY {order}", values).fetchall()
         return [self._row(row) for row in rows]
 
-    def update_package(self, group: str, version: int, *, approval_status: Optional[str] = None,
-                       approval_description: Optional[str] = None,
-                       customer_metadata: Optional[dict] = None,
-                       customer_metadata_to_remove: Optional[list] = None,
-                       inference_specification: Optional[dict] = None,
-                       extra: Optional[dict] = None) -> dict:
+    def update_package(
+        self,
+        group: str,
+        version: int,
+        *,
+        approval_status: Optional[str] = None,
+        approval_description: Optional[str] = None,
+        customer_metadata: Optional[dict] = None,
+        customer_metadata_to_remove: Optional[list] = None,
+        inference_specification: Optional[dict] = None,
+        extra: Optional[dict] = None,
+    ) -> dict:
         if approval_status is not None and approval_status not in APPROVAL_STATUSES:
-            raise RegistryError("ValidationException",
-                                f"ModelApprovalStatus {approval_status!r} is not one of {APPROVAL_STATUSES}")
+            raise RegistryError(
+                "ValidationException", f"ModelApprovalStatus {approval_status!r} is not one of {APPROVAL_STATUSES}"
+            )
         now = _now()
         with self.transaction() as connection:
-            row = self._row(connection.execute(
-                "SELECT * FROM model_packages WHERE group_name = ? AND version = ?", (group, version)).fetchone())
+            row = self._row(
+                connection.execute(
+                    "SELECT * FROM model_packages WHERE group_name = ? AND version = ?", (group, version)
+                ).fetchone()
+            )
             if row is None:
                 raise RegistryError("ValidationException", f"Model package {group}/{version} does not exist.")
             metadata = dict(row["customer_metadata"] or {})
@@ -292,24 +357,37 @@ class Registry:
             connection.execute(
                 "UPDATE model_packages SET approval_status = ?, approval_description = ?, customer_metadata = ?, "
                 "inference_specification = ?, extra = ?, modified_at = ? WHERE group_name = ? AND version = ?",
-                (approval_status or row["approval_status"],
-                 approval_description if approval_description is not None else row["approval_description"],
-                 json.dumps(metadata),
-                 _dump(inference_specification if inference_specification is not None
-                       else row["inference_specification"]),
-                 json.dumps(merged_extra), now, row["group_name"], version))
+                (
+                    approval_status or row["approval_status"],
+                    approval_description if approval_description is not None else row["approval_description"],
+                    json.dumps(metadata),
+                    _dump(
+                        inference_specification
+                        if inference_specification is not None
+                        else row["inference_specification"]
+                    ),
+                    json.dumps(merged_extra),
+                    now,
+                    row["group_name"],
+                    version,
+                ),
+            )
             if approval_status is not None:
                 connection.execute(
                     "INSERT INTO approval_history (group_name, version, status, description, at) "
-                    "VALUES (?, ?, ?, ?, ?)", (row["group_name"], version, approval_status, approval_description, now))
-            updated = connection.execute("SELECT * FROM model_packages WHERE group_name = ? AND version = ?",
-                                         (row["group_name"], version)).fetchone()
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (row["group_name"], version, approval_status, approval_description, now),
+                )
+            updated = connection.execute(
+                "SELECT * FROM model_packages WHERE group_name = ? AND version = ?", (row["group_name"], version)
+            ).fetchone()
         return self._row(updated)
 
     def delete_package(self, group: str, version: int) -> None:
         with self.transaction() as connection:
-            deleted = connection.execute("DELETE FROM model_packages WHERE group_name = ? AND version = ?",
-                                         (group, version)).rowcount
+            deleted = connection.execute(
+                "DELETE FROM model_packages WHERE group_name = ? AND version = ?", (group, version)
+            ).rowcount
             if not deleted:
                 raise RegistryError("ValidationException", f"Model package {group}/{version} does not exist.")
 
@@ -317,8 +395,9 @@ class Registry:
         """Every approval status a version has had, oldest first (the audit trail)."""
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT status, description, at FROM approval_history WHERE group_name = ? AND version = ? "
-                "ORDER BY id", (group, version)).fetchall()
+                "SELECT status, description, at FROM approval_history WHERE group_name = ? AND version = ? ORDER BY id",
+                (group, version),
+            ).fetchall()
         return [{"status": r["status"], "description": r["description"], "at": to_datetime(r["at"])} for r in rows]
 
 

@@ -4,6 +4,7 @@ The HTML report is the local counterpart of viewing a run in SageMaker Studio: t
 pipeline graph coloured by status, step timings, parameters, evaluation metrics and the
 evaluation plots (embedded, so the file can be mailed around).
 """
+
 from __future__ import annotations
 
 import base64
@@ -66,8 +67,10 @@ def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mappin
     gate = evaluation.get("quality_gate") or {}
     if gate:
         verdict = "passed" if gate.get("passed") else "failed"
-        lines.append(f"  quality gate: {gate.get('metric')} = {(_fmt_value(gate.get('value')) if gate.get('defined', True) else 'undefined')} "
-                     f"(threshold {_fmt_value(gate.get('threshold'))}) -> {verdict}")
+        lines.append(
+            f"  quality gate: {gate.get('metric')} = {(_fmt_value(gate.get('value')) if gate.get('defined', True) else 'undefined')} "
+            f"(threshold {_fmt_value(gate.get('threshold'))}) -> {verdict}"
+        )
     metrics = _metric_items(evaluation.get("forecast_metrics"))
     if metrics:
         lines.append("  forecast metrics: " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in metrics))
@@ -79,8 +82,9 @@ def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mappin
     skill = _metric_items(evaluation.get("skill"))
     if skill:
         lines.append("  skill vs baseline (1 - model/baseline): " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in skill))
-    explained = mase_explanation(dict(metrics), base_metrics, dict(skill),
-                                 metric_value((leaderboard or {}).get("MASE")))
+    explained = mase_explanation(
+        dict(metrics), base_metrics, dict(skill), metric_value((leaderboard or {}).get("MASE"))
+    )
     if explained:
         lines.append("  " + explained)
     lines.extend(champion_lines(evaluation))
@@ -89,22 +93,32 @@ def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mappin
     return lines
 
 
-def mase_explanation(metrics: Mapping[str, float], baseline: Mapping[str, float],
-                     skill: Mapping[str, float], leaderboard_mase: Optional[float] = None) -> Optional[str]:
+def mase_explanation(
+    metrics: Mapping[str, float],
+    baseline: Mapping[str, float],
+    skill: Mapping[str, float],
+    leaderboard_mase: Optional[float] = None,
+) -> Optional[str]:
     """Why MASE here, MASE on the AutoML leaderboard and the MASE skill can all look different."""
     if "mase" not in metrics:
         return None
-    lines = [f"MASE {_fmt_value(metrics['mase'])} = each item's holdout MAE / its in-sample seasonal-naive MAE "
-             "on the training history, averaged (1 = as large as that in-sample error)"]
+    lines = [
+        f"MASE {_fmt_value(metrics['mase'])} = each item's holdout MAE / its in-sample seasonal-naive MAE "
+        "on the training history, averaged (1 = as large as that in-sample error)"
+    ]
     if "mase" in baseline:
         line = f"  seasonal naive scores {_fmt_value(baseline['mase'])} on the same holdout"
         if "mase" in skill:
-            line += (f": skill {_fmt_value(skill['mase'])} = {abs(skill['mase']):.0%} "
-                     f"{'less' if skill['mase'] >= 0 else 'more'} error than seasonal naive")
+            line += (
+                f": skill {_fmt_value(skill['mase'])} = {abs(skill['mase']):.0%} "
+                f"{'less' if skill['mase'] >= 0 else 'more'} error than seasonal naive"
+            )
         lines.append(line)
     board = f" ({_fmt_value(leaderboard_mase)} for the chosen candidate)" if leaderboard_mase is not None else ""
-    lines.append(f"  the AutoML leaderboard's MASE{board} is the same formula on its backtest windows inside the "
-                 "training data (earlier periods), not on this holdout (docs/metrics.md)")
+    lines.append(
+        f"  the AutoML leaderboard's MASE{board} is the same formula on its backtest windows inside the "
+        "training data (earlier periods), not on this holdout (docs/metrics.md)"
+    )
     return "\n  ".join(lines)
 
 
@@ -118,8 +132,11 @@ def planner_report_path(record: Mapping[str, Any], settings: Settings) -> Option
         for uri in (step.get("outputs") or {}).values():
             text = str(uri)
             try:
-                folder = (local_path(text, settings) if text.startswith("s3://") else
-                          Path(text[len("file://"):] if text.startswith("file://") else text).expanduser().resolve())
+                folder = (
+                    local_path(text, settings)
+                    if text.startswith("s3://")
+                    else Path(text[len("file://") :] if text.startswith("file://") else text).expanduser().resolve()
+                )
             except ValueError:
                 continue
             if (folder / "report.html").is_file():
@@ -133,16 +150,19 @@ def champion_lines(evaluation: Mapping[str, Any]) -> list:
     if not isinstance(champion, Mapping) or champion.get("status") != "compared":
         return []
     verdict = "challenger wins" if champion.get("passed") else "champion stays (challenger not registered)"
-    lines = [f"  champion (version {champion.get('version')}) vs challenger on the same holdout: "
-             f"{champion.get('metric')} {_fmt_value(champion.get('champion_value'))} vs "
-             f"{_fmt_value(champion.get('challenger_value'))}, limit {_fmt_value(champion.get('limit'))} "
-             f"(tolerance {_fmt_value(champion.get('tolerance'))}) -> {verdict}"]
+    lines = [
+        f"  champion (version {champion.get('version')}) vs challenger on the same holdout: "
+        f"{champion.get('metric')} {_fmt_value(champion.get('champion_value'))} vs "
+        f"{_fmt_value(champion.get('challenger_value'))}, limit {_fmt_value(champion.get('limit'))} "
+        f"(tolerance {_fmt_value(champion.get('tolerance'))}) -> {verdict}"
+    ]
     theirs, ours = champion.get("champion_metrics") or {}, champion.get("challenger_metrics") or {}
     shared = [k for k in ours if metric_value(ours.get(k)) is not None and metric_value(theirs.get(k)) is not None]
     if shared:
         lines.append(f"    {'metric'.ljust(8)}  {'champion'.rjust(10)}  {'challenger'.rjust(10)}")
-        lines += [f"    {k.ljust(8)}  {_fmt_value(theirs[k]).rjust(10)}  {_fmt_value(ours[k]).rjust(10)}"
-                  for k in shared]
+        lines += [
+            f"    {k.ljust(8)}  {_fmt_value(theirs[k]).rjust(10)}  {_fmt_value(ours[k]).rjust(10)}" for k in shared
+        ]
     return lines
 
 
@@ -164,21 +184,29 @@ def registration_info(record: Mapping[str, Any], settings: Settings) -> Optional
 def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     steps = record.get("steps") or []
     attempt = int(record.get("attempt") or 1)
-    lines = ["", f"Execution {record.get('execution_id')} of {record.get('pipeline_name')}: "
-                 f"{record.get('status')} in {format_duration(record.get('duration_seconds'))}"
-                 + (f" (attempt {attempt})" if attempt > 1 else "")]
+    lines = [
+        "",
+        f"Execution {record.get('execution_id')} of {record.get('pipeline_name')}: "
+        f"{record.get('status')} in {format_duration(record.get('duration_seconds'))}"
+        + (f" (attempt {attempt})" if attempt > 1 else ""),
+    ]
     width = max([len(s["name"]) for s in steps] + [4])
-    lines.append(f"  {'STEP'.ljust(width)}  {'TYPE'.ljust(10)}  {'STATUS'.ljust(11)}  {'DURATION'.ljust(8)}  "
-                 "ENVIRONMENT")
+    lines.append(
+        f"  {'STEP'.ljust(width)}  {'TYPE'.ljust(10)}  {'STATUS'.ljust(11)}  {'DURATION'.ljust(8)}  ENVIRONMENT"
+    )
     for step in steps:
         environment = (step.get("environment") or {}).get("label", "")
         hit = step.get("CacheHitResult")
-        if hit:     # not run: its outputs come from an earlier execution, or an earlier attempt of this one
+        if hit:  # not run: its outputs come from an earlier execution, or an earlier attempt of this one
             environment = f"cache hit (outputs of {str(hit.get('SourcePipelineExecutionArn')).rsplit('/', 1)[-1]})"
         elif step.get("reused"):
             environment = f"reused from attempt {step.get('attempt') or 1}"
-        lines.append((f"  {step['name'].ljust(width)}  {step['type'].ljust(10)}  {step['status'].ljust(11)}  "
-                      f"{format_duration(step.get('duration_seconds')).ljust(8)}  {environment}").rstrip())
+        lines.append(
+            (
+                f"  {step['name'].ljust(width)}  {step['type'].ljust(10)}  {step['status'].ljust(11)}  "
+                f"{format_duration(step.get('duration_seconds')).ljust(8)}  {environment}"
+            ).rstrip()
+        )
     if record.get("failure_reason"):
         lines.append(f"\nFailure: {record['failure_reason']}")
         lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))
@@ -213,9 +241,11 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
             following.append((NEXT_COMMANDS[0], "approve the new version (deploys it to the local endpoint)"))
         following += [(NEXT_COMMANDS[1], "forecast every item with the latest approved model"), browse]
     elif record.get("status") == "Succeeded" and planner is not None:
-        following += [(f"open {planner}", "the planner report: forecasts, order-up-to levels, movers"),
-                      ("python -m deploy.api invoke --item-id <item> --horizon 7", "one item's forecast, real time"),
-                      browse]
+        following += [
+            (f"open {planner}", "the planner report: forecasts, order-up-to levels, movers"),
+            ("python -m deploy.api invoke --item-id <item> --horizon 7", "one item's forecast, real time"),
+            browse,
+        ]
     if following:
         width = max(len(command) for command, _ in following)
         lines.append("\nNext:")
@@ -259,8 +289,7 @@ def branch_map(record: Mapping[str, Any], graph: Any = None) -> dict:
     """{step: (condition, IfSteps|ElseSteps)} from the loaded graph, else the recorded definition."""
     steps = getattr(graph, "steps", None)
     if isinstance(steps, Mapping):
-        return {name: (spec.condition, spec.branch) for name, spec in steps.items()
-                if getattr(spec, "condition", None)}
+        return {name: (spec.condition, spec.branch) for name, spec in steps.items() if getattr(spec, "condition", None)}
     definition = record.get("definition")
     if definition and Path(definition).is_file():
         try:
@@ -271,25 +300,29 @@ def branch_map(record: Mapping[str, Any], graph: Any = None) -> dict:
 
 
 # Plots open full size in an overlay (a click, or Enter); Escape or a click closes it.
-LIGHTBOX_CSS = (".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:14px}"
-                ".plots figure{margin:0;border:1px solid #e3e3e3;border-radius:6px;padding:6px;background:#fff}"
-                ".plots img{width:100%;height:auto;cursor:zoom-in;display:block}"
-                ".plots figcaption{font-size:12px;color:#555;margin-top:4px}"
-                "#lightbox{position:fixed;inset:0;background:rgba(0,0,0,.82);display:none;z-index:10;"
-                "overflow:auto;cursor:zoom-out;padding:24px;box-sizing:border-box}"
-                "#lightbox.open{display:block}#lightbox img{display:block;margin:0 auto;max-width:none;"
-                "background:#fff}#lightbox p{color:#eee;text-align:center;font-size:13px;margin:6px}")
+LIGHTBOX_CSS = (
+    ".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:14px}"
+    ".plots figure{margin:0;border:1px solid #e3e3e3;border-radius:6px;padding:6px;background:#fff}"
+    ".plots img{width:100%;height:auto;cursor:zoom-in;display:block}"
+    ".plots figcaption{font-size:12px;color:#555;margin-top:4px}"
+    "#lightbox{position:fixed;inset:0;background:rgba(0,0,0,.82);display:none;z-index:10;"
+    "overflow:auto;cursor:zoom-out;padding:24px;box-sizing:border-box}"
+    "#lightbox.open{display:block}#lightbox img{display:block;margin:0 auto;max-width:none;"
+    "background:#fff}#lightbox p{color:#eee;text-align:center;font-size:13px;margin:6px}"
+)
 LIGHTBOX_HTML = "<div id='lightbox' role='dialog' aria-label='plot, full size'><p></p><img alt=''></div>"
-LIGHTBOX_JS = ("<script>(function(){var box=document.getElementById('lightbox');if(!box)return;"
-               "var big=box.querySelector('img'),cap=box.querySelector('p');"
-               "function open(img){big.src=img.dataset.full||img.src;big.alt=img.alt;"
-               "cap.textContent=img.alt+' (full size; Escape or click to close)';box.classList.add('open');}"
-               "document.querySelectorAll('.plots img').forEach(function(img){img.tabIndex=0;"
-               "img.addEventListener('click',function(){open(img);});"
-               "img.addEventListener('keydown',function(e){if(e.key==='Enter')open(img);});});"
-               "box.addEventListener('click',function(){box.classList.remove('open');});"
-               "document.addEventListener('keydown',function(e){if(e.key==='Escape')box.classList.remove('open');});"
-               "})();</script>")
+LIGHTBOX_JS = (
+    "<script>(function(){var box=document.getElementById('lightbox');if(!box)return;"
+    "var big=box.querySelector('img'),cap=box.querySelector('p');"
+    "function open(img){big.src=img.dataset.full||img.src;big.alt=img.alt;"
+    "cap.textContent=img.alt+' (full size; Escape or click to close)';box.classList.add('open');}"
+    "document.querySelectorAll('.plots img').forEach(function(img){img.tabIndex=0;"
+    "img.addEventListener('click',function(){open(img);});"
+    "img.addEventListener('keydown',function(e){if(e.key==='Enter')open(img);});});"
+    "box.addEventListener('click',function(){box.classList.remove('open');});"
+    "document.addEventListener('keydown',function(e){if(e.key==='Escape')box.classList.remove('open');});"
+    "})();</script>"
+)
 
 
 def write_report(record: Mapping[str, Any], graph: Any, settings: Settings, path: Path) -> Path:
@@ -306,16 +339,26 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
     timing_rows = []
     for step in steps:
         seconds = step.get("duration_seconds")
-        bar = (f'<div class="bar" style="width:{max(1, int(300 * (seconds or 0) / longest))}px;'
-               f'background:{STATUS_COLOURS.get(step["status"], "#757575")}"></div>')
+        bar = (
+            f'<div class="bar" style="width:{max(1, int(300 * (seconds or 0) / longest))}px;'
+            f'background:{STATUS_COLOURS.get(step["status"], "#757575")}"></div>'
+        )
         log = step.get("log")
         log_link = f'<a href="{html.escape(Path(log).as_uri())}">log</a>' if log else ""
         detail = html.escape(step.get("failure_reason") or step.get("note") or "")
-        timing_rows.append((html.escape(step["name"]), html.escape(step["type"]),
-                            f'<span style="color:{STATUS_COLOURS.get(step["status"], "#757575")}">'
-                            f'{html.escape(step["status"])}</span>',
-                            format_duration(seconds), bar, log_link,
-                            html.escape((step.get("environment") or {}).get("label", "")), detail))
+        timing_rows.append(
+            (
+                html.escape(step["name"]),
+                html.escape(step["type"]),
+                f'<span style="color:{STATUS_COLOURS.get(step["status"], "#757575")}">'
+                f"{html.escape(step['status'])}</span>",
+                format_duration(seconds),
+                bar,
+                log_link,
+                html.escape((step.get("environment") or {}).get("label", "")),
+                detail,
+            )
+        )
     sections = [
         f"<h1>{html.escape(str(record.get('pipeline_name')))} · execution "
         f"{html.escape(str(record.get('execution_id')))}</h1>",
@@ -327,26 +370,41 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
         sections.append(f"<p class='failure'>{html.escape(record['failure_reason'])}</p>")
     for note in record.get("notes") or []:
         sections.append(f"<p class='note'>{html.escape(note)}</p>")
-    sections += ["<h2>Pipeline graph</h2>", f"<div class='graph'>{graph_svg(steps, branch_map(record, graph))}</div>",
-                 "<h2>Steps</h2>", _table(timing_rows, ("Step", "Type", "Status", "Duration", "", "Log", "Environment",
-                                                            "Detail"))]
+    sections += [
+        "<h2>Pipeline graph</h2>",
+        f"<div class='graph'>{graph_svg(steps, branch_map(record, graph))}</div>",
+        "<h2>Steps</h2>",
+        _table(timing_rows, ("Step", "Type", "Status", "Duration", "", "Log", "Environment", "Detail")),
+    ]
     evaluation, eval_path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
         sections.append("<h2>Evaluation</h2>")
         gate = evaluation.get("quality_gate") or {}
         if gate:
-            sections.append(f"<p>Quality gate: {html.escape(str(gate.get('metric')))} = "
-                            f"{(_fmt_value(gate.get('value')) if gate.get('defined', True) else 'undefined')}, threshold {_fmt_value(gate.get('threshold'))}: "
-                            f"<b>{'passed' if gate.get('passed') else 'failed'}</b></p>")
+            sections.append(
+                f"<p>Quality gate: {html.escape(str(gate.get('metric')))} = "
+                f"{(_fmt_value(gate.get('value')) if gate.get('defined', True) else 'undefined')}, threshold {_fmt_value(gate.get('threshold'))}: "
+                f"<b>{'passed' if gate.get('passed') else 'failed'}</b></p>"
+            )
         model_metrics = _metric_items(evaluation.get("forecast_metrics"))
         baseline = evaluation.get("baseline") if isinstance(evaluation.get("baseline"), Mapping) else {}
         base_metrics = dict(_metric_items(baseline.get("forecast_metrics")))
         skill = dict(_metric_items(evaluation.get("skill")))
-        rows = [(html.escape(k), _fmt_value(v), _fmt_value(base_metrics[k]) if k in base_metrics else "-",
-                 _fmt_value(skill[k]) if k in skill else "-") for k, v in model_metrics]
+        rows = [
+            (
+                html.escape(k),
+                _fmt_value(v),
+                _fmt_value(base_metrics[k]) if k in base_metrics else "-",
+                _fmt_value(skill[k]) if k in skill else "-",
+            )
+            for k, v in model_metrics
+        ]
         if rows:
-            sections.append(_table(rows, ("metric", "model", f"baseline ({baseline.get('method', '-')})",
-                                          "skill (1 - model/baseline)")))
+            sections.append(
+                _table(
+                    rows, ("metric", "model", f"baseline ({baseline.get('method', '-')})", "skill (1 - model/baseline)")
+                )
+            )
         champion = champion_lines(evaluation)
         if champion:
             sections.append("<h3>Champion versus challenger</h3><pre>" + html.escape("\n".join(champion)) + "</pre>")
@@ -355,22 +413,29 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
         sections.append(f"<p class='small'>{html.escape(str(eval_path))}</p>")
     planner = planner_report_path(record, settings)
     if planner is not None:
-        sections.append(f"<h2>Planner report</h2><p><a href='{html.escape(planner.as_uri())}'>"
-                        f"{html.escape(str(planner))}</a>: forecasts, inventory order-up-to levels, movers, charts "
-                        f"(forecasts.csv, inventory.csv, summary.json beside it)</p>")
+        sections.append(
+            f"<h2>Planner report</h2><p><a href='{html.escape(planner.as_uri())}'>"
+            f"{html.escape(str(planner))}</a>: forecasts, inventory order-up-to levels, movers, charts "
+            f"(forecasts.csv, inventory.csv, summary.json beside it)</p>"
+        )
     registration = registration_info(record, settings)
     if registration:
-        sections.append(f"<h2>Model registry</h2><p>{html.escape(registration['arn'])}: "
-                        f"<b>{html.escape(str(registration['status']))}</b></p>")
+        sections.append(
+            f"<h2>Model registry</h2><p>{html.escape(registration['arn'])}: "
+            f"<b>{html.escape(str(registration['status']))}</b></p>"
+        )
     images = plots(record, settings)
     if images:
-        sections.append("<h2>Evaluation plots</h2><p class='small'>Click a plot to see it full size.</p>"
-                        "<div class='plots'>")
+        sections.append(
+            "<h2>Evaluation plots</h2><p class='small'>Click a plot to see it full size.</p><div class='plots'>"
+        )
         for plot in images:
             data = base64.b64encode(plot.read_bytes()).decode("ascii")
-            sections.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(plot.name)}'>"
-                            f"<figcaption>{html.escape(plot.name)} · <a href='{html.escape(plot.as_uri())}'>"
-                            f"file</a></figcaption></figure>")
+            sections.append(
+                f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(plot.name)}'>"
+                f"<figcaption>{html.escape(plot.name)} · <a href='{html.escape(plot.as_uri())}'>"
+                f"file</a></figcaption></figure>"
+            )
         sections.append("</div>" + LIGHTBOX_HTML)
     parameter_rows = [(html.escape(k), html.escape(str(v))) for k, v in (record.get("parameters") or {}).items()]
     sections += ["<h2>Parameters</h2>", _table(parameter_rows, ("name", "value"))]
@@ -380,13 +445,17 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
             output_rows.append((html.escape(step["name"]), html.escape(str(name)), html.escape(str(uri))))
     if output_rows:
         sections += ["<h2>Outputs</h2>", _table(output_rows, ("step", "output", "location"))]
-    style = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em}"
-             "table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;font-size:13px;overflow-wrap:anywhere}"
-             ".bar{height:10px}.failure{color:#c62828;font-weight:bold}.note{color:#555}"
-             ".graph{overflow-x:auto}.small{color:#777;font-size:12px}" + LIGHTBOX_CSS)
-    document = (f"<!doctype html><html><head><meta charset='utf-8'>"
-                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-                f"<title>{html.escape(str(record.get('execution_id')))}"
-                f"</title><style>{style}</style></head><body>{''.join(sections)}{LIGHTBOX_JS}</body></html>")
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em}"
+        "table{border-collapse:collapse;margin:.5em 0}"
+        "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;font-size:13px;overflow-wrap:anywhere}"
+        ".bar{height:10px}.failure{color:#c62828;font-weight:bold}.note{color:#555}"
+        ".graph{overflow-x:auto}.small{color:#777;font-size:12px}" + LIGHTBOX_CSS
+    )
+    document = (
+        f"<!doctype html><html><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(str(record.get('execution_id')))}"
+        f"</title><style>{style}</style></head><body>{''.join(sections)}{LIGHTBOX_JS}</body></html>"
+    )
     return document

@@ -18,6 +18,7 @@ retries a failed execution from its failed step (`retry_local`).
 Every execution is recorded under <FORECAST_HOME>/executions/<id>/ (execution.json, step
 logs, an HTML report).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -85,19 +86,26 @@ from processing.kernel.settings import Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 30
-EXIT_BAD_INPUT = 2                             # the step scripts' code for input they refuse
+EXIT_BAD_INPUT = 2  # the step scripts' code for input they refuse
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143                          # 128 + SIGTERM
-_job_name = job_name                           # the name older callers use
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+_job_name = job_name  # the name older callers use
 
 
 class Execution:
     """One execution of a definition (or a retry of one). `run()` returns the process exit code."""
 
-    def __init__(self, definition: Mapping[str, Any], parameters: Mapping[str, Any], settings: Settings,
-                 out: Callable[[str], None] = print, stream_logs: bool = True,
-                 pipeline_name: Optional[str] = None, notes: Iterable[str] = (),
-                 resume: Optional[Mapping[str, Any]] = None):
+    def __init__(
+        self,
+        definition: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        settings: Settings,
+        out: Callable[[str], None] = print,
+        stream_logs: bool = True,
+        pipeline_name: Optional[str] = None,
+        notes: Iterable[str] = (),
+        resume: Optional[Mapping[str, Any]] = None,
+    ):
         """resume: the record of a Failed or Stopped execution to retry (same id, its succeeded steps reused)."""
         previous = ExecutionRecord.from_dict(resume) if resume else None
         self.definition = dict(definition)
@@ -111,13 +119,15 @@ class Execution:
         self.out = out
         self.stream_logs = stream_logs
         self.id = previous.execution_id if previous else new_execution_id()
-        self.pipeline_name = (previous.pipeline_name if previous else None) or pipeline_name or \
-            _pipeline_name(self.definition, settings)
+        self.pipeline_name = (
+            (previous.pipeline_name if previous else None) or pipeline_name or _pipeline_name(self.definition, settings)
+        )
         self.dir = executions_dir(settings) / self.id
-        self.started = datetime.datetime.fromisoformat(previous.start_time) if previous and previous.start_time \
-            else now()
+        self.started = (
+            datetime.datetime.fromisoformat(previous.start_time) if previous and previous.start_time else now()
+        )
         self.attempt_started = now()
-        self.attempt, self.attempts = 1, []          # this attempt; the earlier ones (a retry's)
+        self.attempt, self.attempts = 1, []  # this attempt; the earlier ones (a retry's)
         region, account = settings.effective_region, "000000000000"
         self.arn = f"arn:aws:sagemaker:{region}:{account}:pipeline/{self.pipeline_name.lower()}/execution/{self.id}"
         self.execution_vars = {
@@ -129,18 +139,24 @@ class Execution:
             "PipelineArn": f"arn:aws:sagemaker:{region}:{account}:pipeline/{self.pipeline_name.lower()}",
         }
         self.properties: dict = {}
-        self.records: dict = {name: StepRecord(name=name, type=spec.type, display_name=spec.display_name,
-                                               description=spec.body.get("Description", ""),
-                                               depends_on=list(spec.depends_on))
-                              for name, spec in ((n, self.graph.steps[n]) for n in self.graph.order)}
+        self.records: dict = {
+            name: StepRecord(
+                name=name,
+                type=spec.type,
+                display_name=spec.display_name,
+                description=spec.body.get("Description", ""),
+                depends_on=list(spec.depends_on),
+            )
+            for name, spec in ((n, self.graph.steps[n]) for n in self.graph.order)
+        }
         self.status = EXECUTING
         self.failure_reason: Optional[str] = None
         self.notes = list(notes)
-        self.process: Optional[subprocess.Popen] = None      # the running step's process (supervised)
-        self.step_process: Optional[dict] = None             # and its identity
+        self.process: Optional[subprocess.Popen] = None  # the running step's process (supervised)
+        self.step_process: Optional[dict] = None  # and its identity
         self._client = None
-        self.api = None          # the loopback AWS API the steps call (started by run())
-        self.step_env = None     # the processing steps' interpreter, resolved at the first one
+        self.api = None  # the loopback AWS API the steps call (started by run())
+        self.step_env = None  # the processing steps' interpreter, resolved at the first one
         self.runtime_process = process_identity(os.getpid())
         if previous:
             self._resume(previous)
@@ -160,7 +176,7 @@ class Execution:
                 self.properties[step.name] = previous.properties[step.name]
                 continue
             history = list(step.attempts or [])
-            if step.start_time:                       # it ran (and failed or was stopped)
+            if step.start_time:  # it ran (and failed or was stopped)
                 history.append(step.as_attempt())
             self.records[step.name].attempts = history or None
 
@@ -174,19 +190,37 @@ class Execution:
     # -- records
     def execution_record(self) -> ExecutionRecord:
         ended = self.status != EXECUTING
-        current = Attempt(attempt=self.attempt, start_time=iso(self.attempt_started),
-                          end_time=iso(now()) if ended else None, status=self.status,
-                          failure_reason=self.failure_reason, runtime_process=self.runtime_process,
-                          retried_from=self.retried_from)
+        current = Attempt(
+            attempt=self.attempt,
+            start_time=iso(self.attempt_started),
+            end_time=iso(now()) if ended else None,
+            status=self.status,
+            failure_reason=self.failure_reason,
+            runtime_process=self.runtime_process,
+            retried_from=self.retried_from,
+        )
         return ExecutionRecord(
-            execution_id=self.id, execution_arn=self.arn, pipeline_name=self.pipeline_name, status=self.status,
-            failure_reason=self.failure_reason, start_time=iso(self.started), end_time=iso(now()) if ended else None,
+            execution_id=self.id,
+            execution_arn=self.arn,
+            pipeline_name=self.pipeline_name,
+            status=self.status,
+            failure_reason=self.failure_reason,
+            start_time=iso(self.started),
+            end_time=iso(now()) if ended else None,
             duration_seconds=round((now() - self.started).total_seconds(), 1) if ended else None,
-            parameters=self.parameters, overrides=self.overrides, notes=self.notes,
-            definition=str(self.dir / "definition.json"), report=str(self.dir / "report.html"),
-            steps=[self.records[name] for name in self.graph.order], properties=self.properties,
-            runtime_process=self.runtime_process, step_pid=self.process.pid if self.process is not None else None,
-            step_process=self.step_process, attempt=self.attempt, attempts=self.attempts + [current])
+            parameters=self.parameters,
+            overrides=self.overrides,
+            notes=self.notes,
+            definition=str(self.dir / "definition.json"),
+            report=str(self.dir / "report.html"),
+            steps=[self.records[name] for name in self.graph.order],
+            properties=self.properties,
+            runtime_process=self.runtime_process,
+            step_pid=self.process.pid if self.process is not None else None,
+            step_process=self.step_process,
+            attempt=self.attempt,
+            attempts=self.attempts + [current],
+        )
 
     def record(self) -> dict:
         """The record as execution.json holds it (and the report and the summary read it)."""
@@ -209,9 +243,15 @@ class Execution:
         spec = self.graph.steps[step]
         if spec.type == "Processing":
             variables["ProcessingJobName"] = self.step_job_name(step)
-        return ex.Context(parameters=self.parameters, execution=variables, steps=self.properties,
-                          property_file=self.read_property_file, json_reader=self.read_json_uri,
-                          step_names=tuple(self.graph.order), current_step=step)
+        return ex.Context(
+            parameters=self.parameters,
+            execution=variables,
+            steps=self.properties,
+            property_file=self.read_property_file,
+            json_reader=self.read_json_uri,
+            step_names=tuple(self.graph.order),
+            current_step=step,
+        )
 
     def step_job_name(self, step: str) -> str:
         return job_name(self.id, step, int(self.records[step].attempt_count or 1))
@@ -222,23 +262,32 @@ class Execution:
             raise ex.ExpressionError(f"JsonGet: there is no step {step!r}")
         files = {f.get("PropertyFileName"): f for f in spec.body.get("PropertyFiles") or []}
         if name not in files:
-            raise ex.ExpressionError(f"JsonGet: step {step} declares property files "
-                                     f"{', '.join(map(repr, files)) or 'none'}, not {name!r}")
+            raise ex.ExpressionError(
+                f"JsonGet: step {step} declares property files {', '.join(map(repr, files)) or 'none'}, not {name!r}"
+            )
         if step not in self.properties:
-            raise ex.ExpressionError(f"JsonGet: step {step} has not run in this execution, so its property "
-                                     f"file {name} does not exist yet")
+            raise ex.ExpressionError(
+                f"JsonGet: step {step} has not run in this execution, so its property file {name} does not exist yet"
+            )
         output = files[name].get("OutputName")
-        uri = ex.walk(self.properties[step], ["ProcessingOutputConfig", "Outputs", output, "S3Output", "S3Uri"],
-                      f"property file {name} of step {step}")
+        uri = ex.walk(
+            self.properties[step],
+            ["ProcessingOutputConfig", "Outputs", output, "S3Output", "S3Uri"],
+            f"property file {name} of step {step}",
+        )
         path = local_path(str(uri).rstrip("/") + "/" + files[name].get("FilePath", ""), self.settings)
         if not path.is_file():
             present = sorted(p.name for p in path.parent.glob("*")) if path.parent.is_dir() else []
-            raise ex.ExpressionError(f"JsonGet: property file {name} of step {step}: {path} does not exist "
-                                     f"(output {output!r} holds: {', '.join(present) or 'nothing'})")
+            raise ex.ExpressionError(
+                f"JsonGet: property file {name} of step {step}: {path} does not exist "
+                f"(output {output!r} holds: {', '.join(present) or 'nothing'})"
+            )
         try:
             return json.loads(path.read_text()), str(path)
         except json.JSONDecodeError as error:
-            raise ex.ExpressionError(f"JsonGet: property file {name} of step {step} ({path}) is not JSON: {error}") from error
+            raise ex.ExpressionError(
+                f"JsonGet: property file {name} of step {step} ({path}) is not JSON: {error}"
+            ) from error
 
     def read_json_uri(self, uri: str) -> Any:
         path = local_path(uri, self.settings)
@@ -257,13 +306,14 @@ class Execution:
     def _announce(self) -> None:
         total = len(self.graph.order)
         if self.attempt == 1:
-            self.out(f"Execution {self.id} of {self.pipeline_name} (local runtime), {total} steps; "
-                     f"record: {self.dir}")
+            self.out(f"Execution {self.id} of {self.pipeline_name} (local runtime), {total} steps; record: {self.dir}")
             return
         reused = [n for n in self.graph.order if self.records[n].reused]
-        self.out(f"Retrying execution {self.id} of {self.pipeline_name} (local runtime), attempt "
-                 f"{self.attempt}: from step {self.retried_from}, reusing {len(reused)} succeeded "
-                 f"step(s); record: {self.dir}")
+        self.out(
+            f"Retrying execution {self.id} of {self.pipeline_name} (local runtime), attempt "
+            f"{self.attempt}: from step {self.retried_from}, reusing {len(reused)} succeeded "
+            f"step(s); record: {self.dir}"
+        )
 
     def _run(self) -> int:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -286,8 +336,11 @@ class Execution:
                 if name in skipped or blocked or self.status != EXECUTING:
                     record.status = NOT_EXECUTED
                     if self.status == EXECUTING:
-                        why = (f"branch not taken ({spec.branch} of {spec.condition})" if name in skipped
-                               else "depends on " + ", ".join(blocked) + " which did not succeed")
+                        why = (
+                            f"branch not taken ({spec.branch} of {spec.condition})"
+                            if name in skipped
+                            else "depends on " + ", ".join(blocked) + " which did not succeed"
+                        )
                         record.failure_reason, record.note = None, why
                         self.out(f"[{index}/{total}] {name}: not executed ({why})")
                     continue
@@ -296,8 +349,9 @@ class Execution:
                 current = None
                 if record.status == FAILED:
                     self.status = FAILED
-                    self.failure_reason = (record.failure_reason if spec.type == "Fail"
-                                           else f"step {name} failed: {record.failure_reason}")
+                    self.failure_reason = (
+                        record.failure_reason if spec.type == "Fail" else f"step {name} failed: {record.failure_reason}"
+                    )
         except KeyboardInterrupt as interrupt:
             return self._stopped(interrupt, current)
         if self.status == EXECUTING:
@@ -330,14 +384,16 @@ class Execution:
         self.status, self.failure_reason = STOPPED, reason
         self.save()
         self._write_report()
-        self.out(f"\nExecution {self.id} stopped ({how}). Record: {self.dir / 'execution.json'}\n"
-                 f"Retry it from the stopped step: python -m pipelines.run --retry {self.id}")
+        self.out(
+            f"\nExecution {self.id} stopped ({how}). Record: {self.dir / 'execution.json'}\n"
+            f"Retry it from the stopped step: python -m pipelines.run --retry {self.id}"
+        )
         return EXIT_TERMINATED if how == "SIGTERM" else EXIT_INTERRUPTED
 
     def _run_step(self, spec: StepSpec, record: StepRecord, index: int, total: int, skipped: set) -> None:
         step_dir = self.dir / "steps" / spec.name
         history = record.attempts or []
-        if history and (step_dir / "log.txt").is_file():   # the failed attempt's log stays readable
+        if history and (step_dir / "log.txt").is_file():  # the failed attempt's log stays readable
             kept = self.dir / "steps" / f"{spec.name}.attempt-{history[-1].attempt}.log"
             os.replace(step_dir / "log.txt", kept)
             history[-1].log = str(kept)
@@ -372,7 +428,9 @@ class Execution:
         record.end_time, record.duration_seconds = iso(now()), round(elapsed, 1)
         self.save()
         hit = record.cache_hit
-        how = f" (cache hit: outputs of execution {hit['SourcePipelineExecutionArn'].rsplit('/', 1)[-1]})" if hit else ""
+        how = (
+            f" (cache hit: outputs of execution {hit['SourcePipelineExecutionArn'].rsplit('/', 1)[-1]})" if hit else ""
+        )
         self.out(f"[{index}/{total}] {spec.name}: {record.status}{how} in {format_duration(elapsed)}")
         if record.status == FAILED and spec.type != "Fail":
             lines = tail(log_path, LOG_TAIL_LINES if not self.stream_logs else 12)
@@ -389,24 +447,36 @@ class Execution:
         arguments = ex.resolve(spec.body.get("Arguments") or {}, self.context(spec.name))
         key = caching.step_key(spec.type, arguments, self.settings)
         if key is None:
-            self.log_line(run.log, f"[runtime] CacheConfig: the local runtime does not cache {spec.type} steps; "
-                                   "running it")
+            self.log_line(
+                run.log, f"[runtime] CacheConfig: the local runtime does not cache {spec.type} steps; running it"
+            )
             return False
         record.cache_key = key
-        hit = caching.find_hit(load_executions(self.settings), pipeline_name=self.pipeline_name, step_name=spec.name,
-                               key=key, expire_after=config.expire_after, settings=self.settings, exclude=self.id)
+        hit = caching.find_hit(
+            load_executions(self.settings),
+            pipeline_name=self.pipeline_name,
+            step_name=spec.name,
+            key=key,
+            expire_after=config.expire_after,
+            settings=self.settings,
+            exclude=self.id,
+        )
         if hit is None:
-            self.log_line(run.log, f"[runtime] cache miss (key {key[:12]}; ExpireAfter {config.expire_text}): "
-                                   "running the step")
+            self.log_line(
+                run.log, f"[runtime] cache miss (key {key[:12]}; ExpireAfter {config.expire_text}): running the step"
+            )
             return False
         self.properties[spec.name] = hit.properties
         record.outputs = dict(hit.step.get("outputs") or {})
         if hit.step.get("property_files"):
             record.property_files = dict(hit.step["property_files"])
         record.cache_hit = {"SourcePipelineExecutionArn": hit.source_execution_arn}
-        self.log_line(run.log, f"[runtime] cache hit (key {key[:12]}): same arguments and input contents as in "
-                               f"execution {hit.source_execution_id} (ended {hit.step.get('end_time')}); reusing "
-                               "its outputs: " + ", ".join(f"{k} {v}" for k, v in record.outputs.items()))
+        self.log_line(
+            run.log,
+            f"[runtime] cache hit (key {key[:12]}): same arguments and input contents as in "
+            f"execution {hit.source_execution_id} (ended {hit.step.get('end_time')}); reusing "
+            "its outputs: " + ", ".join(f"{k} {v}" for k, v in record.outputs.items()),
+        )
         return True
 
     def _record_calls(self, record: StepRecord, log) -> None:
@@ -414,9 +484,15 @@ class Execution:
         calls = self.api.take_calls() if self.api is not None else []
         if calls:
             record.aws_calls = calls
-            log.write("[runtime] AWS API calls: " + ", ".join(
-                f"{c['service']} {c['operation']} {c['status']}{' ' + c['error'] if c['error'] else ''}"
-                + (f" x{c['count']}" if c["count"] > 1 else "") for c in calls) + "\n")
+            log.write(
+                "[runtime] AWS API calls: "
+                + ", ".join(
+                    f"{c['service']} {c['operation']} {c['status']}{' ' + c['error'] if c['error'] else ''}"
+                    + (f" x{c['count']}" if c["count"] > 1 else "")
+                    for c in calls
+                )
+                + "\n"
+            )
 
     def log_line(self, log, text: str) -> None:
         """A line of the runtime's own in the step's log (and on the console when logs stream)."""
@@ -430,8 +506,14 @@ class Execution:
         """Terminate the running step subprocess (its whole process group), then kill it."""
         supervision.stop(self.process)
 
-    def _environment(self, definition_env: Mapping[str, str], mapped: Callable, code_dir: Optional[Path],
-                     bundle_only: bool = False, overlay: Optional[Path] = None) -> dict:
+    def _environment(
+        self,
+        definition_env: Mapping[str, str],
+        mapped: Callable,
+        code_dir: Optional[Path],
+        bundle_only: bool = False,
+        overlay: Optional[Path] = None,
+    ) -> dict:
         """A processing step's environment variables (see ProcessingExecutor.environment)."""
         return ProcessingExecutor(self).environment(definition_env, mapped, code_dir, bundle_only, overlay)
 
@@ -461,13 +543,18 @@ def _pipeline_name(definition: Mapping[str, Any], settings: Settings) -> str:
 
 
 # --- entry points (pipelines/run.py calls these) -------------------------------------------
-def run_local(definition: Any, parameters: Optional[Mapping[str, Any]], settings: Settings,
-              out: Callable[[str], None] = print, stream_logs: bool = True) -> int:
+def run_local(
+    definition: Any,
+    parameters: Optional[Mapping[str, Any]],
+    settings: Settings,
+    out: Callable[[str], None] = print,
+    stream_logs: bool = True,
+) -> int:
     """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
     if isinstance(definition, (str, bytes)):
         definition = json.loads(definition)
     parameters = dict(parameters or {})
-    ensure_home(settings.home_path)                # with its marker: teardown --include-data recognises it
+    ensure_home(settings.home_path)  # with its marker: teardown --include-data recognises it
     for name, value in THREADING_ENV.items():  # before this process loads OpenMP (in-process transforms)
         os.environ.setdefault(name, value)
     try:
@@ -504,8 +591,9 @@ class RetryRefused(ValueError):
     """The execution cannot be retried (unknown, still running, already succeeded); the message says what to do."""
 
 
-def retry_local(execution_id: str, settings: Settings, out: Callable[[str], None] = print,
-                stream_logs: bool = True) -> int:
+def retry_local(
+    execution_id: str, settings: Settings, out: Callable[[str], None] = print, stream_logs: bool = True
+) -> int:
     """Rerun a Failed or Stopped execution from its first unsuccessful step (SageMaker's RetryPipelineExecution).
 
     Same id, definition and parameters; the steps that succeeded are reused (their properties and
@@ -518,12 +606,14 @@ def retry_local(execution_id: str, settings: Settings, out: Callable[[str], None
     except RetryRefused as error:
         out(f"error: {error}")
         return 2
-    with open(path.parent / ".retry.lock", "a") as lock:   # one retry of an execution at a time
+    with open(path.parent / ".retry.lock", "a") as lock:  # one retry of an execution at a time
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            out(f"error: --retry {execution_id}: another process is retrying this execution right now; "
-                "wait for it (python -m pipelines.run --list shows its status)")
+            out(
+                f"error: --retry {execution_id}: another process is retrying this execution right now; "
+                "wait for it (python -m pipelines.run --list shows its status)"
+            )
             return 2
         try:
             record = _retryable(execution_id, path)
@@ -531,8 +621,9 @@ def retry_local(execution_id: str, settings: Settings, out: Callable[[str], None
             ensure_home(settings.home_path)
             for name, value in THREADING_ENV.items():
                 os.environ.setdefault(name, value)
-            execution = Execution(definition, record.get("parameters") or {}, settings, out=out,
-                                  stream_logs=stream_logs, resume=record)
+            execution = Execution(
+                definition, record.get("parameters") or {}, settings, out=out, stream_logs=stream_logs, resume=record
+            )
         except RetryRefused as error:
             out(f"error: {error}")
             return 2
@@ -548,8 +639,10 @@ def _retry_record_path(execution_id: str, settings: Settings) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", str(execution_id)) or not path.is_file():
         recent = [r.get("execution_id") for r in load_executions(settings)[:3]]
         hint = f"; the latest are {', '.join(map(str, recent))}" if recent else ""
-        raise RetryRefused(f"--retry {execution_id}: there is no local execution with that id under {root}{hint} "
-                           "(python -m pipelines.run --list shows them)")
+        raise RetryRefused(
+            f"--retry {execution_id}: there is no local execution with that id under {root}{hint} "
+            "(python -m pipelines.run --list shows them)"
+        )
     return path
 
 
@@ -559,15 +652,20 @@ def _retryable(execution_id: str, path: Path) -> dict:
     status = record.get("status")
     if status == EXECUTING:
         pid = (record.get("runtime_process") or {}).get("pid")
-        raise RetryRefused(f"--retry {execution_id}: the execution is still Executing (runtime process {pid}); "
-                           f"wait for it to end, or stop it (Ctrl-C in its terminal, or kill -TERM {pid}), "
-                           "then retry")
+        raise RetryRefused(
+            f"--retry {execution_id}: the execution is still Executing (runtime process {pid}); "
+            f"wait for it to end, or stop it (Ctrl-C in its terminal, or kill -TERM {pid}), "
+            "then retry"
+        )
     if status == SUCCEEDED:
-        raise RetryRefused(f"--retry {execution_id}: the execution Succeeded, there is nothing to retry; "
-                           "start a new execution with python -m pipelines.run")
+        raise RetryRefused(
+            f"--retry {execution_id}: the execution Succeeded, there is nothing to retry; "
+            "start a new execution with python -m pipelines.run"
+        )
     if status not in (FAILED, STOPPED):
-        raise RetryRefused(f"--retry {execution_id}: the execution is {status}; only a Failed or Stopped "
-                           "execution can be retried")
+        raise RetryRefused(
+            f"--retry {execution_id}: the execution is {status}; only a Failed or Stopped execution can be retried"
+        )
     supervision.kill_group(record.get("step_process"), f"a step of execution {execution_id}, before its retry")
     return record
 

@@ -1,4 +1,5 @@
 """The local SageMaker client: boto3-shaped methods over local state under FORECAST_HOME."""
+
 from __future__ import annotations
 
 from pipelines.local.sagemaker_endpoints import EndpointsMixin

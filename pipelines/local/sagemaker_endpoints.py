@@ -13,6 +13,7 @@ Records live in `<home>/sagemaker/endpoint-configs/<name>.json` and
 `LocalSageMakerRuntimeClient.invoke_endpoint` posts to that server over loopback HTTP and
 raises ModelError like SageMaker when the container answers an error.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,9 +36,11 @@ DEFAULT_VARIANT = "AllTraffic"
 # SageMaker's real-time limits (InvokeEndpoint): the request body and the time the container may take
 REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
 INVOCATION_TIMEOUT_SECONDS = 60.0
-TIMEOUT_MESSAGE = ("Your invocation timed out while waiting for a response from container primary. Review the "
-                   "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
-PACKAGE_TAG = "model-package-arn"     # the tag the deploy handler puts on models, configs and endpoints
+TIMEOUT_MESSAGE = (
+    "Your invocation timed out while waiting for a response from container primary. Review the "
+    "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
+)
+PACKAGE_TAG = "model-package-arn"  # the tag the deploy handler puts on models, configs and endpoints
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,8 +55,9 @@ def _to_datetime(value: Any) -> Any:
 
 
 def _write_json(path: Path, document: Any) -> None:
-    write_text_atomic(path, json.dumps(
-        document, indent=2, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
+    write_text_atomic(
+        path, json.dumps(document, indent=2, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+    )
 
 
 def _read_json(path: Path) -> Optional[dict]:
@@ -74,19 +78,24 @@ def _page(items: list, params: dict, key: str, sort_keys: dict) -> dict:
     name_key = next(iter(sort_keys.values()))
     if params.get("NameContains"):
         items = [i for i in items if params["NameContains"].lower() in i[name_key].lower()]
-    for field, op in (("CreationTimeBefore", "lt"), ("CreationTimeAfter", "gt"),
-                      ("LastModifiedTimeBefore", "lt"), ("LastModifiedTimeAfter", "gt")):
+    for field, op in (
+        ("CreationTimeBefore", "lt"),
+        ("CreationTimeAfter", "gt"),
+        ("LastModifiedTimeBefore", "lt"),
+        ("LastModifiedTimeAfter", "gt"),
+    ):
         if params.get(field) is not None:
             bound, attribute = _to_datetime(params[field]), field.replace("Before", "").replace("After", "")
             if isinstance(bound, dt.datetime) and bound.tzinfo is None:
                 bound = bound.replace(tzinfo=dt.timezone.utc)
-            items = [i for i in items if attribute in i and
-                     (i[attribute] < bound if op == "lt" else i[attribute] > bound)]
+            items = [
+                i for i in items if attribute in i and (i[attribute] < bound if op == "lt" else i[attribute] > bound)
+            ]
     sort_by = sort_keys.get(params.get("SortBy", "CreationTime"), "CreationTime")
     items.sort(key=lambda i: i[sort_by], reverse=params.get("SortOrder", "Descending") == "Descending")
     start = int(params.get("NextToken") or 0)
     size = int(params.get("MaxResults") or 100)
-    response = {key: items[start:start + size]}
+    response = {key: items[start : start + size]}
     if start + size < len(items):
         response["NextToken"] = str(start + size)
     return response
@@ -133,9 +142,11 @@ class EndpointsMixin:
         arn = self.arn("endpoint-config", name)
         with self._locked("endpoint-configs"):
             if self._config_path(name).exists():
-                raise LocalClientError("ValidationException",
-                                       f'Cannot create already existing endpoint configuration "{arn}".',
-                                       "CreateEndpointConfig")
+                raise LocalClientError(
+                    "ValidationException",
+                    f'Cannot create already existing endpoint configuration "{arn}".',
+                    "CreateEndpointConfig",
+                )
             for variant in params["ProductionVariants"]:
                 self._describe_model_or_error(variant.get("ModelName"), "CreateEndpointConfig")
             record = {key: value for key, value in params.items() if key != "Tags"}
@@ -148,9 +159,11 @@ class EndpointsMixin:
     def describe_endpoint_config(self, EndpointConfigName: str) -> dict:  # noqa: N803 - boto3 names
         record = _read_json(self._config_path(EndpointConfigName))
         if record is None:
-            raise LocalClientError("ValidationException", "Could not find endpoint configuration "
-                                   f'"{self.arn("endpoint-config", EndpointConfigName)}".',
-                                   "DescribeEndpointConfig")
+            raise LocalClientError(
+                "ValidationException",
+                f'Could not find endpoint configuration "{self.arn("endpoint-config", EndpointConfigName)}".',
+                "DescribeEndpointConfig",
+            )
         return record | {"CreationTime": _to_datetime(record["CreationTime"])}
 
     def delete_endpoint_config(self, EndpointConfigName: str) -> dict:  # noqa: N803
@@ -166,11 +179,14 @@ class EndpointsMixin:
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             record = _read_json(path)
             if record:
-                items.append({"EndpointConfigName": record["EndpointConfigName"],
-                              "EndpointConfigArn": record["EndpointConfigArn"],
-                              "CreationTime": _to_datetime(record["CreationTime"])})
-        return _page(items, params, "EndpointConfigs",
-                     {"Name": "EndpointConfigName", "CreationTime": "CreationTime"})
+                items.append(
+                    {
+                        "EndpointConfigName": record["EndpointConfigName"],
+                        "EndpointConfigArn": record["EndpointConfigArn"],
+                        "CreationTime": _to_datetime(record["CreationTime"]),
+                    }
+                )
+        return _page(items, params, "EndpointConfigs", {"Name": "EndpointConfigName", "CreationTime": "CreationTime"})
 
     # -- endpoints --
     def create_endpoint(self, **params: Any) -> dict:
@@ -180,12 +196,19 @@ class EndpointsMixin:
         arn = self.arn("endpoint", name)
         with self._locked(f"endpoint-{name}"):
             if self._endpoint_path(name).exists():
-                raise LocalClientError("ValidationException",
-                                       f'Cannot create already existing endpoint "{arn}".', "CreateEndpoint")
+                raise LocalClientError(
+                    "ValidationException", f'Cannot create already existing endpoint "{arn}".', "CreateEndpoint"
+                )
             config = self._config_or_error(config_name, "CreateEndpoint")
             now = _now().isoformat()
-            record = {"EndpointName": name, "EndpointArn": arn, "EndpointConfigName": config_name,
-                      "EndpointStatus": "Creating", "CreationTime": now, "LastModifiedTime": now}
+            record = {
+                "EndpointName": name,
+                "EndpointArn": arn,
+                "EndpointConfigName": config_name,
+                "EndpointStatus": "Creating",
+                "CreationTime": now,
+                "LastModifiedTime": now,
+            }
             _write_json(self._endpoint_path(name), record)
             if params.get("Tags"):
                 self.add_tags(ResourceArn=arn, Tags=params["Tags"])
@@ -213,31 +236,47 @@ class EndpointsMixin:
             lock.enter_context(self._locked(f"endpoint-{name}", wait=False))
         except BlockingIOError:
             record = self._endpoint_record_or_error(name, "UpdateEndpoint")
-            raise LocalClientError("ValidationException", f'Cannot update in-progress endpoint '
-                                   f'"{record["EndpointArn"]}".', "UpdateEndpoint") from None
-        with lock:   # no other operation runs now, so a Creating/Updating record is a dead process's
+            raise LocalClientError(
+                "ValidationException",
+                f'Cannot update in-progress endpoint "{record["EndpointArn"]}".',
+                "UpdateEndpoint",
+            ) from None
+        with lock:  # no other operation runs now, so a Creating/Updating record is a dead process's
             record = self._endpoint_record_or_error(name, "UpdateEndpoint")
             if record["EndpointStatus"] == "Deleting":
-                raise LocalClientError("ValidationException", f'Cannot update in-progress endpoint '
-                                       f'"{record["EndpointArn"]}".', "UpdateEndpoint")
+                raise LocalClientError(
+                    "ValidationException",
+                    f'Cannot update in-progress endpoint "{record["EndpointArn"]}".',
+                    "UpdateEndpoint",
+                )
             config = self._config_or_error(config_name, "UpdateEndpoint")
             previous = dict(record)
-            if previous["EndpointStatus"] in ("Creating", "Updating"):   # left by a process that died
+            if previous["EndpointStatus"] in ("Creating", "Updating"):  # left by a process that died
                 previous["EndpointStatus"] = "InService"
             previous.pop("PendingDeploymentSummary", None)
             now = _now().isoformat()
-            record |= {"EndpointStatus": "Updating", "LastModifiedTime": now,   # SageMaker shows where it goes
-                       "PendingDeploymentSummary": {"EndpointConfigName": config_name, "StartTime": now}}
+            record |= {
+                "EndpointStatus": "Updating",
+                "LastModifiedTime": now,  # SageMaker shows where it goes
+                "PendingDeploymentSummary": {"EndpointConfigName": config_name, "StartTime": now},
+            }
             _write_json(self._endpoint_path(name), record)
             try:
                 model_dir, package_arn, image = self._serving_model(config, "UpdateEndpoint")
                 state = self._serve(name, model_dir, package_arn)
-                record = previous | {"EndpointConfigName": config_name, "EndpointStatus": "InService",
-                                     "DeployedImage": image, "LocalUrl": state["url"]}
+                record = previous | {
+                    "EndpointConfigName": config_name,
+                    "EndpointStatus": "InService",
+                    "DeployedImage": image,
+                    "LocalUrl": state["url"],
+                }
                 record.pop("FailureReason", None)
             except Exception as error:  # noqa: BLE001 - SageMaker rolls back and reports why
-                record = previous | {"FailureReason": f"Update failed, kept the previous configuration: "
-                                                      f"{type(error).__name__}: {error}"[:1024]}
+                record = previous | {
+                    "FailureReason": f"Update failed, kept the previous configuration: {type(error).__name__}: {error}"[
+                        :1024
+                    ]
+                }
             record["LastModifiedTime"] = _now().isoformat()
             _write_json(self._endpoint_path(name), record)
         return {"EndpointArn": record["EndpointArn"]}
@@ -247,33 +286,46 @@ class EndpointsMixin:
         if record["EndpointStatus"] in ("Creating", "Updating"):
             record = self._settled_record(EndpointName, record)
         status = record["EndpointStatus"]
-        if status == "InService" and not self._endpoint_module().running_state(self.settings.home_path,
-                                                                                 EndpointName):
+        if status == "InService" and not self._endpoint_module().running_state(self.settings.home_path, EndpointName):
             # SageMaker: "OutOfService: Endpoint is not available to take incoming requests"; here the
             # server process is gone (stopped by hand, killed, crashed). Approving again restarts it.
             status = "OutOfService"
         response = {key: record[key] for key in ("EndpointName", "EndpointArn", "EndpointConfigName")}
         config = _read_json(self._config_path(record["EndpointConfigName"])) or {}
-        response["ProductionVariants"] = [
-            {"VariantName": variant.get("VariantName", DEFAULT_VARIANT),
-             "DeployedImages": [{"SpecifiedImage": record.get("DeployedImage") or "local",
-                                 "ResolvedImage": record.get("DeployedImage") or "local",
-                                 "ResolutionTime": _to_datetime(record["LastModifiedTime"])}],
-             "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
-             "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
-             "CurrentInstanceCount": int(variant.get("InitialInstanceCount", 1)),
-             "DesiredInstanceCount": int(variant.get("InitialInstanceCount", 1))}
-            for variant in config.get("ProductionVariants", [])
-        ] if status in ("InService", "Updating", "OutOfService") else []
-        response |= {"EndpointStatus": status,
-                     "CreationTime": _to_datetime(record["CreationTime"]),
-                     "LastModifiedTime": _to_datetime(record["LastModifiedTime"])}
+        response["ProductionVariants"] = (
+            [
+                {
+                    "VariantName": variant.get("VariantName", DEFAULT_VARIANT),
+                    "DeployedImages": [
+                        {
+                            "SpecifiedImage": record.get("DeployedImage") or "local",
+                            "ResolvedImage": record.get("DeployedImage") or "local",
+                            "ResolutionTime": _to_datetime(record["LastModifiedTime"]),
+                        }
+                    ],
+                    "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
+                    "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
+                    "CurrentInstanceCount": int(variant.get("InitialInstanceCount", 1)),
+                    "DesiredInstanceCount": int(variant.get("InitialInstanceCount", 1)),
+                }
+                for variant in config.get("ProductionVariants", [])
+            ]
+            if status in ("InService", "Updating", "OutOfService")
+            else []
+        )
+        response |= {
+            "EndpointStatus": status,
+            "CreationTime": _to_datetime(record["CreationTime"]),
+            "LastModifiedTime": _to_datetime(record["LastModifiedTime"]),
+        }
         if record.get("FailureReason"):
             response["FailureReason"] = record["FailureReason"]
         if status == "Updating" and record.get("PendingDeploymentSummary"):
             pending = record["PendingDeploymentSummary"]
-            response["PendingDeploymentSummary"] = {"EndpointConfigName": pending["EndpointConfigName"],
-                                                    "StartTime": _to_datetime(pending["StartTime"])}
+            response["PendingDeploymentSummary"] = {
+                "EndpointConfigName": pending["EndpointConfigName"],
+                "StartTime": _to_datetime(pending["StartTime"]),
+            }
         return response
 
     def delete_endpoint(self, EndpointName: str) -> dict:  # noqa: N803
@@ -293,8 +345,12 @@ class EndpointsMixin:
             if not record:
                 continue
             summary = self.describe_endpoint(EndpointName=record["EndpointName"])
-            items.append({key: summary[key] for key in ("EndpointName", "EndpointArn", "CreationTime",
-                                                         "LastModifiedTime", "EndpointStatus")})
+            items.append(
+                {
+                    key: summary[key]
+                    for key in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+                }
+            )
         if params.get("StatusEquals"):
             items = [i for i in items if i["EndpointStatus"] == params["StatusEquals"]]
         return _page(items, params, "Endpoints", {"Name": "EndpointName", "CreationTime": "CreationTime"})
@@ -346,8 +402,14 @@ class EndpointsMixin:
         if module.running_state(home, name):
             module.reload(home, name, model_dir, package_arn)
             return module.read_state(home, name)
-        return module.start(name, model_dir, home=home, port=self.settings.endpoint_port,
-                            model_package_arn=package_arn, workers=self.settings.endpoint_workers)
+        return module.start(
+            name,
+            model_dir,
+            home=home,
+            port=self.settings.endpoint_port,
+            model_package_arn=package_arn,
+            workers=self.settings.endpoint_workers,
+        )
 
     def _settled_record(self, name: str, record: dict) -> dict:
         """A Creating/Updating record whose operation no longer holds the endpoint's lock belongs to a
@@ -356,14 +418,16 @@ class EndpointsMixin:
         try:
             lock.enter_context(self._locked(f"endpoint-{name}", wait=False))
         except BlockingIOError:
-            return record   # the operation is running
+            return record  # the operation is running
         with lock:
-            record = self._endpoint_record_or_error(name, "DescribeEndpoint")   # it may have just finished
+            record = self._endpoint_record_or_error(name, "DescribeEndpoint")  # it may have just finished
         if record["EndpointStatus"] == "Updating":
             return record | {"EndpointStatus": "InService"}
         if record["EndpointStatus"] == "Creating":
-            return record | {"EndpointStatus": "Failed",
-                             "FailureReason": "the local process creating the endpoint died before it was InService"}
+            return record | {
+                "EndpointStatus": "Failed",
+                "FailureReason": "the local process creating the endpoint died before it was InService",
+            }
         return record
 
     @staticmethod
@@ -375,24 +439,28 @@ class EndpointsMixin:
     def _endpoint_record_or_error(self, name: str, operation: str) -> dict:
         record = _read_json(self._endpoint_path(name))
         if record is None:
-            raise LocalClientError("ValidationException",
-                                   f'Could not find endpoint "{self.arn("endpoint", name)}".', operation)
+            raise LocalClientError(
+                "ValidationException", f'Could not find endpoint "{self.arn("endpoint", name)}".', operation
+            )
         return record
 
     def _config_or_error(self, name: str, operation: str) -> dict:
         record = _read_json(self._config_path(name))
         if record is None:
-            raise LocalClientError("ValidationException", "Could not find endpoint configuration "
-                                   f'"{self.arn("endpoint-config", name)}".', operation)
+            raise LocalClientError(
+                "ValidationException",
+                f'Could not find endpoint configuration "{self.arn("endpoint-config", name)}".',
+                operation,
+            )
         return record
 
     def _describe_model_or_error(self, model_name: Optional[str], operation: str) -> dict:
         try:
             return self.describe_model(ModelName=model_name)
         except LocalClientError as error:
-            raise LocalClientError("ValidationException",
-                                   f'Could not find model "{self.arn("model", str(model_name))}".',
-                                   operation) from error
+            raise LocalClientError(
+                "ValidationException", f'Could not find model "{self.arn("model", str(model_name))}".', operation
+            ) from error
 
     def _serving_model(self, config: dict, operation: str) -> tuple[Path, Optional[str], Optional[str]]:
         """(local model directory or archive, model package ARN, image) for the config's first variant."""
@@ -405,12 +473,16 @@ class EndpointsMixin:
             containers = package.get("InferenceSpecification", {}).get("Containers", [])
         with_data = [c for c in containers if c.get("ModelDataUrl")]
         if not with_data:
-            raise LocalClientError("ValidationException", f"model {variant['ModelName']!r} has no container "
-                                   "with a ModelDataUrl to serve", operation)
+            raise LocalClientError(
+                "ValidationException",
+                f"model {variant['ModelName']!r} has no container with a ModelDataUrl to serve",
+                operation,
+            )
         container = with_data[0]
-        if package_arn is None:   # a model built from the package's containers: the deploy handler tags it
-            package_arn = self._tagged_package_arn(model.get("ModelArn") or self.arn("model", variant["ModelName"]),
-                                                   config.get("EndpointConfigArn"))
+        if package_arn is None:  # a model built from the package's containers: the deploy handler tags it
+            package_arn = self._tagged_package_arn(
+                model.get("ModelArn") or self.arn("model", variant["ModelName"]), config.get("EndpointConfigArn")
+            )
         return local_model_path(container["ModelDataUrl"], self.settings), package_arn, container.get("Image")
 
     def _tagged_package_arn(self, *arns: Optional[str]) -> Optional[str]:
@@ -430,7 +502,7 @@ def local_model_path(uri: str, settings: Settings) -> Path:
     try:
         from pipelines.local.store import local_path
     except ImportError:  # the store module not there yet: the contract's mapping
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, _, key = uri[len("s3://") :].partition("/")
         return settings.home_path / "s3" / bucket / key
     return Path(local_path(uri, settings))
 
@@ -438,8 +510,7 @@ def local_model_path(uri: str, settings: Settings) -> Path:
 class _EndpointWaiter:
     """boto3-like waiter: wait(EndpointName=..., WaiterConfig={"Delay", "MaxAttempts"})."""
 
-    ACCEPTORS = {"endpoint_in_service": ("InService", ("Failed",)),
-                 "endpoint_deleted": (None, ("Failed",))}
+    ACCEPTORS = {"endpoint_in_service": ("InService", ("Failed",)), "endpoint_deleted": (None, ("Failed",))}
 
     def __init__(self, client: EndpointsMixin, name: str):
         self.client, self.name = client, name
@@ -474,28 +545,46 @@ class LocalSageMakerRuntimeClient:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def invoke_endpoint(self, EndpointName: str, Body: Any, ContentType: str = "text/csv",  # noqa: N803
-                        Accept: Optional[str] = None, **params: Any) -> dict:
+    def invoke_endpoint(
+        self,
+        EndpointName: str,
+        Body: Any,
+        ContentType: str = "text/csv",  # noqa: N803
+        Accept: Optional[str] = None,
+        **params: Any,
+    ) -> dict:
         operation = "InvokeEndpoint"
-        problems = request_problems("sagemaker-runtime", operation,
-                                    {"EndpointName": EndpointName, "Body": Body, "ContentType": ContentType,
-                                     **({"Accept": Accept} if Accept else {}), **params})
+        problems = request_problems(
+            "sagemaker-runtime",
+            operation,
+            {
+                "EndpointName": EndpointName,
+                "Body": Body,
+                "ContentType": ContentType,
+                **({"Accept": Accept} if Accept else {}),
+                **params,
+            },
+        )
         if problems:
             raise LocalClientError("ValidationError", "; ".join(problems), operation)
         from deploy import endpoint
 
         state = endpoint.running_state(self.settings.home_path, EndpointName)
         if state is None:
-            arn = (f"arn:aws:sagemaker:{self.settings.effective_region}:000000000000:"
-                   f"endpoint/{EndpointName.lower()}")
-            raise LocalClientError("ValidationError", f"Endpoint {EndpointName} of account 000000000000 not "
-                                   f"found. (no running local server for {arn}; deploy by approving a model "
-                                   "package or start one with python -m deploy.endpoint start)", operation)
+            arn = f"arn:aws:sagemaker:{self.settings.effective_region}:000000000000:endpoint/{EndpointName.lower()}"
+            raise LocalClientError(
+                "ValidationError",
+                f"Endpoint {EndpointName} of account 000000000000 not "
+                f"found. (no running local server for {arn}; deploy by approving a model "
+                "package or start one with python -m deploy.endpoint start)",
+                operation,
+            )
         payload = Body.read() if hasattr(Body, "read") else Body
         payload = payload.encode() if isinstance(payload, str) else bytes(payload)
-        if len(payload) > REALTIME_PAYLOAD_LIMIT_BYTES:   # refused by SageMaker's front end, as on AWS
-            error = LocalClientError("413", f"HTTP content length exceeded {REALTIME_PAYLOAD_LIMIT_BYTES} bytes.",
-                                     operation)
+        if len(payload) > REALTIME_PAYLOAD_LIMIT_BYTES:  # refused by SageMaker's front end, as on AWS
+            error = LocalClientError(
+                "413", f"HTTP content length exceeded {REALTIME_PAYLOAD_LIMIT_BYTES} bytes.", operation
+            )
             error.response["ResponseMetadata"] = {"HTTPStatusCode": 413}
             raise error
         headers = {"Content-Type": ContentType}
@@ -503,28 +592,43 @@ class LocalSageMakerRuntimeClient:
             headers["Accept"] = Accept
         try:
             status, response_headers, answer = endpoint.http_request(
-                state["url"] + "/invocations", "POST", payload, headers, timeout=INVOCATION_TIMEOUT_SECONDS)
+                state["url"] + "/invocations", "POST", payload, headers, timeout=INVOCATION_TIMEOUT_SECONDS
+            )
         except TimeoutError:
             raise self._model_error(EndpointName, 0, TIMEOUT_MESSAGE, "server") from None
         except OSError as error:
-            raise LocalClientError("ServiceUnavailable", f"the local endpoint {EndpointName} at {state['url']} "
-                                   f"did not answer: {error}", operation) from None
+            raise LocalClientError(
+                "ServiceUnavailable",
+                f"the local endpoint {EndpointName} at {state['url']} did not answer: {error}",
+                operation,
+            ) from None
         if status != 200:
             message = endpoint._error_message(answer)
             raise self._model_error(EndpointName, status, message, "client" if status < 500 else "server")
         content_type = response_headers.get("content-type", "text/csv")
-        return {"Body": StreamingBody(io.BytesIO(answer), len(answer)), "ContentType": content_type,
-                "InvokedProductionVariant": DEFAULT_VARIANT,
-                "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": response_headers}}
+        return {
+            "Body": StreamingBody(io.BytesIO(answer), len(answer)),
+            "ContentType": content_type,
+            "InvokedProductionVariant": DEFAULT_VARIANT,
+            "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": response_headers},
+        }
 
     def _model_error(self, name: str, status: int, message: str, kind: str) -> LocalClientError:
         """SageMaker's ModelError (HTTP 424): the container failed, answered an error or timed out."""
         region = self.settings.effective_region
-        logs = (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
-                f"group=/aws/sagemaker/Endpoints/{name} in account 000000000000 for more information.")
-        error = LocalClientError("ModelError", f'Received {kind} error ({status}) from primary with message '
-                                 f'"{message}". See {logs}', "InvokeEndpoint")
-        error.response |= {"OriginalStatusCode": status, "OriginalMessage": message,
-                           "LogStreamArn": f"arn:aws:logs:{region}:000000000000:log-group:/aws/sagemaker/Endpoints/{name}"}
+        logs = (
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
+            f"group=/aws/sagemaker/Endpoints/{name} in account 000000000000 for more information."
+        )
+        error = LocalClientError(
+            "ModelError",
+            f'Received {kind} error ({status}) from primary with message "{message}". See {logs}',
+            "InvokeEndpoint",
+        )
+        error.response |= {
+            "OriginalStatusCode": status,
+            "OriginalMessage": message,
+            "LogStreamArn": f"arn:aws:logs:{region}:000000000000:log-group:/aws/sagemaker/Endpoints/{name}",
+        }
         error.response["ResponseMetadata"] = {"HTTPStatusCode": 424}
         return error

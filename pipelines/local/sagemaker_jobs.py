@@ -6,6 +6,7 @@ describe follows it to Completed or Failed, stop_auto_ml_job kills it (Stopped),
 against botocore's service model first, so a request that works here is one AWS accepts.
 State is one JSON record per resource under <FORECAST_HOME>/sagemaker/<kind>/<name>.json.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,8 +70,9 @@ class JobsMixin:
         return _from_json(json.loads(path.read_text()))
 
     def _save(self, kind: str, name: str, record: dict) -> None:
-        atomic_write_bytes(self._record_path(kind, name),
-                           json.dumps(_to_json(record), indent=2, default=str).encode("utf-8"))
+        atomic_write_bytes(
+            self._record_path(kind, name), json.dumps(_to_json(record), indent=2, default=str).encode("utf-8")
+        )
 
     def _all(self, kind: str) -> list:
         folder = Path(self.home) / "sagemaker" / kind
@@ -103,19 +105,32 @@ class JobsMixin:
             raise LocalClientError("ResourceInUse", f"Job with name {name} already exists.", operation)
         problem = request.get("AutoMLProblemTypeConfig") or {}
         if "TimeSeriesForecastingJobConfig" not in problem:
-            raise LocalClientError("ValidationException", "the local runtime runs time-series forecasting "
-                                   "jobs only (AutoMLProblemTypeConfig.TimeSeriesForecastingJobConfig)", operation)
+            raise LocalClientError(
+                "ValidationException",
+                "the local runtime runs time-series forecasting "
+                "jobs only (AutoMLProblemTypeConfig.TimeSeriesForecastingJobConfig)",
+                operation,
+            )
         created = _now()
         arn = self.arn("automl-job", name)
-        record = {"request": request, "AutoMLJobName": name, "AutoMLJobArn": arn, "CreationTime": created,
-                  "LastModifiedTime": created, "AutoMLJobStatus": "InProgress",
-                  "AutoMLJobSecondaryStatus": "AnalyzingData",
-                  "JobLog": str(automl_worker.job_log_path(self.settings, name))}
+        record = {
+            "request": request,
+            "AutoMLJobName": name,
+            "AutoMLJobArn": arn,
+            "CreationTime": created,
+            "LastModifiedTime": created,
+            "AutoMLJobStatus": "InProgress",
+            "AutoMLJobSecondaryStatus": "AnalyzingData",
+            "JobLog": str(automl_worker.job_log_path(self.settings, name)),
+        }
         self._save("automl", name, record)
         process = automl_worker.launch(self.settings, name, sink=self.automl_output)
         # who trains it and who owns it: a worker whose owner (the runtime) died is not left running
-        owner = {"WorkerPid": process.pid, "WorkerProcess": supervision.process_identity(process.pid),
-                 "OwnerProcess": supervision.process_identity(os.getpid())}
+        owner = {
+            "WorkerPid": process.pid,
+            "WorkerProcess": supervision.process_identity(process.pid),
+            "OwnerProcess": supervision.process_identity(os.getpid()),
+        }
         record.update(owner)
         latest = self._load("automl", name) or record  # the worker may have written already
         if latest.get("AutoMLJobStatus") == "InProgress":
@@ -156,13 +171,18 @@ class JobsMixin:
                 return record
             # its runtime died (killed, crashed): the training process stops with it, now rather than later
             supervision.kill_group(record.get("WorkerProcess"), f"AutoML job {name}, whose runtime is gone")
-            reason = (f"the local runtime that owned it (pid {record['OwnerProcess'].get('pid')}) is gone, so its "
-                      f"training process {record.get('WorkerPid')} was stopped")
+            reason = (
+                f"the local runtime that owned it (pid {record['OwnerProcess'].get('pid')}) is gone, so its "
+                f"training process {record.get('WorkerPid')} was stopped"
+            )
         else:
             reason = f"the local training process {record.get('WorkerPid')} is gone (its runtime exited)"
         if record["AutoMLJobStatus"] == "InProgress":
-            record.update(AutoMLJobStatus="Failed", AutoMLJobSecondaryStatus="Failed",
-                          FailureReason=f"{reason}; see {record.get('JobLog')}")
+            record.update(
+                AutoMLJobStatus="Failed",
+                AutoMLJobSecondaryStatus="Failed",
+                FailureReason=f"{reason}; see {record.get('JobLog')}",
+            )
             record["EndTime"] = record["LastModifiedTime"] = _now()
             self._save("automl", name, record)
         return record
@@ -182,12 +202,15 @@ class JobsMixin:
             record = self._settle(record)
         request = record["request"]
         response = {
-            "AutoMLJobName": record["AutoMLJobName"], "AutoMLJobArn": record["AutoMLJobArn"],
+            "AutoMLJobName": record["AutoMLJobName"],
+            "AutoMLJobArn": record["AutoMLJobArn"],
             "AutoMLJobInputDataConfig": request.get("AutoMLJobInputDataConfig"),
-            "OutputDataConfig": request.get("OutputDataConfig"), "RoleArn": request.get("RoleArn"),
+            "OutputDataConfig": request.get("OutputDataConfig"),
+            "RoleArn": request.get("RoleArn"),
             "AutoMLProblemTypeConfig": request.get("AutoMLProblemTypeConfig"),
             "AutoMLProblemTypeConfigName": "TimeSeriesForecasting",
-            "CreationTime": record["CreationTime"], "LastModifiedTime": record["LastModifiedTime"],
+            "CreationTime": record["CreationTime"],
+            "LastModifiedTime": record["LastModifiedTime"],
             "AutoMLJobStatus": record["AutoMLJobStatus"],
             "AutoMLJobSecondaryStatus": record["AutoMLJobSecondaryStatus"],
         }
@@ -210,16 +233,19 @@ class JobsMixin:
         name = request["ModelName"]
         arn = self.arn("model", name)
         if self._load("model", name) is not None:
-            raise LocalClientError("ValidationException", f'Cannot create already existing model "{arn}".',
-                                   operation)
+            raise LocalClientError("ValidationException", f'Cannot create already existing model "{arn}".', operation)
         if not request.get("Containers") and not request.get("PrimaryContainer"):
             raise LocalClientError("ValidationException", "a model needs PrimaryContainer or Containers", operation)
         for container in request.get("Containers") or [request.get("PrimaryContainer")]:
             if container.get("ModelPackageName"):
                 self.describe_model_package(ModelPackageName=container["ModelPackageName"])  # must exist
             elif not container.get("ModelDataUrl"):
-                raise LocalClientError("ValidationException", f"container {container.get('Image')} has no "
-                                       "ModelDataUrl (the local runtime serves engine artifacts only)", operation)
+                raise LocalClientError(
+                    "ValidationException",
+                    f"container {container.get('Image')} has no "
+                    "ModelDataUrl (the local runtime serves engine artifacts only)",
+                    operation,
+                )
         record = dict(request, ModelArn=arn, CreationTime=_now())
         self._save("model", name, record)
         return {"ModelArn": arn}
@@ -227,22 +253,41 @@ class JobsMixin:
     def describe_model(self, ModelName: str) -> dict:  # noqa: N803
         record = self._load("model", ModelName)
         if record is None:
-            raise LocalClientError("ValidationException", f'Could not find model "{self.arn("model", ModelName)}".',
-                                   "DescribeModel")
-        keys = ("ModelName", "PrimaryContainer", "Containers", "InferenceExecutionConfig", "ExecutionRoleArn",
-                "VpcConfig", "CreationTime", "ModelArn", "EnableNetworkIsolation")
+            raise LocalClientError(
+                "ValidationException", f'Could not find model "{self.arn("model", ModelName)}".', "DescribeModel"
+            )
+        keys = (
+            "ModelName",
+            "PrimaryContainer",
+            "Containers",
+            "InferenceExecutionConfig",
+            "ExecutionRoleArn",
+            "VpcConfig",
+            "CreationTime",
+            "ModelArn",
+            "EnableNetworkIsolation",
+        )
         return {k: record[k] for k in keys if record.get(k) is not None}
 
     def delete_model(self, ModelName: str) -> dict:  # noqa: N803
         path = self._record_path("model", ModelName)
         if not path.is_file():
-            raise LocalClientError("ValidationException", f'Could not find model "{self.arn("model", ModelName)}".',
-                                   "DeleteModel")
+            raise LocalClientError(
+                "ValidationException", f'Could not find model "{self.arn("model", ModelName)}".', "DeleteModel"
+            )
         path.unlink()
         return {}
 
-    def list_models(self, NameContains: str = "", SortBy: str = "CreationTime",  # noqa: N803
-                    SortOrder: str = "Descending", MaxResults: int = 100, CreationTimeBefore=None, CreationTimeAfter=None, **_: Any) -> dict:
+    def list_models(
+        self,
+        NameContains: str = "",
+        SortBy: str = "CreationTime",  # noqa: N803
+        SortOrder: str = "Descending",
+        MaxResults: int = 100,
+        CreationTimeBefore=None,
+        CreationTimeAfter=None,
+        **_: Any,
+    ) -> dict:
         models = [m for m in self._all("model") if NameContains.lower() in m["ModelName"].lower()]
         if CreationTimeBefore is not None:
             models = [m for m in models if m["CreationTime"] < CreationTimeBefore]
@@ -250,8 +295,12 @@ class JobsMixin:
             models = [m for m in models if m["CreationTime"] > CreationTimeAfter]
         key = (lambda m: m["ModelName"]) if SortBy == "Name" else (lambda m: m["CreationTime"])
         models.sort(key=key, reverse=SortOrder == "Descending")
-        return {"Models": [{"ModelName": m["ModelName"], "ModelArn": m["ModelArn"], "CreationTime": m["CreationTime"]}
-                           for m in models[:MaxResults]]}
+        return {
+            "Models": [
+                {"ModelName": m["ModelName"], "ModelArn": m["ModelArn"], "CreationTime": m["CreationTime"]}
+                for m in models[:MaxResults]
+            ]
+        }
 
     def resolved_model_containers(self, ModelName: str) -> list:  # noqa: N803
         """The model's containers, with model-package containers replaced by the package's own."""
@@ -277,7 +326,7 @@ class JobsMixin:
             raise LocalClientError("ResourceInUse", f"Job with name {name} already exists.", operation)
         self.describe_model(ModelName=request["ModelName"])  # a missing model is a request error on AWS too
         try:
-            limits.payload_limit_mb(request)                  # AWS refuses MaxPayloadInMB > 100 at create
+            limits.payload_limit_mb(request)  # AWS refuses MaxPayloadInMB > 100 at create
         except limits.LimitExceeded as error:
             raise LocalClientError("ValidationException", str(error), operation) from None
         record = dict(request, TransformJobArn=arn, TransformJobStatus="InProgress", CreationTime=_now())
@@ -327,21 +376,60 @@ class JobsMixin:
     def describe_transform_job(self, TransformJobName: str) -> dict:  # noqa: N803
         record = self._load("transform", TransformJobName)
         if record is None:
-            raise LocalClientError("ValidationException", f"Could not find job to describe: {TransformJobName}",
-                                   "DescribeTransformJob")
-        keys = ("TransformJobName", "TransformJobArn", "TransformJobStatus", "FailureReason", "ModelName",
-                "MaxConcurrentTransforms", "ModelClientConfig", "MaxPayloadInMB", "BatchStrategy", "Environment",
-                "TransformInput", "TransformOutput", "DataCaptureConfig", "TransformResources", "CreationTime",
-                "TransformStartTime", "TransformEndTime", "DataProcessing", "ExperimentConfig")
+            raise LocalClientError(
+                "ValidationException", f"Could not find job to describe: {TransformJobName}", "DescribeTransformJob"
+            )
+        keys = (
+            "TransformJobName",
+            "TransformJobArn",
+            "TransformJobStatus",
+            "FailureReason",
+            "ModelName",
+            "MaxConcurrentTransforms",
+            "ModelClientConfig",
+            "MaxPayloadInMB",
+            "BatchStrategy",
+            "Environment",
+            "TransformInput",
+            "TransformOutput",
+            "DataCaptureConfig",
+            "TransformResources",
+            "CreationTime",
+            "TransformStartTime",
+            "TransformEndTime",
+            "DataProcessing",
+            "ExperimentConfig",
+        )
         return {k: record[k] for k in keys if record.get(k) is not None}
 
-    def list_transform_jobs(self, NameContains: str = "", StatusEquals: str = "", MaxResults: int = 100,  # noqa: N803
-                            **_: Any) -> dict:
-        jobs = [j for j in self._all("transform") if NameContains.lower() in j["TransformJobName"].lower()
-                and (not StatusEquals or j["TransformJobStatus"] == StatusEquals)]
+    def list_transform_jobs(
+        self,
+        NameContains: str = "",
+        StatusEquals: str = "",
+        MaxResults: int = 100,  # noqa: N803
+        **_: Any,
+    ) -> dict:
+        jobs = [
+            j
+            for j in self._all("transform")
+            if NameContains.lower() in j["TransformJobName"].lower()
+            and (not StatusEquals or j["TransformJobStatus"] == StatusEquals)
+        ]
         jobs.sort(key=lambda j: j["CreationTime"], reverse=True)
-        return {"TransformJobSummaries": [
-            {k: j.get(k) for k in ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime",
-                                   "TransformJobStatus", "FailureReason") if j.get(k) is not None}
-            for j in jobs[:MaxResults]]}
-
+        return {
+            "TransformJobSummaries": [
+                {
+                    k: j.get(k)
+                    for k in (
+                        "TransformJobName",
+                        "TransformJobArn",
+                        "CreationTime",
+                        "TransformEndTime",
+                        "TransformJobStatus",
+                        "FailureReason",
+                    )
+                    if j.get(k) is not None
+                }
+                for j in jobs[:MaxResults]
+            ]
+        }

@@ -5,6 +5,7 @@ requests SageMaker accepts. Errors are LocalClientError with AWS's codes (Valida
 for unknown resources, as SageMaker answers; ConflictException for a group that still has
 versions). Only versioned model packages (in a group) exist locally.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,15 +19,31 @@ from pipelines.local.registry import Registry, RegistryError
 from processing.kernel.aws_validation import RequestValidationError, validate_request
 
 DEFAULT_MAX_RESULTS = 10
-_VERSIONED = re.compile(r"^(?:arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:model-package/)?"
-                        r"(?P<group>[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})/(?P<version>[0-9]{1,9})$")
-_GROUP = re.compile(r"^(?:arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:[a-z\-]*/)?"
-                    r"(?P<group>[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})$")
+_VERSIONED = re.compile(
+    r"^(?:arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:model-package/)?"
+    r"(?P<group>[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})/(?P<version>[0-9]{1,9})$"
+)
+_GROUP = re.compile(
+    r"^(?:arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:[a-z\-]*/)?"
+    r"(?P<group>[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})$"
+)
 # CreateModelPackage members kept verbatim and echoed by DescribeModelPackage
-_PASSTHROUGH = ("Domain", "Task", "SamplePayloadUrl", "SkipModelValidation", "SourceUri", "ModelCard",
-                "ModelLifeCycle", "AdditionalInferenceSpecifications", "DriftCheckBaselines",
-                "ValidationSpecification", "SourceAlgorithmSpecification", "ModelPackageRegistrationType",
-                "SecurityConfig", "ManagedStorageType")
+_PASSTHROUGH = (
+    "Domain",
+    "Task",
+    "SamplePayloadUrl",
+    "SkipModelValidation",
+    "SourceUri",
+    "ModelCard",
+    "ModelLifeCycle",
+    "AdditionalInferenceSpecifications",
+    "DriftCheckBaselines",
+    "ValidationSpecification",
+    "SourceAlgorithmSpecification",
+    "ModelPackageRegistrationType",
+    "SecurityConfig",
+    "ManagedStorageType",
+)
 
 
 def _metadata() -> dict:
@@ -40,10 +57,11 @@ def _page(items: list, max_results: Optional[int], next_token: Optional[str], op
         try:
             start = int(json.loads(base64.urlsafe_b64decode(next_token.encode()).decode())["offset"])
         except (ValueError, KeyError, TypeError):
-            raise LocalClientError("ValidationException", f"Invalid pagination token {next_token!r}",
-                                   operation) from None
+            raise LocalClientError(
+                "ValidationException", f"Invalid pagination token {next_token!r}", operation
+            ) from None
     size = max_results or DEFAULT_MAX_RESULTS
-    chunk = items[start:start + size]
+    chunk = items[start : start + size]
     token = None
     if start + size < len(items):
         token = base64.urlsafe_b64encode(json.dumps({"offset": start + size}).encode()).decode()
@@ -77,8 +95,9 @@ class RegistryMixin:
     def _group_name(value: str, operation: str) -> str:
         match = _GROUP.match(value)
         if not match:
-            raise LocalClientError("ValidationException",
-                                   f"{value!r} is not a model package group name or ARN", operation)
+            raise LocalClientError(
+                "ValidationException", f"{value!r} is not a model package group name or ARN", operation
+            )
         return match.group("group")
 
     @staticmethod
@@ -89,7 +108,8 @@ class RegistryMixin:
                 "ValidationException",
                 f"{value!r} is not a versioned model package ARN or <group>/<version>; the local registry "
                 "holds versioned packages only (arn:aws:sagemaker:<region>:<account>:model-package/<group>/<n>)",
-                operation)
+                operation,
+            )
         return match.group("group"), int(match.group("version"))
 
     def _group_arn(self, name: str) -> str:
@@ -107,14 +127,22 @@ class RegistryMixin:
     # --- groups ----------------------------------------------------------------------------
     def create_model_package_group(self, **params: Any) -> dict:
         self._validated("CreateModelPackageGroup", params)
-        row = self._call("CreateModelPackageGroup", self.registry.create_group,
-                         params["ModelPackageGroupName"], params.get("ModelPackageGroupDescription"),
-                         params.get("Tags"))
+        row = self._call(
+            "CreateModelPackageGroup",
+            self.registry.create_group,
+            params["ModelPackageGroupName"],
+            params.get("ModelPackageGroupDescription"),
+            params.get("Tags"),
+        )
         return {"ModelPackageGroupArn": self._group_arn(row["name"]), "ResponseMetadata": _metadata()}
 
     def _group_summary(self, row: dict) -> dict:
-        summary = {"ModelPackageGroupName": row["name"], "ModelPackageGroupArn": self._group_arn(row["name"]),
-                   "CreationTime": row["created_at"], "ModelPackageGroupStatus": "Completed"}
+        summary = {
+            "ModelPackageGroupName": row["name"],
+            "ModelPackageGroupArn": self._group_arn(row["name"]),
+            "CreationTime": row["created_at"],
+            "ModelPackageGroupStatus": "Completed",
+        }
         if row.get("description"):
             summary["ModelPackageGroupDescription"] = row["description"]
         return summary
@@ -124,18 +152,25 @@ class RegistryMixin:
         name = self._group_name(params["ModelPackageGroupName"], "DescribeModelPackageGroup")
         row = self.registry.get_group(name)
         if row is None:
-            raise LocalClientError("ValidationException", f"ModelPackageGroup {name} does not exist.",
-                                   "DescribeModelPackageGroup")
+            raise LocalClientError(
+                "ValidationException", f"ModelPackageGroup {name} does not exist.", "DescribeModelPackageGroup"
+            )
         return {**self._group_summary(row), "CreatedBy": {}, "ResponseMetadata": _metadata()}
 
     def list_model_package_groups(self, **params: Any) -> dict:
         self._validated("ListModelPackageGroups", params)
-        rows = self.registry.list_groups(params.get("NameContains"), params.get("CreationTimeAfter"),
-                                         params.get("CreationTimeBefore"), params.get("SortBy", "CreationTime"),
-                                         params.get("SortOrder", "Descending"))
+        rows = self.registry.list_groups(
+            params.get("NameContains"),
+            params.get("CreationTimeAfter"),
+            params.get("CreationTimeBefore"),
+            params.get("SortBy", "CreationTime"),
+            params.get("SortOrder", "Descending"),
+        )
         chunk, token = _page(rows, params.get("MaxResults"), params.get("NextToken"), "ListModelPackageGroups")
-        response = {"ModelPackageGroupSummaryList": [self._group_summary(r) for r in chunk],
-                    "ResponseMetadata": _metadata()}
+        response = {
+            "ModelPackageGroupSummaryList": [self._group_summary(r) for r in chunk],
+            "ResponseMetadata": _metadata(),
+        }
         if token:
             response["NextToken"] = token
         return response
@@ -151,16 +186,21 @@ class RegistryMixin:
         operation = "CreateModelPackage"
         self._validated(operation, params)
         if "ModelPackageGroupName" not in params:
-            raise LocalClientError("ValidationException",
-                                   "the local registry stores versioned model packages only: pass "
-                                   "ModelPackageGroupName (ModelPackageName creates an unversioned package)",
-                                   operation)
+            raise LocalClientError(
+                "ValidationException",
+                "the local registry stores versioned model packages only: pass "
+                "ModelPackageGroupName (ModelPackageName creates an unversioned package)",
+                operation,
+            )
         if "ModelPackageName" in params:
-            raise LocalClientError("ValidationException",
-                                   "pass either ModelPackageName or ModelPackageGroupName, not both", operation)
+            raise LocalClientError(
+                "ValidationException", "pass either ModelPackageName or ModelPackageGroupName, not both", operation
+            )
         group = self._group_name(params["ModelPackageGroupName"], operation)
         row = self._call(
-            operation, self.registry.create_package, group,
+            operation,
+            self.registry.create_package,
+            group,
             approval_status=params.get("ModelApprovalStatus", "PendingManualApproval"),
             description=params.get("ModelPackageDescription"),
             inference_specification=params.get("InferenceSpecification"),
@@ -168,16 +208,24 @@ class RegistryMixin:
             customer_metadata=params.get("CustomerMetadataProperties"),
             metadata_properties=params.get("MetadataProperties"),
             extra={key: params[key] for key in _PASSTHROUGH if key in params},
-            tags=params.get("Tags"), client_token=params.get("ClientToken"))
-        return {"ModelPackageArn": self._package_arn(row["group_name"], row["version"]),
-                "ResponseMetadata": _metadata()}
+            tags=params.get("Tags"),
+            client_token=params.get("ClientToken"),
+        )
+        return {
+            "ModelPackageArn": self._package_arn(row["group_name"], row["version"]),
+            "ResponseMetadata": _metadata(),
+        }
 
     def _package_summary(self, row: dict) -> dict:
-        summary = {"ModelPackageName": row["group_name"], "ModelPackageGroupName": row["group_name"],
-                   "ModelPackageVersion": row["version"],
-                   "ModelPackageArn": self._package_arn(row["group_name"], row["version"]),
-                   "CreationTime": row["created_at"], "ModelPackageStatus": "Completed",
-                   "ModelApprovalStatus": row["approval_status"]}
+        summary = {
+            "ModelPackageName": row["group_name"],
+            "ModelPackageGroupName": row["group_name"],
+            "ModelPackageVersion": row["version"],
+            "ModelPackageArn": self._package_arn(row["group_name"], row["version"]),
+            "CreationTime": row["created_at"],
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": row["approval_status"],
+        }
         if row.get("description"):
             summary["ModelPackageDescription"] = row["description"]
         return summary
@@ -188,14 +236,22 @@ class RegistryMixin:
         group, version = self._versioned(params["ModelPackageName"], operation)
         row = self._package(group, version, params["ModelPackageName"], operation)
         response = self._package_summary(row)
-        response.update({
-            "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
-            "CertifyForMarketplace": False, "CreatedBy": {}, "LastModifiedTime": row["modified_at"],
-            "LastModifiedBy": {}, "CustomerMetadataProperties": dict(row["customer_metadata"] or {}),
-        })
-        optional = {"InferenceSpecification": row["inference_specification"],
-                    "ModelMetrics": row["model_metrics"], "MetadataProperties": row["metadata_properties"],
-                    "ApprovalDescription": row["approval_description"]}
+        response.update(
+            {
+                "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
+                "CertifyForMarketplace": False,
+                "CreatedBy": {},
+                "LastModifiedTime": row["modified_at"],
+                "LastModifiedBy": {},
+                "CustomerMetadataProperties": dict(row["customer_metadata"] or {}),
+            }
+        )
+        optional = {
+            "InferenceSpecification": row["inference_specification"],
+            "ModelMetrics": row["model_metrics"],
+            "MetadataProperties": row["metadata_properties"],
+            "ApprovalDescription": row["approval_description"],
+        }
         response.update({key: value for key, value in optional.items() if value is not None})
         response.update(row["extra"] or {})
         response["ResponseMetadata"] = _metadata()
@@ -209,13 +265,20 @@ class RegistryMixin:
             group = self._group_name(group, operation)
         rows = []
         if params.get("ModelPackageType", "Versioned") in ("Versioned", "Both"):
-            rows = self.registry.list_packages(group, params.get("ModelApprovalStatus"),
-                                               params.get("CreationTimeAfter"), params.get("CreationTimeBefore"),
-                                               params.get("NameContains"), params.get("SortBy", "CreationTime"),
-                                               params.get("SortOrder", "Ascending"))
+            rows = self.registry.list_packages(
+                group,
+                params.get("ModelApprovalStatus"),
+                params.get("CreationTimeAfter"),
+                params.get("CreationTimeBefore"),
+                params.get("NameContains"),
+                params.get("SortBy", "CreationTime"),
+                params.get("SortOrder", "Ascending"),
+            )
         chunk, token = _page(rows, params.get("MaxResults"), params.get("NextToken"), operation)
-        response = {"ModelPackageSummaryList": [self._package_summary(r) for r in chunk],
-                    "ResponseMetadata": _metadata()}
+        response = {
+            "ModelPackageSummaryList": [self._package_summary(r) for r in chunk],
+            "ResponseMetadata": _metadata(),
+        }
         if token:
             response["NextToken"] = token
         return response
@@ -225,19 +288,30 @@ class RegistryMixin:
         self._validated(operation, params)
         group, version = self._versioned(params["ModelPackageArn"], operation)
         self._package(group, version, params["ModelPackageArn"], operation)
-        extra = {key: params[key] for key in ("SourceUri", "ModelCard", "ModelLifeCycle",
-                                              "ModelPackageRegistrationType") if key in params}
+        extra = {
+            key: params[key]
+            for key in ("SourceUri", "ModelCard", "ModelLifeCycle", "ModelPackageRegistrationType")
+            if key in params
+        }
         if params.get("AdditionalInferenceSpecificationsToAdd"):
             current = self.registry.get_package(group, version)["extra"].get("AdditionalInferenceSpecifications", [])
             extra["AdditionalInferenceSpecifications"] = current + params["AdditionalInferenceSpecificationsToAdd"]
-        row = self._call(operation, self.registry.update_package, group, version,
-                         approval_status=params.get("ModelApprovalStatus"),
-                         approval_description=params.get("ApprovalDescription"),
-                         customer_metadata=params.get("CustomerMetadataProperties"),
-                         customer_metadata_to_remove=params.get("CustomerMetadataPropertiesToRemove"),
-                         inference_specification=params.get("InferenceSpecification"), extra=extra)
-        return {"ModelPackageArn": self._package_arn(row["group_name"], row["version"]),
-                "ResponseMetadata": _metadata()}
+        row = self._call(
+            operation,
+            self.registry.update_package,
+            group,
+            version,
+            approval_status=params.get("ModelApprovalStatus"),
+            approval_description=params.get("ApprovalDescription"),
+            customer_metadata=params.get("CustomerMetadataProperties"),
+            customer_metadata_to_remove=params.get("CustomerMetadataPropertiesToRemove"),
+            inference_specification=params.get("InferenceSpecification"),
+            extra=extra,
+        )
+        return {
+            "ModelPackageArn": self._package_arn(row["group_name"], row["version"]),
+            "ResponseMetadata": _metadata(),
+        }
 
     def delete_model_package(self, **params: Any) -> dict:
         operation = "DeleteModelPackage"
@@ -251,4 +325,3 @@ class RegistryMixin:
         """Local extra (no boto3 counterpart): the approval audit trail of one version."""
         group, version = self._versioned(model_package_arn, "ModelPackageHistory")
         return self.registry.history(group, version)
-

@@ -1,4 +1,5 @@
 """The seed dataset: with no InputDataUrl, a run uses the generator's data at the parameter's default location."""
+
 from __future__ import annotations
 
 import re
@@ -7,11 +8,12 @@ from typing import Any, Callable, Mapping, Optional
 from pipelines.local.store import local_path
 from processing.kernel.settings import Settings
 
-SEED_FUTURE_DAYS = 14                        # the training pipeline's default ForecastHorizon
+SEED_FUTURE_DAYS = 14  # the training pipeline's default ForecastHorizon
 
 
-def ensure_seed_data(definition: Mapping[str, Any], parameters: Mapping[str, Any], settings: Settings,
-                     out: Callable[[str], None] = print) -> Optional[str]:
+def ensure_seed_data(
+    definition: Mapping[str, Any], parameters: Mapping[str, Any], settings: Settings, out: Callable[[str], None] = print
+) -> Optional[str]:
     """With no InputDataUrl override, put the seed dataset at the parameter's default location.
 
     Returns a note for the execution record (None when nothing was needed).
@@ -38,7 +40,9 @@ def ensure_seed_data(definition: Mapping[str, Any], parameters: Mapping[str, Any
     write_frame(frame, file_target)
     items = frame["item_id"].nunique() if "item_id" in frame.columns else "?"
     future = f", plus {future_days} future days with known covariates" if future_days else ""
-    note = (f"No InputDataUrl given: generated the seed dataset ({len(frame)} rows, {items} items{future}) at "
-            f"{default} ({file_target}); pass --param InputDataUrl=... to use your own data")
+    note = (
+        f"No InputDataUrl given: generated the seed dataset ({len(frame)} rows, {items} items{future}) at "
+        f"{default} ({file_target}); pass --param InputDataUrl=... to use your own data"
+    )
     out(note)
     return note

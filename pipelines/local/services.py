@@ -4,6 +4,7 @@ The SageMaker stand-in is assembled from mixins kept in their own modules:
 jobs (AutoML V2, models, transform jobs) in `sagemaker_jobs.py`, the model registry in
 `sagemaker_registry.py` (SQLite, `registry.py`), endpoints in `sagemaker_endpoints.py`.
 """
+
 from __future__ import annotations
 
 from typing import Any

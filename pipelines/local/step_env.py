@@ -21,6 +21,7 @@ The host's Python still runs isolated: a venv without pip whose only `.pth` file
 host's site-packages folders as plain paths, so their own `.pth` files (the project's editable
 install finder among them) are never executed and the checkout is not importable.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,7 +48,7 @@ from processing.kernel.settings import Settings
 logger = logging.getLogger(__name__)
 
 IMAGE, STEP_PYTHON, HOST_FALLBACK, HOST = "image", "FORECAST_STEP_PYTHON", "host fallback", "host"
-MARKER = "environment.json"          # written last: its presence means the folder is complete
+MARKER = "environment.json"  # written last: its presence means the folder is complete
 PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.executable)"
 PIP_TIMEOUT_SECONDS = 900
 HEARTBEAT_SECONDS = 30
@@ -61,11 +62,11 @@ class StepEnvironmentError(RuntimeError):
 class StepEnvironment:
     """An interpreter for processing steps and what it is."""
 
-    kind: str                    # IMAGE, STEP_PYTHON, HOST_FALLBACK or HOST
-    python: str                  # the executable steps run with
-    python_version: str          # "3.12.1"
+    kind: str  # IMAGE, STEP_PYTHON, HOST_FALLBACK or HOST
+    python: str  # the executable steps run with
+    python_version: str  # "3.12.1"
     root: Optional[Path] = None  # the venv (image env, host venv); overlays are cached beside it
-    note: str = ""               # why a fallback happened, the warning text
+    note: str = ""  # why a fallback happened, the warning text
 
     @property
     def label(self) -> str:
@@ -77,9 +78,15 @@ class StepEnvironment:
     def record(self, overlay: Optional[Path] = None, requirements: Optional[str] = None) -> dict:
         """What the execution record says about the environment a step ran in."""
         image = processing_image.load()
-        entry = {"kind": self.kind, "label": self.label, "python": self.python,
-                 "python_version": self.python_version, "image": image.version,
-                 "image_python": image.python, "matches_image": self.kind == IMAGE}
+        entry = {
+            "kind": self.kind,
+            "label": self.label,
+            "python": self.python,
+            "python_version": self.python_version,
+            "image": image.version,
+            "image_python": image.python,
+            "matches_image": self.kind == IMAGE,
+        }
         if requirements:
             entry["requirements"] = requirements
             entry["overlay"] = str(overlay) if overlay else None
@@ -95,8 +102,9 @@ def probe(python: str, timeout: float = 30) -> Optional[tuple[str, str]]:
     """(full version, sys.executable) of an interpreter, or None when it does not run
     (a pyenv shim for a version that is not selected prints an error and exits 127)."""
     try:
-        result = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [python, "-c", PROBE], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     lines = result.stdout.split()
@@ -112,8 +120,9 @@ def _pyenv_roots(environ) -> list[str]:
     pyenv = shutil.which("pyenv", path=environ.get("PATH"))
     if pyenv:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            result = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30,
-                                    stdin=subprocess.DEVNULL)
+            result = subprocess.run(
+                [pyenv, "root"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+            )
             if result.returncode == 0 and result.stdout.strip():
                 roots.append(result.stdout.strip())
     roots.append(str(Path.home() / ".pyenv"))
@@ -190,8 +199,7 @@ def _write_marker(folder: Path, document: dict) -> None:
     os.replace(temporary, folder / MARKER)
 
 
-def _pip(python: str, arguments: Sequence[str], log_path: Path,
-         out: Optional[Callable[[str], None]] = None) -> None:
+def _pip(python: str, arguments: Sequence[str], log_path: Path, out: Optional[Callable[[str], None]] = None) -> None:
     """pip with its output in log_path; a line every HEARTBEAT_SECONDS so a long download shows life."""
     command = [python, "-m", "pip", *arguments]
     started = time.monotonic()
@@ -207,8 +215,9 @@ def _pip(python: str, arguments: Sequence[str], log_path: Path,
                 except subprocess.TimeoutExpired:
                     elapsed = time.monotonic() - started
                     if elapsed > PIP_TIMEOUT_SECONDS:
-                        raise StepEnvironmentError(f"pip {arguments[0]} did not finish in {PIP_TIMEOUT_SECONDS}s "
-                                                   f"(log: {log_path})") from None
+                        raise StepEnvironmentError(
+                            f"pip {arguments[0]} did not finish in {PIP_TIMEOUT_SECONDS}s (log: {log_path})"
+                        ) from None
                     if out is not None:
                         out(f"    ... pip {arguments[0]} still running ({elapsed:.0f}s; log: {log_path})")
         finally:
@@ -216,56 +225,95 @@ def _pip(python: str, arguments: Sequence[str], log_path: Path,
                 process.kill()
                 process.wait()
     if returncode != 0:
-        lines = [line for line in log_path.read_text(errors="replace").splitlines()
-                 if line.strip() and not line.startswith("WARNING: Location")]
+        lines = [
+            line
+            for line in log_path.read_text(errors="replace").splitlines()
+            if line.strip() and not line.startswith("WARNING: Location")
+        ]
         last = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "")
-        raise StepEnvironmentError(f"pip {arguments[0]} failed (exit {returncode}): {last.strip()} "
-                                   f"(log: {log_path})")
+        raise StepEnvironmentError(f"pip {arguments[0]} failed (exit {returncode}): {last.strip()} (log: {log_path})")
 
 
-def build_image_environment(python: str, python_version: str, settings: Settings,
-                            out: Callable[[str], None] = logger.info,
-                            image: Optional[processing_image.ProcessingImage] = None) -> Path:
+def build_image_environment(
+    python: str,
+    python_version: str,
+    settings: Settings,
+    out: Callable[[str], None] = logger.info,
+    image: Optional[processing_image.ProcessingImage] = None,
+) -> Path:
     """The cached venv with the image's pins for `python`; built once, under a lock."""
     image = image or processing_image.load()
     folder = cache_root(settings) / environment_key(image, python_version, python)
     if _complete(folder):
         return folder
     with file_lock(folder.with_name(folder.name + ".lock")):
-        if _complete(folder):               # another process built it while we waited
+        if _complete(folder):  # another process built it while we waited
             return folder
-        if folder.exists():                 # an interrupted earlier build
+        if folder.exists():  # an interrupted earlier build
             shutil.rmtree(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        heads = ", ".join(f"{n} {image.packages[n]}" for n in ("pandas", "numpy", "scikit-learn", "pyarrow")
-                          if n in image.packages)
-        out(f"Building the processing image's environment (Python {image.python}, {heads} ...: "
+        heads = ", ".join(
+            f"{n} {image.packages[n]}" for n in ("pandas", "numpy", "scikit-learn", "pyarrow") if n in image.packages
+        )
+        out(
+            f"Building the processing image's environment (Python {image.python}, {heads} ...: "
             f"{len(image.packages)} pinned packages from {processing_image.ENV_FILE.name}) once, "
-            f"with {python} (Python {python_version}); cached in {folder}")
+            f"with {python} (Python {python_version}); cached in {folder}"
+        )
         started = time.monotonic()
         log_path = folder.with_name(folder.name + ".build.log")
         log_path.write_text("")
         try:
-            subprocess.run([python, "-m", "venv", str(folder)], check=True, capture_output=True, text=True,
-                           timeout=300, stdin=subprocess.DEVNULL)
+            subprocess.run(
+                [python, "-m", "venv", str(folder)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                stdin=subprocess.DEVNULL,
+            )
             venv_python = str(folder / "bin" / "python")
             # --no-compile: byte-compiling every module of scipy/pandas/sklearn doubled the build on
             # two busy cores; the image does not ship .pyc files either (PYTHONDONTWRITEBYTECODE=1)
-            _pip(venv_python, ["install", "--quiet", "--disable-pip-version-check", "--no-input", "--no-deps",
-                               "--no-compile", "--only-binary=:all:", "--retries", "2", *image.requirements()],
-                 log_path, out)
-            _pip(venv_python, ["check"], log_path)   # the pins are complete: every requirement met
+            _pip(
+                venv_python,
+                [
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--no-deps",
+                    "--no-compile",
+                    "--only-binary=:all:",
+                    "--retries",
+                    "2",
+                    *image.requirements(),
+                ],
+                log_path,
+                out,
+            )
+            _pip(venv_python, ["check"], log_path)  # the pins are complete: every requirement met
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
             shutil.rmtree(folder, ignore_errors=True)
             detail = (getattr(error, "stderr", "") or "").strip().splitlines()
-            raise StepEnvironmentError(f"could not create a venv with {python}: "
-                                       f"{detail[-1] if detail else error}") from None
+            raise StepEnvironmentError(
+                f"could not create a venv with {python}: {detail[-1] if detail else error}"
+            ) from None
         except StepEnvironmentError:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        _write_marker(folder, {"image": image.version, "python": python, "python_version": python_version,
-                               "packages": dict(image.packages), "environment_file_sha256": image.digest,
-                               "source": dict(image.source), "built_seconds": round(time.monotonic() - started, 1)})
+        _write_marker(
+            folder,
+            {
+                "image": image.version,
+                "python": python,
+                "python_version": python_version,
+                "packages": dict(image.packages),
+                "environment_file_sha256": image.digest,
+                "source": dict(image.source),
+                "built_seconds": round(time.monotonic() - started, 1),
+            },
+        )
         out(f"Processing image environment ready in {time.monotonic() - started:.0f}s ({folder})")
         return folder
 
@@ -282,14 +330,22 @@ def host_environment(settings: Settings, kind: str = HOST_FALLBACK, note: str = 
                 if folder.exists():
                     shutil.rmtree(folder)
                 folder.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True,
-                               capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+                subprocess.run(
+                    [sys.executable, "-m", "venv", "--without-pip", str(folder)],
+                    check=True,
+                    capture_output=True,
+                    timeout=300,
+                    stdin=subprocess.DEVNULL,
+                )
                 (_site_packages(folder) / "host-site-packages.pth").write_text(
-                    "".join(p + "\n" for p in host_site_packages()))
-                _write_marker(folder, {"python": sys.executable, "python_version": version,
-                                       "site_packages": host_site_packages()})
-    return StepEnvironment(kind=kind, python=str(folder / "bin" / "python"), python_version=version,
-                           root=folder, note=note)
+                    "".join(p + "\n" for p in host_site_packages())
+                )
+                _write_marker(
+                    folder, {"python": sys.executable, "python_version": version, "site_packages": host_site_packages()}
+                )
+    return StepEnvironment(
+        kind=kind, python=str(folder / "bin" / "python"), python_version=version, root=folder, note=note
+    )
 
 
 def host_site_packages() -> list[str]:
@@ -321,25 +377,33 @@ def fallback_warning(image: processing_image.ProcessingImage, reason: str) -> st
             have = "missing"
         if wanted and have != wanted:
             differences.append(f"{name} {have} vs {wanted}")
-    return (f"warning: {reason}; processing steps run with this Python ({sys.executable}), which differs from "
-            f"the scikit-learn {image.version} image: {', '.join(differences)}; a green local run may not "
-            f"predict SageMaker (FORECAST_STEP_ENV=strict makes this an error)")
+    return (
+        f"warning: {reason}; processing steps run with this Python ({sys.executable}), which differs from "
+        f"the scikit-learn {image.version} image: {', '.join(differences)}; a green local run may not "
+        f"predict SageMaker (FORECAST_STEP_ENV=strict makes this an error)"
+    )
 
 
-def resolve(settings: Settings, out: Callable[[str], None] = logger.info,
-            find: Optional[Callable[[str], Optional[tuple[str, str]]]] = None) -> StepEnvironment:
+def resolve(
+    settings: Settings,
+    out: Callable[[str], None] = logger.info,
+    find: Optional[Callable[[str], Optional[tuple[str, str]]]] = None,
+) -> StepEnvironment:
     """The environment for this run's processing steps (builds the image env on first use)."""
     image = processing_image.load()
     find = find or find_python
     if settings.step_python:
         probed = probe(settings.step_python)
         if probed is None:
-            raise StepEnvironmentError(f"FORECAST_STEP_PYTHON={settings.step_python} does not run "
-                                       "(expected the path of a Python interpreter)")
+            raise StepEnvironmentError(
+                f"FORECAST_STEP_PYTHON={settings.step_python} does not run (expected the path of a Python interpreter)"
+            )
         env = StepEnvironment(kind=STEP_PYTHON, python=settings.step_python, python_version=probed[0])
         if not probed[0].startswith(image.python + "."):
-            message = (f"FORECAST_STEP_PYTHON={settings.step_python} is Python {probed[0]}; the scikit-learn "
-                       f"{image.version} image has Python {image.python}")
+            message = (
+                f"FORECAST_STEP_PYTHON={settings.step_python} is Python {probed[0]}; the scikit-learn "
+                f"{image.version} image has Python {image.python}"
+            )
             if settings.step_env == "strict":
                 raise StepEnvironmentError(message + " (FORECAST_STEP_ENV=strict)")
             out("warning: " + message)
@@ -350,24 +414,28 @@ def resolve(settings: Settings, out: Callable[[str], None] = logger.info,
     if found is not None:
         try:
             root = build_image_environment(found[0], found[1], settings, out, image)
-            return StepEnvironment(kind=IMAGE, python=str(root / "bin" / "python"), python_version=found[1],
-                                   root=root)
+            return StepEnvironment(kind=IMAGE, python=str(root / "bin" / "python"), python_version=found[1], root=root)
         except StepEnvironmentError as error:
             reason = f"could not build the processing image's environment: {error}"
     else:
-        reason = (f"no Python {image.python} found (looked for python{image.python} on PATH and under "
-                  f"pyenv's versions/{image.python}.*)")
+        reason = (
+            f"no Python {image.python} found (looked for python{image.python} on PATH and under "
+            f"pyenv's versions/{image.python}.*)"
+        )
     if settings.step_env == "strict":
-        raise StepEnvironmentError(f"{reason}; FORECAST_STEP_ENV=strict forbids running processing steps "
-                                   f"with another Python (install Python {image.python}, e.g. "
-                                   f"`pyenv install {image.python}`, or set FORECAST_STEP_PYTHON)")
+        raise StepEnvironmentError(
+            f"{reason}; FORECAST_STEP_ENV=strict forbids running processing steps "
+            f"with another Python (install Python {image.python}, e.g. "
+            f"`pyenv install {image.python}`, or set FORECAST_STEP_PYTHON)"
+        )
     warning = fallback_warning(image, reason)
-    out(warning)                    # once: the runtime resolves the environment once per execution
+    out(warning)  # once: the runtime resolves the environment once per execution
     return host_environment(settings, kind=HOST_FALLBACK, note=warning)
 
 
-def overlay(env: StepEnvironment, requirements: Path, settings: Settings,
-            out: Callable[[str], None] = logger.info) -> Optional[Path]:
+def overlay(
+    env: StepEnvironment, requirements: Path, settings: Settings, out: Callable[[str], None] = logger.info
+) -> Optional[Path]:
     """The step's requirements installed for `env` in a folder of their own (cached by content).
 
     Returns None for the host's own Python (it has the project's packages already). Raises
@@ -378,16 +446,21 @@ def overlay(env: StepEnvironment, requirements: Path, settings: Settings,
     if env.kind in (HOST, HOST_FALLBACK):
         return None
     text = Path(requirements).read_text()
-    base = env.root if env.root is not None else cache_root(settings) / (
-        "python-" + hashlib.sha256(os.path.realpath(env.python).encode()).hexdigest()[:12])
+    base = (
+        env.root
+        if env.root is not None
+        else cache_root(settings) / ("python-" + hashlib.sha256(os.path.realpath(env.python).encode()).hexdigest()[:12])
+    )
     folder = Path(str(base) + ".overlays") / overlay_key(text)
     if _complete(folder):
         return folder
     with file_lock(folder.with_name(folder.name + ".lock")):
         if _complete(folder):
             return folder
-        out(f"Installing {Path(requirements).name} for the step environment once "
-            f"({', '.join(requirement_names(Path(requirements)))}); cached in {folder}")
+        out(
+            f"Installing {Path(requirements).name} for the step environment once "
+            f"({', '.join(requirement_names(Path(requirements)))}); cached in {folder}"
+        )
         started = time.monotonic()
         staging = folder.with_name(folder.name + f".tmp-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
@@ -414,9 +487,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from processing.kernel.settings import SettingsError
     from processing.kernel.settings import resolve as resolve_settings
 
-    parser = argparse.ArgumentParser(prog="python -m pipelines.local.step_env",
-                                     description="Build the processing image's environment for local steps "
-                                                 "(once; cached) and print which interpreter steps run with.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.local.step_env",
+        description="Build the processing image's environment for local steps "
+        "(once; cached) and print which interpreter steps run with.",
+    )
     parser.parse_args(argv)
     try:
         env = resolve(resolve_settings())

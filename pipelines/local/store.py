@@ -5,6 +5,7 @@ local SageMaker stand-in exchange data through the same URIs they would use on A
 Every write is atomic (temp file + os.replace) so a crashed or interrupted step never
 leaves a half-written object that a later step would read as complete.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -19,7 +20,7 @@ from typing import Any, BinaryIO, Iterable, Iterator, Optional, Union
 from pipelines.local.errors import LocalClientError
 from processing.kernel.settings import Settings
 
-TMP_MARKER = ".tmp-"   # temp files carry this in their name and are never listed
+TMP_MARKER = ".tmp-"  # temp files carry this in their name and are never listed
 
 
 def store_root(settings: Settings) -> Path:
@@ -31,7 +32,7 @@ def split_uri(uri: str) -> tuple[str, str]:
     text = str(uri)
     if not text.startswith("s3://"):
         raise ValueError(f"{text!r} is not an S3 URI (expected s3://bucket/key)")
-    bucket, _, key = text[len("s3://"):].partition("/")
+    bucket, _, key = text[len("s3://") :].partition("/")
     if not bucket:
         raise ValueError(f"{text!r} has no bucket name (expected s3://bucket/key)")
     return bucket, key
@@ -69,7 +70,7 @@ def is_local_source(uri: str) -> bool:
 
 def _source_path(uri: str) -> Path:
     text = str(uri)
-    return Path(text[len("file://"):] if text.startswith("file://") else text).expanduser()
+    return Path(text[len("file://") :] if text.startswith("file://") else text).expanduser()
 
 
 # --- atomic writes ------------------------------------------------------------------------
@@ -145,8 +146,9 @@ def copy_in(uri: str, destination: Union[str, Path], settings: Settings) -> list
     files = list_prefix(uri, settings)
     if not files:
         where = _source_path(uri) if is_local_source(uri) else local_path(uri, settings)
-        raise FileNotFoundError(f"no data at {uri} (looked in {where}); "
-                                "check the URI or pass an existing file or folder")
+        raise FileNotFoundError(
+            f"no data at {uri} (looked in {where}); check the URI or pass an existing file or folder"
+        )
     destination = Path(destination)
     written = []
     for relative, source in files:
@@ -278,16 +280,31 @@ class LocalS3Client:
     def get_object(self, Bucket: str, Key: str, **_: Any) -> dict:
         path = self._object(Bucket, Key, "GetObject")
         data = path.read_bytes()
-        return {"Body": _Body(data), "ContentLength": len(data), "ETag": _etag_of(data),
-                "LastModified": _modified(path)}
+        return {
+            "Body": _Body(data),
+            "ContentLength": len(data),
+            "ETag": _etag_of(data),
+            "LastModified": _modified(path),
+        }
 
     def head_object(self, Bucket: str, Key: str, **_: Any) -> dict:
         path = self._object(Bucket, Key, "HeadObject", code="404")
-        return {"ContentLength": path.stat().st_size, "LastModified": _modified(path),
-                "ETag": '"%x-%x"' % (path.stat().st_size, path.stat().st_mtime_ns)}
+        return {
+            "ContentLength": path.stat().st_size,
+            "LastModified": _modified(path),
+            "ETag": '"%x-%x"' % (path.stat().st_size, path.stat().st_mtime_ns),
+        }
 
-    def list_objects_v2(self, Bucket: str, Prefix: str = "", Delimiter: str = "", MaxKeys: int = 1000,
-                        ContinuationToken: str = "", StartAfter: str = "", **_: Any) -> dict:
+    def list_objects_v2(
+        self,
+        Bucket: str,
+        Prefix: str = "",
+        Delimiter: str = "",
+        MaxKeys: int = 1000,
+        ContinuationToken: str = "",
+        StartAfter: str = "",
+        **_: Any,
+    ) -> dict:
         bucket_dir = self._path(Bucket)
         if not bucket_dir.is_dir():
             raise LocalClientError("NoSuchBucket", f"The specified bucket does not exist: {Bucket}", "ListObjectsV2")
@@ -296,7 +313,7 @@ class LocalS3Client:
         contents, prefixes = [], []
         for key in keys:
             if Delimiter:
-                rest = key[len(Prefix):]
+                rest = key[len(Prefix) :]
                 if Delimiter in rest:
                     common = Prefix + rest.split(Delimiter, 1)[0] + Delimiter
                     if common not in prefixes:
@@ -305,16 +322,27 @@ class LocalS3Client:
             contents.append(key)
         truncated = len(contents) > MaxKeys
         contents = contents[:MaxKeys]
-        response: dict = {"Name": Bucket, "Prefix": Prefix, "MaxKeys": MaxKeys, "IsTruncated": truncated,
-                          "KeyCount": len(contents) + len(prefixes)}
+        response: dict = {
+            "Name": Bucket,
+            "Prefix": Prefix,
+            "MaxKeys": MaxKeys,
+            "IsTruncated": truncated,
+            "KeyCount": len(contents) + len(prefixes),
+        }
         if contents:
             response["Contents"] = []
             for key in contents:
                 path = bucket_dir / key
                 stat = path.stat()
-                response["Contents"].append({"Key": key, "Size": stat.st_size, "LastModified": _modified(path),
-                                             "ETag": '"%x-%x"' % (stat.st_size, stat.st_mtime_ns),
-                                             "StorageClass": "STANDARD"})
+                response["Contents"].append(
+                    {
+                        "Key": key,
+                        "Size": stat.st_size,
+                        "LastModified": _modified(path),
+                        "ETag": '"%x-%x"' % (stat.st_size, stat.st_mtime_ns),
+                        "StorageClass": "STANDARD",
+                    }
+                )
         if prefixes:
             response["CommonPrefixes"] = [{"Prefix": p} for p in prefixes]
         if truncated:
@@ -381,5 +409,16 @@ def object_uris(uri: str, settings: Settings) -> Iterable[str]:
         yield f"s3://{bucket}/" + path.relative_to(base).as_posix()
 
 
-__all__ = ["LocalS3Client", "local_path", "to_uri", "copy_in", "copy_out", "list_prefix", "split_uri",
-           "atomic_write_bytes", "atomic_copy_file", "store_root", "object_uris"]
+__all__ = [
+    "LocalS3Client",
+    "local_path",
+    "to_uri",
+    "copy_in",
+    "copy_out",
+    "list_prefix",
+    "split_uri",
+    "atomic_write_bytes",
+    "atomic_copy_file",
+    "store_root",
+    "object_uris",
+]

@@ -5,6 +5,7 @@ for the runtime or a step. A step process dies with the runtime (Linux: PR_SET_P
 what survives a crash anyway (a step started elsewhere, an AutoML training process) is killed
 when the dead execution is noticed (`reap`) or retried.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -36,7 +37,7 @@ def _die_with_parent_hook() -> Optional[Callable[[], None]]:
     if not name or not Path("/proc/self").exists():
         return None
     try:
-        prctl = ctypes.CDLL(name, use_errno=True).prctl     # resolved before fork: the hook only calls it
+        prctl = ctypes.CDLL(name, use_errno=True).prctl  # resolved before fork: the hook only calls it
     except (OSError, AttributeError):
         return None
 
@@ -51,9 +52,19 @@ _DIE_WITH_PARENT = _die_with_parent_hook()
 
 def spawn(command: list, *, cwd: Path, env: Mapping[str, str]) -> subprocess.Popen:
     """Start a step process in its own process group (stopped as a whole), dying with the runtime."""
-    return subprocess.Popen(command, cwd=str(cwd), env=dict(env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                            text=True, errors="replace", bufsize=1, preexec_fn=_DIE_WITH_PARENT)
+    return subprocess.Popen(
+        command,
+        cwd=str(cwd),
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        preexec_fn=_DIE_WITH_PARENT,
+    )
 
 
 def stop(process: Optional[subprocess.Popen], grace_seconds: float = 10) -> None:
@@ -75,8 +86,10 @@ def mark_if_dead(record: dict, path: Path) -> dict:
     kill_group(typed.step_process, f"a step of dead execution {typed.execution_id}")
     running = [s.name for s in typed.steps if s.status == records.EXECUTING]
     where = f" while step {', '.join(running)} was Executing" if running else ""
-    reason = (f"the local runtime process (pid {pid}) is gone: it was killed or crashed{where}; "
-              f"retry it from there with python -m pipelines.run --retry {typed.execution_id}")
+    reason = (
+        f"the local runtime process (pid {pid}) is gone: it was killed or crashed{where}; "
+        f"retry it from there with python -m pipelines.run --retry {typed.execution_id}"
+    )
     ended = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
     for step in typed.steps:
         if step.status == records.EXECUTING:
@@ -96,5 +109,13 @@ def mark_if_dead(record: dict, path: Path) -> dict:
     return document
 
 
-__all__ = ["process_identity", "process_alive", "process_start", "hostname", "kill_group", "mark_if_dead",
-           "spawn", "stop"]
+__all__ = [
+    "process_identity",
+    "process_alive",
+    "process_start",
+    "hostname",
+    "kill_group",
+    "mark_if_dead",
+    "spawn",
+    "stop",
+]

@@ -1,4 +1,5 @@
 """The Studio's HTML pages. Inline CSS, JS and SVG only: nothing is fetched from the internet."""
+
 from __future__ import annotations
 
 import html
@@ -12,12 +13,20 @@ from processing.kernel import contracts
 from processing.kernel.settings import Settings
 
 esc = html.escape
-STATUS_COLOURS = dict(graph_layout.STATUS_COLOURS, InService="#2e7d32", Creating="#1565c0", Updating="#1565c0",
-                      OutOfService="#9e9e9e", Approved="#2e7d32", Rejected="#c62828",
-                      PendingManualApproval="#ef6c00")
+STATUS_COLOURS = dict(
+    graph_layout.STATUS_COLOURS,
+    InService="#2e7d32",
+    Creating="#1565c0",
+    Updating="#1565c0",
+    OutOfService="#9e9e9e",
+    Approved="#2e7d32",
+    Rejected="#c62828",
+    PendingManualApproval="#ef6c00",
+)
 POLL_MS = 2000
 
-CSS = """
+CSS = (
+    """
 *{box-sizing:border-box}body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;
 background:#f6f7f9;font-size:14px}
 header{background:#232f3e;color:#fff;padding:0 24px;display:flex;align-items:center;gap:28px;height:48px}
@@ -46,25 +55,33 @@ form.inline{display:inline}.flash{white-space:pre-line;background:#e8f5e9;border
 .flash.error{background:#ffebee;border-color:#ef9a9a}
 a{color:#0969da}
 @media (max-width:1000px){.layout{grid-template-columns:1fr}}
-""" + report.LIGHTBOX_CSS
+"""
+    + report.LIGHTBOX_CSS
+)
 
 
 def pill(status: Optional[str], label: Optional[str] = None) -> str:
     text = str(status or "-")
-    return (f'<span class="pill" style="background:{STATUS_COLOURS.get(text, "#757575")}">'
-            f'{esc(label or text)}</span>')
+    return f'<span class="pill" style="background:{STATUS_COLOURS.get(text, "#757575")}">{esc(label or text)}</span>'
 
 
 def page(title: str, body: str, active: str = "", refresh: Optional[int] = None) -> str:
-    nav = "".join(f'<a href="{href}" class="{"on" if key == active else ""}">{label}</a>'
-                  for key, href, label in (("executions", "/", "Executions"), ("registry", "/registry", "Registry"),
-                                           ("endpoints", "/endpoints", "Endpoints")))
+    nav = "".join(
+        f'<a href="{href}" class="{"on" if key == active else ""}">{label}</a>'
+        for key, href, label in (
+            ("executions", "/", "Executions"),
+            ("registry", "/registry", "Registry"),
+            ("endpoints", "/endpoints", "Endpoints"),
+        )
+    )
     meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>{meta}"
-            f"<title>{esc(title)} · Forecast Studio</title><style>{CSS}</style></head><body>"
-            f"<header><b>Forecast Studio</b>{nav}<span class='muted small' style='margin-left:auto'>local</span>"
-            f"</header><main>{body}</main>{report.LIGHTBOX_JS}</body></html>")
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>{meta}"
+        f"<title>{esc(title)} · Forecast Studio</title><style>{CSS}</style></head><body>"
+        f"<header><b>Forecast Studio</b>{nav}<span class='muted small' style='margin-left:auto'>local</span>"
+        f"</header><main>{body}</main>{report.LIGHTBOX_JS}</body></html>"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -85,26 +102,40 @@ def executions_page(settings: Settings) -> str:
         gate = state.gate_outcome(record, settings)
         if gate:
             verdict = "passed" if gate.get("passed") else "failed"
-            detail = (f"{esc(str(gate.get('metric')))} {_fmt(gate.get('value'))} &le; {_fmt(gate.get('threshold'))}"
-                      if gate.get("metric") else "")
-            gate_html = f"{pill('Succeeded' if gate.get('passed') else 'Failed', verdict)} <span class='small'>{detail}</span>"
+            detail = (
+                f"{esc(str(gate.get('metric')))} {_fmt(gate.get('value'))} &le; {_fmt(gate.get('threshold'))}"
+                if gate.get("metric")
+                else ""
+            )
+            gate_html = (
+                f"{pill('Succeeded' if gate.get('passed') else 'Failed', verdict)} <span class='small'>{detail}</span>"
+            )
         else:
             gate_html = "<span class='muted'>-</span>"
-        params = "".join(f"<code>{esc(str(k))}={esc(str(v))}</code> " for k, v in state.key_parameters(record, settings).items())
+        params = "".join(
+            f"<code>{esc(str(k))}={esc(str(v))}</code> " for k, v in state.key_parameters(record, settings).items()
+        )
         failure = record.get("failure_reason")
         rows.append(
             f"<tr data-execution='{esc(execution_id)}'><td class='nowrap mono'><a href='/executions/{quote(execution_id)}'>"
             f"{esc(execution_id)}</a></td><td>{esc(str(record.get('pipeline_name')))}</td>"
             f"<td>{pill(record.get('status'))}{_attempt_note(record)}</td><td class='small nowrap'>{_started(record)}</td>"
             f"<td class='nowrap'>{graph_layout.format_duration(state.elapsed(record))}</td><td class='params'>{params}</td>"
-            f"<td>{gate_html}</td><td class='small failure'>{esc(str(failure or ''))[:160]}</td></tr>")
+            f"<td>{gate_html}</td><td class='small failure'>{esc(str(failure or ''))[:160]}</td></tr>"
+        )
     if rows:
-        table = ("<table id='executions'><tr><th>Execution</th><th>Pipeline</th><th>Status</th><th>Started (UTC)</th>"
-                 "<th>Duration</th><th>Key parameters</th><th>Quality gate</th><th>Failure</th></tr>"
-                 + "".join(rows) + "</table>")
+        table = (
+            "<table id='executions'><tr><th>Execution</th><th>Pipeline</th><th>Status</th><th>Started (UTC)</th>"
+            "<th>Duration</th><th>Key parameters</th><th>Quality gate</th><th>Failure</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
     else:
-        table = ("<p>No executions yet under <code>" + esc(str(state.executions_root(settings))) +
-                 "</code>. Start one with <code>python -m pipelines.run</code>.</p>")
+        table = (
+            "<p>No executions yet under <code>"
+            + esc(str(state.executions_root(settings)))
+            + "</code>. Start one with <code>python -m pipelines.run</code>.</p>"
+        )
     note = "<p class='muted small'>An execution is running: this page refreshes every 3 s.</p>" if running else ""
     body = f"<h1>Pipeline executions</h1><p class='muted'>Both pipelines, newest first.</p>{note}<div class='card'>{table}</div>"
     return page("Executions", body, "executions", refresh=3 if running else None)
@@ -135,18 +166,27 @@ def live_fragment(record: Mapping[str, Any], settings: Settings) -> dict:
     rows = []
     for step in steps:
         detail = step.get("failure_reason") or step.get("note") or _reuse_note(step)
-        rows.append(f"<tr data-step='{esc(step['name'])}'><td class='nowrap'><a href='#step-{esc(step['name'])}'>"
-                    f"{esc(step['name'])}</a></td><td class='nowrap'>{esc(step['type'])}</td>"
-                    f"<td class='status'>{pill(step.get('status'))}</td>"
-                    f"<td class='nowrap duration'>{graph_layout.format_duration(step.get('duration_seconds'))}</td>"
-                    f"<td class='small nowrap'>{esc(str(step.get('start_time') or '')[11:19])}</td>"
-                    f"<td class='small wrap'>{esc(str(detail))}</td></tr>")
-    table = ("<table id='steps'><tr><th>Step</th><th>Type</th><th>Status</th><th>Duration</th><th>Started</th>"
-             "<th>Detail</th></tr>" + "".join(rows) + "</table>")
-    return {"execution_id": execution_id, "status": record.get("status"),
-            "duration": graph_layout.format_duration(state.elapsed(record)),
-            "graph": svg, "steps": table, "status_html": pill(record.get("status")),
-            "step_status": {s["name"]: s.get("status") for s in steps}}
+        rows.append(
+            f"<tr data-step='{esc(step['name'])}'><td class='nowrap'><a href='#step-{esc(step['name'])}'>"
+            f"{esc(step['name'])}</a></td><td class='nowrap'>{esc(step['type'])}</td>"
+            f"<td class='status'>{pill(step.get('status'))}</td>"
+            f"<td class='nowrap duration'>{graph_layout.format_duration(step.get('duration_seconds'))}</td>"
+            f"<td class='small nowrap'>{esc(str(step.get('start_time') or '')[11:19])}</td>"
+            f"<td class='small wrap'>{esc(str(detail))}</td></tr>"
+        )
+    table = (
+        "<table id='steps'><tr><th>Step</th><th>Type</th><th>Status</th><th>Duration</th><th>Started</th>"
+        "<th>Detail</th></tr>" + "".join(rows) + "</table>"
+    )
+    return {
+        "execution_id": execution_id,
+        "status": record.get("status"),
+        "duration": graph_layout.format_duration(state.elapsed(record)),
+        "graph": svg,
+        "steps": table,
+        "status_html": pill(record.get("status")),
+        "step_status": {s["name"]: s.get("status") for s in steps},
+    }
 
 
 LIVE_JS = """<script>(function(){var id=%s,was=%s;
@@ -165,15 +205,18 @@ def execution_page(record: Mapping[str, Any], settings: Settings) -> str:
     execution_id = str(record.get("execution_id"))
     live = live_fragment(record, settings)
     kind = state.pipeline_kind(record, settings)
-    head = [f"<h1>{esc(str(record.get('pipeline_name')))} · <span class='mono' style='font-size:18px'>"
-            f"{esc(execution_id)}</span></h1>",
-            f"<p><span id='exec-status'>{pill(record.get('status'))}</span> started {_started(record)} UTC · "
-            f"duration <span id='exec-duration'>{live['duration']}</span> · "
-            f"<a href='/executions/{quote(execution_id)}/record'>HTML record</a>"]
+    head = [
+        f"<h1>{esc(str(record.get('pipeline_name')))} · <span class='mono' style='font-size:18px'>"
+        f"{esc(execution_id)}</span></h1>",
+        f"<p><span id='exec-status'>{pill(record.get('status'))}</span> started {_started(record)} UTC · "
+        f"duration <span id='exec-duration'>{live['duration']}</span> · "
+        f"<a href='/executions/{quote(execution_id)}/record'>HTML record</a>",
+    ]
     planner = state.planner_report_dir(record, settings)
     if planner is not None:
-        head.append(f" · <a id='planner-link' href='/executions/{quote(execution_id)}/planner/report.html'>"
-                    f"planner report</a>")
+        head.append(
+            f" · <a id='planner-link' href='/executions/{quote(execution_id)}/planner/report.html'>planner report</a>"
+        )
     head.append("</p>")
     if record.get("failure_reason"):
         head.append(f"<p class='failure'>{esc(str(record['failure_reason']))}</p>")
@@ -181,14 +224,23 @@ def execution_page(record: Mapping[str, Any], settings: Settings) -> str:
         head.append(f"<p class='muted small'>{esc(str(note))}</p>")
     params = "".join(f"<code>{esc(str(k))}={esc(str(v))}</code> " for k, v in (record.get("parameters") or {}).items())
     head.append(f"<p class='params small'>{params}</p>")
-    body = ["".join(head),
-            "<div class='layout'><div class='card graph' id='graph'>" + live["graph"] + "</div>"
-            "<div><div class='card' id='steps-table'>" + live["steps"] + "</div>"
-            + evaluation_section(record, settings) + "</div></div>",
-            plots_section(record, settings), steps_section(record, settings)]
+    body = [
+        "".join(head),
+        "<div class='layout'><div class='card graph' id='graph'>" + live["graph"] + "</div>"
+        "<div><div class='card' id='steps-table'>"
+        + live["steps"]
+        + "</div>"
+        + evaluation_section(record, settings)
+        + "</div></div>",
+        plots_section(record, settings),
+        steps_section(record, settings),
+    ]
     if kind == "batch" and planner is not None:
-        body.insert(2, f"<div class='card'><b>Planner report</b>: <a href='/executions/{quote(execution_id)}/planner/"
-                       f"report.html'>report.html</a> <span class='muted small'>({esc(str(planner))})</span></div>")
+        body.insert(
+            2,
+            f"<div class='card'><b>Planner report</b>: <a href='/executions/{quote(execution_id)}/planner/"
+            f"report.html'>report.html</a> <span class='muted small'>({esc(str(planner))})</span></div>",
+        )
     script = LIVE_JS % (json.dumps(execution_id), json.dumps(record.get("status")), POLL_MS, POLL_MS * 2, POLL_MS)
     return page(f"Execution {execution_id}", "".join(body) + script, "executions")
 
@@ -200,17 +252,23 @@ def evaluation_section(record: Mapping[str, Any], settings: Settings) -> str:
     parts = ["<div class='card' id='evaluation'><h2 style='margin-top:0'>Evaluation</h2>"]
     gate = evaluation.get("quality_gate") or {}
     if gate:
-        parts.append(f"<p>Quality gate: <b>{esc(str(gate.get('metric')))}</b> = {_fmt(gate.get('value'))}, threshold "
-                     f"{_fmt(gate.get('threshold'))}: {pill('Succeeded' if gate.get('passed') else 'Failed', 'passed' if gate.get('passed') else 'failed')}</p>")
+        parts.append(
+            f"<p>Quality gate: <b>{esc(str(gate.get('metric')))}</b> = {_fmt(gate.get('value'))}, threshold "
+            f"{_fmt(gate.get('threshold'))}: {pill('Succeeded' if gate.get('passed') else 'Failed', 'passed' if gate.get('passed') else 'failed')}</p>"
+        )
     metrics = report._metric_items(evaluation.get("forecast_metrics"))
     baseline = evaluation.get("baseline") if isinstance(evaluation.get("baseline"), Mapping) else {}
     base = dict(report._metric_items(baseline.get("forecast_metrics")))
     skill = dict(report._metric_items(evaluation.get("skill")))
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{_fmt(v)}</td><td>{_fmt(base.get(k))}</td><td>{_fmt(skill.get(k))}</td></tr>"
-                   for k, v in metrics)
+    rows = "".join(
+        f"<tr><td>{esc(k)}</td><td>{_fmt(v)}</td><td>{_fmt(base.get(k))}</td><td>{_fmt(skill.get(k))}</td></tr>"
+        for k, v in metrics
+    )
     if rows:
-        parts.append(f"<table id='metrics'><tr><th>Metric</th><th>Model</th><th>Baseline "
-                     f"({esc(str(baseline.get('method', '-')))})</th><th>Skill (1 - model/baseline)</th></tr>{rows}</table>")
+        parts.append(
+            f"<table id='metrics'><tr><th>Metric</th><th>Model</th><th>Baseline "
+            f"({esc(str(baseline.get('method', '-')))})</th><th>Skill (1 - model/baseline)</th></tr>{rows}</table>"
+        )
     for warning in evaluation.get("warnings") or []:
         parts.append(f"<p class='muted small'>{esc(str(warning))}</p>")
     parts.append(f"<p class='muted small'>{esc(str(path))}</p></div>")
@@ -226,9 +284,12 @@ def plots_section(record: Mapping[str, Any], settings: Settings) -> str:
         f"<figure><img src='/executions/{execution_id}/plots/{i}' data-full='/executions/{execution_id}/plots/{i}' "
         f"alt='{esc(p.name)}' loading='lazy'><figcaption>{esc(p.name)} · "
         f"<a href='/executions/{execution_id}/plots/{i}' target='_blank'>open full size</a></figcaption></figure>"
-        for i, p in enumerate(images))
-    return (f"<h2>Evaluation plots</h2><p class='muted small'>Click a plot to enlarge it.</p>"
-            f"<div class='plots'>{figures}</div>{report.LIGHTBOX_HTML}")
+        for i, p in enumerate(images)
+    )
+    return (
+        f"<h2>Evaluation plots</h2><p class='muted small'>Click a plot to enlarge it.</p>"
+        f"<div class='plots'>{figures}</div>{report.LIGHTBOX_HTML}"
+    )
 
 
 def steps_section(record: Mapping[str, Any], settings: Settings) -> str:
@@ -244,21 +305,32 @@ def steps_section(record: Mapping[str, Any], settings: Settings) -> str:
             rows = []
             for key, uri in outputs.items():
                 where = state.output_location(uri, settings) if isinstance(uri, str) else None
-                rows.append(f"<tr><td>{esc(str(key))}</td><td class='mono'>{esc(str(uri))}</td>"
-                            f"<td class='mono small'>{esc(str(where)) if where and str(where) != str(uri) else ''}</td></tr>")
-            inner.append("<h3>Outputs</h3><table><tr><th>Output</th><th>Value / location</th><th>Local path</th></tr>"
-                         + "".join(rows) + "</table>")
+                rows.append(
+                    f"<tr><td>{esc(str(key))}</td><td class='mono'>{esc(str(uri))}</td>"
+                    f"<td class='mono small'>{esc(str(where)) if where and str(where) != str(uri) else ''}</td></tr>"
+                )
+            inner.append(
+                "<h3>Outputs</h3><table><tr><th>Output</th><th>Value / location</th><th>Local path</th></tr>"
+                + "".join(rows)
+                + "</table>"
+            )
         for file_name, uri, text in state.property_files(record, step, settings):
-            inner.append(f"<h3>Property file {esc(file_name)}</h3><p class='mono small'>{esc(uri)}</p>"
-                         f"<pre class='json'>{esc(text)}</pre>")
+            inner.append(
+                f"<h3>Property file {esc(file_name)}</h3><p class='mono small'>{esc(uri)}</p>"
+                f"<pre class='json'>{esc(text)}</pre>"
+            )
         log = state.step_log(record, name)
         if log is not None:
-            inner.append(f"<h3>Log</h3><p class='small'><a href='/executions/{quote(execution_id)}/steps/{quote(name)}/log'>"
-                         f"full log</a> <span class='mono muted'>{esc(str(step.get('log')))}</span></p>"
-                         f"<pre class='log'>{esc(log)}</pre>")
-        parts.append(f"<details id='step-{esc(name)}'><summary>{esc(name)} {pill(step.get('status'))} "
-                     f"<span class='muted small'>{esc(step['type'])} · "
-                     f"{graph_layout.format_duration(step.get('duration_seconds'))}</span></summary>{''.join(inner)}</details>")
+            inner.append(
+                f"<h3>Log</h3><p class='small'><a href='/executions/{quote(execution_id)}/steps/{quote(name)}/log'>"
+                f"full log</a> <span class='mono muted'>{esc(str(step.get('log')))}</span></p>"
+                f"<pre class='log'>{esc(log)}</pre>"
+            )
+        parts.append(
+            f"<details id='step-{esc(name)}'><summary>{esc(name)} {pill(step.get('status'))} "
+            f"<span class='muted small'>{esc(step['type'])} · "
+            f"{graph_layout.format_duration(step.get('duration_seconds'))}</span></summary>{''.join(inner)}</details>"
+        )
     parts.append("</div>")
     return "".join(parts)
 
@@ -274,8 +346,10 @@ def _number(text: Any) -> str:
 
 def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = None, error: bool = False) -> str:
     groups = state.registry_groups(settings)
-    parts = ["<h1>Model registry</h1><p class='muted'>Approving a version deploys it to the local endpoint "
-             "(the same code as <code>python -m deploy.approve approve</code>).</p>"]
+    parts = [
+        "<h1>Model registry</h1><p class='muted'>Approving a version deploys it to the local endpoint "
+        "(the same code as <code>python -m deploy.approve approve</code>).</p>"
+    ]
     if message:
         parts.append(f"<p class='flash{' error' if error else ''}' id='flash'>{esc(message)}</p>")
     if not groups:
@@ -284,9 +358,11 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
         champion = group["champion"]
         title = f"<h2>{esc(group['name'])}</h2>"
         if champion:
-            title += (f"<p class='small muted'>Champion: version {esc(str(champion['version']))} "
-                      f"({'serving' if champion['deployed'] else 'newest Approved'}); the arrows compare each "
-                      f"version with it (lower is better).</p>")
+            title += (
+                f"<p class='small muted'>Champion: version {esc(str(champion['version']))} "
+                f"({'serving' if champion['deployed'] else 'newest Approved'}); the arrows compare each "
+                f"version with it (lower is better).</p>"
+            )
         header = "".join(f"<th>{esc(m)}</th>" for m in SHOWN_METRICS)
         rows = []
         for row in group["versions"]:
@@ -296,37 +372,58 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                 compared = row["comparison"].get(metric)
                 mark = ""
                 if compared and compared[2] is not None:
-                    mark = (f"<div class='small {'better' if compared[2] else 'worse'}' title='champion: "
-                            f"{compared[1]:.4g}'>{'&#9660;' if compared[2] else '&#9650;'} vs {compared[1]:.4g}</div>")
+                    mark = (
+                        f"<div class='small {'better' if compared[2] else 'worse'}' title='champion: "
+                        f"{compared[1]:.4g}'>{'&#9660;' if compared[2] else '&#9650;'} vs {compared[1]:.4g}</div>"
+                    )
                 cells.append(f"<td class='metric'>{_number(value)}{mark}</td>")
             gate = row["metrics"].get("quality_gate_metric")
-            gate_text = (f"{esc(gate)} {_number(row['metrics'].get('quality_gate_value'))} &le; "
-                         f"{_number(row['metrics'].get('quality_gate_threshold'))}") if gate else "-"
+            gate_text = (
+                (
+                    f"{esc(gate)} {_number(row['metrics'].get('quality_gate_value'))} &le; "
+                    f"{_number(row['metrics'].get('quality_gate_threshold'))}"
+                )
+                if gate
+                else "-"
+            )
             execution = (row.get("pipeline_execution") or "").rsplit("/", 1)[-1]
-            execution_link = (f"<a href='/executions/{quote(execution)}'>{esc(execution)}</a>"
-                              if state.EXECUTION_ID.match(execution or "") else "-")
+            execution_link = (
+                f"<a href='/executions/{quote(execution)}'>{esc(execution)}</a>"
+                if state.EXECUTION_ID.match(execution or "")
+                else "-"
+            )
             actions = []
             for action, label in (("approve", "Approve"), ("reject", "Reject")):
-                if (action == "approve" and row["status"] == "Approved" and row["deployed"]) or \
-                        (action == "reject" and row["status"] == "Rejected"):
+                if (action == "approve" and row["status"] == "Approved" and row["deployed"]) or (
+                    action == "reject" and row["status"] == "Rejected"
+                ):
                     continue
-                actions.append(f"<form class='inline' method='post' action='/registry/{action}'>"
-                               f"<input type='hidden' name='csrf' value='{esc(csrf_token)}'>"
-                               f"<input type='hidden' name='arn' value='{esc(row['arn'])}'>"
-                               f"<button class='{action}' type='submit' data-version='{esc(str(row['version']))}'>"
-                               f"{label}</button></form> ")
-            rows.append(f"<tr data-version='{esc(str(row['version']))}'><td><b>{esc(str(row['version']))}</b>"
-                        f"{' <span class=small>(serving)</span>' if row['deployed'] else ''}</td>"
-                        f"<td class='status'>{pill(row['status'])}</td><td class='small nowrap'>"
-                        f"{esc(str(row['created'] or '').replace('T', ' ').rstrip('Z'))}</td>"
-                        f"{''.join(cells)}<td class='small'>{gate_text}</td><td class='small'>{execution_link}</td>"
-                        f"<td style='white-space:nowrap'>{''.join(actions)}</td></tr>")
+                actions.append(
+                    f"<form class='inline' method='post' action='/registry/{action}'>"
+                    f"<input type='hidden' name='csrf' value='{esc(csrf_token)}'>"
+                    f"<input type='hidden' name='arn' value='{esc(row['arn'])}'>"
+                    f"<button class='{action}' type='submit' data-version='{esc(str(row['version']))}'>"
+                    f"{label}</button></form> "
+                )
+            rows.append(
+                f"<tr data-version='{esc(str(row['version']))}'><td><b>{esc(str(row['version']))}</b>"
+                f"{' <span class=small>(serving)</span>' if row['deployed'] else ''}</td>"
+                f"<td class='status'>{pill(row['status'])}</td><td class='small nowrap'>"
+                f"{esc(str(row['created'] or '').replace('T', ' ').rstrip('Z'))}</td>"
+                f"{''.join(cells)}<td class='small'>{gate_text}</td><td class='small'>{execution_link}</td>"
+                f"<td style='white-space:nowrap'>{''.join(actions)}</td></tr>"
+            )
         if len(group["versions"]) >= state.MAX_VERSIONS:
-            title += (f"<p class='small muted'>The newest {state.MAX_VERSIONS} versions; "
-                      "<code>python -m deploy.approve list --limit 0</code> lists all.</p>")
-        parts.append(title + "<div class='card'><table class='versions'><tr><th>Version</th><th>Status</th>"
-                     f"<th>Created (UTC)</th>{header}<th>Quality gate</th><th>Execution</th><th></th></tr>"
-                     + "".join(rows) + "</table></div>")
+            title += (
+                f"<p class='small muted'>The newest {state.MAX_VERSIONS} versions; "
+                "<code>python -m deploy.approve list --limit 0</code> lists all.</p>"
+            )
+        parts.append(
+            title + "<div class='card'><table class='versions'><tr><th>Version</th><th>Status</th>"
+            f"<th>Created (UTC)</th>{header}<th>Quality gate</th><th>Execution</th><th></th></tr>"
+            + "".join(rows)
+            + "</table></div>"
+        )
     return page("Registry", "".join(parts), "registry")
 
 
@@ -337,28 +434,38 @@ def endpoints_page(settings: Settings) -> str:
     for row in listed:
         metrics = row.get("metrics") or {}
         latency = metrics.get("latency_ms") or {}
-        latency_text = (f"p50 {latency['p50']:.1f} ms · p90 {latency['p90']:.1f} ms · max {latency['max']:.1f} ms"
-                        if "p50" in latency else "-")
+        latency_text = (
+            f"p50 {latency['p50']:.1f} ms · p90 {latency['p90']:.1f} ms · max {latency['max']:.1f} ms"
+            if "p50" in latency
+            else "-"
+        )
         url = row.get("url")
         url_cell = f"<a href='{esc(url)}/ping'>{esc(url)}</a>" if url else "-"
-        rows.append(f"<tr data-endpoint='{esc(row['name'])}'><td class='nowrap'><b>{esc(row['name'])}</b></td>"
-                    f"<td class='status'>{pill(row['status'])}</td>"
-                    f"<td>{esc(str(row.get('model_version') or '-'))}</td>"
-                    f"<td class='mono small'>{esc(str(row.get('model_package_arn') or '-'))}</td>"
-                    f"<td class='mono url nowrap'>{url_cell}</td>"
-                    f"<td>{metrics.get('invocations', '-')}</td><td>{metrics.get('invocation_errors', '-')}</td>"
-                    f"<td class='small'>{latency_text}</td><td class='small failure'>"
-                    f"{esc(str(row.get('failure_reason') or ''))}</td></tr>")
+        rows.append(
+            f"<tr data-endpoint='{esc(row['name'])}'><td class='nowrap'><b>{esc(row['name'])}</b></td>"
+            f"<td class='status'>{pill(row['status'])}</td>"
+            f"<td>{esc(str(row.get('model_version') or '-'))}</td>"
+            f"<td class='mono small'>{esc(str(row.get('model_package_arn') or '-'))}</td>"
+            f"<td class='mono url nowrap'>{url_cell}</td>"
+            f"<td>{metrics.get('invocations', '-')}</td><td>{metrics.get('invocation_errors', '-')}</td>"
+            f"<td class='small'>{latency_text}</td><td class='small failure'>"
+            f"{esc(str(row.get('failure_reason') or ''))}</td></tr>"
+        )
     if rows:
-        table = ("<table id='endpoints'><tr><th>Endpoint</th><th>Status</th><th>Model version</th>"
-                 "<th>Model package</th><th>URL</th><th>Requests</th><th>Errors</th><th>Latency</th><th></th></tr>"
-                 + "".join(rows) + "</table>")
+        table = (
+            "<table id='endpoints'><tr><th>Endpoint</th><th>Status</th><th>Model version</th>"
+            "<th>Model package</th><th>URL</th><th>Requests</th><th>Errors</th><th>Latency</th><th></th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
     else:
         table = "<p>No endpoints yet: approve a version on the <a href='/registry'>registry</a> page to deploy one.</p>"
     busy = any(r["status"] in ("Creating", "Updating") for r in listed)
-    body = ("<h1>Endpoints</h1><p class='muted'>Local endpoints (SageMaker container contract: "
-            "<code>GET /ping</code>, <code>POST /invocations</code>); requests and latency from their "
-            f"<code>/metrics</code>.</p><div class='card'>{table}</div>")
+    body = (
+        "<h1>Endpoints</h1><p class='muted'>Local endpoints (SageMaker container contract: "
+        "<code>GET /ping</code>, <code>POST /invocations</code>); requests and latency from their "
+        f"<code>/metrics</code>.</p><div class='card'>{table}</div>"
+    )
     return page("Endpoints", body, "endpoints", refresh=3 if busy else 10)
 
 

@@ -10,6 +10,7 @@ Cross-site protection of the only writes (approve, reject): POST only; a per-ser
 in every form; the Origin (or Referer) must be this server; the Host must be this server's
 loopback name (which also stops DNS-rebinding reads of the pages).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ class StudioServer(ThreadingHTTPServer):
         self.settings = settings
         self.csrf_token = secrets.token_urlsafe(32)
         self.approval_lock = threading.Lock()
-        self.messages: dict = {}           # flash messages after a POST, by one-time key
+        self.messages: dict = {}  # flash messages after a POST, by one-time key
 
     @property
     def port(self) -> int:
@@ -74,9 +75,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Referrer-Policy", "same-origin")
-        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
-                         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; "
-                         "frame-ancestors 'none'")
+        self.send_header(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; "
+            "style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; "
+            "frame-ancestors 'none'",
+        )
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -121,8 +125,12 @@ class _Handler(BaseHTTPRequestHandler):
         except BrokenPipeError:
             pass
         except Exception as error:  # noqa: BLE001 - a page that breaks says why, the server keeps serving
-            self._html(500, pages.page("Error", f"<h1>Error</h1><pre>{pages.esc(type(error).__name__)}: "
-                                                f"{pages.esc(str(error))}</pre>"))
+            self._html(
+                500,
+                pages.page(
+                    "Error", f"<h1>Error</h1><pre>{pages.esc(type(error).__name__)}: {pages.esc(str(error))}</pre>"
+                ),
+            )
 
     def _get(self, url) -> None:
         settings = self.server.settings
@@ -140,9 +148,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if parts == ["api", "executions"]:
             records = state.load_executions(settings)
-            body = [{"execution_id": r.get("execution_id"), "pipeline_name": r.get("pipeline_name"),
-                     "status": r.get("status"), "start_time": r.get("start_time"),
-                     "duration_seconds": r.get("duration_seconds")} for r in records]
+            body = [
+                {
+                    "execution_id": r.get("execution_id"),
+                    "pipeline_name": r.get("pipeline_name"),
+                    "status": r.get("status"),
+                    "start_time": r.get("start_time"),
+                    "duration_seconds": r.get("duration_seconds"),
+                }
+                for r in records
+            ]
             self._send(200, json.dumps(body).encode(), "application/json")
             return
         if len(parts) == 3 and parts[:2] == ["api", "executions"]:
@@ -155,8 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
         if parts[0] == "executions" and len(parts) >= 2:
             record = state.load_execution(settings, parts[1])
             if record is None:
-                self._html(404, pages.not_found(f"There is no execution {parts[1]!r} under "
-                                                f"{state.executions_root(settings)}."))
+                self._html(
+                    404, pages.not_found(f"There is no execution {parts[1]!r} under {state.executions_root(settings)}.")
+                )
                 return
             self._execution(record, parts[2:])
             return
@@ -186,8 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
             if target is not None:
                 self._file(target)
                 return
-        self._html(404, pages.not_found(f"Execution {record.get('execution_id')} has nothing at "
-                                        f"{'/'.join(rest)}."))
+        self._html(404, pages.not_found(f"Execution {record.get('execution_id')} has nothing at {'/'.join(rest)}."))
 
     def do_POST(self) -> None:  # noqa: N802
         if not self._host_ok() or not self._same_origin():
@@ -209,7 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
         arn = form.get("arn", [""])[0]
         message, error = self._act(path.rsplit("/", 1)[-1], arn)
         key = secrets.token_urlsafe(8)
-        while len(self.server.messages) >= MAX_MESSAGES:   # messages nobody came back for
+        while len(self.server.messages) >= MAX_MESSAGES:  # messages nobody came back for
             self.server.messages.pop(next(iter(self.server.messages)))
         self.server.messages[key] = (message, error)
         self._redirect(f"/registry?m={quote(key)}")
@@ -228,8 +243,9 @@ class _Handler(BaseHTTPRequestHandler):
                 sm = state.sagemaker_client(settings)
                 arn = governance.describe(sm, arn)["ModelPackageArn"]
                 if action == "approve":
-                    result = governance.approve(sm, settings, arn, "approved in the local Studio",
-                                                log=lambda line: None)
+                    result = governance.approve(
+                        sm, settings, arn, "approved in the local Studio", log=lambda line: None
+                    )
                     version = arn.rsplit("/", 1)[-1]
                     deployment = result.get("deployment") or {}
                     lines.append(f"Approved version {version}.")
@@ -251,8 +267,12 @@ def make_server(settings: Settings, port: Optional[int] = None) -> StudioServer:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipelines.studio", description=__doc__.split("\n\n")[0])
-    p.add_argument("--port", type=int, default=None,
-                   help="port on 127.0.0.1 (default: FORECAST_STUDIO_PORT, else 8090; 0 = any free port)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port on 127.0.0.1 (default: FORECAST_STUDIO_PORT, else 8090; 0 = any free port)",
+    )
     p.add_argument("--config", default=None, help="config file (default ./forecast.toml, or FORECAST_CONFIG)")
     return p
 
@@ -269,8 +289,10 @@ def main(argv: Optional[list] = None) -> int:
         server = make_server(settings, args.port)
     except OSError as error:
         port = settings.studio_port if args.port is None else args.port
-        print(f"error: cannot listen on {HOST}:{port} ({error.strerror}); pass --port N "
-              "(or --port 0 for any free port)", file=sys.stderr)
+        print(
+            f"error: cannot listen on {HOST}:{port} ({error.strerror}); pass --port N (or --port 0 for any free port)",
+            file=sys.stderr,
+        )
         return 1
     print(f"Forecast Studio: {server.url}/  (state: {settings.home_path}; Ctrl-C stops it)", flush=True)
     try:

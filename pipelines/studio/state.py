@@ -6,6 +6,7 @@ same functions `python -m deploy.approve` uses, endpoints from the client's reco
 servers' state files and their `/metrics`. Nothing is cached: every page shows the state
 as it is on disk now.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ KEY_PARAMETERS = {  # shown in the executions list (besides the overrides)
 }
 LOWER_IS_BETTER = ("wape", "wql", "mape", "mase", "rmse", "mae")
 LOG_TAIL_CHARS = 60_000
-MAX_VERSIONS = 50          # newest versions shown per group (`python -m deploy.approve list --limit 0`: all)
+MAX_VERSIONS = 50  # newest versions shown per group (`python -m deploy.approve list --limit 0`: all)
 
 
 def executions_root(settings: Settings) -> Path:
@@ -145,7 +146,7 @@ def output_location(uri: Any, settings: Settings) -> Optional[Path]:
         if text.startswith("s3://"):
             return local_path(text, settings)
         if text.startswith("file://"):
-            return Path(text[len("file://"):])
+            return Path(text[len("file://") :])
         return Path(text).expanduser().resolve() if text and not text.startswith(("http:", "https:")) else None
     except (OSError, ValueError):
         return None
@@ -181,8 +182,10 @@ def registry_groups(settings: Settings) -> list:
     from deploy import approve
 
     sm = sagemaker_client(settings)
-    names = [g["ModelPackageGroupName"] for g in
-             sm.list_model_package_groups(MaxResults=100).get("ModelPackageGroupSummaryList", [])]
+    names = [
+        g["ModelPackageGroupName"]
+        for g in sm.list_model_package_groups(MaxResults=100).get("ModelPackageGroupSummaryList", [])
+    ]
     deployed = approve.deployed_package(sm, settings.endpoint_name)
     groups = []
     for name in names:
@@ -190,8 +193,9 @@ def registry_groups(settings: Settings) -> list:
         for row in versions:
             package = sm.describe_model_package(ModelPackageName=row["arn"])
             row["metadata"] = dict(package.get("CustomerMetadataProperties") or {})
-        champion = next((v for v in versions if v["deployed"]), None) or \
-            next((v for v in versions if v["status"] == "Approved"), None)
+        champion = next((v for v in versions if v["deployed"]), None) or next(
+            (v for v in versions if v["status"] == "Approved"), None
+        )
         for row in versions:
             row["comparison"] = champion_comparison(row, champion)
         groups.append({"name": name, "versions": versions, "champion": champion})
@@ -209,11 +213,11 @@ def champion_comparison(row: Mapping[str, Any], champion: Optional[Mapping[str, 
     """{metric: (this, champion's, better?)}: from `champion_*` metadata when registration wrote
     it, else against the champion in the registry (the version serving, else the newest Approved)."""
     metadata = row.get("metadata") or {}
-    recorded = {k[len("champion_metric_"):]: v for k, v in metadata.items() if k.startswith("champion_metric_")}
+    recorded = {k[len("champion_metric_") :]: v for k, v in metadata.items() if k.startswith("champion_metric_")}
     if recorded:
         theirs = recorded
     elif champion is not None and champion.get("arn") != row.get("arn"):
-        theirs = {k[len("metric_"):]: v for k, v in (champion.get("metrics") or {}).items() if k.startswith("metric_")}
+        theirs = {k[len("metric_") :]: v for k, v in (champion.get("metrics") or {}).items() if k.startswith("metric_")}
     else:
         return {}
     comparison = {}
@@ -237,16 +241,29 @@ def endpoints(settings: Settings) -> list:
         name = summary["EndpointName"]
         described = sm.describe_endpoint(EndpointName=name)
         tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=described["EndpointArn"]).get("Tags", [])}
-        rows[name] = {"name": name, "status": described["EndpointStatus"],
-                      "config": described.get("EndpointConfigName"),
-                      "failure_reason": described.get("FailureReason"),
-                      "model_package_arn": tags.get("model-package-arn"),
-                      "model_version": tags.get("model-package-version"),
-                      "modified": str(described.get("LastModifiedTime") or "")[:19].replace("T", " ")}
+        rows[name] = {
+            "name": name,
+            "status": described["EndpointStatus"],
+            "config": described.get("EndpointConfigName"),
+            "failure_reason": described.get("FailureReason"),
+            "model_package_arn": tags.get("model-package-arn"),
+            "model_version": tags.get("model-package-version"),
+            "modified": str(described.get("LastModifiedTime") or "")[:19].replace("T", " "),
+        }
     folder = server.endpoints_dir(home)
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        rows.setdefault(path.stem, {"name": path.stem, "status": None, "config": None, "failure_reason": None,
-                                    "model_package_arn": None, "model_version": None, "modified": ""})
+        rows.setdefault(
+            path.stem,
+            {
+                "name": path.stem,
+                "status": None,
+                "config": None,
+                "failure_reason": None,
+                "model_package_arn": None,
+                "model_version": None,
+                "modified": "",
+            },
+        )
     for row in rows.values():
         state = server.running_state(home, row["name"])
         row["url"] = state.get("url") if state else None

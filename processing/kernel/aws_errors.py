@@ -7,13 +7,22 @@ NoSuchKey / NoSuchBucket, Lambda, EventBridge and Scheduler ResourceNotFoundExce
 is SageMaker's ResourceInUse (CreateAutoMLJobV2) or a ValidationException "... already exists"
 (CreateModelPackageGroup), IAM's EntityAlreadyExists. Standard library only (container-safe).
 """
+
 from __future__ import annotations
 
-NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity", "NoSuchKey",
-                             "NoSuchBucket", "NotFound", "404"})
+NOT_FOUND_CODES = frozenset(
+    {"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity", "NoSuchKey", "NoSuchBucket", "NotFound", "404"}
+)
 NOT_FOUND_PHRASES = ("could not find", "does not exist", "not found")
-ALREADY_EXISTS_CODES = frozenset({"ResourceInUse", "ResourceInUseException", "EntityAlreadyExists",
-                                  "AlreadyExistsException", "ResourceAlreadyExistsException"})
+ALREADY_EXISTS_CODES = frozenset(
+    {
+        "ResourceInUse",
+        "ResourceInUseException",
+        "EntityAlreadyExists",
+        "AlreadyExistsException",
+        "ResourceAlreadyExistsException",
+    }
+)
 
 
 def _error(error: BaseException) -> dict:

@@ -6,6 +6,7 @@ types, required and unknown members, enums, regex patterns and length/range boun
 accepts pipeline expressions (Get, Std:Join, Std:JsonGet) where a value will be resolved
 at execution time.
 """
+
 from __future__ import annotations
 
 import datetime

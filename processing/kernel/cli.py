@@ -4,6 +4,7 @@ Input errors (the exceptions a step raises for bad input, a missing file, a refu
 are one line on stderr, `<prefix>: <message>` (the message names the file, column or
 parameter), and an exit status; anything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,6 +17,7 @@ Errors = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
 
 def step_main(prefix: str, errors: Errors, code: int = 2) -> Callable[[Callable[P, int]], Callable[P, int]]:
     """Decorate a main: `errors` print `prefix: error` on one line to stderr and return `code`."""
+
     def decorate(main: Callable[P, int]) -> Callable[P, int]:
         @functools.wraps(main)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> int:
@@ -24,7 +26,9 @@ def step_main(prefix: str, errors: Errors, code: int = 2) -> Callable[[Callable[
             except errors as error:
                 print(f"{prefix}: {error}", file=sys.stderr, flush=True)
                 return code
+
         return wrapper
+
     return decorate
 
 

@@ -3,6 +3,7 @@
 Standard library only: step scripts import this inside SageMaker containers (Python 3.12),
 so nothing here may pull in the SDK, pandas or the local engine.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ STEP_GATE = "QualityGate"
 STEP_REGISTER = "RegisterModel"
 STEP_DEPLOY = "Deploy"
 STEP_FAIL = "QualityTooLow"
-STEP_CHAMPION = "ChampionForecast"          # issue 15: the Approved champion forecasts the same holdout
+STEP_CHAMPION = "ChampionForecast"  # issue 15: the Approved champion forecasts the same holdout
 STEP_CHAMPION_GATE = "ChampionGate"
 STEP_CHALLENGER_LOST = "ChallengerLost"
 
@@ -28,20 +29,20 @@ STEP_PREPARE_BATCH = "PrepareBatchInput"
 STEP_BATCH_FORECAST = "BatchForecast"
 STEP_REPORT = "Report"
 STEP_MONITOR = "MonitorForecasts"
-FORECAST_HISTORY_PREFIX = "forecast-history"   # <prefix>/forecast-history/<execution>/forecasts.csv
-ACCURACY_HISTORY_PREFIX = "accuracy-history"   # <prefix>/accuracy-history/<execution>/accuracy.json
+FORECAST_HISTORY_PREFIX = "forecast-history"  # <prefix>/forecast-history/<execution>/forecasts.csv
+ACCURACY_HISTORY_PREFIX = "accuracy-history"  # <prefix>/accuracy-history/<execution>/accuracy.json
 
 # --- container layout ---
 PROCESSING_ROOT = "/opt/ml/processing"
-CODE_DIR = PROCESSING_ROOT + "/code"          # the uploaded project bundle (PYTHONPATH)
+CODE_DIR = PROCESSING_ROOT + "/code"  # the uploaded project bundle (PYTHONPATH)
 INPUT_DIR = PROCESSING_ROOT + "/input"
 OUTPUT_DIR = PROCESSING_ROOT + "/output"
 
 # --- PrepareData outputs: output name -> file written inside it ---
-PREP_TRAIN = "train"            # train/train.csv: the AutoML training CSV (header present)
-PREP_HOLDOUT = "holdout"        # holdout/holdout.csv: actuals of the last ForecastHorizon periods
-PREP_BACKTEST = "backtest"      # backtest/part-*.csv: history + holdout rows with empty target
-PREP_PROFILE = "profile"        # profile/profile.json: data profile
+PREP_TRAIN = "train"  # train/train.csv: the AutoML training CSV (header present)
+PREP_HOLDOUT = "holdout"  # holdout/holdout.csv: actuals of the last ForecastHorizon periods
+PREP_BACKTEST = "backtest"  # backtest/part-*.csv: history + holdout rows with empty target
+PREP_PROFILE = "profile"  # profile/profile.json: data profile
 TRAIN_FILE = "train.csv"
 HOLDOUT_FILE = "holdout.csv"
 PROFILE_FILE = "profile.json"
@@ -63,12 +64,15 @@ def default_filling(target: str, covariates: Sequence[str]) -> Dict[str, Dict[st
     for column in covariates:
         filling[column] = {"middlefill": "zero", "backfill": "zero", "futurefill": "zero"}
     return filling
+
+
 PANDAS_AGGREGATION = {"sum": "sum", "avg": "mean", "first": "first", "min": "min", "max": "max"}
 
 
 def quantile_fraction(name: object) -> Optional[float]:
     """'p10' -> 0.1; None for a name Autopilot refuses (p0, p100, p05, p99.9, 0.1)."""
     return int(name[1:]) / 100.0 if isinstance(name, str) and QUANTILE_NAME.match(name) else None
+
 
 # --- batch transform requests (both transform steps; docs/batch.md) ---
 # As AWS's Autopilot time-series batch transform sample (amazon-sagemaker-examples,
@@ -89,22 +93,27 @@ AUTOML_RESULT_FILE = "automl_result.json"
 # --- Evaluate step result (a property file read with JsonGet) ---
 EVALUATION_RESULT_NAME = "EvaluationReport"
 EVALUATION_FILE = "evaluation.json"
-QUALITY_GATE_VALUE_PATH = "quality_gate.value"   # JsonGet path the QualityGate reads (always a number)
-QUALITY_GATE_MESSAGE_PATH = "quality_gate.message"   # why the gate passed or not (QualityTooLow quotes it)
+QUALITY_GATE_VALUE_PATH = "quality_gate.value"  # JsonGet path the QualityGate reads (always a number)
+QUALITY_GATE_MESSAGE_PATH = "quality_gate.message"  # why the gate passed or not (QualityTooLow quotes it)
 # the gate value of an undefined metric: a number (JSON null cannot be compared) no threshold admits
-QUALITY_GATE_UNDEFINED_VALUE = 1.7976931348623157e308   # the largest double (sys.float_info.max)
+QUALITY_GATE_UNDEFINED_VALUE = 1.7976931348623157e308  # the largest double (sys.float_info.max)
 QUALITY_METRICS = {  # QualityMetric parameter value -> key in forecast_metrics
-    "WAPE": "wape", "MAPE": "mape", "MASE": "mase", "RMSE": "rmse", "MAE": "mae", "WQL": "wql",
+    "WAPE": "wape",
+    "MAPE": "mape",
+    "MASE": "mase",
+    "RMSE": "rmse",
+    "MAE": "mae",
+    "WQL": "wql",
 }
 
 # --- ChampionForecast step result (read by Evaluate) and the champion section of evaluation.json ---
 CHAMPION_OUTPUT = "champion"
-CHAMPION_FILE = "champion.json"            # {"status": "available"|"none"|"unavailable", ...}
-CHAMPION_FORECASTS_DIR = "forecasts"       # the champion's <file>.out forecasts, beside champion.json
-CHAMPION_STATUS_PATH = "champion.status"   # "compared" when the gate compares with the champion
+CHAMPION_FILE = "champion.json"  # {"status": "available"|"none"|"unavailable", ...}
+CHAMPION_FORECASTS_DIR = "forecasts"  # the champion's <file>.out forecasts, beside champion.json
+CHAMPION_STATUS_PATH = "champion.status"  # "compared" when the gate compares with the champion
 CHAMPION_CHALLENGER_VALUE_PATH = "champion.challenger_value"
 CHAMPION_VALUE_PATH = "champion.champion_value"
-CHAMPION_LIMIT_PATH = "champion.limit"     # champion_value x (1 + ChallengerTolerance)
+CHAMPION_LIMIT_PATH = "champion.limit"  # champion_value x (1 + ChallengerTolerance)
 CHAMPION_VERSION_PATH = "champion.version"
 
 # --- RegisterModel step result ---
@@ -118,7 +127,7 @@ RESOLVED_MODEL_FILE = "resolved_model.json"
 
 # --- CreateModel step result (batch) ---
 BATCH_MODEL_NAME = "BatchModel"
-BATCH_MODEL_FILE = "batch_model.json"     # {"model_name", "model_package_arn"}
+BATCH_MODEL_FILE = "batch_model.json"  # {"model_name", "model_package_arn"}
 
 # --- Autopilot ForecastFrequency -> pandas offset alias and seasonal period ---
 _FREQ_UNITS = {
@@ -191,15 +200,17 @@ _PLAIN_PUNCTUATION = set("_.:/+-@")
 
 
 def _escape_column(name: str) -> str:
-    return "".join(ch if (ch.isalnum() or ch in _PLAIN_PUNCTUATION) else
-                   "".join(f"={byte:02X}" for byte in ch.encode("utf-8")) for ch in str(name))
+    return "".join(
+        ch if (ch.isalnum() or ch in _PLAIN_PUNCTUATION) else "".join(f"={byte:02X}" for byte in ch.encode("utf-8"))
+        for ch in str(name)
+    )
 
 
 def _unescape_column(text: str) -> str:
     out, index = bytearray(), 0
     while index < len(text):
-        if text[index] == "=" and _is_hex(text[index + 1:index + 3]):
-            out.append(int(text[index + 1:index + 3], 16))
+        if text[index] == "=" and _is_hex(text[index + 1 : index + 3]):
+            out.append(int(text[index + 1 : index + 3], 16))
             index += 3
         else:
             out.extend(text[index].encode("utf-8"))
@@ -217,8 +228,10 @@ def encode_training_columns(columns) -> dict:
     for name in columns:
         token = _escape_column(name)
         if len(token) > _METADATA_VALUE_LIMIT:
-            raise ValueError(f"column name {name!r} is too long to register ({len(token)} > "
-                             f"{_METADATA_VALUE_LIMIT} characters once escaped)")
+            raise ValueError(
+                f"column name {name!r} is too long to register ({len(token)} > "
+                f"{_METADATA_VALUE_LIMIT} characters once escaped)"
+            )
         candidate = f"{current} {token}" if current else token
         if len(candidate) > _METADATA_VALUE_LIMIT:
             entries.append(current)
@@ -226,8 +239,10 @@ def encode_training_columns(columns) -> dict:
         current = candidate
     if current:
         entries.append(current)
-    return {(TRAINING_COLUMNS_KEY if i == 0 else f"{TRAINING_COLUMNS_KEY}_{i + 1}"): value
-            for i, value in enumerate(entries)}
+    return {
+        (TRAINING_COLUMNS_KEY if i == 0 else f"{TRAINING_COLUMNS_KEY}_{i + 1}"): value
+        for i, value in enumerate(entries)
+    }
 
 
 def decode_training_columns(metadata) -> list:

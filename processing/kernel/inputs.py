@@ -1,6 +1,7 @@
 """A step's JSON input (another step's small result file), read with the one-line errors of the
 table reader. Standard library only: the AutoML and RegisterModel steps read these without
 importing pandas (processing.tables re-exports both names)."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def read_json(path, file_name: str, flag: str, hint: str = "") -> Dict[str, Any]
         raise TableError(f"{flag}: {target} does not exist{'; ' + hint if hint else ''}")
     try:
         document = json.loads(target.read_text(encoding="utf-8"))
-    except ValueError as error:          # JSONDecodeError and UnicodeDecodeError alike
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError alike
         raise TableError(f"{flag}: {target} is not valid JSON ({error})") from None
     if not isinstance(document, dict):
         raise TableError(f"{flag}: {target} holds a JSON {type(document).__name__}, not an object")

@@ -3,6 +3,7 @@
 Standard library only: step scripts, the local runtime, the engine's CLIs and worker processes,
 the AutoML worker and the endpoint all call `configure_threads()` first thing.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ one. A process is therefore named by (pid, host, start time) where the start tim
 but runs nothing. The local runtime's records, the local AutoML worker and the local endpoint's
 state files all ask here, so they agree on what "alive" means.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,7 @@ def _stat_fields(pid: int) -> Optional[list]:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def process_start(pid: int) -> Optional[str]:
@@ -46,18 +47,18 @@ def process_identity(pid: int) -> dict:
 
 def pid_alive(pid: Any, started: Optional[str] = None) -> bool:
     """The process `pid` runs (no zombie); with `started` (process_start's value), it is that very process."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:   # kill(0 or -n) would signal a group
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:  # kill(0 or -n) would signal a group
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        pass                                           # exists, owned by someone else
+        pass  # exists, owned by someone else
     fields = _stat_fields(pid)
     if fields is None:
-        return not Path("/proc/self/stat").exists()    # no /proc (macOS): os.kill said it exists
-    if not fields or fields[0] in ("Z", "X"):          # exited, not yet reaped
+        return not Path("/proc/self/stat").exists()  # no /proc (macOS): os.kill said it exists
+    if not fields or fields[0] in ("Z", "X"):  # exited, not yet reaped
         return False
     return started is None or started == (fields[19] if len(fields) > 19 else None)
 
@@ -94,5 +95,4 @@ def stop_group(process: subprocess.Popen, grace_seconds: float) -> None:
         process.wait()
 
 
-__all__ = ["hostname", "kill_group", "pid_alive", "process_alive", "process_identity", "process_start",
-           "stop_group"]
+__all__ = ["hostname", "kill_group", "pid_alive", "process_alive", "process_identity", "process_start", "stop_group"]

@@ -3,6 +3,7 @@
 Standard library only (step scripts resolve settings inside containers too). Everything
 else in the project receives a `Settings` object instead of reading the environment.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,10 +15,21 @@ CONFIG_FILE_NAME = "forecast.toml"
 LOCAL_ACCOUNT = "000000000000"
 
 
-HOME_MARKER = ".forecast-home"   # written when a local home is created; teardown --include-data needs it
+HOME_MARKER = ".forecast-home"  # written when a local home is created; teardown --include-data needs it
 # what a local home holds (an older home without the marker is recognised by holding nothing else)
-HOME_ENTRIES = frozenset({HOME_MARKER, "s3", "executions", "sagemaker", "endpoints", "registry.sqlite",
-                          "registry.sqlite-wal", "registry.sqlite-shm", "registry.sqlite-journal"})
+HOME_ENTRIES = frozenset(
+    {
+        HOME_MARKER,
+        "s3",
+        "executions",
+        "sagemaker",
+        "endpoints",
+        "registry.sqlite",
+        "registry.sqlite-wal",
+        "registry.sqlite-shm",
+        "registry.sqlite-journal",
+    }
+)
 
 
 def ensure_home(home: "Path | str") -> Path:
@@ -32,8 +44,10 @@ def ensure_home(home: "Path | str") -> Path:
         return home
     home.mkdir(parents=True, exist_ok=True)
     if all(entry.name in HOME_ENTRIES for entry in home.iterdir()):
-        marker.write_text("This folder is a demand-forecasting local home (FORECAST_HOME); "
-                          "python -m deploy.teardown --include-data may remove it.\n")
+        marker.write_text(
+            "This folder is a demand-forecasting local home (FORECAST_HOME); "
+            "python -m deploy.teardown --include-data may remove it.\n"
+        )
     return home
 
 
@@ -44,8 +58,8 @@ def is_home(home: "Path | str") -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    target: str = "local"                 # "local" or "sagemaker"
-    target_reason: str = "default"        # why this target was chosen (printed first by the CLI)
+    target: str = "local"  # "local" or "sagemaker"
+    target_reason: str = "default"  # why this target was chosen (printed first by the CLI)
     region: Optional[str] = None
     role_arn: Optional[str] = None
     bucket: Optional[str] = None
@@ -56,20 +70,20 @@ class Settings:
     endpoint_name: str = "demand-forecast"
     deploy_function_name: str = "demand-forecast-deploy"
     tags: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"project": "demand-forecasting"})
-    home: str = ".forecast"               # local state: object store, registry, executions
-    endpoint_port: int = 8080             # local endpoint (SageMaker container contract)
-    api_port: int = 8081                  # local real-time forecast API
-    studio_port: int = 8090               # local Studio (python -m pipelines.studio)
+    home: str = ".forecast"  # local state: object store, registry, executions
+    endpoint_port: int = 8080  # local endpoint (SageMaker container contract)
+    api_port: int = 8081  # local real-time forecast API
+    studio_port: int = 8090  # local Studio (python -m pipelines.studio)
     endpoint_workers: Optional[int] = None  # local endpoint model worker processes; default: the cores
-    holiday_country: str = "US"           # the API's holiday calendar (the training pipeline's HolidayCountry)
+    holiday_country: str = "US"  # the API's holiday calendar (the training pipeline's HolidayCountry)
     holiday_columns: tuple = ("is_holiday",)  # covariates that are holiday flags (filled from the calendar)
     serving_data_uri: Optional[str] = None  # forecast API history; default: the latest PrepareData output
     # local processing steps: "image" (the processing image's environment, built once; the host's
     # Python with a warning when no Python of the image's version is found), "strict" (that
     # fallback is an error: CI), "host" (this machine's Python and packages, steps still isolated)
     step_env: str = "image"
-    step_python: Optional[str] = None     # an interpreter to run local steps with, as is
-    cache_dir: Optional[str] = None       # the step environment's cache; default ~/.cache/sagemaker-demand-forecasting
+    step_python: Optional[str] = None  # an interpreter to run local steps with, as is
+    cache_dir: Optional[str] = None  # the step environment's cache; default ~/.cache/sagemaker-demand-forecasting
     config_file: Optional[str] = None
 
     # --- derived -------------------------------------------------------------------------
@@ -116,8 +130,10 @@ class Settings:
         if not self.region:
             raise SettingsError("no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)")
         if not self.role_arn:
-            raise SettingsError("no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN "
-                                "(python -m pipelines.bootstrap creates one)")
+            raise SettingsError(
+                "no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN "
+                "(python -m pipelines.bootstrap creates one)"
+            )
         if not self.bucket:
             raise SettingsError("no S3 bucket: pass --bucket or set FORECAST_BUCKET")
 
@@ -133,8 +149,9 @@ def account_of(role_arn: Optional[str]) -> str:
     """The account id in the role ARN (arn:aws:iam::<account>:role/...): no STS call needed."""
     parts = (role_arn or "").split(":")
     if len(parts) < 6 or not parts[4].isdigit():
-        raise SettingsError(f"FORECAST_ROLE_ARN {role_arn!r} has no account id; "
-                            "expected arn:aws:iam::<account>:role/<name>")
+        raise SettingsError(
+            f"FORECAST_ROLE_ARN {role_arn!r} has no account id; expected arn:aws:iam::<account>:role/<name>"
+        )
     return parts[4]
 
 
@@ -183,8 +200,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         except (TypeError, ValueError):
             workers = 0
         if workers < 1:
-            raise SettingsError(f"{source}: endpoint_workers must be a whole number of processes, at least 1; "
-                                f"got {value!r}")
+            raise SettingsError(
+                f"{source}: endpoint_workers must be a whole number of processes, at least 1; got {value!r}"
+            )
         return workers
     if name == "holiday_columns":
         names = value if isinstance(value, (list, tuple)) else str(value).split(",")
@@ -194,8 +212,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if country == "NONE":
             return ""
         if country and (len(country) != 2 or not country.isalpha()):
-            raise SettingsError(f"{source}: holiday_country must be a two-letter ISO 3166 code such as US "
-                                f"(or empty for none), got {value!r}")
+            raise SettingsError(
+                f"{source}: holiday_country must be a two-letter ISO 3166 code such as US "
+                f"(or empty for none), got {value!r}"
+            )
         return country
     if name == "tags":
         if isinstance(value, Mapping):
@@ -230,9 +250,11 @@ def _read_config(path: Path) -> dict:
     return {key: _coerce(key, value, str(path)) for key, value in data.items()}
 
 
-def resolve(flags: Optional[Mapping[str, Any]] = None,
-            environ: Optional[Mapping[str, str]] = None,
-            config_file: Optional[str] = None) -> Settings:
+def resolve(
+    flags: Optional[Mapping[str, Any]] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    config_file: Optional[str] = None,
+) -> Settings:
     """Resolve settings once. `flags` holds CLI values (None means not given)."""
     environ = os.environ if environ is None else environ
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
@@ -250,13 +272,19 @@ def resolve(flags: Optional[Mapping[str, Any]] = None,
         if environ.get(variable) and name not in env_values:  # first spelling listed wins
             env_values[name] = _coerce(name, environ[variable], f"${variable}")
     values.update(env_values)
-    values.update({k: _coerce(k, v, f"--{k.replace('_', '-')}") for k, v in flags.items()
-                   if k in _FIELDS and k != "config_file"})
+    values.update(
+        {k: _coerce(k, v, f"--{k.replace('_', '-')}") for k, v in flags.items() if k in _FIELDS and k != "config_file"}
+    )
 
     explicit_target = flags.get("target") or env_values.get("target") or values.get("target")
     if explicit_target:
-        origin = ("--target" if flags.get("target") else
-                  "FORECAST_TARGET" if env_values.get("target") else str(values.get("config_file")))
+        origin = (
+            "--target"
+            if flags.get("target")
+            else "FORECAST_TARGET"
+            if env_values.get("target")
+            else str(values.get("config_file"))
+        )
         values["target"], values["target_reason"] = explicit_target, f"set by {origin}"
     elif values.get("role_arn"):
         values["target"], values["target_reason"] = "sagemaker", "a SageMaker role is configured"

@@ -11,6 +11,7 @@ those operations only, a `before-call` hook answers in moto's place and applies 
 moto's in-process backend (the ThreadedMotoServer shares it), so later calls see the effect.
 The request is still validated and recorded like every other.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,7 +33,7 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/forecast-pipeline"
 
 @dataclasses.dataclass
 class Recorded:
-    calls: list = dataclasses.field(default_factory=list)   # (service, operation, params)
+    calls: list = dataclasses.field(default_factory=list)  # (service, operation, params)
 
     def operations(self, service: str | None = None) -> list[str]:
         return [op for svc, op, _ in self.calls if service is None or svc == service]
@@ -97,7 +98,8 @@ def instrument(client: Any, recorded: Recorded) -> Any:
         for operation, answer in MOTO_GAPS.items():
             client.meta.events.register(
                 f"before-call.sagemaker.{operation}",
-                lambda params, answer=answer, **_: answer(_decoded(params), region))
+                lambda params, answer=answer, **_: answer(_decoded(params), region),
+            )
     return client
 
 
@@ -154,31 +156,49 @@ def local_sagemaker(settings: Settings) -> Any:
 
 
 CONTAINERS = [
-    {"Image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/sagemaker-forecasting:1",
-     "ModelDataUrl": "s3://forecast-test-bucket/models/model.tar.gz",
-     "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform"}},
-    {"Image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/sagemaker-forecasting-predict:1",
-     "ModelDataUrl": "s3://forecast-test-bucket/models/model.tar.gz",
-     "Environment": {"AUTOML_INFERENCE_MODE": "predict"}},
+    {
+        "Image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/sagemaker-forecasting:1",
+        "ModelDataUrl": "s3://forecast-test-bucket/models/model.tar.gz",
+        "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform"},
+    },
+    {
+        "Image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/sagemaker-forecasting-predict:1",
+        "ModelDataUrl": "s3://forecast-test-bucket/models/model.tar.gz",
+        "Environment": {"AUTOML_INFERENCE_MODE": "predict"},
+    },
 ]
 
 
-def register_version(sm: Any, group: str, status: str = "PendingManualApproval", wape: str = "0.2",
-                     execution: str = "exec-1") -> str:
+def register_version(
+    sm: Any, group: str, status: str = "PendingManualApproval", wape: str = "0.2", execution: str = "exec-1"
+) -> str:
     """A model package as RegisterModel creates it (every container, metrics, lineage)."""
     request = {
-        "ModelPackageGroupName": group, "ModelApprovalStatus": status,
+        "ModelPackageGroupName": group,
+        "ModelApprovalStatus": status,
         "ModelPackageDescription": "AutoML time-series model",
-        "InferenceSpecification": {"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
-                                   "SupportedResponseMIMETypes": ["text/csv"]},
-        "ModelMetrics": {"ModelQuality": {"Statistics": {
-            "ContentType": "application/json",
-            "S3Uri": f"s3://forecast-test-bucket/evaluation/{execution}/evaluation.json"}}},
-        "CustomerMetadataProperties": {"metric_wape": wape, "quality_gate_passed": "true",
-                                       "pipeline_execution_id": execution},
+        "InferenceSpecification": {
+            "Containers": CONTAINERS,
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        "ModelMetrics": {
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://forecast-test-bucket/evaluation/{execution}/evaluation.json",
+                }
+            }
+        },
+        "CustomerMetadataProperties": {
+            "metric_wape": wape,
+            "quality_gate_passed": "true",
+            "pipeline_execution_id": execution,
+        },
         "MetadataProperties": {
             "GeneratedBy": f"arn:aws:sagemaker:us-east-1:{MOTO_ACCOUNT}:pipeline/demandforecasttraining/"
-                           f"execution/{execution}"},
+            f"execution/{execution}"
+        },
     }
     validate_request("sagemaker", "CreateModelPackage", request)
     return sm.create_model_package(**request)["ModelPackageArn"]

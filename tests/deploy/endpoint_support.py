@@ -1,4 +1,5 @@
 """Small synthetic sales, the PrepareData folder layout, and tiny engine models for endpoint/API tests."""
+
 from __future__ import annotations
 
 import collections
@@ -38,10 +39,18 @@ def sales(days: int = 84, scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
         promotion = (rng.random(days) < 0.1).astype(int)
         weekly = 1 + 0.3 * np.sin(2 * np.pi * np.arange(days) / 7)
         target = np.round(scale * (level * weekly * (1 + 0.5 * promotion) + rng.normal(0, 1, days)), 2)
-        rows.append(pd.DataFrame({"item_id": item, "timestamp": stamps.strftime("%Y-%m-%d"),
-                                  "target_value": np.maximum(target, 0), "promotion": promotion,
-                                  "day_of_week": stamps.dayofweek,
-                                  "category": "food" if item != "apple" else "fruit"}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "item_id": item,
+                    "timestamp": stamps.strftime("%Y-%m-%d"),
+                    "target_value": np.maximum(target, 0),
+                    "promotion": promotion,
+                    "day_of_week": stamps.dayofweek,
+                    "category": "food" if item != "apple" else "fruit",
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -52,8 +61,19 @@ def prepare(frame: pd.DataFrame, output_dir: Path, horizon: int = HORIZON, group
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     raw = output_dir.parent / f"{output_dir.name}-input.csv"
     frame.to_csv(raw, index=False)
-    code = main(["--input", str(raw), "--output-dir", str(output_dir), "--horizon", str(horizon),
-                 "--frequency", "D", f"--grouping-columns={','.join(grouping)}"])
+    code = main(
+        [
+            "--input",
+            str(raw),
+            "--output-dir",
+            str(output_dir),
+            "--horizon",
+            str(horizon),
+            "--frequency",
+            "D",
+            f"--grouping-columns={','.join(grouping)}",
+        ]
+    )
     assert code == 0, f"PrepareData failed with exit code {code}"
     return output_dir
 
@@ -61,16 +81,25 @@ def prepare(frame: pd.DataFrame, output_dir: Path, horizon: int = HORIZON, group
 def engine_config(horizon: int = HORIZON, quantiles: tuple = QUANTILES, grouping: tuple = ()):
     from forecasting import EngineConfig
 
-    return EngineConfig(horizon=horizon, frequency="D", quantiles=quantiles, grouping_columns=grouping,
-                        algorithms=("SeasonalNaive", "NPTS"), backtest_windows=1)
+    return EngineConfig(
+        horizon=horizon,
+        frequency="D",
+        quantiles=quantiles,
+        grouping_columns=grouping,
+        algorithms=("SeasonalNaive", "NPTS"),
+        backtest_windows=1,
+    )
 
 
-def train_model(frame: pd.DataFrame, out_dir: Path, horizon: int = HORIZON, quantiles: tuple = QUANTILES,
-                grouping: tuple = ()) -> Path:
+def train_model(
+    frame: pd.DataFrame, out_dir: Path, horizon: int = HORIZON, quantiles: tuple = QUANTILES, grouping: tuple = ()
+) -> Path:
     """A tiny real engine model trained on all of `frame`; returns its model directory."""
     from forecasting import train
 
-    result = train(frame, engine_config(horizon, quantiles, grouping), out_dir, time_limit_seconds=60, log=lambda *a, **k: None)
+    result = train(
+        frame, engine_config(horizon, quantiles, grouping), out_dir, time_limit_seconds=60, log=lambda *a, **k: None
+    )
     return Path(result.model_dir)
 
 
@@ -80,9 +109,16 @@ def inference_csv(frame: pd.DataFrame, horizon: int = HORIZON) -> bytes:
     for item, rows in frame.groupby("item_id"):
         last = pd.Timestamp(rows["timestamp"].iloc[-1])
         stamps = pd.date_range(last, periods=horizon + 1, freq="D")[1:]
-        future = pd.DataFrame({"item_id": item, "timestamp": stamps.strftime("%Y-%m-%d"),
-                               "target_value": np.nan, "promotion": 0, "day_of_week": stamps.dayofweek,
-                               "category": rows["category"].iloc[-1]})
+        future = pd.DataFrame(
+            {
+                "item_id": item,
+                "timestamp": stamps.strftime("%Y-%m-%d"),
+                "target_value": np.nan,
+                "promotion": 0,
+                "day_of_week": stamps.dayofweek,
+                "category": rows["category"].iloc[-1],
+            }
+        )
         parts += [rows, future]
     return pd.concat(parts, ignore_index=True).to_csv(index=False).encode()
 
@@ -114,15 +150,27 @@ def deploy(settings, model_dir: Path, version: int, endpoint_name: str | None = 
     uri = settings.s3_uri("models", name, f"v{version}")
     shutil.copytree(model_dir, local_path(uri, settings), dirs_exist_ok=True)
     model_name = config_name = f"{name}-v{version}"
-    sm.create_model(ModelName=model_name, ExecutionRoleArn=settings.effective_role_arn,
-                    PrimaryContainer={"Image": "local/forecasting", "ModelDataUrl": uri})
+    sm.create_model(
+        ModelName=model_name,
+        ExecutionRoleArn=settings.effective_role_arn,
+        PrimaryContainer={"Image": "local/forecasting", "ModelDataUrl": uri},
+    )
     tags = [{"Key": "model-package-arn", "Value": package_arn(version)}]
-    sm.create_endpoint_config(EndpointConfigName=config_name, Tags=tags, ProductionVariants=[
-        {"VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": 1,
-         "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint_config(
+        EndpointConfigName=config_name,
+        Tags=tags,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model_name,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
     try:
         sm.describe_endpoint(EndpointName=name)
-    except ClientError:   # not there yet: create it
+    except ClientError:  # not there yet: create it
         sm.create_endpoint(EndpointName=name, EndpointConfigName=config_name, Tags=tags)
     else:
         arn = sm.update_endpoint(EndpointName=name, EndpointConfigName=config_name)["EndpointArn"]
@@ -158,13 +206,20 @@ def raw_exchange(url: str, data: bytes, timeout: float = 20.0, hang_up: bool = F
     return int(lines[0].split()[1]), headers, body
 
 
-def http_post(path: str, body: bytes, content_type: str = "application/json", version: str = "1.0",
-              length: str | None = None, method: str = "POST") -> bytes:
+def http_post(
+    path: str,
+    body: bytes,
+    content_type: str = "application/json",
+    version: str = "1.0",
+    length: str | None = None,
+    method: str = "POST",
+) -> bytes:
     """A raw request: `length` overrides the Content-Length header (``""`` leaves it out)."""
     length = str(len(body)) if length is None else length
     header = f"Content-Length: {length}\r\n" if length != "" else ""
-    return (f"{method} {path} HTTP/{version}\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n{header}\r\n"
-            ).encode("latin-1") + body
+    return (
+        f"{method} {path} HTTP/{version}\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n{header}\r\n"
+    ).encode("latin-1") + body
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +244,7 @@ class Outcome:
     probe: str
     status: int | None
     seconds: float
-    problem: str | None       # None: the answer is what the probe demands
+    problem: str | None  # None: the answer is what the probe demands
 
 
 def judge(probe: Probe, status: int | None, headers: dict, body: bytes) -> str | None:
@@ -215,8 +270,9 @@ def judge(probe: Probe, status: int | None, headers: dict, body: bytes) -> str |
     return None if isinstance(error, str) and error and "Traceback" not in error else f"bad error text {error!r}"
 
 
-def run_clients(url: str, probes: list[Probe], *, clients: int = 8, seconds: float = 4.0,
-                timeout: float = 30.0) -> list[Outcome]:
+def run_clients(
+    url: str, probes: list[Probe], *, clients: int = 8, seconds: float = 4.0, timeout: float = 30.0
+) -> list[Outcome]:
     """`clients` threads send probes for `seconds`: every other request a good one, the bad ones in turn.
 
     The bad probes go round one shared cycle, so every kind is sent (each at least once when the
@@ -267,16 +323,20 @@ def problems_of(outcomes: list[Outcome], probes: list[Probe]) -> list[str]:
 
 def forecast_csv_check(items: int, horizon: int = HORIZON):
     """A check for the endpoint's CSV answer: every item's horizon of rows, p10 <= p50 <= p90, mean inside."""
+
     def check(body: bytes, headers: dict) -> str | None:
         out = pd.read_csv(io.BytesIO(body))
         return coherence_problem(out.to_dict("records"), expected_rows=items * horizon)
+
     return check
 
 
 def forecast_json_check(horizon: int):
     """A check for the API's JSON answer: `horizon` rows, p10 <= p50 <= p90, mean inside."""
+
     def check(body: bytes, headers: dict) -> str | None:
         return coherence_problem(json.loads(body)["forecast"], expected_rows=horizon)
+
     return check
 
 

@@ -1,4 +1,5 @@
 """The real-time forecast API: real prepared data in the local store, a real endpoint process, a real model."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,8 +45,9 @@ def forecast_api(deployed):
 
 
 def call(forecast_api, request) -> tuple[int, dict]:
-    response = forecast_api and api.handler({"body": json.dumps(request) if not isinstance(request, str) else request},
-                                            None, forecast_api)
+    response = forecast_api and api.handler(
+        {"body": json.dumps(request) if not isinstance(request, str) else request}, None, forecast_api
+    )
     assert response["headers"]["Content-Type"] == "application/json"
     return response["statusCode"], json.loads(response["body"])
 
@@ -58,7 +60,7 @@ def test_given_a_known_item_when_forecast_then_real_history_quantiles_mean_and_p
     assert all(set(row) == {"timestamp", "p10", "p90", "mean"} for row in body["forecast"])
     assert all(row["p10"] <= row["p90"] for row in body["forecast"])
     assert body["model_package_arn"] == support.package_arn(1)
-    assert body["history"]["last_timestamp"] == "2024-03-24"        # includes the holdout actuals
+    assert body["history"]["last_timestamp"] == "2024-03-24"  # includes the holdout actuals
     assert body["history"]["points"] == 84
     covariates = body["future_covariates"]
     assert covariates["assumed_zero"] == ["promotion"] and "assumes 0" in covariates["note"]
@@ -82,15 +84,19 @@ def test_given_a_known_item_when_forecast_then_values_equal_the_model_on_the_ite
         assert got[column].round(6).tolist() == expected[column].round(6).tolist()
 
 
-@pytest.mark.parametrize("column, stamps, values, rule", [
-    ("dow", pd.date_range("2024-01-01", periods=21, freq="D"), lambda s: s.dayofweek, "day_of_week"),
-    ("m", pd.date_range("2024-01-01", periods=20, freq="W-SUN"), lambda s: s.month, "month"),
-    ("q", pd.date_range("2024-01-01", periods=30, freq="MS"), lambda s: s.quarter, "quarter"),
-    ("promo", pd.date_range("2024-01-01", periods=21, freq="D"), lambda s: [0, 1, 0] * 7, None),
-    ("short", pd.date_range("2024-01-01", periods=5, freq="D"), lambda s: s.dayofweek, None),
-])
-def test_given_a_covariate_column_when_checked_against_the_calendar_then_only_exact_rules_match(column, stamps,
-                                                                                                values, rule):
+@pytest.mark.parametrize(
+    "column, stamps, values, rule",
+    [
+        ("dow", pd.date_range("2024-01-01", periods=21, freq="D"), lambda s: s.dayofweek, "day_of_week"),
+        ("m", pd.date_range("2024-01-01", periods=20, freq="W-SUN"), lambda s: s.month, "month"),
+        ("q", pd.date_range("2024-01-01", periods=30, freq="MS"), lambda s: s.quarter, "quarter"),
+        ("promo", pd.date_range("2024-01-01", periods=21, freq="D"), lambda s: [0, 1, 0] * 7, None),
+        ("short", pd.date_range("2024-01-01", periods=5, freq="D"), lambda s: s.dayofweek, None),
+    ],
+)
+def test_given_a_covariate_column_when_checked_against_the_calendar_then_only_exact_rules_match(
+    column, stamps, values, rule
+):
     assert api.calendar_rule(pd.Series(stamps.strftime("%Y-%m-%d")), pd.Series(list(values(stamps)))) == rule
 
 
@@ -98,30 +104,36 @@ def test_given_future_covariates_in_the_request_when_forecast_then_the_response_
     status, body = call(forecast_api, {"item_id": "apple", "covariates": {"promotion": [1] * support.HORIZON}})
 
     assert status == 200
-    assert body["future_covariates"]["from_request"] == ["promotion"] and body["future_covariates"]["assumed_zero"] == []
+    assert (
+        body["future_covariates"]["from_request"] == ["promotion"] and body["future_covariates"]["assumed_zero"] == []
+    )
 
 
-@pytest.mark.parametrize("request_body, message", [
-    ({"horizon": 3}, 'missing "item_id"'),
-    ({"item_id": ["apple"]}, '"item_id" must be a string, got list'),
-    ({"item_id": True}, '"item_id" must be a string, got boolean'),
-    ({"item_id": "apple", "horizon": "3"}, '"horizon" must be a whole number of periods, got string'),
-    ({"item_id": "apple", "horizon": 2.5}, '"horizon" must be a whole number'),
-    ({"item_id": "apple", "horizon": 0}, '"horizon" must be at least 1'),
-    ({"item_id": "apple", "horizon": support.HORIZON + 1}, "beyond the model's forecast horizon of 7"),
-    ({"item_id": "apple", "quantiles": "p10"}, '"quantiles" must be a non-empty list'),
-    ({"item_id": "apple", "quantiles": ["0.1"]}, "is not a quantile name"),
-    ({"item_id": "apple", "quantiles": ["p10", "p10"]}, "lists a quantile twice"),
-    ({"item_id": "apple", "quantiles": ["p95"]}, "not produced by the deployed model"),
-    ({"item_id": "apple", "colour": "red"}, "unknown field(s) ['colour']"),
-    ({"item_id": "apple", "covariates": {"promotion": [1]}}, "give one per forecast period: 7"),
-    ({"item_id": "apple", "covariates": {"price": [1] * 7}}, "not covariates of this model"),
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "must be a JSON object"),
-    ({"item_id": "apple", "covariates": []}, '"covariates" must be an object'),
-    ({"item_id": "apple", "grouping": []}, '"grouping" must be an object'),
-    ('{"item_id": "apple", "grouping": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001, "nested too deeply"),
-], ids=lambda value: f"{value!r:.60}" if isinstance(value, (str, dict)) else None)
+@pytest.mark.parametrize(
+    "request_body, message",
+    [
+        ({"horizon": 3}, 'missing "item_id"'),
+        ({"item_id": ["apple"]}, '"item_id" must be a string, got list'),
+        ({"item_id": True}, '"item_id" must be a string, got boolean'),
+        ({"item_id": "apple", "horizon": "3"}, '"horizon" must be a whole number of periods, got string'),
+        ({"item_id": "apple", "horizon": 2.5}, '"horizon" must be a whole number'),
+        ({"item_id": "apple", "horizon": 0}, '"horizon" must be at least 1'),
+        ({"item_id": "apple", "horizon": support.HORIZON + 1}, "beyond the model's forecast horizon of 7"),
+        ({"item_id": "apple", "quantiles": "p10"}, '"quantiles" must be a non-empty list'),
+        ({"item_id": "apple", "quantiles": ["0.1"]}, "is not a quantile name"),
+        ({"item_id": "apple", "quantiles": ["p10", "p10"]}, "lists a quantile twice"),
+        ({"item_id": "apple", "quantiles": ["p95"]}, "not produced by the deployed model"),
+        ({"item_id": "apple", "colour": "red"}, "unknown field(s) ['colour']"),
+        ({"item_id": "apple", "covariates": {"promotion": [1]}}, "give one per forecast period: 7"),
+        ({"item_id": "apple", "covariates": {"price": [1] * 7}}, "not covariates of this model"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ({"item_id": "apple", "covariates": []}, '"covariates" must be an object'),
+        ({"item_id": "apple", "grouping": []}, '"grouping" must be an object'),
+        ('{"item_id": "apple", "grouping": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001, "nested too deeply"),
+    ],
+    ids=lambda value: f"{value!r:.60}" if isinstance(value, (str, dict)) else None,
+)
 def test_given_a_malformed_request_when_forecast_then_400_naming_the_field(forecast_api, request_body, message):
     status, body = call(forecast_api, request_body)
 
@@ -187,9 +199,13 @@ def test_given_a_second_approved_version_when_deployed_then_the_api_serves_it(de
 
 
 def run_cli(deployed, *args):
-    return subprocess.run([sys.executable, "-m", "deploy.api", *args, "--home", str(deployed["home"])],
-                          capture_output=True, text=True, timeout=120,
-                          env={**__import__("os").environ, "FORECAST_ENDPOINT_PORT": str(deployed["settings"].endpoint_port)})
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.api", *args, "--home", str(deployed["home"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "FORECAST_ENDPOINT_PORT": str(deployed["settings"].endpoint_port)},
+    )
 
 
 def test_given_the_invoke_cli_when_the_item_is_known_then_it_prints_the_forecast_and_exits_0(deployed):
@@ -200,10 +216,13 @@ def test_given_the_invoke_cli_when_the_item_is_known_then_it_prints_the_forecast
     assert len(body["forecast"]) == 2 and set(body["forecast"][0]) == {"timestamp", "p50", "mean"}
 
 
-@pytest.mark.parametrize("args, message", [(("--item-id", "caviar"), "unknown item_id"),
-                                           (("--item-id", "apple", "--horizon", "99"), "beyond")])
-def test_given_the_invoke_cli_when_the_request_fails_then_it_prints_the_error_and_exits_non_zero(deployed, args,
-                                                                                               message):
+@pytest.mark.parametrize(
+    "args, message",
+    [(("--item-id", "caviar"), "unknown item_id"), (("--item-id", "apple", "--horizon", "99"), "beyond")],
+)
+def test_given_the_invoke_cli_when_the_request_fails_then_it_prints_the_error_and_exits_non_zero(
+    deployed, args, message
+):
     result = run_cli(deployed, "invoke", *args)
 
     assert result.returncode == 1 and message in json.loads(result.stdout)["error"]
@@ -211,8 +230,11 @@ def test_given_the_invoke_cli_when_the_request_fails_then_it_prints_the_error_an
 
 def test_given_the_api_server_when_posted_then_it_answers_like_the_handler(deployed):
     port = support.free_port()
-    server = subprocess.Popen([sys.executable, "-m", "deploy.api", "serve", "--port", str(port),
-                               "--home", str(deployed["home"])], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "deploy.api", "serve", "--port", str(port), "--home", str(deployed["home"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         assert "/forecast" in server.stdout.readline().decode()
         url = f"http://127.0.0.1:{port}"
@@ -241,20 +263,27 @@ def test_given_two_registered_versions_when_each_is_approved_then_the_endpoint_a
     sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
     arns = []
     for version, quantiles in ((1, ("p10", "p50", "p90")), (2, ("p25", "p50", "p75"))):
-        model_dir = support.train_model(train, local_path(settings.s3_uri("automl", f"v{version}"), settings),
-                                        quantiles=quantiles)
-        arns.append(sm.create_model_package(
-            ModelPackageGroupName=settings.model_package_group, ModelApprovalStatus="PendingManualApproval",
-            InferenceSpecification={"Containers": [{"Image": "local/forecasting",
-                                                    "ModelDataUrl": to_uri(model_dir, settings)}],
-                                    "SupportedContentTypes": ["text/csv"],
-                                    "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"])
+        model_dir = support.train_model(
+            train, local_path(settings.s3_uri("automl", f"v{version}"), settings), quantiles=quantiles
+        )
+        arns.append(
+            sm.create_model_package(
+                ModelPackageGroupName=settings.model_package_group,
+                ModelApprovalStatus="PendingManualApproval",
+                InferenceSpecification={
+                    "Containers": [{"Image": "local/forecasting", "ModelDataUrl": to_uri(model_dir, settings)}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+            )["ModelPackageArn"]
+        )
     try:
         first = approve(sm, settings, arns[0], log=lambda *_: None)
         state = endpoint.running_state(settings.home_path, settings.endpoint_name)
         assert first["deployment"]["status"] == "deployed" and endpoint.ping(state["url"])
-        status, _, body = endpoint.http_request(state["url"] + "/invocations", "POST",
-                                                support.inference_csv(support.sales()), {"Content-Type": "text/csv"})
+        status, _, body = endpoint.http_request(
+            state["url"] + "/invocations", "POST", support.inference_csv(support.sales()), {"Content-Type": "text/csv"}
+        )
         assert status == 200 and b"p10,p50,p90,mean" in body
         status_1, answer_1 = call(api.ForecastApi(settings), {"item_id": "apple"})
 
@@ -265,7 +294,7 @@ def test_given_two_registered_versions_when_each_is_approved_then_the_endpoint_a
         endpoint.stop(settings.home_path, settings.endpoint_name)
     assert (status_1, answer_1["model_package_arn"], answer_1["quantiles"]) == (200, arns[0], ["p10", "p50", "p90"])
     assert (status_2, answer_2["model_package_arn"], answer_2["quantiles"]) == (200, arns[1], ["p25", "p50", "p75"])
-    assert same_server     # updated in place, no restart
+    assert same_server  # updated in place, no restart
 
 
 def test_given_the_invoke_request_then_it_validates_against_the_botocore_model():
@@ -276,16 +305,18 @@ def test_given_the_invoke_request_then_it_validates_against_the_botocore_model()
     assert request_problems("sagemaker-runtime", "InvokeEndpoint", params) == []
 
 
-def test_given_the_sagemaker_target_when_forecast_then_s3_data_the_endpoint_and_its_tags_are_used(moto_endpoint,
-                                                                                                    tmp_path):
+def test_given_the_sagemaker_target_when_forecast_then_s3_data_the_endpoint_and_its_tags_are_used(
+    moto_endpoint, tmp_path
+):
     """The AWS path against a moto server on loopback: boto3 clients from the factory, nothing local."""
     import boto3
     import requests
 
     from tests.conftest import FAKE_ACCOUNT_ROLE
 
-    settings = resolve({"target": "sagemaker", "region": "us-east-1", "bucket": "forecast-api-test",
-                        "role_arn": FAKE_ACCOUNT_ROLE})
+    settings = resolve(
+        {"target": "sagemaker", "region": "us-east-1", "bucket": "forecast-api-test", "role_arn": FAKE_ACCOUNT_ROLE}
+    )
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=settings.bucket)
     frame = support.sales()
@@ -295,21 +326,36 @@ def test_given_the_sagemaker_target_when_forecast_then_s3_data_the_endpoint_and_
         if path.is_file():
             s3.upload_file(str(path), settings.bucket, f"{prefix}/{path.relative_to(prepared).as_posix()}")
     sm = boto3.client("sagemaker", region_name="us-east-1")
-    sm.create_model(ModelName="m1", ExecutionRoleArn=FAKE_ACCOUNT_ROLE, PrimaryContainer={
-        "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/forecast:1",
-        "ModelDataUrl": f"s3://{settings.bucket}/model.tar.gz"})
-    sm.create_endpoint_config(EndpointConfigName="c1", ProductionVariants=[
-        {"VariantName": "AllTraffic", "ModelName": "m1", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
-    sm.create_endpoint(EndpointName=settings.endpoint_name, EndpointConfigName="c1",
-                       Tags=[{"Key": "model-package-arn", "Value": support.package_arn(5)}])
+    sm.create_model(
+        ModelName="m1",
+        ExecutionRoleArn=FAKE_ACCOUNT_ROLE,
+        PrimaryContainer={
+            "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/forecast:1",
+            "ModelDataUrl": f"s3://{settings.bucket}/model.tar.gz",
+        },
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="c1",
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "m1", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
+    sm.create_endpoint(
+        EndpointName=settings.endpoint_name,
+        EndpointConfigName="c1",
+        Tags=[{"Key": "model-package-arn", "Value": support.package_arn(5)}],
+    )
     model = support.train_model(frame, tmp_path / "model")
     from forecasting import load_model
 
     apple = frame[frame["item_id"] == "apple"]
     context = pd.read_csv(pd.io.common.BytesIO(support.inference_csv(apple)), dtype={"item_id": str})
     forecast_csv = load_model(model).predict(context).to_csv(index=False)
-    requests.post(f"{moto_endpoint}/moto-api/static/sagemaker/endpoint-results", timeout=10,
-                  json={"results": [{"Body": forecast_csv, "ContentType": "text/csv"}]})
+    requests.post(
+        f"{moto_endpoint}/moto-api/static/sagemaker/endpoint-results",
+        timeout=10,
+        json={"results": [{"Body": forecast_csv, "ContentType": "text/csv"}]},
+    )
 
     status, body = call(api.ForecastApi(settings), {"item_id": "apple", "horizon": 2})
 
@@ -325,8 +371,9 @@ def test_given_items_sold_in_several_stores_when_forecast_then_grouping_picks_th
     north, south = support.sales(), support.sales(scale=3.0, seed=1)
     frame = pd.concat([north.assign(store="north"), south.assign(store="south")], ignore_index=True)
     prepared = support.prepare(frame, local_path(prepared_uri(settings, "exec-g"), settings), grouping=("store",))
-    model_dir = support.train_model(pd.read_csv(prepared / "train" / "train.csv"), tmp_path / "model",
-                                    grouping=("store",))
+    model_dir = support.train_model(
+        pd.read_csv(prepared / "train" / "train.csv"), tmp_path / "model", grouping=("store",)
+    )
     support.deploy(settings, model_dir, version=1)
     forecast_api = api.ForecastApi(settings)
     try:
@@ -337,11 +384,13 @@ def test_given_items_sold_in_several_stores_when_forecast_then_grouping_picks_th
         wrong_column = call(forecast_api, {"item_id": "apple", "grouping": {"region": "north"}})
     finally:
         endpoint.stop(settings.home_path, settings.endpoint_name)
-    assert ambiguous[0] == 400 and "has 2 series" in ambiguous[1]["error"] and "'store': 'south'" in ambiguous[1]["error"]
+    assert (
+        ambiguous[0] == 400 and "has 2 series" in ambiguous[1]["error"] and "'store': 'south'" in ambiguous[1]["error"]
+    )
     assert (north_status, south_status) == (200, 200)
     assert north_body["grouping"] == {"store": "north"} and south_body["grouping"] == {"store": "south"}
     mean = lambda body: sum(row["mean"] for row in body["forecast"])  # noqa: E731
-    assert mean(south_body) > 2 * mean(north_body)       # the south store sells three times as much
+    assert mean(south_body) > 2 * mean(north_body)  # the south store sells three times as much
     assert missing[0] == 404 and "no series with grouping {'store': 'east'}" in missing[1]["error"]
     assert wrong_column[0] == 400 and "not grouping columns of this model (['store'])" in wrong_column[1]["error"]
 
@@ -355,12 +404,12 @@ def test_given_loaded_data_when_the_next_lookup_finds_none_then_the_api_keeps_se
     forecast_api = api.ForecastApi(settings)
     first = call(forecast_api, {"item_id": "apple", "horizon": 1})
     shutil.rmtree(local_path(settings.s3_uri(), settings))
-    forecast_api._data_checked = 0.0          # the 30 s re-check is due now
+    forecast_api._data_checked = 0.0  # the 30 s re-check is due now
 
     second = call(forecast_api, {"item_id": "apple", "horizon": 1})
 
     assert first[0] == second[0] == 200 and first[1]["forecast"] == second[1]["forecast"]
-    assert call(api.ForecastApi(settings), {"item_id": "apple"})[0] == 503   # a fresh API has nothing to serve
+    assert call(api.ForecastApi(settings), {"item_id": "apple"})[0] == 503  # a fresh API has nothing to serve
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,14 +426,13 @@ def test_given_a_repeated_request_when_forecast_then_the_cache_answers_in_about_
     assert first_status == 200 and first["cache"] == "miss"
     assert all(status == 200 and body["cache"] == "hit" for status, body in repeats)
     assert all(body["forecast"] == first["forecast"] for _, body in repeats)
-    assert per_request < 0.005, per_request                # the endpoint round trip alone costs more
+    assert per_request < 0.005, per_request  # the endpoint round trip alone costs more
     other = call(forecast_api, request | {"covariates": {"promotion": [1, 1, 1]}})[1]
     assert other["cache"] == "miss" and forecast_api.cache.stats()["hits"] == 50
 
 
-def test_given_a_cached_forecast_when_the_model_is_swapped_then_the_cache_is_emptied(deployed, monkeypatch,
-                                                                                  tmp_path):
-    monkeypatch.setattr(api, "TAGS_CACHE_SECONDS", 0.0)       # re-read the endpoint's identity every time
+def test_given_a_cached_forecast_when_the_model_is_swapped_then_the_cache_is_emptied(deployed, monkeypatch, tmp_path):
+    monkeypatch.setattr(api, "TAGS_CACHE_SECONDS", 0.0)  # re-read the endpoint's identity every time
     settings = deployed["settings"]
     name = "cache-swap"
     support.deploy(settings, deployed["model_dir"], version=1, endpoint_name=name)
@@ -398,7 +446,7 @@ def test_given_a_cached_forecast_when_the_model_is_swapped_then_the_cache_is_emp
         endpoint.stop(deployed["home"], name)
     assert before == ["miss", "hit"]
     assert status == 200 and after["cache"] == "miss" and after["quantiles"] == ["p25", "p50", "p75"]
-    assert forecast_api.cache.stats()["entries"] == 1             # only the new model's forecast
+    assert forecast_api.cache.stats()["entries"] == 1  # only the new model's forecast
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,8 +506,9 @@ def test_given_no_holiday_country_then_the_flags_are_assumed_zero_and_said_so(tm
     prepared = holiday_data.source
     data = api.load_serving_data(prepared, "v1", None, settings)
 
-    future, note = api.ForecastApi(settings, data_uri="unused")._future_rows(data, data.series[("apple",)],
-                                                                            api.ForecastRequest("apple"))
+    future, note = api.ForecastApi(settings, data_uri="unused")._future_rows(
+        data, data.series[("apple",)], api.ForecastRequest("apple")
+    )
     assert future["is_holiday"].tolist() == [0] * 7 and "is_holiday" in note["assumed_zero"]
 
 
@@ -474,24 +523,36 @@ def test_given_covariate_flags_when_invoked_then_the_request_uses_them(deployed)
     assert body["future_covariates"]["from_request"] == ["promotion"] and len(body["forecast"]) == 3
 
 
-@pytest.mark.parametrize("flag, code, message", [
-    ("promotion=1,0", 1, "has 2 value(s); give one per forecast period: 3 (the horizon asked for) or 7"),
-    ("promotion=1,x,0", 2, "--covariate promotion: value 2 ('x') is not a number"),
-    ("promotion", 2, "expected NAME=V1,V2"),
-    ("promotion=1,inf,0", 2, "is not a finite number"),
-])
+@pytest.mark.parametrize(
+    "flag, code, message",
+    [
+        ("promotion=1,0", 1, "has 2 value(s); give one per forecast period: 3 (the horizon asked for) or 7"),
+        ("promotion=1,x,0", 2, "--covariate promotion: value 2 ('x') is not a number"),
+        ("promotion", 2, "expected NAME=V1,V2"),
+        ("promotion=1,inf,0", 2, "is not a finite number"),
+    ],
+)
 def test_given_bad_covariate_flags_when_invoked_then_a_clear_error(deployed, flag, code, message):
     result = run_cli(deployed, "invoke", "--item-id", "apple", "--horizon", "3", "--covariate", flag)
 
     assert result.returncode == code and message in json.loads(result.stdout)["error"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ('{"item_id": "apple", "covariates": {"promotion": [Infinity, 0, 0, 0, 0, 0, 0]}}', "Infinity is not a JSON number"),
-    ('{"item_id": "apple", "covariates": {"promotion": [NaN, 0, 0, 0, 0, 0, 0]}}', "NaN is not a JSON number"),
-    ('{"item_id": "apple", "covariates": {"promotion": [1e308, 0, 0, 0, 0, 0, 0]}}', '"covariates.promotion"[0] is 1e+308'),
-    ('{"item_id": "apple", "covariates": {"promotion": [1' + "0" * 400 + ', 0, 0, 0, 0, 0, 0]}}', "must be finite"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            '{"item_id": "apple", "covariates": {"promotion": [Infinity, 0, 0, 0, 0, 0, 0]}}',
+            "Infinity is not a JSON number",
+        ),
+        ('{"item_id": "apple", "covariates": {"promotion": [NaN, 0, 0, 0, 0, 0, 0]}}', "NaN is not a JSON number"),
+        (
+            '{"item_id": "apple", "covariates": {"promotion": [1e308, 0, 0, 0, 0, 0, 0]}}',
+            '"covariates.promotion"[0] is 1e+308',
+        ),
+        ('{"item_id": "apple", "covariates": {"promotion": [1' + "0" * 400 + ", 0, 0, 0, 0, 0, 0]}}", "must be finite"),
+    ],
+)
 def test_given_a_covariate_that_breaks_the_arithmetic_then_400_not_a_server_error(forecast_api, body, message):
     status, answer = call(forecast_api, body)
 
@@ -521,14 +582,20 @@ API_HOSTILE = [
     (b"OPTIONS /forecast HTTP/1.0\r\n\r\n", 405),
     (b"HEAD /forecast HTTP/1.0\r\n\r\n", 405),
     (b"POST /forecast HTTP/1.0\r\nContent-Length: 20000000\r\n\r\n" + b" " * 19_999_990 + b'{"a": 1}  ', 413),
-    (b'POST /forecast HTTP/1.0\r\nContent-Length: 80\r\n\r\n'
-     + b'{"item_id": "apple", "covariates": {"promotion": [Infinity,0,0,0,0,0,0]}}'.ljust(80), 400),
-    (b'POST /forecast HTTP/1.0\r\nContent-Length: 80\r\n\r\n'
-     + b'{"item_id": "apple", "covariates": {"promotion": [1e308,0,0,0,0,0,0]}}'.ljust(80), 400),
-    (b"POST /forecast HTTP/1.0\r\nContent-Length: 5\r\n\r\n{\"ite", 400),
+    (
+        b"POST /forecast HTTP/1.0\r\nContent-Length: 80\r\n\r\n"
+        + b'{"item_id": "apple", "covariates": {"promotion": [Infinity,0,0,0,0,0,0]}}'.ljust(80),
+        400,
+    ),
+    (
+        b"POST /forecast HTTP/1.0\r\nContent-Length: 80\r\n\r\n"
+        + b'{"item_id": "apple", "covariates": {"promotion": [1e308,0,0,0,0,0,0]}}'.ljust(80),
+        400,
+    ),
+    (b'POST /forecast HTTP/1.0\r\nContent-Length: 5\r\n\r\n{"ite', 400),
     # a Latin-1 superscript two passes str.isdigit() but not int(): once an empty reply and a traceback
     (b"POST /forecast HTTP/1.0\r\nContent-Length: \xb2\r\n\r\nab", 400),
-    (b"POST /forecast HTTP/1.0\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\n{\"a\"", 400),
+    (b'POST /forecast HTTP/1.0\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\n{"a"', 400),
 ]
 
 
@@ -549,7 +616,7 @@ def test_given_a_slow_client_then_the_api_answers_408_and_keeps_serving(api_serv
     monkeypatch.setattr(api._ApiHandler, "read_timeout", 0.5)
     host, port = api_server.url.split("://")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=20) as slow:
-        slow.sendall(b"POST /forecast HTTP/1.0\r\nContent-Length: 100\r\n\r\n{\"item")
+        slow.sendall(b'POST /forecast HTTP/1.0\r\nContent-Length: 100\r\n\r\n{"item')
         good = endpoint.http_request(api_server.url + "/forecast", "POST", b'{"item_id": "milk", "horizon": 1}')
         answer = b""
         while chunk := slow.recv(65536):
@@ -561,10 +628,16 @@ def test_given_malformed_and_good_requests_at_once_then_the_api_gives_no_5xx_and
     """Bounded load (short): 8 clients mix new and repeated forecasts with the hostile requests above."""
     probes = []
     for k in range(6):
-        promotion = [k % 2] + [0] * 6      # new and repeated requests
+        promotion = [k % 2] + [0] * 6  # new and repeated requests
         body = json.dumps({"item_id": support.ITEMS[k % 3], "covariates": {"promotion": promotion}}).encode()
-        probes.append(support.Probe(f"good-{k}", support.http_post("/forecast", body), good=True,
-                                    check=support.forecast_json_check(support.HORIZON)))
+        probes.append(
+            support.Probe(
+                f"good-{k}",
+                support.http_post("/forecast", body),
+                good=True,
+                check=support.forecast_json_check(support.HORIZON),
+            )
+        )
     probes += [support.Probe(f"hostile-{n}", data, status=status) for n, (data, status) in enumerate(API_HOSTILE)]
 
     outcomes = support.run_clients(api_server.url, probes, clients=8, seconds=4, timeout=30)
@@ -580,8 +653,9 @@ def test_given_an_oversized_body_when_handled_as_lambda_then_413():
     assert response["statusCode"] == 413 and "exceeds the limit" in json.loads(response["body"])["error"]
 
 
-def test_given_a_model_with_is_holiday_when_forecast_from_new_year_then_the_endpoint_gets_the_flag(holiday_data,
-                                                                                                 tmp_path):
+def test_given_a_model_with_is_holiday_when_forecast_from_new_year_then_the_endpoint_gets_the_flag(
+    holiday_data, tmp_path
+):
     """End to end: the forecast equals the model's own forecast on inference rows flagging 2024-01-01."""
     from forecasting import load_model
 
@@ -605,8 +679,9 @@ def test_given_a_model_with_is_holiday_when_forecast_from_new_year_then_the_endp
     future["is_holiday"] = [1] + [0] * (support.HORIZON - 1)
     expected = load_model(model_dir).predict(pd.concat([history, future], ignore_index=True))
     assert status == 200, body
-    assert body["future_covariates"]["from_holiday_calendar"] == {"is_holiday": {"country": "US",
-                                                                                 "dates": ["2024-01-01"]}}
+    assert body["future_covariates"]["from_holiday_calendar"] == {
+        "is_holiday": {"country": "US", "dates": ["2024-01-01"]}
+    }
     assert [row["mean"] for row in body["forecast"]] == pytest.approx(expected["mean"].head(2).tolist())
 
 
@@ -614,17 +689,17 @@ def test_given_a_slow_data_recheck_in_one_request_then_other_requests_are_served
     import threading
 
     forecast_api = api.ForecastApi(deployed["settings"])
-    assert call(forecast_api, {"item_id": "apple", "horizon": 1})[0] == 200     # data loaded once
+    assert call(forecast_api, {"item_id": "apple", "horizon": 1})[0] == 200  # data loaded once
     entered, release = threading.Event(), threading.Event()
     real_discover = api.discover_prepared_data
 
-    def slow_discover(settings, s3):      # the re-check's listing of the bucket takes its time
+    def slow_discover(settings, s3):  # the re-check's listing of the bucket takes its time
         entered.set()
         release.wait(30)
         return real_discover(settings, s3)
 
     monkeypatch.setattr(api, "discover_prepared_data", slow_discover)
-    forecast_api._data_checked = 0.0                                             # a re-check is due
+    forecast_api._data_checked = 0.0  # a re-check is due
     slow = threading.Thread(target=call, args=(forecast_api, {"item_id": "bread", "horizon": 1}))
     slow.start()
     try:
@@ -647,8 +722,9 @@ def test_given_item_ids_with_leading_zeros_when_forecast_then_007_and_7_are_two_
     codes = dict(zip(sorted(frame["item_id"].unique()), ["007", "7", "0042", "42"]))
     frame["item_id"] = frame["item_id"].map(codes)
     prepared = support.prepare(frame, local_path(prepared_uri(settings, "exec-z"), settings))
-    model_dir = support.train_model(pd.read_csv(prepared / "train" / "train.csv", dtype={"item_id": str}),
-                                    tmp_path / "model")
+    model_dir = support.train_model(
+        pd.read_csv(prepared / "train" / "train.csv", dtype={"item_id": str}), tmp_path / "model"
+    )
     support.deploy(settings, model_dir, version=1)
     forecast_api = api.ForecastApi(settings)
     try:
@@ -663,7 +739,7 @@ def test_given_item_ids_with_leading_zeros_when_forecast_then_007_and_7_are_two_
 # --------------------------------------------------------------------------------------------
 # Bounded load: the API in front of the multi-worker endpoint, 8 clients, good and malformed requests
 # --------------------------------------------------------------------------------------------
-LOAD_SECONDS = float(os.environ.get("FORECAST_LOAD_SECONDS", "30"))   # how long the load runs (not a limit)
+LOAD_SECONDS = float(os.environ.get("FORECAST_LOAD_SECONDS", "30"))  # how long the load runs (not a limit)
 
 
 @pytest.fixture(scope="module")
@@ -675,16 +751,23 @@ def serving_stack(deployed, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("api-log") / "api.log"
     port = support.free_port()
     with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "deploy.api", "serve", "--port", str(port),
-                                   "--home", str(deployed["home"])], stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "deploy.api", "serve", "--port", str(port), "--home", str(deployed["home"])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while "/forecast" not in log_path.read_text() and server.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert server.poll() is None, log_path.read_text()
-        yield {"api": url, "api_log": log_path, "endpoint": state["url"],
-               "endpoint_log": endpoint.endpoints_dir(deployed["home"]) / f"{settings.endpoint_name}.log"}
+        yield {
+            "api": url,
+            "api_log": log_path,
+            "endpoint": state["url"],
+            "endpoint_log": endpoint.endpoints_dir(deployed["home"]) / f"{settings.endpoint_name}.log",
+        }
     finally:
         server.terminate()
         server.wait(timeout=15)
@@ -697,28 +780,49 @@ def api_probes() -> list[support.Probe]:
     for k in range(24):
         promotion = [(k >> bit) & 1 for bit in range(support.HORIZON)]
         horizon = support.HORIZON if k % 3 else 3
-        request = {"item_id": support.ITEMS[k % 3], "horizon": horizon,
-                   "covariates": {"promotion": promotion[:horizon]}}
-        goods.append(P(f"forecast-{k}", post("/forecast", json.dumps(request).encode()), good=True,
-                       check=support.forecast_json_check(horizon)))
+        request = {
+            "item_id": support.ITEMS[k % 3],
+            "horizon": horizon,
+            "covariates": {"promotion": promotion[:horizon]},
+        }
+        goods.append(
+            P(
+                f"forecast-{k}",
+                post("/forecast", json.dumps(request).encode()),
+                good=True,
+                check=support.forecast_json_check(horizon),
+            )
+        )
     zeros = ",0" * (support.HORIZON - 1)
     return goods + [
-        P("covariate-Infinity", post("/forecast", ('{"item_id": "apple", "covariates": {"promotion": [Infinity%s]}}'
-                                                   % zeros).encode()), status=400),
-        P("covariate-1e308", post("/forecast", ('{"item_id": "apple", "covariates": {"promotion": [1e308%s]}}'
-                                                % zeros).encode()), status=400),
+        P(
+            "covariate-Infinity",
+            post("/forecast", ('{"item_id": "apple", "covariates": {"promotion": [Infinity%s]}}' % zeros).encode()),
+            status=400,
+        ),
+        P(
+            "covariate-1e308",
+            post("/forecast", ('{"item_id": "apple", "covariates": {"promotion": [1e308%s]}}' % zeros).encode()),
+            status=400,
+        ),
         P("content-length-abc", post("/forecast", b"", length="abc"), status=400),
         P("content-length-negative", post("/forecast", b"", length="-1"), status=400),
         P("content-length-superscript", post("/forecast", b"ab", length="\xb2"), status=400),
         P("content-length-twice", post("/forecast", b'{"a"', length="4\r\nContent-Length: 2"), status=400),
         P("json-nested-deeply", post("/forecast", b"[" * 100_000 + b"]" * 100_000), status=400),
-        *[P(method, post("/forecast", b"", method=method), status=405) for method in ("PUT", "DELETE", "HEAD", "OPTIONS")],
+        *[
+            P(method, post("/forecast", b"", method=method), status=405)
+            for method in ("PUT", "DELETE", "HEAD", "OPTIONS")
+        ],
         P("20MB-whitespace", post("/forecast", b'{"item_id": "apple"' + b" " * 20_000_000 + b"}"), status=413),
         P("truncated-json", post("/forecast", b'{"item_id": "app'), status=400),
         P("wrong-type-item", post("/forecast", b'{"item_id": ["apple"]}'), status=400),
         P("wrong-type-horizon", post("/forecast", b'{"item_id": "apple", "horizon": "7"}'), status=400),
-        P("wrong-type-covariate", post("/forecast", b'{"item_id": "apple", "covariates": {"promotion": "yes"}}'),
-          status=400),
+        P(
+            "wrong-type-covariate",
+            post("/forecast", b'{"item_id": "apple", "covariates": {"promotion": "yes"}}'),
+            status=400,
+        ),
         P("unknown-item", post("/forecast", b'{"item_id": "caviar"}'), status=404),
         P("slow-loris", post("/forecast", b'{"item_id": "apple"', length="100"), status=408),
         P("closed-mid-body", post("/forecast", b'{"item_id": "apple"', length="100"), hang_up=True),
@@ -730,18 +834,33 @@ def endpoint_probes(frame: pd.DataFrame) -> list[support.Probe]:
     P, post = support.Probe, support.http_post
     rows = pd.read_csv(pd.io.common.BytesIO(support.inference_csv(frame)))
     everything = rows.to_csv(index=False).encode()
-    goods = [P(f"csv-all-{k}", post("/invocations", everything + b"\n" * k, "text/csv"), good=True,
-               check=support.forecast_csv_check(len(support.ITEMS))) for k in range(8)]
+    goods = [
+        P(
+            f"csv-all-{k}",
+            post("/invocations", everything + b"\n" * k, "text/csv"),
+            good=True,
+            check=support.forecast_csv_check(len(support.ITEMS)),
+        )
+        for k in range(8)
+    ]
     for item in support.ITEMS:
         one = rows[rows["item_id"] == item].to_csv(index=False).encode()
-        goods.append(P(f"csv-{item}", post("/invocations", one, "text/csv"), good=True,
-                       check=support.forecast_csv_check(1)))
+        goods.append(
+            P(f"csv-{item}", post("/invocations", one, "text/csv"), good=True, check=support.forecast_csv_check(1))
+        )
         instances = json.dumps({"instances": json.loads(rows[rows["item_id"] == item].to_json(orient="records"))})
-        goods.append(P(f"json-{item}", post("/invocations", instances.encode()), good=True,
-                       check=support.forecast_csv_check(1)))
-    unseen = rows[rows["item_id"] == "apple"].assign(item_id="caviar")   # forecast from the history it sends
-    goods.append(P("unseen-item", post("/invocations", unseen.to_csv(index=False).encode(), "text/csv"), good=True,
-                   check=support.forecast_csv_check(1)))
+        goods.append(
+            P(f"json-{item}", post("/invocations", instances.encode()), good=True, check=support.forecast_csv_check(1))
+        )
+    unseen = rows[rows["item_id"] == "apple"].assign(item_id="caviar")  # forecast from the history it sends
+    goods.append(
+        P(
+            "unseen-item",
+            post("/invocations", unseen.to_csv(index=False).encode(), "text/csv"),
+            good=True,
+            check=support.forecast_csv_check(1),
+        )
+    )
 
     def with_cell(column: str, value: str, row: int = -1) -> bytes:
         changed = rows.astype({column: object})
@@ -756,14 +875,22 @@ def endpoint_probes(frame: pd.DataFrame) -> list[support.Probe]:
         P("content-length-abc", post("/invocations", b"", "text/csv", length="abc"), status=400),
         P("content-length-negative", post("/invocations", b"", "text/csv", length="-1"), status=400),
         P("content-length-superscript", post("/invocations", b"ab", "text/csv", length="\xb2"), status=400),
-        P("content-length-twice", post("/invocations", b"a,b\n1", "text/csv", length="5\r\nContent-Length: 3"),
-          status=400),
+        P(
+            "content-length-twice",
+            post("/invocations", b"a,b\n1", "text/csv", length="5\r\nContent-Length: 3"),
+            status=400,
+        ),
         P("json-nested-deeply", post("/invocations", b"[" * 100_000 + b"]" * 100_000), status=400),
         P("rows-centuries-apart", post("/invocations", support.sparse_centuries(20), "text/csv"), status=400),
-        P("csv-600000-columns", post("/invocations", b",".join(b"c%d" % i for i in range(600_000)) + b"\n1\n",
-                                     "text/csv"), status=400),
-        *[P(method, post("/invocations", b"", method=method), status=405)
-          for method in ("PUT", "DELETE", "HEAD", "OPTIONS")],
+        P(
+            "csv-600000-columns",
+            post("/invocations", b",".join(b"c%d" % i for i in range(600_000)) + b"\n1\n", "text/csv"),
+            status=400,
+        ),
+        *[
+            P(method, post("/invocations", b"", method=method), status=405)
+            for method in ("PUT", "DELETE", "HEAD", "OPTIONS")
+        ],
         P("20MB-whitespace", post("/invocations", everything + b" " * 20_000_000, "text/csv"), status=413),
         P("truncated-json", post("/invocations", json.dumps({"instances": instances[1:]}).encode()[:300]), status=400),
         P("wrong-type-target", with_cell("target_value", "abc", row=3), status=400),
@@ -777,7 +904,8 @@ def endpoint_probes(frame: pd.DataFrame) -> list[support.Probe]:
 @pytest.mark.timeout(int(2 * LOAD_SECONDS) + 300)
 @pytest.mark.parametrize("target", ["api", "endpoint"])
 def test_given_8_clients_mixing_good_and_malformed_requests_then_no_5xx_no_hang_and_coherent_forecasts(
-        serving_stack, deployed, target):
+    serving_stack, deployed, target
+):
     """Issue 13's bounded load: every bad request a 4xx JSON error, every good one a coherent forecast.
 
     A load test, not a benchmark: the duration (FORECAST_LOAD_SECONDS, default 30) bounds the run;
@@ -791,16 +919,16 @@ def test_given_8_clients_mixing_good_and_malformed_requests_then_no_5xx_no_hang_
 
     outcomes = support.run_clients(url, probes, clients=8, seconds=LOAD_SECONDS, timeout=30.0)
 
-    print(support.summary(outcomes))            # shown with -s, and with the failure
+    print(support.summary(outcomes))  # shown with -s, and with the failure
     problems = support.problems_of(outcomes, probes)
     assert not problems, f"{len(problems)} of {len(outcomes)} requests went wrong:\n" + "\n".join(problems[:30])
     assert sum(o.probe.startswith(("forecast", "csv", "json", "unseen")) for o in outcomes) >= 8
     after = json.loads(endpoint.http_request(serving_stack["endpoint"] + "/metrics")[2])["responses_by_status"]
     server_errors = {s: n - before.get(s, 0) for s, n in after.items() if not s.startswith(("2", "4"))}
     assert not any(server_errors.values()), f"the endpoint answered {server_errors} during the load"
-    for path, size in zip(logs, log_sizes):       # nothing was answered by a traceback either
+    for path, size in zip(logs, log_sizes):  # nothing was answered by a traceback either
         with open(path, "rb") as log:
             log.seek(size)
             assert b"Traceback" not in log.read(), f"a traceback in {path}"
-    assert endpoint.ping(serving_stack["endpoint"])           # still serving after the load
+    assert endpoint.ping(serving_stack["endpoint"])  # still serving after the load
     assert support.raw_exchange(url, next(p for p in probes if p.good).data)[0] == 200

@@ -1,4 +1,5 @@
 """The forecast API on AWS (Lambda, role, throttle, IAM-authenticated URL) against moto."""
+
 from __future__ import annotations
 
 import io
@@ -30,8 +31,8 @@ def no_sleep(_: float) -> None:
 def pandas_layer(sagemaker_target) -> str:
     """moto resolves layers in its own account: publish one named like AWS's managed layer."""
     return clients.client("lambda", sagemaker_target).publish_layer_version(
-        LayerName="AWSSDKPandas-Python312", Content={"ZipFile": EMPTY_ZIP},
-        CompatibleRuntimes=["python3.12"])["LayerVersionArn"]
+        LayerName="AWSSDKPandas-Python312", Content={"ZipFile": EMPTY_ZIP}, CompatibleRuntimes=["python3.12"]
+    )["LayerVersionArn"]
 
 
 def ensure(settings, layer, **kwargs):
@@ -39,7 +40,8 @@ def ensure(settings, layer, **kwargs):
 
 
 def test_given_nothing_when_ensured_then_role_function_throttle_and_iam_url_exist(
-        sagemaker_target, aws_requests, pandas_layer):
+    sagemaker_target, aws_requests, pandas_layer
+):
     result = ensure(sagemaker_target, pandas_layer)
 
     lam = clients.client("lambda", sagemaker_target)
@@ -48,39 +50,62 @@ def test_given_nothing_when_ensured_then_role_function_throttle_and_iam_url_exis
     assert [layer["Arn"] for layer in function["Layers"]] == [pandas_layer]
     assert function["Role"] == result["role_arn"]
     assert function["Environment"]["Variables"] == {
-        "FORECAST_TARGET": "sagemaker", "FORECAST_BUCKET": "forecast-test-bucket",
-        "FORECAST_PREFIX": "demand-forecasting", "FORECAST_ENDPOINT_NAME": "demand-forecast"}
+        "FORECAST_TARGET": "sagemaker",
+        "FORECAST_BUCKET": "forecast-test-bucket",
+        "FORECAST_PREFIX": "demand-forecasting",
+        "FORECAST_ENDPOINT_NAME": "demand-forecast",
+    }
     assert lam.get_function_concurrency(FunctionName="demand-forecast-api")["ReservedConcurrentExecutions"] == 10
     url = lam.get_function_url_config(FunctionName="demand-forecast-api")
     assert url["AuthType"] == "AWS_IAM" and url["FunctionUrl"] == result["url"]
     policy = clients.client("iam", sagemaker_target).get_role_policy(
-        RoleName="demand-forecast-api-role", PolicyName="forecast-api")["PolicyDocument"]
+        RoleName="demand-forecast-api-role", PolicyName="forecast-api"
+    )["PolicyDocument"]
     assert policy == api_infrastructure.api_role_policy(sagemaker_target)
-    assert {"CreateRole", "PutRolePolicy", "CreateFunction", "PutFunctionConcurrency",
-            "CreateFunctionUrlConfig"} <= set(aws_requests.operations())
+    assert {
+        "CreateRole",
+        "PutRolePolicy",
+        "CreateFunction",
+        "PutFunctionConcurrency",
+        "CreateFunctionUrlConfig",
+    } <= set(aws_requests.operations())
 
 
 def test_given_everything_exists_when_ensured_again_then_nothing_is_created_or_updated(
-        sagemaker_target, aws_requests, pandas_layer):
+    sagemaker_target, aws_requests, pandas_layer
+):
     ensure(sagemaker_target, pandas_layer)
     before = len(aws_requests.calls)
 
     ensure(sagemaker_target, pandas_layer)
 
     again = {op for _, op, _ in aws_requests.calls[before:]}
-    assert not again & {"CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "CreateRole",
-                        "PutFunctionConcurrency", "CreateFunctionUrlConfig", "UpdateFunctionUrlConfig"}
+    assert not again & {
+        "CreateFunction",
+        "UpdateFunctionCode",
+        "UpdateFunctionConfiguration",
+        "CreateRole",
+        "PutFunctionConcurrency",
+        "CreateFunctionUrlConfig",
+        "UpdateFunctionUrlConfig",
+    }
 
 
 def test_given_changed_settings_when_ensured_then_configuration_and_throttle_are_updated(
-        sagemaker_target, aws_requests, pandas_layer):
+    sagemaker_target, aws_requests, pandas_layer
+):
     ensure(sagemaker_target, pandas_layer)
 
-    ensure(sagemaker_target.replace(serving_data_uri="s3://forecast-test-bucket/demand-forecasting/x"),
-           pandas_layer, concurrency=3)
+    ensure(
+        sagemaker_target.replace(serving_data_uri="s3://forecast-test-bucket/demand-forecasting/x"),
+        pandas_layer,
+        concurrency=3,
+    )
 
     [update] = aws_requests.params("UpdateFunctionConfiguration")
-    assert update["Environment"]["Variables"]["FORECAST_SERVING_DATA"] == "s3://forecast-test-bucket/demand-forecasting/x"
+    assert (
+        update["Environment"]["Variables"]["FORECAST_SERVING_DATA"] == "s3://forecast-test-bucket/demand-forecasting/x"
+    )
     assert aws_requests.params("PutFunctionConcurrency")[-1]["ReservedConcurrentExecutions"] == 3
 
 
@@ -95,11 +120,16 @@ def test_given_a_public_url_when_ensured_then_it_is_switched_to_iam_auth(sagemak
 
 
 def test_given_the_api_when_removed_then_url_function_and_role_are_gone_and_a_second_removal_does_nothing(
-        sagemaker_target, aws_requests, pandas_layer):
+    sagemaker_target, aws_requests, pandas_layer
+):
     ensure(sagemaker_target, pandas_layer)
 
     assert api_infrastructure.remove_forecast_api(sagemaker_target, log=quiet) == [
-        "function URL", "Lambda function", "IAM role policy", "IAM role"]
+        "function URL",
+        "Lambda function",
+        "IAM role policy",
+        "IAM role",
+    ]
 
     lam = clients.client("lambda", sagemaker_target)
     assert "demand-forecast-api" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
@@ -119,8 +149,9 @@ def test_the_layer_arn_comes_from_aws_public_ssm_parameter_for_the_region(sagema
     monkeypatch.delenv("FORECAST_PANDAS_LAYER_ARN", raising=False)
     monkeypatch.setattr(clients, "client", lambda service, settings: ssm)
     with Stubber(ssm) as stub:
-        stub.add_response("get_parameter", {"Parameter": {"Name": name, "Value": arn, "Type": "String"}},
-                          {"Name": name})
+        stub.add_response(
+            "get_parameter", {"Parameter": {"Name": name, "Value": arn, "Type": "String"}}, {"Name": name}
+        )
         stub.add_client_error("get_parameter", "ParameterNotFound", expected_params={"Name": name})
         assert api_infrastructure.pandas_layer_arn(sagemaker_target) == arn
         with pytest.raises(SettingsError, match="FORECAST_PANDAS_LAYER_ARN"):
@@ -139,10 +170,16 @@ def test_the_bundle_is_deterministic_and_serves_a_request_from_the_zip_alone(tmp
     bundle = api_infrastructure.build_bundle()
     assert bundle == api_infrastructure.build_bundle()
     names = zipfile.ZipFile(io.BytesIO(bundle)).namelist()
-    assert {"deploy/__init__.py", "deploy/api.py", "processing/kernel/__init__.py", "processing/kernel/settings.py",
-            "deploy/clients.py", "processing/kernel/contracts.py"} <= set(names)
+    assert {
+        "deploy/__init__.py",
+        "deploy/api.py",
+        "processing/kernel/__init__.py",
+        "processing/kernel/settings.py",
+        "deploy/clients.py",
+        "processing/kernel/contracts.py",
+    } <= set(names)
     assert not [n for n in names if n.startswith("pipelines/local/")] and "deploy/endpoint.py" not in names
-    assert "deploy/endpoint_codec.py" in names       # the API reads the endpoint's answer with its codec
+    assert "deploy/endpoint_codec.py" in names  # the API reads the endpoint's answer with its codec
     path = tmp_path / "function.zip"
     path.write_bytes(bundle)
 
@@ -150,11 +187,18 @@ def test_the_bundle_is_deterministic_and_serves_a_request_from_the_zip_alone(tmp
     import pandas
 
     site = str(__import__("pathlib").Path(pandas.__file__).parent.parent)
-    code = ("import sys, json, deploy.api as api; assert api.__file__.startswith(sys.argv[1]); "
-            "print(json.dumps(api.handler({'body': 'not json'})))")
-    completed = subprocess.run([sys.executable, "-S", "-c", code, str(path)], cwd=tmp_path,
-                               env={"PYTHONPATH": f"{path}:{site}", "PATH": "/usr/bin:/bin"},
-                               capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, json, deploy.api as api; assert api.__file__.startswith(sys.argv[1]); "
+        "print(json.dumps(api.handler({'body': 'not json'})))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(path)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": f"{path}:{site}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["statusCode"] == 400

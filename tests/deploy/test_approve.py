@@ -1,4 +1,5 @@
 """The approval CLI functions, run unchanged against the local SQLite registry and a moto server."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,13 @@ def test_given_pending_versions_when_the_latest_is_approved_then_only_it_changes
     assert sm.describe_model_package(ModelPackageName=first)["ModelApprovalStatus"] == "PendingManualApproval"
     [event] = deployer.events
     assert event["detail-type"] == "SageMaker Model Package State Change"
-    assert event["detail"] == {"ModelPackageGroupName": GROUP, "ModelPackageVersion": 2, "ModelPackageArn": latest,
-                               "ModelApprovalStatus": "Approved", "CreationTime": event["detail"]["CreationTime"]}
+    assert event["detail"] == {
+        "ModelPackageGroupName": GROUP,
+        "ModelPackageVersion": 2,
+        "ModelPackageArn": latest,
+        "ModelApprovalStatus": "Approved",
+        "CreationTime": event["detail"]["CreationTime"],
+    }
 
 
 def test_given_a_version_number_when_rejected_then_the_reason_is_recorded(backend):
@@ -217,7 +223,7 @@ def test_on_sagemaker_reapproving_an_approved_version_deploys_it_directly(sagema
     caplog.set_level(logging.INFO, logger="deploy")
     sm = clients.client("sagemaker", sagemaker_target)
     ensure_group(sm, GROUP)
-    arn = register_version(sm, GROUP, status="Approved")   # e.g. its first deployment failed
+    arn = register_version(sm, GROUP, status="Approved")  # e.g. its first deployment failed
 
     result = cli.approve(sm, sagemaker_target, arn)
 
@@ -240,8 +246,9 @@ def test_every_subcommand_has_a_description_and_a_help_line():
             assert helps.get(name), (parser.prog, name)
 
 
-def test_on_sagemaker_approving_an_older_version_keeps_the_newer_unless_rollback_is_asked(sagemaker_target,
-                                                                                         aws_requests, capsys):
+def test_on_sagemaker_approving_an_older_version_keeps_the_newer_unless_rollback_is_asked(
+    sagemaker_target, aws_requests, capsys
+):
     from deploy.handler import lambda_handler
 
     sm = clients.client("sagemaker", sagemaker_target)
@@ -250,12 +257,11 @@ def test_on_sagemaker_approving_an_older_version_keeps_the_newer_unless_rollback
     v2 = register_version(sm, GROUP, status="Approved")
     lambda_handler({"model_package_arn": v2})
 
-    kept = cli.approve(sm, sagemaker_target, v1, log=lambda _: None)   # already Approved: runs the handler here
+    kept = cli.approve(sm, sagemaker_target, v1, log=lambda _: None)  # already Approved: runs the handler here
 
     assert kept["deployment"]["status"] == "skipped" and cli.deployed_package(sm, "demand-forecast") == v2
-    assert cli.main(["--target", "sagemaker", "--region", "us-east-1", "approve", "--version", "1",
-                     "--rollback"]) == 0
+    assert cli.main(["--target", "sagemaker", "--region", "us-east-1", "approve", "--version", "1", "--rollback"]) == 0
     assert cli.deployed_package(sm, "demand-forecast") == v1
-    assert sm.describe_model_package(ModelPackageName=v2)["ModelApprovalStatus"] == "Approved"   # left alone
+    assert sm.describe_model_package(ModelPackageName=v2)["ModelApprovalStatus"] == "Approved"  # left alone
     assert cli.main(["--target", "sagemaker", "--region", "us-east-1", "approve", "1", "--version", "2"]) == 2
     assert "two versions given" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Local end to end: approving a version deploys it to the local HTTP endpoint; a second approval
 swaps the model; rollback brings the first back; teardown stops the server."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from deploy.endpoint import http_request, running_state
 from processing.kernel.settings import resolve
 from tests.deploy.endpoint_support import free_port, inference_csv, sales, train_model
 
-pytestmark = pytest.mark.integration   # each test trains a model and runs local endpoint servers
+pytestmark = pytest.mark.integration  # each test trains a model and runs local endpoint servers
 
 GROUP = "demand-forecasting"
 
@@ -31,10 +32,15 @@ def register_local(sm, settings, model_dir, version_tag: str) -> str:
     shutil.copytree(model_dir, destination)
     uri = f"s3://forecast-local/models/{version_tag}/model"
     return sm.create_model_package(
-        ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
-        InferenceSpecification={"Containers": [{"Image": "local/forecasting-engine", "ModelDataUrl": uri}],
-                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
-        CustomerMetadataProperties={"metric_wape": "0.1", "pipeline_execution_id": version_tag})["ModelPackageArn"]
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": "local/forecasting-engine", "ModelDataUrl": uri}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties={"metric_wape": "0.1", "pipeline_execution_id": version_tag},
+    )["ModelPackageArn"]
 
 
 def served_package(settings) -> str:
@@ -61,13 +67,14 @@ def test_approving_locally_deploys_swaps_rolls_back_and_teardown_stops_the_endpo
         assert state is not None
         # it says where the endpoint listens (a free port when the configured one is busy)
         assert f"endpoint {settings.endpoint_name} listens on {state['url']}" in printed
-        assert json.loads(printed[printed.index("\n{\n") + 1:])["endpoint_url"] == state["url"]
+        assert json.loads(printed[printed.index("\n{\n") + 1 :])["endpoint_url"] == state["url"]
         assert http_request(state["url"] + "/ping", timeout=10)[0] == 200
-        status, _, body = http_request(state["url"] + "/invocations", "POST", inference_csv(frame),
-                                       {"Content-Type": "text/csv"}, timeout=60)
+        status, _, body = http_request(
+            state["url"] + "/invocations", "POST", inference_csv(frame), {"Content-Type": "text/csv"}, timeout=60
+        )
         assert status == 200 and body.decode().splitlines()[0].split(",")[-1] == "mean"
         assert served_package(settings) == first
-        assert monitoring.main([]) == 0   # locally: the endpoint's own /metrics
+        assert monitoring.main([]) == 0  # locally: the endpoint's own /metrics
         assert json.loads(capsys.readouterr().out)["model_package_arn"] == first
 
         # approving v2 updates the endpoint in place
@@ -104,8 +111,9 @@ def local_backend(monkeypatch):
 
 
 @pytest.mark.timeout(300)
-def test_given_a_killed_endpoint_when_approved_again_then_it_is_restarted_and_answers(tiny_model, local_backend,
-                                                                                      capsys):
+def test_given_a_killed_endpoint_when_approved_again_then_it_is_restarted_and_answers(
+    tiny_model, local_backend, capsys
+):
     import os
     import signal
 
@@ -116,11 +124,12 @@ def test_given_a_killed_endpoint_when_approved_again_then_it_is_restarted_and_an
     arn = register_local(sm, settings, model_dir, "exec-1")
     assert cli.main(["approve", "--latest"]) == 0
     dead = running_state(settings.home_path, settings.endpoint_name)
-    os.kill(dead["pid"], signal.SIGKILL)   # the supervisor: a crash, not a stop
+    os.kill(dead["pid"], signal.SIGKILL)  # the supervisor: a crash, not a stop
     for _ in range(100):
         if running_state(settings.home_path, settings.endpoint_name) is None:
             break
         import time
+
         time.sleep(0.05)
     assert sm.describe_endpoint(EndpointName=settings.endpoint_name)["EndpointStatus"] == "OutOfService"
     capsys.readouterr()
@@ -134,8 +143,9 @@ def test_given_a_killed_endpoint_when_approved_again_then_it_is_restarted_and_an
     assert sm.describe_endpoint(EndpointName=settings.endpoint_name)["EndpointStatus"] == "InService"
     state = running_state(settings.home_path, settings.endpoint_name)
     assert state is not None and state["pid"] != dead["pid"]
-    status, _, body = http_request(state["url"] + "/invocations", "POST", inference_csv(frame),
-                                   {"Content-Type": "text/csv"}, timeout=60)
+    status, _, body = http_request(
+        state["url"] + "/invocations", "POST", inference_csv(frame), {"Content-Type": "text/csv"}, timeout=60
+    )
     assert status == 200 and body.decode().splitlines()[0].split(",")[-1] == "mean"
     assert served_package(settings) == arn
     assert endpoint.main(["status"]) == 0
@@ -173,11 +183,12 @@ def deploy_concurrently(settings, arns: list, stagger: float) -> list:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("order, stagger", [((3, 2, 1), 0.3), ((1, 3, 2), 0.0), ((2, 1, 3), 0.1)])
 def test_given_concurrent_deployments_of_three_versions_then_the_newest_is_served_and_rollback_works(
-        tiny_model, local_backend, order, stagger, capsys):
+    tiny_model, local_backend, order, stagger, capsys
+):
     frame, model_dir = tiny_model
     settings, sm = local_backend
     arns = {}
-    for version in (1, 2, 3):   # three training runs registering with ModelApprovalStatus=Approved
+    for version in (1, 2, 3):  # three training runs registering with ModelApprovalStatus=Approved
         arns[version] = register_local(sm, settings, model_dir, f"exec-{version}")
         sm.update_model_package(ModelPackageArn=arns[version], ModelApprovalStatus="Approved")
 
@@ -197,6 +208,11 @@ def test_given_concurrent_deployments_of_three_versions_then_the_newest_is_serve
     assert cli.main(["approve", "--version", "1", "--rollback", "--reason", "v3 and v2 drift"]) == 0
     assert "rolled back endpoint" in capsys.readouterr().out
     assert served_package(settings) == arns[1]
-    status, _, _ = http_request(running_state(settings.home_path, settings.endpoint_name)["url"] + "/invocations",
-                                "POST", inference_csv(frame), {"Content-Type": "text/csv"}, timeout=60)
+    status, _, _ = http_request(
+        running_state(settings.home_path, settings.endpoint_name)["url"] + "/invocations",
+        "POST",
+        inference_csv(frame),
+        {"Content-Type": "text/csv"},
+        timeout=60,
+    )
     assert status == 200

@@ -1,4 +1,5 @@
 """The local endpoint's SageMaker container contract, over real HTTP on 127.0.0.1, with real engine models."""
+
 from __future__ import annotations
 
 import collections
@@ -24,9 +25,11 @@ def models(tmp_path_factory):
     """Two tiny real models: A forecasts p10/p50/p90, B (a later version) p25/p50/p75."""
     root = tmp_path_factory.mktemp("models")
     frame = support.sales()
-    return {"frame": frame,
-            "a": support.train_model(frame, root / "a"),
-            "b": support.train_model(frame, root / "b", quantiles=("p25", "p50", "p75"))}
+    return {
+        "frame": frame,
+        "a": support.train_model(frame, root / "a"),
+        "b": support.train_model(frame, root / "b", quantiles=("p25", "p50", "p75")),
+    }
 
 
 @pytest.fixture
@@ -75,18 +78,19 @@ def test_given_inference_csv_when_invoked_then_autopilot_layout_for_every_item_a
     last = models["frame"]["timestamp"].max()
     assert (out["timestamp"] > last).all()
     assert ((out["p10"] <= out["p50"]) & (out["p50"] <= out["p90"])).all()
-    assert ((out["p10"] <= out["mean"]) & (out["mean"] <= out["p90"])).all()   # one coherent distribution
+    assert ((out["p10"] <= out["mean"]) & (out["mean"] <= out["p90"])).all()  # one coherent distribution
 
 
 def test_given_json_instances_when_invoked_with_accept_json_then_same_forecast_as_csv(loaded, models):
     csv_body = support.inference_csv(models["frame"])
     rows = json.loads(pd.read_csv(io.BytesIO(csv_body)).to_json(orient="records"))
-    for row in rows:   # "forecast this" may be a missing target as well as a null one
+    for row in rows:  # "forecast this" may be a missing target as well as a null one
         if row["target_value"] is None:
             del row["target_value"]
 
-    status, headers, body = post(loaded, json.dumps({"instances": rows}).encode(), "application/json",
-                                 accept="application/json")
+    status, headers, body = post(
+        loaded, json.dumps({"instances": rows}).encode(), "application/json", accept="application/json"
+    )
 
     assert status == 200 and headers["content-type"] == "application/json"
     predictions = pd.DataFrame(json.loads(body)["predictions"])
@@ -98,35 +102,58 @@ def test_given_the_split_json_shape_when_invoked_then_it_forecasts(loaded, model
     frame = pd.read_csv(io.BytesIO(support.inference_csv(models["frame"])))
     document = json.loads(frame.to_json(orient="split", index=False))
 
-    status, _, body = post(loaded, json.dumps({"columns": document["columns"], "data": document["data"]}).encode(),
-                           "application/json")
+    status, _, body = post(
+        loaded, json.dumps({"columns": document["columns"], "data": document["data"]}).encode(), "application/json"
+    )
 
     assert status == 200
     assert len(pd.read_csv(io.BytesIO(body))) == len(support.ITEMS) * support.HORIZON
 
 
-@pytest.mark.parametrize("body, content_type, message", [
-    (b"", "text/csv", "empty request body"),
-    (b"{not json", "application/json", "not valid JSON"),
-    (b'{"rows": []}', "application/json", '{"instances"'),
-    (b'{"columns": ["a", "b"], "data": [[1]]}', "application/json", "row 0 must be a list of 2 values"),
-    (b"item_id,timestamp,target_value\n", "text/csv", "no rows"),
-    (b"a,b\n1,2\n", "text/csv", "cannot forecast this input"),
-    (b"x", "application/xml", "unsupported Content-Type"),
-    (b'{"columns": ["item_id", "item_id", "timestamp"], "data": [["a", "a", "2024-01-01"]]}', "application/json",
-     "column 'item_id' twice"),
-    (b'{"instances": [{"item_id": "a", "timestamp": "2024-01-01", "target_value": 1, "promotion": {"on": 1}}]}',
-     "application/json", "row 1 column 'promotion' is an object"),
-    (b'{"columns": ["item_id", "timestamp"], "data": [["a", "2024-01-01"], [["b"], "2024-01-02"]]}',
-     "application/json", "row 2 column 'item_id' is a list"),
-    # a frame this wide took pandas (and the value checks) minutes at 600 000 columns: refused from the header
-    (",".join(f"c{i}" for i in range(5000)).encode() + b"\n" + b"1," * 4999 + b"1\n", "text/csv",
-     "the CSV header has 5000 columns; the inference input takes at most 62"),
-    (json.dumps({"instances": [{f"c{i}": 1 for i in range(100)}]}).encode(), "application/json",
-     "row 1 has 100 columns"),
-    (json.dumps({"instances": [{f"c{i}": 1} for i in range(100)]}).encode(), "application/json",
-     "the rows together have 100 columns"),
-], ids=lambda value: f"{value[:50]!r}" if isinstance(value, bytes) else None)
+@pytest.mark.parametrize(
+    "body, content_type, message",
+    [
+        (b"", "text/csv", "empty request body"),
+        (b"{not json", "application/json", "not valid JSON"),
+        (b'{"rows": []}', "application/json", '{"instances"'),
+        (b'{"columns": ["a", "b"], "data": [[1]]}', "application/json", "row 0 must be a list of 2 values"),
+        (b"item_id,timestamp,target_value\n", "text/csv", "no rows"),
+        (b"a,b\n1,2\n", "text/csv", "cannot forecast this input"),
+        (b"x", "application/xml", "unsupported Content-Type"),
+        (
+            b'{"columns": ["item_id", "item_id", "timestamp"], "data": [["a", "a", "2024-01-01"]]}',
+            "application/json",
+            "column 'item_id' twice",
+        ),
+        (
+            b'{"instances": [{"item_id": "a", "timestamp": "2024-01-01", "target_value": 1, "promotion": {"on": 1}}]}',
+            "application/json",
+            "row 1 column 'promotion' is an object",
+        ),
+        (
+            b'{"columns": ["item_id", "timestamp"], "data": [["a", "2024-01-01"], [["b"], "2024-01-02"]]}',
+            "application/json",
+            "row 2 column 'item_id' is a list",
+        ),
+        # a frame this wide took pandas (and the value checks) minutes at 600 000 columns: refused from the header
+        (
+            ",".join(f"c{i}" for i in range(5000)).encode() + b"\n" + b"1," * 4999 + b"1\n",
+            "text/csv",
+            "the CSV header has 5000 columns; the inference input takes at most 62",
+        ),
+        (
+            json.dumps({"instances": [{f"c{i}": 1 for i in range(100)}]}).encode(),
+            "application/json",
+            "row 1 has 100 columns",
+        ),
+        (
+            json.dumps({"instances": [{f"c{i}": 1} for i in range(100)]}).encode(),
+            "application/json",
+            "the rows together have 100 columns",
+        ),
+    ],
+    ids=lambda value: f"{value[:50]!r}" if isinstance(value, bytes) else None,
+)
 def test_given_bad_input_when_invoked_then_400_with_a_message_and_no_traceback(loaded, body, content_type, message):
     status, headers, answer = post(loaded, body, content_type)
 
@@ -151,7 +178,7 @@ def test_given_items_whose_rows_lie_centuries_apart_then_400_before_the_engine_g
     error = json.loads(answer)["error"]
     assert status == 400 and "the items span 1,184,290 D periods" in error and "'i0'" in error, error
     assert time.monotonic() - started < 5
-    assert post(loaded, support.sparse_centuries(1))[0] == 200          # one such item is within the bound
+    assert post(loaded, support.sparse_centuries(1))[0] == 200  # one such item is within the bound
 
 
 def test_given_history_without_future_covariates_when_invoked_then_400_naming_the_problem(loaded, models):
@@ -199,7 +226,7 @@ class Traffic:
         while not self.stop.is_set():
             try:
                 statuses.append(self.send(k, len(statuses)))
-            except OSError as error:      # a refused or hung connection counts as a failure
+            except OSError as error:  # a refused or hung connection counts as a failure
                 statuses.append(repr(error))
             self.counts[k] += 1
         return statuses
@@ -227,30 +254,37 @@ def test_given_traffic_when_the_model_is_swapped_then_no_request_fails_and_the_n
     reload_body = json.dumps({"model_dir": str(models["b"]), "model_package_arn": "arn:b"}).encode()
 
     (status, _, answer), statuses = Traffic(lambda k, n: post(loaded, body)[0]).around(
-        lambda: post(loaded, reload_body, "application/json", route="/admin/reload"))
+        lambda: post(loaded, reload_body, "application/json", route="/admin/reload")
+    )
 
     assert status == 200 and json.loads(answer)["reloads"] == 1
     assert len(statuses) >= 16 and set(statuses) == {200}, collections.Counter(statuses)
     after = pd.read_csv(io.BytesIO(post(loaded, body)[2]))
-    assert list(after.columns) == ["item_id", "timestamp", "p25", "p50", "p75", "mean"]   # model B answers
+    assert list(after.columns) == ["item_id", "timestamp", "p25", "p50", "p75", "mean"]  # model B answers
     metrics = json.loads(endpoint.http_request(loaded.url + "/metrics")[2])
     assert metrics["model_package_arn"] == "arn:b" and metrics["model_reloads"] == 1
 
 
 def test_given_a_missing_model_dir_when_reloaded_then_400_and_the_old_model_keeps_serving(loaded, models, tmp_path):
-    status, _, answer = post(loaded, json.dumps({"model_dir": str(tmp_path / "nope")}).encode(),
-                             "application/json", route="/admin/reload")
+    status, _, answer = post(
+        loaded, json.dumps({"model_dir": str(tmp_path / "nope")}).encode(), "application/json", route="/admin/reload"
+    )
 
     assert status == 400 and "does not exist" in json.loads(answer)["error"]
     assert post(loaded, support.inference_csv(models["frame"]))[0] == 200
 
 
-def test_given_a_folder_that_holds_no_model_when_reloaded_then_400_and_the_old_model_keeps_serving(loaded, models,
-                                                                                                  tmp_path):
+def test_given_a_folder_that_holds_no_model_when_reloaded_then_400_and_the_old_model_keeps_serving(
+    loaded, models, tmp_path
+):
     (tmp_path / "not-a-model").mkdir()
 
-    status, _, answer = post(loaded, json.dumps({"model_dir": str(tmp_path / "not-a-model")}).encode(),
-                             "application/json", route="/admin/reload")
+    status, _, answer = post(
+        loaded,
+        json.dumps({"model_dir": str(tmp_path / "not-a-model")}).encode(),
+        "application/json",
+        route="/admin/reload",
+    )
 
     error = json.loads(answer)["error"]
     assert status == 400 and "cannot load a model from" in error and "not-a-model" in error
@@ -288,8 +322,11 @@ def test_given_a_model_archive_when_resolved_then_extracted_once(models, tmp_pat
 def test_given_the_cli_when_started_then_status_reports_it_and_stop_ends_it(models, tmp_path):
     home = tmp_path / "home"
     env_home = ["--home", str(home), "--name", "cli-test"]
-    run = lambda *args: subprocess.run([sys.executable, "-m", "deploy.endpoint", *args, *env_home],  # noqa: E731
-                                       capture_output=True, text=True, timeout=240)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "deploy.endpoint", *args, *env_home], capture_output=True, text=True, timeout=240
+        )
 
     started = run("start", "--model-dir", str(models["a"]), "--port", str(support.free_port()))
     try:
@@ -298,8 +335,9 @@ def test_given_the_cli_when_started_then_status_reports_it_and_stop_ends_it(mode
         assert endpoint.ping(state["url"])
         status = run("status")
         assert status.returncode == 0 and json.loads(status.stdout)["metrics"]["model_loaded"] is True
-        anonymous = endpoint.http_request(state["url"] + "/admin/reload", "POST",
-                                          json.dumps({"model_dir": str(models["b"])}).encode())
+        anonymous = endpoint.http_request(
+            state["url"] + "/admin/reload", "POST", json.dumps({"model_dir": str(models["b"])}).encode()
+        )
         assert anonymous[0] == 403 and "X-Admin-Token" in json.loads(anonymous[2])["error"]
         reloaded = run("reload", "--model-dir", str(models["b"]))
         assert reloaded.returncode == 0 and json.loads(reloaded.stdout)["reloads"] == 1
@@ -327,7 +365,7 @@ def test_given_a_busy_port_when_started_then_it_listens_on_a_free_port_and_says_
 def test_given_a_running_server_when_its_state_file_is_removed_then_it_stops_itself(models, tmp_path):
     state = endpoint.start("orphan", models["a"], home=tmp_path, port=support.free_port())
     try:
-        endpoint.state_path(tmp_path, "orphan").unlink()     # e.g. the local state was deleted
+        endpoint.state_path(tmp_path, "orphan").unlink()  # e.g. the local state was deleted
 
         deadline = time.monotonic() + 15
         while endpoint.pid_alive(state["pid"]) and time.monotonic() < deadline:
@@ -347,7 +385,7 @@ def test_given_concurrent_requests_for_different_items_then_each_gets_the_same_f
         together = list(pool.map(lambda item: (item, post(loaded, bodies[item])[2]), list(support.ITEMS) * 6))
 
     assert all(answer == alone[item] for item, answer in together)
-    assert len(set(alone.values())) == len(support.ITEMS)     # distinct items, distinct forecasts
+    assert len(set(alone.values())) == len(support.ITEMS)  # distinct items, distinct forecasts
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,8 +394,9 @@ def test_given_concurrent_requests_for_different_items_then_each_gets_the_same_f
 @pytest.fixture
 def two_workers(models, tmp_path):
     """`python -m deploy.endpoint serve --workers 2` in the background, serving model A."""
-    state = endpoint.start("multi", models["a"], home=tmp_path, port=support.free_port(), workers=2,
-                           model_package_arn="arn:a")
+    state = endpoint.start(
+        "multi", models["a"], home=tmp_path, port=support.free_port(), workers=2, model_package_arn="arn:a"
+    )
     try:
         yield state
     finally:
@@ -369,14 +408,17 @@ def metrics_of(state) -> dict:
 
 
 def invoke(state, body, timeout=60):
-    return endpoint.http_request(state["url"] + "/invocations", "POST", body, {"Content-Type": "text/csv"},
-                                 timeout=timeout)
+    return endpoint.http_request(
+        state["url"] + "/invocations", "POST", body, {"Content-Type": "text/csv"}, timeout=timeout
+    )
 
 
 def test_importing_the_endpoint_starts_no_numpy_or_engine_before_the_workers_fork():
     """The supervisor forks after importing this module: BLAS threads started before a fork are unsafe."""
-    code = ("import sys, deploy.endpoint; print(sorted(m for m in ('numpy', 'pandas', 'forecasting', "
-            "'processing.data_prep') if m in sys.modules))")
+    code = (
+        "import sys, deploy.endpoint; print(sorted(m for m in ('numpy', 'pandas', 'forecasting', "
+        "'processing.data_prep') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
@@ -393,15 +435,29 @@ def test_given_a_started_endpoint_when_stopped_then_its_process_is_gone_not_a_zo
     deadline = time.monotonic() + 10
     while pathlib.Path(f"/proc/{state['pid']}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not pathlib.Path(f"/proc/{state['pid']}").exists()      # reaped: no zombie left in the table
+    assert not pathlib.Path(f"/proc/{state['pid']}").exists()  # reaped: no zombie left in the table
     assert endpoints.running_state("reaped") is None and not endpoints.state_path("reaped").exists()
     assert endpoint.LocalEndpoints(tmp_path).stop("reaped") is False
 
 
-def test_given_port_0_when_started_from_the_cli_then_it_listens_on_a_free_port_not_the_default(models, tmp_path,
-                                                                                                capsys):
-    code = endpoint.main(["start", "--model-dir", str(models["a"]), "--port", "0", "--workers", "1",
-                          "--home", str(tmp_path), "--name", "any-port"])
+def test_given_port_0_when_started_from_the_cli_then_it_listens_on_a_free_port_not_the_default(
+    models, tmp_path, capsys
+):
+    code = endpoint.main(
+        [
+            "start",
+            "--model-dir",
+            str(models["a"]),
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--home",
+            str(tmp_path),
+            "--name",
+            "any-port",
+        ]
+    )
     try:
         state = json.loads(capsys.readouterr().out)
         assert code == 0 and state["port"] not in (0, 8080) and endpoint.ping(state["url"])
@@ -409,11 +465,9 @@ def test_given_port_0_when_started_from_the_cli_then_it_listens_on_a_free_port_n
         endpoint.stop(tmp_path, "any-port")
 
 
-def test_given_two_workers_when_clients_call_concurrently_then_both_serve_and_metrics_sum_them(two_workers,
-                                                                                               models):
+def test_given_two_workers_when_clients_call_concurrently_then_both_serve_and_metrics_sum_them(two_workers, models):
     frame = models["frame"]
-    bodies = [support.inference_csv(frame[frame["item_id"] == item], horizon=support.HORIZON)
-              for item in support.ITEMS]
+    bodies = [support.inference_csv(frame[frame["item_id"] == item], horizon=support.HORIZON) for item in support.ITEMS]
     # distinct bodies (no cache hits): each request is real model work
     bodies = [body.replace(b"\n", b"\n", 1) + b"\n" * k for k in range(8) for body in bodies]
 
@@ -423,14 +477,15 @@ def test_given_two_workers_when_clients_call_concurrently_then_both_serve_and_me
     metrics = metrics_of(two_workers)
     assert set(statuses) == {200}
     assert metrics["workers"] == 2 and len(set(metrics["worker_pids"])) == 2
-    assert two_workers["pid"] not in metrics["worker_pids"]           # the supervisor serves nothing itself
+    assert two_workers["pid"] not in metrics["worker_pids"]  # the supervisor serves nothing itself
     assert metrics["invocations"] == len(bodies) == sum(metrics["invocations_by_worker"].values())
     assert all(count > 0 for count in metrics["invocations_by_worker"].values()), metrics["invocations_by_worker"]
     assert metrics["errors_5xx"] == 0 and metrics["latency_ms"]["count"] == len(bodies)
 
 
 def test_given_two_workers_and_traffic_when_swapped_then_nothing_fails_and_every_worker_serves_the_new_model(
-        two_workers, models, tmp_path):
+    two_workers, models, tmp_path
+):
     body = support.inference_csv(models["frame"])
     traffic = Traffic(lambda k, n: invoke(two_workers, body + b"\n" * (n % 5 + k * 5), timeout=30)[0])
 
@@ -445,8 +500,9 @@ def test_given_two_workers_and_traffic_when_swapped_then_nothing_fails_and_every
     assert endpoint.read_state(tmp_path, "multi")["model_package_arn"] == "arn:b"
 
 
-def test_given_a_repeated_request_when_invoked_then_the_cache_answers_and_a_swap_empties_it(two_workers, models,
-                                                                                           tmp_path):
+def test_given_a_repeated_request_when_invoked_then_the_cache_answers_and_a_swap_empties_it(
+    two_workers, models, tmp_path
+):
     body = support.inference_csv(models["frame"])
     answers = [invoke(two_workers, body) for _ in range(8)]
     before = metrics_of(two_workers)["cache"]
@@ -457,7 +513,7 @@ def test_given_a_repeated_request_when_invoked_then_the_cache_answers_and_a_swap
 
     assert {a[0] for a in answers} == {200} and len({a[2] for a in answers}) == 1
     hits = [a[1]["x-forecast-cache"] for a in answers]
-    assert hits[0] == "miss" and hits.count("hit") >= 8 - 2              # at most one miss per worker
+    assert hits[0] == "miss" and hits.count("hit") >= 8 - 2  # at most one miss per worker
     assert before["hits"] == hits.count("hit") and before["entries"] >= 1
     assert emptied["entries"] == 0
     assert first_after[1]["x-forecast-cache"] == "miss" and b"p25" in first_after[2]
@@ -471,7 +527,7 @@ def test_given_a_repeated_request_then_it_costs_about_a_millisecond(loaded, mode
         status, headers, _ = post(loaded, body)
         assert status == 200 and headers["x-forecast-cache"] == "hit"
     per_request = (time.perf_counter() - started) / 20
-    assert per_request < 0.02, per_request          # a model call here costs tens of ms
+    assert per_request < 0.02, per_request  # a model call here costs tens of ms
 
 
 def test_given_a_killed_worker_then_the_supervisor_replaces_it_and_the_endpoint_keeps_serving(two_workers, models):
@@ -508,11 +564,13 @@ HOSTILE = [
     (b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411, "Content-Length"),
     (b"GARBAGE\r\n\r\n", 400, "Bad request"),
     # a Latin-1 superscript two passes str.isdigit() but not int(): once a 500
-    (b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: \xb2\r\n\r\nab", 400,
-     "Content-Length"),
+    (b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: \xb2\r\n\r\nab", 400, "Content-Length"),
     # two lengths that disagree: which one frames the body is anyone's guess (request smuggling)
-    (b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\n"
-     b"a,b\n1", 400, "Content-Length"),
+    (
+        b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\na,b\n1",
+        400,
+        "Content-Length",
+    ),
 ]
 
 
@@ -555,26 +613,38 @@ def test_given_a_covariate_that_breaks_the_arithmetic_then_400_naming_column_and
 def many_items_csv(items: int) -> bytes:
     """Valid inference input for `items` short series (14 days of history, HORIZON future rows each)."""
     stamps = pd.date_range("2024-01-01", periods=14 + support.HORIZON, freq="D")
-    frame = pd.DataFrame({"item_id": [f"i{k}" for k in range(items) for _ in stamps],
-                          "timestamp": list(stamps.strftime("%Y-%m-%d")) * items,
-                          "target_value": ([5.0] * 14 + [None] * support.HORIZON) * items,
-                          "promotion": 0, "day_of_week": list(stamps.dayofweek) * items, "category": "food"})
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"i{k}" for k in range(items) for _ in stamps],
+            "timestamp": list(stamps.strftime("%Y-%m-%d")) * items,
+            "target_value": ([5.0] * 14 + [None] * support.HORIZON) * items,
+            "promotion": 0,
+            "day_of_week": list(stamps.dayofweek) * items,
+            "category": "food",
+        }
+    )
     return frame.to_csv(index=False).encode()
 
 
 def test_given_a_request_too_large_to_forecast_in_time_then_413_at_the_deadline_and_the_worker_serves_on(
-        loaded, models, monkeypatch):
+    loaded, models, monkeypatch
+):
     monkeypatch.setattr(endpoint_server._Handler, "compute_seconds", 0.5)
-    body = many_items_csv(3000)   # seconds of work: far past 0.5 s
+    body = many_items_csv(3000)  # seconds of work: far past 0.5 s
 
     # the answer comes by the deadline plus the margin, or the client gives up (a socket timeout fails the test)
-    status, _, answer = endpoint.http_request(loaded.url + "/invocations", "POST", body, {"Content-Type": "text/csv"},
-                                              timeout=0.5 + endpoint_server.COMPUTE_MARGIN_SECONDS)
+    status, _, answer = endpoint.http_request(
+        loaded.url + "/invocations",
+        "POST",
+        body,
+        {"Content-Type": "text/csv"},
+        timeout=0.5 + endpoint_server.COMPUTE_MARGIN_SECONDS,
+    )
 
     error = json.loads(answer)["error"]
     assert status == 413 and "too large to forecast within 0.5 s" in error and "3000 items" in error
     assert "send fewer items per request" in error
-    good = post(loaded, support.inference_csv(models["frame"]))            # the same (only) worker, free again
+    good = post(loaded, support.inference_csv(models["frame"]))  # the same (only) worker, free again
     assert good[0] == 200 and len(pd.read_csv(io.BytesIO(good[2]))) == len(support.ITEMS) * support.HORIZON
     assert endpoint_server.COMPUTE_SECONDS < endpoint_server.INVOCATION_TIMEOUT_SECONDS == 60.0
 
@@ -587,13 +657,13 @@ def test_given_a_slow_client_then_it_gets_408_and_the_server_keeps_serving(loade
     started = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=20) as slow:
         slow.sendall(b"POST /invocations HTTP/1.0\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\nitem")
-        good = post(loaded, support.inference_csv(models["frame"]))   # served meanwhile
+        good = post(loaded, support.inference_csv(models["frame"]))  # served meanwhile
         answer = b""
         while chunk := slow.recv(65536):
             answer += chunk
     assert good[0] == 200
     assert answer.startswith(b"HTTP/1.0 408") and b"did not arrive within" in answer
-    assert time.monotonic() - started < 5          # the per-request deadline, not the 10 s socket timeout
+    assert time.monotonic() - started < 5  # the per-request deadline, not the 10 s socket timeout
 
 
 def test_given_a_client_that_drips_its_headers_then_the_connection_is_closed_at_the_deadline(loaded, monkeypatch):
@@ -628,11 +698,22 @@ def test_given_a_client_that_drips_its_headers_then_the_connection_is_closed_at_
 def test_given_malformed_and_good_requests_at_once_then_no_5xx_and_no_hang(two_workers, models):
     """Bounded load (short): 8 clients mix good requests with the hostile ones; every answer comes, none is 5xx."""
     good = support.inference_csv(models["frame"])
-    probes = [support.Probe(f"good-{k}", support.http_post("/invocations", good + b"\n" * k, "text/csv"), good=True,
-                            check=support.forecast_csv_check(len(support.ITEMS))) for k in range(3)]
-    probes += [support.Probe(data.split(b"\r\n")[0].decode("latin-1"), data, status=status) for data, status, _ in HOSTILE]
-    probes += [support.Probe("20MB", support.http_post("/invocations", b" " * 20_000_000, "text/csv"), status=413),
-               support.Probe("bad-json", support.http_post("/invocations", b'{"instances": 1e}'), status=400)]
+    probes = [
+        support.Probe(
+            f"good-{k}",
+            support.http_post("/invocations", good + b"\n" * k, "text/csv"),
+            good=True,
+            check=support.forecast_csv_check(len(support.ITEMS)),
+        )
+        for k in range(3)
+    ]
+    probes += [
+        support.Probe(data.split(b"\r\n")[0].decode("latin-1"), data, status=status) for data, status, _ in HOSTILE
+    ]
+    probes += [
+        support.Probe("20MB", support.http_post("/invocations", b" " * 20_000_000, "text/csv"), status=413),
+        support.Probe("bad-json", support.http_post("/invocations", b'{"instances": 1e}'), status=400),
+    ]
 
     outcomes = support.run_clients(two_workers["url"], probes, clients=8, seconds=4, timeout=30)
 
@@ -668,15 +749,17 @@ def runtime_over(tmp_path):
     server.coordinate_load(str(tmp_path / "model"))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    endpoint.write_state(endpoint.state_path(settings.home_path, "slow"),
-                                    {"pid": __import__("os").getpid(), "url": server.url})
+    endpoint.write_state(
+        endpoint.state_path(settings.home_path, "slow"), {"pid": __import__("os").getpid(), "url": server.url}
+    )
     yield LocalSageMakerRuntimeClient(settings)
     server.shutdown()
     server.server_close()
 
 
-def test_given_a_model_slower_than_the_invocation_timeout_then_sagemakers_timeout_model_error(runtime_over,
-                                                                                              monkeypatch):
+def test_given_a_model_slower_than_the_invocation_timeout_then_sagemakers_timeout_model_error(
+    runtime_over, monkeypatch
+):
     from botocore.exceptions import ClientError
 
     from pipelines.local import sagemaker_endpoints
@@ -708,17 +791,20 @@ def test_given_a_state_file_whose_pid_now_names_another_process_then_no_server_i
     """A crashed server's pid, given by the kernel to a later process, is not taken for the server."""
     from processing.kernel.processes import process_start
 
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # holds the "reused" pid
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # holds the "reused" pid
     try:
         path = endpoint.state_path(tmp_path, "reused")
-        endpoint.write_state(path, {"pid": other.pid, "process_start": str(int(process_start(other.pid)) + 1),
-                                    "url": "http://127.0.0.1:9"})
+        endpoint.write_state(
+            path,
+            {"pid": other.pid, "process_start": str(int(process_start(other.pid)) + 1), "url": "http://127.0.0.1:9"},
+        )
         assert endpoint.running_state(tmp_path, "reused") is None
         assert endpoint.LocalEndpoints(tmp_path).stop("reused") is False and not path.exists()
-        assert other.poll() is None                                  # the other process was not signalled
+        assert other.poll() is None  # the other process was not signalled
 
-        endpoint.write_state(path, {"pid": other.pid, "process_start": process_start(other.pid),
-                                    "url": "http://127.0.0.1:9"})
+        endpoint.write_state(
+            path, {"pid": other.pid, "process_start": process_start(other.pid), "url": "http://127.0.0.1:9"}
+        )
         assert endpoint.running_state(tmp_path, "reused")["pid"] == other.pid
     finally:
         other.kill()

@@ -1,4 +1,5 @@
 """The deploy handler against a moto server on loopback; every request validated against botocore."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,12 @@ GROUP = "demand-forecasting"
 
 
 def eventbridge(arn: str, status: str = "Approved") -> dict:
-    return {"version": "0", "detail-type": "SageMaker Model Package State Change", "source": "aws.sagemaker",
-            "detail": {"ModelPackageGroupName": GROUP, "ModelPackageArn": arn, "ModelApprovalStatus": status}}
+    return {
+        "version": "0",
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "detail": {"ModelPackageGroupName": GROUP, "ModelPackageArn": arn, "ModelApprovalStatus": status},
+    }
 
 
 @pytest.fixture
@@ -27,8 +32,7 @@ def endpoint_tags(sm, name: str) -> dict:
     return {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
 
 
-def test_given_an_approved_package_when_the_event_arrives_then_model_config_and_endpoint_are_created(
-        sm, aws_requests):
+def test_given_an_approved_package_when_the_event_arrives_then_model_config_and_endpoint_are_created(sm, aws_requests):
     arn = register_version(sm, GROUP, status="Approved")
 
     result = lambda_handler(eventbridge(arn))
@@ -89,8 +93,7 @@ def test_given_a_second_approved_version_then_the_endpoint_is_updated_in_place_a
     assert updated["endpoint_config_name"] != created["endpoint_config_name"]
     update = aws_requests.params("UpdateEndpoint")
     assert update == [{"EndpointName": "demand-forecast", "EndpointConfigName": updated["endpoint_config_name"]}]
-    assert sm.describe_endpoint(EndpointName="demand-forecast")["EndpointConfigName"] == \
-        updated["endpoint_config_name"]
+    assert sm.describe_endpoint(EndpointName="demand-forecast")["EndpointConfigName"] == updated["endpoint_config_name"]
     assert endpoint_tags(sm, "demand-forecast")[PACKAGE_TAG] == second
     assert len(sm.list_models()["Models"]) == 2
 
@@ -132,7 +135,6 @@ def test_resource_names_fit_sagemakers_limits_and_pattern(endpoint_name):
     assert request_problems("sagemaker", "DescribeEndpointConfig", {"EndpointConfigName": name}) == []
 
 
-
 def test_given_a_concurrent_deployment_creating_the_endpoint_first_then_the_handler_skips(sagemaker_target):
     """The pipeline's Deploy step and the EventBridge rule both fire for a package registered Approved.
 
@@ -153,33 +155,82 @@ def test_given_a_concurrent_deployment_creating_the_endpoint_first_then_the_hand
     sm = instrument(boto3.session.Session(region_name="us-east-1").client("sagemaker"), Recorded())
     missing = {"service_error_code": "ValidationException", "http_status_code": 400}
     with Stubber(sm) as stub:
-        stub.add_response("describe_model_package", {
-            "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 3,
-            "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
-            "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": arn})
-        stub.add_client_error("describe_endpoint", service_message='Could not find endpoint "demand-forecast".',
-                              expected_params={"EndpointName": "demand-forecast"}, **missing)
-        stub.add_client_error("describe_model", service_message=f'Could not find model "{name}".',
-                              expected_params={"ModelName": name}, **missing)
-        stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}"},
-                          {"ModelName": name, "Containers": [{"ModelPackageName": arn}],
-                           "ExecutionRoleArn": settings.role_arn, "Tags": ANY})
-        stub.add_client_error("describe_endpoint_config", service_message="Could not find endpoint configuration",
-                              expected_params={"EndpointConfigName": name}, **missing)
-        stub.add_response("create_endpoint_config", {
-            "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}"},
-            {"EndpointConfigName": name, "Tags": ANY, "ProductionVariants": [
-                {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
-                 "InstanceType": "ml.m5.xlarge"}]})
-        stub.add_client_error("create_endpoint", service_error_code="ValidationException",
-                              service_message="Cannot create already existing endpoint "
-                                              '"arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast".',
-                              expected_params={"EndpointName": "demand-forecast", "EndpointConfigName": name,
-                                               "Tags": ANY})
-        stub.add_response("describe_endpoint", {
-            "EndpointName": "demand-forecast", "EndpointConfigName": name, "EndpointStatus": "Creating",
-            "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast",
-            "CreationTime": now, "LastModifiedTime": now}, {"EndpointName": "demand-forecast"})
+        stub.add_response(
+            "describe_model_package",
+            {
+                "ModelPackageName": "demand-forecasting",
+                "ModelPackageArn": arn,
+                "ModelPackageVersion": 3,
+                "CreationTime": now,
+                "ModelPackageStatus": "Completed",
+                "ModelApprovalStatus": "Approved",
+                "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            },
+            {"ModelPackageName": arn},
+        )
+        stub.add_client_error(
+            "describe_endpoint",
+            service_message='Could not find endpoint "demand-forecast".',
+            expected_params={"EndpointName": "demand-forecast"},
+            **missing,
+        )
+        stub.add_client_error(
+            "describe_model",
+            service_message=f'Could not find model "{name}".',
+            expected_params={"ModelName": name},
+            **missing,
+        )
+        stub.add_response(
+            "create_model",
+            {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}"},
+            {
+                "ModelName": name,
+                "Containers": [{"ModelPackageName": arn}],
+                "ExecutionRoleArn": settings.role_arn,
+                "Tags": ANY,
+            },
+        )
+        stub.add_client_error(
+            "describe_endpoint_config",
+            service_message="Could not find endpoint configuration",
+            expected_params={"EndpointConfigName": name},
+            **missing,
+        )
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}"},
+            {
+                "EndpointConfigName": name,
+                "Tags": ANY,
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": name,
+                        "InitialInstanceCount": 1,
+                        "InstanceType": "ml.m5.xlarge",
+                    }
+                ],
+            },
+        )
+        stub.add_client_error(
+            "create_endpoint",
+            service_error_code="ValidationException",
+            service_message="Cannot create already existing endpoint "
+            '"arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast".',
+            expected_params={"EndpointName": "demand-forecast", "EndpointConfigName": name, "Tags": ANY},
+        )
+        stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": "demand-forecast",
+                "EndpointConfigName": name,
+                "EndpointStatus": "Creating",
+                "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast",
+                "CreationTime": now,
+                "LastModifiedTime": now,
+            },
+            {"EndpointName": "demand-forecast"},
+        )
 
         result = handler.deploy(sm, settings, handler.parse_event(eventbridge(arn), settings), log=lambda _: None)
 
@@ -203,33 +254,69 @@ def test_given_an_endpoint_still_updating_then_the_handler_waits_before_updating
     endpoint_arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast"
 
     def endpoint(status: str, config: str = "demand-forecast-v4-0123abcd") -> dict:
-        return {"EndpointName": "demand-forecast", "EndpointArn": endpoint_arn, "EndpointConfigName": config,
-                "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now}
+        return {
+            "EndpointName": "demand-forecast",
+            "EndpointArn": endpoint_arn,
+            "EndpointConfigName": config,
+            "EndpointStatus": status,
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
 
     sm = instrument(boto3.session.Session(region_name="us-east-1").client("sagemaker"), Recorded())
     sleeps: list[float] = []
     with Stubber(sm) as stub:
-        stub.add_response("describe_model_package", {
-            "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 5,
-            "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
-            "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": arn})
+        stub.add_response(
+            "describe_model_package",
+            {
+                "ModelPackageName": "demand-forecasting",
+                "ModelPackageArn": arn,
+                "ModelPackageVersion": 5,
+                "CreationTime": now,
+                "ModelPackageStatus": "Completed",
+                "ModelApprovalStatus": "Approved",
+                "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            },
+            {"ModelPackageName": arn},
+        )
         stub.add_response("describe_endpoint", endpoint("Updating"), {"EndpointName": "demand-forecast"})
-        stub.add_response("describe_model", {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:us-east-1:"
-                                             f"123456789012:model/{name}", "CreationTime": now,
-                                             "ExecutionRoleArn": settings.role_arn}, {"ModelName": name})
-        stub.add_response("describe_endpoint_config", {
-            "EndpointConfigName": name, "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
-            f"endpoint-config/{name}", "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name}],
-            "CreationTime": now}, {"EndpointConfigName": name})
+        stub.add_response(
+            "describe_model",
+            {
+                "ModelName": name,
+                "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}",
+                "CreationTime": now,
+                "ExecutionRoleArn": settings.role_arn,
+            },
+            {"ModelName": name},
+        )
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}",
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name}],
+                "CreationTime": now,
+            },
+            {"EndpointConfigName": name},
+        )
         stub.add_response("describe_endpoint", endpoint("Updating"), {"EndpointName": "demand-forecast"})
         stub.add_response("describe_endpoint", endpoint("InService"), {"EndpointName": "demand-forecast"})
-        stub.add_response("update_endpoint", {"EndpointArn": endpoint_arn},
-                          {"EndpointName": "demand-forecast", "EndpointConfigName": name})
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": endpoint_arn},
+            {"EndpointName": "demand-forecast", "EndpointConfigName": name},
+        )
         stub.add_response("add_tags", {"Tags": []}, {"ResourceArn": endpoint_arn, "Tags": ANY})
         stub.add_response("describe_endpoint", endpoint("InService", name), {"EndpointName": "demand-forecast"})
 
-        result = handler.deploy(sm, settings, handler.parse_event({"model_package_arn": arn}, settings),
-                                log=lambda _: None, sleep=sleeps.append)
+        result = handler.deploy(
+            sm,
+            settings,
+            handler.parse_event({"model_package_arn": arn}, settings),
+            log=lambda _: None,
+            sleep=sleeps.append,
+        )
 
         stub.assert_no_pending_responses()
     assert result["status"] == "deployed" and result["action"] == "updated"
@@ -246,25 +333,52 @@ def test_given_an_endpoint_that_never_settles_then_the_error_says_to_retry(sagem
     arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/5"
     now = datetime.datetime.now(datetime.timezone.utc)
     sm = boto3.session.Session(region_name="us-east-1").client("sagemaker")
-    busy = {"EndpointName": "demand-forecast", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/"
-            "demand-forecast", "EndpointConfigName": "demand-forecast-v4-0123abcd", "EndpointStatus": "Creating",
-            "CreationTime": now, "LastModifiedTime": now}
+    busy = {
+        "EndpointName": "demand-forecast",
+        "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast",
+        "EndpointConfigName": "demand-forecast-v4-0123abcd",
+        "EndpointStatus": "Creating",
+        "CreationTime": now,
+        "LastModifiedTime": now,
+    }
     with Stubber(sm) as stub:
-        stub.add_response("describe_model_package", {
-            "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 5,
-            "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
-            "ModelPackageStatusDetails": {"ValidationStatuses": []}})
+        stub.add_response(
+            "describe_model_package",
+            {
+                "ModelPackageName": "demand-forecasting",
+                "ModelPackageArn": arn,
+                "ModelPackageVersion": 5,
+                "CreationTime": now,
+                "ModelPackageStatus": "Completed",
+                "ModelApprovalStatus": "Approved",
+                "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            },
+        )
         stub.add_response("describe_endpoint", busy)
-        stub.add_response("describe_model", {"ModelName": "m", "ModelArn": "arn:aws:sagemaker:us-east-1:"
-                                             "123456789012:model/m", "CreationTime": now})
-        stub.add_response("describe_endpoint_config", {
-            "EndpointConfigName": "c", "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
-            "endpoint-config/c", "ProductionVariants": [{"VariantName": "AllTraffic"}], "CreationTime": now})
+        stub.add_response(
+            "describe_model",
+            {"ModelName": "m", "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m", "CreationTime": now},
+        )
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": "c",
+                "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/c",
+                "ProductionVariants": [{"VariantName": "AllTraffic"}],
+                "CreationTime": now,
+            },
+        )
         stub.add_response("describe_endpoint", busy)
 
         with pytest.raises(DeployError, match="still Creating; retry the deployment when it is InService"):
-            handler.deploy(sm, sagemaker_target, handler.parse_event({"model_package_arn": arn}, sagemaker_target),
-                           log=lambda _: None, wait_seconds=0, sleep=lambda _: None)
+            handler.deploy(
+                sm,
+                sagemaker_target,
+                handler.parse_event({"model_package_arn": arn}, sagemaker_target),
+                log=lambda _: None,
+                wait_seconds=0,
+                sleep=lambda _: None,
+            )
 
 
 def _stub_first_deployment(stub, arn, name, settings, now):
@@ -272,43 +386,95 @@ def _stub_first_deployment(stub, arn, name, settings, now):
     from botocore.stub import ANY
 
     missing = {"service_error_code": "ValidationException", "http_status_code": 400}
-    stub.add_response("describe_model_package", {
-        "ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": 3,
-        "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
-        "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": arn})
-    stub.add_client_error("describe_endpoint", service_message='Could not find endpoint "demand-forecast".',
-                          expected_params={"EndpointName": "demand-forecast"}, **missing)
-    stub.add_client_error("describe_model", service_message=f'Could not find model "{name}".',
-                          expected_params={"ModelName": name}, **missing)
-    stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}"},
-                      {"ModelName": name, "Containers": [{"ModelPackageName": arn}],
-                       "ExecutionRoleArn": settings.role_arn, "Tags": ANY})
-    stub.add_client_error("describe_endpoint_config", service_message="Could not find endpoint configuration",
-                          expected_params={"EndpointConfigName": name}, **missing)
-    stub.add_response("create_endpoint_config", {
-        "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}"},
-        {"EndpointConfigName": name, "Tags": ANY, "ProductionVariants": [
-            {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
-             "InstanceType": "ml.m5.xlarge"}]})
-    stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                      {"EndpointName": "demand-forecast", "EndpointConfigName": name, "Tags": ANY})
+    stub.add_response(
+        "describe_model_package",
+        {
+            "ModelPackageName": "demand-forecasting",
+            "ModelPackageArn": arn,
+            "ModelPackageVersion": 3,
+            "CreationTime": now,
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": "Approved",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        },
+        {"ModelPackageName": arn},
+    )
+    stub.add_client_error(
+        "describe_endpoint",
+        service_message='Could not find endpoint "demand-forecast".',
+        expected_params={"EndpointName": "demand-forecast"},
+        **missing,
+    )
+    stub.add_client_error(
+        "describe_model",
+        service_message=f'Could not find model "{name}".',
+        expected_params={"ModelName": name},
+        **missing,
+    )
+    stub.add_response(
+        "create_model",
+        {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}"},
+        {
+            "ModelName": name,
+            "Containers": [{"ModelPackageName": arn}],
+            "ExecutionRoleArn": settings.role_arn,
+            "Tags": ANY,
+        },
+    )
+    stub.add_client_error(
+        "describe_endpoint_config",
+        service_message="Could not find endpoint configuration",
+        expected_params={"EndpointConfigName": name},
+        **missing,
+    )
+    stub.add_response(
+        "create_endpoint_config",
+        {"EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}"},
+        {
+            "EndpointConfigName": name,
+            "Tags": ANY,
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": name,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.xlarge",
+                }
+            ],
+        },
+    )
+    stub.add_response(
+        "create_endpoint",
+        {"EndpointArn": ENDPOINT_ARN},
+        {"EndpointName": "demand-forecast", "EndpointConfigName": name, "Tags": ANY},
+    )
 
 
 ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/demand-forecast"
 
 
 def _endpoint(status, config, now, reason=None):
-    answer = {"EndpointName": "demand-forecast", "EndpointArn": ENDPOINT_ARN, "EndpointConfigName": config,
-              "EndpointStatus": status, "CreationTime": now, "LastModifiedTime": now}
+    answer = {
+        "EndpointName": "demand-forecast",
+        "EndpointArn": ENDPOINT_ARN,
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": now,
+        "LastModifiedTime": now,
+    }
     return dict(answer, FailureReason=reason) if reason else answer
 
 
-@pytest.mark.parametrize("wait_seconds, answers, expected", [
-    (600, ["Creating", "InService"], ("deployed", "InService")),
-    (0, ["Creating"], ("in_progress", "Creating")),
-])
+@pytest.mark.parametrize(
+    "wait_seconds, answers, expected",
+    [
+        (600, ["Creating", "InService"], ("deployed", "InService")),
+        (0, ["Creating"], ("in_progress", "Creating")),
+    ],
+)
 def test_given_a_new_endpoint_then_the_result_is_its_real_state_within_the_budget(
-        sagemaker_target, wait_seconds, answers, expected):
+    sagemaker_target, wait_seconds, answers, expected
+):
     import datetime
 
     import boto3
@@ -325,8 +491,14 @@ def test_given_a_new_endpoint_then_the_result_is_its_real_state_within_the_budge
         for status in answers:
             stub.add_response("describe_endpoint", _endpoint(status, name, now), {"EndpointName": "demand-forecast"})
 
-        result = handler.deploy(sm, settings, handler.parse_event({"model_package_arn": arn}, settings),
-                                log=lambda _: None, wait_seconds=wait_seconds, sleep=sleeps.append)
+        result = handler.deploy(
+            sm,
+            settings,
+            handler.parse_event({"model_package_arn": arn}, settings),
+            log=lambda _: None,
+            wait_seconds=wait_seconds,
+            sleep=sleeps.append,
+        )
 
         stub.assert_no_pending_responses()
     assert (result["status"], result["endpoint_status"]) == expected
@@ -350,12 +522,23 @@ def test_given_a_new_endpoint_that_fails_then_the_handler_raises_with_the_reason
     with Stubber(sm) as stub:
         _stub_first_deployment(stub, arn, name, settings, now)
         stub.add_response("describe_endpoint", _endpoint("Creating", name, now), {"EndpointName": "demand-forecast"})
-        stub.add_response("describe_endpoint", _endpoint("Failed", name, now, "The primary container did not pass "
-                                                         "the ping health check."), {"EndpointName": "demand-forecast"})
-        with pytest.raises(DeployError, match="endpoint demand-forecast is Failed after it was created with model "
-                                              "package .*did not pass the ping health check"):
-            handler.deploy(sm, settings, handler.parse_event({"model_package_arn": arn}, settings),
-                           log=lambda _: None, sleep=lambda _: None)
+        stub.add_response(
+            "describe_endpoint",
+            _endpoint("Failed", name, now, "The primary container did not pass the ping health check."),
+            {"EndpointName": "demand-forecast"},
+        )
+        with pytest.raises(
+            DeployError,
+            match="endpoint demand-forecast is Failed after it was created with model "
+            "package .*did not pass the ping health check",
+        ):
+            handler.deploy(
+                sm,
+                settings,
+                handler.parse_event({"model_package_arn": arn}, settings),
+                log=lambda _: None,
+                sleep=lambda _: None,
+            )
         stub.assert_no_pending_responses()
 
 
@@ -378,19 +561,23 @@ def test_the_wait_budget_stays_within_the_pipeline_lambda_steps_10_minutes():
 
 def test_given_an_endpoint_the_function_is_not_scoped_to_then_the_error_says_how_to_rescope(sagemaker_target):
     arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
-    with pytest.raises(DeployError, match="endpoint_name 'other-endpoint': this deploy function, its IAM role and "
-                                          "the approval rule are scoped to endpoint 'demand-forecast'"):
+    with pytest.raises(
+        DeployError,
+        match="endpoint_name 'other-endpoint': this deploy function, its IAM role and "
+        "the approval rule are scoped to endpoint 'demand-forecast'",
+    ):
         handler.parse_event({"model_package_arn": arn, "endpoint_name": "other-endpoint"}, sagemaker_target)
 
 
 def test_given_a_newer_version_served_when_an_older_one_is_approved_then_it_is_kept_unless_rolling_back(
-        sm, aws_requests):
+    sm, aws_requests
+):
     older = register_version(sm, GROUP, status="Approved", execution="exec-1")
     newer = register_version(sm, GROUP, status="Approved", execution="exec-2")
     lambda_handler(eventbridge(newer))
     before = len(aws_requests.calls)
 
-    late = lambda_handler(eventbridge(older))   # e.g. run 1's event delivered after run 2's
+    late = lambda_handler(eventbridge(older))  # e.g. run 1's event delivered after run 2's
 
     assert late["status"] == "skipped" and "serves version 2, newer than version 1" in late["message"]
     assert "--rollback" in late["message"]
@@ -402,18 +589,24 @@ def test_given_a_newer_version_served_when_an_older_one_is_approved_then_it_is_k
 
     assert back["status"] == "deployed" and back["action"] == "rolled back"
     assert endpoint_tags(sm, "demand-forecast")[PACKAGE_TAG] == older
-    assert sm.describe_endpoint(EndpointName="demand-forecast")["EndpointConfigName"] == \
-        back["endpoint_config_name"]
+    assert sm.describe_endpoint(EndpointName="demand-forecast")["EndpointConfigName"] == back["endpoint_config_name"]
 
 
 def _package(arn, version, now):
-    return {"ModelPackageName": "demand-forecasting", "ModelPackageArn": arn, "ModelPackageVersion": version,
-            "CreationTime": now, "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
-            "ModelPackageStatusDetails": {"ValidationStatuses": []}}
+    return {
+        "ModelPackageName": "demand-forecasting",
+        "ModelPackageArn": arn,
+        "ModelPackageVersion": version,
+        "CreationTime": now,
+        "ModelPackageStatus": "Completed",
+        "ModelApprovalStatus": "Approved",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+    }
 
 
 def test_given_a_concurrent_newer_update_refused_as_in_progress_then_the_handler_decides_again_and_keeps_it(
-        sagemaker_target):
+    sagemaker_target,
+):
     """Runs 1 and 2 both saw version 0 served; run 2's UpdateEndpoint got in first, so SageMaker refuses
     run 1's ("Cannot update in-progress endpoint"); run 1 waits, sees version 2 and leaves it."""
     import datetime
@@ -433,27 +626,48 @@ def test_given_a_concurrent_newer_update_refused_as_in_progress_then_the_handler
     with Stubber(sm) as stub:
         stub.add_response("describe_model_package", _package(arn, 1, now), {"ModelPackageName": arn})
         stub.add_response("describe_endpoint", _endpoint("InService", "demand-forecast-v0-0123abcd", now))
-        stub.add_response("describe_model", {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:us-east-1:"
-                                             f"123456789012:model/{name}", "CreationTime": now})
-        stub.add_response("describe_endpoint_config", {
-            "EndpointConfigName": name, "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
-            f"endpoint-config/{name}", "ProductionVariants": [{"VariantName": "AllTraffic"}], "CreationTime": now})
-        stub.add_client_error("update_endpoint", service_error_code="ValidationException", http_status_code=400,
-                              service_message=f'Cannot update in-progress endpoint "{ENDPOINT_ARN}".',
-                              expected_params={"EndpointName": "demand-forecast", "EndpointConfigName": name})
-        stub.add_response("describe_endpoint", dict(_endpoint("Updating", "demand-forecast-v0-0123abcd", now),
-                                                    PendingDeploymentSummary={"EndpointConfigName": newer}))
+        stub.add_response(
+            "describe_model",
+            {
+                "ModelName": name,
+                "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}",
+                "CreationTime": now,
+            },
+        )
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}",
+                "ProductionVariants": [{"VariantName": "AllTraffic"}],
+                "CreationTime": now,
+            },
+        )
+        stub.add_client_error(
+            "update_endpoint",
+            service_error_code="ValidationException",
+            http_status_code=400,
+            service_message=f'Cannot update in-progress endpoint "{ENDPOINT_ARN}".',
+            expected_params={"EndpointName": "demand-forecast", "EndpointConfigName": name},
+        )
+        stub.add_response(
+            "describe_endpoint",
+            dict(
+                _endpoint("Updating", "demand-forecast-v0-0123abcd", now),
+                PendingDeploymentSummary={"EndpointConfigName": newer},
+            ),
+        )
 
-        result = handler.deploy(sm, settings, handler.parse_event(eventbridge(arn), settings),
-                                log=lambda _: None, sleep=sleeps.append)
+        result = handler.deploy(
+            sm, settings, handler.parse_event(eventbridge(arn), settings), log=lambda _: None, sleep=sleeps.append
+        )
 
         stub.assert_no_pending_responses()
     assert result["status"] == "skipped" and "serves version 2, newer than version 1" in result["message"]
     assert sleeps == []
 
 
-def test_given_an_out_of_service_endpoint_on_the_approved_config_then_it_is_restarted(sagemaker_target,
-                                                                                      monkeypatch):
+def test_given_an_out_of_service_endpoint_on_the_approved_config_then_it_is_restarted(sagemaker_target, monkeypatch):
     """Approving again brings back an endpoint that stopped serving, instead of 'nothing to do'."""
     import datetime
     import time
@@ -467,32 +681,58 @@ def test_given_an_out_of_service_endpoint_on_the_approved_config_then_it_is_rest
     arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
     name = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1")
     monkeypatch.setattr(time, "time_ns", lambda: 42)
-    copy = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1",
-                         "restart-42")
+    copy = resource_name("demand-forecast", 3, arn, settings.role_arn, handler.DEFAULT_INSTANCE_TYPE, "1", "restart-42")
     now = datetime.datetime.now(datetime.timezone.utc)
     sm = instrument(boto3.session.Session(region_name="us-east-1").client("sagemaker"), Recorded())
     with Stubber(sm) as stub:
         stub.add_response("describe_model_package", _package(arn, 3, now), {"ModelPackageName": arn})
         stub.add_response("describe_endpoint", _endpoint("OutOfService", name, now))
-        stub.add_response("describe_model", {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:us-east-1:"
-                                             f"123456789012:model/{name}", "CreationTime": now})
-        stub.add_response("describe_endpoint_config", {
-            "EndpointConfigName": name, "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:"
-            f"endpoint-config/{name}", "ProductionVariants": [{"VariantName": "AllTraffic"}], "CreationTime": now})
+        stub.add_response(
+            "describe_model",
+            {
+                "ModelName": name,
+                "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}",
+                "CreationTime": now,
+            },
+        )
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}",
+                "ProductionVariants": [{"VariantName": "AllTraffic"}],
+                "CreationTime": now,
+            },
+        )
         # "To update an endpoint, you must create a new EndpointConfig": a copy, same model and variant
-        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:"
-                                                     f"123456789012:endpoint-config/{copy}"},
-                          {"EndpointConfigName": copy, "Tags": ANY, "ProductionVariants": [
-                              {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
-                               "InstanceType": "ml.m5.xlarge"}]})
-        stub.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN},
-                          {"EndpointName": "demand-forecast", "EndpointConfigName": copy})
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{copy}"},
+            {
+                "EndpointConfigName": copy,
+                "Tags": ANY,
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": name,
+                        "InitialInstanceCount": 1,
+                        "InstanceType": "ml.m5.xlarge",
+                    }
+                ],
+            },
+        )
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": ENDPOINT_ARN},
+            {"EndpointName": "demand-forecast", "EndpointConfigName": copy},
+        )
         stub.add_response("add_tags", {"Tags": []}, {"ResourceArn": ENDPOINT_ARN, "Tags": ANY})
         stub.add_response("describe_endpoint", _endpoint("Updating", name, now))
         stub.add_response("describe_endpoint", _endpoint("InService", copy, now))
 
-        result = handler.deploy(sm, settings, handler.parse_event(eventbridge(arn), settings),
-                                log=lambda _: None, sleep=lambda _: None)
+        result = handler.deploy(
+            sm, settings, handler.parse_event(eventbridge(arn), settings), log=lambda _: None, sleep=lambda _: None
+        )
 
         stub.assert_no_pending_responses()
     assert result["status"] == "deployed" and result["action"] == "restarted"

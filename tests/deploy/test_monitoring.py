@@ -1,4 +1,5 @@
 """Monitoring: dashboard, alarms and topic against moto; every request validated."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,8 @@ def quiet(_: str) -> None:
 
 
 def test_given_an_endpoint_when_monitoring_is_set_up_then_alarms_watch_the_real_metric_names(
-        sagemaker_target, aws_requests):
+    sagemaker_target, aws_requests
+):
     result = monitoring.ensure_monitoring(sagemaker_target, email="ops@example.com", log=quiet)
 
     cloudwatch = clients.client("cloudwatch", sagemaker_target)
@@ -22,8 +24,10 @@ def test_given_an_endpoint_when_monitoring_is_set_up_then_alarms_watch_the_real_
     assert sorted(alarms) == sorted(result["alarms"])
     for alarm in alarms.values():
         assert alarm["Namespace"] == "AWS/SageMaker"
-        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"EndpointName": "demand-forecast",
-                                                                       "VariantName": "AllTraffic"}
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            "EndpointName": "demand-forecast",
+            "VariantName": "AllTraffic",
+        }
         assert alarm["AlarmActions"] == [result["topic_arn"]]
     assert alarms["demand-forecast-5xx-errors"]["MetricName"] == "Invocation5XXErrors"
     assert alarms["demand-forecast-no-invocations"]["TreatMissingData"] == "breaching"
@@ -31,8 +35,11 @@ def test_given_an_endpoint_when_monitoring_is_set_up_then_alarms_watch_the_real_
     body = json.loads(cloudwatch.get_dashboard(DashboardName="demand-forecast")["DashboardBody"])
     metric_names = {m[1] for w in body["widgets"] for m in w["properties"]["metrics"]}
     assert {"Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency"} <= metric_names
-    assert all(m[2:6] == ["EndpointName", "demand-forecast", "VariantName", "AllTraffic"]
-               for w in body["widgets"] for m in w["properties"]["metrics"])
+    assert all(
+        m[2:6] == ["EndpointName", "demand-forecast", "VariantName", "AllTraffic"]
+        for w in body["widgets"]
+        for m in w["properties"]["metrics"]
+    )
     subscriptions = clients.client("sns", sagemaker_target).list_subscriptions_by_topic(TopicArn=result["topic_arn"])
     assert [s["Endpoint"] for s in subscriptions["Subscriptions"]] == ["ops@example.com"]
     assert {"PutDashboard", "PutMetricAlarm", "CreateTopic", "Subscribe"} <= set(aws_requests.operations())
@@ -62,32 +69,42 @@ def test_on_the_local_target_without_a_running_endpoint_it_says_how_to_start_one
 
 
 def test_given_an_approved_package_with_a_registered_wql_then_an_alarm_watches_its_live_wql(
-        sagemaker_target, aws_requests):
+    sagemaker_target, aws_requests
+):
     from tests.deploy.aws_support import CONTAINERS, ensure_group
 
     sm = clients.client("sagemaker", sagemaker_target)
     group = sagemaker_target.model_package_group
     ensure_group(sm, group)
     arn = sm.create_model_package(
-        ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
-                                "SupportedResponseMIMETypes": ["text/csv"]},
-        CustomerMetadataProperties={"metric_wql": "0.2", "metric_wape": "0.25"})["ModelPackageArn"]
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": CONTAINERS,
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties={"metric_wql": "0.2", "metric_wape": "0.25"},
+    )["ModelPackageArn"]
 
     result = monitoring.ensure_monitoring(sagemaker_target, log=quiet, accuracy_factor=1.5)
 
     assert "demand-forecast-forecast-wql" in result["alarms"]
     [alarm] = clients.client("cloudwatch", sagemaker_target).describe_alarms(
-        AlarmNames=["demand-forecast-forecast-wql"])["MetricAlarms"]
+        AlarmNames=["demand-forecast-forecast-wql"]
+    )["MetricAlarms"]
     assert alarm["Namespace"] == "DemandForecasting/Accuracy" and alarm["MetricName"] == "WQL"
     assert alarm["Threshold"] == pytest.approx(0.3)
     assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
-        "ModelPackageGroup": group, "ModelPackageVersion": arn.rsplit("/", 1)[-1]}
+        "ModelPackageGroup": group,
+        "ModelPackageVersion": arn.rsplit("/", 1)[-1],
+    }
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
 
 
 def test_given_no_approved_package_then_no_accuracy_alarm_is_made_and_the_factor_is_checked(
-        sagemaker_target, aws_requests):
+    sagemaker_target, aws_requests
+):
     result = monitoring.ensure_monitoring(sagemaker_target, log=quiet)
     assert "demand-forecast-forecast-wql" not in result["alarms"]
     with pytest.raises(ValueError, match="--accuracy-factor 1 must be > 1"):

@@ -1,4 +1,5 @@
 """Teardown against moto (everything the project creates) and on the local target."""
+
 from __future__ import annotations
 
 import json
@@ -20,11 +21,23 @@ def quiet(_: str) -> None:
 def build_project(settings) -> None:
     """What a full project run leaves on AWS: role, bucket, pipelines, registry, endpoint, Lambda, alarms."""
     iam = clients.client("iam", settings)
-    iam.create_role(RoleName="forecast-pipeline", AssumeRolePolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                 "Principal": {"Service": "sagemaker.amazonaws.com"}}]}))
-    policy = iam.create_policy(PolicyName="forecast-pipeline-s3", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    iam.create_role(
+        RoleName="forecast-pipeline",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "sagemaker.amazonaws.com"}}
+                ],
+            }
+        ),
+    )
+    policy = iam.create_policy(
+        PolicyName="forecast-pipeline-s3",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
     iam.attach_role_policy(RoleName="forecast-pipeline", PolicyArn=policy["Policy"]["Arn"])
     s3 = clients.client("s3", settings)
     s3.create_bucket(Bucket=settings.bucket)
@@ -33,18 +46,29 @@ def build_project(settings) -> None:
         s3.put_object(Bucket=settings.bucket, Key="demand-forecasting/data/sales.csv", Body=body)
     sm = clients.client("sagemaker", settings)
     for name in (settings.training_pipeline_name, settings.batch_pipeline_name):
-        sm.create_pipeline(PipelineName=name, RoleArn=ROLE_ARN, ClientRequestToken=f"create-{name}".ljust(40, "0"),
-                           PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}))
-    for name, tags in (("fc-batch-exec-1", [{"Key": "project", "Value": "demand-forecasting"}]),
-                       ("fc-someone-else", [{"Key": "project", "Value": "other"}])):
-        sm.create_model(ModelName=name, ExecutionRoleArn=ROLE_ARN, Tags=tags,
-                        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"})
+        sm.create_pipeline(
+            PipelineName=name,
+            RoleArn=ROLE_ARN,
+            ClientRequestToken=f"create-{name}".ljust(40, "0"),
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
+        )
+    for name, tags in (
+        ("fc-batch-exec-1", [{"Key": "project", "Value": "demand-forecasting"}]),
+        ("fc-someone-else", [{"Key": "project", "Value": "other"}]),
+    ):
+        sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn=ROLE_ARN,
+            Tags=tags,
+            PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"},
+        )
     ensure_group(sm, GROUP)
     for _ in range(2):
         lambda_handler({"model_package_arn": register_version(sm, GROUP, status="Approved")})
     infrastructure.ensure_deploy_function(settings, log=quiet, sleep=lambda _: None)
     layer = clients.client("lambda", settings).publish_layer_version(
-        LayerName="AWSSDKPandas-Python312", Content={"ZipFile": EMPTY_ZIP})["LayerVersionArn"]
+        LayerName="AWSSDKPandas-Python312", Content={"ZipFile": EMPTY_ZIP}
+    )["LayerVersionArn"]
     api_infrastructure.ensure_forecast_api(settings, layer_arn=layer, log=quiet, sleep=lambda _: None)
     monitoring.ensure_monitoring(settings, log=quiet)
     schedule.create(settings, "weekly-retrain", "training", "rate(7 days)", log=quiet)
@@ -57,11 +81,22 @@ def test_given_a_deployed_project_when_torn_down_with_data_then_nothing_is_left(
     assert kinds.count("endpoint config") == 2 and kinds.count("SageMaker model") == 3
     assert "fc-batch-exec-1" in [r.name for r in plan] and "fc-someone-else" not in [r.name for r in plan]
     assert kinds.count("CloudWatch alarm") == 4 and kinds.count("SageMaker pipeline") == 2
-    assert {"EventBridge rule", "Lambda function", "IAM role (deploy Lambda)", "Lambda function (API)",
-            "IAM role (forecast API)", "EventBridge schedule", "schedule group", "IAM role (scheduler)",
-            "CloudWatch dashboard", "SNS topic",
-            "SageMaker endpoint", "model package group", "S3 bucket (all objects)",
-            "IAM role (SageMaker)"} <= set(kinds)
+    assert {
+        "EventBridge rule",
+        "Lambda function",
+        "IAM role (deploy Lambda)",
+        "Lambda function (API)",
+        "IAM role (forecast API)",
+        "EventBridge schedule",
+        "schedule group",
+        "IAM role (scheduler)",
+        "CloudWatch dashboard",
+        "SNS topic",
+        "SageMaker endpoint",
+        "model package group",
+        "S3 bucket (all objects)",
+        "IAM role (SageMaker)",
+    } <= set(kinds)
 
     assert teardown.teardown(sagemaker_target, include_data=True, yes=True, log=quiet) == 0
 
@@ -101,7 +136,7 @@ def test_given_a_no_answer_then_nothing_is_deleted(sagemaker_target, aws_request
 def test_on_the_local_target_state_goes_but_data_and_registry_stay_unless_asked(monkeypatch):
     monkeypatch.setenv("FORECAST_TARGET", "local")
     settings = resolve()
-    home = ensure_home(settings.home_path)          # what every local command does first
+    home = ensure_home(settings.home_path)  # what every local command does first
     for relative in ("s3/forecast-local/data.csv", "executions/x/log.txt", "registry.sqlite", "sagemaker/m.json"):
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_text("x")
@@ -121,14 +156,14 @@ def test_given_a_folder_that_is_not_a_forecast_home_then_include_data_removes_no
     (mine / "thesis" / "chapter1.tex").write_text("precious")
     monkeypatch.setenv("FORECAST_TARGET", "local")
     monkeypatch.setenv("FORECAST_HOME", str(mine))
-    ensure_home(mine)                                   # a project command run there does not adopt it
+    ensure_home(mine)  # a project command run there does not adopt it
     assert not (mine / ".forecast-home").exists()
 
     assert teardown.main(["--include-data", "--yes"]) == 2
     err = capsys.readouterr().err
     assert f"{mine} is not a forecast home" in err and ".forecast-home" in err
     assert (mine / "thesis" / "chapter1.tex").read_text() == "precious"
-    assert teardown.main(["--yes"]) == 0                 # without --include-data: only the project's entries
+    assert teardown.main(["--yes"]) == 0  # without --include-data: only the project's entries
     assert (mine / "thesis" / "chapter1.tex").read_text() == "precious"
 
 
@@ -144,13 +179,17 @@ def test_given_a_forecast_home_then_include_data_lists_every_entry_before_removi
 
     def ask(question):
         answers.append(question)
-        assert home.exists() and (home / "s3" / "b" / "k.csv").exists()   # nothing removed before the answer
+        assert home.exists() and (home / "s3" / "b" / "k.csv").exists()  # nothing removed before the answer
         return "y"
 
     assert teardown.teardown(settings, include_data=True, ask=ask, log=lines.append) == 0
     listed = [line for line in lines if line.startswith("  ")]
-    assert [line.split()[-1] for line in listed] == [str(home / "executions"), str(home / "registry.sqlite"),
-                                                     str(home / "s3"), str(home)]
+    assert [line.split()[-1] for line in listed] == [
+        str(home / "executions"),
+        str(home / "registry.sqlite"),
+        str(home / "s3"),
+        str(home),
+    ]
     assert answers and not home.exists()
 
 
@@ -168,10 +207,15 @@ def test_given_the_forecast_accuracy_alarm_then_teardown_removes_it(sagemaker_ta
     sm = clients.client("sagemaker", sagemaker_target)
     ensure_group(sm, GROUP)
     sm.create_model_package(
-        ModelPackageGroupName=GROUP, ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
-                                "SupportedResponseMIMETypes": ["text/csv"]},
-        CustomerMetadataProperties={"metric_wql": "0.2"})
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": CONTAINERS,
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties={"metric_wql": "0.2"},
+    )
     monitoring.ensure_monitoring(sagemaker_target, log=quiet)
     alarm = monitoring.accuracy_alarm_name(sagemaker_target)
     assert alarm in [r.name for r in teardown.plan_for(sagemaker_target) if r.kind == "CloudWatch alarm"]

@@ -1,4 +1,5 @@
 """Small evaluation datasets built in code: history, holdout and forecasts on disk."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ REGIONS = ["North", "South"]
 @dataclass
 class Dataset:
     folder: Path
-    history: Path          # train.csv (with static category/region and a time-varying promo)
-    actuals: Path          # holdout.csv
-    forecasts: Path        # a folder holding one Autopilot-style <input>.out file
+    history: Path  # train.csv (with static category/region and a time-varying promo)
+    actuals: Path  # holdout.csv
+    forecasts: Path  # a folder holding one Autopilot-style <input>.out file
     history_frame: pd.DataFrame
     holdout_frame: pd.DataFrame
     forecast_frame: pd.DataFrame
@@ -38,9 +39,18 @@ def build_dataset(folder: Path, n_items: int = 6, seed: int = 3, zero_item: bool
         level = 0.0 if (zero_item and k == 0) else 10.0 + 4 * k
         y = level + (level > 0) * (3 * np.sin(2 * np.pi * np.arange(len(days)) / 7) + rng.normal(0, 1, len(days)))
         for t, v, promo in zip(days, np.maximum(y, 0).round(2), rng.integers(0, 2, len(days))):
-            rows.append({"item_id": item, "timestamp": t.strftime("%Y-%m-%d"), "target_value": v,
-                         "promo": int(promo), "price": 9.99 + k, "category": CATEGORIES[k % 2],
-                         "region": REGIONS[(k // 2) % 2], "sku_name": f"sku-{k}"})
+            rows.append(
+                {
+                    "item_id": item,
+                    "timestamp": t.strftime("%Y-%m-%d"),
+                    "target_value": v,
+                    "promo": int(promo),
+                    "price": 9.99 + k,
+                    "category": CATEGORIES[k % 2],
+                    "region": REGIONS[(k // 2) % 2],
+                    "sku_name": f"sku-{k}",
+                }
+            )
     full = pd.DataFrame(rows)
     is_holdout = full.groupby("item_id").cumcount() >= HISTORY_DAYS
     history = full[~is_holdout].reset_index(drop=True)
@@ -56,8 +66,9 @@ def build_dataset(folder: Path, n_items: int = 6, seed: int = 3, zero_item: bool
     history.to_csv(folder / "train.csv", index=False)
     holdout.to_csv(folder / "holdout.csv", index=False)
     forecast.to_csv(folder / "forecasts" / "part-00000.csv.out", index=False)
-    return Dataset(folder, folder / "train.csv", folder / "holdout.csv", folder / "forecasts",
-                   history, holdout, forecast, items)
+    return Dataset(
+        folder, folder / "train.csv", folder / "holdout.csv", folder / "forecasts", history, holdout, forecast, items
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Scoring stored forecasts against later actuals: latest forecast per point, metrics, breakdowns."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,22 +14,55 @@ Q = ["p10", "p50", "p90"]
 
 
 def _forecast(items, start, days, level):
-    rows = [{"item_id": i, "timestamp": pd.Timestamp(start) + pd.Timedelta(days=d), "mean": level,
-             "p10": level - 2, "p50": level, "p90": level + 2} for i in items for d in range(days)]
+    rows = [
+        {
+            "item_id": i,
+            "timestamp": pd.Timestamp(start) + pd.Timedelta(days=d),
+            "mean": level,
+            "p10": level - 2,
+            "p50": level,
+            "p90": level + 2,
+        }
+        for i in items
+        for d in range(days)
+    ]
     return pd.DataFrame(rows)
 
 
 def _actuals(items, start, days, value):
-    return pd.DataFrame([{"item_id": i, "timestamp": pd.Timestamp(start) + pd.Timedelta(days=d),
-                          "target_value": value + k, "category": "A" if k % 2 else "B"}
-                         for k, i in enumerate(items) for d in range(days)])
+    return pd.DataFrame(
+        [
+            {
+                "item_id": i,
+                "timestamp": pd.Timestamp(start) + pd.Timedelta(days=d),
+                "target_value": value + k,
+                "category": "A" if k % 2 else "B",
+            }
+            for k, i in enumerate(items)
+            for d in range(days)
+        ]
+    )
 
 
 def test_given_two_runs_covering_a_day_then_the_newer_forecast_is_scored():
-    old = ({"execution_id": "e1", "created": "2024-01-01T00:00:00", "model_package_arn": "arn/1",
-            "model_package_version": 1}, _forecast(["a", "b"], "2024-01-02", 3, 10.0))
-    new = ({"execution_id": "e2", "created": "2024-01-03T00:00:00", "model_package_arn": "arn/2",
-            "model_package_version": 2}, _forecast(["a", "b"], "2024-01-04", 3, 20.0))
+    old = (
+        {
+            "execution_id": "e1",
+            "created": "2024-01-01T00:00:00",
+            "model_package_arn": "arn/1",
+            "model_package_version": 1,
+        },
+        _forecast(["a", "b"], "2024-01-02", 3, 10.0),
+    )
+    new = (
+        {
+            "execution_id": "e2",
+            "created": "2024-01-03T00:00:00",
+            "model_package_arn": "arn/2",
+            "model_package_version": 2,
+        },
+        _forecast(["a", "b"], "2024-01-04", 3, 20.0),
+    )
     actuals = _actuals(["a", "b"], "2024-01-01", 5, 12.0)  # actuals up to 2024-01-05
     result = accuracy.accuracy_of_previous_forecasts([old, new], actuals, COLUMNS, Q)
 
@@ -63,14 +97,20 @@ def test_given_stored_forecasts_then_item_ids_stay_text():
 
 
 def test_the_history_frame_is_oldest_first():
-    frame = accuracy.history_frame([{"execution_id": "b", "created": "2024-02", "wql": np.float64(0.2)},
-                                    {"execution_id": "a", "created": "2024-01", "wql": 0.1}])
+    frame = accuracy.history_frame(
+        [
+            {"execution_id": "b", "created": "2024-02", "wql": np.float64(0.2)},
+            {"execution_id": "a", "created": "2024-01", "wql": 0.1},
+        ]
+    )
     assert list(frame["execution_id"]) == ["a", "b"]
 
 
 def test_given_periods_scored_before_then_only_the_new_actuals_count():
-    run = ({"execution_id": "e1", "created": "2024-01-01", "model_package_arn": "arn/1", "model_package_version": 1},
-           _forecast(["a"], "2024-01-02", 6, 10.0))
+    run = (
+        {"execution_id": "e1", "created": "2024-01-01", "model_package_arn": "arn/1", "model_package_version": 1},
+        _forecast(["a"], "2024-01-02", 6, 10.0),
+    )
     actuals = _actuals(["a"], "2024-01-01", 7, 12.0)  # actuals up to 2024-01-07
     everything = accuracy.accuracy_of_previous_forecasts([run], actuals, COLUMNS, Q)
     later = accuracy.accuracy_of_previous_forecasts([run], actuals, COLUMNS, Q, after=everything["start"])

@@ -1,4 +1,5 @@
 """Champion versus challenger in the Evaluate step: same holdout, same scoring code, the gate's section."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,16 @@ def _champion_folder(folder, dataset, scale):
     for column in ("p10", "p50", "p90", "mean"):
         frame[column] = actual + (frame[column].to_numpy() - actual) * scale
     frame.to_csv(folder / contracts.CHAMPION_FORECASTS_DIR / "part-00000.csv.out", index=False)
-    (folder / contracts.CHAMPION_FILE).write_text(json.dumps({
-        "status": "available", "model_package_arn": "arn:aws:sagemaker:eu-west-1:1:model-package/g/3",
-        "model_package_version": 3, "registered_metrics": {"wape": 0.1}}))
+    (folder / contracts.CHAMPION_FILE).write_text(
+        json.dumps(
+            {
+                "status": "available",
+                "model_package_arn": "arn:aws:sagemaker:eu-west-1:1:model-package/g/3",
+                "model_package_version": 3,
+                "registered_metrics": {"wape": 0.1},
+            }
+        )
+    )
     return folder
 
 
@@ -43,7 +51,8 @@ def test_given_no_champion_then_the_section_says_none_with_numeric_gate_values(d
 @pytest.mark.integration
 @pytest.mark.parametrize("scale, tolerance, passed", [(2.0, 0.0, True), (0.5, 0.0, False), (0.5, 1.5, True)])
 def test_given_a_champion_then_both_are_scored_alike_and_the_limit_applies_the_tolerance(
-        dataset, tmp_path, scale, tolerance, passed):
+    dataset, tmp_path, scale, tolerance, passed
+):
     folder = _champion_folder(tmp_path / "champion", dataset, scale)
     report = _run(dataset, tmp_path, "--champion", str(folder), "--challenger-tolerance", str(tolerance))
     section = report["champion"]
@@ -73,16 +82,23 @@ def test_given_a_negative_tolerance_then_the_error_names_the_parameter(dataset, 
 
 
 def test_given_an_undefined_champion_metric_then_nothing_is_compared():
-    section = champion.comparison({"forecast_metrics": {"wape": {"value": 0.2}}},
-                                  {"forecast_metrics": {"wape": {"value": None}}},
-                                  {"status": "available", "model_package_version": 2}, "WAPE", 0.0)
+    section = champion.comparison(
+        {"forecast_metrics": {"wape": {"value": 0.2}}},
+        {"forecast_metrics": {"wape": {"value": None}}},
+        {"status": "available", "model_package_version": 2},
+        "WAPE",
+        0.0,
+    )
     assert section["status"] == "unavailable" and "champion's WAPE is undefined" in section["reason"]
 
 
-@pytest.mark.parametrize("content, expected", [
-    (None, "--champion: {path} does not exist; the ChampionForecast step writes it"),
-    ("{not json", "--champion: {path} is not valid JSON (Expecting property name"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "--champion: {path} does not exist; the ChampionForecast step writes it"),
+        ("{not json", "--champion: {path} is not valid JSON (Expecting property name"),
+    ],
+)
 def test_given_a_missing_or_broken_champion_file_then_one_line_names_it(tmp_path, content, expected):
     path = tmp_path / contracts.CHAMPION_FILE
     if content is not None:

@@ -1,4 +1,5 @@
 """Input drift since training: new, gone and moved items, from the evaluation's per_item table."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -10,20 +11,26 @@ COLUMNS = Columns("item_id", "timestamp", "target_value")
 
 
 def _history(levels, days=6):
-    return pd.DataFrame([{"item_id": item, "timestamp": pd.Timestamp("2024-01-01") + pd.Timedelta(days=d),
-                          "target_value": level} for item, level in levels.items() for d in range(days)])
+    return pd.DataFrame(
+        [
+            {"item_id": item, "timestamp": pd.Timestamp("2024-01-01") + pd.Timedelta(days=d), "target_value": level}
+            for item, level in levels.items()
+            for d in range(days)
+        ]
+    )
 
 
 def test_given_new_gone_and_moved_items_then_each_is_stated():
-    per_item = pd.DataFrame({"item_id": ["a", "b", "c", "z"], "n": [3, 3, 3, 3],
-                             "actual_sum": [30.0, 30.0, 0.0, 3.0]})
+    per_item = pd.DataFrame({"item_id": ["a", "b", "c", "z"], "n": [3, 3, 3, 3], "actual_sum": [30.0, 30.0, 0.0, 3.0]})
     history = _history({"a": 11.0, "b": 35.0, "c": 4.0, "new": 5.0, "refused": 1.0})
     forecasts = pd.DataFrame({"item_id": ["a", "b", "c", "new"]})
     statement = drift.input_drift(per_item, history, forecasts, COLUMNS, factor=2.0)
 
     assert statement["disappeared_items"] == ["z"]
     assert {n["item_id"]: n["handling"].split(":")[0] for n in statement["new_items"]} == {
-        "new": "forecast by the model from its own history (not seen in training)", "refused": "refused"}
+        "new": "forecast by the model from its own history (not seen in training)",
+        "refused": "refused",
+    }
     assert statement["new_items_refused"] == ["refused"]
     moved = {s["item_id"]: s for s in statement["level_shifts"]}
     assert set(moved) == {"b", "c"}  # a: 11 vs 10 is no move; b: 35 vs 10 is x3.5; c: from zero to 4

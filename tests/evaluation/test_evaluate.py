@@ -1,4 +1,5 @@
 """The Evaluate step script end to end on small files, and its container boundary."""
+
 from __future__ import annotations
 
 import ast
@@ -23,8 +24,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _args(ds, out, *extra):
-    return ["--forecasts", str(ds.forecasts), "--actuals", str(ds.actuals), "--history", str(ds.history),
-            "--out", str(out), "--frequency", "D", "--quantiles", "p10,p50,p90", *extra]
+    return [
+        "--forecasts",
+        str(ds.forecasts),
+        "--actuals",
+        str(ds.actuals),
+        "--history",
+        str(ds.history),
+        "--out",
+        str(out),
+        "--frequency",
+        "D",
+        "--quantiles",
+        "p10,p50,p90",
+        *extra,
+    ]
 
 
 @pytest.mark.integration
@@ -41,13 +55,19 @@ def test_given_small_files_when_script_runs_then_json_csv_and_plots_are_written(
     # forecast = 1.1 x actual + noise: about 10% over-forecast, so WAPE ~ 0.1 and positive bias
     wape = report["forecast_metrics"]["wape"]["value"]
     assert 0.05 < wape < 0.2 and report["forecast_metrics"]["bias"]["value"] > 0
-    assert report["quality_gate"] == {"metric": "WAPE", "key": "wape", "value": wape, "defined": True,
-                                      "threshold": 0.3, "passed": True,
-                                      "message": f"WAPE = {wape:.6g} is within QualityThreshold 0.3"}
+    assert report["quality_gate"] == {
+        "metric": "WAPE",
+        "key": "wape",
+        "value": wape,
+        "defined": True,
+        "threshold": 0.3,
+        "passed": True,
+        "message": f"WAPE = {wape:.6g} is within QualityThreshold 0.3",
+    }
     assert report["baseline"]["season_length"] == 7
     assert set(report["by_attribute"]) == {"category", "region"}
     assert set(report["by_attribute"]["category"]) == {"Books", "Toys"}
-    assert report["details"]["mape_skipped_points"] == 7          # item_00 never sells
+    assert report["details"]["mape_skipped_points"] == 7  # item_00 never sells
     assert report["details"]["mase_zero_scale_items"] == ["item_00"]
 
     per_item = pd.read_csv(out / evaluate.PER_ITEM_FILE)
@@ -56,8 +76,14 @@ def test_given_small_files_when_script_runs_then_json_csv_and_plots_are_written(
     assert scoring.SERIES not in per_item.columns
 
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert pngs == ["error_by_category.png", "error_by_region.png", "error_distribution.png",
-                    "forecast_best.png", "forecast_sample.png", "forecast_worst.png"]
+    assert pngs == [
+        "error_by_category.png",
+        "error_by_region.png",
+        "error_distribution.png",
+        "forecast_best.png",
+        "forecast_sample.png",
+        "forecast_worst.png",
+    ]
     for name in pngs:
         image = imread(out / "plots" / name)
         assert image.shape[0] >= 300 and image.shape[1] >= 500, name
@@ -121,13 +147,16 @@ def test_given_a_previous_report_when_rerun_then_outputs_are_replaced_without_le
 def test_given_the_module_when_run_as_a_script_then_it_works_without_sdk_or_engine(dataset, tmp_path):
     """Container boundary: runs as `python -m evaluation.evaluate` and never imports sagemaker/forecasting."""
     out = tmp_path / "evaluation"
-    probe = ("import runpy, sys; sys.argv = ['evaluate'] + sys.argv[1:]\n"
-             "try:\n    runpy.run_module('evaluation.evaluate', run_name='__main__')\n"
-             "except SystemExit as e:\n    code = e.code\n"
-             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sagemaker', 'forecasting'))\n"
-             "print('FORBIDDEN', bad); sys.exit(code)")
-    result = subprocess.run([sys.executable, "-c", probe, *_args(dataset, out)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    probe = (
+        "import runpy, sys; sys.argv = ['evaluate'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('evaluation.evaluate', run_name='__main__')\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sagemaker', 'forecasting'))\n"
+        "print('FORBIDDEN', bad); sys.exit(code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *_args(dataset, out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "FORBIDDEN []" in result.stdout
     assert "[evaluate] quality gate: WAPE" in result.stdout
@@ -139,16 +168,18 @@ def test_given_evaluation_sources_when_parsed_as_python39_then_valid(module):
     ast.parse(module.read_text(), filename=str(module), feature_version=(3, 9))
 
 
-def test_given_no_matplotlib_when_script_runs_then_report_is_written_with_a_warning(dataset, tmp_path, monkeypatch,
-                                                                                    capsys):
+def test_given_no_matplotlib_when_script_runs_then_report_is_written_with_a_warning(
+    dataset, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import now fails
     out = tmp_path / "evaluation"
     assert evaluate.main(_args(dataset, out)) == 0
     report = json.loads((out / contracts.EVALUATION_FILE).read_text())
-    assert any(w.startswith("plots skipped:") and "processing/requirements/evaluate.txt" in w
-               for w in report["warnings"])
+    assert any(
+        w.startswith("plots skipped:") and "processing/requirements/evaluate.txt" in w for w in report["warnings"]
+    )
     assert report["quality_gate"]["value"] is not None and list((out / "plots").iterdir()) == []
-    assert "[evaluate] warning: plots skipped: " in capsys.readouterr().out   # the step's log says so
+    assert "[evaluate] warning: plots skipped: " in capsys.readouterr().out  # the step's log says so
 
 
 def test_given_the_training_definition_when_evaluate_parses_its_arguments_then_flags_and_paths_agree():
@@ -160,18 +191,24 @@ def test_given_the_training_definition_when_evaluate_parses_its_arguments_then_f
     definition = training_definition()
     evaluate_step = step(definition, contracts.STEP_EVALUATE)
     parameters = default_parameters(definition)
-    argv = [resolve_expression(a, parameters) for a in evaluate_step["Arguments"]["AppSpecification"]["ContainerArguments"]]
+    argv = [
+        resolve_expression(a, parameters) for a in evaluate_step["Arguments"]["AppSpecification"]["ContainerArguments"]
+    ]
     args = evaluate.build_parser().parse_args(argv)
     assert (args.quality_metric, args.quality_threshold, args.frequency) == ("WAPE", 0.3, "D")
     assert args.quantiles == "p10,p50,p90" and args.grouping_columns == ""
 
     (prop_file,) = evaluate_step["PropertyFiles"]
     assert prop_file["FilePath"] == contracts.EVALUATION_FILE
-    outputs = {o["OutputName"]: o["S3Output"]["LocalPath"]
-               for o in evaluate_step["Arguments"]["ProcessingOutputConfig"]["Outputs"]}
+    outputs = {
+        o["OutputName"]: o["S3Output"]["LocalPath"]
+        for o in evaluate_step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    }
     assert outputs[prop_file["OutputName"]] == args.out
 
     gate = step(definition, contracts.STEP_GATE)
     left = gate["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]
     assert left["Path"] == contracts.QUALITY_GATE_VALUE_PATH
-    assert left["PropertyFile"] == {"Get": f"Steps.{contracts.STEP_EVALUATE}.PropertyFiles.{prop_file['PropertyFileName']}"}
+    assert left["PropertyFile"] == {
+        "Get": f"Steps.{contracts.STEP_EVALUATE}.PropertyFiles.{prop_file['PropertyFileName']}"
+    }

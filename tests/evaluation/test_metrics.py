@@ -1,4 +1,5 @@
 """evaluation.metrics: hand-computed values, edge cases, and an independent cross-check."""
+
 from __future__ import annotations
 
 import math
@@ -200,6 +201,7 @@ def test_given_random_data_when_compared_with_sklearn_then_metrics_agree():
     nz = a != 0
     assert metrics.mape(a, f) == pytest.approx(mean_absolute_percentage_error(a[nz], f[nz]))
     # wQL_q = 2 * n * mean_pinball_q / sum|a|
-    expected = np.mean([2 * len(a) * mean_pinball_loss(a, p, alpha=q) / np.abs(a).sum()
-                        for p, q in ((p10, 0.1), (f, 0.5), (p90, 0.9))])
+    expected = np.mean(
+        [2 * len(a) * mean_pinball_loss(a, p, alpha=q) / np.abs(a).sum() for p, q in ((p10, 0.1), (f, 0.5), (p90, 0.9))]
+    )
     assert metrics.wql(a, {"p10": p10, "p50": f, "p90": p90}) == pytest.approx(expected)

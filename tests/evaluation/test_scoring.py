@@ -1,4 +1,5 @@
 """evaluation.scoring: reading, joining, baseline, per-item and per-attribute scores, gate."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,11 @@ Q = ["p10", "p50", "p90"]
 
 
 def _load(ds):
-    return (scoring.load_forecasts(ds.forecasts, COLS, Q), scoring.load_actuals(ds.actuals, COLS),
-            scoring.load_history(ds.history, COLS))
+    return (
+        scoring.load_forecasts(ds.forecasts, COLS, Q),
+        scoring.load_actuals(ds.actuals, COLS),
+        scoring.load_history(ds.history, COLS),
+    )
 
 
 def test_given_history_when_static_attributes_then_category_and_region_only(dataset):
@@ -53,8 +57,11 @@ def test_given_joined_frame_when_per_item_metrics_then_equal_to_metric_functions
 def test_given_a_missing_item_when_joined_then_error_names_item_and_file(dataset):
     fc, act, _ = _load(dataset)
     fc = fc[fc["item_id"] != "item_05"]
-    with pytest.raises(ValueError, match=r"7 holdout point\(s\) in \[.*holdout.csv'\] have no forecast; "
-                                         r"items with no forecast at all: \['item_05'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"7 holdout point\(s\) in \[.*holdout.csv'\] have no forecast; "
+        r"items with no forecast at all: \['item_05'\]",
+    ):
         scoring.join_forecasts(fc, act, COLS)
 
 
@@ -62,8 +69,11 @@ def test_given_an_extra_timestamp_when_joined_then_error_names_forecast_file(dat
     fc, act, _ = _load(dataset)
     extra = fc.iloc[[0]].copy()
     extra["timestamp"] = pd.Timestamp("2030-01-01")
-    with pytest.raises(ValueError, match=r"1 forecast row\(s\) in \[.*part-00000.csv.out'\] match no holdout "
-                                         r"actual \(first: item_00 @ 2030-01-01"):
+    with pytest.raises(
+        ValueError,
+        match=r"1 forecast row\(s\) in \[.*part-00000.csv.out'\] match no holdout "
+        r"actual \(first: item_00 @ 2030-01-01",
+    ):
         scoring.join_forecasts(pd.concat([fc, extra], ignore_index=True), act, COLS)
 
 
@@ -78,8 +88,11 @@ def test_given_nan_forecast_when_loaded_then_error_names_file_column_and_item(da
     frame = dataset.forecast_frame.copy()
     frame.loc[3, "mean"] = np.nan
     frame.to_csv(dataset.forecasts / "part-00000.csv.out", index=False)
-    with pytest.raises(ValueError, match=r"part-00000.csv.out: column 'mean' has 1 missing, non-numeric or "
-                                         r"infinite value\(s\) \(first: item 'item_00'"):
+    with pytest.raises(
+        ValueError,
+        match=r"part-00000.csv.out: column 'mean' has 1 missing, non-numeric or "
+        r"infinite value\(s\) \(first: item 'item_00'",
+    ):
         scoring.load_forecasts(dataset.forecasts, COLS, Q)
 
 
@@ -111,9 +124,13 @@ def test_given_unsorted_series_and_a_short_one_when_seasonal_naive_then_each_use
     # A (6 points, season 3): last season [4,5,9] -> 4,5 ; B (2 points <= season): lag 1 -> last value 7, 7
     # B's lag-1 differences [7-3] = [4] -> every quantile offset 4 -> band 11 ; gap in A filled forward
     days = pd.date_range("2024-01-01", periods=8, freq="D")
-    history = pd.DataFrame({SERIES: ["B", "A", "A", "A", "A", "A", "A", "B"],
-                            "timestamp": [days[0], days[5], days[4], days[3], days[2], days[1], days[0], days[1]],
-                            "target_value": [3.0, 9.0, 5.0, 4.0, np.nan, 2.0, 1.0, 7.0]})
+    history = pd.DataFrame(
+        {
+            SERIES: ["B", "A", "A", "A", "A", "A", "A", "B"],
+            "timestamp": [days[0], days[5], days[4], days[3], days[2], days[1], days[0], days[1]],
+            "target_value": [3.0, 9.0, 5.0, 4.0, np.nan, 2.0, 1.0, 7.0],
+        }
+    )
     holdout = pd.DataFrame({SERIES: ["B", "A", "B", "A"], "timestamp": [days[2], days[6], days[3], days[7]]})
     out = scoring.seasonal_naive_forecast(history, holdout, COLS, season=3, quantiles=Q)
     assert out[SERIES].tolist() == ["A", "A", "B", "B"]
@@ -132,24 +149,44 @@ def test_given_holdout_item_missing_from_history_when_baseline_then_error_names_
 def test_given_grouping_columns_when_scored_then_each_item_and_group_is_a_series(tmp_path):
     cols = Columns(grouping=("store",))
     days = pd.date_range("2024-01-01", periods=10, freq="D").strftime("%Y-%m-%d")
-    hist = pd.DataFrame([{"item_id": "A", "store": s, "timestamp": d, "target_value": float(i + (s == "s2") * 10)}
-                         for s in ("s1", "s2") for i, d in enumerate(days[:8])])
-    hold = pd.DataFrame([{"item_id": "A", "store": s, "timestamp": d, "target_value": 5.0}
-                         for s in ("s1", "s2") for d in days[8:]])
+    hist = pd.DataFrame(
+        [
+            {"item_id": "A", "store": s, "timestamp": d, "target_value": float(i + (s == "s2") * 10)}
+            for s in ("s1", "s2")
+            for i, d in enumerate(days[:8])
+        ]
+    )
+    hold = pd.DataFrame(
+        [{"item_id": "A", "store": s, "timestamp": d, "target_value": 5.0} for s in ("s1", "s2") for d in days[8:]]
+    )
     fc = hold[["item_id", "store", "timestamp"]].copy()
     fc["p10"], fc["p50"], fc["p90"], fc["mean"] = 4.0, 5.0, 6.0, np.where(fc["store"] == "s1", 5.0, 7.0)
     hist.to_csv(tmp_path / "train.csv", index=False)
     hold.to_csv(tmp_path / "holdout.csv", index=False)
     fc.to_csv(tmp_path / "f.csv", index=False)
-    ev = scoring.evaluate(scoring.load_forecasts(tmp_path / "f.csv", cols, Q),
-                          scoring.load_actuals(tmp_path / "holdout.csv", cols),
-                          scoring.load_history(tmp_path / "train.csv", cols), cols, Q, "D", "MAE", 1.0)
+    ev = scoring.evaluate(
+        scoring.load_forecasts(tmp_path / "f.csv", cols, Q),
+        scoring.load_actuals(tmp_path / "holdout.csv", cols),
+        scoring.load_history(tmp_path / "train.csv", cols),
+        cols,
+        Q,
+        "D",
+        "MAE",
+        1.0,
+    )
     per_item = ev.per_item.set_index(SERIES)
     # s1 perfect, s2 off by 2 on both days -> MAE 0 and 2 ; overall MAE 1 -> gate at 1.0 passes (<=)
     assert per_item.loc["A | s1", "mae"] == 0 and per_item.loc["A | s2", "mae"] == 2
     assert list(ev.per_item.columns[:3]) == [SERIES, "item_id", "store"]
-    assert ev.report["quality_gate"] == {"metric": "MAE", "key": "mae", "value": 1.0, "defined": True, "threshold": 1.0,
-                                         "passed": True, "message": "MAE = 1 is within QualityThreshold 1"}
+    assert ev.report["quality_gate"] == {
+        "metric": "MAE",
+        "key": "mae",
+        "value": 1.0,
+        "defined": True,
+        "threshold": 1.0,
+        "passed": True,
+        "message": "MAE = 1 is within QualityThreshold 1",
+    }
 
 
 def test_given_model_and_baseline_when_skill_then_relative_improvement():
@@ -169,8 +206,11 @@ def test_given_metric_in_any_case_when_gate_then_maps_to_forecast_metric(metric)
 
 
 def test_given_unknown_metric_when_gate_then_error_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown quality metric 'SMAPE'; valid QualityMetric values are "
-                                         r"\['MAE', 'MAPE', 'MASE', 'RMSE', 'WAPE', 'WQL'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown quality metric 'SMAPE'; valid QualityMetric values are "
+        r"\['MAE', 'MAPE', 'MASE', 'RMSE', 'WAPE', 'WQL'\]",
+    ):
         scoring.quality_gate({"wape": 0.1}, "SMAPE", 0.3)
 
 
@@ -194,7 +234,7 @@ def test_given_nested_json_when_get_path_then_follows_dots_and_names_missing_key
 
 def test_given_crossing_quantiles_when_evaluated_then_counted_and_warned(dataset):
     fc, act, hist = _load(dataset)
-    fc.loc[:2, "p10"] = fc.loc[:2, "p90"] + 1      # 3 rows with p10 above p90 (and p50)
+    fc.loc[:2, "p10"] = fc.loc[:2, "p90"] + 1  # 3 rows with p10 above p90 (and p50)
     ev = scoring.evaluate(fc, act, hist, COLS, Q, "D", "WAPE", 0.3)
     assert ev.report["details"]["crossing_quantile_rows"] == 3
     assert any(w.startswith("3 forecast row(s) have crossing quantiles") for w in ev.report["warnings"])

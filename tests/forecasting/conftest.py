@@ -1,4 +1,5 @@
 """Tiny synthetic series with known answers, built in code."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +27,17 @@ def make_frame(n_items=3, n_days=120, kind="seasonal", seed=0, start="2023-01-01
         else:
             raise ValueError(kind)
         y = y + rng.normal(0, noise, n_days)
-        frames.append(pd.DataFrame({"item_id": f"item_{i}", "timestamp": dates.strftime("%Y-%m-%d"),
-                                    "target_value": y.round(3), "promotion": promo,
-                                    "category": "cat_a" if i % 2 else "cat_b"}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "item_id": f"item_{i}",
+                    "timestamp": dates.strftime("%Y-%m-%d"),
+                    "target_value": y.round(3),
+                    "promotion": promo,
+                    "category": "cat_a" if i % 2 else "cat_b",
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 

@@ -1,4 +1,5 @@
 """The fitted model shared by the endpoint's threads: predictions keep no state on it."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -25,21 +26,30 @@ PARAMS = {**FAST_LGB, "DeepAR": {"steps": 30, "num_samples": 50}}
 def _fitted(names, config, history: pd.DataFrame, tmp_path):
     """The candidates fitted and weighted equally (so each one predicts), saved and loaded."""
     _, roles, static, panel = _prepare(history, config, "test")
-    fitted = {n: create(n, config, **{"n_jobs": 1, **PARAMS.get(n, {})} if n in ("ETS", "Theta", "ARIMA", "Prophet")
-                        else PARAMS.get(n, {})).fit(panel) for n in names}
+    fitted = {
+        n: create(
+            n,
+            config,
+            **{"n_jobs": 1, **PARAMS.get(n, {})} if n in ("ETS", "Theta", "ARIMA", "Prophet") else PARAMS.get(n, {}),
+        ).fit(panel)
+        for n in names
+    }
     weights = {n: np.full(len(config.quantiles) + 1, 1 / len(names)) for n in names}
     return load_model(ForecastModel(config, roles, static, fitted, weights).save(tmp_path / "model"))
 
 
 @pytest.mark.parametrize("names", [FAST, pytest.param(EVERY, marks=pytest.mark.slow)], ids=["fast", "every"])
 def test_given_one_loaded_model_when_threads_predict_at_once_then_each_gets_its_sequential_numbers(
-        names, config, tmp_path):
+    names, config, tmp_path
+):
     # given: a model whose candidates all predict, and one context per item (as endpoint requests)
     frame = make_frame(n_items=4, n_days=100, kind="covariate", noise=2.0)
     history, context, _ = split_context(frame, config.horizon)
     model = _fitted(names, config, history, tmp_path)
-    requests = [context[context["item_id"] == item].reset_index(drop=True) for item in sorted(context["item_id"].unique())]
-    requests.append(context)                                   # and one request with every item
+    requests = [
+        context[context["item_id"] == item].reset_index(drop=True) for item in sorted(context["item_id"].unique())
+    ]
+    requests.append(context)  # and one request with every item
     expected = [model.predict(r) for r in requests]
     # when: the same requests on 5 threads, twice over
     with ThreadPoolExecutor(5) as pool:

@@ -1,4 +1,5 @@
 """The two CLIs, called in-process with real files."""
+
 from __future__ import annotations
 
 import importlib
@@ -22,19 +23,52 @@ def test_given_a_request_and_a_training_csv_when_the_clis_run_then_a_forecast_fi
     history, context, _ = split_context(frame, 7)
     history.to_csv(tmp_path / "train.csv", index=False)
     context.to_csv(tmp_path / "context.csv", index=False)
-    request = {"AutoMLJobName": "local", "AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": {
-        "ForecastFrequency": "D", "ForecastHorizon": 7, "ForecastQuantiles": ["p10", "p50", "p90"],
-        "TimeSeriesConfig": {"TargetAttributeName": "target_value", "TimestampAttributeName": "timestamp",
-                             "ItemIdentifierAttributeName": "item_id"},
-        "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]}}}}
+    request = {
+        "AutoMLJobName": "local",
+        "AutoMLProblemTypeConfig": {
+            "TimeSeriesForecastingJobConfig": {
+                "ForecastFrequency": "D",
+                "ForecastHorizon": 7,
+                "ForecastQuantiles": ["p10", "p50", "p90"],
+                "TimeSeriesConfig": {
+                    "TargetAttributeName": "target_value",
+                    "TimestampAttributeName": "timestamp",
+                    "ItemIdentifierAttributeName": "item_id",
+                },
+                "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]},
+            }
+        },
+    }
     (tmp_path / "request.json").write_text(json.dumps(request))
 
-    assert train_cli.main(["--request", str(tmp_path / "request.json"), "--train", str(tmp_path / "train.csv"),
-                           "--out", str(tmp_path / "out")]) == 0
+    assert (
+        train_cli.main(
+            [
+                "--request",
+                str(tmp_path / "request.json"),
+                "--train",
+                str(tmp_path / "train.csv"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["objective_metric"]["name"] == "AverageWeightedQuantileLoss"
-    assert predict_cli.main(["--model", summary["model_dir"], "--input", str(tmp_path / "context.csv"),
-                             "--output", str(tmp_path / "pred" / "forecast.csv")]) == 0
+    assert (
+        predict_cli.main(
+            [
+                "--model",
+                summary["model_dir"],
+                "--input",
+                str(tmp_path / "context.csv"),
+                "--output",
+                str(tmp_path / "pred" / "forecast.csv"),
+            ]
+        )
+        == 0
+    )
     out = pd.read_csv(tmp_path / "pred" / "forecast.csv")
     assert list(out.columns) == ["item_id", "timestamp", "p10", "p50", "p90", "mean"]
     assert out.groupby("item_id").size().tolist() == [7, 7]
@@ -46,16 +80,24 @@ def test_given_the_cli_module_imported_when_the_package_api_is_used_then_train_s
     from forecasting import EngineConfig
 
     frame = make_frame(n_items=2, n_days=40).drop(columns=["promotion"])
-    result = forecasting.train(frame, EngineConfig(horizon=7), tmp_path, candidates=["SeasonalNaive"],
-                               log=lambda *_: None)
+    result = forecasting.train(
+        frame, EngineConfig(horizon=7), tmp_path, candidates=["SeasonalNaive"], log=lambda *_: None
+    )
     assert result.model_dir.exists()
 
 
 def test_given_a_fresh_process_when_the_engine_is_imported_then_its_environment_is_untouched():
-    script = ("import os; os.environ.pop('OMP_WAIT_POLICY', None); import forecasting, forecasting.models; "
-              "print(os.environ.get('OMP_WAIT_POLICY'))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=str(Path(__file__).resolve().parents[2]))
+    script = (
+        "import os; os.environ.pop('OMP_WAIT_POLICY', None); import forecasting, forecasting.models; "
+        "print(os.environ.get('OMP_WAIT_POLICY'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "None"
 

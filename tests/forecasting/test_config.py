@@ -9,23 +9,38 @@ from forecasting.models import DeepAR, Prophet, candidate_names, display_name
 
 def _request(**ts_overrides):
     ts = {
-        "ForecastFrequency": "D", "ForecastHorizon": 14, "ForecastQuantiles": ["p10", "p50", "p90"],
-        "TimeSeriesConfig": {"TargetAttributeName": "target_value", "TimestampAttributeName": "timestamp",
-                             "ItemIdentifierAttributeName": "item_id", "GroupingAttributeNames": ["region"]},
-        "Transformations": {"Filling": {"promotion": {"middlefill": "zero", "futurefill": "zero"}},
-                            "Aggregation": {"target_value": "sum"}},
+        "ForecastFrequency": "D",
+        "ForecastHorizon": 14,
+        "ForecastQuantiles": ["p10", "p50", "p90"],
+        "TimeSeriesConfig": {
+            "TargetAttributeName": "target_value",
+            "TimestampAttributeName": "timestamp",
+            "ItemIdentifierAttributeName": "item_id",
+            "GroupingAttributeNames": ["region"],
+        },
+        "Transformations": {
+            "Filling": {"promotion": {"middlefill": "zero", "futurefill": "zero"}},
+            "Aggregation": {"target_value": "sum"},
+        },
         "HolidayConfig": [{"CountryCode": "US"}],
         "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets", "npts", "cnn-qr"]}]},
         "CompletionCriteria": {"MaxAutoMLJobRuntimeInSeconds": 3600},
     }
     ts.update(ts_overrides)
-    return {"AutoMLJobName": "j", "AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": ts},
-            "AutoMLJobObjective": {"MetricName": "WAPE"}}
+    return {
+        "AutoMLJobName": "j",
+        "AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": ts},
+        "AutoMLJobObjective": {"MetricName": "WAPE"},
+    }
 
 
 def test_given_a_v2_request_when_parsed_then_every_field_is_read():
     config = EngineConfig.from_automl_request(_request())
-    assert (config.item_id_column, config.timestamp_column, config.target_column) == ("item_id", "timestamp", "target_value")
+    assert (config.item_id_column, config.timestamp_column, config.target_column) == (
+        "item_id",
+        "timestamp",
+        "target_value",
+    )
     assert config.grouping_columns == ("region",)
     assert config.horizon == 14 and config.frequency == "D" and config.season_length == 7
     assert config.quantile_levels == (0.1, 0.5, 0.9)
@@ -71,11 +86,14 @@ def test_given_an_unknown_algorithm_when_mapped_then_the_error_lists_valid_names
         candidate_names(("xgboost",))
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("ForecastFrequency", "fortnightly", "ForecastFrequency 'fortnightly'"),
-    ("ForecastQuantiles", ["q10"], "ForecastQuantiles entry 'q10'"),
-    ("ForecastHorizon", 0, "ForecastHorizon must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("ForecastFrequency", "fortnightly", "ForecastFrequency 'fortnightly'"),
+        ("ForecastQuantiles", ["q10"], "ForecastQuantiles entry 'q10'"),
+        ("ForecastHorizon", 0, "ForecastHorizon must be a positive integer"),
+    ],
+)
 def test_given_a_bad_field_when_parsed_then_the_error_names_it(field, value, message):
     with pytest.raises(ValueError, match=message):
         EngineConfig.from_automl_request(_request(**{field: value}))
@@ -84,7 +102,9 @@ def test_given_a_bad_field_when_parsed_then_the_error_names_it(field, value, mes
 def test_given_an_unsupported_objective_when_parsed_then_the_error_lists_the_supported_ones():
     request = _request()
     request["AutoMLJobObjective"] = {"MetricName": "Accuracy"}
-    with pytest.raises(ValueError, match="MetricName 'Accuracy' is not supported; use one of AverageWeightedQuantileLoss"):
+    with pytest.raises(
+        ValueError, match="MetricName 'Accuracy' is not supported; use one of AverageWeightedQuantileLoss"
+    ):
         EngineConfig.from_automl_request(request)
 
 
@@ -112,15 +132,17 @@ def test_given_a_short_panel_when_windows_are_chosen_then_it_gets_more_backtest_
     import numpy as np
 
     quarterly = EngineConfig(frequency="3M", horizon=8)
-    assert quarterly.windows_for(np.full(20, 68)) == 5         # 20 series x 8 steps: 160 points a window
-    assert quarterly.windows_for(np.full(20, 44)) == 2         # a fifth window would leave < 3 horizons
+    assert quarterly.windows_for(np.full(20, 68)) == 5  # 20 series x 8 steps: 160 points a window
+    assert quarterly.windows_for(np.full(20, 44)) == 2  # a fifth window would leave < 3 horizons
     daily = EngineConfig(frequency="D", horizon=14)
-    assert daily.windows_for(np.full(125, 1081)) == 2          # 1,750 points a window: the default is enough
+    assert daily.windows_for(np.full(125, 1081)) == 2  # 1,750 points a window: the default is enough
     assert daily.windows_for(np.full(1, 351)) == 5
     assert EngineConfig(frequency="D", horizon=14, max_backtest_windows=3).windows_for(np.full(1, 351)) == 3
     assert EngineConfig(frequency="D", horizon=14, backtest_windows=4).windows_for(np.full(125, 1081)) == 4
+
+
 def test_given_a_large_panel_when_planned_then_only_candidates_that_scale_are_left_in():
-    config = EngineConfig()   # the 240 s per-candidate budget, no job limit
+    config = EngineConfig()  # the 240 s per-candidate budget, no job limit
     per_series = ("ETS", "ARIMA", "Theta", "Prophet", "DeepAR")
     # the seed's 125 series: every candidate may run
     assert all(config.too_costly_for_panel(n, 125, 2) is None for n in per_series)
@@ -139,8 +161,8 @@ def test_given_a_large_panel_when_planned_then_only_candidates_that_scale_are_le
 def test_given_a_tight_job_limit_when_planned_then_the_limit_share_is_the_budget():
     generous = EngineConfig(max_runtime_seconds=14_400)
     tight = EngineConfig(max_runtime_seconds=60)
-    assert generous.candidate_budget_seconds(candidates=6) == 240.0          # the per-series budget is tighter
+    assert generous.candidate_budget_seconds(candidates=6) == 240.0  # the per-series budget is tighter
     assert tight.candidate_budget_seconds(candidates=6) == pytest.approx(60 * 0.75 / 6 * 2)
     assert generous.too_costly_for_panel("ETS", 1_000, 2, candidates=6) is None
     assert tight.too_costly_for_panel("ETS", 1_000, 2, candidates=6)
-    assert EngineConfig(statistical_budget_seconds=None).too_costly_for_panel("ETS", 10 ** 6, 2) is None
+    assert EngineConfig(statistical_budget_seconds=None).too_costly_for_panel("ETS", 10**6, 2) is None

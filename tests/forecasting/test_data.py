@@ -1,4 +1,5 @@
 """The engine fills gaps the way the PrepareData step does: one rule, processing.data_prep.apply_fill."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,9 +11,13 @@ from forecasting.data import ColumnRoles, _apply_filling
 
 def _long(values_a, values_b):
     n_a, n_b = len(values_a), len(values_b)
-    return pd.DataFrame({"unique_id": ["a"] * n_a + ["b"] * n_b,
-                         "ds": list(pd.date_range("2024-01-01", periods=n_a)) + list(pd.date_range("2024-01-01", periods=n_b)),
-                         "y": list(values_a) + list(values_b)})
+    return pd.DataFrame(
+        {
+            "unique_id": ["a"] * n_a + ["b"] * n_b,
+            "ds": list(pd.date_range("2024-01-01", periods=n_a)) + list(pd.date_range("2024-01-01", periods=n_b)),
+            "y": list(values_a) + list(values_b),
+        }
+    )
 
 
 def test_a_mean_middlefill_is_the_series_own_recent_mean_not_the_columns():
@@ -30,7 +35,9 @@ def test_the_statistic_looks_back_at_most_64_values():
     config = EngineConfig(filling={"target_value": {"middlefill": "max"}})
     assert _apply_filling(long, config, ColumnRoles([], [], []), training=True)["y"].iloc[74] == 1.0
     config = EngineConfig(filling={"target_value": {"middlefill": "min"}})
-    assert _apply_filling(long, config, ColumnRoles([], [], []), training=True)["y"].iloc[74] == 1.0  # the zeros are 65+ back
+    assert (
+        _apply_filling(long, config, ColumnRoles([], [], []), training=True)["y"].iloc[74] == 1.0
+    )  # the zeros are 65+ back
 
 
 def test_zero_and_value_fills_are_unchanged():
@@ -38,13 +45,25 @@ def test_zero_and_value_fills_are_unchanged():
     zero = _apply_filling(long.copy(), EngineConfig(), ColumnRoles([], [], []), training=False)
     assert zero["y"].tolist() == [1.0, 0.0, 3.0, 0.0, 2.0]
     config = EngineConfig(filling={"target_value": {"middlefill": "value", "middlefill_value": "7"}})
-    assert _apply_filling(long, config, ColumnRoles([], [], []), training=False)["y"].tolist() == [1.0, 7.0, 3.0, 7.0, 2.0]
+    assert _apply_filling(long, config, ColumnRoles([], [], []), training=False)["y"].tolist() == [
+        1.0,
+        7.0,
+        3.0,
+        7.0,
+        2.0,
+    ]
 
 
 # --- bad input: one error naming the row (as the file numbers it: the header is row 1), column and value
 def _input(**columns):
-    frame = pd.DataFrame({"item_id": "a", "timestamp": [f"2024-01-0{d}" for d in range(1, 6)],
-                          "target_value": [1.0, 2.0, 3.0, 4.0, 5.0], "promotion": [0, 1, 0, 1, 0]})
+    frame = pd.DataFrame(
+        {
+            "item_id": "a",
+            "timestamp": [f"2024-01-0{d}" for d in range(1, 6)],
+            "target_value": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "promotion": [0, 1, 0, 1, 0],
+        }
+    )
     for name, values in columns.items():
         frame[name] = pd.Series(values, dtype=object)
     return frame
@@ -56,8 +75,9 @@ def _refusal(frame: pd.DataFrame, covariates=("promotion",)) -> str:
     from forecasting.data import to_long_frame
 
     with pytest.raises(ValueError) as raised:
-        to_long_frame(frame, EngineConfig(horizon=2), ColumnRoles(list(covariates), [], []), "input.csv",
-                      training=False)
+        to_long_frame(
+            frame, EngineConfig(horizon=2), ColumnRoles(list(covariates), [], []), "input.csv", training=False
+        )
     return str(raised.value)
 
 
@@ -65,7 +85,7 @@ def test_given_mixed_timestamp_formats_then_the_first_odd_row_is_named_with_its_
     stamps = ["2024-01-01 13:37:00", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
     message = _refusal(_input(timestamp=stamps))
     assert "row 2" in message and "'2024-01-01 13:37:00'" in message
-    assert "row 3" not in message.split("'2024-01-01 13:37:00'")[0]   # the valid row 3 is not the culprit
+    assert "row 3" not in message.split("'2024-01-01 13:37:00'")[0]  # the valid row 3 is not the culprit
     assert "column 'timestamp'" in message and "one format" in message
 
 
@@ -89,6 +109,7 @@ def test_given_booleans_and_empty_cells_in_a_covariate_then_they_are_accepted():
     from forecasting.data import to_long_frame
 
     frame = _input(promotion=[True, False, None, 1, ""])
-    long = to_long_frame(frame, EngineConfig(horizon=2), ColumnRoles(["promotion"], [], []), "input.csv",
-                         training=False)
+    long = to_long_frame(
+        frame, EngineConfig(horizon=2), ColumnRoles(["promotion"], [], []), "input.csv", training=False
+    )
     assert long["promotion"].tolist()[:2] == [1.0, 0.0] and long["promotion"].tolist()[3] == 1.0

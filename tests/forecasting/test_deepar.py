@@ -1,4 +1,5 @@
 """DeepAR (torch): known answers on tiny synthetic series, reproducibility, artifacts, engine labels."""
+
 from __future__ import annotations
 
 import pickle
@@ -18,7 +19,7 @@ from forecasting.models.deepar import DeepAR  # noqa: E402
 from .conftest import make_frame, split_context  # noqa: E402
 from .test_models import _panels  # noqa: E402
 
-pytestmark = pytest.mark.integration   # every test trains the torch network
+pytestmark = pytest.mark.integration  # every test trains the torch network
 
 FAST = {"steps": 250, "num_samples": 100}
 
@@ -26,6 +27,7 @@ FAST = {"steps": 250, "num_samples": 100}
 @pytest.fixture(scope="module")
 def seasonal():
     from forecasting import EngineConfig
+
     config = EngineConfig(frequency="D", horizon=7, quantiles=("p10", "p50", "p90"))
     frame = make_frame(n_items=4, n_days=140, kind="seasonal", noise=0.3)
     train_panel, hist, fut, truth = _panels(frame, config)
@@ -37,7 +39,7 @@ def test_given_a_pure_weekly_season_when_forecast_then_deepar_follows_it(seasona
     _, model, _, hist, fut, truth = seasonal
     values = model.predict(hist, fut)
     assert values.shape == (4, 7, 4)
-    mae = np.mean(np.abs(values[:, :, 1] - truth))   # p50
+    mae = np.mean(np.abs(values[:, :, 1] - truth))  # p50
     assert mae < 2.5, f"DeepAR p50 error {mae:.2f} on a season of amplitude 10"
     flat = np.mean(np.abs(np.array([hist.series_y(i).mean() for i in range(4)])[:, None] - truth))
     assert mae < 0.4 * flat  # the season, not just the level
@@ -117,8 +119,9 @@ def test_given_the_deepar_algorithm_when_trained_then_the_leaderboard_names_the_
     frame = make_frame(n_items=3, n_days=90, kind="covariate")
     history, context, _ = split_context(frame, config.horizon)
     config.algorithms = ("deepar",)
-    result = train(history, config, tmp_path, candidate_params={"DeepAR": {"steps": 60, "num_samples": 50}},
-                   log=lambda *_: None)
+    result = train(
+        history, config, tmp_path, candidate_params={"DeepAR": {"steps": 60, "num_samples": 50}}, log=lambda *_: None
+    )
     board = result.leaderboard.set_index("candidate")
     assert "DeepAR (DeepAR-style RNN, torch)" in board.index
     assert board.loc["DeepAR (DeepAR-style RNN, torch)", "status"] == "ok"
@@ -130,36 +133,44 @@ def test_given_torch_missing_when_deepar_is_requested_then_lightgbm_stands_in(tm
     monkeypatch.setattr(DeepAR, "available", classmethod(lambda cls: False))
     frame = make_frame(n_items=2, n_days=60)
     config.algorithms = ("deepar",)
-    result = train(frame, config, tmp_path, candidate_params={"LightGBM": {"num_boost_round": 10,
-                                                                          "min_data_in_leaf": 5}},
-                   log=lambda *_: None)
+    result = train(
+        frame,
+        config,
+        tmp_path,
+        candidate_params={"LightGBM": {"num_boost_round": 10, "min_data_in_leaf": 5}},
+        log=lambda *_: None,
+    )
     labels = list(result.leaderboard["candidate"])
     assert "LightGBM (global, stands in for cnn-qr/deepar)" in labels
     assert not any(label.startswith("DeepAR") for label in labels)
 
 
-@pytest.mark.parametrize("frequency, horizon, periods, country", [("H", 24, 400, "US"), ("W", 4, 120, None),
-                                                                  ("M", 3, 40, None)])
+@pytest.mark.parametrize(
+    "frequency, horizon, periods, country", [("H", 24, 400, "US"), ("W", 4, 120, None), ("M", 3, 40, None)]
+)
 def test_given_other_frequencies_when_forecast_then_shapes_and_values_are_sane(frequency, horizon, periods, country):
     from forecasting import EngineConfig
-    config = EngineConfig(frequency=frequency, horizon=horizon, quantiles=("p10", "p50", "p90"),
-                          holiday_country=country)
+
+    config = EngineConfig(
+        frequency=frequency, horizon=horizon, quantiles=("p10", "p50", "p90"), holiday_country=country
+    )
     frame = make_frame(n_items=2, n_days=periods, kind="seasonal", noise=1.0).drop(columns=["promotion"])
-    frame["timestamp"] = np.tile(pd.date_range("2023-01-01", periods=periods, freq=config.pandas_frequency)
-                                 .strftime("%Y-%m-%d %H:%M:%S"), 2)
+    frame["timestamp"] = np.tile(
+        pd.date_range("2023-01-01", periods=periods, freq=config.pandas_frequency).strftime("%Y-%m-%d %H:%M:%S"), 2
+    )
     train_panel, hist, fut, truth = _panels(frame, config)
     model = create("DeepAR", config, steps=30, num_samples=50).fit(train_panel)
     assert model.lags[:3] == [1, 2, 3] and model.C >= horizon
     values = model.predict(hist, fut)
     assert values.shape == (2, horizon, 4) and np.isfinite(values).all()
-    assert np.all(np.abs(values[:, :, 1] - truth.mean()) < 60)   # the level of the series (50..60), not nonsense
+    assert np.all(np.abs(values[:, :, 1] - truth.mean()) < 60)  # the level of the series (50..60), not nonsense
 
 
 def test_given_one_item_alone_or_in_a_batch_when_predicted_then_its_forecast_is_the_same(seasonal):
     _, model, _, hist, fut, _ = seasonal
     batch = model.predict(hist, fut)
     alone = model.predict(hist.subset([3]), fut.subset([3]))
-    np.testing.assert_allclose(alone[0], batch[3], rtol=1e-4)   # per-series sampling streams
+    np.testing.assert_allclose(alone[0], batch[3], rtol=1e-4)  # per-series sampling streams
 
 
 def test_given_concurrent_requests_when_predicted_then_each_gets_its_serial_numbers(seasonal):
@@ -168,10 +179,16 @@ def test_given_concurrent_requests_when_predicted_then_each_gets_its_serial_numb
 
     _, model, _, hist, fut, _ = seasonal
     expected = [model.predict(hist.subset([i]), fut.subset([i]))[0] for i in range(4)]
-    loaded = pickle.loads(pickle.dumps(model))   # no network yet: threads race to rebuild it
+    loaded = pickle.loads(pickle.dumps(model))  # no network yet: threads race to rebuild it
     with ThreadPoolExecutor(4) as pool:
         for candidate in (model, loaded):
-            got = list(pool.map(lambda i: candidate.predict(  # noqa: B023  (mapped within this iteration)
-                hist.subset([i]), fut.subset([i]))[0], range(4)))
+            got = list(
+                pool.map(
+                    lambda i: candidate.predict(  # noqa: B023  (mapped within this iteration)
+                        hist.subset([i]), fut.subset([i])
+                    )[0],
+                    range(4),
+                )
+            )
             for i in range(4):
                 np.testing.assert_allclose(got[i], expected[i], rtol=1e-6)

@@ -1,4 +1,5 @@
 """train(): backtests, ensemble, failures contained, artifact round trip, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def test_given_two_opposite_biases_when_selecting_then_the_ensemble_mixes_them()
 
 def test_given_an_exact_weekly_pattern_when_trained_then_seasonal_naive_takes_all_weight(tmp_path, config):
     frame = make_frame(n_items=3, n_days=70, kind="seasonal", noise=0.0).drop(columns=["promotion"])
-    result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"],
-                   log=lambda *_: None)
+    result = train(
+        frame, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"], log=lambda *_: None
+    )
     board = result.leaderboard.set_index("candidate")
     assert board.loc["SeasonalNaive", "ensemble_weight"] == pytest.approx(1.0)
     assert board.loc["SeasonalNaive", "wQL"] == pytest.approx(0.0, abs=1e-9)
@@ -44,6 +46,7 @@ def test_given_an_exact_weekly_pattern_when_trained_then_seasonal_naive_takes_al
 
 class _Broken(Candidate):
     """A global candidate that raises (a local one would fall back per series instead)."""
+
     name = "Broken"
 
     def _predict(self, history, future):
@@ -64,7 +67,8 @@ def test_given_a_candidate_that_raises_when_trained_then_it_is_skipped_and_logge
 
 
 def test_given_a_per_series_model_that_cannot_fit_any_series_when_trained_then_it_fails_not_passes(
-        tmp_path, config, monkeypatch):
+    tmp_path, config, monkeypatch
+):
     """A broken install (say, prophet without its Stan backend) must not pass as the model."""
     from forecasting.models.statistical import Theta
 
@@ -75,18 +79,20 @@ def test_given_a_per_series_model_that_cannot_fit_any_series_when_trained_then_i
     frame = make_frame(n_items=3, n_days=60)
     result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lambda *_: None)
     status = result.leaderboard.set_index("candidate").loc["Theta", "status"]
-    assert status == ("failed: RuntimeError: Theta fell back to seasonal naive on every series; "
-                      "first reason: ValueError: no backend")
+    assert status == (
+        "failed: RuntimeError: Theta fell back to seasonal naive on every series; first reason: ValueError: no backend"
+    )
 
 
 def test_given_a_per_series_model_that_fails_on_some_series_when_trained_then_the_log_counts_them(
-        tmp_path, config, monkeypatch):
+    tmp_path, config, monkeypatch
+):
     from forecasting.models.statistical import Theta
 
     real = Theta._forecast
 
     def picky(self, y, h, X, Xf, spec):
-        if y.mean() > 65:            # make_frame levels: 50, 60, 70: only the third series
+        if y.mean() > 65:  # make_frame levels: 50, 60, 70: only the third series
             raise ValueError("degenerate")
         return real(self, y, h, X, Xf, spec)
 
@@ -96,14 +102,21 @@ def test_given_a_per_series_model_that_fails_on_some_series_when_trained_then_th
     result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lines.append)
     assert result.leaderboard.set_index("candidate").loc["Theta", "status"] == "ok"
     theta = [line for line in lines if line.strip().startswith("Theta") and "window" in line]
-    assert theta and all("; 1 of 3 series fell back to seasonal naive (ValueError: degenerate)" in line
-                         for line in theta)
+    assert theta and all(
+        "; 1 of 3 series fell back to seasonal naive (ValueError: degenerate)" in line for line in theta
+    )
 
 
 def test_given_an_exhausted_time_limit_when_trained_then_only_the_baseline_survives(tmp_path, config):
     frame = make_frame(n_items=2, n_days=80)
-    result = train(frame, config, tmp_path, time_limit_seconds=1e-6, candidates=["SeasonalNaive", "NPTS", "LightGBM"],
-                   log=lambda *_: None)
+    result = train(
+        frame,
+        config,
+        tmp_path,
+        time_limit_seconds=1e-6,
+        candidates=["SeasonalNaive", "NPTS", "LightGBM"],
+        log=lambda *_: None,
+    )
     board = result.leaderboard.set_index("candidate")
     assert board.loc["NPTS", "status"].startswith("skipped")
     assert board.loc[board.index.str.startswith("LightGBM")]["status"].str.startswith("skipped").all()
@@ -114,11 +127,16 @@ def test_given_a_trained_model_when_saved_and_loaded_then_it_predicts_identical_
     frame = make_frame(n_items=3, n_days=120, kind="covariate")
     history, context, _ = split_context(frame, config.horizon)
     lines = []
-    result = train(history, config, tmp_path / "run", candidates=["SeasonalNaive", "DynamicRegression", "LightGBM"],
-                   candidate_params=FAST_LGB, log=lines.append)
+    result = train(
+        history,
+        config,
+        tmp_path / "run",
+        candidates=["SeasonalNaive", "DynamicRegression", "LightGBM"],
+        candidate_params=FAST_LGB,
+        log=lines.append,
+    )
     # only the global model learns in fit; the local one is said to fit per series at prediction
-    assert [line.split(" (")[0] for line in lines if line.startswith("[engine] refit ")] == \
-        ["[engine] refit LightGBM"]
+    assert [line.split(" (")[0] for line in lines if line.startswith("[engine] refit ")] == ["[engine] refit LightGBM"]
     assert any(line.startswith("[engine] DynamicRegression") and "nothing global to refit" in line for line in lines)
     meta = json.loads((result.model_dir / "metadata.json").read_text())
     assert meta["covariates"] == ["promotion"] and meta["static"] == ["category"]
@@ -128,14 +146,22 @@ def test_given_a_trained_model_when_saved_and_loaded_then_it_predicts_identical_
     second = pd.read_csv(tmp_path / "out.csv")
     assert list(second.columns) == ["item_id", "timestamp", "p10", "p50", "p90", "mean"]
     assert len(second) == 3 * config.horizon
-    np.testing.assert_allclose(second[["p10", "p50", "p90", "mean"]].to_numpy(),
-                               first[["p10", "p50", "p90", "mean"]].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        second[["p10", "p50", "p90", "mean"]].to_numpy(), first[["p10", "p50", "p90", "mean"]].to_numpy(), rtol=1e-12
+    )
     assert (np.diff(second[["p10", "p50", "p90"]].to_numpy(), axis=1) >= 0).all()
 
 
 def test_given_grouping_columns_when_predicted_then_output_keeps_them_and_the_user_column_names(tmp_path):
-    config = EngineConfig(item_id_column="sku", timestamp_column="date", target_column="units",
-                          grouping_columns=("store",), frequency="D", horizon=5, quantiles=("p20", "p80"))
+    config = EngineConfig(
+        item_id_column="sku",
+        timestamp_column="date",
+        target_column="units",
+        grouping_columns=("store",),
+        frequency="D",
+        horizon=5,
+        quantiles=("p20", "p80"),
+    )
     frame = make_frame(n_items=2, n_days=50).drop(columns=["promotion"])
     frame = frame.rename(columns={"item_id": "sku", "timestamp": "date", "target_value": "units"})
     frame = pd.concat([frame.assign(store="s1"), frame.assign(store="s2", units=frame["units"] * 2)])
@@ -156,16 +182,25 @@ def test_given_missing_future_covariates_when_predicted_then_the_error_says_what
         load_model(result.model_dir).predict(frame)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda f: f.drop(columns=["target_value"]), r"missing column\(s\) \['target_value'\]"),
-    (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 5, "not a date")), r"column 'timestamp' row 7"),
-    (lambda f: f.assign(target_value=f["target_value"].astype(object).where(f.index != 3, "abc")),
-     r"column 'target_value' row 5 is not a number"),
-    (lambda f: f.assign(target_value=f["target_value"].astype(float).where(f.index != 4, 1e308)),
-     r"column 'target_value' has 1 values beyond \+-1e\+15 \(first: row 6, 1e\+308\)"),
-    (lambda f: f.assign(promotion=f["promotion"].astype(float).where(f.index != 8, 1e300)),
-     r"column 'promotion' has 1 values beyond .*row 10"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda f: f.drop(columns=["target_value"]), r"missing column\(s\) \['target_value'\]"),
+        (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 5, "not a date")), r"column 'timestamp' row 7"),
+        (
+            lambda f: f.assign(target_value=f["target_value"].astype(object).where(f.index != 3, "abc")),
+            r"column 'target_value' row 5 is not a number",
+        ),
+        (
+            lambda f: f.assign(target_value=f["target_value"].astype(float).where(f.index != 4, 1e308)),
+            r"column 'target_value' has 1 values beyond \+-1e\+15 \(first: row 6, 1e\+308\)",
+        ),
+        (
+            lambda f: f.assign(promotion=f["promotion"].astype(float).where(f.index != 8, 1e300)),
+            r"column 'promotion' has 1 values beyond .*row 10",
+        ),
+    ],
+)
 def test_given_bad_training_data_when_trained_then_the_error_names_column_and_row(tmp_path, config, mutate, message):
     frame = mutate(make_frame(n_items=2, n_days=40))
     with pytest.raises(ValueError, match=message):
@@ -189,8 +224,10 @@ def test_given_intervals_too_narrow_on_backtests_when_calibrated_then_they_are_w
     rng = np.random.default_rng(1)
     actual = rng.normal(0, 1, (400, 25))
     z = 1.2816  # N(0,1) p90; the forecast claims half the true spread
-    values = np.stack([np.full_like(actual, -z / 2), np.zeros_like(actual), np.full_like(actual, z / 2),
-                       np.zeros_like(actual)], axis=-1)
+    values = np.stack(
+        [np.full_like(actual, -z / 2), np.zeros_like(actual), np.full_like(actual, z / 2), np.zeros_like(actual)],
+        axis=-1,
+    )
     factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
     assert factors.shape == (25, 3)  # per step, per quantile
     assert factors[:, 0] == pytest.approx(2.0, abs=0.15) and factors[:, 2] == pytest.approx(2.0, abs=0.15)
@@ -199,18 +236,34 @@ def test_given_intervals_too_narrow_on_backtests_when_calibrated_then_they_are_w
     assert 0.7 < inside < 0.9
 
 
-@pytest.mark.parametrize("freq, pandas_freq, n", [  # the long sub-daily series take seconds: integration
-    pytest.param("H", "h", 24 * 12, marks=pytest.mark.integration), ("W", "W-SUN", 120), ("M", "MS", 60),
-    pytest.param("15min", "15min", 400, marks=pytest.mark.integration)])
-def test_given_other_frequencies_when_trained_and_predicted_then_the_next_periods_are_forecast(tmp_path, freq,
-                                                                                            pandas_freq, n):
+@pytest.mark.parametrize(
+    "freq, pandas_freq, n",
+    [  # the long sub-daily series take seconds: integration
+        pytest.param("H", "h", 24 * 12, marks=pytest.mark.integration),
+        ("W", "W-SUN", 120),
+        ("M", "MS", 60),
+        pytest.param("15min", "15min", 400, marks=pytest.mark.integration),
+    ],
+)
+def test_given_other_frequencies_when_trained_and_predicted_then_the_next_periods_are_forecast(
+    tmp_path, freq, pandas_freq, n
+):
     config = EngineConfig(frequency=freq, horizon=4, holiday_country="US")
     stamps = pd.date_range("2020-01-05", periods=n, freq=pandas_freq)
     rng = np.random.default_rng(0)
     season = config.season_length
-    frame = pd.concat([pd.DataFrame({"item_id": f"i{k}", "timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
-                                     "target_value": 20 + k + 5 * np.sin(2 * np.pi * np.arange(n) / season)
-                                     + rng.normal(0, 0.2, n)}) for k in range(3)])
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "item_id": f"i{k}",
+                    "timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+                    "target_value": 20 + k + 5 * np.sin(2 * np.pi * np.arange(n) / season) + rng.normal(0, 0.2, n),
+                }
+            )
+            for k in range(3)
+        ]
+    )
     result = train(frame, config, tmp_path, candidate_params=FAST_LGB, log=lambda *_: None)
     out = load_model(result.model_dir).predict(frame)
     expected = pd.date_range(stamps[-1], periods=5, freq=pandas_freq)[1:]
@@ -224,8 +277,9 @@ def test_given_a_target_that_never_goes_negative_when_forecast_then_no_quantile_
     frame["target_value"] = (frame["target_value"] - 55).clip(lower=0)
     assert (frame["target_value"] == 0).mean() > 0.3
     history, context, _ = split_context(frame, config.horizon)
-    result = train(history, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"],
-                   log=lambda *_: None)
+    result = train(
+        history, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"], log=lambda *_: None
+    )
     forecast = load_model(result.model_dir).predict(context)
     assert json.loads((result.model_dir / "metadata.json").read_text())["non_negative"] is True
     assert (forecast[["p10", "p50", "p90", "mean"]].to_numpy() >= 0).all()
@@ -241,22 +295,27 @@ def test_finalize_clips_at_zero_only_when_asked_and_keeps_quantiles_ordered():
 
 
 def test_given_ids_with_leading_zeros_in_files_when_trained_and_predicted_then_every_id_survives_as_text(
-        tmp_path, config):
+    tmp_path, config
+):
     """'007' and '7' are two items: read from CSV files they must not merge into one item 7."""
     frame = make_frame(n_items=4, n_days=40).drop(columns=["promotion"])
     frame["item_id"] = frame["item_id"].map({"item_0": "007", "item_1": "7", "item_2": "0042", "item_3": "42"})
     frame.to_csv(tmp_path / "train.csv", index=False)
-    result = train(tmp_path / "train.csv", config, tmp_path / "model", candidates=["SeasonalNaive"],
-                   log=lambda *_: None)
+    result = train(
+        tmp_path / "train.csv", config, tmp_path / "model", candidates=["SeasonalNaive"], log=lambda *_: None
+    )
     frame.to_csv(tmp_path / "context.csv", index=False)
-    out = pd.read_csv(load_model(result.model_dir).predict_file(tmp_path / "context.csv", tmp_path / "out.csv"),
-                      dtype={"item_id": str})
+    out = pd.read_csv(
+        load_model(result.model_dir).predict_file(tmp_path / "context.csv", tmp_path / "out.csv"),
+        dtype={"item_id": str},
+    )
     assert sorted(out["item_id"].unique()) == ["0042", "007", "42", "7"]
     assert len(out) == 4 * config.horizon
 
 
 def test_given_context_timestamps_with_mixed_utc_offsets_when_predicted_then_they_are_read_at_local_time(
-        tmp_path, config):
+    tmp_path, config
+):
     """PrepareData's rule in the engine too: 2023-01-02T00:00:00+02:00 is 2 January, not 1 January 22:00 UTC."""
     frame = make_frame(n_items=2, n_days=40).drop(columns=["promotion"])
     result = train(frame, config, tmp_path, candidates=["SeasonalNaive"], log=lambda *_: None)
@@ -273,24 +332,31 @@ def _coherent(frame, quantiles=("p10", "p50", "p90")):
 
 
 def test_given_noisy_seasonal_series_with_a_covariate_when_served_then_every_row_is_one_coherent_distribution(
-        tmp_path, config):
+    tmp_path, config
+):
     # known answer: level + weekly season + 30 x promotion, little noise (sd 0.3): the setting in
     # which LightGBM's separate mean booster left its quantile band (26% of rows, like the seed's 42%)
     frame = make_frame(n_items=6, n_days=160, kind="covariate", noise=0.3)
     t = np.tile(np.arange(160), 6)
     frame["target_value"] += 10 * np.sin(2 * np.pi * t / 7)
     history, context, actual = split_context(frame, config.horizon)
-    result = train(history, config, tmp_path, candidates=["SeasonalNaive", "LightGBM"],
-                   candidate_params=FAST_LGB, log=lambda *_: None)
+    result = train(
+        history,
+        config,
+        tmp_path,
+        candidates=["SeasonalNaive", "LightGBM"],
+        candidate_params=FAST_LGB,
+        log=lambda *_: None,
+    )
     model = load_model(result.model_dir)
-    batch = model.predict(context)                          # batch transform and the endpoint call this
+    batch = model.predict(context)  # batch transform and the endpoint call this
     context.to_csv(tmp_path / "context.csv", index=False)
     written = pd.read_csv(model.predict_file(tmp_path / "context.csv", tmp_path / "context.csv.out"))
-    one = model.predict(context[context["item_id"] == "item_2"])   # a one-item endpoint request
+    one = model.predict(context[context["item_id"] == "item_2"])  # a one-item endpoint request
     for served in (batch, written, one):
         assert _coherent(served)
     truth = actual.sort_values(["item_id", "timestamp"])["target_value"].to_numpy()
-    assert np.mean(np.abs(batch["mean"].to_numpy() - truth)) < 6.0   # promotion lift 30, season 10
+    assert np.mean(np.abs(batch["mean"].to_numpy() - truth)) < 6.0  # promotion lift 30, season 10
 
 
 def test_given_lightgbm_when_it_forecasts_then_its_own_mean_lies_inside_its_quantiles_before_any_guard(config):
@@ -298,10 +364,10 @@ def test_given_lightgbm_when_it_forecasts_then_its_own_mean_lies_inside_its_quan
 
     from .test_models import _panels
 
-    frame = make_frame(n_items=6, n_days=160, kind="covariate", noise=0.3)   # 26% outside before the fix
+    frame = make_frame(n_items=6, n_days=160, kind="covariate", noise=0.3)  # 26% outside before the fix
     train_panel, hist, fut, _ = _panels(frame, config)
     model = create("LightGBM", config, **FAST_LGB["LightGBM"]).fit(train_panel)
-    raw = np.asarray(model._predict(hist, fut))              # the model's output, not finalize's
+    raw = np.asarray(model._predict(hist, fut))  # the model's output, not finalize's
     q = np.sort(raw[..., :-1], axis=2)
     assert ((raw[..., -1] >= q[..., 0]) & (raw[..., -1] <= q[..., -1])).all()
 
@@ -317,12 +383,12 @@ def test_given_errors_growing_with_the_step_when_calibrated_then_every_step_cove
     claimed = np.full((600, H), 2.0 * z)
     values = np.stack([-claimed, np.zeros_like(actual), claimed, np.zeros_like(actual)], axis=-1)
     factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
-    assert factors[0, 2] == pytest.approx(0.9, abs=0.1)       # 1.8/2
-    assert factors[-1, 2] == pytest.approx(1.5, abs=0.12)     # 3/2
+    assert factors[0, 2] == pytest.approx(0.9, abs=0.1)  # 1.8/2
+    assert factors[-1, 2] == pytest.approx(1.5, abs=0.12)  # 3/2
     calibrated = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
     inside = (actual >= calibrated[..., 0]) & (actual <= calibrated[..., 2])
-    assert 0.74 < inside[:, :3].mean() < 0.86 and 0.74 < inside[:, -3:].mean() < 0.86   # near and far steps
-    one_factor = apply_interval_scales(values, factors.mean(axis=0), (0.1, 0.5, 0.9))   # one factor for all steps
+    assert 0.74 < inside[:, :3].mean() < 0.86 and 0.74 < inside[:, -3:].mean() < 0.86  # near and far steps
+    one_factor = apply_interval_scales(values, factors.mean(axis=0), (0.1, 0.5, 0.9))  # one factor for all steps
     inside_one = (actual >= one_factor[..., 0]) & (actual <= one_factor[..., 2])
     assert inside_one[:, -3:].mean() < 0.74 < 0.86 < inside_one[:, :3].mean()
     # predicting further than the backtests did keeps the last step's factor
@@ -336,21 +402,22 @@ def test_given_intervals_too_wide_on_backtests_when_calibrated_then_they_are_nar
     rng = np.random.default_rng(2)
     actual = rng.normal(0, 1, (400, 25))
     z = 1.2816  # the forecast claims 1.2 times the true spread
-    values = np.stack([np.full_like(actual, -1.2 * z), np.zeros_like(actual), np.full_like(actual, 1.2 * z),
-                       np.zeros_like(actual)], axis=-1)
+    values = np.stack(
+        [np.full_like(actual, -1.2 * z), np.zeros_like(actual), np.full_like(actual, 1.2 * z), np.zeros_like(actual)],
+        axis=-1,
+    )
     factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
     assert factors[:, 0] == pytest.approx(1 / 1.2, abs=0.06) and factors[:, 2] == pytest.approx(1 / 1.2, abs=0.06)
     narrowed = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
     inside = ((actual >= narrowed[..., 0]) & (actual <= narrowed[..., 2])).mean()
     assert 0.75 < inside < 0.85
     # far too wide: narrowed by at most a fifth (a few backtest windows are thin evidence)
-    assert (interval_scales(values * 2, actual, (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(0.8))
+    assert interval_scales(values * 2, actual, (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(0.8)
     # backtests of a few series (40 series-windows): too little evidence to narrow at all
-    assert (interval_scales(values[:40], actual[:40], (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(1.0))
+    assert interval_scales(values[:40], actual[:40], (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(1.0)
 
 
-def test_given_gaussian_noise_when_trained_then_calibrated_backtest_coverage_of_p10_p90_is_near_80_percent(
-        tmp_path):
+def test_given_gaussian_noise_when_trained_then_calibrated_backtest_coverage_of_p10_p90_is_near_80_percent(tmp_path):
     # weekly season plus N(0, 2) noise on 12 series: the right p10-p90 covers 80%
     config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"), backtest_windows=3)
     frame = make_frame(n_items=12, n_days=240, kind="seasonal", noise=2.0).drop(columns=["promotion"])
@@ -369,27 +436,29 @@ def test_given_no_log_callable_when_training_then_progress_goes_to_the_logger_no
     with caplog.at_level(logging.INFO, logger="forecasting.engine"):
         train(frame, config, tmp_path, candidates=["SeasonalNaive"])
     assert any(r.name == "forecasting.engine" and "[engine] best: " in r.getMessage() for r in caplog.records)
-    assert capsys.readouterr().out == ""   # a library logs; only the CLIs print
+    assert capsys.readouterr().out == ""  # a library logs; only the CLIs print
 
 
 def test_given_few_short_series_when_trained_then_more_windows_back_the_weights_and_the_held_out_coverage_is_near_80_percent(
-        tmp_path):
+    tmp_path,
+):
     # 6 series, weekly season plus N(0, 3) noise: 6 x 14 points a window is thin, so the engine
     # takes 5 windows; the forecast of the next 14 days (never seen in training) covers ~80%
     config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"))
     frame = make_frame(n_items=6, n_days=200, kind="seasonal", noise=3.0, seed=4).drop(columns=["promotion"])
     history, context, actual = split_context(frame, 14)
     lines = []
-    result = train(history, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"],
-                   log=lines.append)
+    result = train(
+        history, config, tmp_path, candidates=["SeasonalNaive", "NPTS", "DynamicRegression"], log=lines.append
+    )
     assert any("window 5/5" in text for text in lines)
     assert json.loads((result.model_dir / "metadata.json").read_text())["backtest_windows"] == 5
     forecast = load_model(result.model_dir).predict(context).merge(actual, on=["item_id", "timestamp"])
     inside = (forecast["target_value"] >= forecast["p10"]) & (forecast["target_value"] <= forecast["p90"])
     assert 0.7 <= inside.mean() <= 0.9, inside.mean()
     factors = np.asarray(json.loads((result.model_dir / "metadata.json").read_text())["interval_factors"])
-    assert factors.shape == (14, 3)       # per horizon step and quantile
-    assert (factors >= 1.0).all()         # 6 series x 5 windows: too few to narrow on
+    assert factors.shape == (14, 3)  # per horizon step and quantile
+    assert (factors >= 1.0).all()  # 6 series x 5 windows: too few to narrow on
 
 
 def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep_the_configured_windows(tmp_path):
@@ -404,18 +473,23 @@ def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep
     lines = []
     train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lines.append)
     assert any("window 2/2" in text for text in lines) and not any("window 3/" in text for text in lines)
+
+
 def test_given_a_panel_too_large_for_a_candidate_when_trained_then_it_is_left_out_before_fitting(
-        tmp_path, config, monkeypatch):
+    tmp_path, config, monkeypatch
+):
     # given a budget so small that ETS's per-series cost for 3 series x 2 windows is far past it
     import dataclasses
 
     from forecasting.models import ETS
+
     config = dataclasses.replace(config, statistical_budget_seconds=0.001)
     fitted = []
     monkeypatch.setattr(ETS, "_fit", lambda self, train: fitted.append(train.n_series))
     lines = []
-    result = train(make_frame(n_items=3, n_days=120), config, tmp_path, candidates=["SeasonalNaive", "ETS"],
-                   log=lines.append)
+    result = train(
+        make_frame(n_items=3, n_days=120), config, tmp_path, candidates=["SeasonalNaive", "ETS"], log=lines.append
+    )
     # then ETS never fits, the log and the leaderboard say why, and the baseline carries the job
     assert fitted == []
     board = result.leaderboard.set_index("candidate")
@@ -432,6 +506,7 @@ def test_given_whole_futures_when_split_then_the_array_path_equals_the_per_serie
     result = train(history, config, tmp_path / "run", candidates=["SeasonalNaive", "NPTS"], log=lambda *_: None)
     model = load_model(result.model_dir)
     from forecasting.data import ColumnRoles, static_frame, to_long_frame
+
     long = to_long_frame(context, model.config, model.roles, "context", training=False)
     ids = static_frame(context, model.config, ColumnRoles([], list(model.roles.static), []))
     # when split with arrays (all series at once) and per series (the path for short futures)

@@ -1,4 +1,5 @@
 """One coherent predictive distribution: the mean of the quantiles, the ensemble's combination, the guard."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def test_given_a_skewed_distribution_when_its_mean_is_taken_from_quantiles_then_
     dist = lognorm(0.5, scale=10.0)
     mean = quantile_mean(dist.ppf(LEVELS)[None], LEVELS)[0]
     assert mean == pytest.approx(dist.mean(), rel=0.01)
-    assert mean > dist.median()   # right skew: mean above the median, as demand's is
+    assert mean > dist.median()  # right skew: mean above the median, as demand's is
 
 
 def test_given_any_sorted_quantiles_then_their_mean_lies_inside_the_outer_ones():
@@ -39,7 +40,9 @@ def test_given_a_zero_floor_when_the_lower_tail_would_cross_it_then_the_tail_is_
     # (segments 0.4 x 2 and 0.4 x 6, upper tail 0.1 x 8 plus its slope 10 x 0.1^2 / 2)
     q = np.array([[0.0, 4.0, 8.0]])
     assert quantile_mean(q, LEVELS, lower_bound=0.0)[0] > quantile_mean(q, LEVELS)[0]
-    assert quantile_mean(q, LEVELS, lower_bound=0.0)[0] == pytest.approx(0.4 * 2 + 0.4 * 6 + (0.1 * 8 + 10 * 0.1 ** 2 / 2))
+    assert quantile_mean(q, LEVELS, lower_bound=0.0)[0] == pytest.approx(
+        0.4 * 2 + 0.4 * 6 + (0.1 * 8 + 10 * 0.1**2 / 2)
+    )
 
 
 def test_given_members_whose_means_disagree_with_their_bands_when_combined_then_one_distribution_results():
@@ -59,7 +62,7 @@ def test_given_calibration_factors_and_a_zero_floor_when_combined_then_order_flo
     rng = np.random.default_rng(3)
     members = {n: np.sort(rng.normal(1, 3, (20, 7, 4)), axis=2) for n in ("A", "B")}
     for v in members.values():
-        v[..., -1] = rng.normal(1, 10, (20, 7))   # means anywhere
+        v[..., -1] = rng.normal(1, 10, (20, 7))  # means anywhere
     weights = {"A": np.array([0.3, 0.6, 0.8, 0.5]), "B": np.array([0.7, 0.4, 0.2, 0.5])}
     out = combine(members, weights, LEVELS, factors=np.array([1.5, 1.0, 0.7]), non_negative=True)
     assert (np.diff(out[..., :3], axis=2) >= 0).all()

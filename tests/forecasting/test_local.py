@@ -1,4 +1,5 @@
 """The local-model base: per-series loop, fallback, minimum length, constant windows, workers."""
+
 from __future__ import annotations
 
 import time
@@ -16,6 +17,7 @@ from .test_models import _panels
 
 class _LastValue(LocalModel):
     """A toy local model: the last value, flat, with a fixed +-1 band; raises on series ending above 65."""
+
     name = "LastValue"
 
     def _predict_one(self, series, state):
@@ -27,6 +29,7 @@ class _LastValue(LocalModel):
 
 class _Selecting(_LastValue):
     """Chooses an offset per series at fit (the series' own mean), used at prediction."""
+
     name = "Selecting"
     selects_per_series = True
 
@@ -70,7 +73,7 @@ def test_given_a_constant_window_when_the_model_declares_it_flat_then_it_is_fore
             return {"window": 20}
 
     frame = make_frame(n_items=3, n_days=60, noise=0.5)
-    frame.loc[frame["item_id"] == "item_2", "target_value"] = 80.0   # would raise: the model never sees it
+    frame.loc[frame["item_id"] == "item_2", "target_value"] = 80.0  # would raise: the model never sees it
     train, hist, fut, _ = _panels(frame, config)
     forecast = Flat(config).fit(train).forecast(hist, fut)
     assert forecast.fallbacks.count == 0

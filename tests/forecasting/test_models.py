@@ -1,4 +1,5 @@
 """Each candidate on tiny synthetic series with known answers."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,10 +14,12 @@ from .conftest import FAST_LGB, make_frame, split_context
 
 def _panels(frame, config):
     from forecasting.artifact import ForecastModel
+
     history, context, actual = split_context(frame, config.horizon)
     _, roles, static, train_panel = _prepare(history, config, "test")
     model = ForecastModel(config, roles, static, {}, {})
     from forecasting.data import ColumnRoles, static_frame, to_long_frame
+
     long = to_long_frame(context, config, roles, "ctx", training=False)
     ids = static_frame(context, config, ColumnRoles([], roles.static, []))
     hist, fut = model._split(long, ids, "ctx")
@@ -31,7 +34,7 @@ def test_given_a_pure_weekly_season_when_forecast_then_each_candidate_follows_it
     model = create(name, config, **FAST_LGB.get(name, {})).fit(train)
     values = model.predict(hist, fut)
     assert values.shape == (4, 7, 4)
-    mae = np.mean(np.abs(values[:, :, 1] - truth))   # p50
+    mae = np.mean(np.abs(values[:, :, 1] - truth))  # p50
     assert mae < 2.5, f"{name} p50 error {mae:.2f} on a season of amplitude 10"
 
 
@@ -56,7 +59,7 @@ def test_given_a_promotion_effect_when_forecast_then_promoted_days_are_forecast_
     values = create(name, config, **params).fit(train).predict(hist, fut)
     promo = fut.X[:, 0].reshape(values.shape[:2]) == 1
     assert promo.any() and (~promo).any()
-    lift = values[:, :, 1][promo].mean() - values[:, :, 1][~promo].mean()   # p50
+    lift = values[:, :, 1][promo].mean() - values[:, :, 1][~promo].mean()  # p50
     assert 20 < lift < 40, f"{name} learned a lift of {lift:.1f}, the truth is 30"
     # the mean follows (LightGBM's is that of its quantiles, whose p10 learns the lift slowest)
     mean_lift = values[:, :, -1][promo].mean() - values[:, :, -1][~promo].mean()
@@ -85,7 +88,9 @@ def test_given_an_unknown_model_name_when_created_then_the_error_lists_the_regis
         create("Foo", config)
 
 
-@pytest.mark.parametrize("name", ["ETS", pytest.param("ARIMA", marks=pytest.mark.integration)])  # ARIMA fits take seconds
+@pytest.mark.parametrize(
+    "name", ["ETS", pytest.param("ARIMA", marks=pytest.mark.integration)]
+)  # ARIMA fits take seconds
 def test_given_a_fitted_statistical_model_when_predicting_then_it_reuses_the_selected_forms(name, config):
     frame = make_frame(n_items=3, n_days=120, kind="seasonal", noise=0.5)
     train, hist, fut, truth = _panels(frame, config)
@@ -104,9 +109,12 @@ def test_given_the_registry_then_exactly_one_candidate_is_the_baseline_and_every
     assert [name for name, cls in CANDIDATES.items() if cls.is_baseline] == [BASELINE] == [SeasonalNaive.name]
     assert candidate_names(["arima", "npts"])[0] == BASELINE
     assert candidate_names(preset="default")[0] == BASELINE
+
+
 def test_given_quarterly_data_when_the_regression_forecasts_then_its_season_is_four_steps_long():
     # 4-step season (amplitude 10) on a level of 100: the year of a 3M series is 4 steps, not 12
     from forecasting import EngineConfig
+
     config = EngineConfig(frequency="3M", horizon=8, quantiles=("p10", "p50", "p90"))
     rng = np.random.default_rng(0)
     rows = []

@@ -1,5 +1,6 @@
 """The Prophet candidate (optional `prophet` extra): known answers, reproducibility, workers,
 artifacts, the engine's labels."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,8 @@ def test_given_a_pure_weekly_season_when_forecast_then_prophet_follows_it(config
     forecast = model.forecast(hist, fut)
     values = forecast.values
     assert values.shape == (4, 7, 4)
-    assert forecast.fallbacks.count == 0   # Prophet itself, not the seasonal naive fallback
-    mae = np.mean(np.abs(values[:, :, 1] - truth))   # p50
+    assert forecast.fallbacks.count == 0  # Prophet itself, not the seasonal naive fallback
+    mae = np.mean(np.abs(values[:, :, 1] - truth))  # p50
     assert mae < 1.0, f"Prophet p50 error {mae:.2f} on a season of amplitude 10"
 
 
@@ -50,8 +51,11 @@ def test_given_a_promotion_effect_when_forecast_then_the_regressor_lifts_promote
     promo = fut.X[:, 0].reshape(values.shape[:2]) == 1
     assert promo.any() and (~promo).any()
     # within each series: the lift on promoted days against the others (truth 30)
-    lifts = [values[i, promo[i], -1].mean() - values[i, ~promo[i], -1].mean()
-             for i in range(len(values)) if promo[i].any() and (~promo[i]).any()]
+    lifts = [
+        values[i, promo[i], -1].mean() - values[i, ~promo[i], -1].mean()
+        for i in range(len(values))
+        if promo[i].any() and (~promo[i]).any()
+    ]
     assert lifts and all(25 < lift < 35 for lift in lifts), lifts
     assert np.mean(np.abs(values[:, :, -1] - truth)) < 2.0
 
@@ -62,7 +66,7 @@ def test_given_noisy_series_when_forecast_then_quantiles_never_cross_and_form_an
     train_panel, hist, fut, truth = _panels(frame, config)
     values = create("Prophet", config, n_jobs=1).fit(train_panel).predict(hist, fut)
     assert np.all(np.diff(values[:, :, :-1], axis=2) >= 0)
-    assert np.all(values[:, :, 2] > values[:, :, 0] + 5)   # noise sd 8: a real 80% interval (~20 wide)
+    assert np.all(values[:, :, 2] > values[:, :, 0] + 5)  # noise sd 8: a real 80% interval (~20 wide)
     covered = np.mean((truth >= values[:, :, 0]) & (truth <= values[:, :, 2]))
     assert covered >= 0.5
 
@@ -75,7 +79,7 @@ def test_given_two_runs_when_forecast_then_numbers_are_identical_and_the_caller_
     first = create("Prophet", config, n_jobs=1).fit(train_panel).predict(hist, fut)
     # Prophet draws from numpy's global RNG: seeded per series, then the caller's state restored
     assert np.random.random() == np.random.RandomState(123).random()
-    np.random.seed(999)   # whatever the caller's state, the same numbers
+    np.random.seed(999)  # whatever the caller's state, the same numbers
     second = create("Prophet", config, n_jobs=1).fit(train_panel).predict(hist, fut)
     np.testing.assert_array_equal(first, second)
     # another seed: other sample draws, so other quantiles (the mean, yhat, does not depend on it)
@@ -126,8 +130,7 @@ def test_given_a_pickled_candidate_when_loaded_then_it_predicts_identical_number
 
 
 @pytest.mark.integration
-def test_given_the_prophet_algorithm_when_trained_then_it_is_labelled_prophet_and_survives_save_load(
-        tmp_path, config):
+def test_given_the_prophet_algorithm_when_trained_then_it_is_labelled_prophet_and_survives_save_load(tmp_path, config):
     # given: promotions seasonal naive cannot foresee, so Prophet earns ensemble weight
     frame = make_frame(n_items=3, n_days=120, kind="covariate", noise=0.5)
     history, context, actual = split_context(frame, config.horizon)
@@ -179,8 +182,13 @@ print("fallbacks", model.forecast(hist, fut).fallbacks.count)
 def test_given_a_fresh_process_when_prophet_forecasts_then_nothing_is_printed():
     # a fresh interpreter without pytest's log capture: prophet's and cmdstanpy's own handlers
     # would print 'Importing plotly failed' and INFO lines per fit
-    done = subprocess.run([sys.executable, "-c", QUIET_SCRIPT], capture_output=True, text=True, timeout=120,
-                          cwd=str(Path(__file__).resolve().parents[2]))
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "fallbacks 0"
     assert done.stderr == ""

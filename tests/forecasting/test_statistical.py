@@ -1,4 +1,5 @@
 """Per-series statistical candidates: parallel workers, time budgets."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +19,8 @@ from .test_models import _panels
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["ETS", "ARIMA"])
 def test_given_worker_processes_when_fitting_and_predicting_then_results_equal_the_serial_ones(
-        name, config, monkeypatch):
+    name, config, monkeypatch
+):
     # given: a few series with covariates, and the parallel path switched on for so few series
     monkeypatch.setattr(local, "PARALLEL_MIN_SERIES", 2)
     frame = make_frame(n_items=6, n_days=90, kind="covariate", noise=2.0)
@@ -54,8 +56,7 @@ def test_given_slow_progress_when_projected_past_the_deadline_then_it_stops_earl
         model._check_projection(now - 9, 9, 10, now + 5, repeats=1)
 
 
-def test_given_a_tiny_statistical_budget_when_trained_then_the_skip_is_logged_and_the_baseline_kept(
-        tmp_path, config):
+def test_given_a_tiny_statistical_budget_when_trained_then_the_skip_is_logged_and_the_baseline_kept(tmp_path, config):
     # given: a job without a time limit, but a statistical budget nothing can meet
     config = dataclasses.replace(config, statistical_budget_seconds=1e-9)
     frame = make_frame(n_items=3, n_days=90)
@@ -104,7 +105,9 @@ def test_given_an_abandoned_parallel_fit_when_it_stops_then_the_workers_stop_too
     assert before < 80
 
 
-@pytest.mark.parametrize("name", [pytest.param("ARIMA", marks=pytest.mark.integration), "ETS", "Theta"])  # ARIMA fits take seconds
+@pytest.mark.parametrize(
+    "name", [pytest.param("ARIMA", marks=pytest.mark.integration), "ETS", "Theta"]
+)  # ARIMA fits take seconds
 def test_given_a_series_with_no_sales_lately_when_forecast_then_it_is_flat_zero_not_a_fallback(name, config):
     # ARIMA's estimation fails on a constant window (all residuals missing); that is not a model failure
     frame = make_frame(n_items=3, n_days=300, kind="covariate", noise=2.0)
@@ -121,7 +124,7 @@ def test_given_a_series_with_no_sales_lately_when_forecast_then_it_is_flat_zero_
 @pytest.mark.parametrize("name", ["Theta", "ETS"])
 def test_given_one_item_alone_when_forecast_then_it_gets_exactly_its_numbers_from_the_batch(name, config):
     # the endpoint forecasts one item; batch forecasts it among others (at another place in memory)
-    frame = make_frame(n_items=5, n_days=98, kind="covariate", noise=2.0)   # 91 points: odd offsets
+    frame = make_frame(n_items=5, n_days=98, kind="covariate", noise=2.0)  # 91 points: odd offsets
     train_panel, hist, fut, _ = _panels(frame, config)
     model = create(name, config, n_jobs=1).fit(train_panel)
     batch = model.predict(hist, fut)

@@ -1,4 +1,5 @@
 """Shared helpers for the definition tests: render once, walk steps, resolve expressions, block sockets."""
+
 from __future__ import annotations
 
 import copy
@@ -43,8 +44,10 @@ def batch_definition() -> dict:
 
 
 # step type -> (the API operation its Arguments are sent to, the job-name member the service fills in)
-JOB_OPERATIONS = {"Processing": ("CreateProcessingJob", "ProcessingJobName"),
-                  "Transform": ("CreateTransformJob", "TransformJobName")}
+JOB_OPERATIONS = {
+    "Processing": ("CreateProcessingJob", "ProcessingJobName"),
+    "Transform": ("CreateTransformJob", "TransformJobName"),
+}
 
 
 def job_request(s: dict) -> tuple:
@@ -70,8 +73,9 @@ def step(definition: dict, name: str) -> dict:
     return matches[0]
 
 
-def resolve_expression(value: Any, parameters: dict, execution_id: str = "exec-1",
-                       properties: dict | None = None) -> Any:
+def resolve_expression(
+    value: Any, parameters: dict, execution_id: str = "exec-1", properties: dict | None = None
+) -> Any:
     """A minimal evaluator for Get / Std:Join over parameters, execution variables and properties."""
     properties = properties or {}
     if isinstance(value, dict) and "Get" in value:
@@ -85,8 +89,7 @@ def resolve_expression(value: Any, parameters: dict, execution_id: str = "exec-1
         raise KeyError(f"unresolvable Get {path}")
     if isinstance(value, dict) and "Std:Join" in value:
         join = value["Std:Join"]
-        return join["On"].join(str(resolve_expression(v, parameters, execution_id, properties))
-                               for v in join["Values"])
+        return join["On"].join(str(resolve_expression(v, parameters, execution_id, properties)) for v in join["Values"])
     return value
 
 
@@ -116,7 +119,7 @@ def block_network(monkeypatch) -> list:
 
 # Python source that blocks non-loopback sockets in a fresh interpreter (the SDK's import-time
 # client and telemetry only show up in a process that has not imported the SDK yet).
-BLOCK_SOCKETS_PRELUDE = '''
+BLOCK_SOCKETS_PRELUDE = """
 import socket, sys
 _attempts = []
 _original = socket.socket.connect
@@ -129,4 +132,4 @@ def _guarded(self, address, *args):
 socket.socket.connect = _guarded
 import atexit
 atexit.register(lambda: print("NETWORK-ATTEMPTS=%d %r" % (len(_attempts), _attempts[:3])))
-'''
+"""

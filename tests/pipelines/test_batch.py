@@ -1,4 +1,5 @@
 """The batch definition: steps and wiring, parameters, botocore shapes, the scripts' CLI contracts."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,13 @@ from tests.pipelines.definition_support import (
     step,
 )
 
-SCRIPTS = {contracts.STEP_RESOLVE_MODEL: resolve_model, contracts.STEP_PREPARE_BATCH: batch_input,
-           contracts.STEP_CREATE_MODEL: create_model, contracts.STEP_REPORT: report, contracts.STEP_MONITOR: monitor}
+SCRIPTS = {
+    contracts.STEP_RESOLVE_MODEL: resolve_model,
+    contracts.STEP_PREPARE_BATCH: batch_input,
+    contracts.STEP_CREATE_MODEL: create_model,
+    contracts.STEP_REPORT: report,
+    contracts.STEP_MONITOR: monitor,
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +32,18 @@ def definition():
 
 def test_given_the_batch_definition_then_steps_are_the_issues_in_dependency_order(definition):
     assert [(s["Name"], s["Type"]) for s in definition["Steps"]] == [
-        ("ResolveModel", "Processing"), ("PrepareBatchInput", "Processing"), ("CreateModel", "Processing"),
-        ("BatchForecast", "Transform"), ("MonitorForecasts", "Processing"), ("Report", "Processing")]
+        ("ResolveModel", "Processing"),
+        ("PrepareBatchInput", "Processing"),
+        ("CreateModel", "Processing"),
+        ("BatchForecast", "Transform"),
+        ("MonitorForecasts", "Processing"),
+        ("Report", "Processing"),
+    ]
 
 
-@pytest.mark.parametrize("name", ["ResolveModel", "PrepareBatchInput", "CreateModel", "BatchForecast",
-                                  "MonitorForecasts", "Report"])
+@pytest.mark.parametrize(
+    "name", ["ResolveModel", "PrepareBatchInput", "CreateModel", "BatchForecast", "MonitorForecasts", "Report"]
+)
 def test_given_a_batch_step_when_validated_against_botocore_then_it_has_no_problem(definition, name):
     operation, request = job_request(step(definition, name))
     assert request_problems("sagemaker", operation, request) == []
@@ -40,22 +52,35 @@ def test_given_a_batch_step_when_validated_against_botocore_then_it_has_no_probl
 def test_given_the_parameters_then_the_issues_names_and_defaults_are_there(definition):
     parameters = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definition["Parameters"]}
     assert parameters["ServiceLevel"] == ("Float", 0.9)
-    for name in ("InputDataUrl", "ModelPackageGroupName", "OutputUrl", "TransformInstanceType",
-                 "ItemIdColumn", "TimestampColumn", "TargetColumn", "GroupingColumns"):
+    for name in (
+        "InputDataUrl",
+        "ModelPackageGroupName",
+        "OutputUrl",
+        "TransformInstanceType",
+        "ItemIdColumn",
+        "TimestampColumn",
+        "TargetColumn",
+        "GroupingColumns",
+    ):
         assert name in parameters
 
 
 def test_given_the_transform_then_it_uses_the_created_model_and_the_sharded_input(definition):
     transform = step(definition, contracts.STEP_BATCH_FORECAST)["Arguments"]
-    assert transform["ModelName"] == {"Std:JsonGet": {
-        "PropertyFile": {"Get": f"Steps.{contracts.STEP_CREATE_MODEL}.PropertyFiles.{contracts.BATCH_MODEL_NAME}"},
-        "Path": "model_name"}}
+    assert transform["ModelName"] == {
+        "Std:JsonGet": {
+            "PropertyFile": {"Get": f"Steps.{contracts.STEP_CREATE_MODEL}.PropertyFiles.{contracts.BATCH_MODEL_NAME}"},
+            "Path": "model_name",
+        }
+    }
     assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {
-        "Get": f"Steps.{contracts.STEP_PREPARE_BATCH}.ProcessingOutputConfig.Outputs['shards'].S3Output.S3Uri"}
+        "Get": f"Steps.{contracts.STEP_PREPARE_BATCH}.ProcessingOutputConfig.Outputs['shards'].S3Output.S3Uri"
+    }
     assert transform["TransformInput"]["SplitType"] == "None"  # a whole file (whole series) per request
     files = step(definition, contracts.STEP_CREATE_MODEL)["PropertyFiles"]
-    assert files == [{"PropertyFileName": contracts.BATCH_MODEL_NAME, "OutputName": "result",
-                      "FilePath": contracts.BATCH_MODEL_FILE}]
+    assert files == [
+        {"PropertyFileName": contracts.BATCH_MODEL_NAME, "OutputName": "result", "FilePath": contracts.BATCH_MODEL_FILE}
+    ]
 
 
 def test_given_the_report_then_its_output_goes_to_the_output_url_parameter(definition):
@@ -65,29 +90,37 @@ def test_given_the_report_then_its_output_goes_to_the_output_url_parameter(defin
 
 def test_given_the_monitor_step_then_it_keeps_forecasts_and_records_accuracy_under_the_prefix(definition):
     s = step(definition, contracts.STEP_MONITOR)["Arguments"]
-    outputs = {o["OutputName"]: resolve_expression(o["S3Output"]["S3Uri"], {}, execution_id="e-7")
-               for o in s["ProcessingOutputConfig"]["Outputs"]}
-    assert outputs == {"monitor": "s3://forecast-test-bucket/demand-forecasting/executions/e-7/MonitorForecasts/monitor",
-                       "kept": "s3://forecast-test-bucket/demand-forecasting/forecast-history/e-7",
-                       "record": "s3://forecast-test-bucket/demand-forecasting/accuracy-history/e-7"}
+    outputs = {
+        o["OutputName"]: resolve_expression(o["S3Output"]["S3Uri"], {}, execution_id="e-7")
+        for o in s["ProcessingOutputConfig"]["Outputs"]
+    }
+    assert outputs == {
+        "monitor": "s3://forecast-test-bucket/demand-forecasting/executions/e-7/MonitorForecasts/monitor",
+        "kept": "s3://forecast-test-bucket/demand-forecasting/forecast-history/e-7",
+        "record": "s3://forecast-test-bucket/demand-forecasting/accuracy-history/e-7",
+    }
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in s["ProcessingInputs"]}
     assert inputs["forecasts"] == {"Get": f"Steps.{contracts.STEP_BATCH_FORECAST}.TransformOutput.S3OutputPath"}
     # the stored history is read with boto3, never as a ProcessingInput (an empty prefix fails the job)
     assert not any("history" in str(uri) and "forecast-history" in str(uri) for uri in inputs.values())
-    arguments = [resolve_expression(a, default_parameters(definition), "e-7")
-                 for a in s["AppSpecification"]["ContainerArguments"]]
+    arguments = [
+        resolve_expression(a, default_parameters(definition), "e-7")
+        for a in s["AppSpecification"]["ContainerArguments"]
+    ]
     parsed = monitor.parse_args(arguments)
     assert parsed.forecast_history_uri == "s3://forecast-test-bucket/demand-forecasting/forecast-history"
     assert parsed.accuracy_history_uri == "s3://forecast-test-bucket/demand-forecasting/accuracy-history"
-    report_inputs = {i["InputName"]: i["S3Input"]["S3Uri"]
-                     for i in step(definition, contracts.STEP_REPORT)["Arguments"]["ProcessingInputs"]}
+    report_inputs = {
+        i["InputName"]: i["S3Input"]["S3Uri"]
+        for i in step(definition, contracts.STEP_REPORT)["Arguments"]["ProcessingInputs"]
+    }
     assert report_inputs["monitor"] == {
-        "Get": f"Steps.{contracts.STEP_MONITOR}.ProcessingOutputConfig.Outputs['monitor'].S3Output.S3Uri"}
+        "Get": f"Steps.{contracts.STEP_MONITOR}.ProcessingOutputConfig.Outputs['monitor'].S3Output.S3Uri"
+    }
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
-def test_given_default_parameters_when_a_script_parses_its_step_arguments_then_every_flag_is_known(
-        definition, name):
+def test_given_default_parameters_when_a_script_parses_its_step_arguments_then_every_flag_is_known(definition, name):
     arguments = step(definition, name)["Arguments"]["AppSpecification"]["ContainerArguments"]
     values = [resolve_expression(a, default_parameters(definition)) for a in arguments]
     parsed = SCRIPTS[name].parse_args(values)

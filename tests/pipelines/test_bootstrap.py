@@ -1,4 +1,5 @@
 """python -m pipelines.bootstrap against a moto server: bucket hardening, least-privilege role, idempotence."""
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,27 @@ def test_given_the_policy_templates_then_they_grant_what_the_pipeline_needs_and_
     policies = bootstrap.role_policies(values)
     everything = [s for document in policies.values() for s in document["Statement"]]
     actions = set().union(*(_actions(d) for d in policies.values()))
-    assert {"sagemaker:CreateAutoMLJobV2", "sagemaker:DescribeAutoMLJobV2", "sagemaker:CreateProcessingJob",
-            "sagemaker:CreateTransformJob", "sagemaker:CreateModel", "sagemaker:CreateModelPackage",
-            "iam:PassRole", "lambda:InvokeFunction", "logs:PutLogEvents", "s3:GetObject", "s3:PutObject"} <= actions
+    assert {
+        "sagemaker:CreateAutoMLJobV2",
+        "sagemaker:DescribeAutoMLJobV2",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:CreateTransformJob",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateModelPackage",
+        "iam:PassRole",
+        "lambda:InvokeFunction",
+        "logs:PutLogEvents",
+        "s3:GetObject",
+        "s3:PutObject",
+    } <= actions
     assert not any(a.endswith(":*") or a == "*" for a in actions)
     by_action = {a: s for s in everything for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert by_action["s3:PutObject"]["Resource"] == f"arn:aws:s3:::{BUCKET}/demand-forecasting/*"
     assert by_action["iam:PassRole"]["Resource"] == "arn:aws:iam::123456789012:role/ForecastRole"
-    assert by_action["lambda:InvokeFunction"]["Resource"] == \
-        f"arn:aws:lambda:{REGION}:123456789012:function:demand-forecast-deploy"
+    assert (
+        by_action["lambda:InvokeFunction"]["Resource"]
+        == f"arn:aws:lambda:{REGION}:123456789012:function:demand-forecast-deploy"
+    )
     assert "${" not in json.dumps(policies)
 
 
@@ -77,6 +90,19 @@ def test_given_no_bucket_when_bootstrapping_then_one_line_error():
 
 
 def test_given_the_bucket_requests_then_they_match_the_s3_model():
-    assert request_problems("s3", "PutPublicAccessBlock", {"Bucket": BUCKET, "PublicAccessBlockConfiguration": {
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-        "RestrictPublicBuckets": True}}) == []
+    assert (
+        request_problems(
+            "s3",
+            "PutPublicAccessBlock",
+            {
+                "Bucket": BUCKET,
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
+            },
+        )
+        == []
+    )

@@ -1,4 +1,5 @@
 """The content-addressed code bundle: contents, hash, local copy and S3 upload (moto)."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,12 +13,17 @@ from tests.pipelines.definition_support import BUCKET, REGION, sagemaker_setting
 
 
 def _tree(root: Path) -> Path:
-    for relative, text in {"processing/__init__.py": "", "processing/prepare.py": "print('prep')\n",
-                           "processing/requirements/prepare.txt": "pyarrow\n",
-                           "processing/__pycache__/prepare.cpython-311.pyc": "x",
-                           "evaluation/evaluate.py": "print('eval')\n", "pipelines/__init__.py": "",
-                           "processing/kernel/contracts.py": "A = 1\n", "pipelines/run.py": "import sagemaker\n",
-                           "forecasting/engine.py": "import lightgbm\n"}.items():
+    for relative, text in {
+        "processing/__init__.py": "",
+        "processing/prepare.py": "print('prep')\n",
+        "processing/requirements/prepare.txt": "pyarrow\n",
+        "processing/__pycache__/prepare.cpython-311.pyc": "x",
+        "evaluation/evaluate.py": "print('eval')\n",
+        "pipelines/__init__.py": "",
+        "processing/kernel/contracts.py": "A = 1\n",
+        "pipelines/run.py": "import sagemaker\n",
+        "forecasting/engine.py": "import lightgbm\n",
+    }.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -26,8 +32,13 @@ def _tree(root: Path) -> Path:
 
 def test_given_the_project_then_the_bundle_holds_step_code_only():
     files = dict(code_bundle.bundle_files())
-    assert {"processing/entry.py", "processing/kernel/contracts.py", "processing/kernel/settings.py",
-            "processing/kernel/aws_validation.py", "processing/requirements/evaluate.txt"} <= set(files)
+    assert {
+        "processing/entry.py",
+        "processing/kernel/contracts.py",
+        "processing/kernel/settings.py",
+        "processing/kernel/aws_validation.py",
+        "processing/requirements/evaluate.txt",
+    } <= set(files)
     assert "deploy/clients.py" not in files  # steps call AWS through plain boto3, never the local factory
     assert not any(p.startswith(("forecasting/", "tests/", "deploy/")) or "__pycache__" in p for p in files)
     assert not any(p.startswith("pipelines/") for p in files)  # the kernel moved into processing/kernel/
@@ -37,13 +48,15 @@ def test_given_a_tree_when_a_file_changes_then_the_hash_changes_and_only_then(tm
     root = _tree(tmp_path / "project")
     first = code_bundle.bundle_hash(root)
     assert code_bundle.bundle_hash(root) == first
-    (root / "forecasting" / "engine.py").write_text("changed\n")     # not bundled
+    (root / "forecasting" / "engine.py").write_text("changed\n")  # not bundled
     assert code_bundle.bundle_hash(root) == first
     (root / "processing" / "prepare.py").write_text("print('v2')\n")
     assert code_bundle.bundle_hash(root) != first
     settings = sagemaker_settings()
-    assert code_bundle.bundle_uri(settings, root) == \
-        f"s3://{BUCKET}/demand-forecasting/code/{code_bundle.bundle_hash(root)}/"
+    assert (
+        code_bundle.bundle_uri(settings, root)
+        == f"s3://{BUCKET}/demand-forecasting/code/{code_bundle.bundle_hash(root)}/"
+    )
 
 
 def test_given_the_local_target_when_uploading_twice_then_files_land_in_the_store_once(tmp_path):
@@ -69,9 +82,17 @@ def test_given_moto_when_uploading_twice_then_the_second_upload_is_skipped(tmp_p
     uri = code_bundle.upload(settings, root, log=lines.append)
     prefix = code_bundle.bundle_prefix(settings, root)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
-    assert keys == {prefix + p for p in ("processing/__init__.py", "processing/prepare.py",
-                                         "processing/requirements/prepare.txt", "evaluation/evaluate.py",
-                                         "processing/kernel/contracts.py", code_bundle.MARKER)}
+    assert keys == {
+        prefix + p
+        for p in (
+            "processing/__init__.py",
+            "processing/prepare.py",
+            "processing/requirements/prepare.txt",
+            "evaluation/evaluate.py",
+            "processing/kernel/contracts.py",
+            code_bundle.MARKER,
+        )
+    }
     first_modified = s3.head_object(Bucket=BUCKET, Key=prefix + "processing/prepare.py")["LastModified"]
     code_bundle.upload(settings, root, log=lines.append)
     assert lines[-1] == f"code bundle {uri} already uploaded"
@@ -110,6 +131,7 @@ def _required_packages() -> set[str]:
 def _imports(tree: ast.Module):
     """(module name, where) for imports at module level ('top') and inside functions ('lazy');
     imports guarded by try/except ImportError are optional and skipped."""
+
     def names(node):
         if isinstance(node, ast.Import):
             return [a.name for a in node.names]

@@ -1,4 +1,5 @@
 """python -m pipelines.run: definition-only offline, upsert + start on a moto server, --wait, errors."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = Path("/work/shared/seed/sagemaker-automl-time-series-forecasting-recipe.md")
 
 # The recipe's CreateAutoMLJobV2 request (seed step 3, automl_job_config.json), verbatim.
-RECIPE_AUTOML_REQUEST = textwrap.dedent('''\
+RECIPE_AUTOML_REQUEST = textwrap.dedent("""\
 {
     "AutoMLJobName": "${AUTOML_JOB_NAME}",
     "AutoMLJobInputDataConfig": [
@@ -91,12 +92,16 @@ RECIPE_AUTOML_REQUEST = textwrap.dedent('''\
         "AutoGenerateEndpointName": true,
         "EndpointName": "automl-forecast-endpoint-${RANDOM_SUFFIX}"
     }
-}''')
+}""")
 
 
 def _recipe_request() -> dict:
-    values = {"AUTOML_JOB_NAME": "retail-demand-forecast-abc123", "FORECAST_BUCKET": "automl-forecasting-abc123",
-              "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/AutoMLForecastingRole", "RANDOM_SUFFIX": "abc123"}
+    values = {
+        "AUTOML_JOB_NAME": "retail-demand-forecast-abc123",
+        "FORECAST_BUCKET": "automl-forecasting-abc123",
+        "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/AutoMLForecastingRole",
+        "RANDOM_SUFFIX": "abc123",
+    }
     return json.loads(re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], RECIPE_AUTOML_REQUEST))
 
 
@@ -104,8 +109,7 @@ def _cli(*args: str, env_extra: dict | None = None, prelude: str = "") -> subpro
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FORECAST_"))}
     env.update({"PYTHONPATH": str(ROOT)}, **(env_extra or {}))
     code = prelude + f"\nimport sys\nfrom pipelines.run import main\nsys.exit(main({list(args)!r}))\n"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=240)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
 
 
 # --- definition-only ---------------------------------------------------------------------------
@@ -113,9 +117,20 @@ def _cli(*args: str, env_extra: dict | None = None, prelude: str = "") -> subpro
 def definition_dir(tmp_path_factory):
     """One offline --definition-only run in a fresh interpreter: no credentials, sockets blocked."""
     out = tmp_path_factory.mktemp("definition")
-    result = _cli("--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE,
-                  "--definition-only", str(out), prelude=BLOCK_SOCKETS_PRELUDE,
-                  env_extra={"FORECAST_HOME": str(out / "home")})
+    result = _cli(
+        "--target",
+        "sagemaker",
+        "--region",
+        REGION,
+        "--bucket",
+        BUCKET,
+        "--role-arn",
+        ROLE,
+        "--definition-only",
+        str(out),
+        prelude=BLOCK_SOCKETS_PRELUDE,
+        env_extra={"FORECAST_HOME": str(out / "home")},
+    )
     return out, result
 
 
@@ -130,15 +145,22 @@ def test_given_no_network_when_rendering_definition_only_then_files_are_written_
 def test_given_definition_only_then_training_json_is_the_rendered_definition(definition_dir):
     out, _ = definition_dir
     written = json.loads((out / "training.json").read_text())
-    assert re.sub(r"/code/[0-9a-f]{16}/", "/code/X/", json.dumps(written)) == \
-        re.sub(r"/code/[0-9a-f]{16}/", "/code/X/", json.dumps(json.loads(training_text())))
+    assert re.sub(r"/code/[0-9a-f]{16}/", "/code/X/", json.dumps(written)) == re.sub(
+        r"/code/[0-9a-f]{16}/", "/code/X/", json.dumps(json.loads(training_text()))
+    )
 
 
-def test_given_definition_only_then_our_automl_request_passes_botocore_and_the_recipes_has_nine_violations(definition_dir):
+def test_given_definition_only_then_our_automl_request_passes_botocore_and_the_recipes_has_nine_violations(
+    definition_dir,
+):
     out, _ = definition_dir
     ours = json.loads((out / "automl_request.json").read_text())
     assert request_problems("sagemaker", "CreateAutoMLJobV2", ours) == []
-    assert ours["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]["ForecastQuantiles"] == ["p10", "p50", "p90"]
+    assert ours["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]["ForecastQuantiles"] == [
+        "p10",
+        "p50",
+        "p90",
+    ]
     assert ours["RoleArn"] == ROLE and ours["OutputDataConfig"]["S3OutputPath"].startswith(f"s3://{BUCKET}/")
     recipe_problems = request_problems("sagemaker", "CreateAutoMLJobV2", _recipe_request())
     assert len(recipe_problems) == 9, recipe_problems
@@ -152,11 +174,15 @@ def test_given_the_seed_markdown_then_the_embedded_recipe_request_is_verbatim():
 
 def test_given_sagemaker_target_without_region_when_definition_only_then_one_line_error(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    code = run.main(["--target", "sagemaker", "--bucket", BUCKET, "--role-arn", ROLE,
-                     "--definition-only", str(tmp_path)], log=lambda line: None)
+    code = run.main(
+        ["--target", "sagemaker", "--bucket", BUCKET, "--role-arn", ROLE, "--definition-only", str(tmp_path)],
+        log=lambda line: None,
+    )
     assert code == 2
-    assert capsys.readouterr().err.strip() == \
-        "error: no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)"
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -165,28 +191,35 @@ def test_given_sagemaker_target_without_role_then_the_error_says_how_to_set_it(m
     code = run.main(["--target", "sagemaker", "--bucket", BUCKET, "--region", REGION, "--no-start"])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err == ("error: no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN "
-                   "(python -m pipelines.bootstrap creates one)")
+    assert err == (
+        "error: no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN "
+        "(python -m pipelines.bootstrap creates one)"
+    )
 
 
 # --- parameters -------------------------------------------------------------------------------------
 def test_given_overrides_then_they_are_typed_like_the_parameters():
     definition = json.loads(training_text())
-    typed = run.check_overrides(definition, run.parse_overrides(
-        ["ForecastHorizon=28", "QualityThreshold=0.25", "GroupingColumns=", "HolidayCountry=DE"]))
+    typed = run.check_overrides(
+        definition,
+        run.parse_overrides(["ForecastHorizon=28", "QualityThreshold=0.25", "GroupingColumns=", "HolidayCountry=DE"]),
+    )
     assert typed == {"ForecastHorizon": 28, "QualityThreshold": 0.25, "GroupingColumns": "", "HolidayCountry": "DE"}
 
 
-@pytest.mark.parametrize("pair, message", [
-    ("Horizon=3", "--param Horizon: not a parameter of this pipeline; did you mean --param ForecastHorizon=3?"),
-    ("QualityTreshold=0.2", "did you mean --param QualityThreshold=0.2?"),
-    ("forecasthorizon=7", "did you mean --param ForecastHorizon=7?"),
-    ("Zzz=1", "--param Zzz: not a parameter of this pipeline (known: AutoMLAlgorithms"),
-    ("ForecastHorizon=two", "--param ForecastHorizon='two': ForecastHorizon is an Integer parameter"),
-    ("ForecastHorizon", "--param 'ForecastHorizon': expected Name=Value"),
-    ("ForecastHorizon=0", "--param ForecastHorizon=0: ForecastHorizon must be from 1 to 500"),
-    ("ForecastHorizon=501", "--param ForecastHorizon=501: ForecastHorizon must be from 1 to 500"),
-])
+@pytest.mark.parametrize(
+    "pair, message",
+    [
+        ("Horizon=3", "--param Horizon: not a parameter of this pipeline; did you mean --param ForecastHorizon=3?"),
+        ("QualityTreshold=0.2", "did you mean --param QualityThreshold=0.2?"),
+        ("forecasthorizon=7", "did you mean --param ForecastHorizon=7?"),
+        ("Zzz=1", "--param Zzz: not a parameter of this pipeline (known: AutoMLAlgorithms"),
+        ("ForecastHorizon=two", "--param ForecastHorizon='two': ForecastHorizon is an Integer parameter"),
+        ("ForecastHorizon", "--param 'ForecastHorizon': expected Name=Value"),
+        ("ForecastHorizon=0", "--param ForecastHorizon=0: ForecastHorizon must be from 1 to 500"),
+        ("ForecastHorizon=501", "--param ForecastHorizon=501: ForecastHorizon must be from 1 to 500"),
+    ],
+)
 def test_given_a_bad_override_then_the_error_names_it(pair, message):
     definition = json.loads(training_text())
     with pytest.raises(run.RunError, match=re.escape(message)):
@@ -195,10 +228,15 @@ def test_given_a_bad_override_then_the_error_names_it(pair, message):
 
 def test_given_relative_local_paths_for_url_parameters_then_local_runs_record_them_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    fixed = run.absolute_local_paths({"OutputUrl": "./report", "InputDataUrl": "s3://b/k", "ForecastHorizon": 7,
-                                      "ItemIdColumn": "sku"})
-    assert fixed == {"OutputUrl": str(tmp_path / "report"), "InputDataUrl": "s3://b/k", "ForecastHorizon": 7,
-                     "ItemIdColumn": "sku"}
+    fixed = run.absolute_local_paths(
+        {"OutputUrl": "./report", "InputDataUrl": "s3://b/k", "ForecastHorizon": 7, "ItemIdColumn": "sku"}
+    )
+    assert fixed == {
+        "OutputUrl": str(tmp_path / "report"),
+        "InputDataUrl": "s3://b/k",
+        "ForecastHorizon": 7,
+        "ItemIdColumn": "sku",
+    }
 
 
 def test_given_help_then_both_pipelines_parameters_are_listed_with_type_default_and_meaning(capsys):
@@ -222,7 +260,10 @@ def test_given_help_then_both_pipelines_parameters_are_listed_with_type_default_
 def test_given_the_batch_specs_then_the_definition_declares_exactly_those_parameters():
     from pipelines.batch import parameter_specs
 
-    declared = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in json.loads(run.render("batch", run.Settings()))["Parameters"]}
+    declared = {
+        p["Name"]: (p["Type"], p.get("DefaultValue"))
+        for p in json.loads(run.render("batch", run.Settings()))["Parameters"]
+    }
     assert declared == {s.name: (s.kind, s.default) for s in parameter_specs(run.Settings())}
 
 
@@ -231,14 +272,19 @@ def _sagemaker_client():
     return boto3.session.Session(region_name=REGION).client("sagemaker")
 
 
-def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_with_overrides(moto_endpoint, monkeypatch):
+def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_with_overrides(
+    moto_endpoint, monkeypatch
+):
     monkeypatch.setattr(run, "render", lambda name, settings: training_text())  # rendered once per session
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     s3 = boto3.session.Session(region_name=REGION).client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     lam = boto3.session.Session(region_name=REGION).client("lambda")
-    layer = lam.publish_layer_version(LayerName="AWSSDKPandas-Python312", Content={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
-                                      CompatibleRuntimes=["python3.12"])["LayerVersionArn"]
+    layer = lam.publish_layer_version(
+        LayerName="AWSSDKPandas-Python312",
+        Content={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+        CompatibleRuntimes=["python3.12"],
+    )["LayerVersionArn"]
     monkeypatch.setenv("FORECAST_PANDAS_LAYER_ARN", layer)
     lines: list[str] = []
     base = ["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]
@@ -254,8 +300,11 @@ def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_w
     described = sm.describe_pipeline(PipelineName="DemandForecastTraining")
     assert json.loads(described["PipelineDefinition"]) == json.loads(training_text())
     assert described["RoleArn"] == ROLE
-    function = boto3.session.Session(region_name=REGION).client("lambda").get_function(
-        FunctionName="demand-forecast-deploy")["Configuration"]
+    function = (
+        boto3.session.Session(region_name=REGION)
+        .client("lambda")
+        .get_function(FunctionName="demand-forecast-deploy")["Configuration"]
+    )
     from tests.pipelines.definition_support import step
 
     assert step(json.loads(described["PipelineDefinition"]), "Deploy")["FunctionArn"] == function["FunctionArn"]
@@ -265,8 +314,7 @@ def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_w
     assert any(line.startswith("forecast API: ") for line in lines)
 
     lines.clear()
-    assert run.main(base + ["--param", "ForecastHorizon=28", "--param", "QualityThreshold=0.2"],
-                    log=lines.append) == 0
+    assert run.main(base + ["--param", "ForecastHorizon=28", "--param", "QualityThreshold=0.2"], log=lines.append) == 0
     assert any(line.startswith("updated pipeline DemandForecastTraining") for line in lines)
     if bundle_uri(sagemaker_settings()) == bundle_before:  # (a shared working tree may change meanwhile)
         assert any("already uploaded" in line for line in lines)
@@ -278,22 +326,32 @@ def test_given_moto_when_upserting_twice_then_created_then_updated_and_started_w
     parameters = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=started)["PipelineParameters"]
     assert {p["Name"]: p["Value"] for p in parameters} == {"ForecastHorizon": "28", "QualityThreshold": "0.2"}
     assert sm.describe_pipeline_execution(PipelineExecutionArn=started)["PipelineExecutionStatus"] in (
-        "Executing", "Succeeded")
+        "Executing",
+        "Succeeded",
+    )
     tags = sm.list_tags(ResourceArn=described["PipelineArn"])["Tags"]
     assert {"Key": "project", "Value": "demand-forecasting"} in tags
 
 
-def test_given_no_pandas_layer_when_running_on_sagemaker_then_the_api_is_skipped_with_a_warning(moto_endpoint, monkeypatch):
+def test_given_no_pandas_layer_when_running_on_sagemaker_then_the_api_is_skipped_with_a_warning(
+    moto_endpoint, monkeypatch
+):
     """moto has no AWS public SSM parameters: the layer lookup fails, the pipeline is still upserted."""
     monkeypatch.setattr(run, "render", lambda name, settings: training_text())
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("FORECAST_PANDAS_LAYER_ARN", raising=False)
     boto3.session.Session(region_name=REGION).client("s3").create_bucket(
-        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
     lines: list[str] = []
 
-    assert run.main(["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE,
-                     "--no-start"], log=lines.append) == 0
+    assert (
+        run.main(
+            ["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE, "--no-start"],
+            log=lines.append,
+        )
+        == 0
+    )
 
     [warning] = [line for line in lines if line.startswith("warning: the forecast API")]
     assert "FORECAST_PANDAS_LAYER_ARN" in warning and "python -m deploy.api_infrastructure" in warning
@@ -308,27 +366,48 @@ def test_given_a_failing_execution_when_waiting_then_step_changes_are_logged_and
     sm = _sagemaker_client()
     stubber = Stubber(sm)
     by_arn = {"PipelineExecutionArn": EXECUTION_ARN}
-    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
-        {"StepName": "PrepareData", "StepStatus": "Executing"}]}, by_arn)
+    stubber.add_response(
+        "list_pipeline_execution_steps",
+        {"PipelineExecutionSteps": [{"StepName": "PrepareData", "StepStatus": "Executing"}]},
+        by_arn,
+    )
     stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Executing"}, by_arn)
-    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
-        {"StepName": "AutoML", "StepStatus": "Failed", "FailureReason": "ClientError: AutoML job failed: bad data"},
-        {"StepName": "PrepareData", "StepStatus": "Succeeded"}]}, by_arn)
+    stubber.add_response(
+        "list_pipeline_execution_steps",
+        {
+            "PipelineExecutionSteps": [
+                {
+                    "StepName": "AutoML",
+                    "StepStatus": "Failed",
+                    "FailureReason": "ClientError: AutoML job failed: bad data",
+                },
+                {"StepName": "PrepareData", "StepStatus": "Succeeded"},
+            ]
+        },
+        by_arn,
+    )
     stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Failed"}, by_arn)
     lines: list[str] = []
     with stubber:
         code = run.wait(sm, EXECUTION_ARN, poll_seconds=0, log=lines.append, sleep=lambda s: None)
     assert code == 1
-    assert lines == ["  PrepareData: Executing", "  PrepareData: Succeeded", "  AutoML: Failed",
-                     "execution failed: AutoML: ClientError: AutoML job failed: bad data"]
+    assert lines == [
+        "  PrepareData: Executing",
+        "  PrepareData: Succeeded",
+        "  AutoML: Failed",
+        "execution failed: AutoML: ClientError: AutoML job failed: bad data",
+    ]
 
 
 def test_given_a_succeeding_execution_when_waiting_then_exit_code_zero():
     sm = _sagemaker_client()
     stubber = Stubber(sm)
     by_arn = {"PipelineExecutionArn": EXECUTION_ARN}
-    stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
-        {"StepName": "QualityGate", "StepStatus": "Succeeded"}]}, by_arn)
+    stubber.add_response(
+        "list_pipeline_execution_steps",
+        {"PipelineExecutionSteps": [{"StepName": "QualityGate", "StepStatus": "Succeeded"}]},
+        by_arn,
+    )
     stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Succeeded"}, by_arn)
     with stubber:
         assert run.wait(sm, EXECUTION_ARN, log=lambda line: None, sleep=lambda s: None) == 0
@@ -351,40 +430,57 @@ def test_given_no_role_when_running_with_no_start_then_local_target_and_the_bund
     assert lines[0] == "target: local (no SageMaker role is configured)"
     settings = resolve()
     bundle = settings.home_path / "s3" / "forecast-local" / code_bundle.bundle_prefix(settings)
-    assert (bundle / "processing" / "entry.py").is_file() and (bundle / "processing" / "kernel" / "contracts.py").is_file()
+    assert (bundle / "processing" / "entry.py").is_file() and (
+        bundle / "processing" / "kernel" / "contracts.py"
+    ).is_file()
     assert not (settings.home_path / "executions").exists()
     assert lines[-1] == "--no-start: definition rendered and code bundle stored; nothing started"
 
 
 def test_given_list_on_the_sagemaker_target_then_the_error_points_to_studio(capsys):
-    assert run.main(["--list", "--target", "sagemaker", "--region", REGION, "--bucket", BUCKET,
-                     "--role-arn", ROLE], log=lambda line: None) == 2
+    assert (
+        run.main(
+            ["--list", "--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE],
+            log=lambda line: None,
+        )
+        == 2
+    )
     assert "--list shows local executions" in capsys.readouterr().err
 
 
 def test_given_overrides_then_the_start_request_passes_botocore_with_string_values():
-    request = run.start_request("DemandForecastTraining", {"ForecastHorizon": 28, "QualityThreshold": 0.2},
-                                now=(2026, 1, 2, 3, 4, 5, 0, 0, 0))
+    request = run.start_request(
+        "DemandForecastTraining", {"ForecastHorizon": 28, "QualityThreshold": 0.2}, now=(2026, 1, 2, 3, 4, 5, 0, 0, 0)
+    )
     assert request["PipelineExecutionDisplayName"] == "DemandForecastTraining-20260102-030405"
-    assert request["PipelineParameters"] == [{"Name": "ForecastHorizon", "Value": "28"},
-                                             {"Name": "QualityThreshold", "Value": "0.2"}]
+    assert request["PipelineParameters"] == [
+        {"Name": "ForecastHorizon", "Value": "28"},
+        {"Name": "QualityThreshold", "Value": "0.2"},
+    ]
     assert request_problems("sagemaker", "StartPipelineExecution", request) == []
 
 
-def test_given_a_pipeline_name_sagemaker_rejects_when_upserting_then_every_problem_is_listed_before_any_call(moto_endpoint):
+def test_given_a_pipeline_name_sagemaker_rejects_when_upserting_then_every_problem_is_listed_before_any_call(
+    moto_endpoint,
+):
     from processing.kernel.aws_validation import RequestValidationError
 
     settings = sagemaker_settings()
-    with pytest.raises(RequestValidationError, match=r"CreatePipeline: 2 problem\(s\):\n  CreatePipeline.PipelineName: 'demand_forecast training' does not match"):
+    with pytest.raises(
+        RequestValidationError,
+        match=r"CreatePipeline: 2 problem\(s\):\n  CreatePipeline.PipelineName: 'demand_forecast training' does not match",
+    ):
         run.upsert(_sagemaker_client(), "demand_forecast training", training_text(), settings, log=lambda line: None)
     assert _sagemaker_client().list_pipelines()["PipelineSummaries"] == []
 
 
 def test_given_aws_unreachable_when_running_on_sagemaker_then_one_line_error_and_exit_code_one(monkeypatch, capsys):
     monkeypatch.setattr(run, "render", lambda name, settings: training_text())
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")   # nothing listens on the discard port
-    code = run.main(["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE,
-                     "--no-start"], log=lambda line: None)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    code = run.main(
+        ["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE, "--no-start"],
+        log=lambda line: None,
+    )
     err = capsys.readouterr().err.strip()
     assert code == 1
     assert err.startswith('error: EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:9/')
@@ -398,33 +494,44 @@ def test_given_forecast_horizon_0_when_running_locally_then_it_is_refused_before
     assert code == 2 and "ForecastHorizon must be from 1 to 500" in err and "nothing was started" in err
     from pipelines.local import runtime
     from processing.kernel.settings import resolve
+
     assert runtime.load_executions(resolve()) == []
 
 
 def test_given_retry_on_the_sagemaker_target_then_retry_pipeline_execution_is_called_for_the_execution_arn():
     """An execution id becomes the ARN of that pipeline's execution (account from the role, no STS call)."""
-    settings = run.settings_from_args(run.parser().parse_args(
-        ["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]), environ={})
+    settings = run.settings_from_args(
+        run.parser().parse_args(["--target", "sagemaker", "--region", REGION, "--bucket", BUCKET, "--role-arn", ROLE]),
+        environ={},
+    )
     arn = run.execution_arn("abc123def456", "DemandForecastTraining", settings)
     account = ROLE.split(":")[4]
     assert arn == f"arn:aws:sagemaker:{REGION}:{account}:pipeline/demandforecasttraining/execution/abc123def456"
     assert run.execution_arn(arn, "ignored", settings) == arn
     sm = boto3.session.Session(region_name=REGION).client("sagemaker")
     with Stubber(sm) as stub:
-        stub.add_response("retry_pipeline_execution", {"PipelineExecutionArn": arn},
-                          {"PipelineExecutionArn": arn, "ClientRequestToken": ANY})
+        stub.add_response(
+            "retry_pipeline_execution",
+            {"PipelineExecutionArn": arn},
+            {"PipelineExecutionArn": arn, "ClientRequestToken": ANY},
+        )
         assert run.retry_sagemaker(sm, arn) == arn
         stub.assert_no_pending_responses()
+
+
 def test_given_a_rendered_local_definition_when_run_again_then_it_comes_from_the_cache_until_settings_change(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     import dataclasses
 
     from processing.kernel.settings import resolve
+
     monkeypatch.setenv("FORECAST_HOME", str(tmp_path))
     settings = resolve()
     rendered = []
-    monkeypatch.setattr(run, "render", lambda name, s: rendered.append(name) or json.dumps({"name": name,
-                                                                                            "bucket": s.bucket}))
+    monkeypatch.setattr(
+        run, "render", lambda name, s: rendered.append(name) or json.dumps({"name": name, "bucket": s.bucket})
+    )
     # the first local run renders and keeps the text; the second reads it back without rendering
     first = run.render_local("batch", settings)
     assert run.render_local("batch", settings) == first and rendered == ["batch"]

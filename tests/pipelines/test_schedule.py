@@ -1,4 +1,5 @@
 """EventBridge Scheduler schedules for the pipelines: validation, moto, the local crontab line."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,21 +17,34 @@ def quiet(_: str) -> None:
     return None
 
 
-@pytest.mark.parametrize("expression", ["rate(1 day)", "rate(6 hours)", "rate(30 minutes)", "cron(0 6 ? * MON *)",
-                                        "cron(15 2 1 * ? *)", "cron(0 6 ? * MON-FRI *)", "at(2030-01-31T06:00:00)"])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "rate(1 day)",
+        "rate(6 hours)",
+        "rate(30 minutes)",
+        "cron(0 6 ? * MON *)",
+        "cron(15 2 1 * ? *)",
+        "cron(0 6 ? * MON-FRI *)",
+        "at(2030-01-31T06:00:00)",
+    ],
+)
 def test_valid_expressions_pass(expression):
     assert schedule.check_expression(expression) == expression
 
 
-@pytest.mark.parametrize("expression, message", [
-    ("rate(1 days)", "did you mean 'rate(1 day)'"),
-    ("rate(2 hour)", "did you mean 'rate(2 hours)'"),
-    ("rate(0 days)", "at least 1"),
-    ("cron(0 6 * * MON *)", "exactly one of day-of-month and day-of-week must be '?'"),
-    ("cron(0 6 * *)", "cron() takes 6 fields"),
-    ("cron(0 25x ? * MON *)", "hours field '25x' is not valid"),
-    ("every monday", "not a schedule expression"),
-])
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("rate(1 days)", "did you mean 'rate(1 day)'"),
+        ("rate(2 hour)", "did you mean 'rate(2 hours)'"),
+        ("rate(0 days)", "at least 1"),
+        ("cron(0 6 * * MON *)", "exactly one of day-of-month and day-of-week must be '?'"),
+        ("cron(0 6 * *)", "cron() takes 6 fields"),
+        ("cron(0 25x ? * MON *)", "hours field '25x' is not valid"),
+        ("every monday", "not a schedule expression"),
+    ],
+)
 def test_invalid_expressions_fail_with_a_message_naming_the_flag(expression, message):
     with pytest.raises(schedule.ScheduleError, match="--expression") as error:
         schedule.check_expression(expression)
@@ -46,16 +60,25 @@ def test_the_role_may_only_start_the_two_project_pipelines_and_only_scheduler_of
     settings = sagemaker_settings()
     [statement] = schedule.scheduler_role_policy(settings)["Statement"]
     assert statement["Action"] == "sagemaker:StartPipelineExecution"
-    assert statement["Resource"] == [f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:pipeline/demandforecasttraining",
-                                     f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:pipeline/demandforecastbatch"]
+    assert statement["Resource"] == [
+        f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:pipeline/demandforecasttraining",
+        f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:pipeline/demandforecastbatch",
+    ]
     [trust] = schedule.scheduler_trust_policy(settings)["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 
 
 def test_given_moto_when_created_updated_listed_and_deleted_then_the_schedule_follows(sagemaker_target, aws_requests):
-    arn = schedule.create(sagemaker_target, "weekly-retrain", "training", "cron(0 6 ? * MON *)",
-                          ["ForecastHorizon=28", "QualityThreshold=0.25"], timezone="Europe/Berlin", log=quiet)
+    arn = schedule.create(
+        sagemaker_target,
+        "weekly-retrain",
+        "training",
+        "cron(0 6 ? * MON *)",
+        ["ForecastHorizon=28", "QualityThreshold=0.25"],
+        timezone="Europe/Berlin",
+        log=quiet,
+    )
 
     scheduler = clients.client("scheduler", sagemaker_target)
     got = scheduler.get_schedule(Name="weekly-retrain", GroupName="demand-forecasting")
@@ -64,12 +87,15 @@ def test_given_moto_when_created_updated_listed_and_deleted_then_the_schedule_fo
     target = got["Target"]
     assert target["Arn"] == f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/demandforecasttraining"
     assert target["SageMakerPipelineParameters"]["PipelineParameterList"] == [
-        {"Name": "ForecastHorizon", "Value": "28"}, {"Name": "QualityThreshold", "Value": "0.25"}]
+        {"Name": "ForecastHorizon", "Value": "28"},
+        {"Name": "QualityThreshold", "Value": "0.25"},
+    ]
     iam = clients.client("iam", sagemaker_target)
     role = iam.get_role(RoleName="demand-forecasting-scheduler")["Role"]
     assert target["RoleArn"] == role["Arn"]
     assert iam.get_role_policy(RoleName="demand-forecasting-scheduler", PolicyName="start-pipelines")[
-        "PolicyDocument"] == schedule.scheduler_role_policy(sagemaker_target)
+        "PolicyDocument"
+    ] == schedule.scheduler_role_policy(sagemaker_target)
 
     schedule.create(sagemaker_target, "weekly-retrain", "training", "rate(7 days)", log=quiet)
     assert aws_requests.operations().count("CreateSchedule") == 1
@@ -99,13 +125,16 @@ def test_a_bad_name_is_refused_by_the_service_model_before_any_aws_call(sagemake
     assert aws_requests.calls == []
 
 
-@pytest.mark.parametrize("expression, when", [
-    ("cron(0 6 ? * MON *)", "0 6 * * MON"),
-    ("cron(30 5 ? * 2-6 *)", "30 5 * * 1-5"),      # AWS counts SUN=1, crontab SUN=0
-    ("cron(0 3 1 * ? *)", "0 3 1 * *"),
-    ("rate(6 hours)", "0 */6 * * *"),
-    ("rate(1 day)", "0 0 */1 * *"),
-])
+@pytest.mark.parametrize(
+    "expression, when",
+    [
+        ("cron(0 6 ? * MON *)", "0 6 * * MON"),
+        ("cron(30 5 ? * 2-6 *)", "30 5 * * 1-5"),  # AWS counts SUN=1, crontab SUN=0
+        ("cron(0 3 1 * ? *)", "0 3 1 * *"),
+        ("rate(6 hours)", "0 */6 * * *"),
+        ("rate(1 day)", "0 0 */1 * *"),
+    ],
+)
 def test_the_local_equivalent_is_a_crontab_line_running_pipelines_run(expression, when):
     line = schedule.crontab_line(expression, "batch", {"ForecastHorizon": 28})
     assert line.startswith(when + " cd ")
@@ -115,8 +144,22 @@ def test_the_local_equivalent_is_a_crontab_line_running_pipelines_run(expression
 @pytest.mark.integration
 def test_on_the_local_target_create_prints_the_crontab_line_and_calls_nothing(aws_requests):
     lines: list[str] = []
-    assert schedule.main(["--target", "local", "create", "weekly", "--expression", "cron(0 6 ? * MON *)",
-                          "--param", "ForecastHorizon=28"], log=lines.append) == 0
+    assert (
+        schedule.main(
+            [
+                "--target",
+                "local",
+                "create",
+                "weekly",
+                "--expression",
+                "cron(0 6 ? * MON *)",
+                "--param",
+                "ForecastHorizon=28",
+            ],
+            log=lines.append,
+        )
+        == 0
+    )
     assert lines[-1].startswith("0 6 * * MON cd ") and "--param ForecastHorizon=28" in lines[-1]
     assert aws_requests.calls == []
 

@@ -4,6 +4,7 @@ With SplitType None a batch transform sends each input file as one request, so e
 PrepareData (backtest) and PrepareBatchInput (batch) steps write for the default seed data must
 fit the MaxPayloadInMB the transform step sets, as the local runtime enforces it (and SageMaker).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from processing.generate import generate_sales
 from processing.kernel import contracts
 from tests.pipelines.definition_support import batch_definition, default_parameters, step, training_definition
 
-pytestmark = pytest.mark.integration   # prepares the seed dataset and runs its steps' code on it
+pytestmark = pytest.mark.integration  # prepares the seed dataset and runs its steps' code on it
 
 
 @pytest.fixture(scope="module")
@@ -27,28 +28,45 @@ def seed_files(tmp_path_factory):
     generate_sales().to_csv(history, index=False)
     generate_sales(future_days=14).to_csv(batch, index=False)
     training = default_parameters(training_definition())
-    assert prepare.main([f"--input={history}", f"--output-dir={root / 'prep'}",
-                         f"--horizon={training['ForecastHorizon']}"]) == 0
+    assert (
+        prepare.main(
+            [f"--input={history}", f"--output-dir={root / 'prep'}", f"--horizon={training['ForecastHorizon']}"]
+        )
+        == 0
+    )
     profile = json.loads((root / "prep" / contracts.PREP_PROFILE / contracts.PROFILE_FILE).read_text())
     (root / "model").mkdir()
-    (root / "model" / contracts.RESOLVED_MODEL_FILE).write_text(json.dumps(
-        {"model_package_arn": "arn", "training_columns": profile["train_columns"]}))
+    (root / "model" / contracts.RESOLVED_MODEL_FILE).write_text(
+        json.dumps({"model_package_arn": "arn", "training_columns": profile["train_columns"]})
+    )
     items_per_file = default_parameters(batch_definition())["ItemsPerFile"]
-    assert batch_input.main([f"--input={batch}", f"--output-dir={root / 'shards'}", f"--model-dir={root / 'model'}",
-                             f"--items-per-file={items_per_file}"]) == 0
-    return {contracts.STEP_BACKTEST: (training_definition(), sorted((root / "prep" / "backtest").glob("*.csv"))),
-            contracts.STEP_BATCH_FORECAST: (batch_definition(), sorted((root / "shards").glob("*.csv")))}
+    assert (
+        batch_input.main(
+            [
+                f"--input={batch}",
+                f"--output-dir={root / 'shards'}",
+                f"--model-dir={root / 'model'}",
+                f"--items-per-file={items_per_file}",
+            ]
+        )
+        == 0
+    )
+    return {
+        contracts.STEP_BACKTEST: (training_definition(), sorted((root / "prep" / "backtest").glob("*.csv"))),
+        contracts.STEP_BATCH_FORECAST: (batch_definition(), sorted((root / "shards").glob("*.csv"))),
+    }
 
 
 @pytest.mark.parametrize("transform_step", [contracts.STEP_BACKTEST, contracts.STEP_BATCH_FORECAST])
 def test_every_transform_request_of_the_seed_fits_its_payload_limit(seed_files, transform_step):
     definition, files = seed_files[transform_step]
     arguments = step(definition, transform_step)["Arguments"]
-    assert arguments["TransformInput"]["SplitType"] == "None"      # one request per file
+    assert arguments["TransformInput"]["SplitType"] == "None"  # one request per file
     assert arguments["MaxPayloadInMB"] == contracts.TRANSFORM_MAX_PAYLOAD_MB
     assert arguments["ModelClientConfig"] == {
-        "InvocationsTimeoutInSeconds": contracts.TRANSFORM_INVOCATIONS_TIMEOUT_SECONDS}
-    assert len(files) > 1                                           # the seed is cut into several requests
+        "InvocationsTimeoutInSeconds": contracts.TRANSFORM_INVOCATIONS_TIMEOUT_SECONDS
+    }
+    assert len(files) > 1  # the seed is cut into several requests
     for file in files:
         limits.check_transform_payload(arguments, file.stat().st_size, file.name)
         # and each fits even the 6 MB default, where streaming (MaxPayloadInMB 0) is not available

@@ -1,4 +1,5 @@
 """Atomic writes: a failed writer leaves the old file or folder exactly as it was, and no litter."""
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,8 @@ def umask_022():
 
 
 def test_given_umask_022_when_writing_atomically_then_files_are_0644_and_folders_0755_like_plain_writes(
-        tmp_path, umask_022):
+    tmp_path, umask_022
+):
     assert current_umask() == 0o022
     written = write_text_atomic(tmp_path / "a.csv", "x")
     with staged_file(tmp_path / "b.png") as temporary:
@@ -103,7 +105,7 @@ def test_replace_directory_copies_when_a_rename_cannot_cross_filesystems(tmp_pat
     source, target = tmp_path / "stage", tmp_path / "mounted"
     source.mkdir()
     (source / "x.txt").write_text("x")
-    target.mkdir()   # an empty output folder, as a container creates it
+    target.mkdir()  # an empty output folder, as a container creates it
     real_replace = os.replace
 
     def replace(a, b):

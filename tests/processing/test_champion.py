@@ -1,4 +1,5 @@
 """ChampionForecast step on a moto server: every request validated against botocore's model."""
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,18 @@ def aws(moto_endpoint):
 
 
 def _args(tmp_path, **changes):
-    values = dict(model_package_group="demand", backtest_uri=f"s3://{BUCKET}/p/backtest", output_uri=OUTPUT,
-                  execution_id="exec-9", role_arn=ROLE_ARN, instance_type="ml.m5.xlarge", horizon=14,
-                  quantiles="p10,p50,p90", frequency="D", result_dir=tmp_path / "out")
+    values = dict(
+        model_package_group="demand",
+        backtest_uri=f"s3://{BUCKET}/p/backtest",
+        output_uri=OUTPUT,
+        execution_id="exec-9",
+        role_arn=ROLE_ARN,
+        instance_type="ml.m5.xlarge",
+        horizon=14,
+        quantiles="p10,p50,p90",
+        frequency="D",
+        result_dir=tmp_path / "out",
+    )
     values.update(changes)
     return champion.parse_args([f"--{k.replace('_', '-')}={v}" for k, v in values.items()])
 
@@ -32,11 +42,20 @@ def _args(tmp_path, **changes):
 def _approved(sm, horizon="14"):
     ensure_group(sm, "demand")
     return sm.create_model_package(
-        ModelPackageGroupName="demand", ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": CONTAINERS, "SupportedContentTypes": ["text/csv"],
-                                "SupportedResponseMIMETypes": ["text/csv"]},
-        CustomerMetadataProperties={"metric_wape": "0.2", "forecast_horizon": horizon,
-                                    "forecast_quantiles": "p10 p50 p90", "forecast_frequency": "D"})["ModelPackageArn"]
+        ModelPackageGroupName="demand",
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": CONTAINERS,
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties={
+            "metric_wape": "0.2",
+            "forecast_horizon": horizon,
+            "forecast_quantiles": "p10 p50 p90",
+            "forecast_frequency": "D",
+        },
+    )["ModelPackageArn"]
 
 
 def test_given_no_group_then_there_is_no_champion_and_nothing_is_created(aws, tmp_path):
@@ -50,8 +69,11 @@ def test_given_an_approved_champion_then_it_forecasts_the_backtest_and_the_forec
     s3, sm = aws
     arn = _approved(sm)
     # what the transform job writes on SageMaker (moto records the job but runs no container)
-    s3.put_object(Bucket=BUCKET, Key="p/executions/exec-9/ChampionForecast/transform/part-00000.csv.out",
-                  Body=b"item_id,timestamp,p10,p50,p90,mean\nA,2024-01-01,1,2,3,2\n")
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="p/executions/exec-9/ChampionForecast/transform/part-00000.csv.out",
+        Body=b"item_id,timestamp,p10,p50,p90,mean\nA,2024-01-01,1,2,3,2\n",
+    )
     document = champion.forecast_with_champion(sm, s3, _args(tmp_path), log=lambda _: None, poll_seconds=0)
 
     assert document["status"] == "available", document

@@ -1,4 +1,5 @@
 """processing.entry: installs a step's requirements only in containers, then runs the module."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,19 +15,23 @@ def test_given_step_modules_then_requirements_files_are_found_by_last_component(
     assert entry.requirements_file("processing.no_such_step") is None
 
 
-@pytest.mark.parametrize("environ, expected", [
-    ({"FORECAST_INSTALL_REQUIREMENTS": "1", "FORECAST_TARGET": "sagemaker"}, True),
-    ({"FORECAST_INSTALL_REQUIREMENTS": "1", "FORECAST_TARGET": "local"}, False),
-    ({"FORECAST_INSTALL_REQUIREMENTS": "0", "FORECAST_TARGET": "sagemaker"}, False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({"FORECAST_INSTALL_REQUIREMENTS": "1", "FORECAST_TARGET": "sagemaker"}, True),
+        ({"FORECAST_INSTALL_REQUIREMENTS": "1", "FORECAST_TARGET": "local"}, False),
+        ({"FORECAST_INSTALL_REQUIREMENTS": "0", "FORECAST_TARGET": "sagemaker"}, False),
+        ({}, False),
+    ],
+)
 def test_given_the_environment_then_installs_happen_only_in_containers(environ, expected):
     assert entry.should_install(environ) is expected
 
 
 def _step_module(tmp_path, monkeypatch, name="fake_step"):
     (tmp_path / f"{name}.py").write_text(
-        "import sys, pathlib\npathlib.Path(sys.argv[1].split('=', 1)[1]).write_text(' '.join(sys.argv[1:]))\n")
+        "import sys, pathlib\npathlib.Path(sys.argv[1].split('=', 1)[1]).write_text(' '.join(sys.argv[1:]))\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "argv", list(sys.argv))
 
@@ -53,17 +58,21 @@ CONTAINER = {"FORECAST_INSTALL_REQUIREMENTS": "1", "FORECAST_TARGET": "sagemaker
 def test_given_requirements_in_a_container_when_run_then_pip_installs_exactly_them_first(tmp_path, monkeypatch):
     _step_module(tmp_path, monkeypatch, "evaluate")
     calls = []
-    entry.main(["evaluate", f"--out={tmp_path / 'x'}"], environ=CONTAINER,
-               run=lambda command, check, timeout: calls.append(command))
+    entry.main(
+        ["evaluate", f"--out={tmp_path / 'x'}"],
+        environ=CONTAINER,
+        run=lambda command, check, timeout: calls.append(command),
+    )
     (command,) = calls
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
-    assert "--no-deps" in command and "--only-binary=:all:" in command   # the pins, nothing resolved or built
+    assert "--no-deps" in command and "--only-binary=:all:" in command  # the pins, nothing resolved or built
     assert command[-1].endswith("processing/requirements/evaluate.txt")
     assert (tmp_path / "x").read_text() == f"--out={tmp_path / 'x'}"
 
 
 def test_given_no_internet_when_the_install_fails_then_the_step_still_runs_and_says_what_it_lacks(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     _step_module(tmp_path, monkeypatch, "evaluate")
 
     def offline_pip(command, check, timeout):
@@ -73,7 +82,7 @@ def test_given_no_internet_when_the_install_fails_then_the_step_still_runs_and_s
     printed = capsys.readouterr().out
     assert "[entry] could not install evaluate.txt (pip exited with code 1;" in printed
     assert "evaluate runs without matplotlib, contourpy, cycler, fonttools, kiwisolver, pyparsing" in printed
-    assert (tmp_path / "x").read_text() == f"--out={tmp_path / 'x'}"   # the step ran
+    assert (tmp_path / "x").read_text() == f"--out={tmp_path / 'x'}"  # the step ran
 
 
 def test_given_a_hanging_pip_when_it_times_out_then_the_step_still_runs(tmp_path, monkeypatch, capsys):
@@ -93,14 +102,16 @@ def test_given_the_requirements_files_then_each_pins_exactly_and_only_what_the_i
     image = processing_image.load()
     in_image = {name.lower() for name in list(image.packages) + list(image.image_only)}
     files = sorted(entry.REQUIREMENTS_DIR.glob("*.txt"))
-    assert [f.name for f in files] == ["evaluate.txt", "report.txt"]   # pyarrow and boto3: the image has them
+    assert [f.name for f in files] == ["evaluate.txt", "report.txt"]  # pyarrow and boto3: the image has them
     for path in files:
         for line in path.read_text().splitlines():
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
             name, sep, version = line.partition("==")
-            assert sep and version.strip() and not set(version) & set("<>=!~*,; "), f"{path.name}: {line!r} is not exact"
+            assert sep and version.strip() and not set(version) & set("<>=!~*,; "), (
+                f"{path.name}: {line!r} is not exact"
+            )
             assert name.strip().lower() not in in_image, f"{path.name}: the image already has {name}"
 
 

@@ -1,4 +1,5 @@
 """The generator reproduces the seed recipe's script value for value, and its options behave."""
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,9 @@ def _recipe_script() -> str:
     """The python between `cat > generate_training_data.py << 'EOF'` and `EOF`, dedented."""
     docs = sorted(SEED_DIR.glob("*.md")) if SEED_DIR.is_dir() else []
     for doc in docs:
-        match = re.search(r"cat > generate_training_data\.py << 'EOF'\n(.*?)\n[ \t]*EOF\n",
-                          doc.read_text(encoding="utf-8"), re.S)
+        match = re.search(
+            r"cat > generate_training_data\.py << 'EOF'\n(.*?)\n[ \t]*EOF\n", doc.read_text(encoding="utf-8"), re.S
+        )
         if match:
             return textwrap.dedent(match.group(1))
     pytest.skip(f"seed recipe with generate_training_data.py not found under {SEED_DIR.resolve()}")
@@ -31,8 +33,9 @@ def _recipe_script() -> str:
 def test_default_output_equals_the_recipe_script_value_for_value(tmp_path):
     # given the recipe's own script, run in a scratch folder
     (tmp_path / "generate_training_data.py").write_text(_recipe_script())
-    subprocess.run([sys.executable, "generate_training_data.py"], cwd=tmp_path, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "generate_training_data.py"], cwd=tmp_path, check=True, capture_output=True, timeout=120
+    )
     expected = pd.read_csv(tmp_path / "ecommerce_sales_data.csv")
     # when our generator writes its default dataset
     ours_path = tmp_path / "ours.csv"
@@ -45,9 +48,20 @@ def test_default_output_equals_the_recipe_script_value_for_value(tmp_path):
 
 def test_holiday_rule_matches_the_recipe_calendar_and_works_for_any_year():
     days = [d.strftime("%Y-%m-%d") for d in us_holidays([2021, 2022, 2023, 2024])]
-    assert days[:12] == ["2021-01-01", "2021-07-04", "2021-11-25", "2021-12-25",
-                         "2022-01-01", "2022-07-04", "2022-11-24", "2022-12-25",
-                         "2023-01-01", "2023-07-04", "2023-11-23", "2023-12-25"]
+    assert days[:12] == [
+        "2021-01-01",
+        "2021-07-04",
+        "2021-11-25",
+        "2021-12-25",
+        "2022-01-01",
+        "2022-07-04",
+        "2022-11-24",
+        "2022-12-25",
+        "2023-01-01",
+        "2023-07-04",
+        "2023-11-23",
+        "2023-12-25",
+    ]
     assert days[14] == "2024-11-28"
 
 
@@ -56,7 +70,12 @@ def test_more_products_and_regions_get_generated_names_spread_over_categories():
     items = frame.drop_duplicates("item_id")
     assert len(items) == 12 * 6
     assert items.groupby("category")["product"].nunique().to_dict() == {
-        "books": 2, "clothing": 3, "electronics": 3, "home": 2, "sports": 2}
+        "books": 2,
+        "clothing": 3,
+        "electronics": 3,
+        "home": 2,
+        "sports": 2,
+    }
     assert "Region6" in set(items["region"])
     assert len(frame) == 72 * 10 and frame["target_value"].notna().all()
 
@@ -80,8 +99,24 @@ def test_future_days_keep_history_and_carry_known_covariates_with_empty_target()
 
 def test_cli_writes_parquet_and_truth(tmp_path):
     out, truth = tmp_path / "sales.parquet", tmp_path / "truth.csv"
-    code = main(["--out", str(out), "--products", "5", "--regions", "1", "--start", "2022-01-01",
-                 "--end", "2022-03-31", "--future-days", "3", "--future-truth", str(truth)])
+    code = main(
+        [
+            "--out",
+            str(out),
+            "--products",
+            "5",
+            "--regions",
+            "1",
+            "--start",
+            "2022-01-01",
+            "--end",
+            "2022-03-31",
+            "--future-days",
+            "3",
+            "--future-truth",
+            str(truth),
+        ]
+    )
     assert code == 0
     frame = pd.read_parquet(out)
     assert len(frame) == 5 * (90 + 3)
@@ -92,11 +127,12 @@ def test_cli_writes_parquet_and_truth(tmp_path):
 def test_legacy_normal_draws_are_the_same_one_by_one_or_as_a_vector():
     # the vectorised generator relies on this property of numpy's legacy RandomState
     import numpy as np
+
     one, many = np.random.RandomState(42), np.random.RandomState(42)
     scalars = []
     for _ in range(3):
         scalars.append(one.uniform(20, 60))
-        scalars += [one.normal(0, 5) for _ in range(7)]      # odd count: a cached Gaussian carries over
+        scalars += [one.normal(0, 5) for _ in range(7)]  # odd count: a cached Gaussian carries over
     vectors = []
     for _ in range(3):
         vectors.append(many.uniform(20, 60))
@@ -110,14 +146,39 @@ def test_written_in_chunks_the_files_equal_the_in_memory_dataset(tmp_path):
     for suffix in (".csv", ".csv.gz", ".parquet"):
         out, history, truth = (tmp_path / f"{name}{suffix}" for name in ("batch", "history", "truth"))
         # when the CLI writes it three items at a time (14 items: chunks of 3, 3, 3, 3, 2)
-        assert main(["--out", str(out), "--history-out", str(history), "--future-truth", str(truth),
-                     "--products", "7", "--regions", "2", "--start", "2023-01-01", "--end", "2023-02-28",
-                     "--future-days", "5", "--chunk-items", "3"]) == 0
+        assert (
+            main(
+                [
+                    "--out",
+                    str(out),
+                    "--history-out",
+                    str(history),
+                    "--future-truth",
+                    str(truth),
+                    "--products",
+                    "7",
+                    "--regions",
+                    "2",
+                    "--start",
+                    "2023-01-01",
+                    "--end",
+                    "2023-02-28",
+                    "--future-days",
+                    "5",
+                    "--chunk-items",
+                    "3",
+                ]
+            )
+            == 0
+        )
         read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
         # then each file holds exactly the in-memory rows: all, history only, the truth
         expected = data.frame
-        pd.testing.assert_frame_equal(read(out), expected if suffix == ".parquet" else
-                                      pd.read_csv(io.StringIO(expected.to_csv(index=False))), check_exact=True)
+        pd.testing.assert_frame_equal(
+            read(out),
+            expected if suffix == ".parquet" else pd.read_csv(io.StringIO(expected.to_csv(index=False))),
+            check_exact=True,
+        )
         assert len(read(history)) == 14 * 59 and read(history)["target_value"].notna().all()
         assert read(history)["timestamp"].astype(str).max() == "2023-02-28"
         assert len(read(truth)) == 14 * 5

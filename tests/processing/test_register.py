@@ -1,4 +1,5 @@
 """RegisterModel against a moto server on 127.0.0.1 and botocore's service model."""
+
 from __future__ import annotations
 
 import json
@@ -13,30 +14,59 @@ from processing.kernel.aws_validation import request_problems
 GROUP = "demand-forecasting"
 EVALUATION_URI = "s3://bucket/prefix/executions/abc/Evaluate/evaluation/evaluation.json"
 CONTAINERS = [
-    {"Image": "111.dkr.ecr.us-east-1.amazonaws.com/automl-dpp:2.5", "ModelDataUrl": "s3://b/dpp/model.tar.gz",
-     "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform"}},
-    {"Image": "111.dkr.ecr.us-east-1.amazonaws.com/automl-forecast:1.0", "ModelDataUrl": "s3://b/ens/model.tar.gz",
-     "Environment": {"AUTOML_INFERENCE_QUANTILES": "p10,p50,p90"}},
+    {
+        "Image": "111.dkr.ecr.us-east-1.amazonaws.com/automl-dpp:2.5",
+        "ModelDataUrl": "s3://b/dpp/model.tar.gz",
+        "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform"},
+    },
+    {
+        "Image": "111.dkr.ecr.us-east-1.amazonaws.com/automl-forecast:1.0",
+        "ModelDataUrl": "s3://b/ens/model.tar.gz",
+        "Environment": {"AUTOML_INFERENCE_QUANTILES": "p10,p50,p90"},
+    },
 ]
 AUTOML_RESULT = {
-    "status": "Completed", "job_name": "fc-abc", "job_arn": "arn:aws:sagemaker:us-east-1:123456789012:automl-job/fc-abc",
-    "best_candidate_name": "ensemble-1", "model_name": "fc-abc-model", "inference_containers": CONTAINERS,
+    "status": "Completed",
+    "job_name": "fc-abc",
+    "job_arn": "arn:aws:sagemaker:us-east-1:123456789012:automl-job/fc-abc",
+    "best_candidate_name": "ensemble-1",
+    "model_name": "fc-abc-model",
+    "inference_containers": CONTAINERS,
     "objective_metric": {"name": "AverageWeightedQuantileLoss", "value": 0.0512},
     "reports": {"explainability": "", "model_insights": "", "backtest_results": ""},
 }
 EVALUATION = {
     # evaluation.json's format: every metric as {"value": ...}
-    "forecast_metrics": {name: {"value": value} for name, value in
-                         {"wape": 0.2134, "mape": 0.25, "mase": 0.81, "rmse": 4.5, "mae": 3.2, "wql": 0.052,
-                          "coverage": 0.79}.items()},
+    "forecast_metrics": {
+        name: {"value": value}
+        for name, value in {
+            "wape": 0.2134,
+            "mape": 0.25,
+            "mase": 0.81,
+            "rmse": 4.5,
+            "mae": 3.2,
+            "wql": 0.052,
+            "coverage": 0.79,
+        }.items()
+    },
     "skill": {"wape": {"value": 0.31}},
     "quality_gate": {"metric": "WAPE", "value": 0.2134, "threshold": 0.3, "passed": True},
 }
 
-AUTOML_REQUEST = {"AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": {
-    "ForecastFrequency": "D", "ForecastHorizon": 14, "ForecastQuantiles": ["p10", "p50", "p90"],
-    "TimeSeriesConfig": {"TargetAttributeName": "target_value", "TimestampAttributeName": "timestamp",
-                         "ItemIdentifierAttributeName": "item_id"}}}}
+AUTOML_REQUEST = {
+    "AutoMLProblemTypeConfig": {
+        "TimeSeriesForecastingJobConfig": {
+            "ForecastFrequency": "D",
+            "ForecastHorizon": 14,
+            "ForecastQuantiles": ["p10", "p50", "p90"],
+            "TimeSeriesConfig": {
+                "TargetAttributeName": "target_value",
+                "TimestampAttributeName": "timestamp",
+                "ItemIdentifierAttributeName": "item_id",
+            },
+        }
+    }
+}
 
 
 @pytest.fixture
@@ -50,9 +80,15 @@ def inputs(tmp_path):
 
 
 def _cli(tmp_path, *extra, execution_id="abc"):
-    return [f"--automl-result-dir={tmp_path / 'automl'}", f"--evaluation-dir={tmp_path / 'evaluation'}",
-            f"--evaluation-uri={EVALUATION_URI}", f"--model-package-group={GROUP}",
-            f"--execution-id={execution_id}", f"--result-dir={tmp_path / 'out'}", *extra]
+    return [
+        f"--automl-result-dir={tmp_path / 'automl'}",
+        f"--evaluation-dir={tmp_path / 'evaluation'}",
+        f"--evaluation-uri={EVALUATION_URI}",
+        f"--model-package-group={GROUP}",
+        f"--execution-id={execution_id}",
+        f"--result-dir={tmp_path / 'out'}",
+        *extra,
+    ]
 
 
 def _sagemaker():
@@ -60,10 +96,17 @@ def _sagemaker():
 
 
 def _request(**overrides):
-    values = dict(automl_result=AUTOML_RESULT, evaluation=EVALUATION, evaluation_uri=EVALUATION_URI, group=GROUP,
-                  approval_status="PendingManualApproval", execution_id="abc",
-                  transform_instance_types=["ml.m5.xlarge"], realtime_instance_types=["ml.m5.large"],
-                  tags={"project": "demand-forecasting"})
+    values = dict(
+        automl_result=AUTOML_RESULT,
+        evaluation=EVALUATION,
+        evaluation_uri=EVALUATION_URI,
+        group=GROUP,
+        approval_status="PendingManualApproval",
+        execution_id="abc",
+        transform_instance_types=["ml.m5.xlarge"],
+        realtime_instance_types=["ml.m5.large"],
+        tags={"project": "demand-forecasting"},
+    )
     values.update(overrides)
     return register.package_request(**values)
 
@@ -75,8 +118,10 @@ def test_given_the_automl_result_when_building_the_package_request_then_it_valid
     spec = request["InferenceSpecification"]
     assert spec["Containers"] == CONTAINERS
     assert spec["SupportedContentTypes"] == ["text/csv"] and spec["SupportedResponseMIMETypes"] == ["text/csv"]
-    assert request["ModelMetrics"]["ModelQuality"]["Statistics"] == {"ContentType": "application/json",
-                                                                      "S3Uri": EVALUATION_URI}
+    assert request["ModelMetrics"]["ModelQuality"]["Statistics"] == {
+        "ContentType": "application/json",
+        "S3Uri": EVALUATION_URI,
+    }
     metadata = request["CustomerMetadataProperties"]
     assert metadata["pipeline_execution_id"] == "abc"
     assert metadata["metric_wape"] == "0.2134" and metadata["quality_gate_passed"] == "true"
@@ -87,15 +132,25 @@ def test_given_the_automl_result_when_building_the_package_request_then_it_valid
 def test_given_the_automl_request_when_building_then_the_forecast_configuration_is_in_the_metadata():
     metadata = _request(automl_request=AUTOML_REQUEST)["CustomerMetadataProperties"]
 
-    assert {k: metadata[k] for k in ("forecast_frequency", "forecast_horizon", "forecast_quantiles",
-                                     "item_id_column", "target_column")} == {
-        "forecast_frequency": "D", "forecast_horizon": "14", "forecast_quantiles": "p10 p50 p90",
-        "item_id_column": "item_id", "target_column": "target_value"}
+    assert {
+        k: metadata[k]
+        for k in ("forecast_frequency", "forecast_horizon", "forecast_quantiles", "item_id_column", "target_column")
+    } == {
+        "forecast_frequency": "D",
+        "forecast_horizon": "14",
+        "forecast_quantiles": "p10 p50 p90",
+        "item_id_column": "item_id",
+        "target_column": "target_value",
+    }
 
 
 def test_given_a_group_name_when_building_the_group_request_then_it_validates():
-    assert request_problems("sagemaker", "CreateModelPackageGroup",
-                            register.group_request(GROUP, {"project": "demand-forecasting"})) == []
+    assert (
+        request_problems(
+            "sagemaker", "CreateModelPackageGroup", register.group_request(GROUP, {"project": "demand-forecasting"})
+        )
+        == []
+    )
 
 
 def test_given_no_group_when_registering_on_moto_then_group_and_package_are_created(inputs, moto_endpoint):
@@ -169,7 +224,8 @@ def test_given_the_local_api_when_registering_twice_then_one_version_carries_eve
 
 
 def test_given_the_prepare_profile_when_registering_on_moto_then_the_training_schema_is_in_the_metadata(
-        inputs, moto_endpoint):
+    inputs, moto_endpoint
+):
     columns = ["item_id", "timestamp", "target_value", "region", "price", "promotion", "store size"]
     (inputs / "profile").mkdir()
     (inputs / "profile" / contracts.PROFILE_FILE).write_text(json.dumps({"train_columns": columns}))

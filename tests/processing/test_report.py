@@ -1,4 +1,5 @@
 """The batch report: tidy table, summary arithmetic, inventory levels, charts, HTML."""
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,21 @@ QUANTILES = ["p10", "p50", "p90"]
 def make_history(days=60, future=7):
     rows = []
     dates = pd.date_range("2024-01-01", periods=days + future, freq="D")
-    for i, (category, region) in enumerate([("toys", "North"), ("toys", "South"), ("books", "North"), ("books", "South")]):
+    for i, (category, region) in enumerate(
+        [("toys", "North"), ("toys", "South"), ("books", "North"), ("books", "South")]
+    ):
         level = 10.0 * (i + 1)
         for step, day in enumerate(dates):
-            rows.append({"item_id": f"item{i}", "timestamp": day.strftime("%Y-%m-%d"),
-                         "target_value": level if step < days else np.nan,
-                         "category": category, "region": region, "promotion": step % 5 == 0})
+            rows.append(
+                {
+                    "item_id": f"item{i}",
+                    "timestamp": day.strftime("%Y-%m-%d"),
+                    "target_value": level if step < days else np.nan,
+                    "category": category,
+                    "region": region,
+                    "promotion": step % 5 == 0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -47,21 +57,39 @@ def report_inputs(tmp_path):
     make_forecasts(history).to_csv(forecast_dir / "part-00000.csv.out", index=False)
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    (model_dir / "resolved_model.json").write_text(json.dumps(
-        {"model_package_arn": "arn:aws:sagemaker:us-east-1:000000000000:model-package/g/3", "metrics": {"wape": 0.1}}))
+    (model_dir / "resolved_model.json").write_text(
+        json.dumps(
+            {
+                "model_package_arn": "arn:aws:sagemaker:us-east-1:000000000000:model-package/g/3",
+                "metrics": {"wape": 0.1},
+            }
+        )
+    )
     return tmp_path, history_path, forecast_dir, model_dir
 
 
 def test_given_batch_forecasts_when_reporting_then_every_artifact_is_written_and_totals_match(report_inputs):
     root, history_path, forecast_dir, model_dir = report_inputs
     out = root / "report"
-    code = report.main(["--forecasts", str(forecast_dir), "--history", str(history_path),
-                        "--model-dir", str(model_dir), "--out", str(out), "--service-level", "0.9"])
+    code = report.main(
+        [
+            "--forecasts",
+            str(forecast_dir),
+            "--history",
+            str(history_path),
+            "--model-dir",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--service-level",
+            "0.9",
+        ]
+    )
     assert code == 0
     printed = pd.read_csv(out / "forecasts.csv")
     assert len(printed) == 4 * 7 and printed.groupby("item_id").size().eq(7).all()
     assert list(printed.columns) == ["item_id", "category", "region", "timestamp", "p10", "p50", "p90", "mean"]
-    table = pd.read_parquet(out / "forecasts.parquet")          # every digit; the CSV is rounded
+    table = pd.read_parquet(out / "forecasts.parquet")  # every digit; the CSV is rounded
     assert table.shape == printed.shape
     for column in ("p10", "p50", "p90", "mean"):
         assert (printed[column] - table[column]).abs().max() <= 0.005 + 1e-9
@@ -85,8 +113,16 @@ def test_given_batch_forecasts_when_reporting_then_every_artifact_is_written_and
 
 
 def test_given_interval_when_suggesting_inventory_then_order_up_to_is_the_normal_quantile_of_the_total():
-    table = pd.DataFrame({"item_id": ["a"] * 4, "timestamp": pd.date_range("2024-01-01", periods=4),
-                          "p10": [8.0] * 4, "p50": [10.0] * 4, "p90": [12.0] * 4, "mean": [10.0] * 4})
+    table = pd.DataFrame(
+        {
+            "item_id": ["a"] * 4,
+            "timestamp": pd.date_range("2024-01-01", periods=4),
+            "p10": [8.0] * 4,
+            "p50": [10.0] * 4,
+            "p90": [12.0] * 4,
+            "mean": [10.0] * 4,
+        }
+    )
     out = reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 0.9).iloc[0]
     # per period sigma = 4 / (2 * 1.28155) = 1.5606; total sigma = 1.5606 * sqrt(4) = 3.1213
     assert out["expected_demand"] == 40.0
@@ -101,10 +137,16 @@ def test_given_service_level_out_of_range_when_suggesting_then_error_names_the_p
 
 
 def test_given_negative_or_flat_zero_forecasts_then_they_are_flagged():
-    table = pd.DataFrame({"item_id": ["neg", "neg", "zero", "zero", "ok", "ok"],
-                          "timestamp": list(pd.date_range("2024-01-01", periods=2)) * 3,
-                          "p10": [-1, 0, 0, 0, 1, 1], "p50": [0, 1, 0, 0, 2, 2], "p90": [1, 2, 0, 0, 3, 3],
-                          "mean": [0, 1, 0, 0, 2, 2]})
+    table = pd.DataFrame(
+        {
+            "item_id": ["neg", "neg", "zero", "zero", "ok", "ok"],
+            "timestamp": list(pd.date_range("2024-01-01", periods=2)) * 3,
+            "p10": [-1, 0, 0, 0, 1, 1],
+            "p50": [0, 1, 0, 0, 2, 2],
+            "p90": [1, 2, 0, 0, 3, 3],
+            "mean": [0, 1, 0, 0, 2, 2],
+        }
+    )
     flagged = {s["item_id"]: s["reasons"] for s in reporting.suspicious_items(table, COLUMNS, QUANTILES)}
     assert flagged == {"neg": ["negative forecast values"], "zero": ["forecast is flat zero"]}
 
@@ -127,33 +169,66 @@ def test_given_forecasts_with_long_decimals_then_the_csvs_hold_two_decimals_and_
         frame[column] = frame[column] + 0.123456789
     frame.to_csv(forecast_dir / "part-00000.csv.out", index=False)
     out = root / "report"
-    assert report.main(["--forecasts", str(forecast_dir), "--history", str(history_path),
-                        "--model-dir", str(model_dir), "--out", str(out)]) == 0
+    assert (
+        report.main(
+            [
+                "--forecasts",
+                str(forecast_dir),
+                "--history",
+                str(history_path),
+                "--model-dir",
+                str(model_dir),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for name in ("forecasts.csv", "inventory.csv"):
         body = (out / name).read_text().splitlines()[1:]
-        decimals = [len(cell.split(".")[1]) for line in body for cell in line.split(",")
-                    if cell.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in cell]
+        decimals = [
+            len(cell.split(".")[1])
+            for line in body
+            for cell in line.split(",")
+            if cell.replace(".", "", 1).replace("-", "", 1).isdigit() and "." in cell
+        ]
         assert decimals and max(decimals) <= 2, name
     assert (pd.read_parquet(out / "forecasts.parquet")["mean"] % 0.01).round(6).ne(0).any()
 
 
 def test_given_no_matplotlib_when_reporting_then_tables_and_page_are_written_without_charts(
-        report_inputs, monkeypatch, capsys):
+    report_inputs, monkeypatch, capsys
+):
     """The step's optional install failed (a VPC without internet access): the report still does its job."""
     import processing
 
-    monkeypatch.setitem(sys.modules, "matplotlib", None)            # import matplotlib now fails
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
     monkeypatch.setitem(sys.modules, "processing.report_charts", None)
     monkeypatch.delattr(processing, "report_charts", raising=False)
     root, history_path, forecast_dir, model_dir = report_inputs
     out = root / "report"
-    code = report.main(["--forecasts", str(forecast_dir), "--history", str(history_path),
-                        "--model-dir", str(model_dir), "--out", str(out)])
+    code = report.main(
+        [
+            "--forecasts",
+            str(forecast_dir),
+            "--history",
+            str(history_path),
+            "--model-dir",
+            str(model_dir),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "[report] charts not drawn: " in printed and "(no charts)" in printed
-    assert {p.name for p in out.iterdir()} == {"forecasts.csv", "forecasts.parquet", "inventory.csv",
-                                               "summary.json", "report.html"}
+    assert {p.name for p in out.iterdir()} == {
+        "forecasts.csv",
+        "forecasts.parquet",
+        "inventory.csv",
+        "summary.json",
+        "report.html",
+    }
     summary = json.loads((out / "summary.json").read_text())
     assert summary["charts_note"].startswith("charts not drawn: ") and summary["items_forecast"] == 4
     page = (out / "report.html").read_text()
@@ -165,11 +240,18 @@ def test_given_forecasts_for_fewer_items_than_the_batch_input_then_the_report_fa
     history = make_history(days=20, future=3)
     history["item_id"] = history["item_id"].map({"item0": "007", "item1": "7", "item2": "0042", "item3": "42"})
     history.to_csv(tmp_path / "history.csv", index=False)
-    forecasts = make_forecasts(history.assign(item_id=history["item_id"].str.lstrip("0")),
-                               scale={"7": 1.0, "42": 1.0})
+    forecasts = make_forecasts(history.assign(item_id=history["item_id"].str.lstrip("0")), scale={"7": 1.0, "42": 1.0})
     forecasts.drop_duplicates(["item_id", "timestamp"]).to_csv(tmp_path / "part-00000.csv.out", index=False)
-    code = report.main(["--forecasts", str(tmp_path / "part-00000.csv.out"), "--history",
-                        str(tmp_path / "history.csv"), "--out", str(tmp_path / "report")])
+    code = report.main(
+        [
+            "--forecasts",
+            str(tmp_path / "part-00000.csv.out"),
+            "--history",
+            str(tmp_path / "history.csv"),
+            "--out",
+            str(tmp_path / "report"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "2 of 4 series in the batch input" in err and "'007'" in err and "'0042'" in err
@@ -177,18 +259,33 @@ def test_given_forecasts_for_fewer_items_than_the_batch_input_then_the_report_fa
 
 
 def test_given_incoherent_rows_when_made_coherent_then_quantiles_are_sorted_and_the_mean_is_inside():
-    table = pd.DataFrame({"item_id": ["a", "a", "b"], "p10": [8.0, 12.0, 1.0], "p50": [10.0, 10.0, 2.0],
-                          "p90": [12.0, 8.0, 3.0], "mean": [13.0, 10.0, 2.5]})
+    table = pd.DataFrame(
+        {
+            "item_id": ["a", "a", "b"],
+            "p10": [8.0, 12.0, 1.0],
+            "p50": [10.0, 10.0, 2.0],
+            "p90": [12.0, 8.0, 3.0],
+            "mean": [13.0, 10.0, 2.5],
+        }
+    )
     fixed, changed = reporting.coherent(table, QUANTILES)
-    assert changed == 2   # row 0: mean above p90; row 1: crossing quantiles; row 2 untouched
+    assert changed == 2  # row 0: mean above p90; row 1: crossing quantiles; row 2 untouched
     assert fixed["mean"].tolist() == [12.0, 10.0, 2.5]
     assert fixed[["p10", "p50", "p90"]].values.tolist() == [[8, 10, 12], [8, 10, 12], [1, 2, 3]]
 
 
 def test_given_a_coherent_distribution_when_suggesting_inventory_then_order_up_to_covers_the_mean_and_band():
     # mean 10 inside p10 8 / p90 14 (skewed): safety stock positive, order-up-to above expected demand
-    table = pd.DataFrame({"item_id": ["a"] * 7, "timestamp": pd.date_range("2024-01-01", periods=7),
-                          "p10": [8.0] * 7, "p50": [9.5] * 7, "p90": [14.0] * 7, "mean": [10.0] * 7})
+    table = pd.DataFrame(
+        {
+            "item_id": ["a"] * 7,
+            "timestamp": pd.date_range("2024-01-01", periods=7),
+            "p10": [8.0] * 7,
+            "p50": [9.5] * 7,
+            "p90": [14.0] * 7,
+            "mean": [10.0] * 7,
+        }
+    )
     out = reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 0.95).iloc[0]
     sigma = 6.0 / (2 * 1.281552)
     assert out["expected_demand"] == 70.0
@@ -198,9 +295,15 @@ def test_given_a_coherent_distribution_when_suggesting_inventory_then_order_up_t
 
 
 def test_given_a_near_zero_item_when_totalling_then_its_relative_width_is_left_out():
-    table = pd.DataFrame({"item_id": ["zero"] * 2 + ["tiny"] * 2 + ["big"] * 2,
-                          "p10": [0.0, 0.0, 0.0, 0.0, 80.0, 90.0], "p50": [0.0, 0.0, 0.2, 0.1, 100.0, 100.0],
-                          "p90": [0.3, 0.2, 2.0, 2.0, 120.0, 110.0], "mean": [0.1, 0.1, 0.5, 0.5, 100.0, 100.0]})
+    table = pd.DataFrame(
+        {
+            "item_id": ["zero"] * 2 + ["tiny"] * 2 + ["big"] * 2,
+            "p10": [0.0, 0.0, 0.0, 0.0, 80.0, 90.0],
+            "p50": [0.0, 0.0, 0.2, 0.1, 100.0, 100.0],
+            "p90": [0.3, 0.2, 2.0, 2.0, 120.0, 110.0],
+            "mean": [0.1, 0.1, 0.5, 0.5, 100.0, 100.0],
+        }
+    )
     totals = reporting.item_totals(table, COLUMNS, QUANTILES).set_index("item_id")
     assert totals.loc["zero", "near_zero"] and totals.loc["tiny", "near_zero"] and not totals.loc["big", "near_zero"]
     assert np.isnan(totals.loc["zero", "relative_interval_width"])
@@ -210,16 +313,27 @@ def test_given_a_near_zero_item_when_totalling_then_its_relative_width_is_left_o
 
 def test_given_a_forecast_far_outside_recent_history_then_it_is_flagged_and_a_small_one_is_not():
     days = pd.date_range("2024-01-01", periods=30)
-    history = pd.DataFrame({"item_id": ["books"] * 30 + ["toys"] * 30 + ["calm"] * 30,
-                            "timestamp": list(days) * 3,
-                            "target_value": [0.0] * 30 + [10.0, 14.0] * 15 + [0.0] * 30})
+    history = pd.DataFrame(
+        {
+            "item_id": ["books"] * 30 + ["toys"] * 30 + ["calm"] * 30,
+            "timestamp": list(days) * 3,
+            "target_value": [0.0] * 30 + [10.0, 14.0] * 15 + [0.0] * 30,
+        }
+    )
     recent = reporting.recent_history(history, COLUMNS)
     future = pd.date_range("2024-01-31", periods=3)
-    table = pd.DataFrame({"item_id": ["books"] * 3 + ["toys"] * 3 + ["calm"] * 3, "timestamp": list(future) * 3,
-                          "p10": [0, 0, 0, 9, 9, 9, 0, 0, 0], "p50": [0, 9, 0, 12, 13, 12, 0, 0, 0],
-                          "p90": [1, 12, 1, 15, 17, 16, 0.2, 1, 0.4], "mean": [0.3, 9, 0.3, 12, 13, 12, 0, 0.5, 0.1]})
+    table = pd.DataFrame(
+        {
+            "item_id": ["books"] * 3 + ["toys"] * 3 + ["calm"] * 3,
+            "timestamp": list(future) * 3,
+            "p10": [0, 0, 0, 9, 9, 9, 0, 0, 0],
+            "p50": [0, 9, 0, 12, 13, 12, 0, 0, 0],
+            "p90": [1, 12, 1, 15, 17, 16, 0.2, 1, 0.4],
+            "mean": [0.3, 9, 0.3, 12, 13, 12, 0, 0.5, 0.1],
+        }
+    )
     flagged = {s["item_id"]: s["reasons"] for s in reporting.suspicious_items(table, COLUMNS, QUANTILES, recent)}
-    assert list(flagged) == ["books"]   # toys inside its range, calm's 0.5 within the 1-unit tolerance
+    assert list(flagged) == ["books"]  # toys inside its range, calm's 0.5 within the 1-unit tolerance
     assert "forecast up to 9 against a recent range of 0 to 0" in flagged["books"][0]
     # a flat-zero forecast after a history of zeros is what it should be, not suspicious
     zeros = table.assign(p10=0.0, p50=0.0, p90=0.0, mean=0.0)

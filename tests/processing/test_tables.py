@@ -1,4 +1,5 @@
 """The one reader: ids as text in every format, one folder rule, one-line errors naming the file."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,7 +11,8 @@ from processing import tables
 
 IDS = ["007", "7", "0042", "42"]
 CSV = "item_id,store,timestamp,target_value\n" + "".join(
-    f"{item},{store},2023-01-0{day},{day}.5\n" for item, store in zip(IDS, ["01", "1", "01", "1"]) for day in (1, 2))
+    f"{item},{store},2023-01-0{day},{day}.5\n" for item, store in zip(IDS, ["01", "1", "01", "1"]) for day in (1, 2)
+)
 
 
 @pytest.mark.parametrize("name", ["sales.csv", "sales.csv.gz", "part-00000.csv.out", "sales.parquet"])
@@ -23,7 +25,7 @@ def test_given_ids_with_leading_zeros_when_read_then_they_stay_text_in_every_for
     else:
         path.write_text(CSV)
     frame = tables.read_frame(path, ["item_id", "store"], suffixes=tables.DATA_SUFFIXES + tables.FORECAST_SUFFIXES)
-    if name.endswith(".parquet"):   # numbers stored as numbers become their text
+    if name.endswith(".parquet"):  # numbers stored as numbers become their text
         assert frame["item_id"].tolist() == ["7", "42"] and frame["store"].tolist() == ["1", "1"]
     else:
         assert sorted(frame["item_id"].unique()) == sorted(IDS)
@@ -60,10 +62,13 @@ def test_given_a_truncated_gzip_file_then_the_error_is_one_line_naming_the_file(
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"", "the file is empty"),
-    (b"\x00\x01\x02garbage", "cannot be read as Parquet"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "the file is empty"),
+        (b"\x00\x01\x02garbage", "cannot be read as Parquet"),
+    ],
+)
 def test_given_unreadable_files_then_the_error_names_the_file(tmp_path, content, expected):
     path = tmp_path / ("bad.parquet" if content else "empty.csv")
     path.write_bytes(content)
@@ -79,10 +84,22 @@ def test_given_files_with_different_columns_then_both_are_named(tmp_path):
 
 
 def test_split_utc_offsets_reads_each_timestamp_at_its_local_time():
-    plain, offsets = tables.split_utc_offsets(["2023-01-01T00:00:00Z", "2023-01-02T00:00:00+02:00",
-                                               "2023-01-03 10:00:00-0500", "2023-01-04", "2023-01-05 10:00"])
-    assert plain == ["2023-01-01T00:00:00", "2023-01-02T00:00:00", "2023-01-03 10:00:00", "2023-01-04",
-                     "2023-01-05 10:00"]
+    plain, offsets = tables.split_utc_offsets(
+        [
+            "2023-01-01T00:00:00Z",
+            "2023-01-02T00:00:00+02:00",
+            "2023-01-03 10:00:00-0500",
+            "2023-01-04",
+            "2023-01-05 10:00",
+        ]
+    )
+    assert plain == [
+        "2023-01-01T00:00:00",
+        "2023-01-02T00:00:00",
+        "2023-01-03 10:00:00",
+        "2023-01-04",
+        "2023-01-05 10:00",
+    ]
     assert offsets == ["+00:00", "+02:00", "-05:00", None, None]
 
 
@@ -90,16 +107,21 @@ def test_given_fetched_csv_bytes_then_ids_stay_text_and_a_cut_gzip_is_one_line_n
     frame = tables.read_csv_bytes(gzip.compress(CSV.encode()), "s3://b/backtest/part-00000.csv.gz", ["item_id"])
     assert sorted(frame["item_id"].unique()) == sorted(IDS)
     body = gzip.compress((CSV * 500).encode())
-    with pytest.raises(tables.TableError, match=r"^s3://b/backtest/part-00000.csv.gz: cannot be read as CSV: .*cut short"):
-        tables.read_csv_bytes(body[:len(body) // 2], "s3://b/backtest/part-00000.csv.gz", ["item_id"])
+    with pytest.raises(
+        tables.TableError, match=r"^s3://b/backtest/part-00000.csv.gz: cannot be read as CSV: .*cut short"
+    ):
+        tables.read_csv_bytes(body[: len(body) // 2], "s3://b/backtest/part-00000.csv.gz", ["item_id"])
 
 
-@pytest.mark.parametrize("content, expected", [
-    (None, "--evaluation-dir: {path} does not exist; the Evaluate step writes it"),
-    (b'{"wape": ', "--evaluation-dir: {path} is not valid JSON (Expecting value: line 1 column 10 (char 9))"),
-    (b"\xff\xfe{}", "--evaluation-dir: {path} is not valid JSON ('utf-8' codec can't decode"),
-    (b"[1, 2]", "--evaluation-dir: {path} holds a JSON list, not an object"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "--evaluation-dir: {path} does not exist; the Evaluate step writes it"),
+        (b'{"wape": ', "--evaluation-dir: {path} is not valid JSON (Expecting value: line 1 column 10 (char 9))"),
+        (b"\xff\xfe{}", "--evaluation-dir: {path} is not valid JSON ('utf-8' codec can't decode"),
+        (b"[1, 2]", "--evaluation-dir: {path} holds a JSON list, not an object"),
+    ],
+)
 def test_given_a_bad_json_input_then_the_error_is_one_line_naming_the_flag_and_the_file(tmp_path, content, expected):
     path = tmp_path / "evaluation.json"
     if content is not None:
@@ -114,11 +136,17 @@ def test_given_a_json_file_or_its_folder_then_both_read_the_same_document(tmp_pa
     (tmp_path / "evaluation.json").write_text('{"wape": {"value": 0.1}}', encoding="utf-8")
     assert tables.read_json(tmp_path, "evaluation.json", "--evaluation-dir") == {"wape": {"value": 0.1}}
     assert tables.read_json(tmp_path / "evaluation.json", "other.json", "--evaluation-dir") == {"wape": {"value": 0.1}}
+
+
 def test_shared_text_read_gives_the_same_frame_with_one_string_per_distinct_value(tmp_path):
     from processing import tables
+
     path = tmp_path / "sales.csv"
-    path.write_text("item_id,timestamp,target_value,region\n" + "".join(
-        f"007,2024-01-{d:02d},{d}.5,North\n" for d in range(1, 29)) + "8,2024-01-01,,South\n")
+    path.write_text(
+        "item_id,timestamp,target_value,region\n"
+        + "".join(f"007,2024-01-{d:02d},{d}.5,North\n" for d in range(1, 29))
+        + "8,2024-01-01,,South\n"
+    )
     plain = tables.read_frame(path, ["item_id"])
     shared = tables.read_frame_shared_text(path, ["item_id"], numeric=["target_value"])
     pd.testing.assert_frame_equal(shared, plain)

@@ -1,4 +1,5 @@
 """Hand-written pipeline definitions for the runtime tests (the JSON shapes the SDK v3 renders)."""
+
 from __future__ import annotations
 
 import textwrap
@@ -11,56 +12,103 @@ CODE_URI = f"s3://{BUCKET}/code/"
 
 
 def out_uri(step: str, output: str) -> dict:
-    return {"Std:Join": {"On": "/", "Values": [f"s3://{BUCKET}/executions",
-                                               {"Get": "Execution.PipelineExecutionId"}, step, output]}}
+    return {
+        "Std:Join": {
+            "On": "/",
+            "Values": [f"s3://{BUCKET}/executions", {"Get": "Execution.PipelineExecutionId"}, step, output],
+        }
+    }
 
 
 def output_ref(step: str, output: str) -> dict:
     return {"Get": f"Steps.{step}.ProcessingOutputConfig.Outputs['{output}'].S3Output.S3Uri"}
 
 
-def processing(name: str, script: str, arguments=(), inputs=None, outputs=(), property_files=(),
-               depends_on=None, environment=None) -> dict:
+def processing(
+    name: str, script: str, arguments=(), inputs=None, outputs=(), property_files=(), depends_on=None, environment=None
+) -> dict:
     """A Processing step as Pipeline.definition() renders it, running code/<script>."""
-    processing_inputs = [{"InputName": "code", "S3Input": {
-        "S3Uri": CODE_URI, "LocalPath": "/opt/ml/processing/code", "S3DataType": "S3Prefix",
-        "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated", "S3CompressionType": "None"}}]
+    processing_inputs = [
+        {
+            "InputName": "code",
+            "S3Input": {
+                "S3Uri": CODE_URI,
+                "LocalPath": "/opt/ml/processing/code",
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+                "S3CompressionType": "None",
+            },
+        }
+    ]
     for input_name, uri in (inputs or {}).items():
-        processing_inputs.append({"InputName": input_name, "S3Input": {
-            "S3Uri": uri, "LocalPath": f"/opt/ml/processing/input/{input_name}", "S3DataType": "S3Prefix",
-            "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated", "S3CompressionType": "None"}})
+        processing_inputs.append(
+            {
+                "InputName": input_name,
+                "S3Input": {
+                    "S3Uri": uri,
+                    "LocalPath": f"/opt/ml/processing/input/{input_name}",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                    "S3CompressionType": "None",
+                },
+            }
+        )
     step = {
-        "Name": name, "Type": "Processing",
+        "Name": name,
+        "Type": "Processing",
         "Arguments": {
-            "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                                                      "VolumeSizeInGB": 30}},
-            "AppSpecification": {"ImageUri": "image", "ContainerEntrypoint":
-                                 ["python3", f"/opt/ml/processing/code/{script}"],
-                                 "ContainerArguments": list(arguments)},
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30}
+            },
+            "AppSpecification": {
+                "ImageUri": "image",
+                "ContainerEntrypoint": ["python3", f"/opt/ml/processing/code/{script}"],
+                "ContainerArguments": list(arguments),
+            },
             "RoleArn": "arn:aws:iam::000000000000:role/r",
             "ProcessingInputs": processing_inputs,
-            "ProcessingOutputConfig": {"Outputs": [
-                {"OutputName": output, "S3Output": {"S3Uri": out_uri(name, output),
-                                                    "LocalPath": f"/opt/ml/processing/output/{output}",
-                                                    "S3UploadMode": "EndOfJob"}} for output in outputs]},
-            "Environment": dict(environment or {"PYTHONPATH": "/opt/ml/processing/code",
-                                                "FORECAST_TARGET": "sagemaker"}),
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": output,
+                        "S3Output": {
+                            "S3Uri": out_uri(name, output),
+                            "LocalPath": f"/opt/ml/processing/output/{output}",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                    for output in outputs
+                ]
+            },
+            "Environment": dict(
+                environment or {"PYTHONPATH": "/opt/ml/processing/code", "FORECAST_TARGET": "sagemaker"}
+            ),
         },
-        "DisplayName": f"{name} display", "Description": f"{name} description",
+        "DisplayName": f"{name} display",
+        "Description": f"{name} description",
     }
     if property_files:
-        step["PropertyFiles"] = [{"PropertyFileName": pf, "OutputName": out, "FilePath": path}
-                                 for pf, out, path in property_files]
+        step["PropertyFiles"] = [
+            {"PropertyFileName": pf, "OutputName": out, "FilePath": path} for pf, out, path in property_files
+        ]
     if depends_on:
         step["DependsOn"] = list(depends_on)
     return step
 
 
 def definition(steps: list, parameters: list) -> dict:
-    return {"Version": "2020-12-01", "Metadata": {}, "Parameters": parameters,
-            "PipelineExperimentConfig": {"ExperimentName": {"Get": "Execution.PipelineName"},
-                                         "TrialName": {"Get": "Execution.PipelineExecutionId"}},
-            "Steps": steps}
+    return {
+        "Version": "2020-12-01",
+        "Metadata": {},
+        "Parameters": parameters,
+        "PipelineExperimentConfig": {
+            "ExperimentName": {"Get": "Execution.PipelineName"},
+            "TrialName": {"Get": "Execution.PipelineExecutionId"},
+        },
+        "Steps": steps,
+    }
 
 
 SCRIPTS = {
@@ -132,29 +180,68 @@ def install_scripts(settings) -> None:
 
 def gated_pipeline(threshold: float = 0.5) -> dict:
     """Produce -> Consume -> Gate(score <= threshold) -> if: Notify (no-op Lambda); else: TooLow (Fail)."""
-    score = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Produce.PropertyFiles.Metrics"},
-                             "Path": "quality_gate.value"}}
-    produce = processing("Produce", "produce.py",
-                         arguments=["--out=/opt/ml/processing/output/result",
-                                    {"Std:Join": {"On": "", "Values": ["--score=", {"Get": "Parameters.Score"}]}},
-                                    {"Std:Join": {"On": "", "Values": ["--label=", {"Get": "Parameters.Label"}, "-",
-                                                                       {"Get": "Execution.PipelineExecutionId"}]}}],
-                         outputs=["result"], property_files=[("Metrics", "result", "metrics.json")])
-    consume = processing("Consume", "consume.py",
-                         arguments=["--in=/opt/ml/processing/input/produced", "--out=/opt/ml/processing/output/count"],
-                         inputs={"produced": output_ref("Produce", "result")}, outputs=["count"])
-    fail = {"Name": "TooLow", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Join": {
-        "On": " ", "Values": ["Quality too low: score", score, "above threshold", {"Get": "Parameters.Threshold"}]}}}}
-    after = processing("AfterGate", "consume.py",
-                       arguments=["--in=/opt/ml/processing/input/produced", "--out=/opt/ml/processing/output/count"],
-                       inputs={"produced": output_ref("Produce", "result")}, outputs=["count"])
-    gate = {"Name": "Gate", "Type": "Condition", "DependsOn": ["Consume"], "Arguments": {
-        "Conditions": [{"Type": "LessThanOrEqualTo", "LeftValue": score,
-                        "RightValue": {"Get": "Parameters.Threshold"}}],
-        "IfSteps": [after], "ElseSteps": [fail]}}
-    parameters = [{"Name": "Score", "Type": "Float", "DefaultValue": 0.2},
-                  {"Name": "Threshold", "Type": "Float", "DefaultValue": threshold},
-                  {"Name": "Label", "Type": "String", "DefaultValue": "run"}]
+    score = {
+        "Std:JsonGet": {"PropertyFile": {"Get": "Steps.Produce.PropertyFiles.Metrics"}, "Path": "quality_gate.value"}
+    }
+    produce = processing(
+        "Produce",
+        "produce.py",
+        arguments=[
+            "--out=/opt/ml/processing/output/result",
+            {"Std:Join": {"On": "", "Values": ["--score=", {"Get": "Parameters.Score"}]}},
+            {
+                "Std:Join": {
+                    "On": "",
+                    "Values": ["--label=", {"Get": "Parameters.Label"}, "-", {"Get": "Execution.PipelineExecutionId"}],
+                }
+            },
+        ],
+        outputs=["result"],
+        property_files=[("Metrics", "result", "metrics.json")],
+    )
+    consume = processing(
+        "Consume",
+        "consume.py",
+        arguments=["--in=/opt/ml/processing/input/produced", "--out=/opt/ml/processing/output/count"],
+        inputs={"produced": output_ref("Produce", "result")},
+        outputs=["count"],
+    )
+    fail = {
+        "Name": "TooLow",
+        "Type": "Fail",
+        "Arguments": {
+            "ErrorMessage": {
+                "Std:Join": {
+                    "On": " ",
+                    "Values": ["Quality too low: score", score, "above threshold", {"Get": "Parameters.Threshold"}],
+                }
+            }
+        },
+    }
+    after = processing(
+        "AfterGate",
+        "consume.py",
+        arguments=["--in=/opt/ml/processing/input/produced", "--out=/opt/ml/processing/output/count"],
+        inputs={"produced": output_ref("Produce", "result")},
+        outputs=["count"],
+    )
+    gate = {
+        "Name": "Gate",
+        "Type": "Condition",
+        "DependsOn": ["Consume"],
+        "Arguments": {
+            "Conditions": [
+                {"Type": "LessThanOrEqualTo", "LeftValue": score, "RightValue": {"Get": "Parameters.Threshold"}}
+            ],
+            "IfSteps": [after],
+            "ElseSteps": [fail],
+        },
+    }
+    parameters = [
+        {"Name": "Score", "Type": "Float", "DefaultValue": 0.2},
+        {"Name": "Threshold", "Type": "Float", "DefaultValue": threshold},
+        {"Name": "Label", "Type": "String", "DefaultValue": "run"},
+    ]
     return definition([produce, consume, gate], parameters)
 
 

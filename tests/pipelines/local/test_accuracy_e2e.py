@@ -6,6 +6,7 @@ accuracy_of_previous_forecasts equals a wQL computed here from the first run's
 forecasts.parquet and the actuals. The second input also drops one item, adds a new one and
 moves one item's level, and the report states all three. Tiny data: 6 items.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,20 +50,40 @@ def run(args, capsys):
 
 
 def test_given_stored_forecasts_when_actuals_arrive_then_the_report_scores_them_and_states_drift(
-        frames, tmp_path, capsys):
+    frames, tmp_path, capsys
+):
     frame = frames
     items = sorted(frame["item_id"].unique())
     train = frame[frame["timestamp"] <= TRAIN_END]
     first_input = frame[frame["timestamp"] <= TRAIN_END + pd.Timedelta(days=14)].copy()
     first_input.loc[first_input["timestamp"] > TRAIN_END, "target_value"] = np.nan
-    code, output, _ = run(["--param", f"InputDataUrl={write_frame(train, tmp_path / 'train.csv')}",
-                           "--param", "AutoMLAlgorithms=ets,npts", "--param", "QualityThreshold=10",
-                           "--param", "ModelApprovalStatus=Approved"], capsys)
+    code, output, _ = run(
+        [
+            "--param",
+            f"InputDataUrl={write_frame(train, tmp_path / 'train.csv')}",
+            "--param",
+            "AutoMLAlgorithms=ets,npts",
+            "--param",
+            "QualityThreshold=10",
+            "--param",
+            "ModelApprovalStatus=Approved",
+        ],
+        capsys,
+    )
     assert code == 0, output[-3000:]
 
     first_report = tmp_path / "report-1"
-    code, output, _ = run(["--pipeline", "batch", "--param", f"InputDataUrl={write_frame(first_input, tmp_path / 'b1.csv')}",
-                           "--param", f"OutputUrl={first_report}"], capsys)
+    code, output, _ = run(
+        [
+            "--pipeline",
+            "batch",
+            "--param",
+            f"InputDataUrl={write_frame(first_input, tmp_path / 'b1.csv')}",
+            "--param",
+            f"OutputUrl={first_report}",
+        ],
+        capsys,
+    )
     assert code == 0, output[-3000:]
     first_summary = json.loads((first_report / "summary.json").read_text())
     assert first_summary["accuracy_of_previous_forecasts"] is None
@@ -79,9 +100,17 @@ def test_given_stored_forecasts_when_actuals_arrive_then_the_report_scores_them_
     newcomer = frame[frame["item_id"] == items[2]].assign(item_id="NEW_ITEM")
     second = pd.concat([second, newcomer], ignore_index=True)
     second_report = tmp_path / "report-2"
-    code, output, record = run(["--pipeline", "batch", "--param",
-                                f"InputDataUrl={write_frame(second, tmp_path / 'b2.csv')}",
-                                "--param", f"OutputUrl={second_report}"], capsys)
+    code, output, record = run(
+        [
+            "--pipeline",
+            "batch",
+            "--param",
+            f"InputDataUrl={write_frame(second, tmp_path / 'b2.csv')}",
+            "--param",
+            f"OutputUrl={second_report}",
+        ],
+        capsys,
+    )
     assert code == 0, output[-3000:]
     summary = json.loads((second_report / "summary.json").read_text())
     accuracy = summary["accuracy_of_previous_forecasts"]
@@ -93,8 +122,10 @@ def test_given_stored_forecasts_when_actuals_arrive_then_the_report_scores_them_
     joined = forecasts.merge(actuals, on=["item_id", "timestamp"])
     assert len(joined) == 14 * (len(items) - 1)
     a = joined["target_value"].to_numpy()
-    expected_wql = np.mean([2 * np.maximum(q * (a - joined[n]), (q - 1) * (a - joined[n])).sum()
-                            for n, q in QUANTILES.items()]) / np.abs(a).sum()
+    expected_wql = (
+        np.mean([2 * np.maximum(q * (a - joined[n]), (q - 1) * (a - joined[n])).sum() for n, q in QUANTILES.items()])
+        / np.abs(a).sum()
+    )
     assert accuracy["wql"] == pytest.approx(expected_wql, rel=1e-6)
     assert accuracy["wape"] == pytest.approx(np.abs(a - joined["mean"]).sum() / np.abs(a).sum(), rel=1e-6)
     assert accuracy["periods"] == 14 and accuracy["items"] == len(items) - 1
@@ -112,8 +143,9 @@ def test_given_stored_forecasts_when_actuals_arrive_then_the_report_scores_them_
     served = {(c["service"], c["operation"], c["status"]) for c in monitor["aws_calls"]}
     assert {("s3", "ListObjectsV2", 200), ("s3", "GetObject", 200), ("cloudwatch", "PutMetricData", 200)} <= served
     assert not [c for c in monitor["aws_calls"] if c["error"] == "NotServedLocally"]
-    metrics = [json.loads(line) for line in
-               (settings.home_path / "cloudwatch" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [
+        json.loads(line) for line in (settings.home_path / "cloudwatch" / "metrics.jsonl").read_text().splitlines()
+    ]
     [wql] = [m for m in metrics if m["MetricName"] == "WQL"]
     assert wql["Namespace"] == "DemandForecasting/Accuracy" and wql["Value"] == pytest.approx(expected_wql, rel=1e-6)
     assert {"Name": "ModelPackageVersion", "Value": "1"} in wql["Dimensions"]

@@ -1,4 +1,5 @@
 """The loopback SageMaker API against real boto3 clients and raw requests in its wire protocol."""
+
 from __future__ import annotations
 
 import datetime
@@ -24,8 +25,12 @@ def sm(local_api):
 
 def raw(server: LocalAWSServer, operation: str, body: bytes) -> tuple:
     """POST one request the way botocore frames it; returns (status, headers, body)."""
-    request = urllib.request.Request(server.url + "/", data=body, method="POST", headers={
-        "Content-Type": CONTENT_TYPE, "X-Amz-Target": f"SageMaker.{operation}"})
+    request = urllib.request.Request(
+        server.url + "/",
+        data=body,
+        method="POST",
+        headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": f"SageMaker.{operation}"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
@@ -48,8 +53,15 @@ def test_describe_of_a_missing_job_is_resource_not_found(sm, local_api):
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert "never-started" in raised.value.response["Error"]["Message"]
     assert sm.exceptions.ResourceNotFound is type(raised.value)  # botocore's modelled exception class
-    assert local_api.take_calls() == [{"service": "sagemaker", "operation": "DescribeAutoMLJobV2", "status": 400,
-                                       "error": "ResourceNotFound", "count": 1}]
+    assert local_api.take_calls() == [
+        {
+            "service": "sagemaker",
+            "operation": "DescribeAutoMLJobV2",
+            "status": 400,
+            "error": "ResourceNotFound",
+            "count": 1,
+        }
+    ]
 
 
 def test_a_request_breaking_the_service_model_is_a_validation_exception(local_api):
@@ -80,14 +92,17 @@ def test_datetimes_round_trip_as_epoch_seconds(sm, local_api):
     created = described["CreationTime"]
     assert isinstance(created, datetime.datetime) and created.tzinfo is not None
     assert before <= created <= datetime.datetime.now(datetime.timezone.utc)
-    status, _, body = raw(local_api, "DescribeModelPackageGroup",
-                          json.dumps({"ModelPackageGroupName": GROUP}).encode())
+    status, _, body = raw(local_api, "DescribeModelPackageGroup", json.dumps({"ModelPackageGroupName": GROUP}).encode())
     assert status == 200 and isinstance(json.loads(body)["CreationTime"], (int, float))  # epoch seconds on the wire
     # and a timestamp sent in a request arrives as one: groups created after `before` include ours
     listed = sm.list_model_package_groups(CreationTimeAfter=before)["ModelPackageGroupSummaryList"]
     assert [g["ModelPackageGroupName"] for g in listed] == [GROUP]
-    assert sm.list_model_package_groups(CreationTimeAfter=created + datetime.timedelta(hours=1))[
-        "ModelPackageGroupSummaryList"] == []
+    assert (
+        sm.list_model_package_groups(CreationTimeAfter=created + datetime.timedelta(hours=1))[
+            "ModelPackageGroupSummaryList"
+        ]
+        == []
+    )
 
 
 def test_an_operation_it_does_not_serve_is_named(sm):
@@ -98,12 +113,15 @@ def test_an_operation_it_does_not_serve_is_named(sm):
     assert "CreateAutoMLJobV2" in raised.value.response["Error"]["Message"]  # ... and says what it serves
 
 
-@pytest.mark.parametrize("service, call, named", [
-    ("s3", lambda c: c.delete_bucket(Bucket="forecast-local"), "s3 DELETE /forecast-local"),
-    ("sts", lambda c: c.get_caller_identity(), "sts GetCallerIdentity"),
-    ("lambda", lambda c: c.list_functions(), "lambda GET /2015-03-31/functions"),
-    ("logs", lambda c: c.describe_log_groups(), "logs Logs_20140328.DescribeLogGroups"),
-])
+@pytest.mark.parametrize(
+    "service, call, named",
+    [
+        ("s3", lambda c: c.delete_bucket(Bucket="forecast-local"), "s3 DELETE /forecast-local"),
+        ("sts", lambda c: c.get_caller_identity(), "sts GetCallerIdentity"),
+        ("lambda", lambda c: c.list_functions(), "lambda GET /2015-03-31/functions"),
+        ("logs", lambda c: c.describe_log_groups(), "logs Logs_20140328.DescribeLogGroups"),
+    ],
+)
 def test_any_other_aws_service_lands_on_loopback_and_fails_naming_the_call(local_api, service, call, named):
     """AWS_ENDPOINT_URL sends every other service here too: a step can reach no AWS at all."""
     with pytest.raises(ClientError) as raised:
@@ -127,9 +145,16 @@ def test_closing_the_server_stops_the_automl_jobs_it_started(sm, local_api, tmp_
     from pipelines.local import automl_worker
     from processing.automl_request import build_request
 
-    request = build_request(train_uri="s3://b/train/", output_uri="s3://b/automl", job_name="job-orphan",
-                            role_arn="arn:aws:iam::000000000000:role/forecast-local", horizon=7,
-                            algorithms="npts", holiday_country="", max_runtime_seconds=600)
+    request = build_request(
+        train_uri="s3://b/train/",
+        output_uri="s3://b/automl",
+        job_name="job-orphan",
+        role_arn="arn:aws:iam::000000000000:role/forecast-local",
+        horizon=7,
+        algorithms="npts",
+        holiday_country="",
+        max_runtime_seconds=600,
+    )
     sm.create_auto_ml_job_v2(**request)
     process = automl_worker._JOBS[(str(local_api.settings.home_path), "job-orphan")].process
     assert sm.describe_auto_ml_job_v2(AutoMLJobName="job-orphan")["AutoMLJobStatus"] == "InProgress"
@@ -149,12 +174,17 @@ def test_s3_objects_round_trip_through_the_local_store(local_api):
 
     stored = local_api.settings.home_path / "s3" / "forecast-local" / "p" / "forecast-history" / "e1" / "forecasts.csv"
     assert stored.read_bytes() == b"item_id\n007\n"
-    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket="forecast-local", Prefix="p/forecast-history/", PaginationConfig={"PageSize": 1})
-        for item in page.get("Contents") or []]
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket="forecast-local", Prefix="p/forecast-history/", PaginationConfig={"PageSize": 1}
+        )
+        for item in page.get("Contents") or []
+    ]
     assert keys == ["p/forecast-history/e1/forecasts.csv", "p/forecast-history/e2/meta & <odd>.json"]
     assert s3.list_objects_v2(Bucket="forecast-local", Prefix="p/", Delimiter="/")["CommonPrefixes"] == [
-        {"Prefix": "p/forecast-history/"}]
+        {"Prefix": "p/forecast-history/"}
+    ]
     assert s3.list_objects_v2(Bucket="forecast-local", Prefix="empty/")["KeyCount"] == 0
     body = s3.get_object(Bucket="forecast-local", Key="p/forecast-history/e1/forecasts.csv")["Body"].read()
     assert body == b"item_id\n007\n"
@@ -172,7 +202,7 @@ def test_s3_objects_round_trip_through_the_local_store(local_api):
 
 def test_s3_download_file_uses_ranged_gets_that_the_server_serves(local_api, tmp_path):
     s3 = boto3.client("s3", region_name="us-east-1")
-    data = bytes(range(256)) * 40000            # 10 MB: s3transfer splits it into ranged GETs
+    data = bytes(range(256)) * 40000  # 10 MB: s3transfer splits it into ranged GETs
     s3.put_object(Bucket="forecast-local", Key="big.bin", Body=data)
     s3.download_file("forecast-local", "big.bin", str(tmp_path / "big.bin"))
     assert (tmp_path / "big.bin").read_bytes() == data
@@ -199,9 +229,18 @@ def test_put_metric_data_lands_in_the_metrics_file_in_either_protocol(local_api,
     sent = []
     cloudwatch.meta.events.register("before-send", lambda request, **_: sent.append(dict(request.headers)))
     stamp = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
-    cloudwatch.put_metric_data(Namespace="DemandForecasting/Accuracy", MetricData=[
-        {"MetricName": "WQL", "Value": 0.25, "Unit": "None", "Timestamp": stamp,
-         "Dimensions": [{"Name": "ModelPackageVersion", "Value": "3"}]}])
+    cloudwatch.put_metric_data(
+        Namespace="DemandForecasting/Accuracy",
+        MetricData=[
+            {
+                "MetricName": "WQL",
+                "Value": 0.25,
+                "Unit": "None",
+                "Timestamp": stamp,
+                "Dimensions": [{"Name": "ModelPackageVersion", "Value": "3"}],
+            }
+        ],
+    )
 
     [datum] = local_api.cloudwatch.read()
     assert datum["Namespace"] == "DemandForecasting/Accuracy" and datum["MetricName"] == "WQL"
@@ -214,7 +253,9 @@ def test_put_metric_data_lands_in_the_metrics_file_in_either_protocol(local_api,
         cloudwatch.list_metrics()
     assert raised.value.response["Error"]["Code"] == "NotServedLocally"
     assert [(c["service"], c["operation"], c["status"]) for c in local_api.take_calls()] == [
-        ("cloudwatch", "PutMetricData", 200), ("cloudwatch", "ListMetrics", 400)]
+        ("cloudwatch", "PutMetricData", 200),
+        ("cloudwatch", "ListMetrics", 400),
+    ]
 
 
 def test_a_cbor_put_metric_data_breaking_the_model_is_rejected(local_api):
@@ -222,13 +263,20 @@ def test_a_cbor_put_metric_data_breaking_the_model_is_rejected(local_api):
 
     model = botocore.session.get_session().get_service_model("cloudwatch")
     body = bytearray()
-    RpcV2CBORSerializer()._serialize_data_item(body, {"Namespace": "N", "MetricData": [{"Value": 1.0}]},
-                                               model.operation_model("PutMetricData").input_shape)
+    RpcV2CBORSerializer()._serialize_data_item(
+        body, {"Namespace": "N", "MetricData": [{"Value": 1.0}]}, model.operation_model("PutMetricData").input_shape
+    )
     raw_request = urllib.request.Request(
-        local_api.url + "/service/GraniteServiceVersion20100801/operation/PutMetricData", data=bytes(body),
-        method="POST", headers={"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
-                                "Authorization": "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/monitoring/"
-                                                 "aws4_request, SignedHeaders=host, Signature=0"})
+        local_api.url + "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+        data=bytes(body),
+        method="POST",
+        headers={
+            "Content-Type": "application/cbor",
+            "smithy-protocol": "rpc-v2-cbor",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/monitoring/"
+            "aws4_request, SignedHeaders=host, Signature=0",
+        },
+    )
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(raw_request, timeout=30)
     assert raised.value.code == 400 and raised.value.headers["Content-Type"] == "application/cbor"

@@ -2,6 +2,7 @@
 
 Small on purpose (10 items x 300 days, two fast candidate algorithms).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,19 +45,35 @@ def run(args, capsys):
 
 
 def test_given_an_approved_model_when_the_batch_pipeline_runs_then_every_item_is_forecast_and_reported(
-        data, tmp_path, capsys):
+    data, tmp_path, capsys
+):
     history, batch, frame = data
-    code, output, _ = run(["--param", f"InputDataUrl={history}", "--param", "AutoMLAlgorithms=npts,ets",
-                           "--param", "ModelApprovalStatus=Approved"], capsys)
+    code, output, _ = run(
+        [
+            "--param",
+            f"InputDataUrl={history}",
+            "--param",
+            "AutoMLAlgorithms=npts,ets",
+            "--param",
+            "ModelApprovalStatus=Approved",
+        ],
+        capsys,
+    )
     assert code == 0, output[-3000:]
 
     report_dir = tmp_path / "report"
-    code, output, record = run(["--pipeline", "batch", "--param", f"InputDataUrl={batch}",
-                                "--param", f"OutputUrl={report_dir}"], capsys)
+    code, output, record = run(
+        ["--pipeline", "batch", "--param", f"InputDataUrl={batch}", "--param", f"OutputUrl={report_dir}"], capsys
+    )
     assert code == 0, output[-3000:]
     assert [(s["name"], s["status"]) for s in record["steps"]] == [
-        ("ResolveModel", "Succeeded"), ("PrepareBatchInput", "Succeeded"), ("CreateModel", "Succeeded"),
-        ("BatchForecast", "Succeeded"), ("MonitorForecasts", "Succeeded"), ("Report", "Succeeded")]
+        ("ResolveModel", "Succeeded"),
+        ("PrepareBatchInput", "Succeeded"),
+        ("CreateModel", "Succeeded"),
+        ("BatchForecast", "Succeeded"),
+        ("MonitorForecasts", "Succeeded"),
+        ("Report", "Succeeded"),
+    ]
     from tests.pipelines.local.test_local_e2e import expected_step_environment
 
     kinds = {s["name"]: (s.get("environment") or {}).get("kind") for s in record["steps"]}
@@ -71,7 +88,7 @@ def test_given_an_approved_model_when_the_batch_pipeline_runs_then_every_item_is
     summary = json.loads((report_dir / "summary.json").read_text())
     assert summary["items_forecast"] == 10 and summary["horizon"] == FUTURE_DAYS
     assert summary["model_package_arn"].endswith("model-package/demand-forecasting/1")
-    exact = pd.read_parquet(report_dir / "forecasts.parquet")        # forecasts.csv is rounded to 0.01
+    exact = pd.read_parquet(report_dir / "forecasts.parquet")  # forecasts.csv is rounded to 0.01
     assert ((table["mean"] - exact["mean"]).abs() <= 0.005 + 1e-9).all()
     assert summary["total_expected_demand"] == pytest.approx(exact["mean"].sum(), rel=1e-9, abs=1e-3)
     for attribute in ("category", "region"):
@@ -86,10 +103,13 @@ def test_given_an_approved_model_when_the_batch_pipeline_runs_then_every_item_is
 
 
 def test_given_no_approved_model_when_the_batch_pipeline_runs_then_it_fails_saying_how_to_approve(
-        data, tmp_path, capsys):
+    data, tmp_path, capsys
+):
     _, batch, _ = data
-    code, output, record = run(["--pipeline", "batch", "--param", f"InputDataUrl={batch}",
-                                "--param", f"OutputUrl={tmp_path / 'report'}"], capsys)
+    code, output, record = run(
+        ["--pipeline", "batch", "--param", f"InputDataUrl={batch}", "--param", f"OutputUrl={tmp_path / 'report'}"],
+        capsys,
+    )
     assert code != 0
     statuses = {s["name"]: s["status"] for s in record["steps"]}
     assert statuses["ResolveModel"] == "Failed" and statuses["Report"] == "NotExecuted"
@@ -99,7 +119,8 @@ def test_given_no_approved_model_when_the_batch_pipeline_runs_then_it_fails_sayi
 
 @pytest.mark.slow
 def test_given_item_ids_with_leading_zeros_when_trained_and_batch_forecast_then_every_id_survives(
-        tmp_path, capsys, monkeypatch):
+    tmp_path, capsys, monkeypatch
+):
     """'007', '7', '0042' and '42' are four items through prep, engine, transform, evaluation and report."""
     monkeypatch.setenv("FORECAST_ENDPOINT_PORT", str(_free_port()))
     frame = generate_sales(products=2, regions=2, start="2023-01-01", end="2023-08-31", future_days=FUTURE_DAYS)
@@ -108,12 +129,22 @@ def test_given_item_ids_with_leading_zeros_when_trained_and_batch_forecast_then_
     history = write_frame(frame[frame["target_value"].notna()], tmp_path / "history.csv")
     batch = write_frame(frame, tmp_path / "batch.csv")
     try:
-        code, output, record = run(["--param", f"InputDataUrl={history}", "--param", "AutoMLAlgorithms=npts,ets",
-                                    "--param", "ModelApprovalStatus=Approved"], capsys)
+        code, output, record = run(
+            [
+                "--param",
+                f"InputDataUrl={history}",
+                "--param",
+                "AutoMLAlgorithms=npts,ets",
+                "--param",
+                "ModelApprovalStatus=Approved",
+            ],
+            capsys,
+        )
         assert code == 0, output[-3000:]
         report_dir = tmp_path / "report"
-        code, output, _ = run(["--pipeline", "batch", "--param", f"InputDataUrl={batch}",
-                               "--param", f"OutputUrl={report_dir}"], capsys)
+        code, output, _ = run(
+            ["--pipeline", "batch", "--param", f"InputDataUrl={batch}", "--param", f"OutputUrl={report_dir}"], capsys
+        )
         assert code == 0, output[-3000:]
     finally:
         endpoint.stop(resolve().home_path, resolve().endpoint_name)

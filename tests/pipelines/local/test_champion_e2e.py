@@ -4,6 +4,7 @@ v1 is trained and Approved; a weaker challenger (npts only) ends in ChallengerLo
 values and registers nothing; a run identical to the first passes (equal within tolerance)
 and registers v2. Tiny data: 6 items x 120 days.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,9 @@ def evaluation_of(record, settings):
 
 def packages(settings):
     sm = LocalSageMakerClient(settings)
-    listed = sm.list_model_packages(ModelPackageGroupName=settings.model_package_group, SortBy="CreationTime",
-                                    SortOrder="Ascending")["ModelPackageSummaryList"]
+    listed = sm.list_model_packages(
+        ModelPackageGroupName=settings.model_package_group, SortBy="CreationTime", SortOrder="Ascending"
+    )["ModelPackageSummaryList"]
     return [sm.describe_model_package(ModelPackageName=p["ModelPackageArn"]) for p in listed]
 
 
@@ -65,8 +67,7 @@ def test_given_an_approved_champion_then_a_weaker_challenger_fails_and_an_equal_
     [v1] = packages(settings)
     assert v1["ModelApprovalStatus"] == "Approved"
 
-    code, output, second = run([*data, "--param", "AutoMLAlgorithms=npts", "--param", "QualityThreshold=10"],
-                               capsys)
+    code, output, second = run([*data, "--param", "AutoMLAlgorithms=npts", "--param", "QualityThreshold=10"], capsys)
     assert code != 0
     statuses = {s["name"]: s["status"] for s in second["steps"]}
     assert statuses[contracts.STEP_CHAMPION_GATE] == "Succeeded"
@@ -83,8 +84,12 @@ def test_given_an_approved_champion_then_a_weaker_challenger_fails_and_an_equal_
     # ChampionForecast's calls, plain boto3, all served by the loopback API (S3 included)
     [step] = [s for s in second["steps"] if s["name"] == contracts.STEP_CHAMPION]
     served = {(c["service"], c["operation"], c["status"]) for c in step["aws_calls"]}
-    assert {("sagemaker", "ListModelPackages", 200), ("sagemaker", "CreateTransformJob", 200),
-            ("s3", "ListObjectsV2", 200), ("s3", "GetObject", 200)} <= served
+    assert {
+        ("sagemaker", "ListModelPackages", 200),
+        ("sagemaker", "CreateTransformJob", 200),
+        ("s3", "ListObjectsV2", 200),
+        ("s3", "GetObject", 200),
+    } <= served
     assert not [c for c in step["aws_calls"] if c["error"] == "NotServedLocally"]
     assert "champion (version 1) vs challenger on the same holdout: WAPE" in output
 

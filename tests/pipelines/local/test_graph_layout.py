@@ -1,4 +1,5 @@
 """The pipeline graph drawing shared by the HTML report and the Studio."""
+
 from __future__ import annotations
 
 import re
@@ -24,13 +25,21 @@ BATCH = [
     ("BatchForecast", "Transform", ["CreateModel", "PrepareBatchInput"]),
     ("Report", "Processing", ["BatchForecast", "ResolveModel", "PrepareBatchInput"]),
 ]
-BRANCHES = {"RegisterModel": ("QualityGate", "IfSteps"), "Deploy": ("QualityGate", "IfSteps"),
-            "QualityTooLow": ("QualityGate", "ElseSteps")}
+BRANCHES = {
+    "RegisterModel": ("QualityGate", "IfSteps"),
+    "Deploy": ("QualityGate", "IfSteps"),
+    "QualityTooLow": ("QualityGate", "ElseSteps"),
+}
 
 
 def steps(spec, status="Succeeded", **extra):
-    return [dict({"name": n, "type": t, "depends_on": d, "status": status, "duration_seconds": 12.5,
-                  "outputs": {}}, **extra.get(n, {})) for n, t, d in spec]
+    return [
+        dict(
+            {"name": n, "type": t, "depends_on": d, "status": status, "duration_seconds": 12.5, "outputs": {}},
+            **extra.get(n, {}),
+        )
+        for n, t, d in spec
+    ]
 
 
 def inside(point, box, margin=0.5):
@@ -48,7 +57,7 @@ def sampled(points, per_segment=20):
 
 def test_given_the_training_graph_when_laid_out_then_it_fits_a_1200_px_page():
     placed = graph_layout.layout(steps(TRAINING))
-    assert placed["width"] <= 1200 - 2 * 32          # the report's body margins
+    assert placed["width"] <= 1200 - 2 * 32  # the report's body margins
     assert set(placed["nodes"]) == {n for n, _, _ in TRAINING}
     svg = graph_layout.graph_svg(steps(TRAINING), BRANCHES)
     assert 'style="max-width:100%;height:auto"' in svg and "viewBox=" in svg
@@ -95,8 +104,13 @@ def test_given_transitive_dependencies_then_only_the_direct_ones_are_drawn():
 
 
 def test_given_the_gate_passed_then_the_if_branch_is_drawn_taken_and_the_else_branch_faint():
-    recorded = steps(TRAINING, **{"QualityGate": {"outputs": {"Outcome": True}},
-                                  "QualityTooLow": {"status": "NotExecuted", "duration_seconds": None}})
+    recorded = steps(
+        TRAINING,
+        **{
+            "QualityGate": {"outputs": {"Outcome": True}},
+            "QualityTooLow": {"status": "NotExecuted", "duration_seconds": None},
+        },
+    )
     svg = graph_layout.graph_svg(recorded, BRANCHES)
     taken = re.search(r'data-from="QualityGate" data-to="RegisterModel"[^>]*', svg).group(0)
     skipped = re.search(r'data-from="QualityGate" data-to="QualityTooLow"[^>]*', svg).group(0)
@@ -106,18 +120,31 @@ def test_given_the_gate_passed_then_the_if_branch_is_drawn_taken_and_the_else_br
 
 
 def test_given_an_older_record_without_the_definition_then_the_branch_comes_from_the_runtime_note():
-    recorded = steps(TRAINING, **{"QualityGate": {"outputs": {"Outcome": False}},
-                                  "RegisterModel": {"status": "NotExecuted",
-                                                    "note": "branch not taken (IfSteps of QualityGate)"}})
+    recorded = steps(
+        TRAINING,
+        **{
+            "QualityGate": {"outputs": {"Outcome": False}},
+            "RegisterModel": {"status": "NotExecuted", "note": "branch not taken (IfSteps of QualityGate)"},
+        },
+    )
     svg = graph_layout.graph_svg(recorded)
     assert "if true (not taken)" in svg
 
 
 def test_given_a_definition_then_branches_lists_each_branch_step_with_its_condition():
-    definition = {"Steps": [{"Name": "A", "Type": "Processing"},
-                            {"Name": "Gate", "Type": "Condition", "Arguments": {
-                                "IfSteps": [{"Name": "B", "Type": "Processing"}],
-                                "ElseSteps": [{"Name": "C", "Type": "Fail"}]}}]}
+    definition = {
+        "Steps": [
+            {"Name": "A", "Type": "Processing"},
+            {
+                "Name": "Gate",
+                "Type": "Condition",
+                "Arguments": {
+                    "IfSteps": [{"Name": "B", "Type": "Processing"}],
+                    "ElseSteps": [{"Name": "C", "Type": "Fail"}],
+                },
+            },
+        ]
+    }
     assert graph_layout.branches(definition) == {"B": ("Gate", "IfSteps"), "C": ("Gate", "ElseSteps")}
 
 

@@ -1,4 +1,5 @@
 """SageMaker's limits in the local runtime: each run that would break one on SageMaker breaks it here, by name."""
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,10 @@ def settings():
 
 
 # --- the checkers ------------------------------------------------------------------------------
-@pytest.mark.parametrize("request_, limit", [({}, 6), ({"MaxPayloadInMB": 20}, 20), ({"MaxPayloadInMB": 0}, 100),
-                                             ({"MaxPayloadInMB": 100}, 100)])
+@pytest.mark.parametrize(
+    "request_, limit",
+    [({}, 6), ({"MaxPayloadInMB": 20}, 20), ({"MaxPayloadInMB": 0}, 100), ({"MaxPayloadInMB": 100}, 100)],
+)
 def test_payload_limit_is_6_mb_unset_the_value_set_and_100_when_streamed(request_, limit):
     assert limits.payload_limit_mb(request_) == limit
 
@@ -50,19 +53,28 @@ def test_a_request_over_the_default_payload_names_the_limit_the_size_and_the_fie
 
 def test_an_invocation_over_the_timeout_names_the_setting():
     limits.check_invocation_time({}, 599.0, "f")
-    with pytest.raises(limits.LimitExceeded, match=r"took 601.0 s, over the invocation timeout of 600 s "
-                                                   r"\(ModelClientConfig.InvocationsTimeoutInSeconds unset"):
+    with pytest.raises(
+        limits.LimitExceeded,
+        match=r"took 601.0 s, over the invocation timeout of 600 s "
+        r"\(ModelClientConfig.InvocationsTimeoutInSeconds unset",
+    ):
         limits.check_invocation_time({}, 601.0, "f")
 
 
 # --- transform jobs of the local SageMaker client ----------------------------------------------
 def _transform(sm, name, model, source, **extra):
     sm.create_transform_job(
-        TransformJobName=name, ModelName=model,
-        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
-                        "ContentType": "text/csv", "SplitType": "None"},
+        TransformJobName=name,
+        ModelName=model,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
+            "ContentType": "text/csv",
+            "SplitType": "None",
+        },
         TransformOutput={"S3OutputPath": f"s3://b/{name}-out", "Accept": "text/csv", "AssembleWith": "None"},
-        TransformResources={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}, **extra)
+        TransformResources={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
+        **extra,
+    )
     return sm.describe_transform_job(TransformJobName=name)
 
 
@@ -74,10 +86,11 @@ def _context(frame):
 
 def test_given_a_file_over_6_mb_and_no_max_payload_then_the_transform_fails_naming_the_limit(trained):  # noqa: F811
     settings, sm, s3, frame, described = trained
-    sm.create_model(ModelName="m-payload", Containers=described["BestCandidate"]["InferenceContainers"],
-                    ExecutionRoleArn=ROLE)
+    sm.create_model(
+        ModelName="m-payload", Containers=described["BestCandidate"]["InferenceContainers"], ExecutionRoleArn=ROLE
+    )
     text = _context(frame).to_csv(index=False)
-    body = text + "\n".join(text.splitlines()[1:]) * (6 * MB // len(text) + 1)   # > 6 MB, one file
+    body = text + "\n".join(text.splitlines()[1:]) * (6 * MB // len(text) + 1)  # > 6 MB, one file
     s3.put_object(Bucket="b", Key="big/part-00000.csv", Body=body)
 
     job = _transform(sm, "tx-big", "m-payload", "s3://b/big/")
@@ -90,8 +103,9 @@ def test_given_a_file_over_6_mb_and_no_max_payload_then_the_transform_fails_nami
 
 def test_given_max_payload_over_100_then_create_transform_job_is_a_validation_error(trained):  # noqa: F811
     _, sm, s3, frame, described = trained
-    sm.create_model(ModelName="m-101", Containers=described["BestCandidate"]["InferenceContainers"],
-                    ExecutionRoleArn=ROLE)
+    sm.create_model(
+        ModelName="m-101", Containers=described["BestCandidate"]["InferenceContainers"], ExecutionRoleArn=ROLE
+    )
     put_csv(s3, _context(frame), "small/part-00000.csv")
     with pytest.raises(ClientError, match="ValidationException.*MaxPayloadInMB=101"):
         _transform(sm, "tx-101", "m-101", "s3://b/small/", MaxPayloadInMB=101)
@@ -101,8 +115,9 @@ def test_given_an_invocation_slower_than_the_timeout_then_the_transform_fails_na
     from forecasting import artifact
 
     _, sm, s3, frame, described = trained
-    sm.create_model(ModelName="m-slow", Containers=described["BestCandidate"]["InferenceContainers"],
-                    ExecutionRoleArn=ROLE)
+    sm.create_model(
+        ModelName="m-slow", Containers=described["BestCandidate"]["InferenceContainers"], ExecutionRoleArn=ROLE
+    )
     put_csv(s3, _context(frame), "slow/part-00000.csv")
     model_class = next(c for c in vars(artifact).values() if isinstance(c, type) and hasattr(c, "predict_file"))
     real = model_class.predict_file
@@ -114,8 +129,9 @@ def test_given_an_invocation_slower_than_the_timeout_then_the_transform_fails_na
     monkeypatch.setattr(model_class, "predict_file", slow_predict)
     job = _transform(sm, "tx-slow", "m-slow", "s3://b/slow/", ModelClientConfig={"InvocationsTimeoutInSeconds": 1})
     assert job["TransformJobStatus"] == "Failed"
-    assert "over the invocation timeout of 1 s (ModelClientConfig.InvocationsTimeoutInSeconds=1)" \
-        in job["FailureReason"]
+    assert (
+        "over the invocation timeout of 1 s (ModelClientConfig.InvocationsTimeoutInSeconds=1)" in job["FailureReason"]
+    )
     fast = _transform(sm, "tx-slow-ok", "m-slow", "s3://b/slow/", ModelClientConfig={"InvocationsTimeoutInSeconds": 60})
     assert fast["TransformJobStatus"] == "Completed", fast.get("FailureReason")
 
@@ -127,17 +143,20 @@ def test_given_a_step_past_its_max_runtime_then_it_is_stopped_and_fails_naming_t
     started = time.monotonic()
     code, _, record = run(definition([step], []), settings)
 
-    assert code == 1 and time.monotonic() - started < 30      # sleep.py alone takes 60 s
+    assert code == 1 and time.monotonic() - started < 30  # sleep.py alone takes 60 s
     assert statuses(record) == [("Sleep", "Failed")]
     assert "StoppingCondition.MaxRuntimeInSeconds=2 and was stopped" in record["steps"][0]["failure_reason"]
 
 
 # --- Lambda steps: 10 minutes ------------------------------------------------------------------
 def _lambda_step(settings):
-    return {"Name": "Deploy", "Type": "Lambda",
-            "FunctionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{settings.deploy_function_name}",
-            "Arguments": {"model_package_arn": "arn:aws:sagemaker:us-east-1:000000000000:model-package/g/1"},
-            "OutputParameters": [{"OutputName": "left", "OutputType": "String"}]}
+    return {
+        "Name": "Deploy",
+        "Type": "Lambda",
+        "FunctionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{settings.deploy_function_name}",
+        "Arguments": {"model_package_arn": "arn:aws:sagemaker:us-east-1:000000000000:model-package/g/1"},
+        "OutputParameters": [{"OutputName": "left", "OutputType": "String"}],
+    }
 
 
 def test_given_a_lambda_step_past_its_limit_then_it_fails_naming_the_limit(settings, monkeypatch):
@@ -154,8 +173,9 @@ def test_given_a_lambda_step_past_its_limit_then_it_fails_naming_the_limit(setti
 def test_a_lambda_handler_is_told_the_time_left_within_the_10_minutes(settings, monkeypatch):
     import deploy.handler
 
-    monkeypatch.setattr(deploy.handler, "lambda_handler",
-                        lambda event, context: {"left": str(context.get_remaining_time_in_millis())})
+    monkeypatch.setattr(
+        deploy.handler, "lambda_handler", lambda event, context: {"left": str(context.get_remaining_time_in_millis())}
+    )
     code, _, record = run(definition([_lambda_step(settings)], []), settings)
 
     assert code == 0, record["steps"][0]["failure_reason"]

@@ -3,6 +3,7 @@
 Small on purpose (10 items x 300 days, two fast candidate algorithms): these tests check the
 runtime executes the exact definition correctly, not the engine's accuracy.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,19 @@ from processing.kernel.settings import resolve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # local pipeline runs end to end
 
-DEFINITION_ORDER = [contracts.STEP_PREPARE, contracts.STEP_AUTOML, contracts.STEP_BACKTEST, contracts.STEP_CHAMPION,
-                    contracts.STEP_EVALUATE, contracts.STEP_GATE, contracts.STEP_CHAMPION_GATE, contracts.STEP_REGISTER,
-                    contracts.STEP_DEPLOY, contracts.STEP_CHALLENGER_LOST, contracts.STEP_FAIL]
+DEFINITION_ORDER = [
+    contracts.STEP_PREPARE,
+    contracts.STEP_AUTOML,
+    contracts.STEP_BACKTEST,
+    contracts.STEP_CHAMPION,
+    contracts.STEP_EVALUATE,
+    contracts.STEP_GATE,
+    contracts.STEP_CHAMPION_GATE,
+    contracts.STEP_REGISTER,
+    contracts.STEP_DEPLOY,
+    contracts.STEP_CHALLENGER_LOST,
+    contracts.STEP_FAIL,
+]
 FAST = ["--param", "AutoMLAlgorithms=npts,ets"]
 
 GUARD = '''
@@ -130,10 +141,12 @@ def test_the_guard_bites_in_processes_the_runtime_starts_and_steps_reach_only_lo
     """The no-network proof is only worth something if the guard really bites where it is claimed."""
     from pipelines.local.aws_api import LocalAWSServer
 
-    probes = {"import socket; socket.socket().connect(('192.0.2.1', 443))":
-              "network disabled by the test: connect ('192.0.2.1', 443)",
-              "import socket; socket.getaddrinfo('api.sagemaker.us-east-1.amazonaws.com', 443)":
-              "network disabled by the test: getaddrinfo api.sagemaker.us-east-1.amazonaws.com"}
+    probes = {
+        "import socket; socket.socket().connect(('192.0.2.1', 443))": "network disabled by the test: connect ('192.0.2.1', 443)",
+        "import socket; socket.getaddrinfo('api.sagemaker.us-east-1.amazonaws.com', 443)": (
+            "network disabled by the test: getaddrinfo api.sagemaker.us-east-1.amazonaws.com"
+        ),
+    }
     for probe, refusal in probes.items():  # a child with the runtime's environment, like the AutoML worker
         result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
         assert result.returncode != 0 and refusal in result.stderr
@@ -145,20 +158,28 @@ def test_the_guard_bites_in_processes_the_runtime_starts_and_steps_reach_only_lo
     with LocalAWSServer(settings) as execution.api:
         env = execution._environment({}, lambda value: value, None)
         env["PYTHONPATH"] = ""  # no guard in the step: any AWS call must still end on loopback
-        probe = ("import boto3, botocore.exceptions\n"
-                 "for service in ('sts', 's3', 'sagemaker-runtime'):\n"
-                 "    client = boto3.client(service)\n"
-                 "    call = {'sts': lambda: client.get_caller_identity(), 's3': lambda: client.list_buckets(),\n"
-                 "            'sagemaker-runtime': lambda: client.invoke_endpoint(EndpointName='e', Body=b'x')}[service]\n"
-                 "    try:\n"
-                 "        call()\n"
-                 "    except botocore.exceptions.ClientError as error:\n"
-                 "        print(service, error.response['Error']['Code'])\n")
+        probe = (
+            "import boto3, botocore.exceptions\n"
+            "for service in ('sts', 's3', 'sagemaker-runtime'):\n"
+            "    client = boto3.client(service)\n"
+            "    call = {'sts': lambda: client.get_caller_identity(), 's3': lambda: client.list_buckets(),\n"
+            "            'sagemaker-runtime': lambda: client.invoke_endpoint(EndpointName='e', Body=b'x')}[service]\n"
+            "    try:\n"
+            "        call()\n"
+            "    except botocore.exceptions.ClientError as error:\n"
+            "        print(service, error.response['Error']['Code'])\n"
+        )
         result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
         calls = execution.api.take_calls()
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["sts", "NotServedLocally", "s3", "NotServedLocally",
-                                     "sagemaker-runtime", "NotServedLocally"]
+    assert result.stdout.split() == [
+        "sts",
+        "NotServedLocally",
+        "s3",
+        "NotServedLocally",
+        "sagemaker-runtime",
+        "NotServedLocally",
+    ]
     assert [c["service"] for c in calls] == ["sts", "s3", "sagemaker"]
     assert not no_network.exists(), no_network.read_text()
 
@@ -206,8 +227,9 @@ def test_training_pipeline_runs_end_to_end_offline(sales_csv, no_network, capsys
 
 
 def test_tight_quality_threshold_ends_in_the_fail_step(sales_csv, capsys):
-    code, output, record = run_cli(["--param", f"InputDataUrl={sales_csv}", *FAST,
-                                    "--param", "QualityThreshold=0.0001"], capsys)
+    code, output, record = run_cli(
+        ["--param", f"InputDataUrl={sales_csv}", *FAST, "--param", "QualityThreshold=0.0001"], capsys
+    )
 
     assert code != 0
     statuses = {s["name"]: s["status"] for s in record["steps"]}
@@ -234,6 +256,8 @@ def test_given_a_truncated_gzip_input_then_the_run_says_so_in_one_line_naming_th
     assert "Traceback" not in output and "EOFError" not in output
     prepare = record["steps"][0]
     assert prepare["status"] == "Failed" and prepare["exit_code"] == 2
-    assert prepare["failure_reason"].endswith("PrepareData failed: sales.csv.gz: cannot be read as CSV: Compressed "
-                                              "file ended before the end-of-stream marker was reached. Fix: the "
-                                              "compressed file is cut short; copy or export it again.")
+    assert prepare["failure_reason"].endswith(
+        "PrepareData failed: sales.csv.gz: cannot be read as CSV: Compressed "
+        "file ended before the end-of-stream marker was reached. Fix: the "
+        "compressed file is cut short; copy or export it again."
+    )

@@ -1,4 +1,5 @@
 """The SQLite model registry: version numbering, transactions, concurrency, audit trail."""
+
 from __future__ import annotations
 
 import datetime
@@ -70,13 +71,21 @@ def test_given_a_group_with_versions_then_it_cannot_be_deleted(registry):
 def test_given_status_changes_then_the_history_keeps_every_one_with_its_reason(registry):
     registry.create_package("demand-forecasting")
     registry.update_package("demand-forecasting", 1, approval_status="Approved", approval_description="good")
-    updated = registry.update_package("demand-forecasting", 1, approval_status="Rejected",
-                                      approval_description="drift", customer_metadata={"note": "x"})
+    updated = registry.update_package(
+        "demand-forecasting",
+        1,
+        approval_status="Rejected",
+        approval_description="drift",
+        customer_metadata={"note": "x"},
+    )
 
     assert updated["approval_status"] == "Rejected" and updated["approval_description"] == "drift"
     assert updated["modified_at"] >= updated["created_at"]
     assert [(h["status"], h["description"]) for h in registry.history("demand-forecasting", 1)] == [
-        ("PendingManualApproval", "created"), ("Approved", "good"), ("Rejected", "drift")]
+        ("PendingManualApproval", "created"),
+        ("Approved", "good"),
+        ("Rejected", "drift"),
+    ]
 
 
 def test_given_an_invalid_status_then_nothing_is_written(registry):
@@ -137,5 +146,7 @@ def test_given_filters_when_listing_then_status_time_window_and_name_narrow_the_
     assert versions(group="demand-forecasting", created_before=second["created_at"]) == [("demand-forecasting", 1)]
     assert versions(name_contains="OTHER") == [("other-models", 1)]
     assert [g["name"] for g in registry.list_groups(name_contains="demand")] == ["demand-forecasting"]
-    assert registry.list_groups(created_after=datetime.datetime.now(datetime.timezone.utc)
-                                + datetime.timedelta(days=1)) == []
+    assert (
+        registry.list_groups(created_after=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1))
+        == []
+    )

@@ -1,4 +1,5 @@
 """The console summary and the per-execution HTML report (champion and challenger side by side: issue 15)."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,15 @@ EVALUATION = {
     "baseline": {"method": "seasonal_naive", "forecast_metrics": {"wape": 0.045, "mase": 3.27, "wql": 0.031}},
     "skill": {"wape": 0.727, "mase": 0.55, "wql": 0.8},
 }
-TRAINING_STEPS = [("PrepareData", "Processing", []), ("AutoML", "Processing", ["PrepareData"]),
-                  ("Evaluate", "Processing", ["AutoML"]), ("QualityGate", "Condition", ["Evaluate"]),
-                  ("RegisterModel", "Processing", ["QualityGate"]), ("Deploy", "Lambda", ["RegisterModel"]),
-                  ("QualityTooLow", "Fail", ["QualityGate"])]
+TRAINING_STEPS = [
+    ("PrepareData", "Processing", []),
+    ("AutoML", "Processing", ["PrepareData"]),
+    ("Evaluate", "Processing", ["AutoML"]),
+    ("QualityGate", "Condition", ["Evaluate"]),
+    ("RegisterModel", "Processing", ["QualityGate"]),
+    ("Deploy", "Lambda", ["RegisterModel"]),
+    ("QualityTooLow", "Fail", ["QualityGate"]),
+]
 
 
 @pytest.fixture
@@ -49,15 +55,23 @@ def plot(path, width_px=1600):
 
 def training_record(settings, plots=14):
     evaluation_uri = store_file(settings, "x/Evaluate/evaluation/evaluation.json", json.dumps(EVALUATION).encode())
-    automl_uri = store_file(settings, "x/AutoML/result/automl_result.json",
-                            json.dumps({"candidate_metrics": {"MASE": 0.61}}).encode())
+    automl_uri = store_file(
+        settings, "x/AutoML/result/automl_result.json", json.dumps({"candidate_metrics": {"MASE": 0.61}}).encode()
+    )
     folder = settings.home_path / "s3" / "forecast-local" / "x" / "Evaluate" / "evaluation" / "plots"
     for i in range(plots):
         plot(folder / f"plot_{i:02d}.png")
     steps = []
     for name, kind, deps in TRAINING_STEPS:
-        step = {"name": name, "type": kind, "depends_on": deps, "status": "Succeeded", "duration_seconds": 3.0,
-                "outputs": {}, "log": None}
+        step = {
+            "name": name,
+            "type": kind,
+            "depends_on": deps,
+            "status": "Succeeded",
+            "duration_seconds": 3.0,
+            "outputs": {},
+            "log": None,
+        }
         if name == "Evaluate":
             step["property_files"] = {contracts.EVALUATION_RESULT_NAME: evaluation_uri}
         if name == "AutoML":
@@ -68,18 +82,41 @@ def training_record(settings, plots=14):
             step.update(status="NotExecuted", duration_seconds=None, note="branch not taken (ElseSteps of QualityGate)")
         steps.append(step)
     definition = settings.home_path / "definition.json"
-    definition.write_text(json.dumps({"Steps": [
-        {"Name": "QualityGate", "Type": "Condition", "Arguments": {
-            "IfSteps": [{"Name": "RegisterModel", "Type": "Processing"}, {"Name": "Deploy", "Type": "Lambda"}],
-            "ElseSteps": [{"Name": "QualityTooLow", "Type": "Fail"}]}}]}))
-    return {"execution_id": "abc123def456", "pipeline_name": settings.training_pipeline_name, "status": "Succeeded",
-            "start_time": "2026-01-01T00:00:00+00:00", "duration_seconds": 90.0, "parameters": {}, "steps": steps,
-            "definition": str(definition)}
+    definition.write_text(
+        json.dumps(
+            {
+                "Steps": [
+                    {
+                        "Name": "QualityGate",
+                        "Type": "Condition",
+                        "Arguments": {
+                            "IfSteps": [
+                                {"Name": "RegisterModel", "Type": "Processing"},
+                                {"Name": "Deploy", "Type": "Lambda"},
+                            ],
+                            "ElseSteps": [{"Name": "QualityTooLow", "Type": "Fail"}],
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    return {
+        "execution_id": "abc123def456",
+        "pipeline_name": settings.training_pipeline_name,
+        "status": "Succeeded",
+        "start_time": "2026-01-01T00:00:00+00:00",
+        "duration_seconds": 90.0,
+        "parameters": {},
+        "steps": steps,
+        "definition": str(definition),
+    }
 
 
 @pytest.mark.integration
 def test_given_an_execution_when_the_report_is_written_then_the_graph_fits_and_every_plot_opens_full_size(
-        settings, tmp_path):
+    settings, tmp_path
+):
     record = training_record(settings, plots=14)
     path = report.write_report(record, None, settings, tmp_path / "report.html")
     page = path.read_text()
@@ -87,7 +124,7 @@ def test_given_an_execution_when_the_report_is_written_then_the_graph_fits_and_e
     width = int(re.search(r'width="(\d+)"', svg).group(1))
     assert width <= 1200 and "max-width:100%" in svg and "viewBox" in svg
     assert "max-width:560px" not in page
-    assert page.count("data:image/png;base64,") == 14               # every plot, no cap at 12
+    assert page.count("data:image/png;base64,") == 14  # every plot, no cap at 12
     assert "id='lightbox'" in page and "cursor:zoom-in" in page and "classList.add('open')" in page
     assert "if true (taken)" in page and "else (not taken)" in page
 
@@ -103,10 +140,22 @@ def test_given_a_batch_run_then_the_summary_prints_the_planner_report_and_the_ne
     folder = tmp_path / "report"
     folder.mkdir()
     (folder / "report.html").write_text("<html></html>")
-    record = {"execution_id": "b1", "pipeline_name": settings.batch_pipeline_name, "status": "Succeeded",
-              "duration_seconds": 30.0, "report": str(tmp_path / "record.html"),
-              "steps": [{"name": contracts.STEP_REPORT, "type": "Processing", "status": "Succeeded",
-                         "duration_seconds": 2.0, "outputs": {"report": str(folder)}}]}
+    record = {
+        "execution_id": "b1",
+        "pipeline_name": settings.batch_pipeline_name,
+        "status": "Succeeded",
+        "duration_seconds": 30.0,
+        "report": str(tmp_path / "record.html"),
+        "steps": [
+            {
+                "name": contracts.STEP_REPORT,
+                "type": "Processing",
+                "status": "Succeeded",
+                "duration_seconds": 2.0,
+                "outputs": {"report": str(folder)},
+            }
+        ],
+    }
     summary = report.execution_summary(record, settings)
     assert f"Planner report: {folder / 'report.html'}" in summary
     assert f"open {folder / 'report.html'}" in summary
@@ -117,24 +166,38 @@ def test_given_a_batch_run_then_the_summary_prints_the_planner_report_and_the_ne
 
 def test_given_a_batch_run_writing_to_the_store_then_the_planner_report_is_found_there(settings):
     uri = store_file(settings, "demand-forecasting/reports/latest/report.html", b"<html></html>")
-    record = {"steps": [{"name": contracts.STEP_REPORT, "status": "Succeeded",
-                         "outputs": {"report": uri.rsplit("/", 1)[0]}}]}
-    assert report.planner_report_path(record, settings) == \
-        settings.home_path / "s3" / "forecast-local" / "demand-forecasting" / "reports" / "latest" / "report.html"
+    record = {
+        "steps": [{"name": contracts.STEP_REPORT, "status": "Succeeded", "outputs": {"report": uri.rsplit("/", 1)[0]}}]
+    }
+    assert (
+        report.planner_report_path(record, settings)
+        == settings.home_path / "s3" / "forecast-local" / "demand-forecasting" / "reports" / "latest" / "report.html"
+    )
+
 
 CHAMPION_EVALUATION = {
     "quality_gate": {"metric": "WAPE", "value": 0.2, "threshold": 0.3, "passed": True},
-    "champion": {"status": "compared", "metric": "WAPE", "version": 4, "challenger_value": 0.2,
-                 "champion_value": 0.15, "limit": 0.1575, "tolerance": 0.05, "passed": False,
-                 "challenger_metrics": {"wape": 0.2, "wql": 0.17, "mase": None},
-                 "champion_metrics": {"wape": 0.15, "wql": 0.12, "mase": 0.8}},
+    "champion": {
+        "status": "compared",
+        "metric": "WAPE",
+        "version": 4,
+        "challenger_value": 0.2,
+        "champion_value": 0.15,
+        "limit": 0.1575,
+        "tolerance": 0.05,
+        "passed": False,
+        "challenger_metrics": {"wape": 0.2, "wql": 0.17, "mase": None},
+        "champion_metrics": {"wape": 0.15, "wql": 0.12, "mase": 0.8},
+    },
 }
 
 
 def test_given_a_compared_champion_then_the_summary_shows_both_metric_sets_and_the_verdict():
     lines = champion_lines(CHAMPION_EVALUATION)
-    assert lines[0] == ("  champion (version 4) vs challenger on the same holdout: WAPE 0.15 vs 0.2, limit 0.1575 "
-                        "(tolerance 0.05) -> champion stays (challenger not registered)")
+    assert lines[0] == (
+        "  champion (version 4) vs challenger on the same holdout: WAPE 0.15 vs 0.2, limit 0.1575 "
+        "(tolerance 0.05) -> champion stays (challenger not registered)"
+    )
     assert lines[2].split() == ["wape", "0.15", "0.2"] and lines[3].split() == ["wql", "0.12", "0.17"]
     assert len(lines) == 4  # mase is undefined for the challenger: not shown
     assert lines[0] in evaluation_lines(CHAMPION_EVALUATION)

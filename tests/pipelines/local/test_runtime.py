@@ -1,4 +1,5 @@
 """The local executor on hand-written definitions: DAG checks, processing, conditions, fail, Ctrl-C."""
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,11 @@ def test_unknown_depends_on_is_named():
 def test_unknown_step_in_a_get_is_named_with_a_suggestion():
     a = processing("Prepare", "produce.py", outputs=["result"])
     b = processing("B", "consume.py", inputs={"x": output_ref("Prepar", "result")})
-    with pytest.raises(DefinitionError, match=r"step B: references unknown step 'Prepar' in a Get; steps are "
-                                              r"Prepare, B \(did you mean Prepare\?\)"):
+    with pytest.raises(
+        DefinitionError,
+        match=r"step B: references unknown step 'Prepar' in a Get; steps are "
+        r"Prepare, B \(did you mean Prepare\?\)",
+    ):
         load_definition(definition([a, b], []))
 
 
@@ -70,23 +74,33 @@ def test_wrong_output_name_in_a_property_path_fails_before_anything_runs(setting
     b = processing("B", "consume.py", inputs={"x": output_ref("A", "reslt")})
     lines: list = []
     assert run_local(definition([a, b], []), {}, settings, out=lines.append) == 2
-    assert ("step B: Steps.A.ProcessingOutputConfig.Outputs['reslt'].S3Output.S3Uri: "
-            "ProcessingOutputConfig.Outputs has no entry named 'reslt'; it has 'result'") in "\n".join(lines)
+    assert (
+        "step B: Steps.A.ProcessingOutputConfig.Outputs['reslt'].S3Output.S3Uri: "
+        "ProcessingOutputConfig.Outputs has no entry named 'reslt'; it has 'result'"
+    ) in "\n".join(lines)
     assert runtime.load_executions(settings) == []
 
 
 def test_wrong_member_in_a_property_path_lists_the_members():
     a = processing("A", "produce.py", outputs=["result"])
     b = processing("B", "consume.py", inputs={"x": {"Get": "Steps.A.ProcessingOutputConfig.Outputs['result'].S3Uri"}})
-    with pytest.raises(DefinitionError, match=r"Outputs\['result'\] has no member 'S3Uri'; members are "
-                                              r"OutputName, S3Output"):
+    with pytest.raises(
+        DefinitionError,
+        match=r"Outputs\['result'\] has no member 'S3Uri'; members are "
+        r"OutputName, S3Output",
+    ):
         load_definition(definition([a, b], []))
 
 
 def test_unknown_property_file_is_named():
     a = processing("A", "produce.py", outputs=["result"], property_files=[("Metrics", "result", "m.json")])
-    fail = {"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:JsonGet": {
-        "PropertyFile": {"Get": "Steps.A.PropertyFiles.Metric"}, "Path": "x"}}}}
+    fail = {
+        "Name": "F",
+        "Type": "Fail",
+        "Arguments": {
+            "ErrorMessage": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.A.PropertyFiles.Metric"}, "Path": "x"}}
+        },
+    }
     with pytest.raises(DefinitionError, match="step A declares property files 'Metrics'"):
         load_definition(definition([a, fail], []))
 
@@ -103,8 +117,13 @@ def test_gate_passes_runs_the_if_branch_and_records_everything(settings):
     code, output, record = run(gated_pipeline(threshold=0.5), settings, {"Label": "nightly"})
 
     assert code == 0, output
-    assert statuses(record) == [("Produce", "Succeeded"), ("Consume", "Succeeded"), ("Gate", "Succeeded"),
-                                ("AfterGate", "Succeeded"), ("TooLow", "NotExecuted")]
+    assert statuses(record) == [
+        ("Produce", "Succeeded"),
+        ("Consume", "Succeeded"),
+        ("Gate", "Succeeded"),
+        ("AfterGate", "Succeeded"),
+        ("TooLow", "NotExecuted"),
+    ]
     assert record["status"] == "Succeeded" and record["parameters"]["Label"] == "nightly"
     produce_log = Path(record["steps"][0]["log"]).read_text()
     # the definition's own environment (no FORECAST_TARGET=local trick), no pip installs, no spinning
@@ -140,8 +159,16 @@ def test_each_run_is_a_new_execution_and_list_shows_them(settings):
     lines: list = []
     list_executions(settings, out=lines.append)
     table = "\n".join(lines)
-    assert table.splitlines()[0].split() == ["EXECUTION", "PIPELINE", "STATUS", "ATTEMPT", "STARTED", "(UTC)",
-                                             "DURATION", "DETAIL"]
+    assert table.splitlines()[0].split() == [
+        "EXECUTION",
+        "PIPELINE",
+        "STATUS",
+        "ATTEMPT",
+        "STARTED",
+        "(UTC)",
+        "DURATION",
+        "DETAIL",
+    ]
     assert all(r["execution_id"] in table for r in records)
     assert "Quality too low" in table
 
@@ -159,20 +186,28 @@ def test_failing_step_stops_its_dependents_and_prints_the_log_tail(settings):
 
 
 def test_unknown_lambda_function_fails_clearly(settings):
-    lam = {"Name": "Notify", "Type": "Lambda", "FunctionArn": "arn:aws:lambda:us-east-1:1:function:send-mail",
-           "Arguments": {"x": 1}, "OutputParameters": []}
+    lam = {
+        "Name": "Notify",
+        "Type": "Lambda",
+        "FunctionArn": "arn:aws:lambda:us-east-1:1:function:send-mail",
+        "Arguments": {"x": 1},
+        "OutputParameters": [],
+    }
     code, output, record = run(definition([lam], []), settings)
     assert code == 1
     assert record["steps"][0]["failure_reason"] == (
         "Lambda function arn:aws:lambda:us-east-1:1:function:send-mail has no local stand-in: the local runtime "
-        f"runs function:{settings.deploy_function_name} (deploy.handler.lambda_handler) only")
+        f"runs function:{settings.deploy_function_name} (deploy.handler.lambda_handler) only"
+    )
 
 
 def test_bad_parameter_override_exits_2_listing_the_parameters(settings):
     lines: list = []
     assert run_local(gated_pipeline(), {"Treshold": "1"}, settings, out=lines.append) == 2
-    assert "unknown parameter(s) Treshold; this pipeline's parameters are: Label, Score, Threshold " \
-           "(did you mean Treshold -> Threshold?)" in lines[0]
+    assert (
+        "unknown parameter(s) Treshold; this pipeline's parameters are: Label, Score, Threshold "
+        "(did you mean Treshold -> Threshold?)" in lines[0]
+    )
 
 
 class Driver:
@@ -186,17 +221,25 @@ class Driver:
         script = tmp_path / "drive.py"
         # SIGINT as a terminal's Ctrl-C delivers it: a shell starting pytest in the background leaves
         # SIGINT ignored, and children inherit that, so the driver restores Python's handler itself
-        script.write_text(textwrap.dedent(f"""
+        script.write_text(
+            textwrap.dedent(f"""
             import json, signal, sys
             signal.signal(signal.SIGINT, signal.default_int_handler)
             from pipelines.local.runtime import run_local
             from processing.kernel.settings import resolve
-            sys.exit(run_local(json.load(open({str(tmp_path / 'def.json')!r})), {{}}, resolve()))
-        """))
+            sys.exit(run_local(json.load(open({str(tmp_path / "def.json")!r})), {{}}, resolve()))
+        """)
+        )
         (tmp_path / "def.json").write_text(json.dumps(definition([processing("Sleep", "sleep.py")], [])))
         env = dict(os.environ, PYTHONPATH=str(runtime.PROJECT_ROOT))
-        self.process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, str(script)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list = []
         self.step_running = threading.Event()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -255,7 +298,7 @@ def test_a_killed_runtime_is_listed_as_failed_with_the_reason_not_executing_fore
     driver = Driver(tmp_path)
     driver.wait_for_the_step()
     before = runtime.load_executions(settings)[0]
-    assert before["status"] == "Executing"                  # alive: not touched
+    assert before["status"] == "Executing"  # alive: not touched
     pid, step_pid = before["runtime_process"]["pid"], before["step_pid"]
     assert pid == driver.process.pid and step_pid
     driver.process.kill()
@@ -265,22 +308,22 @@ def test_a_killed_runtime_is_listed_as_failed_with_the_reason_not_executing_fore
         list_executions(settings, out=lines.append)
         record = runtime.load_executions(settings)[0]
         assert record["status"] == "Failed"
-        assert record["failure_reason"].startswith(f"the local runtime process (pid {pid}) is gone: it was "
-                                                   "killed or crashed while step Sleep was Executing")
+        assert record["failure_reason"].startswith(
+            f"the local runtime process (pid {pid}) is gone: it was killed or crashed while step Sleep was Executing"
+        )
         assert statuses(record) == [("Sleep", "Failed")] and record["end_time"]
         assert "Failed" in lines[1] and "Executing" not in lines[1]
-        on_disk = json.loads((runtime.executions_dir(settings) / record["execution_id"] / "execution.json")
-                             .read_text())
-        assert on_disk["status"] == "Failed"                 # recorded, not only displayed
+        on_disk = json.loads((runtime.executions_dir(settings) / record["execution_id"] / "execution.json").read_text())
+        assert on_disk["status"] == "Failed"  # recorded, not only displayed
     finally:
-        with contextlib.suppress(ProcessLookupError):         # the orphaned step (its own process group)
+        with contextlib.suppress(ProcessLookupError):  # the orphaned step (its own process group)
             os.killpg(step_pid, signal.SIGKILL)
 
 
 def test_a_record_of_a_live_process_is_not_marked_and_a_reused_pid_is_not_taken_for_the_runtime(tmp_path):
     me = runtime.process_identity(os.getpid())
     assert runtime.process_alive(me) is True
-    assert runtime.process_alive(dict(me, started="1")) is False     # same pid, another process
+    assert runtime.process_alive(dict(me, started="1")) is False  # same pid, another process
     assert runtime.process_alive(dict(me, host="elsewhere")) is None  # cannot tell: left as it is
     record = {"status": "Executing", "runtime_process": me, "steps": []}
     path = tmp_path / "execution.json"
@@ -292,15 +335,22 @@ def test_without_input_data_url_the_seed_dataset_is_generated_at_the_default_and
     """Given a pipeline whose InputDataUrl is not overridden, the seed's data is put at its default."""
     count = processing("Count", "consume.py", inputs={"data": {"Get": "Parameters.InputDataUrl"}})
     count["Arguments"]["AppSpecification"]["ContainerEntrypoint"] = [
-        "python3", "-c", "import sys, pathlib; rows = pathlib.Path('/opt/ml/processing/input/data/sales.csv')"
-                         ".read_text().splitlines(); print('rows', len(rows) - 1)"]
-    parameters = [{"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://test-bucket/data/sales/"},
-                  {"Name": "ForecastHorizon", "Type": "Integer", "DefaultValue": 14}]
+        "python3",
+        "-c",
+        "import sys, pathlib; rows = pathlib.Path('/opt/ml/processing/input/data/sales.csv')"
+        ".read_text().splitlines(); print('rows', len(rows) - 1)",
+    ]
+    parameters = [
+        {"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://test-bucket/data/sales/"},
+        {"Name": "ForecastHorizon", "Type": "Integer", "DefaultValue": 14},
+    ]
     code, output, record = run(definition([count], parameters), settings)
 
     assert code == 0, output
-    assert "No InputDataUrl given: generated the seed dataset (136875 rows, 125 items) at " \
-           "s3://test-bucket/data/sales/" in output
+    assert (
+        "No InputDataUrl given: generated the seed dataset (136875 rows, 125 items) at "
+        "s3://test-bucket/data/sales/" in output
+    )
     assert record["notes"] and "seed dataset" in record["notes"][0]
     assert "rows 136875" in Path(record["steps"][0]["log"]).read_text()
 
@@ -310,13 +360,34 @@ def test_without_input_data_url_the_seed_dataset_is_generated_at_the_default_and
 
 
 def test_model_step_creates_the_model_and_its_properties_feed_later_steps(settings):
-    model = {"Name": "MakeModel", "Type": "Model", "Arguments": {
-        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r",
-        "PrimaryContainer": {"Image": "forecast-local-engine:latest", "ModelDataUrl": "s3://test-bucket/model/",
-                             "Environment": {"A": "1"}}}}
-    report = {"Name": "Report", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Join": {
-        "On": " ", "Values": ["created", {"Get": "Steps.MakeModel.ModelName"},
-                              {"Get": "Steps.MakeModel.PrimaryContainer.Environment['A']"}]}}}}
+    model = {
+        "Name": "MakeModel",
+        "Type": "Model",
+        "Arguments": {
+            "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r",
+            "PrimaryContainer": {
+                "Image": "forecast-local-engine:latest",
+                "ModelDataUrl": "s3://test-bucket/model/",
+                "Environment": {"A": "1"},
+            },
+        },
+    }
+    report = {
+        "Name": "Report",
+        "Type": "Fail",
+        "Arguments": {
+            "ErrorMessage": {
+                "Std:Join": {
+                    "On": " ",
+                    "Values": [
+                        "created",
+                        {"Get": "Steps.MakeModel.ModelName"},
+                        {"Get": "Steps.MakeModel.PrimaryContainer.Environment['A']"},
+                    ],
+                }
+            }
+        },
+    }
     code, output, record = run(definition([model, report], []), settings)
 
     name = record["properties"]["MakeModel"]["ModelName"]
@@ -329,7 +400,8 @@ def test_model_step_creates_the_model_and_its_properties_feed_later_steps(settin
 
 
 def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot_import_the_runtime(
-        settings, tmp_path, monkeypatch):
+    settings, tmp_path, monkeypatch
+):
     """Steps get the bundle and boto3 pointed at 127.0.0.1; nothing puts pipelines.local within reach."""
     from pipelines import code_bundle
     from pipelines.local.aws_api import LocalAWSServer
@@ -351,14 +423,17 @@ def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot
         # the host interpreter's editable install of the project maps pipelines.* to its checkout: that is
         # the interpreter's doing (steps in the image's own environment do not have it), so the probe
         # drops that finder and asks what the step's environment alone makes importable
-        probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
-                 "import importlib.util, processing.kernel.contracts, boto3\n"
-                 "print('kernel from', processing.kernel.contracts.__file__)\n"
-                 "print('pipelines', importlib.util.find_spec('pipelines'))\n"
-                 "print('clients', importlib.util.find_spec('deploy'))\n"
-                 "print('endpoint', boto3.client('sagemaker').meta.endpoint_url)\n")
-        result = subprocess.run([sys.executable, "-c", probe], env=env, cwd=str(tmp_path), capture_output=True,
-                                text=True, timeout=120)
+        probe = (
+            "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+            "import importlib.util, processing.kernel.contracts, boto3\n"
+            "print('kernel from', processing.kernel.contracts.__file__)\n"
+            "print('pipelines', importlib.util.find_spec('pipelines'))\n"
+            "print('clients', importlib.util.find_spec('deploy'))\n"
+            "print('endpoint', boto3.client('sagemaker').meta.endpoint_url)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe], env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=120
+        )
     assert result.returncode == 0, result.stderr
     assert f"kernel from {code / 'processing' / 'kernel' / 'contracts.py'}" in result.stdout
     assert "pipelines None" in result.stdout and "clients None" in result.stdout  # no pipelines/ in the bundle

@@ -1,4 +1,5 @@
 """The local SageMaker jobs: AutoML V2 on the local engine, models, and batch transform."""
+
 from __future__ import annotations
 
 import datetime
@@ -33,8 +34,16 @@ def put_csv(s3: LocalS3Client, frame: pd.DataFrame, key: str) -> None:
 
 
 def request(job_name: str, train_uri: str = "s3://b/train/") -> dict:
-    return build_request(train_uri=train_uri, output_uri="s3://b/automl", job_name=job_name, role_arn=ROLE,
-                         horizon=HORIZON, algorithms="npts", holiday_country="", max_runtime_seconds=600)
+    return build_request(
+        train_uri=train_uri,
+        output_uri="s3://b/automl",
+        job_name=job_name,
+        role_arn=ROLE,
+        horizon=HORIZON,
+        algorithms="npts",
+        holiday_country="",
+        max_runtime_seconds=600,
+    )
 
 
 def wait_until_ended(sm, name: str, timeout: float = 300) -> dict:
@@ -161,16 +170,22 @@ def test_models_create_describe_list_delete(trained):
     assert sm.describe_model(ModelName="m-one")["Containers"] == containers
     assert "m-one" in [m["ModelName"] for m in sm.list_models(NameContains="one")["Models"]]
     sm.delete_model(ModelName="m-one")
-    with pytest.raises(ClientError, match='Could not find model'):
+    with pytest.raises(ClientError, match="Could not find model"):
         sm.describe_model(ModelName="m-one")
 
 
 def transform(sm, name, model, source, output):
-    sm.create_transform_job(TransformJobName=name, ModelName=model,
-                            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
-                                            "ContentType": "text/csv", "SplitType": "None"},
-                            TransformOutput={"S3OutputPath": output, "Accept": "text/csv", "AssembleWith": "None"},
-                            TransformResources={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1})
+    sm.create_transform_job(
+        TransformJobName=name,
+        ModelName=model,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
+            "ContentType": "text/csv",
+            "SplitType": "None",
+        },
+        TransformOutput={"S3OutputPath": output, "Accept": "text/csv", "AssembleWith": "None"},
+        TransformResources={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
+    )
     return sm.describe_transform_job(TransformJobName=name)
 
 
@@ -179,12 +194,18 @@ def test_transform_of_a_model_package_model_writes_out_files_per_input(trained):
     settings, sm, s3, frame, described = trained
     containers = described["BestCandidate"]["InferenceContainers"]
     sm.create_model_package_group(ModelPackageGroupName="g")
-    package = sm.create_model_package(ModelPackageGroupName="g", ModelApprovalStatus="Approved",
-                                      InferenceSpecification={"Containers": containers,
-                                                              "SupportedContentTypes": ["text/csv"],
-                                                              "SupportedResponseMIMETypes": ["text/csv"]})
-    sm.create_model(ModelName="from-package", Containers=[{"ModelPackageName": package["ModelPackageArn"]}],
-                    ExecutionRoleArn=ROLE)
+    package = sm.create_model_package(
+        ModelPackageGroupName="g",
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": containers,
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )
+    sm.create_model(
+        ModelName="from-package", Containers=[{"ModelPackageName": package["ModelPackageArn"]}], ExecutionRoleArn=ROLE
+    )
     context = frame.copy()
     context.loc[context.groupby("item_id").cumcount() >= 120 - HORIZON, "target_value"] = None
     items = sorted(context["item_id"].unique())
@@ -203,8 +224,9 @@ def test_transform_of_a_model_package_model_writes_out_files_per_input(trained):
 
 def test_transform_with_unreadable_input_fails_with_the_reason(trained):
     _, sm, s3, _, described = trained
-    sm.create_model(ModelName="m-bad-input", Containers=described["BestCandidate"]["InferenceContainers"],
-                    ExecutionRoleArn=ROLE)
+    sm.create_model(
+        ModelName="m-bad-input", Containers=described["BestCandidate"]["InferenceContainers"], ExecutionRoleArn=ROLE
+    )
     s3.put_object(Bucket="b", Key="junk/part-0.csv", Body="a,b\n1,2\n")
     job = transform(sm, "tx-bad", "m-bad-input", "s3://b/junk/", "s3://b/junk-out")
     assert job["TransformJobStatus"] == "Failed"
@@ -213,7 +235,7 @@ def test_transform_with_unreadable_input_fails_with_the_reason(trained):
 
 def test_transform_needs_an_existing_model(trained):
     _, sm, _, _, _ = trained
-    with pytest.raises(ClientError, match='Could not find model'):
+    with pytest.raises(ClientError, match="Could not find model"):
         transform(sm, "tx-none", "no-such-model", "s3://b/backtest/", "s3://b/x")
 
 
@@ -242,9 +264,14 @@ def test_a_training_process_whose_runtime_is_killed_stops_itself(trained, tmp_pa
         f"settings = resolve(flags={{'home': {str(settings.home_path)!r}}})\n"
         f"LocalSageMakerClient(settings).create_auto_ml_job_v2(**json.loads({json.dumps(json.dumps(request('job-owner-killed')))}))\n"
         "print(automl_worker._JOBS[(str(settings.home_path), 'job-owner-killed')].process.pid, flush=True)\n"
-        "time.sleep(120)\n")
-    runner = subprocess.Popen([sys.executable, str(owner)], stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(automl_worker.PROJECT_ROOT)))
+        "time.sleep(120)\n"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, str(owner)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(automl_worker.PROJECT_ROOT)),
+    )
     try:
         worker_pid = int(runner.stdout.readline())
         assert _running(worker_pid)

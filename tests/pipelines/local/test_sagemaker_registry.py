@@ -1,4 +1,5 @@
 """The local SageMaker client's registry operations: boto3 request AND response shapes, AWS errors."""
+
 from __future__ import annotations
 
 import datetime
@@ -59,8 +60,10 @@ def test_given_twelve_versions_when_listing_by_pages_then_every_version_comes_on
     for _ in range(12):
         register_version(sm, GROUP)
 
-    seen, params = [], {"ModelPackageGroupName": GROUP, "SortBy": "CreationTime", "SortOrder": "Descending",
-                        "MaxResults": 5}
+    seen, params = (
+        [],
+        {"ModelPackageGroupName": GROUP, "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 5},
+    )
     while True:
         page = sm.list_model_packages(**params)
         assert response_problems("ListModelPackages", page) == []
@@ -85,9 +88,13 @@ def test_given_mixed_statuses_then_listing_filters_by_approval_status(sm):
 def test_given_an_update_then_status_reason_and_metadata_change_and_modified_time_moves(sm):
     arn = register_version(sm, GROUP)
 
-    response = sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
-                                       ApprovalDescription="looks good", CustomerMetadataProperties={"owner": "ops"},
-                                       CustomerMetadataPropertiesToRemove=["quality_gate_passed"])
+    response = sm.update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus="Approved",
+        ApprovalDescription="looks good",
+        CustomerMetadataProperties={"owner": "ops"},
+        CustomerMetadataPropertiesToRemove=["quality_gate_passed"],
+    )
 
     assert response_problems("UpdateModelPackage", response) == []
     package = sm.describe_model_package(ModelPackageName=arn)

@@ -1,4 +1,5 @@
 """The local object store: URI mapping, prefix copies, and the boto3-shaped S3 client."""
+
 from __future__ import annotations
 
 import io
@@ -84,8 +85,7 @@ def test_copy_out_then_copy_in_keeps_the_folder_layout(settings, tmp_path):
     assert sorted(uris) == ["s3://b/run/1/evaluation/evaluation.json", "s3://b/run/1/evaluation/plots/a.png"]
 
     copied = copy_in("s3://b/run/1/evaluation", tmp_path / "mounted", settings)
-    assert sorted(p.relative_to(tmp_path / "mounted").as_posix() for p in copied) == \
-        ["evaluation.json", "plots/a.png"]
+    assert sorted(p.relative_to(tmp_path / "mounted").as_posix() for p in copied) == ["evaluation.json", "plots/a.png"]
     # an object URI mounts that one file under its own name
     single = copy_in("s3://b/run/1/evaluation/evaluation.json", tmp_path / "one", settings)
     assert single == [tmp_path / "one" / "evaluation.json"]
@@ -99,8 +99,10 @@ def test_given_a_local_destination_when_copying_out_then_files_land_in_that_fold
     (produced / "charts" / "a.png").write_bytes(b"\x89PNG")
     target = tmp_path / "report"
     copy_out(produced, f"{scheme}{target}", settings)
-    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
-        ["charts/a.png", "summary.json"]
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == [
+        "charts/a.png",
+        "summary.json",
+    ]
     assert not (settings.home_path / "s3").exists()  # nothing went into the object store
 
 

@@ -1,4 +1,5 @@
 """Process supervision: identities, killing only what is still the recorded process, nothing outliving its runtime."""
+
 from __future__ import annotations
 
 import datetime
@@ -26,7 +27,7 @@ def _gone_identity() -> dict:
 def test_kill_group_kills_the_recorded_process_and_leaves_a_reused_pid_alone():
     process = _sleeper()
     try:
-        impostor = dict(supervision.process_identity(process.pid), started="1")   # same pid, another start
+        impostor = dict(supervision.process_identity(process.pid), started="1")  # same pid, another start
         assert supervision.kill_group(impostor, "test") is False and process.poll() is None
         assert supervision.kill_group(supervision.process_identity(process.pid), "test") is True
         assert process.wait(timeout=30) == -9
@@ -40,20 +41,33 @@ def test_given_an_automl_job_whose_runtime_is_gone_when_described_then_it_failed
     """A training process outliving a killed runtime is stopped at once, not left training unobserved."""
     settings = resolve()
     sm = LocalSageMakerClient(settings)
-    worker = _sleeper()                    # stands in for the training process of a dead runtime
+    worker = _sleeper()  # stands in for the training process of a dead runtime
     try:
         now = datetime.datetime.now(datetime.timezone.utc)
-        sm._save("automl", "fc-orphan", {
-            "request": {"AutoMLJobName": "fc-orphan"}, "AutoMLJobName": "fc-orphan",
-            "AutoMLJobArn": sm.arn("automl-job", "fc-orphan"), "CreationTime": now, "LastModifiedTime": now,
-            "AutoMLJobStatus": "InProgress", "AutoMLJobSecondaryStatus": "TrainingModels", "JobLog": "x.log",
-            "WorkerPid": worker.pid, "WorkerProcess": supervision.process_identity(worker.pid),
-            "OwnerProcess": _gone_identity()})
+        sm._save(
+            "automl",
+            "fc-orphan",
+            {
+                "request": {"AutoMLJobName": "fc-orphan"},
+                "AutoMLJobName": "fc-orphan",
+                "AutoMLJobArn": sm.arn("automl-job", "fc-orphan"),
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "AutoMLJobStatus": "InProgress",
+                "AutoMLJobSecondaryStatus": "TrainingModels",
+                "JobLog": "x.log",
+                "WorkerPid": worker.pid,
+                "WorkerProcess": supervision.process_identity(worker.pid),
+                "OwnerProcess": _gone_identity(),
+            },
+        )
 
         described = sm.describe_auto_ml_job_v2(AutoMLJobName="fc-orphan")
 
         assert described["AutoMLJobStatus"] == "Failed"
-        assert "the local runtime that owned it" in described["FailureReason"] and "is gone" in described["FailureReason"]
+        assert (
+            "the local runtime that owned it" in described["FailureReason"] and "is gone" in described["FailureReason"]
+        )
         assert worker.wait(timeout=30) == -9
     finally:
         if worker.poll() is None:
@@ -66,12 +80,23 @@ def test_given_a_live_owner_then_its_job_is_left_in_progress():
     worker = _sleeper()
     try:
         now = datetime.datetime.now(datetime.timezone.utc)
-        sm._save("automl", "fc-owned", {
-            "request": {"AutoMLJobName": "fc-owned"}, "AutoMLJobName": "fc-owned",
-            "AutoMLJobArn": sm.arn("automl-job", "fc-owned"), "CreationTime": now, "LastModifiedTime": now,
-            "AutoMLJobStatus": "InProgress", "AutoMLJobSecondaryStatus": "TrainingModels", "JobLog": "x.log",
-            "WorkerPid": worker.pid, "WorkerProcess": supervision.process_identity(worker.pid),
-            "OwnerProcess": supervision.process_identity(os.getppid())})   # alive, and not this process
+        sm._save(
+            "automl",
+            "fc-owned",
+            {
+                "request": {"AutoMLJobName": "fc-owned"},
+                "AutoMLJobName": "fc-owned",
+                "AutoMLJobArn": sm.arn("automl-job", "fc-owned"),
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "AutoMLJobStatus": "InProgress",
+                "AutoMLJobSecondaryStatus": "TrainingModels",
+                "JobLog": "x.log",
+                "WorkerPid": worker.pid,
+                "WorkerProcess": supervision.process_identity(worker.pid),
+                "OwnerProcess": supervision.process_identity(os.getppid()),
+            },
+        )  # alive, and not this process
         assert sm.describe_auto_ml_job_v2(AutoMLJobName="fc-owned")["AutoMLJobStatus"] == "InProgress"
         assert worker.poll() is None
     finally:

@@ -4,6 +4,7 @@ One small local training run (10 items x 300 days, the npts candidate only) buil
 for every test here. Skipped when Chromium or Playwright is missing on a developer machine;
 in CI (CI=true) their absence fails instead, since .ci/run installs both.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,9 @@ def trained_home(tmp_path_factory):
     from processing.generate import generate_sales, write_frame
 
     home = tmp_path_factory.mktemp("studio-home")
-    data = write_frame(generate_sales(products=5, regions=2, start="2023-01-01", end="2023-10-27"),
-                       home.parent / "sales.csv")
+    data = write_frame(
+        generate_sales(products=5, regions=2, start="2023-01-01", end="2023-10-27"), home.parent / "sales.csv"
+    )
     saved = {k: os.environ.get(k) for k in ("FORECAST_HOME", "FORECAST_ENDPOINT_PORT")}
     os.environ.update(FORECAST_HOME=str(home), FORECAST_ENDPOINT_PORT=str(_free_port()))
     try:
@@ -109,12 +111,14 @@ def test_the_executions_list_shows_the_run_and_leads_to_its_graph_steps_metrics_
     page.goto(url + "/")
     row = page.locator("#executions tr[data-execution]").first
     assert "DemandForecastTraining" in row.inner_text() and "Succeeded" in row.inner_text()
-    assert "passed" in row.locator("td").nth(6).inner_text()          # the quality gate outcome
+    assert "passed" in row.locator("td").nth(6).inner_text()  # the quality gate outcome
     assert "AutoMLAlgorithms=npts" in row.inner_text()
     row.locator("a").first.click()
     page.wait_for_selector("svg.pipeline-graph")
-    statuses = {g.get_attribute("data-step"): g.get_attribute("data-status")
-                for g in page.locator("svg.pipeline-graph g.step").all()}
+    statuses = {
+        g.get_attribute("data-step"): g.get_attribute("data-status")
+        for g in page.locator("svg.pipeline-graph g.step").all()
+    }
     assert statuses["RegisterModel"] == "Succeeded" and statuses["QualityTooLow"] == "NotExecuted"
     # the graph fits: no horizontal scrolling, every box inside the viewport
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400
@@ -166,7 +170,7 @@ def test_a_running_execution_updates_live_without_reloading(studio, page):
     running = json.loads(json.dumps(finished), object_hook=None)
     running.update(execution_id=live_id, status="Executing", duration_seconds=None, end_time=None)
     evaluate = [step["name"] for step in running["steps"]].index("Evaluate")
-    for step in running["steps"][evaluate + 1:]:
+    for step in running["steps"][evaluate + 1 :]:
         step.update(status="Pending", duration_seconds=None, start_time=None)
     running["steps"][evaluate].update(status="Executing", duration_seconds=None)
     (target / "execution.json").write_text(json.dumps(running))
@@ -174,11 +178,19 @@ def test_a_running_execution_updates_live_without_reloading(studio, page):
         page.goto(f"{url}/executions/{live_id}")
         assert page.get_attribute("g.step[data-step='Evaluate']", "data-status") == "Executing"
         page.evaluate("window.__same_page = true")
-        (target / "execution.json").write_text(json.dumps(dict(running, steps=[
-            dict(s, status="Succeeded", duration_seconds=1.0) if s["name"] == "Evaluate" else s
-            for s in running["steps"]])))
+        (target / "execution.json").write_text(
+            json.dumps(
+                dict(
+                    running,
+                    steps=[
+                        dict(s, status="Succeeded", duration_seconds=1.0) if s["name"] == "Evaluate" else s
+                        for s in running["steps"]
+                    ],
+                )
+            )
+        )
         page.wait_for_selector("g.step[data-step='Evaluate'][data-status='Succeeded']", timeout=15000)
-        assert page.evaluate("window.__same_page") is True              # updated by polling, not a reload
+        assert page.evaluate("window.__same_page") is True  # updated by polling, not a reload
         assert "Succeeded" in page.inner_text("#steps-table tr[data-step='Evaluate']")
     finally:
         shutil.rmtree(target)

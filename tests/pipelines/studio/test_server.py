@@ -1,4 +1,5 @@
 """The Studio over HTTP: pages on an empty or small state, cross-site refusals, safe file routes."""
+
 from __future__ import annotations
 
 import http.client
@@ -26,7 +27,9 @@ def settings():
 def running(settings):
     """A Studio on 127.0.0.1, a random port; yields the server."""
     server = studio.make_server(settings, port=0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)  # quick shutdown
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )  # quick shutdown
     thread.start()
     yield server
     server.shutdown()
@@ -57,19 +60,27 @@ def register(settings, metrics: dict, status="PendingManualApproval") -> str:
     except Exception:  # noqa: BLE001 - the group exists already
         pass
     return sm.create_model_package(
-        ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
-        InferenceSpecification={"Containers": [{"Image": "forecast-local-engine:latest"}],
-                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
-        CustomerMetadataProperties={f"metric_{k}": str(v) for k, v in metrics.items()})["ModelPackageArn"]
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [{"Image": "forecast-local-engine:latest"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties={f"metric_{k}": str(v) for k, v in metrics.items()},
+    )["ModelPackageArn"]
 
 
 def test_given_an_empty_home_then_every_page_says_what_to_do(running):
-    for path, text in (("/", "python -m pipelines.run"), ("/registry", "a training run registers one"),
-                       ("/endpoints", "approve a version")):
+    for path, text in (
+        ("/", "python -m pipelines.run"),
+        ("/registry", "a training run registers one"),
+        ("/endpoints", "approve a version"),
+    ):
         status, headers, body = request(running, "GET", path)
         assert status == 200 and text in body.decode(), path
         assert "default-src 'self'" in headers["Content-Security-Policy"]
-        assert not re.search(r"""(src|href)=["']https?://""", body.decode()), path   # nothing from the internet
+        assert not re.search(r"""(src|href)=["']https?://""", body.decode()), path  # nothing from the internet
 
 
 def test_given_another_host_header_then_pages_are_refused(running):
@@ -77,23 +88,24 @@ def test_given_another_host_header_then_pages_are_refused(running):
     assert status == 421
 
 
-def test_given_posts_without_token_or_from_another_origin_then_they_are_refused_and_nothing_changes(
-        running, settings):
+def test_given_posts_without_token_or_from_another_origin_then_they_are_refused_and_nothing_changes(running, settings):
     arn = register(settings, {"wape": 0.1})
     cases = [
-        ({"arn": arn}, {}),                                                     # no token
-        ({"arn": arn, "csrf": "guess"}, {}),                                    # wrong token
-        ({"arn": arn, "csrf": running.csrf_token}, {"Origin": "http://evil.example"}),   # right token, other site
+        ({"arn": arn}, {}),  # no token
+        ({"arn": arn, "csrf": "guess"}, {}),  # wrong token
+        ({"arn": arn, "csrf": running.csrf_token}, {"Origin": "http://evil.example"}),  # right token, other site
     ]
     for fields, headers in cases:
         status, _, body = post_form(running, "/registry/reject", fields, **headers)
         assert status == 403, body
     status, _, _ = post_form(running, "/registry/reject", {"arn": arn, "csrf": running.csrf_token}, origin=False)
-    assert status == 403                                                        # neither Origin nor Referer
-    assert LocalSageMakerClient(settings).describe_model_package(
-        ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
+    assert status == 403  # neither Origin nor Referer
+    assert (
+        LocalSageMakerClient(settings).describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
+        == "PendingManualApproval"
+    )
     status, _, _ = request(running, "GET", "/registry/reject?" + urlencode({"arn": arn, "csrf": running.csrf_token}))
-    assert status == 404                                                        # no state change over GET
+    assert status == 404  # no state change over GET
 
 
 def test_given_a_form_from_the_registry_page_then_reject_goes_through_deploy_approve(running, settings):
@@ -103,8 +115,9 @@ def test_given_a_form_from_the_registry_page_then_reject_goes_through_deploy_app
     assert token == running.csrf_token
     status, headers, _ = post_form(running, "/registry/reject", {"arn": arn, "csrf": token})
     assert status == 303 and headers["Location"].startswith("/registry?m=")
-    assert LocalSageMakerClient(settings).describe_model_package(
-        ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
+    assert (
+        LocalSageMakerClient(settings).describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
+    )
     page = request(running, "GET", headers["Location"])[2].decode()
     assert "rejected version 1" in page
 
@@ -123,8 +136,8 @@ def test_given_a_champion_then_each_version_is_compared_with_it(settings):
     groups = state.registry_groups(settings)
     newest, champion = groups[0]["versions"]
     assert groups[0]["champion"]["version"] == champion["version"] == 1
-    assert newest["comparison"]["wape"] == (0.1, 0.2, True)      # better than the champion
-    assert newest["comparison"]["mase"] == (1.1, 0.9, False)     # worse
+    assert newest["comparison"]["wape"] == (0.1, 0.2, True)  # better than the champion
+    assert newest["comparison"]["mase"] == (1.1, 0.9, False)  # worse
     assert champion["comparison"] == {}
 
 
@@ -133,8 +146,13 @@ def test_given_path_tricks_then_no_file_outside_the_execution_is_served(running,
     record_dir.mkdir(parents=True)
     (record_dir / "execution.json").write_text(json.dumps({"execution_id": "abc123", "steps": []}))
     (settings.home_path / "secret.txt").write_text("secret")
-    for path in ("/executions/..%2Fsecret.txt", "/executions/abc123/planner/..%2F..%2Fsecret.txt",
-                 "/executions/abc123/plots/0", "/executions/abc123/steps/x/log", "/executions/nope"):
+    for path in (
+        "/executions/..%2Fsecret.txt",
+        "/executions/abc123/planner/..%2F..%2Fsecret.txt",
+        "/executions/abc123/plots/0",
+        "/executions/abc123/steps/x/log",
+        "/executions/nope",
+    ):
         status, _, body = request(running, "GET", path)
         assert status == 404 and b"secret" not in body.replace(b"secret.txt", b""), path
 
@@ -142,19 +160,31 @@ def test_given_path_tricks_then_no_file_outside_the_execution_is_served(running,
 def test_given_a_running_execution_then_the_json_endpoint_reports_live_elapsed_times(running, settings):
     record_dir = settings.home_path / "executions" / "live123"
     record_dir.mkdir(parents=True)
-    record = {"execution_id": "live123", "pipeline_name": "DemandForecastTraining", "status": "Executing",
-              "start_time": "2026-01-01T00:00:00+00:00",
-              "steps": [{"name": "PrepareData", "type": "Processing", "status": "Executing", "depends_on": [],
-                         "start_time": "2026-01-01T00:00:00+00:00", "duration_seconds": None}]}
+    record = {
+        "execution_id": "live123",
+        "pipeline_name": "DemandForecastTraining",
+        "status": "Executing",
+        "start_time": "2026-01-01T00:00:00+00:00",
+        "steps": [
+            {
+                "name": "PrepareData",
+                "type": "Processing",
+                "status": "Executing",
+                "depends_on": [],
+                "start_time": "2026-01-01T00:00:00+00:00",
+                "duration_seconds": None,
+            }
+        ],
+    }
     (record_dir / "execution.json").write_text(json.dumps(record))
     status, headers, body = request(running, "GET", "/api/executions/live123")
     live = json.loads(body)
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert live["status"] == "Executing" and live["step_status"] == {"PrepareData": "Executing"}
     assert 'data-status="Executing"' in live["graph"] and "Executing" in live["steps"]
-    assert re.search(r"\d+m\d\ds", live["duration"])               # elapsed so far, not "-"
+    assert re.search(r"\d+m\d\ds", live["duration"])  # elapsed so far, not "-"
     page = request(running, "GET", "/")[2].decode()
-    assert '<meta http-equiv="refresh" content="3">' in page     # the list refreshes while one runs
+    assert '<meta http-equiv="refresh" content="3">' in page  # the list refreshes while one runs
 
 
 def test_given_a_busy_port_then_main_says_how_to_pick_another(settings, capsys, monkeypatch):
@@ -180,10 +210,24 @@ def test_given_a_batch_run_then_its_planner_report_and_charts_are_served_and_lin
     (tmp_path / "outside.txt").write_text("not in the report")
     record_dir = settings.home_path / "executions" / "batch123"
     record_dir.mkdir(parents=True)
-    (record_dir / "execution.json").write_text(json.dumps({
-        "execution_id": "batch123", "pipeline_name": settings.batch_pipeline_name, "status": "Succeeded",
-        "steps": [{"name": "Report", "type": "Processing", "status": "Succeeded", "depends_on": [],
-                   "outputs": {"report": str(folder)}}]}))
+    (record_dir / "execution.json").write_text(
+        json.dumps(
+            {
+                "execution_id": "batch123",
+                "pipeline_name": settings.batch_pipeline_name,
+                "status": "Succeeded",
+                "steps": [
+                    {
+                        "name": "Report",
+                        "type": "Processing",
+                        "status": "Succeeded",
+                        "depends_on": [],
+                        "outputs": {"report": str(folder)},
+                    }
+                ],
+            }
+        )
+    )
     page = request(running, "GET", "/executions/batch123")[2].decode()
     assert "href='/executions/batch123/planner/report.html'" in page
     status, headers, body = request(running, "GET", "/executions/batch123/planner/report.html")
@@ -199,15 +243,30 @@ def test_given_a_retried_execution_with_a_cache_hit_then_the_pages_say_attempt_r
     record_dir = settings.home_path / "executions" / "retried1234"
     record_dir.mkdir(parents=True)
     source = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/source123456"
-    step = {"type": "Processing", "status": "Succeeded", "depends_on": [], "duration_seconds": 1.0,
-            "start_time": "2026-01-01T00:00:00+00:00", "end_time": "2026-01-01T00:00:01+00:00"}
-    record = {"execution_id": "retried1234", "pipeline_name": "DemandForecastTraining", "status": "Succeeded",
-              "start_time": "2026-01-01T00:00:00+00:00", "end_time": "2026-01-01T00:05:00+00:00",
-              "duration_seconds": 300.0, "attempt": 2,
-              "steps": [dict(step, name="PrepareData", CacheHitResult={"SourcePipelineExecutionArn": source},
-                             reused=True, attempt=1),
-                        dict(step, name="AutoML", depends_on=["PrepareData"], reused=True, attempt=1),
-                        dict(step, name="Evaluate", depends_on=["AutoML"], attempt=2, attempt_count=2)]}
+    step = {
+        "type": "Processing",
+        "status": "Succeeded",
+        "depends_on": [],
+        "duration_seconds": 1.0,
+        "start_time": "2026-01-01T00:00:00+00:00",
+        "end_time": "2026-01-01T00:00:01+00:00",
+    }
+    record = {
+        "execution_id": "retried1234",
+        "pipeline_name": "DemandForecastTraining",
+        "status": "Succeeded",
+        "start_time": "2026-01-01T00:00:00+00:00",
+        "end_time": "2026-01-01T00:05:00+00:00",
+        "duration_seconds": 300.0,
+        "attempt": 2,
+        "steps": [
+            dict(
+                step, name="PrepareData", CacheHitResult={"SourcePipelineExecutionArn": source}, reused=True, attempt=1
+            ),
+            dict(step, name="AutoML", depends_on=["PrepareData"], reused=True, attempt=1),
+            dict(step, name="Evaluate", depends_on=["AutoML"], attempt=2, attempt_count=2),
+        ],
+    }
     (record_dir / "execution.json").write_text(json.dumps(record))
     listing = request(running, "GET", "/")[2].decode()
     assert "attempt 2" in listing

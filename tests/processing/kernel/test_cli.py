@@ -1,4 +1,5 @@
 """A step's main: input errors are one line and an exit status, anything else keeps its traceback."""
+
 from __future__ import annotations
 
 import pytest

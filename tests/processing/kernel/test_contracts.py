@@ -1,4 +1,5 @@
 """The kernel's Autopilot vocabulary, and every layer that checks a quantile name agreeing with it."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The threading environment a process sets for itself at start."""
+
 from __future__ import annotations
 
 from processing.kernel.process_env import THREADING_ENV, configure_threads

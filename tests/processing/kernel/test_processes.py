@@ -1,4 +1,5 @@
 """Is this pid still the process that was started: real processes, a reused pid (wrong start time), zombies."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ def test_given_this_process_then_it_is_alive_with_its_start_time_and_not_with_an
     started = processes.process_start(os.getpid())
     assert started is not None and started.isdigit()
     assert processes.pid_alive(os.getpid()) and processes.pid_alive(os.getpid(), started)
-    assert not processes.pid_alive(os.getpid(), str(int(started) + 1))      # a reused pid is not the process
+    assert not processes.pid_alive(os.getpid(), str(int(started) + 1))  # a reused pid is not the process
 
 
 @pytest.mark.parametrize("pid", [0, -1, None, True, "123"])
@@ -34,7 +35,7 @@ def test_given_no_usable_pid_then_not_alive_and_no_group_is_signalled(pid):
 def test_given_an_exited_child_then_it_is_dead_as_a_zombie_and_once_reaped():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 30
-    while processes._stat_fields(child.pid)[0] != "Z" and time.monotonic() < deadline:   # exited, not reaped
+    while processes._stat_fields(child.pid)[0] != "Z" and time.monotonic() < deadline:  # exited, not reaped
         time.sleep(0.02)
     assert processes.pid_alive(child.pid) is False
     child.wait()
@@ -54,7 +55,7 @@ def test_given_a_group_leader_then_kill_group_kills_that_process_only_when_it_is
     child = _sleeper()
     try:
         identity = processes.process_identity(child.pid)
-        assert processes.kill_group({**identity, "started": "1"}, "test") is False    # a reused pid: left alone
+        assert processes.kill_group({**identity, "started": "1"}, "test") is False  # a reused pid: left alone
         assert child.poll() is None
         assert processes.kill_group(identity, "test") is True
         assert child.wait(timeout=30) == -signal.SIGKILL
@@ -67,7 +68,7 @@ def test_given_a_group_leader_then_kill_group_kills_that_process_only_when_it_is
 def test_given_a_group_that_ignores_sigterm_then_stop_group_kills_it_after_the_grace():
     polite, stubborn = _sleeper(), _sleeper("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n")
     try:
-        time.sleep(0.5)                                 # let the stubborn one install its handler
+        time.sleep(0.5)  # let the stubborn one install its handler
         processes.stop_group(polite, grace_seconds=30)
         processes.stop_group(stubborn, grace_seconds=0.5)
         assert polite.returncode == -signal.SIGTERM and stubborn.returncode == -signal.SIGKILL

@@ -1,4 +1,5 @@
 """Settings resolve once: flags > FORECAST_* environment > config file > defaults."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,18 +10,20 @@ from processing.kernel.settings import SettingsError, account_of, resolve
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "forecast.toml"
-    path.write_text('bucket = "from-config"\nprefix = "cfg-prefix"\nregion = "ap-south-1"\n'
-                    'role_arn = "arn:aws:iam::111111111111:role/config"\n[tags]\nteam = "planning"\n')
+    path.write_text(
+        'bucket = "from-config"\nprefix = "cfg-prefix"\nregion = "ap-south-1"\n'
+        'role_arn = "arn:aws:iam::111111111111:role/config"\n[tags]\nteam = "planning"\n'
+    )
     return str(path)
 
 
 def test_given_all_sources_then_flags_beat_environment_beat_config_beat_defaults(config):
     environ = {"FORECAST_BUCKET": "from-env", "FORECAST_PREFIX": "env-prefix"}
     settings = resolve({"bucket": "from-flag", "config_file": config}, environ=environ)
-    assert settings.bucket == "from-flag"                 # flag over env and config
-    assert settings.prefix == "env-prefix"                # env over config
-    assert settings.region == "ap-south-1"                # config over default
-    assert settings.training_pipeline_name == "DemandForecastTraining"   # default
+    assert settings.bucket == "from-flag"  # flag over env and config
+    assert settings.prefix == "env-prefix"  # env over config
+    assert settings.region == "ap-south-1"  # config over default
+    assert settings.training_pipeline_name == "DemandForecastTraining"  # default
     assert settings.tags == {"team": "planning"}
     assert settings.config_file == config
 
@@ -46,8 +49,9 @@ def test_given_sagemaker_without_settings_then_each_error_is_one_line_saying_how
     with pytest.raises(SettingsError, match=r"^no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN"):
         resolve({"target": "sagemaker", "region": "eu-west-1"}, environ={}).require_sagemaker()
     with pytest.raises(SettingsError, match=r"^no S3 bucket: pass --bucket or set FORECAST_BUCKET"):
-        resolve({"target": "sagemaker", "region": "eu-west-1", "role_arn": "arn:aws:iam::1:role/r"},
-                environ={}).require_sagemaker()
+        resolve(
+            {"target": "sagemaker", "region": "eu-west-1", "role_arn": "arn:aws:iam::1:role/r"}, environ={}
+        ).require_sagemaker()
 
 
 def test_given_a_bad_config_file_then_the_error_names_it(tmp_path):
@@ -97,12 +101,17 @@ def test_given_holiday_settings_then_country_and_columns_are_normalised():
         resolve(environ={"FORECAST_HOLIDAY_COUNTRY": "USA"})
 
 
-@pytest.mark.parametrize("arn, account", [("arn:aws:iam::123456789012:role/x", "123456789012"),
-                                          ("arn:aws:iam::000000000000:role/a/b", "000000000000")])
+@pytest.mark.parametrize(
+    "arn, account",
+    [("arn:aws:iam::123456789012:role/x", "123456789012"), ("arn:aws:iam::000000000000:role/a/b", "000000000000")],
+)
 def test_given_a_role_arn_then_its_account_is_found(arn, account):
     assert account_of(arn) == account
 
 
 def test_given_a_role_name_instead_of_an_arn_then_the_error_names_the_setting_and_the_expected_form():
-    with pytest.raises(SettingsError, match=r"FORECAST_ROLE_ARN 'MyRole' has no account id; expected arn:aws:iam::<account>:role/<name>"):
+    with pytest.raises(
+        SettingsError,
+        match=r"FORECAST_ROLE_ARN 'MyRole' has no account id; expected arn:aws:iam::<account>:role/<name>",
+    ):
         account_of("MyRole")
