@@ -161,8 +161,12 @@ def interval_columns(quantiles: Sequence[str]):
 def relative_to_group(
     totals: pd.DataFrame, statics: pd.DataFrame, columns: Columns, attribute: Optional[str]
 ) -> pd.DataFrame:
-    """Each item's expected demand divided by the average item of its group (1.0 = typical)."""
-    frame = totals.merge(statics, on=columns.item_id, how="left")
+    """Each item's expected demand divided by the average item of its group (1.0 = typical).
+
+    Near-zero items (item_totals' `near_zero`) are left out, as from the uncertainty table: among
+    items forecast at ~0 (a category of zero-demand books) the ratio ranks noise.
+    """
+    frame = totals[~totals["near_zero"]].merge(statics, on=columns.item_id, how="left")
     if attribute is None:
         frame["group"] = "all"
         attribute = "group"
@@ -319,6 +323,8 @@ def build_summary(
         "total_expected_demand": round(float(table[MEAN_COLUMN].sum()), 4),
         "totals_by": {attribute: totals_by(table, attribute, quantiles) for attribute in attributes},
         "relative_to": group_attribute or "all items",
+        "relative_basis": "expected demand over the horizon / the average item's of the same "
+        f"{group_attribute or 'set'}; near-zero items are left out",
         "highest_relative_demand": _records(relative.iloc[::-1]),
         "lowest_relative_demand": _records(relative),
         "most_uncertain": _records(uncertain[[columns.item_id, "expected_demand", "relative_interval_width"]]),

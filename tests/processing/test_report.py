@@ -311,6 +311,24 @@ def test_given_a_near_zero_item_when_totalling_then_its_relative_width_is_left_o
     assert totals.loc["big", "relative_interval_width"] == pytest.approx(60.0 / 200.0)
 
 
+def test_given_near_zero_items_when_ranking_relative_demand_then_they_are_left_out():
+    # a category of books forecast at ~0.01 a day ranked its items 3x "their category" (noise)
+    table = pd.DataFrame(
+        {
+            "item_id": ["book_a", "book_b", "laptop_a", "laptop_b"],
+            "p10": [0.0, 0.0, 90.0, 190.0],
+            "p50": [0.001, 0.01, 100.0, 200.0],
+            "p90": [0.01, 0.05, 110.0, 210.0],
+            "mean": [0.002, 0.012, 100.0, 200.0],
+        }
+    )
+    statics = pd.DataFrame({"item_id": table["item_id"], "category": ["books", "books", "pcs", "pcs"]})
+    totals = reporting.item_totals(table, COLUMNS, QUANTILES)
+    relative = reporting.relative_to_group(totals, statics, COLUMNS, "category").set_index("item_id")
+    assert sorted(relative.index) == ["laptop_a", "laptop_b"]
+    assert relative.loc["laptop_b", "relative_demand"] == pytest.approx(200.0 / 150.0)
+
+
 def test_given_a_forecast_far_outside_recent_history_then_it_is_flagged_and_a_small_one_is_not():
     days = pd.date_range("2024-01-01", periods=30)
     history = pd.DataFrame(
