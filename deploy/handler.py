@@ -157,6 +157,25 @@ def _describe_or_none(call: Callable[..., dict], **params: Any) -> Optional[dict
 _already_exists = aws_errors.already_exists
 
 
+def _create_endpoint_config(
+    sm: Any, config_name: str, model_name: str, request: dict, settings: Settings, arn: str
+) -> None:
+    """One production variant serving `model_name`, tagged with the package it came from."""
+    _create_unless_exists(
+        sm.create_endpoint_config,
+        EndpointConfigName=config_name,
+        ProductionVariants=[
+            {
+                "VariantName": VARIANT_NAME,
+                "ModelName": model_name,
+                "InitialInstanceCount": request["instance_count"],
+                "InstanceType": request["instance_type"],
+            }
+        ],
+        Tags=_tags(settings, **{PACKAGE_TAG: arn}),
+    )
+
+
 def _create_unless_exists(call: Callable[..., dict], **params: Any) -> None:
     """Create, accepting that a concurrent invocation created the same (same-named) resource first."""
     try:
@@ -399,19 +418,7 @@ def deploy(
         log(f"reusing model {name}")
     if _describe_or_none(sm.describe_endpoint_config, EndpointConfigName=name) is None:
         log(f"creating endpoint config {name} ({request['instance_count']} x {request['instance_type']})")
-        _create_unless_exists(
-            sm.create_endpoint_config,
-            EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": VARIANT_NAME,
-                    "ModelName": name,
-                    "InitialInstanceCount": request["instance_count"],
-                    "InstanceType": request["instance_type"],
-                }
-            ],
-            Tags=_tags(settings, **{PACKAGE_TAG: arn}),
-        )
+        _create_endpoint_config(sm, name, name, request, settings, arn)
     else:
         log(f"reusing endpoint config {name}")
 
@@ -458,19 +465,7 @@ def deploy(
                 f"endpoint {endpoint_name} is {endpoint['EndpointStatus']} with config {previous}: "
                 f"restarting it with config {target} (same model {name})"
             )
-            _create_unless_exists(
-                sm.create_endpoint_config,
-                EndpointConfigName=target,
-                ProductionVariants=[
-                    {
-                        "VariantName": VARIANT_NAME,
-                        "ModelName": name,
-                        "InitialInstanceCount": request["instance_count"],
-                        "InstanceType": request["instance_type"],
-                    }
-                ],
-                Tags=_tags(settings, **{PACKAGE_TAG: arn}),
-            )
+            _create_endpoint_config(sm, target, name, request, settings, arn)
             action = "restarted"
         else:
             older = rollback and (served_version(sm, endpoint) or 0) > version
