@@ -32,7 +32,7 @@ from processing.kernel import console
 from processing.kernel.process_env import configure_threads
 from processing.kernel.processes import pid_alive as pid_alive  # the check sagemaker_jobs and tests call here
 from processing.kernel.processes import stop_group
-from processing.kernel.settings import Settings
+from processing.kernel.settings import Settings, ensure_home
 
 logger = logging.getLogger(__name__)
 
@@ -270,21 +270,23 @@ def _exit_when_orphaned(owner: int) -> None:
 
 def main(argv: list) -> int:
     console.setup()
-    from pipelines.local.sagemaker import LocalSageMakerClient
-    from pipelines.local.sagemaker_jobs import _now
+    from pipelines.local import job_records
 
     configure_threads()  # this process trains the engine (LightGBM, torch): before OpenMP loads
     settings_json, name = argv
     settings = Settings(**json.loads(settings_json))
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
-    jobs = LocalSageMakerClient(settings)
-    record = jobs._load("automl", name)
+    home = ensure_home(settings.home_path)
+    record = job_records.load(home, "automl", name)
     if record is None:
         print(f"[local automl] no job record for {name} under {settings.home_path}", flush=True)
         return 2
-    save = lambda r: jobs._save("automl", name, r)  # noqa: E731
+
+    def save(r: dict) -> None:
+        job_records.save(home, "automl", name, r)
+
     try:
-        record.update(train_job(record["request"], record, settings, save, _now))
+        record.update(train_job(record["request"], record, settings, save, job_records.now))
         record.update(AutoMLJobStatus="Completed", AutoMLJobSecondaryStatus="Completed")
         code = 0
     except Exception as error:  # the job fails; the caller reads FailureReason like on AWS
@@ -295,7 +297,7 @@ def main(argv: list) -> int:
             FailureReason=f"{type(error).__name__}: {error}",
         )
         code = 1
-    record["EndTime"] = record["LastModifiedTime"] = _now()
+    record["EndTime"] = record["LastModifiedTime"] = job_records.now()
     save(record)
     return code
 

@@ -10,7 +10,6 @@ State is one JSON record per resource under <FORECAST_HOME>/sagemaker/<kind>/<na
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import logging
 import os
@@ -20,36 +19,17 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-from pipelines.local import automl_worker, limits, supervision
+from pipelines.local import automl_worker, job_records, limits, supervision
 from pipelines.local.errors import LocalClientError
-from pipelines.local.store import atomic_write_bytes, list_prefix, local_path
+from pipelines.local.store import list_prefix, local_path
 from processing.kernel.aws_validation import RequestValidationError, validate_request
 
 logger = logging.getLogger(__name__)
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, datetime.datetime):
-        return {"__datetime__": value.isoformat()}
-    if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_json(v) for v in value]
-    return value
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__datetime__"}:
-            return datetime.datetime.fromisoformat(value["__datetime__"])
-        return {k: _from_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    return value
+_now = job_records.now
+_to_json = job_records.to_json
+_from_json = job_records.from_json
 
 
 class JobsMixin:
@@ -61,18 +41,13 @@ class JobsMixin:
 
     # -- records ----------------------------------------------------------------------------
     def _record_path(self, kind: str, name: str) -> Path:
-        return Path(self.home) / "sagemaker" / kind / f"{name}.json"
+        return job_records.record_path(self.home, kind, name)
 
     def _load(self, kind: str, name: str) -> Optional[dict]:
-        path = self._record_path(kind, name)
-        if not path.is_file():
-            return None
-        return _from_json(json.loads(path.read_text()))
+        return job_records.load(self.home, kind, name)
 
     def _save(self, kind: str, name: str, record: dict) -> None:
-        atomic_write_bytes(
-            self._record_path(kind, name), json.dumps(_to_json(record), indent=2, default=str).encode("utf-8")
-        )
+        job_records.save(self.home, kind, name, record)
 
     def _all(self, kind: str) -> list:
         folder = Path(self.home) / "sagemaker" / kind

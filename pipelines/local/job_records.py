@@ -1,0 +1,55 @@
+"""The local SageMaker jobs' records on disk (FORECAST_HOME/sagemaker/<kind>/<name>.json).
+
+Shared by the local SageMaker API (sagemaker_jobs) and the AutoML worker process, which saves
+its job's progress without importing the API (no import cycle between the two).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from pipelines.local.store import atomic_write_bytes
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return {"__datetime__": value.isoformat()}
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__datetime__"}:
+            return datetime.datetime.fromisoformat(value["__datetime__"])
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def record_path(home: Path, kind: str, name: str) -> Path:
+    return Path(home) / "sagemaker" / kind / f"{name}.json"
+
+
+def load(home: Path, kind: str, name: str) -> Optional[dict]:
+    path = record_path(home, kind, name)
+    if not path.is_file():
+        return None
+    return from_json(json.loads(path.read_text()))
+
+
+def save(home: Path, kind: str, name: str, record: dict) -> None:
+    atomic_write_bytes(
+        record_path(home, kind, name), json.dumps(to_json(record), indent=2, default=str).encode("utf-8")
+    )
