@@ -484,14 +484,7 @@ class ConditionExecutor(StepExecutor):
         arguments = spec.body.get("Arguments") or {}
         outcome = ex.evaluate_conditions(arguments.get("Conditions") or [], ctx)
         skip_branch_not_taken(execution.graph, spec, outcome, run.skipped)
-        details = []
-        for condition in arguments.get("Conditions") or []:
-            try:
-                left = ex.resolve(condition.get("LeftValue", condition.get("QueryValue")), ctx)
-                right = ex.resolve(condition.get("RightValue", condition.get("Values")), ctx)
-                details.append(f"{condition.get('Type')}({left!r}, {right!r})")
-            except ex.ExpressionError:
-                details.append(str(condition.get("Type")))
+        details = [describe_condition(condition, ctx) for condition in arguments.get("Conditions") or []]
         self.log(
             run,
             f"[runtime] conditions {' and '.join(details)} -> {outcome}; running "
@@ -500,6 +493,21 @@ class ConditionExecutor(StepExecutor):
         execution.properties[spec.name] = {"Outcome": outcome}
         run.record.outputs = {"Outcome": outcome}
         execution.out(f"    {spec.name}: {' and '.join(details)} is {outcome}")
+
+
+def describe_condition(condition: Mapping[str, Any], ctx: ex.Context) -> str:
+    """A condition with its values resolved, Or/And/Not included: 'Or(Not(Equals('n/a', 'compared')), ...)'."""
+    kind = str(condition.get("Type"))
+    if kind in ("Or", "And"):
+        return f"{kind}({', '.join(describe_condition(c, ctx) for c in condition.get('Conditions') or [])})"
+    if kind == "Not":
+        return f"Not({describe_condition(condition.get('Condition') or {}, ctx)})"
+    try:
+        left = ex.resolve(condition.get("LeftValue", condition.get("QueryValue")), ctx)
+        right = ex.resolve(condition.get("RightValue", condition.get("Values")), ctx)
+    except ex.ExpressionError:
+        return kind
+    return f"{kind}({left!r}, {right!r})"
 
 
 class FailExecutor(StepExecutor):

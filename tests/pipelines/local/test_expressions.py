@@ -275,3 +275,17 @@ def test_json_get_on_an_s3_uri_reads_that_object():
         ctx,
     )
     assert value == "m-1"
+
+
+def test_a_nested_condition_is_described_with_its_values_not_as_or_none_none():
+    # the run output printed "ChampionGate: Or(None, None) is True" for the champion gate
+    from pipelines.local.executors import describe_condition
+
+    report = {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    metric = {"Std:JsonGet": {"PropertyFile": report, "Path": "quality_gate.metric"}}
+    short = {"Type": "LessThan", "LeftValue": {"Get": "Parameters.ForecastHorizon"}, "RightValue": 7}
+    gate = {
+        "Type": "Or",
+        "Conditions": [{"Type": "Not", "Condition": short}, {"Type": "In", "QueryValue": metric, "Values": ["WAPE"]}],
+    }
+    assert describe_condition(gate, context()) == "Or(Not(LessThan(14, 7)), In('WAPE', ['WAPE']))"
