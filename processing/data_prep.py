@@ -1155,6 +1155,17 @@ def csv_cell_texts(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind == "M":
         return format_timestamps(values)
+    codes, table = csv_cell_table(values)
+    return table[codes]
+
+
+def csv_cell_table(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(codes, texts): texts[codes] is csv_cell_texts(values); the distinct texts let a caller
+    measure each one once (PrepareBatchInput's file sizes). The last text is "" (missing, code -1)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "M":
+        codes, uniques = pd.factorize(format_timestamps(values))
+        return codes, np.array([*uniques.tolist(), ""], dtype=object)
     codes, uniques = pd.factorize(values)
     kind = values.dtype.kind
     if kind == "f":
@@ -1163,8 +1174,7 @@ def csv_cell_texts(values: np.ndarray) -> np.ndarray:
         texts = [str(u) for u in uniques.tolist()]
     else:
         texts = [_quote(str(u)) for u in uniques.tolist()]
-    table = np.array(texts + [""], dtype=object)
-    return table[codes]
+    return codes, np.array(texts + [""], dtype=object)
 
 
 def _quote(text: str) -> str:

@@ -119,7 +119,8 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
     table = reporting.tidy_table(forecasts, statics, columns, quantiles)
     horizon = int(table.groupby(columns.item_id)[columns.timestamp].nunique().max())
     totals = reporting.item_totals(table, columns, quantiles)
-    moves = reporting.movers(totals, reporting.last_period_totals(history, columns, horizon), columns)
+    observed = reporting.observed_history(history, columns)
+    moves = reporting.movers(totals, reporting.last_period_totals(history, columns, horizon, observed), columns)
     summary = reporting.build_summary(
         table,
         totals,
@@ -129,7 +130,7 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
         quantiles,
         horizon,
         model,
-        reporting.recent_history(history, columns, max(reporting.RECENT_PERIODS, 2 * horizon)),
+        reporting.recent_history(history, columns, max(reporting.RECENT_PERIODS, 2 * horizon), observed),
     )
     summary["rows_made_coherent"] = adjusted
     inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level)

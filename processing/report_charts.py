@@ -14,6 +14,16 @@ import pandas as pd  # noqa: E402
 from processing.kernel.contracts import MEAN_COLUMN  # noqa: E402
 
 HISTORY_PERIODS_SHOWN = 56
+MAX_PANELS = 12  # forecast_by_group: a fixed-size picture however many groups there are
+
+
+def _panel(sums, name, group: Optional[str]):
+    """One group's rows of a (group, time)-indexed sum, indexed by time."""
+    if not group:
+        return sums
+    if name not in sums.index.get_level_values(0):
+        return sums.iloc[:0].droplevel(0)
+    return sums.xs(name, level=0)
 
 
 def forecast_by_group(
@@ -26,14 +36,23 @@ def forecast_by_group(
     upper: str,
     out: Path,
 ) -> Path:
-    """One panel per group: recent actuals, the summed mean forecast and the summed band."""
-    groups = sorted(table[group].dropna().unique()) if group else ["all items"]
-    fig, axes = plt.subplots(len(groups), 1, figsize=(10, 2.6 * len(groups)), squeeze=False)
-    for axis, name in zip(axes[:, 0], groups):
-        rows = table[table[group] == name] if group else table
-        past = history[history[group] == name] if group else history
-        future = rows.groupby(timestamp)[[MEAN_COLUMN, lower, upper]].sum()
-        actual = past.dropna(subset=[target]).groupby(timestamp)[target].sum().tail(HISTORY_PERIODS_SHOWN)
+    """One panel per group: recent actuals, the summed mean forecast and the summed band.
+
+    At most MAX_PANELS panels (the groups of largest forecast demand), however many groups
+    there are; the sums are one groupby each over the whole table and history (not one
+    filter of the history per group)."""
+    names = sorted(table[group].dropna().unique()) if group else ["all items"]
+    keys = [group, timestamp] if group else [timestamp]
+    future_all = table.groupby(keys)[[MEAN_COLUMN, lower, upper]].sum()
+    observed = history[[*keys, target]].dropna(subset=[target])
+    actual_all = observed.groupby(keys)[target].sum()
+    if len(names) > MAX_PANELS:
+        demand = future_all[MEAN_COLUMN].groupby(level=0).sum()
+        names = sorted(demand.sort_values(ascending=False, kind="stable").index[:MAX_PANELS])
+    fig, axes = plt.subplots(len(names), 1, figsize=(10, 2.6 * len(names)), squeeze=False)
+    for axis, name in zip(axes[:, 0], names):
+        future = _panel(future_all, name, group)
+        actual = _panel(actual_all, name, group).tail(HISTORY_PERIODS_SHOWN)
         axis.plot(actual.index, actual.values, color="#444444", linewidth=1.2, label="actual")
         axis.fill_between(
             future.index, future[lower], future[upper], color="#ff9900", alpha=0.3, label=f"{lower}-{upper} (summed)"

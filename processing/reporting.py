@@ -181,10 +181,29 @@ def _observed(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     return history[keep].dropna(subset=[columns.target]).sort_values(keep[:2])
 
 
-def last_period_totals(history: pd.DataFrame, columns: Columns, horizon: int) -> pd.Series:
-    """Actual demand over each item's last `horizon` observed periods: the comparable period."""
-    observed = _observed(history, columns)
-    return observed.groupby(columns.item_id).tail(horizon).groupby(columns.item_id)[columns.target].sum()
+def observed_history(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
+    """_observed once for last_period_totals and recent_history (each would sort the history again)."""
+    return _observed(history, columns)
+
+
+def _last_rows(observed: pd.DataFrame, columns: Columns, periods: int) -> pd.DataFrame:
+    """observed.groupby(item).tail(periods) by positions: the rows are sorted by item (25k items: ~10x faster)."""
+    items = observed[columns.item_id].to_numpy()
+    if not len(items):
+        return observed
+    ends = np.r_[np.flatnonzero(items[1:] != items[:-1]), len(items) - 1]
+    run_end = np.repeat(ends, np.diff(np.r_[-1, ends]))
+    return observed[run_end - np.arange(len(items)) < periods]
+
+
+def last_period_totals(
+    history: pd.DataFrame, columns: Columns, horizon: int, observed: Optional[pd.DataFrame] = None
+) -> pd.Series:
+    """Actual demand over each item's last `horizon` observed periods: the comparable period.
+
+    `observed`: observed_history(history), when the caller already has it."""
+    observed = _observed(history, columns) if observed is None else observed
+    return _last_rows(observed, columns, horizon).groupby(columns.item_id)[columns.target].sum()
 
 
 def movers(totals: pd.DataFrame, previous: pd.Series, columns: Columns) -> pd.DataFrame:
@@ -197,10 +216,15 @@ def movers(totals: pd.DataFrame, previous: pd.Series, columns: Columns) -> pd.Da
     return frame
 
 
-def recent_history(history: pd.DataFrame, columns: Columns, periods: int = RECENT_PERIODS) -> pd.DataFrame:
-    """Per item: min, max and mean of the last `periods` observed values."""
-    observed = _observed(history, columns)
-    recent = observed.groupby(columns.item_id).tail(periods).groupby(columns.item_id)[columns.target]
+def recent_history(
+    history: pd.DataFrame,
+    columns: Columns,
+    periods: int = RECENT_PERIODS,
+    observed: Optional[pd.DataFrame] = None,
+) -> pd.DataFrame:
+    """Per item: min, max and mean of the last `periods` observed values (`observed` as in last_period_totals)."""
+    observed = _observed(history, columns) if observed is None else observed
+    recent = _last_rows(observed, columns, periods).groupby(columns.item_id)[columns.target]
     return pd.DataFrame({"low": recent.min(), "high": recent.max(), "level": recent.mean()})
 
 
@@ -210,32 +234,48 @@ def suspicious_items(
     """Items whose forecast looks wrong: negative values, flat zero after a non-zero history, or a
     central forecast (mean or median) far outside the item's recent history (`recent_history`):
     beyond its recent range by more than that range, at least SUSPICIOUS_MIN_SPREAD units or a
-    quarter of its recent level (a forecast of 9 after a month of zeros is flagged, 0.5 is not)."""
+    quarter of its recent level (a forecast of 9 after a month of zeros is flagged, 0.5 is not).
+
+    Per-item reductions are array operations over the rows sorted by item (25k items: no
+    per-item frame); a missing central value makes the item's range test not apply, as before."""
     _, _, middle = interval_columns(quantiles)
+    if table.empty:
+        return []
+    codes, items = pd.factorize(table[columns.item_id], sort=True)
+    keep = codes >= 0  # groupby leaves out rows without an item id
+    order = np.argsort(codes[keep], kind="stable")
+    codes = codes[keep][order]
+    values = table[list(quantiles) + [MEAN_COLUMN]].to_numpy(dtype=float)[keep][order]
+    central = table[[middle, MEAN_COLUMN]].to_numpy(dtype=float)[keep][order]
+    count = len(items)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    negative = np.bincount(codes, weights=(values < 0).any(axis=1), minlength=count) > 0
+    flat_zero = np.bincount(codes, weights=~(np.abs(values) <= 1e-8).all(axis=1), minlength=count) == 0  # np.allclose
+    top = np.maximum.reduceat(central.max(axis=1), starts)  # NaN when any central value is missing
+    bottom = np.minimum.reduceat(central.min(axis=1), starts)
+    if recent is not None:
+        past = recent.reindex(pd.Index(items))
+        has_past = pd.Index(items).isin(recent.index)
+        low, high, level = (past[c].to_numpy(dtype=float) for c in ("low", "high", "level"))
+    else:
+        has_past = np.zeros(count, dtype=bool)
+        low = high = level = np.full(count, np.nan)
+    spread = np.maximum(np.maximum(high - low, SUSPICIOUS_MIN_SPREAD), 0.25 * np.abs(level))
+    flat_zero &= ~has_past | (high > 0)
+    up = has_past & (top > high + spread)
+    down = has_past & ~up & (bottom < low - spread)
     found = []
-    for item, rows in table.groupby(columns.item_id):
-        values = rows[list(quantiles) + [MEAN_COLUMN]].to_numpy(dtype=float)
-        central = rows[[middle, MEAN_COLUMN]].to_numpy(dtype=float)
-        past = recent.loc[item] if recent is not None and item in recent.index else None
+    for k in np.flatnonzero(negative | flat_zero | up | down).tolist():
         reasons = []
-        if (values < 0).any():
+        if negative[k]:
             reasons.append("negative forecast values")
-        if np.allclose(values, 0.0) and (past is None or past["high"] > 0):
+        if flat_zero[k]:
             reasons.append("forecast is flat zero")
-        if past is not None:
-            spread = max(past["high"] - past["low"], SUSPICIOUS_MIN_SPREAD, 0.25 * abs(past["level"]))
-            if central.max() > past["high"] + spread:
-                reasons.append(
-                    f"forecast up to {central.max():.4g} against a recent range of "
-                    f"{past['low']:.4g} to {past['high']:.4g}"
-                )
-            elif central.min() < past["low"] - spread:
-                reasons.append(
-                    f"forecast down to {central.min():.4g} against a recent range of "
-                    f"{past['low']:.4g} to {past['high']:.4g}"
-                )
-        if reasons:
-            found.append({"item_id": str(item), "reasons": reasons})
+        if up[k]:
+            reasons.append(f"forecast up to {top[k]:.4g} against a recent range of {low[k]:.4g} to {high[k]:.4g}")
+        elif down[k]:
+            reasons.append(f"forecast down to {bottom[k]:.4g} against a recent range of {low[k]:.4g} to {high[k]:.4g}")
+        found.append({"item_id": str(items[k]), "reasons": reasons})
     return found
 
 

@@ -357,3 +357,38 @@ def test_given_a_forecast_far_outside_recent_history_then_it_is_flagged_and_a_sm
     zeros = table.assign(p10=0.0, p50=0.0, p90=0.0, mean=0.0)
     assert "calm" not in {s["item_id"] for s in reporting.suspicious_items(zeros, COLUMNS, QUANTILES, recent)}
     assert "toys" in {s["item_id"] for s in reporting.suspicious_items(zeros, COLUMNS, QUANTILES, recent)}
+
+
+def test_given_more_groups_than_panels_when_charting_then_only_the_largest_groups_are_drawn(tmp_path):
+    from processing import report_charts
+
+    groups = report_charts.MAX_PANELS + 8
+    days = pd.date_range("2024-01-01", periods=3)
+    table = pd.DataFrame(
+        [
+            {"item_id": f"i{g}", "store": f"s{g:02d}", "timestamp": d, "p10": g, "p90": g + 2.0, "mean": g + 1.0}
+            for g in range(groups)
+            for d in days
+        ]
+    )
+    history = table[["item_id", "store", "timestamp"]].assign(target_value=1.0)
+    out = report_charts.forecast_by_group(
+        table, history, "store", "timestamp", "target_value", "p10", "p90", tmp_path / "g.png"
+    )
+    height = matplotlib.image.imread(out).shape[0]
+    assert height == round(2.6 * report_charts.MAX_PANELS * 110)  # one panel per drawn group, MAX_PANELS of them
+
+
+def test_given_a_missing_central_value_when_checking_suspicious_then_the_range_test_does_not_apply():
+    table = pd.DataFrame(
+        {
+            "item_id": ["a", "a", "b", "b"],
+            "p10": [90.0, 90.0, 90.0, 90.0],
+            "p50": [100.0, np.nan, 100.0, 100.0],
+            "p90": [110.0, 110.0, 110.0, 110.0],
+            "mean": [100.0, 100.0, 100.0, 100.0],
+        }
+    )
+    recent = pd.DataFrame({"low": [1.0, 1.0], "high": [2.0, 2.0], "level": [1.5, 1.5]}, index=["a", "b"])
+    found = reporting.suspicious_items(table, COLUMNS, QUANTILES, recent)
+    assert found == [{"item_id": "b", "reasons": ["forecast up to 100 against a recent range of 1 to 2"]}]
