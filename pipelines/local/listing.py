@@ -27,10 +27,14 @@ def load_executions(settings: Settings) -> list:
     if root.is_dir():
         for path in root.glob("*/execution.json"):
             try:
-                found.append(mark_if_dead(json.loads(path.read_text()), path))
+                # start times are whole seconds: two runs started in one second are ordered by
+                # which record was written last (the later run's)
+                written = path.stat().st_mtime_ns
+                found.append((mark_if_dead(json.loads(path.read_text()), path), written))
             except (OSError, json.JSONDecodeError, ValueError, KeyError, TypeError):
                 continue
-    return sorted(found, key=lambda r: r.get("start_time") or "", reverse=True)
+    found.sort(key=lambda pair: (pair[0].get("start_time") or "", pair[1]), reverse=True)
+    return [record for record, _ in found]
 
 
 def pipeline_execution_steps(record: Mapping[str, Any]) -> dict:
