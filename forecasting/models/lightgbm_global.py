@@ -49,6 +49,32 @@ def _level_window(m: int) -> int:
     return m if 2 <= m <= 28 else (4 if m > 28 else 1)
 
 
+def _window_means(y, st, end, width) -> dict:
+    """Means of y, |y| and y**2 over rows max(st, end - width + 1) .. end of each target (NaN counts
+    as 0; NaN where the window is empty). A loop over the window's offsets, each a gather of the
+    target rows only: O(targets x width), not cumulative sums as long as the panel."""
+    n = np.minimum(end - st + 1, width)
+    total = np.zeros(len(end))
+    absolute = np.zeros(len(end))
+    square = np.zeros(len(end))
+    top = len(y) - 1
+    for j in range(width):
+        idx = end - j
+        v = np.where(j < n, y[np.clip(idx, 0, top)], 0.0)
+        v = np.nan_to_num(v)
+        total += v
+        absolute += np.abs(v)
+        square += v * v
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.maximum(n, 1)
+        empty = n <= 0
+        return {
+            "sum": np.where(empty, np.nan, total / denom),
+            "abs": np.where(empty, np.nan, absolute / denom),
+            "sq": np.where(empty, np.nan, square / denom),
+        }
+
+
 class FeatureBuilder:
     """Vectorised features over flat arrays (rows of all series, offsets by series)."""
 
@@ -81,26 +107,26 @@ class FeatureBuilder:
     def categorical(self) -> list:
         return ["nearest_holiday"] * bool(self.holidays.country) + [f"static_{c}" for c in self.static_columns]
 
-    def build(self, y, X, ds, starts, static_codes_rows, s, h) -> pd.DataFrame:
-        """y, X, ds: flat arrays; starts: series start index of every row; s/h: target rows, horizons."""
-        cs = np.concatenate([[0.0], np.cumsum(np.nan_to_num(y))])
-        cabs = np.concatenate([[0.0], np.cumsum(np.abs(np.nan_to_num(y)))])
-        csq = np.concatenate([[0.0], np.cumsum(np.nan_to_num(y) ** 2)])
-        st = starts[s]
-        o = s - h
+    def build(self, y, X, st, o, h, ds_s, X_s, static_codes_rows) -> pd.DataFrame:
+        """Features of targets at o + h made at origins o (rows of the flat history y, X).
 
-        def wmean(arr, end, width):
-            a = np.maximum(st, end - width + 1)
-            n = end - a + 1
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(n > 0, (arr[end + 1] - arr[np.maximum(a, 0)]) / np.maximum(n, 1), np.nan)
+        st: the start row of each target's series; ds_s, X_s: each target's timestamp and
+        covariates (the future's at prediction); static_codes_rows: each target's static codes.
+        The target is read only at rows <= o (lags, seasonal lags with k * m >= h, yearly lags
+        with P >= h), so the history alone serves, and everything is computed for the target rows
+        only, by index arithmetic: no array as long as the panel (27M rows at 25,000 daily series)."""
+        s = o + h
+
+        def wmean(kind, end, width):
+            return _window_means(y, st, end, width)[kind]
 
         def value(idx):
             ok = idx >= st
             return np.where(ok, y[np.clip(idx, 0, len(y) - 1)], np.nan)
 
-        level = wmean(cs, o, self.L)
-        scale = wmean(cabs, o, self.W)
+        level = wmean("sum", o, self.L)
+        long = _window_means(y, st, o, self.W)
+        scale = long["abs"]
         scale = np.where(np.isfinite(scale) & (scale > 1e-9), scale, 1.0)
         f = {"h": h.astype(float)}
         for j in range(self.L):
@@ -110,33 +136,60 @@ class FeatureBuilder:
         for extra in range(3):
             f[f"season_lag_{extra}"] = (value(s - (k + extra) * step) - level) / scale
         prev_ok = (o - self.L) >= st
-        prev = np.where(prev_ok, wmean(cs, np.maximum(o - self.L, 0), self.L), np.nan)
+        prev = np.where(prev_ok, wmean("sum", np.maximum(o - self.L, st), self.L), np.nan)
         slope = (level - prev) / self.L / scale
         f["slope"] = slope
         f["trend_h"] = slope * (h + (self.L - 1) / 2)
-        f["long_mean"] = (wmean(cs, o, self.W) - level) / scale
-        var = wmean(csq, o, self.W) - wmean(cs, o, self.W) ** 2
+        f["long_mean"] = (long["sum"] - level) / scale
+        var = long["sq"] - long["sum"] ** 2
         f["std"] = np.sqrt(np.maximum(var, 0)) / scale
         f["log_scale"] = np.log1p(scale)
         for P in self.long_periods:
             ok = (s - P >= st) & (P >= h)
-            po = np.maximum(o - P, 0)
-            plevel = np.where(ok & (po >= st), wmean(cs, po, self.L), np.nan)
-            pscale = np.where(ok & (po >= st), wmean(cabs, po, self.W), np.nan)
+            po = np.maximum(o - P, 0)  # (as before: a series starting at row 0 reads its row 0 here)
+            valid = ok & (po >= st)
+            po = np.where(valid, po, st)
+            plevel = np.where(valid, wmean("sum", po, self.L), np.nan)
+            pscale = np.where(valid, wmean("abs", po, self.W), np.nan)
             pscale = np.where(pscale > 1e-9, pscale, np.nan)
             f[f"yoy_{P}"] = (value(np.where(ok, s - P, -1)) - plevel) / pscale
-        for name, col in calendar_features(ds[s], self.unit).items():
+        for name, col in calendar_features(ds_s, self.unit).items():
             f[name] = col
-        for name, col in self.holidays.transform(ds[s]).items():
+        for name, col in self.holidays.transform(ds_s).items():
             f[name] = col
         for j, name in enumerate(self.covariate_names):
-            f[f"cov_{name}"] = X[s, j]
+            f[f"cov_{name}"] = X_s[:, j]
             lag_idx = s - k * step
-            f[f"cov_{name}_season_lag"] = np.where(lag_idx >= st, X[np.clip(lag_idx, 0, len(y) - 1), j], np.nan)
+            f[f"cov_{name}_season_lag"] = np.where(lag_idx >= st, X[np.clip(lag_idx, 0, max(len(X) - 1, 0)), j], np.nan)
         for j, name in enumerate(self.static_columns):
-            f[f"static_{name}"] = static_codes_rows[s, j] if static_codes_rows.shape[1] else np.nan
+            f[f"static_{name}"] = static_codes_rows[:, j] if static_codes_rows.shape[1] else np.nan
         frame = pd.DataFrame(f)
         return frame, level, scale
+
+
+def _training_rows(indptr, max_history: int, max_rows: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted target rows, their series): rows at position >= 2 within the last `max_history` of
+    each series, each eligible row up to 3 times on small panels, `max_rows` drawn without
+    replacement on large ones. Index arithmetic over the series: the eligible rows (27M at 25,000
+    daily series) are never listed; the draw is the same as from the listed rows (rng.choice draws
+    positions either way)."""
+    lengths = np.diff(indptr)
+    first = indptr[:-1] + np.maximum(2, lengths - max_history)  # first eligible row of each series
+    counts = np.maximum(indptr[1:] - first, 0)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    n_eligible = int(offsets[-1])
+    draws = int(np.clip(max_rows // max(n_eligible, 1), 1, 3))
+    sampled = n_eligible * draws > max_rows
+    if sampled:
+        picked = rng.choice(n_eligible * draws, max_rows, replace=False) % n_eligible
+    else:
+        picked = np.tile(np.arange(n_eligible), draws)
+    series = np.searchsorted(offsets, picked, side="right") - 1
+    s = first[series] + (picked - offsets[series])
+    if sampled:  # in row order, as the rows drawn from the list sorted
+        order = np.argsort(s, kind="stable")
+        s, series = s[order], series[order]
+    return s, series
 
 
 class LightGBMGlobal(Candidate):
@@ -194,19 +247,12 @@ class LightGBMGlobal(Candidate):
         H = self.config.horizon
         self.features = FeatureBuilder(self.config, train.covariate_names, train.static).fit(train.ds)
         rng = np.random.default_rng(self.params["seed"])
-        lengths = train.lengths
-        starts = np.repeat(train.indptr[:-1], lengths)
-        pos = np.arange(len(train.y)) - starts
-        end_pos = np.repeat(lengths, lengths) - pos  # 1 for the last row
-        eligible = np.flatnonzero((pos >= 2) & (end_pos <= self.params["max_history"]))
-        draws = int(np.clip(self.params["max_rows"] // max(len(eligible), 1), 1, 3))
-        s = np.tile(eligible, draws)
-        if len(s) > self.params["max_rows"]:
-            s = np.sort(rng.choice(s, self.params["max_rows"], replace=False))
+        s, series = _training_rows(train.indptr, self.params["max_history"], self.params["max_rows"], rng)
+        st = train.indptr[series]
         h = rng.integers(1, H + 1, size=len(s))
-        h = np.minimum(h, pos[s])  # the origin must be inside the series
-        static_rows = np.repeat(self.features.static_codes(train.static), lengths, axis=0)
-        frame, level, scale = self.features.build(train.y, train.X, train.ds, starts, static_rows, s, h)
+        h = np.minimum(h, s - st)  # the origin must be inside the series
+        static_rows = self.features.static_codes(train.static)[series]
+        frame, level, scale = self.features.build(train.y, train.X, st, s - h, h, train.ds[s], train.X[s], static_rows)
         target = (train.y[s] - level) / scale
         keep = np.isfinite(target)
         frame, target = frame[keep], target[keep]
@@ -243,24 +289,13 @@ class LightGBMGlobal(Candidate):
 
     def _predict(self, history, future):
         H = int(future.lengths.max(initial=0))
-        nh, nf = history.lengths, future.lengths
-        total = nh + nf
-        indptr = np.concatenate([[0], np.cumsum(total)])
-        rows_h = np.concatenate([np.arange(indptr[i], indptr[i] + nh[i]) for i in range(history.n_series)])
-        rows_f = np.concatenate([np.arange(indptr[i] + nh[i], indptr[i + 1]) for i in range(history.n_series)])
-        n = indptr[-1]
-        y = np.full(n, np.nan)
-        y[rows_h] = history.y
-        X = np.zeros((n, history.X.shape[1]))
-        X[rows_h] = history.X
-        X[rows_f] = future.X
-        ds = np.empty(n, dtype="datetime64[ns]")
-        ds[rows_h] = history.ds
-        ds[rows_f] = future.ds
-        starts = np.repeat(indptr[:-1], total)
-        static_rows = np.repeat(self.features.static_codes(history.static), total, axis=0)
-        h = np.concatenate([np.arange(1, k + 1) for k in nf])
-        frame, level, scale = self.features.build(y, X, ds, starts, static_rows, rows_f, h)
+        nf = future.lengths
+        series = np.repeat(np.arange(history.n_series), nf)
+        st = history.indptr[series]
+        o = history.indptr[series + 1] - 1  # the last observed row; h = 1 ... nf from there
+        h = np.concatenate([np.arange(1, k + 1) for k in nf]) if len(nf) else np.array([], dtype=int)
+        static_rows = self.features.static_codes(history.static)[series]
+        frame, level, scale = self.features.build(history.y, history.X, st, o, h, future.ds, future.X, static_rows)
         frame = frame[self.feature_names]
         preds = np.column_stack([b.predict(frame, num_threads=1) for b in self.boosters])
         if getattr(self, "mean_from_quantiles", False):

@@ -136,3 +136,41 @@ def test_given_a_small_panel_when_lightgbm_is_fitted_then_it_refits_on_every_bac
     assert model.refit_every_window
     big = create("LightGBM", config, **{**FAST_LGB["LightGBM"], "refit_below_rows": 100}).fit(train)
     assert not big.refit_every_window
+
+
+def test_given_series_of_several_lengths_when_lightgbm_draws_training_rows_then_they_are_those_of_the_listed_rows():
+    """The draw by index arithmetic equals the one from the listed eligible rows (what fit built
+    over every row of the panel before), with and without sampling."""
+    from forecasting.models.lightgbm_global import _training_rows
+
+    indptr = np.array([0, 3, 50, 51, 140, 400])
+    lengths = np.diff(indptr)
+    starts = np.repeat(indptr[:-1], lengths)
+    pos = np.arange(indptr[-1]) - starts
+    end_pos = np.repeat(lengths, lengths) - pos
+    for max_history, max_rows in [(1100, 100_000), (60, 100_000), (60, 150), (1100, 37)]:
+        eligible = np.flatnonzero((pos >= 2) & (end_pos <= max_history))
+        draws = int(np.clip(max_rows // len(eligible), 1, 3))
+        listed = np.tile(eligible, draws)
+        if len(listed) > max_rows:
+            listed = np.sort(np.random.default_rng(7).choice(listed, max_rows, replace=False))
+        rows, series = _training_rows(indptr, max_history, max_rows, np.random.default_rng(7))
+        np.testing.assert_array_equal(rows, listed)
+        np.testing.assert_array_equal(series, np.searchsorted(indptr, listed, side="right") - 1)
+
+
+def test_given_rows_with_gaps_when_window_means_are_taken_then_they_match_the_direct_means():
+    from forecasting.models.lightgbm_global import _window_means
+
+    y = np.array([1.0, np.nan, 3.0, -4.0, 5.0, 6.0, 7.0, 8.0])
+    st = np.array([0, 0, 4, 4, 4])
+    end = np.array([0, 3, 4, 7, 3])  # the last: an empty window (before its series' start)
+    got = _window_means(y, st, end, 3)
+    for i, (a, e) in enumerate(zip(st, end)):
+        window = np.nan_to_num(y[max(a, e - 2) : e + 1])
+        if e < a:
+            assert np.isnan(got["sum"][i])
+            continue
+        assert got["sum"][i] == pytest.approx(window.mean())
+        assert got["abs"][i] == pytest.approx(np.abs(window).mean())
+        assert got["sq"][i] == pytest.approx((window**2).mean())
