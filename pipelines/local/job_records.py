@@ -42,6 +42,17 @@ def record_path(home: Path, kind: str, name: str) -> Path:
     return Path(home) / "sagemaker" / kind / f"{name}.json"
 
 
+def load_all(home: Path, kind: str) -> list:
+    """Every readable record of `kind`, in name order (a half-written or unreadable one is skipped)."""
+    records = []
+    for path in sorted(record_path(home, kind, "*").parent.glob("*.json")):
+        try:
+            records.append(from_json(json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return records
+
+
 def load(home: Path, kind: str, name: str) -> Optional[dict]:
     path = record_path(home, kind, name)
     if not path.is_file():

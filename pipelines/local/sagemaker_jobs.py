@@ -10,7 +10,6 @@ State is one JSON record per resource under <FORECAST_HOME>/sagemaker/<kind>/<na
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -28,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 
 _now = job_records.now
-_to_json = job_records.to_json
-_from_json = job_records.from_json
 
 
 class JobsMixin:
@@ -50,16 +47,7 @@ class JobsMixin:
         job_records.save(self.home, kind, name, record)
 
     def _all(self, kind: str) -> list:
-        folder = Path(self.home) / "sagemaker" / kind
-        if not folder.is_dir():
-            return []
-        records = []
-        for path in sorted(folder.glob("*.json")):
-            try:
-                records.append(_from_json(json.loads(path.read_text())))
-            except (OSError, json.JSONDecodeError):
-                continue
-        return records
+        return job_records.load_all(self.home, kind)
 
     @staticmethod
     def _validate(operation: str, request: dict) -> None:
