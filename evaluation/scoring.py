@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation import metrics
-from processing import tables
+from processing import inventory, tables
 from processing.kernel import contracts
 
 SERIES = "_series"  # internal series key column (item id + grouping values)
@@ -654,6 +654,7 @@ def evaluate(
         },
         "skill": {k: {"value": v} for k, v in skill(overall, baseline.overall).items()},
         "quality_gate": quality_gate(overall, quality_metric, quality_threshold),
+        "horizon_totals": horizon_totals(joined, quantiles),
         "by_attribute": group_metrics(joined, model.per_item, attr_table, quantiles),
         "details": {
             "items": int(joined[SERIES].nunique()),
@@ -690,6 +691,29 @@ def evaluate(
     return Evaluation(
         report=json_safe(report), per_item=per_item, joined=joined, history=history, attributes=attr_table
     )
+
+
+def horizon_totals(joined: pd.DataFrame, quantiles: Sequence[str]) -> Dict[str, Any]:
+    """How the holdout's errors add up over the horizon: the batch report's inventory reads it.
+
+    spread_factor (processing.inventory.spread_factor): the items' horizon-total errors in units
+    of the root-sum-square of their periods' sigmas (read from the outer quantiles); 1 would mean
+    independent, well-calibrated periods. RegisterModel stores it with the model version."""
+    bounds = coverage_bounds(quantiles)
+    factor = None
+    if bounds is not None:
+        lower, upper = bounds
+        sigma = inventory.period_sigma(
+            joined[lower], joined[upper], metrics.quantile_level(lower), metrics.quantile_level(upper)
+        )
+        errors = joined[ACTUAL].to_numpy(dtype=float) - joined[contracts.MEAN_COLUMN].to_numpy(dtype=float)
+        factor = inventory.spread_factor(errors, sigma, joined[SERIES].to_numpy())
+    return {
+        "spread_factor": factor,
+        "basis": "1.4826 x median over items of |sum of errors (actual - mean) over the horizon| / "
+        "sqrt(sum of the periods' sigma^2), sigma = (p_hi - p_lo) / (z_hi - z_lo)"
+        + ("" if factor is not None else f"; not measured: fewer than {inventory.MIN_ITEMS} items with a spread"),
+    }
 
 
 def json_safe(value: Any) -> Any:

@@ -127,6 +127,9 @@ def customer_metadata(
     properties: dict = {EXECUTION_KEY: execution_id}
     properties.update(contracts.encode_training_columns(columns))
     properties.update(forecast_configuration(request))
+    spread = _metric_text((evaluation.get("horizon_totals") or {}).get("spread_factor"))
+    if spread is not None:  # the batch report's inventory reads it (processing.inventory)
+        properties[contracts.HORIZON_SPREAD_KEY] = spread
     for name, value in (evaluation.get("forecast_metrics") or {}).items():
         text = _metric_text(_unwrap(value))
         if text is not None:

@@ -133,8 +133,10 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
         reporting.recent_history(history, columns, max(reporting.RECENT_PERIODS, 2 * horizon), observed),
     )
     summary["rows_made_coherent"] = adjusted
-    inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level)
+    aggregation, factor, basis = reporting.inventory_aggregation(model)
+    inventory = reporting.inventory_suggestions(table, columns, quantiles, args.service_level, aggregation, factor)
     summary["service_level"] = args.service_level
+    summary.update(inventory_aggregation=aggregation, inventory_spread_factor=factor, inventory_basis=basis)
     summary["total_order_up_to"] = float(inventory["order_up_to_level"].sum())
     accuracy_doc, drift = monitor_report.load(args.monitor_dir)
     monitor_report.extend_summary(summary, accuracy_doc, drift)
@@ -243,7 +245,8 @@ model package <code>{html.escape(str(summary.get("model_package_arn")))}</code><
 {images}
 <h2>Inventory suggestions (top 25 by order-up-to level)</h2>
 <p>Order-up-to level: the {summary["service_level"]:.0%} quantile of demand over the horizon
-(files: inventory.csv for every item, forecasts.csv / forecasts.parquet for the full table).</p>
+(files: inventory.csv for every item, forecasts.csv / forecasts.parquet for the full table).
+Periods summed as {html.escape(summary.get("inventory_basis", "independent"))}.</p>
 {_table_html(top_inventory)}
 <h2>Summary</h2>
 <p>{html.escape(summary["movement_basis"])}; uncertainty: {html.escape(summary["uncertainty_measure"])}.</p>

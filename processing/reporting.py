@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
-from processing import tables
+from processing import inventory, tables
 from processing.kernel import contracts
 from processing.kernel.contracts import MEAN_COLUMN
 
@@ -279,17 +279,52 @@ def suspicious_items(
     return found
 
 
+def inventory_aggregation(model: dict) -> Tuple[str, Optional[float], str]:
+    """(aggregation, spread factor, basis) for `inventory_suggestions`, from the resolved model.
+
+    Calibrated with the factor the model version's holdout measured (registry metadata
+    `horizon_spread_factor`, written by Evaluate and RegisterModel, read by ResolveModel);
+    a version without it (registered before that existed, or a holdout too small to measure)
+    falls back to comonotone, and the basis says so."""
+    raw = model.get(contracts.HORIZON_SPREAD_KEY)
+    try:
+        factor = float(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        factor = None
+    if factor is not None and np.isfinite(factor) and factor > 0:
+        return (
+            inventory.CALIBRATED,
+            factor,
+            f"calibrated: the horizon total's sigma is {factor:.2f} x the root-sum-square of the periods' "
+            "sigmas, the spread of the horizon-total errors on the model's holdout backtest (errors persist "
+            "across the horizon, so the periods are not summed as independent)",
+        )
+    why = "no horizon spread factor" if raw in (None, "") else f"an unreadable horizon spread factor ({raw!r})"
+    return (
+        inventory.COMONOTONE,
+        None,
+        f"comonotone (fallback: the model version carries {why}; it was registered before Evaluate measured "
+        "one, or its holdout had too few items): the horizon total's sigma is the sum of the periods' "
+        "sigmas, so the level is the sum of the periods' quantiles, the bound for perfectly correlated errors",
+    )
+
+
 def inventory_suggestions(
-    table: pd.DataFrame, columns: Columns, quantiles: Sequence[str], service_level: float
+    table: pd.DataFrame,
+    columns: Columns,
+    quantiles: Sequence[str],
+    service_level: float,
+    aggregation: str = inventory.COMONOTONE,
+    spread_factor: Optional[float] = None,
 ) -> pd.DataFrame:
     """Expected horizon demand and the order-up-to level covering it at `service_level`.
 
     Mean and spread come from the one forecast distribution per period (`coherent`: the mean
-    lies inside the outer quantiles): the spread from the outer quantiles read as a normal
-    distribution (sigma = (p_hi - p_lo) / (z_hi - z_lo)); periods are summed as independent, so the
-    horizon total is normal with the summed mean and root-sum-square sigma. The order-up-to
-    level is that total's `service_level` quantile, never below the expected demand at
-    service levels above one half and never negative.
+    lies inside the outer quantiles): each period's sigma from the outer quantiles read as a
+    normal distribution, the horizon total normal with the summed mean and the sigma of
+    `aggregation` (processing.inventory: calibrated with `spread_factor`, comonotone or
+    independent; `inventory_aggregation` picks it from the model). The order-up-to level is
+    that total's `service_level` quantile, never below the expected demand and never negative.
     """
     if not 0.5 <= service_level < 1.0:
         raise ReportInputError(
@@ -297,14 +332,15 @@ def inventory_suggestions(
             "scenarios the stock should cover, for example 0.9"
         )
     lower, upper, _ = interval_columns(quantiles)
-    z_span = NormalDist().inv_cdf(quantile_level(upper)) - NormalDist().inv_cdf(quantile_level(lower))
-    if z_span <= 0:
+    if quantile_level(upper) <= quantile_level(lower):
         raise ReportInputError("inventory suggestions need at least two distinct forecast quantiles")
-    sigma = (table[upper] - table[lower]).clip(lower=0) / z_span
-    frame = table.assign(_var=sigma**2)
-    grouped = frame.groupby(columns.item_id)
-    expected = grouped[MEAN_COLUMN].sum().clip(lower=0)
-    total_sigma = np.sqrt(grouped["_var"].sum())
+    sigma = inventory.period_sigma(table[lower], table[upper], quantile_level(lower), quantile_level(upper))
+    grouped = table[[columns.item_id, MEAN_COLUMN]].assign(_sigma=sigma, _var=sigma**2).groupby(columns.item_id)
+    sums = grouped[[MEAN_COLUMN, "_sigma", "_var"]].sum()
+    expected = sums[MEAN_COLUMN].clip(lower=0)
+    total_sigma = pd.Series(
+        inventory.total_sigma(sums["_var"], sums["_sigma"], aggregation, spread_factor), index=sums.index
+    )
     z = NormalDist().inv_cdf(service_level)
     order_up_to = (expected + z * total_sigma).clip(lower=0)
     out = pd.DataFrame(

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from processing.atomic import write_json_atomic
 from processing.kernel import console
 from processing.kernel.cli import step_main
-from processing.kernel.contracts import RESOLVED_MODEL_FILE, decode_training_columns
+from processing.kernel.contracts import HORIZON_SPREAD_KEY, RESOLVED_MODEL_FILE, decode_training_columns
 from processing.kernel.settings import resolve
 
 METRIC_KEYS = ("wape", "wql", "mape", "mase", "rmse", "mae", "bias", "coverage")
@@ -72,6 +72,8 @@ def describe_resolved(package: dict) -> dict:
         "forecast_quantiles": ",".join(metadata.get("forecast_quantiles", "").replace(",", " ").split()),
         "forecast_horizon": metadata.get("forecast_horizon", ""),
         "forecast_frequency": metadata.get("forecast_frequency", ""),
+        # the holdout's horizon spread factor (Evaluate); absent on versions registered before it
+        HORIZON_SPREAD_KEY: metadata.get(HORIZON_SPREAD_KEY),
         "containers": len(package.get("InferenceSpecification", {}).get("Containers", [])),
         # the training schema (RegisterModel): PrepareBatchInput writes exactly these columns
         "training_columns": decode_training_columns(metadata),

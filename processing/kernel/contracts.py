@@ -124,6 +124,8 @@ MODEL_PACKAGE_ARN_PATH = "model_package_arn"
 # --- ResolveModel step result (batch) ---
 RESOLVED_MODEL_NAME = "ResolvedModel"
 RESOLVED_MODEL_FILE = "resolved_model.json"
+# Evaluate measures it on the holdout, RegisterModel stores it, ResolveModel and the batch report read it
+HORIZON_SPREAD_KEY = "horizon_spread_factor"
 
 # --- CreateModel step result (batch) ---
 BATCH_MODEL_NAME = "BatchModel"

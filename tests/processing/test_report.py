@@ -112,7 +112,17 @@ def test_given_batch_forecasts_when_reporting_then_every_artifact_is_written_and
     assert "charts/top_movers.png" in page and "Inventory suggestions" in page
 
 
-def test_given_interval_when_suggesting_inventory_then_order_up_to_is_the_normal_quantile_of_the_total():
+@pytest.mark.parametrize(
+    "aggregation, factor, total_sigma",
+    [
+        ("independent", None, 1.5606 * 2),  # root-sum-square: sigma * sqrt(4)
+        ("comonotone", None, 1.5606 * 4),  # perfectly correlated: sigma * 4, the sum of the quantiles
+        ("calibrated", 1.5, 1.5606 * 2 * 1.5),  # the backtest's factor on the root-sum-square
+    ],
+)
+def test_given_interval_when_suggesting_inventory_then_order_up_to_is_the_normal_quantile_of_the_total(
+    aggregation, factor, total_sigma
+):
     table = pd.DataFrame(
         {
             "item_id": ["a"] * 4,
@@ -123,17 +133,76 @@ def test_given_interval_when_suggesting_inventory_then_order_up_to_is_the_normal
             "mean": [10.0] * 4,
         }
     )
-    out = reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 0.9).iloc[0]
-    # per period sigma = 4 / (2 * 1.28155) = 1.5606; total sigma = 1.5606 * sqrt(4) = 3.1213
+    out = reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 0.9, aggregation, factor).iloc[0]
+    # per period sigma = 4 / (2 * 1.28155) = 1.5606
     assert out["expected_demand"] == 40.0
-    assert out["demand_std"] == pytest.approx(3.12, abs=0.01)
-    assert out["order_up_to_level"] == pytest.approx(40.0 + 1.28155 * 3.1213, abs=0.01)
+    assert out["demand_std"] == pytest.approx(total_sigma, abs=0.01)
+    assert out["order_up_to_level"] == pytest.approx(40.0 + 1.28155 * total_sigma, abs=0.01)
+    if aggregation == "comonotone":  # each period's 0.9 quantile is p90 = 12: four of them
+        assert out["order_up_to_level"] == pytest.approx(4 * 12.0, abs=0.01)
+
+
+def test_given_a_model_with_or_without_a_spread_factor_then_the_aggregation_is_calibrated_or_the_stated_fallback():
+    assert reporting.inventory_aggregation({"horizon_spread_factor": "2.5"})[:2] == ("calibrated", 2.5)
+    assert reporting.inventory_aggregation({"horizon_spread_factor": 1.25})[:2] == ("calibrated", 1.25)
+    for old in ({}, {"horizon_spread_factor": None}, {"horizon_spread_factor": ""}):  # registered before it existed
+        aggregation, factor, basis = reporting.inventory_aggregation(old)
+        assert (aggregation, factor) == ("comonotone", None)
+        assert "fallback" in basis and "no horizon spread factor" in basis
+    for bad in ("nan", "-1", "wide", 0):
+        aggregation, factor, basis = reporting.inventory_aggregation({"horizon_spread_factor": bad})
+        assert (aggregation, factor) == ("comonotone", None) and "unreadable" in basis
 
 
 def test_given_service_level_out_of_range_when_suggesting_then_error_names_the_parameter():
     table = make_forecasts(make_history(days=10, future=2))
-    with pytest.raises(ReportInputError, match="ServiceLevel 1.2"):
-        reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 1.2)
+    for aggregation, factor in (("comonotone", None), ("calibrated", 2.0)):
+        with pytest.raises(ReportInputError, match="ServiceLevel 1.2"):
+            reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 1.2, aggregation, factor)
+
+
+def test_given_a_bad_service_level_when_reporting_then_one_line_names_it(report_inputs, capsys):
+    root, history_path, forecast_dir, model_dir = report_inputs
+    args = ["--forecasts", str(forecast_dir), "--history", str(history_path), "--model-dir", str(model_dir)]
+    code = report.main([*args, "--out", str(root / "report"), "--service-level", "0.3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "ServiceLevel 0.3 must be in [0.5, 1)" in err
+    assert not (root / "report").exists()
+
+
+@pytest.mark.parametrize("factor", [None, 3.0])
+def test_given_the_models_spread_factor_or_none_when_reporting_then_summary_and_page_say_which_sum(
+    report_inputs, factor
+):
+    root, history_path, forecast_dir, model_dir = report_inputs
+    resolved = json.loads((model_dir / "resolved_model.json").read_text())
+    if factor is not None:
+        resolved["horizon_spread_factor"] = factor
+    (model_dir / "resolved_model.json").write_text(json.dumps(resolved))
+    out = root / "report"
+    args = ["--forecasts", str(forecast_dir), "--history", str(history_path), "--model-dir", str(model_dir)]
+    assert report.main([*args, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    inventory = pd.read_csv(out / "inventory.csv").set_index("item_id")
+    page = (out / "report.html").read_text()
+    # each period's band is +-2 around the mean: sigma = 4 / 2.563; 7 periods
+    sigma = 4.0 / (2 * 1.2815516)
+    if factor is None:  # a model registered before the factor existed: comonotone, said so
+        assert summary["inventory_aggregation"] == "comonotone" and summary["inventory_spread_factor"] is None
+        assert "fallback" in summary["inventory_basis"] and "comonotone (fallback" in page
+        assert inventory["demand_std"].tolist() == pytest.approx([7 * sigma] * 4, abs=0.01)
+    else:
+        assert summary["inventory_aggregation"] == "calibrated" and summary["inventory_spread_factor"] == 3.0
+        assert "3.00 x the root-sum-square" in page
+        assert inventory["demand_std"].tolist() == pytest.approx([3.0 * np.sqrt(7) * sigma] * 4, abs=0.01)
+    assert list(inventory.columns) == [
+        "expected_demand",
+        "demand_std",
+        "safety_stock",
+        "order_up_to_level",
+        "service_level",
+    ]
 
 
 def test_given_negative_or_flat_zero_forecasts_then_they_are_flagged():
@@ -286,7 +355,7 @@ def test_given_a_coherent_distribution_when_suggesting_inventory_then_order_up_t
             "mean": [10.0] * 7,
         }
     )
-    out = reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 0.95).iloc[0]
+    out = reporting.inventory_suggestions(table, COLUMNS, QUANTILES, 0.95, "independent").iloc[0]
     sigma = 6.0 / (2 * 1.281552)
     assert out["expected_demand"] == 70.0
     assert out["demand_std"] == pytest.approx(sigma * np.sqrt(7), abs=0.01)
