@@ -255,3 +255,30 @@ def test_given_a_history_file_when_loaded_then_text_is_categorical_and_attribute
     table = scoring.attribute_table(history, ["category", "region"])
     assert table["category"].dtype == object
     assert table.groupby(["category", "region"]).size().to_dict() == {("books", "North"): 1, ("toys", "South"): 1}
+
+
+def test_given_holdout_errors_that_persist_over_the_horizon_then_the_spread_factor_measures_the_totals():
+    """Every item misses by the same level error over its horizon (perfectly correlated errors):
+    the total's error is H x sigma, sqrt(H) times the root-sum-square of the periods' sigmas."""
+    rng = np.random.default_rng(5)
+    items, horizon, sigma = 60, 7, 2.0
+    level_error = rng.normal(0, sigma, items)
+    rows = []
+    for i in range(items):
+        for t in range(horizon):
+            mean = 50.0 + i
+            half = sigma * 1.2815516  # p10/p90 of a normal with this sigma
+            rows.append((f"item{i}", t, mean + level_error[i], mean - half, mean, mean + half, mean))
+    joined = pd.DataFrame(rows, columns=[SERIES, "step", ACTUAL, "p10", "p50", "p90", "mean"])
+    section = scoring.horizon_totals(joined, Q)
+    expected = 1.482602 * np.median(np.abs(level_error * horizon / (sigma * np.sqrt(horizon))))
+    assert section["spread_factor"] == pytest.approx(expected, rel=1e-4)
+    assert section["spread_factor"] == pytest.approx(np.sqrt(horizon), rel=0.3)  # ~ sqrt(H) for this draw
+    assert scoring.horizon_totals(joined[joined[SERIES].isin(["item1", "item2"])], Q)["spread_factor"] is None
+    assert scoring.horizon_totals(joined, ["p50"])["spread_factor"] is None  # no band to read a sigma from
+
+
+def test_given_a_holdout_when_evaluated_then_the_report_has_its_horizon_totals(dataset):
+    fc, act, hist = _load(dataset)
+    report = scoring.evaluate(fc, act, hist, COLS, Q, "D", "WAPE", 0.3).report
+    assert set(report["horizon_totals"]) == {"spread_factor", "basis"}

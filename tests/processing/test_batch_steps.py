@@ -291,3 +291,10 @@ def test_batch_lines_are_the_text_pandas_writes_on_the_fast_path_and_with_awkwar
             assert [header] + lines == text.split("\n")[:-1]
         else:  # a quoted line break: one line per row all the same
             assert len(lines) == 3 and lines[0] == '"a\nb",2024-01-01,1.5,0'
+
+
+def test_resolve_model_carries_the_horizon_spread_factor_and_none_for_a_version_without_it():
+    package = {"ModelPackageArn": "arn:aws:sagemaker:us-east-1:1:model-package/g/1"}
+    with_factor = {**package, "CustomerMetadataProperties": {contracts.HORIZON_SPREAD_KEY: "2.5"}}
+    assert resolve_model.describe_resolved(with_factor)[contracts.HORIZON_SPREAD_KEY] == "2.5"
+    assert resolve_model.describe_resolved(package)[contracts.HORIZON_SPREAD_KEY] is None

@@ -243,3 +243,14 @@ def test_given_many_long_column_names_then_the_schema_survives_the_metadata_limi
     request = _request(columns=columns)
     assert request_problems("sagemaker", "CreateModelPackage", request) == []
     assert contracts.decode_training_columns(request["CustomerMetadataProperties"]) == columns
+
+
+def test_given_the_holdouts_horizon_spread_factor_then_it_is_in_the_metadata_and_absent_without_it():
+    """The batch report's inventory reads it (processing.inventory); an old evaluation has none."""
+    with_factor = register.customer_metadata(
+        {**EVALUATION, "horizon_totals": {"spread_factor": 3.94117, "basis": "..."}}, {}, "abc"
+    )
+    assert with_factor[contracts.HORIZON_SPREAD_KEY] == "3.94117"
+    assert contracts.HORIZON_SPREAD_KEY not in register.customer_metadata(EVALUATION, {}, "abc")
+    unmeasured = {**EVALUATION, "horizon_totals": {"spread_factor": None}}
+    assert contracts.HORIZON_SPREAD_KEY not in register.customer_metadata(unmeasured, {}, "abc")
