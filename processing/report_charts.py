@@ -12,9 +12,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from processing.kernel.contracts import MEAN_COLUMN  # noqa: E402
+from processing.reporting import NEAR_ZERO_SHARE  # noqa: E402
 
 HISTORY_PERIODS_SHOWN = 56
 MAX_PANELS = 12  # forecast_by_group: a fixed-size picture however many groups there are
+NEAR_ZERO_AXIS_TOP = 1.0  # a near-zero panel's y axis reaches at least one unit of demand
+
+
+def _near_zero(total: float, average: float) -> bool:
+    """The tables' near-zero rule (reporting.item_totals) for a panel: not positive, or below
+    NEAR_ZERO_SHARE of the average panel's forecast."""
+    return bool(total <= 0 or total < NEAR_ZERO_SHARE * max(average, 0.0))
 
 
 def _panel(sums, name, group: Optional[str]):
@@ -46,8 +54,9 @@ def forecast_by_group(
     future_all = table.groupby(keys)[[MEAN_COLUMN, lower, upper]].sum()
     observed = history[[*keys, target]].dropna(subset=[target])
     actual_all = observed.groupby(keys)[target].sum()
+    demand = future_all[MEAN_COLUMN].groupby(level=0).sum() if group else future_all[MEAN_COLUMN].sum()
+    average_demand = float(demand.mean()) if group else float(demand)  # over every group, drawn or not
     if len(names) > MAX_PANELS:
-        demand = future_all[MEAN_COLUMN].groupby(level=0).sum()
         names = sorted(demand.sort_values(ascending=False, kind="stable").index[:MAX_PANELS])
     fig, axes = plt.subplots(len(names), 1, figsize=(10, 2.6 * len(names)), squeeze=False)
     for axis, name in zip(axes[:, 0], names):
@@ -58,7 +67,12 @@ def forecast_by_group(
             future.index, future[lower], future[upper], color="#ff9900", alpha=0.3, label=f"{lower}-{upper} (summed)"
         )
         axis.plot(future.index, future[MEAN_COLUMN], color="#d45500", linewidth=1.6, label="forecast mean")
-        axis.set_title(str(name), loc="left", fontsize=10)
+        title = str(name)
+        if _near_zero(float(future[MEAN_COLUMN].sum()), average_demand):
+            # autoscaled, a band of 0.01 around a forecast of 0.01 fills the panel like a real one
+            axis.set_ylim(0, max(axis.get_ylim()[1], NEAR_ZERO_AXIS_TOP))
+            title += f" (near zero: forecast below {NEAR_ZERO_SHARE:.0%} of the average panel's; axis from 0)"
+        axis.set_title(title, loc="left", fontsize=10)
         axis.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()

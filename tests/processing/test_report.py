@@ -461,3 +461,39 @@ def test_given_a_missing_central_value_when_checking_suspicious_then_the_range_t
     recent = pd.DataFrame({"low": [1.0, 1.0], "high": [2.0, 2.0], "level": [1.5, 1.5]}, index=["a", "b"])
     found = reporting.suspicious_items(table, COLUMNS, QUANTILES, recent)
     assert found == [{"item_id": "b", "reasons": ["forecast up to 100 against a recent range of 1 to 2"]}]
+
+
+def test_given_a_near_zero_group_when_charting_then_its_panel_says_so_and_its_axis_starts_at_0_and_reaches_1(
+    tmp_path, monkeypatch
+):
+    """A books forecast of ~0.01 a day, autoscaled, drew a band as wide as a real group's."""
+    from processing import report_charts
+
+    drawn = {}
+    save = report_charts._save
+
+    def keep_axes(fig, out):  # the panels as drawn, before the figure is closed
+        drawn.update({ax.get_title(loc="left"): ax.get_ylim() for ax in fig.axes})
+        return save(fig, out)
+
+    monkeypatch.setattr(report_charts, "_save", keep_axes)
+    days = pd.date_range("2024-01-01", periods=7)
+    rows = [("books", 0.005, 0.01, 0.02), ("toys", 40.0, 50.0, 60.0), ("games", 20.0, 25.0, 30.0)]
+    table = pd.DataFrame(
+        [
+            {"item_id": g, "category": g, "timestamp": d, "p10": lo, "p90": hi, "mean": mean}
+            for g, lo, mean, hi in rows
+            for d in days
+        ]
+    )
+    history = table[["item_id", "category", "timestamp"]].assign(
+        timestamp=lambda f: f["timestamp"] - pd.Timedelta(days=7), target_value=0.0
+    )
+    report_charts.forecast_by_group(
+        table, history, "category", "timestamp", "target_value", "p10", "p90", tmp_path / "g.png"
+    )
+    books = [title for title in drawn if title.startswith("books")]
+    assert books == ["books (near zero: forecast below 1% of the average panel's; axis from 0)"]
+    assert drawn[books[0]][0] == 0 and drawn[books[0]][1] >= report_charts.NEAR_ZERO_AXIS_TOP
+    assert "toys" in drawn and "games" in drawn  # the others keep their plain title and own axis
+    assert drawn["toys"][1] > 60
