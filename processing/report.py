@@ -246,7 +246,7 @@ model package <code>{html.escape(str(summary.get("model_package_arn")))}</code><
 <h2>Inventory suggestions (top 25 by order-up-to level)</h2>
 <p>Order-up-to level: the {summary["service_level"]:.0%} quantile of demand over the horizon
 (files: inventory.csv for every item, forecasts.csv / forecasts.parquet for the full table).
-Periods summed as {html.escape(summary.get("inventory_basis", "independent"))}.</p>
+How the periods add up: {html.escape(summary.get("inventory_basis", "independent"))}.</p>
 {_table_html(top_inventory)}
 <h2>Summary</h2>
 <p>{html.escape(summary["movement_basis"])}; uncertainty: {html.escape(summary["uncertainty_measure"])}.</p>
