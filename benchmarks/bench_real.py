@@ -50,6 +50,7 @@ class Dataset:
     frequency: str  # Autopilot's ForecastFrequency
     horizon: int
     frame: pd.DataFrame  # item_id, timestamp, target_value[, covariates]
+    holiday_country: str | None = None  # the engine's holiday calendar (HolidayConfig's CountryCode)
 
 
 def _wide(package: str, name: str, start: str, freq: str, columns=None) -> pd.DataFrame:
@@ -181,6 +182,7 @@ def run_engine(
         frequency=data.frequency,
         horizon=data.horizon,
         quantiles=QUANTILES,
+        holiday_country=data.holiday_country,
         algorithms=tuple(algorithms) if algorithms else None,
     )
     start = time.perf_counter()
