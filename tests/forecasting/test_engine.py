@@ -32,6 +32,17 @@ def test_given_two_opposite_biases_when_selecting_then_the_ensemble_mixes_them()
     assert weights == pytest.approx([0.5, 0.5], abs=0.1)
 
 
+def test_given_a_known_best_mix_of_members_when_selecting_then_greedy_selection_finds_its_weights():
+    # the actuals are exactly 0.25 a + 0.75 b; a third member is pure noise and gets nothing
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0, 10, 1000), rng.normal(0, 10, 1000)
+    actual = 0.25 * a + 0.75 * b
+    predictions = np.stack([a, b, rng.normal(0, 10, 1000)])
+    for level in (0.1, 0.5, 0.9):
+        weights = caruana_weights(predictions, pinball_loss(actual, level))
+        assert weights == pytest.approx([0.25, 0.75, 0.0], abs=0.051)
+
+
 def test_given_an_exact_weekly_pattern_when_trained_then_seasonal_naive_takes_all_weight(tmp_path, config):
     frame = make_frame(n_items=3, n_days=70, kind="seasonal", noise=0.0).drop(columns=["promotion"])
     result = train(
