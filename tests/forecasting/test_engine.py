@@ -32,6 +32,17 @@ def test_given_two_opposite_biases_when_selecting_then_the_ensemble_mixes_them()
     assert weights == pytest.approx([0.5, 0.5], abs=0.1)
 
 
+def test_given_a_known_best_mix_of_members_when_selecting_then_greedy_selection_finds_its_weights():
+    # the actuals are exactly 0.25 a + 0.75 b; a third member is pure noise and gets nothing
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0, 10, 1000), rng.normal(0, 10, 1000)
+    actual = 0.25 * a + 0.75 * b
+    predictions = np.stack([a, b, rng.normal(0, 10, 1000)])
+    for level in (0.1, 0.5, 0.9):
+        weights = caruana_weights(predictions, pinball_loss(actual, level))
+        assert weights == pytest.approx([0.25, 0.75, 0.0], abs=0.051)
+
+
 def test_given_an_exact_weekly_pattern_when_trained_then_seasonal_naive_takes_all_weight(tmp_path, config):
     frame = make_frame(n_items=3, n_days=70, kind="seasonal", noise=0.0).drop(columns=["promotion"])
     result = train(
@@ -228,12 +239,34 @@ def test_given_intervals_too_narrow_on_backtests_when_calibrated_then_they_are_w
         [np.full_like(actual, -z / 2), np.zeros_like(actual), np.full_like(actual, z / 2), np.zeros_like(actual)],
         axis=-1,
     )
-    factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
+    factors = interval_scales(values, actual, (0.1, 0.5, 0.9), aim=1.0)
     assert factors.shape == (25, 3)  # per step, per quantile
     assert factors[:, 0] == pytest.approx(2.0, abs=0.15) and factors[:, 2] == pytest.approx(2.0, abs=0.15)
     widened = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
     inside = ((actual >= widened[..., 0]) & (actual <= widened[..., 2])).mean()
     assert 0.7 < inside < 0.9
+
+
+def test_given_a_right_interval_when_calibrated_by_default_then_it_aims_wider_than_nominal_on_the_backtests():
+    # backtests also chose the weights, so they flatter the ensemble: the default aims p10-p90 at
+    # the p6-p94 pinball optimum (~88% there) for ~80% on later windows; aim=1 keeps it nominal
+    from forecasting.ensemble import CALIBRATION_AIM, apply_interval_scales, interval_scales
+
+    rng = np.random.default_rng(4)
+    actual = rng.normal(0, 1, (600, 10))
+    z = 1.2816  # exactly the N(0, 1) p10 and p90
+    values = np.stack(
+        [np.full_like(actual, -z), np.zeros_like(actual), np.full_like(actual, z), np.zeros_like(actual)], axis=-1
+    )
+    assert interval_scales(values, actual, (0.1, 0.5, 0.9), aim=1.0)[:, [0, 2]] == pytest.approx(1.0, abs=0.06)
+    factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
+    expected = 1.5548 / z  # N(0, 1) p94 over p90, for the default aim of 1.1
+    assert CALIBRATION_AIM == pytest.approx(1.1)
+    assert factors[:, [0, 2]] == pytest.approx(expected, abs=0.07)
+    calibrated = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
+    inside = ((actual >= calibrated[..., 0]) & (actual <= calibrated[..., 2])).mean()
+    assert 0.84 < inside < 0.92
+    assert factors[:, 1] == pytest.approx(1.0)  # the median stays where it is
 
 
 @pytest.mark.parametrize(
@@ -382,7 +415,7 @@ def test_given_errors_growing_with_the_step_when_calibrated_then_every_step_cove
     actual = rng.normal(0, 1, (600, H)) * sigma
     claimed = np.full((600, H), 2.0 * z)
     values = np.stack([-claimed, np.zeros_like(actual), claimed, np.zeros_like(actual)], axis=-1)
-    factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
+    factors = interval_scales(values, actual, (0.1, 0.5, 0.9), aim=1.0)
     assert factors[0, 2] == pytest.approx(0.9, abs=0.1)  # 1.8/2
     assert factors[-1, 2] == pytest.approx(1.5, abs=0.12)  # 3/2
     calibrated = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
@@ -406,15 +439,15 @@ def test_given_intervals_too_wide_on_backtests_when_calibrated_then_they_are_nar
         [np.full_like(actual, -1.2 * z), np.zeros_like(actual), np.full_like(actual, 1.2 * z), np.zeros_like(actual)],
         axis=-1,
     )
-    factors = interval_scales(values, actual, (0.1, 0.5, 0.9))
+    factors = interval_scales(values, actual, (0.1, 0.5, 0.9), aim=1.0)
     assert factors[:, 0] == pytest.approx(1 / 1.2, abs=0.06) and factors[:, 2] == pytest.approx(1 / 1.2, abs=0.06)
     narrowed = apply_interval_scales(values, factors, (0.1, 0.5, 0.9))
     inside = ((actual >= narrowed[..., 0]) & (actual <= narrowed[..., 2])).mean()
     assert 0.75 < inside < 0.85
     # far too wide: narrowed by at most a fifth (a few backtest windows are thin evidence)
-    assert interval_scales(values * 2, actual, (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(0.8)
+    assert interval_scales(values * 2, actual, (0.1, 0.5, 0.9), aim=1.0)[:, [0, 2]] == pytest.approx(0.8)
     # backtests of a few series (40 series-windows): too little evidence to narrow at all
-    assert interval_scales(values[:40], actual[:40], (0.1, 0.5, 0.9))[:, [0, 2]] == pytest.approx(1.0)
+    assert interval_scales(values[:40], actual[:40], (0.1, 0.5, 0.9), aim=1.0)[:, [0, 2]] == pytest.approx(1.0)
 
 
 def test_given_gaussian_noise_when_trained_then_calibrated_backtest_coverage_of_p10_p90_is_near_80_percent(tmp_path):
