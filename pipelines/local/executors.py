@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Optional, Protocol, TextIO
 
 from pipelines.local import expressions as ex
-from pipelines.local import limits, supervision
+from pipelines.local import launcher, limits, supervision
 from pipelines.local.graph import StepSpec
 from pipelines.local.records import FAILED, StepRecord, iso, now, plain
 from pipelines.local.report import format_duration
@@ -55,6 +55,7 @@ class Execution(Protocol):
     process: Any  # the running step's process, and its identity (supervision)
     step_process: Optional[dict]
     step_env: Any  # the processing steps' interpreter, resolved at the first one
+    launcher: Any  # the warm step launcher (pipelines.local.launcher), started at the first step
     client: Any  # the local SageMaker client
 
     def out(self, text: str) -> None: ...
@@ -284,7 +285,9 @@ class ProcessingExecutor(StepExecutor):
     def spawn(self, command: list, env: dict, run: StepRun, max_runtime: Optional[int] = None) -> int:
         """Run the step's process, streaming its output; past max_runtime it is stopped and the step fails."""
         execution = self.execution
-        process = execution.process = supervision.spawn(command, cwd=run.step_dir, env=env)
+        process = execution.process = launcher.spawn_or_fork(
+            execution, command, run.step_dir, env, lambda text: self.log(run, text)
+        )
         execution.step_process = supervision.process_identity(process.pid)
         execution.save()  # records step_pid: the step's process group
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
