@@ -23,6 +23,7 @@ import contextlib
 import io
 import os
 import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -49,6 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="2 items x 120 days, AutoMLAlgorithms=npts: the run is nearly all fixed cost",
     )
     parser.add_argument("--batch", action="store_true", help="then run the batch pipeline on the same items")
+    parser.add_argument(
+        "--step-launcher",
+        choices=("fork", "spawn"),
+        default=None,
+        help="how processing steps start (the setting step_launcher; default: the settings')",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,10 +73,17 @@ def model_seconds(record: dict) -> dict:
     return out
 
 
+def cpu_seconds() -> float:
+    """CPU of this process and of every process it (and they) waited for: the runtime, its steps, the
+    step launcher and its children, AutoML workers. Shared cores inflate wall time; this much less."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def fixed_cost_table(runs: list) -> str:
-    """Per run: wall, engine/model seconds, and the rest (the fixed cost) against its target."""
-    rows = [("pipeline", "wall s", "engine/model s", "fixed s", "target s", "")]
-    for name, wall, record in runs:
+    """Per run: wall, engine/model seconds, and the rest (the fixed cost) against its target; CPU."""
+    rows = [("pipeline", "wall s", "engine/model s", "fixed s", "target s", "", "CPU s")]
+    for name, wall, record, cpu in runs:
         model = model_seconds(record)
         fixed = wall - sum(model.values())
         target = FIXED_TARGETS.get(name)
@@ -81,6 +95,7 @@ def fixed_cost_table(runs: list) -> str:
                 f"{fixed:.1f}",
                 f"{target:.0f}" if target else "-",
                 "within" if target and fixed <= target else "OVER",
+                f"{cpu:.1f}",
             )
         )
         for step in record["steps"]:
@@ -96,10 +111,13 @@ def fixed_cost_table(runs: list) -> str:
                     f"{seconds - inside:.1f}",
                     "",
                     "",
+                    "",
                 )
             )
         outside = wall - sum(s.get("duration_seconds") or 0.0 for s in record["steps"])
-        rows.append(("  (start-up, rendering, bundle, between steps)", f"{outside:.1f}", "", f"{outside:.1f}", "", ""))
+        rows.append(
+            ("  (start-up, rendering, bundle, between steps)", f"{outside:.1f}", "", f"{outside:.1f}", "", "", "")
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
@@ -166,19 +184,23 @@ def main(argv=None) -> int:
         cli += ["--param", f"InputDataUrl={history}", "--param", "ModelApprovalStatus=Approved"]
         if not any(p.startswith("AutoMLAlgorithms=") for p in args.param):
             cli += ["--param", "AutoMLAlgorithms=npts"]
+    if args.step_launcher:
+        os.environ["FORECAST_STEP_LAUNCHER"] = args.step_launcher
     print(f"FORECAST_HOME={home}; running: python -m pipelines.run {' '.join(cli)}", flush=True)
+    cpu = cpu_seconds()
     started = time.monotonic()
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if args.quiet else contextlib.nullcontext():
         code = run_main(cli)
     total = time.monotonic() - started
+    cpu = cpu_seconds() - cpu
     records = runtime.load_executions(resolve())
     if not records:
         print(sink.getvalue()[-3000:])
         print(f"no execution recorded (exit code {code})")
         return 1
     record = records[0]
-    runs = [(record["pipeline_name"], total, record)]
+    runs = [(record["pipeline_name"], total, record, cpu)]
     seed = next((n for n in record.get("notes") or [] if "seed dataset" in n), "")
     print()
     print(
@@ -196,16 +218,22 @@ def main(argv=None) -> int:
         batch_cli = ["--pipeline", "batch", "--param", f"OutputUrl={home / 'report'}"]
         if batch_input is not None:
             batch_cli += ["--param", f"InputDataUrl={batch_input}"]
+        cpu = cpu_seconds()
         started = time.monotonic()
         with contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext():
             code = run_main(batch_cli)
         batch_total = time.monotonic() - started
+        cpu = cpu_seconds() - cpu
         batch = runtime.load_executions(resolve())[0]
-        runs.append((batch["pipeline_name"], batch_total, batch))
+        runs.append((batch["pipeline_name"], batch_total, batch, cpu))
         record = batch
     if args.tiny or args.batch:
         print("\nFixed cost (everything but the engine's training and the model's prediction):")
         print(fixed_cost_table(runs))
+        print(
+            f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; CPU s: this "
+            "process and all it waited for, the local endpoint's server excluded)"
+        )
     if args.home is None and not args.keep:
         shutil.rmtree(home, ignore_errors=True)
     return 0 if code == 0 and record["status"] == "Succeeded" else 1

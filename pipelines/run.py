@@ -109,6 +109,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region", default=None, help="AWS region (or AWS_REGION / AWS_DEFAULT_REGION)")
     p.add_argument("--prefix", default=None, help="S3 key prefix (or FORECAST_PREFIX)")
     p.add_argument("--config", default=None, help="config file (default ./forecast.toml, or FORECAST_CONFIG)")
+    p.add_argument(
+        "--step-launcher",
+        choices=("fork", "spawn"),
+        default=None,
+        help="local processing steps: forked from a warm launcher (fork, the default) or each a fresh "
+        "interpreter (spawn); or FORECAST_STEP_LAUNCHER",
+    )
     return p
 
 
@@ -121,6 +128,7 @@ def settings_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, 
             "region": args.region,
             "prefix": args.prefix,
             "config_file": args.config,
+            "step_launcher": getattr(args, "step_launcher", None),
         },
         environ=environ,
     )

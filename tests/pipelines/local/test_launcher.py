@@ -203,3 +203,7 @@ def test_the_setting_resolves_and_refuses_a_bad_value(monkeypatch):
     assert resolve({"step_launcher": "fork"}, environ={"FORECAST_STEP_LAUNCHER": "spawn"}).step_launcher == "fork"
     with pytest.raises(SettingsError, match="FORECAST_STEP_LAUNCHER: step_launcher must be one of fork, spawn"):
         resolve(environ={"FORECAST_STEP_LAUNCHER": "threads"})
+    from pipelines import run
+
+    args = run.parser().parse_args(["--step-launcher", "spawn"])
+    assert run.settings_from_args(args, environ={"FORECAST_STEP_LAUNCHER": "fork"}).step_launcher == "spawn"
