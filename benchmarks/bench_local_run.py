@@ -36,6 +36,7 @@ TARGET_SECONDS = 300
 FIXED_TARGETS = {"DemandForecastTraining": 5.0, "DemandForecastBatch": 3.0}
 ENGINE_DONE = re.compile(r"\[local automl\] job \S+: done in ([\d.]+)s")
 TRANSFORM_DONE = re.compile(r"\[local transform\] \d+ file\(s\) in ([\d.]+)s")
+STEP_CPU = re.compile(r"\[runtime\] step process exited -?\d+ after ([\d.]+) s of CPU")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,6 +81,13 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def step_cpu(step: dict) -> str:
+    """The step process's CPU seconds from its log (processing steps), or ''."""
+    log = Path(step["log"]) if step.get("log") else None
+    found = STEP_CPU.findall(log.read_text(errors="replace")) if log is not None and log.is_file() else []
+    return f"{sum(float(x) for x in found):.2f}" if found else ""
+
+
 def fixed_cost_table(runs: list) -> str:
     """Per run: wall, engine/model seconds, and the rest (the fixed cost) against its target; CPU."""
     rows = [("pipeline", "wall s", "engine/model s", "fixed s", "target s", "", "CPU s")]
@@ -111,7 +119,7 @@ def fixed_cost_table(runs: list) -> str:
                     f"{seconds - inside:.1f}",
                     "",
                     "",
-                    "",
+                    step_cpu(step),
                 )
             )
         outside = wall - sum(s.get("duration_seconds") or 0.0 for s in record["steps"])

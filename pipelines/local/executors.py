@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -285,6 +286,7 @@ class ProcessingExecutor(StepExecutor):
     def spawn(self, command: list, env: dict, run: StepRun, max_runtime: Optional[int] = None) -> int:
         """Run the step's process, streaming its output; past max_runtime it is stopped and the step fails."""
         execution = self.execution
+        children_cpu = _children_cpu()
         process = execution.process = launcher.spawn_or_fork(
             execution, command, run.step_dir, env, lambda text: self.log(run, text)
         )
@@ -327,7 +329,13 @@ class ProcessingExecutor(StepExecutor):
                 run.log.flush()
                 if execution.stream_logs:
                     execution.out(f"    | {line.rstrip()}")
-            return process.wait()
+            code = process.wait()
+            cpu = getattr(process, "cpu_seconds", None)
+            if cpu is None and isinstance(process, subprocess.Popen):  # reaped here: its CPU is this process's
+                cpu = _children_cpu() - children_cpu  # children's since the start (a worker reaped meanwhile too)
+            if cpu is not None:
+                self.log(run, f"[runtime] step process exited {code} after {cpu:.2f} s of CPU")
+            return code
         finally:
             if process.poll() is None:
                 execution.stop_process()
@@ -550,6 +558,14 @@ def executor_for(step_type: str, execution: Execution) -> StepExecutor:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+def _children_cpu() -> float:
+    """CPU seconds of this process's reaped children (and theirs)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class _TeeWriter(io.TextIOBase):
     """Line-buffered stdout stand-in; what the emitter itself prints goes to the real stream."""
 

@@ -176,14 +176,15 @@ def serve(control: socket.socket) -> None:
                 pass
         while running:  # reap every child that ended
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
             step = running.pop(pid, None)
             if step is not None:
-                _send(step, {"exit": _exit_status(status)})
+                cpu = usage.ru_utime + usage.ru_stime  # the step and the children it waited for
+                _send(step, {"exit": _exit_status(status), "cpu": round(cpu, 3)})
                 step.close()
         if control not in readable:
             continue

@@ -50,6 +50,7 @@ class LaunchedProcess:
         self.pid = pid
         self.stdout = stdout
         self.returncode: Optional[int] = None
+        self.cpu_seconds: Optional[float] = None  # the step's CPU (and its waited-for children'), at exit
         self._status = status
         self._buffer = b""
         self.args = None
@@ -71,6 +72,7 @@ class LaunchedProcess:
                 line, self._buffer = self._buffer.split(b"\n", 1)
                 message = json.loads(line)
                 if "exit" in message:
+                    self.cpu_seconds = message.get("cpu")
                     self._finish(int(message["exit"]))
 
     def _finish(self, code: int) -> None:
