@@ -237,13 +237,17 @@ def _pip(python: str, arguments: Sequence[str], log_path: Path, out: Optional[Ca
 COMPILED = "compiled"  # marker key: the folder's modules are byte-compiled (once, at build)
 
 
+# not byte-compiled: what no step imports at start (the largest folders of the image's venv) and tests
+NOT_COMPILED = r"[/\\](tests?|scipy|sklearn|pip|setuptools)[/\\]"
+
+
 def ensure_compiled(python: str, folder: Path, tree: Path, out: Callable[[str], None] = logger.info) -> None:
     """Byte-compile `tree` (a venv's site-packages, an overlay) once, with the steps' interpreter.
 
     Steps inherit the user's PYTHONDONTWRITEBYTECODE (set in many shells and images), and pip
     installs here with --no-compile: without this, every step re-compiled the pure-Python modules it
     imports at every run (matplotlib alone: 1.3 s of CPU in each plotting step). The marker records
-    it, so an environment built before this ran is compiled at its next use. Tests folders skipped.
+    it, so an environment built before this ran is compiled at its next use. Skipped: NOT_COMPILED.
     """
     marker = folder / MARKER
     try:
@@ -259,7 +263,7 @@ def ensure_compiled(python: str, folder: Path, tree: Path, out: Callable[[str], 
         started = time.monotonic()
         try:  # a file that does not compile is the package's business: its import reports it
             subprocess.run(
-                [python, "-m", "compileall", "-q", "-j", "0", "-x", r"[/\\]tests?[/\\]", str(tree)],
+                [python, "-m", "compileall", "-q", "-j", "0", "-x", NOT_COMPILED, str(tree)],
                 capture_output=True,
                 timeout=PIP_TIMEOUT_SECONDS,
                 stdin=subprocess.DEVNULL,
