@@ -109,8 +109,8 @@ def run_step(request: dict, out_fd: int, close: list, base_path: list, server: i
         paths = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
         sys.path[:] = [os.getcwd()] + paths + base_path  # what `python -m` builds
         importlib.invalidate_caches()
-        if "numpy" in sys.modules:  # a spawned step seeds numpy's global generator from the OS; so does this one
-            sys.modules["numpy"].random.seed()
+        if "numpy.random" in sys.modules:  # a spawned step seeds numpy's global generator from the OS; so does this
+            sys.modules["numpy.random"].seed()
         sys.modules["__main__"] = types.ModuleType("__main__")
         sys.argv = ["-m"] + list(request["argv"])
         import runpy

@@ -161,9 +161,7 @@ class StepLauncher:
         differs = sorted(
             k
             for k in set(env) | set(self.base_env)
-            if not _per_step(k)
-            and env.get(k) != self.base_env.get(k)
-            and (openmp or not k.startswith("KMP_"))
+            if not _per_step(k) and env.get(k) != self.base_env.get(k) and (openmp or not k.startswith("KMP_"))
         )
         if differs:
             return "environment differs from the launcher's in " + ", ".join(differs[:5])

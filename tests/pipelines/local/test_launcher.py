@@ -207,3 +207,31 @@ def test_the_setting_resolves_and_refuses_a_bad_value(monkeypatch):
 
     args = run.parser().parse_args(["--step-launcher", "spawn"])
     assert run.settings_from_args(args, environ={"FORECAST_STEP_LAUNCHER": "fork"}).step_launcher == "spawn"
+
+
+def test_steps_fork_from_the_executions_launcher_and_spawn_once_it_is_gone(code, tmp_path):
+    from types import SimpleNamespace
+
+    execution = SimpleNamespace(settings=SimpleNamespace(step_launcher="fork"), launcher=None)
+    lines: list = []
+    command, env = [sys.executable, "-m", "stepmod"], step_env(code)
+    try:
+        first = launcher.spawn_or_fork(execution, command, tmp_path, env, lines.append)
+        assert isinstance(first, launcher.LaunchedProcess) and run(first)[0] == 0  # the first step forks too
+        execution.launcher.server.kill()
+        execution.launcher.server.wait()
+        second = launcher.spawn_or_fork(execution, command, tmp_path, env, lines.append)
+        assert isinstance(second, subprocess.Popen) and run(second)[0] == 0
+        assert lines[0].startswith("[runtime] step launcher started") and lines[1].startswith("[runtime] forked")
+        assert lines[-1].startswith("[runtime] spawned, not forked: ")
+        spawned = launcher.spawn_or_fork(
+            SimpleNamespace(settings=SimpleNamespace(step_launcher="spawn"), launcher=None),
+            command,
+            tmp_path,
+            env,
+            lines.append,
+        )
+        assert isinstance(spawned, subprocess.Popen) and run(spawned)[0] == 0
+    finally:
+        launcher.close(execution)
+    assert execution.launcher is None
