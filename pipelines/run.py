@@ -109,6 +109,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region", default=None, help="AWS region (or AWS_REGION / AWS_DEFAULT_REGION)")
     p.add_argument("--prefix", default=None, help="S3 key prefix (or FORECAST_PREFIX)")
     p.add_argument("--config", default=None, help="config file (default ./forecast.toml, or FORECAST_CONFIG)")
+    p.add_argument(
+        "--step-launcher",
+        choices=("fork", "spawn"),
+        default=None,
+        help="local processing steps: forked from a warm launcher (fork, the default) or each a fresh "
+        "interpreter (spawn); or FORECAST_STEP_LAUNCHER",
+    )
     return p
 
 
@@ -121,6 +128,7 @@ def settings_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, 
             "region": args.region,
             "prefix": args.prefix,
             "config_file": args.config,
+            "step_launcher": getattr(args, "step_launcher", None),
         },
         environ=environ,
     )
@@ -204,6 +212,22 @@ def render(name: str, settings: Settings) -> str:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFINITION_SOURCES = ("pipelines", "processing", "evaluation", "forecasting", "deploy")
 DEFINITION_ENVIRONMENT = ("AWS_", "SAGEMAKER_", "FORECAST_")
+# settings only the local runtime, the endpoint or the CLI read, never a definition: a rendered
+# definition is reused whatever they are (a new FORECAST_HOME, another port or step launcher)
+LOCAL_ONLY_SETTINGS = (
+    "home",
+    "target_reason",
+    "endpoint_port",
+    "api_port",
+    "studio_port",
+    "endpoint_workers",
+    "serving_data_uri",
+    "step_env",
+    "step_python",
+    "step_launcher",
+    "cache_dir",
+    "config_file",
+)
 
 
 def definition_key(name: str, settings: Settings) -> str:
@@ -212,6 +236,10 @@ def definition_key(name: str, settings: Settings) -> str:
     import dataclasses
     import os
     from importlib import metadata
+
+    from processing.kernel.settings import ENVIRONMENT
+
+    local_only = {v for v, field in ENVIRONMENT.items() if field in LOCAL_ONLY_SETTINGS} | {"FORECAST_CONFIG"}
 
     digest = hashlib.sha256()
     try:
@@ -222,8 +250,12 @@ def definition_key(name: str, settings: Settings) -> str:
         json.dumps(
             [
                 name,
-                dataclasses.asdict(settings),
-                sorted((k, v) for k, v in os.environ.items() if k.startswith(DEFINITION_ENVIRONMENT)),
+                {k: v for k, v in dataclasses.asdict(settings).items() if k not in LOCAL_ONLY_SETTINGS},
+                sorted(
+                    (k, v)
+                    for k, v in os.environ.items()
+                    if k.startswith(DEFINITION_ENVIRONMENT) and k not in local_only
+                ),
             ],
             sort_keys=True,
             default=str,
@@ -238,11 +270,12 @@ def definition_key(name: str, settings: Settings) -> str:
 
 
 def render_local(name: str, settings: Settings) -> str:
-    """render(), kept under FORECAST_HOME for the next local run with the same sources and settings.
+    """render(), kept in the user's cache (FORECAST_CACHE_DIR, beside the step environment) for the
+    next local run with the same sources and settings, whatever its FORECAST_HOME.
 
-    Rendering imports the SageMaker SDK (its pydantic shapes: 2-3 s on a quiet machine, 15 s on a
-    busy one) for a text that only changes when the code, the SDK or the settings do."""
-    path = settings.home_path / "cache" / "definitions" / f"{name}-{definition_key(name, settings)}.json"
+    Rendering imports the SageMaker SDK (its pydantic shapes: 4 s of CPU, 2-3 s on a quiet machine,
+    15 s on a busy one) for a text that only changes when the code, the SDK or the settings do."""
+    path = settings.cache_path / "definitions" / f"{name}-{definition_key(name, settings)}.json"
     try:
         return path.read_text(encoding="utf-8")
     except OSError:

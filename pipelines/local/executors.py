@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Optional, Protocol, TextIO
 
 from pipelines.local import expressions as ex
-from pipelines.local import limits, supervision
+from pipelines.local import launcher, limits, supervision
 from pipelines.local.graph import StepSpec
 from pipelines.local.records import FAILED, StepRecord, iso, now, plain
 from pipelines.local.report import format_duration
@@ -55,6 +56,7 @@ class Execution(Protocol):
     process: Any  # the running step's process, and its identity (supervision)
     step_process: Optional[dict]
     step_env: Any  # the processing steps' interpreter, resolved at the first one
+    launcher: Any  # the warm step launcher (pipelines.local.launcher), started at the first step
     client: Any  # the local SageMaker client
 
     def out(self, text: str) -> None: ...
@@ -284,7 +286,10 @@ class ProcessingExecutor(StepExecutor):
     def spawn(self, command: list, env: dict, run: StepRun, max_runtime: Optional[int] = None) -> int:
         """Run the step's process, streaming its output; past max_runtime it is stopped and the step fails."""
         execution = self.execution
-        process = execution.process = supervision.spawn(command, cwd=run.step_dir, env=env)
+        children_cpu = _children_cpu()
+        process = execution.process = launcher.spawn_or_fork(
+            execution, command, run.step_dir, env, lambda text: self.log(run, text)
+        )
         execution.step_process = supervision.process_identity(process.pid)
         execution.save()  # records step_pid: the step's process group
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
@@ -324,7 +329,13 @@ class ProcessingExecutor(StepExecutor):
                 run.log.flush()
                 if execution.stream_logs:
                     execution.out(f"    | {line.rstrip()}")
-            return process.wait()
+            code = process.wait()
+            cpu = getattr(process, "cpu_seconds", None)
+            if cpu is None and isinstance(process, subprocess.Popen):  # reaped here: its CPU is this process's
+                cpu = _children_cpu() - children_cpu  # children's since the start (a worker reaped meanwhile too)
+            if cpu is not None:
+                self.log(run, f"[runtime] step process exited {code} after {cpu:.2f} s of CPU")
+            return code
         finally:
             if process.poll() is None:
                 execution.stop_process()
@@ -547,6 +558,14 @@ def executor_for(step_type: str, execution: Execution) -> StepExecutor:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+def _children_cpu() -> float:
+    """CPU seconds of this process's reaped children (and theirs)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class _TeeWriter(io.TextIOBase):
     """Line-buffered stdout stand-in; what the emitter itself prints goes to the real stream."""
 

@@ -35,7 +35,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from pipelines.local import caching, supervision
+from pipelines.local import caching, launcher, supervision
 from pipelines.local import expressions as ex
 from pipelines.local.executors import (  # noqa: F401 (public names of the runtime)
     EXECUTORS,
@@ -157,6 +157,7 @@ class Execution:
         self._client = None
         self.api = None  # the loopback AWS API the steps call (started by run())
         self.step_env = None  # the processing steps' interpreter, resolved at the first one
+        self.launcher = None  # the warm step launcher (pipelines.local.launcher), started at the first step
         self.runtime_process = process_identity(os.getpid())
         if previous:
             self._resume(previous)
@@ -301,7 +302,10 @@ class Execution:
         from pipelines.local.aws_api import LocalAWSServer
 
         with LocalAWSServer(self.settings) as self.api:
-            return self._run()
+            try:
+                return self._run()
+            finally:
+                launcher.close(self)  # the warm step launcher, if a step started it
 
     def _announce(self) -> None:
         total = len(self.graph.order)

@@ -83,6 +83,9 @@ class Settings:
     # fallback is an error: CI), "host" (this machine's Python and packages, steps still isolated)
     step_env: str = "image"
     step_python: Optional[str] = None  # an interpreter to run local steps with, as is
+    # local processing steps: "fork" (forked from a per-execution server that imported numpy,
+    # pandas and boto3 once: pipelines/local/launcher.py) or "spawn" (a fresh interpreter each)
+    step_launcher: str = "fork"
     cache_dir: Optional[str] = None  # the step environment's cache; default ~/.cache/sagemaker-demand-forecasting
     config_file: Optional[str] = None
 
@@ -180,9 +183,11 @@ ENVIRONMENT = {
     "FORECAST_HOLIDAY_COLUMNS": "holiday_columns",
     "FORECAST_STEP_ENV": "step_env",
     "FORECAST_STEP_PYTHON": "step_python",
+    "FORECAST_STEP_LAUNCHER": "step_launcher",
     "FORECAST_CACHE_DIR": "cache_dir",
 }
 STEP_ENV_MODES = ("image", "strict", "host")
+STEP_LAUNCHERS = ("fork", "spawn")
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
@@ -233,6 +238,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         raise SettingsError(f"{source}: target must be 'local' or 'sagemaker', got {value!r}")
     if name == "step_env" and value not in STEP_ENV_MODES:
         raise SettingsError(f"{source}: step_env must be one of {', '.join(STEP_ENV_MODES)}, got {value!r}")
+    if name == "step_launcher" and value not in STEP_LAUNCHERS:
+        raise SettingsError(f"{source}: step_launcher must be one of {', '.join(STEP_LAUNCHERS)}, got {value!r}")
     return str(value)
 
 

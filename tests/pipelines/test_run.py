@@ -526,7 +526,8 @@ def test_given_a_rendered_local_definition_when_run_again_then_it_comes_from_the
 
     from processing.kernel.settings import resolve
 
-    monkeypatch.setenv("FORECAST_HOME", str(tmp_path))
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FORECAST_CACHE_DIR", str(tmp_path / "cache"))
     settings = resolve()
     rendered = []
     monkeypatch.setattr(
@@ -536,6 +537,11 @@ def test_given_a_rendered_local_definition_when_run_again_then_it_comes_from_the
     first = run.render_local("batch", settings)
     assert run.render_local("batch", settings) == first and rendered == ["batch"]
     assert len(list((tmp_path / "cache" / "definitions").glob("batch-*.json"))) == 1
+    # another FORECAST_HOME (a new local home, the benchmarks' temporary ones) or step launcher: the same text
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "another-home"))
+    assert run.render_local("batch", dataclasses.replace(resolve(), step_launcher="spawn")) == first
+    assert rendered == ["batch"]
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
     # another setting (or pipeline) is another definition: rendered again
     other = dataclasses.replace(settings, bucket="another-bucket")
     assert json.loads(run.render_local("batch", other))["bucket"] == "another-bucket"

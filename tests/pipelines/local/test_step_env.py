@@ -422,3 +422,21 @@ def test_given_strict_mode_when_the_step_requirements_cannot_be_installed_then_t
     assert runtime.run_local(_probe_pipeline(settings, OFFLINE_MODULE), {}, settings, out=lambda line: None) == 1
     step = runtime.load_executions(settings)[0]["steps"][0]
     assert step["status"] == "Failed" and step["failure_reason"].startswith("probe_offline.txt: pip install failed")
+
+
+def test_ensure_compiled_byte_compiles_a_folder_once(tmp_path, monkeypatch):
+    """Steps inherit PYTHONDONTWRITEBYTECODE: an overlay nobody compiled was re-compiled at every import."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # the compile pass must not inherit it
+    folder = tmp_path / "overlay"
+    (folder / "pkg" / "tests").mkdir(parents=True)
+    (folder / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+    (folder / "pkg" / "tests" / "test_x.py").write_text("X = 1\n")
+    step_env._write_marker(folder, {"requirements": "pkg==1"})
+    step_env.ensure_compiled(sys.executable, folder, folder, out=lambda text: None)
+    assert list((folder / "pkg" / "__pycache__").glob("__init__.*.pyc"))
+    assert not (folder / "pkg" / "tests" / "__pycache__").exists()  # tests folders skipped
+    marker = json.loads((folder / step_env.MARKER).read_text())
+    assert marker[step_env.COMPILED] is True and marker["requirements"] == "pkg==1"
+    said = []
+    step_env.ensure_compiled(sys.executable, folder, folder, out=said.append)
+    assert said == []  # once

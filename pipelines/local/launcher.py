@@ -1,0 +1,292 @@
+"""The warm step launcher: processing steps forked from a server that has imported numpy, pandas and boto3.
+
+Every local processing step is a fresh `python -m processing.entry <module>` in the image's
+environment; its interpreter start and the imports of numpy, pandas and boto3 cost about a second
+each time, 6-7 times per run. With `step_launcher = fork` (the setting; FORECAST_STEP_LAUNCHER,
+`--step-launcher`), the first processing step of an execution starts a server
+(pipelines/local/fork_server.py) with the same interpreter and base environment, which imports
+those modules once; that step and each later one is a child
+forked from it that sets the step's exact environment, cwd, argv and sys.path before running its
+module as `python -m` does. The runtime sees it as it sees a spawned process: a pid leading its own
+process group (stopped and killed as a group), its exit status, its output on a pipe, death with
+the runtime (the server dies with the runtime, the step with the server).
+
+A step falls back to a plain spawn, saying why in its log, whenever forking could make it see
+something a fresh interpreter would not: another interpreter, a command other than `python -m`,
+an environment differing from the server's in anything but FORECAST_*, AWS_*, SM_* and PYTHONPATH
+(OMP/OpenBLAS threads and every PYTHON* variable take effect at start), or a PYTHONPATH entry
+(code bundle, requirements overlay) that would shadow a module the server preloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Mapping, Optional
+
+from pipelines.local import supervision
+
+logger = logging.getLogger(__name__)
+
+SERVER = Path(__file__).resolve().with_name("fork_server.py")
+# what may differ between steps without a fresh interpreter: read by the step's code, not at start
+PER_STEP_PREFIXES = ("FORECAST_", "AWS_", "SM_", "SAGEMAKER_")
+PER_STEP = ("PYTHONPATH",)
+READY_TIMEOUT_SECONDS = 300  # the server's imports on a busy machine; a step never waits longer
+LAUNCHERS = ("fork", "spawn")
+
+
+class LaunchedProcess:
+    """A step forked by the server, seen as subprocess.Popen is: pid, stdout, poll, wait, returncode."""
+
+    def __init__(self, pid: int, stdout, status: socket.socket):
+        self.pid = pid
+        self.stdout = stdout
+        self.returncode: Optional[int] = None
+        self.cpu_seconds: Optional[float] = None  # the step's CPU (and its waited-for children'), at exit
+        self._status = status
+        self._buffer = b""
+        self.args = None
+
+    def _read(self, timeout: Optional[float]) -> None:
+        """Wait up to `timeout` for the server's word on the exit; a server gone means the step is gone."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._status], [], [], left)
+            if not ready:
+                return
+            chunk = self._status.recv(4096)
+            if not chunk:  # the server died: its child got SIGKILL (PR_SET_PDEATHSIG)
+                self._finish(-9)
+                return
+            self._buffer += chunk
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                message = json.loads(line)
+                if "exit" in message:
+                    self.cpu_seconds = message.get("cpu")
+                    self._finish(int(message["exit"]))
+
+    def _finish(self, code: int) -> None:
+        self.returncode = code
+        self._status.close()
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            self._read(0)
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        self._read(timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired(self.args or "step", timeout)
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, number)
+
+    def terminate(self) -> None:
+        self.send_signal(15)
+
+    def kill(self) -> None:
+        self.send_signal(9)
+
+
+class StepLauncher:
+    """One fork server for one execution's processing steps (started at the first one)."""
+
+    def __init__(self, python: str, env: Mapping[str, str], cwd: Path):
+        self.python = python
+        self.base_env = {k: v for k, v in env.items() if not _per_step(k)}
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.server = subprocess.Popen(
+                [python, str(SERVER), str(theirs.fileno())],
+                cwd=str(cwd),
+                env=dict(self.base_env, PYTHONPATH=""),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+                preexec_fn=supervision._DIE_WITH_PARENT,
+            )
+        except OSError:
+            self.control.close()
+            raise
+        finally:
+            theirs.close()
+        self.ready: Optional[dict] = None
+        self.broken: Optional[str] = None
+
+    def _wait_ready(self) -> bool:
+        if self.ready is not None or self.broken:
+            return self.ready is not None
+        buffer = b""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while b"\n" not in buffer:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.control], [], [], max(0.0, left))
+            chunk = self.control.recv(1 << 16) if ready else b""
+            if not chunk:
+                self.broken = "the step launcher did not start" if ready else "the step launcher was not ready in time"
+                self.close()
+                return False
+            buffer += chunk
+        self.ready = json.loads(buffer.split(b"\n", 1)[0])
+        return True
+
+    def why_not(self, command: list, env: Mapping[str, str]) -> Optional[str]:
+        """None when `command` may be forked from this server; else why it is spawned instead."""
+        if self.broken:
+            return self.broken
+        if len(command) < 3 or command[1] != "-m":
+            return "not a `python -m` command"
+        if command[0] != self.python:
+            return f"another interpreter ({command[0]})"
+        if not self._wait_ready():
+            return self.broken
+        # KMP_* is read by an OpenMP runtime when it loads (joblib and sklearn set KMP_INIT_AT_FORK
+        # when the runtime imports them): it matters only when the server has one loaded already
+        openmp = self.ready.get("openmp", True)
+        differs = sorted(
+            k
+            for k in set(env) | set(self.base_env)
+            if not _per_step(k) and env.get(k) != self.base_env.get(k) and (openmp or not k.startswith("KMP_"))
+        )
+        if differs:
+            return "environment differs from the launcher's in " + ", ".join(differs[:5])
+        preloaded = set(self.ready.get("modules") or [])
+        for entry in filter(None, env.get("PYTHONPATH", "").split(os.pathsep)):
+            shadowed = sorted(preloaded & _top_level_names(Path(entry)))
+            if shadowed:
+                return f"{entry} has its own {', '.join(shadowed[:5])}"
+        return None
+
+    def launch(self, command: list, cwd: Path, env: Mapping[str, str]) -> LaunchedProcess:
+        """Fork the step; raises OSError when the server is gone (the caller spawns instead)."""
+        read_end, write_end = os.pipe()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            request = {"module": command[2], "argv": command[3:], "cwd": str(cwd), "env": dict(env)}
+            self.control.sendmsg(
+                [json.dumps(request).encode()],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fds(write_end, theirs.fileno()))],
+            )
+        except OSError:
+            os.close(read_end)
+            mine.close()
+            raise
+        finally:
+            os.close(write_end)
+            theirs.close()
+        stdout = open(read_end, "r", errors="replace", buffering=1)
+        buffer = b""
+        while b"\n" not in buffer:
+            chunk = mine.recv(4096)
+            if not chunk:
+                stdout.close()
+                mine.close()
+                raise OSError("the step launcher closed the step's socket before it started")
+            buffer += chunk
+        line, rest = buffer.split(b"\n", 1)
+        message = json.loads(line)
+        if "pid" not in message:
+            stdout.close()
+            mine.close()
+            raise OSError(f"the step launcher refused the step: {message.get('error')}")
+        process = LaunchedProcess(int(message["pid"]), stdout, mine)
+        process._buffer = rest
+        process.args = command
+        return process
+
+    def close(self) -> None:
+        """Stop the server (closing its control socket ends it; it is killed if it lingers)."""
+        try:
+            self.control.close()
+        except OSError:
+            pass
+        if self.server.poll() is None:
+            try:
+                self.server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+
+
+def _per_step(name: str) -> bool:
+    return name.startswith(PER_STEP_PREFIXES) or name in PER_STEP
+
+
+def _fds(*numbers: int) -> bytes:
+    import array
+
+    return array.array("i", numbers).tobytes()
+
+
+def _top_level_names(folder: Path) -> set:
+    """Importable top-level names in a PYTHONPATH folder: packages, modules, extension modules."""
+    names = set()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return names
+    for entry in entries:
+        name = entry.name
+        if entry.is_dir():
+            if name.isidentifier():
+                names.add(name)
+        elif name.endswith((".py", ".pyc", ".so", ".pyd")):
+            names.add(name.split(".", 1)[0])
+    return names
+
+
+def spawn_or_fork(execution, command: list, cwd: Path, env: Mapping[str, str], log) -> object:
+    """The step's process: forked from the execution's launcher when the settings ask for it and it is
+    safe, else spawned (supervision.spawn). `log` gets one line saying which, and why not forked."""
+    if getattr(execution.settings, "step_launcher", "spawn") != "fork" or not _fork_supported():
+        return supervision.spawn(command, cwd=cwd, env=env)
+    launcher = getattr(execution, "launcher", None)
+    if launcher is None:
+        if len(command) < 3 or command[1] != "-m":
+            return supervision.spawn(command, cwd=cwd, env=env)
+        try:
+            launcher = execution.launcher = StepLauncher(command[0], env, cwd.parent)
+        except OSError as error:
+            log(f"[runtime] step launcher not started ({error}): spawning")
+            return supervision.spawn(command, cwd=cwd, env=env)
+        # this step waits for the server's imports rather than doing the same imports itself beside it:
+        # the same wall time on idle cores, a second less of CPU (and of wall on busy ones)
+        log("[runtime] step launcher started: numpy, pandas and boto3 imported once, for every step")
+    reason = launcher.why_not(command, env)
+    if reason is None:
+        try:
+            process = launcher.launch(command, cwd, env)
+            log(f"[runtime] forked from the step launcher (pid {process.pid})")
+            return process
+        except OSError as error:
+            reason = str(error)
+            launcher.broken = reason
+    log(f"[runtime] spawned, not forked: {reason}")
+    return supervision.spawn(command, cwd=cwd, env=env)
+
+
+def close(execution) -> None:
+    """End the execution's launcher, if it started one."""
+    launcher = getattr(execution, "launcher", None)
+    if launcher is not None:
+        execution.launcher = None
+        launcher.close()
+
+
+def _fork_supported() -> bool:
+    return sys.platform.startswith("linux") and hasattr(socket, "SCM_RIGHTS")
