@@ -85,8 +85,12 @@ def _assert_frame_matches(frame, expected: pd.DataFrame):
         # cumulative sums over the whole panel it replaced left up to 7e-5 on the seed data
         tol = 1e-7 if column == "std" else 1e-9
         np.testing.assert_allclose(
-            frame[column].to_numpy(float), expected[column].to_numpy(float), rtol=1e-9, atol=tol,
-            equal_nan=True, err_msg=column,
+            frame[column].to_numpy(float),
+            expected[column].to_numpy(float),
+            rtol=1e-9,
+            atol=tol,
+            equal_nan=True,
+            err_msg=column,
         )
 
 
@@ -147,13 +151,19 @@ def test_given_a_history_and_future_when_features_are_built_then_they_equal_the_
 
 
 @pytest.mark.parametrize("max_rows", [50, 100_000])
-def test_given_series_offsets_when_training_rows_are_drawn_then_they_match_a_draw_from_the_listed_eligible_rows(max_rows):
+def test_given_series_offsets_when_training_rows_are_drawn_then_they_match_a_draw_from_the_listed_eligible_rows(
+    max_rows,
+):
     indptr = np.array([0, 3, 40, 41, 120])
     max_history = 30
     s, series = _training_rows(indptr, max_history, max_rows, np.random.default_rng(7))
 
-    eligible = [r for i in range(4) for r in range(indptr[i], indptr[i + 1])
-                if r - indptr[i] >= 2 and indptr[i + 1] - r <= max_history]
+    eligible = [
+        r
+        for i in range(4)
+        for r in range(indptr[i], indptr[i + 1])
+        if r - indptr[i] >= 2 and indptr[i + 1] - r <= max_history
+    ]
     draws = int(np.clip(max_rows // len(eligible), 1, 3))
     listed = np.tile(eligible, draws)
     if len(listed) > max_rows:
