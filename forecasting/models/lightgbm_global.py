@@ -146,9 +146,11 @@ class FeatureBuilder:
         f["log_scale"] = np.log1p(scale)
         for P in self.long_periods:
             ok = (s - P >= st) & (P >= h)
-            po = np.maximum(o - P, 0)  # (as before: a series starting at row 0 reads its row 0 here)
-            valid = ok & (po >= st)
-            po = np.where(valid, po, st)
+            # the level and scale a year before the origin: none when that is before the series'
+            # start (np.maximum(o - P, 0) here gave the panel's first series, and only it, a
+            # level read at its row 0)
+            valid = ok & (o - P >= st)
+            po = np.where(valid, o - P, st)
             plevel = np.where(valid, wmean("sum", po, self.L), np.nan)
             pscale = np.where(valid, wmean("abs", po, self.W), np.nan)
             pscale = np.where(pscale > 1e-9, pscale, np.nan)

@@ -1,0 +1,172 @@
+"""LightGBM's features at a target row against a direct computation from that series alone.
+
+The builder works on flat arrays of all series by index arithmetic (no panel-length arrays), so
+a window end or a series start off by one would silently give a row another series' values or
+its own future. Here every feature of every row is recomputed from the series' own history up to
+the origin: at series starts, on constant windows, at the yearly lags and at prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting import EngineConfig
+from forecasting.calendar import calendar_features
+from forecasting.models.lightgbm_global import FeatureBuilder, _training_rows
+
+H = 14
+
+
+def _panel_arrays():
+    """Four daily series back to back: a seasonal one at 1e4 with gaps (first, at row 0, longer
+    than a year), a constant 3.7, a year-plus series starting mid-panel, a constant 0."""
+    rng = np.random.default_rng(3)
+    t = np.arange(420)
+    a = 1e4 + 500 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 50, len(t))
+    a[[5, 100, 363]] = np.nan
+    c = 200 + 20 * np.sin(2 * np.pi * np.arange(380) / 7) + rng.normal(0, 5, 380)
+    parts = [a, np.full(40, 3.7), c, np.zeros(20)]
+    y = np.concatenate(parts)
+    indptr = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
+    start = np.datetime64("2022-01-01", "ns")
+    ds = np.concatenate([start + np.arange(len(p)).astype("timedelta64[D]") for p in parts])
+    X = rng.integers(0, 2, size=(len(y), 1)).astype(float)
+    static = pd.DataFrame({"category": ["x", "y", "x", "z"]}, index=["a", "b", "c", "d"])
+    return y, X, ds, indptr, static
+
+
+def _direct(hist, X_hist, p, h, x_target, fb: FeatureBuilder) -> dict:
+    """Every numeric feature from one series' history hist[0 .. p] (p = the origin's position)."""
+    L, W, m = fb.L, fb.W, fb.m
+    assert len(hist) == p + 1  # nothing after the origin is given, so nothing after it can be read
+
+    def val(q):
+        return hist[q] if 0 <= q <= p else np.nan
+
+    def window(end, width):
+        v = np.nan_to_num(hist[max(0, end - width + 1) : end + 1]) if end >= 0 else np.array([])
+        return v
+
+    level = window(p, L).mean()
+    long = window(p, W)
+    scale = np.abs(long).mean()
+    scale = scale if scale > 1e-9 else 1.0
+    q = p + h  # the target's position
+    k = int(np.ceil(h / m)) if m > 1 else h
+    step = m if m > 1 else 1
+    f = {"h": float(h)}
+    for j in range(L):
+        f[f"lag_{j}"] = (val(p - j) - level) / scale
+    for extra in range(3):
+        f[f"season_lag_{extra}"] = (val(q - (k + extra) * step) - level) / scale
+    prev = window(p - L, L).mean() if p - L >= 0 else np.nan
+    f["slope"] = (level - prev) / L / scale
+    f["trend_h"] = f["slope"] * (h + (L - 1) / 2)
+    f["long_mean"] = (long.mean() - level) / scale
+    f["std"] = long.std() / scale
+    f["log_scale"] = np.log1p(scale)
+    for P in fb.long_periods:
+        if q - P >= 0 and P >= h and p - P >= 0:  # a year before the target and before the origin
+            pscale = np.abs(window(p - P, W)).mean()
+            pscale = pscale if pscale > 1e-9 else np.nan
+            f[f"yoy_{P}"] = (val(q - P) - window(p - P, L).mean()) / pscale
+        else:
+            f[f"yoy_{P}"] = np.nan
+    f["cov_promo"] = x_target
+    lag = q - k * step
+    f["cov_promo_season_lag"] = X_hist[lag] if 0 <= lag <= p else np.nan
+    return f
+
+
+def _assert_frame_matches(frame, expected: pd.DataFrame):
+    for column in expected.columns:
+        # std: the one-pass mean(y^2) - mean(y)^2 leaves ~1e-8 (relative) on constant windows; the
+        # cumulative sums over the whole panel it replaced left up to 7e-5 on the seed data
+        tol = 1e-7 if column == "std" else 1e-9
+        np.testing.assert_allclose(
+            frame[column].to_numpy(float),
+            expected[column].to_numpy(float),
+            rtol=1e-9,
+            atol=tol,
+            equal_nan=True,
+            err_msg=column,
+        )
+
+
+@pytest.fixture
+def builder():
+    y, X, ds, indptr, static = _panel_arrays()
+    config = EngineConfig(frequency="D", horizon=H, quantiles=("p10", "p50", "p90"))
+    fb = FeatureBuilder(config, ["promo"], static).fit(ds)
+    assert (fb.L, fb.W, fb.long_periods) == (7, 28, (364, 365))
+    return fb, (y, X, ds, indptr, static)
+
+
+def test_given_training_targets_when_features_are_built_then_each_equals_a_direct_computation_from_its_series(builder):
+    fb, (y, X, ds, indptr, static) = builder
+    s_list, h_list, series_list = [], [], []
+    for i in range(len(indptr) - 1):
+        for s in range(indptr[i] + 1, indptr[i + 1]):  # from the second row: origin = the first row
+            pos = s - indptr[i]
+            for h in sorted({1, 1 + s % H, H}):
+                if h <= pos:
+                    s_list.append(s), h_list.append(h), series_list.append(i)
+    s, h, series = np.array(s_list), np.array(h_list), np.array(series_list)
+    st = indptr[series]
+    frame, level, scale = fb.build(y, X, st, s - h, h, ds[s], X[s], fb.static_codes(static)[series])
+
+    rows = []
+    for si, hi, i in zip(s, h, series):
+        p = si - hi - indptr[i]
+        rows.append(_direct(y[indptr[i] : indptr[i] + p + 1], X[indptr[i] : indptr[i] + p + 1, 0], p, hi, X[si, 0], fb))
+    expected = pd.DataFrame(rows)
+    _assert_frame_matches(frame, expected)
+    # the rows that catch window-end and series-start slips are really among them
+    first_year = (series == 0) & (s - h - st < 364) & (s - st >= 364)
+    assert first_year.any() and frame.loc[first_year, "yoy_364"].isna().all()
+    constant = series == 1
+    assert (frame.loc[constant, "std"].abs() < 1e-7).all()
+    for name, col in calendar_features(ds[s], "D").items():
+        np.testing.assert_array_equal(frame[name].to_numpy(), col)
+    np.testing.assert_array_equal(frame["static_category"].to_numpy(), np.array([0.0, 1.0, 0.0, 2.0])[series])
+
+
+def test_given_a_history_and_future_when_features_are_built_then_they_equal_the_direct_computation(builder):
+    fb, (y, X, ds, indptr, static) = builder
+    future_X = np.arange(4 * H, dtype=float)[:, None] % 2
+    series = np.repeat(np.arange(4), H)
+    h = np.tile(np.arange(1, H + 1), 4)
+    o = indptr[series + 1] - 1
+    future_ds = ds[o] + h.astype("timedelta64[D]")
+    frame, level, scale = fb.build(y, X, indptr[series], o, h, future_ds, future_X, fb.static_codes(static)[series])
+
+    rows = []
+    for r, (i, hi) in enumerate(zip(series, h)):
+        hist = y[indptr[i] : indptr[i + 1]]
+        rows.append(_direct(hist, X[indptr[i] : indptr[i + 1], 0], len(hist) - 1, hi, future_X[r, 0], fb))
+    _assert_frame_matches(frame, pd.DataFrame(rows))
+    for name, col in calendar_features(future_ds, "D").items():
+        np.testing.assert_array_equal(frame[name].to_numpy(), col)
+
+
+@pytest.mark.parametrize("max_rows", [50, 100_000])
+def test_given_series_offsets_when_training_rows_are_drawn_then_they_match_a_draw_from_the_listed_eligible_rows(
+    max_rows,
+):
+    indptr = np.array([0, 3, 40, 41, 120])
+    max_history = 30
+    s, series = _training_rows(indptr, max_history, max_rows, np.random.default_rng(7))
+
+    eligible = [
+        r
+        for i in range(4)
+        for r in range(indptr[i], indptr[i + 1])
+        if r - indptr[i] >= 2 and indptr[i + 1] - r <= max_history
+    ]
+    draws = int(np.clip(max_rows // len(eligible), 1, 3))
+    listed = np.tile(eligible, draws)
+    if len(listed) > max_rows:
+        listed = np.sort(np.random.default_rng(7).choice(listed, max_rows, replace=False))
+    np.testing.assert_array_equal(s, listed)
+    np.testing.assert_array_equal(series, np.searchsorted(indptr, s, side="right") - 1)
