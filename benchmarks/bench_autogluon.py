@@ -237,6 +237,24 @@ def markdown(table: pd.DataFrame, dataset: str) -> str:
     return "\n".join(lines)
 
 
+def overview(table: pd.DataFrame) -> str:
+    """One Markdown row per dataset: each method's wQL, then the engine's wQL, wall and CPU over AutoGluon's."""
+    methods = [m for m in METHODS if m in table.index.get_level_values("method")]
+    lines = [
+        "| data | " + " | ".join(f"{m} wQL" for m in methods) + " | engine / AG: wQL | wall | CPU |",
+        "|---" * (len(methods) + 4) + "|",
+    ]
+    for dataset in table.index.get_level_values("dataset").unique():
+        part = table.xs(dataset, level="dataset")
+        cells = [f"{part.loc[m, 'wQL']:.4f}" if m in part.index else "-" for m in methods]
+        ratios = [
+            f"{part.loc['engine', c]:.2f}x" if {"engine", "AutoGluon"} <= set(part.index) and c in part else "-"
+            for c in ("wQL_vs_AG", "time_vs_AG", "cpu_vs_AG")
+        ]
+        lines.append(f"| {dataset} | " + " | ".join(cells + ratios) + " |")
+    return "\n".join(lines)
+
+
 def load_dataset(name: str):
     """(bench_real.Dataset, cutoffs or None for bench_real's last horizons)."""
     from benchmarks import bench_engine, bench_real
@@ -355,6 +373,8 @@ def main(argv=None) -> int:
                 out.write(f"\n### {name} ({part['window'].nunique()} windows, load average {load})\n\n{table}\n")
     everything = pd.concat(rows, ignore_index=True)
     summary = summarize(everything)
+    if len(names) > 1:
+        print("\nall datasets:\n" + overview(summary), flush=True)
     if args.json:
         payload = {
             "windows": everything.to_dict(orient="records"),

@@ -117,6 +117,12 @@ def test_summary_ratios_are_against_autogluon_on_the_same_dataset():
     assert text[0] == heads
     assert "| engine | 0.0450 | 1.000 | 0.8000 | 4.0 | 2.0 | 0.90x | 0.20x | 0.20x |" in text
     assert "| AutoGluon | 0.0500 | 1.000 | 0.8000 | 20.0 | 10.0 | 1.00x | 1.00x | 1.00x |" in text
+    lines = bag.overview(table).splitlines()
+    assert lines[0] == "| data | engine wQL | AutoGluon wQL | engine / AG: wQL | wall | CPU |"
+    assert lines[2:] == [
+        "| a | 0.0450 | 0.0500 | 0.90x | 0.20x | 0.20x |",
+        "| b | 0.0300 | 0.0200 | 1.50x | 0.25x | 0.25x |",
+    ]
 
 
 def test_without_an_autogluon_interpreter_it_stops_with_one_clear_line(monkeypatch, capsys):
