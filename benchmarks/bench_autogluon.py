@@ -248,7 +248,9 @@ def overview(table: pd.DataFrame) -> str:
         part = table.xs(dataset, level="dataset")
         cells = [f"{part.loc[m, 'wQL']:.4f}" if m in part.index else "-" for m in methods]
         ratios = [
-            f"{part.loc['engine', c]:.2f}x" if {"engine", "AutoGluon"} <= set(part.index) and c in part else "-"
+            f"{part.loc['engine', c]:.2f}x"
+            if {"engine", "AutoGluon"} <= set(part.index) and c in part and pd.notna(part.loc["engine", c])
+            else "-"
             for c in ("wQL_vs_AG", "time_vs_AG", "cpu_vs_AG")
         ]
         lines.append(f"| {dataset} | " + " | ".join(cells + ratios) + " |")

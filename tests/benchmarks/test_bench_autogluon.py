@@ -117,6 +117,8 @@ def test_summary_ratios_are_against_autogluon_on_the_same_dataset():
     assert text[0] == heads
     assert "| engine | 0.0450 | 1.000 | 0.8000 | 4.0 | 2.0 | 0.90x | 0.20x | 0.20x |" in text
     assert "| AutoGluon | 0.0500 | 1.000 | 0.8000 | 20.0 | 10.0 | 1.00x | 1.00x | 1.00x |" in text
+    rows.loc[rows["dataset"] == "b", "cpu_s"] = np.nan  # a run without CPU figures: "-", not "nanx"
+    table = bag.summarize(rows)
     lines = bag.overview(table).splitlines()
     assert lines[0] == "| data | engine wQL | AutoGluon wQL | engine / AG: wQL | wall | CPU |"
     assert lines[2:] == [
