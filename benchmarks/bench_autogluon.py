@@ -199,7 +199,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
         MASE=("MASE", "mean"),
         coverage=("coverage", "mean"),
         fit_predict_s=("fit_predict_s", "sum"),
-        cpu_s=("cpu_s", "sum"),
+        cpu_s=("cpu_s", lambda x: x.sum(min_count=1)),  # NaN, not 0, where a run recorded none
         windows=("window", "nunique"),
     )
     ag = table.xs("AutoGluon", level="method") if "AutoGluon" in table.index.get_level_values("method") else None
