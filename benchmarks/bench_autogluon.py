@@ -16,7 +16,9 @@ presets="medium_quality", the foundation models excluded (EXCLUDED) and a fixed 
 Seasonal naive, AutoETS and the engine run here on the same windows, and everything is scored
 by bench_real.score (wQL over p10/p50/p90 as forecasting.metrics.wql, MASE, p10-p90 coverage).
 Seconds are each method's wall fit + predict (AutoGluon's timed inside its worker, so not its
-interpreter start); the engine's are `train` + `load_model(...).predict`.
+interpreter start); the engine's are `train` + `load_model(...).predict`. CPU seconds count the
+process and its children (AutoGluon's worker pools included): on a shared machine they compare
+better than wall seconds.
 
 The worker imports only the standard library, numpy, pandas and autogluon: keep it that way.
 """
@@ -103,6 +105,22 @@ def forecast_array(forecast: pd.DataFrame, items, horizon: int) -> np.ndarray:
     return part[[*QUANTILE_LEVELS, "mean"]].to_numpy(float).reshape(len(items), horizon, 4)
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its children, finished (reaped) or still running (worker pools)."""
+    import psutil
+
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in me.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
 # --- the worker: runs under AutoGluon's interpreter -------------------------------------------
 
 
@@ -125,7 +143,7 @@ def worker(directory: Path) -> None:
         path=str(directory / "model"),
         verbosity=1,
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     predictor.fit(
         train,
         presets=spec["preset"],
@@ -139,7 +157,7 @@ def worker(directory: Path) -> None:
         else None
     )
     out = predictor.predict(train, known_covariates=future_known)
-    done = time.perf_counter()
+    done, cpu = time.perf_counter(), cpu_seconds() - cpu
     names = {str(level): q for q, level in QUANTILE_LEVELS.items()}
     frame = out.reset_index().rename(columns={**names, "timestamp": "timestamp", "item_id": "item_id"})
     frame[["item_id", "timestamp", *QUANTILE_LEVELS, "mean"]].to_parquet(directory / "forecast.parquet", index=False)
@@ -149,6 +167,7 @@ def worker(directory: Path) -> None:
             {
                 "fit_s": fitted - start,
                 "predict_s": done - fitted,
+                "cpu_s": cpu,
                 "best_model": predictor.model_best,
                 "models": board["model"].tolist(),
             }
@@ -180,6 +199,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
         MASE=("MASE", "mean"),
         coverage=("coverage", "mean"),
         fit_predict_s=("fit_predict_s", "sum"),
+        cpu_s=("cpu_s", lambda x: x.sum(min_count=1)),  # NaN, not 0, where a run recorded none
         windows=("window", "nunique"),
     )
     ag = table.xs("AutoGluon", level="method") if "AutoGluon" in table.index.get_level_values("method") else None
@@ -187,20 +207,26 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
         base = ag.reindex(table.index.get_level_values("dataset"))
         table["wQL_vs_AG"] = table["wQL"].to_numpy() / base["wQL"].to_numpy()
         table["time_vs_AG"] = table["fit_predict_s"].to_numpy() / base["fit_predict_s"].to_numpy()
+        table["cpu_vs_AG"] = table["cpu_s"].to_numpy() / base["cpu_s"].to_numpy()
     return table
 
 
 def markdown(table: pd.DataFrame, dataset: str) -> str:
     """One dataset's rows of `summarize` as a Markdown table (what the notes and docs paste)."""
     part = table.xs(dataset, level="dataset")
-    columns = [c for c in ("wQL", "MASE", "coverage", "fit_predict_s", "wQL_vs_AG", "time_vs_AG") if c in part]
+    order = ("wQL", "MASE", "coverage", "fit_predict_s", "cpu_s", "wQL_vs_AG", "time_vs_AG", "cpu_vs_AG")
+    columns = [c for c in order if c in part]
     heads = {
         "fit_predict_s": "fit+predict s",
         "wQL_vs_AG": "wQL / AG",
         "time_vs_AG": "time / AG",
+        "cpu_s": "CPU s",
+        "cpu_vs_AG": "CPU / AG",
         "coverage": "p10-p90 coverage",
     }
-    fmt = {"fit_predict_s": "{:.1f}", "wQL_vs_AG": "{:.2f}x", "time_vs_AG": "{:.2f}x", "MASE": "{:.3f}"}
+    ratio = "{:.2f}x"
+    fmt = {"fit_predict_s": "{:.1f}", "cpu_s": "{:.1f}", "MASE": "{:.3f}"}
+    fmt.update(wQL_vs_AG=ratio, time_vs_AG=ratio, cpu_vs_AG=ratio)
     lines = [
         "| method | " + " | ".join(heads.get(c, c) for c in columns) + " |",
         "|---" * (len(columns) + 1) + "|",
@@ -208,6 +234,26 @@ def markdown(table: pd.DataFrame, dataset: str) -> str:
     for method, row in part.iterrows():
         cells = [fmt.get(c, "{:.4f}").format(row[c]) if pd.notna(row[c]) else "-" for c in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def overview(table: pd.DataFrame) -> str:
+    """One Markdown row per dataset: each method's wQL, then the engine's wQL, wall and CPU over AutoGluon's."""
+    methods = [m for m in METHODS if m in table.index.get_level_values("method")]
+    lines = [
+        "| data | " + " | ".join(f"{m} wQL" for m in methods) + " | engine / AG: wQL | wall | CPU |",
+        "|---" * (len(methods) + 4) + "|",
+    ]
+    for dataset in table.index.get_level_values("dataset").unique():
+        part = table.xs(dataset, level="dataset")
+        cells = [f"{part.loc[m, 'wQL']:.4f}" if m in part.index else "-" for m in methods]
+        ratios = [
+            f"{part.loc['engine', c]:.2f}x"
+            if {"engine", "AutoGluon"} <= set(part.index) and c in part and pd.notna(part.loc["engine", c])
+            else "-"
+            for c in ("wQL_vs_AG", "time_vs_AG", "cpu_vs_AG")
+        ]
+        lines.append(f"| {dataset} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
 
 
@@ -252,8 +298,11 @@ def compare(name: str, windows: int, ag_python: str, workdir: Path, skip_ets: bo
         for method, fn in methods:
             if skip_ets and method == "AutoETS":
                 continue
+            cpu = cpu_seconds()
             forecast, walls = fn()
             seconds = walls.get("train_s", walls.get("fit_s", 0.0)) + walls["predict_s"]
+            # AutoGluon: its worker's own count (fit + predict, not the interpreter start); the others: this process's
+            cpu = walls["cpu_s"] if method == "AutoGluon" else cpu_seconds() - cpu
             rows.append(
                 {
                     "dataset": name,
@@ -261,12 +310,13 @@ def compare(name: str, windows: int, ag_python: str, workdir: Path, skip_ets: bo
                     "method": method,
                     **bench_real.score(w.actual, forecast, bench_real.past_values(w), season),
                     "fit_predict_s": seconds,
+                    "cpu_s": cpu,
                     **({"best_model": walls["best_model"]} if "best_model" in walls else {}),
                 }
             )
             print(
                 f"  {method:>15} {rows[-1]['window']}: wQL {rows[-1]['wQL']:.4f}, MASE {rows[-1]['MASE']:.3f}, "
-                f"coverage {rows[-1]['coverage']:.3f}, fit+predict {seconds:.1f}s"
+                f"coverage {rows[-1]['coverage']:.3f}, fit+predict {seconds:.1f}s, CPU {cpu:.1f}s"
                 + (f" (best: {walls['best_model']})" if "best_model" in walls else ""),
                 flush=True,
             )
@@ -325,6 +375,8 @@ def main(argv=None) -> int:
                 out.write(f"\n### {name} ({part['window'].nunique()} windows, load average {load})\n\n{table}\n")
     everything = pd.concat(rows, ignore_index=True)
     summary = summarize(everything)
+    if len(names) > 1:
+        print("\nall datasets:\n" + overview(summary), flush=True)
     if args.json:
         payload = {
             "windows": everything.to_dict(orient="records"),

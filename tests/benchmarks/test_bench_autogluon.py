@@ -88,7 +88,14 @@ def test_forecast_array_orders_items_and_refuses_missing_rows():
 def test_summary_ratios_are_against_autogluon_on_the_same_dataset():
     def row(dataset, window, method, wql, seconds):
         return dict(
-            dataset=dataset, window=window, method=method, wQL=wql, MASE=1.0, coverage=0.8, fit_predict_s=seconds
+            dataset=dataset,
+            window=window,
+            method=method,
+            wQL=wql,
+            MASE=1.0,
+            coverage=0.8,
+            fit_predict_s=seconds,
+            cpu_s=seconds / 2,
         )
 
     rows = pd.DataFrame(
@@ -106,9 +113,18 @@ def test_summary_ratios_are_against_autogluon_on_the_same_dataset():
     assert table.loc[("a", "engine"), "time_vs_AG"] == pytest.approx(0.2)
     assert table.loc[("b", "engine"), "wQL_vs_AG"] == pytest.approx(1.5)
     text = bag.markdown(table, "a").splitlines()
-    assert text[0].startswith("| method | wQL | MASE | p10-p90 coverage | fit+predict s | wQL / AG | time / AG |")
-    assert "| engine | 0.0450 | 1.000 | 0.8000 | 4.0 | 0.90x | 0.20x |" in text
-    assert "| AutoGluon | 0.0500 | 1.000 | 0.8000 | 20.0 | 1.00x | 1.00x |" in text
+    heads = "| method | wQL | MASE | p10-p90 coverage | fit+predict s | CPU s | wQL / AG | time / AG | CPU / AG |"
+    assert text[0] == heads
+    assert "| engine | 0.0450 | 1.000 | 0.8000 | 4.0 | 2.0 | 0.90x | 0.20x | 0.20x |" in text
+    assert "| AutoGluon | 0.0500 | 1.000 | 0.8000 | 20.0 | 10.0 | 1.00x | 1.00x | 1.00x |" in text
+    rows.loc[rows["dataset"] == "b", "cpu_s"] = np.nan  # a run without CPU figures: "-", not "nanx"
+    table = bag.summarize(rows)
+    lines = bag.overview(table).splitlines()
+    assert lines[0] == "| data | engine wQL | AutoGluon wQL | engine / AG: wQL | wall | CPU |"
+    assert lines[2:] == [
+        "| a | 0.0450 | 0.0500 | 0.90x | 0.20x | 0.20x |",
+        "| b | 0.0300 | 0.0200 | 1.50x | 0.25x | - |",
+    ]
 
 
 def test_without_an_autogluon_interpreter_it_stops_with_one_clear_line(monkeypatch, capsys):
@@ -120,3 +136,19 @@ def test_without_an_autogluon_interpreter_it_stops_with_one_clear_line(monkeypat
     with pytest.raises(SystemExit):
         bag.main(["--datasets", "seed", "--ag-python", "/nonexistent/python"])
     assert "/nonexistent/python: not an executable file" in capsys.readouterr().err
+
+
+def test_cpu_seconds_count_a_running_child():
+    """AutoGluon's pools are live children when fit returns: their CPU must count."""
+    import subprocess
+    import sys
+
+    busy = "import time, sys\nwhile time.process_time() < 0.4: pass\nprint('busy', flush=True)\ntime.sleep(30)"
+    before = bag.cpu_seconds()
+    child = subprocess.Popen([sys.executable, "-c", busy], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "busy"
+        assert bag.cpu_seconds() - before >= 0.3  # clock ticks of 10 ms
+    finally:
+        child.kill()
+        child.wait()
