@@ -224,16 +224,26 @@ def pipeline_run(label: str, folder: Path, env: dict, algorithms: Optional[str])
         record = latest_execution(home) if (home / "executions").is_dir() else {"steps": [], "status": "none"}
         out[pipeline] = {
             **result,
+            "load_average": load_average(),  # the machine's 1/5/15-minute load when the run ended
             "status": record.get("status"),
             "steps": step_rows(record, result["sampler"]),
             "peak_bytes": result["sampler"].peak(),
             "log": str(log),
         }
-        print(f"  {label}: {pipeline} {record.get('status')} in {result['seconds']:.0f}s", flush=True)
+        print(
+            f"  {label}: {pipeline} {record.get('status')} in {result['seconds']:.0f}s "
+            f"(load average {'/'.join(f'{v:.1f}' for v in out[pipeline]['load_average'])})",
+            flush=True,
+        )
         if result["code"] != 0:
             print(f"  {label}: {pipeline} exited {result['code']}; see {log}", flush=True)
             break
     return out
+
+
+def load_average() -> List[float]:
+    """1, 5 and 15-minute load averages: timings on a shared machine are read against them."""
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def gb(value: Optional[int]) -> str:
@@ -296,6 +306,7 @@ def curve_table(results: dict) -> str:
             "largest process GB",
             "batch s",
             "batch peak GB",
+            "load at end",
             "verdict",
         )
     ]
@@ -325,6 +336,7 @@ def curve_table(results: dict) -> str:
                     gb(largest),
                     f"{batch['seconds']:.0f}" if batch else "-",
                     gb(batch and batch["peak_bytes"]),
+                    "/".join(f"{v:.1f}" for v in (batch or train or {}).get("load_average", [])) or "-",
                     "; ".join(fails) or "within targets",
                 )
             )

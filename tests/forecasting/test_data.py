@@ -150,7 +150,12 @@ def test_given_unsorted_rows_with_duplicates_and_gaps_then_the_panel_is_the_hand
     # a: 01-01 twice (summed 1.5), 01-02 and 01-03 missing (filled 0), 01-04 = 3
     assert panel.y.tolist() == [1.5, 0.0, 0.0, 3.0, 1.0, 2.0]
     assert panel.ds.astype("datetime64[D]").astype(str).tolist() == [
-        "2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-01", "2024-01-02"
+        "2024-01-01",
+        "2024-01-02",
+        "2024-01-03",
+        "2024-01-04",
+        "2024-01-01",
+        "2024-01-02",
     ]
     assert panel.X[:, 0].tolist() == [0.5, 0.0, 0.0, 1.0, 1.0, 0.0]  # promotion averaged on the duplicate day
     assert panel.X[:, 1].tolist() == [4.0, 0.0, 0.0, 0.0, 6.0, 5.0]  # a's empty price on 01-04 middlefilled 0
