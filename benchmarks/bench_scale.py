@@ -13,7 +13,8 @@ step's process, the AutoML worker and its pool) every half second; a step's peak
 largest sum over the tree while it ran. The run's largest single process comes from the
 kernel's own accounting (wait4's ru_maxrss), which no sampling can miss. The baseline in the
 same run is the pipeline with the cheapest AutoML candidates (`AutoMLAlgorithms=npts`: seasonal
-naive and NPTS), i.e. what every step but the engine costs at that size.
+naive and NPTS), i.e. what every step but the engine costs at that size. Each run records the
+load average at its end: on a shared machine timings are read against it.
 
 Targets (issue 14): 25,000 series train in 30 minutes and forecast in 5 on two cores, with
 peak memory under 8 GB.
