@@ -13,7 +13,8 @@ step's process, the AutoML worker and its pool) every half second; a step's peak
 largest sum over the tree while it ran. The run's largest single process comes from the
 kernel's own accounting (wait4's ru_maxrss), which no sampling can miss. The baseline in the
 same run is the pipeline with the cheapest AutoML candidates (`AutoMLAlgorithms=npts`: seasonal
-naive and NPTS), i.e. what every step but the engine costs at that size.
+naive and NPTS), i.e. what every step but the engine costs at that size. Each run records the
+load average at its end: on a shared machine timings are read against it.
 
 Targets (issue 14): 25,000 series train in 30 minutes and forecast in 5 on two cores, with
 peak memory under 8 GB.
@@ -224,16 +225,26 @@ def pipeline_run(label: str, folder: Path, env: dict, algorithms: Optional[str])
         record = latest_execution(home) if (home / "executions").is_dir() else {"steps": [], "status": "none"}
         out[pipeline] = {
             **result,
+            "load_average": load_average(),  # the machine's 1/5/15-minute load when the run ended
             "status": record.get("status"),
             "steps": step_rows(record, result["sampler"]),
             "peak_bytes": result["sampler"].peak(),
             "log": str(log),
         }
-        print(f"  {label}: {pipeline} {record.get('status')} in {result['seconds']:.0f}s", flush=True)
+        print(
+            f"  {label}: {pipeline} {record.get('status')} in {result['seconds']:.0f}s "
+            f"(load average {'/'.join(f'{v:.1f}' for v in out[pipeline]['load_average'])})",
+            flush=True,
+        )
         if result["code"] != 0:
             print(f"  {label}: {pipeline} exited {result['code']}; see {log}", flush=True)
             break
     return out
+
+
+def load_average() -> List[float]:
+    """1, 5 and 15-minute load averages: timings on a shared machine are read against them."""
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def gb(value: Optional[int]) -> str:
@@ -296,6 +307,7 @@ def curve_table(results: dict) -> str:
             "largest process GB",
             "batch s",
             "batch peak GB",
+            "load at end",
             "verdict",
         )
     ]
@@ -325,6 +337,7 @@ def curve_table(results: dict) -> str:
                     gb(largest),
                     f"{batch['seconds']:.0f}" if batch else "-",
                     gb(batch and batch["peak_bytes"]),
+                    "/".join(f"{v:.1f}" for v in (batch or train or {}).get("load_average", [])) or "-",
                     "; ".join(fails) or "within targets",
                 )
             )

@@ -1,4 +1,9 @@
-"""Data entering the engine: user columns mapped ONCE to one long sorted frame, then flat arrays.
+"""Data entering the engine: user columns mapped ONCE to long sorted arrays, then a Panel on them.
+
+Training builds the panel on the arrays (long_columns -> panel_from_columns) with no long frame in
+between: at 25,000 daily series each column is 0.22 GB and the frame's copies set the job's peak.
+Prediction input still goes through the frame (to_long_frame), which the split into history and
+future works on.
 
 Inside the engine a series is identified by `unique_id` (item id plus grouping values), its
 time by `ds`, its target by `y`. `Panel` keeps every series in flat numpy arrays with offsets
@@ -222,6 +227,16 @@ def to_long_frame(
     Missing periods inside a series get the Filling rules (Autopilot defaults: target and
     covariates middlefill zero). Rows with an empty target are kept only for prediction input.
     """
+    return long_frame(long_columns(df, config, roles, source, training), roles.covariates)
+
+
+def long_columns(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, source: str, training: bool) -> dict:
+    """to_long_frame's content as arrays {unique_id, ds, y, X (rows x covariates, column-major)}.
+
+    The engine builds its panel from these without a frame in between: at 25,000 daily series
+    (27M rows) each column is 0.22 GB, and the frame's block copies (boolean row selection,
+    consolidation, `frame[covariates].to_numpy()`) each cost one or more copies of all of them.
+    Sorted, regular input (PrepareData's output) is neither copied nor re-sorted here."""
     _check_columns(df, config, source, need_target=training or config.target_column in df.columns)
     missing_cov = [c for c in roles.covariates if c not in df.columns]
     if missing_cov:
@@ -229,13 +244,52 @@ def to_long_frame(
             f"{source}: covariate column(s) {missing_cov} seen at training are missing; "
             "the inference input must carry every related time series, including future rows"
         )
-    long = pd.DataFrame(
-        {
-            "unique_id": _uid_series(df, config).to_numpy(),
-            "ds": _parse_timestamps(df[config.timestamp_column], source, config.timestamp_column).to_numpy(),
-        }
-    )
-    target = df[config.target_column] if config.target_column in df.columns else pd.Series(np.nan, index=df.index)
+    uid = _uid_series(df, config).to_numpy()
+    ds = _parse_timestamps(df[config.timestamp_column], source, config.timestamp_column).to_numpy()
+    y = _target_values(df, config, source)
+    X = np.empty((len(df), len(roles.covariates)), order="F")  # the layout frame.to_numpy() gave
+    for j, column in enumerate(roles.covariates):
+        X[:, j] = _covariate_values(df[column], column, source)
+    _check_scale(y, config.target_column, source)
+    for j, column in enumerate(roles.covariates):
+        _check_scale(X[:, j], column, source)
+    columns = {"unique_id": uid, "ds": _period_labels(ds, config), "y": y, "X": X}
+    del uid, ds, y, X
+    covariates = roles.covariates
+    if not _in_key_order(columns["unique_id"], columns["ds"]):
+        long = _sorted_frame(long_frame(columns, covariates), config, roles, training)
+        columns = _frame_columns(long, covariates)
+    elif not _is_regular(columns["unique_id"], columns["ds"], config.pandas_frequency):
+        columns = _frame_columns(_regularise(long_frame(columns, covariates), config), covariates)
+    return _fill_columns(columns, config, roles, training)
+
+
+def long_frame(columns: dict, covariates: Sequence[str]) -> pd.DataFrame:
+    """The frame of long_columns' arrays: unique_id, ds, y, then one column per covariate."""
+    frame = pd.DataFrame({"unique_id": columns["unique_id"], "ds": columns["ds"], "y": columns["y"]})
+    for j, column in enumerate(covariates):
+        frame[column] = columns["X"][:, j]
+    return frame
+
+
+def _frame_columns(long: pd.DataFrame, covariates: Sequence[str]) -> dict:
+    """long_frame's inverse: the frame's columns as arrays (X a new column-major matrix)."""
+    X = np.empty((len(long), len(covariates)), order="F")
+    for j, column in enumerate(covariates):
+        X[:, j] = long[column].to_numpy(float)
+    return {
+        "unique_id": long["unique_id"].to_numpy(),
+        "ds": long["ds"].to_numpy("datetime64[ns]"),
+        "y": long["y"].to_numpy(float),
+        "X": X,
+    }
+
+
+def _target_values(df: pd.DataFrame, config: EngineConfig, source: str) -> np.ndarray:
+    """The target as float64 (a new array, NaN = unknown); text or booleans are a one-line error."""
+    if config.target_column not in df.columns:
+        return np.full(len(df), np.nan)
+    target = df[config.target_column]
     y = pd.to_numeric(target, errors="coerce")
     bad = (y.isna() & target.notna()).to_numpy()  # text that is not a number (blank text is an empty target)
     if bad.any():
@@ -253,39 +307,71 @@ def to_long_frame(
             f"{source}: column {config.target_column!r} row {row + 2} is a boolean "
             f"({target.iloc[row]!r}), not a number; targets must be numeric (empty = unknown)"
         )
-    long["y"] = y.astype(float).to_numpy()
-    for column in roles.covariates:
-        raw = df[column]
-        numbers = pd.to_numeric(raw, errors="coerce")
-        text = numbers.isna() & raw.notna()
-        text &= (raw.astype(str).str.strip() != "") if text.any() else text  # blanks are empty values
-        if text.any():  # else "yes" became an empty value, filled as 0 or reported as missing
-            row = int(np.flatnonzero(text.to_numpy())[0])
-            raise ValueError(
-                f"{source}: column {column!r} row {row + 2} is not a number ({raw.iloc[row]!r}); "
-                "related time series must be numeric (true/false count as 1/0; a blank cell takes the fill rule)"
-            )
-        long[column] = numbers.astype(float).to_numpy()
-    for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
-        with np.errstate(invalid="ignore"):
-            huge = np.flatnonzero(np.abs(long[internal].to_numpy()) > MAX_ABS_VALUE)
-        if len(huge):
-            raise ValueError(
-                f"{source}: column {user!r} has {len(huge)} values beyond +-{MAX_ABS_VALUE:.0e} "
-                f"(first: row {int(huge[0]) + 2}, {float(long[internal].iloc[huge[0]])!r}), a scale at which "
-                "the forecasting arithmetic overflows; correct or rescale them"
-            )
+    return y.astype(float).to_numpy()
+
+
+def _covariate_values(raw: pd.Series, column: str, source: str) -> np.ndarray:
+    numbers = pd.to_numeric(raw, errors="coerce")
+    text = numbers.isna() & raw.notna()
+    text &= (raw.astype(str).str.strip() != "") if text.any() else text  # blanks are empty values
+    if text.any():  # else "yes" became an empty value, filled as 0 or reported as missing
+        row = int(np.flatnonzero(text.to_numpy())[0])
+        raise ValueError(
+            f"{source}: column {column!r} row {row + 2} is not a number ({raw.iloc[row]!r}); "
+            "related time series must be numeric (true/false count as 1/0; a blank cell takes the fill rule)"
+        )
+    return numbers.astype(float).to_numpy()
+
+
+def _check_scale(values: np.ndarray, user: str, source: str) -> None:
+    """Values beyond +-MAX_ABS_VALUE are an error (two boolean masks, no float temporary)."""
+    with np.errstate(invalid="ignore"):
+        huge = (values > MAX_ABS_VALUE) | (values < -MAX_ABS_VALUE)
+    if huge.any():
+        where = np.flatnonzero(huge)
+        raise ValueError(
+            f"{source}: column {user!r} has {len(where)} values beyond +-{MAX_ABS_VALUE:.0e} "
+            f"(first: row {int(where[0]) + 2}, {float(values[where[0]])!r}), a scale at which "
+            "the forecasting arithmetic overflows; correct or rescale them"
+        )
+
+
+def _period_labels(ds: np.ndarray, config: EngineConfig) -> np.ndarray:
+    """Each timestamp's period label: floored to the step (D/H/min; unchanged when already on
+    it, no copy), else the period's start (weekly: its Sunday, W-SUN)."""
     if config.frequency_unit in ("D", "H", "min"):
-        long["ds"] = long["ds"].dt.floor(config.pandas_frequency)
-    else:  # weekly/monthly/yearly: label by period start so every row of a period aggregates together
-        period = config.pandas_frequency.replace("MS", "M").replace("YS", "Y")  # period aliases
-        long["ds"] = long["ds"].dt.to_period(period).dt.start_time
-        if config.frequency_unit == "W":
-            long["ds"] = long["ds"] + pd.Timedelta(days=6)  # W-SUN labels weeks by their Sunday
-    uid, ds = long["unique_id"].to_numpy(), long["ds"].to_numpy()
-    if len(uid) > 1 and bool(np.all((uid[1:] > uid[:-1]) | ((uid[1:] == uid[:-1]) & (ds[1:] > ds[:-1])))):
-        # already in (unique_id, ds) order without duplicates (PrepareData's output): no sort of 27M strings
-        return _regularise(long, config, roles, training)
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(config.pandas_frequency)).value
+        ticks = ds.view("i8")
+        if not (ticks % step).any():  # NaT is never here: _parse_timestamps rejects it
+            return ds
+        return pd.Series(ds).dt.floor(config.pandas_frequency).to_numpy()
+    period = config.pandas_frequency.replace("MS", "M").replace("YS", "Y")  # period aliases
+    labels = pd.Series(ds).dt.to_period(period).dt.start_time
+    if config.frequency_unit == "W":
+        labels = labels + pd.Timedelta(days=6)  # W-SUN labels weeks by their Sunday
+    return labels.to_numpy()
+
+
+def _in_key_order(uid: np.ndarray, ds: np.ndarray) -> bool:
+    """In (unique_id, ds) order without duplicates (PrepareData's output)."""
+    if len(uid) <= 1:
+        return False  # the frame path handles the trivial cases as before
+    same = uid[1:] == uid[:-1]
+    return bool(np.all((uid[1:] > uid[:-1]) | (same & (ds[1:] > ds[:-1]))))
+
+
+def _is_regular(uid: np.ndarray, ds: np.ndarray, freq: str) -> bool:
+    """Every series' rows one step apart (calendar steps, months or years, never count as fixed)."""
+    try:
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).to_timedelta64()
+    except ValueError:  # calendar offsets (months, years) have no fixed length
+        return False
+    same = uid[1:] == uid[:-1]
+    return bool(np.all(np.diff(ds)[same] == step))
+
+
+def _sorted_frame(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, training: bool) -> pd.DataFrame:
+    """Duplicates of a (series, period) aggregated, rows sorted, the grid regularised."""
     if long.duplicated(["unique_id", "ds"]).any():
         how: dict[str, Any] = {"y": _AGG[config.aggregation.get(config.target_column, "sum")]}
         for column in roles.covariates:
@@ -295,87 +381,118 @@ def to_long_frame(
             how["y"] = lambda s, f=how["y"]: s.agg(f) if s.notna().any() else np.nan
         long = long.groupby(["unique_id", "ds"], sort=False).agg(how).reset_index()
     long = long.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-    long = _regularise(long, config, roles, training)
-    return long
+    uid, ds = long["unique_id"].to_numpy(), long["ds"].to_numpy()
+    return long if _is_regular(uid, ds, config.pandas_frequency) else _regularise(long, config)
 
 
-def _regularise(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, training: bool) -> pd.DataFrame:
-    """Insert missing periods (one regular grid per series) and apply the Filling rules."""
+def _regularise(long: pd.DataFrame, config: EngineConfig) -> pd.DataFrame:
+    """Insert missing periods (one regular grid per series) into sorted rows; the new ones are empty."""
     freq = config.pandas_frequency
-    offset = pd.tseries.frequencies.to_offset(freq)
-    ds = long["ds"].to_numpy()
     uid = long["unique_id"].to_numpy()
     starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]])
     ends = np.r_[starts[1:], len(long)]
-    regular = True
-    try:
-        step = pd.Timedelta(offset).to_timedelta64()
-        diffs = np.diff(ds)
-        same = uid[1:] == uid[:-1]
-        regular = bool(np.all(diffs[same] == step))
-    except ValueError:  # calendar offsets (months, years) have no fixed length
-        regular = False
-    if not regular:
-        pieces = []
-        for s, e in zip(starts, ends):
-            part = long.iloc[s:e]
-            grid = pd.date_range(part["ds"].iloc[0], part["ds"].iloc[-1], freq=freq)
-            if len(grid) != len(part) or not np.array_equal(grid.values, part["ds"].values):
-                part = part.set_index("ds").reindex(grid.union(pd.DatetimeIndex(part["ds"])))
-                part.index.name = "ds"
-                part = part.reset_index()
-                part["unique_id"] = uid[s]
-                part["_filled"] = part["y"].isna()
-            pieces.append(part)
-        long = pd.concat(pieces, ignore_index=True)
-    long.pop("_filled") if "_filled" in long.columns else None
-    return _apply_filling(long, config, roles, training)
+    pieces = []
+    for s, e in zip(starts, ends):
+        part = long.iloc[s:e]
+        grid = pd.date_range(part["ds"].iloc[0], part["ds"].iloc[-1], freq=freq)
+        if len(grid) != len(part) or not np.array_equal(grid.values, part["ds"].values):
+            part = part.set_index("ds").reindex(grid.union(pd.DatetimeIndex(part["ds"])))
+            part.index.name = "ds"
+            part = part.reset_index()
+            part["unique_id"] = uid[s]
+            part = part[long.columns]
+        pieces.append(part)
+    return pd.concat(pieces, ignore_index=True)
+
+
+def _series_starts(uid: np.ndarray) -> np.ndarray:
+    """First row of each series (rows grouped by series)."""
+    return np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]]) if len(uid) else np.array([], dtype=int)
+
+
+def _series_codes(uid: np.ndarray) -> np.ndarray:
+    """Series number of each row, in order of appearance (pd.factorize's codes for grouped rows)."""
+    starts = _series_starts(uid)
+    return np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(uid)]))
 
 
 def _apply_filling(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, training: bool) -> pd.DataFrame:
+    """_fill_columns on a long frame (grouped by series, sorted by time); a new frame."""
+    columns = _frame_columns(long, roles.covariates)
+    return long_frame(_fill_columns(columns, config, roles, training), roles.covariates)
+
+
+def _fill_columns(columns: dict, config: EngineConfig, roles: ColumnRoles, training: bool) -> dict:
     """Autopilot's Filling: middlefill inside the history (default zero), futurefill after it.
 
     Training data: trailing empty targets are not history and are dropped. Prediction input:
     rows after each series' last known target are the future and keep an empty target.
+    Rows are grouped by series (sorted). The target array is replaced, never written into (it
+    may be a view of a frame); X is written into (long_columns and _frame_columns make it).
     """
-    known = long["y"].notna().to_numpy()
-    uid = long["unique_id"].to_numpy()
-    codes = pd.factorize(uid)[0]
-    position = np.arange(len(long))
-    last_known = np.full(codes.max() + 1 if len(codes) else 0, -1)
-    np.maximum.at(last_known, codes[known], position[known])
-    in_history = position <= last_known[codes]
-    if training:
-        long = long[in_history].reset_index(drop=True)
-        in_history = np.ones(len(long), bool)
-        codes = pd.factorize(long["unique_id"].to_numpy())[0]  # the rows left
-    for internal, user in [("y", config.target_column)] + [(c, c) for c in roles.covariates]:
+    columns = dict(columns)
+    uid = columns["unique_id"]
+    known = ~np.isnan(columns["y"])
+    if known.all():
+        in_history = np.ones(len(uid), bool)
+    else:
+        starts = _series_starts(uid)
+        position = np.where(known, np.arange(len(uid)), -1)
+        last_known = np.maximum.reduceat(position, starts) if len(starts) else position[:0]
+        del position
+        in_history = np.arange(len(uid)) <= np.repeat(last_known, np.diff(np.r_[starts, len(uid)]))
+        if training and not in_history.all():
+            columns = {
+                "unique_id": uid[in_history],
+                "ds": columns["ds"][in_history],
+                "y": columns["y"][in_history],
+                "X": columns["X"][in_history],
+            }
+            columns["X"] = np.asfortranarray(columns["X"])  # the frame path's layout
+            in_history = np.ones(len(columns["y"]), bool)
+    codes = None
+    fills = [("y", config.target_column, None)] + [("X", c, j) for j, c in enumerate(roles.covariates)]
+    for internal, user, j in fills:
         rule = config.filling.get(user, {})
-        values = long[internal].to_numpy(float).copy()
+        values = columns[internal] if j is None else columns[internal][:, j]
         missing = np.isnan(values)
+        if not missing.any():
+            continue
+        codes = _series_codes(columns["unique_id"]) if codes is None else codes
+        filled = values
         mid = missing & in_history
         if mid.any():
-            values = _fill(values, codes, mid, rule.get("middlefill", "zero"), rule.get("middlefill_value"))
+            filled = _fill(filled, codes, mid, rule.get("middlefill", "zero"), rule.get("middlefill_value"))
         fut = missing & ~in_history
         if internal != "y" and fut.any() and "futurefill" in rule:
-            values = _fill(values, codes, fut, rule["futurefill"], rule.get("futurefill_value"))
-        long[internal] = values
-    return long
+            filled = _fill(filled, codes, fut, rule["futurefill"], rule.get("futurefill_value"))
+        if filled is values:
+            continue
+        if j is None:
+            columns["y"] = filled
+        else:
+            columns["X"][:, j] = filled  # X is always this module's own matrix
+    return columns
 
 
 def build_panel(long: pd.DataFrame, covariates: list, static: pd.DataFrame) -> Panel:
-    uid = long["unique_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]]) if len(uid) else np.array([], dtype=int)
+    """The panel of a long frame (to_long_frame's columns, grouped by series, sorted by time)."""
+    return panel_from_columns(_frame_columns(long, covariates), covariates, static)
+
+
+def panel_from_columns(columns: dict, covariates: list, static: pd.DataFrame) -> Panel:
+    """The panel over long_columns' arrays (shared, not copied)."""
+    uid = columns["unique_id"]
+    starts = _series_starts(uid)
     indptr = np.r_[starts, len(uid)].astype(int)
     uids = uid[starts] if len(uid) else np.array([], dtype=object)
-    X = long[covariates].to_numpy(float) if covariates else np.zeros((len(long), 0))
     static = static.reindex(uids) if len(static.columns) else pd.DataFrame(index=uids)
     return Panel(
         uids.astype(object),
         indptr,
-        long["ds"].to_numpy("datetime64[ns]"),
-        long["y"].to_numpy(float),
-        X,
+        np.asarray(columns["ds"], dtype="datetime64[ns]"),
+        np.asarray(columns["y"], dtype=float),
+        columns["X"] if len(covariates) else np.zeros((len(uid), 0)),
         list(covariates),
         static,
     )

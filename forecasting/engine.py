@@ -25,7 +25,7 @@ import pandas as pd
 
 from .artifact import LEADERBOARD_FILE, ForecastModel
 from .config import EngineConfig
-from .data import Panel, build_panel, check_training_panel, infer_roles, read_table, static_frame, to_long_frame
+from .data import Panel, check_training_panel, infer_roles, long_columns, panel_from_columns, read_table, static_frame
 from .ensemble import caruana_weights, combine, interval_scales, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
 from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
@@ -47,11 +47,14 @@ class TrainResult:
 
 
 def _prepare(data, config: EngineConfig, source: str):
+    """(input frame, column roles, static attributes, panel). The panel is built on the long
+    arrays themselves, with no long frame in between (the peak of a 25,000-series training)."""
     df = data if isinstance(data, pd.DataFrame) else read_table(data, config)
     roles = infer_roles(df, config)
-    long = to_long_frame(df, config, roles, source, training=True)
+    columns = long_columns(df, config, roles, source, training=True)
     static = static_frame(df, config, roles)
-    panel = build_panel(long, roles.covariates, static[roles.static])
+    panel = panel_from_columns(columns, roles.covariates, static[roles.static])
+    del columns
     check_training_panel(panel, config, source)
     return df, roles, static, panel
 
