@@ -155,11 +155,13 @@ def _weekly_panels(n_weeks: int, h: int):
     return config, hist, dataclasses.replace(fut, y=np.full_like(fut.y, np.nan)), y[n_weeks:]
 
 
-def test_given_weekly_data_when_theta_is_created_then_its_window_holds_ten_years_of_seasons():
+def test_given_weekly_data_when_theta_is_created_then_its_window_holds_ten_years_and_its_decomposition_is_additive():
     from forecasting.config import EngineConfig
 
-    assert create("Theta", EngineConfig(frequency="W", horizon=13)).params["window"] == 520
-    assert create("Theta", EngineConfig(frequency="D", horizon=14)).params["window"] == 150  # 10 weeks < 150
+    weekly = create("Theta", EngineConfig(frequency="W", horizon=13)).params
+    assert (weekly["window"], weekly["decomposition"]) == (520, "additive")
+    daily = create("Theta", EngineConfig(frequency="D", horizon=14)).params
+    assert (daily["window"], daily["decomposition"]) == (150, "multiplicative")  # 10 weeks < 150
     assert create("Theta", EngineConfig(frequency="M", horizon=12)).params["window"] == 150
 
 
