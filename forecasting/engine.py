@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .artifact import LEADERBOARD_FILE, ForecastModel
-from .config import EngineConfig
+from .config import FIXED_SECONDS, PER_SERIES_SECONDS, EngineConfig
 from .data import Panel, check_training_panel, infer_roles, long_columns, panel_from_columns, read_table, static_frame
 from .ensemble import caruana_weights, combine, interval_scales, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
@@ -57,6 +57,43 @@ def _prepare(data, config: EngineConfig, source: str):
     del columns
     check_training_panel(panel, config, source)
     return df, roles, static, panel
+
+
+# Members the default preset adds by data frequency (unit -> names). Weekly: the yearly season is 52
+# steps, which DynamicRegression's three-year window and LightGBM's lags on few series track poorly,
+# while Theta on ten years (statistical.THETA_SEASONS) does (us_gasoline, docs/engine.md)
+FREQUENCY_MEMBERS = {"W": ("Theta",)}
+
+
+def default_members(config: EngineConfig) -> list:
+    """The candidates a job trains unless told: its algorithms or preset, plus on the default
+    preset the members its data frequency needs (FREQUENCY_MEMBERS), when installed."""
+    names = candidate_names(config.algorithms, config.preset)
+    if config.algorithms is None and config.preset == "default":
+        extra = [n for n in FREQUENCY_MEMBERS.get(config.frequency_unit, ()) if n not in names]
+        names = candidate_names(names + extra) if extra else names
+    return names
+
+
+# Backtest seconds (PER_SERIES_SECONDS x series x the most windows) below which a candidate that
+# refits per series and window still lets a short panel take extra windows: Theta on one weekly
+# series costs ~0.15 s a window, while ETS on 20 quarterly series or Prophet on 8 would add minutes
+CHEAP_BACKTEST_SECONDS = 5.0
+
+
+def extra_windows_affordable(names, n_series: int, config: EngineConfig) -> bool:
+    """Whether a short panel may get more than `backtest_windows` windows (EngineConfig.windows_for):
+    only when every candidate is cheap per window, by its class (relative_cost < 4) or because
+    the panel is small enough that its per-series refits stay under CHEAP_BACKTEST_SECONDS."""
+    for name in names:
+        cls = CANDIDATES.get(name)
+        if cls is None or cls.relative_cost < 4:
+            continue
+        per_series = PER_SERIES_SECONDS.get(name)
+        projected = FIXED_SECONDS.get(name, 0.0) + (per_series or np.inf) * n_series * config.max_backtest_windows
+        if projected > CHEAP_BACKTEST_SECONDS:
+            return False
+    return True
 
 
 @dataclasses.dataclass
@@ -128,11 +165,9 @@ def train(
         f"[engine] covariates {roles.covariates or '-'}; static {roles.static or '-'}"
         + (f"; ignored non-numeric time-varying {roles.dropped}" if roles.dropped else "")
     )
-    names = list(candidates) if candidates else candidate_names(config.algorithms, config.preset)
+    names = list(candidates) if candidates else default_members(config)
     params = candidate_params or {}
-    # extra windows only when every candidate is cheap per window: ETS/ARIMA/Theta/Prophet refit
-    # per series and window (Prophet ~6 s a window on 8 quarterly series)
-    windows = backtest_windows(panel, config, log, extra=all(CANDIDATES[n].relative_cost < 4 for n in names))
+    windows = backtest_windows(panel, config, log, extra=extra_windows_affordable(names, panel.n_series, config))
     objective_key = OBJECTIVE_KEYS[config.objective]
     results = {}
     bt_deadline = (started + float(limit) * (1 - REFIT_SHARE)) if limit else None

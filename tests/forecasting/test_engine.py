@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from forecasting import EngineConfig, load_model, train
+from forecasting.config import PER_SERIES_SECONDS
 from forecasting.ensemble import caruana_weights, pinball_loss
 from forecasting.models import CANDIDATES
 from forecasting.models.base import Candidate
@@ -494,7 +495,9 @@ def test_given_few_short_series_when_trained_then_more_windows_back_the_weights_
     assert (factors >= 1.0).all()  # 6 series x 5 windows: too few to narrow on
 
 
-def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep_the_configured_windows(tmp_path):
+def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep_the_configured_windows(
+    tmp_path, monkeypatch
+):
     from forecasting.engine import _prepare as prepare
     from forecasting.engine import backtest_windows
 
@@ -504,8 +507,34 @@ def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep
     assert len(backtest_windows(panel, config, print)) == 5
     assert len(backtest_windows(panel, config, print, extra=False)) == 2
     lines = []
+    # Theta refits per series and window: at a cost per series that makes 5 windows of 2 series
+    # expensive, the panel keeps the configured 2
+    monkeypatch.setitem(PER_SERIES_SECONDS, "Theta", 1.0)
     train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lines.append)
     assert any("window 2/2" in text for text in lines) and not any("window 3/" in text for text in lines)
+
+
+def test_given_a_costly_per_window_candidate_on_a_tiny_panel_when_windows_are_chosen_then_extra_ones_are_affordable():
+    from forecasting.engine import extra_windows_affordable
+
+    config = EngineConfig(frequency="W", horizon=13)
+    assert extra_windows_affordable(["SeasonalNaive", "LightGBM"], 10_000, config)  # cheap by class
+    assert extra_windows_affordable(["SeasonalNaive", "Theta"], 1, config)  # ~0.3 s of refits in all
+    assert not extra_windows_affordable(["SeasonalNaive", "Theta"], 100, config)
+    assert not extra_windows_affordable(["SeasonalNaive", "ETS"], 20, config)  # 20 series x 5 windows x 0.12 s
+    assert not extra_windows_affordable(["SeasonalNaive", "DeepAR"], 1, config)  # its fixed fit
+
+
+def test_given_weekly_data_when_the_default_preset_trains_then_theta_joins_and_other_choices_are_kept():
+    from forecasting.engine import default_members
+
+    weekly = default_members(EngineConfig(frequency="W", horizon=13))
+    assert "Theta" in weekly and weekly[0] == "SeasonalNaive"
+    assert "Theta" not in default_members(EngineConfig(frequency="D", horizon=14))
+    assert "Theta" not in default_members(EngineConfig(frequency="M", horizon=12))
+    # an explicit choice (algorithms or another preset) is the user's, untouched
+    assert default_members(EngineConfig(frequency="W", horizon=13, algorithms=("ets",))) == ["SeasonalNaive", "ETS"]
+    assert default_members(EngineConfig(frequency="W", horizon=13, preset="statistical")).count("Theta") == 1
 
 
 def test_given_a_panel_too_large_for_a_candidate_when_trained_then_it_is_left_out_before_fitting(
