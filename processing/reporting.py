@@ -83,9 +83,27 @@ def static_attributes(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     ]
     if not candidates:
         return pd.DataFrame({columns.item_id: history[columns.item_id].unique()})
-    per_item = history.groupby(columns.item_id)[candidates].nunique(dropna=False)
-    constant = [c for c in candidates if (per_item[c] <= 1).all()]
-    return history.groupby(columns.item_id, as_index=False)[constant].first()
+    # groupby(item).nunique(dropna=False) <= 1 and .first(), by array operations over the rows in
+    # item order: a value differing from the row before within an item (25k items, 27M rows:
+    # a groupby per column cost ~40 s)
+    codes, items = pd.factorize(history[columns.item_id], sort=True)
+    rows = np.flatnonzero(codes >= 0)  # groupby leaves out rows without an item id
+    if len(rows) > 1 and not bool(np.all(codes[rows][1:] >= codes[rows][:-1])):
+        rows = rows[np.argsort(codes[rows], kind="stable")]
+    codes = codes[rows]
+    same_item = codes[1:] == codes[:-1]
+    constant = []
+    for c in candidates:
+        values = history[c].to_numpy()[rows]
+        missing = pd.isna(values)
+        same = (values[1:] == values[:-1]) | (missing[1:] & missing[:-1])
+        if not bool(np.any(same_item & ~same)):
+            constant.append(c)
+    firsts = rows[np.flatnonzero(np.r_[True, ~same_item])] if len(rows) else rows
+    out = pd.DataFrame({columns.item_id: np.asarray(items, dtype=object) if len(rows) else []})
+    for c in constant:
+        out[c] = history[c].iloc[firsts].reset_index(drop=True)
+    return out
 
 
 def tidy_table(
