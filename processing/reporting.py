@@ -196,7 +196,18 @@ def _observed(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
     """The rows with an actual, by item and time: only the three columns read (a copy of every
     column of a 27M-row history would be several GB)."""
     keep = [columns.item_id, columns.timestamp, columns.target]
-    return history[keep].dropna(subset=[columns.target]).sort_values(keep[:2])
+    observed = history[keep].dropna(subset=[columns.target])
+    items, times = observed[columns.item_id].to_numpy(), observed[columns.timestamp].to_numpy()
+    try:
+        ordered = len(items) < 2 or (
+            not pd.isna(items).any()
+            and not pd.isna(times).any()
+            and bool(np.all((items[1:] > items[:-1]) | ((items[1:] == items[:-1]) & (times[1:] >= times[:-1]))))
+        )
+    except TypeError:  # ids of mixed types: pandas' sort decides
+        ordered = False
+    # already in order (the batch input is): the (stable) sort would keep the rows as they are
+    return observed if ordered else observed.sort_values(keep[:2])
 
 
 def observed_history(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:
