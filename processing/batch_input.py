@@ -210,8 +210,9 @@ def write_history(frame: pd.DataFrame, history_dir: Path, shards_dir: Path) -> P
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+    try:  # text as categories: Arrow dictionaries of codes, not a copy of every row's string (27M rows)
+        text = {c: "category" for c in frame.columns if frame[c].dtype == object}
+        table = pa.Table.from_pandas(frame.astype(text) if text else frame, preserve_index=False)
     except (pa.ArrowException, TypeError, ValueError) as error:  # a column mixing numbers and text
         logger.info(f"history as the shards' CSV files, not Parquet: {error}")
         table = None
