@@ -168,8 +168,13 @@ def write_shards(
         try:
             # rows formatted WRITE_CHUNK_ROWS at a time (whole items per chunk); files packed as
             # processing.sharding.group_series packs them: greedy, whole items, within both limits
+            # float columns: each distinct value's text made once for the frame, not once per chunk
+            from processing.data_prep import csv_cell_table
+
+            floats = {c: csv_cell_table(frame[c].to_numpy()) for c in frame.columns if frame[c].dtype.kind == "f"}
             for begin, end in _item_chunks(items, WRITE_CHUNK_ROWS):
-                _, body, offsets = _csv_body(frame.iloc[begin:end])
+                chunk = {c: (codes[begin:end], texts) for c, (codes, texts) in floats.items()}
+                _, body, offsets = _csv_body(frame.iloc[begin:end], chunk)
                 starts, sizes = series_sizes(np.diff(offsets), items[begin:end])
                 oversized += int((sizes + header_bytes > max_file_bytes).sum())
                 bounds = offsets[np.r_[starts, end - begin]].tolist()
@@ -246,22 +251,6 @@ def _csv_lines(frame: pd.DataFrame) -> Tuple[str, List[str]]:
     return header, lines
 
 
-def _plain(frame: pd.DataFrame) -> bool:
-    """Every column numeric or text without line breaks (no missing text): the fast formatter's case.
-
-    Checked on each column's distinct values, not per row (25k series: ~24 s a run saved)."""
-    for c in frame.columns:
-        kind = frame[c].dtype.kind
-        if kind in "iubf":
-            continue
-        if frame[c].dtype != object:
-            return False
-        uniques = pd.unique(frame[c].to_numpy())
-        if not all(type(u) is str and "\r" not in u and "\n" not in u for u in uniques.tolist()):
-            return False
-    return True
-
-
 def _csv_rows(frame: pd.DataFrame) -> Tuple[str, List[str], np.ndarray]:
     """The CSV text of frame as (header, one line per row, UTF-8 bytes of each line with its newline)."""
     header, body, offsets = _csv_body(frame)
@@ -272,7 +261,39 @@ def _csv_rows(frame: pd.DataFrame) -> Tuple[str, List[str], np.ndarray]:
     return header, lines, np.diff(offsets)
 
 
-def _csv_body(frame: pd.DataFrame) -> Tuple[str, memoryview, np.ndarray]:
+def _cell_tables(frame: pd.DataFrame, float_tables: Optional[dict] = None) -> Optional[list]:
+    """Per column (codes, texts) as data_prep.csv_cell_table gives them, or None when pandas must
+    write the frame: a column neither numeric nor text, a missing text, a text with a line break
+    (decided on the distinct values the texts are made from: no hashing pass of its own).
+
+    float_tables: {column: (codes, texts)} for float columns, codes already cut to `frame`'s rows
+    (write_shards makes each distinct value's text once for the whole input, not once per chunk)."""
+    from processing.data_prep import _quote, csv_cell_table
+
+    if not len(frame.columns):
+        return None
+    out = []
+    for c in frame.columns:
+        values = frame[c].to_numpy()
+        kind = frame[c].dtype.kind
+        if float_tables and c in float_tables:
+            out.append(float_tables[c])
+        elif kind in "iubf":
+            out.append(csv_cell_table(values))
+        elif frame[c].dtype == object:
+            codes, uniques = pd.factorize(values)
+            texts = uniques.tolist()
+            if (len(codes) and codes.min() < 0) or not all(
+                type(u) is str and "\r" not in u and "\n" not in u for u in texts
+            ):
+                return None  # missing or non-text values, or line breaks: pandas writes them
+            out.append((codes, np.array([_quote(u) for u in texts] + [""], dtype=object)))
+        else:
+            return None
+    return out
+
+
+def _csv_body(frame: pd.DataFrame, float_tables: Optional[dict] = None) -> Tuple[str, memoryview, np.ndarray]:
     """The CSV text of frame as (header, the rows' UTF-8 bytes, each ending in a newline, and the
     len(frame) + 1 byte offsets where each row starts and the last ends).
 
@@ -280,15 +301,15 @@ def _csv_body(frame: pd.DataFrame) -> Tuple[str, memoryview, np.ndarray]:
     DataFrame.to_csv for plain types) and the rows joined by pyarrow in one pass (25,000 series,
     27M rows: no Python string per row); other column types and text with line breaks go
     through pandas."""
-    if len(frame.columns) and _plain(frame):
+    cell_tables = _cell_tables(frame, float_tables)
+    if cell_tables is not None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from processing.data_prep import _quote, csv_cell_table
+        from processing.data_prep import _quote
 
         cells = []
-        for position, c in enumerate(frame.columns):
-            codes, texts = csv_cell_table(frame[c].to_numpy())
+        for position, (codes, texts) in enumerate(cell_tables):
             if position == len(frame.columns) - 1:
                 texts = np.array([t + "\n" for t in texts.tolist()], dtype=object)
             codes = np.where(codes < 0, len(texts) - 1, codes)  # missing: the last text, ""
