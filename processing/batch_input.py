@@ -1,14 +1,15 @@
 """PrepareBatchInput step: shape the batch input the way the transform job reads it.
 
     python -m processing.batch_input --input PATH --output-dir DIR [--model-dir DIR] \
-        [--items-per-file 100] [--max-file-bytes 5242880] \
+        [--items-per-file 100] [--max-file-bytes 5242880] [--history-dir DIR] \
         [--item-id-column item_id] [--timestamp-column timestamp] [--target-column target_value]
 
 Each output file holds whole series (history rows plus future rows with known covariates
 and an empty target), sorted by item and time. Each file is one BatchForecast transform
 request (SplitType None), so files are cut by bytes: at most `--max-file-bytes` (a single
 series larger than that gets a file of its own) and at most `--items-per-file` items; no
-series is split across files.
+series is split across files. With `--history-dir`, the same rows also go to one
+`history.parquet` there, which MonitorForecasts and Report read (no second CSV parse).
 
 Autopilot requires the inference input to have exactly the training data's columns: with
 `--model-dir` (ResolveModel's output), the files hold exactly the model package's training
