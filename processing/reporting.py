@@ -55,7 +55,11 @@ def read_forecasts(path: Path, columns: Columns, quantiles: Sequence[str]) -> pd
     """Read one forecast CSV or every `.out`/`.csv` file under a folder (transform output)."""
     try:  # the one reader (processing.tables): ids and grouping as text, one-line errors naming the file
         files = tables.list_files(path, tables.OUTPUT_SUFFIXES, "forecasts")
-        read = [tables.read_file(file, [columns.item_id, *columns.grouping]) for file in files]
+        joined = _read_joined(files, [columns.item_id, *columns.grouping])
+        if joined is not None:
+            files, read = files[:1], [joined]
+        else:
+            read = [tables.read_file(file, [columns.item_id, *columns.grouping]) for file in files]
     except tables.TableError as error:
         raise ReportInputError(str(error)) from None
     frames = []
@@ -71,6 +75,27 @@ def read_forecasts(path: Path, columns: Columns, quantiles: Sequence[str]) -> pd
     table = pd.concat(frames, ignore_index=True)
     table[columns.timestamp] = pd.to_datetime(table[columns.timestamp])
     return table.sort_values([columns.item_id, columns.timestamp]).reset_index(drop=True)
+
+
+def _read_joined(files: Sequence[Path], text_columns: Sequence[str]) -> Optional[pd.DataFrame]:
+    """Plain CSV files with one and the same header line, each with rows, parsed as one text (a
+    transform writes one file per request: 415 at 25,000 series, each a parser call of its own
+    otherwise); None when they are not, and each file is read alone."""
+    if len(files) < 2 or any(str(f).lower().endswith(".gz") for f in files):
+        return None
+    header, bodies = None, []
+    for file in files:
+        data = Path(file).read_bytes()
+        first, newline, body = data.partition(b"\n")
+        if header is None:
+            header = first
+        if first != header or not newline or not body.strip():
+            return None
+        bodies.append(body if body.endswith(b"\n") else body + b"\n")
+    try:
+        return tables.read_csv_bytes(header + b"\n" + b"".join(bodies), str(files[0]), text_columns)
+    except tables.TableError:
+        return None  # read each alone: the error then names the file it is in
 
 
 def static_attributes(history: pd.DataFrame, columns: Columns) -> pd.DataFrame:

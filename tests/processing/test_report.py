@@ -454,3 +454,18 @@ def test_given_the_history_parquet_of_prepare_batch_input_then_it_reads_as_its_s
         from_parquet = report.read_history(tmp_path / "history", columns)
         pd.testing.assert_frame_equal(from_parquet, from_shards, check_exact=True)
     assert from_parquet["item_id"].iloc[0] == "000"
+
+
+def test_given_many_transform_outputs_then_they_read_as_one_table_in_item_order(tmp_path):
+    history = make_history(days=5, future=3)
+    forecasts = make_forecasts(history)
+    folder = tmp_path / "forecasts"
+    folder.mkdir()
+    for k, item in enumerate(["item3", "item1", "item0", "item2"]):  # files not in item order
+        forecasts[forecasts["item_id"] == item].to_csv(folder / f"part-{k:05d}.csv.out", index=False)
+    table = reporting.read_forecasts(folder, COLUMNS, QUANTILES)
+    assert table["item_id"].tolist() == sorted(forecasts["item_id"].tolist())
+    assert table["p90"].sum() == pytest.approx(forecasts["p90"].sum())
+    (folder / "part-00002.csv.out").write_text("item_id,timestamp,p10,p50,p90\nitem0,2024-01-06,1,2,3\n")
+    with pytest.raises(ReportInputError, match=r"part-00002\.csv\.out: forecast file lacks column\(s\) \['mean'\]"):
+        reporting.read_forecasts(folder, COLUMNS, QUANTILES)
