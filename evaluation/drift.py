@@ -46,9 +46,12 @@ def recent_levels(history: pd.DataFrame, columns: Columns, periods: int) -> pd.S
     codes, items = pd.factorize(observed[columns.item_id], sort=True)
     stamps = observed[columns.timestamp].to_numpy()
     known = codes >= 0
-    order = np.lexsort((stamps[known], codes[known]))
-    codes, stamps = codes[known][order], stamps[known][order]
-    values = observed[columns.target].to_numpy(dtype=float)[known][order]
+    codes, stamps = codes[known], stamps[known]
+    values = observed[columns.target].to_numpy(dtype=float)[known]
+    step, later = np.diff(codes), stamps[1:] >= stamps[:-1]
+    if not bool(np.all((step > 0) | ((step == 0) & later))):  # the batch input comes in order: no sort
+        order = np.lexsort((stamps, codes))
+        codes, stamps, values = codes[order], stamps[order], values[order]
     if len(codes) and bool(np.any((codes[1:] == codes[:-1]) & (stamps[1:] == stamps[:-1]))):
         # several rows for one item and time: summed per period first (the rare case)
         per_period = observed.groupby([columns.item_id, columns.timestamp])[columns.target].sum().reset_index()
