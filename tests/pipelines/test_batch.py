@@ -133,5 +133,7 @@ def test_given_monitor_and_report_then_they_read_the_history_parquet_output_not_
     assert names == ["shards", "history"]
     history = {"Get": f"Steps.{contracts.STEP_PREPARE_BATCH}.ProcessingOutputConfig.Outputs['history'].S3Output.S3Uri"}
     for name in (contracts.STEP_MONITOR, contracts.STEP_REPORT):
-        inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in step(definition, name)["Arguments"]["ProcessingInputs"]}
+        inputs = {
+            i["InputName"]: i["S3Input"]["S3Uri"] for i in step(definition, name)["Arguments"]["ProcessingInputs"]
+        }
         assert inputs["history"] == history, name
