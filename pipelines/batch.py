@@ -7,7 +7,8 @@
 ResolveModel picks the newest Approved package of the group (and fails clearly when there
 is none); CreateModel makes a Model from the package ARN, which brings every container of
 the package; PrepareBatchInput writes the package's training schema, in whole-series files
-cut by bytes (and the same rows as history.parquet, which MonitorForecasts and Report read); BatchForecast is a transform over those files (one request each); Report writes the
+cut by bytes (and the same rows as history.parquet, which MonitorForecasts and Report read);
+BatchForecast is a transform over those files (one request each); Report writes the
 tables, summary, inventory suggestions, charts and HTML page under OutputUrl.
 MonitorForecasts keeps this run's forecasts under `<prefix>/forecast-history/<execution>/`,
 scores earlier runs' forecasts against the actuals in this input (appending to
