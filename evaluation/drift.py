@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+import numpy as np
 import pandas as pd
 
 from processing.reporting import Columns
@@ -41,9 +42,29 @@ def training_levels(per_item: pd.DataFrame, columns: Columns) -> pd.DataFrame:
 def recent_levels(history: pd.DataFrame, columns: Columns, periods: int) -> pd.Series:
     """Per item: mean of the target over its last `periods` observed timestamps."""
     keep = [columns.item_id, columns.timestamp, columns.target]  # not a copy of every column of a long history
-    observed = history[keep].dropna(subset=[columns.target]).sort_values(keep[:2])
-    per_period = observed.groupby([columns.item_id, columns.timestamp])[columns.target].sum().reset_index()
-    return per_period.groupby(columns.item_id)[columns.target].apply(lambda s: float(s.tail(periods).mean()))
+    observed = history[keep].dropna(subset=[columns.target])
+    codes, items = pd.factorize(observed[columns.item_id], sort=True)
+    stamps = observed[columns.timestamp].to_numpy()
+    known = codes >= 0
+    codes, stamps = codes[known], stamps[known]
+    values = observed[columns.target].to_numpy(dtype=float)[known]
+    step, later = np.diff(codes), stamps[1:] >= stamps[:-1]
+    if not bool(np.all((step > 0) | ((step == 0) & later))):  # the batch input comes in order: no sort
+        order = np.lexsort((stamps, codes))
+        codes, stamps, values = codes[order], stamps[order], values[order]
+    if len(codes) and bool(np.any((codes[1:] == codes[:-1]) & (stamps[1:] == stamps[:-1]))):
+        # several rows for one item and time: summed per period first (the rare case)
+        per_period = observed.groupby([columns.item_id, columns.timestamp])[columns.target].sum().reset_index()
+        return per_period.groupby(columns.item_id)[columns.target].apply(lambda s: float(s.tail(periods).mean()))
+    # one row per item and period (the batch input's layout): the last `periods` rows of each
+    # item by positions, each mean as Series.mean computes it (25k items: no per-item Series)
+    if not len(codes):
+        return pd.Series([], index=pd.Index([], dtype=object, name=columns.item_id), name=columns.target, dtype=float)
+    ends = np.r_[np.flatnonzero(codes[1:] != codes[:-1]) + 1, len(codes)]
+    begins = np.maximum(np.r_[0, ends[:-1]], ends - max(int(periods), 0))
+    means = [float(values[b:e].sum() / (e - b)) if e > b else np.nan for b, e in zip(begins.tolist(), ends.tolist())]
+    index = pd.Index(np.asarray(items, dtype=object)[codes[ends - 1]], name=columns.item_id)
+    return pd.Series(means, index=index, name=columns.target, dtype=float)
 
 
 def input_drift(

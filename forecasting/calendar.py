@@ -7,6 +7,7 @@ which a 0/1 "is holiday" flag cannot express.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -42,17 +43,26 @@ def holiday_table(country: Optional[str], years) -> pd.DataFrame:
     """
     if not country:
         return pd.DataFrame({"date": pd.to_datetime([]), "name": []})
+    rows = _holiday_rows(country, tuple(sorted(set(int(y) for y in years))))
+    return pd.DataFrame(list(rows), columns=["date", "name"])
+
+
+@functools.lru_cache(maxsize=64)
+def _holiday_rows(country: str, years: tuple) -> tuple:
+    """holiday_table's rows, computed once per country and years in a process: the holidays
+    package builds them in ~0.1 s, and a batch transform asks once per request (415 at 25k series)."""
     import holidays
 
     try:
-        table = holidays.country_holidays(country, years=sorted(set(int(y) for y in years)), observed=False)
+        table = holidays.country_holidays(country, years=list(years), observed=False)
     except NotImplementedError:
         raise ValueError(
             f"HolidayConfig CountryCode {country!r} is not known to the holidays package; "
             "use an ISO 3166-1 alpha-2 code such as US, DE, GB"
         ) from None
-    rows = sorted((pd.Timestamp(d), str(n).replace(" (observed)", "").split(";")[0].strip()) for d, n in table.items())
-    return pd.DataFrame(rows, columns=["date", "name"])
+    return tuple(
+        sorted((pd.Timestamp(d), str(n).replace(" (observed)", "").split(";")[0].strip()) for d, n in table.items())
+    )
 
 
 class HolidayFeaturizer:

@@ -7,7 +7,8 @@
 ResolveModel picks the newest Approved package of the group (and fails clearly when there
 is none); CreateModel makes a Model from the package ARN, which brings every container of
 the package; PrepareBatchInput writes the package's training schema, in whole-series files
-cut by bytes; BatchForecast is a transform over those files (one request each); Report writes the
+cut by bytes (and the same rows as history.parquet, which MonitorForecasts and Report read);
+BatchForecast is a transform over those files (one request each); Report writes the
 tables, summary, inventory suggestions, charts and HTML page under OutputUrl.
 MonitorForecasts keeps this run's forecasts under `<prefix>/forecast-history/<execution>/`,
 scores earlier runs' forecasts against the actuals in this input (appending to
@@ -107,17 +108,18 @@ def _batch_pipeline(settings: Settings, factory: Any) -> Any:
         arguments=[
             flag("input", input_path("data")),
             flag("output-dir", output_path("shards")),
+            flag("history-dir", output_path("history")),
             flag("items-per-file", p["ItemsPerFile"]),
             flag("model-dir", input_path("model")),
             *columns,
         ],
         inputs={"data": p["InputDataUrl"], "model": output_uri(resolve_model, "result")},
-        outputs=["shards"],
+        outputs=["shards", "history"],
         instance_type=p["ProcessingInstanceType"],
         display_name="Prepare batch input",
         description="Writes the input with exactly the model's training columns, sorted and cut into files of "
         "whole series (history plus future rows with known covariates), each within the "
-        "transform request size.",
+        "transform request size; the same rows as one Parquet file for the monitoring and report steps.",
     )
 
     model_file = property_file(contracts.BATCH_MODEL_NAME, "result", contracts.BATCH_MODEL_FILE)
@@ -169,7 +171,7 @@ def _batch_pipeline(settings: Settings, factory: Any) -> Any:
         ],
         inputs={
             "forecasts": forecast.properties.TransformOutput.S3OutputPath,
-            "history": output_uri(prepare_input, "shards"),
+            "history": output_uri(prepare_input, "history"),
             "model": output_uri(resolve_model, "result"),
         },
         outputs={
@@ -205,7 +207,7 @@ def _batch_pipeline(settings: Settings, factory: Any) -> Any:
         ],
         inputs={
             "forecasts": forecast.properties.TransformOutput.S3OutputPath,
-            "history": output_uri(prepare_input, "shards"),
+            "history": output_uri(prepare_input, "history"),
             "model": output_uri(resolve_model, "result"),
             "monitor": output_uri(monitor, "monitor"),
         },

@@ -1,14 +1,15 @@
 """PrepareBatchInput step: shape the batch input the way the transform job reads it.
 
     python -m processing.batch_input --input PATH --output-dir DIR [--model-dir DIR] \
-        [--items-per-file 100] [--max-file-bytes 5242880] \
+        [--items-per-file 100] [--max-file-bytes 5242880] [--history-dir DIR] \
         [--item-id-column item_id] [--timestamp-column timestamp] [--target-column target_value]
 
 Each output file holds whole series (history rows plus future rows with known covariates
 and an empty target), sorted by item and time. Each file is one BatchForecast transform
 request (SplitType None), so files are cut by bytes: at most `--max-file-bytes` (a single
 series larger than that gets a file of its own) and at most `--items-per-file` items; no
-series is split across files.
+series is split across files. With `--history-dir`, the same rows also go to one
+`history.parquet` there, which MonitorForecasts and Report read (no second CSV parse).
 
 Autopilot requires the inference input to have exactly the training data's columns: with
 `--model-dir` (ResolveModel's output), the files hold exactly the model package's training
@@ -22,6 +23,7 @@ import argparse
 import difflib
 import json
 import logging
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -35,7 +37,7 @@ from processing.atomic import staged_directory
 from processing.kernel import console
 from processing.kernel.cli import step_main
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
-from processing.sharding import line_bytes, series_sizes
+from processing.sharding import series_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -93,21 +95,23 @@ def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, sour
             f"{source}: column {timestamp!r} has {int(bad.sum())} value(s) that are not dates, "
             f"first at row(s) {rows}: {frame.loc[bad, timestamp].head(5).tolist()}"
         )
-    frame["_ts"] = parsed
     frame[target] = pd.to_numeric(frame[target], errors="coerce")
-    items, times = frame[item_id].to_numpy(), frame["_ts"].to_numpy()
+    items, times = frame[item_id].to_numpy(), parsed.to_numpy()
     if not (
         len(items) < 2
         or bool(np.all((items[1:] > items[:-1]) | ((items[1:] == items[:-1]) & (times[1:] >= times[:-1]))))
     ):
-        frame = frame.sort_values([item_id, "_ts"], kind="stable")  # already in order: no copy of 27M rows
-    observed = frame.groupby(item_id)[target].count()
-    dropped = sorted(observed[observed < MIN_HISTORY_POINTS].index)
+        frame = frame.assign(_ts=parsed).sort_values([item_id, "_ts"], kind="stable").drop(columns="_ts")
+        items = frame[item_id].to_numpy()
+    # observed values per item over the sorted rows (a groupby would hash 27M ids again)
+    starts = np.flatnonzero(np.r_[True, items[1:] != items[:-1]]) if len(items) else np.zeros(0, dtype=int)
+    observed = np.add.reduceat(frame[target].notna().to_numpy(dtype=np.int64), starts) if len(starts) else np.zeros(0)
+    dropped = sorted(items[starts[observed < MIN_HISTORY_POINTS]].tolist())
     if dropped:
         frame = frame[~frame[item_id].isin(dropped)]
     if frame.empty:
         raise BatchInputError(f"{source}: no item has the {MIN_HISTORY_POINTS} observed target values a forecast needs")
-    return frame.drop(columns="_ts"), dropped
+    return frame, dropped
 
 
 def training_schema(model_dir: Optional[Path]) -> List[str]:
@@ -136,6 +140,8 @@ def apply_schema(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> T
             f"columns at inference; the file has {list(frame.columns)}.{hints}"
         )
     extra = [str(c) for c in frame.columns if c not in set(columns)]
+    if list(frame.columns) == list(columns):
+        return frame, extra  # already exactly the schema: no copy of every column
     return frame[list(columns)], extra
 
 
@@ -145,11 +151,13 @@ def write_shards(
     output_dir: Path,
     items_per_file: int,
     max_file_bytes: int = TRANSFORM_FILE_MAX_BYTES,
+    codes: Optional[dict] = None,
 ) -> List[Path]:
     """Write whole series into output_dir atomically: files of at most max_file_bytes and items_per_file items.
 
     Rows must be sorted by item (prepare does). The CSV is rendered once and cut at series
-    boundaries, so each file's size is known exactly before it is written.
+    boundaries, so each file's size is known exactly before it is written. `codes`: text_codes(frame)
+    when the caller has them (main shares them with write_history).
     """
     if items_per_file < 1:
         raise BatchInputError(f"--items-per-file must be at least 1, got {items_per_file}")
@@ -165,21 +173,24 @@ def write_shards(
         try:
             # rows formatted WRITE_CHUNK_ROWS at a time (whole items per chunk); files packed as
             # processing.sharding.group_series packs them: greedy, whole items, within both limits
+            # float and text columns: each distinct value's text made once for the frame, not per chunk
+            whole = _whole_cell_tables(frame, text_codes(frame) if codes is None else codes)
             for begin, end in _item_chunks(items, WRITE_CHUNK_ROWS):
-                _, lines, row_bytes = _csv_rows(frame.iloc[begin:end])
-                starts, sizes = series_sizes(row_bytes, items[begin:end])
+                chunk = {c: (cells[begin:end], texts) for c, (cells, texts) in whole.items()}
+                _, body, offsets = _csv_body(frame.iloc[begin:end], chunk)
+                starts, sizes = series_sizes(np.diff(offsets), items[begin:end])
                 oversized += int((sizes + header_bytes > max_file_bytes).sum())
-                bounds = np.r_[starts, len(lines)]
+                bounds = offsets[np.r_[starts, end - begin]].tolist()
                 for k, nbytes in enumerate(sizes.tolist()):
                     if handle is None or (count > 0 and (size + nbytes > max_file_bytes or count >= items_per_file)):
                         if handle is not None:
                             handle.close()
                         path = staging / f"part-{len(written):05d}.csv"
-                        handle = open(path, "w", encoding="utf-8", newline="")
-                        handle.write(header + "\n")
+                        handle = open(path, "wb")
+                        handle.write((header + "\n").encode("utf-8"))
                         written.append(output_dir / path.name)
                         size, count = header_bytes, 0
-                    handle.write("\n".join(lines[bounds[k] : bounds[k + 1]]) + "\n")
+                    handle.write(body[bounds[k] : bounds[k + 1]])  # the series' lines, each with its newline
                     size += nbytes
                     count += 1
         finally:
@@ -194,6 +205,68 @@ def write_shards(
 
 
 WRITE_CHUNK_ROWS = 500_000
+HISTORY_FILE = "history.parquet"
+
+
+def text_codes(frame: pd.DataFrame) -> dict:
+    """{text column: (codes, distinct values)}: each text column hashed once, for both the shards'
+    cell texts and the history's dictionaries (27M rows: ~5 s a column)."""
+    return {c: pd.factorize(frame[c].to_numpy()) for c in frame.columns if frame[c].dtype == object}
+
+
+def _plain_texts(uniques: np.ndarray, codes: np.ndarray) -> bool:
+    """Distinct values all text without line breaks, none missing: the fast formatter's case."""
+    return not (len(codes) and codes.min() < 0) and all(
+        type(u) is str and "\r" not in u and "\n" not in u for u in uniques.tolist()
+    )
+
+
+def _whole_cell_tables(frame: pd.DataFrame, codes: dict) -> dict:
+    """{column: (codes, texts)} for float columns and plain text columns of the whole frame
+    (data_prep.csv_cell_table's texts); other columns are formatted per chunk."""
+    from processing.data_prep import _quote, csv_cell_table
+
+    out = {c: csv_cell_table(frame[c].to_numpy()) for c in frame.columns if frame[c].dtype.kind == "f"}
+    for c, (cells, uniques) in codes.items():
+        if _plain_texts(uniques, cells):
+            out[c] = (cells, np.array([_quote(u) for u in uniques.tolist()] + [""], dtype=object))
+    return out
+
+
+def write_history(frame: pd.DataFrame, history_dir: Path, shards_dir: Path, codes: Optional[dict] = None) -> Path:
+    """The shards' rows once more as one Parquet file (atomically), for MonitorForecasts and Report.
+
+    The same rows, columns and values as the shards (Parquet keeps the types the CSV text reads
+    back as), stored dictionary-encoded: those steps read 27M rows (25,000 series) in a few
+    seconds instead of parsing the CSV text again (~40 s each). A frame Parquet cannot hold (a
+    column mixing numbers and text) gets copies of the shards instead, read as before."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    codes = text_codes(frame) if codes is None else codes
+    try:  # text as Arrow dictionaries of the codes, not a copy of every row's string (27M rows)
+        arrays = []
+        for c in frame.columns:
+            if c in codes:
+                cells, uniques = codes[c]
+                arrays.append(
+                    pa.DictionaryArray.from_arrays(
+                        pa.array(cells.astype(np.int32), mask=cells < 0), pa.array(uniques.tolist(), pa.string())
+                    )
+                )
+            else:
+                arrays.append(pa.Array.from_pandas(frame[c]))
+        table = pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
+    except (pa.ArrowException, TypeError, ValueError) as error:  # a column mixing numbers and text
+        logger.info(f"history as the shards' CSV files, not Parquet: {error}")
+        table = None
+    with staged_directory(history_dir) as staging:
+        if table is None:
+            for shard in sorted(Path(shards_dir).glob("part-*.csv")):
+                shutil.copyfile(shard, staging / shard.name)
+            return history_dir
+        pq.write_table(table, staging / HISTORY_FILE, row_group_size=1_000_000)
+    return history_dir / HISTORY_FILE
 
 
 def _item_chunks(items: np.ndarray, chunk_rows: int) -> List[Tuple[int, int]]:
@@ -217,38 +290,76 @@ def _csv_lines(frame: pd.DataFrame) -> Tuple[str, List[str]]:
     return header, lines
 
 
-def _plain(frame: pd.DataFrame) -> bool:
-    """Every column numeric or text without line breaks (no missing text): the fast formatter's case.
-
-    Checked on each column's distinct values, not per row (25k series: ~24 s a run saved)."""
-    for c in frame.columns:
-        kind = frame[c].dtype.kind
-        if kind in "iubf":
-            continue
-        if frame[c].dtype != object:
-            return False
-        uniques = pd.unique(frame[c].to_numpy())
-        if not all(type(u) is str and "\r" not in u and "\n" not in u for u in uniques.tolist()):
-            return False
-    return True
-
-
 def _csv_rows(frame: pd.DataFrame) -> Tuple[str, List[str], np.ndarray]:
-    """The CSV text of frame as (header, one line per row, UTF-8 bytes of each line with its newline).
+    """The CSV text of frame as (header, one line per row, UTF-8 bytes of each line with its newline)."""
+    header, body, offsets = _csv_body(frame)
+    text = bytes(body).decode("utf-8")
+    lines = text.split("\n")[:-1] if text else []
+    if len(lines) != len(frame):  # a quoted value holds a line break: cut by the offsets
+        lines = [bytes(body[a:b]).decode("utf-8")[:-1] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    return header, lines, np.diff(offsets)
+
+
+def _cell_tables(frame: pd.DataFrame, column_tables: Optional[dict] = None) -> Optional[list]:
+    """Per column (codes, texts) as data_prep.csv_cell_table gives them, or None when pandas must
+    write the frame: a column neither numeric nor text, a missing text, a text with a line break
+    (decided on the distinct values the texts are made from: no hashing pass of its own).
+
+    column_tables: {column: (codes, texts)} for float and text columns, codes already cut to
+    `frame`'s rows (write_shards makes each distinct value's text once for the whole input)."""
+    from processing.data_prep import _quote, csv_cell_table
+
+    if not len(frame.columns):
+        return None
+    out = []
+    for c in frame.columns:
+        values = frame[c].to_numpy()
+        kind = frame[c].dtype.kind
+        if column_tables and c in column_tables:
+            out.append(column_tables[c])
+        elif kind in "iubf":
+            out.append(csv_cell_table(values))
+        elif frame[c].dtype == object:
+            codes, uniques = pd.factorize(values)
+            texts = uniques.tolist()
+            if (len(codes) and codes.min() < 0) or not all(
+                type(u) is str and "\r" not in u and "\n" not in u for u in texts
+            ):
+                return None  # missing or non-text values, or line breaks: pandas writes them
+            out.append((codes, np.array([_quote(u) for u in texts] + [""], dtype=object)))
+        else:
+            return None
+    return out
+
+
+def _csv_body(frame: pd.DataFrame, column_tables: Optional[dict] = None) -> Tuple[str, memoryview, np.ndarray]:
+    """The CSV text of frame as (header, the rows' UTF-8 bytes, each ending in a newline, and the
+    len(frame) + 1 byte offsets where each row starts and the last ends).
 
     Cells are formatted once per distinct value (data_prep.csv_cell_table, the same text as
-    DataFrame.to_csv for plain types; 5.5M rows: ~4x faster), and each distinct text is measured
-    once; other column types and text with line breaks go through pandas."""
-    if _plain(frame):
-        from processing.data_prep import _quote, csv_cell_table
+    DataFrame.to_csv for plain types) and the rows joined by pyarrow in one pass (25,000 series,
+    27M rows: no Python string per row); other column types and text with line breaks go
+    through pandas."""
+    cell_tables = _cell_tables(frame, column_tables)
+    if cell_tables is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-        cells, nbytes = [], np.full(len(frame), len(frame.columns), dtype=np.int64)  # commas + newline
-        for c in frame.columns:
-            codes, texts = csv_cell_table(frame[c].to_numpy())
-            cells.append(texts[codes].tolist())
-            nbytes += np.array([len(t.encode("utf-8")) for t in texts.tolist()], dtype=np.int64)[codes]
-        lines = list(map(",".join, zip(*cells)))
-        return ",".join(_quote(str(c)) for c in frame.columns), lines, nbytes
+        from processing.data_prep import _quote
+
+        cells = []
+        for position, (codes, texts) in enumerate(cell_tables):
+            if position == len(frame.columns) - 1:
+                texts = np.array([t + "\n" for t in texts.tolist()], dtype=object)
+            codes = np.where(codes < 0, len(texts) - 1, codes)  # missing: the last text, ""
+            cells.append(pc.take(pa.array(texts.tolist(), pa.string()), pa.array(codes, pa.int64())))
+        rows = pc.binary_join_element_wise(*cells, ",") if len(cells) > 1 else cells[0]
+        rows = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
+        offsets_buffer, data_buffer = rows.buffers()[1:3]
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[rows.offset : rows.offset + len(rows) + 1]
+        offsets = offsets.astype(np.int64)
+        body = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+        return ",".join(_quote(str(c)) for c in frame.columns), body, offsets
     text = frame.to_csv(index=False, lineterminator="\n")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -258,8 +369,13 @@ def _csv_rows(frame: pd.DataFrame) -> Tuple[str, List[str], np.ndarray]:
             frame.iloc[[i]].to_csv(index=False, header=False, lineterminator="\n").rstrip("\n")
             for i in range(len(frame))
         ]
-        return lines[0], rows, line_bytes(rows)
-    return lines[0], lines[1:], line_bytes(lines[1:])
+        header = lines[0]
+    else:
+        header, rows = lines[0], lines[1:]
+    encoded = [(row + "\n").encode("utf-8") for row in rows]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return header, memoryview(b"".join(encoded)), offsets
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -278,6 +394,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=Path,
         default=None,
         help=f"ResolveModel's result ({RESOLVED_MODEL_FILE}): write exactly its training columns",
+    )
+    parser.add_argument(
+        "--history-dir",
+        type=Path,
+        default=None,
+        help=f"also write the rows as {HISTORY_FILE} here (read by MonitorForecasts and Report)",
     )
     add_column_arguments(parser, grouping=False, frequency=False)
     return parser.parse_args(argv)
@@ -298,7 +420,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "warning: the model package records no training schema (registered before it was recorded); "
             "the input's columns are passed as they are"
         )
-    files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file, args.max_file_bytes)
+    codes = text_codes(frame)
+    files = write_shards(frame, args.item_id_column, args.output_dir, args.items_per_file, args.max_file_bytes, codes)
+    if args.history_dir is not None:
+        write_history(frame, args.history_dir, args.output_dir, codes)
+    del codes
     if dropped:
         print(
             f"Dropped {len(dropped)} item(s) with fewer than {MIN_HISTORY_POINTS} observed values: "

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from processing import monitor_report, reporting, tables
@@ -47,9 +48,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def read_history(path: Path, columns: Columns) -> pd.DataFrame:
     """The batch input (history + future rows) through the one reader: ids and grouping as text."""
     try:
-        history = tables.read_frame_shared_text(
-            path, [columns.item_id, *columns.grouping], what="history", numeric=[columns.target]
-        )
+        history = _read_history_parquet(path, [columns.item_id, *columns.grouping], columns.timestamp)
+        if history is None:
+            history = tables.read_frame_shared_text(
+                path, [columns.item_id, *columns.grouping], what="history", numeric=[columns.target]
+            )
     except tables.TableError as error:
         raise ReportInputError(str(error)) from None
     missing = [c for c in (columns.item_id, columns.timestamp, columns.target) if c not in history.columns]
@@ -57,6 +60,41 @@ def read_history(path: Path, columns: Columns) -> pd.DataFrame:
         raise ReportInputError(f"{path}: history lacks column(s) {missing}; it has {list(history.columns)}")
     history[columns.timestamp] = pd.to_datetime(tables.local_time_texts(history[columns.timestamp]))
     return history
+
+
+HISTORY_FILE = "history.parquet"  # processing.batch_input.HISTORY_FILE
+
+
+def _read_history_parquet(path: Path, text_columns: Sequence[str], timestamp: str) -> Optional[pd.DataFrame]:
+    """PrepareBatchInput's history.parquet (in the folder `path`) as the frame reading its shards
+    gives: the same rows and types, text as plain strings shared per distinct value (read from the
+    file's dictionaries), a missing text NaN, `text_columns` as text, and the `timestamp` text
+    parsed as read_history parses it, once per distinct value. None without that file."""
+    file = Path(path) / HISTORY_FILE if Path(path).is_dir() else Path(path)
+    if file.name != HISTORY_FILE or not file.is_file():
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(file)
+        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        frame = pq.read_table(file, read_dictionary=strings).to_pandas()
+    except (pa.ArrowException, OSError) as error:
+        raise tables.TableError(f"history {file}: cannot be read as Parquet: {error}") from None
+    for column in frame.columns:
+        values = frame[column]
+        if column == timestamp and isinstance(values.dtype, pd.CategoricalDtype):
+            stamps = pd.to_datetime(tables.local_time_texts(pd.Series(values.cat.categories.astype(object))))
+            frame[column] = pd.Series(stamps.to_numpy()[values.cat.codes.to_numpy()], index=frame.index)
+            if values.isna().any():
+                frame[column] = frame[column].where(values.notna())
+        elif isinstance(values.dtype, pd.CategoricalDtype):
+            frame[column] = values.astype(object)
+        elif column in text_columns and values.dtype != object:  # numbers: their CSV text
+            texts = values.astype(object).map(str)
+            frame[column] = texts.where(values.notna(), np.nan)
+    return frame
 
 
 def check_every_series_forecast(history: pd.DataFrame, forecasts: pd.DataFrame, columns: Columns, source: Path) -> None:

@@ -326,14 +326,20 @@ class JobsMixin:
             limits.check_transform_payload(request, Path(path).stat().st_size, f"{source.rstrip('/')}/{relative}")
         written = []
         started = time.monotonic()
-        for position, (relative, path) in enumerate(files, start=1):
-            target = local_path(f"{output}/{relative}.out", self.settings)
-            invoked = time.monotonic()
-            model.predict_file(path, target)
-            limits.check_invocation_time(request, time.monotonic() - invoked, f"{source.rstrip('/')}/{relative}")
+        targets = [local_path(f"{output}/{relative}.out", self.settings) for relative, _ in files]
+        workers = transform_workers(request, len(files))
+        if workers > 1:  # an instance serves several requests at once; each worker loads the model once
+            results = _predict_in_workers(model_dir, [(str(p), str(t)) for (_, p), t in zip(files, targets)], workers)
+        else:
+            results = (_timed_predict(model, path, target) for (_, path), target in zip(files, targets))
+        for position, ((relative, _), target, seconds) in enumerate(zip(files, targets, results), start=1):
+            limits.check_invocation_time(request, seconds, f"{source.rstrip('/')}/{relative}")
             written.append(target)
             logger.info(f"[local transform] {position}/{len(files)} {relative} -> {output}/{relative}.out")
-        logger.info(f"[local transform] {len(files)} file(s) in {time.monotonic() - started:.1f}s")
+        logger.info(
+            f"[local transform] {len(files)} file(s) in {time.monotonic() - started:.1f}s"
+            + (f" ({workers} workers)" if workers > 1 else "")
+        )
         return written
 
     def describe_transform_job(self, TransformJobName: str) -> dict:  # noqa: N803
@@ -396,3 +402,55 @@ class JobsMixin:
                 for j in jobs[:MaxResults]
             ]
         }
+
+
+# -- the transform's workers ----------------------------------------------------------------
+MAX_TRANSFORM_WORKERS = 4
+FILES_PER_WORKER = 8  # below this many files per worker, a worker's start-up (~2 s) is not repaid
+
+
+def transform_workers(request: dict, files: int) -> int:
+    """Concurrent requests of a local transform: MaxConcurrentTransforms when set, else one per
+    CPU (at most MAX_TRANSFORM_WORKERS), and only when each worker gets FILES_PER_WORKER files."""
+    setting = int(request.get("MaxConcurrentTransforms") or 0)
+    cap = setting or min(os.cpu_count() or 1, MAX_TRANSFORM_WORKERS)
+    return max(1, min(cap, files // FILES_PER_WORKER))
+
+
+def _timed_predict(model: Any, path: Any, target: Any) -> float:
+    invoked = time.monotonic()
+    model.predict_file(path, target)
+    return time.monotonic() - invoked
+
+
+_WORKER_MODEL: list = []
+
+
+def _load_worker_model(model_dir: str) -> None:
+    from forecasting import load_model
+
+    _WORKER_MODEL[:] = [load_model(model_dir)]
+
+
+def _worker_predict(job: tuple) -> float:
+    return _timed_predict(_WORKER_MODEL[0], *job)
+
+
+def _predict_in_workers(model_dir: Any, jobs: list, workers: int):
+    """Each input file's seconds, in input order, predicted by `workers` spawned processes (the
+    runtime serves HTTP from threads: no fork). The same model and code per file as in process."""
+    import concurrent.futures
+    import multiprocessing
+
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_load_worker_model,
+        initargs=(str(model_dir),),
+    )
+    try:
+        futures = [pool.submit(_worker_predict, job) for job in jobs]
+        for future in futures:
+            yield future.result()
+    finally:  # a failed request (or a limit) stops the job: no further requests
+        pool.shutdown(wait=True, cancel_futures=True)

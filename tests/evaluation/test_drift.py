@@ -41,3 +41,15 @@ def test_given_new_gone_and_moved_items_then_each_is_stated():
 def test_given_no_per_item_table_then_drift_is_unavailable_and_says_why():
     statement = drift.input_drift(None, _history({"a": 1.0}), pd.DataFrame({"item_id": ["a"]}), COLUMNS)
     assert statement == {"available": False, "reason": "the model's evaluation has no per_item.csv to compare with"}
+
+
+def test_given_unsorted_duplicate_and_missing_rows_then_recent_levels_are_the_per_period_means():
+    columns = Columns("item_id", "timestamp", "target_value")
+    day = pd.Timestamp("2024-01-01")
+    rows = [("a", day + pd.Timedelta(days=d), float(d)) for d in range(5)] + [("b", day, 7.0), ("b", day, 1.0)]
+    rows += [("c", day, float("nan"))]
+    history = pd.DataFrame(rows, columns=["item_id", "timestamp", "target_value"]).sample(frac=1.0, random_state=1)
+    levels = drift.recent_levels(history, columns, periods=2)
+    assert levels.to_dict() == {"a": 3.5, "b": 8.0}  # a: mean of days 3 and 4; b: one period summed; c: none
+    one_row_per_period = history[history["item_id"] == "a"]
+    assert drift.recent_levels(one_row_per_period, columns, periods=3).to_dict() == {"a": 3.0}

@@ -125,3 +125,15 @@ def test_given_default_parameters_when_a_script_parses_its_step_arguments_then_e
     values = [resolve_expression(a, default_parameters(definition)) for a in arguments]
     parsed = SCRIPTS[name].parse_args(values)
     assert parsed is not None
+
+
+def test_given_monitor_and_report_then_they_read_the_history_parquet_output_not_the_shards(definition):
+    prepare = step(definition, contracts.STEP_PREPARE_BATCH)["Arguments"]
+    names = [o["OutputName"] for o in prepare["ProcessingOutputConfig"]["Outputs"]]
+    assert names == ["shards", "history"]
+    history = {"Get": f"Steps.{contracts.STEP_PREPARE_BATCH}.ProcessingOutputConfig.Outputs['history'].S3Output.S3Uri"}
+    for name in (contracts.STEP_MONITOR, contracts.STEP_REPORT):
+        inputs = {
+            i["InputName"]: i["S3Input"]["S3Uri"] for i in step(definition, name)["Arguments"]["ProcessingInputs"]
+        }
+        assert inputs["history"] == history, name

@@ -497,3 +497,80 @@ def test_given_a_near_zero_group_when_charting_then_its_panel_says_so_and_its_ax
     assert drawn[books[0]][0] == 0 and drawn[books[0]][1] >= report_charts.NEAR_ZERO_AXIS_TOP
     assert "toys" in drawn and "games" in drawn  # the others keep their plain title and own axis
     assert drawn["toys"][1] > 60
+
+
+def _static_attributes_by_groupby(history, columns):
+    """The definition static_attributes computes by arrays: constant per item, then the first value."""
+    candidates = [
+        c
+        for c in history.columns
+        if c not in (columns.item_id, columns.timestamp, columns.target, *columns.grouping)
+        and not pd.api.types.is_numeric_dtype(history[c])
+    ]
+    per_item = history.groupby(columns.item_id)[candidates].nunique(dropna=False)
+    constant = [c for c in candidates if (per_item[c] <= 1).all()]
+    return history.groupby(columns.item_id, as_index=False)[constant].first()
+
+
+def test_given_shuffled_rows_with_missing_values_then_static_attributes_are_the_groupby_ones():
+    rng = np.random.default_rng(3)
+    for trial in range(100):
+        n = int(rng.integers(1, 40))
+        frame = pd.DataFrame(
+            {
+                "item_id": rng.choice(["a", "b", "007", None], n),
+                "timestamp": np.arange(n),
+                "target_value": rng.random(n),
+            }
+        )
+        frame["category"] = frame["item_id"].map({"a": "A", "b": None, "007": "Z"})  # constant per item
+        pool = [["x"], ["x", "y"], ["x", None], [None]][trial % 4]
+        frame["region"] = [pool[int(rng.integers(0, len(pool)))] for _ in range(n)]
+        if trial % 2:
+            frame = frame.sort_values("item_id", kind="stable").reset_index(drop=True)
+        expected = _static_attributes_by_groupby(frame, COLUMNS)
+        pd.testing.assert_frame_equal(
+            reporting.static_attributes(frame, COLUMNS), expected, check_dtype=False, check_index_type=False
+        )
+
+
+def test_given_unsorted_history_then_the_last_period_totals_use_the_latest_rows():
+    history = make_history(days=10, future=0).sample(frac=1.0, random_state=0)
+    history["timestamp"] = pd.to_datetime(history["timestamp"])
+    history.loc[history["timestamp"] == history["timestamp"].max(), "target_value"] = 100.0
+    totals = reporting.last_period_totals(history, COLUMNS, horizon=1)
+    assert (totals == 100.0).all() and len(totals) == 4
+
+
+def test_given_the_history_parquet_of_prepare_batch_input_then_it_reads_as_its_shards_do(tmp_path):
+    from processing import batch_input
+
+    history = make_history(days=20, future=3)
+    history["item_id"] = history["item_id"].str.replace("item", "00")  # ids that look like numbers
+    history.loc[3, "category"] = None  # a missing text
+    history.loc[5, "target_value"] = np.nan  # a gap in the history
+    history.to_csv(tmp_path / "input.csv", index=False)
+    argv = ["--input", str(tmp_path / "input.csv"), "--output-dir", str(tmp_path / "shards")]
+    assert batch_input.main(argv + ["--history-dir", str(tmp_path / "history"), "--items-per-file", "2"]) == 0
+    assert (tmp_path / "history" / batch_input.HISTORY_FILE).is_file()
+    for grouping in ((), ("region",)):
+        columns = Columns("item_id", "timestamp", "target_value", grouping)
+        from_shards = report.read_history(tmp_path / "shards", columns)
+        from_parquet = report.read_history(tmp_path / "history", columns)
+        pd.testing.assert_frame_equal(from_parquet, from_shards, check_exact=True)
+    assert from_parquet["item_id"].iloc[0] == "000"
+
+
+def test_given_many_transform_outputs_then_they_read_as_one_table_in_item_order(tmp_path):
+    history = make_history(days=5, future=3)
+    forecasts = make_forecasts(history)
+    folder = tmp_path / "forecasts"
+    folder.mkdir()
+    for k, item in enumerate(["item3", "item1", "item0", "item2"]):  # files not in item order
+        forecasts[forecasts["item_id"] == item].to_csv(folder / f"part-{k:05d}.csv.out", index=False)
+    table = reporting.read_forecasts(folder, COLUMNS, QUANTILES)
+    assert table["item_id"].tolist() == sorted(forecasts["item_id"].tolist())
+    assert table["p90"].sum() == pytest.approx(forecasts["p90"].sum())
+    (folder / "part-00002.csv.out").write_text("item_id,timestamp,p10,p50,p90\nitem0,2024-01-06,1,2,3\n")
+    with pytest.raises(ReportInputError, match=r"part-00002\.csv\.out: forecast file lacks column\(s\) \['mean'\]"):
+        reporting.read_forecasts(folder, COLUMNS, QUANTILES)

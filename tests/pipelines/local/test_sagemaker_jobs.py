@@ -174,8 +174,9 @@ def test_models_create_describe_list_delete(trained):
         sm.describe_model(ModelName="m-one")
 
 
-def transform(sm, name, model, source, output):
+def transform(sm, name, model, source, output, concurrent=None):
     sm.create_transform_job(
+        **({"MaxConcurrentTransforms": concurrent} if concurrent else {}),
         TransformJobName=name,
         ModelName=model,
         TransformInput={
@@ -284,3 +285,42 @@ def test_a_training_process_whose_runtime_is_killed_stops_itself(trained, tmp_pa
         if runner.poll() is None:
             runner.kill()
     assert not _running(worker_pid)
+
+
+def test_transform_workers_follow_max_concurrent_transforms_and_the_files_each_would_get():
+    from pipelines.local.sagemaker_jobs import FILES_PER_WORKER, transform_workers
+
+    assert transform_workers({"MaxConcurrentTransforms": 2}, 2 * FILES_PER_WORKER) == 2
+    assert transform_workers({"MaxConcurrentTransforms": 2}, 2 * FILES_PER_WORKER - 1) == 1  # start-up not repaid
+    assert transform_workers({"MaxConcurrentTransforms": 1}, 100) == 1
+    assert transform_workers({}, 100) == max(1, min(os.cpu_count() or 1, 4))
+
+
+def test_transform_in_two_workers_writes_the_same_files_as_one(trained, caplog):
+    """Given enough files for two workers, each request's output is byte for byte the in-process one."""
+    import logging
+
+    from pipelines.local.sagemaker_jobs import FILES_PER_WORKER
+
+    caplog.set_level(logging.INFO, logger="pipelines.local.sagemaker_jobs")
+
+    settings, sm, s3, frame, described = trained
+    containers = described["BestCandidate"]["InferenceContainers"]
+    sm.create_model(ModelName="m-workers", Containers=containers, ExecutionRoleArn=ROLE)
+    context = frame.copy()
+    context.loc[context.groupby("item_id").cumcount() >= 120 - HORIZON, "target_value"] = None
+    items = sorted(context["item_id"].unique())
+    files = 2 * FILES_PER_WORKER
+    for k in range(files):
+        put_csv(s3, context[context["item_id"] == items[k % len(items)]], f"many/part-{k:05d}.csv")
+    outputs = {}
+    for concurrent in (1, 2):
+        job = transform(
+            sm, f"tx-workers-{concurrent}", "m-workers", "s3://b/many/", f"s3://b/out-{concurrent}", concurrent
+        )
+        assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+        outputs[concurrent] = [
+            local_path(f"s3://b/out-{concurrent}/part-{k:05d}.csv.out", settings).read_bytes() for k in range(files)
+        ]
+    assert outputs[1] == outputs[2] and all(outputs[1])
+    assert any("(2 workers)" in record.getMessage() for record in caplog.records)
