@@ -75,6 +75,31 @@ def _window_means(y, st, end, width) -> dict:
         }
 
 
+def seasonal_baseline(y, st, o, h, m: int, level, window: int, mode: str) -> np.ndarray:
+    """What the target is measured from: the recent level (mode "level"), or a seasonal
+    difference like AutoGluon's RecursiveTabular (differences=[m]) made direct: the seasonal-naive
+    value y[s - k*m] (mode "season"), or the level plus last season's change from its level,
+    level + y[s - k*m] - level(o - k*m) (mode "season_level"); k = ceil(h/m), so only rows <= o
+    are read. Rows whose season back is before the series' start fall back to the level (the
+    model sees that row's season_lag_0 as NaN)."""
+    if mode == "level" or m <= 1:
+        return level
+    s = o + h
+    back = s - np.ceil(h / m).astype(int) * m
+    ok = back >= st
+    last = np.where(ok, y[np.clip(back, 0, len(y) - 1)], np.nan)
+    if mode == "season":
+        base = last
+    elif mode == "season_level":
+        shift = o - (s - back)
+        ok &= shift >= st
+        past = _window_means(y, st, np.where(ok, shift, st), window)["sum"]
+        base = level + last - past
+    else:
+        raise ValueError(f"unknown LightGBM target mode {mode!r}: 'level', 'season' or 'season_level'")
+    return np.where(ok & np.isfinite(base), base, level)
+
+
 class FeatureBuilder:
     """Vectorised features over flat arrays (rows of all series, offsets by series)."""
 
@@ -213,6 +238,7 @@ class LightGBMGlobal(Candidate):
             "refit_below_rows": 600,
             "seed": config.seed,
             "num_threads": 1,
+            "target": "level",
         }
 
     def _lgb_params(self, objective, alpha=None):
@@ -253,7 +279,9 @@ class LightGBMGlobal(Candidate):
         h = np.minimum(h, s - st)  # the origin must be inside the series
         static_rows = self.features.static_codes(train.static)[series]
         frame, level, scale = self.features.build(train.y, train.X, st, s - h, h, train.ds[s], train.X[s], static_rows)
-        target = (train.y[s] - level) / scale
+        self.base_mode = self.params["target"]
+        base = seasonal_baseline(train.y, st, s - h, h, self.features.m, level, self.features.L, self.base_mode)
+        target = (train.y[s] - base) / scale
         keep = np.isfinite(target)
         frame, target = frame[keep], target[keep]
         self.feature_names = list(frame.columns)
@@ -300,7 +328,10 @@ class LightGBMGlobal(Candidate):
         preds = np.column_stack([b.predict(frame, num_threads=1) for b in self.boosters])
         if getattr(self, "mean_from_quantiles", False):
             preds = np.column_stack([preds, quantile_mean(np.sort(preds, axis=1), self.config.quantile_levels)])
-        values = level[:, None] + scale[:, None] * preds
+        base = seasonal_baseline(
+            history.y, st, o, h, self.features.m, level, self.features.L, getattr(self, "base_mode", "level")
+        )
+        values = base[:, None] + scale[:, None] * preds
         out = np.full((history.n_series, H, preds.shape[1]), np.nan)
         offsets = np.concatenate([[0], np.cumsum(nf)])
         for i in range(history.n_series):
