@@ -100,6 +100,17 @@ def seasonal_baseline(y, st, o, h, m: int, level, window: int, mode: str) -> np.
     return np.where(ok & np.isfinite(base), base, level)
 
 
+def seasonal_difference_lags(y, st, o, m: int, count: int, scale) -> dict:
+    """The recent seasonal differences (y[o-j] - y[o-j-m]) / scale, j < count: the lags a model of
+    the seasonally differenced series sees (rows <= o only; NaN before the series' start)."""
+    top = len(y) - 1
+
+    def value(idx):
+        return np.where(idx >= st, y[np.clip(idx, 0, top)], np.nan)
+
+    return {f"sdiff_{j}": (value(o - j) - value(o - j - m)) / scale for j in range(count)}
+
+
 class FeatureBuilder:
     """Vectorised features over flat arrays (rows of all series, offsets by series)."""
 
@@ -262,6 +273,14 @@ class LightGBMGlobal(Candidate):
             params["alpha"] = alpha
         return params
 
+    def _with_seasonal_lags(self, frame, y, st, o, scale):
+        """The seasonal target's extra features: recent seasonal differences (seasonal modes only)."""
+        m = self.features.m
+        if getattr(self, "base_mode", "level") == "level" or m <= 1 or not self.params.get("sdiff_lags", True):
+            return frame
+        extra = seasonal_difference_lags(y, st, o, m, self.features.L, scale)
+        return frame.assign(**extra)
+
     def _fit(self, train):
         lgb = import_lightgbm()
         # tiny panels fit in a fraction of a second: refit per backtest window, so the later windows
@@ -280,6 +299,7 @@ class LightGBMGlobal(Candidate):
         static_rows = self.features.static_codes(train.static)[series]
         frame, level, scale = self.features.build(train.y, train.X, st, s - h, h, train.ds[s], train.X[s], static_rows)
         self.base_mode = self.params["target"]
+        frame = self._with_seasonal_lags(frame, train.y, st, s - h, scale)
         base = seasonal_baseline(train.y, st, s - h, h, self.features.m, level, self.features.L, self.base_mode)
         target = (train.y[s] - base) / scale
         keep = np.isfinite(target)
@@ -324,6 +344,7 @@ class LightGBMGlobal(Candidate):
         h = np.concatenate([np.arange(1, k + 1) for k in nf]) if len(nf) else np.array([], dtype=int)
         static_rows = self.features.static_codes(history.static)[series]
         frame, level, scale = self.features.build(history.y, history.X, st, o, h, future.ds, future.X, static_rows)
+        frame = self._with_seasonal_lags(frame, history.y, st, o, scale)
         frame = frame[self.feature_names]
         preds = np.column_stack([b.predict(frame, num_threads=1) for b in self.boosters])
         if getattr(self, "mean_from_quantiles", False):
