@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
-from .lightgbm_global import LightGBMGlobal
+from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
 from .local import LocalModel  # noqa: F401  (the base of per-series models)
 from .naive import SeasonalNaive
 from .npts import NPTS
@@ -14,7 +14,7 @@ from .statistical import ARIMA, ETS, Theta
 
 CANDIDATES = {
     cls.name: cls
-    for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal, Prophet, DeepAR)
+    for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal, LightGBMSeasonal, Prophet, DeepAR)
 }
 # the candidate that always runs first and survives: the job's floor and the ensemble's last resort
 BASELINE = next(name for name, cls in CANDIDATES.items() if cls.is_baseline)
@@ -31,17 +31,18 @@ AUTOPILOT_ALGORITHMS = {
 }
 # the candidate that IS the algorithm; anything else playing its part is labelled a stand-in
 GENUINE = {"ets": "ETS", "arima": "ARIMA", "npts": "NPTS", "prophet": "Prophet", "deepar": "DeepAR"}
-KINDS = {"LightGBM": "global", "DynamicRegression": "Prophet-style", "DeepAR": "DeepAR-style RNN, torch"}
+KINDS = {"LightGBM": "global", "LightGBMSeasonal": "global, seasonally differenced", "DynamicRegression": "Prophet-style", "DeepAR": "DeepAR-style RNN, torch"}
 
 PRESETS = {
     # order matters: cheap first, so a tight time limit still gets the useful ones
     # default: the accurate and fast ones; per-series statsforecast fits cost ~0.1-1 s per series
-    "default": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM"),
+    "default": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM", "LightGBMSeasonal"),
     "best_quality": (
         "SeasonalNaive",
         "NPTS",
         "DynamicRegression",
         "LightGBM",
+        "LightGBMSeasonal",
         "Theta",
         "ETS",
         "ARIMA",
