@@ -14,7 +14,18 @@ from .statistical import ARIMA, ETS, Theta
 
 CANDIDATES = {
     cls.name: cls
-    for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal, LightGBMSeasonal, Prophet, DeepAR)
+    for cls in (
+        SeasonalNaive,
+        ETS,
+        Theta,
+        ARIMA,
+        NPTS,
+        DynamicRegression,
+        LightGBMGlobal,
+        LightGBMSeasonal,
+        Prophet,
+        DeepAR,
+    )
 }
 # the candidate that always runs first and survives: the job's floor and the ensemble's last resort
 BASELINE = next(name for name, cls in CANDIDATES.items() if cls.is_baseline)
@@ -31,7 +42,12 @@ AUTOPILOT_ALGORITHMS = {
 }
 # the candidate that IS the algorithm; anything else playing its part is labelled a stand-in
 GENUINE = {"ets": "ETS", "arima": "ARIMA", "npts": "NPTS", "prophet": "Prophet", "deepar": "DeepAR"}
-KINDS = {"LightGBM": "global", "LightGBMSeasonal": "global, seasonally differenced", "DynamicRegression": "Prophet-style", "DeepAR": "DeepAR-style RNN, torch"}
+KINDS = {
+    "LightGBM": "global",
+    "LightGBMSeasonal": "global, seasonally differenced",
+    "DynamicRegression": "Prophet-style",
+    "DeepAR": "DeepAR-style RNN, torch",
+}
 
 PRESETS = {
     # order matters: cheap first, so a tight time limit still gets the useful ones
