@@ -138,9 +138,6 @@ class EngineConfig:
         Per-series costs grow with the panel while these candidates' ensemble weights stay small:
         at 25,000 series ETS alone would need ~100 minutes of backtests and DeepAR ~35, so a large
         panel trains the candidates that scale (seasonal naive, NPTS, the global LightGBM model)."""
-        if name == "LightGBMSeasonal" and (self.frequency_unit != "M" or self.season_length <= 1):
-            # its win is yearly seasonality at monthly/quarterly spacing; on daily and weekly data it lost
-            return f"{name}: for monthly and quarterly data only (frequency {self.frequency}); left out"
         per_series = PER_SERIES_SECONDS.get(name)
         budget = self.candidate_budget_seconds(candidates)
         if per_series is None or budget is None:

@@ -40,11 +40,13 @@ AUTOPILOT_ALGORITHMS = {
     "cnn-qr": ("LightGBM",),
     "deepar": ("DeepAR", "LightGBM"),
 }
+# candidates that come along with one playing an Autopilot algorithm's part
+COMPANIONS = {"LightGBM": ("LightGBMSeasonal",)}
 # the candidate that IS the algorithm; anything else playing its part is labelled a stand-in
 GENUINE = {"ets": "ETS", "arima": "ARIMA", "npts": "NPTS", "prophet": "Prophet", "deepar": "DeepAR"}
 KINDS = {
     "LightGBM": "global",
-    "LightGBMSeasonal": "global, seasonally differenced",
+    "LightGBMSeasonal": "global",
     "DynamicRegression": "Prophet-style",
     "DeepAR": "DeepAR-style RNN, torch",
 }
@@ -89,6 +91,8 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
                     f"and local candidates are {sorted(CANDIDATES)}"
                 )
             names.extend(n for n in mapped if n not in names)
+            # a variant that plays the same part (the engine drops it where it does not suit the data)
+            names.extend(n for n in COMPANIONS.get(mapped[0], ()) if n not in names)
     if BASELINE not in names:
         names.insert(0, BASELINE)
     # cheapest first: under a time limit the expensive ones are the ones cut

@@ -368,9 +368,14 @@ class LightGBMSeasonal(LightGBMGlobal):
     differences=[m], made direct): measured from y[s - k*m], with recent seasonal differences as
     features. A second candidate, not a replacement: it won on 145 monthly series (us_employment)
     and lost a little on small quarterly/monthly panels, so the ensemble's greedy selection weighs
-    the two on the backtest windows. Left out for data without a season (it would be LightGBM)."""
+    the two on the backtest windows. Monthly and quarterly data only: as a replacement it lost on
+    daily and weekly data (the seed, elecdaily, us_gasoline), where the yearly season is not m."""
 
     name = "LightGBMSeasonal"
+
+    @classmethod
+    def suits(cls, config):
+        return config.frequency_unit == "M" and config.season_length > 1
 
     @classmethod
     def default_params(cls, config):
