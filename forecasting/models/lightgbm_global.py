@@ -278,7 +278,10 @@ class LightGBMGlobal(Candidate):
         m = self.features.m
         if getattr(self, "base_mode", "level") == "level" or m <= 1 or not self.params.get("sdiff_lags", True):
             return frame
-        extra = seasonal_difference_lags(y, st, o, m, self.features.L, scale)
+        extra = seasonal_difference_lags(y, st, o, m, self.params.get("sdiff_seasons", 1) * self.features.L, scale)
+        if self.params.get("season_sdiff", False):
+            # last year's change at the target's phase: y[s-km] - y[s-(k+1)m], over the scale
+            extra["season_sdiff"] = frame["season_lag_0"].to_numpy() - frame["season_lag_1"].to_numpy()
         return frame.assign(**extra)
 
     def _fit(self, train):
