@@ -183,7 +183,7 @@ def test_given_a_seasonal_series_when_the_seasonal_baseline_is_taken_then_it_inv
     """The seasonal target transform (y - baseline) / scale is undone exactly by the forecast's
     baseline + scale * target; a periodic series is its own seasonal baseline; and scrambling every
     row after the origin changes nothing (k = ceil(h/m) seasons back, also for h > m)."""
-    from forecasting.models.lightgbm_global import _window_means, seasonal_baseline
+    from forecasting.models.lightgbm_global import _window_means, seasonal_baseline, seasonal_difference_lags
 
     m, L = 12, 12
     t = np.arange(60)
@@ -203,6 +203,10 @@ def test_given_a_seasonal_series_when_the_seasonal_baseline_is_taken_then_it_inv
         later &= (np.arange(len(y)) < 60) if cut == 35 else True
         scrambled[later] = np.random.default_rng(0).normal(0, 1e6, later.sum())
         np.testing.assert_array_equal(seasonal_baseline(scrambled, st, o, h, m, level, L, mode), base)
+        lags = seasonal_difference_lags(y, st, o, m, 2 * L, scale)
+        for name, col in seasonal_difference_lags(scrambled, st, o, m, 2 * L, scale).items():
+            np.testing.assert_array_equal(col, lags[name])
+        np.testing.assert_allclose(lags["sdiff_23"], 0, atol=1e-9)  # a periodic series: no change
 
 
 def test_given_too_short_a_history_or_no_season_when_the_seasonal_baseline_is_taken_then_it_is_the_level():
