@@ -126,7 +126,10 @@ def train(
         + (f"; ignored non-numeric time-varying {roles.dropped}" if roles.dropped else "")
     )
     names = list(candidates) if candidates else candidate_names(config.algorithms, config.preset)
-    names = [n for n in names if n not in CANDIDATES or CANDIDATES[n].suits(config)]
+    unsuited = [n for n in names if n in CANDIDATES and not CANDIDATES[n].suits(config, panel.n_series)]
+    if unsuited:
+        log(f"[engine] left out (nothing to add on this data): {', '.join(unsuited)}")
+    names = [n for n in names if n not in unsuited]
     params = candidate_params or {}
     # extra windows only when every candidate is cheap per window: ETS/ARIMA/Theta/Prophet refit
     # per series and window (Prophet ~6 s a window on 8 quarterly series)

@@ -104,7 +104,7 @@ class Candidate:
         return True
 
     @classmethod
-    def suits(cls, config: EngineConfig) -> bool:
+    def suits(cls, config: EngineConfig, n_series: int) -> bool:
         """False: a variant with nothing to add on this data; the engine leaves it out of the list."""
         return True
 

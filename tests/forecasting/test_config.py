@@ -176,13 +176,15 @@ def test_given_a_tight_job_limit_when_planned_then_the_limit_share_is_the_budget
 
 
 def test_given_daily_or_monthly_data_when_the_engine_lists_candidates_then_the_seasonal_lightgbm_suits_only_monthly():
-    """LightGBMSeasonal comes along with LightGBM (preset or cnn-qr) and suits monthly/quarterly data."""
+    """LightGBMSeasonal comes along with LightGBM (preset or cnn-qr) and suits monthly/quarterly
+    panels of at least 100 series."""
     from forecasting.models import CANDIDATES
 
     assert "LightGBMSeasonal" in candidate_names(("cnn-qr",)) and "LightGBMSeasonal" in candidate_names()
     seasonal = CANDIDATES["LightGBMSeasonal"]
-    assert seasonal.suits(EngineConfig(frequency="M", horizon=12))
-    assert seasonal.suits(EngineConfig(frequency="3M", horizon=8))
-    assert not seasonal.suits(EngineConfig(frequency="D", horizon=14))
-    assert not seasonal.suits(EngineConfig(frequency="W", horizon=13))
-    assert CANDIDATES["LightGBM"].suits(EngineConfig(frequency="D", horizon=14))
+    assert seasonal.suits(EngineConfig(frequency="M", horizon=12), 145)
+    assert seasonal.suits(EngineConfig(frequency="3M", horizon=8), 100)
+    assert not seasonal.suits(EngineConfig(frequency="M", horizon=12), 32)
+    assert not seasonal.suits(EngineConfig(frequency="D", horizon=14), 500)
+    assert not seasonal.suits(EngineConfig(frequency="W", horizon=13), 500)
+    assert CANDIDATES["LightGBM"].suits(EngineConfig(frequency="D", horizon=14), 1)
