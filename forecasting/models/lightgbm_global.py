@@ -8,6 +8,7 @@ quantile; the mean is the mean of their distribution (`quantile_mean`).
 
 Targets and lags are scaled per row: (y - recent level) / recent mean |y|. Trees cannot
 extrapolate levels, so the model learns shapes and changes, and the level is added back.
+LightGBMSeasonal (below) measures the target from last season's value instead (`target="season"`).
 """
 
 from __future__ import annotations
