@@ -166,6 +166,10 @@ def train(
         + (f"; ignored non-numeric time-varying {roles.dropped}" if roles.dropped else "")
     )
     names = list(candidates) if candidates else default_members(config)
+    unsuited = [n for n in names if n in CANDIDATES and not CANDIDATES[n].suits(config, panel.n_series)]
+    if unsuited:
+        log(f"[engine] left out (nothing to add on this data): {', '.join(unsuited)}")
+    names = [n for n in names if n not in unsuited]
     params = candidate_params or {}
     windows = backtest_windows(panel, config, log, extra=extra_windows_affordable(names, panel.n_series, config))
     objective_key = OBJECTIVE_KEYS[config.objective]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
-from .lightgbm_global import LightGBMGlobal
+from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
 from .local import LocalModel  # noqa: F401  (the base of per-series models)
 from .naive import SeasonalNaive
 from .npts import NPTS
@@ -14,7 +14,18 @@ from .statistical import ARIMA, ETS, Theta
 
 CANDIDATES = {
     cls.name: cls
-    for cls in (SeasonalNaive, ETS, Theta, ARIMA, NPTS, DynamicRegression, LightGBMGlobal, Prophet, DeepAR)
+    for cls in (
+        SeasonalNaive,
+        ETS,
+        Theta,
+        ARIMA,
+        NPTS,
+        DynamicRegression,
+        LightGBMGlobal,
+        LightGBMSeasonal,
+        Prophet,
+        DeepAR,
+    )
 }
 # the candidate that always runs first and survives: the job's floor and the ensemble's last resort
 BASELINE = next(name for name, cls in CANDIDATES.items() if cls.is_baseline)
@@ -29,19 +40,27 @@ AUTOPILOT_ALGORITHMS = {
     "cnn-qr": ("LightGBM",),
     "deepar": ("DeepAR", "LightGBM"),
 }
+# candidates that come along with one playing an Autopilot algorithm's part
+COMPANIONS = {"LightGBM": ("LightGBMSeasonal",)}
 # the candidate that IS the algorithm; anything else playing its part is labelled a stand-in
 GENUINE = {"ets": "ETS", "arima": "ARIMA", "npts": "NPTS", "prophet": "Prophet", "deepar": "DeepAR"}
-KINDS = {"LightGBM": "global", "DynamicRegression": "Prophet-style", "DeepAR": "DeepAR-style RNN, torch"}
+KINDS = {
+    "LightGBM": "global",
+    "LightGBMSeasonal": "global",
+    "DynamicRegression": "Prophet-style",
+    "DeepAR": "DeepAR-style RNN, torch",
+}
 
 PRESETS = {
     # order matters: cheap first, so a tight time limit still gets the useful ones
     # default: the accurate and fast ones; per-series statsforecast fits cost ~0.1-1 s per series
-    "default": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM"),
+    "default": ("SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM", "LightGBMSeasonal"),
     "best_quality": (
         "SeasonalNaive",
         "NPTS",
         "DynamicRegression",
         "LightGBM",
+        "LightGBMSeasonal",
         "Theta",
         "ETS",
         "ARIMA",
@@ -72,6 +91,8 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
                     f"and local candidates are {sorted(CANDIDATES)}"
                 )
             names.extend(n for n in mapped if n not in names)
+            # a variant that plays the same part (the engine drops it where it does not suit the data)
+            names.extend(n for n in COMPANIONS.get(mapped[0], ()) if n not in names)
     if BASELINE not in names:
         names.insert(0, BASELINE)
     # cheapest first: under a time limit the expensive ones are the ones cut

@@ -103,6 +103,11 @@ class Candidate:
     def available(cls) -> bool:
         return True
 
+    @classmethod
+    def suits(cls, config: EngineConfig, n_series: int) -> bool:
+        """False: a variant with nothing to add on this data; the engine leaves it out of the list."""
+        return True
+
     # --- public: ceremony -------------------------------------------------------------
     def fit(self, train: Panel, deadline: Optional[float] = None) -> "Candidate":
         start = time.perf_counter()

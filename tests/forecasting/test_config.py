@@ -58,7 +58,14 @@ def _installed(monkeypatch, prophet: bool, torch: bool):
 def test_given_no_optional_packages_when_mapped_then_stand_ins_play_and_are_named_honestly(monkeypatch):
     _installed(monkeypatch, prophet=False, torch=False)
     names = candidate_names(("ets", "npts", "cnn-qr", "deepar", "prophet"))
-    assert names == ["SeasonalNaive", "NPTS", "DynamicRegression", "LightGBM", "ETS"]  # cheapest first
+    assert names == [
+        "SeasonalNaive",
+        "NPTS",
+        "DynamicRegression",
+        "LightGBM",
+        "LightGBMSeasonal",
+        "ETS",
+    ]  # cheapest first
     assert display_name("LightGBM") == "LightGBM (global, stands in for cnn-qr/deepar)"
     assert display_name("DynamicRegression") == "DynamicRegression (Prophet-style, stands in for prophet)"
     assert "Prophet" not in candidate_names(preset="best_quality")
@@ -67,7 +74,7 @@ def test_given_no_optional_packages_when_mapped_then_stand_ins_play_and_are_name
 def test_given_the_optional_packages_when_mapped_then_the_genuine_models_play_their_parts(monkeypatch):
     _installed(monkeypatch, prophet=True, torch=True)
     names = candidate_names(("cnn-qr", "deepar", "prophet"))
-    assert names == ["SeasonalNaive", "LightGBM", "DeepAR", "Prophet"]
+    assert names == ["SeasonalNaive", "LightGBM", "LightGBMSeasonal", "DeepAR", "Prophet"]
     assert display_name("LightGBM") == "LightGBM (global, stands in for cnn-qr)"
     assert display_name("DynamicRegression") == "DynamicRegression (Prophet-style)"
     assert display_name("Prophet") == "Prophet"
@@ -166,3 +173,18 @@ def test_given_a_tight_job_limit_when_planned_then_the_limit_share_is_the_budget
     assert generous.too_costly_for_panel("ETS", 1_000, 2, candidates=6) is None
     assert tight.too_costly_for_panel("ETS", 1_000, 2, candidates=6)
     assert EngineConfig(statistical_budget_seconds=None).too_costly_for_panel("ETS", 10**6, 2) is None
+
+
+def test_given_daily_or_monthly_data_when_the_engine_lists_candidates_then_the_seasonal_lightgbm_suits_only_monthly():
+    """LightGBMSeasonal comes along with LightGBM (preset or cnn-qr) and suits monthly/quarterly
+    panels of at least 100 series."""
+    from forecasting.models import CANDIDATES
+
+    assert "LightGBMSeasonal" in candidate_names(("cnn-qr",)) and "LightGBMSeasonal" in candidate_names()
+    seasonal = CANDIDATES["LightGBMSeasonal"]
+    assert seasonal.suits(EngineConfig(frequency="M", horizon=12), 145)
+    assert seasonal.suits(EngineConfig(frequency="3M", horizon=8), 100)
+    assert not seasonal.suits(EngineConfig(frequency="M", horizon=12), 32)
+    assert not seasonal.suits(EngineConfig(frequency="D", horizon=14), 500)
+    assert not seasonal.suits(EngineConfig(frequency="W", horizon=13), 500)
+    assert CANDIDATES["LightGBM"].suits(EngineConfig(frequency="D", horizon=14), 1)

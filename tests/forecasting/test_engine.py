@@ -588,3 +588,11 @@ def test_given_whole_futures_when_split_then_the_array_path_equals_the_per_serie
     broken.loc[broken["target_value"].isna() & (broken["item_id"] == "item_2"), "promotion"] = np.nan
     with pytest.raises(ValueError, match="item 'item_2' has empty future values of covariate 'promotion'"):
         model.predict(broken)
+
+
+def test_given_a_small_daily_panel_when_trained_then_the_seasonal_lightgbm_is_left_out_and_says_so(tmp_path, config):
+    lines = []
+    frame = make_frame(n_items=2, n_days=60)
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "LightGBMSeasonal"], log=lines.append)
+    assert not result.leaderboard["candidate"].str.startswith("LightGBM").any()
+    assert "[engine] left out (nothing to add on this data): LightGBMSeasonal" in lines

@@ -174,3 +174,58 @@ def test_given_rows_with_gaps_when_window_means_are_taken_then_they_match_the_di
         assert got["sum"][i] == pytest.approx(window.mean())
         assert got["abs"][i] == pytest.approx(np.abs(window).mean())
         assert got["sq"][i] == pytest.approx((window**2).mean())
+
+
+@pytest.mark.parametrize("mode", ["season", "season_level"])
+def test_given_a_seasonal_series_when_the_seasonal_baseline_is_taken_then_it_inverts_exactly_and_reads_no_row_after_the_origin(
+    mode,
+):
+    """The seasonal target transform (y - baseline) / scale is undone exactly by the forecast's
+    baseline + scale * target; a periodic series is its own seasonal baseline; and scrambling every
+    row after the origin changes nothing (k = ceil(h/m) seasons back, also for h > m)."""
+    from forecasting.models.lightgbm_global import _window_means, seasonal_baseline, seasonal_difference_lags
+
+    m, L = 12, 12
+    t = np.arange(60)
+    y = np.concatenate([100 + 10 * np.sin(2 * np.pi * t / m), 50 + 5 * np.cos(2 * np.pi * t / m)])
+    st = np.repeat([0, 60], 30)
+    o = np.concatenate([np.full(30, 35), np.full(30, 95)])
+    h = np.tile(np.arange(1, 31), 2) % 24 + 1  # 1 .. 24: one and two seasons back
+    level = _window_means(y, st, o, L)["sum"]
+    base = seasonal_baseline(y, st, o, h, m, level, L, mode)
+    scale = _window_means(y, st, o, 4 * L)["abs"]
+    target = (y[o + h] - base) / scale
+    np.testing.assert_array_equal(base + scale * target, y[o + h])
+    np.testing.assert_allclose(base, y[o + h], atol=1e-9)
+    for cut in (35, 95):
+        scrambled = y.copy()
+        later = np.arange(len(y)) > cut
+        later &= (np.arange(len(y)) < 60) if cut == 35 else True
+        scrambled[later] = np.random.default_rng(0).normal(0, 1e6, later.sum())
+        np.testing.assert_array_equal(seasonal_baseline(scrambled, st, o, h, m, level, L, mode), base)
+        lags = seasonal_difference_lags(y, st, o, m, 2 * L, scale)
+        for name, col in seasonal_difference_lags(scrambled, st, o, m, 2 * L, scale).items():
+            np.testing.assert_array_equal(col, lags[name])
+        np.testing.assert_allclose(lags["sdiff_23"], 0, atol=1e-9)  # a periodic series: no change
+
+
+def test_given_too_short_a_history_or_no_season_when_the_seasonal_baseline_is_taken_then_it_is_the_level():
+    from forecasting.models.lightgbm_global import seasonal_baseline
+
+    y = np.arange(10.0)
+    st, o, h = np.zeros(3, dtype=int), np.array([3, 3, 9]), np.array([1, 2, 1])
+    level = np.array([-1.0, -2.0, -3.0])
+    got = seasonal_baseline(y, st, o, h, 7, level, 7, "season")
+    np.testing.assert_array_equal(got, [-1.0, -2.0, y[3]])  # rows 4 - 7, 5 - 7 are before the start
+    np.testing.assert_array_equal(seasonal_baseline(y, st, o, h, 1, level, 1, "season"), level)
+    with pytest.raises(ValueError, match="target mode"):
+        seasonal_baseline(y, st, o, h, 7, level, 7, "yearly")
+
+
+@pytest.mark.parametrize("mode", ["season", "season_level"])
+def test_given_the_seasonal_target_when_lightgbm_forecasts_a_seasonal_panel_then_it_follows_the_season(config, mode):
+    frame = make_frame(n_items=3, n_days=140, kind="seasonal")
+    train, hist, fut, truth = _panels(frame, config)
+    values = create("LightGBM", config, **FAST_LGB["LightGBM"], target=mode).fit(train).predict(hist, fut)
+    mae = np.mean(np.abs(values[:, :, 1] - truth))
+    assert mae < 1.5, f"p50 error {mae:.2f} on a weekly season of amplitude 10"
