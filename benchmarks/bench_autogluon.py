@@ -1,9 +1,9 @@
 """The engine against AutoGluon-TimeSeries medium_quality (no foundation models) on the same windows.
 
-    python -m venv /work/wt/_agvenv                             # AutoGluon in its own environment
-    /work/wt/_agvenv/bin/pip install -r benchmarks/requirements-autogluon.txt
-    python -m benchmarks.bench_autogluon --ag-python /work/wt/_agvenv/bin/python --datasets seed,visnights
-    FORECAST_AG_PYTHON=/work/wt/_agvenv/bin/python python -m benchmarks.bench_autogluon --datasets all --json out.json
+    python -m venv ~/.venvs/autogluon                             # AutoGluon in its own environment
+    ~/.venvs/autogluon/bin/pip install -r benchmarks/requirements-autogluon.txt
+    python -m benchmarks.bench_autogluon --ag-python ~/.venvs/autogluon/bin/python --datasets seed,visnights
+    FORECAST_AG_PYTHON=~/.venvs/autogluon/bin/python python -m benchmarks.bench_autogluon --datasets all --json out.json
 
 Datasets: `seed` (the seed recipe data, 125 daily series, h=14, the two windows of
 benchmarks/bench_engine.py, promotion and is_holiday known covariates, category and region
