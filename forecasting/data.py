@@ -257,7 +257,7 @@ def long_columns(df: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, sou
     del uid, ds, y, X
     covariates = roles.covariates
     if not _in_key_order(columns["unique_id"], columns["ds"]):
-        long = _sorted_frame(long_frame(columns, covariates), config, roles, training)
+        long = _sorted_frame(long_frame(columns, covariates), config, roles)
         columns = _frame_columns(long, covariates)
     elif not _is_regular(columns["unique_id"], columns["ds"], config.pandas_frequency):
         columns = _frame_columns(_regularise(long_frame(columns, covariates), config), covariates)
@@ -370,16 +370,18 @@ def _is_regular(uid: np.ndarray, ds: np.ndarray, freq: str) -> bool:
     return bool(np.all(np.diff(ds)[same] == step))
 
 
-def _sorted_frame(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles, training: bool) -> pd.DataFrame:
+def _sorted_frame(long: pd.DataFrame, config: EngineConfig, roles: ColumnRoles) -> pd.DataFrame:
     """Duplicates of a (series, period) aggregated, rows sorted, the grid regularised."""
     if long.duplicated(["unique_id", "ds"]).any():
         how: dict[str, Any] = {"y": _AGG[config.aggregation.get(config.target_column, "sum")]}
         for column in roles.covariates:
             how[column] = _AGG[config.aggregation.get(column, "avg")]
-        if not training:
-            # the future rows have no target: summing NaNs must stay NaN
-            how["y"] = lambda s, f=how["y"]: s.agg(f) if s.notna().any() else np.nan
-        long = long.groupby(["unique_id", "ds"], sort=False).agg(how).reset_index()
+        grouped = long.groupby(["unique_id", "ds"], sort=False)
+        aggregated = grouped.agg(how)
+        # a period whose rows all lack a target stays empty (future rows; or, in training, not yet
+        # history): summing NaNs would make it a sale of 0
+        aggregated["y"] = np.where(grouped["y"].count().to_numpy() == 0, np.nan, aggregated["y"].to_numpy())
+        long = aggregated.reset_index()
     long = long.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     uid, ds = long["unique_id"].to_numpy(), long["ds"].to_numpy()
     return long if _is_regular(uid, ds, config.pandas_frequency) else _regularise(long, config)

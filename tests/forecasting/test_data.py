@@ -179,6 +179,22 @@ def test_given_sorted_rows_with_trailing_empty_targets_then_those_rows_are_not_h
     assert panel.X.flags["F_CONTIGUOUS"]
 
 
+def test_given_duplicate_rows_whose_targets_are_all_empty_then_that_period_is_no_sale_of_zero():
+    from forecasting.engine import _prepare
+
+    # b's last day comes twice, both rows without a target: not yet history, as one empty row is
+    rows = pd.DataFrame(
+        {
+            "item_id": ["a", "a", "b", "b", "b", "b"],
+            "timestamp": ["2024-01-01", "2024-01-01", "2024-01-01", "2024-01-02", "2024-01-03", "2024-01-03"],
+            "target_value": [1.0, np.nan, 4.0, 2.0, np.nan, np.nan],
+        }
+    )
+    _, _, _, panel = _prepare(rows, EngineConfig(), "test")
+    assert panel.indptr.tolist() == [0, 1, 3]
+    assert panel.y.tolist() == [1.0, 4.0, 2.0]  # a: 1 + empty = 1; b's empty 01-03 left out, not a 0
+
+
 def test_given_sorted_regular_rows_then_the_panel_equals_the_long_frames_exactly():
     from forecasting.data import build_panel, infer_roles, static_frame, to_long_frame
     from forecasting.engine import _prepare
