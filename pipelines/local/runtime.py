@@ -510,17 +510,6 @@ class Execution:
         """Terminate the running step subprocess (its whole process group), then kill it."""
         supervision.stop(self.process)
 
-    def _environment(
-        self,
-        definition_env: Mapping[str, str],
-        mapped: Callable,
-        code_dir: Optional[Path],
-        bundle_only: bool = False,
-        overlay: Optional[Path] = None,
-    ) -> dict:
-        """A processing step's environment variables (see ProcessingExecutor.environment)."""
-        return ProcessingExecutor(self).environment(definition_env, mapped, code_dir, bundle_only, overlay)
-
     # -- summary and report
     def summary(self) -> str:
         from pipelines.local.report import execution_summary

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.local import runtime
+from pipelines.local import executors, runtime
 from pipelines.local.sagemaker import LocalSageMakerClient
 from pipelines.local.store import local_path
 from pipelines.run import main as run_main
@@ -156,7 +156,7 @@ def test_the_guard_bites_in_processes_the_runtime_starts_and_steps_reach_only_lo
     settings = resolve()
     execution = runtime.Execution({"Version": "2020-12-01", "Steps": []}, {}, settings)
     with LocalAWSServer(settings) as execution.api:
-        env = execution._environment({}, lambda value: value, None)
+        env = executors.ProcessingExecutor(execution).environment({}, lambda value: value, None)
         env["PYTHONPATH"] = ""  # no guard in the step: any AWS call must still end on loopback
         probe = (
             "import boto3, botocore.exceptions\n"

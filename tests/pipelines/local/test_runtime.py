@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.local import runtime
+from pipelines.local import executors, runtime
 from pipelines.local.runtime import DefinitionError, list_executions, load_definition, run_local
 from processing.kernel.settings import resolve
 from tests.pipelines.local.handwritten import (
@@ -413,7 +413,7 @@ def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot
     execution = runtime.Execution(definition([processing("Produce", "produce.py")], []), {}, settings)
     with LocalAWSServer(settings) as execution.api:
         monkeypatch.setenv("AWS_PROFILE", "someones-real-profile")  # the user's: never a step's
-        env = execution._environment({"FORECAST_TARGET": "sagemaker"}, lambda v: v, code)
+        env = executors.ProcessingExecutor(execution).environment({"FORECAST_TARGET": "sagemaker"}, lambda v: v, code)
 
         url = execution.api.url
         assert env["AWS_ENDPOINT_URL_SAGEMAKER"] == env["AWS_ENDPOINT_URL"] == url
