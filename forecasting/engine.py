@@ -28,7 +28,7 @@ from .config import FIXED_SECONDS, PER_SERIES_SECONDS, EngineConfig
 from .data import Panel, check_training_panel, infer_roles, long_columns, panel_from_columns, read_table, static_frame
 from .ensemble import caruana_weights, combine, interval_scales, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
-from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, candidate_names, create, display_name
+from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, create, default_members, display_name
 from .models.base import Fallbacks, straddles_median
 
 logger = logging.getLogger(__name__)
@@ -57,22 +57,6 @@ def _prepare(data, config: EngineConfig, source: str):
     del columns
     check_training_panel(panel, config, source)
     return df, roles, static, panel
-
-
-# Members the default preset adds by data frequency (unit -> names). Weekly: the yearly season is 52
-# steps, which DynamicRegression's three-year window and LightGBM's lags on few series track poorly,
-# while Theta on ten years (statistical.THETA_SEASONS) does (us_gasoline, docs/engine.md)
-FREQUENCY_MEMBERS = {"W": ("Theta",)}
-
-
-def default_members(config: EngineConfig) -> list:
-    """The candidates a job trains unless told: its algorithms or preset, plus on the default
-    preset the members its data frequency needs (FREQUENCY_MEMBERS), when installed."""
-    names = candidate_names(config.algorithms, config.preset)
-    if config.algorithms is None and config.preset == "default":
-        extra = [n for n in FREQUENCY_MEMBERS.get(config.frequency_unit, ()) if n not in names]
-        names = candidate_names(names + extra) if extra else names
-    return names
 
 
 # Backtest seconds (PER_SERIES_SECONDS x series x the most windows) below which a candidate that

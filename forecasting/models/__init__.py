@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
@@ -11,6 +13,9 @@ from .npts import NPTS
 from .prophet_model import Prophet
 from .regression import DynamicRegression
 from .statistical import ARIMA, ETS, Theta
+
+if TYPE_CHECKING:
+    from ..config import EngineConfig
 
 CANDIDATES = {
     cls.name: cls
@@ -98,6 +103,22 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
     # cheapest first: under a time limit the expensive ones are the ones cut
     names = sorted(names, key=lambda n: CANDIDATES[n].relative_cost)
     return [n for n in names if CANDIDATES[n].available()]
+
+
+# Members the default preset adds by data frequency (unit -> names). Weekly: the yearly season is 52
+# steps, which DynamicRegression's three-year window and LightGBM's lags on few series track poorly,
+# while Theta on ten years (statistical.THETA_SEASONS) does (us_gasoline, docs/engine.md)
+FREQUENCY_MEMBERS = {"W": ("Theta",)}
+
+
+def default_members(config: EngineConfig) -> list:
+    """The candidates a job trains unless told: its algorithms or preset, plus on the default
+    preset the members its data frequency needs (FREQUENCY_MEMBERS), when installed."""
+    names = candidate_names(config.algorithms, config.preset)
+    if config.algorithms is None and config.preset == "default":
+        extra = [n for n in FREQUENCY_MEMBERS.get(config.frequency_unit, ()) if n not in names]
+        names = candidate_names(names + extra) if extra else names
+    return names
 
 
 def playing(algorithm: str) -> str:

@@ -526,7 +526,7 @@ def test_given_a_costly_per_window_candidate_on_a_tiny_panel_when_windows_are_ch
 
 
 def test_given_weekly_data_when_the_default_preset_trains_then_theta_joins_and_other_choices_are_kept():
-    from forecasting.engine import default_members
+    from forecasting.models import default_members
 
     weekly = default_members(EngineConfig(frequency="W", horizon=13))
     assert "Theta" in weekly and weekly[0] == "SeasonalNaive"
