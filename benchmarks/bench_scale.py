@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py 1000 5000                # series counts (products x 5 regions)
     nice -n 10 python benchmarks/bench_scale.py 25000 --no-baseline
+    python benchmarks/bench_scale.py 25000 --work DIR --batch-only   # the batch again on DIR's trained home
     python benchmarks/bench_scale.py 1000 --algorithms npts    # another candidate set for the engine run
 
 For each size it generates the seed recipe's data (`processing.generate`, N/5 products x 5
@@ -186,10 +187,14 @@ def generate(series: int, folder: Path, env: dict, reuse: bool = False) -> dict:
     return result
 
 
-def pipeline_run(label: str, folder: Path, env: dict, algorithms: Optional[str]) -> dict:
-    """Training then batch in a fresh FORECAST_HOME; per-step rows and totals of each."""
+def pipeline_run(label: str, folder: Path, env: dict, algorithms: Optional[str], batch_only: bool = False) -> dict:
+    """Training then batch in a fresh FORECAST_HOME (or, batch_only, the batch alone in the kept one)."""
     home = folder / f"home-{label}"
-    shutil.rmtree(home, ignore_errors=True)
+    if batch_only:
+        if not (home / "registry.sqlite").is_file():
+            raise SystemExit(f"bench_scale: --batch-only needs a trained {home} (run once without it, with --work)")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
     env = dict(env, FORECAST_HOME=str(home))
     out: Dict[str, dict] = {}
     train = [
@@ -214,7 +219,8 @@ def pipeline_run(label: str, folder: Path, env: dict, algorithms: Optional[str])
         "--param",
         f"OutputUrl={folder / ('report-' + label)}",
     ]
-    for pipeline, command in (("training", train), ("batch", batch)):
+    runs = [("batch", batch)] if batch_only else [("training", train), ("batch", batch)]
+    for pipeline, command in runs:
         print(f"  {label}: {pipeline} ...", flush=True)
         log = folder / f"{label}-{pipeline}.log"
         try:
@@ -317,14 +323,15 @@ def curve_table(results: dict) -> str:
                 continue
             train, batch = pipelines.get("training"), pipelines.get("batch")
             fails = []
-            if not train or train["status"] != "Succeeded" or not batch or batch["status"] != "Succeeded":
+            ran = [run for run in (train, batch) if run]  # --batch-only: the batch alone
+            if not batch or any(run["status"] != "Succeeded" for run in ran):
                 fails.append("a run failed")
             else:
-                if train["seconds"] > TARGETS["train_seconds"]:
+                if train and train["seconds"] > TARGETS["train_seconds"]:
                     fails.append("train > 30 min")
                 if batch["seconds"] > TARGETS["batch_seconds"]:
                     fails.append("batch > 5 min")
-                if max(train["peak_bytes"] or 0, batch["peak_bytes"] or 0) > TARGETS["peak_bytes"]:
+                if max(run["peak_bytes"] or 0 for run in ran) > TARGETS["peak_bytes"]:
                     fails.append("memory > 8 GB")
             largest = max((p["max_process_bytes"] for p in pipelines.values()), default=None)
             rows.append(
@@ -369,6 +376,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="stop a run (SIGINT) whose processes together pass this many GB (shared machines)",
     )
     parser.add_argument(
+        "--batch-only",
+        action="store_true",
+        help="only the batch pipeline, in the work folder's trained home (implies --reuse-data, --no-baseline)",
+    )
+    parser.add_argument(
         "--reuse-data",
         action="store_true",
         help="keep history.csv and batch.csv already in the work folder (same sizes)",
@@ -390,12 +402,12 @@ def main(argv=None) -> int:
         for series in args.sizes:
             folder = work / f"s{series}"
             print(f"{series} series: generating ...", flush=True)
-            results[series] = {"generate": generate(series, folder, env, args.reuse_data)}
+            results[series] = {"generate": generate(series, folder, env, args.reuse_data or args.batch_only)}
             runs = [("engine", args.algorithms)]
-            if not args.no_baseline and series <= args.baseline_up_to:
+            if not args.no_baseline and not args.batch_only and series <= args.baseline_up_to:
                 runs.append(("baseline", BASELINE_ALGORITHMS))
             for label, algorithms in runs:
-                results[series][label] = pipeline_run(label, folder, env, algorithms)
+                results[series][label] = pipeline_run(label, folder, env, algorithms, args.batch_only)
     finally:
         if results:
             print()

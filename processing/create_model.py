@@ -34,7 +34,11 @@ def model_name_for(execution_id: str) -> str:
     return f"fc-batch-{cleaned}"[:63].rstrip("-")
 
 
-def create_model_request(model_name: str, package_arn: str, role_arn: str, tags: Optional[dict] = None) -> dict:
+def create_model_request(
+    model_name: str, package_arn: str, role_arn: str, tags: Optional[dict] = None, service_model: Any = None
+) -> dict:
+    """CreateModel's request, checked against the service model (`service_model`: the client's own,
+    so the step loads SageMaker's model once)."""
     request = {
         "ModelName": model_name,
         "Containers": [{"ModelPackageName": package_arn}],
@@ -42,7 +46,7 @@ def create_model_request(model_name: str, package_arn: str, role_arn: str, tags:
     }
     if tags:
         request["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-    validate_request("sagemaker", "CreateModel", request)
+    validate_request("sagemaker", "CreateModel", request, service_model)
     return request
 
 
@@ -75,8 +79,11 @@ def main(argv: Optional[Sequence[str]] = None, sagemaker: Any = None) -> int:
         print(f"CreateModel failed: {resolved_path} is missing (ResolveModel writes it)", file=sys.stderr)
         return 2
     package_arn = json.loads(resolved_path.read_text())["model_package_arn"]
-    request = create_model_request(model_name_for(args.execution_id), package_arn, args.role_arn, dict(settings.tags))
-    name = ensure_model(sagemaker or boto3.client("sagemaker", region_name=settings.effective_region), request)
+    sagemaker = sagemaker or boto3.client("sagemaker", region_name=settings.effective_region)
+    request = create_model_request(
+        model_name_for(args.execution_id), package_arn, args.role_arn, dict(settings.tags), sagemaker.meta.service_model
+    )
+    name = ensure_model(sagemaker, request)
     write_json_atomic(args.result_dir / BATCH_MODEL_FILE, {"model_name": name, "model_package_arn": package_arn})
     return 0
 

@@ -45,10 +45,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def read_history(path: Path, columns: Columns) -> pd.DataFrame:
-    """The batch input (history + future rows) through the one reader: ids and grouping as text."""
+def read_history(path: Path, columns: Columns, lean: bool = False, text_attributes_only: bool = False) -> pd.DataFrame:
+    """The batch input (history + future rows) through the one reader: ids and grouping as text.
+
+    text_attributes_only (MonitorForecasts): from PrepareBatchInput's history.parquet only the id,
+    grouping, timestamp, target and text attribute columns (no numeric attribute: ~1 GB less at
+    25,000 series). lean (the report): those columns, and text kept categorical, as the file's
+    dictionaries hold it: at 25,000 series (27M rows) a string object per row and column cost the
+    report most of its 90 s and GBs. Without that file, every column as plain text."""
+    select = lean or text_attributes_only
     try:
-        history = _read_history_parquet(path, [columns.item_id, *columns.grouping], columns.timestamp)
+        history = _read_history_parquet(
+            path,
+            [columns.item_id, *columns.grouping],
+            columns.timestamp,
+            columns.target if select else None,
+            categorical=lean,
+        )
         if history is None:
             history = tables.read_frame_shared_text(
                 path, [columns.item_id, *columns.grouping], what="history", numeric=[columns.target]
@@ -58,6 +71,11 @@ def read_history(path: Path, columns: Columns) -> pd.DataFrame:
     missing = [c for c in (columns.item_id, columns.timestamp, columns.target) if c not in history.columns]
     if missing:
         raise ReportInputError(f"{path}: history lacks column(s) {missing}; it has {list(history.columns)}")
+    if select:  # the shards' path (no history.parquet) reads every column: leave out the same ones
+        keep = {columns.item_id, *columns.grouping, columns.timestamp, columns.target}
+        numeric = [c for c in history.columns if c not in keep and pd.api.types.is_numeric_dtype(history[c])]
+        if numeric:
+            history = history.drop(columns=numeric)
     history[columns.timestamp] = pd.to_datetime(tables.local_time_texts(history[columns.timestamp]))
     return history
 
@@ -65,11 +83,20 @@ def read_history(path: Path, columns: Columns) -> pd.DataFrame:
 HISTORY_FILE = "history.parquet"  # processing.batch_input.HISTORY_FILE
 
 
-def _read_history_parquet(path: Path, text_columns: Sequence[str], timestamp: str) -> Optional[pd.DataFrame]:
+def _read_history_parquet(
+    path: Path,
+    text_columns: Sequence[str],
+    timestamp: str,
+    lean_target: Optional[str] = None,
+    categorical: bool = False,
+) -> Optional[pd.DataFrame]:
     """PrepareBatchInput's history.parquet (in the folder `path`) as the frame reading its shards
     gives: the same rows and types, text as plain strings shared per distinct value (read from the
     file's dictionaries), a missing text NaN, `text_columns` as text, and the `timestamp` text
-    parsed as read_history parses it, once per distinct value. None without that file."""
+    parsed as read_history parses it, once per distinct value. None without that file.
+
+    lean_target (the target column): only the text columns, the `text_columns`, `timestamp` and
+    that target; categorical: text left categorical (missing: no category), as read_history's lean."""
     file = Path(path) / HISTORY_FILE if Path(path).is_dir() else Path(path)
     if file.name != HISTORY_FILE or not file.is_file():
         return None
@@ -78,8 +105,14 @@ def _read_history_parquet(path: Path, text_columns: Sequence[str], timestamp: st
 
     try:
         schema = pq.read_schema(file)
-        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-        frame = pq.read_table(file, read_dictionary=strings).to_pandas()
+        text = [f.name for f in schema if _is_text(pa, f.type)]
+        wanted = None
+        if lean_target is not None:
+            keys = {*text_columns, timestamp, lean_target}
+            wanted = [f.name for f in schema if f.name in keys or f.name in text]
+        table = pq.read_table(file, columns=wanted, read_dictionary=text)
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)  # each column's Arrow buffers freed as converted
+        del table
     except (pa.ArrowException, OSError) as error:
         raise tables.TableError(f"history {file}: cannot be read as Parquet: {error}") from None
     for column in frame.columns:
@@ -90,11 +123,19 @@ def _read_history_parquet(path: Path, text_columns: Sequence[str], timestamp: st
             if values.isna().any():
                 frame[column] = frame[column].where(values.notna())
         elif isinstance(values.dtype, pd.CategoricalDtype):
-            frame[column] = values.astype(object)
+            if not categorical or values.cat.categories.dtype != object:
+                frame[column] = values.astype(object)
         elif column in text_columns and values.dtype != object:  # numbers: their CSV text
             texts = values.astype(object).map(str)
             frame[column] = texts.where(values.notna(), np.nan)
     return frame
+
+
+def _is_text(pa, kind) -> bool:
+    """A string column, or a dictionary of strings (how PrepareBatchInput stores text)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def check_every_series_forecast(history: pd.DataFrame, forecasts: pd.DataFrame, columns: Columns, source: Path) -> None:
@@ -104,7 +145,8 @@ def check_every_series_forecast(history: pd.DataFrame, forecasts: pd.DataFrame, 
     reported as missing instead of passing as another item.
     """
     keys = [columns.item_id, *[g for g in columns.grouping if g in history.columns and g in forecasts.columns]]
-    given = history[keys].astype(str).drop_duplicates()
+    # distinct keys first: 27M rows as text would be a string object each (25,000 series)
+    given = history[keys].drop_duplicates().astype(str).drop_duplicates()
     got = set(map(tuple, forecasts[keys].astype(str).drop_duplicates().to_numpy().tolist()))
     missing = [key for key in map(tuple, given.to_numpy().tolist()) if key not in got]
     if missing:
@@ -150,7 +192,7 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
         reporting.quantile_level(name)
     forecasts = reporting.read_forecasts(args.forecasts, columns, quantiles)
     forecasts[columns.item_id] = forecasts[columns.item_id].astype(str)
-    history = read_history(args.history, columns)
+    history = read_history(args.history, columns, lean=True)
     check_every_series_forecast(history, forecasts, columns, args.history)
     statics = reporting.static_attributes(history, columns)
     forecasts, adjusted = reporting.coherent(forecasts, quantiles)

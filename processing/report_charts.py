@@ -16,7 +16,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from processing.kernel.contracts import MEAN_COLUMN
-from processing.reporting import NEAR_ZERO_SHARE
+from processing.reporting import NEAR_ZERO_SHARE, observed_rows
 
 HISTORY_PERIODS_SHOWN = 56
 MAX_PANELS = 12  # forecast_by_group: a fixed-size picture however many groups there are
@@ -57,8 +57,9 @@ def forecast_by_group(
     names = sorted(table[group].dropna().unique()) if group else ["all items"]
     keys = [group, timestamp] if group else [timestamp]
     future_all = table.groupby(keys)[[MEAN_COLUMN, lower, upper]].sum()
-    observed = history[[*keys, target]].dropna(subset=[target])
-    actual_all = observed.groupby(keys)[target].sum()
+    observed = observed_rows(history[[*keys, target]], target)
+    # observed=True: a categorical group column (the lean history) sums only the (group, time) pairs present
+    actual_all = observed.groupby(keys, observed=True)[target].sum()
     demand = future_all[MEAN_COLUMN].groupby(level=0).sum() if group else future_all[MEAN_COLUMN].sum()
     average_demand = float(demand.mean()) if group else float(demand)  # over every group, drawn or not
     if len(names) > MAX_PANELS:

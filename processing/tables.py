@@ -331,3 +331,144 @@ def local_time_texts(values: pd.Series) -> pd.Series:
         return values
     table = np.array(plain + [None], dtype=object)
     return pd.Series(table[codes], index=values.index, name=values.name)
+
+
+# ------------------------------------------------------------------------------ fast CSV reading
+BOOL_TEXTS = frozenset(("True", "TRUE", "true", "False", "FALSE", "false"))  # pandas' default true/false values
+
+
+def read_frame_coded(path, text_columns: Iterable[str] = (), *, what: str = "input") -> pd.DataFrame:
+    """read_frame(path, text_columns, categorical=True): the same frame (text columns as pandas
+    categories of the original text, numbers as pandas parses them), CSV parsed by pyarrow.
+
+    pandas' parser holds a Python string per cell and re-hashes them into categories (25,000
+    series, 27M rows: ~150 s, memory-bound); pyarrow reads every cell as a dictionary code on
+    both cores, and the distinct texts of a numeric column go through pandas' own parser once
+    each, so types and values are pandas'. Whatever pyarrow cannot give identically (a
+    header that differs, bytes that are not UTF-8, a ragged row, a column mixing numbers and
+    text, Parquet) is read by read_frame, which also gives its errors."""
+    text_columns = list(text_columns)
+    try:
+        files = list_files(path, DATA_SUFFIXES, what)
+    except TableError:
+        files = []
+    frames = []
+    for file in files:
+        frame = _arrow_coded(file, text_columns) if kind(file) == "csv" else None
+        if frame is None:
+            break
+        frames.append(frame)
+    else:
+        if len(frames) == 1:
+            return frames[0]
+        if frames and all(list(f.columns) == list(frames[0].columns) for f in frames):
+            frame = pd.concat(frames, ignore_index=True)
+            for column in frame.columns:  # as read_table: categories of every file, one category again
+                if all(isinstance(f[column].dtype, pd.CategoricalDtype) for f in frames):
+                    frame[column] = frame[column].astype("category")
+            return frame
+    return read_frame(path, text_columns, categorical=True, what=what)
+
+
+def _arrow_coded(path: Path, text_columns: Sequence[str]) -> Optional[pd.DataFrame]:
+    """One CSV file as read_file(categorical=True) reads it, or None when pyarrow cannot say the same."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        return None
+    try:
+        with _open_bytes(path) as handle:
+            if handle.read(3) == b"\xef\xbb\xbf":
+                return None  # the pandas path says it ignored the byte-order mark
+        # the same sample as _read: its object columns are the text (category) columns
+        sample = pd.read_csv(path, nrows=SAMPLE_ROWS, encoding="utf-8-sig", dtype={c: str for c in text_columns})
+        raw = [str(c) for c in sample.columns]
+        if len(raw) < 2 or len(set(raw)) != len(raw) or any(c != c.strip() for c in raw) or not len(sample):
+            return None  # one column (a wrong separator?), duplicate names, no rows: the pandas path's messages
+        code_type = pa.dictionary(pa.int32(), pa.string())
+        table = pa_csv.read_csv(
+            path,
+            # a line break can only be inside a value in quotes: without a quote anywhere, the
+            # faster parallel cut at every line break is exact
+            parse_options=pa_csv.ParseOptions(newlines_in_values=_has_quote(path)),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={c: code_type for c in raw},
+                null_values=pandas_na_values(),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, EOFError, zlib.error):
+        return None
+    if table.column_names != raw or table.num_rows == 0:
+        return None
+    table = table.unify_dictionaries()
+    textual = {c for c in raw if sample[c].dtype == object} | set(text_columns)
+    columns = {}
+    for name in raw:
+        chunks = table.column(name).chunks
+        dictionary = chunks[0].dictionary if chunks else pa.array([], pa.string())
+        codes = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy() for chunk in chunks]).astype(
+            np.int32, copy=False
+        )
+        table = table.drop_columns([name])  # its Arrow memory goes before the next column's copy
+        uniques = np.array(dictionary.to_pylist(), dtype=object)
+        if name in textual:
+            columns[name.strip()] = pd.Categorical.from_codes(codes, pd.Index(uniques, dtype=object))
+            continue
+        values = _pandas_numbers(uniques, bool((codes < 0).any()))
+        if values is None:
+            return None  # text among the numbers: pandas' chunked parser decides that column's types
+        columns[name.strip()] = values[codes]  # a missing cell (-1) takes the last value, the missing one
+    del table
+    pa.default_memory_pool().release_unused()  # the parsed table's buffers back to the system, not kept by the pool
+    return pd.DataFrame(columns)
+
+
+def _has_quote(path: Path) -> bool:
+    """Whether the file has a '"' anywhere (gzip: assumed so, it is not scanned)."""
+    if path.name.lower().endswith(".gz"):
+        return True
+    import mmap
+
+    with open(path, "rb") as handle:
+        if handle.seek(0, 2) == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(b'"') >= 0
+
+
+def pandas_na_values() -> List[str]:
+    """pandas' default missing-value texts, for readers (pyarrow) that must agree with its CSV parser."""
+    try:
+        from pandas._libs.parsers import STR_NA_VALUES
+
+        return sorted(STR_NA_VALUES)
+    except ImportError:  # pandas moved it: its documented default list
+        return sorted(
+            ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+        )  # fmt: skip
+
+
+def _pandas_numbers(uniques: np.ndarray, missing: bool) -> Optional[np.ndarray]:
+    """Each distinct cell text as pandas' CSV parser converts it (plus NaN last when cells are
+    missing), or None unless the column is int64 / float64 / bool in every chunk pandas would read."""
+    import io
+
+    texts = uniques.tolist()
+    lines = ['"' + t.replace('"', '""') + '"' for t in texts] + (['""'] if missing else [])
+    if not lines:
+        return None
+    parsed = pd.read_csv(
+        io.StringIO("v\n" + "\n".join(lines) + "\n"), dtype=None, low_memory=False, skip_blank_lines=False
+    )["v"].to_numpy()
+    if len(parsed) != len(lines):
+        return None
+    if parsed.dtype.kind == "b":  # bool in every chunk only when every text is a bool word
+        return parsed if not missing and set(texts) <= BOOL_TEXTS else None
+    if parsed.dtype not in (np.dtype(np.int64), np.dtype(np.float64)):
+        return None
+    return parsed

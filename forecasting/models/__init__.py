@@ -9,10 +9,11 @@ from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
 from .local import LocalModel  # noqa: F401  (the base of per-series models)
 from .naive import SeasonalNaive
-from .npts import NPTS
+from .npts import NPTS, NPTSLevel
 from .prophet_model import Prophet
 from .regression import DynamicRegression
 from .statistical import ARIMA, ETS, Theta
+from .theta_classic import ThetaClassic
 
 if TYPE_CHECKING:
     from ..config import EngineConfig
@@ -25,6 +26,8 @@ CANDIDATES = {
         Theta,
         ARIMA,
         NPTS,
+        NPTSLevel,
+        ThetaClassic,
         DynamicRegression,
         LightGBMGlobal,
         LightGBMSeasonal,
@@ -108,16 +111,22 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # Members the default preset adds by data frequency (unit -> names). Weekly: the yearly season is 52
 # steps, which DynamicRegression's three-year window and LightGBM's lags on few series track poorly,
 # while Theta on ten years (statistical.THETA_SEASONS) does (us_gasoline, docs/engine.md)
-FREQUENCY_MEMBERS = {"W": ("Theta",)}
+# Weekly, monthly, quarterly (unit M): the standard Theta method (AutoGluon's member; small panels only,
+# ThetaClassic.suits), and NPTS on values moved to today's level in place of NPTS, whose years-old
+# values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data")
+FREQUENCY_MEMBERS = {"W": ("Theta", "ThetaClassic"), "M": ("ThetaClassic",)}
+FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
 
 
 def default_members(config: EngineConfig) -> list:
     """The candidates a job trains unless told: its algorithms or preset, plus on the default
-    preset the members its data frequency needs (FREQUENCY_MEMBERS), when installed."""
+    preset the members its data frequency needs (FREQUENCY_MEMBERS, FREQUENCY_REPLACES), when installed."""
     names = candidate_names(config.algorithms, config.preset)
     if config.algorithms is None and config.preset == "default":
+        swap = FREQUENCY_REPLACES.get(config.frequency_unit, {})
+        names = [swap.get(n, n) for n in names]
         extra = [n for n in FREQUENCY_MEMBERS.get(config.frequency_unit, ()) if n not in names]
-        names = candidate_names(names + extra) if extra else names
+        names = candidate_names(names + extra) if (extra or swap) else names
     return names
 
 

@@ -18,10 +18,11 @@ import sys
 import numpy as np
 import pandas as pd
 
-from ..calendar import HolidayFeaturizer, calendar_features
+from ..calendar import NEAR_CAP, PROXIMITY_CAP, HolidayFeaturizer, calendar_features
 from .base import Candidate, quantile_mean, straddles_median
 
 _LONG_PERIODS = {"D": (364, 365), "H": (168,), "min": (), "W": (52,), "M": (), "Y": ()}
+SHORT_HISTORY_DAYS = 730  # holiday distances capped at NEAR_CAP on a shorter history (forecasting/calendar.py)
 
 
 def import_lightgbm():
@@ -129,6 +130,9 @@ class FeatureBuilder:
 
     def fit(self, ds):
         self.holidays.fit(ds)
+        # under two years each holiday is seen at most once: far distances would name the date
+        short = len(ds) and (ds.max() - ds.min()) < np.timedelta64(SHORT_HISTORY_DAYS, "D")
+        self.holidays.cap = NEAR_CAP if short else PROXIMITY_CAP
         return self
 
     def static_codes(self, static: pd.DataFrame) -> np.ndarray:
@@ -206,9 +210,9 @@ class FeatureBuilder:
         return frame, level, scale
 
 
-def _training_rows(indptr, max_history: int, max_rows: int, rng) -> tuple[np.ndarray, np.ndarray]:
+def _training_rows(indptr, max_history: int, max_rows: int, rng, max_draws: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """(sorted target rows, their series): rows at position >= 2 within the last `max_history` of
-    each series, each eligible row up to 3 times on small panels, `max_rows` drawn without
+    each series, each eligible row up to `max_draws` times on small panels, `max_rows` drawn without
     replacement on large ones. Index arithmetic over the series: the eligible rows (27M at 25,000
     daily series) are never listed; the draw is the same as from the listed rows (rng.choice draws
     positions either way)."""
@@ -217,7 +221,7 @@ def _training_rows(indptr, max_history: int, max_rows: int, rng) -> tuple[np.nda
     counts = np.maximum(indptr[1:] - first, 0)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     n_eligible = int(offsets[-1])
-    draws = int(np.clip(max_rows // max(n_eligible, 1), 1, 3))
+    draws = int(np.clip(max_rows // max(n_eligible, 1), 1, max_draws))
     sampled = n_eligible * draws > max_rows
     if sampled:
         picked = rng.choice(n_eligible * draws, max_rows, replace=False) % n_eligible
@@ -249,6 +253,7 @@ class LightGBMGlobal(Candidate):
             "max_bin": 63,
             "max_rows": 100_000,
             "max_history": 1100,
+            "max_draws": 3,  # times each eligible row is drawn (with its own h) on small panels
             "refit_below_rows": 600,
             "seed": config.seed,
             "num_threads": 1,
@@ -296,7 +301,9 @@ class LightGBMGlobal(Candidate):
         H = self.config.horizon
         self.features = FeatureBuilder(self.config, train.covariate_names, train.static).fit(train.ds)
         rng = np.random.default_rng(self.params["seed"])
-        s, series = _training_rows(train.indptr, self.params["max_history"], self.params["max_rows"], rng)
+        s, series = _training_rows(
+            train.indptr, self.params["max_history"], self.params["max_rows"], rng, self.params.get("max_draws", 3)
+        )
         st = train.indptr[series]
         h = rng.integers(1, H + 1, size=len(s))
         h = np.minimum(h, s - st)  # the origin must be inside the series
@@ -375,16 +382,27 @@ class LightGBMSeasonal(LightGBMGlobal):
     the two on the backtest windows. Monthly and quarterly data only: as a replacement it lost on
     daily and weekly data (the seed, elecdaily, us_gasoline), where the yearly season is not m.
     And only from MIN_SERIES series: on 5-32 series (departures, visnights, prison) the second
-    candidate cost 0.5-1.6% wQL (selection noise on few backtest series) and twice LightGBM's CPU."""
+    candidate cost 0.5-1.6% wQL (selection noise on few backtest series) and twice LightGBM's CPU.
+
+    Daily panels of DAILY_SERIES (10 to 99 series) get it too, on one draw of each training row
+    (half the rows, so about half LightGBM's cost): nycflights (24 series) 0.0920 -> 0.0907 mean
+    wQL over LightGBM seeds 0-2. One series (elecdaily) gained nothing for +60% CPU; from 100
+    series (the seed's 125) it would push the engine past its CPU budget (1/5 of AutoGluon's)."""
 
     name = "LightGBMSeasonal"
     MIN_SERIES = 100  # between the measured 32 (no gain) and 145 (us_employment: -12% wQL)
+    DAILY_SERIES = (10, 100)  # [low, high): measured at 1 (no gain), 24 (-1.4%) and 125 (not affordable)
 
     @classmethod
     def suits(cls, config, n_series):
+        if config.frequency_unit == "D":
+            low, high = cls.DAILY_SERIES
+            return config.season_length > 1 and low <= n_series < high
         return config.frequency_unit == "M" and config.season_length > 1 and n_series >= cls.MIN_SERIES
 
     @classmethod
     def default_params(cls, config):
-        # sdiff_seasons: seasonal differences over the last 2 seasons (us_employment 0.00238, 1: 0.00245)
-        return {**super().default_params(config), "target": "season", "sdiff_seasons": 2}
+        # sdiff_seasons: seasonal differences over the last 2 seasons (us_employment 0.00238, 1: 0.00245);
+        # daily: one draw per eligible row (three: nycflights 0.0899, but 1.8x the engine's CPU)
+        daily = {"max_draws": 1} if config.frequency_unit == "D" else {}
+        return {**super().default_params(config), "target": "season", "sdiff_seasons": 2, **daily}

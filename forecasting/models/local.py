@@ -38,6 +38,7 @@ from typing import Any, Optional
 import numpy as np
 
 from processing.kernel.process_env import configure_threads
+from processing.kernel.processes import exit_when_orphaned
 
 from ..data import Panel
 from .base import (
@@ -53,6 +54,10 @@ from .base import (
 logger = logging.getLogger(__name__)
 
 PARALLEL_MIN_SERIES = 64  # below this, worker start-up costs more than it saves (e.g. endpoint calls)
+# per-series statistical models (ARIMA, ETS, Theta, Prophet: a fit per series at each prediction,
+# 0.1-1 s each) repay the workers from a few series: a batch-transform file of 60 seed series ran
+# its Prophet and ARIMA fits on one core (~70 s under load) while the file of 65 beside it used both
+PARALLEL_MIN_COSTLY_SERIES = 8
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 _POOL: dict = {}
 
@@ -111,11 +116,17 @@ _CANCELLED = None  # in workers: the shared cancel flag
 _MAP_COUNT = [0]  # in the parent: numbers the parallel maps
 
 
+ORPHAN_CHECK_SECONDS = 1.0  # a pool worker whose owner died (killed, or os._exit without shutting the
+# pool down) would wait on the call queue for ever: forked workers hold its write end, so no EOF comes
+
+
 def _init_worker(cancelled):
-    """One BLAS/OpenMP thread per worker (the workers already fill the cores), idle threads asleep."""
+    """One BLAS/OpenMP thread per worker (the workers already fill the cores), idle threads asleep;
+    the worker ends when its owner is gone."""
     global _CANCELLED
     from threadpoolctl import threadpool_limits
 
+    exit_when_orphaned(ORPHAN_CHECK_SECONDS, 0)
     _CANCELLED = cancelled
     for k in _THREAD_VARS:
         os.environ[k] = "1"
@@ -266,7 +277,8 @@ class LocalModel(Candidate):
         """[getattr(self, method)(*item) for item in items], in worker processes when worth it."""
         n_jobs = int(self.params.get("n_jobs") or 1)
         deadline = current_deadline()
-        if n_jobs <= 1 or len(items) < PARALLEL_MIN_SERIES:
+        least = min(PARALLEL_MIN_SERIES, PARALLEL_MIN_COSTLY_SERIES if self.per_series_statistical else 1 << 30)
+        if n_jobs <= 1 or len(items) < least:
             return _run_chunk(self, method, items, deadline)
         # a few chunks per worker balance uneven series; contiguous chunks keep the series order
         n_chunks = min(len(items), n_jobs * 4)

@@ -34,7 +34,10 @@ class _StatsForecastModel(LocalModel):
     window = 150
     selects_per_series = True
     fits_per_prediction = False
-    reuses_backtest_selection = True  # the refit keeps the forms chosen on the latest backtest window
+    reuses_backtest_selection = True  # the refit keeps the forms chosen on the backtests
+    # the forms chosen before the oldest backtest window serve the later windows too (the engine's
+    # `_carries_over`): the search, most of these models' cost, runs once per training
+    selection_spans_windows = True
     per_series_statistical = True  # the engine gives these a default time budget (docs/engine.md)
     needs_min_length = 8
     flat_when_constant = True  # ARIMA's estimation fails on a constant window
@@ -116,6 +119,7 @@ class Theta(_StatsForecastModel):
 
     selects_per_series = False  # AutoTheta's selection is cheap; it simply refits
     reuses_backtest_selection = False
+    selection_spans_windows = False
     fits_per_prediction = True
 
     @classmethod

@@ -9,6 +9,7 @@ owner stops every job it launched when it exits (`stop_all`, also registered wit
 and a worker whose owner disappears stops itself, so no training outlives the runtime.
 
     python -m pipelines.local.automl_worker '<settings JSON>' <job name>
+    python -m pipelines.local.automl_worker --standby     # started ahead (prestart): the job on stdin
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from typing import Any, Callable, Optional
 from pipelines.local.store import list_prefix, local_path, to_uri
 from processing.kernel import console
 from processing.kernel.process_env import configure_threads
+from processing.kernel.processes import exit_when_orphaned, stop_group
 from processing.kernel.processes import pid_alive as pid_alive  # the check sagemaker_jobs and tests call here
-from processing.kernel.processes import stop_group
 from processing.kernel.settings import Settings, ensure_home
 
 logger = logging.getLogger(__name__)
@@ -69,27 +70,99 @@ def job_log_path(settings: Settings, name: str) -> Path:
     return settings.home_path / "sagemaker" / "automl" / f"{name}.log"
 
 
-def launch(settings: Settings, name: str, sink: Optional[Sink] = None) -> subprocess.Popen:
-    """Start the training process of job `name` (its record must exist); output -> job log + sink."""
-    log_path = job_log_path(settings, name)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(
+_STANDBY: dict = {}  # home -> (process, environment): a worker started ahead, not yet given a job
+
+
+def _environment() -> dict:
+    return dict(
         os.environ,
         PYTHONUNBUFFERED="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.local.automl_worker", json.dumps(dataclasses.asdict(settings)), name],
+
+
+def _start(argv: list, env: dict, stdin: Any) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.local.automl_worker", *argv],
         cwd=str(PROJECT_ROOT),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         start_new_session=True,
         text=True,
         errors="replace",
         bufsize=1,
     )
+
+
+def prestart(settings: Settings) -> None:
+    """Start a worker ahead of the job: its interpreter and the engine's imports (a second or two) run
+    while the steps before the AutoML job do; the next `launch` under this home gives it the job. It
+    is the process `launch` would start (same interpreter, environment and folder), started earlier."""
+    key = str(settings.home_path)
+    with _LOCK:
+        held = _STANDBY.get(key)
+        if held is not None and held[0].poll() is None:
+            return
+        env = _environment()
+        _STANDBY[key] = (_start(["--standby"], env, subprocess.PIPE), env)
+
+
+def _take_standby(key: str, env: dict) -> Optional[subprocess.Popen]:
+    """The home's worker started ahead, when it is still waiting and was started with `env`."""
+    with _LOCK:
+        held = _STANDBY.pop(key, None)
+    if held is None:
+        return None
+    process, started_with = held
+    if process.poll() is None and started_with == env:
+        return process
+    _discard(process)  # the environment changed since (or it died): a fresh one, as before
+    return None
+
+
+def _discard(process: subprocess.Popen) -> None:
+    """End a worker that got no job: without a job line it exits at EOF; killed if it does not."""
+    with contextlib.suppress(OSError, ValueError):
+        process.stdin.close()  # type: ignore[union-attr]
+    try:
+        process.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        stop_group(process, 1)
+    with contextlib.suppress(OSError, ValueError):
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+def discard_standby(settings: Optional[Settings] = None) -> None:
+    """End the workers started ahead that got no job (under `settings`' home, or all)."""
+    home = str(settings.home_path) if settings is not None else None
+    with _LOCK:
+        held = [(k, v) for k, v in _STANDBY.items() if home in (None, k)]
+        for key, _ in held:
+            del _STANDBY[key]
+    for _, (process, _) in held:
+        _discard(process)
+
+
+def launch(settings: Settings, name: str, sink: Optional[Sink] = None) -> subprocess.Popen:
+    """Start the training process of job `name` (its record must exist); output -> job log + sink.
+
+    A worker started ahead (`prestart`) is given the job when its environment is this one."""
+    log_path = job_log_path(settings, name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = _environment()
+    job = [json.dumps(dataclasses.asdict(settings)), name]
+    process = _take_standby(str(settings.home_path), env)
+    if process is not None:
+        try:
+            process.stdin.write(json.dumps(job) + "\n")  # type: ignore[union-attr]
+            process.stdin.close()  # type: ignore[union-attr]
+        except (OSError, ValueError):  # it died meanwhile: start one as usual
+            _discard(process)
+            process = None
+    if process is None:
+        process = _start(job, env, subprocess.DEVNULL)
 
     def pump() -> None:
         assert process.stdout is not None
@@ -134,7 +207,9 @@ def stop(settings: Settings, name: str) -> bool:
 
 
 def stop_all(settings: Optional[Settings] = None) -> list:
-    """Stop every job this process launched (under `settings`' home) that still trains; their names."""
+    """Stop every job this process launched (under `settings`' home) that still trains; their names.
+    A worker started ahead that got no job ends too."""
+    discard_standby(settings)
     home = str(settings.home_path) if settings is not None else None
     with _LOCK:
         running = [(key, job) for key, job in _JOBS.items() if job.process.poll() is None and home in (None, key[0])]
@@ -259,13 +334,24 @@ def candidate_name(job_name: str, engine_candidate: str) -> str:
     return f"{job_name[:20]}-{slug}"
 
 
-def _exit_when_orphaned(owner: int) -> None:
+def _say_orphaned() -> None:
     """The owner (runtime) is gone: stop training rather than run on unobserved."""
-    while True:
-        time.sleep(ORPHAN_CHECK_SECONDS)
-        if os.getppid() != owner:
-            logger.warning("[local automl] the runtime that owns this job exited: stopping")
-            os._exit(143)
+    logger.warning("[local automl] the runtime that owns this job exited: stopping")
+
+
+def _standby() -> Optional[list]:
+    """A worker started ahead: the engine imported, then the job ([settings JSON, name]) read from
+    stdin; None when the owner closes stdin without one."""
+    try:
+        import forecasting  # noqa: F401 - what train_job imports first, done while the owner's steps run
+    except Exception:  # noqa: BLE001 - the job imports it again and fails there, with its own error
+        pass
+    line = sys.stdin.readline()
+    if not line.strip():
+        return None
+    with open(os.devnull) as devnull:  # the job reads nothing from stdin, as a launched worker
+        os.dup2(devnull.fileno(), 0)
+    return list(json.loads(line))
 
 
 def main(argv: list) -> int:
@@ -273,9 +359,15 @@ def main(argv: list) -> int:
     from pipelines.local import job_records
 
     configure_threads()  # this process trains the engine (LightGBM, torch): before OpenMP loads
+    exit_when_orphaned(ORPHAN_CHECK_SECONDS, 143, _say_orphaned)
+    if argv == ["--standby"]:
+        job = _standby()
+        if job is None:
+            return 0
+        argv = job
+        logger.info(f"[local automl] job {job[1]}: in the worker started ahead (the engine imported meanwhile)")
     settings_json, name = argv
     settings = Settings(**json.loads(settings_json))
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     home = ensure_home(settings.home_path)
     record = job_records.load(home, "automl", name)
     if record is None:

@@ -8,6 +8,9 @@ cache key; its properties (and so its output locations) are reused, and the step
 The key follows SageMaker's default cache key attributes of a processing step (AppSpecification,
 Environment, ProcessingInputs), with one strengthening: each input's files are hashed by content,
 so data (or step code) edited in place under the same URI is a miss, not a stale hit.
+
+The lookup reads only the executions that ran the step with that key, through an index of
+successes kept beside the executions (pipelines.local.listing.candidate_records).
 """
 
 from __future__ import annotations

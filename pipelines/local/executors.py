@@ -213,8 +213,14 @@ class ProcessingExecutor(StepExecutor):
         elif len(entry) > 2 and entry[1] == "-m":
             module = entry[2]
         if execution.step_env is None:
+            warm = getattr(execution, "warm_start", None)  # resolved (and the launcher started) at the start
+            resolved, started, error = warm.take() if warm is not None else (None, None, None)
+            if isinstance(error, step_env.StepEnvironmentError):
+                raise StepFailed(str(error)) from None
+            if started is not None and getattr(execution, "launcher", None) is None:
+                execution.launcher = started
             try:
-                execution.step_env = step_env.resolve(self.settings, out=execution.out)
+                execution.step_env = resolved or step_env.resolve(self.settings, out=execution.out)
             except step_env.StepEnvironmentError as error:
                 raise StepFailed(str(error)) from None
             execution.out(f"    processing steps run in the {execution.step_env.label}: {execution.step_env.python}")
@@ -240,6 +246,24 @@ class ProcessingExecutor(StepExecutor):
         run.record.environment = interpreter.record(overlay, requirements.name if requirements else None)
         return interpreter, overlay
 
+    def first_step_environment(self, spec: StepSpec) -> Optional[dict]:
+        """The environment the processing step `spec` will run with (what a step
+        launcher started before it must have), or None when it is not a `python -m` step or its
+        arguments cannot be resolved yet."""
+        arguments = ex.resolve(spec.body.get("Arguments") or {}, self.execution.context(spec.name))
+        root = self.execution.dir / "steps" / spec.name / "processing"
+
+        def mapped(text: Any) -> Any:
+            return text.replace(PROCESSING_PREFIX, str(root)) if isinstance(text, str) else text
+
+        app = arguments.get("AppSpecification") or {}
+        entry = [mapped(str(a)) for a in app.get("ContainerEntrypoint") or []]
+        if len(entry) < 3 or entry[1] != "-m":
+            return None
+        if not (Path(entry[0]).name in ("python", "python3") or re.fullmatch(r"python3(\.\d+)?", entry[0])):
+            return None
+        return self.environment(arguments.get("Environment") or {}, mapped, None, bundle_only=True, with_api=False)
+
     def environment(
         self,
         definition_env: Mapping[str, str],
@@ -247,9 +271,11 @@ class ProcessingExecutor(StepExecutor):
         code_dir: Optional[Path],
         bundle_only: bool = False,
         overlay: Optional[Path] = None,
+        with_api: bool = True,
     ) -> dict:
         """The step's environment variables. bundle_only: PYTHONPATH is the code bundle (and the
-        step's requirements overlay) and nothing else, as in the container."""
+        step's requirements overlay) and nothing else, as in the container. with_api False: without
+        the loopback API's AWS_* variables (a step launcher's environment, which has none of them)."""
         env = dict(os.environ)
         exported: dict = {}
         for variable, name in ENVIRONMENT.items():
@@ -277,6 +303,8 @@ class ProcessingExecutor(StepExecutor):
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if not with_api:
+            return env
         api = self.execution.api
         for name in api.UNSET_IN_STEPS:  # steps reach AWS only through the loopback API
             env.pop(name, None)

@@ -193,10 +193,11 @@ def _output_shape(operation: str):
 @functools.lru_cache(maxsize=1)
 def _sagemaker_model():
     """The SageMaker service model, loaded once per process (a new session per operation reloaded its
-    JSON: ~0.2 s of CPU each, three operations per definition)."""
-    import botocore.session
+    JSON: ~0.2 s of CPU each, three operations per definition); through the request validator's
+    session, so the loopback API's validation reuses the parsed JSON instead of reading it again."""
+    from processing.kernel.aws_validation import _service_model
 
-    return botocore.session.get_session().get_service_model("sagemaker")
+    return _service_model("sagemaker")
 
 
 def _names_in(value: Any) -> Optional[list]:

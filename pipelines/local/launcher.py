@@ -20,6 +20,7 @@ an environment differing from the server's in anything but FORECAST_*, AWS_*, SM
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,9 +28,10 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from pipelines.local import supervision
 
@@ -127,6 +129,7 @@ class StepLauncher:
             theirs.close()
         self.ready: Optional[dict] = None
         self.broken: Optional[str] = None
+        self.announced = False  # its "started" line is in the log of the first step that used it
 
     def _wait_ready(self) -> bool:
         if self.ready is not None or self.broken:
@@ -210,17 +213,18 @@ class StepLauncher:
         return process
 
     def close(self) -> None:
-        """Stop the server (closing its control socket ends it; it is killed if it lingers)."""
+        """Stop the server: closing its control socket ends it; it is then killed, not waited for.
+
+        Its forked steps have ended (or were stopped) by now and it holds nothing to flush, so the
+        runtime does not wait the half second an interpreter with pandas loaded takes to tear down."""
         try:
             self.control.close()
         except OSError:
             pass
         if self.server.poll() is None:
-            try:
-                self.server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
                 self.server.kill()
-                self.server.wait()
+        self.server.wait()
 
 
 def _per_step(name: str) -> bool:
@@ -267,6 +271,10 @@ def spawn_or_fork(execution, command: list, cwd: Path, env: Mapping[str, str], l
         # this step waits for the server's imports rather than doing the same imports itself beside it:
         # the same wall time on idle cores, a second less of CPU (and of wall on busy ones)
         log("[runtime] step launcher started: numpy, pandas and boto3 imported once, for every step")
+        launcher.announced = True
+    elif not launcher.announced:  # started with the execution (WarmStart), its imports done meanwhile
+        log("[runtime] step launcher started with the execution: numpy, pandas and boto3 imported once, for every step")
+        launcher.announced = True
     reason = launcher.why_not(command, env)
     if reason is None:
         try:
@@ -278,6 +286,72 @@ def spawn_or_fork(execution, command: list, cwd: Path, env: Mapping[str, str], l
             launcher.broken = reason
     log(f"[runtime] spawned, not forked: {reason}")
     return supervision.spawn(command, cwd=cwd, env=env)
+
+
+class WarmStart:
+    """The processing steps' interpreter resolved, and the step launcher started, in a thread from the
+    start of a local run, so that they are ready (or nearly) when the first processing step needs
+    them instead of costing that step a second or more of wall time.
+
+    `resolve()` gives the StepEnvironment (pipelines.local.step_env.resolve), at once. `plan(environment,
+    cwd)`, once the execution exists, says what the launcher needs: `environment()` is the first
+    processing step's environment (None: a step that is not `python -m`, or one known only when it
+    runs; then no launcher starts early). The first processing step calls `take()`: what it gets is
+    what it would have made itself, and it makes it itself when this failed.
+
+    The thread lives until `close()`: a step launcher dies with the thread that started it
+    (PR_SET_PDEATHSIG), so the thread must outlive the launcher's use.
+    """
+
+    def __init__(self, resolve: Callable[[], Any]):
+        self._resolve = resolve
+        self._environment: Optional[Callable[[], Optional[Mapping[str, str]]]] = None
+        self._cwd: Optional[Path] = None
+        self.step_env: Any = None
+        self.error: Optional[BaseException] = None
+        self.launcher: Optional[StepLauncher] = None
+        self._planned, self._prepared, self._done = threading.Event(), threading.Event(), threading.Event()
+        self._taken = False
+        self._thread = threading.Thread(target=self._work, name="warm-start", daemon=True)
+        self._thread.start()
+
+    def plan(self, environment: Optional[Callable[[], Optional[Mapping[str, str]]]], cwd: Path) -> None:
+        """What the launcher is started with (environment None: no launcher, only the interpreter)."""
+        self._environment, self._cwd = environment, cwd
+        self._planned.set()
+
+    def _work(self) -> None:
+        try:
+            self.step_env = self._resolve()
+            while not (self._planned.wait(0.5) or self._done.is_set()):
+                pass
+            env = self._environment() if self._environment is not None and not self._done.is_set() else None
+            if env is not None and _fork_supported() and self._cwd is not None:
+                self._cwd.mkdir(parents=True, exist_ok=True)
+                self.launcher = StepLauncher(self.step_env.python, env, self._cwd)
+        except BaseException as error:  # noqa: BLE001 - the first step reports it (or redoes the work)
+            self.error = error
+            logger.debug("warm start failed: %s", error)
+        finally:
+            self._prepared.set()
+        self._done.wait()
+
+    def take(self) -> tuple:
+        """(StepEnvironment or None, StepLauncher or None, error or None) once the thread has made them."""
+        if not self._planned.is_set():  # a caller that gives no plan gets no launcher
+            self.plan(None, Path("."))
+        while not self._prepared.wait(0.5):  # a bounded wait: Ctrl-C gets through
+            pass
+        self._taken = True
+        return self.step_env, self.launcher, self.error
+
+    def close(self) -> None:
+        """Stop the thread, and the launcher when no step took it."""
+        self._done.set()
+        if self._prepared.is_set():
+            if self.launcher is not None and not self._taken:
+                self.launcher.close()
+            self._thread.join(timeout=5)
 
 
 def close(execution) -> None:

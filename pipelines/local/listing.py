@@ -1,9 +1,17 @@
-"""Reading past executions: `--list`, the Studio, caching and retries all go through `load_executions`."""
+"""Reading past executions: `--list`, the Studio, caching and retries all go through `load_executions`.
+
+The cache's lookup reads only the executions that ran a step with its key: each success is indexed
+as an empty file `executions/.cache-index/<pipeline and step>/<key>/<execution id>` (created when
+the step's record is saved Succeeded), so a check does not read every past execution.json of the
+home. A home whose history predates the index is scanned once and indexed (the `v1` marker)."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
+import os
+import re
 from typing import Any, Callable, Mapping
 
 from pipelines.local import records
@@ -11,6 +19,10 @@ from pipelines.local.records import executions_dir
 from pipelines.local.report import format_duration
 from pipelines.local.supervision import mark_if_dead
 from processing.kernel.settings import Settings
+
+INDEX_DIR = ".cache-index"  # under executions/: not an execution (no execution.json), so listings skip it
+_INDEX_MARKER = "v1"  # the home's history before the index existed has been indexed
+_EXECUTION_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 _STEP_STATUSES = {
     records.EXECUTING: "Executing",
@@ -102,4 +114,59 @@ def list_executions(settings: Settings, out: Callable[[str], None] = print) -> N
     )
 
 
-__all__ = ["list_executions", "load_executions", "pipeline_execution_steps"]
+__all__ = [
+    "candidate_records",
+    "index_success",
+    "list_executions",
+    "load_executions",
+    "pipeline_execution_steps",
+]
+
+
+def _index_dir(settings: Settings, pipeline_name: str, step_name: str, key: str) -> "os.PathLike":
+    scope = hashlib.sha256(f"{pipeline_name}\0{step_name}".encode()).hexdigest()[:16]
+    return executions_dir(settings) / INDEX_DIR / scope / key
+
+
+def index_success(settings: Settings, pipeline_name: str, step_name: str, key: str, execution_id: str) -> None:
+    """Note that `execution_id` ran the step successfully with this cache key (its record already saved)."""
+    folder = _index_dir(settings, pipeline_name, step_name, key)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / execution_id).touch()  # an empty file: creating it is atomic, two runs never share a name
+
+
+def _build_index(settings: Settings) -> None:
+    """Index the successes of a history written before the index existed (once per home)."""
+    for record in load_executions(settings):
+        for step in record.get("steps") or []:
+            if step.get("status") == "Succeeded" and step.get("cache_key") and record.get("execution_id"):
+                index_success(
+                    settings, str(record.get("pipeline_name")), step["name"], step["cache_key"], record["execution_id"]
+                )
+    marker = executions_dir(settings) / INDEX_DIR / _INDEX_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def candidate_records(settings: Settings, pipeline_name: str, step_name: str, key: str) -> list:
+    """The execution records that ran this pipeline's step successfully with this key (for find_hit):
+    read through the index, not by loading every execution of the home."""
+    root = executions_dir(settings)
+    if not root.is_dir():
+        return []
+    if not (root / INDEX_DIR / _INDEX_MARKER).exists():
+        _build_index(settings)
+    folder = _index_dir(settings, pipeline_name, step_name, key)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:  # no success with this key yet
+        return []
+    found = []
+    for name in names:
+        if not _EXECUTION_ID.match(name):
+            continue
+        try:  # an execution deleted since: skipped, as a corrupt record is
+            found.append(json.loads((root / name / "execution.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return found

@@ -57,6 +57,12 @@ def write_json(path: Path, document: Any) -> None:
     atomic_write_bytes(path, json.dumps(document, indent=2, default=json_default).encode("utf-8"))
 
 
+def encode_record(document: Any) -> bytes:
+    """An execution record as execution.json holds it: compact JSON (the runtime rewrites it 40-odd
+    times a run; `python -m json.tool` shows it indented)."""
+    return json.dumps(document, separators=(",", ":"), default=json_default).encode("utf-8")
+
+
 def new_execution_id() -> str:
     """12 lowercase letters/digits like SageMaker's, starting with a letter (valid in job names)."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -257,7 +263,7 @@ class ExecutionRecord(_Record):
         ]
 
     def save(self, path: Path) -> None:
-        write_json(path, self.to_dict())
+        atomic_write_bytes(path, encode_record(self.to_dict()))
 
 
 def read_record(path: Path) -> ExecutionRecord:
@@ -280,6 +286,7 @@ __all__ = [
     "read_record",
     "record_path",
     "write_json",
+    "encode_record",
     "plain",
     "iso",
     "now",

@@ -35,7 +35,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from pipelines.local import caching, launcher, supervision
+from pipelines.local import caching, launcher, listing, supervision
 from pipelines.local import expressions as ex
 from pipelines.local.executors import (  # noqa: F401 (public names of the runtime)
     EXECUTORS,
@@ -71,6 +71,7 @@ from pipelines.local.records import (  # noqa: F401 (public names of the runtime
     Attempt,
     ExecutionRecord,
     StepRecord,
+    encode_record,
     executions_dir,
     iso,
     new_execution_id,
@@ -79,7 +80,7 @@ from pipelines.local.records import (  # noqa: F401 (public names of the runtime
 )
 from pipelines.local.report import format_duration
 from pipelines.local.seed import SEED_FUTURE_DAYS, ensure_seed_data  # noqa: F401
-from pipelines.local.store import local_path
+from pipelines.local.store import atomic_write_bytes, local_path
 from pipelines.local.supervision import mark_if_dead, process_alive, process_identity  # noqa: F401
 from processing.kernel import contracts
 from processing.kernel.settings import Settings, ensure_home
@@ -105,8 +106,10 @@ class Execution:
         pipeline_name: Optional[str] = None,
         notes: Iterable[str] = (),
         resume: Optional[Mapping[str, Any]] = None,
+        warm: Optional[launcher.WarmStart] = None,
     ):
-        """resume: the record of a Failed or Stopped execution to retry (same id, its succeeded steps reused)."""
+        """resume: the record of a Failed or Stopped execution to retry (same id, its succeeded steps reused);
+        warm: the run's WarmStart, when it began before the execution (run_local), else run() starts one."""
         previous = ExecutionRecord.from_dict(resume) if resume else None
         self.definition = dict(definition)
         self.graph = load_definition(self.definition)
@@ -158,6 +161,9 @@ class Execution:
         self.api = None  # the loopback AWS API the steps call (started by run())
         self.step_env = None  # the processing steps' interpreter, resolved at the first one
         self.launcher = None  # the warm step launcher (pipelines.local.launcher), started at the first step
+        self.warm_start = warm  # the steps' interpreter and launcher, made from the run's start on
+        self._automl_prestarted = False  # the AutoML job's worker, started ahead (_prestart_automl)
+        self._saved: Optional[bytes] = None  # execution.json as last written (save)
         self.runtime_process = process_identity(os.getpid())
         if previous:
             self._resume(previous)
@@ -228,7 +234,11 @@ class Execution:
         return self.execution_record().to_dict()
 
     def save(self) -> None:
-        write_json(self.dir / "execution.json", self.record())
+        """execution.json, atomically; not rewritten when nothing in it changed since the last save."""
+        data = encode_record(self.record())
+        if data != self._saved:
+            atomic_write_bytes(self.dir / "execution.json", data)
+            self._saved = data
 
     @property
     def client(self):
@@ -301,11 +311,38 @@ class Execution:
         """Run with the loopback AWS API up; leaving stops it and any AutoML job still training."""
         from pipelines.local.aws_api import LocalAWSServer
 
-        with LocalAWSServer(self.settings) as self.api:
+        if self.warm_start is None and _has_processing(self.definition.get("Steps")):
+            self.warm_start = warm_start(self.settings, self.out)
+        try:
+            if self.warm_start is not None:
+                self._plan_warm_start()
+            with LocalAWSServer(self.settings) as self.api:
+                try:
+                    return self._run()
+                finally:
+                    launcher.close(self)  # the warm step launcher, if a step started it
+        finally:
+            if self.warm_start is not None:
+                self.warm_start.close()
+
+    def _plan_warm_start(self) -> None:
+        """The step launcher starts now, beside the runtime's own start, with the environment the first
+        processing step will have (that step takes it; pipelines.local.launcher.WarmStart)."""
+        steps = (self.graph.steps[n] for n in self.graph.order if not self.records[n].reused)
+        first = next((spec for spec in steps if spec.type == "Processing"), None)
+        if first is None:
+            self.warm_start.plan(None, self.dir / "steps")
+            return
+
+        def environment() -> Optional[dict]:
+            if getattr(self.settings, "step_launcher", "spawn") != "fork":
+                return None
             try:
-                return self._run()
-            finally:
-                launcher.close(self)  # the warm step launcher, if a step started it
+                return ProcessingExecutor(self).first_step_environment(first)
+            except (ex.ExpressionError, ex.ParameterError, KeyError, TypeError, ValueError):
+                return None  # known only when the step runs: it starts the launcher then
+
+        self.warm_start.plan(environment, self.dir / "steps")
 
     def _announce(self) -> None:
         total = len(self.graph.order)
@@ -414,6 +451,7 @@ class Execution:
             run = StepRun(spec=spec, record=record, step_dir=step_dir, log=log, skipped=skipped)
             try:
                 if not self._cache_hit(run):
+                    self._prestart_automl(spec)
                     executor_for(spec.type, self).run(run)
                 record.status = SUCCEEDED if record.status == EXECUTING else record.status
             except KeyboardInterrupt:
@@ -431,6 +469,11 @@ class Execution:
         elapsed = time.monotonic() - started
         record.end_time, record.duration_seconds = iso(now()), round(elapsed, 1)
         self.save()
+        if record.status == SUCCEEDED and record.cache_key:  # after the save: the index points at a Succeeded record
+            try:
+                listing.index_success(self.settings, self.pipeline_name, spec.name, record.cache_key, self.id)
+            except OSError as error:  # the next run then misses this cache entry, nothing worse
+                self.out(f"    (could not index {spec.name}'s cache entry: {error})")
         hit = record.cache_hit
         how = (
             f" (cache hit: outputs of execution {hit['SourcePipelineExecutionArn'].rsplit('/', 1)[-1]})" if hit else ""
@@ -441,6 +484,22 @@ class Execution:
             if lines:
                 self.out(f"--- last lines of {log_path} ---\n{lines}\n---")
             self.out(f"Step {spec.name} failed: {record.failure_reason}\n(full log: {log_path})")
+
+    def _prestart_automl(self, spec: StepSpec) -> None:
+        """Once a processing step runs (not a cache hit) and an AutoML step is still to come, the AutoML
+        job's worker starts now (pipelines.local.automl_worker.prestart): its engine imports overlap
+        the steps before the job instead of delaying it."""
+        if self._automl_prestarted or spec.type != "Processing":
+            return
+        ahead = self.graph.order[self.graph.order.index(spec.name) :]
+        if any(self.records[n].status in (PENDING, EXECUTING) and _runs_automl(self.graph.steps[n]) for n in ahead):
+            self._automl_prestarted = True
+            from pipelines.local import automl_worker
+
+            try:
+                automl_worker.prestart(self.settings)
+            except OSError as error:  # the job starts its worker itself then
+                self.out(f"    (could not start the AutoML worker ahead: {error})")
 
     def _cache_hit(self, run: StepRun) -> bool:
         """A step with caching enabled whose key matches an earlier successful run reuses that run."""
@@ -457,7 +516,7 @@ class Execution:
             return False
         record.cache_key = key
         hit = caching.find_hit(
-            load_executions(self.settings),
+            listing.candidate_records(self.settings, self.pipeline_name, spec.name, key),
             pipeline_name=self.pipeline_name,
             step_name=spec.name,
             key=key,
@@ -556,16 +615,56 @@ def run_local(
     except (DefinitionError, ex.ParameterError, ex.ExpressionError) as error:
         out(f"error: {error}")
         return 2
-    notes = []
+    # a definition that runs: the steps' interpreter is resolved from now on, beside the seed data,
+    # the execution's set-up and the API's start
+    warm = warm_start(settings, out) if _has_processing(definition) else None
     try:
-        note = ensure_seed_data(definition, parameters, settings, out)
-    except KeyboardInterrupt:
-        out("stopped (Ctrl-C) while generating the seed dataset")
-        return EXIT_INTERRUPTED
-    if note:
-        notes.append(note)
-    execution = Execution(definition, parameters, settings, out=out, stream_logs=stream_logs, notes=notes)
-    return _run_with_signals(execution)
+        notes = []
+        try:
+            note = ensure_seed_data(definition, parameters, settings, out)
+        except KeyboardInterrupt:
+            out("stopped (Ctrl-C) while generating the seed dataset")
+            return EXIT_INTERRUPTED
+        if note:
+            notes.append(note)
+        execution = Execution(
+            definition, parameters, settings, out=out, stream_logs=stream_logs, notes=notes, warm=warm
+        )
+        warm = None  # the execution closes it
+        return _run_with_signals(execution)
+    finally:
+        if warm is not None:
+            warm.close()
+
+
+def _runs_automl(spec: StepSpec) -> bool:
+    """A processing step that creates an AutoML job (the step module processing.automl_job)."""
+    app = (spec.body.get("Arguments") or {}).get("AppSpecification") or {}
+    command = list(app.get("ContainerEntrypoint") or []) + list(app.get("ContainerArguments") or [])
+    return spec.type == "Processing" and any(str(part) == "processing.automl_job" for part in command)
+
+
+def _has_processing(definition: Any) -> bool:
+    """A Processing step anywhere in the definition (a Condition's branches included)."""
+    if isinstance(definition, Mapping):
+        return definition.get("Type") == "Processing" or any(_has_processing(v) for v in definition.values())
+    if isinstance(definition, list):
+        return any(_has_processing(v) for v in definition)
+    return False
+
+
+def warm_start(settings: Settings, out: Callable[[str], None]) -> launcher.WarmStart:
+    """The processing steps' interpreter (pipelines.local.step_env) resolved in a thread from now on."""
+    if out is print:  # bind the console now, as Execution does: in-process steps redirect sys.stdout
+        console = sys.stdout
+        out = lambda text: print(text, file=console, flush=True)  # noqa: E731
+
+    def resolve():
+        from pipelines.local import step_env
+
+        return step_env.resolve(settings, out=out)
+
+    return launcher.WarmStart(resolve)
 
 
 def _run_with_signals(execution: Execution) -> int:

@@ -316,7 +316,6 @@ class JobsMixin:
         if not containers:
             raise ValueError(f"model {request['ModelName']} has no container with a ModelDataUrl")
         model_dir = local_path(containers[0]["ModelDataUrl"], self.settings)
-        model = load_model(model_dir)
         source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
         output = request["TransformOutput"]["S3OutputPath"].rstrip("/")
         files = list_prefix(source, self.settings)
@@ -325,20 +324,27 @@ class JobsMixin:
         for relative, path in files:  # SageMaker fails the job on the first request over the limit
             limits.check_transform_payload(request, Path(path).stat().st_size, f"{source.rstrip('/')}/{relative}")
         written = []
+        workers = transform_workers(request, len(files))
+        # the model is loaded here only when it predicts here: workers load their own
+        model = load_model(model_dir) if workers == 1 else None
         started = time.monotonic()
         targets = [local_path(f"{output}/{relative}.out", self.settings) for relative, _ in files]
-        workers = transform_workers(request, len(files))
+        cpu = [0.0]  # the requests' CPU seconds (load-independent: the machine may be shared)
         if workers > 1:  # an instance serves several requests at once; each worker loads the model once
             results = _predict_in_workers(model_dir, [(str(p), str(t)) for (_, p), t in zip(files, targets)], workers)
         else:
             results = (_timed_predict(model, path, target) for (_, path), target in zip(files, targets))
-        for position, ((relative, _), target, seconds) in enumerate(zip(files, targets, results), start=1):
+        for position, ((relative, _), target, (seconds, cpu_seconds)) in enumerate(
+            zip(files, targets, results), start=1
+        ):
+            cpu[0] += cpu_seconds
             limits.check_invocation_time(request, seconds, f"{source.rstrip('/')}/{relative}")
             written.append(target)
             logger.info(f"[local transform] {position}/{len(files)} {relative} -> {output}/{relative}.out")
         logger.info(
             f"[local transform] {len(files)} file(s) in {time.monotonic() - started:.1f}s"
             + (f" ({workers} workers)" if workers > 1 else "")
+            + f", {cpu[0]:.1f} s of CPU in the requests"
         )
         return written
 
@@ -417,10 +423,12 @@ def transform_workers(request: dict, files: int) -> int:
     return max(1, min(cap, files // FILES_PER_WORKER))
 
 
-def _timed_predict(model: Any, path: Any, target: Any) -> float:
-    invoked = time.monotonic()
+def _timed_predict(model: Any, path: Any, target: Any) -> tuple:
+    """(wall seconds, CPU seconds of this process and its threads) of one request; the CPU of
+    per-series worker processes the models start is not in it."""
+    invoked, cpu = time.monotonic(), time.process_time()
     model.predict_file(path, target)
-    return time.monotonic() - invoked
+    return time.monotonic() - invoked, time.process_time() - cpu
 
 
 _WORKER_MODEL: list = []
@@ -432,12 +440,12 @@ def _load_worker_model(model_dir: str) -> None:
     _WORKER_MODEL[:] = [load_model(model_dir)]
 
 
-def _worker_predict(job: tuple) -> float:
+def _worker_predict(job: tuple) -> tuple:
     return _timed_predict(_WORKER_MODEL[0], *job)
 
 
 def _predict_in_workers(model_dir: Any, jobs: list, workers: int):
-    """Each input file's seconds, in input order, predicted by `workers` spawned processes (the
+    """Each input file's (wall, CPU) seconds, in input order, predicted by `workers` spawned processes (the
     runtime serves HTTP from threads: no fork). The same model and code per file as in process."""
     import concurrent.futures
     import multiprocessing

@@ -15,8 +15,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -96,3 +98,20 @@ def stop_group(process: subprocess.Popen, grace_seconds: float) -> None:
 
 
 __all__ = ["hostname", "kill_group", "pid_alive", "process_alive", "process_identity", "process_start", "stop_group"]
+
+
+def exit_when_orphaned(every_seconds: float, code: int, say: Optional[Callable[[], None]] = None) -> None:
+    """End this process (os._exit(code), after `say`) once the parent it has now is gone, checked
+    every `every_seconds` in a daemon thread: a worker that must not run on unobserved, or wait for
+    ever on a pipe whose write end its own siblings hold."""
+    owner = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_seconds)
+            if os.getppid() != owner:
+                if say is not None:
+                    say()
+                os._exit(code)
+
+    threading.Thread(target=watch, name="exit-when-orphaned", daemon=True).start()

@@ -116,3 +116,32 @@ def test_given_periods_scored_before_then_only_the_new_actuals_count():
     later = accuracy.accuracy_of_previous_forecasts([run], actuals, COLUMNS, Q, after=everything["start"])
     assert everything["periods"] == 6 and later["periods"] == 5 and later["start"] == "2024-01-03"
     assert accuracy.accuracy_of_previous_forecasts([run], actuals, COLUMNS, Q, after=everything["end"]) is None
+
+
+def test_join_actuals_is_the_inner_join_with_every_observed_actual():
+    """Only rows at forecast timestamps are picked before the join: the same rows, order and
+    values as joining every observed actual (missing actuals, other days, repeated keys)."""
+    days = pd.date_range("2024-01-01", periods=6)
+    forecasts = pd.DataFrame(
+        {
+            "item_id": ["b", "a", "a", "c", "b"],
+            "timestamp": days[[4, 3, 4, 5, 4]],
+            "p50": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    actuals = pd.DataFrame(
+        {
+            "item_id": ["a"] * 6 + ["b"] * 6 + ["b"],
+            "timestamp": list(days) * 2 + [days[4]],
+            "target_value": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, np.nan, 12.0, 13.0],
+            "region": ["x"] * 13,
+        }
+    )
+    keys = ["item_id", "timestamp"]
+    every = actuals.dropna(subset=["target_value"])[keys + ["target_value"]].rename(
+        columns={"target_value": accuracy.ACTUAL}
+    )
+    expected = forecasts.merge(every, on=keys, how="inner")
+    joined = accuracy.join_actuals(forecasts, actuals, COLUMNS)
+    pd.testing.assert_frame_equal(joined, expected)
+    assert joined[accuracy.ACTUAL].tolist() == [13.0, 4.0, 5.0, 13.0]  # b's missing day-5 actual is not scored

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from evaluation import drift
 from processing.reporting import Columns
@@ -53,3 +54,48 @@ def test_given_unsorted_duplicate_and_missing_rows_then_recent_levels_are_the_pe
     assert levels.to_dict() == {"a": 3.5, "b": 8.0}  # a: mean of days 3 and 4; b: one period summed; c: none
     one_row_per_period = history[history["item_id"] == "a"]
     assert drift.recent_levels(one_row_per_period, columns, periods=3).to_dict() == {"a": 3.0}
+
+
+def test_given_unsorted_history_with_repeated_periods_and_number_ids_then_levels_are_the_per_item_means():
+    """The coded-id path (one hash of the ids) gives what a groupby over text ids gives."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = [
+        (item, pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(d)), float(rng.integers(0, 9)))
+        for item in (7, 12, 3)
+        for d in range(6)
+    ]
+    rows += [
+        (12, pd.Timestamp("2024-01-06"), 5.0),
+        (3, pd.Timestamp("2024-01-07"), np.nan),
+    ]  # a repeated period, a missing actual
+    history = pd.DataFrame(rows, columns=["item_id", "timestamp", "target_value"]).sample(frac=1.0, random_state=0)
+    text = history.assign(item_id=history["item_id"].astype(str))
+    expected = {}
+    for item, part in text.dropna(subset=["target_value"]).groupby("item_id"):
+        per_period = part.groupby("timestamp")["target_value"].sum()
+        expected[item] = float(per_period.tail(3).mean())
+
+    assert drift.recent_levels(text, COLUMNS, 3).to_dict() == pytest.approx(expected)
+    coded = drift.recent_levels(history, COLUMNS, 3, drift._text_ids(history["item_id"]))
+    assert coded.to_dict() == pytest.approx(expected)
+
+    per_item = pd.DataFrame(
+        {
+            "item_id": ["3", "7", "12", "99"],
+            "n": [3, 3, 3, 3],
+            "actual_sum": [3.0 * expected["3"], 0.1, 3.0 * expected["12"], 3.0],
+        }
+    )
+    statement = drift.input_drift(per_item, history, pd.DataFrame({"item_id": ["3", "7", "12"]}), COLUMNS)
+    assert statement["disappeared_items"] == ["99"] and statement["new_items_count"] == 0
+    assert [s["item_id"] for s in statement["level_shifts"]] == ["7"]
+
+
+def test_given_only_unsorted_distinct_periods_then_the_last_periods_are_averaged():
+    history = _history({"b": 2.0, "a": 4.0}, days=5).iloc[::-1]
+    assert drift.recent_levels(history, COLUMNS, 2, drift._text_ids(history["item_id"])).to_dict() == {
+        "a": 4.0,
+        "b": 2.0,
+    }

@@ -92,3 +92,152 @@ def test_given_a_deadline_when_predicting_then_a_passed_one_stops_it_and_a_far_o
     with pytest.raises(TimeBudgetExceeded, match="deadline"):
         model.predict(context, deadline=time.monotonic() - 1.0)
     pd.testing.assert_frame_equal(model.predict(context, deadline=time.monotonic() + 600), model.predict(context))
+
+
+_LOAD_AND_PREDICT = """
+import sys
+from forecasting import load_model
+load_model(sys.argv[1]).predict_file(sys.argv[2], sys.argv[3])
+print(sorted(m for m in ("lightgbm", "sklearn", "scipy", "torch", "statsforecast", "prophet") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    "names, imported",
+    [(["SeasonalNaive", "NPTS"], []), (["SeasonalNaive", "LightGBM"], ["lightgbm", "scipy"])],
+    ids=["npts", "lightgbm"],
+)
+def test_given_an_artifact_when_a_fresh_process_loads_and_predicts_then_it_imports_only_its_members_libraries(
+    names, imported, config, tmp_path
+):
+    # given: an artifact of those members, and a context file (as a transform request)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    frame = make_frame(n_items=3, n_days=80)
+    history, context, _ = split_context(frame, config.horizon)
+    model = _fitted(names, config, history, tmp_path)
+    context.to_csv(tmp_path / "context.csv", index=False)
+    expected = model.predict(context)
+    # when: a new interpreter loads it and predicts (the batch transform's worker, the endpoint)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _LOAD_AND_PREDICT,
+            str(tmp_path / "model"),
+            str(tmp_path / "context.csv"),
+            str(tmp_path / "out.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
+    # then: the per-series models' artifact needed neither lightgbm nor scipy; the forecasts are the same
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == repr(imported)
+    got = pd.read_csv(tmp_path / "out.csv")
+    np.testing.assert_allclose(
+        got[list(config.quantiles) + ["mean"]].to_numpy(), expected[list(config.quantiles) + ["mean"]].to_numpy()
+    )
+
+
+def test_given_an_artifact_without_metadata_when_loaded_then_lightgbm_is_imported_ahead(config, tmp_path):
+    # given: a LightGBM member, and the metadata that names the members lost
+    from forecasting.artifact import METADATA_FILE, needs_lightgbm
+
+    history, _, _ = split_context(make_frame(n_items=2, n_days=60), config.horizon)
+    model_dir = _fitted(["SeasonalNaive", "LightGBM"], config, history, tmp_path) and tmp_path / "model"
+    assert needs_lightgbm(model_dir)
+    (model_dir / METADATA_FILE).unlink()
+    # when / then: the safe default (import ahead), and the artifact still loads
+    assert needs_lightgbm(model_dir)
+    assert set(load_model(model_dir).candidates) == {"SeasonalNaive", "LightGBM"}
+
+
+def _request_text() -> str:
+    """A request file with what the fast reader must read as the project's reader does: ids that
+    look like numbers, an empty target (future rows), blanks and 'NA' in covariates, booleans, texts."""
+    rows = ["item_id,timestamp,target_value,promotion,flag,price,category"]
+    for item in ("007", "a b", "x"):
+        for day in range(1, 6):
+            target = "" if day > 3 else f"{day * 1.1:.17g}"
+            promo = "NA" if (item, day) == ("x", 2) else ("" if day == 4 else str(day % 2))
+            rows.append(
+                f"{item},2024-01-0{day},{target},{promo},{'True' if day % 2 else 'False'},{day / 3:.17g},c_{item}"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def test_given_a_plain_request_csv_when_read_then_the_frame_holds_what_the_projects_reader_gives(config, tmp_path):
+    # given
+    from forecasting.artifact import _read_plain_csv, read_request
+    from forecasting.data import read_table
+
+    path = tmp_path / "part-00000.csv"
+    path.write_text(_request_text())
+    # when
+    fast, usual = read_request(path, config), read_table(path, config)
+    # then: pyarrow read it (not the fallback), and every value and kind equals the project's reader's
+    assert _read_plain_csv(path, config) is not None
+    assert list(fast.columns) == list(usual.columns)
+    for column in usual.columns:
+        a, b = fast[column], usual[column]
+        if isinstance(b.dtype, pd.CategoricalDtype):
+            assert isinstance(a.dtype, pd.CategoricalDtype), column
+            assert a.astype(object).tolist() == b.astype(object).tolist(), column
+        else:
+            assert a.dtype == b.dtype, column
+            pd.testing.assert_series_equal(a, b, check_exact=True)
+    assert fast["item_id"].astype(str).iloc[0] == "007"
+
+
+@pytest.mark.parametrize("case", ["bom", "gzip", "text target", "quoted header"])
+def test_given_a_request_file_that_is_not_plain_when_read_then_the_projects_reader_reads_or_explains(
+    case, config, tmp_path
+):
+    # given
+    import gzip
+
+    from forecasting.artifact import _read_plain_csv, read_request
+    from forecasting.data import read_table
+
+    text = _request_text()
+    path = tmp_path / "part-00000.csv"
+    if case == "bom":
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    elif case == "gzip":
+        path = tmp_path / "part-00000.csv.gz"
+        path.write_bytes(gzip.compress(text.encode()))
+    elif case == "text target":
+        path.write_text(text.replace("2024-01-02,2.2000000000000002", "2024-01-02,lots", 1))
+    else:
+        path.write_text(text.replace("item_id,", '"item_id",', 1))
+    # when / then: the fast path steps aside, and the result (or the one-line error) is the usual one
+    assert _read_plain_csv(path, config) is None
+    if case == "text target":
+        with pytest.raises(ValueError, match="row 3 is not a number"):
+            load_predict_source = read_request(path, config)
+            from forecasting.data import ColumnRoles, to_long_frame
+
+            to_long_frame(load_predict_source, config, ColumnRoles([], [], []), str(path), training=False)
+        return
+    pd.testing.assert_frame_equal(read_request(path, config), read_table(path, config))
+
+
+def test_given_a_request_file_when_predicted_then_the_output_is_byte_for_byte_the_project_readers(config, tmp_path):
+    # given: a model of the fast members and a request file (history + future rows with covariates)
+    from forecasting.data import read_table
+
+    frame = make_frame(n_items=4, n_days=90, kind="covariate", noise=2.0)
+    history, context, _ = split_context(frame, config.horizon)
+    model = _fitted(["SeasonalNaive", "NPTS", "LightGBM"], config, history, tmp_path)
+    context.to_csv(tmp_path / "part-00000.csv", index=False)
+    # when: the transform's request path, and the same model on the project reader's frame
+    model.predict_file(tmp_path / "part-00000.csv", tmp_path / "fast.out")
+    model.predict(read_table(tmp_path / "part-00000.csv", config)).to_csv(tmp_path / "usual.out", index=False)
+    # then
+    assert (tmp_path / "fast.out").read_bytes() == (tmp_path / "usual.out").read_bytes()

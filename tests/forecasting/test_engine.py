@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import EngineConfig, load_model, train
+from forecasting import EngineConfig, engine, load_model, train
 from forecasting.config import PER_SERIES_SECONDS
 from forecasting.ensemble import caruana_weights, pinball_loss
 from forecasting.models import CANDIDATES
 from forecasting.models.base import Candidate
+from forecasting.models.local import LocalModel
 
 from .conftest import FAST_LGB, make_frame, split_context
 
@@ -596,3 +598,141 @@ def test_given_a_small_daily_panel_when_trained_then_the_seasonal_lightgbm_is_le
     result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "LightGBMSeasonal"], log=lines.append)
     assert not result.leaderboard["candidate"].str.startswith("LightGBM").any()
     assert "[engine] left out (nothing to add on this data): LightGBMSeasonal" in lines
+
+
+class _Shifted(LocalModel):
+    """A costly per-series candidate: the series' straight line moved by `offset` (params), the
+    series it saw counted (on make_frame's trend series the line is all but exact)."""
+
+    name = "Shifted"
+    relative_cost = 5
+    per_series_statistical = True
+    seen: list = []
+
+    @classmethod
+    def default_params(cls, config):
+        return {"offset": 0.0}
+
+    def _predict_one(self, series, state):
+        type(self).seen.append(series.uid)
+        t = np.arange(len(series.y))
+        slope, intercept = np.polyfit(t, series.y, 1)
+        mean = intercept + slope * np.arange(len(t), len(t) + series.h) + self.params["offset"]
+        spread = np.array([-0.6, 0.0, 0.6, 0.0])  # p10, p50, p90, mean
+        return mean[:, None] + spread[None, :]
+
+
+def _train_shifted(tmp_path, config, monkeypatch, offset, n_items=3):
+    monkeypatch.setitem(CANDIDATES, "Shifted", _Shifted)
+    monkeypatch.setattr(_Shifted, "seen", [])
+    frame = make_frame(n_items=n_items, n_days=60, kind="trend")
+    params = {"Shifted": {"offset": offset}}
+    lines = []
+    result = train(
+        frame,
+        config,
+        tmp_path,
+        candidates=["SeasonalNaive", "NPTS", "Shifted"],
+        candidate_params=params,
+        log=lines.append,
+    )
+    return result, result.leaderboard.set_index("candidate"), lines
+
+
+def test_given_a_costly_member_under_the_prune_weight_when_trained_then_it_is_pruned_and_the_weights_refitted(
+    tmp_path, config, monkeypatch
+):
+    monkeypatch.setattr(engine, "PRUNE_BELOW_WEIGHT", 1.01)  # any weight: pruned
+    monkeypatch.setattr(engine, "SCREEN_MIN_SERIES", 3)  # pruning and carry-over: panels of 3+ here
+    monkeypatch.setattr(_Shifted, "per_series_statistical", False)  # costly but not screened: pruned after
+    result, board, lines = _train_shifted(tmp_path, config, monkeypatch, offset=0.0)
+    status = board.loc["Shifted", "status"]
+    assert re.fullmatch(
+        r"ok; pruned from the ensemble \(weight 0\.\d{3} < 1\.01\), weights re-fitted without it", status
+    )
+    assert board.loc["Shifted", "ensemble_weight"] == 0 and np.isfinite(board.loc["Shifted", "wQL"])
+    model = load_model(result.model_dir)
+    assert "Shifted" not in model.candidates
+    assert sum(np.asarray(w) for w in model.weights.values()) == pytest.approx(np.ones(4))
+
+
+def test_given_a_costly_member_with_weight_when_trained_then_it_is_kept(tmp_path, config, monkeypatch):
+    result, board, _ = _train_shifted(tmp_path, config, monkeypatch, offset=0.0)
+    assert board.loc["Shifted", "status"] == "ok" and board.loc["Shifted", "ensemble_weight"] > 0.5
+    assert "Shifted" in load_model(result.model_dir).candidates
+
+
+def test_given_a_large_panel_and_a_useless_per_series_candidate_when_trained_then_a_sample_screens_it_out(
+    tmp_path, config, monkeypatch
+):
+    monkeypatch.setattr(engine, "SCREEN_MIN_SERIES", 6)
+    monkeypatch.setattr(engine, "SCREEN_SERIES", 2)
+    result, board, lines = _train_shifted(tmp_path, config, monkeypatch, offset=-500.0, n_items=8)  # noqa
+    status = board.loc["Shifted", "status"]
+    assert status.startswith("screened out: weight 0.000 < 0.15 in the ensemble on a 2-series sample (wQL there ")
+    assert set(_Shifted.seen) == {"item_0", "item_7"}  # two windows x the sample only, never the rest
+    assert len(_Shifted.seen) == 4
+    assert board.loc["Shifted", "ensemble_weight"] == 0 and "Shifted" not in load_model(result.model_dir).candidates
+
+
+def test_given_a_large_panel_and_a_useful_per_series_candidate_when_screened_then_its_full_backtests_run(
+    tmp_path, config, monkeypatch
+):
+    monkeypatch.setattr(engine, "SCREEN_MIN_SERIES", 6)
+    monkeypatch.setattr(engine, "SCREEN_SERIES", 2)
+    result, board, _ = _train_shifted(tmp_path, config, monkeypatch, offset=0.0, n_items=8)
+    assert board.loc["Shifted", "status"] == "ok" and board.loc["Shifted", "ensemble_weight"] > 0.5
+    # the sample (2 series x 2 windows), then every series in both windows, then the saved model's forecast
+    assert len(_Shifted.seen) == 4 + 16
+
+
+def test_given_a_small_panel_when_trained_then_nothing_is_screened_or_pruned(tmp_path, config, monkeypatch):
+    monkeypatch.setattr(engine, "PRUNE_BELOW_WEIGHT", 1.01)
+    result, board, _ = _train_shifted(tmp_path, config, monkeypatch, offset=0.0, n_items=3)
+    assert board.loc["Shifted", "status"] == "ok" and board.loc["Shifted", "ensemble_weight"] > 0
+
+
+def test_given_two_backtest_windows_when_ets_trains_then_its_form_search_runs_once_per_series(
+    tmp_path, config, monkeypatch
+):
+    """The forms chosen before the oldest window serve the later one (its data only: no leak)."""
+    from forecasting.models.statistical import ETS
+
+    searched = []
+    real = ETS._fit_one
+
+    def counting(self, series):
+        searched.append((series.uid, len(series.y), series.length))
+        return real(self, series)
+
+    monkeypatch.setattr(ETS, "_fit_one", counting)
+    monkeypatch.setattr(engine, "SCREEN_MIN_SERIES", 3)
+    frame = make_frame(n_items=3, n_days=60)
+    result = train(frame, config, tmp_path, candidates=["SeasonalNaive", "ETS"], log=lambda *_: None)
+    board = result.leaderboard.set_index("candidate")
+    assert board.loc["ETS", "status"].startswith("ok") and np.isfinite(board.loc["ETS", "wQL"])
+    assert sorted(uid for uid, _, _ in searched) == ["item_0", "item_1", "item_2"]
+    windows = load_model(result.model_dir).metadata["backtest_windows"]
+    assert windows >= 2
+    assert {length for _, _, length in searched} == {60 - windows * 7}  # the oldest window's history
+
+
+def test_given_a_useful_candidate_whose_sample_projects_past_its_budget_when_screened_then_it_is_skipped_unrun(
+    tmp_path, config, monkeypatch
+):
+    import time as time_module
+
+    monkeypatch.setattr(engine, "SCREEN_MIN_SERIES", 6)
+    monkeypatch.setattr(engine, "SCREEN_SERIES", 2)
+    real = _Shifted._predict_one
+
+    def slow(self, series, state):
+        time_module.sleep(0.05)  # 0.05 s a series: the full backtests would take ~0.8 s
+        return real(self, series, state)
+
+    monkeypatch.setattr(_Shifted, "_predict_one", slow)
+    monkeypatch.setattr(config, "statistical_budget_seconds", 0.5)
+    result, board, _ = _train_shifted(tmp_path, config, monkeypatch, offset=0.0, n_items=8)
+    status = board.loc["Shifted", "status"]
+    assert re.match(r"skipped: projected ~\d+s of backtests from a 2-series sample \(wQL there ", status), status
+    assert len(_Shifted.seen) == 4  # the sample only

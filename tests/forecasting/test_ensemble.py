@@ -75,3 +75,62 @@ def test_given_a_mean_outside_the_band_when_finalized_with_levels_then_it_moves_
     assert finalize(values, levels=LEVELS)[0, :, -1].tolist() == [3.0, 1.0, 2.5]
     # quantiles all above the median: no two-sided band, the mean is left alone
     assert finalize(values, levels=(0.6, 0.7, 0.9))[0, :, -1].tolist() == [7.0, -4.0, 2.5]
+
+
+def test_given_thin_backtests_of_mixed_sizes_when_calibrated_then_small_series_count_by_their_relative_errors():
+    from forecasting.ensemble import NARROWING_MIN_ROWS, apply_interval_scales, interval_scales
+
+    # given: 40 rows (< NARROWING_MIN_ROWS): one series of size 1,000 whose interval is right, 39 of
+    # size 10 whose errors are twice what their interval claims
+    rng = np.random.default_rng(5)
+    H, z, n = 8, 1.2816, 40
+    assert n < NARROWING_MIN_ROWS
+    size = np.r_[1000.0, np.full(n - 1, 10.0)][:, None]
+    claimed = 0.1 * size * np.ones((n, H))
+    true_sd = np.where(np.arange(n)[:, None] == 0, 0.1, 0.2) * size
+    actual = size + rng.normal(0, 1, (n, H)) * true_sd
+    values = np.stack([size - z * claimed, size + 0 * claimed, size + z * claimed, size + 0 * claimed], axis=-1)
+    levels = (0.1, 0.5, 0.9)
+    # when
+    absolute = interval_scales(values, actual, levels, aim=1.0, relative=False)
+    relative = interval_scales(values, actual, levels, aim=1.0, relative=True)
+    # then: pooled absolute errors follow the big series (about 1); relative ones the 39 small (about 2)
+    assert absolute[:, 2].mean() < 1.4
+    assert relative[:, 2].mean() > 1.6
+    small = slice(1, None)
+    covered = lambda f: np.mean(  # noqa: E731
+        (actual[small] >= apply_interval_scales(values, f, levels)[small, :, 0])
+        & (actual[small] <= apply_interval_scales(values, f, levels)[small, :, 2])
+    )
+    assert covered(relative) > 0.7 > covered(absolute)
+    # and many rows keep the pooled absolute errors (the default above NARROWING_MIN_ROWS)
+    many = np.repeat(values, 6, axis=0), np.repeat(actual, 6, axis=0)
+    np.testing.assert_allclose(
+        interval_scales(*many, levels, aim=1.0), interval_scales(*many, levels, aim=1.0, relative=False)
+    )
+
+
+def test_given_thin_backtests_when_calibrated_by_default_then_held_out_rows_choose_relative_or_absolute():
+    from forecasting.ensemble import interval_scales, relative_fits_better
+
+    rng = np.random.default_rng(6)
+    H, z, n = 8, 1.2816, 40
+    levels = (0.1, 0.5, 0.9)
+
+    def backtests(n_big, big_sd, small_sd):
+        big = np.arange(n) < n_big  # rows 0..n_big-1 of size 1,000 (spread over the folds), the rest 10
+        size = np.where(big, 1000.0, 10.0)[:, None]
+        claimed = 0.1 * size * np.ones((n, H))
+        actual = size + rng.normal(0, 1, (n, H)) * np.where(big[:, None], big_sd, small_sd) * size
+        values = np.stack([size - z * claimed, size + 0 * claimed, size + z * claimed, size + 0 * claimed], axis=-1)
+        return values, actual
+
+    # one big series (right) among 39 small ones (too narrow): factors fitted without it say ~1
+    # for it, but the held-out small rows want ~2 -> relative
+    assert relative_fits_better(*backtests(1, 0.1, 0.2), levels, aim=1.0)
+    # eight big series too narrow, the small ones right: absolute errors (wQL's weighting) win
+    big_wrong = backtests(8, 0.2, 0.1)
+    assert not relative_fits_better(*big_wrong, levels, aim=1.0)
+    default = interval_scales(*big_wrong, levels, aim=1.0)
+    np.testing.assert_allclose(default, interval_scales(*big_wrong, levels, aim=1.0, relative=False))
+    assert default[:, 2].mean() > 1.6  # widened for the big series

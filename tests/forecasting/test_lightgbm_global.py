@@ -150,13 +150,13 @@ def test_given_a_history_and_future_when_features_are_built_then_they_equal_the_
         np.testing.assert_array_equal(frame[name].to_numpy(), col)
 
 
-@pytest.mark.parametrize("max_rows", [50, 100_000])
+@pytest.mark.parametrize("max_rows,max_draws", [(50, 3), (100_000, 3), (100_000, 1), (150, 2)])
 def test_given_series_offsets_when_training_rows_are_drawn_then_they_match_a_draw_from_the_listed_eligible_rows(
-    max_rows,
+    max_rows, max_draws
 ):
     indptr = np.array([0, 3, 40, 41, 120])
     max_history = 30
-    s, series = _training_rows(indptr, max_history, max_rows, np.random.default_rng(7))
+    s, series = _training_rows(indptr, max_history, max_rows, np.random.default_rng(7), max_draws)
 
     eligible = [
         r
@@ -164,9 +164,50 @@ def test_given_series_offsets_when_training_rows_are_drawn_then_they_match_a_dra
         for r in range(indptr[i], indptr[i + 1])
         if r - indptr[i] >= 2 and indptr[i + 1] - r <= max_history
     ]
-    draws = int(np.clip(max_rows // len(eligible), 1, 3))
+    draws = int(np.clip(max_rows // len(eligible), 1, max_draws))
     listed = np.tile(eligible, draws)
     if len(listed) > max_rows:
         listed = np.sort(np.random.default_rng(7).choice(listed, max_rows, replace=False))
     np.testing.assert_array_equal(s, listed)
     np.testing.assert_array_equal(series, np.searchsorted(indptr, s, side="right") - 1)
+
+
+def test_given_a_daily_panel_of_12_series_when_the_seasonal_lightgbm_fits_then_it_draws_each_row_once_orders_its_quantiles_and_repeats_itself(
+    config,
+):
+    """The daily companion (docs/engine.md, LightGBMSeasonal): suits 10-99 daily series and trains
+    on one draw of each eligible row (LightGBM draws up to three), reproducibly."""
+    from forecasting.models import create
+
+    from .conftest import FAST_LGB, make_frame
+    from .test_models import _panels
+
+    frame = make_frame(n_items=12, n_days=90, kind="seasonal", noise=0.3)
+    train, hist, fut, truth = _panels(frame, config)
+    seasonal = create("LightGBMSeasonal", config, **FAST_LGB.get("LightGBM", {}))
+    assert type(seasonal).suits(config, train.n_series) and seasonal.params["max_draws"] == 1
+    seasonal.fit(train)
+    eligible = int(np.sum(np.maximum(train.lengths - 2, 0)))  # rows at position >= 2 (all within max_history)
+    assert seasonal.n_train_rows == eligible
+    level = create("LightGBM", config, **FAST_LGB.get("LightGBM", {})).fit(train)
+    assert level.n_train_rows == 3 * eligible
+    values = seasonal.predict(hist, fut)
+    assert np.all(np.diff(values[:, :, :3], axis=2) >= 0)
+    assert np.all((values[:, :, 3] >= values[:, :, 0]) & (values[:, :, 3] <= values[:, :, 2]))
+    assert np.mean(np.abs(values[:, :, 1] - truth)) < 2.5  # a weekly season of amplitude 10
+    again = create("LightGBMSeasonal", config, **FAST_LGB.get("LightGBM", {})).fit(train).predict(hist, fut)
+    np.testing.assert_array_equal(values, again)
+
+
+@pytest.mark.parametrize("days, cap", [(365, 8), (729, 8), (731, 45)])
+def test_given_under_two_years_of_daily_history_then_holiday_distances_stop_at_a_week(days, cap):
+    # one year sees each holiday once: 45-day distances would name the date (nycflights, docs/engine.md)
+    from forecasting.calendar import NEAR_CAP, PROXIMITY_CAP
+
+    assert (NEAR_CAP, PROXIMITY_CAP) == (8, 45)
+    ds = pd.date_range("2023-01-01", periods=days, freq="D").to_numpy()
+    config = EngineConfig(frequency="D", horizon=7, quantiles=("p10", "p50", "p90"), holiday_country="US")
+    fb = FeatureBuilder(config, [], pd.DataFrame(index=range(1))).fit(ds)
+    assert fb.holidays.cap == cap
+    f = fb.holidays.transform(pd.to_datetime(["2024-12-10"]).to_numpy())  # 12 days after Thanksgiving
+    assert f["days_since_holiday"][0] == min(12, cap)

@@ -114,3 +114,66 @@ def test_given_a_past_deadline_when_forecast_then_the_whole_candidate_stops(conf
     train, hist, fut, _ = _panels(make_frame(n_items=2, n_days=60), config)
     with pytest.raises(TimeBudgetExceeded, match="LastValue exceeded its time budget"):
         _LastValue(config).fit(train).forecast(hist, fut, deadline=time.monotonic() - 1)
+
+
+class _Pid(LocalModel):
+    """Forecasts the id of the process that computed it: which process ran each series."""
+
+    name = "Pid"
+    falls_back = False
+
+    def _predict_one(self, series, state):
+        import os
+
+        return np.full((series.h, len(self.config.quantiles) + 1), float(os.getpid()))
+
+
+class _CostlyPid(_Pid):
+    name = "CostlyPid"
+    per_series_statistical = True  # as ARIMA, ETS, Theta and Prophet: a fit per series at prediction
+
+
+@pytest.mark.parametrize("cls, in_workers", [(_CostlyPid, True), (_Pid, False)])
+def test_given_a_file_of_few_series_when_a_costly_model_forecasts_then_the_workers_share_them(cls, in_workers, config):
+    # given: 10 series, far fewer than PARALLEL_MIN_SERIES (a 60-series transform file ran on one core)
+    import os
+
+    assert local.PARALLEL_MIN_COSTLY_SERIES <= 10 < local.PARALLEL_MIN_SERIES
+    train, hist, fut, _ = _panels(make_frame(n_items=10, n_days=40), config)
+    # when
+    values = cls(config, n_jobs=2).fit(train).predict(hist, fut)
+    # then: a per-series statistical model used the workers; a cheap one stayed in this process
+    pids = set(values[:, 0, 0].astype(int))
+    assert (os.getpid() not in pids) is in_workers
+
+
+def test_pool_workers_end_when_their_owner_dies_without_shutting_the_pool_down():
+    """An AutoML worker killed with its runtime (os._exit on orphaning) left its per-series pool
+    waiting on the call queue for ever: the fault test found them alive after the kill."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    code = (
+        "import os\n"
+        "from forecasting.models import local\n"
+        "pool, _ = local._pool(2)\n"
+        "pool.submit(os.getpid).result()\n"
+        "print(' '.join(str(pid) for pid in pool._processes), flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    workers = [int(pid) for pid in out.stdout.split()]
+    assert len(workers) == 2
+
+    def alive(pid):
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers), "pool workers outlived their owner"

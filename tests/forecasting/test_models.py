@@ -229,3 +229,19 @@ def test_given_the_seasonal_target_when_lightgbm_forecasts_a_seasonal_panel_then
     values = create("LightGBM", config, **FAST_LGB["LightGBM"], target=mode).fit(train).predict(hist, fut)
     mae = np.mean(np.abs(values[:, :, 1] - truth))
     assert mae < 1.5, f"p50 error {mae:.2f} on a weekly season of amplitude 10"
+
+
+def test_given_a_horizon_over_a_season_when_npts_forecasts_then_each_step_is_its_own_weighted_distribution():
+    # given: a noisy weekly series, a 20-step horizon (steps a season apart share their past values)
+    from forecasting.models.npts import npts_forecast, weighted_quantiles
+
+    y = np.random.default_rng(3).gamma(2.0, 10.0, size=90)
+    levels, m, decay = [0.1, 0.5, 0.9], 7, 0.3
+    # when
+    out = npts_forecast(y, 20, m, levels, decay, 400)
+    # then: every step equals the distribution of its own season position, computed step by step
+    for j in range(20):
+        idx = np.arange(len(y) - m + (j % m), -1, -m)
+        w = np.exp(-0.3 * np.arange(len(idx), dtype=float))
+        np.testing.assert_array_equal(out[j, :-1], weighted_quantiles(y[idx], w, levels))
+        assert out[j, -1] == np.sum(w * y[idx]) / w.sum()

@@ -105,6 +105,25 @@ def test_create_model_request_validates_against_the_service_model():
     assert len(request["ModelName"]) <= 63
 
 
+def test_given_the_clients_service_model_then_the_request_is_checked_against_it_without_loading_another(
+    monkeypatch,
+):
+    """CreateModel checks its request against its client's model: loading SageMaker's again cost ~0.1 s."""
+    from processing.kernel import aws_validation
+
+    model = boto3.client("sagemaker", region_name="us-east-1").meta.service_model
+
+    def no_second_load(service):
+        raise AssertionError(f"the {service} service model was loaded again")
+
+    monkeypatch.setattr(aws_validation, "_service_model", no_second_load)
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
+    request = create_model.create_model_request("fc-batch-x", arn, "arn:aws:iam::123456789012:role/r", None, model)
+    assert request["Containers"] == [{"ModelPackageName": arn}]
+    with pytest.raises(aws_validation.RequestValidationError, match="ExecutionRoleArn"):
+        create_model.create_model_request("fc-batch-x", arn, "not-a-role", None, model)
+
+
 def make_input(items=5, history=10, future=3):
     rows = []
     for i in range(items):

@@ -574,3 +574,76 @@ def test_given_many_transform_outputs_then_they_read_as_one_table_in_item_order(
     (folder / "part-00002.csv.out").write_text("item_id,timestamp,p10,p50,p90\nitem0,2024-01-06,1,2,3\n")
     with pytest.raises(ReportInputError, match=r"part-00002\.csv\.out: forecast file lacks column\(s\) \['mean'\]"):
         reporting.read_forecasts(folder, COLUMNS, QUANTILES)
+
+
+def _as_categorical(frame, columns, rng):
+    """Text columns as categoricals whose categories are shuffled and include unused values (the
+    lean history's kind of column, in an order the text's own does not follow)."""
+    out = frame.copy()
+    for c in columns:
+        present = [v for v in pd.unique(frame[c]) if isinstance(v, str)]
+        categories = list(rng.permutation(present + ["zz-unused", "0-unused"]))
+        out[c] = pd.Categorical(frame[c], categories=categories)
+    return out
+
+
+def test_given_categorical_text_columns_then_the_per_item_summaries_are_those_of_plain_text():
+    """The lean history keeps text categorical: every per-item result is the plain-text one."""
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        n = int(rng.integers(2, 60))
+        frame = pd.DataFrame(
+            {
+                "item_id": rng.choice(np.array(["b", "a", "007", "7", np.nan], dtype=object), n),
+                "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 20, n), unit="D"),
+                "target_value": np.where(rng.random(n) < 0.2, np.nan, rng.random(n)),
+            }
+        )
+        frame["category"] = frame["item_id"].map({"a": "A", "b": np.nan, "007": "Z", "7": "Z"})  # missing: NaN
+        frame["region"] = [["x", "y", np.nan][int(rng.integers(0, 3))] for _ in range(n)]  # as the CSV reads
+        if trial % 2:  # the batch input's order: by item, then time
+            frame = frame.sort_values(["item_id", "timestamp"], kind="stable").reset_index(drop=True)
+        lean = _as_categorical(frame, ["item_id", "category", "region"], rng)
+        pd.testing.assert_frame_equal(
+            reporting.static_attributes(lean, COLUMNS), reporting.static_attributes(frame, COLUMNS)
+        )
+        observed, observed_lean = reporting.observed_history(frame, COLUMNS), reporting.observed_history(lean, COLUMNS)
+        pd.testing.assert_frame_equal(observed_lean.astype({"item_id": object}), observed)
+        for periods in (1, 3):
+            pd.testing.assert_series_equal(
+                reporting.last_period_totals(lean, COLUMNS, periods, observed_lean),
+                reporting.last_period_totals(frame, COLUMNS, periods, observed),
+            )
+            pd.testing.assert_frame_equal(
+                reporting.recent_history(lean, COLUMNS, periods, observed_lean),
+                reporting.recent_history(frame, COLUMNS, periods, observed),
+            )
+
+
+def test_given_the_history_parquet_then_the_report_is_the_one_from_its_shards(tmp_path):
+    """Report reads history.parquet lean (text categorical, no numeric attributes): the same files."""
+    from processing import batch_input
+
+    history = make_history(days=30, future=7)
+    history["item_id"] = history["item_id"].str.replace("item", "00")  # ids that look like numbers
+    history.loc[3, "region"] = None  # a missing text: region is no longer constant for that item
+    history.loc[[5, 40], "target_value"] = np.nan  # gaps in the history
+    history.to_csv(tmp_path / "input.csv", index=False)
+    argv = ["--input", str(tmp_path / "input.csv"), "--output-dir", str(tmp_path / "shards")]
+    assert batch_input.main(argv + ["--history-dir", str(tmp_path / "history"), "--items-per-file", "2"]) == 0
+    lean = report.read_history(tmp_path / "history", COLUMNS, lean=True)
+    assert isinstance(lean["item_id"].dtype, pd.CategoricalDtype) and "promotion" not in lean.columns
+    forecasts = tmp_path / "forecasts"
+    forecasts.mkdir()
+    make_forecasts(history, scale={"000": 2.0, "001": 1.0, "002": 1.0, "003": 0.5}).to_csv(
+        forecasts / "part-00000.csv.out", index=False
+    )
+    for source in ("history", "shards"):
+        code = report.main(
+            ["--forecasts", str(forecasts), "--history", str(tmp_path / source), "--out", str(tmp_path / f"r-{source}")]
+        )
+        assert code == 0
+    for name in ("forecasts.csv", "inventory.csv", "summary.json", "report.html"):
+        assert (tmp_path / "r-history" / name).read_bytes() == (tmp_path / "r-shards" / name).read_bytes(), name
+    summary = json.loads((tmp_path / "r-history" / "summary.json").read_text())
+    assert list(summary["totals_by"]) == ["category"] and summary["demand_spikes"][0]["item_id"] == "000"

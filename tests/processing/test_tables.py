@@ -153,3 +153,67 @@ def test_shared_text_read_gives_the_same_frame_with_one_string_per_distinct_valu
     assert shared["item_id"].iloc[0] == "007" and shared["target_value"].isna().sum() == 1
     # the rows of a distinct value hold the same string object
     assert len({id(v) for v in shared["region"]}) == 2
+
+
+def _plain(frame):
+    return frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+
+
+def _awkward_rows():
+    rows = ["item_id,day,qty,price,flag,note"]
+    for i in range(30):
+        qty = ("" if i % 7 == 0 else str(i)) if i % 5 else ("None" if i % 2 else "<NA>")  # pandas' NA words too
+        price = "0.1000000000000000055511151231257827" if i == 4 else f"{i * 1.1:.17g}"
+        note = '"a, quoted\nline"' if i == 9 else ("NA" if i == 3 else f"n{i % 3}")
+        rows.append(f"{i % 4:03d},2024-01-{i % 28 + 1:02d},{qty},{price},{'True' if i % 2 else 'false'},{note}")
+    return "\n".join(rows) + "\n"
+
+
+def test_given_a_csv_then_the_arrow_coded_read_is_the_pandas_categorical_read(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text(_awkward_rows(), encoding="utf-8")
+    coded = tables._arrow_coded(path, ["item_id"])  # the pyarrow path itself, not its pandas fallback
+    assert coded is not None
+    expected = tables.read_frame(path, ["item_id"], categorical=True)
+    pd.testing.assert_frame_equal(_plain(coded), _plain(expected))
+    assert coded["item_id"].astype(str).tolist()[:2] == ["000", "001"]
+    assert coded["qty"].isna().sum() == 10 and coded["qty"].dtype == float  # '', 'None', '<NA>' are missing
+    assert coded["note"].astype(object).tolist()[9] == "a, quoted\nline"
+
+
+def test_given_numbers_then_text_beyond_the_sample_then_pandas_reads_that_column(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "item_id,v\n" + "".join(f"a,{i}\n" for i in range(tables.SAMPLE_ROWS + 5)) + "a,oops\n", encoding="utf-8"
+    )
+    assert tables._arrow_coded(path, ["item_id"]) is None
+    frame = tables.read_frame_coded(path, ["item_id"])
+    pd.testing.assert_frame_equal(_plain(frame), _plain(tables.read_frame(path, ["item_id"], categorical=True)))
+    assert frame["v"].iloc[-1] == "oops"
+
+
+@pytest.mark.parametrize("layout", ["gzip", "folder", "bom"])
+def test_given_gzip_folders_or_a_byte_order_mark_then_the_coded_read_is_the_pandas_one(tmp_path, layout):
+    data = _awkward_rows().encode("utf-8")
+    if layout == "gzip":
+        path = tmp_path / "in.csv.gz"
+        path.write_bytes(gzip.compress(data))
+    elif layout == "folder":
+        path = tmp_path / "in"
+        path.mkdir()
+        header, _, body = data.partition(b"\n")
+        lines = body.splitlines(keepends=True)
+        (path / "a.csv").write_bytes(header + b"\n" + b"".join(lines[:12]))
+        (path / "b.csv").write_bytes(header + b"\n" + b"".join(lines[12:]))
+    else:
+        path = tmp_path / "in.csv"
+        path.write_bytes(b"\xef\xbb\xbf" + data)
+    expected = tables.read_frame(path, ["item_id"], categorical=True)
+    pd.testing.assert_frame_equal(_plain(tables.read_frame_coded(path, ["item_id"])), _plain(expected))
+
+
+def test_given_an_unreadable_csv_then_the_coded_read_gives_the_one_line_error(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("item_id,v\na,1\nb,1,2\n", encoding="utf-8")
+    with pytest.raises(tables.TableError, match="in.csv"):
+        tables.read_frame_coded(path, ["item_id"])

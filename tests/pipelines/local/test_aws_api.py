@@ -283,3 +283,27 @@ def test_a_cbor_put_metric_data_breaking_the_model_is_rejected(local_api):
     error = botocore.parsers.RpcV2CBORParser().parse_data_item(__import__("io").BytesIO(raised.value.read()))
     assert error["__type"] == "ValidationError" and "MetricName" in error["message"]
     assert local_api.cloudwatch.read() == []
+
+
+def test_the_definition_checks_and_the_api_read_the_sagemaker_service_model_once(monkeypatch):
+    """The runtime checks the definition's property paths, then starts the API: one JSON parse, not two."""
+    import botocore.loaders
+
+    from pipelines.local import graph
+    from processing.kernel import aws_validation
+
+    monkeypatch.setattr(aws_validation, "_SESSION", None)  # a process that has read no service model yet
+    graph._sagemaker_model.cache_clear()
+    loaded: list = []
+    original = botocore.loaders.JSONFileLoader.load_file
+
+    def counting(self, file_path):
+        loaded.append(str(file_path))
+        return original(self, file_path)
+
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", counting)
+    assert graph._sagemaker_model().operation_model("DescribeProcessingJob").output_shape is not None
+    assert aws_validation._service_model("sagemaker").operation_model("CreateAutoMLJobV2") is not None
+    models = [path for path in loaded if "/sagemaker/" in path and path.rsplit("/", 1)[-1] == "service-2"]
+    assert len(models) == 1, loaded
+    graph._sagemaker_model.cache_clear()

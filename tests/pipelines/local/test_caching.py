@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from pipelines.local import caching, runtime
+from pipelines.local import caching, listing, runtime
 from pipelines.local.runtime import DefinitionError, load_definition, run_local
 from pipelines.local.store import local_path
 from processing.kernel.settings import resolve
@@ -165,3 +165,45 @@ def test_a_bad_expire_after_fails_before_anything_runs(tmp_path):
         r"ISO 8601 duration \(for example P30D, PT12H, P4DT12H\)",
     ):
         load_definition(pipeline)
+
+
+def test_the_cache_check_reads_only_the_executions_indexed_under_the_step_and_key(settings, tmp_path):
+    data = tmp_path / "sales.csv"
+    data.write_text("item_id,value\n007,1\n")
+    _, first = run(settings, cached_pipeline(data))
+    _, other = run(settings, cached_pipeline(data), {"Score": "0.3"})  # another key: a miss
+    key = step(first, "Produce")["cache_key"]
+    assert step(other, "Produce")["cache_key"] != key
+
+    found = listing.candidate_records(settings, first["pipeline_name"], "Produce", key)
+    assert [r["execution_id"] for r in found] == [first["execution_id"]]
+    assert listing.candidate_records(settings, first["pipeline_name"], "Consume", key) == []
+    assert listing.candidate_records(settings, "AnotherPipeline", "Produce", key) == []
+
+    _, hit = run(settings, cached_pipeline(data))
+    assert step(hit, "Produce")["CacheHitResult"] == {"SourcePipelineExecutionArn": first["execution_arn"]}
+    indexed = listing.candidate_records(settings, first["pipeline_name"], "Produce", key)
+    assert sorted(r["execution_id"] for r in indexed) == sorted([first["execution_id"], hit["execution_id"]])
+
+    shutil.rmtree(runtime.executions_dir(settings) / first["execution_id"])  # deleted since: skipped
+    assert [r["execution_id"] for r in listing.candidate_records(settings, first["pipeline_name"], "Produce", key)] == [
+        hit["execution_id"]
+    ]
+    lines: list = []
+    runtime.list_executions(settings, out=lines.append)  # the index is not listed as an execution
+    assert not any(listing.INDEX_DIR in line for line in lines)
+
+
+def test_a_history_written_before_the_index_is_indexed_once_and_still_hits(settings, tmp_path):
+    data = tmp_path / "sales.csv"
+    data.write_text("item_id,value\n007,1\n")
+    _, first = run(settings, cached_pipeline(data))
+    index = runtime.executions_dir(settings) / listing.INDEX_DIR
+    shutil.rmtree(index)  # as a home from before the index
+
+    _, second = run(settings, cached_pipeline(data))
+    assert step(second, "Produce")["CacheHitResult"] == {"SourcePipelineExecutionArn": first["execution_arn"]}
+    assert (index / "v1").exists()
+    key = step(first, "Produce")["cache_key"]
+    found = listing.candidate_records(settings, first["pipeline_name"], "Produce", key)
+    assert sorted(r["execution_id"] for r in found) == sorted([first["execution_id"], second["execution_id"]])

@@ -235,3 +235,49 @@ def test_steps_fork_from_the_executions_launcher_and_spawn_once_it_is_gone(code,
     finally:
         launcher.close(execution)
     assert execution.launcher is None
+
+
+def test_a_warm_start_makes_the_launcher_a_step_forks_from_and_lives_until_closed(code, tmp_path):
+    """WarmStart: the interpreter resolved and the launcher started in a thread before the first step;
+    the launcher survives that thread's work (PR_SET_PDEATHSIG is per thread) and is what a step uses."""
+    from types import SimpleNamespace
+
+    env = step_env(code)
+    warm = launcher.WarmStart(lambda: SimpleNamespace(python=sys.executable))
+    warm.plan(lambda: env, tmp_path / "steps")
+    resolved, started, error = warm.take()
+    assert error is None and resolved.python == sys.executable and started is not None
+    execution = SimpleNamespace(settings=SimpleNamespace(step_launcher="fork"), launcher=started)
+    lines: list = []
+    try:
+        time.sleep(0.5)  # the thread has long finished its work: the server must still be alive
+        assert started.server.poll() is None
+        process = launcher.spawn_or_fork(execution, [sys.executable, "-m", "stepmod"], tmp_path, env, lines.append)
+        assert isinstance(process, launcher.LaunchedProcess) and run(process)[0] == 0
+        assert lines[0].startswith("[runtime] step launcher started with the execution")
+        assert lines[1].startswith("[runtime] forked")
+    finally:
+        launcher.close(execution)
+        warm.close()
+    assert started.server.poll() is not None
+
+
+def test_a_warm_start_that_fails_hands_the_error_to_the_first_step_and_an_untaken_launcher_is_closed(tmp_path):
+    def broken():
+        raise RuntimeError("no interpreter")
+
+    warm = launcher.WarmStart(broken)
+    warm.plan(None, tmp_path)
+    resolved, started, error = warm.take()
+    assert resolved is None and started is None and str(error) == "no interpreter"
+    warm.close()
+
+    from types import SimpleNamespace
+
+    unused = launcher.WarmStart(lambda: SimpleNamespace(python=sys.executable))
+    unused.plan(lambda: {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}, tmp_path / "s")
+    while not unused._prepared.wait(0.1):
+        pass
+    server = unused.launcher.server
+    unused.close()  # no step took it: closing the warm start stops it
+    assert server.poll() is not None

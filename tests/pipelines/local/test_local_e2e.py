@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.local import executors, runtime
+from pipelines.local import executors, launcher, runtime
 from pipelines.local.sagemaker import LocalSageMakerClient
 from pipelines.local.store import local_path
 from pipelines.run import main as run_main
@@ -205,6 +205,12 @@ def test_training_pipeline_runs_end_to_end_offline(sales_csv, no_network, capsys
     assert "[aws api] sagemaker CreateAutoMLJobV2 -> 200" in automl_log
     assert "[automl job fc-" in automl_log and "[engine]" in automl_log  # the job's output, in the step's log
     assert "[runtime] AWS API calls: sagemaker DescribeAutoMLJobV2 400 ResourceNotFound" in automl_log
+    # the job's worker was started ahead, while PrepareData ran (automl_worker.prestart)
+    assert "in the worker started ahead (the engine imported meanwhile)" in automl_log
+    if launcher._fork_supported() and resolve().step_launcher == "fork":  # started with the run (WarmStart)
+        prepare_log = Path(record["steps"][0]["log"]).read_text()
+        assert "[runtime] step launcher started with the execution" in prepare_log
+        assert "[runtime] forked from the step launcher" in prepare_log and "spawned, not forked" not in prepare_log
     kinds = {s["name"]: (s.get("environment") or {}).get("kind") for s in record["steps"]}
     assert kinds[contracts.STEP_PREPARE] == kinds[contracts.STEP_EVALUATE] == expected_step_environment()
     assert kinds[contracts.STEP_AUTOML] == kinds[contracts.STEP_REGISTER] == expected_step_environment()  # plain boto3

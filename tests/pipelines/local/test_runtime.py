@@ -140,6 +140,26 @@ def test_gate_passes_runs_the_if_branch_and_records_everything(settings):
     assert "Produce" in output and "Succeeded" in output
 
 
+def test_the_record_is_written_compactly_and_only_when_it_changed(settings, monkeypatch):
+    """execution.json: each write differs from the one before (no rewrite of an unchanged record), the
+    file is compact JSON, and the last write is the final record."""
+    writes: list = []
+    real = runtime.atomic_write_bytes
+
+    def counting(path, data):
+        if path.name == "execution.json":
+            writes.append(data)
+        real(path, data)
+
+    monkeypatch.setattr(runtime, "atomic_write_bytes", counting)
+    code, output, record = run(gated_pipeline(threshold=0.5), settings, {"Label": "nightly"})
+    assert code == 0, output
+    assert len(writes) >= 5 and all(a != b for a, b in zip(writes, writes[1:]))
+    path = settings.home_path / "executions" / record["execution_id"] / "execution.json"
+    assert path.read_bytes() == writes[-1] and b"\n" not in writes[-1]
+    assert json.loads(writes[-1]) == record
+
+
 def test_gate_fails_runs_the_fail_step_with_its_message_and_exits_non_zero(settings):
     code, output, record = run(gated_pipeline(threshold=0.5), settings, {"Score": "0.9"})
 

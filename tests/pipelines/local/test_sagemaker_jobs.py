@@ -324,3 +324,35 @@ def test_transform_in_two_workers_writes_the_same_files_as_one(trained, caplog):
         ]
     assert outputs[1] == outputs[2] and all(outputs[1])
     assert any("(2 workers)" in record.getMessage() for record in caplog.records)
+    # each job says the requests' CPU seconds (the load-independent figure; the workers' own included)
+    import re
+
+    cpu = [re.search(r"file\(s\) in .*, ([\d.]+) s of CPU in the requests", r.getMessage()) for r in caplog.records]
+    assert [float(m.group(1)) > 0 for m in cpu if m] == [True, True]
+
+
+def test_a_worker_started_ahead_trains_the_next_job_and_one_with_another_environment_does_not(trained, monkeypatch):
+    """prestart: the job runs in the worker started ahead (the same process, the same result); a worker
+    started under another environment is not used (a fresh one trains), and an unused one ends."""
+    settings, sm, _, _, _ = trained
+    automl_worker.prestart(settings)
+    ahead = automl_worker._STANDBY[str(settings.home_path)][0]
+    sm.create_auto_ml_job_v2(**request("job-ahead"))
+    assert automl_worker._JOBS[(str(settings.home_path), "job-ahead")].process is ahead
+    described = wait_until_ended(sm, "job-ahead")
+    assert described["AutoMLJobStatus"] == "Completed", described.get("FailureReason")
+    assert described["BestCandidate"]["InferenceContainers"][0].keys() >= ENGINE_CONTAINER_KEYS
+    assert ahead.wait(timeout=60) == 0
+
+    automl_worker.prestart(settings)
+    stale = automl_worker._STANDBY[str(settings.home_path)][0]
+    monkeypatch.setenv("FORECAST_TEST_CHANGED", "1")  # the environment a job would get changed since
+    sm.create_auto_ml_job_v2(**request("job-fresh"))
+    assert automl_worker._JOBS[(str(settings.home_path), "job-fresh")].process is not stale
+    assert stale.poll() is not None  # ended, not left waiting
+    assert wait_until_ended(sm, "job-fresh")["AutoMLJobStatus"] == "Completed"
+
+    automl_worker.prestart(settings)
+    unused = automl_worker._STANDBY[str(settings.home_path)][0]
+    automl_worker.stop_all(settings)
+    assert unused.poll() is not None and str(settings.home_path) not in automl_worker._STANDBY
