@@ -26,7 +26,7 @@ import pandas as pd
 from .artifact import LEADERBOARD_FILE, ForecastModel
 from .config import FIXED_SECONDS, PER_SERIES_SECONDS, EngineConfig
 from .data import Panel, check_training_panel, infer_roles, long_columns, panel_from_columns, read_table, static_frame
-from .ensemble import caruana_weights, combine, interval_scales, pinball_loss, point_loss
+from .ensemble import calibrate, caruana_weights, combine, describe_calibration, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
 from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, create, default_members, display_name
 from .models.base import Fallbacks, straddles_median
@@ -253,10 +253,10 @@ def train(
     # a target that is never negative in training (demand) gets forecasts that never are either
     non_negative = bool(np.nanmin(panel.y) >= 0) if np.isfinite(panel.y).any() else False
     raw = [combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels) for w in range(len(windows))]
-    factors = interval_scales(np.concatenate(raw), np.concatenate(actual_all), levels)
+    factors = calibrate(np.concatenate(raw), np.concatenate(actual_all), levels, panel.n_series)
     log(
         "[engine] interval calibration on the backtests (step 1 -> step H): "
-        + ", ".join(f"{q} x{f0:.2f}->{f1:.2f}" for q, f0, f1 in zip(config.quantiles, factors[0], factors[-1]))
+        + describe_calibration(factors, config.quantiles)
     )
     ens_values = [
         combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels, factors, non_negative)

@@ -493,8 +493,10 @@ def test_given_few_short_series_when_trained_then_more_windows_back_the_weights_
     inside = (forecast["target_value"] >= forecast["p10"]) & (forecast["target_value"] <= forecast["p90"])
     assert 0.7 <= inside.mean() <= 0.9, inside.mean()
     factors = np.asarray(json.loads((result.model_dir / "metadata.json").read_text())["interval_factors"])
-    assert factors.shape == (14, 3)  # per horizon step and quantile
-    assert (factors >= 1.0).all()  # 6 series x 5 windows: too few to narrow on
+    # per horizon step and quantile: the factors, and (30 rows of 6 series: thin) the relative floor
+    assert factors.shape == (2, 14, 3)
+    assert (factors[0] >= 1.0).all()  # 6 series x 5 windows: too few to narrow on
+    assert (factors[1][:, 0] <= 0).all() and (factors[1][:, 2] >= 0).all()
 
 
 def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep_the_configured_windows(

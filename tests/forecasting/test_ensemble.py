@@ -134,3 +134,90 @@ def test_given_thin_backtests_when_calibrated_by_default_then_held_out_rows_choo
     default = interval_scales(*big_wrong, levels, aim=1.0)
     np.testing.assert_allclose(default, interval_scales(*big_wrong, levels, aim=1.0, relative=False))
     assert default[:, 2].mean() > 1.6  # widened for the big series
+
+
+def _gaussian_backtests(rng, sizes, claimed_sd, true_sd, H=8):
+    """Rows of size s: p50 = s, the members' p10/p90 at s -+ z claimed_sd s, actuals s (1 + true_sd N(0, 1))."""
+    z = 1.2816
+    size = np.asarray(sizes, float)[:, None] * np.ones((1, H))
+    claimed = np.asarray(claimed_sd, float)[:, None] * size
+    values = np.stack([size - z * claimed, size, size + z * claimed, size], axis=-1)
+    actual = size * (1 + np.asarray(true_sd, float)[:, None] * rng.normal(0, 1, size.shape))
+    return values, actual
+
+
+def test_given_gaussian_relative_errors_of_known_sigma_when_the_floor_is_fitted_then_it_is_their_quantile():
+    from forecasting.ensemble import relative_floor
+
+    # every row's error is N(0, 0.1) of its level: the p10/p90 offsets are -+1.2816 x 0.1
+    rng = np.random.default_rng(11)
+    sizes = rng.uniform(10, 1000, 150)
+    values, actual = _gaussian_backtests(rng, sizes, np.full(150, 0.05), np.full(150, 0.1))
+    floor = relative_floor(values, actual, LEVELS)
+    assert floor.shape == (8, 3)
+    assert floor[:, 1].tolist() == [0.0] * 8  # the centre keeps no offset
+    assert floor[:, 0] == pytest.approx(-0.128, abs=0.03)
+    assert floor[:, 2] == pytest.approx(0.128, abs=0.03)
+
+
+def test_given_thin_backtests_where_some_series_claim_too_narrow_a_band_when_calibrated_then_all_cover_about_80():
+    from forecasting.ensemble import apply_interval_scales, calibrate, interval_scales
+
+    # given: 8 series x 5 windows (40 rows, thin), all with N(0, 0.1) relative errors; the members
+    # claim 0.1 for the four large series and 0.03 for the four small ones (a narrow seasonal-naive
+    # band); the pooled factors follow the large series' absolute errors and leave the small narrow
+    rng = np.random.default_rng(12)
+    sizes = np.tile([1000.0, 800.0, 900.0, 1200.0, 20.0, 30.0, 25.0, 15.0], 5)
+    claimed = np.tile([0.1] * 4 + [0.03] * 4, 5)
+    values, actual = _gaussian_backtests(rng, sizes, claimed, np.full(40, 0.1))
+    table = calibrate(values, actual, LEVELS, n_series=8)
+    assert table.shape == (2, 8, 3)
+    # when: fresh draws of the same process (the windows after the backtests)
+    fresh_values, fresh = _gaussian_backtests(
+        rng, np.repeat(sizes[:8], 50), np.repeat(claimed[:8], 50), np.full(400, 0.1)
+    )
+    small = np.repeat(claimed[:8], 50) < 0.05
+
+    def covered(t, rows):
+        out = apply_interval_scales(fresh_values, t, LEVELS)
+        return np.mean((fresh[rows] >= out[rows, :, 0]) & (fresh[rows] <= out[rows, :, 2]))
+
+    # then: with the floor every group covers about 80%; the factors alone leave the small ones short
+    factors_only = interval_scales(values, actual, LEVELS)
+    assert covered(factors_only, small) < 0.6
+    assert 0.72 <= covered(table, small) <= 0.88
+    assert 0.72 <= covered(table, ~small) <= 0.92
+    assert 0.72 <= covered(table, slice(None)) <= 0.9
+
+
+def test_given_one_series_or_many_rows_when_calibrated_then_the_factors_alone_are_kept():
+    from forecasting.ensemble import NARROWING_MIN_ROWS, calibrate, interval_scales
+
+    rng = np.random.default_rng(13)
+    values, actual = _gaussian_backtests(rng, np.full(5, 100.0), np.full(5, 0.05), np.full(5, 0.1))
+    np.testing.assert_allclose(calibrate(values, actual, LEVELS, n_series=1), interval_scales(values, actual, LEVELS))
+    n = NARROWING_MIN_ROWS
+    values, actual = _gaussian_backtests(rng, rng.uniform(10, 100, n), np.full(n, 0.05), np.full(n, 0.1))
+    assert calibrate(values, actual, LEVELS, n_series=n // 2).shape == (8, 3)
+
+
+def test_given_a_floor_when_applied_then_quantiles_only_move_out_and_combine_stays_coherent():
+    from forecasting.ensemble import apply_interval_scales
+
+    values = np.array([[[90.0, 100.0, 101.0, 100.0], [50.0, 100.0, 150.0, 100.0]]])  # (1 series, 2 steps)
+    table = np.stack([np.ones((2, 3)), np.array([[-0.05, 0.0, 0.05], [-0.05, 0.0, 0.05]])])
+    out = apply_interval_scales(values, table, LEVELS)
+    # step 1: p10 already 10 below (kept), p90 1 above (moved out to 5); step 2: both wider (kept)
+    assert out[0, 0, :3].tolist() == [90.0, 100.0, 105.0]
+    assert out[0, 1, :3].tolist() == [50.0, 100.0, 150.0]
+    # a horizon longer than the table keeps its last step's row
+    longer = np.repeat(values[:, :1], 4, axis=1)
+    assert apply_interval_scales(longer, table, LEVELS)[0, :, 2].tolist() == [105.0] * 4
+    rng = np.random.default_rng(14)
+    members = {n: np.sort(rng.normal(1, 3, (20, 7, 4)), axis=2) for n in ("A", "B")}
+    weights = {"A": np.array([0.3, 0.6, 0.8, 0.5]), "B": np.array([0.7, 0.4, 0.2, 0.5])}
+    floors = np.tile([-0.5, 0.0, 0.8], (7, 1))
+    out = combine(members, weights, LEVELS, factors=np.stack([np.full((7, 3), 0.9), floors]), non_negative=True)
+    assert (np.diff(out[..., :3], axis=2) >= 0).all()
+    assert (out >= 0).all()
+    assert ((out[..., -1] >= out[..., 0]) & (out[..., -1] <= out[..., 2])).all()
