@@ -225,9 +225,8 @@ def describe_calibration(table: np.ndarray, quantiles) -> str:
     text = ", ".join(f"{q} x{f0:.2f}->{f1:.2f}" for q, f0, f1 in zip(quantiles, factors[0], factors[-1]))
     if table.ndim == 3:
         floor = table[1]
-        text += "; relative floor " + ", ".join(
-            f"{q} {f0:+.2f}->{f1:+.2f}" for q, f0, f1 in zip(quantiles, floor[0], floor[-1]) if f0 or f1
-        )
+        fitted = [f"{q} {f0:+.2f}->{f1:+.2f}" for q, f0, f1 in zip(quantiles, floor[0], floor[-1]) if f0 or f1]
+        text += "; relative floor " + (", ".join(fitted) or "none")
     return text
 
 

@@ -221,3 +221,14 @@ def test_given_a_floor_when_applied_then_quantiles_only_move_out_and_combine_sta
     assert (np.diff(out[..., :3], axis=2) >= 0).all()
     assert (out >= 0).all()
     assert ((out[..., -1] >= out[..., 0]) & (out[..., -1] <= out[..., 2])).all()
+
+
+def test_given_a_calibration_table_when_described_then_factors_and_fitted_floors_are_named():
+    from forecasting.ensemble import describe_calibration
+
+    factors = np.array([[1.0, 1.0, 1.2], [1.1, 1.0, 1.5]])
+    assert describe_calibration(factors, ("p10", "p50", "p90")) == "p10 x1.00->1.10, p50 x1.00->1.00, p90 x1.20->1.50"
+    floors = np.array([[-0.04, 0.0, 0.04], [-0.04, 0.0, 0.08]])
+    text = describe_calibration(np.stack([factors, floors]), ("p10", "p50", "p90"))
+    assert text.endswith("; relative floor p10 -0.04->-0.04, p90 +0.04->+0.08")
+    assert describe_calibration(np.stack([factors, 0 * floors]), ("p10", "p50", "p90")).endswith("floor none")
