@@ -140,7 +140,9 @@ def test_given_a_short_panel_when_windows_are_chosen_then_it_gets_more_backtest_
 
     quarterly = EngineConfig(frequency="3M", horizon=8)
     assert quarterly.windows_for(np.full(20, 68)) == 5  # 20 series x 8 steps: 160 points a window
-    assert quarterly.windows_for(np.full(20, 44)) == 2  # a fifth window would leave < 3 horizons
+    # each window leaves at least WINDOW_HISTORY_HORIZONS (2) horizons: 44 quarters hold 3 windows, 36 two
+    assert quarterly.windows_for(np.full(20, 44)) == 3
+    assert quarterly.windows_for(np.full(20, 36)) == 2
     daily = EngineConfig(frequency="D", horizon=14)
     assert daily.windows_for(np.full(125, 1081)) == 2  # 1,750 points a window: the default is enough
     assert daily.windows_for(np.full(1, 351)) == 5
