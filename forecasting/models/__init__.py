@@ -12,7 +12,7 @@ from .naive import SeasonalDrift, SeasonalDriftLong, SeasonalNaive
 from .npts import NPTS, NPTSLevel
 from .prophet_model import Prophet
 from .regression import DynamicRegression
-from .statistical import ARIMA, ETS, Theta
+from .statistical import ARIMA, ETS, AirlineARIMA, Theta
 from .theta_classic import ThetaClassic
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ CANDIDATES = {
         ETS,
         Theta,
         ARIMA,
+        AirlineARIMA,
         NPTS,
         NPTSLevel,
         SeasonalDrift,
@@ -117,8 +118,12 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # ThetaClassic.suits), and NPTS on values moved to today's level in place of NPTS, whose years-old
 # values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data");
 # monthly and quarterly: seasonal naive moved by the panel's growth over the last season and the mean
-# over three (SeasonalDrift, SeasonalDriftLong: visnights, departures, prison, aus_accommodation)
-FREQUENCY_MEMBERS = {"W": ("Theta", "ThetaClassic"), "M": ("ThetaClassic", "SeasonalDrift", "SeasonalDriftLong")}
+# over three (SeasonalDrift, SeasonalDriftLong: visnights, departures, prison, aus_accommodation), and the
+# airline seasonal ARIMA on logs on panels of 100+ series (AirlineARIMA.suits: us_employment)
+FREQUENCY_MEMBERS = {
+    "W": ("Theta", "ThetaClassic"),
+    "M": ("ThetaClassic", "SeasonalDrift", "SeasonalDriftLong", "AirlineARIMA"),
+}
 FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
 
 
