@@ -8,11 +8,11 @@ from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F4
 from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
 from .local import LocalModel  # noqa: F401  (the base of per-series models)
-from .naive import SeasonalNaive
+from .naive import SeasonalDrift, SeasonalDriftLong, SeasonalNaive
 from .npts import NPTS, NPTSLevel
 from .prophet_model import Prophet
 from .regression import DynamicRegression
-from .statistical import ARIMA, ETS, Theta
+from .statistical import ARIMA, ETS, AirlineARIMA, Theta
 from .theta_classic import ThetaClassic
 
 if TYPE_CHECKING:
@@ -25,8 +25,11 @@ CANDIDATES = {
         ETS,
         Theta,
         ARIMA,
+        AirlineARIMA,
         NPTS,
         NPTSLevel,
+        SeasonalDrift,
+        SeasonalDriftLong,
         ThetaClassic,
         DynamicRegression,
         LightGBMGlobal,
@@ -113,8 +116,14 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # while Theta on ten years (statistical.THETA_SEASONS) does (us_gasoline, docs/engine.md)
 # Weekly, monthly, quarterly (unit M): the standard Theta method (AutoGluon's member; small panels only,
 # ThetaClassic.suits), and NPTS on values moved to today's level in place of NPTS, whose years-old
-# values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data")
-FREQUENCY_MEMBERS = {"W": ("Theta", "ThetaClassic"), "M": ("ThetaClassic",)}
+# values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data");
+# monthly and quarterly: seasonal naive moved by the panel's growth over the last season and the mean
+# over three (SeasonalDrift, SeasonalDriftLong: visnights, departures, prison, aus_accommodation), and the
+# airline seasonal ARIMA on logs on panels of 100+ series (AirlineARIMA.suits: us_employment)
+FREQUENCY_MEMBERS = {
+    "W": ("Theta", "ThetaClassic"),
+    "M": ("ThetaClassic", "SeasonalDrift", "SeasonalDriftLong", "AirlineARIMA"),
+}
 FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
 
 

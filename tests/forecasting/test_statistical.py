@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import train
+from forecasting import EngineConfig, train
 from forecasting.models import TimeBudgetExceeded, create, local, statistical
 
 from .conftest import make_frame
@@ -174,3 +174,30 @@ def test_given_a_long_weekly_series_when_theta_forecasts_then_ten_years_beat_thr
         values = create("Theta", config, **params).fit(hist).predict(hist, fut)
         errors[window] = np.mean(np.abs(values[0, :, -1] - actual))
     assert errors[None] < 0.5 * errors[150]  # measured: 2.5 against 8.7
+
+
+def test_given_a_multiplicative_monthly_season_when_airline_arima_forecasts_then_it_follows_it_on_the_log_scale():
+    from forecasting.models import CANDIDATES
+
+    # given: 20 years of 3% a year growth times a month-of-year pattern (multiplicative), little noise
+    rng = np.random.default_rng(0)
+    t = np.arange(252)
+    pattern = 1 + 0.3 * np.sin(2 * np.pi * t / 12)
+    y = 1000 * 1.03 ** (t / 12) * pattern * np.exp(0.002 * rng.standard_normal(len(t)))
+    dates = pd.date_range("2000-01-01", periods=len(t), freq="MS")
+    frame = pd.DataFrame({"item_id": "a", "timestamp": dates, "target_value": y})
+    config = EngineConfig(frequency="M", horizon=12, quantiles=("p10", "p50", "p90"))
+    train, hist, fut, truth = _panels(frame, config)
+    # when
+    values = create("AirlineARIMA", config).fit(train).predict(hist, fut)
+    # then: the p50 within 1% of the truth, the interval around it, the mean inside it
+    assert np.max(np.abs(values[0, :, 1] / truth[0] - 1)) < 0.01
+    assert np.all(values[0, :, 0] < values[0, :, 1]) and np.all(values[0, :, 1] < values[0, :, 2])
+    assert np.all((values[0, :, 3] >= values[0, :, 0]) & (values[0, :, 3] <= values[0, :, 2]))
+    # a series with a zero is forecast on its levels (no log), still finite
+    frame.loc[5, "target_value"] = 0.0
+    train, hist, fut, _ = _panels(frame, config)
+    assert np.isfinite(create("AirlineARIMA", config).fit(train).predict(hist, fut)).all()
+    # only monthly/quarterly panels of 100+ series
+    assert CANDIDATES["AirlineARIMA"].suits(config, 145) and not CANDIDATES["AirlineARIMA"].suits(config, 32)
+    assert not CANDIDATES["AirlineARIMA"].suits(EngineConfig(frequency="W", horizon=13), 145)
