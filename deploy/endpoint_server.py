@@ -30,7 +30,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from deploy.endpoint_codec import BadRequest, check_span, check_values, parse_body, render_body, text_columns
+from deploy.endpoint_codec import (
+    REALTIME_PAYLOAD_LIMIT_BYTES,
+    BadRequest,
+    check_span,
+    check_values,
+    parse_body,
+    render_body,
+    text_columns,
+)
 from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from deploy.model_slot import LoadedModel, ModelSlot, ResponseCache, SharedBoard, engine_loader
 from processing.atomic import write_text_atomic
@@ -41,7 +49,6 @@ LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 ADMIN_HEADER = "X-Admin-Token"
 CACHE_HEADER = "X-Forecast-Cache"
-REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint: 6 MB request body
 MAX_BODY_BYTES = REALTIME_PAYLOAD_LIMIT_BYTES  # the container refuses what SageMaker would never pass on
 # SageMaker real-time InvokeEndpoint: the container must answer /invocations within 60 s, after
 # which the client gets a ModelError ("Your invocation timed out ...") while the container computes on.
