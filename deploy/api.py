@@ -931,23 +931,14 @@ class _ApiHandler(JsonRequestHandler):
     server: ApiServer
     server_version = "forecast-api/1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        LOG.debug("%s " + format, self.address_string(), *args)
-
     def _send(self, response: dict) -> None:
-        body = response["body"].encode()
-        self.send_response(response["statusCode"])
-        for name, value in response.get("headers", {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            LOG.info("client closed the connection before the response")
+        """A Lambda proxy response (as `handler` returns it) written as the HTTP answer."""
+        headers = dict(response.get("headers", {}))
+        content_type = headers.pop("Content-Type", "application/json")
+        self.send_body(response["statusCode"], response["body"].encode(), content_type, headers)
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-        route = self.path.split("?")[0]
+        route = self.route
         try:
             body = self.read_body(MAX_REQUEST_BYTES)
         except HttpError as error:
@@ -965,7 +956,7 @@ class _ApiHandler(JsonRequestHandler):
         self._send(handler({"body": body.decode("utf-8", errors="replace")}, None, self.server.api))
 
     def do_GET(self) -> None:  # noqa: N802
-        route = self.path.split("?")[0]
+        route = self.route
         if route == "/health":
             self._send(
                 respond(

@@ -237,9 +237,6 @@ class _Handler(JsonRequestHandler):
     server_version = "forecast-local-endpoint/1"
     compute_seconds = COMPUTE_SECONDS  # per /invocations request, from its arrival (tests lower it)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        LOG.debug("%s " + format, self.address_string(), *args)
-
     def on_method_not_allowed(self, method: str) -> None:
         self.server.board.record(self.server.index, self.path.split("?")[0], 405, 0.0)
 
@@ -252,14 +249,7 @@ class _Handler(JsonRequestHandler):
         self._send(status, json.dumps(document, default=str).encode(), "application/json", headers)
 
     def _write(self) -> None:
-        status, body, content_type, headers = self._response
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(*self._response)
 
     def _read_body(self) -> bytes:
         return self.read_body(MAX_BODY_BYTES, HttpError(413, f"HTTP content length exceeded {MAX_BODY_BYTES} bytes."))
@@ -283,10 +273,7 @@ class _Handler(JsonRequestHandler):
             what = "the model failed to forecast" if route == "/invocations" else f"{method} {route} failed"
             self._send_json(500, {"error": f"{what}: {error}"})
         self.server.board.record(self.server.index, route, self._response[0], time.perf_counter() - started, error)
-        try:
-            self._write()
-        except (BrokenPipeError, ConnectionResetError):
-            LOG.info("client closed the connection before the %s %s response", method, route)
+        self._write()
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._route("GET")
