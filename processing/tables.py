@@ -562,11 +562,11 @@ def _plain_numbers(texts) -> Optional[np.ndarray]:
     import pyarrow.compute as pc
 
     short = pc.less_equal(pc.utf8_length(texts), 15)
-    for kind, pattern in ((pa.int64(), _SHORT_WHOLE), (pa.float64(), _SHORT_DECIMAL)):
-        # all() of no text at all (every cell missing) is null: a column of NaN, as pandas reads it
-        if pc.all(pc.and_(short, pc.match_substring_regex(texts, "^" + pattern.pattern + "$"))).as_py() is not False:
-            return texts.cast(kind).to_numpy(zero_copy_only=False)
-    return None
+    # all() of no text at all (every cell missing) is null: a column of NaN, as pandas reads it
+    if pc.all(pc.and_(short, pc.match_substring_regex(texts, "^" + _SHORT_DECIMAL.pattern + "$"))).as_py() is False:
+        return None
+    whole = not pc.any(pc.match_substring(texts, ".")).as_py()  # whole numbers: int64, as pandas reads them
+    return texts.cast(pa.int64() if whole else pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _pandas_numbers(uniques: np.ndarray, missing: bool) -> Optional[np.ndarray]:
