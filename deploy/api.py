@@ -851,8 +851,8 @@ def endpoint_error(error: Any, endpoint_name: str, size: int) -> ApiError:
         return ApiError(
             413,
             f"the forecast request for this item is {size} bytes, over SageMaker's real-time payload limit of "
-            f"{REALTIME_PAYLOAD_LIMIT_BYTES} bytes (6 MB): the item's history is too long for one request; "
-            "serve fewer periods (python -m deploy.api serve --history-periods N)",
+            f"{REALTIME_PAYLOAD_LIMIT_BYTES} bytes ({REALTIME_PAYLOAD_LIMIT_BYTES >> 20} MB): the item's history is "
+            "too long for one request; serve fewer periods (python -m deploy.api serve --history-periods N)",
         )
     if code == "ModelError":
         original = response.get("OriginalStatusCode")
