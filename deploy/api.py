@@ -22,9 +22,11 @@ Response 200:
      "cache": "hit" | "miss"}
 
 Errors: 400 malformed request (the message names the field), 404 unknown item, 405 another
-method, 408 a body slower than the read timeout, 413 a body over MAX_REQUEST_BYTES, 502 the
-endpoint failed or is not running, 503 no prepared data found, 504 the endpoint timed out;
-always {"error": message}, never a stack trace.
+method, 408 a body slower than the read timeout, 413 a body over MAX_REQUEST_BYTES or an
+endpoint request over SageMaker's 6 MB real-time limit; the endpoint's own 400/413/422 (the
+input, or too large to forecast in time) passed on; 429 SageMaker throttles; 502 the endpoint
+failed or is not running, 503 no prepared data found, 504 the endpoint timed out (see
+`endpoint_error`); always {"error": message}, never a stack trace.
 
 Repeated requests (same endpoint model identity, data version, series, horizon, quantiles and
 covariates) are answered from a bounded cache, emptied when the endpoint's model changes.
@@ -65,7 +67,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from deploy.endpoint_codec import parse_forecast
+from deploy.endpoint_codec import REALTIME_PAYLOAD_LIMIT_BYTES, parse_forecast
 from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from processing import tables
 from processing.data_prep import MAX_ABS_VALUE  # the bound PrepareData, the engine and the endpoint refuse beyond
@@ -788,17 +790,7 @@ class ForecastApi:
             response = self.client("sagemaker-runtime").invoke_endpoint(**invoke_params(self.endpoint_name, body))
             payload = response["Body"].read()
         except ClientError as error:
-            message = aws_errors.error_message(error) or str(error)
-            if "timed out" in message:
-                raise ApiError(
-                    504, f"the forecast endpoint {self.endpoint_name!r} did not answer in time: {message}"
-                ) from None
-            if aws_errors.error_code(error) == "413":
-                message += (
-                    " (the item's history is too long for one real-time request: serve fewer periods "
-                    "with --history-periods)"
-                )
-            raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} failed: {message}") from None
+            raise endpoint_error(error, self.endpoint_name, len(body.encode())) from None
         except BotoCoreError as error:
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} is unreachable: {error}") from None
         try:
@@ -831,6 +823,48 @@ def _number(text: Any) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+# The endpoint's refusals that are about the request's content: the client's to fix, so the
+# client gets them (as API Gateway passes on an integration's 4xx). The endpoint's other 4xx
+# (404, 405, 408, 411) are about how the API talks to it: a bad gateway like its 5xx.
+CLIENT_STATUSES = (400, 413, 422)
+_ORIGINAL_STATUS = re.compile(r"Received client error \((\d{3})\)")
+
+
+def endpoint_error(error: Any, endpoint_name: str, size: int) -> ApiError:
+    """The API's answer to InvokeEndpoint's ClientError for a request body of `size` bytes.
+
+    504 when the invocation timed out; 413 when SageMaker's front end refused the body as over
+    the real-time payload limit; the endpoint's own 400, 413 or 422 (ModelError with that
+    OriginalStatusCode: the input, or a request too large to forecast in time) with its message;
+    429 when SageMaker throttles; 502 for everything else (the endpoint failed, is not deployed,
+    or its server is not running)."""
+    message = " ".join((aws_errors.error_message(error) or str(error)).split())
+    code = aws_errors.error_code(error)
+    response = getattr(error, "response", {}) or {}
+    http = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    name = endpoint_name
+    if "timed out" in message:
+        return ApiError(504, f"the forecast endpoint {name!r} did not answer in time: {message}")
+    if code == "413" or http == 413:
+        return ApiError(
+            413,
+            f"the forecast request for this item is {size} bytes, over SageMaker's real-time payload limit of "
+            f"{REALTIME_PAYLOAD_LIMIT_BYTES} bytes ({REALTIME_PAYLOAD_LIMIT_BYTES >> 20} MB): the item's history is "
+            "too long for one request; serve fewer periods (python -m deploy.api serve --history-periods N)",
+        )
+    if code == "ModelError":
+        original = response.get("OriginalStatusCode")
+        if original is None:
+            found = _ORIGINAL_STATUS.search(message)
+            original = int(found.group(1)) if found else None
+        if original in CLIENT_STATUSES:
+            detail = " ".join(str(response.get("OriginalMessage") or message).split())
+            return ApiError(int(original), f"the forecast endpoint {name!r} refused the request: {detail}")
+    if code in ("ThrottlingException", "TooManyRequestsException") or http == 429:
+        return ApiError(429, f"the forecast endpoint {name!r} is throttling requests; retry shortly: {message}")
+    return ApiError(502, f"the forecast endpoint {name!r} failed: {message}")
 
 
 def invoke_params(endpoint_name: str, body: str) -> dict:
@@ -897,23 +931,14 @@ class _ApiHandler(JsonRequestHandler):
     server: ApiServer
     server_version = "forecast-api/1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        LOG.debug("%s " + format, self.address_string(), *args)
-
     def _send(self, response: dict) -> None:
-        body = response["body"].encode()
-        self.send_response(response["statusCode"])
-        for name, value in response.get("headers", {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            LOG.info("client closed the connection before the response")
+        """A Lambda proxy response (as `handler` returns it) written as the HTTP answer."""
+        headers = dict(response.get("headers", {}))
+        content_type = headers.pop("Content-Type", "application/json")
+        self.send_body(response["statusCode"], response["body"].encode(), content_type, headers)
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-        route = self.path.split("?")[0]
+        route = self.route
         try:
             body = self.read_body(MAX_REQUEST_BYTES)
         except HttpError as error:
@@ -931,7 +956,7 @@ class _ApiHandler(JsonRequestHandler):
         self._send(handler({"body": body.decode("utf-8", errors="replace")}, None, self.server.api))
 
     def do_GET(self) -> None:  # noqa: N802
-        route = self.path.split("?")[0]
+        route = self.route
         if route == "/health":
             self._send(
                 respond(

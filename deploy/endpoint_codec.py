@@ -26,6 +26,7 @@ import io
 import json
 from typing import Any, Optional
 
+REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint: 6 MB request body
 JSON_TYPES = ("application/json", "application/jsonlines", "text/json")
 CSV_TYPES = ("", "text/csv", "text/plain", "application/octet-stream", "*/*")
 MAX_GRID_PERIODS = 1_000_000  # periods the items span in all: the engine builds a dense grid of them

@@ -30,7 +30,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from deploy.endpoint_codec import BadRequest, check_span, check_values, parse_body, render_body, text_columns
+from deploy.endpoint_codec import (
+    REALTIME_PAYLOAD_LIMIT_BYTES,
+    BadRequest,
+    check_span,
+    check_values,
+    parse_body,
+    render_body,
+    text_columns,
+)
 from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from deploy.model_slot import LoadedModel, ModelSlot, ResponseCache, SharedBoard, engine_loader
 from processing.atomic import write_text_atomic
@@ -41,7 +49,6 @@ LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 ADMIN_HEADER = "X-Admin-Token"
 CACHE_HEADER = "X-Forecast-Cache"
-REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint: 6 MB request body
 MAX_BODY_BYTES = REALTIME_PAYLOAD_LIMIT_BYTES  # the container refuses what SageMaker would never pass on
 # SageMaker real-time InvokeEndpoint: the container must answer /invocations within 60 s, after
 # which the client gets a ModelError ("Your invocation timed out ...") while the container computes on.
@@ -230,9 +237,6 @@ class _Handler(JsonRequestHandler):
     server_version = "forecast-local-endpoint/1"
     compute_seconds = COMPUTE_SECONDS  # per /invocations request, from its arrival (tests lower it)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        LOG.debug("%s " + format, self.address_string(), *args)
-
     def on_method_not_allowed(self, method: str) -> None:
         self.server.board.record(self.server.index, self.path.split("?")[0], 405, 0.0)
 
@@ -245,14 +249,7 @@ class _Handler(JsonRequestHandler):
         self._send(status, json.dumps(document, default=str).encode(), "application/json", headers)
 
     def _write(self) -> None:
-        status, body, content_type, headers = self._response
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(*self._response)
 
     def _read_body(self) -> bytes:
         return self.read_body(MAX_BODY_BYTES, HttpError(413, f"HTTP content length exceeded {MAX_BODY_BYTES} bytes."))
@@ -276,10 +273,7 @@ class _Handler(JsonRequestHandler):
             what = "the model failed to forecast" if route == "/invocations" else f"{method} {route} failed"
             self._send_json(500, {"error": f"{what}: {error}"})
         self.server.board.record(self.server.index, route, self._response[0], time.perf_counter() - started, error)
-        try:
-            self._write()
-        except (BrokenPipeError, ConnectionResetError):
-            LOG.info("client closed the connection before the %s %s response", method, route)
+        self._write()
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._route("GET")

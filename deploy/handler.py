@@ -190,48 +190,36 @@ def _tags(settings: Settings, **extra: str) -> list[dict]:
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
-def _wait_until_settled(
+def _wait_while_busy(
     sm: Any,
     endpoint_name: str,
     deadline: float,
     sleep: Callable[[float], None],
     log: Callable[[str], None],
     poll_seconds: float = POLL_SECONDS,
+    *,
+    settle: bool,
     at_least_once: bool = False,
 ) -> dict:
-    """An endpoint that is Creating/Updating cannot be updated: wait (bounded) for it to settle.
+    """Poll the endpoint while it is Creating/Updating (bounded by `deadline`); its last description.
 
+    settle=True: it must settle, since a busy endpoint cannot be updated; still busy at the
+    deadline raises DeployError. settle=False: the outcome of this deployment; still busy when
+    the next poll would pass the deadline returns that busy description (reported in_progress).
     at_least_once: sleep once first (SageMaker refused an update as in progress, yet the endpoint
     looked settled: the other update is starting)."""
     if at_least_once:
         sleep(poll_seconds)
     while True:
         endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
-        if endpoint["EndpointStatus"] not in BUSY_STATUSES:
+        state = endpoint["EndpointStatus"]
+        if state not in BUSY_STATUSES:
             return endpoint
-        if time.monotonic() >= deadline:
-            raise DeployError(
-                f"endpoint {endpoint_name} is still {endpoint['EndpointStatus']}; "
-                "retry the deployment when it is InService"
-            )
-        log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; waiting")
-        sleep(poll_seconds)
-
-
-def _wait_for_outcome(
-    sm: Any,
-    endpoint_name: str,
-    deadline: float,
-    sleep: Callable[[float], None],
-    log: Callable[[str], None],
-    poll_seconds: float = POLL_SECONDS,
-) -> dict:
-    """Poll the endpoint until it leaves the busy states or the deadline passes; its last description."""
-    while True:
-        endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
-        if endpoint["EndpointStatus"] not in BUSY_STATUSES or time.monotonic() + poll_seconds > deadline:
+        if settle and time.monotonic() >= deadline:
+            raise DeployError(f"endpoint {endpoint_name} is still {state}; retry the deployment when it is InService")
+        if not settle and time.monotonic() + poll_seconds > deadline:
             return endpoint
-        log(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; waiting for it to be InService")
+        log(f"endpoint {endpoint_name} is {state}; waiting" + ("" if settle else " for it to be InService"))
         sleep(poll_seconds)
 
 
@@ -452,7 +440,7 @@ def deploy(
             early = verdict(endpoint, concurrent)  # moving to this very config, or to a newer one: done
             if early is not None:
                 return early
-            endpoint = _wait_until_settled(sm, endpoint_name, deadline, sleep, log, poll_seconds)
+            endpoint = _wait_while_busy(sm, endpoint_name, deadline, sleep, log, poll_seconds, settle=True)
         decided = verdict(endpoint, concurrent)
         if decided is not None:
             return decided
@@ -480,8 +468,8 @@ def deploy(
             log(f"endpoint {endpoint_name} is being updated by a concurrent deployment; deciding again after it")
             endpoint, concurrent = sm.describe_endpoint(EndpointName=endpoint_name), True
             if endpoint["EndpointStatus"] not in BUSY_STATUSES:
-                endpoint = _wait_until_settled(
-                    sm, endpoint_name, deadline, sleep, log, poll_seconds, at_least_once=True
+                endpoint = _wait_while_busy(
+                    sm, endpoint_name, deadline, sleep, log, poll_seconds, settle=True, at_least_once=True
                 )
             continue
         sm.add_tags(ResourceArn=updated["EndpointArn"], Tags=[{"Key": k, "Value": v} for k, v in package_tags.items()])
@@ -517,7 +505,7 @@ def _outcome(
 ) -> dict:
     """Wait (within the deadline) for the endpoint to serve config `name`; report, or raise when it failed."""
     arn, version = result["model_package_arn"], result["model_package_version"]
-    endpoint = _wait_for_outcome(sm, endpoint_name, deadline, sleep, log, poll_seconds)
+    endpoint = _wait_while_busy(sm, endpoint_name, deadline, sleep, log, poll_seconds, settle=False)
     status = endpoint["EndpointStatus"]
     reason = endpoint.get("FailureReason") or "no reason given"
     if status == "Failed":

@@ -115,15 +115,39 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
 
     def send_json_error(self, status: int, message: str, headers: Optional[dict] = None) -> None:
         body = json.dumps({"error": message}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if getattr(self, "command", None) != "HEAD":
-            self.wfile.write(body)
+        self.send_body(status, body, "application/json", {"Connection": "close", **(headers or {})})
+
+    # -- the one way a response is written (the endpoint's and the API's routes, the errors above) --
+    @property
+    def route(self) -> str:
+        """The request's path without its query string."""
+        return self.path.split("?")[0]
+
+    def send_body(
+        self, status: int, body: bytes, content_type: str = "application/json", headers: Optional[dict] = None
+    ) -> bool:
+        """Write one whole response: status line, Content-Type, Content-Length, `headers`, then the
+        body (none for HEAD). False, and a log line, when the client has already gone."""
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            if getattr(self, "command", None) != "HEAD":
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            logging.getLogger(type(self).__module__).info(
+                "client closed the connection before the %s %s response", getattr(self, "command", "?"), self.route
+            )
+            return False
+        return True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """The standard library's access log line, at debug level in the serving module's log."""
+        logging.getLogger(type(self).__module__).debug("%s " + format, self.address_string(), *args)
 
     def method_not_allowed(self) -> None:
         allow = ", ".join(self.allowed_methods)
@@ -134,7 +158,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.on_method_not_allowed(self.command)
         self.send_json_error(
-            405, f"method {self.command} is not allowed on {self.path.split('?')[0]}; use {allow}", {"Allow": allow}
+            405, f"method {self.command} is not allowed on {self.route}; use {allow}", {"Allow": allow}
         )
 
     def on_method_not_allowed(self, method: str) -> None:

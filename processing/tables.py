@@ -4,7 +4,8 @@ Every step and the engine read their inputs here, so they agree on what a folder
 (recursive; hidden and `_`-prefixed entries skipped; these suffixes only), on types (the item
 id and grouping columns are text: '007' stays '007', never 7) and on errors (one line naming
 the file, raised as TableError, a ValueError). Container-safe: stdlib, numpy, pandas
-(1.x and 2.x), pyarrow only for Parquet.
+(1.x and 2.x), pyarrow for Parquet and for the fast CSV reader (read_frame_coded: the same
+frame as read_frame, parsed by pyarrow; the batch input step and the transform's requests).
 """
 
 from __future__ import annotations
@@ -334,27 +335,38 @@ def local_time_texts(values: pd.Series) -> pd.Series:
 
 
 # ------------------------------------------------------------------------------ fast CSV reading
-BOOL_TEXTS = frozenset(("True", "TRUE", "true", "False", "FALSE", "false"))  # pandas' default true/false values
+TRUE_TEXTS = frozenset(("True", "TRUE", "true"))  # pandas' default true values
+BOOL_TEXTS = TRUE_TEXTS | frozenset(("False", "FALSE", "false"))  # and its false ones
 
 
-def read_frame_coded(path, text_columns: Iterable[str] = (), *, what: str = "input") -> pd.DataFrame:
-    """read_frame(path, text_columns, categorical=True): the same frame (text columns as pandas
-    categories of the original text, numbers as pandas parses them), CSV parsed by pyarrow.
+def read_frame_coded(
+    path,
+    text_columns: Iterable[str] = (),
+    *,
+    numeric: Iterable[str] = (),
+    what: str = "input",
+    threads: bool = True,
+) -> pd.DataFrame:
+    """read_frame(path, text_columns, categorical=True, numeric=numeric, what=what): the same
+    frame (text columns as pandas categories of the original text, in pandas' sorted order;
+    numbers as pandas parses them), CSV parsed by pyarrow. The one fast reader: the batch input
+    step reads through it, and so does the transform's request reader (forecasting.artifact).
 
     pandas' parser holds a Python string per cell and re-hashes them into categories (25,000
-    series, 27M rows: ~150 s, memory-bound); pyarrow reads every cell as a dictionary code on
-    both cores, and the distinct texts of a numeric column go through pandas' own parser once
-    each, so types and values are pandas'. Whatever pyarrow cannot give identically (a
-    header that differs, bytes that are not UTF-8, a ragged row, a column mixing numbers and
-    text, Parquet) is read by read_frame, which also gives its errors."""
-    text_columns = list(text_columns)
+    series, 27M rows: ~150 s, memory-bound); pyarrow reads every cell as a dictionary code (on
+    both cores unless threads=False: the transform runs one request per worker process), and
+    the distinct texts of a numeric column go through pandas' own parser once each, so types
+    and values are pandas'. Whatever pyarrow cannot give identically (a header that differs,
+    bytes that are not UTF-8, a byte-order mark, a ragged row, a column mixing numbers and text,
+    text in a `numeric` column, Parquet) is read by read_frame, which also gives its errors."""
+    text_columns, numeric = list(text_columns), list(numeric)
     try:
         files = list_files(path, DATA_SUFFIXES, what)
     except TableError:
         files = []
     frames = []
     for file in files:
-        frame = _arrow_coded(file, text_columns) if kind(file) == "csv" else None
+        frame = _arrow_coded(file, text_columns, numeric, threads) if kind(file) == "csv" else None
         if frame is None:
             break
         frames.append(frame)
@@ -367,64 +379,116 @@ def read_frame_coded(path, text_columns: Iterable[str] = (), *, what: str = "inp
                 if all(isinstance(f[column].dtype, pd.CategoricalDtype) for f in frames):
                     frame[column] = frame[column].astype("category")
             return frame
-    return read_frame(path, text_columns, categorical=True, what=what)
+    return read_frame(path, text_columns, categorical=True, numeric=numeric, what=what)
 
 
-def _arrow_coded(path: Path, text_columns: Sequence[str]) -> Optional[pd.DataFrame]:
-    """One CSV file as read_file(categorical=True) reads it, or None when pyarrow cannot say the same."""
+def _arrow_coded(
+    path: Path, text_columns: Sequence[str], numeric: Sequence[str] = (), threads: bool = True
+) -> Optional[pd.DataFrame]:
+    """One CSV file as read_file(categorical=True, numeric=numeric) reads it, or None when pyarrow
+    cannot say the same.
+
+    _read's rule for which columns become categories (the object columns of pandas' first
+    SAMPLE_ROWS rows) is applied to the codes themselves: a column is numbers when every
+    distinct text parses as one, text (a category) when a text that does not is among its first
+    SAMPLE_ROWS rows; otherwise pandas would give a column mixing both kinds, and it reads it."""
     try:
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.csv as pa_csv
     except ImportError:
         return None
+    forced, never_text = set(text_columns), set(numeric) - set(text_columns)
     try:
-        with _open_bytes(path) as handle:
-            if handle.read(3) == b"\xef\xbb\xbf":
-                return None  # the pandas path says it ignored the byte-order mark
-        # the same sample as _read: its object columns are the text (category) columns
-        sample = pd.read_csv(path, nrows=SAMPLE_ROWS, encoding="utf-8-sig", dtype={c: str for c in text_columns})
-        raw = [str(c) for c in sample.columns]
-        if len(raw) < 2 or len(set(raw)) != len(raw) or any(c != c.strip() for c in raw) or not len(sample):
-            return None  # one column (a wrong separator?), duplicate names, no rows: the pandas path's messages
+        raw = _plain_header(path)
+        if raw is None:
+            return None  # a byte-order mark, one column (a wrong separator?), duplicate names: pandas' messages
         code_type = pa.dictionary(pa.int32(), pa.string())
         table = pa_csv.read_csv(
             path,
+            read_options=pa_csv.ReadOptions(use_threads=threads),
             # a line break can only be inside a value in quotes: without a quote anywhere, the
             # faster parallel cut at every line break is exact
             parse_options=pa_csv.ParseOptions(newlines_in_values=_has_quote(path)),
             convert_options=pa_csv.ConvertOptions(
-                column_types={c: code_type for c in raw},
+                # a `numeric` column is numbers or pandas' to read: its texts need no dictionary
+                column_types={c: pa.string() if c in never_text else code_type for c in raw},
                 null_values=pandas_na_values(),
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
         )
-    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, EOFError, zlib.error):
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, EOFError, zlib.error):
         return None
     if table.column_names != raw or table.num_rows == 0:
         return None
+    if any(f.type != (pa.string() if f.name in never_text else code_type) for f in table.schema):
+        return None
     table = table.unify_dictionaries()
-    textual = {c for c in raw if sample[c].dtype == object} | set(text_columns)
     columns = {}
     for name in raw:
+        if name in never_text:
+            texts = table.column(name).combine_chunks()
+            table = table.drop_columns([name])
+            values = _plain_numbers(texts)
+            if values is None:  # through the distinct texts, as any other column
+                coded = texts.dictionary_encode()
+                codes = pc.fill_null(coded.indices, -1).to_numpy()
+                values = _column_numbers(coded.dictionary, bool((codes < 0).any()))
+                if values is None:
+                    return None  # text where numbers must be: pandas reads it as text
+                values = values[codes]
+            columns[name] = values
+            continue
         chunks = table.column(name).chunks
         dictionary = chunks[0].dictionary if chunks else pa.array([], pa.string())
         codes = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy() for chunk in chunks]).astype(
             np.int32, copy=False
         )
         table = table.drop_columns([name])  # its Arrow memory goes before the next column's copy
-        uniques = np.array(dictionary.to_pylist(), dtype=object)
-        if name in textual:
-            columns[name.strip()] = pd.Categorical.from_codes(codes, pd.Index(uniques, dtype=object))
+        # text in the first rows: a category (the column cannot be all numbers); else numbers throughout
+        if name in forced or _sample_is_text(dictionary, codes[:SAMPLE_ROWS]):
+            columns[name] = _sorted_categorical(codes, np.array(dictionary.to_pylist(), dtype=object))
             continue
-        values = _pandas_numbers(uniques, bool((codes < 0).any()))
+        values = _column_numbers(dictionary, bool((codes < 0).any()))
         if values is None:
-            return None  # text among the numbers: pandas' chunked parser decides that column's types
-        columns[name.strip()] = values[codes]  # a missing cell (-1) takes the last value, the missing one
+            return None  # text after numbers, or text where numbers must be: pandas' chunked parser decides
+        columns[name] = values[codes]  # a missing cell (-1) takes the last value, the missing one
     del table
     pa.default_memory_pool().release_unused()  # the parsed table's buffers back to the system, not kept by the pool
     return pd.DataFrame(columns)
+
+
+def _plain_header(path: Path) -> Optional[List[str]]:
+    """The header's names when pyarrow and pandas read it alike: no byte-order mark, at least two
+    names, each once and without surrounding spaces; None otherwise."""
+    import csv
+    import io
+
+    with _open_bytes(path) as handle:
+        head = handle.read(65536)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return None  # the pandas path says it ignored the byte-order mark
+    try:
+        rows = csv.reader(io.StringIO(head.decode("utf-8")))
+        names = next((row for row in rows if row), [])
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if len(names) < 2 or len(set(names)) != len(names) or any(not n or n != n.strip() for n in names):
+        return None
+    return names
+
+
+def _sorted_categorical(codes: np.ndarray, uniques: np.ndarray) -> pd.Categorical:
+    """The cells as pandas' CSV parser makes a category: its distinct texts sorted (pyarrow's are
+    in order of first appearance), only those that occur."""
+    order = np.argsort(uniques, kind="stable")
+    if np.array_equal(order, np.arange(len(uniques))):  # already in order (dates, a file sorted by item)
+        return pd.Categorical.from_codes(codes, pd.Index(uniques, dtype=object), validate=False)
+    rank = np.empty(len(uniques) + 1, dtype=np.int32)
+    rank[order] = np.arange(len(uniques), dtype=np.int32)
+    rank[-1] = -1  # a missing cell (-1) stays missing
+    return pd.Categorical.from_codes(rank[codes], pd.Index(uniques[order], dtype=object), validate=False)
 
 
 def _has_quote(path: Path) -> bool:
@@ -453,22 +517,95 @@ def pandas_na_values() -> List[str]:
         )  # fmt: skip
 
 
+def _pandas_parse(texts: List[str], missing: bool) -> Optional[np.ndarray]:
+    """Each text as pandas' CSV parser reads a column of them (plus NaN last when `missing`)."""
+    import io
+
+    if not texts and not missing:
+        return None
+    body = "\n".join(texts)
+    if body.count("\n") != len(texts) - 1 or any(mark in body for mark in '",\r') or any(t != t.strip() for t in texts):
+        # a text with a quote, comma or line break, or spaces around it: each quoted, as its own cell
+        body = "\n".join('"' + t.replace('"', '""') + '"' for t in texts)
+    lines = len(texts) + missing
+    body = "v\n" + body + ('\n""' if missing else "") + "\n"
+    parsed = pd.read_csv(io.StringIO(body), dtype=None, low_memory=False, skip_blank_lines=False)["v"].to_numpy()
+    return parsed if len(parsed) == lines else None
+
+
+def _column_numbers(dictionary, missing: bool) -> Optional[np.ndarray]:
+    """A column's distinct texts (a pyarrow string array) as pandas' CSV parser converts them
+    (plus NaN last when cells are missing), or None unless the column is int64 / float64 / bool
+    in every chunk pandas would read.
+
+    Whole numbers of up to 15 digits, and decimals of up to 15 digits without an exponent, are
+    converted by pyarrow: pandas' parser gives the same values for them (one exact power of ten
+    applied to an exact integer: the correctly rounded float, as pyarrow's). Any other text goes
+    through pandas' own parser, whose rounding of longer decimals and exponents is its own."""
+    if len(dictionary) <= 1024:  # a few distinct texts: checked here (a compute call costs more)
+        texts = dictionary.to_pylist()
+        for kind, pattern in ((np.int64, _SHORT_WHOLE), (np.float64, _SHORT_DECIMAL)):
+            if texts and all(len(t) <= 15 and pattern.fullmatch(t) for t in texts):
+                values = np.array([kind(t) if kind is np.float64 else int(t) for t in texts], dtype=kind)
+                return np.append(values.astype(np.float64), np.nan) if missing else values
+        return _pandas_numbers(np.array(texts, dtype=object), missing)
+    values = _plain_numbers(dictionary)
+    if values is not None:
+        return np.append(values.astype(np.float64), np.nan) if missing else values
+    return _pandas_numbers(np.array(dictionary.to_pylist(), dtype=object), missing)
+
+
+def _plain_numbers(texts) -> Optional[np.ndarray]:
+    """pyarrow's values of a string array (a missing text: NaN) when they are pandas' too: every
+    text a whole number or an exponent-free decimal of at most 15 characters; else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    short = pc.less_equal(pc.utf8_length(texts), 15)
+    # all() of no text at all (every cell missing) is null: a column of NaN, as pandas reads it
+    if pc.all(pc.and_(short, pc.match_substring_regex(texts, "^" + _SHORT_DECIMAL.pattern + "$"))).as_py() is False:
+        return None
+    whole = not pc.any(pc.match_substring(texts, ".")).as_py()  # whole numbers: int64, as pandas reads them
+    return texts.cast(pa.int64() if whole else pa.float64()).to_numpy(zero_copy_only=False)
+
+
 def _pandas_numbers(uniques: np.ndarray, missing: bool) -> Optional[np.ndarray]:
     """Each distinct cell text as pandas' CSV parser converts it (plus NaN last when cells are
     missing), or None unless the column is int64 / float64 / bool in every chunk pandas would read."""
-    import io
-
     texts = uniques.tolist()
-    lines = ['"' + t.replace('"', '""') + '"' for t in texts] + (['""'] if missing else [])
-    if not lines:
+    if texts and set(texts) <= BOOL_TEXTS:  # bool in every chunk only when every text is a bool word
+        return None if missing else np.array([t in TRUE_TEXTS for t in texts])
+    if _number_kind(texts) == "text":
         return None
-    parsed = pd.read_csv(
-        io.StringIO("v\n" + "\n".join(lines) + "\n"), dtype=None, low_memory=False, skip_blank_lines=False
-    )["v"].to_numpy()
-    if len(parsed) != len(lines):
-        return None
-    if parsed.dtype.kind == "b":  # bool in every chunk only when every text is a bool word
-        return parsed if not missing and set(texts) <= BOOL_TEXTS else None
-    if parsed.dtype not in (np.dtype(np.int64), np.dtype(np.float64)):
+    parsed = _pandas_parse(texts, missing)
+    if parsed is None or parsed.dtype not in (np.dtype(np.int64), np.dtype(np.float64)):
         return None
     return parsed
+
+
+def _sample_is_text(dictionary, sample_codes: np.ndarray) -> bool:
+    """Whether pandas reads the column's first SAMPLE_ROWS cells (their codes) as text (object)."""
+    present = np.unique(sample_codes[sample_codes >= 0])
+    texts = dictionary.take(present).to_pylist()
+    kind = _number_kind(texts)
+    if kind is not None:
+        return kind == "text"
+    parsed = _pandas_parse(texts, bool((sample_codes < 0).any()))
+    return parsed is not None and parsed.dtype == object
+
+
+_SHORT_WHOLE = re.compile(r"-?[0-9]+")  # with at most 15 characters: pyarrow's value is pandas'
+_SHORT_DECIMAL = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# what pandas' parser might read as a number or a bool: anything else is text for certain
+_MAYBE_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]*\.?[0-9]*(?:[eE][+-]?[0-9]*)?|inf(?:inity)?|nan)\s*", re.IGNORECASE)
+
+
+def _number_kind(texts: List[str]) -> Optional[str]:
+    """'number' (every text a plain decimal: pandas reads numbers), 'text' (a text that no
+    number parser reads, nor is a bool word), or None when only pandas can tell."""
+    if all(_DECIMAL.fullmatch(t) for t in texts):
+        return "number"
+    if any(not _MAYBE_NUMBER.fullmatch(t) and t not in BOOL_TEXTS for t in texts):
+        return "text"
+    return None

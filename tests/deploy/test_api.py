@@ -932,3 +932,66 @@ def test_given_8_clients_mixing_good_and_malformed_requests_then_no_5xx_no_hang_
             assert b"Traceback" not in log.read(), f"a traceback in {path}"
     assert endpoint.ping(serving_stack["endpoint"])  # still serving after the load
     assert support.raw_exchange(url, next(p for p in probes if p.good).data)[0] == 200
+
+
+def test_given_a_request_over_the_realtime_payload_limit_then_the_client_gets_413_naming_the_limit(forecast_api):
+    # given: an endpoint request larger than SageMaker accepts (the local runtime refuses it as AWS does)
+    from deploy.endpoint_codec import REALTIME_PAYLOAD_LIMIT_BYTES
+
+    body = "item_id,timestamp,target_value\n" + "a,2024-01-01,1\n" * (REALTIME_PAYLOAD_LIMIT_BYTES // 15 + 1)
+    # when
+    with pytest.raises(api.ApiError) as raised:
+        forecast_api._invoke(body)
+    # then: a 413 the client can act on, on one line, not a bad gateway
+    error = raised.value
+    assert error.status == 413 and str(REALTIME_PAYLOAD_LIMIT_BYTES) in str(error) and "\n" not in str(error)
+    assert "--history-periods" in str(error)
+
+
+def test_given_input_the_endpoint_refuses_as_400_then_the_client_gets_that_400(forecast_api):
+    with pytest.raises(api.ApiError) as raised:
+        forecast_api._invoke("item_id,timestamp,target_value\n")
+    assert raised.value.status == 400 and "refused the request" in str(raised.value) and "no rows" in str(raised.value)
+
+
+def _client_error(code: str, message: str, http: int, **extra):
+    from botocore.exceptions import ClientError
+
+    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": http}, **extra}
+    return ClientError(response, "InvokeEndpoint")
+
+
+def _model_error(status: int, message: str, **extra):
+    """SageMaker's ModelError (HTTP 424) for a container that answered `status`."""
+    kind = "client" if status < 500 else "server"
+    return _client_error(
+        "ModelError",
+        f'Received {kind} error ({status}) from primary with message "{message}". See https://... for more information.',
+        424,
+        **({"OriginalStatusCode": status, "OriginalMessage": message} | extra),
+    )
+
+
+@pytest.mark.parametrize(
+    "error, status, words",
+    [
+        (_client_error("413", "HTTP content length exceeded 6291456 bytes.", 413), 413, "6291456 bytes (6 MB)"),
+        (_model_error(413, "the request was too large to forecast within 55 s (3 items, 9 rows)"), 413, "55 s"),
+        (_model_error(400, "cannot forecast this input: item 'a' has no history"), 400, "no history"),
+        (_model_error(422, "unprocessable"), 422, "unprocessable"),
+        (_client_error("ModelError", 'Received client error (400) from primary with message "bad row 3".', 424), 400,
+         "bad row 3"),
+        (_model_error(500, "the model failed to forecast: KeyError: 'x'"), 502, "failed"),
+        (_model_error(404, "no route POST /x"), 502, "failed"),
+        (_model_error(0, "Your invocation timed out while waiting for a response from container primary."), 504,
+         "did not answer in time"),
+        (_client_error("ThrottlingException", "Rate exceeded", 400), 429, "retry"),
+        (_client_error("ValidationError", "Endpoint forecast of account 000000000000 not found.", 400), 502,
+         "not found"),
+    ],
+)  # fmt: skip
+def test_given_an_endpoint_error_then_the_api_status_is_the_one_documented(error, status, words):
+    # when
+    mapped = api.endpoint_error(error, "forecast", size=7_000_000)
+    # then: the client's errors stay the client's, the endpoint's are a bad gateway; one line each
+    assert mapped.status == status and words in str(mapped) and "\n" not in str(mapped)

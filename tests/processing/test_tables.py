@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -175,7 +176,7 @@ def test_given_a_csv_then_the_arrow_coded_read_is_the_pandas_categorical_read(tm
     coded = tables._arrow_coded(path, ["item_id"])  # the pyarrow path itself, not its pandas fallback
     assert coded is not None
     expected = tables.read_frame(path, ["item_id"], categorical=True)
-    pd.testing.assert_frame_equal(_plain(coded), _plain(expected))
+    pd.testing.assert_frame_equal(coded, expected, check_exact=True)  # categories in pandas' order too
     assert coded["item_id"].astype(str).tolist()[:2] == ["000", "001"]
     assert coded["qty"].isna().sum() == 10 and coded["qty"].dtype == float  # '', 'None', '<NA>' are missing
     assert coded["note"].astype(object).tolist()[9] == "a, quoted\nline"
@@ -217,3 +218,62 @@ def test_given_an_unreadable_csv_then_the_coded_read_gives_the_one_line_error(tm
     path.write_text("item_id,v\na,1\nb,1,2\n", encoding="utf-8")
     with pytest.raises(tables.TableError, match="in.csv"):
         tables.read_frame_coded(path, ["item_id"])
+
+
+@pytest.mark.parametrize("shape", ["short decimals", "long decimals and exponents", "whole numbers"])
+def test_given_a_column_of_many_distinct_numbers_then_the_coded_values_are_pandas_bit_for_bit(tmp_path, shape):
+    # given: more distinct texts than the per-text check takes (the pyarrow compute path), some
+    # of which pyarrow's parser alone would round otherwise than pandas'
+    rng = np.random.default_rng(3)
+    n = 3000
+    if shape == "short decimals":
+        values = [f"{v:.{1 + i % 6}f}" for i, v in enumerate(rng.random(n) * 10_000)]
+    elif shape == "long decimals and exponents":
+        values = [
+            f"{v:.{1 + i % 19}g}" for i, v in enumerate(rng.standard_normal(n) * 10.0 ** rng.integers(-25, 25, n))
+        ]
+    else:
+        values = [str(v) for v in rng.integers(-(10**14), 10**14, n)]
+    values[7] = ""  # a missing cell
+    path = tmp_path / "in.csv"
+    path.write_text("item_id,v\n" + "".join(f"a{i % 5},{v}\n" for i, v in enumerate(values)), encoding="utf-8")
+    # when
+    coded = tables._arrow_coded(path, ["item_id"])
+    # then
+    assert coded is not None
+    expected = tables.read_frame(path, ["item_id"], categorical=True)
+    pd.testing.assert_frame_equal(coded, expected, check_exact=True)
+    assert coded["v"].dtype == float and np.isnan(coded["v"].iloc[7])
+
+
+def test_given_text_first_then_numbers_then_the_column_is_a_category_as_pandas_reads_it(tmp_path):
+    # given: a column whose first rows (pandas' sample) hold text: a category, numbers and all
+    path = tmp_path / "in.csv"
+    rows = [f"a,{'n/a yet' if i < 3 else i}\n" for i in range(tables.SAMPLE_ROWS + 50)]
+    path.write_text("item_id,v\n" + "".join(rows), encoding="utf-8")
+    # when
+    coded = tables._arrow_coded(path, ["item_id"])
+    # then
+    assert coded is not None and isinstance(coded["v"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(coded, tables.read_frame(path, ["item_id"], categorical=True), check_exact=True)
+
+
+def test_given_text_in_a_numeric_column_then_the_pandas_reader_reads_it_as_read_frame_does(tmp_path):
+    # given: `numeric` columns are never categories (the engine's target): text in one is pandas' to read
+    path = tmp_path / "in.csv"
+    path.write_text("item_id,target,v\na,1,x\na,lots,y\nb,3,x\n", encoding="utf-8")
+    # when
+    coded = tables.read_frame_coded(path, ["item_id"], numeric=["target"])
+    # then
+    assert tables._arrow_coded(path, ["item_id"], ["target"]) is None
+    expected = tables.read_frame(path, ["item_id"], categorical=True, numeric=["target"])
+    pd.testing.assert_frame_equal(coded, expected, check_exact=True)
+    assert coded["target"].tolist() == ["1", "lots", "3"] and isinstance(coded["v"].dtype, pd.CategoricalDtype)
+
+
+@pytest.mark.parametrize("threads", [True, False])
+def test_given_one_or_two_threads_then_the_coded_read_is_the_same(tmp_path, threads):
+    path = tmp_path / "in.csv"
+    path.write_text(_awkward_rows(), encoding="utf-8")
+    coded = tables.read_frame_coded(path, ["item_id"], threads=threads)
+    pd.testing.assert_frame_equal(coded, tables.read_frame(path, ["item_id"], categorical=True), check_exact=True)
