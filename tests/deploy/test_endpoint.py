@@ -519,15 +519,12 @@ def test_given_a_repeated_request_when_invoked_then_the_cache_answers_and_a_swap
     assert first_after[1]["x-forecast-cache"] == "miss" and b"p25" in first_after[2]
 
 
-def test_given_a_repeated_request_then_it_costs_about_a_millisecond(loaded, models):
+def test_given_a_repeated_request_then_the_cache_answers_it(loaded, models):
     body = support.inference_csv(models["frame"])
-    post(loaded, body)
-    started = time.perf_counter()
+    first = post(loaded, body)
     for _ in range(20):
-        status, headers, _ = post(loaded, body)
-        assert status == 200 and headers["x-forecast-cache"] == "hit"
-    per_request = (time.perf_counter() - started) / 20
-    assert per_request < 0.02, per_request  # a model call here costs tens of ms
+        status, headers, answer = post(loaded, body)
+        assert status == 200 and headers["x-forecast-cache"] == "hit" and answer == first[2]
 
 
 def test_given_a_killed_worker_then_the_supervisor_replaces_it_and_the_endpoint_keeps_serving(two_workers, models):
