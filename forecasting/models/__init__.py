@@ -12,6 +12,7 @@ from .naive import SeasonalNaive
 from .npts import NPTS, NPTSLevel
 from .prophet_model import Prophet
 from .regression import DynamicRegression
+from .seasonal_ets import SeasonalETS
 from .statistical import ARIMA, ETS, Theta
 from .theta_classic import ThetaClassic
 
@@ -23,6 +24,7 @@ CANDIDATES = {
     for cls in (
         SeasonalNaive,
         ETS,
+        SeasonalETS,
         Theta,
         ARIMA,
         NPTS,
@@ -114,7 +116,8 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # Weekly, monthly, quarterly (unit M): the standard Theta method (AutoGluon's member; small panels only,
 # ThetaClassic.suits), and NPTS on values moved to today's level in place of NPTS, whose years-old
 # values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data")
-FREQUENCY_MEMBERS = {"W": ("Theta", "ThetaClassic"), "M": ("ThetaClassic",)}
+# Daily: ETS(A,N,A) on panels of 10-99 series (SeasonalETS.suits), in place of LightGBMSeasonal there
+FREQUENCY_MEMBERS = {"W": ("Theta", "ThetaClassic"), "M": ("ThetaClassic",), "D": ("SeasonalETS",)}
 FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
 
 
