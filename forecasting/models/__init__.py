@@ -12,6 +12,7 @@ from .naive import SeasonalDrift, SeasonalDriftLong, SeasonalNaive
 from .npts import NPTS, NPTSLevel
 from .prophet_model import Prophet
 from .regression import DynamicRegression
+from .seasonal_ets import SeasonalETS
 from .statistical import ARIMA, ETS, AirlineARIMA, Theta
 from .theta_classic import ThetaClassic
 
@@ -23,6 +24,7 @@ CANDIDATES = {
     for cls in (
         SeasonalNaive,
         ETS,
+        SeasonalETS,
         Theta,
         ARIMA,
         AirlineARIMA,
@@ -120,9 +122,11 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # monthly and quarterly: seasonal naive moved by the panel's growth over the last season and the mean
 # over three (SeasonalDrift, SeasonalDriftLong: visnights, departures, prison, aus_accommodation), and the
 # airline seasonal ARIMA on logs on panels of 100+ series (AirlineARIMA.suits: us_employment)
+# Daily: ETS(A,N,A) on panels of 10-99 series (SeasonalETS.suits), in place of LightGBMSeasonal there
 FREQUENCY_MEMBERS = {
     "W": ("Theta", "ThetaClassic"),
     "M": ("ThetaClassic", "SeasonalDrift", "SeasonalDriftLong", "AirlineARIMA"),
+    "D": ("SeasonalETS",),
 }
 FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
 

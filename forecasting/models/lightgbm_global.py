@@ -384,25 +384,18 @@ class LightGBMSeasonal(LightGBMGlobal):
     And only from MIN_SERIES series: on 5-32 series (departures, visnights, prison) the second
     candidate cost 0.5-1.6% wQL (selection noise on few backtest series) and twice LightGBM's CPU.
 
-    Daily panels of DAILY_SERIES (10 to 99 series) get it too, on one draw of each training row
-    (half the rows, so about half LightGBM's cost): nycflights (24 series) 0.0920 -> 0.0907 mean
-    wQL over LightGBM seeds 0-2. One series (elecdaily) gained nothing for +60% CPU; from 100
-    series (the seed's 125) it would push the engine past its CPU budget (1/5 of AutoGluon's)."""
+    Daily panels of 10-99 series had it too, on one draw of each training row (nycflights 0.0920 ->
+    0.0907 mean wQL over LightGBM seeds 0-2); SeasonalETS replaced it there (0.0942 -> 0.0884 with
+    the US calendar, at less CPU: docs/engine.md "Daily data")."""
 
     name = "LightGBMSeasonal"
     MIN_SERIES = 100  # between the measured 32 (no gain) and 145 (us_employment: -12% wQL)
-    DAILY_SERIES = (10, 100)  # [low, high): measured at 1 (no gain), 24 (-1.4%) and 125 (not affordable)
 
     @classmethod
     def suits(cls, config, n_series):
-        if config.frequency_unit == "D":
-            low, high = cls.DAILY_SERIES
-            return config.season_length > 1 and low <= n_series < high
         return config.frequency_unit == "M" and config.season_length > 1 and n_series >= cls.MIN_SERIES
 
     @classmethod
     def default_params(cls, config):
-        # sdiff_seasons: seasonal differences over the last 2 seasons (us_employment 0.00238, 1: 0.00245);
-        # daily: one draw per eligible row (three: nycflights 0.0899, but 1.8x the engine's CPU)
-        daily = {"max_draws": 1} if config.frequency_unit == "D" else {}
-        return {**super().default_params(config), "target": "season", "sdiff_seasons": 2, **daily}
+        # sdiff_seasons: seasonal differences over the last 2 seasons (us_employment 0.00238, 1: 0.00245)
+        return {**super().default_params(config), "target": "season", "sdiff_seasons": 2}

@@ -177,9 +177,9 @@ def test_given_a_tight_job_limit_when_planned_then_the_limit_share_is_the_budget
     assert EngineConfig(statistical_budget_seconds=None).too_costly_for_panel("ETS", 10**6, 2) is None
 
 
-def test_given_daily_or_monthly_data_when_the_engine_lists_candidates_then_the_seasonal_lightgbm_suits_where_measured():
+def test_given_daily_or_monthly_data_when_the_engine_lists_candidates_then_the_seasonal_lightgbm_suits_monthly_panels_only():
     """LightGBMSeasonal comes along with LightGBM (preset or cnn-qr) and suits monthly/quarterly
-    panels of at least 100 series and daily panels of 10-99 series."""
+    panels of at least 100 series (on daily panels of 10-99 series SeasonalETS took its place)."""
     from forecasting.models import CANDIDATES
 
     assert "LightGBMSeasonal" in candidate_names(("cnn-qr",)) and "LightGBMSeasonal" in candidate_names()
@@ -190,8 +190,7 @@ def test_given_daily_or_monthly_data_when_the_engine_lists_candidates_then_the_s
     assert not seasonal.suits(EngineConfig(frequency="D", horizon=14), 500)
     assert not seasonal.suits(EngineConfig(frequency="D", horizon=14), 125)  # the seed: over the CPU budget
     assert not seasonal.suits(EngineConfig(frequency="D", horizon=14), 1)  # elecdaily: no gain
-    assert seasonal.suits(EngineConfig(frequency="D", horizon=14), 24)  # nycflights
-    assert seasonal.suits(EngineConfig(frequency="D", horizon=14), 10)
+    assert not seasonal.suits(EngineConfig(frequency="D", horizon=14), 24)  # nycflights: SeasonalETS instead
     assert not seasonal.suits(EngineConfig(frequency="H", horizon=24), 24)
     assert not seasonal.suits(EngineConfig(frequency="W", horizon=13), 500)
     assert CANDIDATES["LightGBM"].suits(EngineConfig(frequency="D", horizon=14), 1)
