@@ -144,8 +144,16 @@ def _no_model(stub):
 
 
 def test_given_a_two_container_candidate_when_the_job_completes_then_model_and_package_carry_both(
-    tmp_path, moto_endpoint
+    tmp_path, moto_endpoint, monkeypatch
 ):
+    from processing.kernel import aws_validation
+
+    checks = []  # (operation, whether the client's own service model was used)
+
+    def recorded(service, operation, params, model=None):
+        checks.append((operation, model is not None))
+        return aws_validation.validate_request(service, operation, params, model)
+
     sm = _sagemaker()
     logs = []
     with Stubber(sm) as stub:
@@ -173,6 +181,9 @@ def test_given_a_two_container_candidate_when_the_job_completes_then_model_and_p
             expected_params={"ModelName": f"{JOB}-model", "Containers": TWO_CONTAINERS, "ExecutionRoleArn": ROLE},
         )
 
+        # the requests are checked against the client's own service model: SageMaker's is parsed once
+        for module in (automl_job, automl_request, register):
+            monkeypatch.setattr(module, "validate_request", recorded)
         result = automl_job.run(_args(f"--result-dir={tmp_path / 'automl'}"), sm=sm, log=logs.append)
         stub.assert_no_pending_responses()
 
@@ -224,6 +235,13 @@ def test_given_a_two_container_candidate_when_the_job_completes_then_model_and_p
     )
     package = registry.describe_model_package(ModelPackageName=registration["model_package_arn"])
     assert package["InferenceSpecification"]["Containers"] == TWO_CONTAINERS
+    assert [operation for operation, _ in checks] == [
+        "CreateAutoMLJobV2",
+        "CreateModel",
+        "CreateModelPackage",
+        "CreateModelPackageGroup",
+    ]
+    assert all(own for _, own in checks)
 
 
 def test_given_a_job_of_that_name_exists_when_the_step_is_retried_then_it_re_attaches(tmp_path):
