@@ -59,14 +59,15 @@ from deploy.endpoint_server import (  # noqa: F401 - importers reach the server'
     endpoints_dir,
     read_state,
     serve,
+    server_environment,
     state_path,
+    take_standby,
     write_state,
 )
 from deploy.model_slot import ModelSlot, engine_loader, resolve_model_dir  # noqa: F401
 from processing.kernel.processes import pid_alive
 
 LOG = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,15 +177,18 @@ class LocalEndpoints:
             command.append("--any-port-if-busy")
         if workers:
             command += ["--workers", str(workers)]
-        env = dict(
-            os.environ,
-            FORECAST_HOME=str(self.home),
-            PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p),
-        )
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-            )
+        env = server_environment(self.home)
+        process = take_standby(self.home, env, workers, command[3:], log_path)  # one started ahead, if any
+        if process is None:
+            with open(log_path, "ab") as log:
+                process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
         threading.Thread(target=process.wait, name=f"reap-endpoint-{process.pid}", daemon=True).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

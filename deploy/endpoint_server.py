@@ -16,6 +16,7 @@ Bodies are read and written by `deploy.endpoint_codec`; the model and the board 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -24,6 +25,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -466,10 +468,7 @@ def serve(
         "model_package_arn": model_package_arn,
     }
     write_state(path, state)
-    configure_threads()  # the workers load the model (LightGBM, torch) after this
-    if workers > 1:  # one thread per model worker, as statsforecast pins BLAS in its worker processes
-        for variable in THREAD_VARIABLES:
-            os.environ.setdefault(variable, "1")
+    thread_environment(workers)
     supervisor = WorkerPool(
         sock, board, name=name, token=token, state_file=path, loader=loader, cache_root=endpoints_dir(home) / "models"
     )
@@ -486,6 +485,14 @@ def serve(
         path.unlink(missing_ok=True)
     LOG.info("endpoint %r stopped", name)
     return code
+
+
+def thread_environment(workers: int) -> None:
+    """The threading variables of a server with `workers` processes, set before the engine loads."""
+    configure_threads()  # the workers load the model (LightGBM, torch) after this
+    if workers > 1:  # one thread per model worker, as statsforecast pins BLAS in its worker processes
+        for variable in THREAD_VARIABLES:
+            os.environ.setdefault(variable, "1")
 
 
 def _listen(port: int, any_port_if_busy: bool) -> socket.socket:
@@ -696,3 +703,127 @@ def _worker_main(
     finally:
         server.server_close()
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# A server process started ahead (standby): the interpreter and the engine's imports done early
+# --------------------------------------------------------------------------------------------
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_STANDBY: dict = {}  # home -> (process, environment, workers): started ahead, not yet given an endpoint
+_STANDBY_LOCK = threading.Lock()
+
+
+def server_environment(home: Path) -> dict:
+    """The environment of an endpoint's server process (deploy.endpoint's start, and a standby)."""
+    return dict(
+        os.environ,
+        FORECAST_HOME=str(home),
+        PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p),
+    )
+
+
+def prestart(home: Path, workers: Optional[int] = None) -> None:
+    """Start a server process ahead of the endpoint it will be: its interpreter and the engine's
+    imports (0.5-0.7 s of CPU) run while the steps before the deploy do. The next `take_standby`
+    under this home, with the same environment and `workers`, gives it its `serve` arguments; until
+    then it binds no port and writes no state (no endpoint exists), and it ends when its owner
+    closes the pipe (`discard_standby`, or the owner's exit)."""
+    key = str(Path(home))
+    with _STANDBY_LOCK:
+        held = _STANDBY.get(key)
+        if held is not None and held[0].poll() is None:
+            return
+        env = server_environment(Path(home))
+        command = [sys.executable, "-m", "deploy.endpoint_server", "--standby", str(workers or 0)]
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # as deploy.endpoint's start: the endpoint outlives its starter
+        )
+        _STANDBY[key] = (process, env, workers)
+
+
+def take_standby(
+    home: Path, env: dict, workers: Optional[int], argv: list, log_path: Path
+) -> Optional[subprocess.Popen]:
+    """The home's server started ahead, given `argv` (deploy.endpoint's command line) and its log, when it
+    was started with this environment and `workers`; else None (and a mismatched one is ended)."""
+    with _STANDBY_LOCK:
+        held = _STANDBY.pop(str(Path(home)), None)
+    if held is None:
+        return None
+    process, started_with, started_workers = held
+    if process.poll() is None and started_with == env and started_workers == workers:
+        try:
+            assert process.stdin is not None
+            process.stdin.write((json.dumps({"argv": argv, "log": str(log_path)}) + "\n").encode())
+            process.stdin.close()
+            return process
+        except (OSError, ValueError):  # it died meanwhile: start one as usual
+            pass
+    _discard(process)
+    return None
+
+
+def discard_standby(home: Optional[Path] = None) -> None:
+    """End the servers started ahead (under `home`, or all) that got no endpoint (at the owner's exit, too)."""
+    with _STANDBY_LOCK:
+        keys = [key for key in _STANDBY if home is None or key == str(Path(home))]
+        held = [_STANDBY.pop(key) for key in keys]
+    for process, _, _ in held:
+        _discard(process)
+
+
+def _discard(process: subprocess.Popen) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        process.stdin.close()  # type: ignore[union-attr]
+    with contextlib.suppress(OSError):
+        process.terminate()  # waiting for an endpoint only: nothing to lose
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=2)
+
+
+atexit.register(discard_standby)
+
+
+def _standby(workers: Optional[int]) -> int:
+    """A server started ahead: the threading variables `serve` sets for its workers, the engine imported,
+    then {"argv": deploy.endpoint's arguments, "log": path} read from stdin and run as
+    `python -m deploy.endpoint <argv>` would run (its exit code); 0 when the owner closes stdin without one."""
+    from processing.kernel.settings import resolve
+
+    count = workers or resolve().effective_endpoint_workers  # what `serve` is given without --workers
+    thread_environment(max(1, int(count or os.cpu_count() or 1)))
+    if all(os.environ.get(variable) == "1" for variable in THREAD_VARIABLES):
+        # BLAS pinned to one thread (as `serve` pins it for several workers): importing the engine now
+        # starts no BLAS thread before the workers fork, so every worker forks with it imported
+        try:
+            import forecasting  # noqa: F401 - what every worker's first model load imports
+        except Exception:  # noqa: BLE001 - the workers import it again and report the error in the log
+            pass
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    job = json.loads(line)
+    log = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    for fd in (1, 2):  # as deploy.endpoint's start: the server's output goes to the endpoint's log
+        os.dup2(log, fd)
+    os.close(log)
+    with open(os.devnull) as devnull:
+        os.dup2(devnull.fileno(), 0)
+    import runpy
+
+    sys.argv = ["deploy.endpoint", *job["argv"]]
+    runpy.run_module("deploy.endpoint", run_name="__main__", alter_sys=True)  # `python -m deploy.endpoint ...`
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--standby"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m deploy.endpoint_server --standby WORKERS  (0: the settings' endpoint_workers)")
+    from deploy import endpoint_server  # the module deploy.endpoint uses, not this __main__ copy
+
+    sys.exit(endpoint_server._standby(int(sys.argv[2]) or None))

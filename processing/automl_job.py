@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError
 from processing import automl_request
 from processing.atomic import write_json_atomic
 from processing.kernel import aws_errors, console, contracts
-from processing.kernel.aws_validation import validate_request
+from processing.kernel.aws_validation import client_service_model, validate_request
 from processing.kernel.cli import step_main
 
 logger = logging.getLogger(__name__)
@@ -50,10 +50,11 @@ TRANSIENT_CODES = (
     "RequestTimeout",
 )
 MAX_TRANSIENT_ERRORS = 10
-FIRST_POLL_SECONDS = 0.5  # polls start this often; then a POLL_SHARE of the time waited so far, up to
-POLL_SHARE = 0.1  # --poll-seconds: a job is seen done within 0.5 s or 10% of its run time (was
-# 2 s growing 1.25x per call: up to 25%, 18 s on a 380 s local job), an
-# hours-long one still costs a call a minute
+FIRST_POLL_SECONDS = 0.1  # polls start this often; then a POLL_SHARE of the time waited so far, up to
+POLL_SHARE = 0.1  # --poll-seconds: a job is seen done within 0.1 s or 10% of its run time (was
+# 2 s growing 1.25x per call: up to 25%, 18 s on a 380 s local job; then 0.5 s: a local job of
+# 0.2 s was seen done 0.3 s late), an hours-long one still costs a call a minute. A job of T
+# seconds (T > 1) costs 10 + 24 log10(T) calls: 34 for 10 s, 72 for 6 minutes
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 REQUEST_FILE = "automl_request.json"  # the request sent, kept next to the result for audits
 
@@ -240,7 +241,7 @@ def model_name_for(job_name: str) -> str:
 
 
 def create_model_request(
-    model_name: str, containers: Sequence[dict], role_arn: str, tags: Optional[dict] = None
+    model_name: str, containers: Sequence[dict], role_arn: str, tags: Optional[dict] = None, service_model: Any = None
 ) -> dict:
     request: dict = {
         "ModelName": model_name,
@@ -249,7 +250,7 @@ def create_model_request(
     }
     if tags:
         request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
-    validate_request("sagemaker", "CreateModel", request)
+    validate_request("sagemaker", "CreateModel", request, service_model)
     return request
 
 
@@ -262,7 +263,7 @@ def create_model(
     log: Log = logger.info,
 ) -> dict:
     """CreateModel with every container; an existing model of that name (a retry) is reused."""
-    request = create_model_request(model_name, containers, role_arn, tags)
+    request = create_model_request(model_name, containers, role_arn, tags, client_service_model(sm))
     try:
         sm.describe_model(ModelName=model_name)
         log(f"model {model_name} already exists: reusing it")
@@ -349,7 +350,7 @@ def _parse_filling(text: str) -> dict:
     return value
 
 
-def request_from_args(args: argparse.Namespace, settings: Any = None) -> dict:
+def request_from_args(args: argparse.Namespace, settings: Any = None, service_model: Any = None) -> dict:
     profile = read_profile(args.profile_dir)
     columns = profile.get("columns") or {}
     # the rules PrepareData applied (profile) unless --filling overrides them
@@ -379,6 +380,7 @@ def request_from_args(args: argparse.Namespace, settings: Any = None) -> dict:
         aggregation=args.aggregation or profile.get("aggregation") or "sum",
         timesteps=profile_timesteps(profile),
         tags=tags,
+        service_model=service_model,
     )
 
 
@@ -402,7 +404,7 @@ def run(
             "this boto3 has no create_auto_ml_job_v2 (boto3>=1.34 has it; the processing "
             "image's pins are in pipelines/processing_image.toml)"
         )
-    request = request_from_args(args, settings)
+    request = request_from_args(args, settings, client_service_model(sm))
     # the request is long (filling rules per column): readable JSON in a file, its path in the log
     request_path = write_json_atomic(Path(args.result_dir) / REQUEST_FILE, request)
     config = request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]

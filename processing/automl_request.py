@@ -288,6 +288,7 @@ def build_request(
     timesteps: Optional[int] = None,
     tags: Optional[Mapping[str, str]] = None,
     validate: bool = True,
+    service_model: Any = None,
 ) -> dict:
     """The CreateAutoMLJobV2 request (TimeSeriesForecastingJobConfig) for these parameters.
 
@@ -371,8 +372,8 @@ def build_request(
     }
     if tags:
         request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
-    if validate:
-        validate_request("sagemaker", "CreateAutoMLJobV2", request)
+    if validate:  # service_model: the client's own, so the step loads SageMaker's model once
+        validate_request("sagemaker", "CreateAutoMLJobV2", request, service_model)
     return request
 
 

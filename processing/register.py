@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from processing.atomic import write_json_atomic
 from processing.automl_job import REQUEST_FILE, is_not_found
 from processing.kernel import aws_errors, console, contracts, inputs
-from processing.kernel.aws_validation import validate_request
+from processing.kernel.aws_validation import client_service_model, validate_request
 from processing.kernel.cli import step_main
 
 logger = logging.getLogger(__name__)
@@ -189,8 +189,10 @@ def package_request(
     tags: Optional[dict] = None,
     automl_request: Optional[dict] = None,
     columns: Sequence[str] = (),
+    service_model: Any = None,
 ) -> dict:
-    """The CreateModelPackage request: every container with its Environment, metrics, status."""
+    """The CreateModelPackage request: every container with its Environment, metrics, status
+    (checked against `service_model`, the client's own, when given: SageMaker's model parsed once)."""
     if approval_status not in APPROVAL_STATUSES:
         raise RegistrationError(
             f"--approval-status {approval_status!r} is not one of {', '.join(APPROVAL_STATUSES)} "
@@ -240,18 +242,18 @@ def package_request(
     }
     if tags:
         request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
-    validate_request("sagemaker", "CreateModelPackage", request)
+    validate_request("sagemaker", "CreateModelPackage", request, service_model)
     return request
 
 
-def group_request(group: str, tags: Optional[dict] = None) -> dict:
+def group_request(group: str, tags: Optional[dict] = None, service_model: Any = None) -> dict:
     request: dict = {
         "ModelPackageGroupName": group,
         "ModelPackageGroupDescription": "Demand forecasting models trained by the training pipeline",
     }
     if tags:
         request["Tags"] = [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
-    validate_request("sagemaker", "CreateModelPackageGroup", request)
+    validate_request("sagemaker", "CreateModelPackageGroup", request, service_model)
     return request
 
 
@@ -264,7 +266,7 @@ def ensure_group(sm: Any, group: str, tags: Optional[dict] = None, log: Log = lo
         if not is_not_found(error):
             raise
     try:
-        sm.create_model_package_group(**group_request(group, tags))
+        sm.create_model_package_group(**group_request(group, tags, client_service_model(sm)))
     except ClientError as error:
         if not aws_errors.already_exists(error):
             raise
@@ -314,6 +316,7 @@ def register(
         tags=tags,
         automl_request=automl_request,
         columns=columns,
+        service_model=client_service_model(sm),
     )
     ensure_group(sm, group, tags, log)
     existing = find_registered(sm, group, execution_id)

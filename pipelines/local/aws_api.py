@@ -24,6 +24,7 @@ import base64
 import datetime
 import json
 import re
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
@@ -147,8 +148,12 @@ class LocalAWSServer:
         return self
 
     def close(self) -> list:
-        """Stop the server and the AutoML jobs still training; returns the names of the jobs stopped."""
+        """Stop the server, the AutoML jobs still training and an endpoint server started ahead that no
+        deploy took; returns the names of the jobs stopped."""
         stopped = automl_worker.stop_all(self.settings)
+        endpoint_server = sys.modules.get("deploy.endpoint_server")  # imported where one was started ahead
+        if endpoint_server is not None:
+            endpoint_server.discard_standby(self.settings.home_path)  # a server started ahead that no deploy took
         for name in stopped:  # record them Stopped, as StopAutoMLJob would
             self.client.stop_auto_ml_job(AutoMLJobName=name)
         if self._server is not None:

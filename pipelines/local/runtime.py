@@ -452,6 +452,7 @@ class Execution:
             try:
                 if not self._cache_hit(run):
                     self._prestart_automl(spec)
+                    self._prestart_endpoint(spec)
                     executor_for(spec.type, self).run(run)
                 record.status = SUCCEEDED if record.status == EXECUTING else record.status
             except KeyboardInterrupt:
@@ -500,6 +501,24 @@ class Execution:
                 automl_worker.prestart(self.settings)
             except OSError as error:  # the job starts its worker itself then
                 self.out(f"    (could not start the AutoML worker ahead: {error})")
+
+    def _prestart_endpoint(self, spec: StepSpec) -> None:
+        """A processing step whose next step (conditions aside) is a pending Lambda step running the
+        deploy handler starts the local endpoint's server process ahead
+        (pipelines.local.sagemaker_endpoints.prestart_server): its imports overlap this step."""
+        order = self.graph.order
+        ahead = [n for n in order[order.index(spec.name) + 1 :] if self.graph.steps[n].type != "Condition"]
+        if spec.type != "Processing" or not ahead or self.records[ahead[0]].status != PENDING:
+            return
+        arn = str(self.graph.steps[ahead[0]].body.get("FunctionArn", ""))
+        function = arn.split(":function:", 1)[1].split(":")[0] if ":function:" in arn else arn
+        if self.graph.steps[ahead[0]].type == "Lambda" and function == self.settings.deploy_function_name:
+            from pipelines.local import sagemaker_endpoints
+
+            try:
+                sagemaker_endpoints.prestart_server(self.settings)
+            except OSError as error:  # the deploy starts the server itself then
+                self.out(f"    (could not start the endpoint's server ahead: {error})")
 
     def _cache_hit(self, run: StepRun) -> bool:
         """A step with caching enabled whose key matches an earlier successful run reuses that run."""

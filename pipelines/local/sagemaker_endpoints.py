@@ -495,6 +495,19 @@ class EndpointsMixin:
         return None
 
 
+def prestart_server(settings: Settings) -> None:
+    """Start the endpoint's server process ahead of a deploy (deploy.endpoint_server.prestart): its
+    interpreter and the engine's imports then overlap the steps before it instead of CreateEndpoint's
+    wait for /ping. No endpoint exists until CreateEndpoint, as on SageMaker; the process only
+    becomes the endpoint's server when `create_endpoint` starts one (an endpoint already running is
+    updated in place, so none is started ahead then)."""
+    from deploy import endpoint_server
+
+    if EndpointsMixin._endpoint_module().running_state(settings.home_path, settings.endpoint_name):
+        return
+    endpoint_server.prestart(settings.home_path, settings.endpoint_workers)
+
+
 def local_model_path(uri: str, settings: Settings) -> Path:
     """The local store path of a ModelDataUrl (s3://bucket/key -> <home>/s3/bucket/key)."""
     if not uri.startswith("s3://"):

@@ -39,6 +39,12 @@ def _service_model(service: str):
     return _SESSION.get_service_model(service)
 
 
+def client_service_model(client: Any) -> Any:
+    """A boto3 client's service model (None for anything else, e.g. a test double): a step that checks
+    its requests against it parses SageMaker's model once instead of twice (0.05 s of CPU)."""
+    return getattr(getattr(client, "meta", None), "service_model", None)
+
+
 def is_pipeline_expression(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in PIPELINE_EXPRESSION_KEYS
 

@@ -144,8 +144,16 @@ def _no_model(stub):
 
 
 def test_given_a_two_container_candidate_when_the_job_completes_then_model_and_package_carry_both(
-    tmp_path, moto_endpoint
+    tmp_path, moto_endpoint, monkeypatch
 ):
+    from processing.kernel import aws_validation
+
+    checks = []  # (operation, whether the client's own service model was used)
+
+    def recorded(service, operation, params, model=None):
+        checks.append((operation, model is not None))
+        return aws_validation.validate_request(service, operation, params, model)
+
     sm = _sagemaker()
     logs = []
     with Stubber(sm) as stub:
@@ -173,6 +181,9 @@ def test_given_a_two_container_candidate_when_the_job_completes_then_model_and_p
             expected_params={"ModelName": f"{JOB}-model", "Containers": TWO_CONTAINERS, "ExecutionRoleArn": ROLE},
         )
 
+        # the requests are checked against the client's own service model: SageMaker's is parsed once
+        for module in (automl_job, automl_request, register):
+            monkeypatch.setattr(module, "validate_request", recorded)
         result = automl_job.run(_args(f"--result-dir={tmp_path / 'automl'}"), sm=sm, log=logs.append)
         stub.assert_no_pending_responses()
 
@@ -224,6 +235,13 @@ def test_given_a_two_container_candidate_when_the_job_completes_then_model_and_p
     )
     package = registry.describe_model_package(ModelPackageName=registration["model_package_arn"])
     assert package["InferenceSpecification"]["Containers"] == TWO_CONTAINERS
+    assert [operation for operation, _ in checks] == [
+        "CreateAutoMLJobV2",
+        "CreateModel",
+        "CreateModelPackage",
+        "CreateModelPackageGroup",
+    ]
+    assert all(own for _, own in checks)
 
 
 def test_given_a_job_of_that_name_exists_when_the_step_is_retried_then_it_re_attaches(tmp_path):
@@ -497,12 +515,12 @@ def test_given_the_local_api_and_no_training_data_when_running_the_cli_then_the_
 
 
 @pytest.mark.integration
-def test_given_a_slow_job_when_waiting_then_polls_start_at_a_second_and_grow_to_poll_seconds():
-    """About a second of latency for a short local job, at most --poll-seconds between calls on AWS."""
+def test_given_a_slow_job_when_waiting_then_polls_start_at_a_tenth_of_a_second_and_grow_to_poll_seconds():
+    """A tenth of a second of latency for a short local job, at most --poll-seconds between calls on AWS."""
     sm = _sagemaker()
     slept = []
     with Stubber(sm) as stub:
-        for _ in range(45):
+        for _ in range(60):
             stub.add_response(
                 "describe_auto_ml_job_v2", _describe("InProgress", "TrainingModels"), {"AutoMLJobName": JOB}
             )
@@ -513,10 +531,11 @@ def test_given_a_slow_job_when_waiting_then_polls_start_at_a_second_and_grow_to_
         )
         automl_job.wait_for_job(sm, JOB, poll_seconds=10, log=lambda _: None, sleep=slept.append)
 
-    # the first 10 s poll every second; then each wait is a tenth of the time waited so far
+    # the first second polls every tenth of a second; then each wait is a tenth of the time waited so far
+    assert automl_job.FIRST_POLL_SECONDS == 0.1
     assert slept[:10] == [automl_job.FIRST_POLL_SECONDS] * 10
     assert all(b >= a for a, b in zip(slept, slept[1:]))
-    assert all(wait <= max(1.0, 0.1 * sum(slept[:i])) + 1e-9 for i, wait in enumerate(slept))
+    assert all(wait <= max(0.1, 0.1 * sum(slept[:i])) + 1e-9 for i, wait in enumerate(slept))
     assert max(slept) == 10 and slept[-1] == 10
 
 

@@ -104,8 +104,19 @@ def test_given_the_script_then_champion_json_is_always_written(aws, tmp_path, mo
     monkeypatch.setenv("FORECAST_BUCKET", BUCKET)
     args = _args(tmp_path)
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()]
+    made = []
+    real_client = boto3.client
+    monkeypatch.setattr(boto3, "client", lambda service, **kw: made.append(service) or real_client(service, **kw))
     assert champion.main(argv) == 0
     assert json.loads((tmp_path / "out" / contracts.CHAMPION_FILE).read_text())["status"] == "none"
+    assert made == ["sagemaker"]  # no champion: the S3 client is never made
+
+
+def test_given_a_lazy_client_then_it_is_made_once_on_first_use():
+    made = []
+    client = champion._OnFirstUse(lambda: made.append(1) or {"k": 1})
+    assert made == []
+    assert client.get("k") == 1 and client.get("x") is None and made == [1]
 
 
 def test_the_transform_request_is_the_backtest_transform_and_valid():

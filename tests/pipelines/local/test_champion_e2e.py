@@ -8,11 +8,12 @@ and registers v2. Tiny data: 6 items x 120 days.
 from __future__ import annotations
 
 import json
+import pathlib
 import socket
 
 import pytest
 
-from deploy import endpoint
+from deploy import endpoint, endpoint_server
 from pipelines.local import runtime
 from pipelines.local.sagemaker import LocalSageMakerClient
 from pipelines.local.store import local_path
@@ -66,6 +67,9 @@ def test_given_an_approved_champion_then_a_weaker_challenger_fails_and_an_equal_
     assert evaluation_of(first, settings)["champion"]["status"] == "none"
     [v1] = packages(settings)
     assert v1["ModelApprovalStatus"] == "Approved"
+    # the endpoint's server is the process the runtime started ahead, at RegisterModel (its imports overlapped it)
+    server = endpoint.running_state(settings.home_path, settings.endpoint_name)
+    assert "--standby" in pathlib.Path(f"/proc/{server['pid']}/cmdline").read_bytes().decode().split("\0")
 
     code, output, second = run([*data, "--param", "AutoMLAlgorithms=npts", "--param", "QualityThreshold=10"], capsys)
     assert code != 0
@@ -95,6 +99,9 @@ def test_given_an_approved_champion_then_a_weaker_challenger_fails_and_an_equal_
 
     code, output, third = run([*data, *STRONG], capsys)
     assert code == 0, output[-3000:]
+    # v2 is not Approved: its Deploy deploys nothing; none was started ahead (an endpoint runs), none is left
+    assert endpoint_server._STANDBY == {}
+    assert endpoint.running_state(settings.home_path, settings.endpoint_name)["pid"] == server["pid"]
     champion = evaluation_of(third, settings)["champion"]
     assert champion["status"] == "compared" and champion["passed"]
     assert champion["challenger_value"] == pytest.approx(champion["champion_value"], rel=1e-9)

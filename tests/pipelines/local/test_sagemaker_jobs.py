@@ -356,3 +356,22 @@ def test_a_worker_started_ahead_trains_the_next_job_and_one_with_another_environ
     unused = automl_worker._STANDBY[str(settings.home_path)][0]
     automl_worker.stop_all(settings)
     assert unused.poll() is not None and str(settings.home_path) not in automl_worker._STANDBY
+
+
+def test_given_a_process_without_the_engine_when_imported_ahead_then_a_thread_imports_it_once():
+    """After an AutoML job starts, the transform that follows predicts in this process: its import runs ahead."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pipelines.local import sagemaker_jobs\n"
+        "before = 'forecasting' in sys.modules\n"
+        "thread = sagemaker_jobs.import_engine_ahead()\n"
+        "thread.join()\n"
+        "print(before, 'forecasting' in sys.modules, sagemaker_jobs.import_engine_ahead())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "None"]
