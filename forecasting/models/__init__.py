@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
+from .lightgbm_recursive import LightGBMRecursive
 from .local import LocalModel  # noqa: F401  (the base of per-series models)
 from .naive import SeasonalNaive
 from .npts import NPTS, NPTSLevel
@@ -31,6 +32,7 @@ CANDIDATES = {
         DynamicRegression,
         LightGBMGlobal,
         LightGBMSeasonal,
+        LightGBMRecursive,
         Prophet,
         DeepAR,
     )
@@ -55,6 +57,7 @@ GENUINE = {"ets": "ETS", "arima": "ARIMA", "npts": "NPTS", "prophet": "Prophet",
 KINDS = {
     "LightGBM": "global",
     "LightGBMSeasonal": "global",
+    "LightGBMRecursive": "global, recursive",
     "DynamicRegression": "Prophet-style",
     "DeepAR": "DeepAR-style RNN, torch",
 }
@@ -114,7 +117,7 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # Weekly, monthly, quarterly (unit M): the standard Theta method (AutoGluon's member; small panels only,
 # ThetaClassic.suits), and NPTS on values moved to today's level in place of NPTS, whose years-old
 # values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data")
-FREQUENCY_MEMBERS = {"W": ("Theta", "ThetaClassic"), "M": ("ThetaClassic",)}
+FREQUENCY_MEMBERS = {"W": ("Theta", "ThetaClassic"), "M": ("ThetaClassic", "LightGBMRecursive")}
 FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
 
 
