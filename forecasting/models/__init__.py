@@ -116,8 +116,13 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # while Theta on ten years (statistical.THETA_SEASONS) does (us_gasoline, docs/engine.md)
 # Weekly, monthly, quarterly (unit M): the standard Theta method (AutoGluon's member; small panels only,
 # ThetaClassic.suits), and NPTS on values moved to today's level in place of NPTS, whose years-old
-# values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data")
-FREQUENCY_MEMBERS = {"W": ("Theta", "ThetaClassic"), "M": ("ThetaClassic", "LightGBMRecursive")}
+# values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data").
+# Weekly data and monthly/quarterly panels of 100+ series (LightGBMRecursive.suits): AutoGluon's
+# RecursiveTabular (us_gasoline, us_employment; docs/engine.md "The recursive LightGBM model")
+FREQUENCY_MEMBERS = {
+    "W": ("Theta", "ThetaClassic", "LightGBMRecursive"),
+    "M": ("ThetaClassic", "LightGBMRecursive"),
+}
 FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
 
 

@@ -107,9 +107,9 @@ def test_given_a_panel_when_differenced_and_standardised_then_undoing_both_retur
 
 
 def test_given_a_frequency_and_series_lengths_then_lags_and_the_difference_follow_autogluons_choice():
-    assert recursive_lags(12) == [*range(1, 14), 23, 24, 25, 35, 36, 37]
-    assert recursive_lags(4) == [1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13]
-    assert recursive_lags(1) == [1, 2]
+    assert recursive_lags(12) == [*range(1, 8), 11, 12, 13, 23, 24, 25, 35, 36, 37]
+    assert recursive_lags(4) == [*range(1, 10), 11, 12, 13]
+    assert recursive_lags(1) == [*range(1, 8)]
     assert difference_lag(12, [100, 80], 12) == 12
     assert difference_lag(12, [100, 30], 12) == 1  # one series too short for a seasonal difference
     assert difference_lag(1, [100], 12) == 1
@@ -145,8 +145,10 @@ def test_given_a_fitted_model_when_pickled_then_it_forecasts_the_same(monthly):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(hist, fut), model.predict(hist, fut))
 
 
-def test_given_monthly_data_on_the_default_preset_then_the_recursive_member_is_trained(monthly):
+def test_given_weekly_data_or_100_monthly_series_on_the_default_preset_then_the_recursive_member_is_trained(monthly):
     assert "LightGBMRecursive" in default_members(monthly)
     assert LightGBMRecursive.name in default_members(EngineConfig(frequency="3M", horizon=8))
     assert LightGBMRecursive.suits(monthly, 145) and not LightGBMRecursive.suits(monthly, 32)
-    assert not LightGBMRecursive.suits(EngineConfig(frequency="D", horizon=14), 145)
+    assert not LightGBMRecursive.suits(EngineConfig(frequency="D", horizon=14), 24)
+    weekly = EngineConfig(frequency="W", horizon=13)
+    assert "LightGBMRecursive" in default_members(weekly) and LightGBMRecursive.suits(weekly, 1)
