@@ -152,3 +152,23 @@ def test_given_weekly_data_or_100_monthly_series_on_the_default_preset_then_the_
     assert not LightGBMRecursive.suits(EngineConfig(frequency="D", horizon=14), 24)
     weekly = EngineConfig(frequency="W", horizon=13)
     assert "LightGBMRecursive" in default_members(weekly) and LightGBMRecursive.suits(weekly, 1)
+
+
+def test_given_gaps_and_a_context_shorter_than_a_season_when_forecast_then_every_value_is_finite_and_ordered(monthly):
+    frame, _ = _monthly_ar(n_items=6, seed=5)
+    train, hist, fut, _ = _panels(frame, monthly)
+    rng = np.random.default_rng(0)
+    for panel in (train, hist):  # unknown values inside the history (the engine fills them; a Panel may not)
+        panel.y[rng.choice(len(panel.y), len(panel.y) // 20, replace=False)] = np.nan
+        panel.y[panel.indptr[1:] - 1] = panel.y[panel.indptr[1:] - 2] = 1000.0  # a known last value
+    model = create("LightGBMRecursive", monthly).fit(train)
+    assert model.diff_lag == 12
+    short = hist.subset([0, 1])
+    keep = [np.arange(short.indptr[i + 1] - 8, short.indptr[i + 1]) for i in range(2)]  # 8 months: no season back
+    short = short.take_rows(np.concatenate(keep), np.array([0, 8, 16]))
+    values = model.predict(short, fut.subset([0, 1]))
+    assert np.isfinite(values).all()
+    assert np.all(np.diff(values[:, :, :3], axis=2) >= 0)
+    # without a season back the forecast starts from the last value, not from zero
+    last = short.y[short.indptr[1:] - 1]
+    assert np.all(np.abs(values[:, 0, -1] - last) < 0.2 * np.abs(last))
