@@ -167,7 +167,7 @@ class LightGBMRecursive(Candidate):
         span = (train.ds.max() - train.ds.min()) if len(train.ds) else np.timedelta64(0, "D")
         self.holidays.cap = NEAR_CAP if span < np.timedelta64(SHORT_HISTORY_DAYS, "D") else PROXIMITY_CAP
         self.diff_lag = difference_lag(m, train.lengths, H)
-        self.lags = sorted(self.params["lags"]) if self.params.get("lags") else recursive_lags(m)
+        self.lags = recursive_lags(m)
 
         recent, indptr = _recent_rows(train.indptr, self.params["max_history"])
         y = train.y[recent]
@@ -176,8 +176,6 @@ class LightGBMRecursive(Candidate):
         series = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
         z = (d - mean[series]) / std[series]
         pos = np.arange(len(y)) - indptr[series]
-        lag_values = _lagged(z, pos, np.array(self.lags))
-        frame = self._features(lag_values, train.ds[recent], train.X[recent], self._static_codes(train.static)[series])
         ok = np.isfinite(z)
         # the last H rows of each series are held out (at most half of its rows)
         length = np.diff(indptr)[series]
@@ -187,6 +185,15 @@ class LightGBMRecursive(Candidate):
         if len(fit_rows) > self.params["max_rows"]:  # the most recent rows of each series
             fit_rows = np.sort(fit_rows[np.argsort(-pos[fit_rows], kind="stable")][: self.params["max_rows"]])
         valid_rows = np.flatnonzero(valid)
+        # features of the rows used only (a large panel's every row would not fit in memory)
+        rows = np.concatenate([fit_rows, valid_rows])
+        frame = self._features(
+            _lagged(z, pos, np.array(self.lags), rows),
+            train.ds[recent[rows]],
+            train.X[recent[rows]],
+            self._static_codes(train.static)[series[rows]],
+        )
+        fit_part, valid_part = np.arange(len(fit_rows)), np.arange(len(fit_rows), len(rows))
         self.feature_names = list(frame.columns)
         categorical = [c for c in self.feature_names if c.startswith("static_") or c == "nearest_holiday"]
 
@@ -194,7 +201,7 @@ class LightGBMRecursive(Candidate):
             self.check_time()
 
         data = lgb.Dataset(
-            frame.iloc[fit_rows],
+            frame.iloc[fit_part],
             z[fit_rows],
             categorical_feature=categorical,
             free_raw_data=False,
@@ -203,7 +210,7 @@ class LightGBMRecursive(Candidate):
         callbacks = [budget]
         valid_sets = []
         if len(valid_rows):
-            valid_sets = [data.create_valid(frame.iloc[valid_rows], z[valid_rows])]
+            valid_sets = [data.create_valid(frame.iloc[valid_part], z[valid_rows])]
             callbacks.append(lgb.early_stopping(self.params["early_stopping_rounds"], verbose=False))
         self.booster = lgb.train(
             self._lgb_params(),
@@ -217,7 +224,7 @@ class LightGBMRecursive(Candidate):
         self.residual_std = 1.0
         self.series_residual_std: dict = {}
         if len(valid_rows):
-            resid = z[valid_rows] - self.booster.predict(frame.iloc[valid_rows], num_threads=1)
+            resid = z[valid_rows] - self.booster.predict(frame.iloc[valid_part], num_threads=1)
             self.residual_std = float(np.sqrt(np.mean(resid**2)))
             owner = series[valid_rows]
             sums = np.bincount(owner, resid**2, minlength=len(indptr) - 1)
@@ -282,10 +289,10 @@ def _recent_rows(indptr: np.ndarray, max_history: int) -> tuple[np.ndarray, np.n
     return rows.astype(int), new
 
 
-def _lagged(z: np.ndarray, pos: np.ndarray, lags: np.ndarray) -> np.ndarray:
-    """(rows, n_lags): z at each row minus each lag, NaN where that is before the series' start."""
-    idx = np.arange(len(z))[:, None] - lags[None, :]
-    ok = pos[:, None] - lags[None, :] >= 0
+def _lagged(z: np.ndarray, pos: np.ndarray, lags: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(rows, n_lags): z at each of `rows` minus each lag, NaN where that is before the series' start."""
+    idx = rows[:, None] - lags[None, :]
+    ok = pos[rows][:, None] - lags[None, :] >= 0
     return np.where(ok, z[np.clip(idx, 0, max(len(z) - 1, 0))], np.nan)
 
 
