@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
 from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
+from .lightgbm_recursive import LightGBMRecursive
 from .local import LocalModel  # noqa: F401  (the base of per-series models)
 from .naive import SeasonalDrift, SeasonalDriftLong, SeasonalNaive
 from .npts import NPTS, NPTSLevel
@@ -36,6 +37,7 @@ CANDIDATES = {
         DynamicRegression,
         LightGBMGlobal,
         LightGBMSeasonal,
+        LightGBMRecursive,
         Prophet,
         DeepAR,
     )
@@ -60,6 +62,7 @@ GENUINE = {"ets": "ETS", "arima": "ARIMA", "npts": "NPTS", "prophet": "Prophet",
 KINDS = {
     "LightGBM": "global",
     "LightGBMSeasonal": "global",
+    "LightGBMRecursive": "global, recursive",
     "DynamicRegression": "Prophet-style",
     "DeepAR": "DeepAR-style RNN, torch",
 }
@@ -121,11 +124,13 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # values pulled trending series down (visnights, prison, us_gasoline; docs/engine.md "Seasonal data");
 # monthly and quarterly: seasonal naive moved by the panel's growth over the last season and the mean
 # over three (SeasonalDrift, SeasonalDriftLong: visnights, departures, prison, aus_accommodation), and the
-# airline seasonal ARIMA on logs on panels of 100+ series (AirlineARIMA.suits: us_employment)
+# airline seasonal ARIMA on logs on panels of 100+ series (AirlineARIMA.suits: us_employment).
+# Weekly data and monthly/quarterly panels of 100+ series (LightGBMRecursive.suits): AutoGluon's
+# RecursiveTabular (us_gasoline, us_employment; docs/engine.md "The recursive LightGBM model").
 # Daily: ETS(A,N,A) on panels of 10-99 series (SeasonalETS.suits), in place of LightGBMSeasonal there
 FREQUENCY_MEMBERS = {
-    "W": ("Theta", "ThetaClassic"),
-    "M": ("ThetaClassic", "SeasonalDrift", "SeasonalDriftLong", "AirlineARIMA"),
+    "W": ("Theta", "ThetaClassic", "LightGBMRecursive"),
+    "M": ("ThetaClassic", "SeasonalDrift", "SeasonalDriftLong", "AirlineARIMA", "LightGBMRecursive"),
     "D": ("SeasonalETS",),
 }
 FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
