@@ -106,7 +106,7 @@ def _pool(n_jobs: int):
         context = multiprocessing.get_context(method)
         cancelled = context.Value("q", 0)
         pool = ProcessPoolExecutor(
-            max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(cancelled,)
+            max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(cancelled, os.getpid())
         )
         _POOL[n_jobs] = (pool, cancelled)
     return _POOL[n_jobs]
@@ -120,13 +120,13 @@ ORPHAN_CHECK_SECONDS = 1.0  # a pool worker whose owner died (killed, or os._exi
 # pool down) would wait on the call queue for ever: forked workers hold its write end, so no EOF comes
 
 
-def _init_worker(cancelled):
+def _init_worker(cancelled, owner):
     """One BLAS/OpenMP thread per worker (the workers already fill the cores), idle threads asleep;
-    the worker ends when its owner is gone."""
+    the worker ends when its owner (the pid that made the pool) is gone."""
     global _CANCELLED
+    exit_when_orphaned(ORPHAN_CHECK_SECONDS, 0, owner=owner)
     from threadpoolctl import threadpool_limits
 
-    exit_when_orphaned(ORPHAN_CHECK_SECONDS, 0)
     _CANCELLED = cancelled
     for k in _THREAD_VARS:
         os.environ[k] = "1"

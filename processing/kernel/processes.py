@@ -100,11 +100,16 @@ def stop_group(process: subprocess.Popen, grace_seconds: float) -> None:
 __all__ = ["hostname", "kill_group", "pid_alive", "process_alive", "process_identity", "process_start", "stop_group"]
 
 
-def exit_when_orphaned(every_seconds: float, code: int, say: Optional[Callable[[], None]] = None) -> None:
-    """End this process (os._exit(code), after `say`) once the parent it has now is gone, checked
-    every `every_seconds` in a daemon thread: a worker that must not run on unobserved, or wait for
-    ever on a pipe whose write end its own siblings hold."""
-    owner = os.getppid()
+def exit_when_orphaned(
+    every_seconds: float, code: int, say: Optional[Callable[[], None]] = None, owner: Optional[int] = None
+) -> None:
+    """End this process (os._exit(code), after `say`) once its parent is gone, checked every
+    `every_seconds` in a daemon thread: a worker that must not run on unobserved, or wait for ever
+    on a pipe whose write end its own siblings hold. `owner`: the parent's pid as the parent saw it
+    before starting this process; without it the parent this process has now, which is already
+    the reaper when the parent died before this call (a loaded machine: a pool worker's initializer
+    ran after its owner's exit, and the worker waited for ever)."""
+    owner = os.getppid() if owner is None else owner
 
     def watch() -> None:
         while True:

@@ -77,3 +77,26 @@ def test_given_a_group_that_ignores_sigterm_then_stop_group_kills_it_after_the_g
             if child.poll() is None:
                 child.kill()
                 child.wait()
+
+
+def test_given_an_owner_that_is_gone_before_the_watch_starts_then_the_process_still_exits():
+    """A pool worker's initializer that runs after its owner died sees the reaper as its parent;
+    the owner's pid, passed from before the fork, is what tells it the owner is gone."""
+    code = (
+        "import os, time\n"
+        "from processing.kernel.processes import exit_when_orphaned\n"
+        "exit_when_orphaned(0.05, 7, owner=os.getppid() + 10**6)\n"  # not this process's parent: gone
+        "time.sleep(60)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=50)
+    assert done.returncode == 7
+
+
+def test_given_a_living_owner_then_the_watch_lets_the_process_run():
+    code = (
+        "import os, time\n"
+        "from processing.kernel.processes import exit_when_orphaned\n"
+        "exit_when_orphaned(0.05, 7, owner=os.getppid())\n"
+        "time.sleep(0.5)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=50).returncode == 0
