@@ -130,6 +130,11 @@ class StepLauncher:
         self.ready: Optional[dict] = None
         self.broken: Optional[str] = None
         self.announced = False  # its "started" line is in the log of the first step that used it
+        self.used = False  # a step was forked from it
+
+    def started_with(self, env: Mapping[str, str]) -> bool:
+        """Was this server started with `env` (apart from the per-step variables)?"""
+        return {k: v for k, v in env.items() if not _per_step(k)} == self.base_env
 
     def _wait_ready(self) -> bool:
         if self.ready is not None or self.broken:
@@ -208,6 +213,7 @@ class StepLauncher:
             mine.close()
             raise OSError(f"the step launcher refused the step: {message.get('error')}")
         process = LaunchedProcess(int(message["pid"]), stdout, mine)
+        self.used = True
         process._buffer = rest
         process.args = command
         return process
@@ -260,8 +266,15 @@ def spawn_or_fork(execution, command: list, cwd: Path, env: Mapping[str, str], l
     if getattr(execution.settings, "step_launcher", "spawn") != "fork" or not _fork_supported():
         return supervision.spawn(command, cwd=cwd, env=env)
     launcher = getattr(execution, "launcher", None)
+    forkable = len(command) >= 3 and command[1] == "-m"
+    if launcher is not None and forkable and not launcher.used and not launcher.started_with(env):
+        # started ahead (WarmStart) with the environment the steps were expected to get, which is not this
+        # first step's: of no use to it (nor to the steps after it, which get the same); one with it replaces it
+        log("[runtime] the step launcher started ahead has another environment than the step's: replaced")
+        close(execution)
+        launcher = None
     if launcher is None:
-        if len(command) < 3 or command[1] != "-m":
+        if not forkable:
             return supervision.spawn(command, cwd=cwd, env=env)
         try:
             launcher = execution.launcher = StepLauncher(command[0], env, cwd.parent)
@@ -293,23 +306,34 @@ class WarmStart:
     start of a local run, so that they are ready (or nearly) when the first processing step needs
     them instead of costing that step a second or more of wall time.
 
-    `resolve()` gives the StepEnvironment (pipelines.local.step_env.resolve), at once. `plan(environment,
-    cwd)`, once the execution exists, says what the launcher needs: `environment()` is the first
-    processing step's environment (None: a step that is not `python -m`, or one known only when it
-    runs; then no launcher starts early). The first processing step calls `take()`: what it gets is
-    what it would have made itself, and it makes it itself when this failed.
+    `resolve()` gives the StepEnvironment (pipelines.local.step_env.resolve), at once. `early()`, when
+    given, is called next, before the execution exists: (environment, cwd) to start the launcher with
+    at once (the environment the steps are expected to get; None: wait for the plan), so that its
+    imports overlap the runtime's own start (rendering, the definition's checks, the loopback API).
+    `plan(environment, cwd)`, once the execution exists, says what the launcher needs: `environment()`
+    is the first processing step's environment (None: a step that is not `python -m`, or one known only
+    when it runs; then the launcher started early, if any, is kept for that step to judge). A launcher
+    started early whose environment is not the planned one (apart from the per-step variables) is
+    replaced by one that has it. The first processing step calls `take()`: what it gets is what it
+    would have made itself, and it makes it itself when this failed.
 
     The thread lives until `close()`: a step launcher dies with the thread that started it
     (PR_SET_PDEATHSIG), so the thread must outlive the launcher's use.
     """
 
-    def __init__(self, resolve: Callable[[], Any]):
+    def __init__(
+        self,
+        resolve: Callable[[], Any],
+        early: Optional[Callable[[], Optional[tuple]]] = None,
+    ):
         self._resolve = resolve
+        self._early = early
         self._environment: Optional[Callable[[], Optional[Mapping[str, str]]]] = None
         self._cwd: Optional[Path] = None
         self.step_env: Any = None
         self.error: Optional[BaseException] = None
         self.launcher: Optional[StepLauncher] = None
+        self.started_early = False  # the launcher is the one started before the plan (for the log)
         self._planned, self._prepared, self._done = threading.Event(), threading.Event(), threading.Event()
         self._taken = False
         self._thread = threading.Thread(target=self._work, name="warm-start", daemon=True)
@@ -320,21 +344,33 @@ class WarmStart:
         self._environment, self._cwd = environment, cwd
         self._planned.set()
 
+    def _start(self, env: Mapping[str, str], cwd: Path) -> None:
+        cwd.mkdir(parents=True, exist_ok=True)
+        self.launcher = StepLauncher(self.step_env.python, env, cwd)
+
     def _work(self) -> None:
         try:
             self.step_env = self._resolve()
+            guess = self._early() if self._early is not None and not self._done.is_set() else None
+            if guess is not None and _fork_supported():
+                self._start(*guess)
+                self.started_early = True
             while not (self._planned.wait(0.5) or self._done.is_set()):
                 pass
             env = self._environment() if self._environment is not None and not self._done.is_set() else None
-            if env is not None and _fork_supported() and self._cwd is not None:
-                self._cwd.mkdir(parents=True, exist_ok=True)
-                self.launcher = StepLauncher(self.step_env.python, env, self._cwd)
+            if env is not None and self.launcher is not None and not self.launcher.started_with(env):
+                self.launcher.close()  # started early with another environment: of no use to the steps
+                self.launcher, self.started_early = None, False
+            if env is not None and self.launcher is None and _fork_supported() and self._cwd is not None:
+                self._start(env, self._cwd)
         except BaseException as error:  # noqa: BLE001 - the first step reports it (or redoes the work)
             self.error = error
             logger.debug("warm start failed: %s", error)
         finally:
             self._prepared.set()
         self._done.wait()
+        if self.launcher is not None and not self._taken:  # closed before a step took it
+            self.launcher.close()
 
     def take(self) -> tuple:
         """(StepEnvironment or None, StepLauncher or None, error or None) once the thread has made them."""
@@ -346,11 +382,9 @@ class WarmStart:
         return self.step_env, self.launcher, self.error
 
     def close(self) -> None:
-        """Stop the thread, and the launcher when no step took it."""
+        """Stop the thread, and the launcher when no step took it (the thread closes it as it ends)."""
         self._done.set()
-        if self._prepared.is_set():
-            if self.launcher is not None and not self._taken:
-                self.launcher.close()
+        if self._prepared.is_set():  # else it is still resolving (building the environment): it ends after
             self._thread.join(timeout=5)
 
 

@@ -107,12 +107,14 @@ class Execution:
         notes: Iterable[str] = (),
         resume: Optional[Mapping[str, Any]] = None,
         warm: Optional[launcher.WarmStart] = None,
+        graph: Optional[PipelineGraph] = None,
     ):
         """resume: the record of a Failed or Stopped execution to retry (same id, its succeeded steps reused);
-        warm: the run's WarmStart, when it began before the execution (run_local), else run() starts one."""
+        warm: the run's WarmStart, when it began before the execution (run_local), else run() starts one;
+        graph: load_definition(definition), when the caller has checked it already."""
         previous = ExecutionRecord.from_dict(resume) if resume else None
         self.definition = dict(definition)
-        self.graph = load_definition(self.definition)
+        self.graph = graph if graph is not None else load_definition(self.definition)
         self.parameters = ex.resolve_parameters(self.definition, parameters)
         self.overrides = {k: str(v) for k, v in dict(parameters).items()}
         self.settings = settings
@@ -162,6 +164,10 @@ class Execution:
         self.step_env = None  # the processing steps' interpreter, resolved at the first one
         self.launcher = None  # the warm step launcher (pipelines.local.launcher), started at the first step
         self.warm_start = warm  # the steps' interpreter and launcher, made from the run's start on
+        # the environment steps start from: this process's as the execution began (run), so that what
+        # the runtime's own imports set later (joblib's KMP_INIT_AT_FORK, with an in-process transform)
+        # never reaches a step
+        self.environ: Optional[dict] = None
         self._automl_prestarted = False  # the AutoML job's worker, started ahead (_prestart_automl)
         self._saved: Optional[bytes] = None  # execution.json as last written (save)
         self.runtime_process = process_identity(os.getpid())
@@ -311,6 +317,7 @@ class Execution:
         """Run with the loopback AWS API up; leaving stops it and any AutoML job still training."""
         from pipelines.local.aws_api import LocalAWSServer
 
+        self.environ = dict(os.environ)
         if self.warm_start is None and _has_processing(self.definition.get("Steps")):
             self.warm_start = warm_start(self.settings, self.out)
         try:
@@ -601,24 +608,32 @@ def run_local(
     settings: Settings,
     out: Callable[[str], None] = print,
     stream_logs: bool = True,
+    warm: Optional[launcher.WarmStart] = None,
 ) -> int:
-    """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
-    if isinstance(definition, (str, bytes)):
-        definition = json.loads(definition)
-    parameters = dict(parameters or {})
-    ensure_home(settings.home_path)  # with its marker: teardown --include-data recognises it
-    for name, value in THREADING_ENV.items():  # before this process loads OpenMP (in-process transforms)
-        os.environ.setdefault(name, value)
+    """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM).
+
+    warm: a WarmStart the caller began before it had the definition (pipelines.run: warm_start(early=True),
+    before rendering); this function owns it from here (the execution closes it, or this does)."""
     try:
-        load_definition(definition)
-        ex.resolve_parameters(definition, parameters)
-    except (DefinitionError, ex.ParameterError, ex.ExpressionError) as error:
-        out(f"error: {error}")
-        return 2
-    # a definition that runs: the steps' interpreter is resolved from now on, beside the seed data,
-    # the execution's set-up and the API's start
-    warm = warm_start(settings, out) if _has_processing(definition) else None
-    try:
+        if isinstance(definition, (str, bytes)):
+            definition = json.loads(definition)
+        parameters = dict(parameters or {})
+        ensure_home(settings.home_path)  # with its marker: teardown --include-data recognises it
+        for name, value in THREADING_ENV.items():  # before this process loads OpenMP (in-process transforms)
+            os.environ.setdefault(name, value)
+        try:
+            graph = load_definition(definition)
+            ex.resolve_parameters(definition, parameters)
+        except (DefinitionError, ex.ParameterError, ex.ExpressionError) as error:
+            out(f"error: {error}")
+            return 2
+        # a definition that runs: the steps' interpreter is resolved from now on (when the caller has not
+        # begun that already), beside the seed data, the execution's set-up and the API's start
+        if not _has_processing(definition) and warm is not None:
+            warm.close()
+            warm = None
+        elif warm is None and _has_processing(definition):
+            warm = warm_start(settings, out)
         notes = []
         try:
             note = ensure_seed_data(definition, parameters, settings, out)
@@ -628,7 +643,7 @@ def run_local(
         if note:
             notes.append(note)
         execution = Execution(
-            definition, parameters, settings, out=out, stream_logs=stream_logs, notes=notes, warm=warm
+            definition, parameters, settings, out=out, stream_logs=stream_logs, notes=notes, warm=warm, graph=graph
         )
         warm = None  # the execution closes it
         return _run_with_signals(execution)
@@ -653,8 +668,11 @@ def _has_processing(definition: Any) -> bool:
     return False
 
 
-def warm_start(settings: Settings, out: Callable[[str], None]) -> launcher.WarmStart:
-    """The processing steps' interpreter (pipelines.local.step_env) resolved in a thread from now on."""
+def warm_start(settings: Settings, out: Callable[[str], None], early: bool = False) -> launcher.WarmStart:
+    """The processing steps' interpreter (pipelines.local.step_env) resolved in a thread from now on.
+
+    early: the step launcher is started too, at once, with the environment the steps are expected to get
+    (executors.expected_launcher_environment): for a caller that does not have the definition yet."""
     if out is print:  # bind the console now, as Execution does: in-process steps redirect sys.stdout
         console = sys.stdout
         out = lambda text: print(text, file=console, flush=True)  # noqa: E731
@@ -664,7 +682,15 @@ def warm_start(settings: Settings, out: Callable[[str], None]) -> launcher.WarmS
 
         return step_env.resolve(settings, out=out)
 
-    return launcher.WarmStart(resolve)
+    def expected() -> Optional[tuple]:
+        if getattr(settings, "step_launcher", "spawn") != "fork":
+            return None
+        from pipelines.local.executors import expected_launcher_environment
+
+        ensure_home(settings.home_path)
+        return expected_launcher_environment(settings), executions_dir(settings)
+
+    return launcher.WarmStart(resolve, early=expected if early else None)
 
 
 def _run_with_signals(execution: Execution) -> int:

@@ -281,3 +281,63 @@ def test_a_warm_start_that_fails_hands_the_error_to_the_first_step_and_an_untake
     server = unused.launcher.server
     unused.close()  # no step took it: closing the warm start stops it
     assert server.poll() is not None
+
+
+def _wait_for_launcher(warm) -> launcher.StepLauncher:
+    deadline = time.monotonic() + 60
+    while warm.launcher is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert warm.launcher is not None
+    return warm.launcher
+
+
+def test_a_launcher_started_early_is_kept_when_the_plan_agrees_and_replaced_when_it_does_not(code, tmp_path):
+    """WarmStart(early=...): the launcher starts before the execution exists, with the environment the
+    steps are expected to get; the plan keeps it when only per-step variables differ, else replaces it."""
+    from types import SimpleNamespace
+
+    env = step_env(code)
+    interpreter = SimpleNamespace(python=sys.executable)
+    warm = launcher.WarmStart(lambda: interpreter, early=lambda: (env, tmp_path / "early"))
+    early = _wait_for_launcher(warm)  # before any plan
+    warm.plan(lambda: dict(env, FORECAST_STEP="one", AWS_REGION="eu-west-1", PYTHONPATH="/x"), tmp_path / "steps")
+    _, started, error = warm.take()
+    assert error is None and started is early and started.server.poll() is None
+    started.close()
+    warm.close()
+
+    warm = launcher.WarmStart(lambda: interpreter, early=lambda: (env, tmp_path / "early"))
+    early = _wait_for_launcher(warm)
+    warm.plan(lambda: dict(env, OMP_NUM_THREADS="1"), tmp_path / "steps")  # read at start: another launcher
+    _, started, error = warm.take()
+    try:
+        assert error is None and started is not early and started.base_env["OMP_NUM_THREADS"] == "1"
+        assert early.server.poll() is not None  # the early one is gone
+    finally:
+        started.close()
+        warm.close()
+
+
+def test_an_unused_launcher_with_another_environment_than_the_first_steps_is_replaced(code, tmp_path):
+    """A launcher started ahead whose environment turns out not to be the first step's (known only when
+    that step runs) would make every step spawn: the step starts one with its own environment instead."""
+    from types import SimpleNamespace
+
+    ahead = launcher.StepLauncher(sys.executable, step_env(code), tmp_path)
+    execution = SimpleNamespace(settings=SimpleNamespace(step_launcher="fork"), launcher=ahead)
+    lines: list = []
+    env = step_env(code, OMP_NUM_THREADS="1")
+    try:
+        process = launcher.spawn_or_fork(execution, [sys.executable, "-m", "stepmod"], tmp_path, env, lines.append)
+        assert isinstance(process, launcher.LaunchedProcess) and run(process)[0] == 0
+        assert lines[0] == "[runtime] the step launcher started ahead has another environment than the step's: replaced"
+        assert execution.launcher is not ahead and ahead.server.poll() is not None
+        assert lines[-1].startswith("[runtime] forked")
+        # once a step forked from it, a launcher is kept: a step with another environment is spawned
+        other = launcher.spawn_or_fork(
+            execution, [sys.executable, "-m", "stepmod"], tmp_path, step_env(code), lines.append
+        )
+        assert isinstance(other, subprocess.Popen) and run(other)[0] == 0
+        assert "environment differs from the launcher's in OMP_NUM_THREADS" in lines[-1]
+    finally:
+        launcher.close(execution)
