@@ -296,6 +296,37 @@ class ProcessingExecutor(StepExecutor):
         run.record.environment = interpreter.record(overlay, requirements.name if requirements else None)
         return interpreter, overlay
 
+    def planned_overlay(self, spec: StepSpec) -> Optional[Path]:
+        """The requirements overlay the python step `spec` will run with, when it is installed already and
+        the step's module and code bundle can be known before it runs (else None: it is found as it runs)."""
+        from pipelines.local import step_env
+        from pipelines.local.store import local_path
+        from processing.entry import requirements_file
+
+        interpreter = self.execution.step_env
+        if interpreter is None:
+            return None
+        arguments, context = spec.body.get("Arguments") or {}, self.execution.context(spec.name)
+        # only its command and code input: its other inputs are earlier steps' outputs, not known yet
+        app = ex.resolve(arguments.get("AppSpecification") or {}, context)
+        entry = [str(a) for a in app.get("ContainerEntrypoint") or []]
+        if len(entry) < 4 or entry[1:3] != ["-m", "processing.entry"]:
+            return None
+        code = next(
+            (
+                item["S3Input"]
+                for item in arguments.get("ProcessingInputs") or []
+                if item.get("S3Input")
+                and (item.get("InputName") == "code" or item["S3Input"].get("LocalPath") == contracts.CODE_DIR)
+            ),
+            None,
+        )
+        if code is None:
+            return None
+        code = ex.resolve(code.get("S3Uri"), context)
+        requirements = requirements_file(entry[3], local_path(code, self.settings) / "processing" / "requirements")
+        return step_env.installed_overlay(interpreter, requirements, self.settings) if requirements else None
+
     def first_step_environment(self, spec: StepSpec) -> Optional[dict]:
         """The environment the processing step `spec` will run with (what a step
         launcher started before it must have), or None when it is not a `python -m` step or its

@@ -169,6 +169,7 @@ class Execution:
         # never reaches a step
         self.environ: Optional[dict] = None
         self._automl_prestarted = False  # the AutoML job's worker, started ahead (_prestart_automl)
+        self._overlays_prepared = False  # the launcher's servers for later steps' overlays (_prepare_overlays)
         self._saved: Optional[bytes] = None  # execution.json as last written (save)
         self.runtime_process = process_identity(os.getpid())
         if previous:
@@ -460,6 +461,7 @@ class Execution:
                 if not self._cache_hit(run):
                     self._prestart_automl(spec)
                     executor_for(spec.type, self).run(run)
+                    self._prepare_overlays(spec)
                 record.status = SUCCEEDED if record.status == EXECUTING else record.status
             except KeyboardInterrupt:
                 self._record_calls(record, log)
@@ -507,6 +509,26 @@ class Execution:
                 automl_worker.prestart(self.settings)
             except OSError as error:  # the job starts its worker itself then
                 self.out(f"    (could not start the AutoML worker ahead: {error})")
+
+    def _prepare_overlays(self, spec: StepSpec) -> None:
+        """Once a step has forked from the step launcher, a server forked from it for each installed
+        requirements overlay a step still to come runs with (launcher.StepLauncher.with_overlay): its
+        imports (matplotlib, for the plotting steps) overlap the steps before that one instead of
+        delaying it."""
+        if self._overlays_prepared or spec.type != "Processing" or self.launcher is None or not self.launcher.used:
+            return
+        self._overlays_prepared = True
+        executor = ProcessingExecutor(self)
+        for name in self.graph.order[self.graph.order.index(spec.name) + 1 :]:
+            later = self.graph.steps[name]
+            if later.type != "Processing" or self.records[name].status != PENDING:
+                continue
+            try:
+                overlay = executor.planned_overlay(later)
+            except (ex.ExpressionError, ex.ParameterError, KeyError, TypeError, ValueError, OSError):
+                continue  # known only when it runs: it imports its own
+            if overlay is not None:
+                self.launcher.with_overlay(overlay)
 
     def _cache_hit(self, run: StepRun) -> bool:
         """A step with caching enabled whose key matches an earlier successful run reuses that run."""

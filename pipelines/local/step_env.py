@@ -534,6 +534,29 @@ def resolve(
     return host_environment(settings, kind=HOST_FALLBACK, note=warning)
 
 
+def overlay_folder(env: StepEnvironment, requirements_text: str, settings: Settings) -> Path:
+    """Where the overlay of these requirements for `env` is (or will be) installed."""
+    base = (
+        env.root
+        if env.root is not None
+        else cache_root(settings) / ("python-" + hashlib.sha256(os.path.realpath(env.python).encode()).hexdigest()[:12])
+    )
+    return Path(str(base) + ".overlays") / overlay_key(requirements_text)
+
+
+def installed_overlay(env: StepEnvironment, requirements: Path, settings: Settings) -> Optional[Path]:
+    """The overlay `overlay()` would give, when it is installed and compiled already (nothing is
+    installed here), else None."""
+    if env.kind in (HOST, HOST_FALLBACK):
+        return None
+    try:
+        folder = overlay_folder(env, Path(requirements).read_text(), settings)
+        document = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return folder if document.get(COMPILED) else None
+
+
 def overlay(
     env: StepEnvironment, requirements: Path, settings: Settings, out: Callable[[str], None] = logger.info
 ) -> Optional[Path]:
@@ -547,12 +570,7 @@ def overlay(
     if env.kind in (HOST, HOST_FALLBACK):
         return None
     text = Path(requirements).read_text()
-    base = (
-        env.root
-        if env.root is not None
-        else cache_root(settings) / ("python-" + hashlib.sha256(os.path.realpath(env.python).encode()).hexdigest()[:12])
-    )
-    folder = Path(str(base) + ".overlays") / overlay_key(text)
+    folder = overlay_folder(env, text, settings)
     if _complete(folder):
         ensure_compiled(env.python, folder, folder, out)
         return folder
