@@ -625,5 +625,25 @@ def _aws_refusal(error: BaseException) -> bool:
     return isinstance(error, (BotoCoreError, ClientError, RequestValidationError))
 
 
+def exit_now(code: int) -> None:
+    """End the process as the interpreter would (non-daemon threads joined, atexit handlers run, the
+    streams flushed) but without tearing every module down: with pandas and the engine loaded in this
+    process (an in-process transform) that took 0.1-0.4 s after the run was over."""
+    import atexit
+    import os
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
