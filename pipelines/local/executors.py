@@ -374,7 +374,12 @@ class ProcessingExecutor(StepExecutor):
         execution = self.execution
         children_cpu = _children_cpu()
         process = execution.process = launcher.spawn_or_fork(
-            execution, command, run.step_dir, env, lambda text: self.log(run, text)
+            execution,
+            command,
+            run.step_dir,
+            env,
+            lambda text: self.log(run, text),
+            meanwhile=getattr(execution, "import_ahead", None),
         )
         execution.step_process = supervision.process_identity(process.pid)
         execution.save()  # records step_pid: the step's process group

@@ -225,6 +225,16 @@ class StepLauncher:
         """Was this server started with `env` (apart from the per-step variables)?"""
         return {k: v for k, v in env.items() if not _per_step(k)} == self.base_env
 
+    def ready_now(self) -> bool:
+        """Has the server said it is ready (without waiting)?"""
+        if self.ready is not None or self.broken:
+            return True
+        try:
+            readable, _, _ = select.select([self.control], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable) and self._wait_ready()
+
     def _wait_ready(self) -> bool:
         with self._lock:
             return self._read_ready()
@@ -362,9 +372,12 @@ def _top_level_names(folder: Path) -> set:
     return names
 
 
-def spawn_or_fork(execution, command: list, cwd: Path, env: Mapping[str, str], log) -> object:
+def spawn_or_fork(
+    execution, command: list, cwd: Path, env: Mapping[str, str], log, meanwhile: Optional[Callable[[], None]] = None
+) -> object:
     """The step's process: forked from the execution's launcher when the settings ask for it and it is
-    safe, else spawned (supervision.spawn). `log` gets one line saying which, and why not forked."""
+    safe, else spawned (supervision.spawn). `log` gets one line saying which, and why not forked.
+    `meanwhile`: work of the runtime's own to do before waiting for a launcher still importing."""
     if getattr(execution.settings, "step_launcher", "spawn") != "fork" or not _fork_supported():
         return supervision.spawn(command, cwd=cwd, env=env)
     launcher = getattr(execution, "launcher", None)
@@ -390,6 +403,8 @@ def spawn_or_fork(execution, command: list, cwd: Path, env: Mapping[str, str], l
     elif not launcher.announced:  # started with the execution (WarmStart), its imports done meanwhile
         log("[runtime] step launcher started with the execution: numpy, pandas and boto3 imported once, for every step")
         launcher.announced = True
+    if meanwhile is not None and not launcher.ready_now():
+        meanwhile()
     forked = launcher.for_step(env)
     if forked is not launcher:  # a server with the step's overlay's modules imported already
         if forked.why_not(command, env) is None:

@@ -491,3 +491,37 @@ def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot
     assert f"kernel from {code / 'processing' / 'kernel' / 'contracts.py'}" in result.stdout
     assert "pipelines None" in result.stdout and "clients None" in result.stdout  # no pipelines/ in the bundle
     assert f"endpoint {url}" in result.stdout
+
+
+def test_the_engine_of_a_transform_to_come_is_imported_while_waiting_unless_an_automl_job_is_to_come():
+    """Execution.import_ahead (called while the first step waits for the step launcher's imports): the
+    batch pipeline's in-process transform gets its engine imported then; the training pipeline does not
+    (its AutoML worker, started ahead, must keep matching this process's environment), and neither
+    changes the environment the steps start from."""
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        from pipelines.local import runtime
+        from pipelines.run import render_local
+        from processing.kernel.settings import resolve
+        settings = resolve()
+        seen = {}
+        for name in ("training", "batch"):
+            execution = runtime.Execution(json.loads(render_local(name, settings)), {}, settings)
+            execution.environ = dict(os.environ)  # as run() takes it
+            execution.import_ahead()
+            seen[name] = ["forecasting" in sys.modules, "KMP_INIT_AT_FORK" in execution.environ]
+        print(json.dumps(seen))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KMP_INIT_AT_FORK"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=str(runtime.PROJECT_ROOT),
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"training": [False, False], "batch": [True, False]}
