@@ -93,6 +93,56 @@ def job_name(execution_id: str, step: str, attempt: int = 1) -> str:
     return name[: 63 - len(suffix)].rstrip("-") + suffix
 
 
+def step_environment(
+    settings: Any,
+    base: Mapping[str, str],
+    definition_env: Mapping[str, str],
+    mapped: Callable,
+    code_dir: Optional[Path],
+    bundle_only: bool = False,
+    overlay: Optional[Path] = None,
+) -> dict:
+    """A processing step's environment variables, the loopback API's aside: `base` (the runtime's
+    environment as the execution began), the settings as FORECAST_* variables, the definition's
+    Environment, the threading defaults, PYTHONPATH and PYTHONUNBUFFERED. bundle_only: PYTHONPATH is
+    the code bundle (and the step's requirements overlay) and nothing else, as in the container."""
+    env = dict(base)
+    exported: dict = {}
+    for variable, name in ENVIRONMENT.items():
+        if variable.startswith("FORECAST_") and name not in exported:  # one FORECAST_ spelling per setting
+            value = getattr(settings, name, None)
+            if value is None or name in ("target",):
+                continue
+            if name == "tags":
+                value = ",".join(f"{k}={v}" for k, v in dict(value).items())
+            env[variable] = str(value)
+            exported[name] = variable
+    env.update({k: str(mapped(v)) for k, v in definition_env.items()})
+    paths = [str(code_dir)] if code_dir else []
+    if bundle_only:
+        paths += [str(overlay)] if overlay else []
+        env["PYTHONNOUSERSITE"] = "1"
+    elif base.get("PYTHONPATH"):
+        paths.append(base["PYTHONPATH"])
+    for name, value in THREADING_ENV.items():
+        env.setdefault(name, value)
+    env.update(
+        {
+            "FORECAST_INSTALL_REQUIREMENTS": "0",  # processing.entry: the runtime provides them (overlay)
+            "PYTHONPATH": os.pathsep.join(paths),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def expected_launcher_environment(settings: Any) -> dict:
+    """The environment a step launcher started before the execution exists gets: a python step's in the
+    image's environment whose definition sets only per-step variables (FORECAST_*, PYTHONPATH, ...), as
+    the project's pipelines' steps do. The first step's own is checked against it (launcher.WarmStart)."""
+    return step_environment(settings, os.environ, {}, lambda value: value, None, bundle_only=True)
+
+
 class StepExecutor:
     """Runs the steps of one type (`type`) for an execution."""
 
@@ -246,6 +296,37 @@ class ProcessingExecutor(StepExecutor):
         run.record.environment = interpreter.record(overlay, requirements.name if requirements else None)
         return interpreter, overlay
 
+    def planned_overlay(self, spec: StepSpec) -> Optional[Path]:
+        """The requirements overlay the python step `spec` will run with, when it is installed already and
+        the step's module and code bundle can be known before it runs (else None: it is found as it runs)."""
+        from pipelines.local import step_env
+        from pipelines.local.store import local_path
+        from processing.entry import requirements_file
+
+        interpreter = self.execution.step_env
+        if interpreter is None:
+            return None
+        arguments, context = spec.body.get("Arguments") or {}, self.execution.context(spec.name)
+        # only its command and code input: its other inputs are earlier steps' outputs, not known yet
+        app = ex.resolve(arguments.get("AppSpecification") or {}, context)
+        entry = [str(a) for a in app.get("ContainerEntrypoint") or []]
+        if len(entry) < 4 or entry[1:3] != ["-m", "processing.entry"]:
+            return None
+        code = next(
+            (
+                item["S3Input"]
+                for item in arguments.get("ProcessingInputs") or []
+                if item.get("S3Input")
+                and (item.get("InputName") == "code" or item["S3Input"].get("LocalPath") == contracts.CODE_DIR)
+            ),
+            None,
+        )
+        if code is None:
+            return None
+        code = ex.resolve(code.get("S3Uri"), context)
+        requirements = requirements_file(entry[3], local_path(code, self.settings) / "processing" / "requirements")
+        return step_env.installed_overlay(interpreter, requirements, self.settings) if requirements else None
+
     def first_step_environment(self, spec: StepSpec) -> Optional[dict]:
         """The environment the processing step `spec` will run with (what a step
         launcher started before it must have), or None when it is not a `python -m` step or its
@@ -273,35 +354,12 @@ class ProcessingExecutor(StepExecutor):
         overlay: Optional[Path] = None,
         with_api: bool = True,
     ) -> dict:
-        """The step's environment variables. bundle_only: PYTHONPATH is the code bundle (and the
-        step's requirements overlay) and nothing else, as in the container. with_api False: without
-        the loopback API's AWS_* variables (a step launcher's environment, which has none of them)."""
-        env = dict(os.environ)
-        exported: dict = {}
-        for variable, name in ENVIRONMENT.items():
-            if variable.startswith("FORECAST_") and name not in exported:  # one FORECAST_ spelling per setting
-                value = getattr(self.settings, name, None)
-                if value is None or name in ("target",):
-                    continue
-                if name == "tags":
-                    value = ",".join(f"{k}={v}" for k, v in dict(value).items())
-                env[variable] = str(value)
-                exported[name] = variable
-        env.update({k: str(mapped(v)) for k, v in definition_env.items()})
-        paths = [str(code_dir)] if code_dir else []
-        if bundle_only:
-            paths += [str(overlay)] if overlay else []
-            env["PYTHONNOUSERSITE"] = "1"
-        elif os.environ.get("PYTHONPATH"):
-            paths.append(os.environ["PYTHONPATH"])
-        for name, value in THREADING_ENV.items():
-            env.setdefault(name, value)
-        env.update(
-            {
-                "FORECAST_INSTALL_REQUIREMENTS": "0",  # processing.entry: the runtime provides them (overlay)
-                "PYTHONPATH": os.pathsep.join(paths),
-                "PYTHONUNBUFFERED": "1",
-            }
+        """The step's environment variables (step_environment, from the runtime's environment as the
+        execution began). with_api False: without the loopback API's AWS_* variables (a step launcher's
+        environment, which has none of them)."""
+        base = getattr(self.execution, "environ", None)
+        env = step_environment(
+            self.settings, os.environ if base is None else base, definition_env, mapped, code_dir, bundle_only, overlay
         )
         if not with_api:
             return env
@@ -316,7 +374,12 @@ class ProcessingExecutor(StepExecutor):
         execution = self.execution
         children_cpu = _children_cpu()
         process = execution.process = launcher.spawn_or_fork(
-            execution, command, run.step_dir, env, lambda text: self.log(run, text)
+            execution,
+            command,
+            run.step_dir,
+            env,
+            lambda text: self.log(run, text),
+            meanwhile=getattr(execution, "import_ahead", None),
         )
         execution.step_process = supervision.process_identity(process.pid)
         execution.save()  # records step_pid: the step's process group

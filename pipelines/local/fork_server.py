@@ -10,6 +10,11 @@ stdout and stderr on the runtime's pipe (received with SCM_RIGHTS). The server r
 pid and, once reaped, its exit status (subprocess's convention: -N for signal N) on the step's own
 socket. The project's code is never imported here: it comes from the step's code bundle, in the child.
 
+A request {"serve": {"path": <overlay>, "preload": [...]}} with one socket forks a server of the same kind
+for the steps whose PYTHONPATH carries that requirements overlay (matplotlib for the plotting steps):
+it imports those modules too, with the overlay ahead of the interpreter's own folders as the steps have
+it, and serves its steps on that socket; it dies with this server.
+
 Standard library only, and nothing of the project: this file runs in the image's environment, by
 path; its own folder is taken off sys.path first so nothing beside it is importable by a step.
 """
@@ -46,10 +51,10 @@ def _die_with_parent() -> None:
         pass
 
 
-def preload() -> list:
+def preload(names=PRELOAD) -> list:
     """Import the heavy modules once; one that fails to import is simply not preloaded."""
     loaded = []
-    for name in PRELOAD:
+    for name in names:
         try:
             importlib.import_module(name)
             loaded.append(name)
@@ -152,8 +157,12 @@ def run_step(request: dict, out_fd: int, close: list, base_path: list, server: i
         os._exit(code & 0xFF)  # as the interpreter: sys.exit(256) is 0, sys.exit(-1) is 255
 
 
-def serve(control: socket.socket) -> None:
-    """Fork a step per request until the runtime closes the control socket."""
+def serve(control: socket.socket, overlay=None) -> None:
+    """Fork a step per request until the runtime closes the control socket.
+
+    overlay: (folder, modules) for a server forked from another one for the steps with that
+    requirements overlay: the modules are imported from it (the folder first on sys.path meanwhile;
+    a step's own sys.path is built from its PYTHONPATH, which carries the folder)."""
     base_path = list(sys.path)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -162,6 +171,11 @@ def serve(control: socket.socket) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     running: dict = {}  # child pid -> its step socket
     loaded = preload()
+    if overlay is not None:
+        folder, names = overlay
+        sys.path[:] = [folder] + base_path
+        loaded += preload(names)
+        sys.path[:] = base_path
     modules = sorted({name.split(".")[0] for name in sys.modules})
     _send(
         control,
@@ -174,7 +188,7 @@ def serve(control: socket.socket) -> None:
                 os.read(wake_r, 4096)
             except BlockingIOError:
                 pass
-        while running:  # reap every child that ended
+        while True:  # reap every child that ended (steps, and servers forked for an overlay)
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
@@ -198,29 +212,61 @@ def serve(control: socket.socket) -> None:
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+        try:
+            request = json.loads(data.decode())
+        except ValueError:
+            request = None
+        close = [control.fileno(), wake_r, wake_w] + [s.fileno() for s in running.values()]
+        if isinstance(request, dict) and "serve" in request and len(fds) == 1:
+            _fork_server(request["serve"], int(fds[0]), close)
+            continue
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
             continue
         out_fd, step_fd = fds
         step = socket.socket(fileno=step_fd)
-        try:
-            request = json.loads(data.decode())
-        except ValueError as error:
-            _send(step, {"error": f"bad request: {error}"})
+        if not isinstance(request, dict) or "module" not in request:
+            _send(step, {"error": "bad request"})
             os.close(out_fd)
             step.close()
             continue
-        close = [control.fileno(), wake_r, wake_w, step.fileno()] + [s.fileno() for s in running.values()]
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         server = os.getpid()
         pid = os.fork()
         if pid == 0:
-            run_step(request, out_fd, close, base_path, server)
+            run_step(request, out_fd, close + [step.fileno()], base_path, server)
         os.close(out_fd)
         running[pid] = step
         _send(step, {"pid": pid})
+
+
+def _fork_server(spec: dict, control_fd: int, close: list) -> None:
+    """A server for the steps with one requirements overlay, forked from this one (it has this one's
+    modules already): it imports the overlay's and serves on `control_fd`; it dies with this server."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    parent = os.getpid()
+    if os.fork() != 0:
+        os.close(control_fd)
+        return
+    code = 0
+    try:
+        signal.set_wakeup_fd(-1)
+        _die_with_parent()
+        if os.getppid() != parent:
+            os._exit(1)
+        for fd in close:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        control = socket.socket(fileno=control_fd)
+        serve(control, overlay=(str(spec["path"]), list(spec.get("preload") or [])))
+    except BaseException:  # noqa: BLE001 - the runtime sees its control socket close and spawns instead
+        code = 1
+    os._exit(code)
 
 
 def main() -> None:

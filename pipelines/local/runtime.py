@@ -107,12 +107,14 @@ class Execution:
         notes: Iterable[str] = (),
         resume: Optional[Mapping[str, Any]] = None,
         warm: Optional[launcher.WarmStart] = None,
+        graph: Optional[PipelineGraph] = None,
     ):
         """resume: the record of a Failed or Stopped execution to retry (same id, its succeeded steps reused);
-        warm: the run's WarmStart, when it began before the execution (run_local), else run() starts one."""
+        warm: the run's WarmStart, when it began before the execution (run_local), else run() starts one;
+        graph: load_definition(definition), when the caller has checked it already."""
         previous = ExecutionRecord.from_dict(resume) if resume else None
         self.definition = dict(definition)
-        self.graph = load_definition(self.definition)
+        self.graph = graph if graph is not None else load_definition(self.definition)
         self.parameters = ex.resolve_parameters(self.definition, parameters)
         self.overrides = {k: str(v) for k, v in dict(parameters).items()}
         self.settings = settings
@@ -162,7 +164,13 @@ class Execution:
         self.step_env = None  # the processing steps' interpreter, resolved at the first one
         self.launcher = None  # the warm step launcher (pipelines.local.launcher), started at the first step
         self.warm_start = warm  # the steps' interpreter and launcher, made from the run's start on
+        # the environment steps start from: this process's as the execution began (run), so that what
+        # the runtime's own imports set later (joblib's KMP_INIT_AT_FORK, with an in-process transform)
+        # never reaches a step
+        self.environ: Optional[dict] = None
         self._automl_prestarted = False  # the AutoML job's worker, started ahead (_prestart_automl)
+        self._overlays_prepared = False  # the launcher's servers for later steps' overlays (_prepare_overlays)
+        self._imported_ahead = False  # the engine of a transform to come, imported while waiting (import_ahead)
         self._saved: Optional[bytes] = None  # execution.json as last written (save)
         self.runtime_process = process_identity(os.getpid())
         if previous:
@@ -311,6 +319,7 @@ class Execution:
         """Run with the loopback AWS API up; leaving stops it and any AutoML job still training."""
         from pipelines.local.aws_api import LocalAWSServer
 
+        self.environ = dict(os.environ)
         if self.warm_start is None and _has_processing(self.definition.get("Steps")):
             self.warm_start = warm_start(self.settings, self.out)
         try:
@@ -454,6 +463,7 @@ class Execution:
                     self._prestart_automl(spec)
                     self._prestart_endpoint(spec)
                     executor_for(spec.type, self).run(run)
+                    self._prepare_overlays(spec)
                 record.status = SUCCEEDED if record.status == EXECUTING else record.status
             except KeyboardInterrupt:
                 self._record_calls(record, log)
@@ -519,6 +529,44 @@ class Execution:
                 sagemaker_endpoints.prestart_server(self.settings)
             except OSError as error:  # the deploy starts the server itself then
                 self.out(f"    (could not start the endpoint's server ahead: {error})")
+
+    def import_ahead(self) -> None:
+        """Called once, when a processing step is about to wait for the step launcher's imports: this
+        thread has nothing else to do then, so the engine an in-process Transform step still to come
+        imports (`forecasting`, 0.6-0.9 s of CPU) is imported now, beside the launcher's imports, instead
+        of in the transform's time. Not when an AutoML step is to come: the job's worker was started
+        ahead with this process's environment, which importing the engine changes (joblib sets
+        KMP_INIT_AT_FORK); steps start from the environment as the execution began (self.environ)."""
+        if self._imported_ahead:
+            return
+        self._imported_ahead = True
+        pending = [self.graph.steps[n] for n in self.graph.order if self.records[n].status in (PENDING, EXECUTING)]
+        if any(_runs_automl(spec) for spec in pending) or not any(spec.type == "Transform" for spec in pending):
+            return
+        try:
+            import forecasting  # noqa: F401
+        except Exception as error:  # noqa: BLE001 - the transform imports it again and reports its own error
+            self.out(f"    (could not import the engine ahead: {type(error).__name__}: {error})")
+
+    def _prepare_overlays(self, spec: StepSpec) -> None:
+        """Once a step has forked from the step launcher, a server forked from it for each installed
+        requirements overlay a step still to come runs with (launcher.StepLauncher.with_overlay): its
+        imports (matplotlib, for the plotting steps) overlap the steps before that one instead of
+        delaying it."""
+        if self._overlays_prepared or spec.type != "Processing" or self.launcher is None or not self.launcher.used:
+            return
+        self._overlays_prepared = True
+        executor = ProcessingExecutor(self)
+        for name in self.graph.order[self.graph.order.index(spec.name) + 1 :]:
+            later = self.graph.steps[name]
+            if later.type != "Processing" or self.records[name].status != PENDING:
+                continue
+            try:
+                overlay = executor.planned_overlay(later)
+            except (ex.ExpressionError, ex.ParameterError, KeyError, TypeError, ValueError, OSError):
+                continue  # known only when it runs: it imports its own
+            if overlay is not None:
+                self.launcher.with_overlay(overlay)
 
     def _cache_hit(self, run: StepRun) -> bool:
         """A step with caching enabled whose key matches an earlier successful run reuses that run."""
@@ -620,24 +668,32 @@ def run_local(
     settings: Settings,
     out: Callable[[str], None] = print,
     stream_logs: bool = True,
+    warm: Optional[launcher.WarmStart] = None,
 ) -> int:
-    """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
-    if isinstance(definition, (str, bytes)):
-        definition = json.loads(definition)
-    parameters = dict(parameters or {})
-    ensure_home(settings.home_path)  # with its marker: teardown --include-data recognises it
-    for name, value in THREADING_ENV.items():  # before this process loads OpenMP (in-process transforms)
-        os.environ.setdefault(name, value)
+    """Execute `definition` locally; returns the exit code (0 ok, 1 failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM).
+
+    warm: a WarmStart the caller began before it had the definition (pipelines.run: warm_start(early=True),
+    before rendering); this function owns it from here (the execution closes it, or this does)."""
     try:
-        load_definition(definition)
-        ex.resolve_parameters(definition, parameters)
-    except (DefinitionError, ex.ParameterError, ex.ExpressionError) as error:
-        out(f"error: {error}")
-        return 2
-    # a definition that runs: the steps' interpreter is resolved from now on, beside the seed data,
-    # the execution's set-up and the API's start
-    warm = warm_start(settings, out) if _has_processing(definition) else None
-    try:
+        if isinstance(definition, (str, bytes)):
+            definition = json.loads(definition)
+        parameters = dict(parameters or {})
+        ensure_home(settings.home_path)  # with its marker: teardown --include-data recognises it
+        for name, value in THREADING_ENV.items():  # before this process loads OpenMP (in-process transforms)
+            os.environ.setdefault(name, value)
+        try:
+            graph = load_definition(definition)
+            ex.resolve_parameters(definition, parameters)
+        except (DefinitionError, ex.ParameterError, ex.ExpressionError) as error:
+            out(f"error: {error}")
+            return 2
+        # a definition that runs: the steps' interpreter is resolved from now on (when the caller has not
+        # begun that already), beside the seed data, the execution's set-up and the API's start
+        if not _has_processing(definition) and warm is not None:
+            warm.close()
+            warm = None
+        elif warm is None and _has_processing(definition):
+            warm = warm_start(settings, out)
         notes = []
         try:
             note = ensure_seed_data(definition, parameters, settings, out)
@@ -647,7 +703,7 @@ def run_local(
         if note:
             notes.append(note)
         execution = Execution(
-            definition, parameters, settings, out=out, stream_logs=stream_logs, notes=notes, warm=warm
+            definition, parameters, settings, out=out, stream_logs=stream_logs, notes=notes, warm=warm, graph=graph
         )
         warm = None  # the execution closes it
         return _run_with_signals(execution)
@@ -672,8 +728,11 @@ def _has_processing(definition: Any) -> bool:
     return False
 
 
-def warm_start(settings: Settings, out: Callable[[str], None]) -> launcher.WarmStart:
-    """The processing steps' interpreter (pipelines.local.step_env) resolved in a thread from now on."""
+def warm_start(settings: Settings, out: Callable[[str], None], early: bool = False) -> launcher.WarmStart:
+    """The processing steps' interpreter (pipelines.local.step_env) resolved in a thread from now on.
+
+    early: the step launcher is started too, at once, with the environment the steps are expected to get
+    (executors.expected_launcher_environment): for a caller that does not have the definition yet."""
     if out is print:  # bind the console now, as Execution does: in-process steps redirect sys.stdout
         console = sys.stdout
         out = lambda text: print(text, file=console, flush=True)  # noqa: E731
@@ -683,7 +742,15 @@ def warm_start(settings: Settings, out: Callable[[str], None]) -> launcher.WarmS
 
         return step_env.resolve(settings, out=out)
 
-    return launcher.WarmStart(resolve)
+    def expected() -> Optional[tuple]:
+        if getattr(settings, "step_launcher", "spawn") != "fork":
+            return None
+        from pipelines.local.executors import expected_launcher_environment
+
+        ensure_home(settings.home_path)
+        return expected_launcher_environment(settings), executions_dir(settings)
+
+    return launcher.WarmStart(resolve, early=expected if early else None)
 
 
 def _run_with_signals(execution: Execution) -> int:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 from pipelines import processing_image
+from processing.atomic import write_text_atomic
 from processing.kernel import console
 from processing.kernel.settings import Settings
 
@@ -141,19 +142,74 @@ def find_python(minor: str, environ=None) -> Optional[tuple[str, str]]:
     pyenv's installed versions (newest patch release first).
     """
     environ = os.environ if environ is None else environ
+    for candidate in _candidates(minor, environ, _pyenv_roots(environ)):
+        probed = probe(candidate)
+        if probed and probed[0].startswith(minor + "."):
+            return candidate, probed[0]
+    return None
+
+
+def _candidates(minor: str, environ, roots: Sequence[str]) -> list:
+    """`python<minor>` files on PATH, then under each pyenv root's versions (newest first)."""
     candidates = []
     for folder in (environ.get("PATH") or "").split(os.pathsep):
         path = Path(folder or ".") / f"python{minor}"
         if path.is_file() and os.access(path, os.X_OK):
             candidates.append(str(path))
-    for root in _pyenv_roots(environ):
+    for root in roots:
         found = glob.glob(os.path.join(root, "versions", f"{minor}.*", "bin", f"python{minor}"))
         candidates.extend(sorted(found, key=_version_key, reverse=True))
-    for candidate in dict.fromkeys(candidates):
-        probed = probe(candidate)
-        if probed and probed[0].startswith(minor + "."):
-            return candidate, probed[0]
-    return None
+    return list(dict.fromkeys(candidates))
+
+
+FOUND_FILE = "interpreters.json"
+FOUND_ENVIRONMENT = ("PATH", "PYENV_ROOT", "PYENV_VERSION", "HOME")
+
+
+def remembered_python(minor: str, settings: Settings, environ=None) -> Optional[tuple[str, str]]:
+    """find_python's answer, remembered in the cache (step-env/interpreters.json) for the same PATH and
+    pyenv settings while the same candidate files exist and the interpreter found is the same file.
+
+    Searching runs each candidate (a pyenv shim for a version that is not selected takes 0.3 s to
+    refuse, `pyenv root` 0.03 s) at every run's start, for an answer that changes only when
+    interpreters are installed or removed, which the candidates' list and the file's identity show."""
+    environ = os.environ if environ is None else environ
+    key = minor + "|" + hashlib.sha256(json.dumps([environ.get(n) for n in FOUND_ENVIRONMENT]).encode()).hexdigest()
+    path = cache_root(settings) / FOUND_FILE
+    home = environ.get("HOME") or str(Path.home())
+    roots = list(dict.fromkeys(filter(None, [environ.get("PYENV_ROOT"), os.path.join(home, ".pyenv")])))
+    candidates = _candidates(minor, environ, roots)
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(key) if isinstance(known, dict) else None
+    if (
+        isinstance(entry, dict)
+        and entry.get("candidates") == candidates
+        and entry.get("file") == _identity(entry.get("python"))
+    ):
+        return entry["python"], entry["version"]
+    found = find_python(minor, environ)
+    if found is not None:
+        known = known if isinstance(known, dict) else {}
+        known[key] = {"python": found[0], "version": found[1], "candidates": candidates, "file": _identity(found[0])}
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, json.dumps(known, indent=1, sort_keys=True))
+    return found
+
+
+def _identity(python: Optional[str]) -> Optional[list]:
+    """The interpreter's file as it is now (its real path, size, modification time), None when missing."""
+    if not python:
+        return None
+    try:
+        real = os.path.realpath(python)
+        stat = os.stat(real)
+    except OSError:
+        return None
+    return [real, stat.st_size, stat.st_mtime_ns]
 
 
 # --- cache folders, locks, builds ---------------------------------------------------------
@@ -436,7 +492,7 @@ def resolve(
 ) -> StepEnvironment:
     """The environment for this run's processing steps (builds the image env on first use)."""
     image = processing_image.load()
-    find = find or find_python
+    find = find or (lambda minor: remembered_python(minor, settings))
     if settings.step_python:
         probed = probe(settings.step_python)
         if probed is None:
@@ -478,6 +534,29 @@ def resolve(
     return host_environment(settings, kind=HOST_FALLBACK, note=warning)
 
 
+def overlay_folder(env: StepEnvironment, requirements_text: str, settings: Settings) -> Path:
+    """Where the overlay of these requirements for `env` is (or will be) installed."""
+    base = (
+        env.root
+        if env.root is not None
+        else cache_root(settings) / ("python-" + hashlib.sha256(os.path.realpath(env.python).encode()).hexdigest()[:12])
+    )
+    return Path(str(base) + ".overlays") / overlay_key(requirements_text)
+
+
+def installed_overlay(env: StepEnvironment, requirements: Path, settings: Settings) -> Optional[Path]:
+    """The overlay `overlay()` would give, when it is installed and compiled already (nothing is
+    installed here), else None."""
+    if env.kind in (HOST, HOST_FALLBACK):
+        return None
+    try:
+        folder = overlay_folder(env, Path(requirements).read_text(), settings)
+        document = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return folder if document.get(COMPILED) else None
+
+
 def overlay(
     env: StepEnvironment, requirements: Path, settings: Settings, out: Callable[[str], None] = logger.info
 ) -> Optional[Path]:
@@ -491,12 +570,7 @@ def overlay(
     if env.kind in (HOST, HOST_FALLBACK):
         return None
     text = Path(requirements).read_text()
-    base = (
-        env.root
-        if env.root is not None
-        else cache_root(settings) / ("python-" + hashlib.sha256(os.path.realpath(env.python).encode()).hexdigest()[:12])
-    )
-    folder = Path(str(base) + ".overlays") / overlay_key(text)
+    folder = overlay_folder(env, text, settings)
     if _complete(folder):
         ensure_compiled(env.python, folder, folder, out)
         return folder

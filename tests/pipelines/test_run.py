@@ -551,3 +551,31 @@ def test_given_a_rendered_local_definition_when_run_again_then_it_comes_from_the
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(tmp_path / "config.yaml"))
     run.render_local("batch", settings)
     assert rendered[-1] == "batch" and len(rendered) == 4
+
+
+def test_the_command_ends_as_the_interpreter_would_its_output_flushed_and_atexit_run(tmp_path):
+    """`python -m pipelines.run` exits without tearing its modules down (exit_now), but as the interpreter
+    would otherwise: its exit code, every line on a pipe, atexit handlers (the AutoML jobs' stop_all)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FORECAST_", "PYTHONUNBUFFERED"))}
+    env.update(PYTHONPATH=str(ROOT), FORECAST_HOME=str(tmp_path / "home"))
+    script = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "sys.argv = ['pipelines.run'] + sys.argv[1:]\n"
+        "runpy.run_module('pipelines.run', run_name='__main__')\n"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", script, "--list"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("target: local") and listed.stdout.rstrip().endswith("atexit ran")
+    refused = subprocess.run(
+        [sys.executable, "-c", script, "--retry", "abc", "--param", "A=1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=240,
+    )
+    assert refused.returncode == 2 and "--retry reruns an execution" in refused.stderr
+    assert refused.stdout.rstrip().endswith("atexit ran")

@@ -162,6 +162,12 @@ SCRIPTS = {
             time.sleep(600)
         print("awake")
     """,
+    # prints the variables its arguments name, as it sees them
+    "show_env.py": """
+        import os, sys
+        for name in sys.argv[1:]:
+            print(f"{name}={os.environ.get(name)}")
+    """,
     "sleep.py": """
         import time, sys
         print("sleeping", flush=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import matplotlib.image
 import pandas as pd
@@ -78,6 +79,14 @@ def test_given_an_approved_model_when_the_batch_pipeline_runs_then_every_item_is
 
     kinds = {s["name"]: (s.get("environment") or {}).get("kind") for s in record["steps"]}
     assert kinds["PrepareBatchInput"] == kinds["Report"] == expected_step_environment()
+    report_step = record["steps"][-1]
+    if (report_step.get("environment") or {}).get("overlay") and "[runtime] forked" in Path(
+        report_step["log"]
+    ).read_text():  # the charts' matplotlib imported ahead, in a server of the launcher's for that overlay
+        assert (
+            "forked from the step launcher's server for the step's requirements overlay"
+            in Path(report_step["log"]).read_text()
+        )
 
     table = pd.read_csv(report_dir / "forecasts.csv")
     future = frame[frame["target_value"].isna()]

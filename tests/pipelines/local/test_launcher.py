@@ -281,3 +281,131 @@ def test_a_warm_start_that_fails_hands_the_error_to_the_first_step_and_an_untake
     server = unused.launcher.server
     unused.close()  # no step took it: closing the warm start stops it
     assert server.poll() is not None
+
+
+def _wait_for_launcher(warm) -> launcher.StepLauncher:
+    deadline = time.monotonic() + 60
+    while warm.launcher is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert warm.launcher is not None
+    return warm.launcher
+
+
+def test_a_launcher_started_early_is_kept_when_the_plan_agrees_and_replaced_when_it_does_not(code, tmp_path):
+    """WarmStart(early=...): the launcher starts before the execution exists, with the environment the
+    steps are expected to get; the plan keeps it when only per-step variables differ, else replaces it."""
+    from types import SimpleNamespace
+
+    env = step_env(code)
+    interpreter = SimpleNamespace(python=sys.executable)
+    warm = launcher.WarmStart(lambda: interpreter, early=lambda: (env, tmp_path / "early"))
+    early = _wait_for_launcher(warm)  # before any plan
+    warm.plan(lambda: dict(env, FORECAST_STEP="one", AWS_REGION="eu-west-1", PYTHONPATH="/x"), tmp_path / "steps")
+    _, started, error = warm.take()
+    assert error is None and started is early and started.server.poll() is None
+    started.close()
+    warm.close()
+
+    warm = launcher.WarmStart(lambda: interpreter, early=lambda: (env, tmp_path / "early"))
+    early = _wait_for_launcher(warm)
+    warm.plan(lambda: dict(env, OMP_NUM_THREADS="1"), tmp_path / "steps")  # read at start: another launcher
+    _, started, error = warm.take()
+    try:
+        assert error is None and started is not early and started.base_env["OMP_NUM_THREADS"] == "1"
+        assert early.server.poll() is not None  # the early one is gone
+    finally:
+        started.close()
+        warm.close()
+
+
+def test_an_unused_launcher_with_another_environment_than_the_first_steps_is_replaced(code, tmp_path):
+    """A launcher started ahead whose environment turns out not to be the first step's (known only when
+    that step runs) would make every step spawn: the step starts one with its own environment instead."""
+    from types import SimpleNamespace
+
+    ahead = launcher.StepLauncher(sys.executable, step_env(code), tmp_path)
+    execution = SimpleNamespace(settings=SimpleNamespace(step_launcher="fork"), launcher=ahead)
+    lines: list = []
+    env = step_env(code, OMP_NUM_THREADS="1")
+    try:
+        process = launcher.spawn_or_fork(execution, [sys.executable, "-m", "stepmod"], tmp_path, env, lines.append)
+        assert isinstance(process, launcher.LaunchedProcess) and run(process)[0] == 0
+        assert lines[0] == "[runtime] the step launcher started ahead has another environment than the step's: replaced"
+        assert execution.launcher is not ahead and ahead.server.poll() is not None
+        assert lines[-1].startswith("[runtime] forked")
+        # once a step forked from it, a launcher is kept: a step with another environment is spawned
+        other = launcher.spawn_or_fork(
+            execution, [sys.executable, "-m", "stepmod"], tmp_path, step_env(code), lines.append
+        )
+        assert isinstance(other, subprocess.Popen) and run(other)[0] == 0
+        assert "environment differs from the launcher's in OMP_NUM_THREADS" in lines[-1]
+    finally:
+        launcher.close(execution)
+
+
+HEAVY = "import os\nLOADED_IN = os.getpid()\n"
+USES_HEAVY = (
+    "import heavymod, json, os, sys\n"
+    "print(json.dumps({'preloaded': heavymod.LOADED_IN != os.getpid(), 'file': heavymod.__file__, 'path': sys.path,\n"
+    "                  'env': dict(os.environ), 'cwd': os.getcwd()}))\n"
+)
+
+
+def test_a_server_for_an_overlay_has_its_modules_imported_and_its_steps_see_what_a_spawned_one_sees(
+    server, code, tmp_path, monkeypatch
+):
+    """with_overlay: a server forked from the launcher's imports the overlay's heavy modules ahead
+    (matplotlib for the plotting steps); a step with that overlay forks from it and sees what a spawned
+    step sees; a step without it forks from the launcher, which has none of the overlay's modules."""
+    from types import SimpleNamespace
+
+    overlay = tmp_path / "overlay"
+    (overlay / "heavymod").mkdir(parents=True)
+    (overlay / "heavymod" / "__init__.py").write_text(HEAVY)
+    (code / "usesheavy.py").write_text(USES_HEAVY)
+    monkeypatch.setitem(launcher.OVERLAY_PRELOAD, "heavymod", ("heavymod",))
+    forked = server.with_overlay(overlay)
+    assert forked is not None and server.with_overlay(overlay) is forked
+    env = step_env(code, PYTHONPATH=f"{code}{os.pathsep}{overlay}")
+    assert server.for_step(env) is forked and server.for_step(step_env(code)) is server
+    command = [sys.executable, "-m", "usesheavy"]
+
+    execution = SimpleNamespace(settings=SimpleNamespace(step_launcher="fork"), launcher=server)
+    lines: list = []
+    status, output = run(launcher.spawn_or_fork(execution, command, tmp_path, env, lines.append))
+    assert status == 0 and lines[-1].startswith(
+        "[runtime] forked from the step launcher's server for the step's requirements overlay (pid "
+    )
+    assert lines[-1].endswith("; heavymod imported from it ahead)")
+    forked_seen = json.loads(output[0])
+    spawned_seen = json.loads(run(supervision.spawn(command, cwd=tmp_path, env=env))[1][0])
+    assert forked_seen["preloaded"] is True and spawned_seen["preloaded"] is False
+    for key in ("file", "path", "env", "cwd"):
+        assert forked_seen[key] == spawned_seen[key], key
+    assert forked_seen["file"] == str(overlay / "heavymod" / "__init__.py")
+
+    # a step without the overlay forks from the launcher, where the overlay's module is not importable
+    status, output = run(launcher.spawn_or_fork(execution, command, tmp_path, step_env(code), lines.append))
+    assert status == 1 and "No module named 'heavymod'" in "\n".join(output)
+    assert lines[-1].startswith("[runtime] forked from the step launcher (pid")
+
+    # a code bundle with its own copy of a module the overlay's server preloaded: from the launcher
+    (code / "heavymod.py").write_text(HEAVY)
+    status, output = run(launcher.spawn_or_fork(execution, command, tmp_path, env, lines.append))
+    assert status == 0 and json.loads(output[0])["file"] == str(code / "heavymod.py")
+    assert json.loads(output[0])["preloaded"] is False and lines[-1].startswith(
+        "[runtime] forked from the step launcher (pid"
+    )
+
+    server.close()  # the overlay's server ends with it
+    assert forked.server.poll() is not None
+
+
+def test_an_overlay_with_its_own_copy_of_a_preloaded_module_gets_no_server(server, tmp_path, monkeypatch):
+    overlay = tmp_path / "overlay"
+    for name in ("heavymod", "numpy"):  # its steps would import its numpy, not the launcher's
+        (overlay / name).mkdir(parents=True)
+        (overlay / name / "__init__.py").write_text(HEAVY)
+    monkeypatch.setitem(launcher.OVERLAY_PRELOAD, "heavymod", ("heavymod",))
+    assert server.with_overlay(overlay) is None
+    assert server.with_overlay(tmp_path) is None  # nothing of OVERLAY_PRELOAD in it: nothing to gain

@@ -419,6 +419,39 @@ def test_model_step_creates_the_model_and_its_properties_feed_later_steps(settin
     assert described["PrimaryContainer"]["Environment"] == {"A": "1"}
 
 
+def test_what_the_runtime_sets_in_its_own_environment_during_a_run_never_reaches_a_later_step(settings, monkeypatch):
+    """Steps start from the runtime's environment as the execution began: a library an in-process step
+    imports there (joblib sets KMP_INIT_AT_FORK, with the transform's engine) changes the runtime's
+    os.environ, not what a later step sees, as no container would have it."""
+    from pipelines.local.sagemaker import LocalSageMakerClient
+
+    create_model = LocalSageMakerClient.create_model
+
+    def create_model_importing_a_library(self, **request):
+        monkeypatch.setenv("KMP_INIT_AT_FORK", "FALSE")  # what `import joblib` does in the runtime
+        return create_model(self, **request)
+
+    monkeypatch.delenv("KMP_INIT_AT_FORK", raising=False)
+    monkeypatch.setattr(LocalSageMakerClient, "create_model", create_model_importing_a_library)
+    model = {
+        "Name": "MakeModel",
+        "Type": "Model",
+        "Arguments": {
+            "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r",
+            "PrimaryContainer": {"Image": "forecast-local-engine:latest", "ModelDataUrl": "s3://test-bucket/model/"},
+        },
+    }
+    show = processing(
+        "Show", "show_env.py", arguments=["KMP_INIT_AT_FORK", "OMP_WAIT_POLICY"], depends_on=["MakeModel"]
+    )
+    code, output, record = run(definition([model, show], []), settings)
+
+    assert code == 0, output
+    assert os.environ["KMP_INIT_AT_FORK"] == "FALSE"  # the runtime's own environment did change
+    log = Path(record["steps"][1]["log"]).read_text()
+    assert "KMP_INIT_AT_FORK=None" in log and "OMP_WAIT_POLICY=PASSIVE" in log
+
+
 def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot_import_the_runtime(
     settings, tmp_path, monkeypatch
 ):
@@ -458,3 +491,37 @@ def test_a_step_environment_reaches_aws_only_through_the_loopback_api_and_cannot
     assert f"kernel from {code / 'processing' / 'kernel' / 'contracts.py'}" in result.stdout
     assert "pipelines None" in result.stdout and "clients None" in result.stdout  # no pipelines/ in the bundle
     assert f"endpoint {url}" in result.stdout
+
+
+def test_the_engine_of_a_transform_to_come_is_imported_while_waiting_unless_an_automl_job_is_to_come():
+    """Execution.import_ahead (called while the first step waits for the step launcher's imports): the
+    batch pipeline's in-process transform gets its engine imported then; the training pipeline does not
+    (its AutoML worker, started ahead, must keep matching this process's environment), and neither
+    changes the environment the steps start from."""
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        from pipelines.local import runtime
+        from pipelines.run import render_local
+        from processing.kernel.settings import resolve
+        settings = resolve()
+        seen = {}
+        for name in ("training", "batch"):
+            execution = runtime.Execution(json.loads(render_local(name, settings)), {}, settings)
+            execution.environ = dict(os.environ)  # as run() takes it
+            execution.import_ahead()
+            seen[name] = ["forecasting" in sys.modules, "KMP_INIT_AT_FORK" in execution.environ]
+        print(json.dumps(seen))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KMP_INIT_AT_FORK"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=str(runtime.PROJECT_ROOT),
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"training": [False, False], "batch": [True, False]}

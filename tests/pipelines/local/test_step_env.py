@@ -120,6 +120,31 @@ def test_given_a_python_of_the_right_version_on_path_then_it_comes_first(tmp_pat
     )
 
 
+def test_the_interpreter_found_is_remembered_until_the_candidates_or_its_file_change(tmp_path, monkeypatch):
+    """A run's start does not probe every candidate again (a refusing pyenv shim costs 0.3 s) while the
+    same candidate files exist and the interpreter found is the same file; either change searches again."""
+    monkeypatch.setenv("FORECAST_CACHE_DIR", str(tmp_path / "cache"))
+    settings = resolve()
+    on_path = _fake_python(tmp_path / "bin" / "python3.12", "3.12.7")
+    environ = {"PATH": str(on_path.parent), "PYENV_ROOT": str(tmp_path / "pyenv"), "HOME": str(tmp_path)}
+    probed: list = []
+    probe = step_env.probe
+    monkeypatch.setattr(step_env, "probe", lambda python, timeout=30: probed.append(python) or probe(python))
+
+    assert step_env.remembered_python("3.12", settings, environ) == (str(on_path), "3.12.7") and len(probed) == 1
+    assert step_env.remembered_python("3.12", settings, environ) == (str(on_path), "3.12.7") and len(probed) == 1
+    other = dict(environ, PATH=environ["PATH"] + os.pathsep + "/nowhere")  # another PATH: its own search
+    assert step_env.remembered_python("3.12", settings, other) == (str(on_path), "3.12.7") and len(probed) == 2
+
+    _fake_python(tmp_path / "pyenv" / "versions" / "3.12.10" / "bin" / "python3.12", "3.12.10")  # a new candidate
+    assert step_env.remembered_python("3.12", settings, environ) == (str(on_path), "3.12.7") and len(probed) == 3
+    _fake_python(on_path, "3.12.8")  # the interpreter's file changed (an upgrade in place)
+    os.utime(on_path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert step_env.remembered_python("3.12", settings, environ) == (str(on_path), "3.12.8") and len(probed) == 4
+    on_path.unlink()  # gone: the next candidate, found by searching again
+    assert step_env.remembered_python("3.12", settings, environ)[1] == "3.12.10"
+
+
 # --- fallback, strict, FORECAST_STEP_PYTHON -----------------------------------------------------------
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
