@@ -189,3 +189,14 @@ def test_the_readme_lists_every_training_parameter():
     config = settings_module.resolve({"target": "local"}, environ={})
     missing = [spec.name for spec in training.parameter_specs(config) if f"`{spec.name}`" not in paragraph]
     assert not missing, f"README.md's list of pipeline parameters misses {missing}"
+
+
+def test_the_readme_forecast_toml_example_resolves_as_it_says(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(# forecast\.toml.*?)```", readme, re.S)
+    assert example, "README.md has no forecast.toml example"
+    config = tmp_path / "forecast.toml"
+    config.write_text(example.group(1))
+    resolved = settings_module.resolve(environ={}, config_file=str(config))
+    assert resolved.target == "sagemaker" and resolved.region == "eu-west-1"
+    assert resolved.tags["team"] == "planning" and resolved.endpoint_workers == 2
