@@ -200,3 +200,51 @@ def test_the_readme_forecast_toml_example_resolves_as_it_says(tmp_path):
     resolved = settings_module.resolve(environ={}, config_file=str(config))
     assert resolved.target == "sagemaker" and resolved.region == "eu-west-1"
     assert resolved.tags["team"] == "planning" and resolved.endpoint_workers == 2
+
+
+COMMAND = re.compile(
+    r"python3? -m ((?:pipelines|deploy|processing|evaluation|benchmarks)\.[a-z_.]+)((?: +[^\s`#|;&)]+)*)"
+)
+NO_HELP = {"processing.entry"}  # runs the module it is given: its own flags are that module's
+
+
+def _documented_commands() -> dict:
+    """(module, tokens after it) of every `python -m <project module> ...` the docs show, by doc."""
+    found: dict = {}
+    for doc in DOCS:
+        text = re.sub(r"\\\n\s*", " ", doc.read_text(encoding="utf-8"))  # shell line continuations
+        for module, rest in COMMAND.findall(text):
+            if module not in NO_HELP:
+                found.setdefault(module, []).append((doc.relative_to(ROOT), rest.split()))
+    return found
+
+
+def _help(home: Path, module: str, *sub: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, FORECAST_HOME=str(home))
+    result = subprocess.run(
+        [sys.executable, "-m", module, *sub, "--help"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120
+    )
+    return result.stdout + result.stderr
+
+
+@pytest.mark.integration
+def test_every_flag_the_docs_show_is_an_option_of_that_command(tmp_path):
+    unknown = []
+    for module, uses in sorted(_documented_commands().items()):
+        main_help = _help(tmp_path, module)
+        assert "usage:" in main_help, f"python -m {module} --help printed no usage: {main_help[-300:]}"
+        usage = main_help.split("options:")[0]  # its {a,b} groups: the subcommands (and choices)
+        subcommands = {name for group in re.findall(r"\{([a-z_,-]+)\}", usage) for name in group.split(",")}
+        helps: dict = {}  # subcommand -> its --help, run once
+        for doc, tokens in uses:
+            for token in subcommands.intersection(tokens) - set(helps):
+                helps[token] = _help(tmp_path, module, token)
+            texts = [main_help] + [helps[token] for token in subcommands.intersection(tokens)]
+            for flag in (token.split("=")[0] for token in tokens if token.startswith("--")):
+                if not any(re.search(re.escape(flag) + r"(?![\w-])", text) for text in texts):
+                    unknown.append(f"{doc}: python -m {module} ... {flag}")
+    assert not unknown, f"flags no such command takes: {sorted(set(unknown))}"
