@@ -24,6 +24,7 @@ HOME_ENTRIES = frozenset(
         "executions",
         "sagemaker",
         "endpoints",
+        "cloudwatch",  # the loopback CloudWatch's metrics.jsonl (pipelines/local/aws_services.py)
         "registry.sqlite",
         "registry.sqlite-wal",
         "registry.sqlite-shm",

@@ -7,6 +7,7 @@ import json
 from deploy import api_infrastructure, clients, infrastructure, monitoring, teardown
 from deploy.handler import lambda_handler
 from pipelines import schedule
+from pipelines.local.aws_services import METRICS_FILE
 from processing.kernel.settings import ensure_home, resolve
 from tests.deploy.aws_support import ROLE_ARN, aws_requests, ensure_group, register_version, sagemaker_target  # noqa: F401 - fixtures
 
@@ -137,7 +138,14 @@ def test_on_the_local_target_state_goes_but_data_and_registry_stay_unless_asked(
     monkeypatch.setenv("FORECAST_TARGET", "local")
     settings = resolve()
     home = ensure_home(settings.home_path)  # what every local command does first
-    for relative in ("s3/forecast-local/data.csv", "executions/x/log.txt", "registry.sqlite", "sagemaker/m.json"):
+    metrics = "/".join(METRICS_FILE)  # where the loopback CloudWatch appends MonitorForecasts' metrics
+    for relative in (
+        "s3/forecast-local/data.csv",
+        "executions/x/log.txt",
+        "registry.sqlite",
+        "sagemaker/m.json",
+        metrics,
+    ):
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_text("x")
 
@@ -196,6 +204,7 @@ def test_given_a_forecast_home_then_include_data_lists_every_entry_before_removi
 def test_given_an_older_home_without_marker_then_the_next_command_marks_it(tmp_path):
     home = tmp_path / "old-home"
     (home / "s3").mkdir(parents=True)
+    (home / METRICS_FILE[0]).mkdir()  # a batch run's local CloudWatch metrics
     (home / "registry.sqlite").write_text("")
     ensure_home(home)
     assert (home / ".forecast-home").is_file()
