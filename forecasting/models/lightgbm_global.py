@@ -113,6 +113,17 @@ def seasonal_difference_lags(y, st, o, m: int, count: int, scale) -> dict:
     return {f"sdiff_{j}": (value(o - j) - value(o - j - m)) / scale for j in range(count)}
 
 
+def static_codes(static: pd.DataFrame, columns, categories: dict) -> np.ndarray:
+    """(series, columns) float codes of the static attributes in the training's categories; NaN for
+    a value the training did not see (the trees' missing branch)."""
+    cols = []
+    for c in columns:
+        codes = pd.Categorical(static[c].astype(str), categories=categories[c]).codes.astype(float)
+        codes[codes < 0] = np.nan
+        cols.append(codes)
+    return np.column_stack(cols) if cols else np.zeros((len(static), 0))
+
+
 class FeatureBuilder:
     """Vectorised features over flat arrays (rows of all series, offsets by series)."""
 
@@ -136,13 +147,7 @@ class FeatureBuilder:
         return self
 
     def static_codes(self, static: pd.DataFrame) -> np.ndarray:
-        cols = []
-        for c in self.static_columns:
-            cats = pd.Categorical(static[c].astype(str), categories=self.static_categories[c])
-            codes = cats.codes.astype(float)
-            codes[codes < 0] = np.nan
-            cols.append(codes)
-        return np.column_stack(cols) if cols else np.zeros((len(static), 0))
+        return static_codes(static, self.static_columns, self.static_categories)
 
     @property
     def categorical(self) -> list:

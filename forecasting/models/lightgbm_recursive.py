@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..calendar import NEAR_CAP, PROXIMITY_CAP, HolidayFeaturizer, calendar_features
 from .base import Candidate
-from .lightgbm_global import SHORT_HISTORY_DAYS, import_lightgbm
+from .lightgbm_global import SHORT_HISTORY_DAYS, import_lightgbm, static_codes
 
 RECENT_LAGS = 7
 
@@ -114,13 +114,7 @@ class LightGBMRecursive(Candidate):
 
     # --- features -------------------------------------------------------------------------
     def _static_codes(self, static: pd.DataFrame) -> np.ndarray:
-        cols = []
-        for c in self.static_columns:
-            cats = pd.Categorical(static[c].astype(str), categories=self.static_categories[c])
-            codes = cats.codes.astype(float)
-            codes[codes < 0] = np.nan
-            cols.append(codes)
-        return np.column_stack(cols) if cols else np.zeros((len(static), 0))
+        return static_codes(static, self.static_columns, self.static_categories)
 
     def _features(self, lag_values: np.ndarray, ds, X_t, static_rows) -> pd.DataFrame:
         """lag_values: (rows, n_lags) z at the lags; ds, X_t: the targets' times and covariates."""

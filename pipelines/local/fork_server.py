@@ -85,6 +85,20 @@ def _send(sock: socket.socket, message: dict) -> None:
         pass
 
 
+def _detach(parent: int, close: list) -> None:
+    """In a forked child: no wakeup fd of the parent's loop, death with `parent` (at once when it is
+    already gone: it died before the signal was set), and the parent's descriptors in `close` shut."""
+    signal.set_wakeup_fd(-1)
+    _die_with_parent()
+    if os.getppid() != parent:
+        os._exit(1)
+    for fd in close:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def run_step(request: dict, out_fd: int, close: list, base_path: list, server: int) -> None:
     """In the child: become the step (`python -m module args`) and exit with its code. Never returns."""
     code = 1
@@ -93,15 +107,7 @@ def run_step(request: dict, out_fd: int, close: list, base_path: list, server: i
         for number in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.set_wakeup_fd(-1)
-        _die_with_parent()  # the server: it dies with the runtime
-        if os.getppid() != server:  # the server died before the line above: so does the step
-            os._exit(1)
-        for fd in close:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _detach(server, close)  # the server: the step dies with it
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
@@ -253,15 +259,7 @@ def _fork_server(spec: dict, control_fd: int, close: list) -> None:
         return
     code = 0
     try:
-        signal.set_wakeup_fd(-1)
-        _die_with_parent()
-        if os.getppid() != parent:
-            os._exit(1)
-        for fd in close:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _detach(parent, close)
         control = socket.socket(fileno=control_fd)
         serve(control, overlay=(str(spec["path"]), list(spec.get("preload") or [])))
     except BaseException:  # noqa: BLE001 - the runtime sees its control socket close and spawns instead
