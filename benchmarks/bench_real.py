@@ -367,9 +367,11 @@ def main(argv=None) -> int:
         predict_s=("predict_s", "sum"),
         cpu_s=("cpu_s", "sum"),
     )
+    # wQL to five decimals: us_employment's sits at 0.0023-0.0025, where the fourth decides a target
+    wql = {"wQL": "{:.5f}".format}
     with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
-        print("\nper window:\n" + table.to_string(index=False))
-        print(f"\nmean over {args.windows} window(s) (wall: summed):\n" + summary.to_string())
+        print("\nper window:\n" + table.to_string(index=False, formatters=wql))
+        print(f"\nmean over {args.windows} window(s) (wall: summed):\n" + summary.to_string(formatters=wql))
     return 0
 
 
