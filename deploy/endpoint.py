@@ -38,8 +38,6 @@ import argparse
 import http.client
 import json
 import logging
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -54,6 +52,7 @@ from deploy.endpoint_server import (  # noqa: F401 - importers reach the server'
     HOST,
     MAX_BODY_BYTES,
     REALTIME_PAYLOAD_LIMIT_BYTES,
+    STOP_TIMEOUT_SECONDS,
     EndpointError,
     EndpointServer,
     endpoints_dir,
@@ -65,7 +64,7 @@ from deploy.endpoint_server import (  # noqa: F401 - importers reach the server'
     write_state,
 )
 from deploy.model_slot import ModelSlot, engine_loader, resolve_model_dir  # noqa: F401
-from processing.kernel.processes import pid_alive
+from processing.kernel.processes import pid_alive, terminate
 
 LOG = logging.getLogger(__name__)
 
@@ -201,7 +200,7 @@ class LocalEndpoints:
             if state and state.get("pid") == process.pid and ping(state["url"]):
                 return state
             time.sleep(0.2)
-        _terminate(process.pid)
+        terminate([process.pid], STOP_TIMEOUT_SECONDS)
         raise EndpointError(
             f"endpoint {name!r} did not answer /ping within {timeout:.0f}s; log {log_path}:\n{_tail(log_path)}"
         )
@@ -211,7 +210,7 @@ class LocalEndpoints:
         state = self.read_state(name)
         was_running = server_alive(state)
         if was_running:
-            _terminate(int(state["pid"]))  # type: ignore[index]  (server_alive: a state with a pid)
+            terminate([int(state["pid"])], STOP_TIMEOUT_SECONDS)  # type: ignore[index]  (server_alive: a state with a pid)
         self.state_path(name).unlink(missing_ok=True)
         return was_running
 
@@ -241,26 +240,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _terminate(pid: int, timeout: float = 15.0) -> None:
-    """SIGTERM, then SIGKILL after `timeout`; reaps the process when it is this one's child."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pid_alive(pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.waitpid(pid, os.WNOHANG)  # the reaper thread usually got there first
-    except ChildProcessError:
-        pass
 
 
 # The functions other modules call, each over a LocalEndpoints of the given home

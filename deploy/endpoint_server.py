@@ -45,7 +45,7 @@ from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from deploy.model_slot import LoadedModel, ModelSlot, ResponseCache, SharedBoard, engine_loader
 from processing.atomic import write_text_atomic
 from processing.kernel.process_env import configure_threads
-from processing.kernel.processes import process_start
+from processing.kernel.processes import process_start, terminate
 
 LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -62,6 +62,7 @@ COMPUTE_SECONDS = INVOCATION_TIMEOUT_SECONDS - COMPUTE_MARGIN_SECONDS
 FOLLOW_SECONDS = 0.02  # how often a worker looks for a new model on the board
 RELOAD_TIMEOUT_SECONDS = 300.0  # every worker must have loaded a new model within this
 STATE_WATCH_SECONDS = 2.0  # a server whose state file disappears stops itself
+STOP_TIMEOUT_SECONDS = 15.0  # a server, or a worker, asked to stop (SIGTERM) is killed after this
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -637,28 +638,9 @@ class WorkerPool:
                 time.sleep(1.0)  # a worker dying at once: do not fork in a tight loop
             self._spawn(index)
 
-    def _stop_workers(self, timeout: float = 15.0) -> None:
-        for pid in list(self.children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        while self.children and time.monotonic() < deadline:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid:
-                self.children.pop(pid, None)
-            else:
-                time.sleep(0.05)
-        for pid in list(self.children):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+    def _stop_workers(self) -> None:
+        terminate(list(self.children), STOP_TIMEOUT_SECONDS)
+        self.children.clear()
 
 
 def _worker_main(

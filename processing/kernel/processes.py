@@ -1,4 +1,4 @@
-"""Is this pid still the process that was started? And stopping a process group. Stdlib only.
+"""Is this pid still the process that was started? And stopping a process or a process group. Stdlib only.
 
 A pid alone is not an identity: once a process has exited, the kernel hands its pid to the next
 one. A process is therefore named by (pid, host, start time) where the start time is field 22 of
@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,48 @@ def stop_group(process: subprocess.Popen, grace_seconds: float) -> None:
         process.wait()
 
 
-__all__ = ["hostname", "kill_group", "pid_alive", "process_alive", "process_identity", "process_start", "stop_group"]
+def terminate(pids: Iterable[int], timeout: float) -> None:
+    """SIGTERM each pid, wait up to `timeout` for all of them to end, then SIGKILL what is left.
+
+    Reaps those that are this process's children (no zombies left behind); a pid that is not a
+    child (a server another command started) counts as ended once it no longer runs.
+    """
+    pending = set()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            pending.add(pid)
+    deadline = time.monotonic() + timeout
+    while pending:
+        pending = {pid for pid in pending if not _ended(pid)}
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    for pid in pending:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _ended(pid, block=True)
+
+
+def _ended(pid: int, block: bool = False) -> bool:
+    """Reap `pid` when it is a child that has exited (waiting for it with `block`); else: does it still run?"""
+    try:
+        reaped, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:  # not a child of this process, or already reaped (by a reaper thread)
+        return not pid_alive(pid)
+    return reaped == pid
+
+
+__all__ = [
+    "hostname",
+    "kill_group",
+    "pid_alive",
+    "process_alive",
+    "process_identity",
+    "process_start",
+    "stop_group",
+    "terminate",
+]
 
 
 def exit_when_orphaned(

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from deploy import endpoint, endpoint_server, model_slot
+from processing.kernel.processes import terminate
 from tests.deploy import endpoint_support as support
 
 pytestmark = pytest.mark.timeout(300)
@@ -373,7 +374,7 @@ def test_given_a_running_server_when_its_state_file_is_removed_then_it_stops_its
         assert not endpoint.pid_alive(state["pid"]) and not endpoint.ping(state["url"])
     finally:
         if endpoint.pid_alive(state["pid"]):
-            endpoint._terminate(state["pid"])
+            terminate([state["pid"]], 15.0)
 
 
 def test_given_concurrent_requests_for_different_items_then_each_gets_the_same_forecast_as_alone(loaded, models):

@@ -100,3 +100,44 @@ def test_given_a_living_owner_then_the_watch_lets_the_process_run():
         "time.sleep(0.5)\n"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=50).returncode == 0
+
+
+def test_given_children_one_ignoring_sigterm_then_terminate_ends_and_reaps_both():
+    polite, stubborn = _sleeper(), _sleeper("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n")
+    try:
+        time.sleep(0.5)  # let the stubborn one install its handler
+        processes.terminate([polite.pid, stubborn.pid], timeout=0.5)
+        for child in (polite, stubborn):  # reaped by terminate: no zombie left, no exit status to collect
+            assert not processes.pid_alive(child.pid)
+            with pytest.raises(ChildProcessError):
+                os.waitpid(child.pid, os.WNOHANG)
+    finally:
+        for child in (polite, stubborn):
+            if processes.pid_alive(child.pid):
+                child.kill()
+                child.wait()
+
+
+def test_given_a_process_that_is_not_a_child_then_terminate_stops_it():
+    """A server started by another command: terminate cannot reap it, so it waits until it no longer runs."""
+    code = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
+        "                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+    )
+    starter = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=50)
+    orphan = int(starter.stdout.split()[0])  # its parent has exited: not a child of this process
+    try:
+        assert processes.pid_alive(orphan)
+        processes.terminate([orphan], timeout=30)
+        assert not processes.pid_alive(orphan)
+    finally:
+        if processes.pid_alive(orphan):
+            os.kill(orphan, signal.SIGKILL)
+
+
+def test_given_a_pid_that_is_gone_then_terminate_does_nothing():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    processes.terminate([child.pid], timeout=0.1)  # no error for a process that already ended
