@@ -12,6 +12,8 @@ future rows carry known covariates and an EMPTY target):
 Output: CSV with a header (item id, grouping columns, timestamp, p10, p50, p90, mean), or,
 with ``Accept: application/json``, ``{"predictions": [{column: value, ...}, ...]}``.
 
+SageMaker's real-time limits (payload, invocation timeout) are named here too.
+
 Malformed input raises `BadRequest` (answered 400) naming the row and column where it can;
 so do numbers no model's arithmetic survives (infinite, or beyond PrepareData's bound).
 pandas and numpy are imported inside the functions: the endpoint's supervisor imports this
@@ -26,7 +28,14 @@ import io
 import json
 from typing import Any, Optional
 
-REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint: 6 MB request body
+# SageMaker's real-time limits (InvokeEndpoint), here once for the endpoint, the API and the local
+# runtime's invoke_endpoint (pipelines.local.limits holds the transform, Lambda and processing ones;
+# deploy cannot import pipelines). The request body: at most 6 MB, botocore's InvokeEndpoint Body
+# shape says max 6291456. The answer: "A customer's model containers must respond to requests
+# within 60 seconds" (InvokeEndpoint API reference); the client then gets a ModelError ("Your
+# invocation timed out ...") while the container computes on.
+REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
+INVOCATION_TIMEOUT_SECONDS = 60.0
 JSON_TYPES = ("application/json", "application/jsonlines", "text/json")
 CSV_TYPES = ("", "text/csv", "text/plain", "application/octet-stream", "*/*")
 MAX_GRID_PERIODS = 1_000_000  # periods the items span in all: the engine builds a dense grid of them

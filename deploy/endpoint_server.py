@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from deploy.endpoint_codec import (
+    INVOCATION_TIMEOUT_SECONDS,
     REALTIME_PAYLOAD_LIMIT_BYTES,
     BadRequest,
     check_span,
@@ -52,9 +53,6 @@ HOST = "127.0.0.1"
 ADMIN_HEADER = "X-Admin-Token"
 CACHE_HEADER = "X-Forecast-Cache"
 MAX_BODY_BYTES = REALTIME_PAYLOAD_LIMIT_BYTES  # the container refuses what SageMaker would never pass on
-# SageMaker real-time InvokeEndpoint: the container must answer /invocations within 60 s, after
-# which the client gets a ModelError ("Your invocation timed out ...") while the container computes on.
-INVOCATION_TIMEOUT_SECONDS = 60.0
 # A request's compute deadline: the invocation timeout less a margin for the last check, the
 # answer and its trip back, so the client reads our error (413) rather than SageMaker's timeout.
 COMPUTE_MARGIN_SECONDS = 5.0

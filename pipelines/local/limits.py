@@ -14,6 +14,10 @@ Each limit is a named constant with its source, and each has one checker that ra
 - Lambda step: SageMaker Pipelines stops waiting for a Lambda step's function after 10
   minutes (LambdaStep timeout, 600 s at most).
 - Processing job: StoppingCondition.MaxRuntimeInSeconds (SageMaker stops the job then).
+
+The real-time endpoint's limits (InvokeEndpoint: 6 MB request body, 60 s to answer) live in
+`deploy.endpoint_codec`, since the endpoint and the forecast API (deploy, below pipelines) enforce
+them too; the local invoke_endpoint (`pipelines.local.sagemaker_endpoints`) reads them there.
 """
 
 from __future__ import annotations

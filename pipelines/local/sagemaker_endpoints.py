@@ -27,15 +27,14 @@ from typing import Any, Iterator, Optional
 
 from botocore.response import StreamingBody
 
+# SageMaker's real-time limits: the request body and the time the container may take (one home: the codec)
+from deploy.endpoint_codec import INVOCATION_TIMEOUT_SECONDS, REALTIME_PAYLOAD_LIMIT_BYTES
 from pipelines.local.errors import LocalClientError
 from processing.atomic import write_text_atomic
 from processing.kernel.aws_validation import request_problems
 from processing.kernel.settings import Settings
 
 DEFAULT_VARIANT = "AllTraffic"
-# SageMaker's real-time limits (InvokeEndpoint): the request body and the time the container may take
-REALTIME_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
-INVOCATION_TIMEOUT_SECONDS = 60.0
 TIMEOUT_MESSAGE = (
     "Your invocation timed out while waiting for a response from container primary. Review the "
     "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."

@@ -810,3 +810,17 @@ def test_given_a_state_file_whose_pid_now_names_another_process_then_no_server_i
     finally:
         other.kill()
         other.wait()
+
+
+def test_the_realtime_payload_limit_is_botocores_invoke_endpoint_body_maximum():
+    import botocore.session
+
+    from deploy import endpoint_codec
+    from pipelines.local import sagemaker_endpoints
+
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    body = model.operation_model("InvokeEndpoint").input_shape.members["Body"]
+    assert endpoint_codec.REALTIME_PAYLOAD_LIMIT_BYTES == body.metadata["max"] == 6 * 1024 * 1024
+    # one value: the local invoke_endpoint and the endpoint's server read the codec's
+    assert sagemaker_endpoints.REALTIME_PAYLOAD_LIMIT_BYTES is endpoint_codec.REALTIME_PAYLOAD_LIMIT_BYTES
+    assert sagemaker_endpoints.INVOCATION_TIMEOUT_SECONDS is endpoint_server.INVOCATION_TIMEOUT_SECONDS
