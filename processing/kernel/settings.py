@@ -190,6 +190,8 @@ ENVIRONMENT = {
 STEP_ENV_MODES = ("image", "strict", "host")
 STEP_LAUNCHERS = ("fork", "spawn")
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# what a config file may set, each key once as it is typed there (several variables map to `region`)
+CONFIG_KEYS = tuple(sorted(set(_FIELDS) - {"target_reason", "config_file"}))
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -252,10 +254,21 @@ def _read_config(path: Path) -> dict:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"{path}: not valid TOML: {error}") from None
-    unknown = sorted(set(data) - set(_FIELDS) - {"target_reason", "config_file"})
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
-        raise SettingsError(f"{path}: unknown setting(s) {unknown}; known: {sorted(ENVIRONMENT.values())}")
+        raise SettingsError(
+            f"{path}: unknown setting(s) {', '.join(_with_suggestion(key) for key in unknown)}; "
+            f"known: {', '.join(CONFIG_KEYS)}"
+        )
     return {key: _coerce(key, value, str(path)) for key, value in data.items()}
+
+
+def _with_suggestion(key: str) -> str:
+    """`key`, with the nearest config key when one is close (a typo), as "buckett (did you mean bucket?)"."""
+    import difflib
+
+    close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+    return f"{key} (did you mean {close[0]}?)" if close else key
 
 
 def resolve(

@@ -57,7 +57,7 @@ def test_given_sagemaker_without_settings_then_each_error_is_one_line_saying_how
 def test_given_a_bad_config_file_then_the_error_names_it(tmp_path):
     path = tmp_path / "forecast.toml"
     path.write_text('buckett = "x"\n')
-    with pytest.raises(SettingsError, match=r"forecast.toml: unknown setting\(s\) \['buckett'\]"):
+    with pytest.raises(SettingsError, match=r"forecast.toml: unknown setting\(s\) buckett \(did you mean bucket\?\);"):
         resolve({"config_file": str(path)}, environ={})
     with pytest.raises(SettingsError, match="config file .*missing.toml does not exist"):
         resolve({"config_file": str(tmp_path / "missing.toml")}, environ={})
@@ -115,3 +115,23 @@ def test_given_a_role_name_instead_of_an_arn_then_the_error_names_the_setting_an
         match=r"FORECAST_ROLE_ARN 'MyRole' has no account id; expected arn:aws:iam::<account>:role/<name>",
     ):
         account_of("MyRole")
+
+
+def test_given_an_unknown_config_key_then_the_error_lists_each_known_key_once_as_typed_in_the_file(tmp_path):
+    path = tmp_path / "forecast.toml"
+    path.write_text('zzz = "x"\nregion = "eu-west-1"\n')
+    with pytest.raises(SettingsError) as raised:
+        resolve({"config_file": str(path)}, environ={})
+    message = str(raised.value)
+    assert "\n" not in message and "did you mean" not in message  # nothing close to zzz
+    unknown, known = message.split("; known: ")
+    assert unknown.endswith("unknown setting(s) zzz")
+    keys = known.split(", ")
+    assert keys.count("region") == 1 and len(keys) == len(set(keys))  # AWS_REGION & co. map to region too
+    assert "target_reason" not in keys and "config_file" not in keys  # set by resolve, not by the user
+    for key in keys:  # each one a config file accepts
+        path.write_text(f"{key} = 1\n" if key.endswith(("_port", "_workers")) else f'{key} = "local"\n')
+        try:
+            resolve({"config_file": str(path)}, environ={})
+        except SettingsError as error:
+            assert "unknown setting" not in str(error), key
