@@ -80,7 +80,7 @@ from processing.kernel.contracts import (
     PROFILE_FILE,
     pandas_frequency,
 )
-from processing.kernel.settings import Settings, resolve
+from processing.kernel.settings import Settings, resolve, sources
 
 LOG = logging.getLogger("deploy.api")
 QUANTILE_NAME = contracts.QUANTILE_NAME
@@ -1007,7 +1007,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy.api", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="HTTP API on loopback: POST /forecast")
-    serve.add_argument("--port", type=int, default=None, help="default: settings api_port (FORECAST_API_PORT)")
+    serve.add_argument("--port", type=int, default=None, help=f"the API's port (or {sources('api_port')})")
     invoke = commands.add_parser("invoke", help="one forecast; prints the response JSON")
     invoke.add_argument("--item-id", required=True)
     invoke.add_argument("--horizon", type=int, default=None)
@@ -1027,16 +1027,17 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--data",
             default=None,
-            help="PrepareData output folder (s3:// URI or local path); default: the latest one under the bucket/prefix",
+            help="PrepareData output folder (s3:// URI or local path); default: the latest one under the bucket/prefix "
+            f"(or {sources('serving_data_uri')})",
         )
-        sub.add_argument("--endpoint-name", default=None, help="default: settings endpoint_name")
+        sub.add_argument("--endpoint-name", default=None, help=f"the endpoint (or {sources('endpoint_name')})")
         sub.add_argument(
             "--history-periods",
             type=int,
             default=None,
             help="send at most this many recent periods to the endpoint (default: all)",
         )
-        sub.add_argument("--home", default=None, help="local state folder (default: FORECAST_HOME)")
+        sub.add_argument("--home", default=None, help=f"local state folder (or {sources('home')})")
     return parser
 
 

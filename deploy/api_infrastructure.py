@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError
 from deploy import clients
 from deploy.infrastructure import _code, create_or_update_function, ensure_service_role, trust_policy
 from processing.kernel import console
-from processing.kernel.settings import Settings, SettingsError, account_of, resolve
+from processing.kernel.settings import Settings, SettingsError, account_of, resolve, sources
 
 logger = logging.getLogger(__name__)
 
@@ -308,13 +308,12 @@ def remove_forecast_api(settings: Settings, log: Log = logger.info) -> list[str]
     return removed
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    console.setup()
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deploy.api_infrastructure",
         description="Create or update (or --remove) the forecast API on AWS Lambda.",
     )
-    parser.add_argument("--region", default=None)
+    parser.add_argument("--region", default=None, help=f"AWS region (or {sources('region')})")
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -327,7 +326,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help=f"the AWS SDK for pandas layer (default: from SSM; or {PANDAS_LAYER_ENV})",
     )
     parser.add_argument("--remove", action="store_true", help="delete the URL, function and role")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    console.setup()
+    args = _parser().parse_args(argv)
     try:
         settings = resolve({"region": args.region, "target": "sagemaker"})
         if args.remove:

@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 from deploy import clients
 from deploy.handler import PACKAGE_TAG, DeployError
 from processing.kernel import aws_errors, console
-from processing.kernel.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, resolve, sources
 
 logger = logging.getLogger(__name__)
 
@@ -344,19 +344,26 @@ def format_table(rows: list[dict]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy.approve", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
-    parser.add_argument("--region", default=None)
+    parser.add_argument(
+        "--target", choices=("local", "sagemaker"), default=None, help=f"where to run (or {sources('target')})"
+    )
+    parser.add_argument("--region", default=None, help=f"AWS region (or {sources('region')})")
     parser.add_argument(
         "--group",
         dest="model_package_group",
         default=None,
-        help="model package group (default: settings model_package_group)",
+        help=f"model package group (or {sources('model_package_group')})",
     )
-    parser.add_argument("--endpoint-name", default=None)
+    parser.add_argument("--endpoint-name", default=None, help=f"the endpoint (or {sources('endpoint_name')})")
     commands = parser.add_subparsers(dest="command", required=True)
     described = "versions with status, key metrics, creation time, lineage (* = serving on the endpoint)"
     listing = commands.add_parser("list", help=described, description=f"List the model group's {described}.")
-    listing.add_argument("--group", dest="model_package_group", default=argparse.SUPPRESS)
+    listing.add_argument(
+        "--group",
+        dest="model_package_group",
+        default=argparse.SUPPRESS,
+        help=f"model package group (or {sources('model_package_group')})",
+    )
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--limit", type=int, default=20, help="newest N versions (default 20; 0 = all)")
     descriptions = {

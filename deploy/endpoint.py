@@ -65,6 +65,7 @@ from deploy.endpoint_server import (  # noqa: F401 - importers reach the server'
 )
 from deploy.model_slot import ModelSlot, engine_loader, resolve_model_dir  # noqa: F401
 from processing.kernel.processes import pid_alive, terminate
+from processing.kernel.settings import resolve, sources
 
 LOG = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--model-dir", required=True, help="the engine's model directory (or model.tar.gz)")
         sub.add_argument("--model-package-arn", default=None, help="reported by /metrics and the API")
         if command != "reload":
-            sub.add_argument("--port", type=int, default=None, help="default: settings endpoint_port")
+            sub.add_argument("--port", type=int, default=None, help=f"the port (or {sources('endpoint_port')})")
             sub.add_argument(
                 "--any-port-if-busy",
                 action="store_true",
@@ -314,22 +315,19 @@ def _parser() -> argparse.ArgumentParser:
                 "--workers",
                 type=int,
                 default=None,
-                help="model worker processes (default: settings endpoint_workers, "
-                "FORECAST_ENDPOINT_WORKERS, else the number of cores)",
+                help=f"model worker processes (or {sources('endpoint_workers')}; by default the number of cores)",
             )
     for command in ("status", "stop"):
         commands.add_parser(
             command, help=descriptions[command].split(" (")[0].rstrip("."), description=descriptions[command]
         )
     for sub in commands.choices.values():
-        sub.add_argument("--name", default=None, help="endpoint name (default: settings endpoint_name)")
-        sub.add_argument("--home", default=None, help="local state folder (default: FORECAST_HOME)")
+        sub.add_argument("--name", default=None, help=f"endpoint name (or {sources('endpoint_name')})")
+        sub.add_argument("--home", default=None, help=f"local state folder (or {sources('home')})")
     return parser
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from processing.kernel.settings import resolve
-
     args = _parser().parse_args(argv)
     settings = resolve({"home": args.home})
     home, name = settings.home_path, args.name or settings.endpoint_name

@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional
 
 from deploy import clients
 from processing.kernel import console
-from processing.kernel.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, resolve, sources
 
 logger = logging.getLogger(__name__)
 
@@ -320,12 +320,13 @@ def local_metrics(settings: Settings) -> Optional[dict]:
     return json.loads(body)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    console.setup()
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy.monitoring", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
-    parser.add_argument("--region", default=None)
-    parser.add_argument("--endpoint-name", default=None)
+    parser.add_argument(
+        "--target", choices=("local", "sagemaker"), default=None, help=f"where to run (or {sources('target')})"
+    )
+    parser.add_argument("--region", default=None, help=f"AWS region (or {sources('region')})")
+    parser.add_argument("--endpoint-name", default=None, help=f"the endpoint (or {sources('endpoint_name')})")
     parser.add_argument("--email", default=None, help="subscribe this address to the alarm topic")
     parser.add_argument("--errors", type=int, default=5, help="5XX errors in 5 minutes that raise the alarm")
     parser.add_argument("--latency-ms", type=float, default=2000.0, help="p90 model latency alarm threshold")
@@ -336,7 +337,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         default=DEFAULT_ACCURACY_FACTOR,
         help="alarm when the live wQL of batch forecasts exceeds the registered wQL x this",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    console.setup()
+    args = _parser().parse_args(argv)
     try:
         settings = resolve({"target": args.target, "region": args.region, "endpoint_name": args.endpoint_name})
         if settings.is_local:

@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 from deploy import api_infrastructure, clients, infrastructure, monitoring
 from processing.kernel import aws_errors, console
-from processing.kernel.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve
+from processing.kernel.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve, sources
 
 logger = logging.getLogger(__name__)
 
@@ -379,18 +379,24 @@ def teardown(
     return 0
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    console.setup()
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy.teardown", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", choices=("local", "sagemaker"), default=None)
-    parser.add_argument("--region", default=None)
+    parser.add_argument(
+        "--target", choices=("local", "sagemaker"), default=None, help=f"where to run (or {sources('target')})"
+    )
+    parser.add_argument("--region", default=None, help=f"AWS region (or {sources('region')})")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
         "--include-data",
         action="store_true",
         help="also the model registry, the bucket and the SageMaker role (local: the whole home)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    console.setup()
+    args = _parser().parse_args(argv)
     try:
         settings = resolve({"target": args.target, "region": args.region})
         return teardown(settings, include_data=args.include_data, yes=args.yes)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from processing.atomic import write_text_atomic
 from processing.kernel import aws_errors, console, contracts
-from processing.kernel.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, resolve, sources
 
 PIPELINES = ("training", "batch")
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
@@ -74,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
         "--target",
         choices=("local", "sagemaker"),
         default=None,
-        help="where to run (default: sagemaker when a role is configured, else local)",
+        help=f"where to run, by default sagemaker when a role is configured, else local (or {sources('target')})",
     )
     p.add_argument("--pipeline", choices=PIPELINES, default="training")
     p.add_argument(
@@ -101,17 +101,17 @@ def parser() -> argparse.ArgumentParser:
         "parameters, reusing the steps that succeeded (SageMaker: RetryPipelineExecution; "
         "give the execution ARN or, with --pipeline, its id)",
     )
-    p.add_argument("--role-arn", default=None, help="SageMaker execution role (or FORECAST_ROLE_ARN)")
-    p.add_argument("--bucket", default=None, help="S3 bucket (or FORECAST_BUCKET)")
-    p.add_argument("--region", default=None, help="AWS region (or AWS_REGION / AWS_DEFAULT_REGION)")
-    p.add_argument("--prefix", default=None, help="S3 key prefix (or FORECAST_PREFIX)")
+    p.add_argument("--role-arn", default=None, help=f"SageMaker execution role (or {sources('role_arn')})")
+    p.add_argument("--bucket", default=None, help=f"S3 bucket (or {sources('bucket')})")
+    p.add_argument("--region", default=None, help=f"AWS region (or {sources('region')})")
+    p.add_argument("--prefix", default=None, help=f"S3 key prefix (or {sources('prefix')})")
     p.add_argument("--config", default=None, help="config file (default ./forecast.toml, or FORECAST_CONFIG)")
     p.add_argument(
         "--step-launcher",
         choices=("fork", "spawn"),
         default=None,
         help="local processing steps: forked from a warm launcher (fork, the default) or each a fresh "
-        "interpreter (spawn); or FORECAST_STEP_LAUNCHER",
+        f"interpreter (spawn) (or {sources('step_launcher')})",
     )
     return p
 

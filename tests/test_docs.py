@@ -8,6 +8,7 @@ lists every setting.
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -248,3 +249,44 @@ def test_every_flag_the_docs_show_is_an_option_of_that_command(tmp_path):
                 if not any(re.search(re.escape(flag) + r"(?![\w-])", text) for text in texts):
                     unknown.append(f"{doc}: python -m {module} ... {flag}")
     assert not unknown, f"flags no such command takes: {sorted(set(unknown))}"
+
+
+def _flags(parser: argparse.ArgumentParser):
+    """Every option of a parser and of its subcommands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _flags(sub)
+        elif action.option_strings:
+            yield action
+
+
+def test_every_flag_for_a_setting_names_its_environment_variables_and_config_key_in_one_form():
+    from deploy import api, api_infrastructure, approve, endpoint, monitoring, teardown
+    from pipelines import run
+
+    parsers = {
+        "pipelines.run": run.parser(),
+        "deploy.api": api._parser(),
+        "deploy.api_infrastructure": api_infrastructure._parser(),
+        "deploy.approve": approve._parser(),
+        "deploy.endpoint": endpoint._parser(),
+        "deploy.monitoring": monitoring._parser(),
+        "deploy.teardown": teardown._parser(),
+    }
+    wrong, checked = [], 0
+    for command, parser in parsers.items():
+        for action in _flags(parser):
+            text = " ".join((action.help or "").split())
+            # the setting a flag stands for: its name, or the one whose variable its help names
+            named = {
+                field for variable, field in settings_module.ENVIRONMENT.items() if re.search(rf"\b{variable}\b", text)
+            }
+            if action.dest in settings_module.CONFIG_KEYS:
+                named.add(action.dest)
+            for setting in named:
+                checked += 1
+                if settings_module.sources(setting) not in text:
+                    wrong.append(f"python -m {command} {action.option_strings[0]}: {text!r}")
+    assert checked >= 15  # --region, --target, --bucket, --port, --home, ... across the commands
+    assert not wrong, "flags whose help does not say " + "'(or VARIABLE; key in forecast.toml)': " + "; ".join(wrong)

@@ -263,6 +263,19 @@ def _read_config(path: Path) -> dict:
     return {key: _coerce(key, value, str(path)) for key, value in data.items()}
 
 
+def sources(name: str) -> str:
+    """Where setting `name` comes from when its flag is not given, for the flag's --help, in one form:
+    "FORECAST_REGION, AWS_REGION or AWS_DEFAULT_REGION, the first one set; region in forecast.toml"."""
+    if name not in CONFIG_KEYS:
+        raise KeyError(f"{name!r} is not a setting; settings: {', '.join(CONFIG_KEYS)}")
+    variables = [variable for variable, field in ENVIRONMENT.items() if field == name]
+    if len(variables) > 1:
+        spelled = ", ".join(variables[:-1]) + " or " + variables[-1] + ", the first one set"
+    else:
+        spelled = variables[0]
+    return f"{spelled}; {name} in {CONFIG_FILE_NAME}"
+
+
 def _with_suggestion(key: str) -> str:
     """`key`, with the nearest config key when one is close (a typo), as "buckett (did you mean bucket?)"."""
     import difflib
