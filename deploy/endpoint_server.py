@@ -44,7 +44,7 @@ from deploy.endpoint_codec import (
 )
 from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from deploy.model_slot import LoadedModel, ModelSlot, ResponseCache, SharedBoard, engine_loader
-from processing.atomic import write_text_atomic
+from processing.atomic import staged_file
 from processing.kernel.process_env import configure_threads
 from processing.kernel.processes import process_start, terminate
 
@@ -406,7 +406,10 @@ def read_state(home: Path, name: str) -> Optional[dict]:
 
 
 def write_state(path: Path, document: dict) -> None:
-    write_text_atomic(path, json.dumps(document, indent=2, default=str))
+    """Atomically, and readable by its owner only (0600): it holds the admin token of /admin/reload."""
+    with staged_file(path) as temporary:
+        os.chmod(temporary, 0o600)  # before the token is in it
+        temporary.write_text(json.dumps(document, indent=2, default=str))
 
 
 def update_state(path: Path, loaded: LoadedModel) -> None:

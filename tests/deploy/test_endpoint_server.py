@@ -96,3 +96,12 @@ def test_given_a_server_started_ahead_that_no_endpoint_takes_when_discarded_then
 
     assert _ended(standby) and str(tmp_path) not in endpoint_server._STANDBY
     assert not endpoint_server.endpoints_dir(tmp_path).exists()
+
+
+def test_given_a_state_file_then_only_its_owner_can_read_it_since_it_holds_the_admin_token(tmp_path):
+    path = endpoint_server.state_path(tmp_path, "private")
+    endpoint_server.write_state(path, {"pid": 1, "admin_token": "secret"})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert endpoint_server.read_state(tmp_path, "private")["admin_token"] == "secret"
+    endpoint_server.write_state(path, {"pid": 2, "admin_token": "other"})  # rewritten: still private
+    assert path.stat().st_mode & 0o777 == 0o600 and endpoint_server.read_state(tmp_path, "private")["pid"] == 2
