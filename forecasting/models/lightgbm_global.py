@@ -47,6 +47,28 @@ def import_lightgbm():
     return lightgbm
 
 
+def lightgbm_params(p: dict, objective: str, bagging_freq: int, **objective_params) -> dict:
+    """The LightGBM training parameters both LightGBM models share, from a candidate's params `p`:
+    one place for the tree, bagging, determinism and thread settings. `objective_params` are the
+    objective's own (the quantile's `alpha`, the recursive model's early-stopping `metric`)."""
+    return {
+        "objective": objective,
+        **objective_params,
+        "learning_rate": p["learning_rate"],
+        "num_leaves": p["num_leaves"],
+        "min_data_in_leaf": p["min_data_in_leaf"],
+        "feature_fraction": p["feature_fraction"],
+        "bagging_fraction": p["bagging_fraction"],
+        "bagging_freq": bagging_freq,
+        "lambda_l2": p["lambda_l2"],
+        "max_bin": p["max_bin"],
+        "verbose": -1,
+        "seed": p["seed"],
+        "deterministic": True,
+        "num_threads": p["num_threads"],
+    }
+
+
 def _level_window(m: int) -> int:
     return m if 2 <= m <= 28 else (4 if m > 28 else 1)
 
@@ -266,25 +288,8 @@ class LightGBMGlobal(Candidate):
         }
 
     def _lgb_params(self, objective, alpha=None):
-        p = self.params
-        params = {
-            "objective": objective,
-            "learning_rate": p["learning_rate"],
-            "num_leaves": p["num_leaves"],
-            "min_data_in_leaf": p["min_data_in_leaf"],
-            "feature_fraction": p["feature_fraction"],
-            "bagging_fraction": p["bagging_fraction"],
-            "bagging_freq": 1,
-            "lambda_l2": p["lambda_l2"],
-            "max_bin": p["max_bin"],
-            "verbose": -1,
-            "seed": p["seed"],
-            "deterministic": True,
-            "num_threads": p["num_threads"],
-        }
-        if alpha is not None:
-            params["alpha"] = alpha
-        return params
+        extra = {} if alpha is None else {"alpha": alpha}
+        return lightgbm_params(self.params, objective, bagging_freq=1, **extra)
 
     def _with_seasonal_lags(self, frame, y, st, o, scale):
         """The seasonal target's extra features: the seasonal differences of the last

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..calendar import NEAR_CAP, PROXIMITY_CAP, HolidayFeaturizer, calendar_features
 from .base import Candidate
-from .lightgbm_global import SHORT_HISTORY_DAYS, import_lightgbm, static_codes
+from .lightgbm_global import SHORT_HISTORY_DAYS, import_lightgbm, lightgbm_params, static_codes
 
 RECENT_LAGS = 7
 
@@ -129,22 +129,8 @@ class LightGBMRecursive(Candidate):
 
     def _lgb_params(self) -> dict:
         p = self.params
-        return {
-            "objective": "regression",
-            "metric": "l1",
-            "learning_rate": p["learning_rate"],
-            "num_leaves": p["num_leaves"],
-            "min_data_in_leaf": p["min_data_in_leaf"],
-            "feature_fraction": p["feature_fraction"],
-            "bagging_fraction": p["bagging_fraction"],
-            "bagging_freq": 1 if p["bagging_fraction"] < 1 else 0,
-            "lambda_l2": p["lambda_l2"],
-            "max_bin": p["max_bin"],
-            "verbose": -1,
-            "seed": p["seed"],
-            "deterministic": True,
-            "num_threads": p["num_threads"],
-        }
+        bagging_freq = 1 if p["bagging_fraction"] < 1 else 0
+        return lightgbm_params(p, "regression", bagging_freq=bagging_freq, metric="l1")
 
     # --- fit --------------------------------------------------------------------------------
     def _fit(self, train):
