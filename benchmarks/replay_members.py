@@ -100,7 +100,8 @@ def member_forecasts(spec: tuple, config, panel, windows, held, cache_tag: str) 
 
 def replay(members: dict, windows, held, config, n_series: int) -> tuple:
     """(held-out ensemble forecast (n, H, q + 1), weights) from the members' cached forecasts."""
-    from forecasting.engine import SCREEN_MIN_SERIES, _ensemble, _prunable
+    from forecasting.calendar import UnseenHolidays
+    from forecasting.engine import SCREEN_MIN_SERIES, _ensemble, _holiday_spread, _joined, _prunable
     from forecasting.ensemble import calibrate, combine
 
     names = list(members)
@@ -114,8 +115,13 @@ def replay(members: dict, windows, held, config, n_series: int) -> tuple:
     head = held[0]
     non_negative = bool(np.nanmin(head.y) >= 0)
     raw = [combine({n: members[n]["bt"][w] for n in names}, weights, levels) for w in range(len(windows))]
-    factors = calibrate(np.concatenate(raw), np.concatenate([w.actual for w in windows]), levels, n_series)
-    out = combine({n: members[n]["ho"] for n in names}, weights, levels, factors, non_negative)
+    # the unseen-holiday widening, as the engine's train and predict apply it (a calendar only)
+    spreads = [_holiday_spread(config, w.panel, w) if config.holiday_country else None for w in windows]
+    actual = np.concatenate([w.actual for w in windows])
+    factors = calibrate(np.concatenate(raw), actual, levels, n_series, _joined(spreads, raw, levels))
+    holidays = UnseenHolidays.learn(config.holiday_country, config.frequency_unit, head, levels)
+    spread = None if holidays is None else holidays.spread_rows(held[1].ds, held[1].n_series)
+    out = combine({n: members[n]["ho"] for n in names}, weights, levels, factors, non_negative, spread)
     return out, weights
 
 

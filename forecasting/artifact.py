@@ -22,6 +22,7 @@ from processing import tables
 from processing.atomic import replace_directory, staged_file, usual_permissions
 from processing.kernel.contracts import MEAN_COLUMN
 
+from .calendar import UnseenHolidays
 from .config import EngineConfig
 from .data import ColumnRoles, Panel, build_panel, static_frame, to_long_frame
 from .ensemble import combine
@@ -46,6 +47,7 @@ class ForecastModel:
         weights: dict,
         metadata: Optional[dict] = None,
         interval_factors: Optional[np.ndarray] = None,
+        unseen_holidays: Optional[UnseenHolidays] = None,
     ):
         self.config = config
         self.roles = roles
@@ -56,6 +58,8 @@ class ForecastModel:
         self.interval_factors = (
             np.ones(len(config.quantiles)) if interval_factors is None else np.asarray(interval_factors, float)
         )
+        # the training history's holidays: forecast periods near ones it never saw get a wider band
+        self.unseen_holidays = unseen_holidays
 
     # --- prediction ---------------------------------------------------------------------
     def predict(
@@ -76,12 +80,14 @@ class ForecastModel:
             for name, w in self.weights.items()
             if np.any(w > 0)
         }
+        holidays = getattr(self, "unseen_holidays", None)  # models saved before it existed: none
         return combine(
             members,
             self.weights,
             self.config.quantile_levels,
             self.interval_factors,
             bool(self.metadata.get("non_negative", False)),
+            None if holidays is None else holidays.spread_rows(future.ds, future.n_series),
         )
 
     def predict_file(self, in_path, out_path) -> Path:
@@ -230,6 +236,9 @@ class ForecastModel:
                 "dropped_columns": self.roles.dropped,
                 "weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
                 "interval_factors": np.asarray(self.interval_factors, float).tolist(),
+                "unseen_holiday_spread": (
+                    None if self.unseen_holidays is None else np.asarray(self.unseen_holidays.spread, float).tolist()
+                ),
                 "outputs": list(self.config.quantiles) + [MEAN_COLUMN],
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 **self.metadata,

@@ -7,6 +7,7 @@ which a 0/1 "is holiday" flag cannot express.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Optional
 
@@ -115,3 +116,177 @@ class HolidayFeaturizer:
             "days_since_holiday": np.minimum(since_last, cap),
             "nearest_holiday": np.where(np.minimum(to_next, since_last) < cap, nearest_code, np.nan),
         }
+
+
+# --- holidays the training history has never seen ------------------------------------------------
+# A forecast period within UNSEEN_CAP days of a holiday, at a signed distance from it that no date
+# of the training history had from any occurrence of that holiday, lies where no member could learn
+# the holiday's effect: one year of history holds no Christmas fortnight, nor the days before the
+# New Year it starts on (elecdaily Dec 18-31: p50 9% above the actuals, 8 of 14 days below p10).
+# There the ensemble's band is widened by how much the history's own days near holidays deviated
+# beyond its normal days (`holiday_spread`; docs/engine.md, "Calibration attempts").
+UNSEEN_CAP = NEAR_CAP
+SPREAD_WEEKS = (2, 3)  # a day's baseline: the median of the same weekday this many weeks before and after
+SPREAD_MAX_SERIES = 200  # series sampled (evenly spaced) for the spread: more add little to a pooled quantile
+CALENDAR_UNITS = ("D", "H", "min")  # the frequencies whose models read the holiday calendar
+
+
+def _days(ds) -> np.ndarray:
+    return np.asarray(ds, "datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+
+
+def _holiday_offsets(country: str, first: int, last: int, cap: int) -> pd.DataFrame:
+    """(day, key) of every day within `cap` (exclusive) of a holiday near days first..last:
+    key "name|offset", offset = day - the holiday's date."""
+    lo = pd.Timestamp(int(first), unit="D").year - 1
+    hi = pd.Timestamp(int(last), unit="D").year + 1
+    table = holiday_table(country, range(lo, hi + 1))
+    hdays = table["date"].to_numpy("datetime64[D]").astype(np.int64)
+    offsets = np.arange(-cap + 1, cap)
+    day = (hdays[:, None] + offsets[None, :]).ravel()
+    key = [f"{n}|{o}" for n in table["name"] for o in offsets]
+    return pd.DataFrame({"day": day, "key": key, "distance": np.tile(np.abs(offsets), len(hdays))})
+
+
+def _covered_days(panel, n_tail: int = 0) -> np.ndarray:
+    """The days some series' history (its rows but the last n_tail) spans, first to last row: from
+    each series' ends, not the rows themselves (27M rows at 25,000 daily series)."""
+    keep = panel.lengths - n_tail >= 2
+    if not keep.any():
+        return np.zeros(0, np.int64)
+    first = _days(panel.ds[panel.indptr[:-1][keep]])
+    last = _days(panel.ds[panel.indptr[1:][keep] - 1 - n_tail])
+    start = first.min()
+    marks = np.zeros(last.max() - start + 2, int)
+    np.add.at(marks, first - start, 1)
+    np.add.at(marks, last - start + 1, -1)
+    return start + np.flatnonzero(np.cumsum(marks)[:-1] > 0)
+
+
+def seen_holiday_offsets(country: Optional[str], days: np.ndarray, cap: int = UNSEEN_CAP) -> frozenset:
+    """The "holiday name|signed day offset" pairs within `cap` that some of `days` (day numbers of
+    a training history) stands at."""
+    if not country or not len(days):
+        return frozenset()
+    near = _holiday_offsets(country, days.min(), days.max(), cap)
+    return frozenset(near.loc[np.isin(near["day"].to_numpy(), days), "key"])
+
+
+def unseen_holiday_periods(country: Optional[str], ds, seen: frozenset, cap: int = UNSEEN_CAP) -> np.ndarray:
+    """True where a timestamp of `ds` stands within `cap` days of a holiday at a signed offset
+    that is not in `seen` (that no date of the history stood at from that holiday)."""
+    ds = np.asarray(ds)
+    if not country or not len(ds):
+        return np.zeros(len(ds), bool)
+    days, inverse = np.unique(_days(ds), return_inverse=True)
+    near = _holiday_offsets(country, days.min(), days.max(), cap)
+    unseen = near.loc[~near["key"].isin(seen), "day"].to_numpy()
+    return np.isin(days, unseen)[inverse]
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, levels) -> np.ndarray:
+    order = np.argsort(values)
+    v, w = values[order], weights[order]
+    cum = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return np.interp(levels, cum, v)
+
+
+def holiday_spread(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP, n_tail: int = 0) -> np.ndarray:
+    """Per quantile level, the offset from the median, as a share of it, that a holiday of unknown
+    effect adds to a period's band: (q,), negative below the median, positive above, 0 at it.
+
+    Each day of (a sample of) the history's series (its rows but the last n_tail; a sub-daily
+    series' daily totals) is read against its baseline, the median of the same weekday SPREAD_WEEKS
+    weeks before and after: a relative deviation, weighted by the baseline as wQL weighs series.
+    At each level the deviation of days within `cap` of a holiday beyond that of normal days (no
+    holiday within `cap`) is sqrt(max(q_near^2 - q_normal^2, 0)) on its side of zero: the spread
+    holidays added to the normal noise, as if independent of it."""
+    levels = np.asarray(levels, float)
+    out = np.zeros(len(levels))
+    keep = np.flatnonzero(panel.lengths - n_tail >= 2) if country else np.zeros(0, int)
+    if not len(keep):
+        return out
+    picks = keep[np.unique(np.linspace(0, len(keep) - 1, min(len(keep), SPREAD_MAX_SERIES)).round().astype(int))]
+    covered = _covered_days(panel, n_tail)
+    lo, hi = pd.Timestamp(int(covered.min()), unit="D").year - 1, pd.Timestamp(int(covered.max()), unit="D").year + 1
+    hdays = np.unique(holiday_table(country, range(lo, hi + 1))["date"].to_numpy("datetime64[D]").astype(np.int64))
+    if not len(hdays):
+        return out
+    lags = [7 * w * s for w in SPREAD_WEEKS for s in (-1, 1)]
+    rels, sizes, dists = [], [], []
+    for i in picks:
+        rows = slice(panel.indptr[i], panel.indptr[i + 1] - n_tail)
+        y, days = panel.y[rows], _days(panel.ds[rows])
+        ok = np.isfinite(y)
+        if ok.sum() < 2:
+            continue
+        days_u, inverse = np.unique(days[ok], return_inverse=True)
+        start = days_u[0]
+        grid = np.full(days_u[-1] - start + 1, np.nan)
+        grid[days_u - start] = np.bincount(inverse, weights=y[ok])
+        idx = np.arange(len(grid))
+        around = np.stack(
+            [
+                np.where((idx + k >= 0) & (idx + k < len(grid)), grid[np.clip(idx + k, 0, len(grid) - 1)], np.nan)
+                for k in lags
+            ]
+        )
+        around[:, np.sum(np.isfinite(around), axis=0) < 2] = np.nan
+        with np.errstate(all="ignore"):
+            base = np.nanmedian(around, axis=0)
+        good = np.isfinite(grid) & np.isfinite(base) & (base > 0)
+        d = idx[good] + start
+        pos = np.searchsorted(hdays, d)
+        before = np.abs(d - hdays[np.clip(pos - 1, 0, len(hdays) - 1)])
+        after = np.abs(hdays[np.clip(pos, 0, len(hdays) - 1)] - d)
+        rels.append(grid[good] / base[good] - 1)
+        sizes.append(base[good])
+        dists.append(np.minimum(before, after))
+    if not rels:
+        return out
+    rel, size, dist = np.concatenate(rels), np.concatenate(sizes), np.concatenate(dists)
+    near, normal = dist < cap, dist >= cap
+    if near.sum() < 2 or normal.sum() < 2:
+        return out
+    below = levels < 0.5
+    sides = []
+    for part in (near, normal):
+        q = _weighted_quantile(rel[part], size[part], levels)
+        sides.append(np.where(below, np.minimum(q, 0), np.maximum(q, 0)))
+    extra = np.sqrt(np.maximum(sides[0] ** 2 - sides[1] ** 2, 0.0))
+    out = np.where(below, -extra, extra)
+    out[np.abs(levels - 0.5) < 1e-9] = 0.0
+    return out
+
+
+@dataclasses.dataclass
+class UnseenHolidays:
+    """What a training history knows of the holidays: the offsets it saw and the spread of their
+    effects. `spread_rows` gives the band's extra spread for a forecast's periods."""
+
+    country: str
+    seen: frozenset
+    spread: np.ndarray  # (q,) relative offsets (holiday_spread)
+    cap: int = UNSEEN_CAP
+
+    @classmethod
+    def learn(cls, country: Optional[str], unit: str, panel, levels, n_tail: int = 0) -> Optional["UnseenHolidays"]:
+        """From a training panel (its rows but the last n_tail per series: a backtest window's
+        history); None without a calendar, on frequencies whose models do not read it, or when
+        the history's holidays deviate no more than its normal days."""
+        if not country or unit not in CALENDAR_UNITS or panel.n_series == 0:
+            return None
+        spread = holiday_spread(country, panel, levels, UNSEEN_CAP, n_tail)
+        if not np.any(spread):
+            return None
+        return cls(country, seen_holiday_offsets(country, _covered_days(panel, n_tail)), spread)
+
+    def spread_rows(self, ds, n_series: int) -> Optional[np.ndarray]:
+        """(n_series, h, q) relative offsets for `ensemble.widen_unseen_holidays` of the forecast
+        periods `ds` (n_series x h, series after series): the spread where a period stands near a
+        holiday at an unseen offset, else 0; None when no period does."""
+        flagged = unseen_holiday_periods(self.country, ds, self.seen, self.cap)
+        if not flagged.any():
+            return None
+        rows = flagged[:, None] * np.asarray(self.spread, float)[None, :]
+        return rows.reshape(n_series, -1, len(self.spread))

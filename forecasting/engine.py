@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .artifact import LEADERBOARD_FILE, ForecastModel
+from .calendar import UnseenHolidays
 from .config import FIXED_SECONDS, PER_SERIES_SECONDS, EngineConfig
 from .data import Panel, check_training_panel, infer_roles, long_columns, panel_from_columns, read_table, static_frame
 from .ensemble import calibrate, caruana_weights, combine, describe_calibration, pinball_loss, point_loss
@@ -253,15 +254,24 @@ def train(
     # a target that is never negative in training (demand) gets forecasts that never are either
     non_negative = bool(np.nanmin(panel.y) >= 0) if np.isfinite(panel.y).any() else False
     raw = [combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels) for w in range(len(windows))]
-    factors = calibrate(np.concatenate(raw), np.concatenate(actual_all), levels, panel.n_series)
+    spreads = [_holiday_spread(config, panel, window) for window in windows]
+    factors = calibrate(
+        np.concatenate(raw), np.concatenate(actual_all), levels, panel.n_series, _joined(spreads, raw, levels)
+    )
     log(
         "[engine] interval calibration on the backtests (step 1 -> step H): "
         + describe_calibration(factors, config.quantiles)
     )
     ens_values = [
-        combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels, factors, non_negative)
+        combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels, factors, non_negative, spreads[w])
         for w in range(len(windows))
     ]
+    unseen_holidays = UnseenHolidays.learn(config.holiday_country, config.frequency_unit, panel, levels)
+    if unseen_holidays is not None:
+        log(
+            "[engine] spread of the history's holiday effects (added near holidays it never saw): "
+            + ", ".join(f"{q} {s:+.3f}" for q, s in zip(config.quantiles, unseen_holidays.spread))
+        )
     coverage = _coverage(np.concatenate(actual_all), np.concatenate(ens_values), levels)
     if coverage is not None:
         log(
@@ -318,6 +328,7 @@ def train(
         fitted,
         weights,
         interval_factors=factors,
+        unseen_holidays=unseen_holidays,
         metadata={
             "best_candidate_name": best_name,
             "objective_metric": config.objective,
@@ -341,6 +352,23 @@ def train(
         f"total {time.monotonic() - started:.1f}s"
     )
     return TrainResult(best_name, config.objective, float(best_value), leaderboard, model_dir)
+
+
+def _holiday_spread(config: EngineConfig, panel: Panel, window: BacktestWindow) -> Optional[np.ndarray]:
+    """A backtest window's (n, H, q) `UnseenHolidays` spread, learnt from the window's own history
+    (None: nothing to widen); the backtests see the rule as the final model's forecasts will."""
+    holidays = UnseenHolidays.learn(
+        config.holiday_country, config.frequency_unit, panel, config.quantile_levels, window.n_tail
+    )
+    return None if holidays is None else holidays.spread_rows(window.future.ds, window.future.n_series)
+
+
+def _joined(spreads: list, raw: list, levels) -> Optional[np.ndarray]:
+    """The windows' spreads stacked as the backtest rows are (zeros for a window without), or None."""
+    if all(s is None for s in spreads):
+        return None
+    q = len(levels)
+    return np.concatenate([np.zeros((*r.shape[:2], q)) if s is None else s for s, r in zip(spreads, raw)])
 
 
 def _carries_over(model, n_series: int) -> bool:

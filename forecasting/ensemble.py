@@ -79,6 +79,7 @@ def interval_scales(
     max_rows: int = 2000,
     aim: float = CALIBRATION_AIM,
     relative: Optional[bool] = None,
+    extra: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Per horizon step and quantile, the factor c on its distance from the centre minimising
     pinball loss: (n, H, q + 1) backtest forecasts and (n, H) actuals -> (H, q) factors.
@@ -97,6 +98,8 @@ def interval_scales(
     relative: each row (series and window) divided by its mean forecast first, so every series
     counts by its relative errors; None: absolute from NARROWING_MIN_ROWS rows, below that
     whichever `relative_fits_better` (on many series relative cost 4-9%: us_employment).
+    extra: (n, H, q) offsets `widen_unseen_holidays` adds to the scaled band (0: none), so the
+    factors are the best ones for the band as it is issued.
     """
     levels = np.asarray(levels, float)
     targets = np.clip(0.5 + (levels - 0.5) * float(aim), 0.005, 0.995)
@@ -104,14 +107,16 @@ def interval_scales(
     actual = np.asarray(actual, float)
     if values.ndim == 2:  # (points, q + 1): no step axis
         values, actual = values[:, None, :], actual[:, None]
+    extra = _offsets(extra, values)
     if relative is None:
         relative = values.shape[0] < NARROWING_MIN_ROWS and relative_fits_better(
-            values, actual, levels, grid=grid, aim=aim
+            values, actual, levels, grid=grid, aim=aim, extra=extra
         )
     if relative:
         size = np.mean(np.abs(values[..., -1]), axis=1, keepdims=True)
         size = np.where(np.isfinite(size) & (size > 0), size, 1.0)
         values, actual = values / size[..., None], actual / size
+        extra = None if extra is None else extra / size[..., None]
     if grid is None:
         # narrowing needs evidence: on 5 windows of 8 series it was what left real data's
         # intervals too narrow (aus_accommodation coverage 0.52, 0.54 without it)
@@ -120,6 +125,7 @@ def interval_scales(
     if values.shape[0] > max_rows:  # thousands of series: a seeded sample fixes the factors as well
         keep = np.sort(np.random.default_rng(0).choice(values.shape[0], max_rows, replace=False))
         values, actual = values[keep], actual[keep]
+        extra = None if extra is None else extra[keep]
     H = values.shape[1]
     centre = _centre(values, levels)
     resid = actual - centre
@@ -134,7 +140,8 @@ def interval_scales(
         best, best_loss = (1.0, 1.0), np.inf
         for first in grid:
             c = first + (grid[:, None] - first) * frac[None, :]  # (last, H)
-            diff = resid[None, :, :] - c[:, None, :] * dev[None, :, :]  # (last, n, H)
+            off = _widened(c[:, None, :] * dev[None, :, :], None if extra is None else extra[None, ..., j])
+            diff = resid[None, :, :] - off  # (last, n, H)
             loss = np.sum(np.maximum(q * diff, (q - 1) * diff), axis=(1, 2))
             k = int(np.argmin(loss))
             if loss[k] < best_loss:
@@ -148,6 +155,7 @@ def relative_fits_better(values: np.ndarray, actual: np.ndarray, levels, **kwarg
     rows (round robin, so each fold mixes series and windows), each scored by the absolute
     pinball loss of the calibrated quantiles (wQL's weighting). (n, H, q + 1), (n, H) arrays."""
     levels = np.asarray(levels, float)
+    extra = _offsets(kwargs.pop("extra", None), values)
     folds = np.arange(values.shape[0]) % CV_FOLDS
     loss = {False: 0.0, True: 0.0}
     for k in range(CV_FOLDS):
@@ -155,8 +163,11 @@ def relative_fits_better(values: np.ndarray, actual: np.ndarray, levels, **kwarg
         if not test.any() or train.sum() < 2:
             continue
         for relative in loss:
-            factors = interval_scales(values[train], actual[train], levels, relative=relative, **kwargs)
+            part = None if extra is None else extra[train]
+            factors = interval_scales(values[train], actual[train], levels, relative=relative, extra=part, **kwargs)
             calibrated = apply_interval_scales(values[test], factors, levels)
+            if extra is not None:
+                calibrated = _widen(calibrated, extra[test], levels)
             for j, q in enumerate(levels):
                 diff = actual[test] - calibrated[..., j]
                 loss[relative] += float(np.sum(np.maximum(q * diff, (q - 1) * diff)))
@@ -174,18 +185,25 @@ FLOOR_MIN_SERIES = 2
 FLOOR_AIM = 1.0
 
 
-def calibrate(values: np.ndarray, actual: np.ndarray, levels, n_series: int) -> np.ndarray:
+def calibrate(
+    values: np.ndarray, actual: np.ndarray, levels, n_series: int, holiday_spread: Optional[np.ndarray] = None
+) -> np.ndarray:
     """The calibration table the ensemble's forecasts go through (`apply_interval_scales`):
     (n, H, q + 1) backtest forecasts of the ensemble and (n, H) actuals -> the (H, q) factors of
     `interval_scales`, or on thin backtests (under NARROWING_MIN_ROWS rows) of at least
-    FLOOR_MIN_SERIES series, (2, H, q): the factors stacked on the `relative_floor` offsets."""
-    factors = interval_scales(values, actual, levels)
+    FLOOR_MIN_SERIES series, (2, H, q): the factors stacked on the `relative_floor` offsets.
+    holiday_spread: the backtests' (n, H, q) `widen_unseen_holidays` spread (None: none), which
+    `combine` adds after the table: both are fitted for the band with it."""
+    extra = None if holiday_spread is None else holiday_offsets(values, holiday_spread, levels)
+    factors = interval_scales(values, actual, levels, extra=extra)
     if np.asarray(values).shape[0] >= NARROWING_MIN_ROWS or n_series < FLOOR_MIN_SERIES:
         return factors
-    return np.stack([factors, relative_floor(values, actual, levels)])
+    return np.stack([factors, relative_floor(values, actual, levels, extra=extra)])
 
 
-def relative_floor(values: np.ndarray, actual: np.ndarray, levels, aim: float = FLOOR_AIM) -> np.ndarray:
+def relative_floor(
+    values: np.ndarray, actual: np.ndarray, levels, aim: float = FLOOR_AIM, extra: Optional[np.ndarray] = None
+) -> np.ndarray:
     """Per horizon step and quantile, the offset c, a share of the centre's size, that minimises
     the (absolute) pinball loss of centre + c |centre| over the pooled backtests: conformal
     quantiles of the relative errors, weighted by size as wQL weighs them. Linear in the step, as
@@ -199,6 +217,7 @@ def relative_floor(values: np.ndarray, actual: np.ndarray, levels, aim: float = 
     centre = _centre(values, levels)
     size = np.abs(centre)
     resid = actual - centre
+    extra = _offsets(extra, values)
     H = values.shape[1]
     frac = np.linspace(0.0, 1.0, H) if H > 1 else np.zeros(1)
     offsets = np.zeros((H, len(levels)))
@@ -209,7 +228,8 @@ def relative_floor(values: np.ndarray, actual: np.ndarray, levels, aim: float = 
         best, best_loss = (0.0, 0.0), np.inf
         for first in grid:
             c = first + (grid[:, None] - first) * frac[None, :]  # (last, H)
-            diff = resid[None, :, :] - c[:, None, :] * size[None, :, :]
+            off = _widened(c[:, None, :] * size[None, :, :], None if extra is None else extra[None, ..., j])
+            diff = resid[None, :, :] - off
             loss = np.sum(np.maximum(q * diff, (q - 1) * diff), axis=(1, 2))
             k = int(np.argmin(loss))
             if loss[k] < best_loss:
@@ -270,10 +290,12 @@ def combine(
     levels,
     factors: Optional[np.ndarray] = None,
     non_negative: bool = False,
+    holiday_spread: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Members' (n, h, q + 1) forecasts -> the ensemble's coherent (n, h, q + 1) forecast.
 
-    Weighted quantile averaging per level, the calibration factors, sorting, and then the mean
+    Weighted quantile averaging per level, the calibration factors, the widening near holidays
+    the history never saw (`holiday_spread`, (n, h, q) or None), sorting, and then the mean
     of that distribution (when the levels straddle the median), clipped at zero for targets
     that never go below it; `finalize` keeps the mean inside the outer quantiles.
     """
@@ -285,7 +307,48 @@ def combine(
         raise ValueError("combine() needs at least one member forecast")
     if factors is not None:
         total = apply_interval_scales(total, np.asarray(factors, float), levels)
+    if holiday_spread is not None:
+        total = widen_unseen_holidays(total, holiday_spread, levels)
     total = finalize(total, non_negative)
     if straddles_median(levels):
         total[..., -1] = quantile_mean(total[..., :-1], levels, 0.0 if non_negative else None)
     return finalize(total, non_negative, levels)
+
+
+def holiday_offsets(values: np.ndarray, spread: np.ndarray, levels) -> np.ndarray:
+    """(n, h, q) absolute offsets of a (n, h, q) relative `holiday_spread`: a share of |centre|."""
+    centre = _centre(np.asarray(values, float), np.asarray(levels, float))
+    return np.asarray(spread, float) * np.abs(centre)[..., None]
+
+
+def widen_unseen_holidays(values: np.ndarray, spread: np.ndarray, levels) -> np.ndarray:
+    """Each quantile's distance d from the centre becomes sqrt(d^2 + (s |centre|)^2), on the side
+    of s: (n, h, q + 1) forecasts, (n, h, q) relative offsets s (`calendar.UnseenHolidays`: the
+    spread of the history's holiday effects where a period lies near a holiday it never saw;
+    0: unchanged). An effect of unknown size added to the members' own uncertainty as an
+    independent one; the centre stays, and each quantile only moves away from it."""
+    return _widen(values, holiday_offsets(values, spread, levels), levels)
+
+
+def _widen(values: np.ndarray, offsets: np.ndarray, levels) -> np.ndarray:
+    centre = _centre(values, np.asarray(levels, float))
+    out = values.copy()
+    out[..., :-1] = centre[..., None] + _widened(values[..., :-1] - centre[..., None], offsets)
+    return out
+
+
+def _widened(dev: np.ndarray, offsets: Optional[np.ndarray]) -> np.ndarray:
+    """Distances from the centre with the offsets joined in: sqrt(dev^2 + e^2) on e's side, dev where e is 0."""
+    if offsets is None:
+        return dev
+    return np.where(offsets != 0, np.sign(offsets) * np.sqrt(dev**2 + offsets**2), dev)
+
+
+def _offsets(extra: Optional[np.ndarray], values: np.ndarray) -> Optional[np.ndarray]:
+    """extra as (n, H, q) floats, or None when absent or all zero (the fits then run as before)."""
+    if extra is None:
+        return None
+    extra = np.asarray(extra, float)
+    if np.asarray(values).ndim == 2:
+        extra = extra[:, None, :]
+    return extra if np.any(extra) else None
