@@ -270,16 +270,20 @@ class UnseenHolidays:
     cap: int = UNSEEN_CAP
 
     @classmethod
-    def learn(cls, country: Optional[str], unit: str, panel, levels, n_tail: int = 0) -> Optional["UnseenHolidays"]:
+    def learn(
+        cls, country: Optional[str], unit: str, panel, levels, n_tail: int = 0, future_ds=None
+    ) -> Optional["UnseenHolidays"]:
         """From a training panel (its rows but the last n_tail per series: a backtest window's
-        history); None without a calendar, on frequencies whose models do not read it, or when
-        the history's holidays deviate no more than its normal days."""
+        history); None without a calendar, on frequencies whose models do not read it, when the
+        history's holidays deviate no more than its normal days, or (given the forecast's
+        timestamps `future_ds`) when no period of it needs the spread (its estimate is skipped)."""
         if not country or unit not in CALENDAR_UNITS or panel.n_series == 0:
             return None
-        spread = holiday_spread(country, panel, levels, UNSEEN_CAP, n_tail)
-        if not np.any(spread):
+        seen = seen_holiday_offsets(country, _covered_days(panel, n_tail))
+        if future_ds is not None and not unseen_holiday_periods(country, future_ds, seen).any():
             return None
-        return cls(country, seen_holiday_offsets(country, _covered_days(panel, n_tail)), spread)
+        spread = holiday_spread(country, panel, levels, UNSEEN_CAP, n_tail)
+        return cls(country, seen, spread) if np.any(spread) else None
 
     def spread_rows(self, ds, n_series: int) -> Optional[np.ndarray]:
         """(n_series, h, q) relative offsets for `ensemble.widen_unseen_holidays` of the forecast

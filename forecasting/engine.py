@@ -358,7 +358,7 @@ def _holiday_spread(config: EngineConfig, panel: Panel, window: BacktestWindow) 
     """A backtest window's (n, H, q) `UnseenHolidays` spread, learnt from the window's own history
     (None: nothing to widen); the backtests see the rule as the final model's forecasts will."""
     holidays = UnseenHolidays.learn(
-        config.holiday_country, config.frequency_unit, panel, config.quantile_levels, window.n_tail
+        config.holiday_country, config.frequency_unit, panel, config.quantile_levels, window.n_tail, window.future.ds
     )
     return None if holidays is None else holidays.spread_rows(window.future.ds, window.future.n_series)
 
