@@ -236,9 +236,7 @@ class ForecastModel:
                 "dropped_columns": self.roles.dropped,
                 "weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
                 "interval_factors": np.asarray(self.interval_factors, float).tolist(),
-                "unseen_holiday_spread": (
-                    None if self.unseen_holidays is None else np.asarray(self.unseen_holidays.spread, float).tolist()
-                ),
+                "unseen_holiday_spread": _spread_list(getattr(self, "unseen_holidays", None)),
                 "outputs": list(self.config.quantiles) + [MEAN_COLUMN],
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 **self.metadata,
@@ -251,6 +249,11 @@ class ForecastModel:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return model_dir
+
+
+def _spread_list(holidays: Optional[UnseenHolidays]) -> Optional[list]:
+    """metadata.json's `unseen_holiday_spread`: per quantile, or None (no calendar, nothing learnt)."""
+    return None if holidays is None else np.asarray(holidays.spread, float).tolist()
 
 
 def read_request(path, config: EngineConfig) -> pd.DataFrame:
