@@ -133,7 +133,6 @@ def _context(frame: pd.DataFrame, end: str, horizon: int) -> pd.DataFrame:
     return pd.concat([history, *rows], ignore_index=True)
 
 
-@pytest.mark.slow
 def test_given_a_trained_model_when_forecasting_after_thanksgiving_then_the_band_widens_on_the_unseen_days_only(
     tmp_path,
 ):
@@ -157,7 +156,6 @@ def test_given_a_trained_model_when_forecasting_after_thanksgiving_then_the_band
     assert ((out["mean"] >= out["p10"]) & (out["mean"] <= out["p90"])).all()
 
 
-@pytest.mark.slow
 def test_given_no_calendar_when_trained_then_no_spread_is_kept_and_the_metadata_says_none(tmp_path):
     import json
 
