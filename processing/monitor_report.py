@@ -95,8 +95,10 @@ def accuracy_figure(accuracy_doc: Optional[dict]):
                 _percent(value), (when, value), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
             )
     top = float(wql.max())
+    ceiling = top * 1.25 if top > 0 else 1.0
     registered = frame["registered_wql"].astype(float) if "registered_wql" in frame else None
     if registered is not None and registered.notna().any():
+        ceiling = max(ceiling, float(registered.max()) * 1.25)
         # one segment per run of equal values: from that version's first run (the axis' left
         # edge for the first) to the next version's first run (the right edge for the last)
         segment = (registered != registered.shift()).cumsum()
@@ -117,18 +119,22 @@ def accuracy_figure(accuracy_doc: Optional[dict]):
                 label=None if labelled else "wQL at registration (holdout)",
             )
             labelled = True
+            # the label goes on the side of the line away from the runs' wQL, unless that side
+            # is the x axis (a line near 0 keeps its label above it)
+            runs = wql[(frame["when"] >= x0) & (frame["when"] <= x1)]
+            below = bool(len(runs) and runs.iloc[-1] >= value and value > 0.12 * ceiling)
             axis.annotate(
                 f"at registration {_percent(value)}",
                 (x1, value),
                 textcoords="offset points",
-                xytext=(-4, -11),
+                xytext=(-4, -4 if below else 4),
                 ha="right",
+                va="top" if below else "bottom",
                 fontsize=8,
                 color="#d62728",
             )
-        top = max(top, float(registered.max()))
     axis.set_xlim(left, right)
-    axis.set_ylim(0, top * 1.25 if top > 0 else 1.0)
+    axis.set_ylim(0, ceiling)
     locator = AutoDateLocator(minticks=3, maxticks=8)
     axis.xaxis.set_major_locator(locator)
     axis.xaxis.set_major_formatter(ConciseDateFormatter(locator))
