@@ -19,6 +19,7 @@ import pandas as pd
 from evaluation.scoring import ACTUAL, SERIES, Columns, coverage_bounds
 from processing.atomic import staged_file
 from processing.kernel import contracts
+from processing.kernel.near_zero import near_zero_among, near_zero_note, near_zero_ylim
 
 HISTORY_POINTS = 56  # history shown before the holdout (8 weeks of daily data)
 PANELS = 6  # series per forecast chart
@@ -68,14 +69,34 @@ def plot_forecasts(
     path: Path,
     history_points: int = HISTORY_POINTS,
 ) -> Optional[Path]:
-    """One panel per series: recent history, holdout actuals, mean forecast, p10-p90 band."""
+    """forecast_figure, saved to ``path``; None (nothing written) without items."""
     if not items:
         return None
+    return _save(forecast_figure(joined, history, per_item, items, columns, quantiles, title, history_points), path)
+
+
+def forecast_figure(
+    joined: pd.DataFrame,
+    history: pd.DataFrame,
+    per_item: pd.DataFrame,
+    items: Sequence[str],
+    columns: Columns,
+    quantiles: Sequence[str],
+    title: str,
+    history_points: int = HISTORY_POINTS,
+):
+    """One panel per series: recent history, holdout actuals, mean forecast, p10-p90 band.
+
+    A series whose holdout forecast is near zero (the batch report's rule, against the average
+    series' forecast over every evaluated series) gets an axis from 0 to at least one unit and
+    says so in its title: autoscaled, a forecast of 0.004 with its band filled the panel."""
     bounds = coverage_bounds(quantiles)
     ncols = 2 if len(items) > 1 else 1
     nrows = math.ceil(len(items) / ncols)
     fig = _figure(7 * ncols, 2.8 * nrows + 0.6)
-    wape = per_item.set_index(SERIES)["wape"]
+    indexed = per_item.set_index(SERIES)
+    wape = indexed["wape"]
+    tiny = near_zero_among(indexed["forecast_sum"])
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     ts = columns.timestamp
@@ -96,7 +117,11 @@ def plot_forecasts(
                 label=f"{bounds[0]}-{bounds[1]}",
             )
         w = wape.get(item, float("nan"))
-        ax.set_title(f"{item}  (WAPE {w:.1%})" if np.isfinite(w) else f"{item}  (no sales in holdout)", fontsize=9)
+        heading = f"{item}  (WAPE {w:.1%})" if np.isfinite(w) else f"{item}  (no sales in holdout)"
+        if bool(tiny.get(item, False)):
+            ax.set_ylim(*near_zero_ylim(ax.get_ylim()[1]))
+            heading += f"\n{near_zero_note('item')}"
+        ax.set_title(heading, fontsize=9)
         ax.tick_params(labelsize=7)
         locator = AutoDateLocator(maxticks=5)
         ax.xaxis.set_major_locator(locator)
@@ -105,8 +130,8 @@ def plot_forecasts(
             ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(title)
     width = fig.get_figwidth()
-    _margins(fig, left=0.06 * width, right=0.02 * width, top=0.55, bottom=0.5, hspace=0.45, wspace=0.15)
-    return _save(fig, path)
+    _margins(fig, left=0.06 * width, right=0.02 * width, top=0.7, bottom=0.5, hspace=0.55, wspace=0.15)
+    return fig
 
 
 def plot_error_by_attribute(
@@ -114,32 +139,45 @@ def plot_error_by_attribute(
     path_for: Callable[[str], Path],
     metrics: Tuple[str, ...] = ("wape", "wql"),
 ) -> List[Path]:
-    """One bar chart per attribute (category, region, ...): WAPE and wQL per value."""
-    written = []
-    for attr, levels in by_attribute.items():
-        names = list(levels)
-        fig = _figure(min(14.0, max(6.0, 0.35 * len(names) * len(metrics) + 2)), 4.5)
-        ax = fig.add_subplot(1, 1, 1)
-        x = np.arange(len(names))
-        width = 0.8 / len(metrics)
-        for j, metric in enumerate(metrics):
-            raw = [levels[n].get(metric) for n in names]
-            defined = [v is not None and np.isfinite(v) for v in raw]
-            values = [v if ok else 0.0 for v, ok in zip(raw, defined)]
-            pos = x + (j - (len(metrics) - 1) / 2) * width
-            ax.bar(pos, values, width, label=metric.upper())
-            for p, ok in zip(pos, defined):
-                if not ok:  # no sales in the holdout: the ratio is undefined, not zero
-                    ax.text(p, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
-        ax.set_xticks(x)
-        ax.set_xticklabels(names, rotation=30 if len(names) > 5 else 0, ha="right" if len(names) > 5 else "center")
-        ax.set_ylabel("error (fraction of volume)")
-        ax.set_title(f"Forecast error by {attr}")
-        ax.legend()
-        rotated = max((len(str(n)) for n in names), default=0) * 0.07 if len(names) > 5 else 0.0  # 30° labels
-        _margins(fig, bottom=0.5 + min(rotated, 2.0))
-        written.append(_save(fig, path_for(attr)))
-    return written
+    """One bar chart per attribute (category, region, ...): error_by_attribute_figure, saved."""
+    return [
+        _save(error_by_attribute_figure(attr, levels, metrics), path_for(attr)) for attr, levels in by_attribute.items()
+    ]
+
+
+def error_by_attribute_figure(
+    attr: str, levels: Dict[str, Dict[str, float]], metrics: Tuple[str, ...] = ("wape", "wql")
+):
+    """WAPE and wQL per value of one attribute, in percent of the volume sold.
+
+    The legend sits above the axes (inside, it covered the last bars) and the layout is fitted
+    to the drawn labels (constrained layout), so rotated names leave no empty band below."""
+    from matplotlib.ticker import PercentFormatter
+
+    names = list(levels)
+    fig = _figure(min(14.0, max(6.0, 0.35 * len(names) * len(metrics) + 2)), 4.5)
+    fig.set_layout_engine("constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(names))
+    width = 0.8 / len(metrics)
+    for j, metric in enumerate(metrics):
+        raw = [levels[n].get(metric) for n in names]
+        defined = [v is not None and np.isfinite(v) for v in raw]
+        values = [v if ok else 0.0 for v, ok in zip(raw, defined)]
+        pos = x + (j - (len(metrics) - 1) / 2) * width
+        ax.bar(pos, values, width, label=metric.upper())
+        for p, ok in zip(pos, defined):
+            if not ok:  # no sales in the holdout: the ratio is undefined, not zero
+                ax.text(p, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=30 if len(names) > 5 else 0, ha="right" if len(names) > 5 else "center")
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    ax.set_ylabel("error (% of volume sold)")
+    ax.set_title(f"Forecast error by {attr}", loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(metrics), frameon=False, borderaxespad=0.2)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
 
 
 def plot_error_distribution(per_item: pd.DataFrame, path: Path) -> Path:

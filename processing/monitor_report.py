@@ -42,45 +42,140 @@ def extend_summary(summary: dict, accuracy_doc: Optional[dict], drift: Optional[
         summary["input_drift"] = drift
 
 
+FEW_POINTS = 6  # up to this many runs, each point is labelled with its wQL
+DEFAULT_PERIOD_DAYS = 7  # the x padding around a single run when nothing says how often runs come
+
+
 def accuracy_chart(accuracy_doc: Optional[dict], out: Path) -> Optional[Path]:
-    """wQL of earlier forecasts over time (by the last scored period) against the registered wQL."""
-    records = [r for r in (accuracy_doc or {}).get("history") or [] if r.get("wql") is not None]
-    if not records:
+    """accuracy_figure, saved to ``out``; None (no chart) while nothing has been scored."""
+    fig = accuracy_figure(accuracy_doc)
+    if fig is None:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    frame = pd.DataFrame(records)
-    frame["when"] = pd.to_datetime(frame["end"].fillna(frame["created"]))
-    frame = frame.sort_values("when")
-    fig, axis = plt.subplots(figsize=(10, 3.2))
-    axis.plot(frame["when"], frame["wql"], marker="o", color="#1f77b4", label="wQL of earlier forecasts")
-    if "registered_wql" in frame and frame["registered_wql"].notna().any():
-        axis.step(
-            frame["when"],
-            frame["registered_wql"],
-            where="post",
-            color="#d62728",
-            linestyle="--",
-            label="wQL at registration (holdout)",
-        )
-    axis.set_ylabel("wQL")
-    axis.set_title("Forecast accuracy over time")
-    axis.grid(alpha=0.3)
-    axis.legend(loc="best", fontsize="small")
-    fig.autofmt_xdate()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 
-def _fmt(value) -> str:
-    return "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
+def accuracy_figure(accuracy_doc: Optional[dict]):
+    """wQL of earlier forecasts over time (by the last scored period) against the registered wQL.
+
+    The registered wQL is a horizontal reference line per model version (it only changes when
+    a new version is registered), labelled with its value; the x axis spans the runs plus half
+    a run interval either side (a week around a single run), not matplotlib's default years
+    around one date. The y axis starts at 0, so a wQL twice the registered one looks twice as
+    high. matplotlib's object API (no pyplot): nothing global, nothing kept between reports."""
+    records = [r for r in (accuracy_doc or {}).get("history") or [] if r.get("wql") is not None]
+    if not records:
+        return None
+    import pandas as pd
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
+    frame = pd.DataFrame(records)
+    end = frame["end"] if "end" in frame else pd.Series(None, index=frame.index, dtype=object)
+    frame["when"] = pd.to_datetime(end.fillna(frame.get("created")), format="mixed")
+    frame = frame.sort_values("when", kind="mergesort").reset_index(drop=True)
+    first, last = frame["when"].iloc[0], frame["when"].iloc[-1]
+    gaps = frame["when"].diff().dropna()
+    gaps = gaps[gaps > pd.Timedelta(0)]
+    period = gaps.median() if len(gaps) else pd.Timedelta(days=DEFAULT_PERIOD_DAYS)
+    pad = max(period / 2, (last - first) * 0.03, pd.Timedelta(days=1))
+    left, right = first - pad, last + pad
+
+    fig = Figure(figsize=(10, 3.4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    axis = fig.add_subplot(1, 1, 1)
+    wql = frame["wql"].astype(float)
+    axis.plot(frame["when"], wql, marker="o", color="#1f77b4", label="wQL of earlier forecasts")
+    if len(frame) <= FEW_POINTS:
+        for when, value in zip(frame["when"], wql):
+            axis.annotate(
+                _percent(value), (when, value), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
+            )
+    top = float(wql.max())
+    ceiling = top * 1.25 if top > 0 else 1.0
+    registered = frame["registered_wql"].astype(float) if "registered_wql" in frame else None
+    if registered is not None and registered.notna().any():
+        ceiling = max(ceiling, float(registered.max()) * 1.25)
+        # one segment per run of equal values: from that version's first run (the axis' left
+        # edge for the first) to the next version's first run (the right edge for the last)
+        segment = (registered != registered.shift()).cumsum()
+        starts = [frame["when"][segment == k].iloc[0] for k in segment.unique()]
+        values = [registered[segment == k].iloc[0] for k in segment.unique()]
+        bounds = [left, *starts[1:], right]
+        labelled = False
+        for value, x0, x1 in zip(values, bounds[:-1], bounds[1:]):
+            if pd.isna(value):
+                continue
+            axis.hlines(
+                value,
+                x0,
+                x1,
+                color="#d62728",
+                linestyle="--",
+                linewidth=2,
+                label=None if labelled else "wQL at registration (holdout)",
+            )
+            labelled = True
+            # the label goes on the side of the line away from the runs' wQL, unless that side
+            # is the x axis (a line near 0 keeps its label above it)
+            runs = wql[(frame["when"] >= x0) & (frame["when"] <= x1)]
+            below = bool(len(runs) and runs.iloc[-1] >= value and value > 0.12 * ceiling)
+            axis.annotate(
+                f"at registration {_percent(value)}",
+                (x1, value),
+                textcoords="offset points",
+                xytext=(-4, -4 if below else 4),
+                ha="right",
+                va="top" if below else "bottom",
+                fontsize=8,
+                color="#d62728",
+            )
+    axis.set_xlim(left, right)
+    axis.set_ylim(0, ceiling)
+    locator = AutoDateLocator(minticks=3, maxticks=8)
+    axis.xaxis.set_major_locator(locator)
+    axis.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axis.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    axis.set_ylabel("wQL (% of volume sold)")
+    axis.set_xlabel("last period scored")
+    axis.set_title("Forecast accuracy over time", loc="left")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False, fontsize="small")
+    return fig
+
+
+def _percent(value) -> str:
+    """A share as a percent with two decimals; a positive share too small for them says so."""
+    if value is None or value != value:
+        return "-"
+    value = float(value)
+    if 0 < abs(value) < 0.00005:
+        return "<0.01%" if value > 0 else "-<0.01%"
+    return f"{value:.2%}"
+
+
+def _number(value) -> str:
+    """Units of demand (bias, levels, ratios): two decimals and thousands separators, whatever the size."""
+    if value is None or value != value:
+        return "-"
+    value = float(value)
+    return f"{0.0 if round(value, 2) == 0 else value:,.2f}"  # no "-0.00"
+
+
+# One format per column: shares (wQL, WAPE, coverage) in percent, quantities in units.
+_FORMATS = {"wql": _percent, "wape": _percent, "coverage": _percent, "registered_wql": _percent, "bias": _number}
+
+
+def _fmt(value, key: str) -> str:
+    """A value of column ``key`` in that column's one format (`%.4g` mixed 0.0123 and 1.23e-05), HTML-escaped."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return html.escape(str(value))
+    return html.escape(_FORMATS.get(key, _number)(value))
 
 
 def html_sections(summary: dict, chart: Optional[Path], root: Path) -> str:
@@ -97,10 +192,10 @@ def html_sections(summary: dict, chart: Optional[Path], root: Path) -> str:
             parts.append(
                 f"<p>{scored['items']} item(s) x {scored['periods']} period(s) ({html.escape(str(scored['start']))} "
                 f"to {html.escape(str(scored['end']))}) forecast earlier by "
-                f"<code>{html.escape(str(scored['model_package_arn']))}</code>: wQL {_fmt(scored['wql'])}, "
-                f"WAPE {_fmt(scored['wape'])}, bias {_fmt(scored['bias'])}, "
-                f"{'-'.join(scored.get('coverage_interval') or [])} coverage {_fmt(scored['coverage'])}; "
-                f"wQL at registration {_fmt(scored.get('registered_wql'))}.</p>"
+                f"<code>{html.escape(str(scored['model_package_arn']))}</code>: wQL {_fmt(scored['wql'], 'wql')}, "
+                f"WAPE {_fmt(scored['wape'], 'wape')}, bias {_fmt(scored['bias'], 'bias')} units a period, "
+                f"{'-'.join(scored.get('coverage_interval') or [])} coverage {_fmt(scored['coverage'], 'coverage')}; "
+                f"wQL at registration {_fmt(scored.get('registered_wql'), 'registered_wql')}.</p>"
             )
             rows = [(f"version {v}", s) for v, s in (scored.get("by_model_version") or {}).items()]
             for attribute, levels in (scored.get("by_attribute") or {}).items():
@@ -109,9 +204,9 @@ def html_sections(summary: dict, chart: Optional[Path], root: Path) -> str:
                 "<table class='table'><tr><th>scope</th><th>items</th><th>wQL</th><th>WAPE</th>"
                 "<th>bias</th><th>coverage</th></tr>"
                 + "".join(
-                    f"<tr><td>{html.escape(scope)}</td><td>{s.get('items')}</td><td>{_fmt(s.get('wql'))}</td>"
-                    f"<td>{_fmt(s.get('wape'))}</td><td>{_fmt(s.get('bias'))}</td>"
-                    f"<td>{_fmt(s.get('coverage'))}</td></tr>"
+                    f"<tr><td>{html.escape(scope)}</td><td>{s.get('items')}</td><td>{_fmt(s.get('wql'), 'wql')}</td>"
+                    f"<td>{_fmt(s.get('wape'), 'wape')}</td><td>{_fmt(s.get('bias'), 'bias')}</td>"
+                    f"<td>{_fmt(s.get('coverage'), 'coverage')}</td></tr>"
                     for scope, s in rows
                 )
                 + "</table>"
@@ -151,8 +246,8 @@ def html_sections(summary: dict, chart: Optional[Path], root: Path) -> str:
                 + (
                     "<table class='table'><tr><th>item</th><th>training level</th><th>recent level</th><th>ratio</th></tr>"
                     + "".join(
-                        f"<tr><td>{html.escape(s['item_id'])}</td><td>{_fmt(s['training_level'])}</td>"
-                        f"<td>{_fmt(s['recent_level'])}</td><td>{_fmt(s['ratio'])}</td></tr>"
+                        f"<tr><td>{html.escape(s['item_id'])}</td><td>{_fmt(s['training_level'], 'level')}</td>"
+                        f"<td>{_fmt(s['recent_level'], 'level')}</td><td>{_fmt(s['ratio'], 'ratio')}</td></tr>"
                         for s in shifts
                     )
                     + "</table>"

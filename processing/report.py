@@ -283,15 +283,16 @@ def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root
     for attribute, totals in summary["totals_by"].items():
         frame = pd.DataFrame(totals).T.rename_axis(attribute).reset_index()
         sections.append(f"<h3>Totals by {html.escape(attribute)}</h3>{_table_html(frame)}")
-    for key, title in (
-        ("demand_spikes", "Demand spikes"),
-        ("demand_drops", "Demand drops"),
-        ("most_uncertain", "Most uncertain items"),
-        ("highest_relative_demand", "Highest demand relative to " + summary["relative_to"]),
-        ("lowest_relative_demand", "Lowest demand relative to " + summary["relative_to"]),
+    threshold = f"{reporting.MOVE_THRESHOLD:.0%}"
+    for key, title, empty in (
+        ("demand_spikes", "Demand spikes", f"None: no item rises by more than {threshold}."),
+        ("demand_drops", "Demand drops", f"None: no item falls by more than {threshold}."),
+        ("most_uncertain", "Most uncertain items", "None."),
+        ("highest_relative_demand", "Highest demand relative to " + summary["relative_to"], "None."),
+        ("lowest_relative_demand", "Lowest demand relative to " + summary["relative_to"], "None."),
     ):
         rows = summary[key]
-        body = _table_html(pd.DataFrame(rows)) if rows else "<p>None.</p>"
+        body = _table_html(pd.DataFrame(rows)) if rows else f"<p>{html.escape(empty)}</p>"
         sections.append(f"<h3>{html.escape(title)}</h3>{body}")
     suspicious = summary["suspicious_forecasts"]
     sections.append(

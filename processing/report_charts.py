@@ -8,7 +8,7 @@ whole extra draw per figure.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,18 +16,12 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from processing.kernel.contracts import MEAN_COLUMN
-from processing.reporting import NEAR_ZERO_SHARE, observed_rows
+from processing.kernel.near_zero import near_zero, near_zero_note, near_zero_ylim
+from processing.reporting import observed_rows
 
 HISTORY_PERIODS_SHOWN = 56
 MAX_PANELS = 12  # forecast_by_group: a fixed-size picture however many groups there are
-NEAR_ZERO_AXIS_TOP = 1.0  # a near-zero panel's y axis reaches at least one unit of demand
 DPI = 110
-
-
-def _near_zero(total: float, average: float) -> bool:
-    """The tables' near-zero rule (reporting.item_totals) for a panel: not positive, or below
-    NEAR_ZERO_SHARE of the average panel's forecast."""
-    return bool(total <= 0 or total < NEAR_ZERO_SHARE * max(average, 0.0))
 
 
 def _panel(sums, name, group: Optional[str]):
@@ -61,7 +55,8 @@ def forecast_by_group(
     # observed=True: a categorical group column (the lean history) sums only the (group, time) pairs present
     actual_all = observed.groupby(keys, observed=True)[target].sum()
     demand = future_all[MEAN_COLUMN].groupby(level=0).sum() if group else future_all[MEAN_COLUMN].sum()
-    average_demand = float(demand.mean()) if group else float(demand)  # over every group, drawn or not
+    # over every group, drawn or not: the tables' near-zero rule (reporting.item_totals), per panel
+    average_demand = float(demand.clip(lower=0).mean()) if group else float(demand)
     if len(names) > MAX_PANELS:
         names = sorted(demand.sort_values(ascending=False, kind="stable").index[:MAX_PANELS])
     fig = _figure(10, 2.6 * len(names))
@@ -75,10 +70,10 @@ def forecast_by_group(
         )
         axis.plot(future.index, future[MEAN_COLUMN], color="#d45500", linewidth=1.6, label="forecast mean")
         title = str(name)
-        if _near_zero(float(future[MEAN_COLUMN].sum()), average_demand):
+        if near_zero(float(future[MEAN_COLUMN].sum()), average_demand):
             # autoscaled, a band of 0.01 around a forecast of 0.01 fills the panel like a real one
-            axis.set_ylim(0, max(axis.get_ylim()[1], NEAR_ZERO_AXIS_TOP))
-            title += f" (near zero: forecast below {NEAR_ZERO_SHARE:.0%} of the average panel's; axis from 0)"
+            axis.set_ylim(*near_zero_ylim(axis.get_ylim()[1]))
+            title += f" ({near_zero_note('panel')})"
         axis.set_title(title, loc="left", fontsize=10)
         axis.grid(alpha=0.3)
         locator = AutoDateLocator(maxticks=8)
@@ -89,22 +84,67 @@ def forecast_by_group(
     return _save(fig, out)
 
 
-def top_movers(moves: pd.DataFrame, item_id: str, out: Path, limit: int = 10) -> Path:
-    """Horizontal bars: the largest rises and falls against the last comparable period."""
+def split_movers(moves: pd.DataFrame, limit: int = 10) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """(rises, falls): the `limit` largest rises (change > 0, largest first) and falls (change < 0,
+    largest first). An item with no change, or no comparable period, is neither; a side with
+    no item stays empty rather than being filled with the other sign's smallest moves."""
     ranked = moves.dropna(subset=["change"])
-    picked = pd.concat([ranked.nlargest(limit, "change"), ranked.nsmallest(limit, "change")]).drop_duplicates(item_id)
-    picked = picked.sort_values("change")
-    fig = _figure(8, max(2.5, 0.32 * len(picked) + 1))
+    rises = ranked[ranked["change"] > 0].nlargest(limit, "change")
+    falls = ranked[ranked["change"] < 0].nsmallest(limit, "change")
+    return rises, falls
+
+
+def movers_title(rises: pd.DataFrame, falls: pd.DataFrame) -> str:
+    """What the chart shows, and which side has no item."""
+    if rises.empty and falls.empty:
+        return "Top movers: no item rises or falls against the last comparable period"
+    shown = []
+    shown.append(f"the {len(rises)} largest rise{'s' if len(rises) != 1 else ''}" if len(rises) else "no item rises")
+    shown.append(f"the {len(falls)} largest fall{'s' if len(falls) != 1 else ''}" if len(falls) else "no item falls")
+    return "Top movers: " + ", ".join(shown)
+
+
+def top_movers(moves: pd.DataFrame, item_id: str, out: Path, limit: int = 10) -> Path:
+    """top_movers_figure, saved to ``out``."""
+    return _save(top_movers_figure(moves, item_id, limit), out)
+
+
+def top_movers_figure(moves: pd.DataFrame, item_id: str, limit: int = 10) -> Figure:
+    """Horizontal bars: the largest rises and falls against the last comparable period, each
+    bar labelled with its change; rises only among the rises, falls only among the falls."""
+    rises, falls = split_movers(moves, limit)
+    # falls at the bottom (largest fall lowest), rises at the top (largest rise highest)
+    picked = pd.concat([falls, rises.iloc[::-1]])
+    fig = _figure(8, max(2.5, 0.32 * len(picked) + 1.2))
     axis = fig.add_subplot(1, 1, 1)
     colours: List[str] = ["#2b7bba" if value < 0 else "#d45500" for value in picked["change"]]
-    axis.barh(picked[item_id].astype(str), picked["change"] * 100, color=colours)
-    axis.axvline(0, color="#444444", linewidth=0.8)
+    percent = picked["change"].to_numpy(dtype=float) * 100
+    bars = axis.barh(picked[item_id].astype(str), percent, color=colours)
+    decimals = 1 if len(percent) and float(abs(percent).max()) < 10 else 0  # +2.1% and +2.4% stay apart
+    axis.bar_label(bars, labels=[f"{v:+.{decimals}f}%" for v in percent], padding=3, fontsize=8)
+    if len(picked):
+        axis.axvline(0, color="#444444", linewidth=0.8)
+        low, high = min(float(percent.min()), 0.0), max(float(percent.max()), 0.0)
+        pad = 0.15 * max(high - low, 1.0)  # room for the labels at the bars' ends
+        axis.set_xlim(low - (pad if low < 0 else 0.05 * pad), high + (pad if high > 0 else 0.05 * pad))
+    else:
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.text(
+            0.5,
+            0.5,
+            "every item is unchanged or has no comparable period",
+            transform=axis.transAxes,
+            ha="center",
+            va="center",
+            color="#444444",
+        )
     axis.set_xlabel("change of expected demand vs last comparable period (%)")
-    axis.set_title("Top movers", loc="left")
+    axis.set_title(movers_title(rises, falls), loc="left", fontsize=11)
     axis.grid(axis="x", alpha=0.3)
     label = max((len(str(v)) for v in picked[item_id]), default=4)
     _margins(fig, left=min(0.3 + 0.075 * label, 3.5), right=0.3, top=0.4, bottom=0.6)
-    return _save(fig, out)
+    return fig
 
 
 def _figure(width: float, height: float) -> Figure:

@@ -18,13 +18,11 @@ import pandas as pd
 from processing import inventory, tables
 from processing.kernel import contracts
 from processing.kernel.contracts import MEAN_COLUMN
+from processing.kernel.near_zero import NEAR_ZERO_SHARE, near_zero_among
 
 # A move of more than this share against the last comparable period is a spike or a drop.
 MOVE_THRESHOLD = 0.25
 TOP_N = 10
-# An item whose average central forecast is below this share of the average item's (or not
-# positive) is "near zero": relative interval widths are meaningless there (division by ~0).
-NEAR_ZERO_SHARE = 0.01
 # A central forecast beyond the recent history's range by more than that range (at least
 # SUSPICIOUS_MIN_SPREAD units, or a quarter of the recent level) is far outside it.
 RECENT_PERIODS = 28
@@ -216,7 +214,7 @@ def item_totals(table: pd.DataFrame, columns: Columns, quantiles: Sequence[str])
     frame = table.assign(_width=(table[upper] - table[lower]).clip(lower=0))
     grouped = frame.groupby(columns.item_id)
     centre = grouped[middle].mean()
-    near_zero = (centre <= 0) | (centre < NEAR_ZERO_SHARE * centre.clip(lower=0).mean())
+    near_zero = near_zero_among(centre)  # an item's average central forecast against the average item's
     out = pd.DataFrame(
         {
             "expected_demand": grouped[MEAN_COLUMN].sum(),

@@ -24,6 +24,14 @@ STATUS_COLOURS = dict(
     PendingManualApproval="#ef6c00",
 )
 POLL_MS = 2000
+# The tab icon: inline in every page (a data: URI, nothing fetched) and served at /favicon.ico
+# for pages that do not carry the link (the HTML record, the planner report), so no 404.
+FAVICON_SVG = (
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'><rect width='32' height='32' rx='6' fill='#232f3e'/>"
+    "<polyline points='5,23 12,15 18,19 27,8' fill='none' stroke='#ff9900' stroke-width='3.5' "
+    "stroke-linecap='round' stroke-linejoin='round'/></svg>"
+)
+FAVICON_LINK = f'<link rel="icon" type="image/svg+xml" href="data:image/svg+xml,{quote(FAVICON_SVG, safe="")}">'
 
 CSS = (
     """
@@ -34,14 +42,16 @@ header b{font-size:15px;letter-spacing:.2px}header a{color:#d5dbe1;text-decorati
 header a.on,header a:hover{color:#fff;border-bottom:3px solid #ff9900}
 main{max-width:1360px;margin:0 auto;padding:18px 24px 48px}
 h1{font-size:20px;margin:8px 0 4px}h2{font-size:16px;margin:22px 0 8px}h3{font-size:14px;margin:14px 0 6px}
-.card{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:14px 16px;margin:12px 0}
+.card{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:14px 16px;margin:12px 0;overflow-x:auto}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #eaecef;vertical-align:top;overflow-wrap:break-word}
-td.wrap,td.mono{overflow-wrap:anywhere}td.nowrap,td.metric div{white-space:nowrap}
+td.wrap,td.mono{overflow-wrap:anywhere}.nowrap,td.metric div{white-space:nowrap}
 th{white-space:nowrap;font-size:12px;text-transform:uppercase;color:#57606a;letter-spacing:.3px;background:#fafbfc}
 .pill{display:inline-block;padding:1px 9px;border-radius:10px;color:#fff;font-size:12px;white-space:nowrap}
 .muted{color:#6a737d}.small{font-size:12px}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
-.params code{background:#f1f3f5;border-radius:4px;padding:0 4px;margin-right:4px;font-size:12px;white-space:nowrap}
+.params code{background:#f1f3f5;border-radius:4px;padding:0 4px;margin-right:4px;font-size:12px;
+display:inline-block;max-width:100%;overflow-wrap:anywhere}
+td.params{min-width:180px}#executions th{white-space:normal}
 .layout{display:grid;grid-template-columns:minmax(300px,540px) minmax(0,1fr);gap:18px;align-items:start}
 .graph{overflow-x:auto;text-align:center}.graph svg{max-width:100%;height:auto}
 pre{background:#0d1117;color:#e6edf3;padding:10px;border-radius:6px;overflow:auto;max-height:420px;
@@ -54,7 +64,7 @@ button.approve{background:#2e7d32;border-color:#2e7d32;color:#fff}button.reject{
 form.inline{display:inline}.flash{white-space:pre-line;background:#e8f5e9;border:1px solid #a5d6a7;border-radius:6px;padding:8px 12px}
 .flash.error{background:#ffebee;border-color:#ef9a9a}
 a{color:#0969da}
-@media (max-width:1000px){.layout{grid-template-columns:1fr}}
+@media (max-width:1200px){.layout{grid-template-columns:1fr}}
 """
     + report.LIGHTBOX_CSS
 )
@@ -78,7 +88,7 @@ def page(title: str, body: str, active: str = "", refresh: Optional[int] = None)
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'>{meta}"
-        f"<title>{esc(title)} · Forecast Studio</title><style>{CSS}</style></head><body>"
+        f"<title>{esc(title)} · Forecast Studio</title>{FAVICON_LINK}<style>{CSS}</style></head><body>"
         f"<header><b>Forecast Studio</b>{nav}<span class='muted small' style='margin-left:auto'>local</span>"
         f"</header><main>{body}</main>{report.LIGHTBOX_JS}</body></html>"
     )
@@ -90,6 +100,11 @@ def _fmt(value: Any) -> str:
 
 def _started(record: Mapping[str, Any]) -> str:
     return esc(str(record.get("start_time") or "")[:19].replace("T", " "))
+
+
+def _started_cell(record: Mapping[str, Any]) -> str:
+    """The start time for a narrow table cell: the date and the time each unbroken, on two lines if need be."""
+    return " ".join(f"<span class='nowrap'>{part}</span>" for part in _started(record).split(" ", 1))
 
 
 # --- / ----------------------------------------------------------------------------------------
@@ -119,7 +134,7 @@ def executions_page(settings: Settings) -> str:
         rows.append(
             f"<tr data-execution='{esc(execution_id)}'><td class='nowrap mono'><a href='/executions/{quote(execution_id)}'>"
             f"{esc(execution_id)}</a></td><td>{esc(str(record.get('pipeline_name')))}</td>"
-            f"<td>{pill(record.get('status'))}{_attempt_note(record)}</td><td class='small nowrap'>{_started(record)}</td>"
+            f"<td>{pill(record.get('status'))}{_attempt_note(record)}</td><td class='small'>{_started_cell(record)}</td>"
             f"<td class='nowrap'>{graph_layout.format_duration(state.elapsed(record))}</td><td class='params'>{params}</td>"
             f"<td>{gate_html}</td><td class='small failure'>{esc(str(failure or ''))[:160]}</td></tr>"
         )

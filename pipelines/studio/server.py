@@ -138,6 +138,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not parts:
             self._html(200, pages.executions_page(settings))
             return
+        if parts == ["favicon.ico"]:
+            self._send(200, pages.FAVICON_SVG.encode(), "image/svg+xml")
+            return
         if parts == ["registry"]:
             key = parse_qs(url.query).get("m", [""])[0]
             message, error = self.server.messages.pop(key, (None, False))

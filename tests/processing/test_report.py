@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from processing import report, reporting
+from processing.kernel.near_zero import NEAR_ZERO_AXIS_TOP
 from processing.reporting import Columns, ReportInputError
 
 COLUMNS = Columns("item_id", "timestamp", "target_value")
@@ -494,7 +495,7 @@ def test_given_a_near_zero_group_when_charting_then_its_panel_says_so_and_its_ax
     )
     books = [title for title in drawn if title.startswith("books")]
     assert books == ["books (near zero: forecast below 1% of the average panel's; axis from 0)"]
-    assert drawn[books[0]][0] == 0 and drawn[books[0]][1] >= report_charts.NEAR_ZERO_AXIS_TOP
+    assert drawn[books[0]][0] == 0 and drawn[books[0]][1] >= NEAR_ZERO_AXIS_TOP
     assert "toys" in drawn and "games" in drawn  # the others keep their plain title and own axis
     assert drawn["toys"][1] > 60
 
@@ -647,3 +648,44 @@ def test_given_the_history_parquet_then_the_report_is_the_one_from_its_shards(tm
         assert (tmp_path / "r-history" / name).read_bytes() == (tmp_path / "r-shards" / name).read_bytes(), name
     summary = json.loads((tmp_path / "r-history" / "summary.json").read_text())
     assert list(summary["totals_by"]) == ["category"] and summary["demand_spikes"][0]["item_id"] == "000"
+
+
+def _moves(changes):
+    return pd.DataFrame({"item_id": [f"item{k}" for k in range(len(changes))], "change": changes})
+
+
+def test_given_only_rises_when_charting_top_movers_then_no_rise_is_drawn_as_a_fall_and_the_title_says_no_item_falls():
+    """With nothing falling, the 10 smallest rises were drawn (in the rises' colour) as the falls."""
+    from processing import report_charts
+
+    changes = [0.033 - 0.001 * k for k in range(25)]  # 25 rises of 0.9% to 3.3%, the walkthrough's
+    fig = report_charts.top_movers_figure(_moves(changes), "item_id", limit=10)
+    axis = fig.axes[0]
+    widths = [bar.get_width() for bar in axis.patches]
+    assert len(widths) == 10 and min(widths) == pytest.approx(2.4)  # the 10 largest rises only
+    assert axis.get_title(loc="left") == "Top movers: the 10 largest rises, no item falls"
+    labels = [text.get_text() for text in axis.texts]
+    assert labels[0] == "+2.4%" and labels[-1] == "+3.3%"  # one decimal: +2.4% and +2.9% stay apart
+
+
+def test_given_rises_and_falls_when_splitting_movers_then_each_side_holds_its_sign_only():
+    from processing import report_charts
+
+    rises, falls = report_charts.split_movers(_moves([0.8, -0.1, 0.0, None, -0.45, 0.02]), limit=10)
+    assert rises["item_id"].tolist() == ["item0", "item5"]  # largest first; no change is neither side
+    assert falls["item_id"].tolist() == ["item4", "item1"]
+    assert report_charts.movers_title(rises, falls) == "Top movers: the 2 largest rises, the 2 largest falls"
+    assert report_charts.movers_title(rises.iloc[:0], falls) == "Top movers: no item rises, the 2 largest falls"
+    fig = report_charts.top_movers_figure(_moves([None, 0.0]), "item_id")
+    assert fig.axes[0].get_title(loc="left").startswith("Top movers: no item rises or falls")
+    assert not fig.axes[0].patches
+
+
+def test_given_no_drops_when_rendering_then_the_drops_table_says_no_item_falls(report_inputs):
+    root, history_path, forecast_dir, model_dir = report_inputs
+    out = root / "report"
+    report.main(["--forecasts", str(forecast_dir), "--history", str(history_path), "--out", str(out)])
+    summary = json.loads((out / "summary.json").read_text())
+    summary["demand_drops"] = []
+    page = report.render_html(summary, pd.read_csv(out / "inventory.csv"), [], out)
+    assert "<h3>Demand drops</h3><p>None: no item falls by more than 25%.</p>" in page

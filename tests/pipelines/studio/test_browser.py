@@ -217,3 +217,45 @@ def test_approving_on_the_registry_deploys_and_the_endpoint_shows_in_service(stu
     assert endpoint_url in row.inner_text() and "model-package/demand-forecasting/1" in row.inner_text()
     response = page.request.get(endpoint_url + "/ping")
     assert response.ok
+
+
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_the_executions_table_stays_inside_its_card_and_the_page_never_scrolls_sideways(studio, page, width):
+    """Long parameter values (a path, an algorithm list) were unbreakable and pushed the table out of its card."""
+    url, settings = studio
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(url + "/")
+    table = page.locator("#executions")
+    card = page.locator("div.card", has=table)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no page-wide sideways scroll
+    fits = card.evaluate("c => c.scrollWidth <= c.clientWidth")
+    scrolls = card.evaluate("c => getComputedStyle(c).overflowX") in ("auto", "scroll")
+    assert fits or scrolls, "the table overflows its card and the card does not scroll"
+    card_box, table_box = card.bounding_box(), table.bounding_box()
+    if fits:  # then the table is drawn inside the card's border, the last column included
+        assert table_box["x"] + table_box["width"] <= card_box["x"] + card_box["width"] + 0.5
+    long_value = page.locator("#executions td.params code", has_text="InputDataUrl=").first
+    value_box = long_value.bounding_box()
+    assert value_box["x"] + value_box["width"] <= card_box["x"] + card_box["width"] + 0.5 or scrolls
+
+
+def test_every_page_has_an_icon_and_the_browser_gets_no_404(studio, page):
+    url, settings = studio
+    failed, errors = [], []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    for path in ("/", "/registry", "/endpoints"):
+        page.goto(url + path)
+        icon = page.locator("link[rel=icon]")
+        assert icon.count() == 1 and icon.get_attribute("href").startswith("data:image/svg+xml,")
+        # the data: URI is a well-formed SVG the browser can draw
+        drawn = page.evaluate(
+            """href => new Promise(done => { const i = new Image(); i.onload = () => done(i.naturalWidth);
+            i.onerror = () => done(0); i.src = href; })""",
+            icon.get_attribute("href"),
+        )
+        assert drawn > 0
+    # pages without the link tag (the HTML record, a planner report) make the browser ask for /favicon.ico
+    response = page.request.get(url + "/favicon.ico")
+    assert response.ok and response.headers["content-type"] == "image/svg+xml" and b"<svg" in response.body()
+    assert failed == [] and errors == [], (failed, errors)
