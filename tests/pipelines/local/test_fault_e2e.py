@@ -9,10 +9,19 @@ model version, no second AutoML job beyond the one the crash killed, and no proc
 Every wait is on an event (the record says the step is Executing, a job or package appears, a
 process is gone), never a sleep; the runtime is frozen (SIGSTOP) before the kill so the record
 read just before the kill is the state the crash hits.
+
+No kill point depends on the test looking at the right moment. Each plain one holds for a whole
+step (0.9-5 s quiet, longer under load; the test looks every 20 ms) or a whole training (2). The two
+that would otherwise last a few hundred milliseconds are held open: (3) the AutoML step's process
+is frozen while its job still trains, so it cannot poll the job's end, which its worker (the
+runtime's child) reaches on its own; (7) the test holds the registry's write lock and lets the
+RegisterModel step run only while it does, and the runtime write only while the step is frozen,
+so the package is created while the step cannot read the answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -46,6 +55,20 @@ def sales_csv(tmp_path) -> Path:
     )
 
 
+STARTED: list = []  # every Runtime, so a failed test leaves none running (nor a step it froze)
+
+
+@pytest.fixture(autouse=True)
+def no_runtime_left():
+    yield
+    while STARTED:
+        run = STARTED.pop()
+        if run.process.poll() is None:  # a frozen step dies with its runtime
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.process.pid, signal.SIGKILL)
+            run.process.wait(timeout=60)
+
+
 class Runtime:
     """`python -m pipelines.run ...` in its own process group, its output collected by a thread."""
 
@@ -63,6 +86,7 @@ class Runtime:
         self.lines: list = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self.reader.start()
+        STARTED.append(self)
 
     def output(self) -> str:
         return "".join(self.lines)[-4000:]
@@ -142,6 +166,91 @@ def leftovers(home: Path) -> list:
     return found
 
 
+def freeze(identity: Optional[dict], what: str) -> int:
+    """SIGSTOP the process group a step's process leads (spawned or forked, it leads one): the step stays
+    Executing, its runtime waiting for it, until the crash kills it (it dies with its runtime)."""
+    assert supervision.process_alive(identity) is True, f"{what}: its process is not running ({identity})"
+    pid = int(identity["pid"])
+    os.killpg(pid, signal.SIGSTOP)
+    wait_until(lambda: process_state(pid) in ("T", "Z", "gone"), f"{what} to be stopped", timeout=30, every=0.005)
+    assert process_state(pid) == "T", f"{what} (pid {pid}) ended before it could be frozen"
+    return pid
+
+
+def process_state(pid: int) -> str:
+    """The /proc state letter: R, S, D running or waiting, T stopped, Z ended; "gone" once reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (OSError, IndexError):
+        return "gone"
+
+
+class RegistryWriteLock:
+    """The local registry's write lock, held by the test: SQLite `BEGIN IMMEDIATE` on registry.sqlite.
+
+    Every registry write of the runtime is a BEGIN IMMEDIATE transaction waiting up to 60 s for it
+    (pipelines/local/registry.py); reads go on (WAL)."""
+
+    def __init__(self, settings):
+        path = settings.home_path / "registry.sqlite"
+        assert path.is_file(), f"{path} does not exist: ChampionForecast's lookup of the group creates it"
+        self.connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=60, isolation_level=None)
+        self.held = False
+
+    def take(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.connection.execute("COMMIT")
+            self.held = False
+
+    def packages(self) -> int:
+        return self.connection.execute("SELECT count(*) FROM model_packages").fetchone()[0]
+
+    def close(self) -> None:
+        self.release()
+        self.connection.close()
+
+
+def write_while_frozen(lock: RegistryWriteLock, pid: int, done: Callable[[], bool], what: str) -> None:
+    """Run the step (process group `pid`, frozen, the lock held) until `done()` holds, the step left frozen.
+
+    The step runs only while the test holds the lock, so any registry write it asks for waits in the
+    runtime; the lock is released only while the step is frozen, so such a write is made while the step
+    cannot read its answer. `done()` is read under the lock, so nothing the step asked for is missed.
+    The sleeps only share the time between the two (the runtime's SQLite retries every <= 0.1 s);
+    what happens does not depend on them.
+    """
+    deadline = time.monotonic() + 240
+    while True:
+        lock.release()  # the step is frozen: the runtime makes the write it was waiting for, if any
+        time.sleep(0.25)
+        lock.take()  # waits for that write's commit when the runtime holds the lock
+        if done():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        os.killpg(pid, signal.SIGCONT)  # on, up to its next registry write (which waits for the lock)
+        time.sleep(0.1)
+        os.killpg(pid, signal.SIGSTOP)
+        wait_until(lambda: process_state(pid) in ("T", "Z", "gone"), "the step to stop", timeout=30, every=0.005)
+        assert process_state(pid) == "T", f"the step (pid {pid}) ended before {what}"
+
+
+def executing(
+    settings, step: str, also: Callable[[dict], bool] = lambda record: True, execution_id: Optional[str] = None
+) -> Callable[[], Optional[dict]]:
+    """A condition for wait_until: the record, when `step` is Executing and `also(record)` holds."""
+
+    def ready() -> Optional[dict]:
+        record = read_record(settings, execution_id)
+        return record if step_of(record, step).get("status") == "Executing" and also(record) else None
+
+    return ready
+
+
 def kill_during(
     run: Runtime,
     settings,
@@ -151,12 +260,7 @@ def kill_during(
     every: float = 0.02,
 ) -> dict:
     """SIGKILL the runtime's process group while `step` is Executing and `also(record)` holds."""
-
-    def ready():
-        record = read_record(settings, execution_id)
-        return record if step_of(record, step).get("status") == "Executing" and also(record) else None
-
-    wait_until(ready, f"{step} to be Executing", run, every=every)
+    wait_until(executing(settings, step, also, execution_id), f"{step} to be Executing", run, every=every)
     os.killpg(run.process.pid, signal.SIGSTOP)  # freeze it: the record cannot move on
     record = read_record(settings, execution_id)
     os.killpg(run.process.pid, signal.SIGKILL)
@@ -197,10 +301,26 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
         execution_id,
     )
     kills.append("AutoML (training)")
-    # 3. AutoML again, after the retry's job completed but before the step read it: re-attached to, not rerun
+    # 3. AutoML again, after the retry's job completed but before the step read it: re-attached to, not rerun.
+    # The step polls within 0.1 s-10% of the time waited, so that state lasts until its next poll (or
+    # less): the step is frozen while its job still trains, and the job completes on its own.
     retried_job = f"{job}-r2"
+    third = retry()
+    training = wait_until(
+        executing(
+            settings,
+            contracts.STEP_AUTOML,
+            lambda r: automl_job(settings, retried_job).get("AutoMLJobStatus") == "InProgress",
+            execution_id,
+        ),
+        f"AutoML to be Executing, its job {retried_job} training",
+        third,
+    )
+    freeze(training.get("step_process"), "the AutoML step")
+    still = automl_job(settings, retried_job)  # read after the freeze: what the step can have seen, at most
+    assert still["AutoMLJobStatus"] == "InProgress", f"{retried_job} ended before its step was frozen: {still}"
     kill_during(
-        retry(),
+        third,
         settings,
         contracts.STEP_AUTOML,
         lambda r: automl_job(settings, retried_job).get("AutoMLJobStatus") == "Completed",
@@ -211,10 +331,29 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     for step in (contracts.STEP_BACKTEST, contracts.STEP_CHAMPION, contracts.STEP_EVALUATE):
         kill_during(retry(), settings, step, execution_id=execution_id)
         kills.append(step)
-    # 7. RegisterModel, after it created the model package (the crash comes before it could say so)
-    kill_during(
-        retry(), settings, contracts.STEP_REGISTER, lambda r: package_count(settings) == 1, execution_id, every=0.005
-    )  # the window between the package and the step's end is short: look often
+    # 7. RegisterModel, after it created the model package (the crash comes before it could say so).
+    # Between the package's commit and the step's end there is only the step's exit: the package is
+    # created while the step is frozen (write_while_frozen), the lock held from before the retry starts.
+    lock = RegistryWriteLock(settings)
+    try:
+        lock.take()
+        seventh = retry()
+        registering = wait_until(
+            executing(
+                settings,
+                contracts.STEP_REGISTER,
+                lambda r: supervision.process_alive(r.get("step_process")) is True,
+                execution_id,
+            ),
+            f"{contracts.STEP_REGISTER} to be Executing, its process running",
+            seventh,
+        )
+        assert lock.packages() == 0  # its writes wait for the lock
+        step_pid = freeze(registering["step_process"], "the RegisterModel step")
+        write_while_frozen(lock, step_pid, lambda: lock.packages() == 1, "the model package")
+    finally:
+        lock.close()
+    kill_during(seventh, settings, contracts.STEP_REGISTER, lambda r: package_count(settings) == 1, execution_id)
     kills.append(contracts.STEP_REGISTER)
 
     last = retry()
