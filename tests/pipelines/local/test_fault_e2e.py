@@ -214,6 +214,20 @@ class RegistryWriteLock:
         self.connection.close()
 
 
+@contextlib.contextmanager
+def registry_closed(settings):
+    """The local registry closed to the runtime: an EXCLUSIVE lock on registry.sqlite (locking_mode
+    EXCLUSIVE, so WAL readers wait too), which every connection of the runtime waits for, up to 60 s.
+    A missing registry is created empty, as SQLite creates it; the runtime sets it up once let in."""
+    connection = sqlite3.connect(str(settings.home_path / "registry.sqlite"), timeout=60, isolation_level=None)
+    try:
+        connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+        connection.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        connection.close()  # the lock goes with the connection
+
+
 def write_while_frozen(lock: RegistryWriteLock, pid: int, done: Callable[[], bool], what: str) -> None:
     """Run the step (process group `pid`, frozen, the lock held) until `done()` holds, the step left frozen.
 
@@ -279,12 +293,19 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     monkeypatch.setenv("FORECAST_HOME", str(Path(os.environ["FORECAST_HOME"]).resolve()))
     settings = resolve()
     home = settings.home_path.resolve()
-    first = Runtime(["--param", f"InputDataUrl={sales_csv}", *FAST])
+    # the first run spawns its steps (a fresh interpreter each, `--step-launcher spawn`), the retries fork
+    # them from the warm launcher (the default): a forked PrepareData lives 0.2 s, a spawned one over a
+    # second (its interpreter imports numpy and pandas), as long as the other steps the test kills
+    first = Runtime(["--step-launcher", "spawn", "--param", f"InputDataUrl={sales_csv}", *FAST])
 
-    # 1. PrepareData, while its process runs
-    record = kill_during(
-        first, settings, contracts.STEP_PREPARE, lambda r: supervision.process_alive(r.get("step_process")) is True
+    # 1. PrepareData, while its process runs (frozen once seen, so it still runs when the crash comes)
+    starting = wait_until(
+        executing(settings, contracts.STEP_PREPARE, lambda r: supervision.process_alive(r.get("step_process")) is True),
+        f"{contracts.STEP_PREPARE} to be Executing, its process running",
+        first,
     )
+    freeze(starting["step_process"], "the PrepareData step")
+    record = kill_during(first, settings, contracts.STEP_PREPARE, execution_id=starting["execution_id"])
     execution_id = record["execution_id"]
     job = automl_request.job_name_for_execution(execution_id)
     kills = [contracts.STEP_PREPARE]
@@ -327,10 +348,29 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
         execution_id,
     )
     kills.append("AutoML (job completed)")
-    # 4-6. the transform (in the runtime's own process), then two processing steps
-    for step in (contracts.STEP_BACKTEST, contracts.STEP_CHAMPION, contracts.STEP_EVALUATE):
-        kill_during(retry(), settings, step, execution_id=execution_id)
-        kills.append(step)
+    # 4. the transform (in the runtime's own process)
+    kill_during(retry(), settings, contracts.STEP_BACKTEST, execution_id=execution_id)
+    kills.append(contracts.STEP_BACKTEST)
+    # 5. ChampionForecast, while its process runs: half a second on its own, so held open: its lookup
+    # of the group's champion waits for the registry, which the test keeps closed until the step is frozen
+    with registry_closed(settings):
+        fifth = retry()
+        looking = wait_until(
+            executing(
+                settings,
+                contracts.STEP_CHAMPION,
+                lambda r: supervision.process_alive(r.get("step_process")) is True,
+                execution_id,
+            ),
+            f"{contracts.STEP_CHAMPION} to be Executing, its process running",
+            fifth,
+        )
+        freeze(looking["step_process"], "the ChampionForecast step")
+    kill_during(fifth, settings, contracts.STEP_CHAMPION, execution_id=execution_id)
+    kills.append(contracts.STEP_CHAMPION)
+    # 6. Evaluate, a processing step of a few seconds
+    kill_during(retry(), settings, contracts.STEP_EVALUATE, execution_id=execution_id)
+    kills.append(contracts.STEP_EVALUATE)
     # 7. RegisterModel, after it created the model package (the crash comes before it could say so).
     # Between the package's commit and the step's end there is only the step's exit: the package is
     # created while the step is frozen (write_while_frozen), the lock held from before the retry starts.
