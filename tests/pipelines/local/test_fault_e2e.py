@@ -7,16 +7,26 @@ Evaluate and RegisterModel (after its package was created) are Executing, and re
 model version, no second AutoML job beyond the one the crash killed, and no process left behind.
 
 Every wait is on an event (the record says the step is Executing, a job or package appears, a
-process is gone), never a sleep; the runtime is frozen (SIGSTOP) before the kill so the record
-read just before the kill is the state the crash hits.
+process is gone), never a sleep (write_while_frozen's only share time; what happens does not depend
+on them); the runtime is frozen (SIGSTOP) before the kill so the record read just before the kill
+is the state the crash hits.
 
-No kill point depends on the test looking at the right moment. Each plain one holds for a whole
-step (0.9-5 s quiet, longer under load; the test looks every 20 ms) or a whole training (2). The two
-that would otherwise last a few hundred milliseconds are held open: (3) the AutoML step's process
-is frozen while its job still trains, so it cannot poll the job's end, which its worker (the
-runtime's child) reaches on its own; (7) the test holds the registry's write lock and lets the
-RegisterModel step run only while it does, and the runtime write only while the step is frozen,
-so the package is created while the step cannot read the answer.
+A kill point that would last under a second or so is held open by what the step waits for, not
+caught by looking at the right moment (the test looks every 20 ms; under load 12 on 2 cores it once
+missed (3) and the retry ran on to Succeeded). Measured on a plain run: (3) job
+Completed -> AutoML step Succeeded 0.3-0.5 s (until the step's next poll, possibly ~0 + its exit),
+(7) package -> RegisterModel Succeeded 0.06-0.2 s, a forked ChampionForecast 0.45 s, a forked
+PrepareData process 0.2 s. So:
+  (1) the first run spawns its steps: PrepareData's process lives 1.2 s; it is frozen once seen;
+  (2) the job trains for seconds (5-7 s quiet, longer under load);
+  (3) the AutoML step is frozen while its job trains, so it cannot poll the job's end, which its
+      worker (the runtime's child, not the step's) reaches on its own;
+  (4), (6) BacktestForecast and Evaluate take 2.5-7 s;
+  (5) ChampionForecast's lookup waits for the registry, closed by the test until the step is frozen;
+  (7) the test holds the registry's write lock and lets RegisterModel run only while it does, and
+      the runtime write only while the step is frozen: the package is created while the step cannot
+      read the answer.
+A frozen step dies with its runtime, as a running one does (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
