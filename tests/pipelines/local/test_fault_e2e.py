@@ -73,10 +73,15 @@ def no_runtime_left():
     yield
     while STARTED:
         run = STARTED.pop()
-        if run.process.poll() is None:  # a frozen step dies with its runtime
+        if run.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(run.process.pid, signal.SIGKILL)
             run.process.wait(timeout=60)
+    while FROZEN:  # a failed test's frozen steps: its own processes
+        identity = FROZEN.pop()
+        if supervision.process_alive(identity) is True:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(identity["pid"]), signal.SIGKILL)
 
 
 class Runtime:
@@ -177,14 +182,32 @@ def leftovers(home: Path) -> list:
 
 
 def freeze(identity: Optional[dict], what: str) -> int:
-    """SIGSTOP the process group a step's process leads (spawned or forked, it leads one): the step stays
-    Executing, its runtime waiting for it, until the crash kills it (it dies with its runtime)."""
+    """SIGSTOP a step's process: the step stays Executing, its runtime waiting for it, until the crash.
+
+    The process, not its group: a step just forked from the launcher may not lead its group yet, and
+    may be in vfork (ctypes.util.find_library), whose child must go on to exec or the two never stop
+    (a group stop froze both once). After the crash, thaw_after_crash lets it go on."""
     assert supervision.process_alive(identity) is True, f"{what}: its process is not running ({identity})"
     pid = int(identity["pid"])
-    os.killpg(pid, signal.SIGSTOP)
+    os.kill(pid, signal.SIGSTOP)
+    FROZEN.append(identity)
     wait_until(lambda: process_state(pid) in ("T", "Z", "gone"), f"{what} to be stopped", timeout=30, every=0.005)
     assert process_state(pid) == "T", f"{what} (pid {pid}) ended before it could be frozen"
     return pid
+
+
+FROZEN: list = []  # the identities of the step processes the test froze
+
+
+def thaw_after_crash() -> None:
+    """SIGCONT the frozen steps once their runtime is dead. One that dies with its runtime (PR_SET_PDEATHSIG)
+    is gone already (SIGKILL ends a stopped process); one frozen before it had set that up (just forked)
+    goes on as it would have, finds its launcher gone and exits. Either way nothing is killed here."""
+    while FROZEN:
+        identity = FROZEN.pop()
+        if supervision.process_alive(identity) is True:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(identity["pid"]), signal.SIGCONT)
 
 
 def process_state(pid: int) -> str:
@@ -256,9 +279,9 @@ def write_while_frozen(lock: RegistryWriteLock, pid: int, done: Callable[[], boo
             return
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
-        os.killpg(pid, signal.SIGCONT)  # on, up to its next registry write (which waits for the lock)
+        os.kill(pid, signal.SIGCONT)  # on, up to its next registry write (which waits for the lock)
         time.sleep(0.1)
-        os.killpg(pid, signal.SIGSTOP)
+        os.kill(pid, signal.SIGSTOP)
         wait_until(lambda: process_state(pid) in ("T", "Z", "gone"), "the step to stop", timeout=30, every=0.005)
         assert process_state(pid) == "T", f"the step (pid {pid}) ended before {what}"
 
@@ -289,6 +312,7 @@ def kill_during(
     record = read_record(settings, execution_id)
     os.killpg(run.process.pid, signal.SIGKILL)
     run.finish(timeout=60)
+    thaw_after_crash()
     assert step_of(record, step).get("status") == "Executing", f"{step} ended before the kill:\n{run.output()}"
     home = settings.home_path.resolve()
     wait_until(
