@@ -262,7 +262,7 @@ def registry_closed(settings):
 
 
 def write_while_frozen(lock: RegistryWriteLock, pid: int, done: Callable[[], bool], what: str) -> None:
-    """Run the step (process group `pid`, frozen, the lock held) until `done()` holds, the step left frozen.
+    """Run the step (process `pid`, frozen, the lock held) until `done()` holds; the step is left frozen.
 
     The step runs only while the test holds the lock, so any registry write it asks for waits in the
     runtime; the lock is released only while the step is frozen, so such a write is made while the step
@@ -304,10 +304,10 @@ def kill_during(
     step: str,
     also: Callable[[dict], bool] = lambda record: True,
     execution_id: Optional[str] = None,
-    every: float = 0.02,
 ) -> dict:
-    """SIGKILL the runtime's process group while `step` is Executing and `also(record)` holds."""
-    wait_until(executing(settings, step, also, execution_id), f"{step} to be Executing", run, every=every)
+    """SIGKILL the runtime's process group while `step` is Executing and `also(record)` holds; then the
+    steps the test froze may go on (they are dead, or find their launcher gone)."""
+    wait_until(executing(settings, step, also, execution_id), f"{step} to be Executing", run)
     os.killpg(run.process.pid, signal.SIGSTOP)  # freeze it: the record cannot move on
     record = read_record(settings, execution_id)
     os.killpg(run.process.pid, signal.SIGKILL)
@@ -347,7 +347,9 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     def retry() -> Runtime:
         return Runtime(["--retry", execution_id])
 
-    # 2. AutoML, while its job trains: the crash takes the training process with it (job Failed)
+    # 2. AutoML, while its job trains: the crash takes the training process with it (job Failed). The
+    # job trains for seconds after TrainingModels is written (5-7 s quiet), and its worker (its own
+    # session) notices its runtime gone within 2 s (automl_worker.ORPHAN_CHECK_SECONDS), before the end
     kill_during(
         retry(),
         settings,
@@ -357,8 +359,9 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     )
     kills.append("AutoML (training)")
     # 3. AutoML again, after the retry's job completed but before the step read it: re-attached to, not rerun.
-    # The step polls within 0.1 s-10% of the time waited, so that state lasts until its next poll (or
-    # less): the step is frozen while its job still trains, and the job completes on its own.
+    # The step polls every 0.1 s or 10% of the time waited, so that state lasts only until its next
+    # poll (0.3-0.5 s measured): the step is frozen while its job still trains, and the job completes
+    # on its own.
     retried_job = f"{job}-r2"
     third = retry()
     training = wait_until(
