@@ -7,12 +7,31 @@ Evaluate and RegisterModel (after its package was created) are Executing, and re
 model version, no second AutoML job beyond the one the crash killed, and no process left behind.
 
 Every wait is on an event (the record says the step is Executing, a job or package appears, a
-process is gone), never a sleep; the runtime is frozen (SIGSTOP) before the kill so the record
-read just before the kill is the state the crash hits.
+process is gone), never a sleep (write_while_frozen's only share time; what happens does not depend
+on them); the runtime is frozen (SIGSTOP) before the kill so the record read just before the kill
+is the state the crash hits.
+
+A kill point that would last under a second or so is held open by what the step waits for, not
+caught by looking at the right moment (the test looks every 20 ms; under load 12 on 2 cores it once
+missed (3) and the retry ran on to Succeeded). Measured on a plain run: (3) job
+Completed -> AutoML step Succeeded 0.3-0.5 s (until the step's next poll, possibly ~0 + its exit),
+(7) package -> RegisterModel Succeeded 0.06-0.2 s, a forked ChampionForecast 0.45 s, a forked
+PrepareData process 0.2 s. So:
+  (1) the first run spawns its steps: PrepareData's process lives 1.2 s; it is frozen once seen;
+  (2) the job trains for seconds (5-7 s quiet, longer under load);
+  (3) the AutoML step is frozen while its job trains, so it cannot poll the job's end, which its
+      worker (the runtime's child, not the step's) reaches on its own;
+  (4), (6) BacktestForecast and Evaluate take 2.5-7 s;
+  (5) ChampionForecast's lookup waits for the registry, closed by the test until the step is frozen;
+  (7) the test holds the registry's write lock and lets RegisterModel run only while it does, and
+      the runtime write only while the step is frozen: the package is created while the step cannot
+      read the answer.
+A frozen step dies with its runtime, as a running one does (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -46,6 +65,25 @@ def sales_csv(tmp_path) -> Path:
     )
 
 
+STARTED: list = []  # every Runtime, so a failed test leaves none running (nor a step it froze)
+
+
+@pytest.fixture(autouse=True)
+def no_runtime_left():
+    yield
+    while STARTED:
+        run = STARTED.pop()
+        if run.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.process.pid, signal.SIGKILL)
+            run.process.wait(timeout=60)
+    while FROZEN:  # a failed test's frozen steps: its own processes
+        identity = FROZEN.pop()
+        if supervision.process_alive(identity) is True:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(identity["pid"]), signal.SIGKILL)
+
+
 class Runtime:
     """`python -m pipelines.run ...` in its own process group, its output collected by a thread."""
 
@@ -63,6 +101,7 @@ class Runtime:
         self.lines: list = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self.reader.start()
+        STARTED.append(self)
 
     def output(self) -> str:
         return "".join(self.lines)[-4000:]
@@ -142,25 +181,138 @@ def leftovers(home: Path) -> list:
     return found
 
 
+def freeze(identity: Optional[dict], what: str) -> int:
+    """SIGSTOP a step's process: the step stays Executing, its runtime waiting for it, until the crash.
+
+    The process, not its group: a step just forked from the launcher may not lead its group yet, and
+    may be in vfork (ctypes.util.find_library), whose child must go on to exec or the two never stop
+    (a group stop froze both once). After the crash, thaw_after_crash lets it go on."""
+    assert supervision.process_alive(identity) is True, f"{what}: its process is not running ({identity})"
+    pid = int(identity["pid"])
+    os.kill(pid, signal.SIGSTOP)
+    FROZEN.append(identity)
+    wait_until(lambda: process_state(pid) in ("T", "Z", "gone"), f"{what} to be stopped", timeout=30, every=0.005)
+    assert process_state(pid) == "T", f"{what} (pid {pid}) ended before it could be frozen"
+    return pid
+
+
+FROZEN: list = []  # the identities of the step processes the test froze
+
+
+def thaw_after_crash() -> None:
+    """SIGCONT the frozen steps once their runtime is dead. One that dies with its runtime (PR_SET_PDEATHSIG)
+    is gone already (SIGKILL ends a stopped process); one frozen before it had set that up (just forked)
+    goes on as it would have, finds its launcher gone and exits. Either way nothing is killed here."""
+    while FROZEN:
+        identity = FROZEN.pop()
+        if supervision.process_alive(identity) is True:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(identity["pid"]), signal.SIGCONT)
+
+
+def process_state(pid: int) -> str:
+    """The /proc state letter: R, S, D running or waiting, T stopped, Z ended; "gone" once reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (OSError, IndexError):
+        return "gone"
+
+
+class RegistryWriteLock:
+    """The local registry's write lock, held by the test: SQLite `BEGIN IMMEDIATE` on registry.sqlite.
+
+    Every registry write of the runtime is a BEGIN IMMEDIATE transaction waiting up to 60 s for it
+    (pipelines/local/registry.py); reads go on (WAL)."""
+
+    def __init__(self, settings):
+        path = settings.home_path / "registry.sqlite"
+        assert path.is_file(), f"{path} does not exist: ChampionForecast's lookup of the group creates it"
+        self.connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=60, isolation_level=None)
+        self.held = False
+
+    def take(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.connection.execute("COMMIT")
+            self.held = False
+
+    def packages(self) -> int:
+        return self.connection.execute("SELECT count(*) FROM model_packages").fetchone()[0]
+
+    def close(self) -> None:
+        self.release()
+        self.connection.close()
+
+
+@contextlib.contextmanager
+def registry_closed(settings):
+    """The local registry closed to the runtime: an EXCLUSIVE lock on registry.sqlite (locking_mode
+    EXCLUSIVE, so WAL readers wait too), which every connection of the runtime waits for, up to 60 s.
+    A missing registry is created empty, as SQLite creates it; the runtime sets it up once let in."""
+    connection = sqlite3.connect(str(settings.home_path / "registry.sqlite"), timeout=60, isolation_level=None)
+    try:
+        connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+        connection.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        connection.close()  # the lock goes with the connection
+
+
+def write_while_frozen(lock: RegistryWriteLock, pid: int, done: Callable[[], bool], what: str) -> None:
+    """Run the step (process `pid`, frozen, the lock held) until `done()` holds; the step is left frozen.
+
+    The step runs only while the test holds the lock, so any registry write it asks for waits in the
+    runtime; the lock is released only while the step is frozen, so such a write is made while the step
+    cannot read its answer. `done()` is read under the lock, so nothing the step asked for is missed.
+    The sleeps only share the time between the two (the runtime's SQLite retries every <= 0.1 s);
+    what happens does not depend on them.
+    """
+    deadline = time.monotonic() + 240
+    while True:
+        lock.release()  # the step is frozen: the runtime makes the write it was waiting for, if any
+        time.sleep(0.25)
+        lock.take()  # waits for that write's commit when the runtime holds the lock
+        if done():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        os.kill(pid, signal.SIGCONT)  # on, up to its next registry write (which waits for the lock)
+        time.sleep(0.1)
+        os.kill(pid, signal.SIGSTOP)
+        wait_until(lambda: process_state(pid) in ("T", "Z", "gone"), "the step to stop", timeout=30, every=0.005)
+        assert process_state(pid) == "T", f"the step (pid {pid}) ended before {what}"
+
+
+def executing(
+    settings, step: str, also: Callable[[dict], bool] = lambda record: True, execution_id: Optional[str] = None
+) -> Callable[[], Optional[dict]]:
+    """A condition for wait_until: the record, when `step` is Executing and `also(record)` holds."""
+
+    def ready() -> Optional[dict]:
+        record = read_record(settings, execution_id)
+        return record if step_of(record, step).get("status") == "Executing" and also(record) else None
+
+    return ready
+
+
 def kill_during(
     run: Runtime,
     settings,
     step: str,
     also: Callable[[dict], bool] = lambda record: True,
     execution_id: Optional[str] = None,
-    every: float = 0.02,
 ) -> dict:
-    """SIGKILL the runtime's process group while `step` is Executing and `also(record)` holds."""
-
-    def ready():
-        record = read_record(settings, execution_id)
-        return record if step_of(record, step).get("status") == "Executing" and also(record) else None
-
-    wait_until(ready, f"{step} to be Executing", run, every=every)
+    """SIGKILL the runtime's process group while `step` is Executing and `also(record)` holds; then the
+    steps the test froze may go on (they are dead, or find their launcher gone)."""
+    wait_until(executing(settings, step, also, execution_id), f"{step} to be Executing", run)
     os.killpg(run.process.pid, signal.SIGSTOP)  # freeze it: the record cannot move on
     record = read_record(settings, execution_id)
     os.killpg(run.process.pid, signal.SIGKILL)
     run.finish(timeout=60)
+    thaw_after_crash()
     assert step_of(record, step).get("status") == "Executing", f"{step} ended before the kill:\n{run.output()}"
     home = settings.home_path.resolve()
     wait_until(
@@ -175,12 +327,19 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     monkeypatch.setenv("FORECAST_HOME", str(Path(os.environ["FORECAST_HOME"]).resolve()))
     settings = resolve()
     home = settings.home_path.resolve()
-    first = Runtime(["--param", f"InputDataUrl={sales_csv}", *FAST])
+    # the first run spawns its steps (a fresh interpreter each, `--step-launcher spawn`), the retries fork
+    # them from the warm launcher (the default): a forked PrepareData lives 0.2 s, a spawned one over a
+    # second (its interpreter imports numpy and pandas), as long as the other steps the test kills
+    first = Runtime(["--step-launcher", "spawn", "--param", f"InputDataUrl={sales_csv}", *FAST])
 
-    # 1. PrepareData, while its process runs
-    record = kill_during(
-        first, settings, contracts.STEP_PREPARE, lambda r: supervision.process_alive(r.get("step_process")) is True
+    # 1. PrepareData, while its process runs (frozen once seen, so it still runs when the crash comes)
+    starting = wait_until(
+        executing(settings, contracts.STEP_PREPARE, lambda r: supervision.process_alive(r.get("step_process")) is True),
+        f"{contracts.STEP_PREPARE} to be Executing, its process running",
+        first,
     )
+    freeze(starting["step_process"], "the PrepareData step")
+    record = kill_during(first, settings, contracts.STEP_PREPARE, execution_id=starting["execution_id"])
     execution_id = record["execution_id"]
     job = automl_request.job_name_for_execution(execution_id)
     kills = [contracts.STEP_PREPARE]
@@ -188,7 +347,9 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     def retry() -> Runtime:
         return Runtime(["--retry", execution_id])
 
-    # 2. AutoML, while its job trains: the crash takes the training process with it (job Failed)
+    # 2. AutoML, while its job trains: the crash takes the training process with it (job Failed). The
+    # job trains for seconds after TrainingModels is written (5-7 s quiet), and its worker (its own
+    # session) notices its runtime gone within 2 s (automl_worker.ORPHAN_CHECK_SECONDS), before the end
     kill_during(
         retry(),
         settings,
@@ -197,24 +358,79 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
         execution_id,
     )
     kills.append("AutoML (training)")
-    # 3. AutoML again, after the retry's job completed but before the step read it: re-attached to, not rerun
+    # 3. AutoML again, after the retry's job completed but before the step read it: re-attached to, not rerun.
+    # The step polls every 0.1 s or 10% of the time waited, so that state lasts only until its next
+    # poll (0.3-0.5 s measured): the step is frozen while its job still trains, and the job completes
+    # on its own.
     retried_job = f"{job}-r2"
+    third = retry()
+    training = wait_until(
+        executing(
+            settings,
+            contracts.STEP_AUTOML,
+            lambda r: automl_job(settings, retried_job).get("AutoMLJobStatus") == "InProgress",
+            execution_id,
+        ),
+        f"AutoML to be Executing, its job {retried_job} training",
+        third,
+    )
+    freeze(training.get("step_process"), "the AutoML step")
+    still = automl_job(settings, retried_job)  # read after the freeze: what the step can have seen, at most
+    assert still["AutoMLJobStatus"] == "InProgress", f"{retried_job} ended before its step was frozen: {still}"
     kill_during(
-        retry(),
+        third,
         settings,
         contracts.STEP_AUTOML,
         lambda r: automl_job(settings, retried_job).get("AutoMLJobStatus") == "Completed",
         execution_id,
     )
     kills.append("AutoML (job completed)")
-    # 4-6. the transform (in the runtime's own process), then two processing steps
-    for step in (contracts.STEP_BACKTEST, contracts.STEP_CHAMPION, contracts.STEP_EVALUATE):
-        kill_during(retry(), settings, step, execution_id=execution_id)
-        kills.append(step)
-    # 7. RegisterModel, after it created the model package (the crash comes before it could say so)
-    kill_during(
-        retry(), settings, contracts.STEP_REGISTER, lambda r: package_count(settings) == 1, execution_id, every=0.005
-    )  # the window between the package and the step's end is short: look often
+    # 4. the transform (in the runtime's own process)
+    kill_during(retry(), settings, contracts.STEP_BACKTEST, execution_id=execution_id)
+    kills.append(contracts.STEP_BACKTEST)
+    # 5. ChampionForecast, while its process runs: half a second on its own, so held open: its lookup
+    # of the group's champion waits for the registry, which the test keeps closed until the step is frozen
+    with registry_closed(settings):
+        fifth = retry()
+        looking = wait_until(
+            executing(
+                settings,
+                contracts.STEP_CHAMPION,
+                lambda r: supervision.process_alive(r.get("step_process")) is True,
+                execution_id,
+            ),
+            f"{contracts.STEP_CHAMPION} to be Executing, its process running",
+            fifth,
+        )
+        freeze(looking["step_process"], "the ChampionForecast step")
+    kill_during(fifth, settings, contracts.STEP_CHAMPION, execution_id=execution_id)
+    kills.append(contracts.STEP_CHAMPION)
+    # 6. Evaluate, a processing step of a few seconds
+    kill_during(retry(), settings, contracts.STEP_EVALUATE, execution_id=execution_id)
+    kills.append(contracts.STEP_EVALUATE)
+    # 7. RegisterModel, after it created the model package (the crash comes before it could say so).
+    # Between the package's commit and the step's end there is only the step's exit: the package is
+    # created while the step is frozen (write_while_frozen), the lock held from before the retry starts.
+    lock = RegistryWriteLock(settings)
+    try:
+        lock.take()
+        seventh = retry()
+        registering = wait_until(
+            executing(
+                settings,
+                contracts.STEP_REGISTER,
+                lambda r: supervision.process_alive(r.get("step_process")) is True,
+                execution_id,
+            ),
+            f"{contracts.STEP_REGISTER} to be Executing, its process running",
+            seventh,
+        )
+        assert lock.packages() == 0  # its writes wait for the lock
+        step_pid = freeze(registering["step_process"], "the RegisterModel step")
+        write_while_frozen(lock, step_pid, lambda: lock.packages() == 1, "the model package")
+    finally:
+        lock.close()
+    kill_during(seventh, settings, contracts.STEP_REGISTER, lambda r: package_count(settings) == 1, execution_id)
     kills.append(contracts.STEP_REGISTER)
 
     last = retry()
