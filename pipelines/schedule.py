@@ -356,13 +356,31 @@ def crontab_line(
 
 
 # --- CLI -----------------------------------------------------------------------------------------
+LOCAL_NOTE = (
+    "On the local target (the default without a SageMaker role) only `create` works: it schedules "
+    "nothing and prints the equivalent crontab line. `list` and `delete` are SageMaker-only and exit 2 "
+    "locally; your crontab is the list (docs/schedules.md)."
+)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipelines.schedule", description=__doc__.split("\n\n")[0])
-    p.add_argument("--target", choices=("local", "sagemaker"), default=None)
-    p.add_argument("--region", default=None)
-    p.add_argument("--config", default=None)
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.schedule", description=__doc__.split("\n\n")[0], epilog=LOCAL_NOTE
+    )
+    p.add_argument(
+        "--target",
+        choices=("local", "sagemaker"),
+        default=None,
+        help="where schedules live (default: sagemaker when a role is configured, else local)",
+    )
+    p.add_argument("--region", default=None, help="AWS region (SageMaker target)")
+    p.add_argument("--config", default=None, help="settings file (default: forecast.toml)")
     commands = p.add_subparsers(dest="command", required=True)
-    make = commands.add_parser("create", help="create or update a schedule")
+    make = commands.add_parser(
+        "create",
+        help="create or update a schedule (local target: print the crontab line)",
+        description="Create or update a schedule; on the local target, print the equivalent crontab line.",
+    )
     make.add_argument("name", help="schedule name (letters, digits, - _ .; at most 64)")
     make.add_argument("--pipeline", choices=PIPELINES, default="training")
     make.add_argument("--expression", required=True, help=EXAMPLES)
@@ -375,8 +393,8 @@ def parser() -> argparse.ArgumentParser:
         help="pipeline parameter for every execution (repeatable)",
     )
     make.add_argument("--disabled", action="store_true", help="create it paused")
-    commands.add_parser("list", help="the project's schedules")
-    remove = commands.add_parser("delete", help="delete a schedule")
+    commands.add_parser("list", help="the project's schedules (SageMaker only; exit 2 locally)", epilog=LOCAL_NOTE)
+    remove = commands.add_parser("delete", help="delete a schedule (SageMaker only; exit 2 locally)", epilog=LOCAL_NOTE)
     remove.add_argument("name")
     return p
 
@@ -396,8 +414,8 @@ def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
             return 0
         if settings.is_local:
             raise ScheduleError(
-                "the local target keeps no schedules: use the crontab line "
-                "`python -m pipelines.schedule --target local create ...` prints"
+                f"the local target keeps no schedules, so `{args.command}` is SageMaker-only (--target sagemaker); "
+                "locally `create` prints the crontab line to add and your crontab is the list"
             )
         settings.require_sagemaker()
         if args.command == "list":

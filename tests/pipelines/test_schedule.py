@@ -175,3 +175,20 @@ def test_the_cli_lists_schedules(sagemaker_target, aws_requests):
     lines: list[str] = []
     assert schedule.main(["list"], log=lines.append) == 0
     assert lines == ["nightly-batch            ENABLED   rate(1 day) (UTC) -> demandforecastbatch ItemsPerFile=50"]
+
+
+def test_the_help_says_the_local_target_accepts_only_create(capsys):
+    with pytest.raises(SystemExit):
+        schedule.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "only `create` works" in text
+    assert "`list` and `delete` are SageMaker-only and exit 2 locally" in text
+    assert "list the project's schedules (SageMaker only; exit 2 locally)" in text
+
+
+@pytest.mark.parametrize("command", [["list"], ["delete", "weekly-retrain"]])
+def test_list_and_delete_on_the_local_target_exit_2_in_one_line_naming_the_command(command, capsys, aws_requests):
+    assert schedule.main(["--target", "local", *command]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"`{command[0]}` is SageMaker-only (--target sagemaker)" in err
+    assert aws_requests.calls == []
