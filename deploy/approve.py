@@ -309,10 +309,24 @@ def reject(
     package = set_status(sm, arn, "Rejected", reason or "rejected with deploy.approve")
     log(f"rejected version {package.get('ModelPackageVersion')}: {arn}")
     if deployed_package(sm, settings.endpoint_name) == arn:
-        log(
-            f"note: endpoint {settings.endpoint_name} still serves this version; "
-            "`python -m deploy.approve rollback` deploys the previous approved one"
-        )
+        version = package.get("ModelPackageVersion", 0)
+        older = [
+            s
+            for s in _summaries(sm, settings.model_package_group, status="Approved")
+            if s.get("ModelPackageVersion", 0) < version
+        ]
+        if older:
+            log(
+                f"note: endpoint {settings.endpoint_name} still serves this version; "
+                f"`python -m deploy.approve rollback` deploys version {older[0]['ModelPackageVersion']}, "
+                "the newest approved one before it"
+            )
+        else:
+            log(
+                f"note: endpoint {settings.endpoint_name} still serves this version and no older version is "
+                "approved, so there is nothing to roll back to: approve another version, or stop the endpoint "
+                "with `python -m deploy.teardown`"
+            )
     return {"model_package_arn": arn, "status": "Rejected"}
 
 

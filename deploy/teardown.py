@@ -354,7 +354,7 @@ def teardown(
     log: Log = logger.info,
 ) -> int:
     plan = plan_for(settings, include_data)
-    where = "local" if settings.is_local else f"SageMaker ({settings.region})"
+    where = f"the local target ({settings.home_path})" if settings.is_local else f"SageMaker ({settings.region})"
     if not plan:
         log(f"nothing to delete on {where}")
         return 0
@@ -376,7 +376,33 @@ def teardown(
         log(f"{len(failures)} deletion(s) failed; fix the cause and run the command again")
         return 1
     log("done")
+    if settings.is_local and not include_data and any(r.kind == "local endpoint process" for r in plan):
+        redeploy = _redeploy_hint(settings)
+        if redeploy:
+            log(redeploy)
     return 0
+
+
+def _redeploy_hint(settings: Settings) -> Optional[str]:
+    """The kept registry still says Approved, which no longer means deployed: how to serve it again."""
+    try:
+        sm = clients.client("sagemaker", settings)
+        approved = sm.list_model_packages(
+            ModelPackageGroupName=settings.model_package_group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        ).get("ModelPackageSummaryList", [])
+    except (ClientError, OSError):
+        return None
+    if not approved:
+        return None
+    version = approved[0].get("ModelPackageVersion")
+    return (
+        f"the registry keeps version {version} Approved, but nothing serves it now: "
+        f"`python -m deploy.approve approve {version}` deploys it again"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -250,6 +250,32 @@ def test_on_sagemaker_rollback_redeploys_the_previous_version_through_the_handle
     assert PACKAGE_TAG == "model-package-arn"
 
 
+def test_on_sagemaker_rejecting_the_served_version_says_whether_rollback_has_a_version_to_go_back_to(
+    sagemaker_target, aws_requests
+):
+    """The note suggested `rollback` even when it could only answer "nothing to roll back to"."""
+    from deploy.handler import lambda_handler
+
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    v1 = register_version(sm, GROUP, status="Approved")
+    lambda_handler({"model_package_arn": v1})
+    notes: list[str] = []
+    cli.reject(sm, sagemaker_target, v1, log=notes.append)
+    assert "no older version is approved, so there is nothing to roll back to" in notes[-1]
+    assert "rollback`" not in notes[-1]
+
+    v2 = register_version(sm, GROUP, status="Approved")
+    v3 = register_version(sm, GROUP, status="Approved")
+    lambda_handler({"model_package_arn": v3})
+    cli.reject(sm, sagemaker_target, v3, log=notes.append)
+    assert notes[-1].endswith(
+        "`python -m deploy.approve rollback` deploys version 2, the newest approved one before it"
+    )
+    cli.rollback(sm, sagemaker_target, log=notes.append)
+    assert cli.deployed_package(sm, "demand-forecast") == v2
+
+
 def test_cli_lists_as_json_and_fails_clearly_on_a_bad_reference(sagemaker_target, aws_requests, capsys):
     sm = clients.client("sagemaker", sagemaker_target)
     ensure_group(sm, GROUP)
