@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from botocore.exceptions import ClientError
 
 from processing.kernel import aws_errors, console
-from processing.kernel.settings import Settings, SettingsError, account_of, resolve
+from processing.kernel.settings import Settings, SettingsError, account_of, resolve, sources
 
 logger = logging.getLogger(__name__)
 
@@ -371,10 +371,10 @@ def parser() -> argparse.ArgumentParser:
         "--target",
         choices=("local", "sagemaker"),
         default=None,
-        help="where schedules live (default: sagemaker when a role is configured, else local)",
+        help=f"where schedules live (or {sources('target')}; sagemaker when a role is configured, else local)",
     )
-    p.add_argument("--region", default=None, help="AWS region (SageMaker target)")
-    p.add_argument("--config", default=None, help="settings file (default: forecast.toml)")
+    p.add_argument("--region", default=None, help=f"AWS region (or {sources('region')})")
+    p.add_argument("--config", default=None, help="config file (default ./forecast.toml, or FORECAST_CONFIG)")
     commands = p.add_subparsers(dest="command", required=True)
     make = commands.add_parser(
         "create",
