@@ -414,8 +414,9 @@ def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
             return 0
         if settings.is_local:
             raise ScheduleError(
-                f"the local target keeps no schedules, so `{args.command}` is SageMaker-only (--target sagemaker); "
-                "locally `create` prints the crontab line to add and your crontab is the list"
+                "the local target keeps no schedules: use the crontab line "
+                "`python -m pipelines.schedule --target local create ...` prints; "
+                f"`{args.command}` is SageMaker-only (--target sagemaker)"
             )
         settings.require_sagemaker()
         if args.command == "list":
