@@ -249,13 +249,16 @@ def create(
     from deploy.clients import client
     from processing.kernel.aws_validation import validate_request
 
-    expression, timezone = check_expression(expression), check_timezone(timezone)
+    name, expression, timezone = check_name(name), check_expression(expression), check_timezone(timezone)
     parameters = typed_parameters(settings, pipeline, params)
     if settings.is_local:
         # this checkout and this interpreter: cron's PATH is minimal
         line = crontab_line(expression, pipeline, parameters, home=os.getcwd(), python=sys.executable)
         log("local target: nothing is scheduled; add this line to your crontab (crontab -e):")
         log(line)
+        note = crontab_note(expression)
+        if note:
+            log(note)
         if timezone != "UTC":
             log(
                 f"note: cron uses the machine's time zone; put CRON_TZ={timezone} above the line where your "
@@ -336,7 +339,7 @@ def crontab_line(
     """The crontab(5) line that runs the same pipeline locally on the same schedule."""
     rate, cron = RATE.match(expression), CRON.match(expression)
     if rate:
-        value, unit = int(rate.group(1)), rate.group(2).rstrip("s")
+        value, unit = _rate_in_cron_units(expression)
         when = {"minute": f"*/{value} * * * *", "hour": f"0 */{value} * * *", "day": f"0 0 */{value} * *"}[unit]
     elif cron:
         minutes, hours, dom, month, dow, year = cron.group(1).split()
@@ -353,6 +356,64 @@ def crontab_line(
     for key, value in parameters.items():
         command += ["--param", f"{key}={value}"]
     return f"{when} cd {shlex.quote(home) if home[:1] != '$' else home} && {shlex.join(command)} >> schedule.log 2>&1"
+
+
+def _rate_in_cron_units(expression: str) -> tuple[int, str]:
+    """rate(N unit) with whole hours and days spelled as such: */90 minutes is no crontab step."""
+    rate = RATE.match(expression)
+    assert rate is not None
+    value, unit = int(rate.group(1)), rate.group(2).rstrip("s")
+    if unit == "minute" and value >= 60 and value % 60 == 0:
+        value, unit = value // 60, "hour"
+    if unit == "hour" and value >= 24 and value % 24 == 0:
+        value, unit = value // 24, "day"
+    return value, unit
+
+
+def crontab_note(expression: str) -> Optional[str]:
+    """Why the crontab line does not run every N units, when it does not: cron restarts its count.
+
+    A step in crontab counts within the hour, the day or the month, so rate(7 days) becomes days
+    1, 8, 15, 22 and 29 of each month, and rate(5 hours) 00:00 to 20:00 with a 4-hour gap.
+    """
+    if not RATE.match(expression):
+        return None
+    value, unit = _rate_in_cron_units(expression)
+    cycle = {"minute": 60, "hour": 24}.get(unit)
+    if (cycle and cycle % value == 0) or (unit == "day" and value == 1):
+        return None
+    if unit == "minute":
+        runs = f"at {_listed(range(0, 60, value), 'minute')} of every hour (the count restarts every hour)"
+        instead = "a rate that divides 60 minutes, or whole hours"
+    elif unit == "hour":
+        runs = (
+            "at " + _listed(f"{h:02d}:00" for h in range(0, 24, value)) + " every day (the count restarts at midnight)"
+        )
+        instead = "a rate that divides 24 hours"
+    else:
+        runs = f"on {_listed(range(1, 32, value), 'day')} of each month (the count restarts on the 1st)"
+        instead = "a cron() expression that names the days, e.g. cron(0 6 ? * MON *) (Mondays at 06:00)"
+    return (
+        f"note: crontab cannot repeat {expression} exactly: this line runs {runs}; for a regular interval use {instead}"
+    )
+
+
+def _listed(values, noun: str = "") -> str:
+    """'minute 0', 'days 1, 8 and 15', '00:00 and 12:00'."""
+    texts = [str(v) for v in values]
+    prefix = f"{noun}{'s' if len(texts) > 1 else ''} " if noun else ""
+    return prefix + (texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1])
+
+
+def check_name(name: str) -> str:
+    """EventBridge Scheduler's schedule names, checked on both targets (a local name moves to SageMaker)."""
+    if not re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", name):
+        suggestion = re.sub(r"[^0-9A-Za-z_.-]+", "-", name).strip("-")[:64] or "weekly-retrain"
+        raise ScheduleError(
+            f"schedule name {name!r}: use letters, digits, '-', '_' and '.' only, at most 64; "
+            f"for example {suggestion!r}"
+        )
+    return name
 
 
 # --- CLI -----------------------------------------------------------------------------------------
