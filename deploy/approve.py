@@ -364,9 +364,9 @@ def rollback(
 
 # --- CLI -----------------------------------------------------------------------------------------
 # The list's metrics, in this order, with the monitor tables' formats: shares in percent with two
-# decimals, everything else (units, MASE, R²) with two decimals.
+# decimals, the others (MASE, MAE in units) with two decimals; `list --json` has every metric as stored.
 LISTED_METRICS = {"wape": "WAPE", "wql": "wQL", "mape": "MAPE", "coverage": "coverage", "mase": "MASE", "mae": "MAE"}
-SHARE_METRICS = frozenset({"wape", "wql", "mape", "coverage", "relative_bias"})
+SHARE_METRICS = frozenset({"wape", "wql", "mape", "coverage"})
 
 
 def metrics_text(metrics: dict) -> str:
