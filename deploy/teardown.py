@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from deploy import api_infrastructure, clients, infrastructure, monitoring
-from processing.kernel import aws_errors, console
+from processing.kernel import aws_errors, console, processes
 from processing.kernel.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve, sources
 
 logger = logging.getLogger(__name__)
@@ -267,9 +267,39 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
 
 
 # --- local target ----------------------------------------------------------------------------------
+class TeardownError(RuntimeError):
+    """Teardown would break something that runs: one line, exit 2, nothing deleted."""
+
+
+def running_executions(home: Path) -> list[str]:
+    """'<id> (<pipeline>, pid N)' of each local execution whose runtime process still runs.
+
+    Removing `executions/` and `sagemaker/` under a running pipeline pulls its record, its step
+    folders and its AutoML job away mid-step; those runs are named, and nothing is deleted.
+    """
+    import json
+
+    found = []
+    for path in sorted((home / "executions").glob("*/execution.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "Executing" and processes.process_alive(record.get("runtime_process")):
+            pid = record["runtime_process"].get("pid")
+            found.append(f"{record.get('execution_id', path.parent.name)} ({record.get('pipeline_name')}, pid {pid})")
+    return found
+
+
 def local_plan(settings: Settings, include_data: bool = False) -> list[Resource]:
     home = settings.home_path
     plan: list[Resource] = []
+    running = running_executions(home)
+    if running:
+        raise TeardownError(
+            f"{'an execution is' if len(running) == 1 else 'executions are'} running under {home}: "
+            f"{', '.join(running)}; let it finish or stop it (Ctrl-C where it runs), then run teardown again"
+        )
     try:
         from deploy import endpoint as local_endpoint
     except ImportError:  # no local endpoint support installed
@@ -426,7 +456,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         settings = resolve({"target": args.target, "region": args.region})
         return teardown(settings, include_data=args.include_data, yes=args.yes)
-    except SettingsError as error:
+    except (SettingsError, TeardownError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
