@@ -93,9 +93,9 @@ def describe(sm: Any, arn: str) -> dict:
         return sm.describe_model_package(ModelPackageName=arn)
     except ClientError as error:
         message = aws_errors.error_message(error)
+        detail = "" if arn in message else f" ({message})"  # the service's message often repeats the ARN
         raise ApprovalError(
-            f"model package {arn} not found in the registry ({message}); "
-            "`python -m deploy.approve list` shows the versions"
+            f"model package {arn} not found in the registry{detail}; `python -m deploy.approve list` shows the versions"
         ) from None
 
 
@@ -130,22 +130,51 @@ def resolve_arn(sm: Any, group: str, reference: Optional[str], latest: bool = Fa
     if latest:
         summaries = _summaries(sm, group)
         if not summaries:
-            raise ApprovalError(f"model group {group} has no versions yet; run the training pipeline first")
+            raise ApprovalError(f"model group {group} has no versions{_groups_hint(sm, group)}")
         return summaries[0]["ModelPackageArn"]
     if not reference:
         raise ApprovalError("name the version to act on (its ARN or version number), or pass --latest")
     if reference.startswith("arn:"):
         return describe(sm, reference)["ModelPackageArn"]
-    match = re.fullmatch(r"(?:(?P<group>[A-Za-z0-9-]+)/)?(?P<version>[0-9]+)", reference)
+    # "v3" as well: the endpoint's model and config names spell versions that way
+    match = re.fullmatch(r"(?:(?P<group>[A-Za-z0-9-]+)/)?[vV]?(?P<version>[0-9]+)", reference.strip())
     if not match:
-        raise ApprovalError(f"{reference!r} is neither a model package ARN nor a version number")
+        raise ApprovalError(
+            f"{reference!r} is neither a model package ARN nor a version number (for example 3 or {group}/3)"
+        )
     wanted_group, version = match.group("group") or group, int(match.group("version"))
-    for summary in _summaries(sm, wanted_group):
+    summaries = _summaries(sm, wanted_group)
+    for summary in summaries:
         if summary.get("ModelPackageVersion") == version:
             return summary["ModelPackageArn"]
+    if not summaries:
+        raise ApprovalError(f"model group {wanted_group} has no versions{_groups_hint(sm, wanted_group)}")
     raise ApprovalError(
-        f"model group {wanted_group} has no version {version}; `python -m deploy.approve list` shows the versions"
+        f"model group {wanted_group} has no version {version} ({_versions_text(summaries)}); "
+        "`python -m deploy.approve list` shows them"
     )
+
+
+def _versions_text(summaries: list[dict]) -> str:
+    """'versions: 1, 2, 3' (the newest ten, oldest first) for an error message."""
+    numbers = sorted(s.get("ModelPackageVersion", 0) for s in summaries)
+    shown = ", ".join(str(n) for n in numbers[-10:])
+    return f"versions: {'..., ' if len(numbers) > 10 else ''}{shown}"
+
+
+def _groups_hint(sm: Any, group: str) -> str:
+    """Why a group is empty: not trained yet, or a mistyped --group (then the groups that exist)."""
+    try:
+        names = [
+            g["ModelPackageGroupName"]
+            for g in sm.list_model_package_groups(MaxResults=100).get("ModelPackageGroupSummaryList", [])
+        ]
+    except (ClientError, AttributeError):
+        names = []
+    others = [name for name in names if name != group]
+    if group not in names and others:
+        return f"; the registry's groups: {', '.join(others)} (--group, or FORECAST_MODEL_PACKAGE_GROUP)"
+    return " yet; run the training pipeline first (python -m pipelines.run)"
 
 
 def deployed_package(sm: Any, endpoint_name: str) -> Optional[str]:
@@ -280,10 +309,24 @@ def reject(
     package = set_status(sm, arn, "Rejected", reason or "rejected with deploy.approve")
     log(f"rejected version {package.get('ModelPackageVersion')}: {arn}")
     if deployed_package(sm, settings.endpoint_name) == arn:
-        log(
-            f"note: endpoint {settings.endpoint_name} still serves this version; "
-            "`python -m deploy.approve rollback` deploys the previous approved one"
-        )
+        version = package.get("ModelPackageVersion", 0)
+        older = [
+            s
+            for s in _summaries(sm, settings.model_package_group, status="Approved")
+            if s.get("ModelPackageVersion", 0) < version
+        ]
+        if older:
+            log(
+                f"note: endpoint {settings.endpoint_name} still serves this version; "
+                f"`python -m deploy.approve rollback` deploys version {older[0]['ModelPackageVersion']}, "
+                "the newest approved one before it"
+            )
+        else:
+            log(
+                f"note: endpoint {settings.endpoint_name} still serves this version and no older version is "
+                "approved, so there is nothing to roll back to: approve another version, or stop the endpoint "
+                "with `python -m deploy.teardown`"
+            )
     return {"model_package_arn": arn, "status": "Rejected"}
 
 
@@ -320,13 +363,35 @@ def rollback(
 
 
 # --- CLI -----------------------------------------------------------------------------------------
-def format_table(rows: list[dict]) -> str:
+# The list's metrics, in this order, with the monitor tables' formats: shares in percent with two
+# decimals, the others (MASE, MAE in units) with two decimals; `list --json` has every metric as stored.
+LISTED_METRICS = {"wape": "WAPE", "wql": "wQL", "mape": "MAPE", "coverage": "coverage", "mase": "MASE", "mae": "MAE"}
+SHARE_METRICS = frozenset({"wape", "wql", "mape", "coverage"})
+
+
+def metrics_text(metrics: dict) -> str:
+    """'WAPE 0.99%, wQL 0.69%, ...' from RegisterModel's metric_* strings (0.00987475 and the like)."""
+    parts = []
+    for name, label in LISTED_METRICS.items():
+        value = metrics.get(f"metric_{name}")
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            parts.append(f"{label} {value}")
+            continue
+        parts.append(f"{label} {number:.2%}" if name in SHARE_METRICS else f"{label} {number:,.2f}")
+    return ", ".join(parts)
+
+
+def format_table(rows: list[dict], endpoint_name: Optional[str] = None) -> str:
     if not rows:
         return "no versions"
     header = ("", "VERSION", "STATUS", "CREATED", "KEY METRICS", "PIPELINE EXECUTION")
     lines = [header]
     for row in rows:
-        metrics = ", ".join(f"{k.removeprefix('metric_')}={v}" for k, v in list(row["metrics"].items())[:6])
+        metrics = metrics_text(row["metrics"])
         lines.append(
             (
                 "*" if row["deployed"] else "",
@@ -339,7 +404,10 @@ def format_table(rows: list[dict]) -> str:
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
-    return text + "\n(* = serving on the endpoint)"
+    endpoint = f"endpoint {endpoint_name}" if endpoint_name else "the endpoint"
+    if any(row["deployed"] for row in rows):
+        return text + f"\n(* = serving on {endpoint})"
+    return text + f"\n(none of these is serving on {endpoint}: `approve VERSION` deploys one)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -418,8 +486,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         sm = clients.client("sagemaker", settings)
         group = settings.model_package_group
         if args.command == "list":
+            if args.limit < 0:
+                raise ApprovalError(f"--limit {args.limit}: pass 0 for all versions or a positive number")
             rows = list_versions(sm, group, deployed_package(sm, settings.endpoint_name), args.limit or None)
-            print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            elif not rows:
+                print(f"model group {group} has no versions{_groups_hint(sm, group)}")
+            else:
+                print(format_table(rows, settings.endpoint_name))
         elif args.command == "approve":
             if args.package and args.version and args.package != args.version:
                 raise ApprovalError(f"two versions given ({args.package} and --version {args.version}): pass one")

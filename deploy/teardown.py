@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from deploy import api_infrastructure, clients, infrastructure, monitoring
-from processing.kernel import aws_errors, console
+from processing.kernel import aws_errors, console, processes
 from processing.kernel.settings import HOME_ENTRIES, HOME_MARKER, Settings, SettingsError, is_home, resolve, sources
 
 logger = logging.getLogger(__name__)
@@ -267,9 +267,39 @@ def sagemaker_plan(settings: Settings, include_data: bool = False) -> list[Resou
 
 
 # --- local target ----------------------------------------------------------------------------------
+class TeardownError(RuntimeError):
+    """Teardown would break something that runs: one line, exit 2, nothing deleted."""
+
+
+def running_executions(home: Path) -> list[str]:
+    """'<id> (<pipeline>, pid N)' of each local execution whose runtime process still runs.
+
+    Removing `executions/` and `sagemaker/` under a running pipeline pulls its record, its step
+    folders and its AutoML job away mid-step; those runs are named, and nothing is deleted.
+    """
+    import json
+
+    found = []
+    for path in sorted((home / "executions").glob("*/execution.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "Executing" and processes.process_alive(record.get("runtime_process")):
+            pid = record["runtime_process"].get("pid")
+            found.append(f"{record.get('execution_id', path.parent.name)} ({record.get('pipeline_name')}, pid {pid})")
+    return found
+
+
 def local_plan(settings: Settings, include_data: bool = False) -> list[Resource]:
     home = settings.home_path
     plan: list[Resource] = []
+    running = running_executions(home)
+    if running:
+        raise TeardownError(
+            f"{'an execution is' if len(running) == 1 else 'executions are'} running under {home}: "
+            f"{', '.join(running)}; let it finish or stop it (Ctrl-C where it runs), then run teardown again"
+        )
     try:
         from deploy import endpoint as local_endpoint
     except ImportError:  # no local endpoint support installed
@@ -354,7 +384,7 @@ def teardown(
     log: Log = logger.info,
 ) -> int:
     plan = plan_for(settings, include_data)
-    where = "local" if settings.is_local else f"SageMaker ({settings.region})"
+    where = f"the local target ({settings.home_path})" if settings.is_local else f"SageMaker ({settings.region})"
     if not plan:
         log(f"nothing to delete on {where}")
         return 0
@@ -376,7 +406,33 @@ def teardown(
         log(f"{len(failures)} deletion(s) failed; fix the cause and run the command again")
         return 1
     log("done")
+    if settings.is_local and not include_data and any(r.kind == "local endpoint process" for r in plan):
+        redeploy = _redeploy_hint(settings)
+        if redeploy:
+            log(redeploy)
     return 0
+
+
+def _redeploy_hint(settings: Settings) -> Optional[str]:
+    """The kept registry still says Approved, which no longer means deployed: how to serve it again."""
+    try:
+        sm = clients.client("sagemaker", settings)
+        approved = sm.list_model_packages(
+            ModelPackageGroupName=settings.model_package_group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        ).get("ModelPackageSummaryList", [])
+    except (ClientError, OSError):
+        return None
+    if not approved:
+        return None
+    version = approved[0].get("ModelPackageVersion")
+    return (
+        f"the registry keeps version {version} Approved, but nothing serves it now: "
+        f"`python -m deploy.approve approve {version}` deploys it again"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -400,7 +456,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         settings = resolve({"target": args.target, "region": args.region})
         return teardown(settings, include_data=args.include_data, yes=args.yes)
-    except SettingsError as error:
+    except (SettingsError, TeardownError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

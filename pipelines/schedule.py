@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from botocore.exceptions import ClientError
 
 from processing.kernel import aws_errors, console
-from processing.kernel.settings import Settings, SettingsError, account_of, resolve
+from processing.kernel.settings import Settings, SettingsError, account_of, resolve, sources
 
 logger = logging.getLogger(__name__)
 
@@ -249,13 +249,16 @@ def create(
     from deploy.clients import client
     from processing.kernel.aws_validation import validate_request
 
-    expression, timezone = check_expression(expression), check_timezone(timezone)
+    name, expression, timezone = check_name(name), check_expression(expression), check_timezone(timezone)
     parameters = typed_parameters(settings, pipeline, params)
     if settings.is_local:
         # this checkout and this interpreter: cron's PATH is minimal
         line = crontab_line(expression, pipeline, parameters, home=os.getcwd(), python=sys.executable)
         log("local target: nothing is scheduled; add this line to your crontab (crontab -e):")
         log(line)
+        note = crontab_note(expression)
+        if note:
+            log(note)
         if timezone != "UTC":
             log(
                 f"note: cron uses the machine's time zone; put CRON_TZ={timezone} above the line where your "
@@ -336,7 +339,7 @@ def crontab_line(
     """The crontab(5) line that runs the same pipeline locally on the same schedule."""
     rate, cron = RATE.match(expression), CRON.match(expression)
     if rate:
-        value, unit = int(rate.group(1)), rate.group(2).rstrip("s")
+        value, unit = _rate_in_cron_units(expression)
         when = {"minute": f"*/{value} * * * *", "hour": f"0 */{value} * * *", "day": f"0 0 */{value} * *"}[unit]
     elif cron:
         minutes, hours, dom, month, dow, year = cron.group(1).split()
@@ -355,14 +358,90 @@ def crontab_line(
     return f"{when} cd {shlex.quote(home) if home[:1] != '$' else home} && {shlex.join(command)} >> schedule.log 2>&1"
 
 
+def _rate_in_cron_units(expression: str) -> tuple[int, str]:
+    """rate(N unit) with whole hours and days spelled as such: */90 minutes is no crontab step."""
+    rate = RATE.match(expression)
+    assert rate is not None
+    value, unit = int(rate.group(1)), rate.group(2).rstrip("s")
+    if unit == "minute" and value >= 60 and value % 60 == 0:
+        value, unit = value // 60, "hour"
+    if unit == "hour" and value >= 24 and value % 24 == 0:
+        value, unit = value // 24, "day"
+    return value, unit
+
+
+def crontab_note(expression: str) -> Optional[str]:
+    """Why the crontab line does not run every N units, when it does not: cron restarts its count.
+
+    A step in crontab counts within the hour, the day or the month, so rate(7 days) becomes days
+    1, 8, 15, 22 and 29 of each month, and rate(5 hours) 00:00 to 20:00 with a 4-hour gap.
+    """
+    if not RATE.match(expression):
+        return None
+    value, unit = _rate_in_cron_units(expression)
+    cycle = {"minute": 60, "hour": 24}.get(unit)
+    if (cycle and cycle % value == 0) or (unit == "day" and value == 1):
+        return None
+    if unit == "minute":
+        runs = f"at {_listed(range(0, 60, value), 'minute')} of every hour (the count restarts every hour)"
+        instead = "a rate that divides 60 minutes, or whole hours"
+    elif unit == "hour":
+        runs = (
+            "at " + _listed(f"{h:02d}:00" for h in range(0, 24, value)) + " every day (the count restarts at midnight)"
+        )
+        instead = "a rate that divides 24 hours"
+    else:
+        runs = f"on {_listed(range(1, 32, value), 'day')} of each month (the count restarts on the 1st)"
+        instead = "a cron() expression that names the days, e.g. cron(0 6 ? * MON *) (Mondays at 06:00)"
+    return (
+        f"note: crontab cannot repeat {expression} exactly: this line runs {runs}; for a regular interval use {instead}"
+    )
+
+
+def _listed(values, noun: str = "") -> str:
+    """'minute 0', 'days 1, 8 and 15', '00:00 and 12:00'."""
+    texts = [str(v) for v in values]
+    prefix = f"{noun}{'s' if len(texts) > 1 else ''} " if noun else ""
+    return prefix + (texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1])
+
+
+def check_name(name: str) -> str:
+    """EventBridge Scheduler's schedule names, checked on both targets (a local name moves to SageMaker)."""
+    if not re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", name):
+        suggestion = re.sub(r"[^0-9A-Za-z_.-]+", "-", name).strip("-")[:64] or "weekly-retrain"
+        raise ScheduleError(
+            f"schedule name {name!r}: use letters, digits, '-', '_' and '.' only, at most 64; "
+            f"for example {suggestion!r}"
+        )
+    return name
+
+
 # --- CLI -----------------------------------------------------------------------------------------
+LOCAL_NOTE = (
+    "On the local target (the default without a SageMaker role) only `create` works: it schedules "
+    "nothing and prints the equivalent crontab line. `list` and `delete` are SageMaker-only and exit 2 "
+    "locally; your crontab is the list (docs/schedules.md)."
+)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipelines.schedule", description=__doc__.split("\n\n")[0])
-    p.add_argument("--target", choices=("local", "sagemaker"), default=None)
-    p.add_argument("--region", default=None)
-    p.add_argument("--config", default=None)
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.schedule", description=__doc__.split("\n\n")[0], epilog=LOCAL_NOTE
+    )
+    p.add_argument(
+        "--target",
+        choices=("local", "sagemaker"),
+        default=None,
+        help=f"where schedules live (or {sources('target')}; sagemaker when a role is configured, else local)",
+    )
+    p.add_argument("--region", default=None, help=f"AWS region (or {sources('region')})")
+    p.add_argument("--config", default=None, help="config file (default ./forecast.toml, or FORECAST_CONFIG)")
     commands = p.add_subparsers(dest="command", required=True)
-    make = commands.add_parser("create", help="create or update a schedule")
+    make = commands.add_parser(
+        "create",
+        help="create or update a schedule (local target: print the crontab line)",
+        description="Create or update a schedule; on the local target, print the equivalent crontab line.",
+    )
     make.add_argument("name", help="schedule name (letters, digits, - _ .; at most 64)")
     make.add_argument("--pipeline", choices=PIPELINES, default="training")
     make.add_argument("--expression", required=True, help=EXAMPLES)
@@ -375,8 +454,8 @@ def parser() -> argparse.ArgumentParser:
         help="pipeline parameter for every execution (repeatable)",
     )
     make.add_argument("--disabled", action="store_true", help="create it paused")
-    commands.add_parser("list", help="the project's schedules")
-    remove = commands.add_parser("delete", help="delete a schedule")
+    commands.add_parser("list", help="the project's schedules (SageMaker only; exit 2 locally)", epilog=LOCAL_NOTE)
+    remove = commands.add_parser("delete", help="delete a schedule (SageMaker only; exit 2 locally)", epilog=LOCAL_NOTE)
     remove.add_argument("name")
     return p
 
@@ -397,7 +476,8 @@ def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
         if settings.is_local:
             raise ScheduleError(
                 "the local target keeps no schedules: use the crontab line "
-                "`python -m pipelines.schedule --target local create ...` prints"
+                "`python -m pipelines.schedule --target local create ...` prints; "
+                f"`{args.command}` is SageMaker-only (--target sagemaker)"
             )
         settings.require_sagemaker()
         if args.command == "list":

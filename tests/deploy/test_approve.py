@@ -57,7 +57,36 @@ def test_given_three_versions_when_listed_then_newest_first_with_metrics_and_lin
     assert rows[0]["pipeline_execution"].endswith("/execution/exec-2")
     assert rows[0]["created"].endswith("Z")
     assert "metric_wape" not in cli.format_table([])
-    assert "wape=0.1" in cli.format_table(rows)
+    assert "WAPE 10.00%" in cli.format_table(rows)
+
+
+def test_the_list_shows_metrics_as_a_planner_reads_them_shares_in_percent_with_two_decimals():
+    """RegisterModel stores six significant digits: 'wape=0.00987475' was what the table showed."""
+    metrics = {
+        "metric_mae": "15.6355",
+        "metric_mape": "0.0122494",
+        "metric_mase": "0.726241",
+        "metric_wape": "0.00987475",
+        "metric_wql": "0.00689474",
+        "metric_coverage": "0.746857",
+        "metric_rmse": "23.8972",
+        "quality_gate_passed": "true",
+    }
+    assert cli.metrics_text(metrics) == "WAPE 0.99%, wQL 0.69%, MAPE 1.22%, coverage 74.69%, MASE 0.73, MAE 15.64"
+    assert cli.metrics_text({"metric_wape": "n/a"}) == "WAPE n/a"
+    row = {
+        "version": 1,
+        "status": "Approved",
+        "created": "2026-01-01T00:00:00Z",
+        "metrics": metrics,
+        "pipeline_execution": "exec-1",
+        "deployed": False,
+    }
+    table = cli.format_table([row], "demand-forecast")
+    assert table.endswith("(none of these is serving on endpoint demand-forecast: `approve VERSION` deploys one)")
+    assert cli.format_table([{**row, "deployed": True}], "demand-forecast").endswith(
+        "(* = serving on endpoint demand-forecast)"
+    )
 
 
 def test_given_pending_versions_when_the_latest_is_approved_then_only_it_changes(backend):
@@ -103,10 +132,30 @@ def test_given_an_unknown_arn_or_version_then_the_error_says_how_to_find_one(bac
 
     with pytest.raises(ApprovalError, match="model-package/demand-forecasting/9 not found in the registry"):
         cli.resolve_arn(sm, GROUP, f"arn:aws:sagemaker:us-east-1:{account}:model-package/demand-forecasting/9")
-    with pytest.raises(ApprovalError, match="has no version 7"):
+    with pytest.raises(ApprovalError, match=r"has no version 7 \(versions: 1\)"):
         cli.resolve_arn(sm, GROUP, "7")
     with pytest.raises(ApprovalError, match="neither a model package ARN nor a version number"):
         cli.resolve_arn(sm, GROUP, "latest-one")
+    with pytest.raises(ApprovalError, match="not found in the registry;") as error:
+        cli.resolve_arn(sm, GROUP, f"arn:aws:sagemaker:us-east-1:{account}:model-package/demand-forecasting/9")
+    assert str(error.value).count("demand-forecasting/9") == 1  # not repeated in the service's words
+
+
+def test_a_version_typed_as_v1_resolves_like_1(backend):
+    settings, sm = backend
+    arn = register_version(sm, GROUP)
+    assert cli.resolve_arn(sm, GROUP, "v1") == cli.resolve_arn(sm, GROUP, f"{GROUP}/v1") == arn
+
+
+def test_given_a_mistyped_group_then_the_error_names_the_groups_that_exist(backend):
+    settings, sm = backend
+    register_version(sm, GROUP)
+    with pytest.raises(
+        ApprovalError, match="model group demand-forcasting has no versions; the registry's groups: demand-forecasting"
+    ):
+        cli.resolve_arn(sm, "demand-forcasting", None, latest=True)
+    with pytest.raises(ApprovalError, match="model group other has no versions; the registry's groups"):
+        cli.resolve_arn(sm, GROUP, "other/1")
 
 
 def test_given_an_empty_group_when_approving_the_latest_then_the_error_says_so(backend):
@@ -201,6 +250,32 @@ def test_on_sagemaker_rollback_redeploys_the_previous_version_through_the_handle
     assert PACKAGE_TAG == "model-package-arn"
 
 
+def test_on_sagemaker_rejecting_the_served_version_says_whether_rollback_has_a_version_to_go_back_to(
+    sagemaker_target, aws_requests
+):
+    """The note suggested `rollback` even when it could only answer "nothing to roll back to"."""
+    from deploy.handler import lambda_handler
+
+    sm = clients.client("sagemaker", sagemaker_target)
+    ensure_group(sm, GROUP)
+    v1 = register_version(sm, GROUP, status="Approved")
+    lambda_handler({"model_package_arn": v1})
+    notes: list[str] = []
+    cli.reject(sm, sagemaker_target, v1, log=notes.append)
+    assert "no older version is approved, so there is nothing to roll back to" in notes[-1]
+    assert "rollback`" not in notes[-1]
+
+    v2 = register_version(sm, GROUP, status="Approved")
+    v3 = register_version(sm, GROUP, status="Approved")
+    lambda_handler({"model_package_arn": v3})
+    cli.reject(sm, sagemaker_target, v3, log=notes.append)
+    assert notes[-1].endswith(
+        "`python -m deploy.approve rollback` deploys version 2, the newest approved one before it"
+    )
+    cli.rollback(sm, sagemaker_target, log=notes.append)
+    assert cli.deployed_package(sm, "demand-forecast") == v2
+
+
 def test_cli_lists_as_json_and_fails_clearly_on_a_bad_reference(sagemaker_target, aws_requests, capsys):
     sm = clients.client("sagemaker", sagemaker_target)
     ensure_group(sm, GROUP)
@@ -217,6 +292,10 @@ def test_cli_lists_as_json_and_fails_clearly_on_a_bad_reference(sagemaker_target
     assert "has no version 12" in capsys.readouterr().err
     assert cli.main(["approve", "1", "--latest"]) == 2
     assert "not both" in capsys.readouterr().err
+    assert cli.main(["list", "--limit", "-1"]) == 2  # it listed "no versions": [:-1] dropped the last
+    assert capsys.readouterr().err == "error: --limit -1: pass 0 for all versions or a positive number\n"
+    assert cli.main(["--group", "nope", "list"]) == 0
+    assert capsys.readouterr().out.startswith("model group nope has no versions; the registry's groups: ")
 
 
 def test_on_sagemaker_reapproving_an_approved_version_deploys_it_directly(sagemaker_target, aws_requests, caplog):

@@ -232,3 +232,62 @@ def test_given_the_forecast_accuracy_alarm_then_teardown_removes_it(sagemaker_ta
     assert teardown.teardown(sagemaker_target, yes=True, log=quiet) == 0
 
     assert clients.client("cloudwatch", sagemaker_target).describe_alarms(AlarmNames=[alarm])["MetricAlarms"] == []
+
+
+def test_on_the_local_target_the_plan_names_the_home_and_the_end_says_how_to_serve_the_kept_approved_version(
+    monkeypatch, tmp_path
+):
+    """After teardown the kept registry still says Approved; the output said only "done"."""
+    from deploy import endpoint as local_endpoint
+
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
+    settings = resolve()
+    ensure_home(settings.home_path)
+    sm = clients.client("sagemaker", settings)
+    ensure_group(sm, settings.model_package_group)
+    register_version(sm, settings.model_package_group, status="Approved")
+    register_version(sm, settings.model_package_group, status="Approved")
+    # the endpoint process as the plan sees it, without starting a server for this
+    monkeypatch.setattr(local_endpoint, "running_state", lambda home, name: {"pid": 1})
+    monkeypatch.setattr(local_endpoint, "stop", lambda home, name: None)
+    lines: list[str] = []
+
+    assert teardown.teardown(settings, yes=True, log=lines.append) == 0
+
+    assert lines[0] == f"1 resource(s) on the local target ({settings.home_path}) will be deleted:"
+    assert lines[-1] == (
+        "the registry keeps version 2 Approved, but nothing serves it now: "
+        "`python -m deploy.approve approve 2` deploys it again"
+    )
+
+
+def test_given_a_running_local_execution_then_teardown_deletes_nothing_and_names_it(monkeypatch, tmp_path, capsys):
+    """It removed executions/ and sagemaker/ from under a running pipeline."""
+    import os
+
+    from processing.kernel.processes import process_identity
+
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
+    settings = resolve()
+    home = ensure_home(settings.home_path)
+    record = home / "executions" / "abc123def456" / "execution.json"
+    record.parent.mkdir(parents=True)
+    running = {
+        "execution_id": "abc123def456",
+        "pipeline_name": "DemandForecastTraining",
+        "status": "Executing",
+        "runtime_process": process_identity(os.getpid()),  # this very process: alive
+    }
+    record.write_text(json.dumps(running))
+
+    assert teardown.main(["--yes"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"an execution is running under {home}: abc123def456 (DemandForecastTraining, pid {os.getpid()})" in err
+    assert record.exists()
+
+    record.write_text(json.dumps({**running, "status": "Succeeded"}))  # finished: it goes
+    assert teardown.main(["--yes"]) == 0
+    assert not record.exists()

@@ -117,12 +117,48 @@ def test_an_unknown_parameter_fails_before_any_aws_call(sagemaker_target, aws_re
     assert aws_requests.calls == []
 
 
-def test_a_bad_name_is_refused_by_the_service_model_before_any_aws_call(sagemaker_target, aws_requests):
-    from processing.kernel.aws_validation import RequestValidationError
-
-    with pytest.raises(RequestValidationError, match="Name"):
+def test_a_bad_name_is_refused_in_one_line_naming_it_before_any_aws_call(sagemaker_target, aws_requests):
+    with pytest.raises(schedule.ScheduleError, match="schedule name 'weekly retrain!': use letters") as error:
         schedule.create(sagemaker_target, "weekly retrain!", "training", "rate(1 day)", log=quiet)
+    assert "for example 'weekly-retrain'" in str(error.value)
     assert aws_requests.calls == []
+
+
+def test_on_the_local_target_a_bad_name_is_refused_too_so_the_schedule_can_move_to_sagemaker(capsys):
+    """Locally the name was never checked: 'weekly retrain' printed a crontab line."""
+    assert schedule.main(["--target", "local", "create", "weekly retrain", "--expression", "rate(1 day)"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: schedule name 'weekly retrain':")
+
+
+@pytest.mark.parametrize(
+    "expression, when, runs",
+    [
+        ("rate(7 days)", "0 0 */7 * *", "on days 1, 8, 15, 22 and 29 of each month"),
+        ("rate(5 hours)", "0 */5 * * *", "at 00:00, 05:00, 10:00, 15:00 and 20:00 every day"),
+        ("rate(45 minutes)", "*/45 * * * *", "at minutes 0 and 45 of every hour"),
+        ("rate(48 hours)", "0 0 */2 * *", "on days 1, 3, 5,"),
+    ],
+)
+def test_a_rate_crontab_cannot_repeat_evenly_gets_a_note_saying_when_the_line_runs(expression, when, runs):
+    """*/7 in the day field runs on the 1st, 8th, ... 29th and again on the 1st: not every 7 days."""
+    assert schedule.crontab_line(expression, "training", {}).startswith(when + " cd ")
+    note = schedule.crontab_note(expression)
+    assert note is not None and note.startswith(f"note: crontab cannot repeat {expression} exactly") and runs in note
+
+
+@pytest.mark.parametrize("expression", ["rate(1 day)", "rate(6 hours)", "rate(15 minutes)", "cron(0 6 ? * MON *)"])
+def test_a_rate_crontab_repeats_evenly_gets_no_note(expression):
+    assert schedule.crontab_note(expression) is None
+
+
+@pytest.mark.parametrize(
+    "expression, when",
+    [("rate(120 minutes)", "0 */2 * * *"), ("rate(1440 minutes)", "0 0 */1 * *"), ("rate(48 hours)", "0 0 */2 * *")],
+)
+def test_whole_hours_and_days_are_spelled_in_their_own_crontab_field(expression, when):
+    """*/120 in the minutes field is no step crontab can take: it ran hourly, at minute 0."""
+    assert schedule.crontab_line(expression, "training", {}).startswith(when + " cd ")
 
 
 @pytest.mark.parametrize(
@@ -175,3 +211,20 @@ def test_the_cli_lists_schedules(sagemaker_target, aws_requests):
     lines: list[str] = []
     assert schedule.main(["list"], log=lines.append) == 0
     assert lines == ["nightly-batch            ENABLED   rate(1 day) (UTC) -> demandforecastbatch ItemsPerFile=50"]
+
+
+def test_the_help_says_the_local_target_accepts_only_create(capsys):
+    with pytest.raises(SystemExit):
+        schedule.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "only `create` works" in text
+    assert "`list` and `delete` are SageMaker-only and exit 2 locally" in text
+    assert "list the project's schedules (SageMaker only; exit 2 locally)" in text
+
+
+@pytest.mark.parametrize("command", [["list"], ["delete", "weekly-retrain"]])
+def test_list_and_delete_on_the_local_target_exit_2_in_one_line_naming_the_command(command, capsys, aws_requests):
+    assert schedule.main(["--target", "local", *command]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"`{command[0]}` is SageMaker-only (--target sagemaker)" in err
+    assert aws_requests.calls == []
