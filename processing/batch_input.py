@@ -129,17 +129,18 @@ PARAMETERS = {0: "ItemIdColumn", 1: "TimestampColumn", 2: "TargetColumn"}  # pos
 
 def check_columns(frame: pd.DataFrame, required: Sequence[str], source: Path) -> None:
     """All missing columns at once, each with the pipeline parameter that names it."""
-    missing = []
+    columns = [str(c) for c in frame.columns]
+    missing, fixes = [], []
     for position, name in enumerate(required):
         if name not in frame.columns:
-            columns = [str(c) for c in frame.columns]
             parameter = PARAMETERS.get(position)
-            fix = f" (--param {parameter}={closest(name, columns) or '<column>'})" if parameter else ""
-            missing.append(f"{name!r}{suggest(name, columns)}{fix}")
+            missing.append(f"{name!r}{f' ({parameter})' if parameter else ''}{suggest(name, columns)}")
+            if parameter:
+                fixes.append(f"--param {parameter}={closest(name, columns) or '<column>'}")
     if missing:
         raise BatchInputError(
             f"{source}: column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"missing; the file has {list(frame.columns)}"
+            f"missing; the file has {columns}" + (f". Fix: pass {' '.join(fixes)}" if fixes else "")
         )
 
 

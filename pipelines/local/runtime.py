@@ -430,11 +430,11 @@ class Execution:
                 "The step refused its input: correct the parameter or file the failure names and start a new "
                 "execution (the command above, corrected); --retry would run again with the same parameters."
             )
-        fix = " or ".join(f"--param {n}=<file>" for n in names)
+        fix = " or ".join(f"{n}=<corrected file>" for n in names)
         reused = ", ".join(f"{n}={self.parameters.get(n, '')}" for n in names)
         return (
-            f"The input was refused: correct it, or pass a corrected file with {fix}, and start a new execution "
-            f"(the command above); --retry would reuse {reused}."
+            f"The input was refused: fix what the failure names (the file, or a --param such as {fix}) and "
+            f"start a new execution (the command above, corrected); --retry would reuse {reused}."
         )
 
     def _stopped(self, interrupt: KeyboardInterrupt, current: Optional[str]) -> int:
