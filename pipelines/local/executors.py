@@ -232,11 +232,10 @@ class ProcessingExecutor(StepExecutor):
         self.log(run, "[runtime] " + " ".join(command))
         returncode = self.spawn(command, env, run, max_runtime=limits.processing_max_runtime(arguments))
         if returncode != 0:
-            raise StepFailed(
-                f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: "
-                + user_paths(last_error_line(Path(record.log or "")), sources),
-                exit_code=returncode,
-            )
+            line, own = user_paths(last_error_line(Path(record.log or "")), sources), f"{spec.name} failed: "
+            if returncode == EXIT_BAD_INPUT and line.startswith(own):  # the step's one-line refusal, said once
+                raise StepFailed(f"the input was refused (exit code {returncode}): {line[len(own) :]}", returncode)
+            raise StepFailed(f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: {line}", returncode)
         for item in outputs:
             target_uri = item["S3Output"]["S3Uri"]
             uris = copy_out(Path(mapped(item["S3Output"]["LocalPath"])), target_uri, self.settings)

@@ -559,7 +559,9 @@ def test_given_a_refused_input_file_then_the_failure_names_the_users_file_and_ad
     code, text, record = run(refusing_pipeline(settings), settings, {"InputDataUrl": str(source)})
     assert code == 2
     reason = record["steps"][0]["failure_reason"]
-    assert f"Refuse failed: {source}: column 'target_value'" in reason and "\n" not in reason
+    assert reason == (
+        f"the input was refused (exit code 2): {source}: column 'target_value' (TargetColumn): 1 values are not numbers"
+    )
     assert "processing/input" not in reason and "/opt/ml" not in reason
     assert "Retry it from the failed step" not in text
     assert (
