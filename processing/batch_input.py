@@ -100,6 +100,18 @@ def _per_value(values: pd.Series, convert):
     return pd.Series(converted.array.take(position[codes]), index=values.index, name=values.name)
 
 
+def named_source(path: Path) -> Path:
+    """What a message names as the input: the file itself when the input folder holds one (the step's
+    input folder of a single InputDataUrl file: the user's file name), else the folder."""
+    if not Path(path).is_dir():
+        return Path(path)
+    try:
+        files = tables.list_files(path, tables.DATA_SUFFIXES, "InputDataUrl")
+    except tables.TableError:
+        return Path(path)
+    return files[0] if len(files) == 1 else Path(path)
+
+
 def row_locator(source: Path, item_id: str) -> Where:
     """Row positions of the input frame -> "batch.csv line 8", as PrepareData names rows (the file's
     name, or its path in the folder; CSV lines count the header as line 1, Parquet rows from 1).
@@ -521,11 +533,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = parse_args(argv)
     frame = read_input(args.input, args.item_id_column)
-    frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, args.input)
+    source = named_source(args.input)
+    frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, source)
     schema = training_schema(args.model_dir)
     left_out: List[str] = []
     if schema:
-        frame, left_out = apply_schema(frame, schema, args.input)
+        frame, left_out = apply_schema(frame, schema, source)
     elif args.model_dir is not None:
         print(
             "warning: the model package records no training schema (registered before it was recorded); "

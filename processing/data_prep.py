@@ -326,15 +326,14 @@ def _check_offsets(
 
 def parse_target(table: InputTable, column: str) -> np.ndarray:
     """Float target per row; text and infinity are errors, empty cells are NaN (checked later)."""
-    values = target_numbers(table.frame[column], column, table.where)
-    check_scale(table, column, "TargetColumn", values)
-    return values
+    return target_numbers(table.frame[column], column, table.where)
 
 
 def target_numbers(series: pd.Series, column: str, where: Where) -> np.ndarray:
     """The one rule for the cells of a target column, PrepareData's and PrepareBatchInput's: numbers
     as floats, empty cells NaN (PrepareData fills or refuses them later; in a batch input they are
-    the periods to forecast), text and infinity refused with the rows and values (`where` names rows).
+    the periods to forecast), text, infinity and values beyond MAX_ABS_VALUE refused with the rows
+    and values (`where` names rows).
 
     A category column (the batch input's fast reader) is parsed once per distinct text."""
     if isinstance(series.dtype, pd.CategoricalDtype):
@@ -367,18 +366,24 @@ def target_numbers(series: pd.Series, column: str, where: Where) -> np.ndarray:
             f"{rows_message(where, infinite, values[infinite])}. Fix: replace them with the real quantity "
             "or remove those rows."
         )
+    scale_check(where, column, "TargetColumn", values)
     return values
 
 
 def check_scale(table: InputTable, column: str, role: str, values: np.ndarray, rows: Optional[np.ndarray] = None):
     """Refuse values beyond MAX_ABS_VALUE: sums, squares and float32 features overflow or lose every unit."""
+    scale_check(table.where, column, role, values, rows)
+
+
+def scale_check(where: Where, column: str, role: str, values: np.ndarray, rows: Optional[np.ndarray] = None):
+    """check_scale with rows named by `where` (PrepareBatchInput has no row table)."""
     with np.errstate(invalid="ignore"):
         huge = np.flatnonzero(np.abs(values) > MAX_ABS_VALUE)
     if len(huge):
         positions = huge if rows is None else rows[huge]
         raise DataValidationError(
             f"column {column!r} ({role}): {len(huge)} values are beyond +-{MAX_ABS_VALUE:.0e}, a scale at which "
-            f"the forecasting arithmetic overflows or loses whole units: {_rows_message(table, positions, values[huge])}. "
+            f"the forecasting arithmetic overflows or loses whole units: {rows_message(where, positions, values[huge])}. "
             "Fix: correct those values, or rescale the column (for example thousands of units)."
         )
 

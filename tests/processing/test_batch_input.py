@@ -151,3 +151,22 @@ def test_given_text_in_a_target_then_the_step_exits_2_with_one_line(tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("PrepareBatchInput failed: column 'target_value' (TargetColumn)")
     assert not (tmp_path / "out").exists()
+
+
+def test_given_a_target_beyond_the_scale_prepare_data_refuses_then_the_batch_input_refuses_it_too(tmp_path):
+    source = _history_with_text_target(tmp_path)
+    source.write_text(source.read_text().replace("abc", "2e16"))
+    with pytest.raises(batch_input.BatchInputError, match=r"values are beyond \+-1e\+15.*input.csv line 4 \(2e\+16\)"):
+        batch_input.prepare(
+            tables.read_frame_coded(source, ["item_id"]), "item_id", "timestamp", "target_value", source
+        )
+
+
+def test_given_a_folder_holding_one_file_then_messages_name_that_file(tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _csv(folder, ["timestamp,units,item_id", "2024-01-01,1,a"], "sales.csv")
+    assert batch_input.main(["--input", str(folder), "--output-dir", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"PrepareBatchInput failed: {folder / 'sales.csv'}: column 'target_value'"
+    )
