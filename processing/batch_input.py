@@ -179,7 +179,7 @@ def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, sour
             f"{rows_message(where, bad, frame[timestamp].iloc[bad[:SHOW_ROWS]].astype(object).to_numpy())}. "
             "Fix: write every timestamp as a date, preferably YYYY-MM-DD or YYYY-MM-DD HH:MM:SS."
         )
-    try:  # PrepareData's rule: an empty cell is a period to forecast, text or infinity an error
+    try:  # PrepareData's rule: an empty cell is a period to forecast; text, infinity or beyond +-1e15 an error
         frame[target] = target_numbers(frame[target], target, where)
     except DataValidationError as error:
         raise BatchInputError(str(error)) from None

@@ -47,6 +47,7 @@ from pipelines.local.executors import (  # noqa: F401 (public names of the runti
     StepRun,
     executor_for,
     job_name,
+    parameter_inputs,
     skip_branch_not_taken,
     tail,
 )
@@ -422,8 +423,6 @@ class Execution:
     def _input_advice(self, refused: list) -> str:
         """What to do after a step refused its input: correct it and start a new execution, naming the
         --param that gave the input (--retry reuses the execution's parameters, the bad input too)."""
-        from pipelines.local.executors import parameter_inputs
-
         names = list(dict.fromkeys(p for r in refused for p in parameter_inputs(self.graph.steps[r.name]).values()))
         if not names:
             return (
