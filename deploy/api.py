@@ -80,6 +80,7 @@ from processing.kernel.contracts import (
     PROFILE_FILE,
     pandas_frequency,
 )
+from processing.kernel.hints import suggest
 from processing.kernel.settings import Settings, resolve, sources
 
 LOG = logging.getLogger("deploy.api")
@@ -683,7 +684,7 @@ class ForecastApi:
         if not keys:
             raise ApiError(
                 404,
-                f"unknown item_id {request.item_id!r}: it is not in the latest prepared data "
+                f"unknown item_id {request.item_id!r}{suggest(str(request.item_id), data.by_item)}: it is not in the latest prepared data "
                 f"({data.source}, {len(data.by_item)} items)",
             )
         grouping = list(data.columns.get("grouping") or [])

@@ -214,7 +214,8 @@ def run(
         write_json_atomic(Path(args.record_dir) / ACCURACY_FILE, record)
         log(
             f"[monitor] scored {scored['points']} point(s) of {len(scored['forecast_executions'])} earlier run(s): "
-            f"wQL {scored['wql']}, WAPE {scored['wape']}, bias {scored['bias']}, coverage {scored['coverage']}"
+            f"wQL {_fmt(scored['wql'])}, WAPE {_fmt(scored['wape'])}, bias {_fmt(scored['bias'])}, "
+            f"coverage {_fmt(scored['coverage'])}"
         )
         if cloudwatch is not None:
             try:
@@ -250,6 +251,11 @@ def run(
             f"disappeared, {statement['level_shifts_count']} level shift(s) beyond x{statement['level_factor']:g}"
         )
     return {"accuracy": scored, "drift": statement}
+
+
+def _fmt(value: Optional[float]) -> str:
+    """Four significant digits, as the evaluation step and the run summary print metrics."""
+    return "undefined" if value is None else f"{value:.4g}"
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

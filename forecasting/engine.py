@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 import traceback
 from pathlib import Path
@@ -345,8 +346,7 @@ def train(
     leaderboard.to_csv(tmp, index=False)
     tmp.replace(output_dir / LEADERBOARD_FILE)
     log("[engine] leaderboard (backtest, lower is better):")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        log(leaderboard.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    log(leaderboard_text(leaderboard))
     log(
         f"[engine] best: {best_name} ({config.objective} {best_value:.4f}); model at {model_dir}; "
         f"total {time.monotonic() - started:.1f}s"
@@ -369,6 +369,20 @@ def _joined(spreads: list, raw: list, levels) -> Optional[np.ndarray]:
         return None
     q = len(levels)
     return np.concatenate([np.zeros((*r.shape[:2], q)) if s is None else s for s, r in zip(spreads, raw)])
+
+
+def leaderboard_text(board: pd.DataFrame) -> str:
+    """The leaderboard as a table for the log: numbers to 4 decimals, the status cut before its
+    reason ("screened out", "ok; pruned from the ensemble") and left-aligned last, so no column is padded to the longest
+    reason (each candidate's whole status is logged as it finishes, and kept in leaderboard.csv)."""
+    shown = board.copy()
+    status = shown.pop("status").astype(str) if "status" in shown.columns else None
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        lines = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}").split("\n")
+    if status is None:
+        return "\n".join(lines)
+    short = ["status"] + [re.split(r":| \(", text, maxsplit=1)[0].strip() for text in status.tolist()]
+    return "\n".join(f"{line}  {tag}".rstrip() for line, tag in zip(lines, short))
 
 
 def _carries_over(model, n_series: int) -> bool:

@@ -147,18 +147,12 @@ def check_overrides(definition: Mapping[str, Any], overrides: Mapping[str, str])
     typed: dict[str, Any] = {}
     for name, value in overrides.items():
         if name not in declared:
-            import difflib
+            from processing.kernel.hints import suggest
 
-            close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6) or difflib.get_close_matches(
-                name.lower(), {d.lower(): d for d in declared}, n=1, cutoff=0.6
-            )
-            hint = ""
-            if close:
-                suggestion = next((d for d in declared if d.lower() == close[0]), close[0])
-                hint = f"; did you mean --param {suggestion}={value}?"
+            hint = suggest(name, declared, render=lambda found, value=value: f"--param {found}={value}")
             raise RunError(
-                f"--param {name}: not a parameter of this pipeline{hint} "
-                f"(known: {', '.join(sorted(declared))}; python -m pipelines.run --help describes them)",
+                f"--param {name}: not a parameter of this pipeline{hint}; known: {', '.join(sorted(declared))} "
+                "(python -m pipelines.run --help describes them)",
                 2,
             )
         kind = declared[name]

@@ -20,7 +20,6 @@ out (and listed).
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import logging
 import shutil
@@ -34,9 +33,11 @@ import pandas as pd
 
 from processing import tables
 from processing.atomic import staged_directory
+from processing.data_prep import SHOW_ROWS, DataValidationError, Where, rows_message, target_numbers
 from processing.kernel import console
 from processing.kernel.cli import step_main
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
+from processing.kernel.hints import closest, suggest
 from processing.sharding import series_sizes
 
 logger = logging.getLogger(__name__)
@@ -99,27 +100,59 @@ def _per_value(values: pd.Series, convert):
     return pd.Series(converted.array.take(position[codes]), index=values.index, name=values.name)
 
 
+def named_source(path: Path) -> Path:
+    """What a message names as the input: the file itself when the input folder holds one (the step's
+    input folder of a single InputDataUrl file: the user's file name), else the folder."""
+    if not Path(path).is_dir():
+        return Path(path)
+    try:
+        files = tables.list_files(path, tables.DATA_SUFFIXES, "InputDataUrl")
+    except tables.TableError:
+        return Path(path)
+    return files[0] if len(files) == 1 else Path(path)
+
+
+def row_locator(source: Path, item_id: str) -> Where:
+    """Row positions of the input frame -> "batch.csv line 8", as PrepareData names rows (the file's
+    name, or its path in the folder; CSV lines count the header as line 1, Parquet rows from 1).
+    Worked out only when an error names rows: a folder's files are then counted again."""
+
+    def where(positions: np.ndarray) -> List[str]:
+        root = Path(source)
+        try:
+            files = tables.list_files(root, tables.DATA_SUFFIXES, "InputDataUrl")
+        except tables.TableError:
+            files = [root]
+        names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
+        lengths = [len(tables.read_frame_coded(f, [item_id])) for f in files[:-1]] if len(files) > 1 else []
+        starts = np.cumsum([0] + lengths)
+        out = []
+        for position in np.asarray(positions, dtype=np.int64).tolist():
+            f = int(np.searchsorted(starts, position, side="right")) - 1
+            parquet = tables.kind(files[f]) == "parquet"
+            out.append(f"{names[f]} {'row' if parquet else 'line'} {position - int(starts[f]) + (1 if parquet else 2)}")
+        return out
+
+    return where
+
+
 PARAMETERS = {0: "ItemIdColumn", 1: "TimestampColumn", 2: "TargetColumn"}  # position in `required`
 
 
 def check_columns(frame: pd.DataFrame, required: Sequence[str], source: Path) -> None:
     """All missing columns at once, each with the pipeline parameter that names it."""
-    missing = []
+    columns = [str(c) for c in frame.columns]
+    missing, fixes = [], []
     for position, name in enumerate(required):
         if name not in frame.columns:
-            close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=1)
             parameter = PARAMETERS.get(position)
-            fix = (
-                f" (--param {parameter}={close[0] if close else '<column>'}"
-                + (f"; did you mean {close[0]!r}?)" if close else ")")
-                if parameter
-                else ""
-            )
-            missing.append(f"{name!r}{fix}")
+            missing.append(f"{name!r}{f' ({parameter})' if parameter else ''}{suggest(name, columns)}")
+            if parameter:
+                fixes.append(f"--param {parameter}={closest(name, columns) or '<column>'}")
     if missing:
         raise BatchInputError(
             f"{source}: column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"missing; the file has {list(frame.columns)}"
+            f"missing; the file has {columns}" + (f". Fix: pass {' '.join(fixes)}" if fixes else "")
         )
 
 
@@ -138,17 +171,18 @@ def prepare(frame: pd.DataFrame, item_id: str, timestamp: str, target: str, sour
         if parsed is None:
             stamps = frame[timestamp]
             parsed = pd.to_datetime(stamps.astype(object) if _is_coded(stamps) else stamps, errors="coerce")
-    bad = parsed.isna()
-    if bad.any():
-        rows = (frame.index[bad][:5] + 2).tolist()  # +2: one-based, after the header row
+    where = row_locator(source, item_id)
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
         raise BatchInputError(
-            f"{source}: column {timestamp!r} has {int(bad.sum())} value(s) that are not dates, "
-            f"first at row(s) {rows}: {frame.loc[bad, timestamp].head(5).tolist()}"
+            f"column {timestamp!r} (TimestampColumn): {len(bad)} values are not dates: "
+            f"{rows_message(where, bad, frame[timestamp].iloc[bad[:SHOW_ROWS]].astype(object).to_numpy())}. "
+            "Fix: write every timestamp as a date, preferably YYYY-MM-DD or YYYY-MM-DD HH:MM:SS."
         )
-    if _is_coded(frame[target]):
-        frame[target] = _per_value(frame[target], lambda texts: pd.to_numeric(texts, errors="coerce")).to_numpy()
-    else:
-        frame[target] = pd.to_numeric(frame[target], errors="coerce")
+    try:  # PrepareData's rule: an empty cell is a period to forecast; text, infinity or beyond +-1e15 an error
+        frame[target] = target_numbers(frame[target], target, where)
+    except DataValidationError as error:
+        raise BatchInputError(str(error)) from None
     keys, names = _item_keys(frame[item_id])  # per row an int that sorts as the id text does
     times = parsed.to_numpy()
     if not (
@@ -199,12 +233,11 @@ def apply_schema(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> T
     """Exactly `columns`, in their order; returns (frame, columns left out)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        close = {m: difflib.get_close_matches(m, [str(c) for c in frame.columns], n=1) for m in missing}
-        hints = "".join(f" Did you mean {c[0]!r} for {m!r}?" for m, c in close.items() if c)
+        named = ", ".join(f"{m!r}{suggest(m, [str(c) for c in frame.columns])}" for m in missing)
         raise BatchInputError(
-            f"{source}: column(s) {missing} of the model's training data are missing; "
+            f"{source}: column(s) {named} of the model's training data are missing; "
             f"the model was trained on {list(columns)} and Autopilot needs exactly these "
-            f"columns at inference; the file has {list(frame.columns)}.{hints}"
+            f"columns at inference; the file has {list(frame.columns)}"
         )
     extra = [str(c) for c in frame.columns if c not in set(columns)]
     if list(frame.columns) == list(columns):
@@ -500,11 +533,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = parse_args(argv)
     frame = read_input(args.input, args.item_id_column)
-    frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, args.input)
+    source = named_source(args.input)
+    frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, source)
     schema = training_schema(args.model_dir)
     left_out: List[str] = []
     if schema:
-        frame, left_out = apply_schema(frame, schema, args.input)
+        frame, left_out = apply_schema(frame, schema, source)
     elif args.model_dir is not None:
         print(
             "warning: the model package records no training schema (registered before it was recorded); "

@@ -27,7 +27,6 @@ Rules (docs/data.md has the user-facing version):
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
 import math
@@ -43,6 +42,7 @@ import pandas as pd
 from processing import atomic, tables
 from processing.kernel import contracts
 from processing.kernel.contracts import default_filling  # noqa: F401  (re-exported: data_prep.default_filling)
+from processing.kernel.hints import closest, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -184,18 +184,15 @@ def check_columns(table: InputTable, config: PrepConfig) -> None:
         (config.target, "TargetColumn"),
     ] + [(g, "GroupingColumns") for g in config.grouping]
     available = [str(c) for c in table.frame.columns]
-    lowered = {c.lower(): c for c in available}
     missing, fixes = [], []
     for column, parameter in required:
         if column in table.frame.columns:
             continue
-        missing.append(f"{column!r} ({parameter})")
-        close = difflib.get_close_matches(column, available, n=1, cutoff=0.5) or [
-            lowered[m] for m in difflib.get_close_matches(column.lower(), list(lowered), n=1, cutoff=0.5)
-        ]
-        value = "<columns>" if parameter == "GroupingColumns" else close[0] if close else "<column>"
+        close = closest(column, available, cutoff=0.5)
+        missing.append(f"{column!r} ({parameter}){suggest(column, available, cutoff=0.5)}")
+        value = "<columns>" if parameter == "GroupingColumns" else close if close else "<column>"
         fixes.append(
-            f"Did you mean {close[0]!r}? Pass {param(parameter)}{value}"
+            f"pass {param(parameter)}{value}"
             if close
             else f"pass {param(parameter)}{value} naming {'existing columns' if value == '<columns>' else 'one of the columns'}"
         )
@@ -204,7 +201,7 @@ def check_columns(table: InputTable, config: PrepConfig) -> None:
         raise DataValidationError(
             f"{', '.join(table.files[:3])}: required {word} {', '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} missing; the columns are {available}. "
-            f"{'. '.join(dict.fromkeys(fixes))}."
+            f"Fix: {'; '.join(dict.fromkeys(fixes))}."
         )
     if len(config.grouping) > 5:
         raise DataValidationError(
@@ -213,9 +210,17 @@ def check_columns(table: InputTable, config: PrepConfig) -> None:
         )
 
 
+Where = Callable[[np.ndarray], List[str]]  # row positions -> ["sales.csv line 7", ...]
+
+
 def _rows_message(table: InputTable, positions: np.ndarray, values=None) -> str:
+    return rows_message(table.where, positions, values)
+
+
+def rows_message(where: Where, positions: np.ndarray, values=None) -> str:
+    """The first SHOW_ROWS offending rows as "sales.csv line 7 ('abc'), ... and 3 more"."""
     shown = positions[:SHOW_ROWS]
-    parts = table.where(shown)
+    parts = where(shown)
     if values is not None:
         shown_values = np.asarray(values[:SHOW_ROWS]).tolist()  # plain Python values: 3.0, 'abc'
         parts = [f"{p} ({v!r})" for p, v in zip(parts, shown_values)]
@@ -321,41 +326,64 @@ def _check_offsets(
 
 def parse_target(table: InputTable, column: str) -> np.ndarray:
     """Float target per row; text and infinity are errors, empty cells are NaN (checked later)."""
-    series = table.frame[column]
-    if pd.api.types.is_bool_dtype(series):
-        series = series.astype(float)
-    if pd.api.types.is_numeric_dtype(series):
-        values = series.to_numpy(dtype=float)
+    return target_numbers(table.frame[column], column, table.where)
+
+
+def target_numbers(series: pd.Series, column: str, where: Where) -> np.ndarray:
+    """The one rule for the cells of a target column, PrepareData's and PrepareBatchInput's: numbers
+    as floats, empty cells NaN (PrepareData fills or refuses them later; in a batch input they are
+    the periods to forecast), text, infinity and values beyond MAX_ABS_VALUE refused with the rows
+    and values (`where` names rows).
+
+    A category column (the batch input's fast reader) is parsed once per distinct text."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        texts = series.cat.categories.to_numpy(dtype=object)
+        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(dtype=float)
+        values = np.append(numbers, np.nan)[codes]  # code -1 (an empty cell): the NaN appended last
+        bad = np.flatnonzero(np.isnan(numbers))  # a category is never empty: NaN means text
+        text = np.flatnonzero(np.isin(codes, bad)) if len(bad) else np.empty(0, dtype=np.int64)
+        cells = texts[codes[text]] if len(text) else texts[:0]
     else:
-        numeric = pd.to_numeric(series, errors="coerce")
-        text = np.flatnonzero((numeric.isna() & series.notna()).to_numpy())
-        if len(text):
-            raise DataValidationError(
-                f"column {column!r} (TargetColumn): {len(text)} values are not numbers: "
-                f"{_rows_message(table, text, series.to_numpy()[text])}. Fix: make the target a plain number "
-                "(decimal point '.', no thousands separators, currency or units), or remove those rows."
-            )
-        values = numeric.to_numpy(dtype=float)
+        if pd.api.types.is_bool_dtype(series):
+            series = series.astype(float)
+        if pd.api.types.is_numeric_dtype(series):
+            values, text, cells = series.to_numpy(dtype=float), np.empty(0, dtype=np.int64), None
+        else:
+            numeric = pd.to_numeric(series, errors="coerce")
+            text = np.flatnonzero((numeric.isna() & series.notna()).to_numpy())
+            values, cells = numeric.to_numpy(dtype=float), series.to_numpy()[text]
+    if len(text):
+        raise DataValidationError(
+            f"column {column!r} (TargetColumn): {len(text)} values are not numbers: "
+            f"{rows_message(where, text, cells)}. Fix: make the target a plain number "
+            "(decimal point '.', no thousands separators, currency or units), or remove those rows."
+        )
     infinite = np.flatnonzero(np.isinf(values))
     if len(infinite):
         raise DataValidationError(
             f"column {column!r} (TargetColumn): {len(infinite)} values are infinite: "
-            f"{_rows_message(table, infinite, values[infinite])}. Fix: replace them with the real quantity "
+            f"{rows_message(where, infinite, values[infinite])}. Fix: replace them with the real quantity "
             "or remove those rows."
         )
-    check_scale(table, column, "TargetColumn", values)
+    scale_check(where, column, "TargetColumn", values)
     return values
 
 
 def check_scale(table: InputTable, column: str, role: str, values: np.ndarray, rows: Optional[np.ndarray] = None):
     """Refuse values beyond MAX_ABS_VALUE: sums, squares and float32 features overflow or lose every unit."""
+    scale_check(table.where, column, role, values, rows)
+
+
+def scale_check(where: Where, column: str, role: str, values: np.ndarray, rows: Optional[np.ndarray] = None):
+    """check_scale with rows named by `where` (PrepareBatchInput has no row table)."""
     with np.errstate(invalid="ignore"):
         huge = np.flatnonzero(np.abs(values) > MAX_ABS_VALUE)
     if len(huge):
         positions = huge if rows is None else rows[huge]
         raise DataValidationError(
             f"column {column!r} ({role}): {len(huge)} values are beyond +-{MAX_ABS_VALUE:.0e}, a scale at which "
-            f"the forecasting arithmetic overflows or loses whole units: {_rows_message(table, positions, values[huge])}. "
+            f"the forecasting arithmetic overflows or loses whole units: {rows_message(where, positions, values[huge])}. "
             "Fix: correct those values, or rescale the column (for example thousands of units)."
         )
 
@@ -408,10 +436,9 @@ def resolve_filling(
     filling = default_filling(target, covariates)
     for column, rules in (user or {}).items():
         if column not in filling:
-            close = difflib.get_close_matches(column, list(filling), n=1)
             raise DataValidationError(
-                f"--filling: column {column!r} is neither the target nor a covariate (numeric column varying in "
-                f"time); fillable columns are {sorted(filling)}." + (f" Did you mean {close[0]!r}?" if close else "")
+                f"--filling: column {column!r}{suggest(column, filling)} is neither the target nor a covariate "
+                f"(numeric column varying in time); fillable columns are {sorted(filling)}."
             )
         if not isinstance(rules, Mapping):
             raise DataValidationError(

@@ -7,6 +7,12 @@ then per day one ``random.random()`` for the promotion and one ``np.random.norma
 Legacy ``RandomState`` draws are identical whether taken one by one or as a vector, and
 Python's ``random.random()`` stream is drawn item-major exactly like the recipe's loops.
 
+Those streams always cover the recipe's span, --start to RECIPE_END (2023-12-31), whatever
+--end is; each later day is drawn from (seed, item id, date) alone (`day_draws`). So a day's
+values are the same as history and as future, and a generation with a later --end (same seed,
+start, products and regions) continues an earlier one exactly: the earlier --future-truth is
+the later history, as real sales would be.
+
 Standard library, numpy and pandas only: it also runs inside the processing container.
 
     python -m processing.generate --out ecommerce_sales_data.csv
@@ -21,6 +27,7 @@ import argparse
 import contextlib
 import dataclasses
 import gzip
+import hashlib
 import os
 import random
 import sys
@@ -72,7 +79,7 @@ DEFAULT_START = "2021-01-01"
 DEFAULT_END = "2023-12-31"
 DEFAULT_OUT = "ecommerce_sales_data.csv"
 PROMOTION_PROBABILITY = 0.05
-FUTURE_SEED_OFFSET = 1_000_003  # future promotions/noise come from their own seeded streams
+RECIPE_END = DEFAULT_END  # the recipe's streams draw the days up to here; later days: day_draws(seed, item, day)
 CHUNK_ITEMS = 1000  # items per written chunk: ~1.1M rows for 3 daily years
 
 
@@ -165,19 +172,17 @@ def _demand(base, strength, trend, weather_on, i, annual, quarterly, weekly, wea
 
 @dataclasses.dataclass
 class _Draws:
-    """Every random draw and per-item parameter, in the recipe's order (small: items x days numbers)."""
+    """Every random draw and per-item parameter (small: items x days numbers), history then future days."""
 
     items: pd.DataFrame
-    dates: pd.DatetimeIndex
+    dates: pd.DatetimeIndex  # the history's days
     base: np.ndarray
     strength: np.ndarray
     trend: np.ndarray
     weather_on: np.ndarray
-    promo: np.ndarray  # int8 (items x days)
-    noise: np.ndarray
+    promo: np.ndarray  # int8 (items x all days: history, then future)
+    noise: np.ndarray  # (items x all days)
     future_dates: Optional[pd.DatetimeIndex] = None
-    f_promo: Optional[np.ndarray] = None
-    f_noise: Optional[np.ndarray] = None
 
 
 def _uniform_draws(stream: random.Random, count: int) -> np.ndarray:
@@ -185,12 +190,61 @@ def _uniform_draws(stream: random.Random, count: int) -> np.ndarray:
     return np.fromiter((stream.random() for _ in range(count)), dtype=float, count=count)
 
 
+def recipe_days(start: str) -> int:
+    """Days from `start` to RECIPE_END: the span drawn from the recipe's seeded streams, whatever --end is."""
+    return max(0, (pd.Timestamp(RECIPE_END) - pd.Timestamp(start)).days + 1)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 arrays (wrapping arithmetic): a counter in, 64 random bits out."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def day_draws(seed: int, item_ids: Sequence[str], days: pd.DatetimeIndex) -> Tuple[np.ndarray, np.ndarray]:
+    """(promotion 0/1 int8, noise ~ N(0, 5)) per item and day after RECIPE_END, each drawn from
+    (seed, item id, date) alone: counter-based (splitmix64 of a per-item key and the day number),
+    so a later --end, more --future-days, other items or a chunk size never change a day's draw."""
+    keys = np.array(
+        [
+            int.from_bytes(hashlib.blake2b(f"{seed}\0{item}".encode(), digest_size=8).digest(), "little")
+            for item in item_ids
+        ],
+        dtype=np.uint64,
+    )
+    day = days.values.astype("datetime64[D]").astype(np.int64).astype(np.uint64)
+
+    def uniform(stream: int) -> np.ndarray:  # [0, 1) with 53 random bits, one independent stream each
+        counter = _mix(day * np.uint64(3) + np.uint64(stream) + _GOLDEN)
+        return (_mix(keys[:, None] ^ counter[None, :]) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+    promo = (uniform(0) < PROMOTION_PROBABILITY).astype(np.int8)
+    radius = np.sqrt(-2.0 * np.log1p(-uniform(1)))  # Box-Muller: log(1 - u), u in [0, 1)
+    noise = 5.0 * radius * np.cos(2.0 * np.pi * uniform(2))
+    return promo, noise
+
+
 def _draw(products: int, regions: int, start: str, end: str, seed: int, future_days: int) -> _Draws:
+    """The draws of every day from `start` to `end` plus `future_days`.
+
+    Days up to RECIPE_END come from the recipe's streams in the recipe's order, drawn for the whole
+    span from `start` to RECIPE_END whatever `end` is (a shorter history takes its first days), so
+    the defaults are the recipe's data and each item's base demand never depends on `end`; later
+    days come from day_draws. Either way a day's draw is the same as history or as future, so a
+    generation with a later --end (same seed and start) continues an earlier one exactly."""
     items = catalogue(products, regions)
     dates = pd.date_range(start=pd.Timestamp(start), end=pd.Timestamp(end), freq="D")
     if len(dates) == 0:
         raise ValueError(f"--start {start} is after --end {end}")
     n_items, n_days = len(items), len(dates)
+    future_dates = (
+        pd.date_range(dates[-1] + pd.Timedelta(days=1), periods=future_days, freq="D") if future_days > 0 else None
+    )
+    n_all = n_days + max(0, future_days)
 
     np_state = np.random.RandomState(seed)
     py_random = random.Random(seed)
@@ -201,24 +255,20 @@ def _draw(products: int, regions: int, start: str, end: str, seed: int, future_d
     trend = np.array([p[3] for p in params])
     weather_on = items["category"].isin(WEATHER_CATEGORIES).to_numpy()
 
+    window = recipe_days(start)
+    kept = min(window, n_all)
     base = np.empty(n_items)
-    noise = np.empty((n_items, n_days))
-    # Python's stream is separate from numpy's: all promotion draws at once, item-major, like the loops
-    promo = (_uniform_draws(py_random, n_items * n_days) < PROMOTION_PROBABILITY).astype(np.int8)
-    promo = promo.reshape(n_items, n_days)
+    noise = np.empty((n_items, n_all))
+    promo = np.empty((n_items, n_all), dtype=np.int8)
+    # Python's stream is separate from numpy's: promotion draws item-major, like the recipe's loops
     for k in range(n_items):  # per item (not per row): numpy's draw order is uniform, then the day noises
+        promo[k, :kept] = _uniform_draws(py_random, window)[:kept] < PROMOTION_PROBABILITY
         base[k] = np_state.uniform(low[k], high[k])
-        noise[k] = np_state.normal(0, 5, n_days)
-    draws = _Draws(items, dates, base, strength, trend, weather_on, promo, noise)
-    if future_days > 0:
-        draws.future_dates = pd.date_range(dates[-1] + pd.Timedelta(days=1), periods=future_days, freq="D")
-        future_np = np.random.RandomState(seed + FUTURE_SEED_OFFSET)
-        future_py = random.Random(seed + FUTURE_SEED_OFFSET)
-        draws.f_promo = (
-            _uniform_draws(future_py, n_items * future_days).reshape(n_items, future_days) < PROMOTION_PROBABILITY
-        ).astype(np.int8)
-        draws.f_noise = future_np.normal(0, 5, (n_items, future_days))
-    return draws
+        noise[k, :kept] = np_state.normal(0, 5, window)[:kept]
+    if kept < n_all:
+        every_day = dates if future_dates is None else dates.append(future_dates)
+        promo[:, kept:], noise[:, kept:] = day_draws(seed, items["item_id"].tolist(), every_day[kept:])
+    return _Draws(items, dates, base, strength, trend, weather_on, promo, noise, future_dates)
 
 
 def _chunks(draws: _Draws, chunk_items: int) -> Iterator[Tuple[pd.DataFrame, Optional[pd.DataFrame]]]:
@@ -230,37 +280,36 @@ def _chunks(draws: _Draws, chunk_items: int) -> Iterator[Tuple[pd.DataFrame, Opt
     items, dates = draws.items, draws.dates
     n_days = len(dates)
     future_days = 0 if draws.future_dates is None else len(draws.future_dates)
+    every_day = dates if draws.future_dates is None else dates.append(draws.future_dates)
     annual, quarterly, weekly, weather = _day_terms(n_days + future_days)
-    hist_holidays = us_holidays(range(dates[0].year, dates[-1].year + 1))
-    hist_boost = _holiday_boost(dates, hist_holidays)
-    i = np.arange(n_days)
-    if future_days:
-        all_holidays = us_holidays(range(dates[0].year, draws.future_dates[-1].year + 1))
-        future_boost = _holiday_boost(draws.future_dates, all_holidays)
-        fi = np.arange(n_days, n_days + future_days)
+    # a day's holiday boost looks 7 days each way: the recipe's span uses the recipe's years only (its
+    # last days do not see the next New Year, as in the recipe), later days every year around them
+    recipe_holidays = us_holidays(range(dates[0].year, pd.Timestamp(RECIPE_END).year + 1))
+    holidays = us_holidays(range(dates[0].year, every_day[-1].year + 2))
+    boost = np.where(
+        every_day <= pd.Timestamp(RECIPE_END),
+        _holiday_boost(every_day, recipe_holidays),
+        _holiday_boost(every_day, holidays),
+    )
+    i = np.arange(n_days + future_days)
     order = np.argsort(items["item_id"].to_numpy().astype(str), kind="stable")  # the recipe sorts by item_id
     step = max(1, chunk_items)
     for begin in range(0, len(order), step):
         rows = order[begin : begin + step]
         part = items.iloc[rows]
         terms = (draws.base[rows], draws.strength[rows], draws.trend[rows], draws.weather_on[rows])
-        target = _demand(
-            *terms, i, annual, quarterly, weekly, weather, hist_boost, draws.promo[rows], draws.noise[rows]
-        )
-        frame = _frame(part, dates, target, draws.promo[rows], hist_holidays)
+        target = _demand(*terms, i, annual, quarterly, weekly, weather, boost, draws.promo[rows], draws.noise[rows])
         truth = None
         if future_days:
-            f_promo = draws.f_promo[rows]
-            f_target = _demand(
-                *terms, fi, annual, quarterly, weekly, weather, future_boost, f_promo, draws.f_noise[rows]
+            truth = pd.DataFrame(
+                {
+                    "item_id": np.repeat(part["item_id"].to_numpy(), future_days),
+                    "timestamp": np.tile(np.asarray(draws.future_dates.strftime("%Y-%m-%d"), dtype=object), len(rows)),
+                    "target_value": target[:, n_days:].reshape(-1),
+                }
             )
-            future = _frame(part, draws.future_dates, np.full(f_target.shape, np.nan), f_promo, all_holidays)
-            truth = _frame(part, draws.future_dates, f_target, f_promo, all_holidays)[
-                ["item_id", "timestamp", "target_value"]
-            ].reset_index(drop=True)
-            frame = pd.concat([frame, future], ignore_index=True)
-            frame = frame.sort_values(["item_id", "timestamp"], kind="stable").reset_index(drop=True)
-        yield frame, truth
+            target[:, n_days:] = np.nan  # the batch input's future rows: known covariates, empty target
+        yield _frame(part, every_day, target, draws.promo[rows], holidays), truth
 
 
 def generate(
@@ -397,6 +446,8 @@ def write_generated(
         "items": len(draws.items),
         "first": str(draws.dates[0].date()),
         "last": str(draws.dates[-1].date()),
+        "future_first": str(draws.future_dates[0].date()) if draws.future_dates is not None else None,
+        "future_last": str(draws.future_dates[-1].date()) if draws.future_dates is not None else None,
     }
     with contextlib.ExitStack() as stack:
         writers = {}
@@ -487,7 +538,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"Generated {counts['rows']} rows of sales data for {counts['items']} unique items "
         f"({counts['future_rows']} future rows) in {time.perf_counter() - started:.2f}s -> {args.out}"
     )
-    print(f"Date range: {counts['first']} to {counts['last']}")
+    future = (
+        f"; future {counts['future_first']} to {counts['future_last']} ({args.future_days} days, empty target)"
+        if counts["future_first"]
+        else ""
+    )
+    print(f"Date range: {counts['first']} to {counts['last']} (history){future}")
     return 0
 
 

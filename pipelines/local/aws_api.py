@@ -117,7 +117,9 @@ class LocalAWSServer:
         from processing.kernel.aws_validation import _service_model
 
         self.settings = settings
-        self.sink = sink
+        self._sink = sink
+        self._last_line: Optional[str] = None  # the last [aws api] line reported, and how often it came again since
+        self._repeats = 0
         self.client = LocalSageMakerClient(settings)
         self.client.automl_output = lambda line: self._emit(line)
         from pipelines.local.aws_services import LocalCloudWatchService, LocalS3Service
@@ -216,18 +218,48 @@ class LocalAWSServer:
                 folded.append(dict(key, count=1))
         return folded
 
+    @property
+    def sink(self) -> Optional[Callable[[str], None]]:
+        """Where the calls and the AutoML job's output are reported (a step's log); None: nowhere."""
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: Optional[Callable[[str], None]]) -> None:
+        self.flush_repeats()  # a count still owed goes to the sink it belongs to
+        self._sink = sink
+
     def _emit(self, line: str) -> None:
-        sink = self.sink
+        sink = self._sink
         if sink is not None:
             sink(line)
 
+    def flush_repeats(self) -> None:
+        """Report how often the last call line came again since it was reported (once, then reset)."""
+        with self._lock:
+            line, repeats = self._last_line, self._repeats
+            self._last_line, self._repeats = None, 0
+        if line is not None and repeats:
+            self._emit(f"{line} (x{repeats} more)")
+
     def _record(self, service: str, operation: str, status: int, error: Optional[APIError]) -> None:
+        """Record the call and report it; a poll answered the same way again and again (DescribeAutoMLJobV2
+        while the job trains: ~60 a run) is reported once, then as a count when the answer changes
+        or the step ends."""
+        detail = f" {error.code}: {error.message.splitlines()[0]}" if error else ""
+        line = f"[aws api] {service} {operation} -> {status}{detail}"
         with self._lock:
             self.calls.append(
                 {"service": service, "operation": operation, "status": status, "error": error.code if error else None}
             )
-        detail = f" {error.code}: {error.message.splitlines()[0]}" if error else ""
-        self._emit(f"[aws api] {service} {operation} -> {status}{detail}")
+            repeated = line == self._last_line
+            if repeated:
+                self._repeats += 1
+        if repeated:
+            return
+        self.flush_repeats()
+        with self._lock:
+            self._last_line = line
+        self._emit(line)
 
     # -- dispatch
     def handle(self, target: str, body: bytes) -> dict:

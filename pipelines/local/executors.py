@@ -41,6 +41,7 @@ from processing.kernel.process_env import THREADING_ENV
 from processing.kernel.settings import ENVIRONMENT
 
 PROCESSING_PREFIX = contracts.PROCESSING_ROOT
+EXIT_BAD_INPUT = 2  # the step scripts' exit code for input they refuse (pipelines.local.runtime reads it)
 HEARTBEAT_SECONDS = 30  # a quiet step still shows it is alive
 
 
@@ -178,6 +179,8 @@ class ProcessingExecutor(StepExecutor):
             return text.replace(PROCESSING_PREFIX, str(root)) if isinstance(text, str) else text
 
         code_dir = None
+        parameters = parameter_inputs(spec)
+        sources: list = []  # (the step's path, the user's): what a failure reason names is translated back
         for item in arguments.get("ProcessingInputs") or []:
             source = item.get("S3Input")
             if not source:
@@ -186,7 +189,17 @@ class ProcessingExecutor(StepExecutor):
                     "(DatasetDefinition is not supported)"
                 )
             target = Path(mapped(source["LocalPath"]))
-            files = copy_in(source["S3Uri"], target, self.settings)
+            try:
+                files = copy_in(source["S3Uri"], target, self.settings)
+            except FileNotFoundError as error:
+                parameter = parameters.get(str(item.get("InputName")))
+                if parameter is None:
+                    raise
+                raise StepFailed(
+                    f"--param {parameter}={source['S3Uri']}: {_missing_input(source['S3Uri'], error)}",
+                    exit_code=EXIT_BAD_INPUT,
+                ) from None
+            sources += _source_names(source["S3Uri"], files, target, source["LocalPath"])
             self.log(
                 run, f"[runtime] input {item.get('InputName')}: {source['S3Uri']} -> {target} ({len(files)} file(s))"
             )
@@ -219,11 +232,10 @@ class ProcessingExecutor(StepExecutor):
         self.log(run, "[runtime] " + " ".join(command))
         returncode = self.spawn(command, env, run, max_runtime=limits.processing_max_runtime(arguments))
         if returncode != 0:
-            raise StepFailed(
-                f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: "
-                + last_error_line(Path(record.log or "")),
-                exit_code=returncode,
-            )
+            line, own = user_paths(last_error_line(Path(record.log or "")), sources), f"{spec.name} failed: "
+            if returncode == EXIT_BAD_INPUT and line.startswith(own):  # the step's one-line refusal, said once
+                raise StepFailed(f"the input was refused (exit code {returncode}): {line[len(own) :]}", returncode)
+            raise StepFailed(f"{' '.join(entry[1:]) or entry[0]} exited with code {returncode}: {line}", returncode)
         for item in outputs:
             target_uri = item["S3Output"]["S3Uri"]
             uris = copy_out(Path(mapped(item["S3Output"]["LocalPath"])), target_uri, self.settings)
@@ -411,6 +423,14 @@ class ProcessingExecutor(StepExecutor):
                         last_output = time.monotonic()
                     continue
                 if line is None:
+                    if api is not None:  # the step's output has ended: a count of repeated calls still owed
+                        api.flush_repeats()
+                        while not lines.empty():
+                            pending = lines.get_nowait()
+                            if pending is not None:
+                                run.log.write(pending)
+                                if execution.stream_logs:
+                                    execution.out(f"    | {pending.rstrip()}")
                     break
                 last_output = time.monotonic()
                 if max_runtime is not None and last_output - started > max_runtime:
@@ -693,6 +713,55 @@ def tail(path: Path, lines: int) -> str:
     if not path.is_file():
         return ""
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def parameter_inputs(spec: StepSpec) -> dict:
+    """{input name: pipeline parameter} for a processing step's inputs given straight by a parameter
+    (PrepareBatchInput's data: InputDataUrl): what a user fixes with --param when that input is bad."""
+    found = {}
+    for item in (spec.body.get("Arguments") or {}).get("ProcessingInputs") or []:
+        uri = (item.get("S3Input") or {}).get("S3Uri")
+        reference = uri.get("Get") if isinstance(uri, Mapping) else None
+        if isinstance(reference, str) and reference.startswith("Parameters."):
+            found[str(item.get("InputName"))] = reference.split(".", 1)[1]
+    return found
+
+
+def _source_names(uri: str, files: list, target: Path, container: str) -> list:
+    """[(path as the step sees it, the user's source)] for one input, most specific first: a single
+    file given as the input stands for the folder it was copied into, and for its copy there."""
+    pairs = []
+    single = len(files) == 1 and not uri.endswith("/") and Path(files[0]).name == uri.rstrip("/").rsplit("/", 1)[-1]
+    for folder in (str(target), container.rstrip("/")):
+        if single:
+            pairs.append((f"{folder}/{Path(files[0]).name}", uri))
+        pairs.append((folder, uri.rstrip("/")))
+    return pairs
+
+
+def user_paths(text: str, sources: list) -> str:
+    """A step's message with the paths of its copied inputs (the step's folder or /opt/ml/processing/...)
+    replaced by what the user gave (InputDataUrl's file or folder): the message names their file."""
+    for local, user in sorted(sources, key=lambda pair: len(pair[0]), reverse=True):
+        text = re.sub(re.escape(local) + r"(?![\w.-])", lambda _match, user=user: user, text)
+    return text
+
+
+def _missing_input(uri: str, error: Exception) -> str:
+    """Why an input given by a parameter has no data: a local path that does not exist (with the
+    nearest name beside it), or the store's reason (an empty folder, no object under an S3 prefix)."""
+    from pipelines.local.store import _source_path, is_local_source
+    from processing.kernel.hints import suggest
+
+    if not is_local_source(uri) or _source_path(uri).exists():
+        return str(error)
+    path = _source_path(uri)
+    try:
+        siblings = [p.name for p in path.parent.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        siblings = []
+    near = suggest(path.name, siblings, render=lambda name: repr(str(path.parent / name)))
+    return f"there is no file or folder {path}{near}; pass an existing CSV/Parquet file or a folder of them"
 
 
 def last_error_line(path: Path) -> str:

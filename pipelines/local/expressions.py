@@ -7,11 +7,12 @@ what exists instead, because a wrong path here is a wrong path on AWS too.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
+
+from processing.kernel.hints import suggest
 
 EXPRESSION_KEYS = ("Get", "Std:Join", "Std:JsonGet")
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
@@ -85,16 +86,9 @@ def resolve_parameters(definition: Mapping[str, Any], overrides: Optional[Mappin
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
-        hints = [
-            f"{name} -> {close[0]}?"
-            for name in unknown
-            for close in [difflib.get_close_matches(name, list(declared), n=1)]
-            if close
-        ]
         raise ParameterError(
-            f"unknown parameter(s) {', '.join(unknown)}; this pipeline's parameters are: "
-            + ", ".join(sorted(declared))
-            + (f" (did you mean {'; '.join(hints)})" if hints else "")
+            f"unknown parameter(s) {', '.join(name + suggest(name, declared) for name in unknown)}; "
+            "this pipeline's parameters are: " + ", ".join(sorted(declared))
         )
     values = {}
     for name, spec in declared.items():

@@ -145,10 +145,9 @@ def load_definition(definition: Any) -> PipelineGraph:
 
 
 def _did_you_mean(name: str, candidates: list) -> str:
-    import difflib
+    from processing.kernel.hints import suggest
 
-    close = difflib.get_close_matches(name, candidates, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return suggest(name, candidates)
 
 
 def _topological(steps: dict) -> list:

@@ -39,6 +39,7 @@ from pipelines.local import caching, launcher, listing, supervision
 from pipelines.local import expressions as ex
 from pipelines.local.executors import (  # noqa: F401 (public names of the runtime)
     EXECUTORS,
+    EXIT_BAD_INPUT,
     PROCESSING_PREFIX,
     THREADING_ENV,
     ProcessingExecutor,
@@ -46,6 +47,7 @@ from pipelines.local.executors import (  # noqa: F401 (public names of the runti
     StepRun,
     executor_for,
     job_name,
+    parameter_inputs,
     skip_branch_not_taken,
     tail,
 )
@@ -87,7 +89,6 @@ from processing.kernel.settings import Settings, ensure_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 30
-EXIT_BAD_INPUT = 2  # the step scripts' code for input they refuse
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 _job_name = job_name  # the name older callers use
@@ -411,10 +412,29 @@ class Execution:
         self.out(self.summary())
         if self.status == SUCCEEDED:
             return 0
-        self.out(f"Retry it from the failed step: python -m pipelines.run --retry {self.id}")
         # a step script that refused its input (exit 2: a bad file, column or value) makes the run exit 2 too
-        refused = any(r.exit_code == EXIT_BAD_INPUT for r in self.records.values() if r.status == FAILED)
-        return EXIT_BAD_INPUT if refused else 1
+        refused = [r for r in self.records.values() if r.status == FAILED and r.exit_code == EXIT_BAD_INPUT]
+        if refused:  # --retry would run again with the same parameters, so the same input
+            self.out(self._input_advice(refused))
+            return EXIT_BAD_INPUT
+        self.out(f"Retry it from the failed step: python -m pipelines.run --retry {self.id}")
+        return 1
+
+    def _input_advice(self, refused: list) -> str:
+        """What to do after a step refused its input: correct it and start a new execution, naming the
+        --param that gave the input (--retry reuses the execution's parameters, the bad input too)."""
+        names = list(dict.fromkeys(p for r in refused for p in parameter_inputs(self.graph.steps[r.name]).values()))
+        if not names:
+            return (
+                "The step refused its input: correct the parameter or file the failure names and start a new "
+                "execution (the command above, corrected); --retry would run again with the same parameters."
+            )
+        fix = " or ".join(f"{n}=<corrected file>" for n in names)
+        reused = ", ".join(f"{n}={self.parameters.get(n, '')}" for n in names)
+        return (
+            f"The input was refused: fix what the failure names (the file, or a --param such as {fix}) and "
+            f"start a new execution (the command above, corrected); --retry would reuse {reused}."
+        )
 
     def _stopped(self, interrupt: KeyboardInterrupt, current: Optional[str]) -> int:
         """Ctrl-C or SIGTERM: the step's process group is stopped and the execution recorded Stopped."""

@@ -277,11 +277,10 @@ def sources(name: str) -> str:
 
 
 def _with_suggestion(key: str) -> str:
-    """`key`, with the nearest config key when one is close (a typo), as "buckett (did you mean bucket?)"."""
-    import difflib
+    """`key`, with the nearest config key when one is close (a typo), as "buckett (did you mean 'bucket'?)"."""
+    from processing.kernel.hints import suggest
 
-    close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
-    return f"{key} (did you mean {close[0]}?)" if close else key
+    return f"{key}{suggest(key, CONFIG_KEYS)}"
 
 
 def resolve(

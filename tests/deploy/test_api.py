@@ -144,7 +144,15 @@ def test_given_a_malformed_request_when_forecast_then_400_naming_the_field(forec
 def test_given_an_unknown_item_when_forecast_then_404(forecast_api):
     status, body = call(forecast_api, {"item_id": "caviar"})
 
-    assert status == 404 and "unknown item_id 'caviar'" in body["error"]
+    assert status == 404 and "unknown item_id 'caviar'" in body["error"] and "did you mean" not in body["error"]
+
+
+def test_given_a_misspelt_item_when_forecast_then_404_suggests_the_nearest_item(forecast_api, deployed):
+    known = str(deployed["frame"]["item_id"].iloc[0])
+    typo = known[:-1] + ("x" if known[-1] != "x" else "y")
+    status, body = call(forecast_api, {"item_id": typo})
+
+    assert status == 404 and body["error"].startswith(f"unknown item_id {typo!r} (did you mean {known!r}?): ")
 
 
 def test_given_a_newer_prepared_dataset_when_forecast_then_the_latest_data_is_used(deployed, tmp_path):

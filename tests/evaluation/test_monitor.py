@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 
 import boto3
 import pandas as pd
@@ -98,10 +99,15 @@ def test_given_a_stored_run_when_actuals_arrive_then_scores_are_published_per_mo
         ).encode(),
     )
 
-    result = monitor.run(_args(tmp_path), s3, sm, cloudwatch, log=lambda _: None)
+    lines: list = []
+    result = monitor.run(_args(tmp_path), s3, sm, cloudwatch, log=lines.append)
 
     scored = result["accuracy"]
     assert scored["points"] == 4 and scored["periods"] == 2 and scored["items"] == 2
+    # the log line rounds like the rest of the CLI output (4 significant digits)
+    line = next(text for text in lines if text.startswith("[monitor] scored"))
+    assert f"wQL {scored['wql']:.4g}, WAPE 0.3333, bias {scored['bias']:.4g}, coverage" in line
+    assert all(len(number) <= 7 for number in re.findall(r"\d+\.\d+", line)), line
     assert scored["wape"] == pytest.approx((2 * 2 + 8 * 2) / (10 * 2 + 20 * 2))  # |12-10|, |12-20| on 2 days
     assert scored["registered_wql"] == 0.1
     listed = cloudwatch.list_metrics(Namespace=monitor.NAMESPACE)["Metrics"]

@@ -738,3 +738,22 @@ def test_given_a_useful_candidate_whose_sample_projects_past_its_budget_when_scr
     status = board.loc["Shifted", "status"]
     assert re.match(r"skipped: projected ~\d+s of backtests from a 2-series sample \(wQL there ", status), status
     assert len(_Shifted.seen) == 4  # the sample only
+
+
+def test_the_logged_leaderboard_pads_no_column_to_the_longest_status():
+    from forecasting.engine import leaderboard_text
+
+    reason = "screened out: weight 0.050 < 0.15 in the ensemble on a 25-series sample (wQL there 0.0082); not run"
+    board = pd.DataFrame(
+        {
+            "candidate": ["WeightedEnsemble", "ETS", "DeepAR"],
+            "wQL": [0.00291, np.nan, 0.0067],
+            "ensemble_weight": [np.nan, 0.0, 0.1],
+            "status": ["ok", reason, "ok; pruned from the ensemble (weight 0.100 < 0.15), weights re-fitted"],
+        }
+    )
+    lines = leaderboard_text(board).split("\n")
+    assert [line.split()[-1] for line in lines] == ["status", "ok", "out", "ensemble"]
+    assert lines[2].endswith("0.0000  screened out") and lines[3].endswith("ok; pruned from the ensemble")
+    assert max(len(line) for line in lines) < 80 and all(line == line.rstrip() for line in lines)
+    assert "0.0029 " in lines[1]

@@ -210,10 +210,10 @@ def test_given_overrides_then_they_are_typed_like_the_parameters():
 @pytest.mark.parametrize(
     "pair, message",
     [
-        ("Horizon=3", "--param Horizon: not a parameter of this pipeline; did you mean --param ForecastHorizon=3?"),
+        ("Horizon=3", "--param Horizon: not a parameter of this pipeline (did you mean --param ForecastHorizon=3?);"),
         ("QualityTreshold=0.2", "did you mean --param QualityThreshold=0.2?"),
         ("forecasthorizon=7", "did you mean --param ForecastHorizon=7?"),
-        ("Zzz=1", "--param Zzz: not a parameter of this pipeline (known: AutoMLAlgorithms"),
+        ("Zzz=1", "--param Zzz: not a parameter of this pipeline; known: AutoMLAlgorithms"),
         ("ForecastHorizon=two", "--param ForecastHorizon='two': ForecastHorizon is an Integer parameter"),
         ("ForecastHorizon", "--param 'ForecastHorizon': expected Name=Value"),
         ("ForecastHorizon=0", "--param ForecastHorizon=0: ForecastHorizon must be from 1 to 500"),

@@ -172,15 +172,17 @@ def test_given_items_with_too_little_history_then_they_are_dropped_and_named(tmp
     [
         (
             lambda f: f.rename(columns={"timestamp": "timestmp"}),
-            r"column 'timestamp' \(--param TimestampColumn=timestmp; did you mean 'timestmp'\?\) missing",
+            r"column 'timestamp' \(TimestampColumn\) \(did you mean 'timestmp'\?\) missing; the file has .*"
+            r"Fix: pass --param TimestampColumn=timestmp$",
         ),
         (
             lambda f: f.rename(columns={"timestamp": "timestmp", "item_id": "sku"}),  # all at once
-            r"columns 'item_id' \(--param ItemIdColumn=.*\), 'timestamp' \(--param TimestampColumn=timestmp",
+            r"columns 'item_id' \(ItemIdColumn\), 'timestamp' \(TimestampColumn\) \(did you mean 'timestmp'\?\) "
+            r"missing; .* Fix: pass --param ItemIdColumn=<column> --param TimestampColumn=timestmp$",
         ),
         (
             lambda f: f.assign(timestamp=["not a date"] + list(f["timestamp"][1:])),
-            r"column 'timestamp' has 1 value\(s\) that are not dates, first at row\(s\) \[2\]",
+            r"column 'timestamp' \(TimestampColumn\): 1 values are not dates: input.csv line 2 \('not a date'\)",
         ),
     ],
 )
@@ -189,7 +191,7 @@ def test_given_bad_input_then_the_error_names_the_column_and_nothing_is_written(
     mutate(make_input()).to_csv(source, index=False)
     out = tmp_path / "out"
     assert batch_input.main(["--input", str(source), "--output-dir", str(out)]) == 2
-    assert re.search(message, capsys.readouterr().err)
+    assert re.search(message, capsys.readouterr().err.rstrip("\n"))
     assert not out.exists()
 
 
@@ -256,7 +258,7 @@ def test_given_a_training_column_missing_from_the_batch_input_then_it_is_named(t
         batch_input.main(["--input", str(source), "--output-dir", str(out), "--model-dir", str(tmp_path / "model")])
         == 2
     )
-    assert "column(s) ['promotion'] of the model's training data are missing" in capsys.readouterr().err
+    assert "column(s) 'promotion' of the model's training data are missing" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -159,7 +159,7 @@ def test_covariate_gaps_use_their_own_rules_and_keep_integer_type():
         ({"target_value": {"frontfill": "zero"}}, "frontfill only for the target and only 'none'"),
         ({"target_value": {"backfill": "value"}}, "needs backfill_value"),
         ({"target_value": {"middlefill": "interpolate"}}, "is not one of"),
-        ({"prices": {"middlefill": "zero"}}, "Did you mean 'price'?"),
+        ({"prices": {"middlefill": "zero"}}, "did you mean 'price'?"),
         ({"target_value": {"futurefill": "zero"}}, "futurefill is for covariates"),
     ],
 )

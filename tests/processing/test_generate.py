@@ -199,3 +199,43 @@ def test_years_give_whole_years_from_start_and_conflict_with_end(tmp_path, capsy
     assert "--end or --years" in capsys.readouterr().err
     assert main(["--out", str(out), "--history-out", str(tmp_path / "h.csv")]) == 2
     assert "--history-out needs --future-days" in capsys.readouterr().err
+
+
+def _with_truth(data) -> pd.DataFrame:
+    """The generated rows with the future rows' true targets filled in."""
+    frame = data.frame.copy()
+    if data.truth is not None:
+        truth = data.truth.set_index(["item_id", "timestamp"])["target_value"]
+        keys = pd.MultiIndex.from_frame(frame[["item_id", "timestamp"]])
+        frame["target_value"] = frame["target_value"].fillna(pd.Series(truth.reindex(keys).to_numpy()))
+    return frame
+
+
+@pytest.mark.parametrize(
+    "start, first_end, later_end",
+    [
+        ("2023-06-01", "2023-12-20", "2024-02-10"),  # across the end of the recipe's span
+        ("2023-06-01", "2023-09-30", "2023-11-15"),  # inside it
+        ("2024-03-01", "2024-05-31", "2024-09-30"),  # after it
+    ],
+)
+def test_a_later_end_continues_an_earlier_generation_exactly(start, first_end, later_end):
+    # given a batch input generated now (history + 14 future days) and one generated weeks later
+    earlier = generate(products=6, regions=2, start=start, end=first_end, future_days=14)
+    later = generate(products=6, regions=2, start=start, end=later_end, future_days=14)
+    # then every day they share is the same row: the earlier future's truth is the later history
+    a, b = _with_truth(earlier), _with_truth(later)
+    b = b[b["timestamp"] <= a["timestamp"].max()].reset_index(drop=True)
+    assert len(b) == len(a) == 12 * len(pd.date_range(start, first_end)) + 12 * 14
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_the_date_range_line_names_the_future_days(tmp_path, capsys):
+    out = tmp_path / "batch.csv"
+    args = ["--out", str(out), "--products", "1", "--regions", "1", "--end", "2021-01-31"]
+    assert main(args + ["--future-days", "3"]) == 0
+    assert "Date range: 2021-01-01 to 2021-01-31 (history); future 2021-02-01 to 2021-02-03 (3 days" in (
+        capsys.readouterr().out
+    )
+    assert main(args) == 0
+    assert "Date range: 2021-01-01 to 2021-01-31 (history)\n" in capsys.readouterr().out

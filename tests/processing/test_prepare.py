@@ -79,9 +79,8 @@ BAD_INPUTS = [
         {"sales.csv": GOOD.replace("timestamp", "time_stamp", 1)},
         [],
         [
-            "required column 'timestamp' (TimestampColumn) is missing",
-            "Did you mean 'time_stamp'?",
-            "--param TimestampColumn=time_stamp",
+            "required column 'timestamp' (TimestampColumn) (did you mean 'time_stamp'?) is missing",
+            "Fix: pass --param TimestampColumn=time_stamp.",
         ],
     ),
     (
@@ -89,9 +88,9 @@ BAD_INPUTS = [
         {"sales.csv": GOOD.replace("timestamp", "time_stamp", 1).replace("target_value", "units", 1)},
         ["--grouping-columns", "store"],
         [
-            "required columns 'timestamp' (TimestampColumn), 'target_value' (TargetColumn), 'store' (GroupingColumns) "
-            "are missing",
-            "Pass --param TimestampColumn=time_stamp",
+            "required columns 'timestamp' (TimestampColumn) (did you mean 'time_stamp'?), 'target_value' (TargetColumn), "
+            "'store' (GroupingColumns) are missing",
+            "Fix: pass --param TimestampColumn=time_stamp; pass --param TargetColumn=<column>",
             "pass --param TargetColumn=<column>",
             "pass --param GroupingColumns=<columns>",
         ],

@@ -64,6 +64,27 @@ def test_describe_of_a_missing_job_is_resource_not_found(sm, local_api):
     ]
 
 
+def test_a_poll_answered_the_same_way_is_reported_once_then_counted(sm, local_api):
+    # given the calls reported to a step's log
+    lines: list = []
+    local_api.sink = lines.append
+    # when a job is polled three times, then something else is asked, then it is polled twice more
+    for name in ("never-started",) * 3 + ("other",) + ("never-started",) * 2:
+        with pytest.raises(ClientError):
+            sm.describe_auto_ml_job_v2(AutoMLJobName=name)
+    local_api.sink = None  # the step ends
+    # then each run of identical lines is its first line and a count, the count when the answer changed
+    first, other = lines[0], lines[2]
+    assert (
+        first.startswith("[aws api] sagemaker DescribeAutoMLJobV2 -> 400 ResourceNotFound: ")
+        and "never-started" in first
+    )
+    assert "other" in other and "never-started" not in other
+    assert lines == [first, f"{first} (x2 more)", other, first, f"{first} (x1 more)"]
+    # and the record still has every call
+    assert sum(c["count"] for c in local_api.take_calls()) == 6
+
+
 def test_a_request_breaking_the_service_model_is_a_validation_exception(local_api):
     """botocore itself skips patterns and some bounds; the server checks them like AWS does."""
     body = json.dumps({"ModelPackageGroupName": "no spaces allowed", "Tags": [{"Key": "k"}]}).encode()

@@ -59,7 +59,7 @@ def test_overrides_are_coerced_to_the_declared_types():
 def test_unknown_parameter_lists_the_valid_ones():
     with pytest.raises(
         ex.ParameterError,
-        match=r"unknown parameter\(s\) Horizon; this pipeline's parameters "
+        match=r"unknown parameter\(s\) Horizon \(did you mean 'ForecastHorizon'\?\); this pipeline's parameters "
         r"are: ForecastHorizon, InputDataUrl, QualityThreshold, Retrain",
     ):
         ex.resolve_parameters(DEFINITION, {"Horizon": "3"})

@@ -262,8 +262,8 @@ def test_given_a_truncated_gzip_input_then_the_run_says_so_in_one_line_naming_th
     assert "Traceback" not in output and "EOFError" not in output
     prepare = record["steps"][0]
     assert prepare["status"] == "Failed" and prepare["exit_code"] == 2
-    assert prepare["failure_reason"].endswith(
-        "PrepareData failed: sales.csv.gz: cannot be read as CSV: Compressed "
+    assert prepare["failure_reason"] == (
+        "the input was refused (exit code 2): sales.csv.gz: cannot be read as CSV: Compressed "
         "file ended before the end-of-stream marker was reached. Fix: the "
         "compressed file is cut short; copy or export it again."
     )

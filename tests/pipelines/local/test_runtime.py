@@ -57,7 +57,7 @@ def test_unknown_step_in_a_get_is_named_with_a_suggestion():
     with pytest.raises(
         DefinitionError,
         match=r"step B: references unknown step 'Prepar' in a Get; steps are "
-        r"Prepare, B \(did you mean Prepare\?\)",
+        r"Prepare, B \(did you mean 'Prepare'\?\)",
     ):
         load_definition(definition([a, b], []))
 
@@ -225,8 +225,8 @@ def test_bad_parameter_override_exits_2_listing_the_parameters(settings):
     lines: list = []
     assert run_local(gated_pipeline(), {"Treshold": "1"}, settings, out=lines.append) == 2
     assert (
-        "unknown parameter(s) Treshold; this pipeline's parameters are: Label, Score, Threshold "
-        "(did you mean Treshold -> Threshold?)" in lines[0]
+        "unknown parameter(s) Treshold (did you mean 'Threshold'?); this pipeline's parameters are: Label, Score, "
+        "Threshold" in lines[0]
     )
 
 
@@ -525,3 +525,76 @@ def test_the_engine_of_a_transform_to_come_is_imported_while_waiting_unless_an_a
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == {"training": [False, False], "batch": [True, False]}
+
+
+# --- input errors: the user's file and --param, not the step's folders ------------------------------
+REFUSE_SCRIPT = """
+import sys
+from pathlib import Path
+data = Path(sys.argv[1].split("=", 1)[1])
+first = sorted(data.iterdir())[0]
+print(f"Refuse failed: {first}: column 'target_value' (TargetColumn): 1 values are not numbers", file=sys.stderr)
+raise SystemExit(2)
+"""
+
+
+def refusing_pipeline(settings) -> dict:
+    """One step reading InputDataUrl that refuses it (exit 2), naming the file as its folder holds it."""
+    from pipelines.local.store import local_path
+    from tests.pipelines.local.handwritten import CODE_URI
+
+    (local_path(CODE_URI, settings) / "refuse.py").write_text(REFUSE_SCRIPT)
+    step = processing(
+        "Refuse",
+        "refuse.py",
+        arguments=["--data=/opt/ml/processing/input/data"],
+        inputs={"data": {"Get": "Parameters.InputDataUrl"}},
+    )
+    return definition([step], [{"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://b/none/"}])
+
+
+def test_given_a_refused_input_file_then_the_failure_names_the_users_file_and_advises_a_new_run(settings, tmp_path):
+    source = tmp_path / "sales.csv"
+    source.write_text("x\n1\n")
+    code, text, record = run(refusing_pipeline(settings), settings, {"InputDataUrl": str(source)})
+    assert code == 2
+    reason = record["steps"][0]["failure_reason"]
+    assert reason == (
+        f"the input was refused (exit code 2): {source}: column 'target_value' (TargetColumn): 1 values are not numbers"
+    )
+    assert "processing/input" not in reason and "/opt/ml" not in reason
+    assert "Retry it from the failed step" not in text
+    assert (
+        "The input was refused: fix what the failure names (the file, or a --param such as "
+        f"InputDataUrl=<corrected file>) and start a new execution (the command above, corrected); --retry "
+        f"would reuse InputDataUrl={source}." in text
+    )
+
+
+def test_given_a_missing_input_file_then_the_failure_names_the_param_and_the_file_beside_it(settings, tmp_path):
+    (tmp_path / "sales.csv").write_text("x\n1\n")
+    missing = tmp_path / "sale.csv"
+    code, text, record = run(refusing_pipeline(settings), settings, {"InputDataUrl": str(missing)})
+    assert code == 2
+    assert record["steps"][0]["failure_reason"] == (
+        f"--param InputDataUrl={missing}: there is no file or folder {missing} (did you mean "
+        f"'{tmp_path / 'sales.csv'}'?); pass an existing CSV/Parquet file or a folder of them"
+    )
+    assert "Retry it from the failed step" not in text and "InputDataUrl=<corrected file>" in text
+
+
+def test_user_paths_replace_the_steps_copies_of_an_input_by_the_users_file_or_folder(tmp_path):
+    step_dir = tmp_path / "steps" / "P" / "processing" / "input" / "data"
+    one = executors._source_names(
+        "/home/me/sales.csv", [step_dir / "sales.csv"], step_dir, "/opt/ml/processing/input/data"
+    )
+    assert executors.user_paths(f"{step_dir}: bad; {step_dir}/sales.csv line 3", one) == (
+        "/home/me/sales.csv: bad; /home/me/sales.csv line 3"
+    )
+    assert executors.user_paths("/opt/ml/processing/input/data/sales.csv: bad", one) == "/home/me/sales.csv: bad"
+    folder = executors._source_names(
+        "s3://b/sales/", [step_dir / "a.csv", step_dir / "b.csv"], step_dir, "/opt/ml/processing/input/data"
+    )
+    assert executors.user_paths(f"{step_dir}/b.csv line 9; {step_dir}2 untouched", folder) == (
+        f"s3://b/sales/b.csv line 9; {step_dir}2 untouched"
+    )

@@ -57,7 +57,9 @@ def test_given_sagemaker_without_settings_then_each_error_is_one_line_saying_how
 def test_given_a_bad_config_file_then_the_error_names_it(tmp_path):
     path = tmp_path / "forecast.toml"
     path.write_text('buckett = "x"\n')
-    with pytest.raises(SettingsError, match=r"forecast.toml: unknown setting\(s\) buckett \(did you mean bucket\?\);"):
+    with pytest.raises(
+        SettingsError, match=r"forecast.toml: unknown setting\(s\) buckett \(did you mean 'bucket'\?\);"
+    ):
         resolve({"config_file": str(path)}, environ={})
     with pytest.raises(SettingsError, match="config file .*missing.toml does not exist"):
         resolve({"config_file": str(tmp_path / "missing.toml")}, environ={})
