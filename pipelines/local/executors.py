@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Optional, Protocol, TextIO
 
-from pipelines.local import expressions as ex
 from pipelines.local import condition_text, launcher, limits, supervision
+from pipelines.local import expressions as ex
 from pipelines.local.graph import StepSpec
 from pipelines.local.records import FAILED, StepRecord, iso, now, plain
 from pipelines.local.report import format_duration
