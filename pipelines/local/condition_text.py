@@ -26,7 +26,10 @@ OPERATORS = {
     "In": ("in", "not in"),
 }
 # property-file values named by role rather than by path (the metric's name comes from the file)
-ROLES = {contracts.CHAMPION_LIMIT_PATH: "champion's limit", contracts.CHAMPION_VALUE_PATH: "champion"}
+ROLES = {
+    contracts.CHAMPION_LIMIT_PATH: "champion's {metric} x (1 + ChallengerTolerance)",
+    contracts.CHAMPION_VALUE_PATH: "champion's {metric}",
+}
 # champion.status, said as a user would: the ChampionGate compares only a "compared" champion
 CHAMPION_STATUS = {
     "none": "no champion to compare",
@@ -97,7 +100,13 @@ def _operand(spec: Any, value: Any, metric: Optional[str], ctx: ex.Context) -> s
         return f"{spec['Get'].split('.', 1)[1]} {shown}"
     path = _path(spec)
     if path is not None:
-        role = ROLES.get(path) or (metric if _metric_of(spec, ctx) else path)
+        role = (
+            ROLES[path].format(metric=metric or "metric")
+            if path in ROLES
+            else metric
+            if _metric_of(spec, ctx)
+            else path
+        )
         return f"{role} {shown}"
     return shown
 

@@ -81,11 +81,11 @@ def test_a_metric_that_is_no_share_keeps_two_decimals():
         ),
         (
             {"status": "compared", "metric": "WAPE", "challenger_value": 0.0099, "limit": 0.0123},
-            "WAPE 0.99% <= champion's limit 1.23% -> RegisterModel, Deploy",
+            "WAPE 0.99% <= champion's WAPE x (1 + ChallengerTolerance) 1.23% -> RegisterModel, Deploy",
         ),
         (
             {"status": "compared", "metric": "WAPE", "challenger_value": 0.0150, "limit": 0.0123},
-            "champion scored on the same holdout and WAPE 1.50% > champion's limit 1.23% -> ChallengerLost",
+            "champion scored on the same holdout and WAPE 1.50% > champion's WAPE x (1 + ChallengerTolerance) 1.23% -> ChallengerLost",
         ),
     ],
 )
