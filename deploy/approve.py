@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from deploy import clients
 from deploy.handler import PACKAGE_TAG, DeployError
 from processing.kernel import aws_errors, console
+from processing.kernel.metric_format import metrics_text
 from processing.kernel.settings import Settings, SettingsError, resolve, sources
 
 logger = logging.getLogger(__name__)
@@ -363,26 +364,8 @@ def rollback(
 
 
 # --- CLI -----------------------------------------------------------------------------------------
-# The list's metrics, in this order, with the monitor tables' formats: shares in percent with two
-# decimals, the others (MASE, MAE in units) with two decimals; `list --json` has every metric as stored.
-LISTED_METRICS = {"wape": "WAPE", "wql": "wQL", "mape": "MAPE", "coverage": "coverage", "mase": "MASE", "mae": "MAE"}
-SHARE_METRICS = frozenset({"wape", "wql", "mape", "coverage"})
-
-
-def metrics_text(metrics: dict) -> str:
-    """'WAPE 0.99%, wQL 0.69%, ...' from RegisterModel's metric_* strings (0.00987475 and the like)."""
-    parts = []
-    for name, label in LISTED_METRICS.items():
-        value = metrics.get(f"metric_{name}")
-        if value is None:
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            parts.append(f"{label} {value}")
-            continue
-        parts.append(f"{label} {number:.2%}" if name in SHARE_METRICS else f"{label} {number:,.2f}")
-    return ", ".join(parts)
+# The list's metrics and their formats (shares in percent, the others with two decimals) are the
+# kernel's, shared with Studio's registry page; `list --json` has every metric as stored.
 
 
 def format_table(rows: list[dict], endpoint_name: Optional[str] = None) -> str:

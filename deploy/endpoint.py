@@ -327,11 +327,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def model_dir_problem(model_dir: str) -> Optional[str]:
+    """Why --model-dir cannot be served (resolve_model_dir's accepted shapes), or None."""
+    path = Path(model_dir)
+    if path.is_dir():
+        return None
+    if path.is_file():
+        if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+            return None
+        return f"--model-dir {model_dir} is a file, not a model directory or model.tar.gz"
+    return (
+        f"--model-dir {model_dir} does not exist (expected the engine's model directory or the model.tar.gz "
+        "the AutoML step wrote)"
+    )
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     settings = resolve({"home": args.home})
     home, name = settings.home_path, args.name or settings.endpoint_name
     port = settings.endpoint_port if getattr(args, "port", None) is None else args.port  # 0: any free port
+    problem = model_dir_problem(args.model_dir) if hasattr(args, "model_dir") else None
+    if problem:  # before a server starts and logs its way to the same error
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     # the server's messages (serve) go to stderr, which `start` sends to <home>/endpoints/<name>.log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

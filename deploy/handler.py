@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 from typing import Any, Callable, Optional
@@ -543,15 +544,18 @@ def _outcome(
     return {"status": "deployed", "action": action, **result, "endpoint_status": status, "message": message}
 
 
-def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Settings] = None) -> dict:
-    """The Lambda entry point (also called in-process by the local runtime and deploy.approve)."""
-    console.setup()
-    settings = settings or resolve()
-    request = parse_event(event, settings)
-    sm = clients.client("sagemaker", settings)
-    wait_seconds = wait_budget(context, request["source"])
-    print(
-        json.dumps(
+def in_lambda() -> bool:
+    """True inside AWS Lambda (its runtime sets AWS_LAMBDA_FUNCTION_NAME); deploy.approve and the
+    local runtime's Lambda step call the handler in-process without it."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def invocation_line(request: dict, settings: Settings, *, structured: bool) -> str:
+    """What the handler was asked to do, logged first. In Lambda one JSON object: CloudWatch Logs
+    Insights discovers its fields (`filter event_source = "eventbridge"`). Elsewhere a sentence,
+    as it lands in the output of `python -m deploy.approve` and of the local Deploy step."""
+    if structured:
+        return json.dumps(
             {
                 "event_source": request["source"],
                 "model_package_arn": request["model_package_arn"],
@@ -559,7 +563,21 @@ def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Setti
                 "target": settings.target,
             }
         )
+    source = "EventBridge approval event" if request["source"] == "eventbridge" else "pipeline Deploy step"
+    return (
+        f"deploy handler ({source}): model package {request['model_package_arn']} "
+        f"-> endpoint {request['endpoint_name']}"
     )
+
+
+def lambda_handler(event: dict, context: Any = None, *, settings: Optional[Settings] = None) -> dict:
+    """The Lambda entry point (also called in-process by the local runtime and deploy.approve)."""
+    console.setup()
+    settings = settings or resolve()
+    request = parse_event(event, settings)
+    sm = clients.client("sagemaker", settings)
+    wait_seconds = wait_budget(context, request["source"])
+    logger.info(invocation_line(request, settings, structured=in_lambda()))
     return deploy(
         sm,
         settings,

@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -266,13 +266,46 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
     return out
 
 
-def _table_html(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0, classes="table", float_format=lambda v: f"{v:,.2f}")
+def _units(value) -> str:
+    """Demand in units: two decimals, thousands separated (7,000.00); a missing value is '-'."""
+    return "-" if pd.isna(value) else f"{float(value):,.2f}"
 
 
 def _share_text(value) -> str:
     """A share as a percent with two decimals (the monitor tables' format): 0.0312 -> 3.12%."""
-    return f"{float(value):.2%}"
+    return "-" if pd.isna(value) else f"{float(value):.2%}"
+
+
+def _headers(quantiles: Sequence[str], relative_to: str = "group") -> Dict[str, Tuple[str, Callable]]:
+    """{machine column: (header, format)} for the page's tables; the CSVs keep the machine names.
+    The id and attribute columns (item_id, category...) are the user's own names and stay."""
+    lower, upper, middle = reporting.interval_columns(quantiles)
+    return {
+        "expected_demand": ("expected demand (units)", _units),
+        "demand_std": ("demand std. dev. (units)", _units),
+        "safety_stock": ("safety stock (units)", _units),
+        "order_up_to_level": ("order-up-to level (units)", _units),
+        "service_level": ("service level", _share_text),
+        "previous_demand": ("last comparable period (units)", _units),
+        "change": ("change vs last period", _share_text),
+        "relative_demand": (f"% of the {relative_to} average", _share_text),
+        "relative_interval_width": (f"{lower}-{upper} range, % of {middle}", _share_text),
+        reporting.MEAN_COLUMN: ("expected demand (units)", _units),
+        **{q: (f"{q}, summed (units)", _units) for q in quantiles},  # the totals table: horizon sums
+    }
+
+
+def _table_html(frame: pd.DataFrame, quantiles: Sequence[str], relative_to: str = "group") -> str:
+    """A table with readable headers and one number format per column (units, or percent for shares)."""
+    known = _headers(quantiles, relative_to)
+    named = {c: known[c][0] for c in frame.columns if c in known}
+    formatters = {known[c][0]: known[c][1] for c in named}
+    for column in frame.columns:  # a column without a declared format: numbers in units
+        if column not in named and pd.api.types.is_float_dtype(frame[column]):
+            formatters[column] = _units
+    return frame.rename(columns=named).to_html(
+        index=False, border=0, classes="table", na_rep="-", formatters=formatters
+    )
 
 
 def _uncertain_html(rows: List[dict], quantiles: Sequence[str]) -> str:
@@ -281,17 +314,8 @@ def _uncertain_html(rows: List[dict], quantiles: Sequence[str]) -> str:
     The shared two-decimal float format showed 0.03 and 0.04 for widths of 2.6% and 4.4%, which
     hid the differences a planner ranks the items by.
     """
-    lower, upper, middle = reporting.interval_columns(quantiles)
-    width = f"{lower}-{upper} range, % of {middle}"
     frame = pd.DataFrame(rows).astype({"expected_demand": float, "relative_interval_width": float})
-    frame = frame.rename(columns={"expected_demand": "expected demand (units)", "relative_interval_width": width})
-    return frame.to_html(
-        index=False,
-        border=0,
-        classes="table",
-        na_rep="-",
-        formatters={"expected demand (units)": lambda v: f"{v:,.2f}", width: _share_text},
-    )
+    return _table_html(frame, quantiles)
 
 
 def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root: Path) -> str:
@@ -304,9 +328,10 @@ def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root
         ("Service level", f"{summary['service_level']:.0%}"),
     ]
     sections = []
+    quantiles = summary["quantiles"]
     for attribute, totals in summary["totals_by"].items():
         frame = pd.DataFrame(totals).T.rename_axis(attribute).reset_index()
-        sections.append(f"<h3>Totals by {html.escape(attribute)}</h3>{_table_html(frame)}")
+        sections.append(f"<h3>Totals by {html.escape(attribute)}</h3>{_table_html(frame, quantiles)}")
     threshold = f"{reporting.MOVE_THRESHOLD:.0%}"
     for key, title, empty in (
         ("demand_spikes", "Demand spikes", f"None: no item rises by more than {threshold}."),
@@ -321,7 +346,7 @@ def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root
         elif key == "most_uncertain":
             body = _uncertain_html(rows, summary["quantiles"])
         else:
-            body = _table_html(pd.DataFrame(rows))
+            body = _table_html(pd.DataFrame(rows), quantiles, summary["relative_to"])
         sections.append(f"<h3>{html.escape(title)}</h3>{body}")
     suspicious = summary["suspicious_forecasts"]
     sections.append(
@@ -357,7 +382,7 @@ model package <code>{html.escape(str(summary.get("model_package_arn")))}</code><
 <p>Order-up-to level: the {summary["service_level"]:.0%} quantile of demand over the horizon
 (files: inventory.csv for every item, forecasts.csv / forecasts.parquet for the full table).
 How the periods add up: {html.escape(summary.get("inventory_basis", "independent"))}.</p>
-{_table_html(top_inventory)}
+{_table_html(top_inventory, quantiles)}
 <h2>Summary</h2>
 <p>{html.escape(summary["movement_basis"])}; uncertainty: {html.escape(summary["uncertainty_measure"])}.</p>
 {"".join(sections)}

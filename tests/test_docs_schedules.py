@@ -54,3 +54,23 @@ def test_list_and_delete_are_refused_locally_with_exit_2_as_the_doc_says(command
     assert "`list` and `delete` exit with status 2" in text
     assert error.split(": use")[0] in text  # the message the doc quotes is the one printed
     assert "`crontab -l`" in text  # where a local user lists them instead
+
+
+NOTED = re.compile(r"^\$ (python -m pipelines\.schedule .+?)\nlocal target: .+?\n.+?\n((?:note: .+\n)*)```", re.M)
+
+
+def test_the_notes_the_doc_shows_are_the_ones_create_prints_and_an_uneven_rate_has_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / ".forecast"))
+    monkeypatch.delenv("FORECAST_TARGET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    text = re.sub(r"\\\n\s*", " ", DOC.read_text(encoding="utf-8"))
+    sessions = NOTED.findall(text)
+    assert len(sessions) == len(_sessions())  # every session parsed, with or without notes
+    noted = {}
+    for command, notes in sessions:
+        printed: list = []
+        assert schedule.main(shlex.split(command)[3:], log=printed.append) == 0
+        assert [p for p in printed if p.startswith("note: ")] == notes.splitlines(), command
+        noted[command] = notes
+    uneven = [c for c in noted if '"rate(7 days)"' in c]
+    assert uneven and "days 1, 8, 15, 22 and 29" in noted[uneven[0]]

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Optional, Protocol, TextIO
 
+from pipelines.local import condition_text, launcher, limits, supervision
 from pipelines.local import expressions as ex
-from pipelines.local import launcher, limits, supervision
 from pipelines.local.graph import StepSpec
 from pipelines.local.records import FAILED, StepRecord, iso, now, plain
 from pipelines.local.report import format_duration
@@ -614,7 +614,15 @@ class ConditionExecutor(StepExecutor):
         )
         execution.properties[spec.name] = {"Outcome": outcome}
         run.record.outputs = {"Outcome": outcome}
-        execution.out(f"    {spec.name}: {' and '.join(details)} is {outcome}")
+        # the user reads why, in words; the expression with its values stays in the log above
+        taken = "IfSteps" if outcome else "ElseSteps"
+        branch = [
+            n
+            for n in execution.graph.order
+            if execution.graph.steps[n].condition == spec.name and execution.graph.steps[n].branch == taken
+        ]
+        run.record.note = condition_text.summary(arguments.get("Conditions") or [], outcome, branch, ctx)
+        execution.out(f"    {spec.name}: {run.record.note}")
 
 
 def describe_condition(condition: Mapping[str, Any], ctx: ex.Context) -> str:

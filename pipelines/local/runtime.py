@@ -388,7 +388,7 @@ class Execution:
                     record.status = NOT_EXECUTED
                     if self.status == EXECUTING:
                         why = (
-                            f"branch not taken ({spec.branch} of {spec.condition})"
+                            branch_not_taken(spec)
                             if name in skipped
                             else "depends on " + ", ".join(blocked) + " which did not succeed"
                         )
@@ -669,6 +669,13 @@ class Execution:
             write_report(self.record(), self.graph, self.settings, self.dir / "report.html")
         except Exception as error:  # the report must never turn a good run into a failure
             self.out(f"(could not write the HTML report: {type(error).__name__}: {error})")
+
+
+def branch_not_taken(spec: StepSpec) -> str:
+    """Why a step of a Condition's branch did not run, as the run output and the reports say it."""
+    if spec.branch == "ElseSteps":
+        return f"{spec.condition} passed; this step runs when it does not"
+    return f"{spec.condition} did not pass; this step runs when it does"
 
 
 def _pipeline_name(definition: Mapping[str, Any], settings: Settings) -> str:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from pipelines.local import graph_layout, report
 from pipelines.studio import state
 from processing.kernel import contracts
+from processing.kernel.metric_format import format_metric, metric_label
 from processing.kernel.settings import Settings
 
 esc = html.escape
@@ -354,9 +355,9 @@ def steps_section(record: Mapping[str, Any], settings: Settings) -> str:
 SHOWN_METRICS = ("wape", "wql", "mase", "mape", "rmse", "coverage")
 
 
-def _number(text: Any) -> str:
-    value = state.metric_number(text)
-    return f"{value:.4g}" if value is not None else esc(str(text)) if text is not None else "-"
+def _metric(name: str, text: Any) -> str:
+    """A registry metric as `python -m deploy.approve list` shows it (0.009875 as WAPE: 0.99%)."""
+    return esc(format_metric(name, text))
 
 
 def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = None, error: bool = False) -> str:
@@ -378,7 +379,7 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                 f"({'serving' if champion['deployed'] else 'newest Approved'}); the arrows compare each "
                 f"version with it (lower is better).</p>"
             )
-        header = "".join(f"<th>{esc(m)}</th>" for m in SHOWN_METRICS)
+        header = "".join(f"<th>{esc(metric_label(m))}</th>" for m in SHOWN_METRICS)
         rows = []
         for row in group["versions"]:
             cells = []
@@ -389,14 +390,15 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                 if compared and compared[2] is not None:
                     mark = (
                         f"<div class='small {'better' if compared[2] else 'worse'}' title='champion: "
-                        f"{compared[1]:.4g}'>{'&#9660;' if compared[2] else '&#9650;'} vs {compared[1]:.4g}</div>"
+                        f"{_metric(metric, compared[1])}'>{'&#9660;' if compared[2] else '&#9650;'} vs "
+                        f"{_metric(metric, compared[1])}</div>"
                     )
-                cells.append(f"<td class='metric'>{_number(value)}{mark}</td>")
+                cells.append(f"<td class='metric'>{_metric(metric, value)}{mark}</td>")
             gate = row["metrics"].get("quality_gate_metric")
             gate_text = (
                 (
-                    f"{esc(gate)} {_number(row['metrics'].get('quality_gate_value'))} &le; "
-                    f"{_number(row['metrics'].get('quality_gate_threshold'))}"
+                    f"{esc(gate)} {_metric(gate, row['metrics'].get('quality_gate_value'))} &le; "
+                    f"{_metric(gate, row['metrics'].get('quality_gate_threshold'))}"
                 )
                 if gate
                 else "-"

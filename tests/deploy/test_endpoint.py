@@ -824,3 +824,27 @@ def test_the_realtime_payload_limit_is_botocores_invoke_endpoint_body_maximum():
     # one value: the local invoke_endpoint and the endpoint's server read the codec's
     assert sagemaker_endpoints.REALTIME_PAYLOAD_LIMIT_BYTES is endpoint_codec.REALTIME_PAYLOAD_LIMIT_BYTES
     assert sagemaker_endpoints.INVOCATION_TIMEOUT_SECONDS is endpoint_server.INVOCATION_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize("command", ["start", "serve", "reload"])
+def test_given_a_model_dir_that_does_not_exist_then_one_line_naming_it_and_exit_2(command, tmp_path, capsys):
+    missing = tmp_path / "nope"
+
+    code = endpoint.main([command, "--model-dir", str(missing), "--home", str(tmp_path / "home")])
+
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"error: --model-dir {missing} does not exist (expected the engine's model directory or the "
+        "model.tar.gz the AutoML step wrote)"
+    ]
+    assert not (tmp_path / "home" / "endpoints").exists()  # no server was started
+
+
+def test_given_a_model_dir_that_is_a_plain_file_then_it_is_refused_with_exit_2(tmp_path, capsys):
+    stray = tmp_path / "model.joblib"
+    stray.write_text("x")
+
+    assert endpoint.main(["start", "--model-dir", str(stray), "--home", str(tmp_path / "home")]) == 2
+    assert "--model-dir" in capsys.readouterr().err

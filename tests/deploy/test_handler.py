@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from deploy import clients, handler
@@ -744,3 +746,30 @@ def test_given_a_rollback_flag_that_is_not_a_boolean_then_the_error_names_it(sag
     arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/3"
     with pytest.raises(DeployError, match="rollback must be true or false, got 'yes'"):
         handler.parse_event({"model_package_arn": arn, "rollback": "yes"}, sagemaker_target)
+
+
+def test_given_a_local_run_then_the_handler_logs_a_sentence_not_a_json_line(sm, capsys, monkeypatch):
+    """deploy.approve and the local Deploy step show the handler's log: a sentence, no raw JSON."""
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    arn = register_version(sm, GROUP, status="Approved")
+
+    lambda_handler(eventbridge(arn))
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and not [line for line in lines if line.lstrip().startswith("{")]
+    assert f"deploy handler (EventBridge approval event): model package {arn} -> endpoint demand-forecast" in lines
+
+
+def test_given_the_lambda_runtime_then_the_first_line_is_one_json_object_for_cloudwatch(sm, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "demand-forecast-deploy")
+    arn = register_version(sm, GROUP, status="Approved")
+
+    lambda_handler({"model_package_arn": arn, "endpoint_name": "demand-forecast"})
+
+    first = capsys.readouterr().out.splitlines()[0]
+    assert json.loads(first) == {
+        "event_source": "pipeline",
+        "model_package_arn": arn,
+        "endpoint_name": "demand-forecast",
+        "target": "sagemaker",
+    }

@@ -138,6 +138,11 @@ def test_gate_passes_runs_the_if_branch_and_records_everything(settings):
     report = (home / "report.html").read_text()
     assert "<svg" in report and "AfterGate" in report
     assert "Produce" in output and "Succeeded" in output
+    lines = output.splitlines()
+    assert "    Gate: quality_gate.value 0.2 <= Threshold 0.5 -> AfterGate" in lines  # the outcome in words
+    assert "[5/5] TooLow: not executed (Gate passed; this step runs when it does not)" in lines
+    gate_log = Path(next(s for s in record["steps"] if s["name"] == "Gate")["log"]).read_text()
+    assert "[runtime] conditions LessThanOrEqualTo(0.2, 0.5) -> True; running IfSteps" in gate_log  # for debugging
 
 
 def test_the_record_is_written_compactly_and_only_when_it_changed(settings, monkeypatch):
@@ -167,6 +172,8 @@ def test_gate_fails_runs_the_fail_step_with_its_message_and_exits_non_zero(setti
     assert statuses(record)[-2:] == [("AfterGate", "NotExecuted"), ("TooLow", "Failed")]
     assert record["status"] == "Failed"
     assert record["failure_reason"] == "Quality too low: score 0.9 above threshold 0.5"
+    assert "    Gate: quality_gate.value 0.9 > Threshold 0.5 -> TooLow" in output.splitlines()
+    assert "AfterGate: not executed (Gate did not pass; this step runs when it does)" in output
     assert "Failure: Quality too low: score 0.9 above threshold 0.5" in output
     assert "To run again after fixing it (a new execution): python -m pipelines.run --param Score=0.9" in output
 

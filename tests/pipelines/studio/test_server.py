@@ -273,3 +273,33 @@ def test_given_a_retried_execution_with_a_cache_hit_then_the_pages_say_attempt_r
     live = json.loads(request(running, "GET", "/api/executions/retried1234")[2])
     assert "cache hit: outputs of execution source123456" in live["steps"]
     assert "reused from attempt 1 (retry)" in live["steps"]
+
+
+def test_the_registry_page_shows_metrics_as_deploy_approve_list_does(settings):
+    from deploy.approve import metrics_text
+    from pipelines.studio import pages
+
+    metrics = {
+        "wape": 0.009875,
+        "wql": 0.006895,
+        "mape": 0.012249,
+        "coverage": 0.746857,
+        "mase": 0.7262,
+        "mae": 15.6355,
+    }
+    register(settings, {"wape": 0.02, "mase": 0.9}, status="Approved")
+    arn = register(settings, metrics)
+    gate = {"quality_gate_metric": "WAPE", "quality_gate_value": "0.009875", "quality_gate_threshold": "0.3"}
+    LocalSageMakerClient(settings).update_model_package(ModelPackageArn=arn, CustomerMetadataProperties=gate)
+
+    page = pages.registry_page(settings, "token")
+
+    cells = re.findall(r"<td class='metric'>([^<]*)<", page)
+    assert cells[:6] == ["0.99%", "0.69%", "0.73", "1.22%", "-", "74.69%"]  # WAPE wQL MASE MAPE RMSE coverage
+    assert "<th>WAPE</th><th>wQL</th><th>MASE</th><th>MAPE</th><th>RMSE</th><th>coverage</th>" in page
+    assert "vs 2.00%" in page and "vs 0.90" in page  # the champion's values, same format
+    assert "WAPE 0.99% &le; 30.00%" in page
+    assert "0.009875" not in page and "0.7262" not in page
+    listed = metrics_text({f"metric_{k}": str(v) for k, v in metrics.items()})
+    for shown in ("WAPE 0.99%", "wQL 0.69%", "MAPE 1.22%", "coverage 74.69%", "MASE 0.73"):
+        assert shown in listed
