@@ -89,8 +89,10 @@ def test_given_a_file_over_6_mb_and_no_max_payload_then_the_transform_fails_nami
     sm.create_model(
         ModelName="m-payload", Containers=described["BestCandidate"]["InferenceContainers"], ExecutionRoleArn=ROLE
     )
-    text = _context(frame).to_csv(index=False)
-    body = text + "\n".join(text.splitlines()[1:]) * (6 * MB // len(text) + 1)  # > 6 MB, one file
+    header, *rows = _context(frame).to_csv(index=False).splitlines()
+    copies = 6 * MB // len("\n".join(rows)) + 2  # whole rows repeated past 6 MB, one file
+    body = "\n".join([header, *rows * copies]) + "\n"
+    assert len(body.encode()) > 6 * MB
     s3.put_object(Bucket="b", Key="big/part-00000.csv", Body=body)
 
     job = _transform(sm, "tx-big", "m-payload", "s3://b/big/")
