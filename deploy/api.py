@@ -45,7 +45,11 @@ assumed zero (and the response says which). The same code runs on AWS Lambda (bo
 
     python -m deploy.api serve [--port P] [--data URI]      # POST /forecast on 127.0.0.1
     python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90]
-                                [--covariate promotion=0,0,1,...] [--url URL]
+                                [--covariate promotion=0,0,1,...] [--url URL] [--verbose]
+
+`invoke` prints the response with its numbers rounded to 2 decimals (the HTTP API keeps full
+precision); an error is one line on stderr naming the flag as typed (`--horizon 0: must be at
+least 1`), exit 2 for input the user can correct, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -1210,6 +1214,19 @@ def rounded(document: dict, decimals: int = CLI_DECIMALS) -> dict:
     return document | {"forecast": forecast} if "forecast" in document else document
 
 
+def cli_json(value: Any, indent: int = 0, width: int = 110) -> str:
+    """JSON for reading: a list or object that fits in `width` columns on one line (a forecast row, the
+    quantiles), larger ones one member a line; still one JSON document (json.loads reads it back)."""
+    flat = json.dumps(value)
+    if indent and len(flat) + indent <= width or not isinstance(value, (dict, list)) or not value:
+        return flat
+    pad = " " * (indent + 2)
+    if isinstance(value, dict):
+        members = [f"{pad}{json.dumps(k)}: {cli_json(v, indent + 2, width)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(members) + "\n" + " " * indent + "}"
+    return "[\n" + ",\n".join(f"{pad}{cli_json(v, indent + 2, width)}" for v in value) + "\n" + " " * indent + "]"
+
+
 def _setup_logging(command: str, verbose: bool) -> None:
     """serve: the server's log (INFO, with times) on stderr. invoke: its stdout is the response JSON, so
     library records go to stderr, warnings only unless --verbose (like the other CLIs, which show only
@@ -1271,7 +1288,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         LOG.exception("forecast failed")
         print(f"error: internal error ({type(error).__name__}: {error})", file=sys.stderr)
         return 1
-    print(json.dumps(rounded(document), indent=2))
+    print(cli_json(rounded(document)))
     return 0
 
 
@@ -1297,7 +1314,7 @@ def _invoke_url(url: str, request: dict) -> int:
         message = " ".join(str(document.get("error", document)).split())
         print(f"error: {message} (HTTP {status})", file=sys.stderr)
         return 2 if status in INPUT_STATUSES else 1
-    print(json.dumps(rounded(document), indent=2))
+    print(cli_json(rounded(document)))
     return 0
 
 
