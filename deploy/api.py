@@ -45,7 +45,11 @@ assumed zero (and the response says which). The same code runs on AWS Lambda (bo
 
     python -m deploy.api serve [--port P] [--data URI]      # POST /forecast on 127.0.0.1
     python -m deploy.api invoke --item-id ID [--horizon N] [--quantiles p10,p50,p90]
-                                [--covariate promotion=0,0,1,...] [--url URL]
+                                [--covariate promotion=0,0,1,...] [--url URL] [--verbose]
+
+`invoke` prints the response with its numbers rounded to 2 decimals (the HTTP API keeps full
+precision); an error is one line on stderr naming the flag as typed (`--horizon 0: must be at
+least 1`), exit 2 for input the user can correct, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ import pandas as pd
 from deploy.endpoint_codec import REALTIME_PAYLOAD_LIMIT_BYTES, parse_forecast
 from deploy.http_base import HttpError, JsonHttpServer, JsonRequestHandler
 from processing import tables
+from processing.batch_input import MIN_HISTORY_POINTS  # the observed points per item a forecast needs
 from processing.data_prep import MAX_ABS_VALUE  # the bound PrepareData, the engine and the endpoint refuse beyond
 from processing.kernel import aws_errors, contracts
 from processing.kernel.contracts import (
@@ -160,11 +165,18 @@ def _now_text() -> str:
 
 
 class ApiError(Exception):
-    """An answer other than 200: status code and a message for the caller."""
+    """An answer other than 200: status code and a message for the caller.
 
-    def __init__(self, status: int, message: str):
+    `field` names what is wrong (a request field such as "horizon" or "covariates.promotion", or a
+    setting: "data", "endpoint_name", "history_periods") and `problem` says what is wrong with it
+    without naming it: the CLI names its own flag instead (`--horizon 0: must be at least 1`)
+    while an HTTP client gets `message`, which names the JSON field."""
+
+    def __init__(self, status: int, message: str, field: Optional[str] = None, problem: Optional[str] = None):
         super().__init__(message)
         self.status = status
+        self.field = field
+        self.problem = problem
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,6 +203,22 @@ def _type_name(value: Any) -> str:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (use a finite number)")
+
+
+# every name a quantile can have (p1..p99): what a misspelt one ('P10', '0.9', 'p 50') is matched against
+QUANTILE_NAMES = tuple(f"p{n}" for n in range(1, 100))
+
+
+def quantile_hint(name: Any) -> str:
+    """ " (did you mean 'p90'?)" for a quantile written another way: 'P90', '0.9', '90', 'p 90', 'p90.0'."""
+    text = str(name).strip().lower().replace(" ", "")
+    try:
+        number = float(text.lstrip("pq"))
+    except ValueError:
+        return suggest(text, QUANTILE_NAMES)
+    if 0 < number < 1 and not text.startswith(("p", "q")):
+        number *= 100  # a fraction (0.9) names the 90th percentile
+    return suggest(f"p{number:g}", QUANTILE_NAMES) if 1 <= number < 100 and number == int(number) else ""
 
 
 def parse_request(event: Any) -> ForecastRequest:
@@ -230,21 +258,33 @@ def parse_request(event: Any) -> ForecastRequest:
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
         raise ApiError(400, f'"horizon" must be a whole number of periods, got {_type_name(horizon)} {horizon!r}')
     if horizon is not None and horizon < 1:
-        raise ApiError(400, f'"horizon" must be at least 1, got {horizon}')
+        raise ApiError(
+            400, f'"horizon" must be at least 1, got {horizon}', "horizon", "must be at least 1 (periods to forecast)"
+        )
 
     quantiles = body.get("quantiles")
     if quantiles is not None:
         if not isinstance(quantiles, list) or not quantiles:
             raise ApiError(
-                400, f'"quantiles" must be a non-empty list like ["p10", "p50", "p90"], got {_type_name(quantiles)}'
+                400,
+                f'"quantiles" must be a non-empty list like ["p10", "p50", "p90"], got {_type_name(quantiles)}',
+                "quantiles",
+                "name at least one quantile, e.g. p10,p50,p90",
             )
         for name in quantiles:
             if not isinstance(name, str) or not QUANTILE_NAME.match(name):
+                hint = quantile_hint(name)
                 raise ApiError(
-                    400, f'"quantiles" entry {name!r} is not a quantile name: use p1..p99 (e.g. "p10", "p50", "p90")'
+                    400,
+                    f'"quantiles" entry {name!r} is not a quantile name{hint}: use p1..p99 (e.g. "p10", "p50", "p90")',
+                    "quantiles",
+                    f"{name!r} is not a quantile name{hint}: use p1..p99, e.g. p10,p50,p90",
                 )
         if len(set(quantiles)) != len(quantiles):
-            raise ApiError(400, f'"quantiles" lists a quantile twice: {quantiles}')
+            twice = sorted({q for q in quantiles if quantiles.count(q) > 1})
+            raise ApiError(
+                400, f'"quantiles" lists a quantile twice: {quantiles}', "quantiles", f"lists {', '.join(twice)} twice"
+            )
         quantiles = tuple(quantiles)
 
     grouping = body.get("grouping")
@@ -272,6 +312,8 @@ def parse_request(event: Any) -> ForecastRequest:
                     400,
                     f'"covariates.{column}"[{index}] is {shown}: covariates must be finite '
                     f"numbers within ±{MAX_ABS_VALUE:g}",
+                    f"covariates.{column}",
+                    f"value {index + 1} is {shown}: covariates must be finite numbers within ±{MAX_ABS_VALUE:g}",
                 )
     return ForecastRequest(
         str(item_id),
@@ -331,6 +373,9 @@ def _modified(item: dict) -> float:
     return value.timestamp() if hasattr(value, "timestamp") else float(value or 0)
 
 
+TRAIN_AND_APPROVE = "run the training pipeline (python -m pipelines.run), then approve its model (python -m deploy.approve approve --latest)"
+
+
 def discover_prepared_data(settings: Settings, s3: Any) -> tuple[str, str]:
     """(folder URI, version) of the most recently written PrepareData output under the prefix."""
     bucket = settings.effective_bucket
@@ -339,12 +384,19 @@ def discover_prepared_data(settings: Settings, s3: Any) -> tuple[str, str]:
     try:
         profiles = [o for o in _list_keys(s3, bucket, prefix) if o["Key"].endswith("/" + suffix)]
     except Exception as error:  # noqa: BLE001 - a missing bucket or denied listing: say where we looked
-        raise ApiError(503, f"cannot list s3://{bucket}/{prefix} for prepared data: {error}") from None
+        if aws_errors.error_code(error) == "NoSuchBucket":  # nothing trained here yet, or teardown removed it
+            raise ApiError(
+                503,
+                f"no trained and approved model: the bucket s3://{bucket} does not exist (nothing was trained "
+                f"here yet, or teardown removed it); {TRAIN_AND_APPROVE}",
+            ) from None
+        message = " ".join(str(error).split())
+        raise ApiError(503, f"cannot list s3://{bucket}/{prefix} for prepared data: {message}") from None
     if not profiles:
         raise ApiError(
             503,
-            f"no prepared data under s3://{bucket}/{prefix} (no */{suffix}): run the training "
-            "pipeline (python -m pipelines.run) or pass --data <PrepareData output folder>",
+            f"no prepared data under s3://{bucket}/{prefix} (no */{suffix}): {TRAIN_AND_APPROVE}, "
+            "or pass --data <PrepareData output folder>",
         )
     latest = max(profiles, key=_modified)
     folder = latest["Key"][: -len(suffix)].rstrip("/")
@@ -447,19 +499,51 @@ def holiday_calendar(
     return HolidayCalendar(country, columns, excluded)
 
 
+DATA_EXPECTED = (
+    f"pass a PrepareData output folder (it holds {PREP_PROFILE}/{PROFILE_FILE}, {PREP_BACKTEST}/ and "
+    f"{PREP_HOLDOUT}/; e.g. <home>/s3/<bucket>/<prefix>/executions/<id>/PrepareData) or its s3:// URI"
+)
+
+
+def _unreadable_data(root: str, error: Exception) -> str:
+    """What is wrong with a data location whose profile cannot be read, without naming the location."""
+    if not root.startswith("s3://"):
+        from pathlib import Path
+
+        folder = Path(root).expanduser()
+        if not folder.exists():
+            return f"there is no such folder; {DATA_EXPECTED}"
+        if not folder.is_dir():
+            return f"is a file, not a folder; {DATA_EXPECTED}"
+    if isinstance(error, FileNotFoundError) or aws_errors.is_not_found(error):
+        return f"not a PrepareData output (no {PREP_PROFILE}/{PROFILE_FILE} in it); {DATA_EXPECTED}"
+    reason = " ".join((aws_errors.error_message(error) or str(error)).split())
+    return f"cannot read {PREP_PROFILE}/{PROFILE_FILE} in it ({type(error).__name__}: {reason})"
+
+
 def load_serving_data(root: str, version: str, s3: Any, settings: Optional[Settings] = None) -> ServingData:
     """History per series: backtest rows (covariates) with the holdout targets filled in."""
     reader = _Reader(root, s3)
     try:
         profile = json.loads(reader.read(f"{reader.root}/{PREP_PROFILE}/{PROFILE_FILE}"))
     except Exception as error:  # noqa: BLE001 - any read failure means no usable data here
-        raise ApiError(503, f"cannot read {root}/{PREP_PROFILE}/{PROFILE_FILE}: {error}") from None
+        raise ApiError(
+            503,
+            f"cannot read {root}/{PREP_PROFILE}/{PROFILE_FILE}: {error}",
+            "data",
+            _unreadable_data(root, error),
+        ) from None
     columns = profile["columns"]
     item, ts, target = columns["item_id"], columns["timestamp"], columns["target"]
     keys = [item] + list(columns.get("grouping") or [])
     parts = reader.files(PREP_BACKTEST)
     if not parts:
-        raise ApiError(503, f"{root}/{PREP_BACKTEST}/ has no part-*.csv files; rerun PrepareData")
+        raise ApiError(
+            503,
+            f"{root}/{PREP_BACKTEST}/ has no part-*.csv files; rerun PrepareData",
+            "data",
+            f"{PREP_BACKTEST}/ in it has no part-*.csv files; rerun PrepareData or {DATA_EXPECTED}",
+        )
     text_columns = keys + [ts]  # ids, grouping and timestamps as text ('007' is not item 7)
     try:
         frame = pd.concat([tables.read_csv_bytes(reader.read(p), p, text_columns) for p in parts], ignore_index=True)
@@ -505,6 +589,22 @@ def load_serving_data(root: str, version: str, s3: Any, settings: Optional[Setti
 # --------------------------------------------------------------------------------------------
 # The API
 # --------------------------------------------------------------------------------------------
+def check_history_periods(periods: Optional[int]) -> None:
+    """ApiError when the history sent to the endpoint would be cut below what a forecast needs.
+
+    The endpoint forecasts from fewer points without refusing (a different, poorer forecast), so
+    the cap is refused here, for every way the API is started: the bound is the batch input's."""
+    if periods is not None and periods < MIN_HISTORY_POINTS:
+        raise ApiError(
+            400,
+            f"history_periods {periods} is below {MIN_HISTORY_POINTS}: a forecast needs at least "
+            f"{MIN_HISTORY_POINTS} observed points per item",
+            "history_periods",
+            f"must be at least {MIN_HISTORY_POINTS}: a forecast needs at least {MIN_HISTORY_POINTS} observed "
+            "points per item (fewer give a different forecast without any error); leave it out to send the whole history",
+        )
+
+
 class ForecastApi:
     """The handler's state: clients, the data cache and the endpoint's model package ARN cache."""
 
@@ -518,6 +618,7 @@ class ForecastApi:
         self.settings = settings
         self.data_uri = data_uri
         self.endpoint_name = endpoint_name or settings.endpoint_name
+        check_history_periods(history_periods)
         self.history_periods = history_periods
         self._first_load = threading.Lock()  # only while nothing is loaded: every request needs it
         self._refreshing = threading.Lock()  # one re-check at a time; the others serve what is loaded
@@ -595,7 +696,9 @@ class ForecastApi:
             arn = next((value for value in values if PACKAGE_ARN.match(value)), None)
             identity = f"{described.get('EndpointConfigName')}|{arn}|{described.get('LastModifiedTime')}"
         except Exception as error:  # noqa: BLE001 - the forecast is still valid without the ARN
-            LOG.warning("cannot read the model package ARN from the endpoint's tags: %s", error)
+            # a missing endpoint is the invocation's error to report (once); anything else is worth a warning
+            level = logging.INFO if aws_errors.is_not_found(error) else logging.WARNING
+            LOG.log(level, "cannot read the model package ARN from the endpoint's tags: %s", error)
             arn = identity = None
         if identity != self._package[2]:
             self.cache.clear()  # another model (or none known): nothing cached still holds
@@ -613,6 +716,9 @@ class ForecastApi:
                 400,
                 f'"horizon" {horizon} is beyond the model\'s forecast horizon of {data.horizon} '
                 f"periods ({data.frequency}); ask for at most {data.horizon}",
+                "horizon",
+                f"beyond the model's forecast horizon of {data.horizon} periods ({data.frequency}); "
+                f"ask for at most {data.horizon}",
             )
         key = self._series_key(data, request)
         identity = self.model_identity()
@@ -682,10 +788,13 @@ class ForecastApi:
     def _series_key(self, data: ServingData, request: ForecastRequest) -> tuple:
         keys = data.by_item.get(request.item_id)
         if not keys:
+            hint = suggest(str(request.item_id), data.by_item)
+            where = f"the latest prepared data ({data.source}, {len(data.by_item)} items)"
             raise ApiError(
                 404,
-                f"unknown item_id {request.item_id!r}{suggest(str(request.item_id), data.by_item)}: it is not in the latest prepared data "
-                f"({data.source}, {len(data.by_item)} items)",
+                f"unknown item_id {request.item_id!r}{hint}: it is not in {where}",
+                "item_id",
+                f"unknown item{hint}: it is not in {where}",
             )
         grouping = list(data.columns.get("grouping") or [])
         wanted = dict(request.grouping)
@@ -725,7 +834,13 @@ class ForecastApi:
         given = dict(request.covariates)
         unknown = sorted(set(given) - set(covariates))
         if unknown:
-            raise ApiError(400, f'"covariates" {unknown} are not covariates of this model ({covariates or "none"})')
+            hint = suggest(unknown[0], covariates)
+            raise ApiError(
+                400,
+                f'"covariates" {unknown} are not covariates of this model ({covariates or "none"}){hint}',
+                f"covariates.{unknown[0]}",
+                f"not a covariate of this model{hint}; its covariates: {', '.join(covariates) or 'none'}",
+            )
         for column, values in given.items():
             if len(values) not in (horizon, data.horizon):
                 counts = (
@@ -734,7 +849,10 @@ class ForecastApi:
                     else f"{data.horizon}"
                 )
                 raise ApiError(
-                    400, f'"covariates.{column}" has {len(values)} value(s); give one per forecast period: {counts}'
+                    400,
+                    f'"covariates.{column}" has {len(values)} value(s); give one per forecast period: {counts}',
+                    f"covariates.{column}",
+                    f"has {len(values)} value(s); give one per forecast period: {counts}",
                 )
         last = pd.Timestamp(history[ts_col].iloc[-1])
         stamps = pd.date_range(last, periods=data.horizon + 1, freq=pandas_frequency(data.frequency))[1:]
@@ -812,7 +930,11 @@ class ForecastApi:
         missing = [q for q in request.quantiles if q not in available]
         if missing:
             raise ApiError(
-                400, f'"quantiles" {missing} are not produced by the deployed model; it forecasts {list(available)}'
+                400,
+                f'"quantiles" {missing} are not produced by the deployed model; it forecasts {list(available)}',
+                "quantiles",
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not produced by the deployed model; "
+                f"it forecasts {','.join(available)}",
             )
         return request.quantiles
 
@@ -846,6 +968,14 @@ def endpoint_error(error: Any, endpoint_name: str, size: int) -> ApiError:
     response = getattr(error, "response", {}) or {}
     http = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
     name = endpoint_name
+    if code in ("ValidationError", "ValidationException") and aws_errors.is_not_found(error):
+        # InvokeEndpoint's ValidationError "Endpoint X of account N not found."
+        return ApiError(
+            502,
+            f"the forecast endpoint {name!r} is not deployed (not found); {DEPLOY_HINT}",
+            "endpoint_name",
+            f"no such endpoint is deployed; {DEPLOY_HINT}",
+        )
     if "timed out" in message:
         return ApiError(504, f"the forecast endpoint {name!r} did not answer in time: {message}")
     if code == "413" or http == 413:
@@ -866,6 +996,12 @@ def endpoint_error(error: Any, endpoint_name: str, size: int) -> ApiError:
     if code in ("ThrottlingException", "TooManyRequestsException") or http == 429:
         return ApiError(429, f"the forecast endpoint {name!r} is throttling requests; retry shortly: {message}")
     return ApiError(502, f"the forecast endpoint {name!r} failed: {message}")
+
+
+DEPLOY_HINT = (
+    "approving a model version deploys it (python -m deploy.approve approve --latest); "
+    "give the name of a deployed endpoint otherwise"
+)
 
 
 def invoke_params(endpoint_name: str, body: str) -> dict:
@@ -1036,22 +1172,89 @@ def _parser() -> argparse.ArgumentParser:
             "--history-periods",
             type=int,
             default=None,
-            help="send at most this many recent periods to the endpoint (default: all)",
+            help=f"send at most this many recent periods to the endpoint, at least {MIN_HISTORY_POINTS} (default: all)",
         )
         sub.add_argument("--home", default=None, help=f"local state folder (or {sources('home')})")
+    invoke.add_argument("--verbose", action="store_true", help="show the API's INFO log records on stderr")
+    serve.set_defaults(verbose=False)
     return parser
+
+
+# what the CLI calls the request fields and settings an ApiError names (see ApiError.field)
+CLI_FLAGS = {
+    "item_id": "--item-id",
+    "horizon": "--horizon",
+    "quantiles": "--quantiles",
+    "covariates": "--covariate",
+    "data": "--data",
+    "endpoint_name": "--endpoint-name",
+    "history_periods": "--history-periods",
+}
+INPUT_STATUSES = (400, 404, 422)  # the request's content is wrong: the CLI exits 2, as for bad usage
+CLI_DECIMALS = 2  # the CLI prints forecasts rounded to cents; the HTTP API answers full precision
+
+
+def cli_error(error: ApiError, args: argparse.Namespace) -> tuple[str, int]:
+    """(one line naming the flag as typed, exit code) for an ApiError; 2 for input the user can correct."""
+    head, _, column = (error.field or "").partition(".")
+    flag = CLI_FLAGS.get(head)
+    given = getattr(args, "covariate" if head == "covariates" else head, None)
+    if flag is not None and error.problem is not None and given not in (None, []):
+        shown = f"{flag} {column}" if head == "covariates" else f"{flag} {given}"
+        return f"{shown}: {error.problem}", 2
+    return " ".join(str(error).split()), 2 if error.status in INPUT_STATUSES else 1
+
+
+def rounded(document: dict, decimals: int = CLI_DECIMALS) -> dict:
+    """The response with its forecast numbers rounded for reading (the HTTP API keeps full precision)."""
+    forecast = [
+        {k: round(v, decimals) if isinstance(v, float) else v for k, v in row.items()}
+        for row in document.get("forecast", [])
+    ]
+    return document | {"forecast": forecast} if "forecast" in document else document
+
+
+def cli_json(value: Any, indent: int = 0, width: int = 110) -> str:
+    """JSON for reading: a list or object that fits in `width` columns on one line (a forecast row, the
+    quantiles), larger ones one member a line; still one JSON document (json.loads reads it back)."""
+    flat = json.dumps(value)
+    if indent and len(flat) + indent <= width or not isinstance(value, (dict, list)) or not value:
+        return flat
+    pad = " " * (indent + 2)
+    if isinstance(value, dict):
+        members = [f"{pad}{json.dumps(k)}: {cli_json(v, indent + 2, width)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(members) + "\n" + " " * indent + "}"
+    return "[\n" + ",\n".join(f"{pad}{cli_json(v, indent + 2, width)}" for v in value) + "\n" + " " * indent + "]"
+
+
+def _setup_logging(command: str, verbose: bool) -> None:
+    """serve: the server's log (INFO, with times) on stderr. invoke: its stdout is the response JSON, so
+    library records go to stderr, warnings only unless --verbose (like the other CLIs, which show only
+    what they print)."""
+    level = logging.INFO if command == "serve" or verbose else logging.WARNING
+    form = (
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        if command == "serve"
+        else "%(levelname)s %(name)s: %(message)s"
+    )
+    logging.basicConfig(level=level, format=form, stream=sys.stderr)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _setup_logging(args.command, args.verbose)
     settings = resolve({"home": args.home})
-    api = ForecastApi(
-        settings,
-        data_uri=args.data or settings.serving_data_uri,
-        endpoint_name=args.endpoint_name,
-        history_periods=args.history_periods,
-    )
+    try:
+        api = ForecastApi(
+            settings,
+            data_uri=args.data or settings.serving_data_uri,
+            endpoint_name=args.endpoint_name,
+            history_periods=args.history_periods,
+        )
+    except ApiError as error:
+        line, code = cli_error(error, args)
+        print(f"error: {line}", file=sys.stderr)
+        return code
     if args.command == "serve":
         server = ApiServer(api, args.port if args.port is not None else settings.api_port)
         print(f"forecast API on {server.url}/forecast (endpoint {api.endpoint_name!r}); Ctrl-C to stop", flush=True)
@@ -1065,33 +1268,54 @@ def main(argv: Optional[list[str]] = None) -> int:
     request: dict = {"item_id": args.item_id}
     if args.horizon is not None:
         request["horizon"] = args.horizon
-    if args.quantiles:
+    if args.quantiles is not None:
         request["quantiles"] = [q.strip() for q in args.quantiles.split(",") if q.strip()]
     if args.covariate:
         try:
             request["covariates"] = parse_covariate_flags(args.covariate)
         except ValueError as error:
-            print(json.dumps({"error": str(error)}))
+            print(f"error: {error}", file=sys.stderr)
             return 2
     if args.url:
-        from deploy.endpoint import http_request
+        return _invoke_url(args.url, request)
+    try:
+        document = api.forecast(parse_request(request))
+    except ApiError as error:
+        line, code = cli_error(error, args)
+        print(f"error: {line}", file=sys.stderr)
+        return code
+    except Exception as error:  # noqa: BLE001 - one line; the log (stderr) gets the traceback
+        LOG.exception("forecast failed")
+        print(f"error: internal error ({type(error).__name__}: {error})", file=sys.stderr)
+        return 1
+    print(cli_json(rounded(document)))
+    return 0
 
-        try:
-            status, _, body = http_request(
-                args.url.rstrip("/") + "/forecast",
-                "POST",
-                json.dumps(request).encode(),
-                {"Content-Type": "application/json"},
-            )
-        except OSError as error:
-            print(json.dumps({"error": f"cannot reach {args.url}: {error}"}))
-            return 1
+
+def _invoke_url(url: str, request: dict) -> int:
+    """A running API's answer: the response JSON on stdout, or its error as one line (it names the JSON field)."""
+    from deploy.endpoint import http_request
+
+    try:
+        status, _, body = http_request(
+            url.rstrip("/") + "/forecast", "POST", json.dumps(request).encode(), {"Content-Type": "application/json"}
+        )
+    except OSError as error:
+        print(
+            f"error: --url {url}: cannot reach the forecast API ({error}); start it with python -m deploy.api serve",
+            file=sys.stderr,
+        )
+        return 1
+    try:
         document = json.loads(body)
-    else:
-        response = handler({"body": json.dumps(request)}, None, api)
-        status, document = response["statusCode"], json.loads(response["body"])
-    print(json.dumps(document, indent=2))
-    return 0 if status == 200 else 1
+    except ValueError:
+        document = {"error": f"HTTP {status} with a body that is not JSON: {body[:200]!r}"}
+    if status != 200:
+        message = " ".join(str(document.get("error", document)).split())
+        print(f"error: {message} (HTTP {status})", file=sys.stderr)
+        return 2 if status in INPUT_STATUSES else 1
+    print(cli_json(rounded(document)))
+    return 0
 
 
 if __name__ == "__main__":

@@ -159,9 +159,10 @@ def check_overrides(definition: Mapping[str, Any], overrides: Mapping[str, str])
         try:
             typed[name] = int(value) if kind == "Integer" else float(value) if kind == "Float" else value
         except ValueError:
+            number = "a whole number" if kind == "Integer" else "a number"
             raise RunError(
-                f"--param {name}={value!r}: {name} is an {kind} parameter; "
-                f"give a number, for example --param {name}={'14' if kind == 'Integer' else '0.3'}",
+                f"--param {name}={value}: must be {number} ({kind} parameter), got {value!r}; "
+                f"for example --param {name}={'14' if kind == 'Integer' else '0.3'}",
                 2,
             ) from None
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
@@ -540,7 +541,9 @@ def run_local(
     warm = None if args.no_start else _runtime().warm_start(settings, log, early=True)
     try:
         definition = json.loads(render_local(args.pipeline, settings))
-        parameters = absolute_local_paths(check_overrides(definition, overrides))
+        typed = check_overrides(definition, overrides)
+        check_local_inputs(definition, typed)
+        parameters = absolute_local_paths(typed)
         code_bundle.upload(settings, log=log)
         if args.no_start:
             log("--no-start: definition rendered and code bundle stored; nothing started")
@@ -550,6 +553,57 @@ def run_local(
     finally:
         if warm is not None:
             warm.close()
+
+
+def input_parameters(definition: Mapping[str, Any]) -> list[str]:
+    """The parameters a processing step reads its input from ({"Get": "Parameters.InputDataUrl"}), in
+    every step, those inside condition steps too."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for item in node.get("ProcessingInputs") or []:
+                uri = (item.get("S3Input") or {}).get("S3Uri") if isinstance(item, Mapping) else None
+                get = uri.get("Get") if isinstance(uri, Mapping) else None
+                if isinstance(get, str) and get.startswith("Parameters.") and get[11:] not in found:
+                    found.append(get[11:])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(definition.get("Steps") or [])
+    return found
+
+
+def check_local_inputs(definition: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
+    """RunError (exit 2, nothing started) when a step's input given with --param is a local path that
+    does not exist: the run would only find out at that step, after the ones before it ran."""
+    from processing.kernel.hints import suggest
+
+    for name in input_parameters(definition):
+        text = str(parameters.get(name) or "")
+        if not text or text.startswith(("s3://", "http://", "https://")):
+            continue
+        path = Path(text[len("file://") :] if text.startswith("file://") else text).expanduser()
+        if path.exists():
+            continue
+        resolved = path.resolve()
+        try:
+            siblings = [p.name for p in resolved.parent.iterdir() if not p.name.startswith(".")]
+        except OSError:
+            siblings = []
+        typed_folder = text.rstrip("/")[: -len(path.name)] if path.name else ""
+        near = suggest(
+            resolved.name, siblings, render=lambda found, head=f"--param {name}={typed_folder}": head + found
+        )
+        where = " such file or folder" if str(resolved) == str(path).rstrip("/") else f" file or folder at {resolved}"
+        raise RunError(
+            f"--param {name}={text}: there is no{where}{near}; pass an existing "
+            "CSV/Parquet file or a folder of them; nothing was started",
+            2,
+        )
 
 
 def absolute_local_paths(parameters: Mapping[str, Any]) -> dict[str, Any]:

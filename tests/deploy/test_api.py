@@ -224,16 +224,98 @@ def test_given_the_invoke_cli_when_the_item_is_known_then_it_prints_the_forecast
     assert len(body["forecast"]) == 2 and set(body["forecast"][0]) == {"timestamp", "p50", "mean"}
 
 
+def test_given_the_invoke_cli_then_forecasts_are_rounded_to_cents_while_the_http_api_keeps_full_precision(deployed):
+    result = run_cli(deployed, "invoke", "--item-id", "apple", "--horizon", "3")
+    _, full = call(api.ForecastApi(deployed["settings"]), {"item_id": "apple", "horizon": 3})
+
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)["forecast"]
+    numbers = [(row[k], full["forecast"][i][k]) for i, row in enumerate(printed) for k in ("p10", "p50", "p90", "mean")]
+    assert all(shown == round(exact, 2) for shown, exact in numbers)
+    assert any(shown != exact for shown, exact in numbers)  # the API's own answer is not rounded
+    assert result.stderr == ""  # no INFO log line on a plain invoke
+
+
+def test_given_verbose_when_invoked_then_the_apis_info_log_reaches_stderr_not_stdout(deployed):
+    result = run_cli(deployed, "invoke", "--item-id", "apple", "--horizon", "1", "--verbose")
+
+    assert result.returncode == 0 and "INFO deploy.api: serving data" in result.stderr
+    assert json.loads(result.stdout)["horizon"] == 1
+
+
 @pytest.mark.parametrize(
-    "args, message",
-    [(("--item-id", "caviar"), "unknown item_id"), (("--item-id", "apple", "--horizon", "99"), "beyond")],
+    "args, line",
+    [
+        (("--item-id", "apple", "--horizon", "0"), "--horizon 0: must be at least 1 (periods to forecast)"),
+        (
+            ("--item-id", "apple", "--horizon", "99"),
+            "--horizon 99: beyond the model's forecast horizon of 7 periods (D); ask for at most 7",
+        ),
+        (
+            ("--item-id", "apple", "--quantiles", "p95"),
+            "--quantiles p95: p95 is not produced by the deployed model; it forecasts p10,p50,p90",
+        ),
+        (
+            ("--item-id", "apple", "--quantiles", "P10"),
+            "--quantiles P10: 'P10' is not a quantile name (did you mean 'p10'?): use p1..p99, e.g. p10,p50,p90",
+        ),
+        (
+            ("--item-id", "apple", "--quantiles", "p10,0.9"),
+            "--quantiles p10,0.9: '0.9' is not a quantile name (did you mean 'p90'?): use p1..p99, e.g. p10,p50,p90",
+        ),
+        (
+            ("--item-id", "apple", "--covariate", "promo=1,0,1,0,0,0,0"),
+            "--covariate promo: not a covariate of this model (did you mean 'promotion'?); its covariates: "
+            "promotion, day_of_week",
+        ),
+        (("--item-id", "aple"), "--item-id aple: unknown item (did you mean 'apple'?): it is not in the latest"),
+        (
+            ("--item-id", "apple", "--history-periods", "3"),
+            "--history-periods 3: must be at least 4: a forecast needs at least 4 observed points per item",
+        ),
+        (
+            ("--item-id", "apple", "--endpoint-name", "nope"),
+            "--endpoint-name nope: no such endpoint is deployed; approving a model version deploys it "
+            "(python -m deploy.approve approve --latest)",
+        ),
+    ],
+    ids=lambda value: " ".join(value[2:]) if isinstance(value, tuple) else None,
 )
-def test_given_the_invoke_cli_when_the_request_fails_then_it_prints_the_error_and_exits_non_zero(
-    deployed, args, message
-):
+def test_given_bad_input_to_the_invoke_cli_then_one_line_naming_the_flag_as_typed_and_exit_2(deployed, args, line):
     result = run_cli(deployed, "invoke", *args)
 
-    assert result.returncode == 1 and message in json.loads(result.stdout)["error"]
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {line}"), result.stderr
+
+
+def test_given_a_data_folder_that_does_not_exist_then_the_cli_names_data_and_what_it_expects(deployed, tmp_path):
+    missing, empty = tmp_path / "nope", tmp_path
+    result = run_cli(deployed, "invoke", "--item-id", "apple", "--data", str(missing))
+    second = run_cli(deployed, "invoke", "--item-id", "apple", "--data", str(empty))
+
+    assert (result.returncode, second.returncode) == (2, 2)
+    assert result.stderr == (
+        f"error: --data {missing}: there is no such folder; pass a PrepareData output folder (it holds "
+        "profile/profile.json, backtest/ and holdout/; e.g. <home>/s3/<bucket>/<prefix>/executions/<id>/PrepareData) "
+        "or its s3:// URI\n"
+    )
+    assert second.stderr.startswith(f"error: --data {empty}: not a PrepareData output (no profile/profile.json in it)")
+
+
+def test_given_a_history_cap_below_the_minimum_then_the_api_refuses_to_start(deployed):
+    with pytest.raises(api.ApiError, match="history_periods 3 is below 4"):
+        api.ForecastApi(deployed["settings"], history_periods=3)
+    status, body = call(api.ForecastApi(deployed["settings"], history_periods=4), {"item_id": "apple", "horizon": 1})
+    assert status == 200 and body["history"]["points"] == 4
+
+
+def test_given_no_bucket_at_all_then_503_says_to_train_and_approve_a_model(tmp_path):
+    home = tmp_path / "torn-down"
+    status, body = call(api.ForecastApi(resolve({"home": str(home)})), {"item_id": "apple"})
+
+    assert status == 503
+    assert body["error"].startswith("no trained and approved model: the bucket s3://")
+    assert "python -m pipelines.run" in body["error"] and "python -m deploy.approve approve --latest" in body["error"]
 
 
 def test_given_the_api_server_when_posted_then_it_answers_like_the_handler(deployed):
@@ -530,18 +612,22 @@ def test_given_covariate_flags_when_invoked_then_the_request_uses_them(deployed)
 
 
 @pytest.mark.parametrize(
-    "flag, code, message",
+    "flag, message",
     [
-        ("promotion=1,0", 1, "has 2 value(s); give one per forecast period: 3 (the horizon asked for) or 7"),
-        ("promotion=1,x,0", 2, "--covariate promotion: value 2 ('x') is not a number"),
-        ("promotion", 2, "expected NAME=V1,V2"),
-        ("promotion=1,inf,0", 2, "is not a finite number"),
+        (
+            "promotion=1,0",
+            "--covariate promotion: has 2 value(s); give one per forecast period: 3 (the horizon asked for) or 7",
+        ),
+        ("promotion=1,x,0", "--covariate promotion: value 2 ('x') is not a number"),
+        ("promotion", "expected NAME=V1,V2"),
+        ("promotion=1,inf,0", "is not a finite number"),
     ],
 )
-def test_given_bad_covariate_flags_when_invoked_then_a_clear_error(deployed, flag, code, message):
+def test_given_bad_covariate_flags_when_invoked_then_a_clear_error(deployed, flag, message):
     result = run_cli(deployed, "invoke", "--item-id", "apple", "--horizon", "3", "--covariate", flag)
 
-    assert result.returncode == code and message in json.loads(result.stdout)["error"]
+    assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert message in result.stderr
 
 
 @pytest.mark.parametrize(

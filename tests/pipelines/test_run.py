@@ -214,7 +214,12 @@ def test_given_overrides_then_they_are_typed_like_the_parameters():
         ("QualityTreshold=0.2", "did you mean --param QualityThreshold=0.2?"),
         ("forecasthorizon=7", "did you mean --param ForecastHorizon=7?"),
         ("Zzz=1", "--param Zzz: not a parameter of this pipeline; known: AutoMLAlgorithms"),
-        ("ForecastHorizon=two", "--param ForecastHorizon='two': ForecastHorizon is an Integer parameter"),
+        ("ForecastHorizon=two", "--param ForecastHorizon=two: must be a whole number (Integer parameter), got 'two'"),
+        (
+            "QualityThreshold=abc",
+            "--param QualityThreshold=abc: must be a number (Float parameter), got 'abc'; "
+            "for example --param QualityThreshold=0.3",
+        ),
         ("ForecastHorizon", "--param 'ForecastHorizon': expected Name=Value"),
         ("ForecastHorizon=0", "--param ForecastHorizon=0: ForecastHorizon must be from 1 to 500"),
         ("ForecastHorizon=501", "--param ForecastHorizon=501: ForecastHorizon must be from 1 to 500"),
@@ -224,6 +229,41 @@ def test_given_a_bad_override_then_the_error_names_it(pair, message):
     definition = json.loads(training_text())
     with pytest.raises(run.RunError, match=re.escape(message)):
         run.check_overrides(definition, run.parse_overrides([pair]))
+
+
+def test_the_input_parameters_of_the_training_definition_are_the_ones_a_step_reads_data_from():
+    assert run.input_parameters(json.loads(training_text())) == ["InputDataUrl"]
+
+
+def test_given_a_local_input_that_does_not_exist_then_it_is_refused_naming_the_param_as_typed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sales.csv").write_text("x\n1\n")
+    definition = json.loads(training_text())
+    with pytest.raises(run.RunError) as refused:
+        run.check_local_inputs(definition, {"InputDataUrl": "./sale.csv"})
+    assert refused.value.code == 2
+    assert str(refused.value) == (
+        f"--param InputDataUrl=./sale.csv: there is no file or folder at {tmp_path / 'sale.csv'} (did you mean "
+        "--param InputDataUrl=./sales.csv?); pass an existing CSV/Parquet file or a folder of them; nothing was started"
+    )
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(run.RunError, match=re.escape(f"InputDataUrl={missing}: there is no such file or folder;")):
+        run.check_local_inputs(definition, {"InputDataUrl": str(missing)})
+    for fine in ("./sales.csv", str(tmp_path), "s3://bucket/none.csv", ""):
+        run.check_local_inputs(definition, {"InputDataUrl": fine})
+
+
+def test_given_a_missing_input_file_when_running_locally_then_exit_2_before_anything_starts(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    code = run.main(["--no-start", "--param", "InputDataUrl=./nope.csv"], log=lambda line: None)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        f"error: --param InputDataUrl=./nope.csv: there is no file or folder at {tmp_path / 'nope.csv'}; pass an "
+        "existing CSV/Parquet file or a folder of them; nothing was started\n"
+    )
 
 
 def test_given_relative_local_paths_for_url_parameters_then_local_runs_record_them_absolute(tmp_path, monkeypatch):
