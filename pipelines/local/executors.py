@@ -35,7 +35,7 @@ from pipelines.local import expressions as ex
 from pipelines.local.graph import StepSpec
 from pipelines.local.records import FAILED, StepRecord, iso, now, plain
 from pipelines.local.report import format_duration
-from pipelines.local.store import copy_in, copy_out
+from pipelines.local.store import copy_in, copy_out, is_local_source
 from processing.kernel import contracts
 from processing.kernel.process_env import THREADING_ENV
 from processing.kernel.settings import ENVIRONMENT
@@ -191,12 +191,16 @@ class ProcessingExecutor(StepExecutor):
             target = Path(mapped(source["LocalPath"]))
             try:
                 files = copy_in(source["S3Uri"], target, self.settings)
-            except FileNotFoundError as error:
+            except FileNotFoundError:
                 parameter = parameters.get(str(item.get("InputName")))
                 if parameter is None:
-                    raise
+                    if not is_local_source(source["S3Uri"]):
+                        raise  # the store's reason names the URI and the folder it looked in
+                    raise FileNotFoundError(
+                        f"input {item.get('InputName')}={source['S3Uri']}: {_missing_input(source['S3Uri'], self.settings)}"
+                    ) from None
                 raise StepFailed(
-                    f"--param {parameter}={source['S3Uri']}: {_missing_input(source['S3Uri'], error)}",
+                    f"--param {parameter}={source['S3Uri']}: {_missing_input(source['S3Uri'], self.settings)}",
                     exit_code=EXIT_BAD_INPUT,
                 ) from None
             sources += _source_names(source["S3Uri"], files, target, source["LocalPath"])
@@ -755,21 +759,26 @@ def user_paths(text: str, sources: list) -> str:
     return text
 
 
-def _missing_input(uri: str, error: Exception) -> str:
-    """Why an input given by a parameter has no data: a local path that does not exist (with the
-    nearest name beside it), or the store's reason (an empty folder, no object under an S3 prefix)."""
-    from pipelines.local.store import _source_path, is_local_source
+def _missing_input(uri: str, settings: Any) -> str:
+    """Why an input given by a parameter has no data, for after '--param NAME=<uri>: ' (so the path
+    is named again only when it differs from what was typed): a local path that does not exist (with
+    the nearest name beside it), an empty folder, or no object under an S3 prefix in the local store."""
+    from pipelines.local.store import _source_path, local_path
     from processing.kernel.hints import suggest
 
-    if not is_local_source(uri) or _source_path(uri).exists():
-        return str(error)
+    advice = "pass an existing CSV/Parquet file or a folder of them"
+    if not is_local_source(uri):
+        return f"nothing in the local object store at {local_path(uri, settings)}; check the URI or {advice}"
     path = _source_path(uri)
+    at = "" if str(path).rstrip("/") == str(uri).rstrip("/") else f" at {path}"
+    if path.exists():
+        return f"the folder{at} has no files; {advice}"
     try:
         siblings = [p.name for p in path.parent.iterdir() if not p.name.startswith(".")]
     except OSError:
         siblings = []
     near = suggest(path.name, siblings, render=lambda name: repr(str(path.parent / name)))
-    return f"there is no file or folder {path}{near}; pass an existing CSV/Parquet file or a folder of them"
+    return f"there is no {'file or folder' + at if at else 'such file or folder'}{near}; {advice}"
 
 
 def last_error_line(path: Path) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 from pipelines.local import graph_layout
 from processing.kernel import contracts
+from processing.kernel.metric_format import format_metric, metric_label
 from processing.kernel.settings import Settings
 
 STATUS_COLOURS = graph_layout.STATUS_COLOURS
@@ -29,6 +30,11 @@ def _fmt_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _skill(value: Any) -> str:
+    """A skill (1 - model/baseline) is a ratio, whatever metric it compares: two decimals."""
+    return format_metric("skill", value)
 
 
 def property_file_document(record: Mapping[str, Any], name: str, settings: Settings) -> tuple:
@@ -68,20 +74,22 @@ def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mappin
     if gate:
         verdict = "passed" if gate.get("passed") else "failed"
         lines.append(
-            f"  quality gate: {gate.get('metric')} = {(_fmt_value(gate.get('value')) if gate.get('defined', True) else 'undefined')} "
-            f"(threshold {_fmt_value(gate.get('threshold'))}) -> {verdict}"
+            f"  quality gate: {gate.get('metric')} = {(format_metric(gate.get('metric'), gate.get('value')) if gate.get('defined', True) else 'undefined')} "
+            f"(threshold {format_metric(gate.get('metric'), gate.get('threshold'))}) -> {verdict}"
         )
     metrics = _metric_items(evaluation.get("forecast_metrics"))
     if metrics:
-        lines.append("  forecast metrics: " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in metrics))
+        lines.append("  forecast metrics: " + ", ".join(f"{metric_label(k)} {format_metric(k, v)}" for k, v in metrics))
     baseline = evaluation.get("baseline") or {}
     base_metrics = dict(_metric_items(baseline.get("forecast_metrics") if isinstance(baseline, Mapping) else None))
     if base_metrics:
-        shown = [f"{k} {_fmt_value(base_metrics[k])}" for k, _ in metrics if k in base_metrics]
+        shown = [f"{metric_label(k)} {format_metric(k, base_metrics[k])}" for k, _ in metrics if k in base_metrics]
         lines.append(f"  baseline ({baseline.get('method', 'seasonal naive')}): " + ", ".join(shown))
     skill = _metric_items(evaluation.get("skill"))
     if skill:
-        lines.append("  skill vs baseline (1 - model/baseline): " + ", ".join(f"{k} {_fmt_value(v)}" for k, v in skill))
+        lines.append(
+            "  skill vs baseline (1 - model/baseline): " + ", ".join(f"{metric_label(k)} {_skill(v)}" for k, v in skill)
+        )
     explained = mase_explanation(
         dict(metrics), base_metrics, dict(skill), metric_value((leaderboard or {}).get("MASE"))
     )
@@ -103,18 +111,20 @@ def mase_explanation(
     if "mase" not in metrics:
         return None
     lines = [
-        f"MASE {_fmt_value(metrics['mase'])} = each item's holdout MAE / its in-sample seasonal-naive MAE "
+        f"MASE {format_metric('mase', metrics['mase'])} = each item's holdout MAE / its in-sample seasonal-naive MAE "
         "on the training history, averaged (1 = as large as that in-sample error)"
     ]
     if "mase" in baseline:
-        line = f"  seasonal naive scores {_fmt_value(baseline['mase'])} on the same holdout"
+        line = f"  seasonal naive scores {format_metric('mase', baseline['mase'])} on the same holdout"
         if "mase" in skill:
             line += (
-                f": skill {_fmt_value(skill['mase'])} = {abs(skill['mase']):.0%} "
+                f": skill {_skill(skill['mase'])} = {abs(skill['mase']):.0%} "
                 f"{'less' if skill['mase'] >= 0 else 'more'} error than seasonal naive"
             )
         lines.append(line)
-    board = f" ({_fmt_value(leaderboard_mase)} for the chosen candidate)" if leaderboard_mase is not None else ""
+    board = (
+        f" ({format_metric('mase', leaderboard_mase)} for the chosen candidate)" if leaderboard_mase is not None else ""
+    )
     lines.append(
         f"  the AutoML leaderboard's MASE{board} is the same formula on its backtest windows inside the "
         "training data (earlier periods), not on this holdout (docs/metrics.md)"
@@ -152,8 +162,9 @@ def champion_lines(evaluation: Mapping[str, Any]) -> list:
     verdict = "challenger wins" if champion.get("passed") else "champion stays (challenger not registered)"
     lines = [
         f"  champion (version {champion.get('version')}) vs challenger on the same holdout: "
-        f"{champion.get('metric')} {_fmt_value(champion.get('champion_value'))} vs "
-        f"{_fmt_value(champion.get('challenger_value'))}, limit {_fmt_value(champion.get('limit'))} "
+        f"{champion.get('metric')} {format_metric(champion.get('metric'), champion.get('champion_value'))} vs "
+        f"{format_metric(champion.get('metric'), champion.get('challenger_value'))}, "
+        f"limit {format_metric(champion.get('metric'), champion.get('limit'))} "
         f"(tolerance {_fmt_value(champion.get('tolerance'))}) -> {verdict}"
     ]
     theirs, ours = champion.get("champion_metrics") or {}, champion.get("challenger_metrics") or {}
@@ -161,7 +172,9 @@ def champion_lines(evaluation: Mapping[str, Any]) -> list:
     if shared:
         lines.append(f"    {'metric'.ljust(8)}  {'champion'.rjust(10)}  {'challenger'.rjust(10)}")
         lines += [
-            f"    {k.ljust(8)}  {_fmt_value(theirs[k]).rjust(10)}  {_fmt_value(ours[k]).rjust(10)}" for k in shared
+            f"    {metric_label(k).ljust(8)}  {format_metric(k, metric_value(theirs[k])).rjust(10)}  "
+            f"{format_metric(k, metric_value(ours[k])).rjust(10)}"
+            for k in shared
         ]
     return lines
 
@@ -383,7 +396,8 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
         if gate:
             sections.append(
                 f"<p>Quality gate: {html.escape(str(gate.get('metric')))} = "
-                f"{(_fmt_value(gate.get('value')) if gate.get('defined', True) else 'undefined')}, threshold {_fmt_value(gate.get('threshold'))}: "
+                f"{(format_metric(gate.get('metric'), gate.get('value')) if gate.get('defined', True) else 'undefined')}, "
+                f"threshold {format_metric(gate.get('metric'), gate.get('threshold'))}: "
                 f"<b>{'passed' if gate.get('passed') else 'failed'}</b></p>"
             )
         model_metrics = _metric_items(evaluation.get("forecast_metrics"))
@@ -392,10 +406,10 @@ def render_report(record: Mapping[str, Any], graph: Any, settings: Settings) -> 
         skill = dict(_metric_items(evaluation.get("skill")))
         rows = [
             (
-                html.escape(k),
-                _fmt_value(v),
-                _fmt_value(base_metrics[k]) if k in base_metrics else "-",
-                _fmt_value(skill[k]) if k in skill else "-",
+                html.escape(metric_label(k)),
+                format_metric(k, v),
+                format_metric(k, base_metrics.get(k)),
+                _skill(skill.get(k)),
             )
             for k, v in model_metrics
         ]

@@ -95,10 +95,6 @@ def page(title: str, body: str, active: str = "", refresh: Optional[int] = None)
     )
 
 
-def _fmt(value: Any) -> str:
-    return esc(report._fmt_value(value)) if value is not None else "-"
-
-
 def _started(record: Mapping[str, Any]) -> str:
     return esc(str(record.get("start_time") or "")[:19].replace("T", " "))
 
@@ -119,7 +115,8 @@ def executions_page(settings: Settings) -> str:
         if gate:
             verdict = "passed" if gate.get("passed") else "failed"
             detail = (
-                f"{esc(str(gate.get('metric')))} {_fmt(gate.get('value'))} &le; {_fmt(gate.get('threshold'))}"
+                f"{esc(str(gate.get('metric')))} {_metric(gate.get('metric'), gate.get('value'))} &le; "
+                f"{_metric(gate.get('metric'), gate.get('threshold'))}"
                 if gate.get("metric")
                 else ""
             )
@@ -269,15 +266,17 @@ def evaluation_section(record: Mapping[str, Any], settings: Settings) -> str:
     gate = evaluation.get("quality_gate") or {}
     if gate:
         parts.append(
-            f"<p>Quality gate: <b>{esc(str(gate.get('metric')))}</b> = {_fmt(gate.get('value'))}, threshold "
-            f"{_fmt(gate.get('threshold'))}: {pill('Succeeded' if gate.get('passed') else 'Failed', 'passed' if gate.get('passed') else 'failed')}</p>"
+            f"<p>Quality gate: <b>{esc(str(gate.get('metric')))}</b> = {_metric(gate.get('metric'), gate.get('value'))}, "
+            f"threshold {_metric(gate.get('metric'), gate.get('threshold'))}: "
+            f"{pill('Succeeded' if gate.get('passed') else 'Failed', 'passed' if gate.get('passed') else 'failed')}</p>"
         )
     metrics = report._metric_items(evaluation.get("forecast_metrics"))
     baseline = evaluation.get("baseline") if isinstance(evaluation.get("baseline"), Mapping) else {}
     base = dict(report._metric_items(baseline.get("forecast_metrics")))
     skill = dict(report._metric_items(evaluation.get("skill")))
     rows = "".join(
-        f"<tr><td>{esc(k)}</td><td>{_fmt(v)}</td><td>{_fmt(base.get(k))}</td><td>{_fmt(skill.get(k))}</td></tr>"
+        f"<tr><td>{esc(metric_label(k))}</td><td>{_metric(k, v)}</td><td>{_metric(k, base.get(k))}</td>"
+        f"<td>{_metric('skill', skill.get(k))}</td></tr>"
         for k, v in metrics
     )
     if rows:
@@ -355,8 +354,8 @@ def steps_section(record: Mapping[str, Any], settings: Settings) -> str:
 SHOWN_METRICS = ("wape", "wql", "mase", "mape", "rmse", "coverage")
 
 
-def _metric(name: str, text: Any) -> str:
-    """A registry metric as `python -m deploy.approve list` shows it (0.009875 as WAPE: 0.99%)."""
+def _metric(name: Any, text: Any) -> str:
+    """A metric as `python -m deploy.approve list` shows it (0.009875 as WAPE: 0.99%; a skill, a ratio: 0.35)."""
     return esc(format_metric(name, text))
 
 

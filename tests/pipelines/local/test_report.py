@@ -136,6 +136,17 @@ def test_given_an_evaluation_then_the_summary_explains_its_mase_next_to_the_lead
     assert "the AutoML leaderboard's MASE (0.61 for the chosen candidate)" in summary
 
 
+def test_given_an_evaluation_then_the_summary_shows_metrics_as_deploy_approve_list_does():
+    lines = evaluation_lines(EVALUATION)
+    assert lines[:4] == [
+        "  quality gate: WAPE = 1.23% (threshold 30.00%) -> passed",
+        "  forecast metrics: WAPE 1.23%, MASE 1.47, wQL 0.60%",
+        "  baseline (seasonal_naive): WAPE 4.50%, MASE 3.27, wQL 3.10%",
+        "  skill vs baseline (1 - model/baseline): WAPE 0.73, MASE 0.55, wQL 0.80",
+    ]
+    assert "0.0123" not in "\n".join(lines)
+
+
 def test_given_a_batch_run_then_the_summary_prints_the_planner_report_and_the_next_commands(settings, tmp_path):
     folder = tmp_path / "report"
     folder.mkdir()
@@ -195,10 +206,10 @@ CHAMPION_EVALUATION = {
 def test_given_a_compared_champion_then_the_summary_shows_both_metric_sets_and_the_verdict():
     lines = champion_lines(CHAMPION_EVALUATION)
     assert lines[0] == (
-        "  champion (version 4) vs challenger on the same holdout: WAPE 0.15 vs 0.2, limit 0.1575 "
+        "  champion (version 4) vs challenger on the same holdout: WAPE 15.00% vs 20.00%, limit 15.75% "
         "(tolerance 0.05) -> champion stays (challenger not registered)"
     )
-    assert lines[2].split() == ["wape", "0.15", "0.2"] and lines[3].split() == ["wql", "0.12", "0.17"]
+    assert lines[2].split() == ["WAPE", "15.00%", "20.00%"] and lines[3].split() == ["wQL", "12.00%", "17.00%"]
     assert len(lines) == 4  # mase is undefined for the challenger: not shown
     assert lines[0] in evaluation_lines(CHAMPION_EVALUATION)
 

@@ -584,10 +584,26 @@ def test_given_a_missing_input_file_then_the_failure_names_the_param_and_the_fil
     code, text, record = run(refusing_pipeline(settings), settings, {"InputDataUrl": str(missing)})
     assert code == 2
     assert record["steps"][0]["failure_reason"] == (
-        f"--param InputDataUrl={missing}: there is no file or folder {missing} (did you mean "
+        f"--param InputDataUrl={missing}: there is no such file or folder (did you mean "
         f"'{tmp_path / 'sales.csv'}'?); pass an existing CSV/Parquet file or a folder of them"
     )
     assert "Retry it from the failed step" not in text and "InputDataUrl=<corrected file>" in text
+
+
+def test_given_an_empty_folder_or_prefix_as_input_then_the_failure_names_the_path_once(settings, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, record = run(refusing_pipeline(settings), settings, {"InputDataUrl": str(empty)})
+    assert code == 2
+    assert record["steps"][0]["failure_reason"] == (
+        f"--param InputDataUrl={empty}: the folder has no files; pass an existing CSV/Parquet file or a folder of them"
+    )
+    code, _, record = run(refusing_pipeline(settings), settings, {"InputDataUrl": "s3://b/none/"})
+    assert code == 2
+    assert record["steps"][0]["failure_reason"] == (
+        f"--param InputDataUrl=s3://b/none/: nothing in the local object store at {settings.home_path / 's3' / 'b' / 'none'}"
+        "; check the URI or pass an existing CSV/Parquet file or a folder of them"
+    )
 
 
 def test_user_paths_replace_the_steps_copies_of_an_input_by_the_users_file_or_folder(tmp_path):

@@ -303,3 +303,26 @@ def test_the_registry_page_shows_metrics_as_deploy_approve_list_does(settings):
     listed = metrics_text({f"metric_{k}": str(v) for k, v in metrics.items()})
     for shown in ("WAPE 0.99%", "wQL 0.69%", "MAPE 1.22%", "coverage 74.69%", "MASE 0.73"):
         assert shown in listed
+
+
+def test_the_execution_page_shows_evaluation_metrics_as_deploy_approve_list_does(settings):
+    from pipelines.studio import pages
+    from processing.kernel import contracts
+
+    evaluation = {
+        "quality_gate": {"metric": "WAPE", "value": 0.009875, "threshold": 0.3, "passed": True},
+        "forecast_metrics": {"wape": {"value": 0.009875}, "mase": {"value": 0.7262}, "mae": {"value": 1534.5}},
+        "baseline": {"method": "seasonal_naive", "forecast_metrics": {"wape": 0.0451, "mase": 1.9}},
+        "skill": {"wape": 0.781, "mase": 0.6178},
+    }
+    path = settings.home_path / "s3" / "forecast-local" / "x" / "Evaluate" / "evaluation.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(evaluation))
+    uri = "s3://forecast-local/x/Evaluate/evaluation.json"
+    step = {"name": "Evaluate", "status": "Succeeded", "property_files": {contracts.EVALUATION_RESULT_NAME: uri}}
+
+    section = pages.evaluation_section({"steps": [step]}, settings)
+
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", section)
+    assert rows == [("WAPE", "0.99%", "4.51%", "0.78"), ("MASE", "0.73", "1.90", "0.62"), ("MAE", "1,534.50", "-", "-")]
+    assert "= 0.99%, threshold 30.00%" in section and "0.009875" not in section
