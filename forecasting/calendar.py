@@ -8,6 +8,7 @@ which a 0/1 "is holiday" flag cannot express.
 from __future__ import annotations
 
 import dataclasses
+import os
 import functools
 from typing import Optional
 
@@ -191,29 +192,23 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, levels) -> np.nd
     return np.interp(levels, cum, v)
 
 
-def holiday_spread(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP, n_tail: int = 0) -> np.ndarray:
-    """Per quantile level, the offset from the median, as a share of it, that a holiday of unknown
-    effect adds to a period's band: (q,), negative below the median, positive above, 0 at it.
-
-    Each day of (a sample of) the history's series (its rows but the last n_tail; a sub-daily
-    series' daily totals) is read against its baseline, the median of the same weekday SPREAD_WEEKS
-    weeks before and after: a relative deviation, weighted by the baseline as wQL weighs series.
-    At each level the deviation of days within `cap` of a holiday beyond that of normal days (no
-    holiday within `cap`) is sqrt(max(q_near^2 - q_normal^2, 0)) on its side of zero: the spread
-    holidays added to the normal noise, as if independent of it."""
-    levels = np.asarray(levels, float)
-    out = np.zeros(len(levels))
+def _holiday_days(country: str, panel, cap: int, n_tail: int):
+    """Per day of (a sample of) the history's series: (relative deviation from its baseline,
+    baseline, distance to the nearest holiday, that holiday's name, the series' index), or None."""
     keep = np.flatnonzero(panel.lengths - n_tail >= 2) if country else np.zeros(0, int)
     if not len(keep):
-        return out
+        return None
     picks = keep[np.unique(np.linspace(0, len(keep) - 1, min(len(keep), SPREAD_MAX_SERIES)).round().astype(int))]
     covered = _covered_days(panel, n_tail)
     lo, hi = pd.Timestamp(int(covered.min()), unit="D").year - 1, pd.Timestamp(int(covered.max()), unit="D").year + 1
-    hdays = np.unique(holiday_table(country, range(lo, hi + 1))["date"].to_numpy("datetime64[D]").astype(np.int64))
+    table = holiday_table(country, range(lo, hi + 1))
+    hdays_all = table["date"].to_numpy("datetime64[D]").astype(np.int64)
+    hdays, first = np.unique(hdays_all, return_index=True)
+    hnames = table["name"].to_numpy()[first]
     if not len(hdays):
-        return out
+        return None
     lags = [7 * w * s for w in SPREAD_WEEKS for s in (-1, 1)]
-    rels, sizes, dists = [], [], []
+    rels, sizes, dists, names, series = [], [], [], [], []
     for i in picks:
         rows = slice(panel.indptr[i], panel.indptr[i + 1] - n_tail)
         y, days = panel.y[rows], _days(panel.ds[rows])
@@ -237,15 +232,22 @@ def holiday_spread(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP,
         good = np.isfinite(grid) & np.isfinite(base) & (base > 0)
         d = idx[good] + start
         pos = np.searchsorted(hdays, d)
-        before = np.abs(d - hdays[np.clip(pos - 1, 0, len(hdays) - 1)])
-        after = np.abs(hdays[np.clip(pos, 0, len(hdays) - 1)] - d)
+        ib, ia = np.clip(pos - 1, 0, len(hdays) - 1), np.clip(pos, 0, len(hdays) - 1)
+        before = np.abs(d - hdays[ib])
+        after = np.abs(hdays[ia] - d)
         rels.append(grid[good] / base[good] - 1)
         sizes.append(base[good])
         dists.append(np.minimum(before, after))
+        names.append(np.where(before <= after, hnames[ib], hnames[ia]))
+        series.append(np.full(good.sum(), i))
     if not rels:
-        return out
-    rel, size, dist = np.concatenate(rels), np.concatenate(sizes), np.concatenate(dists)
-    near, normal = dist < cap, dist >= cap
+        return None
+    return tuple(np.concatenate(x) for x in (rels, sizes, dists, names, series))
+
+
+def _excess(rel, size, near, normal, levels) -> np.ndarray:
+    """sqrt(max(q_near^2 - q_normal^2, 0)) per level on its side of zero (0 at the median)."""
+    out = np.zeros(len(levels))
     if near.sum() < 2 or normal.sum() < 2:
         return out
     below = levels < 0.5
@@ -257,6 +259,43 @@ def holiday_spread(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP,
     out = np.where(below, -extra, extra)
     out[np.abs(levels - 0.5) < 1e-9] = 0.0
     return out
+
+
+def holiday_spread(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP, n_tail: int = 0) -> np.ndarray:
+    """Per quantile level, the offset from the median, as a share of it, that a holiday of unknown
+    effect adds to a period's band: (q,), negative below the median, positive above, 0 at it.
+
+    Each day of (a sample of) the history's series (its rows but the last n_tail; a sub-daily
+    series' daily totals) is read against its baseline, the median of the same weekday SPREAD_WEEKS
+    weeks before and after: a relative deviation, weighted by the baseline as wQL weighs series.
+    At each level the deviation of days within `cap` of a holiday beyond that of normal days (no
+    holiday within `cap`) is sqrt(max(q_near^2 - q_normal^2, 0)) on its side of zero: the spread
+    holidays added to the normal noise, as if independent of it."""
+    levels = np.asarray(levels, float)
+    read = _holiday_days(country, panel, cap, n_tail) if country else None
+    if read is None:
+        return np.zeros(len(levels))
+    rel, size, dist = read[:3]
+    return _excess(rel, size, dist < cap, dist >= cap, levels)
+
+
+def holiday_spread_parts(country, panel, levels, cap: int = UNSEEN_CAP, n_tail: int = 0) -> tuple:
+    """EXPERIMENT: ({holiday name: (q,) spread, n days}, {series index: (q,) spread})."""
+    levels = np.asarray(levels, float)
+    read = _holiday_days(country, panel, cap, n_tail) if country else None
+    if read is None:
+        return {}, {}
+    rel, size, dist, name, series = read
+    near, normal = dist < cap, dist >= cap
+    by_name = {}
+    for n in np.unique(name[near]):
+        part = near & (name == n)
+        by_name[str(n)] = (_excess(rel, size, part, normal, levels), int(part.sum()))
+    by_series = {}
+    for i in np.unique(series):
+        m = series == i
+        by_series[int(i)] = (_excess(rel, size, near & m, normal & m, levels), int((near & m).sum()))
+    return by_name, by_series
 
 
 @dataclasses.dataclass
@@ -283,7 +322,13 @@ class UnseenHolidays:
         if future_ds is not None and not unseen_holiday_periods(country, future_ds, seen).any():
             return None
         spread = holiday_spread(country, panel, levels, UNSEEN_CAP, n_tail)
-        return cls(country, seen, spread) if np.any(spread) else None
+        if not np.any(spread):
+            return None
+        out = cls(country, seen, spread)
+        if os.environ.get("NYC_VARIANT"):
+            out.parts = holiday_spread_parts(country, panel, levels, UNSEEN_CAP, n_tail)
+            out.n_hist = panel.n_series
+        return out
 
     def spread_rows(self, ds, n_series: int) -> Optional[np.ndarray]:
         """(n_series, h, q) relative offsets for `ensemble.widen_unseen_holidays` of the forecast
@@ -293,4 +338,46 @@ class UnseenHolidays:
         if not flagged.any():
             return None
         rows = flagged[:, None] * np.asarray(self.spread, float)[None, :]
+        variant = os.environ.get("NYC_VARIANT", "")
+        if variant and hasattr(self, "parts"):
+            rows = _variant_rows(self, np.asarray(ds), flagged, n_series, variant, rows)
         return rows.reshape(n_series, -1, len(self.spread))
+
+
+def _variant_rows(self, ds, flagged, n_series, variant, rows):
+    """EXPERIMENT."""
+    by_name, by_series = self.parts
+    pool = np.asarray(self.spread, float)
+    q = len(pool)
+    k = float(os.environ.get("NYC_K", "15"))
+    if variant.startswith("id"):
+        days, inverse = np.unique(_days(ds), return_inverse=True)
+        near = _holiday_offsets(self.country, days.min(), days.max(), self.cap)
+        un = near.loc[~near["key"].isin(self.seen)]
+        per_day = np.zeros((len(days), q))
+        pos = {d: j for j, d in enumerate(days)}
+        for d, key in zip(un["day"].to_numpy(), un["key"]):
+            if d not in pos:
+                continue
+            name = key.split("|")[0]
+            if name in by_name:
+                sp, n = by_name[name]
+                if variant == "idshrink":
+                    sp = sp * n / (n + k)
+                elif variant == "idblend":
+                    sp = (sp * n + pool * k) / (n + k)
+            else:
+                sp = pool
+            cur = per_day[pos[d]]
+            per_day[pos[d]] = np.where(np.abs(sp) > np.abs(cur), sp, cur)
+        return flagged[:, None] * per_day[inverse]
+    if variant.startswith("series") and n_series == self.n_hist and len(by_series) == n_series:
+        out = rows.reshape(n_series, -1, q).copy()
+        for i in range(n_series):
+            sp, n = by_series[i]
+            if variant == "seriesblend":
+                sp = (sp * n + pool * k) / (n + k)
+            out[i] = out[i] != 0
+            out[i] = out[i] * sp[None, :] if out[i].ndim == 2 else out[i]
+        return out.reshape(-1, q)
+    return rows
