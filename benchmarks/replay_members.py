@@ -120,7 +120,7 @@ def replay(members: dict, windows, held, config, n_series: int) -> tuple:
     actual = np.concatenate([w.actual for w in windows])
     factors = calibrate(np.concatenate(raw), actual, levels, n_series, _joined(spreads, raw, levels))
     holidays = UnseenHolidays.learn(config.holiday_country, config.frequency_unit, head, levels)
-    spread = None if holidays is None else holidays.spread_rows(held[1].ds, held[1].n_series)
+    spread = None if holidays is None else holidays.spread_rows(held[1].ds, held[1].n_series, held[1].uids)
     out = combine({n: members[n]["ho"] for n in names}, weights, levels, factors, non_negative, spread)
     return out, weights
 

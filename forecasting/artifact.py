@@ -87,7 +87,7 @@ class ForecastModel:
             self.config.quantile_levels,
             self.interval_factors,
             bool(self.metadata.get("non_negative", False)),
-            None if holidays is None else holidays.spread_rows(future.ds, future.n_series),
+            None if holidays is None else holidays.spread_rows(future.ds, future.n_series, future.uids),
         )
 
     def predict_file(self, in_path, out_path) -> Path:

@@ -8,7 +8,6 @@ which a 0/1 "is holiday" flag cannot express.
 from __future__ import annotations
 
 import dataclasses
-import os
 import functools
 from typing import Optional
 
@@ -279,23 +278,28 @@ def holiday_spread(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP,
     return _excess(rel, size, dist < cap, dist >= cap, levels)
 
 
-def holiday_spread_parts(country, panel, levels, cap: int = UNSEEN_CAP, n_tail: int = 0) -> tuple:
-    """EXPERIMENT: ({holiday name: (q,) spread, n days}, {series index: (q,) spread})."""
+def holiday_spreads(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP, n_tail: int = 0) -> tuple:
+    """(pooled `holiday_spread` (q,), {uid: (q,) spread of that series' own days} or None).
+
+    One series' holidays move it by their own amount (flights barely move on Veterans Day, a
+    carrier's Thanksgiving is its own), so each series gets its excess over its own normal days,
+    the pooled one where it has under 2 of either. Per series only when every series was read
+    (at most SPREAD_MAX_SERIES); a larger panel keeps the pooled spread for all."""
     levels = np.asarray(levels, float)
     read = _holiday_days(country, panel, cap, n_tail) if country else None
     if read is None:
-        return {}, {}
-    rel, size, dist, name, series = read
+        return np.zeros(len(levels)), None
+    rel, size, dist, _, series = read
     near, normal = dist < cap, dist >= cap
-    by_name = {}
-    for n in np.unique(name[near]):
-        part = near & (name == n)
-        by_name[str(n)] = (_excess(rel, size, part, normal, levels), int(part.sum()))
-    by_series = {}
+    pooled = _excess(rel, size, near, normal, levels)
+    if panel.n_series > SPREAD_MAX_SERIES:
+        return pooled, None
+    own = {}
     for i in np.unique(series):
-        m = series == i
-        by_series[int(i)] = (_excess(rel, size, near & m, normal & m, levels), int((near & m).sum()))
-    return by_name, by_series
+        mine = series == i
+        if (near & mine).sum() >= 2 and (normal & mine).sum() >= 2:
+            own[panel.uids[i]] = _excess(rel, size, near & mine, normal & mine, levels)
+    return pooled, own or None
 
 
 @dataclasses.dataclass
@@ -305,8 +309,9 @@ class UnseenHolidays:
 
     country: str
     seen: frozenset
-    spread: np.ndarray  # (q,) relative offsets (holiday_spread)
+    spread: np.ndarray  # (q,) relative offsets (holiday_spread), pooled over the series
     cap: int = UNSEEN_CAP
+    series_spread: Optional[dict] = None  # {uid: (q,)} each series' own (holiday_spreads)
 
     @classmethod
     def learn(
@@ -321,63 +326,23 @@ class UnseenHolidays:
         seen = seen_holiday_offsets(country, _covered_days(panel, n_tail))
         if future_ds is not None and not unseen_holiday_periods(country, future_ds, seen).any():
             return None
-        spread = holiday_spread(country, panel, levels, UNSEEN_CAP, n_tail)
-        if not np.any(spread):
+        spread, own = holiday_spreads(country, panel, levels, UNSEEN_CAP, n_tail)
+        if not np.any(spread) and not (own and any(np.any(v) for v in own.values())):
             return None
-        out = cls(country, seen, spread)
-        if os.environ.get("NYC_VARIANT"):
-            out.parts = holiday_spread_parts(country, panel, levels, UNSEEN_CAP, n_tail)
-            out.n_hist = panel.n_series
-        return out
+        return cls(country, seen, spread, series_spread=own)
 
-    def spread_rows(self, ds, n_series: int) -> Optional[np.ndarray]:
+    def spread_rows(self, ds, n_series: int, uids=None) -> Optional[np.ndarray]:
         """(n_series, h, q) relative offsets for `ensemble.widen_unseen_holidays` of the forecast
-        periods `ds` (n_series x h, series after series): the spread where a period stands near a
-        holiday at an unseen offset, else 0; None when no period does."""
+        periods `ds` (n_series x h, series after series; `uids` their series, for their own
+        spreads): the spread where a period stands near a holiday at an unseen offset, else 0;
+        None when no period does."""
         flagged = unseen_holiday_periods(self.country, ds, self.seen, self.cap)
         if not flagged.any():
             return None
-        rows = flagged[:, None] * np.asarray(self.spread, float)[None, :]
-        variant = os.environ.get("NYC_VARIANT", "")
-        if variant and hasattr(self, "parts"):
-            rows = _variant_rows(self, np.asarray(ds), flagged, n_series, variant, rows)
-        return rows.reshape(n_series, -1, len(self.spread))
-
-
-def _variant_rows(self, ds, flagged, n_series, variant, rows):
-    """EXPERIMENT."""
-    by_name, by_series = self.parts
-    pool = np.asarray(self.spread, float)
-    q = len(pool)
-    k = float(os.environ.get("NYC_K", "15"))
-    if variant.startswith("id"):
-        days, inverse = np.unique(_days(ds), return_inverse=True)
-        near = _holiday_offsets(self.country, days.min(), days.max(), self.cap)
-        un = near.loc[~near["key"].isin(self.seen)]
-        per_day = np.zeros((len(days), q))
-        pos = {d: j for j, d in enumerate(days)}
-        for d, key in zip(un["day"].to_numpy(), un["key"]):
-            if d not in pos:
-                continue
-            name = key.split("|")[0]
-            if name in by_name:
-                sp, n = by_name[name]
-                if variant == "idshrink":
-                    sp = sp * n / (n + k)
-                elif variant == "idblend":
-                    sp = (sp * n + pool * k) / (n + k)
-            else:
-                sp = pool
-            cur = per_day[pos[d]]
-            per_day[pos[d]] = np.where(np.abs(sp) > np.abs(cur), sp, cur)
-        return flagged[:, None] * per_day[inverse]
-    if variant.startswith("series") and n_series == self.n_hist and len(by_series) == n_series:
-        out = rows.reshape(n_series, -1, q).copy()
-        for i in range(n_series):
-            sp, n = by_series[i]
-            if variant == "seriesblend":
-                sp = (sp * n + pool * k) / (n + k)
-            out[i] = out[i] != 0
-            out[i] = out[i] * sp[None, :] if out[i].ndim == 2 else out[i]
-        return out.reshape(-1, q)
-    return rows
+        q = len(self.spread)
+        pooled = np.asarray(self.spread, float)
+        own = getattr(self, "series_spread", None)  # models saved before it existed: pooled only
+        per = np.tile(pooled, (n_series, 1))
+        if own and uids is not None:
+            per = np.stack([np.asarray(own.get(u, pooled), float) for u in uids])
+        return flagged.reshape(n_series, -1, 1) * per[:, None, :]
