@@ -339,7 +339,6 @@ class UnseenHolidays:
         flagged = unseen_holiday_periods(self.country, ds, self.seen, self.cap)
         if not flagged.any():
             return None
-        q = len(self.spread)
         pooled = np.asarray(self.spread, float)
         own = getattr(self, "series_spread", None)  # models saved before it existed: pooled only
         per = np.tile(pooled, (n_series, 1))

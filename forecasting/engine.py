@@ -360,7 +360,9 @@ def _holiday_spread(config: EngineConfig, panel: Panel, window: BacktestWindow) 
     holidays = UnseenHolidays.learn(
         config.holiday_country, config.frequency_unit, panel, config.quantile_levels, window.n_tail, window.future.ds
     )
-    return None if holidays is None else holidays.spread_rows(window.future.ds, window.future.n_series, window.future.uids)
+    return (
+        None if holidays is None else holidays.spread_rows(window.future.ds, window.future.n_series, window.future.uids)
+    )
 
 
 def _joined(spreads: list, raw: list, levels) -> Optional[np.ndarray]:

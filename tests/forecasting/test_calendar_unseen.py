@@ -164,3 +164,34 @@ def test_given_no_calendar_when_trained_then_no_spread_is_kept_and_the_metadata_
     train(frame, config, tmp_path, candidates=["SeasonalNaive", "NPTS"], log=lambda *_: None)
     assert load_model(tmp_path / "model").unseen_holidays is None
     assert json.loads((tmp_path / "model" / "metadata.json").read_text())["unseen_holiday_spread"] is None
+
+
+def _mixed_frame() -> pd.DataFrame:
+    """item_dip falls 40% around each holiday, item_flat does not (flights on Veterans Day)."""
+    dip = _frame(dip=0.6, items=1).assign(item_id="item_dip")
+    flat = _frame(dip=1.0, items=1, seed=1).assign(item_id="item_flat")
+    return pd.concat([dip, flat], ignore_index=True)
+
+
+def test_given_one_series_moved_by_holidays_and_one_not_then_each_gets_its_own_spread():
+    pooled, own = calendar.holiday_spreads("US", _panel(_mixed_frame()), LEVELS)
+    assert set(own) == {"item_dip", "item_flat"}
+    assert own["item_dip"][0] < -0.2
+    assert np.all(np.abs(own["item_flat"]) < 0.02)
+    assert own["item_dip"][0] < pooled[0] < own["item_flat"][0]  # pooled: between the two
+
+
+def test_given_series_spreads_when_rows_are_asked_then_each_series_gets_its_own_and_unknown_ones_the_pooled():
+    holidays = calendar.UnseenHolidays.learn("US", "D", _panel(_mixed_frame()), LEVELS)
+    ds = np.tile(pd.date_range("2024-12-20", periods=4).to_numpy("datetime64[ns]"), 3)  # Christmas week, unseen
+    rows = holidays.spread_rows(ds, 3, np.array(["item_flat", "item_dip", "item_new"]))
+    assert rows[1, :, 0] == pytest.approx(holidays.series_spread["item_dip"][0])
+    assert np.all(np.abs(rows[0]) < 0.02)
+    assert rows[2, :, 0] == pytest.approx(holidays.spread[0])  # a series the training never saw
+    assert holidays.spread_rows(ds, 3)[0, 0, 0] == pytest.approx(holidays.spread[0])  # no ids: pooled
+
+
+def test_given_more_series_than_are_read_then_only_the_pooled_spread_is_kept(monkeypatch):
+    monkeypatch.setattr(calendar, "SPREAD_MAX_SERIES", 1)
+    pooled, own = calendar.holiday_spreads("US", _panel(_mixed_frame()), LEVELS)
+    assert own is None and pooled[0] < -0.1
