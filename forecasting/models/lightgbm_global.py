@@ -276,10 +276,12 @@ class LightGBMGlobal(Candidate):
     def bagging_for(cls, config, n_series) -> dict:
         """The `bags` and `bag_rows` a fit uses when its params leave them None: the one place of
         the rule. Daily panels of 100+ series only: there the boosters' variance is a measurable
-        share of the error (the seed's mean wQL moves by +-0.0002 with LightGBM's seed alone), and
-        one model serves many series, so the extra boosters cost ~1.5x LightGBM's CPU once. Small
-        daily panels (elecdaily 1, nycflights 24 series) stay on one booster: 3 boosters averaged
-        per quantile scored elecdaily 0.0447 against 0.0436 at 2.8x the CPU."""
+        share of the error (the seed's mean wQL moves by +-0.0002 with LightGBM's seed alone) and
+        3 x 50k rows took it 0.00470 -> 0.00448 (LightGBM seeds 0-2; 0.00465 -> 0.00452 over 0-9)
+        at 1.5x the engine's CPU. Fewer rows a bag lose the rare days (5 x 20k: 0.00490, the
+        Christmas window). Small daily panels (elecdaily 1, nycflights 24 series) stay on one
+        booster: 3 boosters averaged per quantile scored elecdaily 0.0447 against 0.0436 at 2.8x
+        the CPU. Other frequencies were not measured with bags."""
         if config.frequency_unit == "D" and n_series >= cls.BAG_MIN_SERIES:
             return {"bags": cls.BAGS, "bag_rows": cls.BAG_ROWS}
         return {"bags": 1, "bag_rows": None}
