@@ -268,7 +268,7 @@ class LightGBMGlobal(Candidate):
     # bagging (`bagging_for`): daily panels of BAG_MIN_SERIES series or more train BAGS boosters per
     # quantile, each on its own seeded draw of BAG_ROWS rows, and average them. The seed (125 daily
     # series): docs/engine.md "Bagging the global LightGBM model"
-    BAGS = 3
+    BAGS = 2  # 3 scored better (seed 0.00448) at 1.5x the CPU: over the user path's 85 s (docs)
     BAG_ROWS = 50_000
     BAG_MIN_SERIES = 100
 
@@ -276,10 +276,12 @@ class LightGBMGlobal(Candidate):
     def bagging_for(cls, config, n_series) -> dict:
         """The `bags` and `bag_rows` a fit uses when its params leave them None: the one place of
         the rule. Daily panels of 100+ series only: there the boosters' variance is a measurable
-        share of the error (the seed's mean wQL moves by +-0.0002 with LightGBM's seed alone) and
-        3 x 50k rows took it 0.00470 -> 0.00448 (LightGBM seeds 0-2; 0.00465 -> 0.00452 over 0-9)
-        at 1.5x the engine's CPU. Fewer rows a bag lose the rare days (5 x 20k: 0.00490, the
-        Christmas window). Small daily panels (elecdaily 1, nycflights 24 series) stay on one
+        share of the error (the seed's mean wQL moves by +-0.0002 with LightGBM's seed alone):
+        2 x 50k rows, the unbagged model's 100,000 rows and CPU, took it 0.00470 -> 0.00462
+        (LightGBM seeds 0-2; 0.00465 -> 0.00460 over 0-9, worst seed 0.00496 -> 0.00476); 3 x 50k
+        gave 0.00448 (0.00452) at 1.5x the engine's CPU, which takes both seed windows through
+        the user commands over their 85 s. Fewer rows a bag lose the rare days (5 x 20k: 0.00490,
+        the Christmas window). Small daily panels (elecdaily 1, nycflights 24 series) stay on one
         booster: 3 boosters averaged per quantile scored elecdaily 0.0447 against 0.0436 at 2.8x
         the CPU. Other frequencies were not measured with bags."""
         if config.frequency_unit == "D" and n_series >= cls.BAG_MIN_SERIES:

@@ -62,8 +62,8 @@ def test_given_a_seed_when_bagged_twice_then_the_forecasts_are_identical_and_ano
 @pytest.mark.parametrize(
     "frequency, n_series, bags",
     [
-        ("D", 125, 3),
-        ("D", 100, 3),
+        ("D", 125, 2),
+        ("D", 100, 2),
         ("D", 99, 1),
         ("D", 24, 1),
         ("D", 1, 1),
@@ -78,12 +78,12 @@ def test_given_a_panel_then_bagging_is_on_only_for_daily_data_of_100_series_or_m
 
 
 def test_given_default_params_when_fitted_then_the_gate_decides_and_the_params_record_it(config):
-    """100 daily series: 3 bags of 50,000 rows; 12: one booster per quantile on max_rows, the
+    """100 daily series: 2 bags of 50,000 rows; 12: one booster per quantile on max_rows, the
     unbagged model as before."""
     big_frame = make_frame(n_items=100, n_days=30, kind="seasonal", noise=0.3)
     big, *_ = _panels(big_frame, config)
     model = create("LightGBM", config, num_boost_round=5, min_data_in_leaf=5).fit(big)
-    assert (model.params["bags"], model.params["bag_rows"], len(model.bag_boosters)) == (3, 50_000, 3)
+    assert (model.params["bags"], model.params["bag_rows"], len(model.bag_boosters)) == (2, 50_000, 2)
     small, hist, fut, _ = _panels(make_frame(n_items=12, n_days=90, kind="seasonal", noise=0.3), config)
     one = create("LightGBM", config, **FAST).fit(small)
     assert (one.params["bags"], one.params["bag_rows"], len(one.bag_boosters)) == (1, 5000, 1)
