@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -226,7 +227,8 @@ def _holiday_days(country: str, panel, cap: int, n_tail: int):
             ]
         )
         around[:, np.sum(np.isfinite(around), axis=0) < 2] = np.nan
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # columns without 2 neighbours are all-NaN on purpose
+            warnings.simplefilter("ignore", RuntimeWarning)
             base = np.nanmedian(around, axis=0)
         good = np.isfinite(grid) & np.isfinite(base) & (base > 0)
         d = idx[good] + start
