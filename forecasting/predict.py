@@ -21,10 +21,22 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, help="forecast CSV (Autopilot batch layout)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    model = load_model(args.model)
-    out = model.predict_file(args.input, args.output)
+    try:
+        model = load_model(args.model)
+    except (OSError, ValueError) as exc:  # a missing or foreign model folder: one line, not a traceback
+        return _fail(f"--model {exc}" if str(exc).startswith(str(args.model)) else f"--model {args.model}: {exc}")
+    try:
+        out = model.predict_file(args.input, args.output)
+    except ValueError as exc:  # unreadable input, missing columns, bad values (TableError is one)
+        return _fail(f"--input: {exc}")
     print(f"wrote {out} in {time.perf_counter() - start:.2f}s")
     return 0
+
+
+def _fail(message: str) -> int:
+    """Bad input is the user's to fix: one line naming the flag, exit status 2 (like argparse)."""
+    print(f"python -m forecasting.predict: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -104,6 +104,46 @@ def test_given_a_fresh_process_when_the_engine_is_imported_then_its_environment_
 
 def test_given_the_predict_cli_when_it_starts_then_it_sets_openmp_threads_to_sleep(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    with pytest.raises(FileNotFoundError, match="no model.joblib"):
-        predict_cli.main(["--model", str(tmp_path / "missing"), "--input", "x.csv", "--output", "y.csv"])
+    assert predict_cli.main(["--model", str(tmp_path / "missing"), "--input", "x.csv", "--output", "y.csv"]) == 2
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_given_a_folder_without_a_model_or_an_unreadable_input_when_predict_runs_then_one_line_names_the_flag(
+    tmp_path, capsys
+):
+    frame = make_frame(n_items=2, n_days=40, kind="covariate")
+    history, context, _ = split_context(frame, 7)
+    history.to_csv(tmp_path / "train.csv", index=False)
+    request = {
+        "AutoMLProblemTypeConfig": {
+            "TimeSeriesForecastingJobConfig": {
+                "ForecastFrequency": "D",
+                "ForecastHorizon": 7,
+                "TimeSeriesConfig": {
+                    "TargetAttributeName": "target_value",
+                    "TimestampAttributeName": "timestamp",
+                    "ItemIdentifierAttributeName": "item_id",
+                },
+                "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]},
+            }
+        },
+    }
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    args = ["--request", str(tmp_path / "request.json"), "--train", str(tmp_path / "train.csv")]
+    assert train_cli.main([*args, "--out", str(tmp_path / "out")]) == 0
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    capsys.readouterr()
+
+    cases = [
+        (tmp_path / "nope", tmp_path / "bad.csv", f"--model {tmp_path / 'nope'}: no model.joblib"),
+        (tmp_path / "out" / "model", tmp_path / "missing.csv", "--input: data "),
+        (tmp_path / "out" / "model", tmp_path / "bad.csv", "--input: "),
+    ]
+    for model, data, expected in cases:
+        code = predict_cli.main(["--model", str(model), "--input", str(data), "--output", str(tmp_path / "f.csv")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2
+        assert err.startswith(f"python -m forecasting.predict: error: {expected}"), err
+        assert str(data.name) in err or "model.joblib" in err
+        assert "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "f.csv").exists()
