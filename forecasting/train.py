@@ -13,6 +13,7 @@ from processing.kernel.process_env import configure_threads
 
 from .config import EngineConfig
 from .engine import train
+from .models import PRESETS
 
 
 def main(argv=None) -> int:
@@ -25,6 +26,8 @@ def main(argv=None) -> int:
     parser.add_argument("--time-limit", type=float, default=None, help="seconds (default: the request's)")
     parser.add_argument("--preset", default=None, help="candidate preset when the request lists no algorithms")
     args = parser.parse_args(argv)
+    if args.preset is not None and args.preset not in PRESETS:
+        parser.error(f"--preset {args.preset}: not a preset; the presets are {', '.join(sorted(PRESETS))}")
     path = Path(args.request)
     try:
         request = json.loads(path.read_text())
@@ -32,6 +35,9 @@ def main(argv=None) -> int:
         parser.error(f"--request {path}: cannot read JSON ({exc})")
     overrides = {"preset": args.preset} if args.preset else {}
     config = EngineConfig.from_automl_request(request, **overrides)
+    if args.preset and config.algorithms is not None:  # the request's list wins: say so, not silently
+        listed = ", ".join(config.algorithms)
+        print(f"note: --preset {args.preset} is not used: the request lists its algorithms ({listed})")
     result = train(args.train, config, args.out, time_limit_seconds=args.time_limit)  # the engine logs
     print(
         json.dumps(

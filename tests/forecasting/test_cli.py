@@ -147,3 +147,31 @@ def test_given_a_folder_without_a_model_or_an_unreadable_input_when_predict_runs
         assert str(data.name) in err or "model.joblib" in err
         assert "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_given_an_unknown_preset_or_a_request_listing_algorithms_when_train_runs_then_it_says_so(tmp_path, capsys):
+    frame = make_frame(n_items=2, n_days=40, kind="covariate")
+    history, _, _ = split_context(frame, 7)
+    history.to_csv(tmp_path / "train.csv", index=False)
+    series = {"TargetAttributeName": "target_value", "TimestampAttributeName": "timestamp"}
+    job = {
+        "ForecastFrequency": "D",
+        "ForecastHorizon": 7,
+        "TimeSeriesConfig": {**series, "ItemIdentifierAttributeName": "item_id"},
+        "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]},
+    }
+    (tmp_path / "request.json").write_text(
+        json.dumps({"AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": job}})
+    )
+    args = ["--request", str(tmp_path / "request.json"), "--train", str(tmp_path / "train.csv")]
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main([*args, "--out", str(tmp_path / "a"), "--preset", "fast"])
+    assert exit_info.value.code == 2
+    assert "--preset fast: not a preset; the presets are best_quality, default, statistical" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+    assert train_cli.main([*args, "--out", str(tmp_path / "b"), "--preset", "statistical"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --preset statistical is not used: the request lists its algorithms (npts)" in out
+    assert json.loads(out.strip().splitlines()[-1])["model_dir"]
