@@ -512,13 +512,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     for needs_future in ("future_truth", "history_out"):
         if getattr(args, needs_future) and args.future_days <= 0:
-            print(f"--{needs_future.replace('_', '-')} needs --future-days N (N >= 1)", file=sys.stderr)
+            print(f"error: --{needs_future.replace('_', '-')} needs --future-days N (N >= 1)", file=sys.stderr)
             return 2
     if args.years is not None and args.end is not None:
-        print("give --end or --years, not both", file=sys.stderr)
+        print("error: give --end or --years, not both", file=sys.stderr)
         return 2
+    for flag, value in (("--start", args.start), ("--end", args.end)):
+        try:  # parsed as the generator parses it, so what it accepts still works
+            _ = value is None or pd.Timestamp(value)
+        except ValueError:
+            print(f"error: {flag} {value}: not a date; write it YYYY-MM-DD (for example 2021-01-01)", file=sys.stderr)
+            return 2
     if args.chunk_items < 1:
-        print(f"--chunk-items must be at least 1, got {args.chunk_items}", file=sys.stderr)
+        print(f"error: --chunk-items must be at least 1, got {args.chunk_items}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     end = end_of_years(args.start, args.years) if args.years is not None else (args.end or DEFAULT_END)

@@ -239,3 +239,14 @@ def test_the_date_range_line_names_the_future_days(tmp_path, capsys):
     )
     assert main(args) == 0
     assert "Date range: 2021-01-01 to 2021-01-31 (history)\n" in capsys.readouterr().out
+
+
+def test_a_start_or_end_that_is_not_a_date_is_one_line_naming_the_flag(tmp_path, capsys):
+    out = tmp_path / "sales.csv"
+    for flag, value in (("--start", "xx"), ("--end", "2023-13-01")):
+        assert main(["--out", str(out), "--products", "1", "--regions", "1", flag, value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: {flag} {value}: not a date; write it YYYY-MM-DD (for example 2021-01-01)"
+    assert not out.exists()
+    assert main(["--out", str(out), "--products", "1", "--regions", "1", "--end", "2021-03-31"]) == 0
+    assert out.exists()
