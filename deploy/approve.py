@@ -464,8 +464,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "endpoint_name": args.endpoint_name,
             }
         )
-        if not settings.is_local and not settings.region:
-            raise SettingsError("no AWS region: pass --region or set AWS_REGION")
+        if not settings.is_local:
+            settings.require_region()
         sm = clients.client("sagemaker", settings)
         group = settings.model_package_group
         if args.command == "list":

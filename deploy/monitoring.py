@@ -208,8 +208,7 @@ def ensure_monitoring(
             "CloudWatch exists on the SageMaker target only; locally read the endpoint's "
             "/metrics (python -m deploy.monitoring prints them)"
         )
-    if not settings.region:
-        raise SettingsError("no AWS region: pass --region or set AWS_REGION")
+    settings.require_region()
     sns = clients.client("sns", settings)
     cloudwatch = clients.client("cloudwatch", settings)
     topic_arn = sns.create_topic(

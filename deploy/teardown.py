@@ -357,8 +357,7 @@ def _remove(path: Path) -> None:
 def plan_for(settings: Settings, include_data: bool = False) -> list[Resource]:
     if settings.is_local:
         return local_plan(settings, include_data)
-    if not settings.region:
-        raise SettingsError("no AWS region: pass --region or set AWS_REGION")
+    settings.require_region()
     return sagemaker_plan(settings, include_data)
 
 

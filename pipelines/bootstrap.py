@@ -145,8 +145,7 @@ def bootstrap(settings: Settings, role_name: Optional[str] = None, log: Callable
     """Create or update the bucket and the role; returns the role ARN."""
     import boto3
 
-    if not settings.region:
-        raise SettingsError("no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)")
+    settings.require_region()
     if not settings.bucket:
         raise SettingsError("no S3 bucket: pass --bucket or set FORECAST_BUCKET")
     session = boto3.session.Session(region_name=settings.region)

@@ -129,10 +129,17 @@ class Settings:
         keys = [self.prefix.strip("/")] + [p.strip("/") for p in parts if p]
         return "s3://" + self.effective_bucket + "/" + "/".join(k for k in keys if k)
 
+    def require_region(self) -> None:
+        """The one "no region" error, naming every source the region is resolved from."""
+        if not self.region:
+            raise SettingsError(
+                "no AWS region: pass --region, or set FORECAST_REGION, AWS_REGION or AWS_DEFAULT_REGION, "
+                "or region in forecast.toml"
+            )
+
     def require_sagemaker(self) -> None:
         """One-line errors saying how to set what the SageMaker target needs."""
-        if not self.region:
-            raise SettingsError("no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)")
+        self.require_region()
         if not self.role_arn:
             raise SettingsError(
                 "no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN "
