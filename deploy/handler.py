@@ -564,6 +564,8 @@ def invocation_line(request: dict, settings: Settings, *, structured: bool) -> s
             }
         )
     source = "EventBridge approval event" if request["source"] == "eventbridge" else "pipeline Deploy step"
+    if request.get("rollback"):  # `deploy.approve rollback` asks for an older version on purpose
+        source += ", rollback"
     return (
         f"deploy handler ({source}): model package {request['model_package_arn']} "
         f"-> endpoint {request['endpoint_name']}"

@@ -773,3 +773,10 @@ def test_given_the_lambda_runtime_then_the_first_line_is_one_json_object_for_clo
         "endpoint_name": "demand-forecast",
         "target": "sagemaker",
     }
+
+
+def test_given_a_rollback_event_then_the_handler_sentence_says_it_is_a_rollback(sagemaker_target):
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/demand-forecasting/2"
+    request = handler.parse_event({**eventbridge(arn), "rollback": True}, sagemaker_target)
+    line = handler.invocation_line(request, sagemaker_target, structured=False)
+    assert line.startswith("deploy handler (EventBridge approval event, rollback): model package")
