@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pipelines.studio import pages, state
 from processing.kernel import console
-from processing.kernel.settings import Settings, SettingsError, resolve
+from processing.kernel.settings import Settings, SettingsError, resolve, sources
 
 HOST = "127.0.0.1"
 MAX_FORM_BYTES = 16 * 1024
@@ -274,7 +274,7 @@ def parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=None,
-        help="port on 127.0.0.1 (default: FORECAST_STUDIO_PORT, else 8090; 0 = any free port)",
+        help=f"port on 127.0.0.1 (default: {sources('studio_port')}, else 8090; 0 = any free port)",
     )
     p.add_argument("--config", default=None, help="config file (default ./forecast.toml, or FORECAST_CONFIG)")
     return p

@@ -326,3 +326,10 @@ def test_the_execution_page_shows_evaluation_metrics_as_deploy_approve_list_does
     rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", section)
     assert rows == [("WAPE", "0.99%", "4.51%", "0.78"), ("MASE", "0.73", "1.90", "0.62"), ("MAE", "1,534.50", "-", "-")]
     assert "= 0.99%, threshold 30.00%" in section and "0.009875" not in section
+
+
+def test_the_port_flag_help_names_its_variable_and_config_key():
+    from pipelines.studio.server import parser
+
+    text = " ".join(parser().format_help().split())
+    assert "FORECAST_STUDIO_PORT; studio_port in forecast.toml, else 8090" in text
