@@ -327,14 +327,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--region", default=None, help=f"AWS region (or {sources('region')})")
     parser.add_argument("--endpoint-name", default=None, help=f"the endpoint (or {sources('endpoint_name')})")
     parser.add_argument("--email", default=None, help="subscribe this address to the alarm topic")
-    parser.add_argument("--errors", type=int, default=5, help="5XX errors in 5 minutes that raise the alarm")
-    parser.add_argument("--latency-ms", type=float, default=2000.0, help="p90 model latency alarm threshold")
-    parser.add_argument("--quiet-hours", type=int, default=24, help="hours without invocations before alarming")
+    parser.add_argument(
+        "--errors", type=int, default=5, help="5XX errors in 5 minutes that raise the alarm (default: 5)"
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=2000.0, help="p90 model latency alarm threshold, ms (default: 2000)"
+    )
+    parser.add_argument(
+        "--quiet-hours", type=int, default=24, help="hours without invocations before alarming (default: 24)"
+    )
     parser.add_argument(
         "--accuracy-factor",
         type=float,
         default=DEFAULT_ACCURACY_FACTOR,
-        help="alarm when the live wQL of batch forecasts exceeds the registered wQL x this",
+        help="alarm when the live wQL of batch forecasts exceeds the registered wQL x this (default: %(default)s)",
     )
     return parser
 

@@ -469,8 +469,18 @@ def parser() -> argparse.ArgumentParser:
         help="target aggregation: sum, avg, first, min, max (default: what PrepareData applied, else sum)",
     )
     p.add_argument("--filling", default=None, help="JSON {column: {rule: method}} overriding the defaults")
-    p.add_argument("--poll-seconds", type=float, default=60.0)
-    p.add_argument("--max-wait-seconds", type=float, default=None)
+    p.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=60.0,
+        help="longest wait between DescribeAutoMLJobV2 polls (they start at 0.1 s, then 10%% of the time waited)",
+    )
+    p.add_argument(
+        "--max-wait-seconds",
+        type=float,
+        default=None,
+        help="stop waiting after this many seconds: the step fails, the job runs on and a --retry re-attaches to it (default: no limit)",
+    )
     return p
 
 
