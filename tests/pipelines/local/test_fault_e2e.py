@@ -298,6 +298,15 @@ def executing(
     return ready
 
 
+def step_process_running(settings, step: str, run: Runtime, execution_id: Optional[str] = None) -> dict:
+    """Wait until `step` is Executing with its process alive; returns the record."""
+    return wait_until(
+        executing(settings, step, lambda r: supervision.process_alive(r.get("step_process")) is True, execution_id),
+        f"{step} to be Executing, its process running",
+        run,
+    )
+
+
 def kill_during(
     run: Runtime,
     settings,
@@ -333,11 +342,7 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     first = Runtime(["--step-launcher", "spawn", "--param", f"InputDataUrl={sales_csv}", *FAST])
 
     # 1. PrepareData, while its process runs (frozen once seen, so it still runs when the crash comes)
-    starting = wait_until(
-        executing(settings, contracts.STEP_PREPARE, lambda r: supervision.process_alive(r.get("step_process")) is True),
-        f"{contracts.STEP_PREPARE} to be Executing, its process running",
-        first,
-    )
+    starting = step_process_running(settings, contracts.STEP_PREPARE, first)
     freeze(starting["step_process"], "the PrepareData step")
     record = kill_during(first, settings, contracts.STEP_PREPARE, execution_id=starting["execution_id"])
     execution_id = record["execution_id"]
@@ -392,16 +397,7 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     # of the group's champion waits for the registry, which the test keeps closed until the step is frozen
     with registry_closed(settings):
         fifth = retry()
-        looking = wait_until(
-            executing(
-                settings,
-                contracts.STEP_CHAMPION,
-                lambda r: supervision.process_alive(r.get("step_process")) is True,
-                execution_id,
-            ),
-            f"{contracts.STEP_CHAMPION} to be Executing, its process running",
-            fifth,
-        )
+        looking = step_process_running(settings, contracts.STEP_CHAMPION, fifth, execution_id)
         freeze(looking["step_process"], "the ChampionForecast step")
     kill_during(fifth, settings, contracts.STEP_CHAMPION, execution_id=execution_id)
     kills.append(contracts.STEP_CHAMPION)
@@ -415,16 +411,7 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
     try:
         lock.take()
         seventh = retry()
-        registering = wait_until(
-            executing(
-                settings,
-                contracts.STEP_REGISTER,
-                lambda r: supervision.process_alive(r.get("step_process")) is True,
-                execution_id,
-            ),
-            f"{contracts.STEP_REGISTER} to be Executing, its process running",
-            seventh,
-        )
+        registering = step_process_running(settings, contracts.STEP_REGISTER, seventh, execution_id)
         assert lock.packages() == 0  # its writes wait for the lock
         step_pid = freeze(registering["step_process"], "the RegisterModel step")
         write_while_frozen(lock, step_pid, lambda: lock.packages() == 1, "the model package")
