@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from evaluation import champion, plots, scoring
+from evaluation.metrics import logged
 from evaluation.scoring import SERIES, Columns
 from processing.atomic import replace_directory
 from processing.kernel import console, contracts
@@ -100,11 +101,11 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = logger.info) -> d
     fm = report["forecast_metrics"]
     log(
         "[evaluate] "
-        + "  ".join(f"{k.upper()}={_fmt(fm[k]['value'])}" for k in ("wape", "wql", "mape", "mase", "rmse"))
+        + "  ".join(f"{k.upper()}={logged(fm[k]['value'])}" for k in ("wape", "wql", "mape", "mase", "rmse"))
     )
     log(
-        f"[evaluate] skill vs seasonal naive: WAPE {_fmt(report['skill']['wape']['value'])}, "
-        f"wQL {_fmt(report['skill']['wql']['value'])}"
+        f"[evaluate] skill vs seasonal naive: WAPE {logged(report['skill']['wape']['value'])}, "
+        f"wQL {logged(report['skill']['wql']['value'])}"
     )
     for warning in report["warnings"]:
         log(f"[evaluate] warning: {warning}")
@@ -142,17 +143,13 @@ def compare_with_champion(
     if section["status"] == "compared":
         log(
             f"[evaluate] champion version {section['version']}: {section['metric']} "
-            f"challenger {_fmt(section['challenger_value'])} vs champion {_fmt(section['champion_value'])} "
-            f"(limit {_fmt(section['limit'])} with tolerance {section['tolerance']:g}): "
+            f"challenger {logged(section['challenger_value'])} vs champion {logged(section['champion_value'])} "
+            f"(limit {logged(section['limit'])} with tolerance {section['tolerance']:g}): "
             f"{'challenger wins' if section['passed'] else 'champion stays'}"
         )
     else:
         log(f"[evaluate] no champion comparison ({section['status']}): {section['reason']}")
     return section
-
-
-def _fmt(value: Optional[float]) -> str:
-    return "undefined" if value is None else f"{value:.4g}"
 
 
 def write_outputs(

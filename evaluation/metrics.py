@@ -18,7 +18,7 @@ Conventions
 
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable, List, Mapping, NamedTuple, Sequence
+from typing import Any, Dict, Hashable, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -41,6 +41,7 @@ __all__ = [
     "seasonal_naive_scale",
     "mase",
     "MaseResult",
+    "logged",
 ]
 
 
@@ -270,3 +271,8 @@ def mase(
             scorable.append(per_item[item])
     value = float(np.mean(scorable)) if scorable else float("nan")
     return MaseResult(value, per_item, scales, zero_scale, short)
+
+
+def logged(value: Optional[float]) -> str:
+    """A metric in a step's log line: four significant digits, "undefined" for None (a zero denominator)."""
+    return "undefined" if value is None else f"{value:.4g}"

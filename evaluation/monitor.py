@@ -38,6 +38,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from evaluation import accuracy, drift
+from evaluation.metrics import logged
 from processing.atomic import write_json_atomic
 from processing.kernel import console
 from processing.kernel.cli import step_main
@@ -214,8 +215,8 @@ def run(
         write_json_atomic(Path(args.record_dir) / ACCURACY_FILE, record)
         log(
             f"[monitor] scored {scored['points']} point(s) of {len(scored['forecast_executions'])} earlier run(s): "
-            f"wQL {_fmt(scored['wql'])}, WAPE {_fmt(scored['wape'])}, bias {_fmt(scored['bias'])}, "
-            f"coverage {_fmt(scored['coverage'])}"
+            f"wQL {logged(scored['wql'])}, WAPE {logged(scored['wape'])}, bias {logged(scored['bias'])}, "
+            f"coverage {logged(scored['coverage'])}"
         )
         if cloudwatch is not None:
             try:
@@ -251,11 +252,6 @@ def run(
             f"disappeared, {statement['level_shifts_count']} level shift(s) beyond x{statement['level_factor']:g}"
         )
     return {"accuracy": scored, "drift": statement}
-
-
-def _fmt(value: Optional[float]) -> str:
-    """Four significant digits, as the evaluation step and the run summary print metrics."""
-    return "undefined" if value is None else f"{value:.4g}"
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -366,17 +366,13 @@ def target_numbers(series: pd.Series, column: str, where: Where) -> np.ndarray:
             f"{rows_message(where, infinite, values[infinite])}. Fix: replace them with the real quantity "
             "or remove those rows."
         )
-    scale_check(where, column, "TargetColumn", values)
+    check_scale(where, column, "TargetColumn", values)
     return values
 
 
-def check_scale(table: InputTable, column: str, role: str, values: np.ndarray, rows: Optional[np.ndarray] = None):
-    """Refuse values beyond MAX_ABS_VALUE: sums, squares and float32 features overflow or lose every unit."""
-    scale_check(table.where, column, role, values, rows)
-
-
-def scale_check(where: Where, column: str, role: str, values: np.ndarray, rows: Optional[np.ndarray] = None):
-    """check_scale with rows named by `where` (PrepareBatchInput has no row table)."""
+def check_scale(where: Where, column: str, role: str, values: np.ndarray, rows: Optional[np.ndarray] = None):
+    """Refuse values beyond MAX_ABS_VALUE: sums, squares and float32 features overflow or lose every unit
+    (rows named by `where`: PrepareBatchInput has no row table)."""
     with np.errstate(invalid="ignore"):
         huge = np.flatnonzero(np.abs(values) > MAX_ABS_VALUE)
     if len(huge):
@@ -747,7 +743,7 @@ def _column_roles(table: InputTable, obs: _Rows, config: PrepConfig, warnings: L
                 f"column {column!r} (covariate): {len(bad)} infinite values: "
                 f"{_rows_message(table, rows[bad])}. Fix: replace or remove them."
             )
-        check_scale(table, column, "covariate", values, rows)
+        check_scale(table.where, column, "covariate", values, rows)
     return _Roles(covariates, static, dropped_columns)
 
 

@@ -404,6 +404,12 @@ class ProcessingExecutor(StepExecutor):
         if api is not None:  # the API's calls and the AutoML job's output join the step's log
             api.sink = lambda text: lines.put(text.rstrip("\n") + "\n")
 
+        def keep(text: str) -> None:  # a line of the step's output: into its log, and shown when streaming
+            run.log.write(text)
+            run.log.flush()
+            if execution.stream_logs:
+                execution.out(f"    | {text.rstrip()}")
+
         def pump(stream) -> None:  # a thread, so the main thread can report progress while a step is quiet
             for text in stream:
                 lines.put(text)
@@ -432,18 +438,13 @@ class ProcessingExecutor(StepExecutor):
                         while not lines.empty():
                             pending = lines.get_nowait()
                             if pending is not None:
-                                run.log.write(pending)
-                                if execution.stream_logs:
-                                    execution.out(f"    | {pending.rstrip()}")
+                                keep(pending)
                     break
                 last_output = time.monotonic()
                 if max_runtime is not None and last_output - started > max_runtime:
                     execution.stop_process()
                     raise StepFailed(limits.processing_timeout_message(max_runtime))
-                run.log.write(line)
-                run.log.flush()
-                if execution.stream_logs:
-                    execution.out(f"    | {line.rstrip()}")
+                keep(line)
             code = process.wait()
             cpu = getattr(process, "cpu_seconds", None)
             if cpu is None and isinstance(process, subprocess.Popen):  # reaped here: its CPU is this process's

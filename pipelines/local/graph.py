@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from pipelines.local import caching
 from pipelines.local import expressions as ex
+from processing.kernel.hints import suggest
 
 SUPPORTED_TYPES = ("Processing", "Transform", "Model", "RegisterModel", "Lambda", "Condition", "Fail")
 
@@ -114,7 +115,7 @@ def load_definition(definition: Any) -> PipelineGraph:
                 problems.append(
                     f"step {spec.name}: DependsOn names unknown step {ref!r}; steps are "
                     + ", ".join(names)
-                    + _did_you_mean(ref, names)
+                    + suggest(ref, names)
                 )
         try:
             data = ex.referenced_steps(_own_content(spec))
@@ -126,7 +127,7 @@ def load_definition(definition: Any) -> PipelineGraph:
                 problems.append(
                     f"step {spec.name}: references unknown step {ref!r} in a Get; steps are "
                     + ", ".join(names)
-                    + _did_you_mean(ref, names)
+                    + suggest(ref, names)
                 )
         deps = [d for d in list(explicit) + data if d in steps and d != spec.name]
         if spec.condition:
@@ -142,12 +143,6 @@ def load_definition(definition: Any) -> PipelineGraph:
     if problems:
         raise DefinitionError("wrong property reference(s):\n  " + "\n  ".join(problems))
     return PipelineGraph(steps=steps, order=order)
-
-
-def _did_you_mean(name: str, candidates: list) -> str:
-    from processing.kernel.hints import suggest
-
-    return suggest(name, candidates)
 
 
 def _topological(steps: dict) -> list:
