@@ -304,6 +304,12 @@ def approval_rule_exists(settings: Settings) -> bool:
     return True
 
 
+def _older(summaries: list[dict], version: int) -> list[dict]:
+    """The summaries of versions older than `version`, in their order: of the approved ones, newest
+    first, the first is what rollback deploys (and what reject's note names)."""
+    return [s for s in summaries if s.get("ModelPackageVersion", 0) < version]
+
+
 def reject(
     sm: Any, settings: Settings, arn: str, reason: Optional[str] = None, log: Callable[[str], None] = logger.info
 ) -> dict:
@@ -311,11 +317,7 @@ def reject(
     log(f"rejected version {package.get('ModelPackageVersion')}: {arn}")
     if deployed_package(sm, settings.endpoint_name) == arn:
         version = package.get("ModelPackageVersion", 0)
-        older = [
-            s
-            for s in _summaries(sm, settings.model_package_group, status="Approved")
-            if s.get("ModelPackageVersion", 0) < version
-        ]
+        older = _older(_summaries(sm, settings.model_package_group, status="Approved"), version)
         if older:
             log(
                 f"note: endpoint {settings.endpoint_name} still serves this version; "
@@ -345,7 +347,7 @@ def rollback(
         raise ApprovalError(f"nothing to roll back to: model group {group} has no approved version")
     current = deployed_package(sm, settings.endpoint_name) or approved[0]["ModelPackageArn"]
     current_version = describe(sm, current).get("ModelPackageVersion", 0)
-    previous = [s for s in approved if s.get("ModelPackageVersion", 0) < current_version]
+    previous = _older(approved, current_version)
     if not previous:
         raise ApprovalError(
             f"nothing to roll back to: no approved version older than version {current_version} in model group {group}"

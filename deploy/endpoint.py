@@ -63,7 +63,7 @@ from deploy.endpoint_server import (  # noqa: F401 - importers reach the server'
     take_standby,
     write_state,
 )
-from deploy.model_slot import ModelSlot, engine_loader, resolve_model_dir  # noqa: F401
+from deploy.model_slot import MODEL_ARCHIVE_SUFFIXES, ModelSlot, engine_loader, resolve_model_dir  # noqa: F401
 from processing.kernel.processes import pid_alive, terminate
 from processing.kernel.settings import resolve, sources
 
@@ -333,7 +333,7 @@ def model_dir_problem(model_dir: str) -> Optional[str]:
     if path.is_dir():
         return None
     if path.is_file():
-        if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        if path.name.endswith(MODEL_ARCHIVE_SUFFIXES):
             return None
         return f"--model-dir {model_dir} is a file, not a model directory or model.tar.gz"
     return (

@@ -107,6 +107,9 @@ def for_serving(model: Any) -> Any:
     return model
 
 
+MODEL_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")  # the archive names resolve_model_dir extracts
+
+
 def resolve_model_dir(path: Path, cache_root: Path) -> Path:
     """A model directory from what a ModelDataUrl points at: a directory or a model.tar.gz."""
     path = Path(path)
@@ -116,7 +119,7 @@ def resolve_model_dir(path: Path, cache_root: Path) -> Path:
         if nested.is_dir() and not any(p.suffix in (".joblib", ".pkl") for p in path.iterdir()):
             return nested
         return path
-    if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
+    if path.is_file() and path.name.endswith(MODEL_ARCHIVE_SUFFIXES):
         stat = path.stat()
         target = cache_root / f"{path.name.split('.')[0]}-{stat.st_size}-{int(stat.st_mtime_ns)}"
         if not target.is_dir():

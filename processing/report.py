@@ -299,6 +299,8 @@ def _table_html(frame: pd.DataFrame, quantiles: Sequence[str], relative_to: str 
     """A table with readable headers and one number format per column (units, or percent for shares)."""
     known = _headers(quantiles, relative_to)
     named = {c: known[c][0] for c in frame.columns if c in known}
+    # the declared columns are numbers: a column of None only (the summary's missing values) reads '-'
+    frame = frame.astype({c: float for c in named})
     formatters = {known[c][0]: known[c][1] for c in named}
     for column in frame.columns:  # a column without a declared format: numbers in units
         if column not in named and pd.api.types.is_float_dtype(frame[column]):
@@ -306,16 +308,6 @@ def _table_html(frame: pd.DataFrame, quantiles: Sequence[str], relative_to: str 
     return frame.rename(columns=named).to_html(
         index=False, border=0, classes="table", na_rep="-", formatters=formatters
     )
-
-
-def _uncertain_html(rows: List[dict], quantiles: Sequence[str]) -> str:
-    """Most uncertain items, one format per column: demand in units, the interval width in percent.
-
-    The shared two-decimal float format showed 0.03 and 0.04 for widths of 2.6% and 4.4%, which
-    hid the differences a planner ranks the items by.
-    """
-    frame = pd.DataFrame(rows).astype({"expected_demand": float, "relative_interval_width": float})
-    return _table_html(frame, quantiles)
 
 
 def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root: Path) -> str:
@@ -343,8 +335,6 @@ def render_html(summary: dict, inventory: pd.DataFrame, charts: List[Path], root
         rows = summary[key]
         if not rows:
             body = f"<p>{html.escape(empty)}</p>"
-        elif key == "most_uncertain":
-            body = _uncertain_html(rows, summary["quantiles"])
         else:
             body = _table_html(pd.DataFrame(rows), quantiles, summary["relative_to"])
         sections.append(f"<h3>{html.escape(title)}</h3>{body}")

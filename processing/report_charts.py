@@ -16,7 +16,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from processing.kernel.contracts import MEAN_COLUMN
-from processing.kernel.near_zero import near_zero, near_zero_note, near_zero_ylim
+from processing.kernel.near_zero import near_zero_among, near_zero_note, near_zero_ylim
 from processing.reporting import observed_rows
 
 HISTORY_PERIODS_SHOWN = 56
@@ -54,9 +54,12 @@ def forecast_by_group(
     observed = observed_rows(history[[*keys, target]], target)
     # observed=True: a categorical group column (the lean history) sums only the (group, time) pairs present
     actual_all = observed.groupby(keys, observed=True)[target].sum()
-    demand = future_all[MEAN_COLUMN].groupby(level=0).sum() if group else future_all[MEAN_COLUMN].sum()
-    # over every group, drawn or not: the tables' near-zero rule (reporting.item_totals), per panel
-    average_demand = float(demand.clip(lower=0).mean()) if group else float(demand)
+    if group:
+        demand = future_all[MEAN_COLUMN].groupby(level=0).sum()
+    else:
+        demand = pd.Series({names[0]: future_all[MEAN_COLUMN].sum()})
+    # the tables' near-zero rule (reporting.item_totals): each panel against every group, drawn or not
+    tiny = near_zero_among(demand)
     if len(names) > MAX_PANELS:
         names = sorted(demand.sort_values(ascending=False, kind="stable").index[:MAX_PANELS])
     fig = _figure(10, 2.6 * len(names))
@@ -70,7 +73,7 @@ def forecast_by_group(
         )
         axis.plot(future.index, future[MEAN_COLUMN], color="#d45500", linewidth=1.6, label="forecast mean")
         title = str(name)
-        if near_zero(float(future[MEAN_COLUMN].sum()), average_demand):
+        if tiny[name]:
             # autoscaled, a band of 0.01 around a forecast of 0.01 fills the panel like a real one
             axis.set_ylim(*near_zero_ylim(axis.get_ylim()[1]))
             title += f" ({near_zero_note('panel')})"

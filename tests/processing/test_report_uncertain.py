@@ -50,7 +50,8 @@ def test_given_widths_of_2_6_and_4_4_percent_when_rendering_then_the_table_shows
 
 
 def test_a_missing_width_shows_a_dash_not_nan():
-    html = report._uncertain_html(
-        [{"item_id": "a", "expected_demand": 12.5, "relative_interval_width": None}], ["p10", "p50", "p90"]
+    html = report._table_html(
+        pd.DataFrame([{"item_id": "a", "expected_demand": 12.5, "relative_interval_width": None}]),
+        ["p10", "p50", "p90"],
     )
     assert "<td>-</td>" in html and "nan" not in html.lower()
