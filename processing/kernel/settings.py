@@ -132,10 +132,7 @@ class Settings:
     def require_region(self) -> None:
         """The one "no region" error, naming every source the region is resolved from."""
         if not self.region:
-            raise SettingsError(
-                "no AWS region: pass --region, or set FORECAST_REGION, AWS_REGION or AWS_DEFAULT_REGION, "
-                "or region in forecast.toml"
-            )
+            raise SettingsError(f"no AWS region: pass --region or set {sources('region')}")
 
     def require_sagemaker(self) -> None:
         """One-line errors saying how to set what the SageMaker target needs."""

@@ -181,8 +181,8 @@ def test_given_sagemaker_target_without_region_when_definition_only_then_one_lin
     assert code == 2
     assert (
         capsys.readouterr().err.strip()
-        == "error: no AWS region: pass --region, or set FORECAST_REGION, AWS_REGION or AWS_DEFAULT_REGION, "
-        "or region in forecast.toml"
+        == "error: no AWS region: pass --region or set FORECAST_REGION, AWS_REGION or AWS_DEFAULT_REGION, "
+        "the first one set; region in forecast.toml"
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -46,7 +46,7 @@ def test_given_a_role_then_the_target_is_sagemaker_and_the_reason_says_why():
 def test_given_sagemaker_without_settings_then_each_error_is_one_line_saying_how_to_set_it():
     with pytest.raises(
         SettingsError,
-        match=r"^no AWS region: pass --region, or set FORECAST_REGION, AWS_REGION or AWS_DEFAULT_REGION, or region in forecast.toml$",
+        match=r"^no AWS region: pass --region or set FORECAST_REGION, AWS_REGION or AWS_DEFAULT_REGION, the first one set; region in forecast.toml$",
     ):
         resolve({"target": "sagemaker"}, environ={}).require_sagemaker()
     with pytest.raises(SettingsError, match=r"^no SageMaker execution role: pass --role-arn or set FORECAST_ROLE_ARN"):
