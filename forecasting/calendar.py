@@ -272,12 +272,7 @@ def holiday_spread(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP,
     At each level the deviation of days within `cap` of a holiday beyond that of normal days (no
     holiday within `cap`) is sqrt(max(q_near^2 - q_normal^2, 0)) on its side of zero: the spread
     holidays added to the normal noise, as if independent of it."""
-    levels = np.asarray(levels, float)
-    read = _holiday_days(country, panel, cap, n_tail) if country else None
-    if read is None:
-        return np.zeros(len(levels))
-    rel, size, dist = read[:3]
-    return _excess(rel, size, dist < cap, dist >= cap, levels)
+    return holiday_spreads(country, panel, levels, cap, n_tail)[0]
 
 
 def holiday_spreads(country: Optional[str], panel, levels, cap: int = UNSEEN_CAP, n_tail: int = 0) -> tuple:
@@ -342,8 +337,9 @@ class UnseenHolidays:
         if not flagged.any():
             return None
         pooled = np.asarray(self.spread, float)
-        own = getattr(self, "series_spread", None)  # models saved before it existed: pooled only
-        per = np.tile(pooled, (n_series, 1))
+        own = self.series_spread  # models saved before it existed read the class default: pooled only
         if own and uids is not None:
             per = np.stack([np.asarray(own.get(u, pooled), float) for u in uids])
+        else:
+            per = np.tile(pooled, (n_series, 1))
         return flagged.reshape(n_series, -1, 1) * per[:, None, :]

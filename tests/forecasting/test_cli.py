@@ -108,28 +108,32 @@ def test_given_the_predict_cli_when_it_starts_then_it_sets_openmp_threads_to_sle
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
+def _npts_request(tmp_path) -> list:
+    """A 40-day, 2-series train.csv and a request.json for a daily 7-step npts job on it in
+    tmp_path: the train CLI's --request and --train arguments."""
+    frame = make_frame(n_items=2, n_days=40, kind="covariate")
+    history, _, _ = split_context(frame, 7)
+    history.to_csv(tmp_path / "train.csv", index=False)
+    job = {
+        "ForecastFrequency": "D",
+        "ForecastHorizon": 7,
+        "TimeSeriesConfig": {
+            "TargetAttributeName": "target_value",
+            "TimestampAttributeName": "timestamp",
+            "ItemIdentifierAttributeName": "item_id",
+        },
+        "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]},
+    }
+    (tmp_path / "request.json").write_text(
+        json.dumps({"AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": job}})
+    )
+    return ["--request", str(tmp_path / "request.json"), "--train", str(tmp_path / "train.csv")]
+
+
 def test_given_a_folder_without_a_model_or_an_unreadable_input_when_predict_runs_then_one_line_names_the_flag(
     tmp_path, capsys
 ):
-    frame = make_frame(n_items=2, n_days=40, kind="covariate")
-    history, context, _ = split_context(frame, 7)
-    history.to_csv(tmp_path / "train.csv", index=False)
-    request = {
-        "AutoMLProblemTypeConfig": {
-            "TimeSeriesForecastingJobConfig": {
-                "ForecastFrequency": "D",
-                "ForecastHorizon": 7,
-                "TimeSeriesConfig": {
-                    "TargetAttributeName": "target_value",
-                    "TimestampAttributeName": "timestamp",
-                    "ItemIdentifierAttributeName": "item_id",
-                },
-                "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]},
-            }
-        },
-    }
-    (tmp_path / "request.json").write_text(json.dumps(request))
-    args = ["--request", str(tmp_path / "request.json"), "--train", str(tmp_path / "train.csv")]
+    args = _npts_request(tmp_path)
     assert train_cli.main([*args, "--out", str(tmp_path / "out")]) == 0
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     capsys.readouterr()
@@ -150,20 +154,7 @@ def test_given_a_folder_without_a_model_or_an_unreadable_input_when_predict_runs
 
 
 def test_given_an_unknown_preset_or_a_request_listing_algorithms_when_train_runs_then_it_says_so(tmp_path, capsys):
-    frame = make_frame(n_items=2, n_days=40, kind="covariate")
-    history, _, _ = split_context(frame, 7)
-    history.to_csv(tmp_path / "train.csv", index=False)
-    series = {"TargetAttributeName": "target_value", "TimestampAttributeName": "timestamp"}
-    job = {
-        "ForecastFrequency": "D",
-        "ForecastHorizon": 7,
-        "TimeSeriesConfig": {**series, "ItemIdentifierAttributeName": "item_id"},
-        "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]},
-    }
-    (tmp_path / "request.json").write_text(
-        json.dumps({"AutoMLProblemTypeConfig": {"TimeSeriesForecastingJobConfig": job}})
-    )
-    args = ["--request", str(tmp_path / "request.json"), "--train", str(tmp_path / "train.csv")]
+    args = _npts_request(tmp_path)
 
     with pytest.raises(SystemExit) as exit_info:
         train_cli.main([*args, "--out", str(tmp_path / "a"), "--preset", "fast"])
