@@ -116,7 +116,7 @@ def replay(members: dict, windows, held, config, n_series: int) -> tuple:
     non_negative = bool(np.nanmin(head.y) >= 0)
     raw = [combine({n: members[n]["bt"][w] for n in names}, weights, levels) for w in range(len(windows))]
     # the unseen-holiday widening, as the engine's train and predict apply it (a calendar only)
-    spreads = [_holiday_spread(config, w.panel, w) for w in windows]  # None without a calendar
+    spreads = [_holiday_spread(config, w.panel, w) if config.holiday_country else None for w in windows]
     actual = np.concatenate([w.actual for w in windows])
     factors = calibrate(np.concatenate(raw), actual, levels, n_series, _joined(spreads, raw, levels))
     holidays = UnseenHolidays.learn(config.holiday_country, config.frequency_unit, head, levels)
