@@ -105,9 +105,10 @@ def interval_scales(
     targets = np.clip(0.5 + (levels - 0.5) * float(aim), 0.005, 0.995)
     values = np.asarray(values, float)
     actual = np.asarray(actual, float)
-    if values.ndim == 2:  # (points, q + 1): no step axis
+    if values.ndim == 2:  # (points, q + 1): no step axis, nor on extra's (points, q)
         values, actual = values[:, None, :], actual[:, None]
-    extra = _offsets(extra, values)
+        extra = None if extra is None else np.asarray(extra, float)[:, None, :]
+    extra = _offsets(extra)
     if relative is None:
         relative = values.shape[0] < NARROWING_MIN_ROWS and relative_fits_better(
             values, actual, levels, grid=grid, aim=aim, extra=extra
@@ -155,7 +156,7 @@ def relative_fits_better(values: np.ndarray, actual: np.ndarray, levels, **kwarg
     rows (round robin, so each fold mixes series and windows), each scored by the absolute
     pinball loss of the calibrated quantiles (wQL's weighting). (n, H, q + 1), (n, H) arrays."""
     levels = np.asarray(levels, float)
-    extra = _offsets(kwargs.pop("extra", None), values)
+    extra = _offsets(kwargs.pop("extra", None))
     folds = np.arange(values.shape[0]) % CV_FOLDS
     loss = {False: 0.0, True: 0.0}
     for k in range(CV_FOLDS):
@@ -217,7 +218,7 @@ def relative_floor(
     centre = _centre(values, levels)
     size = np.abs(centre)
     resid = actual - centre
-    extra = _offsets(extra, values)
+    extra = _offsets(extra)
     H = values.shape[1]
     frac = np.linspace(0.0, 1.0, H) if H > 1 else np.zeros(1)
     offsets = np.zeros((H, len(levels)))
@@ -344,11 +345,9 @@ def _widened(dev: np.ndarray, offsets: Optional[np.ndarray]) -> np.ndarray:
     return np.where(offsets != 0, np.sign(offsets) * np.sqrt(dev**2 + offsets**2), dev)
 
 
-def _offsets(extra: Optional[np.ndarray], values: np.ndarray) -> Optional[np.ndarray]:
+def _offsets(extra: Optional[np.ndarray]) -> Optional[np.ndarray]:
     """extra as (n, H, q) floats, or None when absent or all zero (the fits then run as before)."""
     if extra is None:
         return None
     extra = np.asarray(extra, float)
-    if np.asarray(values).ndim == 2:
-        extra = extra[:, None, :]
     return extra if np.any(extra) else None

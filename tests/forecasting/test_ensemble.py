@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import lognorm, norm
 
-from forecasting.ensemble import combine
+from forecasting.ensemble import combine, interval_scales
 from forecasting.models.base import finalize, quantile_mean
 
 LEVELS = (0.1, 0.5, 0.9)
@@ -232,3 +232,19 @@ def test_given_a_calibration_table_when_described_then_factors_and_fitted_floors
     text = describe_calibration(np.stack([factors, floors]), ("p10", "p50", "p90"))
     assert text.endswith("; relative floor p10 -0.04->-0.04, p90 +0.04->+0.08")
     assert describe_calibration(np.stack([factors, 0 * floors]), ("p10", "p50", "p90")).endswith("floor none")
+
+
+def test_given_points_without_a_step_axis_and_holiday_offsets_when_calibrated_then_they_match_one_step():
+    # (points, q + 1) forecasts with (points, q) offsets are one horizon step: the offsets must
+    # follow the points, not broadcast across them
+    rng = np.random.default_rng(3)
+    n = 40
+    centre = rng.uniform(50, 150, n)
+    values = np.stack([centre * 0.85, centre, centre * 1.15, centre], axis=-1)
+    actual = centre * (1 + rng.normal(0, 0.2, n))
+    extra = np.zeros((n, 3))
+    extra[: n // 2, 0], extra[: n // 2, 2] = -0.2 * centre[: n // 2], 0.2 * centre[: n // 2]
+    flat = interval_scales(values, actual, LEVELS, relative=False, extra=extra)
+    stepped = interval_scales(values[:, None], actual[:, None], LEVELS, relative=False, extra=extra[:, None])
+    np.testing.assert_allclose(flat, stepped)
+    assert not np.allclose(flat, interval_scales(values, actual, LEVELS, relative=False))
