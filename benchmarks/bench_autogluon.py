@@ -7,7 +7,7 @@
 
 Datasets: `seed` (the seed recipe data, 125 daily series, h=14, the two windows of
 benchmarks/bench_engine.py, promotion and is_holiday known covariates, category and region
-static) and every dataset of benchmarks/bench_real.py (`all`: seed and its 8; `new`: its 3 the
+static) and every dataset of benchmarks/bench_real.py (`all`: seed and its 8; `new`: its 4 the
 engine was not tuned on), on its last `--windows` horizons
 (bench_real.windows: the same splits bench_real scores). Per window this process exports the
 history, the window's known covariates and the static attributes as Parquet, then runs this

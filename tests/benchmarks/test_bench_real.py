@@ -43,12 +43,12 @@ def _parse(value: str, windows: int = 2) -> list:
     return bench_real.parse_datasets(argparse.ArgumentParser(), value, available, windows, groups)
 
 
-def test_all_stays_the_tuned_eight_and_new_is_the_unseen_three():
+def test_all_stays_the_tuned_eight_and_new_is_the_unseen_four():
     # `all` must keep meaning the sets earlier figures were taken on
     assert _parse("all") == list(bench_real.DATASETS) and len(bench_real.DATASETS) == 8
-    assert _parse("new") == ["chicago", "pizzaplace", "avocado"]
+    assert _parse("new") == ["chicago", "pizzaplace", "avocado", "aus_arrivals"]
     assert not set(bench_real.NEW_DATASETS) & set(bench_real.DATASETS)
-    assert _parse("new,chicago,prison") == ["chicago", "pizzaplace", "avocado", "prison"]  # no repeats
+    assert _parse("new,chicago,prison") == [*bench_real.NEW_DATASETS, "prison"]  # no repeats
 
 
 def test_an_unknown_dataset_is_refused_naming_it(capsys):
@@ -89,3 +89,10 @@ def test_avocado_is_weekly_on_sundays_without_gaps():
         and (stamps.dt.dayofweek == 6).all()
         and stamps.diff().dropna().eq(pd.Timedelta(7, "D")).all()
     )
+
+
+def test_aus_arrivals_is_quarterly_from_four_origins():
+    frame = bench_real.load("aus_arrivals").frame
+    assert sorted(frame["item_id"].unique()) == ["Japan", "NZ", "UK", "US"]
+    assert frame.groupby("item_id").size().eq(127).all() and (frame["timestamp"].dt.month % 3 == 1).all()
+    assert frame["timestamp"].max() == pd.Timestamp("2012-07-01")  # 2012 Q3
