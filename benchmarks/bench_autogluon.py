@@ -7,7 +7,8 @@
 
 Datasets: `seed` (the seed recipe data, 125 daily series, h=14, the two windows of
 benchmarks/bench_engine.py, promotion and is_holiday known covariates, category and region
-static) and every dataset of benchmarks/bench_real.py, on its last `--windows` horizons
+static) and every dataset of benchmarks/bench_real.py (`all`: seed and its 8; `new`: its 4 the
+engine was not tuned on), on its last `--windows` horizons
 (bench_real.windows: the same splits bench_real scores). Per window this process exports the
 history, the window's known covariates and the static attributes as Parquet, then runs this
 same file with `--worker DIR` under the AutoGluon interpreter: TimeSeriesPredictor(
@@ -326,7 +327,11 @@ def compare(name: str, windows: int, ag_python: str, workdir: Path, skip_ets: bo
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: run under AutoGluon
-    parser.add_argument("--datasets", default="seed", help="comma-separated, or all: seed and bench_real's datasets")
+    parser.add_argument(
+        "--datasets",
+        default="seed",
+        help="comma-separated names, all (seed and bench_real's `all`) or new (bench_real's `new`)",
+    )
     parser.add_argument("--windows", type=int, default=2, help="bench_real datasets' rolling windows (seed: its 2)")
     parser.add_argument(
         "--ag-python",
@@ -346,8 +351,9 @@ def main(argv=None) -> int:
 
     from benchmarks import bench_real
 
-    available = ("seed", *bench_real.DATASETS)
-    names = bench_real.parse_datasets(parser, args.datasets, available, args.windows)
+    old = ("seed", *bench_real.DATASETS)
+    groups = {"all": old, "new": bench_real.NEW_DATASETS}
+    names = bench_real.parse_datasets(parser, args.datasets, (*old, *bench_real.NEW_DATASETS), args.windows, groups)
     if not args.ag_python:
         parser.error(f"--ag-python: no AutoGluon interpreter given (or set {AG_PYTHON_ENV}); see the module docstring")
     if not (os.path.isfile(args.ag_python) and os.access(args.ag_python, os.X_OK)):

