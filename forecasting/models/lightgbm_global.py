@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from ..calendar import NEAR_CAP, PROXIMITY_CAP, HolidayFeaturizer, calendar_features
+from ..calendar import NEAR_CAP, PROXIMITY_CAP, HolidayFeaturizer, HolidayLift, calendar_features
 from .base import Candidate, quantile_mean, straddles_median
 
 _LONG_PERIODS = {"D": (364, 365), "H": (168,), "min": (), "W": (52,), "M": (), "Y": ()}
@@ -171,6 +171,42 @@ class FeatureBuilder:
     def static_codes(self, static: pd.DataFrame) -> np.ndarray:
         return static_codes(static, self.static_columns, self.static_categories)
 
+    def _holiday_context(self, ds_s, h) -> dict:
+        """How far the origin's level window and the same-season lags stand from a holiday (daily
+        data with a calendar, `holiday_context` on): the lags of a holiday week are no normal week's."""
+        mode = getattr(self, "holiday_context", None)
+        if not mode or not self.holidays.country or self.unit != "D" or not len(ds_s):
+            return {}
+        t = np.asarray(ds_s, "datetime64[ns]")
+
+        def near(dates):
+            tr = self.holidays.transform(dates)
+            return np.minimum(tr["days_to_holiday"], tr["days_since_holiday"])
+
+        out = {}
+        origin = t - h.astype("timedelta64[D]")
+        if "origin" in mode:
+            tr = self.holidays.transform(origin)
+            out["origin_since_holiday"] = tr["days_since_holiday"]
+            out["origin_to_holiday"] = tr["days_to_holiday"]
+        if "level" in mode:
+            count = np.zeros(len(t))
+            for j in range(self.L):
+                count += near(origin - np.timedelta64(j, "D")) <= 1
+            out["level_holidays"] = count / self.L
+        lift = getattr(self, "lift", None)
+        if lift is not None:
+            out["holiday_lift"] = lift.transform(t)
+            if "lags" in mode and self.m > 1:
+                k = np.ceil(h / self.m).astype(int)
+                out["season_lag_0_lift"] = lift.transform(t - (k * self.m).astype("timedelta64[D]"))
+        if "lags" in mode and self.m > 1:
+            k = np.ceil(h / self.m).astype(int)
+            for extra in range(3):
+                back = ((k + extra) * self.m).astype("timedelta64[D]")
+                out[f"season_lag_{extra}_holiday"] = np.minimum(near(t - back), 2.0)
+        return out
+
     @property
     def categorical(self) -> list:
         return ["nearest_holiday"] * bool(self.holidays.country) + [f"static_{c}" for c in self.static_columns]
@@ -227,10 +263,24 @@ class FeatureBuilder:
             f[name] = col
         for name, col in self.holidays.transform(ds_s).items():
             f[name] = col
+        for name, col in self._holiday_context(ds_s, h).items():
+            f[name] = col
         for j, name in enumerate(self.covariate_names):
             f[f"cov_{name}"] = X_s[:, j]
             lag_idx = s - k * step
             f[f"cov_{name}_season_lag"] = np.where(lag_idx >= st, X[np.clip(lag_idx, 0, max(len(X) - 1, 0)), j], np.nan)
+        if "cov" in (getattr(self, "holiday_context", None) or ""):
+            for j, name in enumerate(self.covariate_names):
+                acc = np.zeros(len(o))
+                cnt = np.zeros(len(o))
+                for lag in range(self.L):
+                    idx = o - lag
+                    ok = idx >= st
+                    v = np.where(ok, X[np.clip(idx, 0, max(len(X) - 1, 0)), j], np.nan)
+                    good = np.isfinite(v)
+                    acc += np.where(good, v, 0.0)
+                    cnt += good
+                f[f"cov_{name}_level"] = np.where(cnt > 0, acc / np.maximum(cnt, 1), np.nan)
         for j, name in enumerate(self.static_columns):
             f[f"static_{name}"] = static_codes_rows[:, j] if static_codes_rows.shape[1] else np.nan
         frame = pd.DataFrame(f)
@@ -346,6 +396,9 @@ class LightGBMGlobal(Candidate):
         rows = self.params["bag_rows"] = int(self.params.get("bag_rows") or self.params["max_rows"] // bags)
 
         self.features = FeatureBuilder(self.config, train.covariate_names, train.static).fit(train.ds)
+        self.features.holiday_context = self.params.get("holiday_context")
+        if self.features.holiday_context and "lift" in self.features.holiday_context:
+            self.features.lift = HolidayLift(self.features.holidays.country).fit(train)
         self.base_mode = self.params["target"]
         # one booster per quantile; the mean is that of their distribution (quantile_mean). A
         # separate L2 booster disagreed with them (the mean outside p10-p90 in 42% of the seed's
@@ -353,7 +406,10 @@ class LightGBMGlobal(Candidate):
         # Tried and dropped: outer quantiles boosted from the median booster's forecast (learns a
         # covariate's lift on every quantile, but seed wQL 0.0051-0.0057 against 0.0047)
         self.mean_from_quantiles = straddles_median(self.config.quantile_levels)
-        objectives = [("quantile", q) for q in self.config.quantile_levels]
+        median = self.params.get("median_objective")
+        objectives = [
+            (median, None) if median and abs(q - 0.5) < 1e-9 else ("quantile", q) for q in self.config.quantile_levels
+        ]
         if not self.mean_from_quantiles:
             objectives.append(("regression", None))
         # bags one after the other, each bag's dataset freed before the next is built: the peak
