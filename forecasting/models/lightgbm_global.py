@@ -172,40 +172,31 @@ class FeatureBuilder:
         return static_codes(static, self.static_columns, self.static_categories)
 
     def _holiday_context(self, ds_s, h) -> dict:
-        """How far the origin's level window and the same-season lags stand from a holiday (daily
-        data with a calendar, `holiday_context` on): the lags of a holiday week are no normal week's."""
-        mode = getattr(self, "holiday_context", None)
-        if not mode or not self.holidays.country or self.unit != "D" or not len(ds_s):
+        """Daily data with a calendar, once `fit_holiday_lift` ran: the panel's own holiday lift
+        (`calendar.HolidayLift`) at the target and at its first same-season lag, and how far each
+        same-season lag stands from a holiday (capped at 2 days). With one year of history each
+        holiday is seen once; the lift carries what the panel did on it to every series, and its
+        pooled offsets to a holiday the history never saw (Christmas in a year from January); the
+        lags' distances say when last week's same weekday was a holiday's, not a normal day."""
+        lift = getattr(self, "lift", None)  # models pickled before it existed: no such features
+        if lift is None or not len(ds_s):
             return {}
         t = np.asarray(ds_s, "datetime64[ns]")
-
-        def near(dates):
-            tr = self.holidays.transform(dates)
-            return np.minimum(tr["days_to_holiday"], tr["days_since_holiday"])
-
-        out = {}
-        origin = t - h.astype("timedelta64[D]")
-        if "origin" in mode:
-            tr = self.holidays.transform(origin)
-            out["origin_since_holiday"] = tr["days_since_holiday"]
-            out["origin_to_holiday"] = tr["days_to_holiday"]
-        if "level" in mode:
-            count = np.zeros(len(t))
-            for j in range(self.L):
-                count += near(origin - np.timedelta64(j, "D")) <= 1
-            out["level_holidays"] = count / self.L
-        lift = getattr(self, "lift", None)
-        if lift is not None:
-            out["holiday_lift"] = lift.transform(t)
-            if "lags" in mode and self.m > 1:
-                k = np.ceil(h / self.m).astype(int)
-                out["season_lag_0_lift"] = lift.transform(t - (k * self.m).astype("timedelta64[D]"))
-        if "lags" in mode and self.m > 1:
-            k = np.ceil(h / self.m).astype(int)
-            for extra in range(3):
-                back = ((k + extra) * self.m).astype("timedelta64[D]")
-                out[f"season_lag_{extra}_holiday"] = np.minimum(near(t - back), 2.0)
+        k = np.ceil(h / self.m).astype(int)
+        out = {"holiday_lift": lift.transform(t)}
+        out["season_lag_0_lift"] = lift.transform(t - (k * self.m).astype("timedelta64[D]"))
+        for extra in range(3):
+            tr = self.holidays.transform(t - ((k + extra) * self.m).astype("timedelta64[D]"))
+            out[f"season_lag_{extra}_holiday"] = np.minimum(
+                np.minimum(tr["days_to_holiday"], tr["days_since_holiday"]), 2.0
+            )
         return out
+
+    def fit_holiday_lift(self, train) -> None:
+        """Learn the holiday lift from the training panel (daily data with a calendar only)."""
+        self.lift = None
+        if self.holidays.country and self.unit == "D" and self.m > 1:
+            self.lift = HolidayLift(self.holidays.country).fit(train)
 
     @property
     def categorical(self) -> list:
@@ -269,18 +260,6 @@ class FeatureBuilder:
             f[f"cov_{name}"] = X_s[:, j]
             lag_idx = s - k * step
             f[f"cov_{name}_season_lag"] = np.where(lag_idx >= st, X[np.clip(lag_idx, 0, max(len(X) - 1, 0)), j], np.nan)
-        if "cov" in (getattr(self, "holiday_context", None) or ""):
-            for j, name in enumerate(self.covariate_names):
-                acc = np.zeros(len(o))
-                cnt = np.zeros(len(o))
-                for lag in range(self.L):
-                    idx = o - lag
-                    ok = idx >= st
-                    v = np.where(ok, X[np.clip(idx, 0, max(len(X) - 1, 0)), j], np.nan)
-                    good = np.isfinite(v)
-                    acc += np.where(good, v, 0.0)
-                    cnt += good
-                f[f"cov_{name}_level"] = np.where(cnt > 0, acc / np.maximum(cnt, 1), np.nan)
         for j, name in enumerate(self.static_columns):
             f[f"static_{name}"] = static_codes_rows[:, j] if static_codes_rows.shape[1] else np.nan
         frame = pd.DataFrame(f)
@@ -357,6 +336,9 @@ class LightGBMGlobal(Candidate):
             "seed": config.seed,
             "num_threads": 1,
             "target": "level",
+            # daily data with a calendar: the panel's holiday lift and the lags' holiday distances
+            # as features (FeatureBuilder._holiday_context; docs/engine.md "Sixth session")
+            "holiday_lift": True,
             # boosters per quantile averaged, each on its own draw of `bag_rows` rows (None:
             # max_rows / bags) at seed + k; None: `bagging_for` decides at fit from the panel,
             # and the fitted params record what it chose
@@ -396,9 +378,8 @@ class LightGBMGlobal(Candidate):
         rows = self.params["bag_rows"] = int(self.params.get("bag_rows") or self.params["max_rows"] // bags)
 
         self.features = FeatureBuilder(self.config, train.covariate_names, train.static).fit(train.ds)
-        self.features.holiday_context = self.params.get("holiday_context")
-        if self.features.holiday_context and "lift" in self.features.holiday_context:
-            self.features.lift = HolidayLift(self.features.holidays.country).fit(train)
+        if self.params.get("holiday_lift", True):
+            self.features.fit_holiday_lift(train)
         self.base_mode = self.params["target"]
         # one booster per quantile; the mean is that of their distribution (quantile_mean). A
         # separate L2 booster disagreed with them (the mean outside p10-p90 in 42% of the seed's
