@@ -23,6 +23,7 @@ from .base import Candidate, quantile_mean, straddles_median
 
 _LONG_PERIODS = {"D": (364, 365), "H": (168,), "min": (), "W": (52,), "M": (), "Y": ()}
 SHORT_HISTORY_DAYS = 730  # holiday distances capped at NEAR_CAP on a shorter history (forecasting/calendar.py)
+LIFT_MIN_SERIES = 10  # the panel's holiday lift (calendar.HolidayLift) as features from this many series
 
 
 def import_lightgbm():
@@ -195,10 +196,18 @@ class FeatureBuilder:
 
     def fit_holiday_lift(self, train) -> None:
         """Learn the holiday lift from the training panel: daily data with a calendar, under two
-        years of history (SHORT_HISTORY_DAYS) only. On the seed's three years it scored 0.0051
-        against 0.0047: its Christmas days are the generator's quirk ("The seed's December")."""
+        years of history (SHORT_HISTORY_DAYS) and LIFT_MIN_SERIES series or more only. The seed's
+        three years scored 0.0051 against 0.0047 (its Christmas days are the generator's quirk,
+        docs/engine.md "The seed's December"); on one series (elecdaily) the lift is that series'
+        own one-year ratios, not a panel's: 0.0373 against 0.0350 over LightGBM seeds 0-2."""
         self.lift = None
-        if self.holidays.country and self.unit == "D" and self.m > 1 and getattr(self, "short_history", False):
+        if (
+            self.holidays.country
+            and self.unit == "D"
+            and self.m > 1
+            and getattr(self, "short_history", False)
+            and train.n_series >= LIFT_MIN_SERIES
+        ):
             self.lift = HolidayLift(self.holidays.country).fit(train)
 
     @property
@@ -259,6 +268,18 @@ class FeatureBuilder:
             f[name] = col
         for name, col in self._holiday_context(ds_s, h).items():
             f[name] = col
+        if getattr(self, "lift", None) is not None:
+            # the level and the same-season lags as if their days were normal ones: each day over
+            # (1 + the panel's lift there), so a Thanksgiving week reads as the week it stands for
+            t = np.asarray(ds_s, "datetime64[ns]")
+            normal = np.zeros(len(o))
+            for j in range(self.L):
+                normal += value(o - j) / (1 + self.lift.transform(t - (h + j).astype("timedelta64[D]")))
+            f["level_adj"] = (normal / self.L - level) / scale
+            for extra in range(3):
+                back = (k + extra) * step
+                lift_back = self.lift.transform(t - back.astype("timedelta64[D]"))
+                f[f"season_lag_{extra}_adj"] = (value(s - back) / (1 + lift_back) - level) / scale
         for j, name in enumerate(self.covariate_names):
             f[f"cov_{name}"] = X_s[:, j]
             lag_idx = s - k * step

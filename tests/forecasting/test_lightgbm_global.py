@@ -211,7 +211,7 @@ def test_given_under_two_years_of_daily_history_then_holiday_distances_stop_at_a
     assert f["days_since_holiday"][0] == min(12, cap)
 
 
-def _holiday_frame(items=4, seed=0) -> pd.DataFrame:
+def _holiday_frame(items=10, seed=0) -> pd.DataFrame:
     """One year of daily series from January with a weekly cycle; each US holiday and the day
     after at its own share of the level, 0.4 to 0.94, and Christmas and the day after (after the
     history's end, Dec 17) at 0.67: the mean effect of the holidays the history saw."""
@@ -250,10 +250,11 @@ def test_given_one_year_of_holiday_dips_then_the_features_carry_the_panels_lift_
     hist, future = _holiday_panels(long)
     model = create("LightGBM", config, num_boost_round=60, min_data_in_leaf=5).fit(hist)
     lift = model.features.lift
+    assert {"level_adj", "season_lag_2_adj", "season_lag_1_holiday"} <= set(model.feature_names)
     assert lift.lift["Thanksgiving Day|0"] < -0.1 and "Christmas Day|0" not in lift.lift
     st = np.zeros(14, int)
     h = np.arange(1, 15)
-    o = np.full(14, len(hist.y) // 4 - 1)  # the first series' last row (Dec 17)
+    o = np.full(14, len(hist.y) // 10 - 1)  # the first series' last row (Dec 17)
     frame, _, _ = model.features.build(hist.y, hist.X, st, o, h, future.ds[:14], future.X[:14], np.zeros((14, 0)))
     christmas = 7  # Dec 25 = Dec 17 + 8
     assert frame["holiday_lift"][christmas] == pytest.approx(lift.pooled[0])
@@ -262,7 +263,7 @@ def test_given_one_year_of_holiday_dips_then_the_features_carry_the_panels_lift_
     # Dec 25's lag a week back (Dec 18) is 7 days from Christmas: capped at 2; its lift is 0 there
     assert frame["season_lag_0_holiday"][christmas] == 2.0
     p50 = model.predict(hist, future)[:, :, 1]
-    truth = long[long["ds"] > "2024-12-17"]["y"].to_numpy().reshape(4, 14)
+    truth = long[long["ds"] > "2024-12-17"]["y"].to_numpy().reshape(10, 14)
     assert np.abs(p50[:, 7:9] / truth[:, 7:9] - 1).mean() < 0.15  # Dec 25-26 at 0.67 of the level
 
     # Dec 5, a week after Thanksgiving (Nov 28): its same-weekday lag is the holiday itself
@@ -271,19 +272,22 @@ def test_given_one_year_of_holiday_dips_then_the_features_carry_the_panels_lift_
         early.y,
         early.X,
         np.zeros(14, int),
-        np.full(14, len(early.y) // 4 - 1),
+        np.full(14, len(early.y) // 10 - 1),
         h,
         after.ds[:14],
         after.X[:14],
         np.zeros((14, 0)),
     )
+    # the level window (Nov 25 - Dec 1) holds Thanksgiving and the day after: read as normal days, higher
+    assert np.all(frame["level_adj"] > 0.02)
     assert frame["season_lag_0_holiday"][3] == 0.0 and frame["season_lag_0_lift"][3] == pytest.approx(
         lift.lift["Thanksgiving Day|0"]
     )
 
 
-@pytest.mark.parametrize("country, days", [(None, 365), ("US", 800)])
-def test_given_no_calendar_or_two_years_then_no_holiday_lift_features(country, days):
+@pytest.mark.parametrize("country, days", [(None, 365), ("US", 800), ("US", 365)])
+def test_given_no_calendar_or_two_years_or_one_series_then_no_holiday_lift_features(country, days):
+    """One series is no panel: its lift would be its own one-year ratios (elecdaily: worse)."""
     from forecasting.data import build_panel
     from forecasting.models import create
 
