@@ -268,17 +268,18 @@ class FeatureBuilder:
             f[name] = col
         for name, col in self._holiday_context(ds_s, h).items():
             f[name] = col
-        if getattr(self, "lift", None) is not None:
+        lift = getattr(self, "lift", None)
+        if lift is not None:
             # the level and the same-season lags as if their days were normal ones: each day over
             # (1 + the panel's lift there), so a Thanksgiving week reads as the week it stands for
             t = np.asarray(ds_s, "datetime64[ns]")
             normal = np.zeros(len(o))
             for j in range(self.L):
-                normal += value(o - j) / (1 + self.lift.transform(t - (h + j).astype("timedelta64[D]")))
+                normal += value(o - j) / (1 + lift.transform(t - (h + j).astype("timedelta64[D]")))
             f["level_adj"] = (normal / self.L - level) / scale
             for extra in range(3):
                 back = (k + extra) * step
-                lift_back = self.lift.transform(t - back.astype("timedelta64[D]"))
+                lift_back = lift.transform(t - back.astype("timedelta64[D]"))
                 f[f"season_lag_{extra}_adj"] = (value(s - back) / (1 + lift_back) - level) / scale
         for j, name in enumerate(self.covariate_names):
             f[f"cov_{name}"] = X_s[:, j]
