@@ -412,10 +412,7 @@ class LightGBMGlobal(Candidate):
         # Tried and dropped: outer quantiles boosted from the median booster's forecast (learns a
         # covariate's lift on every quantile, but seed wQL 0.0051-0.0057 against 0.0047)
         self.mean_from_quantiles = straddles_median(self.config.quantile_levels)
-        median = self.params.get("median_objective")
-        objectives = [
-            (median, None) if median and abs(q - 0.5) < 1e-9 else ("quantile", q) for q in self.config.quantile_levels
-        ]
+        objectives = [("quantile", q) for q in self.config.quantile_levels]
         if not self.mean_from_quantiles:
             objectives.append(("regression", None))
         # bags one after the other, each bag's dataset freed before the next is built: the peak
