@@ -343,3 +343,101 @@ class UnseenHolidays:
         else:
             per = np.tile(pooled, (n_series, 1))
         return flagged.reshape(n_series, -1, 1) * per[:, None, :]
+
+
+# --- the panel's own holiday effects, as a feature ---------------------------------------------
+LIFT_MAX_SERIES = SPREAD_MAX_SERIES  # series read (evenly spaced) for the lifts
+
+
+def _series_days(panel, picks):
+    """Per day of the `picks` series: (day number, value, baseline), the baseline the median of the
+    same weekday SPREAD_WEEKS weeks before and after (at least 2 of them), as holiday_spread reads."""
+    lags = [7 * w * s for w in SPREAD_WEEKS for s in (-1, 1)]
+    out_d, out_y, out_b = [], [], []
+    for i in picks:
+        rows = slice(panel.indptr[i], panel.indptr[i + 1])
+        y, days = panel.y[rows], _days(panel.ds[rows])
+        ok = np.isfinite(y)
+        if ok.sum() < 2:
+            continue
+        days_u, inverse = np.unique(days[ok], return_inverse=True)
+        start = days_u[0]
+        grid = np.full(days_u[-1] - start + 1, np.nan)
+        grid[days_u - start] = np.bincount(inverse, weights=y[ok])
+        idx = np.arange(len(grid))
+        around = np.stack(
+            [
+                np.where((idx + k >= 0) & (idx + k < len(grid)), grid[np.clip(idx + k, 0, len(grid) - 1)], np.nan)
+                for k in lags
+            ]
+        )
+        around[:, np.sum(np.isfinite(around), axis=0) < 2] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            base = np.nanmedian(around, axis=0)
+        good = np.isfinite(grid) & np.isfinite(base) & (base > 0)
+        out_d.append(idx[good] + start)
+        out_y.append(grid[good])
+        out_b.append(base[good])
+    if not out_d:
+        return None
+    return tuple(np.concatenate(x) for x in (out_d, out_y, out_b))
+
+
+class HolidayLift:
+    """The panel's relative deviation from its baseline on each holiday's days (`cap` either side),
+    learnt from the training history: sum of y / sum of baselines - 1 over the series read, per
+    holiday name and signed day offset; an offset the history never saw of a holiday gets the mean
+    over the holidays seen at that offset. A feature a global model can carry from one series'
+    holidays to another's, and from the seen holidays to an unseen one."""
+
+    def __init__(self, country: Optional[str], cap: int = NEAR_CAP):
+        self.country = country
+        self.cap = cap
+        self.lift: dict = {}
+        self.pooled: dict = {}
+
+    def fit(self, panel) -> "HolidayLift":
+        if not self.country or panel.n_series == 0:
+            return self
+        keep = np.flatnonzero(panel.lengths >= 2)
+        if not len(keep):
+            return self
+        picks = keep[np.unique(np.linspace(0, len(keep) - 1, min(len(keep), LIFT_MAX_SERIES)).round().astype(int))]
+        read = _series_days(panel, picks)
+        if read is None:
+            return self
+        day, y, base = read
+        near = _holiday_offsets(self.country, day.min(), day.max(), self.cap)
+        days_u, inv = np.unique(day, return_inverse=True)
+        sum_y = np.bincount(inv, weights=y)
+        sum_b = np.bincount(inv, weights=base)
+        pos = np.searchsorted(days_u, near["day"].to_numpy())
+        pos_c = np.clip(pos, 0, len(days_u) - 1)
+        hit = (pos < len(days_u)) & (days_u[pos_c] == near["day"].to_numpy())
+        seen = near.loc[hit].assign(y=sum_y[pos_c[hit]], b=sum_b[pos_c[hit]])
+        grouped = seen.groupby("key")[["y", "b"]].sum()
+        self.lift = (grouped["y"] / grouped["b"] - 1).to_dict()
+        by_offset: dict = {}
+        for key, value in self.lift.items():
+            by_offset.setdefault(int(key.rsplit("|", 1)[1]), []).append(value)
+        self.pooled = {o: float(np.mean(v)) for o, v in by_offset.items()}
+        return self
+
+    def transform(self, ds) -> np.ndarray:
+        """Per timestamp: the lift of the holiday it stands near (the nearest, if two), 0 when none."""
+        ds = np.asarray(ds)
+        out = np.zeros(len(ds))
+        if not self.country or not len(ds) or not (self.lift or self.pooled):
+            return out
+        days, inverse = np.unique(_days(ds), return_inverse=True)
+        near = _holiday_offsets(self.country, days.min(), days.max(), self.cap)
+        offset = near["key"].str.rsplit("|", n=1).str[1].astype(int).to_numpy()
+        value = np.array([self.lift.get(k, self.pooled.get(o, 0.0)) for k, o in zip(near["key"], offset)], float)
+        order = np.argsort(-np.abs(offset), kind="stable")  # the nearest holiday written last wins
+        per_day = np.zeros(len(days))
+        pos = np.searchsorted(days, near["day"].to_numpy()[order])
+        pos_c = np.clip(pos, 0, len(days) - 1)
+        hit = (pos < len(days)) & (days[pos_c] == near["day"].to_numpy()[order])
+        per_day[pos_c[hit]] = value[order][hit]
+        return per_day[inverse]

@@ -195,3 +195,23 @@ def test_given_more_series_than_are_read_then_only_the_pooled_spread_is_kept(mon
     monkeypatch.setattr(calendar, "SPREAD_MAX_SERIES", 1)
     pooled, own = calendar.holiday_spreads("US", _panel(_mixed_frame()), LEVELS)
     assert own is None and pooled[0] < -0.1
+
+
+def test_given_holidays_that_cut_demand_then_the_lift_is_learnt_per_holiday_and_pooled_for_an_unseen_one():
+    lift = calendar.HolidayLift("US").fit(_panel(_frame(dip=0.6)))
+    assert lift.lift["Thanksgiving Day|0"] == pytest.approx(-0.4, abs=0.05)
+    assert lift.lift["Thanksgiving Day|1"] == pytest.approx(-0.4, abs=0.05)
+    assert abs(lift.lift["Thanksgiving Day|5"]) < 0.05
+    assert "Christmas Day|0" not in lift.lift  # the history ends Dec 17
+    days = pd.to_datetime(["2024-12-11", "2024-12-25", "2024-12-26", "2024-12-29"]).to_numpy()
+    on = lift.transform(days)
+    # Dec 11 is no holiday's; Christmas and the day after take the seen holidays' mean at offsets 0 and 1
+    assert on[0] == 0.0
+    assert on[1] == pytest.approx(lift.pooled[0]) and on[1] < -0.3
+    assert on[2] == pytest.approx(lift.pooled[1]) and on[2] < -0.3
+    assert abs(on[3]) < 0.05  # 4 days after Christmas, 3 before New Year's Day: no dip there
+
+
+def test_given_no_calendar_then_the_lift_is_zero():
+    lift = calendar.HolidayLift(None).fit(_panel(_frame(dip=0.6)))
+    assert not lift.lift and np.all(lift.transform(pd.date_range("2024-12-20", "2024-12-31").to_numpy()) == 0)

@@ -209,3 +209,91 @@ def test_given_under_two_years_of_daily_history_then_holiday_distances_stop_at_a
     assert fb.holidays.cap == cap
     f = fb.holidays.transform(pd.to_datetime(["2024-12-10"]).to_numpy())  # 12 days after Thanksgiving
     assert f["days_since_holiday"][0] == min(12, cap)
+
+
+def _holiday_frame(items=10, seed=0) -> pd.DataFrame:
+    """One year of daily series from January with a weekly cycle; each US holiday and the day
+    after at its own share of the level, 0.4 to 0.94, and Christmas and the day after (after the
+    history's end, Dec 17) at 0.67: the mean effect of the holidays the history saw."""
+    from forecasting.calendar import holiday_table
+
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-01-01", "2024-12-31")
+    table = holiday_table("US", [2024])
+    dip = {d: 0.4 + 0.06 * ((3 * k) % 10) for k, d in enumerate(table["date"][:10])}
+    dip[pd.Timestamp("2024-12-25")] = 0.67
+    factor = np.array([dip.get(d, dip.get(d - pd.Timedelta(days=1), 1.0)) for d in dates])
+    frames = []
+    for i in range(items):
+        level = 100.0 * (i + 1) * (1 + 0.2 * np.sin(2 * np.pi * np.arange(len(dates)) / 7))
+        y = level * (1 + 0.02 * rng.standard_normal(len(dates))) * factor
+        frames.append(pd.DataFrame({"unique_id": f"item_{i}", "ds": dates, "y": y}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _holiday_panels(long, end="2024-12-17"):
+    from forecasting.data import build_panel
+
+    static = pd.DataFrame(index=sorted(long["unique_id"].unique()))
+    hist = build_panel(long[long["ds"] <= end], [], static)
+    future = build_panel(long[long["ds"] > end].assign(y=np.nan), [], static)
+    return hist, future
+
+
+def test_given_one_year_of_holiday_dips_then_the_features_carry_the_panels_lift_and_the_lags_holiday_distance():
+    """Christmas was never in the history: its lift is the seen holidays' mean at that offset; a
+    target a week after Thanksgiving has its same-weekday lag on the holiday."""
+    from forecasting.models import create
+
+    config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"), holiday_country="US")
+    long = _holiday_frame()
+    hist, future = _holiday_panels(long)
+    model = create("LightGBM", config, num_boost_round=60, min_data_in_leaf=5).fit(hist)
+    lift = model.features.lift
+    assert {"level_adj", "season_lag_2_adj", "season_lag_1_holiday"} <= set(model.feature_names)
+    assert lift.lift["Thanksgiving Day|0"] < -0.1 and "Christmas Day|0" not in lift.lift
+    st = np.zeros(14, int)
+    h = np.arange(1, 15)
+    o = np.full(14, len(hist.y) // 10 - 1)  # the first series' last row (Dec 17)
+    frame, _, _ = model.features.build(hist.y, hist.X, st, o, h, future.ds[:14], future.X[:14], np.zeros((14, 0)))
+    christmas = 7  # Dec 25 = Dec 17 + 8
+    assert frame["holiday_lift"][christmas] == pytest.approx(lift.pooled[0])
+    # Dec 18, a week before Christmas: the seen holidays barely moved a week before them
+    assert frame["holiday_lift"][0] == pytest.approx(lift.pooled[-7]) and abs(lift.pooled[-7]) < 0.05
+    # Dec 25's lag a week back (Dec 18) is 7 days from Christmas: capped at 2; its lift is 0 there
+    assert frame["season_lag_0_holiday"][christmas] == 2.0
+    p50 = model.predict(hist, future)[:, :, 1]
+    truth = long[long["ds"] > "2024-12-17"]["y"].to_numpy().reshape(10, 14)
+    assert np.abs(p50[:, 7:9] / truth[:, 7:9] - 1).mean() < 0.15  # Dec 25-26 at 0.67 of the level
+
+    # Dec 5, a week after Thanksgiving (Nov 28): its same-weekday lag is the holiday itself
+    early, after = _holiday_panels(long, end="2024-12-01")
+    frame, _, _ = model.features.build(
+        early.y,
+        early.X,
+        np.zeros(14, int),
+        np.full(14, len(early.y) // 10 - 1),
+        h,
+        after.ds[:14],
+        after.X[:14],
+        np.zeros((14, 0)),
+    )
+    # the level window (Nov 25 - Dec 1) holds Thanksgiving and the day after: read as normal days, higher
+    assert np.all(frame["level_adj"] > 0.02)
+    assert frame["season_lag_0_holiday"][3] == 0.0 and frame["season_lag_0_lift"][3] == pytest.approx(
+        lift.lift["Thanksgiving Day|0"]
+    )
+
+
+@pytest.mark.parametrize("country, days", [(None, 365), ("US", 800), ("US", 365)])
+def test_given_no_calendar_or_two_years_or_one_series_then_no_holiday_lift_features(country, days):
+    """One series is no panel: its lift would be its own one-year ratios (elecdaily: worse)."""
+    from forecasting.data import build_panel
+    from forecasting.models import create
+
+    config = EngineConfig(frequency="D", horizon=7, quantiles=("p10", "p50", "p90"), holiday_country=country)
+    dates = pd.date_range("2023-01-01", periods=days)
+    long = pd.DataFrame({"unique_id": "a", "ds": dates, "y": 10 + np.arange(days) % 7.0})
+    panel = build_panel(long, [], pd.DataFrame(index=["a"]))
+    model = create("LightGBM", config, num_boost_round=5, min_data_in_leaf=5).fit(panel)
+    assert model.features.lift is None and not any("lift" in c for c in model.feature_names)
