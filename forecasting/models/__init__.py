@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
+from .direct_tabular import DirectTabular
 from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
 from .lightgbm_recursive import LightGBMRecursive
 from .local import LocalModel  # noqa: F401  (the base of per-series models)
@@ -38,6 +39,7 @@ CANDIDATES = {
         LightGBMGlobal,
         LightGBMSeasonal,
         LightGBMRecursive,
+        DirectTabular,
         Prophet,
         DeepAR,
     )
