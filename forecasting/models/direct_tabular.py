@@ -25,8 +25,14 @@ from .base import Candidate, quantile_mean
 from .lightgbm_global import import_lightgbm, lightgbm_params, static_codes
 
 
-def direct_lags(m: int, extra: int) -> np.ndarray:
-    """Lags of the target time: 1..m + extra (1..1 + extra on non-seasonal data)."""
+def direct_lags(m: int, extra: int, seasons: int = 0) -> np.ndarray:
+    """Lags of the target time: 1..m + extra (1..1 + extra on non-seasonal data); with `seasons`,
+    1..extra and three around each of the last `seasons` seasons instead (AutoGluon's lag set)."""
+    if seasons and m > 1:
+        lags = set(range(1, extra + 1))
+        for k in range(1, seasons + 1):
+            lags |= {k * m - 1, k * m, k * m + 1}
+        return np.array(sorted(lags))
     return np.arange(1, max(m, 1) + extra + 1)
 
 
@@ -53,8 +59,9 @@ class DirectTabular(Candidate):
             "bagging_fraction": 1.0,
             "lambda_l2": 0.0,
             "max_bin": 255,
-            "extra_lags": 4,  # lags 1..m + extra_lags of the target time
-            "scale_window": 0,  # periods of the origin's scale (0: one season, at least 4)
+            "extra_lags": 8,  # lags 1..8 of the target time (1..m + 8 when lag_seasons is 0)
+            "lag_seasons": 5,  # and k*m - 1, k*m, k*m + 1 for k = 1..5 (AutoGluon's set has 3)
+            "scale_window": 2,  # the origin's scale: mean |y| of its last 2 periods
             "max_history": 1000,  # the last origins of each series that train
             "max_rows": 200_000,
             "seed": config.seed,
@@ -63,8 +70,7 @@ class DirectTabular(Candidate):
 
     # --- features -------------------------------------------------------------------------
     def _scale_window(self) -> int:
-        w = int(self.params["scale_window"])
-        return w if w > 0 else max(self.config.season_length, 4)
+        return max(int(self.params["scale_window"]), 1)
 
     def _rows(self, y, st, o, h, ds_t, X_t, static_rows) -> tuple[pd.DataFrame, np.ndarray]:
         """Features of targets at o + h (flat row indices; st: the series' first row) and the
@@ -92,7 +98,9 @@ class DirectTabular(Candidate):
         lgb = import_lightgbm()
         H = self.config.horizon
         self.unit = self.config.frequency_unit
-        self.lags = direct_lags(self.config.season_length, int(self.params["extra_lags"]))
+        self.lags = direct_lags(
+            self.config.season_length, int(self.params["extra_lags"]), int(self.params["lag_seasons"])
+        )
         self.covariate_names = list(train.covariate_names)
         self.static_columns = list(train.static.columns)
         self.static_categories = {c: sorted(train.static[c].astype(str).unique()) for c in self.static_columns}
