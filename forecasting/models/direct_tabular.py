@@ -4,8 +4,9 @@ every horizon step, each training row a (forecast origin, step) pair.
 - **rows**: every origin o of every series (its last `max_history` periods) paired with every step
   h = 1..H that the series still holds, so each target is seen from each origin that forecasts it
   (LightGBMGlobal draws one step per target instead);
-- **features** of the target time s = o + h: the target at lags 1..m + `extra_lags` of s, each over
-  the origin's scale (the mean |y| of the `scale_window` periods up to o); lags after the origin
+- **features** of the target time s = o + h: the target at lags 1..8 of s and three around each of
+  its last 5 seasons (k*m - 1, k*m, k*m + 1: AutoGluon's lag set, which stops at 3 seasons), each over
+  the origin's scale (the mean |y| of its last 2 periods, `scale_window`); lags after the origin
   (lag < h) are NaN, as at prediction time, so the trees learn what each step may read; the step
   h; calendar features of s; the known covariates at s;
 - **target**: y[s] over the same scale; quantile boosters (objective `quantile`), then sorted,
