@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from .base import Candidate, Fallbacks, Forecast, TimeBudgetExceeded  # noqa: F401  (re-exported for the engine's callers)
 from .deepar import DeepAR
+from .direct_tabular import DirectTabular
 from .lightgbm_global import LightGBMGlobal, LightGBMSeasonal
 from .lightgbm_recursive import LightGBMRecursive
 from .local import LocalModel  # noqa: F401  (the base of per-series models)
@@ -38,6 +39,7 @@ CANDIDATES = {
         LightGBMGlobal,
         LightGBMSeasonal,
         LightGBMRecursive,
+        DirectTabular,
         Prophet,
         DeepAR,
     )
@@ -127,9 +129,11 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # airline seasonal ARIMA on logs on panels of 100+ series (AirlineARIMA.suits: us_employment).
 # Weekly data and monthly/quarterly panels of 100+ series (LightGBMRecursive.suits): AutoGluon's
 # RecursiveTabular (us_gasoline, us_employment; docs/engine.md "The recursive LightGBM model").
+# Weekly panels under 100 series (DirectTabular.suits): AutoGluon's DirectTabular, one quantile LightGBM
+# per level over every step (us_gasoline 0.01813 -> 0.01775; docs/engine.md "Sixth session").
 # Daily: ETS(A,N,A) on panels of 10-99 series (SeasonalETS.suits), in place of LightGBMSeasonal there
 FREQUENCY_MEMBERS = {
-    "W": ("Theta", "ThetaClassic", "LightGBMRecursive"),
+    "W": ("Theta", "ThetaClassic", "LightGBMRecursive", "DirectTabular"),
     "M": ("ThetaClassic", "SeasonalDrift", "SeasonalDriftLong", "AirlineARIMA", "LightGBMRecursive"),
     "D": ("SeasonalETS",),
 }
