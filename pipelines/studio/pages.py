@@ -376,7 +376,11 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
             title += (
                 f"<p class='small muted'>Champion: version {esc(str(champion['version']))} "
                 f"({'serving' if champion['deployed'] else 'newest Approved'}); the arrows compare each "
-                f"version with it (lower is better).</p>"
+                "version with it (lower is better) on the metrics each measured at registration on its own "
+                "holdout (a version trained on later data is scored on later periods, so these are not "
+                "like for like). A version whose training run compared it with the champion of the time "
+                "(the ChampionGate: both models on the same holdout) shows that comparison instead, "
+                "marked <i>same holdout</i>.</p>"
             )
         header = "".join(f"<th>{esc(metric_label(m))}</th>" for m in SHOWN_METRICS)
         rows = []
@@ -387,10 +391,18 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                 compared = row["comparison"].get(metric)
                 mark = ""
                 if compared and compared[2] is not None:
+                    recorded = state.recorded_champion(row)
+                    against = (
+                        f" (v{esc(str(recorded['version']))}, same holdout)"
+                        if recorded and recorded.get("version")
+                        else " (same holdout)"
+                        if recorded
+                        else ""
+                    )
                     mark = (
                         f"<div class='small {'better' if compared[2] else 'worse'}' title='champion: "
                         f"{_metric(metric, compared[1])}'>{'&#9660;' if compared[2] else '&#9650;'} vs "
-                        f"{_metric(metric, compared[1])}</div>"
+                        f"{_metric(metric, compared[1])}{against}</div>"
                     )
                 cells.append(f"<td class='metric'>{_metric(metric, value)}{mark}</td>")
             gate = row["metrics"].get("quality_gate_metric")

@@ -130,6 +130,32 @@ def test_given_an_unknown_version_when_approving_then_the_page_shows_the_approva
     assert status == 303 and "flash error" in page and "not found in the registry" in page
 
 
+def test_a_version_the_champion_gate_compared_shows_that_same_holdout_comparison_not_the_registration_metrics(
+    settings,
+):
+    """Each version's registration metrics come from its own holdout: v2, trained two weeks later,
+    had the lower WAPE (0.62% vs 0.93%) and got a green arrow, while on the same holdout the
+    ChampionGate had measured it worse than v1 (0.62% vs 0.54%)."""
+    from pipelines.studio import pages
+    from processing.register import champion_metadata
+
+    register(settings, {"wape": 0.0093}, status="Approved")
+    arn = register(settings, {"wape": 0.0062, "wql": 0.0039})
+    recorded = champion_metadata(
+        {"status": "compared", "version": 1, "champion_value": 0.0054, "challenger_value": 0.0062, "tolerance": 0.2}
+    )
+    LocalSageMakerClient(settings).update_model_package(
+        ModelPackageArn=arn, CustomerMetadataProperties={"quality_gate_metric": "WAPE", **recorded}
+    )
+    newest = state.registry_groups(settings)[0]["versions"][0]
+    assert newest["comparison"] == {"wape": (0.0062, 0.0054, False)}  # worse, on the same holdout
+    assert newest["comparison_basis"] == "same holdout"
+    page = pages.registry_page(settings, "token")
+    assert "&#9650; vs 0.54% (v1, same holdout)" in page
+    assert "vs 0.93%" not in page
+    assert "on its own holdout" in page
+
+
 def test_given_a_champion_then_each_version_is_compared_with_it(settings):
     register(settings, {"wape": 0.2, "mase": 0.9}, status="Approved")
     register(settings, {"wape": 0.1, "mase": 1.1})
