@@ -266,6 +266,8 @@ def approve(
         if url:
             result["endpoint_url"] = url
             log(f"endpoint {name} listens on {url} (POST {url}/invocations)")
+        if rollback:
+            _note_newer_approved(sm, settings, package, log)
     else:
         log(
             f"the EventBridge rule invokes {settings.deploy_function_name} to deploy it to "
@@ -277,6 +279,26 @@ def approve(
                 "`python -m pipelines.run --target sagemaker` (it creates the deploy function and rule)"
             )
     return result
+
+
+def _note_newer_approved(sm: Any, settings: Settings, package: dict, log: Callable[[str], None]) -> None:
+    """After `approve N --rollback`: say that what reads the newest Approved version (not the
+    endpoint) stays on a newer one: the batch pipeline's ResolveModel, the training pipeline's
+    champion and the forecast-accuracy alarm."""
+    version = package.get("ModelPackageVersion", 0)
+    newer = [
+        s["ModelPackageVersion"]
+        for s in _summaries(sm, settings.model_package_group, status="Approved")
+        if s.get("ModelPackageVersion", 0) > version
+    ]
+    if newer:
+        log(
+            f"note: version {max(newer)} is still Approved and newer: the batch pipeline (ResolveModel), the "
+            f"training pipeline's champion and the forecast-accuracy alarm use the newest Approved version, so "
+            f"they stay on version {max(newer)} while the endpoint serves version {version}; "
+            f"`python -m deploy.approve reject {max(newer)}` moves them too (`rollback` rejects the version it "
+            "leaves)"
+        )
 
 
 def endpoint_url(settings: Settings, name: str) -> Optional[str]:

@@ -179,6 +179,23 @@ def test_given_two_approved_versions_when_rolling_back_then_the_older_is_deploye
     assert [e["detail"]["ModelPackageArn"] for e in deployer.events] == [older]
 
 
+def test_approving_an_older_version_with_rollback_says_the_batch_pipeline_stays_on_the_newer_approved_one(backend):
+    """`approve 1 --rollback` put version 1 on the endpoint, yet the next batch run resolved version
+    2 (the newest Approved) and nothing said so: the docs said batch forecasts follow."""
+    settings, sm = backend
+    v1 = register_version(sm, GROUP, status="Approved")
+    register_version(sm, GROUP, status="Approved")
+    notes: list[str] = []
+
+    cli.approve(sm, settings, v1, deployer=RecordingDeployer(), log=notes.append, rollback=True)
+
+    assert notes[-1].startswith("note: version 2 is still Approved and newer: the batch pipeline (ResolveModel)")
+    assert "`python -m deploy.approve reject 2` moves them too" in notes[-1]
+    notes.clear()
+    cli.approve(sm, settings, v1, deployer=RecordingDeployer(), log=notes.append)  # no rollback: no note
+    assert not any(n.startswith("note:") for n in notes)
+
+
 def test_given_a_single_approved_version_when_rolling_back_then_nothing_to_roll_back_to(backend):
     settings, sm = backend
     register_version(sm, GROUP, status="Rejected")
