@@ -359,3 +359,30 @@ def test_the_port_flag_help_names_its_variable_and_config_key():
 
     text = " ".join(parser().format_help().split())
     assert "FORECAST_STUDIO_PORT; studio_port in forecast.toml, else 8090" in text
+
+
+def test_the_evaluation_card_shows_the_champion_gate_comparison_on_the_same_holdout():
+    """A ChallengerLost run's page showed only the challenger's metrics: nothing said what it lost to."""
+    from pipelines.studio import pages
+
+    champion = {
+        "status": "compared",
+        "metric": "WAPE",
+        "key": "wape",
+        "version": 1,
+        "challenger_value": 0.0062,
+        "champion_value": 0.0054,
+        "tolerance": 0.0,
+        "limit": 0.0054,
+        "passed": False,
+        "challenger_metrics": {"wape": 0.0062, "wql": 0.0039},
+        "champion_metrics": {"wape": 0.0054, "wql": 0.0033},
+    }
+    html_text = pages.champion_section({"champion": champion})
+    assert "Champion (version 1) versus challenger, same holdout" in html_text
+    assert "WAPE: champion 0.54%, challenger 0.62%, limit 0.54% (ChallengerTolerance 0.0)" in html_text
+    assert "champion stays (challenger not registered)" in html_text
+    assert "<tr><td>wQL</td><td>0.33%</td><td>0.39%</td></tr>" in html_text
+    within = pages.champion_section({"champion": {**champion, "tolerance": 0.2, "limit": 0.00648, "passed": True}})
+    assert "challenger registered: worse than the champion, within the tolerance" in within
+    assert pages.champion_section({"champion": {"status": "none"}}) == ""
