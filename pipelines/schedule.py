@@ -541,4 +541,4 @@ def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.exit_with(main)
