@@ -156,6 +156,18 @@ def resolve_arn(sm: Any, group: str, reference: Optional[str], latest: bool = Fa
     )
 
 
+def deploy_hint(sm: Any, group: str) -> str:
+    """The command that (re)deploys the right version: the newest Approved one by number (`--latest`
+    would pick the newest version, a Rejected one too), else `--latest` for a fresh group."""
+    try:
+        approved = _summaries(sm, group, status="Approved")
+    except ApprovalError:  # the group cannot be listed (it does not exist yet)
+        approved = []
+    if approved:
+        return f"python -m deploy.approve approve {approved[0]['ModelPackageVersion']}"
+    return "python -m deploy.approve approve --latest"
+
+
 def _versions_text(summaries: list[dict]) -> str:
     """'versions: 1, 2, 3' (the newest ten, oldest first) for an error message."""
     numbers = sorted(s.get("ModelPackageVersion", 0) for s in summaries)
@@ -249,9 +261,16 @@ def approve(
     a newer one; rollback=True asks for exactly that, and runs the handler here on both targets
     (the EventBridge event carries no such request).
     """
-    already = describe(sm, arn).get("ModelApprovalStatus") == "Approved"
+    before = describe(sm, arn)
+    already = before.get("ModelApprovalStatus") == "Approved"
     package = set_status(sm, arn, "Approved", reason or "approved with deploy.approve")
     log(f"approved version {package.get('ModelPackageVersion')}: {arn}")
+    if before.get("ModelApprovalStatus") == "Rejected":  # `approve --latest` picks a rejected newest one too
+        why = before.get("ApprovalDescription")
+        log(
+            f"note: version {package.get('ModelPackageVersion')} was Rejected{f' ({why})' if why else ''}; "
+            "it is Approved again and goes back in service"
+        )
     result: dict = {"model_package_arn": arn, "status": "Approved"}
     if deployer is None and (settings.is_local or already or rollback):
         if already and not settings.is_local:

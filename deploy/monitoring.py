@@ -445,9 +445,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             metrics = local_metrics(settings)
             accuracy = local_accuracy_alarm(settings, args.accuracy_factor)
             if metrics is None:
+                from deploy import approve
+
+                hint = approve.deploy_hint(clients.client("sagemaker", settings), settings.model_package_group)
                 print(
                     f"the local endpoint {settings.endpoint_name} is not running: approve a model "
-                    "(python -m deploy.approve approve --latest) to start it; "
+                    f"({hint}) to start it; "
                     "CloudWatch dashboards and alarms exist on the SageMaker target (--target sagemaker)"
                 )
                 print(f"{accuracy['alarm']} (evaluated locally): {accuracy['state']}: {accuracy['reason']}")

@@ -361,3 +361,21 @@ def test_on_sagemaker_approving_an_older_version_keeps_the_newer_unless_rollback
     assert sm.describe_model_package(ModelPackageName=v2)["ModelApprovalStatus"] == "Approved"  # left alone
     assert cli.main(["--target", "sagemaker", "--region", "us-east-1", "approve", "1", "--version", "2"]) == 2
     assert "two versions given" in capsys.readouterr().err
+
+
+def test_approving_a_rejected_version_says_so_and_the_redeploy_hint_names_the_newest_approved_one(backend):
+    """After `rollback` rejected v2, the hints said `approve --latest`, which re-approves the
+    rejected v2 (the newest version), silently."""
+    settings, sm = backend
+    register_version(sm, GROUP, status="Approved")
+    v2 = register_version(sm, GROUP, status="Approved")
+    cli.set_status(sm, v2, "Rejected", "forecasts drifted")  # as `rollback` leaves it
+    assert cli.deploy_hint(sm, GROUP) == "python -m deploy.approve approve 1"
+    assert cli.deploy_hint(sm, "no-such-group") == "python -m deploy.approve approve --latest"
+    notes: list[str] = []
+
+    cli.approve(
+        sm, settings, cli.resolve_arn(sm, GROUP, None, latest=True), deployer=RecordingDeployer(), log=notes.append
+    )
+
+    assert "note: version 2 was Rejected (forecasts drifted); it is Approved again and goes back in service" in notes

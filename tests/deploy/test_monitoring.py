@@ -63,7 +63,7 @@ def test_on_the_local_target_without_a_running_endpoint_it_says_how_to_start_one
     monkeypatch.setenv("FORECAST_TARGET", "local")
 
     assert monitoring.main([]) == 1
-    assert "approve --latest" in capsys.readouterr().out
+    assert "approve --latest" in capsys.readouterr().out  # nothing approved yet: the newest version
     with pytest.raises(ValueError, match="SageMaker target only"):
         monitoring.ensure_monitoring(monitoring.resolve())
 
@@ -178,3 +178,18 @@ def test_locally_the_forecast_accuracy_alarm_is_evaluated_on_the_published_wql_o
     assert "demand-forecast-forecast-wql (evaluated locally): ALARM: latest wQL 2.50%" in out
     set_status(sm, arn, "Rejected", "test")
     assert monitoring.local_accuracy_alarm(settings)["state"] == "NONE"
+
+
+def test_locally_without_an_endpoint_the_hint_names_the_newest_approved_version_not_a_rejected_newer_one(
+    monkeypatch, capsys
+):
+    from tests.deploy.aws_support import ensure_group, local_sagemaker, register_version
+
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    settings = monitoring.resolve()
+    sm = local_sagemaker(settings)
+    ensure_group(sm, settings.model_package_group)
+    register_version(sm, settings.model_package_group, status="Approved")
+    register_version(sm, settings.model_package_group, status="Rejected")
+    assert monitoring.main([]) == 1
+    assert "approve a model (python -m deploy.approve approve 1) to start it" in capsys.readouterr().out
