@@ -180,6 +180,10 @@ def sagemaker_client(settings: Settings) -> Any:
 def registry_groups(settings: Settings) -> list:
     """[{name, versions: [...], champion}] for every model package group, newest version first."""
     from deploy import approve
+    from pipelines.local.registry import DATABASE_FILE
+
+    if not (settings.home_path / DATABASE_FILE).is_file():
+        return []  # reading must not create a registry (nor the home teardown --include-data removed)
 
     sm = sagemaker_client(settings)
     names = [
@@ -256,8 +260,10 @@ def endpoints(settings: Settings) -> list:
     """Every local endpoint: status, model version, URL, requests and latency (from /metrics)."""
     from deploy import endpoint as server
 
-    sm = sagemaker_client(settings)
     home = settings.home_path
+    if not home.is_dir():
+        return []  # the local SageMaker client would create the home to answer ListEndpoints
+    sm = sagemaker_client(settings)
     rows: dict = {}
     for summary in sm.list_endpoints(MaxResults=100).get("Endpoints", []):
         name = summary["EndpointName"]

@@ -83,6 +83,19 @@ def test_given_an_empty_home_then_every_page_says_what_to_do(running):
         assert not re.search(r"""(src|href)=["']https?://""", body.decode()), path  # nothing from the internet
 
 
+def test_reading_the_pages_of_a_removed_home_does_not_create_it_again(tmp_path, monkeypatch):
+    """After `deploy.teardown --include-data`, a Studio left running recreated the home (its
+    marker) on /endpoints and an empty registry.sqlite on /registry."""
+    from pipelines.studio import pages
+
+    home = tmp_path / "gone"
+    monkeypatch.setenv("FORECAST_HOME", str(home))
+    settings = resolve()
+    assert "a training run registers one" in pages.registry_page(settings, "token")
+    assert "approve a version" in pages.endpoints_page(settings)
+    assert not home.exists()
+
+
 def test_given_another_host_header_then_pages_are_refused(running):
     status, _, _ = request(running, "GET", "/", headers={"Host": "attacker.example:80"})
     assert status == 421
