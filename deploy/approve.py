@@ -156,6 +156,18 @@ def resolve_arn(sm: Any, group: str, reference: Optional[str], latest: bool = Fa
     )
 
 
+def deploy_hint(sm: Any, group: str) -> str:
+    """The command that (re)deploys the right version: the newest Approved one by number (`--latest`
+    would pick the newest version, a Rejected one too), else `--latest` for a fresh group."""
+    try:
+        approved = _summaries(sm, group, status="Approved")
+    except ApprovalError:  # the group cannot be listed (it does not exist yet)
+        approved = []
+    if approved:
+        return f"python -m deploy.approve approve {approved[0]['ModelPackageVersion']}"
+    return "python -m deploy.approve approve --latest"
+
+
 def _versions_text(summaries: list[dict]) -> str:
     """'versions: 1, 2, 3' (the newest ten, oldest first) for an error message."""
     numbers = sorted(s.get("ModelPackageVersion", 0) for s in summaries)
@@ -249,9 +261,16 @@ def approve(
     a newer one; rollback=True asks for exactly that, and runs the handler here on both targets
     (the EventBridge event carries no such request).
     """
-    already = describe(sm, arn).get("ModelApprovalStatus") == "Approved"
+    before = describe(sm, arn)
+    already = before.get("ModelApprovalStatus") == "Approved"
     package = set_status(sm, arn, "Approved", reason or "approved with deploy.approve")
     log(f"approved version {package.get('ModelPackageVersion')}: {arn}")
+    if before.get("ModelApprovalStatus") == "Rejected":  # `approve --latest` picks a rejected newest one too
+        why = before.get("ApprovalDescription")
+        log(
+            f"note: version {package.get('ModelPackageVersion')} was Rejected{f' ({why})' if why else ''}; "
+            "it is Approved again and goes back in service"
+        )
     result: dict = {"model_package_arn": arn, "status": "Approved"}
     if deployer is None and (settings.is_local or already or rollback):
         if already and not settings.is_local:
@@ -266,6 +285,8 @@ def approve(
         if url:
             result["endpoint_url"] = url
             log(f"endpoint {name} listens on {url} (POST {url}/invocations)")
+        if rollback:
+            _note_newer_approved(sm, settings, package, log)
     else:
         log(
             f"the EventBridge rule invokes {settings.deploy_function_name} to deploy it to "
@@ -277,6 +298,26 @@ def approve(
                 "`python -m pipelines.run --target sagemaker` (it creates the deploy function and rule)"
             )
     return result
+
+
+def _note_newer_approved(sm: Any, settings: Settings, package: dict, log: Callable[[str], None]) -> None:
+    """After `approve N --rollback`: say that what reads the newest Approved version (not the
+    endpoint) stays on a newer one: the batch pipeline's ResolveModel, the training pipeline's
+    champion and the forecast-accuracy alarm."""
+    version = package.get("ModelPackageVersion", 0)
+    newer = [
+        s["ModelPackageVersion"]
+        for s in _summaries(sm, settings.model_package_group, status="Approved")
+        if s.get("ModelPackageVersion", 0) > version
+    ]
+    if newer:
+        log(
+            f"note: version {max(newer)} is still Approved and newer: the batch pipeline (ResolveModel), the "
+            f"training pipeline's champion and the forecast-accuracy alarm use the newest Approved version, so "
+            f"they stay on version {max(newer)} while the endpoint serves version {version}; "
+            f"`python -m deploy.approve reject {max(newer)}` moves them too (`rollback` rejects the version it "
+            "leaves)"
+        )
 
 
 def endpoint_url(settings: Settings, name: str) -> Optional[str]:
@@ -502,4 +543,4 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.exit_with(main)

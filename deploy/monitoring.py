@@ -20,7 +20,9 @@ per ModelPackageGroup and ModelPackageVersion); the alarm fires when that live w
 the registered wQL x --accuracy-factor (default 1.5). Missing data is not breaching (batch
 runs are days apart).
 
-Locally there is no CloudWatch: the command prints the local endpoint's /metrics.
+Locally there is no CloudWatch: the command prints the local endpoint's /metrics and, under
+`forecast_accuracy_alarm`, the forecast-accuracy alarm evaluated on the wQL values the batch
+pipeline published to the local CloudWatch file (<home>/cloudwatch/metrics.jsonl).
 """
 
 from __future__ import annotations
@@ -208,6 +210,12 @@ def ensure_monitoring(
             "CloudWatch exists on the SageMaker target only; locally read the endpoint's "
             "/metrics (python -m deploy.monitoring prints them)"
         )
+    check_thresholds(
+        thresholds.get("errors", 5),
+        thresholds.get("latency_ms", 2000.0),
+        thresholds.get("quiet_hours", 24),
+        thresholds.get("accuracy_factor", DEFAULT_ACCURACY_FACTOR),
+    )  # before the topic and the dashboard: a bad factor used to fail after creating them
     settings.require_region()
     sns = clients.client("sns", settings)
     cloudwatch = clients.client("cloudwatch", settings)
@@ -319,6 +327,83 @@ def local_metrics(settings: Settings) -> Optional[dict]:
     return json.loads(body)
 
 
+LOCAL_METRICS_FILE = ("cloudwatch", "metrics.jsonl")  # pipelines.local.aws_services.METRICS_FILE
+
+
+def check_thresholds(errors: int, latency_ms: float, quiet_hours: int, accuracy_factor: float) -> None:
+    """Refuse a threshold no alarm can use, naming the flag, before anything is created."""
+    if errors < 1:
+        raise ValueError(f"--errors {errors}: must be at least 1 (5XX errors in 5 minutes that raise the alarm)")
+    if not latency_ms > 0:
+        raise ValueError(f"--latency-ms {latency_ms:g}: must be above 0 (p90 model latency in milliseconds)")
+    if quiet_hours < 1:
+        raise ValueError(f"--quiet-hours {quiet_hours}: must be at least 1 (hours without invocations)")
+    if not accuracy_factor > 1:
+        raise ValueError(f"--accuracy-factor {accuracy_factor:g} must be > 1 (1.5: alarm at 50% worse than registered)")
+
+
+def local_accuracy_alarm(settings: Settings, factor: float = DEFAULT_ACCURACY_FACTOR) -> dict:
+    """The `<endpoint>-forecast-wql` alarm evaluated on the local CloudWatch file: the newest
+    Approved version's registered wQL x `factor` against the WQL values the batch pipeline's
+    MonitorForecasts published for that version (the latest batch run's). Locally there is no
+    alarm to notify anyone; this says what it would be."""
+    name = accuracy_alarm_name(settings)
+    package = live_package(clients.client("sagemaker", settings), settings.model_package_group)
+    if package is None:
+        return {"alarm": name, "state": "NONE", "reason": f"{settings.model_package_group} has no Approved version"}
+    version = str(package.get("ModelPackageVersion") or package["ModelPackageArn"].rsplit("/", 1)[-1])
+    try:
+        registered = float((package.get("CustomerMetadataProperties") or {})["metric_wql"])
+    except (KeyError, ValueError):
+        return {"alarm": name, "state": "NONE", "version": version, "reason": "no registered wQL (metric_wql)"}
+    threshold = registered * factor
+    values = []
+    path = settings.home_path.joinpath(*LOCAL_METRICS_FILE)
+    lines = path.read_text().splitlines() if path.is_file() else []
+    for line in lines:
+        try:
+            datum = json.loads(line)
+        except ValueError:
+            continue
+        dimensions = {d.get("Name"): d.get("Value") for d in datum.get("Dimensions") or []}
+        if (
+            datum.get("Namespace") == ACCURACY_NAMESPACE
+            and datum.get("MetricName") == "WQL"
+            and dimensions.get("ModelPackageGroup") == settings.model_package_group
+            and dimensions.get("ModelPackageVersion") == version
+        ):
+            values.append((str(datum.get("Timestamp") or ""), float(datum["Value"])))
+    result: dict = {
+        "alarm": name,
+        "version": version,
+        "registered_wql": registered,
+        "factor": factor,
+        "threshold": threshold,
+    }
+    if not values:
+        return {
+            **result,
+            "state": "INSUFFICIENT_DATA",
+            "reason": (
+                f"no wQL published for version {version} yet: a batch run scores earlier forecasts once "
+                "their actuals arrive in its input"
+            ),
+        }
+    when, latest = max(values)
+    state = "ALARM" if latest > threshold else "OK"
+    return {
+        **result,
+        "state": state,
+        "latest_wql": latest,
+        "latest_at": when,
+        "reason": (
+            f"latest wQL {latest:.2%} of version {version}'s forecasts is "
+            f"{'above' if state == 'ALARM' else 'within'} {factor:g} x its registered wQL {registered:.2%} "
+            f"= {threshold:.2%}"
+        ),
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy.monitoring", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -350,16 +435,27 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = resolve({"target": args.target, "region": args.region, "endpoint_name": args.endpoint_name})
+        check_thresholds(args.errors, args.latency_ms, args.quiet_hours, args.accuracy_factor)
         if settings.is_local:
+            if args.email:
+                raise ValueError(
+                    f"--email {args.email}: the local target has no alarm topic to subscribe to; "
+                    "alarms notify on the SageMaker target (--target sagemaker)"
+                )
             metrics = local_metrics(settings)
+            accuracy = local_accuracy_alarm(settings, args.accuracy_factor)
             if metrics is None:
+                from deploy import approve
+
+                hint = approve.deploy_hint(clients.client("sagemaker", settings), settings.model_package_group)
                 print(
                     f"the local endpoint {settings.endpoint_name} is not running: approve a model "
-                    "(python -m deploy.approve approve --latest) to start it; "
+                    f"({hint}) to start it; "
                     "CloudWatch dashboards and alarms exist on the SageMaker target (--target sagemaker)"
                 )
+                print(f"{accuracy['alarm']} (evaluated locally): {accuracy['state']}: {accuracy['reason']}")
                 return 1
-            print(json.dumps(metrics, indent=2))
+            print(json.dumps({**metrics, "forecast_accuracy_alarm": accuracy}, indent=2))
             return 0
         result = ensure_monitoring(
             settings,
@@ -377,4 +473,4 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.exit_with(main)

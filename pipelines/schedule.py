@@ -252,10 +252,23 @@ def create(
     name, expression, timezone = check_name(name), check_expression(expression), check_timezone(timezone)
     parameters = typed_parameters(settings, pipeline, params)
     if settings.is_local:
-        # this checkout and this interpreter: cron's PATH is minimal
-        line = crontab_line(expression, pipeline, parameters, home=os.getcwd(), python=sys.executable)
+        # this checkout, this interpreter and this shell's FORECAST_* settings: cron's environment
+        # is minimal, and without FORECAST_HOME the job would train into, or look for an approved
+        # model in, another home than the one this command sees
+        line = crontab_line(
+            expression,
+            pipeline,
+            parameters,
+            home=os.getcwd(),
+            python=sys.executable,
+            environment=forecast_environment(os.environ, os.getcwd()),
+            config=os.path.abspath(settings.config_file) if settings.config_file else None,
+            enabled=enabled,
+        )
         log("local target: nothing is scheduled; add this line to your crontab (crontab -e):")
         log(line)
+        if not enabled:
+            log("note: --disabled: the line is commented out (paused); remove its leading '# ' to start it")
         note = crontab_note(expression)
         if note:
             log(note)
@@ -335,8 +348,15 @@ def crontab_line(
     parameters: Mapping[str, Any],
     home: str = "$HOME/demand-forecasting",
     python: str = "python",
+    environment: Optional[Mapping[str, str]] = None,
+    config: Optional[str] = None,
+    enabled: bool = True,
 ) -> str:
-    """The crontab(5) line that runs the same pipeline locally on the same schedule."""
+    """The crontab(5) line that runs the same pipeline locally on the same schedule.
+
+    `environment` (NAME=value pairs) goes in front of the command, `config` becomes its
+    `--config`; a paused (not `enabled`) schedule is the line commented out. `%` is escaped:
+    crontab turns an unescaped one into a newline."""
     rate, cron = RATE.match(expression), CRON.match(expression)
     if rate:
         value, unit = _rate_in_cron_units(expression)
@@ -353,9 +373,25 @@ def crontab_line(
             "run the command at that time instead (the Unix `at` command can)"
         )
     command = [python, "-m", "pipelines.run", "--target", "local", "--pipeline", pipeline]
+    if config:
+        command += ["--config", config]
     for key, value in parameters.items():
         command += ["--param", f"{key}={value}"]
-    return f"{when} cd {shlex.quote(home) if home[:1] != '$' else home} && {shlex.join(command)} >> schedule.log 2>&1"
+    assignments = "".join(f"{name}={shlex.quote(value)} " for name, value in sorted((environment or {}).items()))
+    run = f"{assignments}{shlex.join(command)}".replace("%", "\\%")
+    line = f"{when} cd {shlex.quote(home) if home[:1] != '$' else home} && {run} >> schedule.log 2>&1"
+    return line if enabled else f"# {line}"
+
+
+def forecast_environment(environ: Mapping[str, str], cwd: str) -> dict[str, str]:
+    """The FORECAST_* settings of this shell for the crontab line (cron starts jobs with almost no
+    environment), paths made absolute; FORECAST_TARGET is left out (the line says --target local)."""
+    chosen = {k: v for k, v in environ.items() if k.startswith("FORECAST_") and k != "FORECAST_TARGET" and v}
+    for name in ("FORECAST_HOME", "FORECAST_CONFIG", "FORECAST_CACHE_DIR", "FORECAST_SERVING_DATA"):
+        value = chosen.get(name)
+        if value and "://" not in value:
+            chosen[name] = os.path.abspath(os.path.join(cwd, os.path.expanduser(value)))
+    return chosen
 
 
 def _rate_in_cron_units(expression: str) -> tuple[int, str]:
@@ -505,4 +541,4 @@ def main(argv: Optional[Sequence[str]] = None, log: Log = print) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.exit_with(main)

@@ -523,6 +523,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ValueError:
             print(f"error: {flag} {value}: not a date; write it YYYY-MM-DD (for example 2021-01-01)", file=sys.stderr)
             return 2
+    if args.future_days < 0:
+        print(
+            f"error: --future-days {args.future_days}: must be 0 or more (future days per item, empty target)",
+            file=sys.stderr,
+        )
+        return 2
     if args.chunk_items < 1:
         print(f"error: --chunk-items must be at least 1, got {args.chunk_items}", file=sys.stderr)
         return 2

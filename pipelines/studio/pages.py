@@ -284,10 +284,47 @@ def evaluation_section(record: Mapping[str, Any], settings: Settings) -> str:
             f"<table id='metrics'><tr><th>Metric</th><th>Model</th><th>Baseline "
             f"({esc(str(baseline.get('method', '-')))})</th><th>Skill (1 - model/baseline)</th></tr>{rows}</table>"
         )
+    parts.append(champion_section(evaluation))
     for warning in evaluation.get("warnings") or []:
         parts.append(f"<p class='muted small'>{esc(str(warning))}</p>")
     parts.append(f"<p class='muted small'>{esc(str(path))}</p></div>")
     return "".join(parts)
+
+
+def champion_section(evaluation: Mapping[str, Any]) -> str:
+    """The ChampionGate's comparison, both models on the same holdout, as the run summary shows it:
+    without it a ChallengerLost run's page showed only the challenger's metrics."""
+    champion = evaluation.get("champion")
+    if not isinstance(champion, Mapping) or champion.get("status") != "compared":
+        return ""
+    metric = champion.get("metric")
+    passed = bool(champion.get("passed"))
+    mine, theirs_value = (
+        report.metric_value(champion.get("challenger_value")),
+        report.metric_value(champion.get("champion_value")),
+    )
+    worse = mine is not None and theirs_value is not None and mine > theirs_value
+    verdict = (
+        ("challenger registered: worse than the champion, within the tolerance" if worse else "challenger registered")
+        if passed
+        else "champion stays (challenger not registered)"
+    )
+    head = (
+        f"<h3 id='champion'>Champion (version {esc(str(champion.get('version')))}) versus challenger, same holdout</h3>"
+        f"<p>{esc(str(metric))}: champion {_metric(metric, champion.get('champion_value'))}, challenger "
+        f"{_metric(metric, champion.get('challenger_value'))}, limit {_metric(metric, champion.get('limit'))} "
+        f"(ChallengerTolerance {esc(str(champion.get('tolerance')))}): "
+        f"{pill('Succeeded' if passed else 'Failed', verdict)}</p>"
+    )
+    theirs, ours = champion.get("champion_metrics") or {}, champion.get("challenger_metrics") or {}
+    rows = "".join(
+        f"<tr><td>{esc(metric_label(k))}</td><td>{_metric(k, report.metric_value(theirs.get(k)))}</td>"
+        f"<td>{_metric(k, report.metric_value(ours.get(k)))}</td></tr>"
+        for k in ours
+        if report.metric_value(ours.get(k)) is not None and report.metric_value(theirs.get(k)) is not None
+    )
+    table = f"<table id='champion-metrics'><tr><th>Metric</th><th>Champion</th><th>Challenger</th></tr>{rows}</table>"
+    return head + (table if rows else "")
 
 
 def plots_section(record: Mapping[str, Any], settings: Settings) -> str:
@@ -376,7 +413,11 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
             title += (
                 f"<p class='small muted'>Champion: version {esc(str(champion['version']))} "
                 f"({'serving' if champion['deployed'] else 'newest Approved'}); the arrows compare each "
-                f"version with it (lower is better).</p>"
+                "version with it (lower is better) on the metrics each measured at registration on its own "
+                "holdout (a version trained on later data is scored on later periods, so these are not "
+                "like for like). A version whose training run compared it with the champion of the time "
+                "(the ChampionGate: both models on the same holdout) shows that comparison instead, "
+                "marked <i>same holdout</i>.</p>"
             )
         header = "".join(f"<th>{esc(metric_label(m))}</th>" for m in SHOWN_METRICS)
         rows = []
@@ -387,10 +428,18 @@ def registry_page(settings: Settings, csrf_token: str, message: Optional[str] = 
                 compared = row["comparison"].get(metric)
                 mark = ""
                 if compared and compared[2] is not None:
+                    recorded = state.recorded_champion(row)
+                    against = (
+                        f" (v{esc(str(recorded['version']))}, same holdout)"
+                        if recorded and recorded.get("version")
+                        else " (same holdout)"
+                        if recorded
+                        else ""
+                    )
                     mark = (
                         f"<div class='small {'better' if compared[2] else 'worse'}' title='champion: "
                         f"{_metric(metric, compared[1])}'>{'&#9660;' if compared[2] else '&#9650;'} vs "
-                        f"{_metric(metric, compared[1])}</div>"
+                        f"{_metric(metric, compared[1])}{against}</div>"
                     )
                 cells.append(f"<td class='metric'>{_metric(metric, value)}{mark}</td>")
             gate = row["metrics"].get("quality_gate_metric")

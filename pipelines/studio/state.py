@@ -180,6 +180,10 @@ def sagemaker_client(settings: Settings) -> Any:
 def registry_groups(settings: Settings) -> list:
     """[{name, versions: [...], champion}] for every model package group, newest version first."""
     from deploy import approve
+    from pipelines.local.registry import DATABASE_FILE
+
+    if not (settings.home_path / DATABASE_FILE).is_file():
+        return []  # reading must not create a registry (nor the home teardown --include-data removed)
 
     sm = sagemaker_client(settings)
     names = [
@@ -198,6 +202,7 @@ def registry_groups(settings: Settings) -> list:
         )
         for row in versions:
             row["comparison"] = champion_comparison(row, champion)
+            row["comparison_basis"] = comparison_basis(row)
         groups.append({"name": name, "versions": versions, "champion": champion})
     return groups
 
@@ -210,16 +215,18 @@ def metric_number(text: Any) -> Optional[float]:
 
 
 def champion_comparison(row: Mapping[str, Any], champion: Optional[Mapping[str, Any]]) -> dict:
-    """{metric: (this, champion's, better?)}: from `champion_*` metadata when registration wrote
-    it, else against the champion in the registry (the version serving, else the newest Approved)."""
-    metadata = row.get("metadata") or {}
-    recorded = {k[len("champion_metric_") :]: v for k, v in metadata.items() if k.startswith("champion_metric_")}
+    """{metric: (this, champion's, better?)}. When registration recorded the ChampionGate's
+    comparison (`champion_status` compared: both models scored on this version's holdout), that
+    one, for the gate's metric only: it is the like-for-like one. Else against the champion in
+    the registry (the version serving, else the newest Approved) on the registration metrics,
+    which each version measured on its own holdout (`comparison_basis` says which it is)."""
+    recorded = recorded_champion(row)
     if recorded:
-        theirs = recorded
-    elif champion is not None and champion.get("arn") != row.get("arn"):
-        theirs = {k[len("metric_") :]: v for k, v in (champion.get("metrics") or {}).items() if k.startswith("metric_")}
-    else:
+        key, mine, theirs = recorded["key"], recorded["challenger_value"], recorded["champion_value"]
+        return {key: (mine, theirs, mine < theirs if mine != theirs else None)}
+    if champion is None or champion.get("arn") == row.get("arn"):
         return {}
+    theirs = {k[len("metric_") :]: v for k, v in (champion.get("metrics") or {}).items() if k.startswith("metric_")}
     comparison = {}
     for name, value in theirs.items():
         mine, other = metric_number((row.get("metrics") or {}).get(f"metric_{name}")), metric_number(value)
@@ -229,13 +236,34 @@ def champion_comparison(row: Mapping[str, Any], champion: Optional[Mapping[str, 
     return comparison
 
 
+def recorded_champion(row: Mapping[str, Any]) -> Optional[dict]:
+    """The ChampionGate comparison RegisterModel stored with the version (processing.register's
+    champion_metadata): {key, version, challenger_value, champion_value}, or None."""
+    metadata = row.get("metadata") or {}
+    if metadata.get("champion_status") != "compared":
+        return None
+    key = str(metadata.get("quality_gate_metric") or "").lower()
+    mine = metric_number(metadata.get("champion_challenger_value"))
+    theirs = metric_number(metadata.get("champion_value"))
+    if key not in LOWER_IS_BETTER or mine is None or theirs is None:
+        return None
+    return {"key": key, "version": metadata.get("champion_version"), "challenger_value": mine, "champion_value": theirs}
+
+
+def comparison_basis(row: Mapping[str, Any]) -> str:
+    """`same holdout` (the ChampionGate's comparison) or `registration` (each version's own holdout)."""
+    return "same holdout" if recorded_champion(row) else "registration"
+
+
 # --- endpoints -----------------------------------------------------------------------------
 def endpoints(settings: Settings) -> list:
     """Every local endpoint: status, model version, URL, requests and latency (from /metrics)."""
     from deploy import endpoint as server
 
-    sm = sagemaker_client(settings)
     home = settings.home_path
+    if not home.is_dir():
+        return []  # the local SageMaker client would create the home to answer ListEndpoints
+    sm = sagemaker_client(settings)
     rows: dict = {}
     for summary in sm.list_endpoints(MaxResults=100).get("Endpoints", []):
         name = summary["EndpointName"]

@@ -10,7 +10,9 @@ scripts import it inside the processing container.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from typing import Callable
 
 # the top-level packages, plus "__main__": a step script run with `python -m` (or by
 # processing.entry through runpy) logs under that name
@@ -33,6 +35,20 @@ class _CurrentStdout(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:  # StreamHandler.setStream assigns it; the live stdout wins
         pass
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """The reader closed the pipe (`... | head`): the work goes on, its output to /dev/null,
+        instead of a "--- Logging error ---" traceback per record."""
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            _silence_stdout()
+            return
+        super().handleError(record)
+
+
+def _silence_stdout() -> None:
+    """Point the stdout file descriptor at /dev/null (Python's recipe for a closed pipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 _HANDLER = _CurrentStdout()
@@ -60,3 +76,16 @@ def reset() -> None:
             logger.removeHandler(_HANDLER)
             logger.setLevel(logging.NOTSET)
             logger.propagate = True
+
+
+def exit_with(main: Callable[[], int]) -> None:
+    """`sys.exit(main())` for a program whose output may be piped into `head`: when the reader
+    closes the pipe, the program ends quietly with status 1 instead of a BrokenPipeError
+    traceback (Python's documented recipe: stdout goes to /dev/null so the exit flush cannot fail)."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(1)
+    sys.exit(code)

@@ -179,6 +179,23 @@ def test_given_two_approved_versions_when_rolling_back_then_the_older_is_deploye
     assert [e["detail"]["ModelPackageArn"] for e in deployer.events] == [older]
 
 
+def test_approving_an_older_version_with_rollback_says_the_batch_pipeline_stays_on_the_newer_approved_one(backend):
+    """`approve 1 --rollback` put version 1 on the endpoint, yet the next batch run resolved version
+    2 (the newest Approved) and nothing said so: the docs said batch forecasts follow."""
+    settings, sm = backend
+    v1 = register_version(sm, GROUP, status="Approved")
+    register_version(sm, GROUP, status="Approved")
+    notes: list[str] = []
+
+    cli.approve(sm, settings, v1, deployer=RecordingDeployer(), log=notes.append, rollback=True)
+
+    assert notes[-1].startswith("note: version 2 is still Approved and newer: the batch pipeline (ResolveModel)")
+    assert "`python -m deploy.approve reject 2` moves them too" in notes[-1]
+    notes.clear()
+    cli.approve(sm, settings, v1, deployer=RecordingDeployer(), log=notes.append)  # no rollback: no note
+    assert not any(n.startswith("note:") for n in notes)
+
+
 def test_given_a_single_approved_version_when_rolling_back_then_nothing_to_roll_back_to(backend):
     settings, sm = backend
     register_version(sm, GROUP, status="Rejected")
@@ -344,3 +361,21 @@ def test_on_sagemaker_approving_an_older_version_keeps_the_newer_unless_rollback
     assert sm.describe_model_package(ModelPackageName=v2)["ModelApprovalStatus"] == "Approved"  # left alone
     assert cli.main(["--target", "sagemaker", "--region", "us-east-1", "approve", "1", "--version", "2"]) == 2
     assert "two versions given" in capsys.readouterr().err
+
+
+def test_approving_a_rejected_version_says_so_and_the_redeploy_hint_names_the_newest_approved_one(backend):
+    """After `rollback` rejected v2, the hints said `approve --latest`, which re-approves the
+    rejected v2 (the newest version), silently."""
+    settings, sm = backend
+    register_version(sm, GROUP, status="Approved")
+    v2 = register_version(sm, GROUP, status="Approved")
+    cli.set_status(sm, v2, "Rejected", "forecasts drifted")  # as `rollback` leaves it
+    assert cli.deploy_hint(sm, GROUP) == "python -m deploy.approve approve 1"
+    assert cli.deploy_hint(sm, "no-such-group") == "python -m deploy.approve approve --latest"
+    notes: list[str] = []
+
+    cli.approve(
+        sm, settings, cli.resolve_arn(sm, GROUP, None, latest=True), deployer=RecordingDeployer(), log=notes.append
+    )
+
+    assert "note: version 2 was Rejected (forecasts drifted); it is Approved again and goes back in service" in notes

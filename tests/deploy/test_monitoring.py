@@ -63,7 +63,7 @@ def test_on_the_local_target_without_a_running_endpoint_it_says_how_to_start_one
     monkeypatch.setenv("FORECAST_TARGET", "local")
 
     assert monitoring.main([]) == 1
-    assert "approve --latest" in capsys.readouterr().out
+    assert "approve --latest" in capsys.readouterr().out  # nothing approved yet: the newest version
     with pytest.raises(ValueError, match="SageMaker target only"):
         monitoring.ensure_monitoring(monitoring.resolve())
 
@@ -109,3 +109,87 @@ def test_given_no_approved_package_then_no_accuracy_alarm_is_made_and_the_factor
     assert "demand-forecast-forecast-wql" not in result["alarms"]
     with pytest.raises(ValueError, match="--accuracy-factor 1 must be > 1"):
         monitoring.accuracy_alarm_request(sagemaker_target, "arn:topic", {"ModelPackageArn": "a/1"}, factor=1)
+
+
+def test_a_bad_threshold_is_refused_naming_the_flag_before_any_topic_or_dashboard_exists(
+    sagemaker_target, aws_requests, capsys
+):
+    """--accuracy-factor 0.5 used to fail only after the SNS topic and the dashboard were made;
+    locally it was accepted and ignored."""
+    argv = ["--target", "sagemaker", "--region", "us-east-1", "--accuracy-factor", "0.5"]
+    assert monitoring.main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --accuracy-factor 0.5 must be > 1 (1.5: alarm at 50% worse than registered)"
+    )
+    assert clients.client("sns", sagemaker_target).list_topics()["Topics"] == []
+    assert clients.client("cloudwatch", sagemaker_target).list_dashboards()["DashboardEntries"] == []
+    assert monitoring.main(["--target", "local", "--errors", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --errors 0: must be at least 1")
+
+
+def _published(settings, version: str, value: float, when: str) -> None:
+    """One WQL datum as MonitorForecasts' PutMetricData leaves it in the local CloudWatch file."""
+    from pipelines.local import aws_services
+
+    path = settings.home_path.joinpath(*aws_services.METRICS_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datum = {
+        "MetricName": "WQL",
+        "Dimensions": [
+            {"Name": "ModelPackageGroup", "Value": settings.model_package_group},
+            {"Name": "ModelPackageVersion", "Value": version},
+        ],
+        "Timestamp": when,
+        "Value": value,
+        "Unit": "None",
+        "Namespace": "DemandForecasting/Accuracy",
+    }
+    with path.open("a") as out:
+        out.write(json.dumps(datum) + "\n")
+
+
+def test_locally_the_forecast_accuracy_alarm_is_evaluated_on_the_published_wql_of_the_newest_approved_version(
+    monkeypatch, capsys
+):
+    """Locally nothing said whether the accuracy alarm would fire: --accuracy-factor was ignored."""
+    from deploy.approve import set_status
+    from tests.deploy.aws_support import ensure_group, local_sagemaker, register_version
+
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    settings = monitoring.resolve()
+    sm = local_sagemaker(settings)
+    ensure_group(sm, settings.model_package_group)
+    arn = register_version(sm, settings.model_package_group, status="Approved")
+    sm.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties={"metric_wql": "0.02"})
+    assert monitoring.local_accuracy_alarm(settings)["state"] == "INSUFFICIENT_DATA"
+
+    _published(settings, "1", 0.05, "2026-01-01T00:00:00+00:00")
+    _published(settings, "1", 0.025, "2026-01-15T00:00:00+00:00")  # the latest run's: within 1.5 x 0.02
+    _published(settings, "2", 0.9, "2026-01-16T00:00:00+00:00")  # another version's
+    alarm = monitoring.local_accuracy_alarm(settings)
+    assert (alarm["state"], alarm["latest_wql"], alarm["threshold"]) == ("OK", 0.025, pytest.approx(0.03))
+    assert (
+        alarm["reason"] == "latest wQL 2.50% of version 1's forecasts is within 1.5 x its registered wQL 2.00% = 3.00%"
+    )
+    assert monitoring.local_accuracy_alarm(settings, 1.2)["state"] == "ALARM"
+
+    assert monitoring.main(["--accuracy-factor", "1.2"]) == 1  # no endpoint running: said, with the alarm
+    out = capsys.readouterr().out
+    assert "demand-forecast-forecast-wql (evaluated locally): ALARM: latest wQL 2.50%" in out
+    set_status(sm, arn, "Rejected", "test")
+    assert monitoring.local_accuracy_alarm(settings)["state"] == "NONE"
+
+
+def test_locally_without_an_endpoint_the_hint_names_the_newest_approved_version_not_a_rejected_newer_one(
+    monkeypatch, capsys
+):
+    from tests.deploy.aws_support import ensure_group, local_sagemaker, register_version
+
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    settings = monitoring.resolve()
+    sm = local_sagemaker(settings)
+    ensure_group(sm, settings.model_package_group)
+    register_version(sm, settings.model_package_group, status="Approved")
+    register_version(sm, settings.model_package_group, status="Rejected")
+    assert monitoring.main([]) == 1
+    assert "approve a model (python -m deploy.approve approve 1) to start it" in capsys.readouterr().out

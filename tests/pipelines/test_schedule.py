@@ -228,3 +228,32 @@ def test_list_and_delete_on_the_local_target_exit_2_in_one_line_naming_the_comma
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"`{command[0]}` is SageMaker-only (--target sagemaker)" in err
     assert aws_requests.calls == []
+
+
+def test_the_crontab_line_carries_this_shells_forecast_settings_so_cron_uses_the_same_home(
+    tmp_path, monkeypatch, aws_requests
+):
+    """cron starts jobs with almost no environment: without FORECAST_HOME in the line the job
+    looked in ./.forecast, found no approved model and the scheduled batch run failed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORECAST_HOME", "state")
+    monkeypatch.setenv("FORECAST_MODEL_PACKAGE_GROUP", "my group")
+    monkeypatch.setenv("FORECAST_TARGET", "local")
+    lines: list[str] = []
+    assert (
+        schedule.main(["create", "nightly", "--pipeline", "batch", "--expression", "rate(1 day)"], log=lines.append)
+        == 0
+    )
+    line = lines[1]
+    assert f"&& FORECAST_HOME={tmp_path / 'state'} FORECAST_MODEL_PACKAGE_GROUP='my group' " in line
+    assert "FORECAST_TARGET" not in line and " -m pipelines.run --target local --pipeline batch" in line
+    assert aws_requests.calls == []
+
+
+def test_a_disabled_local_schedule_is_the_line_commented_out_and_percent_signs_are_escaped(capsys):
+    lines: list[str] = []
+    argv = ["--target", "local", "create", "x", "--expression", "rate(1 day)", "--disabled"]
+    assert schedule.main([*argv, "--param", "InputDataUrl=sales_%d.csv"], log=lines.append) == 0
+    assert lines[1].startswith("# 0 0 */1 * * cd ")
+    assert "InputDataUrl=sales_\\%d.csv" in lines[1]
+    assert lines[2].startswith("note: --disabled: the line is commented out")

@@ -250,3 +250,13 @@ def test_a_start_or_end_that_is_not_a_date_is_one_line_naming_the_flag(tmp_path,
     assert not out.exists()
     assert main(["--out", str(out), "--products", "1", "--regions", "1", "--end", "2021-03-31"]) == 0
     assert out.exists()
+
+
+def test_a_negative_future_days_is_refused_naming_the_flag_and_writes_nothing(tmp_path, capsys):
+    """--future-days -3 wrote 0 future rows and exited 0, as if it had been asked for none."""
+    out = tmp_path / "batch.csv"
+    assert main(["--out", str(out), "--products", "5", "--regions", "1", "--future-days", "-3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --future-days -3: must be 0 or more (future days per item, empty target)"
+    )
+    assert not out.exists()

@@ -83,6 +83,19 @@ def test_given_an_empty_home_then_every_page_says_what_to_do(running):
         assert not re.search(r"""(src|href)=["']https?://""", body.decode()), path  # nothing from the internet
 
 
+def test_reading_the_pages_of_a_removed_home_does_not_create_it_again(tmp_path, monkeypatch):
+    """After `deploy.teardown --include-data`, a Studio left running recreated the home (its
+    marker) on /endpoints and an empty registry.sqlite on /registry."""
+    from pipelines.studio import pages
+
+    home = tmp_path / "gone"
+    monkeypatch.setenv("FORECAST_HOME", str(home))
+    settings = resolve()
+    assert "a training run registers one" in pages.registry_page(settings, "token")
+    assert "approve a version" in pages.endpoints_page(settings)
+    assert not home.exists()
+
+
 def test_given_another_host_header_then_pages_are_refused(running):
     status, _, _ = request(running, "GET", "/", headers={"Host": "attacker.example:80"})
     assert status == 421
@@ -128,6 +141,32 @@ def test_given_an_unknown_version_when_approving_then_the_page_shows_the_approva
     status, headers, _ = post_form(running, "/registry/approve", {"arn": missing, "csrf": running.csrf_token})
     page = request(running, "GET", headers["Location"])[2].decode()
     assert status == 303 and "flash error" in page and "not found in the registry" in page
+
+
+def test_a_version_the_champion_gate_compared_shows_that_same_holdout_comparison_not_the_registration_metrics(
+    settings,
+):
+    """Each version's registration metrics come from its own holdout: v2, trained two weeks later,
+    had the lower WAPE (0.62% vs 0.93%) and got a green arrow, while on the same holdout the
+    ChampionGate had measured it worse than v1 (0.62% vs 0.54%)."""
+    from pipelines.studio import pages
+    from processing.register import champion_metadata
+
+    register(settings, {"wape": 0.0093}, status="Approved")
+    arn = register(settings, {"wape": 0.0062, "wql": 0.0039})
+    recorded = champion_metadata(
+        {"status": "compared", "version": 1, "champion_value": 0.0054, "challenger_value": 0.0062, "tolerance": 0.2}
+    )
+    LocalSageMakerClient(settings).update_model_package(
+        ModelPackageArn=arn, CustomerMetadataProperties={"quality_gate_metric": "WAPE", **recorded}
+    )
+    newest = state.registry_groups(settings)[0]["versions"][0]
+    assert newest["comparison"] == {"wape": (0.0062, 0.0054, False)}  # worse, on the same holdout
+    assert newest["comparison_basis"] == "same holdout"
+    page = pages.registry_page(settings, "token")
+    assert "&#9650; vs 0.54% (v1, same holdout)" in page
+    assert "vs 0.93%" not in page
+    assert "on its own holdout" in page
 
 
 def test_given_a_champion_then_each_version_is_compared_with_it(settings):
@@ -333,3 +372,30 @@ def test_the_port_flag_help_names_its_variable_and_config_key():
 
     text = " ".join(parser().format_help().split())
     assert "FORECAST_STUDIO_PORT; studio_port in forecast.toml, else 8090" in text
+
+
+def test_the_evaluation_card_shows_the_champion_gate_comparison_on_the_same_holdout():
+    """A ChallengerLost run's page showed only the challenger's metrics: nothing said what it lost to."""
+    from pipelines.studio import pages
+
+    champion = {
+        "status": "compared",
+        "metric": "WAPE",
+        "key": "wape",
+        "version": 1,
+        "challenger_value": 0.0062,
+        "champion_value": 0.0054,
+        "tolerance": 0.0,
+        "limit": 0.0054,
+        "passed": False,
+        "challenger_metrics": {"wape": 0.0062, "wql": 0.0039},
+        "champion_metrics": {"wape": 0.0054, "wql": 0.0033},
+    }
+    html_text = pages.champion_section({"champion": champion})
+    assert "Champion (version 1) versus challenger, same holdout" in html_text
+    assert "WAPE: champion 0.54%, challenger 0.62%, limit 0.54% (ChallengerTolerance 0.0)" in html_text
+    assert "champion stays (challenger not registered)" in html_text
+    assert "<tr><td>wQL</td><td>0.33%</td><td>0.39%</td></tr>" in html_text
+    within = pages.champion_section({"champion": {**champion, "tolerance": 0.2, "limit": 0.00648, "passed": True}})
+    assert "challenger registered: worse than the champion, within the tolerance" in within
+    assert pages.champion_section({"champion": {"status": "none"}}) == ""
