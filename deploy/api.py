@@ -26,7 +26,9 @@ method, 408 a body slower than the read timeout, 413 a body over MAX_REQUEST_BYT
 endpoint request over SageMaker's 6 MB real-time limit; the endpoint's own 400/413/422 (the
 input, or too large to forecast in time) passed on; 429 SageMaker throttles; 502 the endpoint
 failed or is not running, 503 no prepared data found, 504 the endpoint timed out (see
-`endpoint_error`); always {"error": message}, never a stack trace.
+`endpoint_error`); always {"error": message}, never a stack trace; an error about one field (or
+setting) also gives it apart, {"error": '"horizon" 0: must be at least 1 (periods to forecast)',
+"field": "horizon", "problem": "must be at least 1 (periods to forecast)"}.
 
 Repeated requests (same endpoint model identity, data version, series, horizon, quantiles and
 covariates) are answered from a bounded cache, emptied when the endpoint's model changes.
@@ -164,19 +166,44 @@ def _now_text() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# the request's fields: an error names them as JSON does ("horizon"); the settings by their name (data)
+REQUEST_FIELDS = ("item_id", "horizon", "quantiles", "grouping", "covariates")
+_NOT_GIVEN = object()
+GIVEN_SHOWN = 80  # at most this many characters of a field's value are quoted back
+
+
 class ApiError(Exception):
     """An answer other than 200: status code and a message for the caller.
 
-    `field` names what is wrong (a request field such as "horizon" or "covariates.promotion", or a
-    setting: "data", "endpoint_name", "history_periods") and `problem` says what is wrong with it
-    without naming it: the CLI names its own flag instead (`--horizon 0: must be at least 1`)
-    while an HTTP client gets `message`, which names the JSON field."""
+    With `field` (a request field such as "horizon" or "covariates.promotion", or a setting: "data",
+    "endpoint_name", "history_periods"), `message` is the problem alone, written once, and the error
+    reads `<field> <given>: <problem>`: `"horizon" 0: must be at least 1` for an HTTP client, while
+    the CLI puts its flag in the field's place (`--horizon 0: must be at least 1`, see cli_line)."""
 
-    def __init__(self, status: int, message: str, field: Optional[str] = None, problem: Optional[str] = None):
-        super().__init__(message)
+    def __init__(self, status: int, message: str, field: Optional[str] = None, given: Any = _NOT_GIVEN):
         self.status = status
         self.field = field
-        self.problem = problem
+        self.problem = message if field is not None else None
+        if field is not None:
+            message = f"{_field_text(field, given)}: {message}"
+        super().__init__(message)
+
+    def body(self) -> dict:
+        """The HTTP answer's JSON: the message, and for a field's error the field and the problem apart
+        (`invoke --url` names its flag from them)."""
+        extra = {"field": self.field, "problem": self.problem} if self.field is not None else {}
+        return {"error": str(self), **extra}
+
+
+def _field_text(field: str, given: Any) -> str:
+    """'"horizon" 0', '"covariates.promotion"' (a column's values are not repeated), 'data s3://b/x'."""
+    if field.partition(".")[0] in REQUEST_FIELDS:
+        name = json.dumps(field)
+        shown = "" if given is _NOT_GIVEN else " " + json.dumps(given)
+        shown = shown if len(shown) <= GIVEN_SHOWN else shown[: GIVEN_SHOWN - 3] + "..."
+    else:
+        name, shown = field, "" if given is _NOT_GIVEN else f" {given}"
+    return name + shown
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,33 +285,24 @@ def parse_request(event: Any) -> ForecastRequest:
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int)):
         raise ApiError(400, f'"horizon" must be a whole number of periods, got {_type_name(horizon)} {horizon!r}')
     if horizon is not None and horizon < 1:
-        raise ApiError(
-            400, f'"horizon" must be at least 1, got {horizon}', "horizon", "must be at least 1 (periods to forecast)"
-        )
+        raise ApiError(400, "must be at least 1 (periods to forecast)", "horizon", horizon)
 
     quantiles = body.get("quantiles")
     if quantiles is not None:
         if not isinstance(quantiles, list) or not quantiles:
-            raise ApiError(
-                400,
-                f'"quantiles" must be a non-empty list like ["p10", "p50", "p90"], got {_type_name(quantiles)}',
-                "quantiles",
-                "name at least one quantile, e.g. p10,p50,p90",
-            )
+            raise ApiError(400, "must be a non-empty list of quantile names, e.g. p10,p50,p90", "quantiles", quantiles)
         for name in quantiles:
             if not isinstance(name, str) or not QUANTILE_NAME.match(name):
                 hint = quantile_hint(name)
                 raise ApiError(
                     400,
-                    f'"quantiles" entry {name!r} is not a quantile name{hint}: use p1..p99 (e.g. "p10", "p50", "p90")',
-                    "quantiles",
                     f"{name!r} is not a quantile name{hint}: use p1..p99, e.g. p10,p50,p90",
+                    "quantiles",
+                    quantiles,
                 )
         if len(set(quantiles)) != len(quantiles):
             twice = sorted({q for q in quantiles if quantiles.count(q) > 1})
-            raise ApiError(
-                400, f'"quantiles" lists a quantile twice: {quantiles}', "quantiles", f"lists {', '.join(twice)} twice"
-            )
+            raise ApiError(400, f"lists {', '.join(twice)} twice", "quantiles", quantiles)
         quantiles = tuple(quantiles)
 
     grouping = body.get("grouping")
@@ -310,10 +328,8 @@ def parse_request(event: Any) -> ForecastRequest:
                 shown = f"{value!r:.24}" + ("..." if len(repr(value)) > 24 else "")
                 raise ApiError(
                     400,
-                    f'"covariates.{column}"[{index}] is {shown}: covariates must be finite '
-                    f"numbers within ±{MAX_ABS_VALUE:g}",
-                    f"covariates.{column}",
                     f"value {index + 1} is {shown}: covariates must be finite numbers within ±{MAX_ABS_VALUE:g}",
+                    f"covariates.{column}",
                 )
     return ForecastRequest(
         str(item_id),
@@ -527,22 +543,14 @@ def load_serving_data(root: str, version: str, s3: Any, settings: Optional[Setti
     try:
         profile = json.loads(reader.read(f"{reader.root}/{PREP_PROFILE}/{PROFILE_FILE}"))
     except Exception as error:  # noqa: BLE001 - any read failure means no usable data here
-        raise ApiError(
-            503,
-            f"cannot read {root}/{PREP_PROFILE}/{PROFILE_FILE}: {error}",
-            "data",
-            _unreadable_data(root, error),
-        ) from None
+        raise ApiError(503, _unreadable_data(root, error), "data", root) from None
     columns = profile["columns"]
     item, ts, target = columns["item_id"], columns["timestamp"], columns["target"]
     keys = [item] + list(columns.get("grouping") or [])
     parts = reader.files(PREP_BACKTEST)
     if not parts:
         raise ApiError(
-            503,
-            f"{root}/{PREP_BACKTEST}/ has no part-*.csv files; rerun PrepareData",
-            "data",
-            f"{PREP_BACKTEST}/ in it has no part-*.csv files; rerun PrepareData or {DATA_EXPECTED}",
+            503, f"{PREP_BACKTEST}/ in it has no part-*.csv files; rerun PrepareData or {DATA_EXPECTED}", "data", root
         )
     text_columns = keys + [ts]  # ids, grouping and timestamps as text ('007' is not item 7)
     try:
@@ -597,11 +605,10 @@ def check_history_periods(periods: Optional[int]) -> None:
     if periods is not None and periods < MIN_HISTORY_POINTS:
         raise ApiError(
             400,
-            f"history_periods {periods} is below {MIN_HISTORY_POINTS}: a forecast needs at least "
-            f"{MIN_HISTORY_POINTS} observed points per item",
-            "history_periods",
             f"must be at least {MIN_HISTORY_POINTS}: a forecast needs at least {MIN_HISTORY_POINTS} observed "
             "points per item (fewer give a different forecast without any error); leave it out to send the whole history",
+            "history_periods",
+            periods,
         )
 
 
@@ -714,11 +721,10 @@ class ForecastApi:
         if horizon > data.horizon:
             raise ApiError(
                 400,
-                f'"horizon" {horizon} is beyond the model\'s forecast horizon of {data.horizon} '
-                f"periods ({data.frequency}); ask for at most {data.horizon}",
-                "horizon",
                 f"beyond the model's forecast horizon of {data.horizon} periods ({data.frequency}); "
                 f"ask for at most {data.horizon}",
+                "horizon",
+                horizon,
             )
         key = self._series_key(data, request)
         identity = self.model_identity()
@@ -790,12 +796,7 @@ class ForecastApi:
         if not keys:
             hint = suggest(str(request.item_id), data.by_item)
             where = f"the latest prepared data ({data.source}, {len(data.by_item)} items)"
-            raise ApiError(
-                404,
-                f"unknown item_id {request.item_id!r}{hint}: it is not in {where}",
-                "item_id",
-                f"unknown item{hint}: it is not in {where}",
-            )
+            raise ApiError(404, f"unknown item{hint}: it is not in {where}", "item_id", request.item_id)
         grouping = list(data.columns.get("grouping") or [])
         wanted = dict(request.grouping)
         unknown = sorted(set(wanted) - set(grouping))
@@ -835,11 +836,11 @@ class ForecastApi:
         unknown = sorted(set(given) - set(covariates))
         if unknown:
             hint = suggest(unknown[0], covariates)
+            others = f" (and {', '.join(unknown[1:])})" if unknown[1:] else ""
             raise ApiError(
                 400,
-                f'"covariates" {unknown} are not covariates of this model ({covariates or "none"}){hint}',
+                f"not a covariate of this model{hint}{others}; its covariates: {', '.join(covariates) or 'none'}",
                 f"covariates.{unknown[0]}",
-                f"not a covariate of this model{hint}; its covariates: {', '.join(covariates) or 'none'}",
             )
         for column, values in given.items():
             if len(values) not in (horizon, data.horizon):
@@ -849,10 +850,7 @@ class ForecastApi:
                     else f"{data.horizon}"
                 )
                 raise ApiError(
-                    400,
-                    f'"covariates.{column}" has {len(values)} value(s); give one per forecast period: {counts}',
-                    f"covariates.{column}",
-                    f"has {len(values)} value(s); give one per forecast period: {counts}",
+                    400, f"has {len(values)} value(s); give one per forecast period: {counts}", f"covariates.{column}"
                 )
         last = pd.Timestamp(history[ts_col].iloc[-1])
         stamps = pd.date_range(last, periods=data.horizon + 1, freq=pandas_frequency(data.frequency))[1:]
@@ -931,10 +929,10 @@ class ForecastApi:
         if missing:
             raise ApiError(
                 400,
-                f'"quantiles" {missing} are not produced by the deployed model; it forecasts {list(available)}',
-                "quantiles",
                 f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not produced by the deployed model; "
                 f"it forecasts {','.join(available)}",
+                "quantiles",
+                list(request.quantiles),
             )
         return request.quantiles
 
@@ -970,12 +968,7 @@ def endpoint_error(error: Any, endpoint_name: str, size: int) -> ApiError:
     name = endpoint_name
     if code in ("ValidationError", "ValidationException") and aws_errors.is_not_found(error):
         # InvokeEndpoint's ValidationError "Endpoint X of account N not found."
-        return ApiError(
-            502,
-            f"the forecast endpoint {name!r} is not deployed (not found); {DEPLOY_HINT}",
-            "endpoint_name",
-            f"no such endpoint is deployed; {DEPLOY_HINT}",
-        )
+        return ApiError(502, f"no such endpoint is deployed; {DEPLOY_HINT}", "endpoint_name", name)
     if "timed out" in message:
         return ApiError(504, f"the forecast endpoint {name!r} did not answer in time: {message}")
     if code == "413" or http == 413:
@@ -1036,7 +1029,7 @@ def handler(event: Any, context: Any = None, api: Optional[ForecastApi] = None) 
         request = parse_request(event)
         return respond(200, (api or default_api()).forecast(request))
     except ApiError as error:
-        return respond(error.status, {"error": str(error)})
+        return respond(error.status, error.body())
     except Exception as error:  # noqa: BLE001 - the caller gets a message, the log gets the traceback
         LOG.exception("forecast request failed")
         return respond(500, {"error": f"internal error ({type(error).__name__}); see the API log"})
@@ -1194,15 +1187,24 @@ INPUT_STATUSES = (400, 404, 422)  # the request's content is wrong: the CLI exit
 CLI_DECIMALS = 2  # the CLI prints forecasts rounded to cents; the HTTP API answers full precision
 
 
-def cli_error(error: ApiError, args: argparse.Namespace) -> tuple[str, int]:
-    """(one line naming the flag as typed, exit code) for an ApiError; 2 for input the user can correct."""
-    head, _, column = (error.field or "").partition(".")
+def cli_line(
+    status: int, message: str, field: Optional[str], problem: Optional[str], args: argparse.Namespace
+) -> tuple[str, int]:
+    """(one line naming the flag as typed, exit code) for an error the API gave (an ApiError in-process,
+    or a running API's answer: its "field" and "problem"); 2 for input the user can correct. A field
+    the user did not give as a flag (a setting from forecast.toml) keeps the API's own message."""
+    head, _, column = (field or "").partition(".")
     flag = CLI_FLAGS.get(head)
     given = getattr(args, "covariate" if head == "covariates" else head, None)
-    if flag is not None and error.problem is not None and given not in (None, []):
+    if flag is not None and problem is not None and given not in (None, []):
         shown = f"{flag} {column}" if head == "covariates" else f"{flag} {given}"
-        return f"{shown}: {error.problem}", 2
-    return " ".join(str(error).split()), 2 if error.status in INPUT_STATUSES else 1
+        return f"{shown}: {problem}", 2
+    return " ".join(str(message).split()), 2 if status in INPUT_STATUSES else 1
+
+
+def cli_error(error: ApiError, args: argparse.Namespace) -> tuple[str, int]:
+    """cli_line for an ApiError raised in-process."""
+    return cli_line(error.status, str(error), error.field, error.problem, args)
 
 
 def rounded(document: dict, decimals: int = CLI_DECIMALS) -> dict:
@@ -1277,7 +1279,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     if args.url:
-        return _invoke_url(args.url, request)
+        return _invoke_url(args.url, request, args)
     try:
         document = api.forecast(parse_request(request))
     except ApiError as error:
@@ -1292,8 +1294,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-def _invoke_url(url: str, request: dict) -> int:
-    """A running API's answer: the response JSON on stdout, or its error as one line (it names the JSON field)."""
+def _invoke_url(url: str, request: dict, args: argparse.Namespace) -> int:
+    """A running API's answer: the response JSON on stdout, or its error as one line naming the flag as
+    typed, as in-process (from the answer's "field" and "problem"; the API's message otherwise)."""
     from deploy.endpoint import http_request
 
     try:
@@ -1311,9 +1314,17 @@ def _invoke_url(url: str, request: dict) -> int:
     except ValueError:
         document = {"error": f"HTTP {status} with a body that is not JSON: {body[:200]!r}"}
     if status != 200:
-        message = " ".join(str(document.get("error", document)).split())
-        print(f"error: {message} (HTTP {status})", file=sys.stderr)
-        return 2 if status in INPUT_STATUSES else 1
+        answer = document if isinstance(document, dict) else {"error": document}
+        field, problem = answer.get("field"), answer.get("problem")
+        line, code = cli_line(
+            status,
+            answer.get("error", answer),
+            field if isinstance(field, str) else None,
+            problem if isinstance(problem, str) else None,
+            args,
+        )
+        print(f"error: {line} (HTTP {status})", file=sys.stderr)
+        return code
     print(cli_json(rounded(document)))
     return 0
 

@@ -23,6 +23,7 @@ from typing import Any, Dict, Hashable, List, Mapping, NamedTuple, Optional, Seq
 import numpy as np
 
 from processing.kernel import contracts
+from processing.kernel.metric_format import format_logged
 
 __all__ = [
     "quantile_level",
@@ -274,5 +275,6 @@ def mase(
 
 
 def logged(value: Optional[float]) -> str:
-    """A metric in a step's log line: four significant digits, "undefined" for None (a zero denominator)."""
-    return "undefined" if value is None else f"{value:.4g}"
+    """A metric in a step's log line: four significant digits, "undefined" for None (a zero denominator);
+    the rule lives with the other number formats (processing.kernel.metric_format)."""
+    return format_logged(value)

@@ -555,55 +555,19 @@ def run_local(
             warm.close()
 
 
-def input_parameters(definition: Mapping[str, Any]) -> list[str]:
-    """The parameters a processing step reads its input from ({"Get": "Parameters.InputDataUrl"}), in
-    every step, those inside condition steps too."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, Mapping):
-            for item in node.get("ProcessingInputs") or []:
-                uri = (item.get("S3Input") or {}).get("S3Uri") if isinstance(item, Mapping) else None
-                get = uri.get("Get") if isinstance(uri, Mapping) else None
-                if isinstance(get, str) and get.startswith("Parameters.") and get[11:] not in found:
-                    found.append(get[11:])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(definition.get("Steps") or [])
-    return found
-
-
 def check_local_inputs(definition: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
     """RunError (exit 2, nothing started) when a step's input given with --param is a local path that
-    does not exist: the run would only find out at that step, after the ones before it ran."""
-    from processing.kernel.hints import suggest
+    does not exist: the run would only find out at that step, after the ones before it ran. The steps'
+    own failure for it words it the same (pipelines.local.executors.missing_local_input)."""
+    from pipelines.local.executors import input_parameters, missing_local_input
 
     for name in input_parameters(definition):
         text = str(parameters.get(name) or "")
         if not text or text.startswith(("s3://", "http://", "https://")):
             continue
-        path = Path(text[len("file://") :] if text.startswith("file://") else text).expanduser()
-        if path.exists():
-            continue
-        resolved = path.resolve()
-        try:
-            siblings = [p.name for p in resolved.parent.iterdir() if not p.name.startswith(".")]
-        except OSError:
-            siblings = []
-        typed_folder = text.rstrip("/")[: -len(path.name)] if path.name else ""
-        near = suggest(
-            resolved.name, siblings, render=lambda found, head=f"--param {name}={typed_folder}": head + found
-        )
-        where = " such file or folder" if str(resolved) == str(path).rstrip("/") else f" file or folder at {resolved}"
-        raise RunError(
-            f"--param {name}={text}: there is no{where}{near}; pass an existing "
-            "CSV/Parquet file or a folder of them; nothing was started",
-            2,
-        )
+        missing = missing_local_input(text, name)
+        if missing is not None:
+            raise RunError(f"--param {name}={text}: {missing}; nothing was started", 2)
 
 
 def absolute_local_paths(parameters: Mapping[str, Any]) -> dict[str, Any]:

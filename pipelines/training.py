@@ -372,22 +372,23 @@ def champion_gate_step(evaluate: Any, evaluation_report: Any, p: dict, register:
     challenger, limit = read(contracts.CHAMPION_CHALLENGER_VALUE_PATH), read(contracts.CHAMPION_LIMIT_PATH)
     lost = FailStep(
         name=contracts.STEP_CHALLENGER_LOST,
+        # joined on "": each literal carries its own spaces, so ")" follows a value with none before it
         error_message=Join(
-            on=" ",
+            on="",
             values=[
-                "Challenger lost to the champion:",
+                "Challenger lost to the champion: ",
                 p["QualityMetric"],
-                "=",
+                " = ",
                 challenger,
-                "is above the champion's",
+                " is above the champion's ",
                 read(contracts.CHAMPION_VALUE_PATH),
-                "(model package version",
+                " (model package version ",
                 read(contracts.CHAMPION_VERSION_PATH),
-                ") x (1 + ChallengerTolerance",
+                ") x (1 + ChallengerTolerance ",
                 p["ChallengerTolerance"],
-                ") =",
+                ") = ",
                 limit,
-                "on the same holdout - the model was not registered.",
+                " on the same holdout - the model was not registered.",
             ],
         ),
         display_name="Challenger lost",

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from processing.kernel.metric_format import format_metric, format_share
+
 SUMMARY_KEYS = ("periods", "items", "wql", "wape", "bias", "coverage", "model_package_arn")
 
 
@@ -92,7 +94,7 @@ def accuracy_figure(accuracy_doc: Optional[dict]):
     if len(frame) <= FEW_POINTS:
         for when, value in zip(frame["when"], wql):
             axis.annotate(
-                _percent(value), (when, value), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
+                format_share(value), (when, value), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
             )
     top = float(wql.max())
     ceiling = top * 1.25 if top > 0 else 1.0
@@ -124,7 +126,7 @@ def accuracy_figure(accuracy_doc: Optional[dict]):
             runs = wql[(frame["when"] >= x0) & (frame["when"] <= x1)]
             below = bool(len(runs) and runs.iloc[-1] >= value and value > 0.12 * ceiling)
             axis.annotate(
-                f"at registration {_percent(value)}",
+                f"at registration {format_share(value)}",
                 (x1, value),
                 textcoords="offset points",
                 xytext=(-4, -4 if below else 4),
@@ -147,35 +149,10 @@ def accuracy_figure(accuracy_doc: Optional[dict]):
     return fig
 
 
-def _percent(value) -> str:
-    """A share as a percent with two decimals; a positive share too small for them says so."""
-    if value is None or value != value:
-        return "-"
-    value = float(value)
-    if 0 < abs(value) < 0.00005:
-        return "<0.01%" if value > 0 else "-<0.01%"
-    return f"{value:.2%}"
-
-
-def _number(value) -> str:
-    """Units of demand (bias, levels, ratios): two decimals and thousands separators, whatever the size."""
-    if value is None or value != value:
-        return "-"
-    value = float(value)
-    return f"{0.0 if round(value, 2) == 0 else value:,.2f}"  # no "-0.00"
-
-
-# One format per column: shares (wQL, WAPE, coverage) in percent, quantities in units.
-_FORMATS = {"wql": _percent, "wape": _percent, "coverage": _percent, "registered_wql": _percent, "bias": _number}
-
-
 def _fmt(value, key: str) -> str:
-    """A value of column ``key`` in that column's one format (`%.4g` mixed 0.0123 and 1.23e-05), HTML-escaped."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return html.escape(str(value))
-    return html.escape(_FORMATS.get(key, _number)(value))
+    """A value of column ``key`` (a metric name: wql, wape, coverage, bias, level, ratio) in that
+    metric's one format (processing.kernel.metric_format), HTML-escaped."""
+    return html.escape(format_metric(key, value))
 
 
 def html_sections(summary: dict, chart: Optional[Path], root: Path) -> str:
@@ -195,7 +172,7 @@ def html_sections(summary: dict, chart: Optional[Path], root: Path) -> str:
                 f"<code>{html.escape(str(scored['model_package_arn']))}</code>: wQL {_fmt(scored['wql'], 'wql')}, "
                 f"WAPE {_fmt(scored['wape'], 'wape')}, bias {_fmt(scored['bias'], 'bias')} units a period, "
                 f"{'-'.join(scored.get('coverage_interval') or [])} coverage {_fmt(scored['coverage'], 'coverage')}; "
-                f"wQL at registration {_fmt(scored.get('registered_wql'), 'registered_wql')}.</p>"
+                f"wQL at registration {_fmt(scored.get('registered_wql'), 'wql')}.</p>"
             )
             rows = [(f"version {v}", s) for v, s in (scored.get("by_model_version") or {}).items()]
             for attribute, levels in (scored.get("by_attribute") or {}).items():

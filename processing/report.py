@@ -23,6 +23,7 @@ from processing.atomic import staged_directory
 from processing.kernel import console
 from processing.kernel.cli import step_main
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, add_column_arguments, parse_list
+from processing.kernel.metric_format import format_share, format_units
 from processing.reporting import Columns, ReportInputError
 
 logger = logging.getLogger(__name__)
@@ -266,32 +267,22 @@ def write_report(args: argparse.Namespace, log: Callable[[str], None] = logger.i
     return out
 
 
-def _units(value) -> str:
-    """Demand in units: two decimals, thousands separated (7,000.00); a missing value is '-'."""
-    return "-" if pd.isna(value) else f"{float(value):,.2f}"
-
-
-def _share_text(value) -> str:
-    """A share as a percent with two decimals (the monitor tables' format): 0.0312 -> 3.12%."""
-    return "-" if pd.isna(value) else f"{float(value):.2%}"
-
-
 def _headers(quantiles: Sequence[str], relative_to: str = "group") -> Dict[str, Tuple[str, Callable]]:
     """{machine column: (header, format)} for the page's tables; the CSVs keep the machine names.
     The id and attribute columns (item_id, category...) are the user's own names and stay."""
     lower, upper, middle = reporting.interval_columns(quantiles)
     return {
-        "expected_demand": ("expected demand (units)", _units),
-        "demand_std": ("demand std. dev. (units)", _units),
-        "safety_stock": ("safety stock (units)", _units),
-        "order_up_to_level": ("order-up-to level (units)", _units),
-        "service_level": ("service level", _share_text),
-        "previous_demand": ("last comparable period (units)", _units),
-        "change": ("change vs last period", _share_text),
-        "relative_demand": (f"% of the {relative_to} average", _share_text),
-        "relative_interval_width": (f"{lower}-{upper} range, % of {middle}", _share_text),
-        reporting.MEAN_COLUMN: ("expected demand (units)", _units),
-        **{q: (f"{q}, summed (units)", _units) for q in quantiles},  # the totals table: horizon sums
+        "expected_demand": ("expected demand (units)", format_units),
+        "demand_std": ("demand std. dev. (units)", format_units),
+        "safety_stock": ("safety stock (units)", format_units),
+        "order_up_to_level": ("order-up-to level (units)", format_units),
+        "service_level": ("service level", format_share),
+        "previous_demand": ("last comparable period (units)", format_units),
+        "change": ("change vs last period", format_share),
+        "relative_demand": (f"% of the {relative_to} average", format_share),
+        "relative_interval_width": (f"{lower}-{upper} range, % of {middle}", format_share),
+        reporting.MEAN_COLUMN: ("expected demand (units)", format_units),
+        **{q: (f"{q}, summed (units)", format_units) for q in quantiles},  # the totals table: horizon sums
     }
 
 
@@ -304,7 +295,7 @@ def _table_html(frame: pd.DataFrame, quantiles: Sequence[str], relative_to: str 
     formatters = {known[c][0]: known[c][1] for c in named}
     for column in frame.columns:  # a column without a declared format: numbers in units
         if column not in named and pd.api.types.is_float_dtype(frame[column]):
-            formatters[column] = _units
+            formatters[column] = format_units
     return frame.rename(columns=named).to_html(
         index=False, border=0, classes="table", na_rep="-", formatters=formatters
     )

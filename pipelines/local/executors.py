@@ -200,7 +200,7 @@ class ProcessingExecutor(StepExecutor):
                         f"input {item.get('InputName')}={source['S3Uri']}: {_missing_input(source['S3Uri'], self.settings)}"
                     ) from None
                 raise StepFailed(
-                    f"--param {parameter}={source['S3Uri']}: {_missing_input(source['S3Uri'], self.settings)}",
+                    f"--param {parameter}={source['S3Uri']}: {_missing_input(source['S3Uri'], self.settings, parameter)}",
                     exit_code=EXIT_BAD_INPUT,
                 ) from None
             sources += _source_names(source["S3Uri"], files, target, source["LocalPath"])
@@ -728,15 +728,36 @@ def tail(path: Path, lines: int) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def parameter_inputs(spec: StepSpec) -> dict:
+def parameter_inputs(step: Any) -> dict:
     """{input name: pipeline parameter} for a processing step's inputs given straight by a parameter
-    (PrepareBatchInput's data: InputDataUrl): what a user fixes with --param when that input is bad."""
+    (PrepareBatchInput's data: InputDataUrl): what a user fixes with --param when that input is bad.
+    `step` is a StepSpec or a step's JSON."""
+    body = step.body if isinstance(step, StepSpec) else step
     found = {}
-    for item in (spec.body.get("Arguments") or {}).get("ProcessingInputs") or []:
-        uri = (item.get("S3Input") or {}).get("S3Uri")
+    for item in (body.get("Arguments") or {}).get("ProcessingInputs") or []:
+        uri = (item.get("S3Input") or {}).get("S3Uri") if isinstance(item, Mapping) else None
         reference = uri.get("Get") if isinstance(uri, Mapping) else None
         if isinstance(reference, str) and reference.startswith("Parameters."):
             found[str(item.get("InputName"))] = reference.split(".", 1)[1]
+    return found
+
+
+def input_parameters(definition: Mapping[str, Any]) -> list:
+    """The parameters any processing step of a definition reads an input from, those in a condition's
+    branches too, in definition order (pipelines.run checks them before a local run starts)."""
+    found: list = []
+
+    def walk(steps: Any) -> None:
+        for body in steps or []:
+            if not isinstance(body, Mapping):
+                continue
+            found.extend(p for p in parameter_inputs(body).values() if p not in found)
+            if body.get("Type") == "Condition":
+                arguments = body.get("Arguments") or {}
+                walk(arguments.get("IfSteps"))
+                walk(arguments.get("ElseSteps"))
+
+    walk(definition.get("Steps"))
     return found
 
 
@@ -760,26 +781,45 @@ def user_paths(text: str, sources: list) -> str:
     return text
 
 
-def _missing_input(uri: str, settings: Any) -> str:
-    """Why an input given by a parameter has no data, for after '--param NAME=<uri>: ' (so the path
-    is named again only when it differs from what was typed): a local path that does not exist (with
-    the nearest name beside it), an empty folder, or no object under an S3 prefix in the local store."""
-    from pipelines.local.store import _source_path, local_path
+INPUT_ADVICE = "pass an existing CSV/Parquet file or a folder of them"
+
+
+def missing_local_input(text: str, parameter: Optional[str] = None) -> Optional[str]:
+    """Why the local path `text` (a plain path or file:// URI) cannot be an input, or None when it
+    exists: the one wording of pipelines.run's check before a run and of a step's failure, for after
+    '--param NAME=<text>: ' (the path is named again only when it resolves elsewhere than typed). The
+    nearest name beside it is suggested as typed: `--param NAME=<folder as typed><name>`, or quoted."""
+    from pipelines.local.store import _source_path
     from processing.kernel.hints import suggest
 
-    advice = "pass an existing CSV/Parquet file or a folder of them"
-    if not is_local_source(uri):
-        return f"nothing in the local object store at {local_path(uri, settings)}; check the URI or {advice}"
-    path = _source_path(uri)
-    at = "" if str(path).rstrip("/") == str(uri).rstrip("/") else f" at {path}"
+    path = _source_path(text)
     if path.exists():
-        return f"the folder{at} has no files; {advice}"
+        return None
+    resolved = path.resolve()
     try:
-        siblings = [p.name for p in path.parent.iterdir() if not p.name.startswith(".")]
+        siblings = [p.name for p in resolved.parent.iterdir() if not p.name.startswith(".")]
     except OSError:
         siblings = []
-    near = suggest(path.name, siblings, render=lambda name: repr(str(path.parent / name)))
-    return f"there is no {'file or folder' + at if at else 'such file or folder'}{near}; {advice}"
+    typed_folder = text.rstrip("/")[: -len(path.name)] if path.name else ""
+    head = f"--param {parameter}={typed_folder}" if parameter else None
+    near = suggest(resolved.name, siblings, render=lambda name: head + name if head else repr(typed_folder + name))
+    where = "such file or folder" if str(resolved) == str(path).rstrip("/") else f"file or folder at {resolved}"
+    return f"there is no {where}{near}; {INPUT_ADVICE}"
+
+
+def _missing_input(uri: str, settings: Any, parameter: Optional[str] = None) -> str:
+    """Why an input has no data, for after '--param NAME=<uri>: ': a local path that does not exist
+    (missing_local_input), an empty folder, or no object under an S3 prefix in the local store."""
+    from pipelines.local.store import _source_path, local_path
+
+    if not is_local_source(uri):
+        return f"nothing in the local object store at {local_path(uri, settings)}; check the URI or {INPUT_ADVICE}"
+    missing = missing_local_input(uri, parameter)
+    if missing is not None:
+        return missing
+    path = _source_path(uri)
+    at = "" if str(path.resolve()) == str(path).rstrip("/") else f" at {path.resolve()}"
+    return f"the folder{at} has no files; {INPUT_ADVICE}"
 
 
 def last_error_line(path: Path) -> str:

@@ -1,15 +1,18 @@
-"""How a forecast metric is shown to a user, one rule for every table that shows one.
+"""How a number is shown to a user, one rule for every page, table and log line that shows one.
 
-Shares of demand (WAPE, wQL, MAPE, coverage, relative bias) in percent with two decimals; the
-others (MASE, a ratio; MAE, RMSE and bias, in units) with two decimals and thousands separators.
-`python -m deploy.approve list`, Studio's /registry page and the local runtime's gate lines use
-it; machine outputs (`list --json`, evaluation.json, the CSVs) keep the stored numbers.
+Shares of demand (WAPE, wQL, MAPE, coverage, relative bias; the report's service level and
+changes) in percent with two decimals, a non-zero share too small for them as "<0.01%"; the
+others (MASE, a ratio; MAE, RMSE, bias and levels, in units) with two decimals and thousands
+separators. Nothing reads "-0.00". A missing value (None, NaN) is "-". Log lines keep four
+significant digits (`format_logged`). `python -m deploy.approve list`, Studio's /registry page,
+the local runtime's gate lines, the batch report and its monitor section use these; machine
+outputs (`list --json`, evaluation.json, the CSVs) keep the stored numbers.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 # The metrics a version is summarised by, in this order, with their labels.
 LISTED_METRICS = {"wape": "WAPE", "wql": "wQL", "mape": "MAPE", "coverage": "coverage", "mase": "MASE", "mae": "MAE"}
@@ -23,15 +26,59 @@ def metric_key(name: Any) -> str:
     return key[len("metric_") :] if key.startswith("metric_") else key
 
 
-def format_metric(name: Any, value: Any) -> str:
-    """0.00987 as WAPE -> '0.99%'; 15.6355 as MAE -> '15.64'; text that is no number is shown as is."""
+def _number(value: Any) -> Optional[float]:
+    """The value as a float, or None when it is missing (None, NaN) or no number (text, a flag)."""
+    if value is None or isinstance(value, bool):
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return "-" if value is None else str(value)
-    if math.isnan(number):
-        return "-"
-    return f"{number:.2%}" if metric_key(name) in SHARE_METRICS else f"{number:,.2f}"
+        return None
+    return None if math.isnan(number) else number
+
+
+def _missing(value: Any) -> str:
+    """What a value that is no number shows: '-' when missing (None, NaN), else the text as is."""
+    try:
+        missing = value is None or math.isnan(float(value))
+    except (TypeError, ValueError):
+        missing = False
+    return "-" if missing else str(value)
+
+
+def format_share(value: Any) -> str:
+    """0.0312 -> '3.12%'; 0.00001 -> '<0.01%' (a share is not zero until it is), -0.00001 -> '-<0.01%'."""
+    number = _number(value)
+    if number is None:
+        return _missing(value)
+    text = f"{number:.2%}"
+    if text in ("0.00%", "-0.00%"):
+        return "0.00%" if number == 0 else "<0.01%" if number > 0 else "-<0.01%"
+    return text
+
+
+def format_units(value: Any) -> str:
+    """7000 -> '7,000.00'; -0.001 -> '0.00' (never '-0.00')."""
+    number = _number(value)
+    if number is None:
+        return _missing(value)
+    text = f"{number:,.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def format_metric(name: Any, value: Any) -> str:
+    """0.00987 as WAPE -> '0.99%'; 15.6355 as MAE -> '15.64'; text that is no number is shown as is."""
+    return format_share(value) if metric_key(name) in SHARE_METRICS else format_units(value)
+
+
+def format_logged(value: Any) -> str:
+    """A metric in a step's log line: four significant digits, 'undefined' when there is none (None,
+    NaN: a zero denominator); never '-0'."""
+    number = _number(value)
+    if number is None:
+        return "undefined" if _missing(value) == "-" else str(value)
+    text = f"{number:.4g}"
+    return "0" if text == "-0" else text
 
 
 def metric_label(name: Any) -> str:

@@ -117,15 +117,21 @@ def test_given_future_covariates_in_the_request_when_forecast_then_the_response_
         ({"item_id": True}, '"item_id" must be a string, got boolean'),
         ({"item_id": "apple", "horizon": "3"}, '"horizon" must be a whole number of periods, got string'),
         ({"item_id": "apple", "horizon": 2.5}, '"horizon" must be a whole number'),
-        ({"item_id": "apple", "horizon": 0}, '"horizon" must be at least 1'),
-        ({"item_id": "apple", "horizon": support.HORIZON + 1}, "beyond the model's forecast horizon of 7"),
-        ({"item_id": "apple", "quantiles": "p10"}, '"quantiles" must be a non-empty list'),
-        ({"item_id": "apple", "quantiles": ["0.1"]}, "is not a quantile name"),
-        ({"item_id": "apple", "quantiles": ["p10", "p10"]}, "lists a quantile twice"),
-        ({"item_id": "apple", "quantiles": ["p95"]}, "not produced by the deployed model"),
+        ({"item_id": "apple", "horizon": 0}, '"horizon" 0: must be at least 1 (periods to forecast)'),
+        (
+            {"item_id": "apple", "horizon": support.HORIZON + 1},
+            '"horizon" 8: beyond the model\'s forecast horizon of 7',
+        ),
+        ({"item_id": "apple", "quantiles": "p10"}, '"quantiles" "p10": must be a non-empty list of quantile names'),
+        ({"item_id": "apple", "quantiles": ["0.1"]}, '"quantiles" ["0.1"]: \'0.1\' is not a quantile name'),
+        ({"item_id": "apple", "quantiles": ["p10", "p10"]}, '"quantiles" ["p10", "p10"]: lists p10 twice'),
+        ({"item_id": "apple", "quantiles": ["p95"]}, '"quantiles" ["p95"]: p95 is not produced by the deployed model'),
         ({"item_id": "apple", "colour": "red"}, "unknown field(s) ['colour']"),
-        ({"item_id": "apple", "covariates": {"promotion": [1]}}, "give one per forecast period: 7"),
-        ({"item_id": "apple", "covariates": {"price": [1] * 7}}, "not covariates of this model"),
+        (
+            {"item_id": "apple", "covariates": {"promotion": [1]}},
+            '"covariates.promotion": has 1 value(s); give one per forecast period: 7',
+        ),
+        ({"item_id": "apple", "covariates": {"price": [1] * 7}}, '"covariates.price": not a covariate of this model'),
         ("{not json", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
         ({"item_id": "apple", "covariates": []}, '"covariates" must be an object'),
@@ -144,7 +150,10 @@ def test_given_a_malformed_request_when_forecast_then_400_naming_the_field(forec
 def test_given_an_unknown_item_when_forecast_then_404(forecast_api):
     status, body = call(forecast_api, {"item_id": "caviar"})
 
-    assert status == 404 and "unknown item_id 'caviar'" in body["error"] and "did you mean" not in body["error"]
+    assert status == 404 and body["error"].startswith('"item_id" "caviar": unknown item: it is not in the latest')
+    assert "did you mean" not in body["error"]
+    # the field and the problem apart too: `invoke --url` names its flag from them
+    assert body["field"] == "item_id" and body["problem"].startswith("unknown item: it is not in")
 
 
 def test_given_a_misspelt_item_when_forecast_then_404_suggests_the_nearest_item(forecast_api, deployed):
@@ -152,7 +161,7 @@ def test_given_a_misspelt_item_when_forecast_then_404_suggests_the_nearest_item(
     typo = known[:-1] + ("x" if known[-1] != "x" else "y")
     status, body = call(forecast_api, {"item_id": typo})
 
-    assert status == 404 and body["error"].startswith(f"unknown item_id {typo!r} (did you mean {known!r}?): ")
+    assert status == 404 and body["error"].startswith(f'"item_id" "{typo}": unknown item (did you mean {known!r}?): ')
 
 
 def test_given_a_newer_prepared_dataset_when_forecast_then_the_latest_data_is_used(deployed, tmp_path):
@@ -303,7 +312,7 @@ def test_given_a_data_folder_that_does_not_exist_then_the_cli_names_data_and_wha
 
 
 def test_given_a_history_cap_below_the_minimum_then_the_api_refuses_to_start(deployed):
-    with pytest.raises(api.ApiError, match="history_periods 3 is below 4"):
+    with pytest.raises(api.ApiError, match="history_periods 3: must be at least 4"):
         api.ForecastApi(deployed["settings"], history_periods=3)
     status, body = call(api.ForecastApi(deployed["settings"], history_periods=4), {"item_id": "apple", "horizon": 1})
     assert status == 200 and body["history"]["points"] == 4
@@ -331,12 +340,42 @@ def test_given_the_api_server_when_posted_then_it_answers_like_the_handler(deplo
         status, _, body = endpoint.http_request(url + "/forecast", "POST", b'{"item_id": "bread", "horizon": 2}')
         bad_status, _, bad = endpoint.http_request(url + "/forecast", "POST", b'{"horizon": 2}')
         via_cli = run_cli(deployed, "invoke", "--item-id", "bread", "--url", url)
+        refused = run_cli(deployed, "invoke", "--item-id", "bread", "--horizon", "0", "--url", url)
+        typo = run_cli(deployed, "invoke", "--item-id", "bread", "--quantiles", "P10", "--url", url)
     finally:
         server.terminate()
         server.wait(timeout=10)
     assert status == 200 and len(json.loads(body)["forecast"]) == 2
     assert bad_status == 400 and "item_id" in json.loads(bad)["error"]
     assert via_cli.returncode == 0 and json.loads(via_cli.stdout)["item_id"] == "bread"
+    # over HTTP too, the CLI names its flag as typed (from the answer's field and problem)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == "error: --horizon 0: must be at least 1 (periods to forecast) (HTTP 400)\n"
+    assert typo.returncode == 2 and typo.stderr.startswith(
+        "error: --quantiles P10: 'P10' is not a quantile name (did you mean 'p10'?): use p1..p99"
+    )
+
+
+def test_an_answer_naming_a_field_becomes_the_flag_as_typed_and_one_without_keeps_its_message():
+    args = api._parser().parse_args(["invoke", "--item-id", "aple", "--covariate", "promo=1"])
+    error = api.ApiError(404, "unknown item: it is not in the data", "item_id", "aple")
+    assert str(error) == '"item_id" "aple": unknown item: it is not in the data'
+    assert api.cli_error(error, args) == ("--item-id aple: unknown item: it is not in the data", 2)
+    body = api.ApiError(400, "not a covariate of this model", "covariates.promo").body()
+    assert body == {
+        "error": '"covariates.promo": not a covariate of this model',
+        "field": "covariates.promo",
+        "problem": "not a covariate of this model",
+    }
+    assert api.cli_line(400, body["error"], body["field"], body["problem"], args) == (
+        "--covariate promo: not a covariate of this model",
+        2,
+    )
+    # a setting the user did not pass as a flag keeps the API's message (it names the setting)
+    unset = api.ApiError(502, "no such endpoint is deployed", "endpoint_name", "forecast")
+    assert api.cli_error(unset, args) == ("endpoint_name forecast: no such endpoint is deployed", 1)
+    assert api.cli_line(503, "no prepared data", None, None, args) == ("no prepared data", 1)
+    assert api.ApiError(400, "plain").body() == {"error": "plain"}
 
 
 @pytest.mark.integration
@@ -640,7 +679,7 @@ def test_given_bad_covariate_flags_when_invoked_then_a_clear_error(deployed, fla
         ('{"item_id": "apple", "covariates": {"promotion": [NaN, 0, 0, 0, 0, 0, 0]}}', "NaN is not a JSON number"),
         (
             '{"item_id": "apple", "covariates": {"promotion": [1e308, 0, 0, 0, 0, 0, 0]}}',
-            '"covariates.promotion"[0] is 1e+308',
+            '"covariates.promotion": value 1 is 1e+308',
         ),
         ('{"item_id": "apple", "covariates": {"promotion": [1' + "0" * 400 + ", 0, 0, 0, 0, 0, 0]}}", "must be finite"),
     ],
@@ -1079,7 +1118,7 @@ def _model_error(status: int, message: str, **extra):
          "did not answer in time"),
         (_client_error("ThrottlingException", "Rate exceeded", 400), 429, "retry"),
         (_client_error("ValidationError", "Endpoint forecast of account 000000000000 not found.", 400), 502,
-         "not found"),
+         "endpoint_name forecast: no such endpoint is deployed"),
     ],
 )  # fmt: skip
 def test_given_an_endpoint_error_then_the_api_status_is_the_one_documented(error, status, words):

@@ -233,7 +233,9 @@ def test_given_a_bad_override_then_the_error_names_it(pair, message):
 
 
 def test_the_input_parameters_of_the_training_definition_are_the_ones_a_step_reads_data_from():
-    assert run.input_parameters(json.loads(training_text())) == ["InputDataUrl"]
+    from pipelines.local.executors import input_parameters
+
+    assert input_parameters(json.loads(training_text())) == ["InputDataUrl"]
 
 
 def test_given_a_local_input_that_does_not_exist_then_it_is_refused_naming_the_param_as_typed(tmp_path, monkeypatch):

@@ -228,6 +228,25 @@ def test_given_the_challenger_lost_step_then_its_message_names_both_values_the_m
         assert needle in text, needle
 
 
+def test_given_the_challenger_lost_step_then_the_local_runtime_renders_its_message_with_clean_spacing(definition):
+    from pipelines.local import expressions as ex
+
+    message = step(definition, "ChallengerLost")["Arguments"]["ErrorMessage"]
+    assert message["Std:Join"]["On"] == ""  # as SageMaker joins it: the literals carry the spaces
+    champion = {"challenger_value": 0.3, "champion_value": 0.2, "version": 4, "limit": 0.21}
+    ctx = ex.Context(
+        parameters={"QualityMetric": "WAPE", "ChallengerTolerance": 0.05},
+        execution={"PipelineExecutionId": "abc"},
+        property_file=lambda step, name: ({"champion": champion}, "/store/evaluation.json"),
+        step_names=tuple(s["Name"] for s in all_steps(definition["Steps"])),
+        current_step="ChallengerLost",
+    )
+    assert ex.resolve(message, ctx) == (
+        "Challenger lost to the champion: WAPE = 0.3 is above the champion's 0.2 (model package version 4) "
+        "x (1 + ChallengerTolerance 0.05) = 0.21 on the same holdout - the model was not registered."
+    )
+
+
 def test_given_the_champion_step_then_it_forecasts_the_backtest_files_and_feeds_evaluate(definition):
     from processing import champion
 

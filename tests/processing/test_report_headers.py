@@ -68,3 +68,16 @@ def test_every_table_has_readable_headers_and_a_format_per_column(report_inputs)
     # the files keep their machine column names
     inventory = pd.read_csv(out / "inventory.csv")
     assert {"expected_demand", "order_up_to_level", "service_level"} <= set(inventory.columns)
+
+
+def test_a_table_shows_a_tiny_change_as_not_zero_and_never_minus_zero_units():
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "expected_demand": [-0.001, 7000.0],
+            "change": [-0.00001, 0.0],
+            "demand_std": [1.0, None],
+        }
+    )
+    cells = re.findall(r"<td>([^<]*)</td>", report._table_html(frame, ["p10", "p50", "p90"]))
+    assert cells == ["a", "0.00", "-&lt;0.01%", "1.00", "b", "7,000.00", "0.00%", "-"]

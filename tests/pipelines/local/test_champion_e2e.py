@@ -83,7 +83,7 @@ def test_given_an_approved_champion_then_a_weaker_challenger_fails_and_an_equal_
     reason = second["failure_reason"]
     assert reason.startswith("Challenger lost to the champion: WAPE = ")
     assert f"{champion['challenger_value']}" in reason and f"{champion['champion_value']}" in reason
-    assert "model package version 1 " in reason
+    assert "(model package version 1) x (1 + ChallengerTolerance " in reason and " )" not in reason
     assert len(packages(settings)) == 1
     # ChampionForecast's calls, plain boto3, all served by the loopback API (S3 included)
     [step] = [s for s in second["steps"] if s["name"] == contracts.STEP_CHAMPION]

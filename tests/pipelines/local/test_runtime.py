@@ -585,7 +585,7 @@ def test_given_a_missing_input_file_then_the_failure_names_the_param_and_the_fil
     assert code == 2
     assert record["steps"][0]["failure_reason"] == (
         f"--param InputDataUrl={missing}: there is no such file or folder (did you mean "
-        f"'{tmp_path / 'sales.csv'}'?); pass an existing CSV/Parquet file or a folder of them"
+        f"--param InputDataUrl={tmp_path / 'sales.csv'}?); pass an existing CSV/Parquet file or a folder of them"
     )
     assert "Retry it from the failed step" not in text and "InputDataUrl=<corrected file>" in text
 
