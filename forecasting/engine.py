@@ -166,7 +166,7 @@ def train(
         + (f"; ignored non-numeric time-varying {roles.dropped}" if roles.dropped else "")
     )
     names = list(candidates) if candidates else default_members(config)
-    unsuited = [n for n in names if n in CANDIDATES and not CANDIDATES[n].suits(config, panel.n_series)]
+    unsuited = [n for n in names if n in CANDIDATES and not CANDIDATES[n].suits_panel(config, panel)]
     if unsuited:
         log(f"[engine] left out (nothing to add on this data): {', '.join(unsuited)}")
     names = [n for n in names if n not in unsuited]

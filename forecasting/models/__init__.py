@@ -129,7 +129,7 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # airline seasonal ARIMA on logs on panels of 100+ series (AirlineARIMA.suits: us_employment).
 # Weekly data and monthly/quarterly panels of 100+ series (LightGBMRecursive.suits): AutoGluon's
 # RecursiveTabular (us_gasoline, us_employment; docs/engine.md "The recursive LightGBM model").
-# Weekly panels under 100 series (DirectTabular.suits): AutoGluon's DirectTabular, one quantile LightGBM
+# Weekly panels under 100 series with 5+ years of history (DirectTabular.suits_panel): AutoGluon's DirectTabular, one quantile LightGBM
 # per level over every step (us_gasoline 0.01813 -> 0.01775; docs/engine.md "Sixth session").
 # Daily: ETS(A,N,A) on panels of 10-99 series (SeasonalETS.suits), in place of LightGBMSeasonal there
 FREQUENCY_MEMBERS = {

@@ -108,6 +108,11 @@ class Candidate:
         """False: a variant with nothing to add on this data; the engine leaves it out of the list."""
         return True
 
+    @classmethod
+    def suits_panel(cls, config: EngineConfig, panel: Panel) -> bool:
+        """`suits`, for members that also need the series' lengths to judge."""
+        return cls.suits(config, panel.n_series)
+
     # --- public: ceremony -------------------------------------------------------------
     def fit(self, train: Panel, deadline: Optional[float] = None) -> "Candidate":
         start = time.perf_counter()

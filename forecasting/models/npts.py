@@ -95,18 +95,6 @@ class NPTSLevel(NPTS):
     weekly, monthly and quarterly data: `models.FREQUENCY_REPLACES`)."""
 
     name = "NPTSLevel"
-    # per season back on seasons of at most 4 periods (quarterly data): replay, the bench's 2 windows,
-    # visnights 0.06218 -> 0.06207, aus_accommodation 0.04130 -> 0.04116, prison 0.05168 -> 0.05173;
-    # on monthly data 0.15 cost departures 5% (0.02212 -> 0.02319), so 0.3 stays there
-    SHORT_SEASON_DECAY = 0.15
-    SHORT_SEASON = 4
-
-    @classmethod
-    def default_params(cls, config):
-        params = super().default_params(config)
-        if 1 < config.season_length <= cls.SHORT_SEASON:
-            params["decay"] = cls.SHORT_SEASON_DECAY
-        return params
 
     def _predict_one(self, series, state):
         p = self.params
