@@ -207,43 +207,15 @@ def _holiday_days(country: str, panel, cap: int, n_tail: int):
     hnames = table["name"].to_numpy()[first]
     if not len(hdays):
         return None
-    lags = [7 * w * s for w in SPREAD_WEEKS for s in (-1, 1)]
-    rels, sizes, dists, names, series = [], [], [], [], []
-    for i in picks:
-        rows = slice(panel.indptr[i], panel.indptr[i + 1] - n_tail)
-        y, days = panel.y[rows], _days(panel.ds[rows])
-        ok = np.isfinite(y)
-        if ok.sum() < 2:
-            continue
-        days_u, inverse = np.unique(days[ok], return_inverse=True)
-        start = days_u[0]
-        grid = np.full(days_u[-1] - start + 1, np.nan)
-        grid[days_u - start] = np.bincount(inverse, weights=y[ok])
-        idx = np.arange(len(grid))
-        around = np.stack(
-            [
-                np.where((idx + k >= 0) & (idx + k < len(grid)), grid[np.clip(idx + k, 0, len(grid) - 1)], np.nan)
-                for k in lags
-            ]
-        )
-        around[:, np.sum(np.isfinite(around), axis=0) < 2] = np.nan
-        with warnings.catch_warnings():  # columns without 2 neighbours are all-NaN on purpose
-            warnings.simplefilter("ignore", RuntimeWarning)
-            base = np.nanmedian(around, axis=0)
-        good = np.isfinite(grid) & np.isfinite(base) & (base > 0)
-        d = idx[good] + start
-        pos = np.searchsorted(hdays, d)
-        ib, ia = np.clip(pos - 1, 0, len(hdays) - 1), np.clip(pos, 0, len(hdays) - 1)
-        before = np.abs(d - hdays[ib])
-        after = np.abs(hdays[ia] - d)
-        rels.append(grid[good] / base[good] - 1)
-        sizes.append(base[good])
-        dists.append(np.minimum(before, after))
-        names.append(np.where(before <= after, hnames[ib], hnames[ia]))
-        series.append(np.full(good.sum(), i))
-    if not rels:
+    read = _series_days(panel, picks, n_tail)
+    if read is None:
         return None
-    return tuple(np.concatenate(x) for x in (rels, sizes, dists, names, series))
+    d, y, base, series = read
+    pos = np.searchsorted(hdays, d)
+    ib, ia = np.clip(pos - 1, 0, len(hdays) - 1), np.clip(pos, 0, len(hdays) - 1)
+    before = np.abs(d - hdays[ib])
+    after = np.abs(hdays[ia] - d)
+    return y / base - 1, base, np.minimum(before, after), np.where(before <= after, hnames[ib], hnames[ia]), series
 
 
 def _excess(rel, size, near, normal, levels) -> np.ndarray:
@@ -349,13 +321,14 @@ class UnseenHolidays:
 LIFT_MAX_SERIES = SPREAD_MAX_SERIES  # series read (evenly spaced) for the lifts
 
 
-def _series_days(panel, picks):
-    """Per day of the `picks` series: (day number, value, baseline), the baseline the median of the
-    same weekday SPREAD_WEEKS weeks before and after (at least 2 of them), as holiday_spread reads."""
+def _series_days(panel, picks, n_tail: int = 0):
+    """Per day of the `picks` series (their last `n_tail` rows left out): (day number, value,
+    baseline, the series' index), the baseline the median of the same weekday SPREAD_WEEKS weeks
+    before and after (at least 2 of them); None when no day has one."""
     lags = [7 * w * s for w in SPREAD_WEEKS for s in (-1, 1)]
-    out_d, out_y, out_b = [], [], []
+    out_d, out_y, out_b, out_s = [], [], [], []
     for i in picks:
-        rows = slice(panel.indptr[i], panel.indptr[i + 1])
+        rows = slice(panel.indptr[i], panel.indptr[i + 1] - n_tail)
         y, days = panel.y[rows], _days(panel.ds[rows])
         ok = np.isfinite(y)
         if ok.sum() < 2:
@@ -372,16 +345,17 @@ def _series_days(panel, picks):
             ]
         )
         around[:, np.sum(np.isfinite(around), axis=0) < 2] = np.nan
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # columns without 2 neighbours are all-NaN on purpose
             warnings.simplefilter("ignore", RuntimeWarning)
             base = np.nanmedian(around, axis=0)
         good = np.isfinite(grid) & np.isfinite(base) & (base > 0)
         out_d.append(idx[good] + start)
         out_y.append(grid[good])
         out_b.append(base[good])
+        out_s.append(np.full(good.sum(), i))
     if not out_d:
         return None
-    return tuple(np.concatenate(x) for x in (out_d, out_y, out_b))
+    return tuple(np.concatenate(x) for x in (out_d, out_y, out_b, out_s))
 
 
 class HolidayLift:
@@ -407,7 +381,7 @@ class HolidayLift:
         read = _series_days(panel, picks)
         if read is None:
             return self
-        day, y, base = read
+        day, y, base, _series = read
         near = _holiday_offsets(self.country, day.min(), day.max(), self.cap)
         days_u, inv = np.unique(day, return_inverse=True)
         sum_y = np.bincount(inv, weights=y)
