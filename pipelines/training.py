@@ -169,6 +169,7 @@ def _training_pipeline(settings: Settings, factory: StepFactory | None) -> Any:
         "processing.prepare",
         arguments=[
             flag("input", input_path("data")),
+            flag("input-url", p["InputDataUrl"]),  # what messages name instead of the container's folder
             flag("output-dir", contracts.OUTPUT_DIR),
             *columns,
             flag("horizon", p["ForecastHorizon"]),
