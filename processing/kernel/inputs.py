@@ -43,14 +43,15 @@ def user_named(text: str, folder: Union[str, Path], given: Optional[str]) -> str
     the URI names (s3://b/sales.csv -> <folder>/sales.csv) is that URI, as the folder itself is; any
     other file is the URI joined with its path in the folder. No `given`: `text` unchanged.
     """
-    if not given:
+    root = str(folder).rstrip("/")
+    if not given or not root:
         return text
-    root = str(folder).rstrip("/") or "/"
+    start = r"(?<![\w./-])" + re.escape(root)  # the whole path, not the tail of a longer one
     name = given.rstrip("/").rsplit("/", 1)[-1]
     if not given.endswith("/") and name and (Path(root) / name).is_file():
-        text = re.sub(re.escape(f"{root}/{name}") + r"(?![\w.-])", lambda _match: given, text)
-    text = re.sub(re.escape(root) + "/", lambda _match: given.rstrip("/") + "/", text)
-    return re.sub(re.escape(root) + r"(?![\w.-])", lambda _match: given, text)
+        text = re.sub(start + re.escape(f"/{name}") + r"(?![\w.-])", lambda _match: given, text)
+    text = re.sub(start + "/", lambda _match: given.rstrip("/") + "/", text)
+    return re.sub(start + r"(?![\w.-])", lambda _match: given, text)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,13 @@ def test_given_no_url_then_the_text_is_unchanged(tmp_path):
     assert user_named(f"{tmp_path}: bad", tmp_path, None) == f"{tmp_path}: bad"
 
 
+def test_given_a_relative_folder_then_only_that_path_is_renamed_not_the_tail_of_another():
+    text = "input folder data: no files; mydata/x.csv and /srv/data/y.csv stay; data/z.csv"
+    assert user_named(text, "data", "s3://b/in/") == (
+        "input folder s3://b/in/: no files; mydata/x.csv and /srv/data/y.csv stay; s3://b/in/z.csv"
+    )
+
+
 def test_given_an_error_inside_named_input_then_it_is_raised_again_naming_the_url(tmp_path):
     class Refused(ValueError):
         pass
