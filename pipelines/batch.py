@@ -107,6 +107,7 @@ def _batch_pipeline(settings: Settings, factory: Any) -> Any:
         "processing.batch_input",
         arguments=[
             flag("input", input_path("data")),
+            flag("input-url", p["InputDataUrl"]),  # what messages name instead of the container's folder
             flag("output-dir", output_path("shards")),
             flag("history-dir", output_path("history")),
             flag("items-per-file", p["ItemsPerFile"]),

@@ -31,8 +31,11 @@ from processing.kernel.settings import Settings, account_of
 
 AUTOML_STEP_MAX_RUNTIME_SECONDS = 2 * 24 * 60 * 60  # the AutoML step waits for the whole job
 CHAMPION_STEP_MAX_RUNTIME_SECONDS = 8 * 60 * 60  # processing.champion waits up to 6 h for its transform
-# PrepareData is cached (CacheConfig): the same data, code and parameters within 30 days reuse its outputs
-PREPARE_CACHE_EXPIRE_AFTER = "P30D"
+# No step is cached (CacheConfig): SageMaker keys a processing step on its request (AppSpecification,
+# Environment, ProcessingInputs), never on the data under an S3 URI, so a retrain on sales refreshed in
+# place at the same InputDataUrl (a weekly schedule with the default) would reuse the old PrepareData
+# outputs for the whole ExpireAfter and train and gate on stale data. A failed run is resumed with
+# --retry (RetryPipelineExecution), which reuses the steps that succeeded without any cache.
 AUTOML_RESULT_OUTPUT = "result"
 EVALUATION_OUTPUT = "evaluation"
 REGISTRATION_OUTPUT = "result"
@@ -169,6 +172,7 @@ def _training_pipeline(settings: Settings, factory: StepFactory | None) -> Any:
         "processing.prepare",
         arguments=[
             flag("input", input_path("data")),
+            flag("input-url", p["InputDataUrl"]),  # what messages name instead of the container's folder
             flag("output-dir", contracts.OUTPUT_DIR),
             *columns,
             flag("horizon", p["ForecastHorizon"]),
@@ -177,7 +181,6 @@ def _training_pipeline(settings: Settings, factory: StepFactory | None) -> Any:
         outputs=[contracts.PREP_TRAIN, contracts.PREP_HOLDOUT, contracts.PREP_BACKTEST, contracts.PREP_PROFILE],
         instance_type=p["ProcessingInstanceType"],
         display_name="Prepare sales data",
-        cache_expire_after=PREPARE_CACHE_EXPIRE_AFTER,
         description="Validate and clean the raw sales data, then split it into the AutoML training set, "
         "the held-out horizon, whole-series backtest inputs and a data profile.",
     )

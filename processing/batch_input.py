@@ -38,6 +38,7 @@ from processing.kernel import console
 from processing.kernel.cli import step_main
 from processing.kernel.contracts import RESOLVED_MODEL_FILE, TRANSFORM_FILE_MAX_BYTES, add_column_arguments
 from processing.kernel.hints import closest, suggest
+from processing.kernel.inputs import named_input
 from processing.sharding import series_sizes
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,8 @@ def check_columns(frame: pd.DataFrame, required: Sequence[str], source: Path) ->
     if missing:
         raise BatchInputError(
             f"{source}: column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"missing; the file has {columns}" + (f". Fix: pass {' '.join(fixes)}" if fixes else "")
+            f"missing; {'the files have' if Path(source).is_dir() else 'the file has'} {columns}"
+            + (f". Fix: pass {' '.join(fixes)}" if fixes else "")
         )
 
 
@@ -504,6 +506,11 @@ def _csv_body(
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m processing.batch_input", description=__doc__.split("\n")[0])
     parser.add_argument("--input", required=True, type=Path)
+    parser.add_argument(
+        "--input-url",
+        default=None,
+        help="what the user gave as InputDataUrl (S3 URI or path): messages name it instead of --input's folder",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--items-per-file", type=int, default=100, help="at most this many items a file")
     parser.add_argument(
@@ -532,6 +539,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = parse_args(argv)
+    with named_input(args.input, args.input_url, BatchInputError):  # not the container's input folder
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     frame = read_input(args.input, args.item_id_column)
     source = named_source(args.input)
     frame, dropped = prepare(frame, args.item_id_column, args.timestamp_column, args.target_column, source)

@@ -26,6 +26,7 @@ from processing.data_prep import (
 from processing.kernel import console
 from processing.kernel.cli import step_main
 from processing.kernel.contracts import add_column_arguments, parse_list
+from processing.kernel.inputs import named_input
 
 EXIT_BAD_INPUT = 2
 
@@ -36,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate, align, fill and split sales data for AutoML training.",
     )
     parser.add_argument("--input", required=True, help="CSV/Parquet file or folder of them (.gz ok)")
+    parser.add_argument(
+        "--input-url",
+        default=None,
+        help="what the user gave as InputDataUrl (S3 URI or path): messages name it instead of --input's folder",
+    )
     parser.add_argument("--output-dir", required=True, help="writes train/, holdout/, backtest/, profile/ here")
     add_column_arguments(parser)
     parser.add_argument("--horizon", type=int, default=14, help="ForecastHorizon: periods held out and forecast")
@@ -86,7 +92,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     console.setup()
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    run(args.input, args.output_dir, config_from_args(args))
+    with named_input(args.input, args.input_url, DataValidationError):  # not the container's input folder
+        run(args.input, args.output_dir, config_from_args(args))
     print(f"done in {time.perf_counter() - started:.1f}s")
     return 0
 

@@ -85,6 +85,11 @@ def _check(shape, value: Any, path: str, problems: list[str]) -> None:
         for name in shape.required_members:
             if name not in value:
                 problems.append(f"{path}: missing required member {name}")
+        if getattr(shape, "is_tagged_union", False) and len(value) != 1:  # AutoMLProblemTypeConfig, ...
+            problems.append(
+                f"{path}: exactly one member of {shape.name} must be set, got "
+                f"{', '.join(value) if value else 'none'} (one of: {', '.join(shape.members)})"
+            )
         for name, member_value in value.items():
             if name not in shape.members:
                 problems.append(f"{path}: unknown member {name} (valid: {', '.join(shape.members)})")

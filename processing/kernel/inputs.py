@@ -4,9 +4,11 @@ importing pandas (processing.tables re-exports both names)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Iterator, Optional, Tuple, Type, Union
 
 
 class TableError(ValueError):
@@ -31,3 +33,36 @@ def read_json(path, file_name: str, flag: str, hint: str = "") -> Dict[str, Any]
     if not isinstance(document, dict):
         raise TableError(f"{flag}: {target} holds a JSON {type(document).__name__}, not an object")
     return document
+
+
+def user_named(text: str, folder: Union[str, Path], given: Optional[str]) -> str:
+    """`text` with the step's input folder (and the files under it) named as the user gave the input.
+
+    On SageMaker a step reads its input from /opt/ml/processing/input/<name>, a path the user never
+    typed: `given` is what they passed (InputDataUrl's S3 URI or path). A folder holding the one file
+    the URI names (s3://b/sales.csv -> <folder>/sales.csv) is that URI, as the folder itself is; any
+    other file is the URI joined with its path in the folder. No `given`: `text` unchanged.
+    """
+    root = str(folder).rstrip("/")
+    if not given or not root:
+        return text
+    start = r"(?<![\w./-])" + re.escape(root)  # the whole path, not the tail of a longer one
+    name = given.rstrip("/").rsplit("/", 1)[-1]
+    if not given.endswith("/") and name and (Path(root) / name).is_file():
+        text = re.sub(start + re.escape(f"/{name}") + r"(?![\w.-])", lambda _match: given, text)
+    text = re.sub(start + "/", lambda _match: given.rstrip("/") + "/", text)
+    return re.sub(start + r"(?![\w.-])", lambda _match: given, text)
+
+
+@contextlib.contextmanager
+def named_input(
+    folder: Union[str, Path], given: Optional[str], errors: Union[Type[Exception], Tuple[Type[Exception], ...]]
+) -> Iterator[None]:
+    """Re-raise `errors` raised inside with the input folder named as the user gave it (user_named)."""
+    try:
+        yield
+    except errors as error:
+        named = user_named(str(error), folder, given)
+        if named == str(error):
+            raise
+        raise type(error)(named) from None

@@ -78,13 +78,15 @@ def test_given_the_definition_when_listing_steps_then_order_types_and_branches_m
     }
 
 
-def test_given_prepare_data_then_it_is_cached_and_no_step_that_starts_jobs_or_registers_is(definition):
-    """CacheConfig as SageMaker reads it; AutoML, RegisterModel and the rest must run every time."""
-    assert step(definition, "PrepareData")["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
-    cached = [s["Name"] for s in all_steps(definition["Steps"]) if (s.get("CacheConfig") or {}).get("Enabled")]
-    assert cached == ["PrepareData"]
-    args = step(definition, "PrepareData")["Arguments"]
-    assert "PipelineExecutionId" not in str([args["AppSpecification"], args["Environment"], args["ProcessingInputs"]])
+def test_given_the_training_definition_then_no_step_is_cached_so_refreshed_data_is_prepared_again(definition):
+    """SageMaker keys a cached processing step on its request only (AppSpecification, Environment,
+    ProcessingInputs), not on the objects under its S3 URIs: a cached PrepareData would hand a retrain
+    on data refreshed in place at the default InputDataUrl the previous run's outputs, while the local
+    runtime (which hashes the contents) prepares the new data. Nothing the pipeline does may be cached."""
+    assert [s["Name"] for s in all_steps(definition["Steps"]) if s.get("CacheConfig")] == []
+    prepare = step(definition, "PrepareData")["Arguments"]
+    assert {"Get": "Parameters.InputDataUrl"} in [i["S3Input"]["S3Uri"] for i in prepare["ProcessingInputs"]]
+    assert "PipelineExecutionId" not in str([prepare["AppSpecification"], prepare["Environment"]])  # same request
 
 
 @pytest.mark.parametrize(
