@@ -31,7 +31,7 @@ class SeasonalETS(ETS):
     reuses_backtest_selection = False
     selection_spans_windows = False
     fits_per_prediction = True
-    window = 365  # a year of daily data (150 points: see the module docstring)
+    window = 365  # a year of daily data (ETS.DAILY_WINDOW; 150 points: see the module docstring)
     DAILY_SERIES = (10, 100)  # [low, high): measured at 1 (elecdaily: loses), 24 (nycflights: gains)
 
     @classmethod
