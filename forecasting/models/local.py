@@ -163,6 +163,9 @@ class LocalModel(Candidate):
     supports_covariates = False  # True: Series.X / X_future carry the known covariates
     needs_min_length = 1  # shorter series fall back to seasonal naive
     flat_when_constant = False  # True: a constant window is forecast flat (nothing to model)
+    # the recent points that must be constant for that (None: the whole window): a daily ETS fits a
+    # year, and a product without sales for 150 days still forecasts 0, not its old season
+    constant_span: Optional[int] = None
     falls_back = True  # False for the baseline itself: its errors are the candidate's
 
     # --- hooks ------------------------------------------------------------------------
@@ -238,7 +241,7 @@ class LocalModel(Candidate):
         window = series.y[-own:] if own else series.y
         if series.length < self.needs_min_length:
             reason = f"fewer than {self.needs_min_length} points"
-        elif self.flat_when_constant and np.ptp(window) == 0:
+        elif self.flat_when_constant and np.ptp(window[-(self.constant_span or len(window)) :]) == 0:
             # constant (e.g. no sales lately): nothing to model, and ARIMA's estimation fails on it
             return np.full((series.h, len(self.config.quantiles) + 1), window[-1]), None
         else:

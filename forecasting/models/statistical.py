@@ -41,6 +41,7 @@ class _StatsForecastModel(LocalModel):
     per_series_statistical = True  # the engine gives these a default time budget (docs/engine.md)
     needs_min_length = 8
     flat_when_constant = True  # ARIMA's estimation fails on a constant window
+    constant_span = window  # so does a long daily window whose last 150 points are constant (ETS)
 
     @classmethod
     def default_params(cls, config):
@@ -100,6 +101,19 @@ class _StatsForecastModel(LocalModel):
 class ETS(_StatsForecastModel):
     name = "ETS"
     relative_cost = 5
+    # daily data: a year of context, not 150 days (~21 weekly cycles), on which the search's form and
+    # weekly indices lost to plain AutoETS on the whole history. Member alone, 2 windows:
+    # pizzaplace 0.2992 -> 0.2886 (AutoETS "ZZZ" on all points 0.2870), nycflights 0.0949 -> 0.0883;
+    # one series (elecdaily 0.0456 -> 0.0497, chicago 0.0285 -> 0.0288) about even, at ~2x the
+    # search's CPU (docs/engine.md "Sixth session: the engine's ETS against AutoETS")
+    DAILY_WINDOW = 365
+
+    @classmethod
+    def default_params(cls, config):
+        params = super().default_params(config)
+        if config.frequency_unit == "D":
+            params["window"] = max(params["window"], cls.DAILY_WINDOW)
+        return params
 
     def _make(self, m, spec=None):
         from statsforecast.models import AutoETS

@@ -53,3 +53,35 @@ def test_given_daily_panels_when_the_default_preset_lists_members_then_seasonal_
         assert not cls.suits(EngineConfig(frequency=freq, horizon=8), 24), freq
     # an explicit algorithm list is not changed (the training pipeline's list keeps ETS itself)
     assert "SeasonalETS" not in default_members(EngineConfig(frequency="D", horizon=14, algorithms=("ets",)))
+
+
+def test_given_more_than_a_year_of_daily_history_when_seasonal_ets_forecasts_then_it_fits_the_last_365_points():
+    """The fit window is a year: on 150 points the weekly indices rest on ~21 cycles, and the member
+    lost to AutoETS on the whole history (pizzaplace 0.2966 against 0.2885 at 365 points)."""
+    from statsforecast.models import AutoETS
+
+    config = EngineConfig(frequency="D", horizon=7, quantiles=("p10", "p50", "p90"))
+    rng = np.random.default_rng(3)
+    n_days = 420
+    t = np.arange(n_days)
+    dates = pd.date_range("2022-01-01", periods=n_days, freq="D").strftime("%Y-%m-%d")
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "item_id": f"item_{i}",
+                    "timestamp": dates,
+                    "target_value": 40.0 + 8 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 4, n_days) + i,
+                }
+            )
+            for i in range(10)
+        ],
+        ignore_index=True,
+    )
+    train, hist, fut, _ = _panels(frame, config)
+    values = create("SeasonalETS", config).fit(train).predict(hist, fut)
+    y = hist.y.reshape(hist.n_series, -1)
+    year = np.array([AutoETS(season_length=7, model="ANA").forecast(y=s[-365:], h=7)["mean"] for s in y])
+    short = np.array([AutoETS(season_length=7, model="ANA").forecast(y=s[-150:], h=7)["mean"] for s in y])
+    assert np.max(np.abs(year - short)) > 0.05  # the two windows give different forecasts here
+    np.testing.assert_allclose(values[:, :, 3], year, rtol=1e-6, atol=1e-6)
