@@ -159,7 +159,18 @@ def champion_lines(evaluation: Mapping[str, Any]) -> list:
     champion = evaluation.get("champion")
     if not isinstance(champion, Mapping) or champion.get("status") != "compared":
         return []
-    verdict = "challenger wins" if champion.get("passed") else "champion stays (challenger not registered)"
+    metric = champion.get("metric")
+    mine, theirs_value = metric_value(champion.get("challenger_value")), metric_value(champion.get("champion_value"))
+    if not champion.get("passed"):
+        verdict = "champion stays (challenger not registered)"
+    elif mine is not None and theirs_value is not None and mine > theirs_value:
+        # worse than the champion but not beyond the limit: registered, and the user should know it is worse
+        verdict = (
+            f"challenger passes within tolerance ({format_metric(metric, mine)} is worse than the champion's "
+            f"{format_metric(metric, theirs_value)}, within the limit {format_metric(metric, champion.get('limit'))})"
+        )
+    else:
+        verdict = "challenger wins"
     lines = [
         f"  champion (version {champion.get('version')}) vs challenger on the same holdout: "
         f"{champion.get('metric')} {format_metric(champion.get('metric'), champion.get('champion_value'))} vs "

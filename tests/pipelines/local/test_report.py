@@ -214,6 +214,27 @@ def test_given_a_compared_champion_then_the_summary_shows_both_metric_sets_and_t
     assert lines[0] in evaluation_lines(CHAMPION_EVALUATION)
 
 
+def test_given_a_worse_challenger_within_tolerance_then_the_verdict_says_so_with_both_numbers():
+    champion = {
+        **CHAMPION_EVALUATION["champion"],
+        "challenger_value": 0.0062,
+        "champion_value": 0.0054,
+        "limit": 0.00648,
+        "tolerance": 0.2,
+        "passed": True,
+    }
+    line = champion_lines({"champion": champion})[0]
+    assert "challenger wins" not in line
+    assert line.endswith(
+        "-> challenger passes within tolerance (0.62% is worse than the champion's 0.54%, within the limit 0.65%)"
+    )
+
+
+def test_given_a_better_challenger_then_it_wins():
+    champion = {**CHAMPION_EVALUATION["champion"], "challenger_value": 0.1, "passed": True}
+    assert champion_lines({"champion": champion})[0].endswith("-> challenger wins")
+
+
 def test_given_no_champion_then_nothing_is_added():
     assert champion_lines({"champion": {"status": "none"}}) == []
     assert champion_lines({}) == []
