@@ -233,7 +233,7 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
         )
     if record.get("failure_reason"):
         lines.append(f"\nFailure: {record['failure_reason']}")
-        lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))
+        lines.extend(rerun_advice(record, settings))
     evaluation, path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
         automl, _ = property_file_document(record, contracts.AUTOML_RESULT_NAME, settings)
@@ -277,14 +277,35 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def rerun_command(record: Mapping[str, Any], settings: Settings) -> str:
-    """The command that starts this execution again with the same parameter overrides."""
+def failed_by_fail_step(record: Mapping[str, Any]) -> Optional[str]:
+    """The Fail step that stopped the execution (ChallengerLost, QualityTooLow), or None. Its
+    condition was decided by the data and the parameters, so --retry, which reuses both, fails again."""
+    for step in record.get("steps") or []:
+        if step.get("type") == "Fail" and step.get("status") == "Failed":
+            return str(step.get("name"))
+    return None
+
+
+def rerun_advice(record: Mapping[str, Any], settings: Settings) -> list:
+    """What to run after a failure: after ChallengerLost, newer data or a ChallengerTolerance."""
+    if failed_by_fail_step(record) == contracts.STEP_CHALLENGER_LOST:
+        tolerance = rerun_command(record, settings, {"ChallengerTolerance": "<x>"})
+        return [
+            "The champion forecasts this holdout better; --retry would fail the same way. Start a new execution:",
+            "  on newer data:        " + rerun_command(record, settings, {"InputDataUrl": "<newer data>"}),
+            "  or accept a worse one: " + tolerance + "   # x = 0.2: up to 20% worse than the champion",
+        ]
+    return ["To run again after fixing it (a new execution): " + rerun_command(record, settings)]
+
+
+def rerun_command(record: Mapping[str, Any], settings: Settings, changes: Optional[Mapping[str, str]] = None) -> str:
+    """The command that starts this execution again with the same parameter overrides (and `changes`)."""
     import shlex
 
     parts = ["python", "-m", "pipelines.run"]
     if record.get("pipeline_name") == settings.batch_pipeline_name:
         parts += ["--pipeline", "batch"]
-    for name, value in (record.get("overrides") or {}).items():
+    for name, value in {**(record.get("overrides") or {}), **(changes or {})}.items():
         parts += ["--param", f"{name}={value}"]
     return " ".join(shlex.quote(p) for p in parts)
 

@@ -238,3 +238,18 @@ def test_given_a_better_challenger_then_it_wins():
 def test_given_no_champion_then_nothing_is_added():
     assert champion_lines({"champion": {"status": "none"}}) == []
     assert champion_lines({}) == []
+
+
+def test_given_a_challenger_lost_then_the_advice_is_newer_data_or_a_tolerance_not_a_retry(tmp_path):
+
+    settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
+    record = {
+        "pipeline_name": settings.training_pipeline_name,
+        "overrides": {"InputDataUrl": "train2.csv"},
+        "steps": [{"name": contracts.STEP_CHALLENGER_LOST, "type": "Fail", "status": "Failed"}],
+    }
+    advice = "\n".join(report.rerun_advice(record, settings))
+    assert "--retry would fail the same way" in advice
+    assert "python -m pipelines.run --param 'InputDataUrl=<newer data>'" in advice
+    assert "python -m pipelines.run --param InputDataUrl=train2.csv --param 'ChallengerTolerance=<x>'" in advice
+    assert report.failed_by_fail_step(record) == contracts.STEP_CHALLENGER_LOST
