@@ -83,7 +83,7 @@ def test_given_an_approved_champion_then_a_weaker_challenger_fails_and_an_equal_
     reason = second["failure_reason"]
     assert reason.startswith(f"Challenger lost to the champion: WAPE {champion['challenger_shown']} is above ")
     assert f"the champion's {champion['champion_shown']} " in reason and f"{champion['challenger_value']}" not in reason
-    assert "--param ChallengerTolerance=<x>" in reason and "--retry" not in output
+    assert "--param ChallengerTolerance=<x>" in reason and "pipelines.run --retry" not in output
     assert "(model package version 1) x (1 + ChallengerTolerance " in reason and " )" not in reason
     assert len(packages(settings)) == 1
     # ChampionForecast's calls, plain boto3, all served by the loopback API (S3 included)
