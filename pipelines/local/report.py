@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -289,13 +290,29 @@ def failed_by_fail_step(record: Mapping[str, Any]) -> Optional[str]:
 def rerun_advice(record: Mapping[str, Any], settings: Settings) -> list:
     """What to run after a failure: after ChallengerLost, newer data or a ChallengerTolerance."""
     if failed_by_fail_step(record) == contracts.STEP_CHALLENGER_LOST:
-        tolerance = rerun_command(record, settings, {"ChallengerTolerance": "<x>"})
+        needed = needed_tolerance(record, settings)
+        value = "<x>" if needed is None else needed
+        why = "x = 0.2: up to 20% worse than the champion" if needed is None else "the least that registers it"
         return [
             "The champion forecasts this holdout better; --retry would fail the same way. Start a new execution:",
-            "  on newer data:        " + rerun_command(record, settings, {"InputDataUrl": "<newer data>"}),
-            "  or accept a worse one: " + tolerance + "   # x = 0.2: up to 20% worse than the champion",
+            "  on newer data:         " + rerun_command(record, settings, {"InputDataUrl": "<newer data>"}),
+            "  or accept a worse one: "
+            + rerun_command(record, settings, {"ChallengerTolerance": value})
+            + f"   # {why}",
         ]
     return ["To run again after fixing it (a new execution): " + rerun_command(record, settings)]
+
+
+def needed_tolerance(record: Mapping[str, Any], settings: Settings) -> Optional[str]:
+    """The smallest ChallengerTolerance (two decimals, rounded up) that lets this challenger register."""
+    evaluation, _ = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
+    champion = evaluation.get("champion") if isinstance(evaluation, Mapping) else None
+    if not isinstance(champion, Mapping) or champion.get("status") != "compared":
+        return None
+    mine, theirs = metric_value(champion.get("challenger_value")), metric_value(champion.get("champion_value"))
+    if mine is None or not theirs or theirs <= 0:
+        return None
+    return f"{math.ceil(round((mine / theirs - 1) * 100, 6)) / 100:.2f}"
 
 
 def rerun_command(record: Mapping[str, Any], settings: Settings, changes: Optional[Mapping[str, str]] = None) -> str:

@@ -253,3 +253,30 @@ def test_given_a_challenger_lost_then_the_advice_is_newer_data_or_a_tolerance_no
     assert "python -m pipelines.run --param 'InputDataUrl=<newer data>'" in advice
     assert "python -m pipelines.run --param InputDataUrl=train2.csv --param 'ChallengerTolerance=<x>'" in advice
     assert report.failed_by_fail_step(record) == contracts.STEP_CHALLENGER_LOST
+
+
+def test_given_a_challenger_lost_with_its_evaluation_then_the_advice_names_the_tolerance_that_registers_it(tmp_path):
+    settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
+    uri = settings.s3_uri("executions", "e1", "Evaluate", "evaluation", "evaluation.json")
+    from pipelines.local.store import local_path
+
+    path = local_path(uri, settings)
+    path.parent.mkdir(parents=True)
+    champion = {"status": "compared", "challenger_value": 0.0073, "champion_value": 0.0056}
+    path.write_text(json.dumps({"champion": champion}))
+    record = {
+        "pipeline_name": settings.training_pipeline_name,
+        "overrides": {},
+        "steps": [
+            {
+                "name": "Evaluate",
+                "type": "Processing",
+                "status": "Succeeded",
+                "property_files": {contracts.EVALUATION_RESULT_NAME: uri},
+            },
+            {"name": contracts.STEP_CHALLENGER_LOST, "type": "Fail", "status": "Failed"},
+        ],
+    }
+    advice = report.rerun_advice(record, settings)[-1]
+    # 0.0073 / 0.0056 - 1 = 0.3036: 0.31 lets it register, 0.30 would not
+    assert "python -m pipelines.run --param ChallengerTolerance=0.31   # the least that registers it" in advice
