@@ -68,10 +68,11 @@ def accuracy_chart(accuracy_doc: Optional[dict], out: Path) -> Optional[Path]:
 
 
 def accuracy_figure(accuracy_doc: Optional[dict]):
-    """wQL of earlier forecasts over time (by the last scored period) against the registered wQL.
+    """wQL of earlier forecasts over time (by the last scored period, coloured by the version that
+    made them) against the registered wQL.
 
-    The registered wQL is a horizontal reference line per model version (it only changes when
-    a new version is registered), labelled with its value; the x axis spans the runs plus half
+    The registered wQL is a horizontal reference line per model version, over that version's
+    runs only (it ends halfway to the next version's first run), labelled with version and value; the x axis spans the runs plus half
     a run interval either side (a week around a single run), not matplotlib's default years
     around one date. The y axis starts at 0, so a wQL twice the registered one looks twice as
     high. matplotlib's object API (no pyplot): nothing global, nothing kept between reports."""
@@ -182,7 +183,7 @@ def accuracy_figure(accuracy_doc: Optional[dict]):
     axis.set_xlabel("last period scored")
     axis.set_title("Forecast accuracy over time", loc="left")
     axis.grid(alpha=0.3)
-    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, frameon=False, fontsize="small")
+    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False, fontsize="small")
     return fig
 
 
