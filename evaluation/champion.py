@@ -29,6 +29,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 from evaluation import scoring
 from processing import tables
 from processing.kernel import contracts
+from processing.kernel.metric_format import format_metric
 
 COMPARED_KEYS = ("wape", "wql", "mape", "mase", "rmse", "mae", "bias", "coverage")
 
@@ -79,6 +80,11 @@ def comparison(
         "champion_value": 0.0,
         "limit": 0.0,
         "passed": True,
+        # as a user reads them (0.0062 -> "0.62%"): the ChallengerLost message joins these, since a
+        # pipeline expression (Join/JsonGet) cannot round
+        "challenger_shown": "",
+        "champion_shown": "",
+        "limit_shown": "",
         "model_package_arn": info.get("model_package_arn") or "",
         "version": version if version is not None else 0,
         "reason": reason or info.get("reason") or "",
@@ -87,17 +93,25 @@ def comparison(
         "champion_registered_metrics": info.get("registered_metrics") or {},
     }
     if champion_report is None:
-        return section
+        return _shown(section)
     champion = _metrics(champion_report)
     section["champion_metrics"] = champion
     if champion[key] is None or challenger[key] is None:
         side = "champion's" if champion[key] is None else "challenger's"
         section["reason"] = f"the {side} {name} is undefined on this holdout; nothing to compare"
-        return section
+        return _shown(section)
     limit = champion[key] * (1.0 + tolerance)
     section.update(
         status="compared", champion_value=champion[key], limit=limit, passed=bool(challenger[key] <= limit), reason=""
     )
+    return _shown(section)
+
+
+def _shown(section: Dict[str, Any]) -> Dict[str, Any]:
+    """The *_shown fields: each value in the CLI's metric format (processing.kernel.metric_format)."""
+    for field in ("challenger", "champion", "limit"):
+        value = section["limit" if field == "limit" else f"{field}_value"]
+        section[f"{field}_shown"] = format_metric(section["key"], value)
     return section
 
 

@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import importlib
 import json
+import math
 import sys
 import time
 import uuid
@@ -30,7 +31,11 @@ from processing.kernel.settings import Settings, SettingsError, resolve, sources
 PIPELINES = ("training", "batch")
 TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
 # checked before anything starts (a step would only find out after the earlier ones ran)
-PARAMETER_BOUNDS = {"ForecastHorizon": (1, 500, "periods to forecast; Autopilot accepts 1 to 500")}
+# name: (lowest, highest or None for no upper bound, why, an example value)
+PARAMETER_BOUNDS: dict[str, tuple[float, Optional[float], str, str]] = {
+    "ForecastHorizon": (1, 500, "periods to forecast; Autopilot accepts 1 to 500", "14"),
+    "ChallengerTolerance": (0, None, "0.05 lets a challenger be up to 5% worse than the champion", "0.05"),
+}
 
 
 class RunError(RuntimeError):
@@ -166,12 +171,13 @@ def check_overrides(definition: Mapping[str, Any], overrides: Mapping[str, str])
                 2,
             ) from None
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
-    for name, (low, high, why) in PARAMETER_BOUNDS.items():
+    for name, (low, high, why, example) in PARAMETER_BOUNDS.items():
         value = typed.get(name, defaults.get(name))
-        if name in declared and value is not None and not low <= value <= high:
+        if name in declared and value is not None and not low <= value <= (math.inf if high is None else high):
+            allowed = f"must be from {low} to {high}" if high is not None else f"must be a number >= {low}"
             raise RunError(
-                f"--param {name}={value}: {name} must be from {low} to {high} ({why}); nothing was "
-                f"started. For example --param {name}=14",
+                f"--param {name}={overrides.get(name, value)}: {name} {allowed} ({why}); nothing was "
+                f"started. For example --param {name}={example}",
                 2,
             )
     return typed

@@ -381,17 +381,19 @@ def champion_gate_step(evaluate: Any, evaluation_report: Any, p: dict, register:
             values=[
                 "Challenger lost to the champion: ",
                 p["QualityMetric"],
-                " = ",
-                challenger,
+                " ",
+                read(contracts.CHAMPION_CHALLENGER_SHOWN_PATH),  # Evaluate's rounding: an expression cannot round
                 " is above the champion's ",
-                read(contracts.CHAMPION_VALUE_PATH),
+                read(contracts.CHAMPION_SHOWN_PATH),
                 " (model package version ",
                 read(contracts.CHAMPION_VERSION_PATH),
                 ") x (1 + ChallengerTolerance ",
                 p["ChallengerTolerance"],
                 ") = ",
-                limit,
-                " on the same holdout - the model was not registered.",
+                read(contracts.CHAMPION_LIMIT_SHOWN_PATH),
+                " on the same holdout - the model was not registered. A retry fails the same way: start a "
+                "new execution on newer data, or with --param ChallengerTolerance=<x> to register a "
+                "challenger up to x (0.05: 5%) worse.",
             ],
         ),
         display_name="Challenger lost",

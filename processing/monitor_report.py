@@ -46,6 +46,15 @@ def extend_summary(summary: dict, accuracy_doc: Optional[dict], drift: Optional[
 
 FEW_POINTS = 6  # up to this many runs, each point is labelled with its wQL
 DEFAULT_PERIOD_DAYS = 7  # the x padding around a single run when nothing says how often runs come
+VERSION_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")  # one per model version
+
+
+def _version(arn) -> Optional[str]:
+    """'v2' for a model package ARN ending in /2; None when no ARN is recorded."""
+    if not isinstance(arn, str) or not arn:
+        return None
+    tail = arn.rstrip("/").rsplit("/", 1)[-1]
+    return f"v{tail}" if tail.isdigit() else tail
 
 
 def accuracy_chart(accuracy_doc: Optional[dict], out: Path) -> Optional[Path]:
@@ -59,10 +68,11 @@ def accuracy_chart(accuracy_doc: Optional[dict], out: Path) -> Optional[Path]:
 
 
 def accuracy_figure(accuracy_doc: Optional[dict]):
-    """wQL of earlier forecasts over time (by the last scored period) against the registered wQL.
+    """wQL of earlier forecasts over time (by the last scored period, coloured by the version that
+    made them) against the registered wQL.
 
-    The registered wQL is a horizontal reference line per model version (it only changes when
-    a new version is registered), labelled with its value; the x axis spans the runs plus half
+    The registered wQL is a horizontal reference line per model version, over that version's
+    runs only (it ends halfway to the next version's first run), labelled with version and value; the x axis spans the runs plus half
     a run interval either side (a week around a single run), not matplotlib's default years
     around one date. The y axis starts at 0, so a wQL twice the registered one looks twice as
     high. matplotlib's object API (no pyplot): nothing global, nothing kept between reports."""
@@ -90,51 +100,79 @@ def accuracy_figure(accuracy_doc: Optional[dict]):
     FigureCanvasAgg(fig)
     axis = fig.add_subplot(1, 1, 1)
     wql = frame["wql"].astype(float)
-    axis.plot(frame["when"], wql, marker="o", color="#1f77b4", label="wQL of earlier forecasts")
-    if len(frame) <= FEW_POINTS:
-        for when, value in zip(frame["when"], wql):
-            axis.annotate(
-                format_share(value), (when, value), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
-            )
+    axis.plot(frame["when"], wql, color="#9a9a9a", linewidth=1.5, label="wQL of earlier forecasts", zorder=2)
     top = float(wql.max())
     ceiling = top * 1.25 if top > 0 else 1.0
-    registered = frame["registered_wql"].astype(float) if "registered_wql" in frame else None
-    if registered is not None and registered.notna().any():
+    registered = (
+        frame["registered_wql"].astype(float) if "registered_wql" in frame else pd.Series(float("nan"), frame.index)
+    )
+    if registered.notna().any():
         ceiling = max(ceiling, float(registered.max()) * 1.25)
-        # one segment per run of equal values: from that version's first run (the axis' left
-        # edge for the first) to the next version's first run (the right edge for the last)
-        segment = (registered != registered.shift()).cumsum()
-        starts = [frame["when"][segment == k].iloc[0] for k in segment.unique()]
-        values = [registered[segment == k].iloc[0] for k in segment.unique()]
-        bounds = [left, *starts[1:], right]
-        labelled = False
-        for value, x0, x1 in zip(values, bounds[:-1], bounds[1:]):
-            if pd.isna(value):
-                continue
-            axis.hlines(
-                value,
-                x0,
-                x1,
-                color="#d62728",
-                linestyle="--",
-                linewidth=2,
-                label=None if labelled else "wQL at registration (holdout)",
-            )
-            labelled = True
-            # the label goes on the side of the line away from the runs' wQL, unless that side
-            # is the x axis (a line near 0 keeps its label above it)
-            runs = wql[(frame["when"] >= x0) & (frame["when"] <= x1)]
-            below = bool(len(runs) and runs.iloc[-1] >= value and value > 0.12 * ceiling)
-            axis.annotate(
-                f"at registration {format_share(value)}",
-                (x1, value),
-                textcoords="offset points",
-                xytext=(-4, -4 if below else 4),
-                ha="right",
-                va="top" if below else "bottom",
-                fontsize=8,
-                color="#d62728",
-            )
+    # one group per model version in a row (by its ARN; by the registered wQL when no ARN is recorded)
+    versions = frame["model_package_arn"].map(_version) if "model_package_arn" in frame else None
+    key = versions.fillna(registered.astype(str)) if versions is not None else registered.astype(str)
+    segment = (key != key.shift()).cumsum()
+    groups = [frame.index[segment == k] for k in segment.unique()]
+    # a version's reference spans its own runs: the boundary is halfway between the last run of
+    # one version and the first of the next (the axis' edges outside), never into the other's points
+    bounds = [left]
+    for before, after in zip(groups, groups[1:]):
+        bounds.append(frame["when"][before[-1]] + (frame["when"][after[0]] - frame["when"][before[-1]]) / 2)
+    bounds.append(right)
+    labelled = False
+    for number, (rows, x0, x1) in enumerate(zip(groups, bounds[:-1], bounds[1:])):
+        color = VERSION_COLORS[number % len(VERSION_COLORS)]
+        version = versions[rows[0]] if versions is not None else None
+        axis.plot(
+            frame["when"][rows],
+            wql[rows],
+            linestyle="none",
+            marker="o",
+            markersize=7,
+            color=color,
+            label=f"forecasts by {version}" if version else None,
+            zorder=3,
+        )
+        if len(frame) <= FEW_POINTS:
+            for row in rows:
+                axis.annotate(
+                    format_share(wql[row]),
+                    (frame["when"][row], wql[row]),
+                    textcoords="offset points",
+                    xytext=(0, 7),
+                    ha="center",
+                    fontsize=8,
+                )
+        value = registered[rows[0]]
+        if pd.isna(value):
+            continue
+        axis.hlines(
+            value,
+            x0,
+            x1,
+            color=color,
+            linestyle="--",
+            linewidth=2,
+            label=None if labelled else "wQL at registration (holdout)",
+        )
+        if not labelled:  # the legend's entry in no version's colour: each line has its version's
+            axis.collections[-1].set_label("_registered")
+            axis.plot([], [], color="#555555", linestyle="--", linewidth=2, label="wQL at registration (holdout)")
+        labelled = True
+        # the label goes on the side of the line away from the version's runs, unless that side is
+        # the x axis (a line near 0 keeps its label above it); at the segment's left end, clear of
+        # the next version's label
+        below = bool(wql[rows].iloc[0] >= value and value > 0.12 * ceiling)
+        axis.annotate(
+            f"{version + ' ' if version else ''}at registration {format_share(value)}",
+            (x0, value),
+            textcoords="offset points",
+            xytext=(4, -4 if below else 4),
+            ha="left",
+            va="top" if below else "bottom",
+            fontsize=8,
+            color=color,
+        )
     axis.set_xlim(left, right)
     axis.set_ylim(0, ceiling)
     locator = AutoDateLocator(minticks=3, maxticks=8)
@@ -145,7 +183,7 @@ def accuracy_figure(accuracy_doc: Optional[dict]):
     axis.set_xlabel("last period scored")
     axis.set_title("Forecast accuracy over time", loc="left")
     axis.grid(alpha=0.3)
-    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False, fontsize="small")
+    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False, fontsize="small")
     return fig
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -159,7 +160,18 @@ def champion_lines(evaluation: Mapping[str, Any]) -> list:
     champion = evaluation.get("champion")
     if not isinstance(champion, Mapping) or champion.get("status") != "compared":
         return []
-    verdict = "challenger wins" if champion.get("passed") else "champion stays (challenger not registered)"
+    metric = champion.get("metric")
+    mine, theirs_value = metric_value(champion.get("challenger_value")), metric_value(champion.get("champion_value"))
+    if not champion.get("passed"):
+        verdict = "champion stays (challenger not registered)"
+    elif mine is not None and theirs_value is not None and mine > theirs_value:
+        # worse than the champion but not beyond the limit: registered, and the user should know it is worse
+        verdict = (
+            f"challenger passes within tolerance ({format_metric(metric, mine)} is worse than the champion's "
+            f"{format_metric(metric, theirs_value)}, within the limit {format_metric(metric, champion.get('limit'))})"
+        )
+    else:
+        verdict = "challenger wins"
     lines = [
         f"  champion (version {champion.get('version')}) vs challenger on the same holdout: "
         f"{champion.get('metric')} {format_metric(champion.get('metric'), champion.get('champion_value'))} vs "
@@ -222,7 +234,7 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
         )
     if record.get("failure_reason"):
         lines.append(f"\nFailure: {record['failure_reason']}")
-        lines.append("To run again after fixing it (a new execution): " + rerun_command(record, settings))
+        lines.extend(rerun_advice(record, settings))
     evaluation, path = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
     if isinstance(evaluation, Mapping):
         automl, _ = property_file_document(record, contracts.AUTOML_RESULT_NAME, settings)
@@ -266,14 +278,51 @@ def execution_summary(record: Mapping[str, Any], settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def rerun_command(record: Mapping[str, Any], settings: Settings) -> str:
-    """The command that starts this execution again with the same parameter overrides."""
+def failed_by_fail_step(record: Mapping[str, Any]) -> Optional[str]:
+    """The Fail step that stopped the execution (ChallengerLost, QualityTooLow), or None. Its
+    condition was decided by the data and the parameters, so --retry, which reuses both, fails again."""
+    for step in record.get("steps") or []:
+        if step.get("type") == "Fail" and step.get("status") == "Failed":
+            return str(step.get("name"))
+    return None
+
+
+def rerun_advice(record: Mapping[str, Any], settings: Settings) -> list:
+    """What to run after a failure: after ChallengerLost, newer data or a ChallengerTolerance."""
+    if failed_by_fail_step(record) == contracts.STEP_CHALLENGER_LOST:
+        needed = needed_tolerance(record, settings)
+        value = "<x>" if needed is None else needed
+        why = "x = 0.2: up to 20% worse than the champion" if needed is None else "the least that registers it"
+        return [
+            "The champion forecasts this holdout better; --retry would fail the same way. Start a new execution:",
+            "  on newer data:         " + rerun_command(record, settings, {"InputDataUrl": "<newer data>"}),
+            "  or accept a worse one: "
+            + rerun_command(record, settings, {"ChallengerTolerance": value})
+            + f"   # {why}",
+        ]
+    return ["To run again after fixing it (a new execution): " + rerun_command(record, settings)]
+
+
+def needed_tolerance(record: Mapping[str, Any], settings: Settings) -> Optional[str]:
+    """The smallest ChallengerTolerance (two decimals, rounded up) that lets this challenger register."""
+    evaluation, _ = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
+    champion = evaluation.get("champion") if isinstance(evaluation, Mapping) else None
+    if not isinstance(champion, Mapping) or champion.get("status") != "compared":
+        return None
+    mine, theirs = metric_value(champion.get("challenger_value")), metric_value(champion.get("champion_value"))
+    if mine is None or not theirs or theirs <= 0:
+        return None
+    return f"{math.ceil(round((mine / theirs - 1) * 100, 6)) / 100:.2f}"
+
+
+def rerun_command(record: Mapping[str, Any], settings: Settings, changes: Optional[Mapping[str, str]] = None) -> str:
+    """The command that starts this execution again with the same parameter overrides (and `changes`)."""
     import shlex
 
     parts = ["python", "-m", "pipelines.run"]
     if record.get("pipeline_name") == settings.batch_pipeline_name:
         parts += ["--pipeline", "batch"]
-    for name, value in (record.get("overrides") or {}).items():
+    for name, value in {**(record.get("overrides") or {}), **(changes or {})}.items():
         parts += ["--param", f"{name}={value}"]
     return " ".join(shlex.quote(p) for p in parts)
 

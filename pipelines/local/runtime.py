@@ -417,7 +417,9 @@ class Execution:
         if refused:  # --retry would run again with the same parameters, so the same input
             self.out(self._input_advice(refused))
             return EXIT_BAD_INPUT
-        self.out(f"Retry it from the failed step: python -m pipelines.run --retry {self.id}")
+        if not any(r.status == FAILED and self.graph.steps[r.name].type == "Fail" for r in self.records.values()):
+            # a Fail step's condition fails again on a retry (same data, same parameters): the summary says what to do
+            self.out(f"Retry it from the failed step: python -m pipelines.run --retry {self.id}")
         return 1
 
     def _input_advice(self, refused: list) -> str:

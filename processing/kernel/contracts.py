@@ -115,6 +115,10 @@ CHAMPION_CHALLENGER_VALUE_PATH = "champion.challenger_value"
 CHAMPION_VALUE_PATH = "champion.champion_value"
 CHAMPION_LIMIT_PATH = "champion.limit"  # champion_value x (1 + ChallengerTolerance)
 CHAMPION_VERSION_PATH = "champion.version"
+# the same three values as text in the CLI's metric format ("0.62%"), for the ChallengerLost message
+CHAMPION_CHALLENGER_SHOWN_PATH = "champion.challenger_shown"
+CHAMPION_SHOWN_PATH = "champion.champion_shown"
+CHAMPION_LIMIT_SHOWN_PATH = "champion.limit_shown"
 
 # --- RegisterModel step result ---
 REGISTRATION_RESULT_NAME = "Registration"

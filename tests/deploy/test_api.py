@@ -1126,3 +1126,79 @@ def test_given_an_endpoint_error_then_the_api_status_is_the_one_documented(error
     mapped = api.endpoint_error(error, "forecast", size=7_000_000)
     # then: the client's errors stay the client's, the endpoint's are a bad gateway; one line each
     assert mapped.status == status and words in str(mapped) and "\n" not in str(mapped)
+
+
+def _prepared_home(tmp_path):
+    settings = resolve({"home": str(tmp_path / "home"), "endpoint_port": support.free_port()})
+    support.prepare(support.sales(), local_path(prepared_uri(settings, "exec-1"), settings))
+    return settings
+
+
+def test_given_a_rollback_then_the_not_deployed_hint_names_the_approved_version_not_latest(tmp_path):
+    from deploy import clients
+
+    settings = _prepared_home(tmp_path)
+    sm = clients.client("sagemaker", settings)
+    sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
+    for status in ("Approved", "Rejected"):  # v1 the rollback's target, v2 the rejected newest
+        sm.create_model_package(
+            ModelPackageGroupName=settings.model_package_group,
+            ModelApprovalStatus=status,
+            InferenceSpecification={"Containers": [{"Image": "local/engine", "ModelDataUrl": "s3://b/m"}]},
+        )
+    status, body = call(api.ForecastApi(settings), {"item_id": "apple", "horizon": 1})
+
+    assert status == 502, body
+    assert "no such endpoint is deployed" in body["error"]
+    assert "(python -m deploy.approve approve 1)" in body["error"] and "--latest" not in body["error"]
+
+
+def test_given_a_serving_api_when_teardown_removed_the_data_then_it_answers_503_not_not_deployed(tmp_path):
+    import shutil
+
+    settings = _prepared_home(tmp_path)
+    forecast_api = api.ForecastApi(settings)  # one instance, as `deploy.api serve` keeps: the data is loaded
+    status, body = call(forecast_api, {"item_id": "apple", "horizon": 1})
+    assert status == 502 and "(python -m deploy.approve approve --latest)" in body["error"], body
+
+    shutil.rmtree(settings.home_path / "s3" / settings.effective_bucket)  # teardown --include-data
+    status, body = call(forecast_api, {"item_id": "apple", "horizon": 1})
+    assert status == 503, body
+    assert body["error"].startswith("no trained and approved model: the bucket s3://")
+
+
+def test_given_invoke_piped_into_head_then_it_ends_without_a_traceback(tmp_path):
+    import http.server
+    import threading
+
+    answer = json.dumps({"item_id": "apple", "forecast": [{"timestamp": f"t{i}", "p50": 1.0} for i in range(50000)]})
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.api", "invoke", "--item-id", "apple", "--url", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "FORECAST_HOME": str(tmp_path / "home")},
+        )
+        assert process.stdout.read(10)  # like head: read a little, then close
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=120) == 1
+        assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr[:500]
+    finally:
+        server.shutdown()

@@ -106,3 +106,30 @@ def test_given_a_missing_or_broken_champion_file_then_one_line_names_it(tmp_path
     with pytest.raises(ValueError) as raised:
         champion.read_champion(tmp_path)
     assert str(raised.value).startswith(expected.format(path=path)) and "\n" not in str(raised.value)
+
+
+def _report(**values):
+    return {"forecast_metrics": {k: {"value": v} for k, v in values.items()}}
+
+
+def test_given_a_compared_champion_then_the_shown_values_are_in_the_cli_format():
+
+    section = champion.comparison(
+        _report(wape=0.006184627637112354),
+        _report(wape=0.005386023951442859),
+        {"status": "available", "model_package_version": 1},
+        "WAPE",
+        0.0,
+    )
+    assert section["status"] == "compared" and section["passed"] is False
+    assert (section["challenger_shown"], section["champion_shown"], section["limit_shown"]) == (
+        "0.62%",
+        "0.54%",
+        "0.54%",
+    )
+
+
+def test_given_no_champion_then_the_shown_values_are_still_text_for_the_message():
+
+    section = champion.comparison(_report(mase=1.23456), None, {"status": "none"}, "MASE", 0.0)
+    assert (section["challenger_shown"], section["champion_shown"], section["limit_shown"]) == ("1.23", "0.00", "0.00")

@@ -224,6 +224,12 @@ def test_given_overrides_then_they_are_typed_like_the_parameters():
         ("ForecastHorizon", "--param 'ForecastHorizon': expected Name=Value"),
         ("ForecastHorizon=0", "--param ForecastHorizon=0: ForecastHorizon must be from 1 to 500"),
         ("ForecastHorizon=501", "--param ForecastHorizon=501: ForecastHorizon must be from 1 to 500"),
+        (
+            "ChallengerTolerance=-0.5",
+            "--param ChallengerTolerance=-0.5: ChallengerTolerance must be a number >= 0 (0.05 lets a challenger "
+            "be up to 5% worse than the champion); nothing was started. For example --param ChallengerTolerance=0.05",
+        ),
+        ("ChallengerTolerance=nan", "--param ChallengerTolerance=nan: ChallengerTolerance must be a number >= 0"),
     ],
 )
 def test_given_a_bad_override_then_the_error_names_it(pair, message):
@@ -622,3 +628,13 @@ def test_the_command_ends_as_the_interpreter_would_its_output_flushed_and_atexit
     )
     assert refused.returncode == 2 and "--retry reruns an execution" in refused.stderr
     assert refused.stdout.rstrip().endswith("atexit ran")
+
+
+def test_given_a_tolerance_of_zero_or_more_then_it_is_accepted():
+    definition = json.loads(training_text())
+    assert run.check_overrides(definition, run.parse_overrides(["ChallengerTolerance=0.2"])) == {
+        "ChallengerTolerance": 0.2
+    }
+    assert run.check_overrides(definition, run.parse_overrides(["ChallengerTolerance=0"])) == {
+        "ChallengerTolerance": 0.0
+    }

@@ -223,8 +223,9 @@ def test_given_the_challenger_lost_step_then_its_message_names_both_values_the_m
     for needle in (
         '"Parameters.QualityMetric"',
         '"Parameters.ChallengerTolerance"',
-        contracts.CHAMPION_VALUE_PATH,
-        contracts.CHAMPION_CHALLENGER_VALUE_PATH,
+        contracts.CHAMPION_SHOWN_PATH,
+        contracts.CHAMPION_CHALLENGER_SHOWN_PATH,
+        contracts.CHAMPION_LIMIT_SHOWN_PATH,
         contracts.CHAMPION_VERSION_PATH,
     ):
         assert needle in text, needle
@@ -235,7 +236,15 @@ def test_given_the_challenger_lost_step_then_the_local_runtime_renders_its_messa
 
     message = step(definition, "ChallengerLost")["Arguments"]["ErrorMessage"]
     assert message["Std:Join"]["On"] == ""  # as SageMaker joins it: the literals carry the spaces
-    champion = {"challenger_value": 0.3, "champion_value": 0.2, "version": 4, "limit": 0.21}
+    champion = {
+        "challenger_value": 0.006184627637112354,
+        "champion_value": 0.005386023951442859,
+        "version": 4,
+        "limit": 0.005655325149015002,
+        "challenger_shown": "0.62%",
+        "champion_shown": "0.54%",
+        "limit_shown": "0.57%",
+    }
     ctx = ex.Context(
         parameters={"QualityMetric": "WAPE", "ChallengerTolerance": 0.05},
         execution={"PipelineExecutionId": "abc"},
@@ -244,8 +253,10 @@ def test_given_the_challenger_lost_step_then_the_local_runtime_renders_its_messa
         current_step="ChallengerLost",
     )
     assert ex.resolve(message, ctx) == (
-        "Challenger lost to the champion: WAPE = 0.3 is above the champion's 0.2 (model package version 4) "
-        "x (1 + ChallengerTolerance 0.05) = 0.21 on the same holdout - the model was not registered."
+        "Challenger lost to the champion: WAPE 0.62% is above the champion's 0.54% (model package version 4) "
+        "x (1 + ChallengerTolerance 0.05) = 0.57% on the same holdout - the model was not registered. A retry "
+        "fails the same way: start a new execution on newer data, or with --param ChallengerTolerance=<x> to "
+        "register a challenger up to x (0.05: 5%) worse."
     )
 
 

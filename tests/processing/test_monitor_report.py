@@ -52,18 +52,30 @@ def test_given_one_run_when_charting_accuracy_then_the_axis_spans_days_around_it
     assert axis.get_ylim()[0] == 0 and axis.get_ylim()[1] > 0.0123  # from 0: proportions as they are
 
 
-def test_given_a_new_version_registered_then_each_version_has_its_own_reference_from_its_first_run():
+def test_given_a_new_version_registered_then_each_version_has_its_own_reference_over_its_own_runs():
+    """The previous version's line ran up to the new version's first point, and into its label."""
     from matplotlib.dates import date2num
 
     history = [_run(1, "2024-01-07", 0.012), _run(2, "2024-01-14", 0.010), _run(3, "2024-01-21", 0.009, 0.0072)]
+    for record, version in zip(history, (1, 1, 2)):
+        record["model_package_arn"] = f"arn:aws:sagemaker:us-east-1:0:model-package/demand-forecasting/{version}"
     axis = monitor_report.accuracy_figure({"history": history}).axes[0]
     left, right = axis.get_xlim()
-    switch = date2num(__import__("datetime").datetime(2024, 1, 21))
+    day = lambda d: date2num(__import__("datetime").datetime(2024, 1, d))  # noqa: E731
+    halfway = (day(14) + day(21)) / 2  # between v1's last run and v2's first
     assert _registered_lines(axis) == [
-        (pytest.approx(0.0069), pytest.approx(left), pytest.approx(switch)),
-        (pytest.approx(0.0072), pytest.approx(switch), pytest.approx(right)),
+        (pytest.approx(0.0069), pytest.approx(left), pytest.approx(halfway)),
+        (pytest.approx(0.0072), pytest.approx(halfway), pytest.approx(right)),
     ]
     assert right - left == pytest.approx(14 + 7)  # the runs' span plus half a run interval either side
+    notes = [t.get_text() for t in axis.texts]
+    assert "v1 at registration 0.69%" in notes and "v2 at registration 0.72%" in notes
+    legend = [t.get_text() for t in axis.get_legend().get_texts()]
+    assert "forecasts by v1" in legend and "forecasts by v2" in legend
+    # each point is drawn in its version's colour
+    markers = {line.get_label(): line for line in axis.get_lines() if line.get_marker() == "o"}
+    assert [date2num(x) for x in markers["forecasts by v2"].get_xdata()] == [day(21)]
+    assert markers["forecasts by v1"].get_color() != markers["forecasts by v2"].get_color()
 
 
 def test_given_nothing_scored_then_no_chart(tmp_path):

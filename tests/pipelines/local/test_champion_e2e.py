@@ -81,8 +81,9 @@ def test_given_an_approved_champion_then_a_weaker_challenger_fails_and_an_equal_
     assert champion["status"] == "compared" and champion["version"] == 1 and not champion["passed"]
     assert champion["challenger_value"] > champion["limit"] == pytest.approx(champion["champion_value"])
     reason = second["failure_reason"]
-    assert reason.startswith("Challenger lost to the champion: WAPE = ")
-    assert f"{champion['challenger_value']}" in reason and f"{champion['champion_value']}" in reason
+    assert reason.startswith(f"Challenger lost to the champion: WAPE {champion['challenger_shown']} is above ")
+    assert f"the champion's {champion['champion_shown']} " in reason and f"{champion['challenger_value']}" not in reason
+    assert "--param ChallengerTolerance=<x>" in reason and "pipelines.run --retry" not in output
     assert "(model package version 1) x (1 + ChallengerTolerance " in reason and " )" not in reason
     assert len(packages(settings)) == 1
     # ChampionForecast's calls, plain boto3, all served by the loopback API (S3 included)

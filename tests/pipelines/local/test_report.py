@@ -214,6 +214,69 @@ def test_given_a_compared_champion_then_the_summary_shows_both_metric_sets_and_t
     assert lines[0] in evaluation_lines(CHAMPION_EVALUATION)
 
 
+def test_given_a_worse_challenger_within_tolerance_then_the_verdict_says_so_with_both_numbers():
+    champion = {
+        **CHAMPION_EVALUATION["champion"],
+        "challenger_value": 0.0062,
+        "champion_value": 0.0054,
+        "limit": 0.00648,
+        "tolerance": 0.2,
+        "passed": True,
+    }
+    line = champion_lines({"champion": champion})[0]
+    assert "challenger wins" not in line
+    assert line.endswith(
+        "-> challenger passes within tolerance (0.62% is worse than the champion's 0.54%, within the limit 0.65%)"
+    )
+
+
+def test_given_a_better_challenger_then_it_wins():
+    champion = {**CHAMPION_EVALUATION["champion"], "challenger_value": 0.1, "passed": True}
+    assert champion_lines({"champion": champion})[0].endswith("-> challenger wins")
+
+
 def test_given_no_champion_then_nothing_is_added():
     assert champion_lines({"champion": {"status": "none"}}) == []
     assert champion_lines({}) == []
+
+
+def test_given_a_challenger_lost_then_the_advice_is_newer_data_or_a_tolerance_not_a_retry(tmp_path):
+
+    settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
+    record = {
+        "pipeline_name": settings.training_pipeline_name,
+        "overrides": {"InputDataUrl": "train2.csv"},
+        "steps": [{"name": contracts.STEP_CHALLENGER_LOST, "type": "Fail", "status": "Failed"}],
+    }
+    advice = "\n".join(report.rerun_advice(record, settings))
+    assert "--retry would fail the same way" in advice
+    assert "python -m pipelines.run --param 'InputDataUrl=<newer data>'" in advice
+    assert "python -m pipelines.run --param InputDataUrl=train2.csv --param 'ChallengerTolerance=<x>'" in advice
+    assert report.failed_by_fail_step(record) == contracts.STEP_CHALLENGER_LOST
+
+
+def test_given_a_challenger_lost_with_its_evaluation_then_the_advice_names_the_tolerance_that_registers_it(tmp_path):
+    settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
+    uri = settings.s3_uri("executions", "e1", "Evaluate", "evaluation", "evaluation.json")
+    from pipelines.local.store import local_path
+
+    path = local_path(uri, settings)
+    path.parent.mkdir(parents=True)
+    champion = {"status": "compared", "challenger_value": 0.0073, "champion_value": 0.0056}
+    path.write_text(json.dumps({"champion": champion}))
+    record = {
+        "pipeline_name": settings.training_pipeline_name,
+        "overrides": {},
+        "steps": [
+            {
+                "name": "Evaluate",
+                "type": "Processing",
+                "status": "Succeeded",
+                "property_files": {contracts.EVALUATION_RESULT_NAME: uri},
+            },
+            {"name": contracts.STEP_CHALLENGER_LOST, "type": "Fail", "status": "Failed"},
+        ],
+    }
+    advice = report.rerun_advice(record, settings)[-1]
+    # 0.0073 / 0.0056 - 1 = 0.3036: 0.31 lets it register, 0.30 would not
+    assert "python -m pipelines.run --param ChallengerTolerance=0.31   # the least that registers it" in advice

@@ -176,6 +176,7 @@ def test_gate_fails_runs_the_fail_step_with_its_message_and_exits_non_zero(setti
     assert "AfterGate: not executed (Gate did not pass; this step runs when it does)" in output
     assert "Failure: Quality too low: score 0.9 above threshold 0.5" in output
     assert "To run again after fixing it (a new execution): python -m pipelines.run --param Score=0.9" in output
+    assert "--retry" not in output  # a Fail step fails again on a retry: same data, same parameters
 
 
 def test_each_run_is_a_new_execution_and_list_shows_them(settings):
