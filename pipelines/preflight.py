@@ -156,11 +156,30 @@ def problems(definition: Mapping[str, Any], parameters: Optional[Mapping[str, An
             name_member: f"pipelines-{EXECUTION_ID}-{body.get('Name')}"[:63],
             **resolve_known(unresolved, values),
         }
-        for problem in request_problems("sagemaker", operation, request):
-            line = _explained(problem, str(body.get("Name")), operation, request, unresolved, values)
-            if line not in found:
-                found.append(line)
+        lines = request_lines(str(body.get("Name")), operation, request, unresolved, values)
+        found.extend(line for line in lines if line not in found)
     return found
+
+
+def request_lines(
+    step: str,
+    operation: str,
+    request: Mapping[str, Any],
+    unresolved: Any,
+    values: Mapping[str, Any],
+    local: bool = False,
+) -> list[str]:
+    """The service model's problems with one step's (resolved) `request`, each a line naming the
+    parameter behind it. local: the local runtime's own request, whose S3 URIs may be local paths
+    (a file or file:// URL given as InputDataUrl or OutputUrl), so an S3 URI's pattern is not checked."""
+    lines: list[str] = []
+    for problem in request_problems("sagemaker", operation, dict(request)):
+        if local and problem.split(":", 1)[0].endswith("S3Uri") and "does not match the pattern" in problem:
+            continue
+        line = _explained(problem, step, operation, request, unresolved, values)
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 def check(definition: Mapping[str, Any], parameters: Optional[Mapping[str, Any]] = None) -> None:
