@@ -49,3 +49,9 @@ def test_given_a_bad_output_url_when_starting_on_sagemaker_then_refused_before_a
     assert [line.split(":", 1)[0] for line in lines] == ["error", "error"]
     assert lines[0].startswith("error: --param InputDataUrl=s3://") and "at most 244 fit" in lines[0]
     assert lines[1].startswith("error: --param OutputUrl=./report:") and lines[1].endswith("; nothing was started")
+
+
+def test_given_the_training_pipeline_then_prepare_data_has_the_same_input_url_limit():
+    assert preflight.problems(training_definition(), {"InputDataUrl": _url(244)}) == []
+    (line,) = preflight.problems(training_definition(), {"InputDataUrl": _url(245)})
+    assert "at most 244 fit: step PrepareData passes it as --input-url=<value>" in line
