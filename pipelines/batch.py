@@ -32,7 +32,8 @@ def parameter_specs(settings: Settings) -> list:
         ParameterSpec(
             "InputDataUrl",
             "String",
-            settings.s3_uri("data", "batch"),
+            settings.s3_uri("data", "batch")
+            + "/",  # a folder: without "/" S3 also matches data/batch.csv, data/batch_old/
             "history + future rows (known covariates, empty target): file, folder or S3 URI",
         ),
         ParameterSpec(

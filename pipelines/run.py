@@ -497,7 +497,7 @@ def run_sagemaker(
     args: argparse.Namespace, settings: Settings, overrides: Mapping[str, str], log: Callable[[str], None] = print
 ) -> int:
     from deploy.clients import client
-    from pipelines import code_bundle
+    from pipelines import code_bundle, preflight
 
     settings.require_sagemaker()
     if args.retry:  # the same execution, definition and code: nothing is rendered or uploaded
@@ -507,6 +507,7 @@ def run_sagemaker(
         return wait(sm, arn, log=log) if args.wait else 0
     definition = render(args.pipeline, settings)
     parameters = check_overrides(json.loads(definition), overrides)
+    preflight.check(json.loads(definition), parameters)  # the resolved job requests, before any upload or start
     code_bundle.upload(settings, log=log)
     if args.pipeline == "training":
         ensure_deploy_function(settings, log)

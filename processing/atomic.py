@@ -61,30 +61,101 @@ def write_json_atomic(path: Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def replace_directory(source: Path, target: Path) -> Path:
-    """Move the folder `source` to `target`, swapping out an existing `target`, even a non-empty one.
+def _move_in(entry: Path, destination: Path, scratch: Path) -> None:
+    """Put `entry` at `destination` (absent, or a file it replaces) in one rename; across filesystems
+    (`destination` on a mount) copy it to `scratch` beside `destination` first, then rename."""
+    try:
+        os.replace(entry, destination)
+        return
+    except OSError:
+        pass
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.copytree(entry, scratch, symlinks=True)
+    else:
+        shutil.copy2(entry, scratch, follow_symlinks=False)
+    os.replace(scratch, destination)
 
-    The one folder swap of the project. An empty `target` (the output folder a container
-    creates) is removed; a full one is renamed aside first and deleted after, so `target` is
-    never half old, half new. Across filesystems (a mounted output folder) it copies instead.
+
+def replace_directory(source: Path, target: Path) -> Path:
+    """Make the folder `target` hold exactly the entries of the folder `source`; `source` is used up.
+
+    The one folder swap of the project. An existing `target` is kept itself (same inode), never
+    removed or renamed: SageMaker's /opt/ml/processing/output/... may be a mount point, which
+    refuses both ("Device or resource busy"). Each entry is swapped in one rename (copied beside
+    it first when `target` is on another filesystem), so a reader sees an entry old or new, never
+    half written (a file over a file is never missing; a folder is absent between two renames).
+
+    Guarantee on failure: old entries are set aside in a hidden folder inside `target` until
+    every new one is in place; if any move fails, the new entries already moved are taken out
+    again and the old ones put back, so `target` is left with its old contents (`source` is
+    deleted either way). Once all new entries are in, the old ones are deleted. A reader during
+    the swap may see some entries new and others still old; a killed process can leave the
+    hidden `.old-*` folder behind.
     """
     source, target = Path(source), Path(target)
-    trash = None
-    if target.exists():
+    if not target.is_dir() or target.is_symlink():
         try:
-            os.rmdir(target)
+            os.replace(source, target)
         except OSError:
-            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, trash)
+            shutil.copytree(source, target)
+            shutil.rmtree(source, ignore_errors=True)
+        return target
+    tag = f"{os.getpid()}-{os.urandom(4).hex()}"
+    aside = target / f".old-{tag}"  # inside target: the same filesystem as the entries it holds
+    placed: list[str] = []  # names whose new entry is in target
+    set_aside: list[str] = []  # names whose old entry is in `aside`
     try:
-        os.replace(source, target)
-    except OSError:
-        shutil.copytree(source, target)
+        names = sorted(entry.name for entry in source.iterdir())
+        for name in names:
+            if os.path.lexists(target / name):
+                aside.mkdir(exist_ok=True)
+                _set_aside(target / name, aside / name, over_it=source / name)
+                set_aside.append(name)
+            _move_in(source / name, target / name, target / f".{name}.new-{tag}")
+            placed.append(name)
+        stale = [entry.name for entry in target.iterdir() if entry.name not in set(names) and entry != aside]
+        for name in stale:
+            aside.mkdir(exist_ok=True)
+            os.replace(target / name, aside / name)
+            set_aside.append(name)
+    except BaseException:
+        for name in placed:
+            if not (name in set_aside and _is_file(aside / name) and _is_file(target / name)):
+                _remove(target / name)  # a file is put back below in one rename over the new one
+        for name in reversed(set_aside):
+            os.replace(aside / name, target / name)
+        for scratch in target.glob(f".*.new-{tag}"):
+            _remove(scratch)
+        shutil.rmtree(aside, ignore_errors=True)
         shutil.rmtree(source, ignore_errors=True)
-    finally:
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(source, ignore_errors=True)
     return target
+
+
+def _is_file(path: Path) -> bool:
+    return os.path.lexists(path) and (path.is_symlink() or not path.is_dir())
+
+
+def _set_aside(entry: Path, aside: Path, over_it: Path) -> None:
+    """Keep the old `entry` at `aside`. A file to be replaced by a file stays in place (a hard
+    link keeps it), so the new one is renamed over it and readers never find the name missing;
+    a folder (rename cannot go over a full one) is renamed away, absent until the new one is in."""
+    if _is_file(entry) and _is_file(over_it):
+        try:
+            os.link(entry, aside, follow_symlinks=False)
+            return
+        except OSError:
+            pass  # no hard links here: rename it
+    os.replace(entry, aside)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

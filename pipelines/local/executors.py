@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Optional, Protocol, TextIO
 
+from pipelines import preflight
 from pipelines.local import condition_text, launcher, limits, supervision
 from pipelines.local import expressions as ex
 from pipelines.local.graph import StepSpec
@@ -173,6 +174,16 @@ class ProcessingExecutor(StepExecutor):
     def run(self, run: StepRun) -> None:
         execution, spec, record = self.execution, run.spec, run.record
         arguments = self.arguments(run)
+        refused = preflight.request_lines(
+            spec.name,
+            "CreateProcessingJob",
+            {"ProcessingJobName": execution.step_job_name(spec.name), **arguments},
+            spec.body.get("Arguments") or {},
+            execution.parameters,
+            local=True,
+        )  # what SageMaker would refuse (a container argument over 256 characters, ...) is refused here too
+        if refused:
+            raise StepFailed("SageMaker would refuse the step's CreateProcessingJob request: " + "; ".join(refused))
         root = run.step_dir / "processing"
 
         def mapped(text: Any) -> Any:

@@ -137,3 +137,9 @@ def test_given_monitor_and_report_then_they_read_the_history_parquet_output_not_
             i["InputName"]: i["S3Input"]["S3Uri"] for i in step(definition, name)["Arguments"]["ProcessingInputs"]
         }
         assert inputs["history"] == history, name
+
+
+def test_given_the_default_input_url_then_it_is_a_folder_prefix_with_a_trailing_slash(definition):
+    # on S3 a prefix without "/" also matches data/batch.csv or data/batch_old/...; the local store reads the folder
+    url = default_parameters(definition)["InputDataUrl"]
+    assert url.startswith("s3://forecast-test-bucket/") and url.endswith("/data/batch/")

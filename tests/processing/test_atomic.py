@@ -109,10 +109,81 @@ def test_replace_directory_copies_when_a_rename_cannot_cross_filesystems(tmp_pat
     real_replace = os.replace
 
     def replace(a, b):
-        if Path(a) == source:
+        if Path(a).parent == source:  # an entry of the staging folder into the mounted one
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return real_replace(a, b)
 
     monkeypatch.setattr(atomic.os, "replace", replace)
     atomic.replace_directory(source, target)
     assert (target / "x.txt").read_text() == "x" and not source.exists()
+    assert sorted(p.name for p in target.iterdir()) == ["x.txt"]  # no scratch copy left
+
+
+def _tree(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _old_and_new(tmp_path: Path) -> tuple:
+    target, source = tmp_path / "output", tmp_path / "stage"
+    (target / "model").mkdir(parents=True)
+    (target / "model" / "weights.bin").write_text("old weights")
+    (target / "metrics.json").write_text("old metrics")
+    (target / "stale.csv").write_text("from an older run")
+    (source / "model").mkdir(parents=True)
+    (source / "model" / "weights.bin").write_text("new weights")
+    (source / "metrics.json").write_text("new metrics")
+    (source / "forecast.csv").write_text("new forecast")
+    return target, source
+
+
+def test_replace_directory_keeps_the_destination_folder_itself_and_replaces_its_entries(tmp_path):
+    # SageMaker's output folder may be a mount point: removing or renaming it is "Device or resource busy"
+    from processing.atomic import replace_directory
+
+    target, source = _old_and_new(tmp_path)
+    inode = os.stat(target).st_ino
+    old_metrics_inode = os.stat(target / "metrics.json").st_ino
+    replace_directory(source, target)
+    assert os.stat(target).st_ino == inode
+    assert _tree(target) == {
+        "forecast.csv": "new forecast",
+        "metrics.json": "new metrics",
+        "model/weights.bin": "new weights",
+    }  # the stale entry of the older run is gone, nothing hidden is left
+    assert os.stat(target / "metrics.json").st_ino != old_metrics_inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["output"]
+
+
+@pytest.mark.parametrize("failing_entry", ["forecast.csv", "metrics.json", "model"])
+def test_replace_directory_failing_midway_leaves_the_old_contents_not_a_mix(tmp_path, monkeypatch, failing_entry):
+    from processing import atomic
+
+    target, source = _old_and_new(tmp_path)
+    before = _tree(target)
+    inode = os.stat(target).st_ino
+    real_replace = os.replace
+
+    def replace(a, b):  # the disk fails when this one entry of the new output is moved in
+        if Path(a) == source / failing_entry:
+            raise OSError(5, "Input/output error")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    monkeypatch.setattr(atomic.shutil, "copy2", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    monkeypatch.setattr(atomic.shutil, "copytree", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    with pytest.raises(OSError):
+        atomic.replace_directory(source, target)
+    assert os.stat(target).st_ino == inode
+    assert _tree(target) == before
+    assert sorted(p.name for p in target.iterdir()) == ["metrics.json", "model", "stale.csv"]  # nothing hidden
+    assert not source.exists()
+
+
+def test_staged_directory_over_a_full_output_folder_keeps_the_folder(tmp_path):
+    target = tmp_path / "output"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    inode = os.stat(target).st_ino
+    with staged_directory(target) as staging:
+        (staging / "new.txt").write_text("new")
+    assert os.stat(target).st_ino == inode and _tree(target) == {"new.txt": "new"}

@@ -68,3 +68,32 @@ def test_the_runs_check_and_the_steps_failure_word_a_missing_input_the_same(tmp_
         raise AssertionError("the missing input was not refused")
     during = f"--param InputDataUrl={missing}: {executors._missing_input(missing, None, 'InputDataUrl')}"
     assert before == during + "; nothing was started"
+
+
+def _label_step() -> dict:
+    from tests.pipelines.local.handwritten import processing
+
+    label = {"Std:Join": {"On": "", "Values": ["--label=", {"Get": "Parameters.Label"}]}}
+    return processing(
+        "Produce",
+        "produce.py",
+        arguments=[label, "--out=/opt/ml/processing/output/result", "--score=1"],
+        outputs=["result"],
+    )
+
+
+def test_a_container_argument_sagemaker_would_refuse_fails_the_step_locally_naming_the_param():
+    from processing.kernel.settings import resolve
+    from tests.pipelines.local.handwritten import definition, install_scripts
+    from tests.pipelines.local.test_runtime import run, statuses
+
+    settings = resolve()
+    install_scripts(settings)
+    parameters = [{"Name": "Label", "Type": "String", "DefaultValue": "short"}]
+    code, _, record = run(definition([_label_step()], parameters), settings, {"Label": "y" * 249})
+    assert code != 0 and statuses(record) == [("Produce", "Failed")]
+    reason = record["steps"][0]["failure_reason"]
+    assert reason.startswith("SageMaker would refuse the step's CreateProcessingJob request: --param Label=yyy")
+    assert "249 characters, at most 248 fit: step Produce passes it as --label=<value>" in reason
+    code, output, _ = run(definition([_label_step()], parameters), settings, {"Label": "y" * 248})
+    assert code == 0, output
