@@ -24,6 +24,10 @@ from .base import Candidate, quantile_mean, straddles_median
 _LONG_PERIODS = {"D": (364, 365), "H": (168,), "min": (), "W": (52,), "M": (), "Y": ()}
 SHORT_HISTORY_DAYS = 730  # holiday distances capped at NEAR_CAP on a shorter history (forecasting/calendar.py)
 LIFT_MIN_SERIES = 10  # the panel's holiday lift (calendar.HolidayLift) as features from this many series
+# a day whose lift leaves less than this of a normal day (a shop closed on a holiday: lift -1) has
+# no normal-day reading: its value over (1 + lift) would be 0/0 or, on a day the lift did not see
+# closed (a later history, series the lift did not read), a division by ~0
+LIFT_MIN_SHARE = 0.05
 
 
 def import_lightgbm():
@@ -273,14 +277,19 @@ class FeatureBuilder:
             # the level and the same-season lags as if their days were normal ones: each day over
             # (1 + the panel's lift there), so a Thanksgiving week reads as the week it stands for
             t = np.asarray(ds_s, "datetime64[ns]")
+
+            def as_normal(idx, back):
+                share = 1 + lift.transform(t - back.astype("timedelta64[D]"))
+                ok = share >= LIFT_MIN_SHARE
+                return np.where(ok, value(idx) / np.where(ok, share, 1.0), np.nan)
+
             normal = np.zeros(len(o))
             for j in range(self.L):
-                normal += value(o - j) / (1 + lift.transform(t - (h + j).astype("timedelta64[D]")))
+                normal += as_normal(o - j, h + j)
             f["level_adj"] = (normal / self.L - level) / scale
             for extra in range(3):
                 back = (k + extra) * step
-                lift_back = lift.transform(t - back.astype("timedelta64[D]"))
-                f[f"season_lag_{extra}_adj"] = (value(s - back) / (1 + lift_back) - level) / scale
+                f[f"season_lag_{extra}_adj"] = (as_normal(s - back, back) - level) / scale
         for j, name in enumerate(self.covariate_names):
             f[f"cov_{name}"] = X_s[:, j]
             lag_idx = s - k * step

@@ -297,3 +297,31 @@ def test_given_no_calendar_or_two_years_or_one_series_then_no_holiday_lift_featu
     panel = build_panel(long, [], pd.DataFrame(index=["a"]))
     model = create("LightGBM", config, num_boost_round=5, min_data_in_leaf=5).fit(panel)
     assert model.features.lift is None and not any("lift" in c for c in model.feature_names)
+
+
+def test_given_a_holiday_the_panel_was_closed_on_then_its_normal_day_features_are_missing_not_infinite():
+    """Closed on Thanksgiving (0 in every series: lift -1): a history given at predict that sold on
+    it (another batch of series) had its value over 1 + lift = 0, an infinite feature."""
+    import warnings
+
+    from forecasting.models import create
+
+    config = EngineConfig(frequency="D", horizon=14, quantiles=("p10", "p50", "p90"), holiday_country="US")
+    long = _holiday_frame()
+    long.loc[long["ds"] == "2024-11-28", "y"] = 0.0
+    hist, future = _holiday_panels(long, end="2024-12-01")
+    model = create("LightGBM", config, num_boost_round=20, min_data_in_leaf=5).fit(hist)
+    assert model.features.lift.lift["Thanksgiving Day|0"] == pytest.approx(-1.0)
+    sold = hist.y.copy()
+    sold[np.flatnonzero(hist.ds == np.datetime64("2024-11-28"))] = 150.0
+    h = np.arange(1, 15)
+    last = np.full(14, len(hist.y) // 10 - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no division by zero
+        frame, _, _ = model.features.build(
+            sold, hist.X, np.zeros(14, int), last, h, future.ds[:14], future.X[:14], np.zeros((14, 0))
+        )
+    adj = frame[["level_adj", "season_lag_0_adj", "season_lag_1_adj", "season_lag_2_adj"]].to_numpy()
+    assert not np.isinf(adj).any()
+    assert np.isnan(frame["level_adj"]).all()  # Nov 28 is in the level window of every target
+    assert np.isfinite(frame["season_lag_0_adj"][:3]).all()  # Dec 2-4's lags a week back: normal days
