@@ -351,9 +351,8 @@ def main(argv=None) -> int:
 
     from benchmarks import bench_real
 
-    old = ("seed", *bench_real.DATASETS)
-    groups = {"all": old, "new": bench_real.NEW_DATASETS}
-    names = bench_real.parse_datasets(parser, args.datasets, (*old, *bench_real.NEW_DATASETS), args.windows, groups)
+    groups = {**bench_real.GROUPS, "all": ("seed", *bench_real.DATASETS)}
+    names = bench_real.parse_datasets(parser, args.datasets, ("seed", *bench_real.KNOWN), args.windows, groups)
     if not args.ag_python:
         parser.error(f"--ag-python: no AutoGluon interpreter given (or set {AG_PYTHON_ENV}); see the module docstring")
     if not (os.path.isfile(args.ag_python) and os.access(args.ag_python, os.X_OK)):

