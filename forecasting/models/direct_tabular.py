@@ -37,9 +37,31 @@ def direct_lags(m: int, extra: int, seasons: int = 0) -> np.ndarray:
     return np.arange(1, max(m, 1) + extra + 1)
 
 
+def training_pairs(indptr, H: int, max_history: int, max_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(series, origin row, step) of every training row: each of a series' last `max_history`
+    origins with each step up to H whose target it still holds; over `max_rows`, the origins
+    nearest their series' end, so every series keeps its latest (counted from its own end, not
+    its start: a long series' positions would crowd a short one out)."""
+    series, o, h = [], [], []
+    for i, n in enumerate(np.diff(indptr)):
+        origins = np.arange(max(n - 1 - max_history, 0), n - 1)
+        oo, hh = np.meshgrid(origins, np.arange(1, H + 1), indexing="ij")
+        keep = (oo + hh) < n
+        o.append(indptr[i] + oo[keep])
+        h.append(hh[keep])
+        series.append(np.full(int(keep.sum()), i))
+    series_a, o_a, h_a = (np.concatenate(x) if x else np.array([], int) for x in (series, o, h))
+    if len(o_a) > max_rows:
+        from_end = indptr[series_a + 1] - 1 - o_a
+        keep_rows = np.sort(np.argsort(from_end, kind="stable")[:max_rows])
+        series_a, o_a, h_a = series_a[keep_rows], o_a[keep_rows], h_a[keep_rows]
+    return series_a, o_a, h_a
+
+
 class DirectTabular(Candidate):
-    """Trained by the default preset on weekly data (FREQUENCY_MEMBERS; docs/engine.md "Sixth
-    session"): AutoGluon medium's ensemble on us_gasoline leans on its DirectTabular member."""
+    """Trained by the default preset on weekly panels under MAX_SERIES series whose median history
+    holds 5 seasons + 1 + h (FREQUENCY_MEMBERS, `suits_panel`; docs/engine.md "Sixth session"):
+    AutoGluon medium's ensemble on us_gasoline leans on its DirectTabular member."""
 
     name = "DirectTabular"
     relative_cost = 3  # one fit before the oldest window: leaves a short panel its extra windows
@@ -114,22 +136,7 @@ class DirectTabular(Candidate):
         self.covariate_names = list(train.covariate_names)
         self.static_columns = list(train.static.columns)
         self.static_categories = {c: sorted(train.static[c].astype(str).unique()) for c in self.static_columns}
-        lengths = train.lengths
-        series, o, h = [], [], []
-        for i, n in enumerate(lengths):
-            origins = np.arange(max(n - 1 - self.params["max_history"], 0), n - 1)
-            steps = np.arange(1, H + 1)
-            oo, hh = np.meshgrid(origins, steps, indexing="ij")
-            keep = (oo + hh) < n
-            o.append(train.indptr[i] + oo[keep])
-            h.append(hh[keep])
-            series.append(np.full(int(keep.sum()), i))
-        series_a = np.concatenate(series) if series else np.array([], int)
-        o_a = np.concatenate(o) if o else np.array([], int)
-        h_a = np.concatenate(h) if h else np.array([], int)
-        if len(o_a) > self.params["max_rows"]:  # the most recent origins
-            keep_rows = np.sort(np.argsort(-(o_a - train.indptr[series_a]), kind="stable")[: self.params["max_rows"]])
-            series_a, o_a, h_a = series_a[keep_rows], o_a[keep_rows], h_a[keep_rows]
+        series_a, o_a, h_a = training_pairs(train.indptr, H, self.params["max_history"], self.params["max_rows"])
         st = train.indptr[series_a]
         s = o_a + h_a
         statics = static_codes(train.static, self.static_columns, self.static_categories)[series_a]

@@ -116,3 +116,18 @@ def test_given_quarterly_data_then_npts_level_decays_as_on_other_frequencies():
     # a slower quarterly decay won visnights 0.2% and lost aus_arrivals 1.9% (docs/engine.md "Sixth session")
     for freq in ("3M", "M", "W"):
         assert create("NPTSLevel", EngineConfig(frequency=freq, horizon=8)).params["decay"] == 0.3
+
+
+def test_given_more_rows_than_max_rows_then_every_series_keeps_its_latest_origins():
+    """Trimmed by position from each series' start, a 300-week series' late origins crowded a
+    60-week one out of the rows entirely."""
+    from forecasting.models.direct_tabular import training_pairs
+
+    indptr = np.array([0, 300, 360])
+    series, o, h = training_pairs(indptr, H=4, max_history=1000, max_rows=200)
+    assert len(o) == 200 and np.all(o + h < indptr[series + 1])
+    assert set(series) == {0, 1}
+    for i in (0, 1):  # the last origin of each series, with its step 1
+        assert ((series == i) & (o == indptr[i + 1] - 2) & (h == 1)).any()
+    untrimmed = training_pairs(indptr, H=4, max_history=1000, max_rows=10_000)
+    assert len(untrimmed[0]) == (299 * 4 - 6) + (59 * 4 - 6)  # each origin's steps inside its series
