@@ -129,8 +129,9 @@ def candidate_names(algorithms=None, preset: str = "default") -> list:
 # airline seasonal ARIMA on logs on panels of 100+ series (AirlineARIMA.suits: us_employment).
 # Weekly data and monthly/quarterly panels of 100+ series (LightGBMRecursive.suits): AutoGluon's
 # RecursiveTabular (us_gasoline, us_employment; docs/engine.md "The recursive LightGBM model").
-# Weekly panels under 100 series with 5+ years of history (DirectTabular.suits_panel): AutoGluon's DirectTabular, one quantile LightGBM
-# per level over every step (us_gasoline 0.01813 -> 0.01775; docs/engine.md "Sixth session").
+# Weekly panels under 100 series whose median history holds 5 seasons + 1 + h (DirectTabular.suits_panel):
+# AutoGluon's DirectTabular, one quantile LightGBM per level over every step (us_gasoline 0.01813 ->
+# 0.01772; docs/engine.md "Sixth session").
 # Daily: ETS(A,N,A) on panels of 10-99 series (SeasonalETS.suits), in place of LightGBMSeasonal there
 FREQUENCY_MEMBERS = {
     "W": ("Theta", "ThetaClassic", "LightGBMRecursive", "DirectTabular"),

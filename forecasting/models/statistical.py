@@ -41,7 +41,9 @@ class _StatsForecastModel(LocalModel):
     per_series_statistical = True  # the engine gives these a default time budget (docs/engine.md)
     needs_min_length = 8
     flat_when_constant = True  # ARIMA's estimation fails on a constant window
-    constant_span = window  # so does a long daily window whose last 150 points are constant (ETS)
+    # and so is a longer daily window (ETS, SeasonalETS: 365) whose last 150 points are: no sales
+    # for 150 days forecasts 0, not the season of a year ago
+    constant_span = window
 
     @classmethod
     def default_params(cls, config):
