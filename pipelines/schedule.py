@@ -378,8 +378,10 @@ def crontab_line(
     for key, value in parameters.items():
         command += ["--param", f"{key}={value}"]
     assignments = "".join(f"{name}={shlex.quote(value)} " for name, value in sorted((environment or {}).items()))
-    run = f"{assignments}{shlex.join(command)}".replace("%", "\\%")
-    line = f"{when} cd {shlex.quote(home) if home[:1] != '$' else home} && {run} >> schedule.log 2>&1"
+    folder = shlex.quote(home) if home[:1] != "$" else home
+    # every % after the time fields, the checkout's folder too: cron would cut the command there
+    run = f"cd {folder} && {assignments}{shlex.join(command)} >> schedule.log 2>&1".replace("%", "\\%")
+    line = f"{when} {run}"
     return line if enabled else f"# {line}"
 
 
