@@ -46,29 +46,32 @@ def _missing(value: Any) -> str:
     return "-" if missing else str(value)
 
 
-def format_share(value: Any) -> str:
+def format_share(value: Any, decimals: int = 2) -> str:
     """0.0312 -> '3.12%'; 0.00001 -> '<0.01%' (a share is not zero until it is), -0.00001 -> '-<0.01%'."""
     number = _number(value)
     if number is None:
         return _missing(value)
-    text = f"{number:.2%}"
-    if text in ("0.00%", "-0.00%"):
-        return "0.00%" if number == 0 else "<0.01%" if number > 0 else "-<0.01%"
+    text = f"{number:.{decimals}%}"
+    zero = f"{0:.{decimals}%}"
+    if text in (zero, "-" + zero):
+        smallest = f"{10.0**-decimals:.{decimals}f}%"
+        return zero if number == 0 else f"<{smallest}" if number > 0 else f"-<{smallest}"
     return text
 
 
-def format_units(value: Any) -> str:
+def format_units(value: Any, decimals: int = 2) -> str:
     """7000 -> '7,000.00'; -0.001 -> '0.00' (never '-0.00')."""
     number = _number(value)
     if number is None:
         return _missing(value)
-    text = f"{number:,.2f}"
-    return "0.00" if text == "-0.00" else text
+    text = f"{number:,.{decimals}f}"
+    return text.lstrip("-") if text.strip("-0.,") == "" else text
 
 
-def format_metric(name: Any, value: Any) -> str:
-    """0.00987 as WAPE -> '0.99%'; 15.6355 as MAE -> '15.64'; text that is no number is shown as is."""
-    return format_share(value) if metric_key(name) in SHARE_METRICS else format_units(value)
+def format_metric(name: Any, value: Any, decimals: int = 2) -> str:
+    """0.00987 as WAPE -> '0.99%'; 15.6355 as MAE -> '15.64'; text that is no number is shown as is.
+    `decimals` more than 2 only where two values must read apart (evaluation.champion)."""
+    return format_share(value, decimals) if metric_key(name) in SHARE_METRICS else format_units(value, decimals)
 
 
 def format_logged(value: Any) -> str:
