@@ -491,7 +491,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="Name=Value",
         help="pipeline parameter for every execution (repeatable)",
     )
-    make.add_argument("--disabled", action="store_true", help="create it paused")
+    make.add_argument(
+        "--disabled", action="store_true", help="create it paused (locally: the crontab line is printed commented out)"
+    )
     commands.add_parser("list", help="the project's schedules (SageMaker only; exit 2 locally)", epilog=LOCAL_NOTE)
     remove = commands.add_parser("delete", help="delete a schedule (SageMaker only; exit 2 locally)", epilog=LOCAL_NOTE)
     remove.add_argument("name")

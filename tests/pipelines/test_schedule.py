@@ -265,3 +265,9 @@ def test_a_percent_sign_in_the_checkouts_folder_is_escaped_too():
     line = schedule.crontab_line("rate(1 day)", "batch", {}, home="/srv/100%/forecasting", python="/usr/bin/python3")
     assert line.startswith("0 0 */1 * * cd /srv/100\\%/forecasting && /usr/bin/python3 -m pipelines.run ")
     assert line.replace("\\%", "").count("%") == 0
+
+
+def test_create_help_says_what_disabled_prints_on_the_local_target(capsys):
+    with pytest.raises(SystemExit):
+        schedule.main(["create", "--help"])
+    assert "crontab line is printed commented out" in " ".join(capsys.readouterr().out.split())
