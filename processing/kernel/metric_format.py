@@ -26,6 +26,9 @@ def metric_key(name: Any) -> str:
     return key[len("metric_") :] if key.startswith("metric_") else key
 
 
+MISSING_TYPES = ("NAType", "NaTType")  # pandas.NA, pandas.NaT
+
+
 def _number(value: Any) -> Optional[float]:
     """The value as a float, or None when it is missing (None, NaN) or no number (text, a flag)."""
     if value is None or isinstance(value, bool):
@@ -38,11 +41,12 @@ def _number(value: Any) -> Optional[float]:
 
 
 def _missing(value: Any) -> str:
-    """What a value that is no number shows: '-' when missing (None, NaN), else the text as is."""
+    """What a value that is no number shows: '-' when missing (None, NaN, pandas' NA and NaT, which
+    the report tables' nullable columns hold), else the text as is."""
     try:
         missing = value is None or math.isnan(float(value))
     except (TypeError, ValueError):
-        missing = False
+        missing = type(value).__name__ in MISSING_TYPES  # pandas is not imported here (the kernel stays light)
     return "-" if missing else str(value)
 
 
