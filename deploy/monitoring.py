@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 
 from deploy import clients
 from processing.kernel import console
+from processing.kernel.metric_format import format_share
 from processing.kernel.settings import Settings, SettingsError, resolve, sources
 
 logger = logging.getLogger(__name__)
@@ -401,9 +402,9 @@ def local_accuracy_alarm(settings: Settings, factor: float = DEFAULT_ACCURACY_FA
         "latest_wql": latest,
         "latest_at": when,
         "reason": (
-            f"latest wQL {latest:.2%} of version {version}'s forecasts is "
-            f"{'above' if state == 'ALARM' else 'within'} {factor:g} x its registered wQL {registered:.2%} "
-            f"= {threshold:.2%}"
+            f"latest wQL {format_share(latest)} of version {version}'s forecasts is "
+            f"{'above' if state == 'ALARM' else 'within'} {factor:g} x its registered wQL {format_share(registered)} "
+            f"= {format_share(threshold)}"
         ),
     }
 

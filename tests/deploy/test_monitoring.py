@@ -176,6 +176,8 @@ def test_locally_the_forecast_accuracy_alarm_is_evaluated_on_the_published_wql_o
     assert monitoring.main(["--accuracy-factor", "1.2"]) == 1  # no endpoint running: said, with the alarm
     out = capsys.readouterr().out
     assert "demand-forecast-forecast-wql (evaluated locally): ALARM: latest wQL 2.50%" in out
+    _published(settings, "1", 0.00002, "2026-01-22T00:00:00+00:00")  # a tiny wQL is not "0.00%"
+    assert monitoring.local_accuracy_alarm(settings)["reason"].startswith("latest wQL <0.01% of version 1's")
     set_status(sm, arn, "Rejected", "test")
     assert monitoring.local_accuracy_alarm(settings)["state"] == "NONE"
 
