@@ -1347,6 +1347,8 @@ def _invoke_url(url: str, request: dict, args: argparse.Namespace) -> int:
     if status != 200:
         answer = document if isinstance(document, dict) else {"error": document}
         field, problem = answer.get("field"), answer.get("problem")
+        if not isinstance(field, str) or field.partition(".")[0] not in REQUEST_FIELDS:
+            field = None  # the server's own setting (its --data, endpoint): this command's flags do not set it
         line, code = cli_line(
             status,
             answer.get("error", answer),

@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 
 from deploy import clients
 from processing.kernel import console
+from processing.kernel.metric_format import format_share
 from processing.kernel.settings import Settings, SettingsError, resolve, sources
 
 logger = logging.getLogger(__name__)
@@ -254,8 +255,7 @@ def accuracy_alarm_request(
     settings: Settings, topic_arn: str, package: dict, factor: float = DEFAULT_ACCURACY_FACTOR
 ) -> Optional[dict]:
     """PutMetricAlarm on the live wQL of `package`'s forecasts, or None without a registered wQL."""
-    if not factor > 1:
-        raise ValueError(f"--accuracy-factor {factor} must be > 1 (1.5: alarm at 50% worse than registered)")
+    check_accuracy_factor(factor)
     try:
         registered = float((package.get("CustomerMetadataProperties") or {})["metric_wql"])
     except (KeyError, ValueError):
@@ -338,8 +338,13 @@ def check_thresholds(errors: int, latency_ms: float, quiet_hours: int, accuracy_
         raise ValueError(f"--latency-ms {latency_ms:g}: must be above 0 (p90 model latency in milliseconds)")
     if quiet_hours < 1:
         raise ValueError(f"--quiet-hours {quiet_hours}: must be at least 1 (hours without invocations)")
-    if not accuracy_factor > 1:
-        raise ValueError(f"--accuracy-factor {accuracy_factor:g} must be > 1 (1.5: alarm at 50% worse than registered)")
+    check_accuracy_factor(accuracy_factor)
+
+
+def check_accuracy_factor(factor: float) -> None:
+    """The one check (and wording) of the accuracy alarm's factor, for the CLI and the alarm request."""
+    if not factor > 1:
+        raise ValueError(f"--accuracy-factor {factor:g}: must be above 1 (1.5: alarm at 50% worse than registered)")
 
 
 def local_accuracy_alarm(settings: Settings, factor: float = DEFAULT_ACCURACY_FACTOR) -> dict:
@@ -397,9 +402,9 @@ def local_accuracy_alarm(settings: Settings, factor: float = DEFAULT_ACCURACY_FA
         "latest_wql": latest,
         "latest_at": when,
         "reason": (
-            f"latest wQL {latest:.2%} of version {version}'s forecasts is "
-            f"{'above' if state == 'ALARM' else 'within'} {factor:g} x its registered wQL {registered:.2%} "
-            f"= {threshold:.2%}"
+            f"latest wQL {format_share(latest)} of version {version}'s forecasts is "
+            f"{'above' if state == 'ALARM' else 'within'} {factor:g} x its registered wQL {format_share(registered)} "
+            f"= {format_share(threshold)}"
         ),
     }
 

@@ -31,6 +31,8 @@ from processing import tables
 from processing.kernel import contracts
 from processing.kernel.metric_format import format_metric
 
+SHOWN_FIELDS = ("challenger", "champion", "limit")
+MAX_SHOWN_DECIMALS = 6
 COMPARED_KEYS = ("wape", "wql", "mape", "mase", "rmse", "mae", "bias", "coverage")
 
 
@@ -108,10 +110,20 @@ def comparison(
 
 
 def _shown(section: Dict[str, Any]) -> Dict[str, Any]:
-    """The *_shown fields: each value in the CLI's metric format (processing.kernel.metric_format)."""
-    for field in ("challenger", "champion", "limit"):
-        value = section["limit" if field == "limit" else f"{field}_value"]
-        section[f"{field}_shown"] = format_metric(section["key"], value)
+    """The *_shown fields: each value in the CLI's metric format (processing.kernel.metric_format).
+    A losing challenger just above the limit gets more decimals, all three alike, so the
+    ChallengerLost message never reads "WAPE 11.80% is above ... = 11.80%"."""
+    values = {field: section["limit" if field == "limit" else f"{field}_value"] for field in SHOWN_FIELDS}
+    decimals = 2
+    while (
+        not section["passed"]
+        and decimals < MAX_SHOWN_DECIMALS
+        and format_metric(section["key"], values["challenger"], decimals)
+        == format_metric(section["key"], values["limit"], decimals)
+    ):
+        decimals += 1
+    for field, value in values.items():
+        section[f"{field}_shown"] = format_metric(section["key"], value, decimals)
     return section
 
 

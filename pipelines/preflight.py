@@ -14,6 +14,7 @@ import re
 from typing import Any, Iterator, Mapping, Optional
 
 from processing.kernel.aws_validation import is_pipeline_expression, request_problems
+from processing.kernel.hints import suggest
 
 # step type -> (the operation its Arguments are sent to, the job-name member SageMaker fills in)
 JOB_OPERATIONS = {
@@ -23,6 +24,7 @@ JOB_OPERATIONS = {
 # SageMaker's execution ids are 12 characters (an ARN's last part); it stands in for the real one
 EXECUTION_ID = "0a1b2c3d4e5f"
 _PATH_TOKEN = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]|\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\]|<key [^>]*>")
+_ENUM = re.compile(r"is not one of (?P<choices>\[.*\])$")
 _ABOVE = re.compile(r"^(?P<path>\S+): length (?P<size>\d+) is above the maximum (?P<max>\d+)$")
 
 
@@ -134,6 +136,14 @@ def _explained(problem: str, step: str, operation: str, request: Any, unresolved
     detail = problem.split(":", 1)[1].strip()
     if text and repr(text) in detail:
         detail = detail.replace(repr(text), "the value")
+    listed = _ENUM.search(detail)
+    if listed:  # an instance type's list has 200 entries: name the nearest, not all of them
+        try:
+            choices = [str(c) for c in ast.literal_eval(listed.group("choices"))]
+        except (ValueError, SyntaxError):
+            choices = []
+        near = suggest(text, choices, render=lambda choice: f"--param {name}={choice}")
+        detail = f"{detail[: listed.start()]}is not one of the {len(choices)} values botocore's model lists{near}"
     if member.endswith("S3Uri"):
         detail = "it must be an s3:// URI (a local path or file:// URL works on --target local only)"
     return (
@@ -148,7 +158,7 @@ def problems(definition: Mapping[str, Any], parameters: Optional[Mapping[str, An
     values = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters") or []}
     values.update(parameters or {})
     values = {name: value for name, value in values.items() if value is not None}
-    found: list[str] = []
+    steps_of: dict[str, list[str]] = {}  # a line with "step {}" for the step -> the steps it is about
     for body in job_steps(definition.get("Steps")):
         operation, name_member = JOB_OPERATIONS[str(body["Type"])]
         unresolved = body.get("Arguments") or {}
@@ -156,9 +166,16 @@ def problems(definition: Mapping[str, Any], parameters: Optional[Mapping[str, An
             name_member: f"pipelines-{EXECUTION_ID}-{body.get('Name')}"[:63],
             **resolve_known(unresolved, values),
         }
-        lines = request_lines(str(body.get("Name")), operation, request, unresolved, values)
-        found.extend(line for line in lines if line not in found)
-    return found
+        step = str(body.get("Name"))
+        for line in request_lines(step, operation, request, unresolved, values):
+            steps = steps_of.setdefault(line.replace(f"step {step}", "step {}", 1), [])
+            if step not in steps:
+                steps.append(step)
+    # one line for a parameter every step passes alike (ProcessingInstanceType), naming the steps
+    return [
+        line.replace("step {}", f"step{'s' if len(steps) > 1 else ''} {', '.join(steps)}", 1)
+        for line, steps in steps_of.items()
+    ]
 
 
 def request_lines(

@@ -173,7 +173,12 @@ def check_overrides(definition: Mapping[str, Any], overrides: Mapping[str, str])
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
     for name, (low, high, why, example) in PARAMETER_BOUNDS.items():
         value = typed.get(name, defaults.get(name))
-        if name in declared and value is not None and not low <= value <= (math.inf if high is None else high):
+        # no upper bound still means a finite number: Evaluate refuses inf only after AutoML ran
+        if (
+            name in declared
+            and value is not None
+            and not (math.isfinite(value) and low <= value <= (math.inf if high is None else high))
+        ):
             allowed = f"must be from {low} to {high}" if high is not None else f"must be a number >= {low}"
             raise RunError(
                 f"--param {name}={overrides.get(name, value)}: {name} {allowed} ({why}); nothing was "

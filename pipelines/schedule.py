@@ -378,8 +378,10 @@ def crontab_line(
     for key, value in parameters.items():
         command += ["--param", f"{key}={value}"]
     assignments = "".join(f"{name}={shlex.quote(value)} " for name, value in sorted((environment or {}).items()))
-    run = f"{assignments}{shlex.join(command)}".replace("%", "\\%")
-    line = f"{when} cd {shlex.quote(home) if home[:1] != '$' else home} && {run} >> schedule.log 2>&1"
+    folder = shlex.quote(home) if home[:1] != "$" else home
+    # every % after the time fields, the checkout's folder too: cron would cut the command there
+    run = f"cd {folder} && {assignments}{shlex.join(command)} >> schedule.log 2>&1".replace("%", "\\%")
+    line = f"{when} {run}"
     return line if enabled else f"# {line}"
 
 
@@ -489,7 +491,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="Name=Value",
         help="pipeline parameter for every execution (repeatable)",
     )
-    make.add_argument("--disabled", action="store_true", help="create it paused")
+    make.add_argument(
+        "--disabled", action="store_true", help="create it paused (locally: the crontab line is printed commented out)"
+    )
     commands.add_parser("list", help="the project's schedules (SageMaker only; exit 2 locally)", epilog=LOCAL_NOTE)
     remove = commands.add_parser("delete", help="delete a schedule (SageMaker only; exit 2 locally)", epilog=LOCAL_NOTE)
     remove.add_argument("name")

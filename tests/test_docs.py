@@ -290,3 +290,16 @@ def test_every_flag_for_a_setting_names_its_environment_variables_and_config_key
                     wrong.append(f"python -m {command} {action.option_strings[0]}: {text!r}")
     assert checked >= 15  # --region, --target, --bucket, --port, --home, ... across the commands
     assert not wrong, "flags whose help does not say " + "'(or VARIABLE; key in forecast.toml)': " + "; ".join(wrong)
+
+
+def test_sagemaker_md_lists_every_field_of_evaluates_champion_section():
+    """docs/sagemaker.md's champion paragraph names each field Evaluate writes (the *_shown texts
+    the ChallengerLost message reads included), so a reader of evaluation.json finds them all."""
+    from evaluation import champion
+
+    report = {"forecast_metrics": {"wape": {"value": 0.2}}}
+    section = champion.comparison(report, report, {"model_package_version": 3}, "WAPE", 0.0)
+    text = (ROOT / "docs" / "sagemaker.md").read_text(encoding="utf-8")
+    paragraph = text.split("### Champion versus challenger", 1)[1].split("\n## ", 1)[0]
+    missing = [key for key in section if f"`{key}`" not in paragraph]
+    assert not missing, f"docs/sagemaker.md's champion section does not name {missing}"

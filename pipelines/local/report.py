@@ -172,11 +172,18 @@ def champion_lines(evaluation: Mapping[str, Any]) -> list:
         )
     else:
         verdict = "challenger wins"
+
+    def shown(field: str, value: Any) -> str:
+        """Evaluate's *_shown text (as ChallengerLost's message has it: decimals enough to tell a
+        losing challenger from the limit), else the value in the metric format."""
+        text = champion.get(f"{field}_shown")
+        return text if isinstance(text, str) and text else format_metric(metric, value)
+
     lines = [
         f"  champion (version {champion.get('version')}) vs challenger on the same holdout: "
-        f"{champion.get('metric')} {format_metric(champion.get('metric'), champion.get('champion_value'))} vs "
-        f"{format_metric(champion.get('metric'), champion.get('challenger_value'))}, "
-        f"limit {format_metric(champion.get('metric'), champion.get('limit'))} "
+        f"{metric} {shown('champion', champion.get('champion_value'))} vs "
+        f"{shown('challenger', champion.get('challenger_value'))}, "
+        f"limit {shown('limit', champion.get('limit'))} "
         f"(tolerance {_fmt_value(champion.get('tolerance'))}) -> {verdict}"
     ]
     theirs, ours = champion.get("champion_metrics") or {}, champion.get("challenger_metrics") or {}

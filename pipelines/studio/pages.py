@@ -304,6 +304,13 @@ def champion_section(evaluation: Mapping[str, Any]) -> str:
         report.metric_value(champion.get("champion_value")),
     )
     worse = mine is not None and theirs_value is not None and mine > theirs_value
+
+    def shown(field: str, key: str) -> str:
+        """Evaluate's *_shown text (ChallengerLost's: decimals enough to tell a losing challenger
+        from the limit), else the value in the metric format."""
+        text = champion.get(f"{field}_shown")
+        return esc(text) if isinstance(text, str) and text else _metric(metric, champion.get(key))
+
     verdict = (
         ("challenger registered: worse than the champion, within the tolerance" if worse else "challenger registered")
         if passed
@@ -311,8 +318,8 @@ def champion_section(evaluation: Mapping[str, Any]) -> str:
     )
     head = (
         f"<h3 id='champion'>Champion (version {esc(str(champion.get('version')))}) versus challenger, same holdout</h3>"
-        f"<p>{esc(str(metric))}: champion {_metric(metric, champion.get('champion_value'))}, challenger "
-        f"{_metric(metric, champion.get('challenger_value'))}, limit {_metric(metric, champion.get('limit'))} "
+        f"<p>{esc(str(metric))}: champion {shown('champion', 'champion_value')}, challenger "
+        f"{shown('challenger', 'challenger_value')}, limit {shown('limit', 'limit')} "
         f"(ChallengerTolerance {esc(str(champion.get('tolerance')))}): "
         f"{pill('Succeeded' if passed else 'Failed', verdict)}</p>"
     )

@@ -26,6 +26,9 @@ def metric_key(name: Any) -> str:
     return key[len("metric_") :] if key.startswith("metric_") else key
 
 
+MISSING_TYPES = ("NAType", "NaTType")  # pandas.NA, pandas.NaT
+
+
 def _number(value: Any) -> Optional[float]:
     """The value as a float, or None when it is missing (None, NaN) or no number (text, a flag)."""
     if value is None or isinstance(value, bool):
@@ -38,37 +41,41 @@ def _number(value: Any) -> Optional[float]:
 
 
 def _missing(value: Any) -> str:
-    """What a value that is no number shows: '-' when missing (None, NaN), else the text as is."""
+    """What a value that is no number shows: '-' when missing (None, NaN, pandas' NA and NaT, which
+    the report tables' nullable columns hold), else the text as is."""
     try:
         missing = value is None or math.isnan(float(value))
     except (TypeError, ValueError):
-        missing = False
+        missing = type(value).__name__ in MISSING_TYPES  # pandas is not imported here (the kernel stays light)
     return "-" if missing else str(value)
 
 
-def format_share(value: Any) -> str:
+def format_share(value: Any, decimals: int = 2) -> str:
     """0.0312 -> '3.12%'; 0.00001 -> '<0.01%' (a share is not zero until it is), -0.00001 -> '-<0.01%'."""
     number = _number(value)
     if number is None:
         return _missing(value)
-    text = f"{number:.2%}"
-    if text in ("0.00%", "-0.00%"):
-        return "0.00%" if number == 0 else "<0.01%" if number > 0 else "-<0.01%"
+    text = f"{number:.{decimals}%}"
+    zero = f"{0:.{decimals}%}"
+    if text in (zero, "-" + zero):
+        smallest = f"{10.0**-decimals:.{decimals}f}%"
+        return zero if number == 0 else f"<{smallest}" if number > 0 else f"-<{smallest}"
     return text
 
 
-def format_units(value: Any) -> str:
+def format_units(value: Any, decimals: int = 2) -> str:
     """7000 -> '7,000.00'; -0.001 -> '0.00' (never '-0.00')."""
     number = _number(value)
     if number is None:
         return _missing(value)
-    text = f"{number:,.2f}"
-    return "0.00" if text == "-0.00" else text
+    text = f"{number:,.{decimals}f}"
+    return text.lstrip("-") if text.strip("-0.,") == "" else text
 
 
-def format_metric(name: Any, value: Any) -> str:
-    """0.00987 as WAPE -> '0.99%'; 15.6355 as MAE -> '15.64'; text that is no number is shown as is."""
-    return format_share(value) if metric_key(name) in SHARE_METRICS else format_units(value)
+def format_metric(name: Any, value: Any, decimals: int = 2) -> str:
+    """0.00987 as WAPE -> '0.99%'; 15.6355 as MAE -> '15.64'; text that is no number is shown as is.
+    `decimals` more than 2 only where two values must read apart (evaluation.champion)."""
+    return format_share(value, decimals) if metric_key(name) in SHARE_METRICS else format_units(value, decimals)
 
 
 def format_logged(value: Any) -> str:

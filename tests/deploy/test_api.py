@@ -1202,3 +1202,41 @@ def test_given_invoke_piped_into_head_then_it_ends_without_a_traceback(tmp_path)
         assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr[:500]
     finally:
         server.shutdown()
+
+
+def test_invoke_url_names_only_request_fields_as_its_flags_not_the_servers_settings(capsys):
+    """A running API's "data" error is about the server's --data: `invoke --data X --url ...` named
+    its own --data X, which the server never used."""
+    import argparse
+    import http.server
+    import threading
+
+    body = json.dumps(
+        {"error": "data s3://srv/prep: no profile", "field": "data", "problem": "no profile in it"}
+    ).encode()
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        args = argparse.Namespace(
+            item_id="a", horizon=None, quantiles=None, covariate=None, data="/client/data", endpoint_name=None
+        )
+        code = api._invoke_url(f"http://127.0.0.1:{server.server_port}", {"item_id": "a"}, args)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1
+    assert capsys.readouterr().err.strip() == "error: data s3://srv/prep: no profile (HTTP 503)"

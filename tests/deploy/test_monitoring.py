@@ -107,7 +107,7 @@ def test_given_no_approved_package_then_no_accuracy_alarm_is_made_and_the_factor
 ):
     result = monitoring.ensure_monitoring(sagemaker_target, log=quiet)
     assert "demand-forecast-forecast-wql" not in result["alarms"]
-    with pytest.raises(ValueError, match="--accuracy-factor 1 must be > 1"):
+    with pytest.raises(ValueError, match="^--accuracy-factor 1: must be above 1 "):
         monitoring.accuracy_alarm_request(sagemaker_target, "arn:topic", {"ModelPackageArn": "a/1"}, factor=1)
 
 
@@ -119,7 +119,7 @@ def test_a_bad_threshold_is_refused_naming_the_flag_before_any_topic_or_dashboar
     argv = ["--target", "sagemaker", "--region", "us-east-1", "--accuracy-factor", "0.5"]
     assert monitoring.main(argv) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: --accuracy-factor 0.5 must be > 1 (1.5: alarm at 50% worse than registered)"
+        "error: --accuracy-factor 0.5: must be above 1 (1.5: alarm at 50% worse than registered)"
     )
     assert clients.client("sns", sagemaker_target).list_topics()["Topics"] == []
     assert clients.client("cloudwatch", sagemaker_target).list_dashboards()["DashboardEntries"] == []
@@ -176,6 +176,8 @@ def test_locally_the_forecast_accuracy_alarm_is_evaluated_on_the_published_wql_o
     assert monitoring.main(["--accuracy-factor", "1.2"]) == 1  # no endpoint running: said, with the alarm
     out = capsys.readouterr().out
     assert "demand-forecast-forecast-wql (evaluated locally): ALARM: latest wQL 2.50%" in out
+    _published(settings, "1", 0.00002, "2026-01-22T00:00:00+00:00")  # a tiny wQL is not "0.00%"
+    assert monitoring.local_accuracy_alarm(settings)["reason"].startswith("latest wQL <0.01% of version 1's")
     set_status(sm, arn, "Rejected", "test")
     assert monitoring.local_accuracy_alarm(settings)["state"] == "NONE"
 

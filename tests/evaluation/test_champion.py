@@ -133,3 +133,20 @@ def test_given_no_champion_then_the_shown_values_are_still_text_for_the_message(
 
     section = champion.comparison(_report(mase=1.23456), None, {"status": "none"}, "MASE", 0.0)
     assert (section["challenger_shown"], section["champion_shown"], section["limit_shown"]) == ("1.23", "0.00", "0.00")
+
+
+def test_given_a_challenger_just_above_the_limit_then_the_shown_values_get_the_decimals_that_tell_them_apart():
+    """At two decimals ChallengerLost read "WAPE 11.80% is above the champion's 11.80% ... = 11.80%"."""
+    section = champion.comparison(
+        _report(wape=0.118004), _report(wape=0.118), {"status": "available", "model_package_version": 3}, "WAPE", 0.0
+    )
+    assert section["passed"] is False
+    assert (section["challenger_shown"], section["champion_shown"], section["limit_shown"]) == (
+        "11.8004%",
+        "11.8000%",
+        "11.8000%",
+    )
+    units = champion.comparison(
+        _report(mae=15.6301), _report(mae=15.63), {"status": "available", "model_package_version": 3}, "MAE", 0.0
+    )
+    assert units["passed"] is False and (units["challenger_shown"], units["limit_shown"]) == ("15.6301", "15.6300")

@@ -55,3 +55,13 @@ def test_given_the_training_pipeline_then_prepare_data_has_the_same_input_url_li
     assert preflight.problems(training_definition(), {"InputDataUrl": _url(244)}) == []
     (line,) = preflight.problems(training_definition(), {"InputDataUrl": _url(245)})
     assert "at most 244 fit: step PrepareData passes it as --input-url=<value>" in line
+
+
+def test_given_a_mistyped_instance_type_then_one_short_line_names_every_step_and_the_nearest_type():
+    """It was one line per processing step, each quoting botocore's whole list of ~200 instance types."""
+    found = preflight.problems(training_definition(), {"ProcessingInstanceType": "ml.m5.larg"})
+    assert len(found) == 1 and len(found[0]) < 400, found
+    assert found[0].startswith(
+        "--param ProcessingInstanceType=ml.m5.larg: SageMaker would refuse it in steps PrepareData, AutoML, "
+    )
+    assert found[0].endswith("(did you mean --param ProcessingInstanceType=ml.m5.large?)")

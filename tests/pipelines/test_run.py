@@ -230,6 +230,7 @@ def test_given_overrides_then_they_are_typed_like_the_parameters():
             "be up to 5% worse than the champion); nothing was started. For example --param ChallengerTolerance=0.05",
         ),
         ("ChallengerTolerance=nan", "--param ChallengerTolerance=nan: ChallengerTolerance must be a number >= 0"),
+        ("ChallengerTolerance=inf", "--param ChallengerTolerance=inf: ChallengerTolerance must be a number >= 0"),
     ],
 )
 def test_given_a_bad_override_then_the_error_names_it(pair, message):

@@ -257,3 +257,17 @@ def test_a_disabled_local_schedule_is_the_line_commented_out_and_percent_signs_a
     assert lines[1].startswith("# 0 0 */1 * * cd ")
     assert "InputDataUrl=sales_\\%d.csv" in lines[1]
     assert lines[2].startswith("note: --disabled: the line is commented out")
+
+
+def test_a_percent_sign_in_the_checkouts_folder_is_escaped_too():
+    """crontab(5) turns an unescaped % anywhere in the command into a newline: `cd /srv/100%` would
+    have cut the line before the pipeline command."""
+    line = schedule.crontab_line("rate(1 day)", "batch", {}, home="/srv/100%/forecasting", python="/usr/bin/python3")
+    assert line.startswith("0 0 */1 * * cd /srv/100\\%/forecasting && /usr/bin/python3 -m pipelines.run ")
+    assert line.replace("\\%", "").count("%") == 0
+
+
+def test_create_help_says_what_disabled_prints_on_the_local_target(capsys):
+    with pytest.raises(SystemExit):
+        schedule.main(["create", "--help"])
+    assert "crontab line is printed commented out" in " ".join(capsys.readouterr().out.split())

@@ -280,3 +280,14 @@ def test_given_a_challenger_lost_with_its_evaluation_then_the_advice_names_the_t
     advice = report.rerun_advice(record, settings)[-1]
     # 0.0073 / 0.0056 - 1 = 0.3036: 0.31 lets it register, 0.30 would not
     assert "python -m pipelines.run --param ChallengerTolerance=0.31   # the least that registers it" in advice
+
+
+def test_given_a_challenger_just_above_the_limit_then_the_summary_tells_the_values_apart_as_challengerlost_does():
+    from evaluation import champion
+
+    report_of = {"forecast_metrics": {"wape": {"value": 0.118004}}}
+    section = champion.comparison(
+        report_of, {"forecast_metrics": {"wape": {"value": 0.118}}}, {"model_package_version": 3}, "WAPE", 0.0
+    )
+    line = champion_lines({"champion": section})[0]
+    assert "WAPE 11.8000% vs 11.8004%, limit 11.8000%" in line and "champion stays" in line

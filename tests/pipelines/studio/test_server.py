@@ -399,3 +399,18 @@ def test_the_evaluation_card_shows_the_champion_gate_comparison_on_the_same_hold
     within = pages.champion_section({"champion": {**champion, "tolerance": 0.2, "limit": 0.00648, "passed": True}})
     assert "challenger registered: worse than the champion, within the tolerance" in within
     assert pages.champion_section({"champion": {"status": "none"}}) == ""
+
+
+def test_the_evaluation_card_tells_a_challenger_just_above_the_limit_from_it_as_challengerlost_does():
+    from evaluation import champion
+    from pipelines.studio import pages
+
+    section = champion.comparison(
+        {"forecast_metrics": {"wape": {"value": 0.118004}}},
+        {"forecast_metrics": {"wape": {"value": 0.118}}},
+        {"model_package_version": 3},
+        "WAPE",
+        0.0,
+    )
+    html_text = pages.champion_section({"champion": section})
+    assert "WAPE: champion 11.8000%, challenger 11.8004%, limit 11.8000%" in html_text

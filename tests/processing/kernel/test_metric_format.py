@@ -82,3 +82,13 @@ def test_evaluation_logs_with_the_same_rule():
     from evaluation.metrics import logged
 
     assert logged(-0.0) == "0" and logged(None) == "undefined" and logged(0.3333333) == "0.3333"
+
+
+def test_pandas_missing_values_show_as_a_dash_as_the_report_tables_did():
+    """processing.report's own formatters said '-' for pd.isna values; a nullable column's pd.NA
+    showed as '<NA>' once they became format_units/format_share."""
+    import pandas as pd
+
+    from processing.kernel.metric_format import format_metric, format_share, format_units
+
+    assert [format_units(pd.NA), format_share(pd.NA), format_metric("wape", pd.NaT)] == ["-", "-", "-"]
