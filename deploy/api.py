@@ -910,8 +910,7 @@ class ForecastApi:
             missing = aws_errors.is_not_found(error)
             if missing and not self.data_uri:
                 self._data_gone()  # teardown --include-data removes the endpoint and the data: say the data
-            command = self._deploy_command() if missing else None
-            raise endpoint_error(error, self.endpoint_name, len(body.encode()), command) from None
+            raise endpoint_error(error, self.endpoint_name, len(body.encode())) from None
         except BotoCoreError as error:
             raise ApiError(502, f"the forecast endpoint {self.endpoint_name!r} is unreachable: {error}") from None
         try:
@@ -923,15 +922,6 @@ class ForecastApi:
                 502, f"the endpoint's answer has no {MEAN_COLUMN!r} column (columns: {list(output.columns)})"
             )
         return output
-
-    def _deploy_command(self) -> Optional[str]:
-        """The command that deploys the right version (deploy.approve.deploy_hint), None when unknown."""
-        try:
-            from deploy.approve import deploy_hint as approve_hint
-
-            return approve_hint(self.client("sagemaker"), self.settings.model_package_group)
-        except Exception:  # noqa: BLE001 - the registry cannot be read: the generic hint
-            return None
 
     def _data_gone(self) -> None:
         """Raise the 503 "no trained and approved model" when the prepared data the loaded history came
@@ -978,7 +968,7 @@ CLIENT_STATUSES = (400, 413, 422)
 _ORIGINAL_STATUS = re.compile(r"Received client error \((\d{3})\)")
 
 
-def endpoint_error(error: Any, endpoint_name: str, size: int, deploy_command: Optional[str] = None) -> ApiError:
+def endpoint_error(error: Any, endpoint_name: str, size: int) -> ApiError:
     """The API's answer to InvokeEndpoint's ClientError for a request body of `size` bytes.
 
     504 when the invocation timed out; 413 when SageMaker's front end refused the body as over
@@ -993,7 +983,7 @@ def endpoint_error(error: Any, endpoint_name: str, size: int, deploy_command: Op
     name = endpoint_name
     if code in ("ValidationError", "ValidationException") and aws_errors.is_not_found(error):
         # InvokeEndpoint's ValidationError "Endpoint X of account N not found."
-        return ApiError(502, f"no such endpoint is deployed; {deploy_hint(deploy_command)}", "endpoint_name", name)
+        return ApiError(502, f"no such endpoint is deployed; {DEPLOY_HINT}", "endpoint_name", name)
     if "timed out" in message:
         return ApiError(504, f"the forecast endpoint {name!r} did not answer in time: {message}")
     if code == "413" or http == 413:
@@ -1016,16 +1006,13 @@ def endpoint_error(error: Any, endpoint_name: str, size: int, deploy_command: Op
     return ApiError(502, f"the forecast endpoint {name!r} failed: {message}")
 
 
+# No registry lookup for the version: this module is the forecast API's Lambda, whose role reads no
+# registry (tests/pipelines/test_iam.py); `list` names the right one (after a rollback the newest
+# Approved version, where `--latest` would re-approve a Rejected newest one)
 DEPLOY_HINT = (
-    "approving a model version deploys it (python -m deploy.approve approve --latest); "
-    "give the name of a deployed endpoint otherwise"
+    "approving a model version deploys it (python -m deploy.approve list shows the versions, "
+    "python -m deploy.approve approve VERSION deploys one); give the name of a deployed endpoint otherwise"
 )
-
-
-def deploy_hint(command: Optional[str] = None) -> str:
-    """DEPLOY_HINT with the registry's command (deploy.approve.deploy_hint: after a rollback, the
-    newest Approved version, not `--latest`, which would re-approve the Rejected newest one)."""
-    return DEPLOY_HINT.replace("python -m deploy.approve approve --latest", command) if command else DEPLOY_HINT
 
 
 def invoke_params(endpoint_name: str, body: str) -> dict:

@@ -197,12 +197,3 @@ def request_lines(
         if line not in lines:
             lines.append(line)
     return lines
-
-
-def check(definition: Mapping[str, Any], parameters: Optional[Mapping[str, Any]] = None) -> None:
-    """Raise the start's RunError (exit 2) listing `problems`, before anything is uploaded or started."""
-    found = problems(definition, parameters)
-    if found:
-        from pipelines.run import RunError
-
-        raise RunError("\nerror: ".join(found) + "; nothing was started", 2)

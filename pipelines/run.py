@@ -512,7 +512,9 @@ def run_sagemaker(
         return wait(sm, arn, log=log) if args.wait else 0
     definition = render(args.pipeline, settings)
     parameters = check_overrides(json.loads(definition), overrides)
-    preflight.check(json.loads(definition), parameters)  # the resolved job requests, before any upload or start
+    refused = preflight.problems(json.loads(definition), parameters)  # the resolved job requests, before any upload
+    if refused:
+        raise RunError("\nerror: ".join(refused) + "; nothing was started", 2)
     code_bundle.upload(settings, log=log)
     if args.pipeline == "training":
         ensure_deploy_function(settings, log)

@@ -285,7 +285,7 @@ def test_given_verbose_when_invoked_then_the_apis_info_log_reaches_stderr_not_st
         (
             ("--item-id", "apple", "--endpoint-name", "nope"),
             "--endpoint-name nope: no such endpoint is deployed; approving a model version deploys it "
-            "(python -m deploy.approve approve --latest)",
+            "(python -m deploy.approve list shows the versions",
         ),
     ],
     ids=lambda value: " ".join(value[2:]) if isinstance(value, tuple) else None,
@@ -1134,7 +1134,7 @@ def _prepared_home(tmp_path):
     return settings
 
 
-def test_given_a_rollback_then_the_not_deployed_hint_names_the_approved_version_not_latest(tmp_path):
+def test_given_a_rollback_then_the_not_deployed_hint_does_not_say_latest(tmp_path):
     from deploy import clients
 
     settings = _prepared_home(tmp_path)
@@ -1150,7 +1150,7 @@ def test_given_a_rollback_then_the_not_deployed_hint_names_the_approved_version_
 
     assert status == 502, body
     assert "no such endpoint is deployed" in body["error"]
-    assert "(python -m deploy.approve approve 1)" in body["error"] and "--latest" not in body["error"]
+    assert "python -m deploy.approve list shows the versions" in body["error"] and "--latest" not in body["error"]
 
 
 def test_given_a_serving_api_when_teardown_removed_the_data_then_it_answers_503_not_not_deployed(tmp_path):
@@ -1159,7 +1159,7 @@ def test_given_a_serving_api_when_teardown_removed_the_data_then_it_answers_503_
     settings = _prepared_home(tmp_path)
     forecast_api = api.ForecastApi(settings)  # one instance, as `deploy.api serve` keeps: the data is loaded
     status, body = call(forecast_api, {"item_id": "apple", "horizon": 1})
-    assert status == 502 and "(python -m deploy.approve approve --latest)" in body["error"], body
+    assert status == 502 and "(python -m deploy.approve list shows the versions" in body["error"], body
 
     shutil.rmtree(settings.home_path / "s3" / settings.effective_bucket)  # teardown --include-data
     status, body = call(forecast_api, {"item_id": "apple", "horizon": 1})

@@ -65,7 +65,8 @@ def processing(
             "AppSpecification": {
                 "ImageUri": "image",
                 "ContainerEntrypoint": ["python3", f"/opt/ml/processing/code/{script}"],
-                "ContainerArguments": list(arguments),
+                # the SDK leaves ContainerArguments out without arguments: SageMaker refuses an empty list
+                **({"ContainerArguments": list(arguments)} if arguments else {}),
             },
             "RoleArn": "arn:aws:iam::000000000000:role/r",
             "ProcessingInputs": processing_inputs,
