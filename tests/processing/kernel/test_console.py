@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 from processing.kernel import console
 
@@ -61,12 +64,24 @@ def test_reset_restores_the_logging_defaults(capsys):
     assert logging.getLogger("processing").propagate and logging.getLogger("processing").level == logging.NOTSET
 
 
+def _read_like_head(program: str, cwd) -> tuple:
+    """Run `program` with stdout into a pipe that is closed after 10 bytes, as `| head` does:
+    (exit status, stderr)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[3]), "PATH": "/usr/bin:/bin"},
+    )
+    process.stdout.read(10)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    return process.wait(timeout=60), stderr
+
+
 def test_a_program_whose_reader_closes_the_pipe_finishes_its_work_without_a_traceback(tmp_path):
     """`python -m deploy.approve approve --latest | head` printed a BrokenPipeError traceback."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     program = (
         "import logging\n"
         "from processing.kernel import console\n"
@@ -80,27 +95,13 @@ def test_a_program_whose_reader_closes_the_pipe_finishes_its_work_without_a_trac
         "    return 0\n"
         "console.exit_with(main)\n"
     )
-    repo = str(Path(__file__).resolve().parents[3])
-    process = subprocess.Popen(
-        [sys.executable, "-c", program],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-        env={"PYTHONPATH": repo, "PATH": "/usr/bin:/bin"},
-    )
-    process.stdout.read(10)  # like head: read a little, then close
-    process.stdout.close()
-    stderr = process.stderr.read().decode()
-    assert process.wait(timeout=60) == 0  # the logging handler met the closed pipe first: output dropped, work done
+    code, stderr = _read_like_head(program, tmp_path)
+    assert code == 0  # the logging handler met the closed pipe first: output dropped, work done
     assert "Traceback" not in stderr and "Logging error" not in stderr, stderr[:500]
     assert (tmp_path / "finished").exists()
 
 
 def test_a_print_into_a_closed_pipe_ends_the_program_with_status_1_and_no_traceback(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     program = (
         "from processing.kernel import console\n"
         "def main():\n"
@@ -109,16 +110,6 @@ def test_a_print_into_a_closed_pipe_ends_the_program_with_status_1_and_no_traceb
         "    return 0\n"
         "console.exit_with(main)\n"
     )
-    repo = str(Path(__file__).resolve().parents[3])
-    process = subprocess.Popen(
-        [sys.executable, "-c", program],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path,
-        env={"PYTHONPATH": repo, "PATH": "/usr/bin:/bin"},
-    )
-    process.stdout.read(10)
-    process.stdout.close()
-    stderr = process.stderr.read().decode()
-    assert process.wait(timeout=60) == 1
+    code, stderr = _read_like_head(program, tmp_path)
+    assert code == 1
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr[:500]
