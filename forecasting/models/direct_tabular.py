@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..calendar import calendar_features
 from .base import Candidate, quantile_mean
-from .lightgbm_global import import_lightgbm, lightgbm_params, static_codes
+from .lightgbm_global import import_lightgbm, lightgbm_dataset, lightgbm_params, static_codes
 
 
 def direct_lags(m: int, extra: int, seasons: int = 0) -> np.ndarray:
@@ -150,13 +150,7 @@ class DirectTabular(Candidate):
         def budget(env):
             self.check_time()
 
-        data = lgb.Dataset(
-            frame,
-            target,
-            categorical_feature=categorical,
-            free_raw_data=False,
-            params={"max_bin": self.params["max_bin"], "verbose": -1},
-        )
+        data = lightgbm_dataset(lgb, frame, target, categorical, self.params["max_bin"])
         p = self.params
         self.boosters = [
             lgb.train(

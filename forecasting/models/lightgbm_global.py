@@ -52,6 +52,18 @@ def import_lightgbm():
     return lightgbm
 
 
+def lightgbm_dataset(lgb, frame, target, categorical, max_bin: int):
+    """The training Dataset the LightGBM models share (raw data kept: a validation set or a second
+    booster reads it)."""
+    return lgb.Dataset(
+        frame,
+        target,
+        categorical_feature=categorical,
+        free_raw_data=False,
+        params={"max_bin": max_bin, "verbose": -1},
+    )
+
+
 def lightgbm_params(p: dict, objective: str, bagging_freq: int, **objective_params) -> dict:
     """The LightGBM training parameters both LightGBM models share, from a candidate's params `p`:
     one place for the tree, bagging, determinism and thread settings. `objective_params` are the
@@ -458,13 +470,7 @@ class LightGBMGlobal(Candidate):
         def budget(env):
             self.check_time()
 
-        dataset = lgb.Dataset(
-            frame,
-            target,
-            categorical_feature=categorical,
-            free_raw_data=False,
-            params={"max_bin": self.params["max_bin"], "verbose": -1},
-        )
+        dataset = lightgbm_dataset(lgb, frame, target, categorical, self.params["max_bin"])
         rounds = self.params["num_boost_round"]
         # one after the other: boosters trained side by side in threads crashed LightGBM (a
         # segfault in the test suite, with torch's OpenMP loaded in the same process)

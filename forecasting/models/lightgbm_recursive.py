@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..calendar import NEAR_CAP, PROXIMITY_CAP, HolidayFeaturizer, calendar_features
 from .base import Candidate
-from .lightgbm_global import SHORT_HISTORY_DAYS, import_lightgbm, lightgbm_params, static_codes
+from .lightgbm_global import SHORT_HISTORY_DAYS, import_lightgbm, lightgbm_dataset, lightgbm_params, static_codes
 
 RECENT_LAGS = 7
 
@@ -180,13 +180,7 @@ class LightGBMRecursive(Candidate):
         def budget(env):
             self.check_time()
 
-        data = lgb.Dataset(
-            frame.iloc[fit_part],
-            z[fit_rows],
-            categorical_feature=categorical,
-            free_raw_data=False,
-            params={"max_bin": self.params["max_bin"], "verbose": -1},
-        )
+        data = lightgbm_dataset(lgb, frame.iloc[fit_part], z[fit_rows], categorical, self.params["max_bin"])
         callbacks = [budget]
         valid_sets = []
         if len(valid_rows):
