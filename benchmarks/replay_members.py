@@ -91,7 +91,8 @@ def member_forecasts(spec: tuple, config, panel, windows, held, cache_tag: str) 
             model.fit(head)
         bt.append(model.forecast(head, window.future).values)
     head, future, _ = held
-    final = cls(config, **params).fit(head)
+    # as engine.train: a member that keeps its latest backtest fit is not refitted
+    final = model if model is not None and model.reuses_backtest_selection else cls(config, **params).fit(head)
     out = {"bt": bt, "ho": final.forecast(head, future).values}
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))

@@ -289,11 +289,12 @@ def train(
         try:
             latest = results[n].get("model")
             if latest is not None and latest.reuses_backtest_selection:
-                # model forms chosen in the backtests (the latest window's fit; before the oldest
-                # window when the selection spans windows) are kept; parameters are re-estimated
-                # on each prediction's context anyway, so a second search would buy little
+                # the latest window's fit is kept: model forms chosen in the backtests (before the
+                # oldest window when the selection spans windows), whose parameters each prediction
+                # re-estimates on its context, or a global model on short daily history, whose
+                # features look back from each forecast's origin (LightGBMGlobal._keeps_backtest_fit)
                 fitted[n] = latest
-                log(f"[engine] {results[n]['label']}: keeps the model forms selected in its backtests")
+                log(f"[engine] {results[n]['label']}: keeps its latest backtest fit (no refit on all data)")
                 continue
             fitted[n] = create(n, config, **params.get(n, {})).fit(panel, deadline=None if n == BASELINE else deadline)
             if fitted[n].fits_per_prediction:

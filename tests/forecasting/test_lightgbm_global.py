@@ -325,3 +325,49 @@ def test_given_a_holiday_the_panel_was_closed_on_then_its_normal_day_features_ar
     assert not np.isinf(adj).any()
     assert np.isnan(frame["level_adj"]).all()  # Nov 28 is in the level window of every target
     assert np.isfinite(frame["season_lag_0_adj"][:3]).all()  # Dec 2-4's lags a week back: normal days
+
+
+@pytest.mark.parametrize(
+    "frequency, days, params, keeps",
+    [("D", 120, {}, True), ("D", 800, {}, False), ("D", 120, {"final_from_backtest": False}, False)],
+)
+def test_given_short_daily_history_when_trained_then_the_backtest_lightgbm_is_the_final_model(
+    tmp_path, frequency, days, params, keeps
+):
+    """Under two years of daily history the engine keeps LightGBM's latest backtest fit (a third
+    of pizzaplace's CPU, no measurable accuracy); longer history, or the option off, refits on all
+    data, so the final model has seen the last window."""
+    from forecasting.engine import train
+
+    from .conftest import FAST_LGB, make_frame
+
+    config = EngineConfig(frequency=frequency, horizon=7, quantiles=("p10", "p50", "p90"))
+    frame = make_frame(n_items=4, n_days=days, kind="covariate", noise=0.3)  # promotions: LightGBM wins weight
+    lines: list = []
+    lgb = {**FAST_LGB["LightGBM"], **params}
+    train(
+        frame,
+        config,
+        tmp_path,
+        candidates=["SeasonalNaive", "LightGBM"],
+        candidate_params={"LightGBM": lgb},
+        log=lines.append,
+    )
+    kept = any("LightGBM" in line and "keeps its latest backtest fit" in line for line in lines)
+    refit = any("refit LightGBM" in line for line in lines)
+    assert (kept, refit) == (keeps, not keeps), "\n".join(lines)
+
+
+def test_given_short_history_of_another_frequency_then_lightgbm_refits():
+    """The rule is measured on daily data only: a monthly fit is never kept as the final model."""
+    from forecasting.models import create
+
+    from .conftest import FAST_LGB, make_frame
+    from .test_models import _panels
+
+    frame = make_frame(n_items=4, n_days=120, kind="seasonal", noise=0.3)
+    daily = EngineConfig(frequency="D", horizon=7, quantiles=("p10", "p50", "p90"))
+    monthly = EngineConfig(frequency="M", horizon=7, quantiles=("p10", "p50", "p90"))
+    train_panel = _panels(frame, daily)[0]
+    assert create("LightGBM", daily, **FAST_LGB["LightGBM"]).fit(train_panel).reuses_backtest_selection
+    assert not create("LightGBM", monthly, **FAST_LGB["LightGBM"]).fit(train_panel).reuses_backtest_selection
