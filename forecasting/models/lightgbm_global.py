@@ -399,8 +399,8 @@ class LightGBMGlobal(Candidate):
     def _keeps_backtest_fit(self, train) -> bool:
         """Whether the engine keeps this fit, made for the latest backtest window, as the final
         model instead of refitting on all data. On daily history under two years the refit
-        bought nothing measurable and cost a third of the engine's CPU (pizzaplace, 32 series x
-        365 days: 6.96 -> 3.83 CPU s, wQL 0.29597 -> 0.29613; nycflights 0.08258 -> 0.08239;
+        bought nothing measurable and cost nearly half of the engine's CPU (pizzaplace, 32 series x
+        365 days: 7.04 -> 3.89 CPU s, wQL 0.29597 -> 0.29613; nycflights 0.08258 -> 0.08239;
         docs/engine.md "Eleventh session"). Longer or non-daily history refits: skipping it on
         every frequency cost visnights its target."""
         if not self.params.get("final_from_backtest", True) or self.config.frequency_unit != "D":
