@@ -89,8 +89,14 @@ def replace_directory(source: Path, target: Path) -> Path:
     every new one is in place; if any move fails, the new entries already moved are taken out
     again and the old ones put back, so `target` is left with its old contents (`source` is
     deleted either way). Once all new entries are in, the old ones are deleted. A reader during
-    the swap may see some entries new and others still old; a killed process can leave the
-    hidden `.old-*` folder behind.
+    the swap may see some entries new and others still old.
+
+    A killed process (SIGKILL, out of memory, a stopped job) runs no rollback: `target` keeps
+    a mix of new and old entries plus the hidden `.old-*` folder, which may hold the only copy
+    of an old entry (a folder set aside, its new one not yet in); `source` is left too. The next
+    swap into `target` treats that folder like any entry `source` lacks: set aside with the
+    others, deleted once every new entry is in, put back if that swap fails. One swap into a
+    `target` at a time: a concurrent one would sweep the other's `.old-*` folder the same way.
     """
     source, target = Path(source), Path(target)
     if not target.is_dir() or target.is_symlink():
@@ -163,7 +169,10 @@ def staged_directory(target: Path) -> Iterator[Path]:
     """Build a folder beside `target`, then swap it in: a failed step leaves no partial output.
 
     Yields the staging folder; on success it replaces `target` (an older `target` is removed),
-    on any exception it is deleted and `target` is left as it was.
+    on any exception it is deleted and `target` is left as it was. A killed process leaves its
+    hidden staging folder (`.<target name>-*`) beside `target`; nothing sweeps it (another
+    process may be building in its own), and it is no part of `target` (a step's output channel
+    is the folder `target`, never its parent).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -187,3 +187,92 @@ def test_staged_directory_over_a_full_output_folder_keeps_the_folder(tmp_path):
     with staged_directory(target) as staging:
         (staging / "new.txt").write_text("new")
     assert os.stat(target).st_ino == inode and _tree(target) == {"new.txt": "new"}
+
+
+# A swap killed midway (SIGKILL, OOM, a stopped job) runs no rollback: it leaves its hidden `.old-*`
+# folder inside the target, sometimes holding the only copy of an old entry. The process is really
+# killed here, on disk, at the moment named by each case.
+_KILLED_SWAP = """
+import os, shutil, signal, sys
+from pathlib import Path
+from processing import atomic
+
+target, source, moment = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+real_replace, real_rmtree = os.replace, shutil.rmtree
+
+def replace(a, b):
+    real_replace(a, b)
+    if moment == "old folder set aside" and Path(a) == target / "model":
+        os.kill(os.getpid(), signal.SIGKILL)  # the new model folder is not in yet
+
+def rmtree(path, *args, **kwargs):
+    if moment == "clearing the old entries" and Path(path).name.startswith(".old-"):
+        for entry in sorted(Path(path).iterdir())[:1]:
+            real_rmtree(entry) if entry.is_dir() else entry.unlink()
+        os.kill(os.getpid(), signal.SIGKILL)  # part of the old entries deleted
+    return real_rmtree(path, *args, **kwargs)
+
+atomic.os.replace, atomic.shutil.rmtree = replace, rmtree
+atomic.replace_directory(source, target)
+"""
+
+
+def _kill_a_swap(tmp_path: Path, moment: str) -> Path:
+    import signal
+    import subprocess
+    import sys
+
+    target, source = _old_and_new(tmp_path)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_SWAP, str(target), str(source), moment], env=env)
+    assert killed.returncode == -signal.SIGKILL
+    return target
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("moment", ["old folder set aside", "clearing the old entries"])
+def test_given_a_swap_killed_midway_when_the_next_swap_succeeds_then_its_old_folder_is_swept(tmp_path, moment):
+    from processing.atomic import replace_directory
+
+    target = _kill_a_swap(tmp_path, moment)
+    left = [p for p in target.iterdir() if p.name.startswith(".old-")]
+    assert len(left) == 1  # what the killed process leaves behind
+    if moment == "old folder set aside":
+        assert not (target / "model").exists()
+        assert (left[0] / "model" / "weights.bin").read_text() == "old weights"  # the only copy
+    nxt = tmp_path / "next"
+    (nxt / "model").mkdir(parents=True)
+    (nxt / "model" / "weights.bin").write_text("next weights")
+    (nxt / "metrics.json").write_text("next metrics")
+    replace_directory(nxt, target)
+    assert sorted(p.name for p in target.iterdir()) == ["metrics.json", "model"]  # nothing hidden is left
+    assert _tree(target) == {"metrics.json": "next metrics", "model/weights.bin": "next weights"}
+
+
+@pytest.mark.integration
+def test_given_a_swap_killed_midway_when_the_next_swap_fails_then_the_old_folder_is_kept(tmp_path, monkeypatch):
+    # the killed swap's `.old-*` folder holds the only copy of the old model: a failed swap puts it back
+    from processing import atomic
+
+    target = _kill_a_swap(tmp_path, "old folder set aside")
+    before = {p.name for p in target.iterdir()}
+    kept = _tree(target)
+    nxt = tmp_path / "next"
+    (nxt / "model").mkdir(parents=True)
+    (nxt / "model" / "weights.bin").write_text("next weights")
+    (nxt / "zzz.csv").write_text("moved in last")
+    real_replace = os.replace
+
+    def replace(a, b):
+        if Path(a) == nxt / "zzz.csv":
+            raise OSError(28, "No space left on device")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    monkeypatch.setattr(atomic.shutil, "copy2", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space")))
+    with pytest.raises(OSError):
+        atomic.replace_directory(nxt, target)
+    assert {p.name for p in target.iterdir()} == before
+    assert _tree(target) == kept
+    assert any(path.endswith("/model/weights.bin") and text == "old weights" for path, text in kept.items())
