@@ -40,8 +40,7 @@ def check_tolerance(tolerance: float) -> float:
     value = float(tolerance)
     if not math.isfinite(value) or value < 0:
         raise ValueError(
-            f"--param ChallengerTolerance={tolerance} must be a number >= 0 "
-            "(0.05 lets a challenger be up to 5% worse than the champion)"
+            f"--param ChallengerTolerance={tolerance} must be a number >= 0 ({contracts.CHALLENGER_TOLERANCE_MEANING})"
         )
     return value
 

@@ -34,7 +34,7 @@ TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
 # name: (lowest, highest or None for no upper bound, why, an example value)
 PARAMETER_BOUNDS: dict[str, tuple[float, Optional[float], str, str]] = {
     "ForecastHorizon": (1, 500, "periods to forecast; Autopilot accepts 1 to 500", "14"),
-    "ChallengerTolerance": (0, None, "0.05 lets a challenger be up to 5% worse than the champion", "0.05"),
+    "ChallengerTolerance": (0, None, contracts.CHALLENGER_TOLERANCE_MEANING, "0.05"),
 }
 
 

@@ -114,6 +114,8 @@ CHAMPION_STATUS_PATH = "champion.status"  # "compared" when the gate compares wi
 CHAMPION_CHALLENGER_VALUE_PATH = "champion.challenger_value"
 CHAMPION_VALUE_PATH = "champion.champion_value"
 CHAMPION_LIMIT_PATH = "champion.limit"  # champion_value x (1 + ChallengerTolerance)
+# what ChallengerTolerance means, in the CLI's and the Evaluate step's errors alike
+CHALLENGER_TOLERANCE_MEANING = "0.05 lets a challenger be up to 5% worse than the champion"
 CHAMPION_VERSION_PATH = "champion.version"
 # the same three values as text in the CLI's metric format ("0.62%"), for the ChallengerLost message
 CHAMPION_CHALLENGER_SHOWN_PATH = "champion.challenger_shown"
