@@ -8,7 +8,7 @@
 Datasets: `seed` (the seed recipe data, 125 daily series, h=14, the two windows of
 benchmarks/bench_engine.py, promotion and is_holiday known covariates, category and region
 static) and every dataset of benchmarks/bench_real.py (`all`: seed and its 8; `new`: its 4 the
-engine was not tuned on), on its last `--windows` horizons
+engine was not tuned on; `single`: its 13 one-series sets), on its last `--windows` horizons
 (bench_real.windows: the same splits bench_real scores). Per window this process exports the
 history, the window's known covariates and the static attributes as Parquet, then runs this
 same file with `--worker DIR` under the AutoGluon interpreter: TimeSeriesPredictor(
@@ -330,7 +330,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--datasets",
         default="seed",
-        help="comma-separated names, all (seed and bench_real's `all`) or new (bench_real's `new`)",
+        help="comma-separated names, all (seed and bench_real's `all`), new or single (bench_real's `new`, `single`)",
     )
     parser.add_argument("--windows", type=int, default=2, help="bench_real datasets' rolling windows (seed: its 2)")
     parser.add_argument(

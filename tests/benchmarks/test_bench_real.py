@@ -94,3 +94,25 @@ def test_aus_arrivals_is_quarterly_from_four_origins():
     assert sorted(frame["item_id"].unique()) == ["Japan", "NZ", "UK", "US"]
     assert frame.groupby("item_id").size().eq(127).all() and (frame["timestamp"].dt.month % 3 == 1).all()
     assert frame["timestamp"].max() == pd.Timestamp("2012-07-01")  # 2012 Q3
+
+
+def test_single_is_its_own_group_of_one_series_sets():
+    assert _parse("single") == list(bench_real.SINGLE_DATASETS)
+    assert not set(bench_real.SINGLE_DATASETS) & (set(bench_real.DATASETS) | set(bench_real.NEW_DATASETS))
+
+
+@pytest.mark.parametrize(
+    "name, first, last, length",
+    [
+        ("a10", "1991-07-01", "2008-06-01", 204),  # ts(start = c(1991, 7), frequency = 12)
+        ("auscafe", "1982-04-01", "2017-09-01", 426),
+        ("ausbeer", "1956-01-01", "2010-04-01", 218),  # quarterly, to 2010 Q2
+        ("hyndsight", "2014-04-30", "2015-04-29", 365),
+    ],
+)
+def test_single_sets_start_where_their_ts_object_does(name, first, last, length):
+    data = bench_real.load(name)
+    stamps = data.frame["timestamp"]
+    assert data.frame["item_id"].nunique() == 1 and len(stamps) == length
+    assert stamps.min() == pd.Timestamp(first) and stamps.max() == pd.Timestamp(last)
+    assert stamps.is_monotonic_increasing and stamps.is_unique
