@@ -375,7 +375,8 @@ def main(argv: list) -> int:
         return 2
 
     def save(r: dict) -> None:
-        job_records.save(home, "automl", name, r)
+        # merged over the record on disk: the fields the runtime added meanwhile (its pid, ours) stay
+        job_records.update(home, "automl", name, lambda current: current.update(r))
 
     try:
         record.update(train_job(record["request"], record, settings, save, job_records.now))

@@ -1,15 +1,18 @@
 """The local SageMaker jobs' records on disk (FORECAST_HOME/sagemaker/<kind>/<name>.json).
 
 Shared by the local SageMaker API (sagemaker_jobs) and the AutoML worker process, which saves
-its job's progress without importing the API (no import cycle between the two).
+its job's progress without importing the API (no import cycle between the two). Both write the
+same job's record, so every change after its creation goes through `update`, under the record's lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from pipelines.local.store import atomic_write_bytes
 
@@ -64,3 +67,32 @@ def save(home: Path, kind: str, name: str, record: dict) -> None:
     atomic_write_bytes(
         record_path(home, kind, name), json.dumps(to_json(record), indent=2, default=str).encode("utf-8")
     )
+
+
+@contextlib.contextmanager
+def locked(home: Path, kind: str, name: str) -> Iterator[None]:
+    """Hold the record's lock (`<name>.lock` beside it, which `load_all` does not read)."""
+    path = record_path(home, kind, name).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update(home: Path, kind: str, name: str, change: Callable[[dict], object]) -> Optional[dict]:
+    """Load, change in place and save one record under its lock; returns it (None: no such record).
+
+    The runtime and the job's worker process write the same record: a plain load then save by one
+    dropped what the other saved in between (the worker's TrainingModels written back to
+    AnalyzingData by the runtime adding the worker's pid, or that pid dropped by the worker, so a
+    retried run took the live training for a dead one)."""
+    with locked(home, kind, name):
+        record = load(home, kind, name)
+        if record is None:
+            return None
+        change(record)
+        save(home, kind, name, record)
+        return record

@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from pipelines.local import automl_worker, job_records, limits, supervision
 from pipelines.local.errors import LocalClientError
@@ -97,10 +97,10 @@ class JobsMixin:
             "OwnerProcess": supervision.process_identity(os.getpid()),
         }
         record.update(owner)
-        latest = self._load("automl", name) or record  # the worker may have written already
-        if latest.get("AutoMLJobStatus") == "InProgress":
-            latest.update(owner)
-            self._save("automl", name, latest)
+        # the worker may have written already (TrainingModels, or even its end): add to what it wrote
+        job_records.update(
+            self.home, "automl", name, lambda r: r.update(owner) if r.get("AutoMLJobStatus") == "InProgress" else None
+        )
         import_engine_ahead()  # the job's model is transformed here next (the training's BacktestForecast)
         return {"AutoMLJobArn": arn}
 
@@ -111,16 +111,16 @@ class JobsMixin:
             raise LocalClientError("ResourceNotFound", f"Job {AutoMLJobName} not found.", "StopAutoMLJob")
         if record["AutoMLJobStatus"] != "InProgress":
             return {}
-        record.update(AutoMLJobSecondaryStatus="Stopping", LastModifiedTime=_now())
-        self._save("automl", AutoMLJobName, record)
+
+        def stopping(r: dict) -> None:
+            if r["AutoMLJobStatus"] == "InProgress":
+                r.update(AutoMLJobSecondaryStatus="Stopping", LastModifiedTime=_now())
+
+        record = job_records.update(self.home, "automl", AutoMLJobName, stopping) or record
         if not automl_worker.stop(self.settings, AutoMLJobName) and self._worker_alive(record):
             with contextlib.suppress(ProcessLookupError, PermissionError):  # launched by another process
                 os.killpg(record["WorkerPid"], signal.SIGKILL)
-        record = self._load("automl", AutoMLJobName) or record
-        if record["AutoMLJobStatus"] == "InProgress":
-            record.update(AutoMLJobStatus="Stopped", AutoMLJobSecondaryStatus="Stopped")
-            record["EndTime"] = record["LastModifiedTime"] = _now()
-            self._save("automl", AutoMLJobName, record)
+        job_records.update(self.home, "automl", AutoMLJobName, _end_if_in_progress("Stopped"))
         return {}
 
     def _settle(self, record: dict) -> dict:
@@ -143,15 +143,8 @@ class JobsMixin:
             )
         else:
             reason = f"the local training process {record.get('WorkerPid')} is gone (its runtime exited)"
-        if record["AutoMLJobStatus"] == "InProgress":
-            record.update(
-                AutoMLJobStatus="Failed",
-                AutoMLJobSecondaryStatus="Failed",
-                FailureReason=f"{reason}; see {record.get('JobLog')}",
-            )
-            record["EndTime"] = record["LastModifiedTime"] = _now()
-            self._save("automl", name, record)
-        return record
+        change = _end_if_in_progress("Failed", FailureReason=f"{reason}; see {record.get('JobLog')}")
+        return job_records.update(self.home, "automl", name, change) or record
 
     @staticmethod
     def _worker_alive(record: dict) -> bool:
@@ -411,6 +404,18 @@ class JobsMixin:
                 for j in jobs[:MaxResults]
             ]
         }
+
+
+def _end_if_in_progress(status: str, **fields: Any) -> Callable[[dict], None]:
+    """A `job_records.update` change ending a job that is still InProgress (one that ended meanwhile,
+    its worker's Completed included, stays as it is)."""
+
+    def change(record: dict) -> None:
+        if record["AutoMLJobStatus"] == "InProgress":
+            record.update(AutoMLJobStatus=status, AutoMLJobSecondaryStatus=status, **fields)
+            record["EndTime"] = record["LastModifiedTime"] = _now()
+
+    return change
 
 
 # -- the engine, imported ahead -------------------------------------------------------------

@@ -18,7 +18,9 @@ Completed -> AutoML step Succeeded 0.3-0.5 s (until the step's next poll, possib
 (7) package -> RegisterModel Succeeded 0.06-0.2 s, a forked ChampionForecast 0.45 s, a forked
 PrepareData process 0.2 s. So:
   (1) the first run spawns its steps: PrepareData's process lives 1.2 s; it is frozen once seen;
-  (2) the job trains for seconds (5-7 s quiet, longer under load);
+  (2) the job trains for seconds (1.5-2.5 s quiet, longer under load), its record TrainingModels
+      throughout (once, in CI, AnalyzingData throughout: the runtime adding the worker's pid wrote
+      back the status it had read before the worker's; both now write through job_records.update);
   (3) the AutoML step is frozen while its job trains, so it cannot poll the job's end, which its
       worker (the runtime's child, not the step's) reaches on its own;
   (4), (6) BacktestForecast and Evaluate take 2.5-7 s;
@@ -353,7 +355,7 @@ def test_killed_during_each_step_in_turn_then_retried_ends_succeeded_with_one_ve
         return Runtime(["--retry", execution_id])
 
     # 2. AutoML, while its job trains: the crash takes the training process with it (job Failed). The
-    # job trains for seconds after TrainingModels is written (5-7 s quiet), and its worker (its own
+    # job trains for seconds after TrainingModels is written (1.5-2.5 s quiet), and its worker (its own
     # session) notices its runtime gone within 2 s (automl_worker.ORPHAN_CHECK_SECONDS), before the end
     kill_during(
         retry(),
