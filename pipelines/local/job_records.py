@@ -7,14 +7,13 @@ same job's record, so every change after its creation goes through `update`, und
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import fcntl
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 from pipelines.local.store import atomic_write_bytes
+from processing.atomic import file_lock
 
 
 def now() -> datetime.datetime:
@@ -69,17 +68,9 @@ def save(home: Path, kind: str, name: str, record: dict) -> None:
     )
 
 
-@contextlib.contextmanager
-def locked(home: Path, kind: str, name: str) -> Iterator[None]:
+def locked(home: Path, kind: str, name: str) -> ContextManager[None]:
     """Hold the record's lock (`<name>.lock` beside it, which `load_all` does not read)."""
-    path = record_path(home, kind, name).with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(record_path(home, kind, name).with_suffix(".lock"))
 
 
 def update(home: Path, kind: str, name: str, change: Callable[[dict], object]) -> Optional[dict]:

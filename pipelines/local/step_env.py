@@ -39,10 +39,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from pipelines import processing_image
-from processing.atomic import write_text_atomic
+from processing.atomic import file_lock, write_text_atomic  # file_lock: one build for concurrent runs
 from processing.kernel import console
 from processing.kernel.settings import Settings
 
@@ -229,20 +229,6 @@ def overlay_key(requirements_text: str) -> str:
     """The pins, not the comments: two steps with the same requirements share one overlay."""
     lines = sorted(line.split("#", 1)[0].strip() for line in requirements_text.splitlines())
     return hashlib.sha256("\n".join(line for line in lines if line).encode()).hexdigest()[:12]
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock other processes wait on (one build for concurrent runs and tests)."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _complete(folder: Path) -> bool:
