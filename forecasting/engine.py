@@ -30,7 +30,7 @@ from .config import FIXED_SECONDS, PER_SERIES_SECONDS, EngineConfig
 from .data import Panel, check_training_panel, infer_roles, long_columns, panel_from_columns, read_table, static_frame
 from .ensemble import calibrate, caruana_weights, combine, describe_calibration, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
-from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, create, default_members, display_name
+from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, create, default_members, display_name, lists_all
 from .models.base import Fallbacks, straddles_median
 
 logger = logging.getLogger(__name__)
@@ -166,6 +166,10 @@ def train(
         + (f"; ignored non-numeric time-varying {roles.dropped}" if roles.dropped else "")
     )
     names = list(candidates) if candidates else default_members(config)
+    if not candidates and lists_all(config.algorithms):
+        log(
+            "[engine] the request lists all six Autopilot algorithms, Autopilot's default set: training the default members"
+        )
     unsuited = [n for n in names if n in CANDIDATES and not CANDIDATES[n].suits_panel(config, panel)]
     if unsuited:
         log(f"[engine] left out (nothing to add on this data): {', '.join(unsuited)}")

@@ -13,7 +13,7 @@ from processing.kernel.process_env import configure_threads
 
 from .config import EngineConfig
 from .engine import train
-from .models import PRESETS
+from .models import PRESETS, lists_all
 
 
 def main(argv=None) -> int:
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         parser.error(f"--request {path}: cannot read JSON ({exc})")
     overrides = {"preset": args.preset} if args.preset else {}
     config = EngineConfig.from_automl_request(request, **overrides)
-    if args.preset and config.algorithms is not None:  # the request's list wins: say so, not silently
+    if args.preset and config.algorithms is not None and not lists_all(config.algorithms):  # the list wins: say so
         listed = ", ".join(config.algorithms)
         print(f"note: --preset {args.preset} is not used: the request lists its algorithms ({listed})")
     result = train(args.train, config, args.out, time_limit_seconds=args.time_limit)  # the engine logs

@@ -141,11 +141,20 @@ FREQUENCY_MEMBERS = {
 FREQUENCY_REPLACES = {"W": {"NPTS": "NPTSLevel"}, "M": {"NPTS": "NPTSLevel"}}
 
 
+def lists_all(algorithms) -> bool:
+    """True when a list names every Autopilot algorithm: Autopilot then trains the same set as with
+    no list (its default), so the engine trains its own default members, the set bench_real measures
+    (the training pipeline's default `AutoMLAlgorithms` is all six; docs/engine.md "Fourteenth session")."""
+    return algorithms is not None and {str(a).strip().lower() for a in algorithms} == set(AUTOPILOT_ALGORITHMS)
+
+
 def default_members(config: EngineConfig) -> list:
     """The candidates a job trains unless told: its algorithms or preset, plus on the default
-    preset the members its data frequency needs (FREQUENCY_MEMBERS, FREQUENCY_REPLACES), when installed."""
-    names = candidate_names(config.algorithms, config.preset)
-    if config.algorithms is None and config.preset == "default":
+    preset the members its data frequency needs (FREQUENCY_MEMBERS, FREQUENCY_REPLACES), when installed.
+    A list of all six Autopilot algorithms counts as no list (`lists_all`)."""
+    algorithms = None if lists_all(config.algorithms) else config.algorithms
+    names = candidate_names(algorithms, config.preset)
+    if algorithms is None and config.preset == "default":
         swap = FREQUENCY_REPLACES.get(config.frequency_unit, {})
         names = [swap.get(n, n) for n in names]
         extra = [n for n in FREQUENCY_MEMBERS.get(config.frequency_unit, ()) if n not in names]

@@ -90,3 +90,20 @@ def test_given_the_default_preset_when_data_is_seasonal_then_npts_is_level_moved
 
     monthly = EngineConfig(frequency="M", horizon=12)
     assert CANDIDATES["ThetaClassic"].suits(monthly, 20) and not CANDIDATES["ThetaClassic"].suits(monthly, 145)
+
+
+def test_given_all_six_autopilot_algorithms_then_the_default_members_train_as_for_no_list():
+    """Autopilot trains the same set with the six listed as with none; the pipeline's default lists them."""
+    from processing.automl_request import TIME_SERIES_ALGORITHMS
+
+    for freq in ("D", "W", "M"):
+        preset = default_members(EngineConfig(frequency=freq, horizon=8))
+        for listed in (
+            TIME_SERIES_ALGORITHMS,
+            tuple(reversed(TIME_SERIES_ALGORITHMS)),
+            ("ETS", "npts ", *"cnn-qr deepar prophet arima".split()),
+        ):
+            assert default_members(EngineConfig(frequency=freq, horizon=8, algorithms=listed)) == preset, (freq, listed)
+    # five of the six is a real choice: each plays its own part, no frequency members
+    five = default_members(EngineConfig(frequency="M", horizon=8, algorithms=TIME_SERIES_ALGORITHMS[:-1]))
+    assert "ETS" not in five and "ThetaClassic" not in five and "ARIMA" in five and "NPTS" in five
