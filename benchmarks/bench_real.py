@@ -463,7 +463,7 @@ def main(argv=None) -> int:
         default=None,
         metavar="LIST",
         help="comma-separated Autopilot algorithm names for the engine (default: its default preset), "
-        "e.g. cnn-qr,deepar,prophet,npts,arima,ets as the training pipeline requests",
+        "e.g. npts,ets (all six, the training pipeline's default, train the default members too)",
     )
     args = parser.parse_args(argv)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()] if args.algorithms else None
