@@ -29,7 +29,10 @@ READABLE_SUFFIXES = tables.OUTPUT_SUFFIXES
 
 # metrics where lower is better; skill = 1 - model / baseline (bias: on absolute values)
 LOWER_IS_BETTER = ("mae", "rmse", "mape", "mase", "wape", "wql")
-POINT_KEYS = ("mae", "rmse", "mape", "mase", "wape", "wql", "bias", "relative_bias", "r2", "coverage")
+# r2 pools every point, so across items of different sizes it mostly measures how the sizes differ
+# (the seed holdout: 1.00 for the model and for seasonal naive alike); r2_item_median is each
+# item's own R² over its holdout, the median over items with any variance to explain
+POINT_KEYS = ("mae", "rmse", "mape", "mase", "wape", "wql", "bias", "relative_bias", "r2", "r2_item_median", "coverage")
 REGRESSION_KEYS = ("mae", "mse", "rmse", "r2", "mape", "mase", "wape", "wql", "bias")
 MAX_ATTRIBUTE_LEVELS = 50
 
@@ -401,6 +404,7 @@ def score(frame: pd.DataFrame, histories: Mapping[str, np.ndarray], quantiles: S
         "coverage": metrics.coverage(a, qf[bounds[0]], qf[bounds[1]]) if bounds else float("nan"),
     }
     per_item = per_item_metrics(frame, quantiles, mase.scales)
+    overall["r2_item_median"] = item_median(per_item["r2"])
     return Scores(
         overall=overall,
         per_item=per_item,
@@ -409,6 +413,13 @@ def score(frame: pd.DataFrame, histories: Mapping[str, np.ndarray], quantiles: S
         mase_zero_scale_items=sorted(map(str, mase.zero_scale_items)),
         mase_short_history_items=sorted(map(str, mase.short_history_items)),
     )
+
+
+def item_median(values: pd.Series) -> float:
+    """The median over the items where the metric is defined (nan when it is nowhere)."""
+    finite = values.to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(np.median(finite)) if finite.size else float("nan")
 
 
 def per_item_metrics(frame: pd.DataFrame, quantiles: Sequence[str], scales: Mapping[str, float]) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 
 from pipelines.local import graph_layout
 from processing.kernel import contracts
-from processing.kernel.metric_format import format_metric, metric_label
+from processing.kernel.metric_format import SUMMARY_HIDDEN, format_metric, metric_label
 from processing.kernel.settings import Settings
 
 STATUS_COLOURS = graph_layout.STATUS_COLOURS
@@ -66,7 +66,7 @@ def metric_value(value: Any) -> Optional[float]:
 def _metric_items(values: Any) -> list:
     if not isinstance(values, Mapping):
         return []
-    return [(k, metric_value(v)) for k, v in values.items() if metric_value(v) is not None]
+    return [(k, metric_value(v)) for k, v in values.items() if metric_value(v) is not None and k not in SUMMARY_HIDDEN]
 
 
 def evaluation_lines(evaluation: Mapping[str, Any], leaderboard: Optional[Mapping[str, Any]] = None) -> list:

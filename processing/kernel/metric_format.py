@@ -16,7 +16,17 @@ from typing import Any, Mapping, Optional
 
 # The metrics a version is summarised by, in this order, with their labels.
 LISTED_METRICS = {"wape": "WAPE", "wql": "wQL", "mape": "MAPE", "coverage": "coverage", "mase": "MASE", "mae": "MAE"}
-LABELS = {**LISTED_METRICS, "rmse": "RMSE", "bias": "bias", "relative_bias": "relative bias", "r2": "R²"}
+LABELS = {
+    **LISTED_METRICS,
+    "rmse": "RMSE",
+    "bias": "bias",
+    "relative_bias": "relative bias",
+    "r2": "R²",
+    "r2_item_median": "R² per item (median)",
+}
+# Left out of the run's summary line, kept in evaluation.json: R² pooled over items of different
+# sizes reads 1.00 for any forecast that gets the sizes right (the per-item median is shown)
+SUMMARY_HIDDEN = frozenset({"r2"})
 SHARE_METRICS = frozenset({"wape", "wql", "mape", "coverage", "relative_bias"})
 
 

@@ -298,3 +298,25 @@ def test_given_a_history_with_covariates_when_loaded_then_only_what_the_scoring_
     assert {"region", "pack"} <= set(history.columns)
     assert scoring.static_attributes(history, columns) == ["region", "pack"]
     assert history["target_value"].tolist() == [1.0, 2.0, 3.0, 4.0] * 3
+
+
+def test_given_items_of_different_sizes_when_scored_then_per_item_r2_median_is_not_the_pooled_r2():
+    # a flat forecast at each item's level explains none of its own variation (R² <= 0 per item),
+    # yet pooled R² is near 1: the sizes (10 against 10,000) carry the pooled variance
+    rng = np.random.default_rng(0)
+    rows = []
+    for item, level in (("small", 10.0), ("large", 10_000.0), ("mid", 500.0)):
+        actual = level * (1 + 0.1 * rng.standard_normal(14))
+        rows += [
+            {SERIES: item, ACTUAL: a, "mean": level, "p10": level * 0.9, "p50": level, "p90": level * 1.1}
+            for a in actual
+        ]
+    rows += [{SERIES: "flat", ACTUAL: 3.0, "mean": 3.0, "p10": 2.0, "p50": 3.0, "p90": 4.0} for _ in range(14)]
+    frame = pd.DataFrame(rows)
+    histories = {item: rows[ACTUAL].to_numpy() for item, rows in frame.groupby(SERIES)}
+    scores = scoring.score(frame, histories, Q, season=7)
+    per_item = scores.per_item["r2"]
+    assert math.isnan(per_item["flat"])  # no variance to explain: left out of the median
+    assert scores.overall["r2"] > 0.99
+    assert scores.overall["r2_item_median"] == pytest.approx(float(np.median(per_item.drop("flat"))))
+    assert scores.overall["r2_item_median"] < 0.05
