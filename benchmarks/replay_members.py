@@ -102,6 +102,7 @@ def member_forecasts(spec: tuple, config, panel, windows, held, cache_tag: str) 
 def replay(members: dict, windows, held, config, n_series: int) -> tuple:
     """(held-out ensemble forecast (n, H, q + 1), weights) from the members' cached forecasts."""
     from forecasting.calendar import UnseenHolidays
+    from forecasting.counts import CountBand, count_series
     from forecasting.engine import SCREEN_MIN_SERIES, _ensemble, _holiday_spread, _joined, _prunable
     from forecasting.ensemble import calibrate, combine
 
@@ -120,9 +121,24 @@ def replay(members: dict, windows, held, config, n_series: int) -> tuple:
     spreads = [_holiday_spread(config, w.panel, w) if config.holiday_country else None for w in windows]
     actual = np.concatenate([w.actual for w in windows])
     factors = calibrate(np.concatenate(raw), actual, levels, n_series, _joined(spreads, raw, levels))
+    bt = [
+        combine({n: members[n]["bt"][w] for n in names}, weights, levels, factors, non_negative, spreads[w])
+        for w in range(len(windows))
+    ]
+    rows = [count_series(w.panel, config.season_length, w.n_tail) for w in windows]
+    band = CountBand.learn(np.concatenate(bt), actual, np.concatenate(rows), levels)
     holidays = UnseenHolidays.learn(config.holiday_country, config.frequency_unit, head, levels)
     spread = None if holidays is None else holidays.spread_rows(held[1].ds, held[1].n_series, held[1].uids)
-    out = combine({n: members[n]["ho"] for n in names}, weights, levels, factors, non_negative, spread)
+    out = combine(
+        {n: members[n]["ho"] for n in names},
+        weights,
+        levels,
+        factors,
+        non_negative,
+        spread,
+        band,
+        None if band is None else count_series(head, config.season_length),
+    )
     return out, weights
 
 

@@ -24,6 +24,7 @@ from processing.kernel.contracts import MEAN_COLUMN
 
 from .calendar import UnseenHolidays
 from .config import EngineConfig
+from .counts import LOW_COUNT_MEAN, CountBand, count_series
 from .data import ColumnRoles, Panel, build_panel, static_frame, to_long_frame
 from .ensemble import combine
 from .models.base import TimeBudgetExceeded
@@ -48,6 +49,7 @@ class ForecastModel:
         metadata: Optional[dict] = None,
         interval_factors: Optional[np.ndarray] = None,
         unseen_holidays: Optional[UnseenHolidays] = None,
+        count_band: Optional[CountBand] = None,
     ):
         self.config = config
         self.roles = roles
@@ -60,6 +62,8 @@ class ForecastModel:
         )
         # the training history's holidays: forecast periods near ones it never saw get a wider band
         self.unseen_holidays = unseen_holidays
+        # low-count integer series get the count distribution the backtests chose (None: none)
+        self.count_band = count_band
 
     # --- prediction ---------------------------------------------------------------------
     def predict(
@@ -81,6 +85,7 @@ class ForecastModel:
             if np.any(w > 0)
         }
         holidays = getattr(self, "unseen_holidays", None)  # models saved before it existed: none
+        counts = getattr(self, "count_band", None)
         return combine(
             members,
             self.weights,
@@ -88,6 +93,8 @@ class ForecastModel:
             self.interval_factors,
             bool(self.metadata.get("non_negative", False)),
             None if holidays is None else holidays.spread_rows(future.ds, future.n_series, future.uids),
+            counts,
+            None if counts is None else count_series(history, self.config.season_length),
         )
 
     def predict_file(self, in_path, out_path) -> Path:
@@ -237,6 +244,7 @@ class ForecastModel:
                 "weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
                 "interval_factors": np.asarray(self.interval_factors, float).tolist(),
                 "unseen_holiday_spread": _spread_list(getattr(self, "unseen_holidays", None)),
+                "count_band": _count_band_dict(getattr(self, "count_band", None)),
                 "outputs": list(self.config.quantiles) + [MEAN_COLUMN],
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 **self.metadata,
@@ -254,6 +262,13 @@ class ForecastModel:
 def _spread_list(holidays: Optional[UnseenHolidays]) -> Optional[list]:
     """metadata.json's `unseen_holiday_spread`: per quantile, or None (no calendar, nothing learnt)."""
     return None if holidays is None else np.asarray(holidays.spread, float).tolist()
+
+
+def _count_band_dict(band: Optional[CountBand]) -> Optional[dict]:
+    """metadata.json's `count_band`: the low-count series' dispersion and its backtest gain, or None."""
+    if band is None:
+        return None
+    return {"dispersion": band.dispersion, "backtest_gain": round(band.gain, 4), "low_count_mean": LOW_COUNT_MEAN}
 
 
 def read_request(path, config: EngineConfig) -> pd.DataFrame:

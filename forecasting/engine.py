@@ -27,6 +27,7 @@ import pandas as pd
 from .artifact import LEADERBOARD_FILE, ForecastModel
 from .calendar import UnseenHolidays
 from .config import FIXED_SECONDS, PER_SERIES_SECONDS, EngineConfig
+from .counts import CountBand, count_series
 from .data import Panel, check_training_panel, infer_roles, long_columns, panel_from_columns, read_table, static_frame
 from .ensemble import calibrate, caruana_weights, combine, describe_calibration, pinball_loss, point_loss
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
@@ -271,6 +272,25 @@ def train(
         combine({n: results[n]["forecasts"][w] for n in ok}, weights, levels, factors, non_negative, spreads[w])
         for w in range(len(windows))
     ]
+    count_rows = [count_series(window.panel, config.season_length, window.n_tail) for window in windows]
+    count_band = CountBand.learn(
+        np.concatenate(ens_values), np.concatenate(actual_all), np.concatenate(count_rows), levels
+    )
+    if count_band is not None:
+        log("[engine] " + count_band.describe(int(count_series(panel, config.season_length).sum()), panel.n_series))
+        ens_values = [
+            combine(
+                {n: results[n]["forecasts"][w] for n in ok},
+                weights,
+                levels,
+                factors,
+                non_negative,
+                spreads[w],
+                count_band,
+                count_rows[w],
+            )
+            for w in range(len(windows))
+        ]
     unseen_holidays = UnseenHolidays.learn(config.holiday_country, config.frequency_unit, panel, levels)
     if unseen_holidays is not None:
         log(
@@ -335,6 +355,7 @@ def train(
         weights,
         interval_factors=factors,
         unseen_holidays=unseen_holidays,
+        count_band=count_band,
         metadata={
             "best_candidate_name": best_name,
             "objective_metric": config.objective,

@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
+from .counts import CountBand
 from .models.base import finalize, quantile_mean, straddles_median
 
 
@@ -320,13 +321,17 @@ def combine(
     factors: Optional[np.ndarray] = None,
     non_negative: bool = False,
     holiday_spread: Optional[np.ndarray] = None,
+    count_band: Optional[CountBand] = None,
+    count_rows: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Members' (n, h, q + 1) forecasts -> the ensemble's coherent (n, h, q + 1) forecast.
 
     Weighted quantile averaging per level, the calibration factors, the widening near holidays
     the history never saw (`holiday_spread`, (n, h, q) or None), sorting, and then the mean
     of that distribution (when the levels straddle the median), clipped at zero for targets
-    that never go below it; `finalize` keeps the mean inside the outer quantiles.
+    that never go below it; `finalize` keeps the mean inside the outer quantiles. On the
+    low-count integer series (`count_rows`, (n,) bool) a `count_band` then replaces that
+    distribution by its count distribution around the same p50.
     """
     total: Optional[np.ndarray] = None
     for name, values in members.items():
@@ -341,6 +346,8 @@ def combine(
     total = finalize(total, non_negative)
     if straddles_median(levels):
         total[..., -1] = quantile_mean(total[..., :-1], levels, 0.0 if non_negative else None)
+    if count_band is not None and count_rows is not None:
+        total = count_band.apply(finalize(total, non_negative, levels), count_rows, levels)
     return finalize(total, non_negative, levels)
 
 

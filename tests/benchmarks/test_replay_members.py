@@ -3,10 +3,12 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmarks import bench_real, replay_members
 from forecasting import EngineConfig
+from forecasting.data import Panel
 from forecasting.ensemble import calibrate, combine
 
 
@@ -27,9 +29,21 @@ def test_given_thin_backtests_of_several_series_when_replayed_then_the_floor_is_
     level = np.array([10.0, 1000.0, 50.0])
     spread = np.array([0.001, 0.1, 0.1])  # the first series claims a far too narrow band
     members = {"SeasonalNaive": _member(rng, level, spread, 2), "Other": _member(rng, level, spread, 2)}
+    # the windows' history: 20 points of each series, sizes as `level`, not counts (no count band)
+    history = Panel(
+        np.array(["a", "b", "c"]),
+        np.array([0, 20, 40, 60]),
+        np.tile(np.arange(20).astype("datetime64[D]").astype("datetime64[ns]"), 3),
+        np.repeat(level, 20) + 0.5,
+        np.zeros((60, 0)),
+        [],
+        pd.DataFrame(index=["a", "b", "c"]),
+    )
     windows = [
-        SimpleNamespace(actual=level[:, None] * (1 + 0.1 * rng.standard_normal((3, 3))), scales=np.ones(3))
-        for _ in range(2)
+        SimpleNamespace(
+            actual=level[:, None] * (1 + 0.1 * rng.standard_normal((3, 3))), scales=np.ones(3), panel=history, n_tail=k
+        )
+        for k in (6, 3)
     ]
     held = (SimpleNamespace(y=np.ones(30)), None, None)
     out, weights = replay_members.replay(members, windows, held, config, n_series=3)
