@@ -24,7 +24,7 @@ from processing.kernel.contracts import MEAN_COLUMN
 
 from .calendar import UnseenHolidays
 from .config import EngineConfig
-from .counts import LOW_COUNT_MEAN, CountBand, count_series
+from .counts import LOW_COUNT_MEAN, MEDIAN_MIN_UNITS, CountBand, count_series
 from .data import ColumnRoles, Panel, build_panel, static_frame, to_long_frame
 from .ensemble import combine
 from .models.base import TimeBudgetExceeded
@@ -268,7 +268,13 @@ def _count_band_dict(band: Optional[CountBand]) -> Optional[dict]:
     """metadata.json's `count_band`: the low-count series' dispersion and its backtest gain, or None."""
     if band is None:
         return None
-    return {"dispersion": band.dispersion, "backtest_gain": round(band.gain, 4), "low_count_mean": LOW_COUNT_MEAN}
+    return {
+        "median_dispersion": band.median_dispersion,
+        "mean_dispersion": band.mean_dispersion,
+        "backtest_gain": round(band.gain, 4),
+        "low_count_mean": LOW_COUNT_MEAN,
+        "median_min_units": MEDIAN_MIN_UNITS,
+    }
 
 
 def read_request(path, config: EngineConfig) -> pd.DataFrame:

@@ -74,7 +74,19 @@ def test_given_poisson_actuals_and_a_too_wide_band_then_the_backtests_choose_the
     lam = rng.uniform(1, 6, size=(40, 7))
     actual = rng.poisson(lam).astype(float)
     band = CountBand.learn(_band_around(lam, 6.0), actual, np.ones(40, bool), LEVELS)
-    assert band is not None and band.dispersion <= 1.5 and band.gain > 0
+    assert band is not None and band.median_dispersion <= 1.5 and band.gain > 0
+    assert band.mean_dispersion is None  # every p50 is at least one unit: no period in the other regime
+
+
+def test_given_intermittent_actuals_whose_p50_is_zero_then_the_distribution_is_centred_on_the_mean():
+    rng = np.random.default_rng(4)
+    mean = np.full((60, 7), 0.6)  # nothing on ~70% of days, bursts on the others: variance 4 x mean
+    actual = rng.negative_binomial(0.6 / 3.0, 1 / 4.0, size=mean.shape).astype(float)
+    values = np.stack([np.zeros_like(mean), np.zeros_like(mean), mean * 15, mean], axis=-1)  # p50 0, p90 far out
+    band = CountBand.learn(values, actual, np.ones(60, bool), LEVELS)
+    assert band is not None and band.median_dispersion is None and band.mean_dispersion is not None
+    out = band.apply(values, np.ones(60, bool), LEVELS)
+    assert np.allclose(out[..., 3], 0.6) and np.all(out[..., 2] >= 1)  # the rate kept, a p90 of whole units
 
 
 def test_given_overdispersed_actuals_then_a_larger_dispersion_is_chosen():
@@ -82,7 +94,7 @@ def test_given_overdispersed_actuals_then_a_larger_dispersion_is_chosen():
     lam = np.full((60, 7), 5.0)
     actual = rng.negative_binomial(5.0 / 2.0, 1 / 3.0, size=lam.shape).astype(float)  # variance 3 x mean
     band = CountBand.learn(_band_around(lam, 1.0), actual, np.ones(60, bool), LEVELS)
-    assert band is not None and band.dispersion >= 2.0
+    assert band is not None and band.median_dispersion >= 2.0
 
 
 def test_given_a_band_the_backtests_bear_out_or_no_count_rows_then_nothing_is_replaced():
@@ -93,13 +105,14 @@ def test_given_a_band_the_backtests_bear_out_or_no_count_rows_then_nothing_is_re
     exact[..., 1] = stats.poisson.ppf(0.5, lam)  # the exact Poisson quantiles: nothing to gain
     assert CountBand.learn(exact, actual, np.ones(40, bool), LEVELS) is None
     assert CountBand.learn(_band_around(lam, 6.0), actual, np.zeros(40, bool), LEVELS) is None
-    # no p50 among the levels: the band has no centre to put a count distribution around
+    # no p50 among the levels (p10, p90; or p90 alone): nothing tells the regimes apart, the band stays
     assert CountBand.learn(_band_around(lam, 6.0)[..., [0, 2, 3]], actual, np.ones(40, bool), [0.1, 0.9]) is None
+    assert CountBand.learn(_band_around(lam, 6.0)[..., [2, 3]], actual, np.ones(40, bool), [0.9]) is None
 
 
 def test_given_count_rows_when_applied_then_only_those_rows_change_and_mean_is_the_distributions():
     values = _band_around(np.array([[3.0, 3.0], [300.0, 300.0]]), 2.0)
-    out = CountBand(1.0).apply(values, np.array([True, False]), LEVELS)
+    out = CountBand(1.0, None).apply(values, np.array([True, False]), LEVELS)
     assert out[0, :, :3].tolist() == [stats.poisson.ppf(LEVELS, 3.0).tolist()] * 2
     assert out[0, :, 3].tolist() == [3.0, 3.0]
     assert np.array_equal(out[1], values[1])
@@ -135,7 +148,10 @@ def test_given_slow_integer_items_when_trained_and_predicted_then_their_forecast
     out = model.predict(context)
     slow = out[out["item_id"].str.startswith("slow")]
     quantiles = slow[["p10", "p50", "p90"]].to_numpy()
-    assert np.array_equal(quantiles, np.round(quantiles))  # whole units
+    assert model.count_band.median_dispersion is not None
+    steady = quantiles[:, 1] >= 1  # the periods whose distribution is centred on a p50 of a unit or more
+    assert steady.mean() > 0.8
+    assert np.array_equal(quantiles[steady], np.round(quantiles[steady]))  # whole units
     assert (slow["p10"] <= slow["p50"]).all() and (slow["p50"] <= slow["p90"]).all()
     assert ((slow["p10"] <= slow["mean"]) & (slow["mean"] <= slow["p90"])).all()
     fast = out[out["item_id"] == "fast"][["p10", "p50", "p90"]].to_numpy()
