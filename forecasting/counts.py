@@ -80,7 +80,10 @@ def _columns(levels: np.ndarray) -> Optional[tuple]:
 
 def _regimes(values: np.ndarray, levels: np.ndarray) -> tuple:
     """(mean of the count distribution, True where it is the p50) per point; (n, h, q + 1) -> 2 x (n, h)."""
-    median_col, mean_col = _columns(levels)
+    columns = _columns(levels)
+    if columns is None:
+        raise ValueError("count quantiles need a p50 among the quantiles")
+    median_col, mean_col = columns
     median = values[..., median_col]
     on_median = median >= MEDIAN_MIN_UNITS
     return np.maximum(np.where(on_median, median, values[..., mean_col]), 0.0), on_median
@@ -114,7 +117,8 @@ class CountBand:
         mean, on_median = _regimes(values, levels)
         band = _point_pinball(values[..., :-1], actual, levels)
         count = {d: _point_pinball(count_quantiles(mean, levels, d), actual, levels) for d in DISPERSIONS}
-        chosen, total_band, total_count = [], float(band.sum()), float(band.sum())
+        chosen: list = []
+        total_band = total_count = float(band.sum())
         for points in (on_median, ~on_median):
             base = float(band[points].sum())
             if points.sum() < MIN_POINTS or base <= 0:
