@@ -8,7 +8,9 @@
 Datasets: `seed` (the seed recipe data, 125 daily series, h=14, the two windows of
 benchmarks/bench_engine.py, promotion and is_holiday known covariates, category and region
 static) and every dataset of benchmarks/bench_real.py (`all`: seed and its 8; `new`: its 4 the
-engine was not tuned on; `single`: its 13 one-series sets), on its last `--windows` horizons
+engine was not tuned on; `single`: its 13 one-series sets), and `counts` (`counts-steady`,
+`counts-intermittent`, `counts-mixed`: benchmarks/bench_counts.py's seeded integer panels, seed 0,
+40 items x 400 days, h=14), each on its last `--windows` horizons
 (bench_real.windows: the same splits bench_real scores). Per window this process exports the
 history, the window's known covariates and the static attributes as Parquet, then runs this
 same file with `--worker DIR` under the AutoGluon interpreter: TimeSeriesPredictor(
@@ -258,6 +260,9 @@ def overview(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+COUNTS = ("counts-steady", "counts-intermittent", "counts-mixed")  # bench_counts' kinds, seed 0
+
+
 def load_dataset(name: str):
     """(bench_real.Dataset, cutoffs or None for bench_real's last horizons)."""
     from benchmarks import bench_engine, bench_real
@@ -265,6 +270,11 @@ def load_dataset(name: str):
     if name == "seed":
         frame = bench_engine.load_seed()
         return bench_real.Dataset("seed", "D", bench_engine.HORIZON, frame, holiday_country="US"), bench_engine.CUTOFFS
+    if name in COUNTS:
+        from benchmarks import bench_counts
+
+        frame = bench_counts.count_panel(name.removeprefix("counts-"), seed=0)
+        return bench_real.Dataset(name, "D", bench_engine.HORIZON, frame), None
     return bench_real.load(name), None
 
 
@@ -330,7 +340,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--datasets",
         default="seed",
-        help="comma-separated names, all (seed and bench_real's `all`), new or single (bench_real's `new`, `single`)",
+        help="comma-separated names, all (seed and bench_real's `all`), new or single (bench_real's `new`, `single`), "
+        "counts (bench_counts' three integer panels)",
     )
     parser.add_argument("--windows", type=int, default=2, help="bench_real datasets' rolling windows (seed: its 2)")
     parser.add_argument(
@@ -351,8 +362,8 @@ def main(argv=None) -> int:
 
     from benchmarks import bench_real
 
-    groups = {**bench_real.GROUPS, "all": ("seed", *bench_real.DATASETS)}
-    names = bench_real.parse_datasets(parser, args.datasets, ("seed", *bench_real.KNOWN), args.windows, groups)
+    groups = {**bench_real.GROUPS, "all": ("seed", *bench_real.DATASETS), "counts": COUNTS}
+    names = bench_real.parse_datasets(parser, args.datasets, ("seed", *bench_real.KNOWN, *COUNTS), args.windows, groups)
     if not args.ag_python:
         parser.error(f"--ag-python: no AutoGluon interpreter given (or set {AG_PYTHON_ENV}); see the module docstring")
     if not (os.path.isfile(args.ag_python) and os.access(args.ag_python, os.X_OK)):

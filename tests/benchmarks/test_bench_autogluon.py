@@ -162,3 +162,13 @@ def test_new_is_a_dataset_group_here_too(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         bag.main(["--datasets", "new,tourism"])
     assert "unknown ['tourism']" in capsys.readouterr().err
+
+
+def test_counts_panels_load_as_daily_datasets_with_their_windows(monkeypatch, capsys):
+    data, cutoffs = bag.load_dataset("counts-mixed")
+    assert (data.frequency, data.horizon, cutoffs) == ("D", 14, None)
+    assert data.frame["item_id"].nunique() == 40
+    monkeypatch.delenv(bag.AG_PYTHON_ENV, raising=False)
+    with pytest.raises(SystemExit):
+        bag.main(["--datasets", "counts"])  # a known group: it gets as far as the missing interpreter
+    assert "--ag-python" in capsys.readouterr().err.strip().splitlines()[-1]
