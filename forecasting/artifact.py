@@ -265,7 +265,7 @@ def _spread_list(holidays: Optional[UnseenHolidays]) -> Optional[list]:
 
 
 def _count_band_dict(band: Optional[CountBand]) -> Optional[dict]:
-    """metadata.json's `count_band`: the low-count series' dispersion and its backtest gain, or None."""
+    """metadata.json's `count_band`: the low-count series' dispersions and their backtest gain, or None."""
     if band is None:
         return None
     return {

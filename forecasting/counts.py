@@ -6,7 +6,10 @@ its level (Poisson: variance = mean). On pizzaplace (32 pizza types, 1-7 a day) 
 quantiles around the ensemble's own p50 scored wQL 0.2859 against the band's 0.2961 on the
 held-out windows (docs/engine.md). So where the training history is integer and its recent level
 low, and the backtests confirm it, each period's forecast becomes one negative binomial with the
-ensemble's p50 (its mean where the p50 is under one unit) as its mean: integer quantiles, and the mean of that same distribution.
+ensemble's p50 (its mean where the p50 is under one unit) as its mean: integer quantiles, and the
+mean of that same distribution. A period whose distribution would be 0 at every quantile while its
+mean is not (a rate under ~0.1 a period) keeps the band: its mean must lie inside the quantiles, so
+it would read 0, and the horizon's expected demand of a slow mover would be lost.
 """
 
 from __future__ import annotations
@@ -89,6 +92,12 @@ def _regimes(values: np.ndarray, levels: np.ndarray) -> tuple:
     return np.maximum(np.where(on_median, median, values[..., mean_col]), 0.0), on_median
 
 
+def _counted(mean: np.ndarray, levels: np.ndarray, dispersion: float) -> tuple:
+    """(count quantiles, where they are used): not where every quantile is 0 but the mean is not."""
+    quantiles = count_quantiles(mean, levels, dispersion)
+    return quantiles, ~((quantiles[..., -1] <= 0) & (mean > 0))
+
+
 def _point_pinball(quantiles: np.ndarray, actual: np.ndarray, levels: np.ndarray) -> np.ndarray:
     diff = actual[..., None] - quantiles
     return np.sum(np.maximum(levels * diff, (levels - 1) * diff), axis=-1)
@@ -116,7 +125,10 @@ class CountBand:
         values, actual = np.asarray(values, float)[rows], np.asarray(actual, float)[rows]
         mean, on_median = _regimes(values, levels)
         band = _point_pinball(values[..., :-1], actual, levels)
-        count = {d: _point_pinball(count_quantiles(mean, levels, d), actual, levels) for d in DISPERSIONS}
+        count = {}
+        for d in DISPERSIONS:
+            quantiles, used = _counted(mean, levels, d)
+            count[d] = np.where(used, _point_pinball(quantiles, actual, levels), band)
         chosen: list = []
         total_band = total_count = float(band.sum())
         for points in (on_median, ~on_median):
@@ -146,8 +158,11 @@ class CountBand:
         for dispersion, points in ((self.median_dispersion, on_median), (self.mean_dispersion, ~on_median)):
             if dispersion is None or not points.any():
                 continue
-            part[points, :-1] = count_quantiles(mean[points], levels, dispersion)
-            part[points, -1] = mean[points]
+            quantiles, used = _counted(mean[points], levels, dispersion)
+            replace = np.flatnonzero(points.ravel())[used.ravel()]
+            flat = part.reshape(-1, part.shape[-1])
+            flat[replace, :-1] = quantiles.reshape(-1, len(levels))[used.ravel()]
+            flat[replace, -1] = mean[points].ravel()[used.ravel()]
         out[rows] = part
         return out
 

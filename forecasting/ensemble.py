@@ -331,7 +331,7 @@ def combine(
     of that distribution (when the levels straddle the median), clipped at zero for targets
     that never go below it; `finalize` keeps the mean inside the outer quantiles. On the
     low-count integer series (`count_rows`, (n,) bool) a `count_band` then replaces that
-    distribution by its count distribution around the same p50.
+    distribution by a count distribution with the same p50 or mean as its mean (`counts`).
     """
     total: Optional[np.ndarray] = None
     for name, values in members.items():

@@ -156,3 +156,12 @@ def test_given_slow_integer_items_when_trained_and_predicted_then_their_forecast
     assert ((slow["p10"] <= slow["mean"]) & (slow["mean"] <= slow["p90"])).all()
     fast = out[out["item_id"] == "fast"][["p10", "p50", "p90"]].to_numpy()
     assert not np.array_equal(fast, np.round(fast))  # the fast item keeps the continuous band
+
+
+def test_given_a_rate_whose_count_quantiles_are_all_zero_then_that_period_keeps_its_band_and_its_mean():
+    # 0.05 a day: Poisson p10 = p50 = p90 = 0, and a mean of 0.05 would have to be clipped to 0 to lie
+    # inside them, so 14 days of a slow mover would add up to no expected demand at all
+    values = np.stack([np.zeros((1, 2)), np.zeros((1, 2)), np.array([[0.3, 3.0]]), np.array([[0.05, 0.9]])], axis=-1)
+    out = CountBand(None, 1.0).apply(values, np.array([True]), LEVELS)
+    assert out[0, 0].tolist() == values[0, 0].tolist()  # kept: band 0 / 0 / 0.3, mean 0.05
+    assert out[0, 1].tolist() == [*stats.poisson.ppf(LEVELS, 0.9).tolist(), 0.9]  # 0.9 a day: counted
