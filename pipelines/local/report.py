@@ -307,7 +307,45 @@ def rerun_advice(record: Mapping[str, Any], settings: Settings) -> list:
             + rerun_command(record, settings, {"ChallengerTolerance": value})
             + f"   # {why}",
         ]
+    if failed_by_fail_step(record) == contracts.STEP_FAIL:
+        return quality_advice(record, settings)
     return ["To run again after fixing it (a new execution): " + rerun_command(record, settings)]
+
+
+def quality_advice(record: Mapping[str, Any], settings: Settings) -> list:
+    """After QualityTooLow: the gate was decided by the data and the parameters, so the choices are
+    other data, or a threshold (or metric) this model meets, with the values that register it."""
+    evaluation, _ = property_file_document(record, contracts.EVALUATION_RESULT_NAME, settings)
+    evaluation = evaluation if isinstance(evaluation, Mapping) else {}
+    gate = evaluation.get("quality_gate") or {}
+    metric = str(gate.get("metric") or "<metric>")
+    lines = [
+        "The quality gate decides on the data and the parameters; --retry would fail the same way. "
+        "Start a new execution:",
+        "  on other data:           " + rerun_command(record, settings, {"InputDataUrl": "<data>"}),
+    ]
+    needed = _rounded_up(metric_value(gate.get("value")) if gate.get("defined", True) else None)
+    lines.append(
+        "  or accept this quality:  "
+        + rerun_command(record, settings, {"QualityThreshold": needed or "<x>"})
+        + (f"   # the least that registers it ({metric} {format_metric(metric, gate.get('value'))})" if needed else "")
+    )
+    wql = metric_value((evaluation.get("forecast_metrics") or {}).get("wql"))
+    if metric.upper() != "WQL" and _rounded_up(wql):
+        lines.append(
+            "  or gate on wQL:          "
+            + rerun_command(record, settings, {"QualityMetric": "WQL", "QualityThreshold": _rounded_up(wql) or "<x>"})
+            + f"   # this run's wQL {format_metric('wql', wql)}; "
+            "point metrics (WAPE, MAPE) run high on slow or intermittent items"
+        )
+    return lines
+
+
+def _rounded_up(value: Optional[float]) -> Optional[str]:
+    """A threshold (two decimals, rounded up) that `value` meets; None for no finite value."""
+    if value is None or not math.isfinite(value) or value >= contracts.QUALITY_GATE_UNDEFINED_VALUE:
+        return None
+    return f"{math.ceil(round(value * 100, 6)) / 100:.2f}"
 
 
 def needed_tolerance(record: Mapping[str, Any], settings: Settings) -> Optional[str]:

@@ -291,3 +291,58 @@ def test_given_a_challenger_just_above_the_limit_then_the_summary_tells_the_valu
     )
     line = champion_lines({"champion": section})[0]
     assert "WAPE 11.8000% vs 11.8004%, limit 11.8000%" in line and "champion stays" in line
+
+
+def _failed_gate_record(settings, evaluation: dict) -> dict:
+    uri = settings.s3_uri("executions", "e2", "Evaluate", "evaluation", "evaluation.json")
+    from pipelines.local.store import local_path
+
+    path = local_path(uri, settings)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(evaluation))
+    return {
+        "pipeline_name": settings.training_pipeline_name,
+        "overrides": {"InputDataUrl": "slow.csv"},
+        "steps": [
+            {
+                "name": "Evaluate",
+                "type": "Processing",
+                "status": "Succeeded",
+                "property_files": {contracts.EVALUATION_RESULT_NAME: uri},
+            },
+            {"name": contracts.STEP_FAIL, "type": "Fail", "status": "Failed"},
+        ],
+    }
+
+
+def test_given_quality_too_low_then_the_advice_names_the_threshold_and_the_wql_gate_that_register_it(tmp_path):
+    settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
+    evaluation = {
+        "quality_gate": {"metric": "WAPE", "value": 0.48067, "threshold": 0.3, "passed": False, "defined": True},
+        "forecast_metrics": {"wape": {"value": 0.48067}, "wql": {"value": 0.267429}},
+    }
+    advice = "\n".join(report.rerun_advice(_failed_gate_record(settings, evaluation), settings))
+    assert "--retry would fail the same way" in advice
+    # 0.48067 -> 0.49 (0.48 would not pass), wQL 0.267429 -> 0.27
+    assert (
+        "--param InputDataUrl=slow.csv --param QualityThreshold=0.49   # the least that registers it (WAPE 48.07%)"
+        in advice
+    )
+    assert "--param InputDataUrl=slow.csv --param QualityMetric=WQL --param QualityThreshold=0.27" in advice
+
+
+def test_given_quality_too_low_on_an_undefined_metric_then_no_threshold_is_offered(tmp_path):
+    settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
+    evaluation = {
+        "quality_gate": {
+            "metric": "WQL",
+            "value": contracts.QUALITY_GATE_UNDEFINED_VALUE,
+            "threshold": 0.3,
+            "passed": False,
+            "defined": False,
+        },
+        "forecast_metrics": {"wql": {"value": None}},
+    }
+    advice = report.rerun_advice(_failed_gate_record(settings, evaluation), settings)
+    assert "--param 'QualityThreshold=<x>'" in advice[-1] and "registers it" not in advice[-1]
+    assert not any("gate on wQL" in line for line in advice)  # already the gate metric
