@@ -255,18 +255,17 @@ def test_given_a_challenger_lost_then_the_advice_is_newer_data_or_a_tolerance_no
     assert report.failed_by_fail_step(record) == contracts.STEP_CHALLENGER_LOST
 
 
-def test_given_a_challenger_lost_with_its_evaluation_then_the_advice_names_the_tolerance_that_registers_it(tmp_path):
-    settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
+def _failed_record(settings, evaluation: dict, fail_step: str, overrides: dict) -> dict:
+    """An execution record whose Evaluate wrote `evaluation` and whose `fail_step` stopped it."""
     uri = settings.s3_uri("executions", "e1", "Evaluate", "evaluation", "evaluation.json")
     from pipelines.local.store import local_path
 
     path = local_path(uri, settings)
     path.parent.mkdir(parents=True)
-    champion = {"status": "compared", "challenger_value": 0.0073, "champion_value": 0.0056}
-    path.write_text(json.dumps({"champion": champion}))
-    record = {
+    path.write_text(json.dumps(evaluation))
+    return {
         "pipeline_name": settings.training_pipeline_name,
-        "overrides": {},
+        "overrides": overrides,
         "steps": [
             {
                 "name": "Evaluate",
@@ -274,9 +273,15 @@ def test_given_a_challenger_lost_with_its_evaluation_then_the_advice_names_the_t
                 "status": "Succeeded",
                 "property_files": {contracts.EVALUATION_RESULT_NAME: uri},
             },
-            {"name": contracts.STEP_CHALLENGER_LOST, "type": "Fail", "status": "Failed"},
+            {"name": fail_step, "type": "Fail", "status": "Failed"},
         ],
     }
+
+
+def test_given_a_challenger_lost_with_its_evaluation_then_the_advice_names_the_tolerance_that_registers_it(tmp_path):
+    settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
+    champion = {"status": "compared", "challenger_value": 0.0073, "champion_value": 0.0056}
+    record = _failed_record(settings, {"champion": champion}, contracts.STEP_CHALLENGER_LOST, {})
     advice = report.rerun_advice(record, settings)[-1]
     # 0.0073 / 0.0056 - 1 = 0.3036: 0.31 lets it register, 0.30 would not
     assert "python -m pipelines.run --param ChallengerTolerance=0.31   # the least that registers it" in advice
@@ -293,35 +298,17 @@ def test_given_a_challenger_just_above_the_limit_then_the_summary_tells_the_valu
     assert "WAPE 11.8000% vs 11.8004%, limit 11.8000%" in line and "champion stays" in line
 
 
-def _failed_gate_record(settings, evaluation: dict) -> dict:
-    uri = settings.s3_uri("executions", "e2", "Evaluate", "evaluation", "evaluation.json")
-    from pipelines.local.store import local_path
-
-    path = local_path(uri, settings)
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(evaluation))
-    return {
-        "pipeline_name": settings.training_pipeline_name,
-        "overrides": {"InputDataUrl": "slow.csv"},
-        "steps": [
-            {
-                "name": "Evaluate",
-                "type": "Processing",
-                "status": "Succeeded",
-                "property_files": {contracts.EVALUATION_RESULT_NAME: uri},
-            },
-            {"name": contracts.STEP_FAIL, "type": "Fail", "status": "Failed"},
-        ],
-    }
-
-
 def test_given_quality_too_low_then_the_advice_names_the_threshold_and_the_wql_gate_that_register_it(tmp_path):
     settings = resolve(environ={"FORECAST_HOME": str(tmp_path)})
     evaluation = {
         "quality_gate": {"metric": "WAPE", "value": 0.48067, "threshold": 0.3, "passed": False, "defined": True},
         "forecast_metrics": {"wape": {"value": 0.48067}, "wql": {"value": 0.267429}},
     }
-    advice = "\n".join(report.rerun_advice(_failed_gate_record(settings, evaluation), settings))
+    advice = "\n".join(
+        report.rerun_advice(
+            _failed_record(settings, evaluation, contracts.STEP_FAIL, {"InputDataUrl": "slow.csv"}), settings
+        )
+    )
     assert "--retry would fail the same way" in advice
     # 0.48067 -> 0.49 (0.48 would not pass), wQL 0.267429 -> 0.27
     assert (
@@ -343,6 +330,8 @@ def test_given_quality_too_low_on_an_undefined_metric_then_no_threshold_is_offer
         },
         "forecast_metrics": {"wql": {"value": None}},
     }
-    advice = report.rerun_advice(_failed_gate_record(settings, evaluation), settings)
+    advice = report.rerun_advice(
+        _failed_record(settings, evaluation, contracts.STEP_FAIL, {"InputDataUrl": "slow.csv"}), settings
+    )
     assert "--param 'QualityThreshold=<x>'" in advice[-1] and "registers it" not in advice[-1]
     assert not any("gate on wQL" in line for line in advice)  # already the gate metric
