@@ -165,3 +165,17 @@ def test_given_a_rate_whose_count_quantiles_are_all_zero_then_that_period_keeps_
     out = CountBand(None, 1.0).apply(values, np.array([True]), LEVELS)
     assert out[0, 0].tolist() == values[0, 0].tolist()  # kept: band 0 / 0 / 0.3, mean 0.05
     assert out[0, 1].tolist() == [*stats.poisson.ppf(LEVELS, 0.9).tolist(), 0.9]  # 0.9 a day: counted
+
+
+def test_given_thousands_of_backtest_rows_then_a_seeded_sample_makes_the_same_choice(monkeypatch):
+    from forecasting import counts
+
+    rng = np.random.default_rng(5)
+    lam = rng.uniform(1, 8, size=(3000, 7))
+    actual = rng.poisson(lam).astype(float)
+    values, rows = _band_around(lam, 5.0), np.ones(3000, bool)
+    sampled = CountBand.learn(values, actual, rows, LEVELS)
+    assert sampled == CountBand.learn(values, actual, rows, LEVELS)  # seeded: the same sample every time
+    monkeypatch.setattr(counts, "MAX_ROWS", 10_000)
+    full = CountBand.learn(values, actual, rows, LEVELS)
+    assert sampled.median_dispersion == full.median_dispersion and sampled.gain == pytest.approx(full.gain, abs=0.02)
