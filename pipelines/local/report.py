@@ -357,7 +357,7 @@ def needed_tolerance(record: Mapping[str, Any], settings: Settings) -> Optional[
     mine, theirs = metric_value(champion.get("challenger_value")), metric_value(champion.get("champion_value"))
     if mine is None or not theirs or theirs <= 0:
         return None
-    return f"{math.ceil(round((mine / theirs - 1) * 100, 6)) / 100:.2f}"
+    return _rounded_up(mine / theirs - 1)
 
 
 def rerun_command(record: Mapping[str, Any], settings: Settings, changes: Optional[Mapping[str, str]] = None) -> str:
