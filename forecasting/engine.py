@@ -29,7 +29,15 @@ from .calendar import UnseenHolidays
 from .config import FIXED_SECONDS, PER_SERIES_SECONDS, EngineConfig
 from .counts import CountBand, count_series
 from .data import Panel, check_training_panel, infer_roles, long_columns, panel_from_columns, read_table, static_frame
-from .ensemble import calibrate, caruana_weights, combine, describe_calibration, pinball_loss, point_loss
+from .ensemble import (
+    calibrate,
+    caruana_weights,
+    combine,
+    describe_calibration,
+    pinball_loss,
+    point_loss,
+    with_counts,
+)
 from .metrics import OBJECTIVE_KEYS, score_all, seasonal_naive_scales
 from .models import BASELINE, CANDIDATES, TimeBudgetExceeded, create, default_members, display_name, lists_all
 from .models.base import Fallbacks, straddles_median
@@ -278,19 +286,7 @@ def train(
     )
     if count_band is not None:
         log("[engine] " + count_band.describe(int(count_series(panel, config.season_length).sum()), panel.n_series))
-        ens_values = [
-            combine(
-                {n: results[n]["forecasts"][w] for n in ok},
-                weights,
-                levels,
-                factors,
-                non_negative,
-                spreads[w],
-                count_band,
-                count_rows[w],
-            )
-            for w in range(len(windows))
-        ]
+        ens_values = [with_counts(v, count_band, rows, levels, non_negative) for v, rows in zip(ens_values, count_rows)]
     unseen_holidays = UnseenHolidays.learn(config.holiday_country, config.frequency_unit, panel, levels)
     if unseen_holidays is not None:
         log(

@@ -346,9 +346,22 @@ def combine(
     total = finalize(total, non_negative)
     if straddles_median(levels):
         total[..., -1] = quantile_mean(total[..., :-1], levels, 0.0 if non_negative else None)
-    if count_band is not None and count_rows is not None:
-        total = count_band.apply(finalize(total, non_negative, levels), count_rows, levels)
-    return finalize(total, non_negative, levels)
+    total = finalize(total, non_negative, levels)
+    return with_counts(total, count_band, count_rows, levels, non_negative)
+
+
+def with_counts(
+    values: np.ndarray,
+    count_band: Optional[CountBand],
+    count_rows: Optional[np.ndarray],
+    levels,
+    non_negative: bool = False,
+) -> np.ndarray:
+    """`combine`'s last stage on its finished forecast: the low-count rows' count distribution (none
+    without a band), finalized again. The engine applies it to backtests it has combined already."""
+    if count_band is None or count_rows is None:
+        return values
+    return finalize(count_band.apply(values, count_rows, levels), non_negative, levels)
 
 
 def holiday_offsets(values: np.ndarray, spread: np.ndarray, levels) -> np.ndarray:
