@@ -15,6 +15,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from processing.kernel.contracts import split_frequency
+
 PROXIMITY_CAP = 45  # days; beyond this a holiday is "far"
 # LightGBM's cap: with 45 days, one year of daily history sees each holiday once and the
 # (days to, days since) pair all but names the date, so the trees learn the dates of last year
@@ -39,6 +41,26 @@ def calendar_features(ds: np.ndarray, unit: str) -> dict:
         out["week_of_year"] = idx.isocalendar().week.to_numpy(float)
     out["month"] = idx.month.to_numpy(float)
     return out
+
+
+def monthly_steps(frequency: str) -> bool:
+    """One calendar month per step ("M", "1M"): the steps whose working days `weekdays_in_month`
+    counts. A multi-month step is left out: its label (period start or end) does not say which
+    months it spans."""
+    return split_frequency(frequency) == (1, "M")
+
+
+WEEKDAYS_PER_MONTH = 365.25 * 5 / 7 / 12  # 21.74: an average month's working days
+
+
+def weekdays_in_month(ds) -> np.ndarray:
+    """Monday-to-Friday days in each timestamp's calendar month (20 to 23).
+
+    A month's total of a flow that is busier on working days (boardings, orders) moves with them
+    from year to year, which the month of the year alone cannot say: X-13's one-coefficient
+    trading-day regressor. Measured in docs/engine.md "Trading days in monthly data"."""
+    months = np.asarray(ds, "datetime64[M]")
+    return np.busday_count(months.astype("datetime64[D]"), (months + 1).astype("datetime64[D]")).astype(float)
 
 
 def holiday_table(country: Optional[str], years) -> pd.DataFrame:

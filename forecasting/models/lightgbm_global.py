@@ -18,7 +18,15 @@ import sys
 import numpy as np
 import pandas as pd
 
-from ..calendar import NEAR_CAP, PROXIMITY_CAP, HolidayFeaturizer, HolidayLift, calendar_features
+from ..calendar import (
+    NEAR_CAP,
+    PROXIMITY_CAP,
+    HolidayFeaturizer,
+    HolidayLift,
+    calendar_features,
+    monthly_steps,
+    weekdays_in_month,
+)
 from .base import Candidate, quantile_mean, straddles_median
 
 _LONG_PERIODS = {"D": (364, 365), "H": (168,), "min": (), "W": (52,), "M": (), "Y": ()}
@@ -177,6 +185,7 @@ class FeatureBuilder:
         self.static_columns = list(static.columns)
         self.static_categories = {c: sorted(static[c].astype(str).unique()) for c in self.static_columns}
         self.holidays = HolidayFeaturizer(config.holiday_country if self.unit in ("D", "H", "min") else None)
+        self.trading_days = monthly_steps(config.frequency)
 
     def fit(self, ds):
         self.holidays.fit(ds)
@@ -280,6 +289,11 @@ class FeatureBuilder:
             f[f"yoy_{P}"] = (value(np.where(ok, s - P, -1)) - plevel) / pscale
         for name, col in calendar_features(ds_s, self.unit).items():
             f[name] = col
+        if getattr(self, "trading_days", False):  # models pickled before it existed: no such features
+            # the target month's working days and those of the month its first seasonal lag reads
+            month = np.asarray(ds_s, "datetime64[M]")
+            f["weekdays"] = weekdays_in_month(month)
+            f["weekdays_season_lag"] = weekdays_in_month(month - (k * step).astype("timedelta64[M]"))
         for name, col in self.holidays.transform(ds_s).items():
             f[name] = col
         for name, col in self._holiday_context(ds_s, h).items():

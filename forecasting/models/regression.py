@@ -1,5 +1,5 @@
 """Dynamic regression, Prophet-style: per-series ridge on trend + Fourier seasonality + holiday
-windows + known covariates, fitted on a recent window (two years for daily data).
+windows (daily data) or working days (monthly) + known covariates, fitted on a recent window (two years for daily data).
 
 It plays Prophet's part (same model family: additive trend with changepoints, Fourier
 seasonalities, holiday effects around each holiday, extra regressors) without the Stan
@@ -13,7 +13,7 @@ import pandas as pd
 
 from processing.kernel.contracts import split_frequency
 
-from ..calendar import holiday_table
+from ..calendar import WEEKDAYS_PER_MONTH, holiday_table, monthly_steps, weekdays_in_month
 from .local import LocalModel
 
 # frequency unit -> (fit window in periods, [(seasonal period, Fourier order)])
@@ -108,6 +108,10 @@ class DynamicRegression(LocalModel):
         design = np.column_stack(cols)
         if self.config.frequency_unit in ("D", "H", "min"):
             design = np.column_stack([design, _cached_holidays(idx, self.config.holiday_country)])
+        if monthly_steps(self.config.frequency):
+            # as the deviation from an average month: the columns are scaled by their largest
+            # value, and 20-23 days so scaled would vary by 0.1 against a ridge penalty of 1
+            design = np.column_stack([design, weekdays_in_month(idx) - WEEKDAYS_PER_MONTH])
         if X.shape[1]:
             design = np.column_stack([design, X])
         return design
