@@ -58,7 +58,8 @@ def weekdays_in_month(ds) -> np.ndarray:
 
     A month's total of a flow that is busier on working days (boardings, orders) moves with them
     from year to year, which the month of the year alone cannot say: X-13's one-coefficient
-    trading-day regressor. Measured in docs/engine.md "Trading days in monthly data"."""
+    trading-day regressor. Measured in docs/engine.md "Sixteenth session: trading days in
+    monthly data"; read by LightGBM and DynamicRegression."""
     months = np.asarray(ds, "datetime64[M]")
     return np.busday_count(months.astype("datetime64[D]"), (months + 1).astype("datetime64[D]")).astype(float)
 

@@ -1,5 +1,6 @@
 """Dynamic regression, Prophet-style: per-series ridge on trend + Fourier seasonality + holiday
-windows (daily data) or working days (monthly) + known covariates, fitted on a recent window (two years for daily data).
+windows (daily data) or working days (monthly data) + known covariates, fitted on a recent
+window (two years for daily data).
 
 It plays Prophet's part (same model family: additive trend with changepoints, Fourier
 seasonalities, holiday effects around each holiday, extra regressors) without the Stan
