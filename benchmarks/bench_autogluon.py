@@ -8,7 +8,8 @@
 Datasets: `seed` (the seed recipe data, 125 daily series, h=14, the two windows of
 benchmarks/bench_engine.py, promotion and is_holiday known covariates, category and region
 static) and every dataset of benchmarks/bench_real.py (`all`: seed and its 8; `new`: its 4 the
-engine was not tuned on; `single`: its 13 one-series sets), and `counts` (`counts-steady`,
+engine was not tuned on; `single`: its 13 one-series sets; `panels`: its weekly and daily
+20-series panels), and `counts` (`counts-steady`,
 `counts-intermittent`, `counts-mixed`: benchmarks/bench_counts.py's seeded integer panels, seed 0,
 40 items x 400 days, h=14), each on its last `--windows` horizons
 (bench_real.windows: the same splits bench_real scores). Per window this process exports the
@@ -340,7 +341,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--datasets",
         default="seed",
-        help="comma-separated names, all (seed and bench_real's `all`), new or single (bench_real's `new`, `single`), "
+        help="comma-separated names, all (seed and bench_real's `all`), new, single or panels (bench_real's groups), "
         "counts (bench_counts' three integer panels)",
     )
     parser.add_argument("--windows", type=int, default=2, help="bench_real datasets' rolling windows (seed: its 2)")

