@@ -155,7 +155,7 @@ def run(dataset: str, n_windows: int, specs: list, log=print) -> list:
         _, _, _, panel = _prepare(bw.history.reset_index(drop=True), config, "replay")
         window_specs = suited(specs, config, panel)
         names = [n for n, _ in window_specs]
-        extra = extra_windows_affordable(names, panel.n_series, config)
+        extra = extra_windows_affordable(names, panel.n_series, config, config.windows_for(panel.lengths))
         windows = backtest_windows(panel, config, lambda *_: None, extra=extra)
         held = _split_full(config, frame, bw, data.horizon)
         calendar = f"-{config.holiday_country}" if config.holiday_country else ""

@@ -84,22 +84,25 @@ def _prepare(data, config: EngineConfig, source: str):
     return df, roles, static, panel
 
 
-# Backtest seconds (PER_SERIES_SECONDS x series x the most windows) below which a candidate that
-# refits per series and window still lets a short panel take extra windows: Theta on one weekly
-# series costs ~0.15 s a window, while ETS on 20 quarterly series or Prophet on 8 would add minutes
-CHEAP_BACKTEST_SECONDS = 5.0
+# Backtest seconds (PER_SERIES_SECONDS x series x the windows the panel would get) below which a
+# candidate that refits per series and window still lets a short panel take extra windows: Theta
+# on 20 weekly series, 4 windows, ~4 s (its 2 extra windows gained chicago_weekly 5%), while ETS on
+# 20 quarterly series or Prophet on 8 would add 12-15 s or more (docs/engine.md "Seventeenth session")
+CHEAP_BACKTEST_SECONDS = 10.0
 
 
-def extra_windows_affordable(names, n_series: int, config: EngineConfig) -> bool:
+def extra_windows_affordable(names, n_series: int, config: EngineConfig, windows: Optional[int] = None) -> bool:
     """Whether a short panel may get more than `backtest_windows` windows (EngineConfig.windows_for):
     only when every candidate is cheap per window, by its class (relative_cost < 4) or because
-    the panel is small enough that its per-series refits stay under CHEAP_BACKTEST_SECONDS."""
+    the panel is small enough that its per-series refits over `windows` (the windows it would
+    get; None: `max_backtest_windows`) stay under CHEAP_BACKTEST_SECONDS."""
+    count = config.max_backtest_windows if windows is None else int(windows)
     for name in names:
         cls = CANDIDATES.get(name)
         if cls is None or cls.relative_cost < 4:
             continue
         per_series = PER_SERIES_SECONDS.get(name)
-        projected = FIXED_SECONDS.get(name, 0.0) + (per_series or np.inf) * n_series * config.max_backtest_windows
+        projected = FIXED_SECONDS.get(name, 0.0) + (per_series or np.inf) * n_series * count
         if projected > CHEAP_BACKTEST_SECONDS:
             return False
     return True
@@ -184,7 +187,10 @@ def train(
         log(f"[engine] left out (nothing to add on this data): {', '.join(unsuited)}")
     names = [n for n in names if n not in unsuited]
     params = candidate_params or {}
-    windows = backtest_windows(panel, config, log, extra=extra_windows_affordable(names, panel.n_series, config))
+    wanted = config.windows_for(panel.lengths)
+    windows = backtest_windows(
+        panel, config, log, extra=extra_windows_affordable(names, panel.n_series, config, wanted)
+    )
     objective_key = OBJECTIVE_KEYS[config.objective]
     results = {}
     bt_deadline = (started + float(limit) * (1 - REFIT_SHARE)) if limit else None

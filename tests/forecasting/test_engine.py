@@ -515,7 +515,7 @@ def test_given_a_candidate_costly_per_window_when_trained_then_short_panels_keep
     lines = []
     # Theta refits per series and window: at a cost per series that makes 5 windows of 2 series
     # expensive, the panel keeps the configured 2
-    monkeypatch.setitem(PER_SERIES_SECONDS, "Theta", 1.0)
+    monkeypatch.setitem(PER_SERIES_SECONDS, "Theta", 1.5)
     train(frame, config, tmp_path, candidates=["SeasonalNaive", "Theta"], log=lines.append)
     assert any("window 2/2" in text for text in lines) and not any("window 3/" in text for text in lines)
 
@@ -529,6 +529,10 @@ def test_given_a_costly_per_window_candidate_on_a_tiny_panel_when_windows_are_ch
     assert not extra_windows_affordable(["SeasonalNaive", "Theta"], 100, config)
     assert not extra_windows_affordable(["SeasonalNaive", "ETS"], 20, config)  # 20 series x 5 windows x 0.12 s
     assert not extra_windows_affordable(["SeasonalNaive", "DeepAR"], 1, config)  # its fixed fit
+    # priced on the windows the panel would get: Theta on 20 weekly series, 4 windows (~5 s), takes
+    # them; on 60 series even 3 windows would cost 11 s
+    assert extra_windows_affordable(["SeasonalNaive", "Theta"], 20, config, windows=4)
+    assert not extra_windows_affordable(["SeasonalNaive", "Theta"], 60, config, windows=3)
 
 
 def test_given_weekly_data_when_the_default_preset_trains_then_theta_joins_and_other_choices_are_kept():
